@@ -132,7 +132,13 @@ def ref_ocra(inp):
 class Module:
     def __init__(self, name):
         self.name = name
-        self.engine = wasmtime.Engine()
+        # Only the features the host sandbox allows (sandbox/src/validate.rs): loading fails
+        # if a module needs anything else.
+        cfg = wasmtime.Config()
+        for off in ["threads", "relaxed_simd", "memory64", "multi_memory", "tail_call", "gc", "exceptions",
+                    "function_references", "custom_page_sizes", "wide_arithmetic", "stack_switching"]:
+            setattr(cfg, "wasm_" + off, False)
+        self.engine = wasmtime.Engine(cfg)
         self.module = wasmtime.Module.from_file(self.engine, os.path.join(DIST, name + ".wasm"))
         self.wasi = any(i.module == "wasi_snapshot_preview1" for i in self.module.imports)
         assert self.wasi or not self.module.imports, f"{name}: pure module with imports"

@@ -13,7 +13,12 @@ pub const R_MAX_LEN: usize = MAX_LIST_ITEMS * (4 + MAX_ITEM_LEN);
 /// encoded with `encode_into` (a host-side unit test pins this), without needing a buffer the
 /// size of the input.
 pub fn ctx_chunks(input: &DeriveInput<'_>, mut sink: impl FnMut(&[u8])) {
-    sink(&[INPUT_VERSION, input.purpose.as_u8(), input.direction.as_u8(), 0]);
+    sink(&[
+        INPUT_VERSION,
+        input.purpose.as_u8(),
+        input.direction.as_u8(),
+        0,
+    ]);
     sink(&input.counter.to_le_bytes());
     sink(&input.timestamp.to_le_bytes());
     sink(&input.seq.to_le_bytes());
@@ -115,9 +120,12 @@ mod tests {
         let decoded = DeriveInput::decode(&wire[..n]).unwrap();
 
         let mut expected = [0u8; 1024];
-        let m = DeriveInput { responses: ByteList::EMPTY, ..input }
-            .encode_into(&mut expected)
-            .unwrap();
+        let m = DeriveInput {
+            responses: ByteList::EMPTY,
+            ..input
+        }
+        .encode_into(&mut expected)
+        .unwrap();
         for source in [&input, &decoded] {
             let mut got = Vec::new();
             ctx_chunks(source, |c| got.extend_from_slice(c));
@@ -132,6 +140,9 @@ mod tests {
         let r = lp_concat(items.iter().copied(), &mut buf).unwrap();
         assert_eq!(r, &[2, 0, 0, 0, b'a', b'b', 0, 0, 0, 0]);
         let mut small = [0u8; 9];
-        assert_eq!(lp_concat(items.iter().copied(), &mut small), Err(GuestError::Internal));
+        assert_eq!(
+            lp_concat(items.iter().copied(), &mut small),
+            Err(GuestError::Internal)
+        );
     }
 }

@@ -49,7 +49,10 @@ pub fn alloc(len: i32) -> i32 {
         return 0;
     };
     // Round the next start up; `end <= ARENA_LEN` and ARENA_LEN is a multiple of ALIGN.
-    NEXT.store(end.next_multiple_of(ALIGN).min(ARENA_LEN), Ordering::Relaxed);
+    NEXT.store(
+        end.next_multiple_of(ALIGN).min(ARENA_LEN),
+        Ordering::Relaxed,
+    );
     let addr = arena_base().wrapping_add(start) as usize;
     // Linear memory addresses of wasm32 fit in i32 (the host refuses memory64); 0 on a
     // foreign target keeps the function total.
@@ -73,9 +76,10 @@ fn allocated_offset(ptr: i32, len: i32) -> Option<(usize, usize)> {
 /// ranges overlap, or the input does not decode; `Internal` when `f` claims 0 bytes;
 /// `OutputCapacity` when it claims more than `out_cap`.
 pub fn derive(in_ptr: i32, in_len: i32, out_ptr: i32, out_cap: i32, f: DeriveFn) -> i32 {
-    let (Some((in_off, in_len)), Some((out_off, out_cap))) =
-        (allocated_offset(in_ptr, in_len), allocated_offset(out_ptr, out_cap))
-    else {
+    let (Some((in_off, in_len)), Some((out_off, out_cap))) = (
+        allocated_offset(in_ptr, in_len),
+        allocated_offset(out_ptr, out_cap),
+    ) else {
         return GuestError::BadInput.code();
     };
     if in_off < out_off + out_cap && out_off < in_off + in_len {

@@ -34,9 +34,7 @@ pub mod glue;
 #[cfg(all(target_arch = "wasm32", feature = "panic-handler"))]
 mod panic;
 
-pub use ctx::{
-    R_MAX_LEN, ctx_chunks, lp_chunks, lp_concat, require_responses, write_output,
-};
+pub use ctx::{R_MAX_LEN, ctx_chunks, lp_chunks, lp_concat, require_responses, write_output};
 
 /// The signature of a transform: decoded input in, key material written to `out` (whose
 /// length is the host's `out_cap`), returns the number of bytes written (`1..=out.len()`).
@@ -63,7 +61,12 @@ macro_rules! export_transform {
         /// ABI v1 entry point: key material length, or a negative `GuestError` code.
         #[allow(unsafe_code, reason = "an ABI export needs an unmangled name")]
         #[unsafe(no_mangle)]
-        pub extern "C" fn kasane_derive(in_ptr: i32, in_len: i32, out_ptr: i32, out_cap: i32) -> i32 {
+        pub extern "C" fn kasane_derive(
+            in_ptr: i32,
+            in_len: i32,
+            out_ptr: i32,
+            out_cap: i32,
+        ) -> i32 {
             const DERIVE: $crate::DeriveFn = $derive;
             $crate::glue::derive(in_ptr, in_len, out_ptr, out_cap, DERIVE)
         }

@@ -2,8 +2,8 @@
 //! ctx)` (32 bytes).
 #![no_std]
 
-use hmac::digest::{KeyInit, Mac};
 use hmac::Hmac;
+use hmac::digest::{KeyInit, Mac};
 use kasane_guest::abi::{DeriveInput, GuestError};
 use sha2::Sha256;
 

@@ -15,8 +15,8 @@
 mod question;
 mod suite;
 
-use hmac::digest::{KeyInit, Mac};
 use hmac::Hmac;
+use hmac::digest::{KeyInit, Mac};
 use kasane_guest::abi::{DeriveInput, GuestError, MAX_PARAMS_LEN};
 use sha1::Sha1;
 use sha2::{Sha256, Sha512};
@@ -47,7 +47,10 @@ fn derive(input: &DeriveInput<'_>, out: &mut [u8]) -> Result<usize, GuestError> 
     };
     let q = question(suite.q_format, q).ok_or(GuestError::MissingInput)?;
 
-    let mut msg = Message { buf: [0; MAX_MSG_LEN], len: 0 };
+    let mut msg = Message {
+        buf: [0; MAX_MSG_LEN],
+        len: 0,
+    };
     msg.put(input.params)?;
     msg.put(&[0])?;
     if suite.counter {
@@ -62,7 +65,9 @@ fn derive(input: &DeriveInput<'_>, out: &mut [u8]) -> Result<usize, GuestError> 
         msg.put(p)?;
     }
     if let Some(s) = suite.session_len {
-        let pad = s.checked_sub(SESSION_INFO_LEN).ok_or(GuestError::BadParams)?;
+        let pad = s
+            .checked_sub(SESSION_INFO_LEN)
+            .ok_or(GuestError::BadParams)?;
         for _ in 0..pad {
             msg.put(&[0])?;
         }
@@ -104,7 +109,11 @@ impl Message {
 }
 
 /// HMAC of `msg` under `key` into `out`; returns the tag.
-fn hmac<'o, M: Mac + KeyInit>(key: &[u8], msg: &[u8], out: &'o mut [u8; 64]) -> Result<&'o [u8], GuestError> {
+fn hmac<'o, M: Mac + KeyInit>(
+    key: &[u8],
+    msg: &[u8],
+    out: &'o mut [u8; 64],
+) -> Result<&'o [u8], GuestError> {
     let mut mac = <M as KeyInit>::new_from_slice(key).map_err(|_| GuestError::Internal)?;
     mac.update(msg);
     let tag = mac.finalize().into_bytes();
@@ -132,7 +141,10 @@ fn truncate(mac: &[u8], digits: u32) -> Option<Digits> {
     let bin = u32::from_be_bytes([b[0] & 0x7f, b[1], b[2], b[3]]);
     let mut otp = u64::from(bin) % 10u64.checked_pow(digits)?;
     let len = usize::try_from(digits).ok()?;
-    let mut out = Digits { buf: [b'0'; 10], len };
+    let mut out = Digits {
+        buf: [b'0'; 10],
+        len,
+    };
     for d in out.buf.get_mut(..len)?.iter_mut().rev() {
         *d = b'0' + (otp % 10) as u8;
         otp /= 10;

@@ -76,13 +76,14 @@ fn decimal(q: &[u8]) -> Option<[u32; LIMBS]> {
 
 /// Nibble `i` (0 = least significant) of `n`.
 fn nibble_of(n: &[u32; LIMBS], i: usize) -> u8 {
-    n.get(i / 8).map_or(0, |limb| ((limb >> (4 * (i % 8))) & 0xf) as u8)
+    n.get(i / 8)
+        .map_or(0, |limb| ((limb >> (4 * (i % 8))) & 0xf) as u8)
 }
 
 /// Writes `v` as hex digit number `i` (0 = high nibble of byte 0).
 fn put_nibble(out: &mut [u8; Q_LEN], i: usize, v: u8) -> Option<()> {
     let byte = out.get_mut(i / 2)?;
-    *byte |= if i % 2 == 0 { v << 4 } else { v };
+    *byte |= if i.is_multiple_of(2) { v << 4 } else { v };
     Some(())
 }
 

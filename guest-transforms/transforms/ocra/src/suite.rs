@@ -168,7 +168,12 @@ mod tests {
             b"OCRA-1:HOTP-SHA1-6:QN08-",
             b"OCRA-1:HOTP-SHA1-6:QN08:x",
         ] {
-            assert_eq!(Suite::parse(bad), None, "{}", core::str::from_utf8(bad).unwrap());
+            assert_eq!(
+                Suite::parse(bad),
+                None,
+                "{}",
+                core::str::from_utf8(bad).unwrap()
+            );
         }
     }
 }
