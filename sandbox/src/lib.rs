@@ -1,1 +1,86 @@
-//! placeholder
+//! The Kasane sandbox: runs transform modules (ABI v1, see [`kasane_abi`]) in wasmtime so that
+//! host and client get bit-identical keys, and a hostile module gets a typed error — never a
+//! hang, a panic or an escape.
+//!
+//! # Module map
+//! - `config`: [`SandboxConfig`], [`Profile`], [`Allocator`], and the one function that
+//!   configures the wasmtime engine (NaN canonicalization, fuel, the epoch backstop, the
+//!   refused wasm features, pooling or on-demand memory).
+//! - `limits`: [`Limits`] (fuel, memory, tables, stack, module size, output length) and the
+//!   per-store resource limiter that turns a refused `memory.grow` into
+//!   [`SandboxError::MemoryLimit`].
+//! - `validate`: static checks with `wasmparser` before wasmtime sees any byte: size, binary
+//!   format, feature set, imports per profile, ABI exports and signatures; [`ModuleInfo`].
+//! - `sandbox`: [`Sandbox`] (engine, linkers, epoch ticker) and [`Transform`] (one
+//!   `InstancePre`) with the derive call and the classification of traps.
+//! - `wasi` (feature `wasi`): the deterministic `wasi_snapshot_preview1` of the
+//!   [`Profile::Wasi`] profile.
+//! - `cache`: [`CompileCache`], compiled modules on disk behind an HMAC integrity check; its
+//!   `load` submodule holds the crate's only `unsafe` (`Module::deserialize`).
+//! - `output`: [`Derived`] and the zeroizing [`Key`].
+//! - `error`: [`SandboxError`].
+//!
+//! # Example
+//! ```
+//! use kasane_sandbox::{Limits, Profile, Sandbox, SandboxConfig};
+//!
+//! // A transform that returns the first 4 bytes of its input.
+//! let wasm = wat::parse_str(r#"(module
+//!     (memory (export "memory") 1)
+//!     (func (export "kasane_abi_v1"))
+//!     (global $next (mut i32) (i32.const 1024))
+//!     (func (export "kasane_alloc") (param $len i32) (result i32)
+//!         (global.get $next)
+//!         (global.set $next (i32.add (global.get $next) (local.get $len))))
+//!     (func (export "kasane_derive") (param $in i32) (param $in_len i32)
+//!                                    (param $out i32) (param $cap i32) (result i32)
+//!         (memory.copy (local.get $out) (local.get $in) (i32.const 4))
+//!         (i32.const 4)))"#)?;
+//!
+//! let sandbox = Sandbox::new(SandboxConfig::default())?;
+//! let transform = sandbox.load(&wasm, Profile::Pure, Limits::default())?;
+//! let derived = transform.derive(&kasane_abi::DeriveInput::empty())?;
+//! assert_eq!(derived.key.as_bytes(), &[1, 1, 0, 0]); // version 1, purpose auth, direction 0
+//! assert!(derived.fuel_used > 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(unsafe_code)]
+
+mod cache;
+mod config;
+mod error;
+mod limits;
+mod output;
+mod sandbox;
+mod validate;
+#[cfg(feature = "wasi")]
+mod wasi;
+
+pub use cache::{CacheOutcome, CompileCache};
+pub use config::{Allocator, PoolingSizes, Profile, SandboxConfig};
+pub use error::SandboxError;
+pub use limits::Limits;
+pub use output::{Derived, Key};
+pub use sandbox::{Sandbox, Transform};
+pub use validate::{ModuleInfo, WASI_MODULE};
+#[cfg(feature = "wasi")]
+pub use wasi::DIAGNOSTICS_CAP;
+
+/// Most bytes of stdout + stderr kept from a WASI transform.
+#[cfg(not(feature = "wasi"))]
+pub const DIAGNOSTICS_CAP: usize = 4096;
+
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).into()
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}

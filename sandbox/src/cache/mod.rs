@@ -1,0 +1,341 @@
+//! [`CompileCache`]: compiled modules on disk, keyed by module hash and engine compatibility,
+//! with an integrity check before anything is deserialized.
+//!
+//! # File format (`<dir>/<hex key>.cwasm`)
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 8 | magic `KSNCWASM` |
+//! | 8 | 4 | format version (u32 LE, 1) |
+//! | 12 | 32 | the cache key (see below) |
+//! | 44 | 32 | HMAC-SHA256 under the cache secret over bytes 0..44 and the payload |
+//! | 76 | … | `Module::serialize` output |
+//!
+//! Key = SHA-256(`"kasane/compile-cache/v1"` ‖ module SHA-256 ‖ profile name ‖ wasmtime
+//! version ‖ wasmtime's `precompile_compatibility_hash` (target, compiler flags, tunables,
+//! features, wasmtime's own version)). A changed engine configuration is a different key, so
+//! a stale entry is a miss, not an error.
+//!
+//! # What the integrity check defends against (and what not)
+//! `Module::deserialize` trusts its input completely: bytes that are not exactly what
+//! wasmtime produced can run arbitrary native code. So a file is only deserialized when its
+//! HMAC verifies under a 32-byte secret kept in `<dir>/cache.key` (mode 0600, created on first
+//! use from the OS RNG) and its key matches the module being loaded. That refuses:
+//! corruption (a flipped byte, truncation), a file copied from another module's entry or
+//! another cache, and a file planted by anyone who can write the directory but cannot read
+//! the key. A refused file is never deserialized: the module is compiled again from its
+//! (already validated) bytes, the entry is rewritten and the outcome is
+//! [`CacheOutcome::Recompiled`].
+//!
+//! It does not defend against someone who can read or write `cache.key`: that person can
+//! make the embedder run anything, exactly like someone who can replace its binary. Keep the
+//! cache directory as private as the binary (it is created with mode 0700).
+
+mod load;
+
+use crate::{Profile, SandboxError};
+use hmac::{Hmac, Mac as _};
+use sha2::{Digest as _, Sha256};
+use std::fs;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use wasmtime::{Engine, Module};
+use zeroize::Zeroizing;
+
+/// The wasmtime version the workspace pins (also part of the compatibility hash).
+const WASMTIME_VERSION: &str = "48.0.8";
+const MAGIC: [u8; 8] = *b"KSNCWASM";
+const FORMAT_VERSION: u32 = 1;
+const HEADER_LEN: usize = 8 + 4 + 32 + 32;
+const KEY_FILE: &str = "cache.key";
+const SECRET_LEN: usize = 32;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// What [`Sandbox::load_cached`](crate::Sandbox::load_cached) did with the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CacheOutcome {
+    /// A verified entry was deserialized; nothing was compiled.
+    Hit,
+    /// No entry: compiled and stored.
+    Miss,
+    /// The cache is disabled: compiled, nothing written.
+    Disabled,
+    /// An entry existed but failed its integrity check (corrupt, truncated, foreign or
+    /// planted): it was not deserialized; the module was compiled from its bytes and the entry
+    /// replaced.
+    Recompiled,
+}
+
+/// A directory of compiled modules, or nothing ([`CompileCache::disabled`]).
+#[derive(Debug)]
+pub struct CompileCache {
+    dir: Option<CacheDir>,
+}
+
+struct CacheDir {
+    path: PathBuf,
+    secret: Zeroizing<[u8; SECRET_LEN]>,
+}
+
+impl std::fmt::Debug for CacheDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheDir")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CompileCache {
+    /// Opens (creating if needed) a cache in `dir`, and its secret key file.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, SandboxError> {
+        let path = dir.as_ref().to_path_buf();
+        create_private_dir(&path)?;
+        let secret = load_or_create_secret(&path)?;
+        Ok(Self {
+            dir: Some(CacheDir { path, secret }),
+        })
+    }
+
+    /// No cache: every load compiles, and nothing ever touches the filesystem (`--no-cache`).
+    pub fn disabled() -> Self {
+        Self { dir: None }
+    }
+
+    /// The cache directory, if enabled.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_ref().map(|d| d.path.as_path())
+    }
+
+    /// Returns the compiled module for `wasm` (already validated), from disk when a verified
+    /// entry exists.
+    pub(crate) fn get_or_compile(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+        module_hash: &[u8; 32],
+        profile: Profile,
+        compile: fn(&Engine, &[u8]) -> Result<Module, SandboxError>,
+    ) -> Result<(Module, CacheOutcome), SandboxError> {
+        let Some(dir) = &self.dir else {
+            return Ok((compile(engine, wasm)?, CacheOutcome::Disabled));
+        };
+        let key = cache_key(engine, module_hash, profile);
+        let file = dir.path.join(format!("{}.cwasm", crate::hex(&key)));
+        let outcome = match fs::read(&file) {
+            Ok(bytes) => match load::verified_deserialize(engine, &dir.secret, &key, &bytes) {
+                Some(module) => return Ok((module, CacheOutcome::Hit)),
+                None => CacheOutcome::Recompiled,
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => CacheOutcome::Miss,
+            Err(e) => return Err(SandboxError::Cache(e)),
+        };
+        let module = compile(engine, wasm)?;
+        let payload = module
+            .serialize()
+            .map_err(|e| SandboxError::Engine(format!("serialize: {e:#}")))?;
+        let entry = encode_entry(&dir.secret, &key, &payload);
+        write_atomically(&dir.path, &file, &entry)?;
+        Ok((module, outcome))
+    }
+}
+
+fn cache_key(engine: &Engine, module_hash: &[u8; 32], profile: Profile) -> [u8; 32] {
+    use std::hash::Hash as _;
+    let mut h = ShaHasher(Sha256::new());
+    h.0.update(b"kasane/compile-cache/v1");
+    h.0.update(module_hash);
+    h.0.update(profile.as_str().as_bytes());
+    h.0.update([0]);
+    h.0.update(WASMTIME_VERSION.as_bytes());
+    h.0.update([0]);
+    engine.precompile_compatibility_hash().hash(&mut h);
+    h.0.finalize().into()
+}
+
+/// Feeds a [`std::hash::Hash`] into SHA-256 (a stable digest, unlike `DefaultHasher`).
+struct ShaHasher(Sha256);
+
+impl std::hash::Hasher for ShaHasher {
+    fn finish(&self) -> u64 {
+        0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+fn tag(secret: &[u8; SECRET_LEN], header: &[u8], payload: &[u8]) -> Option<HmacSha256> {
+    let mut mac = HmacSha256::new_from_slice(secret).ok()?;
+    mac.update(header);
+    mac.update(payload);
+    Some(mac)
+}
+
+fn header(key: &[u8; 32]) -> [u8; 44] {
+    let mut h = [0u8; 44];
+    h[..8].copy_from_slice(&MAGIC);
+    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h[12..44].copy_from_slice(key);
+    h
+}
+
+fn encode_entry(secret: &[u8; SECRET_LEN], key: &[u8; 32], payload: &[u8]) -> Vec<u8> {
+    let head = header(key);
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(&head);
+    // HMAC accepts keys of any length, so `tag` cannot fail here; an all-zero tag would only
+    // make the entry fail verification later (a recompile), never a wrong deserialize.
+    let t = tag(secret, &head, payload).map(|m| m.finalize().into_bytes().to_vec());
+    out.extend_from_slice(t.as_deref().unwrap_or(&[0u8; 32]));
+    out.extend_from_slice(payload);
+    out
+}
+
+fn create_private_dir(path: &Path) -> Result<(), SandboxError> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        b.mode(0o700);
+    }
+    b.create(path).map_err(SandboxError::Cache)
+}
+
+fn load_or_create_secret(dir: &Path) -> Result<Zeroizing<[u8; SECRET_LEN]>, SandboxError> {
+    let path = dir.join(KEY_FILE);
+    match read_secret(&path) {
+        Ok(s) => return Ok(s),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(SandboxError::Cache(e)),
+    }
+    let mut secret = Zeroizing::new([0u8; SECRET_LEN]);
+    rand::RngCore::try_fill_bytes(&mut rand::rngs::OsRng, secret.as_mut_slice())
+        .map_err(|e| SandboxError::Cache(io::Error::other(e)))?;
+    // Write a private temp file, then link it into place: `hard_link` fails if another
+    // process created the key first, and then we use theirs.
+    let tmp = temp_path(dir, KEY_FILE);
+    let written = (|| {
+        let mut f = private_file(&tmp)?;
+        f.write_all(secret.as_slice())?;
+        f.sync_all()
+    })();
+    let linked = written.and_then(|()| fs::hard_link(&tmp, &path));
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(secret),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            read_secret(&path).map_err(SandboxError::Cache)
+        }
+        Err(e) => Err(SandboxError::Cache(e)),
+    }
+}
+
+fn read_secret(path: &Path) -> io::Result<Zeroizing<[u8; SECRET_LEN]>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} is accessible to other users (mode {mode:o}); expected 0600",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    let bytes = Zeroizing::new(fs::read(path)?);
+    let mut secret = Zeroizing::new([0u8; SECRET_LEN]);
+    if bytes.len() != SECRET_LEN {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not a {SECRET_LEN}-byte key", path.display()),
+        ));
+    }
+    secret.copy_from_slice(&bytes);
+    Ok(secret)
+}
+
+fn private_file(path: &Path) -> io::Result<fs::File> {
+    let mut o = fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.mode(0o600);
+    }
+    o.open(path)
+}
+
+fn temp_path(dir: &Path, name: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()))
+}
+
+/// Temp file in the same directory, then `rename`: readers see the old entry or the new one,
+/// never half a file.
+fn write_atomically(dir: &Path, file: &Path, bytes: &[u8]) -> Result<(), SandboxError> {
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("entry");
+    let tmp = temp_path(dir, name);
+    let result = (|| {
+        let mut f = private_file(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, file)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(SandboxError::Cache)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_round_trips_and_every_tamper_is_refused() {
+        let secret = [9u8; 32];
+        let key = [1u8; 32];
+        let entry = encode_entry(&secret, &key, b"payload");
+        assert!(load::verify(&secret, &key, &entry).is_some());
+        let mut flipped = entry.clone();
+        if let Some(b) = flipped.last_mut() {
+            *b ^= 1;
+        }
+        assert!(load::verify(&secret, &key, &flipped).is_none());
+        assert!(load::verify(&secret, &key, &entry[..entry.len() - 1]).is_none());
+        assert!(load::verify(&secret, &key, &entry[..10]).is_none());
+        assert!(load::verify(&secret, &[2u8; 32], &entry).is_none());
+        assert!(load::verify(&[8u8; 32], &key, &entry).is_none());
+    }
+
+    #[test]
+    fn open_creates_a_private_key_and_reuses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = CompileCache::open(dir.path()).unwrap();
+        let b = CompileCache::open(dir.path()).unwrap();
+        let (sa, sb) = (a.dir.as_ref().unwrap(), b.dir.as_ref().unwrap());
+        assert_eq!(sa.secret.as_slice(), sb.secret.as_slice());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = fs::metadata(dir.path().join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+            fs::set_permissions(dir.path().join(KEY_FILE), fs::Permissions::from_mode(0o644))
+                .unwrap();
+            assert!(matches!(
+                CompileCache::open(dir.path()),
+                Err(SandboxError::Cache(_))
+            ));
+        }
+    }
+}

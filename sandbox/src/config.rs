@@ -1,0 +1,164 @@
+//! [`SandboxConfig`] and the one place the wasmtime [`Engine`] is configured (DESIGN §2:
+//! determinism, fuel, the epoch backstop, the allocator).
+
+use crate::{Limits, SandboxError};
+use std::fmt;
+use std::time::Duration;
+use wasmparser::WasmFeatures;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Which host functions a transform may import.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Profile {
+    /// No imports at all (the default for transforms).
+    Pure,
+    /// Only `wasi_snapshot_preview1`, served by a deterministic context (no args, env,
+    /// files or sockets; clocks read the session timestamp; random is seeded from the
+    /// transcript). Needs the cargo feature `wasi`; without it, loading is
+    /// [`SandboxError::ProfileUnavailable`].
+    Wasi,
+}
+
+impl Profile {
+    /// The name used in registry metadata and at `hello`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pure => "pure",
+            Self::Wasi => "wasi",
+        }
+    }
+
+    /// Parses the registry name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "pure" => Some(Self::Pure),
+            "wasi" => Some(Self::Wasi),
+            _ => None,
+        }
+    }
+
+    /// True when this build can run the profile.
+    pub fn is_available(self) -> bool {
+        match self {
+            Self::Pure => true,
+            Self::Wasi => cfg!(feature = "wasi"),
+        }
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How instances get their memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Allocator {
+    /// wasmtime's pooling allocator: slots reserved up front, fast instantiation (host).
+    #[default]
+    Pooling,
+    /// mmap on demand: no up-front reservation (small clients, tools).
+    OnDemand,
+}
+
+/// Sizes of the pooling allocator's pools (ignored with [`Allocator::OnDemand`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PoolingSizes {
+    /// Most instances (and so memories) alive at once: the number of concurrent derive
+    /// calls. One more fails with [`SandboxError::Engine`] rather than waiting.
+    pub instances: u32,
+    /// Most tables alive at once, over all instances.
+    pub tables: u32,
+    /// Most tables one module may define.
+    pub tables_per_module: u32,
+}
+
+impl Default for PoolingSizes {
+    fn default() -> Self {
+        Self {
+            instances: 256,
+            tables: 512,
+            tables_per_module: 4,
+        }
+    }
+}
+
+/// Configuration of a [`Sandbox`](crate::Sandbox).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SandboxConfig {
+    /// Pooling (default) or on-demand memory.
+    pub allocator: Allocator,
+    /// Upper bounds for every transform: a registry entry's limits are capped by these. The
+    /// wasm stack and the pool's slot sizes come from here.
+    pub max_limits: Limits,
+    /// Pool sizes when `allocator` is [`Allocator::Pooling`].
+    pub pooling: PoolingSizes,
+    /// Wall-clock backstop for one derive call (default 10 s). Fuel is the verdict; this only
+    /// stops a call stuck where fuel is not consumed. It fires as
+    /// [`SandboxError::WallClockTimeout`].
+    pub wall_clock_backstop: Duration,
+    /// Period of the epoch ticker thread (default 50 ms): the backstop's resolution.
+    pub epoch_tick: Duration,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            allocator: Allocator::Pooling,
+            max_limits: Limits::default(),
+            pooling: PoolingSizes::default(),
+            wall_clock_backstop: Duration::from_secs(10),
+            epoch_tick: Duration::from_millis(50),
+        }
+    }
+}
+
+impl SandboxConfig {
+    /// Number of epoch ticks that make up the backstop (at least 1).
+    pub(crate) fn deadline_ticks(&self) -> u64 {
+        let tick = self.epoch_tick.as_nanos().max(1);
+        u64::try_from(self.wall_clock_backstop.as_nanos() / tick)
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    /// Builds the engine. Every determinism setting of DESIGN §2 lives here.
+    pub(crate) fn engine(&self) -> Result<Engine, SandboxError> {
+        let mut c = Config::new();
+        c.cranelift_nan_canonicalization(true)
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            // Exactly the features `validate` allows, whatever wasmtime's defaults or compiled
+            // features are: no threads, relaxed SIMD, memory64, multi-memory, GC, exceptions,
+            // tail calls, stack switching or components.
+            .wasm_features(WasmFeatures::all(), false)
+            .wasm_features(crate::validate::allowed_features(), true)
+            .wasm_backtrace_max_frames(None)
+            .max_wasm_stack(self.max_limits.wasm_stack_bytes);
+        // wasmtime requires the async stack to hold the wasm stack even when async is unused.
+        let async_stack = self
+            .max_limits
+            .wasm_stack_bytes
+            .saturating_add(1 << 20)
+            .max(2 << 20);
+        c.async_stack_size(async_stack);
+        if self.allocator == Allocator::Pooling {
+            let mut pool = PoolingAllocationConfig::new();
+            let memory = usize::try_from(self.max_limits.memory_bytes).unwrap_or(usize::MAX);
+            let tables = usize::try_from(self.max_limits.table_elements).unwrap_or(usize::MAX);
+            pool.total_core_instances(self.pooling.instances)
+                .total_memories(self.pooling.instances)
+                .total_tables(self.pooling.tables)
+                .total_component_instances(0)
+                .max_memories_per_module(1)
+                .max_tables_per_module(self.pooling.tables_per_module)
+                .max_memory_size(memory)
+                .table_elements(tables);
+            c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        } else {
+            c.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+        }
+        Engine::new(&c).map_err(|e| SandboxError::Engine(format!("{e:#}")))
+    }
+}

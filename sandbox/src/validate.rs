@@ -1,0 +1,269 @@
+//! Static checks with `wasmparser`, before wasmtime ever sees the bytes: binary format, the
+//! allowed feature set, imports per [`Profile`], the ABI v1 exports and their signatures, and
+//! the declared memory and table sizes against the [`Limits`].
+
+use crate::{Limits, Profile, SandboxError};
+use kasane_abi::{
+    EXPORT_ABI_MARKER, EXPORT_ALLOC, EXPORT_DERIVE, EXPORT_MEMORY, EXPORT_WASI_INITIALIZE,
+};
+use wasmparser::types::{EntityType, Types};
+use wasmparser::{CompositeInnerType, FuncType, Parser, Payload, ValType, Validator, WasmFeatures};
+
+/// The only import module the WASI profile serves.
+pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
+
+/// What validation learned about a module.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ModuleInfo {
+    /// SHA-256 of the module bytes (the registry's module hash).
+    pub sha256: [u8; 32],
+    /// `(module, name)` of every import (empty for the pure profile).
+    pub imports: Vec<(String, String)>,
+    /// The module has a start function (it runs under fuel at each instantiation).
+    pub has_start: bool,
+    /// The module exports `_initialize` (a WASI reactor); it is called once per derive.
+    pub has_initialize: bool,
+    /// Initial linear memory in bytes.
+    pub initial_memory_bytes: u64,
+}
+
+/// The wasm features a transform may use. Everything that threatens determinism or widens the
+/// attack surface is off: threads and shared memory, relaxed SIMD, memory64, multi-memory,
+/// GC, exceptions, tail calls, stack switching, the component model.
+pub(crate) fn allowed_features() -> WasmFeatures {
+    WasmFeatures::MUTABLE_GLOBAL
+        | WasmFeatures::SATURATING_FLOAT_TO_INT
+        | WasmFeatures::SIGN_EXTENSION
+        | WasmFeatures::REFERENCE_TYPES
+        | WasmFeatures::MULTI_VALUE
+        | WasmFeatures::BULK_MEMORY
+        | WasmFeatures::SIMD
+        | WasmFeatures::FLOATS
+        | WasmFeatures::EXTENDED_CONST
+}
+
+const WASM_MAGIC: [u8; 4] = *b"\0asm";
+/// Version field of a core module (a component has a different one).
+const CORE_VERSION: [u8; 4] = [1, 0, 0, 0];
+
+/// Validates `wasm` for `profile` under `limits` (already capped). Never panics; every failure
+/// is its own [`SandboxError`].
+pub(crate) fn validate(
+    wasm: &[u8],
+    profile: Profile,
+    limits: &Limits,
+) -> Result<ModuleInfo, SandboxError> {
+    if wasm.len() > limits.module_bytes {
+        return Err(SandboxError::ModuleTooLarge {
+            len: wasm.len(),
+            max: limits.module_bytes,
+        });
+    }
+    if profile == Profile::Wasi && !cfg!(feature = "wasi") {
+        return Err(SandboxError::ProfileUnavailable("wasi"));
+    }
+    match (wasm.get(0..4), wasm.get(4..8)) {
+        (Some(magic), Some(version)) if magic == WASM_MAGIC => {
+            if version != CORE_VERSION {
+                return Err(SandboxError::UnsupportedFeature(
+                    "not a core module (components are not supported)".into(),
+                ));
+            }
+        }
+        _ => return Err(SandboxError::InvalidWasm("not a binary wasm module".into())),
+    }
+
+    let types = match Validator::new_with_features(allowed_features()).validate_all(wasm) {
+        Ok(types) => types,
+        Err(restricted) => {
+            // Tell "valid, but uses a feature we refuse" from "not valid at all", so each
+            // hostile case gets its own error.
+            return Err(
+                match Validator::new_with_features(WasmFeatures::all()).validate_all(wasm) {
+                    Ok(_) => SandboxError::UnsupportedFeature(restricted.message().to_owned()),
+                    Err(e) => SandboxError::InvalidWasm(e.to_string()),
+                },
+            );
+        }
+    };
+
+    let imports = check_imports(&types, profile)?;
+    let (initial_memory_bytes, has_initialize) = check_exports(&types, profile)?;
+    if initial_memory_bytes > limits.memory_bytes {
+        return Err(SandboxError::MemoryLimit);
+    }
+    let tables = types.as_ref();
+    for i in 0..tables.table_count() {
+        if tables.table_at(i).initial > limits.table_elements {
+            return Err(SandboxError::TableLimit);
+        }
+    }
+
+    let mut has_start = false;
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload {
+            Ok(Payload::StartSection { .. }) => has_start = true,
+            Ok(_) => {}
+            Err(e) => return Err(SandboxError::InvalidWasm(e.to_string())),
+        }
+    }
+
+    Ok(ModuleInfo {
+        sha256: crate::sha256(wasm),
+        imports,
+        has_start,
+        has_initialize,
+        initial_memory_bytes,
+    })
+}
+
+fn check_imports(types: &Types, profile: Profile) -> Result<Vec<(String, String)>, SandboxError> {
+    let types = types.as_ref();
+    let Some(imports) = types.core_imports() else {
+        return Err(SandboxError::UnsupportedFeature("not a core module".into()));
+    };
+    let mut out = Vec::new();
+    for (module, name, ty) in imports {
+        let allowed = match profile {
+            Profile::Pure => false,
+            Profile::Wasi => {
+                module == WASI_MODULE
+                    && matches!(ty, EntityType::Func(_))
+                    && WASI_P1_FUNCTIONS.contains(&name)
+            }
+        };
+        if !allowed {
+            return Err(SandboxError::ForbiddenImport {
+                module: module.into(),
+                name: name.into(),
+            });
+        }
+        out.push((module.to_owned(), name.to_owned()));
+    }
+    Ok(out)
+}
+
+/// Checks the ABI v1 exports; returns the initial memory size and whether `_initialize` exists.
+fn check_exports(types: &Types, profile: Profile) -> Result<(u64, bool), SandboxError> {
+    let types = types.as_ref();
+    let Some(exports) = types.core_exports() else {
+        return Err(SandboxError::UnsupportedFeature("not a core module".into()));
+    };
+    let exports: Vec<(&str, EntityType)> = exports.collect();
+    let find = |name: &str| exports.iter().find(|(n, _)| *n == name).map(|(_, t)| *t);
+    let func = |name: &str| -> Result<Option<FuncType>, SandboxError> {
+        match find(name) {
+            None => Ok(None),
+            Some(EntityType::Func(id)) => match types.get(id).map(|s| &s.composite_type.inner) {
+                Some(CompositeInnerType::Func(f)) => Ok(Some(f.clone())),
+                _ => Err(SandboxError::BadAbi(format!(
+                    "export {name} is not a plain function"
+                ))),
+            },
+            Some(_) => Err(SandboxError::BadAbi(format!(
+                "export {name} is not a function"
+            ))),
+        }
+    };
+    let expect = |name: &str, params: &[ValType], results: &[ValType]| {
+        let f =
+            func(name)?.ok_or_else(|| SandboxError::BadAbi(format!("missing export {name}")))?;
+        if f.params() != params || f.results() != results {
+            return Err(SandboxError::BadAbi(format!(
+                "export {name} has type {}, expected {}",
+                show(f.params(), f.results()),
+                show(params, results)
+            )));
+        }
+        Ok(())
+    };
+
+    use ValType::I32;
+    expect(EXPORT_ABI_MARKER, &[], &[])?;
+    let memory = match find(EXPORT_MEMORY) {
+        Some(EntityType::Memory(m)) => m,
+        Some(_) => {
+            return Err(SandboxError::BadAbi(format!(
+                "export {EXPORT_MEMORY} is not a memory"
+            )));
+        }
+        None => {
+            return Err(SandboxError::BadAbi(format!(
+                "missing export {EXPORT_MEMORY}"
+            )));
+        }
+    };
+    expect(EXPORT_ALLOC, &[I32], &[I32])?;
+    expect(EXPORT_DERIVE, &[I32, I32, I32, I32], &[I32])?;
+    let has_initialize = match profile {
+        Profile::Wasi if func(EXPORT_WASI_INITIALIZE)?.is_some() => {
+            expect(EXPORT_WASI_INITIALIZE, &[], &[])?;
+            true
+        }
+        _ => false,
+    };
+    // Page size is 64 KiB (custom page sizes are off); saturate rather than overflow.
+    let initial = memory.initial.saturating_mul(65_536);
+    Ok((initial, has_initialize))
+}
+
+fn show(params: &[ValType], results: &[ValType]) -> String {
+    let list = |v: &[ValType]| {
+        v.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!("({}) -> ({})", list(params), list(results))
+}
+
+/// Every function of `wasi_snapshot_preview1`; any other name is refused at validation.
+const WASI_P1_FUNCTIONS: &[&str] = &[
+    "args_get",
+    "args_sizes_get",
+    "environ_get",
+    "environ_sizes_get",
+    "clock_res_get",
+    "clock_time_get",
+    "fd_advise",
+    "fd_allocate",
+    "fd_close",
+    "fd_datasync",
+    "fd_fdstat_get",
+    "fd_fdstat_set_flags",
+    "fd_fdstat_set_rights",
+    "fd_filestat_get",
+    "fd_filestat_set_size",
+    "fd_filestat_set_times",
+    "fd_pread",
+    "fd_prestat_get",
+    "fd_prestat_dir_name",
+    "fd_pwrite",
+    "fd_read",
+    "fd_readdir",
+    "fd_renumber",
+    "fd_seek",
+    "fd_sync",
+    "fd_tell",
+    "fd_write",
+    "path_create_directory",
+    "path_filestat_get",
+    "path_filestat_set_times",
+    "path_link",
+    "path_open",
+    "path_readlink",
+    "path_remove_directory",
+    "path_rename",
+    "path_symlink",
+    "path_unlink_file",
+    "poll_oneoff",
+    "proc_exit",
+    "proc_raise",
+    "sched_yield",
+    "random_get",
+    "sock_accept",
+    "sock_recv",
+    "sock_send",
+    "sock_shutdown",
+];
