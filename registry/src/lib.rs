@@ -5,10 +5,36 @@
 //!   JSON, for authors and tools. Parses the input file format documented there.
 //! - [`harness`] (feature `cli`): `kasane-registry test` — the authoring harness (ABI, imports,
 //!   determinism across two engines, fuel headroom, output length, known-answer vectors).
+//! - [`error`]: [`RegistryError`], one variant per refusal reason.
+//! - [`keys`]: Ed25519 public keys (weak keys refused), key ids, secret keys (zeroized,
+//!   redacted), key files written atomically with mode 0600.
+//! - [`envelope`]: DSSE-style envelopes, PAE, and the threshold rule (distinct public keys).
+//! - [`metadata`]: the signed file kinds (`root`, `targets`, `authors/<id>`, `revocations`,
+//!   `snapshot`, session tickets), their size caps and name rules.
+//! - [`trust`]: the client-side trust store: pinned root, root chain walk, version floors,
+//!   freeze and clock checks, module admission (length and hash before compiling).
+//! - [`repo`]: the publisher's side, one method per CLI command (`init`, `add`, `revoke`,
+//!   `delegate`, `author-sign`, `rotate-root`, `snapshot`, `sign-ticket`, `inspect`).
+//! - [`simulator`]: an in-memory repository with every role's keys and a fake clock, for tests.
+//! - [`atomic`]: atomic file writes (trust state, key files).
+//! - [`hexfmt`]: lowercase hex and [`Sha256Hash`].
 //!
-//! Signed metadata, the client-side trust store and the rest of the CLI arrive with the
-//! registry issue; see `docs/` for the design they follow.
+//! `docs/REGISTRY.md` describes the roles, the threats covered and the key ceremony.
 #![forbid(unsafe_code)]
+
+pub mod atomic;
+pub mod envelope;
+pub mod error;
+pub mod hexfmt;
+mod json;
+pub mod keys;
+pub mod metadata;
+pub mod repo;
+pub mod simulator;
+pub mod trust;
+
+pub use error::{RegistryError, Result, RoleName};
+pub use hexfmt::Sha256Hash;
 
 #[cfg(feature = "cli")]
 pub mod harness;

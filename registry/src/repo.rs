@@ -1,0 +1,684 @@
+//! The publisher's side: a [`Repository`] of signed files, and one method per CLI command
+//! (`init`, `add`, `revoke`, `delegate`, `author-sign`, `rotate-root`, `snapshot`,
+//! `sign-ticket`). Each method takes the secret keys of the role it re-signs, so offline keys
+//! are only needed for the commands that change offline roles.
+//!
+//! Layout on disk (what clients fetch): `N.root.json` for every root version, `root.json` (a
+//! copy of the latest), `targets.json`, `revocations.json`, `snapshot.json`,
+//! `authors/<id>.json`. A snapshot never drops an entry it once listed (clients refuse a
+//! snapshot that does, see [`crate::trust`]).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::error::{RegistryError, Result, RoleName};
+use crate::hexfmt::Sha256Hash;
+use crate::keys::{KeyId, PublicKey, SecretKey};
+use crate::metadata::revocations::Revocations;
+use crate::metadata::root::{RoleSpec, Roles, Root, SPEC_VERSION};
+use crate::metadata::snapshot::{MetaInfo, Snapshot};
+use crate::metadata::targets::{AuthorFile, Delegation, Profile, TargetEntry, Targets};
+use crate::metadata::ticket::{Ticket, TicketModule};
+use crate::metadata::{
+    MAX_AUTHOR_LEN, MAX_MODULE_LEN, MAX_REVOCATIONS_LEN, MAX_ROOT_LEN, MAX_SNAPSHOT_LEN,
+    MAX_TARGETS_LEN, Metadata, parse_unverified, validate_author_id, verify,
+};
+use crate::trust::{meta_path, root_path};
+
+const DAY: u64 = 24 * 60 * 60;
+
+/// How long each role's files stay valid after signing, seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// `root` (default 365 days).
+    pub root: u64,
+    /// `targets` (default 90 days).
+    pub targets: u64,
+    /// `revocations` (default 30 days).
+    pub revocations: u64,
+    /// `snapshot` (default 7 days: the online key re-signs it often).
+    pub snapshot: u64,
+    /// Session tickets (default 120 s).
+    pub ticket: u64,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Self {
+            root: 365 * DAY,
+            targets: 90 * DAY,
+            revocations: 30 * DAY,
+            snapshot: 7 * DAY,
+            ticket: 120,
+        }
+    }
+}
+
+/// A role's public keys and threshold, to build a root.
+#[derive(Clone, Debug)]
+pub struct RoleSetup {
+    /// The keys.
+    pub keys: Vec<PublicKey>,
+    /// Distinct keys needed.
+    pub threshold: u32,
+}
+
+impl RoleSetup {
+    /// One key, threshold 1 (development setups).
+    pub fn single(key: &PublicKey) -> Self {
+        Self {
+            keys: vec![*key],
+            threshold: 1,
+        }
+    }
+}
+
+/// Every role's keys, to build a root.
+#[derive(Clone, Debug)]
+pub struct RootSetup {
+    /// Root keys (offline).
+    pub root: RoleSetup,
+    /// Targets keys (offline).
+    pub targets: RoleSetup,
+    /// Snapshot and ticket keys (online).
+    pub snapshot: RoleSetup,
+    /// Revocations keys.
+    pub revocations: RoleSetup,
+    /// Host identity keys.
+    pub host: RoleSetup,
+}
+
+impl RootSetup {
+    /// The root payload with these roles (checked).
+    pub fn to_root(&self, version: u64, expires: u64) -> Result<Root> {
+        let mut keys = BTreeMap::new();
+        let mut spec = |r: &RoleSetup| RoleSpec {
+            keyids: r
+                .keys
+                .iter()
+                .map(|k| {
+                    keys.insert(k.key_id(), *k);
+                    k.key_id()
+                })
+                .collect(),
+            threshold: r.threshold,
+        };
+        let roles = Roles {
+            root: spec(&self.root),
+            targets: spec(&self.targets),
+            snapshot: spec(&self.snapshot),
+            revocations: spec(&self.revocations),
+            host: spec(&self.host),
+        };
+        let root = Root {
+            spec_version: SPEC_VERSION,
+            version,
+            expires,
+            keys,
+            roles,
+        };
+        root.validate()?;
+        Ok(root)
+    }
+}
+
+/// A target entry for `module`: its hash and length, with the given limits.
+pub fn target_entry(
+    name: &str,
+    module: &[u8],
+    profile: Profile,
+    fuel: u64,
+    memory: u64,
+    params: Vec<u8>,
+    rollout_weight: u32,
+) -> Result<TargetEntry> {
+    crate::json::check_len(module.len(), MAX_MODULE_LEN, "module")?;
+    let e = TargetEntry {
+        name: name.to_owned(),
+        version: 1,
+        sha256: Sha256Hash::of(module),
+        length: module.len() as u64,
+        profile,
+        fuel,
+        memory,
+        params,
+        rollout_weight,
+    };
+    e.validate()?;
+    Ok(e)
+}
+
+/// A signed file and its parsed payload.
+#[derive(Clone, Debug)]
+struct Signed<M> {
+    meta: M,
+    bytes: Vec<u8>,
+}
+
+impl<M: Metadata> Signed<M> {
+    fn sign(meta: M, keys: &[&SecretKey]) -> Result<Self> {
+        meta.validate()?;
+        let bytes = meta.sign_to_bytes(keys);
+        Ok(Self { meta, bytes })
+    }
+}
+
+/// A repository: every signed file, in memory. See the module documentation.
+#[derive(Clone, Debug)]
+pub struct Repository {
+    roots: Vec<Signed<Root>>,
+    targets: Signed<Targets>,
+    revocations: Signed<Revocations>,
+    authors: BTreeMap<String, Signed<AuthorFile>>,
+    snapshot: Signed<Snapshot>,
+}
+
+/// The secret keys `init` signs the first files with.
+#[derive(Clone, Copy, Debug)]
+pub struct InitSigners<'a> {
+    /// Root keys (at least the root threshold).
+    pub root: &'a [&'a SecretKey],
+    /// Targets keys.
+    pub targets: &'a [&'a SecretKey],
+    /// Revocations keys.
+    pub revocations: &'a [&'a SecretKey],
+    /// Snapshot keys.
+    pub snapshot: &'a [&'a SecretKey],
+}
+
+impl Repository {
+    /// A new repository: root version 1, empty targets and revocations, a snapshot.
+    pub fn init(
+        setup: &RootSetup,
+        signers: InitSigners<'_>,
+        now: u64,
+        life: &Lifetimes,
+    ) -> Result<Self> {
+        let root = setup.to_root(1, now.saturating_add(life.root))?;
+        let root = Signed::sign(root, signers.root)?;
+        // Check the new root verifies with its own keys before anything depends on it.
+        Root::verify_self_signed(&root.bytes)?;
+        let targets = Signed::sign(
+            Targets {
+                version: 1,
+                expires: now.saturating_add(life.targets),
+                targets: Vec::new(),
+                delegations: Vec::new(),
+            },
+            signers.targets,
+        )?;
+        let revocations = Signed::sign(
+            Revocations {
+                version: 1,
+                expires: now.saturating_add(life.revocations),
+                ..Revocations::default()
+            },
+            signers.revocations,
+        )?;
+        let mut repo = Self {
+            roots: vec![root],
+            targets,
+            revocations,
+            authors: BTreeMap::new(),
+            snapshot: Signed {
+                meta: Snapshot {
+                    version: 0,
+                    expires: 0,
+                    meta: BTreeMap::new(),
+                },
+                bytes: Vec::new(),
+            },
+        };
+        repo.snapshot(signers.snapshot, now, life)?;
+        repo.check_signed()?;
+        Ok(repo)
+    }
+
+    /// The latest root.
+    pub fn root(&self) -> &Root {
+        // `roots` is never empty: init and load both put root 1 in it.
+        &self.roots[self.roots.len() - 1].meta
+    }
+
+    /// The latest root file's bytes.
+    pub fn root_bytes(&self) -> &[u8] {
+        &self.roots[self.roots.len() - 1].bytes
+    }
+
+    /// The targets payload.
+    pub fn targets(&self) -> &Targets {
+        &self.targets.meta
+    }
+
+    /// The revocations payload.
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations.meta
+    }
+
+    /// The snapshot payload and the snapshot file's hash.
+    pub fn snapshot_info(&self) -> (&Snapshot, Sha256Hash) {
+        (&self.snapshot.meta, Sha256Hash::of(&self.snapshot.bytes))
+    }
+
+    /// The author files, by id.
+    pub fn author(&self, id: &str) -> Option<&AuthorFile> {
+        self.authors.get(id).map(|s| &s.meta)
+    }
+
+    /// Every file as clients fetch it: path → bytes.
+    pub fn files(&self) -> BTreeMap<String, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        for r in &self.roots {
+            out.insert(root_path(r.meta.version), r.bytes.clone());
+        }
+        out.insert("root.json".into(), self.root_bytes().to_vec());
+        out.insert(meta_path("targets"), self.targets.bytes.clone());
+        out.insert(meta_path("revocations"), self.revocations.bytes.clone());
+        out.insert(meta_path("snapshot"), self.snapshot.bytes.clone());
+        for (id, a) in &self.authors {
+            out.insert(meta_path(&format!("authors/{id}")), a.bytes.clone());
+        }
+        out
+    }
+
+    /// Writes every file under `dir` (each atomically, mode 0644).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir.join("authors")).map_err(|e| RegistryError::io(dir, e))?;
+        for (path, bytes) in self.files() {
+            crate::atomic::write_atomic(&dir.join(path), &bytes, 0o644)?;
+        }
+        Ok(())
+    }
+
+    /// Loads a repository written by [`Repository::save`], checking every signature.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let read = |path: &str, max: u64| crate::atomic::read_capped(&dir.join(path), max, path);
+        let first = read(&root_path(1), MAX_ROOT_LEN)?;
+        let mut roots = vec![Signed {
+            meta: Root::verify_self_signed(&first)?,
+            bytes: first,
+        }];
+        loop {
+            let v = roots[roots.len() - 1].meta.version + 1;
+            let p = dir.join(root_path(v));
+            if !p.exists() {
+                break;
+            }
+            let bytes = read(&root_path(v), MAX_ROOT_LEN)?;
+            let meta = roots[roots.len() - 1].meta.verify_successor(&bytes)?;
+            roots.push(Signed { meta, bytes });
+        }
+        let parse = |path: &str, max: u64| -> Result<Vec<u8>> { read(&meta_path(path), max) };
+        let tb = parse("targets", MAX_TARGETS_LEN)?;
+        let rb = parse("revocations", MAX_REVOCATIONS_LEN)?;
+        let sb = parse("snapshot", MAX_SNAPSHOT_LEN)?;
+        let mut authors = BTreeMap::new();
+        let (snap, _) = parse_unverified::<Snapshot>(&sb, "snapshot")?;
+        for name in snap.meta.keys() {
+            if let Some(id) = name.strip_prefix("authors/") {
+                validate_author_id(id)?;
+                let ab = parse(name, MAX_AUTHOR_LEN)?;
+                let (meta, _) = parse_unverified::<AuthorFile>(&ab, name)?;
+                authors.insert(id.to_owned(), Signed { meta, bytes: ab });
+            }
+        }
+        let repo = Self {
+            roots,
+            targets: Signed {
+                meta: parse_unverified(&tb, "targets")?.0,
+                bytes: tb,
+            },
+            revocations: Signed {
+                meta: parse_unverified(&rb, "revocations")?.0,
+                bytes: rb,
+            },
+            authors,
+            snapshot: Signed {
+                meta: snap,
+                bytes: sb,
+            },
+        };
+        repo.check_signed()?;
+        Ok(repo)
+    }
+
+    /// Checks every top-level file against the latest root's keys, and every author file
+    /// against its delegation.
+    fn check_signed(&self) -> Result<()> {
+        let root = self.root();
+        verify::<Targets>(&self.targets.bytes, &root.role_keys(RoleName::Targets)?)?;
+        verify::<Revocations>(
+            &self.revocations.bytes,
+            &root.role_keys(RoleName::Revocations)?,
+        )?;
+        verify::<Snapshot>(&self.snapshot.bytes, &root.role_keys(RoleName::Snapshot)?)?;
+        for (id, a) in &self.authors {
+            if let Some(d) = self.find_delegation(id) {
+                verify::<AuthorFile>(&a.bytes, &d.role_keys()?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The delegation naming author `id`, in targets or in any author file.
+    pub fn find_delegation(&self, id: &str) -> Option<&Delegation> {
+        self.targets
+            .meta
+            .delegations
+            .iter()
+            .chain(
+                self.authors
+                    .values()
+                    .flat_map(|a| a.meta.delegations.iter()),
+            )
+            .find(|d| d.author == id)
+    }
+
+    fn edit_targets(
+        &mut self,
+        keys: &[&SecretKey],
+        now: u64,
+        life: &Lifetimes,
+        f: impl FnOnce(&mut Targets) -> Result<()>,
+    ) -> Result<()> {
+        let mut t = self.targets.meta.clone();
+        f(&mut t)?;
+        t.version += 1;
+        t.expires = now.saturating_add(life.targets);
+        let signed = Signed::sign(t, keys)?;
+        verify::<Targets>(&signed.bytes, &self.root().role_keys(RoleName::Targets)?)?;
+        self.targets = signed;
+        Ok(())
+    }
+
+    /// `add`: publishes (or replaces) a first-party module entry. Run [`Repository::snapshot`]
+    /// afterwards.
+    pub fn add_target(
+        &mut self,
+        entry: TargetEntry,
+        targets_keys: &[&SecretKey],
+        now: u64,
+        life: &Lifetimes,
+    ) -> Result<()> {
+        entry.validate()?;
+        self.edit_targets(targets_keys, now, life, |t| {
+            t.targets.retain(|e| e.name != entry.name);
+            t.targets.push(entry);
+            Ok(())
+        })
+    }
+
+    /// Removes a first-party module entry (to stop offering it; [`Repository::revoke_hash`]
+    /// also stops clients that cached it).
+    pub fn remove_target(
+        &mut self,
+        name: &str,
+        targets_keys: &[&SecretKey],
+        now: u64,
+        life: &Lifetimes,
+    ) -> Result<()> {
+        self.edit_targets(targets_keys, now, life, |t| {
+            let before = t.targets.len();
+            t.targets.retain(|e| e.name != name);
+            if t.targets.len() == before {
+                return Err(RegistryError::NotListed {
+                    name: name.to_owned(),
+                });
+            }
+            Ok(())
+        })
+    }
+
+    /// `delegate`: delegates `prefix` to an author's keys (replacing an earlier delegation to
+    /// the same author).
+    pub fn delegate(
+        &mut self,
+        delegation: Delegation,
+        targets_keys: &[&SecretKey],
+        now: u64,
+        life: &Lifetimes,
+    ) -> Result<()> {
+        delegation.validate()?;
+        self.edit_targets(targets_keys, now, life, |t| {
+            t.delegations.retain(|d| d.author != delegation.author);
+            t.delegations.push(delegation);
+            Ok(())
+        })
+    }
+
+    /// Accepts an author's signed `authors/<id>` file (from [`author_sign`]): checks its
+    /// delegation, signatures, prefix and that its version increases.
+    pub fn put_author_file(&mut self, bytes: Vec<u8>) -> Result<()> {
+        let (unverified, _) = parse_unverified::<AuthorFile>(&bytes, "author file")?;
+        let d =
+            self.find_delegation(&unverified.author)
+                .ok_or_else(|| RegistryError::NotListed {
+                    name: format!("authors/{}", unverified.author),
+                })?;
+        let keys = d
+            .role_keys()?
+            .without(&self.revocations.meta.revoked_keys());
+        let meta: AuthorFile = verify(&bytes, &keys)?;
+        meta.check_within(&d.prefix)?;
+        if let Some(old) = self.authors.get(&meta.author)
+            && meta.version <= old.meta.version
+        {
+            return Err(RegistryError::Rollback {
+                role: RoleName::Author(meta.author.clone()),
+                trusted: old.meta.version,
+                got: meta.version,
+            });
+        }
+        self.authors
+            .insert(meta.author.clone(), Signed { meta, bytes });
+        Ok(())
+    }
+
+    fn edit_revocations(
+        &mut self,
+        keys: &[&SecretKey],
+        now: u64,
+        life: &Lifetimes,
+        f: impl FnOnce(&mut Revocations),
+    ) -> Result<()> {
+        let mut r = self.revocations.meta.clone();
+        f(&mut r);
+        r.version += 1;
+        r.expires = now.saturating_add(life.revocations);
+        let signed = Signed::sign(r, keys)?;
+        verify::<Revocations>(
+            &signed.bytes,
+            &self.root().role_keys(RoleName::Revocations)?,
+        )?;
+        self.revocations = signed;
+        Ok(())
+    }
+
+    /// `revoke`: revokes a module hash.
+    pub fn revoke_hash(
+        &mut self,
+        hash: Sha256Hash,
+        revocations_keys: &[&SecretKey],
+        now: u64,
+        life: &Lifetimes,
+    ) -> Result<()> {
+        self.edit_revocations(revocations_keys, now, life, |r| {
+            if !r.hashes.contains(&hash) {
+                r.hashes.push(hash);
+            }
+        })
+    }
+
+    /// `revoke --author-key`: revokes an author key.
+    pub fn revoke_author_key(
+        &mut self,
+        key: KeyId,
+        revocations_keys: &[&SecretKey],
+        now: u64,
+        life: &Lifetimes,
+    ) -> Result<()> {
+        self.edit_revocations(revocations_keys, now, life, |r| {
+            if !r.author_keys.contains(&key) {
+                r.author_keys.push(key);
+            }
+        })
+    }
+
+    /// Re-signs revocations unchanged with a new version and expiry (keeps it fresh).
+    pub fn refresh_revocations(
+        &mut self,
+        revocations_keys: &[&SecretKey],
+        now: u64,
+        life: &Lifetimes,
+    ) -> Result<()> {
+        self.edit_revocations(revocations_keys, now, life, |_| {})
+    }
+
+    /// Re-signs targets unchanged with a new version and expiry (keeps it fresh).
+    pub fn refresh_targets(
+        &mut self,
+        targets_keys: &[&SecretKey],
+        now: u64,
+        life: &Lifetimes,
+    ) -> Result<()> {
+        self.edit_targets(targets_keys, now, life, |_| Ok(()))
+    }
+
+    /// `snapshot`: a new snapshot naming the current version and hash of every file. Entries
+    /// of earlier snapshots are kept (an author file stays listed once published).
+    pub fn snapshot(
+        &mut self,
+        snapshot_keys: &[&SecretKey],
+        now: u64,
+        life: &Lifetimes,
+    ) -> Result<()> {
+        let mut meta = self.snapshot.meta.meta.clone();
+        meta.insert(
+            "targets".into(),
+            MetaInfo::of(self.targets.meta.version, &self.targets.bytes),
+        );
+        meta.insert(
+            "revocations".into(),
+            MetaInfo::of(self.revocations.meta.version, &self.revocations.bytes),
+        );
+        for (id, a) in &self.authors {
+            meta.insert(
+                format!("authors/{id}"),
+                MetaInfo::of(a.meta.version, &a.bytes),
+            );
+        }
+        let s = Snapshot {
+            version: self.snapshot.meta.version + 1,
+            expires: now.saturating_add(life.snapshot),
+            meta,
+        };
+        let signed = Signed::sign(s, snapshot_keys)?;
+        verify::<Snapshot>(&signed.bytes, &self.root().role_keys(RoleName::Snapshot)?)?;
+        self.snapshot = signed;
+        Ok(())
+    }
+
+    /// A template for the next root: the latest one with version + 1 and a new expiry. Edit
+    /// its keys and roles, then pass it to [`Repository::rotate_root`].
+    pub fn next_root(&self, now: u64, life: &Lifetimes) -> Root {
+        let mut r = self.root().clone();
+        r.version += 1;
+        r.expires = now.saturating_add(life.root);
+        r
+    }
+
+    /// `rotate-root`: signs `next` with `signers` (which must include a threshold of the
+    /// current root keys AND of `next`'s root keys) and appends it to the chain.
+    pub fn rotate_root(&mut self, next: Root, signers: &[&SecretKey]) -> Result<()> {
+        next.validate()?;
+        let bytes = next.sign_to_bytes(signers);
+        self.push_root(bytes)
+    }
+
+    /// Appends a root file signed elsewhere (e.g. by key holders one at a time with
+    /// [`crate::envelope::Envelope::add_signature`]), checking the rotation rule.
+    pub fn push_root(&mut self, bytes: Vec<u8>) -> Result<()> {
+        let meta = self.root().verify_successor(&bytes)?;
+        self.roots.push(Signed { meta, bytes });
+        Ok(())
+    }
+
+    /// The entry a client would resolve for `name` (first-party first, then author files).
+    pub fn find_entry(&self, name: &str) -> Option<&TargetEntry> {
+        self.targets
+            .meta
+            .targets
+            .iter()
+            .chain(self.authors.values().flat_map(|a| a.meta.targets.iter()))
+            .find(|e| e.name == name)
+    }
+
+    /// `sign-ticket`: a session ticket for `client_nonce` naming module `name`, bound to the
+    /// current snapshot.
+    pub fn sign_ticket(
+        &self,
+        client_nonce: [u8; 32],
+        name: &str,
+        snapshot_keys: &[&SecretKey],
+        now: u64,
+        life: &Lifetimes,
+    ) -> Result<Vec<u8>> {
+        let e = self
+            .find_entry(name)
+            .ok_or_else(|| RegistryError::NotListed {
+                name: name.to_owned(),
+            })?;
+        let t = Ticket {
+            client_nonce: Sha256Hash(client_nonce),
+            snapshot_version: self.snapshot.meta.version,
+            snapshot_sha256: Sha256Hash::of(&self.snapshot.bytes),
+            module: TicketModule {
+                name: e.name.clone(),
+                sha256: e.sha256,
+                length: e.length,
+            },
+            issued_at: now,
+            expires: now.saturating_add(life.ticket),
+        };
+        t.validate()?;
+        Ok(t.sign(snapshot_keys))
+    }
+}
+
+/// `author-sign`: an author signs its `authors/<id>` file with its own keys.
+pub fn author_sign(file: &AuthorFile, author_keys: &[&SecretKey]) -> Result<Vec<u8>> {
+    file.validate()?;
+    Ok(file.sign_to_bytes(author_keys))
+}
+
+/// A delegation of `prefix` to author `id` with `keys` and `threshold`.
+pub fn delegation(
+    id: &str,
+    prefix: &str,
+    keys: &[PublicKey],
+    threshold: u32,
+) -> Result<Delegation> {
+    let d = Delegation {
+        author: id.to_owned(),
+        prefix: prefix.to_owned(),
+        keys: keys.iter().map(|k| (k.key_id(), *k)).collect(),
+        threshold,
+    };
+    d.validate()?;
+    Ok(d)
+}
+
+/// `inspect`: the payload of any Kasane file, pretty-printed, with its payload type and the
+/// key ids of its signatures. Checks no signature: for display only.
+pub fn inspect(bytes: &[u8]) -> Result<String> {
+    let env = crate::envelope::Envelope::from_bytes(bytes, MAX_TARGETS_LEN * 2, "file")?;
+    crate::json::check_no_duplicate_keys(&env.payload)?;
+    let v: serde_json::Value = serde_json::from_slice(&env.payload)?;
+    let mut out = format!("payloadType: {}\nsignatures:\n", env.payload_type);
+    for s in &env.signatures {
+        out.push_str(&format!("  {}\n", s.keyid));
+    }
+    out.push_str(&serde_json::to_string_pretty(&v)?);
+    out.push('\n');
+    Ok(out)
+}

@@ -1,0 +1,795 @@
+//! The client-side trust store: a pinned root, persisted version floors and hashes, the latest
+//! trusted time, and module admission.
+//!
+//! [`TrustStore::update`] walks the root chain one version at a time (at most
+//! [`MAX_ROOT_CHAIN`] per update), then verifies snapshot → targets, revocations → author files,
+//! refusing rollback (a version under a floor, even when the trusted copy has expired),
+//! freeze (expired metadata), mix-and-match (a file that is not the one the snapshot names),
+//! and a clock set back before the latest trusted time. Nothing is persisted unless the whole
+//! update holds; the state file is written atomically.
+//!
+//! [`TrustStore::admit`] checks a session ticket and the module bytes (length, then hash)
+//! before anything compiles them; [`TrustStore::admit_cached`] re-checks revocations for a
+//! module already in a cache.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{RegistryError, Result, RoleName};
+use crate::hexfmt::Sha256Hash;
+use crate::metadata::revocations::Revocations;
+use crate::metadata::root::{Root, fingerprint};
+use crate::metadata::snapshot::{MetaInfo, Snapshot};
+use crate::metadata::targets::{
+    AuthorFile, Delegation, MAX_DELEGATION_DEPTH, MAX_DELEGATIONS, TargetEntry, Targets,
+};
+use crate::metadata::ticket::Ticket;
+use crate::metadata::{
+    MAX_AUTHOR_LEN, MAX_REVOCATIONS_LEN, MAX_ROOT_LEN, MAX_SNAPSHOT_LEN, MAX_TARGETS_LEN, verify,
+};
+
+/// Most new root versions one update walks.
+pub const MAX_ROOT_CHAIN: u32 = 32;
+/// How far a ticket's issue time may be ahead of the client's clock, seconds.
+pub const TICKET_CLOCK_SKEW: u64 = 60;
+/// The state file inside a trust store directory.
+pub const STATE_FILE: &str = "state.json";
+/// Cap on the state file.
+const MAX_STATE_LEN: u64 = 16 * 1024 * 1024;
+const STATE_FORMAT: u32 = 1;
+
+/// A source of unix time, injectable for tests.
+pub trait Clock {
+    /// Now, unix seconds.
+    fn now(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for &C {
+    fn now(&self) -> u64 {
+        (**self).now()
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
+    fn now(&self) -> u64 {
+        (**self).now()
+    }
+}
+
+/// Where an update gets repository files: `N.root.json`, `snapshot.json`, `targets.json`,
+/// `revocations.json`, `authors/<id>.json`.
+pub trait Fetcher {
+    /// The file at `path`, or `None` if the repository has no such file. An implementation
+    /// should stop reading past `max_len` bytes (the caller refuses anything longer).
+    fn fetch(&self, path: &str, max_len: u64) -> Result<Option<Vec<u8>>>;
+}
+
+/// A [`Fetcher`] over a repository directory on disk.
+#[derive(Clone, Debug)]
+pub struct DirFetcher {
+    dir: PathBuf,
+}
+
+impl DirFetcher {
+    /// Reads from `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+}
+
+impl Fetcher for DirFetcher {
+    fn fetch(&self, path: &str, max_len: u64) -> Result<Option<Vec<u8>>> {
+        crate::metadata::validate_name(path)?;
+        let p = self.dir.join(path);
+        match crate::atomic::read_capped(&p, max_len, path) {
+            Ok(b) => Ok(Some(b)),
+            Err(RegistryError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The repository path of root version `version`.
+pub fn root_path(version: u64) -> String {
+    format!("{version}.root.json")
+}
+
+/// The repository path of a snapshot entry (`targets` → `targets.json`).
+pub fn meta_path(name: &str) -> String {
+    format!("{name}.json")
+}
+
+/// What a trust store persists: floors, trusted files and the latest trusted time.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct State {
+    format: u32,
+    /// The latest clock reading seen by a successful update.
+    latest_time: u64,
+    /// Version floor per file (`root`, `snapshot`, `targets`, `revocations`, `authors/<id>`).
+    floors: BTreeMap<String, u64>,
+    /// The trusted files (hex of the bytes as fetched), same names.
+    files: BTreeMap<String, String>,
+}
+
+/// A verified author file and the prefix delegated to it.
+#[derive(Clone, Debug)]
+struct AuthorNode {
+    file: AuthorFile,
+    prefix: String,
+}
+
+/// The parsed, verified view of the trusted files.
+#[derive(Clone, Debug)]
+struct View {
+    root: Root,
+    /// Snapshot, its hash; `None` before the first update.
+    snapshot: Option<(Snapshot, Sha256Hash)>,
+    targets: Option<Targets>,
+    revocations: Option<Revocations>,
+    authors: BTreeMap<String, AuthorNode>,
+    /// Authors whose unrevoked keys can no longer meet their threshold.
+    distrusted: BTreeSet<String>,
+}
+
+/// A module admitted for this login: its signed entry, and the bytes now known to match it.
+#[derive(Clone, Debug)]
+pub struct AdmittedModule<'a> {
+    /// The signed entry (limits, params, profile).
+    pub entry: TargetEntry,
+    /// The author whose file listed it (`None`: first-party).
+    pub author: Option<String>,
+    /// The module bytes (length and SHA-256 checked).
+    pub bytes: &'a [u8],
+}
+
+/// How the first root is pinned.
+#[derive(Clone, Copy, Debug)]
+pub enum Pin {
+    /// The root file itself was delivered out of band and is trusted as given.
+    File,
+    /// The root file must hash (SHA-256, as stored) to this fingerprint.
+    Fingerprint(Sha256Hash),
+}
+
+/// The client's trust store. See the module documentation.
+#[derive(Debug)]
+pub struct TrustStore<C: Clock> {
+    dir: PathBuf,
+    clock: C,
+    state: State,
+    view: View,
+}
+
+impl<C: Clock> TrustStore<C> {
+    /// Creates a trust store in `dir` (created if needed) pinned to `root_bytes`, which must be
+    /// signed by a threshold of its own root keys (and match the fingerprint, if given).
+    /// Any existing state in `dir` is replaced.
+    pub fn init(dir: &Path, root_bytes: &[u8], pin: Pin, clock: C) -> Result<Self> {
+        if let Pin::Fingerprint(fp) = pin
+            && fingerprint(root_bytes) != fp
+        {
+            return Err(RegistryError::FingerprintMismatch);
+        }
+        let root = Root::verify_self_signed(root_bytes)?;
+        std::fs::create_dir_all(dir).map_err(|e| RegistryError::io(dir, e))?;
+        let mut state = State {
+            format: STATE_FORMAT,
+            latest_time: clock.now(),
+            ..State::default()
+        };
+        state.floors.insert("root".into(), root.version);
+        state.files.insert("root".into(), hex::encode(root_bytes));
+        let store = Self {
+            dir: dir.to_owned(),
+            clock,
+            state,
+            view: View {
+                root,
+                snapshot: None,
+                targets: None,
+                revocations: None,
+                authors: BTreeMap::new(),
+                distrusted: BTreeSet::new(),
+            },
+        };
+        store.save()?;
+        Ok(store)
+    }
+
+    /// Opens the trust store in `dir`, re-verifying every stored file.
+    pub fn open(dir: &Path, clock: C) -> Result<Self> {
+        let path = dir.join(STATE_FILE);
+        let bytes = crate::atomic::read_capped(&path, MAX_STATE_LEN, "trust state")?;
+        let state: State = crate::json::from_slice_strict(&bytes, MAX_STATE_LEN, "trust state")?;
+        if state.format != STATE_FORMAT {
+            return Err(RegistryError::Invalid {
+                field: "format",
+                reason: "unknown trust state format",
+            });
+        }
+        let file = |name: &str| -> Result<Option<Vec<u8>>> {
+            state
+                .files
+                .get(name)
+                .map(|h| crate::hexfmt::decode(h, "state file"))
+                .transpose()
+        };
+        let root_bytes = file("root")?.ok_or(RegistryError::Missing {
+            path: "root".into(),
+        })?;
+        let root = Root::verify_self_signed(&root_bytes)?;
+        let view = match file("snapshot")? {
+            None => View {
+                root,
+                snapshot: None,
+                targets: None,
+                revocations: None,
+                authors: BTreeMap::new(),
+                distrusted: BTreeSet::new(),
+            },
+            Some(snap_bytes) => {
+                let snap: Snapshot = verify(&snap_bytes, &root.role_keys(RoleName::Snapshot)?)?;
+                let hash = Sha256Hash::of(&snap_bytes);
+                let (view, _) = verify_set(root, snap, hash, &mut |name, meta, max| {
+                    let b = file(name)?.ok_or_else(|| RegistryError::Missing {
+                        path: name.to_owned(),
+                    })?;
+                    check_against(name, &b, meta, max)?;
+                    Ok(b)
+                })?;
+                view
+            }
+        };
+        Ok(Self {
+            dir: dir.to_owned(),
+            clock,
+            state,
+            view,
+        })
+    }
+
+    /// The trusted root.
+    pub fn root(&self) -> &Root {
+        &self.view.root
+    }
+
+    /// The trusted snapshot's version and hash (what a host must name in a ticket), if any.
+    pub fn snapshot(&self) -> Option<(u64, Sha256Hash)> {
+        self.view.snapshot.as_ref().map(|(s, h)| (s.version, *h))
+    }
+
+    /// The latest trusted time (unix seconds).
+    pub fn latest_time(&self) -> u64 {
+        self.state.latest_time
+    }
+
+    /// The version floor of a file (`root`, `snapshot`, `targets`, `revocations`,
+    /// `authors/<id>`), if one is recorded.
+    pub fn floor(&self, name: &str) -> Option<u64> {
+        self.state.floors.get(name).copied()
+    }
+
+    /// Every module the trusted metadata makes runnable now: first-party entries, then
+    /// delegated ones, with the author that listed them. Revoked hashes are left out.
+    pub fn runnable(&self) -> Vec<(TargetEntry, Option<String>)> {
+        let mut out = Vec::new();
+        let Some(t) = &self.view.targets else {
+            return out;
+        };
+        for e in &t.targets {
+            out.push((e.clone(), None));
+        }
+        for node in self.view.authors.values() {
+            for e in &node.file.targets {
+                if let Ok((entry, author)) = self.resolve(&e.name)
+                    && author.as_deref() == Some(node.file.author.as_str())
+                {
+                    out.push((entry, author));
+                }
+            }
+        }
+        out.retain(|(e, _)| !self.is_revoked(&e.sha256));
+        out
+    }
+
+    fn now_checked(&self) -> Result<u64> {
+        let now = self.clock.now();
+        if now < self.state.latest_time {
+            return Err(RegistryError::ClockSetBack {
+                now,
+                latest: self.state.latest_time,
+            });
+        }
+        Ok(now)
+    }
+
+    fn save(&self) -> Result<()> {
+        let bytes = serde_json::to_vec(&self.state)?;
+        crate::atomic::write_atomic(&self.dir.join(STATE_FILE), &bytes, 0o600)
+    }
+
+    /// Brings the trust store up to date from `fetcher`. On any error nothing changes, except
+    /// that newly verified root versions are kept (each was signed by the previous one).
+    pub fn update(&mut self, fetcher: &dyn Fetcher) -> Result<()> {
+        let now = self.now_checked()?;
+
+        // 1. The root chain, one version at a time.
+        let mut root = self.view.root.clone();
+        let mut root_bytes = None;
+        let mut snapshot_keys_rotated = false;
+        for step in 0..=MAX_ROOT_CHAIN {
+            let next_version = root.version.saturating_add(1);
+            let Some(bytes) = fetcher.fetch(&root_path(next_version), MAX_ROOT_LEN)? else {
+                break;
+            };
+            if step == MAX_ROOT_CHAIN {
+                return Err(RegistryError::RootChainTooLong {
+                    max: MAX_ROOT_CHAIN,
+                });
+            }
+            let next = root.verify_successor(&bytes)?;
+            snapshot_keys_rotated |= root.role_changed(&next, RoleName::Snapshot);
+            root = next;
+            root_bytes = Some(bytes);
+        }
+        if let Some(bytes) = root_bytes {
+            self.state.floors.insert("root".into(), root.version);
+            self.state.files.insert("root".into(), hex::encode(&bytes));
+            if snapshot_keys_rotated {
+                // Fast-forward recovery: a snapshot signed by a compromised online key may have
+                // pushed the floor arbitrarily high. Once root rotates that key, the floor and
+                // the snapshot it came from are dropped (as TUF does).
+                self.state.floors.remove("snapshot");
+                self.state.files.remove("snapshot");
+                self.view.snapshot = None;
+            }
+            self.view.root = root.clone();
+            self.save()?;
+        }
+        if root.expires <= now {
+            return Err(RegistryError::Expired {
+                role: RoleName::Root,
+            });
+        }
+
+        // 2. The snapshot: signature, floors, expiry.
+        let snap_bytes = fetch_required(fetcher, "snapshot.json", MAX_SNAPSHOT_LEN)?;
+        let snap: Snapshot = verify(&snap_bytes, &root.role_keys(RoleName::Snapshot)?)?;
+        let snap_hash = Sha256Hash::of(&snap_bytes);
+        self.check_floor(&RoleName::Snapshot, "snapshot", snap.version, &snap_bytes)?;
+        for (name, floor) in &self.state.floors {
+            if name == "root" || name == "snapshot" {
+                continue;
+            }
+            let role = role_of(name);
+            let Some(meta) = snap.meta.get(name) else {
+                return Err(RegistryError::MissingFromSnapshot { role });
+            };
+            if meta.version < *floor {
+                return Err(RegistryError::Rollback {
+                    role,
+                    trusted: *floor,
+                    got: meta.version,
+                });
+            }
+        }
+        if snap.expires <= now {
+            return Err(RegistryError::Expired {
+                role: RoleName::Snapshot,
+            });
+        }
+
+        // 3. Everything the snapshot names, checked against it.
+        let (view, files) = verify_set(root, snap, snap_hash, &mut |name, meta, max| {
+            let b = fetch_required(fetcher, &meta_path(name), max.min(meta.length))?;
+            check_against(name, &b, meta, max)?;
+            Ok(b)
+        })?;
+        for (name, bytes, version) in &files {
+            self.check_floor(&role_of(name), name, *version, bytes)?;
+        }
+        if let Some(t) = &view.targets
+            && t.expires <= now
+        {
+            return Err(RegistryError::Expired {
+                role: RoleName::Targets,
+            });
+        }
+        if let Some(r) = &view.revocations
+            && r.expires <= now
+        {
+            return Err(RegistryError::Expired {
+                role: RoleName::Revocations,
+            });
+        }
+
+        // 4. Commit.
+        let mut state = self.state.clone();
+        state.latest_time = state.latest_time.max(now);
+        state
+            .floors
+            .insert("snapshot".into(), view_snapshot_version(&view));
+        state
+            .files
+            .insert("snapshot".into(), hex::encode(&snap_bytes));
+        for (name, bytes, version) in files {
+            state.floors.insert(name.clone(), version);
+            state.files.insert(name, hex::encode(&bytes));
+        }
+        let old = std::mem::replace(&mut self.state, state);
+        if let Err(e) = self.save() {
+            self.state = old;
+            return Err(e);
+        }
+        self.view = view;
+        Ok(())
+    }
+
+    /// Refuses a version under the floor, and the floor's version with other content.
+    fn check_floor(&self, role: &RoleName, name: &str, version: u64, bytes: &[u8]) -> Result<()> {
+        let Some(&floor) = self.state.floors.get(name) else {
+            return Ok(());
+        };
+        if version < floor {
+            return Err(RegistryError::Rollback {
+                role: role.clone(),
+                trusted: floor,
+                got: version,
+            });
+        }
+        if version == floor
+            && let Some(h) = self.state.files.get(name)
+            && *h != hex::encode(bytes)
+        {
+            return Err(RegistryError::VersionReuse {
+                role: role.clone(),
+                version,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks the trusted metadata is usable now (not expired, an update has run).
+    fn check_fresh(&self, now: u64) -> Result<(&Snapshot, Sha256Hash, &Targets)> {
+        let (snap, hash) = self
+            .view
+            .snapshot
+            .as_ref()
+            .ok_or(RegistryError::NotInitialized)?;
+        let targets = self
+            .view
+            .targets
+            .as_ref()
+            .ok_or(RegistryError::NotInitialized)?;
+        for (role, expires) in [
+            (RoleName::Root, self.view.root.expires),
+            (RoleName::Snapshot, snap.expires),
+            (RoleName::Targets, targets.expires),
+            (
+                RoleName::Revocations,
+                self.view.revocations.as_ref().map_or(0, |r| r.expires),
+            ),
+        ] {
+            if expires <= now {
+                return Err(RegistryError::Expired { role });
+            }
+        }
+        Ok((snap, *hash, targets))
+    }
+
+    fn is_revoked(&self, hash: &Sha256Hash) -> bool {
+        self.view
+            .revocations
+            .as_ref()
+            .is_some_and(|r| r.is_revoked(hash))
+    }
+
+    /// The entry for `name` under the AND rule, and the author that listed it.
+    fn resolve(&self, name: &str) -> Result<(TargetEntry, Option<String>)> {
+        let not_listed = || RegistryError::NotListed {
+            name: name.chars().take(200).collect(),
+        };
+        let targets = self.view.targets.as_ref().ok_or_else(not_listed)?;
+        if let Some(e) = targets.targets.iter().find(|e| e.name == name) {
+            return Ok((e.clone(), None));
+        }
+        let mut delegations: &[Delegation] = &targets.delegations;
+        for _ in 0..=MAX_DELEGATION_DEPTH {
+            // Terminating: the first delegation whose prefix covers the name decides.
+            let Some(d) = delegations.iter().find(|d| d.covers(name)) else {
+                return Err(not_listed());
+            };
+            if self.view.distrusted.contains(&d.author) {
+                return Err(RegistryError::AuthorRevoked {
+                    author: d.author.clone(),
+                });
+            }
+            let node = self.view.authors.get(&d.author).ok_or_else(not_listed)?;
+            if node.file.expires <= self.clock.now() {
+                return Err(RegistryError::Expired {
+                    role: RoleName::Author(d.author.clone()),
+                });
+            }
+            if let Some(e) = node.file.targets.iter().find(|e| e.name == name) {
+                // The AND rule's second half, checked again here: verify_set already refused
+                // any author file with an entry outside its prefix.
+                if !e.name.starts_with(&node.prefix) {
+                    return Err(RegistryError::DelegationPrefix {
+                        author: d.author.clone(),
+                        name: e.name.clone(),
+                        prefix: node.prefix.clone(),
+                    });
+                }
+                return Ok((e.clone(), Some(d.author.clone())));
+            }
+            delegations = &node.file.delegations;
+        }
+        Err(not_listed())
+    }
+
+    /// Checks a session ticket for this login (signature by the snapshot role, the client's
+    /// own nonce, expiry, the trusted snapshot) and returns the module's signed entry, after
+    /// the AND rule and revocations. Does not look at module bytes: see [`TrustStore::admit`].
+    pub fn check_ticket(
+        &self,
+        ticket_bytes: &[u8],
+        client_nonce: &[u8; 32],
+    ) -> Result<(Ticket, TargetEntry, Option<String>)> {
+        let now = self.now_checked()?;
+        let (_, snap_hash, _) = self.check_fresh(now)?;
+        let snap_version = view_snapshot_version(&self.view);
+        let ticket = Ticket::verify(ticket_bytes, &self.view.root.role_keys(RoleName::Ticket)?)?;
+        if ticket.client_nonce.0 != *client_nonce {
+            return Err(RegistryError::NonceMismatch);
+        }
+        if now >= ticket.expires || now.saturating_add(TICKET_CLOCK_SKEW) < ticket.issued_at {
+            return Err(RegistryError::TicketExpired);
+        }
+        if ticket.snapshot_version != snap_version || ticket.snapshot_sha256 != snap_hash {
+            return Err(RegistryError::SnapshotMismatch {
+                role: RoleName::Ticket,
+                what: "ticket names another snapshot",
+            });
+        }
+        let (entry, author) = self.resolve(&ticket.module.name)?;
+        if self.is_revoked(&entry.sha256) {
+            return Err(RegistryError::Revoked {
+                sha256: entry.sha256.to_hex(),
+            });
+        }
+        if ticket.module.length != entry.length {
+            return Err(RegistryError::LengthMismatch {
+                expected: entry.length,
+                got: ticket.module.length,
+            });
+        }
+        if ticket.module.sha256 != entry.sha256 {
+            return Err(RegistryError::HashMismatch);
+        }
+        Ok((ticket, entry, author))
+    }
+
+    /// Admits `module` for this login: [`TrustStore::check_ticket`], then the length and the
+    /// SHA-256 of the bytes against the signed entry. Only the returned bytes may be compiled.
+    pub fn admit<'a>(
+        &self,
+        ticket_bytes: &[u8],
+        client_nonce: &[u8; 32],
+        module: &'a [u8],
+    ) -> Result<AdmittedModule<'a>> {
+        let (_, entry, author) = self.check_ticket(ticket_bytes, client_nonce)?;
+        // Length first: a longer module is refused before it is even hashed.
+        if module.len() as u64 != entry.length {
+            return Err(RegistryError::LengthMismatch {
+                expected: entry.length,
+                got: module.len() as u64,
+            });
+        }
+        if Sha256Hash::of(module) != entry.sha256 {
+            return Err(RegistryError::HashMismatch);
+        }
+        Ok(AdmittedModule {
+            entry,
+            author,
+            bytes: module,
+        })
+    }
+
+    /// Re-checks a module held in a cache (compiled or not) under `name` and `sha256`:
+    /// refused if the hash is revoked, the name no longer resolves to that hash under the AND
+    /// rule, or the metadata is stale.
+    pub fn admit_cached(&self, name: &str, sha256: &Sha256Hash) -> Result<TargetEntry> {
+        let now = self.now_checked()?;
+        // Revocation first: it holds whatever else the metadata says.
+        if self.is_revoked(sha256) {
+            return Err(RegistryError::Revoked {
+                sha256: sha256.to_hex(),
+            });
+        }
+        self.check_fresh(now)?;
+        let (entry, _) = self.resolve(name)?;
+        if entry.sha256 != *sha256 {
+            return Err(RegistryError::HashMismatch);
+        }
+        Ok(entry)
+    }
+}
+
+fn view_snapshot_version(view: &View) -> u64 {
+    view.snapshot.as_ref().map_or(0, |(s, _)| s.version)
+}
+
+fn fetch_required(fetcher: &dyn Fetcher, path: &str, max: u64) -> Result<Vec<u8>> {
+    let b = fetcher
+        .fetch(path, max)?
+        .ok_or_else(|| RegistryError::Missing {
+            path: path.to_owned(),
+        })?;
+    crate::json::check_len(b.len(), max, path)?;
+    Ok(b)
+}
+
+/// The role named by a snapshot entry.
+fn role_of(name: &str) -> RoleName {
+    match name {
+        "targets" => RoleName::Targets,
+        "revocations" => RoleName::Revocations,
+        "snapshot" => RoleName::Snapshot,
+        "root" => RoleName::Root,
+        other => RoleName::Author(other.strip_prefix("authors/").unwrap_or(other).to_owned()),
+    }
+}
+
+/// Checks fetched bytes against the snapshot's record: cap, length, hash.
+fn check_against(name: &str, bytes: &[u8], meta: &MetaInfo, max: u64) -> Result<()> {
+    crate::json::check_len(bytes.len(), max, name)?;
+    let role = role_of(name);
+    if bytes.len() as u64 != meta.length {
+        return Err(RegistryError::SnapshotMismatch {
+            role,
+            what: "length",
+        });
+    }
+    if Sha256Hash::of(bytes) != meta.sha256 {
+        return Err(RegistryError::SnapshotMismatch { role, what: "hash" });
+    }
+    Ok(())
+}
+
+/// A file checked by [`verify_set`]: name, bytes, version.
+type VerifiedFile = (String, Vec<u8>, u64);
+
+type FileGetter<'a> = dyn FnMut(&str, &MetaInfo, u64) -> Result<Vec<u8>> + 'a;
+
+/// Verifies everything `snap` names under `root`: signatures, versions equal to the
+/// snapshot's, the delegation tree. Returns the view and the files read (name, bytes,
+/// version). Floors and expiry are the caller's.
+fn verify_set(
+    root: Root,
+    snap: Snapshot,
+    snap_hash: Sha256Hash,
+    get: &mut FileGetter<'_>,
+) -> Result<(View, Vec<VerifiedFile>)> {
+    let mut files = Vec::new();
+    let mut load = |name: &str, max: u64| -> Result<(Vec<u8>, MetaInfo)> {
+        let meta = *snap
+            .meta
+            .get(name)
+            .ok_or_else(|| RegistryError::MissingFromSnapshot {
+                role: role_of(name),
+            })?;
+        Ok((get(name, &meta, max)?, meta))
+    };
+    let check_version = |name: &str, got: u64, meta: &MetaInfo| {
+        if got == meta.version {
+            Ok(())
+        } else {
+            Err(RegistryError::SnapshotMismatch {
+                role: role_of(name),
+                what: "version",
+            })
+        }
+    };
+
+    let (tb, tmeta) = load("targets", MAX_TARGETS_LEN)?;
+    let targets: Targets = verify(&tb, &root.role_keys(RoleName::Targets)?)?;
+    check_version("targets", targets.version, &tmeta)?;
+    files.push(("targets".to_owned(), tb, targets.version));
+
+    let (rb, rmeta) = load("revocations", MAX_REVOCATIONS_LEN)?;
+    let revocations: Revocations = verify(&rb, &root.role_keys(RoleName::Revocations)?)?;
+    check_version("revocations", revocations.version, &rmeta)?;
+    files.push(("revocations".to_owned(), rb, revocations.version));
+
+    // The delegation tree, depth first, each author reached at most once.
+    let revoked = revocations.revoked_keys();
+    let mut authors = BTreeMap::new();
+    let mut distrusted = BTreeSet::new();
+    let mut seen = HashSet::new();
+    let mut count = 0usize;
+    let mut stack: Vec<(Delegation, usize)> = targets
+        .delegations
+        .iter()
+        .rev()
+        .map(|d| (d.clone(), 1))
+        .collect();
+    while let Some((d, depth)) = stack.pop() {
+        count += 1;
+        if count > MAX_DELEGATIONS || depth > MAX_DELEGATION_DEPTH {
+            return Err(RegistryError::DelegationCap {
+                max: if count > MAX_DELEGATIONS {
+                    MAX_DELEGATIONS
+                } else {
+                    MAX_DELEGATION_DEPTH
+                },
+            });
+        }
+        if !seen.insert(d.author.clone()) {
+            return Err(RegistryError::DelegationCycle {
+                author: d.author.clone(),
+            });
+        }
+        let keys = d.role_keys()?.without(&revoked);
+        if (keys.keys().len() as u64) < u64::from(keys.threshold()) {
+            distrusted.insert(d.author.clone());
+            continue;
+        }
+        let name = format!("authors/{}", d.author);
+        if !snap.meta.contains_key(&name) {
+            // Delegated, but nothing signed yet: the author lists no module.
+            continue;
+        }
+        let (ab, ameta) = load(&name, MAX_AUTHOR_LEN)?;
+        let file: AuthorFile = verify(&ab, &keys)?;
+        check_version(&name, file.version, &ameta)?;
+        if file.author != d.author {
+            return Err(RegistryError::Invalid {
+                field: "author",
+                reason: "author file names another author",
+            });
+        }
+        file.check_within(&d.prefix)?;
+        for child in file.delegations.iter().rev() {
+            stack.push((child.clone(), depth + 1));
+        }
+        files.push((name, ab, file.version));
+        authors.insert(
+            d.author.clone(),
+            AuthorNode {
+                file,
+                prefix: d.prefix.clone(),
+            },
+        );
+    }
+    Ok((
+        View {
+            root,
+            snapshot: Some((snap, snap_hash)),
+            targets: Some(targets),
+            revocations: Some(revocations),
+            authors,
+            distrusted,
+        },
+        files,
+    ))
+}
