@@ -442,3 +442,49 @@ fn many_threads_share_one_transform() {
         }
     });
 }
+
+#[test]
+fn the_wall_clock_backstop_is_typed_and_not_the_fuel_verdict() {
+    // Fuel large enough to run for minutes; a 200 ms backstop ends the call instead.
+    let sb = Sandbox::new(kasane_sandbox::SandboxConfig {
+        max_limits: Limits {
+            fuel: u64::MAX,
+            ..Limits::default()
+        },
+        wall_clock_backstop: std::time::Duration::from_millis(200),
+        epoch_tick: std::time::Duration::from_millis(10),
+        pooling: kasane_sandbox::PoolingSizes {
+            instances: 4,
+            tables: 8,
+            tables_per_module: 4,
+        },
+        ..kasane_sandbox::SandboxConfig::default()
+    })
+    .unwrap();
+    let wasm = abi_module("(loop $l (br $l)) (i32.const 0)", "");
+    let limits = Limits {
+        fuel: u64::MAX,
+        ..Limits::default()
+    };
+    let e = sb
+        .load(&wasm, Profile::Pure, limits)
+        .unwrap()
+        .derive(&input())
+        .unwrap_err();
+    assert!(matches!(e, SandboxError::WallClockTimeout), "{e:?}");
+    assert_serves_good_calls(&sb);
+}
+
+#[cfg(not(feature = "wasi"))]
+#[test]
+fn the_wasi_profile_is_a_typed_error_without_the_feature() {
+    let sb = sandbox(Allocator::Pooling);
+    let e = sb
+        .load(&good_module(), Profile::Wasi, small_limits())
+        .unwrap_err();
+    assert!(
+        matches!(e, SandboxError::ProfileUnavailable("wasi")),
+        "{e:?}"
+    );
+    assert!(!Profile::Wasi.is_available());
+}
