@@ -22,7 +22,8 @@ pub struct ModuleInfo {
     pub imports: Vec<(String, String)>,
     /// The module has a start function (it runs under fuel at each instantiation).
     pub has_start: bool,
-    /// The module exports `_initialize` (a WASI reactor); it is called once per derive.
+    /// The module exports `_initialize` (a reactor); it is called once per derive, after
+    /// instantiation and before `kasane_alloc`, in either profile.
     pub has_initialize: bool,
     /// Initial linear memory in bytes.
     pub initial_memory_bytes: u64,
@@ -89,7 +90,7 @@ pub(crate) fn validate(
     };
 
     let imports = check_imports(&types, profile)?;
-    let (initial_memory_bytes, has_initialize) = check_exports(&types, profile)?;
+    let (initial_memory_bytes, has_initialize) = check_exports(&types)?;
     if initial_memory_bytes > limits.memory_bytes {
         return Err(SandboxError::MemoryLimit);
     }
@@ -145,7 +146,7 @@ fn check_imports(types: &Types, profile: Profile) -> Result<Vec<(String, String)
 }
 
 /// Checks the ABI v1 exports; returns the initial memory size and whether `_initialize` exists.
-fn check_exports(types: &Types, profile: Profile) -> Result<(u64, bool), SandboxError> {
+fn check_exports(types: &Types) -> Result<(u64, bool), SandboxError> {
     let types = types.as_ref();
     let Some(exports) = types.core_exports() else {
         return Err(SandboxError::UnsupportedFeature("not a core module".into()));
@@ -196,13 +197,12 @@ fn check_exports(types: &Types, profile: Profile) -> Result<(u64, bool), Sandbox
     };
     expect(EXPORT_ALLOC, &[I32], &[I32])?;
     expect(EXPORT_DERIVE, &[I32, I32, I32, I32], &[I32])?;
-    let has_initialize = match profile {
-        Profile::Wasi if func(EXPORT_WASI_INITIALIZE)?.is_some() => {
-            expect(EXPORT_WASI_INITIALIZE, &[], &[])?;
-            true
-        }
-        _ => false,
-    };
+    // A reactor (WASI or not: clang's `-mexec-model=reactor` runs static constructors
+    // there) gets `_initialize` called once per instance, in either profile.
+    let has_initialize = func(EXPORT_WASI_INITIALIZE)?.is_some();
+    if has_initialize {
+        expect(EXPORT_WASI_INITIALIZE, &[], &[])?;
+    }
     // Page size is 64 KiB (custom page sizes are off); saturate rather than overflow.
     let initial = memory.initial.saturating_mul(65_536);
     Ok((initial, has_initialize))

@@ -48,6 +48,9 @@ const FORMAT_VERSION: u32 = 1;
 const HEADER_LEN: usize = 8 + 4 + 32 + 32;
 const KEY_FILE: &str = "cache.key";
 const SECRET_LEN: usize = 32;
+/// Largest entry read back: compiled code of a module within the 1 MiB module cap is far
+/// smaller.
+const MAX_ENTRY_LEN: usize = 256 << 20;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -122,11 +125,15 @@ impl CompileCache {
         };
         let key = cache_key(engine, module_hash, profile);
         let file = dir.path.join(format!("{}.cwasm", crate::hex(&key)));
-        let outcome = match fs::read(&file) {
-            Ok(bytes) => match load::verified_deserialize(engine, &dir.secret, &key, &bytes) {
-                Some(module) => return Ok((module, CacheOutcome::Hit)),
-                None => CacheOutcome::Recompiled,
-            },
+        let outcome = match read_capped(&file) {
+            Ok(Some(bytes)) => {
+                match load::verified_deserialize(engine, &dir.secret, &key, &bytes) {
+                    Some(module) => return Ok((module, CacheOutcome::Hit)),
+                    None => CacheOutcome::Recompiled,
+                }
+            }
+            // Larger than any entry we write: not ours, and not worth reading.
+            Ok(None) => CacheOutcome::Recompiled,
             Err(e) if e.kind() == io::ErrorKind::NotFound => CacheOutcome::Miss,
             Err(e) => return Err(SandboxError::Cache(e)),
         };
@@ -138,6 +145,21 @@ impl CompileCache {
         write_atomically(&dir.path, &file, &entry)?;
         Ok((module, outcome))
     }
+}
+
+/// Reads `path` unless it is larger than [`MAX_ENTRY_LEN`] (`Ok(None)`): a planted huge file
+/// costs a `stat`, not memory.
+fn read_capped(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    use std::io::Read as _;
+    let f = fs::File::open(path)?;
+    let cap = MAX_ENTRY_LEN as u64;
+    if f.metadata()?.len() > cap {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    // `take` also bounds a file that grows while we read it.
+    f.take(cap + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= cap).then_some(bytes))
 }
 
 fn cache_key(engine: &Engine, module_hash: &[u8; 32], profile: Profile) -> [u8; 32] {
