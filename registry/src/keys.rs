@@ -56,6 +56,39 @@ impl<'de> Deserialize<'de> for KeyId {
     }
 }
 
+/// A public key as written in metadata: 32 bytes, not yet checked. [`PublicKey::from_bytes`]
+/// turns it into a usable key (refusing invalid and weak keys with their own errors).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RawKey(pub [u8; 32]);
+
+impl From<PublicKey> for RawKey {
+    fn from(k: PublicKey) -> Self {
+        Self(k.to_bytes())
+    }
+}
+
+impl RawKey {
+    /// The checked key.
+    pub fn check(&self) -> Result<PublicKey> {
+        PublicKey::from_bytes(&self.0)
+    }
+}
+
+impl Serialize for RawKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for RawKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        hexfmt::decode32(&s, "public key")
+            .map(Self)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// An Ed25519 public key that is a valid point and not of small order.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PublicKey(VerifyingKey);

@@ -97,7 +97,7 @@ impl RootSetup {
                 .keys
                 .iter()
                 .map(|k| {
-                    keys.insert(k.key_id(), *k);
+                    keys.insert(k.key_id(), (*k).into());
                     k.key_id()
                 })
                 .collect(),
@@ -661,7 +661,7 @@ pub fn delegation(
     let d = Delegation {
         author: id.to_owned(),
         prefix: prefix.to_owned(),
-        keys: keys.iter().map(|k| (k.key_id(), *k)).collect(),
+        keys: keys.iter().map(|k| (k.key_id(), (*k).into())).collect(),
         threshold,
     };
     d.validate()?;

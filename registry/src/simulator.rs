@@ -282,7 +282,7 @@ impl RepositorySimulator {
         let mut next = self.repo.next_root(self.now(), &self.life);
         next.keys
             .retain(|id, _| !next.roles.snapshot.keyids.contains(id) || id == &new.key_id());
-        next.keys.insert(new.key_id(), new.public());
+        next.keys.insert(new.key_id(), new.public().into());
         next.roles.snapshot.keyids = vec![new.key_id()];
         let signers = refs(&self.keys.root);
         self.repo.rotate_root(next, &signers)?;

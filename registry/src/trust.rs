@@ -75,7 +75,8 @@ impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
 /// `revocations.json`, `authors/<id>.json`.
 pub trait Fetcher {
     /// The file at `path`, or `None` if the repository has no such file. An implementation
-    /// should stop reading past `max_len` bytes (the caller refuses anything longer).
+    /// should stop reading after `max_len + 1` bytes; the caller refuses anything longer than
+    /// it expects, with the error for that file.
     fn fetch(&self, path: &str, max_len: u64) -> Result<Option<Vec<u8>>>;
 }
 
@@ -94,17 +95,20 @@ impl DirFetcher {
 
 impl Fetcher for DirFetcher {
     fn fetch(&self, path: &str, max_len: u64) -> Result<Option<Vec<u8>>> {
+        use std::io::Read;
         crate::metadata::validate_name(path)?;
         let p = self.dir.join(path);
-        match crate::atomic::read_capped(&p, max_len, path) {
-            Ok(b) => Ok(Some(b)),
-            Err(RegistryError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
+        let f = match std::fs::File::open(&p) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(RegistryError::io(&p, e)),
+        };
+        // One byte past the limit, so the caller can tell "longer" from "exactly".
+        let mut buf = Vec::new();
+        f.take(max_len.saturating_add(1))
+            .read_to_end(&mut buf)
+            .map_err(|e| RegistryError::io(&p, e))?;
+        Ok(Some(buf))
     }
 }
 
@@ -373,7 +377,8 @@ impl<C: Clock> TrustStore<C> {
         }
 
         // 2. The snapshot: signature, floors, expiry.
-        let snap_bytes = fetch_required(fetcher, "snapshot.json", MAX_SNAPSHOT_LEN)?;
+        let snap_bytes =
+            fetch_required(fetcher, "snapshot.json", MAX_SNAPSHOT_LEN, MAX_SNAPSHOT_LEN)?;
         let snap: Snapshot = verify(&snap_bytes, &root.role_keys(RoleName::Snapshot)?)?;
         let snap_hash = Sha256Hash::of(&snap_bytes);
         self.check_floor(&RoleName::Snapshot, "snapshot", snap.version, &snap_bytes)?;
@@ -401,7 +406,8 @@ impl<C: Clock> TrustStore<C> {
 
         // 3. Everything the snapshot names, checked against it.
         let (view, files) = verify_set(root, snap, snap_hash, &mut |name, meta, max| {
-            let b = fetch_required(fetcher, &meta_path(name), max.min(meta.length))?;
+            // Ask for no more than the snapshot's length; anything else is a mismatch.
+            let b = fetch_required(fetcher, &meta_path(name), max.min(meta.length), max)?;
             check_against(name, &b, meta, max)?;
             Ok(b)
         })?;
@@ -639,9 +645,10 @@ fn view_snapshot_version(view: &View) -> u64 {
     view.snapshot.as_ref().map_or(0, |(s, _)| s.version)
 }
 
-fn fetch_required(fetcher: &dyn Fetcher, path: &str, max: u64) -> Result<Vec<u8>> {
+/// Fetches `path`, asking for at most `hint` bytes and refusing more than `max`.
+fn fetch_required(fetcher: &dyn Fetcher, path: &str, hint: u64, max: u64) -> Result<Vec<u8>> {
     let b = fetcher
-        .fetch(path, max)?
+        .fetch(path, hint)?
         .ok_or_else(|| RegistryError::Missing {
             path: path.to_owned(),
         })?;

@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 
 use crate::envelope::{Envelope, RoleKeys};
 use crate::error::{RegistryError, Result, RoleName};
-use crate::keys::{KeyId, PublicKey, SecretKey};
+use crate::keys::{KeyId, RawKey, SecretKey};
 
 /// Cap on a `root` file (as stored: the envelope).
 pub const MAX_ROOT_LEN: u64 = 64 * 1024;
@@ -100,11 +100,13 @@ fn parse_payload<M: Metadata>(payload: &[u8], what: &str) -> Result<M> {
 }
 
 /// A key list as written in metadata: key id → public key. Each id must be the key's SHA-256.
-pub type KeyMap = BTreeMap<KeyId, PublicKey>;
+pub type KeyMap = BTreeMap<KeyId, RawKey>;
 
-/// Checks that each id of `keys` is the SHA-256 of its key (so no key has two ids).
+/// Checks that each key is a valid, non-weak Ed25519 key and that its id is its SHA-256 (so
+/// no key has two ids).
 pub(crate) fn check_key_map(keys: &KeyMap) -> Result<()> {
-    for (id, k) in keys {
+    for (id, raw) in keys {
+        let k = raw.check()?;
         if *id != k.key_id() {
             return Err(RegistryError::KeyIdMismatch { keyid: id.to_hex() });
         }
@@ -125,7 +127,7 @@ pub(crate) fn role_keys(
             role: role.clone(),
             keyid: id.to_hex(),
         })?;
-        out.push(*k);
+        out.push(k.check()?);
     }
     RoleKeys::new(role, out, threshold)
 }
