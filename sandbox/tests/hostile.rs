@@ -40,6 +40,15 @@ fn corpus() -> Vec<Case> {
             |e| matches!(e, SandboxError::OutOfFuel),
         ),
         (
+            "bulk memory.fill loop (charged per byte)",
+            abi_module(
+                "(loop $l (memory.fill (i32.const 0) (i32.const 0) (i32.const 65536)) (br $l)) (i32.const 0)",
+                "",
+            ),
+            Profile::Pure,
+            |e| matches!(e, SandboxError::OutOfFuel),
+        ),
+        (
             "infinite loop in start",
             abi_module("(i32.const 1)", "(func $s (loop $l (br $l))) (start $s)"),
             Profile::Pure,
