@@ -251,6 +251,45 @@ pub fn read_key_file(path: &Path) -> Result<SecretKey> {
     SecretKey::from_key_file(&bytes)
 }
 
+/// The public key file's JSON: `{"keytype":"ed25519","public":"<hex>"}` (what an author
+/// hands the registry for `delegate`).
+pub fn public_key_file(key: &PublicKey) -> Vec<u8> {
+    format!(
+        "{{\"keytype\":\"ed25519\",\"public\":\"{}\"}}\n",
+        key.to_hex()
+    )
+    .into_bytes()
+}
+
+/// Writes a public key file (mode 0644, atomically).
+pub fn write_public_key_file(path: &Path, key: &PublicKey) -> Result<()> {
+    crate::atomic::write_atomic(path, &public_key_file(key), 0o644)
+}
+
+/// Reads the public key from a public key file, or from a secret key file (its `public`
+/// half, checked against the secret).
+pub fn read_public_key_file(path: &Path) -> Result<PublicKey> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct PublicFile {
+        keytype: String,
+        public: String,
+    }
+    let bytes = Zeroizing::new(crate::atomic::read_capped(
+        path,
+        MAX_KEY_FILE_LEN,
+        "key file",
+    )?);
+    crate::json::check_no_duplicate_keys(&bytes)?;
+    if let Ok(pf) = serde_json::from_slice::<PublicFile>(&bytes) {
+        if pf.keytype != "ed25519" {
+            return Err(RegistryError::BadKeyFile("keytype is not ed25519"));
+        }
+        return PublicKey::from_hex(&pf.public);
+    }
+    Ok(SecretKey::from_key_file(&bytes)?.public())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +306,15 @@ mod tests {
         let secret_hex = hex::encode(k.0.to_bytes());
         assert!(!dbg.contains(&secret_hex));
         assert!(dbg.contains(&k.key_id().to_hex()));
+        // The public half, from either file.
+        assert_eq!(read_public_key_file(&p).unwrap(), k.public());
+        let pp = dir.path().join("k.pub");
+        write_public_key_file(&pp, &k.public()).unwrap();
+        assert_eq!(read_public_key_file(&pp).unwrap(), k.public());
+        assert!(
+            read_key_file(&pp).is_err(),
+            "a public key file is no secret key"
+        );
     }
 
     #[test]

@@ -27,6 +27,14 @@ use crate::trust::{meta_path, root_path};
 
 const DAY: u64 = 24 * 60 * 60;
 
+/// `version + 1`, refusing to wrap.
+fn next_version(version: u64) -> Result<u64> {
+    version.checked_add(1).ok_or(RegistryError::Invalid {
+        field: "version",
+        reason: "no version after u64::MAX",
+    })
+}
+
 /// How long each role's files stay valid after signing, seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lifetimes {
@@ -299,7 +307,7 @@ impl Repository {
             bytes: first,
         }];
         loop {
-            let v = roots[roots.len() - 1].meta.version + 1;
+            let v = next_version(roots[roots.len() - 1].meta.version)?;
             let p = dir.join(root_path(v));
             if !p.exists() {
                 break;
@@ -383,7 +391,7 @@ impl Repository {
     ) -> Result<()> {
         let mut t = self.targets.meta.clone();
         f(&mut t)?;
-        t.version += 1;
+        t.version = next_version(t.version)?;
         t.expires = now.saturating_add(life.targets);
         let signed = Signed::sign(t, keys)?;
         verify::<Targets>(&signed.bytes, &self.root().role_keys(RoleName::Targets)?)?;
@@ -483,7 +491,7 @@ impl Repository {
     ) -> Result<()> {
         let mut r = self.revocations.meta.clone();
         f(&mut r);
-        r.version += 1;
+        r.version = next_version(r.version)?;
         r.expires = now.saturating_add(life.revocations);
         let signed = Signed::sign(r, keys)?;
         verify::<Revocations>(
@@ -568,7 +576,7 @@ impl Repository {
             );
         }
         let s = Snapshot {
-            version: self.snapshot.meta.version + 1,
+            version: next_version(self.snapshot.meta.version)?,
             expires: now.saturating_add(life.snapshot),
             meta,
         };
@@ -582,7 +590,7 @@ impl Repository {
     /// its keys and roles, then pass it to [`Repository::rotate_root`].
     pub fn next_root(&self, now: u64, life: &Lifetimes) -> Root {
         let mut r = self.root().clone();
-        r.version += 1;
+        r.version = r.version.saturating_add(1);
         r.expires = now.saturating_add(life.root);
         r
     }

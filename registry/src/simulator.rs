@@ -246,7 +246,7 @@ impl RepositorySimulator {
             .cloned()
             .ok_or_else(|| RegistryError::NotListed { name: id.into() })?;
         f(&mut file);
-        file.version += 1;
+        file.version = file.version.saturating_add(1);
         file.expires = self.now().saturating_add(self.life.targets);
         let keys = self.author_keys.get(id).cloned().unwrap_or_default();
         let bytes = author_sign(&file, &refs(&keys))?;

@@ -155,6 +155,20 @@ struct View {
     distrusted: BTreeSet<String>,
 }
 
+impl View {
+    /// Only a root: nothing is admitted until an update succeeds.
+    fn empty(root: Root) -> Self {
+        Self {
+            root,
+            snapshot: None,
+            targets: None,
+            revocations: None,
+            authors: BTreeMap::new(),
+            distrusted: BTreeSet::new(),
+        }
+    }
+}
+
 /// A module admitted for this login: its signed entry, and the bytes now known to match it.
 #[derive(Clone, Debug)]
 pub struct AdmittedModule<'a> {
@@ -207,14 +221,7 @@ impl<C: Clock> TrustStore<C> {
             dir: dir.to_owned(),
             clock,
             state,
-            view: View {
-                root,
-                snapshot: None,
-                targets: None,
-                revocations: None,
-                authors: BTreeMap::new(),
-                distrusted: BTreeSet::new(),
-            },
+            view: View::empty(root),
         };
         store.save()?;
         Ok(store)
@@ -243,25 +250,26 @@ impl<C: Clock> TrustStore<C> {
         })?;
         let root = Root::verify_self_signed(&root_bytes)?;
         let view = match file("snapshot")? {
-            None => View {
-                root,
-                snapshot: None,
-                targets: None,
-                revocations: None,
-                authors: BTreeMap::new(),
-                distrusted: BTreeSet::new(),
-            },
+            None => View::empty(root),
             Some(snap_bytes) => {
-                let snap: Snapshot = verify(&snap_bytes, &root.role_keys(RoleName::Snapshot)?)?;
-                let hash = Sha256Hash::of(&snap_bytes);
-                let (view, _) = verify_set(root, snap, hash, &mut |name, meta, max| {
-                    let b = file(name)?.ok_or_else(|| RegistryError::Missing {
-                        path: name.to_owned(),
-                    })?;
-                    check_against(name, &b, meta, max)?;
-                    Ok(b)
-                })?;
-                view
+                let stored = (|| {
+                    let snap: Snapshot = verify(&snap_bytes, &root.role_keys(RoleName::Snapshot)?)?;
+                    let hash = Sha256Hash::of(&snap_bytes);
+                    verify_set(root.clone(), snap, hash, &mut |name, meta, max| {
+                        let b = file(name)?.ok_or_else(|| RegistryError::Missing {
+                            path: name.to_owned(),
+                        })?;
+                        check_against(name, &b, meta, max)?;
+                        Ok(b)
+                    })
+                })();
+                match stored {
+                    Ok((view, _)) => view,
+                    // The stored files no longer verify under the stored root (an update
+                    // rotated a role's keys, then failed before the role was re-signed). The
+                    // floors stay; the store admits nothing until the next update succeeds.
+                    Err(_) => View::empty(root),
+                }
             }
         };
         Ok(Self {
@@ -280,6 +288,12 @@ impl<C: Clock> TrustStore<C> {
     /// The trusted snapshot's version and hash (what a host must name in a ticket), if any.
     pub fn snapshot(&self) -> Option<(u64, Sha256Hash)> {
         self.view.snapshot.as_ref().map(|(s, h)| (s.version, *h))
+    }
+
+    /// The checked keys of a role of the trusted root (e.g. [`RoleName::Host`], to verify the
+    /// host's signed ephemeral login key).
+    pub fn role_keys(&self, role: RoleName) -> Result<crate::envelope::RoleKeys> {
+        self.view.root.role_keys(role)
     }
 
     /// The latest trusted time (unix seconds).
@@ -639,6 +653,26 @@ impl<C: Clock> TrustStore<C> {
         }
         Ok(entry)
     }
+}
+
+/// `verify`: checks a repository directory the way a client would. A trust store is created
+/// in `state_dir` (replacing any there), pinned to the repository's `1.root.json` (checked
+/// against `pin` if given), and updated from the directory. Returns the runnable modules.
+pub fn verify_repository<C: Clock>(
+    repo_dir: &Path,
+    state_dir: &Path,
+    pin: Option<Sha256Hash>,
+    clock: C,
+) -> Result<Vec<(TargetEntry, Option<String>)>> {
+    let fetcher = DirFetcher::new(repo_dir);
+    let root1 = fetcher
+        .fetch(&root_path(1), MAX_ROOT_LEN)?
+        .ok_or_else(|| RegistryError::Missing { path: root_path(1) })?;
+    crate::json::check_len(root1.len(), MAX_ROOT_LEN, "root")?;
+    let pin = pin.map_or(Pin::File, Pin::Fingerprint);
+    let mut store = TrustStore::init(state_dir, &root1, pin, clock)?;
+    store.update(&fetcher)?;
+    Ok(store.runnable())
 }
 
 fn view_snapshot_version(view: &View) -> u64 {

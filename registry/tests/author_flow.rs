@@ -204,3 +204,39 @@ fn fingerprint_pin_refuses_another_root() {
         Err(RegistryError::FingerprintMismatch)
     ));
 }
+
+#[test]
+fn verify_repository_on_a_saved_simulator_repo() {
+    let mut sim = kasane_registry::simulator::RepositorySimulator::new();
+    sim.publish("sha256-chain", MODULE).unwrap();
+    sim.add_author("acme", "acme/").unwrap();
+    sim.author_publish("acme", "acme/x", b"\0asm\x01\0\0\0x")
+        .unwrap();
+    let repo_dir = tempfile::tempdir().unwrap();
+    let state_dir = tempfile::tempdir().unwrap();
+    sim.repo.save(repo_dir.path()).unwrap();
+    let pin = fingerprint(&sim.root1());
+    let runnable = kasane_registry::trust::verify_repository(
+        repo_dir.path(),
+        state_dir.path(),
+        Some(pin),
+        sim.clock.clone(),
+    )
+    .unwrap();
+    let names: Vec<_> = runnable.iter().map(|(e, _)| e.name.as_str()).collect();
+    assert_eq!(names, ["sha256-chain", "acme/x"]);
+    // Tamper with a file on disk: refused as a snapshot mismatch.
+    let p = repo_dir.path().join("targets.json");
+    let mut t = std::fs::read(&p).unwrap();
+    t.push(b'\n');
+    std::fs::write(&p, t).unwrap();
+    assert!(matches!(
+        kasane_registry::trust::verify_repository(
+            repo_dir.path(),
+            state_dir.path(),
+            Some(pin),
+            sim.clock.clone(),
+        ),
+        Err(RegistryError::SnapshotMismatch { .. })
+    ));
+}

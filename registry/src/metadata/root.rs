@@ -126,7 +126,12 @@ impl Root {
         // Old keys first: nothing of the new file is parsed before the trusted keys accept it.
         let next: Self = super::verify(bytes, &self.role_keys(RoleName::Root)?)?;
         super::verify::<Self>(bytes, &next.role_keys(RoleName::Root)?)?;
-        let expected = self.version.saturating_add(1);
+        let Some(expected) = self.version.checked_add(1) else {
+            return Err(RegistryError::RootVersionGap {
+                expected: self.version,
+                got: next.version,
+            });
+        };
         if next.version != expected {
             return Err(RegistryError::RootVersionGap {
                 expected,
