@@ -20,6 +20,26 @@
 //! - `output`: [`Derived`] and the zeroizing [`Key`].
 //! - `error`: [`SandboxError`].
 //!
+//! # What a hostile module gets
+//! Every case is a typed [`SandboxError`]; the [`Sandbox`] keeps serving other calls
+//! (`tests/hostile.rs` pins each row).
+//!
+//! | the module… | error | when |
+//! |---|---|---|
+//! | is larger than `module_bytes` | [`SandboxError::ModuleTooLarge`] | load, before parsing |
+//! | is not binary wasm (text, garbage) | [`SandboxError::InvalidWasm`] | load |
+//! | uses threads/shared memory, memory64, relaxed SIMD, multi-memory, GC, … or is a component | [`SandboxError::UnsupportedFeature`] | load |
+//! | imports anything (pure), or anything but a `wasi_snapshot_preview1` function (wasi) | [`SandboxError::ForbiddenImport`] | load |
+//! | lacks `memory` / `kasane_abi_v1` / `kasane_alloc` / `kasane_derive`, or has a wrong signature | [`SandboxError::BadAbi`] | load |
+//! | declares more memory or table elements than its limits | [`SandboxError::MemoryLimit`] / [`SandboxError::TableLimit`] | load |
+//! | loops (in `kasane_derive`, a start function, `_initialize`, or through host calls) | [`SandboxError::OutOfFuel`] | derive |
+//! | grows memory or a table past its limit | [`SandboxError::MemoryLimit`] / [`SandboxError::TableLimit`] | derive |
+//! | recurses too deep | [`SandboxError::StackOverflow`] | derive |
+//! | traps (`unreachable`, its own out-of-bounds access, `proc_exit`, …) | [`SandboxError::Trap`] | derive |
+//! | returns a length outside `1..=output_len`, or pointers outside its memory | [`SandboxError::BadOutput`] | derive |
+//! | returns a negative code | [`SandboxError::Guest`] | derive |
+//! | is still running when the wall-clock backstop fires (never with sane fuel) | [`SandboxError::WallClockTimeout`] | derive |
+//!
 //! # Example
 //! ```
 //! use kasane_sandbox::{Limits, Profile, Sandbox, SandboxConfig};
@@ -83,4 +103,21 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
             let _ = write!(s, "{b:02x}");
             s
         })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn handles_are_shareable_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<crate::Sandbox>();
+        assert_send_sync::<crate::Transform>();
+        assert_send_sync::<crate::CompileCache>();
+        assert_send_sync::<crate::SandboxError>();
+    }
+
+    #[test]
+    fn hex_is_lowercase_and_complete() {
+        assert_eq!(crate::hex(&[0x00, 0xab, 0x0f]), "00ab0f");
+    }
 }

@@ -9,8 +9,8 @@
 //!   immediately; fd subscriptions report `EBADF`), and `sched_yield` is a no-op: a guest that
 //!   "sleeps" in a loop burns fuel and ends in `OutOfFuel`;
 //! - stdout and stderr go to one shared in-memory buffer of [`DIAGNOSTICS_CAP`] bytes, returned
-//!   as [`Derived::diagnostics`](crate::Derived::diagnostics). Writing beyond it fails the
-//!   write (or traps, as wasmtime-wasi's memory pipe does).
+//!   as [`Derived::diagnostics`](crate::Derived::diagnostics). Writes beyond it are short or
+//!   fail with an errno; the guest carries on.
 
 use crate::SandboxError;
 use crate::limits::{LimitHit, Limiter};
@@ -60,7 +60,10 @@ impl WasiState {
             .secure_random(wasmtime_wasi::Deterministic::new(backstop.to_vec()))
             .insecure_random(wasmtime_wasi::Deterministic::new(backstop.to_vec()))
             .insecure_random_seed(0)
-            .allow_blocking_current_thread(false);
+            .allow_blocking_current_thread(false)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
         Self {
             limiter,
             ctx: b.build_p1(),
