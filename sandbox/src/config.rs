@@ -98,7 +98,8 @@ pub struct SandboxConfig {
     /// stops a call stuck where fuel is not consumed. It fires as
     /// [`SandboxError::WallClockTimeout`].
     pub wall_clock_backstop: Duration,
-    /// Period of the epoch ticker thread (default 50 ms): the backstop's resolution.
+    /// Period of the epoch ticker thread (default 50 ms, at least 1 ms): the backstop's
+    /// resolution.
     pub epoch_tick: Duration,
 }
 
@@ -115,9 +116,14 @@ impl Default for SandboxConfig {
 }
 
 impl SandboxConfig {
+    /// The ticker period, at least 1 ms (a zero period would spin a core).
+    pub(crate) fn tick(&self) -> Duration {
+        self.epoch_tick.max(Duration::from_millis(1))
+    }
+
     /// Number of epoch ticks that make up the backstop (at least 1).
     pub(crate) fn deadline_ticks(&self) -> u64 {
-        let tick = self.epoch_tick.as_nanos().max(1);
+        let tick = self.tick().as_nanos();
         u64::try_from(self.wall_clock_backstop.as_nanos() / tick)
             .unwrap_or(u64::MAX)
             .max(1)
@@ -160,5 +166,32 @@ impl SandboxConfig {
             c.allocation_strategy(InstanceAllocationStrategy::OnDemand);
         }
         Engine::new(&c).map_err(|e| SandboxError::Engine(format!("{e:#}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_is_backstop_over_tick_and_never_zero() {
+        let c = SandboxConfig::default();
+        assert_eq!(c.deadline_ticks(), 200);
+        let zero = SandboxConfig {
+            epoch_tick: Duration::ZERO,
+            wall_clock_backstop: Duration::ZERO,
+            ..c
+        };
+        assert_eq!(zero.tick(), Duration::from_millis(1));
+        assert_eq!(zero.deadline_ticks(), 1);
+    }
+
+    #[test]
+    fn profiles_round_trip_their_names() {
+        for p in [Profile::Pure, Profile::Wasi] {
+            assert_eq!(Profile::from_name(p.as_str()), Some(p));
+        }
+        assert_eq!(Profile::from_name("WASI"), None);
+        assert!(Profile::Pure.is_available());
     }
 }

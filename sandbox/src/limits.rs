@@ -21,7 +21,9 @@ pub struct Limits {
     pub table_elements: u64,
     /// Wasm stack, in bytes (default 512 KiB). Enforced per engine: a [`Sandbox`](crate::Sandbox)
     /// runs every transform with the stack of its `max_limits`, because wasmtime sets the stack
-    /// limit on the engine, not per call.
+    /// limit on the engine, not per call. Unlike fuel, stack use depends on the compiled code:
+    /// keep transforms far from the limit (host and client on different CPU architectures may
+    /// disagree on a module that recurses to the edge).
     pub wasm_stack_bytes: usize,
     /// Largest module, in bytes (default 1 MiB), checked before the bytes are parsed.
     pub module_bytes: usize,

@@ -70,7 +70,7 @@ impl Sandbox {
         #[cfg(feature = "wasi")]
         let wasi = crate::wasi::linker(&engine)?;
         let weak = engine.weak();
-        let tick = config.epoch_tick;
+        let tick = config.tick();
         std::thread::Builder::new()
             .name("kasane-epoch".into())
             .spawn(move || {
