@@ -18,6 +18,7 @@
 //! - [`simulator`]: an in-memory repository with every role's keys and a fake clock, for tests.
 //! - [`atomic`]: atomic file writes (trust state, key files).
 //! - [`hexfmt`]: lowercase hex and [`Sha256Hash`].
+//! - `json` (private): strict JSON parsing — size cap, duplicate keys refused at any depth.
 //!
 //! `docs/REGISTRY.md` describes the roles, the threats covered and the key ceremony.
 #![forbid(unsafe_code)]

@@ -322,13 +322,39 @@ impl Repository {
         let sb = parse("snapshot", MAX_SNAPSHOT_LEN)?;
         let mut authors = BTreeMap::new();
         let (snap, _) = parse_unverified::<Snapshot>(&sb, "snapshot")?;
-        for name in snap.meta.keys() {
-            if let Some(id) = name.strip_prefix("authors/") {
-                validate_author_id(id)?;
-                let ab = parse(name, MAX_AUTHOR_LEN)?;
-                let (meta, _) = parse_unverified::<AuthorFile>(&ab, name)?;
-                authors.insert(id.to_owned(), Signed { meta, bytes: ab });
+        // Every author file on disk: those the snapshot lists, and those accepted since the
+        // last snapshot (`author-sign` then `snapshot` may be two runs of the CLI).
+        let mut ids: Vec<String> = snap
+            .meta
+            .keys()
+            .filter_map(|n| n.strip_prefix("authors/").map(str::to_owned))
+            .collect();
+        let authors_dir = dir.join("authors");
+        if let Ok(entries) = std::fs::read_dir(&authors_dir) {
+            for entry in entries {
+                let entry = entry.map_err(|e| RegistryError::io(&authors_dir, e))?;
+                let file_name = entry.file_name();
+                // Temporary files of an interrupted atomic write start with a dot.
+                if let Some(id) = file_name.to_str().and_then(|n| n.strip_suffix(".json"))
+                    && !id.starts_with('.')
+                    && !ids.iter().any(|x| x == id)
+                {
+                    ids.push(id.to_owned());
+                }
             }
+        }
+        for id in ids {
+            validate_author_id(&id)?;
+            let name = format!("authors/{id}");
+            let ab = parse(&name, MAX_AUTHOR_LEN)?;
+            let (meta, _) = parse_unverified::<AuthorFile>(&ab, &name)?;
+            if meta.author != id {
+                return Err(RegistryError::Invalid {
+                    field: "author",
+                    reason: "author file names another author",
+                });
+            }
+            authors.insert(id, Signed { meta, bytes: ab });
         }
         let repo = Self {
             roots,
@@ -651,6 +677,48 @@ impl Repository {
         t.validate()?;
         Ok(t.sign(snapshot_keys))
     }
+}
+
+/// The key files [`dev_init`] writes, one per role, in the keys directory.
+pub const DEV_KEY_FILES: [&str; 5] = [
+    "root.key",
+    "targets.key",
+    "snapshot.key",
+    "revocations.key",
+    "host.key",
+];
+
+/// `init` with development keys: one fresh key per role (threshold 1), written to `keys_dir`
+/// as [`DEV_KEY_FILES`] (mode 0600), and a new repository saved in `repo_dir`. Not for real
+/// deployments: see docs/REGISTRY.md for the key ceremony.
+pub fn dev_init(
+    repo_dir: &Path,
+    keys_dir: &Path,
+    now: u64,
+    life: &Lifetimes,
+) -> Result<Repository> {
+    std::fs::create_dir_all(keys_dir).map_err(|e| RegistryError::io(keys_dir, e))?;
+    let keys: [SecretKey; 5] = std::array::from_fn(|_| SecretKey::generate());
+    for (name, key) in DEV_KEY_FILES.iter().zip(&keys) {
+        crate::keys::write_key_file(&keys_dir.join(name), key)?;
+    }
+    let [root, targets, snapshot, revocations, host] = &keys;
+    let setup = RootSetup {
+        root: RoleSetup::single(&root.public()),
+        targets: RoleSetup::single(&targets.public()),
+        snapshot: RoleSetup::single(&snapshot.public()),
+        revocations: RoleSetup::single(&revocations.public()),
+        host: RoleSetup::single(&host.public()),
+    };
+    let signers = InitSigners {
+        root: &[root],
+        targets: &[targets],
+        revocations: &[revocations],
+        snapshot: &[snapshot],
+    };
+    let repo = Repository::init(&setup, signers, now, life)?;
+    repo.save(repo_dir)?;
+    Ok(repo)
 }
 
 /// `author-sign`: an author signs its `authors/<id>` file with its own keys.

@@ -240,3 +240,62 @@ fn verify_repository_on_a_saved_simulator_repo() {
         Err(RegistryError::SnapshotMismatch { .. })
     ));
 }
+
+#[test]
+fn cli_style_steps_each_on_a_freshly_loaded_repository() {
+    use kasane_registry::repo::{DEV_KEY_FILES, dev_init};
+    let repo_dir = tempfile::tempdir().unwrap();
+    let keys_dir = tempfile::tempdir().unwrap();
+    let state_dir = tempfile::tempdir().unwrap();
+    let life = Lifetimes::default();
+    let now = T0;
+    dev_init(repo_dir.path(), keys_dir.path(), now, &life).unwrap();
+    for f in DEV_KEY_FILES {
+        let mode = std::fs::metadata(keys_dir.path().join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    let key = |f: &str| read_key_file(&keys_dir.path().join(f)).unwrap();
+    let step = |f: &dyn Fn(&mut Repository)| {
+        let mut repo = Repository::load(repo_dir.path()).unwrap();
+        f(&mut repo);
+        repo.save(repo_dir.path()).unwrap();
+    };
+    // add
+    step(&|r| {
+        let e = target_entry("sha256-chain", MODULE, Profile::Pure, 1, 1, vec![], 100).unwrap();
+        r.add_target(e, &[&key("targets.key")], now, &life).unwrap();
+    });
+    // delegate (the author hands over a public key file only)
+    let author = SecretKey::generate();
+    let pub_path = keys_dir.path().join("acme.pub");
+    kasane_registry::keys::write_public_key_file(&pub_path, &author.public()).unwrap();
+    step(&|r| {
+        let k = kasane_registry::keys::read_public_key_file(&pub_path).unwrap();
+        let d = delegation("acme", "acme/", &[k], 1).unwrap();
+        r.delegate(d, &[&key("targets.key")], now, &life).unwrap();
+    });
+    // author-sign, then the registry takes the file
+    let file = AuthorFile {
+        author: "acme".into(),
+        version: 1,
+        expires: now + 86_400 * 30,
+        targets: vec![target_entry("acme/x", b"xx", Profile::Wasi, 1, 1, vec![1], 1).unwrap()],
+        delegations: vec![],
+    };
+    let signed = author_sign(&file, &[&author]).unwrap();
+    step(&|r| r.put_author_file(signed.clone()).unwrap());
+    // snapshot, in a separate run
+    step(&|r| r.snapshot(&[&key("snapshot.key")], now, &life).unwrap());
+    let runnable = kasane_registry::trust::verify_repository(
+        repo_dir.path(),
+        state_dir.path(),
+        None,
+        FakeClock::new(now + 10),
+    )
+    .unwrap();
+    let names: Vec<_> = runnable.iter().map(|(e, _)| e.name.as_str()).collect();
+    assert_eq!(names, ["sha256-chain", "acme/x"]);
+}
