@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::{RegistryError, Result};
+use crate::error::{RegistryError, Result, RoleName};
 use crate::hexfmt::Sha256Hash;
 use crate::keys::{PublicKey, SecretKey};
 use crate::metadata::targets::{AuthorFile, Profile, TargetEntry};
@@ -275,19 +275,76 @@ impl RepositorySimulator {
         self.snapshot()
     }
 
-    /// Rotates the snapshot (online) key: a new root with a new snapshot key, signed by the
-    /// old and new root keys, then a snapshot signed with the new key.
+    /// Rotates the snapshot (online) key: see [`RepositorySimulator::rotate_keys`].
     pub fn rotate_snapshot_key(&mut self) -> Result<()> {
+        self.rotate_keys(&RoleName::Snapshot)
+    }
+
+    /// Replaces `role`'s keys with one fresh key (threshold 1; for `root`, the configured root
+    /// threshold is kept only if still reachable): a new root signed by the old and the new
+    /// root keys, then every file the role signs re-signed with the new key, and a snapshot.
+    pub fn rotate_keys(&mut self, role: &RoleName) -> Result<()> {
         let new = self.new_key();
         let mut next = self.repo.next_root(self.now(), &self.life);
-        next.keys
-            .retain(|id, _| !next.roles.snapshot.keyids.contains(id) || id == &new.key_id());
+        let spec = match role {
+            RoleName::Root => &mut next.roles.root,
+            RoleName::Targets => &mut next.roles.targets,
+            RoleName::Snapshot | RoleName::Ticket => &mut next.roles.snapshot,
+            RoleName::Revocations => &mut next.roles.revocations,
+            RoleName::Host => &mut next.roles.host,
+            RoleName::Author(_) => {
+                return Err(RegistryError::Invalid {
+                    field: "role",
+                    reason: "author keys are rotated by delegating again",
+                });
+            }
+        };
+        spec.keyids = vec![new.key_id()];
+        spec.threshold = 1;
         next.keys.insert(new.key_id(), new.public().into());
-        next.roles.snapshot.keyids = vec![new.key_id()];
-        let signers = refs(&self.keys.root);
+        // Drop keys no role uses any more.
+        let used: Vec<_> = [
+            &next.roles.root,
+            &next.roles.targets,
+            &next.roles.snapshot,
+            &next.roles.revocations,
+            &next.roles.host,
+        ]
+        .iter()
+        .flat_map(|r| r.keyids.iter().copied())
+        .collect();
+        next.keys.retain(|id, _| used.contains(id));
+        let mut signers = refs(&self.keys.root);
+        if *role == RoleName::Root {
+            signers.push(&new);
+        }
         self.repo.rotate_root(next, &signers)?;
-        self.keys.snapshot = vec![new];
+        let now = self.now();
+        match role {
+            RoleName::Root => {
+                self.keys.root = vec![new];
+                self.root_threshold = 1;
+            }
+            RoleName::Targets => {
+                self.keys.targets = vec![new];
+                self.repo
+                    .refresh_targets(&refs(&self.keys.targets), now, &self.life)?;
+            }
+            RoleName::Revocations => {
+                self.keys.revocations = vec![new];
+                self.repo
+                    .refresh_revocations(&refs(&self.keys.revocations), now, &self.life)?;
+            }
+            RoleName::Host => self.keys.host = vec![new],
+            _ => self.keys.snapshot = vec![new],
+        }
         self.snapshot()
+    }
+
+    /// Re-signs the root unchanged with a new version and expiry.
+    pub fn bump_root(&mut self) -> Result<()> {
+        let next = self.repo.next_root(self.now(), &self.life);
+        self.repo.rotate_root(next, &refs(&self.keys.root))
     }
 
     /// A ticket for `nonce` naming `name`, signed with the current snapshot keys.
