@@ -11,6 +11,32 @@
 //! [`TrustStore::admit`] checks a session ticket and the module bytes (length, then hash)
 //! before anything compiles them; [`TrustStore::admit_cached`] re-checks revocations for a
 //! module already in a cache.
+//!
+//! # Example
+//!
+//! A registry publishes a module; a client updates, then admits it for one login.
+//!
+//! ```
+//! use kasane_registry::simulator::RepositorySimulator;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut registry = RepositorySimulator::new();
+//! let module: &[u8] = b"\0asm\x01\0\0\0 a transform";
+//! registry.publish("sha256-chain", module)?;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let mut store = registry.client(dir.path())?; // pinned to root 1
+//! store.update(&registry)?;
+//!
+//! let nonce = [7u8; 32]; // this login's client nonce
+//! let ticket = registry.ticket(nonce, "sha256-chain")?;
+//! let admitted = store.admit(&ticket, &nonce, module)?;
+//! assert_eq!(admitted.entry.name, "sha256-chain");
+//! // Only `admitted.bytes` may now go to the sandbox, with `admitted.entry`'s limits.
+//! assert!(store.admit(&ticket, &[8u8; 32], module).is_err()); // another login's nonce
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -36,8 +62,15 @@ pub const MAX_ROOT_CHAIN: u32 = 32;
 pub const TICKET_CLOCK_SKEW: u64 = 60;
 /// The state file inside a trust store directory.
 pub const STATE_FILE: &str = "state.json";
-/// Cap on the state file.
-const MAX_STATE_LEN: u64 = 16 * 1024 * 1024;
+/// Cap on the state file: it holds every trusted file in hex, so twice the sum of the caps
+/// (targets, revocations, snapshot, root, and up to `MAX_DELEGATIONS` author files).
+const MAX_STATE_LEN: u64 = 2
+    * (MAX_TARGETS_LEN
+        + MAX_REVOCATIONS_LEN
+        + MAX_SNAPSHOT_LEN
+        + MAX_ROOT_LEN
+        + MAX_DELEGATIONS as u64 * MAX_AUTHOR_LEN)
+    + 64 * 1024;
 const STATE_FORMAT: u32 = 1;
 
 /// A source of unix time, injectable for tests.

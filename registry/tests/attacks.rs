@@ -945,3 +945,29 @@ fn stolen_author_key_alone_cannot_make_a_new_module_runnable() {
         RegistryError::NotListed { .. }
     ));
 }
+
+#[test]
+fn lower_snapshot_version_after_a_client_restart() {
+    let mut w = world();
+    let (_, old_bytes) = served_snapshot(&w.sim);
+    w.sim.publish("second", MOD_B).unwrap();
+    w.update().unwrap();
+    let floor = w.client.floor("snapshot").unwrap();
+    // Restart: the floors come back from disk.
+    let dir = w.dir.path().to_owned();
+    w.client = kasane_registry::trust::TrustStore::open(&dir, w.sim.clock.clone()).unwrap();
+    assert_eq!(w.client.floor("snapshot"), Some(floor));
+    let t = w.ticket(nonce(4), "second");
+    w.admit(&t, nonce(4), MOD_B).unwrap();
+    w.sim.serve("snapshot.json", old_bytes);
+    assert!(matches!(
+        err(w.update()),
+        RegistryError::Rollback {
+            role: RoleName::Snapshot,
+            ..
+        }
+    ));
+    // A damaged state file is an error, never a reset to no floors.
+    std::fs::write(dir.join("state.json"), b"{\"format\":1").unwrap();
+    assert!(kasane_registry::trust::TrustStore::open(&dir, w.sim.clock.clone()).is_err());
+}
