@@ -1,7 +1,7 @@
 //! [`SandboxConfig`] and the one place the wasmtime [`Engine`] is configured (DESIGN §2:
 //! determinism, fuel, the epoch backstop, the allocator).
 
-use crate::{Limits, SandboxError};
+use crate::{Limits, MAX_TABLES, SandboxError};
 use std::fmt;
 use std::time::Duration;
 use wasmparser::WasmFeatures;
@@ -66,23 +66,22 @@ pub enum Allocator {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PoolingSizes {
     /// Most instances (and so memories) alive at once: the number of concurrent derive
-    /// calls. One more fails with [`SandboxError::Engine`] rather than waiting.
+    /// calls. One more fails with [`SandboxError::Engine`] rather than waiting. Each slot
+    /// reserves address space (not memory) for one linear memory and
+    /// [`MAX_TABLES`](crate::MAX_TABLES) tables.
     pub instances: u32,
-    /// Most tables alive at once, over all instances.
-    pub tables: u32,
-    /// Most tables one module may define.
-    pub tables_per_module: u32,
 }
 
 impl Default for PoolingSizes {
     fn default() -> Self {
-        Self {
-            instances: 256,
-            tables: 512,
-            tables_per_module: 4,
-        }
+        Self { instances: 256 }
     }
 }
+
+/// Upper bound of an instance's `VMContext` in the pool. Generous so that no module the
+/// on-demand allocator accepts is refused by the pool (a 1 MiB module cannot declare enough
+/// globals and functions to exceed it): both allocators must give the same verdict.
+const MAX_INSTANCE_SIZE: usize = 16 << 20;
 
 /// Configuration of a [`Sandbox`](crate::Sandbox).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -155,10 +154,11 @@ impl SandboxConfig {
             let tables = usize::try_from(self.max_limits.table_elements).unwrap_or(usize::MAX);
             pool.total_core_instances(self.pooling.instances)
                 .total_memories(self.pooling.instances)
-                .total_tables(self.pooling.tables)
+                .total_tables(self.pooling.instances.saturating_mul(MAX_TABLES))
                 .total_component_instances(0)
+                .max_core_instance_size(MAX_INSTANCE_SIZE)
                 .max_memories_per_module(1)
-                .max_tables_per_module(self.pooling.tables_per_module)
+                .max_tables_per_module(MAX_TABLES)
                 .max_memory_size(memory)
                 .table_elements(tables);
             c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));

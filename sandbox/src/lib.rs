@@ -31,7 +31,7 @@
 //! | uses threads/shared memory, memory64, relaxed SIMD, multi-memory, GC, … or is a component | [`SandboxError::UnsupportedFeature`] | load |
 //! | imports anything (pure), or anything but a `wasi_snapshot_preview1` function (wasi) | [`SandboxError::ForbiddenImport`] | load |
 //! | lacks `memory` / `kasane_abi_v1` / `kasane_alloc` / `kasane_derive`, or has a wrong signature | [`SandboxError::BadAbi`] | load |
-//! | declares more memory or table elements than its limits | [`SandboxError::MemoryLimit`] / [`SandboxError::TableLimit`] | load |
+//! | declares more memory or table elements than its limits, or more than [`MAX_TABLES`] tables | [`SandboxError::MemoryLimit`] / [`SandboxError::TableLimit`] | load |
 //! | loops (in `kasane_derive`, a start function, `_initialize`, or through host calls) | [`SandboxError::OutOfFuel`] | derive |
 //! | grows memory or a table past its limit | [`SandboxError::MemoryLimit`] / [`SandboxError::TableLimit`] | derive |
 //! | recurses too deep | [`SandboxError::StackOverflow`] | derive |
@@ -85,6 +85,11 @@ pub use sandbox::{Sandbox, Transform};
 pub use validate::{ModuleInfo, WASI_MODULE};
 #[cfg(feature = "wasi")]
 pub use wasi::DIAGNOSTICS_CAP;
+
+/// Most tables a transform may define (Rust and C toolchains emit one). Checked at
+/// validation ([`SandboxError::TableLimit`]) so the pooling and on-demand allocators, which
+/// count tables differently, always agree.
+pub const MAX_TABLES: u32 = 4;
 
 /// Most bytes of stdout + stderr kept from a WASI transform.
 #[cfg(not(feature = "wasi"))]

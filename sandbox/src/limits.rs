@@ -136,7 +136,7 @@ impl wasmtime::ResourceLimiter for Limiter {
     }
 
     fn tables(&self) -> usize {
-        16
+        crate::MAX_TABLES as usize
     }
 }
 

@@ -95,6 +95,9 @@ pub(crate) fn validate(
         return Err(SandboxError::MemoryLimit);
     }
     let tables = types.as_ref();
+    if tables.table_count() > crate::MAX_TABLES {
+        return Err(SandboxError::TableLimit);
+    }
     for i in 0..tables.table_count() {
         if tables.table_at(i).initial > limits.table_elements {
             return Err(SandboxError::TableLimit);

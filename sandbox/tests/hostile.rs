@@ -239,6 +239,18 @@ fn corpus() -> Vec<Case> {
             |e| matches!(e, SandboxError::MemoryLimit),
         ),
         (
+            "more tables than MAX_TABLES",
+            abi_module("(i32.const 1)", "(table 1 funcref) (table 1 funcref) (table 1 funcref) (table 1 funcref) (table 1 funcref)"),
+            Profile::Pure,
+            |e| matches!(e, SandboxError::TableLimit),
+        ),
+        (
+            "a table declared above the limit",
+            abi_module("(i32.const 1)", "(table 5000 funcref)"),
+            Profile::Pure,
+            |e| matches!(e, SandboxError::TableLimit),
+        ),
+        (
             "WAT text instead of binary",
             b"(module)".to_vec(),
             Profile::Pure,
@@ -462,11 +474,7 @@ fn the_wall_clock_backstop_is_typed_and_not_the_fuel_verdict() {
         },
         wall_clock_backstop: std::time::Duration::from_millis(200),
         epoch_tick: std::time::Duration::from_millis(10),
-        pooling: kasane_sandbox::PoolingSizes {
-            instances: 4,
-            tables: 8,
-            tables_per_module: 4,
-        },
+        pooling: kasane_sandbox::PoolingSizes { instances: 4 },
         ..kasane_sandbox::SandboxConfig::default()
     })
     .unwrap();

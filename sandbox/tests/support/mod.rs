@@ -81,11 +81,7 @@ pub(crate) fn small_limits() -> Limits {
 pub(crate) fn sandbox(allocator: Allocator) -> Sandbox {
     Sandbox::new(SandboxConfig {
         allocator,
-        pooling: kasane_sandbox::PoolingSizes {
-            instances: 8,
-            tables: 16,
-            tables_per_module: 4,
-        },
+        pooling: kasane_sandbox::PoolingSizes { instances: 8 },
         ..SandboxConfig::default()
     })
     .unwrap()
