@@ -679,6 +679,37 @@ impl Repository {
     }
 }
 
+/// Picks one module for a login, weighted by rollout weight, among `candidates` (e.g.
+/// [`crate::trust::TrustStore::runnable`]) whose profile is in `profiles` (what the client
+/// announced). `roll` is a uniformly random `u64` from the caller's RNG. `None` if no
+/// candidate has a positive weight.
+pub fn choose_weighted<'a>(
+    candidates: &'a [(TargetEntry, Option<String>)],
+    profiles: &[Profile],
+    roll: u64,
+) -> Option<&'a TargetEntry> {
+    let eligible = || {
+        candidates
+            .iter()
+            .map(|(e, _)| e)
+            .filter(|e| e.rollout_weight > 0 && profiles.contains(&e.profile))
+    };
+    let total: u64 = eligible().map(|e| u64::from(e.rollout_weight)).sum();
+    if total == 0 {
+        return None;
+    }
+    // Modulo bias is at most total / 2^64 (total < 2^40): negligible for a rollout share.
+    let mut point = roll % total;
+    for e in eligible() {
+        let w = u64::from(e.rollout_weight);
+        if point < w {
+            return Some(e);
+        }
+        point -= w;
+    }
+    None
+}
+
 /// The key files [`dev_init`] writes, one per role, in the keys directory.
 pub const DEV_KEY_FILES: [&str; 5] = [
     "root.key",
@@ -757,4 +788,39 @@ pub fn inspect(bytes: &[u8]) -> Result<String> {
     out.push_str(&serde_json::to_string_pretty(&v)?);
     out.push('\n');
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weighted_choice_follows_weights_and_profiles() {
+        let e = |name: &str, profile, w| {
+            let mut e = target_entry(name, name.as_bytes(), profile, 1, 1, vec![], w).unwrap();
+            e.rollout_weight = w;
+            (e, None)
+        };
+        let c = vec![
+            e("a", Profile::Pure, 95),
+            e("b", Profile::Pure, 5),
+            e("w", Profile::Wasi, 1000),
+            e("off", Profile::Pure, 0),
+        ];
+        let mut counts = BTreeMap::new();
+        for roll in 0..100u64 {
+            let got = choose_weighted(&c, &[Profile::Pure], roll).unwrap();
+            *counts.entry(got.name.clone()).or_insert(0) += 1;
+        }
+        assert_eq!(counts.get("a"), Some(&95));
+        assert_eq!(counts.get("b"), Some(&5));
+        assert_eq!(counts.get("w"), None);
+        assert!(choose_weighted(&c, &[], 7).is_none());
+        assert_eq!(
+            choose_weighted(&c, &[Profile::Wasi], u64::MAX)
+                .unwrap()
+                .name,
+            "w"
+        );
+    }
 }
