@@ -752,6 +752,14 @@ pub fn dev_init(
     Ok(repo)
 }
 
+/// Adds one key holder's signature to a file signed elsewhere (a root that needs two offline
+/// holders, an author file with an author threshold of 2): the payload is not changed.
+pub fn cosign(file: &[u8], key: &SecretKey) -> Result<Vec<u8>> {
+    let mut env = crate::envelope::Envelope::from_bytes(file, MAX_TARGETS_LEN * 2, "file")?;
+    env.add_signature(key);
+    Ok(env.to_bytes())
+}
+
 /// `author-sign`: an author signs its `authors/<id>` file with its own keys.
 pub fn author_sign(file: &AuthorFile, author_keys: &[&SecretKey]) -> Result<Vec<u8>> {
     file.validate()?;

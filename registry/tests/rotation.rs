@@ -76,3 +76,29 @@ fn retired_root_key_cannot_sign_the_next_root() {
     ));
     assert_eq!(w.client.root().version, 2);
 }
+
+#[test]
+fn root_rotation_signed_by_holders_one_at_a_time() {
+    use kasane_registry::repo::cosign;
+    use kasane_registry::simulator::RepositorySimulator;
+    let mut sim = RepositorySimulator::with_root_keys(3, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let mut client = sim.client(dir.path()).unwrap();
+    client.update(&sim).unwrap();
+    let next = sim.repo.next_root(sim.now(), &sim.life);
+    // Holder 1 signs on their machine, holder 2 adds theirs: 2 of 3, old and new alike.
+    let one = next.sign_to_bytes(&[&sim.keys.root[0]]);
+    assert!(matches!(
+        err(sim.repo.push_root(one.clone())),
+        RegistryError::Threshold {
+            role: RoleName::Root,
+            have: 1,
+            need: 2
+        }
+    ));
+    let two = cosign(&one, &sim.keys.root[2]).unwrap();
+    sim.repo.push_root(two).unwrap();
+    sim.snapshot().unwrap();
+    client.update(&sim).unwrap();
+    assert_eq!(client.root().version, 2);
+}
