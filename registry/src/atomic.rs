@@ -15,6 +15,16 @@ use crate::error::{RegistryError, Result};
 /// The temporary file is created with `mode` from the start (never readable by others, even
 /// for an instant) and exclusively (`O_EXCL`), so a planted symlink is not followed.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    write_impl(path, bytes, mode, false)
+}
+
+/// Like [`write_atomic`], but refuses to replace an existing file (an `AlreadyExists` I/O
+/// error): used for secret keys, so `keygen` never destroys a key.
+pub fn write_atomic_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    write_impl(path, bytes, mode, true)
+}
+
+fn write_impl(path: &Path, bytes: &[u8], mode: u32, no_clobber: bool) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -39,7 +49,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
             .map_err(|e| RegistryError::io(&tmp, e))?;
         f.write_all(bytes).map_err(|e| RegistryError::io(&tmp, e))?;
         f.sync_all().map_err(|e| RegistryError::io(&tmp, e))?;
-        fs::rename(&tmp, path).map_err(|e| RegistryError::io(path, e))?;
+        if no_clobber {
+            // link(2) fails if `path` exists: no window where a key could be overwritten.
+            fs::hard_link(&tmp, path).map_err(|e| RegistryError::io(path, e))?;
+            let _ = fs::remove_file(&tmp);
+        } else {
+            fs::rename(&tmp, path).map_err(|e| RegistryError::io(path, e))?;
+        }
         // Make the rename itself durable.
         if let Ok(d) = fs::File::open(dir) {
             let _ = d.sync_all();
@@ -83,6 +99,14 @@ mod tests {
             1,
             "no temp file left"
         );
+        let q = dir.path().join("new.json");
+        write_atomic_new(&q, b"key", 0o600).unwrap();
+        assert!(matches!(
+            write_atomic_new(&q, b"other", 0o600),
+            Err(RegistryError::Io { ref source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists
+        ));
+        assert_eq!(fs::read(&q).unwrap(), b"key");
+        fs::remove_file(&q).unwrap();
         assert!(matches!(
             read_capped(&p, 2, "k"),
             Err(RegistryError::TooLarge { .. })

@@ -236,9 +236,10 @@ impl fmt::Debug for SecretKey {
     }
 }
 
-/// Writes `key` to `path` atomically with mode 0600 (see [`crate::atomic::write_atomic`]).
+/// Writes `key` to `path` atomically with mode 0600, refusing to replace an existing file
+/// (see [`crate::atomic::write_atomic_new`]).
 pub fn write_key_file(path: &Path, key: &SecretKey) -> Result<()> {
-    crate::atomic::write_atomic(path, &key.to_key_file(), 0o600)
+    crate::atomic::write_atomic_new(path, &key.to_key_file(), 0o600)
 }
 
 /// Reads a key file written by [`write_key_file`].
@@ -301,6 +302,11 @@ mod tests {
         let k = SecretKey::generate();
         write_key_file(&p, &k).unwrap();
         let back = read_key_file(&p).unwrap();
+        assert!(
+            write_key_file(&p, &SecretKey::generate()).is_err(),
+            "no overwrite"
+        );
+        assert_eq!(read_key_file(&p).unwrap().public(), k.public());
         assert_eq!(back.public(), k.public());
         let dbg = format!("{k:?}");
         let secret_hex = hex::encode(k.0.to_bytes());
