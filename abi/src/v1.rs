@@ -252,7 +252,10 @@ pub struct ByteList<'a>(Repr<'a>);
 enum Repr<'a> {
     Slices(&'a [&'a [u8]]),
     /// `count` items of `(u32 len, bytes)`, already validated by `decode`.
-    Encoded { count: usize, bytes: &'a [u8] },
+    Encoded {
+        count: usize,
+        bytes: &'a [u8],
+    },
 }
 
 impl<'a> ByteList<'a> {
@@ -454,7 +457,12 @@ impl<'a> DeriveInput<'a> {
             .get_mut(..needed)
             .ok_or(EncodeError::BufferTooSmall { needed })?;
         let mut w = Writer { out, pos: 0 };
-        w.put(&[INPUT_VERSION, self.purpose.as_u8(), self.direction.as_u8(), 0]);
+        w.put(&[
+            INPUT_VERSION,
+            self.purpose.as_u8(),
+            self.direction.as_u8(),
+            0,
+        ]);
         w.put(&self.counter.to_le_bytes());
         w.put(&self.timestamp.to_le_bytes());
         w.put(&self.seq.to_le_bytes());
@@ -775,16 +783,28 @@ mod tests {
         assert_eq!(DeriveInput::decode(&bad[..n]), Err(DecodeError::Purpose(3)));
         bad[1] = 1;
         bad[2] = 2;
-        assert_eq!(DeriveInput::decode(&bad[..n]), Err(DecodeError::Direction(2)));
+        assert_eq!(
+            DeriveInput::decode(&bad[..n]),
+            Err(DecodeError::Direction(2))
+        );
         bad[2] = 0;
         bad[3] = 9;
-        assert_eq!(DeriveInput::decode(&bad[..n]), Err(DecodeError::Reserved(9)));
+        assert_eq!(
+            DeriveInput::decode(&bad[..n]),
+            Err(DecodeError::Reserved(9))
+        );
         bad[3] = 0;
         bad[124..128].copy_from_slice(&17u32.to_le_bytes());
-        assert_eq!(DeriveInput::decode(&bad[..n]), Err(DecodeError::TooManyItems(17)));
+        assert_eq!(
+            DeriveInput::decode(&bad[..n]),
+            Err(DecodeError::TooManyItems(17))
+        );
         bad[124..128].copy_from_slice(&1u32.to_le_bytes());
         bad[128..132].copy_from_slice(&1025u32.to_le_bytes());
-        assert_eq!(DeriveInput::decode(&bad[..n]), Err(DecodeError::ItemTooLong(1025)));
+        assert_eq!(
+            DeriveInput::decode(&bad[..n]),
+            Err(DecodeError::ItemTooLong(1025))
+        );
         assert_eq!(
             DeriveInput::decode(&good[..n - 1]),
             Err(DecodeError::Truncated { at: n - 4 })
@@ -804,17 +824,28 @@ mod tests {
         let big = [0u8; MAX_ITEM_LEN + 1];
         let items: [&[u8]; 1] = [&big];
         let input = sample(&items, &[], b"");
-        assert_eq!(input.encoded_len(), Err(EncodeError::ItemTooLong(MAX_ITEM_LEN + 1)));
+        assert_eq!(
+            input.encoded_len(),
+            Err(EncodeError::ItemTooLong(MAX_ITEM_LEN + 1))
+        );
         let many: [&[u8]; MAX_LIST_ITEMS + 1] = [b"a"; MAX_LIST_ITEMS + 1];
         let input = sample(&[], &many, b"");
-        assert_eq!(input.encoded_len(), Err(EncodeError::TooManyItems(MAX_LIST_ITEMS + 1)));
+        assert_eq!(
+            input.encoded_len(),
+            Err(EncodeError::TooManyItems(MAX_LIST_ITEMS + 1))
+        );
         let params = [0u8; MAX_PARAMS_LEN + 1];
         let input = sample(&[], &[], &params);
-        assert_eq!(input.encoded_len(), Err(EncodeError::ParamsTooLong(MAX_PARAMS_LEN + 1)));
+        assert_eq!(
+            input.encoded_len(),
+            Err(EncodeError::ParamsTooLong(MAX_PARAMS_LEN + 1))
+        );
         let mut small = [0u8; 10];
         assert_eq!(
             DeriveInput::empty().encode_into(&mut small),
-            Err(EncodeError::BufferTooSmall { needed: HEADER_LEN + 12 })
+            Err(EncodeError::BufferTooSmall {
+                needed: HEADER_LEN + 12
+            })
         );
     }
 

@@ -21,21 +21,31 @@ fn input() -> impl Strategy<Value = DeriveInputBuf> {
         any::<([u8; 32], [u8; 32], [u8; 32])>(),
         bytes(128),
     )
-        .prop_map(|(purpose, direction, challenges, responses, (counter, timestamp, seq), (s, c, t), params)| {
-            DeriveInputBuf {
+        .prop_map(
+            |(
                 purpose,
-                challenges,
-                responses: responses.into_iter().map(zeroize::Zeroizing::new).collect(),
-                counter,
-                timestamp,
-                seq,
                 direction,
-                server_nonce: s,
-                client_nonce: c,
-                transcript_hash: t,
+                challenges,
+                responses,
+                (counter, timestamp, seq),
+                (s, c, t),
                 params,
-            }
-        })
+            )| {
+                DeriveInputBuf {
+                    purpose,
+                    challenges,
+                    responses: responses.into_iter().map(zeroize::Zeroizing::new).collect(),
+                    counter,
+                    timestamp,
+                    seq,
+                    direction,
+                    server_nonce: s,
+                    client_nonce: c,
+                    transcript_hash: t,
+                    params,
+                }
+            },
+        )
 }
 
 proptest! {
@@ -88,5 +98,8 @@ proptest! {
 #[test]
 fn over_cap_input_is_refused_before_parsing() {
     let b = vec![1u8; MAX_INPUT_LEN + 1];
-    assert_eq!(DeriveInput::decode(&b), Err(DecodeError::TooLong(MAX_INPUT_LEN + 1)));
+    assert_eq!(
+        DeriveInput::decode(&b),
+        Err(DecodeError::TooLong(MAX_INPUT_LEN + 1))
+    );
 }

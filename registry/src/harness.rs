@@ -68,10 +68,10 @@ struct RawVector {
 #[non_exhaustive]
 pub enum VectorsError {
     /// Not a JSON array of `{"input": {...}, "output": "<hex>"}`.
-    #[error("vectors file is not a JSON array of {{\"input\", \"output\"}} objects: {0}")]
+    #[error("vectors file is not a JSON array of {{\"input\", \"output\"}} objects")]
     Json(#[from] serde_json::Error),
     /// Vector `index` has a bad input.
-    #[error("vector {index}: {source}")]
+    #[error("vector {index}")]
     Input {
         /// Position in the file.
         index: usize,
@@ -79,7 +79,7 @@ pub enum VectorsError {
         source: InputError,
     },
     /// Vector `index` has an output that is not hex.
-    #[error("vector {index}: output is not hex: {source}")]
+    #[error("vector {index}: output is not hex")]
     Output {
         /// Position in the file.
         index: usize,
@@ -152,7 +152,8 @@ pub fn generated_inputs(params: &[u8]) -> Vec<DeriveInputBuf> {
         .map(|i| {
             let seed = Sha256::digest(i.to_le_bytes());
             let pairs = 1 + (i as usize % 8);
-            let challenge = |k: usize| format!("{:08}", (i * 7919 + k as u64 * 104_729) % 100_000_000);
+            let challenge =
+                |k: usize| format!("{:08}", (i * 7919 + k as u64 * 104_729) % 100_000_000);
             let response = |k: usize| {
                 let mut h = Sha256::new();
                 h.update(seed);
@@ -160,7 +161,11 @@ pub fn generated_inputs(params: &[u8]) -> Vec<DeriveInputBuf> {
                 Zeroizing::new(h.finalize().to_vec())
             };
             DeriveInputBuf {
-                purpose: if i % 2 == 0 { Purpose::Auth } else { Purpose::Message },
+                purpose: if i % 2 == 0 {
+                    Purpose::Auth
+                } else {
+                    Purpose::Message
+                },
                 challenges: (0..pairs).map(|k| challenge(k).into_bytes()).collect(),
                 responses: (0..pairs).map(response).collect(),
                 counter: i * 1_000_003,
@@ -282,7 +287,11 @@ pub fn test_module(wasm: &[u8], opts: &HarnessOptions) -> Report {
             return report;
         }
     };
-    report.check("compile", true, "compiled on a pooling and an on-demand engine");
+    report.check(
+        "compile",
+        true,
+        "compiled on a pooling and an on-demand engine",
+    );
 
     // Every input must derive; the first error names the reason.
     let errors: Vec<String> = runs
@@ -302,7 +311,11 @@ pub fn test_module(wasm: &[u8], opts: &HarnessOptions) -> Report {
         Some(first) => report.check(
             "derive",
             false,
-            format!("{} of {} inputs failed; {first}", errors.len(), inputs.len()),
+            format!(
+                "{} of {} inputs failed; {first}",
+                errors.len(),
+                inputs.len()
+            ),
         ),
     }
 
@@ -322,7 +335,10 @@ pub fn test_module(wasm: &[u8], opts: &HarnessOptions) -> Report {
         if ok_runs.is_empty() {
             "no input derived, nothing to compare".to_owned()
         } else if same_verdicts && diverging == 0 {
-            format!("{} inputs: identical output and fuel on both engines", ok_runs.len())
+            format!(
+                "{} inputs: identical output and fuel on both engines",
+                ok_runs.len()
+            )
         } else {
             format!("{diverging} inputs differ between engines")
         },
@@ -362,9 +378,7 @@ pub fn test_module(wasm: &[u8], opts: &HarnessOptions) -> Report {
             .vectors
             .iter()
             .enumerate()
-            .filter(|(i, v)| {
-                !matches!(&runs.0[offset + i], Ok(r) if r.output == v.output)
-            })
+            .filter(|(i, v)| !matches!(&runs.0[offset + i], Ok(r) if r.output == v.output))
             .map(|(i, _)| i)
             .collect();
         report.check(

@@ -209,7 +209,10 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 println!("{verdict} {:<12} {}", c.name, c.detail);
             }
             if report.passed() {
-                println!("passed: fuel used at most {} of {}", report.max_fuel_used, fuel);
+                println!(
+                    "passed: fuel used at most {} of {}",
+                    report.max_fuel_used, fuel
+                );
                 Ok(())
             } else {
                 let failed: Vec<&str> = report

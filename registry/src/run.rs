@@ -13,10 +13,10 @@ use zeroize::Zeroizing;
 #[non_exhaustive]
 pub enum InputError {
     /// Not JSON of the expected shape (unknown field, wrong type, duplicate key, …).
-    #[error("input is not a valid derive input: {0}")]
+    #[error("input is not a valid derive input")]
     Json(#[from] serde_json::Error),
     /// A field that must be hex is not.
-    #[error("field `{field}` is not valid hex: {source}")]
+    #[error("field `{field}` is not valid hex")]
     Hex {
         /// The field name.
         field: &'static str,
@@ -38,7 +38,7 @@ pub enum InputError {
     #[error("field `direction` must be 0 (client to host) or 1 (host to client), got {0}")]
     Direction(u64),
     /// The input breaks an ABI limit (too many items, an item too long, …).
-    #[error("input exceeds an ABI limit: {0}")]
+    #[error("input exceeds an ABI limit")]
     Limit(#[from] kasane_abi::EncodeError),
 }
 
@@ -76,9 +76,10 @@ fn unhex(field: &'static str, s: &str) -> Result<Vec<u8>, InputError> {
 fn unhex32(field: &'static str, s: Option<&str>) -> Result<[u8; 32], InputError> {
     let Some(s) = s else { return Ok([0; 32]) };
     let v = unhex(field, s)?;
-    v.as_slice()
-        .try_into()
-        .map_err(|_| InputError::Length { field, len: v.len() })
+    v.as_slice().try_into().map_err(|_| InputError::Length {
+        field,
+        len: v.len(),
+    })
 }
 
 /// Parses the JSON input format of `kasane-registry run`:
@@ -178,6 +179,7 @@ pub fn run_module(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error as _;
 
     #[test]
     fn missing_fields_are_zero_or_empty() {
@@ -221,7 +223,12 @@ mod tests {
             ("[", "EOF"),
         ];
         for (json, needle) in cases {
-            let err = parse_input(json).unwrap_err().to_string();
+            let err = parse_input(json).unwrap_err();
+            let mut err: (String, Option<&dyn std::error::Error>) = (err.to_string(), err.source());
+            while let Some(s) = err.1 {
+                err = (format!("{}: {s}", err.0), s.source());
+            }
+            let err = err.0;
             assert!(err.contains(needle), "{json}: {err}");
         }
         let many = format!(r#"{{"responses":[{}]}}"#, vec!["\"00\""; 17].join(","));
