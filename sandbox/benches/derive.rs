@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the sandbox: a hot derive (module loaded, pooling allocator) against
 //! the same algorithm run natively, the fixed cost of one call (a module that does nothing),
-//! a cold compile of each built-in, and a load from a warm compile cache.
+//! a cold compile of each built-in, a load from a warm compile cache, and a breakdown of
+//! those costs into raw wasmtime steps, validation and the cache's integrity check.
 //!
 //! Run with `cargo bench -p kasane-sandbox --bench derive`; results are in BENCHMARKS.md.
 #![allow(
@@ -175,6 +176,131 @@ fn cache_load(c: &mut Criterion) {
     g.finish();
 }
 
+/// Where the time goes: the same steps done directly with wasmtime on the sandbox's own engine
+/// (the floor under `sandbox.derive`/`load`), wasmparser validation alone, and the HMAC the
+/// compile cache computes over a compiled module before deserializing it.
+fn breakdown(c: &mut Criterion) {
+    use hmac::{Hmac, Mac};
+    use wasmtime::{Linker, Module, Store};
+
+    let sb = pooling();
+    let engine = sb.engine().clone();
+    let mut g = c.benchmark_group("breakdown");
+
+    let noop = Module::from_binary(&engine, &wat::parse_str(NOOP_WAT).unwrap()).unwrap();
+    let pre = Linker::<()>::new(&engine).instantiate_pre(&noop).unwrap();
+    g.bench_function("wasmtime/instantiate+call/noop-module", |b| {
+        b.iter(|| {
+            let mut store = Store::new(&engine, ());
+            store.set_fuel(1_000_000).unwrap();
+            store.set_epoch_deadline(1_000);
+            let instance = pre.instantiate(&mut store).unwrap();
+            let derive = instance
+                .get_typed_func::<(i32, i32, i32, i32), i32>(&mut store, "kasane_derive")
+                .unwrap();
+            derive.call(&mut store, (1024, 0, 2048, 64)).unwrap()
+        })
+    });
+
+    // The ABI protocol done by hand (instantiate, two kasane_alloc calls, write the input,
+    // kasane_derive, read the key), first on the sandbox's engine, then on an engine whose
+    // pool keeps 1 MiB of each linear memory resident (memset on reuse instead of madvise).
+    let input = login_input().encode().unwrap();
+    let tuned = tuned_engine();
+    for (label, engine) in [
+        ("sandbox-engine", &engine),
+        ("keep-resident-engine", &tuned),
+    ] {
+        for (name, wasm) in [
+            ("noop-module", wat::parse_str(NOOP_WAT).unwrap()),
+            ("sha256-chain", module("sha256-chain")),
+        ] {
+            let m = Module::from_binary(engine, &wasm).unwrap();
+            let pre = Linker::<()>::new(engine).instantiate_pre(&m).unwrap();
+            g.bench_function(format!("wasmtime/abi-call/{label}/{name}"), |b| {
+                b.iter(|| abi_call(engine, &pre, black_box(&input)))
+            });
+        }
+    }
+
+    for (name, profile) in BUILTINS {
+        let wasm = module(name);
+        g.bench_function(format!("validate/{name}"), |b| {
+            b.iter(|| sb.validate(black_box(&wasm), profile, &limits()).unwrap())
+        });
+        g.bench_function(format!("wasmtime/compile/{name}"), |b| {
+            b.iter(|| Module::from_binary(&engine, black_box(&wasm)).unwrap())
+        });
+        let compiled = Module::from_binary(&engine, &wasm)
+            .unwrap()
+            .serialize()
+            .unwrap();
+        println!(
+            "breakdown: {name}: {} bytes of wasm, {} bytes compiled",
+            wasm.len(),
+            compiled.len()
+        );
+        g.bench_function(format!("hmac-sha256-of-compiled/{name}"), |b| {
+            b.iter(|| {
+                let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&[7; 32]).unwrap();
+                mac.update(black_box(&compiled));
+                mac.finalize()
+            })
+        });
+    }
+    g.finish();
+}
+
+/// One derive by hand with wasmtime, as the sandbox does it (minus limiter, checks and
+/// zeroizing).
+fn abi_call(engine: &wasmtime::Engine, pre: &wasmtime::InstancePre<()>, input: &[u8]) -> Vec<u8> {
+    let mut store = wasmtime::Store::new(engine, ());
+    store.set_fuel(1_000_000_000).unwrap();
+    store.set_epoch_deadline(1_000);
+    let instance = pre.instantiate(&mut store).unwrap();
+    let memory = instance.get_memory(&mut store, "memory").unwrap();
+    let alloc = instance
+        .get_typed_func::<i32, i32>(&mut store, "kasane_alloc")
+        .unwrap();
+    let derive = instance
+        .get_typed_func::<(i32, i32, i32, i32), i32>(&mut store, "kasane_derive")
+        .unwrap();
+    let len = i32::try_from(input.len()).unwrap();
+    let in_ptr = alloc.call(&mut store, len).unwrap();
+    let out_ptr = alloc.call(&mut store, 64).unwrap();
+    memory
+        .write(&mut store, usize::try_from(in_ptr).unwrap(), input)
+        .unwrap();
+    let n = derive.call(&mut store, (in_ptr, len, out_ptr, 64)).unwrap();
+    let mut out = vec![0u8; usize::try_from(n).unwrap()];
+    memory
+        .read(&store, usize::try_from(out_ptr).unwrap(), &mut out)
+        .unwrap();
+    out
+}
+
+/// The sandbox's determinism and pooling settings (config.rs), plus `keep_resident`.
+fn tuned_engine() -> wasmtime::Engine {
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    pool.total_core_instances(256)
+        .total_memories(256)
+        .total_tables(512)
+        .total_stacks(16)
+        .total_component_instances(0)
+        .max_memories_per_module(1)
+        .max_tables_per_module(4)
+        .max_memory_size(16 << 20)
+        .table_elements(10_000)
+        .linear_memory_keep_resident(1 << 20)
+        .table_keep_resident(1 << 16);
+    let mut c = wasmtime::Config::new();
+    c.cranelift_nan_canonicalization(true)
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    wasmtime::Engine::new(&c).unwrap()
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -185,6 +311,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = hot_derive, cold_compile, cache_load
+    targets = hot_derive, cold_compile, cache_load, breakdown
 }
 criterion_main!(benches);
