@@ -1,0 +1,435 @@
+//! Wire messages: serde + postcard bodies behind a two-byte header `[version, kind]`.
+//!
+//! Every message implements [`Message`]: [`Message::encode`] writes the header and the
+//! postcard body; [`Message::decode`] checks the size cap of the kind first, then the
+//! version ([`ProtocolError::UnsupportedVersion`]) and kind, decodes the body, refuses trailing
+//! bytes and checks every field limit. Decoding never panics. The byte layout is documented in
+//! `docs/PROTOCOL.md`.
+
+use serde::de::{self, DeserializeOwned, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+
+use crate::ProtocolError;
+use kasane_abi::Direction;
+
+/// The protocol version every message carries in its first byte.
+pub const PROTOCOL_VERSION: u8 = 1;
+/// Most profiles a client may announce.
+pub const MAX_PROFILES: usize = 4;
+/// Longest user id, bytes.
+pub const MAX_USER_ID_LEN: usize = 256;
+/// Longest login id or other opaque id, bytes.
+pub const ID_LEN: usize = 16;
+/// Longest password, bytes (before padding and sealing).
+pub const MAX_PASSWORD_LEN: usize = 1024;
+/// Longest sealed password: the padded password (at most [`MAX_PASSWORD_LEN`] + 64) and the tag.
+pub const MAX_SEALED_PASSWORD_LEN: usize = MAX_PASSWORD_LEN + 64 + 16;
+/// Most challenges in a bundle (the abi's list limit).
+pub const MAX_CHALLENGES: usize = kasane_abi::MAX_LIST_ITEMS;
+/// Longest challenge prompt, bytes (also the abi's item limit applies).
+pub const MAX_PROMPT_LEN: usize = 256;
+/// Longest per-pair salt, bytes.
+pub const MAX_SALT_LEN: usize = 64;
+/// Longest session ticket, bytes (the registry's cap).
+pub const MAX_TICKET_LEN: usize = 4 * 1024;
+/// Longest module name, bytes.
+pub const MAX_MODULE_NAME_LEN: usize = 128;
+/// Longest params (the abi's limit).
+pub const MAX_PARAMS_LEN: usize = kasane_abi::MAX_PARAMS_LEN;
+/// Longest recipient of a sealed message, bytes.
+pub const MAX_RECIPIENT_LEN: usize = MAX_USER_ID_LEN;
+/// Longest ciphertext of a sealed message (padded plaintext plus the 16-byte tag).
+pub const MAX_CIPHERTEXT_LEN: usize = 1024 * 1024 + 16 * 1024 + 16;
+
+/// A transform profile a client can run (DESIGN §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Profile {
+    /// The module imports nothing (wire value 0).
+    Pure,
+    /// The module may import `wasi_snapshot_preview1` (wire value 1).
+    Wasi,
+}
+
+/// A wire message: a kind byte, a size cap, a transcript label and field limits.
+pub trait Message: Serialize + DeserializeOwned {
+    /// The second header byte.
+    const KIND: u8;
+    /// Longest encoding, header included.
+    const MAX_LEN: usize;
+    /// The label under which the message enters the transcript.
+    const LABEL: &'static [u8];
+
+    /// Checks every field against its documented limit.
+    fn validate(&self) -> Result<(), ProtocolError>;
+
+    /// Encodes `[PROTOCOL_VERSION, KIND] ‖ postcard(self)`, refusing fields over their limits.
+    fn encode(&self) -> Result<Vec<u8>, ProtocolError> {
+        self.validate()?;
+        let out = postcard::to_extend(self, vec![PROTOCOL_VERSION, Self::KIND])
+            .map_err(ProtocolError::Encode)?;
+        if out.len() > Self::MAX_LEN {
+            return Err(ProtocolError::TooLarge {
+                len: out.len(),
+                max: Self::MAX_LEN,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Decodes and validates one message. Never panics.
+    fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
+        if bytes.len() > Self::MAX_LEN {
+            return Err(ProtocolError::TooLarge {
+                len: bytes.len(),
+                max: Self::MAX_LEN,
+            });
+        }
+        let Some((&[version, kind], body)) = bytes.split_first_chunk::<2>() else {
+            return Err(ProtocolError::Truncated);
+        };
+        if version != PROTOCOL_VERSION {
+            return Err(ProtocolError::UnsupportedVersion(version));
+        }
+        if kind != Self::KIND {
+            return Err(ProtocolError::UnexpectedKind {
+                expected: Self::KIND,
+                got: kind,
+            });
+        }
+        let (msg, rest) =
+            postcard::take_from_bytes::<Self>(body).map_err(ProtocolError::Malformed)?;
+        if !rest.is_empty() {
+            return Err(ProtocolError::TrailingBytes(rest.len()));
+        }
+        msg.validate()?;
+        Ok(msg)
+    }
+}
+
+fn check(ok: bool, field: &'static str) -> Result<(), ProtocolError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ProtocolError::FieldRange { field })
+    }
+}
+
+/// Step 1, client to host: an ephemeral X25519 key, a nonce, the profiles the client can run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloRequest {
+    /// The client's ephemeral X25519 public key.
+    pub client_ephemeral: [u8; 32],
+    /// The client's nonce (fresh per login; the session ticket binds it).
+    pub client_nonce: [u8; 32],
+    /// Transform profiles the client can run, 1..=[`MAX_PROFILES`], no repeats.
+    pub profiles: Vec<Profile>,
+}
+
+impl Message for HelloRequest {
+    const KIND: u8 = 1;
+    const MAX_LEN: usize = 128;
+    const LABEL: &'static [u8] = b"hello-request";
+
+    fn validate(&self) -> Result<(), ProtocolError> {
+        let n = self.profiles.len();
+        let distinct = self
+            .profiles
+            .iter()
+            .enumerate()
+            .all(|(i, p)| !self.profiles[..i].contains(p));
+        check((1..=MAX_PROFILES).contains(&n) && distinct, "profiles")
+    }
+}
+
+/// A 64-byte Ed25519 signature (serde has no derive for arrays over 32).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Signature64(pub [u8; 64]);
+
+impl std::fmt::Debug for Signature64 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Signature64(")?;
+        for b in &self.0[..8] {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "…)")
+    }
+}
+
+impl Serialize for Signature64 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut t = s.serialize_tuple(64)?;
+        for b in &self.0 {
+            t.serialize_element(b)?;
+        }
+        t.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Signature64 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Signature64;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("64 bytes")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Signature64, A::Error> {
+                let mut out = [0u8; 64];
+                for (i, slot) in out.iter_mut().enumerate() {
+                    *slot = seq
+                        .next_element()?
+                        .ok_or_else(|| de::Error::invalid_length(i, &self))?;
+                }
+                Ok(Signature64(out))
+            }
+        }
+        d.deserialize_tuple(64, V)
+    }
+}
+
+/// Step 1, host to client: the host's ephemeral key and nonce, signed by the host role key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloResponse {
+    /// Names this login in the next request (host-chosen, random).
+    pub login_id: [u8; ID_LEN],
+    /// The host's ephemeral X25519 public key.
+    pub server_ephemeral: [u8; 32],
+    /// The host's nonce.
+    pub server_nonce: [u8; 32],
+    /// True when the TLS exporter value enters the transcript (no TLS-terminating proxy).
+    pub channel_binding: bool,
+    /// The host role's Ed25519 public key (its key id is SHA-256 of these bytes).
+    pub host_public_key: [u8; 32],
+    /// Ed25519 signature by that key over [`crate::transcript::hello_signature_digest`].
+    pub signature: Signature64,
+}
+
+impl HelloResponse {
+    /// The host key id: SHA-256 of the raw public key (as in the registry).
+    pub fn host_key_id(&self) -> [u8; 32] {
+        Sha256::digest(self.host_public_key).into()
+    }
+}
+
+impl Message for HelloResponse {
+    const KIND: u8 = 2;
+    const MAX_LEN: usize = 256;
+    const LABEL: &'static [u8] = b"hello-response";
+
+    fn validate(&self) -> Result<(), ProtocolError> {
+        Ok(())
+    }
+}
+
+/// Step 2, client to host: the user id and the password sealed under the hello's DH key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordRequest {
+    /// The login id from [`HelloResponse::login_id`].
+    pub login_id: [u8; ID_LEN],
+    /// The user id (UTF-8, 1..=[`MAX_USER_ID_LEN`] bytes).
+    pub user_id: String,
+    /// AES-256-GCM of the padded password (see `schedule::seal_password`).
+    pub sealed_password: Vec<u8>,
+}
+
+impl std::fmt::Debug for PasswordRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordRequest")
+            .field("login_id", &self.login_id)
+            .field("user_id", &self.user_id)
+            .field("sealed_password_len", &self.sealed_password.len())
+            .finish()
+    }
+}
+
+impl Message for PasswordRequest {
+    const KIND: u8 = 3;
+    const MAX_LEN: usize = 2048;
+    const LABEL: &'static [u8] = b"password-request";
+
+    fn validate(&self) -> Result<(), ProtocolError> {
+        check(
+            (1..=MAX_USER_ID_LEN).contains(&self.user_id.len()),
+            "user_id",
+        )?;
+        check(
+            (16..=MAX_SEALED_PASSWORD_LEN).contains(&self.sealed_password.len()),
+            "sealed_password",
+        )
+    }
+}
+
+/// One challenge of a bundle: what to show the user and the salt that turns the user's
+/// response into its verifier.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    /// The challenge code shown (also the bytes given to the transform).
+    pub prompt: String,
+    /// The per-pair salt for the response verifier.
+    pub salt: Vec<u8>,
+}
+
+/// The module a bundle names and its limits (copied from its registry entry).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleRef {
+    /// The module's registry name.
+    pub name: String,
+    /// Its SHA-256.
+    pub sha256: [u8; 32],
+    /// Its length in bytes.
+    pub length: u64,
+    /// Its profile.
+    pub profile: Profile,
+    /// Fuel budget per derive.
+    pub fuel: u64,
+    /// Linear memory limit, bytes.
+    pub memory: u64,
+}
+
+/// Step 2, host to client: the challenges, counter, timestamp and chosen transform.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeBundle {
+    /// Names this bundle in the response (host-chosen, random; single use).
+    pub bundle_id: [u8; ID_LEN],
+    /// 1..=[`MAX_CHALLENGES`] challenges.
+    pub challenges: Vec<Challenge>,
+    /// The user's access counter (strictly increasing, persisted before this is sent).
+    pub counter: u64,
+    /// The host's clock, unix seconds.
+    pub timestamp: u64,
+    /// The signed session ticket (registry envelope bytes; verified by the client runtime).
+    pub ticket: Vec<u8>,
+    /// The chosen module.
+    pub module: ModuleRef,
+    /// The module's params (from its registry entry).
+    pub params: Vec<u8>,
+    /// The bundle's expiry, unix seconds (host clock).
+    pub expires: u64,
+}
+
+impl Message for ChallengeBundle {
+    const KIND: u8 = 4;
+    const MAX_LEN: usize = 24 * 1024;
+    const LABEL: &'static [u8] = b"challenge-bundle";
+
+    fn validate(&self) -> Result<(), ProtocolError> {
+        check(
+            (1..=MAX_CHALLENGES).contains(&self.challenges.len()),
+            "challenges",
+        )?;
+        for c in &self.challenges {
+            check((1..=MAX_PROMPT_LEN).contains(&c.prompt.len()), "prompt")?;
+            check(c.salt.len() <= MAX_SALT_LEN, "salt")?;
+        }
+        check(self.ticket.len() <= MAX_TICKET_LEN, "ticket")?;
+        check(
+            (1..=MAX_MODULE_NAME_LEN).contains(&self.module.name.len()),
+            "module.name",
+        )?;
+        check(self.params.len() <= MAX_PARAMS_LEN, "params")
+    }
+}
+
+/// Step 3, client to host: the receipt for a bundle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseRequest {
+    /// The bundle answered.
+    pub bundle_id: [u8; ID_LEN],
+    /// `HMAC(K_receipt, transcript_hash)`.
+    pub receipt: [u8; 32],
+}
+
+impl Message for ResponseRequest {
+    const KIND: u8 = 5;
+    const MAX_LEN: usize = 64;
+    const LABEL: &'static [u8] = b"response-request";
+
+    fn validate(&self) -> Result<(), ProtocolError> {
+        Ok(())
+    }
+}
+
+/// Step 3, host to client: the session token and the host's confirm.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseAccept {
+    /// The bearer token of the new session (its session id is derived from it).
+    pub session_token: [u8; 32],
+    /// `HMAC(K_confirm, transcript_hash_after_response)`.
+    pub confirm: [u8; 32],
+}
+
+impl std::fmt::Debug for ResponseAccept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseAccept").finish_non_exhaustive()
+    }
+}
+
+impl Message for ResponseAccept {
+    const KIND: u8 = 6;
+    const MAX_LEN: usize = 80;
+    const LABEL: &'static [u8] = b"response-accept";
+
+    fn validate(&self) -> Result<(), ProtocolError> {
+        Ok(())
+    }
+}
+
+/// The one answer to any failed login step: it says nothing about why.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginFailure;
+
+impl Message for LoginFailure {
+    const KIND: u8 = 7;
+    const MAX_LEN: usize = 2;
+    const LABEL: &'static [u8] = b"login-failure";
+
+    fn validate(&self) -> Result<(), ProtocolError> {
+        Ok(())
+    }
+}
+
+/// A message sealed for one direction of a session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedMessage {
+    /// The session it belongs to.
+    pub session_id: [u8; ID_LEN],
+    /// Client to host (0) or host to client (1).
+    #[serde(with = "direction_byte")]
+    pub direction: Direction,
+    /// Sequence number in that direction, strictly increasing from 1.
+    pub seq: u64,
+    /// The final recipient's user id (empty: the host itself).
+    pub recipient: String,
+    /// AES-256-GCM ciphertext and tag.
+    pub ciphertext: Vec<u8>,
+}
+
+impl Message for SealedMessage {
+    const KIND: u8 = 8;
+    const MAX_LEN: usize = MAX_CIPHERTEXT_LEN + MAX_RECIPIENT_LEN + 64;
+    const LABEL: &'static [u8] = b"sealed-message";
+
+    fn validate(&self) -> Result<(), ProtocolError> {
+        check(self.seq >= 1, "seq")?;
+        check(self.recipient.len() <= MAX_RECIPIENT_LEN, "recipient")?;
+        check(
+            (16..=MAX_CIPHERTEXT_LEN).contains(&self.ciphertext.len()),
+            "ciphertext",
+        )
+    }
+}
+
+mod direction_byte {
+    use super::*;
+
+    pub(super) fn serialize<S: Serializer>(d: &Direction, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(d.as_u8())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Direction, D::Error> {
+        let b = u8::deserialize(d)?;
+        Direction::from_u8(b).ok_or_else(|| de::Error::custom("direction must be 0 or 1"))
+    }
+}
