@@ -1,0 +1,348 @@
+//! decode(encode(x)) == x for every message; decoding arbitrary bytes never panics; the header
+//! and size caps are enforced with typed errors.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failure is a test failure (clippy only exempts #[test] fns)"
+)]
+
+use kasane_abi::Direction;
+use kasane_protocol::ProtocolError;
+use kasane_protocol::wire::{
+    Challenge, ChallengeBundle, HelloRequest, HelloResponse, LoginFailure, Message, ModuleRef,
+    PasswordRequest, Profile, ResponseAccept, ResponseRequest, SealedMessage, Signature64,
+};
+use proptest::prelude::*;
+
+fn profiles() -> impl Strategy<Value = Vec<Profile>> {
+    prop_oneof![
+        Just(vec![Profile::Pure]),
+        Just(vec![Profile::Wasi]),
+        Just(vec![Profile::Pure, Profile::Wasi]),
+        Just(vec![Profile::Wasi, Profile::Pure]),
+    ]
+}
+
+fn hello_request() -> impl Strategy<Value = HelloRequest> {
+    (any::<[u8; 32]>(), any::<[u8; 32]>(), profiles()).prop_map(|(e, n, p)| HelloRequest {
+        client_ephemeral: e,
+        client_nonce: n,
+        profiles: p,
+    })
+}
+
+fn hello_response() -> impl Strategy<Value = HelloResponse> {
+    (
+        any::<[u8; 16]>(),
+        any::<[u8; 32]>(),
+        any::<[u8; 32]>(),
+        any::<bool>(),
+        any::<[u8; 32]>(),
+        any::<[u8; 32]>(),
+        any::<[u8; 32]>(),
+    )
+        .prop_map(|(l, e, n, cb, k, s1, s2)| {
+            let mut sig = [0u8; 64];
+            sig[..32].copy_from_slice(&s1);
+            sig[32..].copy_from_slice(&s2);
+            HelloResponse {
+                login_id: l,
+                server_ephemeral: e,
+                server_nonce: n,
+                channel_binding: cb,
+                host_public_key: k,
+                signature: Signature64(sig),
+            }
+        })
+}
+
+fn password_request() -> impl Strategy<Value = PasswordRequest> {
+    (
+        any::<[u8; 16]>(),
+        "\\PC{1,40}",
+        proptest::collection::vec(any::<u8>(), 16..200),
+    )
+        .prop_filter("user id length", |(_, u, _)| u.len() <= 256)
+        .prop_map(|(l, u, s)| PasswordRequest {
+            login_id: l,
+            user_id: u,
+            sealed_password: s,
+        })
+}
+
+fn challenge_bundle() -> impl Strategy<Value = ChallengeBundle> {
+    let challenge = (
+        "[A-Z0-9]{1,8}",
+        proptest::collection::vec(any::<u8>(), 0..64),
+    )
+        .prop_map(|(prompt, salt)| Challenge { prompt, salt });
+    let module = (
+        "[a-z0-9._/-]{1,40}",
+        any::<[u8; 32]>(),
+        any::<u64>(),
+        prop_oneof![Just(Profile::Pure), Just(Profile::Wasi)],
+        any::<u64>(),
+        any::<u64>(),
+    )
+        .prop_map(|(name, sha256, length, profile, fuel, memory)| ModuleRef {
+            name,
+            sha256,
+            length,
+            profile,
+            fuel,
+            memory,
+        });
+    (
+        any::<[u8; 16]>(),
+        proptest::collection::vec(challenge, 1..=16),
+        any::<u64>(),
+        any::<u64>(),
+        proptest::collection::vec(any::<u8>(), 0..600),
+        module,
+        proptest::collection::vec(any::<u8>(), 0..100),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(bundle_id, challenges, counter, timestamp, ticket, module, params, expires)| {
+                ChallengeBundle {
+                    bundle_id,
+                    challenges,
+                    counter,
+                    timestamp,
+                    ticket,
+                    module,
+                    params,
+                    expires,
+                }
+            },
+        )
+}
+
+fn sealed_message() -> impl Strategy<Value = SealedMessage> {
+    (
+        any::<[u8; 16]>(),
+        any::<bool>(),
+        1..u64::MAX,
+        "[a-z]{0,20}",
+        proptest::collection::vec(any::<u8>(), 16..300),
+    )
+        .prop_map(|(s, d, seq, r, c)| SealedMessage {
+            session_id: s,
+            direction: if d {
+                Direction::HostToClient
+            } else {
+                Direction::ClientToHost
+            },
+            seq,
+            recipient: r,
+            ciphertext: c,
+        })
+}
+
+fn round_trip<M: Message + PartialEq + std::fmt::Debug>(m: &M) {
+    let bytes = m.encode().unwrap();
+    assert!(bytes.len() <= M::MAX_LEN);
+    assert_eq!(&bytes[..2], &[1, M::KIND]);
+    let back = M::decode(&bytes).unwrap();
+    assert_eq!(&back, m);
+    // Re-encoding is canonical: the transcript can hash either side's bytes.
+    assert_eq!(back.encode().unwrap(), bytes);
+}
+
+fn decode_all(bytes: &[u8]) {
+    let _ = HelloRequest::decode(bytes);
+    let _ = HelloResponse::decode(bytes);
+    let _ = PasswordRequest::decode(bytes);
+    let _ = ChallengeBundle::decode(bytes);
+    let _ = ResponseRequest::decode(bytes);
+    let _ = ResponseAccept::decode(bytes);
+    let _ = LoginFailure::decode(bytes);
+    let _ = SealedMessage::decode(bytes);
+}
+
+proptest! {
+    #[test]
+    fn hello_request_round_trips(m in hello_request()) { round_trip(&m); }
+
+    #[test]
+    fn hello_response_round_trips(m in hello_response()) { round_trip(&m); }
+
+    #[test]
+    fn password_request_round_trips(m in password_request()) {
+        let bytes = m.encode().unwrap();
+        prop_assert_eq!(PasswordRequest::decode(&bytes).unwrap().encode().unwrap(), bytes);
+    }
+
+    #[test]
+    fn challenge_bundle_round_trips(m in challenge_bundle()) { round_trip(&m); }
+
+    #[test]
+    fn response_request_round_trips(b in any::<[u8; 16]>(), r in any::<[u8; 32]>()) {
+        round_trip(&ResponseRequest { bundle_id: b, receipt: r });
+    }
+
+    #[test]
+    fn response_accept_round_trips(t in any::<[u8; 32]>(), c in any::<[u8; 32]>()) {
+        let m = ResponseAccept { session_token: t, confirm: c };
+        let bytes = m.encode().unwrap();
+        prop_assert!(ResponseAccept::decode(&bytes).unwrap() == m);
+    }
+
+    #[test]
+    fn sealed_message_round_trips(m in sealed_message()) { round_trip(&m); }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        decode_all(&bytes);
+    }
+
+    #[test]
+    fn arbitrary_bodies_behind_a_valid_header_never_panic(
+        kind in 1u8..=8,
+        body in proptest::collection::vec(any::<u8>(), 0..512),
+    ) {
+        let mut bytes = vec![1, kind];
+        bytes.extend_from_slice(&body);
+        decode_all(&bytes);
+    }
+
+    #[test]
+    fn mutated_bundles_never_panic(m in challenge_bundle(), at in any::<usize>(), x in 1u8..) {
+        let mut bytes = m.encode().unwrap();
+        let i = at % bytes.len();
+        bytes[i] ^= x;
+        let _ = ChallengeBundle::decode(&bytes);
+        bytes.truncate(i);
+        let _ = ChallengeBundle::decode(&bytes);
+    }
+}
+
+#[test]
+fn login_failure_is_two_bytes() {
+    assert_eq!(LoginFailure.encode().unwrap(), vec![1, 7]);
+    assert_eq!(LoginFailure::decode(&[1, 7]).unwrap(), LoginFailure);
+}
+
+#[test]
+fn unknown_version_is_a_typed_error() {
+    let mut bytes = ResponseRequest {
+        bundle_id: [0; 16],
+        receipt: [0; 32],
+    }
+    .encode()
+    .unwrap();
+    bytes[0] = 2;
+    assert!(matches!(
+        ResponseRequest::decode(&bytes),
+        Err(ProtocolError::UnsupportedVersion(2))
+    ));
+}
+
+#[test]
+fn wrong_kind_truncation_and_trailing_bytes_are_typed_errors() {
+    let bytes = LoginFailure.encode().unwrap();
+    assert!(matches!(
+        ResponseRequest::decode(&bytes),
+        Err(ProtocolError::UnexpectedKind {
+            expected: 5,
+            got: 7
+        })
+    ));
+    assert!(matches!(
+        LoginFailure::decode(&[1]),
+        Err(ProtocolError::Truncated)
+    ));
+    let mut rr = ResponseRequest {
+        bundle_id: [0; 16],
+        receipt: [0; 32],
+    }
+    .encode()
+    .unwrap();
+    rr.truncate(rr.len() - 1);
+    assert!(matches!(
+        ResponseRequest::decode(&rr),
+        Err(ProtocolError::Malformed(_))
+    ));
+    let mut hr = HelloRequest {
+        client_ephemeral: [0; 32],
+        client_nonce: [0; 32],
+        profiles: vec![Profile::Pure],
+    }
+    .encode()
+    .unwrap();
+    hr.push(0);
+    assert!(matches!(
+        HelloRequest::decode(&hr),
+        Err(ProtocolError::TrailingBytes(1))
+    ));
+}
+
+#[test]
+fn oversized_messages_are_refused_before_parsing() {
+    let big = vec![1u8; ChallengeBundle::MAX_LEN + 1];
+    assert!(matches!(
+        ChallengeBundle::decode(&big),
+        Err(ProtocolError::TooLarge { .. })
+    ));
+    let big = vec![1u8; SealedMessage::MAX_LEN + 1];
+    assert!(matches!(
+        SealedMessage::decode(&big),
+        Err(ProtocolError::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn field_limits_are_enforced_both_ways() {
+    let dup = HelloRequest {
+        client_ephemeral: [0; 32],
+        client_nonce: [0; 32],
+        profiles: vec![Profile::Pure, Profile::Pure],
+    };
+    assert!(matches!(
+        dup.encode(),
+        Err(ProtocolError::FieldRange { field: "profiles" })
+    ));
+    // Hand-built body with no profiles: decode refuses it too.
+    let mut bytes = vec![1, 1];
+    bytes.extend_from_slice(&[0; 64]);
+    bytes.push(0);
+    assert!(matches!(
+        HelloRequest::decode(&bytes),
+        Err(ProtocolError::FieldRange { field: "profiles" })
+    ));
+    // An unknown profile number is malformed.
+    bytes.pop();
+    bytes.extend_from_slice(&[1, 2]);
+    assert!(matches!(
+        HelloRequest::decode(&bytes),
+        Err(ProtocolError::Malformed(_))
+    ));
+    let sealed = SealedMessage {
+        session_id: [0; 16],
+        direction: Direction::ClientToHost,
+        seq: 0,
+        recipient: String::new(),
+        ciphertext: vec![0; 16],
+    };
+    assert!(matches!(
+        sealed.encode(),
+        Err(ProtocolError::FieldRange { field: "seq" })
+    ));
+}
+
+#[test]
+fn a_bad_direction_byte_is_malformed() {
+    let mut bytes = SealedMessage {
+        session_id: [0; 16],
+        direction: Direction::ClientToHost,
+        seq: 1,
+        recipient: String::new(),
+        ciphertext: vec![0; 16],
+    }
+    .encode()
+    .unwrap();
+    bytes[2 + 16] = 2;
+    assert!(matches!(
+        SealedMessage::decode(&bytes),
+        Err(ProtocolError::Malformed(_))
+    ));
+}
