@@ -224,6 +224,7 @@ fn ocra_matches_native_on_generated_inputs() {
 }
 
 #[test]
+#[cfg(feature = "wasi")]
 fn sha256_wasi_c_matches_native_on_generated_inputs() {
     check_generated("sha256-wasi-c", 6, |rng| {
         random_input_for(builtin("sha256-wasi-c"), rng)
@@ -234,6 +235,7 @@ fn sha256_wasi_c_matches_native_on_generated_inputs() {
 /// `u64::MAX / 10^9` seconds the module matches native; one second later `clock_gettime`
 /// fails and the module reports `Internal` (-6) rather than hashing a wrapped time.
 #[test]
+#[cfg(feature = "wasi")]
 fn sha256_wasi_c_beyond_the_wasi_clock_range() {
     let b = builtin("sha256-wasi-c");
     let sb = sandbox();
@@ -261,7 +263,7 @@ fn sha256_wasi_c_beyond_the_wasi_clock_range() {
 
 #[test]
 fn every_builtin_refuses_an_input_without_responses() {
-    for b in common::BUILTINS {
+    for b in common::available_builtins() {
         let mut input = typical_input_for(b);
         input.responses.clear();
         assert_refused(b.name, &input, NativeError::MissingInput);
@@ -356,7 +358,7 @@ fn ocra_refuses_missing_or_malformed_inputs() {
 #[test]
 fn fuel_used_on_a_typical_login_input() {
     let sb = sandbox();
-    for b in common::BUILTINS {
+    for b in common::available_builtins() {
         let t = load(&sb, b);
         let input = typical_input_for(b);
         let d = derive(&t, &input).unwrap_or_else(|e| panic!("{}: {e:?}", b.name));

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{
-    BUILTINS, Builtin, derive, generous_limits, hex, module_bytes, random_input_for, rng,
+    Builtin, available_builtins, derive, generous_limits, hex, module_bytes, random_input_for, rng,
     sandbox_with, typical_input_for,
 };
 use kasane_abi::DeriveInputBuf;
@@ -52,7 +52,7 @@ fn assert_same(
 fn pooling_and_on_demand_give_the_same_key_and_fuel() {
     let pooling = sandbox_with(Allocator::Pooling);
     let on_demand = sandbox_with(Allocator::OnDemand);
-    for (k, b) in BUILTINS.into_iter().enumerate() {
+    for (k, b) in available_builtins().into_iter().enumerate() {
         let wasm = module_bytes(b.name);
         let inputs = inputs(b, 100 + k as u64);
         let tp = pooling.load(&wasm, b.profile, generous_limits()).unwrap();
@@ -80,7 +80,7 @@ fn a_cached_module_gives_the_same_key_and_fuel_as_a_fresh_compile() {
         let dir = tempfile::tempdir().unwrap();
         let sb = sandbox_with(allocator);
         let cache = CompileCache::open(dir.path()).unwrap();
-        for (k, b) in BUILTINS.into_iter().enumerate() {
+        for (k, b) in available_builtins().into_iter().enumerate() {
             let wasm = module_bytes(b.name);
             let inputs = inputs(b, 200 + k as u64);
             let fresh = sb.load(&wasm, b.profile, generous_limits()).unwrap();
@@ -112,7 +112,7 @@ fn a_cached_module_gives_the_same_key_and_fuel_as_a_fresh_compile() {
         // A new sandbox and cache handle over the same directory (a client restart) hit too.
         let sb2 = sandbox_with(allocator);
         let cache2 = CompileCache::open(dir.path()).unwrap();
-        for b in BUILTINS {
+        for b in available_builtins() {
             let wasm = module_bytes(b.name);
             let input = typical_input_for(b);
             let fresh = sb.load(&wasm, b.profile, generous_limits()).unwrap();

@@ -81,6 +81,14 @@ pub(crate) const BUILTINS: [Builtin; 6] = [
     },
 ];
 
+/// The built-ins this build can run (`sha256-wasi-c` needs the cargo feature `wasi`).
+pub(crate) fn available_builtins() -> Vec<Builtin> {
+    BUILTINS
+        .into_iter()
+        .filter(|b| b.profile.is_available())
+        .collect()
+}
+
 /// The built-in named `name`.
 pub(crate) fn builtin(name: &str) -> Builtin {
     BUILTINS
