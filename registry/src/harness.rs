@@ -22,6 +22,8 @@ pub struct HarnessOptions {
     pub profile: ProfileChoice,
     /// The fuel budget the module will be published with.
     pub fuel: u64,
+    /// The linear memory limit (bytes) the module will be published with.
+    pub memory: u64,
     /// The module's params (as they will appear in its registry entry).
     pub params: Vec<u8>,
     /// Required headroom: the most fuel used on any input times this factor must stay within
@@ -39,6 +41,7 @@ impl Default for HarnessOptions {
         Self {
             profile: ProfileChoice::Auto,
             fuel: Limits::default().fuel,
+            memory: Limits::default().memory_bytes,
             params: Vec::new(),
             headroom: 2.0,
             inputs: Vec::new(),
@@ -213,12 +216,13 @@ fn run_on(
         .collect())
 }
 
-fn sandbox(allocator: Allocator, fuel: u64) -> Result<Sandbox, SandboxError> {
+fn sandbox(allocator: Allocator, limits: &Limits) -> Result<Sandbox, SandboxError> {
     let mut config = SandboxConfig {
         allocator,
         ..SandboxConfig::default()
     };
-    config.max_limits.fuel = config.max_limits.fuel.max(fuel);
+    config.max_limits.fuel = config.max_limits.fuel.max(limits.fuel);
+    config.max_limits.memory_bytes = config.max_limits.memory_bytes.max(limits.memory_bytes);
     Sandbox::new(config)
 }
 
@@ -234,12 +238,13 @@ pub fn test_module(wasm: &[u8], opts: &HarnessOptions) -> Report {
     };
     let limits = Limits {
         fuel: opts.fuel,
+        memory_bytes: opts.memory,
         ..Limits::default()
     };
 
     let (pooling, on_demand) = match (
-        sandbox(Allocator::Pooling, opts.fuel),
-        sandbox(Allocator::OnDemand, opts.fuel),
+        sandbox(Allocator::Pooling, &limits),
+        sandbox(Allocator::OnDemand, &limits),
     ) {
         (Ok(p), Ok(o)) => (p, o),
         (Err(e), _) | (_, Err(e)) => {

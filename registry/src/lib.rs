@@ -1,6 +1,10 @@
 //! The Kasane transform registry: what may run, and the tools that publish and try modules.
 //!
 //! # Module map
+//! - [`cli`] (feature `cli`): the `kasane-registry` commands (`keygen`, `init`, `add`, `revoke`,
+//!   `delegate`, `author-sign`, `rotate-root`, `snapshot`, `sign-ticket`, `verify`, `inspect`)
+//!   as functions over a repository directory and a keys directory; `main.rs` only parses
+//!   arguments and prints.
 //! - [`run`] (feature `cli`): `kasane-registry run` — runs one module on one input given as
 //!   JSON, for authors and tools. Parses the input file format documented there.
 //! - [`harness`] (feature `cli`): `kasane-registry test` — the authoring harness (ABI, imports,
@@ -37,6 +41,8 @@ pub mod trust;
 pub use error::{RegistryError, Result, RoleName};
 pub use hexfmt::Sha256Hash;
 
+#[cfg(feature = "cli")]
+pub mod cli;
 #[cfg(feature = "cli")]
 pub mod harness;
 #[cfg(feature = "cli")]

@@ -3,25 +3,270 @@
 //! A thin binary over the `kasane_registry` library. Exit codes: 0 success, 1 the module
 //! failed (a typed sandbox error), 2 bad arguments or input.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kasane_registry::Sha256Hash;
+use kasane_registry::cli::{self, Checked, ModuleSpec, PinSource, RevokeTarget};
 use kasane_registry::harness::{HarnessOptions, parse_vectors, test_module};
+use kasane_registry::keys::KeyId;
 use kasane_registry::run::{ProfileChoice, parse_input, run_module};
-use kasane_sandbox::Profile;
+use kasane_sandbox::{Limits, Profile};
 
 /// Publish, inspect and try Kasane transform modules.
+///
+/// Repository commands take an explicit repository directory (--repo) and a keys directory
+/// (--keys) holding one secret key file per role: root.key, targets.key, snapshot.key,
+/// revocations.key, host.key (mode 0600). Each command reads only the keys it signs with.
+/// Exit codes: 0 success, 1 failure (refused module, file or signature), 2 bad arguments.
 #[derive(Parser)]
-#[command(name = "kasane-registry", version, about, long_about = None)]
+#[command(name = "kasane-registry", version, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+/// The repository directory and the role keys directory.
+#[derive(Args)]
+struct RepoKeys {
+    /// The repository directory (what clients fetch).
+    #[arg(long, value_name = "DIR")]
+    repo: PathBuf,
+    /// The directory of role key files (root.key, targets.key, snapshot.key, ...).
+    #[arg(long, value_name = "DIR")]
+    keys: PathBuf,
+}
+
+/// A module and the limits it is published with.
+#[derive(Args)]
+struct ModuleArgs {
+    /// The module (binary wasm).
+    module: PathBuf,
+    /// The name to publish it under: [a-z0-9._/-], e.g. sha256-chain or acme/otp.
+    #[arg(long)]
+    name: String,
+    /// The entry's version (default: the previous entry's version + 1, or 1).
+    #[arg(long, value_name = "N")]
+    version: Option<u64>,
+    /// Fuel budget.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().fuel)]
+    fuel: u64,
+    /// Linear memory limit, bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().memory_bytes)]
+    memory: u64,
+    /// Params passed to the module, as hex.
+    #[arg(long, value_name = "HEX", conflicts_with = "params_text")]
+    params: Option<String>,
+    /// Params passed to the module, as UTF-8 text (e.g. "1000" or "OCRA-1:HOTP-SHA256-8:C-QN08").
+    #[arg(long, value_name = "TEXT")]
+    params_text: Option<String>,
+    /// Sandbox profile; `auto` picks `wasi` when the module imports wasi_snapshot_preview1.
+    #[arg(long, value_enum, default_value_t = ProfileArg::Auto)]
+    profile: ProfileArg,
+    /// Rollout weight (0: published but never picked by the host).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    weight: u32,
+    /// Publish even if `kasane-registry test` finds a problem (never with a wrong ABI,
+    /// profile or import, which the sandbox would refuse anyway).
+    #[arg(long)]
+    force: bool,
+    /// Headroom factor the fuel budget must leave over the most fuel used.
+    #[arg(long, value_name = "FACTOR", default_value_t = 2.0)]
+    headroom: f64,
+}
+
+/// What `revoke` revokes: exactly one of these.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct RevokeArgs {
+    /// A module hash (64 hex digits).
+    #[arg(long, value_name = "SHA256")]
+    hash: Option<String>,
+    /// A module file: its SHA-256 is revoked.
+    #[arg(long, value_name = "MODULE.wasm")]
+    module: Option<PathBuf>,
+    /// An author key, from its public (or secret) key file.
+    #[arg(long, value_name = "FILE")]
+    author_key: Option<PathBuf>,
+    /// An author key, by key id (64 hex digits).
+    #[arg(long, value_name = "KEYID")]
+    author_key_id: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Generate an Ed25519 key: OUT (secret, mode 0600) and OUT.pub (public).
+    ///
+    /// Never overwrites a file. Prints the public key and its key id; the secret is never
+    /// printed. Hand over only OUT.pub (to `delegate`, or to whoever runs `init`).
+    Keygen {
+        /// The secret key file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+
+    /// Create a repository: root 1, empty targets and revocations, a snapshot.
+    ///
+    /// Role key files missing from --keys are generated (mode 0600) and reported: an empty
+    /// keys directory gives a development repository with one key per role. For a real
+    /// deployment, pass the root key holders' files with --root-key / --root-public-key and
+    /// --root-threshold (see docs/REGISTRY.md). Prints the root fingerprint clients pin.
+    Init {
+        #[command(flatten)]
+        dirs: RepoKeys,
+        /// A root key holder's secret key file, signing root 1 (repeatable; replaces root.key).
+        #[arg(long, value_name = "FILE")]
+        root_key: Vec<PathBuf>,
+        /// A further root public key that does not sign root 1 (repeatable).
+        #[arg(long, value_name = "FILE")]
+        root_public_key: Vec<PathBuf>,
+        /// Distinct root keys needed to sign a root.
+        #[arg(long, value_name = "N")]
+        root_threshold: Option<u32>,
+    },
+
+    /// Publish a first-party module (signed with targets.key); run `snapshot` afterwards.
+    ///
+    /// Runs the `test` harness first: a module with a wrong ABI, profile or import is always
+    /// refused; one failing another check (determinism, fuel headroom, output) is refused
+    /// unless --force. Prints what was published: name, version, sha256, length, profile, fuel.
+    Add {
+        #[command(flatten)]
+        dirs: RepoKeys,
+        #[command(flatten)]
+        module: ModuleArgs,
+    },
+
+    /// Revoke a module hash or an author key (signed with revocations.key); then `snapshot`.
+    Revoke {
+        #[command(flatten)]
+        dirs: RepoKeys,
+        #[command(flatten)]
+        what: RevokeArgs,
+    },
+
+    /// Delegate a name prefix to a third-party author (signed with targets.key).
+    ///
+    /// The author then signs its own authors/<ID> file with `author-sign`, and `snapshot
+    /// --author-file` takes it in.
+    Delegate {
+        #[command(flatten)]
+        dirs: RepoKeys,
+        /// The author id: [a-z0-9-], up to 64 characters.
+        #[arg(long, value_name = "ID")]
+        author: String,
+        /// The name prefix the author may publish under; ends with `/` (e.g. acme/).
+        #[arg(long, value_name = "PREFIX")]
+        prefix: String,
+        /// An author public key file (repeatable).
+        #[arg(long = "author-key", value_name = "FILE", required = true)]
+        author_keys: Vec<PathBuf>,
+        /// Distinct author keys needed to sign the author's file.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        threshold: u32,
+    },
+
+    /// Sign your authors/<ID> file listing MODULE (what a third-party author runs).
+    ///
+    /// Runs the `test` harness on MODULE (as `add` does), lists it in the file given by
+    /// --previous (keeping its other entries, version + 1) or in a new file, signs it with
+    /// your --key file(s) and writes it to --out. Needs no registry key. Send the file to the
+    /// registry, which takes it in with `snapshot --author-file`.
+    AuthorSign {
+        /// Your author id (as delegated).
+        #[arg(long, value_name = "ID")]
+        author: String,
+        /// Your secret key file (repeatable, for an author threshold above 1).
+        #[arg(long = "key", value_name = "FILE", required = true)]
+        keys: Vec<PathBuf>,
+        /// Your current authors/<ID>.json, to extend (its signatures are not checked).
+        #[arg(long, value_name = "FILE")]
+        previous: Option<PathBuf>,
+        /// Where to write the signed file.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        module: ModuleArgs,
+    },
+
+    /// Sign root N+1, optionally replacing role keys with those in --new-keys.
+    ///
+    /// Signed by the current root.key and, when the root key changes, the new one. Each role
+    /// key file in --new-keys (root.key, targets.key, snapshot.key, revocations.key, host.key)
+    /// replaces that role's key; files signed by a replaced key are re-signed at once. Move
+    /// the new key files into --keys afterwards. Without --new-keys, root gets a new expiry.
+    RotateRoot {
+        #[command(flatten)]
+        dirs: RepoKeys,
+        /// A directory of new role key files.
+        #[arg(long, value_name = "DIR")]
+        new_keys: Option<PathBuf>,
+    },
+
+    /// Sign a new snapshot of every file (the online snapshot.key).
+    ///
+    /// First takes in any --author-file, checked against its delegation (keys, threshold,
+    /// prefix) and required to have a higher version than the one it replaces.
+    Snapshot {
+        #[command(flatten)]
+        dirs: RepoKeys,
+        /// A signed authors/<ID>.json from `author-sign` (repeatable).
+        #[arg(long, value_name = "FILE")]
+        author_file: Vec<PathBuf>,
+    },
+
+    /// Sign a session ticket for one login (the online snapshot.key).
+    ///
+    /// Binds the client's nonce, the current snapshot and the module's name, sha256 and length.
+    /// Writes the ticket to --out, or to standard output.
+    SignTicket {
+        #[command(flatten)]
+        dirs: RepoKeys,
+        /// The client's nonce for this login (64 hex digits).
+        #[arg(long, value_name = "HEX")]
+        nonce: String,
+        /// The module the ticket names.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// Where to write the ticket (default: standard output).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+
+    /// Check a repository directory as a client would, and list the runnable modules.
+    ///
+    /// The trust store in --state is created on first use, pinned by --root or --fingerprint,
+    /// and updated on later runs (so a rolled-back repository is refused). Exits 1 if the
+    /// repository does not verify, or if a --require'd module is not runnable.
+    Verify {
+        /// The repository directory.
+        #[arg(long, value_name = "DIR")]
+        repo: PathBuf,
+        /// The trust store directory (state.json, mode 0600).
+        #[arg(long, value_name = "DIR")]
+        state: PathBuf,
+        /// Pin the first root to this file, delivered out of band.
+        #[arg(long, value_name = "FILE", conflicts_with = "fingerprint")]
+        root: Option<PathBuf>,
+        /// Pin the first root to this SHA-256 of the repository's 1.root.json.
+        #[arg(long, value_name = "HEX")]
+        fingerprint: Option<String>,
+        /// Fail unless this module is runnable (repeatable).
+        #[arg(long, value_name = "NAME")]
+        require: Vec<String>,
+    },
+
+    /// Print any metadata file or ticket as readable JSON, WITHOUT verifying it.
+    ///
+    /// Shows the payload type, the key ids that signed it and the payload. No signature is
+    /// checked: use `verify` to decide whether to trust a repository.
+    Inspect {
+        /// The file (N.root.json, targets.json, authors/<ID>.json, snapshot.json, a ticket, ...).
+        file: PathBuf,
+    },
+
     /// Run MODULE once on the input in a JSON file and print the output and the fuel used.
     ///
     /// Prints the output as lowercase hex on the first line and the fuel used on the second.
@@ -55,11 +300,17 @@ enum Command {
         /// The module (binary wasm).
         module: PathBuf,
         /// The fuel budget the module will be published with.
-        #[arg(long, value_name = "N", default_value_t = kasane_sandbox::Limits::default().fuel)]
+        #[arg(long, value_name = "N", default_value_t = Limits::default().fuel)]
         fuel: u64,
+        /// The linear memory limit the module will be published with, bytes.
+        #[arg(long, value_name = "BYTES", default_value_t = Limits::default().memory_bytes)]
+        memory: u64,
         /// The module's params, as hex (as in its registry entry).
-        #[arg(long, value_name = "HEX", default_value = "")]
-        params: String,
+        #[arg(long, value_name = "HEX", conflicts_with = "params_text")]
+        params: Option<String>,
+        /// The module's params, as UTF-8 text.
+        #[arg(long, value_name = "TEXT")]
+        params_text: Option<String>,
         /// Required headroom factor over the most fuel used.
         #[arg(long, value_name = "FACTOR", default_value_t = 2.0)]
         headroom: f64,
@@ -84,15 +335,27 @@ enum ProfileArg {
 
 /// A failure, with the exit code it maps to.
 enum Failure {
+    /// Bad arguments or input: exit 2.
     Usage(anyhow::Error),
-    Module(anyhow::Error),
+    /// A refused module, file or signature: exit 1.
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Failed(e)
+    }
+}
+
+fn usage(e: anyhow::Error) -> Failure {
+    Failure::Usage(e)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Module(e)) => {
+        Err(Failure::Failed(e)) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
@@ -103,7 +366,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn read_input(path: &PathBuf) -> anyhow::Result<String> {
+fn read_input(path: &Path) -> anyhow::Result<String> {
     if path.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin()).context("reading the input from stdin")
     } else {
@@ -121,7 +384,7 @@ impl ProfileArg {
     }
 }
 
-fn read_module(path: &PathBuf) -> Result<Vec<u8>, Failure> {
+fn read_module(path: &Path) -> Result<Vec<u8>, Failure> {
     std::fs::read(path)
         .with_context(|| format!("reading module {}", path.display()))
         .map_err(Failure::Usage)
@@ -129,6 +392,199 @@ fn read_module(path: &PathBuf) -> Result<Vec<u8>, Failure> {
 
 fn dispatch(command: Command) -> Result<(), Failure> {
     match command {
+        Command::Keygen { out } => {
+            let r = cli::keygen(&out)?;
+            println!("secret key  {} (mode 0600)", r.secret_path.display());
+            println!("public key  {}", r.public_path.display());
+            println!("public      {}", r.public.to_hex());
+            println!("key id      {}", r.public.key_id());
+            Ok(())
+        }
+        Command::Init {
+            dirs,
+            root_key,
+            root_public_key,
+            root_threshold,
+        } => {
+            let opts = cli::InitOptions {
+                root_keys: root_key,
+                root_public_keys: root_public_key,
+                root_threshold,
+            };
+            let r = cli::init(&dirs.repo, &dirs.keys, &opts)?;
+            for p in &r.generated {
+                println!("generated   {} (mode 0600)", p.display());
+            }
+            println!("repository  {}", dirs.repo.display());
+            println!(
+                "root        version 1, {} of {} root keys",
+                r.root_threshold, r.root_keys
+            );
+            println!("fingerprint {}", r.root_fingerprint);
+            println!(
+                "clients pin it: kasane-registry verify --repo {} --state DIR --fingerprint {}",
+                dirs.repo.display(),
+                r.root_fingerprint
+            );
+            Ok(())
+        }
+        Command::Add { dirs, module } => {
+            let spec = module_spec(module)?;
+            let checked = cli::add(&dirs.repo, &dirs.keys, &spec)?;
+            print_published("published", &checked);
+            println!(
+                "next: kasane-registry snapshot --repo {} --keys {}",
+                dirs.repo.display(),
+                dirs.keys.display()
+            );
+            Ok(())
+        }
+        Command::Revoke { dirs, what } => {
+            let target = revoke_target(what)?;
+            cli::revoke(&dirs.repo, &dirs.keys, &target)?;
+            match target {
+                RevokeTarget::Hash(h) => println!("revoked module hash {h}"),
+                RevokeTarget::AuthorKey(k) => println!("revoked author key {k}"),
+            }
+            println!(
+                "next: kasane-registry snapshot --repo {} --keys {}",
+                dirs.repo.display(),
+                dirs.keys.display()
+            );
+            Ok(())
+        }
+        Command::Delegate {
+            dirs,
+            author,
+            prefix,
+            author_keys,
+            threshold,
+        } => {
+            cli::delegate(
+                &dirs.repo,
+                &dirs.keys,
+                &author,
+                &prefix,
+                &author_keys,
+                threshold,
+            )?;
+            println!(
+                "delegated {prefix} to author {author} ({threshold} of {} keys)",
+                author_keys.len()
+            );
+            Ok(())
+        }
+        Command::AuthorSign {
+            author,
+            keys,
+            previous,
+            out,
+            module,
+        } => {
+            let spec = module_spec(module)?;
+            let (bytes, checked) =
+                cli::author_sign_module(&author, &keys, previous.as_deref(), &spec)?;
+            kasane_registry::atomic::write_atomic(&out, &bytes, 0o644)
+                .with_context(|| format!("writing {}", out.display()))?;
+            print_published("listed", &checked);
+            println!("wrote authors/{author}.json to {}", out.display());
+            Ok(())
+        }
+        Command::RotateRoot { dirs, new_keys } => {
+            let r = cli::rotate_root(&dirs.repo, &dirs.keys, new_keys.as_deref())?;
+            println!("root version {}", r.version);
+            if r.rotated.is_empty() {
+                println!("no key changed (new expiry)");
+            } else {
+                println!("rotated keys: {}", r.rotated.join(", "));
+                println!("move the new key files into {}", dirs.keys.display());
+            }
+            Ok(())
+        }
+        Command::Snapshot { dirs, author_file } => {
+            let r = cli::snapshot(&dirs.repo, &dirs.keys, &author_file)?;
+            for a in &r.authors {
+                println!("accepted authors/{a}");
+            }
+            println!("snapshot version {}", r.version);
+            Ok(())
+        }
+        Command::SignTicket {
+            dirs,
+            nonce,
+            name,
+            out,
+        } => {
+            let nonce = parse_hex32(&nonce, "--nonce")?;
+            let ticket = cli::sign_ticket(&dirs.repo, &dirs.keys, nonce, &name)?;
+            match out {
+                Some(p) => {
+                    kasane_registry::atomic::write_atomic(&p, &ticket, 0o644)
+                        .with_context(|| format!("writing {}", p.display()))?;
+                    println!("wrote ticket for {name} to {}", p.display());
+                }
+                None => println!("{}", String::from_utf8_lossy(&ticket)),
+            }
+            Ok(())
+        }
+        Command::Verify {
+            repo,
+            state,
+            root,
+            fingerprint,
+            require,
+        } => {
+            let pin = match (root, fingerprint) {
+                (Some(p), _) => Some(PinSource::RootFile(p)),
+                (None, Some(f)) => Some(PinSource::Fingerprint(Sha256Hash(parse_hex32(
+                    &f,
+                    "--fingerprint",
+                )?))),
+                (None, None) => None,
+            };
+            let r = cli::verify(&repo, &state, pin.as_ref())?;
+            println!(
+                "verified: root version {}, snapshot version {}{}",
+                r.root_version,
+                r.snapshot_version,
+                if r.created { " (new trust store)" } else { "" }
+            );
+            for (e, author) in &r.runnable {
+                println!(
+                    "{}  version {}  sha256 {}  length {}  profile {}  fuel {}  memory {}  weight {}  {}",
+                    e.name,
+                    e.version,
+                    e.sha256,
+                    e.length,
+                    profile_name(e.profile),
+                    e.fuel,
+                    e.memory,
+                    e.rollout_weight,
+                    author
+                        .as_ref()
+                        .map_or("first-party".to_owned(), |a| format!("author {a}")),
+                );
+            }
+            println!("{} runnable modules", r.runnable.len());
+            let missing: Vec<&str> = require
+                .iter()
+                .filter(|n| !r.runnable.iter().any(|(e, _)| &e.name == *n))
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                return Err(Failure::Failed(anyhow::anyhow!(
+                    "not runnable (not listed, revoked, or its author distrusted): {}",
+                    missing.join(", ")
+                )));
+            }
+            Ok(())
+        }
+        Command::Inspect { file } => {
+            let text = cli::inspect(&file)?;
+            eprintln!("note: signatures NOT verified (inspect is for reading only; use `verify`)");
+            print!("{text}");
+            Ok(())
+        }
         Command::Run {
             module,
             input,
@@ -142,7 +598,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 .map_err(Failure::Usage)?;
             let (_, derived) = run_module(&wasm, &input, fuel, profile.choice())
                 .with_context(|| format!("module {}", module.display()))
-                .map_err(Failure::Module)?;
+                .map_err(Failure::Failed)?;
             if !derived.diagnostics.is_empty() {
                 eprintln!(
                     "module output: {}",
@@ -156,22 +612,21 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Test {
             module,
             fuel,
+            memory,
             params,
+            params_text,
             headroom,
             inputs,
             vectors,
             profile,
         } => {
             let wasm = read_module(&module)?;
-            let usage = |e: anyhow::Error| Failure::Usage(e);
             if !(headroom.is_finite() && headroom >= 1.0) {
                 return Err(usage(anyhow::anyhow!(
                     "--headroom must be a number of at least 1.0, got {headroom}"
                 )));
             }
-            let params = hex::decode(&params)
-                .context("--params is not valid hex")
-                .map_err(usage)?;
+            let params = parse_params(params.as_deref(), params_text.as_deref())?;
             let inputs = inputs
                 .iter()
                 .map(|p| {
@@ -192,6 +647,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             let opts = HarnessOptions {
                 profile: profile.choice(),
                 fuel,
+                memory,
                 params,
                 headroom,
                 inputs,
@@ -221,11 +677,99 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                     .filter(|c| !c.passed)
                     .map(|c| c.name)
                     .collect();
-                Err(Failure::Module(anyhow::anyhow!(
+                Err(Failure::Failed(anyhow::anyhow!(
                     "module failed: {}",
                     failed.join(", ")
                 )))
             }
+        }
+    }
+}
+
+fn parse_params(hex_params: Option<&str>, text: Option<&str>) -> Result<Vec<u8>, Failure> {
+    match (hex_params, text) {
+        (Some(h), _) => hex::decode(h)
+            .context("--params is not valid hex")
+            .map_err(usage),
+        (None, Some(t)) => Ok(t.as_bytes().to_vec()),
+        (None, None) => Ok(Vec::new()),
+    }
+}
+
+fn parse_hex32(s: &str, flag: &str) -> Result<[u8; 32], Failure> {
+    let bytes = hex::decode(s)
+        .with_context(|| format!("{flag} is not valid hex"))
+        .map_err(usage)?;
+    bytes.try_into().map_err(|b: Vec<u8>| {
+        usage(anyhow::anyhow!(
+            "{flag} must be 32 bytes (64 hex digits), got {} bytes",
+            b.len()
+        ))
+    })
+}
+
+fn module_spec(m: ModuleArgs) -> Result<ModuleSpec, Failure> {
+    if !(m.headroom.is_finite() && m.headroom >= 1.0) {
+        return Err(usage(anyhow::anyhow!(
+            "--headroom must be a number of at least 1.0, got {}",
+            m.headroom
+        )));
+    }
+    Ok(ModuleSpec {
+        params: parse_params(m.params.as_deref(), m.params_text.as_deref())?,
+        module: m.module,
+        name: m.name,
+        version: m.version,
+        fuel: m.fuel,
+        memory: m.memory,
+        profile: m.profile.choice(),
+        weight: m.weight,
+        force: m.force,
+        headroom: m.headroom,
+    })
+}
+
+fn revoke_target(a: RevokeArgs) -> Result<RevokeTarget, Failure> {
+    Ok(match (a.hash, a.module, a.author_key, a.author_key_id) {
+        (Some(h), ..) => RevokeTarget::Hash(Sha256Hash(parse_hex32(&h, "--hash")?)),
+        (_, Some(m), ..) => RevokeTarget::Hash(Sha256Hash::of(&read_module(&m)?)),
+        (_, _, Some(k), _) => RevokeTarget::AuthorKey(cli::author_key_id(&k)?),
+        (_, _, _, Some(id)) => RevokeTarget::AuthorKey(KeyId(parse_hex32(&id, "--author-key-id")?)),
+        (None, None, None, None) => {
+            return Err(usage(anyhow::anyhow!(
+                "give one of --hash, --module, --author-key, --author-key-id"
+            )));
+        }
+    })
+}
+
+fn profile_name(p: kasane_registry::metadata::targets::Profile) -> &'static str {
+    match p {
+        kasane_registry::metadata::targets::Profile::Pure => "pure",
+        kasane_registry::metadata::targets::Profile::Wasi => "wasi",
+    }
+}
+
+fn print_published(verb: &str, c: &Checked) {
+    let e = &c.entry;
+    println!("{verb} {} version {}", e.name, e.version);
+    println!("  sha256  {}", e.sha256);
+    println!("  length  {} bytes", e.length);
+    println!("  profile {}", profile_name(e.profile));
+    println!(
+        "  fuel    {} (tested: at most {} used)",
+        e.fuel, c.report.max_fuel_used
+    );
+    println!("  memory  {} bytes", e.memory);
+    println!(
+        "  params  {} ({} bytes)",
+        hex::encode(&e.params),
+        e.params.len()
+    );
+    println!("  weight  {}", e.rollout_weight);
+    if !c.report.passed() {
+        for ch in c.report.checks.iter().filter(|ch| !ch.passed) {
+            println!("  forced past failed check {}: {}", ch.name, ch.detail);
         }
     }
 }
