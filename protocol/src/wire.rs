@@ -23,8 +23,9 @@ pub const MAX_USER_ID_LEN: usize = 256;
 pub const ID_LEN: usize = 16;
 /// Longest password, bytes (before padding and sealing).
 pub const MAX_PASSWORD_LEN: usize = 1024;
-/// Longest sealed password: the padded password (at most [`MAX_PASSWORD_LEN`] + 64) and the tag.
-pub const MAX_SEALED_PASSWORD_LEN: usize = MAX_PASSWORD_LEN + 64 + 16;
+/// Longest sealed password: the padded password (a [`MAX_PASSWORD_LEN`]-byte password fills a
+/// 2 048-byte bucket) and the 16-byte tag.
+pub const MAX_SEALED_PASSWORD_LEN: usize = 2 * MAX_PASSWORD_LEN + 16;
 /// Most challenges in a bundle (the abi's list limit).
 pub const MAX_CHALLENGES: usize = kasane_abi::MAX_LIST_ITEMS;
 /// Longest challenge prompt, bytes (also the abi's item limit applies).
@@ -246,7 +247,7 @@ impl std::fmt::Debug for PasswordRequest {
 
 impl Message for PasswordRequest {
     const KIND: u8 = 3;
-    const MAX_LEN: usize = 2048;
+    const MAX_LEN: usize = 2560;
     const LABEL: &'static [u8] = b"password-request";
 
     fn validate(&self) -> Result<(), ProtocolError> {

@@ -410,3 +410,46 @@ fn message_for_another_session_is_refused() {
         Err(ProtocolError::WrongSession)
     ));
 }
+
+#[test]
+fn longest_password_fits_and_a_longer_one_is_refused() {
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let long_user = "u".repeat(kasane_protocol::wire::MAX_USER_ID_LEN);
+    for (len, ok) in [
+        (kasane_protocol::wire::MAX_PASSWORD_LEN, true),
+        (1025, false),
+    ] {
+        let (client, resp) = hello_pair(&key);
+        let client = client.receive(&resp, &key.verifying_key(), None).unwrap();
+        let result = client.request(&long_user, &vec![b'p'; len]);
+        assert_eq!(result.is_ok(), ok, "password of {len} bytes");
+        if let Ok((_, bytes)) = result {
+            assert!(kasane_protocol::PasswordRequest::decode(&bytes).is_ok());
+        }
+    }
+}
+
+#[test]
+fn largest_plaintext_with_padding_fits_the_sealed_cap() {
+    let (mut c, mut h) = login();
+    c.set_padding(Padding::Buckets);
+    let big = vec![0xA5u8; kasane_protocol::seal::MAX_PLAINTEXT_LEN];
+    let (seq, input) = c.prepare_seal().unwrap();
+    let sealed = c
+        .seal(seq, &fake_transform(&input), &"r".repeat(256), &big)
+        .unwrap();
+    let bytes = sealed.encode().unwrap();
+    let back = SealedMessage::decode(&bytes).unwrap();
+    let t = fake_transform(&h.prepare_open(&back).unwrap());
+    assert_eq!(h.open(&back, &t).unwrap().len(), big.len());
+    let (seq, input) = c.prepare_seal().unwrap();
+    assert!(matches!(
+        c.seal(
+            seq,
+            &fake_transform(&input),
+            "",
+            &[big.as_slice(), &[0]].concat()
+        ),
+        Err(ProtocolError::PlaintextTooLong { .. })
+    ));
+}
