@@ -1,0 +1,700 @@
+//! Storage: one [`Store`] trait, an embedded SQLite backend (the default) and a PostgreSQL
+//! backend for scale-out (DESIGN.md §5).
+//!
+//! [`open`] takes a URL — `sqlite://<path>?mode=rwc` or `postgres://…` — connects, runs the
+//! backend's migrations (`host/migrations/sqlite/`, `host/migrations/postgres/`, embedded
+//! with `sqlx::migrate!`) and hands back an `Arc<dyn Store>`. Both backends are one
+//! implementation: the SQL is written once in the dialect the two share (`$n` parameters,
+//! `RETURNING`, `ON CONFLICT … DO UPDATE`) and instantiated per backend; only the DDL differs.
+//!
+//! The store never reads the clock: every method that depends on time takes `now` (unix
+//! seconds) from the caller, so tests control time ([`Clock`] is the host's source of it).
+//!
+//! # Schema
+//!
+//! | table | key | holds |
+//! |---|---|---|
+//! | `users` | `id`, unique `name` | argon2id password hash (PHC string), access `counter`, `created_at` |
+//! | `challenge_pairs` | (`user_id`, `idx`) | prompt, per-pair salt, response verifier (argon2id of the response; never the response) |
+//! | `challenge_bundles` | `id` | user name (not a foreign key: decoys for unknown users are stored alike), serialized bundle, `expires_at` |
+//! | `sessions` | `token_hash` (only a hash of the token), unique `session_id` | user, created / last seen / absolute expiry, session secret, last sequence number per direction |
+//! | `throttle` | `key` (`u:<user>` or `a:<address>`) | consecutive failures, `locked_until` |
+//! | `relay_queue` | `id` (increasing) | recipient, sealed-at-rest body, `created_at` |
+//! | `audit_log` | (`session_id`, `seq`) | previous record hash, record hash, payload as received; append-only (triggers refuse `UPDATE`/`DELETE`) |
+//!
+//! Deleting a user cascades to its pairs, sessions and queued messages; the audit log keeps
+//! everything.
+//!
+//! # Atomicity
+//!
+//! Every operation that must not race is **one SQL statement**, so it is atomic on both
+//! backends without application locks, and equally so across any number of host replicas
+//! sharing one PostgreSQL database:
+//!
+//! - [`Store::next_counter`]: `UPDATE users SET counter = counter + 1 … RETURNING counter`.
+//!   PostgreSQL takes the row lock and re-reads the committed row under READ COMMITTED;
+//!   SQLite serializes writers on the database lock. Each caller gets a distinct, contiguous
+//!   value, and it is committed (SQLite: WAL with `synchronous = FULL`; PostgreSQL: the
+//!   default `synchronous_commit`) before the method returns.
+//! - [`Store::take_bundle`]: `DELETE … RETURNING`: at most one caller gets the row.
+//! - [`Store::advance_seq`]: `UPDATE … SET last_seq = $seq WHERE last_seq < $seq` — a
+//!   compare-and-set: a replayed or reordered sequence number matches no row.
+//! - [`Store::record_failure`]: `INSERT … ON CONFLICT DO UPDATE SET failures = failures + 1
+//!   RETURNING failures`, then the lock time in the same transaction (the row stays locked
+//!   on PostgreSQL; SQLite holds its write lock from the first statement).
+//! - [`Store::append_audit`]: `INSERT … SELECT … WHERE` the previous record of *this session*
+//!   has `seq - 1` and `record_hash = prev_hash` (or the chain is empty and `seq = 1`); the
+//!   primary key (`session_id`, `seq`) makes a concurrent second append at the same position
+//!   fail. Chains are per session, so there is no global lock on the hot path.
+//!
+//! Transactions that write more than one statement (creating a user with its pairs,
+//! replacing pairs) start with a write, so SQLite takes its write lock at once rather
+//! than upgrading a read lock (which fails with `SQLITE_BUSY` instead of waiting).
+//!
+//! # Secrets
+//!
+//! Verifiers and session secrets are held in [`Zeroizing`] buffers, and no type here prints
+//! secret bytes in `Debug`. Errors never carry query parameters.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+pub use zeroize::Zeroizing;
+
+#[macro_use]
+mod sql;
+mod postgres;
+mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Unix time in seconds, as passed to the store by its caller.
+pub type UnixSeconds = u64;
+
+/// A source of the current time for the host; the store itself only ever takes `now` values.
+pub trait Clock: Send + Sync {
+    /// The current unix time in seconds.
+    fn now(&self) -> UnixSeconds;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> UnixSeconds {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+}
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database failed or could not be reached.
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    /// Running the migrations failed.
+    #[error("database migration failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// The URL names no supported backend (only the scheme is reported: URLs can hold passwords).
+    #[error("unsupported database URL scheme {scheme:?} (expected sqlite: or postgres:)")]
+    UnsupportedUrl {
+        /// The scheme of the URL, up to its first `:`.
+        scheme: String,
+    },
+    /// A user with this name already exists.
+    #[error("user already exists")]
+    UserExists,
+    /// No user with this name.
+    #[error("no such user")]
+    UserNotFound,
+    /// No live session with this id.
+    #[error("no such session")]
+    SessionNotFound,
+    /// A session or bundle with this id already exists.
+    #[error("duplicate id")]
+    Duplicate,
+    /// The audit record does not extend its session's chain (wrong sequence number or
+    /// previous hash, or another record was appended at that position first).
+    #[error("audit record does not extend the chain of its session")]
+    AuditChainMismatch,
+    /// A number does not fit the database's signed 64-bit integers, or a stored value is invalid.
+    #[error("value out of range: {what}")]
+    OutOfRange {
+        /// Which value.
+        what: &'static str,
+    },
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Database(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Self::Migrate(e)
+    }
+}
+
+/// Result alias for the store.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One registered challenge/response pair.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ChallengePair {
+    /// The challenge shown to the user (the code on their card).
+    pub prompt: String,
+    /// Per-pair salt for the verifier.
+    pub salt: Vec<u8>,
+    /// argon2id(response, salt): never the response itself.
+    pub verifier: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ChallengePair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChallengePair")
+            .field("prompt", &self.prompt)
+            .field("salt_len", &self.salt.len())
+            .field("verifier", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A user to create.
+#[derive(Clone)]
+pub struct NewUser {
+    /// Unique user name.
+    pub name: String,
+    /// argon2id PHC string of the password.
+    pub password_hash: String,
+    /// The user's challenge/response pairs, in card order.
+    pub pairs: Vec<ChallengePair>,
+}
+
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("name", &self.name)
+            .field("password_hash", &"<redacted>")
+            .field("pairs", &self.pairs.len())
+            .finish()
+    }
+}
+
+/// A stored user.
+#[derive(Clone)]
+pub struct UserRecord {
+    /// User name.
+    pub name: String,
+    /// argon2id PHC string of the password.
+    pub password_hash: String,
+    /// Pairs in card order.
+    pub pairs: Vec<ChallengePair>,
+    /// The last access counter handed out (0: none yet).
+    pub counter: u64,
+    /// When the user was created.
+    pub created: UnixSeconds,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("name", &self.name)
+            .field("password_hash", &"<redacted>")
+            .field("pairs", &self.pairs.len())
+            .field("counter", &self.counter)
+            .field("created", &self.created)
+            .finish()
+    }
+}
+
+/// A line of `user list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    /// User name.
+    pub name: String,
+    /// When the user was created.
+    pub created: UnixSeconds,
+    /// Throttling state of the user's key (failures since the last success, lock end).
+    pub throttle: ThrottleState,
+    /// Number of registered pairs.
+    pub pair_count: u64,
+}
+
+/// A challenge bundle to keep until the response comes back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBundle {
+    /// Random bundle id.
+    pub id: Vec<u8>,
+    /// The user name the bundle was issued to (a decoy's name for unknown users).
+    pub user: String,
+    /// The serialized bundle (challenges, counter, timestamp, ticket…).
+    pub body: Vec<u8>,
+    /// After this time the bundle is refused.
+    pub expires_at: UnixSeconds,
+}
+
+/// A bundle taken back by [`Store::take_bundle`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBundle {
+    /// The user name it was issued to.
+    pub user: String,
+    /// The serialized bundle.
+    pub body: Vec<u8>,
+    /// Its expiry.
+    pub expires_at: UnixSeconds,
+}
+
+/// A session to create.
+#[derive(Clone)]
+pub struct NewSession {
+    /// Hash of the session token (the token itself is never stored).
+    pub token_hash: Vec<u8>,
+    /// Public session id (bound into message AAD and the audit chain).
+    pub session_id: Vec<u8>,
+    /// The user.
+    pub user: String,
+    /// Creation time (also the first `last_seen`).
+    pub created: UnixSeconds,
+    /// Absolute expiry.
+    pub expires_at: UnixSeconds,
+    /// Session secret material.
+    pub secret: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for NewSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSession")
+            .field("session_id", &self.session_id)
+            .field("user", &self.user)
+            .field("created", &self.created)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A live session, as returned by [`Store::touch_session`].
+#[derive(Clone)]
+pub struct Session {
+    /// Public session id.
+    pub session_id: Vec<u8>,
+    /// The user.
+    pub user: String,
+    /// Creation time.
+    pub created: UnixSeconds,
+    /// Last use (the `now` of this touch).
+    pub last_seen: UnixSeconds,
+    /// Absolute expiry.
+    pub expires_at: UnixSeconds,
+    /// Session secret material.
+    pub secret: Zeroizing<Vec<u8>>,
+    /// Last accepted sequence number from the client (0: none yet).
+    pub last_seq_from_client: u64,
+    /// Last sequence number used towards the client (0: none yet).
+    pub last_seq_to_client: u64,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("session_id", &self.session_id)
+            .field("user", &self.user)
+            .field("created", &self.created)
+            .field("last_seen", &self.last_seen)
+            .field("expires_at", &self.expires_at)
+            .field("last_seq_from_client", &self.last_seq_from_client)
+            .field("last_seq_to_client", &self.last_seq_to_client)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Message direction, for per-direction sequence numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Client to host.
+    FromClient,
+    /// Host to client.
+    ToClient,
+}
+
+/// A throttling key: users and source addresses are throttled separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleKey<'a> {
+    /// Failures for one user name.
+    User(&'a str),
+    /// Failures from one source address.
+    Source(IpAddr),
+}
+
+impl ThrottleKey<'_> {
+    /// The stored form: `u:<name>` or `a:<address>`.
+    #[must_use]
+    pub fn to_key(&self) -> String {
+        match self {
+            Self::User(name) => format!("u:{name}"),
+            Self::Source(addr) => format!("a:{addr}"),
+        }
+    }
+}
+
+/// Exponential backoff: after `free_failures` failures, each further failure locks the key
+/// for `base_secs · 2^(extra − 1)` seconds, capped at `max_secs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Failures allowed before any lock.
+    pub free_failures: u32,
+    /// First lock duration.
+    pub base_secs: u64,
+    /// Longest lock duration.
+    pub max_secs: u64,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            free_failures: 3,
+            base_secs: 2,
+            max_secs: 15 * 60,
+        }
+    }
+}
+
+impl Backoff {
+    /// Lock duration after `failures` consecutive failures (0 = not locked).
+    #[must_use]
+    pub fn lock_secs(&self, failures: u64) -> u64 {
+        let Some(extra) = failures.checked_sub(u64::from(self.free_failures)) else {
+            return 0;
+        };
+        if extra == 0 {
+            return 0;
+        }
+        let shift = u32::try_from(extra - 1).unwrap_or(u32::MAX).min(63);
+        self.base_secs
+            .saturating_mul(1u64 << shift)
+            .min(self.max_secs)
+    }
+}
+
+/// Throttling state of one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ThrottleState {
+    /// Consecutive failures since the last success or unlock.
+    pub failures: u64,
+    /// Locked while `now < locked_until`.
+    pub locked_until: UnixSeconds,
+}
+
+impl ThrottleState {
+    /// Whether the key is locked at `now`.
+    #[must_use]
+    pub fn is_locked(&self, now: UnixSeconds) -> bool {
+        now < self.locked_until
+    }
+}
+
+/// A message in the relay queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    /// Queue id (increasing per store).
+    pub id: u64,
+    /// Recipient user name.
+    pub recipient: String,
+    /// The message, sealed at rest by the host.
+    pub body: Vec<u8>,
+    /// When it was queued.
+    pub created: UnixSeconds,
+}
+
+/// One audit record, as appended and as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// The session whose chain this record extends.
+    pub session_id: Vec<u8>,
+    /// Position in the chain, from 1.
+    pub seq: u64,
+    /// `record_hash` of record `seq − 1` (the chain's genesis value for `seq = 1`).
+    pub prev_hash: Vec<u8>,
+    /// Hash over `prev_hash` and this record (computed by the caller).
+    pub record_hash: Vec<u8>,
+    /// The message as received (ciphertext, AAD, parameters), serialized by the caller.
+    pub payload: Vec<u8>,
+    /// When it was appended.
+    pub created: UnixSeconds,
+}
+
+/// Where a reader of the audit log is: after record (`session_id`, `seq`) in the log's order
+/// (by session id, then seq).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCursor {
+    /// Session id of the last record read.
+    pub session_id: Vec<u8>,
+    /// Its sequence number.
+    pub seq: u64,
+}
+
+/// What [`Store::purge_expired`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Purged {
+    /// Expired challenge bundles.
+    pub bundles: u64,
+    /// Sessions past their idle timeout or absolute lifetime.
+    pub sessions: u64,
+}
+
+/// The host's storage. Object-safe (`Arc<dyn Store>`), shared by all request handlers.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Which backend this is (`"sqlite"` or `"postgres"`), for logs and metrics.
+    fn backend(&self) -> &'static str;
+
+    // --- users ---
+
+    /// Creates a user with its pairs. [`StoreError::UserExists`] if the name is taken.
+    async fn create_user(&self, user: &NewUser, now: UnixSeconds) -> Result<()>;
+    /// The user with this name, with its pairs in card order.
+    async fn get_user(&self, name: &str) -> Result<Option<UserRecord>>;
+    /// All users, by name.
+    async fn list_users(&self) -> Result<Vec<UserSummary>>;
+    /// Removes a user (and its pairs, sessions and queued messages). False if there was none.
+    async fn remove_user(&self, name: &str) -> Result<bool>;
+    /// Clears the user's throttling. False if there is no such user.
+    async fn unlock_user(&self, name: &str) -> Result<bool>;
+    /// Replaces the user's pairs. False if there is no such user.
+    async fn replace_pairs(&self, name: &str, pairs: &[ChallengePair]) -> Result<bool>;
+    /// Atomically increments the user's access counter and returns the new value, committed
+    /// before it returns. [`StoreError::UserNotFound`] if there is no such user.
+    async fn next_counter(&self, name: &str) -> Result<u64>;
+
+    // --- challenge bundles ---
+
+    /// Keeps a bundle until [`Store::take_bundle`]. [`StoreError::Duplicate`] if the id exists.
+    async fn put_bundle(&self, bundle: &NewBundle) -> Result<()>;
+    /// Removes and returns the bundle: only the first caller gets it. `None` if it was never
+    /// stored, already taken, or expired at `now` (an expired bundle is deleted too).
+    async fn take_bundle(&self, id: &[u8], now: UnixSeconds) -> Result<Option<StoredBundle>>;
+
+    // --- sessions ---
+
+    /// Creates a session. [`StoreError::UserNotFound`] if the user does not exist,
+    /// [`StoreError::Duplicate`] if the token hash or session id does.
+    async fn create_session(&self, session: &NewSession) -> Result<()>;
+    /// The live session for this token hash, with `last_seen` set to `now`. A session idle
+    /// for `idle_timeout` seconds or more, or at or past its absolute expiry, is deleted and
+    /// `None` is returned.
+    async fn touch_session(
+        &self,
+        token_hash: &[u8],
+        now: UnixSeconds,
+        idle_timeout: u64,
+    ) -> Result<Option<Session>>;
+    /// Ends a session (logout). False if there was none.
+    async fn delete_session(&self, token_hash: &[u8]) -> Result<bool>;
+    /// Compare-and-set: accepts `seq` in `direction` only if it is greater than the last one
+    /// accepted, and records it. False for a replay or a reordered message, or no session.
+    async fn advance_seq(&self, session_id: &[u8], direction: Direction, seq: u64) -> Result<bool>;
+    /// Atomically allocates the next sequence number in `direction` (for messages the host
+    /// sends). [`StoreError::SessionNotFound`] if there is no such session.
+    async fn next_seq(&self, session_id: &[u8], direction: Direction) -> Result<u64>;
+
+    // --- throttling ---
+
+    /// Counts one failure for `key` and locks it per `backoff`; returns the new state.
+    async fn record_failure(
+        &self,
+        key: ThrottleKey<'_>,
+        now: UnixSeconds,
+        backoff: &Backoff,
+    ) -> Result<ThrottleState>;
+    /// The state of `key` (all zero if it has none).
+    async fn throttle_state(&self, key: ThrottleKey<'_>) -> Result<ThrottleState>;
+    /// Forgets the failures of `key` (after a success).
+    async fn clear_throttle(&self, key: ThrottleKey<'_>) -> Result<()>;
+
+    // --- relay queue ---
+
+    /// Queues a message for `recipient`; returns its id. [`StoreError::UserNotFound`] if
+    /// there is no such user (the host answers the sender the same way in both cases).
+    async fn enqueue_message(&self, recipient: &str, body: &[u8], now: UnixSeconds) -> Result<u64>;
+    /// Up to `limit` queued messages for `recipient` with an id above `after`, oldest first.
+    async fn fetch_messages(
+        &self,
+        recipient: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<QueuedMessage>>;
+    /// Deletes a delivered message. False if it was not queued for this recipient.
+    async fn ack_message(&self, recipient: &str, id: u64) -> Result<bool>;
+
+    // --- audit log ---
+
+    /// Appends a record to its session's chain. [`StoreError::AuditChainMismatch`] unless
+    /// `seq` is 1 on an empty chain, or `seq − 1` exists with `record_hash == prev_hash`.
+    async fn append_audit(&self, record: &AuditRecord) -> Result<()>;
+    /// The last record's (`seq`, `record_hash`) of a session's chain.
+    async fn audit_head(&self, session_id: &[u8]) -> Result<Option<(u64, Vec<u8>)>>;
+    /// Up to `limit` records after `after` (from the start if `None`), in log order.
+    async fn audit_page(&self, after: Option<&AuditCursor>, limit: u32)
+    -> Result<Vec<AuditRecord>>;
+
+    // --- housekeeping ---
+
+    /// Deletes expired bundles and sessions.
+    async fn purge_expired(&self, now: UnixSeconds, idle_timeout: u64) -> Result<Purged>;
+}
+
+/// Reads the whole audit log in order, one page at a time (see [`Store::audit_page`]).
+#[derive(Debug)]
+pub struct AuditReader<'a> {
+    store: &'a dyn Store,
+    cursor: Option<AuditCursor>,
+    page: std::collections::VecDeque<AuditRecord>,
+    page_size: u32,
+    done: bool,
+}
+
+impl<'a> AuditReader<'a> {
+    /// A reader from the start of the log.
+    #[must_use]
+    pub fn new(store: &'a dyn Store) -> Self {
+        Self {
+            store,
+            cursor: None,
+            page: std::collections::VecDeque::new(),
+            page_size: 512,
+            done: false,
+        }
+    }
+
+    /// The next record, or `None` at the end of the log.
+    pub async fn next(&mut self) -> Result<Option<AuditRecord>> {
+        if self.page.is_empty() && !self.done {
+            let page = self
+                .store
+                .audit_page(self.cursor.as_ref(), self.page_size)
+                .await?;
+            if page.len() < self.page_size as usize {
+                self.done = true;
+            }
+            if let Some(last) = page.last() {
+                self.cursor = Some(AuditCursor {
+                    session_id: last.session_id.clone(),
+                    seq: last.seq,
+                });
+            }
+            self.page.extend(page);
+        }
+        Ok(self.page.pop_front())
+    }
+}
+
+/// Opens the store at `url` and runs its migrations: `sqlite://<path>?mode=rwc` (WAL,
+/// `synchronous = FULL`) or `postgres://…` / `postgresql://…`.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    let scheme = url.split(':').next().unwrap_or_default();
+    match scheme {
+        "sqlite" => Ok(Arc::new(SqliteStore::open(url).await?)),
+        "postgres" | "postgresql" => Ok(Arc::new(PgStore::open(url).await?)),
+        _ => Err(StoreError::UnsupportedUrl {
+            scheme: scheme.chars().take(32).collect(),
+        }),
+    }
+}
+
+/// u64 → the databases' i64.
+fn to_db(v: u64, what: &'static str) -> Result<i64> {
+    i64::try_from(v).map_err(|_| StoreError::OutOfRange { what })
+}
+
+/// The databases' i64 → u64.
+fn from_db(v: i64, what: &'static str) -> Result<u64> {
+    u64::try_from(v).map_err(|_| StoreError::OutOfRange { what })
+}
+
+/// Whether `e` is a unique-constraint violation.
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let b = Backoff {
+            free_failures: 2,
+            base_secs: 3,
+            max_secs: 20,
+        };
+        let got: Vec<u64> = (0..=7).map(|n| b.lock_secs(n)).collect();
+        assert_eq!(got, [0, 0, 0, 3, 6, 12, 20, 20]);
+        assert_eq!(b.lock_secs(u64::MAX), 20);
+    }
+
+    #[test]
+    fn throttle_keys_are_separate_namespaces() {
+        let user = ThrottleKey::User("127.0.0.1").to_key();
+        let addr = ThrottleKey::Source("127.0.0.1".parse().unwrap()).to_key();
+        assert_ne!(user, addr);
+        assert_eq!(addr, "a:127.0.0.1");
+    }
+
+    #[test]
+    fn debug_prints_no_secrets() {
+        let pair = ChallengePair {
+            prompt: "A1".into(),
+            salt: vec![1; 16],
+            verifier: Zeroizing::new(b"SECRETVERIFIER".to_vec()),
+        };
+        let s = NewSession {
+            token_hash: b"TOKENHASH".to_vec(),
+            session_id: vec![7],
+            user: "alice".into(),
+            created: 1,
+            expires_at: 2,
+            secret: Zeroizing::new(b"SESSIONSECRET".to_vec()),
+        };
+        let u = NewUser {
+            name: "alice".into(),
+            password_hash: "$argon2id$PASSWORDHASH".into(),
+            pairs: vec![pair.clone()],
+        };
+        let text = format!("{pair:?} {s:?} {u:?}");
+        for secret in [
+            "SECRETVERIFIER",
+            "TOKENHASH",
+            "SESSIONSECRET",
+            "PASSWORDHASH",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        // Byte vectors print as numbers; make sure those are absent too.
+        assert!(!text.contains(&format!("{:?}", b"SECRETVERIFIER")));
+    }
+
+    #[test]
+    fn u64_beyond_i64_is_refused() {
+        assert!(matches!(
+            to_db(u64::MAX, "x"),
+            Err(StoreError::OutOfRange { what: "x" })
+        ));
+        assert_eq!(to_db(5, "x").unwrap(), 5);
+        assert!(from_db(-1, "y").is_err());
+    }
+
+    #[tokio::test]
+    async fn open_refuses_unknown_scheme_without_echoing_the_url() {
+        let err = open("mysql://root:hunter2@db/x").await.unwrap_err();
+        assert!(matches!(err, StoreError::UnsupportedUrl { .. }));
+        assert!(!err.to_string().contains("hunter2"));
+    }
+}

@@ -1,0 +1,51 @@
+//! The scale-out backend: PostgreSQL, shared by any number of host replicas.
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use super::Result;
+
+/// Migrations for PostgreSQL (`host/migrations/postgres/`).
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// [`Store`](super::Store) on PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: sqlx::PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://…`) and runs the migrations. Concurrent replicas are
+    /// safe: sqlx serializes migrations with an advisory lock.
+    pub async fn open(url: &str) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)?;
+        Self::open_with(options, 16).await
+    }
+
+    /// Connects with explicit options (e.g. a `search_path` set through
+    /// [`PgConnectOptions::options`]) and at most `max_connections`, and runs the migrations.
+    pub async fn open_with(options: PgConnectOptions, max_connections: u32) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The underlying pool (for tests and administrative tools).
+    #[must_use]
+    pub fn pool(&self) -> &sqlx::PgPool {
+        &self.pool
+    }
+
+    /// Closes the pool, waiting for its connections to end.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl_sql_store!(PgStore, sqlx::Postgres, "postgres");

@@ -1,0 +1,854 @@
+//! The storage test suite, written once against `dyn Store` and run on both backends:
+//! SQLite in a temporary directory, and PostgreSQL at `KASANE_TEST_DATABASE_URL` in a fresh
+//! schema per test (so tests run in parallel), dropped afterwards.
+//!
+//! Without `KASANE_TEST_DATABASE_URL` the PostgreSQL tests print
+//! "skipped: KASANE_TEST_DATABASE_URL not set" and pass — unless `CI=true`, where they fail.
+//!
+//! Every case gets two stores over the same database (`main` and `replica`), as two host
+//! replicas would have.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failure here is a test failure"
+)]
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::str::FromStr as _;
+use std::sync::Arc;
+
+use kasane_host::store::{
+    AuditCursor, AuditReader, AuditRecord, Backoff, ChallengePair, Direction, NewBundle,
+    NewSession, NewUser, PgStore, SqliteStore, Store, StoreError, ThrottleKey, ThrottleState,
+    Zeroizing,
+};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+/// Two handles on one database.
+#[derive(Clone)]
+struct Stores {
+    main: Arc<dyn Store>,
+    replica: Arc<dyn Store>,
+}
+
+/// Runs `case` against SQLite in a fresh temporary directory.
+async fn run_sqlite<F, Fut>(case: F)
+where
+    F: FnOnce(Stores) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("kasane.db").display()
+    );
+    let main = SqliteStore::open(&url).await.unwrap();
+    let replica = SqliteStore::open(&url).await.unwrap();
+    let stores = Stores {
+        main: Arc::new(main.clone()),
+        replica: Arc::new(replica.clone()),
+    };
+    let outcome = tokio::spawn(case(stores)).await;
+    main.close().await;
+    replica.close().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// The PostgreSQL URL, or `None` (after saying so) when the tests are to be skipped.
+fn pg_url() -> Option<String> {
+    match std::env::var("KASANE_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "KASANE_TEST_DATABASE_URL must be set when CI=true: the PostgreSQL suite may not be skipped in CI"
+            );
+            println!("skipped: KASANE_TEST_DATABASE_URL not set");
+            None
+        }
+    }
+}
+
+/// Runs `case` against PostgreSQL in a fresh schema, dropped afterwards (also when the case panics).
+async fn run_pg<F, Fut>(case: F)
+where
+    F: FnOnce(Stores) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(url) = pg_url() else { return };
+    let schema = format!("kasane_test_{:016x}", rand::random::<u64>());
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let options = PgConnectOptions::from_str(&url)
+        .unwrap()
+        .options([("search_path", schema.as_str())]);
+    let main = PgStore::open_with(options.clone(), 8).await.unwrap();
+    let replica = PgStore::open_with(options, 8).await.unwrap();
+    let stores = Stores {
+        main: Arc::new(main.clone()),
+        replica: Arc::new(replica.clone()),
+    };
+    let outcome = tokio::spawn(case(stores)).await;
+    main.close().await;
+    replica.close().await;
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// Instantiates every case for both backends.
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::run_sqlite(super::cases::$case).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::run_pg(super::cases::$case).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    users_create_get_list_remove,
+    replace_pairs_keeps_order,
+    counter_increments_per_user,
+    counter_50_concurrent_callers_distinct_and_contiguous,
+    bundle_is_taken_once,
+    bundle_expired_is_refused_and_deleted,
+    bundle_concurrent_takes_one_winner,
+    session_idle_timeout,
+    session_absolute_lifetime,
+    session_logout_and_errors,
+    seq_compare_and_set_refuses_replay,
+    seq_concurrent_same_value_one_winner,
+    throttle_backoff_per_key,
+    relay_queue_roundtrip,
+    audit_chain_appends_and_reads_in_order,
+    audit_concurrent_appends_one_winner_per_position,
+    purge_removes_expired,
+    removing_user_cascades,
+);
+
+/// Fixtures shared by the cases.
+mod fixture {
+    use super::*;
+
+    pub(crate) fn pair(prompt: &str, verifier: &[u8]) -> ChallengePair {
+        ChallengePair {
+            prompt: prompt.to_owned(),
+            salt: format!("salt-{prompt}").into_bytes(),
+            verifier: Zeroizing::new(verifier.to_vec()),
+        }
+    }
+
+    pub(crate) fn user(name: &str, pairs: usize) -> NewUser {
+        NewUser {
+            name: name.to_owned(),
+            password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA${name}"),
+            pairs: (0..pairs)
+                .map(|i| pair(&format!("C{i:02}"), &[i as u8; 32]))
+                .collect(),
+        }
+    }
+
+    pub(crate) fn session(user: &str, id: u8, created: u64, expires_at: u64) -> NewSession {
+        NewSession {
+            token_hash: vec![id; 32],
+            session_id: vec![id, 0xee],
+            user: user.to_owned(),
+            created,
+            expires_at,
+            secret: Zeroizing::new(vec![0x5e; 32]),
+        }
+    }
+
+    pub(crate) fn audit(session: &[u8], seq: u64, prev: &[u8], hash: &[u8]) -> AuditRecord {
+        AuditRecord {
+            session_id: session.to_vec(),
+            seq,
+            prev_hash: prev.to_vec(),
+            record_hash: hash.to_vec(),
+            payload: format!("payload {seq}").into_bytes(),
+            created: 1_000 + seq,
+        }
+    }
+}
+
+/// The cases: each takes the two stores and asserts on `dyn Store` only.
+mod cases {
+    use super::fixture::*;
+    use super::*;
+
+    pub(crate) async fn users_create_get_list_remove(s: Stores) {
+        let st = &*s.main;
+        st.create_user(&user("bob", 3), 100).await.unwrap();
+        st.create_user(&user("alice", 2), 200).await.unwrap();
+        let dup = st.create_user(&user("alice", 1), 300).await;
+        assert!(matches!(dup, Err(StoreError::UserExists)), "{dup:?}");
+
+        let alice = s.replica.get_user("alice").await.unwrap().unwrap();
+        assert_eq!(alice.name, "alice");
+        assert_eq!(alice.created, 200);
+        assert_eq!(alice.counter, 0);
+        assert_eq!(alice.password_hash, user("alice", 0).password_hash);
+        assert_eq!(alice.pairs, user("alice", 2).pairs);
+        assert!(st.get_user("carol").await.unwrap().is_none());
+
+        let list = st.list_users().await.unwrap();
+        let names: Vec<_> = list
+            .iter()
+            .map(|u| (u.name.as_str(), u.pair_count))
+            .collect();
+        assert_eq!(names, [("alice", 2), ("bob", 3)]);
+        assert_eq!(list[1].created, 100);
+        assert_eq!(list[0].throttle, ThrottleState::default());
+
+        assert!(st.remove_user("alice").await.unwrap());
+        assert!(!st.remove_user("alice").await.unwrap());
+        assert!(st.get_user("alice").await.unwrap().is_none());
+        assert_eq!(st.list_users().await.unwrap().len(), 1);
+        // The name is free again, with a fresh counter.
+        st.create_user(&user("alice", 1), 400).await.unwrap();
+        assert_eq!(st.next_counter("alice").await.unwrap(), 1);
+    }
+
+    pub(crate) async fn replace_pairs_keeps_order(s: Stores) {
+        let st = &*s.main;
+        st.create_user(&user("alice", 4), 1).await.unwrap();
+        let new = vec![pair("Z9", b"v1"), pair("A0", b"v2"), pair("M5", b"v3")];
+        assert!(st.replace_pairs("alice", &new).await.unwrap());
+        let got = s.replica.get_user("alice").await.unwrap().unwrap();
+        assert_eq!(got.pairs, new);
+        assert!(!st.replace_pairs("nobody", &new).await.unwrap());
+        assert_eq!(st.list_users().await.unwrap()[0].pair_count, 3);
+    }
+
+    pub(crate) async fn counter_increments_per_user(s: Stores) {
+        let st = &*s.main;
+        st.create_user(&user("alice", 1), 1).await.unwrap();
+        st.create_user(&user("bob", 1), 1).await.unwrap();
+        assert_eq!(st.next_counter("alice").await.unwrap(), 1);
+        assert_eq!(s.replica.next_counter("alice").await.unwrap(), 2);
+        assert_eq!(st.next_counter("bob").await.unwrap(), 1);
+        assert_eq!(st.next_counter("alice").await.unwrap(), 3);
+        // Persisted: the other replica reads it.
+        assert_eq!(
+            s.replica.get_user("alice").await.unwrap().unwrap().counter,
+            3
+        );
+        let missing = st.next_counter("nobody").await;
+        assert!(
+            matches!(missing, Err(StoreError::UserNotFound)),
+            "{missing:?}"
+        );
+    }
+
+    pub(crate) async fn counter_50_concurrent_callers_distinct_and_contiguous(s: Stores) {
+        s.main.create_user(&user("alice", 1), 1).await.unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..50 {
+            // Half through each replica: two hosts sharing one database.
+            let st = if i % 2 == 0 {
+                s.main.clone()
+            } else {
+                s.replica.clone()
+            };
+            tasks.spawn(async move { st.next_counter("alice").await.unwrap() });
+        }
+        let mut got = Vec::new();
+        while let Some(v) = tasks.join_next().await {
+            got.push(v.unwrap());
+        }
+        let distinct: HashSet<_> = got.iter().copied().collect();
+        assert_eq!(distinct.len(), 50, "a counter value repeated: {got:?}");
+        got.sort_unstable();
+        assert_eq!(got, (1..=50).collect::<Vec<u64>>());
+        assert_eq!(s.main.get_user("alice").await.unwrap().unwrap().counter, 50);
+        assert_eq!(s.replica.next_counter("alice").await.unwrap(), 51);
+    }
+
+    fn bundle(id: u8, expires_at: u64) -> NewBundle {
+        NewBundle {
+            id: vec![id; 16],
+            user: "alice".into(),
+            body: vec![1, 2, 3, id],
+            expires_at,
+        }
+    }
+
+    pub(crate) async fn bundle_is_taken_once(s: Stores) {
+        let st = &*s.main;
+        st.put_bundle(&bundle(1, 500)).await.unwrap();
+        let dup = st.put_bundle(&bundle(1, 600)).await;
+        assert!(matches!(dup, Err(StoreError::Duplicate)), "{dup:?}");
+        let got = s.replica.take_bundle(&[1; 16], 100).await.unwrap().unwrap();
+        assert_eq!(got.user, "alice");
+        assert_eq!(got.body, vec![1, 2, 3, 1]);
+        assert_eq!(got.expires_at, 500);
+        assert!(st.take_bundle(&[1; 16], 100).await.unwrap().is_none());
+        assert!(st.take_bundle(&[9; 16], 100).await.unwrap().is_none());
+    }
+
+    pub(crate) async fn bundle_expired_is_refused_and_deleted(s: Stores) {
+        let st = &*s.main;
+        st.put_bundle(&bundle(2, 500)).await.unwrap();
+        assert!(st.take_bundle(&[2; 16], 500).await.unwrap().is_none());
+        // Gone, even for a caller whose clock is behind.
+        assert!(st.take_bundle(&[2; 16], 10).await.unwrap().is_none());
+        st.put_bundle(&bundle(3, 500)).await.unwrap();
+        assert!(st.take_bundle(&[3; 16], 499).await.unwrap().is_some());
+    }
+
+    pub(crate) async fn bundle_concurrent_takes_one_winner(s: Stores) {
+        s.main.put_bundle(&bundle(4, 500)).await.unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            let st = if i % 2 == 0 {
+                s.main.clone()
+            } else {
+                s.replica.clone()
+            };
+            tasks.spawn(async move { st.take_bundle(&[4; 16], 1).await.unwrap().is_some() });
+        }
+        let mut winners = 0;
+        while let Some(v) = tasks.join_next().await {
+            winners += usize::from(v.unwrap());
+        }
+        assert_eq!(winners, 1);
+    }
+
+    pub(crate) async fn session_idle_timeout(s: Stores) {
+        let st = &*s.main;
+        st.create_user(&user("alice", 1), 1).await.unwrap();
+        st.create_session(&session("alice", 1, 1_000, 10_000))
+            .await
+            .unwrap();
+        let idle = 100;
+        let got = st
+            .touch_session(&[1; 32], 1_050, idle)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.user, "alice");
+        assert_eq!(got.session_id, vec![1, 0xee]);
+        assert_eq!(got.created, 1_000);
+        assert_eq!(got.last_seen, 1_050);
+        assert_eq!(got.expires_at, 10_000);
+        assert_eq!(&got.secret[..], &[0x5e; 32]);
+        // The touch moved last_seen: 1_149 is within 100 s of 1_050.
+        assert!(
+            s.replica
+                .touch_session(&[1; 32], 1_149, idle)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // Idle for exactly the timeout: ended, and deleted.
+        assert!(
+            st.touch_session(&[1; 32], 1_249, idle)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            st.touch_session(&[1; 32], 1_150, idle)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(!st.delete_session(&[1; 32]).await.unwrap());
+    }
+
+    pub(crate) async fn session_absolute_lifetime(s: Stores) {
+        let st = &*s.main;
+        st.create_user(&user("alice", 1), 1).await.unwrap();
+        st.create_session(&session("alice", 2, 1_000, 1_200))
+            .await
+            .unwrap();
+        let idle = 100;
+        for now in [1_050, 1_100, 1_150, 1_199] {
+            assert!(
+                st.touch_session(&[2; 32], now, idle)
+                    .await
+                    .unwrap()
+                    .is_some(),
+                "{now}"
+            );
+        }
+        assert!(
+            st.touch_session(&[2; 32], 1_200, idle)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            st.touch_session(&[2; 32], 1_100, idle)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    pub(crate) async fn session_logout_and_errors(s: Stores) {
+        let st = &*s.main;
+        st.create_user(&user("alice", 1), 1).await.unwrap();
+        let missing = st.create_session(&session("nobody", 3, 1, 100)).await;
+        assert!(
+            matches!(missing, Err(StoreError::UserNotFound)),
+            "{missing:?}"
+        );
+        st.create_session(&session("alice", 3, 1, 100))
+            .await
+            .unwrap();
+        let dup = st.create_session(&session("alice", 3, 1, 100)).await;
+        assert!(matches!(dup, Err(StoreError::Duplicate)), "{dup:?}");
+        assert!(s.replica.delete_session(&[3; 32]).await.unwrap());
+        assert!(st.touch_session(&[3; 32], 2, 50).await.unwrap().is_none());
+        assert!(!st.delete_session(&[3; 32]).await.unwrap());
+    }
+
+    pub(crate) async fn seq_compare_and_set_refuses_replay(s: Stores) {
+        let st = &*s.main;
+        st.create_user(&user("alice", 1), 1).await.unwrap();
+        st.create_session(&session("alice", 4, 1, 10_000))
+            .await
+            .unwrap();
+        let id = [4, 0xee];
+        let from = Direction::FromClient;
+        assert!(st.advance_seq(&id, from, 1).await.unwrap());
+        assert!(
+            !s.replica.advance_seq(&id, from, 1).await.unwrap(),
+            "replay accepted"
+        );
+        assert!(st.advance_seq(&id, from, 3).await.unwrap());
+        assert!(
+            !st.advance_seq(&id, from, 2).await.unwrap(),
+            "reordered accepted"
+        );
+        assert!(!st.advance_seq(&id, from, 0).await.unwrap());
+        // The other direction has its own sequence.
+        assert!(st.advance_seq(&id, Direction::ToClient, 1).await.unwrap());
+        assert_eq!(st.next_seq(&id, Direction::ToClient).await.unwrap(), 2);
+        assert_eq!(
+            s.replica.next_seq(&id, Direction::ToClient).await.unwrap(),
+            3
+        );
+        let got = st.touch_session(&[4; 32], 2, 100).await.unwrap().unwrap();
+        assert_eq!((got.last_seq_from_client, got.last_seq_to_client), (3, 3));
+        assert!(!st.advance_seq(&[9, 9], from, 1).await.unwrap());
+        let missing = st.next_seq(&[9, 9], from).await;
+        assert!(
+            matches!(missing, Err(StoreError::SessionNotFound)),
+            "{missing:?}"
+        );
+        // An ended session accepts nothing.
+        assert!(st.delete_session(&[4; 32]).await.unwrap());
+        assert!(!st.advance_seq(&id, from, 10).await.unwrap());
+    }
+
+    pub(crate) async fn seq_concurrent_same_value_one_winner(s: Stores) {
+        s.main.create_user(&user("alice", 1), 1).await.unwrap();
+        s.main
+            .create_session(&session("alice", 5, 1, 10_000))
+            .await
+            .unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..50 {
+            let st = if i % 2 == 0 {
+                s.main.clone()
+            } else {
+                s.replica.clone()
+            };
+            tasks.spawn(async move {
+                st.advance_seq(&[5, 0xee], Direction::FromClient, 7)
+                    .await
+                    .unwrap()
+            });
+        }
+        let mut winners = 0;
+        while let Some(v) = tasks.join_next().await {
+            winners += usize::from(v.unwrap());
+        }
+        assert_eq!(winners, 1, "one message accepted more than once");
+    }
+
+    pub(crate) async fn throttle_backoff_per_key(s: Stores) {
+        let st = &*s.main;
+        st.create_user(&user("alice", 1), 1).await.unwrap();
+        let b = Backoff {
+            free_failures: 2,
+            base_secs: 10,
+            max_secs: 25,
+        };
+        let alice = ThrottleKey::User("alice");
+        let addr = ThrottleKey::Source("192.0.2.7".parse().unwrap());
+        let mut states = Vec::new();
+        for now in [100, 101, 102, 103, 104] {
+            states.push(st.record_failure(alice, now, &b).await.unwrap());
+        }
+        let until: Vec<_> = states
+            .iter()
+            .map(|t| (t.failures, t.locked_until))
+            .collect();
+        assert_eq!(until, [(1, 0), (2, 0), (3, 112), (4, 123), (5, 129)]);
+        assert!(states[4].is_locked(128));
+        assert!(!states[4].is_locked(129));
+        // Read back (through the other replica), and shown by `user list`.
+        let state = s.replica.throttle_state(alice).await.unwrap();
+        assert_eq!(state, states[4]);
+        assert_eq!(st.list_users().await.unwrap()[0].throttle, state);
+        // The source address is a separate key.
+        assert_eq!(
+            st.throttle_state(addr).await.unwrap(),
+            ThrottleState::default()
+        );
+        assert_eq!(st.record_failure(addr, 100, &b).await.unwrap().failures, 1);
+        // A lock never shrinks, even from a caller whose clock is behind.
+        let later = st.record_failure(alice, 50, &b).await.unwrap();
+        assert_eq!((later.failures, later.locked_until), (6, 129));
+        // Success clears one key only; `user unlock` clears the user's.
+        st.clear_throttle(addr).await.unwrap();
+        assert_eq!(
+            st.throttle_state(addr).await.unwrap(),
+            ThrottleState::default()
+        );
+        assert_eq!(st.throttle_state(alice).await.unwrap().failures, 6);
+        assert!(st.unlock_user("alice").await.unwrap());
+        assert_eq!(
+            st.throttle_state(alice).await.unwrap(),
+            ThrottleState::default()
+        );
+        assert!(!st.unlock_user("nobody").await.unwrap());
+    }
+
+    pub(crate) async fn relay_queue_roundtrip(s: Stores) {
+        let st = &*s.main;
+        st.create_user(&user("alice", 1), 1).await.unwrap();
+        st.create_user(&user("bob", 1), 1).await.unwrap();
+        let a1 = st.enqueue_message("alice", b"one", 10).await.unwrap();
+        let b1 = s
+            .replica
+            .enqueue_message("bob", b"for bob", 11)
+            .await
+            .unwrap();
+        let a2 = st.enqueue_message("alice", b"two", 12).await.unwrap();
+        let a3 = st.enqueue_message("alice", b"three", 13).await.unwrap();
+        assert!(a1 < b1 && b1 < a2 && a2 < a3);
+        let missing = st.enqueue_message("nobody", b"x", 1).await;
+        assert!(
+            matches!(missing, Err(StoreError::UserNotFound)),
+            "{missing:?}"
+        );
+
+        let all = s.replica.fetch_messages("alice", 0, 100).await.unwrap();
+        let bodies: Vec<_> = all.iter().map(|m| m.body.as_slice()).collect();
+        assert_eq!(bodies, [b"one".as_slice(), b"two", b"three"]);
+        assert_eq!(
+            (all[0].id, all[0].created, all[0].recipient.as_str()),
+            (a1, 10, "alice")
+        );
+        let page = st.fetch_messages("alice", a1, 1).await.unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].id, a2);
+
+        assert!(
+            !st.ack_message("bob", a1).await.unwrap(),
+            "acked another user's message"
+        );
+        assert!(st.ack_message("alice", a1).await.unwrap());
+        assert!(!st.ack_message("alice", a1).await.unwrap());
+        let left: Vec<_> = st
+            .fetch_messages("alice", 0, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(left, [a2, a3]);
+        assert_eq!(st.fetch_messages("bob", 0, 100).await.unwrap().len(), 1);
+        assert!(
+            st.fetch_messages("nobody", 0, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    pub(crate) async fn audit_chain_appends_and_reads_in_order(s: Stores) {
+        let st = &*s.main;
+        let (a, b) = (b"session-a".as_slice(), b"session-b".as_slice());
+        assert!(st.audit_head(a).await.unwrap().is_none());
+        // The first record must be seq 1.
+        let gap = st.append_audit(&audit(a, 2, b"g", b"h2")).await;
+        assert!(
+            matches!(gap, Err(StoreError::AuditChainMismatch)),
+            "{gap:?}"
+        );
+        st.append_audit(&audit(a, 1, b"genesis-a", b"h1"))
+            .await
+            .unwrap();
+        st.append_audit(&audit(b, 1, b"genesis-b", b"k1"))
+            .await
+            .unwrap();
+        // Wrong previous hash, a gap, and a second record at a taken position: all refused.
+        for bad in [
+            audit(a, 2, b"not-h1", b"h2"),
+            audit(a, 3, b"h1", b"h3"),
+            audit(a, 1, b"genesis-a", b"h1-again"),
+        ] {
+            let r = s.replica.append_audit(&bad).await;
+            assert!(
+                matches!(r, Err(StoreError::AuditChainMismatch)),
+                "{bad:?}: {r:?}"
+            );
+        }
+        st.append_audit(&audit(a, 2, b"h1", b"h2")).await.unwrap();
+        s.replica
+            .append_audit(&audit(b, 2, b"k1", b"k2"))
+            .await
+            .unwrap();
+        st.append_audit(&audit(a, 3, b"h2", b"h3")).await.unwrap();
+        assert_eq!(st.audit_head(a).await.unwrap(), Some((3, b"h3".to_vec())));
+        assert_eq!(st.audit_head(b).await.unwrap(), Some((2, b"k2".to_vec())));
+
+        // Log order: by session, then seq; pages continue where the last one ended.
+        let first = st.audit_page(None, 2).await.unwrap();
+        assert_eq!(
+            first,
+            [audit(a, 1, b"genesis-a", b"h1"), audit(a, 2, b"h1", b"h2")]
+        );
+        let cursor = AuditCursor {
+            session_id: a.to_vec(),
+            seq: 2,
+        };
+        let rest = st.audit_page(Some(&cursor), 10).await.unwrap();
+        let keys: Vec<_> = rest
+            .iter()
+            .map(|r| (r.session_id.as_slice(), r.seq))
+            .collect();
+        assert_eq!(keys, [(a, 3), (b, 1), (b, 2)]);
+
+        let mut reader = AuditReader::new(&*s.replica);
+        let mut all = Vec::new();
+        while let Some(r) = reader.next().await.unwrap() {
+            all.push((r.session_id, r.seq, r.prev_hash, r.record_hash));
+        }
+        assert_eq!(all.len(), 5);
+        // Each record links to its predecessor in the same session.
+        for w in all.windows(2) {
+            if w[0].0 == w[1].0 {
+                assert_eq!(w[1].1, w[0].1 + 1);
+                assert_eq!(w[1].2, w[0].3);
+            }
+        }
+    }
+
+    pub(crate) async fn audit_concurrent_appends_one_winner_per_position(s: Stores) {
+        s.main
+            .append_audit(&audit(b"s", 1, b"g", b"h1"))
+            .await
+            .unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..20u8 {
+            let st = if i % 2 == 0 {
+                s.main.clone()
+            } else {
+                s.replica.clone()
+            };
+            tasks.spawn(async move {
+                // Twenty writers race to append position 2 of one chain...
+                let mine = st.append_audit(&audit(b"s", 2, b"h1", &[b'x', i])).await;
+                // ...while each also starts a chain of its own: no global lock stops them.
+                st.append_audit(&audit(&[b'c', i], 1, b"g", b"c1"))
+                    .await
+                    .unwrap();
+                match mine {
+                    Ok(()) => true,
+                    Err(StoreError::AuditChainMismatch) => false,
+                    Err(e) => panic!("{e:?}"),
+                }
+            });
+        }
+        let mut winners = 0;
+        while let Some(v) = tasks.join_next().await {
+            winners += usize::from(v.unwrap());
+        }
+        assert_eq!(winners, 1);
+        assert_eq!(s.main.audit_head(b"s").await.unwrap().unwrap().0, 2);
+        assert_eq!(s.main.audit_page(None, 100).await.unwrap().len(), 22);
+    }
+
+    pub(crate) async fn purge_removes_expired(s: Stores) {
+        let st = &*s.main;
+        st.create_user(&user("alice", 1), 1).await.unwrap();
+        st.put_bundle(&bundle(1, 100)).await.unwrap();
+        st.put_bundle(&bundle(2, 300)).await.unwrap();
+        st.create_session(&session("alice", 1, 0, 150))
+            .await
+            .unwrap(); // absolute expiry
+        st.create_session(&session("alice", 2, 190, 10_000))
+            .await
+            .unwrap(); // idle
+        st.create_session(&session("alice", 3, 250, 10_000))
+            .await
+            .unwrap(); // live
+        let purged = st.purge_expired(200, 10).await.unwrap();
+        assert_eq!((purged.bundles, purged.sessions), (1, 2));
+        assert!(st.take_bundle(&[2; 16], 200).await.unwrap().is_some());
+        assert!(st.touch_session(&[3; 32], 255, 10).await.unwrap().is_some());
+    }
+
+    pub(crate) async fn removing_user_cascades(s: Stores) {
+        let st = &*s.main;
+        st.create_user(&user("alice", 2), 1).await.unwrap();
+        st.create_session(&session("alice", 1, 1, 10_000))
+            .await
+            .unwrap();
+        st.enqueue_message("alice", b"m", 1).await.unwrap();
+        st.record_failure(ThrottleKey::User("alice"), 1, &Backoff::default())
+            .await
+            .unwrap();
+        st.append_audit(&audit(&[1, 0xee], 1, b"g", b"h"))
+            .await
+            .unwrap();
+        assert!(st.remove_user("alice").await.unwrap());
+        assert!(st.touch_session(&[1; 32], 2, 100).await.unwrap().is_none());
+        assert_eq!(
+            st.throttle_state(ThrottleKey::User("alice")).await.unwrap(),
+            ThrottleState::default()
+        );
+        // A new alice inherits nothing...
+        st.create_user(&user("alice", 1), 5).await.unwrap();
+        assert!(st.fetch_messages("alice", 0, 10).await.unwrap().is_empty());
+        // ...and the audit log keeps everything.
+        assert_eq!(st.audit_head(&[1, 0xee]).await.unwrap().unwrap().0, 1);
+    }
+}
+
+/// SQLite only: the database is in WAL mode with full sync, and `open` picks the backend by URL.
+#[tokio::test]
+async fn sqlite_open_uses_wal_and_runs_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let store = kasane_host::store::open(&url).await.unwrap();
+    assert_eq!(store.backend(), "sqlite");
+    store
+        .create_user(&fixture::user("alice", 1), 1)
+        .await
+        .unwrap();
+    drop(store);
+    // Reopening runs the (already applied) migrations again and keeps the data.
+    let st = SqliteStore::open(&url).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(st.pool())
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(st.pool())
+        .await
+        .unwrap();
+    assert_eq!(sync, 2, "synchronous = FULL");
+    assert!(st.get_user("alice").await.unwrap().is_some());
+    st.close().await;
+    assert!(path.with_extension("db-wal").exists() || path.exists());
+}
+
+/// SQLite only: the audit table refuses updates and deletes.
+#[tokio::test]
+async fn sqlite_audit_log_is_append_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("k.db").display());
+    let st = SqliteStore::open(&url).await.unwrap();
+    st.append_audit(&fixture::audit(b"s", 1, b"g", b"h"))
+        .await
+        .unwrap();
+    for q in [
+        "UPDATE audit_log SET payload = x'00'",
+        "DELETE FROM audit_log",
+    ] {
+        assert!(sqlx::query(q).execute(st.pool()).await.is_err(), "{q}");
+    }
+    assert_eq!(st.audit_page(None, 10).await.unwrap().len(), 1);
+    st.close().await;
+}
+
+/// PostgreSQL only: `open` picks the backend by URL and migrates, and the audit table refuses
+/// updates and deletes.
+#[tokio::test]
+async fn postgres_open_and_audit_log_is_append_only() {
+    let Some(url) = pg_url() else { return };
+    let schema = format!("kasane_test_{:016x}", rand::random::<u64>());
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let store = kasane_host::store::open(&format!("{url}{sep}options=-c%20search_path%3D{schema}"))
+        .await
+        .unwrap();
+    assert_eq!(store.backend(), "postgres");
+    store
+        .append_audit(&fixture::audit(b"s", 1, b"g", b"h"))
+        .await
+        .unwrap();
+    drop(store);
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = $1",
+    )
+    .bind(&schema)
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert!(
+        tables >= 7,
+        "migrations ran in the test schema ({tables} tables)"
+    );
+    let options = PgConnectOptions::from_str(&url)
+        .unwrap()
+        .options([("search_path", schema.as_str())]);
+    let st = PgStore::open_with(options, 2).await.unwrap();
+    for q in [
+        "UPDATE audit_log SET payload = '\\x00'",
+        "DELETE FROM audit_log",
+    ] {
+        assert!(sqlx::query(q).execute(st.pool()).await.is_err(), "{q}");
+    }
+    assert_eq!(st.audit_page(None, 10).await.unwrap().len(), 1);
+    st.close().await;
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
