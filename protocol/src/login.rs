@@ -519,7 +519,34 @@ fn pad16(id: &[u8; ID_LEN]) -> [u8; 32] {
     out
 }
 
+/// Everything that makes up a [`Session`], for a host that stores sessions (and restores them
+/// on any replica). `Debug` prints no secret.
+///
+/// Restoring the same parts twice and sealing from both copies would reuse a `(key, nonce)`
+/// pair: a store must hand out sending sequence numbers atomically (e.g. with
+/// `UPDATE … SET last_sent = last_sent + 1 RETURNING last_sent`) and restore with that value.
+#[derive(Debug)]
+pub struct SessionParts {
+    /// The session id.
+    pub session_id: [u8; ID_LEN],
+    /// The session secret.
+    pub secret: SessionSecret,
+    /// The final transcript hash.
+    pub transcript_hash: [u8; 32],
+    /// The public transform context.
+    pub context: DeriveContext,
+    /// The direction this side sends in (host: host to client).
+    pub outgoing: Direction,
+    /// The last sequence number reserved for sending.
+    pub last_sent: u64,
+    /// The last incoming sequence number accepted.
+    pub last_received: u64,
+}
+
 /// An established session: seals and opens messages through the per-message transform.
+///
+/// Deliberately not `Clone`: two copies sealing with the same sequence number would reuse a
+/// key and nonce. See [`SessionParts`] for storing one.
 ///
 /// Sending: [`Session::prepare_seal`] reserves a sequence number and gives the transform's
 /// input; [`Session::seal`] seals with its output. Receiving: [`Session::prepare_open`]
@@ -536,6 +563,31 @@ pub struct Session {
 }
 
 impl Session {
+    /// Takes the session apart for storage.
+    pub fn into_parts(self) -> SessionParts {
+        SessionParts {
+            session_id: self.session_id,
+            secret: self.secret,
+            transcript_hash: self.th_final,
+            context: self.ctx,
+            outgoing: self.seq.outgoing(),
+            last_sent: self.seq.last_sent(),
+            last_received: self.seq.last_received(),
+        }
+    }
+
+    /// Restores a stored session (padding off; set it again if wanted).
+    pub fn from_parts(parts: SessionParts) -> Self {
+        Self {
+            session_id: parts.session_id,
+            secret: parts.secret,
+            th_final: parts.transcript_hash,
+            ctx: parts.context,
+            seq: Sequencer::restore(parts.outgoing, parts.last_sent, parts.last_received),
+            padding: Padding::None,
+        }
+    }
+
     /// The session id (public; derived from the token).
     pub fn session_id(&self) -> &[u8; ID_LEN] {
         &self.session_id

@@ -198,6 +198,20 @@ impl Sequencer {
         }
     }
 
+    /// A window restored from stored state (a host replica picking up a session).
+    pub fn restore(outgoing: Direction, last_sent: u64, last_received: u64) -> Self {
+        Self {
+            outgoing,
+            last_sent,
+            last_received,
+        }
+    }
+
+    /// The last sequence number reserved for sending (0: none yet).
+    pub fn last_sent(&self) -> u64 {
+        self.last_sent
+    }
+
     /// The direction this side sends in.
     pub fn outgoing(&self) -> Direction {
         self.outgoing
