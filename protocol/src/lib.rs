@@ -9,7 +9,8 @@
 //! - [`seal`]: per-message keys, AES-256-GCM sealing, [`Sequencer`] and length-hiding
 //!   [`Padding`].
 //! - [`derive`]: [`DeriveContext`], the transform inputs both sides build identically.
-//! - [`login`]: the client and host state machines and the resulting [`Session`].
+//! - [`login`]: the client and host state machines, the resulting [`Session`], and the
+//!   storable [`HostLoginParts`] / [`SessionParts`] for hosts that keep state between requests.
 //! - `error`: [`ProtocolError`].
 //!
 //! `docs/PROTOCOL.md` (at the repository root) documents every byte, the transcript, the key
@@ -96,8 +97,8 @@ pub use derive::DeriveContext;
 pub use error::ProtocolError;
 pub use login::{
     ClientAwaitAccept, ClientAwaitBundle, ClientChallenge, ClientHello, ClientPassword,
-    HostAwaitBundle, HostAwaitPassword, HostChallenge, HostHello, HostHelloParams, PasswordAttempt,
-    Session,
+    HostAwaitBundle, HostAwaitPassword, HostChallenge, HostHello, HostHelloParams, HostLoginParts,
+    PasswordAttempt, Session,
 };
 pub use schedule::{DhSecret, EphemeralSecret, SessionSecret};
 pub use seal::{Padding, Sequencer};

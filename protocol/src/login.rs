@@ -332,6 +332,11 @@ impl HostHello {
         transcript.append_message::<HelloRequest>(request_bytes);
         transcript.append_message::<HelloResponse>(&bytes);
         transcript.append_channel_binding(params.channel_binding);
+        let log = HostLog {
+            hello_request: request_bytes.to_vec(),
+            hello_response: bytes.clone(),
+            channel_binding: params.channel_binding.copied(),
+        };
         Ok((
             HostAwaitPassword {
                 dh,
@@ -339,6 +344,7 @@ impl HostHello {
                 request,
                 login_id: params.login_id,
                 server_nonce: params.server_nonce,
+                log,
             },
             bytes,
         ))
@@ -353,6 +359,54 @@ pub struct HostAwaitPassword {
     request: HelloRequest,
     login_id: [u8; ID_LEN],
     server_nonce: [u8; 32],
+    log: HostLog,
+}
+
+/// The messages of a login so far, kept so a host state can be stored and rebuilt.
+#[derive(Clone, Debug)]
+struct HostLog {
+    hello_request: Vec<u8>,
+    hello_response: Vec<u8>,
+    channel_binding: Option<[u8; CHANNEL_BINDING_LEN]>,
+}
+
+/// A host login state taken apart for storage between requests (a host replica that gets
+/// the next request rebuilds it with `from_parts`). `Debug` prints no secret.
+///
+/// The transcript is rebuilt from the stored message bytes, so they must be stored exactly.
+#[derive(Debug)]
+pub struct HostLoginParts {
+    /// The X25519 shared secret.
+    pub dh: DhSecret,
+    /// The hello request as received.
+    pub hello_request: Vec<u8>,
+    /// The hello response as sent.
+    pub hello_response: Vec<u8>,
+    /// The TLS exporter value, when channel binding was on.
+    pub channel_binding: Option<[u8; CHANNEL_BINDING_LEN]>,
+    /// The password request as received (after the password step).
+    pub password_request: Option<Vec<u8>>,
+    /// The challenge bundle as sent (after the password step).
+    pub challenge_bundle: Option<Vec<u8>>,
+}
+
+/// Rebuilds the state after the hello from stored parts.
+fn replay_hello(
+    parts: &HostLoginParts,
+) -> Result<(Transcript, HelloRequest, HelloResponse), ProtocolError> {
+    let request = HelloRequest::decode(&parts.hello_request)?;
+    let response = HelloResponse::decode(&parts.hello_response)?;
+    if response.channel_binding != parts.channel_binding.is_some() {
+        return Err(ProtocolError::ChannelBinding {
+            host: response.channel_binding,
+            local: parts.channel_binding.is_some(),
+        });
+    }
+    let mut transcript = Transcript::new();
+    transcript.append_message::<HelloRequest>(&parts.hello_request);
+    transcript.append_message::<HelloResponse>(&parts.hello_response);
+    transcript.append_channel_binding(parts.channel_binding.as_ref());
+    Ok((transcript, request, response))
 }
 
 /// A decrypted password attempt (zeroized on drop; `Debug` prints no password).
@@ -372,6 +426,38 @@ impl std::fmt::Debug for PasswordAttempt {
 }
 
 impl HostAwaitPassword {
+    /// Takes the state apart for storage.
+    pub fn into_parts(self) -> HostLoginParts {
+        HostLoginParts {
+            dh: self.dh,
+            hello_request: self.log.hello_request,
+            hello_response: self.log.hello_response,
+            channel_binding: self.log.channel_binding,
+            password_request: None,
+            challenge_bundle: None,
+        }
+    }
+
+    /// Rebuilds the state from stored parts (which must not have reached the password step).
+    pub fn from_parts(parts: HostLoginParts) -> Result<Self, ProtocolError> {
+        if parts.password_request.is_some() || parts.challenge_bundle.is_some() {
+            return Err(ProtocolError::FieldRange { field: "parts" });
+        }
+        let (transcript, request, response) = replay_hello(&parts)?;
+        Ok(Self {
+            transcript,
+            request,
+            login_id: response.login_id,
+            server_nonce: response.server_nonce,
+            log: HostLog {
+                hello_request: parts.hello_request.clone(),
+                hello_response: parts.hello_response.clone(),
+                channel_binding: parts.channel_binding,
+            },
+            dh: parts.dh,
+        })
+    }
+
     /// The client's hello (its profiles choose the transform; its nonce goes in the ticket).
     pub fn hello(&self) -> &HelloRequest {
         &self.request
@@ -411,6 +497,8 @@ impl HostAwaitPassword {
                 transcript,
                 client_nonce: self.request.client_nonce,
                 server_nonce: self.server_nonce,
+                log: self.log,
+                password_request: request_bytes.to_vec(),
             },
         ))
     }
@@ -423,6 +511,8 @@ pub struct HostAwaitBundle {
     transcript: Transcript,
     client_nonce: [u8; 32],
     server_nonce: [u8; 32],
+    log: HostLog,
+    password_request: Vec<u8>,
 }
 
 impl HostAwaitBundle {
@@ -439,6 +529,9 @@ impl HostAwaitBundle {
                 transcript,
                 bundle,
                 ctx,
+                log: self.log,
+                password_request: self.password_request,
+                bundle_bytes: bytes.clone(),
             },
             bytes,
         ))
@@ -453,9 +546,57 @@ pub struct HostChallenge {
     th_bundle: [u8; 32],
     bundle: ChallengeBundle,
     ctx: DeriveContext,
+    log: HostLog,
+    password_request: Vec<u8>,
+    bundle_bytes: Vec<u8>,
 }
 
 impl HostChallenge {
+    /// Takes the state apart for storage.
+    pub fn into_parts(self) -> HostLoginParts {
+        HostLoginParts {
+            dh: self.dh,
+            hello_request: self.log.hello_request,
+            hello_response: self.log.hello_response,
+            channel_binding: self.log.channel_binding,
+            password_request: Some(self.password_request),
+            challenge_bundle: Some(self.bundle_bytes),
+        }
+    }
+
+    /// Rebuilds the state from stored parts (which must include the password request and
+    /// the bundle).
+    pub fn from_parts(parts: HostLoginParts) -> Result<Self, ProtocolError> {
+        let (Some(password_request), Some(bundle_bytes)) = (
+            parts.password_request.clone(),
+            parts.challenge_bundle.clone(),
+        ) else {
+            return Err(ProtocolError::FieldRange { field: "parts" });
+        };
+        let (mut transcript, request, response) = replay_hello(&parts)?;
+        if PasswordRequest::decode(&password_request)?.login_id != response.login_id {
+            return Err(ProtocolError::LoginMismatch);
+        }
+        let bundle = ChallengeBundle::decode(&bundle_bytes)?;
+        transcript.append_message::<PasswordRequest>(&password_request);
+        transcript.append_message::<ChallengeBundle>(&bundle_bytes);
+        let ctx = DeriveContext::new(&bundle, response.server_nonce, request.client_nonce);
+        Ok(Self {
+            th_bundle: transcript.hash(),
+            transcript,
+            bundle,
+            ctx,
+            log: HostLog {
+                hello_request: parts.hello_request.clone(),
+                hello_response: parts.hello_response.clone(),
+                channel_binding: parts.channel_binding,
+            },
+            password_request,
+            bundle_bytes,
+            dh: parts.dh,
+        })
+    }
+
     /// The bundle sent.
     pub fn bundle(&self) -> &ChallengeBundle {
         &self.bundle

@@ -100,6 +100,13 @@ secret_type!(
     DhSecret,
     32
 );
+
+impl DhSecret {
+    /// A shared secret from stored bytes (see `HostLoginParts`).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+}
 secret_type!(
     /// The session secret both sides derive after the auth transform.
     SessionSecret,

@@ -475,3 +475,51 @@ fn a_session_restored_from_its_parts_continues_the_sequence() {
     let h = Session::from_parts(h.into_parts());
     assert_eq!(h.sequencer().last_sent(), 1);
 }
+
+#[test]
+fn host_states_stored_between_requests_give_the_same_session() {
+    let s = Setup::default();
+    let client = ClientHello::from_parts(
+        EphemeralSecret::from_bytes([1; 32]),
+        [2; 32],
+        vec![Profile::Pure],
+    )
+    .unwrap();
+    let (host, hello) = HostHello::respond(
+        client.request_bytes(),
+        HostHelloParams {
+            ephemeral: EphemeralSecret::from_bytes([3; 32]),
+            server_nonce: [4; 32],
+            login_id: [5; 16],
+            host_key: &s.host_key,
+            channel_binding: s.host_cb.as_ref(),
+        },
+    )
+    .unwrap();
+    // Another replica picks the login up after each step.
+    let parts = host.into_parts();
+    assert!(!format!("{parts:?}").contains("DhSecret(["));
+    let host = kasane_protocol::HostAwaitPassword::from_parts(parts).unwrap();
+    let client = client
+        .receive(&hello, &s.host_key.verifying_key(), s.client_cb.as_ref())
+        .unwrap();
+    let (client, pw) = client.request("alice", b"pw").unwrap();
+    let (_, host) = host.receive(&pw).unwrap();
+    let (host, bundle) = host.send(common::bundle()).unwrap();
+    let host = kasane_protocol::HostChallenge::from_parts(host.into_parts()).unwrap();
+    let client = client.receive(&bundle).unwrap();
+    assert_eq!(client.transcript_hash(), host.transcript_hash());
+    let t = fake_transform(&client.auth_input(&s.client_verifiers).unwrap());
+    let (client, resp) = client.respond(&t).unwrap();
+    let t = fake_transform(&host.auth_input(&s.host_verifiers).unwrap());
+    let (hs, accept) = host.accept(&resp, &t, [9; 32]).unwrap();
+    let cs = client.receive(&accept).unwrap();
+    assert_eq!(cs.secret().expose_secret(), hs.secret().expose_secret());
+}
+
+#[test]
+fn host_parts_of_the_wrong_stage_are_refused() {
+    let (host, _, _) = run_to_response(&Setup::default());
+    let parts = host.into_parts();
+    assert!(kasane_protocol::HostAwaitPassword::from_parts(parts).is_err());
+}
