@@ -147,6 +147,7 @@ suite!(
     seq_compare_and_set_refuses_replay,
     seq_concurrent_same_value_one_winner,
     throttle_backoff_per_key,
+    throttle_concurrent_failures_all_counted,
     relay_queue_roundtrip,
     audit_chain_appends_and_reads_in_order,
     audit_concurrent_appends_one_winner_per_position,
@@ -544,6 +545,34 @@ mod cases {
             ThrottleState::default()
         );
         assert!(!st.unlock_user("nobody").await.unwrap());
+    }
+
+    pub(crate) async fn throttle_concurrent_failures_all_counted(s: Stores) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..30 {
+            let st = if i % 2 == 0 {
+                s.main.clone()
+            } else {
+                s.replica.clone()
+            };
+            tasks.spawn(async move {
+                let key = ThrottleKey::Source("2001:db8::1".parse().unwrap());
+                st.record_failure(key, 100, &Backoff::default())
+                    .await
+                    .unwrap()
+                    .failures
+            });
+        }
+        let mut got = Vec::new();
+        while let Some(v) = tasks.join_next().await {
+            got.push(v.unwrap());
+        }
+        got.sort_unstable();
+        assert_eq!(got, (1..=30).collect::<Vec<u64>>(), "a failure was lost");
+        let key = ThrottleKey::Source("2001:db8::1".parse().unwrap());
+        let state = s.main.throttle_state(key).await.unwrap();
+        assert_eq!(state.failures, 30);
+        assert_eq!(state.locked_until, 100 + Backoff::default().lock_secs(30));
     }
 
     pub(crate) async fn relay_queue_roundtrip(s: Stores) {

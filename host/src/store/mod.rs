@@ -10,6 +10,40 @@
 //! The store never reads the clock: every method that depends on time takes `now` (unix
 //! seconds) from the caller, so tests control time ([`Clock`] is the host's source of it).
 //!
+//! # Example
+//!
+//! ```
+//! use kasane_host::store::{self, ChallengePair, NewUser, Zeroizing};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let rt = tokio::runtime::Runtime::new()?;
+//! # rt.block_on(async {
+//! let dir = tempfile::tempdir()?;
+//! let url = format!("sqlite://{}?mode=rwc", dir.path().join("kasane.db").display());
+//! let store = store::open(&url).await?;
+//! let now = 1_700_000_000;
+//! store
+//!     .create_user(
+//!         &NewUser {
+//!             name: "alice".into(),
+//!             password_hash: "$argon2id$v=19$m=19456,t=2,p=1$...".into(),
+//!             pairs: vec![ChallengePair {
+//!                 prompt: "A7".into(),
+//!                 salt: vec![0; 16],
+//!                 verifier: Zeroizing::new(vec![0; 32]),
+//!             }],
+//!         },
+//!         now,
+//!     )
+//!     .await?;
+//! // The counter is committed before the host answers the challenge bundle.
+//! assert_eq!(store.next_counter("alice").await?, 1);
+//! assert_eq!(store.next_counter("alice").await?, 2);
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! # })
+//! # }
+//! ```
+//!
 //! # Schema
 //!
 //! | table | key | holds |
@@ -89,6 +123,34 @@ impl Clock for SystemClock {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
+    }
+}
+
+/// A clock that only moves when told to, for tests.
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicU64);
+
+impl ManualClock {
+    /// A clock reading `now`.
+    #[must_use]
+    pub fn new(now: UnixSeconds) -> Self {
+        Self(std::sync::atomic::AtomicU64::new(now))
+    }
+
+    /// Sets the time.
+    pub fn set(&self, now: UnixSeconds) {
+        self.0.store(now, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Moves the time forward by `secs`.
+    pub fn advance(&self, secs: u64) {
+        self.0.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> UnixSeconds {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -689,6 +751,37 @@ mod tests {
         ));
         assert_eq!(to_db(5, "x").unwrap(), 5);
         assert!(from_db(-1, "y").is_err());
+    }
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let c = ManualClock::new(10);
+        assert_eq!(c.now(), 10);
+        c.advance(5);
+        assert_eq!(c.now(), 15);
+        c.set(3);
+        assert_eq!(c.now(), 3);
+        assert!(SystemClock.now() > 1_600_000_000);
+    }
+
+    #[tokio::test]
+    async fn in_memory_sqlite_keeps_one_database() {
+        // An in-memory database exists per connection: the pool must keep exactly one.
+        let st = open("sqlite::memory:").await.unwrap();
+        st.create_user(
+            &NewUser {
+                name: "a".into(),
+                password_hash: "h".into(),
+                pairs: vec![],
+            },
+            1,
+        )
+        .await
+        .unwrap();
+        for want in 1..=5 {
+            assert_eq!(st.next_counter("a").await.unwrap(), want);
+        }
+        assert_eq!(st.list_users().await.unwrap().len(), 1);
     }
 
     #[tokio::test]
