@@ -8,7 +8,7 @@
 //!   constant-time checks; secrets that zeroize on drop.
 //! - [`seal`]: per-message keys, AES-256-GCM sealing, [`Sequencer`] and length-hiding
 //!   [`Padding`].
-//! - [`derive`]: [`DeriveContext`], the transform inputs both sides build identically.
+//! - [`derive`](mod@derive): [`DeriveContext`], the transform inputs both sides build identically.
 //! - [`login`]: the client and host state machines, the resulting [`Session`], and the
 //!   storable [`HostLoginParts`] / [`SessionParts`] for hosts that keep state between requests.
 //! - `error`: [`ProtocolError`].
@@ -98,7 +98,7 @@ pub use error::ProtocolError;
 pub use login::{
     ClientAwaitAccept, ClientAwaitBundle, ClientChallenge, ClientHello, ClientPassword,
     HostAwaitBundle, HostAwaitPassword, HostChallenge, HostHello, HostHelloParams, HostLoginParts,
-    PasswordAttempt, Session,
+    PasswordAttempt, Session, SessionParts,
 };
 pub use schedule::{DhSecret, EphemeralSecret, SessionSecret};
 pub use seal::{Padding, Sequencer};

@@ -3,7 +3,7 @@
 //! Every append is domain-separated and length-prefixed:
 //! `u32_be(len(label)) ‖ label ‖ u64_be(len(bytes)) ‖ bytes`, after an opening append of the
 //! domain [`TRANSCRIPT_DOMAIN`]. Messages enter as their exact wire bytes under their
-//! [`Message::LABEL`](crate::wire::Message::LABEL), in the order they were sent. The TLS
+//! [`Message::LABEL`], in the order they were sent. The TLS
 //! channel-binding value enters right after the hello response as `[0]` (absent) or
 //! `[1] ‖ value` (present), so its absence is bound too.
 
