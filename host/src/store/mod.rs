@@ -662,13 +662,21 @@ impl<'a> AuditReader<'a> {
 /// `synchronous = FULL`) or `postgres://…` / `postgresql://…`.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     let scheme = url.split(':').next().unwrap_or_default();
-    match scheme {
-        "sqlite" => Ok(Arc::new(SqliteStore::open(url).await?)),
-        "postgres" | "postgresql" => Ok(Arc::new(PgStore::open(url).await?)),
-        _ => Err(StoreError::UnsupportedUrl {
-            scheme: scheme.chars().take(32).collect(),
-        }),
-    }
+    let store: Arc<dyn Store> = match scheme {
+        "sqlite" => Arc::new(SqliteStore::open(url).await?),
+        "postgres" | "postgresql" => Arc::new(PgStore::open(url).await?),
+        _ => {
+            return Err(StoreError::UnsupportedUrl {
+                scheme: scheme.chars().take(32).collect(),
+            });
+        }
+    };
+    // Never the URL: it may hold a password.
+    tracing::info!(
+        backend = store.backend(),
+        "store opened, migrations applied"
+    );
+    Ok(store)
 }
 
 /// u64 → the databases' i64.

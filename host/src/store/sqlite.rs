@@ -24,6 +24,17 @@ impl SqliteStore {
         Self::open_with(options).await
     }
 
+    /// Opens (creating it if missing) the database file at `path`, e.g. `<data dir>/kasane.db`.
+    /// Unlike a URL, any path works here (spaces, `?`, `#`…).
+    pub async fn open_file(path: &std::path::Path) -> Result<Self> {
+        Self::open_with(
+            SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true),
+        )
+        .await
+    }
+
     /// Opens the store with explicit connection options (journal mode, synchronous, foreign
     /// keys and busy timeout are set here), and runs the migrations.
     pub async fn open_with(options: SqliteConnectOptions) -> Result<Self> {
@@ -67,3 +78,29 @@ impl SqliteStore {
 }
 
 impl_sql_store!(SqliteStore, sqlx::Sqlite, "sqlite");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store as _;
+
+    #[tokio::test]
+    async fn open_file_creates_the_database_at_an_awkward_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data dir ?#%").join("kasane.db");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let st = SqliteStore::open_file(&path).await.unwrap();
+        st.put_bundle(&crate::store::NewBundle {
+            id: vec![1],
+            user: "u".into(),
+            body: vec![],
+            expires_at: 10,
+        })
+        .await
+        .unwrap();
+        st.close().await;
+        assert!(path.exists());
+        let again = SqliteStore::open_file(&path).await.unwrap();
+        assert!(again.take_bundle(&[1], 5).await.unwrap().is_some());
+    }
+}
