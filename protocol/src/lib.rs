@@ -45,7 +45,7 @@
 //!     host_key: &host_key,
 //!     channel_binding: Some(&exporter),
 //! })?;
-//! let client = client.receive(&hello, &host_key.verifying_key(), Some(&exporter))?;
+//! let client = client.receive(&hello, &[host_key.verifying_key()], Some(&exporter))?;
 //!
 //! // 2. password, then the challenge bundle
 //! let (client, password) = client.request("alice", b"correct horse")?;

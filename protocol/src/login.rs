@@ -81,20 +81,22 @@ impl ClientHello {
         &self.request
     }
 
-    /// Checks the host's answer: the host key must be `host_key` (a key of the registry's
-    /// `host` role, chosen by the caller) and its signature must verify. `channel_binding` is
+    /// Checks the host's answer: its key must be one of `host_keys` (the keys of the
+    /// registry's `host` role, from the client's trust store) and its signature must verify
+    /// strictly. `channel_binding` is
     /// this side's TLS exporter value; it is used exactly when the host's signed flag says so,
     /// and a host that asks for it when there is none is refused.
     pub fn receive(
         self,
         response_bytes: &[u8],
-        host_key: &VerifyingKey,
+        host_keys: &[VerifyingKey],
         channel_binding: Option<&[u8; CHANNEL_BINDING_LEN]>,
     ) -> Result<ClientPassword, ProtocolError> {
         let response = HelloResponse::decode(response_bytes)?;
-        if response.host_public_key != host_key.to_bytes() {
-            return Err(ProtocolError::HostKey);
-        }
+        let host_key = host_keys
+            .iter()
+            .find(|k| k.as_bytes() == &response.host_public_key)
+            .ok_or(ProtocolError::HostKey)?;
         let digest = hello_signature_digest(
             &self.request_bytes,
             &response.login_id,

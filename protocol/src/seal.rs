@@ -331,3 +331,41 @@ mod tests {
         assert!(s.check_incoming(d, 6).is_ok());
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn unpad_inverts_pad(p in proptest::collection::vec(any::<u8>(), 0..3000), b in any::<bool>()) {
+            let padding = if b { Padding::Buckets } else { Padding::None };
+            let padded = pad(&p, padding);
+            prop_assert_eq!(padded.len(), padded_len(p.len(), padding));
+            prop_assert_eq!(&**unpad(padded).unwrap(), p.as_slice());
+        }
+
+        #[test]
+        fn open_inverts_seal_and_any_bit_flip_is_refused(
+            p in proptest::collection::vec(any::<u8>(), 0..300),
+            t in proptest::collection::vec(any::<u8>(), 1..=64),
+            seq in 1u64..,
+            flip in any::<usize>(),
+        ) {
+            let secret = SessionSecret::from_bytes([3; 32]);
+            let header = MessageHeader {
+                session_id: &[1; 16],
+                direction: Direction::HostToClient,
+                seq,
+                recipient: "bob",
+            };
+            let sealed = seal_message(&secret, &t, header, &p, Padding::Buckets).unwrap();
+            prop_assert_eq!(&**open_message(&secret, &t, &sealed).unwrap(), p.as_slice());
+            let mut bad = sealed.clone();
+            let i = flip % bad.ciphertext.len();
+            bad.ciphertext[i] ^= 1 << (flip % 8);
+            prop_assert!(matches!(open_message(&secret, &t, &bad), Err(ProtocolError::Decrypt)));
+        }
+    }
+}

@@ -75,7 +75,7 @@ fn differing_exporter_values_fail_at_the_password_step() {
     )
     .unwrap();
     let client = client
-        .receive(&resp, &host_key.verifying_key(), Some(&[0xBB; 32]))
+        .receive(&resp, &[host_key.verifying_key()], Some(&[0xBB; 32]))
         .unwrap();
     let (_, pw) = client.request("alice", b"pw").unwrap();
     assert!(matches!(host.receive(&pw), Err(ProtocolError::Decrypt)));
@@ -105,7 +105,7 @@ fn host_asking_for_channel_binding_without_exporter_is_refused() {
     )
     .unwrap();
     assert!(matches!(
-        client.receive(&resp, &s.host_key.verifying_key(), None),
+        client.receive(&resp, &[s.host_key.verifying_key()], None),
         Err(ProtocolError::ChannelBinding {
             host: true,
             local: false
@@ -140,7 +140,7 @@ fn another_host_key_is_refused() {
     let (client, resp) = hello_pair(&key);
     let other = SigningKey::from_bytes(&[8; 32]);
     assert!(matches!(
-        client.receive(&resp, &other.verifying_key(), None),
+        client.receive(&resp, &[other.verifying_key()], None),
         Err(ProtocolError::HostKey)
     ));
 }
@@ -160,7 +160,7 @@ fn every_altered_signed_field_breaks_the_signature() {
         let mut r = HelloResponse::decode(&resp).unwrap();
         f(&mut r);
         let err = client
-            .receive(&r.encode().unwrap(), &key.verifying_key(), Some(&[0; 32]))
+            .receive(&r.encode().unwrap(), &[key.verifying_key()], Some(&[0; 32]))
             .unwrap_err();
         assert!(matches!(err, ProtocolError::BadSignature), "{err:?}");
     }
@@ -178,7 +178,7 @@ fn signature_covers_the_client_hello() {
     )
     .unwrap();
     assert!(matches!(
-        other.receive(&resp, &key.verifying_key(), None),
+        other.receive(&resp, &[key.verifying_key()], None),
         Err(ProtocolError::BadSignature)
     ));
 }
@@ -256,7 +256,7 @@ fn password_for_another_login_is_refused() {
         },
     )
     .unwrap();
-    let client = client.receive(&resp, &key.verifying_key(), None).unwrap();
+    let client = client.receive(&resp, &[key.verifying_key()], None).unwrap();
     let (_, mut pw) = client.request("alice", b"pw").unwrap();
     // Swap the user id: the password AAD binds it.
     let mut req = kasane_protocol::PasswordRequest::decode(&pw).unwrap();
@@ -420,7 +420,7 @@ fn longest_password_fits_and_a_longer_one_is_refused() {
         (1025, false),
     ] {
         let (client, resp) = hello_pair(&key);
-        let client = client.receive(&resp, &key.verifying_key(), None).unwrap();
+        let client = client.receive(&resp, &[key.verifying_key()], None).unwrap();
         let result = client.request(&long_user, &vec![b'p'; len]);
         assert_eq!(result.is_ok(), ok, "password of {len} bytes");
         if let Ok((_, bytes)) = result {
@@ -501,7 +501,7 @@ fn host_states_stored_between_requests_give_the_same_session() {
     assert!(!format!("{parts:?}").contains("DhSecret(["));
     let host = kasane_protocol::HostAwaitPassword::from_parts(parts).unwrap();
     let client = client
-        .receive(&hello, &s.host_key.verifying_key(), s.client_cb.as_ref())
+        .receive(&hello, &[s.host_key.verifying_key()], s.client_cb.as_ref())
         .unwrap();
     let (client, pw) = client.request("alice", b"pw").unwrap();
     let (_, host) = host.receive(&pw).unwrap();
@@ -522,4 +522,22 @@ fn host_parts_of_the_wrong_stage_are_refused() {
     let (host, _, _) = run_to_response(&Setup::default());
     let parts = host.into_parts();
     assert!(kasane_protocol::HostAwaitPassword::from_parts(parts).is_err());
+}
+
+#[test]
+fn any_key_of_the_host_role_is_accepted() {
+    let old = SigningKey::from_bytes(&[8; 32]);
+    let new = SigningKey::from_bytes(&[9; 32]);
+    let (client, resp) = hello_pair(&new);
+    assert_eq!(
+        HelloResponse::decode(&resp).unwrap().host_key_id(),
+        <[u8; 32]>::from(<sha2::Sha256 as sha2::Digest>::digest(
+            new.verifying_key().as_bytes()
+        ))
+    );
+    assert!(
+        client
+            .receive(&resp, &[old.verifying_key(), new.verifying_key()], None)
+            .is_ok()
+    );
 }

@@ -92,7 +92,7 @@ fn compute() -> BTreeMap<&'static str, String> {
     put("aad_password", &password_aad(&th_hello, &login_id, "alice"));
 
     let client = client
-        .receive(&hello_resp, &host_key.verifying_key(), Some(&exporter))
+        .receive(&hello_resp, &[host_key.verifying_key()], Some(&exporter))
         .unwrap();
     let (client, pw_req) = client.request("alice", b"correct horse").unwrap();
     put("msg_password_request", &pw_req);

@@ -104,7 +104,7 @@ pub(crate) fn run_to_response(s: &Setup) -> (HostChallenge, ClientAwaitAccept, V
     let client = client
         .receive(
             &hello_resp,
-            &s.host_key.verifying_key(),
+            &[s.host_key.verifying_key()],
             s.client_cb.as_ref(),
         )
         .unwrap();
