@@ -19,9 +19,9 @@ use std::str::FromStr as _;
 use std::sync::Arc;
 
 use kasane_host::store::{
-    AuditCursor, AuditReader, AuditRecord, Backoff, ChallengePair, Direction, NewBundle,
-    NewSession, NewUser, PgStore, SqliteStore, Store, StoreError, ThrottleKey, ThrottleState,
-    Zeroizing,
+    AuditCheckpoint, AuditCursor, AuditReader, AuditRecord, Backoff, ChallengePair, Direction,
+    NewBundle, NewSession, NewUser, PgStore, SqliteStore, Store, StoreError, ThrottleKey,
+    ThrottleState, Zeroizing,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -151,6 +151,7 @@ suite!(
     relay_queue_roundtrip,
     audit_chain_appends_and_reads_in_order,
     audit_concurrent_appends_one_winner_per_position,
+    audit_checkpoints_vouch_for_existing_records,
     purge_removes_expired,
     removing_user_cascades,
 );
@@ -730,6 +731,50 @@ mod cases {
         assert_eq!(winners, 1);
         assert_eq!(s.main.audit_head(b"s").await.unwrap().unwrap().0, 2);
         assert_eq!(s.main.audit_page(None, 100).await.unwrap().len(), 22);
+    }
+
+    pub(crate) async fn audit_checkpoints_vouch_for_existing_records(s: Stores) {
+        let st = &*s.main;
+        let cp = |sid: &[u8], seq: u64, hash: &[u8]| AuditCheckpoint {
+            session_id: sid.to_vec(),
+            seq,
+            record_hash: hash.to_vec(),
+            signature: vec![0x51; 64],
+            created: 2_000 + seq,
+        };
+        st.append_audit(&audit(b"a", 1, b"g", b"h1")).await.unwrap();
+        st.append_audit(&audit(b"a", 2, b"h1", b"h2"))
+            .await
+            .unwrap();
+        st.append_audit(&audit(b"b", 1, b"g", b"k1")).await.unwrap();
+        // Only a checkpoint of a record that exists, with its hash.
+        for bad in [cp(b"a", 3, b"h3"), cp(b"a", 2, b"h1"), cp(b"z", 1, b"h1")] {
+            let r = st.put_audit_checkpoint(&bad).await;
+            assert!(
+                matches!(r, Err(StoreError::AuditChainMismatch)),
+                "{bad:?}: {r:?}"
+            );
+        }
+        st.put_audit_checkpoint(&cp(b"a", 2, b"h2")).await.unwrap();
+        s.replica
+            .put_audit_checkpoint(&cp(b"b", 1, b"k1"))
+            .await
+            .unwrap();
+        st.put_audit_checkpoint(&cp(b"a", 1, b"h1")).await.unwrap();
+        let dup = st.put_audit_checkpoint(&cp(b"a", 2, b"h2")).await;
+        assert!(matches!(dup, Err(StoreError::Duplicate)), "{dup:?}");
+
+        let all = s.replica.audit_checkpoint_page(None, 10).await.unwrap();
+        assert_eq!(
+            all,
+            [cp(b"a", 1, b"h1"), cp(b"a", 2, b"h2"), cp(b"b", 1, b"k1")]
+        );
+        let cursor = AuditCursor {
+            session_id: b"a".to_vec(),
+            seq: 1,
+        };
+        let rest = st.audit_checkpoint_page(Some(&cursor), 1).await.unwrap();
+        assert_eq!(rest, [cp(b"a", 2, b"h2")]);
     }
 
     pub(crate) async fn purge_removes_expired(s: Stores) {

@@ -55,6 +55,7 @@
 //! | `throttle` | `key` (`u:<user>` or `a:<address>`) | consecutive failures, `locked_until` |
 //! | `relay_queue` | `id` (increasing) | recipient, sealed-at-rest body, `created_at` |
 //! | `audit_log` | (`session_id`, `seq`) | previous record hash, record hash, payload as received; append-only (triggers refuse `UPDATE`/`DELETE`) |
+//! | `audit_checkpoints` | (`session_id`, `seq`) | record hash at that position, host-key signature; append-only |
 //!
 //! Deleting a user cascades to its pairs, sessions and queued messages; the audit log keeps
 //! everything.
@@ -503,6 +504,21 @@ pub struct AuditCursor {
     pub seq: u64,
 }
 
+/// A signed checkpoint of one session's audit chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCheckpoint {
+    /// The session whose chain it vouches for.
+    pub session_id: Vec<u8>,
+    /// The chain's length at the checkpoint.
+    pub seq: u64,
+    /// The `record_hash` of record `seq`.
+    pub record_hash: Vec<u8>,
+    /// The host key's signature (over what the host defines).
+    pub signature: Vec<u8>,
+    /// When it was made.
+    pub created: UnixSeconds,
+}
+
 /// What [`Store::purge_expired`] removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Purged {
@@ -606,6 +622,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Up to `limit` records after `after` (from the start if `None`), in log order.
     async fn audit_page(&self, after: Option<&AuditCursor>, limit: u32)
     -> Result<Vec<AuditRecord>>;
+
+    /// Stores a signed checkpoint. [`StoreError::AuditChainMismatch`] unless record
+    /// (`session_id`, `seq`) exists with this `record_hash`; [`StoreError::Duplicate`] if
+    /// that position already has a checkpoint.
+    async fn put_audit_checkpoint(&self, checkpoint: &AuditCheckpoint) -> Result<()>;
+    /// Up to `limit` checkpoints after `after` (from the start if `None`), in log order.
+    async fn audit_checkpoint_page(
+        &self,
+        after: Option<&AuditCursor>,
+        limit: u32,
+    ) -> Result<Vec<AuditCheckpoint>>;
 
     // --- housekeeping ---
 

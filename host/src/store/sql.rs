@@ -589,6 +589,74 @@ macro_rules! impl_sql_store {
                     .collect()
             }
 
+            async fn put_audit_checkpoint(
+                &self,
+                c: &$crate::store::AuditCheckpoint,
+            ) -> $crate::store::Result<()> {
+                let res = sqlx::query(
+                    "INSERT INTO audit_checkpoints (session_id, seq, record_hash, signature, \
+                       created_at) \
+                     SELECT $1, $2, $3, $4, $5 \
+                     WHERE EXISTS (SELECT 1 FROM audit_log \
+                       WHERE session_id = $1 AND seq = $2 AND record_hash = $3)",
+                )
+                .bind(&c.session_id)
+                .bind($crate::store::to_db(c.seq, "seq")?)
+                .bind(&c.record_hash)
+                .bind(&c.signature)
+                .bind($crate::store::to_db(c.created, "created")?)
+                .execute(&self.pool)
+                .await;
+                match res {
+                    Ok(done) if done.rows_affected() == 1 => Ok(()),
+                    Ok(_) => Err($crate::store::StoreError::AuditChainMismatch),
+                    Err(e) if $crate::store::is_unique_violation(&e) => {
+                        Err($crate::store::StoreError::Duplicate)
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+
+            async fn audit_checkpoint_page(
+                &self,
+                after: Option<&$crate::store::AuditCursor>,
+                limit: u32,
+            ) -> $crate::store::Result<Vec<$crate::store::AuditCheckpoint>> {
+                use sqlx::Row as _;
+                const COLS: &str = "SELECT session_id, seq, record_hash, signature, created_at \
+                     FROM audit_checkpoints";
+                let rows = match after {
+                    None => {
+                        sqlx::query(&format!("{COLS} ORDER BY session_id, seq LIMIT $1"))
+                            .bind(i64::from(limit))
+                            .fetch_all(&self.pool)
+                            .await?
+                    }
+                    Some(c) => {
+                        sqlx::query(&format!(
+                            "{COLS} WHERE session_id > $1 OR (session_id = $1 AND seq > $2) \
+                             ORDER BY session_id, seq LIMIT $3"
+                        ))
+                        .bind(&c.session_id)
+                        .bind($crate::store::to_db(c.seq, "seq")?)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await?
+                    }
+                };
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::store::AuditCheckpoint {
+                            session_id: r.try_get(0)?,
+                            seq: $crate::store::from_db(r.try_get(1)?, "seq")?,
+                            record_hash: r.try_get(2)?,
+                            signature: r.try_get(3)?,
+                            created: $crate::store::from_db(r.try_get(4)?, "created_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
             async fn purge_expired(
                 &self,
                 now: $crate::store::UnixSeconds,
