@@ -20,7 +20,20 @@ use zeroize::Zeroizing;
 
 use crate::ProtocolError;
 use crate::wire::ChallengeBundle;
-use kasane_abi::{DeriveInputBuf, Direction, Purpose};
+use kasane_abi::{DeriveInput, DeriveInputBuf, Direction, Purpose};
+
+/// Runs `f` on the borrowed view of `input`, the form `kasane_sandbox::Transform::derive`
+/// takes. The intermediate encoding (it holds the verifiers) is zeroized afterwards.
+pub fn with_derive_input<R>(
+    input: &DeriveInputBuf,
+    f: impl FnOnce(&DeriveInput<'_>) -> R,
+) -> Result<R, ProtocolError> {
+    let bytes = Zeroizing::new(input.encode()?);
+    let view = DeriveInput::decode(&bytes).map_err(|_| ProtocolError::FieldRange {
+        field: "derive input",
+    })?;
+    Ok(f(&view))
+}
 
 /// The public inputs of a login that every transform call shares.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,6 +164,18 @@ mod tests {
         assert_eq!(i.transcript_hash, [5; 32]);
         assert_eq!(i.params, b"p");
         assert!(ctx.auth_input(&[5; 32], &v[..1]).is_err());
+    }
+
+    #[test]
+    fn the_borrowed_view_matches_the_owned_input() {
+        let ctx = DeriveContext::new(&bundle(), [1; 32], [2; 32]);
+        let v = vec![
+            Zeroizing::new(b"v1".to_vec()),
+            Zeroizing::new(b"v2".to_vec()),
+        ];
+        let owned = ctx.auth_input(&[5; 32], &v).unwrap();
+        let back = with_derive_input(&owned, |i| DeriveInputBuf::from(i)).unwrap();
+        assert_eq!(back, owned);
     }
 
     #[test]

@@ -93,7 +93,7 @@ pub mod seal;
 pub mod transcript;
 pub mod wire;
 
-pub use derive::DeriveContext;
+pub use derive::{DeriveContext, with_derive_input};
 pub use error::ProtocolError;
 pub use login::{
     ClientAwaitAccept, ClientAwaitBundle, ClientChallenge, ClientHello, ClientPassword,

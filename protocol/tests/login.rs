@@ -541,3 +541,63 @@ fn any_key_of_the_host_role_is_accepted() {
             .is_ok()
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn random_logins_agree_and_a_wrong_verifier_never_does(
+        c_eph in proptest::prelude::any::<[u8; 32]>(),
+        h_eph in proptest::prelude::any::<[u8; 32]>(),
+        c_nonce in proptest::prelude::any::<[u8; 32]>(),
+        s_nonce in proptest::prelude::any::<[u8; 32]>(),
+        cb in proptest::prelude::any::<Option<[u8; 32]>>(),
+        verifier in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        wrong in proptest::prelude::any::<bool>(),
+    ) {
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let client =
+            ClientHello::from_parts(EphemeralSecret::from_bytes(c_eph), c_nonce, vec![Profile::Pure])
+                .unwrap();
+        let Ok((host, hello)) = HostHello::respond(
+            client.request_bytes(),
+            HostHelloParams {
+                ephemeral: EphemeralSecret::from_bytes(h_eph),
+                server_nonce: s_nonce,
+                login_id: [5; 16],
+                host_key: &key,
+                channel_binding: cb.as_ref(),
+            },
+        ) else {
+            // Only an all-zero shared secret may be refused; random keys never give one.
+            return Err(proptest::test_runner::TestCaseError::fail("hello refused"));
+        };
+        let client = client.receive(&hello, &[key.verifying_key()], cb.as_ref()).unwrap();
+        let (client, pw) = client.request("u", b"pw").unwrap();
+        let (_, host) = host.receive(&pw).unwrap();
+        let (host, bundle) = host.send(common::bundle()).unwrap();
+        let client = client.receive(&bundle).unwrap();
+        let host_v = vec![
+            zeroize::Zeroizing::new(verifier.clone()),
+            zeroize::Zeroizing::new(b"2".to_vec()),
+        ];
+        let mut client_v = host_v.clone();
+        if wrong {
+            client_v[0].push(0);
+        }
+        let t = fake_transform(&client.auth_input(&client_v).unwrap());
+        let (client, resp) = client.respond(&t).unwrap();
+        let t = fake_transform(&host.auth_input(&host_v).unwrap());
+        match host.accept(&resp, &t, [1; 32]) {
+            Ok((hs, accept)) => {
+                proptest::prop_assert!(!wrong);
+                let cs = client.receive(&accept).unwrap();
+                proptest::prop_assert_eq!(cs.secret().expose_secret(), hs.secret().expose_secret());
+            }
+            Err(e) => {
+                proptest::prop_assert!(wrong);
+                proptest::prop_assert!(matches!(e, ProtocolError::ReceiptMismatch));
+            }
+        }
+    }
+}
