@@ -19,7 +19,7 @@ pub const PROTOCOL_VERSION: u8 = 1;
 pub const MAX_PROFILES: usize = 4;
 /// Longest user id, bytes.
 pub const MAX_USER_ID_LEN: usize = 256;
-/// Longest login id or other opaque id, bytes.
+/// Length of a login id, bundle id or session id, bytes.
 pub const ID_LEN: usize = 16;
 /// Longest password, bytes (before padding and sealing).
 pub const MAX_PASSWORD_LEN: usize = 1024;
