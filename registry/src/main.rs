@@ -247,10 +247,12 @@ enum Command {
         /// The trust store directory (state.json, mode 0600).
         #[arg(long, value_name = "DIR")]
         state: PathBuf,
-        /// Pin the first root to this file, delivered out of band.
+        /// Pin the first root to this file, delivered out of band (used only when --state
+        /// holds no trust store yet).
         #[arg(long, value_name = "FILE", conflicts_with = "fingerprint")]
         root: Option<PathBuf>,
-        /// Pin the first root to this SHA-256 of the repository's 1.root.json.
+        /// Pin the first root to this SHA-256 of the repository's 1.root.json (used only when
+        /// --state holds no trust store yet).
         #[arg(long, value_name = "HEX")]
         fingerprint: Option<String>,
         /// Fail unless this module is runnable (repeatable).
@@ -356,11 +358,11 @@ fn main() -> ExitCode {
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Failed(e)) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::from(1)
         }
         Err(Failure::Usage(e)) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::from(2)
         }
     }
@@ -684,6 +686,26 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             }
         }
     }
+}
+
+/// The error and its causes on one line, `a: b: c`. A cause whose text its parent already
+/// shows (an error that prints its source inline, like `malformed JSON: {0}`) is left out, so
+/// nothing is said twice.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut previous = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !previous.is_empty() && previous.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+        previous = text;
+    }
+    out.replace('\n', " ")
 }
 
 fn parse_params(hex_params: Option<&str>, text: Option<&str>) -> Result<Vec<u8>, Failure> {

@@ -535,6 +535,31 @@ fn keygen_writes_0600_and_never_overwrites() {
     init(&mut s, dir);
     let (_, err) = s.fails(dir, 1, &["init", "--repo", "repo", "--keys", "keys"]);
     assert!(err.contains("already holds a repository"), "{err}");
+    // A secret key file handed to the wrong command is refused without echoing it.
+    for args in [
+        &["inspect", "k.key"][..],
+        &[
+            "verify", "--repo", "repo", "--state", "st", "--root", "k.key",
+        ],
+        &["test", "k.key"],
+        &[
+            "snapshot",
+            "--repo",
+            "repo",
+            "--keys",
+            "keys",
+            "--author-file",
+            "k.key",
+        ],
+        &["run", "k.key", "--input", "k.key"],
+    ] {
+        let out = s.run(dir, args);
+        assert!(!out.status.success(), "{args:?}");
+    }
+    // One line, each cause said once.
+    let (_, err) = s.fails(dir, 1, &["inspect", "k.key"]);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(err.matches("unknown field").count(), 1, "{err}");
     s.assert_no_secret_printed(dir);
 }
 
