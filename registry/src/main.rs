@@ -660,7 +660,13 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             println!("sha256  {}", report.sha256);
             println!("length  {} bytes", report.length);
             if let Some(p) = report.profile {
-                println!("profile {p:?}");
+                println!(
+                    "profile {}",
+                    match p {
+                        Profile::Pure => "pure",
+                        Profile::Wasi => "wasi",
+                    }
+                );
             }
             for c in &report.checks {
                 let verdict = if c.passed { "ok  " } else { "FAIL" };
@@ -793,5 +799,40 @@ fn print_published(verb: &str, c: &Checked) {
         for ch in c.report.checks.iter().filter(|ch| !ch.passed) {
             println!("  forced past failed check {}: {}", ch.name, ch.detail);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[derive(Debug)]
+    struct Inner;
+    impl std::fmt::Display for Inner {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("bad byte")
+        }
+    }
+    impl std::error::Error for Inner {}
+
+    #[derive(Debug)]
+    struct Outer(Inner);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "malformed JSON: {}", self.0)
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn one_line_says_each_cause_once() {
+        let e = anyhow::Error::new(Outer(Inner)).context("reading x.json");
+        assert_eq!(one_line(&e), "reading x.json: malformed JSON: bad byte");
+        let e = anyhow::Error::new(Inner).context("line one\nline two");
+        assert_eq!(one_line(&e), "line one line two: bad byte");
     }
 }

@@ -1020,3 +1020,100 @@ fn every_command_has_help() {
     let help = s.ok(tmp.path(), &["inspect", "--help"]);
     assert!(help.contains("WITHOUT verifying"), "{help}");
 }
+
+#[test]
+fn init_with_two_of_three_root_holders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut s = Session::default();
+    for h in ["h1", "h2", "h3"] {
+        s.ok(dir, &["keygen", "--out", &format!("{h}.key")]);
+    }
+    // One signature cannot meet a threshold of 2.
+    let (_, err) = s.fails(
+        dir,
+        1,
+        &[
+            "init",
+            "--repo",
+            "repo1",
+            "--keys",
+            "keys",
+            "--root-key",
+            "h1.key",
+            "--root-public-key",
+            "h2.key.pub",
+            "--root-public-key",
+            "h3.key.pub",
+            "--root-threshold",
+            "2",
+        ],
+    );
+    assert!(err.contains("creating the repository"), "{err}");
+    assert!(!dir.join("repo1/1.root.json").exists());
+    let out = s.ok(
+        dir,
+        &[
+            "init",
+            "--repo",
+            "repo",
+            "--keys",
+            "keys",
+            "--root-key",
+            "h1.key",
+            "--root-key",
+            "h2.key",
+            "--root-public-key",
+            "h3.key.pub",
+            "--root-threshold",
+            "2",
+        ],
+    );
+    assert!(out.contains("2 of 3 root keys"), "{out}");
+    assert!(!dir.join("keys/root.key").exists(), "no dev root key");
+    let out = s.ok(
+        dir,
+        &[
+            "verify",
+            "--repo",
+            "repo",
+            "--state",
+            "state",
+            "--root",
+            "repo/1.root.json",
+        ],
+    );
+    assert!(out.contains("root version 1"), "{out}");
+    let root = std::fs::read_to_string(dir.join("repo/1.root.json")).unwrap();
+    let sigs: serde_json::Value = serde_json::from_str(&root).unwrap();
+    assert_eq!(sigs["signatures"].as_array().unwrap().len(), 2);
+    s.assert_no_secret_printed(dir);
+}
+
+#[test]
+fn test_checks_known_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut s = Session::default();
+    let input = r#"{"purpose":"auth","challenges":["3132"],"responses":["00ff"],"counter":1}"#;
+    std::fs::write(dir.join("input.json"), input).unwrap();
+    let chain = dist("sha256-chain");
+    let chain = chain.to_str().unwrap();
+    let out = s.ok(dir, &["run", chain, "--input", "input.json"]);
+    let key = out.lines().next().unwrap();
+    std::fs::write(
+        dir.join("good.json"),
+        format!(r#"[{{"input":{input},"output":"{key}"}}]"#),
+    )
+    .unwrap();
+    let out = s.ok(dir, &["test", chain, "--vectors", "good.json"]);
+    assert!(out.contains("ok   vectors"), "{out}");
+    std::fs::write(
+        dir.join("bad.json"),
+        format!(r#"[{{"input":{input},"output":"{}"}}]"#, "00".repeat(32)),
+    )
+    .unwrap();
+    let (out, err) = s.fails(dir, 1, &["test", chain, "--vectors", "bad.json"]);
+    assert!(out.contains("FAIL vectors"), "{out}");
+    assert!(err.contains("vectors"), "{err}");
+}
