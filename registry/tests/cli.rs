@@ -1117,3 +1117,51 @@ fn test_checks_known_answers() {
     assert!(out.contains("FAIL vectors"), "{out}");
     assert!(err.contains("vectors"), "{err}");
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let p = entry.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn verify_refuses_tampering_and_rollback() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut s = Session::default();
+    let fp = init(&mut s, dir);
+    add(&mut s, dir, "sha256-chain", "");
+    s.ok(dir, &["snapshot", "--repo", "repo", "--keys", "keys"]);
+    let verify = ["verify", "--repo", "repo", "--state", "state"];
+    s.ok(dir, &[&verify[..], &["--fingerprint", &fp]].concat());
+    copy_dir(&dir.join("repo"), &dir.join("old"));
+
+    add(&mut s, dir, "hmac-sha256", "");
+    s.ok(dir, &["snapshot", "--repo", "repo", "--keys", "keys"]);
+    let out = s.ok(dir, &verify);
+    assert!(out.contains("2 runnable modules"), "{out}");
+
+    // One byte changed in targets.json: the snapshot no longer matches it.
+    let targets = dir.join("repo/targets.json");
+    let good = std::fs::read(&targets).unwrap();
+    let mut bad = good.clone();
+    let i = bad.iter().rposition(|b| b.is_ascii_digit()).unwrap();
+    bad[i] = if bad[i] == b'0' { b'1' } else { b'0' };
+    std::fs::write(&targets, &bad).unwrap();
+    let (_, err) = s.fails(dir, 1, &verify);
+    assert!(err.contains("targets"), "{err}");
+    std::fs::write(&targets, &good).unwrap();
+
+    // The older, validly signed repository: refused by the same trust store.
+    let (_, err) = s.fails(dir, 1, &["verify", "--repo", "old", "--state", "state"]);
+    assert!(err.contains("rollback") || err.contains("older"), "{err}");
+    let out = s.ok(dir, &verify);
+    assert!(out.contains("2 runnable modules"), "{out}");
+}
