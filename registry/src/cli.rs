@@ -104,6 +104,9 @@ pub struct InitOptions {
     pub root_public_keys: Vec<PathBuf>,
     /// Root threshold (default 1).
     pub root_threshold: Option<u32>,
+    /// The host identity's public key file, used instead of `host.key` (the host generates
+    /// its identity key and hands over only the public half).
+    pub host_public_key: Option<PathBuf>,
 }
 
 /// What [`init`] did.
@@ -151,12 +154,17 @@ pub fn init(repo_dir: &Path, keys_dir: &Path, opts: &InitOptions) -> anyhow::Res
             .map(|p| read_key_file(p).with_context(|| format!("reading root key {}", p.display())))
             .collect::<anyhow::Result<_>>()?
     };
-    let [targets, snapshot, revocations, host] = ["targets", "snapshot", "revocations", "host"]
+    let [targets, snapshot, revocations] = ["targets", "snapshot", "revocations"]
         .map(&mut role_key)
         .into_iter()
         .collect::<anyhow::Result<Vec<_>>>()?
         .try_into()
-        .map_err(|_| anyhow::anyhow!("internal: four role keys expected"))?;
+        .map_err(|_| anyhow::anyhow!("internal: three role keys expected"))?;
+    let host = match &opts.host_public_key {
+        Some(p) => read_public_key_file(p)
+            .with_context(|| format!("reading host public key {}", p.display()))?,
+        None => role_key("host")?.public(),
+    };
     let mut root_public: Vec<PublicKey> = root_signers.iter().map(SecretKey::public).collect();
     for p in &opts.root_public_keys {
         root_public.push(
@@ -173,7 +181,7 @@ pub fn init(repo_dir: &Path, keys_dir: &Path, opts: &InitOptions) -> anyhow::Res
         targets: RoleSetup::single(&targets.public()),
         snapshot: RoleSetup::single(&snapshot.public()),
         revocations: RoleSetup::single(&revocations.public()),
-        host: RoleSetup::single(&host.public()),
+        host: RoleSetup::single(&host),
     };
     let root_refs: Vec<&SecretKey> = root_signers.iter().collect();
     let signers = InitSigners {

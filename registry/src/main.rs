@@ -125,6 +125,9 @@ enum Command {
         /// Distinct root keys needed to sign a root.
         #[arg(long, value_name = "N")]
         root_threshold: Option<u32>,
+        /// The host identity's public key file (replaces host.key: the host keeps the secret).
+        #[arg(long, value_name = "FILE")]
+        host_public_key: Option<PathBuf>,
     },
 
     /// Publish a first-party module (signed with targets.key); run `snapshot` afterwards.
@@ -407,11 +410,13 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             root_key,
             root_public_key,
             root_threshold,
+            host_public_key,
         } => {
             let opts = cli::InitOptions {
                 root_keys: root_key,
                 root_public_keys: root_public_key,
                 root_threshold,
+                host_public_key,
             };
             let r = cli::init(&dirs.repo, &dirs.keys, &opts)?;
             for p in &r.generated {

@@ -1026,7 +1026,7 @@ fn init_with_two_of_three_root_holders() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let mut s = Session::default();
-    for h in ["h1", "h2", "h3"] {
+    for h in ["h1", "h2", "h3", "host"] {
         s.ok(dir, &["keygen", "--out", &format!("{h}.key")]);
     }
     // One signature cannot meet a threshold of 2.
@@ -1039,6 +1039,8 @@ fn init_with_two_of_three_root_holders() {
             "repo1",
             "--keys",
             "keys",
+            "--host-public-key",
+            "host.key.pub",
             "--root-key",
             "h1.key",
             "--root-public-key",
@@ -1067,10 +1069,17 @@ fn init_with_two_of_three_root_holders() {
             "h3.key.pub",
             "--root-threshold",
             "2",
+            "--host-public-key",
+            "host.key.pub",
         ],
     );
     assert!(out.contains("2 of 3 root keys"), "{out}");
     assert!(!dir.join("keys/root.key").exists(), "no dev root key");
+    assert!(!dir.join("keys/host.key").exists(), "no dev host key");
+    let host: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("host.key.pub")).unwrap()).unwrap();
+    let out = s.ok(dir, &["inspect", "repo/1.root.json"]);
+    assert!(out.contains(host["public"].as_str().unwrap()), "{out}");
     let out = s.ok(
         dir,
         &[
