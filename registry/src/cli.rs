@@ -477,10 +477,14 @@ pub struct RotateReport {
 /// 1); targets, revocations and the snapshot are re-signed with their new keys at once, so the
 /// repository stays valid. Without `new_keys_dir`, root is re-signed with a new expiry. Move
 /// the new key files into the keys directory afterwards.
+///
+/// `root_keys`: the current root key holders' secret key files, instead of `root.key` (a
+/// threshold of them must be given when root has more than one key).
 pub fn rotate_root(
     repo_dir: &Path,
     keys_dir: &Path,
     new_keys_dir: Option<&Path>,
+    root_keys: &[PathBuf],
 ) -> anyhow::Result<RotateReport> {
     let mut repo = load_repo(repo_dir)?;
     let (now, life) = (now(), Lifetimes::default());
@@ -525,8 +529,15 @@ pub fn rotate_root(
     .collect();
     next.keys.retain(|id, _| used.contains(id));
     let key_of = |role: &str| new_keys.iter().find(|(r, _)| *r == role).map(|(_, k)| k);
-    let old_root = read_role_key(keys_dir, "root")?;
-    let mut signers = vec![&old_root];
+    let old_root: Vec<SecretKey> = if root_keys.is_empty() {
+        vec![read_role_key(keys_dir, "root")?]
+    } else {
+        root_keys
+            .iter()
+            .map(|p| read_key_file(p).with_context(|| format!("reading root key {}", p.display())))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let mut signers: Vec<&SecretKey> = old_root.iter().collect();
     if let Some(k) = key_of("root") {
         signers.push(k);
     }

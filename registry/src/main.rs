@@ -196,7 +196,8 @@ enum Command {
 
     /// Sign root N+1, optionally replacing role keys with those in --new-keys.
     ///
-    /// Signed by the current root.key and, when the root key changes, the new one. Each role
+    /// Signed by the current root.key (or the --root-key holders) and, when the root key
+    /// changes, the new one. Each role
     /// key file in --new-keys (root.key, targets.key, snapshot.key, revocations.key, host.key)
     /// replaces that role's key; files signed by a replaced key are re-signed at once. Move
     /// the new key files into --keys afterwards. Without --new-keys, root gets a new expiry.
@@ -206,6 +207,10 @@ enum Command {
         /// A directory of new role key files.
         #[arg(long, value_name = "DIR")]
         new_keys: Option<PathBuf>,
+        /// A current root key holder's secret key file (repeatable; replaces root.key, for a
+        /// root with a threshold above 1).
+        #[arg(long, value_name = "FILE")]
+        root_key: Vec<PathBuf>,
     },
 
     /// Sign a new snapshot of every file (the online snapshot.key).
@@ -497,8 +502,12 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             println!("wrote authors/{author}.json to {}", out.display());
             Ok(())
         }
-        Command::RotateRoot { dirs, new_keys } => {
-            let r = cli::rotate_root(&dirs.repo, &dirs.keys, new_keys.as_deref())?;
+        Command::RotateRoot {
+            dirs,
+            new_keys,
+            root_key,
+        } => {
+            let r = cli::rotate_root(&dirs.repo, &dirs.keys, new_keys.as_deref(), &root_key)?;
             println!("root version {}", r.version);
             if r.rotated.is_empty() {
                 println!("no key changed (new expiry)");

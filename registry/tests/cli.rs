@@ -1096,6 +1096,32 @@ fn init_with_two_of_three_root_holders() {
     let root = std::fs::read_to_string(dir.join("repo/1.root.json")).unwrap();
     let sigs: serde_json::Value = serde_json::from_str(&root).unwrap();
     assert_eq!(sigs["signatures"].as_array().unwrap().len(), 2);
+
+    // Rotation: one holder alone cannot sign root 2; two can, with a new online key.
+    std::fs::create_dir(dir.join("new")).unwrap();
+    s.ok(dir, &["keygen", "--out", "new/snapshot.key"]);
+    let rotate = [
+        "rotate-root",
+        "--repo",
+        "repo",
+        "--keys",
+        "keys",
+        "--new-keys",
+        "new",
+    ];
+    let (_, err) = s.fails(dir, 1, &[&rotate[..], &["--root-key", "h1.key"]].concat());
+    assert!(err.contains("2 needed"), "{err}");
+    let out = s.ok(
+        dir,
+        &[
+            &rotate[..],
+            &["--root-key", "h1.key", "--root-key", "h3.key"],
+        ]
+        .concat(),
+    );
+    assert!(out.contains("root version 2"), "{out}");
+    let out = s.ok(dir, &["verify", "--repo", "repo", "--state", "state"]);
+    assert!(out.contains("root version 2"), "{out}");
     s.assert_no_secret_printed(dir);
 }
 
