@@ -1,0 +1,15 @@
+//! Every wire message decoder on arbitrary bytes: never panics.
+#![no_main]
+use kasane_protocol::Message as _;
+use kasane_protocol::*;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = HelloRequest::decode(data);
+    let _ = HelloResponse::decode(data);
+    let _ = PasswordRequest::decode(data);
+    let _ = ChallengeBundle::decode(data);
+    let _ = ResponseRequest::decode(data);
+    let _ = ResponseAccept::decode(data);
+    let _ = LoginFailure::decode(data);
+    let _ = SealedMessage::decode(data);
+});
