@@ -1,6 +1,7 @@
 //! [`Sandbox`] (the engine, its linkers and the epoch ticker) and [`Transform`] (a validated,
 //! compiled, linked module: one `InstancePre`) with the derive call itself.
 
+use crate::cache::Lookup;
 use crate::limits::{LimitExceeded, LimitHit, Limiter};
 use crate::validate::{self, ModuleInfo};
 use crate::{
@@ -135,7 +136,12 @@ impl Sandbox {
 
     /// Like [`load`](Self::load), but takes the compiled code from `cache` when an entry for
     /// these bytes, this profile and this engine exists and passes its integrity check; on a
-    /// miss (or a bad entry) compiles and stores the result.
+    /// miss (or a bad entry) validates, compiles and stores the result.
+    ///
+    /// A hit does not run wasmparser again: the entry was written for bytes with the same
+    /// SHA-256 (computed here from `wasm`) after they validated under the same rules, and it
+    /// carries what validation learned. The checks against `limits` (size, declared memory
+    /// and tables) run on every load, so a hit and a miss give the same verdict.
     pub fn load_cached(
         &self,
         wasm: &[u8],
@@ -144,9 +150,20 @@ impl Sandbox {
         cache: &CompileCache,
     ) -> Result<(Transform, CacheOutcome), SandboxError> {
         let limits = limits.capped_by(&self.inner.config.max_limits);
-        let info = validate::validate(wasm, profile, &limits)?;
-        let (module, outcome) =
-            cache.get_or_compile(&self.inner.engine, wasm, &info.sha256, profile, compile)?;
+        validate::precheck(wasm.len(), profile, &limits)?;
+        let engine = &self.inner.engine;
+        let (module, info, outcome) = match cache.lookup(engine, &crate::sha256(wasm), profile)? {
+            Lookup::Hit(module, info) => {
+                validate::check_limits(&info, &limits)?;
+                (module, info, CacheOutcome::Hit)
+            }
+            Lookup::Compile(outcome) => {
+                let info = validate::validate(wasm, profile, &limits)?;
+                let module = compile(engine, wasm)?;
+                cache.store(engine, &info, profile, &module)?;
+                (module, info, outcome)
+            }
+        };
         Ok((self.link(&module, profile, limits, info)?, outcome))
     }
 

@@ -9,6 +9,11 @@ use kasane_abi::{
 use wasmparser::types::{EntityType, Types};
 use wasmparser::{CompositeInnerType, FuncType, Parser, Payload, ValType, Validator, WasmFeatures};
 
+/// Version of the rules below. Bump it whenever a check changes in a way that could accept
+/// or refuse a module differently: it is part of the compile cache's key, because a cache
+/// hit skips validation and trusts the verdict stored with the entry.
+pub(crate) const RULES_VERSION: u32 = 1;
+
 /// The only import module the WASI profile serves.
 pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
 
@@ -27,6 +32,9 @@ pub struct ModuleInfo {
     pub has_initialize: bool,
     /// Initial linear memory in bytes.
     pub initial_memory_bytes: u64,
+    /// Initial size of each table, in elements (checked against the limits at every load,
+    /// including a compile-cache hit, which skips the rest of validation).
+    pub(crate) table_initials: Vec<u64>,
 }
 
 /// The wasm features a transform may use. Everything that threatens determinism or widens the
@@ -55,15 +63,7 @@ pub(crate) fn validate(
     profile: Profile,
     limits: &Limits,
 ) -> Result<ModuleInfo, SandboxError> {
-    if wasm.len() > limits.module_bytes {
-        return Err(SandboxError::ModuleTooLarge {
-            len: wasm.len(),
-            max: limits.module_bytes,
-        });
-    }
-    if profile == Profile::Wasi && !cfg!(feature = "wasi") {
-        return Err(SandboxError::ProfileUnavailable("wasi"));
-    }
+    precheck(wasm.len(), profile, limits)?;
     match (wasm.get(0..4), wasm.get(4..8)) {
         (Some(magic), Some(version)) if magic == WASM_MAGIC => {
             if version != CORE_VERSION {
@@ -91,18 +91,10 @@ pub(crate) fn validate(
 
     let imports = check_imports(&types, profile)?;
     let (initial_memory_bytes, has_initialize) = check_exports(&types)?;
-    if initial_memory_bytes > limits.memory_bytes {
-        return Err(SandboxError::MemoryLimit);
-    }
     let tables = types.as_ref();
-    if tables.table_count() > crate::MAX_TABLES {
-        return Err(SandboxError::TableLimit);
-    }
-    for i in 0..tables.table_count() {
-        if tables.table_at(i).initial > limits.table_elements {
-            return Err(SandboxError::TableLimit);
-        }
-    }
+    let table_initials = (0..tables.table_count())
+        .map(|i| tables.table_at(i).initial)
+        .collect();
 
     let mut has_start = false;
     for payload in Parser::new(0).parse_all(wasm) {
@@ -113,13 +105,55 @@ pub(crate) fn validate(
         }
     }
 
-    Ok(ModuleInfo {
+    let info = ModuleInfo {
         sha256: crate::sha256(wasm),
         imports,
         has_start,
         has_initialize,
         initial_memory_bytes,
-    })
+        table_initials,
+    };
+    check_limits(&info, limits)?;
+    Ok(info)
+}
+
+/// The checks that run before anything is parsed: the module size and whether this build
+/// serves `profile`. Both [`validate`] and a compile-cache hit run them.
+pub(crate) fn precheck(
+    wasm_len: usize,
+    profile: Profile,
+    limits: &Limits,
+) -> Result<(), SandboxError> {
+    if wasm_len > limits.module_bytes {
+        return Err(SandboxError::ModuleTooLarge {
+            len: wasm_len,
+            max: limits.module_bytes,
+        });
+    }
+    if profile == Profile::Wasi && !cfg!(feature = "wasi") {
+        return Err(SandboxError::ProfileUnavailable("wasi"));
+    }
+    Ok(())
+}
+
+/// The checks that depend on the caller's `limits` rather than on the bytes alone: declared
+/// memory and tables. [`validate`] runs them, and so does a compile-cache hit, whose entry
+/// stores the `ModuleInfo` of bytes validated earlier possibly under other limits.
+pub(crate) fn check_limits(info: &ModuleInfo, limits: &Limits) -> Result<(), SandboxError> {
+    if info.initial_memory_bytes > limits.memory_bytes {
+        return Err(SandboxError::MemoryLimit);
+    }
+    if u32::try_from(info.table_initials.len()).unwrap_or(u32::MAX) > crate::MAX_TABLES {
+        return Err(SandboxError::TableLimit);
+    }
+    if info
+        .table_initials
+        .iter()
+        .any(|&initial| initial > limits.table_elements)
+    {
+        return Err(SandboxError::TableLimit);
+    }
+    Ok(())
 }
 
 fn check_imports(types: &Types, profile: Profile) -> Result<Vec<(String, String)>, SandboxError> {
@@ -222,7 +256,7 @@ fn show(params: &[ValType], results: &[ValType]) -> String {
 }
 
 /// Every function of `wasi_snapshot_preview1`; any other name is refused at validation.
-const WASI_P1_FUNCTIONS: &[&str] = &[
+pub(crate) const WASI_P1_FUNCTIONS: &[&str] = &[
     "args_get",
     "args_sizes_get",
     "environ_get",

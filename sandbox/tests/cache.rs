@@ -174,7 +174,7 @@ fn an_entry_from_another_cache_is_recompiled() {
 }
 
 #[test]
-fn hostile_bytes_are_validated_before_the_cache_is_consulted() {
+fn hostile_bytes_are_validated_before_anything_is_compiled_or_stored() {
     let dir = tempfile::tempdir().unwrap();
     let cache = CompileCache::open(dir.path()).unwrap();
     let sb = sandbox(Allocator::Pooling);
@@ -186,4 +186,75 @@ fn hostile_bytes_are_validated_before_the_cache_is_consulted() {
         "{e:?}"
     );
     assert!(entries(dir.path()).is_empty());
+}
+
+/// A hit skips wasmparser, not the checks against the caller's limits: the same bytes give
+/// the same verdict with and without a cache entry, whatever limits the entry was made under.
+#[test]
+fn a_hit_still_checks_the_callers_limits() {
+    use kasane_sandbox::{Limits, SandboxError};
+    let dir = tempfile::tempdir().unwrap();
+    let cache = CompileCache::open(dir.path()).unwrap();
+    let sb = sandbox(Allocator::Pooling);
+    // One page of memory and a table of 10 elements.
+    let wasm = abi_module("(i32.const 1)", "(table 10 funcref)");
+    let (_, outcome) = sb
+        .load_cached(&wasm, Profile::Pure, small_limits(), &cache)
+        .unwrap();
+    assert_eq!(outcome, CacheOutcome::Miss);
+    type Expected = fn(&SandboxError) -> bool;
+    let cases: [(Limits, Expected); 3] = [
+        (
+            Limits {
+                memory_bytes: 32 << 10,
+                ..small_limits()
+            },
+            |e| matches!(e, SandboxError::MemoryLimit),
+        ),
+        (
+            Limits {
+                table_elements: 9,
+                ..small_limits()
+            },
+            |e| matches!(e, SandboxError::TableLimit),
+        ),
+        (
+            Limits {
+                module_bytes: wasm.len() - 1,
+                ..small_limits()
+            },
+            |e| matches!(e, SandboxError::ModuleTooLarge { .. }),
+        ),
+    ];
+    for (limits, expected) in cases {
+        let uncached = sb.load(&wasm, Profile::Pure, limits).unwrap_err();
+        assert!(expected(&uncached), "{uncached:?}");
+        let cached = sb
+            .load_cached(&wasm, Profile::Pure, limits, &cache)
+            .unwrap_err();
+        assert!(expected(&cached), "{cached:?}");
+    }
+    let (_, outcome) = sb
+        .load_cached(&wasm, Profile::Pure, small_limits(), &cache)
+        .unwrap();
+    assert_eq!(outcome, CacheOutcome::Hit);
+}
+
+/// An entry is bound to its module's profile: the same bytes under the other profile are
+/// another key (validated on their own), never a hit on the first profile's verdict.
+#[cfg(feature = "wasi")]
+#[test]
+fn an_entry_is_not_shared_between_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = CompileCache::open(dir.path()).unwrap();
+    let sb = sandbox(Allocator::Pooling);
+    let (_, outcome) = sb
+        .load_cached(&good_module(), Profile::Pure, small_limits(), &cache)
+        .unwrap();
+    assert_eq!(outcome, CacheOutcome::Miss);
+    let (_, outcome) = sb
+        .load_cached(&good_module(), Profile::Wasi, small_limits(), &cache)
+        .unwrap();
+    assert_eq!(outcome, CacheOutcome::Miss);
+    assert_eq!(entries(dir.path()).len(), 2);
 }

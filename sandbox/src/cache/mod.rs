@@ -5,15 +5,28 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `KSNCWASM` |
-//! | 8 | 4 | format version (u32 LE, 1) |
+//! | 8 | 4 | format version (u32 LE, 2) |
 //! | 12 | 32 | the cache key (see below) |
-//! | 44 | 32 | HMAC-SHA256 under the cache secret over bytes 0..44 and the payload |
-//! | 76 | … | `Module::serialize` output |
+//! | 44 | 32 | HMAC-SHA256 under the cache secret over bytes 0..44 and bytes 76.. |
+//! | 76 | 4 | `n`, length of the module info (u32 LE) |
+//! | 80 | n | the [`ModuleInfo`] validation produced (see `encode_info`) |
+//! | 80 + n | … | `Module::serialize` output |
 //!
-//! Key = SHA-256(`"kasane/compile-cache/v1"` ‖ module SHA-256 ‖ profile name ‖ wasmtime
-//! version ‖ wasmtime's `precompile_compatibility_hash` (target, compiler flags, tunables,
-//! features, wasmtime's own version)). A changed engine configuration is a different key, so
-//! a stale entry is a miss, not an error.
+//! Key = SHA-256(`"kasane/compile-cache/v2"` ‖ module SHA-256 ‖ profile name ‖ wasmtime
+//! version ‖ the validation rules (their version, the allowed wasm features, the WASI
+//! functions) ‖ wasmtime's `precompile_compatibility_hash` (target, compiler flags, tunables,
+//! features, wasmtime's own version)). A changed engine configuration or rule set is a
+//! different key, so a stale entry is a miss, not an error. Format-1 entries have other keys
+//! (the domain string changed), so they are never read: those modules are compiled again.
+//!
+//! # A hit skips validation
+//! An entry is written only after [`validate`](crate::validate) accepted the bytes, and it
+//! stores what validation learned. On a hit the loader hashes the given bytes itself, derives
+//! the key from that hash, and takes the entry only if its HMAC verifies and the stored info
+//! names the same hash: so these bytes are the ones validated when the entry was written,
+//! under the same rules (they are in the key). Only the checks that depend on the caller's
+//! limits (module size, declared memory and tables) run again, by the same code as in
+//! validation. This saves the wasmparser pass (about half of a hit).
 //!
 //! # What the integrity check defends against (and what not)
 //! `Module::deserialize` trusts its input completely: bytes that are not exactly what
@@ -32,6 +45,7 @@
 
 mod load;
 
+use crate::validate::{self, ModuleInfo};
 use crate::{Profile, SandboxError};
 use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
@@ -44,8 +58,10 @@ use zeroize::Zeroizing;
 /// The wasmtime version the workspace pins (also part of the compatibility hash).
 const WASMTIME_VERSION: &str = "48.0.8";
 const MAGIC: [u8; 8] = *b"KSNCWASM";
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 const HEADER_LEN: usize = 8 + 4 + 32 + 32;
+/// Longest module info read back (the imports of a 1 MiB module fit easily).
+const MAX_INFO_LEN: usize = 4 << 20;
 const KEY_FILE: &str = "cache.key";
 const SECRET_LEN: usize = 32;
 /// Largest entry read back: compiled code of a module within the 1 MiB module cap is far
@@ -110,25 +126,24 @@ impl CompileCache {
         self.dir.as_ref().map(|d| d.path.as_path())
     }
 
-    /// Returns the compiled module for `wasm` (already validated), from disk when a verified
-    /// entry exists.
-    pub(crate) fn get_or_compile(
+    /// Looks for a verified entry for the module whose SHA-256 is `module_hash` (computed by
+    /// the caller from the bytes being loaded). A hit returns the compiled module and the
+    /// [`ModuleInfo`] stored when those bytes were validated; anything else says why the
+    /// caller must validate and compile.
+    pub(crate) fn lookup(
         &self,
         engine: &Engine,
-        wasm: &[u8],
         module_hash: &[u8; 32],
         profile: Profile,
-        compile: fn(&Engine, &[u8]) -> Result<Module, SandboxError>,
-    ) -> Result<(Module, CacheOutcome), SandboxError> {
+    ) -> Result<Lookup, SandboxError> {
         let Some(dir) = &self.dir else {
-            return Ok((compile(engine, wasm)?, CacheOutcome::Disabled));
+            return Ok(Lookup::Compile(CacheOutcome::Disabled));
         };
         let key = cache_key(engine, module_hash, profile);
-        let file = dir.path.join(format!("{}.cwasm", crate::hex(&key)));
-        let outcome = match read_capped(&file) {
+        let outcome = match read_capped(&dir.entry_path(&key)) {
             Ok(Some(bytes)) => {
-                match load::verified_deserialize(engine, &dir.secret, &key, &bytes) {
-                    Some(module) => return Ok((module, CacheOutcome::Hit)),
+                match load::verified_deserialize(engine, &dir.secret, &key, module_hash, &bytes) {
+                    Some((module, info)) => return Ok(Lookup::Hit(module, info)),
                     None => CacheOutcome::Recompiled,
                 }
             }
@@ -137,13 +152,41 @@ impl CompileCache {
             Err(e) if e.kind() == io::ErrorKind::NotFound => CacheOutcome::Miss,
             Err(e) => return Err(SandboxError::Cache(e)),
         };
-        let module = compile(engine, wasm)?;
-        let payload = module
+        Ok(Lookup::Compile(outcome))
+    }
+
+    /// Stores `module`, compiled from bytes that validated to `info`, replacing any entry.
+    /// Does nothing when the cache is disabled.
+    pub(crate) fn store(
+        &self,
+        engine: &Engine,
+        info: &ModuleInfo,
+        profile: Profile,
+        module: &Module,
+    ) -> Result<(), SandboxError> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        let key = cache_key(engine, &info.sha256, profile);
+        let code = module
             .serialize()
             .map_err(|e| SandboxError::Engine(format!("serialize: {e:#}")))?;
-        let entry = encode_entry(&dir.secret, &key, &payload);
-        write_atomically(&dir.path, &file, &entry)?;
-        Ok((module, outcome))
+        let entry = encode_entry(&dir.secret, &key, &encode_info(info), &code);
+        write_atomically(&dir.path, &dir.entry_path(&key), &entry)
+    }
+}
+
+/// What [`CompileCache::lookup`] found.
+pub(crate) enum Lookup {
+    /// A verified entry: the compiled module and the info stored with it.
+    Hit(Module, ModuleInfo),
+    /// No usable entry: validate, compile, then [`CompileCache::store`]; the outcome to report.
+    Compile(CacheOutcome),
+}
+
+impl CacheDir {
+    fn entry_path(&self, key: &[u8; 32]) -> PathBuf {
+        self.path.join(format!("{}.cwasm", crate::hex(key)))
     }
 }
 
@@ -165,12 +208,19 @@ fn read_capped(path: &Path) -> io::Result<Option<Vec<u8>>> {
 fn cache_key(engine: &Engine, module_hash: &[u8; 32], profile: Profile) -> [u8; 32] {
     use std::hash::Hash as _;
     let mut h = ShaHasher(Sha256::new());
-    h.0.update(b"kasane/compile-cache/v1");
+    h.0.update(b"kasane/compile-cache/v2");
     h.0.update(module_hash);
     h.0.update(profile.as_str().as_bytes());
     h.0.update([0]);
     h.0.update(WASMTIME_VERSION.as_bytes());
     h.0.update([0]);
+    // A hit skips validation, so an entry must not outlive the rules it was validated under.
+    h.0.update(validate::RULES_VERSION.to_le_bytes());
+    h.0.update(validate::allowed_features().bits().to_le_bytes());
+    for name in validate::WASI_P1_FUNCTIONS {
+        h.0.update(name.as_bytes());
+        h.0.update([0]);
+    }
     engine.precompile_compatibility_hash().hash(&mut h);
     h.0.finalize().into()
 }
@@ -187,10 +237,10 @@ impl std::hash::Hasher for ShaHasher {
     }
 }
 
-fn tag(secret: &[u8; SECRET_LEN], header: &[u8], payload: &[u8]) -> Option<HmacSha256> {
+fn tag(secret: &[u8; SECRET_LEN], header: &[u8], body: &[u8]) -> Option<HmacSha256> {
     let mut mac = HmacSha256::new_from_slice(secret).ok()?;
     mac.update(header);
-    mac.update(payload);
+    mac.update(body);
     Some(mac)
 }
 
@@ -202,16 +252,109 @@ fn header(key: &[u8; 32]) -> [u8; 44] {
     h
 }
 
-fn encode_entry(secret: &[u8; SECRET_LEN], key: &[u8; 32], payload: &[u8]) -> Vec<u8> {
+/// The authenticated part of an entry after the tag: info length, info, compiled code.
+fn encode_entry(secret: &[u8; SECRET_LEN], key: &[u8; 32], info: &[u8], code: &[u8]) -> Vec<u8> {
     let head = header(key);
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    let info_len = u32::try_from(info.len()).unwrap_or(u32::MAX);
+    let mut body = Vec::with_capacity(4 + info.len() + code.len());
+    body.extend_from_slice(&info_len.to_le_bytes());
+    body.extend_from_slice(info);
+    body.extend_from_slice(code);
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
     out.extend_from_slice(&head);
     // HMAC accepts keys of any length, so `tag` cannot fail here; an all-zero tag would only
     // make the entry fail verification later (a recompile), never a wrong deserialize.
-    let t = tag(secret, &head, payload).map(|m| m.finalize().into_bytes().to_vec());
+    let t = tag(secret, &head, &body).map(|m| m.finalize().into_bytes().to_vec());
     out.extend_from_slice(t.as_deref().unwrap_or(&[0u8; 32]));
-    out.extend_from_slice(payload);
+    out.extend_from_slice(&body);
     out
+}
+
+/// Splits a verified body into (info, code); `None` if the length does not fit.
+fn split_body(body: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = body.split_first_chunk::<4>()?;
+    let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
+    if len > MAX_INFO_LEN {
+        return None;
+    }
+    rest.split_at_checked(len)
+}
+
+/// `ModuleInfo` as stored in an entry: module SHA-256 (32), `has_start` (1),
+/// `has_initialize` (1), initial memory bytes (u64), table count (u32) and each table's
+/// initial size (u64), import count (u32) and each import as module then name, each a u32
+/// length and UTF-8 bytes. All integers little-endian.
+fn encode_info(info: &ModuleInfo) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+    out.extend_from_slice(&info.sha256);
+    out.push(u8::from(info.has_start));
+    out.push(u8::from(info.has_initialize));
+    out.extend_from_slice(&info.initial_memory_bytes.to_le_bytes());
+    out.extend_from_slice(&len(info.table_initials.len()));
+    for t in &info.table_initials {
+        out.extend_from_slice(&t.to_le_bytes());
+    }
+    out.extend_from_slice(&len(info.imports.len()));
+    for (module, name) in &info.imports {
+        for s in [module, name] {
+            out.extend_from_slice(&len(s.len()));
+            out.extend_from_slice(s.as_bytes());
+        }
+    }
+    out
+}
+
+/// Reads [`encode_info`]'s output back; `None` for anything malformed or with bytes left.
+fn decode_info(bytes: &[u8]) -> Option<ModuleInfo> {
+    struct Reader<'a>(&'a [u8]);
+    impl<'a> Reader<'a> {
+        fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+            let (head, rest) = self.0.split_at_checked(n)?;
+            self.0 = rest;
+            Some(head)
+        }
+        fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+            self.take(N)?.try_into().ok()
+        }
+        fn flag(&mut self) -> Option<bool> {
+            match self.array::<1>()? {
+                [0] => Some(false),
+                [1] => Some(true),
+                _ => None,
+            }
+        }
+        fn u64(&mut self) -> Option<u64> {
+            self.array().map(u64::from_le_bytes)
+        }
+        fn len(&mut self) -> Option<usize> {
+            usize::try_from(u32::from_le_bytes(self.array()?)).ok()
+        }
+        fn string(&mut self) -> Option<String> {
+            let n = self.len()?;
+            String::from_utf8(self.take(n)?.to_vec()).ok()
+        }
+    }
+    let mut r = Reader(bytes);
+    let sha256 = r.array()?;
+    let has_start = r.flag()?;
+    let has_initialize = r.flag()?;
+    let initial_memory_bytes = r.u64()?;
+    // Counts are bounded by the bytes left, so a bad count cannot allocate much.
+    let tables = r.len()?;
+    let table_initials = (0..tables).map(|_| r.u64()).collect::<Option<Vec<_>>>()?;
+    let imports = r.len()?;
+    let imports = (0..imports)
+        .map(|_| Some((r.string()?, r.string()?)))
+        .collect::<Option<Vec<_>>>()?;
+    r.0.is_empty().then_some(ModuleInfo {
+        sha256,
+        imports,
+        has_start,
+        has_initialize,
+        initial_memory_bytes,
+        table_initials,
+    })
 }
 
 fn create_private_dir(path: &Path) -> Result<(), SandboxError> {
@@ -324,8 +467,9 @@ mod tests {
     fn entry_round_trips_and_every_tamper_is_refused() {
         let secret = [9u8; 32];
         let key = [1u8; 32];
-        let entry = encode_entry(&secret, &key, b"payload");
-        assert!(load::verify(&secret, &key, &entry).is_some());
+        let entry = encode_entry(&secret, &key, b"info", b"payload");
+        let v = load::verify(&secret, &key, &entry);
+        assert_eq!(v.map(|v| v.info), Some(&b"info"[..]));
         let mut flipped = entry.clone();
         if let Some(b) = flipped.last_mut() {
             *b ^= 1;
@@ -335,6 +479,29 @@ mod tests {
         assert!(load::verify(&secret, &key, &entry[..10]).is_none());
         assert!(load::verify(&secret, &[2u8; 32], &entry).is_none());
         assert!(load::verify(&[8u8; 32], &key, &entry).is_none());
+    }
+
+    #[test]
+    fn the_module_info_round_trips_and_malformed_info_is_refused() {
+        let info = ModuleInfo {
+            sha256: [7; 32],
+            imports: vec![("wasi_snapshot_preview1".into(), "fd_write".into())],
+            has_start: true,
+            has_initialize: false,
+            initial_memory_bytes: 3 << 16,
+            table_initials: vec![2, 10_000],
+        };
+        let bytes = encode_info(&info);
+        assert_eq!(decode_info(&bytes), Some(info));
+        for n in 0..bytes.len() {
+            assert_eq!(decode_info(&bytes[..n]), None, "truncated to {n}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(decode_info(&longer), None);
+        let mut bad_flag = bytes;
+        bad_flag[32] = 2;
+        assert_eq!(decode_info(&bad_flag), None);
     }
 
     #[test]
