@@ -58,7 +58,7 @@ fn put_lp(out: &mut Vec<u8>, x: &[u8]) {
 }
 
 /// `R = lp(r_0) ‖ lp(r_1) ‖ …`; `MissingInput` when there is no response.
-fn responses_lp(input: &DeriveInputBuf) -> Result<Vec<u8>, NativeError> {
+pub(crate) fn responses_lp(input: &DeriveInputBuf) -> Result<Vec<u8>, NativeError> {
     if input.responses.is_empty() {
         return Err(NativeError::MissingInput);
     }
