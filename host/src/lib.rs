@@ -2,12 +2,37 @@
 //!
 //! # Module map
 //!
+//! - [`config`]: [`Config`](config::Config) — the TOML file, `KASANE_*` environment
+//!   overrides, defaults; paths relative to the data directory.
+//! - [`crypto`]: argon2id password hashes (OWASP parameters), response verifiers with
+//!   per-pair salts, the dummy verification that gives decoys the timing of a real login.
+//! - [`registry`]: the host's view of its transform registry — reloaded when the snapshot
+//!   file changes, the active transforms a client can run, weighted choice, session tickets
+//!   from the online key, one loaded [`Transform`](kasane_sandbox::Transform) per module hash.
+//! - [`login`]: the hello → password → response flow over `kasane-protocol`'s state
+//!   machines: decoys, throttling, counters, bundles, sessions, logout.
+//! - [`server`]: [`app`](server::app) (the axum router) and [`run`](server::run) (TLS 1.3
+//!   only, HTTP/1.1 and HTTP/2, one RFC 9266 exporter value per connection).
+//! - [`metrics`]: counters and a latency histogram rendered as Prometheus text.
+//! - [`setup`]: `init` (a working data directory), `user add` with its code card, loading a
+//!   host from a data directory.
 //! - [`store`]: the [`Store`](store::Store) trait and its backends — SQLite (embedded
 //!   default, WAL) and PostgreSQL (scale-out) — with their migrations: users and their
 //!   challenge/response pairs, access counters, challenge bundles, sessions and sequence
 //!   numbers, throttling, the relay queue and the audit log.
+//! - `error`: [`HostError`].
 //!
-//! (The server, login flow, relay and audit modules join this map as they land: issues 4, 6.)
+//! `docs/PROTOCOL.md` lists the HTTP endpoints; `docs/SECURITY.md` the host's threat model.
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod crypto;
+mod error;
+pub mod login;
+pub mod metrics;
+pub mod registry;
+pub mod server;
+pub mod setup;
 pub mod store;
+
+pub use error::HostError;

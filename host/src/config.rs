@@ -1,0 +1,278 @@
+//! The host's configuration: a TOML file (`kasane.toml` in the data directory), then
+//! `KASANE_*` environment overrides, then command-line flags (applied by the binary).
+//!
+//! Relative paths are resolved against the data directory, so a data directory can move.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::HostError;
+
+/// The configuration file's name inside a data directory.
+pub const CONFIG_FILE: &str = "kasane.toml";
+
+/// The whole host configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on (`host:port`).
+    pub listen: String,
+    /// Store URL; empty: `kasane.db` (SQLite) in the data directory.
+    pub database_url: String,
+    /// PEM certificate chain for TLS.
+    pub tls_cert: PathBuf,
+    /// PEM private key for TLS.
+    pub tls_key: PathBuf,
+    /// The registry repository directory (what clients fetch).
+    pub registry_dir: PathBuf,
+    /// Module files, named `<sha256 hex>.wasm`.
+    pub modules_dir: PathBuf,
+    /// Secret keys: `host.key` (signs the hello) and `snapshot.key` (signs tickets).
+    pub keys_dir: PathBuf,
+    /// Put the TLS exporter value (RFC 9266) into the transcript. Turn off only behind a
+    /// TLS-terminating proxy: the signed ephemeral keys still authenticate the layer.
+    pub channel_binding: bool,
+    /// Largest request body, bytes (larger ones get 413).
+    pub max_body_bytes: usize,
+    /// The login flow.
+    pub login: LoginConfig,
+    /// Session lifetimes.
+    pub session: SessionConfig,
+    /// Throttling of failed logins.
+    pub throttle: ThrottleConfig,
+}
+
+/// Login parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginConfig {
+    /// Fewest challenges in a bundle.
+    pub challenges_min: u32,
+    /// Most challenges in a bundle (the number is random in `min..=max`).
+    pub challenges_max: u32,
+    /// How long a hello waits for its password request, seconds.
+    pub hello_ttl_secs: u64,
+    /// How long a challenge bundle may be answered, seconds.
+    pub bundle_ttl_secs: u64,
+    /// Most logins waiting between steps (older ones are dropped beyond it).
+    pub max_pending: usize,
+}
+
+/// Session timeouts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// A session unused this long ends, seconds (default 15 min).
+    pub idle_timeout_secs: u64,
+    /// A session ends this long after login whatever its use, seconds (default 12 h).
+    pub absolute_timeout_secs: u64,
+}
+
+/// Backoff after failed logins, per user and per source address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThrottleConfig {
+    /// Failures allowed before any lock.
+    pub free_failures: u32,
+    /// First lock, seconds (doubles with each further failure).
+    pub base_secs: u64,
+    /// Longest lock, seconds.
+    pub max_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8443".into(),
+            database_url: String::new(),
+            tls_cert: "tls/cert.pem".into(),
+            tls_key: "tls/key.pem".into(),
+            registry_dir: "registry".into(),
+            modules_dir: "modules".into(),
+            keys_dir: "keys".into(),
+            channel_binding: true,
+            max_body_bytes: 64 * 1024,
+            login: LoginConfig::default(),
+            session: SessionConfig::default(),
+            throttle: ThrottleConfig::default(),
+        }
+    }
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self {
+            challenges_min: 2,
+            challenges_max: 3,
+            hello_ttl_secs: 60,
+            bundle_ttl_secs: 120,
+            max_pending: 10_000,
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout_secs: 15 * 60,
+            absolute_timeout_secs: 12 * 60 * 60,
+        }
+    }
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        Self {
+            free_failures: 5,
+            base_secs: 2,
+            max_secs: 15 * 60,
+        }
+    }
+}
+
+impl ThrottleConfig {
+    /// The store's backoff rule.
+    #[must_use]
+    pub fn backoff(&self) -> crate::store::Backoff {
+        crate::store::Backoff {
+            free_failures: self.free_failures,
+            base_secs: self.base_secs,
+            max_secs: self.max_secs,
+        }
+    }
+}
+
+impl Config {
+    /// Parses TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, HostError> {
+        toml::from_str(text).map_err(|e| HostError::Config(e.to_string()))
+    }
+
+    /// The TOML text of this configuration.
+    pub fn to_toml(&self) -> Result<String, HostError> {
+        toml::to_string_pretty(self).map_err(|e| HostError::Config(e.to_string()))
+    }
+
+    /// Reads `<data_dir>/kasane.toml` (defaults if it does not exist), applies `KASANE_*`
+    /// overrides from the process environment and resolves paths against `data_dir`.
+    pub fn load(data_dir: &Path) -> Result<Self, HostError> {
+        let path = data_dir.join(CONFIG_FILE);
+        let mut cfg = match std::fs::read_to_string(&path) {
+            Ok(text) => Self::from_toml(&text)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::default(),
+            Err(e) => return Err(HostError::io(&path, e)),
+        };
+        cfg.apply_env(std::env::vars())?;
+        cfg.resolve(data_dir);
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Applies `KASANE_LISTEN`, `KASANE_DATABASE_URL`, `KASANE_CHANNEL_BINDING`,
+    /// `KASANE_MAX_BODY_BYTES`, `KASANE_IDLE_TIMEOUT_SECS`, `KASANE_ABSOLUTE_TIMEOUT_SECS`,
+    /// `KASANE_CHALLENGES_MIN`, `KASANE_CHALLENGES_MAX`, `KASANE_TLS_CERT`, `KASANE_TLS_KEY`.
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), HostError> {
+        fn num<T: std::str::FromStr>(k: &str, v: &str) -> Result<T, HostError> {
+            v.trim()
+                .parse()
+                .map_err(|_| HostError::Config(format!("{k}: not a number")))
+        }
+        for (k, v) in vars {
+            match k.as_str() {
+                "KASANE_LISTEN" => self.listen = v,
+                "KASANE_DATABASE_URL" => self.database_url = v,
+                "KASANE_TLS_CERT" => self.tls_cert = v.into(),
+                "KASANE_TLS_KEY" => self.tls_key = v.into(),
+                "KASANE_CHANNEL_BINDING" => {
+                    self.channel_binding = match v.trim() {
+                        "1" | "true" | "on" | "yes" => true,
+                        "0" | "false" | "off" | "no" => false,
+                        _ => {
+                            return Err(HostError::Config(
+                                "KASANE_CHANNEL_BINDING: expected true or false".into(),
+                            ));
+                        }
+                    }
+                }
+                "KASANE_MAX_BODY_BYTES" => self.max_body_bytes = num(&k, &v)?,
+                "KASANE_IDLE_TIMEOUT_SECS" => self.session.idle_timeout_secs = num(&k, &v)?,
+                "KASANE_ABSOLUTE_TIMEOUT_SECS" => {
+                    self.session.absolute_timeout_secs = num(&k, &v)?;
+                }
+                "KASANE_CHALLENGES_MIN" => self.login.challenges_min = num(&k, &v)?,
+                "KASANE_CHALLENGES_MAX" => self.login.challenges_max = num(&k, &v)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes relative paths relative to `data_dir`; an empty database URL becomes the
+    /// data directory's SQLite file.
+    pub fn resolve(&mut self, data_dir: &Path) {
+        for p in [
+            &mut self.tls_cert,
+            &mut self.tls_key,
+            &mut self.registry_dir,
+            &mut self.modules_dir,
+            &mut self.keys_dir,
+        ] {
+            if p.is_relative() {
+                *p = data_dir.join(&*p);
+            }
+        }
+        if self.database_url.is_empty() {
+            self.database_url =
+                format!("sqlite://{}?mode=rwc", data_dir.join("kasane.db").display());
+        }
+    }
+
+    /// Refuses inconsistent values.
+    pub fn check(&self) -> Result<(), HostError> {
+        let l = &self.login;
+        if l.challenges_min == 0
+            || l.challenges_min > l.challenges_max
+            || l.challenges_max as usize > kasane_protocol::wire::MAX_CHALLENGES
+        {
+            return Err(HostError::Config(
+                "login.challenges_min..=challenges_max must be a non-empty range within 1..=64"
+                    .into(),
+            ));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(HostError::Config("max_body_bytes below 1024".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_and_env_overrides() {
+        let c = Config::default();
+        assert_eq!(Config::from_toml(&c.to_toml().unwrap()).unwrap(), c);
+        assert_eq!(c.session.idle_timeout_secs, 900);
+        assert_eq!(c.session.absolute_timeout_secs, 43_200);
+        let mut c = Config::default();
+        c.apply_env([
+            ("KASANE_CHANNEL_BINDING".to_owned(), "off".to_owned()),
+            ("KASANE_LISTEN".to_owned(), "0.0.0.0:1".to_owned()),
+            ("OTHER".to_owned(), "x".to_owned()),
+        ])
+        .unwrap();
+        assert!(!c.channel_binding);
+        assert_eq!(c.listen, "0.0.0.0:1");
+        assert!(
+            c.apply_env([("KASANE_MAX_BODY_BYTES".to_owned(), "lots".to_owned())])
+                .is_err()
+        );
+        assert!(Config::from_toml("nonsense = 1").is_err());
+    }
+}

@@ -1,0 +1,564 @@
+//! The login flow (hello → password → response), sessions and logout, over
+//! `kasane-protocol`'s host state machines. No HTTP here: [`crate::server`] maps results to
+//! answers.
+//!
+//! Every failure of a login step is one [`LoginError::Failed`], answered with the one
+//! uniform [`LoginFailure`](kasane_protocol::LoginFailure); the reason goes to the log.
+//! A wrong password and an unknown user are not refused at the password step: both get a
+//! **decoy** bundle of the same shape (a real transform and ticket, the user's prompts or
+//! stable made-up ones, a counter) after the same argon2id work, and fail at the response
+//! step like a wrong response does. Only a lock (throttling) is answered at once.
+//!
+//! Login states between requests are kept in this process (keyed by login id and bundle
+//! id); the bundle's single use and expiry are also enforced by the store
+//! ([`Store::take_bundle`](crate::store::Store::take_bundle)).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ed25519_dalek::SigningKey;
+use hmac::{Hmac, Mac};
+use kasane_protocol::wire::{Challenge, ChallengeBundle, ID_LEN, Message, ModuleRef};
+use kasane_protocol::{
+    EphemeralSecret, HostAwaitPassword, HostChallenge, HostHello, HostHelloParams, PasswordRequest,
+    ResponseRequest,
+};
+use kasane_sandbox::Transform;
+use rand::seq::SliceRandom;
+use rand::{Rng, RngCore};
+use rand_core::OsRng;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::HostError;
+use crate::config::Config;
+use crate::metrics::{Metrics, Outcome};
+use crate::registry::{HostRegistry, wire_profile};
+use crate::store::{Clock, NewBundle, NewSession, Store, ThrottleKey, UnixSeconds};
+
+/// Why a login request was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoginError {
+    /// The body is not a valid message of the expected kind (answered 400).
+    #[error("malformed request")]
+    Malformed(#[source] kasane_protocol::ProtocolError),
+    /// The login failed; the reason is logged, never sent.
+    #[error("login failed: {0}")]
+    Failed(&'static str),
+    /// The host itself failed (answered like a failure, logged as an error).
+    #[error("host error")]
+    Internal(#[from] HostError),
+}
+
+/// The code-card grid: columns `A`–`E`, rows `1`–`8` (40 cells).
+pub const CARD_COLUMNS: &str = "ABCDE";
+/// Rows of the code card.
+pub const CARD_ROWS: u32 = 8;
+
+/// Every prompt of the standard code card, in card order (`A1`, `B1`, … `E8`).
+#[must_use]
+pub fn card_prompts() -> Vec<String> {
+    (1..=CARD_ROWS)
+        .flat_map(|r| CARD_COLUMNS.chars().map(move |c| format!("{c}{r}")))
+        .collect()
+}
+
+struct PendingHello {
+    state: HostAwaitPassword,
+    expires: UnixSeconds,
+}
+
+struct PendingBundle {
+    state: HostChallenge,
+    user: String,
+    /// One verifier per challenge; random for a decoy.
+    verifiers: Vec<Zeroizing<Vec<u8>>>,
+    decoy: bool,
+    transform: Transform,
+    expires: UnixSeconds,
+}
+
+/// The host: configuration, store, registry, keys, clock, metrics, and the logins in flight.
+pub struct Host {
+    config: Config,
+    store: Arc<dyn Store>,
+    registry: HostRegistry,
+    host_key: SigningKey,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    decoy_key: Zeroizing<[u8; 32]>,
+    hellos: Mutex<HashMap<[u8; ID_LEN], PendingHello>>,
+    bundles: Mutex<HashMap<[u8; ID_LEN], PendingBundle>>,
+    decoy_counters: Mutex<HashMap<String, u64>>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("store", &self.store.backend())
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer to `GET /v1/session`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The user.
+    pub user: String,
+    /// The public session id.
+    pub session_id: Vec<u8>,
+    /// Absolute expiry.
+    pub expires_at: UnixSeconds,
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, LoginError> {
+    m.lock()
+        .map_err(|_| LoginError::Internal(HostError::Config("lock poisoned".into())))
+}
+
+fn random_id() -> [u8; ID_LEN] {
+    let mut id = [0u8; ID_LEN];
+    OsRng.fill_bytes(&mut id);
+    id
+}
+
+/// SHA-256 of a session token: what the store keeps.
+#[must_use]
+pub fn token_hash(token: &[u8; 32]) -> Vec<u8> {
+    Sha256::digest(token).to_vec()
+}
+
+impl Host {
+    /// A host from its parts. `host_key` is the registry's `host` role key.
+    #[must_use]
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        registry: HostRegistry,
+        host_key: SigningKey,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let mut decoy_key = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(&mut *decoy_key);
+        Self {
+            config,
+            store,
+            registry,
+            host_key,
+            clock,
+            metrics: Metrics::default(),
+            decoy_key,
+            hellos: Mutex::new(HashMap::new()),
+            bundles: Mutex::new(HashMap::new()),
+            decoy_counters: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The store.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The registry.
+    #[must_use]
+    pub fn registry(&self) -> &HostRegistry {
+        &self.registry
+    }
+
+    /// The metrics.
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The host role's public key (clients find it in the registry root).
+    #[must_use]
+    pub fn host_public_key(&self) -> [u8; 32] {
+        self.host_key.verifying_key().to_bytes()
+    }
+
+    fn now(&self) -> UnixSeconds {
+        self.clock.now()
+    }
+
+    /// Step 1: answers a hello, signed by the host key. `channel_binding` is the connection's
+    /// RFC 9266 exporter value (used only when the configuration turns binding on).
+    pub fn hello(
+        &self,
+        request: &[u8],
+        channel_binding: Option<&[u8; 32]>,
+    ) -> Result<Vec<u8>, LoginError> {
+        kasane_protocol::HelloRequest::decode(request).map_err(LoginError::Malformed)?;
+        let binding = if self.config.channel_binding {
+            Some(channel_binding.ok_or(LoginError::Failed("no TLS exporter value"))?)
+        } else {
+            None
+        };
+        let mut server_nonce = [0u8; 32];
+        OsRng.fill_bytes(&mut server_nonce);
+        let login_id = random_id();
+        let (state, bytes) = HostHello::respond(
+            request,
+            HostHelloParams {
+                ephemeral: EphemeralSecret::random(&mut OsRng),
+                server_nonce,
+                login_id,
+                host_key: &self.host_key,
+                channel_binding: binding,
+            },
+        )
+        .map_err(|e| {
+            tracing::debug!(error = %e, "hello refused");
+            LoginError::Failed("hello refused")
+        })?;
+        let now = self.now();
+        let mut hellos = lock(&self.hellos)?;
+        hellos.retain(|_, p| p.expires > now);
+        if hellos.len() >= self.config.login.max_pending {
+            return Err(LoginError::Failed("too many logins in flight"));
+        }
+        hellos.insert(
+            login_id,
+            PendingHello {
+                state,
+                expires: now.saturating_add(self.config.login.hello_ttl_secs),
+            },
+        );
+        Ok(bytes)
+    }
+
+    async fn locked(
+        &self,
+        user: &str,
+        source: IpAddr,
+        now: UnixSeconds,
+    ) -> Result<bool, LoginError> {
+        let u = self
+            .store
+            .throttle_state(ThrottleKey::User(user))
+            .await
+            .map_err(HostError::from)?;
+        let s = self
+            .store
+            .throttle_state(ThrottleKey::Source(source))
+            .await
+            .map_err(HostError::from)?;
+        Ok(u.is_locked(now) || s.is_locked(now))
+    }
+
+    async fn record_failure(&self, user: &str, source: IpAddr) {
+        let now = self.now();
+        let backoff = self.config.throttle.backoff();
+        for key in [ThrottleKey::User(user), ThrottleKey::Source(source)] {
+            match self.store.record_failure(key, now, &backoff).await {
+                Ok(st) if st.is_locked(now) => self.metrics.lock_engaged(),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "recording a failure"),
+            }
+        }
+    }
+
+    fn decoy_salt(&self, user: &str, prompt: &str) -> Vec<u8> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&*self.decoy_key)
+            .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()));
+        mac.update(b"salt\0");
+        mac.update(user.as_bytes());
+        mac.update(b"\0");
+        mac.update(prompt.as_bytes());
+        mac.finalize().into_bytes()[..crate::crypto::SALT_LEN].to_vec()
+    }
+
+    fn decoy_counter(&self, user: &str) -> Result<u64, LoginError> {
+        let mut map = lock(&self.decoy_counters)?;
+        if map.len() > self.config.login.max_pending {
+            map.clear();
+        }
+        let start = || {
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&*self.decoy_key)
+                .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()));
+            mac.update(b"counter\0");
+            mac.update(user.as_bytes());
+            let b = mac.finalize().into_bytes();
+            u64::from(u16::from_le_bytes([b[0], b[1]]) % 500)
+        };
+        let c = map.entry(user.to_owned()).or_insert_with(start);
+        *c += 1;
+        Ok(*c)
+    }
+
+    /// Step 2: opens the password, checks it (argon2id) and answers a challenge bundle — a
+    /// real one, or a decoy of the same shape for a wrong password or an unknown user.
+    pub async fn password(&self, request: &[u8], source: IpAddr) -> Result<Vec<u8>, LoginError> {
+        let req = PasswordRequest::decode(request).map_err(LoginError::Malformed)?;
+        let now = self.now();
+        let pending = lock(&self.hellos)?.remove(&req.login_id);
+        let Some(pending) = pending.filter(|p| p.expires > now) else {
+            return Err(LoginError::Failed("unknown or expired login id"));
+        };
+        let profiles = pending.state.hello().profiles.clone();
+        let client_nonce = pending.state.hello().client_nonce;
+        let (attempt, await_bundle) = pending.state.receive(request).map_err(|e| {
+            tracing::debug!(error = %e, "password request refused");
+            LoginError::Failed("password request refused")
+        })?;
+        let user_name = attempt.user_id.clone();
+        if self.locked(&user_name, source, now).await? {
+            self.metrics.login(Outcome::Throttled);
+            return Err(LoginError::Failed("throttled"));
+        }
+        let user = self
+            .store
+            .get_user(&user_name)
+            .await
+            .map_err(HostError::from)?;
+        let password = attempt.password.clone();
+        let phc = user.as_ref().map(|u| u.password_hash.clone());
+        let password_ok = tokio::task::spawn_blocking(move || match phc {
+            Some(phc) => crate::crypto::verify_password(&phc, &password),
+            None => {
+                crate::crypto::dummy_verify(&password);
+                false
+            }
+        })
+        .await
+        .map_err(|_| LoginError::Failed("password check aborted"))?;
+        let real = password_ok && user.as_ref().is_some_and(|u| !u.pairs.is_empty());
+        if !real {
+            self.record_failure(&user_name, source).await;
+        }
+
+        let ttl = self.config.login.bundle_ttl_secs;
+        let chosen = self
+            .registry
+            .choose(&profiles, client_nonce, now, ttl, OsRng.next_u64())
+            .map_err(LoginError::Internal)?;
+        self.metrics.transform_chosen(&chosen.entry.name);
+
+        let (min, max) = (
+            self.config.login.challenges_min as usize,
+            self.config.login.challenges_max as usize,
+        );
+        let want = OsRng.gen_range(min..=max);
+        let (challenges, verifiers, counter) = match user.as_ref().filter(|u| !u.pairs.is_empty()) {
+            Some(u) => {
+                let n = want.min(u.pairs.len());
+                let picked = rand::seq::index::sample(&mut OsRng, u.pairs.len(), n);
+                let mut ch = Vec::with_capacity(n);
+                let mut vs = Vec::with_capacity(n);
+                for i in picked.iter() {
+                    let p = &u.pairs[i];
+                    ch.push(Challenge {
+                        prompt: p.prompt.clone(),
+                        salt: p.salt.clone(),
+                    });
+                    vs.push(if real {
+                        p.verifier.clone()
+                    } else {
+                        random_verifier()
+                    });
+                }
+                // Persisted before the bundle is answered (also for a wrong password: the
+                // counter only has to increase, and a decoy must look the same).
+                let counter = self
+                    .store
+                    .next_counter(&u.name)
+                    .await
+                    .map_err(HostError::from)?;
+                (ch, vs, counter)
+            }
+            None => {
+                let mut prompts = card_prompts();
+                prompts.shuffle(&mut OsRng);
+                let ch: Vec<Challenge> = prompts
+                    .into_iter()
+                    .take(want)
+                    .map(|p| Challenge {
+                        salt: self.decoy_salt(&user_name, &p),
+                        prompt: p,
+                    })
+                    .collect();
+                let vs = ch.iter().map(|_| random_verifier()).collect();
+                (ch, vs, self.decoy_counter(&user_name)?)
+            }
+        };
+        let bundle_id = random_id();
+        let expires = now.saturating_add(ttl);
+        let e = &chosen.entry;
+        let bundle = ChallengeBundle {
+            bundle_id,
+            challenges,
+            counter,
+            timestamp: now,
+            ticket: chosen.ticket.clone(),
+            module: ModuleRef {
+                name: e.name.clone(),
+                sha256: e.sha256.0,
+                length: e.length,
+                profile: wire_profile(e.profile),
+                fuel: e.fuel,
+                memory: e.memory,
+            },
+            params: e.params.clone(),
+            expires,
+        };
+        let (state, bytes) = await_bundle.send(bundle).map_err(|e| {
+            tracing::error!(error = %e, "bundle refused by the protocol");
+            LoginError::Failed("bundle could not be encoded")
+        })?;
+        self.store
+            .put_bundle(&NewBundle {
+                id: bundle_id.to_vec(),
+                user: user_name.clone(),
+                body: bytes.clone(),
+                expires_at: expires,
+            })
+            .await
+            .map_err(HostError::from)?;
+        let mut bundles = lock(&self.bundles)?;
+        bundles.retain(|_, b| b.expires > now);
+        if bundles.len() >= self.config.login.max_pending {
+            return Err(LoginError::Failed("too many logins in flight"));
+        }
+        bundles.insert(
+            bundle_id,
+            PendingBundle {
+                state,
+                user: user_name,
+                verifiers,
+                decoy: !real,
+                transform: chosen.transform,
+                expires,
+            },
+        );
+        Ok(bytes)
+    }
+
+    /// Step 3: takes the bundle (once, unexpired), runs the transform on the stored
+    /// verifiers, checks the receipt in constant time and opens a session. Returns the
+    /// encoded [`ResponseAccept`](kasane_protocol::ResponseAccept).
+    pub async fn response(&self, request: &[u8], source: IpAddr) -> Result<Vec<u8>, LoginError> {
+        let req = ResponseRequest::decode(request).map_err(LoginError::Malformed)?;
+        let now = self.now();
+        let pending = lock(&self.bundles)?.remove(&req.bundle_id);
+        // The store decides single use and expiry (shared by every replica).
+        let stored = self
+            .store
+            .take_bundle(&req.bundle_id, now)
+            .await
+            .map_err(HostError::from)?;
+        let (Some(pending), Some(_)) = (pending, stored) else {
+            return Err(LoginError::Failed("unknown, used or expired bundle"));
+        };
+        if self.locked(&pending.user, source, now).await? {
+            self.metrics.login(Outcome::Throttled);
+            return Err(LoginError::Failed("throttled"));
+        }
+        let input = pending.state.auth_input(&pending.verifiers).map_err(|e| {
+            tracing::error!(error = %e, "auth input");
+            LoginError::Failed("auth input")
+        })?;
+        let transform = pending.transform.clone();
+        let started = Instant::now();
+        let derived = tokio::task::spawn_blocking(move || {
+            kasane_protocol::with_derive_input(&input, |view| transform.derive(view))
+        })
+        .await
+        .map_err(|_| LoginError::Failed("derive aborted"))?
+        .map_err(|e| {
+            tracing::error!(error = %e, "derive input");
+            LoginError::Failed("derive input")
+        })?;
+        self.metrics.derive_latency(started.elapsed());
+        let derived = match derived {
+            Ok(d) => d,
+            Err(e) => {
+                self.metrics.sandbox_error(&e);
+                tracing::warn!(error = %e, "transform failed on the host");
+                return Err(LoginError::Failed("transform failed"));
+            }
+        };
+        let mut token = [0u8; 32];
+        OsRng.fill_bytes(&mut token);
+        let accepted = pending.state.accept(request, derived.key.as_bytes(), token);
+        let (session, bytes) = match accepted {
+            Ok(ok) if !pending.decoy => ok,
+            Ok(_) => {
+                // A decoy cannot be answered (its verifiers are random); counted at the password step.
+                return Err(LoginError::Failed("decoy bundle answered"));
+            }
+            Err(e) => {
+                if !pending.decoy {
+                    self.record_failure(&pending.user, source).await;
+                }
+                tracing::debug!(error = %e, "response refused");
+                return Err(LoginError::Failed("response refused"));
+            }
+        };
+        self.store
+            .create_session(&NewSession {
+                token_hash: token_hash(&token),
+                session_id: session.session_id().to_vec(),
+                user: pending.user.clone(),
+                created: now,
+                expires_at: now.saturating_add(self.config.session.absolute_timeout_secs),
+                secret: Zeroizing::new(session.secret().expose_secret().to_vec()),
+            })
+            .await
+            .map_err(HostError::from)?;
+        if let Err(e) = self
+            .store
+            .clear_throttle(ThrottleKey::User(&pending.user))
+            .await
+        {
+            tracing::error!(error = %e, "clearing the user's throttle");
+        }
+        self.metrics.login(Outcome::Success);
+        tracing::info!(user = %pending.user, "login");
+        Ok(bytes)
+    }
+
+    /// The live session of a bearer token (touching it), or `None` if it ended (logout,
+    /// idle or absolute timeout) or never existed.
+    pub async fn session(&self, token: &[u8; 32]) -> Result<Option<SessionInfo>, HostError> {
+        let s = self
+            .store
+            .touch_session(
+                &token_hash(token),
+                self.now(),
+                self.config.session.idle_timeout_secs,
+            )
+            .await?;
+        Ok(s.map(|s| SessionInfo {
+            user: s.user,
+            session_id: s.session_id,
+            expires_at: s.expires_at,
+        }))
+    }
+
+    /// Ends the session of a bearer token. False if there was none.
+    pub async fn logout(&self, token: &[u8; 32]) -> Result<bool, HostError> {
+        Ok(self.store.delete_session(&token_hash(token)).await?)
+    }
+
+    /// Counts a failed login in the metrics (the server calls this for every failure).
+    pub fn count_failure(&self) {
+        self.metrics.login(Outcome::Failure);
+    }
+}
+
+fn random_verifier() -> Zeroizing<Vec<u8>> {
+    let mut v = Zeroizing::new(vec![0u8; crate::crypto::VERIFIER_LEN]);
+    OsRng.fill_bytes(&mut v);
+    v
+}

@@ -1,0 +1,255 @@
+//! `kasane-host`: parses arguments and calls the library (see `kasane_host`).
+#![forbid(unsafe_code)]
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use kasane_host::config::Config;
+use kasane_host::setup::{self, CodeCard};
+use kasane_host::store::{self, Clock, SystemClock};
+
+/// The Kasane host: login server over TLS 1.3 with a signed transform registry.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// The data directory (config, database, TLS, keys, registry, modules).
+    #[arg(
+        long,
+        global = true,
+        env = "KASANE_DATA",
+        default_value = "kasane-data"
+    )]
+    data: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Makes a working data directory: config, SQLite, self-signed certificate, development
+    /// keys, the registry with the built-in transforms published.
+    Init {
+        /// Address to listen on (written to the config).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Serves logins over TLS.
+    Serve {
+        /// Overrides the configured listen address.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Turns channel binding off (behind a TLS-terminating proxy).
+        #[arg(long)]
+        no_channel_binding: bool,
+    },
+    /// Manages users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Adds a user with a new code card (printed, and written as SVG), or custom pairs. The
+    /// password is read from standard input (first line) or prompted for.
+    Add {
+        /// The user name.
+        name: String,
+        /// Custom pairs: one `PROMPT RESPONSE` per line.
+        #[arg(long)]
+        pairs: Option<PathBuf>,
+        /// Where to write the SVG card (default: `<data>/cards/<name>.svg`).
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
+    /// Lists users.
+    List,
+    /// Removes a user.
+    Remove {
+        /// The user name.
+        name: String,
+    },
+    /// Clears a user's throttling.
+    Unlock {
+        /// The user name.
+        name: String,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KASANE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(real_main(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(data: &Path) -> anyhow::Result<Config> {
+    Config::load(data).with_context(|| format!("loading the configuration of {}", data.display()))
+}
+
+fn read_password() -> anyhow::Result<zeroize::Zeroizing<String>> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("password: ");
+        std::io::stderr().flush().ok();
+    }
+    let mut line = zeroize::Zeroizing::new(String::new());
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password")?;
+    let pw = zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
+    if pw.is_empty() {
+        bail!("empty password");
+    }
+    Ok(pw)
+}
+
+async fn real_main(cli: Cli) -> anyhow::Result<()> {
+    let data = cli.data;
+    match cli.command {
+        Command::Init { listen } => {
+            let r = setup::init(&data, listen.as_deref(), SystemClock.now())
+                .await
+                .with_context(|| format!("initializing {}", data.display()))?;
+            println!("Initialized {}", r.data_dir.display());
+            println!("published transforms: {}", r.published.join(", "));
+            println!();
+            println!(
+                "Start the host:   kasane-host --data {} serve",
+                r.data_dir.display()
+            );
+            println!(
+                "Add a user:       kasane-host --data {} user add alice",
+                r.data_dir.display()
+            );
+            println!();
+            println!("A client connects to https://{} and pins:", r.listen);
+            println!("  TLS certificate SHA-256: {}", r.cert_sha256);
+            println!("  registry root (1.root.json) SHA-256: {}", r.root_sha256);
+            println!(
+                "  (the root is served at /v1/registry/1.root.json; login at /v1/login/hello)"
+            );
+            Ok(())
+        }
+        Command::Serve {
+            listen,
+            no_channel_binding,
+        } => {
+            let mut cfg = load_config(&data)?;
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            if no_channel_binding {
+                cfg.channel_binding = false;
+            }
+            let tls = kasane_host::server::tls_config(&cfg.tls_cert, &cfg.tls_key)
+                .context("loading the TLS certificate")?;
+            let listener = tokio::net::TcpListener::bind(&cfg.listen)
+                .await
+                .with_context(|| format!("binding {}", cfg.listen))?;
+            let addr = listener.local_addr().context("local address")?;
+            let host = setup::load_host(cfg, Arc::new(SystemClock))
+                .await
+                .context("loading the host")?;
+            tracing::info!(%addr, "listening (TLS 1.3)");
+            println!("listening on {addr}");
+            let app = kasane_host::server::app(host);
+            let shutdown = async {
+                let _ = tokio::signal::ctrl_c().await;
+                tracing::info!("shutting down");
+            };
+            kasane_host::server::run(listener, tls, app, shutdown)
+                .await
+                .context("serving")?;
+            Ok(())
+        }
+        Command::User { command } => {
+            let cfg = load_config(&data)?;
+            let st = store::open(&cfg.database_url)
+                .await
+                .context("opening the store")?;
+            match command {
+                UserCommand::Add { name, pairs, svg } => {
+                    let card = match pairs {
+                        Some(p) => {
+                            let text = std::fs::read_to_string(&p)
+                                .with_context(|| format!("reading {}", p.display()))?;
+                            CodeCard::parse(&name, &text)?
+                        }
+                        None => CodeCard::generate(&name),
+                    };
+                    let pw = read_password()?;
+                    setup::add_user(st.as_ref(), &card, pw.as_bytes(), SystemClock.now())
+                        .await
+                        .with_context(|| format!("adding {name}"))?;
+                    let svg_path =
+                        svg.unwrap_or_else(|| data.join("cards").join(format!("{name}.svg")));
+                    if let Some(parent) = svg_path.parent() {
+                        std::fs::create_dir_all(parent)
+                            .with_context(|| format!("creating {}", parent.display()))?;
+                    }
+                    std::fs::write(&svg_path, card.to_svg())
+                        .with_context(|| format!("writing {}", svg_path.display()))?;
+                    print!("{}", card.to_text());
+                    println!("(card written to {})", svg_path.display());
+                    Ok(())
+                }
+                UserCommand::List => {
+                    let now = SystemClock.now();
+                    for u in st.list_users().await.context("listing users")? {
+                        let lock = if u.throttle.is_locked(now) {
+                            " locked"
+                        } else {
+                            ""
+                        };
+                        println!(
+                            "{}\tpairs={}\tfailures={}{lock}",
+                            u.name, u.pair_count, u.throttle.failures
+                        );
+                    }
+                    Ok(())
+                }
+                UserCommand::Remove { name } => {
+                    if !st.remove_user(&name).await.context("removing")? {
+                        bail!("no user {name}");
+                    }
+                    println!("removed {name}");
+                    Ok(())
+                }
+                UserCommand::Unlock { name } => {
+                    if !st.unlock_user(&name).await.context("unlocking")? {
+                        bail!("no user {name}");
+                    }
+                    println!("unlocked {name}");
+                    Ok(())
+                }
+            }
+        }
+    }
+}

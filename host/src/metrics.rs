@@ -1,0 +1,198 @@
+//! Host metrics as Prometheus text (`GET /metrics`): logins by outcome, throttling,
+//! transform choices, sandbox errors by kind, derive latency. Atomics only: no lock is taken
+//! on the login path except the one for a new label value.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Latency buckets of the derive histogram, seconds.
+const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+/// A login's end, for `kasane_logins_total{outcome}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A session was opened.
+    Success,
+    /// The uniform failure (any reason).
+    Failure,
+    /// Refused while the user or source was locked.
+    Throttled,
+}
+
+/// The host's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    success: AtomicU64,
+    failure: AtomicU64,
+    throttled: AtomicU64,
+    locks: AtomicU64,
+    choices: Mutex<BTreeMap<String, u64>>,
+    sandbox_errors: Mutex<BTreeMap<String, u64>>,
+    derive_buckets: [AtomicU64; BUCKETS.len()],
+    derive_count: AtomicU64,
+    derive_micros: AtomicU64,
+}
+
+fn bump(map: &Mutex<BTreeMap<String, u64>>, key: &str) {
+    if let Ok(mut m) = map.lock() {
+        *m.entry(key.to_owned()).or_default() += 1;
+    }
+}
+
+impl Metrics {
+    /// Counts a login outcome.
+    pub fn login(&self, outcome: Outcome) {
+        match outcome {
+            Outcome::Success => &self.success,
+            Outcome::Failure => &self.failure,
+            Outcome::Throttled => &self.throttled,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a failure that locked a user or source.
+    pub fn lock_engaged(&self) {
+        self.locks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts the choice of a transform for a login.
+    pub fn transform_chosen(&self, name: &str) {
+        bump(&self.choices, name);
+    }
+
+    /// Counts a sandbox error by kind.
+    pub fn sandbox_error(&self, err: &kasane_sandbox::SandboxError) {
+        use kasane_sandbox::SandboxError as E;
+        let kind = match err {
+            E::OutOfFuel => "out_of_fuel",
+            E::MemoryLimit => "memory_limit",
+            E::TableLimit => "table_limit",
+            E::StackOverflow => "stack_overflow",
+            E::WallClockTimeout => "wall_clock_timeout",
+            E::Trap(_) => "trap",
+            E::BadAbi(_) => "bad_abi",
+            E::ForbiddenImport { .. } => "forbidden_import",
+            E::UnsupportedFeature(_) => "unsupported_feature",
+            E::BadOutput(_) => "bad_output",
+            E::ModuleTooLarge { .. } => "module_too_large",
+            E::InvalidWasm(_) => "invalid_wasm",
+            E::Guest(_) => "guest",
+            _ => "other",
+        };
+        bump(&self.sandbox_errors, kind);
+    }
+
+    /// Records one derive's wall-clock time.
+    pub fn derive_latency(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        for (b, slot) in BUCKETS.iter().zip(&self.derive_buckets) {
+            if secs <= *b {
+                slot.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.derive_count.fetch_add(1, Ordering::Relaxed);
+        self.derive_micros.fetch_add(
+            u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The Prometheus text exposition.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = writeln!(s, "# HELP kasane_logins_total Logins by outcome.");
+        let _ = writeln!(s, "# TYPE kasane_logins_total counter");
+        for (o, a) in [
+            ("success", &self.success),
+            ("failure", &self.failure),
+            ("throttled", &self.throttled),
+        ] {
+            let _ = writeln!(s, "kasane_logins_total{{outcome=\"{o}\"}} {}", g(a));
+        }
+        let _ = writeln!(
+            s,
+            "# HELP kasane_throttle_locks_total Failures that locked a user or source address."
+        );
+        let _ = writeln!(s, "# TYPE kasane_throttle_locks_total counter");
+        let _ = writeln!(s, "kasane_throttle_locks_total {}", g(&self.locks));
+        let _ = writeln!(
+            s,
+            "# HELP kasane_transform_choices_total Transforms chosen for logins."
+        );
+        let _ = writeln!(s, "# TYPE kasane_transform_choices_total counter");
+        if let Ok(m) = self.choices.lock() {
+            for (k, v) in m.iter() {
+                let _ = writeln!(
+                    s,
+                    "kasane_transform_choices_total{{transform=\"{}\"}} {v}",
+                    escape(k)
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            "# HELP kasane_sandbox_errors_total Sandbox errors by kind."
+        );
+        let _ = writeln!(s, "# TYPE kasane_sandbox_errors_total counter");
+        if let Ok(m) = self.sandbox_errors.lock() {
+            for (k, v) in m.iter() {
+                let _ = writeln!(s, "kasane_sandbox_errors_total{{kind=\"{k}\"}} {v}");
+            }
+        }
+        let _ = writeln!(
+            s,
+            "# HELP kasane_derive_seconds Host-side transform derive latency."
+        );
+        let _ = writeln!(s, "# TYPE kasane_derive_seconds histogram");
+        for (b, a) in BUCKETS.iter().zip(&self.derive_buckets) {
+            let _ = writeln!(s, "kasane_derive_seconds_bucket{{le=\"{b}\"}} {}", g(a));
+        }
+        let count = g(&self.derive_count);
+        let _ = writeln!(s, "kasane_derive_seconds_bucket{{le=\"+Inf\"}} {count}");
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "a metric sum, precision is irrelevant"
+        )]
+        let sum = g(&self.derive_micros) as f64 / 1e6;
+        let _ = writeln!(s, "kasane_derive_seconds_sum {sum}");
+        let _ = writeln!(s, "kasane_derive_seconds_count {count}");
+        s
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histogram() {
+        let m = Metrics::default();
+        m.login(Outcome::Success);
+        m.login(Outcome::Failure);
+        m.login(Outcome::Failure);
+        m.transform_chosen("ocra");
+        m.sandbox_error(&kasane_sandbox::SandboxError::OutOfFuel);
+        m.derive_latency(Duration::from_millis(3));
+        let t = m.render();
+        assert!(
+            t.contains("kasane_logins_total{outcome=\"failure\"} 2"),
+            "{t}"
+        );
+        assert!(t.contains("kasane_transform_choices_total{transform=\"ocra\"} 1"));
+        assert!(t.contains("kasane_sandbox_errors_total{kind=\"out_of_fuel\"} 1"));
+        assert!(t.contains("kasane_derive_seconds_bucket{le=\"0.005\"} 1"));
+        assert!(t.contains("kasane_derive_seconds_bucket{le=\"0.0025\"} 0"));
+        assert!(t.contains("kasane_derive_seconds_count 1"));
+    }
+}

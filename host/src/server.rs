@@ -1,0 +1,268 @@
+//! HTTP over TLS 1.3: [`app`] builds the router, [`run`] serves it.
+//!
+//! | method, path | body in → out |
+//! |---|---|
+//! | `POST /v1/login/hello` | `HelloRequest` → `HelloResponse` |
+//! | `POST /v1/login/password` | `PasswordRequest` → `ChallengeBundle` |
+//! | `POST /v1/login/response` | `ResponseRequest` → `ResponseAccept` |
+//! | `GET /v1/session` | bearer token → `200` (user name) or the uniform failure |
+//! | `POST /v1/logout` | bearer token → `204` or the uniform failure |
+//! | `GET /v1/registry/{path}` | a repository file (`root.json`, `snapshot.json`, …) |
+//! | `GET /v1/modules/{sha256}.wasm` | a module's bytes |
+//! | `GET /healthz`, `GET /metrics` | `ok`; Prometheus text |
+//!
+//! Every failed login step is `401` with the two-byte `LoginFailure` body; a body that is
+//! not a message of the expected kind is `400 malformed request`; one over the configured
+//! size is `413`. [`run`] accepts TLS 1.3 only (ALPN `h2` and `http/1.1`) and hands every
+//! request its connection's [`ConnInfo`]: the peer address (throttling) and the RFC 9266
+//! `EXPORTER-Channel-Binding` value (32 bytes) that enters the transcript.
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use kasane_protocol::wire::{LoginFailure, Message};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+
+use crate::HostError;
+use crate::login::{Host, LoginError};
+
+/// The RFC 9266 exporter label.
+pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-Channel-Binding";
+
+/// What a request knows of its connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// The TLS exporter value of the connection (RFC 9266), if any.
+    pub channel_binding: Option<[u8; 32]>,
+}
+
+type Conn = Option<Extension<ConnInfo>>;
+
+fn source(conn: &Conn) -> IpAddr {
+    conn.as_ref()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.peer.ip())
+}
+
+fn octets(bytes: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+}
+
+/// The uniform failure answer: `401` and the encoded `LoginFailure`.
+#[must_use]
+pub fn failure() -> Response {
+    let body = LoginFailure.encode().unwrap_or_else(|_| vec![1, 7]);
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        body,
+    )
+        .into_response()
+}
+
+fn answer(host: &Host, step: &str, r: Result<Vec<u8>, LoginError>) -> Response {
+    match r {
+        Ok(b) => octets(b),
+        Err(LoginError::Malformed(e)) => {
+            tracing::debug!(step, error = %e, "malformed request");
+            (StatusCode::BAD_REQUEST, "malformed request\n").into_response()
+        }
+        Err(LoginError::Failed(why)) => {
+            tracing::info!(step, why, "login step failed");
+            host.count_failure();
+            failure()
+        }
+        Err(LoginError::Internal(e)) => {
+            tracing::error!(step, error = %e, cause = ?std::error::Error::source(&e), "host error during login");
+            host.count_failure();
+            failure()
+        }
+    }
+}
+
+async fn hello(State(host): State<Arc<Host>>, conn: Conn, body: Bytes) -> Response {
+    let cb = conn.as_ref().and_then(|c| c.0.channel_binding);
+    let r = host.hello(&body, cb.as_ref());
+    answer(&host, "hello", r)
+}
+
+async fn password(State(host): State<Arc<Host>>, conn: Conn, body: Bytes) -> Response {
+    let r = host.password(&body, source(&conn)).await;
+    answer(&host, "password", r)
+}
+
+async fn response(State(host): State<Arc<Host>>, conn: Conn, body: Bytes) -> Response {
+    let r = host.response(&body, source(&conn)).await;
+    answer(&host, "response", r)
+}
+
+/// The bearer token of `Authorization: Bearer <64 hex>`.
+fn bearer(headers: &HeaderMap) -> Option<[u8; 32]> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let hex_token = v.strip_prefix("Bearer ")?.trim();
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex_token, &mut out).ok()?;
+    Some(out)
+}
+
+async fn session(State(host): State<Arc<Host>>, headers: HeaderMap) -> Response {
+    let Some(token) = bearer(&headers) else {
+        return failure();
+    };
+    match host.session(&token).await {
+        Ok(Some(s)) => (StatusCode::OK, s.user).into_response(),
+        Ok(None) => failure(),
+        Err(e) => {
+            tracing::error!(error = %e, "session lookup");
+            failure()
+        }
+    }
+}
+
+async fn logout(State(host): State<Arc<Host>>, headers: HeaderMap) -> Response {
+    let Some(token) = bearer(&headers) else {
+        return failure();
+    };
+    match host.logout(&token).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => failure(),
+        Err(e) => {
+            tracing::error!(error = %e, "logout");
+            failure()
+        }
+    }
+}
+
+async fn registry_file(State(host): State<Arc<Host>>, UrlPath(path): UrlPath<String>) -> Response {
+    match host.registry().file(&path) {
+        Some(b) => ([(header::CONTENT_TYPE, "application/json")], b).into_response(),
+        None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+    }
+}
+
+async fn module_file(State(host): State<Arc<Host>>, UrlPath(file): UrlPath<String>) -> Response {
+    let hash = file
+        .strip_suffix(".wasm")
+        .and_then(|h| kasane_registry::Sha256Hash::from_hex(h).ok());
+    match hash.map(|h| host.registry().module_bytes(&h)) {
+        Some(Ok(b)) => ([(header::CONTENT_TYPE, "application/wasm")], b).into_response(),
+        _ => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+    }
+}
+
+async fn metrics(State(host): State<Arc<Host>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        host.metrics().render(),
+    )
+        .into_response()
+}
+
+/// The router: login, session, logout, registry files, modules, `/healthz`, `/metrics`,
+/// with the configured body size limit.
+pub fn app(host: Arc<Host>) -> Router {
+    let limit = host.config().max_body_bytes;
+    Router::new()
+        .route("/v1/login/hello", post(hello))
+        .route("/v1/login/password", post(password))
+        .route("/v1/login/response", post(response))
+        .route("/v1/session", get(session))
+        .route("/v1/logout", post(logout))
+        .route("/v1/registry/{*path}", get(registry_file))
+        .route("/v1/modules/{file}", get(module_file))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(host)
+}
+
+/// A rustls server configuration: TLS 1.3 only, ring, ALPN `h2` and `http/1.1`, with the
+/// PEM certificate chain and key at these paths.
+pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, HostError> {
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| HostError::Tls(format!("certificate {}: {e}", cert.display())))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| HostError::Tls(format!("key {}: {e}", key.display())))?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .map_err(|e| HostError::Tls(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| HostError::Tls(e.to_string()))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// Serves `app` over TLS on `listener` until `shutdown` completes. Each connection gets a
+/// [`ConnInfo`] extension with its peer address and exporter value.
+pub async fn run(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), HostError> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let mut ekm = [0u8; 32];
+            let exported = tls
+                .get_ref()
+                .1
+                .export_keying_material(&mut ekm, EXPORTER_LABEL, None)
+                .is_ok();
+            let channel_binding = exported.then_some(ekm);
+            let svc = app.layer(Extension(ConnInfo {
+                peer,
+                channel_binding,
+            }));
+            let svc = hyper_util::service::TowerToHyperService::new(svc);
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            if let Err(e) = builder
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+        });
+    }
+}

@@ -1,0 +1,467 @@
+//! Data directories and users: `kasane-host init`, loading a host from a data directory,
+//! and `user add` with its code card.
+//!
+//! A data directory holds `kasane.toml`, `kasane.db` (SQLite), `tls/cert.pem` and
+//! `tls/key.pem` (self-signed), `keys/` (development keys of every registry role, mode
+//! 0600 — the host itself needs only `host.key` and `snapshot.key`), `registry/` (the signed
+//! repository clients fetch) and `modules/<sha256>.wasm`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
+use kasane_registry::keys::read_key_file;
+use kasane_registry::metadata::targets::Profile as RegProfile;
+use kasane_registry::repo::{Lifetimes, dev_init, target_entry};
+use kasane_sandbox::{Limits, Sandbox, SandboxConfig};
+use rand::Rng;
+use rand_core::{OsRng, RngCore};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::HostError;
+use crate::config::{CONFIG_FILE, Config};
+use crate::crypto::{SALT_LEN, hash_password, response_verifier};
+use crate::login::{Host, card_prompts};
+use crate::registry::{HostRegistry, module_path};
+use crate::store::{self, ChallengePair, Clock, NewUser, Store};
+
+/// A built-in transform published by `init`.
+#[derive(Debug, Clone, Copy)]
+pub struct Builtin {
+    /// Registry name.
+    pub name: &'static str,
+    /// The module (from `guest-transforms/dist`, embedded in the binary).
+    pub wasm: &'static [u8],
+    /// Its profile.
+    pub profile: RegProfile,
+    /// Params.
+    pub params: &'static str,
+    /// Fuel budget.
+    pub fuel: u64,
+    /// Rollout weight.
+    pub weight: u32,
+}
+
+/// The built-in transforms `init` publishes, with their params and weights.
+pub const BUILTINS: [Builtin; 6] = [
+    Builtin {
+        name: "sha256-chain",
+        wasm: include_bytes!("../../guest-transforms/dist/sha256-chain.wasm"),
+        profile: RegProfile::Pure,
+        params: "",
+        fuel: 50_000_000,
+        weight: 30,
+    },
+    Builtin {
+        name: "hmac-sha256",
+        wasm: include_bytes!("../../guest-transforms/dist/hmac-sha256.wasm"),
+        profile: RegProfile::Pure,
+        params: "",
+        fuel: 50_000_000,
+        weight: 30,
+    },
+    Builtin {
+        name: "blake2s-keyed",
+        wasm: include_bytes!("../../guest-transforms/dist/blake2s-keyed.wasm"),
+        profile: RegProfile::Pure,
+        params: "",
+        fuel: 50_000_000,
+        weight: 20,
+    },
+    Builtin {
+        name: "pbkdf2-sha256",
+        wasm: include_bytes!("../../guest-transforms/dist/pbkdf2-sha256.wasm"),
+        profile: RegProfile::Pure,
+        params: "1000",
+        fuel: 50_000_000,
+        weight: 10,
+    },
+    // Digits 0: the raw 32-byte HMAC, not 8 decimal digits, as key material. K = responses[0].
+    Builtin {
+        name: "ocra",
+        wasm: include_bytes!("../../guest-transforms/dist/ocra.wasm"),
+        profile: RegProfile::Pure,
+        params: "OCRA-1:HOTP-SHA256-0:C-QA08",
+        fuel: 50_000_000,
+        weight: 5,
+    },
+    Builtin {
+        name: "sha256-wasi-c",
+        wasm: include_bytes!("../../guest-transforms/dist/sha256-wasi-c.wasm"),
+        profile: RegProfile::Wasi,
+        params: "",
+        fuel: 50_000_000,
+        weight: 5,
+    },
+];
+
+/// What `init` made, for the message telling how a client connects.
+#[derive(Debug, Clone)]
+pub struct InitReport {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The address the host will listen on.
+    pub listen: String,
+    /// SHA-256 of the TLS certificate (DER), hex: what a client pins.
+    pub cert_sha256: String,
+    /// SHA-256 of `registry/1.root.json`, hex: the root a client pins.
+    pub root_sha256: String,
+    /// The built-ins published.
+    pub published: Vec<String>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HostError + '_ {
+    move |e| HostError::io(path, e)
+}
+
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), HostError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    std::fs::write(path, bytes).map_err(io(path))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io(path))?;
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    Ok(())
+}
+
+/// A self-signed certificate for `localhost` and `127.0.0.1`: (certificate PEM, key PEM,
+/// certificate DER).
+pub fn self_signed_cert() -> Result<(String, Zeroizing<String>, Vec<u8>), HostError> {
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .map_err(|e| HostError::Tls(e.to_string()))?;
+    Ok((
+        ck.cert.pem(),
+        Zeroizing::new(ck.key_pair.serialize_pem()),
+        ck.cert.der().to_vec(),
+    ))
+}
+
+/// `kasane-host init`: makes a working data directory (refusing one that already has a
+/// configuration). `listen` overrides the default listen address.
+pub async fn init(
+    data_dir: &Path,
+    listen: Option<&str>,
+    now: u64,
+) -> Result<InitReport, HostError> {
+    let cfg_path = data_dir.join(CONFIG_FILE);
+    if cfg_path.exists() {
+        return Err(HostError::Config(format!(
+            "{} exists: refusing to initialize over it",
+            cfg_path.display()
+        )));
+    }
+    std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
+    let mut cfg = Config::default();
+    if let Some(l) = listen {
+        cfg.listen = l.to_owned();
+    }
+    let text = cfg.to_toml()?;
+    let mut resolved = cfg.clone();
+    resolved.resolve(data_dir);
+
+    let (cert_pem, key_pem, cert_der) = self_signed_cert()?;
+    write_file(&resolved.tls_cert, cert_pem.as_bytes(), 0o644)?;
+    write_file(&resolved.tls_key, key_pem.as_bytes(), 0o600)?;
+
+    let life = Lifetimes::default();
+    let mut repo = dev_init(&resolved.registry_dir, &resolved.keys_dir, now, &life)?;
+    let targets_key = read_key_file(&resolved.keys_dir.join("targets.key"))?;
+    let snapshot_key = read_key_file(&resolved.keys_dir.join("snapshot.key"))?;
+    let mut published = Vec::new();
+    for b in BUILTINS {
+        let entry = target_entry(
+            b.name,
+            b.wasm,
+            b.profile,
+            b.fuel,
+            Limits::default().memory_bytes,
+            b.params.as_bytes().to_vec(),
+            b.weight,
+        )?;
+        write_file(
+            &module_path(&resolved.modules_dir, &entry.sha256),
+            b.wasm,
+            0o644,
+        )?;
+        repo.add_target(entry, &[&targets_key], now, &life)?;
+        published.push(b.name.to_owned());
+    }
+    repo.snapshot(&[&snapshot_key], now, &life)?;
+    repo.save(&resolved.registry_dir)?;
+
+    // Creates the database and runs its migrations now, so `serve` finds a ready store.
+    store::open(&resolved.database_url).await?;
+    write_file(&cfg_path, text.as_bytes(), 0o644)?;
+
+    let root = std::fs::read(resolved.registry_dir.join("1.root.json"))
+        .map_err(io(&resolved.registry_dir))?;
+    Ok(InitReport {
+        data_dir: data_dir.to_owned(),
+        listen: cfg.listen,
+        cert_sha256: hex::encode(Sha256::digest(&cert_der)),
+        root_sha256: hex::encode(Sha256::digest(&root)),
+        published,
+    })
+}
+
+/// Reads the Ed25519 signing key of a registry key file (`keys/host.key`).
+pub fn read_signing_key(path: &Path) -> Result<SigningKey, HostError> {
+    // Checks the file (format, public half) with the registry's own reader first.
+    read_key_file(path)?;
+    let bytes = Zeroizing::new(std::fs::read(path).map_err(io(path))?);
+    let v: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|_| HostError::Config(format!("{}: not a key file", path.display())))?;
+    let secret = v
+        .get("secret")
+        .and_then(|s| s.as_str())
+        .ok_or_else(|| HostError::Config(format!("{}: no secret", path.display())))?;
+    let mut seed = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(secret, &mut *seed)
+        .map_err(|_| HostError::Config(format!("{}: bad secret", path.display())))?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// The host's sandbox: the default (pooling) configuration, with a fuel cap high enough
+/// that registry entries, not the host, set the budget (both sides must use the same one).
+pub fn host_sandbox() -> Result<Sandbox, HostError> {
+    Ok(Sandbox::new(SandboxConfig {
+        max_limits: Limits {
+            fuel: 2_000_000_000,
+            ..Limits::default()
+        },
+        ..SandboxConfig::default()
+    })?)
+}
+
+/// Builds a host from a resolved configuration: opens the store (running migrations), the
+/// registry and the host key.
+pub async fn load_host(cfg: Config, clock: Arc<dyn Clock>) -> Result<Arc<Host>, HostError> {
+    let store = store::open(&cfg.database_url).await?;
+    load_host_with_store(cfg, store, clock)
+}
+
+/// Like [`load_host`] with a store opened by the caller (tests, custom pools).
+pub fn load_host_with_store(
+    cfg: Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<Host>, HostError> {
+    let registry = HostRegistry::open(
+        &cfg.registry_dir,
+        &cfg.modules_dir,
+        &cfg.keys_dir,
+        host_sandbox()?,
+    )?;
+    let host_key = read_signing_key(&cfg.keys_dir.join("host.key"))?;
+    Ok(Arc::new(Host::new(cfg, store, registry, host_key, clock)))
+}
+
+/// A user's code card: challenge → response, as issued.
+pub struct CodeCard {
+    /// The user.
+    pub user: String,
+    /// (prompt, response) in card order.
+    pub pairs: Vec<(String, Zeroizing<String>)>,
+}
+
+impl std::fmt::Debug for CodeCard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeCard")
+            .field("user", &self.user)
+            .field("pairs", &self.pairs.len())
+            .finish()
+    }
+}
+
+/// Characters of generated responses: no look-alikes (0/O, 1/I/L, 2/Z, 5/S, 8/B).
+const RESPONSE_ALPHABET: &[u8] = b"ACDEFGHJKMNPQRTUVWXY34679";
+/// Length of a generated response.
+pub const RESPONSE_LEN: usize = 4;
+
+impl CodeCard {
+    /// A fresh card on the standard grid (`A1`…`E8`) with random responses.
+    #[must_use]
+    pub fn generate(user: &str) -> Self {
+        let pairs = card_prompts()
+            .into_iter()
+            .map(|p| {
+                let r: String = (0..RESPONSE_LEN)
+                    .map(|_| {
+                        char::from(RESPONSE_ALPHABET[OsRng.gen_range(0..RESPONSE_ALPHABET.len())])
+                    })
+                    .collect();
+                (p, Zeroizing::new(r))
+            })
+            .collect();
+        Self {
+            user: user.to_owned(),
+            pairs,
+        }
+    }
+
+    /// Custom pairs: one `PROMPT RESPONSE` per line; blank lines and `#` comments skipped.
+    pub fn parse(user: &str, text: &str) -> Result<Self, HostError> {
+        let mut pairs = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut it = line.split_whitespace();
+            match (it.next(), it.next(), it.next()) {
+                (Some(p), Some(r), None) if p.len() <= kasane_protocol::wire::MAX_PROMPT_LEN => {
+                    pairs.push((p.to_owned(), Zeroizing::new(r.to_owned())));
+                }
+                _ => {
+                    return Err(HostError::Config(format!(
+                        "pairs line {}: expected `PROMPT RESPONSE`",
+                        i + 1
+                    )));
+                }
+            }
+        }
+        if pairs.is_empty() {
+            return Err(HostError::Config("no pairs".into()));
+        }
+        Ok(Self {
+            user: user.to_owned(),
+            pairs,
+        })
+    }
+
+    /// The card as text: a grid when it is the standard card, else one pair per line.
+    #[must_use]
+    pub fn to_text(&self) -> String {
+        let mut s = format!("Kasane code card for {}\n", self.user);
+        let standard: Vec<String> = card_prompts();
+        let is_grid = self.pairs.len() == standard.len()
+            && self.pairs.iter().zip(&standard).all(|((p, _), q)| p == q);
+        if is_grid {
+            s.push_str("    ");
+            for c in crate::login::CARD_COLUMNS.chars() {
+                s.push_str(&format!(" {c:<width$}", width = RESPONSE_LEN));
+            }
+            s.push('\n');
+            for (row, chunk) in self
+                .pairs
+                .chunks(crate::login::CARD_COLUMNS.len())
+                .enumerate()
+            {
+                s.push_str(&format!("{:>3} ", row + 1));
+                for (_, r) in chunk {
+                    s.push_str(&format!(" {:<width$}", r.as_str(), width = RESPONSE_LEN));
+                }
+                s.push('\n');
+            }
+        } else {
+            for (p, r) in &self.pairs {
+                s.push_str(&format!("{p}\t{}\n", r.as_str()));
+            }
+        }
+        s
+    }
+
+    /// The card as an SVG image (a table of prompt → response).
+    #[must_use]
+    pub fn to_svg(&self) -> String {
+        let cols = 5usize;
+        let rows = self.pairs.len().div_ceil(cols);
+        let (cw, ch) = (130, 28);
+        let w = cols * cw + 20;
+        let h = rows * ch + 50;
+        let esc = |t: &str| {
+            t.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+        };
+        let mut s = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"monospace\" font-size=\"16\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\" stroke=\"black\"/>\n<text x=\"10\" y=\"24\" font-weight=\"bold\">Kasane code card: {}</text>\n",
+            esc(&self.user)
+        );
+        for (i, (p, r)) in self.pairs.iter().enumerate() {
+            let x = 10 + (i % cols) * cw;
+            let y = 50 + (i / cols) * ch;
+            s.push_str(&format!(
+                "<text x=\"{x}\" y=\"{y}\"><tspan fill=\"gray\">{}</tspan> {}</text>\n",
+                esc(p),
+                esc(r)
+            ));
+        }
+        s.push_str("</svg>\n");
+        s
+    }
+}
+
+/// `user add`: stores the user with an argon2id password hash and one verifier per pair
+/// (fresh 16-byte salts). The responses themselves are not stored.
+pub async fn add_user(
+    store: &dyn Store,
+    card: &CodeCard,
+    password: &[u8],
+    now: u64,
+) -> Result<(), HostError> {
+    let password = Zeroizing::new(password.to_vec());
+    let responses: Vec<(String, Zeroizing<String>)> = card.pairs.clone();
+    let (password_hash, pairs) = tokio::task::spawn_blocking(move || {
+        let h = hash_password(&password)?;
+        let mut pairs = Vec::with_capacity(responses.len());
+        for (prompt, response) in &responses {
+            let mut salt = vec![0u8; SALT_LEN];
+            OsRng.fill_bytes(&mut salt);
+            let verifier = response_verifier(response, &salt)?;
+            pairs.push(ChallengePair {
+                prompt: prompt.clone(),
+                salt,
+                verifier,
+            });
+        }
+        Ok::<_, HostError>((h, pairs))
+    })
+    .await
+    .map_err(|_| HostError::Hash("hashing task aborted".into()))??;
+    store
+        .create_user(
+            &NewUser {
+                name: card.user.clone(),
+                password_hash,
+                pairs,
+            },
+            now,
+        )
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_card_covers_the_grid_and_renders() {
+        let c = CodeCard::generate("alice");
+        assert_eq!(c.pairs.len(), 40);
+        assert!(c.pairs.iter().all(|(_, r)| r.len() == RESPONSE_LEN));
+        let t = c.to_text();
+        assert!(t.contains(c.pairs[0].1.as_str()));
+        assert_eq!(t.lines().count(), 2 + 8);
+        let svg = c.to_svg();
+        assert!(svg.starts_with("<svg") && svg.contains(c.pairs[39].1.as_str()));
+    }
+
+    #[test]
+    fn custom_pairs_parse_and_refuse_garbage() {
+        let c = CodeCard::parse("bob", "# card\nA1 xy12\n\nB2  QQ99\n").unwrap();
+        assert_eq!(c.pairs.len(), 2);
+        assert_eq!(c.pairs[1].0, "B2");
+        assert!(CodeCard::parse("bob", "A1\n").is_err());
+        assert!(CodeCard::parse("bob", "").is_err());
+    }
+}

@@ -1,0 +1,421 @@
+//! A test host over real TLS on 127.0.0.1:0 and a test client built on kasane-protocol.
+#![allow(dead_code, reason = "each test file uses a different subset")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failure is a test failure"
+)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use ed25519_dalek::VerifyingKey;
+use http_body_util::{BodyExt, Full};
+use hyper::StatusCode;
+use kasane_host::config::Config;
+use kasane_host::crypto::response_verifier;
+use kasane_host::login::Host;
+use kasane_host::setup::{self, CodeCard};
+use kasane_host::store::{Clock, ManualClock, Store, SystemClock};
+use kasane_protocol::wire::{ChallengeBundle, Message, Profile, ResponseAccept};
+use kasane_protocol::{ClientAwaitAccept, ClientChallenge, ClientHello, ClientPassword, Session};
+use kasane_sandbox::{Allocator, Limits, Sandbox, SandboxConfig, Transform};
+use rand_core::OsRng;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use tokio::net::TcpStream;
+use zeroize::Zeroizing;
+
+/// A card of four pairs (cheap argon2 work in tests).
+pub(crate) const CARD: &str = "A1 KM4Q\nB1 TX7W\nC1 HH3R\nD1 PV9C\n";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
+
+pub(crate) fn card_map() -> HashMap<String, String> {
+    CARD.lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            Some((it.next()?.to_owned(), it.next()?.to_owned()))
+        })
+        .collect()
+}
+
+pub(crate) struct TestHost {
+    pub(crate) addr: SocketAddr,
+    pub(crate) host: Arc<Host>,
+    pub(crate) clock: Arc<ManualClock>,
+    pub(crate) cert_der: Vec<u8>,
+    pub(crate) cfg: Config,
+    pub(crate) dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    modules: Mutex<HashMap<[u8; 32], Transform>>,
+    sandbox: Sandbox,
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// Starts a host on a fresh data directory (made by `init`), with a manual clock.
+pub(crate) async fn start(tweak: impl FnOnce(&mut Config)) -> TestHost {
+    start_with_store(tweak, None).await
+}
+
+pub(crate) async fn start_with_store(
+    tweak: impl FnOnce(&mut Config),
+    store: Option<Arc<dyn Store>>,
+) -> TestHost {
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemClock.now();
+    setup::init(dir.path(), None, now).await.unwrap();
+    let mut cfg =
+        Config::from_toml(&std::fs::read_to_string(dir.path().join("kasane.toml")).unwrap())
+            .unwrap();
+    cfg.resolve(dir.path());
+    // Tests make many failures from 127.0.0.1: throttling gets its own test.
+    cfg.throttle.free_failures = 1000;
+    tweak(&mut cfg);
+    let clock = Arc::new(ManualClock::new(now));
+    let host = match store {
+        Some(st) => setup::load_host_with_store(cfg.clone(), st, clock.clone()).unwrap(),
+        None => setup::load_host(cfg.clone(), clock.clone()).await.unwrap(),
+    };
+    let tls = kasane_host::server::tls_config(&cfg.tls_cert, &cfg.tls_key).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let app = kasane_host::server::app(host.clone());
+    tokio::spawn(kasane_host::server::run(listener, tls, app, async move {
+        let _ = rx.await;
+    }));
+    let cert_der = CertificateDer::from_pem_file(&cfg.tls_cert)
+        .unwrap()
+        .to_vec();
+    let sandbox = Sandbox::new(SandboxConfig {
+        allocator: Allocator::OnDemand,
+        max_limits: Limits {
+            fuel: 2_000_000_000,
+            ..Limits::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    TestHost {
+        addr,
+        host,
+        clock,
+        cert_der,
+        cfg,
+        dir,
+        stop: Some(tx),
+        modules: Mutex::new(HashMap::new()),
+        sandbox,
+    }
+}
+
+impl TestHost {
+    pub(crate) async fn add_user(&self, name: &str) {
+        let card = CodeCard::parse(name, CARD).unwrap();
+        setup::add_user(
+            self.host.store().as_ref(),
+            &card,
+            PASSWORD.as_bytes(),
+            self.clock.now(),
+        )
+        .await
+        .unwrap();
+    }
+
+    pub(crate) fn host_key(&self) -> VerifyingKey {
+        VerifyingKey::from_bytes(&self.host.host_public_key()).unwrap()
+    }
+
+    pub(crate) async fn connect(&self) -> Conn {
+        connect(self.addr, &self.cert_der).await
+    }
+
+    /// The module a bundle names, fetched from the host over HTTP and checked, loaded once.
+    pub(crate) async fn transform(&self, conn: &mut Conn, bundle: &ChallengeBundle) -> Transform {
+        if let Some(t) = self.modules.lock().unwrap().get(&bundle.module.sha256) {
+            return t.clone();
+        }
+        let (status, bytes) = conn
+            .get(
+                &format!("/v1/modules/{}.wasm", hex::encode(bundle.module.sha256)),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        use sha2::Digest;
+        assert_eq!(
+            <[u8; 32]>::from(sha2::Sha256::digest(&bytes)),
+            bundle.module.sha256
+        );
+        assert_eq!(bytes.len() as u64, bundle.module.length);
+        let profile = match bundle.module.profile {
+            Profile::Pure => kasane_sandbox::Profile::Pure,
+            Profile::Wasi => kasane_sandbox::Profile::Wasi,
+        };
+        let t = self
+            .sandbox
+            .load(
+                &bytes,
+                profile,
+                Limits {
+                    fuel: bundle.module.fuel,
+                    memory_bytes: bundle.module.memory,
+                    ..Limits::default()
+                },
+            )
+            .unwrap();
+        self.modules
+            .lock()
+            .unwrap()
+            .insert(bundle.module.sha256, t.clone());
+        t
+    }
+}
+
+/// Accepts exactly one certificate (pinned), with real TLS 1.3 signature checks.
+#[derive(Debug)]
+struct Pinned {
+    der: Vec<u8>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.der.as_slice() {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General("certificate not pinned".into()))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+pub(crate) fn client_config(
+    cert_der: &[u8],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned {
+            der: cert_der.to_vec(),
+            provider,
+        }))
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+    Arc::new(cfg)
+}
+
+/// One HTTP/1.1 connection over TLS 1.3, and its RFC 9266 exporter value.
+pub(crate) struct Conn {
+    send: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    pub(crate) exporter: [u8; 32],
+}
+
+pub(crate) async fn connect(addr: SocketAddr, cert_der: &[u8]) -> Conn {
+    let cfg = client_config(cert_der, &[&rustls::version::TLS13], &[b"http/1.1"]);
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(cfg)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let mut exporter = [0u8; 32];
+    tls.get_ref()
+        .1
+        .export_keying_material(&mut exporter, b"EXPORTER-Channel-Binding", None)
+        .unwrap();
+    let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    Conn { send, exporter }
+}
+
+impl Conn {
+    pub(crate) async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        bearer: Option<[u8; 32]>,
+    ) -> (StatusCode, Vec<u8>) {
+        let mut b = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost");
+        if let Some(t) = bearer {
+            b = b.header("authorization", format!("Bearer {}", hex::encode(t)));
+        }
+        let req = b.body(Full::new(Bytes::from(body))).unwrap();
+        self.send.ready().await.unwrap();
+        let resp = self.send.send_request(req).await.unwrap();
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        (status, body)
+    }
+
+    pub(crate) async fn post(&mut self, path: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
+        self.request("POST", path, body, None).await
+    }
+
+    pub(crate) async fn get(
+        &mut self,
+        path: &str,
+        bearer: Option<[u8; 32]>,
+    ) -> (StatusCode, Vec<u8>) {
+        self.request("GET", path, Vec::new(), bearer).await
+    }
+}
+
+/// The uniform failure answer.
+pub(crate) fn uniform_failure() -> (StatusCode, Vec<u8>) {
+    (
+        StatusCode::UNAUTHORIZED,
+        kasane_protocol::LoginFailure.encode().unwrap(),
+    )
+}
+
+pub(crate) async fn hello(
+    th: &TestHost,
+    conn: &mut Conn,
+    profiles: Vec<Profile>,
+) -> ClientPassword {
+    let client = ClientHello::new(&mut OsRng, profiles).unwrap();
+    let (status, body) = conn
+        .post("/v1/login/hello", client.request_bytes().to_vec())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    client
+        .receive(&body, &[th.host_key()], Some(&conn.exporter))
+        .unwrap()
+}
+
+/// hello and password: the challenge bundle, or the failure answer.
+pub(crate) async fn to_bundle(
+    th: &TestHost,
+    conn: &mut Conn,
+    user: &str,
+    password: &str,
+    profiles: Vec<Profile>,
+) -> Result<ClientChallenge, (StatusCode, Vec<u8>)> {
+    let cp = hello(th, conn, profiles).await;
+    let (awaiting, bytes) = cp.request(user, password.as_bytes()).unwrap();
+    let (status, body) = conn.post("/v1/login/password", bytes).await;
+    if status != StatusCode::OK {
+        return Err((status, body));
+    }
+    Ok(awaiting.receive(&body).unwrap())
+}
+
+/// The verifiers for a bundle's challenges from `answers` (prompt → response; a prompt
+/// without an answer gets a wrong one).
+pub(crate) fn verifiers(
+    ch: &ClientChallenge,
+    answers: &HashMap<String, String>,
+) -> Vec<Zeroizing<Vec<u8>>> {
+    ch.bundle()
+        .challenges
+        .iter()
+        .map(|c| {
+            let r = answers.get(&c.prompt).map_or("ZZZZ", String::as_str);
+            response_verifier(r, &c.salt).unwrap()
+        })
+        .collect()
+}
+
+/// Runs the transform and builds the response request.
+pub(crate) async fn respond(
+    th: &TestHost,
+    conn: &mut Conn,
+    ch: ClientChallenge,
+    answers: &HashMap<String, String>,
+) -> (ClientAwaitAccept, Vec<u8>) {
+    let transform = th.transform(conn, ch.bundle()).await;
+    let input = ch.auth_input(&verifiers(&ch, answers)).unwrap();
+    // A wasi transform blocks on its own runtime: never on an async worker.
+    let t = tokio::task::spawn_blocking(move || {
+        kasane_protocol::with_derive_input(&input, |v| transform.derive(v))
+            .unwrap()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    ch.respond(t.key.as_bytes()).unwrap()
+}
+
+/// A whole good login: the client's session and the session token.
+pub(crate) async fn login(
+    th: &TestHost,
+    conn: &mut Conn,
+    user: &str,
+) -> (Session, [u8; 32], ChallengeBundle) {
+    let ch = to_bundle(th, conn, user, PASSWORD, vec![Profile::Pure, Profile::Wasi])
+        .await
+        .expect("bundle");
+    let bundle = ch.bundle().clone();
+    let (awaiting, bytes) = respond(th, conn, ch, &card_map()).await;
+    let (status, body) = conn.post("/v1/login/response", bytes).await;
+    assert_eq!(status, StatusCode::OK, "login of {user} failed");
+    let token = ResponseAccept::decode(&body).unwrap().session_token;
+    (awaiting.receive(&body).unwrap(), token, bundle)
+}

@@ -1,0 +1,303 @@
+//! The login over real TLS 1.3 on 127.0.0.1:0, driven by a client built on kasane-protocol.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+
+use common::*;
+use hyper::StatusCode;
+use kasane_host::store::Clock;
+use kasane_protocol::wire::{Message, Profile, ResponseRequest};
+
+const BOTH: [Profile; 2] = [Profile::Pure, Profile::Wasi];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn good_login_both_sides_agree_on_keys() {
+    let th = start(|_| {}).await;
+    th.add_user("alice").await;
+    let mut conn = th.connect().await;
+    let (session, token, bundle) = login(&th, &mut conn, "alice").await;
+    // The host's stored session holds the same secret and id.
+    let hash = kasane_host::login::token_hash(&token);
+    let stored = th
+        .host
+        .store()
+        .touch_session(&hash, th.clock.now(), 900)
+        .await
+        .unwrap()
+        .expect("session stored");
+    assert_eq!(stored.secret.as_slice(), session.secret().expose_secret());
+    assert_eq!(stored.session_id.as_slice(), session.session_id());
+    assert_eq!(stored.user, "alice");
+    // The bundle: counter 1, a ticket, n in the configured range, a module of the registry.
+    assert_eq!(bundle.counter, 1);
+    assert!(!bundle.ticket.is_empty());
+    assert!((2..=3).contains(&bundle.challenges.len()));
+    let (status, body) = conn.get("/v1/session", Some(token)).await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (StatusCode::OK, b"alice".as_slice())
+    );
+    // Logout ends it.
+    let (status, _) = conn
+        .request("POST", "/v1/logout", vec![], Some(token))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        conn.get("/v1/session", Some(token)).await,
+        uniform_failure()
+    );
+    // A second login gets a higher counter.
+    let (_, _, bundle) = login(&th, &mut conn, "alice").await;
+    assert_eq!(bundle.counter, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_login_failure_gets_the_same_answer() {
+    let th = start(|_| {}).await;
+    th.add_user("alice").await;
+    let mut conn = th.connect().await;
+    let card = card_map();
+    let mut answers = Vec::new();
+
+    // Wrong password: a decoy bundle, then the failure.
+    let ch = to_bundle(&th, &mut conn, "alice", "wrong", BOTH.to_vec())
+        .await
+        .unwrap();
+    let (_, bytes) = respond(&th, &mut conn, ch, &card).await;
+    answers.push((
+        "wrong password",
+        conn.post("/v1/login/response", bytes).await,
+    ));
+
+    // Unknown user: a decoy bundle too.
+    let ch = to_bundle(&th, &mut conn, "mallory", PASSWORD, BOTH.to_vec())
+        .await
+        .unwrap();
+    assert!((2..=3).contains(&ch.bundle().challenges.len()));
+    let (_, bytes) = respond(&th, &mut conn, ch, &card).await;
+    answers.push(("unknown user", conn.post("/v1/login/response", bytes).await));
+
+    // Wrong response.
+    let ch = to_bundle(&th, &mut conn, "alice", PASSWORD, BOTH.to_vec())
+        .await
+        .unwrap();
+    let (_, bytes) = respond(&th, &mut conn, ch, &HashMap::new()).await;
+    answers.push((
+        "wrong response",
+        conn.post("/v1/login/response", bytes).await,
+    ));
+
+    // A right response, but to another challenge of the card.
+    let ch = to_bundle(&th, &mut conn, "alice", PASSWORD, BOTH.to_vec())
+        .await
+        .unwrap();
+    let asked: Vec<String> = ch
+        .bundle()
+        .challenges
+        .iter()
+        .map(|c| c.prompt.clone())
+        .collect();
+    let other = card.keys().find(|p| !asked.contains(p)).unwrap().clone();
+    let shifted: HashMap<String, String> = asked
+        .iter()
+        .map(|p| (p.clone(), card[&other].clone()))
+        .collect();
+    let (_, bytes) = respond(&th, &mut conn, ch, &shifted).await;
+    answers.push((
+        "response to another challenge",
+        conn.post("/v1/login/response", bytes).await,
+    ));
+
+    // A replayed response message (of a login that succeeded).
+    let ch = to_bundle(&th, &mut conn, "alice", PASSWORD, BOTH.to_vec())
+        .await
+        .unwrap();
+    let (_, bytes) = respond(&th, &mut conn, ch, &card).await;
+    let (status, _) = conn.post("/v1/login/response", bytes.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    answers.push((
+        "replayed response",
+        conn.post("/v1/login/response", bytes).await,
+    ));
+
+    // A second use of one bundle: a wrong receipt first, then the right one.
+    let ch = to_bundle(&th, &mut conn, "alice", PASSWORD, BOTH.to_vec())
+        .await
+        .unwrap();
+    let bundle_id = ch.bundle().bundle_id;
+    let (_, good) = respond(&th, &mut conn, ch, &card).await;
+    let bad = ResponseRequest {
+        bundle_id,
+        receipt: [0; 32],
+    }
+    .encode()
+    .unwrap();
+    answers.push(("bad receipt", conn.post("/v1/login/response", bad).await));
+    answers.push((
+        "second use of a bundle",
+        conn.post("/v1/login/response", good).await,
+    ));
+
+    // An expired bundle.
+    let ch = to_bundle(&th, &mut conn, "alice", PASSWORD, BOTH.to_vec())
+        .await
+        .unwrap();
+    let (_, bytes) = respond(&th, &mut conn, ch, &card).await;
+    th.clock.advance(th.cfg.login.bundle_ttl_secs + 1);
+    answers.push((
+        "expired bundle",
+        conn.post("/v1/login/response", bytes).await,
+    ));
+
+    for (what, answer) in &answers {
+        assert_eq!(answer, &uniform_failure(), "{what}");
+    }
+    // And a good login still works.
+    login(&th, &mut conn, "alice").await;
+    let m = conn.get("/metrics", None).await.1;
+    let m = String::from_utf8(m).unwrap();
+    assert!(
+        m.contains("kasane_logins_total{outcome=\"failure\"} 8"),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn throttling_engages_and_releases_after_backoff() {
+    let th = start(|c| {
+        c.throttle.free_failures = 2;
+        c.throttle.base_secs = 30;
+        c.throttle.max_secs = 60;
+    })
+    .await;
+    th.add_user("alice").await;
+    let mut conn = th.connect().await;
+    for _ in 0..3 {
+        // Wrong passwords get decoys (failures are counted at the password step).
+        to_bundle(&th, &mut conn, "alice", "guess", BOTH.to_vec())
+            .await
+            .unwrap();
+    }
+    // Locked: even the right password is refused, with the uniform answer.
+    let err = to_bundle(&th, &mut conn, "alice", PASSWORD, BOTH.to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(err, uniform_failure());
+    let st = th
+        .host
+        .store()
+        .throttle_state(kasane_host::store::ThrottleKey::User("alice"))
+        .await
+        .unwrap();
+    assert!(st.is_locked(th.clock.now()));
+    // The source address is throttled as well (another user from the same address).
+    th.add_user("bob").await;
+    let err = to_bundle(&th, &mut conn, "bob", PASSWORD, BOTH.to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(err, uniform_failure());
+    // After the backoff the user gets in.
+    th.clock.advance(61);
+    login(&th, &mut conn, "alice").await;
+    let m = String::from_utf8(conn.get("/metrics", None).await.1).unwrap();
+    assert!(
+        m.contains("kasane_logins_total{outcome=\"throttled\"} 2"),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_and_absolute_timeouts_end_sessions() {
+    let th = start(|c| {
+        c.session.idle_timeout_secs = 60;
+        c.session.absolute_timeout_secs = 200;
+    })
+    .await;
+    th.add_user("alice").await;
+    let mut conn = th.connect().await;
+    // Idle.
+    let (_, token, _) = login(&th, &mut conn, "alice").await;
+    th.clock.advance(59);
+    assert_eq!(conn.get("/v1/session", Some(token)).await.0, StatusCode::OK);
+    th.clock.advance(60);
+    assert_eq!(
+        conn.get("/v1/session", Some(token)).await,
+        uniform_failure()
+    );
+    // Absolute: used every 50 s, it still ends at 200 s.
+    let (_, token, _) = login(&th, &mut conn, "alice").await;
+    for _ in 0..3 {
+        th.clock.advance(50);
+        assert_eq!(conn.get("/v1/session", Some(token)).await.0, StatusCode::OK);
+    }
+    th.clock.advance(50);
+    assert_eq!(
+        conn.get("/v1/session", Some(token)).await,
+        uniform_failure()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oversized_or_malformed_bodies_get_a_clear_4xx_and_the_host_keeps_serving() {
+    let th = start(|_| {}).await;
+    th.add_user("alice").await;
+    let mut conn = th.connect().await;
+    let (status, _) = conn
+        .post("/v1/login/hello", vec![0u8; th.cfg.max_body_bytes + 1])
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let mut conn = th.connect().await;
+    for (path, body) in [
+        ("/v1/login/hello", b"garbage".to_vec()),
+        ("/v1/login/password", vec![1, 3, 0xff]),
+        ("/v1/login/response", vec![]),
+        ("/v1/login/response", vec![9, 5, 0, 0]),
+    ] {
+        let (status, body) = conn.post(path, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(body, b"malformed request\n");
+    }
+    login(&th, &mut conn, "alice").await;
+    assert_eq!(conn.get("/healthz", None).await.0, StatusCode::OK);
+}
+
+async fn concurrent_counters(th: std::sync::Arc<common::TestHost>) {
+    th.add_user("carol").await;
+    let mut set = Vec::new();
+    // 50 concurrent logins of one user, each on its own connection.
+    let futs = (0..50).map(|_| {
+        let th = th.clone();
+        async move {
+            let mut conn = th.connect().await;
+            login(&th, &mut conn, "carol").await.2.counter
+        }
+    });
+    for c in futures_join(futs).await {
+        set.push(c);
+    }
+    let distinct: HashSet<u64> = set.iter().copied().collect();
+    assert_eq!(distinct.len(), 50, "{set:?}");
+    assert_eq!(distinct, (1..=50).collect());
+}
+
+async fn futures_join<F: std::future::Future + Send + 'static>(
+    futs: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futs.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn counter_never_repeats_under_50_concurrent_logins_sqlite() {
+    let th = start(|_| {}).await;
+    concurrent_counters(std::sync::Arc::new(th)).await;
+}
