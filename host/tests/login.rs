@@ -301,3 +301,90 @@ async fn counter_never_repeats_under_50_concurrent_logins_sqlite() {
     let th = start(|_| {}).await;
     concurrent_counters(std::sync::Arc::new(th)).await;
 }
+
+/// The PostgreSQL URL, or `None` (after saying so) when the test is to be skipped.
+fn pg_url() -> Option<String> {
+    match std::env::var("KASANE_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "KASANE_TEST_DATABASE_URL must be set when CI=true"
+            );
+            println!("skipped: KASANE_TEST_DATABASE_URL not set");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn counter_never_repeats_under_50_concurrent_logins_postgres() {
+    use std::str::FromStr;
+    let Some(url) = pg_url() else { return };
+    let schema = format!("kasane_login_{:016x}", rand::random::<u64>());
+    let admin = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let options = sqlx::postgres::PgConnectOptions::from_str(&url)
+        .unwrap()
+        .options([("search_path", schema.as_str())]);
+    let pg = kasane_host::store::PgStore::open_with(options, 16)
+        .await
+        .unwrap();
+    let th = start_with_store(|_| {}, Some(std::sync::Arc::new(pg.clone()))).await;
+    let outcome = tokio::spawn(concurrent_counters(std::sync::Arc::new(th))).await;
+    pg.close().await;
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tls_below_1_3_is_refused_and_http2_works() {
+    let th = start(|_| {}).await;
+    // TLS 1.2 only: no handshake.
+    let cfg = client_config(&th.cert_der, &[&rustls::version::TLS12], &[b"http/1.1"]);
+    let tcp = tokio::net::TcpStream::connect(th.addr).await.unwrap();
+    let r = tokio_rustls::TlsConnector::from(cfg)
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await;
+    assert!(r.is_err());
+    // HTTP/2 over ALPN h2.
+    let cfg = client_config(&th.cert_der, &[&rustls::version::TLS13], &[b"h2"]);
+    let tcp = tokio::net::TcpStream::connect(th.addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(cfg)
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::builder()
+        .uri("https://localhost/healthz")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.version(), hyper::Version::HTTP_2);
+}

@@ -1,0 +1,172 @@
+//! The `kasane-host` binary: `init` then `serve` on nothing but a data directory, and the
+//! user commands.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+mod common;
+
+use common::{CARD, PASSWORD, connect};
+use kasane_protocol::ClientHello;
+use kasane_protocol::wire::Profile;
+use rand_core::OsRng;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kasane-host"));
+    c.env_remove("KASANE_DATA").env("KASANE_LOG", "warn");
+    c
+}
+
+/// Kills the serving child on every exit path (by its own handle).
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_then_serve_works_with_only_a_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+
+    let out = bin()
+        .args(["--data", data_s, "init", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("TLS certificate SHA-256"), "{text}");
+    assert!(text.contains("sha256-wasi-c"), "{text}");
+    // A second init refuses to overwrite.
+    let again = bin().args(["--data", data_s, "init"]).output().unwrap();
+    assert!(!again.status.success());
+
+    // user add with custom pairs, password on stdin.
+    let pairs = dir.path().join("pairs.txt");
+    std::fs::write(&pairs, CARD).unwrap();
+    let mut child = bin()
+        .args(["--data", data_s, "user", "add", "alice", "--pairs"])
+        .arg(&pairs)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("KM4Q"));
+    assert!(data.join("cards/alice.svg").is_file());
+    // A generated card for bob.
+    let mut child = bin()
+        .args(["--data", data_s, "user", "add", "bob"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "pw").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let card = String::from_utf8(out.stdout).unwrap();
+    assert!(card.contains("Kasane code card for bob"), "{card}");
+
+    let list = bin()
+        .args(["--data", data_s, "user", "list"])
+        .output()
+        .unwrap();
+    let list = String::from_utf8(list.stdout).unwrap();
+    assert!(
+        list.contains("alice\tpairs=4") && list.contains("bob\tpairs=40"),
+        "{list}"
+    );
+    assert!(
+        bin()
+            .args(["--data", data_s, "user", "remove", "bob"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        !bin()
+            .args(["--data", data_s, "user", "remove", "bob"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        bin()
+            .args(["--data", data_s, "user", "unlock", "alice"])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    // serve, and a login's first two steps against it.
+    let mut serve = Child(
+        bin()
+            .args(["--data", data_s, "serve"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(serve.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .parse()
+        .unwrap();
+    let cert = std::fs::read(data.join("tls/cert.pem")).unwrap();
+    let cert_der = {
+        use rustls_pki_types::pem::PemObject;
+        rustls_pki_types::CertificateDer::from_pem_slice(&cert)
+            .unwrap()
+            .to_vec()
+    };
+    let host_key = kasane_host::setup::read_signing_key(&data.join("keys/host.key"))
+        .unwrap()
+        .verifying_key();
+    let mut conn = connect(addr, &cert_der).await;
+    assert_eq!(conn.get("/healthz", None).await.0, hyper::StatusCode::OK);
+    let (status, root) = conn.get("/v1/registry/1.root.json", None).await;
+    assert_eq!(status, hyper::StatusCode::OK);
+    assert_eq!(
+        root,
+        std::fs::read(data.join("registry/1.root.json")).unwrap()
+    );
+    let client = ClientHello::new(&mut OsRng, vec![Profile::Pure]).unwrap();
+    let (status, hello) = conn
+        .post("/v1/login/hello", client.request_bytes().to_vec())
+        .await;
+    assert_eq!(status, hyper::StatusCode::OK);
+    let client = client
+        .receive(&hello, &[host_key], Some(&conn.exporter))
+        .unwrap();
+    assert!(client.host_uses_channel_binding());
+    let (client, req) = client.request("alice", PASSWORD.as_bytes()).unwrap();
+    let (status, bundle) = conn.post("/v1/login/password", req).await;
+    assert_eq!(status, hyper::StatusCode::OK);
+    let ch = client.receive(&bundle).unwrap();
+    assert_eq!(ch.bundle().counter, 1);
+    let metrics = String::from_utf8(conn.get("/metrics", None).await.1).unwrap();
+    assert!(
+        metrics.contains("kasane_transform_choices_total"),
+        "{metrics}"
+    );
+}

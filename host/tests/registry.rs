@@ -1,0 +1,136 @@
+//! Registry changes reach the next login without a restart; revocations stick; a client
+//! without wasi support never gets a wasi transform.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod common;
+
+use common::*;
+use kasane_host::registry::module_path;
+use kasane_host::store::Clock;
+use kasane_protocol::wire::Profile;
+use kasane_registry::Sha256Hash;
+use kasane_registry::keys::read_key_file;
+use kasane_registry::metadata::targets::Profile as RegProfile;
+use kasane_registry::repo::{Lifetimes, Repository, target_entry};
+
+/// `sha256-chain` with a custom section appended: the same function, another hash.
+fn variant(tag: &[u8; 4]) -> Vec<u8> {
+    let mut wasm = include_bytes!("../../guest-transforms/dist/sha256-chain.wasm").to_vec();
+    wasm.extend_from_slice(&[0x00, 0x05, 0x04]);
+    wasm.extend_from_slice(tag);
+    wasm
+}
+
+/// Publishes `wasm` as `name` into the host's registry with kasane-registry's library.
+fn publish(th: &TestHost, name: &str, wasm: &[u8], weight: u32) -> Sha256Hash {
+    let now = th.clock.now();
+    let life = Lifetimes::default();
+    let keys = &th.cfg.keys_dir;
+    let mut repo = Repository::load(&th.cfg.registry_dir).unwrap();
+    let entry = target_entry(
+        name,
+        wasm,
+        RegProfile::Pure,
+        50_000_000,
+        16 << 20,
+        vec![],
+        weight,
+    )
+    .unwrap();
+    let hash = entry.sha256;
+    std::fs::write(module_path(&th.cfg.modules_dir, &hash), wasm).unwrap();
+    let targets = read_key_file(&keys.join("targets.key")).unwrap();
+    let snapshot = read_key_file(&keys.join("snapshot.key")).unwrap();
+    repo.add_target(entry, &[&targets], now, &life).unwrap();
+    repo.snapshot(&[&snapshot], now, &life).unwrap();
+    repo.save(&th.cfg.registry_dir).unwrap();
+    hash
+}
+
+fn revoke(th: &TestHost, hash: Sha256Hash) {
+    let now = th.clock.now();
+    let life = Lifetimes::default();
+    let keys = &th.cfg.keys_dir;
+    let mut repo = Repository::load(&th.cfg.registry_dir).unwrap();
+    let revocations = read_key_file(&keys.join("revocations.key")).unwrap();
+    let snapshot = read_key_file(&keys.join("snapshot.key")).unwrap();
+    repo.revoke_hash(hash, &[&revocations], now, &life).unwrap();
+    repo.snapshot(&[&snapshot], now, &life).unwrap();
+    repo.save(&th.cfg.registry_dir).unwrap();
+}
+
+async fn chosen(th: &TestHost, conn: &mut Conn, profiles: &[Profile]) -> (String, Profile) {
+    let ch = to_bundle(th, conn, "alice", PASSWORD, profiles.to_vec())
+        .await
+        .unwrap();
+    (ch.bundle().module.name.clone(), ch.bundle().module.profile)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_published_transform_is_chosen_without_restart_and_never_once_revoked() {
+    let th = start(|_| {}).await;
+    th.add_user("alice").await;
+    let mut conn = th.connect().await;
+    let before = chosen(&th, &mut conn, &[Profile::Pure]).await.0;
+    assert_ne!(before, "canary");
+
+    // Weight 1 000 000 against the built-ins' 95: chosen at once (a login completes with it).
+    let hash = publish(&th, "canary", &variant(b"cnry"), 1_000_000);
+    let mut used = false;
+    for _ in 0..5 {
+        let (_, _, bundle) = login(&th, &mut conn, "alice").await;
+        if bundle.module.name == "canary" {
+            used = true;
+            break;
+        }
+    }
+    assert!(used, "the published transform was never chosen");
+
+    revoke(&th, hash);
+    for _ in 0..30 {
+        assert_ne!(chosen(&th, &mut conn, &[Profile::Pure]).await.0, "canary");
+    }
+    assert!(
+        !th.host
+            .registry()
+            .active()
+            .unwrap()
+            .iter()
+            .any(|e| e.name == "canary")
+    );
+    // Publishing it again under its revoked hash does not bring it back.
+    publish(&th, "canary", &variant(b"cnry"), 1_000_000);
+    for _ in 0..10 {
+        assert_ne!(chosen(&th, &mut conn, &[Profile::Pure]).await.0, "canary");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_without_wasi_never_gets_a_wasi_transform() {
+    let th = start(|_| {}).await;
+    th.add_user("alice").await;
+    let mut conn = th.connect().await;
+    // Make the wasi built-in the likely pick for anyone who can run it.
+    let wasi = th
+        .host
+        .registry()
+        .active()
+        .unwrap()
+        .into_iter()
+        .find(|e| e.profile == RegProfile::Wasi)
+        .expect("a wasi built-in");
+    assert_eq!(wasi.name, "sha256-wasi-c");
+    for _ in 0..40 {
+        let (name, profile) = chosen(&th, &mut conn, &[Profile::Pure]).await;
+        assert_eq!(profile, Profile::Pure, "{name}");
+        assert_ne!(name, wasi.name);
+    }
+    // A wasi-only client gets the wasi transform, and the host verifies it.
+    let ch = to_bundle(&th, &mut conn, "alice", PASSWORD, vec![Profile::Wasi])
+        .await
+        .unwrap();
+    assert_eq!(ch.bundle().module.name, "sha256-wasi-c");
+    let (_, bytes) = respond(&th, &mut conn, ch, &card_map()).await;
+    let (status, _) = conn.post("/v1/login/response", bytes).await;
+    assert_eq!(status, hyper::StatusCode::OK);
+}
