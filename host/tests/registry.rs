@@ -134,3 +134,53 @@ async fn a_client_without_wasi_never_gets_a_wasi_transform() {
     let (status, _) = conn.post("/v1/login/response", bytes).await;
     assert_eq!(status, hyper::StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_ticket_and_module_pass_a_client_trust_store() {
+    use kasane_protocol::ClientHello;
+    use kasane_registry::trust::{DirFetcher, Pin, TrustStore};
+    use rand_core::OsRng;
+
+    let th = start(|_| {}).await;
+    th.add_user("alice").await;
+    let mut conn = th.connect().await;
+    let client = ClientHello::new(&mut OsRng, vec![Profile::Pure, Profile::Wasi]).unwrap();
+    let nonce = client.request().client_nonce;
+    let (_, hello) = conn
+        .post("/v1/login/hello", client.request_bytes().to_vec())
+        .await;
+    let client = client
+        .receive(&hello, &[th.host_key()], Some(&conn.exporter))
+        .unwrap();
+    let (client, req) = client.request("alice", PASSWORD.as_bytes()).unwrap();
+    let (_, bundle) = conn.post("/v1/login/password", req).await;
+    let ch = client.receive(&bundle).unwrap();
+    let bundle = ch.bundle().clone();
+
+    // A client pins root 1 as served by the host and updates from the host's files.
+    let (_, root) = conn.get("/v1/registry/1.root.json", None).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut trust = TrustStore::init(
+        state.path(),
+        &root,
+        Pin::File,
+        kasane_registry::trust::SystemClock,
+    )
+    .unwrap();
+    trust
+        .update(&DirFetcher::new(&th.cfg.registry_dir))
+        .unwrap();
+    let (module_status, module) = conn
+        .get(
+            &format!("/v1/modules/{}.wasm", hex::encode(bundle.module.sha256)),
+            None,
+        )
+        .await;
+    assert_eq!(module_status, hyper::StatusCode::OK);
+    let admitted = trust.admit(&bundle.ticket, &nonce, &module).unwrap();
+    assert_eq!(admitted.entry.name, bundle.module.name);
+    assert_eq!(admitted.entry.params, bundle.params);
+    assert_eq!(admitted.entry.fuel, bundle.module.fuel);
+    // A ticket is bound to its client's nonce.
+    assert!(trust.check_ticket(&bundle.ticket, &[0; 32]).is_err());
+}
