@@ -388,3 +388,37 @@ async fn tls_below_1_3_is_refused_and_http2_works() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.version(), hyper::Version::HTTP_2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn counter_is_committed_before_the_bundle_and_no_response_is_stored() {
+    let th = start(|_| {}).await;
+    th.add_user("alice").await;
+    let mut conn = th.connect().await;
+    let ch = to_bundle(&th, &mut conn, "alice", PASSWORD, BOTH.to_vec())
+        .await
+        .unwrap();
+    // The bundle has arrived but is not answered: the store already holds its counter.
+    let user = th.host.store().get_user("alice").await.unwrap().unwrap();
+    assert_eq!(user.counter, ch.bundle().counter);
+    assert!(
+        user.password_hash
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+    );
+    let card = card_map();
+    for p in &user.pairs {
+        let response = &card[&p.prompt];
+        assert_eq!(p.salt.len(), 16);
+        assert_eq!(
+            p.verifier,
+            kasane_host::crypto::response_verifier(response, &p.salt).unwrap()
+        );
+        assert!(
+            !p.verifier
+                .windows(response.len())
+                .any(|w| w == response.as_bytes())
+        );
+    }
+    // Salts are per pair.
+    let salts: HashSet<&Vec<u8>> = user.pairs.iter().map(|p| &p.salt).collect();
+    assert_eq!(salts.len(), user.pairs.len());
+}
