@@ -422,3 +422,38 @@ async fn counter_is_committed_before_the_bundle_and_no_response_is_stored() {
     let salts: HashSet<&Vec<u8>> = user.pairs.iter().map(|p| &p.salt).collect();
     assert_eq!(salts.len(), user.pairs.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn channel_binding_refuses_a_relayed_login_and_can_be_turned_off() {
+    use kasane_protocol::ClientHello;
+    use rand_core::OsRng;
+    let th = start(|_| {}).await;
+    th.add_user("alice").await;
+    // A relay: the client's TLS connection (its exporter) is not the one the host sees.
+    let mut relay = th.connect().await;
+    let client_side = th.connect().await;
+    let client = ClientHello::new(&mut OsRng, BOTH.to_vec()).unwrap();
+    let (_, hello) = relay
+        .post("/v1/login/hello", client.request_bytes().to_vec())
+        .await;
+    let client = client
+        .receive(&hello, &[th.host_key()], Some(&client_side.exporter))
+        .unwrap();
+    let (_, req) = client.request("alice", PASSWORD.as_bytes()).unwrap();
+    assert_eq!(
+        relay.post("/v1/login/password", req).await,
+        uniform_failure()
+    );
+
+    // Behind a TLS-terminating proxy: binding off, signed as such in the hello.
+    let th = start(|c| c.channel_binding = false).await;
+    th.add_user("alice").await;
+    let mut conn = th.connect().await;
+    let client = ClientHello::new(&mut OsRng, BOTH.to_vec()).unwrap();
+    let (_, hello) = conn
+        .post("/v1/login/hello", client.request_bytes().to_vec())
+        .await;
+    let client = client.receive(&hello, &[th.host_key()], None).unwrap();
+    assert!(!client.host_uses_channel_binding());
+    login(&th, &mut conn, "alice").await;
+}
