@@ -3,9 +3,9 @@
 //! hang, a panic or an escape.
 //!
 //! # Module map
-//! - `config`: [`SandboxConfig`], [`Profile`], [`Allocator`], and the one function that
-//!   configures the wasmtime engine (NaN canonicalization, fuel, the epoch backstop, the
-//!   refused wasm features, pooling or on-demand memory).
+//! - `config`: [`SandboxConfig`], [`Profile`], [`Allocator`], [`Optimization`], and the one
+//!   function that configures the wasmtime engine (NaN canonicalization, fuel, the epoch
+//!   backstop, the refused wasm features, pooling or on-demand memory, the opt level).
 //! - `limits`: [`Limits`] (fuel, memory, tables, stack, module size, output length) and the
 //!   per-store resource limiter that turns a refused `memory.grow` into
 //!   [`SandboxError::MemoryLimit`].
@@ -77,7 +77,7 @@ mod validate;
 mod wasi;
 
 pub use cache::{CacheOutcome, CompileCache};
-pub use config::{Allocator, PoolingSizes, Profile, SandboxConfig};
+pub use config::{Allocator, Optimization, PoolingSizes, Profile, SandboxConfig};
 pub use error::SandboxError;
 pub use limits::Limits;
 pub use output::{Derived, Key};

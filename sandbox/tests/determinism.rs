@@ -1,6 +1,7 @@
 //! Every built-in gives the same key, fuel count and diagnostics whichever way it was
 //! instantiated: pooling or on-demand allocator, fresh compile or compile-cache load
-//! (first a miss, then a hit, then a hit from a new sandbox over the same directory).
+//! (first a miss, then a hit, then a hit from a new sandbox over the same directory), and
+//! either Cranelift optimization level.
 
 mod common;
 
@@ -9,7 +10,9 @@ use common::{
     sandbox_with, typical_input_for,
 };
 use kasane_abi::DeriveInputBuf;
-use kasane_sandbox::{Allocator, CacheOutcome, CompileCache, Transform};
+use kasane_sandbox::{
+    Allocator, CacheOutcome, CompileCache, Optimization, Sandbox, SandboxConfig, Transform,
+};
 
 /// Inputs per built-in: the typical login input and generated ones.
 fn inputs(b: Builtin, seed: u64) -> Vec<DeriveInputBuf> {
@@ -71,6 +74,31 @@ fn pooling_and_on_demand_give_the_same_key_and_fuel() {
         // And again on the same transforms: no state leaks from one derive to the next.
         assert_same(b, "second pooling run", &want, &run(&tp, b, &inputs));
         assert_same(b, "second on-demand run", &want, &run(&to, b, &inputs));
+    }
+}
+
+#[test]
+fn both_optimization_levels_give_the_same_key_and_fuel() {
+    let speed = sandbox_with(Allocator::Pooling);
+    let fast_compile = Sandbox::new(SandboxConfig {
+        max_limits: generous_limits(),
+        optimization: Optimization::CompileTime,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    for (k, b) in available_builtins().into_iter().enumerate() {
+        let wasm = module_bytes(b.name);
+        let inputs = inputs(b, 300 + k as u64);
+        let ts = speed.load(&wasm, b.profile, generous_limits()).unwrap();
+        let tn = fast_compile
+            .load(&wasm, b.profile, generous_limits())
+            .unwrap();
+        assert_same(
+            b,
+            "OptLevel::None vs Speed",
+            &run(&ts, b, &inputs),
+            &run(&tn, b, &inputs),
+        );
     }
 }
 
