@@ -23,6 +23,35 @@
 //! - `error`: [`HostError`].
 //!
 //! `docs/PROTOCOL.md` lists the HTTP endpoints; `docs/SECURITY.md` the host's threat model.
+//!
+//! # Example: a data directory, a host, serving over TLS 1.3
+//!
+//! ```
+//! use std::sync::Arc;
+//! use kasane_host::config::Config;
+//! use kasane_host::store::{Clock, SystemClock};
+//! use kasane_host::{server, setup};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let rt = tokio::runtime::Runtime::new()?;
+//! # rt.block_on(async {
+//! let dir = tempfile::tempdir()?;
+//! let report = setup::init(dir.path(), Some("127.0.0.1:0"), SystemClock.now()).await?;
+//! assert!(report.published.iter().any(|n| n == "ocra"));
+//! let cfg = Config::load(dir.path())?;
+//! let tls = server::tls_config(&cfg.tls_cert, &cfg.tls_key)?;
+//! let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
+//! let host = setup::load_host(cfg, Arc::new(SystemClock)).await?;
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let serving = tokio::spawn(server::run(listener, tls, server::app(host), async move {
+//!     let _ = stopped.await;
+//! }));
+//! let _ = stop.send(());
+//! serving.await??;
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! # })
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod config;

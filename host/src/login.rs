@@ -551,6 +551,22 @@ impl Host {
         Ok(self.store.delete_session(&token_hash(token)).await?)
     }
 
+    /// Deletes expired bundles and sessions from the store and forgets expired logins in
+    /// flight. `serve` runs it every minute.
+    pub async fn housekeeping(&self) -> Result<crate::store::Purged, HostError> {
+        let now = self.now();
+        if let Ok(mut h) = self.hellos.lock() {
+            h.retain(|_, p| p.expires > now);
+        }
+        if let Ok(mut b) = self.bundles.lock() {
+            b.retain(|_, p| p.expires > now);
+        }
+        Ok(self
+            .store
+            .purge_expired(now, self.config.session.idle_timeout_secs)
+            .await?)
+    }
+
     /// Counts a failed login in the metrics (the server calls this for every failure).
     pub fn count_failure(&self) {
         self.metrics.login(Outcome::Failure);

@@ -179,6 +179,19 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                 .context("loading the host")?;
             tracing::info!(%addr, "listening (TLS 1.3)");
             println!("listening on {addr}");
+            let housekeeping = host.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+                loop {
+                    every.tick().await;
+                    match housekeeping.housekeeping().await {
+                        Ok(p) => {
+                            tracing::debug!(bundles = p.bundles, sessions = p.sessions, "purged")
+                        }
+                        Err(e) => tracing::warn!(error = %e, "housekeeping"),
+                    }
+                }
+            });
             let app = kasane_host::server::app(host);
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;

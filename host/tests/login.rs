@@ -457,3 +457,17 @@ async fn channel_binding_refuses_a_relayed_login_and_can_be_turned_off() {
     assert!(!client.host_uses_channel_binding());
     login(&th, &mut conn, "alice").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn housekeeping_purges_expired_bundles_and_sessions() {
+    let th = start(|c| c.session.idle_timeout_secs = 60).await;
+    th.add_user("alice").await;
+    let mut conn = th.connect().await;
+    login(&th, &mut conn, "alice").await;
+    to_bundle(&th, &mut conn, "alice", PASSWORD, BOTH.to_vec())
+        .await
+        .unwrap();
+    th.clock.advance(th.cfg.login.bundle_ttl_secs.max(60) + 1);
+    let purged = th.host.housekeeping().await.unwrap();
+    assert_eq!((purged.bundles, purged.sessions), (1, 1));
+}
