@@ -11,7 +11,7 @@
 //!
 //! Login states between requests are kept in this process (keyed by login id and bundle
 //! id); the bundle's single use and expiry are also enforced by the store
-//! ([`Store::take_bundle`](crate::store::Store::take_bundle)).
+//! ([`Store::take_bundle`](crate::store::Store)).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -389,6 +389,8 @@ impl Host {
                     })
                     .collect();
                 let vs = ch.iter().map(|_| random_verifier()).collect();
+                // The same counter statement a known user costs (it matches no row).
+                let _ = self.store.next_counter(&user_name).await;
                 (ch, vs, self.decoy_counter(&user_name)?)
             }
         };
