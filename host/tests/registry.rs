@@ -23,6 +23,17 @@ fn variant(tag: &[u8; 4]) -> Vec<u8> {
 
 /// Publishes `wasm` as `name` into the host's registry with kasane-registry's library.
 fn publish(th: &TestHost, name: &str, wasm: &[u8], weight: u32) -> Sha256Hash {
+    publish_with(th, name, wasm, 50_000_000, b"", weight)
+}
+
+fn publish_with(
+    th: &TestHost,
+    name: &str,
+    wasm: &[u8],
+    fuel: u64,
+    params: &[u8],
+    weight: u32,
+) -> Sha256Hash {
     let now = th.clock.now();
     let life = Lifetimes::default();
     let keys = &th.cfg.keys_dir;
@@ -31,9 +42,9 @@ fn publish(th: &TestHost, name: &str, wasm: &[u8], weight: u32) -> Sha256Hash {
         name,
         wasm,
         RegProfile::Pure,
-        50_000_000,
+        fuel,
         16 << 20,
-        vec![],
+        params.to_vec(),
         weight,
     )
     .unwrap();
@@ -183,4 +194,46 @@ async fn the_ticket_and_module_pass_a_client_trust_store() {
     assert_eq!(admitted.entry.fuel, bundle.module.fuel);
     // A ticket is bound to its client's nonce.
     assert!(trust.check_ticket(&bundle.ticket, &[0; 32]).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transform_out_of_fuel_fails_uniformly_and_is_counted_by_kind() {
+    use kasane_protocol::wire::{Message, ResponseRequest};
+    let th = start(|_| {}).await;
+    th.add_user("alice").await;
+    let mut conn = th.connect().await;
+    // PBKDF2 with 1000 iterations cannot finish on 10 000 units of fuel.
+    let mut wasm = include_bytes!("../../guest-transforms/dist/pbkdf2-sha256.wasm").to_vec();
+    wasm.extend_from_slice(&[0x00, 0x05, 0x04]);
+    wasm.extend_from_slice(b"fuel");
+    publish_with(&th, "starved", &wasm, 10_000, b"1000", 1_000_000);
+    let mut hit = false;
+    for _ in 0..5 {
+        let ch = to_bundle(&th, &mut conn, "alice", PASSWORD, vec![Profile::Pure])
+            .await
+            .unwrap();
+        if ch.bundle().module.name != "starved" {
+            continue;
+        }
+        // The client's sandbox reaches the same verdict, so it has no receipt to send.
+        let req = ResponseRequest {
+            bundle_id: ch.bundle().bundle_id,
+            receipt: [0; 32],
+        }
+        .encode()
+        .unwrap();
+        assert_eq!(
+            conn.post("/v1/login/response", req).await,
+            uniform_failure()
+        );
+        hit = true;
+        break;
+    }
+    assert!(hit);
+    let m = String::from_utf8(conn.get("/metrics", None).await.1).unwrap();
+    assert!(
+        m.contains("kasane_sandbox_errors_total{kind=\"out_of_fuel\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("kasane_transform_choices_total{transform=\"starved\"}"));
 }
