@@ -196,10 +196,13 @@ fn read_capped(path: &Path) -> io::Result<Option<Vec<u8>>> {
     use std::io::Read as _;
     let f = fs::File::open(path)?;
     let cap = MAX_ENTRY_LEN as u64;
-    if f.metadata()?.len() > cap {
+    let len = f.metadata()?.len();
+    if len > cap {
         return Ok(None);
     }
-    let mut bytes = Vec::new();
+    // One allocation of the right size (plus the byte that detects growth), not a doubling
+    // series: `len` is at most `MAX_ENTRY_LEN`.
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).saturating_add(1));
     // `take` also bounds a file that grows while we read it.
     f.take(cap + 1).read_to_end(&mut bytes)?;
     Ok((bytes.len() as u64 <= cap).then_some(bytes))
