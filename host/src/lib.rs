@@ -18,8 +18,9 @@
 //!   host from a data directory.
 //! - [`store`]: the [`Store`](store::Store) trait and its backends — SQLite (embedded
 //!   default, WAL) and PostgreSQL (scale-out) — with their migrations: users and their
-//!   challenge/response pairs, access counters, challenge bundles, sessions and sequence
-//!   numbers, throttling, the relay queue and the audit log.
+//!   challenge/response pairs, access counters, challenge bundles, logins in flight (so any
+//!   replica serves any login step), sessions and sequence numbers, throttling, the relay
+//!   queue and the audit log.
 //! - `error`: [`HostError`].
 //!
 //! `docs/PROTOCOL.md` lists the HTTP endpoints; `docs/SECURITY.md` the host's threat model.

@@ -9,9 +9,16 @@
 //! stable made-up ones, a counter) after the same argon2id work, and fail at the response
 //! step like a wrong response does. Only a lock (throttling) is answered at once.
 //!
-//! Login states between requests are kept in this process (keyed by login id and bundle
-//! id); the bundle's single use and expiry are also enforced by the store
-//! ([`Store::take_bundle`](crate::store::Store)).
+//! Login states between requests live in the store, not in this process
+//! ([`Store::put_pending_login`]): after the hello under the login id, after the password
+//! step under the bundle id. Each step takes its
+//! state once (`DELETE … RETURNING`), so any replica sharing the database can serve any step,
+//! and a replayed step is refused on every replica. The state is the protocol's
+//! [`HostLoginParts`] (the X25519 shared secret and the exact messages so far) plus, after
+//! the password step, the user, the chosen verifiers and whether the bundle is a decoy,
+//! encoded with postcard (`StoredLogin`); it is secret, zeroized in memory, and kept at
+//! most until the bundle expires. The bundle's single use and expiry are also enforced by
+//! [`Store::take_bundle`].
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -22,21 +29,24 @@ use ed25519_dalek::SigningKey;
 use hmac::{Hmac, Mac};
 use kasane_protocol::wire::{Challenge, ChallengeBundle, ID_LEN, Message, ModuleRef};
 use kasane_protocol::{
-    EphemeralSecret, HostAwaitPassword, HostChallenge, HostHello, HostHelloParams, PasswordRequest,
-    ResponseRequest,
+    DhSecret, EphemeralSecret, HostAwaitPassword, HostChallenge, HostHello, HostHelloParams,
+    HostLoginParts, PasswordRequest, ResponseRequest,
 };
 use kasane_sandbox::Transform;
 use rand::seq::SliceRandom;
 use rand::{Rng, RngCore};
 use rand_core::OsRng;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::HostError;
 use crate::config::Config;
 use crate::metrics::{Metrics, Outcome};
 use crate::registry::{HostRegistry, wire_profile};
-use crate::store::{Clock, NewBundle, NewSession, Store, ThrottleKey, UnixSeconds};
+use crate::store::{
+    Clock, LoginStage, NewBundle, NewPendingLogin, NewSession, Store, ThrottleKey, UnixSeconds,
+};
 
 /// Why a login request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -66,22 +76,74 @@ pub fn card_prompts() -> Vec<String> {
         .collect()
 }
 
-struct PendingHello {
-    state: HostAwaitPassword,
-    expires: UnixSeconds,
-}
-
-struct PendingBundle {
-    state: HostChallenge,
+/// A login between two requests, as the store keeps it (postcard): the protocol's
+/// [`HostLoginParts`] and, after the password step, what the response step needs. Secret:
+/// `dh` and `verifiers` are zeroized on drop; `Debug` is not implemented.
+#[derive(Serialize, Deserialize)]
+struct StoredLogin {
+    /// The X25519 shared secret.
+    dh: [u8; 32],
+    hello_request: Vec<u8>,
+    hello_response: Vec<u8>,
+    channel_binding: Option<[u8; 32]>,
+    password_request: Option<Vec<u8>>,
+    challenge_bundle: Option<Vec<u8>>,
+    /// The user the bundle was issued to (empty after the hello).
     user: String,
-    /// One verifier per challenge; random for a decoy.
-    verifiers: Vec<Zeroizing<Vec<u8>>>,
+    /// One verifier per challenge; random for a decoy (empty after the hello).
+    verifiers: Vec<Vec<u8>>,
     decoy: bool,
-    transform: Transform,
-    expires: UnixSeconds,
 }
 
-/// The host: configuration, store, registry, keys, clock, metrics, and the logins in flight.
+impl Drop for StoredLogin {
+    fn drop(&mut self) {
+        self.dh.zeroize();
+        for v in &mut self.verifiers {
+            v.zeroize();
+        }
+    }
+}
+
+impl StoredLogin {
+    fn new(parts: HostLoginParts) -> Self {
+        Self {
+            dh: *parts.dh.expose_secret(),
+            hello_request: parts.hello_request,
+            hello_response: parts.hello_response,
+            channel_binding: parts.channel_binding,
+            password_request: parts.password_request,
+            challenge_bundle: parts.challenge_bundle,
+            user: String::new(),
+            verifiers: Vec::new(),
+            decoy: false,
+        }
+    }
+
+    fn encode(&self) -> Result<Zeroizing<Vec<u8>>, LoginError> {
+        postcard::to_allocvec(self)
+            .map(Zeroizing::new)
+            .map_err(|_| LoginError::Failed("login state could not be encoded"))
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, LoginError> {
+        postcard::from_bytes(bytes).map_err(|_| LoginError::Failed("stored login state invalid"))
+    }
+
+    /// The protocol's parts (the messages are copied; the secret moves into a `DhSecret`).
+    fn parts(&mut self) -> HostLoginParts {
+        HostLoginParts {
+            dh: DhSecret::from_bytes(self.dh),
+            hello_request: std::mem::take(&mut self.hello_request),
+            hello_response: std::mem::take(&mut self.hello_response),
+            channel_binding: self.channel_binding,
+            password_request: self.password_request.take(),
+            challenge_bundle: self.challenge_bundle.take(),
+        }
+    }
+}
+
+/// The host: configuration, store, registry, keys, clock and metrics. Logins in flight live
+/// in the store, so any number of `Host`s sharing one database serve the same logins.
 pub struct Host {
     config: Config,
     store: Arc<dyn Store>,
@@ -90,8 +152,6 @@ pub struct Host {
     clock: Arc<dyn Clock>,
     metrics: Metrics,
     decoy_key: Zeroizing<[u8; 32]>,
-    hellos: Mutex<HashMap<[u8; ID_LEN], PendingHello>>,
-    bundles: Mutex<HashMap<[u8; ID_LEN], PendingBundle>>,
     decoy_counters: Mutex<HashMap<String, u64>>,
 }
 
@@ -152,8 +212,6 @@ impl Host {
             clock,
             metrics: Metrics::default(),
             decoy_key,
-            hellos: Mutex::new(HashMap::new()),
-            bundles: Mutex::new(HashMap::new()),
             decoy_counters: Mutex::new(HashMap::new()),
         }
     }
@@ -194,7 +252,7 @@ impl Host {
 
     /// Step 1: answers a hello, signed by the host key. `channel_binding` is the connection's
     /// RFC 9266 exporter value (used only when the configuration turns binding on).
-    pub fn hello(
+    pub async fn hello(
         &self,
         request: &[u8],
         channel_binding: Option<&[u8; 32]>,
@@ -223,19 +281,63 @@ impl Host {
             LoginError::Failed("hello refused")
         })?;
         let now = self.now();
-        let mut hellos = lock(&self.hellos)?;
-        hellos.retain(|_, p| p.expires > now);
-        if hellos.len() >= self.config.login.max_pending {
-            return Err(LoginError::Failed("too many logins in flight"));
-        }
-        hellos.insert(
+        let stored = StoredLogin::new(state.into_parts());
+        self.put_pending(
             login_id,
-            PendingHello {
-                state,
-                expires: now.saturating_add(self.config.login.hello_ttl_secs),
-            },
-        );
+            LoginStage::Hello,
+            &stored,
+            now,
+            now.saturating_add(self.config.login.hello_ttl_secs),
+        )
+        .await?;
         Ok(bytes)
+    }
+
+    /// Keeps a login's state in the store for its next step (any replica may serve it).
+    async fn put_pending(
+        &self,
+        id: [u8; ID_LEN],
+        stage: LoginStage,
+        stored: &StoredLogin,
+        now: UnixSeconds,
+        expires_at: UnixSeconds,
+    ) -> Result<(), LoginError> {
+        let max = u64::try_from(self.config.login.max_pending).unwrap_or(u64::MAX);
+        let kept = self
+            .store
+            .put_pending_login(
+                &NewPendingLogin {
+                    id: id.to_vec(),
+                    stage,
+                    parts: stored.encode()?,
+                    expires_at,
+                },
+                now,
+                max,
+            )
+            .await
+            .map_err(HostError::from)?;
+        if kept {
+            Ok(())
+        } else {
+            Err(LoginError::Failed("too many logins in flight"))
+        }
+    }
+
+    /// Takes a login's state from the store: once, unexpired, at this stage.
+    async fn take_pending(
+        &self,
+        id: &[u8; ID_LEN],
+        stage: LoginStage,
+        now: UnixSeconds,
+    ) -> Result<StoredLogin, LoginError> {
+        let bytes = self
+            .store
+            .take_pending_login(id, stage, now)
+            .await
+            .map_err(HostError::from)?
+            .ok_or(LoginError::Failed("unknown, used or expired login state"))?;
+        StoredLogin::decode(&bytes)
     }
 
     async fn locked(
@@ -302,13 +404,16 @@ impl Host {
     pub async fn password(&self, request: &[u8], source: IpAddr) -> Result<Vec<u8>, LoginError> {
         let req = PasswordRequest::decode(request).map_err(LoginError::Malformed)?;
         let now = self.now();
-        let pending = lock(&self.hellos)?.remove(&req.login_id);
-        let Some(pending) = pending.filter(|p| p.expires > now) else {
-            return Err(LoginError::Failed("unknown or expired login id"));
-        };
-        let profiles = pending.state.hello().profiles.clone();
-        let client_nonce = pending.state.hello().client_nonce;
-        let (attempt, await_bundle) = pending.state.receive(request).map_err(|e| {
+        let mut stored = self
+            .take_pending(&req.login_id, LoginStage::Hello, now)
+            .await?;
+        let state = HostAwaitPassword::from_parts(stored.parts()).map_err(|e| {
+            tracing::error!(error = %e, "stored hello state");
+            LoginError::Failed("stored hello state invalid")
+        })?;
+        let profiles = state.hello().profiles.clone();
+        let client_nonce = state.hello().client_nonce;
+        let (attempt, await_bundle) = state.receive(request).map_err(|e| {
             tracing::debug!(error = %e, "password request refused");
             LoginError::Failed("password request refused")
         })?;
@@ -427,22 +532,12 @@ impl Host {
             })
             .await
             .map_err(HostError::from)?;
-        let mut bundles = lock(&self.bundles)?;
-        bundles.retain(|_, b| b.expires > now);
-        if bundles.len() >= self.config.login.max_pending {
-            return Err(LoginError::Failed("too many logins in flight"));
-        }
-        bundles.insert(
-            bundle_id,
-            PendingBundle {
-                state,
-                user: user_name,
-                verifiers,
-                decoy: !real,
-                transform: chosen.transform,
-                expires,
-            },
-        );
+        let mut next = StoredLogin::new(state.into_parts());
+        next.user = user_name;
+        next.verifiers = verifiers.iter().map(|v| v.to_vec()).collect();
+        next.decoy = !real;
+        self.put_pending(bundle_id, LoginStage::Bundle, &next, now, expires)
+            .await?;
         Ok(bytes)
     }
 
@@ -452,25 +547,36 @@ impl Host {
     pub async fn response(&self, request: &[u8], source: IpAddr) -> Result<Vec<u8>, LoginError> {
         let req = ResponseRequest::decode(request).map_err(LoginError::Malformed)?;
         let now = self.now();
-        let pending = lock(&self.bundles)?.remove(&req.bundle_id);
-        // The store decides single use and expiry (shared by every replica).
-        let stored = self
+        // The store decides single use and expiry (shared by every replica): both rows are
+        // taken, whichever is missing fails the login.
+        let pending = self
+            .take_pending(&req.bundle_id, LoginStage::Bundle, now)
+            .await;
+        let bundle = self
             .store
             .take_bundle(&req.bundle_id, now)
             .await
             .map_err(HostError::from)?;
-        let (Some(pending), Some(_)) = (pending, stored) else {
+        let (Ok(mut pending), Some(_)) = (pending, bundle) else {
             return Err(LoginError::Failed("unknown, used or expired bundle"));
         };
+        let state = HostChallenge::from_parts(pending.parts()).map_err(|e| {
+            tracing::error!(error = %e, "stored bundle state");
+            LoginError::Failed("stored bundle state invalid")
+        })?;
+        let verifiers: Vec<Zeroizing<Vec<u8>>> = std::mem::take(&mut pending.verifiers)
+            .into_iter()
+            .map(Zeroizing::new)
+            .collect();
         if self.locked(&pending.user, source, now).await? {
             self.metrics.login(Outcome::Throttled);
             return Err(LoginError::Failed("throttled"));
         }
-        let input = pending.state.auth_input(&pending.verifiers).map_err(|e| {
+        let transform = self.bundle_transform(&state)?;
+        let input = state.auth_input(&verifiers).map_err(|e| {
             tracing::error!(error = %e, "auth input");
             LoginError::Failed("auth input")
         })?;
-        let transform = pending.transform.clone();
         let started = Instant::now();
         let derived = tokio::task::spawn_blocking(move || {
             kasane_protocol::with_derive_input(&input, |view| transform.derive(view))
@@ -492,7 +598,7 @@ impl Host {
         };
         let mut token = [0u8; 32];
         OsRng.fill_bytes(&mut token);
-        let accepted = pending.state.accept(request, derived.key.as_bytes(), token);
+        let accepted = state.accept(request, derived.key.as_bytes(), token);
         let (session, bytes) = match accepted {
             Ok(ok) if !pending.decoy => ok,
             Ok(_) => {
@@ -530,6 +636,22 @@ impl Host {
         Ok(bytes)
     }
 
+    /// The loaded transform a bundle names (by module hash, among the active ones): the
+    /// replica serving the response may not be the one that chose it. A transform revoked
+    /// between the two steps is refused.
+    fn bundle_transform(&self, state: &HostChallenge) -> Result<Transform, LoginError> {
+        let module = &state.bundle().module;
+        let entry = self
+            .registry
+            .active()?
+            .into_iter()
+            .find(|e| e.sha256.0 == module.sha256 && e.name == module.name)
+            .ok_or(LoginError::Failed(
+                "the bundle's transform is no longer active",
+            ))?;
+        Ok(self.registry.transform(&entry)?)
+    }
+
     /// The live session of a bearer token (touching it), or `None` if it ended (logout,
     /// idle or absolute timeout) or never existed.
     pub async fn session(&self, token: &[u8; 32]) -> Result<Option<SessionInfo>, HostError> {
@@ -553,16 +675,9 @@ impl Host {
         Ok(self.store.delete_session(&token_hash(token)).await?)
     }
 
-    /// Deletes expired bundles and sessions from the store and forgets expired logins in
-    /// flight. `serve` runs it every minute.
+    /// Deletes expired bundles, logins in flight and sessions from the store. `serve` runs it every minute.
     pub async fn housekeeping(&self) -> Result<crate::store::Purged, HostError> {
         let now = self.now();
-        if let Ok(mut h) = self.hellos.lock() {
-            h.retain(|_, p| p.expires > now);
-        }
-        if let Ok(mut b) = self.bundles.lock() {
-            b.retain(|_, p| p.expires > now);
-        }
         Ok(self
             .store
             .purge_expired(now, self.config.session.idle_timeout_secs)
@@ -579,4 +694,44 @@ fn random_verifier() -> Zeroizing<Vec<u8>> {
     let mut v = Zeroizing::new(vec![0u8; crate::crypto::VERIFIER_LEN]);
     OsRng.fill_bytes(&mut v);
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_login_roundtrips_and_refuses_garbage() {
+        let parts = HostLoginParts {
+            dh: DhSecret::from_bytes([7; 32]),
+            hello_request: vec![1, 2, 3],
+            hello_response: vec![4, 5],
+            channel_binding: Some([9; 32]),
+            password_request: Some(vec![6]),
+            challenge_bundle: Some(vec![8, 8]),
+        };
+        let mut stored = StoredLogin::new(parts);
+        stored.user = "alice".into();
+        stored.verifiers = vec![vec![1; 32], vec![2; 32]];
+        stored.decoy = true;
+        let bytes = stored.encode().unwrap();
+        let mut back = StoredLogin::decode(&bytes).unwrap();
+        assert_eq!(
+            (back.user.as_str(), back.decoy, back.verifiers.clone()),
+            ("alice", true, vec![vec![1; 32], vec![2; 32]])
+        );
+        let p = back.parts();
+        assert_eq!(p.dh.expose_secret(), &[7; 32]);
+        assert_eq!(
+            (p.hello_request, p.hello_response, p.channel_binding),
+            (vec![1, 2, 3], vec![4, 5], Some([9; 32]))
+        );
+        assert_eq!(
+            (p.password_request, p.challenge_bundle),
+            (Some(vec![6]), Some(vec![8, 8]))
+        );
+        for bad in [&[][..], &[0xff; 3][..], &bytes[..bytes.len() - 1]] {
+            assert!(StoredLogin::decode(bad).is_err());
+        }
+    }
 }

@@ -95,7 +95,7 @@ fn answer(host: &Host, step: &str, r: Result<Vec<u8>, LoginError>) -> Response {
 
 async fn hello(State(host): State<Arc<Host>>, conn: Conn, body: Bytes) -> Response {
     let cb = conn.as_ref().and_then(|c| c.0.channel_binding);
-    let r = host.hello(&body, cb.as_ref());
+    let r = host.hello(&body, cb.as_ref()).await;
     answer(&host, "hello", r)
 }
 

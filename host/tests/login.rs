@@ -4,11 +4,14 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use common::*;
 use hyper::StatusCode;
-use kasane_host::store::Clock;
-use kasane_protocol::wire::{Message, Profile, ResponseRequest};
+use kasane_host::store::{Clock, Store};
+use kasane_protocol::ClientHello;
+use kasane_protocol::wire::{Message, Profile, ResponseAccept, ResponseRequest};
+use rand_core::OsRng;
 
 const BOTH: [Profile; 2] = [Profile::Pure, Profile::Wasi];
 
@@ -340,6 +343,105 @@ async fn counter_never_repeats_under_50_concurrent_logins_postgres() {
     let th = start_with_store(|_| {}, Some(std::sync::Arc::new(pg.clone()))).await;
     let outcome = tokio::spawn(concurrent_counters(std::sync::Arc::new(th))).await;
     pg.close().await;
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// Hello on replica A, password on replica B, response on A again: the login succeeds and
+/// both sides agree on the keys; a replayed step on the other replica gets the uniform
+/// failure. The two replicas have separate in-process state and share only the database.
+/// Channel binding is off, as behind a TLS-terminating load balancer: the steps travel over
+/// distinct TLS connections, so no one exporter value spans them.
+async fn login_steps_on_different_replicas(th: TestHost, replica_store: Arc<dyn Store>) {
+    assert!(!th.cfg.channel_binding);
+    th.add_user("alice").await;
+    let b = th.replica(replica_store).await;
+    let mut conn_a = th.connect().await;
+    let mut conn_b = connect(b.addr, &th.cert_der).await;
+
+    let client = ClientHello::new(&mut OsRng, BOTH.to_vec()).unwrap();
+    let (status, body) = conn_a
+        .post("/v1/login/hello", client.request_bytes().to_vec())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let cp = client.receive(&body, &[th.host_key()], None).unwrap();
+    let (awaiting, password) = cp.request("alice", PASSWORD.as_bytes()).unwrap();
+    let (status, body) = conn_b.post("/v1/login/password", password.clone()).await;
+    assert_eq!(status, StatusCode::OK, "password step on replica B");
+    // The hello state was taken by B: replaying the password step on A is refused.
+    assert_eq!(
+        conn_a.post("/v1/login/password", password).await,
+        uniform_failure()
+    );
+    let ch = awaiting.receive(&body).unwrap();
+    let (accept, response) = respond(&th, &mut conn_a, ch, &card_map()).await;
+    let (status, body) = conn_a.post("/v1/login/response", response.clone()).await;
+    assert_eq!(status, StatusCode::OK, "response step on replica A");
+    let session = accept.receive(&body).unwrap();
+    let token = ResponseAccept::decode(&body).unwrap().session_token;
+    // Replayed on B: the bundle state is gone from the shared store.
+    assert_eq!(
+        conn_b.post("/v1/login/response", response).await,
+        uniform_failure()
+    );
+    // Both replicas see the session, with the secret the client derived.
+    let stored = b
+        .host
+        .store()
+        .touch_session(&kasane_host::login::token_hash(&token), th.clock.now(), 900)
+        .await
+        .unwrap()
+        .expect("session stored");
+    assert_eq!(stored.secret.as_slice(), session.secret().expose_secret());
+    assert_eq!(stored.session_id.as_slice(), session.session_id());
+    let (status, name) = conn_b.get("/v1/session", Some(token)).await;
+    assert_eq!(
+        (status, name.as_slice()),
+        (StatusCode::OK, b"alice".as_slice())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn login_steps_on_different_replicas_sqlite() {
+    let th = start(|c| c.channel_binding = false).await;
+    let replica = kasane_host::store::open(&th.cfg.database_url)
+        .await
+        .unwrap();
+    login_steps_on_different_replicas(th, replica).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn login_steps_on_different_replicas_postgres() {
+    use std::str::FromStr;
+    let Some(url) = pg_url() else { return };
+    let schema = format!("kasane_login_{:016x}", rand::random::<u64>());
+    let admin = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let options = sqlx::postgres::PgConnectOptions::from_str(&url)
+        .unwrap()
+        .options([("search_path", schema.as_str())]);
+    let a = kasane_host::store::PgStore::open_with(options.clone(), 4)
+        .await
+        .unwrap();
+    let b = kasane_host::store::PgStore::open_with(options, 4)
+        .await
+        .unwrap();
+    let th = start_with_store(|c| c.channel_binding = false, Some(Arc::new(a.clone()))).await;
+    let outcome = tokio::spawn(login_steps_on_different_replicas(th, Arc::new(b.clone()))).await;
+    a.close().await;
+    b.close().await;
     sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
         .execute(&admin)
         .await

@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use kasane_host::store::{
     AuditCheckpoint, AuditCursor, AuditReader, AuditRecord, Backoff, ChallengePair, Direction,
-    NewBundle, NewSession, NewUser, PgStore, SqliteStore, Store, StoreError, ThrottleKey,
-    ThrottleState, Zeroizing,
+    LoginStage, NewBundle, NewPendingLogin, NewSession, NewUser, PgStore, SqliteStore, Store,
+    StoreError, ThrottleKey, ThrottleState, Zeroizing,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -141,6 +141,10 @@ suite!(
     bundle_is_taken_once,
     bundle_expired_is_refused_and_deleted,
     bundle_concurrent_takes_one_winner,
+    pending_login_is_taken_once_at_its_stage,
+    pending_login_expired_is_refused_and_deleted,
+    pending_login_concurrent_takes_one_winner,
+    pending_logins_are_bounded,
     session_idle_timeout,
     session_absolute_lifetime,
     session_logout_and_errors,
@@ -342,6 +346,145 @@ mod cases {
             winners += usize::from(v.unwrap());
         }
         assert_eq!(winners, 1);
+    }
+
+    fn pending(id: u8, stage: LoginStage, expires_at: u64) -> NewPendingLogin {
+        NewPendingLogin {
+            id: vec![id; 16],
+            stage,
+            parts: Zeroizing::new(vec![9, 8, 7, id]),
+            expires_at,
+        }
+    }
+
+    pub(crate) async fn pending_login_is_taken_once_at_its_stage(s: Stores) {
+        let st = &*s.main;
+        assert!(
+            st.put_pending_login(&pending(1, LoginStage::Hello, 500), 1, 10)
+                .await
+                .unwrap()
+        );
+        let dup = st
+            .put_pending_login(&pending(1, LoginStage::Bundle, 600), 1, 10)
+            .await;
+        assert!(matches!(dup, Err(StoreError::Duplicate)), "{dup:?}");
+        // Another stage does not match (and does not consume it).
+        assert!(
+            s.replica
+                .take_pending_login(&[1; 16], LoginStage::Bundle, 100)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let got = s
+            .replica
+            .take_pending_login(&[1; 16], LoginStage::Hello, 100)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.as_slice(), [9, 8, 7, 1]);
+        assert!(
+            st.take_pending_login(&[1; 16], LoginStage::Hello, 100)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            st.take_pending_login(&[7; 16], LoginStage::Hello, 100)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    pub(crate) async fn pending_login_expired_is_refused_and_deleted(s: Stores) {
+        let st = &*s.main;
+        st.put_pending_login(&pending(2, LoginStage::Bundle, 500), 1, 10)
+            .await
+            .unwrap();
+        assert!(
+            st.take_pending_login(&[2; 16], LoginStage::Bundle, 500)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Gone, even for a caller whose clock is behind.
+        assert!(
+            st.take_pending_login(&[2; 16], LoginStage::Bundle, 10)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        st.put_pending_login(&pending(3, LoginStage::Hello, 100), 1, 10)
+            .await
+            .unwrap();
+        st.put_pending_login(&pending(4, LoginStage::Hello, 300), 1, 10)
+            .await
+            .unwrap();
+        let purged = s.replica.purge_expired(200, 10).await.unwrap();
+        assert_eq!(purged.pending_logins, 1);
+        assert!(
+            st.take_pending_login(&[4; 16], LoginStage::Hello, 200)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    pub(crate) async fn pending_login_concurrent_takes_one_winner(s: Stores) {
+        s.main
+            .put_pending_login(&pending(5, LoginStage::Hello, 500), 1, 10)
+            .await
+            .unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            let st = if i % 2 == 0 {
+                s.main.clone()
+            } else {
+                s.replica.clone()
+            };
+            tasks.spawn(async move {
+                st.take_pending_login(&[5; 16], LoginStage::Hello, 1)
+                    .await
+                    .unwrap()
+                    .is_some()
+            });
+        }
+        let mut winners = 0;
+        while let Some(v) = tasks.join_next().await {
+            winners += usize::from(v.unwrap());
+        }
+        assert_eq!(winners, 1);
+    }
+
+    pub(crate) async fn pending_logins_are_bounded(s: Stores) {
+        // At most 2 unexpired at `now` = 100; an expired row does not count.
+        let put = |id: u8, expires_at: u64| {
+            let st = s.main.clone();
+            async move {
+                st.put_pending_login(&pending(id, LoginStage::Hello, expires_at), 100, 2)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(put(1, 50).await);
+        assert!(put(2, 500).await);
+        assert!(put(3, 500).await);
+        assert!(!put(4, 500).await);
+        assert!(
+            s.replica
+                .take_pending_login(&[4; 16], LoginStage::Hello, 100)
+                .await
+                .unwrap()
+                .is_none(),
+            "a refused login must not be stored"
+        );
+        s.replica
+            .take_pending_login(&[2; 16], LoginStage::Hello, 100)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(put(4, 500).await);
     }
 
     pub(crate) async fn session_idle_timeout(s: Stores) {

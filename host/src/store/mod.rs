@@ -51,6 +51,7 @@
 //! | `users` | `id`, unique `name` | argon2id password hash (PHC string), access `counter`, `created_at` |
 //! | `challenge_pairs` | (`user_id`, `idx`) | prompt, per-pair salt, response verifier (argon2id of the response; never the response) |
 //! | `challenge_bundles` | `id` | user name (not a foreign key: decoys for unknown users are stored alike), serialized bundle, `expires_at` |
+//! | `pending_logins` | `id` (login id or bundle id) | `stage` (`hello` / `bundle`), the host's encoded login state (secret: the X25519 shared secret, verifiers), `expires_at` |
 //! | `sessions` | `token_hash` (only a hash of the token), unique `session_id` | user, created / last seen / absolute expiry, session secret, last sequence number per direction |
 //! | `throttle` | `key` (`u:<user>` or `a:<address>`) | consecutive failures, `locked_until` |
 //! | `relay_queue` | `id` (increasing) | recipient, sealed-at-rest body, `created_at` |
@@ -72,6 +73,8 @@
 //!   value, and it is committed (SQLite: WAL with `synchronous = FULL`; PostgreSQL: the
 //!   default `synchronous_commit`) before the method returns.
 //! - [`Store::take_bundle`]: `DELETE … RETURNING`: at most one caller gets the row.
+//! - [`Store::take_pending_login`]: `DELETE … RETURNING` likewise, so a login step is served
+//!   once, by whichever replica gets the request first.
 //! - [`Store::advance_seq`]: `UPDATE … SET last_seq = $seq WHERE last_seq < $seq` — a
 //!   compare-and-set: a replayed or reordered sequence number matches no row.
 //! - [`Store::record_failure`]: `INSERT … ON CONFLICT DO UPDATE SET failures = failures + 1
@@ -316,6 +319,52 @@ pub struct StoredBundle {
     pub expires_at: UnixSeconds,
 }
 
+/// Which request a pending login waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LoginStage {
+    /// After the hello: waits for the password request (keyed by login id).
+    Hello,
+    /// After the challenge bundle: waits for the response (keyed by bundle id).
+    Bundle,
+}
+
+impl LoginStage {
+    /// The stored form.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hello => "hello",
+            Self::Bundle => "bundle",
+        }
+    }
+}
+
+/// A login between two of its requests, kept in the store so that any replica can serve the
+/// next step (see [`Store::put_pending_login`]).
+#[derive(Clone)]
+pub struct NewPendingLogin {
+    /// The login id (stage [`LoginStage::Hello`]) or bundle id (stage [`LoginStage::Bundle`]).
+    pub id: Vec<u8>,
+    /// The request it waits for.
+    pub stage: LoginStage,
+    /// The host's encoding of the login state: secret (it holds the X25519 shared secret).
+    pub parts: Zeroizing<Vec<u8>>,
+    /// After this time it is refused (and purged).
+    pub expires_at: UnixSeconds,
+}
+
+impl std::fmt::Debug for NewPendingLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewPendingLogin")
+            .field("id", &self.id)
+            .field("stage", &self.stage)
+            .field("parts", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
 /// A session to create.
 #[derive(Clone)]
 pub struct NewSession {
@@ -526,6 +575,8 @@ pub struct Purged {
     pub bundles: u64,
     /// Sessions past their idle timeout or absolute lifetime.
     pub sessions: u64,
+    /// Expired pending logins.
+    pub pending_logins: u64,
 }
 
 /// The host's storage. Object-safe (`Arc<dyn Store>`), shared by all request handlers.
@@ -559,6 +610,27 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Removes and returns the bundle: only the first caller gets it. `None` if it was never
     /// stored, already taken, or expired at `now` (an expired bundle is deleted too).
     async fn take_bundle(&self, id: &[u8], now: UnixSeconds) -> Result<Option<StoredBundle>>;
+
+    // --- pending logins ---
+
+    /// Keeps a login's state until [`Store::take_pending_login`], unless `max_pending`
+    /// unexpired logins are already pending at `now` (then `false`, and nothing is stored).
+    /// [`StoreError::Duplicate`] if the id exists.
+    async fn put_pending_login(
+        &self,
+        login: &NewPendingLogin,
+        now: UnixSeconds,
+        max_pending: u64,
+    ) -> Result<bool>;
+    /// Removes and returns the state of login `id` waiting at `stage`: only the first caller
+    /// (on any replica) gets it. `None` if it was never stored, already taken, waits at
+    /// another stage, or expired at `now` (an expired one is deleted too).
+    async fn take_pending_login(
+        &self,
+        id: &[u8],
+        stage: LoginStage,
+        now: UnixSeconds,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>>;
 
     // --- sessions ---
 
@@ -636,7 +708,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     // --- housekeeping ---
 
-    /// Deletes expired bundles and sessions.
+    /// Deletes expired bundles, pending logins and sessions.
     async fn purge_expired(&self, now: UnixSeconds, idle_timeout: u64) -> Result<Purged>;
 }
 

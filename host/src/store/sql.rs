@@ -230,6 +230,63 @@ macro_rules! impl_sql_store {
                 }))
             }
 
+            async fn put_pending_login(
+                &self,
+                login: &$crate::store::NewPendingLogin,
+                now: $crate::store::UnixSeconds,
+                max_pending: u64,
+            ) -> $crate::store::Result<bool> {
+                // One statement: the bound on logins in flight and the insert.
+                let n = sqlx::query(
+                    "INSERT INTO pending_logins (id, stage, parts, expires_at) \
+                     SELECT $1, $2, $3, $4 \
+                     WHERE (SELECT COUNT(*) FROM pending_logins WHERE expires_at > $5) < $6",
+                )
+                .bind(&login.id)
+                .bind(login.stage.as_str())
+                .bind(&login.parts[..])
+                .bind($crate::store::to_db(login.expires_at, "expires_at")?)
+                .bind($crate::store::to_db(now, "now")?)
+                .bind($crate::store::to_db(max_pending, "max_pending")?)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| {
+                    if $crate::store::is_unique_violation(&e) {
+                        $crate::store::StoreError::Duplicate
+                    } else {
+                        e.into()
+                    }
+                })?
+                .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn take_pending_login(
+                &self,
+                id: &[u8],
+                stage: $crate::store::LoginStage,
+                now: $crate::store::UnixSeconds,
+            ) -> $crate::store::Result<Option<$crate::store::Zeroizing<Vec<u8>>>> {
+                use sqlx::Row as _;
+                let Some(row) = sqlx::query(
+                    "DELETE FROM pending_logins WHERE id = $1 AND stage = $2 \
+                     RETURNING parts, expires_at",
+                )
+                .bind(id)
+                .bind(stage.as_str())
+                .fetch_optional(&self.pool)
+                .await?
+                else {
+                    return Ok(None);
+                };
+                let parts = $crate::store::Zeroizing::new(row.try_get::<Vec<u8>, _>(0)?);
+                let expires_at = $crate::store::from_db(row.try_get(1)?, "expires_at")?;
+                if now >= expires_at {
+                    return Ok(None);
+                }
+                Ok(Some(parts))
+            }
+
             async fn create_session(
                 &self,
                 s: &$crate::store::NewSession,
@@ -670,6 +727,12 @@ macro_rules! impl_sql_store {
                     .execute(&self.pool)
                     .await?
                     .rows_affected();
+                let pending_logins =
+                    sqlx::query("DELETE FROM pending_logins WHERE expires_at <= $1")
+                        .bind(now_db)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
                 let sessions = sqlx::query(
                     "DELETE FROM sessions WHERE expires_at <= $1 OR last_seen <= $2",
                 )
@@ -678,7 +741,11 @@ macro_rules! impl_sql_store {
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
-                Ok($crate::store::Purged { bundles, sessions })
+                Ok($crate::store::Purged {
+                    bundles,
+                    sessions,
+                    pending_logins,
+                })
             }
         }
 

@@ -120,7 +120,42 @@ pub(crate) async fn start_with_store(
     }
 }
 
+/// Another host replica: the same data directory (host key, registry), its own `Host` (no
+/// state shared in process) over its own store handle on the same database, on its own port.
+pub(crate) struct Replica {
+    pub(crate) addr: SocketAddr,
+    pub(crate) host: Arc<Host>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
 impl TestHost {
+    /// Starts a second replica of this host over `store` (a separate handle on its database).
+    pub(crate) async fn replica(&self, store: Arc<dyn Store>) -> Replica {
+        let host =
+            setup::load_host_with_store(self.cfg.clone(), store, self.clock.clone()).unwrap();
+        let tls = kasane_host::server::tls_config(&self.cfg.tls_cert, &self.cfg.tls_key).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let app = kasane_host::server::app(host.clone());
+        tokio::spawn(kasane_host::server::run(listener, tls, app, async move {
+            let _ = rx.await;
+        }));
+        Replica {
+            addr,
+            host,
+            stop: Some(tx),
+        }
+    }
+
     pub(crate) async fn add_user(&self, name: &str) {
         let card = CodeCard::parse(name, CARD).unwrap();
         setup::add_user(
