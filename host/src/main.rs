@@ -1,7 +1,7 @@
 //! `kasane-host`: parses arguments and calls the library (see `kasane_host`).
 #![forbid(unsafe_code)]
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -55,7 +55,8 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum UserCommand {
     /// Adds a user with a new code card (printed, and written as SVG), or custom pairs. The
-    /// password is read from standard input (first line) or prompted for.
+    /// password is read from standard input (first line), or prompted for without echo when
+    /// standard input is a terminal.
     Add {
         /// The user name.
         name: String,
@@ -112,17 +113,22 @@ fn load_config(data: &Path) -> anyhow::Result<Config> {
     Config::load(data).with_context(|| format!("loading the configuration of {}", data.display()))
 }
 
+/// The password: prompted for without echo when standard input is a terminal (`rpassword`
+/// reads from the terminal with echo off), else the first line of standard input (scripts).
 fn read_password() -> anyhow::Result<zeroize::Zeroizing<String>> {
     let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        eprint!("password: ");
-        std::io::stderr().flush().ok();
-    }
-    let mut line = zeroize::Zeroizing::new(String::new());
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .context("reading the password")?;
+    let line = if stdin.is_terminal() {
+        zeroize::Zeroizing::new(
+            rpassword::prompt_password("password: ").context("reading the password")?,
+        )
+    } else {
+        let mut line = zeroize::Zeroizing::new(String::new());
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password")?;
+        line
+    };
     let pw = zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
     if pw.is_empty() {
         bail!("empty password");
