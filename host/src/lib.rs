@@ -12,7 +12,8 @@
 //! - [`login`]: the hello → password → response flow over `kasane-protocol`'s state
 //!   machines: decoys, throttling, counters, bundles, sessions, logout.
 //! - [`server`]: [`app`](server::app) (the axum router) and [`run`](server::run) (TLS 1.3
-//!   only, HTTP/1.1 and HTTP/2, one RFC 9266 exporter value per connection).
+//!   only, HTTP/1.1 and HTTP/2, one RFC 9266 exporter value per connection; graceful
+//!   shutdown, bounded by [`SHUTDOWN_GRACE`](server::SHUTDOWN_GRACE)).
 //! - [`metrics`]: counters and a latency histogram rendered as Prometheus text.
 //! - [`setup`]: `init` (a working data directory), `user add` with its code card, loading a
 //!   host from a data directory.

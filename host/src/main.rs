@@ -199,9 +199,29 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                 }
             });
             let app = kasane_host::server::app(host);
+            // Ctrl-C or SIGTERM (what service managers and container runtimes send); then
+            // `run` stops accepting and waits up to SHUTDOWN_GRACE for open connections.
             let shutdown = async {
-                let _ = tokio::signal::ctrl_c().await;
-                tracing::info!("shutting down");
+                #[cfg(unix)]
+                {
+                    use tokio::signal::unix::{SignalKind, signal};
+                    match signal(SignalKind::terminate()) {
+                        Ok(mut term) => {
+                            tokio::select! {
+                                _ = tokio::signal::ctrl_c() => {}
+                                _ = term.recv() => {}
+                            }
+                        }
+                        Err(_) => {
+                            let _ = tokio::signal::ctrl_c().await;
+                        }
+                    }
+                }
+                #[cfg(not(unix))]
+                {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+                tracing::info!("shutting down: no new connections, finishing open ones");
             };
             kasane_host::server::run(listener, tls, app, shutdown)
                 .await

@@ -209,7 +209,11 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, 
     Ok(Arc::new(cfg))
 }
 
-/// Serves `app` over TLS on `listener` until `shutdown` completes. Each connection gets a
+/// How long [`run`] waits for open connections after its shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves `app` over TLS on `listener` until `shutdown` completes, then shuts down
+/// gracefully within [`SHUTDOWN_GRACE`] (see [`run_with_grace`]). Each connection gets a
 /// [`ConnInfo`] extension with its peer address and exporter value.
 pub async fn run(
     listener: TcpListener,
@@ -217,11 +221,29 @@ pub async fn run(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HostError> {
+    run_with_grace(listener, tls, app, shutdown, SHUTDOWN_GRACE).await
+}
+
+/// Like [`run`], with the grace period given. When `shutdown` completes the listener is
+/// closed (no new connections), every open connection is asked to finish (HTTP/1.1: after
+/// the request in progress, no keep-alive; HTTP/2: `GOAWAY`), and `run_with_grace` returns
+/// when they all have, or after `grace`, dropping those still open.
+pub async fn run_with_grace(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> Result<(), HostError> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let (stopping, stop) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        // Forget finished connections (the set stays as large as the open ones).
+        while connections.try_join_next().is_some() {}
         let (tcp, peer) = tokio::select! {
-            () = &mut shutdown => return Ok(()),
+            () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -233,7 +255,8 @@ pub async fn run(
         };
         let acceptor = acceptor.clone();
         let app = app.clone();
-        tokio::spawn(async move {
+        let mut stop = stop.clone();
+        connections.spawn(async move {
             let tls =
                 match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
                     Ok(Ok(s)) => s,
@@ -257,12 +280,39 @@ pub async fn run(
             let svc = hyper_util::service::TowerToHyperService::new(svc);
             let builder =
                 hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            if let Err(e) = builder
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                .await
-            {
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
+            tokio::pin!(conn);
+            let ended = tokio::select! {
+                ended = conn.as_mut() => ended,
+                // Also when the signal came during the handshake: `wait_for` sees the value.
+                () = async {
+                    // The guard it returns is not `Send`: drop it here.
+                    let _ = stop.wait_for(|s| *s).await;
+                } => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(%peer, error = %e, "connection ended");
             }
         });
     }
+    drop(listener);
+    let _ = stopping.send(true);
+    let open = connections.len();
+    let drained = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            still_open = connections.len(),
+            "shutdown grace period over: dropping open connections"
+        );
+        connections.abort_all();
+    } else {
+        tracing::info!(connections = open, "all connections finished");
+    }
+    Ok(())
 }

@@ -573,3 +573,64 @@ async fn housekeeping_purges_expired_bundles_and_sessions() {
     let purged = th.host.housekeeping().await.unwrap();
     assert_eq!((purged.bundles, purged.sessions), (1, 1));
 }
+
+/// Graceful shutdown: after the signal the listener is closed, a request in progress is still
+/// answered, and `run` returns once its connection has ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_waits_for_the_request_in_progress() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let th = start(|_| {}).await;
+    let tls = kasane_host::server::tls_config(&th.cfg.tls_cert, &th.cfg.tls_key).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(kasane_host::server::run_with_grace(
+        listener,
+        tls,
+        kasane_host::server::app(th.host.clone()),
+        async move {
+            let _ = stopped.await;
+        },
+        std::time::Duration::from_secs(30),
+    ));
+    // A request whose body is only half sent when the shutdown starts.
+    let cfg = client_config(&th.cert_der, &[&rustls::version::TLS13], &[b"http/1.1"]);
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut stream = tokio_rustls::TlsConnector::from(cfg)
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let body = ClientHello::new(&mut OsRng, BOTH.to_vec())
+        .unwrap()
+        .request_bytes()
+        .to_vec();
+    let head = format!(
+        "POST /v1/login/hello HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body[..body.len() / 2]).await.unwrap();
+    stream.flush().await.unwrap();
+    // Let the host read the head and start the request, then stop it.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    stop.send(()).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        !serving.is_finished(),
+        "run returned with a request in progress"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the listener still accepts after the shutdown signal"
+    );
+    stream.write_all(&body[body.len() / 2..]).await.unwrap();
+    stream.flush().await.unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    serving.await.unwrap().unwrap();
+}
