@@ -557,8 +557,11 @@ impl Host {
             .take_bundle(&req.bundle_id, now)
             .await
             .map_err(HostError::from)?;
-        let (Ok(mut pending), Some(_)) = (pending, bundle) else {
-            return Err(LoginError::Failed("unknown, used or expired bundle"));
+        let mut pending = match (pending, bundle) {
+            (Ok(p), Some(_)) => p,
+            // A store fault is logged as one, not as a failed login.
+            (Err(e @ LoginError::Internal(_)), _) => return Err(e),
+            _ => return Err(LoginError::Failed("unknown, used or expired bundle")),
         };
         let state = HostChallenge::from_parts(pending.parts()).map_err(|e| {
             tracing::error!(error = %e, "stored bundle state");
