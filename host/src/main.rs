@@ -192,7 +192,12 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                     every.tick().await;
                     match housekeeping.housekeeping().await {
                         Ok(p) => {
-                            tracing::debug!(bundles = p.bundles, sessions = p.sessions, "purged")
+                            tracing::debug!(
+                                bundles = p.bundles,
+                                pending_logins = p.pending_logins,
+                                sessions = p.sessions,
+                                "purged"
+                            )
                         }
                         Err(e) => tracing::warn!(error = %e, "housekeeping"),
                     }
