@@ -1,4 +1,4 @@
-//! The Kasane host: authentication server, sessions, relay, audit log and storage.
+//! The Kasane host: authentication server, sessions and storage (relay and the audit log come with sealed messages).
 //!
 //! # Module map
 //!
