@@ -39,17 +39,10 @@ struct RepoKeys {
     keys: PathBuf,
 }
 
-/// A module and the limits it is published with.
+/// The limits and params a module is tested (and published) with: shared by `add`,
+/// `author-sign` and `test`, so all three check a module the same way.
 #[derive(Args)]
-struct ModuleArgs {
-    /// The module (binary wasm).
-    module: PathBuf,
-    /// The name to publish it under: [a-z0-9._/-], e.g. sha256-chain or acme/otp.
-    #[arg(long)]
-    name: String,
-    /// The entry's version (default: the previous entry's version + 1, or 1).
-    #[arg(long, value_name = "N")]
-    version: Option<u64>,
+struct HarnessArgs {
     /// Fuel budget.
     #[arg(long, value_name = "N", default_value_t = Limits::default().fuel)]
     fuel: u64,
@@ -65,6 +58,38 @@ struct ModuleArgs {
     /// Sandbox profile; `auto` picks `wasi` when the module imports wasi_snapshot_preview1.
     #[arg(long, value_enum, default_value_t = ProfileArg::Auto)]
     profile: ProfileArg,
+    /// Headroom factor the fuel budget must leave over the most fuel used.
+    #[arg(long, value_name = "FACTOR", default_value_t = 2.0)]
+    headroom: f64,
+}
+
+impl HarnessArgs {
+    /// The params bytes and the checked headroom factor.
+    fn params_and_headroom(&self) -> Result<(Vec<u8>, f64), Failure> {
+        if !(self.headroom.is_finite() && self.headroom >= 1.0) {
+            return Err(usage(anyhow::anyhow!(
+                "--headroom must be a number of at least 1.0, got {}",
+                self.headroom
+            )));
+        }
+        let params = parse_params(self.params.as_deref(), self.params_text.as_deref())?;
+        Ok((params, self.headroom))
+    }
+}
+
+/// A module and the limits it is published with.
+#[derive(Args)]
+struct ModuleArgs {
+    /// The module (binary wasm).
+    module: PathBuf,
+    /// The name to publish it under: [a-z0-9._/-], e.g. sha256-chain or acme/otp.
+    #[arg(long)]
+    name: String,
+    /// The entry's version (default: the previous entry's version + 1, or 1).
+    #[arg(long, value_name = "N")]
+    version: Option<u64>,
+    #[command(flatten)]
+    harness: HarnessArgs,
     /// Rollout weight (0: published but never picked by the host).
     #[arg(long, value_name = "N", default_value_t = 100)]
     weight: u32,
@@ -72,9 +97,6 @@ struct ModuleArgs {
     /// profile or import, which the sandbox would refuse anyway).
     #[arg(long)]
     force: bool,
-    /// Headroom factor the fuel budget must leave over the most fuel used.
-    #[arg(long, value_name = "FACTOR", default_value_t = 2.0)]
-    headroom: f64,
 }
 
 /// What `revoke` revokes: exactly one of these.
@@ -309,30 +331,14 @@ enum Command {
     Test {
         /// The module (binary wasm).
         module: PathBuf,
-        /// The fuel budget the module will be published with.
-        #[arg(long, value_name = "N", default_value_t = Limits::default().fuel)]
-        fuel: u64,
-        /// The linear memory limit the module will be published with, bytes.
-        #[arg(long, value_name = "BYTES", default_value_t = Limits::default().memory_bytes)]
-        memory: u64,
-        /// The module's params, as hex (as in its registry entry).
-        #[arg(long, value_name = "HEX", conflicts_with = "params_text")]
-        params: Option<String>,
-        /// The module's params, as UTF-8 text.
-        #[arg(long, value_name = "TEXT")]
-        params_text: Option<String>,
-        /// Required headroom factor over the most fuel used.
-        #[arg(long, value_name = "FACTOR", default_value_t = 2.0)]
-        headroom: f64,
+        #[command(flatten)]
+        harness: HarnessArgs,
         /// An extra input (the `run` JSON format); repeatable.
         #[arg(long = "input", value_name = "INPUT.json")]
         inputs: Vec<PathBuf>,
         /// Known answers: a JSON array of {"input": {...}, "output": "<hex>"}.
         #[arg(long, value_name = "VECTORS.json")]
         vectors: Option<PathBuf>,
-        /// Profile to test under.
-        #[arg(long, value_enum, default_value_t = ProfileArg::Auto)]
-        profile: ProfileArg,
     },
 }
 
@@ -627,22 +633,13 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         }
         Command::Test {
             module,
-            fuel,
-            memory,
-            params,
-            params_text,
-            headroom,
+            harness,
             inputs,
             vectors,
-            profile,
         } => {
             let wasm = read_module(&module)?;
-            if !(headroom.is_finite() && headroom >= 1.0) {
-                return Err(usage(anyhow::anyhow!(
-                    "--headroom must be a number of at least 1.0, got {headroom}"
-                )));
-            }
-            let params = parse_params(params.as_deref(), params_text.as_deref())?;
+            let (params, headroom) = harness.params_and_headroom()?;
+            let fuel = harness.fuel;
             let inputs = inputs
                 .iter()
                 .map(|p| {
@@ -661,9 +658,9 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 }
             };
             let opts = HarnessOptions {
-                profile: profile.choice(),
+                profile: harness.profile.choice(),
                 fuel,
-                memory,
+                memory: harness.memory,
                 params,
                 headroom,
                 inputs,
@@ -674,13 +671,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             println!("sha256  {}", report.sha256);
             println!("length  {} bytes", report.length);
             if let Some(p) = report.profile {
-                println!(
-                    "profile {}",
-                    match p {
-                        Profile::Pure => "pure",
-                        Profile::Wasi => "wasi",
-                    }
-                );
+                println!("profile {}", p.as_str());
             }
             for c in &report.checks {
                 let verdict = if c.passed { "ok  " } else { "FAIL" };
@@ -751,23 +742,18 @@ fn parse_hex32(s: &str, flag: &str) -> Result<[u8; 32], Failure> {
 }
 
 fn module_spec(m: ModuleArgs) -> Result<ModuleSpec, Failure> {
-    if !(m.headroom.is_finite() && m.headroom >= 1.0) {
-        return Err(usage(anyhow::anyhow!(
-            "--headroom must be a number of at least 1.0, got {}",
-            m.headroom
-        )));
-    }
+    let (params, headroom) = m.harness.params_and_headroom()?;
     Ok(ModuleSpec {
-        params: parse_params(m.params.as_deref(), m.params_text.as_deref())?,
+        params,
         module: m.module,
         name: m.name,
         version: m.version,
-        fuel: m.fuel,
-        memory: m.memory,
-        profile: m.profile.choice(),
+        fuel: m.harness.fuel,
+        memory: m.harness.memory,
+        profile: m.harness.profile.choice(),
         weight: m.weight,
         force: m.force,
-        headroom: m.headroom,
+        headroom,
     })
 }
 
