@@ -613,25 +613,7 @@ macro_rules! impl_sql_store {
                 const COLS: &str =
                     "SELECT session_id, seq, prev_hash, record_hash, payload, created_at \
                      FROM audit_log";
-                let rows = match after {
-                    None => {
-                        sqlx::query(&format!("{COLS} ORDER BY session_id, seq LIMIT $1"))
-                            .bind(i64::from(limit))
-                            .fetch_all(&self.pool)
-                            .await?
-                    }
-                    Some(c) => {
-                        sqlx::query(&format!(
-                            "{COLS} WHERE session_id > $1 OR (session_id = $1 AND seq > $2) \
-                             ORDER BY session_id, seq LIMIT $3"
-                        ))
-                        .bind(&c.session_id)
-                        .bind($crate::store::to_db(c.seq, "seq")?)
-                        .bind(i64::from(limit))
-                        .fetch_all(&self.pool)
-                        .await?
-                    }
-                };
+                let rows = keyset_page(&self.pool, COLS, after, limit).await?;
                 rows.iter()
                     .map(|r| {
                         Ok($crate::store::AuditRecord {
@@ -682,25 +664,7 @@ macro_rules! impl_sql_store {
                 use sqlx::Row as _;
                 const COLS: &str = "SELECT session_id, seq, record_hash, signature, created_at \
                      FROM audit_checkpoints";
-                let rows = match after {
-                    None => {
-                        sqlx::query(&format!("{COLS} ORDER BY session_id, seq LIMIT $1"))
-                            .bind(i64::from(limit))
-                            .fetch_all(&self.pool)
-                            .await?
-                    }
-                    Some(c) => {
-                        sqlx::query(&format!(
-                            "{COLS} WHERE session_id > $1 OR (session_id = $1 AND seq > $2) \
-                             ORDER BY session_id, seq LIMIT $3"
-                        ))
-                        .bind(&c.session_id)
-                        .bind($crate::store::to_db(c.seq, "seq")?)
-                        .bind(i64::from(limit))
-                        .fetch_all(&self.pool)
-                        .await?
-                    }
-                };
+                let rows = keyset_page(&self.pool, COLS, after, limit).await?;
                 rows.iter()
                     .map(|r| {
                         Ok($crate::store::AuditCheckpoint {
@@ -747,6 +711,37 @@ macro_rules! impl_sql_store {
                     pending_logins,
                 })
             }
+        }
+
+        /// One page of `select` (a `SELECT … FROM t` over a table keyed by
+        /// `(session_id, seq)`), in key order, strictly after `after`. Shared by the audit log and
+        /// its checkpoints so both page the same way.
+        async fn keyset_page(
+            pool: &sqlx::Pool<$db>,
+            select: &str,
+            after: Option<&$crate::store::AuditCursor>,
+            limit: u32,
+        ) -> $crate::store::Result<Vec<<$db as sqlx::Database>::Row>> {
+            let rows = match after {
+                None => {
+                    sqlx::query(&format!("{select} ORDER BY session_id, seq LIMIT $1"))
+                        .bind(i64::from(limit))
+                        .fetch_all(pool)
+                        .await?
+                }
+                Some(c) => {
+                    sqlx::query(&format!(
+                        "{select} WHERE session_id > $1 OR (session_id = $1 AND seq > $2) \
+                         ORDER BY session_id, seq LIMIT $3"
+                    ))
+                    .bind(&c.session_id)
+                    .bind($crate::store::to_db(c.seq, "seq")?)
+                    .bind(i64::from(limit))
+                    .fetch_all(pool)
+                    .await?
+                }
+            };
+            Ok(rows)
         }
 
         /// Inserts `pairs` for user `id` in card order.
