@@ -9,20 +9,11 @@ use std::sync::OnceLock;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 use zeroize::Zeroizing;
 
 use crate::HostError;
 
-/// Length of a response verifier, bytes.
-pub const VERIFIER_LEN: usize = 32;
-/// Length of a per-pair salt, bytes.
-pub const SALT_LEN: usize = 16;
-
-/// argon2id with OWASP's parameters: m = 19 456 KiB, t = 2, p = 1.
-fn argon2id() -> Argon2<'static> {
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::DEFAULT)
-}
+pub use kasane_protocol::verifier::{SALT_LEN, VERIFIER_LEN, argon2id, normalize_response};
 
 /// Hashes a password into an argon2id PHC string with a fresh random salt.
 pub fn hash_password(password: &[u8]) -> Result<String, HostError> {
@@ -52,21 +43,11 @@ pub fn dummy_verify(password: &[u8]) {
     }
 }
 
-/// How a response typed by a user is normalized before hashing: surrounding whitespace
-/// dropped, ASCII letters upper-cased (code cards are read by people).
-#[must_use]
-pub fn normalize_response(response: &str) -> Zeroizing<String> {
-    Zeroizing::new(response.trim().to_ascii_uppercase())
-}
-
-/// The verifier of a response: `argon2id(normalize(response), salt)`, 32 bytes.
+/// The verifier of a response: `argon2id(normalize(response), salt)`, 32 bytes (see
+/// [`kasane_protocol::verifier`], shared with the client).
 pub fn response_verifier(response: &str, salt: &[u8]) -> Result<Zeroizing<Vec<u8>>, HostError> {
-    let normalized = normalize_response(response);
-    let mut out = Zeroizing::new(vec![0u8; VERIFIER_LEN]);
-    argon2id()
-        .hash_password_into(normalized.as_bytes(), salt, &mut out)
-        .map_err(|e| HostError::Hash(e.to_string()))?;
-    Ok(out)
+    kasane_protocol::verifier::response_verifier(response, salt)
+        .map_err(|e| HostError::Hash(e.to_string()))
 }
 
 #[cfg(test)]

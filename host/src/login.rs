@@ -63,18 +63,7 @@ pub enum LoginError {
     Internal(#[from] HostError),
 }
 
-/// The code-card grid: columns `A`–`E`, rows `1`–`8` (40 cells).
-pub const CARD_COLUMNS: &str = "ABCDE";
-/// Rows of the code card.
-pub const CARD_ROWS: u32 = 8;
-
-/// Every prompt of the standard code card, in card order (`A1`, `B1`, … `E8`).
-#[must_use]
-pub fn card_prompts() -> Vec<String> {
-    (1..=CARD_ROWS)
-        .flat_map(|r| CARD_COLUMNS.chars().map(move |c| format!("{c}{r}")))
-        .collect()
-}
+pub use kasane_protocol::card::{CARD_COLUMNS, CARD_ROWS, card_prompts};
 
 /// A login between two requests, as the store keeps it (postcard): the protocol's
 /// [`HostLoginParts`] and, after the password step, what the response step needs. Secret:

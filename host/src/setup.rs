@@ -14,7 +14,6 @@ use kasane_registry::keys::read_key_file;
 use kasane_registry::metadata::targets::Profile as RegProfile;
 use kasane_registry::repo::{Lifetimes, dev_init, target_entry};
 use kasane_sandbox::{Limits, Sandbox, SandboxConfig};
-use rand::Rng;
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -22,9 +21,10 @@ use zeroize::Zeroizing;
 use crate::HostError;
 use crate::config::{CONFIG_FILE, Config};
 use crate::crypto::{SALT_LEN, hash_password, response_verifier};
-use crate::login::{Host, card_prompts};
+use crate::login::Host;
 use crate::registry::{HostRegistry, module_path};
 use crate::store::{self, ChallengePair, Clock, NewUser, Store};
+pub use kasane_protocol::card::{CardError, CodeCard, RESPONSE_LEN};
 
 /// A built-in transform published by `init`.
 #[derive(Debug, Clone, Copy)]
@@ -261,143 +261,6 @@ pub fn load_host_with_store(
     )?;
     let host_key = read_signing_key(&cfg.keys_dir.join("host.key"))?;
     Ok(Arc::new(Host::new(cfg, store, registry, host_key, clock)))
-}
-
-/// A user's code card: challenge → response, as issued.
-pub struct CodeCard {
-    /// The user.
-    pub user: String,
-    /// (prompt, response) in card order.
-    pub pairs: Vec<(String, Zeroizing<String>)>,
-}
-
-impl std::fmt::Debug for CodeCard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CodeCard")
-            .field("user", &self.user)
-            .field("pairs", &self.pairs.len())
-            .finish()
-    }
-}
-
-/// Characters of generated responses: no look-alikes (0/O, 1/I/L, 2/Z, 5/S, 8/B).
-const RESPONSE_ALPHABET: &[u8] = b"ACDEFGHJKMNPQRTUVWXY34679";
-/// Length of a generated response.
-pub const RESPONSE_LEN: usize = 4;
-
-impl CodeCard {
-    /// A fresh card on the standard grid (`A1`…`E8`) with random responses.
-    #[must_use]
-    pub fn generate(user: &str) -> Self {
-        let pairs = card_prompts()
-            .into_iter()
-            .map(|p| {
-                let r: String = (0..RESPONSE_LEN)
-                    .map(|_| {
-                        char::from(RESPONSE_ALPHABET[OsRng.gen_range(0..RESPONSE_ALPHABET.len())])
-                    })
-                    .collect();
-                (p, Zeroizing::new(r))
-            })
-            .collect();
-        Self {
-            user: user.to_owned(),
-            pairs,
-        }
-    }
-
-    /// Custom pairs: one `PROMPT RESPONSE` per line; blank lines and `#` comments skipped.
-    pub fn parse(user: &str, text: &str) -> Result<Self, HostError> {
-        let mut pairs = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let mut it = line.split_whitespace();
-            match (it.next(), it.next(), it.next()) {
-                (Some(p), Some(r), None) if p.len() <= kasane_protocol::wire::MAX_PROMPT_LEN => {
-                    pairs.push((p.to_owned(), Zeroizing::new(r.to_owned())));
-                }
-                _ => {
-                    return Err(HostError::Config(format!(
-                        "pairs line {}: expected `PROMPT RESPONSE`",
-                        i + 1
-                    )));
-                }
-            }
-        }
-        if pairs.is_empty() {
-            return Err(HostError::Config("no pairs".into()));
-        }
-        Ok(Self {
-            user: user.to_owned(),
-            pairs,
-        })
-    }
-
-    /// The card as text: a grid when it is the standard card, else one pair per line.
-    #[must_use]
-    pub fn to_text(&self) -> String {
-        let mut s = format!("Kasane code card for {}\n", self.user);
-        let standard: Vec<String> = card_prompts();
-        let is_grid = self.pairs.len() == standard.len()
-            && self.pairs.iter().zip(&standard).all(|((p, _), q)| p == q);
-        if is_grid {
-            s.push_str("    ");
-            for c in crate::login::CARD_COLUMNS.chars() {
-                s.push_str(&format!(" {c:<width$}", width = RESPONSE_LEN));
-            }
-            s.push('\n');
-            for (row, chunk) in self
-                .pairs
-                .chunks(crate::login::CARD_COLUMNS.len())
-                .enumerate()
-            {
-                s.push_str(&format!("{:>3} ", row + 1));
-                for (_, r) in chunk {
-                    s.push_str(&format!(" {:<width$}", r.as_str(), width = RESPONSE_LEN));
-                }
-                s.push('\n');
-            }
-        } else {
-            for (p, r) in &self.pairs {
-                s.push_str(&format!("{p}\t{}\n", r.as_str()));
-            }
-        }
-        s
-    }
-
-    /// The card as an SVG image (a table of prompt → response).
-    #[must_use]
-    pub fn to_svg(&self) -> String {
-        let cols = 5usize;
-        let rows = self.pairs.len().div_ceil(cols);
-        let (cw, ch) = (130, 28);
-        let w = cols * cw + 20;
-        let h = rows * ch + 50;
-        let esc = |t: &str| {
-            t.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-                .replace('"', "&quot;")
-        };
-        let mut s = format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"monospace\" font-size=\"16\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\" stroke=\"black\"/>\n<text x=\"10\" y=\"24\" font-weight=\"bold\">Kasane code card: {}</text>\n",
-            esc(&self.user)
-        );
-        for (i, (p, r)) in self.pairs.iter().enumerate() {
-            let x = 10 + (i % cols) * cw;
-            let y = 50 + (i / cols) * ch;
-            s.push_str(&format!(
-                "<text x=\"{x}\" y=\"{y}\"><tspan fill=\"gray\">{}</tspan> {}</text>\n",
-                esc(p),
-                esc(r)
-            ));
-        }
-        s.push_str("</svg>\n");
-        s
-    }
 }
 
 /// `user add`: stores the user with an argon2id password hash and one verifier per pair

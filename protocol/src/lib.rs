@@ -11,6 +11,8 @@
 //! - [`derive`](mod@derive): [`DeriveContext`], the transform inputs both sides build identically.
 //! - [`login`]: the client and host state machines, the resulting [`Session`], and the
 //!   storable [`HostLoginParts`] / [`SessionParts`] for hosts that keep state between requests.
+//! - [`verifier`]: response verifiers (argon2id of a normalized response with the pair's salt).
+//! - [`card`]: code cards and their text form (written by the host, read by the client).
 //! - `error`: [`ProtocolError`].
 //!
 //! `docs/PROTOCOL.md` (at the repository root) documents every byte, the transcript, the key
@@ -85,12 +87,14 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod card;
 pub mod derive;
 mod error;
 pub mod login;
 pub mod schedule;
 pub mod seal;
 pub mod transcript;
+pub mod verifier;
 pub mod wire;
 
 pub use derive::{DeriveContext, with_derive_input};
@@ -104,6 +108,7 @@ pub use schedule::{DhSecret, EphemeralSecret, SessionSecret};
 pub use seal::{Padding, Sequencer};
 pub use transcript::Transcript;
 pub use wire::{
-    Challenge, ChallengeBundle, HelloRequest, HelloResponse, LoginFailure, Message, ModuleRef,
-    PasswordRequest, Profile, ResponseAccept, ResponseRequest, SealedMessage,
+    Challenge, ChallengeBundle, Delivery, HelloRequest, HelloResponse, Inbox, InboxAck,
+    LoginFailure, Message, MessageAccepted, MessageRefused, ModuleRef, PasswordRequest, Profile,
+    RefusalReason, ResponseAccept, ResponseRequest, SealedMessage,
 };

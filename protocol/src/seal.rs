@@ -26,8 +26,11 @@ use kasane_abi::Direction;
 
 /// HKDF info prefix of a message key.
 pub const INFO_MESSAGE: &[u8] = b"kasane/v1/msg";
-/// Longest plaintext of one sealed message.
-pub const MAX_PLAINTEXT_LEN: usize = 1024 * 1024;
+/// Longest message body a client may send (a host may configure less).
+pub const MAX_BODY_LEN: usize = 1024 * 1024;
+/// Longest plaintext of one sealed message: a body of [`MAX_BODY_LEN`] and room for the
+/// [`Delivery`](crate::wire::Delivery) frame a relayed body travels in to its recipient.
+pub const MAX_PLAINTEXT_LEN: usize = MAX_BODY_LEN + 1024;
 /// Smallest padding bucket.
 pub const MIN_BUCKET: usize = 64;
 /// Above this size buckets grow linearly by this step.

@@ -434,3 +434,178 @@ mod direction_byte {
         Direction::from_u8(b).ok_or_else(|| de::Error::custom("direction must be 0 or 1"))
     }
 }
+
+// --- Messages after login (issue 6; docs/PROTOCOL.md §13) ---
+
+/// Most messages in one [`Inbox`].
+pub const MAX_INBOX_MESSAGES: usize = 64;
+/// Longest encoded [`Inbox`]; a host stops adding messages before it would pass this.
+pub const MAX_INBOX_LEN: usize = 8 * 1024 * 1024;
+/// Most ids in one [`InboxAck`].
+pub const MAX_ACK_IDS: usize = 1024;
+
+/// The host's answer to a sealed message it accepted (stored in the audit log and, for a
+/// relayed message, queued): from here on the message is not lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageAccepted {
+    /// The sequence number accepted (the one the client sent).
+    pub seq: u64,
+    /// The host's time of acceptance, unix seconds.
+    pub received_at: u64,
+}
+
+impl Message for MessageAccepted {
+    const KIND: u8 = 9;
+    const MAX_LEN: usize = 2 + 10 + 10;
+    const LABEL: &'static [u8] = b"message-accepted";
+
+    fn validate(&self) -> Result<(), ProtocolError> {
+        check(self.seq >= 1, "seq")
+    }
+}
+
+/// Why the host refused a sealed message (or an inbox request). Unlike a login failure this
+/// is specific: the session is authenticated, and the sender needs to know what to fix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RefusalReason {
+    /// The body did not decode as the expected message.
+    Malformed,
+    /// No live session for the bearer token (logged out, timed out, never existed).
+    SessionEnded,
+    /// The sealed message names another session than the bearer token's.
+    WrongSession,
+    /// The sealed message travels host → client.
+    WrongDirection,
+    /// The sequence number was already accepted.
+    Replayed,
+    /// The sequence number is lower than one already accepted.
+    Reordered,
+    /// The message does not authenticate: altered in any field, or re-addressed.
+    Altered,
+    /// The plaintext is over the host's configured size.
+    TooLarge,
+    /// The host could not store it now (try again; nothing was kept).
+    Unavailable,
+}
+
+impl RefusalReason {
+    /// A short stable name (`replayed`, `altered`, …) for logs and CLI output.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::SessionEnded => "session-ended",
+            Self::WrongSession => "wrong-session",
+            Self::WrongDirection => "wrong-direction",
+            Self::Replayed => "replayed",
+            Self::Reordered => "reordered",
+            Self::Altered => "altered",
+            Self::TooLarge => "too-large",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl std::fmt::Display for RefusalReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The body of every refused message-API request (with a 4xx/503 status).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRefused {
+    /// Why.
+    pub reason: RefusalReason,
+}
+
+impl Message for MessageRefused {
+    const KIND: u8 = 10;
+    const MAX_LEN: usize = 4;
+    const LABEL: &'static [u8] = b"message-refused";
+
+    fn validate(&self) -> Result<(), ProtocolError> {
+        Ok(())
+    }
+}
+
+/// What a relayed message carries inside the host → client seal: the host vouches for the
+/// sender and the time it accepted the message.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Queue id: the client acknowledges it with [`InboxAck`] once it has the message.
+    pub id: u64,
+    /// The sending user.
+    pub from: String,
+    /// When the host accepted it, unix seconds.
+    pub sent_at: u64,
+    /// The sender's plaintext.
+    pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("id", &self.id)
+            .field("from", &self.from)
+            .field("sent_at", &self.sent_at)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+impl Message for Delivery {
+    const KIND: u8 = 11;
+    const MAX_LEN: usize = crate::seal::MAX_PLAINTEXT_LEN;
+    const LABEL: &'static [u8] = b"delivery";
+
+    fn validate(&self) -> Result<(), ProtocolError> {
+        check(self.id >= 1, "id")?;
+        check(
+            !self.from.is_empty() && self.from.len() <= MAX_USER_ID_LEN,
+            "from",
+        )
+    }
+}
+
+/// Overhead of a [`Delivery`] around its body: header, id, sender and time (upper bound).
+pub const DELIVERY_OVERHEAD: usize = 2 + 10 + 2 + MAX_USER_ID_LEN + 10 + 5;
+const _: () =
+    assert!(crate::seal::MAX_BODY_LEN + DELIVERY_OVERHEAD <= crate::seal::MAX_PLAINTEXT_LEN);
+
+/// Messages for the client, each sealed host → client for its session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inbox {
+    /// Sealed [`Delivery`]s, oldest first.
+    pub messages: Vec<SealedMessage>,
+    /// More are queued than fit in this answer.
+    pub more: bool,
+}
+
+impl Message for Inbox {
+    const KIND: u8 = 12;
+    const MAX_LEN: usize = MAX_INBOX_LEN;
+    const LABEL: &'static [u8] = b"inbox";
+
+    fn validate(&self) -> Result<(), ProtocolError> {
+        check(self.messages.len() <= MAX_INBOX_MESSAGES, "messages")?;
+        self.messages.iter().try_for_each(Message::validate)
+    }
+}
+
+/// The client's acknowledgement of delivered messages: the host deletes them from the queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxAck {
+    /// [`Delivery::id`]s the client has opened and kept.
+    pub ids: Vec<u64>,
+}
+
+impl Message for InboxAck {
+    const KIND: u8 = 13;
+    const MAX_LEN: usize = 2 + 5 + MAX_ACK_IDS * 10;
+    const LABEL: &'static [u8] = b"inbox-ack";
+
+    fn validate(&self) -> Result<(), ProtocolError> {
+        check(!self.ids.is_empty() && self.ids.len() <= MAX_ACK_IDS, "ids")
+    }
+}
