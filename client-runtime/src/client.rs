@@ -1,19 +1,57 @@
 //! [`Client`], [`Session`]: connecting, logging in, sending and receiving sealed messages.
 
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ed25519_dalek::VerifyingKey;
+use hyper::StatusCode;
+use kasane_protocol::wire::{Message, Profile as WireProfile};
+use kasane_protocol::{
+    ClientHello, Delivery, Inbox, InboxAck, MessageAccepted, MessageRefused, Padding,
+    ProtocolError, RefusalReason, ResponseAccept, SealedMessage,
+};
+use kasane_registry::RoleName;
+use kasane_registry::metadata::targets::{Profile as RegProfile, TargetEntry};
+use kasane_registry::trust::{Pin, STATE_FILE, SystemClock, TrustStore};
+use kasane_sandbox::{
+    Allocator, CacheOutcome, CompileCache, Limits, Sandbox, SandboxConfig, Transform,
+};
+use rand_core::OsRng;
 use zeroize::Zeroizing;
 
+use crate::net::{Conn, Endpoint};
+use crate::registry::registry_error;
 use crate::{ClientConfig, ClientError, Responder};
+
+/// Fuel cap for any transform (the host uses the same): a registry entry may ask for less.
+const MAX_FUEL: u64 = 2_000_000_000;
+/// Most distinct delivery ids remembered for de-duplication.
+const SEEN_CAP: usize = 65_536;
 
 /// A connection-ready client: TLS settings checked and the registry trust updated.
 pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     config: ClientConfig,
+    endpoint: Endpoint,
+    tls: Arc<rustls::ClientConfig>,
+    trust: Mutex<TrustStore<SystemClock>>,
+    host_keys: Vec<VerifyingKey>,
+    sandbox: Sandbox,
+    cache: CompileCache,
+    /// Where fetched modules are kept (cache mode only).
+    modules_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("config", &self.config)
-            .finish()
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -26,7 +64,7 @@ pub struct LoginReport {
     pub transform: String,
     /// The module's SHA-256.
     pub sha256: [u8; 32],
-    /// Which registry role signed the module's entry.
+    /// Who signed the module's entry: `targets` (first party) or `author:<id>`.
     pub signed_by: String,
     /// Whether the compiled module came from the local compile cache.
     pub from_cache: bool,
@@ -38,10 +76,17 @@ pub struct LoginReport {
     pub fuel_used: u64,
 }
 
-/// A logged-in session: send and receive sealed messages.
+/// A logged-in session: send and receive sealed messages. One request is in flight at a
+/// time (`&mut self`), so sequence numbers reach the host in order.
 pub struct Session {
     user: String,
     session_id: [u8; 16],
+    token: Zeroizing<[u8; 32]>,
+    proto: kasane_protocol::Session,
+    transform: Transform,
+    client: Arc<Inner>,
+    conn: Option<Conn>,
+    seen: HashSet<u64>,
 }
 
 impl std::fmt::Debug for Session {
@@ -65,25 +110,392 @@ pub struct Received {
     pub body: Zeroizing<Vec<u8>>,
 }
 
+/// One inbox fetch: the messages opened (and acked) and those refused (not acked).
+#[derive(Debug, Default)]
+pub struct InboxReport {
+    /// Opened, new messages (acked).
+    pub received: Vec<Received>,
+    /// Messages that did not open, each as [`ClientError::Incoming`] (not acked).
+    pub refused: Vec<ClientError>,
+    /// The host has more messages waiting.
+    pub more: bool,
+}
+
+fn blocking_err(e: tokio::task::JoinError) -> ClientError {
+    ClientError::Sandbox(format!("transform task failed: {e}"))
+}
+
+/// Runs `transform` on `input` on a blocking thread: the key and the fuel used.
+async fn derive(
+    transform: &Transform,
+    input: kasane_abi::DeriveInputBuf,
+) -> Result<(Zeroizing<Vec<u8>>, u64), ClientError> {
+    let transform = transform.clone();
+    tokio::task::spawn_blocking(move || {
+        let derived = kasane_protocol::with_derive_input(&input, |v| transform.derive(v))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?
+            .map_err(|e| ClientError::Sandbox(e.to_string()))?;
+        Ok((
+            Zeroizing::new(derived.key.as_bytes().to_vec()),
+            derived.fuel_used,
+        ))
+    })
+    .await
+    .map_err(blocking_err)?
+}
+
+fn decode<M: Message>(body: &[u8]) -> Result<M, ClientError> {
+    M::decode(body).map_err(|e| ClientError::Protocol(e.to_string()))
+}
+
+fn unexpected(step: &str, status: StatusCode) -> ClientError {
+    ClientError::Protocol(format!("{step}: unexpected HTTP status {status}"))
+}
+
+/// The refusal a received message earns for a protocol error.
+fn incoming_reason(e: &ProtocolError) -> RefusalReason {
+    match e {
+        ProtocolError::Replayed { .. } => RefusalReason::Replayed,
+        ProtocolError::Reordered { .. } => RefusalReason::Reordered,
+        ProtocolError::WrongSession => RefusalReason::WrongSession,
+        ProtocolError::WrongDirection => RefusalReason::WrongDirection,
+        ProtocolError::Decrypt | ProtocolError::Padding => RefusalReason::Altered,
+        _ => RefusalReason::Malformed,
+    }
+}
+
+/// The host's copy of the registry: `GET /v1/registry/<path>`.
+struct HostRegistry<'a>(&'a mut Conn);
+
+impl crate::registry::Source for HostRegistry<'_> {
+    async fn fetch(&mut self, path: &str, max_len: u64) -> Result<Option<Vec<u8>>, ClientError> {
+        let (status, body) = self
+            .0
+            .request(
+                "GET",
+                &format!("/v1/registry/{path}"),
+                Vec::new(),
+                None,
+                Duration::ZERO,
+            )
+            .await?;
+        match status {
+            StatusCode::OK => {
+                if body.len() as u64 > max_len.saturating_add(1) {
+                    return Err(ClientError::Registry(format!("{path} is too large")));
+                }
+                Ok(Some(body))
+            }
+            StatusCode::NOT_FOUND => Ok(None),
+            s => Err(ClientError::Registry(format!("GET {path}: HTTP {s}"))),
+        }
+    }
+}
+
 impl Client {
-    /// Checks the configuration and updates the registry trust from the host.
+    /// Checks the configuration, opens the trust store (in a temporary directory removed
+    /// before this returns, in no-cache mode) and updates it from the host.
     pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
-        Err(ClientError::Config(format!(
-            "not implemented yet ({})",
-            config.server
-        )))
+        let endpoint = Endpoint::parse(&config.server, config.server_name.as_deref())?;
+        let tls = crate::net::tls_config(&config.ca_pem)?;
+        let mut conn = Conn::open(&endpoint, &tls, config.timeout).await?;
+
+        // The trust store always persists; with no state dir it lives in a temporary
+        // directory for the length of this call (`admit` and `check_ticket` only read memory).
+        let (mut store, temp) = match &config.state_dir {
+            Some(dir) => {
+                let trust_dir = dir.join("trust");
+                let store = if trust_dir.join(STATE_FILE).exists() {
+                    TrustStore::open(&trust_dir, SystemClock)
+                } else {
+                    TrustStore::init(&trust_dir, &config.root_json, Pin::File, SystemClock)
+                }
+                .map_err(registry_error)?;
+                (store, None)
+            }
+            None => {
+                let temp = tempfile::tempdir()
+                    .map_err(|e| ClientError::Io(format!("temporary trust directory: {e}")))?;
+                let store =
+                    TrustStore::init(temp.path(), &config.root_json, Pin::File, SystemClock)
+                        .map_err(registry_error)?;
+                (store, Some(temp))
+            }
+        };
+        let result = crate::registry::update(&mut store, &mut HostRegistry(&mut conn)).await;
+        if let Some(temp) = temp {
+            temp.close()
+                .map_err(|e| ClientError::Io(format!("removing temporary trust dir: {e}")))?;
+        }
+        result?;
+
+        let host_keys = store
+            .role_keys(RoleName::Host)
+            .map_err(registry_error)?
+            .keys()
+            .iter()
+            .filter_map(|k| VerifyingKey::from_bytes(&k.to_bytes()).ok())
+            .collect::<Vec<_>>();
+        if host_keys.is_empty() {
+            return Err(ClientError::HostKey);
+        }
+
+        let sandbox = Sandbox::new(SandboxConfig {
+            allocator: Allocator::OnDemand,
+            max_limits: Limits {
+                fuel: MAX_FUEL,
+                ..Limits::default()
+            },
+            ..SandboxConfig::default()
+        })
+        .map_err(|e| ClientError::Sandbox(e.to_string()))?;
+        let (cache, modules_dir) = match &config.state_dir {
+            Some(dir) => (
+                CompileCache::open(dir.join("cache"))
+                    .map_err(|e| ClientError::Io(format!("compile cache: {e}")))?,
+                Some(dir.join("modules")),
+            ),
+            None => (CompileCache::disabled(), None),
+        };
+        Ok(Client {
+            inner: Arc::new(Inner {
+                config,
+                endpoint,
+                tls,
+                trust: Mutex::new(store),
+                host_keys,
+                sandbox,
+                cache,
+                modules_dir,
+            }),
+        })
+    }
+
+    fn trust(&self) -> Result<std::sync::MutexGuard<'_, TrustStore<SystemClock>>, ClientError> {
+        self.inner
+            .trust
+            .lock()
+            .map_err(|_| ClientError::Registry("trust store lock poisoned".into()))
+    }
+
+    /// The module bytes for `entry`: from the local module store, else from the host.
+    async fn module_bytes(
+        &self,
+        conn: &mut Conn,
+        entry: &TargetEntry,
+    ) -> Result<Vec<u8>, ClientError> {
+        let hex = entry.sha256.to_hex();
+        let file = self
+            .inner
+            .modules_dir
+            .as_ref()
+            .map(|d| d.join(format!("{hex}.wasm")));
+        if let Some(file) = &file
+            && let Ok(bytes) = std::fs::read(file)
+            && bytes.len() as u64 == entry.length
+        {
+            return Ok(bytes);
+        }
+        let (status, bytes) = conn
+            .request(
+                "GET",
+                &format!("/v1/modules/{hex}.wasm"),
+                Vec::new(),
+                None,
+                Duration::ZERO,
+            )
+            .await?;
+        if status != StatusCode::OK {
+            return Err(unexpected("module download", status));
+        }
+        if let Some(file) = &file
+            && let Some(dir) = file.parent()
+        {
+            // Best effort: the bytes are checked against the signed entry on every use.
+            if std::fs::create_dir_all(dir).is_ok() {
+                let _ = std::fs::write(file, &bytes);
+            }
+        }
+        Ok(bytes)
     }
 
     /// Logs `user` in, with the password and answers from `responder`.
+    ///
+    /// The ticket and module are checked against the trusted registry before anything is
+    /// compiled; the host's hello must be signed by a key of the registry's `host` role.
     pub async fn login(
         &self,
         user: &str,
         responder: &mut dyn Responder,
     ) -> Result<(Session, LoginReport), ClientError> {
-        let _ = responder;
-        Err(ClientError::Config(format!(
-            "login of {user}: not implemented yet"
-        )))
+        let inner = &self.inner;
+        let mut conn = Conn::open(&inner.endpoint, &inner.tls, inner.config.timeout).await?;
+
+        // 1. hello
+        let mut profiles = vec![WireProfile::Pure];
+        if kasane_sandbox::Profile::Wasi.is_available() {
+            profiles.push(WireProfile::Wasi);
+        }
+        let hello = ClientHello::new(&mut OsRng, profiles)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let nonce = hello.request().client_nonce;
+        let (status, body) = conn
+            .request(
+                "POST",
+                "/v1/login/hello",
+                hello.request_bytes().to_vec(),
+                None,
+                Duration::ZERO,
+            )
+            .await?;
+        if status != StatusCode::OK {
+            return Err(unexpected("hello", status));
+        }
+        let exporter = conn.exporter;
+        let client = hello
+            .receive(&body, &inner.host_keys, Some(&exporter))
+            .map_err(|e| match e {
+                ProtocolError::BadSignature | ProtocolError::HostKey => ClientError::HostKey,
+                other => ClientError::Protocol(other.to_string()),
+            })?;
+
+        // 2. password → the challenge bundle
+        let password = responder.password(user)?;
+        let (awaiting, request) = client
+            .request(user, password.as_bytes())
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        drop(password);
+        let (status, body) = conn
+            .request("POST", "/v1/login/password", request, None, Duration::ZERO)
+            .await?;
+        match status {
+            StatusCode::OK => {}
+            StatusCode::UNAUTHORIZED => return Err(ClientError::Throttled),
+            s => return Err(unexpected("password", s)),
+        }
+        let challenge = awaiting
+            .receive(&body)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let bundle = challenge.bundle().clone();
+
+        // 3. the ticket and the module, checked before anything compiles
+        let untrusted = |e: kasane_registry::RegistryError| match registry_error(e) {
+            ClientError::Registry(s) => ClientError::UntrustedModule(s),
+            other => other,
+        };
+        let (entry, author) = {
+            let trust = self.trust()?;
+            let (_, entry, author) = trust
+                .check_ticket(&bundle.ticket, &nonce)
+                .map_err(untrusted)?;
+            (entry, author)
+        };
+        let profile = match entry.profile {
+            RegProfile::Pure => kasane_sandbox::Profile::Pure,
+            RegProfile::Wasi => kasane_sandbox::Profile::Wasi,
+        };
+        let wire_profile = match entry.profile {
+            RegProfile::Pure => WireProfile::Pure,
+            RegProfile::Wasi => WireProfile::Wasi,
+        };
+        if bundle.module.sha256 != entry.sha256.0
+            || bundle.module.length != entry.length
+            || bundle.module.name != entry.name
+            || bundle.module.profile != wire_profile
+            || bundle.params != entry.params
+        {
+            return Err(ClientError::UntrustedModule(format!(
+                "the bundle's module does not match the trusted entry for {}",
+                entry.name
+            )));
+        }
+        let bytes = self.module_bytes(&mut conn, &entry).await?;
+        {
+            let trust = self.trust()?;
+            trust
+                .admit(&bundle.ticket, &nonce, &bytes)
+                .map_err(untrusted)?;
+        }
+        let limits = Limits {
+            fuel: entry.fuel,
+            memory_bytes: entry.memory,
+            ..Limits::default()
+        };
+        let sandbox = inner.sandbox.clone();
+        let (transform, outcome) = {
+            let cache = self.inner.clone();
+            tokio::task::spawn_blocking(move || {
+                sandbox.load_cached(&bytes, profile, limits, &cache.cache)
+            })
+            .await
+            .map_err(blocking_err)?
+            .map_err(|e| ClientError::Sandbox(e.to_string()))?
+        };
+
+        // 4. answers → verifiers (argon2id, off the async workers) → the auth transform
+        let mut answers = Vec::with_capacity(bundle.challenges.len());
+        for c in &bundle.challenges {
+            answers.push((responder.answer(&c.prompt)?, c.salt.clone()));
+        }
+        let verifiers = tokio::task::spawn_blocking(move || {
+            answers
+                .iter()
+                .map(|(a, salt)| kasane_protocol::verifier::response_verifier(a, salt))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(blocking_err)?
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let input = challenge
+            .auth_input(&verifiers)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        drop(verifiers);
+        let (t_auth, fuel_used) = derive(&transform, input).await?;
+        let (awaiting, request) = challenge
+            .respond(&t_auth)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        drop(t_auth);
+
+        // 5. response → accept and confirm
+        let (status, body) = conn
+            .request("POST", "/v1/login/response", request, None, Duration::ZERO)
+            .await?;
+        match status {
+            StatusCode::OK => {}
+            StatusCode::UNAUTHORIZED => return Err(ClientError::LoginRefused),
+            s => return Err(unexpected("response", s)),
+        }
+        let token = Zeroizing::new(decode::<ResponseAccept>(&body)?.session_token);
+        let mut proto = awaiting.receive(&body).map_err(|e| match e {
+            ProtocolError::ConfirmMismatch => ClientError::Confirm,
+            other => ClientError::Protocol(other.to_string()),
+        })?;
+        proto.set_padding(if inner.config.padding {
+            Padding::Buckets
+        } else {
+            Padding::None
+        });
+        let report = LoginReport {
+            user: user.to_owned(),
+            transform: entry.name.clone(),
+            sha256: entry.sha256.0,
+            signed_by: author.map_or_else(|| "targets".to_owned(), |a| format!("author:{a}")),
+            from_cache: outcome == CacheOutcome::Hit,
+            counter: bundle.counter,
+            prompts: bundle.challenges.iter().map(|c| c.prompt.clone()).collect(),
+            fuel_used,
+        };
+        let session = Session {
+            user: user.to_owned(),
+            session_id: *proto.session_id(),
+            token,
+            proto,
+            transform,
+            client: self.inner.clone(),
+            conn: Some(conn),
+            seen: HashSet::new(),
+        };
+        Ok((session, report))
     }
 }
 
@@ -98,24 +510,159 @@ impl Session {
         self.session_id
     }
 
-    /// Seals `body` for `to` and posts it.
-    pub async fn send(
+    /// One authenticated request on the session's connection (reopened if it closed).
+    async fn request(
         &mut self,
-        to: &str,
-        body: &[u8],
-    ) -> Result<kasane_protocol::MessageAccepted, ClientError> {
-        let _ = (to, body);
-        Err(ClientError::Config("send: not implemented yet".into()))
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        extra_wait: Duration,
+    ) -> Result<(StatusCode, Vec<u8>), ClientError> {
+        let mut conn = match self.conn.take() {
+            Some(c) if c.is_open() => c,
+            _ => {
+                let inner = &self.client;
+                Conn::open(&inner.endpoint, &inner.tls, inner.config.timeout).await?
+            }
+        };
+        let result = conn
+            .request(method, path, body, Some(&self.token), extra_wait)
+            .await;
+        if result.is_ok() {
+            self.conn = Some(conn);
+        }
+        result
     }
 
-    /// Fetches the inbox (waiting up to `wait_secs`), opens each message and acks the opened ones.
+    /// A refusal body (`MessageRefused`) or an unexpected status.
+    fn refusal(step: &str, status: StatusCode, body: &[u8]) -> ClientError {
+        match MessageRefused::decode(body) {
+            Ok(r) => ClientError::Refused(r.reason),
+            Err(_) if status == StatusCode::UNAUTHORIZED => {
+                ClientError::Refused(RefusalReason::SessionEnded)
+            }
+            Err(_) => unexpected(step, status),
+        }
+    }
+
+    /// Seals `body` for `to` and posts it.
+    pub async fn send(&mut self, to: &str, body: &[u8]) -> Result<MessageAccepted, ClientError> {
+        let (seq, input) = self
+            .proto
+            .prepare_seal()
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let (t_msg, _) = derive(&self.transform, input).await?;
+        let sealed = self
+            .proto
+            .seal(seq, &t_msg, to, body)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        drop(t_msg);
+        let bytes = sealed
+            .encode()
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let (status, resp) = self
+            .request("POST", "/v1/messages", bytes, Duration::ZERO)
+            .await?;
+        if status == StatusCode::OK {
+            decode::<MessageAccepted>(&resp)
+        } else {
+            Err(Self::refusal("send", status, &resp))
+        }
+    }
+
+    /// Opens one received message.
+    async fn open(&mut self, sealed: &SealedMessage) -> Result<Delivery, ClientError> {
+        if sealed.recipient != self.user {
+            return Err(ClientError::Incoming(RefusalReason::Altered));
+        }
+        let input = self
+            .proto
+            .prepare_open(sealed)
+            .map_err(|e| ClientError::Incoming(incoming_reason(&e)))?;
+        let (t_msg, _) = derive(&self.transform, input).await?;
+        let plaintext = self
+            .proto
+            .open(sealed, &t_msg)
+            .map_err(|e| ClientError::Incoming(incoming_reason(&e)))?;
+        Delivery::decode(&plaintext).map_err(|_| ClientError::Incoming(RefusalReason::Malformed))
+    }
+
+    /// Fetches the inbox (waiting up to `wait_secs`), opens each message and acks the
+    /// opened ones; reports the refused ones separately (they are not acked).
+    pub async fn inbox_report(&mut self, wait_secs: u32) -> Result<InboxReport, ClientError> {
+        let (status, body) = self
+            .request(
+                "GET",
+                &format!("/v1/inbox?wait={wait_secs}"),
+                Vec::new(),
+                Duration::from_secs(u64::from(wait_secs)),
+            )
+            .await?;
+        if status != StatusCode::OK {
+            return Err(Self::refusal("inbox", status, &body));
+        }
+        let inbox = decode::<Inbox>(&body)?;
+        let mut report = InboxReport {
+            more: inbox.more,
+            ..InboxReport::default()
+        };
+        let mut ack = Vec::new();
+        for sealed in &inbox.messages {
+            match self.open(sealed).await {
+                Ok(d) => {
+                    ack.push(d.id);
+                    if self.seen.len() >= SEEN_CAP {
+                        self.seen.clear();
+                    }
+                    if self.seen.insert(d.id) {
+                        report.received.push(Received {
+                            id: d.id,
+                            from: d.from.clone(),
+                            sent_at: d.sent_at,
+                            body: Zeroizing::new(d.body.clone()),
+                        });
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(seq = sealed.seq, "received message refused: {e}");
+                    report.refused.push(e);
+                }
+            }
+        }
+        for ids in ack.chunks(1024) {
+            let bytes = InboxAck { ids: ids.to_vec() }
+                .encode()
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let (status, body) = self
+                .request("POST", "/v1/inbox/ack", bytes, Duration::ZERO)
+                .await?;
+            if !status.is_success() {
+                return Err(Self::refusal("ack", status, &body));
+            }
+        }
+        Ok(report)
+    }
+
+    /// Fetches the inbox (waiting up to `wait_secs`), opens each message and acks the opened
+    /// ones. A message that does not open is not acked; when nothing opened, the first
+    /// refusal is the error (see [`Session::inbox_report`] for both at once).
     pub async fn inbox(&mut self, wait_secs: u32) -> Result<Vec<Received>, ClientError> {
-        let _ = wait_secs;
-        Err(ClientError::Config("inbox: not implemented yet".into()))
+        let mut report = self.inbox_report(wait_secs).await?;
+        if report.received.is_empty() && !report.refused.is_empty() {
+            return Err(report.refused.swap_remove(0));
+        }
+        Ok(report.received)
     }
 
     /// Logs out.
-    pub async fn close(self) -> Result<(), ClientError> {
-        Err(ClientError::Config("close: not implemented yet".into()))
+    pub async fn close(mut self) -> Result<(), ClientError> {
+        let (status, body) = self
+            .request("POST", "/v1/logout", Vec::new(), Duration::ZERO)
+            .await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(Self::refusal("logout", status, &body))
+        }
     }
 }

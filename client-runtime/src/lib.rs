@@ -3,18 +3,58 @@
 //! sealed messages.
 //!
 //! # Module map
-//! - `config`: [`ClientConfig`].
-//! - `error`: [`ClientError`].
-//! - `responder`: [`Responder`], [`CardResponder`].
-//! - `client`: [`Client`], [`Session`], [`LoginReport`], [`Received`].
+//! - `config`: [`ClientConfig`]: the host URL, the TLS trust anchor, the pinned registry root,
+//!   the state directory (`None`: nothing is written to disk).
+//! - `error`: [`ClientError`], one variant per cause.
+//! - `net` (private): TLS 1.3 (rustls, ring, webpki against the configured CA) and one
+//!   HTTP/1.1 connection per login, with the RFC 9266 exporter for channel binding.
+//! - [`registry`]: the trust store kept current from `GET /v1/registry/<path>` without
+//!   blocking the runtime ([`registry::Prefetched`]).
+//! - `responder`: [`Responder`] (password and answers), [`CardResponder`].
+//! - `client`: [`Client`] (connect, login), [`Session`] (send, inbox, close),
+//!   [`LoginReport`], [`Received`], [`InboxReport`].
+//!
+//! # Order of checks in a login
+//! TLS certificate → host hello signed by the registry's `host` role → password → ticket and
+//! module checked against the trusted registry (revoked modules refused, even from the local
+//! cache) → compile in the sandbox → verifiers (argon2id) and the transform → the host's
+//! confirm.
+//!
+//! # Example
+//! ```no_run
+//! use kasane_client::{CardResponder, Client, ClientConfig};
+//! use kasane_protocol::card::CodeCard;
+//! use zeroize::Zeroizing;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = ClientConfig::new(
+//!     "https://127.0.0.1:7443",
+//!     std::fs::read("data/tls/cert.pem")?,
+//!     std::fs::read("data/registry/1.root.json")?,
+//! );
+//! let client = Client::connect(config).await?;
+//! let card = CodeCard::parse("alice", &std::fs::read_to_string("alice.card")?)?;
+//! let mut responder = CardResponder::new(Zeroizing::new("password".into()), card);
+//! let (mut session, report) = client.login("alice", &mut responder).await?;
+//! println!("ran {} (counter {})", report.transform, report.counter);
+//! session.send("bob", b"hello").await?;
+//! for m in session.inbox(5).await? {
+//!     println!("{}: {} bytes", m.from, m.body.len());
+//! }
+//! session.close().await?;
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 
 mod client;
 mod config;
 mod error;
+mod net;
+pub mod registry;
 mod responder;
 
-pub use client::{Client, LoginReport, Received, Session};
+pub use client::{Client, InboxReport, LoginReport, Received, Session};
 pub use config::ClientConfig;
 pub use error::ClientError;
 pub use responder::{CardResponder, Responder};
