@@ -54,7 +54,8 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum UserCommand {
-    /// Adds a user with a new code card (printed, and written as SVG), or custom pairs. The
+    /// Adds a user with a new code card (printed, written as SVG and as text for `kasane
+    /// --card` in `<data>/cards/`, mode 0600), or custom pairs. The
     /// password is read from standard input (first line), or prompted for without echo when
     /// standard input is a terminal.
     Add {
@@ -136,6 +137,46 @@ fn read_password() -> anyhow::Result<zeroize::Zeroizing<String>> {
     Ok(pw)
 }
 
+/// The URL a client on this machine uses for a listen address: a wildcard address becomes
+/// loopback (the self-signed certificate names `localhost` and `127.0.0.1`).
+fn client_url(listen: &str) -> String {
+    let hostport = match listen.rsplit_once(':') {
+        Some(("0.0.0.0" | "[::]" | "::", port)) => format!("127.0.0.1:{port}"),
+        _ => listen.to_owned(),
+    };
+    format!("https://{hostport}")
+}
+
+/// Writes `bytes` to `path` (creating its folder) readable by the owner only: created with
+/// mode 0600, so the secret is never readable by others, even for a moment.
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    // An existing file keeps its mode on open: set it again.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("setting the mode of {}", path.display()))?;
+    }
+    f.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
 async fn real_main(cli: Cli) -> anyhow::Result<()> {
     let data = cli.data;
     match cli.command {
@@ -145,17 +186,35 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("initializing {}", data.display()))?;
             println!("Initialized {}", r.data_dir.display());
             println!("published transforms: {}", r.published.join(", "));
+            // Absolute paths, so the printed client command works from any directory.
+            let abs = std::fs::canonicalize(&r.data_dir).unwrap_or_else(|_| r.data_dir.clone());
+            let cfg = load_config(&abs)?;
+            let root = cfg.registry_dir.join("1.root.json");
+            let card = abs.join("cards").join("alice.card");
             println!();
             println!(
                 "Start the host:   kasane-host --data {} serve",
-                r.data_dir.display()
+                abs.display()
             );
             println!(
                 "Add a user:       kasane-host --data {} user add alice",
-                r.data_dir.display()
+                abs.display()
+            );
+            println!(
+                "  (prints alice's code card and writes it to {})",
+                card.display()
             );
             println!();
-            println!("A client connects to https://{} and pins:", r.listen);
+            println!("Then log in as alice (the client asks for her password on the terminal):");
+            println!(
+                "  kasane --server {} --ca {} --root {} --user alice --card {} login",
+                client_url(&r.listen),
+                cfg.tls_cert.display(),
+                root.display(),
+                card.display()
+            );
+            println!();
+            println!("The client pins:");
             println!("  TLS certificate SHA-256: {}", r.cert_sha256);
             println!("  registry root (1.root.json) SHA-256: {}", r.root_sha256);
             println!(
@@ -260,8 +319,15 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                     }
                     std::fs::write(&svg_path, card.to_svg())
                         .with_context(|| format!("writing {}", svg_path.display()))?;
+                    // The text form, for `kasane --card`: as secret as the password.
+                    let card_path = data.join("cards").join(format!("{name}.card"));
+                    write_private(&card_path, card.to_text().as_bytes())?;
                     print!("{}", card.to_text());
-                    println!("(card written to {})", svg_path.display());
+                    println!(
+                        "(card written to {} and, as text for `kasane --card`, to {})",
+                        svg_path.display(),
+                        card_path.display()
+                    );
                     Ok(())
                 }
                 UserCommand::List => {

@@ -1,4 +1,149 @@
-//! `kasane`: the thin client's command line (in progress: see issue 5).
+//! `kasane`: the thin client's command line. It parses arguments, reads the configuration
+//! and credentials, and calls the `kasane_client` library.
+//!
+//! # Module map
+//!
+//! - `settings`: the connection settings — flags over the config file over defaults — and
+//!   where state lives.
+//! - `credentials`: the password and challenge answers: prompted without echo on the
+//!   terminal, or read from standard input and a code card file for scripts.
+//! - `commands`: `login`, `send`, `inbox`, `session`, `status`.
+//! - `health`: `GET /healthz` over TLS 1.3 for `status`.
+//! - `demo` (feature `demo`): a host in-process on loopback, two users, a relayed message.
+//! - `fail`: exit codes by class of failure, and the one-line error report.
 #![forbid(unsafe_code)]
 
-fn main() {}
+mod commands;
+mod credentials;
+#[cfg(feature = "demo")]
+mod demo;
+mod fail;
+mod health;
+mod settings;
+
+use clap::{Parser, Subcommand};
+
+use crate::fail::Failure;
+
+const AFTER_HELP: &str = "\
+Configuration:
+  Flags win over the config file, which is read from --config, else $KASANE_CONFIG, else
+  the platform config dir (Linux: $XDG_CONFIG_HOME/kasane/config.toml or
+  ~/.config/kasane/config.toml). Its keys: server, server_name, ca, root, user, card,
+  no_cache, pad, timeout_secs. Relative paths are relative to the config file.
+  State (trust store and compile cache) lives in the platform cache dir (Linux:
+  $XDG_CACHE_HOME/kasane or ~/.cache/kasane) unless --no-cache.
+
+Credentials:
+  The password and every challenge answer are prompted for on the terminal without echo.
+  For scripts: --password-stdin reads the password from the first line of standard input,
+  and --card FILE answers the challenges from a code card (the text `kasane-host user add`
+  writes to <data>/cards/<user>.card).
+
+Exit status:
+  0  success
+  1  other failure
+  2  usage error (bad flags or arguments)
+  3  configuration or local file error (config, --ca, --root, --card, state dir)
+  4  connection or trust failure (host unreachable, bad certificate, untrusted module)
+  5  login refused (wrong password or answers, throttled, revoked)
+  6  messaging failure after login (send, inbox, session)
+  7  the demo failed";
+
+/// The Kasane thin client: logs in to a Kasane host with a password and code-card
+/// challenges answered through a transform the host's signed registry chose, then sends
+/// and reads sealed messages.
+#[derive(Parser, Debug)]
+#[command(name = "kasane", version, about, after_help = AFTER_HELP)]
+struct Cli {
+    #[command(flatten)]
+    conn: settings::Flags,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Logs in, prints what the login ran (transform, hash, signer, cache), logs out.
+    Login,
+    /// Logs in, sends one message, logs out.
+    Send {
+        /// The recipient.
+        #[arg(long)]
+        to: String,
+        /// The message; read from standard input when absent (after the password line
+        /// with --password-stdin).
+        message: Option<String>,
+    },
+    /// Logs in, prints the messages waiting, logs out.
+    Inbox {
+        /// Seconds to wait for a message when none is waiting.
+        #[arg(long, default_value_t = 0)]
+        wait: u32,
+    },
+    /// Logs in and stays: lines typed are sent (`@bob hi`, or `/to bob` then plain lines;
+    /// `/quit` to leave), incoming messages are printed as they arrive.
+    Session,
+    /// Shows the settings in effect, where state lives, the trusted registry state, and
+    /// whether the host answers `GET /healthz`.
+    Status,
+    /// Runs a host in-process on loopback with a temporary data directory, two users,
+    /// logins answered from their cards and a relayed message, narrating each step.
+    #[cfg(feature = "demo")]
+    Demo,
+    /// Placeholder so `kasane demo` says why it is missing in a build without it.
+    #[cfg(not(feature = "demo"))]
+    #[command(hide = true)]
+    Demo,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KASANE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kasane: error: starting the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(f) => f.report(),
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        #[cfg(feature = "demo")]
+        Command::Demo => demo::run().await,
+        #[cfg(not(feature = "demo"))]
+        Command::Demo => Err(Failure::new(
+            fail::Class::Other,
+            anyhow::anyhow!("this build has no demo (built without the `demo` feature)"),
+        )),
+        Command::Status => {
+            let s = settings::Settings::resolve(&cli.conn, false)?;
+            commands::status(&s).await
+        }
+        cmd => {
+            let s = settings::Settings::resolve(&cli.conn, true)?;
+            match cmd {
+                Command::Login => commands::login(&s).await,
+                Command::Send { to, message } => commands::send(&s, &to, message).await,
+                Command::Inbox { wait } => commands::inbox(&s, wait).await,
+                Command::Session => commands::session(&s).await,
+                Command::Status | Command::Demo => Ok(()),
+            }
+        }
+    }
+}
