@@ -33,7 +33,7 @@
 //!     std::fs::read("data/registry/1.root.json")?,
 //! );
 //! let client = Client::connect(config).await?;
-//! let card = CodeCard::parse("alice", &std::fs::read_to_string("alice.card")?)?;
+//! let card = CodeCard::from_text(&std::fs::read_to_string("data/cards/alice.card")?)?;
 //! let mut responder = CardResponder::new(Zeroizing::new("password".into()), card);
 //! let (mut session, report) = client.login("alice", &mut responder).await?;
 //! println!("ran {} (counter {})", report.transform, report.counter);

@@ -1,0 +1,151 @@
+//! The non-blocking registry update loop ([`kasane_client::registry::update`]) against the
+//! registry's repository simulator.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test: a failure is a test failure"
+)]
+
+use kasane_client::ClientError;
+use kasane_client::registry::{Prefetched, Source, update};
+use kasane_registry::RoleName;
+use kasane_registry::simulator::RepositorySimulator;
+use kasane_registry::trust::Fetcher;
+
+/// Serves the simulator's files "asynchronously", counting requests.
+struct Sim<'a> {
+    repo: &'a RepositorySimulator,
+    requests: Vec<String>,
+    fail: bool,
+}
+
+impl Source for Sim<'_> {
+    async fn fetch(&mut self, path: &str, max_len: u64) -> Result<Option<Vec<u8>>, ClientError> {
+        self.requests.push(path.to_owned());
+        if self.fail {
+            return Err(ClientError::Connect("down".into()));
+        }
+        tokio::task::yield_now().await;
+        self.repo
+            .fetch(path, max_len)
+            .map_err(|e| ClientError::Registry(e.to_string()))
+    }
+}
+
+const MODULE: &[u8] = b"\0asm\x01\0\0\0 a transform";
+
+#[tokio::test]
+async fn update_fetches_each_missing_file_then_admits() {
+    let mut repo = RepositorySimulator::new();
+    repo.publish("sha256-chain", MODULE).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = repo.client(dir.path()).unwrap();
+    let mut sim = Sim {
+        repo: &repo,
+        requests: Vec::new(),
+        fail: false,
+    };
+    update(&mut store, &mut sim).await.unwrap();
+    assert!(
+        sim.requests.contains(&"snapshot.json".to_owned()),
+        "{:?}",
+        sim.requests
+    );
+    assert!(sim.requests.contains(&"targets.json".to_owned()));
+    // Each file once.
+    let mut dedup = sim.requests.clone();
+    dedup.sort();
+    dedup.dedup();
+    assert_eq!(dedup.len(), sim.requests.len(), "{:?}", sim.requests);
+
+    let nonce = [7u8; 32];
+    let ticket = repo.ticket(nonce, "sha256-chain").unwrap();
+    let admitted = store.admit(&ticket, &nonce, MODULE).unwrap();
+    assert_eq!(admitted.entry.name, "sha256-chain");
+    assert!(store.role_keys(RoleName::Host).is_ok());
+}
+
+#[tokio::test]
+async fn update_walks_a_new_root_and_sees_a_revocation() {
+    let mut repo = RepositorySimulator::new();
+    let entry = repo.publish("sha256-chain", MODULE).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = repo.client(dir.path()).unwrap();
+    update(
+        &mut store,
+        &mut Sim {
+            repo: &repo,
+            requests: Vec::new(),
+            fail: false,
+        },
+    )
+    .await
+    .unwrap();
+
+    repo.bump_root().unwrap();
+    repo.revoke(entry.sha256).unwrap();
+    let mut sim = Sim {
+        repo: &repo,
+        requests: Vec::new(),
+        fail: false,
+    };
+    update(&mut store, &mut sim).await.unwrap();
+    assert!(
+        sim.requests.contains(&"2.root.json".to_owned()),
+        "{:?}",
+        sim.requests
+    );
+    assert_eq!(store.root().version, 2);
+    // Revoked: refused even for a module already held locally.
+    assert!(store.admit_cached("sha256-chain", &entry.sha256).is_err());
+}
+
+#[tokio::test]
+async fn a_source_failure_is_the_error() {
+    let repo = RepositorySimulator::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = repo.client(dir.path()).unwrap();
+    let mut sim = Sim {
+        repo: &repo,
+        requests: Vec::new(),
+        fail: true,
+    };
+    let err = update(&mut store, &mut sim).await.unwrap_err();
+    assert!(matches!(err, ClientError::Connect(_)), "{err}");
+    assert_eq!(sim.requests.len(), 1);
+}
+
+#[tokio::test]
+async fn a_bad_file_is_a_registry_error() {
+    let mut repo = RepositorySimulator::new();
+    repo.publish("sha256-chain", MODULE).unwrap();
+    repo.serve("snapshot.json", b"{not json".to_vec());
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = repo.client(dir.path()).unwrap();
+    let err = update(
+        &mut store,
+        &mut Sim {
+            repo: &repo,
+            requests: Vec::new(),
+            fail: false,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ClientError::Registry(_)), "{err}");
+}
+
+#[test]
+fn prefetched_records_the_missing_path_and_caps_length() {
+    let mut files = Prefetched::new();
+    assert!(files.fetch("snapshot.json", 10).is_err());
+    assert_eq!(files.take_missing(), Some(("snapshot.json".to_owned(), 10)));
+    assert_eq!(files.take_missing(), None);
+    files.insert("snapshot.json".into(), Some(vec![1; 100]));
+    files.insert("2.root.json".into(), None);
+    assert_eq!(
+        files.fetch("snapshot.json", 10).unwrap().map(|b| b.len()),
+        Some(11)
+    );
+    assert_eq!(files.fetch("2.root.json", 10).unwrap(), None);
+}
