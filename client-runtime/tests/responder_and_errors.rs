@@ -107,3 +107,17 @@ async fn no_cache_connect_failure_writes_nothing() {
     );
     assert_eq!(tmp_entries(), before);
 }
+
+/// The CLI may spawn logins and sessions on a multi-threaded runtime.
+#[allow(dead_code, reason = "compile-time check only")]
+fn futures_are_send(client: &Client, session: &mut kasane_client::Session, r: &mut CardResponder) {
+    fn send<T: Send>(_: &T) {}
+    send(&Client::connect(ClientConfig::new(
+        "https://x",
+        Vec::new(),
+        Vec::new(),
+    )));
+    send(&client.login("alice", r));
+    send(&session.send("bob", b"x"));
+    send(&session.inbox(1));
+}
