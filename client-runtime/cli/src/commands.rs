@@ -1,0 +1,354 @@
+//! `login`, `send`, `inbox`, `session` and `status`.
+
+use std::io::{BufRead, Read};
+
+use anyhow::{Context, anyhow};
+use kasane_client::{Client, ClientError, LoginReport, Received, Session};
+
+use crate::credentials;
+use crate::fail::{Class, Failure, OrFail};
+use crate::settings::Settings;
+
+fn client_fail(e: ClientError, during: &str) -> Failure {
+    let class = crate::fail::classify(&e);
+    Failure::new(class, anyhow::Error::new(e).context(during.to_owned()))
+}
+
+/// What every login prints: the transform, its hash, its signer, cache, counter, challenges.
+pub(crate) fn print_report(r: &LoginReport, indent: &str) {
+    println!("{indent}logged in as {}", r.user);
+    println!(
+        "{indent}transform: {} (sha256 {})",
+        r.transform,
+        hex::encode(r.sha256)
+    );
+    println!("{indent}signed by: {}", r.signed_by);
+    println!(
+        "{indent}module from cache: {}",
+        if r.from_cache {
+            "yes"
+        } else {
+            "no (downloaded and verified)"
+        }
+    );
+    println!(
+        "{indent}access counter: {}; challenges asked: {}; fuel used: {}",
+        r.counter,
+        if r.prompts.is_empty() {
+            "none".to_owned()
+        } else {
+            r.prompts.join(", ")
+        },
+        r.fuel_used
+    );
+}
+
+/// Connects and logs in with the responder the settings ask for.
+async fn connect_and_login(s: &Settings) -> Result<(Session, LoginReport), Failure> {
+    let cfg = s.client_config()?;
+    let (user, mut responder) = credentials::responder(s)?;
+    let client = Client::connect(cfg)
+        .await
+        .map_err(|e| client_fail(e, "connecting"))?;
+    client
+        .login(&user, responder.as_mut())
+        .await
+        .map_err(|e| client_fail(e, &format!("logging in as {user}")))
+}
+
+async fn close(session: Session) -> Result<(), Failure> {
+    session
+        .close()
+        .await
+        .map_err(|e| client_fail(e, "logging out"))
+}
+
+/// `kasane login`.
+pub(crate) async fn login(s: &Settings) -> Result<(), Failure> {
+    let (session, report) = connect_and_login(s).await?;
+    print_report(&report, "");
+    close(session).await?;
+    println!("logged out");
+    Ok(())
+}
+
+/// `kasane send`.
+pub(crate) async fn send(s: &Settings, to: &str, message: Option<String>) -> Result<(), Failure> {
+    // With --password-stdin the responder takes standard input's first line as the
+    // password; the message is the rest, read after the login.
+    let (mut session, report) = connect_and_login(s).await?;
+    print_report(&report, "");
+    let body = match message {
+        Some(m) => m.into_bytes(),
+        None => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut buf)
+                .context("reading the message from standard input")
+                .or_fail(Class::Message)?;
+            buf
+        }
+    };
+    let accepted = session
+        .send(to, &body)
+        .await
+        .map_err(|e| client_fail(e, &format!("sending to {to}")));
+    let accepted = match accepted {
+        Ok(a) => a,
+        Err(f) => {
+            let _ = session.close().await;
+            return Err(f);
+        }
+    };
+    println!(
+        "sent to {to}: {} bytes, seq {}, accepted at {}",
+        body.len(),
+        accepted.seq,
+        utc(accepted.received_at)
+    );
+    close(session).await
+}
+
+fn print_message(m: &Received) {
+    println!(
+        "from {} at {}: {}",
+        m.from,
+        utc(m.sent_at),
+        String::from_utf8_lossy(&m.body)
+    );
+}
+
+/// `kasane inbox`.
+pub(crate) async fn inbox(s: &Settings, wait: u32) -> Result<(), Failure> {
+    let (mut session, report) = connect_and_login(s).await?;
+    print_report(&report, "");
+    let got = session
+        .inbox(wait)
+        .await
+        .map_err(|e| client_fail(e, "reading the inbox"));
+    let got = match got {
+        Ok(g) => g,
+        Err(f) => {
+            let _ = session.close().await;
+            return Err(f);
+        }
+    };
+    if got.is_empty() {
+        println!("no messages");
+    }
+    for m in &got {
+        print_message(m);
+    }
+    close(session).await
+}
+
+/// Seconds one inbox poll of `session` waits; lines typed meanwhile are sent after it.
+const POLL_SECS: u32 = 2;
+
+/// `kasane session`: one task owns the session; it polls the inbox (waiting up to
+/// [`POLL_SECS`]) and sends the lines typed meanwhile, so the session is never used twice
+/// at once.
+pub(crate) async fn session(s: &Settings) -> Result<(), Failure> {
+    let (mut session, report) = connect_and_login(s).await?;
+    print_report(&report, "");
+    println!("type `@user message`, or `/to user` then plain lines; `/quit` to leave");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    // std's stdin, not tokio's: with --password-stdin the password line was read through
+    // std's buffer, which may already hold the lines after it.
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut default_to: Option<String> = None;
+    let result = 'outer: loop {
+        // Everything typed so far, then one poll.
+        loop {
+            match rx.try_recv() {
+                Ok(line) => {
+                    let line = line.trim();
+                    if line.is_empty() {
+                        continue;
+                    }
+                    if line == "/quit" {
+                        break 'outer Ok(());
+                    }
+                    if let Some(user) = line.strip_prefix("/to ") {
+                        default_to = Some(user.trim().to_owned());
+                        println!("(sending to {} by default)", user.trim());
+                        continue;
+                    }
+                    let (to, text) = match line.strip_prefix('@') {
+                        Some(rest) => match rest.split_once(' ') {
+                            Some((to, text)) => (to.to_owned(), text.trim().to_owned()),
+                            None => {
+                                println!("(usage: @user message)");
+                                continue;
+                            }
+                        },
+                        None => match &default_to {
+                            Some(to) => (to.clone(), line.to_owned()),
+                            None => {
+                                println!("(no recipient: `@user message` or `/to user`)");
+                                continue;
+                            }
+                        },
+                    };
+                    match session.send(&to, text.as_bytes()).await {
+                        Ok(a) => println!("(sent to {to}, seq {})", a.seq),
+                        Err(e) => break 'outer Err(client_fail(e, &format!("sending to {to}"))),
+                    }
+                }
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
+                // Standard input ended: leave as with /quit.
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break 'outer Ok(()),
+            }
+        }
+        match session.inbox(POLL_SECS).await {
+            Ok(got) => got.iter().for_each(print_message),
+            Err(e) => break Err(client_fail(e, "reading the inbox")),
+        }
+    };
+    match result {
+        Ok(()) => {
+            close(session).await?;
+            println!("logged out");
+            Ok(())
+        }
+        Err(f) => {
+            let _ = session.close().await;
+            Err(f)
+        }
+    }
+}
+
+/// `kasane status`.
+pub(crate) async fn status(s: &Settings) -> Result<(), Failure> {
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(not set)".to_owned());
+    let show_path = |v: &Option<std::path::PathBuf>| {
+        v.as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(not set)".to_owned())
+    };
+    match &s.config_file {
+        Some((p, true)) => println!("config file: {}", p.display()),
+        Some((p, false)) => println!("config file: {} (absent)", p.display()),
+        None => println!("config file: (no platform config dir)"),
+    }
+    println!("server: {}", show(&s.server));
+    if s.server_name.is_some() {
+        println!("server name: {}", show(&s.server_name));
+    }
+    println!("CA: {}", show_path(&s.ca));
+    println!("registry root: {}", show_path(&s.root));
+    println!("user: {}", show(&s.user));
+    println!("card: {}", show_path(&s.card));
+    println!("padding: {}", if s.pad { "on" } else { "off" });
+    println!("timeout: {} s", s.timeout.as_secs());
+    match &s.state_dir {
+        None => println!("state: none (--no-cache: nothing is kept on disk)"),
+        Some(dir) => {
+            println!("state dir: {}", dir.display());
+            print_state(dir);
+        }
+    }
+    match (&s.server, &s.ca) {
+        (Some(server), Some(ca)) => {
+            let pem = std::fs::read(ca)
+                .with_context(|| format!("reading the CA file {}", ca.display()))
+                .or_fail(Class::Config)?;
+            match crate::health::check(server, s.server_name.as_deref(), &pem, s.timeout).await {
+                Ok(body) => println!("host: reachable ({server}/healthz answered {body:?})"),
+                Err(e) => {
+                    println!("host: NOT reachable: {e:#}");
+                    return Err(Failure::new(
+                        Class::Connect,
+                        anyhow!("{server} is not reachable"),
+                    ));
+                }
+            }
+        }
+        _ => println!("host: not checked (needs --server and --ca)"),
+    }
+    Ok(())
+}
+
+/// What the state dir holds: the trusted registry state (`trust/state.json`: version
+/// floors and the latest trusted time) and how many modules and compiled modules are cached.
+fn print_state(dir: &std::path::Path) {
+    let trust = dir.join("trust").join("state.json");
+    match std::fs::read(&trust) {
+        Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(v) => {
+                println!("  trusted registry state ({}):", trust.display());
+                if let Some(floors) = v.get("floors").and_then(|f| f.as_object()) {
+                    let versions: Vec<String> = floors
+                        .iter()
+                        .map(|(role, n)| format!("{role} v{n}"))
+                        .collect();
+                    println!("    versions trusted: {}", versions.join(", "));
+                }
+                if let Some(t) = v.get("latest_time").and_then(serde_json::Value::as_u64) {
+                    println!("    latest trusted time: {}", utc(t));
+                }
+            }
+            Err(_) => println!(
+                "  trusted registry state: {} is unreadable",
+                trust.display()
+            ),
+        },
+        Err(_) => println!("  trusted registry state: none yet (made at the first login)"),
+    }
+    let count = |sub: &str, ext: &str| {
+        std::fs::read_dir(dir.join(sub))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.path().extension().is_some_and(|x| x == ext))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    println!(
+        "  cached: {} verified modules, {} compiled modules",
+        count("modules", "wasm"),
+        count("cache", "cwasm")
+    );
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (no time-zone database needed).
+pub(crate) fn utc(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20 UTC");
+    }
+}

@@ -1,0 +1,109 @@
+//! The password and challenge answers: prompted on the terminal without echo (`rpassword`
+//! reads `/dev/tty` with echo off), or, for scripts, the password from standard input's
+//! first line and the answers from a code card file.
+
+use std::io::BufRead;
+
+use anyhow::{Context, anyhow};
+use kasane_client::{CardResponder, ClientError, Responder};
+use kasane_protocol::card::CodeCard;
+use zeroize::Zeroizing;
+
+use crate::fail::{Class, Failure, OrFail};
+use crate::settings::Settings;
+
+/// Asks on the terminal, without echo: the password unless given, each challenge shown.
+pub(crate) struct TtyResponder {
+    password: Option<Zeroizing<String>>,
+}
+
+fn prompt(text: &str) -> Result<Zeroizing<String>, ClientError> {
+    let line = Zeroizing::new(
+        rpassword::prompt_password(text)
+            .map_err(|e| ClientError::Input(format!("reading from the terminal: {e}")))?,
+    );
+    Ok(Zeroizing::new(
+        line.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
+}
+
+impl Responder for TtyResponder {
+    fn password(&mut self, user: &str) -> Result<Zeroizing<String>, ClientError> {
+        match self.password.take() {
+            Some(p) => Ok(p),
+            None => prompt(&format!("Password for {user}: ")),
+        }
+    }
+
+    fn answer(&mut self, prompt_text: &str) -> Result<Zeroizing<String>, ClientError> {
+        prompt(&format!("Challenge {prompt_text}: "))
+    }
+}
+
+/// Reads the first line of standard input as the password (the rest stays for the message).
+pub(crate) fn password_from_stdin() -> Result<Zeroizing<String>, Failure> {
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")
+        .or_fail(Class::Config)?;
+    let pw = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
+    if pw.is_empty() {
+        return Err(Failure::new(
+            Class::Config,
+            anyhow!("--password-stdin: the first line of standard input is empty"),
+        ));
+    }
+    Ok(pw)
+}
+
+/// The user and the responder the settings ask for: a card file answers challenges; the
+/// password comes from standard input with `--password-stdin`, else from the terminal.
+/// The user is `--user`, else the card's, else `$USER`.
+pub(crate) fn responder(s: &Settings) -> Result<(String, Box<dyn Responder>), Failure> {
+    let password = if s.password_stdin {
+        Some(password_from_stdin()?)
+    } else {
+        None
+    };
+    match &s.card {
+        Some(path) => {
+            let text = Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the card file {}", path.display()))
+                    .or_fail(Class::Config)?,
+            );
+            let card = CodeCard::from_text(&text)
+                .with_context(|| format!("reading the card file {}", path.display()))
+                .or_fail(Class::Config)?;
+            if let Some(user) = &s.user
+                && &card.user != user
+            {
+                return Err(Failure::new(
+                    Class::Config,
+                    anyhow!(
+                        "the card file {} is {}'s, not {user}'s",
+                        path.display(),
+                        card.user
+                    ),
+                ));
+            }
+            let user = card.user.clone();
+            let password = match password {
+                Some(p) => p,
+                None => prompt(&format!("Password for {user}: ")).or_fail(Class::Config)?,
+            };
+            Ok((user, Box::new(CardResponder::new(password, card))))
+        }
+        None => {
+            let user = s
+                .user
+                .clone()
+                .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+                .ok_or_else(|| anyhow!("no user: give --user NAME"))
+                .or_fail(Class::Config)?;
+            Ok((user, Box::new(TtyResponder { password })))
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! Connection settings: flags win over the config file, which wins over defaults; and the
+//! state directory (trust store, compile cache).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use clap::Args;
+use serde::Deserialize;
+
+use crate::fail::{Class, Failure, OrFail};
+
+/// Default seconds for one request to the host.
+const DEFAULT_TIMEOUT_SECS: u64 = 30;
+
+/// Global connection flags (each may also come from the config file).
+#[derive(Args, Debug, Default)]
+pub(crate) struct Flags {
+    /// The host, e.g. `https://127.0.0.1:7443`.
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) server: Option<String>,
+    /// The name to check the host's certificate against, when it differs from the URL's host.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub(crate) server_name: Option<String>,
+    /// The host's TLS certificate (or its CA), PEM: the only certificate trusted.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) ca: Option<PathBuf>,
+    /// The pinned registry root (`1.root.json` from the host's data directory).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) root: Option<PathBuf>,
+    /// The user to log in as (default: the config file's, else the card's, else $USER).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub(crate) user: Option<String>,
+    /// Reads the password from the first line of standard input instead of the terminal.
+    #[arg(long, global = true)]
+    pub(crate) password_stdin: bool,
+    /// Answers the challenges from this code card file instead of prompting.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) card: Option<PathBuf>,
+    /// Leaves nothing on disk: no trust store, no compile cache.
+    #[arg(long, global = true)]
+    pub(crate) no_cache: bool,
+    /// Pads sealed messages so their length says less about their content.
+    #[arg(long, global = true)]
+    pub(crate) pad: bool,
+    /// The config file (default: $KASANE_CONFIG, else the platform config dir's kasane/config.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+/// The config file's keys (all optional).
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    server: Option<String>,
+    server_name: Option<String>,
+    ca: Option<PathBuf>,
+    root: Option<PathBuf>,
+    user: Option<String>,
+    card: Option<PathBuf>,
+    no_cache: Option<bool>,
+    pad: Option<bool>,
+    timeout_secs: Option<u64>,
+}
+
+/// The settings in effect.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    /// The config file read, if any; and whether it existed.
+    pub(crate) config_file: Option<(PathBuf, bool)>,
+    pub(crate) server: Option<String>,
+    pub(crate) server_name: Option<String>,
+    pub(crate) ca: Option<PathBuf>,
+    pub(crate) root: Option<PathBuf>,
+    pub(crate) user: Option<String>,
+    pub(crate) card: Option<PathBuf>,
+    pub(crate) password_stdin: bool,
+    pub(crate) pad: bool,
+    pub(crate) timeout: Duration,
+    /// `None` in no-cache mode.
+    pub(crate) state_dir: Option<PathBuf>,
+}
+
+/// The platform's config file for kasane, if the platform has a home directory.
+fn default_config_file() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "kasane").map(|d| d.config_dir().join("config.toml"))
+}
+
+/// The platform's cache dir for kasane (trust store and compile cache).
+pub(crate) fn default_state_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "kasane").map(|d| d.cache_dir().to_owned())
+}
+
+fn relative_to(base: &Path, p: PathBuf) -> PathBuf {
+    if p.is_absolute() { p } else { base.join(p) }
+}
+
+impl Settings {
+    /// Merges flags over the config file. With `need_connection`, the server, CA and root
+    /// must be known.
+    pub(crate) fn resolve(flags: &Flags, need_connection: bool) -> Result<Self, Failure> {
+        let explicit = flags
+            .config
+            .clone()
+            .or_else(|| std::env::var_os("KASANE_CONFIG").map(PathBuf::from));
+        let path = explicit.clone().or_else(default_config_file);
+        let mut file = FileConfig::default();
+        let mut config_file = None;
+        if let Some(path) = path {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    file = toml::from_str(&text)
+                        .with_context(|| format!("reading the config file {}", path.display()))
+                        .or_fail(Class::Config)?;
+                    let base = path.parent().map(Path::to_owned).unwrap_or_default();
+                    file.ca = file.ca.map(|p| relative_to(&base, p));
+                    file.root = file.root.map(|p| relative_to(&base, p));
+                    file.card = file.card.map(|p| relative_to(&base, p));
+                    config_file = Some((path, true));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
+                    config_file = Some((path, false));
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::new(e))
+                        .with_context(|| format!("reading the config file {}", path.display()))
+                        .or_fail(Class::Config);
+                }
+            }
+        }
+        let no_cache = flags.no_cache || file.no_cache.unwrap_or(false);
+        let state_dir = if no_cache {
+            None
+        } else {
+            Some(
+                default_state_dir()
+                    .ok_or_else(|| {
+                        anyhow!("no home directory for the state dir: use --no-cache or set HOME")
+                    })
+                    .or_fail(Class::Config)?,
+            )
+        };
+        let s = Settings {
+            config_file,
+            server: flags.server.clone().or(file.server),
+            server_name: flags.server_name.clone().or(file.server_name),
+            ca: flags.ca.clone().or(file.ca),
+            root: flags.root.clone().or(file.root),
+            user: flags.user.clone().or(file.user),
+            card: flags.card.clone().or(file.card),
+            password_stdin: flags.password_stdin,
+            pad: flags.pad || file.pad.unwrap_or(false),
+            timeout: Duration::from_secs(file.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)),
+            state_dir,
+        };
+        if need_connection {
+            if s.server.is_none() {
+                return Err(Failure::new(
+                    Class::Config,
+                    anyhow!("no server: give --server URL or `server` in the config file"),
+                ));
+            }
+            if s.ca.is_none() {
+                return Err(Failure::new(
+                    Class::Config,
+                    anyhow!(
+                        "no CA: give --ca FILE (the host's tls/cert.pem) or `ca` in the config file"
+                    ),
+                ));
+            }
+            if s.root.is_none() {
+                return Err(Failure::new(
+                    Class::Config,
+                    anyhow!(
+                        "no registry root: give --root FILE (the host's registry/1.root.json) or `root` in the config file"
+                    ),
+                ));
+            }
+        }
+        Ok(s)
+    }
+
+    /// Reads the CA and root files and builds the library's configuration.
+    pub(crate) fn client_config(&self) -> Result<kasane_client::ClientConfig, Failure> {
+        let read = |what: &str, p: &Option<PathBuf>| -> Result<Vec<u8>, Failure> {
+            let p = p
+                .as_ref()
+                .ok_or_else(|| anyhow!("no {what} file"))
+                .or_fail(Class::Config)?;
+            std::fs::read(p)
+                .with_context(|| format!("reading the {what} file {}", p.display()))
+                .or_fail(Class::Config)
+        };
+        let ca = read("CA", &self.ca)?;
+        if !String::from_utf8_lossy(&ca).contains("-----BEGIN CERTIFICATE-----") {
+            let p = self.ca.as_deref().unwrap_or(Path::new(""));
+            return Err(Failure::new(
+                Class::Config,
+                anyhow!("the CA file {} holds no PEM certificate", p.display()),
+            ));
+        }
+        let root = read("registry root", &self.root)?;
+        let server = self
+            .server
+            .clone()
+            .ok_or_else(|| anyhow!("no server"))
+            .or_fail(Class::Config)?;
+        let mut cfg = kasane_client::ClientConfig::new(server, ca, root);
+        cfg.server_name = self.server_name.clone();
+        cfg.timeout = self.timeout;
+        cfg.padding = self.pad;
+        if let Some(dir) = &self.state_dir {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the state dir {}", dir.display()))
+                .or_fail(Class::Config)?;
+        }
+        cfg.state_dir = self.state_dir.clone();
+        Ok(cfg)
+    }
+}

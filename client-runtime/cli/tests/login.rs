@@ -1,0 +1,194 @@
+//! `kasane login` end to end: a real host over TLS on loopback (in this test process), the
+//! binary run as a script would (`--password-stdin`, `--card`).
+#![cfg(feature = "demo")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failure is a test failure"
+)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use kasane_host::config::Config;
+use kasane_host::setup::{self, CodeCard};
+use kasane_host::store::{Clock, SystemClock};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Host {
+    url: String,
+    data: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// A host on 127.0.0.1:0 with user alice, whose card text is at `<data>/cards/alice.card`.
+async fn start() -> Host {
+    let data = tempfile::tempdir().unwrap();
+    setup::init(data.path(), Some("127.0.0.1:0"), SystemClock.now())
+        .await
+        .unwrap();
+    let cfg = Config::load(data.path()).unwrap();
+    let tls = kasane_host::server::tls_config(&cfg.tls_cert, &cfg.tls_key).unwrap();
+    let listener = tokio::net::TcpListener::bind(&cfg.listen).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let host = setup::load_host(cfg, Arc::new(SystemClock)).await.unwrap();
+    let card = CodeCard::generate("alice");
+    setup::add_user(
+        host.store().as_ref(),
+        &card,
+        PASSWORD.as_bytes(),
+        SystemClock.now(),
+    )
+    .await
+    .unwrap();
+    std::fs::create_dir_all(data.path().join("cards")).unwrap();
+    std::fs::write(data.path().join("cards/alice.card"), card.to_text()).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(kasane_host::server::run(
+        listener,
+        tls,
+        kasane_host::server::app(host),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Host {
+        url: format!("https://{addr}"),
+        data,
+        stop: Some(stop),
+    }
+}
+
+fn arg(p: PathBuf) -> String {
+    p.to_str().unwrap().to_owned()
+}
+
+/// Runs `kasane <connection flags> <args>` with `stdin`, in a blocking task.
+async fn kasane(host: &Host, state: &Path, args: &[&str], stdin: &str) -> Output {
+    kasane_with_ca(
+        host,
+        &host.data.path().join("tls/cert.pem"),
+        state,
+        args,
+        stdin,
+    )
+    .await
+}
+
+async fn kasane_with_ca(
+    host: &Host,
+    ca: &Path,
+    state: &Path,
+    args: &[&str],
+    stdin: &str,
+) -> Output {
+    let d = host.data.path();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kasane"));
+    cmd.args([
+        "--server",
+        &host.url,
+        "--ca",
+        &arg(ca.to_owned()),
+        "--root",
+        &arg(d.join("registry/1.root.json")),
+        "--card",
+        &arg(d.join("cards/alice.card")),
+        "--password-stdin",
+    ])
+    .args(args)
+    .env("HOME", state)
+    .env("XDG_CONFIG_HOME", state.join("config"))
+    .env("XDG_CACHE_HOME", state.join("cache"))
+    .env_remove("KASANE_CONFIG")
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let stdin = stdin.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_prints_the_transform_its_hash_signer_and_cache_then_from_cache() {
+    let host = start().await;
+    let state = tempfile::tempdir().unwrap();
+    let o = kasane(&host, state.path(), &["login"], &format!("{PASSWORD}\n")).await;
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("logged in as alice"), "{out}");
+    assert!(out.contains("transform: "), "{out}");
+    assert!(out.contains("(sha256 "), "{out}");
+    assert!(out.contains("signed by: "), "{out}");
+    assert!(out.contains("module from cache: no"), "{out}");
+    assert!(out.contains("access counter: 1;"), "{out}");
+    assert!(out.contains("logged out"), "{out}");
+    // The trust state and the verified module stay in the state dir.
+    assert!(state.path().join("cache/kasane/trust/state.json").exists());
+
+    let o = kasane(&host, state.path(), &["status"], "").await;
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("versions trusted: "), "{out}");
+    assert!(out.contains("host: reachable"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_one_line_and_exit_5() {
+    let host = start().await;
+    let state = tempfile::tempdir().unwrap();
+    let o = kasane(&host, state.path(), &["--no-cache", "login"], "not it\n").await;
+    assert_eq!(o.status.code(), Some(5));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("kasane: error: logging in as alice: login refused"),
+        "{err}"
+    );
+    // --no-cache leaves nothing on disk.
+    assert!(!state.path().join("cache").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_hosts_certificate_is_refused_with_exit_4() {
+    let host = start().await;
+    let other = tempfile::tempdir().unwrap();
+    let (pem, _, _) = setup::self_signed_cert().unwrap();
+    let ca = other.path().join("other.pem");
+    std::fs::write(&ca, pem).unwrap();
+    let o = kasane_with_ca(
+        &host,
+        &ca,
+        other.path(),
+        &["--no-cache", "login"],
+        &format!("{PASSWORD}\n"),
+    )
+    .await;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
