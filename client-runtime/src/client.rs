@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
@@ -39,7 +39,10 @@ struct Inner {
     config: ClientConfig,
     endpoint: Endpoint,
     tls: Arc<rustls::ClientConfig>,
-    trust: Mutex<TrustStore<SystemClock>>,
+    trust: tokio::sync::Mutex<TrustStore<SystemClock>>,
+    /// No-cache mode: the (removed) directory the trust store was created in; recreated
+    /// privately for the length of a refresh only.
+    temp_trust_dir: Option<PathBuf>,
     host_keys: Vec<VerifyingKey>,
     sandbox: Sandbox,
     cache: CompileCache,
@@ -223,6 +226,7 @@ impl Client {
             }
         };
         let result = crate::registry::update(&mut store, &mut HostRegistry(&mut conn)).await;
+        let temp_trust_dir = temp.as_ref().map(|t| t.path().to_owned());
         if let Some(temp) = temp {
             temp.close()
                 .map_err(|e| ClientError::Io(format!("removing temporary trust dir: {e}")))?;
@@ -262,7 +266,8 @@ impl Client {
                 config,
                 endpoint,
                 tls,
-                trust: Mutex::new(store),
+                trust: tokio::sync::Mutex::new(store),
+                temp_trust_dir,
                 host_keys,
                 sandbox,
                 cache,
@@ -271,11 +276,24 @@ impl Client {
         })
     }
 
-    fn trust(&self) -> Result<std::sync::MutexGuard<'_, TrustStore<SystemClock>>, ClientError> {
-        self.inner
-            .trust
-            .lock()
-            .map_err(|_| ClientError::Registry("trust store lock poisoned".into()))
+    /// Updates the trust store from the host on `conn` (a ticket named a newer snapshot, or
+    /// the trusted metadata expired since `connect`).
+    async fn refresh_trust(&self, conn: &mut Conn) -> Result<(), ClientError> {
+        let mut store = self.inner.trust.lock().await;
+        let Some(dir) = &self.inner.temp_trust_dir else {
+            return crate::registry::update(&mut store, &mut HostRegistry(conn)).await;
+        };
+        // `create` (not `create_all`) refuses a path someone else made meanwhile.
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(dir)
+            .map_err(|e| ClientError::Io(format!("temporary trust directory: {e}")))?;
+        let result = crate::registry::update(&mut store, &mut HostRegistry(conn)).await;
+        let removed = std::fs::remove_dir_all(dir)
+            .map_err(|e| ClientError::Io(format!("removing temporary trust dir: {e}")));
+        result.and(removed)
     }
 
     /// The module bytes for `entry`: from the local module store, else from the host.
@@ -383,12 +401,26 @@ impl Client {
             ClientError::Registry(s) => ClientError::UntrustedModule(s),
             other => other,
         };
-        let (entry, author) = {
-            let trust = self.trust()?;
-            let (_, entry, author) = trust
-                .check_ticket(&bundle.ticket, &nonce)
-                .map_err(untrusted)?;
-            (entry, author)
+        let checked = self
+            .inner
+            .trust
+            .lock()
+            .await
+            .check_ticket(&bundle.ticket, &nonce);
+        let (_, entry, author) = match checked {
+            Err(
+                kasane_registry::RegistryError::SnapshotMismatch { .. }
+                | kasane_registry::RegistryError::Expired { .. },
+            ) => {
+                self.refresh_trust(&mut conn).await?;
+                self.inner
+                    .trust
+                    .lock()
+                    .await
+                    .check_ticket(&bundle.ticket, &nonce)
+                    .map_err(untrusted)?
+            }
+            other => other.map_err(untrusted)?,
         };
         let profile = match entry.profile {
             RegProfile::Pure => kasane_sandbox::Profile::Pure,
@@ -410,12 +442,12 @@ impl Client {
             )));
         }
         let bytes = self.module_bytes(&mut conn, &entry).await?;
-        {
-            let trust = self.trust()?;
-            trust
-                .admit(&bundle.ticket, &nonce, &bytes)
-                .map_err(untrusted)?;
-        }
+        self.inner
+            .trust
+            .lock()
+            .await
+            .admit(&bundle.ticket, &nonce, &bytes)
+            .map_err(untrusted)?;
         let limits = Limits {
             fuel: entry.fuel,
             memory_bytes: entry.memory,
