@@ -41,6 +41,8 @@ pub struct Config {
     pub session: SessionConfig,
     /// Throttling of failed logins.
     pub throttle: ThrottleConfig,
+    /// Sealed messages and the relay (`[messages]`).
+    pub messages: MessagesConfig,
 }
 
 /// Login parameters.
@@ -96,6 +98,27 @@ impl Default for Config {
             login: LoginConfig::default(),
             session: SessionConfig::default(),
             throttle: ThrottleConfig::default(),
+            messages: MessagesConfig::default(),
+        }
+    }
+}
+
+/// `[messages]`: sealed messages, relay and inbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MessagesConfig {
+    /// Largest message body (plaintext) accepted, in bytes (at most 1 MiB, the protocol's
+    /// `MAX_BODY_LEN`).
+    pub max_body_bytes: usize,
+    /// Length hiding: pad what the host seals (inbox deliveries) up to size buckets.
+    pub pad: bool,
+}
+
+impl Default for MessagesConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: kasane_protocol::seal::MAX_BODY_LEN,
+            pad: false,
         }
     }
 }
@@ -245,6 +268,13 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             return Err(HostError::Config("max_body_bytes below 1024".into()));
+        }
+        if self.messages.max_body_bytes == 0
+            || self.messages.max_body_bytes > kasane_protocol::seal::MAX_BODY_LEN
+        {
+            return Err(HostError::Config(
+                "messages.max_body_bytes must be within 1..=1048576".into(),
+            ));
         }
         Ok(())
     }

@@ -142,7 +142,14 @@ pub struct Host {
     metrics: Metrics,
     decoy_key: Zeroizing<[u8; 32]>,
     decoy_counters: Mutex<HashMap<String, u64>>,
+    /// AES-256-GCM key sealing queued messages at rest (`keys/queue.key`).
+    queue_key: Zeroizing<[u8; 32]>,
+    /// Per-user wake-ups for inbox long-polls (notified on enqueue, in this process).
+    inbox_waiters: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
 }
+
+mod messages;
+pub use messages::{MAX_WAIT_SECS, QUEUE_KEY_FILE, StoredSession, load_queue_key};
 
 impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -202,7 +209,22 @@ impl Host {
             metrics: Metrics::default(),
             decoy_key,
             decoy_counters: Mutex::new(HashMap::new()),
+            queue_key: {
+                // Replaced by `with_queue_key` for a host on a data directory.
+                let mut k = Zeroizing::new([0u8; 32]);
+                OsRng.fill_bytes(&mut *k);
+                k
+            },
+            inbox_waiters: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Sets the key that seals queued messages at rest (see [`load_queue_key`]). Without it
+    /// a host uses a random key of its own, so its queue does not survive a restart.
+    #[must_use]
+    pub fn with_queue_key(mut self, key: Zeroizing<[u8; 32]>) -> Self {
+        self.queue_key = key;
+        self
     }
 
     /// The configuration.
@@ -590,6 +612,7 @@ impl Host {
         };
         let mut token = [0u8; 32];
         OsRng.fill_bytes(&mut token);
+        let module = state.bundle().module.clone();
         let accepted = state.accept(request, derived.key.as_bytes(), token);
         let (session, bytes) = match accepted {
             Ok(ok) if !pending.decoy => ok,
@@ -605,14 +628,20 @@ impl Host {
                 return Err(LoginError::Failed("response refused"));
             }
         };
+        // The whole protocol state (not only the secret): any replica can open and seal
+        // this session's messages.
+        let session_id = session.session_id().to_vec();
+        let secret = StoredSession::new(session.into_parts(), &module, &verifiers)
+            .encode()
+            .map_err(|_| LoginError::Failed("session state could not be encoded"))?;
         self.store
             .create_session(&NewSession {
                 token_hash: token_hash(&token),
-                session_id: session.session_id().to_vec(),
+                session_id,
                 user: pending.user.clone(),
                 created: now,
                 expires_at: now.saturating_add(self.config.session.absolute_timeout_secs),
-                secret: Zeroizing::new(session.secret().expose_secret().to_vec()),
+                secret,
             })
             .await
             .map_err(HostError::from)?;
@@ -664,16 +693,26 @@ impl Host {
 
     /// Ends the session of a bearer token. False if there was none.
     pub async fn logout(&self, token: &[u8; 32]) -> Result<bool, HostError> {
-        Ok(self.store.delete_session(&token_hash(token)).await?)
+        let ended = self.store.delete_session(&token_hash(token)).await?;
+        if ended {
+            // The ended session's chain is final: sign its head now.
+            if let Err(e) = self.checkpoint_audit().await {
+                tracing::error!(error = %e, "audit checkpoints at logout");
+            }
+        }
+        Ok(ended)
     }
 
-    /// Deletes expired bundles, logins in flight and sessions from the store. `serve` runs it every minute.
+    /// Deletes expired bundles, logins in flight and sessions from the store, and signs a
+    /// checkpoint of every audit chain that advanced since its last one. `serve` runs it every minute.
     pub async fn housekeeping(&self) -> Result<crate::store::Purged, HostError> {
         let now = self.now();
-        Ok(self
+        let purged = self
             .store
             .purge_expired(now, self.config.session.idle_timeout_secs)
-            .await?)
+            .await?;
+        self.checkpoint_audit().await?;
+        Ok(purged)
     }
 
     /// Counts a failed login in the metrics (the server calls this for every failure).

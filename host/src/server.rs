@@ -30,7 +30,9 @@ use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use kasane_protocol::wire::{LoginFailure, Message};
+use kasane_protocol::wire::{
+    Inbox, LoginFailure, Message, MessageRefused, RefusalReason, SealedMessage,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
@@ -146,6 +148,87 @@ async fn logout(State(host): State<Arc<Host>>, headers: HeaderMap) -> Response {
     }
 }
 
+/// The HTTP status of a refusal (the body is always the encoded `MessageRefused`).
+#[must_use]
+pub fn refusal_status(reason: RefusalReason) -> StatusCode {
+    match reason {
+        RefusalReason::Malformed => StatusCode::BAD_REQUEST,
+        RefusalReason::SessionEnded => StatusCode::UNAUTHORIZED,
+        RefusalReason::Replayed | RefusalReason::Reordered => StatusCode::CONFLICT,
+        RefusalReason::WrongSession | RefusalReason::WrongDirection | RefusalReason::Altered => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        RefusalReason::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+fn refused(reason: RefusalReason) -> Response {
+    let body = MessageRefused { reason }
+        .encode()
+        .unwrap_or_else(|_| vec![1, 10, 8]);
+    (
+        refusal_status(reason),
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        body,
+    )
+        .into_response()
+}
+
+async fn messages(State(host): State<Arc<Host>>, headers: HeaderMap, body: Bytes) -> Response {
+    let token = bearer(&headers);
+    match host.accept_message(token.as_ref(), &body).await {
+        Ok(a) => match a.encode() {
+            Ok(b) => octets(b),
+            Err(_) => refused(RefusalReason::Unavailable),
+        },
+        Err(r) => {
+            tracing::debug!(reason = %r, "message refused");
+            refused(r)
+        }
+    }
+}
+
+/// `wait=N` of the query string (0 if absent); `None` if malformed or above 30.
+fn wait_param(query: Option<&str>) -> Option<u64> {
+    let mut wait = 0;
+    for pair in query.unwrap_or_default().split('&') {
+        if let Some(v) = pair.strip_prefix("wait=") {
+            wait = v.parse::<u64>().ok()?;
+        }
+    }
+    (wait <= crate::login::MAX_WAIT_SECS).then_some(wait)
+}
+
+async fn inbox(
+    State(host): State<Arc<Host>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let token = bearer(&headers);
+    let Some(wait) = wait_param(uri.query()) else {
+        return refused(RefusalReason::Malformed);
+    };
+    match host.inbox(token.as_ref(), wait).await {
+        Ok(inbox) => match Inbox::encode(&inbox) {
+            Ok(b) => octets(b),
+            Err(e) => {
+                tracing::error!(error = %e, "inbox encoding");
+                refused(RefusalReason::Unavailable)
+            }
+        },
+        Err(r) => refused(r),
+    }
+}
+
+async fn inbox_ack(State(host): State<Arc<Host>>, headers: HeaderMap, body: Bytes) -> Response {
+    let token = bearer(&headers);
+    match host.ack_inbox(token.as_ref(), &body).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => refused(r),
+    }
+}
+
 async fn registry_file(State(host): State<Arc<Host>>, UrlPath(path): UrlPath<String>) -> Response {
     match host.registry().file(&path) {
         Some(b) => ([(header::CONTENT_TYPE, "application/json")], b).into_response(),
@@ -171,7 +254,7 @@ async fn metrics(State(host): State<Arc<Host>>) -> Response {
         .into_response()
 }
 
-/// The router: login, session, logout, registry files, modules, `/healthz`, `/metrics`,
+/// The router: login, session, logout, messages, inbox, registry files, modules, `/healthz`, `/metrics`,
 /// with the configured body size limit.
 pub fn app(host: Arc<Host>) -> Router {
     let limit = host.config().max_body_bytes;
@@ -181,6 +264,12 @@ pub fn app(host: Arc<Host>) -> Router {
         .route("/v1/login/response", post(response))
         .route("/v1/session", get(session))
         .route("/v1/logout", post(logout))
+        .route(
+            "/v1/messages",
+            post(messages).layer(DefaultBodyLimit::max(SealedMessage::MAX_LEN)),
+        )
+        .route("/v1/inbox", get(inbox))
+        .route("/v1/inbox/ack", post(inbox_ack))
         .route("/v1/registry/{*path}", get(registry_file))
         .route("/v1/modules/{file}", get(module_file))
         .route("/healthz", get(|| async { "ok\n" }))

@@ -196,6 +196,9 @@ pub async fn init(
     repo.snapshot(&[&snapshot_key], now, &life)?;
     repo.save(&resolved.registry_dir)?;
 
+    // The key sealing queued messages at rest.
+    crate::login::load_queue_key(&resolved.keys_dir)?;
+
     // Creates the database and runs its migrations now, so `serve` finds a ready store.
     store::open(&resolved.database_url).await?;
     write_file(&cfg_path, text.as_bytes(), 0o644)?;
@@ -260,7 +263,10 @@ pub fn load_host_with_store(
         host_sandbox()?,
     )?;
     let host_key = read_signing_key(&cfg.keys_dir.join("host.key"))?;
-    Ok(Arc::new(Host::new(cfg, store, registry, host_key, clock)))
+    let queue_key = crate::login::load_queue_key(&cfg.keys_dir)?;
+    Ok(Arc::new(
+        Host::new(cfg, store, registry, host_key, clock).with_queue_key(queue_key),
+    ))
 }
 
 /// `user add`: stores the user with an argon2id password hash and one verifier per pair

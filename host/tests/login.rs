@@ -30,7 +30,9 @@ async fn good_login_both_sides_agree_on_keys() {
         .await
         .unwrap()
         .expect("session stored");
-    assert_eq!(stored.secret.as_slice(), session.secret().expose_secret());
+    // `secret` holds the whole session state; its secret is the client's.
+    let state = kasane_host::login::StoredSession::decode(&stored.secret).unwrap();
+    assert_eq!(state.expose_secret(), session.secret().expose_secret());
     assert_eq!(stored.session_id.as_slice(), session.session_id());
     assert_eq!(stored.user, "alice");
     // The bundle: counter 1, a ticket, n in the configured range, a module of the registry.
@@ -397,7 +399,9 @@ async fn login_steps_on_different_replicas(th: TestHost, replica_store: Arc<dyn 
         .await
         .unwrap()
         .expect("session stored");
-    assert_eq!(stored.secret.as_slice(), session.secret().expose_secret());
+    // `secret` holds the whole session state; its secret is the client's.
+    let state = kasane_host::login::StoredSession::decode(&stored.secret).unwrap();
+    assert_eq!(state.expose_secret(), session.secret().expose_secret());
     assert_eq!(stored.session_id.as_slice(), session.session_id());
     let (status, name) = conn_b.get("/v1/session", Some(token)).await;
     assert_eq!(

@@ -80,6 +80,9 @@
 //! - [`Store::record_failure`]: `INSERT … ON CONFLICT DO UPDATE SET failures = failures + 1
 //!   RETURNING failures`, then the lock time in the same transaction (the row stays locked
 //!   on PostgreSQL; SQLite holds its write lock from the first statement).
+//! - [`Store::accept_message`]: one transaction that starts with the compare-and-set of
+//!   [`Store::advance_seq`] (locking the session row), then reads the chain head, appends the
+//!   audit record and queues the message: all or nothing.
 //! - [`Store::append_audit`]: `INSERT … SELECT … WHERE` the previous record of *this session*
 //!   has `seq - 1` and `record_hash = prev_hash` (or the chain is empty and `seq = 1`); the
 //!   primary key (`session_id`, `seq`) makes a concurrent second append at the same position
@@ -543,6 +546,40 @@ pub struct AuditRecord {
     pub created: UnixSeconds,
 }
 
+/// A client message to accept with [`Store::accept_message`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptMessage {
+    /// The sender's session.
+    pub session_id: Vec<u8>,
+    /// The message's sequence number (client to host).
+    pub seq: u64,
+    /// The audit payload (the message as received), serialized by the caller.
+    pub payload: Vec<u8>,
+    /// The recipient user name and the body sealed at rest, if the message is for a user;
+    /// not queued (but still audited) if there is no such user.
+    pub queue: Option<(String, Vec<u8>)>,
+    /// Now.
+    pub created: UnixSeconds,
+}
+
+/// What [`Store::accept_message`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptOutcome {
+    /// Accepted: the audit record's position and the queue id (`None`: not queued).
+    Accepted {
+        /// Position of the audit record in the session's chain.
+        audit_seq: u64,
+        /// The queue id, if queued.
+        queued: Option<u64>,
+    },
+    /// `seq` equals the last accepted one; nothing written.
+    Replayed,
+    /// `seq` is lower than the last accepted one; nothing written.
+    Reordered,
+    /// No such session; nothing written.
+    NoSession,
+}
+
 /// Where a reader of the audit log is: after record (`session_id`, `seq`) in the log's order
 /// (by session id, then seq).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -689,6 +726,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Appends a record to its session's chain. [`StoreError::AuditChainMismatch`] unless
     /// `seq` is 1 on an empty chain, or `seq − 1` exists with `record_hash == prev_hash`.
     async fn append_audit(&self, record: &AuditRecord) -> Result<()>;
+    /// Accepts a client's message in ONE transaction: advances the session's
+    /// `last_seq_from_client` to `m.seq` (compare-and-set: it must still be lower), appends
+    /// the audit record to the session's chain (position = chain length + 1, hashes by
+    /// [`crate::audit::record_hash`]) and, if `m.queue` names an existing user, queues the
+    /// body for them. Nothing is written unless all of it is.
+    async fn accept_message(&self, m: &AcceptMessage) -> Result<AcceptOutcome>;
+    /// Heads (`session_id`, `seq`, `record_hash`) of up to `limit` audit chains whose head has
+    /// no checkpoint yet.
+    async fn unchecked_audit_heads(&self, limit: u32) -> Result<Vec<(Vec<u8>, u64, Vec<u8>)>>;
     /// The last record's (`seq`, `record_hash`) of a session's chain.
     async fn audit_head(&self, session_id: &[u8]) -> Result<Option<(u64, Vec<u8>)>>;
     /// Up to `limit` records after `after` (from the start if `None`), in log order.

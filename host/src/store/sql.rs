@@ -588,6 +588,126 @@ macro_rules! impl_sql_store {
                 }
             }
 
+            async fn accept_message(
+                &self,
+                m: &$crate::store::AcceptMessage,
+            ) -> $crate::store::Result<$crate::store::AcceptOutcome> {
+                use sqlx::Row as _;
+                let seq = $crate::store::to_db(m.seq, "seq")?;
+                // Starts with a write: SQLite takes its write lock at once, PostgreSQL locks
+                // the session row, so concurrent accepts of one session are serialized and
+                // the chain head read below is the committed one.
+                let mut tx = self.pool.begin().await?;
+                let n = sqlx::query(
+                    "UPDATE sessions SET last_seq_from_client = $2 \
+                     WHERE session_id = $1 AND last_seq_from_client < $2",
+                )
+                .bind(&m.session_id)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n == 0 {
+                    let last = sqlx::query(
+                        "SELECT last_seq_from_client FROM sessions WHERE session_id = $1",
+                    )
+                    .bind(&m.session_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    tx.rollback().await?;
+                    let Some(last) = last else {
+                        return Ok($crate::store::AcceptOutcome::NoSession);
+                    };
+                    let last: i64 = last.try_get(0)?;
+                    return Ok(if last == seq {
+                        $crate::store::AcceptOutcome::Replayed
+                    } else {
+                        $crate::store::AcceptOutcome::Reordered
+                    });
+                }
+                let head = sqlx::query(
+                    "SELECT seq, record_hash FROM audit_log WHERE session_id = $1 \
+                     ORDER BY seq DESC LIMIT 1",
+                )
+                .bind(&m.session_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let (audit_seq, prev_hash) = match head {
+                    Some(r) => (
+                        $crate::store::from_db(r.try_get(0)?, "seq")?
+                            .checked_add(1)
+                            .ok_or($crate::store::StoreError::OutOfRange { what: "seq" })?,
+                        r.try_get::<Vec<u8>, _>(1)?,
+                    ),
+                    None => (1, $crate::audit::genesis_hash(&m.session_id).to_vec()),
+                };
+                let record_hash =
+                    $crate::audit::record_hash(&m.session_id, audit_seq, &prev_hash, &m.payload);
+                sqlx::query(
+                    "INSERT INTO audit_log (session_id, seq, prev_hash, record_hash, payload, \
+                       created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&m.session_id)
+                .bind($crate::store::to_db(audit_seq, "seq")?)
+                .bind(&prev_hash)
+                .bind(&record_hash[..])
+                .bind(&m.payload)
+                .bind($crate::store::to_db(m.created, "created")?)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    if $crate::store::is_unique_violation(&e) {
+                        $crate::store::StoreError::AuditChainMismatch
+                    } else {
+                        e.into()
+                    }
+                })?;
+                let mut queued = None;
+                if let Some((recipient, body)) = &m.queue {
+                    let row = sqlx::query(
+                        "INSERT INTO relay_queue (recipient_id, body, created_at) \
+                         SELECT id, $2, $3 FROM users WHERE name = $1 RETURNING id",
+                    )
+                    .bind(recipient)
+                    .bind(body)
+                    .bind($crate::store::to_db(m.created, "now")?)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(r) = row {
+                        queued = Some($crate::store::from_db(r.try_get(0)?, "message id")?);
+                    }
+                }
+                tx.commit().await?;
+                Ok($crate::store::AcceptOutcome::Accepted { audit_seq, queued })
+            }
+
+            async fn unchecked_audit_heads(
+                &self,
+                limit: u32,
+            ) -> $crate::store::Result<Vec<(Vec<u8>, u64, Vec<u8>)>> {
+                use sqlx::Row as _;
+                let rows = sqlx::query(
+                    "SELECT a.session_id, a.seq, a.record_hash FROM audit_log a \
+                     WHERE a.seq = (SELECT MAX(b.seq) FROM audit_log b \
+                                    WHERE b.session_id = a.session_id) \
+                       AND NOT EXISTS (SELECT 1 FROM audit_checkpoints c \
+                                       WHERE c.session_id = a.session_id AND c.seq = a.seq) \
+                     ORDER BY a.session_id LIMIT $1",
+                )
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok((
+                            r.try_get(0)?,
+                            $crate::store::from_db(r.try_get(1)?, "seq")?,
+                            r.try_get(2)?,
+                        ))
+                    })
+                    .collect()
+            }
+
             async fn audit_head(
                 &self,
                 session_id: &[u8],

@@ -1,0 +1,643 @@
+//! Sealed messages through a real host over TLS: `POST /v1/messages`, the inbox, its ack,
+//! every refusal (and that a refused message leaves nothing behind), the audit log's
+//! verification and tamper detection, on SQLite and (with `KASANE_TEST_DATABASE_URL`)
+//! PostgreSQL.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failure here is a test failure"
+)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Conn, TestHost, login, start, start_with_store};
+use ed25519_dalek::VerifyingKey;
+use hyper::StatusCode;
+use kasane_host::audit::{self, AuditPayload};
+use kasane_host::store::{Clock, Store};
+use kasane_protocol::wire::{
+    ChallengeBundle, Delivery, Inbox, InboxAck, Message, MessageAccepted, MessageRefused,
+    RefusalReason, SealedMessage,
+};
+use kasane_protocol::{Padding, Session};
+
+/// Runs the bundle's transform on a message `input` (client side), with the login's
+/// response verifiers as its responses.
+async fn derive(
+    th: &TestHost,
+    conn: &mut Conn,
+    bundle: &ChallengeBundle,
+    mut input: kasane_abi::DeriveInputBuf,
+) -> Vec<u8> {
+    let answers = common::card_map();
+    input.responses = bundle
+        .challenges
+        .iter()
+        .map(|c| kasane_host::crypto::response_verifier(&answers[&c.prompt], &c.salt).unwrap())
+        .collect();
+    let transform = th.transform(conn, bundle).await;
+    tokio::task::spawn_blocking(move || {
+        kasane_protocol::with_derive_input(&input, |v| transform.derive(v))
+            .unwrap()
+            .unwrap()
+            .key
+            .as_bytes()
+            .to_vec()
+    })
+    .await
+    .unwrap()
+}
+
+/// A user logged in: its connection, client session, token and bundle.
+struct User {
+    conn: Conn,
+    session: Session,
+    token: [u8; 32],
+    bundle: ChallengeBundle,
+}
+
+async fn user(th: &TestHost, name: &str) -> User {
+    th.add_user(name).await;
+    login_user(th, name).await
+}
+
+async fn login_user(th: &TestHost, name: &str) -> User {
+    let mut conn = th.connect().await;
+    let (session, token, bundle) = login(th, &mut conn, name).await;
+    User {
+        conn,
+        session,
+        token,
+        bundle,
+    }
+}
+
+impl User {
+    async fn seal(&mut self, th: &TestHost, recipient: &str, body: &[u8]) -> SealedMessage {
+        let (seq, input) = self.session.prepare_seal().unwrap();
+        let t = derive(th, &mut self.conn, &self.bundle, input).await;
+        self.session.seal(seq, &t, recipient, body).unwrap()
+    }
+
+    async fn post(&mut self, sealed: &SealedMessage) -> (StatusCode, Vec<u8>) {
+        self.post_raw(sealed.encode().unwrap()).await
+    }
+
+    async fn post_raw(&mut self, bytes: Vec<u8>) -> (StatusCode, Vec<u8>) {
+        self.conn
+            .request("POST", "/v1/messages", bytes, Some(self.token))
+            .await
+    }
+
+    async fn send(&mut self, th: &TestHost, recipient: &str, body: &[u8]) -> MessageAccepted {
+        let sealed = self.seal(th, recipient, body).await;
+        let (status, answer) = self.post(&sealed).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{:?}",
+            MessageRefused::decode(&answer)
+        );
+        let a = MessageAccepted::decode(&answer).unwrap();
+        assert_eq!(a.seq, sealed.seq);
+        a
+    }
+
+    async fn inbox(&mut self, th: &TestHost, wait: u64) -> (Vec<Delivery>, bool) {
+        let (status, body) = self
+            .conn
+            .get(&format!("/v1/inbox?wait={wait}"), Some(self.token))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let inbox = Inbox::decode(&body).unwrap();
+        let mut out = Vec::new();
+        for m in &inbox.messages {
+            let input = self.session.prepare_open(m).unwrap();
+            let t = derive(th, &mut self.conn, &self.bundle, input).await;
+            let plain = self.session.open(m, &t).unwrap();
+            out.push(Delivery::decode(&plain).unwrap());
+        }
+        (out, inbox.more)
+    }
+
+    async fn ack(&mut self, ids: Vec<u64>) -> StatusCode {
+        self.conn
+            .request(
+                "POST",
+                "/v1/inbox/ack",
+                InboxAck { ids }.encode().unwrap(),
+                Some(self.token),
+            )
+            .await
+            .0
+    }
+}
+
+fn refusal(answer: &(StatusCode, Vec<u8>)) -> (StatusCode, RefusalReason) {
+    (answer.0, MessageRefused::decode(&answer.1).unwrap().reason)
+}
+
+/// (audit records, queued messages for `user`).
+async fn counts(store: &dyn Store, user: &str) -> (usize, usize) {
+    (
+        store.audit_page(None, 10_000).await.unwrap().len(),
+        store.fetch_messages(user, 0, 10_000).await.unwrap().len(),
+    )
+}
+
+fn host_key(th: &TestHost) -> VerifyingKey {
+    VerifyingKey::from_bytes(&th.host.host_public_key()).unwrap()
+}
+
+/// The whole flow: alice → bob, bob reads and acks; the audit log holds it and verifies.
+async fn relay_flow(th: &TestHost) {
+    let mut alice = user(th, "alice").await;
+    th.add_user("bob").await;
+    let a = alice.send(th, "bob", b"hello bob").await;
+    assert_eq!(a.received_at, th.clock.now());
+    alice.send(th, "bob", b"second").await;
+    // Bob logs in after the messages were queued: the queue is per user.
+    let mut bob = login_user(th, "bob").await;
+    let (got, more) = bob.inbox(th, 0).await;
+    assert!(!more);
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        (got[0].from.as_str(), got[0].body.as_slice()),
+        ("alice", &b"hello bob"[..])
+    );
+    assert_eq!(got[1].body, b"second");
+    assert!(got[0].id < got[1].id);
+    assert_eq!(bob.ack(vec![got[0].id]).await, StatusCode::NO_CONTENT);
+    let (left, _) = bob.inbox(th, 0).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, got[1].id);
+    // Alice cannot ack bob's message.
+    assert_eq!(alice.ack(vec![got[1].id]).await, StatusCode::NO_CONTENT);
+    assert_eq!(bob.inbox(th, 0).await.0.len(), 1);
+    assert_eq!(bob.ack(vec![got[1].id]).await, StatusCode::NO_CONTENT);
+    assert!(bob.inbox(th, 0).await.0.is_empty());
+
+    // The audit log: two records in alice's chain, as received.
+    let records = th.host.store().audit_page(None, 100).await.unwrap();
+    assert_eq!(records.len(), 2);
+    let p = AuditPayload::decode(&records[0].payload).unwrap();
+    assert_eq!(
+        (p.sender.as_str(), p.recipient.as_str(), p.seq),
+        ("alice", "bob", 1)
+    );
+    let summary = audit::verify(th.host.store().as_ref(), &host_key(th))
+        .await
+        .unwrap();
+    assert_eq!((summary.chains, summary.records), (1, 2));
+    // Checkpoints: signed once, verified.
+    assert_eq!(th.host.checkpoint_audit().await.unwrap(), 1);
+    assert_eq!(th.host.checkpoint_audit().await.unwrap(), 0);
+    let summary = audit::verify(th.host.store().as_ref(), &host_key(th))
+        .await
+        .unwrap();
+    assert_eq!(summary.checkpoints, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn message_is_relayed_acked_and_audited_sqlite() {
+    let th = start(|_| {}).await;
+    relay_flow(&th).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn long_poll_returns_when_a_message_arrives() {
+    let th = Arc::new(start(|_| {}).await);
+    let mut alice = user(&th, "alice").await;
+    let mut bob = user(&th, "bob").await;
+    let th2 = th.clone();
+    let waiting = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let (got, _) = bob.inbox(&th2, 20).await;
+        (got, started.elapsed())
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    alice.send(&th, "bob", b"ping").await;
+    let (got, took) = waiting.await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, b"ping");
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    // A bad wait is malformed.
+    let (status, _) = alice.conn.get("/v1/inbox?wait=31", Some(alice.token)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refused_messages_leave_nothing_behind() {
+    let th = start(|_| {}).await;
+    let mut alice = user(&th, "alice").await;
+    th.add_user("bob").await;
+    let store = th.host.store().clone();
+    let good = alice.seal(&th, "bob", b"one").await;
+    assert_eq!(alice.post(&good).await.0, StatusCode::OK);
+    let base = counts(store.as_ref(), "bob").await;
+    assert_eq!(base, (1, 1));
+
+    // Replayed.
+    assert_eq!(
+        refusal(&alice.post(&good).await),
+        (StatusCode::CONFLICT, RefusalReason::Replayed)
+    );
+    // Reordered: seq n+1 accepted first, then n.
+    let m2 = alice.seal(&th, "bob", b"two").await;
+    let m3 = alice.seal(&th, "bob", b"three").await;
+    assert_eq!(alice.post(&m3).await.0, StatusCode::OK);
+    let base = counts(store.as_ref(), "bob").await;
+    assert_eq!(
+        refusal(&alice.post(&m2).await),
+        (StatusCode::CONFLICT, RefusalReason::Reordered)
+    );
+    assert_eq!(counts(store.as_ref(), "bob").await, base);
+
+    let fresh = alice.seal(&th, "bob", b"four").await;
+    // A flipped bit in the ciphertext, in seq (upwards, else it reads as reordered), a
+    // re-addressed recipient: the AEAD refuses them.
+    let mut c = fresh.clone();
+    c.ciphertext[3] ^= 1;
+    let mut s = fresh.clone();
+    s.seq ^= 1 << 8;
+    let mut r = fresh.clone();
+    r.recipient = "bobby".into();
+    let mut r2 = fresh.clone();
+    r2.recipient = "cob".into();
+    for bad in [c, s, r, r2] {
+        assert_eq!(
+            refusal(&alice.post(&bad).await),
+            (StatusCode::UNPROCESSABLE_ENTITY, RefusalReason::Altered)
+        );
+    }
+    // A flipped bit in the session id.
+    let mut sid = fresh.clone();
+    sid.session_id[0] ^= 1;
+    assert_eq!(
+        refusal(&alice.post(&sid).await),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            RefusalReason::WrongSession
+        )
+    );
+    // The wrong direction.
+    let mut dir = fresh.clone();
+    dir.direction = kasane_abi::Direction::HostToClient;
+    assert_eq!(
+        refusal(&alice.post(&dir).await),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            RefusalReason::WrongDirection
+        )
+    );
+    // Garbage.
+    assert_eq!(
+        refusal(&alice.post_raw(vec![1, 2, 3]).await),
+        (StatusCode::BAD_REQUEST, RefusalReason::Malformed)
+    );
+    // No token.
+    let (status, body) = alice
+        .conn
+        .request("POST", "/v1/messages", fresh.encode().unwrap(), None)
+        .await;
+    assert_eq!(
+        refusal(&(status, body)),
+        (StatusCode::UNAUTHORIZED, RefusalReason::SessionEnded)
+    );
+    assert_eq!(counts(store.as_ref(), "bob").await, base);
+    // The untouched original still goes through: nothing above consumed its seq.
+    assert_eq!(alice.post(&fresh).await.0, StatusCode::OK);
+
+    // Ended session.
+    let after = alice.seal(&th, "bob", b"five").await;
+    let (status, _) = alice
+        .conn
+        .request("POST", "/v1/logout", Vec::new(), Some(alice.token))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let base = counts(store.as_ref(), "bob").await;
+    assert_eq!(
+        refusal(&alice.post(&after).await),
+        (StatusCode::UNAUTHORIZED, RefusalReason::SessionEnded)
+    );
+    assert_eq!(counts(store.as_ref(), "bob").await, base);
+    // Logout signed the chain's head; the log verifies.
+    let summary = audit::verify(store.as_ref(), &host_key(&th)).await.unwrap();
+    assert_eq!((summary.records, summary.checkpoints), (3, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unknown_recipient_gets_the_same_answer_and_nothing_is_queued() {
+    let th = start(|_| {}).await;
+    let mut alice = user(&th, "alice").await;
+    th.add_user("bob").await;
+    let known = alice.seal(&th, "bob", b"x").await;
+    let unknown = alice.seal(&th, "nobody", b"x").await;
+    let (s1, b1) = alice.post(&known).await;
+    let (s2, b2) = alice.post(&unknown).await;
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK));
+    let (a1, a2) = (
+        MessageAccepted::decode(&b1).unwrap(),
+        MessageAccepted::decode(&b2).unwrap(),
+    );
+    assert_eq!(b1.len(), b2.len());
+    assert_eq!((a1.seq + 1, a1.received_at), (a2.seq, a2.received_at));
+    // Both audited; only bob's queued (nobody has no queue to hold it).
+    let store = th.host.store();
+    assert_eq!(counts(store.as_ref(), "bob").await, (2, 1));
+    assert!(
+        store
+            .fetch_messages("nobody", 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A message for the host itself ("") is audited, not queued.
+    alice.send(&th, "", b"to the host").await;
+    assert_eq!(counts(store.as_ref(), "bob").await, (3, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn too_large_is_refused_and_padding_still_delivers() {
+    let th = start(|c| {
+        c.messages.max_body_bytes = 1024;
+        c.messages.pad = true;
+    })
+    .await;
+    let mut alice = user(&th, "alice").await;
+    let mut bob = user(&th, "bob").await;
+    let big = alice.seal(&th, "bob", &[7; 1025]).await;
+    assert_eq!(
+        refusal(&alice.post(&big).await),
+        (StatusCode::PAYLOAD_TOO_LARGE, RefusalReason::TooLarge)
+    );
+    assert_eq!(counts(th.host.store().as_ref(), "bob").await, (0, 0));
+    alice.send(&th, "bob", &[7; 1024]).await;
+    alice.send(&th, "bob", b"hi").await;
+    // Padded: both deliveries seal to the same bucket size class at least as big as 1 KiB.
+    let (status, body) = bob.conn.get("/v1/inbox", Some(bob.token)).await;
+    assert_eq!(status, StatusCode::OK);
+    let inbox = Inbox::decode(&body).unwrap();
+    assert_eq!(inbox.messages.len(), 2);
+    let short = &inbox.messages[1];
+    assert_eq!(
+        short.ciphertext.len(),
+        kasane_protocol::seal::padded_len(
+            Delivery {
+                id: 2,
+                from: "alice".into(),
+                sent_at: th.clock.now(),
+                body: b"hi".to_vec()
+            }
+            .encode()
+            .unwrap()
+            .len(),
+            Padding::Buckets
+        ) + 16
+    );
+    let (got, _) = bob.inbox(&th, 0).await;
+    assert_eq!(got[1].body, b"hi");
+}
+
+/// All rows of the audit log, to put back after each tamper.
+type Row = (Vec<u8>, i64, Vec<u8>, Vec<u8>, Vec<u8>, i64);
+
+async fn rows(pool: &sqlx::SqlitePool) -> Vec<Row> {
+    sqlx::query_as(
+        "SELECT session_id, seq, prev_hash, record_hash, payload, created_at FROM audit_log \
+         ORDER BY session_id, seq",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+async fn put_back(pool: &sqlx::SqlitePool, all: &[Row]) {
+    sqlx::query("DELETE FROM audit_log")
+        .execute(pool)
+        .await
+        .unwrap();
+    for r in all {
+        insert(pool, r).await;
+    }
+}
+
+async fn insert(pool: &sqlx::SqlitePool, r: &Row) {
+    sqlx::query(
+        "INSERT INTO audit_log (session_id, seq, prev_hash, record_hash, payload, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&r.0)
+    .bind(r.1)
+    .bind(&r.2)
+    .bind(&r.3)
+    .bind(&r.4)
+    .bind(r.5)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn audit_verify_detects_changed_deleted_inserted_and_reordered_records() {
+    let th = start(|_| {}).await;
+    let mut alice = user(&th, "alice").await;
+    th.add_user("bob").await;
+    for i in 0..4u8 {
+        alice.send(&th, "bob", &[i; 10]).await;
+    }
+    let store = th.host.store().clone();
+    let key = host_key(&th);
+    assert_eq!(
+        audit::verify(store.as_ref(), &key).await.unwrap().records,
+        4
+    );
+
+    // The attacker: the database file, without the append-only triggers.
+    let pool = sqlx::SqlitePool::connect(&th.cfg.database_url)
+        .await
+        .unwrap();
+    sqlx::query("DROP TRIGGER audit_log_no_update")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DROP TRIGGER audit_log_no_delete")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let original = rows(&pool).await;
+    let sid = original[0].0.clone();
+    let broken_at = |e: audit::VerifyError| match e {
+        audit::VerifyError::Broken(b) => {
+            assert_eq!(b.session_id, sid);
+            assert!(b.to_string().contains(&hex::encode(&sid)));
+            b.seq
+        }
+        other => panic!("{other}"),
+    };
+
+    // Changed: one byte of record 2's payload.
+    sqlx::query("UPDATE audit_log SET payload = $1 WHERE seq = 2")
+        .bind({
+            let mut p = original[1].4.clone();
+            let last = p.len() - 1;
+            p[last] ^= 1;
+            p
+        })
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        broken_at(audit::verify(store.as_ref(), &key).await.unwrap_err()),
+        2
+    );
+    put_back(&pool, &original).await;
+    audit::verify(store.as_ref(), &key).await.unwrap();
+
+    // Deleted: record 2.
+    sqlx::query("DELETE FROM audit_log WHERE seq = 2")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        broken_at(audit::verify(store.as_ref(), &key).await.unwrap_err()),
+        3
+    );
+    put_back(&pool, &original).await;
+
+    // Inserted: a well-formed record (hashes recomputed) at position 2, the rest moved up.
+    sqlx::query("DELETE FROM audit_log")
+        .execute(&pool)
+        .await
+        .unwrap();
+    insert(&pool, &original[0]).await;
+    let payload = original[1].4.clone();
+    let forged_hash = audit::record_hash(&sid, 2, &original[0].3, &payload);
+    insert(
+        &pool,
+        &(
+            sid.clone(),
+            2,
+            original[0].3.clone(),
+            forged_hash.to_vec(),
+            payload,
+            0,
+        ),
+    )
+    .await;
+    for r in &original[1..] {
+        let mut r = r.clone();
+        r.1 += 1;
+        insert(&pool, &r).await;
+    }
+    assert_eq!(
+        broken_at(audit::verify(store.as_ref(), &key).await.unwrap_err()),
+        3
+    );
+    put_back(&pool, &original).await;
+
+    // Reordered: records 2 and 3 swap places.
+    sqlx::query("DELETE FROM audit_log")
+        .execute(&pool)
+        .await
+        .unwrap();
+    for (i, r) in original.iter().enumerate() {
+        let mut r = r.clone();
+        r.1 = match i {
+            1 => 3,
+            2 => 2,
+            _ => r.1,
+        };
+        insert(&pool, &r).await;
+    }
+    assert_eq!(
+        broken_at(audit::verify(store.as_ref(), &key).await.unwrap_err()),
+        2
+    );
+    put_back(&pool, &original).await;
+    audit::verify(store.as_ref(), &key).await.unwrap();
+
+    // A cut-off tail is caught by the signed checkpoint of the head.
+    assert_eq!(th.host.checkpoint_audit().await.unwrap(), 1);
+    sqlx::query("DELETE FROM audit_log WHERE seq = 4")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        broken_at(audit::verify(store.as_ref(), &key).await.unwrap_err()),
+        4
+    );
+    put_back(&pool, &original).await;
+
+    // Export: one JSON line per record.
+    let mut out = Vec::new();
+    assert_eq!(audit::export(store.as_ref(), &mut out).await.unwrap(), 4);
+    let text = String::from_utf8(out).unwrap();
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["session_id"], hex::encode(&sid));
+    assert_eq!(first["message"]["sender"], "alice");
+    pool.close().await;
+}
+
+/// The PostgreSQL URL, or `None` (after saying so) when the test is to be skipped.
+fn pg_url() -> Option<String> {
+    match std::env::var("KASANE_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "KASANE_TEST_DATABASE_URL must be set when CI=true"
+            );
+            println!("skipped: KASANE_TEST_DATABASE_URL not set");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn message_is_relayed_acked_and_audited_postgres() {
+    use std::str::FromStr;
+    let Some(url) = pg_url() else { return };
+    let schema = format!("kasane_msg_{:016x}", rand::random::<u64>());
+    let admin = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let options = sqlx::postgres::PgConnectOptions::from_str(&url)
+        .unwrap()
+        .options([("search_path", schema.as_str())]);
+    let pg = kasane_host::store::PgStore::open_with(options, 8)
+        .await
+        .unwrap();
+    let outcome = tokio::spawn({
+        let pg = pg.clone();
+        async move {
+            let th = start_with_store(|_| {}, Some(Arc::new(pg))).await;
+            relay_flow(&th).await;
+            // A replay on PostgreSQL too.
+            let mut carol = user(&th, "carol").await;
+            let m = carol.seal(&th, "alice", b"c").await;
+            assert_eq!(carol.post(&m).await.0, StatusCode::OK);
+            assert_eq!(
+                refusal(&carol.post(&m).await),
+                (StatusCode::CONFLICT, RefusalReason::Replayed)
+            );
+        }
+    })
+    .await;
+    pg.close().await;
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
