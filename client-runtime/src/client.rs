@@ -100,8 +100,7 @@ impl std::fmt::Debug for Session {
     }
 }
 
-/// One opened message from the inbox.
-#[derive(Debug)]
+/// One opened message from the inbox. `Debug` shows the body's length, not its bytes.
 pub struct Received {
     /// The host's delivery id.
     pub id: u64,
@@ -111,6 +110,17 @@ pub struct Received {
     pub sent_at: u64,
     /// The plaintext.
     pub body: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Received {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Received")
+            .field("id", &self.id)
+            .field("from", &self.from)
+            .field("sent_at", &self.sent_at)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 /// One inbox fetch: the messages opened (and acked) and those refused (not acked).

@@ -71,11 +71,13 @@ async fn live_login_and_compile_cache() {
     let mut seen = std::collections::HashSet::new();
     let mut hit = false;
     for _ in 0..12 {
-        let (session, report) = client
+        let (mut session, report) = client
             .login("alice", &mut live.responder("alice"))
             .await
             .unwrap();
         println!("{report:?}");
+        // The bearer token works: an empty inbox (nothing was sent to alice).
+        assert!(session.inbox(0).await.unwrap().is_empty());
         assert!(report.fuel_used > 0);
         assert!(!report.prompts.is_empty());
         assert_eq!(report.from_cache, !seen.insert(report.sha256), "{report:?}");
