@@ -1,4 +1,5 @@
-//! The Kasane host: authentication server, sessions and storage (relay and the audit log come with sealed messages).
+//! The Kasane host: authentication server, sessions, sealed messages with their relay and
+//! inbox, a tamper-evident audit log, and storage.
 //!
 //! # Module map
 //!
@@ -10,7 +11,13 @@
 //!   file changes, the active transforms a client can run, weighted choice, session tickets
 //!   from the online key, one loaded [`Transform`](kasane_sandbox::Transform) per module hash.
 //! - [`login`]: the hello → password → response flow over `kasane-protocol`'s state
-//!   machines: decoys, throttling, counters, bundles, sessions, logout.
+//!   machines: decoys, throttling, counters, bundles, sessions, logout; and sealed messages
+//!   (`POST /v1/messages`: checked, opened through the session's transform, accepted in one
+//!   store transaction with its audit record and the relay queue entry, sealed at rest under
+//!   `keys/queue.key`), the inbox (`GET /v1/inbox?wait=N`, long-poll; re-sealed host to
+//!   client) and its ack.
+//! - [`audit`]: the per-session hash chains, signed checkpoints, and the checks behind
+//!   `kasane-host audit verify` / `audit export`.
 //! - [`server`]: [`app`](server::app) (the axum router) and [`run`](server::run) (TLS 1.3
 //!   only, HTTP/1.1 and HTTP/2, one RFC 9266 exporter value per connection; graceful
 //!   shutdown, bounded by [`SHUTDOWN_GRACE`](server::SHUTDOWN_GRACE)).

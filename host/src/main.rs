@@ -11,7 +11,8 @@ use kasane_host::config::Config;
 use kasane_host::setup::{self, CodeCard};
 use kasane_host::store::{self, Clock, SystemClock};
 
-/// The Kasane host: login server over TLS 1.3 with a signed transform registry.
+/// The Kasane host: login server over TLS 1.3 with a signed transform registry, message
+/// relay and a tamper-evident audit log.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Cli {
@@ -36,7 +37,8 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
-    /// Serves logins over TLS.
+    /// Serves logins, sealed messages and inboxes over TLS (housekeeping every minute purges
+    /// expired state and signs audit checkpoints).
     Serve {
         /// Overrides the configured listen address.
         #[arg(long)]
@@ -49,6 +51,25 @@ enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// The audit log of accepted messages (per-session hash chains, signed checkpoints).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Checks every chain (sequence numbers from 1, hash links, record hashes, payloads)
+    /// and every checkpoint (host-key signature, matching record). Prints a summary; on a
+    /// broken log names the first broken record and exits non-zero.
+    Verify,
+    /// Writes the log as JSON lines, one per record (byte fields hex).
+    Export {
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -291,6 +312,56 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .context("serving")?;
             Ok(())
+        }
+        Command::Audit { command } => {
+            let cfg = load_config(&data)?;
+            let st = store::open(&cfg.database_url)
+                .await
+                .context("opening the store")?;
+            match command {
+                AuditCommand::Verify => {
+                    let key =
+                        setup::read_signing_key(&cfg.keys_dir.join("host.key"))?.verifying_key();
+                    match kasane_host::audit::verify(st.as_ref(), &key).await {
+                        Ok(s) => {
+                            println!(
+                                "audit log ok: {} chains, {} records, {} signed checkpoints",
+                                s.chains, s.records, s.checkpoints
+                            );
+                            Ok(())
+                        }
+                        Err(kasane_host::audit::VerifyError::Broken(b)) => {
+                            println!("audit log BROKEN: {b}");
+                            bail!("audit log broken at {b}")
+                        }
+                        Err(e) => Err(e).context("reading the audit log"),
+                    }
+                }
+                AuditCommand::Export { out } => {
+                    let n = match &out {
+                        Some(path) => {
+                            let mut f = std::io::BufWriter::new(
+                                std::fs::File::create(path)
+                                    .with_context(|| format!("creating {}", path.display()))?,
+                            );
+                            let n = kasane_host::audit::export(st.as_ref(), &mut f)
+                                .await
+                                .map_err(|e| anyhow::anyhow!("exporting: {e}"))?;
+                            std::io::Write::flush(&mut f).context("writing the export")?;
+                            n
+                        }
+                        None => {
+                            let stdout = std::io::stdout();
+                            let mut lock = stdout.lock();
+                            kasane_host::audit::export(st.as_ref(), &mut lock)
+                                .await
+                                .map_err(|e| anyhow::anyhow!("exporting: {e}"))?
+                        }
+                    };
+                    eprintln!("exported {n} records");
+                    Ok(())
+                }
+            }
         }
         Command::User { command } => {
             let cfg = load_config(&data)?;

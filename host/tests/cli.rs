@@ -170,3 +170,85 @@ async fn init_then_serve_works_with_only_a_data_dir() {
         "{metrics}"
     );
 }
+
+/// `audit verify` and `audit export` on a data directory: a good log passes, a changed
+/// record is named and fails the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_and_export() {
+    use kasane_host::audit::{AuditPayload, genesis_hash, record_hash};
+    use kasane_host::store::AuditRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    let out = bin().args(["--data", data_s, "init"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(data.join("keys").join("queue.key").exists());
+    let cfg = kasane_host::config::Config::load(&data).unwrap();
+    let st = kasane_host::store::open(&cfg.database_url).await.unwrap();
+    let sid = vec![9u8; 16];
+    let payload = AuditPayload {
+        version: 1,
+        direction: 0,
+        seq: 1,
+        recipient: "bob".into(),
+        ciphertext: vec![1; 32],
+        aad: vec![2; 8],
+        module_sha256: [3; 32],
+        sender: "alice".into(),
+        received_at: 5,
+    }
+    .encode()
+    .unwrap();
+    let prev = genesis_hash(&sid).to_vec();
+    st.append_audit(&AuditRecord {
+        session_id: sid.clone(),
+        seq: 1,
+        record_hash: record_hash(&sid, 1, &prev, &payload).to_vec(),
+        prev_hash: prev,
+        payload,
+        created: 5,
+    })
+    .await
+    .unwrap();
+
+    let ok = bin()
+        .args(["--data", data_s, "audit", "verify"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{text}");
+    assert!(text.contains("1 chains, 1 records"), "{text}");
+
+    let file = dir.path().join("audit.jsonl");
+    let ex = bin()
+        .args(["--data", data_s, "audit", "export", "--out"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(ex.status.success());
+    let lines = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(lines.lines().count(), 1);
+    assert!(lines.contains(&hex::encode(&sid)));
+
+    // Changed behind the host's back.
+    let pool = sqlx::SqlitePool::connect(&cfg.database_url).await.unwrap();
+    sqlx::query("DROP TRIGGER audit_log_no_update")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_log SET created_at = 6, payload = payload || x'00'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let bad = bin()
+        .args(["--data", data_s, "audit", "verify"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&bad.stdout);
+    assert!(!bad.status.success());
+    assert!(
+        text.contains(&format!("session {} record 1", hex::encode(&sid))),
+        "{text}"
+    );
+}
