@@ -20,6 +20,7 @@ const PASSWORD: &str = "correct horse battery staple";
 
 struct Host {
     url: String,
+    card: CodeCard,
     data: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -65,6 +66,7 @@ async fn start() -> Host {
     ));
     Host {
         url: format!("https://{addr}"),
+        card,
         data,
         stop: Some(stop),
     }
@@ -191,4 +193,125 @@ async fn another_hosts_certificate_is_refused_with_exit_4() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(4), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// Output read so far from a child, filled by a reader thread.
+struct Screen {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    seen: String,
+}
+
+impl Screen {
+    /// Waits (up to 60 s) until the output after `from` contains `what`; the position after it.
+    fn wait_for(&mut self, from: usize, what: &str) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Some(i) = self.seen[from..].find(what) {
+                return from + i + what.len();
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(bytes) => self.seen.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => panic!("no {what:?} in the output:\n{}", self.seen),
+            }
+        }
+    }
+}
+
+/// The interactive login on a terminal (util-linux `script` gives the binary a pty): the
+/// password and each challenge are prompted for, and nothing typed is echoed.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interactive_login_prompts_on_the_terminal_without_echo() {
+    use std::io::Read;
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` (util-linux) to make a pty");
+        return;
+    }
+    let host = start().await;
+    let state = tempfile::tempdir().unwrap();
+    let d = host.data.path();
+    let line = format!(
+        "'{}' --no-cache --server {} --ca '{}' --root '{}' --user alice login",
+        env!("CARGO_BIN_EXE_kasane"),
+        host.url,
+        d.join("tls/cert.pem").display(),
+        d.join("registry/1.root.json").display()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .env("HOME", state.path())
+        .env("XDG_CONFIG_HOME", state.path().join("config"))
+        .env_remove("KASANE_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut screen = Screen {
+        rx,
+        seen: String::new(),
+    };
+    let mut input = child.stdin.take().unwrap();
+    let card = CodeCard {
+        user: host.card.user.clone(),
+        pairs: host.card.pairs.clone(),
+    };
+    let answers = tokio::task::spawn_blocking(move || {
+        let mut at = screen.wait_for(0, "Password for alice: ");
+        // rpassword prints the prompt, then turns echo off: let it.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        input.write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+        let mut asked = Vec::new();
+        loop {
+            let next_challenge = screen.seen[at..].find("Challenge ");
+            let done = screen.seen[at..].find("logged out");
+            match (next_challenge, done) {
+                (Some(c), d) if d.is_none_or(|d| c < d) => {
+                    let start = at + c + "Challenge ".len();
+                    let end = screen.wait_for(start, ": ");
+                    let prompt = screen.seen[start..end - 2].to_owned();
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    let answer = card.response(&prompt).unwrap().to_owned();
+                    input.write_all(format!("{answer}\n").as_bytes()).unwrap();
+                    asked.push((prompt, answer));
+                    at = end;
+                }
+                (_, Some(_)) => break,
+                _ => {
+                    // Neither yet: wait for more output.
+                    match screen.rx.recv_timeout(std::time::Duration::from_secs(60)) {
+                        Ok(b) => screen.seen.push_str(&String::from_utf8_lossy(&b)),
+                        Err(_) => panic!("stuck:\n{}", screen.seen),
+                    }
+                }
+            }
+        }
+        (screen.seen, asked)
+    })
+    .await
+    .unwrap();
+    let (seen, asked) = answers;
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{seen}");
+    assert!(!asked.is_empty(), "{seen}");
+    assert!(seen.contains("logged in as alice"), "{seen}");
+    assert!(!seen.contains(PASSWORD), "the password was echoed:\n{seen}");
+    for (prompt, answer) in &asked {
+        assert!(seen.contains(&format!("Challenge {prompt}: ")));
+        assert!(
+            !seen.contains(answer.as_str()),
+            "{answer} was echoed:\n{seen}"
+        );
+    }
 }
