@@ -385,6 +385,21 @@ pub(crate) fn ocra_raw(
     session: &[u8],
     time: u64,
 ) -> Result<Vec<u8>, NativeError> {
+    ocra_msg(suite_str, key, counter, q, pin_hash, session, time, true)
+}
+
+/// [`ocra_raw`], with the suite's P left out when `with_pin` is false (purpose = message).
+#[allow(clippy::too_many_arguments, reason = "the OCRA fields, one each")]
+fn ocra_msg(
+    suite_str: &[u8],
+    key: &[u8],
+    counter: u64,
+    q: &[u8],
+    pin_hash: Option<&[u8]>,
+    session: &[u8],
+    time: u64,
+    with_pin: bool,
+) -> Result<Vec<u8>, NativeError> {
     let suite = parse_suite(suite_str).ok_or(NativeError::BadParams)?;
     let mut msg = suite_str.to_vec();
     msg.push(0);
@@ -392,7 +407,7 @@ pub(crate) fn ocra_raw(
         msg.extend_from_slice(&counter.to_be_bytes());
     }
     msg.extend_from_slice(&question(suite.q_format, q)?);
-    if let Some(p) = suite.pin {
+    if let Some(p) = suite.pin.filter(|_| with_pin) {
         let pin_hash = pin_hash.ok_or(NativeError::MissingInput)?;
         if pin_hash.len() != p.len() {
             return Err(NativeError::MissingInput);
@@ -419,10 +434,21 @@ pub(crate) fn ocra_raw(
 }
 
 /// `ocra` with the module's mapping (docs/TRANSFORMS.md): params = suite, K = responses[0],
-/// Q = challenges[0], P = responses[1], C = counter, S = transcript_hash, T = timestamp / step.
+/// Q = challenges[0], P = responses[1], C = counter, S = transcript_hash, T = timestamp / step;
+/// for purpose = message K = transcript_hash, C = seq | direction << 63, no P.
 pub(crate) fn ocra(input: &DeriveInputBuf) -> Result<Vec<u8>, NativeError> {
     let suite = parse_suite(&input.params).ok_or(NativeError::BadParams)?;
-    let key = input.responses.first().ok_or(NativeError::MissingInput)?;
+    let message = input.purpose == kasane_abi::Purpose::Message;
+    let key: &[u8] = if message {
+        &input.transcript_hash
+    } else {
+        input.responses.first().ok_or(NativeError::MissingInput)?
+    };
+    let counter = if message {
+        input.seq | (u64::from(input.direction as u8) << 63)
+    } else {
+        input.counter
+    };
     let q = input.challenges.first().ok_or(NativeError::MissingInput)?;
     let pin = input.responses.get(1).map(|p| p.as_slice());
     let time = match suite.time_step {
@@ -430,13 +456,14 @@ pub(crate) fn ocra(input: &DeriveInputBuf) -> Result<Vec<u8>, NativeError> {
         Some(step) => input.timestamp / step,
         None => 0,
     };
-    ocra_raw(
+    ocra_msg(
         &input.params,
         key,
-        input.counter,
+        counter,
         q,
         pin,
         &input.transcript_hash,
         time,
+        !message,
     )
 }

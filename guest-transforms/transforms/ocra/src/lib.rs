@@ -6,6 +6,11 @@
 //! T = `timestamp / step` (8 bytes big-endian). The output is the OCRA value as ASCII digits,
 //! or the raw HMAC when the suite's digits are 0.
 //!
+//! For purpose = message (the per-transmission key) there are no responses: K =
+//! `transcript_hash` (the session's final transcript; the host mixes the output with the
+//! session secret), C = `seq` with the direction in its top bit, and the suite's P is left out;
+//! Q, S and T are as above.
+//!
 //! # Module map
 //! - [`suite`]: parsing the suite string (RFC 6287 §6).
 //! - [`question`]: the 128-byte `Q` field, including the decimal to hex conversion of `QN`.
@@ -17,7 +22,7 @@ mod suite;
 
 use hmac::Hmac;
 use hmac::digest::{KeyInit, Mac};
-use kasane_guest::abi::{DeriveInput, GuestError, MAX_PARAMS_LEN};
+use kasane_guest::abi::{DeriveInput, Direction, GuestError, MAX_PARAMS_LEN, Purpose};
 use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 
@@ -38,7 +43,21 @@ const SESSION_INFO_LEN: usize = 32;
 /// (`MissingInput`), P (`MissingInput`), an `Snnn` shorter than 32 (`BadParams`).
 fn derive(input: &DeriveInput<'_>, out: &mut [u8]) -> Result<usize, GuestError> {
     let suite = Suite::parse(input.params).ok_or(GuestError::BadParams)?;
-    let key = input.responses.get(0).ok_or(GuestError::MissingInput)?;
+    let message = input.purpose == Purpose::Message;
+    let key: &[u8] = if message {
+        &input.transcript_hash
+    } else {
+        input.responses.get(0).ok_or(GuestError::MissingInput)?
+    };
+    let counter = if message {
+        let d = match input.direction {
+            Direction::ClientToHost => 0,
+            Direction::HostToClient => 1u64 << 63,
+        };
+        input.seq | d
+    } else {
+        input.counter
+    };
     let q = input.challenges.get(0).ok_or(GuestError::MissingInput)?;
     let time = match suite.time_step {
         Some(0) => return Err(GuestError::BadParams),
@@ -54,10 +73,10 @@ fn derive(input: &DeriveInput<'_>, out: &mut [u8]) -> Result<usize, GuestError> 
     msg.put(input.params)?;
     msg.put(&[0])?;
     if suite.counter {
-        msg.put(&input.counter.to_be_bytes())?;
+        msg.put(&counter.to_be_bytes())?;
     }
     msg.put(&q)?;
-    if let Some(pin_hash) = suite.pin {
+    if let Some(pin_hash) = suite.pin.filter(|_| !message) {
         let p = input.responses.get(1).ok_or(GuestError::MissingInput)?;
         if p.len() != pin_hash.len() {
             return Err(GuestError::MissingInput);
