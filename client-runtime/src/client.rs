@@ -708,3 +708,48 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incoming_protocol_errors_map_to_their_refusal() {
+        let cases = [
+            (ProtocolError::Replayed { seq: 3 }, RefusalReason::Replayed),
+            (
+                ProtocolError::Reordered { seq: 2, last: 3 },
+                RefusalReason::Reordered,
+            ),
+            (ProtocolError::WrongSession, RefusalReason::WrongSession),
+            (ProtocolError::WrongDirection, RefusalReason::WrongDirection),
+            (ProtocolError::Decrypt, RefusalReason::Altered),
+            (ProtocolError::Padding, RefusalReason::Altered),
+            (ProtocolError::Truncated, RefusalReason::Malformed),
+        ];
+        for (e, want) in cases {
+            assert_eq!(incoming_reason(&e), want, "{e}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_body_is_its_reason_and_a_bare_401_ends_the_session() {
+        let body = MessageRefused {
+            reason: RefusalReason::TooLarge,
+        }
+        .encode()
+        .unwrap_or_default();
+        assert!(matches!(
+            Session::refusal("send", StatusCode::PAYLOAD_TOO_LARGE, &body),
+            ClientError::Refused(RefusalReason::TooLarge)
+        ));
+        assert!(matches!(
+            Session::refusal("send", StatusCode::UNAUTHORIZED, b"\x01\x07"),
+            ClientError::Refused(RefusalReason::SessionEnded)
+        ));
+        assert!(matches!(
+            Session::refusal("send", StatusCode::INTERNAL_SERVER_ERROR, b""),
+            ClientError::Protocol(_)
+        ));
+    }
+}
