@@ -14,6 +14,11 @@ fn client_fail(e: ClientError, during: &str) -> Failure {
     Failure::new(class, anyhow::Error::new(e).context(during.to_owned()))
 }
 
+fn messaging_fail(e: ClientError, during: &str) -> Failure {
+    let class = crate::fail::classify_messaging(&e);
+    Failure::new(class, anyhow::Error::new(e).context(during.to_owned()))
+}
+
 /// What every login prints: the transform, its hash, its signer, cache, counter, challenges.
 pub(crate) fn print_report(r: &LoginReport, indent: &str) {
     println!("{indent}logged in as {}", r.user);
@@ -93,7 +98,7 @@ pub(crate) async fn send(s: &Settings, to: &str, message: Option<String>) -> Res
     let accepted = session
         .send(to, &body)
         .await
-        .map_err(|e| client_fail(e, &format!("sending to {to}")));
+        .map_err(|e| messaging_fail(e, &format!("sending to {to}")));
     let accepted = match accepted {
         Ok(a) => a,
         Err(f) => {
@@ -126,7 +131,7 @@ pub(crate) async fn inbox(s: &Settings, wait: u32) -> Result<(), Failure> {
     let got = session
         .inbox(wait)
         .await
-        .map_err(|e| client_fail(e, "reading the inbox"));
+        .map_err(|e| messaging_fail(e, "reading the inbox"));
     let got = match got {
         Ok(g) => g,
         Err(f) => {
@@ -200,7 +205,7 @@ pub(crate) async fn session(s: &Settings) -> Result<(), Failure> {
                     };
                     match session.send(&to, text.as_bytes()).await {
                         Ok(a) => println!("(sent to {to}, seq {})", a.seq),
-                        Err(e) => break 'outer Err(client_fail(e, &format!("sending to {to}"))),
+                        Err(e) => break 'outer Err(messaging_fail(e, &format!("sending to {to}"))),
                     }
                 }
                 Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
@@ -210,7 +215,7 @@ pub(crate) async fn session(s: &Settings) -> Result<(), Failure> {
         }
         match session.inbox(POLL_SECS).await {
             Ok(got) => got.iter().for_each(print_message),
-            Err(e) => break Err(client_fail(e, "reading the inbox")),
+            Err(e) => break Err(messaging_fail(e, "reading the inbox")),
         }
     };
     match result {

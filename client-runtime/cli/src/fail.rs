@@ -83,3 +83,13 @@ pub(crate) fn classify(e: &kasane_client::ClientError) -> Class {
         _ => Class::Connect,
     }
 }
+
+/// The class of a library error after login (send, inbox): messaging, unless the host
+/// could not be reached at all.
+pub(crate) fn classify_messaging(e: &kasane_client::ClientError) -> Class {
+    use kasane_client::ClientError as E;
+    match e {
+        E::Connect(_) | E::TimedOut | E::BadCertificate(_) => Class::Connect,
+        _ => Class::Message,
+    }
+}
