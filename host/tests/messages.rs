@@ -641,3 +641,83 @@ async fn message_is_relayed_acked_and_audited_postgres() {
         std::panic::resume_unwind(e.into_panic());
     }
 }
+
+/// `accept_message` is all-or-nothing and compare-and-set: of 16 concurrent accepts of one
+/// sequence number exactly one wins, and the chain stays contiguous.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_accepts_of_one_seq_yield_one_record() {
+    use kasane_host::store::{AcceptMessage, AcceptOutcome, NewSession, NewUser, Zeroizing};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("k.db").display());
+    let st = kasane_host::store::open(&url).await.unwrap();
+    for name in ["alice", "bob"] {
+        st.create_user(
+            &NewUser {
+                name: name.into(),
+                password_hash: "h".into(),
+                pairs: vec![],
+            },
+            1,
+        )
+        .await
+        .unwrap();
+    }
+    st.create_session(&NewSession {
+        token_hash: vec![1; 32],
+        session_id: vec![7; 16],
+        user: "alice".into(),
+        created: 1,
+        expires_at: 100,
+        secret: Zeroizing::new(vec![0; 4]),
+    })
+    .await
+    .unwrap();
+    for seq in [1u64, 2] {
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let st = st.clone();
+            tasks.push(tokio::spawn(async move {
+                st.accept_message(&AcceptMessage {
+                    session_id: vec![7; 16],
+                    seq,
+                    payload: vec![seq as u8],
+                    queue: Some(("bob".into(), vec![9])),
+                    created: 2,
+                })
+                .await
+                .unwrap()
+            }));
+        }
+        let mut won = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                AcceptOutcome::Accepted { audit_seq, queued } => {
+                    assert_eq!(audit_seq, seq);
+                    assert!(queued.is_some());
+                    won += 1;
+                }
+                AcceptOutcome::Replayed => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(won, 1);
+    }
+    assert_eq!(counts(st.as_ref(), "bob").await, (2, 2));
+    // Lower: reordered; no session: NoSession; nothing written.
+    let m = |sid: Vec<u8>, seq| AcceptMessage {
+        session_id: sid,
+        seq,
+        payload: vec![0],
+        queue: None,
+        created: 3,
+    };
+    assert_eq!(
+        st.accept_message(&m(vec![7; 16], 1)).await.unwrap(),
+        AcceptOutcome::Reordered
+    );
+    assert_eq!(
+        st.accept_message(&m(vec![8; 16], 5)).await.unwrap(),
+        AcceptOutcome::NoSession
+    );
+    assert_eq!(counts(st.as_ref(), "bob").await, (2, 2));
+}

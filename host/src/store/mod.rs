@@ -52,7 +52,7 @@
 //! | `challenge_pairs` | (`user_id`, `idx`) | prompt, per-pair salt, response verifier (argon2id of the response; never the response) |
 //! | `challenge_bundles` | `id` | user name (not a foreign key: decoys for unknown users are stored alike), serialized bundle, `expires_at` |
 //! | `pending_logins` | `id` (login id or bundle id) | `stage` (`hello` / `bundle`), the host's encoded login state (secret: the X25519 shared secret, verifiers), `expires_at` |
-//! | `sessions` | `token_hash` (only a hash of the token), unique `session_id` | user, created / last seen / absolute expiry, session secret, last sequence number per direction |
+//! | `sessions` | `token_hash` (only a hash of the token), unique `session_id` | user, created / last seen / absolute expiry, the host's encoded session state (`secret`: session secret, transform context, verifiers), last sequence number per direction |
 //! | `throttle` | `key` (`u:<user>` or `a:<address>`) | consecutive failures, `locked_until` |
 //! | `relay_queue` | `id` (increasing) | recipient, sealed-at-rest body, `created_at` |
 //! | `audit_log` | (`session_id`, `seq`) | previous record hash, record hash, payload as received; append-only (triggers refuse `UPDATE`/`DELETE`) |
