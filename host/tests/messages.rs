@@ -645,11 +645,45 @@ async fn message_is_relayed_acked_and_audited_postgres() {
 /// `accept_message` is all-or-nothing and compare-and-set: of 16 concurrent accepts of one
 /// sequence number exactly one wins, and the chain stays contiguous.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_accepts_of_one_seq_yield_one_record() {
-    use kasane_host::store::{AcceptMessage, AcceptOutcome, NewSession, NewUser, Zeroizing};
+async fn concurrent_accepts_of_one_seq_yield_one_record_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("k.db").display());
-    let st = kasane_host::store::open(&url).await.unwrap();
+    concurrent_accepts(kasane_host::store::open(&url).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_accepts_of_one_seq_yield_one_record_postgres() {
+    use std::str::FromStr;
+    let Some(url) = pg_url() else { return };
+    let schema = format!("kasane_acc_{:016x}", rand::random::<u64>());
+    let admin = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let options = sqlx::postgres::PgConnectOptions::from_str(&url)
+        .unwrap()
+        .options([("search_path", schema.as_str())]);
+    let pg = kasane_host::store::PgStore::open_with(options, 8)
+        .await
+        .unwrap();
+    let outcome = tokio::spawn(concurrent_accepts(Arc::new(pg.clone()))).await;
+    pg.close().await;
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+async fn concurrent_accepts(st: Arc<dyn Store>) {
+    use kasane_host::store::{AcceptMessage, AcceptOutcome, NewSession, NewUser, Zeroizing};
     for name in ["alice", "bob"] {
         st.create_user(
             &NewUser {
