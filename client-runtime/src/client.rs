@@ -318,9 +318,12 @@ impl Client {
             .modules_dir
             .as_ref()
             .map(|d| d.join(format!("{hex}.wasm")));
+        // A local copy that no longer matches (truncated, replaced) is ignored, not an error:
+        // the host's copy is fetched instead, and `admit` checks whichever is used.
         if let Some(file) = &file
             && let Ok(bytes) = std::fs::read(file)
             && bytes.len() as u64 == entry.length
+            && <[u8; 32]>::from(<sha2::Sha256 as sha2::Digest>::digest(&bytes)) == entry.sha256.0
         {
             return Ok(bytes);
         }

@@ -89,7 +89,7 @@ async fn live_login_and_compile_cache() {
     }
     assert!(hit, "no transform repeated in 12 logins");
 
-    // Wrong answers → LoginRefused.
+    // Wrong answers → LoginRefused (with the built-in transforms, which all use the responses).
     let mut wrong = CardResponder::new(
         Zeroizing::new(password("alice")),
         CodeCard::parse("alice", &wrong_card()).unwrap(),
