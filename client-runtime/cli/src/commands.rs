@@ -129,7 +129,7 @@ pub(crate) async fn inbox(s: &Settings, wait: u32) -> Result<(), Failure> {
     let (mut session, report) = connect_and_login(s).await?;
     print_report(&report, "");
     let got = session
-        .inbox(wait)
+        .inbox_report(wait)
         .await
         .map_err(|e| messaging_fail(e, "reading the inbox"));
     let got = match got {
@@ -139,11 +139,19 @@ pub(crate) async fn inbox(s: &Settings, wait: u32) -> Result<(), Failure> {
             return Err(f);
         }
     };
-    if got.is_empty() {
+    if got.received.is_empty() && got.refused.is_empty() {
         println!("no messages");
     }
-    for m in &got {
+    for m in &got.received {
         print_message(m);
+    }
+    // Messages that did not open stay unacknowledged on the host; say so, on stdout, as
+    // part of the listing (the command itself worked).
+    for e in &got.refused {
+        println!("refused a message: {e}");
+    }
+    if got.more {
+        println!("(more messages are waiting: run `kasane inbox` again)");
     }
     close(session).await
 }
@@ -213,8 +221,13 @@ pub(crate) async fn session(s: &Settings) -> Result<(), Failure> {
                 Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break 'outer Ok(()),
             }
         }
-        match session.inbox(POLL_SECS).await {
-            Ok(got) => got.iter().for_each(print_message),
+        match session.inbox_report(POLL_SECS).await {
+            Ok(got) => {
+                got.received.iter().for_each(print_message);
+                for e in &got.refused {
+                    println!("(refused a message: {e})");
+                }
+            }
             Err(e) => break Err(messaging_fail(e, "reading the inbox")),
         }
     };
