@@ -18,10 +18,11 @@ pub(crate) struct TtyResponder {
 }
 
 fn prompt(text: &str) -> Result<Zeroizing<String>, ClientError> {
-    let line = Zeroizing::new(
-        rpassword::prompt_password(text)
-            .map_err(|e| ClientError::Input(format!("reading from the terminal: {e}")))?,
-    );
+    let line = Zeroizing::new(rpassword::prompt_password(text).map_err(|e| {
+        ClientError::Input(format!(
+            "no terminal to ask on ({e}): give --password-stdin, and --card for the challenges"
+        ))
+    })?);
     Ok(Zeroizing::new(
         line.trim_end_matches(['\r', '\n']).to_owned(),
     ))
