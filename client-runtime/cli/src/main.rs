@@ -69,7 +69,7 @@ enum Command {
     /// Logs in, sends one message, logs out.
     Send {
         /// The recipient.
-        #[arg(long)]
+        #[arg(long, value_name = "USER")]
         to: String,
         /// The message; read from standard input when absent (after the password line
         /// with --password-stdin).
@@ -88,7 +88,8 @@ enum Command {
     /// whether the host answers `GET /healthz`.
     Status,
     /// Runs a host in-process on loopback with a temporary data directory, two users,
-    /// logins answered from their cards and a relayed message, narrating each step.
+    /// logins answered from their cards, a relayed message and the audit log verified,
+    /// narrating each step. Needs no network and no files.
     #[cfg(feature = "demo")]
     Demo,
     /// Placeholder so `kasane demo` says why it is missing in a build without it.
