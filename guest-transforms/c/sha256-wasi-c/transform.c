@@ -44,7 +44,8 @@ int32_t kasane_derive(int32_t in_ptr, int32_t in_len, int32_t out_ptr, int32_t o
 
     if (in_len < 0 || out_cap < 0 || (in_len > 0 && in == NULL) || kasane_decode(in, (size_t)in_len, &input))
         return KASANE_ERR_BAD_INPUT;
-    if (input.n_responses == 0) return KASANE_ERR_MISSING_INPUT;
+    /* Auth needs a response; a message input carries none (the session secret keys it). */
+    if (input.n_responses == 0 && in[KASANE_OFF_PURPOSE] == KASANE_PURPOSE_AUTH) return KASANE_ERR_MISSING_INPUT;
     if ((uint32_t)out_cap < SHA256_DIGEST_LEN || out == NULL) return KASANE_ERR_OUTPUT_CAPACITY;
     if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || ts.tv_sec < 0) return KASANE_ERR_INTERNAL;
     now = (uint64_t)ts.tv_sec;

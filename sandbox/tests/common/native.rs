@@ -57,9 +57,9 @@ fn put_lp(out: &mut Vec<u8>, x: &[u8]) {
     out.extend_from_slice(x);
 }
 
-/// `R = lp(r_0) ‖ lp(r_1) ‖ …`; `MissingInput` when there is no response.
+/// `R = lp(r_0) ‖ lp(r_1) ‖ …`; `MissingInput` when an auth input has no response.
 pub(crate) fn responses_lp(input: &DeriveInputBuf) -> Result<Vec<u8>, NativeError> {
-    if input.responses.is_empty() {
+    if input.responses.is_empty() && input.purpose == kasane_abi::Purpose::Auth {
         return Err(NativeError::MissingInput);
     }
     let mut r = Vec::new();
@@ -71,7 +71,7 @@ pub(crate) fn responses_lp(input: &DeriveInputBuf) -> Result<Vec<u8>, NativeErro
 
 /// `sha256-chain`.
 pub(crate) fn sha256_chain(input: &DeriveInputBuf) -> Result<Vec<u8>, NativeError> {
-    if input.responses.is_empty() {
+    if input.responses.is_empty() && input.purpose == kasane_abi::Purpose::Auth {
         return Err(NativeError::MissingInput);
     }
     let mut h = Sha256::new()
