@@ -631,7 +631,7 @@ impl Host {
         // The whole protocol state (not only the secret): any replica can open and seal
         // this session's messages.
         let session_id = session.session_id().to_vec();
-        let secret = StoredSession::new(session.into_parts(), &module, &verifiers)
+        let secret = StoredSession::new(session.into_parts(), &module)
             .encode()
             .map_err(|_| LoginError::Failed("session state could not be encoded"))?;
         self.store

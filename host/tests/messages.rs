@@ -23,20 +23,13 @@ use kasane_protocol::wire::{
 };
 use kasane_protocol::{Padding, Session};
 
-/// Runs the bundle's transform on a message `input` (client side), with the login's
-/// response verifiers as its responses.
+/// Runs the bundle's transform on a message `input` (client side; no responses, §8).
 async fn derive(
     th: &TestHost,
     conn: &mut Conn,
     bundle: &ChallengeBundle,
-    mut input: kasane_abi::DeriveInputBuf,
+    input: kasane_abi::DeriveInputBuf,
 ) -> Vec<u8> {
-    let answers = common::card_map();
-    input.responses = bundle
-        .challenges
-        .iter()
-        .map(|c| kasane_host::crypto::response_verifier(&answers[&c.prompt], &c.salt).unwrap())
-        .collect();
     let transform = th.transform(conn, bundle).await;
     tokio::task::spawn_blocking(move || {
         kasane_protocol::with_derive_input(&input, |v| transform.derive(v))

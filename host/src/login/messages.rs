@@ -84,17 +84,11 @@ pub struct StoredSession {
     params: Vec<u8>,
     module_sha256: [u8; 32],
     module_name: String,
-    /// The login's response verifiers: the `responses` of every message input (DESIGN.md
-    /// §3: the transform's inputs; the built-in transforms need at least one response).
-    verifiers: Vec<Vec<u8>>,
 }
 
 impl Drop for StoredSession {
     fn drop(&mut self) {
         self.secret.zeroize();
-        for v in &mut self.verifiers {
-            v.zeroize();
-        }
     }
 }
 
@@ -109,7 +103,7 @@ impl std::fmt::Debug for StoredSession {
 impl StoredSession {
     /// The state of a session just established with the transform `module`.
     #[must_use]
-    pub fn new(parts: SessionParts, module: &ModuleRef, verifiers: &[Zeroizing<Vec<u8>>]) -> Self {
+    pub fn new(parts: SessionParts, module: &ModuleRef) -> Self {
         let ctx = parts.context;
         Self {
             version: 1,
@@ -123,19 +117,7 @@ impl StoredSession {
             params: ctx.params,
             module_sha256: module.sha256,
             module_name: module.name.clone(),
-            verifiers: verifiers.iter().map(|v| v.to_vec()).collect(),
         }
-    }
-
-    /// A message input of this session: the protocol's, with the login's verifiers as its
-    /// responses.
-    fn with_responses(&self, mut input: kasane_abi::DeriveInputBuf) -> kasane_abi::DeriveInputBuf {
-        input.responses = self
-            .verifiers
-            .iter()
-            .map(|v| Zeroizing::new(v.clone()))
-            .collect();
-        input
     }
 
     /// The stored form.
@@ -301,7 +283,7 @@ impl Host {
             ProtocolError::Reordered { .. } => RefusalReason::Reordered,
             _ => RefusalReason::Malformed,
         })?;
-        let t_msg = self.derive(transform, stored.with_responses(input)).await?;
+        let t_msg = self.derive(transform, input).await?;
         let plaintext = ps
             .open(&sealed, &t_msg)
             .map_err(|_| RefusalReason::Altered)?;
@@ -453,9 +435,7 @@ impl Host {
                 .ok_or(RefusalReason::Unavailable)?;
             ps.set_padding(padding);
             let (s, input) = ps.prepare_seal().map_err(unavailable)?;
-            let t_msg = self
-                .derive(transform.clone(), stored.with_responses(input))
-                .await?;
+            let t_msg = self.derive(transform.clone(), input).await?;
             let sealed = ps
                 .seal(s, &t_msg, &session.user, &plain)
                 .map_err(unavailable)?;

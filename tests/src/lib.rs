@@ -1,0 +1,225 @@
+//! Test harness for the end-to-end tests: a real `kasane-host` served over TLS 1.3 on
+//! `127.0.0.1:0` from a fresh data directory, registry edits with the registry's own library,
+//! and client configurations that trust exactly that host (its certificate and registry root).
+#![forbid(unsafe_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test harness: a failure is a test failure"
+)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kasane_client::{CardResponder, ClientConfig};
+use kasane_host::config::Config;
+use kasane_host::login::Host;
+use kasane_host::registry::module_path;
+use kasane_host::setup::{self, CodeCard};
+use kasane_host::store::{Clock, SystemClock};
+use kasane_registry::Sha256Hash;
+use kasane_registry::keys::read_key_file;
+use kasane_registry::metadata::targets::Profile as RegProfile;
+use kasane_registry::repo::{Lifetimes, Repository, target_entry};
+use zeroize::Zeroizing;
+
+/// The password every test user gets.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A host serving a fresh data directory (made by `init`) on loopback.
+pub struct TestHost {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The host.
+    pub host: Arc<Host>,
+    /// Its resolved configuration.
+    pub cfg: Config,
+    /// The data directory (removed on drop).
+    pub dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// Starts a host: `init` in a temporary directory, then serve on `127.0.0.1:0`.
+pub async fn start() -> TestHost {
+    start_with(|_| {}).await
+}
+
+/// Starts a host after `tweak` edits its configuration.
+pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestHost {
+    let dir = tempfile::tempdir().unwrap();
+    setup::init(dir.path(), Some("127.0.0.1:0"), SystemClock.now())
+        .await
+        .unwrap();
+    let mut cfg = Config::load(dir.path()).unwrap();
+    // Tests make many logins from 127.0.0.1.
+    cfg.throttle.free_failures = 1000;
+    tweak(&mut cfg);
+    let host = setup::load_host(cfg.clone(), Arc::new(SystemClock))
+        .await
+        .unwrap();
+    serve(dir, cfg, host).await
+}
+
+async fn serve(dir: tempfile::TempDir, cfg: Config, host: Arc<Host>) -> TestHost {
+    let tls = kasane_host::server::tls_config(&cfg.tls_cert, &cfg.tls_key).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let app = kasane_host::server::app(host.clone());
+    tokio::spawn(kasane_host::server::run(listener, tls, app, async move {
+        let _ = rx.await;
+    }));
+    TestHost {
+        addr,
+        host,
+        cfg,
+        dir,
+        stop: Some(tx),
+    }
+}
+
+impl TestHost {
+    /// The host's URL.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// A client configuration trusting this host's certificate and registry root, keeping
+    /// state in `state_dir` (`None`: no-cache mode).
+    pub fn client_config(&self, state_dir: Option<PathBuf>) -> ClientConfig {
+        self.client_config_for(&self.url(), state_dir)
+    }
+
+    /// The same for another address (a proxy in front of this host).
+    pub fn client_config_for(&self, url: &str, state_dir: Option<PathBuf>) -> ClientConfig {
+        let ca = std::fs::read(&self.cfg.tls_cert).unwrap();
+        let root = std::fs::read(self.cfg.registry_dir.join("1.root.json")).unwrap();
+        let mut c = ClientConfig::new(url, ca, root);
+        c.state_dir = state_dir;
+        c
+    }
+
+    /// Adds a user with a fresh standard card; returns the card.
+    pub async fn add_user(&self, name: &str) -> CodeCard {
+        let card = CodeCard::generate(name);
+        setup::add_user(
+            self.host.store().as_ref(),
+            &card,
+            PASSWORD.as_bytes(),
+            SystemClock.now(),
+        )
+        .await
+        .unwrap();
+        card
+    }
+
+    /// Edits the registry: publishes `wasm` as `name` (pure profile) with `weight`.
+    pub fn publish(&self, name: &str, wasm: &[u8], params: &[u8], weight: u32) -> Sha256Hash {
+        let entry = target_entry(
+            name,
+            wasm,
+            RegProfile::Pure,
+            50_000_000,
+            16 << 20,
+            params.to_vec(),
+            weight,
+        )
+        .unwrap();
+        let hash = entry.sha256;
+        std::fs::write(module_path(&self.cfg.modules_dir, &hash), wasm).unwrap();
+        self.edit(|repo, now, life, keys| {
+            let targets = read_key_file(&keys.join("targets.key")).unwrap();
+            repo.add_target(entry, &[&targets], now, life).unwrap();
+        });
+        hash
+    }
+
+    /// Edits the registry so only `name` has a positive rollout weight.
+    pub fn force(&self, name: &str) {
+        self.edit(|repo, now, life, keys| {
+            let targets = read_key_file(&keys.join("targets.key")).unwrap();
+            let entries: Vec<_> = repo.targets().targets.clone();
+            assert!(
+                entries.iter().any(|e| e.name == name),
+                "{name} not published"
+            );
+            for mut e in entries {
+                e.rollout_weight = u32::from(e.name == name);
+                repo.add_target(e, &[&targets], now, life).unwrap();
+            }
+        });
+    }
+
+    /// Edits the registry: revokes a module hash.
+    pub fn revoke(&self, hash: Sha256Hash) {
+        self.edit(|repo, now, life, keys| {
+            let revocations = read_key_file(&keys.join("revocations.key")).unwrap();
+            repo.revoke_hash(hash, &[&revocations], now, life).unwrap();
+        });
+    }
+
+    fn edit(&self, f: impl FnOnce(&mut Repository, u64, &Lifetimes, &Path)) {
+        let now = SystemClock.now();
+        let life = Lifetimes::default();
+        let keys = &self.cfg.keys_dir;
+        let mut repo = Repository::load(&self.cfg.registry_dir).unwrap();
+        f(&mut repo, now, &life, keys);
+        let snapshot = read_key_file(&keys.join("snapshot.key")).unwrap();
+        repo.snapshot(&[&snapshot], now, &life).unwrap();
+        repo.save(&self.cfg.registry_dir).unwrap();
+    }
+}
+
+/// A responder answering from `card` with the test password.
+pub fn responder(card: &CodeCard) -> CardResponder {
+    CardResponder::new(
+        Zeroizing::new(PASSWORD.to_owned()),
+        CodeCard::from_text(&card.to_text()).unwrap(),
+    )
+}
+
+/// Every file under `dir` (recursively).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Replaces the host's identity key with a fresh one the registry root does not list, and
+/// starts the host: its signed ephemeral keys no longer verify for any client.
+pub async fn start_with_foreign_host_key() -> TestHost {
+    let dir = tempfile::tempdir().unwrap();
+    setup::init(dir.path(), Some("127.0.0.1:0"), SystemClock.now())
+        .await
+        .unwrap();
+    let cfg = Config::load(dir.path()).unwrap();
+    let key_path = cfg.keys_dir.join("host.key");
+    std::fs::remove_file(&key_path).unwrap();
+    kasane_registry::keys::write_key_file(&key_path, &kasane_registry::keys::SecretKey::generate())
+        .unwrap();
+    let host = setup::load_host(cfg.clone(), Arc::new(SystemClock))
+        .await
+        .unwrap();
+    serve(dir, cfg, host).await
+}
+
+pub mod proxy;

@@ -1,0 +1,186 @@
+//! End-to-end logins: the real host and the real client over TLS 1.3 on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use kasane_client::{Client, ClientError};
+use kasane_tests::{files_under, proxy, responder, start, start_with, start_with_foreign_host_key};
+
+/// The built-in transforms `kasane-host init` publishes.
+fn builtins() -> Vec<&'static str> {
+    kasane_host::setup::BUILTINS
+        .iter()
+        .map(|b| b.name)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_login_with_each_builtin_transform() {
+    let th = start().await;
+    let card = th.add_user("alice").await;
+    let state = tempfile::tempdir().unwrap();
+    for name in builtins() {
+        th.force(name);
+        // A fresh client each time: the registry changed under it.
+        let client = Client::connect(th.client_config(Some(state.path().to_owned())))
+            .await
+            .unwrap();
+        let (session, report) = client.login("alice", &mut responder(&card)).await.unwrap();
+        assert_eq!(report.transform, name);
+        assert_eq!(report.user, "alice");
+        assert!(!report.from_cache, "{name}: first use compiles");
+        // The session seals with the same transform (purpose = message).
+        let mut session = session;
+        let accepted = session.send("alice", name.as_bytes()).await.unwrap();
+        assert_eq!(accepted.seq, 1, "{name}");
+        let got = session.inbox(0).await.unwrap();
+        assert_eq!(got.len(), 1, "{name}");
+        assert_eq!(got[0].body.as_slice(), name.as_bytes());
+        session.close().await.unwrap();
+        // Warm: the same module comes from the compile cache.
+        let (session, report) = client.login("alice", &mut responder(&card)).await.unwrap();
+        assert_eq!(report.transform, name);
+        assert!(report.from_cache, "{name}: second use is cached");
+        session.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transform_published_while_the_client_runs_is_used_at_its_next_login() {
+    let th = start().await;
+    let card = th.add_user("alice").await;
+    th.force("sha256-chain");
+    let client = Client::connect(th.client_config(None)).await.unwrap();
+    let (s, report) = client.login("alice", &mut responder(&card)).await.unwrap();
+    assert_eq!(report.transform, "sha256-chain");
+    s.close().await.unwrap();
+
+    // A new transform (the same code with another custom section: another hash), published
+    // and made the only choice while this client keeps running.
+    let mut wasm = kasane_host::setup::BUILTINS[0].wasm.to_vec();
+    wasm.extend_from_slice(&[0x00, 0x05, 0x04]);
+    wasm.extend_from_slice(b"next");
+    let hash = th.publish("sha256-chain-next", &wasm, b"", 1);
+    th.force("sha256-chain-next");
+    let (s, report) = client.login("alice", &mut responder(&card)).await.unwrap();
+    assert_eq!(report.transform, "sha256-chain-next");
+    assert_eq!(report.sha256, hash.0);
+    s.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revoked_transform_is_refused_even_from_the_cache() {
+    let th = start().await;
+    let card = th.add_user("alice").await;
+    let mut wasm = kasane_host::setup::BUILTINS[0].wasm.to_vec();
+    wasm.extend_from_slice(&[0x00, 0x05, 0x04]);
+    wasm.extend_from_slice(b"rvkd");
+    let hash = th.publish("doomed", &wasm, b"", 1);
+    th.force("doomed");
+    let state = tempfile::tempdir().unwrap();
+    let client = Client::connect(th.client_config(Some(state.path().to_owned())))
+        .await
+        .unwrap();
+    let (s, report) = client.login("alice", &mut responder(&card)).await.unwrap();
+    assert_eq!(report.transform, "doomed");
+    s.close().await.unwrap();
+    let (s, report) = client.login("alice", &mut responder(&card)).await.unwrap();
+    assert!(report.from_cache);
+    s.close().await.unwrap();
+
+    // Revoked in the registry, and another transform offered: the client, whose cache still
+    // holds the revoked module, never runs it again.
+    th.revoke(hash);
+    th.force("sha256-chain");
+    let client = Client::connect(th.client_config(Some(state.path().to_owned())))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let (s, report) = client.login("alice", &mut responder(&card)).await.unwrap();
+        assert_ne!(report.sha256, hash.0, "a revoked module ran");
+        s.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn module_bytes_swapped_on_the_wire_are_refused_before_compiling() {
+    // Behind a TLS-terminating proxy the host turns channel binding off (docs/PROTOCOL.md §12).
+    let th = start_with(|c| c.channel_binding = false).await;
+    let card = th.add_user("alice").await;
+    th.force("hmac-sha256");
+    let proxy = proxy::start(&th).await;
+    let state = tempfile::tempdir().unwrap();
+    let client = Client::connect(th.client_config_for(
+        &format!("https://{}", proxy.addr),
+        Some(state.path().to_owned()),
+    ))
+    .await
+    .unwrap();
+    let Err(err) = client.login("alice", &mut responder(&card)).await else {
+        panic!("a swapped module must not log in");
+    };
+    assert!(
+        matches!(err, ClientError::UntrustedModule(_)),
+        "expected an untrusted module, got: {err}"
+    );
+    assert!(proxy.swapped.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    // Nothing was compiled: the compile cache holds no module.
+    let compiled: Vec<_> = files_under(state.path())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm" || e == "bin"))
+        .collect();
+    assert!(compiled.is_empty(), "compiled: {compiled:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_host_whose_signed_ephemeral_key_does_not_verify_is_refused() {
+    let th = start_with_foreign_host_key().await;
+    let card = th.add_user("alice").await;
+    let client = Client::connect(th.client_config(None)).await.unwrap();
+    let Err(err) = client.login("alice", &mut responder(&card)).await else {
+        panic!("an impostor host must not log in");
+    };
+    assert!(matches!(err, ClientError::HostKey), "got: {err}");
+}
+
+/// The library side of no-cache mode: nothing is kept between logins (the file-system check,
+/// with HOME, XDG dirs and TMPDIR pointed at empty directories, runs the `kasane` binary:
+/// client-runtime/cli/tests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_cache_mode_keeps_nothing_between_logins() {
+    let th = start().await;
+    let card = th.add_user("alice").await;
+    th.force("blake2s-keyed");
+    let client = Client::connect(th.client_config(None)).await.unwrap();
+    for _ in 0..2 {
+        let (s, report) = client.login("alice", &mut responder(&card)).await.unwrap();
+        assert!(!report.from_cache);
+        s.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relayed_message_reaches_its_recipient() {
+    let th = start().await;
+    let alice_card = th.add_user("alice").await;
+    let bob_card = th.add_user("bob").await;
+    th.force("ocra");
+    let client = Client::connect(th.client_config(None)).await.unwrap();
+    let (mut alice, _) = client
+        .login("alice", &mut responder(&alice_card))
+        .await
+        .unwrap();
+    let accepted = alice.send("bob", b"hello bob").await.unwrap();
+    assert_eq!(accepted.seq, 1);
+    // Bob was not logged in: he gets it at his next login.
+    let (mut bob, _) = client
+        .login("bob", &mut responder(&bob_card))
+        .await
+        .unwrap();
+    let got = bob.inbox(0).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].from, "alice");
+    assert_eq!(got[0].body.as_slice(), b"hello bob");
+    // Acknowledged: not delivered twice.
+    assert!(bob.inbox(0).await.unwrap().is_empty());
+    alice.close().await.unwrap();
+    bob.close().await.unwrap();
+}
