@@ -315,3 +315,40 @@ async fn interactive_login_prompts_on_the_terminal_without_echo() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_from_stdin_then_inbox_shows_the_message() {
+    let host = start().await;
+    let state = tempfile::tempdir().unwrap();
+    // --password-stdin: the first line is the password, the rest is the message.
+    let o = kasane(
+        &host,
+        state.path(),
+        &["--no-cache", "send", "--to", "alice"],
+        &format!("{PASSWORD}\nnote to self\n"),
+    )
+    .await;
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("sent to alice: 13 bytes, seq 1"), "{out}");
+
+    let o = kasane(
+        &host,
+        state.path(),
+        &["--no-cache", "inbox", "--wait", "2"],
+        &format!("{PASSWORD}\n"),
+    )
+    .await;
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("from alice at "), "{out}");
+    assert!(out.contains(": note to self"), "{out}");
+}
