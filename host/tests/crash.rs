@@ -13,8 +13,10 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{CARD, Conn, PASSWORD, card_map, connect, verifiers};
+use bytes::Bytes;
+use common::{CARD, PASSWORD, card_map, client_config, verifiers};
 use ed25519_dalek::VerifyingKey;
+use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
 use kasane_protocol::wire::{
     ChallengeBundle, Delivery, Inbox, InboxAck, Message, MessageAccepted, Profile, ResponseAccept,
@@ -22,6 +24,8 @@ use kasane_protocol::wire::{
 use kasane_protocol::{ClientHello, Session};
 use kasane_sandbox::{Allocator, Limits, Sandbox, SandboxConfig, Transform};
 use rand_core::OsRng;
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
 
 const USERS: [&str; 4] = ["u1", "u2", "u3", "u4"];
 
@@ -63,6 +67,74 @@ fn serve(data: &str) -> (Child, SocketAddr) {
         .parse()
         .unwrap();
     (child, addr)
+}
+
+/// One HTTP/1.1 connection over TLS 1.3 whose requests return an error (rather than
+/// panic) when the host goes away.
+struct Conn {
+    send: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    exporter: [u8; 32],
+}
+
+async fn connect(addr: SocketAddr, cert_der: &[u8]) -> Conn {
+    let cfg = client_config(cert_der, &[&rustls::version::TLS13], &[b"http/1.1"]);
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(cfg)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let mut exporter = [0u8; 32];
+    tls.get_ref()
+        .1
+        .export_keying_material(&mut exporter, b"EXPORTER-Channel-Binding", None)
+        .unwrap();
+    let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    Conn { send, exporter }
+}
+
+impl Conn {
+    async fn try_request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        bearer: Option<[u8; 32]>,
+    ) -> Result<(StatusCode, Vec<u8>), hyper::Error> {
+        let mut b = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost");
+        if let Some(t) = bearer {
+            b = b.header("authorization", format!("Bearer {}", hex::encode(t)));
+        }
+        let req = b.body(Full::new(Bytes::from(body))).unwrap();
+        self.send.ready().await?;
+        let resp = self.send.send_request(req).await?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await?.to_bytes().to_vec();
+        Ok((status, body))
+    }
+
+    async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        bearer: Option<[u8; 32]>,
+    ) -> (StatusCode, Vec<u8>) {
+        self.try_request(method, path, body, bearer).await.unwrap()
+    }
+
+    async fn post(&mut self, path: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
+        self.request("POST", path, body, None).await
+    }
+
+    async fn get(&mut self, path: &str, bearer: Option<[u8; 32]>) -> (StatusCode, Vec<u8>) {
+        self.request("GET", path, Vec::new(), bearer).await
+    }
 }
 
 /// What a client needs to reach the host: its address, pinned certificate, host key and
@@ -181,22 +253,27 @@ async fn login(t: &Target, name: &str) -> User {
 }
 
 impl User {
-    /// Seals and posts one message; `true` when the host acknowledged it. Panics on a
-    /// connection error (the host was killed): the caller's task ends there.
-    async fn send(&mut self, t: &Target, recipient: &str, body: &[u8]) -> bool {
+    /// Seals and posts one message: `Ok(true)` when the host acknowledged it, `Err` on a
+    /// connection error (the host was killed).
+    async fn send(
+        &mut self,
+        t: &Target,
+        recipient: &str,
+        body: &[u8],
+    ) -> Result<bool, hyper::Error> {
         let (seq, input) = self.session.prepare_seal().unwrap();
         let tm = t.derive(&mut self.conn, &self.bundle, input).await;
         let sealed = self.session.seal(seq, &tm, recipient, body).unwrap();
         let (status, answer) = self
             .conn
-            .request(
+            .try_request(
                 "POST",
                 "/v1/messages",
                 sealed.encode().unwrap(),
                 Some(self.token),
             )
-            .await;
-        status == StatusCode::OK && MessageAccepted::decode(&answer).unwrap().seq == seq
+            .await?;
+        Ok(status == StatusCode::OK && MessageAccepted::decode(&answer).unwrap().seq == seq)
     }
 
     /// Reads the whole inbox, acking as it goes.
@@ -310,10 +387,13 @@ async fn no_acknowledged_message_is_lost_on_sigkill() {
         tasks.push(tokio::spawn(async move {
             for n in 0u64.. {
                 let body = format!("from {name} #{n}");
-                if user.send(&t, to, body.as_bytes()).await {
-                    acked.lock().unwrap().push((to.to_owned(), body));
+                match user.send(&t, to, body.as_bytes()).await {
+                    Ok(true) => acked.lock().unwrap().push((to.to_owned(), body)),
+                    Ok(false) => {}
+                    Err(_) => return n,
                 }
             }
+            unreachable!()
         }));
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -321,9 +401,11 @@ async fn no_acknowledged_message_is_lost_on_sigkill() {
     first.0.wait().unwrap();
     for task in tasks {
         // Each sender ends on a connection error: the host is gone.
-        let _ = tokio::time::timeout(Duration::from_secs(30), task)
+        let sent = tokio::time::timeout(Duration::from_secs(30), task)
             .await
-            .expect("a sender did not notice the host was killed");
+            .expect("a sender did not notice the host was killed")
+            .unwrap();
+        assert!(sent > 0);
     }
     let acked = std::mem::take(&mut *acked.lock().unwrap());
     assert!(
