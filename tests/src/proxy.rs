@@ -1,6 +1,7 @@
-//! A TLS-terminating proxy in front of a test host that can rewrite module downloads: it
-//! presents the host's own certificate (an attacker who terminates TLS), forwards every
-//! request to the host, and flips one byte of every `GET /v1/modules/…` answer.
+//! A TLS-terminating proxy in front of a test host that can rewrite answers: it presents the
+//! host's own certificate (an attacker who terminates TLS, or a compromised host), forwards
+//! every request to the host, and lets a test replace any answer's body. [`start`] flips one
+//! byte of every `GET /v1/modules/…` answer.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,8 +18,44 @@ pub struct SwapProxy {
     pub swapped: Arc<AtomicU64>,
 }
 
-/// Starts a proxy for `host` (whose TLS key it uses).
+/// One request and its answer, as the proxy saw them.
+pub struct Exchange<'a> {
+    /// The request line, e.g. `POST /v1/login/password HTTP/1.1`.
+    pub request_line: &'a str,
+    /// The request body.
+    pub request_body: &'a [u8],
+    /// The answer's status line.
+    pub status_line: &'a str,
+    /// The answer's body.
+    pub response_body: &'a [u8],
+}
+
+/// Decides a replacement body for an answer (`None`: pass it on unchanged).
+pub type Rewrite = Arc<dyn Fn(&Exchange<'_>) -> Option<Vec<u8>> + Send + Sync>;
+
+/// Starts a proxy for `host` that flips a byte in the middle of every module download.
 pub async fn start(host: &crate::TestHost) -> SwapProxy {
+    let swapped = Arc::new(AtomicU64::new(0));
+    let count = swapped.clone();
+    let rewrite: Rewrite = Arc::new(move |x: &Exchange<'_>| {
+        if !(x.request_line.starts_with("GET /v1/modules/")
+            && x.status_line.starts_with("HTTP/1.1 200")
+            && !x.response_body.is_empty())
+        {
+            return None;
+        }
+        let mut body = x.response_body.to_vec();
+        let mid = body.len() / 2;
+        body[mid] ^= 0x01;
+        count.fetch_add(1, Ordering::SeqCst);
+        Some(body)
+    });
+    let addr = start_with(host, rewrite).await;
+    SwapProxy { addr, swapped }
+}
+
+/// Starts a proxy for `host` (whose TLS key it uses) applying `rewrite` to every answer.
+pub async fn start_with(host: &crate::TestHost, rewrite: Rewrite) -> SocketAddr {
     let server = kasane_host::server::tls_config(&host.cfg.tls_cert, &host.cfg.tls_key).unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(server);
     let ca = std::fs::read(&host.cfg.tls_cert).unwrap();
@@ -26,13 +63,11 @@ pub async fn start(host: &crate::TestHost) -> SwapProxy {
     let upstream = host.addr;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let swapped = Arc::new(AtomicU64::new(0));
-    let count = swapped.clone();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
             let cfg = upstream_cfg.clone();
-            let count = count.clone();
+            let rewrite = rewrite.clone();
             tokio::spawn(async move {
                 let Ok(mut down) = acceptor.accept(tcp).await else {
                     return;
@@ -53,20 +88,23 @@ pub async fn start(host: &crate::TestHost) -> SwapProxy {
                     let Some(req) = read_message(&mut down, true).await else {
                         return;
                     };
-                    let is_module = req.head.starts_with("GET /v1/modules/");
                     if up.write_all(&req.bytes).await.is_err() {
                         return;
                     }
                     let Some(mut resp) = read_message(&mut up, false).await else {
                         return;
                     };
-                    if is_module && resp.head.starts_with("HTTP/1.1 200") {
-                        let body_start = resp.bytes.len() - resp.body_len;
-                        if resp.body_len > 0 {
-                            // A byte in the middle of the module: still valid-looking length.
-                            resp.bytes[body_start + resp.body_len / 2] ^= 0x01;
-                            count.fetch_add(1, Ordering::SeqCst);
-                        }
+                    let head_len = resp.bytes.len() - resp.body_len;
+                    let request_line = req.head.lines().next().unwrap_or("").to_owned();
+                    let status_line = resp.head.lines().next().unwrap_or("").to_owned();
+                    let replaced = rewrite(&Exchange {
+                        request_line: &request_line,
+                        request_body: &req.bytes[req.bytes.len() - req.body_len..],
+                        status_line: &status_line,
+                        response_body: &resp.bytes[head_len..],
+                    });
+                    if let Some(body) = replaced {
+                        resp.bytes = with_body(&resp.head, &body);
                     }
                     if down.write_all(&resp.bytes).await.is_err() {
                         return;
@@ -75,7 +113,25 @@ pub async fn start(host: &crate::TestHost) -> SwapProxy {
             });
         }
     });
-    SwapProxy { addr, swapped }
+    addr
+}
+
+/// The message with `head` (its content-length replaced) and `body`.
+fn with_body(head: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = String::new();
+    for line in head.split("\r\n").filter(|l| !l.is_empty()) {
+        let is_length = line
+            .split_once(':')
+            .is_some_and(|(k, _)| k.eq_ignore_ascii_case("content-length"));
+        if !is_length {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
 }
 
 fn upstream_config(ca_pem: &[u8]) -> Arc<rustls::ClientConfig> {
