@@ -1,0 +1,152 @@
+//! The client refuses what the host's refuses: a replayed, reordered, altered, re-addressed or
+//! wrong-session message from the host is reported, not delivered and not acknowledged (so the
+//! host delivers the genuine message again).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+
+use kasane_client::{Client, ClientError};
+use kasane_protocol::RefusalReason;
+use kasane_protocol::wire::{Inbox, Message};
+use kasane_tests::{proxy, responder, start_with};
+
+const PASS: u8 = 0;
+const FLIP: u8 = 1;
+const REPLAY: u8 = 2;
+const SWAP: u8 = 3;
+const READDRESS: u8 = 4;
+const WRONG_SESSION: u8 = 5;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_client_refuses_tampered_messages_from_the_host() {
+    let th = start_with(|c| c.channel_binding = false).await;
+    let alice_card = th.add_user("alice").await;
+    let bob_card = th.add_user("bob").await;
+    th.force("hmac-sha256");
+
+    let mode = Arc::new(AtomicU8::new(PASS));
+    let last_inbox: Arc<Mutex<Option<Vec<u8>>>> = Arc::new(Mutex::new(None));
+    let rewrite: proxy::Rewrite = {
+        let (mode, last_inbox) = (mode.clone(), last_inbox.clone());
+        Arc::new(move |x: &proxy::Exchange<'_>| {
+            if !x.request_line.starts_with("GET /v1/inbox") {
+                return None;
+            }
+            let mut inbox = Inbox::decode(x.response_body).ok()?;
+            let m = mode.load(Ordering::SeqCst);
+            if m == PASS {
+                if !inbox.messages.is_empty() {
+                    *last_inbox.lock().unwrap() = Some(x.response_body.to_vec());
+                }
+                return None;
+            }
+            if m == REPLAY {
+                return last_inbox.lock().unwrap().clone();
+            }
+            match m {
+                FLIP => inbox.messages[0].ciphertext[0] ^= 0x80,
+                SWAP => inbox.messages.swap(0, 1),
+                READDRESS => inbox.messages[0].recipient = "carol".into(),
+                WRONG_SESSION => inbox.messages[0].session_id[0] ^= 1,
+                _ => {}
+            }
+            Some(inbox.encode().unwrap())
+        })
+    };
+    let addr = proxy::start_with(&th, rewrite).await;
+    let client = Client::connect(th.client_config_for(&format!("https://{addr}"), None))
+        .await
+        .unwrap();
+    let (mut alice, _) = client
+        .login("alice", &mut responder(&alice_card))
+        .await
+        .unwrap();
+    let (mut bob, _) = client
+        .login("bob", &mut responder(&bob_card))
+        .await
+        .unwrap();
+
+    // Each tampering is refused with its reason; the genuine message then still arrives.
+    let cases = [
+        (FLIP, RefusalReason::Altered),
+        (READDRESS, RefusalReason::Altered),
+        (WRONG_SESSION, RefusalReason::WrongSession),
+    ];
+    for (i, (m, want)) in cases.into_iter().enumerate() {
+        let body = format!("message {i}");
+        alice.send("bob", body.as_bytes()).await.unwrap();
+        mode.store(m, Ordering::SeqCst);
+        let report = bob.inbox_report(0).await.unwrap();
+        assert!(
+            report.received.is_empty(),
+            "case {i}: tampered message delivered"
+        );
+        assert!(
+            matches!(report.refused.as_slice(), [ClientError::Incoming(r)] if *r == want),
+            "case {i}: expected {want}, got {:?}",
+            report.refused
+        );
+        mode.store(PASS, Ordering::SeqCst);
+        let got = bob.inbox(0).await.unwrap();
+        assert_eq!(got.len(), 1, "case {i}: not delivered again");
+        assert_eq!(got[0].body.as_slice(), body.as_bytes());
+    }
+
+    // A replay of an inbox the client already opened.
+    alice.send("bob", b"fresh").await.unwrap();
+    mode.store(REPLAY, Ordering::SeqCst);
+    let report = bob.inbox_report(0).await.unwrap();
+    assert!(report.received.is_empty());
+    assert!(
+        matches!(
+            report.refused.as_slice(),
+            [ClientError::Incoming(
+                RefusalReason::Replayed | RefusalReason::Reordered
+            )]
+        ),
+        "{:?}",
+        report.refused
+    );
+    mode.store(PASS, Ordering::SeqCst);
+    assert_eq!(bob.inbox(0).await.unwrap()[0].body.as_slice(), b"fresh");
+
+    // Two messages delivered out of order: the first opens, the second is refused.
+    alice.send("bob", b"one").await.unwrap();
+    alice.send("bob", b"two").await.unwrap();
+    mode.store(SWAP, Ordering::SeqCst);
+    let report = bob.inbox_report(0).await.unwrap();
+    assert_eq!(report.received.len(), 1);
+    assert_eq!(report.received[0].body.as_slice(), b"two");
+    assert!(
+        matches!(
+            report.refused.as_slice(),
+            [ClientError::Incoming(RefusalReason::Reordered)]
+        ),
+        "{:?}",
+        report.refused
+    );
+    mode.store(PASS, Ordering::SeqCst);
+    let got = bob.inbox(0).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body.as_slice(), b"one");
+
+    alice.close().await.unwrap();
+    bob.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_from_an_ended_session_is_refused_by_the_host() {
+    let th = kasane_tests::start().await;
+    let card = th.add_user("alice").await;
+    let client = Client::connect(th.client_config(None)).await.unwrap();
+    let (mut alice, _) = client.login("alice", &mut responder(&card)).await.unwrap();
+    alice.send("alice", b"before").await.unwrap();
+    // The host ends every session of the user (as an operator removing the user would).
+    assert!(th.host.store().remove_user("alice").await.unwrap());
+    let err = alice.send("alice", b"after").await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::Refused(RefusalReason::SessionEnded)),
+        "got: {err}"
+    );
+}
