@@ -11,7 +11,6 @@
 //! Prints p50 and p99 per row and the ratios to the baseline; BENCHMARKS.md records them.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark harness")]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kasane_bench::{percentile, row};
@@ -35,7 +34,7 @@ async fn run(n: usize) {
     let card = th.add_user("alice").await;
     th.force("sha256-chain");
     let hash = kasane_host::crypto::hash_password(PASSWORD.as_bytes()).unwrap();
-    let tls = baseline_tls(&std::fs::read(&th.cfg.tls_cert).unwrap());
+    let tls = kasane_tests::client_tls(&std::fs::read(&th.cfg.tls_cert).unwrap(), &[]);
 
     let mut baseline = Vec::with_capacity(n);
     let mut cold = Vec::with_capacity(n);
@@ -109,20 +108,4 @@ async fn run(n: usize) {
         ratio(&mut warm, &mut baseline, 50.0),
         ratio(&mut warm, &mut baseline, 99.0),
     );
-}
-
-fn baseline_tls(ca_pem: &[u8]) -> Arc<rustls::ClientConfig> {
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
 }

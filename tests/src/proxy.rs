@@ -59,7 +59,7 @@ pub async fn start_with(host: &crate::TestHost, rewrite: Rewrite) -> SocketAddr 
     let server = kasane_host::server::tls_config(&host.cfg.tls_cert, &host.cfg.tls_key).unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(server);
     let ca = std::fs::read(&host.cfg.tls_cert).unwrap();
-    let upstream_cfg = upstream_config(&ca);
+    let upstream_cfg = crate::client_tls(&ca, &[b"http/1.1"]);
     let upstream = host.addr;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -132,22 +132,6 @@ fn with_body(head: &str, body: &[u8]) -> Vec<u8> {
     let mut bytes = out.into_bytes();
     bytes.extend_from_slice(body);
     bytes
-}
-
-fn upstream_config(ca_pem: &[u8]) -> Arc<rustls::ClientConfig> {
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(cfg)
 }
 
 struct HttpMessage {
