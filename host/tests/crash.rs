@@ -160,27 +160,7 @@ impl Target {
             )
             .await;
         assert_eq!(status, StatusCode::OK);
-        use sha2::Digest;
-        assert_eq!(
-            <[u8; 32]>::from(sha2::Sha256::digest(&bytes)),
-            bundle.module.sha256
-        );
-        let profile = match bundle.module.profile {
-            Profile::Pure => kasane_sandbox::Profile::Pure,
-            Profile::Wasi => kasane_sandbox::Profile::Wasi,
-        };
-        let t = self
-            .sandbox
-            .load(
-                &bytes,
-                profile,
-                Limits {
-                    fuel: bundle.module.fuel,
-                    memory_bytes: bundle.module.memory,
-                    ..Limits::default()
-                },
-            )
-            .unwrap();
+        let t = common::load_checked(&self.sandbox, &bytes, bundle);
         self.modules
             .lock()
             .unwrap()

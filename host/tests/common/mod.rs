@@ -188,34 +188,39 @@ impl TestHost {
             )
             .await;
         assert_eq!(status, StatusCode::OK);
-        use sha2::Digest;
-        assert_eq!(
-            <[u8; 32]>::from(sha2::Sha256::digest(&bytes)),
-            bundle.module.sha256
-        );
         assert_eq!(bytes.len() as u64, bundle.module.length);
-        let profile = match bundle.module.profile {
-            Profile::Pure => kasane_sandbox::Profile::Pure,
-            Profile::Wasi => kasane_sandbox::Profile::Wasi,
-        };
-        let t = self
-            .sandbox
-            .load(
-                &bytes,
-                profile,
-                Limits {
-                    fuel: bundle.module.fuel,
-                    memory_bytes: bundle.module.memory,
-                    ..Limits::default()
-                },
-            )
-            .unwrap();
+        let t = load_checked(&self.sandbox, &bytes, bundle);
         self.modules
             .lock()
             .unwrap()
             .insert(bundle.module.sha256, t.clone());
         t
     }
+}
+
+/// Loads module `bytes` for `bundle` after checking their SHA-256 against it, with the
+/// bundle's profile and limits.
+pub(crate) fn load_checked(sandbox: &Sandbox, bytes: &[u8], bundle: &ChallengeBundle) -> Transform {
+    use sha2::Digest;
+    assert_eq!(
+        <[u8; 32]>::from(sha2::Sha256::digest(bytes)),
+        bundle.module.sha256
+    );
+    let profile = match bundle.module.profile {
+        Profile::Pure => kasane_sandbox::Profile::Pure,
+        Profile::Wasi => kasane_sandbox::Profile::Wasi,
+    };
+    sandbox
+        .load(
+            bytes,
+            profile,
+            Limits {
+                fuel: bundle.module.fuel,
+                memory_bytes: bundle.module.memory,
+                ..Limits::default()
+            },
+        )
+        .unwrap()
 }
 
 /// Accepts exactly one certificate (pinned), with real TLS 1.3 signature checks.
