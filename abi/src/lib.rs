@@ -9,6 +9,8 @@
 //! # Module map
 //! - [`v1`]: ABI version 1 — export names, [`DeriveInput`] and its byte encoding, the limits
 //!   every decoder enforces, and the guest error codes. Re-exported at the crate root.
+//! - [`profile`]: [`Profile`], which host functions a module may import (`pure`, `wasi`); the
+//!   one definition used by the sandbox, the wire and the registry.
 //!
 //! A later ABI gets its own module (`v2`) beside `v1`; modules built against `v1` keep working.
 //!
@@ -43,6 +45,8 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+pub mod profile;
 pub mod v1;
 
+pub use profile::Profile;
 pub use v1::*;

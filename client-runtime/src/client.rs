@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
 use hyper::StatusCode;
-use kasane_protocol::wire::{Message, Profile as WireProfile};
+use kasane_protocol::wire::{Message, Profile};
 use kasane_protocol::{
     ClientHello, Delivery, Inbox, InboxAck, MessageAccepted, MessageRefused, Padding,
     ProtocolError, RefusalReason, ResponseAccept, SealedMessage,
 };
 use kasane_registry::RoleName;
-use kasane_registry::metadata::targets::{Profile as RegProfile, TargetEntry};
+use kasane_registry::metadata::targets::TargetEntry;
 use kasane_registry::trust::{Pin, STATE_FILE, SystemClock, TrustStore};
 use kasane_sandbox::{
     Allocator, CacheOutcome, CompileCache, Limits, Sandbox, SandboxConfig, Transform,
@@ -363,9 +363,9 @@ impl Client {
         let mut conn = Conn::open(&inner.endpoint, &inner.tls, inner.config.timeout).await?;
 
         // 1. hello
-        let mut profiles = vec![WireProfile::Pure];
-        if kasane_sandbox::Profile::Wasi.is_available() {
-            profiles.push(WireProfile::Wasi);
+        let mut profiles = vec![Profile::Pure];
+        if kasane_sandbox::profile_available(kasane_sandbox::Profile::Wasi) {
+            profiles.push(Profile::Wasi);
         }
         let hello = ClientHello::new(&mut OsRng, profiles)
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
@@ -435,18 +435,11 @@ impl Client {
             }
             other => other.map_err(untrusted)?,
         };
-        let profile = match entry.profile {
-            RegProfile::Pure => kasane_sandbox::Profile::Pure,
-            RegProfile::Wasi => kasane_sandbox::Profile::Wasi,
-        };
-        let wire_profile = match entry.profile {
-            RegProfile::Pure => WireProfile::Pure,
-            RegProfile::Wasi => WireProfile::Wasi,
-        };
+        let profile = entry.profile;
         if bundle.module.sha256 != entry.sha256.0
             || bundle.module.length != entry.length
             || bundle.module.name != entry.name
-            || bundle.module.profile != wire_profile
+            || bundle.module.profile != profile
             || bundle.params != entry.params
         {
             return Err(ClientError::UntrustedModule(format!(

@@ -43,7 +43,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::HostError;
 use crate::config::Config;
 use crate::metrics::{Metrics, Outcome};
-use crate::registry::{HostRegistry, wire_profile};
+use crate::registry::HostRegistry;
 use crate::store::{
     Clock, LoginStage, NewBundle, NewPendingLogin, NewSession, Store, ThrottleKey, UnixSeconds,
 };
@@ -523,7 +523,7 @@ impl Host {
                 name: e.name.clone(),
                 sha256: e.sha256.0,
                 length: e.length,
-                profile: wire_profile(e.profile),
+                profile: e.profile,
                 fuel: e.fuel,
                 memory: e.memory,
             },

@@ -16,11 +16,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use kasane_registry::keys::{SecretKey, read_key_file};
-use kasane_registry::metadata::targets::{Profile as RegProfile, TargetEntry};
+use kasane_registry::metadata::targets::TargetEntry;
 use kasane_registry::repo::{Lifetimes, Repository, choose_weighted};
 use kasane_registry::trust::meta_path;
 use kasane_registry::{RegistryError, Sha256Hash};
-use kasane_sandbox::{Limits, Profile as SbProfile, Sandbox, Transform};
+use kasane_sandbox::{Limits, Sandbox, Transform};
 use sha2::{Digest, Sha256};
 
 use crate::HostError;
@@ -75,31 +75,6 @@ impl std::fmt::Debug for HostRegistry {
             .field("dir", &self.dir)
             .field("modules_dir", &self.modules_dir)
             .finish_non_exhaustive()
-    }
-}
-
-/// The wire profile of a registry profile.
-#[must_use]
-pub fn wire_profile(p: RegProfile) -> kasane_protocol::Profile {
-    match p {
-        RegProfile::Pure => kasane_protocol::Profile::Pure,
-        RegProfile::Wasi => kasane_protocol::Profile::Wasi,
-    }
-}
-
-fn registry_profile(p: kasane_protocol::Profile) -> RegProfile {
-    match p {
-        kasane_protocol::Profile::Pure => RegProfile::Pure,
-        kasane_protocol::Profile::Wasi => RegProfile::Wasi,
-    }
-}
-
-/// The sandbox profile of a registry profile.
-#[must_use]
-pub fn sandbox_profile(p: RegProfile) -> SbProfile {
-    match p {
-        RegProfile::Pure => SbProfile::Pure,
-        RegProfile::Wasi => SbProfile::Wasi,
     }
 }
 
@@ -228,8 +203,7 @@ impl HostRegistry {
         roll: u64,
     ) -> Result<Chosen, HostError> {
         let (repo, active) = self.current()?;
-        let profiles: Vec<RegProfile> = profiles.iter().map(|p| registry_profile(*p)).collect();
-        let entry = choose_weighted(&active, &profiles, roll)
+        let entry = choose_weighted(&active, profiles, roll)
             .ok_or(HostError::NoTransform)?
             .clone();
         let life = Lifetimes {
@@ -263,7 +237,7 @@ impl HostRegistry {
         }
         let t = self
             .sandbox
-            .load(&bytes, sandbox_profile(entry.profile), entry_limits(entry))?;
+            .load(&bytes, entry.profile, entry_limits(entry))?;
         if let Ok(mut cache) = self.transforms.lock() {
             cache.insert(key, t.clone());
         }

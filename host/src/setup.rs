@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
+use kasane_abi::Profile;
 use kasane_registry::keys::read_key_file;
-use kasane_registry::metadata::targets::Profile as RegProfile;
 use kasane_registry::repo::{Lifetimes, dev_init, target_entry};
 use kasane_sandbox::{Limits, Sandbox, SandboxConfig};
 use rand_core::{OsRng, RngCore};
@@ -34,7 +34,7 @@ pub struct Builtin {
     /// The module (from `guest-transforms/dist`, embedded in the binary).
     pub wasm: &'static [u8],
     /// Its profile.
-    pub profile: RegProfile,
+    pub profile: Profile,
     /// Params.
     pub params: &'static str,
     /// Fuel budget.
@@ -48,7 +48,7 @@ pub const BUILTINS: [Builtin; 6] = [
     Builtin {
         name: "sha256-chain",
         wasm: include_bytes!("../../guest-transforms/dist/sha256-chain.wasm"),
-        profile: RegProfile::Pure,
+        profile: Profile::Pure,
         params: "",
         fuel: 50_000_000,
         weight: 30,
@@ -56,7 +56,7 @@ pub const BUILTINS: [Builtin; 6] = [
     Builtin {
         name: "hmac-sha256",
         wasm: include_bytes!("../../guest-transforms/dist/hmac-sha256.wasm"),
-        profile: RegProfile::Pure,
+        profile: Profile::Pure,
         params: "",
         fuel: 50_000_000,
         weight: 30,
@@ -64,7 +64,7 @@ pub const BUILTINS: [Builtin; 6] = [
     Builtin {
         name: "blake2s-keyed",
         wasm: include_bytes!("../../guest-transforms/dist/blake2s-keyed.wasm"),
-        profile: RegProfile::Pure,
+        profile: Profile::Pure,
         params: "",
         fuel: 50_000_000,
         weight: 20,
@@ -72,7 +72,7 @@ pub const BUILTINS: [Builtin; 6] = [
     Builtin {
         name: "pbkdf2-sha256",
         wasm: include_bytes!("../../guest-transforms/dist/pbkdf2-sha256.wasm"),
-        profile: RegProfile::Pure,
+        profile: Profile::Pure,
         params: "1000",
         fuel: 50_000_000,
         weight: 10,
@@ -81,7 +81,7 @@ pub const BUILTINS: [Builtin; 6] = [
     Builtin {
         name: "ocra",
         wasm: include_bytes!("../../guest-transforms/dist/ocra.wasm"),
-        profile: RegProfile::Pure,
+        profile: Profile::Pure,
         params: "OCRA-1:HOTP-SHA256-0:C-QA08",
         fuel: 50_000_000,
         weight: 5,
@@ -89,7 +89,7 @@ pub const BUILTINS: [Builtin; 6] = [
     Builtin {
         name: "sha256-wasi-c",
         wasm: include_bytes!("../../guest-transforms/dist/sha256-wasi-c.wasm"),
-        profile: RegProfile::Wasi,
+        profile: Profile::Wasi,
         params: "",
         fuel: 50_000_000,
         weight: 5,

@@ -10,7 +10,6 @@ use kasane_host::store::Clock;
 use kasane_protocol::wire::Profile;
 use kasane_registry::Sha256Hash;
 use kasane_registry::keys::read_key_file;
-use kasane_registry::metadata::targets::Profile as RegProfile;
 use kasane_registry::repo::{Lifetimes, Repository, target_entry};
 
 /// `sha256-chain` with a custom section appended: the same function, another hash.
@@ -41,7 +40,7 @@ fn publish_with(
     let entry = target_entry(
         name,
         wasm,
-        RegProfile::Pure,
+        Profile::Pure,
         fuel,
         16 << 20,
         params.to_vec(),
@@ -128,7 +127,7 @@ async fn a_client_without_wasi_never_gets_a_wasi_transform() {
         .active()
         .unwrap()
         .into_iter()
-        .find(|e| e.profile == RegProfile::Wasi)
+        .find(|e| e.profile == Profile::Wasi)
         .expect("a wasi built-in");
     assert_eq!(wasi.name, "sha256-wasi-c");
     for _ in 0..40 {

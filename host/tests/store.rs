@@ -584,7 +584,7 @@ mod cases {
             .await
             .unwrap();
         let id = [4, 0xee];
-        let from = Direction::FromClient;
+        let from = Direction::ClientToHost;
         assert!(st.advance_seq(&id, from, 1).await.unwrap());
         assert!(
             !s.replica.advance_seq(&id, from, 1).await.unwrap(),
@@ -597,10 +597,17 @@ mod cases {
         );
         assert!(!st.advance_seq(&id, from, 0).await.unwrap());
         // The other direction has its own sequence.
-        assert!(st.advance_seq(&id, Direction::ToClient, 1).await.unwrap());
-        assert_eq!(st.next_seq(&id, Direction::ToClient).await.unwrap(), 2);
+        assert!(
+            st.advance_seq(&id, Direction::HostToClient, 1)
+                .await
+                .unwrap()
+        );
+        assert_eq!(st.next_seq(&id, Direction::HostToClient).await.unwrap(), 2);
         assert_eq!(
-            s.replica.next_seq(&id, Direction::ToClient).await.unwrap(),
+            s.replica
+                .next_seq(&id, Direction::HostToClient)
+                .await
+                .unwrap(),
             3
         );
         let got = st.touch_session(&[4; 32], 2, 100).await.unwrap().unwrap();
@@ -630,7 +637,7 @@ mod cases {
                 s.replica.clone()
             };
             tasks.spawn(async move {
-                st.advance_seq(&[5, 0xee], Direction::FromClient, 7)
+                st.advance_seq(&[5, 0xee], Direction::ClientToHost, 7)
                     .await
                     .unwrap()
             });

@@ -43,14 +43,7 @@ pub const MAX_RECIPIENT_LEN: usize = MAX_USER_ID_LEN;
 /// Longest ciphertext of a sealed message (padded plaintext plus the 16-byte tag).
 pub const MAX_CIPHERTEXT_LEN: usize = 1024 * 1024 + 16 * 1024 + 16;
 
-/// A transform profile a client can run (DESIGN §2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Profile {
-    /// The module imports nothing (wire value 0).
-    Pure,
-    /// The module may import `wasi_snapshot_preview1` (wire value 1).
-    Wasi,
-}
+pub use kasane_abi::Profile;
 
 /// A wire message: a kind byte, a size cap, a transcript label and field limits.
 pub trait Message: Serialize + DeserializeOwned {

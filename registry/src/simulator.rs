@@ -5,8 +5,6 @@
 //! Keys come from fixed seeds: a simulator is for tests, never for a real repository.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{RegistryError, Result, RoleName};
 use crate::hexfmt::Sha256Hash;
@@ -21,29 +19,7 @@ use crate::trust::{Clock, Fetcher, Pin, TrustStore};
 pub const T0: u64 = 1_700_000_000;
 
 /// A clock tests move by hand; clones share the same time.
-#[derive(Clone, Debug)]
-pub struct FakeClock(Arc<AtomicU64>);
-
-impl FakeClock {
-    /// A clock reading `t`.
-    pub fn new(t: u64) -> Self {
-        Self(Arc::new(AtomicU64::new(t)))
-    }
-    /// Sets the time.
-    pub fn set(&self, t: u64) {
-        self.0.store(t, Ordering::SeqCst);
-    }
-    /// Moves the time forward by `secs`.
-    pub fn advance(&self, secs: u64) {
-        self.0.fetch_add(secs, Ordering::SeqCst);
-    }
-}
-
-impl Clock for FakeClock {
-    fn now(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+pub type FakeClock = kasane_os::ManualClock;
 
 /// The secret keys of every top-level role.
 #[derive(Clone, Debug)]

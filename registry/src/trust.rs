@@ -73,36 +73,7 @@ const MAX_STATE_LEN: u64 = 2
     + 64 * 1024;
 const STATE_FORMAT: u32 = 1;
 
-/// A source of unix time, injectable for tests.
-pub trait Clock {
-    /// Now, unix seconds.
-    fn now(&self) -> u64;
-}
-
-/// The system clock.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    }
-}
-
-impl<C: Clock + ?Sized> Clock for &C {
-    fn now(&self) -> u64 {
-        (**self).now()
-    }
-}
-
-impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
-    fn now(&self) -> u64 {
-        (**self).now()
-    }
-}
+pub use kasane_os::clock::{Clock, SystemClock};
 
 /// Where an update gets repository files: `N.root.json`, `snapshot.json`, `targets.json`,
 /// `revocations.json`, `authors/<id>.json`.

@@ -310,7 +310,10 @@ fn cold_compile(c: &mut Criterion) {
     let sb = pooling();
     let mut g = c.benchmark_group("cold_compile");
     g.sample_size(20);
-    for (name, profile) in BUILTINS.into_iter().filter(|(_, p)| p.is_available()) {
+    for (name, profile) in BUILTINS
+        .into_iter()
+        .filter(|(_, p)| kasane_sandbox::profile_available(*p))
+    {
         let wasm = module(name);
         g.bench_function(name, |b| {
             b.iter(|| sb.load(black_box(&wasm), profile, limits()).unwrap())
@@ -324,7 +327,10 @@ fn cache_load(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let cache = CompileCache::open(dir.path()).unwrap();
     let mut g = c.benchmark_group("cache_load");
-    for (name, profile) in BUILTINS.into_iter().filter(|(_, p)| p.is_available()) {
+    for (name, profile) in BUILTINS
+        .into_iter()
+        .filter(|(_, p)| kasane_sandbox::profile_available(*p))
+    {
         let wasm = module(name);
         // Warm the cache: the first load compiles and stores, the second must hit.
         sb.load_cached(&wasm, profile, limits(), &cache).unwrap();
@@ -391,7 +397,10 @@ fn breakdown(c: &mut Criterion) {
         }
     }
 
-    for (name, profile) in BUILTINS.into_iter().filter(|(_, p)| p.is_available()) {
+    for (name, profile) in BUILTINS
+        .into_iter()
+        .filter(|(_, p)| kasane_sandbox::profile_available(*p))
+    {
         let wasm = module(name);
         g.bench_function(format!("validate/{name}"), |b| {
             b.iter(|| sb.validate(black_box(&wasm), profile, &limits()).unwrap())

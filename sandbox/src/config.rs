@@ -2,53 +2,17 @@
 //! determinism, fuel, the epoch backstop, the allocator).
 
 use crate::{Limits, MAX_TABLES, SandboxError};
-use std::fmt;
 use std::time::Duration;
 use wasmparser::WasmFeatures;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
-/// Which host functions a transform may import.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Profile {
-    /// No imports at all (the default for transforms).
-    Pure,
-    /// Only `wasi_snapshot_preview1`, served by a deterministic context (no args, env,
-    /// files or sockets; clocks read the session timestamp; random is seeded from the
-    /// transcript). Needs the cargo feature `wasi`; without it, loading is
-    /// [`SandboxError::ProfileUnavailable`].
-    Wasi,
-}
+pub use kasane_abi::Profile;
 
-impl Profile {
-    /// The name used in registry metadata and at `hello`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pure => "pure",
-            Self::Wasi => "wasi",
-        }
-    }
-
-    /// Parses the registry name.
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "pure" => Some(Self::Pure),
-            "wasi" => Some(Self::Wasi),
-            _ => None,
-        }
-    }
-
-    /// True when this build can run the profile.
-    pub fn is_available(self) -> bool {
-        match self {
-            Self::Pure => true,
-            Self::Wasi => cfg!(feature = "wasi"),
-        }
-    }
-}
-
-impl fmt::Display for Profile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+/// True when this build of the sandbox can run `profile` (`wasi` needs the cargo feature).
+pub fn profile_available(profile: Profile) -> bool {
+    match profile {
+        Profile::Pure => true,
+        Profile::Wasi => cfg!(feature = "wasi"),
     }
 }
 
@@ -227,11 +191,8 @@ mod tests {
     }
 
     #[test]
-    fn profiles_round_trip_their_names() {
-        for p in [Profile::Pure, Profile::Wasi] {
-            assert_eq!(Profile::from_name(p.as_str()), Some(p));
-        }
-        assert_eq!(Profile::from_name("WASI"), None);
-        assert!(Profile::Pure.is_available());
+    fn pure_is_always_available_and_wasi_follows_the_feature() {
+        assert!(profile_available(Profile::Pure));
+        assert_eq!(profile_available(Profile::Wasi), cfg!(feature = "wasi"));
     }
 }

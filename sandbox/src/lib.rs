@@ -77,7 +77,9 @@ mod validate;
 mod wasi;
 
 pub use cache::{CacheOutcome, CompileCache};
-pub use config::{Allocator, Optimization, PoolingSizes, Profile, SandboxConfig};
+pub use config::{
+    Allocator, Optimization, PoolingSizes, Profile, SandboxConfig, profile_available,
+};
 pub use error::SandboxError;
 pub use limits::Limits;
 pub use output::{Derived, Key};

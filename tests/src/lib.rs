@@ -18,9 +18,9 @@ use kasane_host::login::Host;
 use kasane_host::registry::module_path;
 use kasane_host::setup::{self, CodeCard};
 use kasane_host::store::{Clock, SystemClock};
+use kasane_protocol::wire::Profile;
 use kasane_registry::Sha256Hash;
 use kasane_registry::keys::read_key_file;
-use kasane_registry::metadata::targets::Profile as RegProfile;
 use kasane_registry::repo::{Lifetimes, Repository, target_entry};
 use zeroize::Zeroizing;
 
@@ -127,7 +127,7 @@ impl TestHost {
         let entry = target_entry(
             name,
             wasm,
-            RegProfile::Pure,
+            Profile::Pure,
             50_000_000,
             16 << 20,
             params.to_vec(),

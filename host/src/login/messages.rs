@@ -427,7 +427,7 @@ impl Host {
             }
             let seq = self
                 .store
-                .next_seq(&session.session_id, crate::store::Direction::ToClient)
+                .next_seq(&session.session_id, crate::store::Direction::HostToClient)
                 .await
                 .map_err(unavailable)?;
             let mut ps = stored

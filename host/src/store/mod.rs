@@ -99,7 +99,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 pub use zeroize::Zeroizing;
@@ -113,53 +112,9 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Unix time in seconds, as passed to the store by its caller.
-pub type UnixSeconds = u64;
+pub use kasane_os::clock::UnixSeconds;
 
-/// A source of the current time for the host; the store itself only ever takes `now` values.
-pub trait Clock: Send + Sync {
-    /// The current unix time in seconds.
-    fn now(&self) -> UnixSeconds;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> UnixSeconds {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    }
-}
-
-/// A clock that only moves when told to, for tests.
-#[derive(Debug, Default)]
-pub struct ManualClock(std::sync::atomic::AtomicU64);
-
-impl ManualClock {
-    /// A clock reading `now`.
-    #[must_use]
-    pub fn new(now: UnixSeconds) -> Self {
-        Self(std::sync::atomic::AtomicU64::new(now))
-    }
-
-    /// Sets the time.
-    pub fn set(&self, now: UnixSeconds) {
-        self.0.store(now, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// Moves the time forward by `secs`.
-    pub fn advance(&self, secs: u64) {
-        self.0.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> UnixSeconds {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
+pub use kasane_os::clock::{Clock, SystemClock};
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
@@ -431,14 +386,8 @@ impl std::fmt::Debug for Session {
     }
 }
 
-/// Message direction, for per-direction sequence numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// Client to host.
-    FromClient,
-    /// Host to client.
-    ToClient,
-}
+/// Message direction, for per-direction sequence numbers (the ABI's own type).
+pub use kasane_abi::Direction;
 
 /// A throttling key: users and source addresses are throttled separately.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -904,17 +853,6 @@ mod tests {
         ));
         assert_eq!(to_db(5, "x").unwrap(), 5);
         assert!(from_db(-1, "y").is_err());
-    }
-
-    #[test]
-    fn manual_clock_moves_only_when_told() {
-        let c = ManualClock::new(10);
-        assert_eq!(c.now(), 10);
-        c.advance(5);
-        assert_eq!(c.now(), 15);
-        c.set(3);
-        assert_eq!(c.now(), 3);
-        assert!(SystemClock.now() > 1_600_000_000);
     }
 
     #[tokio::test]

@@ -379,11 +379,11 @@ macro_rules! impl_sql_store {
                 seq: u64,
             ) -> $crate::store::Result<bool> {
                 let q = match direction {
-                    $crate::store::Direction::FromClient => {
+                    $crate::store::Direction::ClientToHost => {
                         "UPDATE sessions SET last_seq_from_client = $2 \
                          WHERE session_id = $1 AND last_seq_from_client < $2"
                     }
-                    $crate::store::Direction::ToClient => {
+                    $crate::store::Direction::HostToClient => {
                         "UPDATE sessions SET last_seq_to_client = $2 \
                          WHERE session_id = $1 AND last_seq_to_client < $2"
                     }
@@ -404,11 +404,11 @@ macro_rules! impl_sql_store {
             ) -> $crate::store::Result<u64> {
                 use sqlx::Row as _;
                 let q = match direction {
-                    $crate::store::Direction::FromClient => {
+                    $crate::store::Direction::ClientToHost => {
                         "UPDATE sessions SET last_seq_from_client = last_seq_from_client + 1 \
                          WHERE session_id = $1 RETURNING last_seq_from_client"
                     }
-                    $crate::store::Direction::ToClient => {
+                    $crate::store::Direction::HostToClient => {
                         "UPDATE sessions SET last_seq_to_client = last_seq_to_client + 1 \
                          WHERE session_id = $1 RETURNING last_seq_to_client"
                     }

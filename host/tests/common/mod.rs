@@ -18,7 +18,8 @@ use kasane_host::config::Config;
 use kasane_host::crypto::response_verifier;
 use kasane_host::login::Host;
 use kasane_host::setup::{self, CodeCard};
-use kasane_host::store::{Clock, ManualClock, Store, SystemClock};
+use kasane_host::store::{Clock, Store, SystemClock};
+use kasane_os::ManualClock;
 use kasane_protocol::wire::{ChallengeBundle, Message, Profile, ResponseAccept};
 use kasane_protocol::{ClientAwaitAccept, ClientChallenge, ClientHello, ClientPassword, Session};
 use kasane_sandbox::{Allocator, Limits, Sandbox, SandboxConfig, Transform};
@@ -206,10 +207,7 @@ pub(crate) fn load_checked(sandbox: &Sandbox, bytes: &[u8], bundle: &ChallengeBu
         <[u8; 32]>::from(sha2::Sha256::digest(bytes)),
         bundle.module.sha256
     );
-    let profile = match bundle.module.profile {
-        Profile::Pure => kasane_sandbox::Profile::Pure,
-        Profile::Wasi => kasane_sandbox::Profile::Wasi,
-    };
+    let profile = bundle.module.profile;
     sandbox
         .load(
             bytes,

@@ -24,15 +24,7 @@ pub const MAX_DELEGATIONS: usize = 64;
 /// Deepest delegation chain (targets → author is depth 1).
 pub const MAX_DELEGATION_DEPTH: usize = 4;
 
-/// Which sandbox profile a module needs (DESIGN §2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Profile {
-    /// Imports nothing.
-    Pure,
-    /// Only `wasi_snapshot_preview1`, served deterministically.
-    Wasi,
-}
+pub use kasane_abi::Profile;
 
 /// One module as published: identity, limits and parameters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -85,7 +85,7 @@ pub(crate) const BUILTINS: [Builtin; 6] = [
 pub(crate) fn available_builtins() -> Vec<Builtin> {
     BUILTINS
         .into_iter()
-        .filter(|b| b.profile.is_available())
+        .filter(|b| kasane_sandbox::profile_available(b.profile))
         .collect()
 }
 
