@@ -11,6 +11,7 @@
 //! - [`registry`]: the trust store kept current from `GET /v1/registry/<path>` without
 //!   blocking the runtime ([`registry::Prefetched`]).
 //! - `responder`: [`Responder`] (password and answers), [`CardResponder`].
+//! - `report`: how a login ([`LoginReport::lines`]) and a time ([`utc`]) are shown to a person.
 //! - `client`: [`Client`] (connect, login), [`Session`] (send, inbox, close),
 //!   [`LoginReport`], [`Received`], [`InboxReport`].
 //!
@@ -52,9 +53,11 @@ mod config;
 mod error;
 mod net;
 pub mod registry;
+mod report;
 mod responder;
 
 pub use client::{Client, InboxReport, LoginReport, Received, Session};
 pub use config::ClientConfig;
 pub use error::ClientError;
+pub use report::utc;
 pub use responder::{CardResponder, Responder};

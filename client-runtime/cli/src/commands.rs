@@ -3,7 +3,7 @@
 use std::io::{BufRead, Read};
 
 use anyhow::{Context, anyhow};
-use kasane_client::{Client, ClientError, LoginReport, Received, Session};
+use kasane_client::{Client, ClientError, LoginReport, Received, Session, utc};
 
 use crate::credentials;
 use crate::fail::{Class, Failure, OrFail};
@@ -21,31 +21,9 @@ fn messaging_fail(e: ClientError, during: &str) -> Failure {
 
 /// What every login prints: the transform, its hash, its signer, cache, counter, challenges.
 pub(crate) fn print_report(r: &LoginReport, indent: &str) {
-    println!("{indent}logged in as {}", r.user);
-    println!(
-        "{indent}transform: {} (sha256 {})",
-        r.transform,
-        hex::encode(r.sha256)
-    );
-    println!("{indent}signed by: {}", r.signed_by);
-    println!(
-        "{indent}module from cache: {}",
-        if r.from_cache {
-            "yes"
-        } else {
-            "no (downloaded and verified)"
-        }
-    );
-    println!(
-        "{indent}access counter: {}; challenges asked: {}; fuel used: {}",
-        r.counter,
-        if r.prompts.is_empty() {
-            "none".to_owned()
-        } else {
-            r.prompts.join(", ")
-        },
-        r.fuel_used
-    );
+    for line in r.lines(indent) {
+        println!("{line}");
+    }
 }
 
 /// Connects and logs in with the responder the settings ask for.
@@ -335,38 +313,4 @@ fn print_state(dir: &std::path::Path) {
         count("modules", "wasm"),
         count("cache", "cwasm")
     );
-}
-
-/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (no time-zone database needed).
-pub(crate) fn utc(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::utc;
-
-    #[test]
-    fn utc_formats_known_instants() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20 UTC");
-    }
 }

@@ -6,10 +6,6 @@ use std::process::ExitCode;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Class {
     /// Anything not below (1).
-    #[cfg_attr(
-        feature = "demo",
-        allow(dead_code, reason = "used when the demo is left out")
-    )]
     Other,
     /// Configuration or a local file: config, `--ca`, `--root`, `--card`, state dir (3).
     Config,
@@ -19,12 +15,6 @@ pub(crate) enum Class {
     Login,
     /// Messaging after login (6).
     Message,
-    /// The demo (7).
-    #[cfg_attr(
-        not(feature = "demo"),
-        allow(dead_code, reason = "used by the demo only")
-    )]
-    Demo,
 }
 
 impl Class {
@@ -35,7 +25,6 @@ impl Class {
             Class::Connect => 4,
             Class::Login => 5,
             Class::Message => 6,
-            Class::Demo => 7,
         }
     }
 }

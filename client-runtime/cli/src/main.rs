@@ -9,14 +9,11 @@
 //!   terminal, or read from standard input and a code card file for scripts.
 //! - `commands`: `login`, `send`, `inbox`, `session`, `status`.
 //! - `health`: `GET /healthz` over TLS 1.3 for `status`.
-//! - `demo` (feature `demo`): a host in-process on loopback, two users, a relayed message.
 //! - `fail`: exit codes by class of failure, and the one-line error report.
 #![forbid(unsafe_code)]
 
 mod commands;
 mod credentials;
-#[cfg(feature = "demo")]
-mod demo;
 mod fail;
 mod health;
 mod settings;
@@ -48,7 +45,9 @@ Exit status:
   4  connection or trust failure (host unreachable, bad certificate, untrusted module)
   5  login refused (wrong password or answers, throttled, revoked)
   6  messaging failure after login (send, inbox, session)
-  7  the demo failed";
+
+The self-contained demo (a host and two clients in one process) is its own program,
+`kasane-demo`, so that this client links no server code.";
 
 /// The Kasane thin client: logs in to a Kasane host with a password and code-card
 /// challenges answered through a transform the host's signed registry chose, then sends
@@ -87,15 +86,6 @@ enum Command {
     /// Shows the settings in effect, where state lives, the trusted registry state, and
     /// whether the host answers `GET /healthz`.
     Status,
-    /// Runs a host in-process on loopback with a temporary data directory, two users,
-    /// logins answered from their cards, a relayed message and the audit log verified,
-    /// narrating each step. Needs no network and no files.
-    #[cfg(feature = "demo")]
-    Demo,
-    /// Placeholder so `kasane demo` says why it is missing in a build without it.
-    #[cfg(not(feature = "demo"))]
-    #[command(hide = true)]
-    Demo,
 }
 
 fn main() -> std::process::ExitCode {
@@ -113,8 +103,8 @@ fn main() -> std::process::ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("kasane: error: starting the runtime: {e}");
-            return std::process::ExitCode::FAILURE;
+            let e = anyhow::Error::new(e).context("starting the runtime");
+            return Failure::new(fail::Class::Other, e).report();
         }
     };
     match rt.block_on(run(cli)) {
@@ -125,13 +115,6 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        #[cfg(feature = "demo")]
-        Command::Demo => demo::run().await,
-        #[cfg(not(feature = "demo"))]
-        Command::Demo => Err(Failure::new(
-            fail::Class::Other,
-            anyhow::anyhow!("this build has no demo (built without the `demo` feature)"),
-        )),
         Command::Status => {
             let s = settings::Settings::resolve(&cli.conn, false)?;
             commands::status(&s).await
@@ -143,7 +126,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 Command::Send { to, message } => commands::send(&s, &to, message).await,
                 Command::Inbox { wait } => commands::inbox(&s, wait).await,
                 Command::Session => commands::session(&s).await,
-                Command::Status | Command::Demo => Ok(()),
+                Command::Status => Ok(()),
             }
         }
     }

@@ -1,6 +1,5 @@
 //! `kasane login` end to end: a real host over TLS on loopback (in this test process), the
 //! binary run as a script would (`--password-stdin`, `--card`).
-#![cfg(feature = "demo")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -1,6 +1,5 @@
-//! `kasane demo`: a host in-process, two users, logins from their cards, a relayed message
+//! `kasane-demo`: a host in-process, two users, logins from their cards, a relayed message
 //! and the audit log verified; exit 0 and every step narrated.
-#![cfg(feature = "demo")]
 #![allow(clippy::unwrap_used, reason = "test code: a failure is a test failure")]
 
 use std::process::Command;
@@ -8,8 +7,7 @@ use std::process::Command;
 #[test]
 fn demo_runs_every_step_and_exits_0() {
     let home = tempfile::tempdir().unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_kasane"))
-        .arg("demo")
+    let o = Command::new(env!("CARGO_BIN_EXE_kasane-demo"))
         .env("HOME", home.path())
         .env("XDG_CONFIG_HOME", home.path().join("config"))
         .env("XDG_CACHE_HOME", home.path().join("cache"))
