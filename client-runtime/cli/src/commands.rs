@@ -144,60 +144,13 @@ pub(crate) async fn session(s: &Settings) -> Result<(), Failure> {
     let (mut session, report) = connect_and_login(s).await?;
     print_report(&report, "");
     println!("type `@user message`, or `/to user` then plain lines; `/quit` to leave");
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    // std's stdin, not tokio's: with --password-stdin the password line was read through
-    // std's buffer, which may already hold the lines after it.
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let mut typed = spawn_stdin_lines();
     let mut default_to: Option<String> = None;
-    let result = 'outer: loop {
-        // Everything typed so far, then one poll.
-        loop {
-            match rx.try_recv() {
-                Ok(line) => {
-                    let line = line.trim();
-                    if line.is_empty() {
-                        continue;
-                    }
-                    if line == "/quit" {
-                        break 'outer Ok(());
-                    }
-                    if let Some(user) = line.strip_prefix("/to ") {
-                        default_to = Some(user.trim().to_owned());
-                        println!("(sending to {} by default)", user.trim());
-                        continue;
-                    }
-                    let (to, text) = match line.strip_prefix('@') {
-                        Some(rest) => match rest.split_once(' ') {
-                            Some((to, text)) => (to.to_owned(), text.trim().to_owned()),
-                            None => {
-                                println!("(usage: @user message)");
-                                continue;
-                            }
-                        },
-                        None => match &default_to {
-                            Some(to) => (to.clone(), line.to_owned()),
-                            None => {
-                                println!("(no recipient: `@user message` or `/to user`)");
-                                continue;
-                            }
-                        },
-                    };
-                    match session.send(&to, text.as_bytes()).await {
-                        Ok(a) => println!("(sent to {to}, seq {})", a.seq),
-                        Err(e) => break 'outer Err(messaging_fail(e, &format!("sending to {to}"))),
-                    }
-                }
-                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
-                // Standard input ended: leave as with /quit.
-                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break 'outer Ok(()),
-            }
+    let result = loop {
+        match send_typed(&mut typed, &mut session, &mut default_to).await {
+            Ok(Flow::Go) => {}
+            Ok(Flow::Quit) => break Ok(()),
+            Err(f) => break Err(f),
         }
         match session.inbox_report(POLL_SECS).await {
             Ok(got) => {
@@ -218,6 +171,92 @@ pub(crate) async fn session(s: &Settings) -> Result<(), Failure> {
         Err(f) => {
             let _ = session.close().await;
             Err(f)
+        }
+    }
+}
+
+/// Lines of standard input, read on a thread. std's stdin, not tokio's: with
+/// --password-stdin the password line was read through std's buffer, which may already hold
+/// the lines after it.
+fn spawn_stdin_lines() -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Whether the session goes on after the lines typed so far.
+enum Flow {
+    Go,
+    Quit,
+}
+
+/// What one typed line asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Typed {
+    Nothing,
+    Quit,
+    DefaultTo(String),
+    Send { to: String, text: String },
+    Hint(&'static str),
+}
+
+fn interpret(line: &str, default_to: Option<&str>) -> Typed {
+    let line = line.trim();
+    if line.is_empty() {
+        return Typed::Nothing;
+    }
+    if line == "/quit" {
+        return Typed::Quit;
+    }
+    if let Some(user) = line.strip_prefix("/to ") {
+        return Typed::DefaultTo(user.trim().to_owned());
+    }
+    let (to, text) = match (line.strip_prefix('@'), default_to) {
+        (Some(rest), _) => match rest.split_once(' ') {
+            Some((to, text)) => (to, text.trim()),
+            None => return Typed::Hint("(usage: @user message)"),
+        },
+        (None, Some(to)) => (to, line),
+        (None, None) => return Typed::Hint("(no recipient: `@user message` or `/to user`)"),
+    };
+    Typed::Send {
+        to: to.to_owned(),
+        text: text.to_owned(),
+    }
+}
+
+/// Sends everything typed so far. Standard input ending leaves as `/quit` does.
+async fn send_typed(
+    typed: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    session: &mut Session,
+    default_to: &mut Option<String>,
+) -> Result<Flow, Failure> {
+    use tokio::sync::mpsc::error::TryRecvError;
+    loop {
+        let line = match typed.try_recv() {
+            Ok(line) => line,
+            Err(TryRecvError::Empty) => return Ok(Flow::Go),
+            Err(TryRecvError::Disconnected) => return Ok(Flow::Quit),
+        };
+        match interpret(&line, default_to.as_deref()) {
+            Typed::Nothing => {}
+            Typed::Quit => return Ok(Flow::Quit),
+            Typed::Hint(h) => println!("{h}"),
+            Typed::DefaultTo(user) => {
+                println!("(sending to {user} by default)");
+                *default_to = Some(user);
+            }
+            Typed::Send { to, text } => match session.send(&to, text.as_bytes()).await {
+                Ok(a) => println!("(sent to {to}, seq {})", a.seq),
+                Err(e) => return Err(messaging_fail(e, &format!("sending to {to}"))),
+            },
         }
     }
 }
@@ -313,4 +352,25 @@ fn print_state(dir: &std::path::Path) {
         count("modules", "wasm"),
         count("cache", "cwasm")
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Typed, interpret};
+
+    #[test]
+    fn typed_lines_mean_what_the_help_says() {
+        assert_eq!(interpret("  ", None), Typed::Nothing);
+        assert_eq!(interpret("/quit", Some("bob")), Typed::Quit);
+        assert_eq!(interpret("/to  bob ", None), Typed::DefaultTo("bob".into()));
+        let send = |to: &str, text: &str| Typed::Send {
+            to: to.into(),
+            text: text.into(),
+        };
+        assert_eq!(interpret("@bob hi there", None), send("bob", "hi there"));
+        assert_eq!(interpret("@carol hi", Some("bob")), send("carol", "hi"));
+        assert_eq!(interpret("hello", Some("bob")), send("bob", "hello"));
+        assert!(matches!(interpret("@bob", None), Typed::Hint(_)));
+        assert!(matches!(interpret("hello", None), Typed::Hint(_)));
+    }
 }

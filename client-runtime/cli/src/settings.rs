@@ -95,39 +95,42 @@ fn relative_to(base: &Path, p: PathBuf) -> PathBuf {
     if p.is_absolute() { p } else { base.join(p) }
 }
 
+/// The config file flags point at (`--config`, else `$KASANE_CONFIG`, else the platform
+/// default) and where it was looked for: `(path, found)`. A missing default file is an empty
+/// config; a missing explicit one is an error.
+fn read_config_file(flags: &Flags) -> Result<(FileConfig, Option<(PathBuf, bool)>), Failure> {
+    let explicit = flags
+        .config
+        .clone()
+        .or_else(|| std::env::var_os("KASANE_CONFIG").map(PathBuf::from));
+    let Some(path) = explicit.clone().or_else(default_config_file) else {
+        return Ok((FileConfig::default(), None));
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let mut file: FileConfig = toml::from_str(&text)
+                .with_context(|| format!("reading the config file {}", path.display()))
+                .or_fail(Class::Config)?;
+            let base = path.parent().map(Path::to_owned).unwrap_or_default();
+            file.ca = file.ca.map(|p| relative_to(&base, p));
+            file.root = file.root.map(|p| relative_to(&base, p));
+            file.card = file.card.map(|p| relative_to(&base, p));
+            Ok((file, Some((path, true))))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
+            Ok((FileConfig::default(), Some((path, false))))
+        }
+        Err(e) => Err(anyhow::Error::new(e))
+            .with_context(|| format!("reading the config file {}", path.display()))
+            .or_fail(Class::Config),
+    }
+}
+
 impl Settings {
     /// Merges flags over the config file. With `need_connection`, the server, CA and root
     /// must be known.
     pub(crate) fn resolve(flags: &Flags, need_connection: bool) -> Result<Self, Failure> {
-        let explicit = flags
-            .config
-            .clone()
-            .or_else(|| std::env::var_os("KASANE_CONFIG").map(PathBuf::from));
-        let path = explicit.clone().or_else(default_config_file);
-        let mut file = FileConfig::default();
-        let mut config_file = None;
-        if let Some(path) = path {
-            match std::fs::read_to_string(&path) {
-                Ok(text) => {
-                    file = toml::from_str(&text)
-                        .with_context(|| format!("reading the config file {}", path.display()))
-                        .or_fail(Class::Config)?;
-                    let base = path.parent().map(Path::to_owned).unwrap_or_default();
-                    file.ca = file.ca.map(|p| relative_to(&base, p));
-                    file.root = file.root.map(|p| relative_to(&base, p));
-                    file.card = file.card.map(|p| relative_to(&base, p));
-                    config_file = Some((path, true));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
-                    config_file = Some((path, false));
-                }
-                Err(e) => {
-                    return Err(anyhow::Error::new(e))
-                        .with_context(|| format!("reading the config file {}", path.display()))
-                        .or_fail(Class::Config);
-                }
-            }
-        }
+        let (file, config_file) = read_config_file(flags)?;
         let no_cache = flags.no_cache || file.no_cache.unwrap_or(false);
         let state_dir = if no_cache {
             None
@@ -154,30 +157,23 @@ impl Settings {
             state_dir,
         };
         if need_connection {
-            if s.server.is_none() {
-                return Err(Failure::new(
-                    Class::Config,
-                    anyhow!("no server: give --server URL or `server` in the config file"),
-                ));
-            }
-            if s.ca.is_none() {
-                return Err(Failure::new(
-                    Class::Config,
-                    anyhow!(
-                        "no CA: give --ca FILE (the host's tls/cert.pem) or `ca` in the config file"
-                    ),
-                ));
-            }
-            if s.root.is_none() {
-                return Err(Failure::new(
-                    Class::Config,
-                    anyhow!(
-                        "no registry root: give --root FILE (the host's registry/1.root.json) or `root` in the config file"
-                    ),
-                ));
-            }
+            s.require_connection()?;
         }
         Ok(s)
+    }
+
+    /// The server, CA and root must be known to connect.
+    fn require_connection(&self) -> Result<(), Failure> {
+        let missing = if self.server.is_none() {
+            "no server: give --server URL or `server` in the config file"
+        } else if self.ca.is_none() {
+            "no CA: give --ca FILE (the host's tls/cert.pem) or `ca` in the config file"
+        } else if self.root.is_none() {
+            "no registry root: give --root FILE (the host's registry/1.root.json) or `root` in the config file"
+        } else {
+            return Ok(());
+        };
+        Err(Failure::new(Class::Config, anyhow!(missing)))
     }
 
     /// Reads the CA and root files and builds the library's configuration.

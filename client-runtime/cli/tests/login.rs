@@ -217,6 +217,48 @@ impl Screen {
     }
 }
 
+/// The terminal of the `kasane` process below `root` (a descendant of `script`), if it runs.
+#[cfg(unix)]
+fn kasane_tty(root: u32) -> Option<String> {
+    let kasane = std::fs::canonicalize(env!("CARGO_BIN_EXE_kasane")).ok()?;
+    let mut pids = vec![root];
+    while let Some(pid) = pids.pop() {
+        if std::fs::read_link(format!("/proc/{pid}/exe")).ok().as_ref() == Some(&kasane) {
+            let tty = std::fs::read_link(format!("/proc/{pid}/fd/0")).ok()?;
+            return Some(tty.to_string_lossy().into_owned());
+        }
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        pids.extend(
+            children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok()),
+        );
+    }
+    None
+}
+
+/// Waits (up to 60 s) until the `kasane` process's terminal has echo turned off, as `stty`
+/// reports it: the observable state the typing must wait for, instead of a guessed sleep.
+#[cfg(unix)]
+fn wait_until_echo_is_off(root: u32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(tty) = kasane_tty(root) {
+            let o = Command::new("stty")
+                .args(["-F", &tty, "-a"])
+                .output()
+                .unwrap();
+            let settings = String::from_utf8_lossy(&o.stdout);
+            if settings.split_whitespace().any(|w| w == "-echo") {
+                return;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "echo never went off");
+        std::thread::yield_now();
+    }
+}
+
 /// The interactive login on a terminal (util-linux `script` gives the binary a pty): the
 /// password and each challenge are prompted for, and nothing typed is echoed.
 #[cfg(unix)]
@@ -252,6 +294,7 @@ async fn interactive_login_prompts_on_the_terminal_without_echo() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let script_pid = child.id();
     let mut out = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -273,8 +316,8 @@ async fn interactive_login_prompts_on_the_terminal_without_echo() {
     };
     let answers = tokio::task::spawn_blocking(move || {
         let mut at = screen.wait_for(0, "Password for alice: ");
-        // rpassword prints the prompt, then turns echo off: let it.
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        // rpassword prints the prompt, then turns echo off: type only once it is off.
+        wait_until_echo_is_off(script_pid);
         input.write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
         let mut asked = Vec::new();
         loop {
@@ -285,7 +328,7 @@ async fn interactive_login_prompts_on_the_terminal_without_echo() {
                     let start = at + c + "Challenge ".len();
                     let end = screen.wait_for(start, ": ");
                     let prompt = screen.seen[start..end - 2].to_owned();
-                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    wait_until_echo_is_off(script_pid);
                     let answer = card.response(&prompt).unwrap().to_owned();
                     input.write_all(format!("{answer}\n").as_bytes()).unwrap();
                     asked.push((prompt, answer));
