@@ -6,7 +6,7 @@ use std::time::Duration;
 /// How to reach and trust a host.
 #[derive(Clone)]
 pub struct ClientConfig {
-    /// The host's base URL, `https://` only (for example `https://127.0.0.1:7443`).
+    /// The host's base URL, `https://` only (for example `https://127.0.0.1:8443`).
     pub server: String,
     /// TLS name to check in the host's certificate; `None`: the URL's host.
     pub server_name: Option<String>,

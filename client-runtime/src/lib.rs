@@ -29,7 +29,7 @@
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = ClientConfig::new(
-//!     "https://127.0.0.1:7443",
+//!     "https://127.0.0.1:8443",
 //!     std::fs::read("data/tls/cert.pem")?,
 //!     std::fs::read("data/registry/1.root.json")?,
 //! );

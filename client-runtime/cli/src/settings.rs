@@ -16,7 +16,7 @@ const DEFAULT_TIMEOUT_SECS: u64 = 30;
 /// Global connection flags (each may also come from the config file).
 #[derive(Args, Debug, Default)]
 pub(crate) struct Flags {
-    /// The host, e.g. `https://127.0.0.1:7443`.
+    /// The host, e.g. `https://127.0.0.1:8443`.
     #[arg(long, global = true, value_name = "URL")]
     pub(crate) server: Option<String>,
     /// The name to check the host's certificate against, when it differs from the URL's host.
