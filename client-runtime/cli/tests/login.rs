@@ -94,8 +94,31 @@ async fn kasane_with_ca(
     args: &[&str],
     stdin: &str,
 ) -> Output {
+    run(kasane_command(host, ca, state, args, Umask::Inherit), stdin).await
+}
+
+/// Whether the child runs under the test's umask or under umask 000, where any file created
+/// without an explicit private mode would be readable by everyone.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Umask {
+    Inherit,
+    Zero,
+}
+
+fn kasane_command(host: &Host, ca: &Path, state: &Path, args: &[&str], umask: Umask) -> Command {
     let d = host.data.path();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kasane"));
+    let mut cmd = match umask {
+        Umask::Inherit => Command::new(env!("CARGO_BIN_EXE_kasane")),
+        Umask::Zero => {
+            let mut sh = Command::new("sh");
+            sh.args([
+                "-c",
+                "umask 000 && exec \"$0\" \"$@\"",
+                env!("CARGO_BIN_EXE_kasane"),
+            ]);
+            sh
+        }
+    };
     cmd.args([
         "--server",
         &host.url,
@@ -115,6 +138,11 @@ async fn kasane_with_ca(
     .stdin(Stdio::piped())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs `cmd` with `stdin`, in a blocking task.
+async fn run(mut cmd: Command, stdin: &str) -> Output {
     let stdin = stdin.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut child = cmd.spawn().unwrap();
@@ -128,6 +156,44 @@ async fn kasane_with_ca(
     })
     .await
     .unwrap()
+}
+
+/// Every file and directory below `dir` (itself included), with its permission bits.
+#[cfg(unix)]
+fn modes_below(dir: &Path) -> Vec<(PathBuf, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(p) = todo.pop() {
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        out.push((p.clone(), meta.permissions().mode() & 0o777));
+        if meta.is_dir() {
+            todo.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    out
+}
+
+/// Under umask 000, a cold login (trust state, module, compile cache) and a warm one leave
+/// no file or directory in the client's state that group or others can read.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_state_is_private_whatever_the_umask() {
+    let host = start().await;
+    let state = tempfile::tempdir().unwrap();
+    let ca = host.data.path().join("tls/cert.pem");
+    for _ in 0..2 {
+        let cmd = kasane_command(&host, &ca, state.path(), &["login"], Umask::Zero);
+        let o = run(cmd, &format!("{PASSWORD}\n")).await;
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let modes = modes_below(&state.path().join("cache"));
+    assert!(
+        modes.len() > 3,
+        "the login wrote nothing to check: {modes:?}"
+    );
+    let open: Vec<_> = modes.iter().filter(|(_, m)| m & 0o077 != 0).collect();
+    assert!(open.is_empty(), "readable by group or others: {open:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
