@@ -45,9 +45,10 @@
 
 mod load;
 
+use crate::error::SandboxError;
 use crate::validate::{self, ModuleInfo};
-use crate::{Profile, SandboxError};
 use hmac::{Hmac, Mac as _};
+use kasane_abi::Profile;
 use sha2::{Digest as _, Sha256};
 use std::fs;
 use std::io::{self, Write as _};
