@@ -1,5 +1,6 @@
 //! Property tests for the v1 `DeriveInput` codec: round trip, and arbitrary bytes never panic.
-#![cfg(feature = "alloc")]
+//! Needs the `alloc` feature, which the crate's dev-dependency on itself turns on: no `cfg`
+//! here, so a build without it fails instead of silently running nothing.
 
 use kasane_abi::{
     DecodeError, DeriveInput, DeriveInputBuf, Direction, MAX_INPUT_LEN, MAX_ITEM_LEN,

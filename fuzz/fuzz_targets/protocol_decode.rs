@@ -12,4 +12,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let _ = ResponseAccept::decode(data);
     let _ = LoginFailure::decode(data);
     let _ = SealedMessage::decode(data);
+    let _ = MessageAccepted::decode(data);
+    let _ = MessageRefused::decode(data);
+    let _ = Delivery::decode(data);
+    let _ = Inbox::decode(data);
+    let _ = InboxAck::decode(data);
 });

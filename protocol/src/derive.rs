@@ -18,7 +18,7 @@
 
 use zeroize::Zeroizing;
 
-use crate::ProtocolError;
+use crate::error::ProtocolError;
 use crate::wire::ChallengeBundle;
 use kasane_abi::{DeriveInput, DeriveInputBuf, Direction, Purpose};
 

@@ -4,16 +4,22 @@
 //! - [`wire`]: the messages ([`HelloRequest`] … [`SealedMessage`]), their two-byte header,
 //!   size caps and field limits; [`Message::encode`] / [`Message::decode`].
 //! - [`transcript`]: the running SHA-256 [`Transcript`] and the digest the host key signs.
+//! - `limits`: the size limits the wire format, the key schedule and sealing share (a leaf;
+//!   re-exported by [`wire`] and [`seal`]).
+//! - `padding`: length-hiding [`Padding`] for the password and messages (a leaf; re-exported
+//!   by [`seal`]).
 //! - [`schedule`]: X25519, the password key, [`SessionSecret`], receipt and confirm with
 //!   constant-time checks; secrets that zeroize on drop.
-//! - [`seal`]: per-message keys, AES-256-GCM sealing, [`Sequencer`] and length-hiding
-//!   [`Padding`].
+//! - [`seal`]: per-message keys, AES-256-GCM sealing and the [`Sequencer`].
 //! - [`derive`](mod@derive): [`DeriveContext`], the transform inputs both sides build identically.
 //! - [`login`]: the client and host state machines, the resulting [`Session`], and the
 //!   storable [`HostLoginParts`] / [`SessionParts`] for hosts that keep state between requests.
 //! - [`verifier`]: response verifiers (argon2id of a normalized response with the pair's salt).
 //! - [`card`]: code cards and their text form (written by the host, read by the client).
 //! - `error`: [`ProtocolError`].
+//!
+//! Imports go one way: the leaves `limits` and `padding` need nothing here but `error`, `wire`
+//! only on `limits`, `schedule` on the two leaves, `seal` on those and `wire`, `login` on all.
 //!
 //! `docs/PROTOCOL.md` (at the repository root) documents every byte, the transcript, the key
 //! schedule, sealing and padding.
@@ -90,7 +96,9 @@
 pub mod card;
 pub mod derive;
 mod error;
+mod limits;
 pub mod login;
+mod padding;
 pub mod schedule;
 pub mod seal;
 pub mod transcript;
@@ -104,8 +112,9 @@ pub use login::{
     HostAwaitBundle, HostAwaitPassword, HostChallenge, HostHello, HostHelloParams, HostLoginParts,
     PasswordAttempt, Session, SessionParts,
 };
+pub use padding::Padding;
 pub use schedule::{DhSecret, EphemeralSecret, SessionSecret};
-pub use seal::{Padding, Sequencer};
+pub use seal::Sequencer;
 pub use transcript::Transcript;
 pub use wire::{
     Challenge, ChallengeBundle, Delivery, HelloRequest, HelloResponse, Inbox, InboxAck,

@@ -18,8 +18,8 @@
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
-use crate::ProtocolError;
 use crate::derive::DeriveContext;
+use crate::error::ProtocolError;
 use crate::schedule::{
     DhSecret, EphemeralSecret, SessionSecret, open_password, password_aad, password_key,
     seal_password, session_id,

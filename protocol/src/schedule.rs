@@ -22,9 +22,9 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::ProtocolError;
-use crate::seal::{Padding, pad, unpad};
-use crate::wire::{ID_LEN, MAX_PASSWORD_LEN};
+use crate::error::ProtocolError;
+use crate::limits::{ID_LEN, MAX_CIPHERTEXT_LEN, MAX_PASSWORD_LEN};
+use crate::padding::{Padding, pad, unpad};
 
 /// HKDF info of the password key.
 pub const INFO_PASSWORD: &[u8] = b"kasane/v1/password";
@@ -163,7 +163,7 @@ impl AeadKey {
             // Only fails for plaintexts over 64 GiB, which every caller caps far below.
             .map_err(|_| ProtocolError::PlaintextTooLong {
                 len: plaintext.len(),
-                max: crate::wire::MAX_CIPHERTEXT_LEN,
+                max: MAX_CIPHERTEXT_LEN,
             })
     }
 

@@ -10,73 +10,22 @@
 //! Key and nonce both change with every `(d, seq)`, and the [`Sequencer`] never lets a
 //! `(d, seq)` be used twice.
 //!
-//! # Padding
-//! Every plaintext is framed as `plaintext ‖ 0x80 ‖ 0x00*` (ISO/IEC 7816-4). With
-//! [`Padding::None`] no zero follows the `0x80`; with [`Padding::Buckets`] zeros fill up to the
-//! next bucket: the smallest power of two ≥ max(64, len + 1) up to 16 KiB, then the next multiple
-//! of 16 KiB. Removal strips trailing zeros and then exactly one `0x80`; anything else is
-//! [`ProtocolError::Padding`]. The receiver needs no setting: the switch is the sender's alone.
+//! Length-hiding [`Padding`] ([`pad`], [`unpad`]) is defined in a leaf module the key schedule
+//! shares for the password, and re-exported here.
 
 use zeroize::Zeroizing;
 
-use crate::ProtocolError;
+use crate::error::ProtocolError;
+use crate::limits::{ID_LEN, MAX_RECIPIENT_LEN};
 use crate::schedule::{AeadKey, SessionSecret};
-use crate::wire::{ID_LEN, MAX_RECIPIENT_LEN, SealedMessage};
+use crate::wire::SealedMessage;
 use kasane_abi::Direction;
+
+pub use crate::limits::{MAX_BODY_LEN, MAX_PLAINTEXT_LEN};
+pub use crate::padding::{BUCKET_STEP, MIN_BUCKET, Padding, pad, padded_len, unpad};
 
 /// HKDF info prefix of a message key.
 pub const INFO_MESSAGE: &[u8] = b"kasane/v1/msg";
-/// Longest message body a client may send (a host may configure less).
-pub const MAX_BODY_LEN: usize = 1024 * 1024;
-/// Longest plaintext of one sealed message: a body of [`MAX_BODY_LEN`] and room for the
-/// [`Delivery`](crate::wire::Delivery) frame a relayed body travels in to its recipient.
-pub const MAX_PLAINTEXT_LEN: usize = MAX_BODY_LEN + 1024;
-/// Smallest padding bucket.
-pub const MIN_BUCKET: usize = 64;
-/// Above this size buckets grow linearly by this step.
-pub const BUCKET_STEP: usize = 16 * 1024;
-
-/// Whether plaintext lengths are hidden in size buckets.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Padding {
-    /// Only the `0x80` terminator: lengths show through.
-    #[default]
-    None,
-    /// Pad up to the next bucket (see the module doc).
-    Buckets,
-}
-
-/// The padded length of a plaintext of `len` bytes.
-pub fn padded_len(len: usize, padding: Padding) -> usize {
-    let min = len + 1;
-    match padding {
-        Padding::None => min,
-        Padding::Buckets if min <= BUCKET_STEP => min.max(MIN_BUCKET).next_power_of_two(),
-        Padding::Buckets => min.div_ceil(BUCKET_STEP) * BUCKET_STEP,
-    }
-}
-
-/// Frames and pads a plaintext.
-pub fn pad(plaintext: &[u8], padding: Padding) -> Zeroizing<Vec<u8>> {
-    let mut out = Zeroizing::new(Vec::with_capacity(padded_len(plaintext.len(), padding)));
-    out.extend_from_slice(plaintext);
-    out.push(0x80);
-    out.resize(padded_len(plaintext.len(), padding), 0);
-    out
-}
-
-/// Removes the frame added by [`pad`].
-pub fn unpad(mut padded: Zeroizing<Vec<u8>>) -> Result<Zeroizing<Vec<u8>>, ProtocolError> {
-    let end = padded
-        .iter()
-        .rposition(|&b| b != 0)
-        .ok_or(ProtocolError::Padding)?;
-    if padded.get(end) != Some(&0x80) {
-        return Err(ProtocolError::Padding);
-    }
-    padded.truncate(end);
-    Ok(padded)
-}
 
 /// The message key and nonce for `(direction, seq)`.
 pub fn message_key(

@@ -8,7 +8,7 @@
 use argon2::{Algorithm, Argon2, Params, Version};
 use zeroize::Zeroizing;
 
-use crate::ProtocolError;
+use crate::error::ProtocolError;
 
 /// Length of a response verifier, bytes.
 pub const VERIFIER_LEN: usize = 32;

@@ -10,19 +10,18 @@ use serde::de::{self, DeserializeOwned, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
-use crate::ProtocolError;
+use crate::error::ProtocolError;
+use crate::limits::MAX_PLAINTEXT_LEN;
 use kasane_abi::Direction;
+
+pub use crate::limits::{
+    ID_LEN, MAX_CIPHERTEXT_LEN, MAX_PASSWORD_LEN, MAX_RECIPIENT_LEN, MAX_USER_ID_LEN,
+};
 
 /// The protocol version every message carries in its first byte.
 pub const PROTOCOL_VERSION: u8 = 1;
 /// Most profiles a client may announce.
 pub const MAX_PROFILES: usize = 4;
-/// Longest user id, bytes.
-pub const MAX_USER_ID_LEN: usize = 256;
-/// Length of a login id, bundle id or session id, bytes.
-pub const ID_LEN: usize = 16;
-/// Longest password, bytes (before padding and sealing).
-pub const MAX_PASSWORD_LEN: usize = 1024;
 /// Longest sealed password: the padded password (a [`MAX_PASSWORD_LEN`]-byte password fills a
 /// 2 048-byte bucket) and the 16-byte tag.
 pub const MAX_SEALED_PASSWORD_LEN: usize = 2 * MAX_PASSWORD_LEN + 16;
@@ -38,10 +37,6 @@ pub const MAX_TICKET_LEN: usize = 4 * 1024;
 pub const MAX_MODULE_NAME_LEN: usize = 128;
 /// Longest params (the abi's limit).
 pub const MAX_PARAMS_LEN: usize = kasane_abi::MAX_PARAMS_LEN;
-/// Longest recipient of a sealed message, bytes.
-pub const MAX_RECIPIENT_LEN: usize = MAX_USER_ID_LEN;
-/// Longest ciphertext of a sealed message (padded plaintext plus the 16-byte tag).
-pub const MAX_CIPHERTEXT_LEN: usize = 1024 * 1024 + 16 * 1024 + 16;
 
 pub use kasane_abi::Profile;
 
@@ -549,7 +544,7 @@ impl std::fmt::Debug for Delivery {
 
 impl Message for Delivery {
     const KIND: u8 = 11;
-    const MAX_LEN: usize = crate::seal::MAX_PLAINTEXT_LEN;
+    const MAX_LEN: usize = MAX_PLAINTEXT_LEN;
     const LABEL: &'static [u8] = b"delivery";
 
     fn validate(&self) -> Result<(), ProtocolError> {
@@ -563,8 +558,7 @@ impl Message for Delivery {
 
 /// Overhead of a [`Delivery`] around its body: header, id, sender and time (upper bound).
 pub const DELIVERY_OVERHEAD: usize = 2 + 10 + 2 + MAX_USER_ID_LEN + 10 + 5;
-const _: () =
-    assert!(crate::seal::MAX_BODY_LEN + DELIVERY_OVERHEAD <= crate::seal::MAX_PLAINTEXT_LEN);
+const _: () = assert!(crate::limits::MAX_BODY_LEN + DELIVERY_OVERHEAD <= MAX_PLAINTEXT_LEN);
 
 /// Messages for the client, each sealed host → client for its session.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,5 +1,5 @@
-//! decode(encode(x)) == x for every message; decoding arbitrary bytes never panics; the header
-//! and size caps are enforced with typed errors.
+//! decode(encode(x)) == x for every message (kinds 1–13); decoding arbitrary bytes never
+//! panics; the header and size caps are enforced with typed errors.
 #![allow(
     clippy::unwrap_used,
     reason = "test helpers: a failure is a test failure (clippy only exempts #[test] fns)"
@@ -8,8 +8,10 @@
 use kasane_abi::Direction;
 use kasane_protocol::ProtocolError;
 use kasane_protocol::wire::{
-    Challenge, ChallengeBundle, HelloRequest, HelloResponse, LoginFailure, Message, ModuleRef,
-    PasswordRequest, Profile, ResponseAccept, ResponseRequest, SealedMessage, Signature64,
+    Challenge, ChallengeBundle, Delivery, HelloRequest, HelloResponse, Inbox, InboxAck,
+    LoginFailure, MAX_ACK_IDS, MAX_INBOX_MESSAGES, Message, MessageAccepted, MessageRefused,
+    ModuleRef, PasswordRequest, Profile, RefusalReason, ResponseAccept, ResponseRequest,
+    SealedMessage, Signature64,
 };
 use proptest::prelude::*;
 
@@ -138,6 +140,58 @@ fn sealed_message() -> impl Strategy<Value = SealedMessage> {
         })
 }
 
+/// Kind 9.
+fn message_accepted() -> impl Strategy<Value = MessageAccepted> {
+    (1..=u64::MAX, any::<u64>()).prop_map(|(seq, received_at)| MessageAccepted { seq, received_at })
+}
+
+/// Kind 10: every reason.
+fn message_refused() -> impl Strategy<Value = MessageRefused> {
+    prop_oneof![
+        Just(RefusalReason::Malformed),
+        Just(RefusalReason::SessionEnded),
+        Just(RefusalReason::WrongSession),
+        Just(RefusalReason::WrongDirection),
+        Just(RefusalReason::Replayed),
+        Just(RefusalReason::Reordered),
+        Just(RefusalReason::Altered),
+        Just(RefusalReason::TooLarge),
+        Just(RefusalReason::Unavailable),
+    ]
+    .prop_map(|reason| MessageRefused { reason })
+}
+
+/// Kind 11: senders up to the user-id limit, bodies of any bytes.
+fn delivery() -> impl Strategy<Value = Delivery> {
+    (
+        1..=u64::MAX,
+        "\\PC{1,64}",
+        any::<u64>(),
+        proptest::collection::vec(any::<u8>(), 0..2048),
+    )
+        .prop_filter("user id length", |(_, from, _, _)| from.len() <= 256)
+        .prop_map(|(id, from, sent_at, body)| Delivery {
+            id,
+            from,
+            sent_at,
+            body,
+        })
+}
+
+/// Kind 12: up to the message cap.
+fn inbox() -> impl Strategy<Value = Inbox> {
+    (
+        proptest::collection::vec(sealed_message(), 0..=MAX_INBOX_MESSAGES),
+        any::<bool>(),
+    )
+        .prop_map(|(messages, more)| Inbox { messages, more })
+}
+
+/// Kind 13: 1 to the id cap.
+fn inbox_ack() -> impl Strategy<Value = InboxAck> {
+    proptest::collection::vec(any::<u64>(), 1..=MAX_ACK_IDS).prop_map(|ids| InboxAck { ids })
+}
+
 fn round_trip<M: Message + PartialEq + std::fmt::Debug>(m: &M) {
     let bytes = m.encode().unwrap();
     assert!(bytes.len() <= M::MAX_LEN);
@@ -157,6 +211,11 @@ fn decode_all(bytes: &[u8]) {
     let _ = ResponseAccept::decode(bytes);
     let _ = LoginFailure::decode(bytes);
     let _ = SealedMessage::decode(bytes);
+    let _ = MessageAccepted::decode(bytes);
+    let _ = MessageRefused::decode(bytes);
+    let _ = Delivery::decode(bytes);
+    let _ = Inbox::decode(bytes);
+    let _ = InboxAck::decode(bytes);
 }
 
 proptest! {
@@ -191,13 +250,28 @@ proptest! {
     fn sealed_message_round_trips(m in sealed_message()) { round_trip(&m); }
 
     #[test]
+    fn message_accepted_round_trips(m in message_accepted()) { round_trip(&m); }
+
+    #[test]
+    fn message_refused_round_trips(m in message_refused()) { round_trip(&m); }
+
+    #[test]
+    fn delivery_round_trips(m in delivery()) { round_trip(&m); }
+
+    #[test]
+    fn inbox_round_trips(m in inbox()) { round_trip(&m); }
+
+    #[test]
+    fn inbox_ack_round_trips(m in inbox_ack()) { round_trip(&m); }
+
+    #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         decode_all(&bytes);
     }
 
     #[test]
     fn arbitrary_bodies_behind_a_valid_header_never_panic(
-        kind in 1u8..=8,
+        kind in 1u8..=13,
         body in proptest::collection::vec(any::<u8>(), 0..512),
     ) {
         let mut bytes = vec![1, kind];
@@ -214,6 +288,111 @@ proptest! {
         bytes.truncate(i);
         let _ = ChallengeBundle::decode(&bytes);
     }
+}
+
+#[test]
+fn the_message_kinds_after_login_are_9_to_13() {
+    assert_eq!(
+        [
+            MessageAccepted::KIND,
+            MessageRefused::KIND,
+            Delivery::KIND,
+            Inbox::KIND,
+            InboxAck::KIND
+        ],
+        [9, 10, 11, 12, 13]
+    );
+}
+
+/// The largest value of each kind still fits its size cap, and one past a count limit is
+/// refused on encode and on decode.
+#[test]
+fn the_limits_of_kinds_9_to_13_hold_both_ways() {
+    let most = MessageAccepted {
+        seq: u64::MAX,
+        received_at: u64::MAX,
+    };
+    round_trip(&most);
+    let acks = InboxAck {
+        ids: vec![u64::MAX; MAX_ACK_IDS],
+    };
+    round_trip(&acks);
+    let too_many = InboxAck {
+        ids: vec![1; MAX_ACK_IDS + 1],
+    };
+    assert!(matches!(
+        too_many.encode(),
+        Err(ProtocolError::FieldRange { field: "ids" })
+    ));
+    // Hand-built: the header, then an empty id list.
+    assert!(matches!(
+        InboxAck::decode(&[1, 13, 0]),
+        Err(ProtocolError::FieldRange { field: "ids" })
+    ));
+    let delivery = Delivery {
+        id: u64::MAX,
+        from: "u".repeat(kasane_protocol::wire::MAX_USER_ID_LEN),
+        sent_at: u64::MAX,
+        body: vec![0xA5; kasane_protocol::seal::MAX_BODY_LEN],
+    };
+    round_trip(&delivery);
+    for (bad, field) in [
+        (
+            Delivery {
+                id: 0,
+                ..delivery.clone()
+            },
+            "id",
+        ),
+        (
+            Delivery {
+                from: String::new(),
+                ..delivery.clone()
+            },
+            "from",
+        ),
+        (
+            Delivery {
+                from: "u".repeat(257),
+                ..delivery.clone()
+            },
+            "from",
+        ),
+    ] {
+        assert!(
+            matches!(bad.encode(), Err(ProtocolError::FieldRange { field: f }) if f == field),
+            "{field}"
+        );
+    }
+    let sealed = SealedMessage {
+        session_id: [0; 16],
+        direction: Direction::HostToClient,
+        seq: 1,
+        recipient: String::new(),
+        ciphertext: vec![0; 16],
+    };
+    let full = Inbox {
+        messages: vec![sealed.clone(); MAX_INBOX_MESSAGES],
+        more: true,
+    };
+    round_trip(&full);
+    let over = Inbox {
+        messages: vec![sealed; MAX_INBOX_MESSAGES + 1],
+        more: false,
+    };
+    assert!(matches!(
+        over.encode(),
+        Err(ProtocolError::FieldRange { field: "messages" })
+    ));
+    assert!(matches!(
+        MessageAccepted::decode(&[1, 9, 0, 0]),
+        Err(ProtocolError::FieldRange { field: "seq" })
+    ));
+    // A refusal reason past the last variant is malformed, not a panic or a default.
+    assert!(matches!(
+        MessageRefused::decode(&[1, 10, 9]),
+        Err(ProtocolError::Malformed(_))
+    ));
 }
 
 #[test]

@@ -13,6 +13,8 @@
 //!   format, feature set, imports per profile, ABI exports and signatures; [`ModuleInfo`].
 //! - `sandbox`: [`Sandbox`] (engine, linkers, epoch ticker) and [`Transform`] (one
 //!   `InstancePre`) with the derive call and the classification of traps.
+//! - `state`: the per-store `HostState` (limiter, diagnostics) both profiles implement, and
+//!   the pure profile's; a leaf under `sandbox` and `wasi`.
 //! - `wasi` (feature `wasi`): the deterministic `wasi_snapshot_preview1` of the
 //!   [`Profile::Wasi`] profile.
 //! - `cache`: [`CompileCache`], compiled modules on disk behind an HMAC integrity check; its
@@ -72,6 +74,7 @@ mod error;
 mod limits;
 mod output;
 mod sandbox;
+mod state;
 mod validate;
 #[cfg(feature = "wasi")]
 mod wasi;

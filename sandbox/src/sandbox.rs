@@ -3,6 +3,7 @@
 
 use crate::cache::Lookup;
 use crate::limits::{LimitExceeded, LimitHit, Limiter};
+use crate::state::{HostState, PureState};
 use crate::validate::{self, ModuleInfo};
 use crate::{
     CacheOutcome, CompileCache, Derived, Key, Limits, Profile, SandboxConfig, SandboxError,
@@ -10,31 +11,6 @@ use crate::{
 use kasane_abi::{DeriveInput, EXPORT_ALLOC, EXPORT_DERIVE, EXPORT_MEMORY, EXPORT_WASI_INITIALIZE};
 use std::sync::Arc;
 use wasmtime::{Engine, InstancePre, Linker, Module, Store, Trap, TypedFunc};
-
-/// The state every store carries: the limiter, and for the WASI profile the WASI context.
-pub(crate) trait HostState: Send + 'static {
-    fn limiter(&mut self) -> &mut Limiter;
-    fn limit_hit(&self) -> Option<LimitHit>;
-    /// What the guest wrote to stdout/stderr.
-    fn diagnostics(&self) -> Vec<u8>;
-}
-
-/// Store state of the pure profile: nothing but the limiter.
-pub(crate) struct PureState {
-    limiter: Limiter,
-}
-
-impl HostState for PureState {
-    fn limiter(&mut self) -> &mut Limiter {
-        &mut self.limiter
-    }
-    fn limit_hit(&self) -> Option<LimitHit> {
-        self.limiter.hit
-    }
-    fn diagnostics(&self) -> Vec<u8> {
-        Vec::new()
-    }
-}
 
 /// A wasmtime engine configured for Kasane transforms, with its linkers. Cheap to clone (one
 /// `Arc`); share one per process.
@@ -265,7 +241,7 @@ impl Transform {
         let bytes = zeroize::Zeroizing::new(input.encode_to_vec()?);
         let limiter = Limiter::new(&self.inner.limits);
         match &self.inner.pre {
-            Pre::Pure(pre) => self.run(pre, PureState { limiter }, &bytes),
+            Pre::Pure(pre) => self.run(pre, PureState::new(limiter), &bytes),
             #[cfg(feature = "wasi")]
             Pre::Wasi(pre) => self.run(pre, crate::wasi::WasiState::new(limiter, input), &bytes),
         }

@@ -2,9 +2,10 @@
 //! allowed feature set, imports per [`Profile`], the ABI v1 exports and their signatures, and
 //! the declared memory and table sizes against the [`Limits`].
 
-use crate::{Limits, Profile, SandboxError};
+use crate::error::SandboxError;
+use crate::limits::Limits;
 use kasane_abi::{
-    EXPORT_ABI_MARKER, EXPORT_ALLOC, EXPORT_DERIVE, EXPORT_MEMORY, EXPORT_WASI_INITIALIZE,
+    EXPORT_ABI_MARKER, EXPORT_ALLOC, EXPORT_DERIVE, EXPORT_MEMORY, EXPORT_WASI_INITIALIZE, Profile,
 };
 use wasmparser::types::{EntityType, Types};
 use wasmparser::{CompositeInnerType, FuncType, Parser, Payload, ValType, Validator, WasmFeatures};

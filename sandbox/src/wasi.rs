@@ -12,9 +12,9 @@
 //!   as [`Derived::diagnostics`](crate::Derived::diagnostics). Writes beyond it are short or
 //!   fail with an errno; the guest carries on.
 
-use crate::SandboxError;
+use crate::error::SandboxError;
 use crate::limits::{LimitHit, Limiter};
-use crate::sandbox::HostState;
+use crate::state::HostState;
 use crate::validate::WASI_MODULE;
 use kasane_abi::DeriveInput;
 use sha2::{Digest as _, Sha256};

@@ -8,12 +8,14 @@
 
 mod support;
 
-use kasane_sandbox::{Allocator, CacheOutcome, CompileCache, Profile, Sandbox};
+use kasane_sandbox::{
+    Allocator, CacheOutcome, CompileCache, Optimization, Profile, Sandbox, SandboxConfig,
+};
 use std::fs;
 use std::path::{Path, PathBuf};
 use support::*;
 
-/// A second valid transform with a different key (transcript hash reversed... simply 16 bytes).
+/// A second valid transform with a different key: the first 16 bytes of the input.
 fn other_module() -> Vec<u8> {
     abi_module(
         "(memory.copy (local.get $out) (local.get $in) (i32.const 16)) (i32.const 16)",
@@ -21,7 +23,7 @@ fn other_module() -> Vec<u8> {
     )
 }
 
-/// The one `.cwasm` entry in `dir`.
+/// The `.cwasm` entries in `dir`, sorted.
 fn entries(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir)
         .unwrap()
@@ -74,32 +76,104 @@ fn second_load_is_a_hit_with_the_same_result() {
     }
 }
 
+/// wasmtime's hash of everything that makes compiled code interchangeable between engines.
+fn compatibility(sb: &Sandbox) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    sb.engine().precompile_compatibility_hash().hash(&mut h);
+    h.finish()
+}
+
 #[test]
-fn pooling_and_on_demand_entries_do_not_mix() {
-    // Different engine configurations have different keys: a miss, never a wrong module.
+fn pooling_and_on_demand_share_an_entry_exactly_when_compatible() {
+    // The key holds the engine's compatibility hash: the allocators share an entry exactly
+    // when wasmtime says their code is interchangeable, and otherwise each gets its own. Either
+    // way the loaded module is the right one (`load` checks the key it derives).
     let dir = tempfile::tempdir().unwrap();
     let cache = CompileCache::open(dir.path()).unwrap();
-    assert_eq!(
-        load(&sandbox(Allocator::Pooling), &good_module(), &cache),
-        CacheOutcome::Miss
+    let (pooling, on_demand) = (sandbox(Allocator::Pooling), sandbox(Allocator::OnDemand));
+    assert_eq!(load(&pooling, &good_module(), &cache), CacheOutcome::Miss);
+    let shared = compatibility(&pooling) == compatibility(&on_demand);
+    let (outcome, entry_count) = if shared {
+        (CacheOutcome::Hit, 1)
+    } else {
+        (CacheOutcome::Miss, 2)
+    };
+    assert_eq!(load(&on_demand, &good_module(), &cache), outcome);
+    assert_eq!(entries(dir.path()).len(), entry_count);
+}
+
+#[test]
+fn engines_that_compile_differently_never_share_an_entry() {
+    // Another optimization level is other machine code: its own key, a miss, its own entry.
+    let dir = tempfile::tempdir().unwrap();
+    let cache = CompileCache::open(dir.path()).unwrap();
+    let engine = |optimization| {
+        Sandbox::new(SandboxConfig {
+            optimization,
+            pooling: kasane_sandbox::PoolingSizes { instances: 8 },
+            ..SandboxConfig::default()
+        })
+        .unwrap()
+    };
+    let (speed, quick) = (
+        engine(Optimization::Speed),
+        engine(Optimization::CompileTime),
     );
-    let second = load(&sandbox(Allocator::OnDemand), &good_module(), &cache);
-    assert!(
-        matches!(second, CacheOutcome::Miss | CacheOutcome::Hit),
-        "{second:?}"
-    );
+    assert_ne!(compatibility(&speed), compatibility(&quick));
+    assert_eq!(load(&speed, &good_module(), &cache), CacheOutcome::Miss);
+    assert_eq!(load(&quick, &good_module(), &cache), CacheOutcome::Miss);
+    assert_eq!(entries(dir.path()).len(), 2);
+    assert_eq!(load(&speed, &good_module(), &cache), CacheOutcome::Hit);
+    assert_eq!(load(&quick, &good_module(), &cache), CacheOutcome::Hit);
+}
+
+/// Set in the child process [`a_disabled_cache_never_touches_the_disk`] runs itself in.
+const DISABLED_CACHE_CHILD: &str = "KASANE_TEST_DISABLED_CACHE_CHILD";
+
+/// Every file and directory under `dir`.
+fn everything_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            found.extend(everything_under(&p));
+        }
+        found.push(p);
+    }
+    found
 }
 
 #[test]
 fn a_disabled_cache_never_touches_the_disk() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = CompileCache::disabled();
-    assert!(cache.dir().is_none());
-    let sb = sandbox(Allocator::Pooling);
-    for _ in 0..2 {
-        assert_eq!(load(&sb, &good_module(), &cache), CacheOutcome::Disabled);
+    if std::env::var_os(DISABLED_CACHE_CHILD).is_some() {
+        // In the child: the working directory, HOME, TMPDIR and XDG_CACHE_HOME are one empty
+        // directory, the places a cache that forgot it was disabled could write.
+        let cache = CompileCache::disabled();
+        assert!(cache.dir().is_none());
+        let sb = sandbox(Allocator::Pooling);
+        for _ in 0..2 {
+            assert_eq!(load(&sb, &good_module(), &cache), CacheOutcome::Disabled);
+        }
+        return;
     }
-    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "a_disabled_cache_never_touches_the_disk"])
+        .current_dir(dir.path())
+        .env(DISABLED_CACHE_CHILD, "1")
+        .env("HOME", dir.path())
+        .env("TMPDIR", dir.path())
+        .env("XDG_CACHE_HOME", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(everything_under(dir.path()), Vec::<PathBuf>::new());
 }
 
 /// Corrupts the single entry with `damage`, then checks the next load is `Recompiled` with
@@ -257,4 +331,32 @@ fn an_entry_is_not_shared_between_profiles() {
         .unwrap();
     assert_eq!(outcome, CacheOutcome::Miss);
     assert_eq!(entries(dir.path()).len(), 2);
+}
+
+/// The key and every entry go through kasane-os's private-file writer: mode 0600 in a 0700
+/// directory, and no temporary file is left behind.
+#[cfg(unix)]
+#[test]
+fn the_cache_writes_only_private_files_and_leaves_no_temporaries() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("cache");
+    let cache = CompileCache::open(&dir).unwrap();
+    let sb = sandbox(Allocator::Pooling);
+    assert_eq!(load(&sb, &good_module(), &cache), CacheOutcome::Miss);
+    assert_eq!(load(&sb, &other_module(), &cache), CacheOutcome::Miss);
+    assert_eq!(mode(&dir), 0o700);
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    // cache.key and the two entries, nothing else.
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names.iter().any(|n| n == "cache.key"), "{names:?}");
+    for name in &names {
+        assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
+        assert!(!name.starts_with('.'), "temporary file left: {name}");
+    }
 }

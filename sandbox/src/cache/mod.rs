@@ -45,12 +45,13 @@
 
 mod load;
 
+use crate::error::SandboxError;
 use crate::validate::{self, ModuleInfo};
-use crate::{Profile, SandboxError};
 use hmac::{Hmac, Mac as _};
+use kasane_abi::Profile;
 use sha2::{Digest as _, Sha256};
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 use wasmtime::{Engine, Module};
 use zeroize::Zeroizing;
@@ -109,7 +110,7 @@ impl CompileCache {
     /// Opens (creating if needed) a cache in `dir`, and its secret key file.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, SandboxError> {
         let path = dir.as_ref().to_path_buf();
-        create_private_dir(&path)?;
+        kasane_os::fs::create_private_dir(&path).map_err(SandboxError::Cache)?;
         let secret = load_or_create_secret(&path)?;
         Ok(Self {
             dir: Some(CacheDir { path, secret }),
@@ -172,7 +173,7 @@ impl CompileCache {
             .serialize()
             .map_err(|e| SandboxError::Engine(format!("serialize: {e:#}")))?;
         let entry = encode_entry(&dir.secret, &key, &encode_info(info), &code);
-        write_atomically(&dir.path, &dir.entry_path(&key), &entry)
+        write_atomically(&dir.entry_path(&key), &entry)
     }
 }
 
@@ -360,17 +361,6 @@ fn decode_info(bytes: &[u8]) -> Option<ModuleInfo> {
     })
 }
 
-fn create_private_dir(path: &Path) -> Result<(), SandboxError> {
-    let mut b = fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt as _;
-        b.mode(0o700);
-    }
-    b.create(path).map_err(SandboxError::Cache)
-}
-
 fn load_or_create_secret(dir: &Path) -> Result<Zeroizing<[u8; SECRET_LEN]>, SandboxError> {
     let path = dir.join(KEY_FILE);
     match read_secret(&path) {
@@ -381,17 +371,9 @@ fn load_or_create_secret(dir: &Path) -> Result<Zeroizing<[u8; SECRET_LEN]>, Sand
     let mut secret = Zeroizing::new([0u8; SECRET_LEN]);
     rand::RngCore::try_fill_bytes(&mut rand::rngs::OsRng, secret.as_mut_slice())
         .map_err(|e| SandboxError::Cache(io::Error::other(e)))?;
-    // Write a private temp file, then link it into place: `hard_link` fails if another
-    // process created the key first, and then we use theirs.
-    let tmp = temp_path(dir, KEY_FILE);
-    let written = (|| {
-        let mut f = private_file(&tmp)?;
-        f.write_all(secret.as_slice())?;
-        f.sync_all()
-    })();
-    let linked = written.and_then(|()| fs::hard_link(&tmp, &path));
-    let _ = fs::remove_file(&tmp);
-    match linked {
+    // `write_private_new` links the finished 0600 file into place and fails if another
+    // process created the key first: then we use theirs.
+    match kasane_os::fs::write_private_new(&path, secret.as_slice()) {
         Ok(()) => Ok(secret),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             read_secret(&path).map_err(SandboxError::Cache)
@@ -427,39 +409,10 @@ fn read_secret(path: &Path) -> io::Result<Zeroizing<[u8; SECRET_LEN]>> {
     Ok(secret)
 }
 
-fn private_file(path: &Path) -> io::Result<fs::File> {
-    let mut o = fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        o.mode(0o600);
-    }
-    o.open(path)
-}
-
-fn temp_path(dir: &Path, name: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()))
-}
-
-/// Temp file in the same directory, then `rename`: readers see the old entry or the new one,
-/// never half a file.
-fn write_atomically(dir: &Path, file: &Path, bytes: &[u8]) -> Result<(), SandboxError> {
-    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("entry");
-    let tmp = temp_path(dir, name);
-    let result = (|| {
-        let mut f = private_file(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, file)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(SandboxError::Cache)
+/// Through the one private-file writer: a temporary file created 0600, fsynced, renamed into
+/// place, the directory fsynced. Readers see the old entry or the new one, never half a file.
+fn write_atomically(file: &Path, bytes: &[u8]) -> Result<(), SandboxError> {
+    kasane_os::fs::write_private(file, bytes).map_err(SandboxError::Cache)
 }
 
 #[cfg(test)]

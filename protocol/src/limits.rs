@@ -1,0 +1,19 @@
+//! Size limits shared by the wire format, the key schedule and sealing. A leaf: the modules
+//! that need these import them from here, so none of them imports another for a number.
+//! [`wire`](crate::wire) and [`seal`](crate::seal) re-export them where they always were.
+
+/// Longest user id, bytes.
+pub const MAX_USER_ID_LEN: usize = 256;
+/// Length of a login id, bundle id or session id, bytes.
+pub const ID_LEN: usize = 16;
+/// Longest password, bytes (before padding and sealing).
+pub const MAX_PASSWORD_LEN: usize = 1024;
+/// Longest recipient of a sealed message, bytes.
+pub const MAX_RECIPIENT_LEN: usize = MAX_USER_ID_LEN;
+/// Longest ciphertext of a sealed message (padded plaintext plus the 16-byte tag).
+pub const MAX_CIPHERTEXT_LEN: usize = 1024 * 1024 + 16 * 1024 + 16;
+/// Longest message body a client may send (a host may configure less).
+pub const MAX_BODY_LEN: usize = 1024 * 1024;
+/// Longest plaintext of one sealed message: a body of [`MAX_BODY_LEN`] and room for the
+/// [`Delivery`](crate::wire::Delivery) frame a relayed body travels in to its recipient.
+pub const MAX_PLAINTEXT_LEN: usize = MAX_BODY_LEN + 1024;
