@@ -502,7 +502,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             let spec = module_spec(module)?;
             let (bytes, checked) =
                 cli::author_sign_module(&author, &keys, previous.as_deref(), &spec)?;
-            kasane_registry::atomic::write_atomic(&out, &bytes, 0o644)
+            kasane_registry::files::write_public(&out, &bytes)
                 .with_context(|| format!("writing {}", out.display()))?;
             print_published("listed", &checked);
             println!("wrote authors/{author}.json to {}", out.display());
@@ -541,7 +541,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             let ticket = cli::sign_ticket(&dirs.repo, &dirs.keys, nonce, &name)?;
             match out {
                 Some(p) => {
-                    kasane_registry::atomic::write_atomic(&p, &ticket, 0o644)
+                    kasane_registry::files::write_public(&p, &ticket)
                         .with_context(|| format!("writing {}", p.display()))?;
                     println!("wrote ticket for {name} to {}", p.display());
                 }
