@@ -1,5 +1,6 @@
-//! The `kasane-registry` commands as library functions, so `main.rs` only parses arguments and
-//! prints, and tests or other programs (the host's `init`) can call the same code.
+//! The `kasane-registry` commands as library functions, so the binary (one struct per command
+//! in `src/bin/kasane-registry/commands/`) only parses arguments and prints, and tests or other
+//! programs can call the same code.
 //!
 //! This is the command layer: its errors are for a person at a terminal, so functions return
 //! [`anyhow::Result`] with context naming the file or key involved; the typed

@@ -3,8 +3,9 @@
 //! # Module map
 //! - [`cli`] (feature `cli`): the `kasane-registry` commands (`keygen`, `init`, `add`, `revoke`,
 //!   `delegate`, `author-sign`, `rotate-root`, `snapshot`, `sign-ticket`, `verify`, `inspect`)
-//!   as functions over a repository directory and a keys directory; `main.rs` only parses
-//!   arguments and prints.
+//!   as functions over a repository directory and a keys directory. The binary
+//!   (`src/bin/kasane-registry/`: one struct per command, each with its own `run`) only parses
+//!   arguments, calls these and prints.
 //! - [`run`] (feature `cli`): `kasane-registry run` — runs one module on one input given as
 //!   JSON, for authors and tools. Parses the input file format documented there.
 //! - [`harness`] (feature `cli`): `kasane-registry test` — the authoring harness (ABI, imports,
