@@ -132,7 +132,7 @@ impl HostRegistry {
     /// changed since the last call.
     fn current(&self) -> Result<(Arc<Repository>, Active), HostError> {
         let path = self.dir.join(meta_path("snapshot"));
-        let bytes = kasane_registry::atomic::read_capped(&path, MAX_SNAPSHOT_READ, "snapshot")?;
+        let bytes = kasane_registry::files::read_capped(&path, MAX_SNAPSHOT_READ, "snapshot")?;
         let hash: [u8; 32] = Sha256::digest(&bytes).into();
         let mut guard = self
             .loaded
@@ -248,7 +248,7 @@ impl HostRegistry {
     pub fn module_bytes(&self, sha256: &Sha256Hash) -> Result<Vec<u8>, HostError> {
         let path = module_path(&self.modules_dir, sha256);
         let max = kasane_registry::metadata::MAX_MODULE_LEN;
-        kasane_registry::atomic::read_capped(&path, max, "module").map_err(|e| match e {
+        kasane_registry::files::read_capped(&path, max, "module").map_err(|e| match e {
             RegistryError::Io { .. } | RegistryError::Missing { .. } => {
                 HostError::ModuleUnavailable {
                     name: sha256.to_hex(),
@@ -266,6 +266,6 @@ impl HostRegistry {
         if !path.ends_with(".json") {
             return None;
         }
-        kasane_registry::atomic::read_capped(&self.dir.join(path), 1 << 20, "file").ok()
+        kasane_registry::files::read_capped(&self.dir.join(path), 1 << 20, "file").ok()
     }
 }

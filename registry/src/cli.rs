@@ -1,5 +1,6 @@
-//! The `kasane-registry` commands as library functions, so `main.rs` only parses arguments and
-//! prints, and tests or other programs (the host's `init`) can call the same code.
+//! The `kasane-registry` commands as library functions, so the binary (one struct per command
+//! in `src/bin/kasane-registry/commands/`) only parses arguments and prints, and tests or other
+//! programs can call the same code.
 //!
 //! This is the command layer: its errors are for a person at a terminal, so functions return
 //! [`anyhow::Result`] with context naming the file or key involved; the typed
@@ -21,7 +22,7 @@ use crate::keys::{
     KeyId, PublicKey, SecretKey, read_key_file, read_public_key_file, write_key_file,
     write_public_key_file,
 };
-use crate::metadata::root::{RoleSpec, fingerprint};
+use crate::metadata::root::{RoleSpec, Root, fingerprint};
 use crate::metadata::targets::{AuthorFile, Profile, TargetEntry};
 use crate::metadata::{MAX_AUTHOR_LEN, MAX_MODULE_LEN, MAX_ROOT_LEN, parse_unverified};
 use crate::repo::{
@@ -60,7 +61,7 @@ fn save_repo(repo: &Repository, repo_dir: &Path) -> anyhow::Result<()> {
 }
 
 fn read_capped(path: &Path, max: u64, what: &str) -> anyhow::Result<Vec<u8>> {
-    crate::atomic::read_capped(path, max, what)
+    crate::files::read_capped(path, max, what)
         .with_context(|| format!("reading {what} {}", path.display()))
 }
 
@@ -134,7 +135,7 @@ pub fn init(repo_dir: &Path, keys_dir: &Path, opts: &InitOptions) -> anyhow::Res
         root1.display(),
         repo_dir.display()
     );
-    std::fs::create_dir_all(keys_dir)
+    crate::files::create_private_dir(keys_dir)
         .with_context(|| format!("creating keys directory {}", keys_dir.display()))?;
     let mut generated = Vec::new();
     let mut role_key = |role: &str| -> anyhow::Result<SecretKey> {
@@ -149,10 +150,7 @@ pub fn init(repo_dir: &Path, keys_dir: &Path, opts: &InitOptions) -> anyhow::Res
     let root_signers: Vec<SecretKey> = if opts.root_keys.is_empty() {
         vec![role_key("root")?]
     } else {
-        opts.root_keys
-            .iter()
-            .map(|p| read_key_file(p).with_context(|| format!("reading root key {}", p.display())))
-            .collect::<anyhow::Result<_>>()?
+        read_root_keys(&opts.root_keys)?
     };
     let [targets, snapshot, revocations] = ["targets", "snapshot", "revocations"]
         .map(&mut role_key)
@@ -489,34 +487,62 @@ pub fn rotate_root(
     let mut repo = load_repo(repo_dir)?;
     let (now, life) = (now(), Lifetimes::default());
     let mut next = repo.next_root(now, &life);
-    let new_key = |role: &str| -> anyhow::Result<Option<SecretKey>> {
-        match new_keys_dir {
-            Some(d) if role_key_path(d, role).exists() => read_role_key(d, role).map(Some),
-            _ => Ok(None),
-        }
+    let new_keys = match new_keys_dir {
+        Some(dir) => install_new_keys(&mut next, dir)?,
+        None => NewKeys::default(),
     };
-    let mut rotated = Vec::new();
-    let mut new_keys: Vec<(&'static str, SecretKey)> = Vec::new();
-    for role in ["root", "targets", "snapshot", "revocations", "host"] {
-        if let Some(k) = new_key(role)? {
-            let spec = RoleSpec {
-                keyids: vec![k.key_id()],
-                threshold: 1,
-            };
-            let r = &mut next.roles;
-            match role {
-                "root" => r.root = spec,
-                "targets" => r.targets = spec,
-                "snapshot" => r.snapshot = spec,
-                "revocations" => r.revocations = spec,
-                _ => r.host = spec,
-            }
-            next.keys.insert(k.key_id(), k.public().into());
-            rotated.push(role);
-            new_keys.push((role, k));
-        }
+    let old_root = if root_keys.is_empty() {
+        vec![read_role_key(keys_dir, "root")?]
+    } else {
+        read_root_keys(root_keys)?
+    };
+    let mut signers: Vec<&SecretKey> = old_root.iter().collect();
+    signers.extend(new_keys.get("root"));
+    let version = next.version;
+    repo.rotate_root(next, &signers)
+        .with_context(|| format!("signing root version {version}"))?;
+    resign_with_new_keys(&mut repo, &new_keys, keys_dir, now, &life)?;
+    save_repo(&repo, repo_dir)?;
+    Ok(RotateReport {
+        version,
+        rotated: new_keys.0.iter().map(|(role, _)| *role).collect(),
+    })
+}
+
+/// The new role keys of a rotation, in role order.
+#[derive(Default)]
+struct NewKeys(Vec<(&'static str, SecretKey)>);
+
+impl NewKeys {
+    fn get(&self, role: &str) -> Option<&SecretKey> {
+        self.0.iter().find(|(r, _)| *r == role).map(|(_, k)| k)
     }
-    // Keep only the keys some role still uses.
+}
+
+/// Puts each role key file found in `dir` into root `next` (threshold 1), and drops the keys
+/// no role uses any more.
+fn install_new_keys(next: &mut Root, dir: &Path) -> anyhow::Result<NewKeys> {
+    let mut new_keys = NewKeys::default();
+    for role in ["root", "targets", "snapshot", "revocations", "host"] {
+        if !role_key_path(dir, role).exists() {
+            continue;
+        }
+        let k = read_role_key(dir, role)?;
+        let spec = RoleSpec {
+            keyids: vec![k.key_id()],
+            threshold: 1,
+        };
+        let r = &mut next.roles;
+        match role {
+            "root" => r.root = spec,
+            "targets" => r.targets = spec,
+            "snapshot" => r.snapshot = spec,
+            "revocations" => r.revocations = spec,
+            _ => r.host = spec,
+        }
+        next.keys.insert(k.key_id(), k.public().into());
+        new_keys.0.push((role, k));
+    }
     let used: std::collections::BTreeSet<KeyId> = [
         &next.roles.root,
         &next.roles.targets,
@@ -528,42 +554,44 @@ pub fn rotate_root(
     .flat_map(|s| s.keyids.iter().copied())
     .collect();
     next.keys.retain(|id, _| used.contains(id));
-    let key_of = |role: &str| new_keys.iter().find(|(r, _)| *r == role).map(|(_, k)| k);
-    let old_root: Vec<SecretKey> = if root_keys.is_empty() {
-        vec![read_role_key(keys_dir, "root")?]
-    } else {
-        root_keys
-            .iter()
-            .map(|p| read_key_file(p).with_context(|| format!("reading root key {}", p.display())))
-            .collect::<anyhow::Result<_>>()?
-    };
-    let mut signers: Vec<&SecretKey> = old_root.iter().collect();
-    if let Some(k) = key_of("root") {
-        signers.push(k);
-    }
-    let version = next.version;
-    repo.rotate_root(next, &signers)
-        .with_context(|| format!("signing root version {version}"))?;
-    if let Some(k) = key_of("targets") {
-        repo.refresh_targets(&[k], now, &life)
+    Ok(new_keys)
+}
+
+/// After a rotation: targets and revocations re-signed with their new keys (if replaced), so
+/// the repository stays valid, then a snapshot with the new or the current snapshot key.
+fn resign_with_new_keys(
+    repo: &mut Repository,
+    new_keys: &NewKeys,
+    keys_dir: &Path,
+    now: u64,
+    life: &Lifetimes,
+) -> anyhow::Result<()> {
+    if let Some(k) = new_keys.get("targets") {
+        repo.refresh_targets(&[k], now, life)
             .context("re-signing targets with the new key")?;
     }
-    if let Some(k) = key_of("revocations") {
-        repo.refresh_revocations(&[k], now, &life)
+    if let Some(k) = new_keys.get("revocations") {
+        repo.refresh_revocations(&[k], now, life)
             .context("re-signing revocations with the new key")?;
     }
     let old_snapshot;
-    let snap_key = match key_of("snapshot") {
+    let snap_key = match new_keys.get("snapshot") {
         Some(k) => k,
         None => {
             old_snapshot = read_role_key(keys_dir, "snapshot")?;
             &old_snapshot
         }
     };
-    repo.snapshot(&[snap_key], now, &life)
-        .context("signing the snapshot")?;
-    save_repo(&repo, repo_dir)?;
-    Ok(RotateReport { version, rotated })
+    repo.snapshot(&[snap_key], now, life)
+        .context("signing the snapshot")
+}
+
+/// Reads root key holders' secret key files (`--root-key`).
+fn read_root_keys(paths: &[PathBuf]) -> anyhow::Result<Vec<SecretKey>> {
+    paths
+        .iter()
+        .map(|p| read_key_file(p).with_context(|| format!("reading root key {}", p.display())))
+        .collect()
 }
 
 /// `sign-ticket`: a session ticket for the client's `nonce` naming module `name`, bound to the

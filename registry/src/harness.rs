@@ -241,7 +241,6 @@ pub fn test_module(wasm: &[u8], opts: &HarnessOptions) -> Report {
         memory_bytes: opts.memory,
         ..Limits::default()
     };
-
     let (pooling, on_demand) = match (
         sandbox(Allocator::Pooling, &limits),
         sandbox(Allocator::OnDemand, &limits),
@@ -252,41 +251,18 @@ pub fn test_module(wasm: &[u8], opts: &HarnessOptions) -> Report {
             return report;
         }
     };
-
-    // ABI and imports: validation before anything is compiled.
-    let profile = match opts.profile {
-        ProfileChoice::Fixed(p) => p,
-        ProfileChoice::Auto => match pooling.validate(wasm, Profile::Pure, &limits) {
-            Err(SandboxError::ForbiddenImport { module, .. })
-                if module == "wasi_snapshot_preview1" =>
-            {
-                Profile::Wasi
-            }
-            _ => Profile::Pure,
-        },
+    let Some(profile) = check_abi(&mut report, &pooling, wasm, opts.profile, &limits) else {
+        return report;
     };
-    report.profile = Some(profile);
-    match pooling.validate(wasm, profile, &limits) {
-        Ok(_) => report.check(
-            "abi",
-            true,
-            format!("exports and imports follow ABI v1 under the {profile:?} profile"),
-        ),
-        Err(e) => {
-            report.check("abi", false, e.to_string());
-            return report;
-        }
-    }
 
     let mut inputs = generated_inputs(&opts.params);
     inputs.extend(opts.inputs.iter().cloned());
     inputs.extend(opts.vectors.iter().map(|v| v.input.clone()));
-
     let runs = match (
         run_on(&pooling, wasm, profile, limits, &inputs),
         run_on(&on_demand, wasm, profile, limits, &inputs),
     ) {
-        (Ok(a), Ok(b)) => (a, b),
+        (Ok(pooling), Ok(on_demand)) => Runs { pooling, on_demand },
         (Err(e), _) | (_, Err(e)) => {
             report.check("compile", false, e.to_string());
             return report;
@@ -297,38 +273,96 @@ pub fn test_module(wasm: &[u8], opts: &HarnessOptions) -> Report {
         true,
         "compiled on a pooling and an on-demand engine",
     );
+    check_derive(&mut report, &runs);
+    check_determinism(&mut report, &runs);
+    check_fuel(&mut report, &runs, opts);
+    check_output(&mut report, &runs);
+    if !opts.vectors.is_empty() {
+        check_vectors(&mut report, &runs, &opts.vectors);
+    }
+    report
+}
 
-    // Every input must derive; the first error names the reason.
+/// ABI and imports, validated before anything is compiled. Picks the profile (`Auto`: `wasi`
+/// when the module imports `wasi_snapshot_preview1`); `None` when the module is refused.
+fn check_abi(
+    report: &mut Report,
+    sandbox: &Sandbox,
+    wasm: &[u8],
+    choice: ProfileChoice,
+    limits: &Limits,
+) -> Option<Profile> {
+    let profile = match choice {
+        ProfileChoice::Fixed(p) => p,
+        ProfileChoice::Auto => match sandbox.validate(wasm, Profile::Pure, limits) {
+            Err(SandboxError::ForbiddenImport { module, .. })
+                if module == "wasi_snapshot_preview1" =>
+            {
+                Profile::Wasi
+            }
+            _ => Profile::Pure,
+        },
+    };
+    report.profile = Some(profile);
+    match sandbox.validate(wasm, profile, limits) {
+        Ok(_) => {
+            report.check(
+                "abi",
+                true,
+                format!("exports and imports follow ABI v1 under the {profile:?} profile"),
+            );
+            Some(profile)
+        }
+        Err(e) => {
+            report.check("abi", false, e.to_string());
+            None
+        }
+    }
+}
+
+/// Every input's result on both engines, in input order.
+struct Runs {
+    pooling: Vec<Result<Run, SandboxError>>,
+    on_demand: Vec<Result<Run, SandboxError>>,
+}
+
+impl Runs {
+    /// The inputs that derived on both engines.
+    fn both_ok(&self) -> Vec<(&Run, &Run)> {
+        self.pooling
+            .iter()
+            .zip(&self.on_demand)
+            .filter_map(|(a, b)| Some((a.as_ref().ok()?, b.as_ref().ok()?)))
+            .collect()
+    }
+}
+
+/// Every input must derive; the first error names the reason.
+fn check_derive(report: &mut Report, runs: &Runs) {
+    let total = runs.pooling.len();
     let errors: Vec<String> = runs
-        .0
+        .pooling
         .iter()
         .enumerate()
         .filter_map(|(i, r)| r.as_ref().err().map(|e| format!("input {i}: {e}")))
         .collect();
-    let ok_runs: Vec<(&Run, &Run)> = runs
-        .0
-        .iter()
-        .zip(&runs.1)
-        .filter_map(|(a, b)| Some((a.as_ref().ok()?, b.as_ref().ok()?)))
-        .collect();
     match errors.first() {
-        None => report.check("derive", true, format!("{} inputs derived", inputs.len())),
+        None => report.check("derive", true, format!("{total} inputs derived")),
         Some(first) => report.check(
             "derive",
             false,
-            format!(
-                "{} of {} inputs failed; {first}",
-                errors.len(),
-                inputs.len()
-            ),
+            format!("{} of {total} inputs failed; {first}", errors.len()),
         ),
     }
+}
 
-    // Determinism: same bytes and same fuel on both engines, for the same verdicts.
+/// Determinism: same bytes and same fuel on both engines, for the same verdicts.
+fn check_determinism(report: &mut Report, runs: &Runs) {
+    let ok_runs = runs.both_ok();
     let same_verdicts = runs
-        .0
+        .pooling
         .iter()
-        .zip(&runs.1)
+        .zip(&runs.on_demand)
         .all(|(a, b)| a.is_ok() == b.is_ok());
     let diverging = ok_runs
         .iter()
@@ -348,25 +382,31 @@ pub fn test_module(wasm: &[u8], opts: &HarnessOptions) -> Report {
             format!("{diverging} inputs differ between engines")
         },
     );
+}
 
-    // Fuel: the most used must leave headroom in the budget.
+/// Fuel: the most used must leave headroom in the budget.
+fn check_fuel(report: &mut Report, runs: &Runs, opts: &HarnessOptions) {
+    let ok_runs = runs.both_ok();
     report.max_fuel_used = ok_runs.iter().map(|(a, _)| a.fuel).max().unwrap_or(0);
     let needed = (report.max_fuel_used as f64 * opts.headroom).ceil();
+    let detail = format!(
+        "max {} of budget {} ({:.1} %); {:.1}x headroom required",
+        report.max_fuel_used,
+        opts.fuel,
+        100.0 * report.max_fuel_used as f64 / opts.fuel.max(1) as f64,
+        opts.headroom
+    );
     report.check(
         "fuel",
         !ok_runs.is_empty() && needed <= opts.fuel as f64,
-        format!(
-            "max {} of budget {} ({:.1} %); {:.1}x headroom required",
-            report.max_fuel_used,
-            opts.fuel,
-            100.0 * report.max_fuel_used as f64 / opts.fuel.max(1) as f64,
-            opts.headroom
-        ),
+        detail,
     );
+}
 
-    // Output length: within the ABI and the same for every input.
+/// Output length: within the ABI and the same for every input.
+fn check_output(report: &mut Report, runs: &Runs) {
     let lengths: std::collections::BTreeSet<usize> =
-        ok_runs.iter().map(|(a, _)| a.output.len()).collect();
+        runs.both_ok().iter().map(|(a, _)| a.output.len()).collect();
     report.check(
         "output",
         lengths.len() == 1,
@@ -376,25 +416,24 @@ pub fn test_module(wasm: &[u8], opts: &HarnessOptions) -> Report {
             _ => format!("length varies between inputs: {lengths:?}"),
         },
     );
+}
 
-    if !opts.vectors.is_empty() {
-        let offset = runs.0.len() - opts.vectors.len();
-        let wrong: Vec<usize> = opts
-            .vectors
-            .iter()
-            .enumerate()
-            .filter(|(i, v)| !matches!(&runs.0[offset + i], Ok(r) if r.output == v.output))
-            .map(|(i, _)| i)
-            .collect();
-        report.check(
-            "vectors",
-            wrong.is_empty(),
-            if wrong.is_empty() {
-                format!("{} known answers match", opts.vectors.len())
-            } else {
-                format!("vectors {wrong:?} of {} do not match", opts.vectors.len())
-            },
-        );
-    }
-    report
+/// Known answers: the vectors are the last inputs run.
+fn check_vectors(report: &mut Report, runs: &Runs, vectors: &[Vector]) {
+    let offset = runs.pooling.len() - vectors.len();
+    let wrong: Vec<usize> = vectors
+        .iter()
+        .enumerate()
+        .filter(|(i, v)| !matches!(&runs.pooling[offset + i], Ok(r) if r.output == v.output))
+        .map(|(i, _)| i)
+        .collect();
+    report.check(
+        "vectors",
+        wrong.is_empty(),
+        if wrong.is_empty() {
+            format!("{} known answers match", vectors.len())
+        } else {
+            format!("vectors {wrong:?} of {} do not match", vectors.len())
+        },
+    );
 }

@@ -161,9 +161,10 @@ impl SecretKey {
         Self(SigningKey::generate(&mut rand_core::OsRng))
     }
 
-    /// A key from a 32-byte seed (tests and deterministic fixtures; never a guessable seed in
-    /// production).
-    pub fn from_seed(seed: &[u8; 32]) -> Self {
+    /// A key from a 32-byte seed: for the simulator and tests only (a guessable seed is a
+    /// known key). Other crates reach it as [`crate::danger::key_from_seed`].
+    #[cfg(any(test, feature = "test-util"))]
+    pub(crate) fn from_seed(seed: &[u8; 32]) -> Self {
         Self(SigningKey::from_bytes(seed))
     }
 
@@ -237,14 +238,14 @@ impl fmt::Debug for SecretKey {
 }
 
 /// Writes `key` to `path` atomically with mode 0600, refusing to replace an existing file
-/// (see [`crate::atomic::write_atomic_new`]).
+/// (see [`crate::files`]).
 pub fn write_key_file(path: &Path, key: &SecretKey) -> Result<()> {
-    crate::atomic::write_atomic_new(path, &key.to_key_file(), 0o600)
+    crate::files::write_private_new(path, &key.to_key_file())
 }
 
 /// Reads a key file written by [`write_key_file`].
 pub fn read_key_file(path: &Path) -> Result<SecretKey> {
-    let bytes = Zeroizing::new(crate::atomic::read_capped(
+    let bytes = Zeroizing::new(crate::files::read_capped(
         path,
         MAX_KEY_FILE_LEN,
         "key file",
@@ -264,7 +265,7 @@ pub fn public_key_file(key: &PublicKey) -> Vec<u8> {
 
 /// Writes a public key file (mode 0644, atomically).
 pub fn write_public_key_file(path: &Path, key: &PublicKey) -> Result<()> {
-    crate::atomic::write_atomic(path, &public_key_file(key), 0o644)
+    crate::files::write_public(path, &public_key_file(key))
 }
 
 /// Reads the public key from a public key file, or from a secret key file (its `public`
@@ -276,7 +277,7 @@ pub fn read_public_key_file(path: &Path) -> Result<PublicKey> {
         keytype: String,
         public: String,
     }
-    let bytes = Zeroizing::new(crate::atomic::read_capped(
+    let bytes = Zeroizing::new(crate::files::read_capped(
         path,
         MAX_KEY_FILE_LEN,
         "key file",

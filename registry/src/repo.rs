@@ -293,14 +293,14 @@ impl Repository {
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir.join("authors")).map_err(|e| RegistryError::io(dir, e))?;
         for (path, bytes) in self.files() {
-            crate::atomic::write_atomic(&dir.join(path), &bytes, 0o644)?;
+            crate::files::write_public(&dir.join(path), &bytes)?;
         }
         Ok(())
     }
 
     /// Loads a repository written by [`Repository::save`], checking every signature.
     pub fn load(dir: &Path) -> Result<Self> {
-        let read = |path: &str, max: u64| crate::atomic::read_capped(&dir.join(path), max, path);
+        let read = |path: &str, max: u64| crate::files::read_capped(&dir.join(path), max, path);
         let first = read(&root_path(1), MAX_ROOT_LEN)?;
         let mut roots = vec![Signed {
             meta: Root::verify_self_signed(&first)?,
@@ -728,7 +728,7 @@ pub fn dev_init(
     now: u64,
     life: &Lifetimes,
 ) -> Result<Repository> {
-    std::fs::create_dir_all(keys_dir).map_err(|e| RegistryError::io(keys_dir, e))?;
+    crate::files::create_private_dir(keys_dir)?;
     let keys: [SecretKey; 5] = std::array::from_fn(|_| SecretKey::generate());
     for (name, key) in DEV_KEY_FILES.iter().zip(&keys) {
         crate::keys::write_key_file(&keys_dir.join(name), key)?;

@@ -2,7 +2,8 @@
 //! [`Repository`] that holds every role's keys, a [`FakeClock`], and a [`Fetcher`] view whose
 //! files a test can override (to play the attacker), plus helpers to make client trust stores.
 //!
-//! Keys come from fixed seeds: a simulator is for tests, never for a real repository.
+//! Keys come from fixed seeds ([`crate::danger::key_from_seed`]): a simulator is for tests,
+//! never for a real repository, hence the `test-util` feature.
 
 use std::collections::BTreeMap;
 

@@ -6,7 +6,7 @@
 //! refusing rollback (a version under a floor, even when the trusted copy has expired),
 //! freeze (expired metadata), mix-and-match (a file that is not the one the snapshot names),
 //! and a clock set back before the latest trusted time. Nothing is persisted unless the whole
-//! update holds; the state file is written atomically.
+//! update holds; the state file is written atomically, mode 0600.
 //!
 //! [`TrustStore::admit`] checks a session ticket and the module bytes (length, then hash)
 //! before anything compiles them; [`TrustStore::admit_cached`] re-checks revocations for a
@@ -43,6 +43,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::envelope::RoleKeys;
 use crate::error::{RegistryError, Result, RoleName};
 use crate::hexfmt::Sha256Hash;
 use crate::metadata::revocations::Revocations;
@@ -53,7 +54,8 @@ use crate::metadata::targets::{
 };
 use crate::metadata::ticket::Ticket;
 use crate::metadata::{
-    MAX_AUTHOR_LEN, MAX_REVOCATIONS_LEN, MAX_ROOT_LEN, MAX_SNAPSHOT_LEN, MAX_TARGETS_LEN, verify,
+    MAX_AUTHOR_LEN, MAX_REVOCATIONS_LEN, MAX_ROOT_LEN, MAX_SNAPSHOT_LEN, MAX_TARGETS_LEN, Metadata,
+    verify,
 };
 
 /// Most new root versions one update walks.
@@ -213,7 +215,7 @@ impl<C: Clock> TrustStore<C> {
             return Err(RegistryError::FingerprintMismatch);
         }
         let root = Root::verify_self_signed(root_bytes)?;
-        std::fs::create_dir_all(dir).map_err(|e| RegistryError::io(dir, e))?;
+        crate::files::create_private_dir(dir)?;
         let mut state = State {
             format: STATE_FORMAT,
             latest_time: clock.now(),
@@ -234,7 +236,7 @@ impl<C: Clock> TrustStore<C> {
     /// Opens the trust store in `dir`, re-verifying every stored file.
     pub fn open(dir: &Path, clock: C) -> Result<Self> {
         let path = dir.join(STATE_FILE);
-        let bytes = crate::atomic::read_capped(&path, MAX_STATE_LEN, "trust state")?;
+        let bytes = crate::files::read_capped(&path, MAX_STATE_LEN, "trust state")?;
         let state: State = crate::json::from_slice_strict(&bytes, MAX_STATE_LEN, "trust state")?;
         if state.format != STATE_FORMAT {
             return Err(RegistryError::Invalid {
@@ -347,15 +349,27 @@ impl<C: Clock> TrustStore<C> {
 
     fn save(&self) -> Result<()> {
         let bytes = serde_json::to_vec(&self.state)?;
-        crate::atomic::write_atomic(&self.dir.join(STATE_FILE), &bytes, 0o600)
+        crate::files::write_private(&self.dir.join(STATE_FILE), &bytes)
     }
 
     /// Brings the trust store up to date from `fetcher`. On any error nothing changes, except
     /// that newly verified root versions are kept (each was signed by the previous one).
     pub fn update(&mut self, fetcher: &dyn Fetcher) -> Result<()> {
         let now = self.now_checked()?;
+        let root = self.walk_root_chain(fetcher)?;
+        if root.expires <= now {
+            return Err(RegistryError::Expired {
+                role: RoleName::Root,
+            });
+        }
+        let (snap, snap_bytes) = self.fetch_snapshot(fetcher, &root, now)?;
+        let (view, files) = self.verify_named(fetcher, root, snap, &snap_bytes, now)?;
+        self.commit(view, &snap_bytes, files, now)
+    }
 
-        // 1. The root chain, one version at a time.
+    /// Step 1: the root chain, one version at a time (at most [`MAX_ROOT_CHAIN`]). Each new
+    /// root is kept and saved at once: it was signed by the previous one. Returns the newest.
+    fn walk_root_chain(&mut self, fetcher: &dyn Fetcher) -> Result<Root> {
         let mut root = self.view.root.clone();
         let mut root_bytes = None;
         let mut snapshot_keys_rotated = false;
@@ -388,17 +402,20 @@ impl<C: Clock> TrustStore<C> {
             self.view.root = root.clone();
             self.save()?;
         }
-        if root.expires <= now {
-            return Err(RegistryError::Expired {
-                role: RoleName::Root,
-            });
-        }
+        Ok(root)
+    }
 
-        // 2. The snapshot: signature, floors, expiry.
+    /// Step 2: the snapshot — signature, its floor, no file's floor above what it lists,
+    /// expiry. Returns it and its bytes.
+    fn fetch_snapshot(
+        &self,
+        fetcher: &dyn Fetcher,
+        root: &Root,
+        now: u64,
+    ) -> Result<(Snapshot, Vec<u8>)> {
         let snap_bytes =
             fetch_required(fetcher, "snapshot.json", MAX_SNAPSHOT_LEN, MAX_SNAPSHOT_LEN)?;
         let snap: Snapshot = verify(&snap_bytes, &root.role_keys(RoleName::Snapshot)?)?;
-        let snap_hash = Sha256Hash::of(&snap_bytes);
         self.check_floor(&RoleName::Snapshot, "snapshot", snap.version, &snap_bytes)?;
         for (name, floor) in &self.state.floors {
             if name == "root" || name == "snapshot" {
@@ -421,8 +438,20 @@ impl<C: Clock> TrustStore<C> {
                 role: RoleName::Snapshot,
             });
         }
+        Ok((snap, snap_bytes))
+    }
 
-        // 3. Everything the snapshot names, checked against it.
+    /// Step 3: everything the snapshot names, fetched and checked against it, against the
+    /// floors, and for expiry.
+    fn verify_named(
+        &self,
+        fetcher: &dyn Fetcher,
+        root: Root,
+        snap: Snapshot,
+        snap_bytes: &[u8],
+        now: u64,
+    ) -> Result<(View, Vec<VerifiedFile>)> {
+        let snap_hash = Sha256Hash::of(snap_bytes);
         let (view, files) = verify_set(root, snap, snap_hash, &mut |name, meta, max| {
             // Ask for no more than the snapshot's length; anything else is a mismatch.
             let b = fetch_required(fetcher, &meta_path(name), max.min(meta.length), max)?;
@@ -446,8 +475,18 @@ impl<C: Clock> TrustStore<C> {
                 role: RoleName::Revocations,
             });
         }
+        Ok((view, files))
+    }
 
-        // 4. Commit.
+    /// Step 4: the new floors, files and latest time are saved; only then does the new view
+    /// replace the old one.
+    fn commit(
+        &mut self,
+        view: View,
+        snap_bytes: &[u8],
+        files: Vec<VerifiedFile>,
+        now: u64,
+    ) -> Result<()> {
         let mut state = self.state.clone();
         state.latest_time = state.latest_time.max(now);
         state
@@ -455,7 +494,7 @@ impl<C: Clock> TrustStore<C> {
             .insert("snapshot".into(), view_snapshot_version(&view));
         state
             .files
-            .insert("snapshot".into(), hex::encode(&snap_bytes));
+            .insert("snapshot".into(), hex::encode(snap_bytes));
         for (name, bytes, version) in files {
             state.floors.insert(name.clone(), version);
             state.files.insert(name, hex::encode(&bytes));
@@ -660,12 +699,23 @@ impl<C: Clock> TrustStore<C> {
 }
 
 /// `verify`: checks a repository directory the way a client would. A trust store is created
-/// in `state_dir` (replacing any there), pinned to the repository's `1.root.json` (checked
-/// against `pin` if given), and updated from the directory. Returns the runnable modules.
+/// in `state_dir` (replacing any there), pinned to the repository's `1.root.json`, which must
+/// hash to `pin`, and updated from the directory. Returns the runnable modules.
 pub fn verify_repository<C: Clock>(
     repo_dir: &Path,
     state_dir: &Path,
-    pin: Option<Sha256Hash>,
+    pin: Sha256Hash,
+    clock: C,
+) -> Result<Vec<(TargetEntry, Option<String>)>> {
+    verify_repository_pinned(repo_dir, state_dir, Pin::Fingerprint(pin), clock)
+}
+
+/// [`verify_repository`] with any [`Pin`]; `Pin::File` trusts the directory's own root (see
+/// [`crate::danger::verify_repository_unpinned`]).
+pub(crate) fn verify_repository_pinned<C: Clock>(
+    repo_dir: &Path,
+    state_dir: &Path,
+    pin: Pin,
     clock: C,
 ) -> Result<Vec<(TargetEntry, Option<String>)>> {
     let fetcher = DirFetcher::new(repo_dir);
@@ -673,7 +723,6 @@ pub fn verify_repository<C: Clock>(
         .fetch(&root_path(1), MAX_ROOT_LEN)?
         .ok_or_else(|| RegistryError::Missing { path: root_path(1) })?;
     crate::json::check_len(root1.len(), MAX_ROOT_LEN, "root")?;
-    let pin = pin.map_or(Pin::File, Pin::Fingerprint);
     let mut store = TrustStore::init(state_dir, &root1, pin, clock)?;
     store.update(&fetcher)?;
     Ok(store.runnable())
@@ -735,41 +784,85 @@ fn verify_set(
     snap_hash: Sha256Hash,
     get: &mut FileGetter<'_>,
 ) -> Result<(View, Vec<VerifiedFile>)> {
-    let mut files = Vec::new();
-    let mut load = |name: &str, max: u64| -> Result<(Vec<u8>, MetaInfo)> {
-        let meta = *snap
+    let mut reader = SnapshotReader {
+        snap: &snap,
+        get,
+        files: Vec::new(),
+    };
+    let targets: Targets = reader.read(
+        "targets",
+        MAX_TARGETS_LEN,
+        &root.role_keys(RoleName::Targets)?,
+    )?;
+    let revocations: Revocations = reader.read(
+        "revocations",
+        MAX_REVOCATIONS_LEN,
+        &root.role_keys(RoleName::Revocations)?,
+    )?;
+    let tree = walk_delegations(&targets, &revocations, &mut reader)?;
+    let files = reader.files;
+    Ok((
+        View {
+            root,
+            snapshot: Some((snap, snap_hash)),
+            targets: Some(targets),
+            revocations: Some(revocations),
+            authors: tree.authors,
+            distrusted: tree.distrusted,
+        },
+        files,
+    ))
+}
+
+/// Reads the files a snapshot names, each verified and required to carry the version the
+/// snapshot records; keeps what it read.
+struct SnapshotReader<'s, 'g> {
+    snap: &'s Snapshot,
+    get: &'s mut FileGetter<'g>,
+    files: Vec<VerifiedFile>,
+}
+
+impl SnapshotReader<'_, '_> {
+    fn read<M: Metadata>(&mut self, name: &str, max: u64, keys: &RoleKeys) -> Result<M> {
+        let meta = *self
+            .snap
             .meta
             .get(name)
             .ok_or_else(|| RegistryError::MissingFromSnapshot {
                 role: role_of(name),
             })?;
-        Ok((get(name, &meta, max)?, meta))
-    };
-    let check_version = |name: &str, got: u64, meta: &MetaInfo| {
-        if got == meta.version {
-            Ok(())
-        } else {
-            Err(RegistryError::SnapshotMismatch {
+        let bytes = (self.get)(name, &meta, max)?;
+        let m: M = verify(&bytes, keys)?;
+        if m.version() != meta.version {
+            return Err(RegistryError::SnapshotMismatch {
                 role: role_of(name),
                 what: "version",
-            })
+            });
         }
-    };
+        self.files.push((name.to_owned(), bytes, m.version()));
+        Ok(m)
+    }
+}
 
-    let (tb, tmeta) = load("targets", MAX_TARGETS_LEN)?;
-    let targets: Targets = verify(&tb, &root.role_keys(RoleName::Targets)?)?;
-    check_version("targets", targets.version, &tmeta)?;
-    files.push(("targets".to_owned(), tb, targets.version));
+/// The verified delegation tree.
+struct Delegated {
+    authors: BTreeMap<String, AuthorNode>,
+    /// Authors whose unrevoked keys can no longer meet their threshold.
+    distrusted: BTreeSet<String>,
+}
 
-    let (rb, rmeta) = load("revocations", MAX_REVOCATIONS_LEN)?;
-    let revocations: Revocations = verify(&rb, &root.role_keys(RoleName::Revocations)?)?;
-    check_version("revocations", revocations.version, &rmeta)?;
-    files.push(("revocations".to_owned(), rb, revocations.version));
-
-    // The delegation tree, depth first, each author reached at most once.
+/// Walks the delegation tree depth first, each author reached at most once, within
+/// [`MAX_DELEGATIONS`] and [`MAX_DELEGATION_DEPTH`].
+fn walk_delegations(
+    targets: &Targets,
+    revocations: &Revocations,
+    reader: &mut SnapshotReader<'_, '_>,
+) -> Result<Delegated> {
     let revoked = revocations.revoked_keys();
-    let mut authors = BTreeMap::new();
-    let mut distrusted = BTreeSet::new();
+    let mut tree = Delegated {
+        authors: BTreeMap::new(),
+        distrusted: BTreeSet::new(),
+    };
     let mut seen = HashSet::new();
     let mut count = 0usize;
     let mut stack: Vec<(Delegation, usize)> = targets
@@ -796,45 +889,39 @@ fn verify_set(
         }
         let keys = d.role_keys()?.without(&revoked);
         if (keys.keys().len() as u64) < u64::from(keys.threshold()) {
-            distrusted.insert(d.author.clone());
+            tree.distrusted.insert(d.author.clone());
             continue;
         }
-        let name = format!("authors/{}", d.author);
-        if !snap.meta.contains_key(&name) {
-            // Delegated, but nothing signed yet: the author lists no module.
+        let Some(file) = read_author(reader, &d, &keys)? else {
             continue;
-        }
-        let (ab, ameta) = load(&name, MAX_AUTHOR_LEN)?;
-        let file: AuthorFile = verify(&ab, &keys)?;
-        check_version(&name, file.version, &ameta)?;
-        if file.author != d.author {
-            return Err(RegistryError::Invalid {
-                field: "author",
-                reason: "author file names another author",
-            });
-        }
-        file.check_within(&d.prefix)?;
+        };
         for child in file.delegations.iter().rev() {
             stack.push((child.clone(), depth + 1));
         }
-        files.push((name, ab, file.version));
-        authors.insert(
-            d.author.clone(),
-            AuthorNode {
-                file,
-                prefix: d.prefix.clone(),
-            },
-        );
+        let prefix = d.prefix;
+        tree.authors.insert(d.author, AuthorNode { file, prefix });
     }
-    Ok((
-        View {
-            root,
-            snapshot: Some((snap, snap_hash)),
-            targets: Some(targets),
-            revocations: Some(revocations),
-            authors,
-            distrusted,
-        },
-        files,
-    ))
+    Ok(tree)
+}
+
+/// The author file of delegation `d`, checked against it; `None` when the snapshot lists no
+/// file for the author yet (delegated, but nothing signed: the author lists no module).
+fn read_author(
+    reader: &mut SnapshotReader<'_, '_>,
+    d: &Delegation,
+    keys: &RoleKeys,
+) -> Result<Option<AuthorFile>> {
+    let name = format!("authors/{}", d.author);
+    if !reader.snap.meta.contains_key(&name) {
+        return Ok(None);
+    }
+    let file: AuthorFile = reader.read(&name, MAX_AUTHOR_LEN, keys)?;
+    if file.author != d.author {
+        return Err(RegistryError::Invalid {
+            field: "author",
+            reason: "author file names another author",
+        });
+    }
+    file.check_within(&d.prefix)?;
+    Ok(Some(file))
 }

@@ -10,6 +10,7 @@
 mod common;
 
 use common::*;
+use kasane_registry::danger::key_from_seed;
 use kasane_registry::envelope::Envelope;
 use kasane_registry::error::RoleName;
 use kasane_registry::keys::{KeyId, RawKey, SecretKey};
@@ -105,7 +106,7 @@ fn ticket_naming_module_a_while_module_b_is_delivered() {
 fn metadata_signed_by_a_wrong_key() {
     let mut w = world();
     let (s, bytes) = served_snapshot(&w.sim);
-    let attacker = SecretKey::from_seed(&[0xee; 32]);
+    let attacker = key_from_seed(&[0xee; 32]);
     w.sim.serve("snapshot.json", resign(&bytes, &[&attacker]));
     assert!(matches!(
         err(w.update()),
@@ -673,7 +674,7 @@ fn path_traversal_in_names() {
             "{bad}"
         );
     }
-    let k = SecretKey::from_seed(&[5; 32]).public();
+    let k = key_from_seed(&[5; 32]).public();
     assert!(matches!(
         err(delegation("..", "acme/", &[k], 1)),
         RegistryError::BadName { .. }
@@ -746,7 +747,7 @@ fn threshold_zero() {
             role: RoleName::Targets
         }
     ));
-    let k = SecretKey::from_seed(&[5; 32]).public();
+    let k = key_from_seed(&[5; 32]).public();
     assert!(matches!(
         err(delegation("acme", "acme/", &[k], 0)),
         RegistryError::ZeroThreshold {

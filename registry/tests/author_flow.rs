@@ -219,7 +219,7 @@ fn verify_repository_on_a_saved_simulator_repo() {
     let runnable = kasane_registry::trust::verify_repository(
         repo_dir.path(),
         state_dir.path(),
-        Some(pin),
+        pin,
         sim.clock.clone(),
     )
     .unwrap();
@@ -234,7 +234,7 @@ fn verify_repository_on_a_saved_simulator_repo() {
         kasane_registry::trust::verify_repository(
             repo_dir.path(),
             state_dir.path(),
-            Some(pin),
+            pin,
             sim.clock.clone(),
         ),
         Err(RegistryError::SnapshotMismatch { .. })
@@ -289,10 +289,9 @@ fn cli_style_steps_each_on_a_freshly_loaded_repository() {
     step(&|r| r.put_author_file(signed.clone()).unwrap());
     // snapshot, in a separate run
     step(&|r| r.snapshot(&[&key("snapshot.key")], now, &life).unwrap());
-    let runnable = kasane_registry::trust::verify_repository(
+    let runnable = kasane_registry::danger::verify_repository_unpinned(
         repo_dir.path(),
         state_dir.path(),
-        None,
         FakeClock::new(now + 10),
     )
     .unwrap();

@@ -7,6 +7,7 @@
 )]
 
 use kasane_registry::Sha256Hash;
+use kasane_registry::danger::key_from_seed;
 use kasane_registry::envelope::{Envelope, RoleKeys};
 use kasane_registry::error::RoleName;
 use kasane_registry::keys::SecretKey;
@@ -19,7 +20,7 @@ use kasane_registry::metadata::{self, Metadata};
 use proptest::prelude::*;
 
 fn keys() -> (SecretKey, RoleKeys) {
-    let k = SecretKey::from_seed(&[42; 32]);
+    let k = key_from_seed(&[42; 32]);
     let rk = RoleKeys::new(RoleName::Targets, vec![k.public()], 1).unwrap();
     (k, rk)
 }

@@ -1,0 +1,48 @@
+//! `kasane-registry run`.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+use kasane_registry::run::{parse_input, run_module};
+
+use super::{ProfileArg, read_input, read_module};
+use crate::failure::Failure;
+
+#[derive(Args)]
+pub(crate) struct RunArgs {
+    /// The module (binary wasm).
+    module: PathBuf,
+    /// The derive input as JSON ("-" reads standard input).
+    #[arg(long, value_name = "INPUT.json")]
+    input: PathBuf,
+    /// Fuel budget (default: the sandbox's default budget).
+    #[arg(long, value_name = "N")]
+    fuel: Option<u64>,
+    /// Profile to run under; `auto` picks `wasi` when the module imports
+    /// `wasi_snapshot_preview1` and `pure` otherwise.
+    #[arg(long, value_enum, default_value_t = ProfileArg::Auto)]
+    profile: ProfileArg,
+}
+
+impl RunArgs {
+    pub(crate) fn run(self) -> Result<(), Failure> {
+        let wasm = read_module(&self.module)?;
+        let json = read_input(&self.input).map_err(Failure::Usage)?;
+        let input = parse_input(&json)
+            .with_context(|| format!("in {}", self.input.display()))
+            .map_err(Failure::Usage)?;
+        let (_, derived) = run_module(&wasm, &input, self.fuel, self.profile.choice())
+            .with_context(|| format!("module {}", self.module.display()))
+            .map_err(Failure::Failed)?;
+        if !derived.diagnostics.is_empty() {
+            eprintln!(
+                "module output: {}",
+                String::from_utf8_lossy(&derived.diagnostics).trim_end()
+            );
+        }
+        println!("{}", hex::encode(derived.key.as_bytes()));
+        println!("{}", derived.fuel_used);
+        Ok(())
+    }
+}
