@@ -21,15 +21,15 @@
 //! step like a wrong response does. Only a lock (throttling) is answered at once.
 //!
 //! Login states between requests live in the store, not in this process
-//! ([`Store::put_pending_login`](crate::store::Store::put_pending_login)): after the hello under the login id, after the password
-//! step under the bundle id. Each step takes its
-//! state once (`DELETE … RETURNING`), so any replica sharing the database can serve any step,
-//! and a replayed step is refused on every replica. The state is the protocol's
-//! [`HostLoginParts`](kasane_protocol::HostLoginParts) (the X25519 shared secret and the exact messages so far) plus, after
-//! the password step, the user, the chosen verifiers and whether the bundle is a decoy,
-//! encoded with postcard (`StoredLogin`); it is secret, zeroized in memory, and kept at
-//! most until the bundle expires. The bundle's single use and expiry are also enforced by
-//! [`Store::take_bundle`](crate::store::Store::take_bundle).
+//! ([`Store::put_pending_login`](crate::store::Store::put_pending_login)): after the hello
+//! under the login id, after the password step under the bundle id. Each step takes its
+//! state once (`DELETE … RETURNING`), so any replica sharing the database can serve any
+//! step, and a replayed step is refused on every replica. The state is the protocol's
+//! [`HostLoginParts`](kasane_protocol::HostLoginParts) (the X25519 shared secret and the
+//! exact messages so far) plus, after the password step, the user, the chosen verifiers and
+//! whether the bundle is a decoy, encoded with postcard (`StoredLogin`); it is secret,
+//! zeroized in memory, and kept at most until the bundle expires. The bundle's single use
+//! and expiry are also enforced by [`Store::take_bundle`](crate::store::Store::take_bundle).
 
 mod decoy;
 mod hello;
