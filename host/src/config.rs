@@ -9,6 +9,52 @@ use serde::{Deserialize, Serialize};
 
 use crate::HostError;
 
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The configuration file is not valid TOML or has unknown or mistyped fields.
+    #[error("not a valid configuration file")]
+    Parse(#[from] toml::de::Error),
+    /// The configuration could not be written as TOML.
+    #[error("cannot be written as TOML")]
+    Serialize(#[from] toml::ser::Error),
+    /// A numeric `KASANE_*` variable is not a number.
+    #[error("{var}: not a number")]
+    NotANumber {
+        /// The variable.
+        var: String,
+        /// The cause.
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    /// A boolean `KASANE_*` variable is neither true nor false.
+    #[error("{var}: expected true or false")]
+    NotABool {
+        /// The variable.
+        var: String,
+    },
+    /// `login.challenges_min..=challenges_max` is empty or beyond the protocol's limit.
+    #[error(
+        "login.challenges_min..=challenges_max ({min}..={max}) must be a non-empty range within 1..=64"
+    )]
+    ChallengeRange {
+        /// `challenges_min`.
+        min: u32,
+        /// `challenges_max`.
+        max: u32,
+    },
+    /// `max_body_bytes` is below 1024.
+    #[error("max_body_bytes ({0}) below 1024")]
+    BodyLimit(usize),
+    /// `messages.max_body_bytes` is zero or beyond the protocol's 1 MiB.
+    #[error("messages.max_body_bytes ({0}) must be within 1..=1048576")]
+    MessageBodyLimit(usize),
+    /// `messages.inbox_recheck_secs` is zero.
+    #[error("messages.inbox_recheck_secs must be at least 1")]
+    InboxRecheck,
+}
+
 /// The configuration file's name inside a data directory.
 pub const CONFIG_FILE: &str = "kasane.toml";
 
@@ -112,6 +158,10 @@ pub struct MessagesConfig {
     pub max_body_bytes: usize,
     /// Length hiding: pad what the host seals (inbox deliveries) up to size buckets.
     pub pad: bool,
+    /// How often a waiting inbox long-poll re-reads the store, seconds. A message accepted
+    /// by this process wakes its recipient's long-polls at once; one accepted by another
+    /// replica sharing the database is found at the next re-read.
+    pub inbox_recheck_secs: u64,
 }
 
 impl Default for MessagesConfig {
@@ -119,6 +169,7 @@ impl Default for MessagesConfig {
         Self {
             max_body_bytes: kasane_protocol::seal::MAX_BODY_LEN,
             pad: false,
+            inbox_recheck_secs: 1,
         }
     }
 }
@@ -169,12 +220,12 @@ impl ThrottleConfig {
 impl Config {
     /// Parses TOML text.
     pub fn from_toml(text: &str) -> Result<Self, HostError> {
-        toml::from_str(text).map_err(|e| HostError::Config(e.to_string()))
+        Ok(toml::from_str(text).map_err(ConfigError::from)?)
     }
 
     /// The TOML text of this configuration.
     pub fn to_toml(&self) -> Result<String, HostError> {
-        toml::to_string_pretty(self).map_err(|e| HostError::Config(e.to_string()))
+        Ok(toml::to_string_pretty(self).map_err(ConfigError::from)?)
     }
 
     /// Reads `<data_dir>/kasane.toml` (defaults if it does not exist), applies `KASANE_*`
@@ -199,10 +250,14 @@ impl Config {
         &mut self,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<(), HostError> {
-        fn num<T: std::str::FromStr>(k: &str, v: &str) -> Result<T, HostError> {
-            v.trim()
-                .parse()
-                .map_err(|_| HostError::Config(format!("{k}: not a number")))
+        fn num<T>(k: &str, v: &str) -> Result<T, ConfigError>
+        where
+            T: std::str::FromStr<Err = std::num::ParseIntError>,
+        {
+            v.trim().parse().map_err(|source| ConfigError::NotANumber {
+                var: k.to_owned(),
+                source,
+            })
         }
         for (k, v) in vars {
             match k.as_str() {
@@ -215,9 +270,7 @@ impl Config {
                         "1" | "true" | "on" | "yes" => true,
                         "0" | "false" | "off" | "no" => false,
                         _ => {
-                            return Err(HostError::Config(
-                                "KASANE_CHANNEL_BINDING: expected true or false".into(),
-                            ));
+                            return Err(ConfigError::NotABool { var: k }.into());
                         }
                     }
                 }
@@ -261,20 +314,22 @@ impl Config {
             || l.challenges_min > l.challenges_max
             || l.challenges_max as usize > kasane_protocol::wire::MAX_CHALLENGES
         {
-            return Err(HostError::Config(
-                "login.challenges_min..=challenges_max must be a non-empty range within 1..=64"
-                    .into(),
-            ));
+            return Err(ConfigError::ChallengeRange {
+                min: l.challenges_min,
+                max: l.challenges_max,
+            }
+            .into());
         }
         if self.max_body_bytes < 1024 {
-            return Err(HostError::Config("max_body_bytes below 1024".into()));
+            return Err(ConfigError::BodyLimit(self.max_body_bytes).into());
         }
         if self.messages.max_body_bytes == 0
             || self.messages.max_body_bytes > kasane_protocol::seal::MAX_BODY_LEN
         {
-            return Err(HostError::Config(
-                "messages.max_body_bytes must be within 1..=1048576".into(),
-            ));
+            return Err(ConfigError::MessageBodyLimit(self.messages.max_body_bytes).into());
+        }
+        if self.messages.inbox_recheck_secs == 0 {
+            return Err(ConfigError::InboxRecheck.into());
         }
         Ok(())
     }

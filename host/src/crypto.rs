@@ -15,13 +15,32 @@ use crate::HostError;
 
 pub use kasane_protocol::verifier::{SALT_LEN, VERIFIER_LEN, argon2id, normalize_response};
 
+/// Why a key file (`keys/host.key`, `keys/queue.key`) is not usable; carried by
+/// [`HostError::Key`] with the file's path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// A registry key file that is not JSON.
+    #[error("not a key file")]
+    NotJson(#[source] serde_json::Error),
+    /// A registry key file without a `secret` field.
+    #[error("no secret")]
+    NoSecret,
+    /// The secret is not 32 bytes of hex.
+    #[error("bad secret")]
+    BadSecret(#[source] hex::FromHexError),
+    /// A raw key file of the wrong length.
+    #[error("not a 32-byte key ({0} bytes)")]
+    Length(usize),
+}
+
 /// Hashes a password into an argon2id PHC string with a fresh random salt.
 pub fn hash_password(password: &[u8]) -> Result<String, HostError> {
     let salt = SaltString::generate(&mut OsRng);
     argon2id()
         .hash_password(password, &salt)
         .map(|h| h.to_string())
-        .map_err(|e| HostError::Hash(e.to_string()))
+        .map_err(HostError::from)
 }
 
 /// Checks `password` against a stored PHC string (constant time inside argon2). A hash that
@@ -46,8 +65,9 @@ pub fn dummy_verify(password: &[u8]) {
 /// The verifier of a response: `argon2id(normalize(response), salt)`, 32 bytes (see
 /// [`kasane_protocol::verifier`], shared with the client).
 pub fn response_verifier(response: &str, salt: &[u8]) -> Result<Zeroizing<Vec<u8>>, HostError> {
-    kasane_protocol::verifier::response_verifier(response, salt)
-        .map_err(|e| HostError::Hash(e.to_string()))
+    Ok(kasane_protocol::verifier::response_verifier(
+        response, salt,
+    )?)
 }
 
 #[cfg(test)]

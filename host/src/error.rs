@@ -1,5 +1,10 @@
 //! [`HostError`]: what can go wrong in the host library (never sent to a client as is).
 
+use std::path::PathBuf;
+
+use crate::config::ConfigError;
+use crate::crypto::KeyError;
+
 /// An error of the host library. Network answers never carry it: a failed login is the one
 /// uniform failure answer, and details go to the log.
 #[derive(Debug, thiserror::Error)]
@@ -21,20 +26,56 @@ pub enum HostError {
     #[error("I/O on {path}")]
     Io {
         /// The file or directory.
-        path: std::path::PathBuf,
+        path: PathBuf,
         /// The cause.
         #[source]
         source: std::io::Error,
     },
     /// The configuration is invalid.
-    #[error("configuration: {0}")]
-    Config(String),
-    /// TLS setup failed (certificate, key, rustls).
-    #[error("TLS: {0}")]
-    Tls(String),
-    /// Password or verifier hashing failed.
-    #[error("password hashing: {0}")]
-    Hash(String),
+    #[error("configuration")]
+    Config(#[from] ConfigError),
+    /// `init` refuses a data directory that already has a configuration file.
+    #[error("{path} exists: refusing to initialize over it")]
+    AlreadyInitialized {
+        /// The configuration file found.
+        path: PathBuf,
+    },
+    /// A key file (`keys/host.key`, `keys/queue.key`) is not usable.
+    #[error("key file {path}")]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: KeyError,
+    },
+    /// A PEM file (TLS certificate chain or key) could not be read.
+    #[error("PEM file {path}")]
+    Pem {
+        /// The PEM file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    /// rustls refused the TLS configuration (certificate and key, protocol versions).
+    #[error("TLS configuration")]
+    Tls(#[from] rustls::Error),
+    /// The self-signed certificate could not be generated.
+    #[error("certificate generation")]
+    Certificate(#[from] rcgen::Error),
+    /// Password hashing failed.
+    #[error("password hashing")]
+    Hash(#[from] argon2::password_hash::Error),
+    /// A blocking task (hashing) panicked or was cancelled.
+    #[error("blocking task")]
+    Task(#[from] tokio::task::JoinError),
+    /// A lock of in-process state was poisoned by a thread that panicked holding it.
+    #[error("{what} lock poisoned")]
+    Poisoned {
+        /// The state the lock guards.
+        what: &'static str,
+    },
     /// No active transform in the registry can be run by this client.
     #[error("no runnable transform for the client's profiles")]
     NoTransform,
@@ -42,8 +83,12 @@ pub enum HostError {
     /// match its entry.
     #[error("module {name} unavailable")]
     ModuleUnavailable {
-        /// The registry name.
+        /// The registry name (or the module hash, in hex, for a file read by hash).
         name: String,
+        /// Why the file could not be read; `None` when it was read but its length or hash
+        /// does not match the entry.
+        #[source]
+        source: Option<kasane_registry::RegistryError>,
     },
 }
 
@@ -51,6 +96,14 @@ impl HostError {
     /// An I/O error on `path`.
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         Self::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// A key file that is not usable.
+    pub(crate) fn key(path: &std::path::Path, source: KeyError) -> Self {
+        Self::Key {
             path: path.to_owned(),
             source,
         }

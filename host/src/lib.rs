@@ -10,12 +10,14 @@
 //! - [`registry`]: the host's view of its transform registry — reloaded when the snapshot
 //!   file changes, the active transforms a client can run, weighted choice, session tickets
 //!   from the online key, one loaded [`Transform`](kasane_sandbox::Transform) per module hash.
+//! - [`host`]: [`Host`](host::Host) — one process's configuration, store, registry, keys,
+//!   clock and metrics, and its housekeeping; the login and message steps are its methods.
 //! - [`login`]: the hello → password → response flow over `kasane-protocol`'s state
-//!   machines: decoys, throttling, counters, bundles, sessions, logout; and sealed messages
-//!   (`POST /v1/messages`: checked, opened through the session's transform, accepted in one
-//!   store transaction with its audit record and the relay queue entry, sealed at rest under
-//!   `keys/queue.key`), the inbox (`GET /v1/inbox?wait=N`, long-poll; re-sealed host to
-//!   client) and its ack.
+//!   machines: decoys, throttling, counters, bundles, sessions, logout.
+//! - [`messages`]: sealed messages (`POST /v1/messages`: checked, opened through the
+//!   session's transform, accepted in one store transaction with its audit record and the
+//!   relay queue entry, sealed at rest under `keys/queue.key`), the inbox
+//!   (`GET /v1/inbox?wait=N`, long-poll; re-sealed host to client) and its ack.
 //! - [`audit`]: the per-session hash chains, signed checkpoints, and the checks behind
 //!   `kasane-host audit verify` / `audit export`.
 //! - [`server`]: [`app`](server::app) (the axum router) and [`run`](server::run) (TLS 1.3
@@ -67,7 +69,9 @@ pub mod audit;
 pub mod config;
 pub mod crypto;
 mod error;
+pub mod host;
 pub mod login;
+pub mod messages;
 pub mod metrics;
 pub mod registry;
 pub mod server;

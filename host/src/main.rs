@@ -168,36 +168,6 @@ fn client_url(listen: &str) -> String {
     format!("https://{hostport}")
 }
 
-/// Writes `bytes` to `path` (creating its folder) readable by the owner only: created with
-/// mode 0600, so the secret is never readable by others, even for a moment.
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    // An existing file keeps its mode on open: set it again.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("setting the mode of {}", path.display()))?;
-    }
-    f.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
 async fn real_main(cli: Cli) -> anyhow::Result<()> {
     let data = cli.data;
     match cli.command {
@@ -382,22 +352,13 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                     setup::add_user(st.as_ref(), &card, pw.as_bytes(), SystemClock.now())
                         .await
                         .with_context(|| format!("adding {name}"))?;
-                    let svg_path =
-                        svg.unwrap_or_else(|| data.join("cards").join(format!("{name}.svg")));
-                    if let Some(parent) = svg_path.parent() {
-                        std::fs::create_dir_all(parent)
-                            .with_context(|| format!("creating {}", parent.display()))?;
-                    }
-                    std::fs::write(&svg_path, card.to_svg())
-                        .with_context(|| format!("writing {}", svg_path.display()))?;
-                    // The text form, for `kasane --card`: as secret as the password.
-                    let card_path = data.join("cards").join(format!("{name}.card"));
-                    write_private(&card_path, card.to_text().as_bytes())?;
+                    let files = setup::write_card(&card, &data, svg.as_deref())
+                        .with_context(|| format!("writing {name}'s card"))?;
                     print!("{}", card.to_text());
                     println!(
                         "(card written to {} and, as text for `kasane --card`, to {})",
-                        svg_path.display(),
-                        card_path.display()
+                        files.svg.display(),
+                        files.text.display()
                     );
                     Ok(())
                 }

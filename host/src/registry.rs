@@ -137,7 +137,7 @@ impl HostRegistry {
         let mut guard = self
             .loaded
             .lock()
-            .map_err(|_| HostError::Config("registry lock poisoned".into()))?;
+            .map_err(|_| HostError::Poisoned { what: "registry" })?;
         if let Some(l) = guard.as_ref()
             && l.snapshot_sha256 == hash
         {
@@ -233,6 +233,7 @@ impl HostRegistry {
         if bytes.len() as u64 != entry.length || Sha256Hash::of(&bytes) != entry.sha256 {
             return Err(HostError::ModuleUnavailable {
                 name: entry.name.clone(),
+                source: None,
             });
         }
         let t = self
@@ -252,6 +253,7 @@ impl HostRegistry {
             RegistryError::Io { .. } | RegistryError::Missing { .. } => {
                 HostError::ModuleUnavailable {
                     name: sha256.to_hex(),
+                    source: Some(e),
                 }
             }
             other => HostError::Registry(other),

@@ -83,7 +83,7 @@ fn answer(host: &Host, step: &str, r: Result<Vec<u8>, LoginError>) -> Response {
             (StatusCode::BAD_REQUEST, "malformed request\n").into_response()
         }
         Err(LoginError::Failed(why)) => {
-            tracing::info!(step, why, "login step failed");
+            tracing::info!(step, why = %why, "login step failed");
             host.count_failure();
             failure()
         }
@@ -197,7 +197,7 @@ fn wait_param(query: Option<&str>) -> Option<u64> {
             wait = v.parse::<u64>().ok()?;
         }
     }
-    (wait <= crate::login::MAX_WAIT_SECS).then_some(wait)
+    (wait <= crate::messages::MAX_WAIT_SECS).then_some(wait)
 }
 
 async fn inbox(
@@ -283,17 +283,20 @@ pub fn app(host: Arc<Host>) -> Router {
 pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, HostError> {
     let certs = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| HostError::Tls(format!("certificate {}: {e}", cert.display())))?;
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| HostError::Tls(format!("key {}: {e}", key.display())))?;
+        .map_err(|source| HostError::Pem {
+            path: cert.to_owned(),
+            source,
+        })?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|source| HostError::Pem {
+        path: key.to_owned(),
+        source,
+    })?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
-    .with_protocol_versions(&[&rustls::version::TLS13])
-    .map_err(|e| HostError::Tls(e.to_string()))?
+    .with_protocol_versions(&[&rustls::version::TLS13])?
     .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|e| HostError::Tls(e.to_string()))?;
+    .with_single_cert(certs, key)?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }

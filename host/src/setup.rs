@@ -20,8 +20,8 @@ use zeroize::Zeroizing;
 
 use crate::HostError;
 use crate::config::{CONFIG_FILE, Config};
-use crate::crypto::{SALT_LEN, hash_password, response_verifier};
-use crate::login::Host;
+use crate::crypto::{KeyError, SALT_LEN, hash_password, response_verifier};
+use crate::host::Host;
 use crate::registry::{HostRegistry, module_path};
 use crate::store::{self, ChallengePair, Clock, NewUser, Store};
 pub use kasane_protocol::card::{CardError, CodeCard, RESPONSE_LEN};
@@ -115,27 +115,28 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HostError + '_ {
     move |e| HostError::io(path, e)
 }
 
-fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), HostError> {
+/// Writes a public file (certificate, module, configuration), creating its folder.
+fn write_public(path: &Path, bytes: &[u8]) -> Result<(), HostError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
     }
-    std::fs::write(path, bytes).map_err(io(path))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io(path))?;
+    std::fs::write(path, bytes).map_err(io(path))
+}
+
+/// Writes a new secret file (mode 0600 from its creation; never over an existing file).
+/// Its folder, if missing, is created private (0700).
+fn write_secret_new(path: &Path, bytes: &[u8]) -> Result<(), HostError> {
+    if let Some(parent) = path.parent() {
+        kasane_os::fs::create_private_dir(parent).map_err(io(parent))?;
     }
-    #[cfg(not(unix))]
-    let _ = mode;
-    Ok(())
+    kasane_os::fs::write_private_new(path, bytes).map_err(io(path))
 }
 
 /// A self-signed certificate for `localhost` and `127.0.0.1`: (certificate PEM, key PEM,
 /// certificate DER).
 pub fn self_signed_cert() -> Result<(String, Zeroizing<String>, Vec<u8>), HostError> {
     let ck =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .map_err(|e| HostError::Tls(e.to_string()))?;
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
     Ok((
         ck.cert.pem(),
         Zeroizing::new(ck.key_pair.serialize_pem()),
@@ -152,10 +153,7 @@ pub async fn init(
 ) -> Result<InitReport, HostError> {
     let cfg_path = data_dir.join(CONFIG_FILE);
     if cfg_path.exists() {
-        return Err(HostError::Config(format!(
-            "{} exists: refusing to initialize over it",
-            cfg_path.display()
-        )));
+        return Err(HostError::AlreadyInitialized { path: cfg_path });
     }
     std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
     let mut cfg = Config::default();
@@ -167,8 +165,8 @@ pub async fn init(
     resolved.resolve(data_dir);
 
     let (cert_pem, key_pem, cert_der) = self_signed_cert()?;
-    write_file(&resolved.tls_cert, cert_pem.as_bytes(), 0o644)?;
-    write_file(&resolved.tls_key, key_pem.as_bytes(), 0o600)?;
+    write_public(&resolved.tls_cert, cert_pem.as_bytes())?;
+    write_secret_new(&resolved.tls_key, key_pem.as_bytes())?;
 
     let life = Lifetimes::default();
     let mut repo = dev_init(&resolved.registry_dir, &resolved.keys_dir, now, &life)?;
@@ -185,11 +183,7 @@ pub async fn init(
             b.params.as_bytes().to_vec(),
             b.weight,
         )?;
-        write_file(
-            &module_path(&resolved.modules_dir, &entry.sha256),
-            b.wasm,
-            0o644,
-        )?;
+        write_public(&module_path(&resolved.modules_dir, &entry.sha256), b.wasm)?;
         repo.add_target(entry, &[&targets_key], now, &life)?;
         published.push(b.name.to_owned());
     }
@@ -197,11 +191,11 @@ pub async fn init(
     repo.save(&resolved.registry_dir)?;
 
     // The key sealing queued messages at rest.
-    crate::login::load_queue_key(&resolved.keys_dir)?;
+    crate::messages::load_queue_key(&resolved.keys_dir)?;
 
     // Creates the database and runs its migrations now, so `serve` finds a ready store.
     store::open(&resolved.database_url).await?;
-    write_file(&cfg_path, text.as_bytes(), 0o644)?;
+    write_public(&cfg_path, text.as_bytes())?;
 
     let root = std::fs::read(resolved.registry_dir.join("1.root.json"))
         .map_err(io(&resolved.registry_dir))?;
@@ -219,15 +213,15 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey, HostError> {
     // Checks the file (format, public half) with the registry's own reader first.
     read_key_file(path)?;
     let bytes = Zeroizing::new(std::fs::read(path).map_err(io(path))?);
-    let v: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|_| HostError::Config(format!("{}: not a key file", path.display())))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| HostError::key(path, KeyError::NotJson(e)))?;
     let secret = v
         .get("secret")
         .and_then(|s| s.as_str())
-        .ok_or_else(|| HostError::Config(format!("{}: no secret", path.display())))?;
+        .ok_or_else(|| HostError::key(path, KeyError::NoSecret))?;
     let mut seed = Zeroizing::new([0u8; 32]);
     hex::decode_to_slice(secret, &mut *seed)
-        .map_err(|_| HostError::Config(format!("{}: bad secret", path.display())))?;
+        .map_err(|e| HostError::key(path, KeyError::BadSecret(e)))?;
     Ok(SigningKey::from_bytes(&seed))
 }
 
@@ -263,7 +257,7 @@ pub fn load_host_with_store(
         host_sandbox()?,
     )?;
     let host_key = read_signing_key(&cfg.keys_dir.join("host.key"))?;
-    let queue_key = crate::login::load_queue_key(&cfg.keys_dir)?;
+    let queue_key = crate::messages::load_queue_key(&cfg.keys_dir)?;
     Ok(Arc::new(
         Host::new(cfg, store, registry, host_key, clock).with_queue_key(queue_key),
     ))
@@ -294,8 +288,7 @@ pub async fn add_user(
         }
         Ok::<_, HostError>((h, pairs))
     })
-    .await
-    .map_err(|_| HostError::Hash("hashing task aborted".into()))??;
+    .await??;
     store
         .create_user(
             &NewUser {
@@ -307,6 +300,47 @@ pub async fn add_user(
         )
         .await?;
     Ok(())
+}
+
+/// Where [`write_card`] put a user's code card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardFiles {
+    /// The printable SVG card.
+    pub svg: PathBuf,
+    /// The text form, for `kasane --card`.
+    pub text: PathBuf,
+}
+
+/// The folder of the cards `user add` writes: `<data_dir>/cards`.
+#[must_use]
+pub fn cards_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("cards")
+}
+
+/// `user add`'s card files: the SVG (at `svg`, default `<data_dir>/cards/<user>.svg`) and the
+/// text form for `kasane --card` (`<data_dir>/cards/<user>.card`). Both hold every response,
+/// so both are as secret as the password: written private (mode 0600 from creation, atomic)
+/// into a folder created private (0700), replacing an older card of the same name.
+pub fn write_card(
+    card: &CodeCard,
+    data_dir: &Path,
+    svg: Option<&Path>,
+) -> Result<CardFiles, HostError> {
+    let dir = cards_dir(data_dir);
+    let files = CardFiles {
+        svg: svg.map_or_else(|| dir.join(format!("{}.svg", card.user)), Path::to_owned),
+        text: dir.join(format!("{}.card", card.user)),
+    };
+    for (path, body) in [
+        (&files.svg, Zeroizing::new(card.to_svg())),
+        (&files.text, Zeroizing::new(card.to_text())),
+    ] {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            kasane_os::fs::create_private_dir(parent).map_err(io(parent))?;
+        }
+        kasane_os::fs::write_private(path, body.as_bytes()).map_err(io(path))?;
+    }
+    Ok(files)
 }
 
 #[cfg(test)]
@@ -323,6 +357,66 @@ mod tests {
         assert_eq!(t.lines().count(), 2 + 8);
         let svg = c.to_svg();
         assert!(svg.starts_with("<svg") && svg.contains(c.pairs[39].1.as_str()));
+    }
+
+    #[cfg(unix)]
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn card_files_are_private_and_a_new_card_replaces_the_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let card = CodeCard::generate("alice");
+        let files = write_card(&card, dir.path(), None).unwrap();
+        assert_eq!(files.svg, dir.path().join("cards").join("alice.svg"));
+        assert_eq!(files.text, dir.path().join("cards").join("alice.card"));
+        assert_eq!(std::fs::read_to_string(&files.svg).unwrap(), card.to_svg());
+        #[cfg(unix)]
+        {
+            assert_eq!(mode(&files.svg), 0o600);
+            assert_eq!(mode(&files.text), 0o600);
+            assert_eq!(mode(&cards_dir(dir.path())), 0o700);
+        }
+        let again = CodeCard::generate("alice");
+        let svg = dir.path().join("elsewhere").join("a.svg");
+        let files = write_card(&again, dir.path(), Some(&svg)).unwrap();
+        assert_eq!(files.svg, svg);
+        assert_eq!(
+            std::fs::read_to_string(&files.text).unwrap(),
+            again.to_text()
+        );
+        #[cfg(unix)]
+        assert_eq!(mode(&svg), 0o600);
+    }
+
+    #[tokio::test]
+    async fn init_writes_its_secret_keys_private() {
+        let dir = tempfile::tempdir().unwrap();
+        init(dir.path(), Some("127.0.0.1:0"), 1_700_000_000)
+            .await
+            .unwrap();
+        // Not `Config::load`: no `KASANE_*` variable of the environment applies here.
+        let text = std::fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap();
+        let mut cfg = Config::from_toml(&text).unwrap();
+        cfg.resolve(dir.path());
+        assert!(cfg.tls_key.is_file());
+        #[cfg(unix)]
+        {
+            assert_eq!(mode(&cfg.tls_key), 0o600);
+            assert_eq!(
+                mode(&cfg.keys_dir.join(crate::messages::QUEUE_KEY_FILE)),
+                0o600
+            );
+        }
+        // A second init refuses before it touches a key.
+        let before = std::fs::read(&cfg.tls_key).unwrap();
+        assert!(matches!(
+            init(dir.path(), None, 1_700_000_000).await,
+            Err(HostError::AlreadyInitialized { .. })
+        ));
+        assert_eq!(std::fs::read(&cfg.tls_key).unwrap(), before);
     }
 
     #[test]

@@ -106,13 +106,8 @@ async fn init_then_serve_works_with_only_a_data_dir() {
             .unwrap()
             .success()
     );
-    assert!(
-        bin()
-            .args(["--data", data_s, "user", "unlock", "alice"])
-            .status()
-            .unwrap()
-            .success()
-    );
+    // `user unlock` on a locked user: host/tests/login.rs
+    // (`user_unlock_lifts_a_lock_engaged_by_failed_logins`).
 
     // serve, and a login's first two steps against it.
     let mut serve = Child(

@@ -213,6 +213,88 @@ async fn throttling_engages_and_releases_after_backoff() {
     );
 }
 
+/// One wrong password for `user`, sent straight to the host as if from `source` (the
+/// password step answers a decoy until the lock engages).
+async fn wrong_password_from(
+    th: &TestHost,
+    user: &str,
+    source: std::net::IpAddr,
+) -> Result<Vec<u8>, kasane_host::login::LoginError> {
+    let binding = [7u8; 32];
+    let hello = ClientHello::new(&mut OsRng, BOTH.to_vec()).unwrap();
+    let answer = th
+        .host
+        .hello(hello.request_bytes(), Some(&binding))
+        .await
+        .unwrap();
+    let client = hello
+        .receive(&answer, &[th.host_key()], Some(&binding))
+        .unwrap();
+    let (_, request) = client.request(user, b"guess").unwrap();
+    th.host.password(&request, source).await
+}
+
+/// `kasane-host user unlock` lifts a lock that real failed logins engaged (it used to be
+/// tested only on a user who was never locked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn user_unlock_lifts_a_lock_engaged_by_failed_logins() {
+    let th = start(|c| {
+        c.throttle.free_failures = 2;
+        c.throttle.base_secs = 3600;
+        c.throttle.max_secs = 3600;
+    })
+    .await;
+    th.add_user("alice").await;
+    // Wrong passwords from another address lock alice (and that address), not 127.0.0.1.
+    let elsewhere: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+    for _ in 0..3 {
+        wrong_password_from(&th, "alice", elsewhere).await.unwrap();
+    }
+    let locked = wrong_password_from(&th, "alice", elsewhere).await;
+    assert!(
+        matches!(
+            locked,
+            Err(kasane_host::login::LoginError::Failed(
+                kasane_host::login::Failure::Throttled
+            ))
+        ),
+        "{locked:?}"
+    );
+    // Locked: the right password from 127.0.0.1 is refused with the uniform answer.
+    let mut conn = th.connect().await;
+    let err = to_bundle(&th, &mut conn, "alice", PASSWORD, BOTH.to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(err, uniform_failure());
+
+    let mut unlock = std::process::Command::new(env!("CARGO_BIN_EXE_kasane-host"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("KASANE_")) {
+        unlock.env_remove(k);
+    }
+    let out = unlock
+        .env("KASANE_LOG", "warn")
+        .arg("--data")
+        .arg(th.dir.path())
+        .args(["user", "unlock", "alice"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = th
+        .host
+        .store()
+        .throttle_state(kasane_host::store::ThrottleKey::User("alice"))
+        .await
+        .unwrap();
+    assert!(!st.is_locked(th.clock.now()));
+    // Unlocked: the whole login goes through.
+    let (_, _, bundle) = login(&th, &mut conn, "alice").await;
+    assert!(bundle.counter > 3, "{}", bundle.counter);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn idle_and_absolute_timeouts_end_sessions() {
     let th = start(|c| {

@@ -199,9 +199,22 @@ async fn message_is_relayed_acked_and_audited_sqlite() {
     relay_flow(&th).await;
 }
 
+/// Waits (bounded) until one inbox long-poll is parked on the host.
+async fn until_parked(th: &TestHost) {
+    for _ in 0..2000 {
+        if th.host.inbox_waiting() > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("the long-poll never parked");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn long_poll_returns_when_a_message_arrives() {
-    let th = Arc::new(start(|_| {}).await);
+    // The store is re-read only after the whole wait: a long-poll that ends well before it
+    // was woken by the message, not by a re-read.
+    let th = Arc::new(start(|c| c.messages.inbox_recheck_secs = 3600).await);
     let mut alice = user(&th, "alice").await;
     let mut bob = user(&th, "bob").await;
     let th2 = th.clone();
@@ -210,7 +223,8 @@ async fn long_poll_returns_when_a_message_arrives() {
         let (got, _) = bob.inbox(&th2, 20).await;
         (got, started.elapsed())
     });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Send only once the long-poll has found the queue empty and is parked.
+    until_parked(&th).await;
     alice.send(&th, "bob", b"ping").await;
     let (got, took) = waiting.await.unwrap();
     assert_eq!(got.len(), 1);

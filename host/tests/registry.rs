@@ -10,6 +10,7 @@ use kasane_host::store::Clock;
 use kasane_protocol::wire::Profile;
 use kasane_registry::Sha256Hash;
 use kasane_registry::keys::read_key_file;
+use kasane_registry::metadata::targets::TargetEntry;
 use kasane_registry::repo::{Lifetimes, Repository, target_entry};
 
 /// `sha256-chain` with a custom section appended: the same function, another hash.
@@ -55,6 +56,20 @@ fn publish_with(
     repo.snapshot(&[&snapshot], now, &life).unwrap();
     repo.save(&th.cfg.registry_dir).unwrap();
     hash
+}
+
+/// Publishes `entry` again (same module) with another rollout weight.
+fn reweigh(th: &TestHost, mut entry: TargetEntry, weight: u32) {
+    let now = th.clock.now();
+    let life = Lifetimes::default();
+    let keys = &th.cfg.keys_dir;
+    let mut repo = Repository::load(&th.cfg.registry_dir).unwrap();
+    entry.rollout_weight = weight;
+    let targets = read_key_file(&keys.join("targets.key")).unwrap();
+    let snapshot = read_key_file(&keys.join("snapshot.key")).unwrap();
+    repo.add_target(entry, &[&targets], now, &life).unwrap();
+    repo.snapshot(&[&snapshot], now, &life).unwrap();
+    repo.save(&th.cfg.registry_dir).unwrap();
 }
 
 fn revoke(th: &TestHost, hash: Sha256Hash) {
@@ -120,7 +135,9 @@ async fn a_client_without_wasi_never_gets_a_wasi_transform() {
     let th = start(|_| {}).await;
     th.add_user("alice").await;
     let mut conn = th.connect().await;
-    // Make the wasi built-in the likely pick for anyone who can run it.
+    // Make the wasi built-in the pick for anyone who can run it: weight u32::MAX against the
+    // pure built-ins' 95, so a choice that ignored the client's profiles would take it with
+    // probability 1 - 2e-8 on each of the draws below.
     let wasi = th
         .host
         .registry()
@@ -130,6 +147,15 @@ async fn a_client_without_wasi_never_gets_a_wasi_transform() {
         .find(|e| e.profile == Profile::Wasi)
         .expect("a wasi built-in");
     assert_eq!(wasi.name, "sha256-wasi-c");
+    reweigh(&th, wasi.clone(), u32::MAX);
+    assert!(
+        th.host
+            .registry()
+            .active()
+            .unwrap()
+            .iter()
+            .any(|e| e.name == wasi.name && e.rollout_weight == u32::MAX)
+    );
     for _ in 0..40 {
         let (name, profile) = chosen(&th, &mut conn, &[Profile::Pure]).await;
         assert_eq!(profile, Profile::Pure, "{name}");

@@ -1,0 +1,166 @@
+//! [`Host`]: one host process's state — configuration, store, registry, keys, clock,
+//! metrics — and its housekeeping. The login steps are in [`crate::login`], sealed messages
+//! and the inbox in [`crate::messages`]; both are methods of `Host`.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+
+use ed25519_dalek::SigningKey;
+use rand::RngCore;
+use rand_core::OsRng;
+use zeroize::Zeroizing;
+
+use crate::HostError;
+use crate::audit::sign_checkpoint;
+use crate::config::Config;
+use crate::metrics::{Metrics, Outcome};
+use crate::registry::HostRegistry;
+use crate::store::{Clock, Store, StoreError, UnixSeconds};
+
+/// The host: configuration, store, registry, keys, clock and metrics. Logins in flight live
+/// in the store, so any number of `Host`s sharing one database serve the same logins.
+pub struct Host {
+    pub(crate) config: Config,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) registry: HostRegistry,
+    pub(crate) host_key: SigningKey,
+    clock: Arc<dyn Clock>,
+    pub(crate) metrics: Metrics,
+    /// Keys the stable made-up salts and counters of decoys.
+    pub(crate) decoy_key: Zeroizing<[u8; 32]>,
+    pub(crate) decoy_counters: Mutex<HashMap<String, u64>>,
+    /// AES-256-GCM key sealing queued messages at rest (`keys/queue.key`).
+    pub(crate) queue_key: Zeroizing<[u8; 32]>,
+    /// Per-user wake-ups for inbox long-polls (notified on enqueue, in this process).
+    pub(crate) inbox_waiters: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+    /// Inbox long-polls parked waiting for a message right now.
+    pub(crate) inbox_parked: AtomicUsize,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("store", &self.store.backend())
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// A host from its parts. `host_key` is the registry's `host` role key.
+    #[must_use]
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        registry: HostRegistry,
+        host_key: SigningKey,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            config,
+            store,
+            registry,
+            host_key,
+            clock,
+            metrics: Metrics::default(),
+            decoy_key: random_key(),
+            decoy_counters: Mutex::new(HashMap::new()),
+            // Replaced by `with_queue_key` for a host on a data directory.
+            queue_key: random_key(),
+            inbox_waiters: Mutex::new(HashMap::new()),
+            inbox_parked: AtomicUsize::new(0),
+        }
+    }
+
+    /// Sets the key that seals queued messages at rest (see
+    /// [`load_queue_key`](crate::messages::load_queue_key)). Without it a host uses a random
+    /// key of its own, so its queue does not survive a restart.
+    #[must_use]
+    pub fn with_queue_key(mut self, key: Zeroizing<[u8; 32]>) -> Self {
+        self.queue_key = key;
+        self
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The store.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The registry.
+    #[must_use]
+    pub fn registry(&self) -> &HostRegistry {
+        &self.registry
+    }
+
+    /// The metrics.
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The host role's public key (clients find it in the registry root).
+    #[must_use]
+    pub fn host_public_key(&self) -> [u8; 32] {
+        self.host_key.verifying_key().to_bytes()
+    }
+
+    pub(crate) fn now(&self) -> UnixSeconds {
+        self.clock.now()
+    }
+
+    /// Deletes expired bundles, logins in flight and sessions from the store, and signs a
+    /// checkpoint of every audit chain that advanced since its last one. `serve` runs it every minute.
+    pub async fn housekeeping(&self) -> Result<crate::store::Purged, HostError> {
+        let now = self.now();
+        let purged = self
+            .store
+            .purge_expired(now, self.config.session.idle_timeout_secs)
+            .await?;
+        self.checkpoint_audit().await?;
+        Ok(purged)
+    }
+
+    /// Signs a checkpoint of every audit chain whose head has none yet. Returns how many.
+    pub async fn checkpoint_audit(&self) -> Result<u64, HostError> {
+        let now = self.now();
+        let mut n = 0;
+        loop {
+            let heads = self.store.unchecked_audit_heads(256).await?;
+            let mut progressed = false;
+            for (sid, seq, hash) in &heads {
+                let c = sign_checkpoint(&self.host_key, sid, *seq, hash, now);
+                match self.store.put_audit_checkpoint(&c).await {
+                    Ok(()) => {
+                        n += 1;
+                        progressed = true;
+                    }
+                    // Another replica signed it first, or the chain moved on meanwhile.
+                    Err(StoreError::Duplicate | StoreError::AuditChainMismatch) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if heads.len() < 256 || !progressed {
+                return Ok(n);
+            }
+        }
+    }
+
+    /// Counts a failed login in the metrics (the server calls this for every failure).
+    pub fn count_failure(&self) {
+        self.metrics.login(Outcome::Failure);
+    }
+}
+
+fn random_key() -> Zeroizing<[u8; 32]> {
+    let mut k = Zeroizing::new([0u8; 32]);
+    OsRng.fill_bytes(&mut *k);
+    k
+}

@@ -1,0 +1,157 @@
+//! Step 3: the response. Takes the bundle (once, unexpired), runs the transform on the
+//! stored verifiers, checks the receipt in constant time and opens a session.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use kasane_protocol::wire::{ID_LEN, Message, ModuleRef};
+use kasane_protocol::{HostChallenge, ResponseRequest, Session};
+use kasane_sandbox::{Derived, Transform};
+use rand::RngCore;
+use rand_core::OsRng;
+use zeroize::Zeroizing;
+
+use super::session::{StoredSession, token_hash};
+use super::state::StoredLogin;
+use super::{Failure, LoginError};
+use crate::HostError;
+use crate::host::Host;
+use crate::metrics::Outcome;
+use crate::store::{LoginStage, NewSession, ThrottleKey, UnixSeconds};
+
+impl Host {
+    /// Step 3: takes the bundle (once, unexpired), runs the transform on the stored
+    /// verifiers, checks the receipt in constant time and opens a session. Returns the
+    /// encoded [`ResponseAccept`](kasane_protocol::ResponseAccept).
+    pub async fn response(&self, request: &[u8], source: IpAddr) -> Result<Vec<u8>, LoginError> {
+        let req = ResponseRequest::decode(request).map_err(LoginError::Malformed)?;
+        let now = self.now();
+        let mut pending = self.take_bundle_login(&req.bundle_id, now).await?;
+        let state = HostChallenge::from_parts(pending.parts()).map_err(|e| {
+            tracing::error!(error = %e, "stored bundle state");
+            Failure::BundleStateInvalid
+        })?;
+        let verifiers: Vec<Zeroizing<Vec<u8>>> = std::mem::take(&mut pending.verifiers)
+            .into_iter()
+            .map(Zeroizing::new)
+            .collect();
+        self.refuse_if_locked(&pending.user, source, now).await?;
+        let derived = self.derive_auth(&state, &verifiers).await?;
+        let mut token = [0u8; 32];
+        OsRng.fill_bytes(&mut token);
+        let module = state.bundle().module.clone();
+        let (session, bytes) = match state.accept(request, derived.key.as_bytes(), token) {
+            Ok(ok) if !pending.decoy => ok,
+            // A decoy cannot be answered (its verifiers are random); counted at the password step.
+            Ok(_) => return Err(Failure::DecoyAnswered.into()),
+            Err(e) => {
+                if !pending.decoy {
+                    self.record_failure(&pending.user, source).await;
+                }
+                tracing::debug!(error = %e, "response refused");
+                return Err(Failure::ResponseRefused.into());
+            }
+        };
+        self.open_session(session, &module, &token, &pending.user, now)
+            .await?;
+        Ok(bytes)
+    }
+
+    /// Takes the login state and the bundle row of `bundle_id`. The store decides single use
+    /// and expiry (shared by every replica): both rows are taken, whichever is missing fails
+    /// the login.
+    async fn take_bundle_login(
+        &self,
+        bundle_id: &[u8; ID_LEN],
+        now: UnixSeconds,
+    ) -> Result<StoredLogin, LoginError> {
+        let pending = self.take_pending(bundle_id, LoginStage::Bundle, now).await;
+        let bundle = self
+            .store
+            .take_bundle(bundle_id, now)
+            .await
+            .map_err(HostError::from)?;
+        match (pending, bundle) {
+            (Ok(p), Some(_)) => Ok(p),
+            // A store fault is logged as one, not as a failed login.
+            (Err(e @ LoginError::Internal(_)), _) => Err(e),
+            _ => Err(Failure::UnknownBundle.into()),
+        }
+    }
+
+    /// Runs the bundle's transform on the stored verifiers (off the async workers).
+    async fn derive_auth(
+        &self,
+        state: &HostChallenge,
+        verifiers: &[Zeroizing<Vec<u8>>],
+    ) -> Result<Derived, LoginError> {
+        let transform = self.bundle_transform(state)?;
+        let input = state.auth_input(verifiers).map_err(|e| {
+            tracing::error!(error = %e, "auth input");
+            Failure::AuthInput
+        })?;
+        let started = Instant::now();
+        let derived = tokio::task::spawn_blocking(move || {
+            kasane_protocol::with_derive_input(&input, |view| transform.derive(view))
+        })
+        .await
+        .map_err(|_| Failure::DeriveAborted)?
+        .map_err(|e| {
+            tracing::error!(error = %e, "derive input");
+            Failure::DeriveInput
+        })?;
+        self.metrics.derive_latency(started.elapsed());
+        derived.map_err(|e| {
+            self.metrics.sandbox_error(&e);
+            tracing::warn!(error = %e, "transform failed on the host");
+            Failure::TransformFailed.into()
+        })
+    }
+
+    /// The loaded transform a bundle names (by module hash, among the active ones): the
+    /// replica serving the response may not be the one that chose it. A transform revoked
+    /// between the two steps is refused.
+    fn bundle_transform(&self, state: &HostChallenge) -> Result<Transform, LoginError> {
+        let module = &state.bundle().module;
+        let entry = self
+            .registry
+            .active()?
+            .into_iter()
+            .find(|e| e.sha256.0 == module.sha256 && e.name == module.name)
+            .ok_or(Failure::TransformInactive)?;
+        Ok(self.registry.transform(&entry)?)
+    }
+
+    /// Stores the established session under the token's hash (the whole protocol state, so
+    /// any replica can open and seal its messages) and clears the user's throttle.
+    async fn open_session(
+        &self,
+        session: Session,
+        module: &ModuleRef,
+        token: &[u8; 32],
+        user: &str,
+        now: UnixSeconds,
+    ) -> Result<(), LoginError> {
+        let session_id = session.session_id().to_vec();
+        let secret = StoredSession::new(session.into_parts(), module)
+            .encode()
+            .map_err(|_| Failure::SessionEncoding)?;
+        self.store
+            .create_session(&NewSession {
+                token_hash: token_hash(token),
+                session_id,
+                user: user.to_owned(),
+                created: now,
+                expires_at: now.saturating_add(self.config.session.absolute_timeout_secs),
+                secret,
+            })
+            .await
+            .map_err(HostError::from)?;
+        if let Err(e) = self.store.clear_throttle(ThrottleKey::User(user)).await {
+            tracing::error!(error = %e, "clearing the user's throttle");
+        }
+        self.metrics.login(Outcome::Success);
+        tracing::info!(%user, "login");
+        Ok(())
+    }
+}

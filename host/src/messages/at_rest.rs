@@ -1,0 +1,158 @@
+//! The relay queue sealed at rest: `keys/queue.key` and the AES-256-GCM envelope of a queued
+//! message.
+
+use std::path::Path;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use rand::RngCore;
+use rand_core::OsRng;
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::HostError;
+use crate::crypto::KeyError;
+
+/// File name of the queue key in the keys directory.
+pub const QUEUE_KEY_FILE: &str = "queue.key";
+
+/// Reads `keys_dir/queue.key` (32 bytes), creating it with 32 random bytes if it is
+/// missing. The key file is private (mode 0600) from the moment it exists, and an existing
+/// key is never overwritten (two processes creating it at once: the second reads the first's).
+pub fn load_queue_key(keys_dir: &Path) -> Result<Zeroizing<[u8; 32]>, HostError> {
+    let path = keys_dir.join(QUEUE_KEY_FILE);
+    if let Some(key) = read_key(&path)? {
+        return Ok(key);
+    }
+    let mut key = Zeroizing::new([0u8; 32]);
+    OsRng.fill_bytes(&mut *key);
+    kasane_os::fs::create_private_dir(keys_dir).map_err(|e| HostError::io(keys_dir, e))?;
+    match kasane_os::fs::write_private_new(&path, &key[..]) {
+        Ok(()) => Ok(key),
+        // Another process made it first: its key is the one.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            read_key(&path)?.ok_or_else(|| HostError::io(&path, e))
+        }
+        Err(e) => Err(HostError::io(&path, e)),
+    }
+}
+
+/// The 32-byte key in `path`, or `None` if there is no such file.
+fn read_key(path: &Path) -> Result<Option<Zeroizing<[u8; 32]>>, HostError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => Zeroizing::new(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(HostError::io(path, e)),
+    };
+    let mut key = Zeroizing::new([0u8; 32]);
+    if bytes.len() != key.len() {
+        return Err(HostError::key(path, KeyError::Length(bytes.len())));
+    }
+    key.copy_from_slice(&bytes);
+    Ok(Some(key))
+}
+
+/// A queued message before it is sealed at rest.
+#[derive(Serialize, Deserialize)]
+pub(super) struct QueuedBody {
+    pub(super) from: String,
+    pub(super) sent_at: u64,
+    pub(super) body: Vec<u8>,
+}
+
+impl Drop for QueuedBody {
+    fn drop(&mut self) {
+        self.body.zeroize();
+    }
+}
+
+const QUEUE_AAD_LABEL: &[u8] = b"kasane/v1/queue";
+
+fn queue_aad(recipient: &str) -> Vec<u8> {
+    [QUEUE_AAD_LABEL, recipient.as_bytes()].concat()
+}
+
+/// nonce (12) ‖ AES-256-GCM(key, nonce, postcard(body), AAD = label ‖ recipient).
+pub(super) fn seal_at_rest(key: &[u8; 32], recipient: &str, body: &QueuedBody) -> Option<Vec<u8>> {
+    let plain = Zeroizing::new(postcard::to_allocvec(body).ok()?);
+    let mut nonce = [0u8; 12];
+    OsRng.fill_bytes(&mut nonce);
+    let cipher = Aes256Gcm::new(key.into());
+    let ct = cipher
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: &plain,
+                aad: &queue_aad(recipient),
+            },
+        )
+        .ok()?;
+    Some([&nonce[..], &ct].concat())
+}
+
+/// Opens what [`seal_at_rest`] sealed for `recipient`; `None` if it does not open.
+pub(super) fn open_at_rest(key: &[u8; 32], recipient: &str, sealed: &[u8]) -> Option<QueuedBody> {
+    if sealed.len() < 12 + 16 {
+        return None;
+    }
+    let (nonce, ct) = sealed.split_at(12);
+    let cipher = Aes256Gcm::new(key.into());
+    let plain = Zeroizing::new(
+        cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: &queue_aad(recipient),
+                },
+            )
+            .ok()?,
+    );
+    postcard::from_bytes(&plain).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_key_is_made_once_private_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let made = load_queue_key(&keys).unwrap();
+        assert_eq!(load_queue_key(&keys).unwrap(), made);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&keys.join(QUEUE_KEY_FILE)), 0o600);
+            assert_eq!(mode(&keys), 0o700);
+        }
+        std::fs::write(keys.join(QUEUE_KEY_FILE), [1u8; 31]).unwrap();
+        assert!(matches!(
+            load_queue_key(&keys),
+            Err(HostError::Key {
+                source: KeyError::Length(31),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn sealed_at_rest_opens_only_for_its_recipient() {
+        let key = [9u8; 32];
+        let body = QueuedBody {
+            from: "alice".into(),
+            sent_at: 5,
+            body: b"hi".to_vec(),
+        };
+        let sealed = seal_at_rest(&key, "bob", &body).unwrap();
+        let back = open_at_rest(&key, "bob", &sealed).unwrap();
+        assert_eq!(
+            (back.from.as_str(), back.sent_at, back.body.as_slice()),
+            ("alice", 5, &b"hi"[..])
+        );
+        assert!(open_at_rest(&key, "carol", &sealed).is_none());
+        assert!(open_at_rest(&[8u8; 32], "bob", &sealed).is_none());
+    }
+}

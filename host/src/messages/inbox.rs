@@ -1,0 +1,196 @@
+//! The inbox: `GET /v1/inbox?wait=N` (long-poll; each message re-sealed host to client for
+//! the asking session) and `POST /v1/inbox/ack`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use kasane_protocol::Padding;
+use kasane_protocol::wire::{
+    Delivery, Inbox, InboxAck, MAX_INBOX_LEN, MAX_INBOX_MESSAGES, Message, RefusalReason,
+};
+use zeroize::Zeroizing;
+
+use super::at_rest::open_at_rest;
+use super::unavailable;
+use crate::host::Host;
+use crate::login::StoredSession;
+use crate::store::{QueuedMessage, Session};
+
+/// Longest inbox long-poll, in seconds.
+pub const MAX_WAIT_SECS: u64 = 30;
+
+/// Counts one parked long-poll for as long as it lives (also when its request is dropped).
+struct Parked<'a>(&'a AtomicUsize);
+
+impl<'a> Parked<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Host {
+    /// `GET /v1/inbox?wait=N`: up to [`MAX_INBOX_MESSAGES`] queued messages for the
+    /// session's user, oldest first, each re-sealed host to client for this session. With
+    /// `wait` > 0, waits until something is queued or `wait` seconds (at most
+    /// [`MAX_WAIT_SECS`]) pass, re-reading the store every `messages.inbox_recheck_secs`
+    /// (for messages accepted by another replica).
+    pub async fn inbox(&self, token: Option<&[u8; 32]>, wait: u64) -> Result<Inbox, RefusalReason> {
+        let token = token.ok_or(RefusalReason::SessionEnded)?;
+        let session = self.live_session(token, self.now()).await?;
+        let queued = self.wait_for_queued(&session.user, wait).await?;
+        if queued.is_empty() {
+            return Ok(Inbox {
+                messages: Vec::new(),
+                more: false,
+            });
+        }
+        self.reseal(&session, &queued).await
+    }
+
+    /// How many inbox long-polls of this process are parked right now, waiting for a
+    /// message to be queued (a gauge for operators; tests wait on it before they send).
+    #[must_use]
+    pub fn inbox_waiting(&self) -> usize {
+        self.inbox_parked.load(Ordering::SeqCst)
+    }
+
+    /// The queued messages of `user` (one more than an inbox holds, to tell `more`), after
+    /// waiting up to `wait` seconds for the first one.
+    async fn wait_for_queued(
+        &self,
+        user: &str,
+        wait: u64,
+    ) -> Result<Vec<QueuedMessage>, RefusalReason> {
+        let deadline = Instant::now() + Duration::from_secs(wait.min(MAX_WAIT_SECS));
+        let recheck = Duration::from_secs(self.config.messages.inbox_recheck_secs);
+        let limit = u32::try_from(MAX_INBOX_MESSAGES + 1).unwrap_or(u32::MAX);
+        loop {
+            let waiter = self.waiter(user);
+            let notified = waiter.notified();
+            tokio::pin!(notified);
+            // Registered before the store is read: a message queued after the read wakes us.
+            notified.as_mut().enable();
+            let queued = self
+                .store
+                .fetch_messages(user, 0, limit)
+                .await
+                .map_err(unavailable)?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !queued.is_empty() || left.is_zero() {
+                return Ok(queued);
+            }
+            let _parked = Parked::new(&self.inbox_parked);
+            let _ = tokio::time::timeout(left.min(recheck), notified).await;
+        }
+    }
+
+    /// Re-seals queued messages host to client for `session`, oldest first, as many as fit
+    /// one inbox.
+    async fn reseal(
+        &self,
+        session: &Session,
+        queued: &[QueuedMessage],
+    ) -> Result<Inbox, RefusalReason> {
+        let stored = StoredSession::decode(&session.secret).map_err(unavailable)?;
+        let transform = self.session_transform(&stored)?;
+        let padding = if self.config.messages.pad {
+            Padding::Buckets
+        } else {
+            Padding::None
+        };
+        let mut more = queued.len() > MAX_INBOX_MESSAGES;
+        let mut total = 16usize;
+        let mut messages = Vec::new();
+        for q in queued.iter().take(MAX_INBOX_MESSAGES) {
+            let Some(plain) = self.delivery(&session.user, q)? else {
+                continue;
+            };
+            let estimate = kasane_protocol::seal::padded_len(plain.len(), padding)
+                + 16
+                + session.user.len()
+                + 64;
+            if total + estimate > MAX_INBOX_LEN {
+                more = true;
+                break;
+            }
+            let seq = self
+                .store
+                .next_seq(&session.session_id, crate::store::Direction::HostToClient)
+                .await
+                .map_err(unavailable)?;
+            let mut ps = stored
+                .restore(&session.session_id, seq - 1, session.last_seq_from_client)
+                .ok_or(RefusalReason::Unavailable)?;
+            ps.set_padding(padding);
+            let (s, input) = ps.prepare_seal().map_err(unavailable)?;
+            let t_msg = self.derive(transform.clone(), input).await?;
+            let sealed = ps
+                .seal(s, &t_msg, &session.user, &plain)
+                .map_err(unavailable)?;
+            total += sealed.ciphertext.len() + session.user.len() + 64;
+            messages.push(sealed);
+        }
+        Ok(Inbox { messages, more })
+    }
+
+    /// The encoded delivery of a queued message, or `None` (logged) if it does not open.
+    fn delivery(
+        &self,
+        user: &str,
+        q: &QueuedMessage,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, RefusalReason> {
+        let Some(body) = open_at_rest(&self.queue_key, user, &q.body) else {
+            tracing::error!(id = q.id, "queued message does not open (queue key?)");
+            return Ok(None);
+        };
+        let delivery = Delivery {
+            id: q.id,
+            from: body.from.clone(),
+            sent_at: body.sent_at,
+            body: body.body.clone(),
+        };
+        Ok(Some(Zeroizing::new(
+            delivery.encode().map_err(unavailable)?,
+        )))
+    }
+
+    /// `POST /v1/inbox/ack`: deletes these queue ids of the session's user (others' ids
+    /// are ignored).
+    pub async fn ack_inbox(
+        &self,
+        token: Option<&[u8; 32]>,
+        body: &[u8],
+    ) -> Result<(), RefusalReason> {
+        let token = token.ok_or(RefusalReason::SessionEnded)?;
+        let ack = InboxAck::decode(body).map_err(|_| RefusalReason::Malformed)?;
+        let session = self.live_session(token, self.now()).await?;
+        for id in ack.ids {
+            self.store
+                .ack_message(&session.user, id)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    /// The in-process wake-up of `user`'s inbox long-polls.
+    pub(super) fn waiter(&self, user: &str) -> Arc<tokio::sync::Notify> {
+        let mut map = self
+            .inbox_waiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() > 100_000 {
+            // Only waiters in use matter; drop the idle ones.
+            map.retain(|_, n| Arc::strong_count(n) > 1);
+        }
+        map.entry(user.to_owned()).or_default().clone()
+    }
+}
