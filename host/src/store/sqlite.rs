@@ -1,32 +1,48 @@
 //! The embedded default backend: SQLite in the data directory, WAL mode.
 
+use std::io;
+use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Sqlite;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
+    SqliteSynchronous,
+};
 
-use super::Result;
+use super::{Backend, Result, SqlStore, StoreError};
 
 /// Migrations for SQLite (`host/migrations/sqlite/`).
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// [`Store`](super::Store) on SQLite.
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    pool: sqlx::SqlitePool,
+pub type SqliteStore = SqlStore<Sqlite>;
+
+impl Backend for Sqlite {
+    const BACKEND: &'static str = "sqlite";
+
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
 }
 
-impl SqliteStore {
+impl SqlStore<Sqlite> {
     /// Opens `url` (`sqlite://<path>?mode=rwc`), in WAL mode with `synchronous = FULL` (a
     /// commit is on disk when the call returns), foreign keys on, and runs the migrations.
+    /// With `mode=rwc` a missing database file is created with mode 0600 first.
     pub async fn open(url: &str) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?;
+        if url_creates_file(url) {
+            create_private(options.get_filename())?;
+        }
         Self::open_with(options).await
     }
 
-    /// Opens (creating it if missing) the database file at `path`, e.g. `<data dir>/kasane.db`.
-    /// Unlike a URL, any path works here (spaces, `?`, `#`…).
-    pub async fn open_file(path: &std::path::Path) -> Result<Self> {
+    /// Opens (creating it with mode 0600 if missing) the database file at `path`, e.g.
+    /// `<data dir>/kasane.db`. Unlike a URL, any path works here (spaces, `?`, `#`…).
+    pub async fn open_file(path: &Path) -> Result<Self> {
+        create_private(path)?;
         Self::open_with(
             SqliteConnectOptions::new()
                 .filename(path)
@@ -36,7 +52,9 @@ impl SqliteStore {
     }
 
     /// Opens the store with explicit connection options (journal mode, synchronous, foreign
-    /// keys and busy timeout are set here), and runs the migrations.
+    /// keys and busy timeout are set here), and runs the migrations. A file these options
+    /// create is created by SQLite with the process's umask: [`open`](Self::open) and
+    /// [`open_file`](Self::open_file) create it with mode 0600 first.
     pub async fn open_with(options: SqliteConnectOptions) -> Result<Self> {
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
@@ -64,25 +82,51 @@ impl SqliteStore {
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }
-
-    /// The underlying pool (for tests and administrative tools).
-    #[must_use]
-    pub fn pool(&self) -> &sqlx::SqlitePool {
-        &self.pool
-    }
-
-    /// Closes the pool, waiting for its connections to end.
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
 }
 
-impl_sql_store!(SqliteStore, sqlx::Sqlite, "sqlite");
+/// Whether `url` asks for a database file on disk, created if missing: `mode=rwc`, and
+/// neither `mode=ro` nor `mode=memory` (which win in sqlx) nor `:memory:`.
+fn url_creates_file(url: &str) -> bool {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+    let modes: Vec<&str> = params
+        .split('&')
+        .filter_map(|p| p.strip_prefix("mode="))
+        .collect();
+    database != ":memory:"
+        && modes.contains(&"rwc")
+        && !modes.contains(&"ro")
+        && !modes.contains(&"memory")
+}
+
+/// Creates the database file at `path` empty with mode 0600, unless it exists: SQLite then
+/// opens it as a new database and gives its `-wal` and `-shm` files the same mode, so no
+/// file of the database is ever readable by others.
+fn create_private(path: &Path) -> Result<()> {
+    match kasane_os::fs::create_private_file(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::CreateFile(e)),
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::Store as _;
+
+    #[test]
+    fn only_rwc_urls_create_a_file() {
+        assert!(url_creates_file("sqlite:///d/k.db?mode=rwc"));
+        assert!(url_creates_file("sqlite://k.db?cache=shared&mode=rwc"));
+        assert!(!url_creates_file("sqlite:///d/k.db"));
+        assert!(!url_creates_file("sqlite:///d/k.db?mode=rw"));
+        assert!(!url_creates_file("sqlite:///d/k.db?mode=rwc&mode=ro"));
+        assert!(!url_creates_file("sqlite::memory:"));
+        assert!(!url_creates_file("sqlite://:memory:?mode=rwc"));
+    }
 
     #[tokio::test]
     async fn open_file_creates_the_database_at_an_awkward_path() {
