@@ -866,6 +866,15 @@ mod tests {
             assert_eq!(st.next_counter("a").await.unwrap(), want);
         }
         assert_eq!(st.list_users().await.unwrap().len(), 1);
+        // The above holds for a shared-cache pool of several connections too, until they all
+        // close when idle and the database is gone: check the pool itself.
+        for url in ["sqlite::memory:", "sqlite://?mode=memory"] {
+            let pool = SqliteStore::open(url).await.unwrap();
+            let options = pool.pool().options();
+            assert_eq!(options.get_max_connections(), 1, "{url}");
+            assert_eq!(options.get_min_connections(), 1, "{url}");
+            assert_eq!(options.get_idle_timeout(), None, "{url}");
+        }
     }
 
     #[tokio::test]

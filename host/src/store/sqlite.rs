@@ -33,10 +33,11 @@ impl SqlStore<Sqlite> {
     /// With `mode=rwc` a missing database file is created with mode 0600 first.
     pub async fn open(url: &str) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?;
-        if url_creates_file(url) {
+        let target = UrlTarget::of(url);
+        if target == (UrlTarget::File { create: true }) {
             create_private(options.get_filename())?;
         }
-        Self::open_with(options).await
+        Self::connect(options, target == UrlTarget::Memory).await
     }
 
     /// Opens (creating it with mode 0600 if missing) the database file at `path`, e.g.
@@ -56,14 +57,19 @@ impl SqlStore<Sqlite> {
     /// create is created by SQLite with the process's umask: [`open`](Self::open) and
     /// [`open_file`](Self::open_file) create it with mode 0600 first.
     pub async fn open_with(options: SqliteConnectOptions) -> Result<Self> {
+        let in_memory = options.get_filename().as_os_str() == ":memory:";
+        Self::connect(options, in_memory).await
+    }
+
+    /// [`open_with`](Self::open_with), told whether the database is in memory.
+    async fn connect(options: SqliteConnectOptions, in_memory: bool) -> Result<Self> {
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             // Writers queue on SQLite's lock; this bounds the wait under contention.
             .busy_timeout(Duration::from_secs(30));
-        // An in-memory database is private to its connection: keep exactly one.
-        let in_memory = options.get_filename().as_os_str() == ":memory:";
+        // An in-memory database lives as long as a connection to it: keep exactly one.
         let pool = SqlitePoolOptions::new()
             .max_connections(if in_memory { 1 } else { 8 })
             .min_connections(u32::from(in_memory))
@@ -84,21 +90,33 @@ impl SqlStore<Sqlite> {
     }
 }
 
-/// Whether `url` asks for a database file on disk, created if missing: `mode=rwc`, and
-/// neither `mode=ro` nor `mode=memory` (which win in sqlx) nor `:memory:`.
-fn url_creates_file(url: &str) -> bool {
-    let rest = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:");
-    let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
-    let modes: Vec<&str> = params
-        .split('&')
-        .filter_map(|p| p.strip_prefix("mode="))
-        .collect();
-    database != ":memory:"
-        && modes.contains(&"rwc")
-        && !modes.contains(&"ro")
-        && !modes.contains(&"memory")
+/// What a `sqlite:` URL opens, as sqlx reads it (its options do not say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UrlTarget {
+    /// An in-memory database: `:memory:` or `mode=memory`.
+    Memory,
+    /// A file; `create`: created if missing (`mode=rwc`, and no `mode=ro`, which wins).
+    File { create: bool },
+}
+
+impl UrlTarget {
+    fn of(url: &str) -> Self {
+        let rest = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
+        let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+        let modes: Vec<&str> = params
+            .split('&')
+            .filter_map(|p| p.strip_prefix("mode="))
+            .collect();
+        if database == ":memory:" || modes.contains(&"memory") {
+            Self::Memory
+        } else {
+            Self::File {
+                create: modes.contains(&"rwc") && !modes.contains(&"ro"),
+            }
+        }
+    }
 }
 
 /// Creates the database file at `path` empty with mode 0600, unless it exists: SQLite then
@@ -118,14 +136,21 @@ mod tests {
     use crate::store::Store as _;
 
     #[test]
-    fn only_rwc_urls_create_a_file() {
-        assert!(url_creates_file("sqlite:///d/k.db?mode=rwc"));
-        assert!(url_creates_file("sqlite://k.db?cache=shared&mode=rwc"));
-        assert!(!url_creates_file("sqlite:///d/k.db"));
-        assert!(!url_creates_file("sqlite:///d/k.db?mode=rw"));
-        assert!(!url_creates_file("sqlite:///d/k.db?mode=rwc&mode=ro"));
-        assert!(!url_creates_file("sqlite::memory:"));
-        assert!(!url_creates_file("sqlite://:memory:?mode=rwc"));
+    fn urls_say_memory_or_file_and_only_rwc_creates() {
+        let file = |create| UrlTarget::File { create };
+        for (url, want) in [
+            ("sqlite:///d/k.db?mode=rwc", file(true)),
+            ("sqlite://k.db?cache=shared&mode=rwc", file(true)),
+            ("sqlite:///d/k.db", file(false)),
+            ("sqlite:///d/k.db?mode=rw", file(false)),
+            ("sqlite:///d/k.db?mode=rwc&mode=ro", file(false)),
+            ("sqlite::memory:", UrlTarget::Memory),
+            ("sqlite://:memory:?mode=rwc", UrlTarget::Memory),
+            ("sqlite://?mode=memory", UrlTarget::Memory),
+            ("sqlite://k.db?mode=rwc&mode=memory", UrlTarget::Memory),
+        ] {
+            assert_eq!(UrlTarget::of(url), want, "{url}");
+        }
     }
 
     #[tokio::test]
