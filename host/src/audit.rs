@@ -170,6 +170,7 @@ pub struct Summary {
 
 /// Errors of [`verify`]: the log is broken, or could not be read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum VerifyError {
     /// The first broken record.
     #[error("audit log broken: {0}")]
