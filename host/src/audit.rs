@@ -12,53 +12,19 @@
 //! `payload` is the postcard encoding of [`AuditPayload`]: the message as received. A
 //! checkpoint is the host key's Ed25519 signature over
 //! `"kasane/v1/audit-checkpoint" ‖ sid ‖ u64_be(seq) ‖ record_hash`.
+//!
+//! The hash formats live in [`crate::audit_chain`] (shared with the store, which appends
+//! records) and are re-exported here.
 
 use std::collections::HashMap;
 
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::store::{AuditCheckpoint, AuditCursor, AuditReader, Store, StoreError};
-
-/// Domain label of record hashes.
-pub const RECORD_LABEL: &[u8] = b"kasane/v1/audit";
-/// Domain label of a chain's genesis value.
-pub const GENESIS_LABEL: &[u8] = b"kasane/v1/audit-genesis";
-/// Domain label of checkpoint signatures.
-pub const CHECKPOINT_LABEL: &[u8] = b"kasane/v1/audit-checkpoint";
-
-/// The `prev_hash` of record 1 of session `session_id`.
-#[must_use]
-pub fn genesis_hash(session_id: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(GENESIS_LABEL);
-    h.update(session_id);
-    h.finalize().into()
-}
-
-/// The hash of record `seq` of session `session_id`.
-#[must_use]
-pub fn record_hash(session_id: &[u8], seq: u64, prev_hash: &[u8], payload: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(RECORD_LABEL);
-    h.update(session_id);
-    h.update(seq.to_be_bytes());
-    h.update(prev_hash);
-    h.update(payload);
-    h.finalize().into()
-}
-
-/// The bytes a checkpoint signs.
-#[must_use]
-pub fn checkpoint_message(session_id: &[u8], seq: u64, record_hash: &[u8]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(CHECKPOINT_LABEL.len() + session_id.len() + 8 + 32);
-    m.extend_from_slice(CHECKPOINT_LABEL);
-    m.extend_from_slice(session_id);
-    m.extend_from_slice(&seq.to_be_bytes());
-    m.extend_from_slice(record_hash);
-    m
-}
+pub use crate::audit_chain::{
+    CHECKPOINT_LABEL, GENESIS_LABEL, RECORD_LABEL, checkpoint_message, genesis_hash, record_hash,
+};
+use crate::store::{AuditCheckpoint, AuditCursor, AuditReader, AuditRecord, Store, StoreError};
 
 /// A signed checkpoint of record (`session_id`, `seq`).
 #[must_use]
@@ -118,6 +84,56 @@ impl AuditPayload {
     }
 }
 
+/// What is wrong with a record or checkpoint (see [`Broken`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Defect {
+    /// The record's position is not the one after its predecessor's.
+    Sequence {
+        /// The position found.
+        found: u64,
+        /// The position expected.
+        expected: u64,
+    },
+    /// `prev_hash` is not the predecessor's `record_hash` (or the genesis value).
+    PrevHash,
+    /// `record_hash` is not the hash of the record.
+    RecordHash,
+    /// The payload is not an [`AuditPayload`].
+    Payload,
+    /// A checkpoint's signature does not verify under the host key.
+    Signature,
+    /// A checkpoint vouches for another `record_hash` than the record's.
+    CheckpointMismatch,
+    /// A checkpoint vouches for a record that is not in the log.
+    CheckpointWithoutRecord,
+}
+
+impl std::fmt::Display for Defect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sequence { found, expected } => write!(
+                f,
+                "sequence number {found} where {expected} was expected (missing, inserted or reordered record)"
+            ),
+            Self::PrevHash => f.write_str("prev_hash does not link to the previous record"),
+            Self::RecordHash => {
+                f.write_str("record_hash does not match the record (changed record)")
+            }
+            Self::Payload => f.write_str("payload does not decode"),
+            Self::Signature => {
+                f.write_str("checkpoint signature does not verify with the host key")
+            }
+            Self::CheckpointMismatch => {
+                f.write_str("signed checkpoint does not match the record (chain rewritten)")
+            }
+            Self::CheckpointWithoutRecord => {
+                f.write_str("signed checkpoint for a record that does not exist (deleted records)")
+            }
+        }
+    }
+}
+
 /// The first broken record found by [`verify`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Broken {
@@ -126,7 +142,7 @@ pub struct Broken {
     /// The record (or checkpoint) position.
     pub seq: u64,
     /// What is wrong.
-    pub what: String,
+    pub what: Defect,
 }
 
 impl std::fmt::Display for Broken {
@@ -154,6 +170,7 @@ pub struct Summary {
 
 /// Errors of [`verify`]: the log is broken, or could not be read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum VerifyError {
     /// The first broken record.
     #[error("audit log broken: {0}")]
@@ -163,30 +180,62 @@ pub enum VerifyError {
     Store(#[from] StoreError),
 }
 
-fn broken(session_id: &[u8], seq: u64, what: impl Into<String>) -> VerifyError {
+fn broken(session_id: &[u8], seq: u64, what: Defect) -> VerifyError {
     VerifyError::Broken(Broken {
         session_id: session_id.to_vec(),
         seq,
-        what: what.into(),
+        what,
     })
 }
+
+/// Pages read from the store at a time.
+const PAGE: u32 = 512;
+
+/// Checkpoints by position (`session_id`, `seq`).
+type Checkpoints = HashMap<(Vec<u8>, u64), AuditCheckpoint>;
 
 /// Reads every chain and checkpoint (page by page) and checks: sequence numbers contiguous
 /// from 1, `prev_hash` links (genesis for record 1), recomputed `record_hash`, payloads that
 /// decode, checkpoint signatures under `host_key`, and that each checkpoint matches an
 /// existing record (so a cut-off tail is detected).
 pub async fn verify(store: &dyn Store, host_key: &VerifyingKey) -> Result<Summary, VerifyError> {
-    // Checkpoints are few next to records: all of them in memory, by position.
-    let mut checkpoints: HashMap<(Vec<u8>, u64), AuditCheckpoint> = HashMap::new();
+    let mut checkpoints = read_checkpoints(store).await?;
+    let mut summary = Summary::default();
+    let mut reader = AuditReader::new(store);
+    // The last record read: (session id, seq, record_hash).
+    let mut previous: Option<(Vec<u8>, u64, Vec<u8>)> = None;
+    while let Some(r) = reader.next().await? {
+        let (expected_seq, expected_prev) = match &previous {
+            Some((sid, seq, hash)) if *sid == r.session_id => (seq + 1, hash.clone()),
+            _ => {
+                summary.chains += 1;
+                (1, genesis_hash(&r.session_id).to_vec())
+            }
+        };
+        check_record(&r, expected_seq, &expected_prev)?;
+        if let Some(c) = checkpoints.remove(&(r.session_id.clone(), r.seq)) {
+            check_checkpoint_of(&c, &r, host_key)?;
+            summary.checkpoints += 1;
+        }
+        summary.records += 1;
+        previous = Some((r.session_id, r.seq, r.record_hash));
+    }
+    check_no_orphan_checkpoint(checkpoints, host_key)?;
+    Ok(summary)
+}
+
+/// All checkpoints, by position (they are few next to records).
+async fn read_checkpoints(store: &dyn Store) -> Result<Checkpoints, StoreError> {
+    let mut checkpoints = Checkpoints::new();
     let mut cursor: Option<AuditCursor> = None;
     loop {
-        let page = store.audit_checkpoint_page(cursor.as_ref(), 512).await?;
+        let page = store.audit_checkpoint_page(cursor.as_ref(), PAGE).await?;
         let Some(last) = page.last() else { break };
         cursor = Some(AuditCursor {
             session_id: last.session_id.clone(),
             seq: last.seq,
         });
-        let full = page.len() == 512;
+        let full = page.len() == PAGE as usize;
         for c in page {
             checkpoints.insert((c.session_id.clone(), c.seq), c);
         }
@@ -194,75 +243,70 @@ pub async fn verify(store: &dyn Store, host_key: &VerifyingKey) -> Result<Summar
             break;
         }
     }
-    let mut summary = Summary::default();
-    let mut reader = AuditReader::new(store);
-    let mut current: Option<(Vec<u8>, u64, Vec<u8>)> = None;
-    while let Some(r) = reader.next().await? {
-        let (expected_seq, expected_prev) = match &current {
-            Some((sid, seq, hash)) if *sid == r.session_id => (seq + 1, hash.clone()),
-            _ => {
-                summary.chains += 1;
-                (1, genesis_hash(&r.session_id).to_vec())
-            }
-        };
-        if r.seq != expected_seq {
-            return Err(broken(
-                &r.session_id,
-                r.seq,
-                format!(
-                    "sequence number {} where {expected_seq} was expected (missing, inserted or reordered record)",
-                    r.seq
-                ),
-            ));
-        }
-        if r.prev_hash != expected_prev {
-            return Err(broken(
-                &r.session_id,
-                r.seq,
-                "prev_hash does not link to the previous record",
-            ));
-        }
-        let h = record_hash(&r.session_id, r.seq, &r.prev_hash, &r.payload);
-        if r.record_hash != h {
-            return Err(broken(
-                &r.session_id,
-                r.seq,
-                "record_hash does not match the record (changed record)",
-            ));
-        }
-        if AuditPayload::decode(&r.payload).is_err() {
-            return Err(broken(&r.session_id, r.seq, "payload does not decode"));
-        }
-        if let Some(c) = checkpoints.remove(&(r.session_id.clone(), r.seq)) {
-            check_checkpoint(&c, host_key)?;
-            if c.record_hash != r.record_hash {
-                return Err(broken(
-                    &r.session_id,
-                    r.seq,
-                    "signed checkpoint does not match the record (chain rewritten)",
-                ));
-            }
-            summary.checkpoints += 1;
-        }
-        summary.records += 1;
-        current = Some((r.session_id, r.seq, r.record_hash));
-    }
-    // A checkpoint left over vouches for a record that is gone.
-    if let Some(c) = checkpoints
-        .into_values()
-        .min_by(|a, b| (&a.session_id, a.seq).cmp(&(&b.session_id, b.seq)))
-    {
-        check_checkpoint(&c, host_key)?;
-        return Err(broken(
-            &c.session_id,
-            c.seq,
-            "signed checkpoint for a record that does not exist (deleted records)",
-        ));
-    }
-    Ok(summary)
+    Ok(checkpoints)
 }
 
-fn check_checkpoint(c: &AuditCheckpoint, key: &VerifyingKey) -> Result<(), VerifyError> {
+/// One record in its chain: at `expected_seq`, linked to `expected_prev`, its own hash right,
+/// its payload decoding.
+fn check_record(
+    r: &AuditRecord,
+    expected_seq: u64,
+    expected_prev: &[u8],
+) -> Result<(), VerifyError> {
+    let defect = if r.seq != expected_seq {
+        Some(Defect::Sequence {
+            found: r.seq,
+            expected: expected_seq,
+        })
+    } else if r.prev_hash != expected_prev {
+        Some(Defect::PrevHash)
+    } else if r.record_hash != record_hash(&r.session_id, r.seq, &r.prev_hash, &r.payload) {
+        Some(Defect::RecordHash)
+    } else if AuditPayload::decode(&r.payload).is_err() {
+        Some(Defect::Payload)
+    } else {
+        None
+    };
+    match defect {
+        Some(d) => Err(broken(&r.session_id, r.seq, d)),
+        None => Ok(()),
+    }
+}
+
+/// Checkpoint `c` of record `r`: signed by the host key, vouching for `r`'s hash.
+fn check_checkpoint_of(
+    c: &AuditCheckpoint,
+    r: &AuditRecord,
+    key: &VerifyingKey,
+) -> Result<(), VerifyError> {
+    check_signature(c, key)?;
+    if c.record_hash != r.record_hash {
+        return Err(broken(&r.session_id, r.seq, Defect::CheckpointMismatch));
+    }
+    Ok(())
+}
+
+/// A checkpoint left over after reading the log vouches for a record that is gone: the first
+/// such (in log order) is the break, once its signature is known to be the host's.
+fn check_no_orphan_checkpoint(
+    checkpoints: Checkpoints,
+    key: &VerifyingKey,
+) -> Result<(), VerifyError> {
+    let Some(c) = checkpoints
+        .into_values()
+        .min_by(|a, b| (&a.session_id, a.seq).cmp(&(&b.session_id, b.seq)))
+    else {
+        return Ok(());
+    };
+    check_signature(&c, key)?;
+    Err(broken(
+        &c.session_id,
+        c.seq,
+        Defect::CheckpointWithoutRecord,
+    ))
+}
+
+fn check_signature(c: &AuditCheckpoint, key: &VerifyingKey) -> Result<(), VerifyError> {
     let ok = Signature::from_slice(&c.signature)
         .map(|sig| {
             key.verify(
@@ -275,48 +319,61 @@ fn check_checkpoint(c: &AuditCheckpoint, key: &VerifyingKey) -> Result<(), Verif
     if ok {
         Ok(())
     } else {
-        Err(broken(
-            &c.session_id,
-            c.seq,
-            "checkpoint signature does not verify with the host key",
-        ))
+        Err(broken(&c.session_id, c.seq, Defect::Signature))
     }
+}
+
+/// Errors of [`export`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// Reading the store failed.
+    #[error("reading the audit log")]
+    Store(#[from] StoreError),
+    /// Writing a line failed.
+    #[error("writing the export")]
+    Write(#[from] std::io::Error),
+    /// Encoding a line failed.
+    #[error("encoding a record as JSON")]
+    Json(#[from] serde_json::Error),
 }
 
 /// Writes the whole log as JSON lines, one per record (byte fields hex; the decoded payload
 /// alongside when it decodes). Returns the number of records.
-pub async fn export(
-    store: &dyn Store,
-    out: &mut dyn std::io::Write,
-) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+pub async fn export(store: &dyn Store, out: &mut dyn std::io::Write) -> Result<u64, ExportError> {
     let mut reader = AuditReader::new(store);
     let mut n = 0;
     while let Some(r) = reader.next().await? {
-        let mut line = serde_json::json!({
-            "session_id": hex::encode(&r.session_id),
-            "seq": r.seq,
-            "prev_hash": hex::encode(&r.prev_hash),
-            "record_hash": hex::encode(&r.record_hash),
-            "payload": hex::encode(&r.payload),
-            "created": r.created,
-        });
-        if let Ok(p) = AuditPayload::decode(&r.payload) {
-            line["message"] = serde_json::json!({
-                "direction": p.direction,
-                "seq": p.seq,
-                "recipient": p.recipient,
-                "ciphertext": hex::encode(&p.ciphertext),
-                "aad": hex::encode(&p.aad),
-                "module_sha256": hex::encode(p.module_sha256),
-                "sender": p.sender,
-                "received_at": p.received_at,
-            });
-        }
-        serde_json::to_writer(&mut *out, &line)?;
+        serde_json::to_writer(&mut *out, &export_line(&r))?;
         out.write_all(b"\n")?;
         n += 1;
     }
     Ok(n)
+}
+
+/// The JSON line of record `r`.
+fn export_line(r: &AuditRecord) -> serde_json::Value {
+    let mut line = serde_json::json!({
+        "session_id": hex::encode(&r.session_id),
+        "seq": r.seq,
+        "prev_hash": hex::encode(&r.prev_hash),
+        "record_hash": hex::encode(&r.record_hash),
+        "payload": hex::encode(&r.payload),
+        "created": r.created,
+    });
+    if let Ok(p) = AuditPayload::decode(&r.payload) {
+        line["message"] = serde_json::json!({
+            "direction": p.direction,
+            "seq": p.seq,
+            "recipient": p.recipient,
+            "ciphertext": hex::encode(&p.ciphertext),
+            "aad": hex::encode(&p.aad),
+            "module_sha256": hex::encode(p.module_sha256),
+            "sender": p.sender,
+            "received_at": p.received_at,
+        });
+    }
+    line
 }
 
 #[cfg(test)]
@@ -342,5 +399,26 @@ mod tests {
         let g = genesis_hash(b"s");
         assert_ne!(record_hash(b"s", 1, &g, &b), record_hash(b"s", 2, &g, &b));
         assert_ne!(record_hash(b"s", 1, &g, &b), record_hash(b"t", 1, &g, &b));
+    }
+
+    /// Known answer for a checkpoint's signature: the message of `audit_chain`'s known-answer
+    /// test signed with the Ed25519 key whose seed is the bytes 0, 1, …, 31. The expected value
+    /// was computed independently with Python's `cryptography` package:
+    /// `Ed25519PrivateKey.from_private_bytes(bytes(range(32))).sign(m)` (Ed25519 signatures are
+    /// deterministic).
+    #[test]
+    fn checkpoint_signature_known_answer() {
+        use crate::audit_chain::tests::{RECORD_1, SID};
+        let seed: [u8; 32] = std::array::from_fn(|i| i as u8);
+        let key = SigningKey::from_bytes(&seed);
+        let r1 = hex::decode(RECORD_1).unwrap();
+        let c = sign_checkpoint(&key, &SID, 1, &r1, 77);
+        assert_eq!(
+            hex::encode(&c.signature),
+            "7eb02006e27dc3e482f5e02720a63101911fc788482516d2e951ebfec9f4499b\
+             5976251a7afd40d7eb06078cc4b7505db9172b1fd35672af9f1556b9af53a802"
+        );
+        check_signature(&c, &key.verifying_key()).unwrap();
+        assert_eq!((c.seq, c.record_hash, c.created), (1, r1, 77));
     }
 }

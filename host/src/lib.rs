@@ -20,6 +20,8 @@
 //!   (`GET /v1/inbox?wait=N`, long-poll; re-sealed host to client) and its ack.
 //! - [`audit`]: the per-session hash chains, signed checkpoints, and the checks behind
 //!   `kasane-host audit verify` / `audit export`.
+//! - [`audit_chain`]: the hash chain's formats (record hash, genesis value, the bytes a
+//!   checkpoint signs), shared by the store and [`audit`].
 //! - [`server`]: [`app`](server::app) (the axum router) and [`run`](server::run) (TLS 1.3
 //!   only, HTTP/1.1 and HTTP/2, one RFC 9266 exporter value per connection; graceful
 //!   shutdown, bounded by [`SHUTDOWN_GRACE`](server::SHUTDOWN_GRACE)).
@@ -66,6 +68,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod audit_chain;
 pub mod config;
 pub mod crypto;
 mod error;

@@ -25,11 +25,30 @@ use kasane_host::store::{
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-/// Two handles on one database.
+/// Two handles on one database, and direct SQL access to it.
 #[derive(Clone)]
 struct Stores {
     main: Arc<dyn Store>,
     replica: Arc<dyn Store>,
+    raw: Raw,
+}
+
+/// The database under test, for what `dyn Store` does not show (rows out of its reach).
+#[derive(Clone)]
+enum Raw {
+    Sqlite(sqlx::SqlitePool),
+    Pg(sqlx::PgPool),
+}
+
+impl Raw {
+    /// The number of rows in `table`.
+    async fn count(&self, table: &str) -> i64 {
+        let q = format!("SELECT COUNT(*) FROM {table}");
+        match self {
+            Self::Sqlite(pool) => sqlx::query_scalar(&q).fetch_one(pool).await.unwrap(),
+            Self::Pg(pool) => sqlx::query_scalar(&q).fetch_one(pool).await.unwrap(),
+        }
+    }
 }
 
 /// Runs `case` against SQLite in a fresh temporary directory.
@@ -48,6 +67,7 @@ where
     let stores = Stores {
         main: Arc::new(main.clone()),
         replica: Arc::new(replica.clone()),
+        raw: Raw::Sqlite(main.pool().clone()),
     };
     let outcome = tokio::spawn(case(stores)).await;
     main.close().await;
@@ -97,6 +117,7 @@ where
     let stores = Stores {
         main: Arc::new(main.clone()),
         replica: Arc::new(replica.clone()),
+        raw: Raw::Pg(main.pool().clone()),
     };
     let outcome = tokio::spawn(case(stores)).await;
     main.close().await;
@@ -962,6 +983,11 @@ mod cases {
             .unwrap();
         assert!(st.remove_user("alice").await.unwrap());
         assert!(st.touch_session(&[1; 32], 2, 100).await.unwrap().is_none());
+        // Gone from the database, not merely out of reach: a new user gets a new id, so
+        // nothing read through the store could show rows left behind.
+        for table in ["challenge_pairs", "sessions", "relay_queue"] {
+            assert_eq!(s.raw.count(table).await, 0, "rows left in {table}");
+        }
         assert_eq!(
             st.throttle_state(ThrottleKey::User("alice")).await.unwrap(),
             ThrottleState::default()
@@ -1000,8 +1026,40 @@ async fn sqlite_open_uses_wal_and_runs_migrations() {
         .unwrap();
     assert_eq!(sync, 2, "synchronous = FULL");
     assert!(st.get_user("alice").await.unwrap().is_some());
+    // Writes go to the write-ahead log (SQLite removes it when the last connection closes,
+    // so look while this one is open).
+    st.next_counter("alice").await.unwrap();
+    let wal = path.with_extension("db-wal");
+    let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert!(wal_len > 0, "no write-ahead log at {}", wal.display());
     st.close().await;
-    assert!(path.with_extension("db-wal").exists() || path.exists());
+}
+
+/// SQLite only: the database file is created with mode 0600 before SQLite opens it, so the
+/// `-wal` and `-shm` files SQLite makes beside it get 0600 too; through a URL and a path.
+/// (The process umask here must leave group/other bits, e.g. 022, for this to test anything:
+/// SQLite alone would then make the files 0644.)
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_database_files_are_private_from_creation() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let by_url = dir.path().join("url.db");
+    let url = format!("sqlite://{}?mode=rwc", by_url.display());
+    let by_path = dir.path().join("path.db");
+    let stores = [
+        SqliteStore::open(&url).await.unwrap(),
+        SqliteStore::open_file(&by_path).await.unwrap(),
+    ];
+    for (st, db) in stores.iter().zip([&by_url, &by_path]) {
+        st.create_user(&fixture::user("alice", 1), 1).await.unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{} has mode {mode:o}", file.display());
+        }
+        st.close().await;
+    }
 }
 
 /// SQLite only: the audit table refuses updates and deletes.
@@ -1017,7 +1075,9 @@ async fn sqlite_audit_log_is_append_only() {
         "UPDATE audit_log SET payload = x'00'",
         "DELETE FROM audit_log",
     ] {
-        assert!(sqlx::query(q).execute(st.pool()).await.is_err(), "{q}");
+        let err = sqlx::query(q).execute(st.pool()).await.unwrap_err();
+        // Refused by the trigger, not by some other failure of the statement.
+        assert!(err.to_string().contains("append-only"), "{q}: {err}");
     }
     assert_eq!(st.audit_page(None, 10).await.unwrap().len(), 1);
     st.close().await;
@@ -1067,7 +1127,9 @@ async fn postgres_open_and_audit_log_is_append_only() {
         "UPDATE audit_log SET payload = '\\x00'",
         "DELETE FROM audit_log",
     ] {
-        assert!(sqlx::query(q).execute(st.pool()).await.is_err(), "{q}");
+        let err = sqlx::query(q).execute(st.pool()).await.unwrap_err();
+        // Refused by the trigger, not by some other failure of the statement.
+        assert!(err.to_string().contains("append-only"), "{q}: {err}");
     }
     assert_eq!(st.audit_page(None, 10).await.unwrap().len(), 1);
     st.close().await;

@@ -4,8 +4,9 @@
 //! [`open`] takes a URL — `sqlite://<path>?mode=rwc` or `postgres://…` — connects, runs the
 //! backend's migrations (`host/migrations/sqlite/`, `host/migrations/postgres/`, embedded
 //! with `sqlx::migrate!`) and hands back an `Arc<dyn Store>`. Both backends are one
-//! implementation: the SQL is written once in the dialect the two share (`$n` parameters,
-//! `RETURNING`, `ON CONFLICT … DO UPDATE`) and instantiated per backend; only the DDL differs.
+//! implementation, [`SqlStore`], generic over the sqlx database: the SQL is written once in
+//! the dialect the two share (`$n` parameters, `RETURNING`, `ON CONFLICT … DO UPDATE`); only
+//! the DDL differs. Rows are read by column name into one `sqlx::FromRow` type per shape.
 //!
 //! The store never reads the clock: every method that depends on time takes `now` (unix
 //! seconds) from the caller, so tests control time ([`Clock`] is the host's source of it).
@@ -103,12 +104,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 pub use zeroize::Zeroizing;
 
-#[macro_use]
-mod sql;
 mod postgres;
+mod rows;
+mod sql;
 mod sqlite;
 
 pub use postgres::PgStore;
+pub use sql::{Backend, SqlStore};
 pub use sqlite::SqliteStore;
 
 /// Unix time in seconds, as passed to the store by its caller.
@@ -122,10 +124,13 @@ pub use kasane_os::clock::{Clock, SystemClock};
 pub enum StoreError {
     /// The database failed or could not be reached.
     #[error("database error")]
-    Database(#[source] sqlx::Error),
+    Database(#[from] sqlx::Error),
     /// Running the migrations failed.
     #[error("database migration failed")]
-    Migrate(#[source] sqlx::migrate::MigrateError),
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Creating a new SQLite database file (mode 0600) failed.
+    #[error("creating the database file")]
+    CreateFile(#[source] std::io::Error),
     /// The URL names no supported backend (only the scheme is reported: URLs can hold passwords).
     #[error("unsupported database URL scheme {scheme:?} (expected sqlite: or postgres:)")]
     UnsupportedUrl {
@@ -154,18 +159,6 @@ pub enum StoreError {
         /// Which value.
         what: &'static str,
     },
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Database(e)
-    }
-}
-
-impl From<sqlx::migrate::MigrateError> for StoreError {
-    fn from(e: sqlx::migrate::MigrateError) -> Self {
-        Self::Migrate(e)
-    }
 }
 
 /// Result alias for the store.
@@ -678,7 +671,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Accepts a client's message in ONE transaction: advances the session's
     /// `last_seq_from_client` to `m.seq` (compare-and-set: it must still be lower), appends
     /// the audit record to the session's chain (position = chain length + 1, hashes by
-    /// [`crate::audit::record_hash`]) and, if `m.queue` names an existing user, queues the
+    /// [`crate::audit_chain::record_hash`]) and, if `m.queue` names an existing user, queues the
     /// body for them. Nothing is written unless all of it is.
     async fn accept_message(&self, m: &AcceptMessage) -> Result<AcceptOutcome>;
     /// Heads (`session_id`, `seq`, `record_hash`) of up to `limit` audit chains whose head has
@@ -873,6 +866,15 @@ mod tests {
             assert_eq!(st.next_counter("a").await.unwrap(), want);
         }
         assert_eq!(st.list_users().await.unwrap().len(), 1);
+        // The above holds for a shared-cache pool of several connections too, until they all
+        // close when idle and the database is gone: check the pool itself.
+        for url in ["sqlite::memory:", "sqlite://?mode=memory"] {
+            let pool = SqliteStore::open(url).await.unwrap();
+            let options = pool.pool().options();
+            assert_eq!(options.get_max_connections(), 1, "{url}");
+            assert_eq!(options.get_min_connections(), 1, "{url}");
+            assert_eq!(options.get_idle_timeout(), None, "{url}");
+        }
     }
 
     #[tokio::test]

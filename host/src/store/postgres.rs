@@ -3,20 +3,26 @@
 use std::str::FromStr as _;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::Postgres;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
 
-use super::Result;
+use super::{Backend, Result, SqlStore};
 
 /// Migrations for PostgreSQL (`host/migrations/postgres/`).
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// [`Store`](super::Store) on PostgreSQL.
-#[derive(Debug, Clone)]
-pub struct PgStore {
-    pool: sqlx::PgPool,
+pub type PgStore = SqlStore<Postgres>;
+
+impl Backend for Postgres {
+    const BACKEND: &'static str = "postgres";
+
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
+    }
 }
 
-impl PgStore {
+impl SqlStore<Postgres> {
     /// Connects to `url` (`postgres://…`) and runs the migrations. Concurrent replicas are
     /// safe: sqlx serializes migrations with an advisory lock.
     pub async fn open(url: &str) -> Result<Self> {
@@ -35,17 +41,4 @@ impl PgStore {
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }
-
-    /// The underlying pool (for tests and administrative tools).
-    #[must_use]
-    pub fn pool(&self) -> &sqlx::PgPool {
-        &self.pool
-    }
-
-    /// Closes the pool, waiting for its connections to end.
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
 }
-
-impl_sql_store!(PgStore, sqlx::Postgres, "postgres");

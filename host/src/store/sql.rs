@@ -1,889 +1,788 @@
-//! The one implementation of [`Store`](super::Store), instantiated for each backend.
+//! The one implementation of [`Store`] for both backends: [`SqlStore<DB>`], generic over the
+//! sqlx database ([`SqliteStore`](super::SqliteStore) = `SqlStore<Sqlite>`,
+//! [`PgStore`](super::PgStore) = `SqlStore<Postgres>`).
 //!
 //! The SQL below is the dialect SQLite (≥ 3.35) and PostgreSQL share: `$n` parameters (the
 //! SQLite driver binds `$n` by number), `RETURNING`, `ON CONFLICT … DO UPDATE`. Integers are
-//! `i64` on both sides (`BIGINT` in PostgreSQL), byte strings `BLOB`/`BYTEA`.
+//! `i64` on both sides (`BIGINT` in PostgreSQL), byte strings `BLOB`/`BYTEA`. Only the DDL
+//! (the migrations) differs. Rows are read by column name into the types of [`super::rows`].
 
-/// Implements `Store` for `$ty`, a struct with a `pool: sqlx::Pool<$db>` field.
-macro_rules! impl_sql_store {
-    ($ty:ty, $db:ty, $name:literal) => {
-        #[async_trait::async_trait]
-        impl $crate::store::Store for $ty {
-            fn backend(&self) -> &'static str {
-                $name
-            }
+use async_trait::async_trait;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
-            async fn create_user(
-                &self,
-                user: &$crate::store::NewUser,
-                now: $crate::store::UnixSeconds,
-            ) -> $crate::store::Result<()> {
-                use sqlx::Row as _;
-                let mut tx = self.pool.begin().await?;
-                let row = sqlx::query(
-                    "INSERT INTO users (name, password_hash, counter, created_at) \
-                     VALUES ($1, $2, 0, $3) RETURNING id",
-                )
-                .bind(&user.name)
-                .bind(&user.password_hash)
-                .bind($crate::store::to_db(now, "now")?)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| {
-                    if $crate::store::is_unique_violation(&e) {
-                        $crate::store::StoreError::UserExists
-                    } else {
-                        e.into()
-                    }
-                })?;
-                let id: i64 = row.try_get(0)?;
-                insert_pairs(&mut tx, id, &user.pairs).await?;
-                tx.commit().await?;
-                Ok(())
-            }
+use super::rows::{
+    AuditRow, BundleRow, CheckpointRow, CountRow, CounterRow, HeadRow, IdRow, PairRow, PendingRow,
+    QueuedRow, SeqRow, SessionHeadRow, SessionRow, ThrottleRow, UserRow, UserSummaryRow, convert,
+};
+use super::{
+    AcceptMessage, AcceptOutcome, AuditCheckpoint, AuditCursor, AuditRecord, Backoff,
+    ChallengePair, Direction, LoginStage, NewBundle, NewPendingLogin, NewSession, NewUser, Purged,
+    QueuedMessage, Result, Session, Store, StoreError, StoredBundle, ThrottleKey, ThrottleState,
+    UnixSeconds, UserRecord, UserSummary, Zeroizing, from_db, is_unique_violation, to_db,
+};
+use crate::audit_chain;
 
-            async fn get_user(
-                &self,
-                name: &str,
-            ) -> $crate::store::Result<Option<$crate::store::UserRecord>> {
-                use sqlx::Row as _;
-                // One snapshot for the user and its pairs.
-                let mut tx = self.pool.begin().await?;
-                let Some(row) = sqlx::query(
-                    "SELECT id, password_hash, counter, created_at FROM users WHERE name = $1",
-                )
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?
-                else {
-                    return Ok(None);
-                };
-                let id: i64 = row.try_get(0)?;
-                let rows = sqlx::query(
-                    "SELECT prompt, salt, verifier FROM challenge_pairs \
-                     WHERE user_id = $1 ORDER BY idx",
-                )
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                let mut pairs = Vec::with_capacity(rows.len());
-                for r in rows {
-                    pairs.push($crate::store::ChallengePair {
-                        prompt: r.try_get(0)?,
-                        salt: r.try_get(1)?,
-                        verifier: $crate::store::Zeroizing::new(r.try_get(2)?),
-                    });
-                }
-                Ok(Some($crate::store::UserRecord {
-                    name: name.to_owned(),
-                    password_hash: row.try_get(1)?,
-                    pairs,
-                    counter: $crate::store::from_db(row.try_get(2)?, "counter")?,
-                    created: $crate::store::from_db(row.try_get(3)?, "created_at")?,
-                }))
-            }
+/// What the shared implementation needs of a backend beyond [`sqlx::Database`].
+pub trait Backend: Database {
+    /// The backend's name (`"sqlite"`, `"postgres"`), for logs and metrics.
+    const BACKEND: &'static str;
+    /// How many rows a statement changed.
+    fn rows_affected(done: &Self::QueryResult) -> u64;
+}
 
-            async fn list_users(&self) -> $crate::store::Result<Vec<$crate::store::UserSummary>> {
-                use sqlx::Row as _;
-                let rows = sqlx::query(
-                    "SELECT u.name, u.created_at, \
-                       COALESCE(t.failures, 0), COALESCE(t.locked_until, 0), \
-                       (SELECT COUNT(*) FROM challenge_pairs p WHERE p.user_id = u.id) \
-                     FROM users u LEFT JOIN throttle t ON t.key = 'u:' || u.name \
-                     ORDER BY u.name",
-                )
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok($crate::store::UserSummary {
-                            name: r.try_get(0)?,
-                            created: $crate::store::from_db(r.try_get(1)?, "created_at")?,
-                            throttle: $crate::store::ThrottleState {
-                                failures: $crate::store::from_db(r.try_get(2)?, "failures")?,
-                                locked_until: $crate::store::from_db(
-                                    r.try_get(3)?,
-                                    "locked_until",
-                                )?,
-                            },
-                            pair_count: $crate::store::from_db(r.try_get(4)?, "pair count")?,
-                        })
-                    })
-                    .collect()
-            }
+/// The [`Store`] on a pool of backend `DB`.
+pub struct SqlStore<DB: Database> {
+    pub(super) pool: Pool<DB>,
+}
 
-            async fn remove_user(&self, name: &str) -> $crate::store::Result<bool> {
-                let mut tx = self.pool.begin().await?;
-                let n = sqlx::query("DELETE FROM users WHERE name = $1")
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                sqlx::query("DELETE FROM throttle WHERE key = $1")
-                    .bind($crate::store::ThrottleKey::User(name).to_key())
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(n > 0)
-            }
+impl<DB: Database> std::fmt::Debug for SqlStore<DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("pool", &self.pool)
+            .finish()
+    }
+}
 
-            async fn unlock_user(&self, name: &str) -> $crate::store::Result<bool> {
-                use sqlx::Row as _;
-                sqlx::query("DELETE FROM throttle WHERE key = $1")
-                    .bind($crate::store::ThrottleKey::User(name).to_key())
-                    .execute(&self.pool)
-                    .await?;
-                let row = sqlx::query("SELECT COUNT(*) FROM users WHERE name = $1")
-                    .bind(name)
-                    .fetch_one(&self.pool)
-                    .await?;
-                Ok(row.try_get::<i64, _>(0)? > 0)
-            }
-
-            async fn replace_pairs(
-                &self,
-                name: &str,
-                pairs: &[$crate::store::ChallengePair],
-            ) -> $crate::store::Result<bool> {
-                use sqlx::Row as _;
-                let mut tx = self.pool.begin().await?;
-                // A write first: locks the user row (PostgreSQL) / takes the write lock (SQLite).
-                let Some(row) =
-                    sqlx::query("UPDATE users SET name = name WHERE name = $1 RETURNING id")
-                        .bind(name)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                else {
-                    return Ok(false);
-                };
-                let id: i64 = row.try_get(0)?;
-                sqlx::query("DELETE FROM challenge_pairs WHERE user_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                insert_pairs(&mut tx, id, pairs).await?;
-                tx.commit().await?;
-                Ok(true)
-            }
-
-            async fn next_counter(&self, name: &str) -> $crate::store::Result<u64> {
-                use sqlx::Row as _;
-                let row = sqlx::query(
-                    "UPDATE users SET counter = counter + 1 WHERE name = $1 RETURNING counter",
-                )
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?
-                .ok_or($crate::store::StoreError::UserNotFound)?;
-                $crate::store::from_db(row.try_get(0)?, "counter")
-            }
-
-            async fn put_bundle(
-                &self,
-                bundle: &$crate::store::NewBundle,
-            ) -> $crate::store::Result<()> {
-                sqlx::query(
-                    "INSERT INTO challenge_bundles (id, user_name, body, expires_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(&bundle.id)
-                .bind(&bundle.user)
-                .bind(&bundle.body)
-                .bind($crate::store::to_db(bundle.expires_at, "expires_at")?)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| {
-                    if $crate::store::is_unique_violation(&e) {
-                        $crate::store::StoreError::Duplicate
-                    } else {
-                        e.into()
-                    }
-                })?;
-                Ok(())
-            }
-
-            async fn take_bundle(
-                &self,
-                id: &[u8],
-                now: $crate::store::UnixSeconds,
-            ) -> $crate::store::Result<Option<$crate::store::StoredBundle>> {
-                use sqlx::Row as _;
-                let Some(row) = sqlx::query(
-                    "DELETE FROM challenge_bundles WHERE id = $1 \
-                     RETURNING user_name, body, expires_at",
-                )
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?
-                else {
-                    return Ok(None);
-                };
-                let expires_at = $crate::store::from_db(row.try_get(2)?, "expires_at")?;
-                if now >= expires_at {
-                    return Ok(None);
-                }
-                Ok(Some($crate::store::StoredBundle {
-                    user: row.try_get(0)?,
-                    body: row.try_get(1)?,
-                    expires_at,
-                }))
-            }
-
-            async fn put_pending_login(
-                &self,
-                login: &$crate::store::NewPendingLogin,
-                now: $crate::store::UnixSeconds,
-                max_pending: u64,
-            ) -> $crate::store::Result<bool> {
-                // One statement: the bound on logins in flight and the insert.
-                let n = sqlx::query(
-                    "INSERT INTO pending_logins (id, stage, parts, expires_at) \
-                     SELECT $1, $2, $3, $4 \
-                     WHERE (SELECT COUNT(*) FROM pending_logins WHERE expires_at > $5) < $6",
-                )
-                .bind(&login.id)
-                .bind(login.stage.as_str())
-                .bind(&login.parts[..])
-                .bind($crate::store::to_db(login.expires_at, "expires_at")?)
-                .bind($crate::store::to_db(now, "now")?)
-                .bind($crate::store::to_db(max_pending, "max_pending")?)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| {
-                    if $crate::store::is_unique_violation(&e) {
-                        $crate::store::StoreError::Duplicate
-                    } else {
-                        e.into()
-                    }
-                })?
-                .rows_affected();
-                Ok(n == 1)
-            }
-
-            async fn take_pending_login(
-                &self,
-                id: &[u8],
-                stage: $crate::store::LoginStage,
-                now: $crate::store::UnixSeconds,
-            ) -> $crate::store::Result<Option<$crate::store::Zeroizing<Vec<u8>>>> {
-                use sqlx::Row as _;
-                let Some(row) = sqlx::query(
-                    "DELETE FROM pending_logins WHERE id = $1 AND stage = $2 \
-                     RETURNING parts, expires_at",
-                )
-                .bind(id)
-                .bind(stage.as_str())
-                .fetch_optional(&self.pool)
-                .await?
-                else {
-                    return Ok(None);
-                };
-                let parts = $crate::store::Zeroizing::new(row.try_get::<Vec<u8>, _>(0)?);
-                let expires_at = $crate::store::from_db(row.try_get(1)?, "expires_at")?;
-                if now >= expires_at {
-                    return Ok(None);
-                }
-                Ok(Some(parts))
-            }
-
-            async fn create_session(
-                &self,
-                s: &$crate::store::NewSession,
-            ) -> $crate::store::Result<()> {
-                let n = sqlx::query(
-                    "INSERT INTO sessions (token_hash, session_id, user_id, created_at, \
-                       last_seen, expires_at, secret, last_seq_from_client, last_seq_to_client) \
-                     SELECT $1, $2, id, $3, $3, $4, $5, 0, 0 FROM users WHERE name = $6",
-                )
-                .bind(&s.token_hash)
-                .bind(&s.session_id)
-                .bind($crate::store::to_db(s.created, "created")?)
-                .bind($crate::store::to_db(s.expires_at, "expires_at")?)
-                .bind(&s.secret[..])
-                .bind(&s.user)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| {
-                    if $crate::store::is_unique_violation(&e) {
-                        $crate::store::StoreError::Duplicate
-                    } else {
-                        e.into()
-                    }
-                })?
-                .rows_affected();
-                if n == 0 {
-                    return Err($crate::store::StoreError::UserNotFound);
-                }
-                Ok(())
-            }
-
-            async fn touch_session(
-                &self,
-                token_hash: &[u8],
-                now: $crate::store::UnixSeconds,
-                idle_timeout: u64,
-            ) -> $crate::store::Result<Option<$crate::store::Session>> {
-                use sqlx::Row as _;
-                let now_db = $crate::store::to_db(now, "now")?;
-                // Alive iff last_seen > now - idle and expires_at > now; written so that
-                // nothing overflows: idle_seen_after may be negative.
-                let idle_seen_after = now_db.saturating_sub($crate::store::to_db(
-                    idle_timeout,
-                    "idle_timeout",
-                )?);
-                let row = sqlx::query(
-                    "UPDATE sessions SET last_seen = $2 \
-                     WHERE token_hash = $1 AND last_seen > $3 AND expires_at > $2 \
-                     RETURNING session_id, (SELECT name FROM users WHERE id = user_id), \
-                       created_at, expires_at, secret, last_seq_from_client, last_seq_to_client",
-                )
-                .bind(token_hash)
-                .bind(now_db)
-                .bind(idle_seen_after)
-                .fetch_optional(&self.pool)
-                .await?;
-                let Some(row) = row else {
-                    // Expired (or absent): make sure it is gone.
-                    sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-                        .bind(token_hash)
-                        .execute(&self.pool)
-                        .await?;
-                    return Ok(None);
-                };
-                Ok(Some($crate::store::Session {
-                    session_id: row.try_get(0)?,
-                    user: row.try_get(1)?,
-                    created: $crate::store::from_db(row.try_get(2)?, "created_at")?,
-                    last_seen: now,
-                    expires_at: $crate::store::from_db(row.try_get(3)?, "expires_at")?,
-                    secret: $crate::store::Zeroizing::new(row.try_get(4)?),
-                    last_seq_from_client: $crate::store::from_db(row.try_get(5)?, "seq")?,
-                    last_seq_to_client: $crate::store::from_db(row.try_get(6)?, "seq")?,
-                }))
-            }
-
-            async fn delete_session(&self, token_hash: &[u8]) -> $crate::store::Result<bool> {
-                let n = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-                    .bind(token_hash)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
-                Ok(n > 0)
-            }
-
-            async fn advance_seq(
-                &self,
-                session_id: &[u8],
-                direction: $crate::store::Direction,
-                seq: u64,
-            ) -> $crate::store::Result<bool> {
-                let q = match direction {
-                    $crate::store::Direction::ClientToHost => {
-                        "UPDATE sessions SET last_seq_from_client = $2 \
-                         WHERE session_id = $1 AND last_seq_from_client < $2"
-                    }
-                    $crate::store::Direction::HostToClient => {
-                        "UPDATE sessions SET last_seq_to_client = $2 \
-                         WHERE session_id = $1 AND last_seq_to_client < $2"
-                    }
-                };
-                let n = sqlx::query(q)
-                    .bind(session_id)
-                    .bind($crate::store::to_db(seq, "seq")?)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
-                Ok(n > 0)
-            }
-
-            async fn next_seq(
-                &self,
-                session_id: &[u8],
-                direction: $crate::store::Direction,
-            ) -> $crate::store::Result<u64> {
-                use sqlx::Row as _;
-                let q = match direction {
-                    $crate::store::Direction::ClientToHost => {
-                        "UPDATE sessions SET last_seq_from_client = last_seq_from_client + 1 \
-                         WHERE session_id = $1 RETURNING last_seq_from_client"
-                    }
-                    $crate::store::Direction::HostToClient => {
-                        "UPDATE sessions SET last_seq_to_client = last_seq_to_client + 1 \
-                         WHERE session_id = $1 RETURNING last_seq_to_client"
-                    }
-                };
-                let row = sqlx::query(q)
-                    .bind(session_id)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .ok_or($crate::store::StoreError::SessionNotFound)?;
-                $crate::store::from_db(row.try_get(0)?, "seq")
-            }
-
-            async fn record_failure(
-                &self,
-                key: $crate::store::ThrottleKey<'_>,
-                now: $crate::store::UnixSeconds,
-                backoff: &$crate::store::Backoff,
-            ) -> $crate::store::Result<$crate::store::ThrottleState> {
-                use sqlx::Row as _;
-                let key = key.to_key();
-                let now_db = $crate::store::to_db(now, "now")?;
-                let mut tx = self.pool.begin().await?;
-                let row = sqlx::query(
-                    "INSERT INTO throttle (key, failures, locked_until, last_failure) \
-                     VALUES ($1, 1, 0, $2) \
-                     ON CONFLICT (key) DO UPDATE SET failures = throttle.failures + 1, \
-                       last_failure = $2 \
-                     RETURNING failures, locked_until",
-                )
-                .bind(&key)
-                .bind(now_db)
-                .fetch_one(&mut *tx)
-                .await?;
-                let failures = $crate::store::from_db(row.try_get(0)?, "failures")?;
-                let old_until = $crate::store::from_db(row.try_get(1)?, "locked_until")?;
-                let lock = backoff.lock_secs(failures);
-                let locked_until = if lock == 0 {
-                    old_until
-                } else {
-                    // Capped to what the database holds.
-                    now.saturating_add(lock).min(i64::MAX as u64).max(old_until)
-                };
-                if locked_until != old_until {
-                    sqlx::query("UPDATE throttle SET locked_until = $2 WHERE key = $1")
-                        .bind(&key)
-                        .bind($crate::store::to_db(locked_until, "locked_until")?)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok($crate::store::ThrottleState {
-                    failures,
-                    locked_until,
-                })
-            }
-
-            async fn throttle_state(
-                &self,
-                key: $crate::store::ThrottleKey<'_>,
-            ) -> $crate::store::Result<$crate::store::ThrottleState> {
-                use sqlx::Row as _;
-                let row = sqlx::query("SELECT failures, locked_until FROM throttle WHERE key = $1")
-                    .bind(key.to_key())
-                    .fetch_optional(&self.pool)
-                    .await?;
-                let Some(row) = row else {
-                    return Ok($crate::store::ThrottleState::default());
-                };
-                Ok($crate::store::ThrottleState {
-                    failures: $crate::store::from_db(row.try_get(0)?, "failures")?,
-                    locked_until: $crate::store::from_db(row.try_get(1)?, "locked_until")?,
-                })
-            }
-
-            async fn clear_throttle(
-                &self,
-                key: $crate::store::ThrottleKey<'_>,
-            ) -> $crate::store::Result<()> {
-                sqlx::query("DELETE FROM throttle WHERE key = $1")
-                    .bind(key.to_key())
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
-            }
-
-            async fn enqueue_message(
-                &self,
-                recipient: &str,
-                body: &[u8],
-                now: $crate::store::UnixSeconds,
-            ) -> $crate::store::Result<u64> {
-                use sqlx::Row as _;
-                let row = sqlx::query(
-                    "INSERT INTO relay_queue (recipient_id, body, created_at) \
-                     SELECT id, $2, $3 FROM users WHERE name = $1 RETURNING id",
-                )
-                .bind(recipient)
-                .bind(body)
-                .bind($crate::store::to_db(now, "now")?)
-                .fetch_optional(&self.pool)
-                .await?
-                .ok_or($crate::store::StoreError::UserNotFound)?;
-                $crate::store::from_db(row.try_get(0)?, "message id")
-            }
-
-            async fn fetch_messages(
-                &self,
-                recipient: &str,
-                after: u64,
-                limit: u32,
-            ) -> $crate::store::Result<Vec<$crate::store::QueuedMessage>> {
-                use sqlx::Row as _;
-                let rows = sqlx::query(
-                    "SELECT q.id, q.body, q.created_at FROM relay_queue q \
-                     JOIN users u ON u.id = q.recipient_id \
-                     WHERE u.name = $1 AND q.id > $2 ORDER BY q.id LIMIT $3",
-                )
-                .bind(recipient)
-                .bind($crate::store::to_db(after, "after")?)
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok($crate::store::QueuedMessage {
-                            id: $crate::store::from_db(r.try_get(0)?, "message id")?,
-                            recipient: recipient.to_owned(),
-                            body: r.try_get(1)?,
-                            created: $crate::store::from_db(r.try_get(2)?, "created_at")?,
-                        })
-                    })
-                    .collect()
-            }
-
-            async fn ack_message(&self, recipient: &str, id: u64) -> $crate::store::Result<bool> {
-                let n = sqlx::query(
-                    "DELETE FROM relay_queue WHERE id = $2 \
-                     AND recipient_id = (SELECT id FROM users WHERE name = $1)",
-                )
-                .bind(recipient)
-                .bind($crate::store::to_db(id, "message id")?)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-                Ok(n > 0)
-            }
-
-            async fn append_audit(
-                &self,
-                r: &$crate::store::AuditRecord,
-            ) -> $crate::store::Result<()> {
-                let seq = $crate::store::to_db(r.seq, "seq")?;
-                let res = sqlx::query(
-                    "INSERT INTO audit_log (session_id, seq, prev_hash, record_hash, payload, \
-                       created_at) \
-                     SELECT $1, $2, $3, $4, $5, $6 \
-                     WHERE ($2 = 1 AND NOT EXISTS \
-                             (SELECT 1 FROM audit_log WHERE session_id = $1)) \
-                        OR EXISTS (SELECT 1 FROM audit_log \
-                             WHERE session_id = $1 AND seq = $2 - 1 AND record_hash = $3)",
-                )
-                .bind(&r.session_id)
-                .bind(seq)
-                .bind(&r.prev_hash)
-                .bind(&r.record_hash)
-                .bind(&r.payload)
-                .bind($crate::store::to_db(r.created, "created")?)
-                .execute(&self.pool)
-                .await;
-                match res {
-                    Ok(done) if done.rows_affected() == 1 => Ok(()),
-                    Ok(_) => Err($crate::store::StoreError::AuditChainMismatch),
-                    Err(e) if $crate::store::is_unique_violation(&e) => {
-                        Err($crate::store::StoreError::AuditChainMismatch)
-                    }
-                    Err(e) => Err(e.into()),
-                }
-            }
-
-            async fn accept_message(
-                &self,
-                m: &$crate::store::AcceptMessage,
-            ) -> $crate::store::Result<$crate::store::AcceptOutcome> {
-                use sqlx::Row as _;
-                let seq = $crate::store::to_db(m.seq, "seq")?;
-                // Starts with a write: SQLite takes its write lock at once, PostgreSQL locks
-                // the session row, so concurrent accepts of one session are serialized and
-                // the chain head read below is the committed one.
-                let mut tx = self.pool.begin().await?;
-                let n = sqlx::query(
-                    "UPDATE sessions SET last_seq_from_client = $2 \
-                     WHERE session_id = $1 AND last_seq_from_client < $2",
-                )
-                .bind(&m.session_id)
-                .bind(seq)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if n == 0 {
-                    let last = sqlx::query(
-                        "SELECT last_seq_from_client FROM sessions WHERE session_id = $1",
-                    )
-                    .bind(&m.session_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    tx.rollback().await?;
-                    let Some(last) = last else {
-                        return Ok($crate::store::AcceptOutcome::NoSession);
-                    };
-                    let last: i64 = last.try_get(0)?;
-                    return Ok(if last == seq {
-                        $crate::store::AcceptOutcome::Replayed
-                    } else {
-                        $crate::store::AcceptOutcome::Reordered
-                    });
-                }
-                let head = sqlx::query(
-                    "SELECT seq, record_hash FROM audit_log WHERE session_id = $1 \
-                     ORDER BY seq DESC LIMIT 1",
-                )
-                .bind(&m.session_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let (audit_seq, prev_hash) = match head {
-                    Some(r) => (
-                        $crate::store::from_db(r.try_get(0)?, "seq")?
-                            .checked_add(1)
-                            .ok_or($crate::store::StoreError::OutOfRange { what: "seq" })?,
-                        r.try_get::<Vec<u8>, _>(1)?,
-                    ),
-                    None => (1, $crate::audit::genesis_hash(&m.session_id).to_vec()),
-                };
-                let record_hash =
-                    $crate::audit::record_hash(&m.session_id, audit_seq, &prev_hash, &m.payload);
-                sqlx::query(
-                    "INSERT INTO audit_log (session_id, seq, prev_hash, record_hash, payload, \
-                       created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&m.session_id)
-                .bind($crate::store::to_db(audit_seq, "seq")?)
-                .bind(&prev_hash)
-                .bind(&record_hash[..])
-                .bind(&m.payload)
-                .bind($crate::store::to_db(m.created, "created")?)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| {
-                    if $crate::store::is_unique_violation(&e) {
-                        $crate::store::StoreError::AuditChainMismatch
-                    } else {
-                        e.into()
-                    }
-                })?;
-                let mut queued = None;
-                if let Some((recipient, body)) = &m.queue {
-                    let row = sqlx::query(
-                        "INSERT INTO relay_queue (recipient_id, body, created_at) \
-                         SELECT id, $2, $3 FROM users WHERE name = $1 RETURNING id",
-                    )
-                    .bind(recipient)
-                    .bind(body)
-                    .bind($crate::store::to_db(m.created, "now")?)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if let Some(r) = row {
-                        queued = Some($crate::store::from_db(r.try_get(0)?, "message id")?);
-                    }
-                }
-                tx.commit().await?;
-                Ok($crate::store::AcceptOutcome::Accepted { audit_seq, queued })
-            }
-
-            async fn unchecked_audit_heads(
-                &self,
-                limit: u32,
-            ) -> $crate::store::Result<Vec<(Vec<u8>, u64, Vec<u8>)>> {
-                use sqlx::Row as _;
-                let rows = sqlx::query(
-                    "SELECT a.session_id, a.seq, a.record_hash FROM audit_log a \
-                     WHERE a.seq = (SELECT MAX(b.seq) FROM audit_log b \
-                                    WHERE b.session_id = a.session_id) \
-                       AND NOT EXISTS (SELECT 1 FROM audit_checkpoints c \
-                                       WHERE c.session_id = a.session_id AND c.seq = a.seq) \
-                     ORDER BY a.session_id LIMIT $1",
-                )
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok((
-                            r.try_get(0)?,
-                            $crate::store::from_db(r.try_get(1)?, "seq")?,
-                            r.try_get(2)?,
-                        ))
-                    })
-                    .collect()
-            }
-
-            async fn audit_head(
-                &self,
-                session_id: &[u8],
-            ) -> $crate::store::Result<Option<(u64, Vec<u8>)>> {
-                use sqlx::Row as _;
-                let row = sqlx::query(
-                    "SELECT seq, record_hash FROM audit_log WHERE session_id = $1 \
-                     ORDER BY seq DESC LIMIT 1",
-                )
-                .bind(session_id)
-                .fetch_optional(&self.pool)
-                .await?;
-                row.map(|r| Ok(($crate::store::from_db(r.try_get(0)?, "seq")?, r.try_get(1)?)))
-                    .transpose()
-            }
-
-            async fn audit_page(
-                &self,
-                after: Option<&$crate::store::AuditCursor>,
-                limit: u32,
-            ) -> $crate::store::Result<Vec<$crate::store::AuditRecord>> {
-                use sqlx::Row as _;
-                const COLS: &str =
-                    "SELECT session_id, seq, prev_hash, record_hash, payload, created_at \
-                     FROM audit_log";
-                let rows = keyset_page(&self.pool, COLS, after, limit).await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok($crate::store::AuditRecord {
-                            session_id: r.try_get(0)?,
-                            seq: $crate::store::from_db(r.try_get(1)?, "seq")?,
-                            prev_hash: r.try_get(2)?,
-                            record_hash: r.try_get(3)?,
-                            payload: r.try_get(4)?,
-                            created: $crate::store::from_db(r.try_get(5)?, "created_at")?,
-                        })
-                    })
-                    .collect()
-            }
-
-            async fn put_audit_checkpoint(
-                &self,
-                c: &$crate::store::AuditCheckpoint,
-            ) -> $crate::store::Result<()> {
-                let res = sqlx::query(
-                    "INSERT INTO audit_checkpoints (session_id, seq, record_hash, signature, \
-                       created_at) \
-                     SELECT $1, $2, $3, $4, $5 \
-                     WHERE EXISTS (SELECT 1 FROM audit_log \
-                       WHERE session_id = $1 AND seq = $2 AND record_hash = $3)",
-                )
-                .bind(&c.session_id)
-                .bind($crate::store::to_db(c.seq, "seq")?)
-                .bind(&c.record_hash)
-                .bind(&c.signature)
-                .bind($crate::store::to_db(c.created, "created")?)
-                .execute(&self.pool)
-                .await;
-                match res {
-                    Ok(done) if done.rows_affected() == 1 => Ok(()),
-                    Ok(_) => Err($crate::store::StoreError::AuditChainMismatch),
-                    Err(e) if $crate::store::is_unique_violation(&e) => {
-                        Err($crate::store::StoreError::Duplicate)
-                    }
-                    Err(e) => Err(e.into()),
-                }
-            }
-
-            async fn audit_checkpoint_page(
-                &self,
-                after: Option<&$crate::store::AuditCursor>,
-                limit: u32,
-            ) -> $crate::store::Result<Vec<$crate::store::AuditCheckpoint>> {
-                use sqlx::Row as _;
-                const COLS: &str = "SELECT session_id, seq, record_hash, signature, created_at \
-                     FROM audit_checkpoints";
-                let rows = keyset_page(&self.pool, COLS, after, limit).await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok($crate::store::AuditCheckpoint {
-                            session_id: r.try_get(0)?,
-                            seq: $crate::store::from_db(r.try_get(1)?, "seq")?,
-                            record_hash: r.try_get(2)?,
-                            signature: r.try_get(3)?,
-                            created: $crate::store::from_db(r.try_get(4)?, "created_at")?,
-                        })
-                    })
-                    .collect()
-            }
-
-            async fn purge_expired(
-                &self,
-                now: $crate::store::UnixSeconds,
-                idle_timeout: u64,
-            ) -> $crate::store::Result<$crate::store::Purged> {
-                let now_db = $crate::store::to_db(now, "now")?;
-                let idle_seen_after =
-                    now_db.saturating_sub($crate::store::to_db(idle_timeout, "idle_timeout")?);
-                let bundles = sqlx::query("DELETE FROM challenge_bundles WHERE expires_at <= $1")
-                    .bind(now_db)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
-                let pending_logins =
-                    sqlx::query("DELETE FROM pending_logins WHERE expires_at <= $1")
-                        .bind(now_db)
-                        .execute(&self.pool)
-                        .await?
-                        .rows_affected();
-                let sessions = sqlx::query(
-                    "DELETE FROM sessions WHERE expires_at <= $1 OR last_seen <= $2",
-                )
-                .bind(now_db)
-                .bind(idle_seen_after)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-                Ok($crate::store::Purged {
-                    bundles,
-                    sessions,
-                    pending_logins,
-                })
-            }
+impl<DB: Database> Clone for SqlStore<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
         }
+    }
+}
 
-        /// One page of `select` (a `SELECT … FROM t` over a table keyed by
-        /// `(session_id, seq)`), in key order, strictly after `after`. Shared by the audit log and
-        /// its checkpoints so both page the same way.
-        async fn keyset_page(
-            pool: &sqlx::Pool<$db>,
-            select: &str,
-            after: Option<&$crate::store::AuditCursor>,
-            limit: u32,
-        ) -> $crate::store::Result<Vec<<$db as sqlx::Database>::Row>> {
-            let rows = match after {
-                None => {
-                    sqlx::query(&format!("{select} ORDER BY session_id, seq LIMIT $1"))
-                        .bind(i64::from(limit))
-                        .fetch_all(pool)
-                        .await?
-                }
-                Some(c) => {
-                    sqlx::query(&format!(
-                        "{select} WHERE session_id > $1 OR (session_id = $1 AND seq > $2) \
-                         ORDER BY session_id, seq LIMIT $3"
-                    ))
-                    .bind(&c.session_id)
-                    .bind($crate::store::to_db(c.seq, "seq")?)
+impl<DB: Database> SqlStore<DB> {
+    /// The underlying pool (for tests and administrative tools).
+    #[must_use]
+    pub fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
+
+    /// Closes the pool, waiting for its connections to end.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A unique-constraint violation becomes `on_unique`; any other error stays a database error.
+fn unique_as(e: sqlx::Error, on_unique: StoreError) -> StoreError {
+    if is_unique_violation(&e) {
+        on_unique
+    } else {
+        StoreError::Database(e)
+    }
+}
+
+/// The compare-and-set of a client's sequence number (`$1` session id, `$2` the new value).
+const ADVANCE_FROM_CLIENT: &str = "UPDATE sessions SET last_seq_from_client = $2 \
+     WHERE session_id = $1 AND last_seq_from_client < $2";
+
+/// Queues `$2` (body) at `$3` (now) for the user named `$1`; no row if there is no such user.
+const ENQUEUE: &str = "INSERT INTO relay_queue (recipient_id, body, created_at) \
+     SELECT id, $2, $3 FROM users WHERE name = $1 RETURNING id";
+
+/// The head of the audit chain of session `$1`.
+const CHAIN_HEAD: &str = "SELECT seq, record_hash FROM audit_log WHERE session_id = $1 \
+     ORDER BY seq DESC LIMIT 1";
+
+/// Deletes the session with token hash `$1`.
+const DELETE_SESSION: &str = "DELETE FROM sessions WHERE token_hash = $1";
+
+/// Deletes the throttle entry `$1`.
+const DELETE_THROTTLE: &str = "DELETE FROM throttle WHERE key = $1";
+
+/// Alive iff `last_seen > now − idle` (and `expires_at > now`): the bound on `last_seen`,
+/// written so that nothing overflows (it may be negative).
+fn idle_seen_after(now: i64, idle_timeout: u64) -> Result<i64> {
+    Ok(now.saturating_sub(to_db(idle_timeout, "idle_timeout")?))
+}
+
+// The bounds the shared code needs of a backend: its connections execute queries, its
+// arguments take `i64`, `&str` and `&[u8]`, and its rows give `i64`, `String` and `Vec<u8>`
+// by column name. They are written twice: on the helpers and on the `Store` impl.
+
+/// Statements used by more than one [`Store`] method, on a connection (of the pool or of a
+/// transaction).
+impl<DB> SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+    for<'r> &'r str: ColumnIndex<DB::Row>,
+{
+    /// Inserts `pairs` for user `id` in card order.
+    async fn insert_pairs(
+        conn: &mut DB::Connection,
+        id: i64,
+        pairs: &[ChallengePair],
+    ) -> Result<()> {
+        for (idx, p) in pairs.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO challenge_pairs (user_id, idx, prompt, salt, verifier) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(id)
+            .bind(to_db(idx as u64, "pair index")?)
+            .bind(p.prompt.as_str())
+            .bind(p.salt.as_slice())
+            .bind(&p.verifier[..])
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Queues `body` for `recipient`: its queue id, or `None` if there is no such user.
+    async fn enqueue(
+        conn: &mut DB::Connection,
+        recipient: &str,
+        body: &[u8],
+        now: UnixSeconds,
+    ) -> Result<Option<u64>> {
+        let row: Option<IdRow> = sqlx::query_as(ENQUEUE)
+            .bind(recipient)
+            .bind(body)
+            .bind(to_db(now, "now")?)
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.map(|r| from_db(r.id, "message id")).transpose()
+    }
+
+    /// The head (`seq`, `record_hash`) of a session's audit chain.
+    async fn chain_head(
+        conn: &mut DB::Connection,
+        session_id: &[u8],
+    ) -> Result<Option<(u64, Vec<u8>)>> {
+        let row: Option<HeadRow> = sqlx::query_as(CHAIN_HEAD)
+            .bind(session_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    /// Why a client's `seq` was refused: `NoSession`, `Replayed` (it equals the last accepted)
+    /// or `Reordered` (it is lower).
+    async fn refusal(
+        conn: &mut DB::Connection,
+        session_id: &[u8],
+        seq: i64,
+    ) -> Result<AcceptOutcome> {
+        let last: Option<SeqRow> = sqlx::query_as(
+            "SELECT last_seq_from_client AS seq FROM sessions WHERE session_id = $1",
+        )
+        .bind(session_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(match last {
+            None => AcceptOutcome::NoSession,
+            Some(last) if last.seq == seq => AcceptOutcome::Replayed,
+            Some(_) => AcceptOutcome::Reordered,
+        })
+    }
+
+    /// Appends `m`'s record to its session's chain (position = head + 1, hashes by
+    /// [`audit_chain`]); returns its position.
+    async fn append_chained(conn: &mut DB::Connection, m: &AcceptMessage) -> Result<u64> {
+        let (audit_seq, prev_hash) = match Self::chain_head(conn, &m.session_id).await? {
+            Some((seq, hash)) => (
+                seq.checked_add(1)
+                    .ok_or(StoreError::OutOfRange { what: "seq" })?,
+                hash,
+            ),
+            None => (1, audit_chain::genesis_hash(&m.session_id).to_vec()),
+        };
+        let record_hash =
+            audit_chain::record_hash(&m.session_id, audit_seq, &prev_hash, &m.payload);
+        sqlx::query(
+            "INSERT INTO audit_log (session_id, seq, prev_hash, record_hash, payload, \
+               created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(m.session_id.as_slice())
+        .bind(to_db(audit_seq, "seq")?)
+        .bind(prev_hash.as_slice())
+        .bind(&record_hash[..])
+        .bind(m.payload.as_slice())
+        .bind(to_db(m.created, "created")?)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| unique_as(e, StoreError::AuditChainMismatch))?;
+        Ok(audit_seq)
+    }
+
+    /// One page of `select` (a `SELECT … FROM t` over a table keyed by `(session_id, seq)`),
+    /// in key order, strictly after `after`. Shared by the audit log and its checkpoints so
+    /// both page the same way.
+    async fn keyset_page<R>(
+        &self,
+        select: &str,
+        after: Option<&AuditCursor>,
+        limit: u32,
+    ) -> Result<Vec<R>>
+    where
+        R: for<'r> FromRow<'r, DB::Row> + Send + Unpin,
+    {
+        let rows = match after {
+            None => {
+                let sql = format!("{select} ORDER BY session_id, seq LIMIT $1");
+                sqlx::query_as(&sql)
                     .bind(i64::from(limit))
-                    .fetch_all(pool)
+                    .fetch_all(&self.pool)
                     .await?
-                }
-            };
-            Ok(rows)
-        }
-
-        /// Inserts `pairs` for user `id` in card order.
-        async fn insert_pairs(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            id: i64,
-            pairs: &[$crate::store::ChallengePair],
-        ) -> $crate::store::Result<()> {
-            for (idx, p) in pairs.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO challenge_pairs (user_id, idx, prompt, salt, verifier) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(id)
-                .bind($crate::store::to_db(idx as u64, "pair index")?)
-                .bind(&p.prompt)
-                .bind(&p.salt)
-                .bind(&p.verifier[..])
-                .execute(&mut **tx)
-                .await?;
             }
-            Ok(())
+            Some(c) => {
+                let sql = format!(
+                    "{select} WHERE session_id > $1 OR (session_id = $1 AND seq > $2) \
+                     ORDER BY session_id, seq LIMIT $3"
+                );
+                sqlx::query_as(&sql)
+                    .bind(c.session_id.as_slice())
+                    .bind(to_db(c.seq, "seq")?)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        Ok(rows)
+    }
+}
+
+#[async_trait]
+impl<DB> Store for SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+    for<'r> &'r str: ColumnIndex<DB::Row>,
+{
+    fn backend(&self) -> &'static str {
+        DB::BACKEND
+    }
+
+    async fn create_user(&self, user: &NewUser, now: UnixSeconds) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let row: IdRow = sqlx::query_as(
+            "INSERT INTO users (name, password_hash, counter, created_at) \
+             VALUES ($1, $2, 0, $3) RETURNING id",
+        )
+        .bind(user.name.as_str())
+        .bind(user.password_hash.as_str())
+        .bind(to_db(now, "now")?)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| unique_as(e, StoreError::UserExists))?;
+        Self::insert_pairs(&mut *tx, row.id, &user.pairs).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_user(&self, name: &str) -> Result<Option<UserRecord>> {
+        // One snapshot for the user and its pairs.
+        let mut tx = self.pool.begin().await?;
+        let user: Option<UserRow> = sqlx::query_as(
+            "SELECT id, password_hash, counter, created_at FROM users WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(user) = user else {
+            return Ok(None);
+        };
+        let pairs: Vec<PairRow> = sqlx::query_as(
+            "SELECT prompt, salt, verifier FROM challenge_pairs WHERE user_id = $1 ORDER BY idx",
+        )
+        .bind(user.id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let pairs = pairs.into_iter().map(ChallengePair::from).collect();
+        user.into_record(name, pairs).map(Some)
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserSummary>> {
+        let rows: Vec<UserSummaryRow> = sqlx::query_as(
+            "SELECT u.name, u.created_at, \
+               COALESCE(t.failures, 0) AS failures, COALESCE(t.locked_until, 0) AS locked_until, \
+               (SELECT COUNT(*) FROM challenge_pairs p WHERE p.user_id = u.id) AS pair_count \
+             FROM users u LEFT JOIN throttle t ON t.key = 'u:' || u.name \
+             ORDER BY u.name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        convert(rows)
+    }
+
+    async fn remove_user(&self, name: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM users WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(DELETE_THROTTLE)
+            .bind(ThrottleKey::User(name).to_key().as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(DB::rows_affected(&done) > 0)
+    }
+
+    async fn unlock_user(&self, name: &str) -> Result<bool> {
+        sqlx::query(DELETE_THROTTLE)
+            .bind(ThrottleKey::User(name).to_key().as_str())
+            .execute(&self.pool)
+            .await?;
+        let users: CountRow = sqlx::query_as("SELECT COUNT(*) AS n FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(users.n > 0)
+    }
+
+    async fn replace_pairs(&self, name: &str, pairs: &[ChallengePair]) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        // A write first: locks the user row (PostgreSQL) / takes the write lock (SQLite).
+        let user: Option<IdRow> =
+            sqlx::query_as("UPDATE users SET name = name WHERE name = $1 RETURNING id")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(user) = user else {
+            return Ok(false);
+        };
+        sqlx::query("DELETE FROM challenge_pairs WHERE user_id = $1")
+            .bind(user.id)
+            .execute(&mut *tx)
+            .await?;
+        Self::insert_pairs(&mut *tx, user.id, pairs).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn next_counter(&self, name: &str) -> Result<u64> {
+        let row: CounterRow = sqlx::query_as(
+            "UPDATE users SET counter = counter + 1 WHERE name = $1 RETURNING counter",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::UserNotFound)?;
+        from_db(row.counter, "counter")
+    }
+
+    async fn put_bundle(&self, bundle: &NewBundle) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO challenge_bundles (id, user_name, body, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(bundle.id.as_slice())
+        .bind(bundle.user.as_str())
+        .bind(bundle.body.as_slice())
+        .bind(to_db(bundle.expires_at, "expires_at")?)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| unique_as(e, StoreError::Duplicate))?;
+        Ok(())
+    }
+
+    async fn take_bundle(&self, id: &[u8], now: UnixSeconds) -> Result<Option<StoredBundle>> {
+        let row: Option<BundleRow> = sqlx::query_as(
+            "DELETE FROM challenge_bundles WHERE id = $1 RETURNING user_name, body, expires_at",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(bundle) = row.map(StoredBundle::try_from).transpose()? else {
+            return Ok(None);
+        };
+        Ok((now < bundle.expires_at).then_some(bundle))
+    }
+
+    async fn put_pending_login(
+        &self,
+        login: &NewPendingLogin,
+        now: UnixSeconds,
+        max_pending: u64,
+    ) -> Result<bool> {
+        // One statement: the bound on logins in flight and the insert.
+        let done = sqlx::query(
+            "INSERT INTO pending_logins (id, stage, parts, expires_at) \
+             SELECT $1, $2, $3, $4 \
+             WHERE (SELECT COUNT(*) FROM pending_logins WHERE expires_at > $5) < $6",
+        )
+        .bind(login.id.as_slice())
+        .bind(login.stage.as_str())
+        .bind(&login.parts[..])
+        .bind(to_db(login.expires_at, "expires_at")?)
+        .bind(to_db(now, "now")?)
+        .bind(to_db(max_pending, "max_pending")?)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| unique_as(e, StoreError::Duplicate))?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    async fn take_pending_login(
+        &self,
+        id: &[u8],
+        stage: LoginStage,
+        now: UnixSeconds,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        let row: Option<PendingRow> = sqlx::query_as(
+            "DELETE FROM pending_logins WHERE id = $1 AND stage = $2 \
+             RETURNING parts, expires_at",
+        )
+        .bind(id)
+        .bind(stage.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(login) => login.unexpired(now),
+            None => Ok(None),
         }
-    };
+    }
+
+    async fn create_session(&self, s: &NewSession) -> Result<()> {
+        let done = sqlx::query(
+            "INSERT INTO sessions (token_hash, session_id, user_id, created_at, \
+               last_seen, expires_at, secret, last_seq_from_client, last_seq_to_client) \
+             SELECT $1, $2, id, $3, $3, $4, $5, 0, 0 FROM users WHERE name = $6",
+        )
+        .bind(s.token_hash.as_slice())
+        .bind(s.session_id.as_slice())
+        .bind(to_db(s.created, "created")?)
+        .bind(to_db(s.expires_at, "expires_at")?)
+        .bind(&s.secret[..])
+        .bind(s.user.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| unique_as(e, StoreError::Duplicate))?;
+        if DB::rows_affected(&done) == 0 {
+            return Err(StoreError::UserNotFound);
+        }
+        Ok(())
+    }
+
+    async fn touch_session(
+        &self,
+        token_hash: &[u8],
+        now: UnixSeconds,
+        idle_timeout: u64,
+    ) -> Result<Option<Session>> {
+        let now_db = to_db(now, "now")?;
+        let row: Option<SessionRow> = sqlx::query_as(
+            "UPDATE sessions SET last_seen = $2 \
+             WHERE token_hash = $1 AND last_seen > $3 AND expires_at > $2 \
+             RETURNING session_id, (SELECT name FROM users WHERE id = user_id) AS user_name, \
+               created_at, expires_at, secret, last_seq_from_client, last_seq_to_client",
+        )
+        .bind(token_hash)
+        .bind(now_db)
+        .bind(idle_seen_after(now_db, idle_timeout)?)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            // Expired (or absent): make sure it is gone.
+            sqlx::query(DELETE_SESSION)
+                .bind(token_hash)
+                .execute(&self.pool)
+                .await?;
+            return Ok(None);
+        };
+        row.into_session(now).map(Some)
+    }
+
+    async fn delete_session(&self, token_hash: &[u8]) -> Result<bool> {
+        let done = sqlx::query(DELETE_SESSION)
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&done) > 0)
+    }
+
+    async fn advance_seq(&self, session_id: &[u8], direction: Direction, seq: u64) -> Result<bool> {
+        let q = match direction {
+            Direction::ClientToHost => ADVANCE_FROM_CLIENT,
+            Direction::HostToClient => {
+                "UPDATE sessions SET last_seq_to_client = $2 \
+                 WHERE session_id = $1 AND last_seq_to_client < $2"
+            }
+        };
+        let done = sqlx::query(q)
+            .bind(session_id)
+            .bind(to_db(seq, "seq")?)
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&done) > 0)
+    }
+
+    async fn next_seq(&self, session_id: &[u8], direction: Direction) -> Result<u64> {
+        let q = match direction {
+            Direction::ClientToHost => {
+                "UPDATE sessions SET last_seq_from_client = last_seq_from_client + 1 \
+                 WHERE session_id = $1 RETURNING last_seq_from_client AS seq"
+            }
+            Direction::HostToClient => {
+                "UPDATE sessions SET last_seq_to_client = last_seq_to_client + 1 \
+                 WHERE session_id = $1 RETURNING last_seq_to_client AS seq"
+            }
+        };
+        let row: SeqRow = sqlx::query_as(q)
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::SessionNotFound)?;
+        row.seq()
+    }
+
+    async fn record_failure(
+        &self,
+        key: ThrottleKey<'_>,
+        now: UnixSeconds,
+        backoff: &Backoff,
+    ) -> Result<ThrottleState> {
+        let key = key.to_key();
+        let now_db = to_db(now, "now")?;
+        let mut tx = self.pool.begin().await?;
+        let row: ThrottleRow = sqlx::query_as(
+            "INSERT INTO throttle (key, failures, locked_until, last_failure) \
+             VALUES ($1, 1, 0, $2) \
+             ON CONFLICT (key) DO UPDATE SET failures = throttle.failures + 1, \
+               last_failure = $2 \
+             RETURNING failures, locked_until",
+        )
+        .bind(key.as_str())
+        .bind(now_db)
+        .fetch_one(&mut *tx)
+        .await?;
+        let counted = ThrottleState::try_from(row)?;
+        let lock = backoff.lock_secs(counted.failures);
+        let locked_until = if lock == 0 {
+            counted.locked_until
+        } else {
+            // Capped to what the database holds.
+            now.saturating_add(lock)
+                .min(i64::MAX as u64)
+                .max(counted.locked_until)
+        };
+        if locked_until != counted.locked_until {
+            sqlx::query("UPDATE throttle SET locked_until = $2 WHERE key = $1")
+                .bind(key.as_str())
+                .bind(to_db(locked_until, "locked_until")?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(ThrottleState {
+            failures: counted.failures,
+            locked_until,
+        })
+    }
+
+    async fn throttle_state(&self, key: ThrottleKey<'_>) -> Result<ThrottleState> {
+        let row: Option<ThrottleRow> =
+            sqlx::query_as("SELECT failures, locked_until FROM throttle WHERE key = $1")
+                .bind(key.to_key().as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map_or(Ok(ThrottleState::default()), ThrottleState::try_from)
+    }
+
+    async fn clear_throttle(&self, key: ThrottleKey<'_>) -> Result<()> {
+        sqlx::query(DELETE_THROTTLE)
+            .bind(key.to_key().as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn enqueue_message(&self, recipient: &str, body: &[u8], now: UnixSeconds) -> Result<u64> {
+        let mut conn = self.pool.acquire().await?;
+        Self::enqueue(&mut *conn, recipient, body, now)
+            .await?
+            .ok_or(StoreError::UserNotFound)
+    }
+
+    async fn fetch_messages(
+        &self,
+        recipient: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<QueuedMessage>> {
+        let rows: Vec<QueuedRow> = sqlx::query_as(
+            "SELECT q.id, q.body, q.created_at FROM relay_queue q \
+             JOIN users u ON u.id = q.recipient_id \
+             WHERE u.name = $1 AND q.id > $2 ORDER BY q.id LIMIT $3",
+        )
+        .bind(recipient)
+        .bind(to_db(after, "after")?)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| r.into_message(recipient))
+            .collect()
+    }
+
+    async fn ack_message(&self, recipient: &str, id: u64) -> Result<bool> {
+        let done = sqlx::query(
+            "DELETE FROM relay_queue WHERE id = $2 \
+             AND recipient_id = (SELECT id FROM users WHERE name = $1)",
+        )
+        .bind(recipient)
+        .bind(to_db(id, "message id")?)
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&done) > 0)
+    }
+
+    async fn append_audit(&self, r: &AuditRecord) -> Result<()> {
+        let done = sqlx::query(
+            "INSERT INTO audit_log (session_id, seq, prev_hash, record_hash, payload, \
+               created_at) \
+             SELECT $1, $2, $3, $4, $5, $6 \
+             WHERE ($2 = 1 AND NOT EXISTS \
+                     (SELECT 1 FROM audit_log WHERE session_id = $1)) \
+                OR EXISTS (SELECT 1 FROM audit_log \
+                     WHERE session_id = $1 AND seq = $2 - 1 AND record_hash = $3)",
+        )
+        .bind(r.session_id.as_slice())
+        .bind(to_db(r.seq, "seq")?)
+        .bind(r.prev_hash.as_slice())
+        .bind(r.record_hash.as_slice())
+        .bind(r.payload.as_slice())
+        .bind(to_db(r.created, "created")?)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| unique_as(e, StoreError::AuditChainMismatch))?;
+        if DB::rows_affected(&done) == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::AuditChainMismatch)
+        }
+    }
+
+    async fn accept_message(&self, m: &AcceptMessage) -> Result<AcceptOutcome> {
+        let seq = to_db(m.seq, "seq")?;
+        // Starts with a write: SQLite takes its write lock at once, PostgreSQL locks the
+        // session row, so concurrent accepts of one session are serialized and the chain head
+        // read next is the committed one.
+        let mut tx = self.pool.begin().await?;
+        let advanced = sqlx::query(ADVANCE_FROM_CLIENT)
+            .bind(m.session_id.as_slice())
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        if DB::rows_affected(&advanced) == 0 {
+            let refused = Self::refusal(&mut *tx, &m.session_id, seq).await?;
+            tx.rollback().await?;
+            return Ok(refused);
+        }
+        let audit_seq = Self::append_chained(&mut *tx, m).await?;
+        let queued = match &m.queue {
+            Some((recipient, body)) => Self::enqueue(&mut *tx, recipient, body, m.created).await?,
+            None => None,
+        };
+        tx.commit().await?;
+        Ok(AcceptOutcome::Accepted { audit_seq, queued })
+    }
+
+    async fn unchecked_audit_heads(&self, limit: u32) -> Result<Vec<(Vec<u8>, u64, Vec<u8>)>> {
+        let rows: Vec<SessionHeadRow> = sqlx::query_as(
+            "SELECT a.session_id, a.seq, a.record_hash FROM audit_log a \
+             WHERE a.seq = (SELECT MAX(b.seq) FROM audit_log b \
+                            WHERE b.session_id = a.session_id) \
+               AND NOT EXISTS (SELECT 1 FROM audit_checkpoints c \
+                               WHERE c.session_id = a.session_id AND c.seq = a.seq) \
+             ORDER BY a.session_id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        convert(rows)
+    }
+
+    async fn audit_head(&self, session_id: &[u8]) -> Result<Option<(u64, Vec<u8>)>> {
+        let mut conn = self.pool.acquire().await?;
+        Self::chain_head(&mut *conn, session_id).await
+    }
+
+    async fn audit_page(
+        &self,
+        after: Option<&AuditCursor>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>> {
+        const COLS: &str = "SELECT session_id, seq, prev_hash, record_hash, payload, created_at \
+             FROM audit_log";
+        let rows: Vec<AuditRow> = self.keyset_page(COLS, after, limit).await?;
+        convert(rows)
+    }
+
+    async fn put_audit_checkpoint(&self, c: &AuditCheckpoint) -> Result<()> {
+        let done = sqlx::query(
+            "INSERT INTO audit_checkpoints (session_id, seq, record_hash, signature, \
+               created_at) \
+             SELECT $1, $2, $3, $4, $5 \
+             WHERE EXISTS (SELECT 1 FROM audit_log \
+               WHERE session_id = $1 AND seq = $2 AND record_hash = $3)",
+        )
+        .bind(c.session_id.as_slice())
+        .bind(to_db(c.seq, "seq")?)
+        .bind(c.record_hash.as_slice())
+        .bind(c.signature.as_slice())
+        .bind(to_db(c.created, "created")?)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| unique_as(e, StoreError::Duplicate))?;
+        if DB::rows_affected(&done) == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::AuditChainMismatch)
+        }
+    }
+
+    async fn audit_checkpoint_page(
+        &self,
+        after: Option<&AuditCursor>,
+        limit: u32,
+    ) -> Result<Vec<AuditCheckpoint>> {
+        const COLS: &str = "SELECT session_id, seq, record_hash, signature, created_at \
+             FROM audit_checkpoints";
+        let rows: Vec<CheckpointRow> = self.keyset_page(COLS, after, limit).await?;
+        convert(rows)
+    }
+
+    async fn purge_expired(&self, now: UnixSeconds, idle_timeout: u64) -> Result<Purged> {
+        let now_db = to_db(now, "now")?;
+        let idle_seen_after = idle_seen_after(now_db, idle_timeout)?;
+        let bundles = sqlx::query("DELETE FROM challenge_bundles WHERE expires_at <= $1")
+            .bind(now_db)
+            .execute(&self.pool)
+            .await?;
+        let pending_logins = sqlx::query("DELETE FROM pending_logins WHERE expires_at <= $1")
+            .bind(now_db)
+            .execute(&self.pool)
+            .await?;
+        let sessions =
+            sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen <= $2")
+                .bind(now_db)
+                .bind(idle_seen_after)
+                .execute(&self.pool)
+                .await?;
+        Ok(Purged {
+            bundles: DB::rows_affected(&bundles),
+            sessions: DB::rows_affected(&sessions),
+            pending_logins: DB::rows_affected(&pending_logins),
+        })
+    }
 }

@@ -1,32 +1,49 @@
 //! The embedded default backend: SQLite in the data directory, WAL mode.
 
+use std::io;
+use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Sqlite;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
+    SqliteSynchronous,
+};
 
-use super::Result;
+use super::{Backend, Result, SqlStore, StoreError};
 
 /// Migrations for SQLite (`host/migrations/sqlite/`).
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// [`Store`](super::Store) on SQLite.
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    pool: sqlx::SqlitePool,
+pub type SqliteStore = SqlStore<Sqlite>;
+
+impl Backend for Sqlite {
+    const BACKEND: &'static str = "sqlite";
+
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
 }
 
-impl SqliteStore {
+impl SqlStore<Sqlite> {
     /// Opens `url` (`sqlite://<path>?mode=rwc`), in WAL mode with `synchronous = FULL` (a
     /// commit is on disk when the call returns), foreign keys on, and runs the migrations.
+    /// With `mode=rwc` a missing database file is created with mode 0600 first.
     pub async fn open(url: &str) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?;
-        Self::open_with(options).await
+        let target = UrlTarget::of(url);
+        if target == (UrlTarget::File { create: true }) {
+            create_private(options.get_filename())?;
+        }
+        Self::connect(options, target == UrlTarget::Memory).await
     }
 
-    /// Opens (creating it if missing) the database file at `path`, e.g. `<data dir>/kasane.db`.
-    /// Unlike a URL, any path works here (spaces, `?`, `#`…).
-    pub async fn open_file(path: &std::path::Path) -> Result<Self> {
+    /// Opens (creating it with mode 0600 if missing) the database file at `path`, e.g.
+    /// `<data dir>/kasane.db`. Unlike a URL, any path works here (spaces, `?`, `#`…).
+    pub async fn open_file(path: &Path) -> Result<Self> {
+        create_private(path)?;
         Self::open_with(
             SqliteConnectOptions::new()
                 .filename(path)
@@ -36,16 +53,23 @@ impl SqliteStore {
     }
 
     /// Opens the store with explicit connection options (journal mode, synchronous, foreign
-    /// keys and busy timeout are set here), and runs the migrations.
+    /// keys and busy timeout are set here), and runs the migrations. A file these options
+    /// create is created by SQLite with the process's umask: [`open`](Self::open) and
+    /// [`open_file`](Self::open_file) create it with mode 0600 first.
     pub async fn open_with(options: SqliteConnectOptions) -> Result<Self> {
+        let in_memory = options.get_filename().as_os_str() == ":memory:";
+        Self::connect(options, in_memory).await
+    }
+
+    /// [`open_with`](Self::open_with), told whether the database is in memory.
+    async fn connect(options: SqliteConnectOptions, in_memory: bool) -> Result<Self> {
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             // Writers queue on SQLite's lock; this bounds the wait under contention.
             .busy_timeout(Duration::from_secs(30));
-        // An in-memory database is private to its connection: keep exactly one.
-        let in_memory = options.get_filename().as_os_str() == ":memory:";
+        // An in-memory database lives as long as a connection to it: keep exactly one.
         let pool = SqlitePoolOptions::new()
             .max_connections(if in_memory { 1 } else { 8 })
             .min_connections(u32::from(in_memory))
@@ -64,25 +88,70 @@ impl SqliteStore {
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }
+}
 
-    /// The underlying pool (for tests and administrative tools).
-    #[must_use]
-    pub fn pool(&self) -> &sqlx::SqlitePool {
-        &self.pool
-    }
+/// What a `sqlite:` URL opens, as sqlx reads it (its options do not say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UrlTarget {
+    /// An in-memory database: `:memory:` or `mode=memory`.
+    Memory,
+    /// A file; `create`: created if missing (`mode=rwc`, and no `mode=ro`, which wins).
+    File { create: bool },
+}
 
-    /// Closes the pool, waiting for its connections to end.
-    pub async fn close(&self) {
-        self.pool.close().await;
+impl UrlTarget {
+    fn of(url: &str) -> Self {
+        let rest = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
+        let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+        let modes: Vec<&str> = params
+            .split('&')
+            .filter_map(|p| p.strip_prefix("mode="))
+            .collect();
+        if database == ":memory:" || modes.contains(&"memory") {
+            Self::Memory
+        } else {
+            Self::File {
+                create: modes.contains(&"rwc") && !modes.contains(&"ro"),
+            }
+        }
     }
 }
 
-impl_sql_store!(SqliteStore, sqlx::Sqlite, "sqlite");
+/// Creates the database file at `path` empty with mode 0600, unless it exists: SQLite then
+/// opens it as a new database and gives its `-wal` and `-shm` files the same mode, so no
+/// file of the database is ever readable by others.
+fn create_private(path: &Path) -> Result<()> {
+    match kasane_os::fs::create_private_file(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::CreateFile(e)),
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::Store as _;
+
+    #[test]
+    fn urls_say_memory_or_file_and_only_rwc_creates() {
+        let file = |create| UrlTarget::File { create };
+        for (url, want) in [
+            ("sqlite:///d/k.db?mode=rwc", file(true)),
+            ("sqlite://k.db?cache=shared&mode=rwc", file(true)),
+            ("sqlite:///d/k.db", file(false)),
+            ("sqlite:///d/k.db?mode=rw", file(false)),
+            ("sqlite:///d/k.db?mode=rwc&mode=ro", file(false)),
+            ("sqlite::memory:", UrlTarget::Memory),
+            ("sqlite://:memory:?mode=rwc", UrlTarget::Memory),
+            ("sqlite://?mode=memory", UrlTarget::Memory),
+            ("sqlite://k.db?mode=rwc&mode=memory", UrlTarget::Memory),
+        ] {
+            assert_eq!(UrlTarget::of(url), want, "{url}");
+        }
+    }
 
     #[tokio::test]
     async fn open_file_creates_the_database_at_an_awkward_path() {

@@ -1,0 +1,286 @@
+//! The shapes of the rows the store reads, one type per shape, decoded by column name
+//! (`sqlx::FromRow`), and their conversion to the store's types. The databases hold `i64`;
+//! the conversions check the range ([`from_db`]).
+
+use super::{
+    AuditCheckpoint, AuditRecord, ChallengePair, QueuedMessage, Result, Session, StoredBundle,
+    ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing, from_db,
+};
+
+/// A generated id (`users.id`, `relay_queue.id`).
+#[derive(sqlx::FromRow)]
+pub(super) struct IdRow {
+    pub(super) id: i64,
+}
+
+/// A count (`COUNT(*) AS n`).
+#[derive(sqlx::FromRow)]
+pub(super) struct CountRow {
+    pub(super) n: i64,
+}
+
+/// A user's access counter.
+#[derive(sqlx::FromRow)]
+pub(super) struct CounterRow {
+    pub(super) counter: i64,
+}
+
+/// A sequence number (a session's, aliased `AS seq`).
+#[derive(sqlx::FromRow)]
+pub(super) struct SeqRow {
+    pub(super) seq: i64,
+}
+
+impl SeqRow {
+    pub(super) fn seq(&self) -> Result<u64> {
+        from_db(self.seq, "seq")
+    }
+}
+
+/// `users` without its pairs.
+#[derive(sqlx::FromRow)]
+pub(super) struct UserRow {
+    pub(super) id: i64,
+    password_hash: String,
+    counter: i64,
+    created_at: i64,
+}
+
+impl UserRow {
+    pub(super) fn into_record(self, name: &str, pairs: Vec<ChallengePair>) -> Result<UserRecord> {
+        Ok(UserRecord {
+            name: name.to_owned(),
+            password_hash: self.password_hash,
+            pairs,
+            counter: from_db(self.counter, "counter")?,
+            created: from_db(self.created_at, "created_at")?,
+        })
+    }
+}
+
+/// `challenge_pairs` of one user.
+#[derive(sqlx::FromRow)]
+pub(super) struct PairRow {
+    prompt: String,
+    salt: Vec<u8>,
+    verifier: Vec<u8>,
+}
+
+impl From<PairRow> for ChallengePair {
+    fn from(r: PairRow) -> Self {
+        Self {
+            prompt: r.prompt,
+            salt: r.salt,
+            verifier: Zeroizing::new(r.verifier),
+        }
+    }
+}
+
+/// A line of the user list: the user, its throttle entry and its pair count.
+#[derive(sqlx::FromRow)]
+pub(super) struct UserSummaryRow {
+    name: String,
+    created_at: i64,
+    failures: i64,
+    locked_until: i64,
+    pair_count: i64,
+}
+
+impl TryFrom<UserSummaryRow> for UserSummary {
+    type Error = super::StoreError;
+    fn try_from(r: UserSummaryRow) -> Result<Self> {
+        Ok(Self {
+            name: r.name,
+            created: from_db(r.created_at, "created_at")?,
+            throttle: ThrottleState {
+                failures: from_db(r.failures, "failures")?,
+                locked_until: from_db(r.locked_until, "locked_until")?,
+            },
+            pair_count: from_db(r.pair_count, "pair count")?,
+        })
+    }
+}
+
+/// A challenge bundle taken back.
+#[derive(sqlx::FromRow)]
+pub(super) struct BundleRow {
+    user_name: String,
+    body: Vec<u8>,
+    expires_at: i64,
+}
+
+impl TryFrom<BundleRow> for StoredBundle {
+    type Error = super::StoreError;
+    fn try_from(r: BundleRow) -> Result<Self> {
+        Ok(Self {
+            user: r.user_name,
+            body: r.body,
+            expires_at: from_db(r.expires_at, "expires_at")?,
+        })
+    }
+}
+
+/// A pending login taken back.
+#[derive(sqlx::FromRow)]
+pub(super) struct PendingRow {
+    parts: Vec<u8>,
+    expires_at: i64,
+}
+
+impl PendingRow {
+    /// The login state, unless it expired at `now`.
+    pub(super) fn unexpired(self, now: UnixSeconds) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        let parts = Zeroizing::new(self.parts);
+        let expires_at = from_db(self.expires_at, "expires_at")?;
+        Ok((now < expires_at).then_some(parts))
+    }
+}
+
+/// A session as `touch_session` returns it (its user's name aliased `user_name`).
+#[derive(sqlx::FromRow)]
+pub(super) struct SessionRow {
+    session_id: Vec<u8>,
+    user_name: String,
+    created_at: i64,
+    expires_at: i64,
+    secret: Vec<u8>,
+    last_seq_from_client: i64,
+    last_seq_to_client: i64,
+}
+
+impl SessionRow {
+    /// The session, last seen at `now`.
+    pub(super) fn into_session(self, now: UnixSeconds) -> Result<Session> {
+        Ok(Session {
+            session_id: self.session_id,
+            user: self.user_name,
+            created: from_db(self.created_at, "created_at")?,
+            last_seen: now,
+            expires_at: from_db(self.expires_at, "expires_at")?,
+            secret: Zeroizing::new(self.secret),
+            last_seq_from_client: from_db(self.last_seq_from_client, "seq")?,
+            last_seq_to_client: from_db(self.last_seq_to_client, "seq")?,
+        })
+    }
+}
+
+/// A `throttle` entry.
+#[derive(sqlx::FromRow)]
+pub(super) struct ThrottleRow {
+    failures: i64,
+    locked_until: i64,
+}
+
+impl TryFrom<ThrottleRow> for ThrottleState {
+    type Error = super::StoreError;
+    fn try_from(r: ThrottleRow) -> Result<Self> {
+        Ok(Self {
+            failures: from_db(r.failures, "failures")?,
+            locked_until: from_db(r.locked_until, "locked_until")?,
+        })
+    }
+}
+
+/// A queued message of a known recipient.
+#[derive(sqlx::FromRow)]
+pub(super) struct QueuedRow {
+    id: i64,
+    body: Vec<u8>,
+    created_at: i64,
+}
+
+impl QueuedRow {
+    pub(super) fn into_message(self, recipient: &str) -> Result<QueuedMessage> {
+        Ok(QueuedMessage {
+            id: from_db(self.id, "message id")?,
+            recipient: recipient.to_owned(),
+            body: self.body,
+            created: from_db(self.created_at, "created_at")?,
+        })
+    }
+}
+
+/// An `audit_log` record.
+#[derive(sqlx::FromRow)]
+pub(super) struct AuditRow {
+    session_id: Vec<u8>,
+    seq: i64,
+    prev_hash: Vec<u8>,
+    record_hash: Vec<u8>,
+    payload: Vec<u8>,
+    created_at: i64,
+}
+
+impl TryFrom<AuditRow> for AuditRecord {
+    type Error = super::StoreError;
+    fn try_from(r: AuditRow) -> Result<Self> {
+        Ok(Self {
+            session_id: r.session_id,
+            seq: from_db(r.seq, "seq")?,
+            prev_hash: r.prev_hash,
+            record_hash: r.record_hash,
+            payload: r.payload,
+            created: from_db(r.created_at, "created_at")?,
+        })
+    }
+}
+
+/// The head of one session's audit chain: (`seq`, `record_hash`).
+#[derive(sqlx::FromRow)]
+pub(super) struct HeadRow {
+    seq: i64,
+    record_hash: Vec<u8>,
+}
+
+impl TryFrom<HeadRow> for (u64, Vec<u8>) {
+    type Error = super::StoreError;
+    fn try_from(r: HeadRow) -> Result<Self> {
+        Ok((from_db(r.seq, "seq")?, r.record_hash))
+    }
+}
+
+/// The head of some session's audit chain: (`session_id`, `seq`, `record_hash`).
+#[derive(sqlx::FromRow)]
+pub(super) struct SessionHeadRow {
+    session_id: Vec<u8>,
+    seq: i64,
+    record_hash: Vec<u8>,
+}
+
+impl TryFrom<SessionHeadRow> for (Vec<u8>, u64, Vec<u8>) {
+    type Error = super::StoreError;
+    fn try_from(r: SessionHeadRow) -> Result<Self> {
+        Ok((r.session_id, from_db(r.seq, "seq")?, r.record_hash))
+    }
+}
+
+/// An `audit_checkpoints` row.
+#[derive(sqlx::FromRow)]
+pub(super) struct CheckpointRow {
+    session_id: Vec<u8>,
+    seq: i64,
+    record_hash: Vec<u8>,
+    signature: Vec<u8>,
+    created_at: i64,
+}
+
+impl TryFrom<CheckpointRow> for AuditCheckpoint {
+    type Error = super::StoreError;
+    fn try_from(r: CheckpointRow) -> Result<Self> {
+        Ok(Self {
+            session_id: r.session_id,
+            seq: from_db(r.seq, "seq")?,
+            record_hash: r.record_hash,
+            signature: r.signature,
+            created: from_db(r.created_at, "created_at")?,
+        })
+    }
+}
+
+/// Converts every row (the first failure wins).
+pub(super) fn convert<R, T>(rows: Vec<R>) -> Result<Vec<T>>
+where
+    T: TryFrom<R, Error = super::StoreError>,
+{
+    rows.into_iter().map(T::try_from).collect()
+}
