@@ -711,7 +711,7 @@ pub fn verify_repository<C: Clock>(
 }
 
 /// [`verify_repository`] with any [`Pin`]; `Pin::File` trusts the directory's own root (see
-/// [`crate::danger::verify_repository_unpinned`]).
+/// `danger::verify_repository_unpinned`, feature `test-util`).
 pub(crate) fn verify_repository_pinned<C: Clock>(
     repo_dir: &Path,
     state_dir: &Path,

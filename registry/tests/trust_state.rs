@@ -75,7 +75,7 @@ proptest! {
         let path = dir.path().join(STATE_FILE);
         let full = std::fs::read(&path).unwrap();
         std::fs::write(&path, &full[..cut.index(full.len())]).unwrap();
-        let err = open(dir.path()).err().expect("a truncated state file was accepted");
+        let err = open(dir.path()).expect_err("a truncated state file was accepted");
         prop_assert!(
             matches!(&err, RegistryError::Json(e) if e.is_eof()),
             "{:?}",
@@ -89,7 +89,7 @@ proptest! {
     ) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(STATE_FILE), &bytes).unwrap();
-        let err = open(dir.path()).err().expect("arbitrary bytes were accepted");
+        let err = open(dir.path()).expect_err("arbitrary bytes were accepted");
         prop_assert!(
             matches!(err, RegistryError::Json(_) | RegistryError::DuplicateKey { .. }),
             "{:?}",
@@ -117,7 +117,7 @@ proptest! {
             "files": files,
         });
         std::fs::write(dir.path().join(STATE_FILE), state.to_string()).unwrap();
-        let err = open(dir.path()).err().expect("a state whose root is garbage was accepted");
+        let err = open(dir.path()).expect_err("a state whose root is garbage was accepted");
         if format != 1 {
             prop_assert!(
                 matches!(err, RegistryError::Invalid { field: "format", .. }),
