@@ -4,16 +4,20 @@
 //!
 //! # Module map
 //! - `config`: [`ClientConfig`]: the host URL, the TLS trust anchor, the pinned registry root,
-//!   the state directory (`None`: nothing is written to disk).
-//! - `error`: [`ClientError`], one variant per cause.
+//!   the state directory (`None`: nothing is kept on disk).
+//! - `error`: [`ClientError`], one variant per class of cause, each keeping its source
+//!   ([`ConfigError`], [`ConnectError`], [`ProtocolFailure`], [`ModuleRefused`],
+//!   [`RegistryUpdateError`], [`FileError`], [`InputError`], or another crate's error).
 //! - `net` (private): TLS 1.3 (rustls, ring, webpki against the configured CA) and one
 //!   HTTP/1.1 connection per login, with the RFC 9266 exporter for channel binding.
 //! - [`registry`]: the trust store kept current from `GET /v1/registry/<path>` without
 //!   blocking the runtime ([`registry::Prefetched`]).
 //! - `responder`: [`Responder`] (password and answers), [`CardResponder`].
+//! - `client`: [`Client`]: connect (TLS settings, trust update, sandbox, compile cache);
+//!   the private files it keeps are written through `kasane_os::fs` (0600 files, 0700 dirs).
+//! - `login`: [`Client::login`] step by step, [`LoginReport`].
+//! - `session`: [`Session`] (send, inbox, close), [`Received`], [`InboxReport`].
 //! - `report`: how a login ([`LoginReport::lines`]) and a time ([`utc`]) are shown to a person.
-//! - `client`: [`Client`] (connect, login), [`Session`] (send, inbox, close),
-//!   [`LoginReport`], [`Received`], [`InboxReport`].
 //!
 //! # Order of checks in a login
 //! TLS certificate → host hello signed by the registry's `host` role → password → ticket and
@@ -51,13 +55,20 @@
 mod client;
 mod config;
 mod error;
+mod login;
 mod net;
 pub mod registry;
 mod report;
 mod responder;
+mod session;
 
-pub use client::{Client, InboxReport, LoginReport, Received, Session};
+pub use client::Client;
 pub use config::ClientConfig;
-pub use error::ClientError;
+pub use error::{
+    ClientError, ConfigError, ConnectError, FileError, InputError, ModuleRefused, ProtocolFailure,
+    RegistryUpdateError,
+};
+pub use login::LoginReport;
 pub use report::utc;
 pub use responder::{CardResponder, Responder};
+pub use session::{InboxReport, Received, Session};

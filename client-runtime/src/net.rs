@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls_pki_types::pem::PemObject;
 use tokio::net::TcpStream;
 
 use crate::ClientError;
+use crate::error::{ConfigError, ConnectError, ProtocolFailure};
 
 /// The host's address, split from an `https://` URL.
 #[derive(Clone, Debug)]
@@ -26,38 +27,26 @@ pub(crate) struct Endpoint {
 
 impl Endpoint {
     /// Parses `https://host[:port][/]`; `server_name` overrides the name checked.
-    pub(crate) fn parse(url: &str, server_name: Option<&str>) -> Result<Self, ClientError> {
+    pub(crate) fn parse(url: &str, server_name: Option<&str>) -> Result<Self, ConfigError> {
+        let bad = |problem| ConfigError::BadUrl {
+            url: url.to_owned(),
+            problem,
+        };
         let rest = url
             .strip_prefix("https://")
-            .ok_or_else(|| ClientError::Config(format!("{url:?}: only https:// URLs")))?;
+            .ok_or_else(|| bad("only https:// URLs"))?;
         let authority = rest.trim_end_matches('/');
         if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
-            return Err(ClientError::Config(format!(
-                "{url:?}: expected https://host[:port]"
-            )));
+            return Err(bad("expected https://host[:port]"));
         }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6
-                .split_once(']')
-                .ok_or_else(|| ClientError::Config(format!("{url:?}: unclosed [")))?;
-            let port = match after.strip_prefix(':') {
-                Some(p) => p,
-                None if after.is_empty() => "443",
-                None => return Err(ClientError::Config(format!("{url:?}: bad port"))),
-            };
-            (h, port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, p),
-                None => (authority, "443"),
-            }
-        };
-        let port: u16 = port
-            .parse()
-            .map_err(|_| ClientError::Config(format!("{url:?}: bad port")))?;
+        let (host, port) = split_host_port(authority).ok_or_else(|| bad("bad host or port"))?;
+        let port: u16 = port.parse().map_err(|source| ConfigError::BadPort {
+            url: url.to_owned(),
+            source,
+        })?;
         let name = server_name.unwrap_or(host).to_owned();
         let server_name = ServerName::try_from(name.clone())
-            .map_err(|_| ClientError::Config(format!("{name:?} is not a valid TLS server name")))?;
+            .map_err(|source| ConfigError::BadServerName { name, source })?;
         let dial = if host.contains(':') {
             format!("[{host}]:{port}")
         } else {
@@ -71,26 +60,39 @@ impl Endpoint {
     }
 }
 
+/// `host` and `port` of an authority (`[v6]:port`, `host:port`, or either without a port:
+/// 443); `None` for an unclosed `[` or junk after `]`.
+fn split_host_port(authority: &str) -> Option<(&str, &str)> {
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p,
+            None if after.is_empty() => "443",
+            None => return None,
+        };
+        return Some((h, port));
+    }
+    Some(authority.rsplit_once(':').unwrap_or((authority, "443")))
+}
+
 /// A rustls client configuration: TLS 1.3 only, ring, `ca_pem`'s certificates as the only
 /// trust anchors (webpki verification), ALPN `http/1.1`.
-pub(crate) fn tls_config(ca_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+pub(crate) fn tls_config(ca_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
     let mut roots = rustls::RootCertStore::empty();
     let mut count = 0usize;
     for cert in CertificateDer::pem_slice_iter(ca_pem) {
-        let cert =
-            cert.map_err(|e| ClientError::Config(format!("CA certificate PEM unreadable: {e}")))?;
         roots
-            .add(cert)
-            .map_err(|e| ClientError::Config(format!("CA certificate refused: {e}")))?;
+            .add(cert.map_err(ConfigError::CaPem)?)
+            .map_err(ConfigError::CaCertificate)?;
         count += 1;
     }
     if count == 0 {
-        return Err(ClientError::Config("no certificate in the CA PEM".into()));
+        return Err(ConfigError::NoCaCertificate);
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| ClientError::Config(format!("TLS configuration: {e}")))?
+        .map_err(ConfigError::Tls)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -108,17 +110,18 @@ pub(crate) struct Conn {
     timeout: Duration,
 }
 
-fn map_io(e: std::io::Error) -> ClientError {
-    if let Some(tls) = e
+/// A failed TLS handshake: a refused certificate apart from every other failure.
+fn handshake_error(e: std::io::Error) -> ClientError {
+    match e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
-        return match tls {
-            rustls::Error::InvalidCertificate(c) => ClientError::BadCertificate(format!("{c:?}")),
-            other => ClientError::Connect(format!("TLS: {other}")),
-        };
+        Some(tls @ rustls::Error::InvalidCertificate(_)) => {
+            ClientError::BadCertificate(tls.clone())
+        }
+        Some(tls) => ConnectError::Tls(tls.clone()).into(),
+        None => ConnectError::TlsIo(e).into(),
     }
-    ClientError::Connect(e.to_string())
 }
 
 impl Conn {
@@ -129,23 +132,27 @@ impl Conn {
         timeout: Duration,
     ) -> Result<Conn, ClientError> {
         let fut = async {
-            let tcp = TcpStream::connect(&endpoint.dial)
-                .await
-                .map_err(|e| ClientError::Connect(format!("{}: {e}", endpoint.dial)))?;
+            let tcp =
+                TcpStream::connect(&endpoint.dial)
+                    .await
+                    .map_err(|source| ConnectError::Tcp {
+                        addr: endpoint.dial.clone(),
+                        source,
+                    })?;
             let stream = tokio_rustls::TlsConnector::from(tls.clone())
                 .connect(endpoint.server_name.clone(), tcp)
                 .await
-                .map_err(map_io)?;
+                .map_err(handshake_error)?;
             let mut exporter = [0u8; 32];
             stream
                 .get_ref()
                 .1
                 .export_keying_material(&mut exporter, b"EXPORTER-Channel-Binding", None)
-                .map_err(|e| ClientError::Connect(format!("TLS exporter: {e}")))?;
+                .map_err(ConnectError::Exporter)?;
             let (send, conn) =
                 hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
                     .await
-                    .map_err(|e| ClientError::Connect(format!("HTTP handshake: {e}")))?;
+                    .map_err(ConnectError::Handshake)?;
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!("host connection ended: {e}");
@@ -190,29 +197,36 @@ impl Conn {
         }
         let req = b
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| ClientError::Protocol(format!("request: {e}")))?;
+            .map_err(ProtocolFailure::Request)?;
         let send = &mut self.send;
         let fut = async move {
-            send.ready()
-                .await
-                .map_err(|e| ClientError::Connect(format!("connection: {e}")))?;
+            send.ready().await.map_err(ConnectError::Request)?;
             let resp = send
                 .send_request(req)
                 .await
-                .map_err(|e| ClientError::Connect(format!("request: {e}")))?;
+                .map_err(ConnectError::Request)?;
             let status = resp.status();
-            let body = Limited::new(resp.into_body(), MAX_RESPONSE)
-                .collect()
-                .await
-                .map_err(|e| ClientError::Protocol(format!("response body: {e}")))?
-                .to_bytes()
-                .to_vec();
-            Ok((status, body))
+            Ok((status, read_body(resp.into_body()).await?))
         };
         tokio::time::timeout(self.timeout.saturating_add(extra_wait), fut)
             .await
             .map_err(|_| ClientError::TimedOut)?
     }
+}
+
+/// The whole body, at most [`MAX_RESPONSE`] bytes.
+async fn read_body(mut body: hyper::body::Incoming) -> Result<Vec<u8>, ProtocolFailure> {
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(ProtocolFailure::Body)?;
+        if let Ok(data) = frame.into_data() {
+            if out.len().saturating_add(data.len()) > MAX_RESPONSE {
+                return Err(ProtocolFailure::BodyTooLarge { max: MAX_RESPONSE });
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -229,7 +243,7 @@ mod tests {
         assert_eq!(e.as_ref().map(|e| e.dial.as_str()), Some("example.org:443"));
         assert!(matches!(
             Endpoint::parse("http://127.0.0.1:80", None),
-            Err(ClientError::Config(_))
+            Err(ConfigError::BadUrl { .. })
         ));
         assert!(Endpoint::parse("https://h:notaport", None).is_err());
     }

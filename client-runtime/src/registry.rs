@@ -13,6 +13,7 @@ use kasane_registry::trust::{Clock, Fetcher, TrustStore};
 use kasane_registry::{RegistryError, Result as RegResult};
 
 use crate::ClientError;
+use crate::error::RegistryUpdateError;
 
 /// Most update attempts: the longest root chain, three top-level files and every author.
 pub const MAX_UPDATE_ATTEMPTS: usize = 32 + 4 + 64 + 8;
@@ -91,38 +92,20 @@ pub async fn update<C: Clock>(
 ) -> Result<(), ClientError> {
     let mut files = Prefetched::new();
     for _ in 0..MAX_UPDATE_ATTEMPTS {
-        match store.update(&files) {
-            Ok(()) => return Ok(()),
-            Err(e) => match files.take_missing() {
-                Some((path, max_len)) => {
-                    if !safe_path(&path) {
-                        return Err(ClientError::Registry(format!(
-                            "unexpected file name {path:?}"
-                        )));
-                    }
-                    let bytes = source.fetch(&path, max_len).await?;
-                    files.insert(path, bytes);
-                }
-                None => return Err(registry_error(e)),
-            },
+        let Err(e) = store.update(&files) else {
+            return Ok(());
+        };
+        let Some((path, max_len)) = files.take_missing() else {
+            return Err(e.into());
+        };
+        if !safe_path(&path) {
+            return Err(RegistryUpdateError::UnsafePath { path }.into());
         }
+        let bytes = source.fetch(&path, max_len).await?;
+        files.insert(path, bytes);
     }
-    Err(ClientError::Registry(format!(
-        "update needs more than {MAX_UPDATE_ATTEMPTS} files"
-    )))
-}
-
-/// Maps a registry error to the client's: revocations and module refusals keep their cause.
-pub(crate) fn registry_error(e: RegistryError) -> ClientError {
-    match e {
-        RegistryError::Revoked { .. } | RegistryError::AuthorRevoked { .. } => {
-            ClientError::Revoked(e.to_string())
-        }
-        RegistryError::HashMismatch
-        | RegistryError::LengthMismatch { .. }
-        | RegistryError::NotListed { .. }
-        | RegistryError::NonceMismatch
-        | RegistryError::TicketExpired => ClientError::UntrustedModule(e.to_string()),
-        other => ClientError::Registry(other.to_string()),
+    Err(RegistryUpdateError::TooManyFiles {
+        attempts: MAX_UPDATE_ATTEMPTS,
     }
+    .into())
 }

@@ -3,7 +3,7 @@
 use kasane_protocol::card::CodeCard;
 use zeroize::Zeroizing;
 
-use crate::ClientError;
+use crate::{ClientError, InputError};
 
 /// Supplies the password and the answers to the host's prompts during a login.
 pub trait Responder: Send {
@@ -41,6 +41,11 @@ impl Responder for CardResponder {
         self.card
             .response(prompt)
             .map(|code| Zeroizing::new(code.to_owned()))
-            .ok_or_else(|| ClientError::Input(format!("the code card has no cell {prompt:?}")))
+            .ok_or_else(|| {
+                InputError::NoCell {
+                    prompt: prompt.to_owned(),
+                }
+                .into()
+            })
     }
 }

@@ -6,11 +6,11 @@
     reason = "test: a failure is a test failure"
 )]
 
-use kasane_client::ClientError;
 use kasane_client::registry::{Prefetched, Source, update};
-use kasane_registry::RoleName;
+use kasane_client::{ClientError, ConnectError};
 use kasane_registry::simulator::RepositorySimulator;
 use kasane_registry::trust::Fetcher;
+use kasane_registry::{RegistryError, RoleName};
 
 /// Serves the simulator's files "asynchronously", counting requests.
 struct Sim<'a> {
@@ -23,12 +23,16 @@ impl Source for Sim<'_> {
     async fn fetch(&mut self, path: &str, max_len: u64) -> Result<Option<Vec<u8>>, ClientError> {
         self.requests.push(path.to_owned());
         if self.fail {
-            return Err(ClientError::Connect("down".into()));
+            return Err(ConnectError::Tcp {
+                addr: "simulator".into(),
+                source: std::io::Error::other("down"),
+            }
+            .into());
         }
         tokio::task::yield_now().await;
         self.repo
             .fetch(path, max_len)
-            .map_err(|e| ClientError::Registry(e.to_string()))
+            .map_err(|e| ClientError::Registry(e.into()))
     }
 }
 
@@ -96,8 +100,12 @@ async fn update_walks_a_new_root_and_sees_a_revocation() {
         sim.requests
     );
     assert_eq!(store.root().version, 2);
-    // Revoked: refused even for a module already held locally.
-    assert!(store.admit_cached("sha256-chain", &entry.sha256).is_err());
+    // Revoked: refused even for a module already held locally, as revoked (not any error).
+    let refused = store.admit_cached("sha256-chain", &entry.sha256);
+    assert!(
+        matches!(&refused, Err(RegistryError::Revoked { sha256 }) if *sha256 == entry.sha256.to_hex()),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]

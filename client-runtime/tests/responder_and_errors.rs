@@ -6,11 +6,22 @@
     reason = "test: a failure is a test failure"
 )]
 
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use kasane_client::{CardResponder, Client, ClientConfig, ClientError, Responder};
+use kasane_client::{
+    CardResponder, Client, ClientConfig, ClientError, InputError, ModuleRefused, Responder,
+};
 use kasane_protocol::RefusalReason;
 use kasane_protocol::card::CodeCard;
+use kasane_registry::RegistryError;
+use kasane_registry::simulator::RepositorySimulator;
+use kasane_registry::trust::STATE_FILE;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zeroize::Zeroizing;
 
 #[test]
@@ -19,7 +30,10 @@ fn card_responder_answers_from_the_card() {
     let mut r = CardResponder::new(Zeroizing::new("pw".into()), card);
     assert_eq!(r.password("alice").unwrap().as_str(), "pw");
     assert_eq!(r.answer("B2").unwrap().as_str(), "TX7W");
-    assert!(matches!(r.answer("Z9"), Err(ClientError::Input(_))));
+    assert!(matches!(
+        r.answer("Z9"),
+        Err(ClientError::Input(InputError::NoCell { .. }))
+    ));
     // Debug shows no secret.
     let dbg = format!("{r:?}");
     assert!(!dbg.contains("pw") && !dbg.contains("KM4Q"), "{dbg}");
@@ -37,7 +51,9 @@ fn config_defaults() {
 fn each_error_names_its_cause() {
     let cases: Vec<(ClientError, &str)> = vec![
         (
-            ClientError::BadCertificate("UnknownIssuer".into()),
+            ClientError::BadCertificate(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            )),
             "certificate",
         ),
         (ClientError::TimedOut, "timed out"),
@@ -45,8 +61,14 @@ fn each_error_names_its_cause() {
         (ClientError::Throttled, "throttled"),
         (ClientError::LoginRefused, "wrong password"),
         (ClientError::Confirm, "confirm"),
-        (ClientError::Revoked("x".into()), "revoked"),
-        (ClientError::UntrustedModule("x".into()), "untrusted"),
+        (
+            ClientError::Revoked(RegistryError::Revoked { sha256: "x".into() }),
+            "revoked",
+        ),
+        (
+            ClientError::UntrustedModule(ModuleRefused::BundleMismatch { name: "x".into() }),
+            "untrusted",
+        ),
         (ClientError::Refused(RefusalReason::Replayed), "replayed"),
         (ClientError::Incoming(RefusalReason::Altered), "altered"),
     ];
@@ -55,14 +77,6 @@ fn each_error_names_its_cause() {
         assert!(s.contains(needle), "{s:?} lacks {needle:?}");
         assert!(!s.contains('\n'));
     }
-}
-
-fn tmp_entries() -> Vec<std::ffi::OsString> {
-    let mut v: Vec<_> = std::fs::read_dir(std::env::temp_dir())
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.file_name())).collect())
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 #[tokio::test]
@@ -85,27 +99,99 @@ async fn plain_http_and_bad_pem_are_config_errors() {
     assert!(matches!(err, ClientError::Config(_)), "{err}");
 }
 
-#[tokio::test]
-async fn no_cache_connect_failure_writes_nothing() {
-    // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+/// A TLS host (self-signed for `localhost`, data/test-host.*.pem) that answers every
+/// request with 503: a client connects, makes its trust store, and then its update fails.
+async fn unavailable_host() -> SocketAddr {
+    let certs = CertificateDer::pem_slice_iter(include_bytes!("data/test-host.cert.pem"))
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(include_bytes!("data/test-host.key.pem")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let before = tmp_entries();
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let reply = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                let _ = tls.write_all(reply).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+fn config_for(addr: SocketAddr, state_dir: Option<&Path>, scratch_dir: &Path) -> ClientConfig {
     let mut config = ClientConfig::new(
-        format!("https://127.0.0.1:{port}"),
-        include_bytes!("data/other-ca.pem").to_vec(),
-        b"{}".to_vec(),
+        format!("https://{addr}"),
+        include_bytes!("data/test-host.cert.pem").to_vec(),
+        RepositorySimulator::new().root1(),
     );
-    config.timeout = Duration::from_secs(5);
-    let err = Client::connect(config).await.unwrap_err();
-    assert!(
-        matches!(err, ClientError::Connect(_) | ClientError::TimedOut),
-        "{err}"
-    );
-    assert_eq!(tmp_entries(), before);
+    config.server_name = Some("localhost".into());
+    config.state_dir = state_dir.map(Path::to_owned);
+    config.scratch_dir = Some(scratch_dir.to_owned());
+    config.timeout = Duration::from_secs(30);
+    config
+}
+
+fn entries(dir: &Path) -> Vec<std::ffi::OsString> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn no_cache_connect_that_fails_after_making_its_trust_store_writes_nothing() {
+    let addr = unavailable_host().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (state, scratch) = (dir.path().join("state"), dir.path().join("scratch"));
+
+    // Cache mode: the trust store is written to the state dir before the update fails.
+    std::fs::create_dir(&scratch).unwrap();
+    let err = Client::connect(config_for(addr, Some(&state), &scratch))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Registry(_)), "{err}");
+    assert!(state.join("trust").join(STATE_FILE).is_file());
+    assert!(entries(&scratch).is_empty());
+
+    // No-cache mode: the trust store is made in the scratch directory (a missing one
+    // fails the connect before the host is asked for anything) ...
+    let missing = dir.path().join("missing");
+    let err = Client::connect(config_for(addr, None, &missing))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Io(_)), "{err}");
+    // ... and removed when the update fails.
+    let err = Client::connect(config_for(addr, None, &scratch))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Registry(_)), "{err}");
+    assert_eq!(entries(&scratch), Vec::<std::ffi::OsString>::new());
+    assert!(!missing.exists());
 }
 
 /// The CLI may spawn logins and sessions on a multi-threaded runtime.

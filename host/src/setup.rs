@@ -115,12 +115,14 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HostError + '_ {
     move |e| HostError::io(path, e)
 }
 
-/// Writes a public file (certificate, module, configuration), creating its folder.
-fn write_public(path: &Path, bytes: &[u8]) -> Result<(), HostError> {
+/// Writes a file of the data directory that holds no secret (certificate, module,
+/// configuration), creating its folder. Still through the one private writer: atomic, and
+/// nothing under the data directory is readable by group or others.
+fn write_data_file(path: &Path, bytes: &[u8]) -> Result<(), HostError> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io(parent))?;
+        kasane_os::fs::create_private_dir(parent).map_err(io(parent))?;
     }
-    std::fs::write(path, bytes).map_err(io(path))
+    kasane_os::fs::write_private(path, bytes).map_err(io(path))
 }
 
 /// Writes a new secret file (mode 0600 from its creation; never over an existing file).
@@ -155,7 +157,7 @@ pub async fn init(
     if cfg_path.exists() {
         return Err(HostError::AlreadyInitialized { path: cfg_path });
     }
-    std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
+    kasane_os::fs::create_private_dir(data_dir).map_err(io(data_dir))?;
     let mut cfg = Config::default();
     if let Some(l) = listen {
         cfg.listen = l.to_owned();
@@ -165,7 +167,7 @@ pub async fn init(
     resolved.resolve(data_dir);
 
     let (cert_pem, key_pem, cert_der) = self_signed_cert()?;
-    write_public(&resolved.tls_cert, cert_pem.as_bytes())?;
+    write_data_file(&resolved.tls_cert, cert_pem.as_bytes())?;
     write_secret_new(&resolved.tls_key, key_pem.as_bytes())?;
 
     let life = Lifetimes::default();
@@ -183,7 +185,7 @@ pub async fn init(
             b.params.as_bytes().to_vec(),
             b.weight,
         )?;
-        write_public(&module_path(&resolved.modules_dir, &entry.sha256), b.wasm)?;
+        write_data_file(&module_path(&resolved.modules_dir, &entry.sha256), b.wasm)?;
         repo.add_target(entry, &[&targets_key], now, &life)?;
         published.push(b.name.to_owned());
     }
@@ -195,7 +197,7 @@ pub async fn init(
 
     // Creates the database and runs its migrations now, so `serve` finds a ready store.
     store::open(&resolved.database_url).await?;
-    write_public(&cfg_path, text.as_bytes())?;
+    write_data_file(&cfg_path, text.as_bytes())?;
 
     let root = std::fs::read(resolved.registry_dir.join("1.root.json"))
         .map_err(io(&resolved.registry_dir))?;

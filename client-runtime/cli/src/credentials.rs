@@ -5,7 +5,7 @@
 use std::io::BufRead;
 
 use anyhow::{Context, anyhow};
-use kasane_client::{CardResponder, ClientError, Responder};
+use kasane_client::{CardResponder, ClientError, InputError, Responder};
 use kasane_protocol::card::CodeCard;
 use zeroize::Zeroizing;
 
@@ -18,10 +18,11 @@ pub(crate) struct TtyResponder {
 }
 
 fn prompt(text: &str) -> Result<Zeroizing<String>, ClientError> {
-    let line = Zeroizing::new(rpassword::prompt_password(text).map_err(|e| {
-        ClientError::Input(format!(
-            "no terminal to ask on ({e}): give --password-stdin, and --card for the challenges"
-        ))
+    let line = Zeroizing::new(rpassword::prompt_password(text).map_err(|source| {
+        ClientError::Input(InputError::Read {
+            what: "no terminal to ask on: give --password-stdin, and --card for the challenges",
+            source,
+        })
     })?);
     Ok(Zeroizing::new(
         line.trim_end_matches(['\r', '\n']).to_owned(),

@@ -206,7 +206,7 @@ impl Settings {
         cfg.timeout = self.timeout;
         cfg.padding = self.pad;
         if let Some(dir) = &self.state_dir {
-            std::fs::create_dir_all(dir)
+            kasane_os::fs::create_private_dir(dir)
                 .with_context(|| format!("creating the state dir {}", dir.display()))
                 .or_fail(Class::Config)?;
         }

@@ -1,0 +1,321 @@
+//! [`Client::login`], step by step: hello (the host's signed key) → password (the challenge
+//! bundle) → admission (ticket and module checked against the trusted registry) → compile
+//! in the sandbox → answers, verifiers and the auth transform → response and the host's
+//! confirm.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::StatusCode;
+use kasane_protocol::login::{ClientAwaitAccept, ClientChallenge, ClientPassword};
+use kasane_protocol::wire::{ChallengeBundle, Profile};
+use kasane_protocol::{ClientHello, Padding, ProtocolError, ResponseAccept};
+use kasane_registry::RegistryError;
+use kasane_registry::metadata::targets::TargetEntry;
+use kasane_sandbox::{CacheOutcome, Limits, Transform};
+use rand_core::OsRng;
+use zeroize::Zeroizing;
+
+use crate::client::{Inner, decode, derive};
+use crate::error::ModuleRefused;
+use crate::net::Conn;
+use crate::{Client, ClientError, Responder, Session};
+
+/// What a successful login ran and saw.
+#[derive(Debug, Clone)]
+pub struct LoginReport {
+    /// The user logged in.
+    pub user: String,
+    /// The transform module's name (from the trusted registry entry).
+    pub transform: String,
+    /// The module's SHA-256.
+    pub sha256: [u8; 32],
+    /// Who signed the module's entry: `targets` (first party) or `author:<id>`.
+    pub signed_by: String,
+    /// Whether the compiled module came from the local compile cache.
+    pub from_cache: bool,
+    /// The challenge bundle's counter.
+    pub counter: u64,
+    /// The prompts answered.
+    pub prompts: Vec<String>,
+    /// Fuel the authentication transform used.
+    pub fuel_used: u64,
+}
+
+/// A module the trusted registry admitted for this login.
+struct Admitted {
+    entry: TargetEntry,
+    /// The author whose file listed it (`None`: first party).
+    author: Option<String>,
+    bytes: Vec<u8>,
+}
+
+impl Client {
+    /// Logs `user` in, with the password and answers from `responder`.
+    ///
+    /// The ticket and module are checked against the trusted registry before anything is
+    /// compiled; the host's hello must be signed by a key of the registry's `host` role.
+    pub async fn login(
+        &self,
+        user: &str,
+        responder: &mut dyn Responder,
+    ) -> Result<(Session, LoginReport), ClientError> {
+        let inner = &self.inner;
+        let mut conn = Conn::open(&inner.endpoint, &inner.tls, inner.config.timeout).await?;
+        let (password_step, nonce) = hello(inner, &mut conn).await?;
+        let challenge = send_password(&mut conn, password_step, user, responder).await?;
+        let bundle = challenge.bundle().clone();
+        let Admitted {
+            entry,
+            author,
+            bytes,
+        } = self.admit(&mut conn, &bundle, &nonce).await?;
+        let (transform, outcome) = compile(inner, bytes, &entry).await?;
+        let (awaiting, request, fuel_used) = authenticate(challenge, &transform, responder).await?;
+        let (token, proto) = confirm(&mut conn, awaiting, request, inner.config.padding).await?;
+        let report = LoginReport {
+            user: user.to_owned(),
+            transform: entry.name.clone(),
+            sha256: entry.sha256.0,
+            signed_by: author.map_or_else(|| "targets".to_owned(), |a| format!("author:{a}")),
+            from_cache: outcome == CacheOutcome::Hit,
+            counter: bundle.counter,
+            prompts: bundle.challenges.iter().map(|c| c.prompt.clone()).collect(),
+            fuel_used,
+        };
+        let session = Session::new(user, token, proto, transform, inner.clone(), conn);
+        Ok((session, report))
+    }
+
+    /// Checks the bundle's ticket and module against the trusted registry (refreshing it
+    /// once if the ticket names a newer snapshot) and fetches the module bytes.
+    async fn admit(
+        &self,
+        conn: &mut Conn,
+        bundle: &ChallengeBundle,
+        nonce: &[u8; 32],
+    ) -> Result<Admitted, ClientError> {
+        let (entry, author) = self.check_ticket(conn, &bundle.ticket, nonce).await?;
+        if bundle.module.sha256 != entry.sha256.0
+            || bundle.module.length != entry.length
+            || bundle.module.name != entry.name
+            || bundle.module.profile != entry.profile
+            || bundle.params != entry.params
+        {
+            return Err(ModuleRefused::BundleMismatch { name: entry.name }.into());
+        }
+        let bytes = self.module_bytes(conn, &entry).await?;
+        self.inner
+            .trust
+            .lock()
+            .await
+            .admit(&bundle.ticket, nonce, &bytes)
+            .map_err(ClientError::admission)?;
+        Ok(Admitted {
+            entry,
+            author,
+            bytes,
+        })
+    }
+
+    /// The trusted entry (and its author) the ticket names for this login's `nonce`.
+    async fn check_ticket(
+        &self,
+        conn: &mut Conn,
+        ticket: &[u8],
+        nonce: &[u8; 32],
+    ) -> Result<(TargetEntry, Option<String>), ClientError> {
+        let checked = self.inner.trust.lock().await.check_ticket(ticket, nonce);
+        let checked = match checked {
+            Err(RegistryError::SnapshotMismatch { .. } | RegistryError::Expired { .. }) => {
+                self.refresh_trust(conn).await?;
+                self.inner.trust.lock().await.check_ticket(ticket, nonce)
+            }
+            other => other,
+        };
+        let (_, entry, author) = checked.map_err(ClientError::admission)?;
+        Ok((entry, author))
+    }
+
+    /// The module bytes for `entry`: from the local module store, else from the host.
+    async fn module_bytes(
+        &self,
+        conn: &mut Conn,
+        entry: &TargetEntry,
+    ) -> Result<Vec<u8>, ClientError> {
+        let hex = entry.sha256.to_hex();
+        let file = self
+            .inner
+            .modules_dir
+            .as_ref()
+            .map(|d| d.join(format!("{hex}.wasm")));
+        // A local copy that no longer matches (truncated, replaced) is ignored, not an error:
+        // the host's copy is fetched instead, and `admit` checks whichever is used.
+        if let Some(file) = &file
+            && let Ok(bytes) = std::fs::read(file)
+            && bytes.len() as u64 == entry.length
+            && <[u8; 32]>::from(<sha2::Sha256 as sha2::Digest>::digest(&bytes)) == entry.sha256.0
+        {
+            return Ok(bytes);
+        }
+        let (status, bytes) = conn
+            .request(
+                "GET",
+                &format!("/v1/modules/{hex}.wasm"),
+                Vec::new(),
+                None,
+                Duration::ZERO,
+            )
+            .await?;
+        if status != StatusCode::OK {
+            return Err(ClientError::unexpected("module download", status));
+        }
+        if let Some(file) = &file {
+            keep_module(file, &bytes);
+        }
+        Ok(bytes)
+    }
+}
+
+/// Keeps a downloaded module in the module store (mode 0600, its directory 0700). Best
+/// effort: the bytes are checked against the signed entry on every use.
+fn keep_module(file: &Path, bytes: &[u8]) {
+    let kept = file
+        .parent()
+        .map_or(Ok(()), kasane_os::fs::create_private_dir)
+        .and_then(|()| kasane_os::fs::write_private(file, bytes));
+    if let Err(e) = kept {
+        tracing::debug!("module not kept in {}: {e}", file.display());
+    }
+}
+
+/// Step 1: the hello. Returns the client ready for the password, and this login's nonce
+/// (what the session ticket must name).
+async fn hello(inner: &Inner, conn: &mut Conn) -> Result<(ClientPassword, [u8; 32]), ClientError> {
+    let mut profiles = vec![Profile::Pure];
+    if kasane_sandbox::profile_available(kasane_sandbox::Profile::Wasi) {
+        profiles.push(Profile::Wasi);
+    }
+    let hello = ClientHello::new(&mut OsRng, profiles)?;
+    let nonce = hello.request().client_nonce;
+    let (status, body) = conn
+        .request(
+            "POST",
+            "/v1/login/hello",
+            hello.request_bytes().to_vec(),
+            None,
+            Duration::ZERO,
+        )
+        .await?;
+    if status != StatusCode::OK {
+        return Err(ClientError::unexpected("hello", status));
+    }
+    let exporter = conn.exporter;
+    let client = hello
+        .receive(&body, &inner.host_keys, Some(&exporter))
+        .map_err(|e| match e {
+            ProtocolError::BadSignature | ProtocolError::HostKey => ClientError::HostKey,
+            other => other.into(),
+        })?;
+    Ok((client, nonce))
+}
+
+/// Step 2: the password. Returns the challenge bundle.
+async fn send_password(
+    conn: &mut Conn,
+    client: ClientPassword,
+    user: &str,
+    responder: &mut dyn Responder,
+) -> Result<ClientChallenge, ClientError> {
+    let password = responder.password(user)?;
+    let (awaiting, request) = client.request(user, password.as_bytes())?;
+    drop(password);
+    let (status, body) = conn
+        .request("POST", "/v1/login/password", request, None, Duration::ZERO)
+        .await?;
+    match status {
+        StatusCode::OK => {}
+        StatusCode::UNAUTHORIZED => return Err(ClientError::Throttled),
+        s => return Err(ClientError::unexpected("password", s)),
+    }
+    Ok(awaiting.receive(&body)?)
+}
+
+/// Step 4: compiles the admitted module (or loads it from the compile cache) off the async
+/// workers, with the entry's limits.
+async fn compile(
+    inner: &Arc<Inner>,
+    bytes: Vec<u8>,
+    entry: &TargetEntry,
+) -> Result<(Transform, CacheOutcome), ClientError> {
+    let limits = Limits {
+        fuel: entry.fuel,
+        memory_bytes: entry.memory,
+        ..Limits::default()
+    };
+    let profile = entry.profile;
+    let inner = inner.clone();
+    let loaded = tokio::task::spawn_blocking(move || {
+        inner
+            .sandbox
+            .load_cached(&bytes, profile, limits, &inner.cache)
+    })
+    .await??;
+    Ok(loaded)
+}
+
+/// Step 5: answers → verifiers (argon2id, off the async workers) → the auth transform.
+/// Returns the client awaiting the host's accept, the response to send, and the fuel used.
+async fn authenticate(
+    challenge: ClientChallenge,
+    transform: &Transform,
+    responder: &mut dyn Responder,
+) -> Result<(ClientAwaitAccept, Vec<u8>, u64), ClientError> {
+    let challenges = &challenge.bundle().challenges;
+    let mut answers = Vec::with_capacity(challenges.len());
+    for c in challenges {
+        answers.push((responder.answer(&c.prompt)?, c.salt.clone()));
+    }
+    let verifiers = tokio::task::spawn_blocking(move || {
+        answers
+            .iter()
+            .map(|(a, salt)| kasane_protocol::verifier::response_verifier(a, salt))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await??;
+    let input = challenge.auth_input(&verifiers)?;
+    drop(verifiers);
+    let (t_auth, fuel_used) = derive(transform, input).await?;
+    let (awaiting, request) = challenge.respond(&t_auth)?;
+    Ok((awaiting, request, fuel_used))
+}
+
+/// Step 6: sends the response; checks the host's accept and its confirm. Returns the
+/// session token and the open protocol session.
+async fn confirm(
+    conn: &mut Conn,
+    awaiting: ClientAwaitAccept,
+    request: Vec<u8>,
+    padding: bool,
+) -> Result<(Zeroizing<[u8; 32]>, kasane_protocol::Session), ClientError> {
+    let (status, body) = conn
+        .request("POST", "/v1/login/response", request, None, Duration::ZERO)
+        .await?;
+    match status {
+        StatusCode::OK => {}
+        StatusCode::UNAUTHORIZED => return Err(ClientError::LoginRefused),
+        s => return Err(ClientError::unexpected("response", s)),
+    }
+    let token = Zeroizing::new(decode::<ResponseAccept>(&body)?.session_token);
+    let mut proto = awaiting.receive(&body).map_err(|e| match e {
+        ProtocolError::ConfirmMismatch => ClientError::Confirm,
+        other => other.into(),
+    })?;
+    proto.set_padding(if padding {
+        Padding::Buckets
+    } else {
+        Padding::None
+    });
+    Ok((token, proto))
+}

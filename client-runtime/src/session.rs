@@ -1,0 +1,312 @@
+//! [`Session`]: sending and receiving sealed messages after a login.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::StatusCode;
+use kasane_protocol::wire::Message;
+use kasane_protocol::{
+    Delivery, Inbox, InboxAck, MessageAccepted, MessageRefused, ProtocolError, RefusalReason,
+    SealedMessage,
+};
+use kasane_sandbox::Transform;
+use zeroize::Zeroizing;
+
+use crate::ClientError;
+use crate::client::{Inner, decode, derive};
+use crate::net::Conn;
+
+/// Most distinct delivery ids remembered for de-duplication.
+const SEEN_CAP: usize = 65_536;
+
+/// A logged-in session: send and receive sealed messages. One request is in flight at a
+/// time (`&mut self`), so sequence numbers reach the host in order.
+pub struct Session {
+    user: String,
+    session_id: [u8; 16],
+    token: Zeroizing<[u8; 32]>,
+    proto: kasane_protocol::Session,
+    transform: Transform,
+    client: Arc<Inner>,
+    conn: Option<Conn>,
+    seen: HashSet<u64>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One opened message from the inbox. `Debug` shows the body's length, not its bytes.
+pub struct Received {
+    /// The host's delivery id.
+    pub id: u64,
+    /// The sender's user name.
+    pub from: String,
+    /// When the host accepted it (Unix seconds).
+    pub sent_at: u64,
+    /// The plaintext.
+    pub body: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Received {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Received")
+            .field("id", &self.id)
+            .field("from", &self.from)
+            .field("sent_at", &self.sent_at)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// One inbox fetch: the messages opened (and acked) and those refused (not acked).
+#[derive(Debug, Default)]
+pub struct InboxReport {
+    /// Opened, new messages (acked).
+    pub received: Vec<Received>,
+    /// Messages that did not open, each as [`ClientError::Incoming`] (not acked).
+    pub refused: Vec<ClientError>,
+    /// The host has more messages waiting.
+    pub more: bool,
+}
+
+/// The refusal a received message earns for a protocol error.
+fn incoming_reason(e: &ProtocolError) -> RefusalReason {
+    match e {
+        ProtocolError::Replayed { .. } => RefusalReason::Replayed,
+        ProtocolError::Reordered { .. } => RefusalReason::Reordered,
+        ProtocolError::WrongSession => RefusalReason::WrongSession,
+        ProtocolError::WrongDirection => RefusalReason::WrongDirection,
+        ProtocolError::Decrypt | ProtocolError::Padding => RefusalReason::Altered,
+        _ => RefusalReason::Malformed,
+    }
+}
+
+impl Session {
+    /// The session a login opened on `conn`.
+    pub(crate) fn new(
+        user: &str,
+        token: Zeroizing<[u8; 32]>,
+        proto: kasane_protocol::Session,
+        transform: Transform,
+        client: Arc<Inner>,
+        conn: Conn,
+    ) -> Self {
+        Session {
+            user: user.to_owned(),
+            session_id: *proto.session_id(),
+            token,
+            proto,
+            transform,
+            client,
+            conn: Some(conn),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// The logged-in user.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The session id.
+    pub fn session_id(&self) -> [u8; 16] {
+        self.session_id
+    }
+
+    /// One authenticated request on the session's connection (reopened if it closed).
+    async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        extra_wait: Duration,
+    ) -> Result<(StatusCode, Vec<u8>), ClientError> {
+        let mut conn = match self.conn.take() {
+            Some(c) if c.is_open() => c,
+            _ => {
+                let inner = &self.client;
+                Conn::open(&inner.endpoint, &inner.tls, inner.config.timeout).await?
+            }
+        };
+        let result = conn
+            .request(method, path, body, Some(&self.token), extra_wait)
+            .await;
+        if result.is_ok() {
+            self.conn = Some(conn);
+        }
+        result
+    }
+
+    /// A refusal body (`MessageRefused`) or an unexpected status.
+    fn refusal(step: &'static str, status: StatusCode, body: &[u8]) -> ClientError {
+        match MessageRefused::decode(body) {
+            Ok(r) => ClientError::Refused(r.reason),
+            Err(_) if status == StatusCode::UNAUTHORIZED => {
+                ClientError::Refused(RefusalReason::SessionEnded)
+            }
+            Err(_) => ClientError::unexpected(step, status),
+        }
+    }
+
+    /// Seals `body` for `to` and posts it.
+    pub async fn send(&mut self, to: &str, body: &[u8]) -> Result<MessageAccepted, ClientError> {
+        let (seq, input) = self.proto.prepare_seal()?;
+        let (t_msg, _) = derive(&self.transform, input).await?;
+        let sealed = self.proto.seal(seq, &t_msg, to, body)?;
+        drop(t_msg);
+        let bytes = sealed.encode()?;
+        let (status, resp) = self
+            .request("POST", "/v1/messages", bytes, Duration::ZERO)
+            .await?;
+        if status == StatusCode::OK {
+            decode::<MessageAccepted>(&resp)
+        } else {
+            Err(Self::refusal("send", status, &resp))
+        }
+    }
+
+    /// Opens one received message.
+    async fn open(&mut self, sealed: &SealedMessage) -> Result<Delivery, ClientError> {
+        if sealed.recipient != self.user {
+            return Err(ClientError::Incoming(RefusalReason::Altered));
+        }
+        let input = self
+            .proto
+            .prepare_open(sealed)
+            .map_err(|e| ClientError::Incoming(incoming_reason(&e)))?;
+        let (t_msg, _) = derive(&self.transform, input).await?;
+        let plaintext = self
+            .proto
+            .open(sealed, &t_msg)
+            .map_err(|e| ClientError::Incoming(incoming_reason(&e)))?;
+        Delivery::decode(&plaintext).map_err(|_| ClientError::Incoming(RefusalReason::Malformed))
+    }
+
+    /// Fetches the inbox (waiting up to `wait_secs`), opens each message and acks the
+    /// opened ones; reports the refused ones separately (they are not acked).
+    pub async fn inbox_report(&mut self, wait_secs: u32) -> Result<InboxReport, ClientError> {
+        let (status, body) = self
+            .request(
+                "GET",
+                &format!("/v1/inbox?wait={wait_secs}"),
+                Vec::new(),
+                Duration::from_secs(u64::from(wait_secs)),
+            )
+            .await?;
+        if status != StatusCode::OK {
+            return Err(Self::refusal("inbox", status, &body));
+        }
+        let inbox = decode::<Inbox>(&body)?;
+        let mut report = InboxReport {
+            more: inbox.more,
+            ..InboxReport::default()
+        };
+        let mut ack = Vec::new();
+        for sealed in &inbox.messages {
+            match self.open(sealed).await {
+                Ok(d) => {
+                    ack.push(d.id);
+                    if self.seen.len() >= SEEN_CAP {
+                        self.seen.clear();
+                    }
+                    if self.seen.insert(d.id) {
+                        report.received.push(Received {
+                            id: d.id,
+                            from: d.from.clone(),
+                            sent_at: d.sent_at,
+                            body: Zeroizing::new(d.body.clone()),
+                        });
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(seq = sealed.seq, "received message refused: {e}");
+                    report.refused.push(e);
+                }
+            }
+        }
+        for ids in ack.chunks(1024) {
+            let bytes = InboxAck { ids: ids.to_vec() }.encode()?;
+            let (status, body) = self
+                .request("POST", "/v1/inbox/ack", bytes, Duration::ZERO)
+                .await?;
+            if !status.is_success() {
+                return Err(Self::refusal("ack", status, &body));
+            }
+        }
+        Ok(report)
+    }
+
+    /// Fetches the inbox (waiting up to `wait_secs`), opens each message and acks the opened
+    /// ones. A message that does not open is not acked; when nothing opened, the first
+    /// refusal is the error (see [`Session::inbox_report`] for both at once).
+    pub async fn inbox(&mut self, wait_secs: u32) -> Result<Vec<Received>, ClientError> {
+        let mut report = self.inbox_report(wait_secs).await?;
+        if report.received.is_empty() && !report.refused.is_empty() {
+            return Err(report.refused.swap_remove(0));
+        }
+        Ok(report.received)
+    }
+
+    /// Logs out.
+    pub async fn close(mut self) -> Result<(), ClientError> {
+        let (status, body) = self
+            .request("POST", "/v1/logout", Vec::new(), Duration::ZERO)
+            .await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(Self::refusal("logout", status, &body))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incoming_protocol_errors_map_to_their_refusal() {
+        let cases = [
+            (ProtocolError::Replayed { seq: 3 }, RefusalReason::Replayed),
+            (
+                ProtocolError::Reordered { seq: 2, last: 3 },
+                RefusalReason::Reordered,
+            ),
+            (ProtocolError::WrongSession, RefusalReason::WrongSession),
+            (ProtocolError::WrongDirection, RefusalReason::WrongDirection),
+            (ProtocolError::Decrypt, RefusalReason::Altered),
+            (ProtocolError::Padding, RefusalReason::Altered),
+            (ProtocolError::Truncated, RefusalReason::Malformed),
+        ];
+        for (e, want) in cases {
+            assert_eq!(incoming_reason(&e), want, "{e}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_body_is_its_reason_and_a_bare_401_ends_the_session() {
+        let body = MessageRefused {
+            reason: RefusalReason::TooLarge,
+        }
+        .encode()
+        .unwrap_or_default();
+        assert!(matches!(
+            Session::refusal("send", StatusCode::PAYLOAD_TOO_LARGE, &body),
+            ClientError::Refused(RefusalReason::TooLarge)
+        ));
+        assert!(matches!(
+            Session::refusal("send", StatusCode::UNAUTHORIZED, b"\x01\x07"),
+            ClientError::Refused(RefusalReason::SessionEnded)
+        ));
+        assert!(matches!(
+            Session::refusal("send", StatusCode::INTERNAL_SERVER_ERROR, b""),
+            ClientError::Protocol(_)
+        ));
+    }
+}
