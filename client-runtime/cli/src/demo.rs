@@ -59,8 +59,6 @@ async fn steps(data: &std::path::Path) -> anyhow::Result<()> {
     println!("   published transforms: {}", init.published.join(", "));
 
     let cfg = Config::load(data).context("loading the host's configuration")?;
-    let tls = kasane_host::server::tls_config(&cfg.tls_cert, &cfg.tls_key)
-        .context("loading the host's TLS certificate")?;
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
@@ -76,14 +74,9 @@ async fn steps(data: &std::path::Path) -> anyhow::Result<()> {
         .context("loading the host")?;
     let store = host.store().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(kasane_host::server::run(
-        listener,
-        tls,
-        kasane_host::server::app(host),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let serving = tokio::spawn(kasane_host::server::run(listener, host, async move {
+        let _ = stopped.await;
+    }));
     println!("2. host serving TLS 1.3 on https://{addr} (in this process)");
 
     let result = async {

@@ -40,7 +40,6 @@ async fn start() -> Host {
         .await
         .unwrap();
     let cfg = Config::load(data.path()).unwrap();
-    let tls = kasane_host::server::tls_config(&cfg.tls_cert, &cfg.tls_key).unwrap();
     let listener = tokio::net::TcpListener::bind(&cfg.listen).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let host = setup::load_host(cfg, Arc::new(SystemClock)).await.unwrap();
@@ -56,14 +55,9 @@ async fn start() -> Host {
     std::fs::create_dir_all(data.path().join("cards")).unwrap();
     std::fs::write(data.path().join("cards/alice.card"), card.to_text()).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(kasane_host::server::run(
-        listener,
-        tls,
-        kasane_host::server::app(host),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    tokio::spawn(kasane_host::server::run(listener, host, async move {
+        let _ = stopped.await;
+    }));
     Host {
         url: format!("https://{addr}"),
         card,
