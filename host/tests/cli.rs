@@ -12,6 +12,34 @@ use kasane_protocol::ClientHello;
 use kasane_protocol::wire::Profile;
 use rand_core::OsRng;
 
+fn user_list(data: &str) -> String {
+    let out = bin()
+        .args(["--data", data, "user", "list"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// One failure for `user` with a backoff that locks at the first: locked for an hour.
+async fn lock_user(data: &std::path::Path, user: &str) {
+    use kasane_host::store::{Backoff, Clock, SystemClock, ThrottleKey};
+    let st = kasane_host::store::open(&file_config(data).database_url)
+        .await
+        .unwrap();
+    let backoff = Backoff {
+        free_failures: 0,
+        base_secs: 3600,
+        max_secs: 3600,
+    };
+    let now = SystemClock.now();
+    let state = st
+        .record_failure(ThrottleKey::User(user), now, &backoff)
+        .await
+        .unwrap();
+    assert!(state.is_locked(now));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_then_serve_works_with_only_a_data_dir() {
     let dir = tempfile::tempdir().unwrap();
@@ -90,6 +118,9 @@ async fn init_then_serve_works_with_only_a_data_dir() {
             .unwrap()
             .success()
     );
+    // Lock alice (as failed logins would), see it listed, unlock her.
+    lock_user(&data, "alice").await;
+    assert!(user_list(data_s).contains("alice\tpairs=4\tfailures=1 locked"));
     assert!(
         bin()
             .args(["--data", data_s, "user", "unlock", "alice"])
@@ -97,6 +128,8 @@ async fn init_then_serve_works_with_only_a_data_dir() {
             .unwrap()
             .success()
     );
+    let list = user_list(data_s);
+    assert!(list.contains("alice\tpairs=4\tfailures=0\n"), "{list}");
 
     // serve, and a login's first two steps against it.
     let (_serve, addr) = serve_bin(data_s);
