@@ -1,5 +1,5 @@
 //! Message throughput over loopback: sealed relay messages beside a plain HTTPS POST, in the
-//! same run, on the same axum + rustls stack (the host's own `server::run`, TLS 1.3).
+//! same run, on the same axum + rustls stack (the host's own transport, `server::serve_tls`, TLS 1.3).
 //!
 //! - **kasane**: `Session::send` to another user — per message the client runs the transform
 //!   (purpose = message) and seals; the host checks the sequence number, runs the transform,
@@ -46,7 +46,7 @@ async fn run(window: Duration) {
     th.add_user("bob").await;
     th.force("sha256-chain");
 
-    // The baseline server: the host's TLS config and server loop, another router.
+    // The baseline server: the host's TLS config and transport, another router.
     let tls = kasane_host::server::tls_config(&th.cfg.tls_cert, &th.cfg.tls_key).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_addr = listener.local_addr().unwrap();
@@ -60,9 +60,15 @@ async fn run(window: Duration) {
         )
         .layer(axum::extract::DefaultBodyLimit::max(2 << 20));
     let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(kasane_host::server::run(listener, tls, app, async move {
-        let _ = stopped.await;
-    }));
+    tokio::spawn(kasane_host::server::serve_tls(
+        listener,
+        tls,
+        app,
+        async move {
+            let _ = stopped.await;
+        },
+        kasane_host::server::SHUTDOWN_GRACE,
+    ));
     let ca = std::fs::read(&th.cfg.tls_cert).unwrap();
 
     let state = tempfile::tempdir().unwrap();

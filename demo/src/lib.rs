@@ -18,6 +18,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use kasane_client::{CardResponder, Client, ClientConfig, LoginReport, Session, utc};
 use kasane_host::config::Config;
+use kasane_host::server;
 use kasane_host::setup::{self, CodeCard};
 use kasane_host::store::Store;
 use kasane_os::{Clock, SystemClock};
@@ -51,20 +52,16 @@ struct RunningHost {
     root_json: Vec<u8>,
     host_key_file: PathBuf,
     store: Arc<dyn Store>,
-    stop: tokio::sync::oneshot::Sender<()>,
-    serving: tokio::task::JoinHandle<Result<(), kasane_host::HostError>>,
+    running: server::Running,
 }
 
 async fn steps(data: &Path) -> anyhow::Result<()> {
     let host = start_host(data).await?;
     let result = with_clients(&host).await;
-    let _ = host.stop.send(());
-    let served = host.serving.await;
+    let served = host.running.shutdown().await;
     println!("11. host stopped");
     result?;
-    served
-        .context("the host's task")?
-        .context("the host while serving")?;
+    served.context("the host while serving")?;
     Ok(())
 }
 
@@ -79,13 +76,8 @@ async fn start_host(data: &Path) -> anyhow::Result<RunningHost> {
         init.cert_sha256, init.root_sha256
     );
     println!("   published transforms: {}", init.published.join(", "));
-    let cfg = Config::load(data).context("loading the host's configuration")?;
-    let tls = kasane_host::server::tls_config(&cfg.tls_cert, &cfg.tls_key)
-        .context("loading the host's TLS certificate")?;
-    let listener = tokio::net::TcpListener::bind(&cfg.listen)
-        .await
-        .with_context(|| format!("binding {}", cfg.listen))?;
-    let addr = listener.local_addr().context("the host's address")?;
+    // The file alone: an operator's KASANE_* variables must not move the demo's host.
+    let cfg = Config::load_file(data).context("loading the host's configuration")?;
     let ca_pem = read(&cfg.tls_cert)?;
     let root_json = read(&cfg.registry_dir.join("1.root.json"))?;
     let host_key_file = cfg.keys_dir.join("host.key");
@@ -93,11 +85,8 @@ async fn start_host(data: &Path) -> anyhow::Result<RunningHost> {
         .await
         .context("loading the host")?;
     let store = host.store().clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = kasane_host::server::app(host);
-    let serving = tokio::spawn(kasane_host::server::run(listener, tls, app, async move {
-        let _ = stopped.await;
-    }));
+    let running = server::spawn(host).await.context("serving the host")?;
+    let addr = running.addr();
     println!("2. host serving TLS 1.3 on https://{addr} (in this process)");
     Ok(RunningHost {
         addr,
@@ -105,8 +94,7 @@ async fn start_host(data: &Path) -> anyhow::Result<RunningHost> {
         root_json,
         host_key_file,
         store,
-        stop,
-        serving,
+        running,
     })
 }
 

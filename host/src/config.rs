@@ -231,13 +231,27 @@ impl Config {
     /// Reads `<data_dir>/kasane.toml` (defaults if it does not exist), applies `KASANE_*`
     /// overrides from the process environment and resolves paths against `data_dir`.
     pub fn load(data_dir: &Path) -> Result<Self, HostError> {
+        Self::load_with_env(data_dir, std::env::vars())
+    }
+
+    /// Like [`Config::load`], but the file alone: no `KASANE_*` variable of this process
+    /// applies. For hosts embedded in a program (the demo, tests) that must not pick up an
+    /// operator's environment.
+    pub fn load_file(data_dir: &Path) -> Result<Self, HostError> {
+        Self::load_with_env(data_dir, std::iter::empty())
+    }
+
+    fn load_with_env(
+        data_dir: &Path,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Self, HostError> {
         let path = data_dir.join(CONFIG_FILE);
         let mut cfg = match std::fs::read_to_string(&path) {
             Ok(text) => Self::from_toml(&text)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::default(),
             Err(e) => return Err(HostError::io(&path, e)),
         };
-        cfg.apply_env(std::env::vars())?;
+        cfg.apply_env(env)?;
         cfg.resolve(data_dir);
         cfg.check()?;
         Ok(cfg)

@@ -31,6 +31,15 @@ pub enum HostError {
         #[source]
         source: std::io::Error,
     },
+    /// The listen address could not be bound (or its bound address not read).
+    #[error("listening on {addr}")]
+    Listen {
+        /// The address, as configured.
+        addr: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// The configuration is invalid.
     #[error("configuration")]
     Config(#[from] ConfigError),
@@ -105,6 +114,14 @@ impl HostError {
     pub(crate) fn key(path: &std::path::Path, source: KeyError) -> Self {
         Self::Key {
             path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// A failure to listen on `addr`.
+    pub(crate) fn listen(addr: &str, source: std::io::Error) -> Self {
+        Self::Listen {
+            addr: addr.to_owned(),
             source,
         }
     }

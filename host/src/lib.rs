@@ -22,9 +22,12 @@
 //!   `kasane-host audit verify` / `audit export`.
 //! - [`audit_chain`]: the hash chain's formats (record hash, genesis value, the bytes a
 //!   checkpoint signs), shared by the store and [`audit`].
-//! - [`server`]: [`app`](server::app) (the axum router) and [`run`](server::run) (TLS 1.3
-//!   only, HTTP/1.1 and HTTP/2, one RFC 9266 exporter value per connection; graceful
-//!   shutdown, bounded by [`SHUTDOWN_GRACE`](server::SHUTDOWN_GRACE)).
+//! - [`server`]: the host serving itself — [`spawn`](server::spawn) /
+//!   [`run`](server::run): TLS 1.3 only, HTTP/1.1 and HTTP/2, one RFC 9266 exporter value
+//!   per connection, the axum router ([`app`](server::app)), housekeeping beside it, graceful
+//!   shutdown bounded by [`SHUTDOWN_GRACE`](server::SHUTDOWN_GRACE).
+//! - [`housekeeping`]: the timer every serving host runs: expired state purged, audit
+//!   checkpoints signed.
 //! - [`metrics`]: counters and a latency histogram rendered as Prometheus text.
 //! - [`setup`]: `init` (a working data directory), `user add` with its code card, loading a
 //!   host from a data directory.
@@ -52,15 +55,11 @@
 //! let report = setup::init(dir.path(), Some("127.0.0.1:0"), SystemClock.now()).await?;
 //! assert!(report.published.iter().any(|n| n == "ocra"));
 //! let cfg = Config::load(dir.path())?;
-//! let tls = server::tls_config(&cfg.tls_cert, &cfg.tls_key)?;
-//! let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
 //! let host = setup::load_host(cfg, Arc::new(SystemClock)).await?;
-//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-//! let serving = tokio::spawn(server::run(listener, tls, server::app(host), async move {
-//!     let _ = stopped.await;
-//! }));
-//! let _ = stop.send(());
-//! serving.await??;
+//! // Binds the configured address (port 0: any free one), serves with housekeeping.
+//! let running = server::spawn(host).await?;
+//! assert_ne!(running.addr().port(), 0);
+//! running.shutdown().await?;
 //! # Ok::<_, Box<dyn std::error::Error>>(())
 //! # })
 //! # }
@@ -73,6 +72,7 @@ pub mod config;
 pub mod crypto;
 mod error;
 pub mod host;
+pub mod housekeeping;
 pub mod login;
 pub mod messages;
 pub mod metrics;

@@ -9,7 +9,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use kasane_host::config::Config;
 use kasane_host::setup::{self, CodeCard};
-use kasane_host::store::{self, Clock, SystemClock};
+use kasane_host::store::{self, Clock, Store, SystemClock};
+use kasane_host::{audit, server};
 
 /// The Kasane host: login server over TLS 1.3 with a signed transform registry, message
 /// relay and a tamper-evident audit log.
@@ -171,227 +172,219 @@ fn client_url(listen: &str) -> String {
 async fn real_main(cli: Cli) -> anyhow::Result<()> {
     let data = cli.data;
     match cli.command {
-        Command::Init { listen } => {
-            let r = setup::init(&data, listen.as_deref(), SystemClock.now())
-                .await
-                .with_context(|| format!("initializing {}", data.display()))?;
-            println!("Initialized {}", r.data_dir.display());
-            println!("published transforms: {}", r.published.join(", "));
-            // Absolute paths, so the printed client command works from any directory.
-            let abs = std::fs::canonicalize(&r.data_dir).unwrap_or_else(|_| r.data_dir.clone());
-            let cfg = load_config(&abs)?;
-            let root = cfg.registry_dir.join("1.root.json");
-            let card = abs.join("cards").join("alice.card");
-            println!();
-            println!(
-                "Start the host:   kasane-host --data {} serve",
-                abs.display()
-            );
-            println!(
-                "Add a user:       kasane-host --data {} user add alice",
-                abs.display()
-            );
-            println!(
-                "  (prints alice's code card and writes it to {})",
-                card.display()
-            );
-            println!();
-            println!("Then log in as alice (the client asks for her password on the terminal):");
-            println!(
-                "  kasane --server {} --ca {} --root {} --user alice --card {} login",
-                client_url(&r.listen),
-                cfg.tls_cert.display(),
-                root.display(),
-                card.display()
-            );
-            println!();
-            println!("The client pins:");
-            println!("  TLS certificate SHA-256: {}", r.cert_sha256);
-            println!("  registry root (1.root.json) SHA-256: {}", r.root_sha256);
-            println!(
-                "  (the root is served at /v1/registry/1.root.json; login at /v1/login/hello)"
-            );
-            Ok(())
-        }
+        Command::Init { listen } => init(&data, listen.as_deref()).await,
         Command::Serve {
             listen,
             no_channel_binding,
-        } => {
-            let mut cfg = load_config(&data)?;
-            if let Some(l) = listen {
-                cfg.listen = l;
-            }
-            if no_channel_binding {
-                cfg.channel_binding = false;
-            }
-            let tls = kasane_host::server::tls_config(&cfg.tls_cert, &cfg.tls_key)
-                .context("loading the TLS certificate")?;
-            let listener = tokio::net::TcpListener::bind(&cfg.listen)
-                .await
-                .with_context(|| format!("binding {}", cfg.listen))?;
-            let addr = listener.local_addr().context("local address")?;
-            let host = setup::load_host(cfg, Arc::new(SystemClock))
-                .await
-                .context("loading the host")?;
-            tracing::info!(%addr, "listening (TLS 1.3)");
-            println!("listening on {addr}");
-            let housekeeping = host.clone();
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
-                loop {
-                    every.tick().await;
-                    match housekeeping.housekeeping().await {
-                        Ok(p) => {
-                            tracing::debug!(
-                                bundles = p.bundles,
-                                pending_logins = p.pending_logins,
-                                sessions = p.sessions,
-                                "purged"
-                            )
-                        }
-                        Err(e) => tracing::warn!(error = %e, "housekeeping"),
-                    }
-                }
-            });
-            let app = kasane_host::server::app(host);
-            // Ctrl-C or SIGTERM (what service managers and container runtimes send); then
-            // `run` stops accepting and waits up to SHUTDOWN_GRACE for open connections.
-            let shutdown = async {
-                #[cfg(unix)]
-                {
-                    use tokio::signal::unix::{SignalKind, signal};
-                    match signal(SignalKind::terminate()) {
-                        Ok(mut term) => {
-                            tokio::select! {
-                                _ = tokio::signal::ctrl_c() => {}
-                                _ = term.recv() => {}
-                            }
-                        }
-                        Err(_) => {
-                            let _ = tokio::signal::ctrl_c().await;
-                        }
-                    }
-                }
-                #[cfg(not(unix))]
-                {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-                tracing::info!("shutting down: no new connections, finishing open ones");
-            };
-            kasane_host::server::run(listener, tls, app, shutdown)
-                .await
-                .context("serving")?;
-            Ok(())
-        }
-        Command::Audit { command } => {
-            let cfg = load_config(&data)?;
-            let st = store::open(&cfg.database_url)
-                .await
-                .context("opening the store")?;
-            match command {
-                AuditCommand::Verify => {
-                    let key =
-                        setup::read_signing_key(&cfg.keys_dir.join("host.key"))?.verifying_key();
-                    match kasane_host::audit::verify(st.as_ref(), &key).await {
-                        Ok(s) => {
-                            println!(
-                                "audit log ok: {} chains, {} records, {} signed checkpoints",
-                                s.chains, s.records, s.checkpoints
-                            );
-                            Ok(())
-                        }
-                        Err(kasane_host::audit::VerifyError::Broken(b)) => {
-                            println!("audit log BROKEN: {b}");
-                            bail!("audit log broken at {b}")
-                        }
-                        Err(e) => Err(e).context("reading the audit log"),
-                    }
-                }
-                AuditCommand::Export { out } => {
-                    let n = match &out {
-                        Some(path) => {
-                            let mut f = std::io::BufWriter::new(
-                                std::fs::File::create(path)
-                                    .with_context(|| format!("creating {}", path.display()))?,
-                            );
-                            let n = kasane_host::audit::export(st.as_ref(), &mut f)
-                                .await
-                                .map_err(|e| anyhow::anyhow!("exporting: {e}"))?;
-                            std::io::Write::flush(&mut f).context("writing the export")?;
-                            n
-                        }
-                        None => {
-                            let stdout = std::io::stdout();
-                            let mut lock = stdout.lock();
-                            kasane_host::audit::export(st.as_ref(), &mut lock)
-                                .await
-                                .map_err(|e| anyhow::anyhow!("exporting: {e}"))?
-                        }
-                    };
-                    eprintln!("exported {n} records");
-                    Ok(())
+        } => serve(&data, listen, no_channel_binding).await,
+        Command::Audit { command } => audit(&data, command).await,
+        Command::User { command } => user(&data, command).await,
+    }
+}
+
+async fn init(data: &Path, listen: Option<&str>) -> anyhow::Result<()> {
+    let r = setup::init(data, listen, SystemClock.now())
+        .await
+        .with_context(|| format!("initializing {}", data.display()))?;
+    println!("Initialized {}", r.data_dir.display());
+    println!("published transforms: {}", r.published.join(", "));
+    // Absolute paths, so the printed client command works from any directory.
+    let abs = std::fs::canonicalize(&r.data_dir).unwrap_or_else(|_| r.data_dir.clone());
+    let cfg = load_config(&abs)?;
+    let root = cfg.registry_dir.join("1.root.json");
+    let card = abs.join("cards").join("alice.card");
+    println!();
+    println!(
+        "Start the host:   kasane-host --data {} serve",
+        abs.display()
+    );
+    println!(
+        "Add a user:       kasane-host --data {} user add alice",
+        abs.display()
+    );
+    println!(
+        "  (prints alice's code card and writes it to {})",
+        card.display()
+    );
+    println!();
+    println!("Then log in as alice (the client asks for her password on the terminal):");
+    println!(
+        "  kasane --server {} --ca {} --root {} --user alice --card {} login",
+        client_url(&r.listen),
+        cfg.tls_cert.display(),
+        root.display(),
+        card.display()
+    );
+    println!();
+    println!("The client pins:");
+    println!("  TLS certificate SHA-256: {}", r.cert_sha256);
+    println!("  registry root (1.root.json) SHA-256: {}", r.root_sha256);
+    println!("  (the root is served at /v1/registry/1.root.json; login at /v1/login/hello)");
+    Ok(())
+}
+
+/// `serve`: the library serves (TLS, router, housekeeping); here only the configuration
+/// and the signal that starts the graceful shutdown.
+async fn serve(
+    data: &Path,
+    listen: Option<String>,
+    no_channel_binding: bool,
+) -> anyhow::Result<()> {
+    let mut cfg = load_config(data)?;
+    if let Some(l) = listen {
+        cfg.listen = l;
+    }
+    if no_channel_binding {
+        cfg.channel_binding = false;
+    }
+    let host = setup::load_host(cfg, Arc::new(SystemClock))
+        .await
+        .context("loading the host")?;
+    let running = server::spawn(host).await.context("serving")?;
+    println!("listening on {}", running.addr());
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new connections, finishing open ones");
+    running.shutdown().await.context("serving")
+}
+
+/// Ctrl-C or SIGTERM (what service managers and container runtimes send).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
                 }
             }
-        }
-        Command::User { command } => {
-            let cfg = load_config(&data)?;
-            let st = store::open(&cfg.database_url)
-                .await
-                .context("opening the store")?;
-            match command {
-                UserCommand::Add { name, pairs, svg } => {
-                    let card = match pairs {
-                        Some(p) => {
-                            let text = std::fs::read_to_string(&p)
-                                .with_context(|| format!("reading {}", p.display()))?;
-                            CodeCard::parse(&name, &text)?
-                        }
-                        None => CodeCard::generate(&name),
-                    };
-                    let pw = read_password()?;
-                    setup::add_user(st.as_ref(), &card, pw.as_bytes(), SystemClock.now())
-                        .await
-                        .with_context(|| format!("adding {name}"))?;
-                    let files = setup::write_card(&card, &data, svg.as_deref())
-                        .with_context(|| format!("writing {name}'s card"))?;
-                    print!("{}", card.to_text());
-                    println!(
-                        "(card written to {} and, as text for `kasane --card`, to {})",
-                        files.svg.display(),
-                        files.text.display()
-                    );
-                    Ok(())
-                }
-                UserCommand::List => {
-                    let now = SystemClock.now();
-                    for u in st.list_users().await.context("listing users")? {
-                        let lock = if u.throttle.is_locked(now) {
-                            " locked"
-                        } else {
-                            ""
-                        };
-                        println!(
-                            "{}\tpairs={}\tfailures={}{lock}",
-                            u.name, u.pair_count, u.throttle.failures
-                        );
-                    }
-                    Ok(())
-                }
-                UserCommand::Remove { name } => {
-                    if !st.remove_user(&name).await.context("removing")? {
-                        bail!("no user {name}");
-                    }
-                    println!("removed {name}");
-                    Ok(())
-                }
-                UserCommand::Unlock { name } => {
-                    if !st.unlock_user(&name).await.context("unlocking")? {
-                        bail!("no user {name}");
-                    }
-                    println!("unlocked {name}");
-                    Ok(())
-                }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
             }
         }
     }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn open_store(data: &Path) -> anyhow::Result<(Config, Arc<dyn Store>)> {
+    let cfg = load_config(data)?;
+    let st = store::open(&cfg.database_url)
+        .await
+        .context("opening the store")?;
+    Ok((cfg, st))
+}
+
+async fn audit(data: &Path, command: AuditCommand) -> anyhow::Result<()> {
+    let (cfg, st) = open_store(data).await?;
+    match command {
+        AuditCommand::Verify => {
+            let key = setup::read_signing_key(&cfg.keys_dir.join("host.key"))?.verifying_key();
+            match audit::verify(st.as_ref(), &key).await {
+                Ok(s) => {
+                    println!(
+                        "audit log ok: {} chains, {} records, {} signed checkpoints",
+                        s.chains, s.records, s.checkpoints
+                    );
+                    Ok(())
+                }
+                Err(audit::VerifyError::Broken(b)) => {
+                    println!("audit log BROKEN: {b}");
+                    bail!("audit log broken at {b}")
+                }
+                Err(e) => Err(e).context("reading the audit log"),
+            }
+        }
+        AuditCommand::Export { out } => {
+            let n = match &out {
+                Some(path) => {
+                    let mut f = std::io::BufWriter::new(
+                        std::fs::File::create(path)
+                            .with_context(|| format!("creating {}", path.display()))?,
+                    );
+                    let n = audit::export(st.as_ref(), &mut f)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("exporting: {e}"))?;
+                    std::io::Write::flush(&mut f).context("writing the export")?;
+                    n
+                }
+                None => audit::export(st.as_ref(), &mut std::io::stdout().lock())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("exporting: {e}"))?,
+            };
+            eprintln!("exported {n} records");
+            Ok(())
+        }
+    }
+}
+
+async fn user(data: &Path, command: UserCommand) -> anyhow::Result<()> {
+    let (_, st) = open_store(data).await?;
+    match command {
+        UserCommand::Add { name, pairs, svg } => {
+            user_add(data, st.as_ref(), &name, pairs.as_deref(), svg).await
+        }
+        UserCommand::List => {
+            let now = SystemClock.now();
+            for u in st.list_users().await.context("listing users")? {
+                let lock = if u.throttle.is_locked(now) {
+                    " locked"
+                } else {
+                    ""
+                };
+                println!(
+                    "{}\tpairs={}\tfailures={}{lock}",
+                    u.name, u.pair_count, u.throttle.failures
+                );
+            }
+            Ok(())
+        }
+        UserCommand::Remove { name } => {
+            if !st.remove_user(&name).await.context("removing")? {
+                bail!("no user {name}");
+            }
+            println!("removed {name}");
+            Ok(())
+        }
+        UserCommand::Unlock { name } => {
+            if !st.unlock_user(&name).await.context("unlocking")? {
+                bail!("no user {name}");
+            }
+            println!("unlocked {name}");
+            Ok(())
+        }
+    }
+}
+
+async fn user_add(
+    data: &Path,
+    st: &dyn Store,
+    name: &str,
+    pairs: Option<&Path>,
+    svg: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let card = match pairs {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            CodeCard::parse(name, &text)?
+        }
+        None => CodeCard::generate(name),
+    };
+    let pw = read_password()?;
+    setup::add_user(st, &card, pw.as_bytes(), SystemClock.now())
+        .await
+        .with_context(|| format!("adding {name}"))?;
+    let files = setup::write_card(&card, data, svg.as_deref())
+        .with_context(|| format!("writing {name}'s card"))?;
+    print!("{}", card.to_text());
+    println!(
+        "(card written to {} and, as text for `kasane --card`, to {})",
+        files.svg.display(),
+        files.text.display()
+    );
+    Ok(())
 }

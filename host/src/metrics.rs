@@ -1,5 +1,5 @@
 //! Host metrics as Prometheus text (`GET /metrics`): logins by outcome, throttling,
-//! transform choices, sandbox errors by kind, derive latency. Atomics only: no lock is taken
+//! transform choices, sandbox errors by kind, derive latency, housekeeping passes. Atomics only: no lock is taken
 //! on the login path except the one for a new label value.
 
 use std::collections::BTreeMap;
@@ -34,6 +34,11 @@ pub struct Metrics {
     derive_buckets: [AtomicU64; BUCKETS.len()],
     derive_count: AtomicU64,
     derive_micros: AtomicU64,
+    housekeeping_ok: AtomicU64,
+    housekeeping_failed: AtomicU64,
+    purged_bundles: AtomicU64,
+    purged_pending_logins: AtomicU64,
+    purged_sessions: AtomicU64,
 }
 
 fn bump(map: &Mutex<BTreeMap<String, u64>>, key: &str) {
@@ -100,11 +105,34 @@ impl Metrics {
         );
     }
 
+    /// Counts a housekeeping pass and what it purged.
+    pub fn housekeeping_done(&self, purged: &crate::store::Purged) {
+        self.housekeeping_ok.fetch_add(1, Ordering::Relaxed);
+        self.purged_bundles
+            .fetch_add(purged.bundles, Ordering::Relaxed);
+        self.purged_pending_logins
+            .fetch_add(purged.pending_logins, Ordering::Relaxed);
+        self.purged_sessions
+            .fetch_add(purged.sessions, Ordering::Relaxed);
+    }
+
+    /// Counts a housekeeping pass that failed.
+    pub fn housekeeping_failed(&self) {
+        self.housekeeping_failed.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The Prometheus text exposition.
     #[must_use]
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        self.render_logins(&mut s);
+        self.render_labelled(&mut s);
+        self.render_derive(&mut s);
+        self.render_housekeeping(&mut s);
+        s
+    }
+
+    fn render_logins(&self, s: &mut String) {
         let _ = writeln!(s, "# HELP kasane_logins_total Logins by outcome.");
         let _ = writeln!(s, "# TYPE kasane_logins_total counter");
         for (o, a) in [
@@ -120,6 +148,9 @@ impl Metrics {
         );
         let _ = writeln!(s, "# TYPE kasane_throttle_locks_total counter");
         let _ = writeln!(s, "kasane_throttle_locks_total {}", g(&self.locks));
+    }
+
+    fn render_labelled(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "# HELP kasane_transform_choices_total Transforms chosen for logins."
@@ -144,6 +175,9 @@ impl Metrics {
                 let _ = writeln!(s, "kasane_sandbox_errors_total{{kind=\"{k}\"}} {v}");
             }
         }
+    }
+
+    fn render_derive(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "# HELP kasane_derive_seconds Host-side transform derive latency."
@@ -161,8 +195,45 @@ impl Metrics {
         let sum = g(&self.derive_micros) as f64 / 1e6;
         let _ = writeln!(s, "kasane_derive_seconds_sum {sum}");
         let _ = writeln!(s, "kasane_derive_seconds_count {count}");
-        s
     }
+
+    fn render_housekeeping(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "# HELP kasane_housekeeping_passes_total Housekeeping passes by outcome."
+        );
+        let _ = writeln!(s, "# TYPE kasane_housekeeping_passes_total counter");
+        for (o, a) in [
+            ("ok", &self.housekeeping_ok),
+            ("error", &self.housekeeping_failed),
+        ] {
+            let _ = writeln!(
+                s,
+                "kasane_housekeeping_passes_total{{outcome=\"{o}\"}} {}",
+                g(a)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "# HELP kasane_housekeeping_purged_total Expired entries housekeeping deleted."
+        );
+        let _ = writeln!(s, "# TYPE kasane_housekeeping_purged_total counter");
+        for (k, a) in [
+            ("bundles", &self.purged_bundles),
+            ("pending_logins", &self.purged_pending_logins),
+            ("sessions", &self.purged_sessions),
+        ] {
+            let _ = writeln!(
+                s,
+                "kasane_housekeeping_purged_total{{kind=\"{k}\"}} {}",
+                g(a)
+            );
+        }
+    }
+}
+
+fn g(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
 }
 
 fn escape(v: &str) -> String {
@@ -194,5 +265,15 @@ mod tests {
         assert!(t.contains("kasane_derive_seconds_bucket{le=\"0.005\"} 1"));
         assert!(t.contains("kasane_derive_seconds_bucket{le=\"0.0025\"} 0"));
         assert!(t.contains("kasane_derive_seconds_count 1"));
+        m.housekeeping_done(&crate::store::Purged {
+            bundles: 1,
+            sessions: 2,
+            pending_logins: 0,
+        });
+        m.housekeeping_failed();
+        let t = m.render();
+        assert!(t.contains("kasane_housekeeping_passes_total{outcome=\"ok\"} 1"));
+        assert!(t.contains("kasane_housekeeping_passes_total{outcome=\"error\"} 1"));
+        assert!(t.contains("kasane_housekeeping_purged_total{kind=\"sessions\"} 2"));
     }
 }

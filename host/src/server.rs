@@ -1,4 +1,6 @@
-//! HTTP over TLS 1.3: [`app`] builds the router, [`run`] serves it.
+//! The host serving itself: [`spawn`] (or [`run`] on a bound listener) serves a [`Host`]
+//! over TLS 1.3 with housekeeping beside it and graceful shutdown; [`app`] is the router,
+//! [`serve_tls`] the transport under both.
 //!
 //! | method, path | body in → out |
 //! |---|---|
@@ -7,13 +9,16 @@
 //! | `POST /v1/login/response` | `ResponseRequest` → `ResponseAccept` |
 //! | `GET /v1/session` | bearer token → `200` (user name) or the uniform failure |
 //! | `POST /v1/logout` | bearer token → `204` or the uniform failure |
+//! | `POST /v1/messages` | bearer token, `SealedMessage` → `MessageAccepted` or `MessageRefused` |
+//! | `GET /v1/inbox?wait=N` | bearer token → `Inbox` (long-poll up to `N` ≤ 30 seconds) |
+//! | `POST /v1/inbox/ack` | bearer token, `InboxAck` → `204` |
 //! | `GET /v1/registry/{path}` | a repository file (`root.json`, `snapshot.json`, …) |
 //! | `GET /v1/modules/{sha256}.wasm` | a module's bytes |
 //! | `GET /healthz`, `GET /metrics` | `ok`; Prometheus text |
 //!
 //! Every failed login step is `401` with the two-byte `LoginFailure` body; a body that is
 //! not a message of the expected kind is `400 malformed request`; one over the configured
-//! size is `413`. [`run`] accepts TLS 1.3 only (ALPN `h2` and `http/1.1`) and hands every
+//! size is `413`. [`serve_tls`] accepts TLS 1.3 only (ALPN `h2` and `http/1.1`) and hands every
 //! request its connection's [`ConnInfo`]: the peer address (throttling) and the RFC 9266
 //! `EXPORTER-Channel-Binding` value (32 bytes) that enters the transcript.
 
@@ -30,12 +35,17 @@ use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
 use kasane_protocol::wire::{
     Inbox, LoginFailure, Message, MessageRefused, RefusalReason, SealedMessage,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
 
 use crate::HostError;
 use crate::login::{Host, LoginError};
@@ -301,35 +311,169 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, 
     Ok(Arc::new(cfg))
 }
 
-/// How long [`run`] waits for open connections after its shutdown signal.
+/// How long open connections may take to finish after the shutdown signal, by default.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Serves `app` over TLS on `listener` until `shutdown` completes, then shuts down
-/// gracefully within [`SHUTDOWN_GRACE`] (see [`run_with_grace`]). Each connection gets a
-/// [`ConnInfo`] extension with its peer address and exporter value.
-pub async fn run(
-    listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), HostError> {
-    run_with_grace(listener, tls, app, shutdown, SHUTDOWN_GRACE).await
+/// How long a TLS handshake may take before its connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a host is served; `Options::default()` is what `kasane-host serve` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// How long open connections may take to finish after the shutdown signal.
+    pub grace: Duration,
+    /// Time between housekeeping passes (one more runs before serving starts).
+    pub housekeeping_every: Duration,
 }
 
-/// Like [`run`], with the grace period given. When `shutdown` completes the listener is
-/// closed (no new connections), every open connection is asked to finish (HTTP/1.1: after
-/// the request in progress, no keep-alive; HTTP/2: `GOAWAY`), and `run_with_grace` returns
-/// when they all have, or after `grace`, dropping those still open.
-pub async fn run_with_grace(
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            grace: SHUTDOWN_GRACE,
+            housekeeping_every: crate::housekeeping::PERIOD,
+        }
+    }
+}
+
+/// A host being served by [`spawn`]: where it listens, and how to stop it.
+///
+/// Dropping it starts the same graceful shutdown as [`Running::shutdown`] (the server task
+/// finishes in the background); `shutdown` also waits for the server to end.
+#[derive(Debug)]
+#[must_use = "dropping a `Running` stops the server"]
+pub struct Running {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), HostError>>,
+}
+
+impl Running {
+    /// The bound address (the real port when the configuration says port 0).
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections, lets open ones finish (within the grace period) and
+    /// housekeeping end its pass, and returns when the server has stopped.
+    pub async fn shutdown(self) -> Result<(), HostError> {
+        let Self { stop, task, .. } = self;
+        let _ = stop.send(());
+        joined(task.await, Ok(()))
+    }
+}
+
+/// The value of a joined task: its panic goes on unwinding here; a task cancelled by the
+/// runtime's own shutdown gives `cancelled`.
+fn joined<T>(r: Result<T, tokio::task::JoinError>, cancelled: T) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => cancelled,
+        },
+    }
+}
+
+/// Serves `host` on the address its configuration names (`listen`; port 0 picks a free
+/// one, see [`Running::addr`]) in a task of the current runtime, with [`Options::default`].
+///
+/// The one way to run a host: TLS from the configured certificate, the router of [`app`],
+/// housekeeping ([`crate::housekeeping`]: one pass before `spawn` returns, then every
+/// minute) and graceful shutdown.
+pub async fn spawn(host: Arc<Host>) -> Result<Running, HostError> {
+    spawn_with(host, Options::default()).await
+}
+
+/// [`spawn`] with these options.
+pub async fn spawn_with(host: Arc<Host>, options: Options) -> Result<Running, HostError> {
+    let tls = host_tls(&host)?;
+    let listen = host.config().listen.clone();
+    let listener = TcpListener::bind(&listen)
+        .await
+        .map_err(|e| HostError::listen(&listen, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| HostError::listen(&listen, e))?;
+    crate::housekeeping::pass(&host).await;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let shutdown = async move {
+        // Sent, or the `Running` was dropped.
+        let _ = stopped.await;
+    };
+    let task = tokio::spawn(serve_host(listener, tls, host, options, shutdown));
+    tracing::info!(%addr, "listening (TLS 1.3)");
+    Ok(Running { addr, stop, task })
+}
+
+/// Serves `host` on `listener` until `shutdown` completes, then shuts down gracefully
+/// (see [`serve_tls`]), with [`Options::default`]. Like [`spawn`], in the caller's task.
+pub async fn run(
+    listener: TcpListener,
+    host: Arc<Host>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), HostError> {
+    run_with(listener, host, Options::default(), shutdown).await
+}
+
+/// [`run`] with these options.
+pub async fn run_with(
+    listener: TcpListener,
+    host: Arc<Host>,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), HostError> {
+    let tls = host_tls(&host)?;
+    crate::housekeeping::pass(&host).await;
+    serve_host(listener, tls, host, options, shutdown).await
+}
+
+fn host_tls(host: &Host) -> Result<Arc<rustls::ServerConfig>, HostError> {
+    let cfg = host.config();
+    tls_config(&cfg.tls_cert, &cfg.tls_key)
+}
+
+/// The router of `host` over TLS, with periodic housekeeping beside it until the server has
+/// stopped (a pass in progress is finished).
+async fn serve_host(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    host: Arc<Host>,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), HostError> {
+    let (stop_keeping, keep_until) = oneshot::channel::<()>();
+    let keeper = tokio::spawn(crate::housekeeping::every(
+        host.clone(),
+        options.housekeeping_every,
+        async move {
+            let _ = keep_until.await;
+        },
+    ));
+    let served = serve_tls(listener, tls, app(host), shutdown, options.grace).await;
+    drop(stop_keeping);
+    joined(keeper.await, ());
+    served
+}
+
+/// Serves any router over TLS on `listener` until `shutdown` completes: the transport under
+/// [`run`] (a host needs [`run`] or [`spawn`]: they add housekeeping). Each connection gets
+/// a [`ConnInfo`] extension with its peer address and exporter value.
+///
+/// When `shutdown` completes the listener is closed (no new connections), every open
+/// connection is asked to finish (HTTP/1.1: after the request in progress, no keep-alive;
+/// HTTP/2: `GOAWAY`), and `serve_tls` returns when they all have, or after `grace`,
+/// dropping those still open.
+pub async fn serve_tls(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> Result<(), HostError> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let (stopping, stop) = tokio::sync::watch::channel(false);
-    let mut connections = tokio::task::JoinSet::new();
+    let acceptor = TlsAcceptor::from(tls);
+    let (stopping, stop) = watch::channel(false);
+    let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         // Forget finished connections (the set stays as large as the open ones).
@@ -345,53 +489,64 @@ pub async fn run_with_grace(
                 }
             },
         };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        let mut stop = stop.clone();
-        connections.spawn(async move {
-            let tls =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-            let mut ekm = [0u8; 32];
-            let exported = tls
-                .get_ref()
-                .1
-                .export_keying_material(&mut ekm, EXPORTER_LABEL, None)
-                .is_ok();
-            let channel_binding = exported.then_some(ekm);
-            let svc = app.layer(Extension(ConnInfo {
-                peer,
-                channel_binding,
-            }));
-            let svc = hyper_util::service::TowerToHyperService::new(svc);
-            let builder =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
-            tokio::pin!(conn);
-            let ended = tokio::select! {
-                ended = conn.as_mut() => ended,
-                // Also when the signal came during the handshake: `wait_for` sees the value.
-                () = async {
-                    // The guard it returns is not `Send`: drop it here.
-                    let _ = stop.wait_for(|s| *s).await;
-                } => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = ended {
-                tracing::debug!(%peer, error = %e, "connection ended");
-            }
-        });
+        let conn = connection(acceptor.clone(), tcp, peer, app.clone(), stop.clone());
+        connections.spawn(conn);
     }
     drop(listener);
     let _ = stopping.send(true);
+    drain(connections, grace).await;
+    Ok(())
+}
+
+/// One connection: the TLS handshake, then HTTP until the client is done or `stop` turns
+/// true (then the connection finishes gracefully).
+async fn connection(
+    acceptor: TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    mut stop: watch::Receiver<bool>,
+) {
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    let mut ekm = [0u8; 32];
+    let exported = tls
+        .get_ref()
+        .1
+        .export_keying_material(&mut ekm, EXPORTER_LABEL, None)
+        .is_ok();
+    let info = ConnInfo {
+        peer,
+        channel_binding: exported.then_some(ekm),
+    };
+    let svc = TowerToHyperService::new(app.layer(Extension(info)));
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection(TokioIo::new(tls), svc);
+    tokio::pin!(conn);
+    let ended = tokio::select! {
+        ended = conn.as_mut() => ended,
+        // Also when the signal came during the handshake: `wait_for` sees the value.
+        () = async {
+            // The guard it returns is not `Send`: drop it here.
+            let _ = stop.wait_for(|s| *s).await;
+        } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!(%peer, error = %e, "connection ended");
+    }
+}
+
+/// Waits for `connections` to end, at most `grace`; then drops those still open.
+async fn drain(mut connections: JoinSet<()>, grace: Duration) {
     let open = connections.len();
     let drained = tokio::time::timeout(grace, async {
         while connections.join_next().await.is_some() {}
@@ -406,5 +561,4 @@ pub async fn run_with_grace(
     } else {
         tracing::info!(connections = open, "all connections finished");
     }
-    Ok(())
 }

@@ -2,30 +2,42 @@
 //! user commands.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
+use std::process::Stdio;
 
 mod common;
 
-use common::{CARD, PASSWORD, connect};
+use common::{CARD, PASSWORD, connect, file_config, host_bin as bin, serve_bin};
 use kasane_protocol::ClientHello;
 use kasane_protocol::wire::Profile;
 use rand_core::OsRng;
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kasane-host"));
-    c.env_remove("KASANE_DATA").env("KASANE_LOG", "warn");
-    c
+fn user_list(data: &str) -> String {
+    let out = bin()
+        .args(["--data", data, "user", "list"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
 }
 
-/// Kills the serving child on every exit path (by its own handle).
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// One failure for `user` with a backoff that locks at the first: locked for an hour.
+async fn lock_user(data: &std::path::Path, user: &str) {
+    use kasane_host::store::{Backoff, Clock, SystemClock, ThrottleKey};
+    let st = kasane_host::store::open(&file_config(data).database_url)
+        .await
+        .unwrap();
+    let backoff = Backoff {
+        free_failures: 0,
+        base_secs: 3600,
+        max_secs: 3600,
+    };
+    let now = SystemClock.now();
+    let state = st
+        .record_failure(ThrottleKey::User(user), now, &backoff)
+        .await
+        .unwrap();
+    assert!(state.is_locked(now));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,27 +118,21 @@ async fn init_then_serve_works_with_only_a_data_dir() {
             .unwrap()
             .success()
     );
-    // `user unlock` on a locked user: host/tests/login.rs
-    // (`user_unlock_lifts_a_lock_engaged_by_failed_logins`).
+    // Lock alice (as failed logins would), see it listed, unlock her.
+    lock_user(&data, "alice").await;
+    assert!(user_list(data_s).contains("alice\tpairs=4\tfailures=1 locked"));
+    assert!(
+        bin()
+            .args(["--data", data_s, "user", "unlock", "alice"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let list = user_list(data_s);
+    assert!(list.contains("alice\tpairs=4\tfailures=0\n"), "{list}");
 
     // serve, and a login's first two steps against it.
-    let mut serve = Child(
-        bin()
-            .args(["--data", data_s, "serve"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(serve.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: std::net::SocketAddr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("{line}"))
-        .parse()
-        .unwrap();
+    let (_serve, addr) = serve_bin(data_s);
     let cert = std::fs::read(data.join("tls/cert.pem")).unwrap();
     let cert_der = {
         use rustls_pki_types::pem::PemObject;
@@ -178,7 +184,7 @@ async fn audit_verify_and_export() {
     let out = bin().args(["--data", data_s, "init"]).output().unwrap();
     assert!(out.status.success());
     assert!(data.join("keys").join("queue.key").exists());
-    let cfg = kasane_host::config::Config::load(&data).unwrap();
+    let cfg = file_config(&data);
     let st = kasane_host::store::open(&cfg.database_url).await.unwrap();
     let sid = vec![9u8; 16];
     let payload = AuditPayload {

@@ -6,15 +6,18 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{CARD, PASSWORD, card_map, client_config, verifiers};
+use common::{
+    CARD, PASSWORD, card_map, client_config, file_config, host_bin as bin, serve_bin as serve,
+    verifiers,
+};
 use ed25519_dalek::VerifyingKey;
 use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
@@ -28,46 +31,6 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
 const USERS: [&str; 4] = ["u1", "u2", "u3", "u4"];
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kasane-host"));
-    c.env_remove("KASANE_DATA")
-        .env_remove("KASANE_DATABASE_URL")
-        .env("KASANE_LOG", "warn");
-    c
-}
-
-/// Kills the serving child on every exit path (by its own handle).
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `serve` on `data` and returns it with the address it listens on.
-fn serve(data: &str) -> (Child, SocketAddr) {
-    let mut child = Child(
-        bin()
-            .args(["--data", data, "serve"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("{line}"))
-        .parse()
-        .unwrap();
-    (child, addr)
-}
 
 /// One HTTP/1.1 connection over TLS 1.3 whose requests return an error (rather than
 /// panic) when the host goes away.
@@ -358,17 +321,23 @@ async fn no_acknowledged_message_is_lost_on_sigkill() {
 
     // Four sessions, each sending to the next user until the host dies.
     let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::new(Mutex::new(Vec::new()));
+    // Each acknowledgement also names its sender here, so the kill waits for traffic.
+    let (ack_tx, mut ack_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
     let mut tasks = Vec::new();
     for (i, name) in USERS.iter().enumerate() {
         let mut user = login(&target, name).await;
         let to = USERS[(i + 1) % USERS.len()];
         let t = target.clone();
         let acked = acked.clone();
+        let ack_tx = ack_tx.clone();
         tasks.push(tokio::spawn(async move {
             for n in 0u64.. {
                 let body = format!("from {name} #{n}");
                 match user.send(&t, to, body.as_bytes()).await {
-                    Ok(true) => acked.lock().unwrap().push((to.to_owned(), body)),
+                    Ok(true) => {
+                        acked.lock().unwrap().push((to.to_owned(), body));
+                        let _ = ack_tx.send(i);
+                    }
                     Ok(false) => {}
                     Err(_) => return n,
                 }
@@ -376,7 +345,15 @@ async fn no_acknowledged_message_is_lost_on_sigkill() {
             unreachable!()
         }));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Kill while all four are sending: once each has had a few messages acknowledged.
+    let mut per_sender = [0u32; USERS.len()];
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while per_sender.iter().any(|&n| n < 3) {
+            per_sender[ack_rx.recv().await.unwrap()] += 1;
+        }
+    })
+    .await
+    .expect("the senders got no acknowledgements");
     first.0.kill().unwrap();
     first.0.wait().unwrap();
     for task in tasks {
@@ -413,7 +390,7 @@ async fn no_acknowledged_message_is_lost_on_sigkill() {
     }
 
     // The audit log holds at least every acknowledged message, and verifies.
-    let cfg = kasane_host::config::Config::load(&data).unwrap();
+    let cfg = file_config(&data);
     let store = kasane_host::store::open(&cfg.database_url).await.unwrap();
     let records = store.audit_page(None, 1_000_000).await.unwrap();
     assert!(

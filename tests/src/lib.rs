@@ -16,6 +16,7 @@ use kasane_client::{CardResponder, ClientConfig};
 use kasane_host::config::Config;
 use kasane_host::login::Host;
 use kasane_host::registry::module_path;
+use kasane_host::server::{self, Running};
 use kasane_host::setup::{self, CodeCard};
 use kasane_host::store::{Clock, SystemClock};
 use kasane_protocol::wire::Profile;
@@ -37,15 +38,8 @@ pub struct TestHost {
     pub cfg: Config,
     /// The data directory (removed on drop).
     pub dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for TestHost {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
+    /// Dropped with the test host: the server shuts down.
+    _running: Running,
 }
 
 /// Starts a host: `init` in a temporary directory, then serve on `127.0.0.1:0`.
@@ -55,35 +49,45 @@ pub async fn start() -> TestHost {
 
 /// Starts a host after `tweak` edits its configuration.
 pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestHost {
+    let dir = init().await;
+    let mut cfg = file_config(dir.path());
+    // Tests make many logins from 127.0.0.1.
+    cfg.throttle.free_failures = 1000;
+    tweak(&mut cfg);
+    serve(dir, cfg).await
+}
+
+/// A fresh data directory made by `init`.
+async fn init() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     setup::init(dir.path(), Some("127.0.0.1:0"), SystemClock.now())
         .await
         .unwrap();
-    let mut cfg = Config::load(dir.path()).unwrap();
-    // Tests make many logins from 127.0.0.1.
-    cfg.throttle.free_failures = 1000;
-    tweak(&mut cfg);
+    dir
+}
+
+/// The configuration `init` wrote into `dir`, resolved against it: the file only, not the
+/// process environment (a developer's `KASANE_LISTEN` or `KASANE_DATABASE_URL` must not
+/// reach a test host), listening on `127.0.0.1:0`.
+pub fn file_config(dir: &Path) -> Config {
+    let mut cfg = Config::load_file(dir).unwrap();
+    cfg.listen = "127.0.0.1:0".into();
+    cfg
+}
+
+/// Loads the host for `cfg` and serves it with the library's one entry, `server::spawn`
+/// (housekeeping included).
+async fn serve(dir: tempfile::TempDir, cfg: Config) -> TestHost {
     let host = setup::load_host(cfg.clone(), Arc::new(SystemClock))
         .await
         .unwrap();
-    serve(dir, cfg, host).await
-}
-
-async fn serve(dir: tempfile::TempDir, cfg: Config, host: Arc<Host>) -> TestHost {
-    let tls = kasane_host::server::tls_config(&cfg.tls_cert, &cfg.tls_key).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let app = kasane_host::server::app(host.clone());
-    tokio::spawn(kasane_host::server::run(listener, tls, app, async move {
-        let _ = rx.await;
-    }));
+    let running = server::spawn(host.clone()).await.unwrap();
     TestHost {
-        addr,
+        addr: running.addr(),
         host,
         cfg,
         dir,
-        stop: Some(tx),
+        _running: running,
     }
 }
 
@@ -207,19 +211,13 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// Replaces the host's identity key with a fresh one the registry root does not list, and
 /// starts the host: its signed ephemeral keys no longer verify for any client.
 pub async fn start_with_foreign_host_key() -> TestHost {
-    let dir = tempfile::tempdir().unwrap();
-    setup::init(dir.path(), Some("127.0.0.1:0"), SystemClock.now())
-        .await
-        .unwrap();
-    let cfg = Config::load(dir.path()).unwrap();
+    let dir = init().await;
+    let cfg = file_config(dir.path());
     let key_path = cfg.keys_dir.join("host.key");
     std::fs::remove_file(&key_path).unwrap();
     kasane_registry::keys::write_key_file(&key_path, &kasane_registry::keys::SecretKey::generate())
         .unwrap();
-    let host = setup::load_host(cfg.clone(), Arc::new(SystemClock))
-        .await
-        .unwrap();
-    serve(dir, cfg, host).await
+    serve(dir, cfg).await
 }
 
 pub mod proxy;

@@ -21,15 +21,8 @@ struct Host {
     url: String,
     card: CodeCard,
     data: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
+    /// Serving until dropped (the host library's one entry, housekeeping included).
+    _running: kasane_host::server::Running,
 }
 
 /// A host on 127.0.0.1:0 with user alice, whose card text is at `<data>/cards/alice.card`.
@@ -38,10 +31,8 @@ async fn start() -> Host {
     setup::init(data.path(), Some("127.0.0.1:0"), SystemClock.now())
         .await
         .unwrap();
-    let cfg = Config::load(data.path()).unwrap();
-    let tls = kasane_host::server::tls_config(&cfg.tls_cert, &cfg.tls_key).unwrap();
-    let listener = tokio::net::TcpListener::bind(&cfg.listen).await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    // The file alone: a developer's KASANE_* variables must not reach the test host.
+    let cfg = Config::load_file(data.path()).unwrap();
     let host = setup::load_host(cfg, Arc::new(SystemClock)).await.unwrap();
     let card = CodeCard::generate("alice");
     setup::add_user(
@@ -52,22 +43,13 @@ async fn start() -> Host {
     )
     .await
     .unwrap();
-    std::fs::create_dir_all(data.path().join("cards")).unwrap();
-    std::fs::write(data.path().join("cards/alice.card"), card.to_text()).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(kasane_host::server::run(
-        listener,
-        tls,
-        kasane_host::server::app(host),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    setup::write_card(&card, data.path(), None).unwrap();
+    let running = kasane_host::server::spawn(host).await.unwrap();
     Host {
-        url: format!("https://{addr}"),
+        url: format!("https://{}", running.addr()),
         card,
         data,
-        stop: Some(stop),
+        _running: running,
     }
 }
 

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -17,6 +18,7 @@ use hyper::StatusCode;
 use kasane_host::config::Config;
 use kasane_host::crypto::response_verifier;
 use kasane_host::login::Host;
+use kasane_host::server::{self, Options, Running};
 use kasane_host::setup::{self, CodeCard};
 use kasane_host::store::{Clock, Store, SystemClock};
 use kasane_os::ManualClock;
@@ -51,17 +53,29 @@ pub(crate) struct TestHost {
     pub(crate) cert_der: Vec<u8>,
     pub(crate) cfg: Config,
     pub(crate) dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Dropped with the test host: the server shuts down.
+    _running: Running,
     modules: Mutex<HashMap<[u8; 32], Transform>>,
     sandbox: Sandbox,
 }
 
-impl Drop for TestHost {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
+/// How the test hosts are served: housekeeping runs before `spawn` returns and then only
+/// once an hour, so no pass takes what a test that calls `Host::housekeeping` or
+/// `checkpoint_audit` itself asserts on (host/tests/server.rs checks the timer).
+pub(crate) fn options() -> Options {
+    Options {
+        housekeeping_every: std::time::Duration::from_secs(3600),
+        ..Options::default()
     }
+}
+
+/// The configuration `init` wrote into `dir`, resolved against it, without the process
+/// environment (a developer's `KASANE_*` variables must not reach a test host), listening on
+/// `127.0.0.1:0`.
+pub(crate) fn file_config(dir: &Path) -> Config {
+    let mut cfg = Config::load_file(dir).unwrap();
+    cfg.listen = "127.0.0.1:0".into();
+    cfg
 }
 
 /// Starts a host on a fresh data directory (made by `init`), with a manual clock.
@@ -76,10 +90,7 @@ pub(crate) async fn start_with_store(
     let dir = tempfile::tempdir().unwrap();
     let now = SystemClock.now();
     setup::init(dir.path(), None, now).await.unwrap();
-    let mut cfg =
-        Config::from_toml(&std::fs::read_to_string(dir.path().join("kasane.toml")).unwrap())
-            .unwrap();
-    cfg.resolve(dir.path());
+    let mut cfg = file_config(dir.path());
     // Tests make many failures from 127.0.0.1: throttling gets its own test.
     cfg.throttle.free_failures = 1000;
     tweak(&mut cfg);
@@ -88,14 +99,7 @@ pub(crate) async fn start_with_store(
         Some(st) => setup::load_host_with_store(cfg.clone(), st, clock.clone()).unwrap(),
         None => setup::load_host(cfg.clone(), clock.clone()).await.unwrap(),
     };
-    let tls = kasane_host::server::tls_config(&cfg.tls_cert, &cfg.tls_key).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let app = kasane_host::server::app(host.clone());
-    tokio::spawn(kasane_host::server::run(listener, tls, app, async move {
-        let _ = rx.await;
-    }));
+    let running = server::spawn_with(host.clone(), options()).await.unwrap();
     let cert_der = CertificateDer::from_pem_file(&cfg.tls_cert)
         .unwrap()
         .to_vec();
@@ -109,13 +113,13 @@ pub(crate) async fn start_with_store(
     })
     .unwrap();
     TestHost {
-        addr,
+        addr: running.addr(),
         host,
         clock,
         cert_der,
         cfg,
         dir,
-        stop: Some(tx),
+        _running: running,
         modules: Mutex::new(HashMap::new()),
         sandbox,
     }
@@ -126,15 +130,7 @@ pub(crate) async fn start_with_store(
 pub(crate) struct Replica {
     pub(crate) addr: SocketAddr,
     pub(crate) host: Arc<Host>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
+    _running: Running,
 }
 
 impl TestHost {
@@ -142,18 +138,11 @@ impl TestHost {
     pub(crate) async fn replica(&self, store: Arc<dyn Store>) -> Replica {
         let host =
             setup::load_host_with_store(self.cfg.clone(), store, self.clock.clone()).unwrap();
-        let tls = kasane_host::server::tls_config(&self.cfg.tls_cert, &self.cfg.tls_key).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let app = kasane_host::server::app(host.clone());
-        tokio::spawn(kasane_host::server::run(listener, tls, app, async move {
-            let _ = rx.await;
-        }));
+        let running = server::spawn_with(host.clone(), options()).await.unwrap();
         Replica {
-            addr,
+            addr: running.addr(),
             host,
-            stop: Some(tx),
+            _running: running,
         }
     }
 
@@ -219,6 +208,54 @@ pub(crate) fn load_checked(sandbox: &Sandbox, bytes: &[u8], bundle: &ChallengeBu
             },
         )
         .unwrap()
+}
+
+/// The `kasane-host` binary with none of the test process's `KASANE_*` variables (a
+/// developer's `KASANE_LISTEN` or `KASANE_DATABASE_URL` must not reach the host under test),
+/// logging warnings only.
+pub(crate) fn host_bin() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_kasane-host"));
+    for (k, _) in std::env::vars_os() {
+        if k.to_str().is_some_and(|k| k.starts_with("KASANE_")) {
+            c.env_remove(k);
+        }
+    }
+    c.env("KASANE_LOG", "warn");
+    c
+}
+
+/// A child process killed on every exit path (by its own handle).
+pub(crate) struct Child(pub(crate) std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `kasane-host --data <data> serve` and returns it with the address it reports
+/// (the configuration says port 0: the host binds and tells).
+pub(crate) fn serve_bin(data: &str) -> (Child, SocketAddr) {
+    use std::io::BufRead;
+    let mut child = Child(
+        host_bin()
+            .args(["--data", data, "serve"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .parse()
+        .unwrap();
+    (child, addr)
 }
 
 /// Accepts exactly one certificate (pinned), with real TLS 1.3 signature checks.

@@ -1,0 +1,536 @@
+//! The axum router without a socket: `server::app(host)` called as a service
+//! (`tower::ServiceExt::oneshot`), each request carrying the `ConnInfo` a TLS connection
+//! would give it. Status mapping of each error class, body limits, bearer parsing, the
+//! long-poll parameter. (TLS, ALPN and the exporter are tested over sockets elsewhere.)
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use common::{CARD, PASSWORD, card_map, file_config, load_checked, verifiers};
+use ed25519_dalek::VerifyingKey;
+use kasane_host::config::Config;
+use kasane_host::login::Host;
+use kasane_host::server::{self, ConnInfo};
+use kasane_host::setup::{self, CodeCard};
+use kasane_host::store::{Clock, SystemClock};
+use kasane_os::ManualClock;
+use kasane_protocol::wire::{
+    ChallengeBundle, Inbox, Message, MessageAccepted, MessageRefused, Profile, RefusalReason,
+    ResponseAccept, SealedMessage,
+};
+use kasane_protocol::{ClientHello, LoginFailure, Session};
+use kasane_sandbox::{Allocator, Limits, Sandbox, SandboxConfig};
+use rand_core::OsRng;
+use tower::ServiceExt;
+
+/// The exporter value every request's pretend connection has.
+const EXPORTER: [u8; 32] = [7; 32];
+
+/// A host and its router, no listener.
+struct Bare {
+    host: Arc<Host>,
+    clock: Arc<ManualClock>,
+    app: Router,
+    cfg: Config,
+    sandbox: Sandbox,
+    _dir: tempfile::TempDir,
+}
+
+/// An answer: status, `Content-Type` and body.
+struct Answer {
+    status: StatusCode,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn refusal(&self) -> RefusalReason {
+        MessageRefused::decode(&self.body)
+            .unwrap_or_else(|e| panic!("{} {:?}: {e}", self.status, self.body))
+            .reason
+    }
+}
+
+/// A user logged in through the router.
+struct User {
+    session: Session,
+    token: [u8; 32],
+    bundle: ChallengeBundle,
+}
+
+async fn bare(tweak: impl FnOnce(&mut Config)) -> Bare {
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemClock.now();
+    setup::init(dir.path(), None, now).await.unwrap();
+    let mut cfg = file_config(dir.path());
+    tweak(&mut cfg);
+    let clock = Arc::new(ManualClock::new(now));
+    let host = setup::load_host(cfg.clone(), clock.clone()).await.unwrap();
+    let sandbox = Sandbox::new(SandboxConfig {
+        allocator: Allocator::OnDemand,
+        max_limits: Limits {
+            fuel: 2_000_000_000,
+            ..Limits::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    Bare {
+        app: server::app(host.clone()),
+        host,
+        clock,
+        cfg,
+        sandbox,
+        _dir: dir,
+    }
+}
+
+fn bearer(token: &[u8; 32]) -> String {
+    format!("Bearer {}", hex::encode(token))
+}
+
+impl Bare {
+    /// One request as if over a TLS connection from 127.0.0.1 (`conn: false`: with no
+    /// connection information at all).
+    async fn call_with(
+        &self,
+        conn: bool,
+        method: &str,
+        uri: &str,
+        authorization: Option<&str>,
+        body: Vec<u8>,
+    ) -> Answer {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(a) = authorization {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        let mut req = req.body(Body::from(body)).unwrap();
+        if conn {
+            req.extensions_mut().insert(ConnInfo {
+                peer: SocketAddr::from(([127, 0, 0, 1], 40_000)),
+                channel_binding: Some(EXPORTER),
+            });
+        }
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec();
+        Answer {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    async fn call(&self, method: &str, uri: &str, auth: Option<&str>, body: Vec<u8>) -> Answer {
+        self.call_with(true, method, uri, auth, body).await
+    }
+
+    async fn post(&self, uri: &str, body: Vec<u8>) -> Answer {
+        self.call("POST", uri, None, body).await
+    }
+
+    async fn add_user(&self, name: &str) {
+        let card = CodeCard::parse(name, CARD).unwrap();
+        setup::add_user(
+            self.host.store().as_ref(),
+            &card,
+            PASSWORD.as_bytes(),
+            self.clock.now(),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// The transform's output on `input`, with the module fetched through the router.
+    async fn derive(&self, bundle: &ChallengeBundle, input: kasane_abi::DeriveInputBuf) -> Vec<u8> {
+        let path = format!("/v1/modules/{}.wasm", hex::encode(bundle.module.sha256));
+        let module = self.call("GET", &path, None, Vec::new()).await;
+        assert_eq!(module.status, StatusCode::OK);
+        assert_eq!(module.content_type, "application/wasm");
+        let transform = load_checked(&self.sandbox, &module.body, bundle);
+        tokio::task::spawn_blocking(move || {
+            kasane_protocol::with_derive_input(&input, |v| transform.derive(v))
+                .unwrap()
+                .unwrap()
+                .key
+                .as_bytes()
+                .to_vec()
+        })
+        .await
+        .unwrap()
+    }
+
+    /// A whole login through the router, answering from `answers`: the user, or the
+    /// failed answer of the response step.
+    async fn login_answering(
+        &self,
+        name: &str,
+        answers: &std::collections::HashMap<String, String>,
+    ) -> Result<User, Answer> {
+        let key = VerifyingKey::from_bytes(&self.host.host_public_key()).unwrap();
+        let hello = ClientHello::new(&mut OsRng, vec![Profile::Pure]).unwrap();
+        let a = self
+            .post("/v1/login/hello", hello.request_bytes().to_vec())
+            .await;
+        assert_eq!(a.status, StatusCode::OK);
+        let cp = hello.receive(&a.body, &[key], Some(&EXPORTER)).unwrap();
+        let (awaiting, request) = cp.request(name, PASSWORD.as_bytes()).unwrap();
+        let a = self.post("/v1/login/password", request).await;
+        assert_eq!(a.status, StatusCode::OK);
+        let ch = awaiting.receive(&a.body).unwrap();
+        let bundle = ch.bundle().clone();
+        let input = ch.auth_input(&verifiers(&ch, answers)).unwrap();
+        let t = self.derive(&bundle, input).await;
+        let (awaiting, request) = ch.respond(&t).unwrap();
+        let a = self.post("/v1/login/response", request).await;
+        if a.status != StatusCode::OK {
+            return Err(a);
+        }
+        let token = ResponseAccept::decode(&a.body).unwrap().session_token;
+        Ok(User {
+            session: awaiting.receive(&a.body).unwrap(),
+            token,
+            bundle,
+        })
+    }
+
+    async fn login(&self, name: &str) -> User {
+        match self.login_answering(name, &card_map()).await {
+            Ok(u) => u,
+            Err(a) => panic!("login of {name}: {}", a.status),
+        }
+    }
+
+    async fn seal(&self, user: &mut User, to: &str, body: &[u8]) -> SealedMessage {
+        let (seq, input) = user.session.prepare_seal().unwrap();
+        let t = self.derive(&user.bundle, input).await;
+        user.session.seal(seq, &t, to, body).unwrap()
+    }
+
+    async fn send_raw(&self, user: &User, bytes: Vec<u8>) -> Answer {
+        let auth = bearer(&user.token);
+        self.call("POST", "/v1/messages", Some(&auth), bytes).await
+    }
+
+    /// How many expired logins in flight a housekeeping pass finds after `secs` more.
+    async fn pending_after(&self, secs: u64) -> u64 {
+        self.clock.advance(secs);
+        self.host.housekeeping().await.unwrap().pending_logins
+    }
+}
+
+fn uniform_failure() -> Vec<u8> {
+    LoginFailure.encode().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_routes_and_not_found() {
+    let b = bare(|_| {}).await;
+    let a = b.call("GET", "/healthz", None, Vec::new()).await;
+    assert_eq!(
+        (a.status, a.body.as_slice()),
+        (StatusCode::OK, &b"ok\n"[..])
+    );
+    let a = b.call("GET", "/metrics", None, Vec::new()).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.content_type, "text/plain; version=0.0.4");
+    assert!(
+        String::from_utf8(a.body)
+            .unwrap()
+            .contains("kasane_logins_total")
+    );
+    let a = b
+        .call("GET", "/v1/registry/1.root.json", None, Vec::new())
+        .await;
+    assert_eq!(
+        (a.status, a.content_type.as_str()),
+        (StatusCode::OK, "application/json")
+    );
+    assert_eq!(
+        a.body,
+        std::fs::read(b.cfg.registry_dir.join("1.root.json")).unwrap()
+    );
+    for path in [
+        "/v1/registry/2.root.json",
+        "/v1/modules/00.wasm",
+        &format!("/v1/modules/{}.wasm", "ab".repeat(32)),
+        &format!("/v1/modules/{}", "ab".repeat(32)),
+        "/v1/nothing",
+    ] {
+        let a = b.call("GET", path, None, Vec::new()).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    let a = b.call("GET", "/v1/login/hello", None, Vec::new()).await;
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// Login steps: a body that is no message of its kind is 400; any failed step (wrong
+/// answers, an unknown login, no TLS exporter value when channel binding is on) is the
+/// uniform 401 and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_errors_are_400_or_the_uniform_401() {
+    let b = bare(|_| {}).await;
+    b.add_user("alice").await;
+    for step in ["hello", "password", "response"] {
+        let a = b.post(&format!("/v1/login/{step}"), vec![0xff; 40]).await;
+        assert_eq!(
+            (a.status, a.body.as_slice()),
+            (StatusCode::BAD_REQUEST, &b"malformed request\n"[..]),
+            "{step}"
+        );
+    }
+    // A good hello from a request without connection information: no exporter value.
+    let hello = ClientHello::new(&mut OsRng, vec![Profile::Pure]).unwrap();
+    let a = b
+        .call_with(
+            false,
+            "POST",
+            "/v1/login/hello",
+            None,
+            hello.request_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.body),
+        (StatusCode::UNAUTHORIZED, uniform_failure())
+    );
+    assert_eq!(a.content_type, "application/octet-stream");
+    // Wrong answers.
+    let Err(a) = b.login_answering("alice", &Default::default()).await else {
+        panic!("a login with wrong answers succeeded");
+    };
+    assert_eq!(
+        (a.status, a.body),
+        (StatusCode::UNAUTHORIZED, uniform_failure())
+    );
+    let metrics =
+        String::from_utf8(b.call("GET", "/metrics", None, Vec::new()).await.body).unwrap();
+    assert!(
+        metrics.contains("kasane_logins_total{outcome=\"failure\"} 2"),
+        "{metrics}"
+    );
+    // The right ones.
+    b.login("alice").await;
+}
+
+/// `Authorization: Bearer <64 hex>`: missing, malformed and unknown tokens all get the
+/// uniform failure (session, logout) or `SessionEnded` (messages, inbox).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_tokens_missing_malformed_unknown_and_good() {
+    let b = bare(|_| {}).await;
+    b.add_user("alice").await;
+    b.add_user("bob").await;
+    let mut user = b.login("alice").await;
+    let good = bearer(&user.token);
+    // A well-formed message: only the token can be wrong.
+    let message = b.seal(&mut user, "bob", b"hi").await.encode().unwrap();
+    let hex = hex::encode(user.token);
+    let unknown = bearer(&[0x42; 32]);
+    let bad: Vec<Option<String>> = vec![
+        None,
+        Some(String::new()),
+        Some(hex.clone()),
+        Some(format!("Basic {hex}")),
+        Some(format!("Bearer {}", &hex[..63])),
+        Some(format!("Bearer {hex}00")),
+        Some(format!("Bearer {}zz", &hex[..62])),
+        Some("Bearer".into()),
+        Some(unknown),
+    ];
+    for auth in &bad {
+        let a = b
+            .call("GET", "/v1/session", auth.as_deref(), Vec::new())
+            .await;
+        assert_eq!(
+            (a.status, a.body),
+            (StatusCode::UNAUTHORIZED, uniform_failure()),
+            "{auth:?}"
+        );
+        let a = b
+            .call("POST", "/v1/logout", auth.as_deref(), Vec::new())
+            .await;
+        assert_eq!(
+            (a.status, a.body),
+            (StatusCode::UNAUTHORIZED, uniform_failure()),
+            "{auth:?}"
+        );
+        let a = b
+            .call("GET", "/v1/inbox", auth.as_deref(), Vec::new())
+            .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert_eq!(a.refusal(), RefusalReason::SessionEnded);
+        let a = b
+            .call("POST", "/v1/messages", auth.as_deref(), message.clone())
+            .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert_eq!(a.refusal(), RefusalReason::SessionEnded);
+    }
+    let a = b.call("GET", "/v1/session", Some(&good), Vec::new()).await;
+    assert_eq!(
+        (a.status, a.body.as_slice()),
+        (StatusCode::OK, &b"alice"[..])
+    );
+    let a = b.call("GET", "/v1/inbox", Some(&good), Vec::new()).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let a = b.call("POST", "/v1/messages", Some(&good), message).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let a = b.call("POST", "/v1/logout", Some(&good), Vec::new()).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    // Logged out: the same token is now unknown.
+    let a = b.call("GET", "/v1/session", Some(&good), Vec::new()).await;
+    assert_eq!(
+        (a.status, a.body),
+        (StatusCode::UNAUTHORIZED, uniform_failure())
+    );
+}
+
+/// `GET /v1/inbox?wait=N`: N in 0..=30 (absent: 0); anything else is `Malformed` (400),
+/// checked before the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_poll_wait_must_be_a_number_up_to_30() {
+    let b = bare(|_| {}).await;
+    b.add_user("alice").await;
+    let user = b.login("alice").await;
+    let auth = bearer(&user.token);
+    for query in [
+        "wait=31",
+        "wait=abc",
+        "wait=-1",
+        "wait=",
+        "wait=1.5",
+        "wait=18446744073709551616",
+        "wait=0&wait=31",
+    ] {
+        for token in [Some(auth.as_str()), None] {
+            let a = b
+                .call("GET", &format!("/v1/inbox?{query}"), token, Vec::new())
+                .await;
+            assert_eq!(a.status, StatusCode::BAD_REQUEST, "{query}");
+            assert_eq!(a.refusal(), RefusalReason::Malformed, "{query}");
+        }
+    }
+    for uri in ["/v1/inbox", "/v1/inbox?wait=0", "/v1/inbox?other=1&wait=0"] {
+        let a = b.call("GET", uri, Some(&auth), Vec::new()).await;
+        assert_eq!(a.status, StatusCode::OK, "{uri}");
+        let inbox = Inbox::decode(&a.body).unwrap();
+        assert!(inbox.messages.is_empty() && !inbox.more);
+    }
+    let a = b.call("GET", "/v1/inbox?wait=30", None, Vec::new()).await;
+    assert_eq!(a.refusal(), RefusalReason::SessionEnded);
+}
+
+/// Bodies over the configured limit are 413 before any handler runs (nothing is stored);
+/// `/v1/messages` has the sealed message's own, larger limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_limits_are_413_before_anything_is_stored() {
+    let b = bare(|c| c.max_body_bytes = 1024).await;
+    b.add_user("alice").await;
+    b.add_user("bob").await;
+    let ttl = b.cfg.login.hello_ttl_secs + 1;
+    // A good hello is stored as a login in flight (the check below can see one) …
+    let hello = ClientHello::new(&mut OsRng, vec![Profile::Pure]).unwrap();
+    let good = hello.request_bytes().to_vec();
+    assert_eq!(
+        b.post("/v1/login/hello", good.clone()).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(b.pending_after(ttl).await, 1);
+    // … one over the limit is not.
+    let mut over = good;
+    over.resize(1025, 0);
+    for step in ["hello", "password", "response"] {
+        let a = b.post(&format!("/v1/login/{step}"), over.clone()).await;
+        assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{step}");
+    }
+    assert_eq!(b.pending_after(ttl).await, 0);
+    // At the limit: read, and refused as malformed.
+    let a = b.post("/v1/login/hello", vec![0xff; 1024]).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+
+    let mut alice = b.login("alice").await;
+    let a = b
+        .send_raw(&alice, vec![0xff; SealedMessage::MAX_LEN + 1])
+        .await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let a = b.send_raw(&alice, vec![0xff; 4096]).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.refusal(), RefusalReason::Malformed);
+    let store = b.host.store();
+    assert!(store.audit_page(None, 10).await.unwrap().is_empty());
+    // A real message over the general limit is accepted, as the first of the session.
+    let sealed = b.seal(&mut alice, "bob", &[0x5a; 4096]).await;
+    let bytes = sealed.encode().unwrap();
+    assert!(bytes.len() > 1024);
+    let a = b.send_raw(&alice, bytes).await;
+    assert_eq!(
+        a.status,
+        StatusCode::OK,
+        "{:?}",
+        MessageRefused::decode(&a.body)
+    );
+    assert_eq!(MessageAccepted::decode(&a.body).unwrap().seq, 1);
+    assert_eq!(store.audit_page(None, 10).await.unwrap().len(), 1);
+}
+
+/// Message refusals: each reason class has its status, the body is always the encoded
+/// `MessageRefused`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_refusals_map_to_statuses() {
+    let b = bare(|_| {}).await;
+    b.add_user("alice").await;
+    b.add_user("bob").await;
+    let mut alice = b.login("alice").await;
+    let first = b.seal(&mut alice, "bob", b"one").await.encode().unwrap();
+    assert_eq!(
+        b.send_raw(&alice, first.clone()).await.status,
+        StatusCode::OK
+    );
+    let a = b.send_raw(&alice, first).await;
+    assert_eq!(
+        (a.status, a.refusal()),
+        (StatusCode::CONFLICT, RefusalReason::Replayed)
+    );
+    assert_eq!(a.content_type, "application/octet-stream");
+    let mut altered = b.seal(&mut alice, "bob", b"two").await;
+    let last = altered.ciphertext.len() - 1;
+    altered.ciphertext[last] ^= 1;
+    let a = b.send_raw(&alice, altered.encode().unwrap()).await;
+    assert_eq!(
+        (a.status, a.refusal()),
+        (StatusCode::UNPROCESSABLE_ENTITY, RefusalReason::Altered)
+    );
+    let a = b.send_raw(&alice, vec![1, 2, 3]).await;
+    assert_eq!(
+        (a.status, a.refusal()),
+        (StatusCode::BAD_REQUEST, RefusalReason::Malformed)
+    );
+    let a = b
+        .call(
+            "POST",
+            "/v1/logout",
+            Some(&bearer(&alice.token)),
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    let third = b.seal(&mut alice, "bob", b"three").await.encode().unwrap();
+    let a = b.send_raw(&alice, third).await;
+    assert_eq!(
+        (a.status, a.refusal()),
+        (StatusCode::UNAUTHORIZED, RefusalReason::SessionEnded)
+    );
+}
