@@ -291,7 +291,7 @@ impl Repository {
 
     /// Writes every file under `dir` (each atomically, mode 0644).
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir.join("authors")).map_err(|e| RegistryError::io(dir, e))?;
+        crate::files::create_private_dir(&dir.join("authors"))?;
         for (path, bytes) in self.files() {
             crate::files::write_public(&dir.join(path), &bytes)?;
         }

@@ -103,15 +103,7 @@ pub(crate) async fn start_with_store(
     let cert_der = CertificateDer::from_pem_file(&cfg.tls_cert)
         .unwrap()
         .to_vec();
-    let sandbox = Sandbox::new(SandboxConfig {
-        allocator: Allocator::OnDemand,
-        max_limits: Limits {
-            fuel: 2_000_000_000,
-            ..Limits::default()
-        },
-        ..SandboxConfig::default()
-    })
-    .unwrap();
+    let sandbox = client_sandbox();
     TestHost {
         addr: running.addr(),
         host,
@@ -171,21 +163,43 @@ impl TestHost {
         if let Some(t) = self.modules.lock().unwrap().get(&bundle.module.sha256) {
             return t.clone();
         }
-        let (status, bytes) = conn
-            .get(
-                &format!("/v1/modules/{}.wasm", hex::encode(bundle.module.sha256)),
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(bytes.len() as u64, bundle.module.length);
-        let t = load_checked(&self.sandbox, &bytes, bundle);
+        let t = fetch_transform(&self.sandbox, conn, bundle).await;
         self.modules
             .lock()
             .unwrap()
             .insert(bundle.module.sha256, t.clone());
         t
     }
+}
+
+/// The sandbox the test client runs transforms in.
+pub(crate) fn client_sandbox() -> Sandbox {
+    Sandbox::new(SandboxConfig {
+        allocator: Allocator::OnDemand,
+        max_limits: Limits {
+            fuel: 2_000_000_000,
+            ..Limits::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .unwrap()
+}
+
+/// The module a bundle names, fetched from the host over HTTP, checked and loaded.
+pub(crate) async fn fetch_transform(
+    sandbox: &Sandbox,
+    conn: &mut Conn,
+    bundle: &ChallengeBundle,
+) -> Transform {
+    let (status, bytes) = conn
+        .get(
+            &format!("/v1/modules/{}.wasm", hex::encode(bundle.module.sha256)),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(bytes.len() as u64, bundle.module.length);
+    load_checked(sandbox, &bytes, bundle)
 }
 
 /// Loads module `bytes` for `bundle` after checking their SHA-256 against it, with the
@@ -214,7 +228,24 @@ pub(crate) fn load_checked(sandbox: &Sandbox, bytes: &[u8], bundle: &ChallengeBu
 /// developer's `KASANE_LISTEN` or `KASANE_DATABASE_URL` must not reach the host under test),
 /// logging warnings only.
 pub(crate) fn host_bin() -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_kasane-host"));
+    without_kasane_env(std::process::Command::new(env!(
+        "CARGO_BIN_EXE_kasane-host"
+    )))
+}
+
+/// [`host_bin`] under umask 000, where any file created without an explicit private mode
+/// would be readable (and writable) by everyone.
+pub(crate) fn host_bin_umask_000() -> std::process::Command {
+    let mut sh = std::process::Command::new("sh");
+    sh.args([
+        "-c",
+        "umask 000 && exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_kasane-host"),
+    ]);
+    without_kasane_env(sh)
+}
+
+fn without_kasane_env(mut c: std::process::Command) -> std::process::Command {
     for (k, _) in std::env::vars_os() {
         if k.to_str().is_some_and(|k| k.starts_with("KASANE_")) {
             c.env_remove(k);
@@ -237,10 +268,14 @@ impl Drop for Child {
 /// Starts `kasane-host --data <data> serve` and returns it with the address it reports
 /// (the configuration says port 0: the host binds and tells).
 pub(crate) fn serve_bin(data: &str) -> (Child, SocketAddr) {
+    serve_with(host_bin(), data)
+}
+
+/// Like [`serve_bin`], with the command `cmd` (e.g. [`host_bin_umask_000`]).
+pub(crate) fn serve_with(mut cmd: std::process::Command, data: &str) -> (Child, SocketAddr) {
     use std::io::BufRead;
     let mut child = Child(
-        host_bin()
-            .args(["--data", data, "serve"])
+        cmd.args(["--data", data, "serve"])
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap(),
