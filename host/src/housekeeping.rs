@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::MissedTickBehavior;
 
-use crate::login::Host;
+use crate::host::Host;
 
 /// Time between passes by default.
 pub const PERIOD: Duration = Duration::from_secs(60);

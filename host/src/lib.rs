@@ -54,7 +54,7 @@
 //! let dir = tempfile::tempdir()?;
 //! let report = setup::init(dir.path(), Some("127.0.0.1:0"), SystemClock.now()).await?;
 //! assert!(report.published.iter().any(|n| n == "ocra"));
-//! let cfg = Config::load(dir.path())?;
+//! let cfg = Config::load_file(dir.path())?; // `Config::load` also applies KASANE_* variables
 //! let host = setup::load_host(cfg, Arc::new(SystemClock)).await?;
 //! // Binds the configured address (port 0: any free one), serves with housekeeping.
 //! let running = server::spawn(host).await?;

@@ -48,7 +48,8 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
 use crate::HostError;
-use crate::login::{Host, LoginError};
+use crate::host::Host;
+use crate::login::LoginError;
 
 /// The RFC 9266 exporter label.
 pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-Channel-Binding";

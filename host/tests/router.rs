@@ -15,7 +15,7 @@ use axum::http::{Request, StatusCode, header};
 use common::{CARD, PASSWORD, card_map, file_config, load_checked, verifiers};
 use ed25519_dalek::VerifyingKey;
 use kasane_host::config::Config;
-use kasane_host::login::Host;
+use kasane_host::host::Host;
 use kasane_host::server::{self, ConnInfo};
 use kasane_host::setup::{self, CodeCard};
 use kasane_host::store::{Clock, SystemClock};

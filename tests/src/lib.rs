@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use kasane_client::{CardResponder, ClientConfig};
 use kasane_host::config::Config;
-use kasane_host::login::Host;
+use kasane_host::host::Host;
 use kasane_host::registry::module_path;
 use kasane_host::server::{self, Running};
 use kasane_host::setup::{self, CodeCard};

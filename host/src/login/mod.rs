@@ -46,8 +46,6 @@ use zeroize::Zeroizing;
 
 use crate::HostError;
 
-/// The host is where the login steps run; its home is [`crate::host`].
-pub use crate::host::Host;
 pub use kasane_protocol::card::{CARD_COLUMNS, CARD_ROWS, card_prompts};
 pub use session::{SessionInfo, StoredSession, token_hash};
 

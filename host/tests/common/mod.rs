@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
 use kasane_host::config::Config;
 use kasane_host::crypto::response_verifier;
-use kasane_host::login::Host;
+use kasane_host::host::Host;
 use kasane_host::server::{self, Options, Running};
 use kasane_host::setup::{self, CodeCard};
 use kasane_host::store::{Clock, Store, SystemClock};
