@@ -9,51 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::HostError;
 
-/// Why a configuration was refused.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The configuration file is not valid TOML or has unknown or mistyped fields.
-    #[error("not a valid configuration file")]
-    Parse(#[from] toml::de::Error),
-    /// The configuration could not be written as TOML.
-    #[error("cannot be written as TOML")]
-    Serialize(#[from] toml::ser::Error),
-    /// A numeric `KASANE_*` variable is not a number.
-    #[error("{var}: not a number")]
-    NotANumber {
-        /// The variable.
-        var: String,
-        /// The cause.
-        #[source]
-        source: std::num::ParseIntError,
-    },
-    /// A boolean `KASANE_*` variable is neither true nor false.
-    #[error("{var}: expected true or false")]
-    NotABool {
-        /// The variable.
-        var: String,
-    },
-    /// `login.challenges_min..=challenges_max` is empty or beyond the protocol's limit.
-    #[error(
-        "login.challenges_min..=challenges_max ({min}..={max}) must be a non-empty range within 1..=64"
-    )]
-    ChallengeRange {
-        /// `challenges_min`.
-        min: u32,
-        /// `challenges_max`.
-        max: u32,
-    },
-    /// `max_body_bytes` is below 1024.
-    #[error("max_body_bytes ({0}) below 1024")]
-    BodyLimit(usize),
-    /// `messages.max_body_bytes` is zero or beyond the protocol's 1 MiB.
-    #[error("messages.max_body_bytes ({0}) must be within 1..=1048576")]
-    MessageBodyLimit(usize),
-    /// `messages.inbox_recheck_secs` is zero.
-    #[error("messages.inbox_recheck_secs must be at least 1")]
-    InboxRecheck,
-}
+pub use crate::error::ConfigError;
 
 /// The configuration file's name inside a data directory.
 pub const CONFIG_FILE: &str = "kasane.toml";

@@ -15,24 +15,7 @@ use crate::HostError;
 
 pub use kasane_protocol::verifier::{SALT_LEN, VERIFIER_LEN, argon2id, normalize_response};
 
-/// Why a key file (`keys/host.key`, `keys/queue.key`) is not usable; carried by
-/// [`HostError::Key`] with the file's path.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum KeyError {
-    /// A registry key file that is not JSON.
-    #[error("not a key file")]
-    NotJson(#[source] serde_json::Error),
-    /// A registry key file without a `secret` field.
-    #[error("no secret")]
-    NoSecret,
-    /// The secret is not 32 bytes of hex.
-    #[error("bad secret")]
-    BadSecret(#[source] hex::FromHexError),
-    /// A raw key file of the wrong length.
-    #[error("not a 32-byte key ({0} bytes)")]
-    Length(usize),
-}
+pub use crate::error::KeyError;
 
 /// Hashes a password into an argon2id PHC string with a fresh random salt.
 pub fn hash_password(password: &[u8]) -> Result<String, HostError> {

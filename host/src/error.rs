@@ -2,9 +2,6 @@
 
 use std::path::PathBuf;
 
-use crate::config::ConfigError;
-use crate::crypto::KeyError;
-
 /// An error of the host library. Network answers never carry it: a failed login is the one
 /// uniform failure answer, and details go to the log.
 #[derive(Debug, thiserror::Error)]
@@ -125,4 +122,69 @@ impl HostError {
             source,
         }
     }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The configuration file is not valid TOML or has unknown or mistyped fields.
+    #[error("not a valid configuration file")]
+    Parse(#[from] toml::de::Error),
+    /// The configuration could not be written as TOML.
+    #[error("cannot be written as TOML")]
+    Serialize(#[from] toml::ser::Error),
+    /// A numeric `KASANE_*` variable is not a number.
+    #[error("{var}: not a number")]
+    NotANumber {
+        /// The variable.
+        var: String,
+        /// The cause.
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    /// A boolean `KASANE_*` variable is neither true nor false.
+    #[error("{var}: expected true or false")]
+    NotABool {
+        /// The variable.
+        var: String,
+    },
+    /// `login.challenges_min..=challenges_max` is empty or beyond the protocol's limit.
+    #[error(
+        "login.challenges_min..=challenges_max ({min}..={max}) must be a non-empty range within 1..=64"
+    )]
+    ChallengeRange {
+        /// `challenges_min`.
+        min: u32,
+        /// `challenges_max`.
+        max: u32,
+    },
+    /// `max_body_bytes` is below 1024.
+    #[error("max_body_bytes ({0}) below 1024")]
+    BodyLimit(usize),
+    /// `messages.max_body_bytes` is zero or beyond the protocol's 1 MiB.
+    #[error("messages.max_body_bytes ({0}) must be within 1..=1048576")]
+    MessageBodyLimit(usize),
+    /// `messages.inbox_recheck_secs` is zero.
+    #[error("messages.inbox_recheck_secs must be at least 1")]
+    InboxRecheck,
+}
+
+/// Why a key file (`keys/host.key`, `keys/queue.key`) is not usable; carried by
+/// [`HostError::Key`] with the file's path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// A registry key file that is not JSON.
+    #[error("not a key file")]
+    NotJson(#[source] serde_json::Error),
+    /// A registry key file without a `secret` field.
+    #[error("no secret")]
+    NoSecret,
+    /// The secret is not 32 bytes of hex.
+    #[error("bad secret")]
+    BadSecret(#[source] hex::FromHexError),
+    /// A raw key file of the wrong length.
+    #[error("not a 32-byte key ({0} bytes)")]
+    Length(usize),
 }
