@@ -144,6 +144,29 @@ pub enum ProfileChoice {
     Fixed(Profile),
 }
 
+impl ProfileChoice {
+    /// The names a command line takes: `auto`, then each profile's.
+    pub const NAMES: [&'static str; 3] = ["auto", Profile::Pure.as_str(), Profile::Wasi.as_str()];
+}
+
+impl std::str::FromStr for ProfileChoice {
+    type Err = UnknownProfile;
+
+    fn from_str(name: &str) -> Result<Self, UnknownProfile> {
+        match name {
+            "auto" => Ok(Self::Auto),
+            _ => Profile::from_name(name)
+                .map(Self::Fixed)
+                .ok_or_else(|| UnknownProfile(name.to_owned())),
+        }
+    }
+}
+
+/// A profile name that is neither `auto` nor a profile's.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown profile {0:?} (auto, pure or wasi)")]
+pub struct UnknownProfile(pub String);
+
 /// Loads `wasm` into a fresh sandbox with the default limits (fuel replaced by `fuel` when
 /// given) and runs it once on `input`.
 pub fn run_module(

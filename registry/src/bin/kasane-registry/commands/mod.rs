@@ -22,9 +22,10 @@ mod verify;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::builder::TypedValueParser as _;
+use clap::{Args, Subcommand};
 use kasane_registry::run::ProfileChoice;
-use kasane_sandbox::{Limits, Profile};
+use kasane_sandbox::Limits;
 
 use crate::failure::{Failure, usage};
 
@@ -181,8 +182,8 @@ struct HarnessArgs {
     #[arg(long, value_name = "TEXT")]
     params_text: Option<String>,
     /// Sandbox profile; `auto` picks `wasi` when the module imports wasi_snapshot_preview1.
-    #[arg(long, value_enum, default_value_t = ProfileArg::Auto)]
-    profile: ProfileArg,
+    #[arg(long, value_parser = profile_arg(), default_value = "auto")]
+    profile: ProfileChoice,
     /// Headroom factor the fuel budget must leave over the most fuel used.
     #[arg(long, value_name = "FACTOR", default_value_t = 2.0)]
     headroom: f64,
@@ -202,21 +203,10 @@ impl HarnessArgs {
     }
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum ProfileArg {
-    Auto,
-    Pure,
-    Wasi,
-}
-
-impl ProfileArg {
-    fn choice(self) -> ProfileChoice {
-        match self {
-            ProfileArg::Auto => ProfileChoice::Auto,
-            ProfileArg::Pure => ProfileChoice::Fixed(Profile::Pure),
-            ProfileArg::Wasi => ProfileChoice::Fixed(Profile::Wasi),
-        }
-    }
+/// `--profile`: one of [`ProfileChoice::NAMES`], shown in `--help` and checked by clap.
+fn profile_arg() -> impl clap::builder::TypedValueParser<Value = ProfileChoice> {
+    clap::builder::PossibleValuesParser::new(ProfileChoice::NAMES)
+        .try_map(|name| name.parse::<ProfileChoice>())
 }
 
 /// Reads a `run` input (or vectors) file; `-` is standard input.

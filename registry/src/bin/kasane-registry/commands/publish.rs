@@ -42,7 +42,7 @@ impl ModuleArgs {
             version: self.version,
             fuel: self.harness.fuel,
             memory: self.harness.memory,
-            profile: self.harness.profile.choice(),
+            profile: self.harness.profile,
             weight: self.weight,
             force: self.force,
             headroom,

@@ -6,8 +6,9 @@ use anyhow::Context as _;
 use clap::Args;
 use kasane_registry::run::{parse_input, run_module};
 
-use super::{ProfileArg, read_input, read_module};
+use super::{profile_arg, read_input, read_module};
 use crate::failure::Failure;
+use kasane_registry::run::ProfileChoice;
 
 #[derive(Args)]
 pub(crate) struct RunArgs {
@@ -21,8 +22,8 @@ pub(crate) struct RunArgs {
     fuel: Option<u64>,
     /// Profile to run under; `auto` picks `wasi` when the module imports
     /// `wasi_snapshot_preview1` and `pure` otherwise.
-    #[arg(long, value_enum, default_value_t = ProfileArg::Auto)]
-    profile: ProfileArg,
+    #[arg(long, value_parser = profile_arg(), default_value = "auto")]
+    profile: ProfileChoice,
 }
 
 impl RunArgs {
@@ -32,7 +33,7 @@ impl RunArgs {
         let input = parse_input(&json)
             .with_context(|| format!("in {}", self.input.display()))
             .map_err(Failure::Usage)?;
-        let (_, derived) = run_module(&wasm, &input, self.fuel, self.profile.choice())
+        let (_, derived) = run_module(&wasm, &input, self.fuel, self.profile)
             .with_context(|| format!("module {}", self.module.display()))
             .map_err(Failure::Failed)?;
         if !derived.diagnostics.is_empty() {

@@ -30,7 +30,7 @@ impl TestArgs {
         let wasm = read_module(&self.module)?;
         let (params, headroom) = self.harness.params_and_headroom()?;
         let opts = HarnessOptions {
-            profile: self.harness.profile.choice(),
+            profile: self.harness.profile,
             fuel: self.harness.fuel,
             memory: self.harness.memory,
             params,
