@@ -68,6 +68,7 @@ async fn run(window: Duration) {
             let _ = stopped.await;
         },
         kasane_host::server::SHUTDOWN_GRACE,
+        kasane_host::config::HttpConfig::default(),
     ));
     let ca = std::fs::read(&th.cfg.tls_cert).unwrap();
 

@@ -45,6 +45,46 @@ pub struct Config {
     pub throttle: ThrottleConfig,
     /// Sealed messages and the relay (`[messages]`).
     pub messages: MessagesConfig,
+    /// What one connection may hold of the server (`[http]`): timeouts and caps that bound
+    /// every resource an unauthenticated client can touch at the transport.
+    pub http: HttpConfig,
+}
+
+/// The longest an inbox long-poll waits, seconds (`GET /v1/inbox?wait=N`, `N` at most this).
+pub const MAX_INBOX_WAIT_SECS: u64 = 30;
+
+/// `[http]`: connection limits and timeouts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Most connections open at once; beyond it new ones wait in the kernel's backlog until
+    /// one closes.
+    pub max_connections: usize,
+    /// A TLS handshake must finish within this, seconds.
+    pub handshake_timeout_secs: u64,
+    /// HTTP/1.1: a request's headers must arrive within this after the connection is ready
+    /// for them, seconds; this also closes a keep-alive connection idle that long.
+    pub header_timeout_secs: u64,
+    /// A request body must arrive whole within this after its headers, seconds (then 408).
+    pub body_timeout_secs: u64,
+    /// A connection from which nothing arrives this long is closed, seconds. Longer than the
+    /// longest inbox long-poll (30 s), so a waiting client is not cut off.
+    pub idle_timeout_secs: u64,
+    /// HTTP/2: most requests in flight on one connection.
+    pub max_streams: u32,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            handshake_timeout_secs: 10,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            idle_timeout_secs: 75,
+            max_streams: 32,
+        }
+    }
 }
 
 /// Login parameters.
@@ -101,6 +141,7 @@ impl Default for Config {
             session: SessionConfig::default(),
             throttle: ThrottleConfig::default(),
             messages: MessagesConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -300,6 +341,20 @@ impl Config {
         }
         if self.messages.inbox_recheck_secs == 0 {
             return Err(ConfigError::InboxRecheck.into());
+        }
+        let h = &self.http;
+        let long_poll = MAX_INBOX_WAIT_SECS;
+        if h.max_connections == 0
+            || h.max_streams == 0
+            || [
+                h.handshake_timeout_secs,
+                h.header_timeout_secs,
+                h.body_timeout_secs,
+            ]
+            .contains(&0)
+            || h.idle_timeout_secs <= long_poll
+        {
+            return Err(ConfigError::Http { long_poll }.into());
         }
         Ok(())
     }

@@ -168,6 +168,14 @@ pub enum ConfigError {
     /// `messages.inbox_recheck_secs` is zero.
     #[error("messages.inbox_recheck_secs must be at least 1")]
     InboxRecheck,
+    /// An `[http]` limit is zero, or the idle timeout would cut off an inbox long-poll.
+    #[error(
+        "[http]: max_connections, max_streams and every timeout must be at least 1, and idle_timeout_secs more than the longest long-poll ({long_poll} s)"
+    )]
+    Http {
+        /// The longest inbox long-poll, seconds.
+        long_poll: u64,
+    },
 }
 
 /// Why a key file (`keys/host.key`, `keys/queue.key`) is not usable; carried by

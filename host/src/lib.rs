@@ -26,6 +26,9 @@
 //!   [`run`](server::run): TLS 1.3 only, HTTP/1.1 and HTTP/2, one RFC 9266 exporter value
 //!   per connection, the axum router ([`app`](server::app)), housekeeping beside it, graceful
 //!   shutdown bounded by [`SHUTDOWN_GRACE`](server::SHUTDOWN_GRACE).
+//! - [`transport`]: TLS 1.3 and HTTP/1.1 or HTTP/2 under the router, with every resource a
+//!   client can hold before it authenticates bounded (`[http]`: connections, handshake,
+//!   header, body and idle timeouts, HTTP/2 streams).
 //! - [`housekeeping`]: the timer every serving host runs: expired state purged, audit
 //!   checkpoints signed.
 //! - [`metrics`]: counters and a latency histogram rendered as Prometheus text.
@@ -80,5 +83,6 @@ pub mod registry;
 pub mod server;
 pub mod setup;
 pub mod store;
+pub mod transport;
 
 pub use error::HostError;

@@ -35,33 +35,20 @@ use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
 use kasane_protocol::wire::{
     Inbox, LoginFailure, Message, MessageRefused, RefusalReason, SealedMessage,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, watch};
-use tokio::task::{JoinHandle, JoinSet};
-use tokio_rustls::TlsAcceptor;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use crate::HostError;
 use crate::host::Host;
 use crate::login::LoginError;
 
-/// The RFC 9266 exporter label.
-pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-Channel-Binding";
-
-/// What a request knows of its connection.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnInfo {
-    /// The peer's address.
-    pub peer: SocketAddr,
-    /// The TLS exporter value of the connection (RFC 9266), if any.
-    pub channel_binding: Option<[u8; 32]>,
-}
+pub use crate::transport::{ConnInfo, EXPORTER_LABEL, serve_tls};
 
 type Conn = Option<Extension<ConnInfo>>;
 
@@ -315,9 +302,6 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, 
 /// How long open connections may take to finish after the shutdown signal, by default.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// How long a TLS handshake may take before its connection is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// How a host is served; `Options::default()` is what `kasane-host serve` uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
@@ -451,115 +435,9 @@ async fn serve_host(
             let _ = keep_until.await;
         },
     ));
-    let served = serve_tls(listener, tls, app(host), shutdown, options.grace).await;
+    let http = host.config().http.clone();
+    let served = serve_tls(listener, tls, app(host), shutdown, options.grace, http).await;
     drop(stop_keeping);
     joined(keeper.await, ());
     served
-}
-
-/// Serves any router over TLS on `listener` until `shutdown` completes: the transport under
-/// [`run`] (a host needs [`run`] or [`spawn`]: they add housekeeping). Each connection gets
-/// a [`ConnInfo`] extension with its peer address and exporter value.
-///
-/// When `shutdown` completes the listener is closed (no new connections), every open
-/// connection is asked to finish (HTTP/1.1: after the request in progress, no keep-alive;
-/// HTTP/2: `GOAWAY`), and `serve_tls` returns when they all have, or after `grace`,
-/// dropping those still open.
-pub async fn serve_tls(
-    listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
-) -> Result<(), HostError> {
-    let acceptor = TlsAcceptor::from(tls);
-    let (stopping, stop) = watch::channel(false);
-    let mut connections = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        // Forget finished connections (the set stays as large as the open ones).
-        while connections.try_join_next().is_some() {}
-        let (tcp, peer) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let conn = connection(acceptor.clone(), tcp, peer, app.clone(), stop.clone());
-        connections.spawn(conn);
-    }
-    drop(listener);
-    let _ = stopping.send(true);
-    drain(connections, grace).await;
-    Ok(())
-}
-
-/// One connection: the TLS handshake, then HTTP until the client is done or `stop` turns
-/// true (then the connection finishes gracefully).
-async fn connection(
-    acceptor: TlsAcceptor,
-    tcp: TcpStream,
-    peer: SocketAddr,
-    app: Router,
-    mut stop: watch::Receiver<bool>,
-) {
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-            return;
-        }
-        Err(_) => return,
-    };
-    let mut ekm = [0u8; 32];
-    let exported = tls
-        .get_ref()
-        .1
-        .export_keying_material(&mut ekm, EXPORTER_LABEL, None)
-        .is_ok();
-    let info = ConnInfo {
-        peer,
-        channel_binding: exported.then_some(ekm),
-    };
-    let svc = TowerToHyperService::new(app.layer(Extension(info)));
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    let conn = builder.serve_connection(TokioIo::new(tls), svc);
-    tokio::pin!(conn);
-    let ended = tokio::select! {
-        ended = conn.as_mut() => ended,
-        // Also when the signal came during the handshake: `wait_for` sees the value.
-        () = async {
-            // The guard it returns is not `Send`: drop it here.
-            let _ = stop.wait_for(|s| *s).await;
-        } => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(e) = ended {
-        tracing::debug!(%peer, error = %e, "connection ended");
-    }
-}
-
-/// Waits for `connections` to end, at most `grace`; then drops those still open.
-async fn drain(mut connections: JoinSet<()>, grace: Duration) {
-    let open = connections.len();
-    let drained = tokio::time::timeout(grace, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            still_open = connections.len(),
-            "shutdown grace period over: dropping open connections"
-        );
-        connections.abort_all();
-    } else {
-        tracing::info!(connections = open, "all connections finished");
-    }
 }

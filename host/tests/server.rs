@@ -55,6 +55,7 @@ async fn shutdown_waits_for_the_request_in_progress() {
             let _ = stopped.await;
         },
         Duration::from_secs(60),
+        th.cfg.http.clone(),
     ));
     // A request whose body is only half sent when the shutdown starts.
     let cfg = client_config(&th.cert_der, &[&rustls::version::TLS13], &[b"http/1.1"]);

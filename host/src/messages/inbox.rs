@@ -18,7 +18,7 @@ use crate::login::StoredSession;
 use crate::store::{QueuedMessage, Session};
 
 /// Longest inbox long-poll, in seconds.
-pub const MAX_WAIT_SECS: u64 = 30;
+pub const MAX_WAIT_SECS: u64 = crate::config::MAX_INBOX_WAIT_SECS;
 
 /// Counts one parked long-poll for as long as it lives (also when its request is dropped).
 struct Parked<'a>(&'a AtomicUsize);

@@ -1,0 +1,173 @@
+//! Connections an unauthenticated client holds are bounded (issue: the host survives abuse,
+//! item 4): 1,000 connections that stall at every stage — the TCP connect, the TLS handshake,
+//! the request head, the body, an idle HTTP/2 connection — are all closed by the host's
+//! `[http]` timeouts, and a real login succeeds while they are held.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Attacking connections, of every kind below in turn.
+const ATTACKERS: usize = 1000;
+/// The timeouts the test host runs with (`[http]`), seconds.
+const SHORT: u64 = 2;
+/// The idle timeout: the config requires more than the longest inbox long-poll (30 s).
+const IDLE: u64 = 31;
+/// A connection still open this long after its stall is a failure (generous: a loaded CI
+/// machine is slow, but a missing timeout never closes the connection at all).
+const BOUND: Duration = Duration::from_secs(IDLE + 30);
+
+#[derive(Clone, Copy, Debug)]
+enum Stall {
+    /// TCP only: the TLS handshake never starts.
+    Handshake,
+    /// TLS, then nothing on HTTP/1.1.
+    Silent,
+    /// Half a request head.
+    HalfHead,
+    /// The head, then 10 of the 1,000 body bytes it announced.
+    HalfBody,
+    /// HTTP/2: the preface and SETTINGS, then nothing.
+    IdleH2,
+}
+
+const STALLS: [Stall; 5] = [
+    Stall::Handshake,
+    Stall::Silent,
+    Stall::HalfHead,
+    Stall::HalfBody,
+    Stall::IdleH2,
+];
+
+/// The soft limit on open files, from /proc (each attacker is a socket at both ends).
+fn open_file_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+/// Opens one attacking connection and stalls it as `stall` says; returns the stream to hold.
+async fn stall(th: &TestHost, stall: Stall) -> Box<dyn AsyncStream> {
+    let tcp = TcpStream::connect(th.addr).await.unwrap();
+    if let Stall::Handshake = stall {
+        return Box::new(tcp);
+    }
+    let alpn: &[u8] = if let Stall::IdleH2 = stall {
+        b"h2"
+    } else {
+        b"http/1.1"
+    };
+    let cfg = client_config(&th.cert_der, &[&rustls::version::TLS13], &[alpn]);
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(cfg)
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let sent: &[u8] = match stall {
+        Stall::Handshake | Stall::Silent => b"",
+        Stall::HalfHead => b"POST /v1/login/hello HTTP/1.1\r\nHost: localhost\r\nContent-Le",
+        Stall::HalfBody => {
+            b"POST /v1/login/hello HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n0123456789"
+        }
+        // The client preface, then an empty SETTINGS frame (RFC 9113 §3.4, §6.5).
+        Stall::IdleH2 => b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00",
+    };
+    tls.write_all(sent).await.unwrap();
+    tls.flush().await.unwrap();
+    Box::new(tls)
+}
+
+trait AsyncStream: tokio::io::AsyncRead + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + Unpin + Send> AsyncStream for T {}
+
+impl Stall {
+    /// How long after the stall the host must have closed the connection. Each HTTP/1.1
+    /// stall has its own short timeout, so it must close well before the idle rule (which
+    /// would close it too) could have: that is what shows its own timeout works.
+    fn closed_within(self) -> Duration {
+        match self {
+            Stall::IdleH2 => BOUND,
+            _ => Duration::from_secs(IDLE - 1),
+        }
+    }
+}
+
+/// Reads (and drops) what the host sends until it closes the connection; when that was, or
+/// `None` if it was still open after [`BOUND`].
+async fn until_closed(mut s: Box<dyn AsyncStream>) -> Option<Instant> {
+    let mut buf = [0u8; 4096];
+    let closed = tokio::time::timeout(BOUND, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    closed.ok().map(|()| Instant::now())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_connections_are_closed_and_a_login_succeeds_meanwhile() {
+    assert!(
+        open_file_limit() >= 3 * ATTACKERS as u64,
+        "this test holds {ATTACKERS} connections at both ends: raise the open-file limit (ulimit -n)"
+    );
+    let th = Arc::new(
+        start(|c| {
+            c.http.handshake_timeout_secs = SHORT;
+            c.http.header_timeout_secs = SHORT;
+            c.http.body_timeout_secs = SHORT;
+            c.http.idle_timeout_secs = IDLE;
+            c.http.max_connections = 4 * ATTACKERS;
+        })
+        .await,
+    );
+    th.add_user("alice").await;
+    let mut held = Vec::with_capacity(ATTACKERS);
+    for i in 0..ATTACKERS {
+        let kind = STALLS[i % STALLS.len()];
+        let stream = stall(&th, kind).await;
+        held.push((kind, Instant::now(), stream));
+    }
+    // Every stall is in place; a real login goes through beside them.
+    let mut conn = th.connect().await;
+    let (_, token, _) = login(&th, &mut conn, "alice").await;
+    let (status, _) = conn.get("/v1/session", Some(token)).await;
+    assert_eq!(
+        status,
+        hyper::StatusCode::OK,
+        "the new session is not usable"
+    );
+
+    let waits: Vec<_> = held
+        .into_iter()
+        .map(|(kind, stalled, s)| {
+            tokio::spawn(async move { (kind, until_closed(s).await.map(|t| t - stalled)) })
+        })
+        .collect();
+    let mut late = Vec::new();
+    for w in waits {
+        let (kind, after) = w.await.unwrap();
+        if after.is_none_or(|after| after > kind.closed_within()) {
+            late.push((kind, after));
+        }
+    }
+    assert!(
+        late.is_empty(),
+        "{} of {ATTACKERS} stalled connections were closed late or never (None): {:?}",
+        late.len(),
+        &late[..late.len().min(10)]
+    );
+}
