@@ -137,6 +137,16 @@ pub enum StoreError {
         /// The scheme of the URL, up to its first `:`.
         scheme: String,
     },
+    /// The database URL could not be parsed (e.g. an unknown `sslmode`). The URL itself is not
+    /// reported: it may hold a password.
+    #[error("invalid database URL")]
+    InvalidUrl(#[source] sqlx::Error),
+    /// The TLS connection to the database could not be made: the URL asks for TLS
+    /// (`sslmode=require`, `verify-ca` or `verify-full`) and the server offers none, the
+    /// handshake failed, or its certificate does not verify against `sslrootcert` (or the
+    /// built-in roots) or does not name the host.
+    #[error("TLS connection to the database failed")]
+    Tls(#[source] sqlx::Error),
     /// A user with this name already exists.
     #[error("user already exists")]
     UserExists,

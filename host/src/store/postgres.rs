@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::Postgres;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
 
-use super::{Backend, Result, SqlStore};
+use super::{Backend, Result, SqlStore, StoreError};
 
 /// Migrations for PostgreSQL (`host/migrations/postgres/`).
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -26,7 +26,7 @@ impl SqlStore<Postgres> {
     /// Connects to `url` (`postgres://…`) and runs the migrations. Concurrent replicas are
     /// safe: sqlx serializes migrations with an advisory lock.
     pub async fn open(url: &str) -> Result<Self> {
-        let options = PgConnectOptions::from_str(url)?;
+        let options = PgConnectOptions::from_str(url).map_err(StoreError::InvalidUrl)?;
         Self::open_with(options, 16).await
     }
 
@@ -37,8 +37,23 @@ impl SqlStore<Postgres> {
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
-            .await?;
+            .await
+            .map_err(connect_error)?;
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
+    }
+}
+
+/// A failed connection: TLS failures get their own variant, so the error says that TLS (and not,
+/// say, the network or a password) is what failed. sqlx reports a server without TLS as
+/// `Error::Tls`, and a failed handshake (e.g. an unknown issuer) as an I/O error around
+/// rustls's error.
+fn connect_error(e: sqlx::Error) -> StoreError {
+    let handshake = matches!(&e, sqlx::Error::Io(io)
+        if io.get_ref().is_some_and(|inner| inner.is::<tokio_rustls::rustls::Error>()));
+    if handshake || matches!(e, sqlx::Error::Tls(_)) {
+        StoreError::Tls(e)
+    } else {
+        StoreError::Database(e)
     }
 }
