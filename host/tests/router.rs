@@ -12,12 +12,12 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{CARD, PASSWORD, card_map, file_config, load_checked, verifiers};
+use common::{PASSWORD, add_card_user, card_map, file_config, load_checked, verifiers};
 use ed25519_dalek::VerifyingKey;
 use kasane_host::config::Config;
 use kasane_host::host::Host;
 use kasane_host::server::{self, ConnInfo};
-use kasane_host::setup::{self, CodeCard};
+use kasane_host::setup;
 use kasane_host::store::{Clock, SystemClock};
 use kasane_os::ManualClock;
 use kasane_protocol::wire::{
@@ -144,15 +144,7 @@ impl Bare {
     }
 
     async fn add_user(&self, name: &str) {
-        let card = CodeCard::parse(name, CARD).unwrap();
-        setup::add_user(
-            self.host.store().as_ref(),
-            &card,
-            PASSWORD.as_bytes(),
-            self.clock.now(),
-        )
-        .await
-        .unwrap();
+        add_card_user(self.host.store().as_ref(), name, self.clock.now()).await;
     }
 
     /// The transform's output on `input`, with the module fetched through the router.

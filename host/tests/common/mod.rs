@@ -139,15 +139,7 @@ impl TestHost {
     }
 
     pub(crate) async fn add_user(&self, name: &str) {
-        let card = CodeCard::parse(name, CARD).unwrap();
-        setup::add_user(
-            self.host.store().as_ref(),
-            &card,
-            PASSWORD.as_bytes(),
-            self.clock.now(),
-        )
-        .await
-        .unwrap();
+        add_card_user(self.host.store().as_ref(), name, self.clock.now()).await;
     }
 
     pub(crate) fn host_key(&self) -> VerifyingKey {
@@ -170,6 +162,14 @@ impl TestHost {
             .insert(bundle.module.sha256, t.clone());
         t
     }
+}
+
+/// Adds user `name` with [`PASSWORD`] and the card [`CARD`].
+pub(crate) async fn add_card_user(store: &dyn Store, name: &str, now: u64) {
+    let card = CodeCard::parse(name, CARD).unwrap();
+    setup::add_user(store, &card, PASSWORD.as_bytes(), now)
+        .await
+        .unwrap();
 }
 
 /// The sandbox the test client runs transforms in.
