@@ -63,12 +63,15 @@ pub struct HttpConfig {
     /// A TLS handshake must finish within this, seconds.
     pub handshake_timeout_secs: u64,
     /// HTTP/1.1: a request's headers must arrive within this after the connection is ready
-    /// for them, seconds; this also closes a keep-alive connection idle that long.
+    /// for them, seconds; this also closes a keep-alive connection idle that long. The
+    /// default outlasts a challenge bundle (`login.bundle_ttl_secs`): a person answering the
+    /// challenges keeps the login's connection, whose exporter value is in its transcript.
     pub header_timeout_secs: u64,
     /// A request body must arrive whole within this after its headers, seconds (then 408).
     pub body_timeout_secs: u64,
     /// A connection from which nothing arrives this long is closed, seconds. Longer than the
-    /// longest inbox long-poll (30 s), so a waiting client is not cut off.
+    /// longest inbox long-poll (30 s), so a waiting client is not cut off, and by default
+    /// than a challenge bundle, as above.
     pub idle_timeout_secs: u64,
     /// HTTP/2: most requests in flight on one connection.
     pub max_streams: u32,
@@ -79,9 +82,9 @@ impl Default for HttpConfig {
         Self {
             max_connections: 1024,
             handshake_timeout_secs: 10,
-            header_timeout_secs: 10,
+            header_timeout_secs: 125,
             body_timeout_secs: 30,
-            idle_timeout_secs: 75,
+            idle_timeout_secs: 125,
             max_streams: 32,
         }
     }
