@@ -8,6 +8,11 @@
 # .ci/run takes the newest entry there to be the server's version.)
 set -euo pipefail
 
+if ! command -v openssl >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl
+fi
+
 ca_out="${KASANE_PG_TLS_CA_OUT:-/etc/ssl/kasane-test-pg-ca.pem}"
 pg_version="$(ls -d /etc/postgresql/*/main | sort -V | tail -n 1 | cut -d/ -f4)"
 psql_admin() { psql -h 127.0.0.1 -p 5432 -U postgres -d postgres -Atc "$1"; }
