@@ -14,10 +14,21 @@ use kasane_host::{audit, server};
 
 mod check;
 
+/// The environment, for `--help`.
+const ENVIRONMENT: &str = "Environment:
+  KASANE_DATA        the data directory (as --data)
+  KASANE_LOG         log filter (default info, e.g. debug)
+  KASANE_LOG_FORMAT  text (default) or json (one JSON object per line)
+  KASANE_LISTEN, KASANE_DATABASE_URL, KASANE_CHANNEL_BINDING, KASANE_TLS_CERT, KASANE_TLS_KEY,
+  KASANE_MAX_BODY_BYTES, KASANE_IDLE_TIMEOUT_SECS, KASANE_ABSOLUTE_TIMEOUT_SECS,
+  KASANE_CHALLENGES_MIN, KASANE_CHALLENGES_MAX
+                     override kasane.toml
+  Any other KASANE_* variable is an error (a typo must not silently do nothing).";
+
 /// The Kasane host: login server over TLS 1.3 with a signed transform registry, message
 /// relay and a tamper-evident audit log.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, after_help = ENVIRONMENT)]
 struct Cli {
     /// The data directory (config, database, TLS, keys, registry, modules).
     #[arg(
