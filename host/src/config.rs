@@ -217,6 +217,10 @@ impl ThrottleConfig {
     }
 }
 
+/// The `KASANE_*` variables the `kasane-host` binary reads itself (log filter, log format,
+/// data directory): not configuration overrides, and not unknown either.
+pub const PROCESS_VARIABLES: [&str; 3] = ["KASANE_LOG", "KASANE_LOG_FORMAT", "KASANE_DATA"];
+
 impl Config {
     /// Parses TOML text.
     pub fn from_toml(text: &str) -> Result<Self, HostError> {
@@ -260,6 +264,8 @@ impl Config {
     /// Applies `KASANE_LISTEN`, `KASANE_DATABASE_URL`, `KASANE_CHANNEL_BINDING`,
     /// `KASANE_MAX_BODY_BYTES`, `KASANE_IDLE_TIMEOUT_SECS`, `KASANE_ABSOLUTE_TIMEOUT_SECS`,
     /// `KASANE_CHALLENGES_MIN`, `KASANE_CHALLENGES_MAX`, `KASANE_TLS_CERT`, `KASANE_TLS_KEY`.
+    /// Any other `KASANE_*` variable, except [`PROCESS_VARIABLES`], is refused
+    /// ([`ConfigError::UnknownVariable`]); variables without the prefix are ignored.
     pub fn apply_env(
         &mut self,
         vars: impl IntoIterator<Item = (String, String)>,
@@ -295,7 +301,8 @@ impl Config {
                 }
                 "KASANE_CHALLENGES_MIN" => self.login.challenges_min = num(&k, &v)?,
                 "KASANE_CHALLENGES_MAX" => self.login.challenges_max = num(&k, &v)?,
-                _ => {}
+                k if PROCESS_VARIABLES.contains(&k) || !k.starts_with("KASANE_") => {}
+                _ => return Err(ConfigError::UnknownVariable { name: k }.into()),
             }
         }
         Ok(())
@@ -387,5 +394,26 @@ mod tests {
                 .is_err()
         );
         assert!(Config::from_toml("nonsense = 1").is_err());
+    }
+
+    #[test]
+    fn unknown_kasane_variables_are_refused_by_name() {
+        let mut c = Config::default();
+        let e = c
+            .apply_env([("KASANE_LISTNE".to_owned(), "0.0.0.0:1".to_owned())])
+            .unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                HostError::Config(ConfigError::UnknownVariable { name }) if name == "KASANE_LISTNE"
+            ),
+            "{e:?}"
+        );
+        // The binary's own variables and other programs' variables pass.
+        let vars = PROCESS_VARIABLES.map(|k| (k.to_owned(), "x".to_owned()));
+        c.apply_env(vars).unwrap();
+        c.apply_env([("PATH".to_owned(), "/bin".to_owned())])
+            .unwrap();
+        assert_eq!(c, Config::default());
     }
 }

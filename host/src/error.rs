@@ -143,6 +143,13 @@ pub enum ConfigError {
         #[source]
         source: std::num::ParseIntError,
     },
+    /// A `KASANE_*` variable that nothing reads (a typo such as `KASANE_LISTNE` would
+    /// otherwise silently do nothing).
+    #[error("{name}: unknown KASANE_* variable (not a configuration override)")]
+    UnknownVariable {
+        /// The variable.
+        name: String,
+    },
     /// A boolean `KASANE_*` variable is neither true nor false.
     #[error("{var}: expected true or false")]
     NotABool {

@@ -12,10 +12,23 @@ use kasane_host::setup::{self, CodeCard};
 use kasane_host::store::{self, Clock, Store, SystemClock};
 use kasane_host::{audit, server};
 
+mod check;
+
+/// The environment, for `--help`.
+const ENVIRONMENT: &str = "Environment:
+  KASANE_DATA        the data directory (as --data)
+  KASANE_LOG         log filter (default info, e.g. debug)
+  KASANE_LOG_FORMAT  text (default) or json (one JSON object per line)
+  KASANE_LISTEN, KASANE_DATABASE_URL, KASANE_CHANNEL_BINDING, KASANE_TLS_CERT, KASANE_TLS_KEY,
+  KASANE_MAX_BODY_BYTES, KASANE_IDLE_TIMEOUT_SECS, KASANE_ABSOLUTE_TIMEOUT_SECS,
+  KASANE_CHALLENGES_MIN, KASANE_CHALLENGES_MAX
+                     override kasane.toml
+  Any other KASANE_* variable is an error (a typo must not silently do nothing).";
+
 /// The Kasane host: login server over TLS 1.3 with a signed transform registry, message
 /// relay and a tamper-evident audit log.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, after_help = ENVIRONMENT)]
 struct Cli {
     /// The data directory (config, database, TLS, keys, registry, modules).
     #[arg(
@@ -48,6 +61,10 @@ enum Command {
         #[arg(long)]
         no_channel_binding: bool,
     },
+    /// Validates the configuration and the data directory without serving: the
+    /// configuration, TLS certificate and key, host and queue keys, the registry, the store.
+    /// Prints one `ok:` line per check; exits non-zero at the first failure.
+    Check,
     /// Manages users.
     User {
         #[command(subcommand)]
@@ -104,15 +121,61 @@ enum UserCommand {
     },
 }
 
+/// How the host logs (`KASANE_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogFormat {
+    /// Human-readable lines (the default).
+    Text,
+    /// One JSON object per line (log collectors).
+    Json,
+}
+
+/// `KASANE_LOG_FORMAT` is neither `text` nor `json`.
+#[derive(Debug, thiserror::Error)]
+#[error("KASANE_LOG_FORMAT={0:?}: expected text or json")]
+struct LogFormatError(String);
+
+impl LogFormat {
+    /// The format `KASANE_LOG_FORMAT` names (`text` when it is unset or empty).
+    fn from_env() -> Result<Self, LogFormatError> {
+        match std::env::var("KASANE_LOG_FORMAT") {
+            Err(std::env::VarError::NotPresent) => Ok(Self::Text),
+            Ok(v) => match v.trim() {
+                "" | "text" => Ok(Self::Text),
+                "json" => Ok(Self::Json),
+                _ => Err(LogFormatError(v)),
+            },
+            Err(std::env::VarError::NotUnicode(v)) => {
+                Err(LogFormatError(v.to_string_lossy().into_owned()))
+            }
+        }
+    }
+}
+
+/// Logs to standard error, filtered by `KASANE_LOG` (default `info`), in `format`; colours
+/// only when standard error is a terminal.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KASANE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KASANE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    match LogFormat::from_env() {
+        Ok(format) => init_logging(format),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -177,6 +240,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             listen,
             no_channel_binding,
         } => serve(&data, listen, no_channel_binding).await,
+        Command::Check => check::run(&data).await,
         Command::Audit { command } => audit(&data, command).await,
         Command::User { command } => user(&data, command).await,
     }

@@ -253,3 +253,96 @@ async fn audit_verify_and_export() {
         "{text}"
     );
 }
+
+/// `init` into a fresh temporary directory with `KASANE_LOG=info` and `extra` variables;
+/// returns the directory, the data path and the process output.
+fn init_logging(extra: &[(&str, &str)]) -> (tempfile::TempDir, String, std::process::Output) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data").to_str().unwrap().to_owned();
+    let mut c = bin();
+    c.env("KASANE_LOG", "info")
+        .args(["--data", &data, "init", "--listen", "127.0.0.1:0"]);
+    for (k, v) in extra {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    (dir, data, out)
+}
+
+#[test]
+fn json_logs_are_json_lines_and_text_logs_into_a_pipe_have_no_colour() {
+    let (_dir, _, out) = init_logging(&[("KASANE_LOG_FORMAT", "json")]);
+    assert!(out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(!lines.is_empty(), "init logs nothing at info");
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).expect(line);
+        assert!(v["level"].is_string(), "{line}");
+    }
+
+    let (_dir, _, out) = init_logging(&[]);
+    assert!(out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("INFO"), "{err}");
+    assert!(!err.contains("\x1b["), "{err:?}");
+
+    let (_dir, _, out) = init_logging(&[("KASANE_LOG_FORMAT", "xml")]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("KASANE_LOG_FORMAT"), "{err}");
+}
+
+#[test]
+fn an_unknown_kasane_variable_fails_startup_by_name() {
+    let (_dir, data, out) = init_logging(&[]);
+    assert!(out.status.success());
+    let out = bin()
+        .env("KASANE_LISTNE", "127.0.0.1:0")
+        .args(["--data", &data, "user", "list"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("KASANE_LISTNE"), "{err}");
+}
+
+fn check(data: &str) -> std::process::Output {
+    bin().args(["--data", data, "check"]).output().unwrap()
+}
+
+#[test]
+fn check_passes_on_a_fresh_init_and_names_what_fails() {
+    let (_dir, data, out) = init_logging(&[]);
+    assert!(out.status.success());
+    let out = check(&data);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for what in ["configuration", "TLS", "host key", "registry", "store"] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("ok: ") && l.contains(what)),
+            "{what}: {text}"
+        );
+    }
+
+    let host_key = std::path::Path::new(&data).join("keys/host.key");
+    std::fs::remove_file(&host_key).unwrap();
+    let out = check(&data);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains(host_key.to_str().unwrap()), "{err}");
+
+    let config = std::path::Path::new(&data).join("kasane.toml");
+    std::fs::write(&config, "listen = [").unwrap();
+    let out = check(&data);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("configuration"), "{err}");
+    assert!(err.contains(&data), "{err}");
+}

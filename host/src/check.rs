@@ -1,0 +1,72 @@
+//! `kasane-host check`: loads everything `serve` loads, in the same way, and serves nothing.
+
+use std::path::Path;
+
+use anyhow::Context;
+use kasane_host::config::Config;
+use kasane_host::registry::HostRegistry;
+use kasane_host::{messages, server, setup, store};
+
+/// Runs the checks in the order `serve` needs them; prints `ok: …` for each, returns the
+/// first failure (the binary prints it as `error: <what>: <causes>`).
+pub(crate) async fn run(data: &Path) -> anyhow::Result<()> {
+    let cfg = super::load_config(data)?;
+    ok(format_args!(
+        "configuration of {} (KASANE_* overrides applied)",
+        data.display()
+    ));
+    server::tls_config(&cfg.tls_cert, &cfg.tls_key).with_context(|| {
+        format!(
+            "loading the TLS certificate {} and key {}",
+            cfg.tls_cert.display(),
+            cfg.tls_key.display()
+        )
+    })?;
+    ok(format_args!("TLS certificate and key"));
+    keys(&cfg)?;
+    registry(&cfg)?;
+    let scheme = cfg.database_url.split(':').next().unwrap_or_default();
+    store::open(&cfg.database_url)
+        .await
+        .with_context(|| format!("opening the store ({scheme})"))?;
+    ok(format_args!("store opens ({scheme})"));
+    Ok(())
+}
+
+fn ok(what: std::fmt::Arguments<'_>) {
+    println!("ok: {what}");
+}
+
+/// The host's signing key and the queue key (absent is fine: `serve` creates it).
+fn keys(cfg: &Config) -> anyhow::Result<()> {
+    let host_key = cfg.keys_dir.join("host.key");
+    setup::read_signing_key(&host_key)
+        .with_context(|| format!("loading the host key {}", host_key.display()))?;
+    ok(format_args!("host key {}", host_key.display()));
+    let queue_key = cfg.keys_dir.join(messages::QUEUE_KEY_FILE);
+    if queue_key.exists() {
+        messages::load_queue_key(&cfg.keys_dir)
+            .with_context(|| format!("loading the queue key {}", queue_key.display()))?;
+        ok(format_args!("queue key {}", queue_key.display()));
+    } else {
+        ok(format_args!(
+            "queue key {} absent (serve creates it)",
+            queue_key.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The registry, opened and verified as `serve` opens it (snapshot key, signed metadata,
+/// modules).
+fn registry(cfg: &Config) -> anyhow::Result<()> {
+    HostRegistry::open(
+        &cfg.registry_dir,
+        &cfg.modules_dir,
+        &cfg.keys_dir,
+        setup::host_sandbox().context("starting the sandbox")?,
+    )
+    .with_context(|| format!("loading the registry {}", cfg.registry_dir.display()))?;
+    ok(format_args!("registry {}", cfg.registry_dir.display()));
+    Ok(())
+}
