@@ -15,7 +15,7 @@ use crate::HostError;
 use crate::audit::sign_checkpoint;
 use crate::config::Config;
 use crate::metrics::{Metrics, Outcome};
-use crate::registry::HostRegistry;
+use crate::registry::{HostRegistry, NotReady};
 use crate::store::{Clock, Store, StoreError, UnixSeconds};
 
 /// The host: configuration, store, registry, keys, clock and metrics. Logins in flight live
@@ -151,6 +151,16 @@ impl Host {
                 return Ok(n);
             }
         }
+    }
+
+    /// Whether the host can serve logins now (`GET /readyz`): the store answers a trivial
+    /// query and the registry is ready ([`HostRegistry::readiness`]).
+    pub async fn readiness(&self) -> Result<(), NotReady> {
+        if let Err(e) = self.store.ping().await {
+            tracing::warn!(error = %e, "readiness: store unreachable");
+            return Err(NotReady::StoreUnreachable);
+        }
+        self.registry.readiness(self.now())
     }
 
     /// Counts a failed login in the metrics (the server calls this for every failure).

@@ -75,6 +75,12 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Writes a consistent copy of the SQLite database to FILE (new, mode 0600), also while
+    /// the host serves. For PostgreSQL it fails and names the `pg_dump` command to use.
+    Backup {
+        /// The backup file; it must not exist.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -243,7 +249,22 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         Command::Check => check::run(&data).await,
         Command::Audit { command } => audit(&data, command).await,
         Command::User { command } => user(&data, command).await,
+        Command::Backup { file } => backup(&data, &file).await,
     }
+}
+
+/// `backup FILE`: the store writes the copy ([`Store::backup_to`]).
+async fn backup(data: &Path, file: &Path) -> anyhow::Result<()> {
+    let cfg = load_config(data)?;
+    let store = store::open(&cfg.database_url)
+        .await
+        .context("opening the database")?;
+    store
+        .backup_to(file)
+        .await
+        .with_context(|| format!("backing up to {}", file.display()))?;
+    println!("backed up to {}", file.display());
+    Ok(())
 }
 
 async fn init(data: &Path, listen: Option<&str>) -> anyhow::Result<()> {

@@ -39,6 +39,24 @@ struct Loaded {
     active: Active,
 }
 
+/// Why the host is not ready (`GET /readyz`): one line, nothing secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotReady {
+    /// The store did not answer `SELECT 1`.
+    #[error("store unreachable")]
+    StoreUnreachable,
+    /// The registry does not load (a file is missing or a signature does not verify).
+    #[error("registry: not loadable")]
+    RegistryUnloadable,
+    /// The registry makes no transform active.
+    #[error("registry: no active transform")]
+    NoActiveTransform,
+    /// This role's metadata has expired.
+    #[error("registry: {0} expired")]
+    Expired(&'static str),
+}
+
 /// The transform chosen for one login, its ticket and its loaded module.
 #[derive(Clone)]
 pub struct Chosen {
@@ -185,6 +203,30 @@ impl HostRegistry {
             !revoked.contains(&e.sha256) && module_path(&self.modules_dir, &e.sha256).is_file()
         });
         out
+    }
+
+    /// Whether the registry can serve logins at `now`: it loads, has an active transform, and
+    /// its root, snapshot, targets and revocations are unexpired (clients refuse expired
+    /// metadata, so a host serving it fails every login).
+    pub fn readiness(&self, now: u64) -> Result<(), NotReady> {
+        let (repo, active) = self.current().map_err(|e| {
+            tracing::warn!(error = %e, "readiness: registry does not load");
+            NotReady::RegistryUnloadable
+        })?;
+        if active.is_empty() {
+            return Err(NotReady::NoActiveTransform);
+        }
+        for (role, expires) in [
+            ("root", repo.root().expires),
+            ("snapshot", repo.snapshot_info().0.expires),
+            ("targets", repo.targets().expires),
+            ("revocations", repo.revocations().expires),
+        ] {
+            if expires <= now {
+                return Err(NotReady::Expired(role));
+            }
+        }
+        Ok(())
     }
 
     /// The active transforms now (after a reload if the snapshot changed).

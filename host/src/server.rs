@@ -15,6 +15,7 @@
 //! | `GET /v1/registry/{path}` | a repository file (`root.json`, `snapshot.json`, …) |
 //! | `GET /v1/modules/{sha256}.wasm` | a module's bytes |
 //! | `GET /healthz`, `GET /metrics` | `ok`; Prometheus text |
+//! | `GET /readyz` | `200 ready`, or `503` and why in one line (`store unreachable`, `registry: snapshot expired`, …) |
 //!
 //! Every failed login step is `401` with the two-byte `LoginFailure` body; a body that is
 //! not a message of the expected kind is `400 malformed request`; one over the configured
@@ -252,7 +253,17 @@ async fn metrics(State(host): State<Arc<Host>>) -> Response {
         .into_response()
 }
 
-/// The router: login, session, logout, messages, inbox, registry files, modules, `/healthz`, `/metrics`,
+/// `GET /readyz`: `200 ready` when the store answers and the registry is loaded, has an
+/// active transform and unexpired metadata; else `503` and the reason in one line.
+async fn readyz(State(host): State<Arc<Host>>) -> Response {
+    match host.readiness().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
+    }
+}
+
+/// The router: login, session, logout, messages, inbox, registry files, modules, `/healthz`,
+/// `/readyz`, `/metrics`,
 /// with the configured body size limit.
 pub fn app(host: Arc<Host>) -> Router {
     let limit = host.config().max_body_bytes;
@@ -271,6 +282,7 @@ pub fn app(host: Arc<Host>) -> Router {
         .route("/v1/registry/{*path}", get(registry_file))
         .route("/v1/modules/{file}", get(module_file))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(host)

@@ -346,3 +346,57 @@ fn check_passes_on_a_fresh_init_and_names_what_fails() {
     assert!(err.contains("configuration"), "{err}");
     assert!(err.contains(&data), "{err}");
 }
+
+/// `backup FILE` while nothing else runs: a 0600 copy (even under umask 000) that opens as
+/// a database holding the user; a second backup to the same path fails and leaves it as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_writes_a_private_copy_and_never_overwrites() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    let init = bin().args(["--data", data_s, "init"]).output().unwrap();
+    assert!(init.status.success());
+    let mut child = bin()
+        .args(["--data", data_s, "user", "add", "carol"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "pw").unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let file = dir.path().join("kasane backup.db");
+    let out = common::host_bin_umask_000()
+        .args(["--data", data_s, "backup"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    let bytes = std::fs::read(&file).unwrap();
+
+    let again = bin()
+        .args(["--data", data_s, "backup"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("backup"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), bytes, "left intact");
+
+    let copy = kasane_host::store::SqliteStore::open_file(&file)
+        .await
+        .unwrap();
+    use kasane_host::store::Store as _;
+    assert!(copy.get_user("carol").await.unwrap().is_some());
+}

@@ -18,7 +18,7 @@ use kasane_host::config::Config;
 use kasane_host::host::Host;
 use kasane_host::server::{self, ConnInfo};
 use kasane_host::setup;
-use kasane_host::store::{Clock, SystemClock};
+use kasane_host::store::{Clock, SqliteStore, SystemClock};
 use kasane_os::ManualClock;
 use kasane_protocol::wire::{
     ChallengeBundle, Inbox, Message, MessageAccepted, MessageRefused, Profile, RefusalReason,
@@ -223,6 +223,56 @@ impl Bare {
         self.clock.advance(secs);
         self.host.housekeeping().await.unwrap().pending_logins
     }
+}
+
+/// `GET /readyz` on `app`: status and body.
+async fn readyz(app: &Router) -> (StatusCode, String) {
+    let req = Request::builder()
+        .uri("/readyz")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_503_once_the_registry_metadata_expires() {
+    let b = bare(|_| {}).await;
+    assert_eq!(readyz(&b.app).await, (StatusCode::OK, "ready\n".into()));
+    // The snapshot lives 7 days, the shortest of the roles `init` signs.
+    b.clock.advance(7 * 86_400);
+    assert_eq!(
+        readyz(&b.app).await,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "registry: snapshot expired\n".into()
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_503_when_the_store_does_not_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemClock.now();
+    setup::init(dir.path(), None, now).await.unwrap();
+    let cfg = file_config(dir.path());
+    let store = Arc::new(SqliteStore::open(&cfg.database_url).await.unwrap());
+    let clock = Arc::new(ManualClock::new(now));
+    let host = setup::load_host_with_store(cfg, store.clone(), clock).unwrap();
+    let app = server::app(host);
+    assert_eq!(readyz(&app).await, (StatusCode::OK, "ready\n".into()));
+    store.close().await;
+    assert_eq!(
+        readyz(&app).await,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store unreachable\n".into()
+        )
+    );
 }
 
 fn uniform_failure() -> Vec<u8> {

@@ -179,6 +179,7 @@ suite!(
     audit_checkpoints_vouch_for_existing_records,
     purge_removes_expired,
     removing_user_cascades,
+    ping_answers_and_backup_copies_sqlite_only,
 );
 
 /// Fixtures shared by the cases.
@@ -228,6 +229,32 @@ mod fixture {
 
 /// The cases: each takes the two stores and asserts on `dyn Store` only.
 mod cases {
+
+    /// `ping` answers; SQLite writes a backup holding the data (and refuses an existing
+    /// file), PostgreSQL refuses and names `pg_dump`.
+    pub(super) async fn ping_answers_and_backup_copies_sqlite_only(s: Stores) {
+        s.main.ping().await.unwrap();
+        s.main
+            .create_user(&fixture::user("alice", 1), 1)
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("backup.db");
+        if s.main.backend() == "postgres" {
+            let err = s.main.backup_to(&path).await.unwrap_err();
+            assert!(matches!(err, StoreError::Unsupported { .. }), "{err:?}");
+            assert!(err.to_string().contains("pg_dump"), "{err}");
+            assert!(!path.exists());
+            return;
+        }
+        s.main.backup_to(&path).await.unwrap();
+        let again = s.main.backup_to(&path).await.unwrap_err();
+        assert!(matches!(again, StoreError::BackupFile { .. }), "{again:?}");
+        let copy = kasane_host::store::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        assert!(copy.get_user("alice").await.unwrap().is_some());
+    }
     use super::fixture::*;
     use super::*;
 

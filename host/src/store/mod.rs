@@ -147,6 +147,30 @@ pub enum StoreError {
     /// built-in roots) or does not name the host.
     #[error("TLS connection to the database failed")]
     Tls(#[source] sqlx::Error),
+    /// The backend cannot write a backup of itself; `hint` says what to run instead.
+    #[error("the {backend} backend does not back itself up: {hint}")]
+    Unsupported {
+        /// The backend (`"postgres"`).
+        backend: &'static str,
+        /// What to use instead (for PostgreSQL, the `pg_dump` command line).
+        hint: &'static str,
+    },
+    /// The backup file exists already (it is never overwritten), or creating, writing or
+    /// syncing it failed.
+    #[error("writing the backup file {}", path.display())]
+    BackupFile {
+        /// The backup file.
+        path: std::path::PathBuf,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The backup path is not UTF-8, which SQLite's `VACUUM INTO` needs.
+    #[error("the backup path {} is not UTF-8", path.display())]
+    BackupPath {
+        /// The backup file.
+        path: std::path::PathBuf,
+    },
     /// A user with this name already exists.
     #[error("user already exists")]
     UserExists,
@@ -573,6 +597,15 @@ pub struct Purged {
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Which backend this is (`"sqlite"` or `"postgres"`), for logs and metrics.
     fn backend(&self) -> &'static str;
+
+    /// Answers a trivial query (`SELECT 1`): the database is reachable (readiness probes).
+    async fn ping(&self) -> Result<()>;
+
+    /// Writes a consistent copy of the database to the new file `path` (mode 0600) while the
+    /// store may be serving. SQLite: `VACUUM INTO`; a `path` that exists is refused
+    /// ([`StoreError::BackupFile`]) and left as it is. PostgreSQL: [`StoreError::Unsupported`],
+    /// whose hint gives the `pg_dump` command line.
+    async fn backup_to(&self, path: &std::path::Path) -> Result<()>;
 
     // --- users ---
 

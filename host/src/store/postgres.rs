@@ -16,6 +16,10 @@ pub type PgStore = SqlStore<Postgres>;
 
 impl Backend for Postgres {
     const BACKEND: &'static str = "postgres";
+    const BACKUP_HINT: Option<&'static str> = Some(
+        "run `pg_dump --format=custom --file=kasane.dump \"$DATABASE_URL\"` \
+         (restore with `pg_restore --clean --if-exists --dbname=\"$DATABASE_URL\" kasane.dump`)",
+    );
 
     fn rows_affected(done: &PgQueryResult) -> u64 {
         done.rows_affected()

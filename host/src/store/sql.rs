@@ -28,6 +28,9 @@ pub trait Backend: Database {
     const BACKEND: &'static str;
     /// How many rows a statement changed.
     fn rows_affected(done: &Self::QueryResult) -> u64;
+    /// `None` if the backend backs itself up with `VACUUM INTO` (SQLite), else what to use
+    /// instead (PostgreSQL: the `pg_dump` command line).
+    const BACKUP_HINT: Option<&'static str>;
 }
 
 /// The [`Store`] on a pool of backend `DB`.
@@ -268,6 +271,40 @@ where
 {
     fn backend(&self) -> &'static str {
         DB::BACKEND
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn backup_to(&self, path: &std::path::Path) -> Result<()> {
+        if let Some(hint) = DB::BACKUP_HINT {
+            return Err(StoreError::Unsupported {
+                backend: DB::BACKEND,
+                hint,
+            });
+        }
+        let target = path.to_str().ok_or_else(|| StoreError::BackupPath {
+            path: path.to_owned(),
+        })?;
+        let file_error = |source| StoreError::BackupFile {
+            path: path.to_owned(),
+            source,
+        };
+        // Created empty with mode 0600 first (`VACUUM INTO` accepts an empty file and keeps
+        // its mode); `create_new` refuses an existing file, which is then left alone.
+        let file = kasane_os::fs::create_private_file(path).map_err(file_error)?;
+        let written = sqlx::query("VACUUM INTO $1")
+            .bind(target)
+            .execute(&self.pool)
+            .await;
+        if let Err(e) = written {
+            // The file is ours (created above): a half-written backup is no backup.
+            let _ = std::fs::remove_file(path);
+            return Err(e.into());
+        }
+        file.sync_all().map_err(file_error)
     }
 
     async fn create_user(&self, user: &NewUser, now: UnixSeconds) -> Result<()> {

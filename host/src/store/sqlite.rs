@@ -21,6 +21,7 @@ pub type SqliteStore = SqlStore<Sqlite>;
 
 impl Backend for Sqlite {
     const BACKEND: &'static str = "sqlite";
+    const BACKUP_HINT: Option<&'static str> = None;
 
     fn rows_affected(done: &SqliteQueryResult) -> u64 {
         done.rows_affected()
