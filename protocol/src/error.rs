@@ -50,9 +50,10 @@ pub enum ProtocolError {
     /// The host's public key is not a valid Ed25519 key, or not the expected one.
     #[error("unexpected or invalid host key")]
     HostKey,
-    /// The peer's X25519 key gave an all-zero shared secret (low-order point).
-    #[error("non-contributory X25519 key")]
-    WeakPublicKey,
+    /// OPAQUE refused a step: KE2 did not open (wrong password, unknown user), KE3 did not
+    /// verify, or a value did not parse.
+    #[error("OPAQUE refused the step (wrong password, unknown user, or a malformed value)")]
+    Opaque,
     /// The host announced channel binding but no TLS exporter value was given, or the reverse.
     #[error("channel binding mismatch: host says {host}, local value present: {local}")]
     ChannelBinding {

@@ -1,25 +1,28 @@
 //! Kasane wire protocol: messages, transcript, key schedule and sealing. No I/O.
 //!
 //! # Module map
-//! - [`wire`]: the messages ([`HelloRequest`] … [`SealedMessage`]), their two-byte header,
+//! - [`wire`]: the messages ([`StartRequest`] … [`SealedMessage`]), their two-byte header,
 //!   size caps and field limits; [`Message::encode`] / [`Message::decode`].
 //! - [`transcript`]: the running SHA-256 [`Transcript`] and the digest the host key signs.
 //! - `limits`: the size limits the wire format, the key schedule and sealing share (a leaf;
 //!   re-exported by [`wire`] and [`seal`]).
 //! - `padding`: length-hiding [`Padding`] for the password and messages (a leaf; re-exported
 //!   by [`seal`]).
-//! - [`schedule`]: X25519, the password key, [`SessionSecret`], receipt and confirm with
-//!   constant-time checks; secrets that zeroize on drop.
+//! - [`opaque`]: OPAQUE (RFC 9807, `opaque-ke`): the suite, the host's [`ServerKeys`],
+//!   registration and login steps over bytes.
+//! - [`schedule`]: the bundle key, [`SessionSecret`], receipt and confirm with constant-time
+//!   checks; secrets that zeroize on drop.
 //! - [`seal`]: per-message keys, AES-256-GCM sealing and the [`Sequencer`].
 //! - [`derive`](mod@derive): [`DeriveContext`], the transform inputs both sides build identically.
 //! - [`login`]: the client and host state machines, the resulting [`Session`], and the
 //!   storable [`HostLoginParts`] / [`SessionParts`] for hosts that keep state between requests.
-//! - [`verifier`]: response verifiers (argon2id of a normalized response with the pair's salt).
+//! - [`verifier`]: keyed response verifiers (HMAC under a key from OPAQUE's export key).
 //! - [`card`]: code cards and their text form (written by the host, read by the client).
 //! - `error`: [`ProtocolError`].
 //!
-//! Imports go one way: the leaves `limits` and `padding` need nothing here but `error`, `wire`
-//! only on `limits`, `schedule` on the two leaves, `seal` on those and `wire`, `login` on all.
+//! Imports go one way: the leaves `limits`, `padding` and `opaque` need nothing here but
+//! `error`, `wire` only on `limits` and `opaque`, `schedule` and `verifier` on the leaves,
+//! `seal` on those and `wire`, `login` on all.
 //!
 //! `docs/PROTOCOL.md` (at the repository root) documents every byte, the transcript, the key
 //! schedule, sealing and padding.
@@ -28,13 +31,14 @@
 //! bytes, checks tickets and expiries, and runs the sandbox on the
 //! [`DeriveInputBuf`](kasane_abi::DeriveInputBuf)s they build.
 //!
-//! # Example: a login key agreement and one sealed message
+//! # Example: a login and one sealed message
 //! ```
 //! use ed25519_dalek::SigningKey;
+//! use kasane_protocol::opaque::{self, Binding, ServerKeys};
+//! use kasane_protocol::verifier::ResponseKey;
 //! use kasane_protocol::wire::{Challenge, ChallengeBundle, ModuleRef, Profile};
-//! use kasane_protocol::{ClientHello, EphemeralSecret, HostHello, HostHelloParams};
+//! use kasane_protocol::{ClientStart, HostStart, HostStartParams};
 //! use rand_core::OsRng;
-//! use zeroize::Zeroizing;
 //!
 //! // Stands in for the sandbox: any pure function of the encoded input.
 //! let transform = |input: &kasane_abi::DeriveInputBuf| -> Vec<u8> {
@@ -42,23 +46,30 @@
 //!     sha2::Sha256::digest(input.encode().unwrap()).to_vec()
 //! };
 //! let host_key = SigningKey::generate(&mut OsRng);
+//! let keys = ServerKeys::generate(&mut OsRng);
 //! let exporter = [7u8; 32]; // RFC 9266 tls-exporter value both ends of one TLS connection see
 //!
-//! // 1. hello
-//! let client = ClientHello::new(&mut OsRng, vec![Profile::Pure])?;
-//! let (host, hello) = HostHello::respond(client.request_bytes(), HostHelloParams {
-//!     ephemeral: EphemeralSecret::random(&mut OsRng),
+//! // 0. enrollment: the OPAQUE record and the keyed verifier of the card's "A7" response
+//! let ctx = opaque::context(None);
+//! let (record, export_key) =
+//!     opaque::register(&mut OsRng, &keys, b"correct horse", &Binding::for_user("alice", &ctx))?;
+//! let stored = ResponseKey::derive(&export_key).verifier("K3Q9", &[9; 16])?;
+//!
+//! // 1. start: KE1, answered with KE2 signed by the host key
+//! let client = ClientStart::new(&mut OsRng, "alice", b"correct horse", vec![Profile::Pure])?;
+//! let (host, start) = HostStart::respond(&mut OsRng, client.request_bytes(), HostStartParams {
+//!     keys: &keys,
+//!     record: Some(&record),
 //!     server_nonce: [1; 32],
 //!     login_id: [2; 16],
 //!     host_key: &host_key,
 //!     channel_binding: Some(&exporter),
 //! })?;
-//! let client = client.receive(&hello, &[host_key.verifying_key()], Some(&exporter))?;
+//! let (client, finish) =
+//!     client.receive(&mut OsRng, &start, &[host_key.verifying_key()], Some(&exporter))?;
 //!
-//! // 2. password, then the challenge bundle
-//! let (client, password) = client.request("alice", b"correct horse")?;
-//! let (attempt, host) = host.receive(&password)?;
-//! assert_eq!(attempt.password.as_slice(), b"correct horse"); // the host checks it (argon2id)
+//! // 2. finish: KE3 proves the password; only then the sealed challenge bundle
+//! let host = host.finish(&finish)?;
 //! let bundle = ChallengeBundle {
 //!     bundle_id: [3; 16],
 //!     challenges: vec![Challenge { prompt: "A7".into(), salt: vec![9; 16] }],
@@ -72,14 +83,15 @@
 //!     params: Vec::new(),
 //!     expires: 1_700_000_060,
 //! };
-//! let (host, bundle) = host.send(bundle)?;
-//! let client = client.receive(&bundle)?;
+//! let (host, sealed) = host.send(bundle)?;
+//! let client = client.receive(&sealed)?;
 //!
-//! // 3. both run the transform on the verifiers; the host checks the receipt, the client the confirm
-//! let verifiers = vec![Zeroizing::new(b"verifier of the response to A7".to_vec())];
+//! // 3. both run the transform on the verifiers; the host checks the receipt, the client
+//! //    the confirm
+//! let verifiers = client.verifiers(&["k3q9"])?;
 //! let t_auth = transform(&client.auth_input(&verifiers)?);
 //! let (client, response) = client.respond(&t_auth)?;
-//! let t_auth = transform(&host.auth_input(&verifiers)?);
+//! let t_auth = transform(&host.auth_input(&[stored])?);
 //! let (mut host, accept) = host.accept(&response, &t_auth, [4; 32])?;
 //! let mut client = client.receive(&accept)?;
 //! assert_eq!(client.secret().expose_secret(), host.secret().expose_secret());
@@ -98,6 +110,7 @@ pub mod derive;
 mod error;
 mod limits;
 pub mod login;
+pub mod opaque;
 mod padding;
 pub mod schedule;
 pub mod seal;
@@ -108,16 +121,17 @@ pub mod wire;
 pub use derive::{DeriveContext, with_derive_input};
 pub use error::ProtocolError;
 pub use login::{
-    ClientAwaitAccept, ClientAwaitBundle, ClientChallenge, ClientHello, ClientPassword,
-    HostAwaitBundle, HostAwaitPassword, HostChallenge, HostHello, HostHelloParams, HostLoginParts,
-    PasswordAttempt, Session, SessionParts,
+    ClientAwaitAccept, ClientAwaitBundle, ClientChallenge, ClientStart, HostAwaitBundle,
+    HostAwaitFinish, HostChallenge, HostLoginParts, HostStart, HostStartParams, Session,
+    SessionParts, decoy_finish,
 };
+pub use opaque::{ExportKey, OpaqueSessionKey, ServerKeys};
 pub use padding::Padding;
-pub use schedule::{DhSecret, EphemeralSecret, SessionSecret};
+pub use schedule::SessionSecret;
 pub use seal::Sequencer;
 pub use transcript::Transcript;
 pub use wire::{
-    Challenge, ChallengeBundle, Delivery, HelloRequest, HelloResponse, Inbox, InboxAck,
-    LoginFailure, Message, MessageAccepted, MessageRefused, ModuleRef, PasswordRequest, Profile,
-    RefusalReason, ResponseAccept, ResponseRequest, SealedMessage,
+    Challenge, ChallengeBundle, Delivery, FinishRequest, Inbox, InboxAck, LoginFailure, Message,
+    MessageAccepted, MessageRefused, ModuleRef, Profile, RefusalReason, ResponseAccept,
+    ResponseRequest, SealedBundle, SealedMessage, StartRequest, StartResponse,
 };

@@ -1,78 +1,43 @@
-//! The key schedule (DESIGN §4): X25519, the password key, the session secret, receipt and
-//! confirm, with constant-time verification.
+//! The key schedule (DESIGN §4, docs/PROTOCOL.md §5): the bundle key, the response key, the
+//! session secret, receipt and confirm, with constant-time verification. OPAQUE's own key
+//! schedule (RFC 9807) gives `session_key` and `export_key` (64 bytes each, see
+//! [`crate::opaque`]).
 //!
 //! ```text
-//! dh             = X25519(own ephemeral, peer ephemeral)            (all-zero refused)
-//! k_pw ‖ n_pw    = HKDF-SHA256(salt = th_hello, ikm = dh, info = "kasane/v1/password", 44)
-//! session_secret = HKDF-SHA256(salt = th_bundle, ikm = dh ‖ T_auth, info = "kasane/v1/session", 32)
-//! K_receipt      = HKDF-Expand(prk = session_secret, info = "kasane/v1/receipt", 32)
-//! K_confirm      = HKDF-Expand(prk = session_secret, info = "kasane/v1/confirm", 32)
+//! K_bundle ‖ N_b = HKDF-SHA256(salt = th_finish, ikm = session_key, info = "kasane/v2/bundle", 44)
+//! K_resp         = HKDF-SHA256(salt = "", ikm = export_key, info = "kasane/v2/response-key", 32)
+//! verifier       = HMAC-SHA256(K_resp, u8(len(salt)) ‖ salt ‖ normalize(response))
+//! session_secret = HKDF-SHA256(salt = th_bundle, ikm = session_key ‖ T_auth, info = "kasane/v2/session", 32)
+//! K_receipt      = HKDF-Expand(prk = session_secret, info = "kasane/v2/receipt", 32)
+//! K_confirm      = HKDF-Expand(prk = session_secret, info = "kasane/v2/confirm", 32)
 //! receipt        = HMAC-SHA256(K_receipt, th_bundle)
-//! confirm        = HMAC-SHA256(K_confirm, th_response)
+//! confirm        = HMAC-SHA256(K_confirm, th_response ‖ session_token)
 //! ```
-//! `th_hello` is the transcript hash after the hello response and the channel-binding append,
-//! `th_bundle` after the challenge bundle, `th_response` after the response request.
+//! `th_finish` is the transcript hash after the finish request, `th_bundle` after the
+//! challenge bundle (its plaintext encoding), `th_response` after the response request.
 
 use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, KeyInit};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
-use rand_core::{CryptoRng, RngCore};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::ProtocolError;
-use crate::limits::{ID_LEN, MAX_CIPHERTEXT_LEN, MAX_PASSWORD_LEN};
-use crate::padding::{Padding, pad, unpad};
+use crate::limits::{ID_LEN, MAX_CIPHERTEXT_LEN};
+use crate::opaque::OpaqueSessionKey;
 
-/// HKDF info of the password key.
-pub const INFO_PASSWORD: &[u8] = b"kasane/v1/password";
+/// HKDF info of the bundle key.
+pub const INFO_BUNDLE: &[u8] = b"kasane/v2/bundle";
 /// HKDF info of the session secret.
-pub const INFO_SESSION: &[u8] = b"kasane/v1/session";
+pub const INFO_SESSION: &[u8] = b"kasane/v2/session";
 /// HKDF-Expand info of the receipt key.
-pub const INFO_RECEIPT: &[u8] = b"kasane/v1/receipt";
+pub const INFO_RECEIPT: &[u8] = b"kasane/v2/receipt";
 /// HKDF-Expand info of the confirm key.
-pub const INFO_CONFIRM: &[u8] = b"kasane/v1/confirm";
+pub const INFO_CONFIRM: &[u8] = b"kasane/v2/confirm";
 /// Domain of the session id derived from a session token.
-pub const SESSION_ID_DOMAIN: &[u8] = b"kasane/v1/session-id";
-
-/// An ephemeral X25519 secret (zeroized on drop; `Debug` prints no bytes).
-pub struct EphemeralSecret(x25519_dalek::StaticSecret);
-
-impl EphemeralSecret {
-    /// A fresh secret from `rng`.
-    pub fn random<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
-        let mut b = Zeroizing::new([0u8; 32]);
-        rng.fill_bytes(&mut *b);
-        Self(x25519_dalek::StaticSecret::from(*b))
-    }
-
-    /// A secret from fixed bytes (test vectors, or a caller with its own RNG).
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(x25519_dalek::StaticSecret::from(bytes))
-    }
-
-    /// The public key to send.
-    pub fn public_key(&self) -> [u8; 32] {
-        x25519_dalek::PublicKey::from(&self.0).to_bytes()
-    }
-
-    /// X25519 with the peer's public key; an all-zero result (low-order peer key) is refused.
-    pub fn diffie_hellman(&self, peer: &[u8; 32]) -> Result<DhSecret, ProtocolError> {
-        let shared = self.0.diffie_hellman(&x25519_dalek::PublicKey::from(*peer));
-        if !shared.was_contributory() {
-            return Err(ProtocolError::WeakPublicKey);
-        }
-        Ok(DhSecret(*shared.as_bytes()))
-    }
-}
-
-impl std::fmt::Debug for EphemeralSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("EphemeralSecret(<redacted>)")
-    }
-}
+pub const SESSION_ID_DOMAIN: &[u8] = b"kasane/v2/session-id";
 
 macro_rules! secret_type {
     ($(#[$m:meta])* $name:ident, $len:expr) => {
@@ -95,18 +60,6 @@ macro_rules! secret_type {
     };
 }
 
-secret_type!(
-    /// The X25519 shared secret of a login.
-    DhSecret,
-    32
-);
-
-impl DhSecret {
-    /// A shared secret from stored bytes (see `HostLoginParts`).
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-}
 secret_type!(
     /// The session secret both sides derive after the auth transform.
     SessionSecret,
@@ -186,38 +139,28 @@ impl AeadKey {
     }
 }
 
-/// The password key: `HKDF(salt = th_hello, ikm = dh, info = "kasane/v1/password")`, 44 bytes
-/// split into key and nonce (the key is used once).
-pub fn password_key(dh: &DhSecret, th_hello: &[u8; 32]) -> AeadKey {
-    AeadKey::derive(th_hello, dh.expose_secret(), &[INFO_PASSWORD])
+/// The bundle key: `HKDF(salt = th_finish, ikm = session_key, info = "kasane/v2/bundle")`,
+/// 44 bytes split into key and nonce (the key seals exactly one bundle).
+pub fn bundle_key(session_key: &OpaqueSessionKey, th_finish: &[u8; 32]) -> AeadKey {
+    AeadKey::derive(th_finish, session_key.expose_secret(), &[INFO_BUNDLE])
 }
 
-/// AAD of the sealed password: `th_hello ‖ login_id ‖ user_id` (the last field is the only
-/// variable one, so no length prefix is needed).
-pub fn password_aad(th_hello: &[u8; 32], login_id: &[u8; ID_LEN], user_id: &str) -> Vec<u8> {
-    [th_hello.as_slice(), login_id, user_id.as_bytes()].concat()
-}
-
-/// Seals a password (padded to 64-byte buckets, see [`crate::seal`]) under the password key.
-pub fn seal_password(key: &AeadKey, aad: &[u8], password: &[u8]) -> Result<Vec<u8>, ProtocolError> {
-    if password.len() > MAX_PASSWORD_LEN {
-        return Err(ProtocolError::PlaintextTooLong {
-            len: password.len(),
-            max: MAX_PASSWORD_LEN,
-        });
-    }
-    let padded = pad(password, Padding::Buckets);
-    key.seal(aad, &padded)
-}
-
-/// Opens a sealed password and removes its padding.
-pub fn open_password(
+/// Seals an encoded bundle under the bundle key, `th_finish` as AAD.
+pub fn seal_bundle(
     key: &AeadKey,
-    aad: &[u8],
+    th_finish: &[u8; 32],
+    bundle: &[u8],
+) -> Result<Vec<u8>, ProtocolError> {
+    key.seal(th_finish, bundle)
+}
+
+/// Opens a sealed bundle.
+pub fn open_bundle(
+    key: &AeadKey,
+    th_finish: &[u8; 32],
     sealed: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, ProtocolError> {
-    let padded = key.open(aad, sealed)?;
-    unpad(padded)
+    key.open(th_finish, sealed)
 }
 
 fn hmac32(key: &[u8], data: &[u8]) -> [u8; 32] {
@@ -236,17 +179,17 @@ pub fn ct_eq32(a: &[u8; 32], b: &[u8; 32]) -> bool {
 }
 
 impl SessionSecret {
-    /// `HKDF-SHA256(salt = th_bundle, ikm = dh ‖ T_auth, info = "kasane/v1/session")`.
+    /// `HKDF-SHA256(salt = th_bundle, ikm = session_key ‖ T_auth, info = "kasane/v2/session")`.
     /// `t_auth` is the auth transform's output, 1..=64 bytes.
     pub fn derive(
-        dh: &DhSecret,
+        session_key: &OpaqueSessionKey,
         t_auth: &[u8],
         th_bundle: &[u8; 32],
     ) -> Result<Self, ProtocolError> {
         if !(kasane_abi::MIN_OUTPUT_LEN..=kasane_abi::MAX_OUTPUT_LEN).contains(&t_auth.len()) {
             return Err(ProtocolError::TransformOutput(t_auth.len()));
         }
-        let ikm = Zeroizing::new([dh.expose_secret().as_slice(), t_auth].concat());
+        let ikm = Zeroizing::new([session_key.expose_secret().as_slice(), t_auth].concat());
         let hk = Hkdf::<Sha256>::new(Some(th_bundle), &ikm);
         let mut out = [0u8; 32];
         // 32 bytes: cannot exceed HKDF's limit.
@@ -279,9 +222,9 @@ impl SessionSecret {
         hmac32(&*self.receipt_key(), th_bundle)
     }
 
-    /// `confirm = HMAC-SHA256(K_confirm, th_response)`.
-    pub fn confirm(&self, th_response: &[u8; 32]) -> [u8; 32] {
-        hmac32(&*self.confirm_key(), th_response)
+    /// `confirm = HMAC-SHA256(K_confirm, th_response ‖ session_token)`.
+    pub fn confirm(&self, th_response: &[u8; 32], session_token: &[u8; 32]) -> [u8; 32] {
+        hmac32(&*self.confirm_key(), &[th_response.as_slice(), session_token].concat())
     }
 
     /// Checks a received receipt in constant time.
@@ -301,9 +244,10 @@ impl SessionSecret {
     pub fn verify_confirm(
         &self,
         th_response: &[u8; 32],
+        session_token: &[u8; 32],
         received: &[u8; 32],
     ) -> Result<(), ProtocolError> {
-        if ct_eq32(&self.confirm(th_response), received) {
+        if ct_eq32(&self.confirm(th_response, session_token), received) {
             Ok(())
         } else {
             Err(ProtocolError::ConfirmMismatch)
@@ -331,30 +275,13 @@ pub fn session_id(token: &[u8; 32]) -> [u8; ID_LEN] {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
-
-    #[test]
-    fn both_sides_agree_on_dh() {
-        let a = EphemeralSecret::from_bytes([1; 32]);
-        let b = EphemeralSecret::from_bytes([2; 32]);
-        let ab = a.diffie_hellman(&b.public_key()).unwrap();
-        let ba = b.diffie_hellman(&a.public_key()).unwrap();
-        assert_eq!(ab.expose_secret(), ba.expose_secret());
-    }
-
-    #[test]
-    fn low_order_peer_key_is_refused() {
-        let a = EphemeralSecret::from_bytes([1; 32]);
-        assert!(matches!(
-            a.diffie_hellman(&[0; 32]),
-            Err(ProtocolError::WeakPublicKey)
-        ));
-    }
 
     #[test]
     fn debug_prints_no_bytes() {
         let s = SessionSecret::from_bytes([0xAB; 32]);
-        let d = format!("{s:?} {:?}", EphemeralSecret::from_bytes([0xAB; 32]));
+        let d = format!("{s:?} {:?}", OpaqueSessionKey::from_bytes([0xAB; 64]));
         assert!(!d.contains("ab") && !d.contains("171"), "{d}");
         let k = AeadKey::derive(b"s", b"i", &[b"x"]);
         assert_eq!(format!("{k:?}"), "AeadKey(<redacted>)");
@@ -363,21 +290,33 @@ mod tests {
     #[test]
     fn receipt_and_confirm_use_distinct_keys() {
         let s = SessionSecret::from_bytes([7; 32]);
-        assert_ne!(s.receipt(&[1; 32]), s.confirm(&[1; 32]));
+        assert_ne!(s.receipt(&[1; 32]), s.confirm(&[1; 32], &[0; 32]));
+        assert_ne!(s.confirm(&[1; 32], &[0; 32]), s.confirm(&[1; 32], &[1; 32]));
+        assert!(s.verify_confirm(&[1; 32], &[2; 32], &s.confirm(&[1; 32], &[2; 32])).is_ok());
         assert!(s.verify_receipt(&[1; 32], &s.receipt(&[1; 32])).is_ok());
         assert!(matches!(
             s.verify_receipt(&[1; 32], &s.receipt(&[2; 32])),
             Err(ProtocolError::ReceiptMismatch)
         ));
         assert!(matches!(
-            s.verify_confirm(&[1; 32], &s.receipt(&[1; 32])),
+            s.verify_confirm(&[1; 32], &[0; 32], &s.receipt(&[1; 32])),
             Err(ProtocolError::ConfirmMismatch)
         ));
     }
 
     #[test]
+    fn a_bundle_opens_only_under_its_transcript() {
+        let k = OpaqueSessionKey::from_bytes([3; 64]);
+        let key = bundle_key(&k, &[1; 32]);
+        let sealed = seal_bundle(&key, &[1; 32], b"bundle").unwrap();
+        assert_eq!(open_bundle(&key, &[1; 32], &sealed).unwrap().as_slice(), b"bundle");
+        assert!(open_bundle(&key, &[2; 32], &sealed).is_err());
+        assert!(open_bundle(&bundle_key(&k, &[2; 32]), &[1; 32], &sealed).is_err());
+    }
+
+    #[test]
     fn transform_output_length_is_checked() {
-        let dh = DhSecret([1; 32]);
+        let dh = OpaqueSessionKey::from_bytes([1; 64]);
         assert!(SessionSecret::derive(&dh, &[], &[0; 32]).is_err());
         assert!(SessionSecret::derive(&dh, &[0; 65], &[0; 32]).is_err());
         assert!(SessionSecret::derive(&dh, &[0; 64], &[0; 32]).is_ok());

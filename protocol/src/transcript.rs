@@ -4,7 +4,7 @@
 //! `u32_be(len(label)) ‖ label ‖ u64_be(len(bytes)) ‖ bytes`, after an opening append of the
 //! domain [`TRANSCRIPT_DOMAIN`]. Messages enter as their exact wire bytes under their
 //! [`Message::LABEL`], in the order they were sent. The TLS
-//! channel-binding value enters right after the hello response as `[0]` (absent) or
+//! channel-binding value enters right after the start response as `[0]` (absent) or
 //! `[1] ‖ value` (present), so its absence is bound too.
 
 use sha2::{Digest, Sha256};
@@ -12,9 +12,9 @@ use sha2::{Digest, Sha256};
 use crate::wire::Message;
 
 /// The domain that opens every transcript.
-pub const TRANSCRIPT_DOMAIN: &[u8] = b"kasane/v1/transcript";
+pub const TRANSCRIPT_DOMAIN: &[u8] = b"kasane/v2/transcript";
 /// The domain of the digest the host key signs.
-pub const HELLO_SIGNATURE_DOMAIN: &[u8] = b"kasane/v1/hello-signature";
+pub const START_SIGNATURE_DOMAIN: &[u8] = b"kasane/v2/start-signature";
 /// The transcript label of the channel-binding append.
 pub const CHANNEL_BINDING_LABEL: &[u8] = b"channel-binding";
 /// Length of an RFC 9266 `tls-exporter` value (label `EXPORTER-Channel-Binding`).
@@ -89,21 +89,21 @@ impl Transcript {
     }
 }
 
-/// The 32-byte digest the host role key signs in its hello response:
-/// `SHA-256(framed("domain", HELLO_SIGNATURE_DOMAIN) ‖ framed("hello-request", request bytes) ‖
-/// login_id ‖ server_ephemeral ‖ server_nonce ‖ [channel_binding as u8])`.
-pub fn hello_signature_digest(
-    hello_request: &[u8],
+/// The digest the host key signs in the start response:
+/// `SHA-256(framed("domain", START_SIGNATURE_DOMAIN) ‖ framed("start-request", request) ‖
+/// login_id ‖ framed("ke2", ke2) ‖ server_nonce ‖ channel_binding flag)`.
+pub fn start_signature_digest(
+    start_request: &[u8],
     login_id: &[u8; crate::wire::ID_LEN],
-    server_ephemeral: &[u8; 32],
+    ke2: &[u8],
     server_nonce: &[u8; 32],
     channel_binding: bool,
 ) -> [u8; 32] {
     let mut h = Sha256::new();
-    framed(&mut h, b"domain", HELLO_SIGNATURE_DOMAIN);
-    framed(&mut h, crate::wire::HelloRequest::LABEL, hello_request);
+    framed(&mut h, b"domain", START_SIGNATURE_DOMAIN);
+    framed(&mut h, crate::wire::StartRequest::LABEL, start_request);
     h.update(login_id);
-    h.update(server_ephemeral);
+    framed(&mut h, b"ke2", ke2);
     h.update(server_nonce);
     h.update([u8::from(channel_binding)]);
     h.finalize().into()

@@ -17,14 +17,12 @@ use kasane_abi::Direction;
 pub use crate::limits::{
     ID_LEN, MAX_CIPHERTEXT_LEN, MAX_PASSWORD_LEN, MAX_RECIPIENT_LEN, MAX_USER_ID_LEN,
 };
+pub use crate::opaque::{KE1_LEN, KE2_LEN, KE3_LEN};
 
 /// The protocol version every message carries in its first byte.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Most profiles a client may announce.
 pub const MAX_PROFILES: usize = 4;
-/// Longest sealed password: the padded password (a [`MAX_PASSWORD_LEN`]-byte password fills a
-/// 2 048-byte bucket) and the 16-byte tag.
-pub const MAX_SEALED_PASSWORD_LEN: usize = 2 * MAX_PASSWORD_LEN + 16;
 /// Most challenges in a bundle (the abi's list limit).
 pub const MAX_CHALLENGES: usize = kasane_abi::MAX_LIST_ITEMS;
 /// Longest challenge prompt, bytes (also the abi's item limit applies).
@@ -104,23 +102,30 @@ fn check(ok: bool, field: &'static str) -> Result<(), ProtocolError> {
     }
 }
 
-/// Step 1, client to host: an ephemeral X25519 key, a nonce, the profiles the client can run.
+/// Step 1, client to host: the user name, OPAQUE's KE1, a nonce, the profiles the client can run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HelloRequest {
-    /// The client's ephemeral X25519 public key.
-    pub client_ephemeral: [u8; 32],
+pub struct StartRequest {
+    /// The user name (UTF-8, 1..=[`MAX_USER_ID_LEN`] bytes; OPAQUE's credential identifier).
+    pub user_id: String,
+    /// OPAQUE KE1 ([`KE1_LEN`] bytes).
+    pub ke1: Vec<u8>,
     /// The client's nonce (fresh per login; the session ticket binds it).
     pub client_nonce: [u8; 32],
     /// Transform profiles the client can run, 1..=[`MAX_PROFILES`], no repeats.
     pub profiles: Vec<Profile>,
 }
 
-impl Message for HelloRequest {
+impl Message for StartRequest {
     const KIND: u8 = 1;
-    const MAX_LEN: usize = 128;
-    const LABEL: &'static [u8] = b"hello-request";
+    const MAX_LEN: usize = 320;
+    const LABEL: &'static [u8] = b"start-request";
 
     fn validate(&self) -> Result<(), ProtocolError> {
+        check(
+            (1..=MAX_USER_ID_LEN).contains(&self.user_id.len()),
+            "user_id",
+        )?;
+        check(self.ke1.len() == KE1_LEN, "ke1")?;
         let n = self.profiles.len();
         let distinct = self
             .profiles
@@ -178,74 +183,77 @@ impl<'de> Deserialize<'de> for Signature64 {
     }
 }
 
-/// Step 1, host to client: the host's ephemeral key and nonce, signed by the host role key.
+/// Step 1, host to client: OPAQUE's KE2 and the host's nonce, signed by the host role key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HelloResponse {
+pub struct StartResponse {
     /// Names this login in the next request (host-chosen, random).
     pub login_id: [u8; ID_LEN],
-    /// The host's ephemeral X25519 public key.
-    pub server_ephemeral: [u8; 32],
+    /// OPAQUE KE2 ([`KE2_LEN`] bytes).
+    pub ke2: Vec<u8>,
     /// The host's nonce.
     pub server_nonce: [u8; 32],
-    /// True when the TLS exporter value enters the transcript (no TLS-terminating proxy).
+    /// True when the TLS exporter value enters OPAQUE's context and the transcript (no
+    /// TLS-terminating proxy).
     pub channel_binding: bool,
     /// The host role's Ed25519 public key (its key id is SHA-256 of these bytes).
     pub host_public_key: [u8; 32],
-    /// Ed25519 signature by that key over [`crate::transcript::hello_signature_digest`].
+    /// Ed25519 signature by that key over [`crate::transcript::start_signature_digest`].
     pub signature: Signature64,
 }
 
-impl HelloResponse {
+impl StartResponse {
     /// The host key id: SHA-256 of the raw public key (as in the registry).
     pub fn host_key_id(&self) -> [u8; 32] {
         Sha256::digest(self.host_public_key).into()
     }
 }
 
-impl Message for HelloResponse {
+impl Message for StartResponse {
     const KIND: u8 = 2;
-    const MAX_LEN: usize = 256;
-    const LABEL: &'static [u8] = b"hello-response";
+    const MAX_LEN: usize = 512;
+    const LABEL: &'static [u8] = b"start-response";
 
     fn validate(&self) -> Result<(), ProtocolError> {
-        Ok(())
+        check(self.ke2.len() == KE2_LEN, "ke2")
     }
 }
 
-/// Step 2, client to host: the user id and the password sealed under the hello's DH key.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PasswordRequest {
-    /// The login id from [`HelloResponse::login_id`].
+/// Step 2, client to host: OPAQUE's KE3 (the client proves the password).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinishRequest {
+    /// The login id from [`StartResponse::login_id`].
     pub login_id: [u8; ID_LEN],
-    /// The user id (UTF-8, 1..=[`MAX_USER_ID_LEN`] bytes).
-    pub user_id: String,
-    /// AES-256-GCM of the padded password (see `schedule::seal_password`).
-    pub sealed_password: Vec<u8>,
+    /// OPAQUE KE3 ([`KE3_LEN`] bytes).
+    pub ke3: Vec<u8>,
 }
 
-impl std::fmt::Debug for PasswordRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasswordRequest")
-            .field("login_id", &self.login_id)
-            .field("user_id", &self.user_id)
-            .field("sealed_password_len", &self.sealed_password.len())
-            .finish()
+impl Message for FinishRequest {
+    const KIND: u8 = 3;
+    const MAX_LEN: usize = 96;
+    const LABEL: &'static [u8] = b"finish-request";
+
+    fn validate(&self) -> Result<(), ProtocolError> {
+        check(self.ke3.len() == KE3_LEN, "ke3")
     }
 }
 
-impl Message for PasswordRequest {
-    const KIND: u8 = 3;
-    const MAX_LEN: usize = 2560;
-    const LABEL: &'static [u8] = b"password-request";
+/// Step 2, host to client: the encoded [`ChallengeBundle`] under AES-256-GCM with the bundle
+/// key (derived from OPAQUE's session key; see `schedule::bundle_key`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedBundle {
+    /// Ciphertext and tag.
+    pub ciphertext: Vec<u8>,
+}
+
+impl Message for SealedBundle {
+    const KIND: u8 = 4;
+    const MAX_LEN: usize = ChallengeBundle::MAX_LEN + 32;
+    const LABEL: &'static [u8] = b"sealed-bundle";
 
     fn validate(&self) -> Result<(), ProtocolError> {
         check(
-            (1..=MAX_USER_ID_LEN).contains(&self.user_id.len()),
-            "user_id",
-        )?;
-        check(
-            (16..=MAX_SEALED_PASSWORD_LEN).contains(&self.sealed_password.len()),
-            "sealed_password",
+            (16..=ChallengeBundle::MAX_LEN + 16).contains(&self.ciphertext.len()),
+            "ciphertext",
         )
     }
 }
@@ -277,7 +285,8 @@ pub struct ModuleRef {
     pub memory: u64,
 }
 
-/// Step 2, host to client: the challenges, counter, timestamp and chosen transform.
+/// Step 2, host to client (inside a [`SealedBundle`]): the challenges, counter, timestamp and
+/// chosen transform.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChallengeBundle {
     /// Names this bundle in the response (host-chosen, random; single use).
@@ -299,7 +308,7 @@ pub struct ChallengeBundle {
 }
 
 impl Message for ChallengeBundle {
-    const KIND: u8 = 4;
+    const KIND: u8 = 14;
     const MAX_LEN: usize = 24 * 1024;
     const LABEL: &'static [u8] = b"challenge-bundle";
 
