@@ -30,7 +30,8 @@ pub struct Config {
     pub registry_dir: PathBuf,
     /// Module files, named `<sha256 hex>.wasm`.
     pub modules_dir: PathBuf,
-    /// Secret keys: `host.key` (signs the hello) and `snapshot.key` (signs tickets).
+    /// Secret keys: `host.key` (signs the start response), `snapshot.key` (signs tickets),
+    /// `opaque.key` (OPAQUE's OPRF seed and key pair) and `queue.key` (the relay queue at rest).
     pub keys_dir: PathBuf,
     /// Put the TLS exporter value (RFC 9266) into the transcript. Turn off only behind a
     /// TLS-terminating proxy: the signed ephemeral keys still authenticate the layer.
@@ -98,7 +99,7 @@ pub struct LoginConfig {
     pub challenges_min: u32,
     /// Most challenges in a bundle (the number is random in `min..=max`).
     pub challenges_max: u32,
-    /// How long a hello waits for its password request, seconds.
+    /// How long a start waits for its finish request, seconds (kept under its v1 name).
     pub hello_ttl_secs: u64,
     /// How long a challenge bundle may be answered, seconds.
     pub bundle_ttl_secs: u64,

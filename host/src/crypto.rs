@@ -1,56 +1,64 @@
-//! Password hashes and response verifiers (argon2id), and the dummy work of decoys.
+//! Enrollment: OPAQUE registration (RFC 9807) and the keyed response verifiers.
 //!
-//! Passwords are stored as argon2id PHC strings with OWASP's parameters (m = 19 456 KiB,
-//! t = 2, p = 1). A response is never stored: the host keeps its *verifier*,
-//! `argon2id(normalized response, salt = the pair's salt)` with the same parameters and 32
-//! bytes of output, which the client computes too before running the transform.
+//! The host never stores a password or anything password-equivalent. At enrollment (the
+//! host generates the password and the card) it runs OPAQUE registration as the client would
+//! — one argon2id with OWASP's parameters, on this side only once — and keeps the
+//! registration record. Each card response is kept as its *verifier*,
+//! `HMAC-SHA256(K_resp, u8(len(salt)) ‖ salt ‖ normalize(response))`, where `K_resp` comes
+//! from OPAQUE's export key ([`kasane_protocol::verifier`]): only the password holder can
+//! compute it, so a stolen database allows no guessing at responses.
 
-use std::sync::OnceLock;
-
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use kasane_protocol::ServerKeys;
+use kasane_protocol::opaque::{self, Binding};
+use kasane_protocol::verifier::ResponseKey;
+use rand::RngCore;
+use rand_core::OsRng;
 use zeroize::Zeroizing;
 
 use crate::HostError;
+use crate::store::ChallengePair;
 
-pub use kasane_protocol::verifier::{SALT_LEN, VERIFIER_LEN, argon2id, normalize_response};
+pub use kasane_protocol::verifier::{SALT_LEN, VERIFIER_LEN, normalize_response};
 
 pub use crate::error::KeyError;
 
-/// Hashes a password into an argon2id PHC string with a fresh random salt.
-pub fn hash_password(password: &[u8]) -> Result<String, HostError> {
-    let salt = SaltString::generate(&mut OsRng);
-    argon2id()
-        .hash_password(password, &salt)
-        .map(|h| h.to_string())
-        .map_err(HostError::from)
+/// What enrollment stores for a user: the OPAQUE record and one verifier per card pair.
+#[derive(Debug)]
+pub struct Enrollment {
+    /// The OPAQUE registration record.
+    pub opaque_record: Vec<u8>,
+    /// The pairs with fresh 16-byte salts and keyed verifiers, in card order.
+    pub pairs: Vec<ChallengePair>,
 }
 
-/// Checks `password` against a stored PHC string (constant time inside argon2). A hash that
-/// does not parse verifies nothing.
-#[must_use]
-pub fn verify_password(phc: &str, password: &[u8]) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(parsed) => argon2id().verify_password(password, &parsed).is_ok(),
-        Err(_) => false,
+/// Registers `user` with `password` under the host's OPAQUE `keys` and computes the keyed
+/// verifier of each `(prompt, response)` pair. Runs argon2id once: call it off the async
+/// workers.
+pub fn enroll(
+    keys: &ServerKeys,
+    user: &str,
+    password: &[u8],
+    responses: &[(String, Zeroizing<String>)],
+) -> Result<Enrollment, HostError> {
+    let context = opaque::context(None);
+    let (opaque_record, export_key) =
+        opaque::register(&mut OsRng, keys, password, &Binding::for_user(user, &context))?;
+    let response_key = ResponseKey::derive(&export_key);
+    let mut pairs = Vec::with_capacity(responses.len());
+    for (prompt, response) in responses {
+        let mut salt = vec![0u8; SALT_LEN];
+        OsRng.fill_bytes(&mut salt);
+        let verifier = response_key.verifier(response, &salt)?;
+        pairs.push(ChallengePair {
+            prompt: prompt.clone(),
+            salt,
+            verifier,
+        });
     }
-}
-
-/// Runs one password verification against a hash of nothing, so an unknown user costs what
-/// a known one does (decoys).
-pub fn dummy_verify(password: &[u8]) {
-    static DUMMY: OnceLock<Option<String>> = OnceLock::new();
-    if let Some(phc) = DUMMY.get_or_init(|| hash_password(b"kasane decoy").ok()) {
-        let _ = verify_password(phc, password);
-    }
-}
-
-/// The verifier of a response: `argon2id(normalize(response), salt)`, 32 bytes (see
-/// [`kasane_protocol::verifier`], shared with the client).
-pub fn response_verifier(response: &str, salt: &[u8]) -> Result<Zeroizing<Vec<u8>>, HostError> {
-    Ok(kasane_protocol::verifier::response_verifier(
-        response, salt,
-    )?)
+    Ok(Enrollment {
+        opaque_record,
+        pairs,
+    })
 }
 
 #[cfg(test)]
@@ -58,21 +66,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn password_hash_uses_owasp_parameters_and_verifies() {
-        let h = hash_password(b"pw").unwrap();
-        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
-        assert!(verify_password(&h, b"pw"));
-        assert!(!verify_password(&h, b"pW"));
-        assert!(!verify_password("not a hash", b"pw"));
-    }
-
-    #[test]
-    fn verifier_depends_on_salt_and_normalizes() {
-        let a = response_verifier(" ab12 ", &[1; 16]).unwrap();
-        let b = response_verifier("AB12", &[1; 16]).unwrap();
-        let c = response_verifier("AB12", &[2; 16]).unwrap();
-        assert_eq!(a, b);
-        assert_ne!(b, c);
-        assert_eq!(a.len(), VERIFIER_LEN);
+    fn enrollment_keeps_no_response_and_keys_its_verifiers() {
+        let keys = <ServerKeys>::generate(&mut OsRng);
+        let responses = vec![("A1".to_owned(), Zeroizing::new("K3Q9".to_owned()))];
+        let a = enroll(&keys, "alice", b"pw", &responses).unwrap();
+        let b = enroll(&keys, "alice", b"pw", &responses).unwrap();
+        assert_eq!(a.opaque_record.len(), opaque::RECORD_LEN);
+        assert_eq!(a.pairs.len(), 1);
+        assert_eq!(a.pairs[0].verifier.len(), VERIFIER_LEN);
+        // Fresh salts and a fresh envelope each time: nothing repeats between enrollments.
+        assert_ne!(a.pairs[0].salt, b.pairs[0].salt);
+        assert_ne!(a.opaque_record, b.opaque_record);
     }
 }

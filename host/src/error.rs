@@ -46,7 +46,7 @@ pub enum HostError {
         /// The configuration file found.
         path: PathBuf,
     },
-    /// A key file (`keys/host.key`, `keys/queue.key`) is not usable.
+    /// A key file (`keys/host.key`, `keys/queue.key`, `keys/opaque.key`) is not usable.
     #[error("key file {path}")]
     Key {
         /// The key file.
@@ -70,10 +70,7 @@ pub enum HostError {
     /// The self-signed certificate could not be generated.
     #[error("certificate generation")]
     Certificate(#[from] rcgen::Error),
-    /// Password hashing failed.
-    #[error("password hashing")]
-    Hash(#[from] argon2::password_hash::Error),
-    /// A blocking task (hashing) panicked or was cancelled.
+    /// A blocking task (enrollment, a transform) panicked or was cancelled.
     #[error("blocking task")]
     Task(#[from] tokio::task::JoinError),
     /// A lock of in-process state was poisoned by a thread that panicked holding it.
@@ -200,6 +197,9 @@ pub enum KeyError {
     #[error("bad secret")]
     BadSecret(#[source] hex::FromHexError),
     /// A raw key file of the wrong length.
-    #[error("not a 32-byte key ({0} bytes)")]
+    #[error("a key file of the wrong length ({0} bytes)")]
     Length(usize),
+    /// A raw key file of the right length whose content is not a valid key.
+    #[error("not a valid key")]
+    Invalid,
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
 use ed25519_dalek::SigningKey;
+use kasane_protocol::ServerKeys;
 use rand::RngCore;
 use rand_core::OsRng;
 use zeroize::Zeroizing;
@@ -27,9 +28,8 @@ pub struct Host {
     pub(crate) host_key: SigningKey,
     clock: Arc<dyn Clock>,
     pub(crate) metrics: Metrics,
-    /// Keys the stable made-up salts and counters of decoys.
-    pub(crate) decoy_key: Zeroizing<[u8; 32]>,
-    pub(crate) decoy_counters: Mutex<HashMap<String, u64>>,
+    /// The OPAQUE keys (`keys/opaque.key`): OPRF seed, static key pair, fake client key.
+    pub(crate) opaque_keys: ServerKeys,
     /// AES-256-GCM key sealing queued messages at rest (`keys/queue.key`).
     pub(crate) queue_key: Zeroizing<[u8; 32]>,
     /// Per-user wake-ups for inbox long-polls (notified on enqueue, in this process).
@@ -64,8 +64,8 @@ impl Host {
             host_key,
             clock,
             metrics: Metrics::default(),
-            decoy_key: random_key(),
-            decoy_counters: Mutex::new(HashMap::new()),
+            // Replaced by `with_opaque_keys` for a host on a data directory.
+            opaque_keys: <ServerKeys>::generate(&mut OsRng),
             // Replaced by `with_queue_key` for a host on a data directory.
             queue_key: random_key(),
             inbox_waiters: Mutex::new(HashMap::new()),
@@ -80,6 +80,21 @@ impl Host {
     pub fn with_queue_key(mut self, key: Zeroizing<[u8; 32]>) -> Self {
         self.queue_key = key;
         self
+    }
+
+    /// Sets the host's OPAQUE keys (see [`load_opaque_keys`](crate::keyfile::load_opaque_keys)).
+    /// Without them a host uses keys of its own, so its users' records do not survive a
+    /// restart and its replicas' fake answers differ.
+    #[must_use]
+    pub fn with_opaque_keys(mut self, keys: ServerKeys) -> Self {
+        self.opaque_keys = keys;
+        self
+    }
+
+    /// The host's OPAQUE keys (enrollment runs registration under them).
+    #[must_use]
+    pub fn opaque_keys(&self) -> &ServerKeys {
+        &self.opaque_keys
     }
 
     /// The configuration.

@@ -12,8 +12,9 @@
 //!   from the online key, one loaded [`Transform`](kasane_sandbox::Transform) per module hash.
 //! - [`host`]: [`Host`](host::Host) — one process's configuration, store, registry, keys,
 //!   clock and metrics, and its housekeeping; the login and message steps are its methods.
-//! - [`login`]: the hello → password → response flow over `kasane-protocol`'s state
-//!   machines: decoys, throttling, counters, bundles, sessions, logout.
+//! - [`login`]: the start → finish → response flow over `kasane-protocol`'s state
+//!   machines (OPAQUE, with fake records for unknown names): throttling, counters, bundles,
+//!   sessions, logout. [`keyfile`]: the secret key files the host makes itself.
 //! - [`messages`]: sealed messages (`POST /v1/messages`: checked, opened through the
 //!   session's transform, accepted in one store transaction with its audit record and the
 //!   relay queue entry, sealed at rest under `keys/queue.key`), the inbox
@@ -76,6 +77,7 @@ pub mod crypto;
 mod error;
 pub mod host;
 pub mod housekeeping;
+pub mod keyfile;
 pub mod login;
 pub mod messages;
 pub mod metrics;

@@ -304,7 +304,7 @@ async fn init(data: &Path, listen: Option<&str>) -> anyhow::Result<()> {
     println!("The client pins:");
     println!("  TLS certificate SHA-256: {}", r.cert_sha256);
     println!("  registry root (1.root.json) SHA-256: {}", r.root_sha256);
-    println!("  (the root is served at /v1/registry/1.root.json; login at /v1/login/hello)");
+    println!("  (the root is served at /v1/registry/1.root.json; login at /v1/login/start)");
     Ok(())
 }
 
@@ -407,10 +407,12 @@ async fn audit(data: &Path, command: AuditCommand) -> anyhow::Result<()> {
 }
 
 async fn user(data: &Path, command: UserCommand) -> anyhow::Result<()> {
-    let (_, st) = open_store(data).await?;
+    let (cfg, st) = open_store(data).await?;
     match command {
         UserCommand::Add { name, pairs, svg } => {
-            user_add(data, st.as_ref(), &name, pairs.as_deref(), svg).await
+            let keys = kasane_host::keyfile::load_opaque_keys(&cfg.keys_dir)
+                .context("the host's OPAQUE keys")?;
+            user_add(data, st.as_ref(), &keys, &name, pairs.as_deref(), svg).await
         }
         UserCommand::List => {
             let now = SystemClock.now();
@@ -447,6 +449,7 @@ async fn user(data: &Path, command: UserCommand) -> anyhow::Result<()> {
 async fn user_add(
     data: &Path,
     st: &dyn Store,
+    keys: &kasane_protocol::ServerKeys,
     name: &str,
     pairs: Option<&Path>,
     svg: Option<PathBuf>,
@@ -460,7 +463,7 @@ async fn user_add(
         None => CodeCard::generate(name),
     };
     let pw = read_password()?;
-    setup::add_user(st, &card, pw.as_bytes(), SystemClock.now())
+    setup::add_user(st, keys, &card, pw.as_bytes(), SystemClock.now())
         .await
         .with_context(|| format!("adding {name}"))?;
     let files = setup::write_card(&card, data, svg.as_deref())

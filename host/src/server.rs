@@ -4,8 +4,8 @@
 //!
 //! | method, path | body in → out |
 //! |---|---|
-//! | `POST /v1/login/hello` | `HelloRequest` → `HelloResponse` |
-//! | `POST /v1/login/password` | `PasswordRequest` → `ChallengeBundle` |
+//! | `POST /v1/login/start` | `StartRequest` → `StartResponse` (OPAQUE KE1 → KE2) |
+//! | `POST /v1/login/finish` | `FinishRequest` → `SealedBundle` (OPAQUE KE3 → challenges) |
 //! | `POST /v1/login/response` | `ResponseRequest` → `ResponseAccept` |
 //! | `GET /v1/session` | bearer token → `200` (user name) or the uniform failure |
 //! | `POST /v1/logout` | bearer token → `204` or the uniform failure |
@@ -94,15 +94,15 @@ fn answer(host: &Host, step: &str, r: Result<Vec<u8>, LoginError>) -> Response {
     }
 }
 
-async fn hello(State(host): State<Arc<Host>>, conn: Conn, body: Bytes) -> Response {
+async fn start(State(host): State<Arc<Host>>, conn: Conn, body: Bytes) -> Response {
     let cb = conn.as_ref().and_then(|c| c.0.channel_binding);
-    let r = host.hello(&body, cb.as_ref()).await;
-    answer(&host, "hello", r)
+    let r = host.start(&body, source(&conn), cb.as_ref()).await;
+    answer(&host, "start", r)
 }
 
-async fn password(State(host): State<Arc<Host>>, conn: Conn, body: Bytes) -> Response {
-    let r = host.password(&body, source(&conn)).await;
-    answer(&host, "password", r)
+async fn finish(State(host): State<Arc<Host>>, conn: Conn, body: Bytes) -> Response {
+    let r = host.finish(&body, source(&conn)).await;
+    answer(&host, "finish", r)
 }
 
 async fn response(State(host): State<Arc<Host>>, conn: Conn, body: Bytes) -> Response {
@@ -268,8 +268,8 @@ async fn readyz(State(host): State<Arc<Host>>) -> Response {
 pub fn app(host: Arc<Host>) -> Router {
     let limit = host.config().max_body_bytes;
     Router::new()
-        .route("/v1/login/hello", post(hello))
-        .route("/v1/login/password", post(password))
+        .route("/v1/login/start", post(start))
+        .route("/v1/login/finish", post(finish))
         .route("/v1/login/response", post(response))
         .route("/v1/session", get(session))
         .route("/v1/logout", post(logout))

@@ -14,16 +14,16 @@ use kasane_abi::Profile;
 use kasane_registry::keys::read_key_file;
 use kasane_registry::repo::{Lifetimes, dev_init, target_entry};
 use kasane_sandbox::{Limits, Sandbox, SandboxConfig};
-use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::HostError;
 use crate::config::{CONFIG_FILE, Config};
-use crate::crypto::{KeyError, SALT_LEN, hash_password, response_verifier};
+use crate::crypto::KeyError;
 use crate::host::Host;
 use crate::registry::{HostRegistry, module_path};
-use crate::store::{self, ChallengePair, Clock, NewUser, Store};
+use crate::store::{self, Clock, NewUser, Store};
+use kasane_protocol::ServerKeys;
 pub use kasane_protocol::card::{CardError, CodeCard, RESPONSE_LEN};
 
 /// A built-in transform published by `init`.
@@ -260,43 +260,39 @@ pub fn load_host_with_store(
     )?;
     let host_key = read_signing_key(&cfg.keys_dir.join("host.key"))?;
     let queue_key = crate::messages::load_queue_key(&cfg.keys_dir)?;
+    let opaque_keys = crate::keyfile::load_opaque_keys(&cfg.keys_dir)?;
     Ok(Arc::new(
-        Host::new(cfg, store, registry, host_key, clock).with_queue_key(queue_key),
+        Host::new(cfg, store, registry, host_key, clock)
+            .with_queue_key(queue_key)
+            .with_opaque_keys(opaque_keys),
     ))
 }
 
-/// `user add`: stores the user with an argon2id password hash and one verifier per pair
-/// (fresh 16-byte salts). The responses themselves are not stored.
+/// `user add`: enrolls the user (OPAQUE registration under the host's `keys`, one keyed
+/// verifier per pair with a fresh 16-byte salt; see [`crate::crypto::enroll`]) and stores the
+/// record and the verifiers. Neither the password nor the responses are stored.
 pub async fn add_user(
     store: &dyn Store,
+    keys: &ServerKeys,
     card: &CodeCard,
     password: &[u8],
     now: u64,
 ) -> Result<(), HostError> {
     let password = Zeroizing::new(password.to_vec());
     let responses: Vec<(String, Zeroizing<String>)> = card.pairs.clone();
-    let (password_hash, pairs) = tokio::task::spawn_blocking(move || {
-        let h = hash_password(&password)?;
-        let mut pairs = Vec::with_capacity(responses.len());
-        for (prompt, response) in &responses {
-            let mut salt = vec![0u8; SALT_LEN];
-            OsRng.fill_bytes(&mut salt);
-            let verifier = response_verifier(response, &salt)?;
-            pairs.push(ChallengePair {
-                prompt: prompt.clone(),
-                salt,
-                verifier,
-            });
-        }
-        Ok::<_, HostError>((h, pairs))
+    let user = card.user.clone();
+    // argon2id once (OPAQUE's key stretching): off the async workers.
+    let keys = keys.clone();
+    let enrolled = tokio::task::spawn_blocking(move || {
+        crate::crypto::enroll(&keys, &user, &password, &responses)
     })
     .await??;
     store
         .create_user(
             &NewUser {
                 name: card.user.clone(),
-                password_hash,
-                pairs,
+                opaque_record: enrolled.opaque_record,
+                pairs: enrolled.pairs,
             },
             now,
         )

@@ -152,6 +152,7 @@ fn opaque_err<E>(_: E) -> ProtocolError {
 /// The host's OPAQUE secret: the OPRF seed, its static key pair and the fake client key used
 /// for unknown names. Shared by every replica (so an unknown name gets the same OPRF answer
 /// everywhere). `Debug` prints no bytes.
+#[derive(Clone)]
 pub struct ServerKeys<K: Ksf = argon2::Argon2<'static>>(ServerSetup<SuiteWith<K>>);
 
 impl<K: Ksf> std::fmt::Debug for ServerKeys<K> {

@@ -1,11 +1,10 @@
-//! The login flow (hello → password → response), sessions and logout, over
+//! The login flow (start → finish → response), sessions and logout, over
 //! `kasane-protocol`'s host state machines, as methods of [`Host`]. No HTTP here:
 //! [`crate::server`] maps results to answers.
 //!
-//! - `hello`: step 1, [`Host::hello`].
-//! - `password`: step 2, [`Host::password`] — open and check the password, pick the
-//!   challenges (real or decoy), issue the bundle.
-//! - `decoy`: what a decoy is made of (stable salts and counters for unknown users).
+//! - `start`: step 1, [`Host::start`] — OPAQUE KE2 from the user's record or the fake one.
+//! - `finish`: step 2, [`Host::finish`] — check KE3, pick the challenges, issue the sealed
+//!   bundle.
 //! - `response`: step 3, [`Host::response`] — take the bundle, run the transform, check
 //!   the receipt, open the session.
 //! - `session`: [`StoredSession`], [`SessionInfo`], [`token_hash`]; [`Host::session`] and
@@ -15,34 +14,32 @@
 //!
 //! Every failure of a login step is one [`LoginError::Failed`], answered with the one
 //! uniform [`LoginFailure`](kasane_protocol::LoginFailure); the reason goes to the log.
-//! A wrong password and an unknown user are not refused at the password step: both get a
-//! **decoy** bundle of the same shape (a real transform and ticket, the user's prompts or
-//! stable made-up ones, a counter) after the same argon2id work, and fail at the response
-//! step like a wrong response does. Only a lock (throttling) is answered at once.
+//! An unknown name, a user not enrolled for v2 and a locked user or source get KE2 from
+//! OPAQUE's fake record (keyed by `keys/opaque.key`, so every replica answers alike): the
+//! client cannot open it, sends a KE3 that fails, and the host answers the uniform failure —
+//! exactly what a wrong password gets. The host does no password hashing at all.
 //!
 //! Login states between requests live in the store, not in this process
-//! ([`Store::put_pending_login`](crate::store::Store::put_pending_login)): after the hello
-//! under the login id, after the password step under the bundle id. Each step takes its
-//! state once (`DELETE … RETURNING`), so any replica sharing the database can serve any
-//! step, and a replayed step is refused on every replica. The state is the protocol's
-//! [`HostLoginParts`](kasane_protocol::HostLoginParts) (the X25519 shared secret and the
-//! exact messages so far) plus, after the password step, the user, the chosen verifiers and
-//! whether the bundle is a decoy, encoded with postcard (`StoredLogin`); it is secret,
-//! zeroized in memory, and kept at most until the bundle expires. The bundle's single use
-//! and expiry are also enforced by [`Store::take_bundle`](crate::store::Store::take_bundle).
+//! ([`Store::put_pending_login`](crate::store::Store::put_pending_login)): after the start
+//! under the login id, after the finish under the bundle id. Each step takes its state once
+//! (`DELETE … RETURNING`), so any replica sharing the database can serve any step, and a
+//! replayed step is refused on every replica. The state is the protocol's
+//! [`HostLoginParts`](kasane_protocol::HostLoginParts) (OPAQUE's server state or session key
+//! and the exact messages so far) plus the user, whether the start used the user's own record
+//! and, after the finish, the chosen verifiers, encoded with postcard (`StoredLogin`); it is
+//! secret, zeroized in memory, and kept at most until it expires. The bundle's single use and
+//! expiry are also enforced by [`Store::take_bundle`](crate::store::Store::take_bundle).
 
-mod decoy;
-mod hello;
-mod password;
+mod finish;
 mod response;
 mod session;
+mod start;
 mod state;
 mod throttle;
 
 use kasane_protocol::wire::ID_LEN;
 use rand::RngCore;
 use rand_core::OsRng;
-use zeroize::Zeroizing;
 
 use crate::HostError;
 
@@ -72,18 +69,18 @@ pub enum Failure {
     /// Channel binding is on and the connection gave no TLS exporter value.
     #[error("no TLS exporter value")]
     NoChannelBinding,
-    /// The protocol refused the hello.
-    #[error("hello refused")]
-    HelloRefused,
+    /// The protocol refused the start request.
+    #[error("start refused")]
+    StartRefused,
     /// The login state could not be encoded for the store.
     #[error("login state could not be encoded")]
     StateEncoding,
     /// The login state read back from the store does not decode.
     #[error("stored login state invalid")]
     StateInvalid,
-    /// The stored state after the hello was refused by the protocol.
-    #[error("stored hello state invalid")]
-    HelloStateInvalid,
+    /// The stored state after the start was refused by the protocol.
+    #[error("stored start state invalid")]
+    StartStateInvalid,
     /// The stored state after the bundle was refused by the protocol.
     #[error("stored bundle state invalid")]
     BundleStateInvalid,
@@ -93,15 +90,19 @@ pub enum Failure {
     /// The store keeps no more logins between steps.
     #[error("too many logins in flight")]
     TooManyInFlight,
-    /// The protocol refused the password request.
-    #[error("password request refused")]
-    PasswordRefused,
-    /// The user or the source address is locked after failed logins.
+    /// KE3 did not verify against the user's own record: a wrong password.
+    #[error("wrong password")]
+    WrongPassword,
+    /// KE3 did not verify against the fake record: an unknown name, a user not enrolled for
+    /// v2, or a locked user or source.
+    #[error("unknown user, or locked")]
+    UnknownOrLocked,
+    /// The user or the source is locked after failed logins.
     #[error("throttled")]
     Throttled,
-    /// The password check (a blocking task) did not finish.
-    #[error("password check aborted")]
-    PasswordCheckAborted,
+    /// The user was removed (or lost its pairs) between the start and the finish.
+    #[error("user removed during the login")]
+    UserGone,
     /// The protocol refused the bundle the host built.
     #[error("bundle could not be encoded")]
     BundleEncoding,
@@ -123,9 +124,6 @@ pub enum Failure {
     /// The transform failed on the host (fuel, memory, a trap).
     #[error("transform failed")]
     TransformFailed,
-    /// A decoy bundle was answered (its verifiers are random: it cannot succeed).
-    #[error("decoy bundle answered")]
-    DecoyAnswered,
     /// The receipt or the response request was refused.
     #[error("response refused")]
     ResponseRefused,
@@ -146,8 +144,3 @@ fn random_id() -> [u8; ID_LEN] {
     id
 }
 
-fn random_verifier() -> Zeroizing<Vec<u8>> {
-    let mut v = Zeroizing::new(vec![0u8; crate::crypto::VERIFIER_LEN]);
-    OsRng.fill_bytes(&mut v);
-    v
-}

@@ -27,7 +27,7 @@ impl Host {
         let req = ResponseRequest::decode(request).map_err(LoginError::Malformed)?;
         let now = self.now();
         let mut pending = self.take_bundle_login(&req.bundle_id, now).await?;
-        let state = HostChallenge::from_parts(pending.parts()).map_err(|e| {
+        let state = HostChallenge::from_parts(pending.parts()?).map_err(|e| {
             tracing::error!(error = %e, "stored bundle state");
             Failure::BundleStateInvalid
         })?;
@@ -41,13 +41,9 @@ impl Host {
         OsRng.fill_bytes(&mut token);
         let module = state.bundle().module.clone();
         let (session, bytes) = match state.accept(request, derived.key.as_bytes(), token) {
-            Ok(ok) if !pending.decoy => ok,
-            // A decoy cannot be answered (its verifiers are random); counted at the password step.
-            Ok(_) => return Err(Failure::DecoyAnswered.into()),
+            Ok(ok) => ok,
             Err(e) => {
-                if !pending.decoy {
-                    self.record_failure(&pending.user, source).await;
-                }
+                self.record_failure(&pending.user, source).await;
                 tracing::debug!(error = %e, "response refused");
                 return Err(Failure::ResponseRefused.into());
             }

@@ -1,7 +1,7 @@
 //! The login kept in the store between two steps ([`StoredLogin`]), and putting and taking it.
 
 use kasane_protocol::wire::ID_LEN;
-use kasane_protocol::{DhSecret, HostLoginParts};
+use kasane_protocol::{HostLoginParts, OpaqueSessionKey};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -11,27 +11,30 @@ use crate::host::Host;
 use crate::store::{LoginStage, NewPendingLogin, UnixSeconds};
 
 /// A login between two requests, as the store keeps it (postcard): the protocol's
-/// [`HostLoginParts`] and, after the password step, what the response step needs. Secret:
-/// `dh` and `verifiers` are zeroized on drop; `Debug` is not implemented.
+/// [`HostLoginParts`] and what the next step needs. Secret: the OPAQUE state, the session key
+/// and the verifiers are zeroized on drop; `Debug` is not implemented.
 #[derive(Serialize, Deserialize)]
 pub(super) struct StoredLogin {
-    /// The X25519 shared secret.
-    dh: [u8; 32],
-    hello_request: Vec<u8>,
-    hello_response: Vec<u8>,
+    opaque_state: Option<Vec<u8>>,
+    session_key: Option<Vec<u8>>,
+    start_request: Vec<u8>,
+    start_response: Vec<u8>,
     channel_binding: Option<[u8; 32]>,
-    password_request: Option<Vec<u8>>,
+    finish_request: Option<Vec<u8>>,
     challenge_bundle: Option<Vec<u8>>,
-    /// The user the bundle was issued to (empty after the hello).
+    /// The user named in the start request.
     pub(super) user: String,
-    /// One verifier per challenge; random for a decoy (empty after the hello).
+    /// Whether the start answered from the user's own record (false: an unknown name or a
+    /// locked user or source, answered from OPAQUE's fake record).
+    pub(super) known: bool,
+    /// One verifier per challenge (empty before the bundle).
     pub(super) verifiers: Vec<Vec<u8>>,
-    pub(super) decoy: bool,
 }
 
 impl Drop for StoredLogin {
     fn drop(&mut self) {
-        self.dh.zeroize();
+        self.opaque_state.zeroize();
+        self.session_key.zeroize();
         for v in &mut self.verifiers {
             v.zeroize();
         }
@@ -39,17 +42,18 @@ impl Drop for StoredLogin {
 }
 
 impl StoredLogin {
-    pub(super) fn new(parts: HostLoginParts) -> Self {
+    pub(super) fn new(parts: HostLoginParts, user: String, known: bool) -> Self {
         Self {
-            dh: *parts.dh.expose_secret(),
-            hello_request: parts.hello_request,
-            hello_response: parts.hello_response,
+            opaque_state: parts.opaque_state.map(|s| s.to_vec()),
+            session_key: parts.session_key.map(|k| k.expose_secret().to_vec()),
+            start_request: parts.start_request,
+            start_response: parts.start_response,
             channel_binding: parts.channel_binding,
-            password_request: parts.password_request,
+            finish_request: parts.finish_request,
             challenge_bundle: parts.challenge_bundle,
-            user: String::new(),
+            user,
+            known,
             verifiers: Vec::new(),
-            decoy: false,
         }
     }
 
@@ -63,16 +67,25 @@ impl StoredLogin {
         postcard::from_bytes(bytes).map_err(|_| Failure::StateInvalid.into())
     }
 
-    /// The protocol's parts (the messages are copied; the secret moves into a `DhSecret`).
-    pub(super) fn parts(&mut self) -> HostLoginParts {
-        HostLoginParts {
-            dh: DhSecret::from_bytes(self.dh),
-            hello_request: std::mem::take(&mut self.hello_request),
-            hello_response: std::mem::take(&mut self.hello_response),
+    /// The protocol's parts (the messages are moved out; the secrets move into their types).
+    pub(super) fn parts(&mut self) -> Result<HostLoginParts, LoginError> {
+        let session_key = match self.session_key.take() {
+            Some(k) => {
+                let k = Zeroizing::new(k);
+                let arr: [u8; 64] = k.as_slice().try_into().map_err(|_| Failure::StateInvalid)?;
+                Some(OpaqueSessionKey::from_bytes(arr))
+            }
+            None => None,
+        };
+        Ok(HostLoginParts {
+            opaque_state: self.opaque_state.take().map(Zeroizing::new),
+            session_key,
+            start_request: std::mem::take(&mut self.start_request),
+            start_response: std::mem::take(&mut self.start_response),
             channel_binding: self.channel_binding,
-            password_request: self.password_request.take(),
+            finish_request: self.finish_request.take(),
             challenge_bundle: self.challenge_bundle.take(),
-        }
+        })
     }
 }
 
@@ -132,31 +145,31 @@ mod tests {
     #[test]
     fn stored_login_roundtrips_and_refuses_garbage() {
         let parts = HostLoginParts {
-            dh: DhSecret::from_bytes([7; 32]),
-            hello_request: vec![1, 2, 3],
-            hello_response: vec![4, 5],
+            opaque_state: None,
+            session_key: Some(OpaqueSessionKey::from_bytes([7; 64])),
+            start_request: vec![1, 2, 3],
+            start_response: vec![4, 5],
             channel_binding: Some([9; 32]),
-            password_request: Some(vec![6]),
+            finish_request: Some(vec![6]),
             challenge_bundle: Some(vec![8, 8]),
         };
-        let mut stored = StoredLogin::new(parts);
-        stored.user = "alice".into();
+        let mut stored = StoredLogin::new(parts, "alice".into(), true);
         stored.verifiers = vec![vec![1; 32], vec![2; 32]];
-        stored.decoy = true;
         let bytes = stored.encode().unwrap();
         let mut back = StoredLogin::decode(&bytes).unwrap();
         assert_eq!(
-            (back.user.as_str(), back.decoy, back.verifiers.clone()),
+            (back.user.as_str(), back.known, back.verifiers.clone()),
             ("alice", true, vec![vec![1; 32], vec![2; 32]])
         );
-        let p = back.parts();
-        assert_eq!(p.dh.expose_secret(), &[7; 32]);
+        let p = back.parts().unwrap();
+        assert_eq!(p.session_key.unwrap().expose_secret(), &[7; 64]);
+        assert!(p.opaque_state.is_none());
         assert_eq!(
-            (p.hello_request, p.hello_response, p.channel_binding),
+            (p.start_request, p.start_response, p.channel_binding),
             (vec![1, 2, 3], vec![4, 5], Some([9; 32]))
         );
         assert_eq!(
-            (p.password_request, p.challenge_bundle),
+            (p.finish_request, p.challenge_bundle),
             (Some(vec![6]), Some(vec![8, 8]))
         );
         for bad in [&[][..], &[0xff; 3][..], &bytes[..bytes.len() - 1]] {

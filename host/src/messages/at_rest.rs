@@ -11,45 +11,19 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::HostError;
-use crate::crypto::KeyError;
 
 /// File name of the queue key in the keys directory.
 pub const QUEUE_KEY_FILE: &str = "queue.key";
 
 /// Reads `keys_dir/queue.key` (32 bytes), creating it with 32 random bytes if it is
-/// missing. The key file is private (mode 0600) from the moment it exists, and an existing
-/// key is never overwritten (two processes creating it at once: the second reads the first's).
+/// missing (private from the start, never overwritten; see [`crate::keyfile`]).
 pub fn load_queue_key(keys_dir: &Path) -> Result<Zeroizing<[u8; 32]>, HostError> {
-    let path = keys_dir.join(QUEUE_KEY_FILE);
-    if let Some(key) = read_key(&path)? {
-        return Ok(key);
-    }
+    let bytes = crate::keyfile::load_or_create(keys_dir, QUEUE_KEY_FILE, 32, || {
+        crate::keyfile::random_bytes(32)
+    })?;
     let mut key = Zeroizing::new([0u8; 32]);
-    OsRng.fill_bytes(&mut *key);
-    kasane_os::fs::create_private_dir(keys_dir).map_err(|e| HostError::io(keys_dir, e))?;
-    match kasane_os::fs::write_private_new(&path, &key[..]) {
-        Ok(()) => Ok(key),
-        // Another process made it first: its key is the one.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            read_key(&path)?.ok_or_else(|| HostError::io(&path, e))
-        }
-        Err(e) => Err(HostError::io(&path, e)),
-    }
-}
-
-/// The 32-byte key in `path`, or `None` if there is no such file.
-fn read_key(path: &Path) -> Result<Option<Zeroizing<[u8; 32]>>, HostError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => Zeroizing::new(bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(HostError::io(path, e)),
-    };
-    let mut key = Zeroizing::new([0u8; 32]);
-    if bytes.len() != key.len() {
-        return Err(HostError::key(path, KeyError::Length(bytes.len())));
-    }
     key.copy_from_slice(&bytes);
-    Ok(Some(key))
+    Ok(key)
 }
 
 /// A queued message before it is sealed at rest.

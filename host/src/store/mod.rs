@@ -27,7 +27,7 @@
 //!     .create_user(
 //!         &NewUser {
 //!             name: "alice".into(),
-//!             password_hash: "$argon2id$v=19$m=19456,t=2,p=1$...".into(),
+//!             opaque_record: vec![0; 192],
 //!             pairs: vec![ChallengePair {
 //!                 prompt: "A7".into(),
 //!                 salt: vec![0; 16],
@@ -224,8 +224,8 @@ impl std::fmt::Debug for ChallengePair {
 pub struct NewUser {
     /// Unique user name.
     pub name: String,
-    /// argon2id PHC string of the password.
-    pub password_hash: String,
+    /// The OPAQUE registration record (RFC 9807): nothing password-equivalent.
+    pub opaque_record: Vec<u8>,
     /// The user's challenge/response pairs, in card order.
     pub pairs: Vec<ChallengePair>,
 }
@@ -234,7 +234,7 @@ impl std::fmt::Debug for NewUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NewUser")
             .field("name", &self.name)
-            .field("password_hash", &"<redacted>")
+            .field("opaque_record", &"<redacted>")
             .field("pairs", &self.pairs.len())
             .finish()
     }
@@ -245,8 +245,9 @@ impl std::fmt::Debug for NewUser {
 pub struct UserRecord {
     /// User name.
     pub name: String,
-    /// argon2id PHC string of the password.
-    pub password_hash: String,
+    /// The OPAQUE registration record; `None` for a user stored before login v2, who must be
+    /// enrolled again.
+    pub opaque_record: Option<Vec<u8>>,
     /// Pairs in card order.
     pub pairs: Vec<ChallengePair>,
     /// The last access counter handed out (0: none yet).
@@ -259,7 +260,7 @@ impl std::fmt::Debug for UserRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UserRecord")
             .field("name", &self.name)
-            .field("password_hash", &"<redacted>")
+            .field("opaque_record", &"<redacted>")
             .field("pairs", &self.pairs.len())
             .field("counter", &self.counter)
             .field("created", &self.created)
@@ -308,8 +309,8 @@ pub struct StoredBundle {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum LoginStage {
-    /// After the hello: waits for the password request (keyed by login id).
-    Hello,
+    /// After the start: waits for the finish request (keyed by login id).
+    Start,
     /// After the challenge bundle: waits for the response (keyed by bundle id).
     Bundle,
 }
@@ -319,7 +320,7 @@ impl LoginStage {
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Hello => "hello",
+            Self::Start => "start",
             Self::Bundle => "bundle",
         }
     }
@@ -329,7 +330,7 @@ impl LoginStage {
 /// next step (see [`Store::put_pending_login`]).
 #[derive(Clone)]
 pub struct NewPendingLogin {
-    /// The login id (stage [`LoginStage::Hello`]) or bundle id (stage [`LoginStage::Bundle`]).
+    /// The login id (stage [`LoginStage::Start`]) or bundle id (stage [`LoginStage::Bundle`]).
     pub id: Vec<u8>,
     /// The request it waits for.
     pub stage: LoginStage,
@@ -690,6 +691,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn throttle_state(&self, key: ThrottleKey<'_>) -> Result<ThrottleState>;
     /// Forgets the failures of `key` (after a success).
     async fn clear_throttle(&self, key: ThrottleKey<'_>) -> Result<()>;
+    /// Takes back one failure of `key` (never below zero): a login start is counted as a
+    /// failure until its finish proves the password.
+    async fn forgive_failure(&self, key: ThrottleKey<'_>) -> Result<()>;
 
     // --- relay queue ---
 
@@ -865,7 +869,7 @@ mod tests {
         };
         let u = NewUser {
             name: "alice".into(),
-            password_hash: "$argon2id$PASSWORDHASH".into(),
+            opaque_record: b"OPAQUERECORD".to_vec(),
             pairs: vec![pair.clone()],
         };
         let text = format!("{pair:?} {s:?} {u:?}");
@@ -873,7 +877,7 @@ mod tests {
             "SECRETVERIFIER",
             "TOKENHASH",
             "SESSIONSECRET",
-            "PASSWORDHASH",
+            "OPAQUERECORD",
         ] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
@@ -898,7 +902,7 @@ mod tests {
         st.create_user(
             &NewUser {
                 name: "a".into(),
-                password_hash: "h".into(),
+                opaque_record: vec![1],
                 pairs: vec![],
             },
             1,

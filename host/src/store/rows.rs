@@ -41,7 +41,7 @@ impl SeqRow {
 #[derive(sqlx::FromRow)]
 pub(super) struct UserRow {
     pub(super) id: i64,
-    password_hash: String,
+    opaque_record: Option<Vec<u8>>,
     counter: i64,
     created_at: i64,
 }
@@ -50,7 +50,7 @@ impl UserRow {
     pub(super) fn into_record(self, name: &str, pairs: Vec<ChallengePair>) -> Result<UserRecord> {
         Ok(UserRecord {
             name: name.to_owned(),
-            password_hash: self.password_hash,
+            opaque_record: self.opaque_record,
             pairs,
             counter: from_db(self.counter, "counter")?,
             created: from_db(self.created_at, "created_at")?,

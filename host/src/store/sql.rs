@@ -310,11 +310,11 @@ where
     async fn create_user(&self, user: &NewUser, now: UnixSeconds) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let row: IdRow = sqlx::query_as(
-            "INSERT INTO users (name, password_hash, counter, created_at) \
+            "INSERT INTO users (name, opaque_record, counter, created_at) \
              VALUES ($1, $2, 0, $3) RETURNING id",
         )
         .bind(user.name.as_str())
-        .bind(user.password_hash.as_str())
+        .bind(user.opaque_record.as_slice())
         .bind(to_db(now, "now")?)
         .fetch_one(&mut *tx)
         .await
@@ -328,7 +328,7 @@ where
         // One snapshot for the user and its pairs.
         let mut tx = self.pool.begin().await?;
         let user: Option<UserRow> = sqlx::query_as(
-            "SELECT id, password_hash, counter, created_at FROM users WHERE name = $1",
+            "SELECT id, opaque_record, counter, created_at FROM users WHERE name = $1",
         )
         .bind(name)
         .fetch_optional(&mut *tx)
@@ -637,6 +637,14 @@ where
 
     async fn clear_throttle(&self, key: ThrottleKey<'_>) -> Result<()> {
         sqlx::query(DELETE_THROTTLE)
+            .bind(key.to_key().as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn forgive_failure(&self, key: ThrottleKey<'_>) -> Result<()> {
+        sqlx::query("UPDATE throttle SET failures = failures - 1 WHERE key = $1 AND failures > 0")
             .bind(key.to_key().as_str())
             .execute(&self.pool)
             .await?;

@@ -1,0 +1,92 @@
+//! Secret key files the host makes itself on first use (`keys/queue.key`, `keys/opaque.key`):
+//! private (0600) from the moment they exist, never overwritten, checked for length.
+
+use std::path::Path;
+
+use kasane_protocol::ServerKeys;
+use rand::RngCore;
+use rand_core::OsRng;
+use zeroize::Zeroizing;
+
+use crate::HostError;
+use crate::crypto::KeyError;
+
+/// File name of the host's OPAQUE keys (OPRF seed, static key pair, fake client key).
+pub const OPAQUE_KEY_FILE: &str = "opaque.key";
+/// Length of the OPAQUE key file, bytes.
+pub const OPAQUE_KEY_LEN: usize = 128;
+
+/// Reads `keys_dir/name` (`len` bytes), creating it with `make()` if it is missing. Two
+/// processes creating it at once: the second reads the first's.
+pub fn load_or_create(
+    keys_dir: &Path,
+    name: &str,
+    len: usize,
+    make: impl FnOnce() -> Zeroizing<Vec<u8>>,
+) -> Result<Zeroizing<Vec<u8>>, HostError> {
+    let path = keys_dir.join(name);
+    if let Some(key) = read_key(&path, len)? {
+        return Ok(key);
+    }
+    let key = make();
+    kasane_os::fs::create_private_dir(keys_dir).map_err(|e| HostError::io(keys_dir, e))?;
+    match kasane_os::fs::write_private_new(&path, &key) {
+        Ok(()) => Ok(key),
+        // Another process made it first: its key is the one.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            read_key(&path, len)?.ok_or_else(|| HostError::io(&path, e))
+        }
+        Err(e) => Err(HostError::io(&path, e)),
+    }
+}
+
+/// The `len`-byte key in `path`, or `None` if there is no such file.
+fn read_key(path: &Path, len: usize) -> Result<Option<Zeroizing<Vec<u8>>>, HostError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => Zeroizing::new(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(HostError::io(path, e)),
+    };
+    if bytes.len() != len {
+        return Err(HostError::key(path, KeyError::Length(bytes.len())));
+    }
+    Ok(Some(bytes))
+}
+
+/// `len` random bytes.
+pub fn random_bytes(len: usize) -> Zeroizing<Vec<u8>> {
+    let mut k = Zeroizing::new(vec![0u8; len]);
+    OsRng.fill_bytes(&mut k);
+    k
+}
+
+/// The host's OPAQUE keys from `keys_dir/opaque.key`, made on first use. Every replica must
+/// share this file (as it shares `host.key`): an unknown name's fake answer is keyed by it.
+pub fn load_opaque_keys(keys_dir: &Path) -> Result<ServerKeys, HostError> {
+    let bytes = load_or_create(keys_dir, OPAQUE_KEY_FILE, OPAQUE_KEY_LEN, || {
+        <ServerKeys>::generate(&mut OsRng).to_bytes()
+    })?;
+    let path = keys_dir.join(OPAQUE_KEY_FILE);
+    ServerKeys::from_bytes(&bytes).map_err(|_| HostError::key(&path, KeyError::Invalid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opaque_keys_are_made_once_private_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let a = load_opaque_keys(&keys).unwrap();
+        let b = load_opaque_keys(&keys).unwrap();
+        assert_eq!(a.public_key(), b.public_key());
+        let path = keys.join(OPAQUE_KEY_FILE);
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::write(&path, [0u8; 5]).unwrap();
+        assert!(load_opaque_keys(&keys).is_err());
+        std::fs::write(&path, [0xffu8; OPAQUE_KEY_LEN]).unwrap();
+        assert!(load_opaque_keys(&keys).is_err(), "not a valid scalar");
+    }
+}

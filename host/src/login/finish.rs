@@ -1,0 +1,183 @@
+//! Step 2: the finish. Checks KE3 (only the password holder gets past it), then answers the
+//! challenge bundle sealed under OPAQUE's session key: challenges from the user's pairs, the
+//! counter (committed first), the chosen transform and its ticket.
+
+use std::net::IpAddr;
+
+use kasane_protocol::wire::{Challenge, ChallengeBundle, ID_LEN, Message, ModuleRef, Profile};
+use kasane_protocol::{FinishRequest, HostAwaitBundle, HostAwaitFinish};
+use rand::{Rng, RngCore};
+use rand_core::OsRng;
+use zeroize::Zeroizing;
+
+use super::state::StoredLogin;
+use super::{Failure, LoginError, random_id};
+use crate::HostError;
+use crate::host::Host;
+use crate::registry::Chosen;
+use crate::store::{LoginStage, NewBundle, UnixSeconds, UserRecord};
+
+/// The verified finish and what the start announced.
+struct Verified {
+    next: HostAwaitBundle,
+    user: String,
+    profiles: Vec<Profile>,
+    client_nonce: [u8; 32],
+}
+
+/// The challenges of one bundle, the verifiers the host keeps for them, and the counter.
+struct Picked {
+    challenges: Vec<Challenge>,
+    verifiers: Vec<Zeroizing<Vec<u8>>>,
+    counter: u64,
+}
+
+impl Host {
+    /// Step 2: checks KE3 and answers the sealed challenge bundle. An unknown name, a wrong
+    /// password and a locked user or source all fail here, the same way.
+    pub async fn finish(&self, request: &[u8], source: IpAddr) -> Result<Vec<u8>, LoginError> {
+        let req = FinishRequest::decode(request).map_err(LoginError::Malformed)?;
+        let now = self.now();
+        let verified = self.verify_finish(&req, request, now).await?;
+        self.forgive_start(&verified.user, source).await;
+        let user = self
+            .store
+            .get_user(&verified.user)
+            .await
+            .map_err(HostError::from)?
+            .filter(|u| !u.pairs.is_empty())
+            .ok_or(Failure::UserGone)?;
+        let ttl = self.config.login.bundle_ttl_secs;
+        let chosen = self.registry.choose(
+            &verified.profiles,
+            verified.client_nonce,
+            now,
+            ttl,
+            OsRng.next_u64(),
+        )?;
+        self.metrics.transform_chosen(&chosen.entry.name);
+        let picked = self.pick_challenges(&user).await?;
+        let bundle_id = random_id();
+        let expires = now.saturating_add(ttl);
+        let bundle = ChallengeBundle {
+            bundle_id,
+            challenges: picked.challenges,
+            counter: picked.counter,
+            timestamp: now,
+            ticket: chosen.ticket.clone(),
+            module: module_ref(&chosen),
+            params: chosen.entry.params.clone(),
+            expires,
+        };
+        let (state, bytes) = verified.next.send(bundle).map_err(|e| {
+            tracing::error!(error = %e, "bundle refused by the protocol");
+            Failure::BundleEncoding
+        })?;
+        let mut next = StoredLogin::new(state.into_parts(), verified.user, true);
+        next.verifiers = picked.verifiers.iter().map(|v| v.to_vec()).collect();
+        self.keep_bundle(bundle_id, &next, &bytes, now, expires)
+            .await?;
+        Ok(bytes)
+    }
+
+    /// Takes the start's state and checks KE3 with it.
+    async fn verify_finish(
+        &self,
+        req: &FinishRequest,
+        request: &[u8],
+        now: UnixSeconds,
+    ) -> Result<Verified, LoginError> {
+        let mut stored = self
+            .take_pending(&req.login_id, LoginStage::Start, now)
+            .await?;
+        let state = HostAwaitFinish::from_parts(stored.parts()?).map_err(|e| {
+            tracing::error!(error = %e, "stored start state");
+            Failure::StartStateInvalid
+        })?;
+        let profiles = state.request().profiles.clone();
+        let client_nonce = state.request().client_nonce;
+        let next = state.finish(request).map_err(|e| {
+            tracing::debug!(error = %e, known = stored.known, "finish refused");
+            if stored.known {
+                Failure::WrongPassword
+            } else {
+                Failure::UnknownOrLocked
+            }
+        })?;
+        Ok(Verified {
+            next,
+            user: std::mem::take(&mut stored.user),
+            profiles,
+            client_nonce,
+        })
+    }
+
+    /// Challenges at random from the user's pairs, their stored verifiers, and the next
+    /// counter (persisted before the bundle is answered).
+    async fn pick_challenges(&self, u: &UserRecord) -> Result<Picked, LoginError> {
+        let n = self.challenge_count().min(u.pairs.len());
+        let picked = rand::seq::index::sample(&mut OsRng, u.pairs.len(), n);
+        let mut challenges = Vec::with_capacity(n);
+        let mut verifiers = Vec::with_capacity(n);
+        for i in picked.iter() {
+            let p = &u.pairs[i];
+            challenges.push(Challenge {
+                prompt: p.prompt.clone(),
+                salt: p.salt.clone(),
+            });
+            verifiers.push(p.verifier.clone());
+        }
+        let counter = self
+            .store
+            .next_counter(&u.name)
+            .await
+            .map_err(HostError::from)?;
+        Ok(Picked {
+            challenges,
+            verifiers,
+            counter,
+        })
+    }
+
+    /// How many challenges a bundle asks: random within the configured range.
+    fn challenge_count(&self) -> usize {
+        let login = &self.config.login;
+        OsRng.gen_range(login.challenges_min as usize..=login.challenges_max as usize)
+    }
+
+    /// Stores the bundle (single use, until it expires) and the login state the response
+    /// step takes.
+    async fn keep_bundle(
+        &self,
+        bundle_id: [u8; ID_LEN],
+        next: &StoredLogin,
+        bytes: &[u8],
+        now: UnixSeconds,
+        expires: UnixSeconds,
+    ) -> Result<(), LoginError> {
+        self.store
+            .put_bundle(&NewBundle {
+                id: bundle_id.to_vec(),
+                user: next.user.clone(),
+                body: bytes.to_vec(),
+                expires_at: expires,
+            })
+            .await
+            .map_err(HostError::from)?;
+        self.put_pending(bundle_id, LoginStage::Bundle, next, now, expires)
+            .await
+    }
+}
+
+/// The bundle's reference to the chosen transform.
+fn module_ref(chosen: &Chosen) -> ModuleRef {
+    let e = &chosen.entry;
+    ModuleRef {
+        name: e.name.clone(),
+        sha256: e.sha256.0,
+        length: e.length,
+        profile: e.profile,
+        fuel: e.fuel,
+        memory: e.memory,
+    }
+}
