@@ -220,7 +220,7 @@ fn open_trust_store(
     Ok(store)
 }
 
-/// The keys of the trusted registry's `host` role: one of them must sign the host's hello.
+/// The keys of the trusted registry's `host` role: one of them must sign the host's start response.
 fn host_keys(store: &TrustStore<SystemClock>) -> Result<Vec<VerifyingKey>, ClientError> {
     let keys = store
         .role_keys(RoleName::Host)?

@@ -39,14 +39,15 @@ pub enum ClientError {
     /// The registry metadata could not be fetched or does not verify.
     #[error("registry trust update failed")]
     Registry(#[from] RegistryUpdateError),
-    /// The host's signed ephemeral key does not verify with the trusted host key.
-    #[error("host key does not verify (hello signature or unknown host key)")]
+    /// The host's signed start response does not verify with a trusted host key.
+    #[error("host key does not verify (start signature or unknown host key)")]
     HostKey,
-    /// The host refused at the password step, before checking (rate limit or lockout).
-    #[error("login throttled: the host refused before checking the password")]
-    Throttled,
-    /// The host refused the responses: wrong password or wrong answers.
-    #[error("login refused: wrong password or wrong answers")]
+    /// The password step failed: a wrong password, an unknown user, or a user or address the
+    /// host has locked after failed logins — OPAQUE makes these look the same, by design.
+    #[error("login refused: wrong password, unknown user, or locked after failed logins")]
+    PasswordRefused,
+    /// The host refused the responses (wrong answers), or a login step it no longer had.
+    #[error("login refused: wrong answers")]
     LoginRefused,
     /// The host's confirm does not verify: the host did not derive the same session key.
     #[error("host confirm does not verify")]
@@ -157,7 +158,7 @@ pub enum ProtocolFailure {
     /// A step got an HTTP status the protocol does not allow there.
     #[error("{step}: unexpected HTTP status {status}")]
     UnexpectedStatus {
-        /// The step (`hello`, `password`, `send`, …).
+        /// The step (`start`, `finish`, `send`, …).
         step: &'static str,
         /// The status code.
         status: u16,

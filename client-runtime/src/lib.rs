@@ -20,10 +20,11 @@
 //! - `report`: how a login ([`LoginReport::lines`]) and a time ([`utc`]) are shown to a person.
 //!
 //! # Order of checks in a login
-//! TLS certificate → host hello signed by the registry's `host` role → password → ticket and
-//! module checked against the trusted registry (revoked modules refused, even from the local
-//! cache) → compile in the sandbox → verifiers (argon2id) and the transform → the host's
-//! confirm.
+//! TLS certificate → the host's start response (OPAQUE KE2) signed by the registry's `host`
+//! role → OPAQUE finish with the password (the password never leaves this process) → the
+//! sealed challenge bundle → ticket and module checked against the trusted registry (revoked
+//! modules refused, even from the local cache) → compile in the sandbox → keyed verifiers and
+//! the transform → the host's confirm.
 //!
 //! # Example
 //! ```no_run

@@ -1,16 +1,16 @@
-//! [`Client::login`], step by step: hello (the host's signed key) → password (the challenge
-//! bundle) → admission (ticket and module checked against the trusted registry) → compile
-//! in the sandbox → answers, verifiers and the auth transform → response and the host's
-//! confirm.
+//! [`Client::login`], step by step: start (OPAQUE KE1; KE2 signed by the host key) →
+//! finish (KE3 from the password, one argon2id; the sealed challenge bundle) → admission
+//! (ticket and module checked against the trusted registry) → compile in the sandbox →
+//! answers, keyed verifiers and the auth transform → response and the host's confirm.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::StatusCode;
-use kasane_protocol::login::{ClientAwaitAccept, ClientChallenge, ClientPassword};
+use kasane_protocol::login::{ClientAwaitAccept, ClientAwaitBundle, ClientChallenge};
 use kasane_protocol::wire::{ChallengeBundle, Profile};
-use kasane_protocol::{ClientHello, Padding, ProtocolError, ResponseAccept};
+use kasane_protocol::{ClientStart, Padding, ProtocolError, ResponseAccept};
 use kasane_registry::RegistryError;
 use kasane_registry::metadata::targets::TargetEntry;
 use kasane_sandbox::{CacheOutcome, Limits, Transform};
@@ -55,7 +55,8 @@ impl Client {
     /// Logs `user` in, with the password and answers from `responder`.
     ///
     /// The ticket and module are checked against the trusted registry before anything is
-    /// compiled; the host's hello must be signed by a key of the registry's `host` role.
+    /// compiled; the host's start response must be signed by a key of the registry's `host`
+    /// role.
     pub async fn login(
         &self,
         user: &str,
@@ -63,8 +64,8 @@ impl Client {
     ) -> Result<(Session, LoginReport), ClientError> {
         let inner = &self.inner;
         let mut conn = Conn::open(&inner.endpoint, &inner.tls, inner.config.timeout).await?;
-        let (password_step, nonce) = hello(inner, &mut conn).await?;
-        let challenge = send_password(&mut conn, password_step, user, responder).await?;
+        let (finish_step, nonce) = start(inner, &mut conn, user, responder).await?;
+        let challenge = finish(&mut conn, finish_step).await?;
         let bundle = challenge.bundle().clone();
         let Admitted {
             entry,
@@ -190,56 +191,74 @@ fn keep_module(file: &Path, bytes: &[u8]) {
     }
 }
 
-/// Step 1: the hello. Returns the client ready for the password, and this login's nonce
-/// (what the session ticket must name).
-async fn hello(inner: &Inner, conn: &mut Conn) -> Result<(ClientPassword, [u8; 32]), ClientError> {
+/// Step 1: the start. Sends KE1, checks the host's signed KE2 and finishes OPAQUE with the
+/// password (one argon2id, off the async workers). Returns the client with its KE3 to send,
+/// and this login's nonce (what the session ticket must name). A password OPAQUE refuses
+/// (wrong, or an unknown user, or a locked one) is [`ClientError::PasswordRefused`] — after a
+/// random KE3 is sent, so the host counts it like any failed login.
+async fn start(
+    inner: &Inner,
+    conn: &mut Conn,
+    user: &str,
+    responder: &mut dyn Responder,
+) -> Result<((ClientAwaitBundle, Vec<u8>), [u8; 32]), ClientError> {
     let mut profiles = vec![Profile::Pure];
     if kasane_sandbox::profile_available(kasane_sandbox::Profile::Wasi) {
         profiles.push(Profile::Wasi);
     }
-    let hello = ClientHello::new(&mut OsRng, profiles)?;
-    let nonce = hello.request().client_nonce;
+    let password = responder.password(user)?;
+    let client = ClientStart::new(&mut OsRng, user, password.as_bytes(), profiles)?;
+    drop(password);
+    let nonce = client.request().client_nonce;
     let (status, body) = conn
         .request(
             "POST",
-            "/v1/login/hello",
-            hello.request_bytes().to_vec(),
+            "/v1/login/start",
+            client.request_bytes().to_vec(),
             None,
             Duration::ZERO,
         )
         .await?;
     if status != StatusCode::OK {
-        return Err(ClientError::unexpected("hello", status));
+        return Err(ClientError::unexpected("start", status));
     }
     let exporter = conn.exporter;
-    let client = hello
-        .receive(&body, &inner.host_keys, Some(&exporter))
-        .map_err(|e| match e {
-            ProtocolError::BadSignature | ProtocolError::HostKey => ClientError::HostKey,
-            other => other.into(),
-        })?;
-    Ok((client, nonce))
+    let host_keys = inner.host_keys.clone();
+    let response = body.clone();
+    let finished = tokio::task::spawn_blocking(move || {
+        client.receive(&mut OsRng, &response, &host_keys, Some(&exporter))
+    })
+    .await?;
+    match finished {
+        Ok(next) => Ok((next, nonce)),
+        Err(ProtocolError::BadSignature | ProtocolError::HostKey) => Err(ClientError::HostKey),
+        Err(ProtocolError::Opaque) => {
+            if let Some(decoy) = kasane_protocol::decoy_finish(&mut OsRng, &body) {
+                // The answer is the uniform failure; only the host's counting matters here.
+                let _ = conn
+                    .request("POST", "/v1/login/finish", decoy, None, Duration::ZERO)
+                    .await;
+            }
+            Err(ClientError::PasswordRefused)
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
-/// Step 2: the password. Returns the challenge bundle.
-async fn send_password(
+/// Step 2: the finish. Sends KE3; returns the opened challenge bundle.
+async fn finish(
     conn: &mut Conn,
-    client: ClientPassword,
-    user: &str,
-    responder: &mut dyn Responder,
+    (client, request): (ClientAwaitBundle, Vec<u8>),
 ) -> Result<ClientChallenge, ClientError> {
-    let password = responder.password(user)?;
-    let (awaiting, request) = client.request(user, password.as_bytes())?;
-    drop(password);
     let (status, body) = conn
-        .request("POST", "/v1/login/password", request, None, Duration::ZERO)
+        .request("POST", "/v1/login/finish", request, None, Duration::ZERO)
         .await?;
     match status {
         StatusCode::OK => {}
-        StatusCode::UNAUTHORIZED => return Err(ClientError::Throttled),
-        s => return Err(ClientError::unexpected("password", s)),
+        StatusCode::UNAUTHORIZED => return Err(ClientError::PasswordRefused),
+        s => return Err(ClientError::unexpected("finish", s)),
     }
-    Ok(awaiting.receive(&body)?)
+    Ok(client.receive(&body)?)
 }
 
 /// Step 4: compiles the admitted module (or loads it from the compile cache) off the async
@@ -265,7 +284,8 @@ async fn compile(
     Ok(loaded)
 }
 
-/// Step 5: answers → verifiers (argon2id, off the async workers) → the auth transform.
+/// Step 5: answers → keyed verifiers (HMAC under this login's response key) → the auth
+/// transform.
 /// Returns the client awaiting the host's accept, the response to send, and the fuel used.
 async fn authenticate(
     challenge: ClientChallenge,
@@ -275,15 +295,12 @@ async fn authenticate(
     let challenges = &challenge.bundle().challenges;
     let mut answers = Vec::with_capacity(challenges.len());
     for c in challenges {
-        answers.push((responder.answer(&c.prompt)?, c.salt.clone()));
+        answers.push(responder.answer(&c.prompt)?);
     }
-    let verifiers = tokio::task::spawn_blocking(move || {
-        answers
-            .iter()
-            .map(|(a, salt)| kasane_protocol::verifier::response_verifier(a, salt))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await??;
+    let refs: Vec<&str> = answers.iter().map(|a| a.as_str()).collect();
+    let verifiers = challenge.verifiers(&refs)?;
+    drop(refs);
+    drop(answers);
     let input = challenge.auth_input(&verifiers)?;
     drop(verifiers);
     let (t_auth, fuel_used) = derive(transform, input).await?;

@@ -58,8 +58,8 @@ fn each_error_names_its_cause() {
         ),
         (ClientError::TimedOut, "timed out"),
         (ClientError::HostKey, "host key"),
-        (ClientError::Throttled, "throttled"),
-        (ClientError::LoginRefused, "wrong password"),
+        (ClientError::PasswordRefused, "wrong password, unknown user"),
+        (ClientError::LoginRefused, "wrong answers"),
         (ClientError::Confirm, "confirm"),
         (
             ClientError::Revoked(RegistryError::Revoked { sha256: "x".into() }),

@@ -52,6 +52,7 @@ struct RunningHost {
     root_json: Vec<u8>,
     host_key_file: PathBuf,
     store: Arc<dyn Store>,
+    opaque_keys: setup::ServerKeys,
     running: server::Running,
 }
 
@@ -85,6 +86,7 @@ async fn start_host(data: &Path) -> anyhow::Result<RunningHost> {
         .await
         .context("loading the host")?;
     let store = host.store().clone();
+    let opaque_keys = host.opaque_keys().clone();
     let running = server::spawn(host).await.context("serving the host")?;
     let addr = running.addr();
     println!("2. host serving TLS 1.3 on https://{addr} (in this process)");
@@ -94,6 +96,7 @@ async fn start_host(data: &Path) -> anyhow::Result<RunningHost> {
         root_json,
         host_key_file,
         store,
+        opaque_keys,
         running,
     })
 }
@@ -104,7 +107,7 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 /// Steps 3–10, against a serving host.
 async fn with_clients(host: &RunningHost) -> anyhow::Result<()> {
-    let (alice_r, bob_r) = add_users(host.store.as_ref()).await?;
+    let (alice_r, bob_r) = add_users(host.store.as_ref(), &host.opaque_keys).await?;
     let state = tempfile::Builder::new()
         .prefix("kasane-demo-client-")
         .tempdir()
@@ -133,12 +136,15 @@ async fn with_clients(host: &RunningHost) -> anyhow::Result<()> {
 }
 
 /// Step 3: alice and bob, each with a random password and a generated code card.
-async fn add_users(store: &dyn Store) -> anyhow::Result<(CardResponder, CardResponder)> {
+async fn add_users(
+    store: &dyn Store,
+    keys: &setup::ServerKeys,
+) -> anyhow::Result<(CardResponder, CardResponder)> {
     let mut responders = Vec::new();
     for user in ["alice", "bob"] {
         let card = CodeCard::generate(user);
         let password = random_password();
-        setup::add_user(store, &card, password.as_bytes(), SystemClock.now())
+        setup::add_user(store, keys, &card, password.as_bytes(), SystemClock.now())
             .await
             .with_context(|| format!("adding {user}"))?;
         responders.push((card.pairs.len(), CardResponder::new(password, card)));

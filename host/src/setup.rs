@@ -23,7 +23,7 @@ use crate::crypto::KeyError;
 use crate::host::Host;
 use crate::registry::{HostRegistry, module_path};
 use crate::store::{self, Clock, NewUser, Store};
-use kasane_protocol::ServerKeys;
+pub use kasane_protocol::ServerKeys;
 pub use kasane_protocol::card::{CardError, CodeCard, RESPONSE_LEN};
 
 /// A built-in transform published by `init`.

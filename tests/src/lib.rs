@@ -117,6 +117,7 @@ impl TestHost {
         let card = CodeCard::generate(name);
         setup::add_user(
             self.host.store().as_ref(),
+            self.host.opaque_keys(),
             &card,
             PASSWORD.as_bytes(),
             SystemClock.now(),

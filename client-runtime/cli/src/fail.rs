@@ -65,7 +65,7 @@ pub(crate) fn classify(e: &kasane_client::ClientError) -> Class {
     use kasane_client::ClientError as E;
     match e {
         E::Config(_) | E::Io(_) | E::Input(_) => Class::Config,
-        E::Throttled | E::LoginRefused | E::Revoked(_) => Class::Login,
+        E::PasswordRefused | E::LoginRefused | E::Revoked(_) => Class::Login,
         E::Refused(_) | E::Incoming(_) => Class::Message,
         // Reaching or trusting the host: certificate, connection, time-out, registry,
         // module, host key, confirm, sandbox, protocol; and whatever a later version adds.
