@@ -17,8 +17,8 @@ use kasane_protocol::wire::{
     FinishRequest, Message, Profile, ResponseAccept, SealedMessage, StartResponse,
 };
 use kasane_protocol::{
-    ClientStart, HostAwaitFinish, HostChallenge, HostLoginParts, HostStart, Padding,
-    ProtocolError, Session, decoy_finish,
+    ClientStart, HostAwaitFinish, HostChallenge, HostLoginParts, HostStart, Padding, ProtocolError,
+    Session, decoy_finish,
 };
 
 /// A copy of stored host parts (a store can hand the same row out twice).
@@ -57,7 +57,11 @@ fn login_without_channel_binding_also_agrees() {
     assert!(!client.host_uses_channel_binding());
     let (host, sealed) = host.finish(&finish).unwrap().send(bundle()).unwrap();
     let client = client.receive(&sealed).unwrap();
-    let t = fake_transform(&client.auth_input(&client.verifiers(&s.responses).unwrap()).unwrap());
+    let t = fake_transform(
+        &client
+            .auth_input(&client.verifiers(&s.responses).unwrap())
+            .unwrap(),
+    );
     let (client, resp) = client.respond(&t).unwrap();
     let t_auth = host_t_auth(&host);
     let (hs, accept) = host.accept(&resp, &t_auth, [1; 32]).unwrap();
@@ -135,7 +139,11 @@ fn a_wrong_password_fails_at_the_client_and_its_decoy_at_the_host() {
     ));
     let decoy = decoy_finish(&mut TestRng::new(b"decoy"), &response).unwrap();
     let (_, _, real) = run_to_finish(&Setup::default());
-    assert_eq!(decoy.len(), real.len(), "a decoy looks like a finish request");
+    assert_eq!(
+        decoy.len(),
+        real.len(),
+        "a decoy looks like a finish request"
+    );
     assert!(matches!(host.finish(&decoy), Err(ProtocolError::Opaque)));
 }
 
@@ -152,7 +160,10 @@ fn an_unknown_user_fails_at_the_client_and_its_decoy_at_the_host() {
         let (client, host, response) = start(&s);
         assert_eq!(response.len(), start(&Setup::default()).2.len());
         assert!(
-            matches!(client_finish(&s, client, &response), Err(ProtocolError::Opaque)),
+            matches!(
+                client_finish(&s, client, &response),
+                Err(ProtocolError::Opaque)
+            ),
             "{user} known={known}"
         );
         let decoy = decoy_finish(&mut TestRng::new(b"decoy"), &response).unwrap();
@@ -378,7 +389,12 @@ fn a_rebuilt_state_refuses_a_ke3_from_another_login() {
     let host = HostAwaitFinish::from_parts(copy_parts(&stored)).unwrap();
     assert!(matches!(host.finish(&other), Err(ProtocolError::Opaque)));
     // Its own KE3 still verifies on a state rebuilt from the same parts.
-    assert!(HostAwaitFinish::from_parts(stored).unwrap().finish(&finish).is_ok());
+    assert!(
+        HostAwaitFinish::from_parts(stored)
+            .unwrap()
+            .finish(&finish)
+            .is_ok()
+    );
 }
 
 #[test]
@@ -407,7 +423,10 @@ fn the_sealed_bundle_does_not_open_under_another_transcript() {
     };
     let (client, _, other_finish) = run_to_finish(&s);
     assert_eq!(finish, other_finish, "the same OPAQUE run");
-    assert!(matches!(client.receive(&sealed), Err(ProtocolError::Decrypt)));
+    assert!(matches!(
+        client.receive(&sealed),
+        Err(ProtocolError::Decrypt)
+    ));
 }
 
 fn send(from: &mut Session, to: &mut Session, msg: &[u8]) -> SealedMessage {
@@ -621,7 +640,13 @@ fn host_states_stored_between_requests_give_the_same_session() {
     let state = parts.opaque_state.clone().unwrap();
     let debug = format!("{parts:?}");
     assert!(debug.contains("<redacted>"));
-    assert!(!debug.contains(&format!("{:?}", &state[..4]).trim_end_matches(']').to_owned()));
+    assert!(
+        !debug.contains(
+            &format!("{:?}", &state[..4])
+                .trim_end_matches(']')
+                .to_owned()
+        )
+    );
     let host = HostAwaitFinish::from_parts(parts).unwrap();
     let (client, finish) = client_finish(&s, client, &response).unwrap();
     let (host, sealed) = host.finish(&finish).unwrap().send(bundle()).unwrap();
@@ -710,10 +735,7 @@ fn any_key_of_the_host_role_is_accepted() {
 
 #[test]
 fn the_enrolled_record_has_the_documented_length() {
-    assert_eq!(
-        enrolled().record.len(),
-        kasane_protocol::opaque::RECORD_LEN
-    );
+    assert_eq!(enrolled().record.len(), kasane_protocol::opaque::RECORD_LEN);
     assert_eq!(stored_verifiers(&bundle(), &common::RESPONSES).len(), 2);
 }
 

@@ -96,8 +96,7 @@ fn opaque_alone(
     let (state, ke1): (opaque::ClientLoginState, _) =
         opaque::login_start(&mut TestRng::new(RNG_CLIENT), PASSWORD).unwrap();
     let (server, ke2) =
-        opaque::login_respond(&mut TestRng::new(RNG_HOST), keys, Some(record), &ke1, &ids)
-            .unwrap();
+        opaque::login_respond(&mut TestRng::new(RNG_HOST), keys, Some(record), &ke1, &ids).unwrap();
     let mut rng = TestRng::new(RNG_CLIENT_FINISH);
     let fin = opaque::login_finish(state, &mut rng, PASSWORD, &ke2, &ids).unwrap();
     let host_key = opaque::login_verify(server, &fin.ke3, &ids).unwrap();
@@ -132,8 +131,7 @@ fn login(v: &mut Vectors) -> (Session, Session) {
     let (keys, record, enrolled_export) = enroll(v);
     let host_key = SigningKey::from_bytes(&HOST_SEED);
     let profiles = vec![Profile::Pure, Profile::Wasi];
-    let client =
-        ClientStart::new(&mut TestRng::new(RNG_CLIENT), USER, PASSWORD, profiles).unwrap();
+    let client = ClientStart::new(&mut TestRng::new(RNG_CLIENT), USER, PASSWORD, profiles).unwrap();
     let start_req = client.request_bytes().to_vec();
     let params = HostStartParams {
         keys: &keys,
@@ -154,8 +152,7 @@ fn login(v: &mut Vectors) -> (Session, Session) {
     v.put("msg_start_response", &start_resp);
     v.put("msg_finish_request", &finish);
     let resp = StartResponse::decode(&start_resp).unwrap();
-    let digest =
-        start_signature_digest(&start_req, &LOGIN_ID, &resp.ke2, &SERVER_NONCE, true);
+    let digest = start_signature_digest(&start_req, &LOGIN_ID, &resp.ke2, &SERVER_NONCE, true);
     v.put("start_signature_digest", &digest);
     let messages = (
         &StartRequest::decode(&start_req).unwrap(),
