@@ -258,6 +258,13 @@ for name, d, seq, bucket in [("c2h_1", 0, 1, False), ("c2h_2", 0, 2, True),
     # postcard: header || session_id || d || varint seq || varint len || "bob" || varint len || ct
     expect = bytes([VERSION, 8]) + session_id + bytes([d, seq, 3]) + b"bob" + bytes([len(ct)]) + ct
     check(f"{name}_sealed", expect)
+    # And the other way: parse the recorded message, open it, strip the padding.
+    r = Reader(V[f"{name}_sealed"], 8)
+    check(f"{name}_sealed header fields", (r.raw(16), r.raw(1)[0], r.varint(), r.bytes()),
+          (session_id, d, seq, b"bob"))
+    opened = AESGCM(okm[:32]).decrypt(okm[32:], r.bytes(), aad).rstrip(b"\x00")
+    r.end(f"{name}_sealed")
+    check(f"{name}_sealed opens to {name}_plaintext", opened, V[f"{name}_plaintext"] + b"\x80")
 
 print(f"{'FAILED' if failures else 'all values match'} ({failures} failures)")
 sys.exit(1 if failures else 0)
