@@ -4,9 +4,10 @@ use kasane_protocol::Message as _;
 use kasane_protocol::*;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = HelloRequest::decode(data);
-    let _ = HelloResponse::decode(data);
-    let _ = PasswordRequest::decode(data);
+    let _ = StartRequest::decode(data);
+    let _ = StartResponse::decode(data);
+    let _ = FinishRequest::decode(data);
+    let _ = SealedBundle::decode(data);
     let _ = ChallengeBundle::decode(data);
     let _ = ResponseRequest::decode(data);
     let _ = ResponseAccept::decode(data);

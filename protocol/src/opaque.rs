@@ -20,8 +20,8 @@ use opaque_ke::ksf::Ksf;
 use opaque_ke::{
     ClientLogin, ClientLoginFinishParameters, ClientRegistration,
     ClientRegistrationFinishParameters, CredentialFinalization, CredentialRequest,
-    CredentialResponse, Identifiers, RegistrationRequest, RegistrationResponse,
-    RegistrationUpload, ServerLogin, ServerLoginParameters, ServerRegistration, ServerSetup,
+    CredentialResponse, Identifiers, RegistrationRequest, RegistrationResponse, RegistrationUpload,
+    ServerLogin, ServerLoginParameters, ServerRegistration, ServerSetup,
 };
 use rand_core::{CryptoRng, RngCore};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
@@ -209,7 +209,10 @@ pub fn registration_start<K: Ksf, R: RngCore + CryptoRng>(
     password: &[u8],
 ) -> Result<(ClientRegistrationState<K>, Vec<u8>), ProtocolError> {
     let r = ClientRegistration::<SuiteWith<K>>::start(rng, password).map_err(opaque_err)?;
-    Ok((ClientRegistrationState(r.state), r.message.serialize().to_vec()))
+    Ok((
+        ClientRegistrationState(r.state),
+        r.message.serialize().to_vec(),
+    ))
 }
 
 /// Registration, server side: the response to a registration request.
@@ -447,7 +450,10 @@ mod tests {
         assert!(attempt(b"pw", &alice, &alice).is_ok());
         assert!(attempt(b"pW", &alice, &alice).is_err());
         let bob = Binding::for_user("bob", &ctx);
-        assert!(attempt(b"pw", &bob, &bob).is_err(), "record bound to its name");
+        assert!(
+            attempt(b"pw", &bob, &bob).is_err(),
+            "record bound to its name"
+        );
         let alice_bound = Binding::for_user("alice", &bound);
         assert!(attempt(b"pw", &alice, &alice_bound).is_err(), "context");
     }

@@ -224,7 +224,10 @@ impl SessionSecret {
 
     /// `confirm = HMAC-SHA256(K_confirm, th_response ‖ session_token)`.
     pub fn confirm(&self, th_response: &[u8; 32], session_token: &[u8; 32]) -> [u8; 32] {
-        hmac32(&*self.confirm_key(), &[th_response.as_slice(), session_token].concat())
+        hmac32(
+            &*self.confirm_key(),
+            &[th_response.as_slice(), session_token].concat(),
+        )
     }
 
     /// Checks a received receipt in constant time.
@@ -292,7 +295,10 @@ mod tests {
         let s = SessionSecret::from_bytes([7; 32]);
         assert_ne!(s.receipt(&[1; 32]), s.confirm(&[1; 32], &[0; 32]));
         assert_ne!(s.confirm(&[1; 32], &[0; 32]), s.confirm(&[1; 32], &[1; 32]));
-        assert!(s.verify_confirm(&[1; 32], &[2; 32], &s.confirm(&[1; 32], &[2; 32])).is_ok());
+        assert!(
+            s.verify_confirm(&[1; 32], &[2; 32], &s.confirm(&[1; 32], &[2; 32]))
+                .is_ok()
+        );
         assert!(s.verify_receipt(&[1; 32], &s.receipt(&[1; 32])).is_ok());
         assert!(matches!(
             s.verify_receipt(&[1; 32], &s.receipt(&[2; 32])),
@@ -309,7 +315,10 @@ mod tests {
         let k = OpaqueSessionKey::from_bytes([3; 64]);
         let key = bundle_key(&k, &[1; 32]);
         let sealed = seal_bundle(&key, &[1; 32], b"bundle").unwrap();
-        assert_eq!(open_bundle(&key, &[1; 32], &sealed).unwrap().as_slice(), b"bundle");
+        assert_eq!(
+            open_bundle(&key, &[1; 32], &sealed).unwrap().as_slice(),
+            b"bundle"
+        );
         assert!(open_bundle(&key, &[2; 32], &sealed).is_err());
         assert!(open_bundle(&bundle_key(&k, &[2; 32]), &[1; 32], &sealed).is_err());
     }

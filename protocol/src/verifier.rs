@@ -60,8 +60,13 @@ impl ResponseKey {
     ///
     /// # Errors
     /// [`ProtocolError::FieldRange`] (`salt`) for a salt over [`MAX_SALT_LEN`] bytes.
-    pub fn verifier(&self, response: &str, salt: &[u8]) -> Result<Zeroizing<Vec<u8>>, ProtocolError> {
-        let len = u8::try_from(salt.len()).map_err(|_| ProtocolError::FieldRange { field: "salt" })?;
+    pub fn verifier(
+        &self,
+        response: &str,
+        salt: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, ProtocolError> {
+        let len =
+            u8::try_from(salt.len()).map_err(|_| ProtocolError::FieldRange { field: "salt" })?;
         let normalized = normalize_response(response);
         // HMAC takes keys of any length: this cannot fail.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
@@ -91,6 +96,9 @@ mod tests {
         assert_eq!(a.len(), VERIFIER_LEN);
         assert!(k.verifier("AB12", &[0; 256]).is_err());
         // The salt is framed: moving a byte between salt and response changes the verifier.
-        assert_ne!(k.verifier("B", b"A").unwrap(), k.verifier("AB", b"").unwrap());
+        assert_ne!(
+            k.verifier("B", b"A").unwrap(),
+            k.verifier("AB", b"").unwrap()
+        );
     }
 }

@@ -117,7 +117,9 @@ pub struct StartRequest {
 
 impl Message for StartRequest {
     const KIND: u8 = 1;
-    const MAX_LEN: usize = 320;
+    // Header, user id (two-byte varint length at 256 bytes), KE1 (one-byte length), nonce,
+    // profiles (one-byte count): 394 bytes for the longest user id.
+    const MAX_LEN: usize = 2 + (2 + MAX_USER_ID_LEN) + (1 + KE1_LEN) + 32 + (1 + MAX_PROFILES);
     const LABEL: &'static [u8] = b"start-request";
 
     fn validate(&self) -> Result<(), ProtocolError> {

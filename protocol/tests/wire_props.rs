@@ -1,4 +1,4 @@
-//! decode(encode(x)) == x for every message (kinds 1–13); decoding arbitrary bytes never
+//! decode(encode(x)) == x for every message (kinds 1–14); decoding arbitrary bytes never
 //! panics; the header and size caps are enforced with typed errors.
 #![allow(
     clippy::unwrap_used,
@@ -8,10 +8,11 @@
 use kasane_abi::Direction;
 use kasane_protocol::ProtocolError;
 use kasane_protocol::wire::{
-    Challenge, ChallengeBundle, Delivery, HelloRequest, HelloResponse, Inbox, InboxAck,
-    LoginFailure, MAX_ACK_IDS, MAX_INBOX_MESSAGES, Message, MessageAccepted, MessageRefused,
-    ModuleRef, PasswordRequest, Profile, RefusalReason, ResponseAccept, ResponseRequest,
-    SealedMessage, Signature64,
+    Challenge, ChallengeBundle, Delivery, FinishRequest, Inbox, InboxAck, KE1_LEN, KE2_LEN,
+    KE3_LEN, LoginFailure, MAX_ACK_IDS, MAX_INBOX_MESSAGES, MAX_USER_ID_LEN, Message,
+    MessageAccepted, MessageRefused, ModuleRef, PROTOCOL_VERSION, Profile, RefusalReason,
+    ResponseAccept, ResponseRequest, SealedBundle, SealedMessage, Signature64, StartRequest,
+    StartResponse,
 };
 use proptest::prelude::*;
 
@@ -24,31 +25,41 @@ fn profiles() -> impl Strategy<Value = Vec<Profile>> {
     ]
 }
 
-fn hello_request() -> impl Strategy<Value = HelloRequest> {
-    (any::<[u8; 32]>(), any::<[u8; 32]>(), profiles()).prop_map(|(e, n, p)| HelloRequest {
-        client_ephemeral: e,
-        client_nonce: n,
-        profiles: p,
-    })
+/// Kind 1: user ids of any printable text up to the limit.
+fn start_request() -> impl Strategy<Value = StartRequest> {
+    (
+        "\\PC{1,80}",
+        proptest::collection::vec(any::<u8>(), KE1_LEN),
+        any::<[u8; 32]>(),
+        profiles(),
+    )
+        .prop_filter("user id length", |(u, _, _, _)| u.len() <= MAX_USER_ID_LEN)
+        .prop_map(|(user_id, ke1, client_nonce, profiles)| StartRequest {
+            user_id,
+            ke1,
+            client_nonce,
+            profiles,
+        })
 }
 
-fn hello_response() -> impl Strategy<Value = HelloResponse> {
+/// Kind 2.
+fn start_response() -> impl Strategy<Value = StartResponse> {
     (
         any::<[u8; 16]>(),
-        any::<[u8; 32]>(),
+        proptest::collection::vec(any::<u8>(), KE2_LEN),
         any::<[u8; 32]>(),
         any::<bool>(),
         any::<[u8; 32]>(),
         any::<[u8; 32]>(),
         any::<[u8; 32]>(),
     )
-        .prop_map(|(l, e, n, cb, k, s1, s2)| {
+        .prop_map(|(l, ke2, n, cb, k, s1, s2)| {
             let mut sig = [0u8; 64];
             sig[..32].copy_from_slice(&s1);
             sig[32..].copy_from_slice(&s2);
-            HelloResponse {
+            StartResponse {
                 login_id: l,
-                server_ephemeral: e,
+                ke2,
                 server_nonce: n,
                 channel_binding: cb,
                 host_public_key: k,
@@ -57,18 +68,19 @@ fn hello_response() -> impl Strategy<Value = HelloResponse> {
         })
 }
 
-fn password_request() -> impl Strategy<Value = PasswordRequest> {
+/// Kind 3.
+fn finish_request() -> impl Strategy<Value = FinishRequest> {
     (
         any::<[u8; 16]>(),
-        "\\PC{1,40}",
-        proptest::collection::vec(any::<u8>(), 16..200),
+        proptest::collection::vec(any::<u8>(), KE3_LEN),
     )
-        .prop_filter("user id length", |(_, u, _)| u.len() <= 256)
-        .prop_map(|(l, u, s)| PasswordRequest {
-            login_id: l,
-            user_id: u,
-            sealed_password: s,
-        })
+        .prop_map(|(login_id, ke3)| FinishRequest { login_id, ke3 })
+}
+
+/// Kind 4: the ciphertext is opaque bytes to the decoder.
+fn sealed_bundle() -> impl Strategy<Value = SealedBundle> {
+    proptest::collection::vec(any::<u8>(), 16..2000)
+        .prop_map(|ciphertext| SealedBundle { ciphertext })
 }
 
 fn challenge_bundle() -> impl Strategy<Value = ChallengeBundle> {
@@ -195,7 +207,7 @@ fn inbox_ack() -> impl Strategy<Value = InboxAck> {
 fn round_trip<M: Message + PartialEq + std::fmt::Debug>(m: &M) {
     let bytes = m.encode().unwrap();
     assert!(bytes.len() <= M::MAX_LEN);
-    assert_eq!(&bytes[..2], &[1, M::KIND]);
+    assert_eq!(&bytes[..2], &[PROTOCOL_VERSION, M::KIND]);
     let back = M::decode(&bytes).unwrap();
     assert_eq!(&back, m);
     // Re-encoding is canonical: the transcript can hash either side's bytes.
@@ -203,9 +215,10 @@ fn round_trip<M: Message + PartialEq + std::fmt::Debug>(m: &M) {
 }
 
 fn decode_all(bytes: &[u8]) {
-    let _ = HelloRequest::decode(bytes);
-    let _ = HelloResponse::decode(bytes);
-    let _ = PasswordRequest::decode(bytes);
+    let _ = StartRequest::decode(bytes);
+    let _ = StartResponse::decode(bytes);
+    let _ = FinishRequest::decode(bytes);
+    let _ = SealedBundle::decode(bytes);
     let _ = ChallengeBundle::decode(bytes);
     let _ = ResponseRequest::decode(bytes);
     let _ = ResponseAccept::decode(bytes);
@@ -220,16 +233,16 @@ fn decode_all(bytes: &[u8]) {
 
 proptest! {
     #[test]
-    fn hello_request_round_trips(m in hello_request()) { round_trip(&m); }
+    fn start_request_round_trips(m in start_request()) { round_trip(&m); }
 
     #[test]
-    fn hello_response_round_trips(m in hello_response()) { round_trip(&m); }
+    fn start_response_round_trips(m in start_response()) { round_trip(&m); }
 
     #[test]
-    fn password_request_round_trips(m in password_request()) {
-        let bytes = m.encode().unwrap();
-        prop_assert_eq!(PasswordRequest::decode(&bytes).unwrap().encode().unwrap(), bytes);
-    }
+    fn finish_request_round_trips(m in finish_request()) { round_trip(&m); }
+
+    #[test]
+    fn sealed_bundle_round_trips(m in sealed_bundle()) { round_trip(&m); }
 
     #[test]
     fn challenge_bundle_round_trips(m in challenge_bundle()) { round_trip(&m); }
@@ -241,9 +254,7 @@ proptest! {
 
     #[test]
     fn response_accept_round_trips(t in any::<[u8; 32]>(), c in any::<[u8; 32]>()) {
-        let m = ResponseAccept { session_token: t, confirm: c };
-        let bytes = m.encode().unwrap();
-        prop_assert!(ResponseAccept::decode(&bytes).unwrap() == m);
+        round_trip(&ResponseAccept { session_token: t, confirm: c });
     }
 
     #[test]
@@ -271,12 +282,28 @@ proptest! {
 
     #[test]
     fn arbitrary_bodies_behind_a_valid_header_never_panic(
-        kind in 1u8..=13,
+        kind in 1u8..=14,
         body in proptest::collection::vec(any::<u8>(), 0..512),
     ) {
-        let mut bytes = vec![1, kind];
+        let mut bytes = vec![PROTOCOL_VERSION, kind];
         bytes.extend_from_slice(&body);
         decode_all(&bytes);
+    }
+
+    #[test]
+    fn mutated_start_messages_never_panic(
+        q in start_request(),
+        r in start_response(),
+        at in any::<usize>(),
+        x in 1u8..,
+    ) {
+        for mut bytes in [q.encode().unwrap(), r.encode().unwrap()] {
+            let i = at % bytes.len();
+            bytes[i] ^= x;
+            decode_all(&bytes);
+            bytes.truncate(i);
+            decode_all(&bytes);
+        }
     }
 
     #[test]
@@ -287,6 +314,105 @@ proptest! {
         let _ = ChallengeBundle::decode(&bytes);
         bytes.truncate(i);
         let _ = ChallengeBundle::decode(&bytes);
+    }
+}
+
+#[test]
+fn the_login_kinds_are_1_to_7_and_14() {
+    assert_eq!(
+        [
+            StartRequest::KIND,
+            StartResponse::KIND,
+            FinishRequest::KIND,
+            SealedBundle::KIND,
+            ResponseRequest::KIND,
+            ResponseAccept::KIND,
+            LoginFailure::KIND,
+            ChallengeBundle::KIND,
+        ],
+        [1, 2, 3, 4, 5, 6, 7, 14]
+    );
+    assert_eq!(PROTOCOL_VERSION, 2);
+}
+
+fn longest_start_request() -> StartRequest {
+    StartRequest {
+        user_id: "u".repeat(MAX_USER_ID_LEN),
+        ke1: vec![0xA5; KE1_LEN],
+        client_nonce: [0xFF; 32],
+        profiles: vec![Profile::Wasi, Profile::Pure],
+    }
+}
+
+/// The largest value of each login kind fits its size cap; a field off its length is refused
+/// on encode and on decode.
+#[test]
+fn the_limits_of_the_login_kinds_hold_both_ways() {
+    round_trip(&longest_start_request());
+    let over = StartRequest {
+        user_id: "u".repeat(MAX_USER_ID_LEN + 1),
+        ..longest_start_request()
+    };
+    assert!(matches!(
+        over.encode(),
+        Err(ProtocolError::FieldRange { field: "user_id" })
+    ));
+    let mut bytes = longest_start_request().encode().unwrap();
+    bytes[2..4].copy_from_slice(&[0x81, 0x02]); // user id length 257, one byte short
+    assert!(StartRequest::decode(&bytes).is_err());
+    for ke1 in [0, KE1_LEN - 1, KE1_LEN + 1] {
+        let m = StartRequest {
+            ke1: vec![0; ke1],
+            ..longest_start_request()
+        };
+        assert!(matches!(
+            m.encode(),
+            Err(ProtocolError::FieldRange { field: "ke1" })
+        ));
+    }
+    let response = StartResponse {
+        login_id: [0xFF; 16],
+        ke2: vec![0xFF; KE2_LEN],
+        server_nonce: [0xFF; 32],
+        channel_binding: true,
+        host_public_key: [0xFF; 32],
+        signature: Signature64([0xFF; 64]),
+    };
+    round_trip(&response);
+    let short = StartResponse {
+        ke2: vec![0; KE2_LEN - 1],
+        ..response
+    };
+    assert!(matches!(
+        short.encode(),
+        Err(ProtocolError::FieldRange { field: "ke2" })
+    ));
+    let finish = FinishRequest {
+        login_id: [0xFF; 16],
+        ke3: vec![0xFF; KE3_LEN],
+    };
+    round_trip(&finish);
+    let mut long = finish.encode().unwrap();
+    long[2 + 16] = KE3_LEN as u8 + 1;
+    long.push(0);
+    assert!(matches!(
+        FinishRequest::decode(&long),
+        Err(ProtocolError::FieldRange { field: "ke3" })
+    ));
+    let sealed = SealedBundle {
+        ciphertext: vec![0xFF; ChallengeBundle::MAX_LEN + 16],
+    };
+    round_trip(&sealed);
+    for n in [15, ChallengeBundle::MAX_LEN + 17] {
+        let bad = SealedBundle {
+            ciphertext: vec![0; n],
+        };
+        assert!(matches!(
+            bad.encode(),
+            Err(ProtocolError::FieldRange {
+                field: "ciphertext"
+            })
+        ));
     }
 }
 
@@ -307,7 +433,7 @@ fn the_message_kinds_after_login_are_9_to_13() {
 /// The largest value of each kind still fits its size cap, and one past a count limit is
 /// refused on encode and on decode.
 #[test]
-fn the_limits_of_kinds_9_to_13_hold_both_ways() {
+fn the_limits_of_kinds_9_10_and_13_hold_both_ways() {
     let most = MessageAccepted {
         seq: u64::MAX,
         received_at: u64::MAX,
@@ -326,9 +452,23 @@ fn the_limits_of_kinds_9_to_13_hold_both_ways() {
     ));
     // Hand-built: the header, then an empty id list.
     assert!(matches!(
-        InboxAck::decode(&[1, 13, 0]),
+        InboxAck::decode(&[PROTOCOL_VERSION, 13, 0]),
         Err(ProtocolError::FieldRange { field: "ids" })
     ));
+    assert!(matches!(
+        MessageAccepted::decode(&[PROTOCOL_VERSION, 9, 0, 0]),
+        Err(ProtocolError::FieldRange { field: "seq" })
+    ));
+    // A refusal reason past the last variant is malformed, not a panic or a default.
+    assert!(matches!(
+        MessageRefused::decode(&[PROTOCOL_VERSION, 10, 9]),
+        Err(ProtocolError::Malformed(_))
+    ));
+}
+
+/// The largest delivery and inbox fit their caps; a field or count off its limit is refused.
+#[test]
+fn the_limits_of_kinds_11_and_12_hold() {
     let delivery = Delivery {
         id: u64::MAX,
         from: "u".repeat(kasane_protocol::wire::MAX_USER_ID_LEN),
@@ -384,21 +524,12 @@ fn the_limits_of_kinds_9_to_13_hold_both_ways() {
         over.encode(),
         Err(ProtocolError::FieldRange { field: "messages" })
     ));
-    assert!(matches!(
-        MessageAccepted::decode(&[1, 9, 0, 0]),
-        Err(ProtocolError::FieldRange { field: "seq" })
-    ));
-    // A refusal reason past the last variant is malformed, not a panic or a default.
-    assert!(matches!(
-        MessageRefused::decode(&[1, 10, 9]),
-        Err(ProtocolError::Malformed(_))
-    ));
 }
 
 #[test]
 fn login_failure_is_two_bytes() {
-    assert_eq!(LoginFailure.encode().unwrap(), vec![1, 7]);
-    assert_eq!(LoginFailure::decode(&[1, 7]).unwrap(), LoginFailure);
+    assert_eq!(LoginFailure.encode().unwrap(), vec![2, 7]);
+    assert_eq!(LoginFailure::decode(&[2, 7]).unwrap(), LoginFailure);
 }
 
 #[test]
@@ -409,11 +540,14 @@ fn unknown_version_is_a_typed_error() {
     }
     .encode()
     .unwrap();
-    bytes[0] = 2;
-    assert!(matches!(
-        ResponseRequest::decode(&bytes),
-        Err(ProtocolError::UnsupportedVersion(2))
-    ));
+    // A v1 message, and one from the future.
+    for version in [1, 3] {
+        bytes[0] = version;
+        assert!(matches!(
+            ResponseRequest::decode(&bytes),
+            Err(ProtocolError::UnsupportedVersion(v)) if v == version
+        ));
+    }
 }
 
 #[test]
@@ -441,16 +575,17 @@ fn wrong_kind_truncation_and_trailing_bytes_are_typed_errors() {
         ResponseRequest::decode(&rr),
         Err(ProtocolError::Malformed(_))
     ));
-    let mut hr = HelloRequest {
-        client_ephemeral: [0; 32],
+    let mut sr = StartRequest {
+        user_id: "alice".into(),
+        ke1: vec![0; KE1_LEN],
         client_nonce: [0; 32],
         profiles: vec![Profile::Pure],
     }
     .encode()
     .unwrap();
-    hr.push(0);
+    sr.push(0);
     assert!(matches!(
-        HelloRequest::decode(&hr),
+        StartRequest::decode(&sr),
         Err(ProtocolError::TrailingBytes(1))
     ));
 }
@@ -471,8 +606,9 @@ fn oversized_messages_are_refused_before_parsing() {
 
 #[test]
 fn field_limits_are_enforced_both_ways() {
-    let dup = HelloRequest {
-        client_ephemeral: [0; 32],
+    let dup = StartRequest {
+        user_id: "alice".into(),
+        ke1: vec![0; KE1_LEN],
         client_nonce: [0; 32],
         profiles: vec![Profile::Pure, Profile::Pure],
     };
@@ -480,20 +616,30 @@ fn field_limits_are_enforced_both_ways() {
         dup.encode(),
         Err(ProtocolError::FieldRange { field: "profiles" })
     ));
-    // Hand-built body with no profiles: decode refuses it too.
-    let mut bytes = vec![1, 1];
-    bytes.extend_from_slice(&[0; 64]);
+    // Hand-built body (user "a", KE1, nonce) with no profiles: decode refuses it too.
+    let mut bytes = vec![PROTOCOL_VERSION, 1, 1, b'a', KE1_LEN as u8];
+    bytes.extend_from_slice(&[0; KE1_LEN + 32]);
     bytes.push(0);
     assert!(matches!(
-        HelloRequest::decode(&bytes),
+        StartRequest::decode(&bytes),
         Err(ProtocolError::FieldRange { field: "profiles" })
     ));
     // An unknown profile number is malformed.
     bytes.pop();
     bytes.extend_from_slice(&[1, 2]);
     assert!(matches!(
-        HelloRequest::decode(&bytes),
+        StartRequest::decode(&bytes),
         Err(ProtocolError::Malformed(_))
+    ));
+    // An empty user id is out of range.
+    bytes.truncate(bytes.len() - 2);
+    bytes.push(1);
+    bytes.push(0);
+    bytes[2] = 0;
+    bytes.remove(3);
+    assert!(matches!(
+        StartRequest::decode(&bytes),
+        Err(ProtocolError::FieldRange { field: "user_id" })
     ));
     let sealed = SealedMessage {
         session_id: [0; 16],

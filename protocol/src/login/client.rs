@@ -13,8 +13,8 @@ use crate::seal::{Padding, Sequencer};
 use crate::transcript::{CHANNEL_BINDING_LEN, Transcript, start_signature_digest};
 use crate::verifier::ResponseKey;
 use crate::wire::{
-    ChallengeBundle, FinishRequest, KE3_LEN, MAX_PASSWORD_LEN, Message, Profile,
-    ResponseAccept, ResponseRequest, SealedBundle, StartRequest, StartResponse,
+    ChallengeBundle, FinishRequest, KE3_LEN, MAX_PASSWORD_LEN, Message, Profile, ResponseAccept,
+    ResponseRequest, SealedBundle, StartRequest, StartResponse,
 };
 use kasane_abi::{DeriveInputBuf, Direction};
 
@@ -289,4 +289,3 @@ impl ClientAwaitAccept {
         })
     }
 }
-

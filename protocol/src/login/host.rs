@@ -14,8 +14,8 @@ use crate::schedule::{SessionSecret, bundle_key, ct_eq32, seal_bundle, session_i
 use crate::seal::{Padding, Sequencer};
 use crate::transcript::{CHANNEL_BINDING_LEN, Transcript, start_signature_digest};
 use crate::wire::{
-    ChallengeBundle, FinishRequest, ID_LEN, Message, ResponseAccept, ResponseRequest,
-    SealedBundle, Signature64, StartRequest, StartResponse,
+    ChallengeBundle, FinishRequest, ID_LEN, Message, ResponseAccept, ResponseRequest, SealedBundle,
+    Signature64, StartRequest, StartResponse,
 };
 use kasane_abi::{DeriveInputBuf, Direction};
 
@@ -108,7 +108,10 @@ pub struct HostLoginParts {
 impl std::fmt::Debug for HostLoginParts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostLoginParts")
-            .field("opaque_state", &self.opaque_state.as_ref().map(|_| "<redacted>"))
+            .field(
+                "opaque_state",
+                &self.opaque_state.as_ref().map(|_| "<redacted>"),
+            )
             .field("session_key", &self.session_key)
             .field("start_request_len", &self.start_request.len())
             .field("finish_request", &self.finish_request.is_some())
