@@ -41,8 +41,12 @@ pub fn enroll(
     responses: &[(String, Zeroizing<String>)],
 ) -> Result<Enrollment, HostError> {
     let context = opaque::context(None);
-    let (opaque_record, export_key) =
-        opaque::register(&mut OsRng, keys, password, &Binding::for_user(user, &context))?;
+    let (opaque_record, export_key) = opaque::register(
+        &mut OsRng,
+        keys,
+        password,
+        &Binding::for_user(user, &context),
+    )?;
     let response_key = ResponseKey::derive(&export_key);
     let mut pairs = Vec::with_capacity(responses.len());
     for (prompt, response) in responses {

@@ -82,7 +82,9 @@ mod tests {
         let b = load_opaque_keys(&keys).unwrap();
         assert_eq!(a.public_key(), b.public_key());
         let path = keys.join(OPAQUE_KEY_FILE);
-        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
         assert_eq!(mode & 0o777, 0o600);
         std::fs::write(&path, [0u8; 5]).unwrap();
         assert!(load_opaque_keys(&keys).is_err());

@@ -85,6 +85,8 @@ pub struct HostRegistry {
     sandbox: Sandbox,
     loaded: Mutex<Option<Loaded>>,
     transforms: Mutex<HashMap<[u8; 32], Transform>>,
+    /// Test-only (`test-util`): behave like a compromised host that offers revoked modules.
+    ignore_revocations: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for HostRegistry {
@@ -129,6 +131,7 @@ impl HostRegistry {
             sandbox,
             loaded: Mutex::new(None),
             transforms: Mutex::new(HashMap::new()),
+            ignore_revocations: std::sync::atomic::AtomicBool::new(false),
         };
         reg.current()?;
         Ok(reg)
@@ -199,10 +202,25 @@ impl HostRegistry {
                 }
             }
         }
+        let honest = !self
+            .ignore_revocations
+            .load(std::sync::atomic::Ordering::Relaxed);
         out.retain(|(e, _)| {
-            !revoked.contains(&e.sha256) && module_path(&self.modules_dir, &e.sha256).is_file()
+            (!honest || !revoked.contains(&e.sha256))
+                && module_path(&self.modules_dir, &e.sha256).is_file()
         });
         out
+    }
+
+    /// DANGER, tests only: from now on this host offers revoked modules too, as a
+    /// compromised host would (clients must refuse them by their own trust state).
+    #[cfg(feature = "test-util")]
+    pub fn danger_ignore_revocations(&self) {
+        self.ignore_revocations
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut guard) = self.loaded.lock() {
+            *guard = None;
+        }
     }
 
     /// Whether the registry can serve logins at `now`: it loads, has an active transform, and

@@ -8,7 +8,7 @@ use std::process::Stdio;
 mod common;
 
 use common::{CARD, PASSWORD, connect, file_config, host_bin as bin, serve_bin};
-use kasane_protocol::ClientHello;
+use kasane_protocol::ClientStart;
 use kasane_protocol::wire::Profile;
 use rand_core::OsRng;
 
@@ -151,17 +151,22 @@ async fn init_then_serve_works_with_only_a_data_dir() {
         root,
         std::fs::read(data.join("registry/1.root.json")).unwrap()
     );
-    let client = ClientHello::new(&mut OsRng, vec![Profile::Pure]).unwrap();
-    let (status, hello) = conn
-        .post("/v1/login/hello", client.request_bytes().to_vec())
+    let client = ClientStart::new(
+        &mut OsRng,
+        "alice",
+        PASSWORD.as_bytes(),
+        vec![Profile::Pure],
+    )
+    .unwrap();
+    let (status, start) = conn
+        .post("/v1/login/start", client.request_bytes().to_vec())
         .await;
     assert_eq!(status, hyper::StatusCode::OK);
-    let client = client
-        .receive(&hello, &[host_key], Some(&conn.exporter))
+    let (client, req) = client
+        .receive(&mut OsRng, &start, &[host_key], Some(&conn.exporter))
         .unwrap();
     assert!(client.host_uses_channel_binding());
-    let (client, req) = client.request("alice", PASSWORD.as_bytes()).unwrap();
-    let (status, bundle) = conn.post("/v1/login/password", req).await;
+    let (status, bundle) = conn.post("/v1/login/finish", req).await;
     assert_eq!(status, hyper::StatusCode::OK);
     let ch = client.receive(&bundle).unwrap();
     assert_eq!(ch.bundle().counter, 1);

@@ -75,9 +75,9 @@ async fn stall(th: &TestHost, stall: Stall) -> Box<dyn AsyncStream> {
         .unwrap();
     let sent: &[u8] = match stall {
         Stall::Handshake | Stall::Silent => b"",
-        Stall::HalfHead => b"POST /v1/login/hello HTTP/1.1\r\nHost: localhost\r\nContent-Le",
+        Stall::HalfHead => b"POST /v1/login/start HTTP/1.1\r\nHost: localhost\r\nContent-Le",
         Stall::HalfBody => {
-            b"POST /v1/login/hello HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n0123456789"
+            b"POST /v1/login/start HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n0123456789"
         }
         // The client preface, then an empty SETTINGS frame (RFC 9113 §3.4, §6.5).
         Stall::IdleH2 => b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00",

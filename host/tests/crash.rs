@@ -24,7 +24,7 @@ use hyper::StatusCode;
 use kasane_protocol::wire::{
     ChallengeBundle, Delivery, Inbox, InboxAck, Message, MessageAccepted, Profile, ResponseAccept,
 };
-use kasane_protocol::{ClientHello, Session};
+use kasane_protocol::{ClientStart, Session};
 use kasane_sandbox::{Allocator, Limits, Sandbox, SandboxConfig, Transform};
 use rand_core::OsRng;
 use rustls::pki_types::ServerName;
@@ -161,16 +161,16 @@ struct User {
 
 async fn login(t: &Target, name: &str) -> User {
     let mut conn = connect(t.addr, &t.cert_der).await;
-    let client = ClientHello::new(&mut OsRng, vec![Profile::Pure, Profile::Wasi]).unwrap();
+    let profiles = vec![Profile::Pure, Profile::Wasi];
+    let client = ClientStart::new(&mut OsRng, name, PASSWORD.as_bytes(), profiles).unwrap();
     let (status, body) = conn
-        .post("/v1/login/hello", client.request_bytes().to_vec())
+        .post("/v1/login/start", client.request_bytes().to_vec())
         .await;
     assert_eq!(status, StatusCode::OK);
-    let cp = client
-        .receive(&body, &[t.host_key], Some(&conn.exporter))
+    let (awaiting, bytes) = client
+        .receive(&mut OsRng, &body, &[t.host_key], Some(&conn.exporter))
         .unwrap();
-    let (awaiting, bytes) = cp.request(name, PASSWORD.as_bytes()).unwrap();
-    let (status, body) = conn.post("/v1/login/password", bytes).await;
+    let (status, body) = conn.post("/v1/login/finish", bytes).await;
     assert_eq!(status, StatusCode::OK);
     let ch = awaiting.receive(&body).unwrap();
     let bundle = ch.bundle().clone();

@@ -16,7 +16,7 @@ use common::{
     CARD, PASSWORD, card_map, client_sandbox, connect, fetch_transform, host_bin_umask_000,
     serve_with, verifiers,
 };
-use kasane_protocol::ClientHello;
+use kasane_protocol::ClientStart;
 use kasane_protocol::wire::{Message, Profile, ResponseAccept};
 use rand_core::OsRng;
 
@@ -78,15 +78,20 @@ async fn login(data: &Path, addr: std::net::SocketAddr) {
         .unwrap()
         .verifying_key();
     let mut conn = connect(addr, &cert).await;
-    let client = ClientHello::new(&mut OsRng, vec![Profile::Pure]).unwrap();
-    let (_, hello) = conn
-        .post("/v1/login/hello", client.request_bytes().to_vec())
+    let client = ClientStart::new(
+        &mut OsRng,
+        "alice",
+        PASSWORD.as_bytes(),
+        vec![Profile::Pure],
+    )
+    .unwrap();
+    let (_, start) = conn
+        .post("/v1/login/start", client.request_bytes().to_vec())
         .await;
-    let client = client
-        .receive(&hello, &[host_key], Some(&conn.exporter))
+    let (client, req) = client
+        .receive(&mut OsRng, &start, &[host_key], Some(&conn.exporter))
         .unwrap();
-    let (client, req) = client.request("alice", PASSWORD.as_bytes()).unwrap();
-    let (_, bundle) = conn.post("/v1/login/password", req).await;
+    let (_, bundle) = conn.post("/v1/login/finish", req).await;
     let ch = client.receive(&bundle).unwrap();
     let transform = fetch_transform(&client_sandbox(), &mut conn, ch.bundle()).await;
     let input = ch.auth_input(&verifiers(&ch, &card_map())).unwrap();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::*;
 use hyper::StatusCode;
 use kasane_host::store::{Clock, Store};
-use kasane_protocol::ClientHello;
+use kasane_protocol::ClientStart;
 use kasane_protocol::wire::{Message, Profile, ResponseAccept, ResponseRequest};
 use rand_core::OsRng;
 
@@ -66,23 +66,22 @@ async fn every_login_failure_gets_the_same_answer() {
     let card = card_map();
     let mut answers = Vec::new();
 
-    // Wrong password: a decoy bundle, then the failure.
-    let ch = to_bundle(&th, &mut conn, "alice", "wrong", BOTH.to_vec())
-        .await
-        .unwrap();
-    let (_, bytes) = respond(&th, &mut conn, ch, &card).await;
-    answers.push((
-        "wrong password",
-        conn.post("/v1/login/response", bytes).await,
-    ));
+    // Wrong password: OPAQUE's KE2 does not open; the client's (random) KE3 is refused.
+    let wrong = to_bundle(&th, &mut conn, "alice", "wrong", BOTH.to_vec()).await;
+    answers.push(("wrong password", wrong.err().unwrap()));
 
-    // Unknown user: a decoy bundle too.
-    let ch = to_bundle(&th, &mut conn, "mallory", PASSWORD, BOTH.to_vec())
+    // Unknown user: KE2 from the fake record, the same way.
+    let unknown = to_bundle(&th, &mut conn, "mallory", PASSWORD, BOTH.to_vec()).await;
+    answers.push(("unknown user", unknown.err().unwrap()));
+
+    // A replayed KE3 (of a finish that succeeded).
+    let (awaiting, finish) = start_login(&th, &mut conn, "alice", PASSWORD, BOTH.to_vec())
         .await
         .unwrap();
-    assert!((2..=3).contains(&ch.bundle().challenges.len()));
-    let (_, bytes) = respond(&th, &mut conn, ch, &card).await;
-    answers.push(("unknown user", conn.post("/v1/login/response", bytes).await));
+    let (status, _) = conn.post("/v1/login/finish", finish.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    drop(awaiting);
+    answers.push(("replayed KE3", conn.post("/v1/login/finish", finish).await));
 
     // Wrong response.
     let ch = to_bundle(&th, &mut conn, "alice", PASSWORD, BOTH.to_vec())
@@ -164,7 +163,7 @@ async fn every_login_failure_gets_the_same_answer() {
     let m = conn.get("/metrics", None).await.1;
     let m = String::from_utf8(m).unwrap();
     assert!(
-        m.contains("kasane_logins_total{outcome=\"failure\"} 8"),
+        m.contains("kasane_logins_total{outcome=\"failure\"} 9"),
         "{m}"
     );
 }
@@ -180,10 +179,11 @@ async fn throttling_engages_and_releases_after_backoff() {
     th.add_user("alice").await;
     let mut conn = th.connect().await;
     for _ in 0..3 {
-        // Wrong passwords get decoys (failures are counted at the password step).
-        to_bundle(&th, &mut conn, "alice", "guess", BOTH.to_vec())
+        // Each start is counted; a wrong password's finish gets the uniform answer.
+        let err = to_bundle(&th, &mut conn, "alice", "guess", BOTH.to_vec())
             .await
-            .unwrap();
+            .unwrap_err();
+        assert_eq!(err, uniform_failure());
     }
     // Locked: even the right password is refused, with the uniform answer.
     let err = to_bundle(&th, &mut conn, "alice", PASSWORD, BOTH.to_vec())
@@ -213,25 +213,27 @@ async fn throttling_engages_and_releases_after_backoff() {
     );
 }
 
-/// One wrong password for `user`, sent straight to the host as if from `source` (the
-/// password step answers a decoy until the lock engages).
+/// One wrong password for `user`, sent straight to the host as if from `source`: the start
+/// (counted, or answered from the fake record once locked) and a finish that fails.
 async fn wrong_password_from(
     th: &TestHost,
     user: &str,
     source: std::net::IpAddr,
-) -> Result<Vec<u8>, kasane_host::login::LoginError> {
+) -> kasane_host::login::LoginError {
     let binding = [7u8; 32];
-    let hello = ClientHello::new(&mut OsRng, BOTH.to_vec()).unwrap();
+    let client = ClientStart::new(&mut OsRng, user, b"guess", BOTH.to_vec()).unwrap();
     let answer = th
         .host
-        .hello(hello.request_bytes(), Some(&binding))
+        .start(client.request_bytes(), source, Some(&binding))
         .await
         .unwrap();
-    let client = hello
-        .receive(&answer, &[th.host_key()], Some(&binding))
-        .unwrap();
-    let (_, request) = client.request(user, b"guess").unwrap();
-    th.host.password(&request, source).await
+    let Err(kasane_protocol::ProtocolError::Opaque) =
+        client.receive(&mut OsRng, &answer, &[th.host_key()], Some(&binding))
+    else {
+        panic!("a wrong password opened KE2");
+    };
+    let decoy = kasane_protocol::decoy_finish(&mut OsRng, &answer).unwrap();
+    th.host.finish(&decoy, source).await.unwrap_err()
 }
 
 /// `kasane-host user unlock` lifts a lock that real failed logins engaged (it used to be
@@ -247,17 +249,18 @@ async fn user_unlock_lifts_a_lock_engaged_by_failed_logins() {
     th.add_user("alice").await;
     // Wrong passwords from another address lock alice (and that address), not 127.0.0.1.
     let elsewhere: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+    use kasane_host::login::{Failure, LoginError};
     for _ in 0..3 {
-        wrong_password_from(&th, "alice", elsewhere).await.unwrap();
+        let e = wrong_password_from(&th, "alice", elsewhere).await;
+        assert!(
+            matches!(e, LoginError::Failed(Failure::WrongPassword)),
+            "{e:?}"
+        );
     }
+    // Locked: answered from the fake record, and failing the same way as an unknown user.
     let locked = wrong_password_from(&th, "alice", elsewhere).await;
     assert!(
-        matches!(
-            locked,
-            Err(kasane_host::login::LoginError::Failed(
-                kasane_host::login::Failure::Throttled
-            ))
-        ),
+        matches!(locked, LoginError::Failed(Failure::UnknownOrLocked)),
         "{locked:?}"
     );
     // Locked: the right password from 127.0.0.1 is refused with the uniform answer.
@@ -332,13 +335,13 @@ async fn oversized_or_malformed_bodies_get_a_clear_4xx_and_the_host_keeps_servin
     th.add_user("alice").await;
     let mut conn = th.connect().await;
     let (status, _) = conn
-        .post("/v1/login/hello", vec![0u8; th.cfg.max_body_bytes + 1])
+        .post("/v1/login/start", vec![0u8; th.cfg.max_body_bytes + 1])
         .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     let mut conn = th.connect().await;
     for (path, body) in [
-        ("/v1/login/hello", b"garbage".to_vec()),
-        ("/v1/login/password", vec![1, 3, 0xff]),
+        ("/v1/login/start", b"garbage".to_vec()),
+        ("/v1/login/finish", vec![1, 3, 0xff]),
         ("/v1/login/response", vec![]),
         ("/v1/login/response", vec![9, 5, 0, 0]),
     ] {
@@ -436,11 +439,12 @@ async fn counter_never_repeats_under_50_concurrent_logins_postgres() {
     }
 }
 
-/// Hello on replica A, password on replica B, response on A again: the login succeeds and
+/// Start on replica A, finish on replica B, response on A again: the login succeeds and
 /// both sides agree on the keys; a replayed step on the other replica gets the uniform
-/// failure. The two replicas have separate in-process state and share only the database.
-/// Channel binding is off, as behind a TLS-terminating load balancer: the steps travel over
-/// distinct TLS connections, so no one exporter value spans them.
+/// failure. The two replicas have separate in-process state and share only the database
+/// and the data directory (host key, OPAQUE keys). Channel binding is off, as behind a
+/// TLS-terminating load balancer: the steps travel over distinct TLS connections, so no one
+/// exporter value spans them.
 async fn login_steps_on_different_replicas(th: TestHost, replica_store: Arc<dyn Store>) {
     assert!(!th.cfg.channel_binding);
     th.add_user("alice").await;
@@ -448,18 +452,19 @@ async fn login_steps_on_different_replicas(th: TestHost, replica_store: Arc<dyn 
     let mut conn_a = th.connect().await;
     let mut conn_b = connect(b.addr, &th.cert_der).await;
 
-    let client = ClientHello::new(&mut OsRng, BOTH.to_vec()).unwrap();
+    let client = ClientStart::new(&mut OsRng, "alice", PASSWORD.as_bytes(), BOTH.to_vec()).unwrap();
     let (status, body) = conn_a
-        .post("/v1/login/hello", client.request_bytes().to_vec())
+        .post("/v1/login/start", client.request_bytes().to_vec())
         .await;
     assert_eq!(status, StatusCode::OK);
-    let cp = client.receive(&body, &[th.host_key()], None).unwrap();
-    let (awaiting, password) = cp.request("alice", PASSWORD.as_bytes()).unwrap();
-    let (status, body) = conn_b.post("/v1/login/password", password.clone()).await;
-    assert_eq!(status, StatusCode::OK, "password step on replica B");
-    // The hello state was taken by B: replaying the password step on A is refused.
+    let (awaiting, finish) = client
+        .receive(&mut OsRng, &body, &[th.host_key()], None)
+        .unwrap();
+    let (status, body) = conn_b.post("/v1/login/finish", finish.clone()).await;
+    assert_eq!(status, StatusCode::OK, "finish step on replica B");
+    // The start state was taken by B: replaying the finish on A is refused.
     assert_eq!(
-        conn_a.post("/v1/login/password", password).await,
+        conn_a.post("/v1/login/finish", finish).await,
         uniform_failure()
     );
     let ch = awaiting.receive(&body).unwrap();
@@ -490,6 +495,18 @@ async fn login_steps_on_different_replicas(th: TestHost, replica_store: Arc<dyn 
         (status, name.as_slice()),
         (StatusCode::OK, b"alice".as_slice())
     );
+    // An unknown name gets the same OPRF evaluation from either replica (one KE1, twice):
+    // the fake record is keyed by the shared OPAQUE keys, not made up per process.
+    let probe = ClientStart::new(&mut OsRng, "nobody", b"x", BOTH.to_vec()).unwrap();
+    let ke2 =
+        |body: Vec<u8>| kasane_protocol::StartResponse::decode(&body).unwrap().ke2[..32].to_vec();
+    let (_, from_a) = conn_a
+        .post("/v1/login/start", probe.request_bytes().to_vec())
+        .await;
+    let (_, from_b) = conn_b
+        .post("/v1/login/start", probe.request_bytes().to_vec())
+        .await;
+    assert_eq!(ke2(from_a), ke2(from_b));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -588,18 +605,27 @@ async fn counter_is_committed_before_the_bundle_and_no_response_is_stored() {
     // The bundle has arrived but is not answered: the store already holds its counter.
     let user = th.host.store().get_user("alice").await.unwrap().unwrap();
     assert_eq!(user.counter, ch.bundle().counter);
-    assert!(
-        user.password_hash
-            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+    // An OPAQUE record, and verifiers that are keyed: they are what the client computes
+    // with this login's response key, and nothing in them is the response.
+    assert_eq!(
+        user.opaque_record.as_ref().map(Vec::len),
+        Some(kasane_protocol::opaque::RECORD_LEN)
     );
     let card = card_map();
+    let asked: Vec<&str> = ch
+        .bundle()
+        .challenges
+        .iter()
+        .map(|c| card[&c.prompt].as_str())
+        .collect();
+    let client_side = ch.verifiers(&asked).unwrap();
+    for (c, v) in ch.bundle().challenges.iter().zip(&client_side) {
+        let p = user.pairs.iter().find(|p| p.prompt == c.prompt).unwrap();
+        assert_eq!(&p.verifier, v);
+    }
     for p in &user.pairs {
         let response = &card[&p.prompt];
         assert_eq!(p.salt.len(), 16);
-        assert_eq!(
-            p.verifier,
-            kasane_host::crypto::response_verifier(response, &p.salt).unwrap()
-        );
         assert!(
             !p.verifier
                 .windows(response.len())
@@ -613,37 +639,46 @@ async fn counter_is_committed_before_the_bundle_and_no_response_is_stored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn channel_binding_refuses_a_relayed_login_and_can_be_turned_off() {
-    use kasane_protocol::ClientHello;
-    use rand_core::OsRng;
     let th = start(|_| {}).await;
     th.add_user("alice").await;
-    // A relay: the client's TLS connection (its exporter) is not the one the host sees.
+    // A relay: the client's TLS connection (its exporter) is not the one the host sees. The
+    // exporter is in OPAQUE's context, so the client's KE3 does not verify on the host.
     let mut relay = th.connect().await;
     let client_side = th.connect().await;
-    let client = ClientHello::new(&mut OsRng, BOTH.to_vec()).unwrap();
-    let (_, hello) = relay
-        .post("/v1/login/hello", client.request_bytes().to_vec())
+    let client = ClientStart::new(&mut OsRng, "alice", PASSWORD.as_bytes(), BOTH.to_vec()).unwrap();
+    let (_, start) = relay
+        .post("/v1/login/start", client.request_bytes().to_vec())
         .await;
-    let client = client
-        .receive(&hello, &[th.host_key()], Some(&client_side.exporter))
-        .unwrap();
-    let (_, req) = client.request("alice", PASSWORD.as_bytes()).unwrap();
+    let finished = client.receive(
+        &mut OsRng,
+        &start,
+        &[th.host_key()],
+        Some(&client_side.exporter),
+    );
+    // KE2's MAC covers the context too: the client already refuses.
+    assert!(
+        matches!(finished, Err(kasane_protocol::ProtocolError::Opaque)),
+        "{finished:?}"
+    );
+    let decoy = kasane_protocol::decoy_finish(&mut OsRng, &start).unwrap();
     assert_eq!(
-        relay.post("/v1/login/password", req).await,
+        relay.post("/v1/login/finish", decoy).await,
         uniform_failure()
     );
 
-    // Behind a TLS-terminating proxy: binding off, signed as such in the hello.
-    let th = start(|c| c.channel_binding = false).await;
+    // Behind a TLS-terminating proxy: binding off, signed as such in the start response.
+    let th = start_host_without_binding().await;
     th.add_user("alice").await;
     let mut conn = th.connect().await;
-    let client = ClientHello::new(&mut OsRng, BOTH.to_vec()).unwrap();
-    let (_, hello) = conn
-        .post("/v1/login/hello", client.request_bytes().to_vec())
-        .await;
-    let client = client.receive(&hello, &[th.host_key()], None).unwrap();
+    let (client, _) = start_login(&th, &mut conn, "alice", PASSWORD, BOTH.to_vec())
+        .await
+        .unwrap();
     assert!(!client.host_uses_channel_binding());
     login(&th, &mut conn, "alice").await;
+}
+
+async fn start_host_without_binding() -> TestHost {
+    start(|c| c.channel_binding = false).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

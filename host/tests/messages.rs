@@ -695,7 +695,7 @@ async fn concurrent_accepts(st: Arc<dyn Store>) {
         st.create_user(
             &NewUser {
                 name: name.into(),
-                password_hash: "h".into(),
+                opaque_record: vec![1],
                 pairs: vec![],
             },
             1,

@@ -173,23 +173,23 @@ async fn a_client_without_wasi_never_gets_a_wasi_transform() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_ticket_and_module_pass_a_client_trust_store() {
-    use kasane_protocol::ClientHello;
+    use kasane_protocol::ClientStart;
     use kasane_registry::trust::{DirFetcher, Pin, TrustStore};
     use rand_core::OsRng;
 
     let th = start(|_| {}).await;
     th.add_user("alice").await;
     let mut conn = th.connect().await;
-    let client = ClientHello::new(&mut OsRng, vec![Profile::Pure, Profile::Wasi]).unwrap();
+    let profiles = vec![Profile::Pure, Profile::Wasi];
+    let client = ClientStart::new(&mut OsRng, "alice", PASSWORD.as_bytes(), profiles).unwrap();
     let nonce = client.request().client_nonce;
-    let (_, hello) = conn
-        .post("/v1/login/hello", client.request_bytes().to_vec())
+    let (_, start) = conn
+        .post("/v1/login/start", client.request_bytes().to_vec())
         .await;
-    let client = client
-        .receive(&hello, &[th.host_key()], Some(&conn.exporter))
+    let (client, req) = client
+        .receive(&mut OsRng, &start, &[th.host_key()], Some(&conn.exporter))
         .unwrap();
-    let (client, req) = client.request("alice", PASSWORD.as_bytes()).unwrap();
-    let (_, bundle) = conn.post("/v1/login/password", req).await;
+    let (_, bundle) = conn.post("/v1/login/finish", req).await;
     let ch = client.receive(&bundle).unwrap();
     let bundle = ch.bundle().clone();
 

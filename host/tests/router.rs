@@ -24,7 +24,7 @@ use kasane_protocol::wire::{
     ChallengeBundle, Inbox, Message, MessageAccepted, MessageRefused, Profile, RefusalReason,
     ResponseAccept, SealedMessage,
 };
-use kasane_protocol::{ClientHello, LoginFailure, Session};
+use kasane_protocol::{ClientStart, LoginFailure, Session};
 use kasane_sandbox::{Allocator, Limits, Sandbox, SandboxConfig};
 use rand_core::OsRng;
 use tower::ServiceExt;
@@ -144,7 +144,13 @@ impl Bare {
     }
 
     async fn add_user(&self, name: &str) {
-        add_card_user(self.host.store().as_ref(), name, self.clock.now()).await;
+        add_card_user(
+            self.host.store().as_ref(),
+            self.host.opaque_keys(),
+            name,
+            self.clock.now(),
+        )
+        .await;
     }
 
     /// The transform's output on `input`, with the module fetched through the router.
@@ -174,14 +180,16 @@ impl Bare {
         answers: &std::collections::HashMap<String, String>,
     ) -> Result<User, Answer> {
         let key = VerifyingKey::from_bytes(&self.host.host_public_key()).unwrap();
-        let hello = ClientHello::new(&mut OsRng, vec![Profile::Pure]).unwrap();
+        let start =
+            ClientStart::new(&mut OsRng, name, PASSWORD.as_bytes(), vec![Profile::Pure]).unwrap();
         let a = self
-            .post("/v1/login/hello", hello.request_bytes().to_vec())
+            .post("/v1/login/start", start.request_bytes().to_vec())
             .await;
         assert_eq!(a.status, StatusCode::OK);
-        let cp = hello.receive(&a.body, &[key], Some(&EXPORTER)).unwrap();
-        let (awaiting, request) = cp.request(name, PASSWORD.as_bytes()).unwrap();
-        let a = self.post("/v1/login/password", request).await;
+        let (awaiting, request) = start
+            .receive(&mut OsRng, &a.body, &[key], Some(&EXPORTER))
+            .unwrap();
+        let a = self.post("/v1/login/finish", request).await;
         assert_eq!(a.status, StatusCode::OK);
         let ch = awaiting.receive(&a.body).unwrap();
         let bundle = ch.bundle().clone();
@@ -316,7 +324,7 @@ async fn plain_routes_and_not_found() {
         let a = b.call("GET", path, None, Vec::new()).await;
         assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}");
     }
-    let a = b.call("GET", "/v1/login/hello", None, Vec::new()).await;
+    let a = b.call("GET", "/v1/login/start", None, Vec::new()).await;
     assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
@@ -327,7 +335,7 @@ async fn plain_routes_and_not_found() {
 async fn login_errors_are_400_or_the_uniform_401() {
     let b = bare(|_| {}).await;
     b.add_user("alice").await;
-    for step in ["hello", "password", "response"] {
+    for step in ["start", "finish", "response"] {
         let a = b.post(&format!("/v1/login/{step}"), vec![0xff; 40]).await;
         assert_eq!(
             (a.status, a.body.as_slice()),
@@ -335,13 +343,19 @@ async fn login_errors_are_400_or_the_uniform_401() {
             "{step}"
         );
     }
-    // A good hello from a request without connection information: no exporter value.
-    let hello = ClientHello::new(&mut OsRng, vec![Profile::Pure]).unwrap();
+    // A good start from a request without connection information: no exporter value.
+    let hello = ClientStart::new(
+        &mut OsRng,
+        "alice",
+        PASSWORD.as_bytes(),
+        vec![Profile::Pure],
+    )
+    .unwrap();
     let a = b
         .call_with(
             false,
             "POST",
-            "/v1/login/hello",
+            "/v1/login/start",
             None,
             hello.request_bytes().to_vec(),
         )
@@ -483,24 +497,30 @@ async fn body_limits_are_413_before_anything_is_stored() {
     b.add_user("alice").await;
     b.add_user("bob").await;
     let ttl = b.cfg.login.hello_ttl_secs + 1;
-    // A good hello is stored as a login in flight (the check below can see one) …
-    let hello = ClientHello::new(&mut OsRng, vec![Profile::Pure]).unwrap();
+    // A good start is stored as a login in flight (the check below can see one) …
+    let hello = ClientStart::new(
+        &mut OsRng,
+        "alice",
+        PASSWORD.as_bytes(),
+        vec![Profile::Pure],
+    )
+    .unwrap();
     let good = hello.request_bytes().to_vec();
     assert_eq!(
-        b.post("/v1/login/hello", good.clone()).await.status,
+        b.post("/v1/login/start", good.clone()).await.status,
         StatusCode::OK
     );
     assert_eq!(b.pending_after(ttl).await, 1);
     // … one over the limit is not.
     let mut over = good;
     over.resize(1025, 0);
-    for step in ["hello", "password", "response"] {
+    for step in ["start", "finish", "response"] {
         let a = b.post(&format!("/v1/login/{step}"), over.clone()).await;
         assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{step}");
     }
     assert_eq!(b.pending_after(ttl).await, 0);
     // At the limit: read, and refused as malformed.
-    let a = b.post("/v1/login/hello", vec![0xff; 1024]).await;
+    let a = b.post("/v1/login/start", vec![0xff; 1024]).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
 
     let mut alice = b.login("alice").await;

@@ -10,7 +10,7 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use common::*;
 use kasane_host::server::{self, Options};
-use kasane_protocol::ClientHello;
+use kasane_protocol::ClientStart;
 use kasane_protocol::wire::Profile;
 use rand_core::OsRng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -67,12 +67,17 @@ async fn shutdown_waits_for_the_request_in_progress() {
         )
         .await
         .unwrap();
-    let body = ClientHello::new(&mut OsRng, vec![Profile::Pure, Profile::Wasi])
-        .unwrap()
-        .request_bytes()
-        .to_vec();
+    let body = ClientStart::new(
+        &mut OsRng,
+        "alice",
+        b"pw",
+        vec![Profile::Pure, Profile::Wasi],
+    )
+    .unwrap()
+    .request_bytes()
+    .to_vec();
     let head = format!(
-        "POST /v1/login/hello HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n\r\n",
+        "POST /v1/login/start HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();

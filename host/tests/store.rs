@@ -197,7 +197,7 @@ mod fixture {
     pub(crate) fn user(name: &str, pairs: usize) -> NewUser {
         NewUser {
             name: name.to_owned(),
-            password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA${name}"),
+            opaque_record: format!("record of {name}").into_bytes(),
             pairs: (0..pairs)
                 .map(|i| pair(&format!("C{i:02}"), &[i as u8; 32]))
                 .collect(),
@@ -269,7 +269,7 @@ mod cases {
         assert_eq!(alice.name, "alice");
         assert_eq!(alice.created, 200);
         assert_eq!(alice.counter, 0);
-        assert_eq!(alice.password_hash, user("alice", 0).password_hash);
+        assert_eq!(alice.opaque_record, Some(user("alice", 0).opaque_record));
         assert_eq!(alice.pairs, user("alice", 2).pairs);
         assert!(st.get_user("carol").await.unwrap().is_none());
 
@@ -408,7 +408,7 @@ mod cases {
     pub(crate) async fn pending_login_is_taken_once_at_its_stage(s: Stores) {
         let st = &*s.main;
         assert!(
-            st.put_pending_login(&pending(1, LoginStage::Hello, 500), 1, 10)
+            st.put_pending_login(&pending(1, LoginStage::Start, 500), 1, 10)
                 .await
                 .unwrap()
         );
@@ -426,19 +426,19 @@ mod cases {
         );
         let got = s
             .replica
-            .take_pending_login(&[1; 16], LoginStage::Hello, 100)
+            .take_pending_login(&[1; 16], LoginStage::Start, 100)
             .await
             .unwrap()
             .unwrap();
         assert_eq!(got.as_slice(), [9, 8, 7, 1]);
         assert!(
-            st.take_pending_login(&[1; 16], LoginStage::Hello, 100)
+            st.take_pending_login(&[1; 16], LoginStage::Start, 100)
                 .await
                 .unwrap()
                 .is_none()
         );
         assert!(
-            st.take_pending_login(&[7; 16], LoginStage::Hello, 100)
+            st.take_pending_login(&[7; 16], LoginStage::Start, 100)
                 .await
                 .unwrap()
                 .is_none()
@@ -463,16 +463,16 @@ mod cases {
                 .unwrap()
                 .is_none()
         );
-        st.put_pending_login(&pending(3, LoginStage::Hello, 100), 1, 10)
+        st.put_pending_login(&pending(3, LoginStage::Start, 100), 1, 10)
             .await
             .unwrap();
-        st.put_pending_login(&pending(4, LoginStage::Hello, 300), 1, 10)
+        st.put_pending_login(&pending(4, LoginStage::Start, 300), 1, 10)
             .await
             .unwrap();
         let purged = s.replica.purge_expired(200, 10).await.unwrap();
         assert_eq!(purged.pending_logins, 1);
         assert!(
-            st.take_pending_login(&[4; 16], LoginStage::Hello, 200)
+            st.take_pending_login(&[4; 16], LoginStage::Start, 200)
                 .await
                 .unwrap()
                 .is_some()
@@ -481,7 +481,7 @@ mod cases {
 
     pub(crate) async fn pending_login_concurrent_takes_one_winner(s: Stores) {
         s.main
-            .put_pending_login(&pending(5, LoginStage::Hello, 500), 1, 10)
+            .put_pending_login(&pending(5, LoginStage::Start, 500), 1, 10)
             .await
             .unwrap();
         let mut tasks = tokio::task::JoinSet::new();
@@ -492,7 +492,7 @@ mod cases {
                 s.replica.clone()
             };
             tasks.spawn(async move {
-                st.take_pending_login(&[5; 16], LoginStage::Hello, 1)
+                st.take_pending_login(&[5; 16], LoginStage::Start, 1)
                     .await
                     .unwrap()
                     .is_some()
@@ -510,7 +510,7 @@ mod cases {
         let put = |id: u8, expires_at: u64| {
             let st = s.main.clone();
             async move {
-                st.put_pending_login(&pending(id, LoginStage::Hello, expires_at), 100, 2)
+                st.put_pending_login(&pending(id, LoginStage::Start, expires_at), 100, 2)
                     .await
                     .unwrap()
             }
@@ -521,14 +521,14 @@ mod cases {
         assert!(!put(4, 500).await);
         assert!(
             s.replica
-                .take_pending_login(&[4; 16], LoginStage::Hello, 100)
+                .take_pending_login(&[4; 16], LoginStage::Start, 100)
                 .await
                 .unwrap()
                 .is_none(),
             "a refused login must not be stored"
         );
         s.replica
-            .take_pending_login(&[2; 16], LoginStage::Hello, 100)
+            .take_pending_login(&[2; 16], LoginStage::Start, 100)
             .await
             .unwrap()
             .unwrap();

@@ -164,6 +164,18 @@ impl TestHost {
         });
     }
 
+    /// A compromised host: a second host process on this data directory (every key, the
+    /// same database) that offers revoked modules too. Returns it serving, and its URL.
+    pub async fn compromised(&self) -> (Running, String) {
+        let host = setup::load_host(self.cfg.clone(), Arc::new(SystemClock))
+            .await
+            .unwrap();
+        host.registry().danger_ignore_revocations();
+        let running = server::spawn(host).await.unwrap();
+        let url = format!("https://{}", running.addr());
+        (running, url)
+    }
+
     /// Edits the registry: revokes a module hash.
     pub fn revoke(&self, hash: Sha256Hash) {
         self.edit(|repo, now, life, keys| {

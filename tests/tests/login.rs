@@ -1,13 +1,7 @@
 //! End-to-end logins: the real host and the real client over TLS 1.3 on loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-
 use kasane_client::{Client, ClientError};
-use kasane_protocol::wire::{ChallengeBundle, HelloRequest, Message};
-use kasane_registry::keys::read_key_file;
-use kasane_registry::repo::{Lifetimes, Repository};
 use kasane_tests::{files_under, proxy, responder, start, start_with, start_with_foreign_host_key};
 
 /// The built-in transforms `kasane-host init` publishes.
@@ -74,58 +68,16 @@ async fn a_transform_published_while_the_client_runs_is_used_at_its_next_login()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_revoked_transform_is_refused_even_from_the_cache() {
-    // Behind a TLS-terminating proxy (channel binding off), so the proxy can play a
-    // compromised host later.
-    let th = start_with(|c| c.channel_binding = false).await;
+    let th = start().await;
     let card = th.add_user("alice").await;
     let mut wasm = kasane_host::setup::BUILTINS[0].wasm.to_vec();
     wasm.extend_from_slice(&[0x00, 0x05, 0x04]);
     wasm.extend_from_slice(b"rvkd");
     let hash = th.publish("doomed", &wasm, b"", 1);
     th.force("doomed");
-
-    // The compromised host: once armed, it answers every password step with a bundle naming
-    // the revoked module, with a ticket it signs itself (it holds the online key) for this
-    // login's nonce and the current snapshot.
-    let armed = Arc::new(AtomicBool::new(false));
-    let nonce = Arc::new(Mutex::new([0u8; 32]));
-    let cfg = th.cfg.clone();
-    let rewrite: proxy::Rewrite = {
-        let (armed, nonce) = (armed.clone(), nonce.clone());
-        Arc::new(move |x: &proxy::Exchange<'_>| {
-            if x.request_line.starts_with("POST /v1/login/hello") {
-                let hello = HelloRequest::decode(x.request_body).ok()?;
-                *nonce.lock().unwrap() = hello.client_nonce;
-                return None;
-            }
-            if !armed.load(Ordering::SeqCst)
-                || !x.request_line.starts_with("POST /v1/login/password")
-            {
-                return None;
-            }
-            let mut bundle = ChallengeBundle::decode(x.response_body).ok()?;
-            let repo = Repository::load(&cfg.registry_dir).unwrap();
-            let entry = repo.find_entry("doomed").unwrap().clone();
-            let key = read_key_file(&cfg.keys_dir.join("snapshot.key")).unwrap();
-            bundle.ticket = repo
-                .sign_ticket(
-                    *nonce.lock().unwrap(),
-                    "doomed",
-                    &[&key],
-                    kasane_host::store::Clock::now(&kasane_host::store::SystemClock),
-                    &Lifetimes::default(),
-                )
-                .unwrap();
-            bundle.module.name = entry.name.clone();
-            bundle.module.sha256 = entry.sha256.0;
-            bundle.module.length = entry.length;
-            Some(bundle.encode().unwrap())
-        })
-    };
-    let addr = proxy::start_with(&th, rewrite).await;
     let state = tempfile::tempdir().unwrap();
-    let config = || th.client_config_for(&format!("https://{addr}"), Some(state.path().to_owned()));
-    let client = Client::connect(config()).await.unwrap();
+    let config = |url: &str| th.client_config_for(url, Some(state.path().to_owned()));
+    let client = Client::connect(config(&th.url())).await.unwrap();
     for cached in [false, true] {
         let (s, report) = client.login("alice", &mut responder(&card)).await.unwrap();
         assert_eq!(report.transform, "doomed");
@@ -133,17 +85,19 @@ async fn a_revoked_transform_is_refused_even_from_the_cache() {
         s.close().await.unwrap();
     }
 
-    // Revoked in the registry; the host offers something else, the compromised one does not.
+    // Revoked in the registry. A compromised host (it holds every key the real one does:
+    // the OPAQUE keys, the host key, the online key that signs tickets) still offers it, with
+    // a valid ticket for this login; the client refuses it from its own trust state.
     th.revoke(hash);
-    th.force("sha256-chain");
-    armed.store(true, Ordering::SeqCst);
-    let client = Client::connect(config()).await.unwrap();
+    let (_compromised, url) = th.compromised().await;
+    let client = Client::connect(config(&url)).await.unwrap();
     let Err(err) = client.login("alice", &mut responder(&card)).await else {
         panic!("a revoked module was accepted from the cache");
     };
     assert!(matches!(err, ClientError::Revoked(_)), "got: {err}");
-    // The honest host, with the same client and cache, logs in with another transform.
-    armed.store(false, Ordering::SeqCst);
+    // The honest host, with the same cache, logs in with another transform.
+    th.force("sha256-chain");
+    let client = Client::connect(config(&th.url())).await.unwrap();
     let (s, report) = client.login("alice", &mut responder(&card)).await.unwrap();
     assert_ne!(report.sha256, hash.0, "a revoked module ran");
     s.close().await.unwrap();

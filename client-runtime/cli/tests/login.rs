@@ -37,6 +37,7 @@ async fn start() -> Host {
     let card = CodeCard::generate("alice");
     setup::add_user(
         host.store().as_ref(),
+        host.opaque_keys(),
         &card,
         PASSWORD.as_bytes(),
         SystemClock.now(),

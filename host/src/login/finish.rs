@@ -11,6 +11,7 @@ use rand_core::OsRng;
 use zeroize::Zeroizing;
 
 use super::state::StoredLogin;
+use super::throttle::StartCount;
 use super::{Failure, LoginError, random_id};
 use crate::HostError;
 use crate::host::Host;
@@ -21,6 +22,7 @@ use crate::store::{LoginStage, NewBundle, UnixSeconds, UserRecord};
 struct Verified {
     next: HostAwaitBundle,
     user: String,
+    count: Option<StartCount>,
     profiles: Vec<Profile>,
     client_nonce: [u8; 32],
 }
@@ -39,7 +41,9 @@ impl Host {
         let req = FinishRequest::decode(request).map_err(LoginError::Malformed)?;
         let now = self.now();
         let verified = self.verify_finish(&req, request, now).await?;
-        self.forgive_start(&verified.user, source).await;
+        if let Some(count) = &verified.count {
+            self.forgive_start(&verified.user, source, count).await;
+        }
         let user = self
             .store
             .get_user(&verified.user)
@@ -107,6 +111,7 @@ impl Host {
         Ok(Verified {
             next,
             user: std::mem::take(&mut stored.user),
+            count: stored.count,
             profiles,
             client_nonce,
         })

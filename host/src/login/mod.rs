@@ -143,4 +143,3 @@ fn random_id() -> [u8; ID_LEN] {
     OsRng.fill_bytes(&mut id);
     id
 }
-

@@ -10,6 +10,7 @@ use rand::RngCore;
 use rand_core::OsRng;
 
 use super::state::StoredLogin;
+use super::throttle::StartCount;
 use super::{Failure, LoginError, random_id};
 use crate::HostError;
 use crate::host::Host;
@@ -33,7 +34,7 @@ impl Host {
             None
         };
         let now = self.now();
-        let record = self.start_record(&req.user_id, source, now).await?;
+        let (record, count) = self.start_record(&req.user_id, source, now).await?;
         let mut server_nonce = [0u8; 32];
         OsRng.fill_bytes(&mut server_nonce);
         let login_id = random_id();
@@ -53,7 +54,8 @@ impl Host {
             tracing::debug!(error = %e, "start refused");
             Failure::StartRefused
         })?;
-        let stored = StoredLogin::new(state.into_parts(), req.user_id, record.is_some());
+        let mut stored = StoredLogin::new(state.into_parts(), req.user_id, record.is_some());
+        stored.count = count;
         let expires = now.saturating_add(self.config.login.hello_ttl_secs);
         self.put_pending(login_id, LoginStage::Start, &stored, now, expires)
             .await?;
@@ -68,11 +70,10 @@ impl Host {
         user: &str,
         source: IpAddr,
         now: UnixSeconds,
-    ) -> Result<Option<Vec<u8>>, LoginError> {
-        if self.is_locked(user, source, now).await? {
-            return Ok(None);
-        }
-        self.record_failure(user, source).await;
+    ) -> Result<(Option<Vec<u8>>, Option<StartCount>), LoginError> {
+        let Some(count) = self.count_start(user, source, now).await? else {
+            return Ok((None, None));
+        };
         let record = self
             .store
             .get_user(user)
@@ -80,6 +81,6 @@ impl Host {
             .map_err(HostError::from)?
             .filter(|u| !u.pairs.is_empty())
             .and_then(|u| u.opaque_record);
-        Ok(record)
+        Ok((record, Some(count)))
     }
 }

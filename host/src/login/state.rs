@@ -5,6 +5,7 @@ use kasane_protocol::{HostLoginParts, OpaqueSessionKey};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
+use super::throttle::StartCount;
 use super::{Failure, LoginError};
 use crate::HostError;
 use crate::host::Host;
@@ -27,6 +28,8 @@ pub(super) struct StoredLogin {
     /// Whether the start answered from the user's own record (false: an unknown name or a
     /// locked user or source, answered from OPAQUE's fake record).
     pub(super) known: bool,
+    /// What the start counted against the user and the source (`None`: locked, nothing).
+    pub(super) count: Option<StartCount>,
     /// One verifier per challenge (empty before the bundle).
     pub(super) verifiers: Vec<Vec<u8>>,
 }
@@ -53,6 +56,7 @@ impl StoredLogin {
             challenge_bundle: parts.challenge_bundle,
             user,
             known,
+            count: None,
             verifiers: Vec::new(),
         }
     }

@@ -8,50 +8,90 @@ use super::{Failure, LoginError};
 use crate::HostError;
 use crate::host::Host;
 use crate::metrics::Outcome;
-use crate::store::{ThrottleKey, UnixSeconds};
+use crate::store::{ThrottleKey, ThrottleState, UnixSeconds};
+
+/// What a start counted: per key (user, source), the lock end after and before its failure.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+pub(super) struct StartCount {
+    pub(super) locks: [(UnixSeconds, UnixSeconds); 2],
+}
 
 impl Host {
-    /// Whether the user or the source is locked now (counted as throttled if so).
-    pub(super) async fn is_locked(
+    /// The user's and the source's throttle states.
+    async fn throttle_states(
         &self,
         user: &str,
         source: IpAddr,
-        now: UnixSeconds,
-    ) -> Result<bool, LoginError> {
-        let u = self
-            .store
-            .throttle_state(ThrottleKey::User(user))
-            .await
-            .map_err(HostError::from)?;
-        let s = self
-            .store
-            .throttle_state(ThrottleKey::Source(source))
-            .await
-            .map_err(HostError::from)?;
-        let locked = u.is_locked(now) || s.is_locked(now);
-        if locked {
-            self.metrics.login(Outcome::Throttled);
+    ) -> Result<[ThrottleState; 2], LoginError> {
+        let mut out = [ThrottleState::default(); 2];
+        for (slot, key) in out
+            .iter_mut()
+            .zip([ThrottleKey::User(user), ThrottleKey::Source(source)])
+        {
+            *slot = self
+                .store
+                .throttle_state(key)
+                .await
+                .map_err(HostError::from)?;
         }
-        Ok(locked)
+        Ok(out)
     }
 
-    /// Refuses the step if the user or the source is locked.
+    /// Refuses the step if the user or the source is locked (counted as throttled).
     pub(super) async fn refuse_if_locked(
         &self,
         user: &str,
         source: IpAddr,
         now: UnixSeconds,
     ) -> Result<(), LoginError> {
-        if self.is_locked(user, source, now).await? {
+        let states = self.throttle_states(user, source).await?;
+        if states.iter().any(|s| s.is_locked(now)) {
+            self.metrics.login(Outcome::Throttled);
             return Err(Failure::Throttled.into());
         }
         Ok(())
     }
 
-    /// Takes back the failure a start counted, once its finish proved the password.
-    pub(super) async fn forgive_start(&self, user: &str, source: IpAddr) {
-        for key in [ThrottleKey::User(user), ThrottleKey::Source(source)] {
-            if let Err(e) = self.store.forgive_failure(key).await {
+    /// Counts a start as a failure of the user and the source (with KE2 alone a client can
+    /// test one password guess). `None` if either is locked (then nothing is counted and the
+    /// start answers from the fake record).
+    pub(super) async fn count_start(
+        &self,
+        user: &str,
+        source: IpAddr,
+        now: UnixSeconds,
+    ) -> Result<Option<StartCount>, LoginError> {
+        let before = self.throttle_states(user, source).await?;
+        if before.iter().any(|s| s.is_locked(now)) {
+            self.metrics.login(Outcome::Throttled);
+            return Ok(None);
+        }
+        let backoff = self.config.throttle.backoff();
+        let mut locks = [(0, 0); 2];
+        for (i, key) in [ThrottleKey::User(user), ThrottleKey::Source(source)]
+            .into_iter()
+            .enumerate()
+        {
+            let st = self
+                .store
+                .record_failure(key, now, &backoff)
+                .await
+                .map_err(HostError::from)?;
+            if st.is_locked(now) {
+                self.metrics.lock_engaged();
+            }
+            locks[i] = (st.locked_until, before[i].locked_until);
+        }
+        Ok(Some(StartCount { locks }))
+    }
+
+    /// Takes back what [`Host::count_start`] counted, once the finish proved the password.
+    pub(super) async fn forgive_start(&self, user: &str, source: IpAddr, count: &StartCount) {
+        for (key, (engaged, before)) in [ThrottleKey::User(user), ThrottleKey::Source(source)]
+            .into_iter()
+            .zip(count.locks)
+        {
+            if let Err(e) = self.store.forgive_failure(key, engaged, before).await {
                 tracing::error!(error = %e, "forgiving a start");
             }
         }

@@ -106,7 +106,7 @@ mod tests {
         assert!(matches!(
             load_queue_key(&keys),
             Err(HostError::Key {
-                source: KeyError::Length(31),
+                source: crate::crypto::KeyError::Length(31),
                 ..
             })
         ));

@@ -692,8 +692,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Forgets the failures of `key` (after a success).
     async fn clear_throttle(&self, key: ThrottleKey<'_>) -> Result<()>;
     /// Takes back one failure of `key` (never below zero): a login start is counted as a
-    /// failure until its finish proves the password.
-    async fn forgive_failure(&self, key: ThrottleKey<'_>) -> Result<()>;
+    /// failure until its finish proves the password. If that failure engaged the lock (the
+    /// lock still ends at `engaged`), the lock goes back to `before`.
+    async fn forgive_failure(
+        &self,
+        key: ThrottleKey<'_>,
+        engaged: UnixSeconds,
+        before: UnixSeconds,
+    ) -> Result<()>;
 
     // --- relay queue ---
 

@@ -643,11 +643,22 @@ where
         Ok(())
     }
 
-    async fn forgive_failure(&self, key: ThrottleKey<'_>) -> Result<()> {
-        sqlx::query("UPDATE throttle SET failures = failures - 1 WHERE key = $1 AND failures > 0")
-            .bind(key.to_key().as_str())
-            .execute(&self.pool)
-            .await?;
+    async fn forgive_failure(
+        &self,
+        key: ThrottleKey<'_>,
+        engaged: UnixSeconds,
+        before: UnixSeconds,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE throttle SET failures = failures - 1, \
+               locked_until = CASE WHEN locked_until = $2 THEN $3 ELSE locked_until END \
+             WHERE key = $1 AND failures > 0",
+        )
+        .bind(key.to_key().as_str())
+        .bind(to_db(engaged, "engaged")?)
+        .bind(to_db(before, "before")?)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

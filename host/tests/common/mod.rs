@@ -16,14 +16,15 @@ use ed25519_dalek::VerifyingKey;
 use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
 use kasane_host::config::Config;
-use kasane_host::crypto::response_verifier;
 use kasane_host::host::Host;
 use kasane_host::server::{self, Options, Running};
 use kasane_host::setup::{self, CodeCard};
 use kasane_host::store::{Clock, Store, SystemClock};
 use kasane_os::ManualClock;
 use kasane_protocol::wire::{ChallengeBundle, Message, Profile, ResponseAccept};
-use kasane_protocol::{ClientAwaitAccept, ClientChallenge, ClientHello, ClientPassword, Session};
+use kasane_protocol::{
+    ClientAwaitAccept, ClientAwaitBundle, ClientChallenge, ClientStart, Session,
+};
 use kasane_sandbox::{Allocator, Limits, Sandbox, SandboxConfig, Transform};
 use rand_core::OsRng;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -33,7 +34,7 @@ use rustls_pki_types::pem::PemObject;
 use tokio::net::TcpStream;
 use zeroize::Zeroizing;
 
-/// A card of four pairs (cheap argon2 work in tests).
+/// A card of four pairs.
 pub(crate) const CARD: &str = "A1 KM4Q\nB1 TX7W\nC1 HH3R\nD1 PV9C\n";
 pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
@@ -139,7 +140,13 @@ impl TestHost {
     }
 
     pub(crate) async fn add_user(&self, name: &str) {
-        add_card_user(self.host.store().as_ref(), name, self.clock.now()).await;
+        add_card_user(
+            self.host.store().as_ref(),
+            self.host.opaque_keys(),
+            name,
+            self.clock.now(),
+        )
+        .await;
     }
 
     pub(crate) fn host_key(&self) -> VerifyingKey {
@@ -165,9 +172,14 @@ impl TestHost {
 }
 
 /// Adds user `name` with [`PASSWORD`] and the card [`CARD`].
-pub(crate) async fn add_card_user(store: &dyn Store, name: &str, now: u64) {
+pub(crate) async fn add_card_user(
+    store: &dyn Store,
+    keys: &setup::ServerKeys,
+    name: &str,
+    now: u64,
+) {
     let card = CodeCard::parse(name, CARD).unwrap();
-    setup::add_user(store, &card, PASSWORD.as_bytes(), now)
+    setup::add_user(store, keys, &card, PASSWORD.as_bytes(), now)
         .await
         .unwrap();
 }
@@ -445,22 +457,30 @@ pub(crate) fn uniform_failure() -> (StatusCode, Vec<u8>) {
     )
 }
 
-pub(crate) async fn hello(
+/// The start step: the client after a verified KE2 with its finish request, or — when
+/// OPAQUE refused on the client's side (wrong password, unknown user, locked) — the start
+/// response it could not open.
+pub(crate) async fn start_login(
     th: &TestHost,
     conn: &mut Conn,
+    user: &str,
+    password: &str,
     profiles: Vec<Profile>,
-) -> ClientPassword {
-    let client = ClientHello::new(&mut OsRng, profiles).unwrap();
+) -> Result<(ClientAwaitBundle, Vec<u8>), Vec<u8>> {
+    let client = ClientStart::new(&mut OsRng, user, password.as_bytes(), profiles).unwrap();
     let (status, body) = conn
-        .post("/v1/login/hello", client.request_bytes().to_vec())
+        .post("/v1/login/start", client.request_bytes().to_vec())
         .await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
-    client
-        .receive(&body, &[th.host_key()], Some(&conn.exporter))
-        .unwrap()
+    match client.receive(&mut OsRng, &body, &[th.host_key()], Some(&conn.exporter)) {
+        Ok(next) => Ok(next),
+        Err(kasane_protocol::ProtocolError::Opaque) => Err(body),
+        Err(e) => panic!("start response refused: {e}"),
+    }
 }
 
-/// hello and password: the challenge bundle, or the failure answer.
+/// start and finish: the challenge bundle, or the host's answer to the finish (a client whose
+/// OPAQUE step failed sends a decoy KE3, as the real client does).
 pub(crate) async fn to_bundle(
     th: &TestHost,
     conn: &mut Conn,
@@ -468,9 +488,14 @@ pub(crate) async fn to_bundle(
     password: &str,
     profiles: Vec<Profile>,
 ) -> Result<ClientChallenge, (StatusCode, Vec<u8>)> {
-    let cp = hello(th, conn, profiles).await;
-    let (awaiting, bytes) = cp.request(user, password.as_bytes()).unwrap();
-    let (status, body) = conn.post("/v1/login/password", bytes).await;
+    let (awaiting, bytes) = match start_login(th, conn, user, password, profiles).await {
+        Ok(next) => next,
+        Err(start) => {
+            let decoy = kasane_protocol::decoy_finish(&mut OsRng, &start).unwrap();
+            return Err(conn.post("/v1/login/finish", decoy).await);
+        }
+    };
+    let (status, body) = conn.post("/v1/login/finish", bytes).await;
     if status != StatusCode::OK {
         return Err((status, body));
     }
@@ -483,14 +508,13 @@ pub(crate) fn verifiers(
     ch: &ClientChallenge,
     answers: &HashMap<String, String>,
 ) -> Vec<Zeroizing<Vec<u8>>> {
-    ch.bundle()
+    let responses: Vec<&str> = ch
+        .bundle()
         .challenges
         .iter()
-        .map(|c| {
-            let r = answers.get(&c.prompt).map_or("ZZZZ", String::as_str);
-            response_verifier(r, &c.salt).unwrap()
-        })
-        .collect()
+        .map(|c| answers.get(&c.prompt).map_or("ZZZZ", String::as_str))
+        .collect();
+    ch.verifiers(&responses).unwrap()
 }
 
 /// Runs the transform and builds the response request.
