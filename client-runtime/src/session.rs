@@ -10,7 +10,12 @@ use kasane_protocol::{
     Delivery, Inbox, InboxAck, MessageAccepted, MessageRefused, ProtocolError, RefusalReason,
     SealedMessage,
 };
+use kasane_protocol::card::CodeCard;
+use kasane_protocol::opaque;
+use kasane_protocol::verifier::{ResponseKey, SALT_LEN};
+use kasane_protocol::wire::{EnrolledPair, PasswdChallenge, PasswdStart};
 use kasane_sandbox::Transform;
+use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;
 
 use crate::ClientError;
@@ -253,6 +258,45 @@ impl Session {
         Ok(report.received)
     }
 
+    /// Replaces this user's password and card (`kasane passwd`): runs OPAQUE registration for
+    /// `new_password` (one argon2id, off the async workers), computes the keyed verifier of
+    /// each of `card`'s responses under the new export key, and sends the record and the
+    /// verifiers authenticated by this session. Neither the password nor a response leaves
+    /// this process. The session stays open; the next login needs the new password and card.
+    pub async fn change_credentials(
+        &mut self,
+        new_password: Zeroizing<String>,
+        card: &CodeCard,
+    ) -> Result<(), ClientError> {
+        let (state, request) = opaque::start_registration(&mut OsRng, new_password.as_bytes())?;
+        let body = PasswdStart {
+            registration_request: request,
+        }
+        .encode()?;
+        let (status, answer) = self
+            .request("POST", "/v1/passwd/start", body, Duration::ZERO)
+            .await?;
+        if status != StatusCode::OK {
+            return Err(Self::refusal("passwd", status, &answer));
+        }
+        let response = decode::<PasswdChallenge>(&answer)?.registration_response;
+        let user = self.user.clone();
+        let responses = card.pairs.clone();
+        let (upload, pairs) = tokio::task::spawn_blocking(move || {
+            enroll_locally(state, &new_password, &response, &user, &responses)
+        })
+        .await??;
+        let body = self.proto.seal_passwd(upload, pairs)?;
+        let (status, answer) = self
+            .request("POST", "/v1/passwd/finish", body, Duration::ZERO)
+            .await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(Self::refusal("passwd", status, &answer))
+        }
+    }
+
     /// Logs out.
     pub async fn close(mut self) -> Result<(), ClientError> {
         let (status, body) = self
@@ -264,6 +308,34 @@ impl Session {
             Err(Self::refusal("logout", status, &body))
         }
     }
+}
+
+/// The client's half of a re-enrollment: the OPAQUE upload and the keyed verifiers of the
+/// new card (fresh 16-byte salts).
+fn enroll_locally(
+    state: opaque::ClientRegistrationState,
+    password: &str,
+    response: &[u8],
+    user: &str,
+    responses: &[(String, Zeroizing<String>)],
+) -> Result<(Vec<u8>, Vec<EnrolledPair>), ProtocolError> {
+    let context = opaque::context(None);
+    let binding = opaque::Binding::for_user(user, &context);
+    let (upload, export_key) =
+        opaque::registration_finish(state, &mut OsRng, password.as_bytes(), response, &binding)?;
+    let key = ResponseKey::derive(&export_key);
+    let mut pairs = Vec::with_capacity(responses.len());
+    for (prompt, answer) in responses {
+        let mut salt = vec![0u8; SALT_LEN];
+        OsRng.fill_bytes(&mut salt);
+        let verifier = key.verifier(answer, &salt)?;
+        pairs.push(EnrolledPair {
+            prompt: prompt.clone(),
+            salt,
+            verifier: verifier.to_vec(),
+        });
+    }
+    Ok((upload, pairs))
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@
 //! | `POST /v1/messages` | bearer token, `SealedMessage` → `MessageAccepted` or `MessageRefused` |
 //! | `GET /v1/inbox?wait=N` | bearer token → `Inbox` (long-poll up to `N` ≤ 30 seconds) |
 //! | `POST /v1/inbox/ack` | bearer token, `InboxAck` → `204` |
+//! | `POST /v1/passwd/start` | bearer token, `PasswdStart` → `PasswdChallenge` or `MessageRefused` |
+//! | `POST /v1/passwd/finish` | bearer token, `PasswdFinish` (MAC by the session) → `204` or `MessageRefused` |
 //! | `GET /v1/registry/{path}` | a repository file (`root.json`, `snapshot.json`, …) |
 //! | `GET /v1/modules/{sha256}.wasm` | a module's bytes |
 //! | `GET /healthz`, `GET /metrics` | `ok`; Prometheus text |
@@ -220,6 +222,22 @@ async fn inbox(
     }
 }
 
+async fn passwd_start(State(host): State<Arc<Host>>, headers: HeaderMap, body: Bytes) -> Response {
+    let token = bearer(&headers);
+    match host.passwd_start(token.as_ref(), &body).await {
+        Ok(b) => octets(b),
+        Err(r) => refused(r),
+    }
+}
+
+async fn passwd_finish(State(host): State<Arc<Host>>, headers: HeaderMap, body: Bytes) -> Response {
+    let token = bearer(&headers);
+    match host.passwd_finish(token.as_ref(), &body).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => refused(r),
+    }
+}
+
 async fn inbox_ack(State(host): State<Arc<Host>>, headers: HeaderMap, body: Bytes) -> Response {
     let token = bearer(&headers);
     match host.ack_inbox(token.as_ref(), &body).await {
@@ -271,6 +289,8 @@ pub fn app(host: Arc<Host>) -> Router {
         .route("/v1/login/start", post(start))
         .route("/v1/login/finish", post(finish))
         .route("/v1/login/response", post(response))
+        .route("/v1/passwd/start", post(passwd_start))
+        .route("/v1/passwd/finish", post(passwd_finish))
         .route("/v1/session", get(session))
         .route("/v1/logout", post(logout))
         .route(

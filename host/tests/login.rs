@@ -295,7 +295,8 @@ async fn user_unlock_lifts_a_lock_engaged_by_failed_logins() {
     assert!(!st.is_locked(th.clock.now()));
     // Unlocked: the whole login goes through.
     let (_, _, bundle) = login(&th, &mut conn, "alice").await;
-    assert!(bundle.counter > 3, "{}", bundle.counter);
+    // Failed passwords never reach the counter: only a finish that verified takes one.
+    assert_eq!(bundle.counter, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

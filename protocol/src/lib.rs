@@ -133,5 +133,6 @@ pub use transcript::Transcript;
 pub use wire::{
     Challenge, ChallengeBundle, Delivery, FinishRequest, Inbox, InboxAck, LoginFailure, Message,
     MessageAccepted, MessageRefused, ModuleRef, Profile, RefusalReason, ResponseAccept,
-    ResponseRequest, SealedBundle, SealedMessage, StartRequest, StartResponse,
+    ResponseRequest, SealedBundle, SealedMessage, StartRequest, StartResponse, EnrolledPair,
+    PasswdChallenge, PasswdFinish, PasswdStart,
 };

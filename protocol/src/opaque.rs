@@ -257,6 +257,19 @@ pub fn registration_record<K: Ksf>(upload: &[u8]) -> Result<Vec<u8>, ProtocolErr
     Ok(ServerRegistration::finish(up).serialize().to_vec())
 }
 
+/// [`registration_start`] for Kasane's [`Suite`] (`kasane passwd`).
+pub fn start_registration<R: RngCore + CryptoRng>(
+    rng: &mut R,
+    password: &[u8],
+) -> Result<(ClientRegistrationState, Vec<u8>), ProtocolError> {
+    registration_start::<argon2::Argon2<'static>, R>(rng, password)
+}
+
+/// Kasane's record from a client's upload ([`registration_record`] for [`Suite`]).
+pub fn record_from_upload(upload: &[u8]) -> Result<Vec<u8>, ProtocolError> {
+    registration_record::<argon2::Argon2<'static>>(upload)
+}
+
 /// Runs both sides of a registration in one place (enrollment by the host, which generates
 /// the password): the record to store and the export key.
 pub fn register<K: Ksf, R: RngCore + CryptoRng>(

@@ -36,6 +36,8 @@ pub const INFO_SESSION: &[u8] = b"kasane/v2/session";
 pub const INFO_RECEIPT: &[u8] = b"kasane/v2/receipt";
 /// HKDF-Expand info of the confirm key.
 pub const INFO_CONFIRM: &[u8] = b"kasane/v2/confirm";
+/// HKDF-Expand info of the key that authenticates a re-enrollment (`kasane passwd`).
+pub const INFO_PASSWD: &[u8] = b"kasane/v2/passwd";
 /// Domain of the session id derived from a session token.
 pub const SESSION_ID_DOMAIN: &[u8] = b"kasane/v2/session-id";
 
@@ -228,6 +230,30 @@ impl SessionSecret {
             &*self.confirm_key(),
             &[th_response.as_slice(), session_token].concat(),
         )
+    }
+
+    /// `HMAC-SHA256(HKDF-Expand(session_secret, "kasane/v2/passwd"), th_final ‖ body)`: what
+    /// authenticates a re-enrollment sent in a session (`body` is the encoded
+    /// [`PasswdFinish`](crate::wire::PasswdFinish) with its MAC all zero).
+    pub fn passwd_mac(&self, th_final: &[u8; 32], body: &[u8]) -> [u8; 32] {
+        hmac32(
+            &*self.expand(INFO_PASSWD),
+            &[th_final.as_slice(), body].concat(),
+        )
+    }
+
+    /// Checks a re-enrollment's MAC in constant time.
+    pub fn verify_passwd_mac(
+        &self,
+        th_final: &[u8; 32],
+        body: &[u8],
+        received: &[u8; 32],
+    ) -> Result<(), ProtocolError> {
+        if ct_eq32(&self.passwd_mac(th_final, body), received) {
+            Ok(())
+        } else {
+            Err(ProtocolError::ReceiptMismatch)
+        }
     }
 
     /// Checks a received receipt in constant time.

@@ -607,3 +607,105 @@ impl Message for InboxAck {
         check(!self.ids.is_empty() && self.ids.len() <= MAX_ACK_IDS, "ids")
     }
 }
+
+/// Length of an OPAQUE registration request, bytes.
+pub const REGISTRATION_REQUEST_LEN: usize = 32;
+/// Length of an OPAQUE registration response, bytes.
+pub const REGISTRATION_RESPONSE_LEN: usize = 64;
+/// Most pairs a re-enrollment may upload (a standard card has 40).
+pub const MAX_ENROLLED_PAIRS: usize = 256;
+
+/// `kasane passwd`, step 1, client to host (bearer session): OPAQUE's registration request
+/// for the new password.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswdStart {
+    /// OPAQUE registration request ([`REGISTRATION_REQUEST_LEN`] bytes).
+    pub registration_request: Vec<u8>,
+}
+
+impl Message for PasswdStart {
+    const KIND: u8 = 15;
+    const MAX_LEN: usize = 2 + 1 + REGISTRATION_REQUEST_LEN;
+    const LABEL: &'static [u8] = b"passwd-start";
+
+    fn validate(&self) -> Result<(), ProtocolError> {
+        check(
+            self.registration_request.len() == REGISTRATION_REQUEST_LEN,
+            "registration_request",
+        )
+    }
+}
+
+/// `kasane passwd`, step 1, host to client: OPAQUE's registration response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswdChallenge {
+    /// OPAQUE registration response ([`REGISTRATION_RESPONSE_LEN`] bytes).
+    pub registration_response: Vec<u8>,
+}
+
+impl Message for PasswdChallenge {
+    const KIND: u8 = 16;
+    const MAX_LEN: usize = 2 + 1 + REGISTRATION_RESPONSE_LEN;
+    const LABEL: &'static [u8] = b"passwd-challenge";
+
+    fn validate(&self) -> Result<(), ProtocolError> {
+        check(
+            self.registration_response.len() == REGISTRATION_RESPONSE_LEN,
+            "registration_response",
+        )
+    }
+}
+
+/// One pair of a new card as the host keeps it: the prompt, its salt, its keyed verifier.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrolledPair {
+    /// The prompt (`A1` …).
+    pub prompt: String,
+    /// The pair's salt.
+    pub salt: Vec<u8>,
+    /// `HMAC(K_resp, u8(len(salt)) ‖ salt ‖ normalize(response))` under the new export key.
+    pub verifier: Vec<u8>,
+}
+
+impl std::fmt::Debug for EnrolledPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrolledPair")
+            .field("prompt", &self.prompt)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `kasane passwd`, step 2, client to host (bearer session): the new OPAQUE record upload and
+/// the new card's verifiers, authenticated by the session (`mac`, see
+/// [`crate::SessionSecret::passwd_mac`], over this message encoded with `mac` all zero).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswdFinish {
+    /// OPAQUE registration upload ([`crate::opaque::RECORD_LEN`] bytes).
+    pub upload: Vec<u8>,
+    /// The new card's pairs, 1..=[`MAX_ENROLLED_PAIRS`], prompts distinct.
+    pub pairs: Vec<EnrolledPair>,
+    /// The session's MAC.
+    pub mac: [u8; 32],
+}
+
+impl Message for PasswdFinish {
+    const KIND: u8 = 17;
+    const MAX_LEN: usize = 2 + 2 + crate::opaque::RECORD_LEN + 2 + MAX_ENROLLED_PAIRS * 400 + 32;
+    const LABEL: &'static [u8] = b"passwd-finish";
+
+    fn validate(&self) -> Result<(), ProtocolError> {
+        check(self.upload.len() == crate::opaque::RECORD_LEN, "upload")?;
+        let n = self.pairs.len();
+        check((1..=MAX_ENROLLED_PAIRS).contains(&n), "pairs")?;
+        for (i, p) in self.pairs.iter().enumerate() {
+            check((1..=MAX_PROMPT_LEN).contains(&p.prompt.len()), "prompt")?;
+            check((8..=MAX_SALT_LEN).contains(&p.salt.len()), "salt")?;
+            check(p.verifier.len() == crate::verifier::VERIFIER_LEN, "verifier")?;
+            check(
+                !self.pairs[..i].iter().any(|q| q.prompt == p.prompt),
+                "pairs",
+            )?;
+        }
+        Ok(())
+    }
+}

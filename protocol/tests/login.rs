@@ -798,3 +798,31 @@ proptest::proptest! {
         proptest::prop_assert_eq!(agreed.unwrap(), !wrong);
     }
 }
+
+#[test]
+fn a_re_enrollment_opens_only_in_the_session_that_sealed_it() {
+    use kasane_protocol::wire::EnrolledPair;
+    let (client, host) = login();
+    let pairs = vec![EnrolledPair {
+        prompt: "A1".into(),
+        salt: vec![1; 16],
+        verifier: vec![2; 32],
+    }];
+    let bytes = client
+        .seal_passwd(vec![3; kasane_protocol::opaque::RECORD_LEN], pairs.clone())
+        .unwrap();
+    let opened = host.open_passwd(&bytes).unwrap();
+    assert_eq!(opened.pairs, pairs);
+    // Any changed byte (here the verifier) breaks the MAC.
+    let mut changed = kasane_protocol::PasswdFinish::decode(&bytes).unwrap();
+    changed.pairs[0].verifier[0] ^= 1;
+    assert!(host.open_passwd(&changed.encode().unwrap()).is_err());
+    // Another session's host side refuses it.
+    let other = Setup {
+        client_rng: b"another client",
+        ..Setup::default()
+    };
+    let (_, other_host) = login_with(&other, [0x71; 32]);
+    assert_ne!(other_host.secret().expose_secret(), host.secret().expose_secret());
+    assert!(other_host.open_passwd(&bytes).is_err());
+}

@@ -1,9 +1,10 @@
-//! `login`, `send`, `inbox`, `session` and `status`.
+//! `login`, `send`, `inbox`, `session`, `passwd` and `status`.
 
 use std::io::{BufRead, Read};
 
 use anyhow::{Context, anyhow};
 use kasane_client::{Client, ClientError, LoginReport, Received, Session, utc};
+use zeroize::Zeroizing;
 
 use crate::credentials;
 use crate::fail::{Class, Failure, OrFail};
@@ -53,6 +54,42 @@ pub(crate) async fn login(s: &Settings) -> Result<(), Failure> {
     close(session).await?;
     println!("logged out");
     Ok(())
+}
+
+/// `kasane passwd`.
+pub(crate) async fn passwd(s: &Settings, new_card: &std::path::Path) -> Result<(), Failure> {
+    if new_card.exists() {
+        return Err(Failure::new(
+            Class::Config,
+            anyhow!("{} exists: refusing to overwrite a card", new_card.display()),
+        ));
+    }
+    let (mut session, report) = connect_and_login(s).await?;
+    print_report(&report, "");
+    let password = match credentials::new_password(s) {
+        Ok(p) => p,
+        Err(f) => {
+            let _ = session.close().await;
+            return Err(f);
+        }
+    };
+    let card = kasane_protocol::card::CodeCard::generate(session.user());
+    // The card first: a card lost after the host took it would lock the user out.
+    let text = Zeroizing::new(card.to_text());
+    kasane_os::fs::write_private_new(new_card, text.as_bytes())
+        .with_context(|| format!("writing the new card to {}", new_card.display()))
+        .or_fail(Class::Config)?;
+    let changed = session.change_credentials(password, &card).await;
+    if let Err(e) = changed {
+        let _ = std::fs::remove_file(new_card);
+        let _ = session.close().await;
+        return Err(client_fail(e, "changing the password and card"));
+    }
+    println!(
+        "password and card changed; new card written to {}",
+        new_card.display()
+    );
+    close(session).await
 }
 
 /// `kasane send`.

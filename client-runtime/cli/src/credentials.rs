@@ -42,6 +42,31 @@ impl Responder for TtyResponder {
     }
 }
 
+/// The new password for `kasane passwd`: standard input's next line with `--password-stdin`,
+/// else asked twice on the terminal (the two must match).
+pub(crate) fn new_password(s: &Settings) -> Result<Zeroizing<String>, Failure> {
+    let pw = if s.password_stdin {
+        password_from_stdin()?
+    } else {
+        let a = prompt("New password: ").or_fail(Class::Config)?;
+        let b = prompt("New password again: ").or_fail(Class::Config)?;
+        if a != b {
+            return Err(Failure::new(Class::Config, anyhow!("the new passwords differ")));
+        }
+        a
+    };
+    if pw.is_empty() || pw.len() > kasane_protocol::wire::MAX_PASSWORD_LEN {
+        return Err(Failure::new(
+            Class::Config,
+            anyhow!(
+                "the new password must be 1 to {} bytes",
+                kasane_protocol::wire::MAX_PASSWORD_LEN
+            ),
+        ));
+    }
+    Ok(pw)
+}
+
 /// Reads the first line of standard input as the password (the rest stays for the message).
 pub(crate) fn password_from_stdin() -> Result<Zeroizing<String>, Failure> {
     let mut line = Zeroizing::new(String::new());

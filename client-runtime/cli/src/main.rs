@@ -83,6 +83,15 @@ enum Command {
     /// Logs in and stays: lines typed are sent (`@bob hi`, or `/to bob` then plain lines;
     /// `/quit` to leave), incoming messages are printed as they arrive.
     Session,
+    /// Logs in, then replaces your password and code card: asks for the new password twice
+    /// (with --password-stdin: standard input's second line), makes a new card and writes it
+    /// to FILE (mode 0600). The password and the responses never leave this machine; the
+    /// next login needs both new ones.
+    Passwd {
+        /// Where to write the new card (text form, for --card); refused if it exists.
+        #[arg(long, value_name = "FILE")]
+        new_card: std::path::PathBuf,
+    },
     /// Shows the settings in effect, where state lives, the trusted registry state, and
     /// whether the host answers `GET /healthz`.
     Status,
@@ -126,6 +135,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 Command::Send { to, message } => commands::send(&s, &to, message).await,
                 Command::Inbox { wait } => commands::inbox(&s, wait).await,
                 Command::Session => commands::session(&s).await,
+                Command::Passwd { new_card } => commands::passwd(&s, &new_card).await,
                 Command::Status => Ok(()),
             }
         }

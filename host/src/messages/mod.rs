@@ -7,6 +7,7 @@
 //! - `at_rest`: `keys/queue.key` ([`load_queue_key`]) and the AES-256-GCM envelope of a
 //!   queued message.
 //! - `inbox`: [`Host::inbox`] (long-poll, re-sealed host to client) and [`Host::ack_inbox`].
+//! - `passwd`: [`Host::passwd_start`] and [`Host::passwd_finish`] (`kasane passwd`).
 //!
 //! A session's whole protocol state ([`StoredSession`]: secret, transcript hash, transform
 //! context, module) is kept in the store's `sessions.secret`, so any replica opens and seals
@@ -14,6 +15,7 @@
 
 mod at_rest;
 mod inbox;
+mod passwd;
 
 use std::time::Instant;
 
@@ -107,7 +109,7 @@ impl Host {
     }
 
     /// The live session of a bearer token (touching it), or `SessionEnded`.
-    async fn live_session(
+    pub(crate) async fn live_session(
         &self,
         token: &[u8; 32],
         now: UnixSeconds,

@@ -406,6 +406,31 @@ where
         Ok(true)
     }
 
+    async fn reenroll(
+        &self,
+        name: &str,
+        opaque_record: &[u8],
+        pairs: &[ChallengePair],
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let user: Option<IdRow> =
+            sqlx::query_as("UPDATE users SET opaque_record = $2 WHERE name = $1 RETURNING id")
+                .bind(name)
+                .bind(opaque_record)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(user) = user else {
+            return Ok(false);
+        };
+        sqlx::query("DELETE FROM challenge_pairs WHERE user_id = $1")
+            .bind(user.id)
+            .execute(&mut *tx)
+            .await?;
+        Self::insert_pairs(&mut *tx, user.id, pairs).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn next_counter(&self, name: &str) -> Result<u64> {
         let row: CounterRow = sqlx::query_as(
             "UPDATE users SET counter = counter + 1 WHERE name = $1 RETURNING counter",

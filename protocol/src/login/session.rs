@@ -6,7 +6,7 @@ use crate::derive::DeriveContext;
 use crate::error::ProtocolError;
 use crate::schedule::SessionSecret;
 use crate::seal::{MessageHeader, Padding, Sequencer, open_message, seal_message};
-use crate::wire::{ID_LEN, SealedMessage};
+use crate::wire::{EnrolledPair, ID_LEN, Message, PasswdFinish, SealedMessage};
 use kasane_abi::{DeriveInputBuf, Direction};
 
 /// Everything that makes up a [`Session`], for a host that stores sessions (and restores them
@@ -96,6 +96,33 @@ impl Session {
     /// The sequence state.
     pub fn sequencer(&self) -> &Sequencer {
         &self.seq
+    }
+
+    /// Encodes a re-enrollment (`kasane passwd`, step 2) authenticated by this session.
+    pub fn seal_passwd(
+        &self,
+        upload: Vec<u8>,
+        pairs: Vec<EnrolledPair>,
+    ) -> Result<Vec<u8>, ProtocolError> {
+        let mut msg = PasswdFinish {
+            upload,
+            pairs,
+            mac: [0; 32],
+        };
+        let unsigned = msg.encode()?;
+        msg.mac = self.secret.passwd_mac(&self.th_final, &unsigned);
+        msg.encode()
+    }
+
+    /// Decodes a re-enrollment and checks that this session sent it.
+    pub fn open_passwd(&self, bytes: &[u8]) -> Result<PasswdFinish, ProtocolError> {
+        let mut msg = PasswdFinish::decode(bytes)?;
+        let mac = std::mem::take(&mut msg.mac);
+        let unsigned = msg.encode()?;
+        self.secret
+            .verify_passwd_mac(&self.th_final, &unsigned, &mac)?;
+        msg.mac = mac;
+        Ok(msg)
     }
 
     /// Turns length-hiding padding on or off for messages this side sends.

@@ -1,0 +1,81 @@
+//! `kasane passwd`: a logged-in user replaces password and card. Step 1 answers OPAQUE's
+//! registration request for the new password (under the host's OPAQUE keys, bound to the
+//! session's user); step 2 takes the new record and the new card's keyed verifiers,
+//! authenticated by the session secret, and stores both in one transaction. The host sees
+//! neither the new password nor the new responses.
+
+use kasane_protocol::wire::{Message, PasswdChallenge, PasswdStart};
+use kasane_protocol::{ProtocolError, RefusalReason, opaque};
+use zeroize::Zeroizing;
+
+use super::unavailable;
+use crate::host::Host;
+use crate::login::StoredSession;
+use crate::store::ChallengePair;
+
+impl Host {
+    /// Step 1: the registration response for the session's user.
+    pub async fn passwd_start(
+        &self,
+        token: Option<&[u8; 32]>,
+        body: &[u8],
+    ) -> Result<Vec<u8>, RefusalReason> {
+        let req = PasswdStart::decode(body).map_err(|_| RefusalReason::Malformed)?;
+        let token = token.ok_or(RefusalReason::SessionEnded)?;
+        let session = self.live_session(token, self.now()).await?;
+        let response = opaque::registration_response(
+            &self.opaque_keys,
+            &req.registration_request,
+            session.user.as_bytes(),
+        )
+        .map_err(|_| RefusalReason::Malformed)?;
+        PasswdChallenge {
+            registration_response: response,
+        }
+        .encode()
+        .map_err(unavailable)
+    }
+
+    /// Step 2: checks the session's MAC and the record, then replaces the user's OPAQUE
+    /// record and pairs.
+    pub async fn passwd_finish(
+        &self,
+        token: Option<&[u8; 32]>,
+        body: &[u8],
+    ) -> Result<(), RefusalReason> {
+        let token = token.ok_or(RefusalReason::SessionEnded)?;
+        let session = self.live_session(token, self.now()).await?;
+        let stored = StoredSession::decode(&session.secret).map_err(unavailable)?;
+        let ps = stored
+            .restore(
+                &session.session_id,
+                session.last_seq_to_client,
+                session.last_seq_from_client,
+            )
+            .ok_or(RefusalReason::Unavailable)?;
+        let msg = ps.open_passwd(body).map_err(|e| match e {
+            ProtocolError::ReceiptMismatch => RefusalReason::Altered,
+            _ => RefusalReason::Malformed,
+        })?;
+        let record = opaque::record_from_upload(&msg.upload).map_err(|_| RefusalReason::Malformed)?;
+        let pairs: Vec<ChallengePair> = msg
+            .pairs
+            .into_iter()
+            .map(|p| ChallengePair {
+                prompt: p.prompt,
+                salt: p.salt,
+                verifier: Zeroizing::new(p.verifier),
+            })
+            .collect();
+        let done = self
+            .store
+            .reenroll(&session.user, &record, &pairs)
+            .await
+            .map_err(unavailable)?;
+        if !done {
+            return Err(RefusalReason::SessionEnded);
+        }
+        tracing::info!(user = %session.user, pairs = pairs.len(), "password and card changed");
+        Ok(())
+    }
+}
