@@ -191,3 +191,35 @@ async fn read_message<S: tokio::io::AsyncRead + Unpin>(
         body_len,
     })
 }
+
+/// One exchange as [`record`] keeps it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// The request line.
+    pub request_line: String,
+    /// The request body: what the host received.
+    pub request_body: Vec<u8>,
+    /// The answer's status line.
+    pub status_line: String,
+    /// The answer's body.
+    pub response_body: Vec<u8>,
+}
+
+/// Exchanges a [`record`]ing proxy has seen, in order.
+pub type Log = Arc<std::sync::Mutex<Vec<Recorded>>>;
+
+/// Starts a proxy for `host` that changes nothing and records every exchange.
+pub async fn record(host: &crate::TestHost) -> (SocketAddr, Log) {
+    let log: Log = Arc::default();
+    let keep = log.clone();
+    let rewrite: Rewrite = Arc::new(move |x: &Exchange<'_>| {
+        keep.lock().unwrap().push(Recorded {
+            request_line: x.request_line.to_owned(),
+            request_body: x.request_body.to_vec(),
+            status_line: x.status_line.to_owned(),
+            response_body: x.response_body.to_vec(),
+        });
+        None
+    });
+    (start_with(host, rewrite).await, log)
+}

@@ -1,7 +1,8 @@
 //! End-to-end logins: the real host and the real client over TLS 1.3 on loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use kasane_client::{Client, ClientError};
+use kasane_client::{CardResponder, Client, ClientError};
+use zeroize::Zeroizing;
 use kasane_tests::{files_under, proxy, responder, start, start_with, start_with_foreign_host_key};
 
 /// The built-in transforms `kasane-host init` publishes.
@@ -242,4 +243,86 @@ async fn a_relayed_message_reaches_its_recipient() {
     assert!(bob.inbox(0).await.unwrap().is_empty());
     alice.close().await.unwrap();
     bob.close().await.unwrap();
+}
+
+fn responder_with(password: &str, card: &kasane_host::setup::CodeCard) -> CardResponder {
+    CardResponder::new(
+        Zeroizing::new(password.to_owned()),
+        kasane_host::setup::CodeCard::from_text(&card.to_text()).unwrap(),
+    )
+}
+
+/// Wrong password, unknown user, wrong response: the real client tells its user which step
+/// failed, but on the network the host's answer to each failed step is the same bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_failure_looks_the_same_on_the_network() {
+    let th = start_with(|c| c.channel_binding = false).await;
+    let card = th.add_user("alice").await;
+    let (addr, log) = proxy::record(&th).await;
+    let client = Client::connect(th.client_config_for(&format!("https://{addr}"), None))
+        .await
+        .unwrap();
+    let wrong_password = client.login("alice", &mut responder_with("wrong", &card)).await;
+    assert!(matches!(wrong_password, Err(ClientError::PasswordRefused)));
+    let unknown = client.login("mallory", &mut responder(&card)).await;
+    assert!(matches!(unknown, Err(ClientError::PasswordRefused)));
+    let other_card = kasane_host::setup::CodeCard::generate("alice");
+    let wrong_answers = client
+        .login("alice", &mut responder_with(kasane_tests::PASSWORD, &other_card))
+        .await;
+    assert!(matches!(wrong_answers, Err(ClientError::LoginRefused)));
+    let log = log.lock().unwrap().clone();
+    let failed: Vec<_> = log
+        .iter()
+        .filter(|x| x.request_line.starts_with("POST /v1/login/"))
+        .filter(|x| !x.status_line.starts_with("HTTP/1.1 200"))
+        .collect();
+    let steps: Vec<&str> = failed
+        .iter()
+        .map(|x| x.request_line.split_whitespace().nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(
+        steps,
+        ["/v1/login/finish", "/v1/login/finish", "/v1/login/response"]
+    );
+    for x in &failed {
+        assert!(x.status_line.starts_with("HTTP/1.1 401"), "{}", x.status_line);
+        assert_eq!(x.response_body, failed[0].response_body);
+    }
+    // Every start was answered alike: 200 and a start response of one length.
+    let starts: Vec<_> = log
+        .iter()
+        .filter(|x| x.request_line.starts_with("POST /v1/login/start"))
+        .collect();
+    assert_eq!(starts.len(), 3);
+    for x in &starts {
+        assert!(x.status_line.starts_with("HTTP/1.1 200"));
+        assert_eq!(x.response_body.len(), starts[0].response_body.len());
+    }
+}
+
+/// `Session::change_credentials` (what `kasane passwd` runs): afterwards only the new
+/// password with the new card logs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changing_password_and_card_takes_effect_at_the_next_login() {
+    let th = start().await;
+    let card = th.add_user("alice").await;
+    let client = Client::connect(th.client_config(None)).await.unwrap();
+    let (mut s, _) = client.login("alice", &mut responder(&card)).await.unwrap();
+    let new_card = kasane_host::setup::CodeCard::generate("alice");
+    s.change_credentials(Zeroizing::new("a new password".into()), &new_card)
+        .await
+        .unwrap();
+    s.close().await.unwrap();
+    let old = client.login("alice", &mut responder(&card)).await;
+    assert!(matches!(old, Err(ClientError::PasswordRefused)), "{old:?}");
+    let old_card = client
+        .login("alice", &mut responder_with("a new password", &card))
+        .await;
+    assert!(matches!(old_card, Err(ClientError::LoginRefused)), "{old_card:?}");
+    let (s, _) = client
+        .login("alice", &mut responder_with("a new password", &new_card))
+        .await
+        .unwrap();
+    s.close().await.unwrap();
 }
