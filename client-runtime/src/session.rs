@@ -5,15 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::StatusCode;
+use kasane_protocol::card::CodeCard;
+use kasane_protocol::opaque;
+use kasane_protocol::verifier::{ResponseKey, SALT_LEN};
 use kasane_protocol::wire::Message;
+use kasane_protocol::wire::{EnrolledPair, PasswdChallenge, PasswdStart};
 use kasane_protocol::{
     Delivery, Inbox, InboxAck, MessageAccepted, MessageRefused, ProtocolError, RefusalReason,
     SealedMessage,
 };
-use kasane_protocol::card::CodeCard;
-use kasane_protocol::opaque;
-use kasane_protocol::verifier::{ResponseKey, SALT_LEN};
-use kasane_protocol::wire::{EnrolledPair, PasswdChallenge, PasswdStart};
 use kasane_sandbox::Transform;
 use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;

@@ -131,8 +131,8 @@ pub use schedule::SessionSecret;
 pub use seal::Sequencer;
 pub use transcript::Transcript;
 pub use wire::{
-    Challenge, ChallengeBundle, Delivery, FinishRequest, Inbox, InboxAck, LoginFailure, Message,
-    MessageAccepted, MessageRefused, ModuleRef, Profile, RefusalReason, ResponseAccept,
-    ResponseRequest, SealedBundle, SealedMessage, StartRequest, StartResponse, EnrolledPair,
-    PasswdChallenge, PasswdFinish, PasswdStart,
+    Challenge, ChallengeBundle, Delivery, EnrolledPair, FinishRequest, Inbox, InboxAck,
+    LoginFailure, Message, MessageAccepted, MessageRefused, ModuleRef, PasswdChallenge,
+    PasswdFinish, PasswdStart, Profile, RefusalReason, ResponseAccept, ResponseRequest,
+    SealedBundle, SealedMessage, StartRequest, StartResponse,
 };

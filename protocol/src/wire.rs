@@ -700,7 +700,10 @@ impl Message for PasswdFinish {
         for (i, p) in self.pairs.iter().enumerate() {
             check((1..=MAX_PROMPT_LEN).contains(&p.prompt.len()), "prompt")?;
             check((8..=MAX_SALT_LEN).contains(&p.salt.len()), "salt")?;
-            check(p.verifier.len() == crate::verifier::VERIFIER_LEN, "verifier")?;
+            check(
+                p.verifier.len() == crate::verifier::VERIFIER_LEN,
+                "verifier",
+            )?;
             check(
                 !self.pairs[..i].iter().any(|q| q.prompt == p.prompt),
                 "pairs",

@@ -823,6 +823,9 @@ fn a_re_enrollment_opens_only_in_the_session_that_sealed_it() {
         ..Setup::default()
     };
     let (_, other_host) = login_with(&other, [0x71; 32]);
-    assert_ne!(other_host.secret().expose_secret(), host.secret().expose_secret());
+    assert_ne!(
+        other_host.secret().expose_secret(),
+        host.secret().expose_secret()
+    );
     assert!(other_host.open_passwd(&bytes).is_err());
 }

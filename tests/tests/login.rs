@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use kasane_client::{CardResponder, Client, ClientError};
-use zeroize::Zeroizing;
 use kasane_tests::{files_under, proxy, responder, start, start_with, start_with_foreign_host_key};
+use zeroize::Zeroizing;
 
 /// The built-in transforms `kasane-host init` publishes.
 fn builtins() -> Vec<&'static str> {
@@ -262,13 +262,18 @@ async fn every_failure_looks_the_same_on_the_network() {
     let client = Client::connect(th.client_config_for(&format!("https://{addr}"), None))
         .await
         .unwrap();
-    let wrong_password = client.login("alice", &mut responder_with("wrong", &card)).await;
+    let wrong_password = client
+        .login("alice", &mut responder_with("wrong", &card))
+        .await;
     assert!(matches!(wrong_password, Err(ClientError::PasswordRefused)));
     let unknown = client.login("mallory", &mut responder(&card)).await;
     assert!(matches!(unknown, Err(ClientError::PasswordRefused)));
     let other_card = kasane_host::setup::CodeCard::generate("alice");
     let wrong_answers = client
-        .login("alice", &mut responder_with(kasane_tests::PASSWORD, &other_card))
+        .login(
+            "alice",
+            &mut responder_with(kasane_tests::PASSWORD, &other_card),
+        )
         .await;
     assert!(matches!(wrong_answers, Err(ClientError::LoginRefused)));
     let log = log.lock().unwrap().clone();
@@ -286,7 +291,11 @@ async fn every_failure_looks_the_same_on_the_network() {
         ["/v1/login/finish", "/v1/login/finish", "/v1/login/response"]
     );
     for x in &failed {
-        assert!(x.status_line.starts_with("HTTP/1.1 401"), "{}", x.status_line);
+        assert!(
+            x.status_line.starts_with("HTTP/1.1 401"),
+            "{}",
+            x.status_line
+        );
         assert_eq!(x.response_body, failed[0].response_body);
     }
     // Every start was answered alike: 200 and a start response of one length.
@@ -319,7 +328,10 @@ async fn changing_password_and_card_takes_effect_at_the_next_login() {
     let old_card = client
         .login("alice", &mut responder_with("a new password", &card))
         .await;
-    assert!(matches!(old_card, Err(ClientError::LoginRefused)), "{old_card:?}");
+    assert!(
+        matches!(old_card, Err(ClientError::LoginRefused)),
+        "{old_card:?}"
+    );
     let (s, _) = client
         .login("alice", &mut responder_with("a new password", &new_card))
         .await

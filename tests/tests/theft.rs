@@ -67,10 +67,17 @@ async fn the_host_never_receives_the_password_and_stores_nothing_password_equiva
     let card = th.add_user("alice").await;
     let (log, _, db) = steal(&th, &card).await;
     let log = log.lock().unwrap().clone();
-    assert!(log.iter().any(|x| x.request_line.starts_with("POST /v1/login/finish")));
+    assert!(
+        log.iter()
+            .any(|x| x.request_line.starts_with("POST /v1/login/finish"))
+    );
     for x in &log {
         for s in secrets(&card) {
-            assert!(!contains(&x.request_body, &s), "{} carries a secret", x.request_line);
+            assert!(
+                !contains(&x.request_body, &s),
+                "{} carries a secret",
+                x.request_line
+            );
         }
     }
     for s in secrets(&card) {

@@ -61,7 +61,10 @@ pub(crate) async fn passwd(s: &Settings, new_card: &std::path::Path) -> Result<(
     if new_card.exists() {
         return Err(Failure::new(
             Class::Config,
-            anyhow!("{} exists: refusing to overwrite a card", new_card.display()),
+            anyhow!(
+                "{} exists: refusing to overwrite a card",
+                new_card.display()
+            ),
         ));
     }
     let (mut session, report) = connect_and_login(s).await?;

@@ -51,7 +51,10 @@ pub(crate) fn new_password(s: &Settings) -> Result<Zeroizing<String>, Failure> {
         let a = prompt("New password: ").or_fail(Class::Config)?;
         let b = prompt("New password again: ").or_fail(Class::Config)?;
         if a != b {
-            return Err(Failure::new(Class::Config, anyhow!("the new passwords differ")));
+            return Err(Failure::new(
+                Class::Config,
+                anyhow!("the new passwords differ"),
+            ));
         }
         a
     };

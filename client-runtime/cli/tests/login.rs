@@ -448,3 +448,65 @@ async fn send_from_stdin_then_inbox_shows_the_message() {
     assert!(out.contains("from alice at "), "{out}");
     assert!(out.contains(": note to self"), "{out}");
 }
+
+/// `kasane passwd`: the current password and card log in, the new password comes from
+/// standard input's second line, the new card is written private; afterwards the old
+/// password fails (exit 5) and the new password with the new card logs in. An existing card
+/// file is never overwritten.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwd_replaces_the_password_and_writes_a_private_new_card() {
+    use std::os::unix::fs::PermissionsExt;
+    let host = start().await;
+    let state = tempfile::tempdir().unwrap();
+    let new_card = state.path().join("new.card");
+    let args = [
+        "--no-cache",
+        "passwd",
+        "--new-card",
+        new_card.to_str().unwrap(),
+    ];
+    let o = kasane(
+        &host,
+        state.path(),
+        &args,
+        &format!("{PASSWORD}\nfresh pass 2\n"),
+    )
+    .await;
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("password and card changed"), "{out}");
+    let mode = std::fs::metadata(&new_card).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // Refused before anything is asked: the card file exists.
+    let o = kasane(&host, state.path(), &args, &format!("{PASSWORD}\nagain\n")).await;
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The old password no longer logs in …
+    let o = kasane(
+        &host,
+        state.path(),
+        &["--no-cache", "login"],
+        &format!("{PASSWORD}\n"),
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(5));
+    // … the new one with the new card does.
+    std::fs::copy(&new_card, host.data.path().join("cards/alice.card")).unwrap();
+    let o = kasane(
+        &host,
+        state.path(),
+        &["--no-cache", "login"],
+        "fresh pass 2\n",
+    )
+    .await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -57,7 +57,8 @@ impl Host {
             ProtocolError::ReceiptMismatch => RefusalReason::Altered,
             _ => RefusalReason::Malformed,
         })?;
-        let record = opaque::record_from_upload(&msg.upload).map_err(|_| RefusalReason::Malformed)?;
+        let record =
+            opaque::record_from_upload(&msg.upload).map_err(|_| RefusalReason::Malformed)?;
         let pairs: Vec<ChallengePair> = msg
             .pairs
             .into_iter()

@@ -693,8 +693,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn clear_throttle(&self, key: ThrottleKey<'_>) -> Result<()>;
     /// Replaces a user's OPAQUE record and pairs in one transaction (`kasane passwd`). False
     /// if there is no such user.
-    async fn reenroll(&self, name: &str, opaque_record: &[u8], pairs: &[ChallengePair])
-    -> Result<bool>;
+    async fn reenroll(
+        &self,
+        name: &str,
+        opaque_record: &[u8],
+        pairs: &[ChallengePair],
+    ) -> Result<bool>;
     /// Takes back one failure of `key` (never below zero): a login start is counted as a
     /// failure until its finish proves the password. If that failure engaged the lock (the
     /// lock still ends at `engaged`), the lock goes back to `before`.
