@@ -37,21 +37,40 @@ fn ok(what: std::fmt::Arguments<'_>) {
     println!("ok: {what}");
 }
 
-/// The host's signing key and the queue key (absent is fine: `serve` creates it).
+/// The host's signing key, the queue key and the OPAQUE keys (an absent queue or OPAQUE key
+/// is fine: `serve` creates it; but users enrolled under an OPAQUE key that is now missing
+/// can no longer log in).
 fn keys(cfg: &Config) -> anyhow::Result<()> {
     let host_key = cfg.keys_dir.join("host.key");
     setup::read_signing_key(&host_key)
         .with_context(|| format!("loading the host key {}", host_key.display()))?;
     ok(format_args!("host key {}", host_key.display()));
-    let queue_key = cfg.keys_dir.join(messages::QUEUE_KEY_FILE);
-    if queue_key.exists() {
-        messages::load_queue_key(&cfg.keys_dir)
-            .with_context(|| format!("loading the queue key {}", queue_key.display()))?;
-        ok(format_args!("queue key {}", queue_key.display()));
+    made_on_first_use(cfg, messages::QUEUE_KEY_FILE, "queue key", || {
+        messages::load_queue_key(&cfg.keys_dir).map(|_| ())
+    })?;
+    made_on_first_use(
+        cfg,
+        kasane_host::keyfile::OPAQUE_KEY_FILE,
+        "OPAQUE keys",
+        || kasane_host::keyfile::load_opaque_keys(&cfg.keys_dir).map(|_| ()),
+    )
+}
+
+/// Checks a key file `serve` makes when it is missing.
+fn made_on_first_use(
+    cfg: &Config,
+    file: &str,
+    what: &str,
+    load: impl FnOnce() -> Result<(), kasane_host::HostError>,
+) -> anyhow::Result<()> {
+    let path = cfg.keys_dir.join(file);
+    if path.exists() {
+        load().with_context(|| format!("loading the {what} {}", path.display()))?;
+        ok(format_args!("{what} {}", path.display()));
     } else {
         ok(format_args!(
-            "queue key {} absent (serve creates it)",
-            queue_key.display()
+            "{what} {} absent (serve creates it)",
+            path.display()
         ));
     }
     Ok(())
