@@ -55,7 +55,7 @@ pub enum ClientError {
     /// The sandbox refused to compile or run the transform.
     #[error("transform sandbox")]
     Sandbox(#[from] SandboxError),
-    /// A blocking task (compiling or running the transform, hashing the answers) panicked
+    /// A blocking task (compiling or running the transform, OPAQUE's argon2id) panicked
     /// or was cancelled.
     #[error("a blocking task of the login failed")]
     Task(#[from] tokio::task::JoinError),

@@ -1,8 +1,8 @@
 //! Enrollment: OPAQUE registration (RFC 9807) and the keyed response verifiers.
 //!
 //! The host never stores a password or anything password-equivalent. At enrollment (the
-//! host generates the password and the card) it runs OPAQUE registration as the client would
-//! — one argon2id with OWASP's parameters, on this side only once — and keeps the
+//! operator gives the password, the host generates the card) it runs OPAQUE registration as
+//! the client would — one argon2id with OWASP's parameters, on this side only once — and keeps the
 //! registration record. Each card response is kept as its *verifier*,
 //! `HMAC-SHA256(K_resp, u8(len(salt)) ‖ salt ‖ normalize(response))`, where `K_resp` comes
 //! from OPAQUE's export key ([`kasane_protocol::verifier`]): only the password holder can

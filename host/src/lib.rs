@@ -5,8 +5,8 @@
 //!
 //! - [`config`]: [`Config`](config::Config) — the TOML file, `KASANE_*` environment
 //!   overrides, defaults; paths relative to the data directory.
-//! - [`crypto`]: argon2id password hashes (OWASP parameters), response verifiers with
-//!   per-pair salts, the dummy verification that gives decoys the timing of a real login.
+//! - [`crypto`]: enrollment — OPAQUE registration and keyed response verifiers with
+//!   per-pair salts.
 //! - [`registry`]: the host's view of its transform registry — reloaded when the snapshot
 //!   file changes, the active transforms a client can run, weighted choice, session tickets
 //!   from the online key, one loaded [`Transform`](kasane_sandbox::Transform) per module hash.

@@ -67,7 +67,9 @@ fn octets(bytes: Vec<u8>) -> Response {
 /// The uniform failure answer: `401` and the encoded `LoginFailure`.
 #[must_use]
 pub fn failure() -> Response {
-    let body = LoginFailure.encode().unwrap_or_else(|_| vec![1, 7]);
+    let body = LoginFailure
+        .encode()
+        .unwrap_or_else(|_| vec![kasane_protocol::wire::PROTOCOL_VERSION, 7]);
     (
         StatusCode::UNAUTHORIZED,
         [(header::CONTENT_TYPE, "application/octet-stream")],
@@ -167,7 +169,7 @@ pub fn refusal_status(reason: RefusalReason) -> StatusCode {
 fn refused(reason: RefusalReason) -> Response {
     let body = MessageRefused { reason }
         .encode()
-        .unwrap_or_else(|_| vec![1, 10, 8]);
+        .unwrap_or_else(|_| vec![kasane_protocol::wire::PROTOCOL_VERSION, 10, 8]);
     (
         refusal_status(reason),
         [(header::CONTENT_TYPE, "application/octet-stream")],

@@ -3,7 +3,8 @@
 //!
 //! A data directory holds `kasane.toml`, `kasane.db` (SQLite), `tls/cert.pem` and
 //! `tls/key.pem` (self-signed), `keys/` (development keys of every registry role, mode
-//! 0600 — the host itself needs only `host.key` and `snapshot.key`), `registry/` (the signed
+//! 0600 — the host itself needs `host.key` and `snapshot.key`, and makes `queue.key` and
+//! `opaque.key` on first use), `registry/` (the signed
 //! repository clients fetch) and `modules/<sha256>.wasm`.
 
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@
 //! | responses | the response verifiers, one per challenge, in order | empty |
 //! | counter, timestamp | from the bundle | same |
 //! | seq, direction | 0, client to host | the message's |
-//! | server_nonce, client_nonce | from the hellos | same |
+//! | server_nonce, client_nonce | from the start request and response | same |
 //! | transcript_hash | after the challenge bundle | after the response request (final) |
 //! | params | from the bundle | same |
 //!

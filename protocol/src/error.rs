@@ -44,7 +44,7 @@ pub enum ProtocolError {
     /// A message could not be encoded (a field over its limit).
     #[error("message could not be encoded")]
     Encode(#[source] postcard::Error),
-    /// The host's signature over its hello does not verify with the expected host key.
+    /// The host's signature over its start response does not verify with the expected host key.
     #[error("host signature does not verify")]
     BadSignature,
     /// The host's public key is not a valid Ed25519 key, or not the expected one.
@@ -57,7 +57,7 @@ pub enum ProtocolError {
     /// The host announced channel binding but no TLS exporter value was given, or the reverse.
     #[error("channel binding mismatch: host says {host}, local value present: {local}")]
     ChannelBinding {
-        /// The flag in the host's signed hello.
+        /// The flag in the host's signed start response.
         host: bool,
         /// Whether this side has an exporter value.
         local: bool,

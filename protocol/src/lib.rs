@@ -6,7 +6,7 @@
 //! - [`transcript`]: the running SHA-256 [`Transcript`] and the digest the host key signs.
 //! - `limits`: the size limits the wire format, the key schedule and sealing share (a leaf;
 //!   re-exported by [`wire`] and [`seal`]).
-//! - `padding`: length-hiding [`Padding`] for the password and messages (a leaf; re-exported
+//! - `padding`: length-hiding [`Padding`] for messages (a leaf; re-exported
 //!   by [`seal`]).
 //! - [`opaque`]: OPAQUE (RFC 9807, `opaque-ke`): the suite, the host's [`ServerKeys`],
 //!   registration and login steps over bytes.

@@ -6,7 +6,7 @@
 pub const MAX_USER_ID_LEN: usize = 256;
 /// Length of a login id, bundle id or session id, bytes.
 pub const ID_LEN: usize = 16;
-/// Longest password, bytes (before padding and sealing).
+/// Longest password, bytes (the client refuses longer ones before OPAQUE).
 pub const MAX_PASSWORD_LEN: usize = 1024;
 /// Longest recipient of a sealed message, bytes.
 pub const MAX_RECIPIENT_LEN: usize = MAX_USER_ID_LEN;

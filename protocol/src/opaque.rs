@@ -270,7 +270,7 @@ pub fn record_from_upload(upload: &[u8]) -> Result<Vec<u8>, ProtocolError> {
     registration_record::<argon2::Argon2<'static>>(upload)
 }
 
-/// Runs both sides of a registration in one place (enrollment by the host, which generates
+/// Runs both sides of a registration in one place (enrollment by the host, which is given
 /// the password): the record to store and the export key.
 pub fn register<K: Ksf, R: RngCore + CryptoRng>(
     rng: &mut R,

@@ -1,5 +1,4 @@
-//! Length-hiding padding of a plaintext (`docs/PROTOCOL.md` §7): used by sealing and by the
-//! key schedule for the password. A leaf: it depends on nothing else in the crate.
+//! Length-hiding padding of a plaintext (`docs/PROTOCOL.md` §7): used by sealing. A leaf: it depends on nothing else in the crate.
 //!
 //! Every plaintext is framed as `plaintext ‖ 0x80 ‖ 0x00*` (ISO/IEC 7816-4). With
 //! [`Padding::None`] no zero follows the `0x80`; with [`Padding::Buckets`] zeros fill up to the

@@ -10,8 +10,8 @@
 //! Key and nonce both change with every `(d, seq)`, and the [`Sequencer`] never lets a
 //! `(d, seq)` be used twice.
 //!
-//! Length-hiding [`Padding`] ([`pad`], [`unpad`]) is defined in a leaf module the key schedule
-//! shares for the password, and re-exported here.
+//! Length-hiding [`Padding`] ([`pad`], [`unpad`]) is defined in a leaf module and re-exported
+//! here.
 
 use zeroize::Zeroizing;
 

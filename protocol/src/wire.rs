@@ -612,8 +612,11 @@ impl Message for InboxAck {
 pub const REGISTRATION_REQUEST_LEN: usize = 32;
 /// Length of an OPAQUE registration response, bytes.
 pub const REGISTRATION_RESPONSE_LEN: usize = 64;
-/// Most pairs a re-enrollment may upload (a standard card has 40).
-pub const MAX_ENROLLED_PAIRS: usize = 256;
+/// Most pairs a re-enrollment may upload (a standard card has 40; the largest upload stays
+/// under the host's default 64 KiB body limit).
+pub const MAX_ENROLLED_PAIRS: usize = 128;
+/// Largest encoding of one [`EnrolledPair`]: a prompt, a salt and a verifier at their limits.
+const MAX_ENROLLED_PAIR_LEN: usize = 2 + MAX_PROMPT_LEN + 1 + MAX_SALT_LEN + 1 + 32;
 
 /// `kasane passwd`, step 1, client to host (bearer session): OPAQUE's registration request
 /// for the new password.
@@ -690,7 +693,8 @@ pub struct PasswdFinish {
 
 impl Message for PasswdFinish {
     const KIND: u8 = 17;
-    const MAX_LEN: usize = 2 + 2 + crate::opaque::RECORD_LEN + 2 + MAX_ENROLLED_PAIRS * 400 + 32;
+    const MAX_LEN: usize =
+        2 + 2 + crate::opaque::RECORD_LEN + 2 + MAX_ENROLLED_PAIRS * MAX_ENROLLED_PAIR_LEN + 32;
     const LABEL: &'static [u8] = b"passwd-finish";
 
     fn validate(&self) -> Result<(), ProtocolError> {
@@ -712,3 +716,4 @@ impl Message for PasswdFinish {
         Ok(())
     }
 }
+const _: () = assert!(PasswdFinish::MAX_LEN <= 64 * 1024);

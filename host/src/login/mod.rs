@@ -109,7 +109,7 @@ pub enum Failure {
     /// The bundle is unknown, already used, or expired.
     #[error("unknown, used or expired bundle")]
     UnknownBundle,
-    /// The bundle's transform was revoked or removed since the password step.
+    /// The bundle's transform was revoked or removed since the finish step.
     #[error("the bundle's transform is no longer active")]
     TransformInactive,
     /// The auth transform's input could not be built.

@@ -49,10 +49,10 @@
 //!
 //! | table | key | holds |
 //! |---|---|---|
-//! | `users` | `id`, unique `name` | argon2id password hash (PHC string), access `counter`, `created_at` |
-//! | `challenge_pairs` | (`user_id`, `idx`) | prompt, per-pair salt, response verifier (argon2id of the response; never the response) |
-//! | `challenge_bundles` | `id` | user name (not a foreign key: decoys for unknown users are stored alike), serialized bundle, `expires_at` |
-//! | `pending_logins` | `id` (login id or bundle id) | `stage` (`hello` / `bundle`), the host's encoded login state (secret: the X25519 shared secret, verifiers), `expires_at` |
+//! | `users` | `id`, unique `name` | OPAQUE registration record (nothing password-equivalent; `NULL` for a user from before login v2), access `counter`, `created_at` |
+//! | `challenge_pairs` | (`user_id`, `idx`) | prompt, per-pair salt, keyed response verifier (HMAC under a key from OPAQUE's export key; never the response) |
+//! | `challenge_bundles` | `id` | user name, serialized bundle, `expires_at` |
+//! | `pending_logins` | `id` (login id or bundle id) | `stage` (`start` / `bundle`), the host's encoded login state (secret: OPAQUE's server state or session key, verifiers), `expires_at` |
 //! | `sessions` | `token_hash` (only a hash of the token), unique `session_id` | user, created / last seen / absolute expiry, the host's encoded session state (`secret`: session secret, transform context, verifiers), last sequence number per direction |
 //! | `throttle` | `key` (`u:<user>` or `a:<address>`) | consecutive failures, `locked_until` |
 //! | `relay_queue` | `id` (increasing) | recipient, sealed-at-rest body, `created_at` |
@@ -205,7 +205,7 @@ pub struct ChallengePair {
     pub prompt: String,
     /// Per-pair salt for the verifier.
     pub salt: Vec<u8>,
-    /// argon2id(response, salt): never the response itself.
+    /// HMAC(K_resp, u8(len(salt)) ‖ salt ‖ normalize(response)): never the response itself.
     pub verifier: Zeroizing<Vec<u8>>,
 }
 
@@ -286,7 +286,7 @@ pub struct UserSummary {
 pub struct NewBundle {
     /// Random bundle id.
     pub id: Vec<u8>,
-    /// The user name the bundle was issued to (a decoy's name for unknown users).
+    /// The user name the bundle was issued to.
     pub user: String,
     /// The serialized bundle (challenges, counter, timestamp, ticket…).
     pub body: Vec<u8>,
@@ -334,7 +334,7 @@ pub struct NewPendingLogin {
     pub id: Vec<u8>,
     /// The request it waits for.
     pub stage: LoginStage,
-    /// The host's encoding of the login state: secret (it holds the X25519 shared secret).
+    /// The host's encoding of the login state: secret (OPAQUE's server state or session key).
     pub parts: Zeroizing<Vec<u8>>,
     /// After this time it is refused (and purged).
     pub expires_at: UnixSeconds,
