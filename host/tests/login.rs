@@ -647,12 +647,12 @@ async fn channel_binding_refuses_a_relayed_login_and_can_be_turned_off() {
     let mut relay = th.connect().await;
     let client_side = th.connect().await;
     let client = ClientStart::new(&mut OsRng, "alice", PASSWORD.as_bytes(), BOTH.to_vec()).unwrap();
-    let (_, start) = relay
+    let (_, ke2) = relay
         .post("/v1/login/start", client.request_bytes().to_vec())
         .await;
     let finished = client.receive(
         &mut OsRng,
-        &start,
+        &ke2,
         &[th.host_key()],
         Some(&client_side.exporter),
     );
@@ -661,14 +661,14 @@ async fn channel_binding_refuses_a_relayed_login_and_can_be_turned_off() {
         matches!(finished, Err(kasane_protocol::ProtocolError::Opaque)),
         "{finished:?}"
     );
-    let decoy = kasane_protocol::decoy_finish(&mut OsRng, &start).unwrap();
+    let decoy = kasane_protocol::decoy_finish(&mut OsRng, &ke2).unwrap();
     assert_eq!(
         relay.post("/v1/login/finish", decoy).await,
         uniform_failure()
     );
 
     // Behind a TLS-terminating proxy: binding off, signed as such in the start response.
-    let th = start_host_without_binding().await;
+    let th = start(|c| c.channel_binding = false).await;
     th.add_user("alice").await;
     let mut conn = th.connect().await;
     let (client, _) = start_login(&th, &mut conn, "alice", PASSWORD, BOTH.to_vec())
@@ -676,10 +676,6 @@ async fn channel_binding_refuses_a_relayed_login_and_can_be_turned_off() {
         .unwrap();
     assert!(!client.host_uses_channel_binding());
     login(&th, &mut conn, "alice").await;
-}
-
-async fn start_host_without_binding() -> TestHost {
-    start(|c| c.channel_binding = false).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -144,13 +144,7 @@ impl Bare {
     }
 
     async fn add_user(&self, name: &str) {
-        add_card_user(
-            self.host.store().as_ref(),
-            self.host.opaque_keys(),
-            name,
-            self.clock.now(),
-        )
-        .await;
+        add_card_user(&self.host, name, self.clock.now()).await;
     }
 
     /// The transform's output on `input`, with the module fetched through the router.

@@ -198,8 +198,13 @@ impl TestHost {
 
 /// A responder answering from `card` with the test password.
 pub fn responder(card: &CodeCard) -> CardResponder {
+    responder_with(PASSWORD, card)
+}
+
+/// A responder answering from `card` with `password`.
+pub fn responder_with(password: &str, card: &CodeCard) -> CardResponder {
     CardResponder::new(
-        Zeroizing::new(PASSWORD.to_owned()),
+        Zeroizing::new(password.to_owned()),
         CodeCard::from_text(&card.to_text()).unwrap(),
     )
 }

@@ -1,8 +1,10 @@
 //! End-to-end logins: the real host and the real client over TLS 1.3 on loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use kasane_client::{CardResponder, Client, ClientError};
-use kasane_tests::{files_under, proxy, responder, start, start_with, start_with_foreign_host_key};
+use kasane_client::{Client, ClientError};
+use kasane_tests::{
+    files_under, proxy, responder, responder_with, start, start_with, start_with_foreign_host_key,
+};
 use zeroize::Zeroizing;
 
 /// The built-in transforms `kasane-host init` publishes.
@@ -243,13 +245,6 @@ async fn a_relayed_message_reaches_its_recipient() {
     assert!(bob.inbox(0).await.unwrap().is_empty());
     alice.close().await.unwrap();
     bob.close().await.unwrap();
-}
-
-fn responder_with(password: &str, card: &kasane_host::setup::CodeCard) -> CardResponder {
-    CardResponder::new(
-        Zeroizing::new(password.to_owned()),
-        kasane_host::setup::CodeCard::from_text(&card.to_text()).unwrap(),
-    )
 }
 
 /// Wrong password, unknown user, wrong response: the real client tells its user which step

@@ -4,15 +4,14 @@
 //! by a TLS-terminating proxy.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use kasane_client::{CardResponder, Client, ClientError};
+use kasane_client::{Client, ClientError};
 use kasane_host::store::UserRecord;
 use kasane_protocol::card::CodeCard;
 use kasane_protocol::opaque::{self, Binding};
 use kasane_protocol::verifier::ResponseKey;
 use kasane_protocol::{ExportKey, ServerKeys};
-use kasane_tests::{PASSWORD, TestHost, proxy, responder, start_with};
+use kasane_tests::{PASSWORD, TestHost, proxy, responder, responder_with, start_with};
 use rand_core::OsRng;
-use zeroize::Zeroizing;
 
 /// Whether `guess` opens `record` as OPAQUE's client would, given the server keys an
 /// attacker holds: the export key if it does (one argon2id per call).
@@ -44,6 +43,16 @@ async fn steal(th: &TestHost, card: &CodeCard) -> (proxy::Log, UserRecord, Vec<u
     let stolen = kasane_host::store::open(&url).await.unwrap();
     let alice = stolen.get_user("alice").await.unwrap().unwrap();
     (log, alice, bytes)
+}
+
+/// The attacker knows the card but not the password: the real client's login is refused.
+async fn assert_no_login_without_the_password(th: &TestHost, card: &CodeCard) {
+    let client = Client::connect(th.client_config(None)).await.unwrap();
+    let err = client
+        .login("alice", &mut responder_with("wrong", card))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::PasswordRefused), "{err}");
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -107,13 +116,7 @@ async fn a_stolen_database_alone_allows_no_login_and_no_offline_guess() {
         }
     }
     // And no login: the attacker knows everything in the database but the password.
-    let client = Client::connect(th.client_config(None)).await.unwrap();
-    let mut wrong = CardResponder::new(
-        Zeroizing::new("wrong".into()),
-        CodeCard::from_text(&card.to_text()).unwrap(),
-    );
-    let err = client.login("alice", &mut wrong).await.unwrap_err();
-    assert!(matches!(err, ClientError::PasswordRefused), "{err}");
+    assert_no_login_without_the_password(&th, &card).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -136,11 +139,5 @@ async fn a_stolen_database_and_key_files_allow_offline_guessing_at_one_argon2id_
         assert_eq!(key.verifier(response, &p.salt).unwrap(), p.verifier);
     }
     // Without the password there is still no login.
-    let client = Client::connect(th.client_config(None)).await.unwrap();
-    let mut wrong = CardResponder::new(
-        Zeroizing::new("wrong".into()),
-        CodeCard::from_text(&card.to_text()).unwrap(),
-    );
-    let err = client.login("alice", &mut wrong).await.unwrap_err();
-    assert!(matches!(err, ClientError::PasswordRefused), "{err}");
+    assert_no_login_without_the_password(&th, &card).await;
 }

@@ -141,6 +141,25 @@ where
         Ok(())
     }
 
+    /// Replaces the pairs of `user` (whose row the caller's write has locked) and commits;
+    /// false if there is no such user.
+    async fn swap_pairs(
+        mut tx: sqlx::Transaction<'_, DB>,
+        user: Option<IdRow>,
+        pairs: &[ChallengePair],
+    ) -> Result<bool> {
+        let Some(user) = user else {
+            return Ok(false);
+        };
+        sqlx::query("DELETE FROM challenge_pairs WHERE user_id = $1")
+            .bind(user.id)
+            .execute(&mut *tx)
+            .await?;
+        Self::insert_pairs(&mut *tx, user.id, pairs).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Queues `body` for `recipient`: its queue id, or `None` if there is no such user.
     async fn enqueue(
         conn: &mut DB::Connection,
@@ -394,16 +413,7 @@ where
                 .bind(name)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let Some(user) = user else {
-            return Ok(false);
-        };
-        sqlx::query("DELETE FROM challenge_pairs WHERE user_id = $1")
-            .bind(user.id)
-            .execute(&mut *tx)
-            .await?;
-        Self::insert_pairs(&mut *tx, user.id, pairs).await?;
-        tx.commit().await?;
-        Ok(true)
+        Self::swap_pairs(tx, user, pairs).await
     }
 
     async fn reenroll(
@@ -419,16 +429,7 @@ where
                 .bind(opaque_record)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let Some(user) = user else {
-            return Ok(false);
-        };
-        sqlx::query("DELETE FROM challenge_pairs WHERE user_id = $1")
-            .bind(user.id)
-            .execute(&mut *tx)
-            .await?;
-        Self::insert_pairs(&mut *tx, user.id, pairs).await?;
-        tx.commit().await?;
-        Ok(true)
+        Self::swap_pairs(tx, user, pairs).await
     }
 
     async fn next_counter(&self, name: &str) -> Result<u64> {

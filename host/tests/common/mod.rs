@@ -140,13 +140,7 @@ impl TestHost {
     }
 
     pub(crate) async fn add_user(&self, name: &str) {
-        add_card_user(
-            self.host.store().as_ref(),
-            self.host.opaque_keys(),
-            name,
-            self.clock.now(),
-        )
-        .await;
+        add_card_user(&self.host, name, self.clock.now()).await;
     }
 
     pub(crate) fn host_key(&self) -> VerifyingKey {
@@ -172,14 +166,10 @@ impl TestHost {
 }
 
 /// Adds user `name` with [`PASSWORD`] and the card [`CARD`].
-pub(crate) async fn add_card_user(
-    store: &dyn Store,
-    keys: &setup::ServerKeys,
-    name: &str,
-    now: u64,
-) {
+pub(crate) async fn add_card_user(host: &Host, name: &str, now: u64) {
     let card = CodeCard::parse(name, CARD).unwrap();
-    setup::add_user(store, keys, &card, PASSWORD.as_bytes(), now)
+    let store = host.store().as_ref();
+    setup::add_user(store, host.opaque_keys(), &card, PASSWORD.as_bytes(), now)
         .await
         .unwrap();
 }
