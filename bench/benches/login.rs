@@ -14,7 +14,7 @@
 //!   on a small machine shares the cores with the host.
 //!
 //! Run: `cargo bench -p kasane-bench --bench login` (`KASANE_BENCH_N` samples, default 40;
-//! `KASANE_BENCH_SECS`, default 10). BENCHMARKS.md records the figures.
+//! `KASANE_BENCH_SECS`, default 10; `KASANE_BENCH_PHASES`, default `latency,cpu,load`). BENCHMARKS.md records the figures.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark harness")]
 
 use std::sync::Arc;
@@ -56,9 +56,18 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    client_rt.block_on(latency(&th, &card, n));
-    client_rt.block_on(host_cpu(&th, &card, n));
-    client_rt.block_on(throughput(&th, &card, secs));
+    // `KASANE_BENCH_PHASES` (e.g. `cpu` to profile one phase alone): latency,cpu,load.
+    let phases = std::env::var("KASANE_BENCH_PHASES").unwrap_or("latency,cpu,load".into());
+    let runs = |p: &str| phases.split(',').any(|x| x.trim() == p);
+    if runs("latency") {
+        client_rt.block_on(latency(&th, &card, n));
+    }
+    if runs("cpu") {
+        client_rt.block_on(host_cpu(&th, &card, n));
+    }
+    if runs("load") {
+        client_rt.block_on(throughput(&th, &card, secs));
+    }
     drop(host_rt);
 }
 

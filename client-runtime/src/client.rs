@@ -39,6 +39,21 @@ pub(crate) struct Inner {
     pub(crate) cache: CompileCache,
     /// Where fetched modules are kept (cache mode only).
     pub(crate) modules_dir: Option<PathBuf>,
+    /// The connection `connect` updated the registry on, kept for the first login (one TLS
+    /// handshake fewer); taken by whoever needs a connection next.
+    spare: std::sync::Mutex<Option<Conn>>,
+}
+
+impl Inner {
+    /// A connection to the host: the spare one if it is still open, else a new one.
+    pub(crate) async fn conn(&self) -> Result<Conn, ClientError> {
+        // A poisoned lock only loses the spare: a new connection is made instead.
+        let spare = self.spare.lock().ok().and_then(|mut s| s.take());
+        match spare {
+            Some(c) if c.is_open() => Ok(c),
+            _ => Conn::open(&self.endpoint, &self.tls, self.config.timeout).await,
+        }
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -141,6 +156,7 @@ impl Client {
                 sandbox,
                 cache,
                 modules_dir,
+                spare: std::sync::Mutex::new(Some(conn)),
             }),
         })
     }

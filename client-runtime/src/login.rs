@@ -63,8 +63,7 @@ impl Client {
         responder: &mut dyn Responder,
     ) -> Result<(Session, LoginReport), ClientError> {
         let inner = &self.inner;
-        let mut conn = Conn::open(&inner.endpoint, &inner.tls, inner.config.timeout).await?;
-        let (finish_step, nonce) = start(inner, &mut conn, user, responder).await?;
+        let (mut conn, finish_step, nonce) = start(inner, user, responder).await?;
         let challenge = finish(&mut conn, finish_step).await?;
         let bundle = challenge.bundle().clone();
         let Admitted {
@@ -195,13 +194,15 @@ fn keep_module(file: &Path, bytes: &[u8]) {
 /// password (one argon2id, off the async workers). Returns the client with its KE3 to send,
 /// and this login's nonce (what the session ticket must name). A password OPAQUE refuses
 /// (wrong, or an unknown user, or a locked one) is [`ClientError::PasswordRefused`] — after a
-/// random KE3 is sent, so the host counts it like any failed login.
+/// random KE3 is sent, so the host counts it like any failed login. The connection is chosen
+/// once the password is known (the spare one from `connect`, if still open) and returned for
+/// the rest of the login.
+#[allow(clippy::type_complexity, reason = "the three results of one step")]
 async fn start(
     inner: &Inner,
-    conn: &mut Conn,
     user: &str,
     responder: &mut dyn Responder,
-) -> Result<((ClientAwaitBundle, Vec<u8>), [u8; 32]), ClientError> {
+) -> Result<(Conn, (ClientAwaitBundle, Vec<u8>), [u8; 32]), ClientError> {
     let mut profiles = vec![Profile::Pure];
     if kasane_sandbox::profile_available(kasane_sandbox::Profile::Wasi) {
         profiles.push(Profile::Wasi);
@@ -210,6 +211,7 @@ async fn start(
     let client = ClientStart::new(&mut OsRng, user, password.as_bytes(), profiles)?;
     drop(password);
     let nonce = client.request().client_nonce;
+    let mut conn = inner.conn().await?;
     let (status, body) = conn
         .request(
             "POST",
@@ -230,7 +232,7 @@ async fn start(
     })
     .await?;
     match finished {
-        Ok(next) => Ok((next, nonce)),
+        Ok(next) => Ok((conn, next, nonce)),
         Err(ProtocolError::BadSignature | ProtocolError::HostKey) => Err(ClientError::HostKey),
         Err(ProtocolError::Opaque) => {
             if let Some(decoy) = kasane_protocol::decoy_finish(&mut OsRng, &body) {

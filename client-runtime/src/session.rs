@@ -134,10 +134,7 @@ impl Session {
     ) -> Result<(StatusCode, Vec<u8>), ClientError> {
         let mut conn = match self.conn.take() {
             Some(c) if c.is_open() => c,
-            _ => {
-                let inner = &self.client;
-                Conn::open(&inner.endpoint, &inner.tls, inner.config.timeout).await?
-            }
+            _ => self.client.conn().await?,
         };
         let result = conn
             .request(method, path, body, Some(&self.token), extra_wait)

@@ -1,4 +1,4 @@
-//! Housekeeping: what a serving host does on a timer, whoever embeds it — expired bundles,
+//! Housekeeping: what a serving host does on a timer, whoever embeds it — expired
 //! logins in flight and sessions purged from the store, a signed checkpoint for every audit
 //! chain that advanced ([`Host::housekeeping`]). [`server::run`](crate::server::run) and
 //! [`server::spawn`](crate::server::spawn) run a [`pass`] before they serve (what expired
@@ -42,7 +42,6 @@ pub async fn pass(host: &Host) {
         Ok(p) => {
             host.metrics().housekeeping_done(&p);
             tracing::debug!(
-                bundles = p.bundles,
                 pending_logins = p.pending_logins,
                 sessions = p.sessions,
                 "purged"

@@ -36,7 +36,6 @@ pub struct Metrics {
     derive_micros: AtomicU64,
     housekeeping_ok: AtomicU64,
     housekeeping_failed: AtomicU64,
-    purged_bundles: AtomicU64,
     purged_pending_logins: AtomicU64,
     purged_sessions: AtomicU64,
 }
@@ -108,8 +107,6 @@ impl Metrics {
     /// Counts a housekeeping pass and what it purged.
     pub fn housekeeping_done(&self, purged: &crate::store::Purged) {
         self.housekeeping_ok.fetch_add(1, Ordering::Relaxed);
-        self.purged_bundles
-            .fetch_add(purged.bundles, Ordering::Relaxed);
         self.purged_pending_logins
             .fetch_add(purged.pending_logins, Ordering::Relaxed);
         self.purged_sessions
@@ -219,7 +216,6 @@ impl Metrics {
         );
         let _ = writeln!(s, "# TYPE kasane_housekeeping_purged_total counter");
         for (k, a) in [
-            ("bundles", &self.purged_bundles),
             ("pending_logins", &self.purged_pending_logins),
             ("sessions", &self.purged_sessions),
         ] {
@@ -266,7 +262,6 @@ mod tests {
         assert!(t.contains("kasane_derive_seconds_bucket{le=\"0.0025\"} 0"));
         assert!(t.contains("kasane_derive_seconds_count 1"));
         m.housekeeping_done(&crate::store::Purged {
-            bundles: 1,
             sessions: 2,
             pending_logins: 0,
         });

@@ -679,7 +679,7 @@ async fn channel_binding_refuses_a_relayed_login_and_can_be_turned_off() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn housekeeping_purges_expired_bundles_and_sessions() {
+async fn housekeeping_purges_expired_logins_and_sessions() {
     let th = start(|c| c.session.idle_timeout_secs = 60).await;
     th.add_user("alice").await;
     let mut conn = th.connect().await;
@@ -689,5 +689,6 @@ async fn housekeeping_purges_expired_bundles_and_sessions() {
         .unwrap();
     th.clock.advance(th.cfg.login.bundle_ttl_secs.max(60) + 1);
     let purged = th.host.housekeeping().await.unwrap();
-    assert_eq!((purged.bundles, purged.sessions), (1, 1));
+    // The login waiting at its bundle, and the session.
+    assert_eq!((purged.pending_logins, purged.sessions), (1, 1));
 }

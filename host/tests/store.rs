@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use kasane_host::store::{
     AuditCheckpoint, AuditCursor, AuditReader, AuditRecord, Backoff, ChallengePair, Direction,
-    LoginStage, NewBundle, NewPendingLogin, NewSession, NewUser, PgStore, SqliteStore, Store,
-    StoreError, ThrottleKey, ThrottleState, Zeroizing,
+    LoginStage, NewPendingLogin, NewSession, NewUser, PgStore, SqliteStore, Store, StoreError,
+    ThrottleKey, ThrottleState, Zeroizing,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -31,6 +31,8 @@ struct Stores {
     main: Arc<dyn Store>,
     replica: Arc<dyn Store>,
     raw: Raw,
+    /// The main store's pool of relaxed commits.
+    relaxed: Raw,
 }
 
 /// The database under test, for what `dyn Store` does not show (rows out of its reach).
@@ -47,6 +49,29 @@ impl Raw {
         match self {
             Self::Sqlite(pool) => sqlx::query_scalar(&q).fetch_one(pool).await.unwrap(),
             Self::Pg(pool) => sqlx::query_scalar(&q).fetch_one(pool).await.unwrap(),
+        }
+    }
+
+    /// Whether a commit on this pool waits for the disk: SQLite's `synchronous` is FULL (2)
+    /// rather than NORMAL (1); PostgreSQL's `synchronous_commit` is `on` rather than `off`.
+    async fn commits_durably(&self) -> bool {
+        match self {
+            Self::Sqlite(pool) => {
+                let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+                assert!(matches!(level, 1 | 2), "synchronous = {level}");
+                level == 2
+            }
+            Self::Pg(pool) => {
+                let level: String = sqlx::query_scalar("SHOW synchronous_commit")
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+                assert!(matches!(level.as_str(), "on" | "off"), "{level}");
+                level == "on"
+            }
         }
     }
 }
@@ -68,6 +93,7 @@ where
         main: Arc::new(main.clone()),
         replica: Arc::new(replica.clone()),
         raw: Raw::Sqlite(main.pool().clone()),
+        relaxed: Raw::Sqlite(main.relaxed_pool().clone()),
     };
     let outcome = tokio::spawn(case(stores)).await;
     main.close().await;
@@ -118,6 +144,7 @@ where
         main: Arc::new(main.clone()),
         replica: Arc::new(replica.clone()),
         raw: Raw::Pg(main.pool().clone()),
+        relaxed: Raw::Pg(main.relaxed_pool().clone()),
     };
     let outcome = tokio::spawn(case(stores)).await;
     main.close().await;
@@ -159,9 +186,9 @@ suite!(
     replace_pairs_keeps_order,
     counter_increments_per_user,
     counter_50_concurrent_callers_distinct_and_contiguous,
-    bundle_is_taken_once,
-    bundle_expired_is_refused_and_deleted,
-    bundle_concurrent_takes_one_winner,
+    counter_with_pairs_and_login_record,
+    commits_durable_and_relaxed,
+    throttle_states_in_key_order,
     pending_login_is_taken_once_at_its_stage,
     pending_login_expired_is_refused_and_deleted,
     pending_login_concurrent_takes_one_winner,
@@ -346,54 +373,57 @@ mod cases {
         assert_eq!(s.replica.next_counter("alice").await.unwrap(), 51);
     }
 
-    fn bundle(id: u8, expires_at: u64) -> NewBundle {
-        NewBundle {
-            id: vec![id; 16],
-            user: "alice".into(),
-            body: vec![1, 2, 3, id],
-            expires_at,
-        }
-    }
-
-    pub(crate) async fn bundle_is_taken_once(s: Stores) {
+    pub(crate) async fn counter_with_pairs_and_login_record(s: Stores) {
         let st = &*s.main;
-        st.put_bundle(&bundle(1, 500)).await.unwrap();
-        let dup = st.put_bundle(&bundle(1, 600)).await;
-        assert!(matches!(dup, Err(StoreError::Duplicate)), "{dup:?}");
-        let got = s.replica.take_bundle(&[1; 16], 100).await.unwrap().unwrap();
-        assert_eq!(got.user, "alice");
-        assert_eq!(got.body, vec![1, 2, 3, 1]);
-        assert_eq!(got.expires_at, 500);
-        assert!(st.take_bundle(&[1; 16], 100).await.unwrap().is_none());
-        assert!(st.take_bundle(&[9; 16], 100).await.unwrap().is_none());
+        st.create_user(&user("alice", 3), 1).await.unwrap();
+        st.create_user(&user("bob", 0), 1).await.unwrap();
+        let (counter, pairs) = st.next_counter_with_pairs("alice").await.unwrap();
+        assert_eq!(counter, 1);
+        let want = s.replica.get_user("alice").await.unwrap().unwrap();
+        assert_eq!(pairs, want.pairs, "the pairs in card order");
+        assert_eq!(want.counter, 1, "the counter is committed");
+        assert_eq!(s.replica.next_counter("alice").await.unwrap(), 2);
+        let missing = st.next_counter_with_pairs("nobody").await;
+        assert!(
+            matches!(missing, Err(StoreError::UserNotFound)),
+            "{missing:?}"
+        );
+        // The record a start answers from: only a user with pairs has one to use.
+        let record = st.login_record("alice").await.unwrap();
+        assert_eq!(record, want.opaque_record);
+        assert!(record.is_some());
+        assert_eq!(st.login_record("bob").await.unwrap(), None);
+        assert_eq!(st.login_record("nobody").await.unwrap(), None);
     }
 
-    pub(crate) async fn bundle_expired_is_refused_and_deleted(s: Stores) {
+    pub(crate) async fn commits_durable_and_relaxed(s: Stores) {
+        assert!(s.raw.commits_durably().await, "the durable pool");
+        assert!(!s.relaxed.commits_durably().await, "the relaxed pool");
+        // Both pools see one database: a relaxed write is read through the durable pool.
+        let login = pending(9, LoginStage::Start, 500);
+        assert!(s.main.put_pending_login(&login, 1, 10).await.unwrap());
+        assert_eq!(s.raw.count("pending_logins").await, 1);
+    }
+
+    pub(crate) async fn throttle_states_in_key_order(s: Stores) {
         let st = &*s.main;
-        st.put_bundle(&bundle(2, 500)).await.unwrap();
-        assert!(st.take_bundle(&[2; 16], 500).await.unwrap().is_none());
-        // Gone, even for a caller whose clock is behind.
-        assert!(st.take_bundle(&[2; 16], 10).await.unwrap().is_none());
-        st.put_bundle(&bundle(3, 500)).await.unwrap();
-        assert!(st.take_bundle(&[3; 16], 499).await.unwrap().is_some());
-    }
-
-    pub(crate) async fn bundle_concurrent_takes_one_winner(s: Stores) {
-        s.main.put_bundle(&bundle(4, 500)).await.unwrap();
-        let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..20 {
-            let st = if i % 2 == 0 {
-                s.main.clone()
-            } else {
-                s.replica.clone()
-            };
-            tasks.spawn(async move { st.take_bundle(&[4; 16], 1).await.unwrap().is_some() });
+        let (alice, addr) = (
+            ThrottleKey::User("alice"),
+            ThrottleKey::Source("192.0.2.7".parse().unwrap()),
+        );
+        let b = Backoff::default();
+        for _ in 0..2 {
+            st.record_failure(addr, 10, &b).await.unwrap();
         }
-        let mut winners = 0;
-        while let Some(v) = tasks.join_next().await {
-            winners += usize::from(v.unwrap());
-        }
-        assert_eq!(winners, 1);
+        let got = s.replica.throttle_states(&[alice, addr]).await.unwrap();
+        let counted = ThrottleState {
+            failures: 2,
+            locked_until: 0,
+        };
+        assert_eq!(got, [ThrottleState::default(), counted]);
+        let got = st.throttle_states(&[addr, alice, addr]).await.unwrap();
+        assert_eq!(got, [counted, ThrottleState::default(), counted]);
+        assert!(st.throttle_states(&[]).await.unwrap().is_empty());
     }
 
     fn pending(id: u8, stage: LoginStage, expires_at: u64) -> NewPendingLogin {
@@ -978,8 +1008,10 @@ mod cases {
     pub(crate) async fn purge_removes_expired(s: Stores) {
         let st = &*s.main;
         st.create_user(&user("alice", 1), 1).await.unwrap();
-        st.put_bundle(&bundle(1, 100)).await.unwrap();
-        st.put_bundle(&bundle(2, 300)).await.unwrap();
+        for (id, expires_at) in [(1, 100), (2, 300)] {
+            let login = pending(id, LoginStage::Bundle, expires_at);
+            assert!(st.put_pending_login(&login, 1, 10).await.unwrap());
+        }
         st.create_session(&session("alice", 1, 0, 150))
             .await
             .unwrap(); // absolute expiry
@@ -990,8 +1022,9 @@ mod cases {
             .await
             .unwrap(); // live
         let purged = st.purge_expired(200, 10).await.unwrap();
-        assert_eq!((purged.bundles, purged.sessions), (1, 2));
-        assert!(st.take_bundle(&[2; 16], 200).await.unwrap().is_some());
+        assert_eq!((purged.pending_logins, purged.sessions), (1, 2));
+        let kept = st.take_pending_login(&[2; 16], LoginStage::Bundle, 200);
+        assert!(kept.await.unwrap().is_some());
         assert!(st.touch_session(&[3; 32], 255, 10).await.unwrap().is_some());
     }
 

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use kasane_protocol::wire::{Challenge, ChallengeBundle, ID_LEN, Message, ModuleRef, Profile};
+use kasane_protocol::wire::{Challenge, ChallengeBundle, Message, ModuleRef, Profile};
 use kasane_protocol::{FinishRequest, HostAwaitBundle, HostAwaitFinish};
 use rand::{Rng, RngCore};
 use rand_core::OsRng;
@@ -16,7 +16,7 @@ use super::{Failure, LoginError, random_id};
 use crate::HostError;
 use crate::host::Host;
 use crate::registry::Chosen;
-use crate::store::{LoginStage, NewBundle, UnixSeconds, UserRecord};
+use crate::store::{LoginStage, StoreError, UnixSeconds};
 
 /// The verified finish and what the start announced.
 struct Verified {
@@ -44,13 +44,6 @@ impl Host {
         if let Some(count) = &verified.count {
             self.forgive_start(&verified.user, source, count).await;
         }
-        let user = self
-            .store
-            .get_user(&verified.user)
-            .await
-            .map_err(HostError::from)?
-            .filter(|u| !u.pairs.is_empty())
-            .ok_or(Failure::UserGone)?;
         let ttl = self.config.login.bundle_ttl_secs;
         let chosen = self.registry.choose(
             &verified.profiles,
@@ -60,7 +53,7 @@ impl Host {
             OsRng.next_u64(),
         )?;
         self.metrics.transform_chosen(&chosen.entry.name);
-        let picked = self.pick_challenges(&user).await?;
+        let picked = self.pick_challenges(&verified.user).await?;
         let bundle_id = random_id();
         let expires = now.saturating_add(ttl);
         let bundle = ChallengeBundle {
@@ -79,7 +72,8 @@ impl Host {
         })?;
         let mut next = StoredLogin::new(state.into_parts(), verified.user, true);
         next.verifiers = picked.verifiers.iter().map(|v| v.to_vec()).collect();
-        self.keep_bundle(bundle_id, &next, &bytes, now, expires)
+        // The bundle's single use is this pending login's: the response step takes it once.
+        self.put_pending(bundle_id, LoginStage::Bundle, &next, now, expires)
             .await?;
         Ok(bytes)
     }
@@ -117,26 +111,29 @@ impl Host {
         })
     }
 
-    /// Challenges at random from the user's pairs, their stored verifiers, and the next
-    /// counter (persisted before the bundle is answered).
-    async fn pick_challenges(&self, u: &UserRecord) -> Result<Picked, LoginError> {
-        let n = self.challenge_count().min(u.pairs.len());
-        let picked = rand::seq::index::sample(&mut OsRng, u.pairs.len(), n);
+    /// The next counter (persisted before the bundle is answered), and challenges at random
+    /// from the user's pairs with their stored verifiers.
+    async fn pick_challenges(&self, user: &str) -> Result<Picked, LoginError> {
+        let (counter, pairs) = match self.store.next_counter_with_pairs(user).await {
+            Ok(got) => got,
+            Err(StoreError::UserNotFound) => return Err(Failure::UserGone.into()),
+            Err(e) => return Err(HostError::from(e).into()),
+        };
+        if pairs.is_empty() {
+            return Err(Failure::UserGone.into());
+        }
+        let n = self.challenge_count().min(pairs.len());
+        let picked = rand::seq::index::sample(&mut OsRng, pairs.len(), n);
         let mut challenges = Vec::with_capacity(n);
         let mut verifiers = Vec::with_capacity(n);
         for i in picked.iter() {
-            let p = &u.pairs[i];
+            let p = &pairs[i];
             challenges.push(Challenge {
                 prompt: p.prompt.clone(),
                 salt: p.salt.clone(),
             });
             verifiers.push(p.verifier.clone());
         }
-        let counter = self
-            .store
-            .next_counter(&u.name)
-            .await
-            .map_err(HostError::from)?;
         Ok(Picked {
             challenges,
             verifiers,
@@ -148,29 +145,6 @@ impl Host {
     fn challenge_count(&self) -> usize {
         let login = &self.config.login;
         OsRng.gen_range(login.challenges_min as usize..=login.challenges_max as usize)
-    }
-
-    /// Stores the bundle (single use, until it expires) and the login state the response
-    /// step takes.
-    async fn keep_bundle(
-        &self,
-        bundle_id: [u8; ID_LEN],
-        next: &StoredLogin,
-        bytes: &[u8],
-        now: UnixSeconds,
-        expires: UnixSeconds,
-    ) -> Result<(), LoginError> {
-        self.store
-            .put_bundle(&NewBundle {
-                id: bundle_id.to_vec(),
-                user: next.user.clone(),
-                body: bytes.to_vec(),
-                expires_at: expires,
-            })
-            .await
-            .map_err(HostError::from)?;
-        self.put_pending(bundle_id, LoginStage::Bundle, next, now, expires)
-            .await
     }
 }
 

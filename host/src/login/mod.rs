@@ -27,8 +27,10 @@
 //! [`HostLoginParts`](kasane_protocol::HostLoginParts) (OPAQUE's server state or session key
 //! and the exact messages so far) plus the user, whether the start used the user's own record
 //! and, after the finish, the chosen verifiers, encoded with postcard (`StoredLogin`); it is
-//! secret, zeroized in memory, and kept at most until it expires. The bundle's single use and
-//! expiry are also enforced by [`Store::take_bundle`](crate::store::Store::take_bundle).
+//! secret, zeroized in memory, and kept at most until it expires. The state after the finish
+//! is the bundle's: taking it once is the bundle's single use. These writes are the store's
+//! relaxed commits (they survive a crash of the host process); the access counter is the one
+//! durable commit of a login.
 
 mod finish;
 mod response;

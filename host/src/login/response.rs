@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
-use kasane_protocol::wire::{ID_LEN, Message, ModuleRef};
+use kasane_protocol::wire::{Message, ModuleRef};
 use kasane_protocol::{HostChallenge, ResponseRequest, Session};
 use kasane_sandbox::{Derived, Transform};
 use rand::RngCore;
@@ -12,7 +12,6 @@ use rand_core::OsRng;
 use zeroize::Zeroizing;
 
 use super::session::{StoredSession, token_hash};
-use super::state::StoredLogin;
 use super::{Failure, LoginError};
 use crate::HostError;
 use crate::host::Host;
@@ -26,7 +25,14 @@ impl Host {
     pub async fn response(&self, request: &[u8], source: IpAddr) -> Result<Vec<u8>, LoginError> {
         let req = ResponseRequest::decode(request).map_err(LoginError::Malformed)?;
         let now = self.now();
-        let mut pending = self.take_bundle_login(&req.bundle_id, now).await?;
+        // Taken once, unexpired, by whichever replica gets the response first.
+        let mut pending = self
+            .take_pending(&req.bundle_id, LoginStage::Bundle, now)
+            .await
+            .map_err(|e| match e {
+                LoginError::Failed(Failure::UnknownLogin) => Failure::UnknownBundle.into(),
+                e => e,
+            })?;
         let state = HostChallenge::from_parts(pending.parts()?).map_err(|e| {
             tracing::error!(error = %e, "stored bundle state");
             Failure::BundleStateInvalid
@@ -51,28 +57,6 @@ impl Host {
         self.open_session(session, &module, &token, &pending.user, now)
             .await?;
         Ok(bytes)
-    }
-
-    /// Takes the login state and the bundle row of `bundle_id`. The store decides single use
-    /// and expiry (shared by every replica): both rows are taken, whichever is missing fails
-    /// the login.
-    async fn take_bundle_login(
-        &self,
-        bundle_id: &[u8; ID_LEN],
-        now: UnixSeconds,
-    ) -> Result<StoredLogin, LoginError> {
-        let pending = self.take_pending(bundle_id, LoginStage::Bundle, now).await;
-        let bundle = self
-            .store
-            .take_bundle(bundle_id, now)
-            .await
-            .map_err(HostError::from)?;
-        match (pending, bundle) {
-            (Ok(p), Some(_)) => Ok(p),
-            // A store fault is logged as one, not as a failed login.
-            (Err(e @ LoginError::Internal(_)), _) => Err(e),
-            _ => Err(Failure::UnknownBundle.into()),
-        }
     }
 
     /// Runs the bundle's transform on the stored verifiers (off the async workers).

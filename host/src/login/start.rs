@@ -76,11 +76,9 @@ impl Host {
         };
         let record = self
             .store
-            .get_user(user)
+            .login_record(user)
             .await
-            .map_err(HostError::from)?
-            .filter(|u| !u.pairs.is_empty())
-            .and_then(|u| u.opaque_record);
+            .map_err(HostError::from)?;
         Ok((record, Some(count)))
     }
 }

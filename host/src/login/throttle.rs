@@ -17,24 +17,23 @@ pub(super) struct StartCount {
 }
 
 impl Host {
-    /// The user's and the source's throttle states.
+    /// The user's and the source's throttle states (one query).
     async fn throttle_states(
         &self,
         user: &str,
         source: IpAddr,
     ) -> Result<[ThrottleState; 2], LoginError> {
-        let mut out = [ThrottleState::default(); 2];
-        for (slot, key) in out
-            .iter_mut()
-            .zip([ThrottleKey::User(user), ThrottleKey::Source(source)])
-        {
-            *slot = self
-                .store
-                .throttle_state(key)
-                .await
-                .map_err(HostError::from)?;
-        }
-        Ok(out)
+        let states = self
+            .store
+            .throttle_states(&[ThrottleKey::User(user), ThrottleKey::Source(source)])
+            .await
+            .map_err(HostError::from)?;
+        <[ThrottleState; 2]>::try_from(states).map_err(|_| {
+            HostError::from(crate::store::StoreError::OutOfRange {
+                what: "throttle states",
+            })
+            .into()
+        })
     }
 
     /// Refuses the step if the user or the source is locked (counted as throttled).

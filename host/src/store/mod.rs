@@ -51,7 +51,6 @@
 //! |---|---|---|
 //! | `users` | `id`, unique `name` | OPAQUE registration record (nothing password-equivalent; `NULL` for a user from before login v2), access `counter`, `created_at` |
 //! | `challenge_pairs` | (`user_id`, `idx`) | prompt, per-pair salt, keyed response verifier (HMAC under a key from OPAQUE's export key; never the response) |
-//! | `challenge_bundles` | `id` | user name, serialized bundle, `expires_at` |
 //! | `pending_logins` | `id` (login id or bundle id) | `stage` (`start` / `bundle`), the host's encoded login state (secret: OPAQUE's server state or session key, verifiers), `expires_at` |
 //! | `sessions` | `token_hash` (only a hash of the token), unique `session_id` | user, created / last seen / absolute expiry, the host's encoded session state (`secret`: session secret, transform context, verifiers), last sequence number per direction |
 //! | `throttle` | `key` (`u:<user>` or `a:<address>`) | consecutive failures, `locked_until` |
@@ -73,14 +72,14 @@
 //!   SQLite serializes writers on the database lock. Each caller gets a distinct, contiguous
 //!   value, and it is committed (SQLite: WAL with `synchronous = FULL`; PostgreSQL: the
 //!   default `synchronous_commit`) before the method returns.
-//! - [`Store::take_bundle`]: `DELETE … RETURNING`: at most one caller gets the row.
-//! - [`Store::take_pending_login`]: `DELETE … RETURNING` likewise, so a login step is served
-//!   once, by whichever replica gets the request first.
+//! - [`Store::take_pending_login`]: `DELETE … RETURNING`: at most one caller gets the row,
+//!   so a login step is served once, by whichever replica gets the request first.
 //! - [`Store::advance_seq`]: `UPDATE … SET last_seq = $seq WHERE last_seq < $seq` — a
 //!   compare-and-set: a replayed or reordered sequence number matches no row.
 //! - [`Store::record_failure`]: `INSERT … ON CONFLICT DO UPDATE SET failures = failures + 1
-//!   RETURNING failures`, then the lock time in the same transaction (the row stays locked
-//!   on PostgreSQL; SQLite holds its write lock from the first statement).
+//!   RETURNING failures`, then, past the free failures, `UPDATE … SET locked_until = $t
+//!   WHERE locked_until < $t`: a lock only moves later, so concurrent failures leave the
+//!   longest lock whatever their order.
 //! - [`Store::accept_message`]: one transaction that starts with the compare-and-set of
 //!   [`Store::advance_seq`] (locking the session row), then reads the chain head, appends the
 //!   audit record and queues the message: all or nothing.
@@ -92,6 +91,15 @@
 //! Transactions that write more than one statement (creating a user with its pairs,
 //! replacing pairs) start with a write, so SQLite takes its write lock at once rather
 //! than upgrading a read lock (which fails with `SQLITE_BUSY` instead of waiting).
+//!
+//! # Durability
+//!
+//! Two kinds of commit (see [`SqlStore`]). **Durable** (on disk, or on the PostgreSQL
+//! server's disk, when the call returns): users and pairs, the access counter, logout,
+//! messages and the audit log, checkpoints. **Relaxed** (survives a crash of the host
+//! process, not necessarily a power loss or a database-server crash): logins in flight,
+//! throttle counts, session creation and last-seen times, housekeeping. A relaxed commit is
+//! never lost while a later durable one is kept: both backends write their log in order.
 //!
 //! # Secrets
 //!
@@ -279,30 +287,6 @@ pub struct UserSummary {
     pub throttle: ThrottleState,
     /// Number of registered pairs.
     pub pair_count: u64,
-}
-
-/// A challenge bundle to keep until the response comes back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewBundle {
-    /// Random bundle id.
-    pub id: Vec<u8>,
-    /// The user name the bundle was issued to.
-    pub user: String,
-    /// The serialized bundle (challenges, counter, timestamp, ticket…).
-    pub body: Vec<u8>,
-    /// After this time the bundle is refused.
-    pub expires_at: UnixSeconds,
-}
-
-/// A bundle taken back by [`Store::take_bundle`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredBundle {
-    /// The user name it was issued to.
-    pub user: String,
-    /// The serialized bundle.
-    pub body: Vec<u8>,
-    /// Its expiry.
-    pub expires_at: UnixSeconds,
 }
 
 /// Which request a pending login waits for.
@@ -585,8 +569,6 @@ pub struct AuditCheckpoint {
 /// What [`Store::purge_expired`] removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Purged {
-    /// Expired challenge bundles.
-    pub bundles: u64,
     /// Sessions past their idle timeout or absolute lifetime.
     pub sessions: u64,
     /// Expired pending logins.
@@ -625,14 +607,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Atomically increments the user's access counter and returns the new value, committed
     /// before it returns. [`StoreError::UserNotFound`] if there is no such user.
     async fn next_counter(&self, name: &str) -> Result<u64>;
-
-    // --- challenge bundles ---
-
-    /// Keeps a bundle until [`Store::take_bundle`]. [`StoreError::Duplicate`] if the id exists.
-    async fn put_bundle(&self, bundle: &NewBundle) -> Result<()>;
-    /// Removes and returns the bundle: only the first caller gets it. `None` if it was never
-    /// stored, already taken, or expired at `now` (an expired bundle is deleted too).
-    async fn take_bundle(&self, id: &[u8], now: UnixSeconds) -> Result<Option<StoredBundle>>;
+    /// [`Store::next_counter`], then the user's pairs in card order: what a challenge bundle
+    /// is drawn from, in two statements instead of three.
+    async fn next_counter_with_pairs(&self, name: &str) -> Result<(u64, Vec<ChallengePair>)>;
+    /// The user's OPAQUE registration record, if the user exists, has one and has pairs
+    /// (what the login start answers from; one statement).
+    async fn login_record(&self, name: &str) -> Result<Option<Vec<u8>>>;
 
     // --- pending logins ---
 
@@ -688,7 +668,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         backoff: &Backoff,
     ) -> Result<ThrottleState>;
     /// The state of `key` (all zero if it has none).
-    async fn throttle_state(&self, key: ThrottleKey<'_>) -> Result<ThrottleState>;
+    async fn throttle_state(&self, key: ThrottleKey<'_>) -> Result<ThrottleState> {
+        let mut states = self.throttle_states(&[key]).await?;
+        Ok(states.pop().unwrap_or_default())
+    }
+    /// The states of `keys`, in their order, read in one statement.
+    async fn throttle_states(&self, keys: &[ThrottleKey<'_>]) -> Result<Vec<ThrottleState>>;
     /// Forgets the failures of `key` (after a success).
     async fn clear_throttle(&self, key: ThrottleKey<'_>) -> Result<()>;
     /// Replaces a user's OPAQUE record and pairs in one transaction (`kasane passwd`). False
@@ -757,7 +742,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     // --- housekeeping ---
 
-    /// Deletes expired bundles, pending logins and sessions.
+    /// Deletes expired pending logins and sessions.
     async fn purge_expired(&self, now: UnixSeconds, idle_timeout: u64) -> Result<Purged>;
 }
 

@@ -35,17 +35,27 @@ impl SqlStore<Postgres> {
     }
 
     /// Connects with explicit options (e.g. a `search_path` set through
-    /// [`PgConnectOptions::options`]) and at most `max_connections`, and runs the migrations.
+    /// [`PgConnectOptions::options`]) and at most `max_connections` durable ones (plus half as
+    /// many for relaxed commits, with `synchronous_commit = off`: see [`SqlStore`]), and runs
+    /// the migrations.
     pub async fn open_with(options: PgConnectOptions, max_connections: u32) -> Result<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
+        let pool = pool_options(max_connections)
+            .connect_with(options.clone())
             .await
             .map_err(connect_error)?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        let relaxed = pool_options((max_connections / 2).max(1))
+            .connect_with(options.options([("synchronous_commit", "off")]))
+            .await
+            .map_err(connect_error)?;
+        Ok(Self { pool, relaxed })
     }
+}
+
+fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(30))
 }
 
 /// A failed connection: TLS failures get their own variant, so the error says that TLS (and not,

@@ -3,8 +3,8 @@
 //! the conversions check the range ([`from_db`]).
 
 use super::{
-    AuditCheckpoint, AuditRecord, ChallengePair, QueuedMessage, Result, Session, StoredBundle,
-    ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing, from_db,
+    AuditCheckpoint, AuditRecord, ChallengePair, QueuedMessage, Result, Session, ThrottleState,
+    UnixSeconds, UserRecord, UserSummary, Zeroizing, from_db,
 };
 
 /// A generated id (`users.id`, `relay_queue.id`).
@@ -23,6 +23,19 @@ pub(super) struct CountRow {
 #[derive(sqlx::FromRow)]
 pub(super) struct CounterRow {
     pub(super) counter: i64,
+}
+
+/// A user's id and access counter (`UPDATE … RETURNING id, counter`).
+#[derive(sqlx::FromRow)]
+pub(super) struct CounterIdRow {
+    pub(super) id: i64,
+    pub(super) counter: i64,
+}
+
+/// A user's OPAQUE registration record (`NULL` for a user from before login v2).
+#[derive(sqlx::FromRow)]
+pub(super) struct RecordRow {
+    pub(super) opaque_record: Option<Vec<u8>>,
 }
 
 /// A sequence number (a session's, aliased `AS seq`).
@@ -101,25 +114,6 @@ impl TryFrom<UserSummaryRow> for UserSummary {
     }
 }
 
-/// A challenge bundle taken back.
-#[derive(sqlx::FromRow)]
-pub(super) struct BundleRow {
-    user_name: String,
-    body: Vec<u8>,
-    expires_at: i64,
-}
-
-impl TryFrom<BundleRow> for StoredBundle {
-    type Error = super::StoreError;
-    fn try_from(r: BundleRow) -> Result<Self> {
-        Ok(Self {
-            user: r.user_name,
-            body: r.body,
-            expires_at: from_db(r.expires_at, "expires_at")?,
-        })
-    }
-}
-
 /// A pending login taken back.
 #[derive(sqlx::FromRow)]
 pub(super) struct PendingRow {
@@ -177,6 +171,23 @@ impl TryFrom<ThrottleRow> for ThrottleState {
         Ok(Self {
             failures: from_db(r.failures, "failures")?,
             locked_until: from_db(r.locked_until, "locked_until")?,
+        })
+    }
+}
+
+/// A `throttle` entry with its key (several keys in one query).
+#[derive(sqlx::FromRow)]
+pub(super) struct KeyedThrottleRow {
+    pub(super) key: String,
+    failures: i64,
+    locked_until: i64,
+}
+
+impl KeyedThrottleRow {
+    pub(super) fn state(&self) -> Result<ThrottleState> {
+        Ok(ThrottleState {
+            failures: from_db(self.failures, "failures")?,
+            locked_until: from_db(self.locked_until, "locked_until")?,
         })
     }
 }

@@ -11,14 +11,15 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
 use super::rows::{
-    AuditRow, BundleRow, CheckpointRow, CountRow, CounterRow, HeadRow, IdRow, PairRow, PendingRow,
-    QueuedRow, SeqRow, SessionHeadRow, SessionRow, ThrottleRow, UserRow, UserSummaryRow, convert,
+    AuditRow, CheckpointRow, CountRow, CounterIdRow, CounterRow, HeadRow, IdRow, KeyedThrottleRow,
+    PairRow, PendingRow, QueuedRow, RecordRow, SeqRow, SessionHeadRow, SessionRow, ThrottleRow,
+    UserRow, UserSummaryRow, convert,
 };
 use super::{
     AcceptMessage, AcceptOutcome, AuditCheckpoint, AuditCursor, AuditRecord, Backoff,
-    ChallengePair, Direction, LoginStage, NewBundle, NewPendingLogin, NewSession, NewUser, Purged,
-    QueuedMessage, Result, Session, Store, StoreError, StoredBundle, ThrottleKey, ThrottleState,
-    UnixSeconds, UserRecord, UserSummary, Zeroizing, from_db, is_unique_violation, to_db,
+    ChallengePair, Direction, LoginStage, NewPendingLogin, NewSession, NewUser, Purged,
+    QueuedMessage, Result, Session, Store, StoreError, ThrottleKey, ThrottleState, UnixSeconds,
+    UserRecord, UserSummary, Zeroizing, from_db, is_unique_violation, to_db,
 };
 use crate::audit_chain;
 
@@ -33,15 +34,27 @@ pub trait Backend: Database {
     const BACKUP_HINT: Option<&'static str>;
 }
 
-/// The [`Store`] on a pool of backend `DB`.
+/// The [`Store`] on two pools of backend `DB` over the same database:
+///
+/// - `pool` commits durably (SQLite `synchronous = FULL`, PostgreSQL's default
+///   `synchronous_commit`): users, counters, logout, messages, the audit log;
+/// - `relaxed` commits without waiting for the disk (SQLite `synchronous = NORMAL` in WAL
+///   mode, PostgreSQL `synchronous_commit = off`) for the short-lived login state: logins in
+///   flight, throttle counts, session creation and last-seen times. Such a commit survives a
+///   crash of the host process; a power loss (SQLite) or a crash of the database server
+///   (PostgreSQL) may take back the last ones, never part of one, and never one that a later
+///   durable commit follows (both logs are written in order). docs/STORAGE.md says what that
+///   costs (a login in flight fails, a few throttle counts are forgotten, a session ends).
 pub struct SqlStore<DB: Database> {
     pub(super) pool: Pool<DB>,
+    pub(super) relaxed: Pool<DB>,
 }
 
 impl<DB: Database> std::fmt::Debug for SqlStore<DB> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqlStore")
             .field("pool", &self.pool)
+            .field("relaxed", &self.relaxed)
             .finish()
     }
 }
@@ -50,6 +63,7 @@ impl<DB: Database> Clone for SqlStore<DB> {
     fn clone(&self) -> Self {
         Self {
             pool: self.pool.clone(),
+            relaxed: self.relaxed.clone(),
         }
     }
 }
@@ -61,8 +75,15 @@ impl<DB: Database> SqlStore<DB> {
         &self.pool
     }
 
-    /// Closes the pool, waiting for its connections to end.
+    /// The pool of relaxed commits (see [`SqlStore`]).
+    #[must_use]
+    pub fn relaxed_pool(&self) -> &Pool<DB> {
+        &self.relaxed
+    }
+
+    /// Closes both pools, waiting for their connections to end.
     pub async fn close(&self) {
+        self.relaxed.close().await;
         self.pool.close().await;
     }
 }
@@ -443,32 +464,36 @@ where
         from_db(row.counter, "counter")
     }
 
-    async fn put_bundle(&self, bundle: &NewBundle) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO challenge_bundles (id, user_name, body, expires_at) \
-             VALUES ($1, $2, $3, $4)",
+    async fn next_counter_with_pairs(&self, name: &str) -> Result<(u64, Vec<ChallengePair>)> {
+        let row: CounterIdRow = sqlx::query_as(
+            "UPDATE users SET counter = counter + 1 WHERE name = $1 RETURNING id, counter",
         )
-        .bind(bundle.id.as_slice())
-        .bind(bundle.user.as_str())
-        .bind(bundle.body.as_slice())
-        .bind(to_db(bundle.expires_at, "expires_at")?)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| unique_as(e, StoreError::Duplicate))?;
-        Ok(())
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::UserNotFound)?;
+        let pairs: Vec<PairRow> = sqlx::query_as(
+            "SELECT prompt, salt, verifier FROM challenge_pairs WHERE user_id = $1 ORDER BY idx",
+        )
+        .bind(row.id)
+        .fetch_all(&self.relaxed)
+        .await?;
+        let counter = from_db(row.counter, "counter")?;
+        Ok((
+            counter,
+            pairs.into_iter().map(ChallengePair::from).collect(),
+        ))
     }
 
-    async fn take_bundle(&self, id: &[u8], now: UnixSeconds) -> Result<Option<StoredBundle>> {
-        let row: Option<BundleRow> = sqlx::query_as(
-            "DELETE FROM challenge_bundles WHERE id = $1 RETURNING user_name, body, expires_at",
+    async fn login_record(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let row: Option<RecordRow> = sqlx::query_as(
+            "SELECT opaque_record FROM users u WHERE name = $1 \
+               AND EXISTS (SELECT 1 FROM challenge_pairs p WHERE p.user_id = u.id)",
         )
-        .bind(id)
-        .fetch_optional(&self.pool)
+        .bind(name)
+        .fetch_optional(&self.relaxed)
         .await?;
-        let Some(bundle) = row.map(StoredBundle::try_from).transpose()? else {
-            return Ok(None);
-        };
-        Ok((now < bundle.expires_at).then_some(bundle))
+        Ok(row.and_then(|r| r.opaque_record))
     }
 
     async fn put_pending_login(
@@ -489,7 +514,7 @@ where
         .bind(to_db(login.expires_at, "expires_at")?)
         .bind(to_db(now, "now")?)
         .bind(to_db(max_pending, "max_pending")?)
-        .execute(&self.pool)
+        .execute(&self.relaxed)
         .await
         .map_err(|e| unique_as(e, StoreError::Duplicate))?;
         Ok(DB::rows_affected(&done) == 1)
@@ -507,7 +532,7 @@ where
         )
         .bind(id)
         .bind(stage.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.relaxed)
         .await?;
         match row {
             Some(login) => login.unexpired(now),
@@ -527,7 +552,7 @@ where
         .bind(to_db(s.expires_at, "expires_at")?)
         .bind(&s.secret[..])
         .bind(s.user.as_str())
-        .execute(&self.pool)
+        .execute(&self.relaxed)
         .await
         .map_err(|e| unique_as(e, StoreError::Duplicate))?;
         if DB::rows_affected(&done) == 0 {
@@ -552,13 +577,13 @@ where
         .bind(token_hash)
         .bind(now_db)
         .bind(idle_seen_after(now_db, idle_timeout)?)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.relaxed)
         .await?;
         let Some(row) = row else {
             // Expired (or absent): make sure it is gone.
             sqlx::query(DELETE_SESSION)
                 .bind(token_hash)
-                .execute(&self.pool)
+                .execute(&self.relaxed)
                 .await?;
             return Ok(None);
         };
@@ -615,8 +640,6 @@ where
         backoff: &Backoff,
     ) -> Result<ThrottleState> {
         let key = key.to_key();
-        let now_db = to_db(now, "now")?;
-        let mut tx = self.pool.begin().await?;
         let row: ThrottleRow = sqlx::query_as(
             "INSERT INTO throttle (key, failures, locked_until, last_failure) \
              VALUES ($1, 1, 0, $2) \
@@ -625,46 +648,58 @@ where
              RETURNING failures, locked_until",
         )
         .bind(key.as_str())
-        .bind(now_db)
-        .fetch_one(&mut *tx)
+        .bind(to_db(now, "now")?)
+        .fetch_one(&self.relaxed)
         .await?;
         let counted = ThrottleState::try_from(row)?;
         let lock = backoff.lock_secs(counted.failures);
-        let locked_until = if lock == 0 {
-            counted.locked_until
-        } else {
-            // Capped to what the database holds.
-            now.saturating_add(lock)
-                .min(i64::MAX as u64)
-                .max(counted.locked_until)
-        };
-        if locked_until != counted.locked_until {
-            sqlx::query("UPDATE throttle SET locked_until = $2 WHERE key = $1")
-                .bind(key.as_str())
-                .bind(to_db(locked_until, "locked_until")?)
-                .execute(&mut *tx)
-                .await?;
+        if lock == 0 {
+            return Ok(counted);
         }
-        tx.commit().await?;
+        // Capped to what the database holds. Only ever moves the lock later, so concurrent
+        // failures (each with its own count) leave the longest lock, in any order.
+        let locked_until = now
+            .saturating_add(lock)
+            .min(i64::MAX as u64)
+            .max(counted.locked_until);
+        sqlx::query("UPDATE throttle SET locked_until = $2 WHERE key = $1 AND locked_until < $2")
+            .bind(key.as_str())
+            .bind(to_db(locked_until, "locked_until")?)
+            .execute(&self.relaxed)
+            .await?;
         Ok(ThrottleState {
             failures: counted.failures,
             locked_until,
         })
     }
 
-    async fn throttle_state(&self, key: ThrottleKey<'_>) -> Result<ThrottleState> {
-        let row: Option<ThrottleRow> =
-            sqlx::query_as("SELECT failures, locked_until FROM throttle WHERE key = $1")
-                .bind(key.to_key().as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map_or(Ok(ThrottleState::default()), ThrottleState::try_from)
+    async fn throttle_states(&self, keys: &[ThrottleKey<'_>]) -> Result<Vec<ThrottleState>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = keys.iter().map(ThrottleKey::to_key).collect();
+        let placeholders: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT key, failures, locked_until FROM throttle WHERE key IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query_as::<_, KeyedThrottleRow>(&sql);
+        for k in &keys {
+            query = query.bind(k.as_str());
+        }
+        let rows = query.fetch_all(&self.relaxed).await?;
+        keys.iter()
+            .map(|k| match rows.iter().find(|r| &r.key == k) {
+                Some(r) => r.state(),
+                None => Ok(ThrottleState::default()),
+            })
+            .collect()
     }
 
     async fn clear_throttle(&self, key: ThrottleKey<'_>) -> Result<()> {
         sqlx::query(DELETE_THROTTLE)
             .bind(key.to_key().as_str())
-            .execute(&self.pool)
+            .execute(&self.relaxed)
             .await?;
         Ok(())
     }
@@ -683,7 +718,7 @@ where
         .bind(key.to_key().as_str())
         .bind(to_db(engaged, "engaged")?)
         .bind(to_db(before, "before")?)
-        .execute(&self.pool)
+        .execute(&self.relaxed)
         .await?;
         Ok(())
     }
@@ -847,22 +882,17 @@ where
     async fn purge_expired(&self, now: UnixSeconds, idle_timeout: u64) -> Result<Purged> {
         let now_db = to_db(now, "now")?;
         let idle_seen_after = idle_seen_after(now_db, idle_timeout)?;
-        let bundles = sqlx::query("DELETE FROM challenge_bundles WHERE expires_at <= $1")
-            .bind(now_db)
-            .execute(&self.pool)
-            .await?;
         let pending_logins = sqlx::query("DELETE FROM pending_logins WHERE expires_at <= $1")
             .bind(now_db)
-            .execute(&self.pool)
+            .execute(&self.relaxed)
             .await?;
         let sessions =
             sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen <= $2")
                 .bind(now_db)
                 .bind(idle_seen_after)
-                .execute(&self.pool)
+                .execute(&self.relaxed)
                 .await?;
         Ok(Purged {
-            bundles: DB::rows_affected(&bundles),
             sessions: DB::rows_affected(&sessions),
             pending_logins: DB::rows_affected(&pending_logins),
         })

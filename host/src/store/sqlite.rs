@@ -30,7 +30,8 @@ impl Backend for Sqlite {
 
 impl SqlStore<Sqlite> {
     /// Opens `url` (`sqlite://<path>?mode=rwc`), in WAL mode with `synchronous = FULL` (a
-    /// commit is on disk when the call returns), foreign keys on, and runs the migrations.
+    /// commit is on disk when the call returns; `NORMAL` on the relaxed pool, see
+    /// [`SqlStore`]), foreign keys on, and runs the migrations.
     /// With `mode=rwc` a missing database file is created with mode 0600 first.
     pub async fn open(url: &str) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?;
@@ -66,29 +67,40 @@ impl SqlStore<Sqlite> {
     async fn connect(options: SqliteConnectOptions, in_memory: bool) -> Result<Self> {
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             // Writers queue on SQLite's lock; this bounds the wait under contention.
             .busy_timeout(Duration::from_secs(30));
-        // An in-memory database lives as long as a connection to it: keep exactly one.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(if in_memory { 1 } else { 8 })
-            .min_connections(u32::from(in_memory))
-            .idle_timeout(if in_memory {
-                None
-            } else {
-                Some(Duration::from_secs(600))
-            })
-            .max_lifetime(if in_memory {
-                None
-            } else {
-                Some(Duration::from_secs(3600))
-            })
-            .connect_with(options)
-            .await?;
+        let durable = options.clone().synchronous(SqliteSynchronous::Full);
+        let pool = pool_options(in_memory).connect_with(durable).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        // An in-memory database lives in its one connection: both kinds of commit use it
+        // (and neither reaches a disk).
+        let relaxed = if in_memory {
+            pool.clone()
+        } else {
+            let normal = options.synchronous(SqliteSynchronous::Normal);
+            pool_options(false).connect_with(normal).await?
+        };
+        Ok(Self { pool, relaxed })
     }
+}
+
+/// A pool: eight connections to a file; exactly one, kept open, to an in-memory database
+/// (which lives as long as a connection to it).
+fn pool_options(in_memory: bool) -> SqlitePoolOptions {
+    let (idle, lifetime) = if in_memory {
+        (None, None)
+    } else {
+        (
+            Some(Duration::from_secs(600)),
+            Some(Duration::from_secs(3600)),
+        )
+    };
+    SqlitePoolOptions::new()
+        .max_connections(if in_memory { 1 } else { 8 })
+        .min_connections(u32::from(in_memory))
+        .idle_timeout(idle)
+        .max_lifetime(lifetime)
 }
 
 /// What a `sqlite:` URL opens, as sqlx reads it (its options do not say).
@@ -160,17 +172,20 @@ mod tests {
         let path = dir.path().join("data dir ?#%").join("kasane.db");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let st = SqliteStore::open_file(&path).await.unwrap();
-        st.put_bundle(&crate::store::NewBundle {
-            id: vec![1],
-            user: "u".into(),
-            body: vec![],
-            expires_at: 10,
-        })
+        let now = 5;
+        st.create_user(
+            &crate::store::NewUser {
+                name: "u".into(),
+                opaque_record: vec![1],
+                pairs: vec![],
+            },
+            now,
+        )
         .await
         .unwrap();
         st.close().await;
         assert!(path.exists());
         let again = SqliteStore::open_file(&path).await.unwrap();
-        assert!(again.take_bundle(&[1], 5).await.unwrap().is_some());
+        assert!(again.get_user("u").await.unwrap().is_some());
     }
 }
