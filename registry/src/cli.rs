@@ -660,7 +660,7 @@ pub fn verify(
             .with_context(|| format!("opening the trust store in {}", state_dir.display()))?
     };
     store
-        .update(&DirFetcher::new(repo_dir))
+        .update_all(&DirFetcher::new(repo_dir))
         .with_context(|| format!("verifying the repository in {}", repo_dir.display()))?;
     Ok(VerifyReport {
         root_version: store.root().version,

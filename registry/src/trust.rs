@@ -123,6 +123,26 @@ pub fn root_path(version: u64) -> String {
     format!("{version}.root.json")
 }
 
+/// Refuses a view whose targets or revocations expired at `now` (the snapshot's own expiry is
+/// checked where it is fetched).
+fn check_unexpired(view: &View, now: u64) -> Result<()> {
+    if let Some(t) = &view.targets
+        && t.expires <= now
+    {
+        return Err(RegistryError::Expired {
+            role: RoleName::Targets,
+        });
+    }
+    if let Some(r) = &view.revocations
+        && r.expires <= now
+    {
+        return Err(RegistryError::Expired {
+            role: RoleName::Revocations,
+        });
+    }
+    Ok(())
+}
+
 /// The repository path of a snapshot entry (`targets` → `targets.json`).
 pub fn meta_path(name: &str) -> String {
     format!("{name}.json")
@@ -202,7 +222,14 @@ pub struct TrustStore<C: Clock> {
     clock: C,
     state: State,
     view: View,
+    /// The latest trusted time as last written to disk.
+    saved_latest: u64,
 }
+
+/// An update that finds nothing new writes the latest trusted time to disk only once it has
+/// moved this far (seconds) since it was last written: a login then costs no disk write, and
+/// a clock set back across a restart is still caught unless by less than this.
+pub const LATEST_TIME_SAVE_STEP: u64 = 3600;
 
 impl<C: Clock> TrustStore<C> {
     /// Creates a trust store in `dir` (created if needed) pinned to `root_bytes`, which must be
@@ -223,11 +250,12 @@ impl<C: Clock> TrustStore<C> {
         };
         state.floors.insert("root".into(), root.version);
         state.files.insert("root".into(), hex::encode(root_bytes));
-        let store = Self {
+        let mut store = Self {
             dir: dir.to_owned(),
             clock,
             state,
             view: View::empty(root),
+            saved_latest: 0,
         };
         store.save()?;
         Ok(store)
@@ -281,6 +309,7 @@ impl<C: Clock> TrustStore<C> {
         Ok(Self {
             dir: dir.to_owned(),
             clock,
+            saved_latest: state.latest_time,
             state,
             view,
         })
@@ -347,15 +376,41 @@ impl<C: Clock> TrustStore<C> {
         Ok(now)
     }
 
-    fn save(&self) -> Result<()> {
+    fn save(&mut self) -> Result<()> {
         let bytes = serde_json::to_vec(&self.state)?;
-        crate::files::write_private(&self.dir.join(STATE_FILE), &bytes)
+        crate::files::write_private(&self.dir.join(STATE_FILE), &bytes)?;
+        self.saved_latest = self.state.latest_time;
+        Ok(())
+    }
+
+    /// Raises the latest trusted time to `now`, writing it to disk once it has moved
+    /// [`LATEST_TIME_SAVE_STEP`] since it was last written.
+    fn advance_time(&mut self, now: u64) -> Result<()> {
+        self.state.latest_time = self.state.latest_time.max(now);
+        if self.state.latest_time >= self.saved_latest.saturating_add(LATEST_TIME_SAVE_STEP) {
+            self.save()?;
+        }
+        Ok(())
     }
 
     /// Brings the trust store up to date from `fetcher`. On any error nothing changes, except
     /// that newly verified root versions are kept (each was signed by the previous one).
+    /// When the root and the snapshot are the ones already trusted, the files the snapshot
+    /// names are not fetched again (they were verified, and are re-verified at
+    /// [`open`](Self::open)); [`update_all`](Self::update_all) fetches and checks them anyway.
     pub fn update(&mut self, fetcher: &dyn Fetcher) -> Result<()> {
+        self.update_with(fetcher, false)
+    }
+
+    /// [`update`](Self::update), fetching and checking every file the snapshot names even
+    /// when nothing changed: what an audit of a repository (`kasane-registry verify`) wants.
+    pub fn update_all(&mut self, fetcher: &dyn Fetcher) -> Result<()> {
+        self.update_with(fetcher, true)
+    }
+
+    fn update_with(&mut self, fetcher: &dyn Fetcher, all: bool) -> Result<()> {
         let now = self.now_checked()?;
+        let root_before = self.view.root.version;
         let root = self.walk_root_chain(fetcher)?;
         if root.expires <= now {
             return Err(RegistryError::Expired {
@@ -363,6 +418,17 @@ impl<C: Clock> TrustStore<C> {
             });
         }
         let (snap, snap_bytes) = self.fetch_snapshot(fetcher, &root, now)?;
+        let unchanged = self
+            .view
+            .snapshot
+            .as_ref()
+            .is_some_and(|(_, hash)| *hash == Sha256Hash::of(&snap_bytes));
+        if unchanged && root.version == root_before && !all {
+            // The same snapshot under the same root: every file it names is one this store
+            // verified (and re-verifies at open). Only time has moved.
+            check_unexpired(&self.view, now)?;
+            return self.advance_time(now);
+        }
         let (view, files) = self.verify_named(fetcher, root, snap, &snap_bytes, now)?;
         self.commit(view, &snap_bytes, files, now)
     }
@@ -461,20 +527,7 @@ impl<C: Clock> TrustStore<C> {
         for (name, bytes, version) in &files {
             self.check_floor(&role_of(name), name, *version, bytes)?;
         }
-        if let Some(t) = &view.targets
-            && t.expires <= now
-        {
-            return Err(RegistryError::Expired {
-                role: RoleName::Targets,
-            });
-        }
-        if let Some(r) = &view.revocations
-            && r.expires <= now
-        {
-            return Err(RegistryError::Expired {
-                role: RoleName::Revocations,
-            });
-        }
+        check_unexpired(&view, now)?;
         Ok((view, files))
     }
 

@@ -933,8 +933,19 @@ fn stolen_author_key_alone_cannot_make_a_new_module_runnable() {
         .push(target_entry("acme/evil", MOD_B, Profile::Pure, 1, 1, vec![], 100).unwrap());
     w.sim
         .serve("authors/acme.json", author_sign(&file, &[&key]).unwrap());
+    // A client holding the current snapshot keeps the files it verified (it does not even
+    // fetch them again); one that fetches everything refuses the file: the snapshot pins
+    // each file's hash.
+    w.update().unwrap();
+    assert!(
+        !w.client
+            .runnable()
+            .iter()
+            .any(|(e, _)| e.name == "acme/evil")
+    );
+    let (_dir, mut fresh) = w.fresh_client();
     assert!(matches!(
-        err(w.update()),
+        err(fresh.update(&w.sim)),
         RegistryError::SnapshotMismatch {
             role: RoleName::Author(_),
             ..
@@ -971,4 +982,61 @@ fn lower_snapshot_version_after_a_client_restart() {
     // A damaged state file is an error, never a reset to no floors.
     std::fs::write(dir.join("state.json"), b"{\"format\":1").unwrap();
     assert!(kasane_registry::trust::TrustStore::open(&dir, w.sim.clock.clone()).is_err());
+}
+
+// ---- an update that finds nothing new ----
+
+/// The simulator, recording every path the client asks for.
+struct Recording<'a> {
+    sim: &'a kasane_registry::simulator::RepositorySimulator,
+    asked: std::sync::Mutex<Vec<String>>,
+}
+
+impl kasane_registry::trust::Fetcher for Recording<'_> {
+    fn fetch(&self, path: &str, max_len: u64) -> kasane_registry::Result<Option<Vec<u8>>> {
+        self.asked.lock().unwrap().push(path.to_owned());
+        self.sim.fetch(path, max_len)
+    }
+}
+
+#[test]
+fn nothing_new_fetches_two_files_and_writes_nothing_within_the_hour() {
+    let mut w = world();
+    let state = w.dir.path().join(kasane_registry::trust::STATE_FILE);
+    let saved = std::fs::read(&state).unwrap();
+    w.sim.clock.advance(60);
+    let rec = Recording {
+        sim: &w.sim,
+        asked: std::sync::Mutex::new(Vec::new()),
+    };
+    w.client.update(&rec).unwrap();
+    // The next root (absent) and the snapshot: what it names was verified before.
+    assert_eq!(*rec.asked.lock().unwrap(), ["2.root.json", "snapshot.json"]);
+    assert_eq!(std::fs::read(&state).unwrap(), saved, "state written");
+    assert_eq!(w.client.latest_time(), w.sim.now(), "time still advances");
+    w.admit(&w.ticket(nonce(1), NAME_A), nonce(1), MOD_A)
+        .unwrap();
+    // An hour on, the latest trusted time is written (and survives a restart).
+    w.sim
+        .clock
+        .advance(kasane_registry::trust::LATEST_TIME_SAVE_STEP);
+    w.update().unwrap();
+    assert_ne!(std::fs::read(&state).unwrap(), saved);
+    let reopened =
+        kasane_registry::trust::TrustStore::open(w.dir.path(), w.sim.clock.clone()).unwrap();
+    assert_eq!(reopened.latest_time(), w.sim.now());
+    // A new snapshot is followed as before: the files it names are fetched again.
+    w.sim.publish("other", MOD_B).unwrap();
+    let rec = Recording {
+        sim: &w.sim,
+        asked: std::sync::Mutex::new(Vec::new()),
+    };
+    w.client.update(&rec).unwrap();
+    assert!(
+        rec.asked
+            .lock()
+            .unwrap()
+            .contains(&"targets.json".to_owned())
+    );
+    assert!(w.client.runnable().iter().any(|(e, _)| e.name == "other"));
 }
