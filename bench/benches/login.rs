@@ -99,16 +99,22 @@ async fn baseline_once(th: &TestHost, tls: &Arc<rustls::ClientConfig>, phc: &str
     t.elapsed()
 }
 
-/// One login and logout with the client state in `state`; its duration and cache flag.
-async fn login_once(th: &TestHost, card: &CodeCard, state: &std::path::Path) -> (Duration, bool) {
+/// One connect, login and logout with the client state in `state`: the time to the session
+/// (connect included), the part `connect` took, and the cache flag.
+async fn login_once(
+    th: &TestHost,
+    card: &CodeCard,
+    state: &std::path::Path,
+) -> (Duration, Duration, bool) {
     let t = Instant::now();
     let c = Client::connect(th.client_config(Some(state.to_owned())))
         .await
         .unwrap();
+    let connected = t.elapsed();
     let (s, report) = c.login("alice", &mut responder(card)).await.unwrap();
     let took = t.elapsed();
     s.close().await.unwrap();
-    (took, report.from_cache)
+    (took, connected, report.from_cache)
 }
 
 async fn latency(th: &TestHost, card: &CodeCard, n: usize) {
@@ -119,18 +125,20 @@ async fn latency(th: &TestHost, card: &CodeCard, n: usize) {
         .to_string();
     let tls = kasane_tests::client_tls(&std::fs::read(&th.cfg.tls_cert).unwrap(), &[]);
     let (mut baseline, mut cold, mut warm) = (Vec::new(), Vec::new(), Vec::new());
+    let mut warm_connect = Vec::new();
     let warm_state = tempfile::tempdir().unwrap();
     login_once(th, card, warm_state.path()).await;
     // Interleaved, so drift on a shared machine hits every row alike.
     for _ in 0..n {
         baseline.push(baseline_once(th, &tls, &phc).await);
         let state = tempfile::tempdir().unwrap();
-        let (t, cached) = login_once(th, card, state.path()).await;
+        let (t, _, cached) = login_once(th, card, state.path()).await;
         assert!(!cached);
         cold.push(t);
-        let (t, cached) = login_once(th, card, warm_state.path()).await;
+        let (t, connect, cached) = login_once(th, card, warm_state.path()).await;
         assert!(cached);
         warm.push(t);
+        warm_connect.push(connect);
     }
     let ratio = |a: &mut [Duration], b: &mut [Duration], p: f64| {
         percentile(a, p).as_secs_f64() / percentile(b, p).as_secs_f64()
@@ -145,6 +153,13 @@ async fn latency(th: &TestHost, card: &CodeCard, n: usize) {
     );
     println!("{}", row("kasane cold (download + compile)", &mut cold));
     println!("{}", row("kasane warm (compile cache)", &mut warm));
+    println!(
+        "{}",
+        row(
+            "  of which connect (trust, TLS, registry)",
+            &mut warm_connect
+        )
+    );
     println!(
         "ratio to baseline: cold p50 {:.2}x p99 {:.2}x, warm p50 {:.2}x p99 {:.2}x",
         ratio(&mut cold, &mut baseline, 50.0),
@@ -199,6 +214,23 @@ async fn host_cpu(th: &TestHost, card: &CodeCard, n: usize) {
         host.as_secs_f64(),
         client.as_secs_f64(),
         wall.as_secs_f64()
+    );
+    // The floor inside that figure: the host's side of a bare TLS 1.3 handshake.
+    let tls = kasane_tests::client_tls(&std::fs::read(&th.cfg.tls_cert).unwrap(), &[]);
+    let before = threads_cpu(&HOST_THREADS);
+    for _ in 0..rounds {
+        let tcp = tokio::net::TcpStream::connect(th.addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let conn = tokio_rustls::TlsConnector::from(tls.clone())
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        drop(conn);
+    }
+    let handshake = threads_cpu(&HOST_THREADS) - before;
+    println!(
+        "host CPU per bare TLS 1.3 handshake (same host): {:.2} ms over {rounds}",
+        handshake.as_secs_f64() * 1e3 / rounds as f64
     );
 }
 

@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use kasane_host::store::{
     AuditCheckpoint, AuditCursor, AuditReader, AuditRecord, Backoff, ChallengePair, Direction,
-    LoginStage, NewPendingLogin, NewSession, NewUser, PgStore, SqliteStore, Store, StoreError,
-    ThrottleKey, ThrottleState, Zeroizing,
+    Forgiven, LoginStage, NewPendingLogin, NewSession, NewUser, PgStore, SqliteStore, Store,
+    StoreError, ThrottleKey, ThrottleState, Zeroizing,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -424,6 +424,50 @@ mod cases {
         let got = st.throttle_states(&[addr, alice, addr]).await.unwrap();
         assert_eq!(got, [counted, ThrottleState::default(), counted]);
         assert!(st.throttle_states(&[]).await.unwrap().is_empty());
+
+        // Both keys counted in one statement; the third failure of `addr` locks it (2 free).
+        let b = Backoff {
+            free_failures: 2,
+            base_secs: 30,
+            max_secs: 60,
+        };
+        let after = st.record_failures(&[alice, addr], 20, &b).await.unwrap();
+        let locked = ThrottleState {
+            failures: 3,
+            locked_until: 50,
+        };
+        let alice_once = ThrottleState {
+            failures: 1,
+            locked_until: 0,
+        };
+        assert_eq!(after, [alice_once, locked]);
+        assert_eq!(
+            s.replica.throttle_states(&[alice, addr]).await.unwrap(),
+            [alice_once, locked]
+        );
+        // Taken back together: the lock `addr`'s failure engaged goes back to what it was.
+        let forgiven = [
+            Forgiven {
+                key: alice,
+                engaged: 0,
+                before: 0,
+            },
+            Forgiven {
+                key: addr,
+                engaged: 50,
+                before: 0,
+            },
+        ];
+        s.replica.forgive_failures(&forgiven).await.unwrap();
+        assert_eq!(
+            st.throttle_states(&[alice, addr]).await.unwrap(),
+            [ThrottleState::default(), counted]
+        );
+        // Never below zero.
+        st.forgive_failures(&forgiven[..1]).await.unwrap();
+        assert_eq!(st.throttle_state(alice).await.unwrap().failures, 0);
+        assert!(st.record_failures(&[], 1, &b).await.unwrap().is_empty());
+        st.forgive_failures(&[]).await.unwrap();
     }
 
     fn pending(id: u8, stage: LoginStage, expires_at: u64) -> NewPendingLogin {

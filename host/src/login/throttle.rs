@@ -8,7 +8,7 @@ use super::{Failure, LoginError};
 use crate::HostError;
 use crate::host::Host;
 use crate::metrics::Outcome;
-use crate::store::{ThrottleKey, ThrottleState, UnixSeconds};
+use crate::store::{Forgiven, ThrottleKey, ThrottleState, UnixSeconds};
 
 /// What a start counted: per key (user, source), the lock end after and before its failure.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
@@ -65,17 +65,14 @@ impl Host {
             self.metrics.login(Outcome::Throttled);
             return Ok(None);
         }
-        let backoff = self.config.throttle.backoff();
+        let keys = [ThrottleKey::User(user), ThrottleKey::Source(source)];
+        let after = self
+            .store
+            .record_failures(&keys, now, &self.config.throttle.backoff())
+            .await
+            .map_err(HostError::from)?;
         let mut locks = [(0, 0); 2];
-        for (i, key) in [ThrottleKey::User(user), ThrottleKey::Source(source)]
-            .into_iter()
-            .enumerate()
-        {
-            let st = self
-                .store
-                .record_failure(key, now, &backoff)
-                .await
-                .map_err(HostError::from)?;
+        for (i, st) in after.iter().enumerate().take(2) {
             if st.is_locked(now) {
                 self.metrics.lock_engaged();
             }
@@ -86,26 +83,36 @@ impl Host {
 
     /// Takes back what [`Host::count_start`] counted, once the finish proved the password.
     pub(super) async fn forgive_start(&self, user: &str, source: IpAddr, count: &StartCount) {
-        for (key, (engaged, before)) in [ThrottleKey::User(user), ThrottleKey::Source(source)]
-            .into_iter()
-            .zip(count.locks)
-        {
-            if let Err(e) = self.store.forgive_failure(key, engaged, before).await {
-                tracing::error!(error = %e, "forgiving a start");
-            }
+        let [(user_engaged, user_before), (source_engaged, source_before)] = count.locks;
+        let forgiven = [
+            Forgiven {
+                key: ThrottleKey::User(user),
+                engaged: user_engaged,
+                before: user_before,
+            },
+            Forgiven {
+                key: ThrottleKey::Source(source),
+                engaged: source_engaged,
+                before: source_before,
+            },
+        ];
+        if let Err(e) = self.store.forgive_failures(&forgiven).await {
+            tracing::error!(error = %e, "forgiving a start");
         }
     }
 
     /// Counts a failed login against the user and the source address.
     pub(super) async fn record_failure(&self, user: &str, source: IpAddr) {
         let now = self.now();
+        let keys = [ThrottleKey::User(user), ThrottleKey::Source(source)];
         let backoff = self.config.throttle.backoff();
-        for key in [ThrottleKey::User(user), ThrottleKey::Source(source)] {
-            match self.store.record_failure(key, now, &backoff).await {
-                Ok(st) if st.is_locked(now) => self.metrics.lock_engaged(),
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "recording a failure"),
+        match self.store.record_failures(&keys, now, &backoff).await {
+            Ok(states) => {
+                for _ in states.iter().filter(|st| st.is_locked(now)) {
+                    self.metrics.lock_engaged();
+                }
             }
+            Err(e) => tracing::error!(error = %e, "recording a failure"),
         }
     }
 }

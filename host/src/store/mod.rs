@@ -460,6 +460,18 @@ impl Backoff {
     }
 }
 
+/// One failure to take back ([`Store::forgive_failures`]): the lock goes back to `before` if
+/// it still ends at `engaged`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forgiven<'a> {
+    /// The key whose failure is taken back.
+    pub key: ThrottleKey<'a>,
+    /// The lock end the counted failure set.
+    pub engaged: UnixSeconds,
+    /// The lock end before it.
+    pub before: UnixSeconds,
+}
+
 /// Throttling state of one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ThrottleState {
@@ -666,7 +678,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         key: ThrottleKey<'_>,
         now: UnixSeconds,
         backoff: &Backoff,
-    ) -> Result<ThrottleState>;
+    ) -> Result<ThrottleState> {
+        let mut states = self.record_failures(&[key], now, backoff).await?;
+        states.pop().ok_or(StoreError::OutOfRange {
+            what: "throttle states",
+        })
+    }
+    /// [`Store::record_failure`] for each of `keys` (distinct), counted in one statement;
+    /// the new states in their order.
+    async fn record_failures(
+        &self,
+        keys: &[ThrottleKey<'_>],
+        now: UnixSeconds,
+        backoff: &Backoff,
+    ) -> Result<Vec<ThrottleState>>;
     /// The state of `key` (all zero if it has none).
     async fn throttle_state(&self, key: ThrottleKey<'_>) -> Result<ThrottleState> {
         let mut states = self.throttle_states(&[key]).await?;
@@ -692,7 +717,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         key: ThrottleKey<'_>,
         engaged: UnixSeconds,
         before: UnixSeconds,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        self.forgive_failures(&[Forgiven {
+            key,
+            engaged,
+            before,
+        }])
+        .await
+    }
+    /// [`Store::forgive_failure`] for each entry (distinct keys), in one statement.
+    async fn forgive_failures(&self, forgiven: &[Forgiven<'_>]) -> Result<()>;
 
     // --- relay queue ---
 

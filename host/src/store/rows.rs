@@ -158,32 +158,15 @@ impl SessionRow {
     }
 }
 
-/// A `throttle` entry.
-#[derive(sqlx::FromRow)]
-pub(super) struct ThrottleRow {
-    failures: i64,
-    locked_until: i64,
-}
-
-impl TryFrom<ThrottleRow> for ThrottleState {
-    type Error = super::StoreError;
-    fn try_from(r: ThrottleRow) -> Result<Self> {
-        Ok(Self {
-            failures: from_db(r.failures, "failures")?,
-            locked_until: from_db(r.locked_until, "locked_until")?,
-        })
-    }
-}
-
 /// A `throttle` entry with its key (several keys in one query).
 #[derive(sqlx::FromRow)]
-pub(super) struct KeyedThrottleRow {
+pub(super) struct ThrottleRow {
     pub(super) key: String,
     failures: i64,
     locked_until: i64,
 }
 
-impl KeyedThrottleRow {
+impl ThrottleRow {
     pub(super) fn state(&self) -> Result<ThrottleState> {
         Ok(ThrottleState {
             failures: from_db(self.failures, "failures")?,

@@ -11,13 +11,13 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
 use super::rows::{
-    AuditRow, CheckpointRow, CountRow, CounterIdRow, CounterRow, HeadRow, IdRow, KeyedThrottleRow,
-    PairRow, PendingRow, QueuedRow, RecordRow, SeqRow, SessionHeadRow, SessionRow, ThrottleRow,
-    UserRow, UserSummaryRow, convert,
+    AuditRow, CheckpointRow, CountRow, CounterIdRow, CounterRow, HeadRow, IdRow, PairRow,
+    PendingRow, QueuedRow, RecordRow, SeqRow, SessionHeadRow, SessionRow, ThrottleRow, UserRow,
+    UserSummaryRow, convert,
 };
 use super::{
     AcceptMessage, AcceptOutcome, AuditCheckpoint, AuditCursor, AuditRecord, Backoff,
-    ChallengePair, Direction, LoginStage, NewPendingLogin, NewSession, NewUser, Purged,
+    ChallengePair, Direction, Forgiven, LoginStage, NewPendingLogin, NewSession, NewUser, Purged,
     QueuedMessage, Result, Session, Store, StoreError, ThrottleKey, ThrottleState, UnixSeconds,
     UserRecord, UserSummary, Zeroizing, from_db, is_unique_violation, to_db,
 };
@@ -140,6 +140,36 @@ where
     for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
     for<'r> &'r str: ColumnIndex<DB::Row>,
 {
+    /// Locks `key` per `backoff` after the failure that brought it to `counted`: only ever
+    /// moves the lock later, so concurrent failures (each with its own count) leave the
+    /// longest lock, in any order. Returns the state after.
+    async fn lock_after(
+        &self,
+        key: &str,
+        counted: ThrottleState,
+        now: UnixSeconds,
+        backoff: &Backoff,
+    ) -> Result<ThrottleState> {
+        let lock = backoff.lock_secs(counted.failures);
+        if lock == 0 {
+            return Ok(counted);
+        }
+        // Capped to what the database holds.
+        let locked_until = now
+            .saturating_add(lock)
+            .min(i64::MAX as u64)
+            .max(counted.locked_until);
+        sqlx::query("UPDATE throttle SET locked_until = $2 WHERE key = $1 AND locked_until < $2")
+            .bind(key)
+            .bind(to_db(locked_until, "locked_until")?)
+            .execute(&self.relaxed)
+            .await?;
+        Ok(ThrottleState {
+            failures: counted.failures,
+            locked_until,
+        })
+    }
+
     /// Inserts `pairs` for user `id` in card order.
     async fn insert_pairs(
         conn: &mut DB::Connection,
@@ -633,44 +663,42 @@ where
         row.seq()
     }
 
-    async fn record_failure(
+    async fn record_failures(
         &self,
-        key: ThrottleKey<'_>,
+        keys: &[ThrottleKey<'_>],
         now: UnixSeconds,
         backoff: &Backoff,
-    ) -> Result<ThrottleState> {
-        let key = key.to_key();
-        let row: ThrottleRow = sqlx::query_as(
-            "INSERT INTO throttle (key, failures, locked_until, last_failure) \
-             VALUES ($1, 1, 0, $2) \
-             ON CONFLICT (key) DO UPDATE SET failures = throttle.failures + 1, \
-               last_failure = $2 \
-             RETURNING failures, locked_until",
-        )
-        .bind(key.as_str())
-        .bind(to_db(now, "now")?)
-        .fetch_one(&self.relaxed)
-        .await?;
-        let counted = ThrottleState::try_from(row)?;
-        let lock = backoff.lock_secs(counted.failures);
-        if lock == 0 {
-            return Ok(counted);
+    ) -> Result<Vec<ThrottleState>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
         }
-        // Capped to what the database holds. Only ever moves the lock later, so concurrent
-        // failures (each with its own count) leave the longest lock, in any order.
-        let locked_until = now
-            .saturating_add(lock)
-            .min(i64::MAX as u64)
-            .max(counted.locked_until);
-        sqlx::query("UPDATE throttle SET locked_until = $2 WHERE key = $1 AND locked_until < $2")
-            .bind(key.as_str())
-            .bind(to_db(locked_until, "locked_until")?)
-            .execute(&self.relaxed)
-            .await?;
-        Ok(ThrottleState {
-            failures: counted.failures,
-            locked_until,
-        })
+        let keys: Vec<String> = keys.iter().map(ThrottleKey::to_key).collect();
+        let rows: Vec<String> = (2..=keys.len() + 1)
+            .map(|i| format!("(${i}, 1, 0, $1)"))
+            .collect();
+        let sql = format!(
+            "INSERT INTO throttle (key, failures, locked_until, last_failure) VALUES {} \
+             ON CONFLICT (key) DO UPDATE SET failures = throttle.failures + 1, \
+               last_failure = $1 \
+             RETURNING key, failures, locked_until",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query_as::<_, ThrottleRow>(&sql).bind(to_db(now, "now")?);
+        for k in &keys {
+            query = query.bind(k.as_str());
+        }
+        let counted = query.fetch_all(&self.relaxed).await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for k in &keys {
+            let row = counted
+                .iter()
+                .find(|r| &r.key == k)
+                .ok_or(StoreError::OutOfRange {
+                    what: "throttle key",
+                })?;
+            out.push(self.lock_after(k, row.state()?, now, backoff).await?);
+        }
+        Ok(out)
     }
 
     async fn throttle_states(&self, keys: &[ThrottleKey<'_>]) -> Result<Vec<ThrottleState>> {
@@ -683,7 +711,7 @@ where
             "SELECT key, failures, locked_until FROM throttle WHERE key IN ({})",
             placeholders.join(", ")
         );
-        let mut query = sqlx::query_as::<_, KeyedThrottleRow>(&sql);
+        let mut query = sqlx::query_as::<_, ThrottleRow>(&sql);
         for k in &keys {
             query = query.bind(k.as_str());
         }
@@ -704,22 +732,38 @@ where
         Ok(())
     }
 
-    async fn forgive_failure(
-        &self,
-        key: ThrottleKey<'_>,
-        engaged: UnixSeconds,
-        before: UnixSeconds,
-    ) -> Result<()> {
-        sqlx::query(
+    async fn forgive_failures(&self, forgiven: &[Forgiven<'_>]) -> Result<()> {
+        if forgiven.is_empty() {
+            return Ok(());
+        }
+        // Per key `$k`: back to `$k+2` if the lock still ends at `$k+1`.
+        let mut cases = Vec::with_capacity(forgiven.len());
+        let mut keys = Vec::with_capacity(forgiven.len());
+        for i in 0..forgiven.len() {
+            let k = 3 * i + 1;
+            cases.push(format!(
+                "WHEN key = ${k} AND locked_until = ${} THEN ${}",
+                k + 1,
+                k + 2
+            ));
+            keys.push(format!("${k}"));
+        }
+        let sql = format!(
             "UPDATE throttle SET failures = failures - 1, \
-               locked_until = CASE WHEN locked_until = $2 THEN $3 ELSE locked_until END \
-             WHERE key = $1 AND failures > 0",
-        )
-        .bind(key.to_key().as_str())
-        .bind(to_db(engaged, "engaged")?)
-        .bind(to_db(before, "before")?)
-        .execute(&self.relaxed)
-        .await?;
+               locked_until = CASE {} ELSE locked_until END \
+             WHERE key IN ({}) AND failures > 0",
+            cases.join(" "),
+            keys.join(", ")
+        );
+        let keys: Vec<String> = forgiven.iter().map(|f| f.key.to_key()).collect();
+        let mut query = sqlx::query(&sql);
+        for (f, key) in forgiven.iter().zip(&keys) {
+            query = query
+                .bind(key.as_str())
+                .bind(to_db(f.engaged, "engaged")?)
+                .bind(to_db(f.before, "before")?);
+        }
+        query.execute(&self.relaxed).await?;
         Ok(())
     }
 
