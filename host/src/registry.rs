@@ -77,14 +77,14 @@ impl std::fmt::Debug for Chosen {
 }
 
 /// The host's registry: repository directory, modules, the online key, the sandbox and one
-/// [`Transform`] per module hash (the `InstancePre` cache).
+/// [`Transform`] per module hash, profile and limits (the `InstancePre` cache).
 pub struct HostRegistry {
     dir: PathBuf,
     modules_dir: PathBuf,
     snapshot_key: SecretKey,
     sandbox: Sandbox,
     loaded: Mutex<Option<Loaded>>,
-    transforms: Mutex<HashMap<[u8; 32], Transform>>,
+    transforms: Mutex<HashMap<TransformKey, Transform>>,
     /// Test-only (`test-util`): behave like a compromised host that offers revoked modules.
     ignore_revocations: std::sync::atomic::AtomicBool,
 }
@@ -107,6 +107,11 @@ pub fn entry_limits(e: &TargetEntry) -> Limits {
         ..Limits::default()
     }
 }
+
+/// What a loaded [`Transform`] is cached under: the module's hash with the profile and limits
+/// its entry runs it under. Two entries with the same bytes and other limits get a transform
+/// each, so the host runs every entry as its signed entry says, as the client does.
+type TransformKey = ([u8; 32], kasane_abi::Profile, Limits);
 
 /// The module file of a hash: `<modules_dir>/<sha256 hex>.wasm`.
 #[must_use]
@@ -283,7 +288,7 @@ impl HostRegistry {
     /// The loaded module of an entry: from the cache, or read (length and hash checked),
     /// validated and compiled once.
     pub fn transform(&self, entry: &TargetEntry) -> Result<Transform, HostError> {
-        let key = entry.sha256.0;
+        let key: TransformKey = (entry.sha256.0, entry.profile, entry_limits(entry));
         if let Ok(cache) = self.transforms.lock()
             && let Some(t) = cache.get(&key)
         {

@@ -262,3 +262,28 @@ async fn a_transform_out_of_fuel_fails_uniformly_and_is_counted_by_kind() {
     );
     assert!(m.contains("kasane_transform_choices_total{transform=\"starved\"}"));
 }
+
+/// Two entries with the same bytes and different limits: each loads under its own limits (the
+/// cache is keyed by hash, profile and limits), as each client runs it under its signed entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn same_bytes_under_other_limits_load_under_their_own() {
+    let th = start(|_| {}).await;
+    let wasm = variant(b"lim1");
+    publish_with(&th, "roomy", &wasm, 50_000_000, b"", 1);
+    publish_with(&th, "tight", &wasm, 10_000, b"", 1);
+    let registry = th.host.registry();
+    let active = registry.active().unwrap();
+    let entry = |name: &str| active.iter().find(|e| e.name == name).unwrap().clone();
+    let (roomy, tight) = (entry("roomy"), entry("tight"));
+    assert_eq!(roomy.sha256, tight.sha256, "one module, two entries");
+    for e in [&roomy, &tight, &roomy] {
+        let t = registry.transform(e).unwrap();
+        assert_eq!(
+            t.limits(),
+            kasane_host::registry::entry_limits(e),
+            "{}",
+            e.name
+        );
+        assert_eq!(t.limits().fuel, e.fuel);
+    }
+}
