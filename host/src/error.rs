@@ -202,4 +202,10 @@ pub enum KeyError {
     /// A raw key file of the right length whose content is not a valid key.
     #[error("not a valid key")]
     Invalid,
+    /// Another key than the one the database's queued messages are sealed with: every
+    /// replica must use the same `keys/queue.key` (copy it from the first host).
+    #[error(
+        "not the queue key this database's messages are sealed with (copy keys/queue.key from the host that first used this database)"
+    )]
+    OtherQueueKey,
 }

@@ -38,6 +38,7 @@ pub struct Metrics {
     housekeeping_failed: AtomicU64,
     purged_pending_logins: AtomicU64,
     purged_sessions: AtomicU64,
+    dead_letters: AtomicU64,
 }
 
 fn bump(map: &Mutex<BTreeMap<String, u64>>, key: &str) {
@@ -55,6 +56,11 @@ impl Metrics {
             Outcome::Throttled => &self.throttled,
         }
         .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a queued message moved to the dead letters (it did not open).
+    pub fn dead_letter(&self) {
+        self.dead_letters.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a failure that locked a user or source.
@@ -145,6 +151,16 @@ impl Metrics {
         );
         let _ = writeln!(s, "# TYPE kasane_throttle_locks_total counter");
         let _ = writeln!(s, "kasane_throttle_locks_total {}", g(&self.locks));
+        let _ = writeln!(
+            s,
+            "# HELP kasane_queue_dead_letters_total Queued messages that did not open under the queue key, moved to relay_dead_letters."
+        );
+        let _ = writeln!(s, "# TYPE kasane_queue_dead_letters_total counter");
+        let _ = writeln!(
+            s,
+            "kasane_queue_dead_letters_total {}",
+            g(&self.dead_letters)
+        );
     }
 
     fn render_labelled(&self, s: &mut String) {

@@ -244,11 +244,14 @@ pub fn host_sandbox() -> Result<Sandbox, HostError> {
 /// registry and the host key.
 pub async fn load_host(cfg: Config, clock: Arc<dyn Clock>) -> Result<Arc<Host>, HostError> {
     let store = store::open(&cfg.database_url).await?;
-    load_host_with_store(cfg, store, clock)
+    load_host_with_store(cfg, store, clock).await
 }
 
-/// Like [`load_host`] with a store opened by the caller (tests, custom pools).
-pub fn load_host_with_store(
+/// Like [`load_host`] with a store opened by the caller (tests, custom pools). Refuses a
+/// `keys/queue.key` other than the one the database's messages are sealed with
+/// ([`KeyError::OtherQueueKey`](crate::error::KeyError::OtherQueueKey)): the first host to use
+/// a database records its key's identifier there.
+pub async fn load_host_with_store(
     cfg: Config,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -261,12 +264,35 @@ pub fn load_host_with_store(
     )?;
     let host_key = read_signing_key(&cfg.keys_dir.join("host.key"))?;
     let queue_key = crate::messages::load_queue_key(&cfg.keys_dir)?;
+    check_queue_key(store.as_ref(), &queue_key, &cfg.keys_dir).await?;
     let opaque_keys = crate::keyfile::load_opaque_keys(&cfg.keys_dir)?;
     Ok(Arc::new(
         Host::new(cfg, store, registry, host_key, clock)
             .with_queue_key(queue_key)
             .with_opaque_keys(opaque_keys),
     ))
+}
+
+/// Claims the database for `key` (its identifier in `host_facts`), or checks that it was
+/// claimed for this key.
+async fn check_queue_key(
+    store: &dyn Store,
+    key: &[u8; 32],
+    keys_dir: &Path,
+) -> Result<(), HostError> {
+    let key_error = |source| HostError::Key {
+        path: keys_dir.join(crate::messages::QUEUE_KEY_FILE),
+        source,
+    };
+    let id = crate::messages::queue_key_id(key).ok_or_else(|| key_error(KeyError::Invalid))?;
+    let claimed = store
+        .claim_fact(crate::messages::QUEUE_KEY_FACT, &id)
+        .await?;
+    if claimed.as_slice() == id.as_slice() {
+        Ok(())
+    } else {
+        Err(key_error(KeyError::OtherQueueKey))
+    }
 }
 
 /// `user add`: enrolls the user (OPAQUE registration under the host's `keys`, one keyed

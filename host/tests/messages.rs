@@ -762,3 +762,70 @@ async fn concurrent_accepts(st: Arc<dyn Store>) {
     );
     assert_eq!(counts(st.as_ref(), "bob").await, (2, 2));
 }
+
+/// Queued messages that do not open under the queue key (here: sealed under another key, as
+/// a replica with its own `queue.key` would have) are moved to the dead letters instead of
+/// holding back what was queued after them — even more of them than one inbox holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messages_that_do_not_open_are_dead_lettered_not_blocking() {
+    let th = start(|_| {}).await;
+    let mut alice = user(&th, "alice").await;
+    th.add_user("bob").await;
+    let bad = kasane_protocol::wire::MAX_INBOX_MESSAGES + 6;
+    for i in 0..bad {
+        let body = [vec![i as u8; 12], vec![0xee; 40]].concat();
+        th.host
+            .store()
+            .enqueue_message("bob", &body, th.clock.now())
+            .await
+            .unwrap();
+    }
+    alice.send(&th, "bob", b"after the bad ones").await;
+    let mut bob = login_user(&th, "bob").await;
+    let (got, more) = bob.inbox(&th, 0).await;
+    assert!(!more);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, b"after the bad ones");
+    // Kept for the operator, out of the queue, and counted.
+    let store = th.host.store();
+    assert_eq!(store.fetch_messages("bob", 0, 1000).await.unwrap().len(), 1);
+    let metrics = String::from_utf8(bob.conn.get("/metrics", None).await.1).unwrap();
+    assert!(
+        metrics.contains(&format!("kasane_queue_dead_letters_total {bad}")),
+        "{metrics}"
+    );
+}
+
+/// A host whose `keys/queue.key` is not the one the database's messages are sealed with
+/// refuses to start, naming the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_host_with_another_queue_key_refuses_the_database() {
+    let th = start(|_| {}).await;
+    let other = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&th.cfg.keys_dir).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), other.path().join(entry.file_name())).unwrap();
+    }
+    let queue_key = other.path().join(kasane_host::messages::QUEUE_KEY_FILE);
+    std::fs::write(&queue_key, rand::random::<[u8; 32]>()).unwrap();
+    let mut cfg = th.cfg.clone();
+    cfg.keys_dir = other.path().to_owned();
+    let clock: Arc<dyn Clock> = Arc::new(kasane_host::store::SystemClock);
+    let refused =
+        kasane_host::setup::load_host_with_store(cfg, th.host.store().clone(), clock).await;
+    match refused {
+        Err(kasane_host::HostError::Key { path, source }) => {
+            assert_eq!(path, queue_key);
+            assert!(matches!(
+                source,
+                kasane_host::crypto::KeyError::OtherQueueKey
+            ));
+        }
+        other => panic!("expected the queue key refused, got {other:?}"),
+    }
+    // The same keys as the first host: accepted.
+    let clock: Arc<dyn Clock> = Arc::new(kasane_host::store::SystemClock);
+    kasane_host::setup::load_host_with_store(th.cfg.clone(), th.host.store().clone(), clock)
+        .await
+        .unwrap();
+}

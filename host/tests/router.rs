@@ -264,7 +264,9 @@ async fn readyz_is_503_when_the_store_does_not_answer() {
     let cfg = file_config(dir.path());
     let store = Arc::new(SqliteStore::open(&cfg.database_url).await.unwrap());
     let clock = Arc::new(ManualClock::new(now));
-    let host = setup::load_host_with_store(cfg, store.clone(), clock).unwrap();
+    let host = setup::load_host_with_store(cfg, store.clone(), clock)
+        .await
+        .unwrap();
     let app = server::app(host);
     assert_eq!(readyz(&app).await, (StatusCode::OK, "ready\n".into()));
     store.close().await;

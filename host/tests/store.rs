@@ -189,6 +189,7 @@ suite!(
     counter_with_pairs_and_login_record,
     commits_durable_and_relaxed,
     throttle_states_in_key_order,
+    dead_letters_and_facts,
     pending_login_is_taken_once_at_its_stage,
     pending_login_expired_is_refused_and_deleted,
     pending_login_concurrent_takes_one_winner,
@@ -468,6 +469,41 @@ mod cases {
         assert_eq!(st.throttle_state(alice).await.unwrap().failures, 0);
         assert!(st.record_failures(&[], 1, &b).await.unwrap().is_empty());
         st.forgive_failures(&[]).await.unwrap();
+    }
+
+    pub(crate) async fn dead_letters_and_facts(s: Stores) {
+        let st = &*s.main;
+        st.create_user(&user("alice", 1), 1).await.unwrap();
+        st.create_user(&user("bob", 1), 1).await.unwrap();
+        let bad = st
+            .enqueue_message("alice", b"does not open", 5)
+            .await
+            .unwrap();
+        let good = st.enqueue_message("alice", b"fine", 6).await.unwrap();
+        assert!(
+            !st.dead_letter_message("bob", bad, 9).await.unwrap(),
+            "not bob's"
+        );
+        assert!(
+            s.replica
+                .dead_letter_message("alice", bad, 9)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !st.dead_letter_message("alice", bad, 9).await.unwrap(),
+            "moved once"
+        );
+        let left = st.fetch_messages("alice", 0, 10).await.unwrap();
+        assert_eq!(left.iter().map(|m| m.id).collect::<Vec<_>>(), [good]);
+        assert_eq!(s.raw.count("relay_dead_letters").await, 1);
+        // The first claim of a fact wins, on every replica.
+        assert_eq!(st.claim_fact("queue_key_id", b"one").await.unwrap(), b"one");
+        assert_eq!(
+            s.replica.claim_fact("queue_key_id", b"two").await.unwrap(),
+            b"one"
+        );
+        assert_eq!(st.claim_fact("other", b"two").await.unwrap(), b"two");
     }
 
     fn pending(id: u8, stage: LoginStage, expires_at: u64) -> NewPendingLogin {

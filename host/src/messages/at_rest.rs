@@ -64,6 +64,20 @@ pub(super) fn seal_at_rest(key: &[u8; 32], recipient: &str, body: &QueuedBody) -
     Some([&nonce[..], &ct].concat())
 }
 
+/// The `host_facts` entry naming which queue key seals a database's messages.
+pub const QUEUE_KEY_FACT: &str = "queue_key_id";
+
+/// The public identifier of a queue key: `HMAC-SHA-256(key, "kasane/queue-key-id/v1")`. It
+/// tells two keys apart without revealing either. (`None` only if HMAC refused the key,
+/// which it never does: it takes keys of any length.)
+#[must_use]
+pub fn queue_key_id(key: &[u8; 32]) -> Option<[u8; 32]> {
+    use hmac::Mac as _;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key).ok()?;
+    mac.update(b"kasane/queue-key-id/v1");
+    Some(mac.finalize().into_bytes().into())
+}
+
 /// Opens what [`seal_at_rest`] sealed for `recipient`; `None` if it does not open.
 pub(super) fn open_at_rest(key: &[u8; 32], recipient: &str, sealed: &[u8]) -> Option<QueuedBody> {
     if sealed.len() < 12 + 16 {

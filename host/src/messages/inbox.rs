@@ -17,6 +17,9 @@ use crate::host::Host;
 use crate::login::StoredSession;
 use crate::store::{QueuedMessage, Session};
 
+/// Most queue pages (of one more than an inbox holds) one inbox read goes through.
+const MAX_SCAN_PAGES: usize = 8;
+
 /// Longest inbox long-poll, in seconds.
 pub const MAX_WAIT_SECS: u64 = crate::config::MAX_INBOX_WAIT_SECS;
 
@@ -45,7 +48,7 @@ impl Host {
     pub async fn inbox(&self, token: Option<&[u8; 32]>, wait: u64) -> Result<Inbox, RefusalReason> {
         let token = token.ok_or(RefusalReason::SessionEnded)?;
         let session = self.live_session(token, self.now()).await?;
-        let queued = self.wait_for_queued(&session.user, wait).await?;
+        let queued = self.wait_for_deliverable(&session.user, wait).await?;
         if queued.is_empty() {
             return Ok(Inbox {
                 messages: Vec::new(),
@@ -62,27 +65,22 @@ impl Host {
         self.inbox_parked.load(Ordering::SeqCst)
     }
 
-    /// The queued messages of `user` (one more than an inbox holds, to tell `more`), after
-    /// waiting up to `wait` seconds for the first one.
-    async fn wait_for_queued(
+    /// The deliveries of `user` (one more than an inbox holds, to tell `more`), after waiting
+    /// up to `wait` seconds for the first one.
+    async fn wait_for_deliverable(
         &self,
         user: &str,
         wait: u64,
-    ) -> Result<Vec<QueuedMessage>, RefusalReason> {
+    ) -> Result<Vec<Zeroizing<Vec<u8>>>, RefusalReason> {
         let deadline = Instant::now() + Duration::from_secs(wait.min(MAX_WAIT_SECS));
         let recheck = Duration::from_secs(self.config.messages.inbox_recheck_secs);
-        let limit = u32::try_from(MAX_INBOX_MESSAGES + 1).unwrap_or(u32::MAX);
         loop {
             let waiter = self.waiter(user);
             let notified = waiter.notified();
             tokio::pin!(notified);
             // Registered before the store is read: a message queued after the read wakes us.
             notified.as_mut().enable();
-            let queued = self
-                .store
-                .fetch_messages(user, 0, limit)
-                .await
-                .map_err(unavailable)?;
+            let queued = self.deliverable(user).await?;
             let left = deadline.saturating_duration_since(Instant::now());
             if !queued.is_empty() || left.is_zero() {
                 return Ok(queued);
@@ -92,12 +90,59 @@ impl Host {
         }
     }
 
-    /// Re-seals queued messages host to client for `session`, oldest first, as many as fit
-    /// one inbox.
+    /// The encoded deliveries of `user` that open, oldest first: at most one more than an
+    /// inbox holds (to tell `more`), from at most [`MAX_SCAN_PAGES`] pages of the queue. A
+    /// message that does not open under the queue key is moved to the dead letters (logged
+    /// and counted), so it cannot hold back the messages queued after it.
+    async fn deliverable(&self, user: &str) -> Result<Vec<Zeroizing<Vec<u8>>>, RefusalReason> {
+        let want = MAX_INBOX_MESSAGES + 1;
+        let limit = u32::try_from(want).unwrap_or(u32::MAX);
+        let mut out = Vec::new();
+        let mut after = 0;
+        for _ in 0..MAX_SCAN_PAGES {
+            let page = self
+                .store
+                .fetch_messages(user, after, limit)
+                .await
+                .map_err(unavailable)?;
+            for q in &page {
+                after = q.id;
+                match self.delivery(user, q)? {
+                    Some(plain) => out.push(plain),
+                    None => self.dead_letter(user, q).await?,
+                }
+                if out.len() == want {
+                    return Ok(out);
+                }
+            }
+            if page.len() < want {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves a queued message that does not open out of the queue (kept for the operator in
+    /// `relay_dead_letters`).
+    async fn dead_letter(&self, user: &str, q: &QueuedMessage) -> Result<(), RefusalReason> {
+        tracing::error!(
+            id = q.id,
+            "queued message does not open under keys/queue.key: moved to relay_dead_letters"
+        );
+        self.metrics.dead_letter();
+        self.store
+            .dead_letter_message(user, q.id, self.now())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Re-seals deliveries host to client for `session`, oldest first, as many as fit one
+    /// inbox.
     async fn reseal(
         &self,
         session: &Session,
-        queued: &[QueuedMessage],
+        queued: &[Zeroizing<Vec<u8>>],
     ) -> Result<Inbox, RefusalReason> {
         let stored = StoredSession::decode(&session.secret).map_err(unavailable)?;
         let transform = self.session_transform(&stored)?;
@@ -109,10 +154,7 @@ impl Host {
         let mut more = queued.len() > MAX_INBOX_MESSAGES;
         let mut total = 16usize;
         let mut messages = Vec::new();
-        for q in queued.iter().take(MAX_INBOX_MESSAGES) {
-            let Some(plain) = self.delivery(&session.user, q)? else {
-                continue;
-            };
+        for plain in queued.iter().take(MAX_INBOX_MESSAGES) {
             let estimate = kasane_protocol::seal::padded_len(plain.len(), padding)
                 + 16
                 + session.user.len()
@@ -133,7 +175,7 @@ impl Host {
             let (s, input) = ps.prepare_seal().map_err(unavailable)?;
             let t_msg = self.derive(transform.clone(), input).await?;
             let sealed = ps
-                .seal(s, &t_msg, &session.user, &plain)
+                .seal(s, &t_msg, &session.user, plain)
                 .map_err(unavailable)?;
             total += sealed.ciphertext.len() + session.user.len() + 64;
             messages.push(sealed);
@@ -141,14 +183,13 @@ impl Host {
         Ok(Inbox { messages, more })
     }
 
-    /// The encoded delivery of a queued message, or `None` (logged) if it does not open.
+    /// The encoded delivery of a queued message, or `None` if it does not open.
     fn delivery(
         &self,
         user: &str,
         q: &QueuedMessage,
     ) -> Result<Option<Zeroizing<Vec<u8>>>, RefusalReason> {
         let Some(body) = open_at_rest(&self.queue_key, user, &q.body) else {
-            tracing::error!(id = q.id, "queued message does not open (queue key?)");
             return Ok(None);
         };
         let delivery = Delivery {

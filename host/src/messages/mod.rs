@@ -25,7 +25,7 @@ use kasane_protocol::wire::{ID_LEN, Message, MessageAccepted, RefusalReason, Sea
 use kasane_sandbox::Transform;
 use zeroize::Zeroizing;
 
-pub use at_rest::{QUEUE_KEY_FILE, load_queue_key};
+pub use at_rest::{QUEUE_KEY_FACT, QUEUE_KEY_FILE, load_queue_key, queue_key_id};
 pub use inbox::MAX_WAIT_SECS;
 
 use crate::audit::AuditPayload;

@@ -57,6 +57,8 @@
 //! | `relay_queue` | `id` (increasing) | recipient, sealed-at-rest body, `created_at` |
 //! | `audit_log` | (`session_id`, `seq`) | previous record hash, record hash, payload as received; append-only (triggers refuse `UPDATE`/`DELETE`) |
 //! | `audit_checkpoints` | (`session_id`, `seq`) | record hash at that position, host-key signature; append-only |
+//! | `relay_dead_letters` | `id` (its queue id) | recipient, the body that did not open, `created_at`, `moved_at` |
+//! | `host_facts` | `name` | what every host on the database must agree with (`queue_key_id`) |
 //!
 //! Deleting a user cascades to its pairs, sessions and queued messages; the audit log keeps
 //! everything.
@@ -742,6 +744,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<QueuedMessage>>;
     /// Deletes a delivered message. False if it was not queued for this recipient.
     async fn ack_message(&self, recipient: &str, id: u64) -> Result<bool>;
+    /// Moves a queued message of `recipient` that cannot be delivered (its body does not open)
+    /// out of the queue into `relay_dead_letters`, in one transaction. False if it was not
+    /// queued for this recipient.
+    async fn dead_letter_message(&self, recipient: &str, id: u64, now: UnixSeconds)
+    -> Result<bool>;
+
+    // --- facts every host on this database agrees with ---
+
+    /// The value of fact `name`: `value` if this call is the first to claim it, else the
+    /// value claimed before (atomic: concurrent first claims agree on one).
+    async fn claim_fact(&self, name: &str, value: &[u8]) -> Result<Vec<u8>>;
 
     // --- audit log ---
 

@@ -38,6 +38,12 @@ pub(super) struct RecordRow {
     pub(super) opaque_record: Option<Vec<u8>>,
 }
 
+/// The value of a `host_facts` entry.
+#[derive(sqlx::FromRow)]
+pub(super) struct FactRow {
+    pub(super) value: Vec<u8>,
+}
+
 /// A sequence number (a session's, aliased `AS seq`).
 #[derive(sqlx::FromRow)]
 pub(super) struct SeqRow {

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
 use super::rows::{
-    AuditRow, CheckpointRow, CountRow, CounterIdRow, CounterRow, HeadRow, IdRow, PairRow,
+    AuditRow, CheckpointRow, CountRow, CounterIdRow, CounterRow, FactRow, HeadRow, IdRow, PairRow,
     PendingRow, QueuedRow, RecordRow, SeqRow, SessionHeadRow, SessionRow, ThrottleRow, UserRow,
     UserSummaryRow, convert,
 };
@@ -805,6 +805,58 @@ where
         .execute(&self.pool)
         .await?;
         Ok(DB::rows_affected(&done) > 0)
+    }
+
+    async fn dead_letter_message(
+        &self,
+        recipient: &str,
+        id: u64,
+        now: UnixSeconds,
+    ) -> Result<bool> {
+        let id = to_db(id, "message id")?;
+        let mut tx = self.pool.begin().await?;
+        // The delete first: it takes the write lock (SQLite) and the row (PostgreSQL).
+        let row: Option<QueuedRow> = sqlx::query_as(
+            "DELETE FROM relay_queue WHERE id = $2 \
+             AND recipient_id = (SELECT id FROM users WHERE name = $1) \
+             RETURNING id, body, created_at",
+        )
+        .bind(recipient)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let moved = row.into_message(recipient)?;
+        sqlx::query(
+            "INSERT INTO relay_dead_letters (id, recipient, body, created_at, moved_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(recipient)
+        .bind(moved.body.as_slice())
+        .bind(to_db(moved.created, "created_at")?)
+        .bind(to_db(now, "now")?)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn claim_fact(&self, name: &str, value: &[u8]) -> Result<Vec<u8>> {
+        sqlx::query(
+            "INSERT INTO host_facts (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        let row: FactRow = sqlx::query_as("SELECT value FROM host_facts WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.value)
     }
 
     async fn append_audit(&self, r: &AuditRecord) -> Result<()> {

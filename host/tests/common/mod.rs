@@ -97,7 +97,9 @@ pub(crate) async fn start_with_store(
     tweak(&mut cfg);
     let clock = Arc::new(ManualClock::new(now));
     let host = match store {
-        Some(st) => setup::load_host_with_store(cfg.clone(), st, clock.clone()).unwrap(),
+        Some(st) => setup::load_host_with_store(cfg.clone(), st, clock.clone())
+            .await
+            .unwrap(),
         None => setup::load_host(cfg.clone(), clock.clone()).await.unwrap(),
     };
     let running = server::spawn_with(host.clone(), options()).await.unwrap();
@@ -129,8 +131,9 @@ pub(crate) struct Replica {
 impl TestHost {
     /// Starts a second replica of this host over `store` (a separate handle on its database).
     pub(crate) async fn replica(&self, store: Arc<dyn Store>) -> Replica {
-        let host =
-            setup::load_host_with_store(self.cfg.clone(), store, self.clock.clone()).unwrap();
+        let host = setup::load_host_with_store(self.cfg.clone(), store, self.clock.clone())
+            .await
+            .unwrap();
         let running = server::spawn_with(host.clone(), options()).await.unwrap();
         Replica {
             addr: running.addr(),
