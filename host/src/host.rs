@@ -168,6 +168,20 @@ impl Host {
         }
     }
 
+    /// Signs the head of one session's audit chain, unless it has no records or that head
+    /// is signed already (by this or another replica). True if a checkpoint was written.
+    pub async fn checkpoint_session(&self, session_id: &[u8]) -> Result<bool, HostError> {
+        let Some((seq, hash)) = self.store.audit_head(session_id).await? else {
+            return Ok(false);
+        };
+        let c = sign_checkpoint(&self.host_key, session_id, seq, &hash, self.now());
+        match self.store.put_audit_checkpoint(&c).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Duplicate | StoreError::AuditChainMismatch) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Whether the host can serve logins now (`GET /readyz`): the store answers a trivial
     /// query and the registry is ready ([`HostRegistry::readiness`]).
     pub async fn readiness(&self) -> Result<(), NotReady> {

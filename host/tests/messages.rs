@@ -829,3 +829,59 @@ async fn a_host_with_another_queue_key_refuses_the_database() {
         .await
         .unwrap();
 }
+
+/// A logout signs the head of its own session's audit chain, and only that one (other
+/// chains are housekeeping's): it does not scan the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logout_signs_its_own_chain_only() {
+    let th = start(|_| {}).await;
+    let mut alice = user(&th, "alice").await;
+    let mut bob = user(&th, "bob").await;
+    alice.send(&th, "bob", b"one").await;
+    alice.send(&th, "bob", b"two").await;
+    bob.send(&th, "alice", b"three").await;
+    let (status, _) = alice
+        .conn
+        .request("POST", "/v1/logout", Vec::new(), Some(alice.token))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let store = th.host.store();
+    let checkpoints = store.audit_checkpoint_page(None, 10).await.unwrap();
+    assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
+    assert_eq!(
+        (checkpoints[0].session_id.as_slice(), checkpoints[0].seq),
+        (alice.session.session_id().as_slice(), 2)
+    );
+    let summary = audit::verify(store.as_ref(), &host_key(&th)).await.unwrap();
+    assert_eq!(summary.checkpoints, 1);
+    // Bob's chain is signed by the next housekeeping pass.
+    th.host.housekeeping().await.unwrap();
+    assert_eq!(
+        store.audit_checkpoint_page(None, 10).await.unwrap().len(),
+        2
+    );
+}
+
+/// An inbox read stops at what one inbox carries (8 MiB): ten messages of 0.9 MiB come in two
+/// reads, `more` set on the first, nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_inbox_read_is_bounded_by_bytes() {
+    let th = start(|_| {}).await;
+    let mut alice = user(&th, "alice").await;
+    th.add_user("bob").await;
+    for i in 0..10u8 {
+        alice.send(&th, "bob", &vec![i; 900_000]).await;
+    }
+    let mut bob = login_user(&th, "bob").await;
+    let (first, more) = bob.inbox(&th, 0).await;
+    assert!(more);
+    assert!(first.len() < 10 && !first.is_empty(), "{}", first.len());
+    let total: usize = first.iter().map(|d| d.body.len()).sum();
+    assert!(total <= kasane_protocol::wire::MAX_INBOX_LEN);
+    let ids = first.iter().map(|d| d.id).collect();
+    assert_eq!(bob.ack(ids).await, StatusCode::NO_CONTENT);
+    let (rest, more) = bob.inbox(&th, 0).await;
+    assert!(!more);
+    let bodies: Vec<u8> = first.iter().chain(&rest).map(|d| d.body[0]).collect();
+    assert_eq!(bodies, (0..10).collect::<Vec<u8>>());
+}

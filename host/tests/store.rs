@@ -684,7 +684,7 @@ mod cases {
                 .unwrap()
                 .is_none()
         );
-        assert!(!st.delete_session(&[1; 32]).await.unwrap());
+        assert!(st.delete_session(&[1; 32]).await.unwrap().is_none());
     }
 
     pub(crate) async fn session_absolute_lifetime(s: Stores) {
@@ -730,9 +730,12 @@ mod cases {
             .unwrap();
         let dup = st.create_session(&session("alice", 3, 1, 100)).await;
         assert!(matches!(dup, Err(StoreError::Duplicate)), "{dup:?}");
-        assert!(s.replica.delete_session(&[3; 32]).await.unwrap());
+        assert_eq!(
+            s.replica.delete_session(&[3; 32]).await.unwrap(),
+            Some(vec![3, 0xee])
+        );
         assert!(st.touch_session(&[3; 32], 2, 50).await.unwrap().is_none());
-        assert!(!st.delete_session(&[3; 32]).await.unwrap());
+        assert!(st.delete_session(&[3; 32]).await.unwrap().is_none());
     }
 
     pub(crate) async fn seq_compare_and_set_refuses_replay(s: Stores) {
@@ -777,7 +780,7 @@ mod cases {
             "{missing:?}"
         );
         // An ended session accepts nothing.
-        assert!(st.delete_session(&[4; 32]).await.unwrap());
+        assert!(st.delete_session(&[4; 32]).await.unwrap().is_some());
         assert!(!st.advance_seq(&id, from, 10).await.unwrap());
     }
 
@@ -997,6 +1000,24 @@ mod cases {
             all.push((r.session_id, r.seq, r.prev_hash, r.record_hash));
         }
         assert_eq!(all.len(), 5);
+        // Across pages of `AUDIT_READ_PAGE`: a longer chain is read whole, in order.
+        let n = u64::from(kasane_host::store::AUDIT_READ_PAGE) * 2 + 3;
+        let mut prev = b"genesis-c".to_vec();
+        for seq in 1..=n {
+            let hash = seq.to_be_bytes().to_vec();
+            st.append_audit(&audit(b"c", seq, &prev, &hash))
+                .await
+                .unwrap();
+            prev = hash;
+        }
+        let mut reader = AuditReader::new(&*s.main);
+        let mut seqs = Vec::new();
+        while let Some(r) = reader.next().await.unwrap() {
+            if r.session_id == b"c" {
+                seqs.push(r.seq);
+            }
+        }
+        assert_eq!(seqs, (1..=n).collect::<Vec<_>>());
         // Each record links to its predecessor in the same session.
         for w in all.windows(2) {
             if w[0].0 == w[1].0 {

@@ -158,15 +158,15 @@ impl Host {
         }))
     }
 
-    /// Ends the session of a bearer token. False if there was none.
+    /// Ends the session of a bearer token and signs the head of its audit chain (that chain
+    /// is final; the others are housekeeping's). False if there was no such session.
     pub async fn logout(&self, token: &[u8; 32]) -> Result<bool, HostError> {
-        let ended = self.store.delete_session(&token_hash(token)).await?;
-        if ended {
-            // The ended session's chain is final: sign its head now.
-            if let Err(e) = self.checkpoint_audit().await {
-                tracing::error!(error = %e, "audit checkpoints at logout");
-            }
+        let Some(session_id) = self.store.delete_session(&token_hash(token)).await? else {
+            return Ok(false);
+        };
+        if let Err(e) = self.checkpoint_session(&session_id).await {
+            tracing::error!(error = %e, "audit checkpoint at logout");
         }
-        Ok(ended)
+        Ok(true)
     }
 }

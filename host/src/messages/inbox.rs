@@ -17,8 +17,11 @@ use crate::host::Host;
 use crate::login::StoredSession;
 use crate::store::{QueuedMessage, Session};
 
-/// Most queue pages (of one more than an inbox holds) one inbox read goes through.
-const MAX_SCAN_PAGES: usize = 8;
+/// Queue entries one inbox read fetches at a time (each body is at most 1 MiB).
+const SCAN_PAGE: u32 = 8;
+
+/// Most pages one inbox read goes through (twice what one inbox holds).
+const MAX_SCAN_PAGES: usize = 2 * MAX_INBOX_MESSAGES / SCAN_PAGE as usize;
 
 /// Longest inbox long-poll, in seconds.
 pub const MAX_WAIT_SECS: u64 = crate::config::MAX_INBOX_WAIT_SECS;
@@ -90,32 +93,36 @@ impl Host {
         }
     }
 
-    /// The encoded deliveries of `user` that open, oldest first: at most one more than an
-    /// inbox holds (to tell `more`), from at most [`MAX_SCAN_PAGES`] pages of the queue. A
-    /// message that does not open under the queue key is moved to the dead letters (logged
-    /// and counted), so it cannot hold back the messages queued after it.
+    /// The encoded deliveries of `user` that open, oldest first, read [`SCAN_PAGE`] queue
+    /// entries at a time (at most [`MAX_SCAN_PAGES`] pages): until one more than an inbox
+    /// holds, or until they pass what one inbox carries ([`MAX_INBOX_LEN`]) — either tells
+    /// `more`. So a read holds at most one inbox and one page of bodies, whatever is queued.
+    /// A message that does not open under the queue key is moved to the dead letters
+    /// (logged and counted), so it cannot hold back the messages queued after it.
     async fn deliverable(&self, user: &str) -> Result<Vec<Zeroizing<Vec<u8>>>, RefusalReason> {
         let want = MAX_INBOX_MESSAGES + 1;
-        let limit = u32::try_from(want).unwrap_or(u32::MAX);
         let mut out = Vec::new();
-        let mut after = 0;
+        let (mut after, mut bytes) = (0, 0usize);
         for _ in 0..MAX_SCAN_PAGES {
             let page = self
                 .store
-                .fetch_messages(user, after, limit)
+                .fetch_messages(user, after, SCAN_PAGE)
                 .await
                 .map_err(unavailable)?;
             for q in &page {
                 after = q.id;
                 match self.delivery(user, q)? {
-                    Some(plain) => out.push(plain),
+                    Some(plain) => {
+                        bytes = bytes.saturating_add(plain.len());
+                        out.push(plain);
+                    }
                     None => self.dead_letter(user, q).await?,
                 }
-                if out.len() == want {
+                if out.len() == want || bytes > MAX_INBOX_LEN {
                     return Ok(out);
                 }
             }
-            if page.len() < want {
+            if page.len() < SCAN_PAGE as usize {
                 break;
             }
         }

@@ -663,8 +663,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now: UnixSeconds,
         idle_timeout: u64,
     ) -> Result<Option<Session>>;
-    /// Ends a session (logout). False if there was none.
-    async fn delete_session(&self, token_hash: &[u8]) -> Result<bool>;
+    /// Ends a session (logout, a durable commit); its session id, or `None` if there was none.
+    async fn delete_session(&self, token_hash: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Compare-and-set: accepts `seq` in `direction` only if it is greater than the last one
     /// accepted, and records it. False for a replay or a reordered message, or no session.
     async fn advance_seq(&self, session_id: &[u8], direction: Direction, seq: u64) -> Result<bool>;
@@ -793,6 +793,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn purge_expired(&self, now: UnixSeconds, idle_timeout: u64) -> Result<Purged>;
 }
 
+/// Records an [`AuditReader`] holds at once: a record carries a message as received (up to
+/// about 1 MiB), so a page is at most about 16 MiB whatever the log holds.
+pub const AUDIT_READ_PAGE: u32 = 16;
+
 /// Reads the whole audit log in order, one page at a time (see [`Store::audit_page`]).
 #[derive(Debug)]
 pub struct AuditReader<'a> {
@@ -811,7 +815,7 @@ impl<'a> AuditReader<'a> {
             store,
             cursor: None,
             page: std::collections::VecDeque::new(),
-            page_size: 512,
+            page_size: AUDIT_READ_PAGE,
             done: false,
         }
     }

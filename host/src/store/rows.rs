@@ -44,6 +44,12 @@ pub(super) struct FactRow {
     pub(super) value: Vec<u8>,
 }
 
+/// A session's public id (`DELETE … RETURNING session_id`).
+#[derive(sqlx::FromRow)]
+pub(super) struct SessionIdRow {
+    pub(super) session_id: Vec<u8>,
+}
+
 /// A sequence number (a session's, aliased `AS seq`).
 #[derive(sqlx::FromRow)]
 pub(super) struct SeqRow {

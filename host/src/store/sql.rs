@@ -12,8 +12,8 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArgumen
 
 use super::rows::{
     AuditRow, CheckpointRow, CountRow, CounterIdRow, CounterRow, FactRow, HeadRow, IdRow, PairRow,
-    PendingRow, QueuedRow, RecordRow, SeqRow, SessionHeadRow, SessionRow, ThrottleRow, UserRow,
-    UserSummaryRow, convert,
+    PendingRow, QueuedRow, RecordRow, SeqRow, SessionHeadRow, SessionIdRow, SessionRow,
+    ThrottleRow, UserRow, UserSummaryRow, convert,
 };
 use super::{
     AcceptMessage, AcceptOutcome, AuditCheckpoint, AuditCursor, AuditRecord, Backoff,
@@ -620,12 +620,13 @@ where
         row.into_session(now).map(Some)
     }
 
-    async fn delete_session(&self, token_hash: &[u8]) -> Result<bool> {
-        let done = sqlx::query(DELETE_SESSION)
-            .bind(token_hash)
-            .execute(&self.pool)
-            .await?;
-        Ok(DB::rows_affected(&done) > 0)
+    async fn delete_session(&self, token_hash: &[u8]) -> Result<Option<Vec<u8>>> {
+        let row: Option<SessionIdRow> =
+            sqlx::query_as("DELETE FROM sessions WHERE token_hash = $1 RETURNING session_id")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| r.session_id))
     }
 
     async fn advance_seq(&self, session_id: &[u8], direction: Direction, seq: u64) -> Result<bool> {
