@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use axum::Extension;
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -178,9 +178,28 @@ fn refused(reason: RefusalReason) -> Response {
         .into_response()
 }
 
-async fn messages(State(host): State<Arc<Host>>, headers: HeaderMap, body: Bytes) -> Response {
-    let token = bearer(&headers);
-    match host.accept_message(token.as_ref(), &body).await {
+/// `POST /v1/messages`: the bearer token's session first, the body only then (at most
+/// [`SealedMessage::MAX_LEN`]): a client without a live session never makes the host buffer a
+/// body.
+async fn messages(State(host): State<Arc<Host>>, headers: HeaderMap, body: Body) -> Response {
+    let session = match host.message_session(bearer(&headers).as_ref()).await {
+        Ok(s) => s,
+        Err(r) => return refused(r),
+    };
+    let body = match axum::body::to_bytes(body, SealedMessage::MAX_LEN).await {
+        Ok(b) => b,
+        Err(e) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            tracing::debug!(error = %e, "message body not read");
+            return refused(if too_large {
+                RefusalReason::TooLarge
+            } else {
+                RefusalReason::Malformed
+            });
+        }
+    };
+    match host.accept_in_session(session, &body).await {
         Ok(a) => match a.encode() {
             Ok(b) => octets(b),
             Err(_) => refused(RefusalReason::Unavailable),
@@ -295,10 +314,8 @@ pub fn app(host: Arc<Host>) -> Router {
         .route("/v1/passwd/finish", post(passwd_finish))
         .route("/v1/session", get(session))
         .route("/v1/logout", post(logout))
-        .route(
-            "/v1/messages",
-            post(messages).layer(DefaultBodyLimit::max(SealedMessage::MAX_LEN)),
-        )
+        // Reads its body itself, after the session (up to the sealed message's own limit).
+        .route("/v1/messages", post(messages))
         .route("/v1/inbox", get(inbox))
         .route("/v1/inbox/ack", post(inbox_ack))
         .route("/v1/registry/{*path}", get(registry_file))

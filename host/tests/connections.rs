@@ -171,3 +171,32 @@ async fn stalled_connections_are_closed_and_a_login_succeeds_meanwhile() {
         &late[..late.len().min(10)]
     );
 }
+
+/// `POST /v1/messages` checks the bearer token before it reads the body (item 4): a client
+/// without a live session that announces a 1 MiB body and sends 10 bytes gets its `401` at
+/// once, not after the body timeout (30 s by default) with the body buffered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_answer_a_bad_token_before_reading_the_body() {
+    let th = start(|_| {}).await;
+    let tcp = TcpStream::connect(th.addr).await.unwrap();
+    let cfg = client_config(&th.cert_der, &[&rustls::version::TLS13], &[b"http/1.1"]);
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(cfg)
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let token = "00".repeat(32);
+    let head = format!(
+        "POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
+         Content-Length: 1048576\r\n\r\n0123456789"
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.flush().await.unwrap();
+    let mut got = vec![0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut got))
+        .await
+        .expect("no answer before the body arrived")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&got[..n]);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+}

@@ -56,10 +56,28 @@ impl Host {
         token: Option<&[u8; 32]>,
         body: &[u8],
     ) -> Result<MessageAccepted, RefusalReason> {
+        let session = self.message_session(token).await?;
+        self.accept_in_session(session, body).await
+    }
+
+    /// The live session a message is sent in, from its bearer token (touching it): what the
+    /// server checks before it reads a message body.
+    pub async fn message_session(
+        &self,
+        token: Option<&[u8; 32]>,
+    ) -> Result<Session, RefusalReason> {
         let token = token.ok_or(RefusalReason::SessionEnded)?;
+        self.live_session(token, self.now()).await
+    }
+
+    /// [`Host::accept_message`] in a session already looked up ([`Host::message_session`]).
+    pub async fn accept_in_session(
+        &self,
+        session: Session,
+        body: &[u8],
+    ) -> Result<MessageAccepted, RefusalReason> {
         let sealed = SealedMessage::decode(body).map_err(|_| RefusalReason::Malformed)?;
         let now = self.now();
-        let session = self.live_session(token, now).await?;
         // Cheap checks before the transform runs.
         precheck(&sealed, &session)?;
         let opened = self.open_message(&sealed, &session).await?;
