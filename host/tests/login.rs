@@ -692,3 +692,56 @@ async fn housekeeping_purges_expired_logins_and_sessions() {
     // The login waiting at its bundle, and the session.
     assert_eq!((purged.pending_logins, purged.sessions), (1, 1));
 }
+
+/// What an observer of alice's lock sees: the throttle states of alice and of 127.0.0.1, and
+/// the public lock counter.
+async fn observe(
+    th: &TestHost,
+    conn: &mut common::Conn,
+) -> (Vec<kasane_host::store::ThrottleState>, Vec<String>) {
+    let keys = [
+        kasane_host::store::ThrottleKey::User("alice"),
+        kasane_host::store::ThrottleKey::Source("127.0.0.1".parse().unwrap()),
+    ];
+    let metrics = String::from_utf8(conn.get("/metrics", None).await.1).unwrap();
+    let locks = metrics
+        .lines()
+        .filter(|l| l.starts_with("kasane_throttle_locks_total"))
+        .map(str::to_owned)
+        .collect();
+    (th.host.store().throttle_states(&keys).await.unwrap(), locks)
+}
+
+/// No oracle at the lock (issue 14, item 5): once a user is locked, the right and the wrong
+/// password get byte-identical final answers, leave the same throttle state, and move the
+/// public metrics alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn right_and_wrong_password_at_the_lock_look_the_same() {
+    let th = start(|c| {
+        c.throttle.free_failures = 2;
+        c.throttle.base_secs = 30;
+        c.throttle.max_secs = 60;
+    })
+    .await;
+    th.add_user("alice").await;
+    let mut conn = th.connect().await;
+    for _ in 0..3 {
+        to_bundle(&th, &mut conn, "alice", "guess", BOTH.to_vec())
+            .await
+            .unwrap_err();
+    }
+    let before = observe(&th, &mut conn).await;
+    assert!(before.0[0].is_locked(th.clock.now()));
+    let right = to_bundle(&th, &mut conn, "alice", PASSWORD, BOTH.to_vec())
+        .await
+        .unwrap_err();
+    let after_right = observe(&th, &mut conn).await;
+    let wrong = to_bundle(&th, &mut conn, "alice", "guess", BOTH.to_vec())
+        .await
+        .unwrap_err();
+    let after_wrong = observe(&th, &mut conn).await;
+    assert_eq!(right, wrong);
+    assert_eq!(right, uniform_failure());
+    assert_eq!(after_right, before, "the right password moved something");
+    assert_eq!(after_wrong, before, "the wrong password moved something");
+}
