@@ -127,6 +127,15 @@ pub struct ThrottleConfig {
     pub base_secs: u64,
     /// Longest lock, seconds.
     pub max_secs: u64,
+    /// Decay: one counted failure is forgotten for every this many seconds without a new one
+    /// (the count is also capped where the lock reaches `max_secs`), so no lock outlives a
+    /// flood by more than the time the capped count takes to leak away.
+    pub decay_secs: u64,
+    /// Source addresses are throttled by network: IPv6 addresses by this prefix (default
+    /// /64, what one host or customer usually holds)…
+    pub ipv6_prefix: u8,
+    /// … and IPv4 addresses by this one (default /32: one address).
+    pub ipv4_prefix: u8,
 }
 
 impl Default for Config {
@@ -202,6 +211,9 @@ impl Default for ThrottleConfig {
             free_failures: 5,
             base_secs: 2,
             max_secs: 15 * 60,
+            decay_secs: 5 * 60,
+            ipv6_prefix: 64,
+            ipv4_prefix: 32,
         }
     }
 }
@@ -214,7 +226,18 @@ impl ThrottleConfig {
             free_failures: self.free_failures,
             base_secs: self.base_secs,
             max_secs: self.max_secs,
+            decay_secs: self.decay_secs,
         }
+    }
+
+    /// The throttle key of a source address: its network under the configured prefix.
+    #[must_use]
+    pub fn source_key(&self, source: std::net::IpAddr) -> crate::store::ThrottleKey<'static> {
+        let prefix = match source {
+            std::net::IpAddr::V4(_) => self.ipv4_prefix,
+            std::net::IpAddr::V6(_) => self.ipv6_prefix,
+        };
+        crate::store::ThrottleKey::network(source, prefix)
     }
 }
 
@@ -349,6 +372,14 @@ impl Config {
             || self.messages.max_body_bytes > kasane_protocol::seal::MAX_BODY_LEN
         {
             return Err(ConfigError::MessageBodyLimit(self.messages.max_body_bytes).into());
+        }
+        let t = &self.throttle;
+        if t.decay_secs == 0
+            || t.base_secs == 0
+            || !(1..=128).contains(&t.ipv6_prefix)
+            || !(1..=32).contains(&t.ipv4_prefix)
+        {
+            return Err(ConfigError::Throttle.into());
         }
         if self.messages.inbox_recheck_secs == 0 {
             return Err(ConfigError::InboxRecheck.into());

@@ -169,6 +169,11 @@ pub enum ConfigError {
     /// `messages.max_body_bytes` is zero or beyond the protocol's 1 MiB.
     #[error("messages.max_body_bytes ({0}) must be within 1..=1048576")]
     MessageBodyLimit(usize),
+    /// A `[throttle]` value out of range.
+    #[error(
+        "[throttle]: decay_secs and base_secs must be at least 1, ipv6_prefix within 1..=128, ipv4_prefix within 1..=32"
+    )]
+    Throttle,
     /// `messages.inbox_recheck_secs` is zero.
     #[error("messages.inbox_recheck_secs must be at least 1")]
     InboxRecheck,

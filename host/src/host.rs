@@ -135,9 +135,13 @@ impl Host {
     /// checkpoint of every audit chain that advanced since its last one. `serve` runs it every minute.
     pub async fn housekeeping(&self) -> Result<crate::store::Purged, HostError> {
         let now = self.now();
-        let purged = self
+        let mut purged = self
             .store
             .purge_expired(now, self.config.session.idle_timeout_secs)
+            .await?;
+        purged.throttle = self
+            .store
+            .purge_throttle(now, &self.config.throttle.backoff())
             .await?;
         self.checkpoint_audit().await?;
         Ok(purged)

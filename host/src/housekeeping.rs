@@ -44,6 +44,7 @@ pub async fn pass(host: &Host) {
             tracing::debug!(
                 pending_logins = p.pending_logins,
                 sessions = p.sessions,
+                throttle = p.throttle,
                 "purged"
             );
         }

@@ -70,6 +70,11 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Failed-login throttling: per user and per source network.
+    Throttle {
+        #[command(subcommand)]
+        command: ThrottleCommand,
+    },
     /// The audit log of accepted messages (per-session hash chains, signed checkpoints).
     Audit {
         #[command(subcommand)]
@@ -80,6 +85,18 @@ enum Command {
     Backup {
         /// The backup file; it must not exist.
         file: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ThrottleCommand {
+    /// Lists every throttle entry: key (`u:<user>`, `a:<network>/<prefix>`), failures left
+    /// after decay, and the lock's remaining seconds if locked.
+    List,
+    /// Forgets one entry, by its key as `list` prints it (e.g. `a:203.0.113.7/32`).
+    Clear {
+        /// The key.
+        key: String,
     },
 }
 
@@ -249,6 +266,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         Command::Check => check::run(&data).await,
         Command::Audit { command } => audit(&data, command).await,
         Command::User { command } => user(&data, command).await,
+        Command::Throttle { command } => throttle(&data, command).await,
         Command::Backup { file } => backup(&data, &file).await,
     }
 }
@@ -401,6 +419,37 @@ async fn audit(data: &Path, command: AuditCommand) -> anyhow::Result<()> {
                     .map_err(|e| anyhow::anyhow!("exporting: {e}"))?,
             };
             eprintln!("exported {n} records");
+            Ok(())
+        }
+    }
+}
+
+/// `throttle list|clear`.
+async fn throttle(data: &Path, command: ThrottleCommand) -> anyhow::Result<()> {
+    let (cfg, st) = open_store(data).await?;
+    match command {
+        ThrottleCommand::List => {
+            let now = SystemClock.now();
+            let backoff = cfg.throttle.backoff();
+            for e in st
+                .list_throttle()
+                .await
+                .context("listing throttle entries")?
+            {
+                let left = backoff.decayed(e.failures, e.last_failure, now);
+                let lock = match e.locked_until.checked_sub(now) {
+                    Some(secs) if secs > 0 => format!("\tlocked {secs} s"),
+                    _ => String::new(),
+                };
+                println!("{}\tfailures={left}{lock}", e.key);
+            }
+            Ok(())
+        }
+        ThrottleCommand::Clear { key } => {
+            if !st.clear_throttle_key(&key).await.context("clearing")? {
+                bail!("no throttle entry {key}");
+            }
+            println!("cleared {key}");
             Ok(())
         }
     }

@@ -38,6 +38,7 @@ pub struct Metrics {
     housekeeping_failed: AtomicU64,
     purged_pending_logins: AtomicU64,
     purged_sessions: AtomicU64,
+    purged_throttle: AtomicU64,
     dead_letters: AtomicU64,
 }
 
@@ -117,6 +118,8 @@ impl Metrics {
             .fetch_add(purged.pending_logins, Ordering::Relaxed);
         self.purged_sessions
             .fetch_add(purged.sessions, Ordering::Relaxed);
+        self.purged_throttle
+            .fetch_add(purged.throttle, Ordering::Relaxed);
     }
 
     /// Counts a housekeeping pass that failed.
@@ -234,6 +237,7 @@ impl Metrics {
         for (k, a) in [
             ("pending_logins", &self.purged_pending_logins),
             ("sessions", &self.purged_sessions),
+            ("throttle", &self.purged_throttle),
         ] {
             let _ = writeln!(
                 s,
@@ -280,6 +284,7 @@ mod tests {
         m.housekeeping_done(&crate::store::Purged {
             sessions: 2,
             pending_logins: 0,
+            throttle: 3,
         });
         m.housekeeping_failed();
         let t = m.render();

@@ -31,6 +31,7 @@ async fn lock_user(data: &std::path::Path, user: &str) {
         free_failures: 0,
         base_secs: 3600,
         max_secs: 3600,
+        decay_secs: 300,
     };
     let now = SystemClock.now();
     let state = st
@@ -404,4 +405,55 @@ async fn backup_writes_a_private_copy_and_never_overwrites() {
         .unwrap();
     use kasane_host::store::Store as _;
     assert!(copy.get_user("carol").await.unwrap().is_some());
+}
+
+/// `kasane-host throttle list` shows user and network entries with their lock; `throttle
+/// clear KEY` forgets one (and says so for a key that has none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttle_list_and_clear() {
+    use kasane_host::store::{Backoff, Clock, SystemClock, ThrottleKey};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    let out = bin()
+        .args(["--data", data_s, "init", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    lock_user(&data, "alice").await;
+    let st = kasane_host::store::open(&file_config(&data).database_url)
+        .await
+        .unwrap();
+    let net = ThrottleKey::network("2001:db8::9".parse().unwrap(), 64);
+    st.record_failure(net, SystemClock.now(), &Backoff::default())
+        .await
+        .unwrap();
+    let list = || {
+        let out = bin()
+            .args(["--data", data_s, "throttle", "list"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = list();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].starts_with("a:2001:db8::/64\tfailures=1"), "{text}");
+    assert!(!lines[0].contains("locked"), "{text}");
+    assert!(lines[1].starts_with("u:alice\tfailures=1\tlocked "), "{text}");
+    let out = bin()
+        .args(["--data", data_s, "throttle", "clear", "a:2001:db8::/64"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "cleared a:2001:db8::/64\n");
+    assert!(!list().contains("2001:db8"));
+    let out = bin()
+        .args(["--data", data_s, "throttle", "clear", "a:2001:db8::/64"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no throttle entry a:2001:db8::/64"), "{err}");
 }

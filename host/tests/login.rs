@@ -701,7 +701,7 @@ async fn observe(
 ) -> (Vec<kasane_host::store::ThrottleState>, Vec<String>) {
     let keys = [
         kasane_host::store::ThrottleKey::User("alice"),
-        kasane_host::store::ThrottleKey::Source("127.0.0.1".parse().unwrap()),
+        th.cfg.throttle.source_key("127.0.0.1".parse().unwrap()),
     ];
     let metrics = String::from_utf8(conn.get("/metrics", None).await.1).unwrap();
     let locks = metrics
@@ -732,6 +732,7 @@ async fn right_and_wrong_password_at_the_lock_look_the_same() {
     }
     let before = observe(&th, &mut conn).await;
     assert!(before.0[0].is_locked(th.clock.now()));
+    assert!(before.0[1].is_locked(th.clock.now()), "127.0.0.1 is locked too");
     let right = to_bundle(&th, &mut conn, "alice", PASSWORD, BOTH.to_vec())
         .await
         .unwrap_err();
@@ -744,4 +745,67 @@ async fn right_and_wrong_password_at_the_lock_look_the_same() {
     assert_eq!(right, uniform_failure());
     assert_eq!(after_right, before, "the right password moved something");
     assert_eq!(after_wrong, before, "the wrong password moved something");
+}
+
+/// A start and a finish with the right password for `user`, sent straight to the host as if
+/// from `source`: whether the finish answered the bundle.
+async fn right_password_from(th: &TestHost, user: &str, source: std::net::IpAddr) -> bool {
+    let binding = [7u8; 32];
+    let client = ClientStart::new(&mut OsRng, user, PASSWORD.as_bytes(), BOTH.to_vec()).unwrap();
+    let answer = th
+        .host
+        .start(client.request_bytes(), source, Some(&binding))
+        .await
+        .unwrap();
+    let Ok((_, finish)) = client.receive(&mut OsRng, &answer, &[th.host_key()], Some(&binding))
+    else {
+        return false;
+    };
+    th.host.finish(&finish, source).await.is_ok()
+}
+
+/// Sources are throttled by network (issue 14, item 1): a flood of guesses from addresses
+/// rotating inside one IPv6 /64 locks that /64 — not another network, where the user still
+/// logs in — and the lock does not outlive its decay: once the flood stops, the right
+/// password gets in from the flooded network too, and housekeeping forgets the entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn source_networks_are_throttled_and_locks_decay() {
+    let th = start(|c| {
+        c.throttle.free_failures = 3;
+        c.throttle.base_secs = 2;
+        c.throttle.max_secs = 60;
+        c.throttle.decay_secs = 60;
+    })
+    .await;
+    th.add_user("alice").await;
+    let flooded = |i: u16| -> std::net::IpAddr {
+        format!("2001:db8:aaaa:1::{i:x}").parse().unwrap()
+    };
+    for i in 0..200u16 {
+        wrong_password_from(&th, &format!("nobody{i}"), flooded(i)).await;
+    }
+    assert!(!right_password_from(&th, "alice", flooded(0xffff)).await);
+    let elsewhere: std::net::IpAddr = "2001:db8:bbbb:2::1".parse().unwrap();
+    assert!(right_password_from(&th, "alice", elsewhere).await);
+    // The flood stops. The longest lock passes: the right password gets in again.
+    th.clock.advance(61);
+    assert!(right_password_from(&th, "alice", flooded(7)).await);
+    // Its count decays (capped, one per minute): housekeeping then forgets the network.
+    let key = th.cfg.throttle.source_key(flooded(1)).to_key();
+    let listed = |th: &TestHost| {
+        let store = th.host.store().clone();
+        async move {
+            store
+                .list_throttle()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.key)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(listed(&th).await.contains(&key));
+    th.clock.advance(60 * th.cfg.throttle.backoff().ceiling());
+    th.host.housekeeping().await.unwrap();
+    assert!(!listed(&th).await.contains(&key), "{key}");
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use kasane_host::store::{
     AuditCheckpoint, AuditCursor, AuditReader, AuditRecord, Backoff, ChallengePair, Direction,
     Forgiven, LoginStage, NewPendingLogin, NewSession, NewUser, PgStore, SqliteStore, Store,
-    StoreError, ThrottleKey, ThrottleState, Zeroizing,
+    StoreError, ThrottleEntry, ThrottleKey, ThrottleState, Zeroizing,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -190,6 +190,7 @@ suite!(
     commits_durable_and_relaxed,
     throttle_states_in_key_order,
     dead_letters_and_facts,
+    throttle_decays_caps_lists_and_purges,
     pending_login_is_taken_once_at_its_stage,
     pending_login_expired_is_refused_and_deleted,
     pending_login_concurrent_takes_one_winner,
@@ -431,6 +432,7 @@ mod cases {
             free_failures: 2,
             base_secs: 30,
             max_secs: 60,
+            decay_secs: 300,
         };
         let after = st.record_failures(&[alice, addr], 20, &b).await.unwrap();
         let locked = ThrottleState {
@@ -469,6 +471,49 @@ mod cases {
         assert_eq!(st.throttle_state(alice).await.unwrap().failures, 0);
         assert!(st.record_failures(&[], 1, &b).await.unwrap().is_empty());
         st.forgive_failures(&[]).await.unwrap();
+    }
+
+    pub(crate) async fn throttle_decays_caps_lists_and_purges(s: Stores) {
+        let st = &*s.main;
+        let b = Backoff {
+            free_failures: 2,
+            base_secs: 10,
+            max_secs: 40,
+            decay_secs: 100,
+        };
+        let net = ThrottleKey::network("2001:db8::7".parse().unwrap(), 64);
+        let mut last = ThrottleState::default();
+        for _ in 0..10 {
+            last = st.record_failures(&[net], 1000, &b).await.unwrap()[0];
+        }
+        // Capped where the lock is longest: ten failures count as five.
+        assert_eq!(last.failures, b.ceiling());
+        assert_eq!(last.locked_until, 1040);
+        // 250 s later two have leaked away: this one makes four (a 20 s lock, not longer).
+        let after = s.replica.record_failures(&[net], 1250, &b).await.unwrap()[0];
+        assert_eq!((after.failures, after.locked_until), (4, 1270));
+        let listed = st.list_throttle().await.unwrap();
+        assert_eq!(
+            listed,
+            [ThrottleEntry {
+                key: "a:2001:db8::/64".into(),
+                failures: 4,
+                locked_until: 1270,
+                last_failure: 1250,
+            }]
+        );
+        // Kept until unlocked and decayed to nothing (4 · 100 s after the last failure).
+        assert_eq!(st.purge_throttle(1649, &b).await.unwrap(), 0);
+        assert_eq!(s.replica.purge_throttle(1650, &b).await.unwrap(), 1);
+        assert!(st.list_throttle().await.unwrap().is_empty());
+        // Cleared by the key as listed.
+        st.record_failures(&[net], 2000, &b).await.unwrap();
+        assert!(!st.clear_throttle_key("a:2001:db8::7").await.unwrap());
+        assert!(st.clear_throttle_key("a:2001:db8::/64").await.unwrap());
+        assert_eq!(
+            st.throttle_state(net).await.unwrap(),
+            ThrottleState::default()
+        );
     }
 
     pub(crate) async fn dead_letters_and_facts(s: Stores) {
@@ -817,6 +862,7 @@ mod cases {
             free_failures: 2,
             base_secs: 10,
             max_secs: 25,
+            decay_secs: 300,
         };
         let alice = ThrottleKey::User("alice");
         let addr = ThrottleKey::Source("192.0.2.7".parse().unwrap());
@@ -841,16 +887,17 @@ mod cases {
             ThrottleState::default()
         );
         assert_eq!(st.record_failure(addr, 100, &b).await.unwrap().failures, 1);
-        // A lock never shrinks, even from a caller whose clock is behind.
+        // A lock never shrinks, even from a caller whose clock is behind; the count stays at
+        // the ceiling (five: where the lock is longest).
         let later = st.record_failure(alice, 50, &b).await.unwrap();
-        assert_eq!((later.failures, later.locked_until), (6, 129));
+        assert_eq!((later.failures, later.locked_until), (5, 129));
         // Success clears one key only; `user unlock` clears the user's.
         st.clear_throttle(addr).await.unwrap();
         assert_eq!(
             st.throttle_state(addr).await.unwrap(),
             ThrottleState::default()
         );
-        assert_eq!(st.throttle_state(alice).await.unwrap().failures, 6);
+        assert_eq!(st.throttle_state(alice).await.unwrap().failures, 5);
         assert!(st.unlock_user("alice").await.unwrap());
         assert_eq!(
             st.throttle_state(alice).await.unwrap(),
@@ -860,6 +907,13 @@ mod cases {
     }
 
     pub(crate) async fn throttle_concurrent_failures_all_counted(s: Stores) {
+        // A ceiling above 30 (the lock doubles far longer), no decay within the test.
+        let b = Backoff {
+            free_failures: 3,
+            base_secs: 2,
+            max_secs: 1 << 40,
+            decay_secs: 1 << 30,
+        };
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..30 {
             let st = if i % 2 == 0 {
@@ -869,10 +923,7 @@ mod cases {
             };
             tasks.spawn(async move {
                 let key = ThrottleKey::Source("2001:db8::1".parse().unwrap());
-                st.record_failure(key, 100, &Backoff::default())
-                    .await
-                    .unwrap()
-                    .failures
+                st.record_failure(key, 100, &b).await.unwrap().failures
             });
         }
         let mut got = Vec::new();
@@ -884,7 +935,7 @@ mod cases {
         let key = ThrottleKey::Source("2001:db8::1".parse().unwrap());
         let state = s.main.throttle_state(key).await.unwrap();
         assert_eq!(state.failures, 30);
-        assert_eq!(state.locked_until, 100 + Backoff::default().lock_secs(30));
+        assert_eq!(state.locked_until, 100 + b.lock_secs(30));
     }
 
     pub(crate) async fn relay_queue_roundtrip(s: Stores) {

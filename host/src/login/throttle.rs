@@ -25,7 +25,10 @@ impl Host {
     ) -> Result<[ThrottleState; 2], LoginError> {
         let states = self
             .store
-            .throttle_states(&[ThrottleKey::User(user), ThrottleKey::Source(source)])
+            .throttle_states(&[
+                ThrottleKey::User(user),
+                self.config.throttle.source_key(source),
+            ])
             .await
             .map_err(HostError::from)?;
         <[ThrottleState; 2]>::try_from(states).map_err(|_| {
@@ -65,7 +68,10 @@ impl Host {
             self.metrics.login(Outcome::Throttled);
             return Ok(None);
         }
-        let keys = [ThrottleKey::User(user), ThrottleKey::Source(source)];
+        let keys = [
+            ThrottleKey::User(user),
+            self.config.throttle.source_key(source),
+        ];
         let after = self
             .store
             .record_failures(&keys, now, &self.config.throttle.backoff())
@@ -91,7 +97,7 @@ impl Host {
                 before: user_before,
             },
             Forgiven {
-                key: ThrottleKey::Source(source),
+                key: self.config.throttle.source_key(source),
                 engaged: source_engaged,
                 before: source_before,
             },
@@ -104,7 +110,10 @@ impl Host {
     /// Counts a failed login against the user and the source address.
     pub(super) async fn record_failure(&self, user: &str, source: IpAddr) {
         let now = self.now();
-        let keys = [ThrottleKey::User(user), ThrottleKey::Source(source)];
+        let keys = [
+            ThrottleKey::User(user),
+            self.config.throttle.source_key(source),
+        ];
         let backoff = self.config.throttle.backoff();
         match self.store.record_failures(&keys, now, &backoff).await {
             Ok(states) => {

@@ -403,28 +403,53 @@ impl std::fmt::Debug for Session {
 /// Message direction, for per-direction sequence numbers (the ABI's own type).
 pub use kasane_abi::Direction;
 
-/// A throttling key: users and source addresses are throttled separately.
+/// A throttling key: users and source networks are throttled separately.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThrottleKey<'a> {
     /// Failures for one user name.
     User(&'a str),
-    /// Failures from one source address.
+    /// Failures from one source address (its /32 or /128 network).
     Source(IpAddr),
+    /// Failures from a source network: the address with the bits past `prefix` cleared
+    /// (build with [`ThrottleKey::network`]).
+    Network(IpAddr, u8),
 }
 
 impl ThrottleKey<'_> {
-    /// The stored form: `u:<name>` or `a:<address>`.
+    /// The key of `addr`'s network of `prefix` bits (capped at the address's length).
+    #[must_use]
+    pub fn network(addr: IpAddr, prefix: u8) -> ThrottleKey<'static> {
+        let net = match addr {
+            IpAddr::V4(a) => {
+                let p = u32::from(prefix.min(32));
+                let mask = u32::MAX.checked_shl(32 - p).unwrap_or(0);
+                IpAddr::V4((u32::from(a) & mask).into())
+            }
+            IpAddr::V6(a) => {
+                let p = u32::from(prefix.min(128));
+                let mask = u128::MAX.checked_shl(128 - p).unwrap_or(0);
+                IpAddr::V6((u128::from(a) & mask).into())
+            }
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        ThrottleKey::Network(net, prefix.min(max))
+    }
+
+    /// The stored form: `u:<name>`, `a:<address>`, or `a:<network>/<prefix>`.
     #[must_use]
     pub fn to_key(&self) -> String {
         match self {
             Self::User(name) => format!("u:{name}"),
             Self::Source(addr) => format!("a:{addr}"),
+            Self::Network(net, prefix) => format!("a:{net}/{prefix}"),
         }
     }
 }
 
-/// Exponential backoff: after `free_failures` failures, each further failure locks the key
-/// for `base_secs · 2^(extra − 1)` seconds, capped at `max_secs`.
+/// Exponential backoff with decay: after `free_failures` failures, each further failure locks
+/// the key for `base_secs · 2^(extra − 1)` seconds, capped at `max_secs`. A failure counts
+/// onto what is left of the count after one failure is forgotten per `decay_secs` since the
+/// last one, and the count never exceeds [`Backoff::ceiling`] (where the lock is longest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
     /// Failures allowed before any lock.
@@ -433,6 +458,8 @@ pub struct Backoff {
     pub base_secs: u64,
     /// Longest lock duration.
     pub max_secs: u64,
+    /// One failure is forgotten per this many seconds without a new one (at least 1).
+    pub decay_secs: u64,
 }
 
 impl Default for Backoff {
@@ -441,11 +468,30 @@ impl Default for Backoff {
             free_failures: 3,
             base_secs: 2,
             max_secs: 15 * 60,
+            decay_secs: 5 * 60,
         }
     }
 }
 
 impl Backoff {
+    /// The highest count kept: the first count whose lock is `max_secs` (more would only
+    /// take longer to decay, not lock longer).
+    #[must_use]
+    pub fn ceiling(&self) -> u64 {
+        let mut n = u64::from(self.free_failures) + 1;
+        while self.lock_secs(n) < self.max_secs && n < u64::from(self.free_failures) + 64 {
+            n += 1;
+        }
+        n
+    }
+
+    /// What is left at `now` of `failures` counted last at `last_failure`.
+    #[must_use]
+    pub fn decayed(&self, failures: u64, last_failure: UnixSeconds, now: UnixSeconds) -> u64 {
+        let leaked = now.saturating_sub(last_failure) / self.decay_secs.max(1);
+        failures.saturating_sub(leaked)
+    }
+
     /// Lock duration after `failures` consecutive failures (0 = not locked).
     #[must_use]
     pub fn lock_secs(&self, failures: u64) -> u64 {
@@ -460,6 +506,19 @@ impl Backoff {
             .saturating_mul(1u64 << shift)
             .min(self.max_secs)
     }
+}
+
+/// A throttle entry as stored (`kasane-host throttle list`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleEntry {
+    /// The stored key: `u:<user>`, `a:<address>` or `a:<network>/<prefix>`.
+    pub key: String,
+    /// Failures as last counted (before decay).
+    pub failures: u64,
+    /// Locked while `now < locked_until`.
+    pub locked_until: UnixSeconds,
+    /// When the last failure was counted.
+    pub last_failure: UnixSeconds,
 }
 
 /// One failure to take back ([`Store::forgive_failures`]): the lock goes back to `before` if
@@ -587,6 +646,9 @@ pub struct Purged {
     pub sessions: u64,
     /// Expired pending logins.
     pub pending_logins: u64,
+    /// Throttle entries unlocked and decayed to nothing ([`Store::purge_throttle`]; 0 from
+    /// [`Store::purge_expired`], which leaves them).
+    pub throttle: u64,
 }
 
 /// The host's storage. Object-safe (`Arc<dyn Store>`), shared by all request handlers.
@@ -703,6 +765,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn throttle_states(&self, keys: &[ThrottleKey<'_>]) -> Result<Vec<ThrottleState>>;
     /// Forgets the failures of `key` (after a success).
     async fn clear_throttle(&self, key: ThrottleKey<'_>) -> Result<()>;
+    /// Every throttle entry, by key (`kasane-host throttle list`).
+    async fn list_throttle(&self) -> Result<Vec<ThrottleEntry>>;
+    /// Forgets the entry stored under `key` as [`ThrottleEntry::key`] shows it
+    /// (`kasane-host throttle clear`). False if there was none.
+    async fn clear_throttle_key(&self, key: &str) -> Result<bool>;
+    /// Deletes the entries that are unlocked at `now` and whose count has decayed to nothing
+    /// under `backoff` (housekeeping); how many.
+    async fn purge_throttle(&self, now: UnixSeconds, backoff: &Backoff) -> Result<u64>;
     /// Replaces a user's OPAQUE record and pairs in one transaction (`kasane passwd`). False
     /// if there is no such user.
     async fn reenroll(
@@ -888,10 +958,50 @@ mod tests {
             free_failures: 2,
             base_secs: 3,
             max_secs: 20,
+            decay_secs: 300,
         };
         let got: Vec<u64> = (0..=7).map(|n| b.lock_secs(n)).collect();
         assert_eq!(got, [0, 0, 0, 3, 6, 12, 20, 20]);
         assert_eq!(b.lock_secs(u64::MAX), 20);
+    }
+
+    #[test]
+    fn source_networks_mask_the_host_bits() {
+        let v4: IpAddr = "203.0.113.77".parse().unwrap();
+        let v6: IpAddr = "2001:db8:1:2:aaaa:bbbb:cccc:dddd".parse().unwrap();
+        assert_eq!(ThrottleKey::network(v4, 24).to_key(), "a:203.0.113.0/24");
+        assert_eq!(ThrottleKey::network(v4, 32).to_key(), "a:203.0.113.77/32");
+        assert_eq!(ThrottleKey::network(v4, 99).to_key(), "a:203.0.113.77/32");
+        assert_eq!(ThrottleKey::network(v6, 64).to_key(), "a:2001:db8:1:2::/64");
+        assert_eq!(ThrottleKey::network(v6, 48).to_key(), "a:2001:db8:1::/48");
+        assert_eq!(
+            ThrottleKey::network(v6, 128).to_key(),
+            "a:2001:db8:1:2:aaaa:bbbb:cccc:dddd/128"
+        );
+        // Two addresses of one /64: one key.
+        let other: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        assert_eq!(
+            ThrottleKey::network(other, 64),
+            ThrottleKey::network(v6, 64)
+        );
+    }
+
+    #[test]
+    fn backoff_decays_and_caps_where_the_lock_is_longest() {
+        let b = Backoff {
+            free_failures: 2,
+            base_secs: 10,
+            max_secs: 40,
+            decay_secs: 100,
+        };
+        // Locks 10, 20, 40 s from the third failure on: the fifth reaches the longest.
+        assert_eq!(b.ceiling(), 5);
+        assert_eq!(b.lock_secs(b.ceiling()), 40);
+        assert_eq!(b.decayed(5, 1000, 1099), 5);
+        assert_eq!(b.decayed(5, 1000, 1250), 3);
+        assert_eq!(b.decayed(5, 1000, 9999), 0);
+        // A clock behind the last failure forgets nothing.
+        assert_eq!(b.decayed(5, 1000, 10), 5);
     }
 
     #[test]

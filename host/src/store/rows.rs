@@ -3,8 +3,8 @@
 //! the conversions check the range ([`from_db`]).
 
 use super::{
-    AuditCheckpoint, AuditRecord, ChallengePair, QueuedMessage, Result, Session, ThrottleState,
-    UnixSeconds, UserRecord, UserSummary, Zeroizing, from_db,
+    AuditCheckpoint, AuditRecord, ChallengePair, QueuedMessage, Result, Session, ThrottleEntry,
+    ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing, from_db,
 };
 
 /// A generated id (`users.id`, `relay_queue.id`).
@@ -183,6 +183,27 @@ impl ThrottleRow {
         Ok(ThrottleState {
             failures: from_db(self.failures, "failures")?,
             locked_until: from_db(self.locked_until, "locked_until")?,
+        })
+    }
+}
+
+/// A `throttle` entry as listed.
+#[derive(sqlx::FromRow)]
+pub(super) struct ThrottleListRow {
+    key: String,
+    failures: i64,
+    locked_until: i64,
+    last_failure: i64,
+}
+
+impl TryFrom<ThrottleListRow> for ThrottleEntry {
+    type Error = super::StoreError;
+    fn try_from(r: ThrottleListRow) -> Result<Self> {
+        Ok(Self {
+            key: r.key,
+            failures: from_db(r.failures, "failures")?,
+            locked_until: from_db(r.locked_until, "locked_until")?,
+            last_failure: from_db(r.last_failure, "last_failure")?,
         })
     }
 }

@@ -13,13 +13,13 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArgumen
 use super::rows::{
     AuditRow, CheckpointRow, CountRow, CounterIdRow, CounterRow, FactRow, HeadRow, IdRow, PairRow,
     PendingRow, QueuedRow, RecordRow, SeqRow, SessionHeadRow, SessionIdRow, SessionRow,
-    ThrottleRow, UserRow, UserSummaryRow, convert,
+    ThrottleListRow, ThrottleRow, UserRow, UserSummaryRow, convert,
 };
 use super::{
     AcceptMessage, AcceptOutcome, AuditCheckpoint, AuditCursor, AuditRecord, Backoff,
     ChallengePair, Direction, Forgiven, LoginStage, NewPendingLogin, NewSession, NewUser, Purged,
-    QueuedMessage, Result, Session, Store, StoreError, ThrottleKey, ThrottleState, UnixSeconds,
-    UserRecord, UserSummary, Zeroizing, from_db, is_unique_violation, to_db,
+    QueuedMessage, Result, Session, Store, StoreError, ThrottleEntry, ThrottleKey, ThrottleState,
+    UnixSeconds, UserRecord, UserSummary, Zeroizing, from_db, is_unique_violation, to_db,
 };
 use crate::audit_chain;
 
@@ -674,17 +674,29 @@ where
             return Ok(Vec::new());
         }
         let keys: Vec<String> = keys.iter().map(ThrottleKey::to_key).collect();
-        let rows: Vec<String> = (2..=keys.len() + 1)
+        let rows: Vec<String> = (4..=keys.len() + 3)
             .map(|i| format!("(${i}, 1, 0, $1)"))
             .collect();
+        // $1 now, $2 decay_secs, $3 the ceiling: what is left of the count after one failure
+        // leaked per decay_secs since the last (never negative, nothing for a clock behind),
+        // plus this one, capped.
+        let leaked = "(CASE WHEN $1 > throttle.last_failure \
+             THEN ($1 - throttle.last_failure) / $2 ELSE 0 END)";
+        let left = format!(
+            "(CASE WHEN throttle.failures > {leaked} THEN throttle.failures - {leaked} ELSE 0 END)"
+        );
         let sql = format!(
             "INSERT INTO throttle (key, failures, locked_until, last_failure) VALUES {} \
-             ON CONFLICT (key) DO UPDATE SET failures = throttle.failures + 1, \
+             ON CONFLICT (key) DO UPDATE SET \
+               failures = CASE WHEN {left} + 1 > $3 THEN $3 ELSE {left} + 1 END, \
                last_failure = $1 \
              RETURNING key, failures, locked_until",
             rows.join(", ")
         );
-        let mut query = sqlx::query_as::<_, ThrottleRow>(&sql).bind(to_db(now, "now")?);
+        let mut query = sqlx::query_as::<_, ThrottleRow>(&sql)
+            .bind(to_db(now, "now")?)
+            .bind(to_db(backoff.decay_secs.max(1), "decay_secs")?)
+            .bind(to_db(backoff.ceiling(), "ceiling")?);
         for k in &keys {
             query = query.bind(k.as_str());
         }
@@ -731,6 +743,37 @@ where
             .execute(&self.relaxed)
             .await?;
         Ok(())
+    }
+
+    async fn list_throttle(&self) -> Result<Vec<ThrottleEntry>> {
+        let rows: Vec<ThrottleListRow> = sqlx::query_as(
+            "SELECT key, failures, locked_until, last_failure FROM throttle ORDER BY key",
+        )
+        .fetch_all(&self.relaxed)
+        .await?;
+        convert(rows)
+    }
+
+    async fn clear_throttle_key(&self, key: &str) -> Result<bool> {
+        let done = sqlx::query(DELETE_THROTTLE)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&done) > 0)
+    }
+
+    async fn purge_throttle(&self, now: UnixSeconds, backoff: &Backoff) -> Result<u64> {
+        // Decayed to nothing: failures · decay_secs seconds since the last one. The count is
+        // at most the ceiling, so the product fits.
+        let done = sqlx::query(
+            "DELETE FROM throttle WHERE locked_until <= $1 \
+               AND last_failure + failures * $2 <= $1",
+        )
+        .bind(to_db(now, "now")?)
+        .bind(to_db(backoff.decay_secs.max(1), "decay_secs")?)
+        .execute(&self.relaxed)
+        .await?;
+        Ok(DB::rows_affected(&done))
     }
 
     async fn forgive_failures(&self, forgiven: &[Forgiven<'_>]) -> Result<()> {
@@ -990,6 +1033,7 @@ where
                 .execute(&self.relaxed)
                 .await?;
         Ok(Purged {
+            throttle: 0,
             sessions: DB::rows_affected(&sessions),
             pending_logins: DB::rows_affected(&pending_logins),
         })
