@@ -103,8 +103,11 @@ pub struct LoginConfig {
     pub hello_ttl_secs: u64,
     /// How long a challenge bundle may be answered, seconds.
     pub bundle_ttl_secs: u64,
-    /// Most logins waiting between steps (older ones are dropped beyond it).
+    /// Most logins waiting between steps (beyond it the oldest are evicted).
     pub max_pending: usize,
+    /// Most starts waiting for their finish from one source network (beyond it that
+    /// network's oldest are evicted).
+    pub max_pending_per_source: usize,
 }
 
 /// Session timeouts.
@@ -192,6 +195,7 @@ impl Default for LoginConfig {
             hello_ttl_secs: 60,
             bundle_ttl_secs: 120,
             max_pending: 10_000,
+            max_pending_per_source: 64,
         }
     }
 }

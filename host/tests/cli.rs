@@ -439,15 +439,24 @@ async fn throttle_list_and_clear() {
     let text = list();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
-    assert!(lines[0].starts_with("a:2001:db8::/64\tfailures=1"), "{text}");
+    assert!(
+        lines[0].starts_with("a:2001:db8::/64\tfailures=1"),
+        "{text}"
+    );
     assert!(!lines[0].contains("locked"), "{text}");
-    assert!(lines[1].starts_with("u:alice\tfailures=1\tlocked "), "{text}");
+    assert!(
+        lines[1].starts_with("u:alice\tfailures=1\tlocked "),
+        "{text}"
+    );
     let out = bin()
         .args(["--data", data_s, "throttle", "clear", "a:2001:db8::/64"])
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "cleared a:2001:db8::/64\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "cleared a:2001:db8::/64\n"
+    );
     assert!(!list().contains("2001:db8"));
     let out = bin()
         .args(["--data", data_s, "throttle", "clear", "a:2001:db8::/64"])

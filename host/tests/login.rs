@@ -732,7 +732,10 @@ async fn right_and_wrong_password_at_the_lock_look_the_same() {
     }
     let before = observe(&th, &mut conn).await;
     assert!(before.0[0].is_locked(th.clock.now()));
-    assert!(before.0[1].is_locked(th.clock.now()), "127.0.0.1 is locked too");
+    assert!(
+        before.0[1].is_locked(th.clock.now()),
+        "127.0.0.1 is locked too"
+    );
     let right = to_bundle(&th, &mut conn, "alice", PASSWORD, BOTH.to_vec())
         .await
         .unwrap_err();
@@ -778,9 +781,8 @@ async fn source_networks_are_throttled_and_locks_decay() {
     })
     .await;
     th.add_user("alice").await;
-    let flooded = |i: u16| -> std::net::IpAddr {
-        format!("2001:db8:aaaa:1::{i:x}").parse().unwrap()
-    };
+    let flooded =
+        |i: u16| -> std::net::IpAddr { format!("2001:db8:aaaa:1::{i:x}").parse().unwrap() };
     for i in 0..200u16 {
         wrong_password_from(&th, &format!("nobody{i}"), flooded(i)).await;
     }
@@ -808,4 +810,40 @@ async fn source_networks_are_throttled_and_locks_decay() {
     th.clock.advance(60 * th.cfg.throttle.backoff().ceiling());
     th.host.housekeeping().await.unwrap();
     assert!(!listed(&th).await.contains(&key), "{key}");
+}
+
+/// A flood of starts from one network (issue 14, item 2) cannot fill the table of logins in
+/// flight: that network's oldest starts make room for its newest, and a real login from
+/// another network goes through meanwhile (the table used to refuse every start once full).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_starts_evicts_only_its_own() {
+    let th = start(|c| {
+        c.login.max_pending = 100;
+        c.login.max_pending_per_source = 10;
+    })
+    .await;
+    th.add_user("alice").await;
+    let flood: std::net::IpAddr = "198.51.100.7".parse().unwrap();
+    let binding = [7u8; 32];
+    for i in 0..300 {
+        let client =
+            ClientStart::new(&mut OsRng, &format!("u{i}"), b"x", BOTH.to_vec()).unwrap();
+        th.host
+            .start(client.request_bytes(), flood, Some(&binding))
+            .await
+            .unwrap();
+    }
+    let elsewhere: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+    assert!(right_password_from(&th, "alice", elsewhere).await);
+    let sql = "SELECT COUNT(*) FROM pending_logins WHERE source = $1";
+    let key = th.cfg.throttle.source_key(flood).to_key();
+    let pool = kasane_host::store::SqliteStore::open(&th.cfg.database_url)
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar(sql)
+        .bind(&key)
+        .fetch_one(pool.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 10, "{key}");
 }

@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use kasane_host::store::{
     AuditCheckpoint, AuditCursor, AuditReader, AuditRecord, Backoff, ChallengePair, Direction,
-    Forgiven, LoginStage, NewPendingLogin, NewSession, NewUser, PgStore, SqliteStore, Store,
-    StoreError, ThrottleEntry, ThrottleKey, ThrottleState, Zeroizing,
+    Forgiven, LoginStage, NewPendingLogin, NewSession, NewUser, PendingBounds, PgStore,
+    SqliteStore, Store, StoreError, ThrottleEntry, ThrottleKey, ThrottleState, Zeroizing,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -403,7 +403,7 @@ mod cases {
         assert!(!s.relaxed.commits_durably().await, "the relaxed pool");
         // Both pools see one database: a relaxed write is read through the durable pool.
         let login = pending(9, LoginStage::Start, 500);
-        assert!(s.main.put_pending_login(&login, 1, 10).await.unwrap());
+        s.main.put_pending_login(&login, 1, ROOMY).await.unwrap();
         assert_eq!(s.raw.count("pending_logins").await, 1);
     }
 
@@ -555,20 +555,25 @@ mod cases {
         NewPendingLogin {
             id: vec![id; 16],
             stage,
+            source: "a:192.0.2.1/32".into(),
             parts: Zeroizing::new(vec![9, 8, 7, id]),
             expires_at,
         }
     }
 
+    /// Room for ten logins, five starts per source.
+    const ROOMY: PendingBounds = PendingBounds {
+        total: 10,
+        per_source: 5,
+    };
+
     pub(crate) async fn pending_login_is_taken_once_at_its_stage(s: Stores) {
         let st = &*s.main;
-        assert!(
-            st.put_pending_login(&pending(1, LoginStage::Start, 500), 1, 10)
-                .await
-                .unwrap()
-        );
+        st.put_pending_login(&pending(1, LoginStage::Start, 500), 1, ROOMY)
+            .await
+            .unwrap();
         let dup = st
-            .put_pending_login(&pending(1, LoginStage::Bundle, 600), 1, 10)
+            .put_pending_login(&pending(1, LoginStage::Bundle, 600), 1, ROOMY)
             .await;
         assert!(matches!(dup, Err(StoreError::Duplicate)), "{dup:?}");
         // Another stage does not match (and does not consume it).
@@ -602,7 +607,7 @@ mod cases {
 
     pub(crate) async fn pending_login_expired_is_refused_and_deleted(s: Stores) {
         let st = &*s.main;
-        st.put_pending_login(&pending(2, LoginStage::Bundle, 500), 1, 10)
+        st.put_pending_login(&pending(2, LoginStage::Bundle, 500), 1, ROOMY)
             .await
             .unwrap();
         assert!(
@@ -618,10 +623,10 @@ mod cases {
                 .unwrap()
                 .is_none()
         );
-        st.put_pending_login(&pending(3, LoginStage::Start, 100), 1, 10)
+        st.put_pending_login(&pending(3, LoginStage::Start, 100), 1, ROOMY)
             .await
             .unwrap();
-        st.put_pending_login(&pending(4, LoginStage::Start, 300), 1, 10)
+        st.put_pending_login(&pending(4, LoginStage::Start, 300), 1, ROOMY)
             .await
             .unwrap();
         let purged = s.replica.purge_expired(200, 10).await.unwrap();
@@ -636,7 +641,7 @@ mod cases {
 
     pub(crate) async fn pending_login_concurrent_takes_one_winner(s: Stores) {
         s.main
-            .put_pending_login(&pending(5, LoginStage::Start, 500), 1, 10)
+            .put_pending_login(&pending(5, LoginStage::Start, 500), 1, ROOMY)
             .await
             .unwrap();
         let mut tasks = tokio::task::JoinSet::new();
@@ -661,33 +666,63 @@ mod cases {
     }
 
     pub(crate) async fn pending_logins_are_bounded(s: Stores) {
-        // At most 2 unexpired at `now` = 100; an expired row does not count.
-        let put = |id: u8, expires_at: u64| {
-            let st = s.main.clone();
+        let bounds = PendingBounds {
+            total: 6,
+            per_source: 3,
+        };
+        let put = |id: u8, source: &str, expires_at: u64| {
+            let (st, source) = (s.main.clone(), source.to_owned());
             async move {
-                st.put_pending_login(&pending(id, LoginStage::Start, expires_at), 100, 2)
-                    .await
-                    .unwrap()
+                let mut login = pending(id, LoginStage::Start, expires_at);
+                login.source = source;
+                st.put_pending_login(&login, 100, bounds).await.unwrap()
             }
         };
-        assert!(put(1, 50).await);
-        assert!(put(2, 500).await);
-        assert!(put(3, 500).await);
-        assert!(!put(4, 500).await);
-        assert!(
-            s.replica
-                .take_pending_login(&[4; 16], LoginStage::Start, 100)
-                .await
-                .unwrap()
-                .is_none(),
-            "a refused login must not be stored"
+        let kept = |ids: &[u8]| {
+            let st = s.replica.clone();
+            let ids = ids.to_vec();
+            async move {
+                let mut out = Vec::new();
+                for id in ids {
+                    let got = st
+                        .take_pending_login(&[id; 16], LoginStage::Start, 100)
+                        .await;
+                    out.push(got.unwrap().is_some());
+                }
+                out
+            }
+        };
+        // One network floods: only its own oldest starts make room, never a refusal.
+        assert_eq!(put(1, "a:198.51.100.0/24", 500).await, 0);
+        for id in 10..16 {
+            put(id, "a:203.0.113.0/24", 500).await;
+        }
+        assert_eq!(s.raw.count("pending_logins").await, 4);
+        assert_eq!(
+            kept(&[1, 10, 11, 12, 13, 14, 15]).await,
+            [true, false, false, false, true, true, true]
         );
-        s.replica
-            .take_pending_login(&[2; 16], LoginStage::Start, 100)
+        // Overall, the oldest go first (an expired row goes anyway).
+        put(20, "a:192.0.2.0/24", 50).await;
+        for (i, id) in (30..36).enumerate() {
+            put(id, &format!("a:10.0.{i}.0/24"), 500).await;
+        }
+        assert_eq!(s.raw.count("pending_logins").await, 6);
+        assert_eq!(kept(&[20, 30, 31, 35]).await, [false, true, true, true]);
+        // A bundle is never evicted for its source's starts.
+        let mut bundle = pending(40, LoginStage::Bundle, 500);
+        bundle.source = "a:203.0.113.0/24".into();
+        s.main
+            .put_pending_login(&bundle, 100, bounds)
             .await
-            .unwrap()
             .unwrap();
-        assert!(put(4, 500).await);
+        for id in 41..45 {
+            put(id, "a:203.0.113.0/24", 500).await;
+        }
+        let b = s
+            .replica
+            .take_pending_login(&[40; 16], LoginStage::Bundle, 100);
+        assert!(b.await.unwrap().is_some());
     }
 
     pub(crate) async fn session_idle_timeout(s: Stores) {
@@ -1162,7 +1197,7 @@ mod cases {
         st.create_user(&user("alice", 1), 1).await.unwrap();
         for (id, expires_at) in [(1, 100), (2, 300)] {
             let login = pending(id, LoginStage::Bundle, expires_at);
-            assert!(st.put_pending_login(&login, 1, 10).await.unwrap());
+            st.put_pending_login(&login, 1, ROOMY).await.unwrap();
         }
         st.create_session(&session("alice", 1, 0, 150))
             .await

@@ -73,7 +73,7 @@ impl Host {
         let mut next = StoredLogin::new(state.into_parts(), verified.user, true);
         next.verifiers = picked.verifiers.iter().map(|v| v.to_vec()).collect();
         // The bundle's single use is this pending login's: the response step takes it once.
-        self.put_pending(bundle_id, LoginStage::Bundle, &next, now, expires)
+        self.put_pending(bundle_id, LoginStage::Bundle, &next, source, (now, expires))
             .await?;
         Ok(bytes)
     }

@@ -89,9 +89,6 @@ pub enum Failure {
     /// No login state under this id at this stage (unknown, already used, or expired).
     #[error("unknown, used or expired login state")]
     UnknownLogin,
-    /// The store keeps no more logins between steps.
-    #[error("too many logins in flight")]
-    TooManyInFlight,
     /// KE3 did not verify against the user's own record: a wrong password.
     #[error("wrong password")]
     WrongPassword,

@@ -57,7 +57,7 @@ impl Host {
         let mut stored = StoredLogin::new(state.into_parts(), req.user_id, record.is_some());
         stored.count = count;
         let expires = now.saturating_add(self.config.login.hello_ttl_secs);
-        self.put_pending(login_id, LoginStage::Start, &stored, now, expires)
+        self.put_pending(login_id, LoginStage::Start, &stored, source, (now, expires))
             .await?;
         Ok(bytes)
     }

@@ -1,5 +1,7 @@
 //! The login kept in the store between two steps ([`StoredLogin`]), and putting and taking it.
 
+use std::net::IpAddr;
+
 use kasane_protocol::wire::ID_LEN;
 use kasane_protocol::{HostLoginParts, OpaqueSessionKey};
 use serde::{Deserialize, Serialize};
@@ -9,7 +11,7 @@ use super::throttle::StartCount;
 use super::{Failure, LoginError};
 use crate::HostError;
 use crate::host::Host;
-use crate::store::{LoginStage, NewPendingLogin, UnixSeconds};
+use crate::store::{LoginStage, NewPendingLogin, PendingBounds, UnixSeconds};
 
 /// A login between two requests, as the store keeps it (postcard): the protocol's
 /// [`HostLoginParts`] and what the next step needs. Secret: the OPAQUE state, the session key
@@ -94,35 +96,41 @@ impl StoredLogin {
 }
 
 impl Host {
-    /// Keeps a login's state in the store for its next step (any replica may serve it).
+    /// Keeps a login's state in the store for its next step (any replica may serve it),
+    /// evicting the oldest in flight beyond the configured bounds (per source network and in
+    /// all): a flood from one network only ever evicts its own starts.
     pub(super) async fn put_pending(
         &self,
         id: [u8; ID_LEN],
         stage: LoginStage,
         stored: &StoredLogin,
-        now: UnixSeconds,
-        expires_at: UnixSeconds,
+        source: IpAddr,
+        (now, expires_at): (UnixSeconds, UnixSeconds),
     ) -> Result<(), LoginError> {
-        let max = u64::try_from(self.config().login.max_pending).unwrap_or(u64::MAX);
-        let kept = self
+        let login = &self.config().login;
+        let bounds = PendingBounds {
+            total: u64::try_from(login.max_pending).unwrap_or(u64::MAX),
+            per_source: u64::try_from(login.max_pending_per_source).unwrap_or(u64::MAX),
+        };
+        let evicted = self
             .store()
             .put_pending_login(
                 &NewPendingLogin {
                     id: id.to_vec(),
                     stage,
+                    source: self.config().throttle.source_key(source).to_key(),
                     parts: stored.encode()?,
                     expires_at,
                 },
                 now,
-                max,
+                bounds,
             )
             .await
             .map_err(HostError::from)?;
-        if kept {
-            Ok(())
-        } else {
-            Err(Failure::TooManyInFlight.into())
+        if evicted > 0 {
+            tracing::debug!(evicted, "logins in flight evicted to make room");
         }
+        Ok(())
     }
 
     /// Takes a login's state from the store: once, unexpired, at this stage.

@@ -320,6 +320,8 @@ pub struct NewPendingLogin {
     pub id: Vec<u8>,
     /// The request it waits for.
     pub stage: LoginStage,
+    /// The throttle key of the source network it came from (`a:<network>/<prefix>`).
+    pub source: String,
     /// The host's encoding of the login state: secret (OPAQUE's server state or session key).
     pub parts: Zeroizing<Vec<u8>>,
     /// After this time it is refused (and purged).
@@ -331,10 +333,22 @@ impl std::fmt::Debug for NewPendingLogin {
         f.debug_struct("NewPendingLogin")
             .field("id", &self.id)
             .field("stage", &self.stage)
+            .field("source", &self.source)
             .field("parts", &"<redacted>")
             .field("expires_at", &self.expires_at)
             .finish()
     }
+}
+
+/// How many logins may wait between steps: at most `per_source` starts of one source network
+/// and at most `total` logins in all; beyond either, the oldest are evicted (their logins fail
+/// at the next step) to make room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingBounds {
+    /// All logins in flight.
+    pub total: u64,
+    /// Starts waiting for their finish, per source network.
+    pub per_source: u64,
 }
 
 /// A session to create.
@@ -692,15 +706,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     // --- pending logins ---
 
-    /// Keeps a login's state until [`Store::take_pending_login`], unless `max_pending`
-    /// unexpired logins are already pending at `now` (then `false`, and nothing is stored).
+    /// Keeps a login's state until [`Store::take_pending_login`]. First evicts what the
+    /// `bounds` leave no room for — the oldest starts of the login's source network beyond
+    /// `per_source − 1`, the oldest logins beyond `total − 1`, and anything expired at `now` —
+    /// so a flood from one network only ever evicts its own starts (unless `per_source` times
+    /// the flooding networks exceeds `total`), and a full table never refuses a new login. Returns how many were evicted.
     /// [`StoreError::Duplicate`] if the id exists.
     async fn put_pending_login(
         &self,
         login: &NewPendingLogin,
         now: UnixSeconds,
-        max_pending: u64,
-    ) -> Result<bool>;
+        bounds: PendingBounds,
+    ) -> Result<u64>;
     /// Removes and returns the state of login `id` waiting at `stage`: only the first caller
     /// (on any replica) gets it. `None` if it was never stored, already taken, waits at
     /// another stage, or expired at `now` (an expired one is deleted too).

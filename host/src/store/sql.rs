@@ -17,9 +17,10 @@ use super::rows::{
 };
 use super::{
     AcceptMessage, AcceptOutcome, AuditCheckpoint, AuditCursor, AuditRecord, Backoff,
-    ChallengePair, Direction, Forgiven, LoginStage, NewPendingLogin, NewSession, NewUser, Purged,
-    QueuedMessage, Result, Session, Store, StoreError, ThrottleEntry, ThrottleKey, ThrottleState,
-    UnixSeconds, UserRecord, UserSummary, Zeroizing, from_db, is_unique_violation, to_db,
+    ChallengePair, Direction, Forgiven, LoginStage, NewPendingLogin, NewSession, NewUser,
+    PendingBounds, Purged, QueuedMessage, Result, Session, Store, StoreError, ThrottleEntry,
+    ThrottleKey, ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing, from_db,
+    is_unique_violation, to_db,
 };
 use crate::audit_chain;
 
@@ -530,24 +531,37 @@ where
         &self,
         login: &NewPendingLogin,
         now: UnixSeconds,
-        max_pending: u64,
-    ) -> Result<bool> {
-        // One statement: the bound on logins in flight and the insert.
-        let done = sqlx::query(
-            "INSERT INTO pending_logins (id, stage, parts, expires_at) \
-             SELECT $1, $2, $3, $4 \
-             WHERE (SELECT COUNT(*) FROM pending_logins WHERE expires_at > $5) < $6",
+        bounds: PendingBounds,
+    ) -> Result<u64> {
+        // Room first: the source's oldest starts past `per_source − 1` (its index walks at
+        // most that many), the oldest rows past `total − 1` (a walk of the rows there are:
+        // few unless under attack, at most `total`), expired rows.
+        let evicted = sqlx::query(
+            "DELETE FROM pending_logins WHERE expires_at <= $1 \
+             OR seq <= (SELECT seq FROM pending_logins ORDER BY seq DESC LIMIT 1 OFFSET $2) \
+             OR (stage = 'start' AND source = $3 AND seq <= \
+                 (SELECT seq FROM pending_logins WHERE stage = 'start' AND source = $3 \
+                  ORDER BY seq DESC LIMIT 1 OFFSET $4))",
+        )
+        .bind(to_db(now, "now")?)
+        .bind(to_db(bounds.total.saturating_sub(1), "total")?)
+        .bind(login.source.as_str())
+        .bind(to_db(bounds.per_source.saturating_sub(1), "per_source")?)
+        .execute(&self.relaxed)
+        .await?;
+        sqlx::query(
+            "INSERT INTO pending_logins (id, stage, source, parts, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(login.id.as_slice())
         .bind(login.stage.as_str())
+        .bind(login.source.as_str())
         .bind(&login.parts[..])
         .bind(to_db(login.expires_at, "expires_at")?)
-        .bind(to_db(now, "now")?)
-        .bind(to_db(max_pending, "max_pending")?)
         .execute(&self.relaxed)
         .await
         .map_err(|e| unique_as(e, StoreError::Duplicate))?;
-        Ok(DB::rows_affected(&done) == 1)
+        Ok(DB::rows_affected(&evicted))
     }
 
     async fn take_pending_login(
