@@ -826,8 +826,7 @@ async fn a_flood_of_starts_evicts_only_its_own() {
     let flood: std::net::IpAddr = "198.51.100.7".parse().unwrap();
     let binding = [7u8; 32];
     for i in 0..300 {
-        let client =
-            ClientStart::new(&mut OsRng, &format!("u{i}"), b"x", BOTH.to_vec()).unwrap();
+        let client = ClientStart::new(&mut OsRng, &format!("u{i}"), b"x", BOTH.to_vec()).unwrap();
         th.host
             .start(client.request_bytes(), flood, Some(&binding))
             .await
