@@ -76,6 +76,23 @@ pub struct HttpConfig {
     pub idle_timeout_secs: u64,
     /// HTTP/2: most requests in flight on one connection.
     pub max_streams: u32,
+    /// Proxies whose `X-Forwarded-For` is believed, as CIDRs (e.g. `["10.0.0.0/8",
+    /// "::1/128"]`; default none). From one of them, the client's address — what throttling
+    /// and logins in flight are keyed by — is the rightmost `X-Forwarded-For` entry that is
+    /// not itself a trusted proxy; from anyone else the header is ignored.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl HttpConfig {
+    /// The trusted proxies' networks (entries that do not parse are refused by
+    /// [`Config::check`] and skipped here).
+    #[must_use]
+    pub fn trusted_proxy_nets(&self) -> Vec<ipnet::IpNet> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|c| c.parse().ok())
+            .collect()
+    }
 }
 
 impl Default for HttpConfig {
@@ -87,6 +104,7 @@ impl Default for HttpConfig {
             body_timeout_secs: 30,
             idle_timeout_secs: 125,
             max_streams: 32,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -389,6 +407,13 @@ impl Config {
             return Err(ConfigError::InboxRecheck.into());
         }
         let h = &self.http;
+        if let Some(bad) = h
+            .trusted_proxies
+            .iter()
+            .find(|c| c.parse::<ipnet::IpNet>().is_err())
+        {
+            return Err(ConfigError::TrustedProxy(bad.clone()).into());
+        }
         let long_poll = MAX_INBOX_WAIT_SECS;
         if h.max_connections == 0
             || h.max_streams == 0

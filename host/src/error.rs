@@ -169,6 +169,9 @@ pub enum ConfigError {
     /// `messages.max_body_bytes` is zero or beyond the protocol's 1 MiB.
     #[error("messages.max_body_bytes ({0}) must be within 1..=1048576")]
     MessageBodyLimit(usize),
+    /// An `http.trusted_proxies` entry that is not a CIDR.
+    #[error("http.trusted_proxies: {0:?} is not a network such as 10.0.0.0/8 or ::1/128")]
+    TrustedProxy(String),
     /// A `[throttle]` value out of range.
     #[error(
         "[throttle]: decay_secs and base_secs must be at least 1, ipv6_prefix within 1..=128, ipv4_prefix within 1..=32"

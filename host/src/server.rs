@@ -55,9 +55,36 @@ pub use crate::transport::{ConnInfo, EXPORTER_LABEL, serve_tls};
 
 type Conn = Option<Extension<ConnInfo>>;
 
-fn source(conn: &Conn) -> IpAddr {
-    conn.as_ref()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.peer.ip())
+/// The client's address: the peer's, or — when the peer is one of `http.trusted_proxies` —
+/// the rightmost `X-Forwarded-For` entry that is not itself a trusted proxy (the leftmost if
+/// all are). A header a trusted proxy sent malformed leaves the proxy's own address.
+fn source(host: &Host, conn: &Conn, headers: &HeaderMap) -> IpAddr {
+    let peer = conn
+        .as_ref()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.peer.ip());
+    let trusted = host.config().http.trusted_proxy_nets();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut hops = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let Ok(text) = value.to_str() else {
+            return peer;
+        };
+        for hop in text.split(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => hops.push(ip),
+                Err(_) => return peer,
+            }
+        }
+    }
+    hops.iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .or(hops.first())
+        .copied()
+        .unwrap_or(peer)
 }
 
 fn octets(bytes: Vec<u8>) -> Response {
@@ -98,19 +125,36 @@ fn answer(host: &Host, step: &str, r: Result<Vec<u8>, LoginError>) -> Response {
     }
 }
 
-async fn start(State(host): State<Arc<Host>>, conn: Conn, body: Bytes) -> Response {
+async fn start(
+    State(host): State<Arc<Host>>,
+    conn: Conn,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let cb = conn.as_ref().and_then(|c| c.0.channel_binding);
-    let r = host.start(&body, source(&conn), cb.as_ref()).await;
+    let r = host
+        .start(&body, source(&host, &conn, &headers), cb.as_ref())
+        .await;
     answer(&host, "start", r)
 }
 
-async fn finish(State(host): State<Arc<Host>>, conn: Conn, body: Bytes) -> Response {
-    let r = host.finish(&body, source(&conn)).await;
+async fn finish(
+    State(host): State<Arc<Host>>,
+    conn: Conn,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let r = host.finish(&body, source(&host, &conn, &headers)).await;
     answer(&host, "finish", r)
 }
 
-async fn response(State(host): State<Arc<Host>>, conn: Conn, body: Bytes) -> Response {
-    let r = host.response(&body, source(&conn)).await;
+async fn response(
+    State(host): State<Arc<Host>>,
+    conn: Conn,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let r = host.response(&body, source(&host, &conn, &headers)).await;
     answer(&host, "response", r)
 }
 

@@ -200,3 +200,91 @@ async fn messages_answer_a_bad_token_before_reading_the_body() {
     let answer = String::from_utf8_lossy(&got[..n]);
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
 }
+
+/// One `POST /v1/login/start` (a start for an unknown name) over raw HTTP/1.1 with these
+/// extra header lines; the status line.
+async fn start_with_headers(th: &TestHost, extra: &str) -> String {
+    let tcp = TcpStream::connect(th.addr).await.unwrap();
+    let cfg = client_config(&th.cert_der, &[&rustls::version::TLS13], &[b"http/1.1"]);
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(cfg)
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let client = kasane_protocol::ClientStart::new(
+        &mut rand_core::OsRng,
+        "nobody",
+        b"guess",
+        vec![kasane_protocol::wire::Profile::Pure],
+    )
+    .unwrap();
+    let body = client.request_bytes();
+    let head = format!(
+        "POST /v1/login/start HTTP/1.1\r\nHost: localhost\r\n{extra}Content-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(body).await.unwrap();
+    tls.flush().await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer);
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+/// The source networks the host has throttle entries for.
+async fn throttled_sources(th: &TestHost) -> Vec<String> {
+    let entries = th.host.store().list_throttle().await.unwrap();
+    let mut keys: Vec<String> = entries
+        .into_iter()
+        .map(|e| e.key)
+        .filter(|k| k.starts_with("a:"))
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// `X-Forwarded-For` is believed from `http.trusted_proxies` only, and then its rightmost
+/// entry that is not itself a trusted proxy is the client; from anyone else, or malformed, the
+/// peer's own address counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_is_believed_from_trusted_proxies_only() {
+    let th = start(|c| c.channel_binding = false).await;
+    let forwarded = "X-Forwarded-For: 203.0.113.5\r\n";
+    assert!(
+        start_with_headers(&th, forwarded)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    assert_eq!(throttled_sources(&th).await, ["a:127.0.0.1/32"]);
+
+    let th = start(|c| {
+        c.channel_binding = false;
+        c.http.trusted_proxies = vec!["127.0.0.0/8".into(), "10.0.0.0/8".into()];
+    })
+    .await;
+    start_with_headers(&th, forwarded).await;
+    // A chain through another trusted proxy: the client is the rightmost untrusted hop.
+    start_with_headers(
+        &th,
+        "X-Forwarded-For: 198.51.100.1, 192.0.2.9, 10.1.2.3\r\n",
+    )
+    .await;
+    // Malformed: the proxy's own address.
+    start_with_headers(&th, "X-Forwarded-For: not-an-address\r\n").await;
+    assert_eq!(
+        throttled_sources(&th).await,
+        ["a:127.0.0.1/32", "a:192.0.2.9/32", "a:203.0.113.5/32"]
+    );
+}
+
+/// A trusted proxy that is not a network stops the host at load, naming the entry.
+#[test]
+fn a_trusted_proxy_that_is_not_a_network_is_refused() {
+    let mut cfg = kasane_host::config::Config::default();
+    cfg.http.trusted_proxies = vec!["10.0.0.0/8".into(), "ten dot".into()];
+    let err = cfg.check().unwrap_err();
+    let text = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+    assert!(text.contains("\"ten dot\""), "{text}");
+}
