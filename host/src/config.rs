@@ -193,6 +193,9 @@ pub struct MessagesConfig {
     /// by this process wakes its recipient's long-polls at once; one accepted by another
     /// replica sharing the database is found at the next re-read.
     pub inbox_recheck_secs: u64,
+    /// Most inbox reads one session may have in progress at once on one host process
+    /// (each may hold up to an inbox of bodies); beyond it a read is answered 503.
+    pub max_inbox_reads_per_session: usize,
 }
 
 impl Default for MessagesConfig {
@@ -201,6 +204,7 @@ impl Default for MessagesConfig {
             max_body_bytes: kasane_protocol::seal::MAX_BODY_LEN,
             pad: false,
             inbox_recheck_secs: 1,
+            max_inbox_reads_per_session: 4,
         }
     }
 }
@@ -403,7 +407,7 @@ impl Config {
         {
             return Err(ConfigError::Throttle.into());
         }
-        if self.messages.inbox_recheck_secs == 0 {
+        if self.messages.inbox_recheck_secs == 0 || self.messages.max_inbox_reads_per_session == 0 {
             return Err(ConfigError::InboxRecheck.into());
         }
         let h = &self.http;

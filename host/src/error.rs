@@ -177,8 +177,10 @@ pub enum ConfigError {
         "[throttle]: decay_secs and base_secs must be at least 1, ipv6_prefix within 1..=128, ipv4_prefix within 1..=32"
     )]
     Throttle,
-    /// `messages.inbox_recheck_secs` is zero.
-    #[error("messages.inbox_recheck_secs must be at least 1")]
+    /// `messages.inbox_recheck_secs` or `messages.max_inbox_reads_per_session` is zero.
+    #[error(
+        "messages.inbox_recheck_secs and messages.max_inbox_reads_per_session must be at least 1"
+    )]
     InboxRecheck,
     /// An `[http]` limit is zero, or the idle timeout would cut off an inbox long-poll.
     #[error(

@@ -36,6 +36,8 @@ pub struct Host {
     pub(crate) inbox_waiters: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
     /// Inbox long-polls parked waiting for a message right now.
     pub(crate) inbox_parked: AtomicUsize,
+    /// Inbox reads in progress, per session id (`messages.max_inbox_reads_per_session`).
+    pub(crate) inbox_reads: Mutex<HashMap<Vec<u8>, usize>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -70,6 +72,7 @@ impl Host {
             queue_key: random_key(),
             inbox_waiters: Mutex::new(HashMap::new()),
             inbox_parked: AtomicUsize::new(0),
+            inbox_reads: Mutex::new(HashMap::new()),
         }
     }
 

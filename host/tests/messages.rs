@@ -885,3 +885,38 @@ async fn an_inbox_read_is_bounded_by_bytes() {
     let bodies: Vec<u8> = first.iter().chain(&rest).map(|d| d.body[0]).collect();
     assert_eq!(bodies, (0..10).collect::<Vec<u8>>());
 }
+
+/// One session may have `messages.max_inbox_reads_per_session` inbox reads in progress at
+/// once: the next is answered 503 at once (each read may hold an inbox of bodies), and once
+/// the parked ones end, reads work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn inbox_reads_per_session_are_bounded() {
+    let th = start(|c| c.messages.max_inbox_reads_per_session = 2).await;
+    let bob = user(&th, "bob").await;
+    let token = bob.token;
+    let mut parked = Vec::new();
+    for _ in 0..2 {
+        let mut conn = th.connect().await;
+        parked.push(tokio::spawn(async move {
+            conn.get("/v1/inbox?wait=3", Some(token)).await
+        }));
+    }
+    for _ in 0..2000 {
+        if th.host.inbox_waiting() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(th.host.inbox_waiting(), 2);
+    let mut third = th.connect().await;
+    let refused = third.get("/v1/inbox?wait=0", Some(token)).await;
+    assert_eq!(
+        refusal(&refused),
+        (StatusCode::SERVICE_UNAVAILABLE, RefusalReason::Unavailable)
+    );
+    for p in parked {
+        assert_eq!(p.await.unwrap().0, StatusCode::OK);
+    }
+    let (status, _) = third.get("/v1/inbox?wait=0", Some(token)).await;
+    assert_eq!(status, StatusCode::OK);
+}
