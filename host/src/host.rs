@@ -158,15 +158,9 @@ impl Host {
             let heads = self.store.unchecked_audit_heads(256).await?;
             let mut progressed = false;
             for (sid, seq, hash) in &heads {
-                let c = sign_checkpoint(&self.host_key, sid, *seq, hash, now);
-                match self.store.put_audit_checkpoint(&c).await {
-                    Ok(()) => {
-                        n += 1;
-                        progressed = true;
-                    }
-                    // Another replica signed it first, or the chain moved on meanwhile.
-                    Err(StoreError::Duplicate | StoreError::AuditChainMismatch) => {}
-                    Err(e) => return Err(e.into()),
+                if self.sign_head(sid, *seq, hash, now).await? {
+                    n += 1;
+                    progressed = true;
                 }
             }
             if heads.len() < 256 || !progressed {
@@ -181,7 +175,19 @@ impl Host {
         let Some((seq, hash)) = self.store.audit_head(session_id).await? else {
             return Ok(false);
         };
-        let c = sign_checkpoint(&self.host_key, session_id, seq, &hash, self.now());
+        self.sign_head(session_id, seq, &hash, self.now()).await
+    }
+
+    /// Signs and stores a checkpoint of a chain head; false if another replica signed it
+    /// first or the chain moved on meanwhile.
+    async fn sign_head(
+        &self,
+        session_id: &[u8],
+        seq: u64,
+        hash: &[u8],
+        now: UnixSeconds,
+    ) -> Result<bool, HostError> {
+        let c = sign_checkpoint(&self.host_key, session_id, seq, hash, now);
         match self.store.put_audit_checkpoint(&c).await {
             Ok(()) => Ok(true),
             Err(StoreError::Duplicate | StoreError::AuditChainMismatch) => Ok(false),

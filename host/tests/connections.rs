@@ -172,19 +172,24 @@ async fn stalled_connections_are_closed_and_a_login_succeeds_meanwhile() {
     );
 }
 
+/// A TLS 1.3 connection to the host offering HTTP/1.1, for requests written by hand.
+async fn http1_over_tls(th: &TestHost) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(th.addr).await.unwrap();
+    let cfg = client_config(&th.cert_der, &[&rustls::version::TLS13], &[b"http/1.1"]);
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(cfg)
+        .connect(name, tcp)
+        .await
+        .unwrap()
+}
+
 /// `POST /v1/messages` checks the bearer token before it reads the body (item 4): a client
 /// without a live session that announces a 1 MiB body and sends 10 bytes gets its `401` at
 /// once, not after the body timeout (30 s by default) with the body buffered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_answer_a_bad_token_before_reading_the_body() {
     let th = start(|_| {}).await;
-    let tcp = TcpStream::connect(th.addr).await.unwrap();
-    let cfg = client_config(&th.cert_der, &[&rustls::version::TLS13], &[b"http/1.1"]);
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(cfg)
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let mut tls = http1_over_tls(&th).await;
     let token = "00".repeat(32);
     let head = format!(
         "POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
@@ -204,13 +209,7 @@ async fn messages_answer_a_bad_token_before_reading_the_body() {
 /// One `POST /v1/login/start` (a start for an unknown name) over raw HTTP/1.1 with these
 /// extra header lines; the status line.
 async fn start_with_headers(th: &TestHost, extra: &str) -> String {
-    let tcp = TcpStream::connect(th.addr).await.unwrap();
-    let cfg = client_config(&th.cert_der, &[&rustls::version::TLS13], &[b"http/1.1"]);
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(cfg)
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let mut tls = http1_over_tls(th).await;
     let client = kasane_protocol::ClientStart::new(
         &mut rand_core::OsRng,
         "nobody",
