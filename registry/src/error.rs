@@ -1,29 +1,26 @@
 //! [`RegistryError`]: every reason the registry library refuses a file, a key or a module.
 //!
-//! One variant per refusal reason, so tests (and logs) can tell an attack from another.
-//! None of these strings is meant for a login peer: the client shows a uniform failure and
-//! logs the detail.
+//! One variant per refusal reason, so tests (and logs) can tell an attack from another. The
+//! TUF workflow's own refusals (rollback, freeze, threshold, mix-and-match, …) arrive as
+//! [`RegistryError::Tuf`] with `kasane_tuf`'s typed error inside. None of these strings is
+//! meant for a login peer: the client shows a uniform failure and logs the detail.
 
 use std::fmt;
 
-/// A role of the registry, or one delegated author file, named in an error.
-///
-/// Its `Display` is the file's name in the repository (`root`, `targets`, `authors/acme`, …).
+/// A role of the registry, or a Kasane document, named in an error.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub enum RoleName {
-    /// `root`: keys and thresholds of every other role.
+    /// `root`.
     Root,
-    /// `targets`: first-party modules and delegations.
-    Targets,
-    /// `snapshot`: versions and hashes of every other file; its keys also sign tickets.
+    /// `timestamp`.
+    Timestamp,
+    /// `snapshot`.
     Snapshot,
-    /// `revocations`: revoked module hashes and author keys.
-    Revocations,
-    /// `host`: the host's identity key (signs its ephemeral login keys).
-    Host,
-    /// `authors/<id>`: one delegated author's file.
-    Author(String),
-    /// A per-login session ticket (signed by the `snapshot` role).
+    /// `targets`.
+    Targets,
+    /// A delegated role (`revocations`, `authors`, an author id).
+    Delegated(String),
+    /// A per-login session ticket (signed by a ticket key from `kasane/host-keys.json`).
     Ticket,
 }
 
@@ -31,11 +28,10 @@ impl fmt::Display for RoleName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Root => f.write_str("root"),
-            Self::Targets => f.write_str("targets"),
+            Self::Timestamp => f.write_str("timestamp"),
             Self::Snapshot => f.write_str("snapshot"),
-            Self::Revocations => f.write_str("revocations"),
-            Self::Host => f.write_str("host"),
-            Self::Author(id) => write!(f, "authors/{id}"),
+            Self::Targets => f.write_str("targets"),
+            Self::Delegated(r) => f.write_str(r),
             Self::Ticket => f.write_str("ticket"),
         }
     }
@@ -71,14 +67,6 @@ pub enum RegistryError {
         /// The field.
         field: &'static str,
     },
-    /// The envelope's payload type is not the one expected here.
-    #[error("payload type {got:?} where {expected:?} was expected")]
-    WrongPayloadType {
-        /// The expected type.
-        expected: &'static str,
-        /// The type found.
-        got: String,
-    },
     /// A field has a value out of its allowed range (e.g. an unknown spec version).
     #[error("invalid {field}: {reason}")]
     Invalid {
@@ -111,76 +99,11 @@ pub enum RegistryError {
     /// A public key has small order (a "weak" key that verifies forged signatures).
     #[error("weak Ed25519 public key refused")]
     WeakKey,
-    /// A key id is not the SHA-256 of the public key it names.
-    #[error("key id {keyid} is not the SHA-256 of its public key")]
-    KeyIdMismatch {
-        /// The key id as written.
-        keyid: String,
-    },
-    /// One public key is listed twice (under two key ids, or twice for one role).
-    #[error("public key listed twice for {role}")]
-    DuplicatePublicKey {
-        /// The role whose key list repeats a key.
-        role: RoleName,
-    },
-    /// A role names a key id that is not in the key list.
-    #[error("{role} names unknown key id {keyid}")]
-    UnknownKeyId {
-        /// The role.
-        role: RoleName,
-        /// The key id.
-        keyid: String,
-    },
-    /// A threshold of zero, which any unsigned file would meet.
-    #[error("threshold 0 for {role}")]
-    ZeroThreshold {
-        /// The role.
-        role: RoleName,
-    },
-    /// A threshold higher than the number of keys: nothing could ever meet it.
-    #[error("threshold {threshold} for {role} exceeds its {keys} keys")]
-    UnreachableThreshold {
-        /// The role.
-        role: RoleName,
-        /// The threshold.
-        threshold: u32,
-        /// The number of keys.
-        keys: usize,
-    },
-    /// Fewer distinct public keys produced a valid signature than the threshold needs.
-    #[error("{role}: {have} valid signature(s) from distinct keys, {need} needed")]
-    Threshold {
-        /// The role.
-        role: RoleName,
-        /// Distinct trusted keys whose signature verified.
-        have: u32,
-        /// The threshold.
-        need: u32,
-    },
     /// A key file is malformed.
     #[error("bad key file: {0}")]
     BadKeyFile(&'static str),
 
     // ---- versions, time and consistency ----
-    /// A role's version is lower than the one already trusted (rollback), or the same version
-    /// with different content.
-    #[error("{role}: version {got} is older than the trusted version {trusted}")]
-    Rollback {
-        /// The role.
-        role: RoleName,
-        /// The version floor.
-        trusted: u64,
-        /// The version offered.
-        got: u64,
-    },
-    /// The same version of a role with different content.
-    #[error("{role}: version {version} reused with different content")]
-    VersionReuse {
-        /// The role.
-        role: RoleName,
-        /// The version.
-        version: u64,
-    },
     /// A role's metadata has expired (a freeze attack, or a registry that stopped signing).
     #[error("{role} expired")]
     Expired {
@@ -194,34 +117,6 @@ pub enum RegistryError {
         now: u64,
         /// The latest trusted time.
         latest: u64,
-    },
-    /// Root N+1 does not carry version N+1.
-    #[error("root chain: expected version {expected}, got {got}")]
-    RootVersionGap {
-        /// The version expected.
-        expected: u64,
-        /// The version found.
-        got: u64,
-    },
-    /// More new root versions than one update may walk.
-    #[error("root chain longer than {max} versions in one update")]
-    RootChainTooLong {
-        /// The cap.
-        max: u32,
-    },
-    /// A file differs from what the snapshot (or a ticket) records for it.
-    #[error("{role} does not match the snapshot: {what}")]
-    SnapshotMismatch {
-        /// The file.
-        role: RoleName,
-        /// Which property differs (`hash`, `length`, `version`, `ticket snapshot`…).
-        what: &'static str,
-    },
-    /// A file the trusted snapshot listed is missing from the new one.
-    #[error("{role} was removed from the snapshot")]
-    MissingFromSnapshot {
-        /// The file.
-        role: RoleName,
     },
     /// The first root does not match the pinned fingerprint.
     #[error("root does not match the pinned fingerprint")]
@@ -246,12 +141,6 @@ pub enum RegistryError {
         name: String,
         /// The prefix delegated to the author.
         prefix: String,
-    },
-    /// The delegation graph reaches one author twice.
-    #[error("delegation cycle (or second path) through authors/{author}")]
-    DelegationCycle {
-        /// The author reached twice.
-        author: String,
     },
     /// More delegations, or deeper ones, than the caps allow.
     #[error("delegations exceed the cap of {max}")]
@@ -278,17 +167,11 @@ pub enum RegistryError {
         /// The name.
         name: String,
     },
-    /// The module's hash, or every key of the author that listed it, is revoked.
+    /// The module's hash is revoked.
     #[error("module {sha256} is revoked")]
     Revoked {
         /// The revoked hash (lowercase hex).
         sha256: String,
-    },
-    /// Every key of the author that would list the module is revoked (below its threshold).
-    #[error("authors/{author}: its keys are revoked")]
-    AuthorRevoked {
-        /// The author.
-        author: String,
     },
     /// The ticket was issued for another login (not this client's nonce).
     #[error("ticket nonce does not match this login")]
@@ -296,6 +179,55 @@ pub enum RegistryError {
     /// The ticket has expired, is not yet valid, or claims too long a lifetime.
     #[error("ticket expired or not yet valid")]
     TicketExpired,
+
+    // ---- TUF ----
+    /// The TUF workflow refused metadata or a target (rollback, freeze, threshold,
+    /// mix-and-match, unknown target, …): the typed reason is inside.
+    #[error("TUF: {0}")]
+    Tuf(#[from] kasane_tuf::TufError),
+    /// A signer failed (a key file, a token).
+    #[error("signing: {0}")]
+    Sign(#[from] kasane_tuf::SignError),
+    /// A role's threshold is zero or above its number of keys.
+    #[error("{role}: threshold {threshold} with {keys} keys")]
+    BadThreshold {
+        /// The role.
+        role: String,
+        /// The threshold asked for.
+        threshold: u64,
+        /// How many keys the role has.
+        keys: usize,
+    },
+    /// A new role file does not have a higher version than the one it replaces.
+    #[error("{role}: version {new} does not follow the current version {current}")]
+    VersionNotIncreasing {
+        /// The role.
+        role: String,
+        /// The current version.
+        current: u64,
+        /// The version offered.
+        new: u64,
+    },
+    /// A target names no transform (no `custom.kasane`).
+    #[error("target {name:?} is not a transform (no custom.kasane)")]
+    NotATransform {
+        /// The target path.
+        name: String,
+    },
+    /// The ticket is not signed by any ticket key of `kasane/host-keys.json`.
+    #[error("ticket not signed by a host ticket key")]
+    TicketSignature,
+    /// The ticket names other timestamp or snapshot versions than the trusted ones.
+    #[error("ticket names timestamp {ticket:?}, the trust store has {trusted:?}")]
+    TicketVersions {
+        /// (timestamp, snapshot) versions in the ticket.
+        ticket: (u64, u64),
+        /// (timestamp, snapshot) versions trusted.
+        trusted: (u64, u64),
+    },
+    /// The module is listed with another hash or length than the ticket names.
+    #[error("ticket names a module the trusted metadata lists otherwise")]
+    TicketModule,
 
     // ---- I/O ----
     /// Reading or writing the trust store or a key file failed.
