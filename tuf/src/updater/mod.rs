@@ -177,10 +177,10 @@ impl<F: Fetcher, S: MetadataStore> Updater<F, S> {
     }
 
     fn load_snapshot(&mut self) -> Result<()> {
-        if let Some(local) = self.store.load("snapshot").ok().flatten() {
-            if self.trusted.update_snapshot(&local, true).is_ok() {
-                return Ok(());
-            }
+        if let Some(local) = self.store.load("snapshot").ok().flatten()
+            && self.trusted.update_snapshot(&local, true).is_ok()
+        {
+            return Ok(());
         }
         let meta = self
             .trusted
@@ -206,13 +206,12 @@ impl<F: Fetcher, S: MetadataStore> Updater<F, S> {
         if let Some(cached) = self.trusted.cached_targets(role, delegator)? {
             return Ok(cached.clone());
         }
-        if let Some(local) = self.store.load(role).ok().flatten() {
-            if let Ok(targets) = self
+        if let Some(local) = self.store.load(role).ok().flatten()
+            && let Ok(targets) = self
                 .trusted
                 .update_delegated_targets(&local, role, delegator)
-            {
-                return Ok(targets.clone());
-            }
+        {
+            return Ok(targets.clone());
         }
         let snapshot = self
             .trusted
