@@ -144,7 +144,7 @@ impl KeyFileSigner {
         passphrase: Option<&[u8]>,
     ) -> Result<Zeroizing<String>, SignerError> {
         let der = match &self.key {
-            SecretKey::Ed25519(key) => key.to_pkcs8_der(),
+            SecretKey::Ed25519(key) => ed25519_pkcs8_v1(key),
             SecretKey::EcdsaP256(key) => key.to_pkcs8_der(),
         }
         .map_err(|e| SignerError::encode("PKCS#8 private key", e))?;
@@ -182,6 +182,23 @@ impl Signer for KeyFileSigner {
     }
 }
 
+/// RFC 8410 PKCS#8 v1 (`PrivateKeyInfo` without the optional public key) for an Ed25519
+/// key: what OpenSSL and Python's `cryptography` write, and the only form the latter reads.
+/// Built by hand in a zeroizing buffer, because `ed25519::pkcs8::KeypairBytes` only wipes
+/// itself when the `ed25519` crate's own `zeroize` feature is on.
+fn ed25519_pkcs8_v1(key: &ed25519_dalek::SigningKey) -> pkcs8::Result<SecretDocument> {
+    const PREFIX: [u8; 16] = [
+        0x30, 0x2e, // SEQUENCE, 46 bytes
+        0x02, 0x01, 0x00, // INTEGER 0 (v1)
+        0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, // AlgorithmIdentifier { id-Ed25519 }
+        0x04, 0x22, 0x04, 0x20, // OCTET STRING { CurvePrivateKey OCTET STRING (32) }
+    ];
+    let mut der = Zeroizing::new(Vec::with_capacity(PREFIX.len() + 32));
+    der.extend_from_slice(&PREFIX);
+    der.extend_from_slice(key.as_bytes());
+    Ok(SecretDocument::try_from(der.as_slice())?)
+}
+
 /// Encrypts a PKCS#8 DER private key: PBES2, scrypt, AES-256-CBC, fresh salt and IV.
 fn encrypt(der: &SecretDocument, passphrase: &[u8]) -> Result<SecretDocument, SignerError> {
     let mut salt = [0u8; 16];
@@ -202,9 +219,11 @@ fn decrypt(der: &[u8], passphrase: &[u8]) -> Result<SecretKey, SignerError> {
     let info = EncryptedPrivateKeyInfo::try_from(der)
         .map_err(|e| SignerError::malformed("encrypted PKCS#8 private key", e))?;
     let plain = info.decrypt(passphrase).map_err(|e| match e {
-        pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::DecryptFailed) => {
-            SignerError::WrongPassphrase
-        }
+        // pkcs5 0.7 reports a bad CBC padding (the sign of a wrong passphrase) as
+        // `EncryptFailed`; a later release may say `DecryptFailed`.
+        pkcs8::Error::EncryptedPrivateKey(
+            pkcs8::pkcs5::Error::DecryptFailed | pkcs8::pkcs5::Error::EncryptFailed,
+        ) => SignerError::WrongPassphrase,
         other => SignerError::malformed("encrypted PKCS#8 private key", other),
     })?;
     // A wrong passphrase passes the CBC padding check about once in 256 tries; what it
