@@ -94,6 +94,22 @@ pub enum SignerError {
         /// `private key` or `public key`.
         class: &'static str,
     },
+    /// More than one object of the class carries this label, so which key to use is unclear.
+    #[error("{count} {class} objects labelled {label:?} on the token; labels must be unique")]
+    AmbiguousKey {
+        /// The label looked for.
+        label: String,
+        /// `private key` or `public key`.
+        class: &'static str,
+        /// How many objects carry it.
+        count: usize,
+    },
+    /// A key pair with this label already exists on the token; nothing was generated.
+    #[error("a private key labelled {label:?} already exists on the token")]
+    KeyLabelExists {
+        /// The label.
+        label: String,
+    },
     /// Any other failure reported by the token or module.
     #[error("PKCS#11 token error while {context}: {source}")]
     Token {
