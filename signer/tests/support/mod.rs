@@ -9,7 +9,7 @@ use std::process::Command;
 
 /// Under CI (env `CI` set) a missing tool fails the test; elsewhere the test says why it is
 /// skipped and returns.
-pub fn skip_or_fail(reason: &str) {
+pub(crate) fn skip_or_fail(reason: &str) {
     if std::env::var_os("CI").is_some() {
         panic!("CI is set, so this test may not be skipped: {reason}");
     }
@@ -18,7 +18,7 @@ pub fn skip_or_fail(reason: &str) {
 
 /// A Python interpreter that can `import cryptography`: env `KASANE_TEST_PYTHON`, else
 /// `/tmp/tufvenv/bin/python`, else `python3` on PATH. `None` (after [`skip_or_fail`]) if none.
-pub fn python_with_cryptography() -> Option<PathBuf> {
+pub(crate) fn python_with_cryptography() -> Option<PathBuf> {
     let candidates: Vec<PathBuf> = match std::env::var_os("KASANE_TEST_PYTHON") {
         Some(p) => vec![PathBuf::from(p)],
         None => vec![
@@ -42,7 +42,7 @@ pub fn python_with_cryptography() -> Option<PathBuf> {
 }
 
 /// Runs `python -c script args...`, panics with its stderr on failure, returns its stdout.
-pub fn run_python(python: &Path, script: &str, args: &[&str]) -> String {
+pub(crate) fn run_python(python: &Path, script: &str, args: &[&str]) -> String {
     let out = Command::new(python)
         .arg("-c")
         .arg(script)
