@@ -86,8 +86,7 @@ pub struct RevocationList {
 impl RevocationList {
     /// Parses and checks the document (no hash twice).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let doc: Self =
-            crate::json::from_slice_strict(bytes, MAX_REVOCATIONS_LEN, "revocations")?;
+        let doc: Self = crate::json::from_slice_strict(bytes, MAX_REVOCATIONS_LEN, "revocations")?;
         let mut seen = BTreeSet::new();
         if !doc.modules.iter().all(|h| seen.insert(*h)) {
             return Err(RegistryError::DuplicateName {

@@ -15,9 +15,9 @@ use std::collections::BTreeMap;
 use kasane_tuf::metadata::TargetFile;
 use serde::{Deserialize, Serialize};
 
-use crate::layout::validate_module_name;
 use crate::error::{RegistryError, Result};
 use crate::hexfmt::{Sha256Hash, hex_bytes};
+use crate::layout::validate_module_name;
 
 pub use kasane_abi::Profile;
 
@@ -106,13 +106,11 @@ impl TargetEntry {
                 reason: "a transform target needs a sha256 hash",
             })
             .and_then(|h| Sha256Hash::from_hex(h))?;
-        let kasane = file
-            .custom
-            .as_ref()
-            .and_then(|c| c.get("kasane"))
-            .ok_or(RegistryError::NotATransform {
+        let kasane = file.custom.as_ref().and_then(|c| c.get("kasane")).ok_or(
+            RegistryError::NotATransform {
                 name: name.chars().take(200).collect(),
-            })?;
+            },
+        )?;
         let f: KasaneFields = serde_json::from_value(kasane.clone())?;
         let entry = Self {
             name: name.to_owned(),

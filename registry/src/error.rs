@@ -188,6 +188,9 @@ pub enum RegistryError {
     /// A signer failed (a key file, a token).
     #[error("signing: {0}")]
     Sign(#[from] kasane_tuf::SignError),
+    /// A key file or token could not be opened or used.
+    #[error("signer: {0}")]
+    Signer(#[from] kasane_signer::SignerError),
     /// A role's threshold is zero or above its number of keys.
     #[error("{role}: threshold {threshold} with {keys} keys")]
     BadThreshold {

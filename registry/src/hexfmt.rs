@@ -81,20 +81,3 @@ pub(crate) mod hex_bytes {
         super::decode(&s, "bytes").map_err(serde::de::Error::custom)
     }
 }
-
-/// `#[serde(with = "hex_sig")]` for 64-byte signatures.
-pub(crate) mod hex_sig {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(crate) fn serialize<S: Serializer>(v: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(v))
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
-        let s = String::deserialize(d)?;
-        super::decode(&s, "sig")
-            .ok()
-            .and_then(|v| v.try_into().ok())
-            .ok_or_else(|| serde::de::Error::custom("signature is not 64 bytes of lowercase hex"))
-    }
-}

@@ -79,7 +79,10 @@ pub fn validate_name(name: &str) -> Result<()> {
 pub fn validate_module_name(name: &str) -> Result<()> {
     validate_name(name)?;
     if name.starts_with(RESERVED_PREFIX) {
-        return Err(bad_name(name, "kasane/ is reserved for the registry's own files"));
+        return Err(bad_name(
+            name,
+            "kasane/ is reserved for the registry's own files",
+        ));
     }
     Ok(())
 }
@@ -139,7 +142,10 @@ mod tests {
             &"a".repeat(MAX_NAME_LEN + 1),
         ] {
             assert!(
-                matches!(validate_module_name(bad), Err(RegistryError::BadName { .. })),
+                matches!(
+                    validate_module_name(bad),
+                    Err(RegistryError::BadName { .. })
+                ),
                 "{bad:?}"
             );
         }

@@ -14,7 +14,9 @@ pub struct TufSigner<'a>(pub &'a dyn Signer);
 
 impl std::fmt::Debug for TufSigner<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("TufSigner").field(&self.key().key_id()).finish()
+        f.debug_tuple("TufSigner")
+            .field(&metadata::Signer::key(self).key_id())
+            .finish()
     }
 }
 

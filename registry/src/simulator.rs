@@ -226,8 +226,10 @@ impl RepositorySimulator {
         let now = self.now();
         let a = refs(&self.keys.authors);
         self.repo.delegate(id, &setup, &a, now, &self.life)?;
-        self.author_keys
-            .insert(id.to_owned(), vec![Ed25519Signer::from_secret(&[self.seed; 32])]);
+        self.author_keys.insert(
+            id.to_owned(),
+            vec![Ed25519Signer::from_secret(&[self.seed; 32])],
+        );
         self.snapshot()?;
         Ok(key)
     }
@@ -341,7 +343,7 @@ impl RepositorySimulator {
         let version = match role {
             "root" => Some(self.repo.root().version),
             "timestamp" => None,
-            "snapshot" => Some(self.repo.snapshot().version),
+            "snapshot" => Some(self.repo.current_snapshot().version),
             "targets" => Some(self.repo.targets().version),
             other => self.repo.delegated(other).map(|t| t.version),
         };

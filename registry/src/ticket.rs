@@ -18,9 +18,9 @@ use kasane_tuf::keys::Key;
 use kasane_tuf::metadata::Signer;
 use serde::{Deserialize, Serialize};
 
-use crate::layout::validate_module_name;
 use crate::error::{RegistryError, Result};
 use crate::hexfmt::Sha256Hash;
+use crate::layout::validate_module_name;
 
 /// Cap on a session ticket.
 pub const MAX_TICKET_LEN: u64 = 4 * 1024;

@@ -82,7 +82,10 @@ impl DirFetcher {
 
 impl Fetcher for DirFetcher {
     fn fetch(&self, path: &str, max_len: u64) -> Result<Option<Vec<u8>>, TufError> {
-        if path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        if path
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
             return Ok(None);
         }
         match crate::files::read_capped(&self.dir.join(path), max_len, path) {
@@ -269,8 +272,12 @@ impl<C: Clock> TrustStore<C> {
 
     /// The trusted root version.
     pub fn root_version(&self) -> Result<u64> {
-        let bytes = self.store.load("root")?.ok_or(RegistryError::NotInitialized)?;
-        let root = kasane_tuf::metadata::Metadata::<kasane_tuf::metadata::Root>::from_bytes(&bytes)?;
+        let bytes = self
+            .store
+            .load("root")?
+            .ok_or(RegistryError::NotInitialized)?;
+        let root =
+            kasane_tuf::metadata::Metadata::<kasane_tuf::metadata::Root>::from_bytes(&bytes)?;
         Ok(root.signed.version)
     }
 
@@ -318,7 +325,12 @@ impl<C: Clock> TrustStore<C> {
             prefix: "metadata/",
         };
         let store: &dyn MetadataStore = self.store.as_ref();
-        Ok(Updater::new(metadata, store, UpdaterConfig::default(), now_i64(now))?)
+        Ok(Updater::new(
+            metadata,
+            store,
+            UpdaterConfig::default(),
+            now_i64(now),
+        )?)
     }
 
     /// Brings the trust store up to date from `fetcher` (TUF's client workflow), then

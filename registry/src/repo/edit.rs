@@ -41,7 +41,12 @@ fn bump<T: SignedRole>(
 }
 
 fn bump_targets(m: &mut Metadata<Targets>, now: u64, life: u64) -> Result<()> {
-    bump(m, |t| &mut t.version, |t| &mut t.expires, now.saturating_add(life))
+    bump(
+        m,
+        |t| &mut t.version,
+        |t| &mut t.expires,
+        now.saturating_add(life),
+    )
 }
 
 fn meta_of<T: SignedRole>(m: &Metadata<T>) -> Result<MetaFile> {
@@ -77,11 +82,21 @@ impl Repository {
             meta.insert(format!("{role}.json"), meta_of(m)?);
         }
         self.snapshot.signed.meta = meta;
-        bump(&mut self.snapshot, |s| &mut s.version, |s| &mut s.expires, at)?;
+        bump(
+            &mut self.snapshot,
+            |s| &mut s.version,
+            |s| &mut s.expires,
+            at,
+        )?;
         sign_all(&mut self.snapshot, online)?;
         let snap_meta = meta_of(&self.snapshot)?;
         self.timestamp.signed.meta = [("snapshot.json".to_owned(), snap_meta)].into();
-        bump(&mut self.timestamp, |t| &mut t.version, |t| &mut t.expires, at)?;
+        bump(
+            &mut self.timestamp,
+            |t| &mut t.version,
+            |t| &mut t.expires,
+            at,
+        )?;
         sign_all(&mut self.timestamp, online)
     }
 
@@ -95,7 +110,9 @@ impl Repository {
     ) -> Result<()> {
         entry.validate()?;
         let t = &mut self.targets;
-        t.signed.targets.insert(entry.name.clone(), entry.to_target_file());
+        t.signed
+            .targets
+            .insert(entry.name.clone(), entry.to_target_file());
         bump_targets(t, now, life.targets)?;
         sign_all(t, targets)
     }

@@ -249,14 +249,17 @@ impl Repository {
             path: metadata_path("root", Some(1)),
         })?;
         let root = Metadata::<Root>::from_bytes(last)?;
-        let timestamp = Metadata::<Timestamp>::from_bytes(&read(&metadata_path("timestamp", None))?)?;
+        let timestamp =
+            Metadata::<Timestamp>::from_bytes(&read(&metadata_path("timestamp", None))?)?;
         let sv = timestamp.signed.snapshot_meta()?.version;
-        let snapshot = Metadata::<Snapshot>::from_bytes(&read(&metadata_path("snapshot", Some(sv)))?)?;
+        let snapshot =
+            Metadata::<Snapshot>::from_bytes(&read(&metadata_path("snapshot", Some(sv)))?)?;
         let mut targets = None;
         let mut delegated = BTreeMap::new();
         for (file, meta) in &snapshot.signed.meta {
             let role = file.strip_suffix(".json").unwrap_or(file);
-            let m = Metadata::<Targets>::from_bytes(&read(&metadata_path(role, Some(meta.version)))?)?;
+            let m =
+                Metadata::<Targets>::from_bytes(&read(&metadata_path(role, Some(meta.version)))?)?;
             if role == "targets" {
                 targets = Some(m);
             } else {
@@ -286,12 +289,16 @@ impl Repository {
         ];
         let mut docs = BTreeMap::new();
         for (path, role) in listed {
-            let file = role
-                .and_then(|t| t.targets.get(path))
-                .ok_or_else(|| RegistryError::NotListed {
-                    name: path.to_owned(),
-                })?;
-            let sha = file.hashes.get("sha256").map(String::as_str).unwrap_or_default();
+            let file =
+                role.and_then(|t| t.targets.get(path))
+                    .ok_or_else(|| RegistryError::NotListed {
+                        name: path.to_owned(),
+                    })?;
+            let sha = file
+                .hashes
+                .get("sha256")
+                .map(String::as_str)
+                .unwrap_or_default();
             let hash = crate::hexfmt::Sha256Hash::from_hex(sha)?;
             let on_disk = super::target_file_path(path, &hash);
             let bytes = crate::files::read_capped(&dir.join(&on_disk), file.length, path)?;
@@ -321,11 +328,20 @@ pub const DEV_KEY_FILES: [&str; 7] = [
 /// `init` with development keys: one fresh Ed25519 key per role (threshold 1), written to
 /// `keys_dir` as [`DEV_KEY_FILES`] (mode 0600, never replacing a file), and a new repository
 /// saved in `repo_dir`. Not for real deployments: docs/REGISTRY.md describes the ceremony.
-pub fn dev_init(repo_dir: &Path, keys_dir: &Path, now: u64, life: &Lifetimes) -> Result<Repository> {
+pub fn dev_init(
+    repo_dir: &Path,
+    keys_dir: &Path,
+    now: u64,
+    life: &Lifetimes,
+) -> Result<Repository> {
     crate::files::create_private_dir(keys_dir)?;
     let mut signers = Vec::new();
     for name in &DEV_KEY_FILES[..6] {
-        signers.push(KeyFileSigner::generate(KeyKind::Ed25519, &keys_dir.join(name), None)?);
+        signers.push(KeyFileSigner::generate(
+            KeyKind::Ed25519,
+            &keys_dir.join(name),
+            None,
+        )?);
     }
     let host = crate::keys::SecretKey::generate();
     crate::keys::write_key_file(&keys_dir.join(DEV_KEY_FILES[6]), &host)?;

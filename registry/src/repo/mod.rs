@@ -124,8 +124,8 @@ impl Repository {
         &self.timestamp.signed
     }
 
-    /// The snapshot.
-    pub fn snapshot(&self) -> &Snapshot {
+    /// The current snapshot.
+    pub fn current_snapshot(&self) -> &Snapshot {
         &self.snapshot.signed
     }
 
@@ -168,7 +168,10 @@ impl Repository {
             to_bytes(snap)?,
         );
         let t = &self.targets;
-        out.insert(metadata_path("targets", Some(t.signed.version)), to_bytes(t)?);
+        out.insert(
+            metadata_path("targets", Some(t.signed.version)),
+            to_bytes(t)?,
+        );
         for (role, m) in &self.delegated {
             out.insert(metadata_path(role, Some(m.signed.version)), to_bytes(m)?);
         }

@@ -70,6 +70,14 @@ pub struct Ed25519Signer {
     key: ed25519_dalek::SigningKey,
 }
 
+impl std::fmt::Debug for Ed25519Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ed25519Signer")
+            .field("public", &hex::encode(self.key.verifying_key().as_bytes()))
+            .finish_non_exhaustive()
+    }
+}
+
 impl Ed25519Signer {
     /// A signer from a 32-byte ed25519 secret key.
     pub fn from_secret(secret: &[u8; 32]) -> Self {

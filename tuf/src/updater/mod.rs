@@ -21,6 +21,12 @@ pub trait Fetcher {
     fn fetch(&self, path: &str, max_len: u64) -> Result<Option<Vec<u8>>>;
 }
 
+impl<T: Fetcher + ?Sized> Fetcher for &T {
+    fn fetch(&self, path: &str, max_len: u64) -> Result<Option<Vec<u8>>> {
+        (**self).fetch(path, max_len)
+    }
+}
+
 /// Limits and options of an [`Updater`]; the defaults are python-tuf's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UpdaterConfig {
@@ -61,6 +67,8 @@ pub struct TargetInfo {
     pub path: String,
     /// Length, hashes and custom data as the trusted targets role lists them.
     pub file: TargetFile,
+    /// The targets role that listed it (`targets`, or a delegated role).
+    pub role: String,
 }
 
 /// A TUF client over one repository.
@@ -106,6 +114,26 @@ impl<F: Fetcher, S: MetadataStore> Updater<F, S> {
     /// The metadata trusted so far.
     pub fn trusted(&self) -> &TrustedSet {
         &self.trusted
+    }
+
+    /// Loads the trusted timestamp, snapshot and top-level targets from the store, as an
+    /// earlier [`Updater::refresh`] left them, fetching nothing unless the stored top-level
+    /// targets no longer verify: for lookups between refreshes (an application that
+    /// refreshed moments ago and now resolves a target).
+    pub fn load_local(&mut self) -> Result<()> {
+        let local = |role: &str| self.store.load(role).ok().flatten();
+        let timestamp = local("timestamp").ok_or_else(|| TufError::OutOfOrder {
+            step: "load_local".to_owned(),
+            reason: "no trusted timestamp stored".to_owned(),
+        })?;
+        self.trusted.update_timestamp(&timestamp)?;
+        let snapshot = local("snapshot").ok_or_else(|| TufError::OutOfOrder {
+            step: "load_local".to_owned(),
+            reason: "no trusted snapshot stored".to_owned(),
+        })?;
+        self.trusted.update_snapshot(&snapshot, true)?;
+        self.load_targets("targets", "root")?;
+        Ok(())
     }
 
     /// Updates root, timestamp, snapshot and top-level targets, in that order, storing each
@@ -265,6 +293,7 @@ impl<F: Fetcher, S: MetadataStore> Updater<F, S> {
                 return Ok(TargetInfo {
                     path: path.to_owned(),
                     file: file.clone(),
+                    role,
                 });
             }
             let mut children = Vec::new();

@@ -18,6 +18,18 @@ pub trait MetadataStore {
     fn delete(&self, role: &str) -> Result<()>;
 }
 
+impl<T: MetadataStore + ?Sized> MetadataStore for &T {
+    fn load(&self, role: &str) -> Result<Option<Vec<u8>>> {
+        (**self).load(role)
+    }
+    fn store(&self, role: &str, bytes: &[u8]) -> Result<()> {
+        (**self).store(role, bytes)
+    }
+    fn delete(&self, role: &str) -> Result<()> {
+        (**self).delete(role)
+    }
+}
+
 /// What Python's `urllib.parse.quote(name, safe="")` leaves unescaped: ASCII letters,
 /// digits and `_.-~`.
 const ROLE_NAME: &AsciiSet = &NON_ALPHANUMERIC
