@@ -6,12 +6,14 @@
 //! - [`canonical`]: canonical JSON bytes (what signatures cover), as securesystemslib makes them.
 //! - [`keys`]: public keys as metadata lists them, key ids, signature verification.
 //! - [`metadata`]: the signed envelope, the four role payloads, path patterns, signing.
-//! - [`verify`]: the signature threshold rule; length and hash checks.
+//! - [`hashes`]: length and hash checks of fetched bytes.
+//! - [`verify`]: the signature threshold rule (distinct listed keys).
 //! - [`updater`]: the client workflow (trusted set, updater, fetcher and store traits).
 #![forbid(unsafe_code)]
 
 pub mod canonical;
 pub mod error;
+pub mod hashes;
 pub mod keys;
 pub mod metadata;
 pub mod updater;

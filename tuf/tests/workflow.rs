@@ -1,9 +1,14 @@
 //! The client workflow against an in-memory repository: each refusal comes back as its
 //! typed error, and the store keeps what python-tuf would keep.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 mod common;
 
-use common::{MemStore, NOW, Repo, in_days, signer, sign};
+use common::{MemStore, NOW, Repo, in_days, sign, signer};
 use kasane_tuf::{DelegatedRole, Delegations, MetaFile, Signer, Targets, TufError};
 
 #[test]
@@ -19,8 +24,16 @@ fn refresh_then_download() {
     }
     let info = updater.get_targetinfo("dir/a.txt").unwrap();
     assert_eq!(info.file.length, 5);
-    assert_eq!(updater.download_target(&info, &repo.targets_fetcher).unwrap(), b"hello");
-    assert!(matches!(updater.get_targetinfo("nope"), Err(TufError::UnknownTarget { .. })));
+    assert_eq!(
+        updater
+            .download_target(&info, &repo.targets_fetcher)
+            .unwrap(),
+        b"hello"
+    );
+    assert!(matches!(
+        updater.get_targetinfo("nope"),
+        Err(TufError::UnknownTarget { .. })
+    ));
 }
 
 #[test]
@@ -32,14 +45,33 @@ fn target_length_and_hash_are_checked() {
     let mut updater = repo.updater(&store);
     let mut info = updater.get_targetinfo("a.txt").unwrap();
     let path = updater.target_fetch_path(&info);
-    repo.targets_fetcher.files.borrow_mut().insert(path.clone(), b"hellO".to_vec());
-    let err = updater.download_target(&info, &repo.targets_fetcher).unwrap_err();
+    repo.targets_fetcher
+        .files
+        .borrow_mut()
+        .insert(path.clone(), b"hellO".to_vec());
+    let err = updater
+        .download_target(&info, &repo.targets_fetcher)
+        .unwrap_err();
     assert!(matches!(err, TufError::HashMismatch { ref algorithm, .. } if algorithm == "sha256"));
-    repo.targets_fetcher.files.borrow_mut().insert(path, b"hell".to_vec());
-    let err = updater.download_target(&info, &repo.targets_fetcher).unwrap_err();
-    assert!(matches!(err, TufError::LengthMismatch { expected: 5, got: 4, .. }));
+    repo.targets_fetcher
+        .files
+        .borrow_mut()
+        .insert(path, b"hell".to_vec());
+    let err = updater
+        .download_target(&info, &repo.targets_fetcher)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        TufError::LengthMismatch {
+            expected: 5,
+            got: 4,
+            ..
+        }
+    ));
     info.file.length = 3;
-    let err = updater.download_target(&info, &repo.targets_fetcher).unwrap_err();
+    let err = updater
+        .download_target(&info, &repo.targets_fetcher)
+        .unwrap_err();
     assert!(matches!(err, TufError::TooLarge { max: 3, .. }));
 }
 
@@ -50,7 +82,9 @@ fn unsigned_timestamp_is_refused() {
     repo.serve("timestamp.json", sign(&repo.timestamp, &[&signer(9)]));
     let store = MemStore::default();
     let err = repo.updater(&store).refresh().unwrap_err();
-    assert!(matches!(err, TufError::ThresholdNotMet { ref role, valid: 0, threshold: 1 } if role == "timestamp"));
+    assert!(
+        matches!(err, TufError::ThresholdNotMet { ref role, valid: 0, threshold: 1 } if role == "timestamp")
+    );
     assert!(!store.files.borrow().contains_key("timestamp"));
 }
 
@@ -67,7 +101,9 @@ fn timestamp_rollback_and_equal_version() {
     repo.timestamp.version = 1;
     repo.put("timestamp");
     let err = repo.updater(&store).refresh().unwrap_err();
-    assert!(matches!(err, TufError::Rollback { ref role, trusted: 2, new: 1 } if role == "timestamp"));
+    assert!(
+        matches!(err, TufError::Rollback { ref role, trusted: 2, new: 1 } if role == "timestamp")
+    );
 }
 
 #[test]
@@ -77,17 +113,24 @@ fn snapshot_version_rollback_in_timestamp() {
     let store = MemStore::default();
     repo.updater(&store).refresh().unwrap();
     repo.timestamp.version += 1;
-    repo.timestamp.meta.insert("snapshot.json".into(), MetaFile::new(1));
+    repo.timestamp
+        .meta
+        .insert("snapshot.json".into(), MetaFile::new(1));
     repo.put("timestamp");
     let err = repo.updater(&store).refresh().unwrap_err();
-    assert!(matches!(err, TufError::Rollback { ref role, trusted: 2, new: 1 } if role == "snapshot"));
+    assert!(
+        matches!(err, TufError::Rollback { ref role, trusted: 2, new: 1 } if role == "snapshot")
+    );
 }
 
 #[test]
 fn expired_timestamp_is_refused() {
     let repo = Repo::new();
     let store = MemStore::default();
-    let err = repo.updater_at(&store, NOW + 2 * 86_400).refresh().unwrap_err();
+    let err = repo
+        .updater_at(&store, NOW + 2 * 86_400)
+        .refresh()
+        .unwrap_err();
     assert!(matches!(err, TufError::Expired { ref role } if role == "timestamp"));
 }
 
@@ -95,7 +138,10 @@ fn expired_timestamp_is_refused() {
 fn expired_root_is_refused_at_timestamp_step() {
     let repo = Repo::new();
     let store = MemStore::default();
-    let err = repo.updater_at(&store, NOW + 400 * 86_400).refresh().unwrap_err();
+    let err = repo
+        .updater_at(&store, NOW + 400 * 86_400)
+        .refresh()
+        .unwrap_err();
     assert!(matches!(err, TufError::Expired { ref role } if role == "root"));
 }
 
@@ -107,7 +153,14 @@ fn root_version_must_be_next() {
     repo.serve("2.root.json", bytes);
     let store = MemStore::default();
     let err = repo.updater(&store).refresh().unwrap_err();
-    assert!(matches!(err, TufError::VersionMismatch { expected: 2, got: 3, .. }));
+    assert!(matches!(
+        err,
+        TufError::VersionMismatch {
+            expected: 2,
+            got: 3,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -159,13 +212,19 @@ fn snapshot_may_not_drop_a_role_or_lower_its_version() {
     let store = MemStore::default();
     repo.updater(&store).refresh().unwrap();
     repo.snapshot.version += 1;
-    repo.snapshot.meta.insert("targets.json".into(), MetaFile::new(1));
+    repo.snapshot
+        .meta
+        .insert("targets.json".into(), MetaFile::new(1));
     repo.put("snapshot");
     repo.timestamp.version += 1;
-    repo.timestamp.meta.insert("snapshot.json".into(), MetaFile::new(repo.snapshot.version));
+    repo.timestamp
+        .meta
+        .insert("snapshot.json".into(), MetaFile::new(repo.snapshot.version));
     repo.put("timestamp");
     let err = repo.updater(&store).refresh().unwrap_err();
-    assert!(matches!(err, TufError::Rollback { ref role, trusted: 2, new: 1 } if role == "targets.json"));
+    assert!(
+        matches!(err, TufError::Rollback { ref role, trusted: 2, new: 1 } if role == "targets.json")
+    );
     repo.snapshot.meta.clear();
     repo.put("snapshot");
     let err = repo.updater(&store).refresh().unwrap_err();
@@ -180,7 +239,13 @@ fn snapshot_length_is_checked_against_timestamp() {
     repo.put("timestamp");
     let store = MemStore::default();
     let err = repo.updater(&store).refresh().unwrap_err();
-    assert!(matches!(err, TufError::LengthMismatch { expected: 10_000, .. }));
+    assert!(matches!(
+        err,
+        TufError::LengthMismatch {
+            expected: 10_000,
+            ..
+        }
+    ));
 }
 
 fn delegate(repo: &mut Repo, name: &str, terminating: bool, paths: &[&str]) {
@@ -205,7 +270,9 @@ fn delegate(repo: &mut Repo, name: &str, terminating: bool, paths: &[&str]) {
 fn serve_delegated(repo: &mut Repo, name: &str, targets: &Targets) {
     let bytes = sign(targets, &[&signer(20)]);
     repo.serve(&format!("{}.{name}.json", targets.version), bytes);
-    repo.snapshot.meta.insert(format!("{name}.json"), MetaFile::new(targets.version));
+    repo.snapshot
+        .meta
+        .insert(format!("{name}.json"), MetaFile::new(targets.version));
 }
 
 #[test]
@@ -215,7 +282,9 @@ fn delegated_target_found_and_terminating_stops_search() {
     delegate(&mut repo, "second", false, &["a/*"]);
     let first = Targets::new(in_days(30));
     let mut second = Targets::new(in_days(30));
-    second.targets.insert("a/x".into(), kasane_tuf::TargetFile::from_data(b"x"));
+    second
+        .targets
+        .insert("a/x".into(), kasane_tuf::TargetFile::from_data(b"x"));
     serve_delegated(&mut repo, "first", &first);
     serve_delegated(&mut repo, "second", &second);
     repo.publish_all();
@@ -224,7 +293,14 @@ fn delegated_target_found_and_terminating_stops_search() {
     let err = updater.get_targetinfo("a/x").unwrap_err();
     assert!(matches!(err, TufError::UnknownTarget { .. }));
     assert!(store.files.borrow().contains_key("first"));
-    assert!(!repo.fetcher.requests.borrow().iter().any(|r| r.contains("second")));
+    assert!(
+        !repo
+            .fetcher
+            .requests
+            .borrow()
+            .iter()
+            .any(|r| r.contains("second"))
+    );
 }
 
 #[test]

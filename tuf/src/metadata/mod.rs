@@ -252,12 +252,12 @@ pub mod expires_format {
         t.format(FORMAT).unwrap_or_default()
     }
 
-    /// serde: writes [`format`].
+    /// serde: writes [`format()`].
     pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format(*t))
     }
 
-    /// serde: reads [`parse`].
+    /// serde: reads [`parse()`].
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
         let s = String::deserialize(d)?;
         parse(&s).ok_or_else(|| serde::de::Error::custom(format!("bad expires {s:?}")))

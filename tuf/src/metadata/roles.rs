@@ -177,10 +177,10 @@ impl MetaFile {
     /// Checks `data` against the length and hashes, where given.
     pub fn verify_length_and_hashes(&self, what: &str, data: &[u8]) -> Result<()> {
         if let Some(expected) = self.length {
-            crate::verify::check_length(what, expected, data)?;
+            crate::hashes::check_length(what, expected, data)?;
         }
         if let Some(hashes) = &self.hashes {
-            crate::verify::check_hashes(what, hashes, data)?;
+            crate::hashes::check_hashes(what, hashes, data)?;
         }
         Ok(())
     }

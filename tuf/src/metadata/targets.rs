@@ -41,8 +41,8 @@ impl TargetFile {
 
     /// Checks `data` against the length, then against every hash.
     pub fn verify_length_and_hashes(&self, what: &str, data: &[u8]) -> Result<()> {
-        crate::verify::check_length(what, self.length, data)?;
-        crate::verify::check_hashes(what, &self.hashes, data)
+        crate::hashes::check_length(what, self.length, data)?;
+        crate::hashes::check_hashes(what, &self.hashes, data)
     }
 }
 

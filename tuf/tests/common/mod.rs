@@ -1,5 +1,9 @@
 //! A tiny in-memory TUF repository, fetcher and store for the workflow tests.
-#![allow(dead_code, unreachable_pub, reason = "test helpers: each test binary uses part of them")]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "test helpers: each test binary uses part of them"
+)]
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -32,9 +36,14 @@ pub struct MemFetcher {
 impl kasane_tuf::Fetcher for MemFetcher {
     fn fetch(&self, path: &str, max_len: u64) -> Result<Option<Vec<u8>>> {
         self.requests.borrow_mut().push(path.to_owned());
-        let Some(data) = self.files.borrow().get(path).cloned() else { return Ok(None) };
+        let Some(data) = self.files.borrow().get(path).cloned() else {
+            return Ok(None);
+        };
         if data.len() as u64 > max_len {
-            return Err(TufError::TooLarge { what: path.to_owned(), max: max_len });
+            return Err(TufError::TooLarge {
+                what: path.to_owned(),
+                max: max_len,
+            });
         }
         Ok(Some(data))
     }
@@ -50,7 +59,9 @@ impl MetadataStore for MemStore {
         Ok(self.files.borrow().get(role).cloned())
     }
     fn store(&self, role: &str, bytes: &[u8]) -> Result<()> {
-        self.files.borrow_mut().insert(role.to_owned(), bytes.to_vec());
+        self.files
+            .borrow_mut()
+            .insert(role.to_owned(), bytes.to_vec());
         Ok(())
     }
     fn delete(&self, role: &str) -> Result<()> {
@@ -81,7 +92,12 @@ impl Repo {
     pub fn new() -> Repo {
         let mut root = Root::new(in_days(365));
         let mut signers = BTreeMap::new();
-        for (n, role) in [(1u8, "root"), (2, "timestamp"), (3, "snapshot"), (4, "targets")] {
+        for (n, role) in [
+            (1u8, "root"),
+            (2, "timestamp"),
+            (3, "snapshot"),
+            (4, "targets"),
+        ] {
             root.add_key(role, signer(n).key()).unwrap();
             signers.insert(role.to_owned(), vec![signer(n)]);
         }
@@ -111,7 +127,10 @@ impl Repo {
     }
 
     pub fn serve(&self, path: &str, bytes: Vec<u8>) {
-        self.fetcher.files.borrow_mut().insert(path.to_owned(), bytes);
+        self.fetcher
+            .files
+            .borrow_mut()
+            .insert(path.to_owned(), bytes);
     }
 
     /// Signs and serves the current `role` (no version bump).
@@ -119,8 +138,14 @@ impl Repo {
         let signers = self.signed_by(role);
         let (path, bytes) = match role {
             "timestamp" => ("timestamp.json".to_owned(), sign(&self.timestamp, &signers)),
-            "snapshot" => (format!("{}.snapshot.json", self.snapshot.version), sign(&self.snapshot, &signers)),
-            "targets" => (format!("{}.targets.json", self.targets.version), sign(&self.targets, &signers)),
+            "snapshot" => (
+                format!("{}.snapshot.json", self.snapshot.version),
+                sign(&self.snapshot, &signers),
+            ),
+            "targets" => (
+                format!("{}.targets.json", self.targets.version),
+                sign(&self.targets, &signers),
+            ),
             _ => panic!("no role {role}"),
         };
         self.serve(&path, bytes);
@@ -131,10 +156,14 @@ impl Repo {
         self.targets.version += 1;
         self.put("targets");
         self.snapshot.version += 1;
-        self.snapshot.meta.insert("targets.json".into(), MetaFile::new(self.targets.version));
+        self.snapshot
+            .meta
+            .insert("targets.json".into(), MetaFile::new(self.targets.version));
         self.put("snapshot");
         self.timestamp.version += 1;
-        self.timestamp.meta.insert("snapshot.json".into(), MetaFile::new(self.snapshot.version));
+        self.timestamp
+            .meta
+            .insert("snapshot.json".into(), MetaFile::new(self.snapshot.version));
         self.put("timestamp");
     }
 
@@ -144,13 +173,18 @@ impl Repo {
     }
 
     pub fn add_target(&mut self, path: &str, data: &[u8]) {
-        self.targets.targets.insert(path.to_owned(), TargetFile::from_data(data));
+        self.targets
+            .targets
+            .insert(path.to_owned(), TargetFile::from_data(data));
         let hash = TargetFile::from_data(data).hashes["sha256"].clone();
         let fetch_path = match path.rsplit_once('/') {
             Some((dir, name)) => format!("{dir}/{hash}.{name}"),
             None => format!("{hash}.{path}"),
         };
-        self.targets_fetcher.files.borrow_mut().insert(fetch_path, data.to_vec());
+        self.targets_fetcher
+            .files
+            .borrow_mut()
+            .insert(fetch_path, data.to_vec());
     }
 
     pub fn initial_root(&self) -> Vec<u8> {
@@ -165,7 +199,13 @@ impl Repo {
         if store.files.borrow().get("root").is_none() {
             store.store("root", &self.initial_root()).unwrap();
         }
-        Updater::new(self.fetcher.clone(), store.clone(), UpdaterConfig::default(), now).unwrap()
+        Updater::new(
+            self.fetcher.clone(),
+            store.clone(),
+            UpdaterConfig::default(),
+            now,
+        )
+        .unwrap()
     }
 
     pub fn stored_version(store: &MemStore, role: &str) -> Option<u64> {
