@@ -1,5 +1,10 @@
 //! `KeyFileSigner`: key files round-trip, are protected at rest, fail with typed errors, and
 //! are interchangeable with Python's `cryptography` (what securesystemslib uses).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failure here is a test failure"
+)]
 
 mod support;
 
@@ -140,7 +145,7 @@ fn debug_never_shows_the_secret() {
     let shown = format!("{signer:?} {signer:#?}");
     assert!(!shown.contains(&hex::encode(secret)), "{shown}");
     assert!(
-        !shown.contains(&format!("{:?}", &secret[..8]).trim_end_matches(']')),
+        !shown.contains(format!("{:?}", &secret[..8]).trim_end_matches(']')),
         "{shown}"
     );
     assert!(!shown.contains(&format!("{secret:?}")), "{shown}");

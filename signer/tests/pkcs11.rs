@@ -10,6 +10,11 @@
 //! The module is env `KASANE_PKCS11_MODULE`, else `/usr/lib/softhsm/libsofthsm2.so`; without
 //! it a test says why and returns, except under env `CI`, where it fails.
 #![cfg(feature = "pkcs11")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failure here is a test failure"
+)]
 
 mod support;
 
