@@ -184,19 +184,13 @@ impl Signer for KeyFileSigner {
 
 /// RFC 8410 PKCS#8 v1 (`PrivateKeyInfo` without the optional public key) for an Ed25519
 /// key: what OpenSSL and Python's `cryptography` write, and the only form the latter reads.
-/// Built by hand in a zeroizing buffer, because `ed25519::pkcs8::KeypairBytes` only wipes
-/// itself when the `ed25519` crate's own `zeroize` feature is on.
+/// `KeypairBytes` wipes its copy of the secret on drop (the `ed25519` crate's `zeroize`).
 fn ed25519_pkcs8_v1(key: &ed25519_dalek::SigningKey) -> pkcs8::Result<SecretDocument> {
-    const PREFIX: [u8; 16] = [
-        0x30, 0x2e, // SEQUENCE, 46 bytes
-        0x02, 0x01, 0x00, // INTEGER 0 (v1)
-        0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, // AlgorithmIdentifier { id-Ed25519 }
-        0x04, 0x22, 0x04, 0x20, // OCTET STRING { CurvePrivateKey OCTET STRING (32) }
-    ];
-    let mut der = Zeroizing::new(Vec::with_capacity(PREFIX.len() + 32));
-    der.extend_from_slice(&PREFIX);
-    der.extend_from_slice(key.as_bytes());
-    Ok(SecretDocument::try_from(der.as_slice())?)
+    ed25519::pkcs8::KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    }
+    .to_pkcs8_der()
 }
 
 /// Encrypts a PKCS#8 DER private key: PBES2, scrypt, AES-256-CBC, fresh salt and IV.
