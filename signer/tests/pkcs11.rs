@@ -255,6 +255,24 @@ fn typed_errors_for_pin_key_and_token() {
 }
 
 #[test]
+fn signer_logs_in_again_after_the_token_logs_out() {
+    with_softhsm("signer_logs_in_again_after_the_token_logs_out", |fx| {
+        Pkcs11Signer::generate(&fx.module, TOKEN, USER_PIN, "online", KeyKind::EcdsaP256).unwrap();
+        let signer = Pkcs11Signer::open(&fx.module, TOKEN, USER_PIN, "online").unwrap();
+        check_independently(signer.public_key(), MSG, &signer.sign(MSG).unwrap());
+        // The login belongs to the whole process: a logout anywhere ends it for the signer's
+        // session too (as a token reinsertion or an HSM failover would).
+        let ctx = Pkcs11::new(&fx.module).unwrap();
+        let slot = ctx.get_slots_with_token().unwrap()[0];
+        let other = ctx.open_ro_session(slot).unwrap();
+        other.logout().unwrap();
+        drop(other);
+        let sig = signer.sign(MSG).unwrap();
+        check_independently(signer.public_key(), MSG, &sig);
+    });
+}
+
+#[test]
 fn module_that_cannot_load() {
     let dir = tempfile::tempdir().unwrap();
     let absent = dir.path().join("absent.so");
