@@ -22,8 +22,9 @@ use crate::public::{EC_PUBLIC_KEY_OID, ED25519_OID, P256_OID};
 use crate::{KeyKind, PublicKey, Signer, SignerError};
 
 /// scrypt cost of new encrypted key files: N = 2^14, r = 8, p = 1 (16 MiB, the classic
-/// interactive setting). OpenSSL, and so Python's `cryptography`, refuses to derive keys
-/// needing more than 32 MiB, which rules out N = 2^15 with r = 8 (just over 32 MiB).
+/// interactive setting). OpenSSL derives no key needing more than 32 MiB (`openssl pkcs8`
+/// fails with "memory limit exceeded"), which rules out N = 2^15 with r = 8; staying under it
+/// keeps key files readable by OpenSSL tools as well as by Python's `cryptography`.
 const SCRYPT_LOG_N: u8 = 14;
 const SCRYPT_R: u32 = 8;
 const SCRYPT_P: u32 = 1;
