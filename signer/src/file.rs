@@ -22,8 +22,9 @@ use crate::public::{EC_PUBLIC_KEY_OID, ED25519_OID, P256_OID};
 use crate::{KeyKind, PublicKey, Signer, SignerError};
 
 /// scrypt cost of new encrypted key files: N = 2^14, r = 8, p = 1 (16 MiB, the classic
-/// interactive setting). OpenSSL, and so Python's `cryptography`, refuses to derive keys
-/// needing more than 32 MiB, which rules out N = 2^15 with r = 8 (just over 32 MiB).
+/// interactive setting). OpenSSL derives no key needing more than 32 MiB (`openssl pkcs8`
+/// fails with "memory limit exceeded"), which rules out N = 2^15 with r = 8; staying under it
+/// keeps key files readable by OpenSSL tools as well as by Python's `cryptography`.
 const SCRYPT_LOG_N: u8 = 14;
 const SCRYPT_R: u32 = 8;
 const SCRYPT_P: u32 = 1;
@@ -184,19 +185,13 @@ impl Signer for KeyFileSigner {
 
 /// RFC 8410 PKCS#8 v1 (`PrivateKeyInfo` without the optional public key) for an Ed25519
 /// key: what OpenSSL and Python's `cryptography` write, and the only form the latter reads.
-/// Built by hand in a zeroizing buffer, because `ed25519::pkcs8::KeypairBytes` only wipes
-/// itself when the `ed25519` crate's own `zeroize` feature is on.
+/// `KeypairBytes` wipes its copy of the secret on drop (the `ed25519` crate's `zeroize`).
 fn ed25519_pkcs8_v1(key: &ed25519_dalek::SigningKey) -> pkcs8::Result<SecretDocument> {
-    const PREFIX: [u8; 16] = [
-        0x30, 0x2e, // SEQUENCE, 46 bytes
-        0x02, 0x01, 0x00, // INTEGER 0 (v1)
-        0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, // AlgorithmIdentifier { id-Ed25519 }
-        0x04, 0x22, 0x04, 0x20, // OCTET STRING { CurvePrivateKey OCTET STRING (32) }
-    ];
-    let mut der = Zeroizing::new(Vec::with_capacity(PREFIX.len() + 32));
-    der.extend_from_slice(&PREFIX);
-    der.extend_from_slice(key.as_bytes());
-    Ok(SecretDocument::try_from(der.as_slice())?)
+    ed25519::pkcs8::KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    }
+    .to_pkcs8_der()
 }
 
 /// Encrypts a PKCS#8 DER private key: PBES2, scrypt, AES-256-CBC, fresh salt and IV.

@@ -6,7 +6,7 @@
 //! - [`Signer`] (here): the trait; [`KeyKind`]: which algorithm a new key uses.
 //! - [`public`]: [`PublicKey`], its TUF fields (`keytype`, `scheme`, `keyval.public`), SPKI
 //!   PEM in and out, and signature verification (tests and self-checks).
-//! - [`file`]: [`KeyFileSigner`], a PKCS#8 PEM key file, encrypted at rest (PBES2: scrypt +
+//! - [`file`](mod@file): [`KeyFileSigner`], a PKCS#8 PEM key file, encrypted at rest (PBES2: scrypt +
 //!   AES-256-CBC) when it has a passphrase; readable by Python's `cryptography`.
 //! - `pkcs11` (cargo feature `pkcs11`): `Pkcs11Signer`, a key on a PKCS#11 token (hardware
 //!   token, HSM; SoftHSM2 in tests), through `cryptoki`.

@@ -228,6 +228,9 @@ fn session_lost(rv: RvError) -> bool {
         RvError::SessionHandleInvalid
             | RvError::SessionClosed
             | RvError::UserNotLoggedIn
+            // A logout drops the handles of private objects (SoftHSM does so).
+            | RvError::KeyHandleInvalid
+            | RvError::ObjectHandleInvalid
             | RvError::DeviceRemoved
             | RvError::TokenNotPresent
     )

@@ -1,5 +1,10 @@
 //! `KeyFileSigner`: key files round-trip, are protected at rest, fail with typed errors, and
 //! are interchangeable with Python's `cryptography` (what securesystemslib uses).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failure here is a test failure"
+)]
 
 mod support;
 
@@ -61,6 +66,28 @@ fn roundtrip(kind: KeyKind, passphrase: Option<&[u8]>) {
         "-----BEGIN PRIVATE KEY-----\n"
     };
     assert!(text.starts_with(header), "{text}");
+    if passphrase.is_some() {
+        assert_scrypt_aes256cbc(&text);
+    }
+}
+
+/// The file is PBES2 with scrypt (N = 2^14, r = 8, p = 1) and AES-256-CBC.
+fn assert_scrypt_aes256cbc(pem: &str) {
+    use pkcs8::pkcs5::{EncryptionScheme, pbes2};
+    let (_, doc) = pkcs8::Document::from_pem(pem).unwrap();
+    let info = pkcs8::EncryptedPrivateKeyInfo::try_from(doc.as_bytes()).unwrap();
+    let EncryptionScheme::Pbes2(params) = info.encryption_algorithm else {
+        panic!("not PBES2");
+    };
+    let pbes2::Kdf::Scrypt(scrypt) = params.kdf else {
+        panic!("not scrypt");
+    };
+    assert_eq!(scrypt.cost_parameter, 1 << 14);
+    assert_eq!((scrypt.block_size, scrypt.parallelization), (8, 1));
+    assert!(matches!(
+        params.encryption,
+        pbes2::EncryptionScheme::Aes256Cbc { .. }
+    ));
 }
 
 #[test]
@@ -140,7 +167,7 @@ fn debug_never_shows_the_secret() {
     let shown = format!("{signer:?} {signer:#?}");
     assert!(!shown.contains(&hex::encode(secret)), "{shown}");
     assert!(
-        !shown.contains(&format!("{:?}", &secret[..8]).trim_end_matches(']')),
+        !shown.contains(format!("{:?}", &secret[..8]).trim_end_matches(']')),
         "{shown}"
     );
     assert!(!shown.contains(&format!("{secret:?}")), "{shown}");

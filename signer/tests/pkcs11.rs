@@ -10,6 +10,11 @@
 //! The module is env `KASANE_PKCS11_MODULE`, else `/usr/lib/softhsm/libsofthsm2.so`; without
 //! it a test says why and returns, except under env `CI`, where it fails.
 #![cfg(feature = "pkcs11")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failure here is a test failure"
+)]
 
 mod support;
 
@@ -220,6 +225,36 @@ fn several_keys_on_one_token_sign_from_threads() {
     });
 }
 
+fn generate_rsa(module: &Path, label: &str) {
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::object::Attribute;
+    let ctx = Pkcs11::new(module).unwrap();
+    // No other context is alive here, so the module was unloaded and loads afresh.
+    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
+    let slot = ctx.get_slots_with_token().unwrap()[0];
+    let session = ctx.open_rw_session(slot).unwrap();
+    session
+        .login(UserType::User, Some(&AuthPin::from(USER_PIN.to_owned())))
+        .unwrap();
+    let label = label.as_bytes().to_vec();
+    let public = [
+        Attribute::Token(true),
+        Attribute::ModulusBits(2048.into()),
+        Attribute::PublicExponent(vec![1, 0, 1]),
+        Attribute::Label(label.clone()),
+    ];
+    let private = [
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sign(true),
+        Attribute::Label(label),
+    ];
+    session
+        .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
+        .unwrap();
+}
+
 #[test]
 fn typed_errors_for_pin_key_and_token() {
     with_softhsm("typed_errors_for_pin_key_and_token", |fx| {
@@ -243,9 +278,31 @@ fn typed_errors_for_pin_key_and_token() {
             matches!(token, SignerError::TokenNotFound { .. }),
             "{token:?}"
         );
+        // An RSA key pair: found, but not a key type Kasane signs with.
+        generate_rsa(&fx.module, "rsa");
+        let rsa = Pkcs11Signer::open(&fx.module, TOKEN, USER_PIN, "rsa").unwrap_err();
+        assert!(matches!(rsa, SignerError::UnsupportedKeyType(_)), "{rsa:?}");
         // After the failures, the right PIN still works.
         let signer = Pkcs11Signer::open(&fx.module, TOKEN, USER_PIN, "targets").unwrap();
         check_independently(signer.public_key(), MSG, &signer.sign(MSG).unwrap());
+    });
+}
+
+#[test]
+fn signer_logs_in_again_after_the_token_logs_out() {
+    with_softhsm("signer_logs_in_again_after_the_token_logs_out", |fx| {
+        Pkcs11Signer::generate(&fx.module, TOKEN, USER_PIN, "online", KeyKind::EcdsaP256).unwrap();
+        let signer = Pkcs11Signer::open(&fx.module, TOKEN, USER_PIN, "online").unwrap();
+        check_independently(signer.public_key(), MSG, &signer.sign(MSG).unwrap());
+        // The login belongs to the whole process: a logout anywhere ends it for the signer's
+        // session too (as a token reinsertion or an HSM failover would).
+        let ctx = Pkcs11::new(&fx.module).unwrap();
+        let slot = ctx.get_slots_with_token().unwrap()[0];
+        let other = ctx.open_ro_session(slot).unwrap();
+        other.logout().unwrap();
+        drop(other);
+        let sig = signer.sign(MSG).unwrap();
+        check_independently(signer.public_key(), MSG, &sig);
     });
 }
 
