@@ -76,14 +76,17 @@ fn made_on_first_use(
     Ok(())
 }
 
-/// The registry, opened and verified as `serve` opens it (snapshot key, signed metadata,
-/// modules).
+/// The registry, opened and verified as `serve` opens it (ticket key, signed metadata checked
+/// as a client would, modules).
 fn registry(cfg: &Config) -> anyhow::Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     HostRegistry::open(
         &cfg.registry_dir,
-        &cfg.modules_dir,
         &cfg.keys_dir,
         setup::host_sandbox().context("starting the sandbox")?,
+        now,
     )
     .with_context(|| format!("loading the registry {}", cfg.registry_dir.display()))?;
     ok(format_args!("registry {}", cfg.registry_dir.display()));

@@ -26,11 +26,10 @@ pub struct Config {
     pub tls_cert: PathBuf,
     /// PEM private key for TLS.
     pub tls_key: PathBuf,
-    /// The registry repository directory (what clients fetch).
+    /// The registry: a TUF repository (`metadata/`, and `targets/` with the module files),
+    /// what clients fetch.
     pub registry_dir: PathBuf,
-    /// Module files, named `<sha256 hex>.wasm`.
-    pub modules_dir: PathBuf,
-    /// Secret keys: `host.key` (signs the start response), `snapshot.key` (signs tickets),
+    /// Secret keys: `host.key` (signs the start response), `ticket.pem` (signs tickets),
     /// `opaque.key` (OPAQUE's OPRF seed and key pair) and `queue.key` (the relay queue at rest).
     pub keys_dir: PathBuf,
     /// Put the TLS exporter value (RFC 9266) into the transcript. Turn off only behind a
@@ -167,7 +166,6 @@ impl Default for Config {
             tls_cert: "tls/cert.pem".into(),
             tls_key: "tls/key.pem".into(),
             registry_dir: "registry".into(),
-            modules_dir: "modules".into(),
             keys_dir: "keys".into(),
             channel_binding: true,
             max_body_bytes: 64 * 1024,
@@ -365,7 +363,6 @@ impl Config {
             &mut self.tls_cert,
             &mut self.tls_key,
             &mut self.registry_dir,
-            &mut self.modules_dir,
             &mut self.keys_dir,
         ] {
             if p.is_relative() {

@@ -1,46 +1,49 @@
 //! The host's view of its transform registry.
 //!
-//! The repository directory is the one `kasane-registry` writes (and clients fetch); module
-//! files live beside it in the modules directory as `<sha256 hex>.wasm`. On every login the
-//! host reads `snapshot.json` (a few kilobytes) and, when its hash changed, reloads the
-//! repository and checks every signature again ([`Repository::load`]): a publication or a
-//! revocation takes effect at the next login, with no restart.
+//! The repository directory is the TUF repository `kasane-registry` writes and clients fetch
+//! (`metadata/…`, `targets/…`); module files are targets in it (`targets/<sha256>.<name>`).
+//! On every login the host reads `metadata/timestamp.json` (a few hundred bytes) and, when
+//! its hash changed, reloads the repository and checks it as a client would
+//! ([`Repository::active`]: root chain, signatures, versions, hashes, expiry, delegations):
+//! a publication or a revocation takes effect at the next login, with no restart.
 //!
-//! Active transforms are the first-party entries and the entries of delegated author files
-//! within their prefix, minus revoked hashes and modules whose file is missing. The choice is
-//! [`choose_weighted`] over those whose profile the client announced, so a client without
-//! wasi support is never given a wasi transform.
+//! Active transforms are those a TUF lookup resolves (first-party, or through `authors` to
+//! the author whose paths cover the name), minus revoked hashes and modules whose file is
+//! missing. The choice is [`choose_weighted`] over those whose profile the client announced,
+//! so a client without wasi support is never given a wasi transform. Tickets are signed with
+//! the host's ticket key (`keys/ticket.pem`, listed in `kasane/host-keys.json`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use kasane_registry::keys::{SecretKey, read_key_file};
-use kasane_registry::metadata::targets::TargetEntry;
-use kasane_registry::repo::{Lifetimes, Repository, choose_weighted};
-use kasane_registry::trust::meta_path;
+use kasane_registry::entry::{MAX_MODULE_LEN, TargetEntry};
+use kasane_registry::repo::{Lifetimes, Repository, choose_weighted, target_file_path};
+use kasane_registry::signing::{KeyFileSigner, Signer, TufSigner};
 use kasane_registry::{RegistryError, Sha256Hash};
 use kasane_sandbox::{Limits, Sandbox, Transform};
 use sha2::{Digest, Sha256};
 
 use crate::HostError;
 
-/// Largest snapshot file read on each login.
-const MAX_SNAPSHOT_READ: u64 = 1 << 20;
+/// Largest timestamp file read on each login.
+const MAX_TIMESTAMP_READ: u64 = 16 * 1024;
+/// The ticket key file in the keys directory.
+pub const TICKET_KEY_FILE: &str = "ticket.pem";
 
-/// Active entries and the author that listed each (`None`: first-party).
-type Active = Arc<Vec<(TargetEntry, Option<String>)>>;
+/// Active entries and the role that listed each (`targets`: first-party).
+type Active = Arc<Vec<(TargetEntry, String)>>;
 
 /// A loaded repository and what it makes active.
 #[derive(Debug)]
 struct Loaded {
-    snapshot_sha256: [u8; 32],
+    timestamp_sha256: [u8; 32],
     repo: Arc<Repository>,
     active: Active,
 }
 
 /// Why the host is not ready (`GET /readyz`): one line, nothing secret.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum NotReady {
     /// The store did not answer `SELECT 1`.
@@ -54,7 +57,7 @@ pub enum NotReady {
     NoActiveTransform,
     /// This role's metadata has expired.
     #[error("registry: {0} expired")]
-    Expired(&'static str),
+    Expired(String),
 }
 
 /// The transform chosen for one login, its ticket and its loaded module.
@@ -62,7 +65,7 @@ pub enum NotReady {
 pub struct Chosen {
     /// The signed entry.
     pub entry: TargetEntry,
-    /// The session ticket (signed by the online key) naming the client's nonce.
+    /// The session ticket (signed by the host's ticket key) naming the client's nonce.
     pub ticket: Vec<u8>,
     /// The loaded module (shared, one per module hash).
     pub transform: Transform,
@@ -76,12 +79,11 @@ impl std::fmt::Debug for Chosen {
     }
 }
 
-/// The host's registry: repository directory, modules, the online key, the sandbox and one
+/// The host's registry: repository directory, the ticket key, the sandbox and one
 /// [`Transform`] per module hash, profile and limits (the `InstancePre` cache).
 pub struct HostRegistry {
     dir: PathBuf,
-    modules_dir: PathBuf,
-    snapshot_key: SecretKey,
+    ticket_key: Box<dyn Signer>,
     sandbox: Sandbox,
     loaded: Mutex<Option<Loaded>>,
     transforms: Mutex<HashMap<TransformKey, Transform>>,
@@ -93,7 +95,6 @@ impl std::fmt::Debug for HostRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostRegistry")
             .field("dir", &self.dir)
-            .field("modules_dir", &self.modules_dir)
             .finish_non_exhaustive()
     }
 }
@@ -113,32 +114,32 @@ pub fn entry_limits(e: &TargetEntry) -> Limits {
 /// each, so the host runs every entry as its signed entry says, as the client does.
 type TransformKey = ([u8; 32], kasane_abi::Profile, Limits);
 
-/// The module file of a hash: `<modules_dir>/<sha256 hex>.wasm`.
+/// The module file of an entry in the repository: `<dir>/targets/<sha256>.<name>`.
 #[must_use]
-pub fn module_path(modules_dir: &Path, sha256: &Sha256Hash) -> PathBuf {
-    modules_dir.join(format!("{}.wasm", sha256.to_hex()))
+pub fn module_path(registry_dir: &Path, entry: &TargetEntry) -> PathBuf {
+    registry_dir.join(target_file_path(&entry.name, &entry.sha256))
 }
 
 impl HostRegistry {
-    /// Opens the registry in `dir` with modules in `modules_dir`, signing tickets with
-    /// `<keys_dir>/snapshot.key`. The repository is loaded (and verified) now.
+    /// Opens the registry in `dir`, signing tickets with `<keys_dir>/ticket.pem`. The
+    /// repository is loaded and checked at `now`.
     pub fn open(
         dir: &Path,
-        modules_dir: &Path,
         keys_dir: &Path,
         sandbox: Sandbox,
+        now: u64,
     ) -> Result<Self, HostError> {
-        let snapshot_key = read_key_file(&keys_dir.join("snapshot.key"))?;
+        let ticket_key = KeyFileSigner::open(&keys_dir.join(TICKET_KEY_FILE), None)
+            .map_err(RegistryError::from)?;
         let reg = Self {
             dir: dir.to_owned(),
-            modules_dir: modules_dir.to_owned(),
-            snapshot_key,
+            ticket_key: Box::new(ticket_key),
             sandbox,
             loaded: Mutex::new(None),
             transforms: Mutex::new(HashMap::new()),
             ignore_revocations: std::sync::atomic::AtomicBool::new(false),
         };
-        reg.current()?;
+        reg.current(now)?;
         Ok(reg)
     }
 
@@ -148,73 +149,50 @@ impl HostRegistry {
         &self.dir
     }
 
-    /// The modules directory.
-    #[must_use]
-    pub fn modules_dir(&self) -> &Path {
-        &self.modules_dir
-    }
-
-    /// The current repository and its active transforms, reloaded if `snapshot.json`
-    /// changed since the last call.
-    fn current(&self) -> Result<(Arc<Repository>, Active), HostError> {
-        let path = self.dir.join(meta_path("snapshot"));
-        let bytes = kasane_registry::files::read_capped(&path, MAX_SNAPSHOT_READ, "snapshot")?;
+    /// The current repository and its active transforms, reloaded (and checked at `now`) if
+    /// `metadata/timestamp.json` changed since the last call.
+    fn current(&self, now: u64) -> Result<(Arc<Repository>, Active), HostError> {
+        let path = self.dir.join("metadata/timestamp.json");
+        let bytes = kasane_registry::files::read_capped(&path, MAX_TIMESTAMP_READ, "timestamp")?;
         let hash: [u8; 32] = Sha256::digest(&bytes).into();
         let mut guard = self
             .loaded
             .lock()
             .map_err(|_| HostError::Poisoned { what: "registry" })?;
         if let Some(l) = guard.as_ref()
-            && l.snapshot_sha256 == hash
+            && l.timestamp_sha256 == hash
         {
             return Ok((l.repo.clone(), l.active.clone()));
         }
         let repo = Repository::load(&self.dir)?;
-        let active = Arc::new(self.active_of(&repo));
+        let active = Arc::new(self.active_of(&repo, now)?);
         tracing::info!(
-            snapshot = repo.snapshot_info().0.version,
+            timestamp = repo.timestamp().version,
             active = active.len(),
             "registry loaded"
         );
         let repo = Arc::new(repo);
         *guard = Some(Loaded {
-            snapshot_sha256: hash,
+            timestamp_sha256: hash,
             repo: repo.clone(),
             active: active.clone(),
         });
         Ok((repo, active))
     }
 
-    fn active_of(&self, repo: &Repository) -> Vec<(TargetEntry, Option<String>)> {
-        let revoked = &repo.revocations().hashes;
-        let revoked_keys = &repo.revocations().author_keys;
-        let mut out: Vec<(TargetEntry, Option<String>)> = repo
-            .targets()
-            .targets
-            .iter()
-            .map(|e| (e.clone(), None))
-            .collect();
-        for d in &repo.targets().delegations {
-            // An author with a revoked key is dropped as a whole (conservative).
-            if d.keys.keys().any(|k| revoked_keys.contains(k)) {
-                continue;
-            }
-            if let Some(a) = repo.author(&d.author) {
-                for e in &a.targets {
-                    if e.name.starts_with(&d.prefix) {
-                        out.push((e.clone(), Some(d.author.clone())));
-                    }
-                }
-            }
-        }
+    fn active_of(
+        &self,
+        repo: &Repository,
+        now: u64,
+    ) -> Result<Vec<(TargetEntry, String)>, HostError> {
+        let (mut out, revoked) = repo.resolvable(now)?;
         let honest = !self
             .ignore_revocations
             .load(std::sync::atomic::Ordering::Relaxed);
         out.retain(|(e, _)| {
-            (!honest || !revoked.contains(&e.sha256))
-                && module_path(&self.modules_dir, &e.sha256).is_file()
+            (!honest || !revoked.is_revoked(&e.sha256)) && module_path(&self.dir, e).is_file()
         });
-        out
+        Ok(out)
     }
 
     /// DANGER, tests only: from now on this host offers revoked modules too, as a
@@ -228,33 +206,28 @@ impl HostRegistry {
         }
     }
 
-    /// Whether the registry can serve logins at `now`: it loads, has an active transform, and
-    /// its root, snapshot, targets and revocations are unexpired (clients refuse expired
-    /// metadata, so a host serving it fails every login).
+    /// Whether the registry can serve logins at `now`: every role it uses is unexpired
+    /// (clients refuse expired metadata, so a host serving it fails every login), it loads
+    /// and checks as a client would, and it has an active transform.
     pub fn readiness(&self, now: u64) -> Result<(), NotReady> {
-        let (repo, active) = self.current().map_err(|e| {
+        if let Ok(repo) = Repository::load(&self.dir)
+            && let Some((role, _)) = repo.expiries().into_iter().find(|(_, e)| *e <= now)
+        {
+            return Err(NotReady::Expired(role));
+        }
+        let (_, active) = self.current(now).map_err(|e| {
             tracing::warn!(error = %e, "readiness: registry does not load");
             NotReady::RegistryUnloadable
         })?;
         if active.is_empty() {
             return Err(NotReady::NoActiveTransform);
         }
-        for (role, expires) in [
-            ("root", repo.root().expires),
-            ("snapshot", repo.snapshot_info().0.expires),
-            ("targets", repo.targets().expires),
-            ("revocations", repo.revocations().expires),
-        ] {
-            if expires <= now {
-                return Err(NotReady::Expired(role));
-            }
-        }
         Ok(())
     }
 
-    /// The active transforms now (after a reload if the snapshot changed).
-    pub fn active(&self) -> Result<Vec<TargetEntry>, HostError> {
-        Ok(self.current()?.1.iter().map(|(e, _)| e.clone()).collect())
+    /// The active transforms at `now` (after a reload if the timestamp changed).
+    pub fn active(&self, now: u64) -> Result<Vec<TargetEntry>, HostError> {
+        Ok(self.current(now)?.1.iter().map(|(e, _)| e.clone()).collect())
     }
 
     /// Chooses a transform for a login by rollout weight among those the client can run,
@@ -267,7 +240,7 @@ impl HostRegistry {
         ticket_ttl: u64,
         roll: u64,
     ) -> Result<Chosen, HostError> {
-        let (repo, active) = self.current()?;
+        let (repo, active) = self.current(now)?;
         let entry = choose_weighted(&active, profiles, roll)
             .ok_or(HostError::NoTransform)?
             .clone();
@@ -275,8 +248,8 @@ impl HostRegistry {
             ticket: ticket_ttl,
             ..Lifetimes::default()
         };
-        let ticket =
-            repo.sign_ticket(client_nonce, &entry.name, &[&self.snapshot_key], now, &life)?;
+        let signer = TufSigner(self.ticket_key.as_ref());
+        let ticket = repo.sign_ticket(client_nonce, &entry, &signer, now, &life)?;
         let transform = self.transform(&entry)?;
         Ok(Chosen {
             entry,
@@ -294,13 +267,7 @@ impl HostRegistry {
         {
             return Ok(t.clone());
         }
-        let bytes = self.module_bytes(&entry.sha256)?;
-        if bytes.len() as u64 != entry.length || Sha256Hash::of(&bytes) != entry.sha256 {
-            return Err(HostError::ModuleUnavailable {
-                name: entry.name.clone(),
-                source: None,
-            });
-        }
+        let bytes = self.entry_bytes(entry)?;
         let t = self
             .sandbox
             .load(&bytes, entry.profile, entry_limits(entry))?;
@@ -310,29 +277,51 @@ impl HostRegistry {
         Ok(t)
     }
 
-    /// The bytes of module `sha256` from the modules directory.
-    pub fn module_bytes(&self, sha256: &Sha256Hash) -> Result<Vec<u8>, HostError> {
-        let path = module_path(&self.modules_dir, sha256);
-        let max = kasane_registry::metadata::MAX_MODULE_LEN;
-        kasane_registry::files::read_capped(&path, max, "module").map_err(|e| match e {
-            RegistryError::Io { .. } | RegistryError::Missing { .. } => {
-                HostError::ModuleUnavailable {
-                    name: sha256.to_hex(),
-                    source: Some(e),
-                }
-            }
-            other => HostError::Registry(other),
-        })
+    /// The bytes of an entry's module, length and hash checked.
+    fn entry_bytes(&self, entry: &TargetEntry) -> Result<Vec<u8>, HostError> {
+        let unavailable = |source| HostError::ModuleUnavailable {
+            name: entry.name.clone(),
+            source,
+        };
+        let path = module_path(&self.dir, entry);
+        let bytes = kasane_registry::files::read_capped(&path, MAX_MODULE_LEN, "module")
+            .map_err(|e| unavailable(Some(e)))?;
+        kasane_registry::trust::check_module(entry, &bytes).map_err(|e| unavailable(Some(e)))?;
+        Ok(bytes)
     }
 
-    /// A repository file as clients fetch it (`root.json`, `3.root.json`, `snapshot.json`,
-    /// `authors/acme.json`…), or `None` for a name outside the repository's rules.
+    /// The bytes of the active module with hash `sha256`, at `now`.
+    pub fn module_bytes(&self, sha256: &Sha256Hash, now: u64) -> Result<Vec<u8>, HostError> {
+        let (_, active) = self.current(now)?;
+        let entry = active
+            .iter()
+            .map(|(e, _)| e)
+            .find(|e| e.sha256 == *sha256)
+            .ok_or_else(|| HostError::ModuleUnavailable {
+                name: sha256.to_hex(),
+                source: None,
+            })?;
+        self.entry_bytes(entry)
+    }
+
+    /// A repository file as clients fetch it (`metadata/3.root.json`,
+    /// `metadata/timestamp.json`, `targets/kasane/<sha256>.host-keys.json`, …), or `None`
+    /// for a path outside the repository's rules or a file that does not exist.
     #[must_use]
     pub fn file(&self, path: &str) -> Option<Vec<u8>> {
-        kasane_registry::metadata::validate_name(path).ok()?;
-        if !path.ends_with(".json") {
+        let (top, rest) = path.split_once('/')?;
+        if !matches!(top, "metadata" | "targets") || rest.is_empty() || rest.len() > 256 {
             return None;
         }
-        kasane_registry::files::read_capped(&self.dir.join(path), 1 << 20, "file").ok()
+        let safe = rest.split('/').all(|c| {
+            !c.is_empty()
+                && c != "."
+                && c != ".."
+                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-%".contains(&b))
+        });
+        if !safe {
+            return None;
+        }
+        kasane_registry::files::read_capped(&self.dir.join(path), 5_000_000, "file").ok()
     }
 }

@@ -322,7 +322,7 @@ async fn module_file(State(host): State<Arc<Host>>, UrlPath(file): UrlPath<Strin
     let hash = file
         .strip_suffix(".wasm")
         .and_then(|h| kasane_registry::Sha256Hash::from_hex(h).ok());
-    match hash.map(|h| host.registry().module_bytes(&h)) {
+    match hash.map(|h| host.registry().module_bytes(&h, host.now())) {
         Some(Ok(b)) => ([(header::CONTENT_TYPE, "application/wasm")], b).into_response(),
         _ => (StatusCode::NOT_FOUND, "not found\n").into_response(),
     }

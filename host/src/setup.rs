@@ -13,7 +13,10 @@ use std::sync::Arc;
 use ed25519_dalek::SigningKey;
 use kasane_abi::Profile;
 use kasane_registry::keys::read_key_file;
-use kasane_registry::repo::{Lifetimes, dev_init, target_entry};
+use kasane_registry::entry::TargetEntry;
+use kasane_registry::repo::{Lifetimes, dev_init};
+use kasane_registry::signing::{KeyFileSigner, TufSigner};
+use kasane_registry::{RegistryError, Sha256Hash};
 use kasane_sandbox::{Limits, Sandbox, SandboxConfig};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -171,27 +174,7 @@ pub async fn init(
     write_data_file(&resolved.tls_cert, cert_pem.as_bytes())?;
     write_secret_new(&resolved.tls_key, key_pem.as_bytes())?;
 
-    let life = Lifetimes::default();
-    let mut repo = dev_init(&resolved.registry_dir, &resolved.keys_dir, now, &life)?;
-    let targets_key = read_key_file(&resolved.keys_dir.join("targets.key"))?;
-    let snapshot_key = read_key_file(&resolved.keys_dir.join("snapshot.key"))?;
-    let mut published = Vec::new();
-    for b in BUILTINS {
-        let entry = target_entry(
-            b.name,
-            b.wasm,
-            b.profile,
-            b.fuel,
-            Limits::default().memory_bytes,
-            b.params.as_bytes().to_vec(),
-            b.weight,
-        )?;
-        write_data_file(&module_path(&resolved.modules_dir, &entry.sha256), b.wasm)?;
-        repo.add_target(entry, &[&targets_key], now, &life)?;
-        published.push(b.name.to_owned());
-    }
-    repo.snapshot(&[&snapshot_key], now, &life)?;
-    repo.save(&resolved.registry_dir)?;
+    let published = publish_builtins(&resolved, now)?;
 
     // The key sealing queued messages at rest.
     crate::messages::load_queue_key(&resolved.keys_dir)?;
@@ -200,7 +183,7 @@ pub async fn init(
     store::open(&resolved.database_url).await?;
     write_data_file(&cfg_path, text.as_bytes())?;
 
-    let root = std::fs::read(resolved.registry_dir.join("1.root.json"))
+    let root = std::fs::read(resolved.registry_dir.join("metadata/1.root.json"))
         .map_err(io(&resolved.registry_dir))?;
     Ok(InitReport {
         data_dir: data_dir.to_owned(),
@@ -209,6 +192,40 @@ pub async fn init(
         root_sha256: hex::encode(Sha256::digest(&root)),
         published,
     })
+}
+
+/// The development registry: fresh keys for every role (`keys/*.pem`, `keys/host.key`), a
+/// new repository, and every built-in transform published in it (module files under
+/// `registry/targets/`). Returns the names published.
+fn publish_builtins(resolved: &Config, now: u64) -> Result<Vec<String>, HostError> {
+    let life = Lifetimes::default();
+    let (repo_dir, keys_dir) = (&resolved.registry_dir, &resolved.keys_dir);
+    let mut repo = dev_init(repo_dir, keys_dir, now, &life)?;
+    let open = |name: &str| KeyFileSigner::open(&keys_dir.join(name), None);
+    let (targets, online) = (
+        open("targets.pem").map_err(RegistryError::from)?,
+        open("online.pem").map_err(RegistryError::from)?,
+    );
+    let (targets, online) = (TufSigner(&targets), TufSigner(&online));
+    let mut published = Vec::new();
+    for b in BUILTINS {
+        let entry = TargetEntry {
+            name: b.name.to_owned(),
+            sha256: Sha256Hash::of(b.wasm),
+            length: b.wasm.len() as u64,
+            profile: b.profile,
+            fuel: b.fuel,
+            memory: Limits::default().memory_bytes,
+            params: b.params.as_bytes().to_vec(),
+            rollout_weight: b.weight,
+        };
+        write_data_file(&module_path(repo_dir, &entry), b.wasm)?;
+        repo.add_target(&entry, &[&targets], now, &life)?;
+        published.push(b.name.to_owned());
+    }
+    repo.snapshot(&[&online], now, &life)?;
+    repo.save(repo_dir)?;
+    Ok(published)
 }
 
 /// Reads the Ed25519 signing key of a registry key file (`keys/host.key`).
@@ -258,9 +275,9 @@ pub async fn load_host_with_store(
 ) -> Result<Arc<Host>, HostError> {
     let registry = HostRegistry::open(
         &cfg.registry_dir,
-        &cfg.modules_dir,
         &cfg.keys_dir,
         host_sandbox()?,
+        clock.now(),
     )?;
     let host_key = read_signing_key(&cfg.keys_dir.join("host.key"))?;
     let queue_key = crate::messages::load_queue_key(&cfg.keys_dir)?;

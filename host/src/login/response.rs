@@ -95,7 +95,7 @@ impl Host {
         let module = &state.bundle().module;
         let entry = self
             .registry
-            .active()?
+            .active(self.now())?
             .into_iter()
             .find(|e| e.sha256.0 == module.sha256 && e.name == module.name)
             .ok_or(Failure::TransformInactive)?;

@@ -179,7 +179,7 @@ impl Host {
     fn session_transform(&self, stored: &StoredSession) -> Result<Transform, RefusalReason> {
         let entry = self
             .registry
-            .active()
+            .active(self.now())
             .map_err(unavailable)?
             .into_iter()
             .find(|e| e.sha256.0 == stored.module_sha256() && e.name == stored.module_name())

@@ -219,6 +219,13 @@ impl Repository {
     /// snapshot, every role a lookup reaches, Kasane's documents) and returns the transforms
     /// it makes runnable, with the role that listed each, revoked hashes left out.
     pub fn active(&self, now: u64) -> Result<Vec<(TargetEntry, String)>> {
+        let (mut all, revoked) = self.resolvable(now)?;
+        all.retain(|(e, _)| !revoked.is_revoked(&e.sha256));
+        Ok(all)
+    }
+
+    /// [`Repository::active`] before revocations are applied, and the revocation list.
+    pub fn resolvable(&self, now: u64) -> Result<(Vec<(TargetEntry, String)>, RevocationList)> {
         let files = self.files()?;
         let mut resolver = self.resolver(&files, now)?;
         let targets = MemoryFetcher::new(&files, "targets/");
@@ -233,12 +240,32 @@ impl Repository {
             let Ok(info) = resolver.get_targetinfo(&name) else {
                 continue;
             };
-            let entry = TargetEntry::from_target(&name, &info.file)?;
-            if !revoked.is_revoked(&entry.sha256) {
-                out.push((entry, info.role));
+            out.push((TargetEntry::from_target(&name, &info.file)?, info.role));
+        }
+        Ok((out, revoked))
+    }
+
+    /// Every role's expiry (unix seconds): root, timestamp, snapshot, targets, then each
+    /// delegated role some role still delegates to (a revoked author's stale file does not
+    /// count: no lookup reaches it).
+    pub fn expiries(&self) -> Vec<(String, u64)> {
+        let mut out = vec![
+            ("root".to_owned(), unix(self.root.signed.expires)),
+            ("timestamp".to_owned(), unix(self.timestamp.signed.expires)),
+            ("snapshot".to_owned(), unix(self.snapshot.signed.expires)),
+            ("targets".to_owned(), unix(self.targets.signed.expires)),
+        ];
+        let delegated: std::collections::BTreeSet<&str> = std::iter::once(&self.targets.signed)
+            .chain(self.delegated.values().map(|m| &m.signed))
+            .filter_map(|t| t.delegations.as_ref())
+            .flat_map(|d| d.roles.iter().map(|r| r.name.as_str()))
+            .collect();
+        for (role, m) in &self.delegated {
+            if delegated.contains(role.as_str()) {
+                out.push((role.clone(), unix(m.signed.expires)));
             }
         }
-        Ok(out)
+        out
     }
 
     /// Every transform name any role of this repository lists.
