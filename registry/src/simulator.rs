@@ -276,6 +276,12 @@ impl RepositorySimulator {
     /// with the new key, and a snapshot. `role` is `root`, `targets`, or `online`
     /// (timestamp and snapshot).
     pub fn rotate_keys(&mut self, role: &str) -> Result<()> {
+        self.retire_keys(role).map(drop)
+    }
+
+    /// [`RepositorySimulator::rotate_keys`], returning the retired keys (for a test to play
+    /// an attacker who still holds them).
+    pub fn retire_keys(&mut self, role: &str) -> Result<Keys> {
         let new = self.new_key();
         let mut next = self.repo.next_root(self.now(), &self.life)?;
         let roles: &[&str] = match role {
@@ -303,15 +309,17 @@ impl RepositorySimulator {
             signers.push(&new);
         }
         self.repo.rotate_root(next, &signers)?;
-        match role {
-            "root" => self.keys.root = vec![new],
+        let old = match role {
+            "root" => std::mem::replace(&mut self.keys.root, vec![new]),
             "targets" => {
-                self.keys.targets = vec![new];
+                let old = std::mem::replace(&mut self.keys.targets, vec![new]);
                 self.refresh()?;
+                old
             }
-            _ => self.keys.online = vec![new],
-        }
-        self.snapshot()
+            _ => std::mem::replace(&mut self.keys.online, vec![new]),
+        };
+        self.snapshot()?;
+        Ok(old)
     }
 
     /// Re-signs the root unchanged with a new version and expiry.

@@ -1,6 +1,6 @@
-//! Property tests for the trust store's state file (`state.json`): what an update saves, a
-//! later open loads back; arbitrary, truncated or hostile files never panic and are refused
-//! with a typed error.
+//! Property tests for what a trust store keeps on disk (`state.json` and the trusted TUF
+//! metadata): what an update saves, a later open loads back; arbitrary, truncated or hostile
+//! files never panic and are refused with a typed error.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,32 +9,37 @@
 
 use std::path::Path;
 
-use kasane_registry::RegistryError;
-use kasane_registry::simulator::{FakeClock, RepositorySimulator};
-use kasane_registry::trust::{STATE_FILE, TrustStore};
+use kasane_registry::simulator::{FakeClock, RepositorySimulator, T0};
+use kasane_registry::trust::{METADATA_DIR, STATE_FILE, TrustStore};
+use kasane_registry::{RegistryError, Sha256Hash};
 use proptest::prelude::*;
 
-/// A registry with `modules` published, `revoked` of them revoked, and one delegated author
-/// listing one more; a client in `dir` that has updated.
-fn updated_client(dir: &Path, modules: &[Vec<u8>], revoked: usize) -> TrustStore<FakeClock> {
+const AUTHOR_MODULE: &[u8] = b"\0asm\x01\0\0\0author module";
+
+/// A registry with `modules` published as `m<i>`, `revoked` of them revoked, and one
+/// delegated author listing one more; a client in `dir` that has updated.
+fn updated_client(
+    dir: &Path,
+    modules: &[Vec<u8>],
+    revoked: usize,
+) -> (RepositorySimulator, TrustStore<FakeClock>) {
     let mut sim = RepositorySimulator::new();
     for (i, m) in modules.iter().enumerate() {
         sim.publish(&format!("m{i}"), m).unwrap();
     }
     for m in modules.iter().take(revoked) {
-        sim.revoke(kasane_registry::Sha256Hash::of(m)).unwrap();
+        sim.revoke(Sha256Hash::of(m)).unwrap();
     }
-    sim.add_author("acme", "acme/").unwrap();
-    sim.author_publish("acme", "acme/x", b"\0asm\x01\0\0\0author module")
-        .unwrap();
+    sim.add_author("acme").unwrap();
+    sim.author_publish("acme", "acme/x", AUTHOR_MODULE).unwrap();
     sim.clock.advance(60);
     let mut store = sim.client(dir).unwrap();
     store.update(&sim).unwrap();
-    store
+    (sim, store)
 }
 
 fn open(dir: &Path) -> Result<TrustStore<FakeClock>, RegistryError> {
-    TrustStore::open(dir, FakeClock::new(kasane_registry::simulator::T0 + 3600))
+    TrustStore::open(dir, FakeClock::new(T0 + 3600))
 }
 
 fn modules() -> impl Strategy<Value = Vec<Vec<u8>>> {
@@ -54,18 +59,27 @@ proptest! {
     #[test]
     fn what_an_update_saves_an_open_loads(ms in modules(), revoked in 0usize..4) {
         let dir = tempfile::tempdir().unwrap();
-        let saved = updated_client(dir.path(), &ms, revoked);
-        let loaded = open(dir.path()).unwrap();
-        prop_assert_eq!(loaded.root().version, saved.root().version);
-        prop_assert_eq!(loaded.snapshot(), saved.snapshot());
-        prop_assert!(saved.snapshot().is_some());
+        let (sim, saved) = updated_client(dir.path(), &ms, revoked);
+        let mut loaded = TrustStore::open(dir.path(), sim.clock.clone()).unwrap();
+        prop_assert_eq!(loaded.root_version().unwrap(), saved.root_version().unwrap());
         prop_assert_eq!(loaded.latest_time(), saved.latest_time());
-        for name in ["root", "snapshot", "targets", "revocations", "authors/acme"] {
-            prop_assert!(saved.floor(name).is_some(), "{}", name);
-            prop_assert_eq!(loaded.floor(name), saved.floor(name), "{}", name);
+        // Nothing is admitted before an update; after one, the same view as before.
+        prop_assert_eq!(loaded.versions(), None);
+        loaded.update(&sim).unwrap();
+        prop_assert_eq!(loaded.versions(), saved.versions());
+        for (i, m) in ms.iter().enumerate() {
+            let n = [i as u8; 32];
+            let t = sim.ticket(n, &format!("m{i}")).unwrap();
+            let r = loaded.admit(&t, &n, m, &sim);
+            if i < revoked {
+                prop_assert!(matches!(r, Err(RegistryError::Revoked { .. })), "{:?}", r);
+            } else {
+                prop_assert_eq!(r.unwrap().role, "targets");
+            }
         }
-        prop_assert_eq!(loaded.runnable(), saved.runnable());
-        prop_assert_eq!(saved.runnable().len(), ms.len() - revoked.min(ms.len()) + 1);
+        let t = sim.ticket([0xaa; 32], "acme/x").unwrap();
+        let admitted = loaded.admit(&t, &[0xaa; 32], AUTHOR_MODULE, &sim).unwrap();
+        prop_assert_eq!(admitted.role, "acme");
     }
 
     #[test]
@@ -98,34 +112,53 @@ proptest! {
     }
 
     #[test]
-    fn a_well_formed_state_with_hostile_files_is_refused(
-        format in 0u32..3,
-        latest_time in any::<u64>(),
+    fn a_well_formed_state_with_hostile_metadata_is_refused(
+        format in 0u32..4,
+        latest_time in prop_oneof![Just(T0), any::<u64>()],
         root in proptest::collection::vec(any::<u8>(), 0..256),
-        snapshot in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..256)),
+        timestamp in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..256)),
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let mut files = serde_json::Map::new();
-        files.insert("root".into(), hex::encode(&root).into());
-        if let Some(s) = &snapshot {
-            files.insert("snapshot".into(), hex::encode(s).into());
-        }
-        let state = serde_json::json!({
-            "format": format,
-            "latest_time": latest_time,
-            "floors": {"root": 1},
-            "files": files,
-        });
+        let state = serde_json::json!({"format": format, "latest_time": latest_time});
         std::fs::write(dir.path().join(STATE_FILE), state.to_string()).unwrap();
-        let err = open(dir.path()).expect_err("a state whose root is garbage was accepted");
-        if format != 1 {
+        let meta = dir.path().join(METADATA_DIR);
+        std::fs::create_dir(&meta).unwrap();
+        std::fs::write(meta.join("root.json"), &root).unwrap();
+        if let Some(t) = &timestamp {
+            std::fs::write(meta.join("timestamp.json"), t).unwrap();
+        }
+        let opened = open(dir.path());
+        if format != 2 {
             prop_assert!(
-                matches!(err, RegistryError::Invalid { field: "format", .. }),
+                matches!(opened, Err(RegistryError::Invalid { field: "format", .. })),
+                "{:?}",
+                opened
+            );
+            return Ok(());
+        }
+        // The files are only read at the next update, which refuses them.
+        let err = opened.unwrap().update(&RepositorySimulator::new()).expect_err("garbage root");
+        if latest_time > T0 + 3600 {
+            prop_assert!(matches!(err, RegistryError::ClockSetBack { .. }), "{:?}", err);
+        } else {
+            prop_assert!(
+                matches!(err, RegistryError::Tuf(
+                    kasane_tuf::TufError::Malformed { .. } | kasane_tuf::TufError::DuplicateKey { .. }
+                )),
                 "{:?}",
                 err
             );
-        } else {
-            prop_assert!(!matches!(err, RegistryError::Io { .. }), "{:?}", err);
         }
+    }
+
+    #[test]
+    fn an_old_format_state_file_is_refused(latest_time in any::<u64>()) {
+        // Format 1 kept floors and files in the state; they are TUF metadata now.
+        let dir = tempfile::tempdir().unwrap();
+        let state = serde_json::json!({
+            "format": 1, "latest_time": latest_time, "floors": {"root": 1}, "files": {},
+        });
+        std::fs::write(dir.path().join(STATE_FILE), state.to_string()).unwrap();
+        prop_assert!(matches!(open(dir.path()), Err(RegistryError::Json(_))));
     }
 }

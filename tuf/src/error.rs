@@ -15,6 +15,15 @@ pub enum TufError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A JSON object in the metadata has the same key twice (serde_json would silently
+    /// keep the last value, another parser the first).
+    #[error("{what}: duplicate JSON key {key:?}")]
+    DuplicateKey {
+        /// What was being parsed (a role name).
+        what: String,
+        /// The repeated key.
+        key: String,
+    },
     /// The metadata's `_type` is not the role it was fetched as.
     #[error("{role}: expected _type {expected:?}, got {got:?}")]
     WrongType {

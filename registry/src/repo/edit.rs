@@ -197,6 +197,7 @@ impl Repository {
         life: &Lifetimes,
     ) -> Result<()> {
         validate_author_id(id)?;
+        keys.check(id)?;
         let (role, role_keys) = delegated_role(id, keys, author_paths(id), true);
         let m = self.delegated_mut(AUTHORS_ROLE)?;
         let d = m.signed.delegations.get_or_insert_with(|| Delegations {
@@ -205,16 +206,17 @@ impl Repository {
             unrecognized: Default::default(),
         });
         d.roles.retain(|r| r.name != id);
+        // Checked before anything is added: a refused delegation leaves the role unchanged.
+        if d.roles.len() >= crate::layout::MAX_AUTHORS {
+            return Err(RegistryError::DelegationCap {
+                max: crate::layout::MAX_AUTHORS,
+            });
+        }
         d.roles.push(role);
         for k in role_keys {
             d.keys.insert(k.key_id(), k);
         }
         prune_keys(d);
-        if d.roles.len() > crate::layout::MAX_AUTHORS {
-            return Err(RegistryError::DelegationCap {
-                max: crate::layout::MAX_AUTHORS,
-            });
-        }
         bump_targets(m, now, life.authors)?;
         sign_all(m, authors)
     }

@@ -64,7 +64,7 @@ impl RoleSetup {
         }
     }
 
-    fn check(&self, role: &str) -> Result<()> {
+    pub(super) fn check(&self, role: &str) -> Result<()> {
         if self.threshold == 0 || self.threshold > self.keys.len() as u64 {
             return Err(RegistryError::BadThreshold {
                 role: role.to_owned(),

@@ -2,6 +2,7 @@
 //! publisher side (signing, writing).
 
 mod roles;
+mod strict;
 mod targets;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -163,8 +164,10 @@ impl<T: SignedRole> Metadata<T> {
     }
 
     /// Like [`Metadata::from_bytes`], also returning the canonical JSON of the `signed`
-    /// object exactly as received: the bytes its signatures must verify over.
+    /// object exactly as received: the bytes its signatures must verify over. An object
+    /// that repeats a key anywhere is refused ([`TufError::DuplicateKey`]).
     pub fn from_bytes_with_signed(bytes: &[u8]) -> Result<(Self, Vec<u8>)> {
+        strict::check_no_duplicate_keys(T::TYPE, bytes)?;
         let raw: RawMetadata =
             serde_json::from_slice(bytes).map_err(|e| TufError::malformed(T::TYPE, e))?;
         let mut seen = BTreeSet::new();
