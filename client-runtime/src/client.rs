@@ -8,7 +8,6 @@ use std::time::Duration;
 use ed25519_dalek::VerifyingKey;
 use hyper::StatusCode;
 use kasane_protocol::wire::Message;
-use kasane_registry::RoleName;
 use kasane_registry::trust::{Pin, STATE_FILE, SystemClock, TrustStore};
 use kasane_sandbox::{Allocator, CompileCache, Limits, Sandbox, SandboxConfig, Transform};
 use zeroize::Zeroizing;
@@ -30,10 +29,8 @@ pub(crate) struct Inner {
     pub(crate) config: ClientConfig,
     pub(crate) endpoint: Endpoint,
     pub(crate) tls: Arc<rustls::ClientConfig>,
+    /// The trust store: in `<state>/trust`, or in memory only in no-cache mode.
     pub(crate) trust: tokio::sync::Mutex<TrustStore<SystemClock>>,
-    /// No-cache mode: the (removed) directory the trust store was created in; recreated
-    /// privately for the length of a refresh only.
-    temp_trust_dir: Option<PathBuf>,
     pub(crate) host_keys: Vec<VerifyingKey>,
     pub(crate) sandbox: Sandbox,
     pub(crate) cache: CompileCache,
@@ -128,13 +125,13 @@ impl crate::registry::Source for HostRegistry<'_> {
 }
 
 impl Client {
-    /// Checks the configuration, opens the trust store (in a temporary directory removed
-    /// before this returns, in no-cache mode) and updates it from the host.
+    /// Checks the configuration, opens the trust store (kept in memory only, in no-cache
+    /// mode) and updates it from the host.
     pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
         let endpoint = Endpoint::parse(&config.server, config.server_name.as_deref())?;
         let tls = crate::net::tls_config(&config.ca_pem)?;
         let mut conn = Conn::open(&endpoint, &tls, config.timeout).await?;
-        let (store, temp_trust_dir) = updated_trust(&config, &mut conn).await?;
+        let store = updated_trust(&config, &mut conn).await?;
         let host_keys = host_keys(&store)?;
         let sandbox = Sandbox::new(SandboxConfig {
             allocator: Allocator::OnDemand,
@@ -151,7 +148,6 @@ impl Client {
                 endpoint,
                 tls,
                 trust: tokio::sync::Mutex::new(store),
-                temp_trust_dir,
                 host_keys,
                 sandbox,
                 cache,
@@ -161,65 +157,40 @@ impl Client {
         })
     }
 
-    /// Updates the trust store from the host on `conn` (a ticket named a newer snapshot, or
+    /// Updates the trust store from the host on `conn` (a ticket named newer metadata, or
     /// the trusted metadata expired since `connect`).
     pub(crate) async fn refresh_trust(&self, conn: &mut Conn) -> Result<(), ClientError> {
         let mut store = self.inner.trust.lock().await;
-        let Some(dir) = &self.inner.temp_trust_dir else {
-            return crate::registry::update(&mut store, &mut HostRegistry(conn)).await;
-        };
-        // Exclusive `create` (not `kasane_os::fs::create_private_dir`, which accepts an
-        // existing directory): a path someone else made meanwhile is refused.
-        let mut builder = std::fs::DirBuilder::new();
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, kasane_os::fs::DIR_MODE);
-        builder
-            .create(dir)
-            .map_err(|e| FileError::io("recreating the temporary trust directory", dir, e))?;
-        let result = crate::registry::update(&mut store, &mut HostRegistry(conn)).await;
-        let removed = std::fs::remove_dir_all(dir)
-            .map_err(|e| FileError::io("removing the temporary trust directory", dir, e).into());
-        result.and(removed)
+        crate::registry::update(&mut store, &mut HostRegistry(conn)).await
+    }
+
+    /// Runs `op` on the trust store, fetching from the host on `conn` whatever files it
+    /// needs (delegated roles a lookup reaches). The inner error is the trust store's own.
+    pub(crate) async fn with_trust<T>(
+        &self,
+        conn: &mut Conn,
+        mut op: impl FnMut(
+            &mut TrustStore<SystemClock>,
+            &dyn kasane_registry::trust::Fetcher,
+        ) -> Result<T, kasane_registry::RegistryError>,
+    ) -> Result<Result<T, kasane_registry::RegistryError>, ClientError> {
+        let mut store = self.inner.trust.lock().await;
+        crate::registry::with_fetched(&mut HostRegistry(conn), |files| op(&mut store, files)).await
     }
 }
 
-/// The trust store, updated from the host on `conn`, and in no-cache mode the path of the
-/// (removed) temporary directory it was made in.
-///
-/// The trust store always persists: with a state dir in `<state>/trust`; without one in a
-/// temporary directory for the length of this call only (`admit` and `check_ticket` only
-/// read memory).
+/// The trust store, updated from the host on `conn`: in `<state>/trust`, or kept in memory
+/// only when there is no state directory (nothing is written anywhere).
 async fn updated_trust(
     config: &ClientConfig,
     conn: &mut Conn,
-) -> Result<(TrustStore<SystemClock>, Option<PathBuf>), ClientError> {
-    if let Some(state_dir) = &config.state_dir {
-        let mut store = open_trust_store(&state_dir.join("trust"), &config.root_json)?;
-        crate::registry::update(&mut store, &mut HostRegistry(conn)).await?;
-        return Ok((store, None));
-    }
-    let scratch = config
-        .scratch_dir
-        .clone()
-        .unwrap_or_else(std::env::temp_dir);
-    // tempfile creates the directory exclusively, with mode 0700.
-    let temp = tempfile::tempdir_in(&scratch).map_err(|e| {
-        FileError::io(
-            "creating a temporary trust directory in",
-            scratch.clone(),
-            e,
-        )
-    })?;
-    let path = temp.path().to_owned();
-    let result = async {
-        let mut store = TrustStore::init(&path, &config.root_json, Pin::File, SystemClock)?;
-        crate::registry::update(&mut store, &mut HostRegistry(conn)).await?;
-        Ok::<_, ClientError>(store)
-    }
-    .await;
-    temp.close()
-        .map_err(|e| FileError::io("removing the temporary trust directory", path.clone(), e))?;
-    Ok((result?, Some(path)))
+) -> Result<TrustStore<SystemClock>, ClientError> {
+    let mut store = match &config.state_dir {
+        Some(state_dir) => open_trust_store(&state_dir.join("trust"), &config.root_json)?,
+        None => TrustStore::in_memory(&config.root_json, Pin::File, SystemClock)?,
+    };
+    crate::registry::update(&mut store, &mut HostRegistry(conn)).await?;
+    Ok(store)
 }
 
 /// Opens the trust store in `trust_dir` (mode 0700), or creates it pinned to `root_json`.
@@ -236,13 +207,13 @@ fn open_trust_store(
     Ok(store)
 }
 
-/// The keys of the trusted registry's `host` role: one of them must sign the host's start response.
+/// The host identity keys of the trusted `kasane/host-keys.json`: one of them must sign the
+/// host's start response.
 fn host_keys(store: &TrustStore<SystemClock>) -> Result<Vec<VerifyingKey>, ClientError> {
     let keys = store
-        .role_keys(RoleName::Host)?
-        .keys()
+        .host_identity_keys()?
         .iter()
-        .filter_map(|k| VerifyingKey::from_bytes(&k.to_bytes()).ok())
+        .filter_map(|k| VerifyingKey::from_bytes(k).ok())
         .collect::<Vec<_>>();
     if keys.is_empty() {
         return Err(ClientError::HostKey);

@@ -296,14 +296,16 @@ impl From<RegistryError> for ClientError {
     /// else is a failed trust update.
     fn from(e: RegistryError) -> Self {
         match e {
-            RegistryError::Revoked { .. } | RegistryError::AuthorRevoked { .. } => {
+            RegistryError::Revoked { .. } => {
                 ClientError::Revoked(e)
             }
             RegistryError::HashMismatch
             | RegistryError::LengthMismatch { .. }
             | RegistryError::NotListed { .. }
             | RegistryError::NonceMismatch
-            | RegistryError::TicketExpired => ClientError::UntrustedModule(e.into()),
+            | RegistryError::TicketExpired
+            | RegistryError::TicketSignature
+            | RegistryError::TicketModule => ClientError::UntrustedModule(e.into()),
             other => ClientError::Registry(other.into()),
         }
     }
@@ -320,7 +322,7 @@ impl ClientError {
     /// (whatever else the trust store says) untrusted.
     pub(crate) fn admission(e: RegistryError) -> Self {
         match e {
-            RegistryError::Revoked { .. } | RegistryError::AuthorRevoked { .. } => {
+            RegistryError::Revoked { .. } => {
                 ClientError::Revoked(e)
             }
             other => ClientError::UntrustedModule(other.into()),

@@ -12,7 +12,8 @@ use kasane_protocol::login::{ClientAwaitAccept, ClientAwaitBundle, ClientChallen
 use kasane_protocol::wire::{ChallengeBundle, Profile};
 use kasane_protocol::{ClientStart, Padding, ProtocolError, ResponseAccept};
 use kasane_registry::RegistryError;
-use kasane_registry::metadata::targets::TargetEntry;
+use kasane_registry::trust::{Fetcher, SystemClock, TrustStore};
+use kasane_registry::entry::TargetEntry;
 use kasane_sandbox::{CacheOutcome, Limits, Transform};
 use rand_core::OsRng;
 use zeroize::Zeroizing;
@@ -96,7 +97,9 @@ impl Client {
         bundle: &ChallengeBundle,
         nonce: &[u8; 32],
     ) -> Result<Admitted, ClientError> {
-        let (entry, author) = self.check_ticket(conn, &bundle.ticket, nonce).await?;
+        let (entry, role) = self.check_ticket(conn, &bundle.ticket, nonce).await?;
+        // First-party transforms are listed by `targets` itself; any other role is an author.
+        let author = (role != "targets").then_some(role);
         if bundle.module.sha256 != entry.sha256.0
             || bundle.module.length != entry.length
             || bundle.module.name != entry.name
@@ -106,12 +109,11 @@ impl Client {
             return Err(ModuleRefused::BundleMismatch { name: entry.name }.into());
         }
         let bytes = self.module_bytes(conn, &entry).await?;
-        self.inner
-            .trust
-            .lock()
-            .await
-            .admit(&bundle.ticket, nonce, &bytes)
-            .map_err(ClientError::admission)?;
+        self.with_trust(conn, |trust, files| {
+            trust.admit(&bundle.ticket, nonce, &bytes, files).map(|_| ())
+        })
+        .await?
+        .map_err(ClientError::admission)?;
         Ok(Admitted {
             entry,
             author,
@@ -119,18 +121,24 @@ impl Client {
         })
     }
 
-    /// The trusted entry (and its author) the ticket names for this login's `nonce`.
+    /// The trusted entry (and the role that listed it) the ticket names for this login's
+    /// `nonce`.
     async fn check_ticket(
         &self,
         conn: &mut Conn,
         ticket: &[u8],
         nonce: &[u8; 32],
-    ) -> Result<(TargetEntry, Option<String>), ClientError> {
-        let checked = self.inner.trust.lock().await.check_ticket(ticket, nonce);
-        let checked = match checked {
-            Err(RegistryError::SnapshotMismatch { .. } | RegistryError::Expired { .. }) => {
+    ) -> Result<(TargetEntry, String), ClientError> {
+        let check = |trust: &mut TrustStore<SystemClock>, files: &dyn Fetcher| {
+            trust.check_ticket(ticket, nonce, files)
+        };
+        let checked = match self.with_trust(conn, check).await? {
+            Err(
+                RegistryError::TicketVersions { .. }
+                | RegistryError::Tuf(kasane_registry::TufError::Expired { .. }),
+            ) => {
                 self.refresh_trust(conn).await?;
-                self.inner.trust.lock().await.check_ticket(ticket, nonce)
+                self.with_trust(conn, check).await?
             }
             other => other,
         };

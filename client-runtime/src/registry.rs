@@ -1,22 +1,26 @@
 //! Registry trust: the [`TrustStore`] kept current from the host's `GET /v1/registry/<path>`.
 //!
-//! [`TrustStore::update`] pulls files through a synchronous [`Fetcher`]. The runtime must not
-//! block on the network inside it, so [`update`] runs it against a [`Prefetched`] map: a path
-//! the map lacks is recorded and the update fails; the path is then fetched asynchronously
-//! (404 → "no such file") and the update retried, a bounded number of times.
+//! The trust store's operations ([`TrustStore::update`], [`TrustStore::check_ticket`]) pull
+//! files through a synchronous [`Fetcher`]. The runtime must not block on the network inside
+//! them, so [`with_fetched`] runs one against a [`Prefetched`] map: a path the map lacks is
+//! recorded and the operation fails; the path is then fetched asynchronously (404 → "no such
+//! file") and the operation retried, a bounded number of times. Each role the TUF workflow
+//! verified along the way is already stored, so a retry goes on from there.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 
+use kasane_registry::RegistryError;
 use kasane_registry::trust::{Clock, Fetcher, TrustStore};
-use kasane_registry::{RegistryError, Result as RegResult};
+use kasane_registry::TufError;
 
 use crate::ClientError;
 use crate::error::RegistryUpdateError;
 
-/// Most update attempts: the longest root chain, three top-level files and every author.
-pub const MAX_UPDATE_ATTEMPTS: usize = 32 + 4 + 64 + 8;
+/// Most fetch-and-retry rounds of one operation: a long root chain, the top-level files,
+/// Kasane's two documents and a delegation search.
+pub const MAX_UPDATE_ATTEMPTS: usize = 64 + 4 + 2 + 34;
 
 /// A [`Fetcher`] over files fetched beforehand: `Some(bytes)`, or `None` for a 404.
 #[derive(Debug, Default)]
@@ -43,20 +47,21 @@ impl Prefetched {
 }
 
 impl Fetcher for Prefetched {
-    fn fetch(&self, path: &str, max_len: u64) -> RegResult<Option<Vec<u8>>> {
+    fn fetch(&self, path: &str, max_len: u64) -> Result<Option<Vec<u8>>, TufError> {
         match self.files.get(path) {
-            Some(Some(bytes)) => {
-                // One byte past the cap at most, as the trait asks.
-                let keep = usize::try_from(max_len.saturating_add(1)).unwrap_or(usize::MAX);
-                Ok(Some(bytes[..bytes.len().min(keep)].to_vec()))
-            }
+            Some(Some(bytes)) if bytes.len() as u64 > max_len => Err(TufError::TooLarge {
+                what: path.to_owned(),
+                max: max_len,
+            }),
+            Some(Some(bytes)) => Ok(Some(bytes.clone())),
             Some(None) => Ok(None),
             None => {
                 if let Ok(mut m) = self.missing.lock() {
                     *m = Some((path.to_owned(), max_len));
                 }
-                Err(RegistryError::Missing {
-                    path: path.to_owned(),
+                Err(TufError::Fetch {
+                    what: path.to_owned(),
+                    reason: "not fetched yet".to_owned(),
                 })
             }
         }
@@ -85,19 +90,22 @@ pub trait Source {
     ) -> impl Future<Output = Result<Option<Vec<u8>>, ClientError>> + Send;
 }
 
-/// Brings `store` up to date, fetching each file the update asks for from `source`.
-pub async fn update<C: Clock>(
-    store: &mut TrustStore<C>,
+/// Runs `op` until it no longer stops at a file it has not seen yet, fetching each such file
+/// from `source`. The outer error is the transport's (or too many rounds); the inner one is
+/// `op`'s own answer.
+pub async fn with_fetched<T>(
     source: &mut impl Source,
-) -> Result<(), ClientError> {
+    mut op: impl FnMut(&Prefetched) -> Result<T, RegistryError>,
+) -> Result<Result<T, RegistryError>, ClientError> {
     let mut files = Prefetched::new();
     for _ in 0..MAX_UPDATE_ATTEMPTS {
-        let Err(e) = store.update(&files) else {
-            return Ok(());
-        };
+        let result = op(&files);
         let Some((path, max_len)) = files.take_missing() else {
-            return Err(e.into());
+            return Ok(result);
         };
+        if result.is_ok() {
+            return Ok(result);
+        }
         if !safe_path(&path) {
             return Err(RegistryUpdateError::UnsafePath { path }.into());
         }
@@ -108,4 +116,12 @@ pub async fn update<C: Clock>(
         attempts: MAX_UPDATE_ATTEMPTS,
     }
     .into())
+}
+
+/// Brings `store` up to date, fetching each file the update asks for from `source`.
+pub async fn update<C: Clock>(
+    store: &mut TrustStore<C>,
+    source: &mut impl Source,
+) -> Result<(), ClientError> {
+    Ok(with_fetched(source, |files| store.update(files)).await??)
 }

@@ -10,7 +10,7 @@ use kasane_client::registry::{Prefetched, Source, update};
 use kasane_client::{ClientError, ConnectError};
 use kasane_registry::simulator::RepositorySimulator;
 use kasane_registry::trust::Fetcher;
-use kasane_registry::{RegistryError, RoleName};
+use kasane_registry::RegistryError;
 
 /// Serves the simulator's files "asynchronously", counting requests.
 struct Sim<'a> {
@@ -32,14 +32,14 @@ impl Source for Sim<'_> {
         tokio::task::yield_now().await;
         self.repo
             .fetch(path, max_len)
-            .map_err(|e| ClientError::Registry(e.into()))
+            .map_err(|e| ClientError::Registry(RegistryError::from(e).into()))
     }
 }
 
 const MODULE: &[u8] = b"\0asm\x01\0\0\0 a transform";
 
 #[tokio::test]
-async fn update_fetches_each_missing_file_then_admits() {
+async fn update_fetches_each_missing_file_once_then_admits() {
     let mut repo = RepositorySimulator::new();
     repo.publish("sha256-chain", MODULE).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -50,12 +50,18 @@ async fn update_fetches_each_missing_file_then_admits() {
         fail: false,
     };
     update(&mut store, &mut sim).await.unwrap();
-    assert!(
-        sim.requests.contains(&"snapshot.json".to_owned()),
-        "{:?}",
-        sim.requests
-    );
-    assert!(sim.requests.contains(&"targets.json".to_owned()));
+    for file in [
+        "metadata/timestamp.json",
+        "metadata/2.snapshot.json",
+        "metadata/2.targets.json",
+        "metadata/1.revocations.json",
+    ] {
+        assert!(
+            sim.requests.contains(&file.to_owned()),
+            "{file} not in {:?}",
+            sim.requests
+        );
+    }
     // Each file once.
     let mut dedup = sim.requests.clone();
     dedup.sort();
@@ -64,9 +70,9 @@ async fn update_fetches_each_missing_file_then_admits() {
 
     let nonce = [7u8; 32];
     let ticket = repo.ticket(nonce, "sha256-chain").unwrap();
-    let admitted = store.admit(&ticket, &nonce, MODULE).unwrap();
+    let admitted = store.admit(&ticket, &nonce, MODULE, &repo).unwrap();
     assert_eq!(admitted.entry.name, "sha256-chain");
-    assert!(store.role_keys(RoleName::Host).is_ok());
+    assert_eq!(store.host_identity_keys().unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -95,13 +101,13 @@ async fn update_walks_a_new_root_and_sees_a_revocation() {
     };
     update(&mut store, &mut sim).await.unwrap();
     assert!(
-        sim.requests.contains(&"2.root.json".to_owned()),
+        sim.requests.contains(&"metadata/2.root.json".to_owned()),
         "{:?}",
         sim.requests
     );
-    assert_eq!(store.root().version, 2);
+    assert_eq!(store.root_version().unwrap(), 2);
     // Revoked: refused even for a module already held locally, as revoked (not any error).
-    let refused = store.admit_cached("sha256-chain", &entry.sha256);
+    let refused = store.admit_cached(&entry.sha256);
     assert!(
         matches!(&refused, Err(RegistryError::Revoked { sha256 }) if *sha256 == entry.sha256.to_hex()),
         "{refused:?}"
@@ -127,7 +133,7 @@ async fn a_source_failure_is_the_error() {
 async fn a_bad_file_is_a_registry_error() {
     let mut repo = RepositorySimulator::new();
     repo.publish("sha256-chain", MODULE).unwrap();
-    repo.serve("snapshot.json", b"{not json".to_vec());
+    repo.serve("metadata/timestamp.json", b"{not json".to_vec());
     let dir = tempfile::tempdir().unwrap();
     let mut store = repo.client(dir.path()).unwrap();
     let err = update(
@@ -146,14 +152,21 @@ async fn a_bad_file_is_a_registry_error() {
 #[test]
 fn prefetched_records_the_missing_path_and_caps_length() {
     let mut files = Prefetched::new();
-    assert!(files.fetch("snapshot.json", 10).is_err());
-    assert_eq!(files.take_missing(), Some(("snapshot.json".to_owned(), 10)));
-    assert_eq!(files.take_missing(), None);
-    files.insert("snapshot.json".into(), Some(vec![1; 100]));
-    files.insert("2.root.json".into(), None);
+    assert!(files.fetch("metadata/timestamp.json", 10).is_err());
     assert_eq!(
-        files.fetch("snapshot.json", 10).unwrap().map(|b| b.len()),
-        Some(11)
+        files.take_missing(),
+        Some(("metadata/timestamp.json".to_owned(), 10))
     );
-    assert_eq!(files.fetch("2.root.json", 10).unwrap(), None);
+    assert_eq!(files.take_missing(), None);
+    files.insert("metadata/timestamp.json".into(), Some(vec![1; 100]));
+    files.insert("metadata/2.root.json".into(), None);
+    assert!(matches!(
+        files.fetch("metadata/timestamp.json", 10),
+        Err(kasane_registry::TufError::TooLarge { max: 10, .. })
+    ));
+    assert_eq!(
+        files.fetch("metadata/timestamp.json", 100).unwrap().map(|b| b.len()),
+        Some(100)
+    );
+    assert_eq!(files.fetch("metadata/2.root.json", 10).unwrap(), None);
 }

@@ -9,9 +9,9 @@ use kasane_host::registry::module_path;
 use kasane_host::store::Clock;
 use kasane_protocol::wire::Profile;
 use kasane_registry::Sha256Hash;
-use kasane_registry::keys::read_key_file;
-use kasane_registry::metadata::targets::TargetEntry;
-use kasane_registry::repo::{Lifetimes, Repository, target_entry};
+use kasane_registry::entry::TargetEntry;
+use kasane_registry::repo::{Lifetimes, Repository};
+use kasane_registry::signing::{KeyFileSigner, TufSigner};
 
 /// `sha256-chain` with a custom section appended: the same function, another hash.
 fn variant(tag: &[u8; 4]) -> Vec<u8> {
@@ -34,53 +34,52 @@ fn publish_with(
     params: &[u8],
     weight: u32,
 ) -> Sha256Hash {
-    let now = th.clock.now();
-    let life = Lifetimes::default();
-    let keys = &th.cfg.keys_dir;
-    let mut repo = Repository::load(&th.cfg.registry_dir).unwrap();
-    let entry = target_entry(
-        name,
-        wasm,
-        Profile::Pure,
+    let entry = TargetEntry {
+        name: name.to_owned(),
+        sha256: Sha256Hash::of(wasm),
+        length: wasm.len() as u64,
+        profile: Profile::Pure,
         fuel,
-        16 << 20,
-        params.to_vec(),
-        weight,
-    )
-    .unwrap();
-    let hash = entry.sha256;
-    std::fs::write(module_path(&th.cfg.modules_dir, &hash), wasm).unwrap();
-    let targets = read_key_file(&keys.join("targets.key")).unwrap();
-    let snapshot = read_key_file(&keys.join("snapshot.key")).unwrap();
-    repo.add_target(entry, &[&targets], now, &life).unwrap();
-    repo.snapshot(&[&snapshot], now, &life).unwrap();
-    repo.save(&th.cfg.registry_dir).unwrap();
-    hash
+        memory: 16 << 20,
+        params: params.to_vec(),
+        rollout_weight: weight,
+    };
+    std::fs::write(module_path(&th.cfg.registry_dir, &entry), wasm).unwrap();
+    reweigh(th, entry.clone(), weight);
+    entry.sha256
 }
 
-/// Publishes `entry` again (same module) with another rollout weight.
+/// Publishes `entry` (again) with rollout weight `weight`.
 fn reweigh(th: &TestHost, mut entry: TargetEntry, weight: u32) {
-    let now = th.clock.now();
-    let life = Lifetimes::default();
-    let keys = &th.cfg.keys_dir;
-    let mut repo = Repository::load(&th.cfg.registry_dir).unwrap();
     entry.rollout_weight = weight;
-    let targets = read_key_file(&keys.join("targets.key")).unwrap();
-    let snapshot = read_key_file(&keys.join("snapshot.key")).unwrap();
-    repo.add_target(entry, &[&targets], now, &life).unwrap();
-    repo.snapshot(&[&snapshot], now, &life).unwrap();
-    repo.save(&th.cfg.registry_dir).unwrap();
+    edit(th, |repo, now, life| {
+        let targets = role_key(th, "targets");
+        repo.add_target(&entry, &[&TufSigner(&targets)], now, life)
+            .unwrap();
+    });
 }
 
 fn revoke(th: &TestHost, hash: Sha256Hash) {
+    edit(th, |repo, now, life| {
+        let revocations = role_key(th, "revocations");
+        repo.revoke_hash(Some(hash), &[&TufSigner(&revocations)], now, life)
+            .unwrap();
+    });
+}
+
+/// A development role key of the host's registry (`keys/<role>.pem`).
+fn role_key(th: &TestHost, role: &str) -> KeyFileSigner {
+    KeyFileSigner::open(&th.cfg.keys_dir.join(format!("{role}.pem")), None).unwrap()
+}
+
+/// Loads the host's repository, applies `f`, re-signs snapshot and timestamp, saves.
+fn edit(th: &TestHost, f: impl FnOnce(&mut Repository, u64, &Lifetimes)) {
     let now = th.clock.now();
     let life = Lifetimes::default();
-    let keys = &th.cfg.keys_dir;
     let mut repo = Repository::load(&th.cfg.registry_dir).unwrap();
-    let revocations = read_key_file(&keys.join("revocations.key")).unwrap();
-    let snapshot = read_key_file(&keys.join("snapshot.key")).unwrap();
-    repo.revoke_hash(hash, &[&revocations], now, &life).unwrap();
-    repo.snapshot(&[&snapshot], now, &life).unwrap();
+    f(&mut repo, now, &life);
+    let online = role_key(th, "online");
+    repo.snapshot(&[&TufSigner(&online)], now, &life).unwrap();
     repo.save(&th.cfg.registry_dir).unwrap();
 }
 
@@ -118,7 +117,7 @@ async fn a_published_transform_is_chosen_without_restart_and_never_once_revoked(
     assert!(
         !th.host
             .registry()
-            .active()
+            .active(th.clock.now())
             .unwrap()
             .iter()
             .any(|e| e.name == "canary")
@@ -141,7 +140,7 @@ async fn a_client_without_wasi_never_gets_a_wasi_transform() {
     let wasi = th
         .host
         .registry()
-        .active()
+        .active(th.clock.now())
         .unwrap()
         .into_iter()
         .find(|e| e.profile == Profile::Wasi)
@@ -151,7 +150,7 @@ async fn a_client_without_wasi_never_gets_a_wasi_transform() {
     assert!(
         th.host
             .registry()
-            .active()
+            .active(th.clock.now())
             .unwrap()
             .iter()
             .any(|e| e.name == wasi.name && e.rollout_weight == u32::MAX)
@@ -194,7 +193,7 @@ async fn the_ticket_and_module_pass_a_client_trust_store() {
     let bundle = ch.bundle().clone();
 
     // A client pins root 1 as served by the host and updates from the host's files.
-    let (_, root) = conn.get("/v1/registry/1.root.json", None).await;
+    let (_, root) = conn.get("/v1/registry/metadata/1.root.json", None).await;
     let state = tempfile::tempdir().unwrap();
     let mut trust = TrustStore::init(
         state.path(),
@@ -203,9 +202,8 @@ async fn the_ticket_and_module_pass_a_client_trust_store() {
         kasane_registry::trust::SystemClock,
     )
     .unwrap();
-    trust
-        .update(&DirFetcher::new(&th.cfg.registry_dir))
-        .unwrap();
+    let repo = DirFetcher::new(&th.cfg.registry_dir);
+    trust.update(&repo).unwrap();
     let (module_status, module) = conn
         .get(
             &format!("/v1/modules/{}.wasm", hex::encode(bundle.module.sha256)),
@@ -213,12 +211,12 @@ async fn the_ticket_and_module_pass_a_client_trust_store() {
         )
         .await;
     assert_eq!(module_status, hyper::StatusCode::OK);
-    let admitted = trust.admit(&bundle.ticket, &nonce, &module).unwrap();
+    let admitted = trust.admit(&bundle.ticket, &nonce, &module, &repo).unwrap();
     assert_eq!(admitted.entry.name, bundle.module.name);
     assert_eq!(admitted.entry.params, bundle.params);
     assert_eq!(admitted.entry.fuel, bundle.module.fuel);
     // A ticket is bound to its client's nonce.
-    assert!(trust.check_ticket(&bundle.ticket, &[0; 32]).is_err());
+    assert!(trust.check_ticket(&bundle.ticket, &[0; 32], &repo).is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -272,7 +270,7 @@ async fn same_bytes_under_other_limits_load_under_their_own() {
     publish_with(&th, "roomy", &wasm, 50_000_000, b"", 1);
     publish_with(&th, "tight", &wasm, 10_000, b"", 1);
     let registry = th.host.registry();
-    let active = registry.active().unwrap();
+    let active = registry.active(th.clock.now()).unwrap();
     let entry = |name: &str| active.iter().find(|e| e.name == name).unwrap().clone();
     let (roomy, tight) = (entry("roomy"), entry("tight"));
     assert_eq!(roomy.sha256, tight.sha256, "one module, two entries");

@@ -52,6 +52,7 @@ pub mod simulator;
 
 pub use error::{RegistryError, Result, RoleName};
 pub use hexfmt::Sha256Hash;
+pub use kasane_tuf::TufError;
 
 #[cfg(feature = "cli")]
 pub mod cli;

@@ -21,8 +21,9 @@ use kasane_host::setup::{self, CodeCard};
 use kasane_host::store::{Clock, SystemClock};
 use kasane_protocol::wire::Profile;
 use kasane_registry::Sha256Hash;
-use kasane_registry::keys::read_key_file;
-use kasane_registry::repo::{Lifetimes, Repository, target_entry};
+use kasane_registry::entry::TargetEntry;
+use kasane_registry::repo::{Lifetimes, Repository};
+use kasane_registry::signing::{KeyFileSigner, TufSigner};
 use zeroize::Zeroizing;
 
 /// The password every test user gets.
@@ -129,37 +130,46 @@ impl TestHost {
 
     /// Edits the registry: publishes `wasm` as `name` (pure profile) with `weight`.
     pub fn publish(&self, name: &str, wasm: &[u8], params: &[u8], weight: u32) -> Sha256Hash {
-        let entry = target_entry(
-            name,
-            wasm,
-            Profile::Pure,
-            50_000_000,
-            16 << 20,
-            params.to_vec(),
-            weight,
-        )
-        .unwrap();
+        let entry = TargetEntry {
+            name: name.to_owned(),
+            sha256: Sha256Hash::of(wasm),
+            length: wasm.len() as u64,
+            profile: Profile::Pure,
+            fuel: 50_000_000,
+            memory: 16 << 20,
+            params: params.to_vec(),
+            rollout_weight: weight,
+        };
         let hash = entry.sha256;
-        std::fs::write(module_path(&self.cfg.modules_dir, &hash), wasm).unwrap();
+        std::fs::write(module_path(&self.cfg.registry_dir, &entry), wasm).unwrap();
         self.edit(|repo, now, life, keys| {
-            let targets = read_key_file(&keys.join("targets.key")).unwrap();
-            repo.add_target(entry, &[&targets], now, life).unwrap();
+            let targets = role_key(keys, "targets");
+            repo.add_target(&entry, &[&TufSigner(&targets)], now, life)
+                .unwrap();
         });
         hash
     }
 
     /// Edits the registry so only `name` has a positive rollout weight.
     pub fn force(&self, name: &str) {
+        let now = SystemClock.now();
+        let entries: Vec<TargetEntry> = Repository::load(&self.cfg.registry_dir)
+            .unwrap()
+            .active(now)
+            .unwrap()
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect();
+        assert!(
+            entries.iter().any(|e| e.name == name),
+            "{name} not published"
+        );
         self.edit(|repo, now, life, keys| {
-            let targets = read_key_file(&keys.join("targets.key")).unwrap();
-            let entries: Vec<_> = repo.targets().targets.clone();
-            assert!(
-                entries.iter().any(|e| e.name == name),
-                "{name} not published"
-            );
+            let targets = role_key(keys, "targets");
             for mut e in entries {
                 e.rollout_weight = u32::from(e.name == name);
-                repo.add_target(e, &[&targets], now, life).unwrap();
+                repo.add_target(&e, &[&TufSigner(&targets)], now, life)
+                    .unwrap();
             }
         });
     }
@@ -179,8 +189,9 @@ impl TestHost {
     /// Edits the registry: revokes a module hash.
     pub fn revoke(&self, hash: Sha256Hash) {
         self.edit(|repo, now, life, keys| {
-            let revocations = read_key_file(&keys.join("revocations.key")).unwrap();
-            repo.revoke_hash(hash, &[&revocations], now, life).unwrap();
+            let revocations = role_key(keys, "revocations");
+            repo.revoke_hash(Some(hash), &[&TufSigner(&revocations)], now, life)
+                .unwrap();
         });
     }
 
@@ -190,10 +201,15 @@ impl TestHost {
         let keys = &self.cfg.keys_dir;
         let mut repo = Repository::load(&self.cfg.registry_dir).unwrap();
         f(&mut repo, now, &life, keys);
-        let snapshot = read_key_file(&keys.join("snapshot.key")).unwrap();
-        repo.snapshot(&[&snapshot], now, &life).unwrap();
+        let online = role_key(keys, "online");
+        repo.snapshot(&[&TufSigner(&online)], now, &life).unwrap();
         repo.save(&self.cfg.registry_dir).unwrap();
     }
+}
+
+/// A registry role's development key (`keys/<role>.pem`).
+fn role_key(keys: &Path, role: &str) -> KeyFileSigner {
+    KeyFileSigner::open(&keys.join(format!("{role}.pem")), None).unwrap()
 }
 
 /// A responder answering from `card` with the test password.
