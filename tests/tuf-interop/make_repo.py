@@ -68,7 +68,7 @@ PROFILES = ("pure", "wasi")
 # Kasane's rules (docs/REGISTRY.md): author ids [a-z0-9-] up to 64; a module
 # name here is one path component of [a-z0-9._-].
 AUTHOR_RE = re.compile(r"^[a-z0-9-]{1,64}$")
-MODULE_RE = re.compile(r"^[a-z0-9._-]{1,64}$")
+MODULE_RE = re.compile(r"^(?!\.\.?$)[a-z0-9._-]{1,64}$")
 U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
 
@@ -390,19 +390,21 @@ def build_repo(spec: RepoSpec, out_dir: Path) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        description=(
-            "Build and sign a Kasane registry as a standard TUF 1.0 repository "
-            "(python-tuf Metadata API). Writes OUT_DIR/metadata/ (1.root.json, "
-            "N.<role>.json, timestamp.json), OUT_DIR/targets/ (<dir>/<sha256>.<basename>) "
-            "and OUT_DIR/keys/ (PKCS#8 PEM private keys, mode 0600, plus index.json). "
-            "Prints a JSON summary on stdout. Keys are freshly random on every run."
-        ),
-        epilog=(
-            "OPTIONS is a comma-separated list: fuel=INT,memory=INT,weight=INT "
-            "(required), params=HEX (default empty), profile=pure|wasi (default pure). "
-            "Example: --module sha256-chain=build/sha256_chain.wasm:fuel=1000000,"
-            "memory=65536,weight=1,params=00ff,profile=pure"
-        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Build and sign a Kasane registry as a standard TUF 1.0 repository (python-tuf
+Metadata API). Writes OUT_DIR/metadata/ (1.root.json, 1.<role>.json,
+timestamp.json), OUT_DIR/targets/ (<dir>/<sha256>.<basename>) and OUT_DIR/keys/
+(PKCS#8 PEM private keys, mode 0600, and index.json naming each key's roles,
+keyid and public key). Prints a JSON summary on stdout. Keys are freshly random
+on every run; OUT_DIR/metadata/1.root.json is the client's initial trusted root.""",
+        epilog="""\
+OPTIONS is a comma-separated list:
+  fuel=INT,memory=INT,weight=INT   required (weight is custom.kasane.rollout_weight)
+  params=HEX                       default empty
+  profile=pure|wasi                default pure
+PATH may not contain ':'. Example:
+  --module sha256-chain=build/sha256_chain.wasm:fuel=1000000,memory=65536,weight=1,params=00ff,profile=pure""",
     )
     p.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="output directory (created; must be empty if it exists)")
     p.add_argument(
