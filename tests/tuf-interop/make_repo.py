@@ -286,7 +286,8 @@ def delegations(roles: list[tuple[DelegatedRole, CryptoSigner]]) -> Delegations:
     )
 
 
-def canonical_bytes(obj: dict) -> bytes:
+def json_file_bytes(obj: dict) -> bytes:
+    """A Kasane JSON target file: sorted keys, 2-space indent, final newline."""
     return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
 
 
@@ -336,7 +337,7 @@ def build_repo(spec: RepoSpec, out_dir: Path) -> dict:
     # revocations: the revoked module hashes.
     revocations = Targets(expires=spec.expires)
     writer.add_target(
-        revocations, REVOCATIONS_TARGET, canonical_bytes({"modules": spec.revoked}), None
+        revocations, REVOCATIONS_TARGET, json_file_bytes({"modules": spec.revoked}), None
     )
     writer.write_versioned(REVOCATIONS_ROLE, Metadata(revocations), revocations_signer)
 
@@ -348,7 +349,7 @@ def build_repo(spec: RepoSpec, out_dir: Path) -> dict:
         "identity": [ed25519_key_object(k) for k in spec.host_identity],
         "tickets": [ed25519_key_object(k) for k in spec.host_ticket],
     }
-    writer.add_target(targets, HOST_KEYS_TARGET, canonical_bytes(host_keys), None)
+    writer.add_target(targets, HOST_KEYS_TARGET, json_file_bytes(host_keys), None)
     targets.delegations = delegations(
         [
             (delegated(REVOCATIONS_ROLE, revocations_signer, [REVOCATIONS_TARGET], True), revocations_signer),
