@@ -978,13 +978,13 @@ pub fn sign_ticket(
     name: &str,
 ) -> anyhow::Result<Vec<u8>> {
     let repo = load_repo(repo_dir)?;
+    let key = keys.open(Role::Ticket)?;
     let now = now();
     let entry = repo
         .find_entry(name, now)
         .with_context(|| format!("{name} is not a module of this repository"))?;
     let revoked = repo.revocations().context("reading kasane/revocations.json")?;
     ensure!(!revoked.is_revoked(&entry.sha256), "{name} is revoked");
-    let key = keys.open(Role::Ticket)?;
     let host = repo.host_keys().context("reading kasane/host-keys.json")?;
     ensure!(
         host.tickets.contains(&tuf_key(key.public_key())),
