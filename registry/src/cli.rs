@@ -223,18 +223,19 @@ impl KeyAccess {
     /// Opens the key at `loc`.
     pub fn open(&self, loc: &KeyLocation) -> anyhow::Result<Box<dyn Signer>> {
         match loc {
-            KeyLocation::File(path) => match KeyFileSigner::open(path, None) {
-                Ok(s) => Ok(Box::new(s)),
-                Err(SignerError::PassphraseRequired) => {
-                    let pass = self.passphrase(path)?;
-                    let s = KeyFileSigner::open(path, Some(pass.as_bytes()))
-                        .with_context(|| format!("opening key file {}", path.display()))?;
-                    Ok(Box::new(s))
+            KeyLocation::File(path) => {
+                match KeyFileSigner::open(path, None) {
+                    Ok(s) => Ok(Box::new(s)),
+                    Err(SignerError::PassphraseRequired) => {
+                        let pass = self.passphrase(path)?;
+                        let s = KeyFileSigner::open(path, Some(pass.as_bytes()))
+                            .with_context(|| format!("opening key file {}", path.display()))?;
+                        Ok(Box::new(s))
+                    }
+                    Err(e) => Err(anyhow::Error::new(e)
+                        .context(format!("opening key file {}", path.display()))),
                 }
-                Err(e) => {
-                    Err(anyhow::Error::new(e).context(format!("opening key file {}", path.display())))
-                }
-            },
+            }
             KeyLocation::Pkcs11(uri) => self.open_pkcs11(uri),
         }
     }
@@ -403,9 +404,14 @@ pub fn keygen_pkcs11(
         public_out.display()
     );
     let pin = KeyAccess::pin()?;
-    let public =
-        kasane_signer::Pkcs11Signer::generate(access.module()?, &uri.token, &pin, &uri.object, kind)
-            .with_context(|| format!("generating a key pair at {uri}"))?;
+    let public = kasane_signer::Pkcs11Signer::generate(
+        access.module()?,
+        &uri.token,
+        &pin,
+        &uri.object,
+        kind,
+    )
+    .with_context(|| format!("generating a key pair at {uri}"))?;
     write_public_key(public_out, &public)?;
     Ok(KeygenReport {
         secret: format!("{uri} (on the token)"),
@@ -455,8 +461,12 @@ pub fn init(repo_dir: &Path, keys: &Keys, opts: &InitOptions) -> anyhow::Result<
     );
     let repo = if opts.dev {
         let dir = keys.dir.as_ref().context("init --dev needs --keys DIR")?;
-        dev_init(repo_dir, dir, now(), &Lifetimes::default())
-            .with_context(|| format!("creating a development repository with keys in {}", dir.display()))?
+        dev_init(repo_dir, dir, now(), &Lifetimes::default()).with_context(|| {
+            format!(
+                "creating a development repository with keys in {}",
+                dir.display()
+            )
+        })?
     } else {
         let repo = init_with_keys(keys, opts)?;
         save_checked(&repo, repo_dir)?;
@@ -496,11 +506,19 @@ fn init_with_keys(keys: &Keys, opts: &InitOptions) -> anyhow::Result<Repository>
         vec![keys.open(Role::Root)?]
     } else {
         let open = |l: &KeyLocation| keys.access.open(l).with_context(|| format!("root key {l}"));
-        opts.root_keys.iter().map(open).collect::<anyhow::Result<_>>()?
+        opts.root_keys
+            .iter()
+            .map(open)
+            .collect::<anyhow::Result<_>>()?
     };
-    let [targets, online, revocations, authors, ticket] =
-        [Role::Targets, Role::Online, Role::Revocations, Role::Authors, Role::Ticket]
-            .map(|r| keys.open(r));
+    let [targets, online, revocations, authors, ticket] = [
+        Role::Targets,
+        Role::Online,
+        Role::Revocations,
+        Role::Authors,
+        Role::Ticket,
+    ]
+    .map(|r| keys.open(r));
     let (targets, online, revocations, authors, ticket) =
         (targets?, online?, revocations?, authors?, ticket?);
     let mut root_keys: Vec<_> = root.iter().map(|s| tuf_key(s.public_key())).collect();
@@ -667,7 +685,11 @@ fn published(repo: &Repository, role: &str) -> Published {
 /// `add`: checks the module with the harness, writes it to `targets/<sha256>.<name>`, lists it
 /// in `targets` (replacing an entry of the same name; signed with the targets key) and
 /// re-signs snapshot and timestamp (the online key).
-pub fn add(repo_dir: &Path, keys: &Keys, spec: &ModuleSpec) -> anyhow::Result<(Checked, Published)> {
+pub fn add(
+    repo_dir: &Path,
+    keys: &Keys,
+    spec: &ModuleSpec,
+) -> anyhow::Result<(Checked, Published)> {
     let mut repo = load_repo(repo_dir)?;
     let checked = check_and_build_entry(spec)?;
     let targets = keys.open(Role::Targets)?;
@@ -744,8 +766,14 @@ pub fn delegate(
         keys: public,
         threshold,
     };
-    repo.delegate(author, &setup, &[&TufSigner(&*k)], now(), &Lifetimes::default())
-        .with_context(|| format!("delegating {author}/* to {author}"))?;
+    repo.delegate(
+        author,
+        &setup,
+        &[&TufSigner(&*k)],
+        now(),
+        &Lifetimes::default(),
+    )
+    .with_context(|| format!("delegating {author}/* to {author}"))?;
     snapshot_and_save(&mut repo, repo_dir, keys)?;
     Ok(published(&repo, crate::layout::AUTHORS_ROLE))
 }
@@ -760,7 +788,10 @@ pub fn author_sign(
     access: &KeyAccess,
     spec: &ModuleSpec,
 ) -> anyhow::Result<(Vec<u8>, Checked)> {
-    ensure!(!author_keys.is_empty(), "at least one author key (--key) is needed");
+    ensure!(
+        !author_keys.is_empty(),
+        "at least one author key (--key) is needed"
+    );
     ensure!(
         crate::layout::author_of(&spec.name) == Some(author),
         "--name {} is outside the author's names ({author}/...)",
@@ -838,7 +869,13 @@ pub fn author_sign_apply(
 ) -> anyhow::Result<(Checked, Published)> {
     let (bytes, checked) = author_sign(repo_dir, author, author_keys, &keys.access, spec)?;
     let mut repo = load_repo(repo_dir)?;
-    accept_author_role(&mut repo, repo_dir, author, &bytes, &[checked.bytes.clone()])?;
+    accept_author_role(
+        &mut repo,
+        repo_dir,
+        author,
+        &bytes,
+        std::slice::from_ref(&checked.bytes),
+    )?;
     snapshot_and_save(&mut repo, repo_dir, keys)?;
     Ok((checked, published(&repo, author)))
 }
@@ -923,14 +960,31 @@ fn replace_root_role(root: &mut kasane_tuf::metadata::Root, roles: &[&str], key:
 /// root key changes, the new one. A new targets key re-signs `targets` at once, and snapshot
 /// and timestamp are re-signed with the new or the current online key, so the repository
 /// stays valid. With no new key, root just gets a new expiry.
-pub fn rotate_root(repo_dir: &Path, keys: &Keys, opts: &RotateOptions) -> anyhow::Result<RotateReport> {
+pub fn rotate_root(
+    repo_dir: &Path,
+    keys: &Keys,
+    opts: &RotateOptions,
+) -> anyhow::Result<RotateReport> {
     let mut repo = load_repo(repo_dir)?;
     let (now, life) = (now(), Lifetimes::default());
     let mut next = repo.next_root(now, &life).context("the next root")?;
-    let open = |l: &KeyLocation, what: &str| keys.access.open(l).with_context(|| format!("{what} {l}"));
-    let new_root = opts.new_root.as_ref().map(|l| open(l, "new root key")).transpose()?;
-    let new_targets = opts.new_targets.as_ref().map(|l| open(l, "new targets key")).transpose()?;
-    let new_online = opts.new_online.as_ref().map(|l| open(l, "new online key")).transpose()?;
+    let open =
+        |l: &KeyLocation, what: &str| keys.access.open(l).with_context(|| format!("{what} {l}"));
+    let new_root = opts
+        .new_root
+        .as_ref()
+        .map(|l| open(l, "new root key"))
+        .transpose()?;
+    let new_targets = opts
+        .new_targets
+        .as_ref()
+        .map(|l| open(l, "new targets key"))
+        .transpose()?;
+    let new_online = opts
+        .new_online
+        .as_ref()
+        .map(|l| open(l, "new online key"))
+        .transpose()?;
     let mut rotated = Vec::new();
     for (roles, key, name) in [
         (&["root"][..], &new_root, "root"),
@@ -945,9 +999,16 @@ pub fn rotate_root(repo_dir: &Path, keys: &Keys, opts: &RotateOptions) -> anyhow
     let old: Vec<Box<dyn Signer>> = if opts.root_keys.is_empty() {
         vec![keys.open(Role::Root)?]
     } else {
-        opts.root_keys.iter().map(|l| open(l, "root key")).collect::<anyhow::Result<_>>()?
+        opts.root_keys
+            .iter()
+            .map(|l| open(l, "root key"))
+            .collect::<anyhow::Result<_>>()?
     };
-    let tuf: Vec<TufSigner<'_>> = old.iter().chain(&new_root).map(|s| TufSigner(&**s)).collect();
+    let tuf: Vec<TufSigner<'_>> = old
+        .iter()
+        .chain(&new_root)
+        .map(|s| TufSigner(&**s))
+        .collect();
     let signers: Vec<&dyn kasane_tuf::metadata::Signer> = tuf.iter().map(|s| s as _).collect();
     let version = next.version;
     repo.rotate_root(next, &signers)
@@ -983,7 +1044,9 @@ pub fn sign_ticket(
     let entry = repo
         .find_entry(name, now)
         .with_context(|| format!("{name} is not a module of this repository"))?;
-    let revoked = repo.revocations().context("reading kasane/revocations.json")?;
+    let revoked = repo
+        .revocations()
+        .context("reading kasane/revocations.json")?;
     ensure!(!revoked.is_revoked(&entry.sha256), "{name} is revoked");
     let host = repo.host_keys().context("reading kasane/host-keys.json")?;
     ensure!(
@@ -1039,9 +1102,14 @@ pub fn inspect(path: &Path) -> anyhow::Result<String> {
     let bytes = read_capped(path, MAX_FILE, "file")?;
     let v: serde_json::Value = crate::json::from_slice_strict(&bytes, MAX_FILE, "file")
         .with_context(|| format!("reading {}", path.display()))?;
-    let (Some(signed), Some(sigs)) = (v.get("signed"), v.get("signatures").and_then(|s| s.as_array()))
-    else {
-        bail!("{} is not TUF metadata or a ticket (no signed/signatures)", path.display());
+    let (Some(signed), Some(sigs)) = (
+        v.get("signed"),
+        v.get("signatures").and_then(|s| s.as_array()),
+    ) else {
+        bail!(
+            "{} is not TUF metadata or a ticket (no signed/signatures)",
+            path.display()
+        );
     };
     let keyids: Vec<&serde_json::Value> = sigs.iter().filter_map(|s| s.get("keyid")).collect();
     let out = serde_json::json!({

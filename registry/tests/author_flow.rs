@@ -64,7 +64,10 @@ fn third_party_author_end_to_end_then_revoked() {
     // init --dev: every role's key file, mode 0600.
     dev_init(repo, keys, T0, &life).unwrap();
     for f in DEV_KEY_FILES {
-        let mode = std::fs::metadata(keys.join(f)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(keys.join(f))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "{f}");
     }
     let pinned = std::fs::read(repo.join("metadata/1.root.json")).unwrap();
@@ -72,8 +75,13 @@ fn third_party_author_end_to_end_then_revoked() {
     // add: a first-party module.
     step(repo, keys, T0, |r| {
         let t = key(keys, "targets");
-        r.add_target(&entry("sha256-chain", FIRST_PARTY), &[&TufSigner(&t)], T0, &life)
-            .unwrap();
+        r.add_target(
+            &entry("sha256-chain", FIRST_PARTY),
+            &[&TufSigner(&t)],
+            T0,
+            &life,
+        )
+        .unwrap();
     });
     // keygen (the author, ECDSA) and delegate: the registry gets only the public key.
     let author_path = keys.join("acme-author.pem");
@@ -94,7 +102,9 @@ fn third_party_author_end_to_end_then_revoked() {
     let mut m = Metadata::new(role);
     m.sign(&TufSigner(&author)).unwrap();
     let signed = m.to_bytes().unwrap();
-    step(repo, keys, T0, |r| r.put_author_role("acme", &signed).unwrap());
+    step(repo, keys, T0, |r| {
+        r.put_author_role("acme", &signed).unwrap()
+    });
 
     // Client: pinned by fingerprint, update, admit with a ticket.
     let mut store = TrustStore::init(
@@ -199,7 +209,9 @@ fn author_role_signed_by_another_key_is_refused() {
     // A name outside acme/* is refused even with the right key.
     let mut role2 = role;
     let stray = entry("sha256-chain", MODULE);
-    role2.targets.insert(stray.name.clone(), stray.to_target_file());
+    role2
+        .targets
+        .insert(stray.name.clone(), stray.to_target_file());
     let mut m = Metadata::new(role2);
     m.sign(&TufSigner(&author)).unwrap();
     assert!(matches!(

@@ -225,7 +225,10 @@ fn publish_flow_with_every_builtin() {
         );
         // The module itself, under its consistent-snapshot name.
         let file = dir.join(format!("repo/targets/{sha}.{name}"));
-        assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(dist(name)).unwrap());
+        assert_eq!(
+            std::fs::read(&file).unwrap(),
+            std::fs::read(dist(name)).unwrap()
+        );
         assert_eq!(mode(&file), 0o644);
     }
     // Publishing again: targets 8, snapshot 8 (init made version 1 of each).
@@ -288,7 +291,11 @@ fn publish_flow_with_every_builtin() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["type"], "targets");
     let listed = json["signed"]["targets"].as_object().unwrap();
-    assert_eq!(listed.len(), BUILTINS.len() + 1, "modules and kasane/host-keys.json");
+    assert_eq!(
+        listed.len(),
+        BUILTINS.len() + 1,
+        "modules and kasane/host-keys.json"
+    );
     assert_eq!(
         listed["ocra"]["custom"]["kasane"]["params"],
         hex::encode("OCRA-1:HOTP-SHA256-8:C-QN08")
@@ -310,14 +317,20 @@ fn publish_flow_with_every_builtin() {
             "new-keys/online.pem",
         ],
     );
-    assert!(out.contains("root version 2") && out.contains("online"), "{out}");
+    assert!(
+        out.contains("root version 2") && out.contains("online"),
+        "{out}"
+    );
     let out = s.ok(dir, &verify_args(&fp, "state"));
     assert!(out.contains("root version 2"), "{out}");
     assert!(out.contains("6 runnable modules"), "{out}");
     let (_, err) = s.fails(dir, 1, &["snapshot", "--repo", "repo", "--keys", "keys"]);
     assert!(err.contains("does not verify"), "{err}");
     let snap = ["snapshot", "--repo", "repo", "--keys", "keys"];
-    s.ok(dir, &[&snap[..], &["--online-key", "new-keys/online.pem"]].concat());
+    s.ok(
+        dir,
+        &[&snap[..], &["--online-key", "new-keys/online.pem"]].concat(),
+    );
     s.ok(dir, &verify_args(&fp, "state"));
 
     s.assert_no_secret_printed(dir);
@@ -333,7 +346,10 @@ fn third_party_author_flow_then_revocations() {
     // The author, on its own machine: a key (ECDSA P-256 here), then its signed role file.
     let out = s.ok(dir, &["keygen", "--ecdsa", "--out", "acme.pem"]);
     assert_eq!(mode(&dir.join("acme.pem")), 0o600);
-    assert!(out.contains("ecdsa-sha2-nistp256") && out.contains("key id"), "{out}");
+    assert!(
+        out.contains("ecdsa-sha2-nistp256") && out.contains("key id"),
+        "{out}"
+    );
     let public = std::fs::read_to_string(dir.join("acme.pem.pub")).unwrap();
     assert!(public.starts_with("-----BEGIN PUBLIC KEY-----"), "{public}");
     let hmac = dist("hmac-sha256");
@@ -344,37 +360,81 @@ fn third_party_author_flow_then_revocations() {
     // The registry delegates acme/* to that key.
     let out = s.ok(
         dir,
-        &[&["delegate"][..], &keys, &["--author", "acme", "--author-key", "acme.pem.pub"]].concat(),
+        &[
+            &["delegate"][..],
+            &keys,
+            &["--author", "acme", "--author-key", "acme.pem.pub"],
+        ]
+        .concat(),
     );
     assert!(out.contains("delegated acme/* to author acme"), "{out}");
 
     let sign = ["author-sign", "--author", "acme", "--repo", "repo"];
     let out = s.ok(
         dir,
-        &[&sign[..], &["--key", "acme.pem", "--out", "acme.json", hmac, "--name", "acme/hmac"]]
-            .concat(),
+        &[
+            &sign[..],
+            &[
+                "--key",
+                "acme.pem",
+                "--out",
+                "acme.json",
+                hmac,
+                "--name",
+                "acme/hmac",
+            ],
+        ]
+        .concat(),
     );
     assert!(out.contains("listed acme/hmac"), "{out}");
     // The registry takes the file in; the module must come with it.
-    let import = ["snapshot", "--repo", "repo", "--keys", "keys", "--author", "acme"];
-    let (_, err) = s.fails(dir, 1, &[&import[..], &["--author-file", "acme.json"]].concat());
-    assert!(err.contains("--module") && err.contains("acme/hmac"), "{err}");
+    let import = [
+        "snapshot", "--repo", "repo", "--keys", "keys", "--author", "acme",
+    ];
+    let (_, err) = s.fails(
+        dir,
+        1,
+        &[&import[..], &["--author-file", "acme.json"]].concat(),
+    );
+    assert!(
+        err.contains("--module") && err.contains("acme/hmac"),
+        "{err}"
+    );
     let out = s.ok(
         dir,
-        &[&import[..], &["--author-file", "acme.json", "--module", hmac]].concat(),
+        &[
+            &import[..],
+            &["--author-file", "acme.json", "--module", hmac],
+        ]
+        .concat(),
     );
-    assert!(out.contains("accepted the role file of author acme: acme/hmac"), "{out}");
+    assert!(
+        out.contains("accepted the role file of author acme: acme/hmac"),
+        "{out}"
+    );
     let mut args = verify_args(&fp, "state");
     args.extend(["--require", "acme/hmac"]);
     let out = s.ok(dir, &args);
-    assert!(out.contains("acme/hmac") && out.contains("role acme"), "{out}");
+    assert!(
+        out.contains("acme/hmac") && out.contains("role acme"),
+        "{out}"
+    );
 
     // The operator's shortcut: author-sign --apply adds a second module (role version 2).
     let out = s.ok(
         dir,
         &[
             &sign[..],
-            &["--key", "acme.pem", "--apply", "--keys-dir", "keys", chain, "--name", "acme/chain"],
+            &[
+                "--key",
+                "acme.pem",
+                "--apply",
+                "--keys-dir",
+                "keys",
+                chain,
+                "--name",
+                "acme/chain",
+            ],
         ]
         .concat(),
     );
@@ -384,17 +444,43 @@ fn third_party_author_flow_then_revocations() {
     let (_, err) = s.fails(
         dir,
         1,
-        &[&sign[..], &["--key", "acme.pem", "--out", "x.json", chain, "--name", "sha256-chain"]]
-            .concat(),
+        &[
+            &sign[..],
+            &[
+                "--key",
+                "acme.pem",
+                "--out",
+                "x.json",
+                chain,
+                "--name",
+                "sha256-chain",
+            ],
+        ]
+        .concat(),
     );
     assert!(err.contains("outside the author's names"), "{err}");
     s.ok(dir, &["keygen", "--out", "mallory.pem"]);
     s.ok(
         dir,
-        &[&sign[..], &["--key", "mallory.pem", "--out", "evil.json", chain, "--name", "acme/x"]]
-            .concat(),
+        &[
+            &sign[..],
+            &[
+                "--key",
+                "mallory.pem",
+                "--out",
+                "evil.json",
+                chain,
+                "--name",
+                "acme/x",
+            ],
+        ]
+        .concat(),
     );
-    let (_, err) = s.fails(dir, 1, &[&import[..], &["--author-file", "evil.json"]].concat());
+    let (_, err) = s.fails(
+        dir,
+        1,
+        &[&import[..], &["--author-file", "evil.json"]].concat(),
+    );
     assert!(err.contains("evil.json") && err.contains("acme"), "{err}");
 
     // Revoke one module's hash: no longer runnable.
@@ -404,10 +490,16 @@ fn third_party_author_flow_then_revocations() {
     let (out, err) = s.fails(dir, 1, &args);
     assert!(!out.contains("acme/hmac "), "{out}");
     assert!(out.contains("acme/chain"), "{out}");
-    assert!(err.contains("not runnable") && err.contains("acme/hmac"), "{err}");
+    assert!(
+        err.contains("not runnable") && err.contains("acme/hmac"),
+        "{err}"
+    );
 
     // Revoke the author: nothing it signed resolves.
-    let out = s.ok(dir, &[&["revoke"][..], &keys, &["--author", "acme"]].concat());
+    let out = s.ok(
+        dir,
+        &[&["revoke"][..], &keys, &["--author", "acme"]].concat(),
+    );
     assert!(out.contains("revoked author acme"), "{out}");
     let mut args = verify_args(&fp, "state");
     args.extend(["--require", "acme/chain"]);
@@ -433,19 +525,52 @@ fn keygen_writes_0600_encrypts_and_never_overwrites() {
     assert_eq!(std::fs::read(dir.join("k.pem")).unwrap(), before);
 
     // Encrypted under the passphrase in an env variable; unusable without it.
-    s.env.push(("KASANE_TEST_PASS".into(), "correct horse battery".into()));
-    s.ok(dir, &["keygen", "--out", "e.pem", "--passphrase-env", "KASANE_TEST_PASS"]);
+    s.env
+        .push(("KASANE_TEST_PASS".into(), "correct horse battery".into()));
+    s.ok(
+        dir,
+        &[
+            "keygen",
+            "--out",
+            "e.pem",
+            "--passphrase-env",
+            "KASANE_TEST_PASS",
+        ],
+    );
     let text = std::fs::read_to_string(dir.join("e.pem")).unwrap();
-    assert!(text.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"), "{text}");
+    assert!(
+        text.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+        "{text}"
+    );
     init(&mut s, dir);
-    let tick = ["sign-ticket", "--repo", "repo", "--nonce", &"11".repeat(32), "--name", "x"];
+    let tick = [
+        "sign-ticket",
+        "--repo",
+        "repo",
+        "--nonce",
+        &"11".repeat(32),
+        "--name",
+        "x",
+    ];
     let (_, err) = s.fails(dir, 1, &[&tick[..], &["--ticket-key", "e.pem"]].concat());
-    assert!(err.contains("is encrypted") && err.contains("--passphrase-env"), "{err}");
+    assert!(
+        err.contains("is encrypted") && err.contains("--passphrase-env"),
+        "{err}"
+    );
     s.env.push(("KASANE_TEST_WRONG".into(), "wrong".into()));
     let (_, err) = s.fails(
         dir,
         1,
-        &[&tick[..], &["--ticket-key", "e.pem", "--passphrase-env", "KASANE_TEST_WRONG"]].concat(),
+        &[
+            &tick[..],
+            &[
+                "--ticket-key",
+                "e.pem",
+                "--passphrase-env",
+                "KASANE_TEST_WRONG",
+            ],
+        ]
+        .concat(),
     );
     assert!(err.contains("wrong passphrase"), "{err}");
 
@@ -455,9 +580,21 @@ fn keygen_writes_0600_encrypts_and_never_overwrites() {
     // A secret key file handed to the wrong command is refused without echoing it.
     for args in [
         &["inspect", "k.pem"][..],
-        &["verify", "--repo", "repo", "--state", "st", "--root", "k.pem"],
+        &[
+            "verify", "--repo", "repo", "--state", "st", "--root", "k.pem",
+        ],
         &["test", "k.pem"],
-        &["snapshot", "--repo", "repo", "--keys", "keys", "--author", "a", "--author-file", "k.pem"],
+        &[
+            "snapshot",
+            "--repo",
+            "repo",
+            "--keys",
+            "keys",
+            "--author",
+            "a",
+            "--author-file",
+            "k.pem",
+        ],
         &["run", "k.pem", "--input", "k.pem"],
     ] {
         let out = s.run(dir, args);
@@ -834,7 +971,11 @@ fn add_validates_with_the_sandbox_before_publishing() {
     ];
     let (_, err) = s.fails(dir, 1, &args);
     assert!(err.contains("--force") && err.contains("params"), "{err}");
-    assert_eq!(files_under(&dir.join("repo")), files_before, "nothing written");
+    assert_eq!(
+        files_under(&dir.join("repo")),
+        files_before,
+        "nothing written"
+    );
     let mut forced = args.to_vec();
     forced.push("--force");
     let out = s.ok(dir, &forced);
@@ -870,13 +1011,22 @@ fn bad_arguments_exit_2_with_one_line() {
     init(&mut s, dir);
     let chain = dist("sha256-chain");
     let chain = chain.to_str().unwrap();
-    let add = ["add", "--repo", "repo", "--keys", "keys", chain, "--name", "x"];
+    let add = [
+        "add", "--repo", "repo", "--keys", "keys", chain, "--name", "x",
+    ];
     let revoke = ["revoke", "--repo", "repo", "--keys", "keys"];
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["frobnicate"], "frobnicate"),
-        ([&add[..], &["--params", "zz"]].concat(), "--params is not valid hex"),
         (
-            [&add[..], &["--targets-key", "pkcs11:token=t;object=o?pin-value=1234"]].concat(),
+            [&add[..], &["--params", "zz"]].concat(),
+            "--params is not valid hex",
+        ),
+        (
+            [
+                &add[..],
+                &["--targets-key", "pkcs11:token=t;object=o?pin-value=1234"],
+            ]
+            .concat(),
             "KASANE_PKCS11_PIN",
         ),
         (
@@ -884,7 +1034,17 @@ fn bad_arguments_exit_2_with_one_line() {
             "token=<label> missing",
         ),
         (
-            vec!["sign-ticket", "--repo", "repo", "--keys", "keys", "--nonce", "00", "--name", "x"],
+            vec![
+                "sign-ticket",
+                "--repo",
+                "repo",
+                "--keys",
+                "keys",
+                "--nonce",
+                "00",
+                "--name",
+                "x",
+            ],
             "--nonce must be 32 bytes",
         ),
         (revoke.to_vec(), "required"),
@@ -892,7 +1052,10 @@ fn bad_arguments_exit_2_with_one_line() {
             [&revoke[..], &["--hash", "00", "--module", chain]].concat(),
             "cannot be used with",
         ),
-        (vec!["verify", "--repo", "repo", "--state", "st"], "--fingerprint"),
+        (
+            vec!["verify", "--repo", "repo", "--state", "st"],
+            "--fingerprint",
+        ),
         (vec!["test", chain, "--headroom", "0.5"], "--headroom"),
     ];
     for (args, needle) in cases {
@@ -901,14 +1064,25 @@ fn bad_arguments_exit_2_with_one_line() {
     }
     // Failures that are not argument errors exit 1, naming the cause.
     let (_, err) = s.fails(dir, 1, &["snapshot", "--repo", "repo", "--keys", "nokeys"]);
-    assert!(err.contains("online key") && err.contains("nokeys"), "{err}");
+    assert!(
+        err.contains("online key") && err.contains("nokeys"),
+        "{err}"
+    );
     let (_, err) = s.fails(dir, 1, &["snapshot", "--repo", "repo"]);
     assert!(err.contains("--online-key KEY or --keys DIR"), "{err}");
     let (_, err) = s.fails(
         dir,
         1,
-        &[&add[..], &["--targets-key", "pkcs11:token=t;object=o", "--pkcs11-module", "/nonexistent.so"]]
-            .concat(),
+        &[
+            &add[..],
+            &[
+                "--targets-key",
+                "pkcs11:token=t;object=o",
+                "--pkcs11-module",
+                "/nonexistent.so",
+            ],
+        ]
+        .concat(),
     );
     assert!(err.contains("pkcs11:token=t;object=o"), "{err}");
     let (_, err) = s.fails(dir, 1, &["inspect", chain]);
@@ -923,7 +1097,10 @@ fn every_command_has_help() {
     let tmp = tempfile::tempdir().unwrap();
     let mut s = Session::default();
     let out = s.ok(tmp.path(), &["--help"]);
-    assert!(out.contains("KASANE_PKCS11_PIN") && out.contains("online"), "{out}");
+    assert!(
+        out.contains("KASANE_PKCS11_PIN") && out.contains("online"),
+        "{out}"
+    );
     for cmd in [
         "keygen",
         "init",
@@ -950,7 +1127,12 @@ fn every_command_has_help() {
         assert!(help.contains(flag), "keygen {flag}: {help}");
     }
     let help = s.ok(tmp.path(), &["add", "--help"]);
-    for flag in ["--targets-key", "--online-key", "--keys", "KASANE_PKCS11_MODULE"] {
+    for flag in [
+        "--targets-key",
+        "--online-key",
+        "--keys",
+        "KASANE_PKCS11_MODULE",
+    ] {
         assert!(help.contains(flag), "add {flag}: {help}");
     }
 }
@@ -960,13 +1142,17 @@ fn init_with_two_of_three_root_holders_and_existing_keys() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let mut s = Session::default();
-    s.env.push(("KASANE_TEST_PASS".into(), "targets passphrase".into()));
+    s.env
+        .push(("KASANE_TEST_PASS".into(), "targets passphrase".into()));
     s.ok(dir, &["keygen", "--out", "h1.pem"]);
     s.ok(dir, &["keygen", "--out", "h2.pem"]);
     s.ok(dir, &["keygen", "--ecdsa", "--out", "h3.pem"]);
     std::fs::create_dir(dir.join("keys")).unwrap();
     let enc = ["--passphrase-env", "KASANE_TEST_PASS"];
-    s.ok(dir, &[&["keygen", "--out", "keys/targets.pem"][..], &enc].concat());
+    s.ok(
+        dir,
+        &[&["keygen", "--out", "keys/targets.pem"][..], &enc].concat(),
+    );
     for role in ["online", "revocations", "authors", "ticket"] {
         s.ok(dir, &["keygen", "--out", &format!("keys/{role}.pem")]);
     }
@@ -975,21 +1161,47 @@ fn init_with_two_of_three_root_holders_and_existing_keys() {
     kasane_registry::keys::write_public_key_file(&dir.join("host.pub"), &host.public()).unwrap();
     let init = |repo: &'static str| {
         vec![
-            "init", "--repo", repo, "--keys", "keys", "--host-public-key", "host.pub",
-            "--root-key", "h1.pem", "--root-public-key", "h3.pem.pub", "--root-threshold", "2",
+            "init",
+            "--repo",
+            repo,
+            "--keys",
+            "keys",
+            "--host-public-key",
+            "host.pub",
+            "--root-key",
+            "h1.pem",
+            "--root-public-key",
+            "h3.pem.pub",
+            "--root-threshold",
+            "2",
         ]
     };
     // One signature cannot meet a threshold of 2; an encrypted key needs its passphrase.
     let (_, err) = s.fails(
         dir,
         1,
-        &[&init("repo1")[..], &["--root-public-key", "h2.pem.pub"], &enc].concat(),
+        &[
+            &init("repo1")[..],
+            &["--root-public-key", "h2.pem.pub"],
+            &enc,
+        ]
+        .concat(),
     );
     assert!(err.contains("does not verify"), "{err}");
     assert!(!dir.join("repo1/metadata/1.root.json").exists());
-    let (_, err) = s.fails(dir, 1, &[&init("repo1")[..], &["--root-key", "h2.pem"]].concat());
-    assert!(err.contains("targets key") && err.contains("is encrypted"), "{err}");
-    let out = s.ok(dir, &[&init("repo")[..], &["--root-key", "h2.pem"], &enc].concat());
+    let (_, err) = s.fails(
+        dir,
+        1,
+        &[&init("repo1")[..], &["--root-key", "h2.pem"]].concat(),
+    );
+    assert!(
+        err.contains("targets key") && err.contains("is encrypted"),
+        "{err}"
+    );
+    let out = s.ok(
+        dir,
+        &[&init("repo")[..], &["--root-key", "h2.pem"], &enc].concat(),
+    );
     assert!(out.contains("2 of 3 root keys"), "{out}");
     assert!(!dir.join("keys/root.pem").exists(), "no dev root key");
     let root: serde_json::Value =
@@ -998,7 +1210,15 @@ fn init_with_two_of_three_root_holders_and_existing_keys() {
     assert_eq!(root["signatures"].as_array().unwrap().len(), 2);
     let out = s.ok(
         dir,
-        &["verify", "--repo", "repo", "--state", "state", "--root", "repo/metadata/1.root.json"],
+        &[
+            "verify",
+            "--repo",
+            "repo",
+            "--state",
+            "state",
+            "--root",
+            "repo/metadata/1.root.json",
+        ],
     );
     assert!(out.contains("root version 1"), "{out}");
     let hk = files_under(&dir.join("repo/targets/kasane"))
@@ -1011,13 +1231,23 @@ fn init_with_two_of_three_root_holders_and_existing_keys() {
     // Rotation: one holder alone cannot sign root 2; two can, with a new online key.
     s.ok(dir, &["keygen", "--out", "online2.pem"]);
     let rotate = [
-        "rotate-root", "--repo", "repo", "--keys", "keys", "--new-online-key", "online2.pem",
+        "rotate-root",
+        "--repo",
+        "repo",
+        "--keys",
+        "keys",
+        "--new-online-key",
+        "online2.pem",
     ];
     let (_, err) = s.fails(dir, 1, &[&rotate[..], &["--root-key", "h1.pem"]].concat());
     assert!(err.contains("signing root version 2"), "{err}");
     let out = s.ok(
         dir,
-        &[&rotate[..], &["--root-key", "h1.pem", "--root-key", "h3.pem"]].concat(),
+        &[
+            &rotate[..],
+            &["--root-key", "h1.pem", "--root-key", "h3.pem"],
+        ]
+        .concat(),
     );
     assert!(out.contains("root version 2"), "{out}");
     let fp = sha256_hex(&dir.join("repo/metadata/1.root.json"));
@@ -1116,7 +1346,14 @@ fn role_keys_on_softhsm_sign_a_repository_that_verifies() {
     };
     let uri = |role: &str| format!("pkcs11:token={TOKEN};object=kasane-{role}");
     let mut targets_key_id = String::new();
-    for role in ["root", "targets", "online", "revocations", "authors", "ticket"] {
+    for role in [
+        "root",
+        "targets",
+        "online",
+        "revocations",
+        "authors",
+        "ticket",
+    ] {
         let u = uri(role);
         let mut args = vec!["keygen", "--pkcs11", &u];
         let out_file = format!("{role}.pub");
@@ -1141,9 +1378,23 @@ fn role_keys_on_softhsm_sign_a_repository_that_verifies() {
     let out = s.ok(
         dir,
         &[
-            "init", "--repo", "repo", "--host-public-key", "host.pub", "--root-key", &r,
-            "--targets-key", &t, "--online-key", &o, "--revocations-key", &v, "--authors-key",
-            &a, "--ticket-key", &k,
+            "init",
+            "--repo",
+            "repo",
+            "--host-public-key",
+            "host.pub",
+            "--root-key",
+            &r,
+            "--targets-key",
+            &t,
+            "--online-key",
+            &o,
+            "--revocations-key",
+            &v,
+            "--authors-key",
+            &a,
+            "--ticket-key",
+            &k,
         ],
     );
     assert!(out.contains("1 of 1 root keys"), "{out}");
@@ -1151,8 +1402,16 @@ fn role_keys_on_softhsm_sign_a_repository_that_verifies() {
     s.ok(
         dir,
         &[
-            "add", "--repo", "repo", "--targets-key", &t, "--online-key", &o,
-            chain.to_str().unwrap(), "--name", "sha256-chain",
+            "add",
+            "--repo",
+            "repo",
+            "--targets-key",
+            &t,
+            "--online-key",
+            &o,
+            chain.to_str().unwrap(),
+            "--name",
+            "sha256-chain",
         ],
     );
     let fp = sha256_hex(&dir.join("repo/metadata/1.root.json"));
@@ -1167,21 +1426,38 @@ fn role_keys_on_softhsm_sign_a_repository_that_verifies() {
     s.ok(
         dir,
         &[
-            "sign-ticket", "--repo", "repo", "--ticket-key", &k, "--nonce", &"42".repeat(32),
-            "--name", "sha256-chain", "--out", "ticket.json",
+            "sign-ticket",
+            "--repo",
+            "repo",
+            "--ticket-key",
+            &k,
+            "--nonce",
+            &"42".repeat(32),
+            "--name",
+            "sha256-chain",
+            "--out",
+            "ticket.json",
         ],
     );
     // A wrong PIN is refused, and the PIN is not printed.
     s.env.retain(|(n, _)| n != "KASANE_PKCS11_PIN");
-    s.env.push(("KASANE_PKCS11_PIN".into(), "wrong-pin-000".into()));
+    s.env
+        .push(("KASANE_PKCS11_PIN".into(), "wrong-pin-000".into()));
     let (_, err) = s.fails(dir, 1, &["snapshot", "--repo", "repo", "--online-key", &o]);
-    assert!(err.contains("PIN") && !err.contains("wrong-pin-000"), "{err}");
+    assert!(
+        err.contains("PIN") && !err.contains("wrong-pin-000"),
+        "{err}"
+    );
 
     let files = files_under(dir);
     assert!(files.len() > 10, "{files:?}");
     for f in files {
         let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
-        assert!(!text.contains("PRIVATE KEY"), "private key in {}", f.display());
+        assert!(
+            !text.contains("PRIVATE KEY"),
+            "private key in {}",
+            f.display()
+        );
     }
     assert!(!s.outputs.contains("PRIVATE KEY") && !s.outputs.contains(USER_PIN));
 }
@@ -1204,7 +1480,13 @@ fn serve(python: &str, dir: &Path) -> (Server, u16) {
         .unwrap()
         .port();
     let child = Command::new(python)
-        .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"])
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
         .current_dir(dir)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -1245,13 +1527,32 @@ fn python_tuf_refreshes_a_repository_the_cli_made() {
     add(&mut s, dir, "ocra", "OCRA-1:HOTP-SHA256-8:C-QN08");
     s.ok(dir, &["keygen", "--out", "acme.pem"]);
     let keys = ["--repo", "repo", "--keys", "keys"];
-    s.ok(dir, &[&["delegate"][..], &keys, &["--author", "acme", "--author-key", "acme.pem.pub"]].concat());
+    s.ok(
+        dir,
+        &[
+            &["delegate"][..],
+            &keys,
+            &["--author", "acme", "--author-key", "acme.pem.pub"],
+        ]
+        .concat(),
+    );
     let chain = dist("sha256-chain");
     s.ok(
         dir,
         &[
-            "author-sign", "--author", "acme", "--repo", "repo", "--key", "acme.pem", "--apply",
-            "--keys-dir", "keys", chain.to_str().unwrap(), "--name", "acme/chain",
+            "author-sign",
+            "--author",
+            "acme",
+            "--repo",
+            "repo",
+            "--key",
+            "acme.pem",
+            "--apply",
+            "--keys-dir",
+            "keys",
+            chain.to_str().unwrap(),
+            "--name",
+            "acme/chain",
         ],
     );
     let (_server, port) = serve(&python, &dir.join("repo"));
@@ -1260,16 +1561,24 @@ fn python_tuf_refreshes_a_repository_the_cli_made() {
         .arg(&refresh)
         .args(["--metadata-url", &format!("{base}/metadata/")])
         .args(["--targets-url", &format!("{base}/targets/")])
-        .args(["--root", dir.join("repo/metadata/1.root.json").to_str().unwrap()])
+        .args([
+            "--root",
+            dir.join("repo/metadata/1.root.json").to_str().unwrap(),
+        ])
         .args(["--dir", dir.join("client").to_str().unwrap()])
         .args(["--target", "ocra", "--target", "acme/chain"])
         .args(["--target", "kasane/revocations.json"])
         .args(["--expect-sha256", &sha256_hex(&dist("ocra"))])
         .args(["--expect-sha256", &sha256_hex(&chain)])
-        .args(["--expect-sha256", &sha256_hex(&files_under(&dir.join("repo/targets/kasane"))
-            .into_iter()
-            .find(|p| p.to_str().unwrap().ends_with("revocations.json"))
-            .unwrap())])
+        .args([
+            "--expect-sha256",
+            &sha256_hex(
+                &files_under(&dir.join("repo/targets/kasane"))
+                    .into_iter()
+                    .find(|p| p.to_str().unwrap().ends_with("revocations.json"))
+                    .unwrap(),
+            ),
+        ])
         .env("no_proxy", "127.0.0.1,localhost")
         .output()
         .unwrap();
@@ -1289,7 +1598,10 @@ fn python_tuf_refreshes_a_repository_the_cli_made() {
         (&lines[1], chain.clone(), vec!["targets", "authors", "acme"]),
     ] {
         let file = PathBuf::from(line["file"].as_str().unwrap());
-        assert_eq!(std::fs::read(file).unwrap(), std::fs::read(&module).unwrap());
+        assert_eq!(
+            std::fs::read(file).unwrap(),
+            std::fs::read(&module).unwrap()
+        );
         assert_eq!(line["delegation_path"], serde_json::json!(path), "{line}");
         assert_eq!(line["custom"]["kasane"]["fuel"], 50_000_000, "{line}");
     }

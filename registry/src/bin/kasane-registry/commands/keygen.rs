@@ -39,7 +39,9 @@ impl KeygenArgs {
                 let pass = match &self.access.passphrase_env {
                     Some(var) => Some(Zeroizing::new(
                         std::env::var(var)
-                            .with_context(|| format!("--passphrase-env {var}: the variable is not set"))
+                            .with_context(|| {
+                                format!("--passphrase-env {var}: the variable is not set")
+                            })
                             .map_err(usage)?,
                     )),
                     None => None,
@@ -49,7 +51,11 @@ impl KeygenArgs {
         };
         println!("secret key  {}", r.secret);
         println!("public key  {}", r.public_path.display());
-        println!("type        {} ({})", r.public.tuf_keytype(), r.public.tuf_scheme());
+        println!(
+            "type        {} ({})",
+            r.public.tuf_keytype(),
+            r.public.tuf_scheme()
+        );
         println!("key id      {}", cli::key_id(&r.public));
         Ok(())
     }
@@ -57,7 +63,12 @@ impl KeygenArgs {
     #[cfg(feature = "pkcs11")]
     fn on_token(&self, uri: &str, kind: KeyKind) -> Result<KeygenReport, Failure> {
         let uri = uri.parse().map_err(usage)?;
-        Ok(cli::keygen_pkcs11(&uri, kind, &self.access.access(), &self.out)?)
+        Ok(cli::keygen_pkcs11(
+            &uri,
+            kind,
+            &self.access.access(),
+            &self.out,
+        )?)
     }
 
     #[cfg(not(feature = "pkcs11"))]

@@ -83,7 +83,12 @@ pub(crate) struct AuthorSignArgs {
     #[arg(long, value_name = "DIR")]
     repo: PathBuf,
     /// Where to write the signed role file.
-    #[arg(long, value_name = "FILE", required_unless_present = "apply", conflicts_with = "apply")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "apply",
+        conflicts_with = "apply"
+    )]
     out: Option<PathBuf>,
     /// Put the signed file and the module into --repo at once and re-sign snapshot and
     /// timestamp (the registry operator's shortcut; needs the online key).
@@ -107,7 +112,13 @@ impl AuthorSignArgs {
         if self.apply {
             let keys = cli::Keys {
                 dir: self.keys_dir.clone(),
-                explicit: self.online.online_key.clone().map(|l| (Role::Online, l)).into_iter().collect(),
+                explicit: self
+                    .online
+                    .online_key
+                    .clone()
+                    .map(|l| (Role::Online, l))
+                    .into_iter()
+                    .collect(),
                 access,
             };
             let (checked, p) =
@@ -118,11 +129,16 @@ impl AuthorSignArgs {
         let out = self
             .out
             .ok_or_else(|| usage(anyhow::anyhow!("give --out FILE or --apply")))?;
-        let (bytes, checked) = cli::author_sign(&self.repo, &self.author, &self.keys, &access, &spec)?;
+        let (bytes, checked) =
+            cli::author_sign(&self.repo, &self.author, &self.keys, &access, &spec)?;
         kasane_registry::files::write_public(&out, &bytes)
             .with_context(|| format!("writing {}", out.display()))?;
         print_entry("listed", &checked);
-        println!("wrote the role file of author {} to {}", self.author, out.display());
+        println!(
+            "wrote the role file of author {} to {}",
+            self.author,
+            out.display()
+        );
         println!(
             "the registry takes it in: kasane-registry snapshot --repo DIR --author {} --author-file {} --module {}",
             self.author,

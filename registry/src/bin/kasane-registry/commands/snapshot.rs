@@ -39,7 +39,10 @@ impl SnapshotArgs {
         };
         let r = cli::snapshot(&self.dirs.repo, &keys, import.as_ref())?;
         if let Some((author, names)) = &r.accepted {
-            println!("accepted the role file of author {author}: {}", names.join(", "));
+            println!(
+                "accepted the role file of author {author}: {}",
+                names.join(", ")
+            );
         }
         println!("snapshot version {}", r.version);
         Ok(())
