@@ -240,12 +240,14 @@ impl KeyAccess {
         }
     }
 
+    #[cfg(feature = "pkcs11")]
     fn module(&self) -> anyhow::Result<&Path> {
         self.pkcs11_module.as_deref().with_context(|| {
             format!("a PKCS#11 key needs the module: --pkcs11-module PATH or env {MODULE_ENV}")
         })
     }
 
+    #[cfg(feature = "pkcs11")]
     fn pin() -> anyhow::Result<Zeroizing<String>> {
         std::env::var(PIN_ENV)
             .map(Zeroizing::new)
