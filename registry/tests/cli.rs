@@ -238,7 +238,14 @@ fn publish_flow_with_every_builtin() {
     let out = s.ok(dir, &["snapshot", "--repo", "repo", "--keys", "keys"]);
     assert!(out.contains("snapshot version 9"), "{out}");
 
-    // The ticket key signs a ticket for a client's nonce.
+    ticket_for_a_published_module(&mut s, dir);
+    verify_and_inspect(&mut s, dir, &fp);
+    rotate_online_key(&mut s, dir, &fp);
+    s.assert_no_secret_printed(dir);
+}
+
+/// `sign-ticket` for a published module (and `inspect` of the ticket); refused for another.
+fn ticket_for_a_published_module(s: &mut Session, dir: &Path) {
     let nonce = "ab".repeat(32);
     let ticket = [
         "sign-ticket",
@@ -262,8 +269,10 @@ fn publish_flow_with_every_builtin() {
     // A ticket for a module that is not published is refused.
     let (_, err) = s.fails(dir, 1, &[&ticket[..], &["--name", "nope"]].concat());
     assert!(err.contains("nope"), "{err}");
+}
 
-    // A client pinned by fingerprint sees every module.
+/// A client pinned by fingerprint sees every module; `inspect` shows the targets role.
+fn verify_and_inspect(s: &mut Session, dir: &Path, fp: &str) {
     let mut args = verify_args(&fp, "state");
     args.extend(["--require", "ocra"]);
     let out = s.ok(dir, &args);
@@ -300,7 +309,10 @@ fn publish_flow_with_every_builtin() {
         listed["ocra"]["custom"]["kasane"]["params"],
         hex::encode("OCRA-1:HOTP-SHA256-8:C-QN08")
     );
+}
 
+/// Root rotation with a new online key.
+fn rotate_online_key(s: &mut Session, dir: &Path, fp: &str) {
     // Root rotation with a new online key: a client pinned to root 1 follows it, and the old
     // online key can no longer publish.
     std::fs::create_dir(dir.join("new-keys")).unwrap();
@@ -332,8 +344,6 @@ fn publish_flow_with_every_builtin() {
         &[&snap[..], &["--online-key", "new-keys/online.pem"]].concat(),
     );
     s.ok(dir, &verify_args(&fp, "state"));
-
-    s.assert_no_secret_printed(dir);
 }
 
 #[test]
@@ -352,9 +362,16 @@ fn third_party_author_flow_then_revocations() {
     );
     let public = std::fs::read_to_string(dir.join("acme.pem.pub")).unwrap();
     assert!(public.starts_with("-----BEGIN PUBLIC KEY-----"), "{public}");
+    delegate_and_take_in(&mut s, dir, &fp);
+    apply_and_refuse(&mut s, dir);
+    revoke_hash_then_author(&mut s, dir, &fp);
+    s.assert_no_secret_printed(dir);
+}
+
+/// The registry delegates acme/* to the author's key and takes in its signed role file.
+fn delegate_and_take_in(s: &mut Session, dir: &Path, fp: &str) {
     let hmac = dist("hmac-sha256");
-    let chain = dist("sha256-chain");
-    let (hmac, chain) = (hmac.to_str().unwrap(), chain.to_str().unwrap());
+    let hmac = hmac.to_str().unwrap();
     let keys = ["--repo", "repo", "--keys", "keys"];
 
     // The registry delegates acme/* to that key.
@@ -419,7 +436,17 @@ fn third_party_author_flow_then_revocations() {
         out.contains("acme/hmac") && out.contains("role acme"),
         "{out}"
     );
+}
 
+/// `author-sign --apply`; a name outside the author's and a file signed by another key are
+/// refused.
+fn apply_and_refuse(s: &mut Session, dir: &Path) {
+    let chain = dist("sha256-chain");
+    let chain = chain.to_str().unwrap();
+    let sign = ["author-sign", "--author", "acme", "--repo", "repo"];
+    let import = [
+        "snapshot", "--repo", "repo", "--keys", "keys", "--author", "acme",
+    ];
     // The operator's shortcut: author-sign --apply adds a second module (role version 2).
     let out = s.ok(
         dir,
@@ -482,7 +509,13 @@ fn third_party_author_flow_then_revocations() {
         &[&import[..], &["--author-file", "evil.json"]].concat(),
     );
     assert!(err.contains("evil.json") && err.contains("acme"), "{err}");
+}
 
+/// Revoking a module's hash, then the author.
+fn revoke_hash_then_author(s: &mut Session, dir: &Path, fp: &str) {
+    let hmac = dist("hmac-sha256");
+    let hmac = hmac.to_str().unwrap();
+    let keys = ["--repo", "repo", "--keys", "keys"];
     // Revoke one module's hash: no longer runnable.
     s.ok(dir, &[&["revoke"][..], &keys, &["--module", hmac]].concat());
     let mut args = verify_args(&fp, "state");
@@ -505,8 +538,6 @@ fn third_party_author_flow_then_revocations() {
     args.extend(["--require", "acme/chain"]);
     let (out, _) = s.fails(dir, 1, &args);
     assert!(out.contains("0 runnable modules"), "{out}");
-
-    s.assert_no_secret_printed(dir);
 }
 
 #[test]
@@ -524,7 +555,12 @@ fn keygen_writes_0600_encrypts_and_never_overwrites() {
     assert!(err.contains("already exists"), "{err}");
     assert_eq!(std::fs::read(dir.join("k.pem")).unwrap(), before);
 
-    // Encrypted under the passphrase in an env variable; unusable without it.
+    encrypted_key_needs_its_passphrase(&mut s, dir);
+    secret_files_refused(&mut s, dir);
+}
+
+/// Encrypted under the passphrase in an env variable; unusable without it.
+fn encrypted_key_needs_its_passphrase(s: &mut Session, dir: &Path) {
     s.env
         .push(("KASANE_TEST_PASS".into(), "correct horse battery".into()));
     s.ok(
@@ -542,7 +578,7 @@ fn keygen_writes_0600_encrypts_and_never_overwrites() {
         text.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
         "{text}"
     );
-    init(&mut s, dir);
+    init(s, dir);
     let tick = [
         "sign-ticket",
         "--repo",
@@ -573,7 +609,10 @@ fn keygen_writes_0600_encrypts_and_never_overwrites() {
         .concat(),
     );
     assert!(err.contains("wrong passphrase"), "{err}");
+}
 
+/// A second `init` and secret key files handed to the wrong command are refused.
+fn secret_files_refused(s: &mut Session, dir: &Path) {
     // Init refuses a directory that already holds a repository.
     let (_, err) = s.fails(dir, 1, &["init", "--dev", "--repo", "repo", "--keys", "k2"]);
     assert!(err.contains("already holds a repository"), "{err}");
@@ -1142,6 +1181,17 @@ fn init_with_two_of_three_root_holders_and_existing_keys() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let mut s = Session::default();
+    existing_keys(&mut s, dir);
+    // The host hands over only its identity's public half.
+    let host = kasane_registry::keys::SecretKey::generate();
+    kasane_registry::keys::write_public_key_file(&dir.join("host.pub"), &host.public()).unwrap();
+    init_two_of_three(&mut s, dir, &host);
+    rotate_with_two_of_three(&mut s, dir);
+}
+
+/// Three root holders' keys (h1, h2, h3) and every other role's key in keys/ (targets
+/// encrypted under env KASANE_TEST_PASS).
+fn existing_keys(s: &mut Session, dir: &Path) {
     s.env
         .push(("KASANE_TEST_PASS".into(), "targets passphrase".into()));
     s.ok(dir, &["keygen", "--out", "h1.pem"]);
@@ -1156,9 +1206,11 @@ fn init_with_two_of_three_root_holders_and_existing_keys() {
     for role in ["online", "revocations", "authors", "ticket"] {
         s.ok(dir, &["keygen", "--out", &format!("keys/{role}.pem")]);
     }
-    // The host hands over only its identity's public half.
-    let host = kasane_registry::keys::SecretKey::generate();
-    kasane_registry::keys::write_public_key_file(&dir.join("host.pub"), &host.public()).unwrap();
+}
+
+/// `init` with 2 of 3 root holders, existing role keys and the host's public key.
+fn init_two_of_three(s: &mut Session, dir: &Path, host: &kasane_registry::keys::SecretKey) {
+    let enc = ["--passphrase-env", "KASANE_TEST_PASS"];
     let init = |repo: &'static str| {
         vec![
             "init",
@@ -1227,8 +1279,10 @@ fn init_with_two_of_three_root_holders_and_existing_keys() {
         .unwrap();
     let hk = std::fs::read_to_string(hk).unwrap();
     assert!(hk.contains(&host.public().to_hex()), "{hk}");
+}
 
-    // Rotation: one holder alone cannot sign root 2; two can, with a new online key.
+/// Rotation: one holder alone cannot sign root 2; two can, with a new online key.
+fn rotate_with_two_of_three(s: &mut Session, dir: &Path) {
     s.ok(dir, &["keygen", "--out", "online2.pem"]);
     let rotate = [
         "rotate-root",
