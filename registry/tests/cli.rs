@@ -1399,32 +1399,7 @@ fn role_keys_on_softhsm_sign_a_repository_that_verifies() {
         ..Session::default()
     };
     let uri = |role: &str| format!("pkcs11:token={TOKEN};object=kasane-{role}");
-    let mut targets_key_id = String::new();
-    for role in [
-        "root",
-        "targets",
-        "online",
-        "revocations",
-        "authors",
-        "ticket",
-    ] {
-        let u = uri(role);
-        let mut args = vec!["keygen", "--pkcs11", &u];
-        let out_file = format!("{role}.pub");
-        args.extend(["--out", &out_file]);
-        if role == "targets" {
-            args.push("--ecdsa");
-        }
-        let out = s.ok(dir, &args);
-        assert!(out.contains("(on the token)"), "{out}");
-        if role == "targets" {
-            targets_key_id = out
-                .lines()
-                .find_map(|l| l.strip_prefix("key id      "))
-                .unwrap()
-                .to_owned();
-        }
-    }
+    let targets_key_id = keys_on_token(&mut s, dir, &uri);
     let host = kasane_registry::keys::SecretKey::generate();
     kasane_registry::keys::write_public_key_file(&dir.join("host.pub"), &host.public()).unwrap();
     let (r, t, o) = (uri("root"), uri("targets"), uri("online"));
@@ -1503,6 +1478,42 @@ fn role_keys_on_softhsm_sign_a_repository_that_verifies() {
         "{err}"
     );
 
+    assert_no_private_key_anywhere(&s, dir);
+}
+
+/// `keygen --pkcs11` for every role on the token (targets ECDSA); the targets key's id.
+fn keys_on_token(s: &mut Session, dir: &Path, uri: &dyn Fn(&str) -> String) -> String {
+    let mut targets_key_id = String::new();
+    for role in [
+        "root",
+        "targets",
+        "online",
+        "revocations",
+        "authors",
+        "ticket",
+    ] {
+        let u = uri(role);
+        let mut args = vec!["keygen", "--pkcs11", &u];
+        let out_file = format!("{role}.pub");
+        args.extend(["--out", &out_file]);
+        if role == "targets" {
+            args.push("--ecdsa");
+        }
+        let out = s.ok(dir, &args);
+        assert!(out.contains("(on the token)"), "{out}");
+        if role == "targets" {
+            targets_key_id = out
+                .lines()
+                .find_map(|l| l.strip_prefix("key id      "))
+                .unwrap()
+                .to_owned();
+        }
+    }
+    targets_key_id
+}
+
+/// No file under `dir` holds a private key, and no output showed one or the PIN.
+fn assert_no_private_key_anywhere(s: &Session, dir: &Path) {
     let files = files_under(dir);
     assert!(files.len() > 10, "{files:?}");
     for f in files {
@@ -1556,29 +1567,11 @@ fn serve(python: &str, dir: &Path) -> (Server, u16) {
     panic!("http.server did not start on port {port}");
 }
 
-/// A repository the CLI made (first-party and author modules) is refreshed by python-tuf's
-/// ngclient (tests/tuf-interop/refresh.py) over HTTP: every target found through the right
-/// delegation, with Kasane's `custom` block, and downloaded with the right bytes.
-#[test]
-fn python_tuf_refreshes_a_repository_the_cli_made() {
-    let python = std::env::var("KASANE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let refresh = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/tuf-interop/refresh.py");
-    let has_tuf = Command::new(&python)
-        .args(["-c", "import tuf"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_tuf {
-        skip_or_fail(&format!(
-            "{python} cannot import tuf (set KASANE_TEST_PYTHON to a venv with tests/tuf-interop/requirements.txt)"
-        ));
-        return;
-    }
-    assert!(refresh.is_file(), "{} missing", refresh.display());
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let mut s = Session::default();
-    init(&mut s, dir);
-    add(&mut s, dir, "ocra", "OCRA-1:HOTP-SHA256-8:C-QN08");
+/// A development repository with a first-party module (ocra) and an author's (acme/chain,
+/// through `author-sign --apply`).
+fn interop_repository(s: &mut Session, dir: &Path) {
+    init(s, dir);
+    add(s, dir, "ocra", "OCRA-1:HOTP-SHA256-8:C-QN08");
     s.ok(dir, &["keygen", "--out", "acme.pem"]);
     let keys = ["--repo", "repo", "--keys", "keys"];
     s.ok(
@@ -1609,6 +1602,31 @@ fn python_tuf_refreshes_a_repository_the_cli_made() {
             "acme/chain",
         ],
     );
+}
+
+/// A repository the CLI made (first-party and author modules) is refreshed by python-tuf's
+/// ngclient (tests/tuf-interop/refresh.py) over HTTP: every target found through the right
+/// delegation, with Kasane's `custom` block, and downloaded with the right bytes.
+#[test]
+fn python_tuf_refreshes_a_repository_the_cli_made() {
+    let python = std::env::var("KASANE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let refresh = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/tuf-interop/refresh.py");
+    let has_tuf = Command::new(&python)
+        .args(["-c", "import tuf"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_tuf {
+        skip_or_fail(&format!(
+            "{python} cannot import tuf (set KASANE_TEST_PYTHON to a venv with tests/tuf-interop/requirements.txt)"
+        ));
+        return;
+    }
+    assert!(refresh.is_file(), "{} missing", refresh.display());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut s = Session::default();
+    interop_repository(&mut s, dir);
+    let chain = dist("sha256-chain");
     let (_server, port) = serve(&python, &dir.join("repo"));
     let base = format!("http://127.0.0.1:{port}");
     let out = Command::new(&python)
