@@ -273,7 +273,7 @@ fn ticket_for_a_published_module(s: &mut Session, dir: &Path) {
 
 /// A client pinned by fingerprint sees every module; `inspect` shows the targets role.
 fn verify_and_inspect(s: &mut Session, dir: &Path, fp: &str) {
-    let mut args = verify_args(&fp, "state");
+    let mut args = verify_args(fp, "state");
     args.extend(["--require", "ocra"]);
     let out = s.ok(dir, &args);
     for (name, _) in BUILTINS {
@@ -333,7 +333,7 @@ fn rotate_online_key(s: &mut Session, dir: &Path, fp: &str) {
         out.contains("root version 2") && out.contains("online"),
         "{out}"
     );
-    let out = s.ok(dir, &verify_args(&fp, "state"));
+    let out = s.ok(dir, &verify_args(fp, "state"));
     assert!(out.contains("root version 2"), "{out}");
     assert!(out.contains("6 runnable modules"), "{out}");
     let (_, err) = s.fails(dir, 1, &["snapshot", "--repo", "repo", "--keys", "keys"]);
@@ -343,7 +343,7 @@ fn rotate_online_key(s: &mut Session, dir: &Path, fp: &str) {
         dir,
         &[&snap[..], &["--online-key", "new-keys/online.pem"]].concat(),
     );
-    s.ok(dir, &verify_args(&fp, "state"));
+    s.ok(dir, &verify_args(fp, "state"));
 }
 
 #[test]
@@ -429,7 +429,7 @@ fn delegate_and_take_in(s: &mut Session, dir: &Path, fp: &str) {
         out.contains("accepted the role file of author acme: acme/hmac"),
         "{out}"
     );
-    let mut args = verify_args(&fp, "state");
+    let mut args = verify_args(fp, "state");
     args.extend(["--require", "acme/hmac"]);
     let out = s.ok(dir, &args);
     assert!(
@@ -518,7 +518,7 @@ fn revoke_hash_then_author(s: &mut Session, dir: &Path, fp: &str) {
     let keys = ["--repo", "repo", "--keys", "keys"];
     // Revoke one module's hash: no longer runnable.
     s.ok(dir, &[&["revoke"][..], &keys, &["--module", hmac]].concat());
-    let mut args = verify_args(&fp, "state");
+    let mut args = verify_args(fp, "state");
     args.extend(["--require", "acme/hmac"]);
     let (out, err) = s.fails(dir, 1, &args);
     assert!(!out.contains("acme/hmac "), "{out}");
@@ -534,7 +534,7 @@ fn revoke_hash_then_author(s: &mut Session, dir: &Path, fp: &str) {
         &[&["revoke"][..], &keys, &["--author", "acme"]].concat(),
     );
     assert!(out.contains("revoked author acme"), "{out}");
-    let mut args = verify_args(&fp, "state");
+    let mut args = verify_args(fp, "state");
     args.extend(["--require", "acme/chain"]);
     let (out, _) = s.fails(dir, 1, &args);
     assert!(out.contains("0 runnable modules"), "{out}");
