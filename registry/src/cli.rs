@@ -4,50 +4,309 @@
 //!
 //! This is the command layer: its errors are for a person at a terminal, so functions return
 //! [`anyhow::Result`] with context naming the file or key involved; the typed
-//! [`crate::RegistryError`] or [`kasane_sandbox::SandboxError`] stays underneath in the chain
-//! (`err.downcast_ref`). Nothing here prints, and nothing returned carries secret key bytes.
+//! [`crate::RegistryError`], [`kasane_signer::SignerError`] or [`kasane_sandbox::SandboxError`]
+//! stays underneath in the chain (`err.downcast_ref`). Nothing here prints, and nothing
+//! returned carries secret key bytes.
 //!
-//! Key directory layout (`--keys DIR`): one secret key file per role, named as in
-//! [`DEV_KEY_FILES`] (`root.key`, `targets.key`, `snapshot.key`, `revocations.key`,
-//! `host.key`), mode 0600. Each command reads only the keys of the roles it re-signs, so an
-//! online machine needs only `snapshot.key`.
+//! # Role keys
+//!
+//! Each command opens only the keys of the roles it re-signs ([`Role`]). A key is a
+//! [`KeyLocation`]: a PKCS#8 PEM key file (optionally passphrase-encrypted) or an RFC 7512
+//! PKCS#11 URI (`pkcs11:token=<label>;object=<label>`; feature `pkcs11`). Without an explicit
+//! location a role's key is `<keys-dir>/<role>.pem`. The host's identity key stays `host.key`
+//! in its own format ([`crate::keys`]); only its public half goes into the repository.
+//!
+//! Every change re-signs snapshot and timestamp with the `online` key, and the result is
+//! checked as a client would check it ([`Repository::active`]) before anything is written.
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use anyhow::{Context as _, bail, ensure};
+use kasane_signer::{KeyFileSigner, KeyKind, PublicKey, Signer, SignerError};
+use kasane_tuf::metadata::{Metadata, Targets};
+use zeroize::Zeroizing;
 
+use crate::documents::HostKeys;
+use crate::entry::{MAX_MODULE_LEN, Profile, TargetEntry};
 use crate::harness::{HarnessOptions, Report, test_module};
 use crate::hexfmt::Sha256Hash;
-use crate::keys::{
-    KeyId, PublicKey, SecretKey, read_key_file, read_public_key_file, write_key_file,
-    write_public_key_file,
-};
-use crate::metadata::root::{RoleSpec, Root, fingerprint};
-use crate::metadata::targets::{AuthorFile, Profile, TargetEntry};
-use crate::metadata::{MAX_AUTHOR_LEN, MAX_MODULE_LEN, MAX_ROOT_LEN, parse_unverified};
 use crate::repo::{
-    DEV_KEY_FILES, InitSigners, Lifetimes, Repository, RoleSetup, RootSetup, author_sign,
-    delegation, target_entry,
+    DEV_KEY_FILES, InitSigners, Lifetimes, Repository, RoleSetup, Setup, dev_init, metadata_path,
+    target_file_path,
 };
 use crate::run::ProfileChoice;
-use crate::trust::{
-    Clock, DirFetcher, Fetcher, Pin, STATE_FILE, SystemClock, TrustStore, root_path,
-};
+use crate::signing::{TufSigner, tuf_key};
+use crate::trust::{Clock, SystemClock};
+
+/// The env variable holding the PKCS#11 user PIN (never a command-line argument).
+pub const PIN_ENV: &str = "KASANE_PKCS11_PIN";
+/// The env variable naming the PKCS#11 module when `--pkcs11-module` is not given.
+pub const MODULE_ENV: &str = "KASANE_PKCS11_MODULE";
+/// The host identity key file in a keys directory (its own format, see [`crate::keys`]).
+pub const HOST_KEY_FILE: &str = "host.key";
+/// Cap on a metadata file or ticket read by `inspect` and `snapshot --author-file`.
+const MAX_FILE: u64 = 5_000_000;
 
 /// Now, unix seconds (the system clock).
 pub fn now() -> u64 {
     SystemClock.now()
 }
 
-/// The key file of `role` (`root`, `targets`, …) in a keys directory.
-pub fn role_key_path(keys_dir: &Path, role: &str) -> PathBuf {
-    keys_dir.join(format!("{role}.key"))
+/// A signing role of the registry, and the key file it defaults to in a keys directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `root` (offline).
+    Root,
+    /// `targets` (offline): first-party modules and `kasane/host-keys.json`.
+    Targets,
+    /// `timestamp` and `snapshot` (one online key).
+    Online,
+    /// `revocations`: `kasane/revocations.json`.
+    Revocations,
+    /// `authors`: delegates one role per third-party author.
+    Authors,
+    /// The host's ticket key (session tickets).
+    Ticket,
 }
 
-/// Reads the secret key of `role` from a keys directory.
-pub fn read_role_key(keys_dir: &Path, role: &str) -> anyhow::Result<SecretKey> {
-    let path = role_key_path(keys_dir, role);
-    read_key_file(&path).with_context(|| format!("reading the {role} key {}", path.display()))
+impl Role {
+    /// The role's name (`root`, `targets`, `online`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Root => "root",
+            Role::Targets => "targets",
+            Role::Online => "online",
+            Role::Revocations => "revocations",
+            Role::Authors => "authors",
+            Role::Ticket => "ticket",
+        }
+    }
+
+    /// The key file the role defaults to in a keys directory (`targets.pem`).
+    pub fn file_name(self) -> String {
+        format!("{}.pem", self.name())
+    }
+}
+
+/// An RFC 7512 PKCS#11 URI naming a key: `pkcs11:token=<label>;object=<label>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pkcs11Uri {
+    /// The token label.
+    pub token: String,
+    /// The key pair's label (`CKA_LABEL`).
+    pub object: String,
+}
+
+impl std::fmt::Display for Pkcs11Uri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pkcs11:token={};object={}", self.token, self.object)
+    }
+}
+
+fn percent_decode(s: &str) -> anyhow::Result<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next().unwrap_or(b'?'), bytes.next().unwrap_or(b'?')];
+            let v = std::str::from_utf8(&hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .with_context(|| format!("bad %-escape in {s:?}"))?;
+            out.push(v);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).with_context(|| format!("{s:?} is not UTF-8 once decoded"))
+}
+
+impl FromStr for Pkcs11Uri {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        let rest = s
+            .strip_prefix("pkcs11:")
+            .context("a PKCS#11 URI starts with pkcs11:")?;
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if query.split('&').any(|q| q.starts_with("pin-value=")) {
+            bail!("never put the PIN in the key URI: set env {PIN_ENV}");
+        }
+        ensure!(
+            query.is_empty(),
+            "{s}: query attributes are not supported (the module is --pkcs11-module or env \
+             {MODULE_ENV}, the PIN env {PIN_ENV})"
+        );
+        let (mut token, mut object) = (None, None);
+        for attr in path.split(';').filter(|a| !a.is_empty()) {
+            let (k, v) = attr
+                .split_once('=')
+                .with_context(|| format!("{s}: attribute {attr:?} has no ="))?;
+            let v = percent_decode(v)?;
+            match k {
+                "token" => token = Some(v),
+                "object" => object = Some(v),
+                "type" if v == "private" => {}
+                _ => bail!("{s}: unsupported attribute {k:?} (use token=...;object=...)"),
+            }
+        }
+        Ok(Self {
+            token: token.with_context(|| format!("{s}: token=<label> missing"))?,
+            object: object.with_context(|| format!("{s}: object=<label> missing"))?,
+        })
+    }
+}
+
+/// Where a signing key lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyLocation {
+    /// A PKCS#8 PEM key file (plain or encrypted).
+    File(PathBuf),
+    /// A key on a PKCS#11 token.
+    Pkcs11(Pkcs11Uri),
+}
+
+impl FromStr for KeyLocation {
+    type Err = anyhow::Error;
+
+    /// `pkcs11:…` is a PKCS#11 URI; anything else is a file path.
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        if s.starts_with("pkcs11:") {
+            Ok(KeyLocation::Pkcs11(s.parse()?))
+        } else {
+            Ok(KeyLocation::File(PathBuf::from(s)))
+        }
+    }
+}
+
+impl std::fmt::Display for KeyLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyLocation::File(p) => write!(f, "{}", p.display()),
+            KeyLocation::Pkcs11(u) => write!(f, "{u}"),
+        }
+    }
+}
+
+/// Asks for a secret on the terminal (no echo); given the prompt text.
+pub type PromptFn = fn(&str) -> anyhow::Result<Zeroizing<String>>;
+
+/// How keys are unlocked: the passphrase of encrypted key files, the PKCS#11 module and PIN.
+#[derive(Clone, Debug, Default)]
+pub struct KeyAccess {
+    /// The env variable holding the passphrase of encrypted key files.
+    pub passphrase_env: Option<String>,
+    /// The PKCS#11 module (shared library).
+    pub pkcs11_module: Option<PathBuf>,
+    /// Asks for a passphrase when a key file is encrypted and `passphrase_env` is not set
+    /// (`None`: not on a terminal, so an encrypted key without `passphrase_env` is an error).
+    pub prompt: Option<PromptFn>,
+}
+
+impl KeyAccess {
+    fn passphrase(&self, path: &Path) -> anyhow::Result<Zeroizing<String>> {
+        if let Some(var) = &self.passphrase_env {
+            let p = std::env::var(var)
+                .with_context(|| format!("--passphrase-env {var}: the variable is not set"))?;
+            return Ok(Zeroizing::new(p));
+        }
+        match self.prompt {
+            Some(ask) => ask(&format!("passphrase for {}: ", path.display())),
+            None => bail!(
+                "{} is encrypted: give --passphrase-env VAR, or run on a terminal to be asked",
+                path.display()
+            ),
+        }
+    }
+
+    /// Opens the key at `loc`.
+    pub fn open(&self, loc: &KeyLocation) -> anyhow::Result<Box<dyn Signer>> {
+        match loc {
+            KeyLocation::File(path) => {
+                match KeyFileSigner::open(path, None) {
+                    Ok(s) => Ok(Box::new(s)),
+                    Err(SignerError::PassphraseRequired) => {
+                        let pass = self.passphrase(path)?;
+                        let s = KeyFileSigner::open(path, Some(pass.as_bytes()))
+                            .with_context(|| format!("opening key file {}", path.display()))?;
+                        Ok(Box::new(s))
+                    }
+                    Err(e) => Err(anyhow::Error::new(e)
+                        .context(format!("opening key file {}", path.display()))),
+                }
+            }
+            KeyLocation::Pkcs11(uri) => self.open_pkcs11(uri),
+        }
+    }
+
+    #[cfg(feature = "pkcs11")]
+    fn module(&self) -> anyhow::Result<&Path> {
+        self.pkcs11_module.as_deref().with_context(|| {
+            format!("a PKCS#11 key needs the module: --pkcs11-module PATH or env {MODULE_ENV}")
+        })
+    }
+
+    #[cfg(feature = "pkcs11")]
+    fn pin() -> anyhow::Result<Zeroizing<String>> {
+        std::env::var(PIN_ENV)
+            .map(Zeroizing::new)
+            .with_context(|| format!("a PKCS#11 key needs the user PIN in env {PIN_ENV}"))
+    }
+
+    #[cfg(feature = "pkcs11")]
+    fn open_pkcs11(&self, uri: &Pkcs11Uri) -> anyhow::Result<Box<dyn Signer>> {
+        let pin = Self::pin()?;
+        let s = kasane_signer::Pkcs11Signer::open(self.module()?, &uri.token, &pin, &uri.object)
+            .with_context(|| format!("opening {uri}"))?;
+        Ok(Box::new(s))
+    }
+
+    #[cfg(not(feature = "pkcs11"))]
+    fn open_pkcs11(&self, uri: &Pkcs11Uri) -> anyhow::Result<Box<dyn Signer>> {
+        bail!("{uri}: this kasane-registry was built without PKCS#11 support (feature pkcs11)")
+    }
+}
+
+/// The role keys of a command: explicit locations, else `<dir>/<role>.pem`.
+#[derive(Clone, Debug, Default)]
+pub struct Keys {
+    /// The keys directory.
+    pub dir: Option<PathBuf>,
+    /// Explicit locations by role (`--targets-key …`).
+    pub explicit: Vec<(Role, KeyLocation)>,
+    /// How keys are unlocked.
+    pub access: KeyAccess,
+}
+
+impl Keys {
+    /// Where `role`'s key is.
+    pub fn location(&self, role: Role) -> anyhow::Result<KeyLocation> {
+        if let Some((_, loc)) = self.explicit.iter().find(|(r, _)| *r == role) {
+            return Ok(loc.clone());
+        }
+        let dir = self.dir.as_ref().with_context(|| {
+            format!(
+                "no {} key: give --{}-key KEY or --keys DIR",
+                role.name(),
+                role.name()
+            )
+        })?;
+        Ok(KeyLocation::File(dir.join(role.file_name())))
+    }
+
+    /// Opens `role`'s key.
+    pub fn open(&self, role: Role) -> anyhow::Result<Box<dyn Signer>> {
+        let loc = self.location(role)?;
+        self.access
+            .open(&loc)
+            .with_context(|| format!("the {} key {loc}", role.name()))
+    }
+}
+
+/// The TUF key id of a public key.
+pub fn key_id(public: &PublicKey) -> String {
+    tuf_key(public).key_id().to_string()
 }
 
 fn load_repo(repo_dir: &Path) -> anyhow::Result<Repository> {
@@ -55,9 +314,31 @@ fn load_repo(repo_dir: &Path) -> anyhow::Result<Repository> {
         .with_context(|| format!("loading the repository in {}", repo_dir.display()))
 }
 
-fn save_repo(repo: &Repository, repo_dir: &Path) -> anyhow::Result<()> {
+/// Checks `repo` as a client would, then writes it: nothing is written if it does not verify.
+fn save_checked(repo: &Repository, repo_dir: &Path) -> anyhow::Result<()> {
+    repo.active(now())
+        .context("the result does not verify as a client would check it; nothing written")?;
     repo.save(repo_dir)
         .with_context(|| format!("writing the repository in {}", repo_dir.display()))
+}
+
+/// Re-signs snapshot and timestamp with the online key, then [`save_checked`].
+fn snapshot_and_save(repo: &mut Repository, repo_dir: &Path, keys: &Keys) -> anyhow::Result<()> {
+    let online = keys.open(Role::Online)?;
+    repo.snapshot(&[&TufSigner(&*online)], now(), &Lifetimes::default())
+        .context("signing snapshot and timestamp")?;
+    save_checked(repo, repo_dir)
+}
+
+/// Writes a module as `targets/<sha256>.<name>` (consistent snapshots).
+fn write_target_file(repo_dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+    let path = repo_dir.join(target_file_path(name, &Sha256Hash::of(bytes)));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    crate::files::write_public(&path, bytes)
+        .with_context(|| format!("writing module file {}", path.display()))?;
+    Ok(path)
 }
 
 fn read_capped(path: &Path, max: u64, what: &str) -> anyhow::Result<Vec<u8>> {
@@ -68,135 +349,219 @@ fn read_capped(path: &Path, max: u64, what: &str) -> anyhow::Result<Vec<u8>> {
 /// What [`keygen`] wrote.
 #[derive(Clone, Debug)]
 pub struct KeygenReport {
-    /// The secret key file (mode 0600).
-    pub secret_path: PathBuf,
-    /// The public key file (mode 0644): what an author or key holder hands over.
+    /// The private key: a file (mode 0600) or a key on a token.
+    pub secret: String,
+    /// The public key file (SubjectPublicKeyInfo PEM, mode 0644): what a key holder hands over.
     pub public_path: PathBuf,
     /// The public key.
     pub public: PublicKey,
 }
 
-/// `keygen`: a fresh Ed25519 key in `out` (mode 0600, never overwriting a file) and its public
-/// half in `out` + `.pub`.
-pub fn keygen(out: &Path) -> anyhow::Result<KeygenReport> {
-    let key = SecretKey::generate();
-    let public_path = PathBuf::from(format!("{}.pub", out.display()));
+fn public_path_of(out: &Path) -> anyhow::Result<PathBuf> {
+    let p = PathBuf::from(format!("{}.pub", out.display()));
     ensure!(
-        !public_path.exists(),
+        !p.exists(),
         "{} already exists; refusing to overwrite it",
-        public_path.display()
+        p.display()
     );
-    write_key_file(out, &key).with_context(|| format!("writing key file {}", out.display()))?;
-    write_public_key_file(&public_path, &key.public())
-        .with_context(|| format!("writing public key file {}", public_path.display()))?;
+    Ok(p)
+}
+
+fn write_public_key(path: &Path, public: &PublicKey) -> anyhow::Result<()> {
+    let pem = public.to_pem().context("encoding the public key")?;
+    crate::files::write_public(path, pem.as_bytes())
+        .with_context(|| format!("writing public key file {}", path.display()))
+}
+
+/// `keygen`: a new key of `kind` in `out` (PKCS#8 PEM, mode 0600, encrypted under
+/// `passphrase` if given; never overwriting a file) and its public half in `out` + `.pub`.
+pub fn keygen(
+    out: &Path,
+    kind: KeyKind,
+    passphrase: Option<&[u8]>,
+) -> anyhow::Result<KeygenReport> {
+    let public_path = public_path_of(out)?;
+    let signer = KeyFileSigner::generate(kind, out, passphrase)
+        .with_context(|| format!("writing key file {}", out.display()))?;
+    write_public_key(&public_path, signer.public_key())?;
     Ok(KeygenReport {
-        secret_path: out.to_owned(),
+        secret: format!("{} (mode 0600)", out.display()),
         public_path,
-        public: key.public(),
+        public: signer.public_key().clone(),
     })
 }
 
-/// Options of [`init`] beyond the keys directory.
+/// `keygen --pkcs11`: a new key pair of `kind` generated on the token (the private half never
+/// leaves it), its public half written to `public_out`.
+#[cfg(feature = "pkcs11")]
+pub fn keygen_pkcs11(
+    uri: &Pkcs11Uri,
+    kind: KeyKind,
+    access: &KeyAccess,
+    public_out: &Path,
+) -> anyhow::Result<KeygenReport> {
+    ensure!(
+        !public_out.exists(),
+        "{} already exists; refusing to overwrite it",
+        public_out.display()
+    );
+    let pin = KeyAccess::pin()?;
+    let public = kasane_signer::Pkcs11Signer::generate(
+        access.module()?,
+        &uri.token,
+        &pin,
+        &uri.object,
+        kind,
+    )
+    .with_context(|| format!("generating a key pair at {uri}"))?;
+    write_public_key(public_out, &public)?;
+    Ok(KeygenReport {
+        secret: format!("{uri} (on the token)"),
+        public_path: public_out.to_owned(),
+        public,
+    })
+}
+
+/// Options of [`init`] beyond the role keys.
 #[derive(Clone, Debug, Default)]
 pub struct InitOptions {
-    /// Root key holders' secret key files, used instead of `root.key` (each signs root 1).
-    pub root_keys: Vec<PathBuf>,
-    /// Further root public keys (holders who do not sign root 1).
+    /// Development setup: fresh unencrypted keys for every role in the keys directory.
+    pub dev: bool,
+    /// The root keys signing root 1 (default: the root key of the keys directory).
+    pub root_keys: Vec<KeyLocation>,
+    /// Further root public keys (SubjectPublicKeyInfo PEM) that do not sign root 1.
     pub root_public_keys: Vec<PathBuf>,
     /// Root threshold (default 1).
-    pub root_threshold: Option<u32>,
-    /// The host identity's public key file, used instead of `host.key` (the host generates
-    /// its identity key and hands over only the public half).
+    pub root_threshold: Option<u64>,
+    /// The host identity's public key file (default: the public half of `host.key`).
     pub host_public_key: Option<PathBuf>,
 }
 
 /// What [`init`] did.
 #[derive(Clone, Debug)]
 pub struct InitReport {
-    /// Role key files generated because they were missing.
+    /// Key files generated (`--dev`).
     pub generated: Vec<PathBuf>,
-    /// SHA-256 of `1.root.json`: what clients pin.
+    /// SHA-256 of `metadata/1.root.json`: what clients pin.
     pub root_fingerprint: Sha256Hash,
-    /// Root keys and threshold.
+    /// Root keys.
     pub root_keys: usize,
     /// Root threshold.
-    pub root_threshold: u32,
+    pub root_threshold: u64,
 }
 
-/// `init`: a new repository in `repo_dir` signed with the role keys in `keys_dir`. A missing
-/// role key file is generated (mode 0600) and reported, so an empty keys directory gives a
-/// development repository with one key per role. Refuses a directory that already holds a
-/// repository.
-pub fn init(repo_dir: &Path, keys_dir: &Path, opts: &InitOptions) -> anyhow::Result<InitReport> {
-    let root1 = repo_dir.join(root_path(1));
+/// `init`: a new repository in `repo_dir`. With `opts.dev`, fresh keys are written to the
+/// keys directory ([`DEV_KEY_FILES`]); otherwise every role's existing key is used. Refuses a
+/// directory that already holds a repository.
+pub fn init(repo_dir: &Path, keys: &Keys, opts: &InitOptions) -> anyhow::Result<InitReport> {
+    let root1 = repo_dir.join(metadata_path("root", Some(1)));
     ensure!(
         !root1.exists(),
         "{} already exists: {} already holds a repository",
         root1.display(),
         repo_dir.display()
     );
-    crate::files::create_private_dir(keys_dir)
-        .with_context(|| format!("creating keys directory {}", keys_dir.display()))?;
-    let mut generated = Vec::new();
-    let mut role_key = |role: &str| -> anyhow::Result<SecretKey> {
-        let path = role_key_path(keys_dir, role);
-        if !path.exists() {
-            write_key_file(&path, &SecretKey::generate())
-                .with_context(|| format!("writing key file {}", path.display()))?;
-            generated.push(path);
-        }
-        read_role_key(keys_dir, role)
-    };
-    let root_signers: Vec<SecretKey> = if opts.root_keys.is_empty() {
-        vec![role_key("root")?]
+    let repo = if opts.dev {
+        let dir = keys.dir.as_ref().context("init --dev needs --keys DIR")?;
+        dev_init(repo_dir, dir, now(), &Lifetimes::default()).with_context(|| {
+            format!(
+                "creating a development repository with keys in {}",
+                dir.display()
+            )
+        })?
     } else {
-        read_root_keys(&opts.root_keys)?
+        let repo = init_with_keys(keys, opts)?;
+        save_checked(&repo, repo_dir)?;
+        repo
     };
-    let [targets, snapshot, revocations] = ["targets", "snapshot", "revocations"]
-        .map(&mut role_key)
-        .into_iter()
-        .collect::<anyhow::Result<Vec<_>>>()?
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("internal: three role keys expected"))?;
-    let host = match &opts.host_public_key {
-        Some(p) => read_public_key_file(p)
-            .with_context(|| format!("reading host public key {}", p.display()))?,
-        None => role_key("host")?.public(),
+    let generated = match (&keys.dir, opts.dev) {
+        (Some(d), true) => DEV_KEY_FILES.iter().map(|f| d.join(f)).collect(),
+        _ => Vec::new(),
     };
-    let mut root_public: Vec<PublicKey> = root_signers.iter().map(SecretKey::public).collect();
-    for p in &opts.root_public_keys {
-        root_public.push(
-            read_public_key_file(p)
-                .with_context(|| format!("reading root public key {}", p.display()))?,
-        );
-    }
-    let root_threshold = opts.root_threshold.unwrap_or(1);
-    let setup = RootSetup {
-        root: RoleSetup {
-            keys: root_public.clone(),
-            threshold: root_threshold,
-        },
-        targets: RoleSetup::single(&targets.public()),
-        snapshot: RoleSetup::single(&snapshot.public()),
-        revocations: RoleSetup::single(&revocations.public()),
-        host: RoleSetup::single(&host),
-    };
-    let root_refs: Vec<&SecretKey> = root_signers.iter().collect();
-    let signers = InitSigners {
-        root: &root_refs,
-        targets: &[&targets],
-        revocations: &[&revocations],
-        snapshot: &[&snapshot],
-    };
-    let repo = Repository::init(&setup, signers, now(), &Lifetimes::default())
-        .context("creating the repository")?;
-    save_repo(&repo, repo_dir)?;
+    let root = &repo.root().roles["root"];
     Ok(InitReport {
         generated,
-        root_fingerprint: fingerprint(repo.root_bytes()),
-        root_keys: root_public.len(),
-        root_threshold,
+        root_fingerprint: Sha256Hash::of(repo.first_root_bytes()),
+        root_keys: root.keyids.len(),
+        root_threshold: root.threshold,
     })
+}
+
+fn host_identity(keys: &Keys, opts: &InitOptions) -> anyhow::Result<[u8; 32]> {
+    if let Some(p) = &opts.host_public_key {
+        let k = crate::keys::read_public_key_file(p)
+            .with_context(|| format!("reading host public key {}", p.display()))?;
+        return Ok(k.to_bytes());
+    }
+    let dir = keys
+        .dir
+        .as_ref()
+        .context("no host identity key: give --host-public-key FILE or --keys DIR")?;
+    let p = dir.join(HOST_KEY_FILE);
+    let k = crate::keys::read_key_file(&p)
+        .with_context(|| format!("reading the host identity key {}", p.display()))?;
+    Ok(k.public().to_bytes())
+}
+
+fn init_with_keys(keys: &Keys, opts: &InitOptions) -> anyhow::Result<Repository> {
+    let root: Vec<Box<dyn Signer>> = if opts.root_keys.is_empty() {
+        vec![keys.open(Role::Root)?]
+    } else {
+        let open = |l: &KeyLocation| keys.access.open(l).with_context(|| format!("root key {l}"));
+        opts.root_keys
+            .iter()
+            .map(open)
+            .collect::<anyhow::Result<_>>()?
+    };
+    let [targets, online, revocations, authors, ticket] = [
+        Role::Targets,
+        Role::Online,
+        Role::Revocations,
+        Role::Authors,
+        Role::Ticket,
+    ]
+    .map(|r| keys.open(r));
+    let (targets, online, revocations, authors, ticket) =
+        (targets?, online?, revocations?, authors?, ticket?);
+    let mut root_keys: Vec<_> = root.iter().map(|s| tuf_key(s.public_key())).collect();
+    for p in &opts.root_public_keys {
+        let k = PublicKey::read_pem_file(p)
+            .with_context(|| format!("reading root public key {}", p.display()))?;
+        root_keys.push(tuf_key(&k));
+    }
+    let one = |s: &dyn Signer| RoleSetup::single(tuf_key(s.public_key()));
+    let setup = Setup {
+        root: RoleSetup {
+            keys: root_keys,
+            threshold: opts.root_threshold.unwrap_or(1),
+        },
+        targets: one(&*targets),
+        online: one(&*online),
+        revocations: one(&*revocations),
+        authors: one(&*authors),
+    };
+    let ticket_public = TufSigner(&*ticket)
+        .ed25519_public()
+        .context("the ticket key must be Ed25519 (clients verify tickets with it)")?;
+    let host = HostKeys::new(&host_identity(keys, opts)?, &ticket_public);
+    let root_tuf: Vec<TufSigner<'_>> = root.iter().map(|s| TufSigner(&**s)).collect();
+    let root_dyn: Vec<&dyn kasane_tuf::metadata::Signer> =
+        root_tuf.iter().map(|s| s as _).collect();
+    let (t, o, v, a) = (
+        TufSigner(&*targets),
+        TufSigner(&*online),
+        TufSigner(&*revocations),
+        TufSigner(&*authors),
+    );
+    let signers = InitSigners {
+        root: &root_dyn,
+        targets: &[&t],
+        online: &[&o],
+        revocations: &[&v],
+        authors: &[&a],
+    };
+    Repository::init(&setup, &signers, &host, now(), &Lifetimes::default())
+        .context("creating the repository")
 }
 
 /// A module to publish and the limits it is published with (`add`, `author-sign`).
@@ -206,8 +571,6 @@ pub struct ModuleSpec {
     pub module: PathBuf,
     /// The name it is published under.
     pub name: String,
-    /// The entry's version; default: the previous entry's version + 1, or 1.
-    pub version: Option<u64>,
     /// Fuel budget.
     pub fuel: u64,
     /// Linear memory limit, bytes.
@@ -231,34 +594,37 @@ pub struct Checked {
     pub entry: TargetEntry,
     /// What `kasane-registry test` found.
     pub report: Report,
+    /// The module bytes.
+    pub bytes: Vec<u8>,
 }
 
-/// Runs the authoring harness on the module (as `kasane-registry test` does) and builds its
-/// entry. A module whose ABI, profile or imports are wrong is always refused; one that fails
-/// any other check is refused unless `spec.force`.
-pub fn check_and_build_entry(
-    spec: &ModuleSpec,
-    previous: Option<&TargetEntry>,
-) -> anyhow::Result<Checked> {
-    let wasm = read_capped(&spec.module, MAX_MODULE_LEN, "module")?;
-    let report = test_module(
-        &wasm,
-        &HarnessOptions {
-            profile: spec.profile,
-            fuel: spec.fuel,
-            memory: spec.memory,
-            params: spec.params.clone(),
-            headroom: spec.headroom,
-            inputs: Vec::new(),
-            vectors: Vec::new(),
-        },
-    );
+fn failed_checks(report: &Report) -> String {
     let failed: Vec<String> = report
         .checks
         .iter()
         .filter(|c| !c.passed)
         .map(|c| format!("{}: {}", c.name, c.detail))
         .collect();
+    failed.join("; ")
+}
+
+/// Runs the authoring harness on the module (as `kasane-registry test` does) and builds its
+/// entry. A module whose ABI, profile or imports are wrong is always refused; one that fails
+/// any other check is refused unless `spec.force`.
+pub fn check_and_build_entry(spec: &ModuleSpec) -> anyhow::Result<Checked> {
+    crate::layout::validate_module_name(&spec.name)
+        .with_context(|| format!("--name {}", spec.name))?;
+    let wasm = read_capped(&spec.module, MAX_MODULE_LEN, "module")?;
+    let opts = HarnessOptions {
+        profile: spec.profile,
+        fuel: spec.fuel,
+        memory: spec.memory,
+        params: spec.params.clone(),
+        headroom: spec.headroom,
+        inputs: Vec::new(),
+        vectors: Vec::new(),
+    };
+    let report = test_module(&wasm, &opts);
     let structural = report
         .checks
         .iter()
@@ -267,198 +633,304 @@ pub fn check_and_build_entry(
         bail!(
             "module {} refused by the sandbox ({})",
             spec.module.display(),
-            failed.join("; ")
+            failed_checks(&report)
         );
     }
     if !report.passed() && !spec.force {
         bail!(
             "module {} fails `kasane-registry test` ({}); fix it, or pass --force to publish anyway",
             spec.module.display(),
-            failed.join("; ")
+            failed_checks(&report)
         );
     }
-    let profile = match report.profile {
-        Some(kasane_sandbox::Profile::Wasi) => Profile::Wasi,
-        _ => Profile::Pure,
+    let entry = TargetEntry {
+        name: spec.name.clone(),
+        sha256: Sha256Hash::of(&wasm),
+        length: wasm.len() as u64,
+        profile: report.profile.unwrap_or(Profile::Pure),
+        fuel: spec.fuel,
+        memory: spec.memory,
+        params: spec.params.clone(),
+        rollout_weight: spec.weight,
     };
-    let mut entry = target_entry(
-        &spec.name,
-        &wasm,
-        profile,
-        spec.fuel,
-        spec.memory,
-        spec.params.clone(),
-        spec.weight,
-    )
-    .with_context(|| format!("building the entry for {}", spec.name))?;
-    entry.version = match (spec.version, previous) {
-        (Some(v), _) => v,
-        (None, Some(p)) => p.version.saturating_add(1),
-        (None, None) => 1,
-    };
-    Ok(Checked { entry, report })
+    entry
+        .validate()
+        .with_context(|| format!("building the entry for {}", spec.name))?;
+    Ok(Checked {
+        entry,
+        report,
+        bytes: wasm,
+    })
 }
 
-/// `add`: checks the module with the harness and publishes it as a first-party entry signed
-/// with `targets.key` (replacing an entry of the same name). Run [`snapshot`] afterwards.
-pub fn add(repo_dir: &Path, keys_dir: &Path, spec: &ModuleSpec) -> anyhow::Result<Checked> {
+/// What a publishing command left: the new role versions.
+#[derive(Clone, Debug)]
+pub struct Published {
+    /// The role that lists the change, and its new version.
+    pub role: (String, u64),
+    /// The new snapshot version (= timestamp version).
+    pub snapshot: u64,
+}
+
+fn published(repo: &Repository, role: &str) -> Published {
+    let version = if role == "targets" {
+        repo.targets().version
+    } else {
+        repo.delegated(role).map_or(0, |t| t.version)
+    };
+    Published {
+        role: (role.to_owned(), version),
+        snapshot: repo.versions().1,
+    }
+}
+
+/// `add`: checks the module with the harness, writes it to `targets/<sha256>.<name>`, lists it
+/// in `targets` (replacing an entry of the same name; signed with the targets key) and
+/// re-signs snapshot and timestamp (the online key).
+pub fn add(
+    repo_dir: &Path,
+    keys: &Keys,
+    spec: &ModuleSpec,
+) -> anyhow::Result<(Checked, Published)> {
     let mut repo = load_repo(repo_dir)?;
-    let previous = repo
-        .targets()
-        .targets
-        .iter()
-        .find(|e| e.name == spec.name)
-        .cloned();
-    let checked = check_and_build_entry(spec, previous.as_ref())?;
-    let targets = read_role_key(keys_dir, "targets")?;
+    let checked = check_and_build_entry(spec)?;
+    let targets = keys.open(Role::Targets)?;
     repo.add_target(
-        checked.entry.clone(),
-        &[&targets],
+        &checked.entry,
+        &[&TufSigner(&*targets)],
         now(),
         &Lifetimes::default(),
     )
-    .with_context(|| format!("publishing {}", spec.name))?;
-    save_repo(&repo, repo_dir)?;
-    Ok(checked)
+    .with_context(|| format!("listing {}", spec.name))?;
+    write_target_file(repo_dir, &spec.name, &checked.bytes)?;
+    snapshot_and_save(&mut repo, repo_dir, keys)?;
+    Ok((checked, published(&repo, "targets")))
 }
 
 /// What to revoke.
 #[derive(Clone, Debug)]
 pub enum RevokeTarget {
-    /// A module hash.
+    /// A module hash (listed in `kasane/revocations.json`).
     Hash(Sha256Hash),
-    /// An author key, by id.
-    AuthorKey(KeyId),
+    /// An author: `authors` no longer delegates to it.
+    Author(String),
 }
 
-/// `revoke`: adds a module hash or an author key to `revocations`, signed with
-/// `revocations.key`. Run [`snapshot`] afterwards.
-pub fn revoke(repo_dir: &Path, keys_dir: &Path, what: &RevokeTarget) -> anyhow::Result<()> {
+/// `revoke`: a module hash into `kasane/revocations.json` (the revocations key), or an author
+/// out of the `authors` role (the authors key); then snapshot and timestamp (the online key).
+pub fn revoke(repo_dir: &Path, keys: &Keys, what: &RevokeTarget) -> anyhow::Result<Published> {
     let mut repo = load_repo(repo_dir)?;
-    let key = read_role_key(keys_dir, "revocations")?;
-    let (now, life) = (now(), Lifetimes::default());
-    match what {
-        RevokeTarget::Hash(h) => repo.revoke_hash(*h, &[&key], now, &life),
-        RevokeTarget::AuthorKey(k) => repo.revoke_author_key(*k, &[&key], now, &life),
-    }
-    .context("signing revocations")?;
-    save_repo(&repo, repo_dir)
+    let life = Lifetimes::default();
+    let role = match what {
+        RevokeTarget::Hash(h) => {
+            let k = keys.open(Role::Revocations)?;
+            repo.revoke_hash(Some(*h), &[&TufSigner(&*k)], now(), &life)
+                .context("signing revocations")?;
+            crate::layout::REVOCATIONS_ROLE
+        }
+        RevokeTarget::Author(id) => {
+            let k = keys.open(Role::Authors)?;
+            repo.undelegate(id, &[&TufSigner(&*k)], now(), &life)
+                .with_context(|| format!("removing author {id} from the authors role"))?;
+            crate::layout::AUTHORS_ROLE
+        }
+    };
+    snapshot_and_save(&mut repo, repo_dir, keys)?;
+    Ok(published(&repo, role))
 }
 
-/// `delegate`: delegates `prefix` to author `author` (its public key files, `threshold` of
-/// them), signed with `targets.key`. Run [`snapshot`] once the author's file is in.
+/// `delegate`: delegates `<author>/*` to `author` with its public key files (SubjectPublicKeyInfo
+/// PEM) and `threshold`, in the `authors` role (the authors key); then snapshot and timestamp.
 pub fn delegate(
     repo_dir: &Path,
-    keys_dir: &Path,
+    keys: &Keys,
     author: &str,
-    prefix: &str,
     author_keys: &[PathBuf],
-    threshold: u32,
-) -> anyhow::Result<()> {
-    let keys = author_keys
-        .iter()
-        .map(|p| {
-            read_public_key_file(p)
-                .with_context(|| format!("reading author public key {}", p.display()))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let d = delegation(author, prefix, &keys, threshold)
-        .with_context(|| format!("delegating {prefix} to {author}"))?;
+    threshold: u64,
+) -> anyhow::Result<Published> {
+    let mut public = Vec::new();
+    for p in author_keys {
+        let k = PublicKey::read_pem_file(p)
+            .with_context(|| format!("reading author public key {}", p.display()))?;
+        let k = tuf_key(&k);
+        if !public.contains(&k) {
+            public.push(k);
+        }
+    }
+    ensure!(
+        threshold >= 1 && threshold as usize <= public.len(),
+        "--threshold {threshold} needs between 1 and {} distinct author keys",
+        public.len()
+    );
     let mut repo = load_repo(repo_dir)?;
-    let targets = read_role_key(keys_dir, "targets")?;
-    repo.delegate(d, &[&targets], now(), &Lifetimes::default())
-        .context("signing targets")?;
-    save_repo(&repo, repo_dir)
+    let k = keys.open(Role::Authors)?;
+    let setup = RoleSetup {
+        keys: public,
+        threshold,
+    };
+    repo.delegate(
+        author,
+        &setup,
+        &[&TufSigner(&*k)],
+        now(),
+        &Lifetimes::default(),
+    )
+    .with_context(|| format!("delegating {author}/* to {author}"))?;
+    snapshot_and_save(&mut repo, repo_dir, keys)?;
+    Ok(published(&repo, crate::layout::AUTHORS_ROLE))
 }
 
-/// `author-sign`: what an author runs on its own machine. Checks the module with the harness,
-/// lists it (replacing an entry of the same name) in the author's file — the `previous` file
-/// if given (its entries are kept, its version + 1), else a new one — and signs the file with
-/// the author's keys. Returns the file's bytes (for `snapshot --author-file`) and the entry.
-/// Nothing here needs the registry's keys.
-pub fn author_sign_module(
+/// `author-sign` (the author's half): checks the module with the harness and lists it in the
+/// author's role file — the one the repository in `repo_dir` holds, version + 1, or a new one —
+/// signed with the author's keys. Returns the signed file and the entry. Needs no registry key.
+pub fn author_sign(
+    repo_dir: &Path,
     author: &str,
-    author_keys: &[PathBuf],
-    previous: Option<&Path>,
+    author_keys: &[KeyLocation],
+    access: &KeyAccess,
     spec: &ModuleSpec,
 ) -> anyhow::Result<(Vec<u8>, Checked)> {
-    let keys = author_keys
-        .iter()
-        .map(|p| read_key_file(p).with_context(|| format!("reading author key {}", p.display())))
-        .collect::<anyhow::Result<Vec<_>>>()?;
     ensure!(
-        !keys.is_empty(),
+        !author_keys.is_empty(),
         "at least one author key (--key) is needed"
     );
-    let mut file = match previous {
-        Some(p) => {
-            let bytes = read_capped(p, MAX_AUTHOR_LEN, "author file")?;
-            let (mut f, _) = parse_unverified::<AuthorFile>(&bytes, "author file")
-                .with_context(|| format!("reading the previous author file {}", p.display()))?;
-            ensure!(
-                f.author == author,
-                "{} is the file of author {:?}, not {author:?}",
-                p.display(),
-                f.author
-            );
-            f.version = f
-                .version
-                .checked_add(1)
-                .context("the previous author file has the last possible version")?;
-            f
-        }
-        None => AuthorFile {
-            author: author.to_owned(),
-            version: 1,
-            expires: 0,
-            targets: Vec::new(),
-            delegations: Vec::new(),
-        },
-    };
-    let previous_entry = file.targets.iter().find(|e| e.name == spec.name).cloned();
-    let checked = check_and_build_entry(spec, previous_entry.as_ref())?;
-    file.targets.retain(|e| e.name != spec.name);
-    file.targets.push(checked.entry.clone());
-    file.expires = now().saturating_add(Lifetimes::default().targets);
-    let refs: Vec<&SecretKey> = keys.iter().collect();
-    let bytes = author_sign(&file, &refs).context("signing the author file")?;
+    ensure!(
+        crate::layout::author_of(&spec.name) == Some(author),
+        "--name {} is outside the author's names ({author}/...)",
+        spec.name
+    );
+    let repo = load_repo(repo_dir)?;
+    let mut role: Targets = repo
+        .author_template(author, now(), &Lifetimes::default())
+        .with_context(|| format!("the role file of author {author}"))?;
+    let checked = check_and_build_entry(spec)?;
+    role.targets
+        .insert(spec.name.clone(), checked.entry.to_target_file());
+    let mut m = Metadata::new(role);
+    for loc in author_keys {
+        let s = access
+            .open(loc)
+            .with_context(|| format!("author key {loc}"))?;
+        m.sign(&TufSigner(&*s)).context("signing the author role")?;
+    }
+    let bytes = m.to_bytes().context("encoding the author role")?;
     Ok((bytes, checked))
+}
+
+/// An author's signed role file for [`snapshot`] to take in, and the module files it lists.
+#[derive(Clone, Debug)]
+pub struct AuthorImport {
+    /// The author id.
+    pub author: String,
+    /// The signed role file (from `author-sign --out`).
+    pub file: PathBuf,
+    /// Module files; each listed target not yet in the repository must be among them.
+    pub modules: Vec<PathBuf>,
+}
+
+/// Takes in author `id`'s role file (checked against its delegation: keys, threshold, paths,
+/// version) and writes the module files it lists that the repository lacks, from `modules`.
+fn accept_author_role(
+    repo: &mut Repository,
+    repo_dir: &Path,
+    id: &str,
+    bytes: &[u8],
+    modules: &[Vec<u8>],
+) -> anyhow::Result<Vec<String>> {
+    repo.put_author_role(id, bytes)
+        .with_context(|| format!("accepting the role file of author {id}"))?;
+    let role = repo
+        .delegated(id)
+        .context("internal: the accepted role is missing")?;
+    let mut names = Vec::new();
+    for (name, file) in &role.targets {
+        let entry = TargetEntry::from_target(name, file)?;
+        let on_disk = repo_dir.join(target_file_path(name, &entry.sha256));
+        if !on_disk.exists() {
+            let bytes = modules
+                .iter()
+                .find(|m| Sha256Hash::of(m) == entry.sha256)
+                .with_context(|| {
+                    format!("{name}: its module (sha256 {}) is not in the repository; give it with --module", entry.sha256)
+                })?;
+            write_target_file(repo_dir, name, bytes)?;
+        }
+        names.push(name.clone());
+    }
+    Ok(names)
+}
+
+/// `author-sign --apply`: [`author_sign`], then the registry takes the file in at once (the
+/// online key re-signs snapshot and timestamp).
+pub fn author_sign_apply(
+    repo_dir: &Path,
+    keys: &Keys,
+    author: &str,
+    author_keys: &[KeyLocation],
+    spec: &ModuleSpec,
+) -> anyhow::Result<(Checked, Published)> {
+    let (bytes, checked) = author_sign(repo_dir, author, author_keys, &keys.access, spec)?;
+    let mut repo = load_repo(repo_dir)?;
+    accept_author_role(
+        &mut repo,
+        repo_dir,
+        author,
+        &bytes,
+        std::slice::from_ref(&checked.bytes),
+    )?;
+    snapshot_and_save(&mut repo, repo_dir, keys)?;
+    Ok((checked, published(&repo, author)))
 }
 
 /// What [`snapshot`] did.
 #[derive(Clone, Debug)]
 pub struct SnapshotReport {
-    /// The new snapshot version.
+    /// The new snapshot (and timestamp) version.
     pub version: u64,
-    /// Author files accepted.
-    pub authors: Vec<String>,
+    /// The author whose role file was taken in, and the targets it lists.
+    pub accepted: Option<(String, Vec<String>)>,
 }
 
-/// `snapshot`: accepts authors' signed files (each checked against its delegation, prefix and
-/// version), then signs a new snapshot of every file with `snapshot.key`.
+/// `snapshot`: takes in an author's signed role file if given, then signs a new snapshot and
+/// timestamp with the online key (also what keeps them from expiring).
 pub fn snapshot(
     repo_dir: &Path,
-    keys_dir: &Path,
-    author_files: &[PathBuf],
+    keys: &Keys,
+    import: Option<&AuthorImport>,
 ) -> anyhow::Result<SnapshotReport> {
     let mut repo = load_repo(repo_dir)?;
-    let mut authors = Vec::new();
-    for p in author_files {
-        let bytes = read_capped(p, MAX_AUTHOR_LEN, "author file")?;
-        let (unverified, _) = parse_unverified::<AuthorFile>(&bytes, "author file")
-            .with_context(|| format!("reading author file {}", p.display()))?;
-        repo.put_author_file(bytes)
-            .with_context(|| format!("accepting author file {}", p.display()))?;
-        authors.push(unverified.author);
-    }
-    let key = read_role_key(keys_dir, "snapshot")?;
-    repo.snapshot(&[&key], now(), &Lifetimes::default())
-        .context("signing the snapshot")?;
-    save_repo(&repo, repo_dir)?;
+    let accepted = match import {
+        Some(i) => {
+            let bytes = read_capped(&i.file, MAX_FILE, "author role file")?;
+            let modules = i
+                .modules
+                .iter()
+                .map(|p| read_capped(p, MAX_MODULE_LEN, "module"))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let names = accept_author_role(&mut repo, repo_dir, &i.author, &bytes, &modules)
+                .with_context(|| format!("taking in {}", i.file.display()))?;
+            Some((i.author.clone(), names))
+        }
+        None => None,
+    };
+    snapshot_and_save(&mut repo, repo_dir, keys)?;
     Ok(SnapshotReport {
-        version: repo.snapshot_info().0.version,
-        authors,
+        version: repo.versions().1,
+        accepted,
     })
+}
+
+/// New keys for [`rotate_root`] (each replaces that role's keys, threshold 1).
+#[derive(Clone, Debug, Default)]
+pub struct RotateOptions {
+    /// The current root keys signing the new root (default: the keys directory's root key).
+    pub root_keys: Vec<KeyLocation>,
+    /// A new root key.
+    pub new_root: Option<KeyLocation>,
+    /// A new targets key.
+    pub new_targets: Option<KeyLocation>,
+    /// A new online key (timestamp and snapshot).
+    pub new_online: Option<KeyLocation>,
 }
 
 /// What [`rotate_root`] did.
@@ -470,150 +942,130 @@ pub struct RotateReport {
     pub rotated: Vec<&'static str>,
 }
 
-/// `rotate-root`: root N+1, signed by the current `root.key` and (if the root key changes) the
-/// new one. Each role key file present in `new_keys_dir` replaces that role's key (threshold
-/// 1); targets, revocations and the snapshot are re-signed with their new keys at once, so the
-/// repository stays valid. Without `new_keys_dir`, root is re-signed with a new expiry. Move
-/// the new key files into the keys directory afterwards.
-///
-/// `root_keys`: the current root key holders' secret key files, instead of `root.key` (a
-/// threshold of them must be given when root has more than one key).
+/// Sets `roles`' keys in `root` to `key` alone, threshold 1, dropping keys no role uses.
+fn replace_root_role(root: &mut kasane_tuf::metadata::Root, roles: &[&str], key: &PublicKey) {
+    let k = tuf_key(key);
+    let id = k.key_id();
+    for r in roles {
+        if let Some(role) = root.roles.get_mut(*r) {
+            role.keyids = vec![id.clone()];
+            role.threshold = 1;
+        }
+    }
+    root.keys.insert(id, k);
+    let used: std::collections::BTreeSet<_> =
+        root.roles.values().flat_map(|r| r.keyids.clone()).collect();
+    root.keys.retain(|id, _| used.contains(id));
+}
+
+/// `rotate-root`: root N+1 signed by the current root keys (a threshold of them) and, when the
+/// root key changes, the new one. A new targets key re-signs `targets` at once, and snapshot
+/// and timestamp are re-signed with the new or the current online key, so the repository
+/// stays valid. With no new key, root just gets a new expiry.
 pub fn rotate_root(
     repo_dir: &Path,
-    keys_dir: &Path,
-    new_keys_dir: Option<&Path>,
-    root_keys: &[PathBuf],
+    keys: &Keys,
+    opts: &RotateOptions,
 ) -> anyhow::Result<RotateReport> {
     let mut repo = load_repo(repo_dir)?;
     let (now, life) = (now(), Lifetimes::default());
-    let mut next = repo.next_root(now, &life);
-    let new_keys = match new_keys_dir {
-        Some(dir) => install_new_keys(&mut next, dir)?,
-        None => NewKeys::default(),
-    };
-    let old_root = if root_keys.is_empty() {
-        vec![read_role_key(keys_dir, "root")?]
+    let mut next = repo.next_root(now, &life).context("the next root")?;
+    let open =
+        |l: &KeyLocation, what: &str| keys.access.open(l).with_context(|| format!("{what} {l}"));
+    let new_root = opts
+        .new_root
+        .as_ref()
+        .map(|l| open(l, "new root key"))
+        .transpose()?;
+    let new_targets = opts
+        .new_targets
+        .as_ref()
+        .map(|l| open(l, "new targets key"))
+        .transpose()?;
+    let new_online = opts
+        .new_online
+        .as_ref()
+        .map(|l| open(l, "new online key"))
+        .transpose()?;
+    let mut rotated = Vec::new();
+    for (roles, key, name) in [
+        (&["root"][..], &new_root, "root"),
+        (&["targets"][..], &new_targets, "targets"),
+        (&["timestamp", "snapshot"][..], &new_online, "online"),
+    ] {
+        if let Some(k) = key {
+            replace_root_role(&mut next, roles, k.public_key());
+            rotated.push(name);
+        }
+    }
+    let old: Vec<Box<dyn Signer>> = if opts.root_keys.is_empty() {
+        vec![keys.open(Role::Root)?]
     } else {
-        read_root_keys(root_keys)?
+        opts.root_keys
+            .iter()
+            .map(|l| open(l, "root key"))
+            .collect::<anyhow::Result<_>>()?
     };
-    let mut signers: Vec<&SecretKey> = old_root.iter().collect();
-    signers.extend(new_keys.get("root"));
+    let tuf: Vec<TufSigner<'_>> = old
+        .iter()
+        .chain(&new_root)
+        .map(|s| TufSigner(&**s))
+        .collect();
+    let signers: Vec<&dyn kasane_tuf::metadata::Signer> = tuf.iter().map(|s| s as _).collect();
     let version = next.version;
     repo.rotate_root(next, &signers)
         .with_context(|| format!("signing root version {version}"))?;
-    resign_with_new_keys(&mut repo, &new_keys, keys_dir, now, &life)?;
-    save_repo(&repo, repo_dir)?;
-    Ok(RotateReport {
-        version,
-        rotated: new_keys.0.iter().map(|(role, _)| *role).collect(),
-    })
-}
-
-/// The new role keys of a rotation, in role order.
-#[derive(Default)]
-struct NewKeys(Vec<(&'static str, SecretKey)>);
-
-impl NewKeys {
-    fn get(&self, role: &str) -> Option<&SecretKey> {
-        self.0.iter().find(|(r, _)| *r == role).map(|(_, k)| k)
-    }
-}
-
-/// Puts each role key file found in `dir` into root `next` (threshold 1), and drops the keys
-/// no role uses any more.
-fn install_new_keys(next: &mut Root, dir: &Path) -> anyhow::Result<NewKeys> {
-    let mut new_keys = NewKeys::default();
-    for role in ["root", "targets", "snapshot", "revocations", "host"] {
-        if !role_key_path(dir, role).exists() {
-            continue;
-        }
-        let k = read_role_key(dir, role)?;
-        let spec = RoleSpec {
-            keyids: vec![k.key_id()],
-            threshold: 1,
-        };
-        let r = &mut next.roles;
-        match role {
-            "root" => r.root = spec,
-            "targets" => r.targets = spec,
-            "snapshot" => r.snapshot = spec,
-            "revocations" => r.revocations = spec,
-            _ => r.host = spec,
-        }
-        next.keys.insert(k.key_id(), k.public().into());
-        new_keys.0.push((role, k));
-    }
-    let used: std::collections::BTreeSet<KeyId> = [
-        &next.roles.root,
-        &next.roles.targets,
-        &next.roles.snapshot,
-        &next.roles.revocations,
-        &next.roles.host,
-    ]
-    .iter()
-    .flat_map(|s| s.keyids.iter().copied())
-    .collect();
-    next.keys.retain(|id, _| used.contains(id));
-    Ok(new_keys)
-}
-
-/// After a rotation: targets and revocations re-signed with their new keys (if replaced), so
-/// the repository stays valid, then a snapshot with the new or the current snapshot key.
-fn resign_with_new_keys(
-    repo: &mut Repository,
-    new_keys: &NewKeys,
-    keys_dir: &Path,
-    now: u64,
-    life: &Lifetimes,
-) -> anyhow::Result<()> {
-    if let Some(k) = new_keys.get("targets") {
-        repo.refresh_targets(&[k], now, life)
+    if let Some(t) = &new_targets {
+        let host = repo.host_keys().context("reading kasane/host-keys.json")?;
+        repo.set_host_keys(&host, &[&TufSigner(&**t)], now, &life)
             .context("re-signing targets with the new key")?;
     }
-    if let Some(k) = new_keys.get("revocations") {
-        repo.refresh_revocations(&[k], now, life)
-            .context("re-signing revocations with the new key")?;
-    }
-    let old_snapshot;
-    let snap_key = match new_keys.get("snapshot") {
-        Some(k) => k,
-        None => {
-            old_snapshot = read_role_key(keys_dir, "snapshot")?;
-            &old_snapshot
+    match &new_online {
+        Some(o) => {
+            repo.snapshot(&[&TufSigner(&**o)], now, &life)
+                .context("signing snapshot and timestamp with the new online key")?;
+            save_checked(&repo, repo_dir)?;
         }
-    };
-    repo.snapshot(&[snap_key], now, life)
-        .context("signing the snapshot")
+        None => snapshot_and_save(&mut repo, repo_dir, keys)?,
+    }
+    Ok(RotateReport { version, rotated })
 }
 
-/// Reads root key holders' secret key files (`--root-key`).
-fn read_root_keys(paths: &[PathBuf]) -> anyhow::Result<Vec<SecretKey>> {
-    paths
-        .iter()
-        .map(|p| read_key_file(p).with_context(|| format!("reading root key {}", p.display())))
-        .collect()
-}
-
-/// `sign-ticket`: a session ticket for the client's `nonce` naming module `name`, bound to the
-/// current snapshot, signed with `snapshot.key`. Returns the ticket file's bytes.
+/// `sign-ticket`: a session ticket for the client's `nonce` naming module `name` (which must
+/// be runnable), bound to the current timestamp and snapshot, signed with the ticket key
+/// (which must be a ticket key of `kasane/host-keys.json`). Returns the ticket file's bytes.
 pub fn sign_ticket(
     repo_dir: &Path,
-    keys_dir: &Path,
+    keys: &Keys,
     nonce: [u8; 32],
     name: &str,
 ) -> anyhow::Result<Vec<u8>> {
     let repo = load_repo(repo_dir)?;
-    let key = read_role_key(keys_dir, "snapshot")?;
-    repo.sign_ticket(nonce, name, &[&key], now(), &Lifetimes::default())
+    let key = keys.open(Role::Ticket)?;
+    let now = now();
+    let entry = repo
+        .find_entry(name, now)
+        .with_context(|| format!("{name} is not a module of this repository"))?;
+    let revoked = repo
+        .revocations()
+        .context("reading kasane/revocations.json")?;
+    ensure!(!revoked.is_revoked(&entry.sha256), "{name} is revoked");
+    let host = repo.host_keys().context("reading kasane/host-keys.json")?;
+    ensure!(
+        host.tickets.contains(&tuf_key(key.public_key())),
+        "the ticket key {} is not a ticket key of kasane/host-keys.json: clients would refuse its tickets",
+        keys.location(Role::Ticket)?
+    );
+    repo.sign_ticket(nonce, &entry, &TufSigner(&*key), now, &Lifetimes::default())
         .with_context(|| format!("signing a ticket for {name}"))
 }
 
-/// How [`verify`] pins the first root when it creates a trust store.
+/// How [`verify`] pins the first root.
 #[derive(Clone, Debug)]
 pub enum PinSource {
-    /// A root file delivered out of band.
+    /// A root file delivered out of band: its SHA-256 is the pin.
     RootFile(PathBuf),
-    /// The SHA-256 of the repository's `1.root.json`.
+    /// The SHA-256 of the repository's `metadata/1.root.json`.
     Fingerprint(Sha256Hash),
 }
 
@@ -622,68 +1074,57 @@ pub enum PinSource {
 pub struct VerifyReport {
     /// The trusted root version.
     pub root_version: u64,
-    /// The trusted snapshot version.
-    pub snapshot_version: u64,
-    /// Whether a new trust store was created (else an existing one was updated).
-    pub created: bool,
-    /// The runnable modules and the author that listed each (`None`: first-party).
-    pub runnable: Vec<(TargetEntry, Option<String>)>,
+    /// The trusted (timestamp, snapshot) versions.
+    pub versions: (u64, u64),
+    /// The runnable modules and the role that listed each (`targets`, or an author id).
+    pub runnable: Vec<(TargetEntry, String)>,
 }
 
-/// `verify`: checks a repository directory as a client would. With no trust store in
-/// `state_dir`, one is created pinned by `pin` (required then); an existing one is updated,
-/// so its version floors refuse a rolled-back repository.
-pub fn verify(
-    repo_dir: &Path,
-    state_dir: &Path,
-    pin: Option<&PinSource>,
-) -> anyhow::Result<VerifyReport> {
-    let clock = SystemClock;
-    let created = !state_dir.join(STATE_FILE).exists();
-    let mut store = if created {
-        let (root_bytes, pin) = match pin {
-            None => bail!(
-                "no trust store in {}: pin the first root with --root FILE or --fingerprint HEX",
-                state_dir.display()
-            ),
-            Some(PinSource::RootFile(p)) => (read_capped(p, MAX_ROOT_LEN, "root")?, Pin::File),
-            Some(PinSource::Fingerprint(fp)) => (
-                DirFetcher::new(repo_dir)
-                    .fetch(&root_path(1), MAX_ROOT_LEN)?
-                    .with_context(|| format!("no {} in {}", root_path(1), repo_dir.display()))?,
-                Pin::Fingerprint(*fp),
-            ),
-        };
-        TrustStore::init(state_dir, &root_bytes, pin, clock).context("pinning the first root")?
-    } else {
-        TrustStore::open(state_dir, clock)
-            .with_context(|| format!("opening the trust store in {}", state_dir.display()))?
+/// `verify`: checks a repository directory as a fresh client pinned by `pin` would
+/// ([`crate::trust::verify_repository`]; a new trust store in `state_dir`, replacing any
+/// there), and lists the modules it makes runnable.
+pub fn verify(repo_dir: &Path, state_dir: &Path, pin: &PinSource) -> anyhow::Result<VerifyReport> {
+    let fp = match pin {
+        PinSource::Fingerprint(fp) => *fp,
+        PinSource::RootFile(p) => Sha256Hash::of(&read_capped(p, MAX_FILE, "root")?),
     };
-    store
-        .update_all(&DirFetcher::new(repo_dir))
+    let runnable = crate::trust::verify_repository(repo_dir, state_dir, fp, SystemClock)
         .with_context(|| format!("verifying the repository in {}", repo_dir.display()))?;
+    let repo = load_repo(repo_dir)?;
     Ok(VerifyReport {
-        root_version: store.root().version,
-        snapshot_version: store.snapshot().map_or(0, |(v, _)| v),
-        created,
-        runnable: store.runnable(),
+        root_version: repo.root().version,
+        versions: repo.versions(),
+        runnable,
     })
 }
 
-/// `inspect`: the payload of any Kasane metadata file, pretty-printed. No signature is checked.
+/// `inspect`: a TUF metadata file or a ticket, pretty-printed: its type, the key ids that
+/// signed it, and its payload. No signature is checked.
 pub fn inspect(path: &Path) -> anyhow::Result<String> {
-    let bytes = read_capped(path, crate::metadata::MAX_TARGETS_LEN * 2, "file")?;
-    crate::repo::inspect(&bytes).with_context(|| format!("reading {}", path.display()))
+    let bytes = read_capped(path, MAX_FILE, "file")?;
+    let v: serde_json::Value = crate::json::from_slice_strict(&bytes, MAX_FILE, "file")
+        .with_context(|| format!("reading {}", path.display()))?;
+    let (Some(signed), Some(sigs)) = (
+        v.get("signed"),
+        v.get("signatures").and_then(|s| s.as_array()),
+    ) else {
+        bail!(
+            "{} is not TUF metadata or a ticket (no signed/signatures)",
+            path.display()
+        );
+    };
+    let keyids: Vec<&serde_json::Value> = sigs.iter().filter_map(|s| s.get("keyid")).collect();
+    let out = serde_json::json!({
+        "type": signed.get("_type"),
+        "signed_by": keyids,
+        "signed": signed,
+    });
+    let mut text = serde_json::to_string_pretty(&out)?;
+    text.push('\n');
+    Ok(text)
 }
 
-/// Reads the public key of an author key file (public or secret), for `revoke --author-key`.
-pub fn author_key_id(path: &Path) -> anyhow::Result<KeyId> {
-    Ok(read_public_key_file(path)
-        .with_context(|| format!("reading author key {}", path.display()))?
-        .key_id())
-}
-
-/// The key file names of a keys directory, for `--help` and messages.
+/// The role key file names of a keys directory, for `--help` and messages.
 pub fn key_file_names() -> String {
     DEV_KEY_FILES.join(", ")
 }

@@ -182,13 +182,18 @@ impl Repository {
         Ok(out)
     }
 
-    /// Writes every file into `dir` (public files, 0644; existing versions are left as they
-    /// are, and `timestamp.json` is replaced last, so readers never see a half publish).
+    /// Writes every file into `dir`, creating `metadata/` and `targets/…` as needed (public
+    /// files, 0644; existing versions are left as they are, and `timestamp.json` is replaced
+    /// last, so readers never see a half publish).
     pub fn save(&self, dir: &Path) -> Result<()> {
         let files = self.files()?;
         let ts = metadata_path("timestamp", None);
         for (path, bytes) in files.iter().filter(|(p, _)| **p != ts) {
-            crate::files::write_public(&dir.join(path), bytes)?;
+            let full = dir.join(path);
+            if let Some(parent) = full.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| RegistryError::io(parent, e))?;
+            }
+            crate::files::write_public(&full, bytes)?;
         }
         if let Some(bytes) = files.get(&ts) {
             crate::files::write_public(&dir.join(&ts), bytes)?;

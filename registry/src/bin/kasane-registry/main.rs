@@ -17,10 +17,15 @@ use crate::failure::{Failure, one_line};
 
 /// Publish, inspect and try Kasane transform modules.
 ///
-/// Repository commands take an explicit repository directory (--repo) and a keys directory
-/// (--keys) holding one secret key file per role: root.key, targets.key, snapshot.key,
-/// revocations.key, host.key (mode 0600). Each command reads only the keys it signs with.
-/// Exit codes: 0 success, 1 failure (refused module, file or signature), 2 bad arguments.
+/// The registry is a TUF 1.0 repository (--repo DIR: metadata/ and targets/, consistent
+/// snapshots). Each repository command opens only the keys of the roles it signs: a key is a
+/// PKCS#8 PEM file (optionally passphrase-encrypted: --passphrase-env VAR, or a prompt on a
+/// terminal) or a PKCS#11 URI pkcs11:token=<label>;object=<label> (module --pkcs11-module or
+/// env KASANE_PKCS11_MODULE; PIN env KASANE_PKCS11_PIN). A role's key defaults to
+/// <keys>/<role>.pem for root, targets, online (timestamp and snapshot), revocations,
+/// authors and ticket. Every change re-signs snapshot and timestamp with the online key and
+/// is checked as a client would check it before anything is written.
+/// Exit codes: 0 success, 1 failure (refused module, file, key or signature), 2 bad arguments.
 #[derive(Parser)]
 #[command(name = "kasane-registry", version, about, long_about)]
 struct Cli {

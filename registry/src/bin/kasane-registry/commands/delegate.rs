@@ -3,45 +3,51 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use kasane_registry::cli;
+use kasane_registry::cli::{self, Role};
 
-use super::RepoKeys;
+use super::{AuthorsKey, OnlineKey, RepoKeys};
 use crate::failure::Failure;
 
 #[derive(Args)]
 pub(crate) struct DelegateArgs {
     #[command(flatten)]
     dirs: RepoKeys,
-    /// The author id: [a-z0-9-], up to 64 characters.
+    #[command(flatten)]
+    authors: AuthorsKey,
+    #[command(flatten)]
+    online: OnlineKey,
+    /// The author id: [a-z0-9-], up to 64 characters; it may publish <ID>/<name>.
     #[arg(long, value_name = "ID")]
     author: String,
-    /// The name prefix the author may publish under; ends with `/` (e.g. acme/).
-    #[arg(long, value_name = "PREFIX")]
-    prefix: String,
-    /// An author public key file (repeatable).
+    /// An author public key file, PEM (repeatable).
     #[arg(long = "author-key", value_name = "FILE", required = true)]
     author_keys: Vec<PathBuf>,
-    /// Distinct author keys needed to sign the author's file.
+    /// Distinct author keys needed to sign the author's role file.
     #[arg(long, value_name = "N", default_value_t = 1)]
-    threshold: u32,
+    threshold: u64,
 }
 
 impl DelegateArgs {
     pub(crate) fn run(self) -> Result<(), Failure> {
-        cli::delegate(
+        let keys = self.dirs.keys(&[
+            (Role::Authors, &self.authors.authors_key),
+            (Role::Online, &self.online.online_key),
+        ]);
+        let p = cli::delegate(
             &self.dirs.repo,
-            &self.dirs.keys,
+            &keys,
             &self.author,
-            &self.prefix,
             &self.author_keys,
             self.threshold,
         )?;
         println!(
-            "delegated {} to author {} ({} of {} keys)",
-            self.prefix,
+            "delegated {}/* to author {} ({} of {} keys); authors version {}, snapshot version {}",
+            self.author,
             self.author,
             self.threshold,
-            self.author_keys.len()
+            self.author_keys.len(),
+            p.role.1,
+            p.snapshot
         );
         Ok(())
     }

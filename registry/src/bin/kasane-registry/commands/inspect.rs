@@ -9,7 +9,8 @@ use crate::failure::Failure;
 
 #[derive(Args)]
 pub(crate) struct InspectArgs {
-    /// The file (N.root.json, targets.json, authors/<ID>.json, snapshot.json, a ticket, ...).
+    /// The file (metadata/N.root.json, metadata/timestamp.json, metadata/N.<role>.json, an
+    /// author role file, a ticket, ...).
     file: PathBuf,
 }
 

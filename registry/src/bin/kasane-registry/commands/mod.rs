@@ -19,87 +19,102 @@ mod snapshot;
 mod test;
 mod verify;
 
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::builder::TypedValueParser as _;
 use clap::{Args, Subcommand};
+use kasane_registry::cli::{KeyAccess, KeyLocation, Keys, PromptFn, Role};
 use kasane_registry::run::ProfileChoice;
 use kasane_sandbox::Limits;
+use zeroize::Zeroizing;
 
 use crate::failure::{Failure, usage};
 
 #[derive(Subcommand)]
 pub(crate) enum Command {
-    /// Generate an Ed25519 key: OUT (secret, mode 0600) and OUT.pub (public).
+    /// Generate a signing key: OUT (PKCS#8 PEM, mode 0600) and OUT.pub (public key, PEM).
     ///
-    /// Never overwrites a file. Prints the public key and its key id; the secret is never
-    /// printed. Hand over only OUT.pub (to `delegate`, or to whoever runs `init`).
+    /// Ed25519 unless --ecdsa (P-256). With --passphrase-env VAR the key file is encrypted
+    /// under the passphrase in that variable. With --pkcs11 URI the key pair is generated on
+    /// the token instead and only the public key is written (to --out). Never overwrites a
+    /// file; prints the public key's TUF key id, never the secret. Hand over only the .pub
+    /// file (to `delegate`, `init --root-public-key`, ...).
     Keygen(keygen::KeygenArgs),
 
-    /// Create a repository: root 1, empty targets and revocations, a snapshot.
+    /// Create a repository: root 1, targets 1 (listing kasane/host-keys.json, delegating
+    /// revocations and authors), snapshot and timestamp 1.
     ///
-    /// Role key files missing from --keys are generated (mode 0600) and reported: an empty
-    /// keys directory gives a development repository with one key per role. For a real
-    /// deployment, pass the root key holders' files with --root-key / --root-public-key and
-    /// --root-threshold (see docs/REGISTRY.md). Prints the root fingerprint clients pin.
+    /// --dev writes fresh unencrypted keys for every role into --keys (root.pem, targets.pem,
+    /// online.pem, revocations.pem, authors.pem, ticket.pem, host.key): a development
+    /// repository. Otherwise every role's existing key is used: --<role>-key, else
+    /// <keys>/<role>.pem; the host identity is --host-public-key or the public half of
+    /// <keys>/host.key. Prints the root fingerprint clients pin.
     Init(init::InitArgs),
 
-    /// Publish a first-party module (signed with targets.key); run `snapshot` afterwards.
+    /// Publish a first-party module: written to targets/<sha256>.<name>, listed in targets
+    /// (the targets key), snapshot and timestamp re-signed (the online key).
     ///
     /// Runs the `test` harness first: a module with a wrong ABI, profile or import is always
     /// refused; one failing another check (determinism, fuel headroom, output) is refused
-    /// unless --force. Prints what was published: name, version, sha256, length, profile, fuel.
+    /// unless --force. Prints what was published: name, sha256, length, profile, fuel.
     Add(publish::AddArgs),
 
-    /// Revoke a module hash or an author key (signed with revocations.key); then `snapshot`.
+    /// Revoke a module hash (kasane/revocations.json, the revocations key) or an author (out
+    /// of the authors role, the authors key); snapshot and timestamp re-signed (online key).
     Revoke(revoke::RevokeArgs),
 
-    /// Delegate a name prefix to a third-party author (signed with targets.key).
+    /// Delegate <ID>/* to a third-party author with its public key file(s) and threshold, in
+    /// the authors role (the authors key); snapshot and timestamp re-signed (online key).
     ///
-    /// The author then signs its own authors/<ID> file with `author-sign`, and `snapshot
-    /// --author-file` takes it in.
+    /// The author then signs its own role file with `author-sign`.
     Delegate(delegate::DelegateArgs),
 
-    /// Sign your authors/<ID> file listing MODULE (what a third-party author runs).
+    /// Sign your author role file listing MODULE (what a third-party author runs).
     ///
-    /// Runs the `test` harness on MODULE (as `add` does), lists it in the file given by
-    /// --previous (keeping its other entries, version + 1) or in a new file, signs it with
-    /// your --key file(s) and writes it to --out. Needs no registry key. Send the file to the
-    /// registry, which takes it in with `snapshot --author-file`.
+    /// Runs the `test` harness on MODULE (as `add` does), lists it in your role file as the
+    /// repository in --repo holds it (version + 1) or in a new one, and signs it with your
+    /// --key(s). Without --apply it writes the file to --out (no registry key needed): the
+    /// registry takes it in with `snapshot --author ID --author-file FILE --module MODULE`.
+    /// With --apply (run by the registry operator) the file and module go into --repo at
+    /// once and snapshot and timestamp are re-signed (the online key).
     AuthorSign(publish::AuthorSignArgs),
 
-    /// Sign root N+1, optionally replacing role keys with those in --new-keys.
+    /// Sign root N+1, optionally with a new root, targets or online key.
     ///
-    /// Signed by the current root.key (or the --root-key holders) and, when the root key
-    /// changes, the new one. Each role
-    /// key file in --new-keys (root.key, targets.key, snapshot.key, revocations.key, host.key)
-    /// replaces that role's key; files signed by a replaced key are re-signed at once. Move
-    /// the new key files into --keys afterwards. Without --new-keys, root gets a new expiry.
+    /// Signed by the current root key(s) (--root-key, repeatable; default <keys>/root.pem)
+    /// and, when the root key changes, the new one. A new targets key re-signs targets at
+    /// once; snapshot and timestamp are re-signed with the new or current online key. Move
+    /// new key files into --keys afterwards. With no new key, root gets a new expiry.
     RotateRoot(rotate_root::RotateRootArgs),
 
-    /// Sign a new snapshot of every file (the online snapshot.key).
+    /// Sign a new snapshot and timestamp (the online key), first taking in an author's role
+    /// file if --author-file is given.
     ///
-    /// First takes in any --author-file, checked against its delegation (keys, threshold,
-    /// prefix) and required to have a higher version than the one it replaces.
+    /// The file is checked against its delegation (keys, threshold, <ID>/* paths) and must
+    /// have a higher version than the one it replaces; each module it lists that the
+    /// repository lacks must be given with --module.
     Snapshot(snapshot::SnapshotArgs),
 
-    /// Sign a session ticket for one login (the online snapshot.key).
+    /// Sign a session ticket for one login (the ticket key).
     ///
-    /// Binds the client's nonce, the current snapshot and the module's name, sha256 and length.
-    /// Writes the ticket to --out, or to standard output.
+    /// Binds the client's nonce, the current timestamp and snapshot versions and the
+    /// module's name, sha256 and length. Writes the ticket to --out, or to standard output.
     SignTicket(sign_ticket::SignTicketArgs),
 
-    /// Check a repository directory as a client would, and list the runnable modules.
+    /// Check a repository directory as a fresh client pinned to its first root would, and
+    /// list the runnable modules.
     ///
-    /// The trust store in --state is created on first use, pinned by --root or --fingerprint,
-    /// and updated on later runs (so a rolled-back repository is refused). Exits 1 if the
-    /// repository does not verify, or if a --require'd module is not runnable.
+    /// The pin is --fingerprint (SHA-256 of metadata/1.root.json, as `init` prints it) or
+    /// --root (that file, delivered out of band). A new trust store is made in --state
+    /// (anything there is replaced). Exits 1 if the repository does not verify, or if a
+    /// --require'd module is not runnable.
     Verify(verify::VerifyArgs),
 
     /// Print any metadata file or ticket as readable JSON, WITHOUT verifying it.
     ///
-    /// Shows the payload type, the key ids that signed it and the payload. No signature is
+    /// Shows the type, the key ids that signed it and the payload. No signature is
     /// checked: use `verify` to decide whether to trust a repository.
     Inspect(inspect::InspectArgs),
 
@@ -143,26 +158,89 @@ impl Command {
     }
 }
 
-/// The repository directory and the role keys directory.
+/// How keys are unlocked: shared by every command that opens a key.
+#[derive(Args)]
+struct AccessArgs {
+    /// Read the passphrase of encrypted key files from this environment variable (default:
+    /// ask on the terminal; off a terminal an encrypted key without it is an error).
+    #[arg(long, value_name = "VAR")]
+    passphrase_env: Option<String>,
+    /// The PKCS#11 module (shared library) for pkcs11: key URIs. The user PIN is read from
+    /// env KASANE_PKCS11_PIN, never from the command line.
+    #[arg(long, value_name = "PATH", env = "KASANE_PKCS11_MODULE")]
+    pkcs11_module: Option<PathBuf>,
+}
+
+impl AccessArgs {
+    fn access(&self) -> KeyAccess {
+        KeyAccess {
+            passphrase_env: self.passphrase_env.clone(),
+            pkcs11_module: self.pkcs11_module.clone(),
+            prompt: std::io::stdin().is_terminal().then_some(prompt as PromptFn),
+        }
+    }
+}
+
+/// Asks for a passphrase on the terminal, without echo.
+fn prompt(text: &str) -> anyhow::Result<Zeroizing<String>> {
+    rpassword::prompt_password(text)
+        .map(Zeroizing::new)
+        .context("reading the passphrase from the terminal")
+}
+
+/// The repository directory, the keys directory and how keys are unlocked.
 #[derive(Args)]
 struct RepoKeys {
-    /// The repository directory (what clients fetch).
+    /// The repository directory (what clients fetch: metadata/, targets/).
     #[arg(long, value_name = "DIR")]
     repo: PathBuf,
-    /// The directory of role key files (root.key, targets.key, snapshot.key, ...).
+    /// The directory of role keys: <role>.pem for root, targets, online, revocations,
+    /// authors, ticket (used for each role whose --<role>-key is not given).
     #[arg(long, value_name = "DIR")]
-    keys: PathBuf,
+    keys: Option<PathBuf>,
+    #[command(flatten)]
+    access: AccessArgs,
 }
 
 impl RepoKeys {
-    /// The hint printed after a command whose change only clients see after a snapshot.
-    fn print_snapshot_hint(&self) {
-        println!(
-            "next: kasane-registry snapshot --repo {} --keys {}",
-            self.repo.display(),
-            self.keys.display()
-        );
+    /// The role keys: `explicit` locations first, else `<keys>/<role>.pem`.
+    fn keys(&self, explicit: &[(Role, &Option<KeyLocation>)]) -> Keys {
+        Keys {
+            dir: self.keys.clone(),
+            explicit: explicit
+                .iter()
+                .filter_map(|(r, l)| Option::clone(l).map(|l| (*r, l)))
+                .collect(),
+            access: self.access.access(),
+        }
     }
+}
+
+/// `--targets-key`.
+#[derive(Args)]
+struct TargetsKey {
+    /// The targets key: a PKCS#8 PEM file or pkcs11:token=...;object=... (default:
+    /// <keys>/targets.pem).
+    #[arg(long, value_name = "KEY")]
+    targets_key: Option<KeyLocation>,
+}
+
+/// `--online-key`.
+#[derive(Args)]
+struct OnlineKey {
+    /// The online key (timestamp and snapshot): a PKCS#8 PEM file or
+    /// pkcs11:token=...;object=... (default: <keys>/online.pem).
+    #[arg(long, value_name = "KEY")]
+    online_key: Option<KeyLocation>,
+}
+
+/// `--authors-key`.
+#[derive(Args)]
+struct AuthorsKey {
+    /// The authors key: a PKCS#8 PEM file or pkcs11:token=...;object=... (default:
+    /// <keys>/authors.pem).
+    #[arg(long, value_name = "KEY")]
+    authors_key: Option<KeyLocation>,
 }
 
 /// The limits and params a module is tested (and published) with: shared by `add`,

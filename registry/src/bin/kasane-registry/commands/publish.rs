@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
-use kasane_registry::cli::{self, Checked, ModuleSpec};
+use kasane_registry::cli::{self, Checked, KeyLocation, ModuleSpec, Published, Role};
 
-use super::{HarnessArgs, RepoKeys};
-use crate::failure::Failure;
+use super::{AccessArgs, HarnessArgs, OnlineKey, RepoKeys, TargetsKey};
+use crate::failure::{Failure, usage};
 
 /// A module and the limits it is published with.
 #[derive(Args)]
@@ -18,9 +18,6 @@ struct ModuleArgs {
     /// The name to publish it under: [a-z0-9._/-], e.g. sha256-chain or acme/otp.
     #[arg(long)]
     name: String,
-    /// The entry's version (default: the previous entry's version + 1, or 1).
-    #[arg(long, value_name = "N")]
-    version: Option<u64>,
     #[command(flatten)]
     harness: HarnessArgs,
     /// Rollout weight (0: published but never picked by the host).
@@ -39,7 +36,6 @@ impl ModuleArgs {
             params,
             module: self.module,
             name: self.name,
-            version: self.version,
             fuel: self.harness.fuel,
             memory: self.harness.memory,
             profile: self.harness.profile,
@@ -55,15 +51,22 @@ pub(crate) struct AddArgs {
     #[command(flatten)]
     dirs: RepoKeys,
     #[command(flatten)]
+    targets: TargetsKey,
+    #[command(flatten)]
+    online: OnlineKey,
+    #[command(flatten)]
     module: ModuleArgs,
 }
 
 impl AddArgs {
     pub(crate) fn run(self) -> Result<(), Failure> {
+        let keys = self.dirs.keys(&[
+            (Role::Targets, &self.targets.targets_key),
+            (Role::Online, &self.online.online_key),
+        ]);
         let spec = self.module.spec()?;
-        let checked = cli::add(&self.dirs.repo, &self.dirs.keys, &spec)?;
-        print_published("published", &checked);
-        self.dirs.print_snapshot_hint();
+        let (checked, p) = cli::add(&self.dirs.repo, &keys, &spec)?;
+        print_published("published", &checked, &p);
         Ok(())
     }
 }
@@ -73,15 +76,31 @@ pub(crate) struct AuthorSignArgs {
     /// Your author id (as delegated).
     #[arg(long, value_name = "ID")]
     author: String,
-    /// Your secret key file (repeatable, for an author threshold above 1).
-    #[arg(long = "key", value_name = "FILE", required = true)]
-    keys: Vec<PathBuf>,
-    /// Your current authors/<ID>.json, to extend (its signatures are not checked).
-    #[arg(long, value_name = "FILE")]
-    previous: Option<PathBuf>,
-    /// Where to write the signed file.
-    #[arg(long, value_name = "FILE")]
-    out: PathBuf,
+    /// Your key: PKCS#8 PEM file or pkcs11: URI (repeatable, for an author threshold above 1).
+    #[arg(long = "key", value_name = "KEY", required = true)]
+    keys: Vec<KeyLocation>,
+    /// The repository (or a copy of it): your current role file is taken from it.
+    #[arg(long, value_name = "DIR")]
+    repo: PathBuf,
+    /// Where to write the signed role file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "apply",
+        conflicts_with = "apply"
+    )]
+    out: Option<PathBuf>,
+    /// Put the signed file and the module into --repo at once and re-sign snapshot and
+    /// timestamp (the registry operator's shortcut; needs the online key).
+    #[arg(long)]
+    apply: bool,
+    /// With --apply: the directory of role keys (<keys>/online.pem).
+    #[arg(long, value_name = "DIR", requires = "apply")]
+    keys_dir: Option<PathBuf>,
+    #[command(flatten)]
+    online: OnlineKey,
+    #[command(flatten)]
+    access: AccessArgs,
     #[command(flatten)]
     module: ModuleArgs,
 }
@@ -89,23 +108,56 @@ pub(crate) struct AuthorSignArgs {
 impl AuthorSignArgs {
     pub(crate) fn run(self) -> Result<(), Failure> {
         let spec = self.module.spec()?;
+        let access = self.access.access();
+        if self.apply {
+            let keys = cli::Keys {
+                dir: self.keys_dir.clone(),
+                explicit: self
+                    .online
+                    .online_key
+                    .clone()
+                    .map(|l| (Role::Online, l))
+                    .into_iter()
+                    .collect(),
+                access,
+            };
+            let (checked, p) =
+                cli::author_sign_apply(&self.repo, &keys, &self.author, &self.keys, &spec)?;
+            print_published("published", &checked, &p);
+            return Ok(());
+        }
+        let out = self
+            .out
+            .ok_or_else(|| usage(anyhow::anyhow!("give --out FILE or --apply")))?;
         let (bytes, checked) =
-            cli::author_sign_module(&self.author, &self.keys, self.previous.as_deref(), &spec)?;
-        kasane_registry::files::write_public(&self.out, &bytes)
-            .with_context(|| format!("writing {}", self.out.display()))?;
-        print_published("listed", &checked);
+            cli::author_sign(&self.repo, &self.author, &self.keys, &access, &spec)?;
+        kasane_registry::files::write_public(&out, &bytes)
+            .with_context(|| format!("writing {}", out.display()))?;
+        print_entry("listed", &checked);
         println!(
-            "wrote authors/{}.json to {}",
+            "wrote the role file of author {} to {}",
             self.author,
-            self.out.display()
+            out.display()
+        );
+        println!(
+            "the registry takes it in: kasane-registry snapshot --repo DIR --author {} --author-file {} --module {}",
+            self.author,
+            out.display(),
+            spec.module.display()
         );
         Ok(())
     }
 }
 
-fn print_published(verb: &str, c: &Checked) {
+fn print_published(verb: &str, c: &Checked, p: &Published) {
+    print_entry(verb, c);
+    println!("  role    {} version {}", p.role.0, p.role.1);
+    println!("  snapshot version {}", p.snapshot);
+}
+
+fn print_entry(verb: &str, c: &Checked) {
     let e = &c.entry;
-    println!("{verb} {} version {}", e.name, e.version);
+    println!("{verb} {}", e.name);
     println!("  sha256  {}", e.sha256);
     println!("  length  {} bytes", e.length);
     println!("  profile {}", e.profile.as_str());

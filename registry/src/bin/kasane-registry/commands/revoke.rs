@@ -4,11 +4,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 use kasane_registry::Sha256Hash;
-use kasane_registry::cli::{self, RevokeTarget};
-use kasane_registry::keys::KeyId;
+use kasane_registry::cli::{self, KeyLocation, RevokeTarget, Role};
 
-use super::{RepoKeys, parse_hex32, read_module};
-use crate::failure::{Failure, usage};
+use super::{AuthorsKey, OnlineKey, RepoKeys, parse_hex32, read_module};
+use crate::failure::Failure;
 
 #[derive(Args)]
 pub(crate) struct RevokeArgs {
@@ -16,6 +15,14 @@ pub(crate) struct RevokeArgs {
     dirs: RepoKeys,
     #[command(flatten)]
     what: WhatArgs,
+    /// The revocations key (for --hash, --module): PKCS#8 PEM file or pkcs11: URI (default
+    /// <keys>/revocations.pem).
+    #[arg(long, value_name = "KEY")]
+    revocations_key: Option<KeyLocation>,
+    #[command(flatten)]
+    authors: AuthorsKey,
+    #[command(flatten)]
+    online: OnlineKey,
 }
 
 /// What `revoke` revokes: exactly one of these.
@@ -28,42 +35,43 @@ struct WhatArgs {
     /// A module file: its SHA-256 is revoked.
     #[arg(long, value_name = "MODULE.wasm")]
     module: Option<PathBuf>,
-    /// An author key, from its public (or secret) key file.
-    #[arg(long, value_name = "FILE")]
-    author_key: Option<PathBuf>,
-    /// An author key, by key id (64 hex digits).
-    #[arg(long, value_name = "KEYID")]
-    author_key_id: Option<String>,
+    /// An author id: the authors role stops delegating to it, so none of its modules resolve.
+    #[arg(long, value_name = "ID")]
+    author: Option<String>,
 }
 
 impl WhatArgs {
     fn target(self) -> Result<RevokeTarget, Failure> {
-        let target = match (self.hash, self.module, self.author_key, self.author_key_id) {
+        Ok(match (self.hash, self.module, self.author) {
             (Some(h), ..) => RevokeTarget::Hash(Sha256Hash(parse_hex32(&h, "--hash")?)),
-            (_, Some(m), ..) => RevokeTarget::Hash(Sha256Hash::of(&read_module(&m)?)),
-            (_, _, Some(k), _) => RevokeTarget::AuthorKey(cli::author_key_id(&k)?),
-            (_, _, _, Some(id)) => {
-                RevokeTarget::AuthorKey(KeyId(parse_hex32(&id, "--author-key-id")?))
-            }
-            (None, None, None, None) => {
-                return Err(usage(anyhow::anyhow!(
-                    "give one of --hash, --module, --author-key, --author-key-id"
+            (_, Some(m), _) => RevokeTarget::Hash(Sha256Hash::of(&read_module(&m)?)),
+            (_, _, Some(a)) => RevokeTarget::Author(a),
+            (None, None, None) => {
+                return Err(crate::failure::usage(anyhow::anyhow!(
+                    "give one of --hash, --module, --author"
                 )));
             }
-        };
-        Ok(target)
+        })
     }
 }
 
 impl RevokeArgs {
     pub(crate) fn run(self) -> Result<(), Failure> {
+        let keys = self.dirs.keys(&[
+            (Role::Revocations, &self.revocations_key),
+            (Role::Authors, &self.authors.authors_key),
+            (Role::Online, &self.online.online_key),
+        ]);
         let target = self.what.target()?;
-        cli::revoke(&self.dirs.repo, &self.dirs.keys, &target)?;
+        let p = cli::revoke(&self.dirs.repo, &keys, &target)?;
         match target {
             RevokeTarget::Hash(h) => println!("revoked module hash {h}"),
-            RevokeTarget::AuthorKey(k) => println!("revoked author key {k}"),
+            RevokeTarget::Author(a) => println!("revoked author {a}"),
         }
-        self.dirs.print_snapshot_hint();
+        println!(
+            "{} version {}, snapshot version {}",
+            p.role.0, p.role.1, p.snapshot
+        );
         Ok(())
     }
 }

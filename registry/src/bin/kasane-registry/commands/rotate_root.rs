@@ -1,41 +1,48 @@
 //! `kasane-registry rotate-root`.
 
-use std::path::PathBuf;
-
 use clap::Args;
-use kasane_registry::cli;
+use kasane_registry::cli::{self, KeyLocation, Role};
 
-use super::RepoKeys;
+use super::{OnlineKey, RepoKeys};
 use crate::failure::Failure;
 
 #[derive(Args)]
 pub(crate) struct RotateRootArgs {
     #[command(flatten)]
     dirs: RepoKeys,
-    /// A directory of new role key files.
-    #[arg(long, value_name = "DIR")]
-    new_keys: Option<PathBuf>,
-    /// A current root key holder's secret key file (repeatable; replaces root.key, for a
-    /// root with a threshold above 1).
-    #[arg(long, value_name = "FILE")]
-    root_key: Vec<PathBuf>,
+    /// A current root key: PKCS#8 PEM file or pkcs11: URI (repeatable, for a root threshold
+    /// above 1; default <keys>/root.pem).
+    #[arg(long, value_name = "KEY")]
+    root_key: Vec<KeyLocation>,
+    /// The new root key (it also signs the new root).
+    #[arg(long, value_name = "KEY")]
+    new_root_key: Option<KeyLocation>,
+    /// The new targets key (targets is re-signed with it at once).
+    #[arg(long, value_name = "KEY")]
+    new_targets_key: Option<KeyLocation>,
+    /// The new online key for timestamp and snapshot (they are re-signed with it at once).
+    #[arg(long, value_name = "KEY")]
+    new_online_key: Option<KeyLocation>,
+    #[command(flatten)]
+    online: OnlineKey,
 }
 
 impl RotateRootArgs {
     pub(crate) fn run(self) -> Result<(), Failure> {
-        let dirs = &self.dirs;
-        let r = cli::rotate_root(
-            &dirs.repo,
-            &dirs.keys,
-            self.new_keys.as_deref(),
-            &self.root_key,
-        )?;
+        let keys = self.dirs.keys(&[(Role::Online, &self.online.online_key)]);
+        let opts = cli::RotateOptions {
+            root_keys: self.root_key,
+            new_root: self.new_root_key,
+            new_targets: self.new_targets_key,
+            new_online: self.new_online_key,
+        };
+        let r = cli::rotate_root(&self.dirs.repo, &keys, &opts)?;
         println!("root version {}", r.version);
         if r.rotated.is_empty() {
             println!("no key changed (new expiry)");
         } else {
             println!("rotated keys: {}", r.rotated.join(", "));
-            println!("move the new key files into {}", dirs.keys.display());
+            println!("use the new keys from now on (move new key files into --keys)");
         }
         Ok(())
     }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
-use kasane_registry::cli;
+use kasane_registry::cli::{self, KeyLocation, Role};
 
 use super::{RepoKeys, parse_hex32};
 use crate::failure::Failure;
@@ -13,6 +13,9 @@ use crate::failure::Failure;
 pub(crate) struct SignTicketArgs {
     #[command(flatten)]
     dirs: RepoKeys,
+    /// The ticket key: PKCS#8 PEM file or pkcs11: URI (default <keys>/ticket.pem).
+    #[arg(long, value_name = "KEY")]
+    ticket_key: Option<KeyLocation>,
     /// The client's nonce for this login (64 hex digits).
     #[arg(long, value_name = "HEX")]
     nonce: String,
@@ -27,7 +30,8 @@ pub(crate) struct SignTicketArgs {
 impl SignTicketArgs {
     pub(crate) fn run(self) -> Result<(), Failure> {
         let nonce = parse_hex32(&self.nonce, "--nonce")?;
-        let ticket = cli::sign_ticket(&self.dirs.repo, &self.dirs.keys, nonce, &self.name)?;
+        let keys = self.dirs.keys(&[(Role::Ticket, &self.ticket_key)]);
+        let ticket = cli::sign_ticket(&self.dirs.repo, &keys, nonce, &self.name)?;
         match self.out {
             Some(p) => {
                 kasane_registry::files::write_public(&p, &ticket)

@@ -14,33 +14,40 @@ pub(crate) struct VerifyArgs {
     /// The repository directory.
     #[arg(long, value_name = "DIR")]
     repo: PathBuf,
-    /// The trust store directory (state.json, mode 0600).
+    /// The trust store directory to create (mode 0700; anything there is replaced).
     #[arg(long, value_name = "DIR")]
     state: PathBuf,
-    /// Pin the first root to this file, delivered out of band (used only when --state
-    /// holds no trust store yet).
-    #[arg(long, value_name = "FILE", conflicts_with = "fingerprint")]
-    root: Option<PathBuf>,
-    /// Pin the first root to this SHA-256 of the repository's 1.root.json (used only when
-    /// --state holds no trust store yet).
-    #[arg(long, value_name = "HEX")]
-    fingerprint: Option<String>,
+    #[command(flatten)]
+    pin: PinArgs,
     /// Fail unless this module is runnable (repeatable).
     #[arg(long, value_name = "NAME")]
     require: Vec<String>,
 }
 
+/// How the first root is pinned: exactly one of these.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct PinArgs {
+    /// The SHA-256 of the repository's metadata/1.root.json (as `init` prints it).
+    #[arg(long, value_name = "HEX")]
+    fingerprint: Option<String>,
+    /// Root version 1, delivered out of band (the repository's must be identical).
+    #[arg(long, value_name = "FILE")]
+    root: Option<PathBuf>,
+}
+
 impl VerifyArgs {
     pub(crate) fn run(self) -> Result<(), Failure> {
-        let pin = match (self.root, self.fingerprint) {
-            (Some(p), _) => Some(PinSource::RootFile(p)),
-            (None, Some(f)) => Some(PinSource::Fingerprint(Sha256Hash(parse_hex32(
-                &f,
-                "--fingerprint",
-            )?))),
-            (None, None) => None,
+        let pin = match (self.pin.fingerprint, self.pin.root) {
+            (Some(f), _) => PinSource::Fingerprint(Sha256Hash(parse_hex32(&f, "--fingerprint")?)),
+            (None, Some(p)) => PinSource::RootFile(p),
+            (None, None) => {
+                return Err(crate::failure::usage(anyhow::anyhow!(
+                    "give --fingerprint HEX or --root FILE"
+                )));
+            }
         };
-        let r = cli::verify(&self.repo, &self.state, pin.as_ref())?;
+        let r = cli::verify(&self.repo, &self.state, &pin)?;
         print_report(&r);
         let missing: Vec<&str> = self
             .require
@@ -50,7 +57,7 @@ impl VerifyArgs {
             .collect();
         if !missing.is_empty() {
             return Err(Failure::Failed(anyhow::anyhow!(
-                "not runnable (not listed, revoked, or its author distrusted): {}",
+                "not runnable (not listed, revoked, or its author no longer delegated): {}",
                 missing.join(", ")
             )));
         }
@@ -60,25 +67,20 @@ impl VerifyArgs {
 
 fn print_report(r: &VerifyReport) {
     println!(
-        "verified: root version {}, snapshot version {}{}",
-        r.root_version,
-        r.snapshot_version,
-        if r.created { " (new trust store)" } else { "" }
+        "verified: root version {}, timestamp version {}, snapshot version {}",
+        r.root_version, r.versions.0, r.versions.1
     );
-    for (e, author) in &r.runnable {
+    for (e, role) in &r.runnable {
         println!(
-            "{}  version {}  sha256 {}  length {}  profile {}  fuel {}  memory {}  weight {}  {}",
+            "{}  sha256 {}  length {}  profile {}  fuel {}  memory {}  weight {}  role {}",
             e.name,
-            e.version,
             e.sha256,
             e.length,
             e.profile.as_str(),
             e.fuel,
             e.memory,
             e.rollout_weight,
-            author
-                .as_ref()
-                .map_or("first-party".to_owned(), |a| format!("author {a}")),
+            role,
         );
     }
     println!("{} runnable modules", r.runnable.len());
