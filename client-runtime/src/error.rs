@@ -296,9 +296,7 @@ impl From<RegistryError> for ClientError {
     /// else is a failed trust update.
     fn from(e: RegistryError) -> Self {
         match e {
-            RegistryError::Revoked { .. } => {
-                ClientError::Revoked(e)
-            }
+            RegistryError::Revoked { .. } => ClientError::Revoked(e),
             RegistryError::HashMismatch
             | RegistryError::LengthMismatch { .. }
             | RegistryError::NotListed { .. }
@@ -322,9 +320,7 @@ impl ClientError {
     /// (whatever else the trust store says) untrusted.
     pub(crate) fn admission(e: RegistryError) -> Self {
         match e {
-            RegistryError::Revoked { .. } => {
-                ClientError::Revoked(e)
-            }
+            RegistryError::Revoked { .. } => ClientError::Revoked(e),
             other => ClientError::UntrustedModule(other.into()),
         }
     }

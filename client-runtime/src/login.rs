@@ -12,8 +12,8 @@ use kasane_protocol::login::{ClientAwaitAccept, ClientAwaitBundle, ClientChallen
 use kasane_protocol::wire::{ChallengeBundle, Profile};
 use kasane_protocol::{ClientStart, Padding, ProtocolError, ResponseAccept};
 use kasane_registry::RegistryError;
-use kasane_registry::trust::{Fetcher, SystemClock, TrustStore};
 use kasane_registry::entry::TargetEntry;
+use kasane_registry::trust::{Fetcher, SystemClock, TrustStore};
 use kasane_sandbox::{CacheOutcome, Limits, Transform};
 use rand_core::OsRng;
 use zeroize::Zeroizing;
@@ -110,7 +110,9 @@ impl Client {
         }
         let bytes = self.module_bytes(conn, &entry).await?;
         self.with_trust(conn, |trust, files| {
-            trust.admit(&bundle.ticket, nonce, &bytes, files).map(|_| ())
+            trust
+                .admit(&bundle.ticket, nonce, &bytes, files)
+                .map(|_| ())
         })
         .await?
         .map_err(ClientError::admission)?;

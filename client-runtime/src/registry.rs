@@ -12,8 +12,8 @@ use std::future::Future;
 use std::sync::Mutex;
 
 use kasane_registry::RegistryError;
-use kasane_registry::trust::{Clock, Fetcher, TrustStore};
 use kasane_registry::TufError;
+use kasane_registry::trust::{Clock, Fetcher, TrustStore};
 
 use crate::ClientError;
 use crate::error::RegistryUpdateError;

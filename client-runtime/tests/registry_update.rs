@@ -8,9 +8,9 @@
 
 use kasane_client::registry::{Prefetched, Source, update};
 use kasane_client::{ClientError, ConnectError};
+use kasane_registry::RegistryError;
 use kasane_registry::simulator::RepositorySimulator;
 use kasane_registry::trust::Fetcher;
-use kasane_registry::RegistryError;
 
 /// Serves the simulator's files "asynchronously", counting requests.
 struct Sim<'a> {
@@ -165,7 +165,10 @@ fn prefetched_records_the_missing_path_and_caps_length() {
         Err(kasane_registry::TufError::TooLarge { max: 10, .. })
     ));
     assert_eq!(
-        files.fetch("metadata/timestamp.json", 100).unwrap().map(|b| b.len()),
+        files
+            .fetch("metadata/timestamp.json", 100)
+            .unwrap()
+            .map(|b| b.len()),
         Some(100)
     );
     assert_eq!(files.fetch("metadata/2.root.json", 10).unwrap(), None);

@@ -227,7 +227,12 @@ impl HostRegistry {
 
     /// The active transforms at `now` (after a reload if the timestamp changed).
     pub fn active(&self, now: u64) -> Result<Vec<TargetEntry>, HostError> {
-        Ok(self.current(now)?.1.iter().map(|(e, _)| e.clone()).collect())
+        Ok(self
+            .current(now)?
+            .1
+            .iter()
+            .map(|(e, _)| e.clone())
+            .collect())
     }
 
     /// Chooses a transform for a login by rollout weight among those the client can run,
@@ -317,7 +322,8 @@ impl HostRegistry {
             !c.is_empty()
                 && c != "."
                 && c != ".."
-                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-%".contains(&b))
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-%".contains(&b))
         });
         if !safe {
             return None;

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use kasane_abi::Profile;
-use kasane_registry::keys::read_key_file;
 use kasane_registry::entry::TargetEntry;
+use kasane_registry::keys::read_key_file;
 use kasane_registry::repo::{Lifetimes, dev_init};
 use kasane_registry::signing::{KeyFileSigner, TufSigner};
 use kasane_registry::{RegistryError, Sha256Hash};
