@@ -12,15 +12,11 @@ pub struct ClientConfig {
     pub server_name: Option<String>,
     /// PEM: the host's CA certificate or its self-signed certificate (the only trust anchor).
     pub ca_pem: Vec<u8>,
-    /// The pinned registry root (bytes of `1.root.json`).
+    /// The pinned registry root (bytes of the registry's `metadata/1.root.json`).
     pub root_json: Vec<u8>,
     /// Trust state, compile cache and fetched modules (directories 0700, files 0600);
     /// `None` = no-cache mode: nothing is kept on disk.
     pub state_dir: Option<PathBuf>,
-    /// No-cache mode only: where the trust store lives while it is updated (a private
-    /// temporary directory, removed before the update returns); `None`: the system's
-    /// temporary directory.
-    pub scratch_dir: Option<PathBuf>,
     /// Per-request timeout (default 30 s).
     pub timeout: Duration,
     /// Length hiding (bucket padding) for messages this client sends.
@@ -36,7 +32,6 @@ impl ClientConfig {
             ca_pem,
             root_json,
             state_dir: None,
-            scratch_dir: None,
             timeout: Duration::from_secs(30),
             padding: true,
         }
@@ -49,7 +44,6 @@ impl std::fmt::Debug for ClientConfig {
             .field("server", &self.server)
             .field("server_name", &self.server_name)
             .field("state_dir", &self.state_dir)
-            .field("scratch_dir", &self.scratch_dir)
             .field("timeout", &self.timeout)
             .field("padding", &self.padding)
             .finish_non_exhaustive()

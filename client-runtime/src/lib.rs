@@ -36,7 +36,7 @@
 //! let config = ClientConfig::new(
 //!     "https://127.0.0.1:8443",
 //!     std::fs::read("data/tls/cert.pem")?,
-//!     std::fs::read("data/registry/1.root.json")?,
+//!     std::fs::read("data/registry/metadata/1.root.json")?,
 //! );
 //! let client = Client::connect(config).await?;
 //! let card = CodeCard::from_text(&std::fs::read_to_string("data/cards/alice.card")?)?;

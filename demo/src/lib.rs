@@ -80,7 +80,7 @@ async fn start_host(data: &Path) -> anyhow::Result<RunningHost> {
     // The file alone: an operator's KASANE_* variables must not move the demo's host.
     let cfg = Config::load_file(data).context("loading the host's configuration")?;
     let ca_pem = read(&cfg.tls_cert)?;
-    let root_json = read(&cfg.registry_dir.join("1.root.json"))?;
+    let root_json = read(&cfg.registry_dir.join("metadata/1.root.json"))?;
     let host_key_file = cfg.keys_dir.join("host.key");
     let host = setup::load_host(cfg, Arc::new(SystemClock))
         .await
@@ -175,7 +175,7 @@ async fn connect(host: &RunningHost, state: &Path) -> anyhow::Result<Client> {
     cfg.timeout = Duration::from_secs(60);
     let client = Client::connect(cfg).await.context("connecting")?;
     println!(
-        "4. client connected: trusts only the host's certificate and pins registry/1.root.json"
+        "4. client connected: trusts only the host's certificate and pins registry/metadata/1.root.json"
     );
     Ok(client)
 }

@@ -1,12 +1,16 @@
-//! Metadata parsing on arbitrary bytes (envelope, then each role's payload): never panics.
+//! Metadata and Kasane document parsing on arbitrary bytes (every TUF role, the documents,
+//! tickets): never panics.
 #![no_main]
-use kasane_registry::metadata::{parse_unverified, revocations::Revocations, root::Root};
-use kasane_registry::metadata::{snapshot::Snapshot, targets::AuthorFile, targets::Targets};
+use kasane_registry::documents::{HostKeys, RevocationList};
+use kasane_registry::ticket::Ticket;
+use kasane_tuf::metadata::{Metadata, Root, Snapshot, Targets, Timestamp};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = parse_unverified::<Root>(data, "root");
-    let _ = parse_unverified::<Targets>(data, "targets");
-    let _ = parse_unverified::<Snapshot>(data, "snapshot");
-    let _ = parse_unverified::<Revocations>(data, "revocations");
-    let _ = parse_unverified::<AuthorFile>(data, "author file");
+    let _ = Metadata::<Root>::from_bytes_with_signed(data);
+    let _ = Metadata::<Timestamp>::from_bytes_with_signed(data);
+    let _ = Metadata::<Snapshot>::from_bytes_with_signed(data);
+    let _ = Metadata::<Targets>::from_bytes_with_signed(data);
+    let _ = HostKeys::from_bytes(data);
+    let _ = RevocationList::from_bytes(data);
+    let _ = Ticket::verify(data, &[]);
 });

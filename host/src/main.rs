@@ -294,7 +294,7 @@ async fn init(data: &Path, listen: Option<&str>) -> anyhow::Result<()> {
     // Absolute paths, so the printed client command works from any directory.
     let abs = std::fs::canonicalize(&r.data_dir).unwrap_or_else(|_| r.data_dir.clone());
     let cfg = load_config(&abs)?;
-    let root = cfg.registry_dir.join("1.root.json");
+    let root = cfg.registry_dir.join("metadata/1.root.json");
     let card = abs.join("cards").join("alice.card");
     println!();
     println!(
@@ -321,8 +321,13 @@ async fn init(data: &Path, listen: Option<&str>) -> anyhow::Result<()> {
     println!();
     println!("The client pins:");
     println!("  TLS certificate SHA-256: {}", r.cert_sha256);
-    println!("  registry root (1.root.json) SHA-256: {}", r.root_sha256);
-    println!("  (the root is served at /v1/registry/1.root.json; login at /v1/login/start)");
+    println!(
+        "  registry root (metadata/1.root.json) SHA-256: {}",
+        r.root_sha256
+    );
+    println!(
+        "  (the root is served at /v1/registry/metadata/1.root.json; login at /v1/login/start)"
+    );
     Ok(())
 }
 

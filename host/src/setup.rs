@@ -109,7 +109,7 @@ pub struct InitReport {
     pub listen: String,
     /// SHA-256 of the TLS certificate (DER), hex: what a client pins.
     pub cert_sha256: String,
-    /// SHA-256 of `registry/1.root.json`, hex: the root a client pins.
+    /// SHA-256 of `registry/metadata/1.root.json`, hex: the root a client pins.
     pub root_sha256: String,
     /// The built-ins published.
     pub published: Vec<String>,
@@ -219,7 +219,11 @@ fn publish_builtins(resolved: &Config, now: u64) -> Result<Vec<String>, HostErro
             params: b.params.as_bytes().to_vec(),
             rollout_weight: b.weight,
         };
-        write_data_file(&module_path(repo_dir, &entry), b.wasm)?;
+        let path = module_path(repo_dir, &entry);
+        if let Some(dir) = path.parent() {
+            kasane_registry::files::create_public_dir(dir)?;
+        }
+        kasane_registry::files::write_public(&path, b.wasm)?;
         repo.add_target(&entry, &[&targets], now, &life)?;
         published.push(b.name.to_owned());
     }

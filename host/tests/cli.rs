@@ -146,11 +146,11 @@ async fn init_then_serve_works_with_only_a_data_dir() {
         .verifying_key();
     let mut conn = connect(addr, &cert_der).await;
     assert_eq!(conn.get("/healthz", None).await.0, hyper::StatusCode::OK);
-    let (status, root) = conn.get("/v1/registry/1.root.json", None).await;
+    let (status, root) = conn.get("/v1/registry/metadata/1.root.json", None).await;
     assert_eq!(status, hyper::StatusCode::OK);
     assert_eq!(
         root,
-        std::fs::read(data.join("registry/1.root.json")).unwrap()
+        std::fs::read(data.join("registry/metadata/1.root.json")).unwrap()
     );
     let client = ClientStart::new(
         &mut OsRng,

@@ -245,13 +245,14 @@ async fn readyz(app: &Router) -> (StatusCode, String) {
 async fn readyz_is_503_once_the_registry_metadata_expires() {
     let b = bare(|_| {}).await;
     assert_eq!(readyz(&b.app).await, (StatusCode::OK, "ready\n".into()));
-    // The snapshot lives 7 days, the shortest of the roles `init` signs.
+    // Timestamp and snapshot live 7 days, the shortest of the roles `init` signs; the
+    // timestamp is named first (it is what a client checks first).
     b.clock.advance(7 * 86_400);
     assert_eq!(
         readyz(&b.app).await,
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "registry: snapshot expired\n".into()
+            "registry: timestamp expired\n".into()
         )
     );
 }
@@ -300,7 +301,7 @@ async fn plain_routes_and_not_found() {
             .contains("kasane_logins_total")
     );
     let a = b
-        .call("GET", "/v1/registry/1.root.json", None, Vec::new())
+        .call("GET", "/v1/registry/metadata/1.root.json", None, Vec::new())
         .await;
     assert_eq!(
         (a.status, a.content_type.as_str()),
@@ -308,10 +309,14 @@ async fn plain_routes_and_not_found() {
     );
     assert_eq!(
         a.body,
-        std::fs::read(b.cfg.registry_dir.join("1.root.json")).unwrap()
+        std::fs::read(b.cfg.registry_dir.join("metadata/1.root.json")).unwrap()
     );
     for path in [
-        "/v1/registry/2.root.json",
+        "/v1/registry/metadata/2.root.json",
+        "/v1/registry/1.root.json",
+        "/v1/registry/metadata/..%2F..%2Fkeys%2Fhost.key",
+        "/v1/registry/keys/host.key",
+        "/v1/registry/metadata/",
         "/v1/modules/00.wasm",
         &format!("/v1/modules/{}.wasm", "ab".repeat(32)),
         &format!("/v1/modules/{}", "ab".repeat(32)),

@@ -334,7 +334,8 @@ fn snapshot_and_save(repo: &mut Repository, repo_dir: &Path, keys: &Keys) -> any
 fn write_target_file(repo_dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
     let path = repo_dir.join(target_file_path(name, &Sha256Hash::of(bytes)));
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        crate::files::create_public_dir(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
     }
     crate::files::write_public(&path, bytes)
         .with_context(|| format!("writing module file {}", path.display()))?;

@@ -54,6 +54,16 @@ pub fn write_public(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Creates `dir` and its missing parents with mode 0755 at most (a repository's public
+/// folders): never writable by group or others, whatever the umask.
+pub fn create_public_dir(dir: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o755);
+    builder.create(dir).map_err(|e| RegistryError::io(dir, e))
+}
+
 /// Creates `dir` and its missing parents with mode 0700 (keys directories, trust stores).
 pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
     kasane_os::fs::create_private_dir(dir).map_err(|e| RegistryError::io(dir, e))

@@ -1,11 +1,10 @@
 //! Every registry signature goes through a [`kasane_signer::Signer`] (a key file, a PKCS#11
 //! token); [`TufSigner`] presents one to `kasane-tuf`, which signs metadata and tickets.
 
-use kasane_signer::PublicKey;
 use kasane_tuf::keys::{Key, KeyVal};
 use kasane_tuf::{SignError, metadata};
 
-pub use kasane_signer::{KeyFileSigner, KeyKind, Signer};
+pub use kasane_signer::{KeyFileSigner, KeyKind, PublicKey, Signer};
 
 use crate::error::{RegistryError, Result};
 

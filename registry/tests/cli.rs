@@ -1345,186 +1345,196 @@ fn verify_refuses_tampering() {
     assert!(out.contains("2 runnable modules"), "{out}");
 }
 
-const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-const TOKEN: &str = "kasane-cli";
-const USER_PIN: &str = "user-pin-4321";
+/// The PKCS#11 tests: the binary must be built with `pkcs11`
+/// (CI: `cargo test -p kasane-registry --features cli,pkcs11 --test cli`).
+#[cfg(feature = "pkcs11")]
+mod softhsm {
+    use super::*;
 
-/// A private SoftHSM2 token directory under `dir` with token [`TOKEN`] initialized; the
-/// environment the binary needs to use it. `None` (after saying why) when SoftHSM is missing.
-fn softhsm_token(dir: &Path) -> Option<Vec<(String, String)>> {
-    let module = std::env::var("KASANE_PKCS11_MODULE").unwrap_or_else(|_| SOFTHSM_MODULE.into());
-    if !Path::new(&module).is_file() {
-        skip_or_fail(&format!("no PKCS#11 module at {module} (install softhsm2)"));
-        return None;
-    }
-    std::fs::create_dir(dir.join("tokens")).unwrap();
-    let conf = dir.join("softhsm2.conf");
-    let text = format!(
-        "directories.tokendir = {}/tokens\nobjectstore.backend = file\nlog.level = ERROR\n",
-        dir.display()
-    );
-    std::fs::write(&conf, text).unwrap();
-    let conf = conf.to_str().unwrap().to_owned();
-    let init = Command::new("softhsm2-util")
-        .args(["--init-token", "--free", "--label", TOKEN])
-        .args(["--so-pin", "so-pin-8765", "--pin", USER_PIN])
-        .env("SOFTHSM2_CONF", &conf)
-        .output();
-    match init {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => panic!("softhsm2-util: {}", String::from_utf8_lossy(&out.stderr)),
-        Err(e) => {
-            skip_or_fail(&format!("softhsm2-util cannot run: {e}"));
+    const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+    const TOKEN: &str = "kasane-cli";
+    const USER_PIN: &str = "user-pin-4321";
+
+    /// A private SoftHSM2 token directory under `dir` with token [`TOKEN`] initialized; the
+    /// environment the binary needs to use it. `None` (after saying why) when SoftHSM is missing.
+    fn softhsm_token(dir: &Path) -> Option<Vec<(String, String)>> {
+        let module =
+            std::env::var("KASANE_PKCS11_MODULE").unwrap_or_else(|_| SOFTHSM_MODULE.into());
+        if !Path::new(&module).is_file() {
+            skip_or_fail(&format!("no PKCS#11 module at {module} (install softhsm2)"));
             return None;
         }
-    }
-    Some(vec![
-        ("SOFTHSM2_CONF".into(), conf),
-        ("KASANE_PKCS11_MODULE".into(), module),
-        ("KASANE_PKCS11_PIN".into(), USER_PIN.into()),
-    ])
-}
-
-/// Every role key on a SoftHSM2 token: the repository is made and `targets` signed through
-/// PKCS#11, a pinned client verifies it, and no file anywhere holds a private key.
-#[test]
-fn role_keys_on_softhsm_sign_a_repository_that_verifies() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let Some(env) = softhsm_token(dir) else {
-        return;
-    };
-    let mut s = Session {
-        env,
-        ..Session::default()
-    };
-    let uri = |role: &str| format!("pkcs11:token={TOKEN};object=kasane-{role}");
-    let targets_key_id = keys_on_token(&mut s, dir, &uri);
-    let host = kasane_registry::keys::SecretKey::generate();
-    kasane_registry::keys::write_public_key_file(&dir.join("host.pub"), &host.public()).unwrap();
-    let (r, t, o) = (uri("root"), uri("targets"), uri("online"));
-    let (v, a, k) = (uri("revocations"), uri("authors"), uri("ticket"));
-    let out = s.ok(
-        dir,
-        &[
-            "init",
-            "--repo",
-            "repo",
-            "--host-public-key",
-            "host.pub",
-            "--root-key",
-            &r,
-            "--targets-key",
-            &t,
-            "--online-key",
-            &o,
-            "--revocations-key",
-            &v,
-            "--authors-key",
-            &a,
-            "--ticket-key",
-            &k,
-        ],
-    );
-    assert!(out.contains("1 of 1 root keys"), "{out}");
-    let chain = dist("sha256-chain");
-    s.ok(
-        dir,
-        &[
-            "add",
-            "--repo",
-            "repo",
-            "--targets-key",
-            &t,
-            "--online-key",
-            &o,
-            chain.to_str().unwrap(),
-            "--name",
-            "sha256-chain",
-        ],
-    );
-    let fp = sha256_hex(&dir.join("repo/metadata/1.root.json"));
-    let mut args = verify_args(&fp, "state");
-    args.extend(["--require", "sha256-chain"]);
-    let out = s.ok(dir, &args);
-    assert!(out.contains("1 runnable modules"), "{out}");
-    // targets version 2 was signed by the token's ECDSA key.
-    let out = s.ok(dir, &["inspect", "repo/metadata/2.targets.json"]);
-    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(json["signed_by"], serde_json::json!([targets_key_id]));
-    s.ok(
-        dir,
-        &[
-            "sign-ticket",
-            "--repo",
-            "repo",
-            "--ticket-key",
-            &k,
-            "--nonce",
-            &"42".repeat(32),
-            "--name",
-            "sha256-chain",
-            "--out",
-            "ticket.json",
-        ],
-    );
-    // A wrong PIN is refused, and the PIN is not printed.
-    s.env.retain(|(n, _)| n != "KASANE_PKCS11_PIN");
-    s.env
-        .push(("KASANE_PKCS11_PIN".into(), "wrong-pin-000".into()));
-    let (_, err) = s.fails(dir, 1, &["snapshot", "--repo", "repo", "--online-key", &o]);
-    assert!(
-        err.contains("PIN") && !err.contains("wrong-pin-000"),
-        "{err}"
-    );
-
-    assert_no_private_key_anywhere(&s, dir);
-}
-
-/// `keygen --pkcs11` for every role on the token (targets ECDSA); the targets key's id.
-fn keys_on_token(s: &mut Session, dir: &Path, uri: &dyn Fn(&str) -> String) -> String {
-    let mut targets_key_id = String::new();
-    for role in [
-        "root",
-        "targets",
-        "online",
-        "revocations",
-        "authors",
-        "ticket",
-    ] {
-        let u = uri(role);
-        let mut args = vec!["keygen", "--pkcs11", &u];
-        let out_file = format!("{role}.pub");
-        args.extend(["--out", &out_file]);
-        if role == "targets" {
-            args.push("--ecdsa");
-        }
-        let out = s.ok(dir, &args);
-        assert!(out.contains("(on the token)"), "{out}");
-        if role == "targets" {
-            targets_key_id = out
-                .lines()
-                .find_map(|l| l.strip_prefix("key id      "))
-                .unwrap()
-                .to_owned();
-        }
-    }
-    targets_key_id
-}
-
-/// No file under `dir` holds a private key, and no output showed one or the PIN.
-fn assert_no_private_key_anywhere(s: &Session, dir: &Path) {
-    let files = files_under(dir);
-    assert!(files.len() > 10, "{files:?}");
-    for f in files {
-        let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
-        assert!(
-            !text.contains("PRIVATE KEY"),
-            "private key in {}",
-            f.display()
+        std::fs::create_dir(dir.join("tokens")).unwrap();
+        let conf = dir.join("softhsm2.conf");
+        let text = format!(
+            "directories.tokendir = {}/tokens\nobjectstore.backend = file\nlog.level = ERROR\n",
+            dir.display()
         );
+        std::fs::write(&conf, text).unwrap();
+        let conf = conf.to_str().unwrap().to_owned();
+        let init = Command::new("softhsm2-util")
+            .args(["--init-token", "--free", "--label", TOKEN])
+            .args(["--so-pin", "so-pin-8765", "--pin", USER_PIN])
+            .env("SOFTHSM2_CONF", &conf)
+            .output();
+        match init {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => panic!("softhsm2-util: {}", String::from_utf8_lossy(&out.stderr)),
+            Err(e) => {
+                skip_or_fail(&format!("softhsm2-util cannot run: {e}"));
+                return None;
+            }
+        }
+        Some(vec![
+            ("SOFTHSM2_CONF".into(), conf),
+            ("KASANE_PKCS11_MODULE".into(), module),
+            ("KASANE_PKCS11_PIN".into(), USER_PIN.into()),
+        ])
     }
-    assert!(!s.outputs.contains("PRIVATE KEY") && !s.outputs.contains(USER_PIN));
+
+    /// Every role key on a SoftHSM2 token: the repository is made and `targets` signed through
+    /// PKCS#11, a pinned client verifies it, and no file anywhere holds a private key. Needs the
+    /// binary built with `pkcs11` (CI: `cargo test -p kasane-registry --features cli,pkcs11 --test cli`).
+    #[test]
+    fn role_keys_on_softhsm_sign_a_repository_that_verifies() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let Some(env) = softhsm_token(dir) else {
+            return;
+        };
+        let mut s = Session {
+            env,
+            ..Session::default()
+        };
+        let uri = |role: &str| format!("pkcs11:token={TOKEN};object=kasane-{role}");
+        let targets_key_id = keys_on_token(&mut s, dir, &uri);
+        let host = kasane_registry::keys::SecretKey::generate();
+        kasane_registry::keys::write_public_key_file(&dir.join("host.pub"), &host.public())
+            .unwrap();
+        let (r, t, o) = (uri("root"), uri("targets"), uri("online"));
+        let (v, a, k) = (uri("revocations"), uri("authors"), uri("ticket"));
+        let out = s.ok(
+            dir,
+            &[
+                "init",
+                "--repo",
+                "repo",
+                "--host-public-key",
+                "host.pub",
+                "--root-key",
+                &r,
+                "--targets-key",
+                &t,
+                "--online-key",
+                &o,
+                "--revocations-key",
+                &v,
+                "--authors-key",
+                &a,
+                "--ticket-key",
+                &k,
+            ],
+        );
+        assert!(out.contains("1 of 1 root keys"), "{out}");
+        let chain = dist("sha256-chain");
+        s.ok(
+            dir,
+            &[
+                "add",
+                "--repo",
+                "repo",
+                "--targets-key",
+                &t,
+                "--online-key",
+                &o,
+                chain.to_str().unwrap(),
+                "--name",
+                "sha256-chain",
+            ],
+        );
+        let fp = sha256_hex(&dir.join("repo/metadata/1.root.json"));
+        let mut args = verify_args(&fp, "state");
+        args.extend(["--require", "sha256-chain"]);
+        let out = s.ok(dir, &args);
+        assert!(out.contains("1 runnable modules"), "{out}");
+        // targets version 2 was signed by the token's ECDSA key.
+        let out = s.ok(dir, &["inspect", "repo/metadata/2.targets.json"]);
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(json["signed_by"], serde_json::json!([targets_key_id]));
+        s.ok(
+            dir,
+            &[
+                "sign-ticket",
+                "--repo",
+                "repo",
+                "--ticket-key",
+                &k,
+                "--nonce",
+                &"42".repeat(32),
+                "--name",
+                "sha256-chain",
+                "--out",
+                "ticket.json",
+            ],
+        );
+        // A wrong PIN is refused, and the PIN is not printed.
+        s.env.retain(|(n, _)| n != "KASANE_PKCS11_PIN");
+        s.env
+            .push(("KASANE_PKCS11_PIN".into(), "wrong-pin-000".into()));
+        let (_, err) = s.fails(dir, 1, &["snapshot", "--repo", "repo", "--online-key", &o]);
+        assert!(
+            err.contains("PIN") && !err.contains("wrong-pin-000"),
+            "{err}"
+        );
+
+        assert_no_private_key_anywhere(&s, dir);
+    }
+
+    /// `keygen --pkcs11` for every role on the token (targets ECDSA); the targets key's id.
+    fn keys_on_token(s: &mut Session, dir: &Path, uri: &dyn Fn(&str) -> String) -> String {
+        let mut targets_key_id = String::new();
+        for role in [
+            "root",
+            "targets",
+            "online",
+            "revocations",
+            "authors",
+            "ticket",
+        ] {
+            let u = uri(role);
+            let mut args = vec!["keygen", "--pkcs11", &u];
+            let out_file = format!("{role}.pub");
+            args.extend(["--out", &out_file]);
+            if role == "targets" {
+                args.push("--ecdsa");
+            }
+            let out = s.ok(dir, &args);
+            assert!(out.contains("(on the token)"), "{out}");
+            if role == "targets" {
+                targets_key_id = out
+                    .lines()
+                    .find_map(|l| l.strip_prefix("key id      "))
+                    .unwrap()
+                    .to_owned();
+            }
+        }
+        targets_key_id
+    }
+
+    /// No file under `dir` holds a private key, and no output showed one or the PIN.
+    fn assert_no_private_key_anywhere(s: &Session, dir: &Path) {
+        let files = files_under(dir);
+        assert!(files.len() > 10, "{files:?}");
+        for f in files {
+            let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
+            assert!(
+                !text.contains("PRIVATE KEY"),
+                "private key in {}",
+                f.display()
+            );
+        }
+        assert!(!s.outputs.contains("PRIVATE KEY") && !s.outputs.contains(USER_PIN));
+    }
 }
 
 /// Stops the child (an HTTP server) when dropped.

@@ -107,7 +107,7 @@ impl TestHost {
     /// The same for another address (a proxy in front of this host).
     pub fn client_config_for(&self, url: &str, state_dir: Option<PathBuf>) -> ClientConfig {
         let ca = std::fs::read(&self.cfg.tls_cert).unwrap();
-        let root = std::fs::read(self.cfg.registry_dir.join("1.root.json")).unwrap();
+        let root = std::fs::read(self.cfg.registry_dir.join("metadata/1.root.json")).unwrap();
         let mut c = ClientConfig::new(url, ca, root);
         c.state_dir = state_dir;
         c

@@ -148,37 +148,24 @@ async fn a_host_whose_signed_ephemeral_key_does_not_verify_is_refused() {
 }
 
 /// The library side of no-cache mode: nothing is kept between logins. The client writes
-/// only to its state dir (none here) and, in no-cache mode, to its scratch dir, which must
-/// be empty after each call; with a state dir, the same logins keep files there. (The
-/// `kasane` binary, with HOME, XDG dirs and TMPDIR pointed at empty directories, is checked
-/// in client-runtime/cli/tests.)
+/// only to its state dir (none here: the trust store lives in memory, and a login that needs
+/// a refresh or a delegated role fetches it into memory); with a state dir, the same logins
+/// keep files there. (The `kasane` binary, with HOME, XDG dirs and TMPDIR pointed at empty
+/// directories, is checked in client-runtime/cli/tests.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_cache_mode_keeps_nothing_between_logins() {
     let th = start().await;
     let card = th.add_user("alice").await;
     th.force("blake2s-keyed");
     let dir = tempfile::tempdir().unwrap();
-    let (state, scratch) = (dir.path().join("state"), dir.path().join("scratch"));
-    std::fs::create_dir(&scratch).unwrap();
-    let no_cache = || {
-        let mut c = th.client_config(None);
-        c.scratch_dir = Some(scratch.clone());
-        c
-    };
+    let state = dir.path().join("state");
 
-    // The scratch dir is where no-cache mode makes its trust store: a missing one fails.
-    let mut missing = no_cache();
-    missing.scratch_dir = Some(dir.path().join("missing"));
-    let err = Client::connect(missing).await.unwrap_err();
-    assert!(matches!(err, ClientError::Io(_)), "got: {err}");
-
-    let client = Client::connect(no_cache()).await.unwrap();
-    assert!(entries(&scratch).is_empty());
+    let client = Client::connect(th.client_config(None)).await.unwrap();
     let (s, report) = client.login("alice", &mut responder(&card)).await.unwrap();
     assert!(!report.from_cache);
     s.close().await.unwrap();
-    // A new snapshot: the next ticket names it, so the login refreshes the trust store (in
-    // the scratch dir again, removed again).
+    // A new timestamp and snapshot: the next ticket names them, so the login refreshes the
+    // trust store (in memory).
     let mut wasm = kasane_host::setup::BUILTINS[0].wasm.to_vec();
     wasm.extend_from_slice(&[0x00, 0x05, 0x04]);
     wasm.extend_from_slice(b"next");
@@ -188,12 +175,11 @@ async fn no_cache_mode_keeps_nothing_between_logins() {
     assert_eq!(report.transform, "sha256-chain-next");
     assert!(!report.from_cache);
     s.close().await.unwrap();
-    assert_eq!(entries(dir.path()), ["scratch"]);
-    assert!(entries(&scratch).is_empty());
+    assert!(entries(dir.path()).is_empty());
 
     // The same logins with a state dir keep the trust state, the module and its compiled
-    // form there, and still nothing in the scratch dir.
-    let mut cached = no_cache();
+    // form there.
+    let mut cached = th.client_config(None);
     cached.state_dir = Some(state.clone());
     let client = Client::connect(cached).await.unwrap();
     for _ in 0..2 {
@@ -207,7 +193,7 @@ async fn no_cache_mode_keeps_nothing_between_logins() {
             "nothing kept in {part}: {kept:?}"
         );
     }
-    assert!(entries(&scratch).is_empty());
+    assert_eq!(entries(dir.path()), ["state"]);
 }
 
 fn entries(dir: &std::path::Path) -> Vec<String> {

@@ -352,32 +352,40 @@ pub(crate) async fn status(s: &Settings) -> Result<(), Failure> {
     Ok(())
 }
 
-/// What the state dir holds: the trusted registry state (`trust/state.json`: version
-/// floors and the latest trusted time) and how many modules and compiled modules are cached.
+/// What the state dir holds: the trusted registry metadata (`trust/metadata/<role>.json`, as
+/// last verified: shown, not re-verified here), the latest trusted time (`trust/state.json`),
+/// and how many modules and compiled modules are cached.
 fn print_state(dir: &std::path::Path) {
-    let trust = dir.join("trust").join("state.json");
-    match std::fs::read(&trust) {
-        Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
-            Ok(v) => {
-                println!("  trusted registry state ({}):", trust.display());
-                if let Some(floors) = v.get("floors").and_then(|f| f.as_object()) {
-                    let versions: Vec<String> = floors
-                        .iter()
-                        .map(|(role, n)| format!("{role} v{n}"))
-                        .collect();
-                    println!("    versions trusted: {}", versions.join(", "));
-                }
-                if let Some(t) = v.get("latest_time").and_then(serde_json::Value::as_u64) {
-                    println!("    latest trusted time: {}", utc(t));
-                }
+    let trust = dir.join("trust");
+    let state = trust.join("state.json");
+    let Ok(bytes) = std::fs::read(&state) else {
+        println!("  trusted registry state: none yet (made at the first login)");
+        return print_cached(dir);
+    };
+    println!("  trusted registry state ({}):", trust.display());
+    let version = |role: &str| -> Option<u64> {
+        let b = std::fs::read(trust.join("metadata").join(format!("{role}.json"))).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&b).ok()?;
+        v.get("signed")?.get("version")?.as_u64()
+    };
+    let versions: Vec<String> = ["root", "timestamp", "snapshot", "targets"]
+        .iter()
+        .filter_map(|role| version(role).map(|n| format!("{role} v{n}")))
+        .collect();
+    println!("    versions trusted: {}", versions.join(", "));
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(v) => {
+            if let Some(t) = v.get("latest_time").and_then(serde_json::Value::as_u64) {
+                println!("    latest trusted time: {}", utc(t));
             }
-            Err(_) => println!(
-                "  trusted registry state: {} is unreadable",
-                trust.display()
-            ),
-        },
-        Err(_) => println!("  trusted registry state: none yet (made at the first login)"),
+        }
+        Err(_) => println!("    {} is unreadable", state.display()),
     }
+    print_cached(dir);
+}
+
+/// How many verified and compiled modules the state dir caches.
+fn print_cached(dir: &std::path::Path) {
     let count = |sub: &str, ext: &str| {
         std::fs::read_dir(dir.join(sub))
             .map(|d| {

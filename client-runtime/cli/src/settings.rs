@@ -25,7 +25,7 @@ pub(crate) struct Flags {
     /// The host's TLS certificate (or its CA), PEM: the only certificate trusted.
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) ca: Option<PathBuf>,
-    /// The pinned registry root (`1.root.json` from the host's data directory).
+    /// The pinned registry root (`registry/metadata/1.root.json` from the host's data directory).
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) root: Option<PathBuf>,
     /// The user to log in as (default: the config file's, else the card's, else $USER).
@@ -169,7 +169,7 @@ impl Settings {
         } else if self.ca.is_none() {
             "no CA: give --ca FILE (the host's tls/cert.pem) or `ca` in the config file"
         } else if self.root.is_none() {
-            "no registry root: give --root FILE (the host's registry/1.root.json) or `root` in the config file"
+            "no registry root: give --root FILE (the host's registry/metadata/1.root.json) or `root` in the config file"
         } else {
             return Ok(());
         };

@@ -108,7 +108,7 @@ fn kasane_command(host: &Host, ca: &Path, state: &Path, args: &[&str], umask: Um
         "--ca",
         &arg(ca.to_owned()),
         "--root",
-        &arg(d.join("registry/1.root.json")),
+        &arg(d.join("registry/metadata/1.root.json")),
         "--card",
         &arg(d.join("cards/alice.card")),
         "--password-stdin",
@@ -331,7 +331,7 @@ async fn interactive_login_prompts_on_the_terminal_without_echo() {
         env!("CARGO_BIN_EXE_kasane"),
         host.url,
         d.join("tls/cert.pem").display(),
-        d.join("registry/1.root.json").display()
+        d.join("registry/metadata/1.root.json").display()
     );
     let mut child = Command::new("script")
         .args(["-q", "-e", "-c", &line, "/dev/null"])

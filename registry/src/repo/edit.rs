@@ -49,8 +49,8 @@ fn bump_targets(m: &mut Metadata<Targets>, now: u64, life: u64) -> Result<()> {
     )
 }
 
-fn meta_of<T: SignedRole>(m: &Metadata<T>) -> Result<MetaFile> {
-    let bytes = m.to_bytes()?;
+fn meta_of<T: SignedRole>(repo: &Repository, role: &str, m: &Metadata<T>) -> Result<MetaFile> {
+    let bytes = repo.role_bytes(role, m)?;
     let mut meta = MetaFile::new(m.signed.version());
     meta.length = Some(bytes.len() as u64);
     let file = TargetFile::from_data(&bytes);
@@ -77,9 +77,12 @@ impl Repository {
     pub fn snapshot(&mut self, online: &[&dyn Signer], now: u64, life: &Lifetimes) -> Result<()> {
         let at = now.saturating_add(life.snapshot);
         let mut meta = std::collections::BTreeMap::new();
-        meta.insert("targets.json".to_owned(), meta_of(&self.targets)?);
+        meta.insert(
+            "targets.json".to_owned(),
+            meta_of(self, "targets", &self.targets)?,
+        );
         for (role, m) in &self.delegated {
-            meta.insert(format!("{role}.json"), meta_of(m)?);
+            meta.insert(format!("{role}.json"), meta_of(self, role, m)?);
         }
         self.snapshot.signed.meta = meta;
         bump(
@@ -89,7 +92,7 @@ impl Repository {
             at,
         )?;
         sign_all(&mut self.snapshot, online)?;
-        let snap_meta = meta_of(&self.snapshot)?;
+        let snap_meta = meta_of(self, "snapshot", &self.snapshot)?;
         self.timestamp.signed.meta = [("snapshot.json".to_owned(), snap_meta)].into();
         bump(
             &mut self.timestamp,
@@ -293,6 +296,9 @@ impl Repository {
             }
             TargetEntry::from_target(name, file)?;
         }
+        // Its own bytes are what gets published (the author signed them elsewhere).
+        self.loaded
+            .insert((id.to_owned(), m.signed.version), bytes.to_vec());
         self.delegated.insert(id.to_owned(), m);
         Ok(())
     }

@@ -231,6 +231,7 @@ impl Repository {
                 (crate::layout::HOST_KEYS_PATH.to_owned(), host.to_bytes()),
                 (REVOCATIONS_PATH.to_owned(), revocations),
             ]),
+            loaded: BTreeMap::new(),
         };
         repo.snapshot_first(signers.online, now, life)?;
         Ok(repo)
@@ -249,17 +250,24 @@ impl Repository {
             path: metadata_path("root", Some(1)),
         })?;
         let root = Metadata::<Root>::from_bytes(last)?;
-        let timestamp =
-            Metadata::<Timestamp>::from_bytes(&read(&metadata_path("timestamp", None))?)?;
+        let mut loaded = BTreeMap::new();
+        let mut keep = |role: &str, version: u64, bytes: Vec<u8>| {
+            loaded.insert((role.to_owned(), version), bytes);
+        };
+        let ts_bytes = read(&metadata_path("timestamp", None))?;
+        let timestamp = Metadata::<Timestamp>::from_bytes(&ts_bytes)?;
+        keep("timestamp", timestamp.signed.version, ts_bytes);
         let sv = timestamp.signed.snapshot_meta()?.version;
-        let snapshot =
-            Metadata::<Snapshot>::from_bytes(&read(&metadata_path("snapshot", Some(sv)))?)?;
+        let snap_bytes = read(&metadata_path("snapshot", Some(sv)))?;
+        let snapshot = Metadata::<Snapshot>::from_bytes(&snap_bytes)?;
+        keep("snapshot", snapshot.signed.version, snap_bytes);
         let mut targets = None;
         let mut delegated = BTreeMap::new();
         for (file, meta) in &snapshot.signed.meta {
             let role = file.strip_suffix(".json").unwrap_or(file);
-            let m =
-                Metadata::<Targets>::from_bytes(&read(&metadata_path(role, Some(meta.version)))?)?;
+            let bytes = read(&metadata_path(role, Some(meta.version)))?;
+            let m = Metadata::<Targets>::from_bytes(&bytes)?;
+            keep(role, m.signed.version, bytes);
             if role == "targets" {
                 targets = Some(m);
             } else {
@@ -277,6 +285,7 @@ impl Repository {
             targets,
             delegated,
             documents: BTreeMap::new(),
+            loaded,
         };
         repo.load_documents(dir)?;
         Ok(repo)

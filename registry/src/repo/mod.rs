@@ -52,6 +52,9 @@ pub struct Repository {
     delegated: BTreeMap<String, Metadata<Targets>>,
     /// Kasane's documents by target path.
     documents: BTreeMap<String, Vec<u8>>,
+    /// The bytes each role was loaded with, by (role, version): written back unchanged (a
+    /// repository made by another tool keeps the bytes its snapshot and timestamp pin).
+    loaded: BTreeMap<(String, u64), Vec<u8>>,
 }
 
 /// Unix seconds as a TUF expiry.
@@ -89,8 +92,14 @@ pub fn target_file_path(name: &str, sha256: &Sha256Hash) -> String {
     }
 }
 
-fn to_bytes<T: SignedRole>(m: &Metadata<T>) -> Result<Vec<u8>> {
-    Ok(m.to_bytes()?)
+impl Repository {
+    /// The bytes of `role` as published: as loaded if unchanged since, else serialized.
+    pub(crate) fn role_bytes<T: SignedRole>(&self, role: &str, m: &Metadata<T>) -> Result<Vec<u8>> {
+        match self.loaded.get(&(role.to_owned(), m.signed.version())) {
+            Some(bytes) => Ok(bytes.clone()),
+            None => Ok(m.to_bytes()?),
+        }
+    }
 }
 
 impl Repository {
@@ -161,19 +170,21 @@ impl Repository {
             out.insert(metadata_path("root", Some(i as u64 + 1)), bytes.clone());
         }
         out.insert(metadata_path("root", None), self.root_bytes().to_vec());
-        out.insert(metadata_path("timestamp", None), to_bytes(&self.timestamp)?);
+        let ts = self.role_bytes("timestamp", &self.timestamp)?;
+        out.insert(metadata_path("timestamp", None), ts);
         let snap = &self.snapshot;
         out.insert(
             metadata_path("snapshot", Some(snap.signed.version)),
-            to_bytes(snap)?,
+            self.role_bytes("snapshot", snap)?,
         );
         let t = &self.targets;
         out.insert(
             metadata_path("targets", Some(t.signed.version)),
-            to_bytes(t)?,
+            self.role_bytes("targets", t)?,
         );
         for (role, m) in &self.delegated {
-            out.insert(metadata_path(role, Some(m.signed.version)), to_bytes(m)?);
+            let bytes = self.role_bytes(role, m)?;
+            out.insert(metadata_path(role, Some(m.signed.version)), bytes);
         }
         for (path, bytes) in &self.documents {
             let p = target_file_path(path, &Sha256Hash::of(bytes));
@@ -191,7 +202,7 @@ impl Repository {
         for (path, bytes) in files.iter().filter(|(p, _)| **p != ts) {
             let full = dir.join(path);
             if let Some(parent) = full.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| RegistryError::io(parent, e))?;
+                crate::files::create_public_dir(parent)?;
             }
             crate::files::write_public(&full, bytes)?;
         }
