@@ -192,6 +192,37 @@ fn threshold_counts_distinct_listed_keys() {
     assert!(matches!(err, TufError::NotDelegated { .. }));
 }
 
+/// The same public key listed under two key ids (one its real id, one made up) is one vote,
+/// even with a valid signature under each id.
+#[test]
+fn one_key_under_two_key_ids_counts_once() {
+    use kasane_tuf::KeyId;
+    let mut root = Root::new(in_days(10));
+    root.add_key("root", signer(1).key()).unwrap();
+    let alias = KeyId("aa".repeat(32));
+    root.keys.insert(alias.clone(), signer(1).key());
+    let r = root.roles.get_mut("root").unwrap();
+    r.keyids.push(alias.clone());
+    r.threshold = 2;
+    let mut md = Metadata::new(root);
+    md.sign(&signer(1)).unwrap();
+    let sig = hex::decode(&md.signatures[0].sig).unwrap();
+    md.add_signature(alias, &sig);
+    let signed = md.signed_bytes().unwrap();
+    let err = verify_delegate(&md.signed, "root", &signed, &md.signatures).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TufError::ThresholdNotMet {
+                valid: 1,
+                threshold: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
 #[test]
 fn is_expired_at_and_after_expiry() {
     use kasane_tuf::SignedRole;
