@@ -219,10 +219,13 @@ fn decrypt(der: &[u8], passphrase: &[u8]) -> Result<SecretKey, SignerError> {
         pkcs8::Error::EncryptedPrivateKey(
             pkcs8::pkcs5::Error::DecryptFailed | pkcs8::pkcs5::Error::EncryptFailed,
         ) => SignerError::WrongPassphrase,
+        // The envelope itself parsed above, so a DER error here is about the plaintext:
+        // a wrong passphrase passes the CBC padding check about once in 256 tries and
+        // `decrypt` then fails to read what it "decrypted" as DER.
+        pkcs8::Error::Asn1(_) => SignerError::WrongPassphrase,
         other => SignerError::malformed("encrypted PKCS#8 private key", other),
     })?;
-    // A wrong passphrase passes the CBC padding check about once in 256 tries; what it
-    // "decrypts" to is then not a PrivateKeyInfo.
+    // The same chance miss may also decode as DER yet not be a PrivateKeyInfo.
     if PrivateKeyInfo::try_from(plain.as_bytes()).is_err() {
         return Err(SignerError::WrongPassphrase);
     }
@@ -253,4 +256,33 @@ fn decode_pkcs8_der(der: &[u8]) -> Result<SecretKey, SignerError> {
     Err(SignerError::UnsupportedKeyType(format!(
         "private key algorithm {oid}"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A wrong passphrase passes the CBC padding check about once in 256 tries; every one
+    /// of a thousand wrong passphrases must still be reported as `WrongPassphrase` (CI once
+    /// saw that chance miss come back as a malformed key). Cheap scrypt keeps this fast.
+    #[test]
+    fn every_wrong_passphrase_is_reported_as_such() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+        let der = ed25519_pkcs8_v1(&key).expect("encode");
+        let cost = scrypt::Params::new(1, 1, 1, SCRYPT_KEY_LEN).expect("params");
+        let params =
+            pbes2::Parameters::scrypt_aes256cbc(cost, &[1u8; 16], &[2u8; 16]).expect("pbes2");
+        let enc = PrivateKeyInfo::try_from(der.as_bytes())
+            .and_then(|info| info.encrypt_with_params(params, b"right"))
+            .expect("encrypt");
+        assert!(decrypt(enc.as_bytes(), b"right").is_ok());
+        for i in 0..1000u32 {
+            let wrong = format!("wrong {i}");
+            let err = decrypt(enc.as_bytes(), wrong.as_bytes()).err();
+            assert!(
+                matches!(err, Some(SignerError::WrongPassphrase)),
+                "passphrase {wrong:?}: {err:?}"
+            );
+        }
+    }
 }
