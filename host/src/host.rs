@@ -134,8 +134,10 @@ impl Host {
         self.clock.now()
     }
 
-    /// Deletes expired bundles, logins in flight and sessions from the store, and signs a
-    /// checkpoint of every audit chain that advanced since its last one. `serve` runs it every minute.
+    /// Deletes expired bundles, logins in flight and sessions from the store, signs a
+    /// checkpoint of every audit chain that advanced since its last one, and keeps the
+    /// registry up ([`HostRegistry::maintain`]: re-signing, expiry warnings). `serve` runs it
+    /// every minute.
     pub async fn housekeeping(&self) -> Result<crate::store::Purged, HostError> {
         let now = self.now();
         let mut purged = self
@@ -147,6 +149,7 @@ impl Host {
             .purge_throttle(now, &self.config.throttle.backoff())
             .await?;
         self.checkpoint_audit().await?;
+        self.registry.maintain(now);
         Ok(purged)
     }
 

@@ -86,5 +86,6 @@ pub mod server;
 pub mod setup;
 pub mod store;
 pub mod transport;
+pub mod upkeep;
 
 pub use error::HostError;

@@ -25,19 +25,24 @@ use kasane_sandbox::{Limits, Sandbox, Transform};
 use sha2::{Digest, Sha256};
 
 use crate::HostError;
+use crate::upkeep::Upkeep;
 
 /// Largest timestamp file read on each login.
 const MAX_TIMESTAMP_READ: u64 = 16 * 1024;
 /// The ticket key file in the keys directory.
 pub const TICKET_KEY_FILE: &str = "ticket.pem";
 
+/// Entries and the role that listed each (`targets`: first-party).
+type Listed = Vec<(TargetEntry, String)>;
 /// Active entries and the role that listed each (`targets`: first-party).
-type Active = Arc<Vec<(TargetEntry, String)>>;
+type Active = Arc<Listed>;
 
 /// A loaded repository and what it makes active.
 #[derive(Debug)]
 struct Loaded {
     timestamp_sha256: [u8; 32],
+    /// The earliest expiry of any role: the active set is recomputed from then on.
+    valid_until: u64,
     repo: Arc<Repository>,
     active: Active,
 }
@@ -55,9 +60,14 @@ pub enum NotReady {
     /// The registry makes no transform active.
     #[error("registry: no active transform")]
     NoActiveTransform,
-    /// This role's metadata has expired.
-    #[error("registry: {0} expired")]
-    Expired(String),
+    /// This role's metadata has expired (at this RFC 3339 time).
+    #[error("registry: {role} expired at {since}")]
+    Expired {
+        /// The role.
+        role: String,
+        /// When it expired.
+        since: String,
+    },
 }
 
 /// The transform chosen for one login, its ticket and its loaded module.
@@ -89,6 +99,8 @@ pub struct HostRegistry {
     transforms: Mutex<HashMap<TransformKey, Transform>>,
     /// Test-only (`test-util`): behave like a compromised host that offers revoked modules.
     ignore_revocations: std::sync::atomic::AtomicBool,
+    /// Online re-signing, expiry warnings, missing modules.
+    upkeep: Upkeep,
 }
 
 impl std::fmt::Debug for HostRegistry {
@@ -138,9 +150,36 @@ impl HostRegistry {
             loaded: Mutex::new(None),
             transforms: Mutex::new(HashMap::new()),
             ignore_revocations: std::sync::atomic::AtomicBool::new(false),
+            upkeep: Upkeep::default(),
         };
         reg.current(now)?;
         Ok(reg)
+    }
+
+    /// Hands the registry its upkeep: with an online key it re-signs timestamp and snapshot
+    /// before they expire (see [`crate::upkeep`]). Without this call the host only reads.
+    #[must_use]
+    pub fn with_upkeep(mut self, upkeep: Upkeep) -> Self {
+        self.upkeep = upkeep;
+        if let Ok(mut guard) = self.loaded.lock() {
+            *guard = None;
+        }
+        self
+    }
+
+    /// The upkeep state (metrics, warnings).
+    #[must_use]
+    pub fn upkeep(&self) -> &Upkeep {
+        &self.upkeep
+    }
+
+    /// A housekeeping pass: re-signs if due, reloads if the files changed, and logs roles
+    /// that expire soon or have expired.
+    pub fn maintain(&self, now: u64) {
+        if let Err(e) = self.current(now) {
+            tracing::warn!(error = %e, "registry does not load");
+        }
+        self.upkeep.warn_expiring(now);
     }
 
     /// The repository directory.
@@ -152,6 +191,7 @@ impl HostRegistry {
     /// The current repository and its active transforms, reloaded (and checked at `now`) if
     /// `metadata/timestamp.json` changed since the last call.
     fn current(&self, now: u64) -> Result<(Arc<Repository>, Active), HostError> {
+        self.upkeep.resign_if_due(&self.dir, now);
         let path = self.dir.join("metadata/timestamp.json");
         let bytes = kasane_registry::files::read_capped(&path, MAX_TIMESTAMP_READ, "timestamp")?;
         let hash: [u8; 32] = Sha256::digest(&bytes).into();
@@ -161,11 +201,16 @@ impl HostRegistry {
             .map_err(|_| HostError::Poisoned { what: "registry" })?;
         if let Some(l) = guard.as_ref()
             && l.timestamp_sha256 == hash
+            && now < l.valid_until
         {
             return Ok((l.repo.clone(), l.active.clone()));
         }
         let repo = Repository::load(&self.dir)?;
-        let active = Arc::new(self.active_of(&repo, now)?);
+        self.upkeep.loaded(&repo);
+        let (active, missing) = self.active_of(&repo, now)?;
+        self.upkeep.missing(missing);
+        let active = Arc::new(active);
+        let valid_until = repo.expiries().iter().map(|(_, e)| *e).min().unwrap_or(0);
         tracing::info!(
             timestamp = repo.timestamp().version,
             active = active.len(),
@@ -174,25 +219,26 @@ impl HostRegistry {
         let repo = Arc::new(repo);
         *guard = Some(Loaded {
             timestamp_sha256: hash,
+            valid_until,
             repo: repo.clone(),
             active: active.clone(),
         });
         Ok((repo, active))
     }
 
-    fn active_of(
-        &self,
-        repo: &Repository,
-        now: u64,
-    ) -> Result<Vec<(TargetEntry, String)>, HostError> {
+    /// The transforms `repo` makes active at `now`, and the names of those left out because
+    /// their module file is missing.
+    fn active_of(&self, repo: &Repository, now: u64) -> Result<(Listed, Vec<String>), HostError> {
         let (mut out, revoked) = repo.resolvable(now)?;
         let honest = !self
             .ignore_revocations
             .load(std::sync::atomic::Ordering::Relaxed);
-        out.retain(|(e, _)| {
-            (!honest || !revoked.is_revoked(&e.sha256)) && module_path(&self.dir, e).is_file()
-        });
-        Ok(out)
+        out.retain(|(e, _)| !honest || !revoked.is_revoked(&e.sha256));
+        let (present, absent): (Vec<_>, Vec<_>) = out
+            .into_iter()
+            .partition(|(e, _)| module_path(&self.dir, e).is_file());
+        let missing = absent.into_iter().map(|(e, _)| e.name).collect();
+        Ok((present, missing))
     }
 
     /// DANGER, tests only: from now on this host offers revoked modules too, as a
@@ -210,12 +256,13 @@ impl HostRegistry {
     /// (clients refuse expired metadata, so a host serving it fails every login), it loads
     /// and checks as a client would, and it has an active transform.
     pub fn readiness(&self, now: u64) -> Result<(), NotReady> {
-        if let Ok(repo) = Repository::load(&self.dir)
-            && let Some((role, _)) = repo.expiries().into_iter().find(|(_, e)| *e <= now)
-        {
-            return Err(NotReady::Expired(role));
+        let current = self.current(now);
+        if let Some((role, at)) = self.upkeep.expired(now) {
+            let since = crate::upkeep::rfc3339(at);
+            tracing::error!(role = %role, since = %since, "readiness: registry {role} expired");
+            return Err(NotReady::Expired { role, since });
         }
-        let (_, active) = self.current(now).map_err(|e| {
+        let (_, active) = current.map_err(|e| {
             tracing::warn!(error = %e, "readiness: registry does not load");
             NotReady::RegistryUnloadable
         })?;

@@ -331,7 +331,7 @@ async fn module_file(State(host): State<Arc<Host>>, UrlPath(file): UrlPath<Strin
 async fn metrics(State(host): State<Arc<Host>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        host.metrics().render(),
+        host.metrics().render() + &host.registry().upkeep().render(host.now()),
     )
         .into_response()
 }

@@ -27,6 +27,10 @@ use crate::crypto::KeyError;
 use crate::host::Host;
 use crate::registry::{HostRegistry, module_path};
 use crate::store::{self, Clock, NewUser, Store};
+use crate::upkeep::Upkeep;
+
+/// The online key (timestamp and snapshot) in the keys directory.
+pub const ONLINE_KEY_FILE: &str = "online.pem";
 pub use kasane_protocol::ServerKeys;
 pub use kasane_protocol::card::{CardError, CodeCard, RESPONSE_LEN};
 
@@ -204,7 +208,7 @@ fn publish_builtins(resolved: &Config, now: u64) -> Result<Vec<String>, HostErro
     let open = |name: &str| KeyFileSigner::open(&keys_dir.join(name), None);
     let (targets, online) = (
         open("targets.pem").map_err(RegistryError::from)?,
-        open("online.pem").map_err(RegistryError::from)?,
+        open(ONLINE_KEY_FILE).map_err(RegistryError::from)?,
     );
     let (targets, online) = (TufSigner(&targets), TufSigner(&online));
     let mut published = Vec::new();
@@ -282,7 +286,8 @@ pub async fn load_host_with_store(
         &cfg.keys_dir,
         host_sandbox()?,
         clock.now(),
-    )?;
+    )?
+    .with_upkeep(registry_upkeep(&cfg.keys_dir)?);
     let host_key = read_signing_key(&cfg.keys_dir.join("host.key"))?;
     let queue_key = crate::messages::load_queue_key(&cfg.keys_dir)?;
     check_queue_key(store.as_ref(), &queue_key, &cfg.keys_dir).await?;
@@ -292,6 +297,21 @@ pub async fn load_host_with_store(
             .with_queue_key(queue_key)
             .with_opaque_keys(opaque_keys),
     ))
+}
+
+/// The registry's upkeep: re-signing with `keys/online.pem` if the host holds it (a host
+/// whose online key lives elsewhere, e.g. in a KMS another service uses, only warns).
+fn registry_upkeep(keys_dir: &Path) -> Result<Upkeep, HostError> {
+    let path = keys_dir.join(ONLINE_KEY_FILE);
+    if !path.exists() {
+        tracing::warn!(
+            path = %path.display(),
+            "no online key: this host will not re-sign timestamp and snapshot"
+        );
+        return Ok(Upkeep::default());
+    }
+    let key = KeyFileSigner::open(&path, None).map_err(RegistryError::from)?;
+    Ok(Upkeep::new(Some(Box::new(key)), Lifetimes::default()))
 }
 
 /// Claims the database for `key` (its identifier in `host_facts`), or checks that it was

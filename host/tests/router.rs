@@ -241,20 +241,73 @@ async fn readyz(app: &Router) -> (StatusCode, String) {
     (status, String::from_utf8(body.to_vec()).unwrap())
 }
 
+/// The line of `/metrics` for `name` (exact, with labels), parsed.
+async fn metric(app: &Router, name: &str) -> Option<i64> {
+    let req = Request::builder()
+        .uri("/metrics")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readyz_is_503_once_the_registry_metadata_expires() {
+async fn the_host_re_signs_online_roles_and_readyz_names_an_expired_offline_role() {
     let b = bare(|_| {}).await;
+    let start = b.clock.now();
     assert_eq!(readyz(&b.app).await, (StatusCode::OK, "ready\n".into()));
-    // Timestamp and snapshot live 7 days, the shortest of the roles `init` signs; the
-    // timestamp is named first (it is what a client checks first).
-    b.clock.advance(7 * 86_400);
-    assert_eq!(
-        readyz(&b.app).await,
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "registry: timestamp expired\n".into()
-        )
+    let snap = r#"kasane_registry_version{role="snapshot"}"#;
+    let first = metric(&b.app, snap).await.expect("snapshot version metric");
+    // Timestamp and snapshot live 7 days; the host re-signs them with keys/online.pem once
+    // less than half is left, so a week on (and again later) the registry is still ready.
+    for day in [4, 7, 15, 29] {
+        b.clock.set(start + day * 86_400);
+        assert_eq!(
+            readyz(&b.app).await,
+            (StatusCode::OK, "ready\n".into()),
+            "day {day}"
+        );
+    }
+    let later = metric(&b.app, snap).await.expect("snapshot version metric");
+    assert!(later > first, "snapshot version {first} -> {later}");
+    let revocations = r#"kasane_registry_expiry_seconds{role="revocations"}"#;
+    let left = metric(&b.app, revocations).await.expect("expiry metric");
+    assert!(left > 0 && left <= 86_400, "{left}");
+    // Revocations (30 days) is signed offline: the host cannot renew it.
+    b.clock.set(start + 31 * 86_400);
+    let (status, body) = readyz(&b.app).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        body.starts_with("registry: revocations expired at "),
+        "{body}"
     );
+    let left = metric(&b.app, revocations).await.expect("expiry metric");
+    assert!(left < 0, "{left}");
+    // The offline ceremony re-signs it (what `kasane-registry refresh --role revocations`
+    // does); the running host takes it in at once.
+    refresh_role(&b.cfg, "revocations", start + 31 * 86_400);
+    assert_eq!(readyz(&b.app).await, (StatusCode::OK, "ready\n".into()));
+}
+
+/// Re-signs `role` in the data directory's registry with its development key, then snapshot
+/// and timestamp with the online key, under the repository lock.
+fn refresh_role(cfg: &Config, role: &str, now: u64) {
+    use kasane_registry::repo::{Lifetimes, RepoLock, Repository};
+    use kasane_registry::signing::{KeyFileSigner, TufSigner};
+    let _lock = RepoLock::acquire(&cfg.registry_dir).unwrap();
+    let mut repo = Repository::load(&cfg.registry_dir).unwrap();
+    let key = KeyFileSigner::open(&cfg.keys_dir.join(format!("{role}.pem")), None).unwrap();
+    let online = KeyFileSigner::open(&cfg.keys_dir.join("online.pem"), None).unwrap();
+    let life = Lifetimes::default();
+    repo.refresh_role(role, &[&TufSigner(&key)], now, &life)
+        .unwrap();
+    repo.snapshot(&[&TufSigner(&online)], now, &life).unwrap();
+    repo.save(&cfg.registry_dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

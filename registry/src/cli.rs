@@ -32,8 +32,8 @@ use crate::entry::{MAX_MODULE_LEN, Profile, TargetEntry};
 use crate::harness::{HarnessOptions, Report, test_module};
 use crate::hexfmt::Sha256Hash;
 use crate::repo::{
-    DEV_KEY_FILES, InitSigners, Lifetimes, Repository, RoleSetup, Setup, dev_init, metadata_path,
-    target_file_path,
+    DEV_KEY_FILES, InitSigners, Lifetimes, RepoLock, Repository, RoleSetup, Setup, dev_init,
+    metadata_path, target_file_path,
 };
 use crate::run::ProfileChoice;
 use crate::signing::{TufSigner, tuf_key};
@@ -312,6 +312,15 @@ pub fn key_id(public: &PublicKey) -> String {
 fn load_repo(repo_dir: &Path) -> anyhow::Result<Repository> {
     Repository::load(repo_dir)
         .with_context(|| format!("loading the repository in {}", repo_dir.display()))
+}
+
+/// Takes the repository lock (waiting for a host's re-signing or another command to end),
+/// then loads the repository: every command that changes a repository holds the lock from
+/// load to save, so no two writers sign the same version.
+fn lock_and_load(repo_dir: &Path) -> anyhow::Result<(RepoLock, Repository)> {
+    let lock = RepoLock::acquire(repo_dir)
+        .with_context(|| format!("locking the repository in {}", repo_dir.display()))?;
+    Ok((lock, load_repo(repo_dir)?))
 }
 
 /// Checks `repo` as a client would, then writes it: nothing is written if it does not verify.
@@ -693,7 +702,7 @@ pub fn add(
     keys: &Keys,
     spec: &ModuleSpec,
 ) -> anyhow::Result<(Checked, Published)> {
-    let mut repo = load_repo(repo_dir)?;
+    let (_lock, mut repo) = lock_and_load(repo_dir)?;
     let checked = check_and_build_entry(spec)?;
     let targets = keys.open(Role::Targets)?;
     repo.add_target(
@@ -720,7 +729,7 @@ pub enum RevokeTarget {
 /// `revoke`: a module hash into `kasane/revocations.json` (the revocations key), or an author
 /// out of the `authors` role (the authors key); then snapshot and timestamp (the online key).
 pub fn revoke(repo_dir: &Path, keys: &Keys, what: &RevokeTarget) -> anyhow::Result<Published> {
-    let mut repo = load_repo(repo_dir)?;
+    let (_lock, mut repo) = lock_and_load(repo_dir)?;
     let life = Lifetimes::default();
     let role = match what {
         RevokeTarget::Hash(h) => {
@@ -763,7 +772,7 @@ pub fn delegate(
         "--threshold {threshold} needs between 1 and {} distinct author keys",
         public.len()
     );
-    let mut repo = load_repo(repo_dir)?;
+    let (_lock, mut repo) = lock_and_load(repo_dir)?;
     let k = keys.open(Role::Authors)?;
     let setup = RoleSetup {
         keys: public,
@@ -871,7 +880,7 @@ pub fn author_sign_apply(
     spec: &ModuleSpec,
 ) -> anyhow::Result<(Checked, Published)> {
     let (bytes, checked) = author_sign(repo_dir, author, author_keys, &keys.access, spec)?;
-    let mut repo = load_repo(repo_dir)?;
+    let (_lock, mut repo) = lock_and_load(repo_dir)?;
     accept_author_role(
         &mut repo,
         repo_dir,
@@ -899,7 +908,7 @@ pub fn snapshot(
     keys: &Keys,
     import: Option<&AuthorImport>,
 ) -> anyhow::Result<SnapshotReport> {
-    let mut repo = load_repo(repo_dir)?;
+    let (_lock, mut repo) = lock_and_load(repo_dir)?;
     let accepted = match import {
         Some(i) => {
             let bytes = read_capped(&i.file, MAX_FILE, "author role file")?;
@@ -919,6 +928,44 @@ pub fn snapshot(
         version: repo.versions().1,
         accepted,
     })
+}
+
+/// An offline role [`refresh`] re-signs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefreshRole {
+    /// `root` (a new root version with the same keys: [`rotate_root`] with no new key).
+    Root,
+    /// `targets`.
+    Targets,
+    /// `revocations`.
+    Revocations,
+    /// `authors`.
+    Authors,
+}
+
+/// `refresh`: re-signs an offline role with the next version, a new expiry and unchanged
+/// content (the ceremony that keeps it from expiring), then snapshot and timestamp (the
+/// online key). Returns the role's new version and the snapshot version.
+pub fn refresh(repo_dir: &Path, keys: &Keys, role: RefreshRole) -> anyhow::Result<Published> {
+    let (name, key) = match role {
+        RefreshRole::Root => {
+            let r = rotate_root(repo_dir, keys, &RotateOptions::default())?;
+            let (_lock, repo) = lock_and_load(repo_dir)?;
+            return Ok(Published {
+                role: ("root".to_owned(), r.version),
+                snapshot: repo.versions().1,
+            });
+        }
+        RefreshRole::Targets => ("targets", Role::Targets),
+        RefreshRole::Revocations => (crate::layout::REVOCATIONS_ROLE, Role::Revocations),
+        RefreshRole::Authors => (crate::layout::AUTHORS_ROLE, Role::Authors),
+    };
+    let (_lock, mut repo) = lock_and_load(repo_dir)?;
+    let k = keys.open(key)?;
+    repo.refresh_role(name, &[&TufSigner(&*k)], now(), &Lifetimes::default())
+        .with_context(|| format!("re-signing {name}"))?;
+    snapshot_and_save(&mut repo, repo_dir, keys)?;
+    Ok(published(&repo, name))
 }
 
 /// New keys for [`rotate_root`] (each replaces that role's keys, threshold 1).
@@ -968,7 +1015,7 @@ pub fn rotate_root(
     keys: &Keys,
     opts: &RotateOptions,
 ) -> anyhow::Result<RotateReport> {
-    let mut repo = load_repo(repo_dir)?;
+    let (_lock, mut repo) = lock_and_load(repo_dir)?;
     let (now, life) = (now(), Lifetimes::default());
     let mut next = repo.next_root(now, &life).context("the next root")?;
     let open =

@@ -1131,6 +1131,63 @@ fn bad_arguments_exit_2_with_one_line() {
     );
 }
 
+/// `refresh --role R`: R gets the next version, a later expiry and the same content; the
+/// repository verifies afterwards; a role that is not offline is refused as a usage error.
+#[test]
+fn refresh_re_signs_each_offline_role_with_unchanged_content() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut s = Session::default();
+    let fp = init(&mut s, dir);
+    let signed = |p: &Path| -> serde_json::Value {
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(p).unwrap()).unwrap()["signed"]
+            .clone()
+    };
+    for role in ["targets", "revocations", "authors", "root"] {
+        let before = signed(&latest(dir, role));
+        let snap = signed(&latest(dir, "snapshot"))["version"]
+            .as_u64()
+            .unwrap();
+        let out = s.ok(
+            dir,
+            &[
+                "refresh", "--repo", "repo", "--keys", "keys", "--role", role,
+            ],
+        );
+        let after = signed(&latest(dir, role));
+        let v = before["version"].as_u64().unwrap();
+        assert_eq!(after["version"].as_u64(), Some(v + 1), "{role}");
+        assert!(
+            out.contains(&format!("re-signed {role} version {}", v + 1)),
+            "{out}"
+        );
+        assert!(
+            after["expires"].as_str() >= before["expires"].as_str(),
+            "{role}"
+        );
+        let body = |mut v: serde_json::Value| {
+            let o = v.as_object_mut().unwrap();
+            o.remove("version");
+            o.remove("expires");
+            v
+        };
+        assert_eq!(body(after), body(before), "{role}: content changed");
+        let snap_after = signed(&latest(dir, "snapshot"))["version"]
+            .as_u64()
+            .unwrap();
+        assert_eq!(snap_after, snap + 1, "{role}: snapshot re-signed");
+        s.ok(dir, &verify_args(&fp, "state"));
+    }
+    let (_, err) = s.fails(
+        dir,
+        2,
+        &["refresh", "--repo", "repo", "--role", "timestamp"],
+    );
+    assert!(err.contains("timestamp"), "{err}");
+    // The lock file is never served (outside metadata/ and targets/) and holds nothing.
+    assert_eq!(std::fs::read(dir.join("repo/.lock")).unwrap(), b"");
+}
+
 #[test]
 fn every_command_has_help() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1148,6 +1205,7 @@ fn every_command_has_help() {
         "delegate",
         "author-sign",
         "rotate-root",
+        "refresh",
         "snapshot",
         "sign-ticket",
         "verify",

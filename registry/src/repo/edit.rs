@@ -181,6 +181,31 @@ impl Repository {
         Ok(())
     }
 
+    /// `refresh`: re-signs a targets role (`targets`, `revocations`, `authors` or an
+    /// author's role held by this operator) with the next version, a new expiry (its
+    /// lifetime in `life`) and unchanged content, for the offline ceremony before it
+    /// expires. [`Repository::snapshot`] then publishes it.
+    pub fn refresh_role(
+        &mut self,
+        role: &str,
+        signers: &[&dyn Signer],
+        now: u64,
+        life: &Lifetimes,
+    ) -> Result<()> {
+        let lifetime = match role {
+            "targets" => life.targets,
+            REVOCATIONS_ROLE => life.revocations,
+            _ => life.authors,
+        };
+        let m = if role == "targets" {
+            &mut self.targets
+        } else {
+            self.delegated_mut(role)?
+        };
+        bump_targets(m, now, lifetime)?;
+        sign_all(m, signers)
+    }
+
     fn delegated_mut(&mut self, role: &str) -> Result<&mut Metadata<Targets>> {
         self.delegated
             .get_mut(role)

@@ -18,6 +18,7 @@
 
 mod edit;
 mod init;
+mod online;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -35,6 +36,7 @@ use crate::memory::{MemoryFetcher, MemoryStore};
 
 pub use edit::{choose_weighted, cosign};
 pub use init::{DEV_KEY_FILES, InitSigners, Lifetimes, RoleSetup, Setup, dev_init};
+pub use online::{LOCK_FILE, RepoLock, Resigned, online_due_at, resign_online_if_due};
 
 /// A resolver over a repository's own files: the TUF client workflow, run in memory.
 pub type Resolver<'a> = Updater<MemoryFetcher<'a>, MemoryStore>;

@@ -2,7 +2,7 @@
 //! argument groups and helpers they share.
 //!
 //! - repository authoring: [`keygen`], [`init`], [`publish`] (`add`, `author-sign`),
-//!   [`revoke`], [`delegate`], [`rotate_root`], [`snapshot`], [`sign_ticket`];
+//!   [`revoke`], [`delegate`], [`rotate_root`], [`refresh`], [`snapshot`], [`sign_ticket`];
 //! - reading: [`verify`], [`inspect`];
 //! - trying modules: [`run`], [`test`].
 
@@ -11,6 +11,7 @@ mod init;
 mod inspect;
 mod keygen;
 mod publish;
+mod refresh;
 mod revoke;
 mod rotate_root;
 mod run;
@@ -89,6 +90,16 @@ pub(crate) enum Command {
     /// new key files into --keys afterwards. With no new key, root gets a new expiry.
     RotateRoot(rotate_root::RotateRootArgs),
 
+    /// Re-sign an offline role (root, targets, revocations or authors) with the next
+    /// version and a new expiry, its content unchanged; snapshot and timestamp re-signed
+    /// (the online key).
+    ///
+    /// What the offline ceremony runs before a role expires (a serving host warns from 30
+    /// days before, in its log and in kasane_registry_expiry_seconds). A running host takes
+    /// the new files in at its next login, with no restart. Lifetimes: root 365 days,
+    /// targets 90, revocations 30, authors 90.
+    Refresh(refresh::RefreshArgs),
+
     /// Sign a new snapshot and timestamp (the online key), first taking in an author's role
     /// file if --author-file is given.
     ///
@@ -148,6 +159,7 @@ impl Command {
             Command::Delegate(c) => c.run(),
             Command::AuthorSign(c) => c.run(),
             Command::RotateRoot(c) => c.run(),
+            Command::Refresh(c) => c.run(),
             Command::Snapshot(c) => c.run(),
             Command::SignTicket(c) => c.run(),
             Command::Verify(c) => c.run(),
