@@ -1,5 +1,6 @@
 //! The host serving itself: [`spawn`] (or [`run`] on a bound listener) serves a [`Host`]
-//! over TLS 1.3 with housekeeping beside it and graceful shutdown; [`app`] is the router,
+//! over TLS 1.3 with housekeeping beside it, [`Running::reload`] of the certificate and the
+//! registry (`SIGHUP`) and graceful shutdown; [`app`] is the router,
 //! [`serve_tls`] the transport under both.
 //!
 //! | method, path | body in → out |
