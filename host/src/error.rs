@@ -67,6 +67,18 @@ pub enum HostError {
     /// rustls refused the TLS configuration (certificate and key, protocol versions).
     #[error("TLS configuration")]
     Tls(#[from] rustls::Error),
+    /// The TLS certificate chain and key do not make a usable pair: the key is not the
+    /// certificate's, rustls cannot use the key, or the certificate does not parse.
+    #[error("TLS certificate {cert} and key {key} do not match or cannot be used")]
+    TlsKey {
+        /// The certificate chain file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// What rustls said.
+        #[source]
+        source: rustls::Error,
+    },
     /// The self-signed certificate could not be generated.
     #[error("certificate generation")]
     Certificate(#[from] rcgen::Error),

@@ -27,6 +27,8 @@
 //!   [`run`](server::run): TLS 1.3 only, HTTP/1.1 and HTTP/2, one RFC 9266 exporter value
 //!   per connection, the axum router ([`app`](server::app)), housekeeping beside it, graceful
 //!   shutdown bounded by [`SHUTDOWN_GRACE`](server::SHUTDOWN_GRACE).
+//! - [`tls`]: the TLS certificate and key, read from their PEM files and swapped in place
+//!   on reload ([`CertResolver`](tls::CertResolver)) without touching open connections.
 //! - [`transport`]: TLS 1.3 and HTTP/1.1 or HTTP/2 under the router, with every resource a
 //!   client can hold before it authenticates bounded (`[http]`: connections, handshake,
 //!   header, body and idle timeouts, HTTP/2 streams).
@@ -85,6 +87,7 @@ pub mod registry;
 pub mod server;
 pub mod setup;
 pub mod store;
+pub mod tls;
 pub mod transport;
 pub mod upkeep;
 

@@ -53,6 +53,10 @@ enum Command {
     },
     /// Serves logins, sealed messages and inboxes over TLS (housekeeping every minute purges
     /// expired state and signs audit checkpoints).
+    ///
+    /// SIGHUP reloads the TLS certificate and key and re-reads the registry; connections and
+    /// logins in progress are kept (files that do not load leave the ones in use, and the log
+    /// says why). SIGTERM or Ctrl-C stops accepting connections and lets open ones finish.
     Serve {
         /// Overrides the configured listen address.
         #[arg(long)]
@@ -332,7 +336,7 @@ async fn init(data: &Path, listen: Option<&str>) -> anyhow::Result<()> {
 }
 
 /// `serve`: the library serves (TLS, router, housekeeping); here only the configuration
-/// and the signal that starts the graceful shutdown.
+/// and the signals: SIGHUP reloads, SIGTERM or Ctrl-C starts the graceful shutdown.
 async fn serve(
     data: &Path,
     listen: Option<String>,
@@ -348,11 +352,72 @@ async fn serve(
     let host = setup::load_host(cfg, Arc::new(SystemClock))
         .await
         .context("loading the host")?;
+    // Before anyone is told where the host listens: SIGHUP's default action ends the process.
+    let mut hangups = Hangups::install().context("installing the SIGHUP handler")?;
     let running = server::spawn(host).await.context("serving")?;
     println!("listening on {}", running.addr());
-    shutdown_signal().await;
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = hangups.next() => log_reload(running.reload()),
+        }
+    }
     tracing::info!("shutting down: no new connections, finishing open ones");
     running.shutdown().await.context("serving")
+}
+
+/// Logs what a reload did: an error per part that kept the old one, then `reloaded`.
+fn log_reload(r: server::Reloaded) {
+    let certificate = match r.certificate {
+        Ok(()) => "new",
+        Err(e) => {
+            let e = anyhow::Error::new(e);
+            tracing::error!(
+                error = format!("{e:#}"),
+                "reload: keeping the TLS certificate in use"
+            );
+            "kept"
+        }
+    };
+    let registry = match r.registry {
+        Ok(active) => format!("{active} active transforms"),
+        Err(e) => {
+            let e = anyhow::Error::new(e);
+            tracing::error!(
+                error = format!("{e:#}"),
+                "reload: keeping the registry in use"
+            );
+            "kept".to_owned()
+        }
+    };
+    tracing::info!(tls_certificate = certificate, registry, "reloaded");
+}
+
+/// SIGHUP, as a stream of reload requests (never, where there are no such signals).
+struct Hangups {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Hangups {
+    fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?,
+        })
+    }
+
+    /// The next SIGHUP.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if self.signal.recv().await.is_some() {
+            return;
+        }
+        // No more signals will come (the runtime is going away), or none ever could.
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Ctrl-C or SIGTERM (what service managers and container runtimes send).

@@ -188,6 +188,17 @@ impl HostRegistry {
         &self.dir
     }
 
+    /// Forgets the loaded repository and the loaded modules, so that the next use reads
+    /// both again even if `metadata/timestamp.json` did not change (`SIGHUP`).
+    pub fn invalidate(&self) {
+        use std::sync::PoisonError;
+        *self.loaded.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.transforms
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     /// The current repository and its active transforms, reloaded (and checked at `now`) if
     /// `metadata/timestamp.json` changed since the last call.
     fn current(&self, now: u64) -> Result<(Arc<Repository>, Active), HostError> {

@@ -1,5 +1,6 @@
 //! The host serving itself: [`spawn`] (or [`run`] on a bound listener) serves a [`Host`]
-//! over TLS 1.3 with housekeeping beside it and graceful shutdown; [`app`] is the router,
+//! over TLS 1.3 with housekeeping beside it, [`Running::reload`] of the certificate and the
+//! registry (`SIGHUP`) and graceful shutdown; [`app`] is the router,
 //! [`serve_tls`] the transport under both.
 //!
 //! | method, path | body in → out |
@@ -41,8 +42,6 @@ use axum::routing::{get, post};
 use kasane_protocol::wire::{
     Inbox, LoginFailure, Message, MessageRefused, RefusalReason, SealedMessage,
 };
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -50,6 +49,7 @@ use tokio::task::JoinHandle;
 use crate::HostError;
 use crate::host::Host;
 use crate::login::LoginError;
+use crate::tls::CertResolver;
 
 pub use crate::transport::{ConnInfo, EXPORTER_LABEL, serve_tls};
 
@@ -374,22 +374,18 @@ pub fn app(host: Arc<Host>) -> Router {
 /// A rustls server configuration: TLS 1.3 only, ring, ALPN `h2` and `http/1.1`, with the
 /// PEM certificate chain and key at these paths.
 pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, HostError> {
-    let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|source| HostError::Pem {
-            path: cert.to_owned(),
-            source,
-        })?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|source| HostError::Pem {
-        path: key.to_owned(),
-        source,
-    })?;
-    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS13])?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)?;
+    reloadable_tls_config(Arc::new(CertResolver::load(cert, key)?))
+}
+
+/// [`tls_config`] whose handshakes present what `certs` holds at the time, so that
+/// [`CertResolver::reload`] changes the certificate of new connections only.
+pub fn reloadable_tls_config(
+    certs: Arc<CertResolver>,
+) -> Result<Arc<rustls::ServerConfig>, HostError> {
+    let mut cfg = rustls::ServerConfig::builder_with_provider(certs.provider().clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_cert_resolver(certs);
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
@@ -415,7 +411,8 @@ impl Default for Options {
     }
 }
 
-/// A host being served by [`spawn`]: where it listens, and how to stop it.
+/// A host being served by [`spawn`]: where it listens, how to reload its certificate and
+/// registry, and how to stop it.
 ///
 /// Dropping it starts the same graceful shutdown as [`Running::shutdown`] (the server task
 /// finishes in the background); `shutdown` also waits for the server to end.
@@ -423,8 +420,22 @@ impl Default for Options {
 #[must_use = "dropping a `Running` stops the server"]
 pub struct Running {
     addr: SocketAddr,
+    host: Arc<Host>,
+    certs: Arc<CertResolver>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), HostError>>,
+}
+
+/// What [`Running::reload`] did, part by part (the host logs it as `reloaded`).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Reloaded {
+    /// `Ok` when new handshakes present the certificate now in the files; else why the one
+    /// in use stays.
+    pub certificate: Result<(), HostError>,
+    /// The number of active transforms of the registry read again; else why the registry
+    /// in use stays.
+    pub registry: Result<usize, HostError>,
 }
 
 impl Running {
@@ -432,6 +443,24 @@ impl Running {
     #[must_use]
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Reads the TLS certificate and key and the registry again (`SIGHUP`). Each part that
+    /// loads replaces the one in use; one that does not leaves it. Open connections keep
+    /// their certificate, and logins in flight (in the store) go on.
+    pub fn reload(&self) -> Reloaded {
+        Reloaded {
+            certificate: self.certs.reload(),
+            registry: self.reload_registry(),
+        }
+    }
+
+    fn reload_registry(&self) -> Result<usize, HostError> {
+        let registry = self.host.registry();
+        // A repository that no longer loads must not replace the one in use.
+        kasane_registry::repo::Repository::load(registry.dir())?;
+        registry.invalidate();
+        Ok(registry.active(self.host.now())?.len())
     }
 
     /// Stops accepting connections, lets open ones finish (within the grace period) and
@@ -467,7 +496,11 @@ pub async fn spawn(host: Arc<Host>) -> Result<Running, HostError> {
 
 /// [`spawn`] with these options.
 pub async fn spawn_with(host: Arc<Host>, options: Options) -> Result<Running, HostError> {
-    let tls = host_tls(&host)?;
+    let certs = Arc::new(CertResolver::load(
+        &host.config().tls_cert,
+        &host.config().tls_key,
+    )?);
+    let tls = reloadable_tls_config(certs.clone())?;
     let listen = host.config().listen.clone();
     let listener = TcpListener::bind(&listen)
         .await
@@ -481,9 +514,15 @@ pub async fn spawn_with(host: Arc<Host>, options: Options) -> Result<Running, Ho
         // Sent, or the `Running` was dropped.
         let _ = stopped.await;
     };
-    let task = tokio::spawn(serve_host(listener, tls, host, options, shutdown));
+    let task = tokio::spawn(serve_host(listener, tls, host.clone(), options, shutdown));
     tracing::info!(%addr, "listening (TLS 1.3)");
-    Ok(Running { addr, stop, task })
+    Ok(Running {
+        addr,
+        host,
+        certs,
+        stop,
+        task,
+    })
 }
 
 /// Serves `host` on `listener` until `shutdown` completes, then shuts down gracefully

@@ -1,0 +1,263 @@
+//! SIGHUP to `kasane-host serve` (the real binary, real TLS): new handshakes present the
+//! certificate now in the files while open connections and logins in flight go on; files
+//! that do not load leave the certificate in use, and the log names why.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod common;
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{CARD, Child, PASSWORD, client_config, connect, host_bin, serve_with};
+use hyper::StatusCode;
+use kasane_protocol::ClientStart;
+use kasane_protocol::wire::Profile;
+use rand_core::OsRng;
+use rustls::pki_types::ServerName;
+use rustls_pki_types::pem::PemObject;
+use tokio::net::TcpStream;
+
+/// How long anything the test waits for may take (a slow CI machine included).
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A data directory made by `kasane-host init`, listening on `127.0.0.1:0`.
+struct Data {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Data {
+    fn init() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        let out = host_bin()
+            .args(["--data", path.to_str().unwrap()])
+            .args(["init", "--listen", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self { _dir: dir, path }
+    }
+
+    fn s(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+
+    fn cert(&self) -> PathBuf {
+        self.path.join("tls/cert.pem")
+    }
+
+    fn key(&self) -> PathBuf {
+        self.path.join("tls/key.pem")
+    }
+
+    /// The DER of the first certificate in `tls/cert.pem`.
+    fn cert_der(&self) -> Vec<u8> {
+        let pem = std::fs::read(self.cert()).unwrap();
+        rustls_pki_types::CertificateDer::from_pem_slice(&pem)
+            .unwrap()
+            .to_vec()
+    }
+
+    /// Writes a new self-signed certificate and its key over the configured files; returns
+    /// the certificate's DER.
+    fn new_certificate(&self) -> Vec<u8> {
+        let (cert, key, der) = kasane_host::setup::self_signed_cert().unwrap();
+        std::fs::write(self.key(), key.as_bytes()).unwrap();
+        std::fs::write(self.cert(), cert).unwrap();
+        der
+    }
+
+    /// `user add alice` with the card [`CARD`] and [`PASSWORD`].
+    fn add_alice(&self) {
+        let pairs = self.path.join("pairs.txt");
+        std::fs::write(&pairs, CARD).unwrap();
+        let mut child = host_bin()
+            .args(["--data", self.s(), "user", "add", "alice", "--pairs"])
+            .arg(&pairs)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// `kasane-host serve` logging at `info`, its standard error collected as it comes.
+struct Served {
+    child: Child,
+    addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Served {
+    fn start(data: &Data) -> Self {
+        let mut cmd = host_bin();
+        cmd.env("KASANE_LOG", "info").stderr(Stdio::piped());
+        let (mut child, addr) = serve_with(cmd, data.s());
+        let stderr = child.0.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Self { child, addr, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// How many log lines contain `what`.
+    fn count(&self, what: &str) -> usize {
+        self.log().lines().filter(|l| l.contains(what)).count()
+    }
+
+    /// Sends SIGHUP and waits until the host has logged `reloaded` once more.
+    async fn hangup(&mut self) {
+        let before = self.count("reloaded");
+        let pid = self.child.0.id().to_string();
+        let status = std::process::Command::new("sh")
+            .args(["-c", "kill -HUP \"$0\"", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let started = Instant::now();
+        while self.count("reloaded") == before {
+            assert!(
+                started.elapsed() < PATIENCE,
+                "no reload logged:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(self.child.0.try_wait().unwrap(), None, "{}", self.log());
+    }
+
+    /// The certificate a new handshake trusting only `pinned` is shown, if it succeeds.
+    async fn presented(&self, pinned: &[u8]) -> Option<Vec<u8>> {
+        let cfg = client_config(pinned, &[&rustls::version::TLS13], &[b"http/1.1"]);
+        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(cfg)
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .ok()?;
+        let certs = tls.get_ref().1.peer_certificates()?;
+        Some(certs.first()?.to_vec())
+    }
+}
+
+fn contains_path(line: &str, path: &Path) -> bool {
+    line.contains(path.to_str().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_swaps_the_certificate_for_new_connections_and_keeps_open_ones_and_logins() {
+    let data = Data::init();
+    data.add_alice();
+    let old = data.cert_der();
+    let mut host = Served::start(&data);
+    let mut conn = connect(host.addr, &old).await;
+    assert_eq!(conn.get("/healthz", None).await.0, StatusCode::OK);
+    // A login in flight across the reload: its first step before, its second after.
+    let host_key = kasane_host::setup::read_signing_key(&data.path.join("keys/host.key"))
+        .unwrap()
+        .verifying_key();
+    let client = ClientStart::new(
+        &mut OsRng,
+        "alice",
+        PASSWORD.as_bytes(),
+        vec![Profile::Pure],
+    )
+    .unwrap();
+    let (status, start) = conn
+        .post("/v1/login/start", client.request_bytes().to_vec())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let registry_loads = host.count("registry loaded");
+
+    let new = data.new_certificate();
+    assert_ne!(new, old);
+    host.hangup().await;
+
+    assert_eq!(host.presented(&new).await.as_deref(), Some(&new[..]));
+    assert_eq!(
+        host.presented(&old).await,
+        None,
+        "the old certificate is still shown"
+    );
+    let log = host.log();
+    let reloaded = log.lines().rfind(|l| l.contains("reloaded")).unwrap();
+    assert!(
+        reloaded.contains("new") && reloaded.contains("active transforms"),
+        "{log}"
+    );
+    assert!(
+        host.count("registry loaded") > registry_loads,
+        "registry not re-read:\n{log}"
+    );
+    // The connection opened before the reload goes on, and so does the login.
+    assert_eq!(conn.get("/healthz", None).await.0, StatusCode::OK);
+    let (client, finish) = client
+        .receive(&mut OsRng, &start, &[host_key], Some(&conn.exporter))
+        .unwrap();
+    let (status, bundle) = conn.post("/v1/login/finish", finish).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(client.receive(&bundle).unwrap().bundle().counter, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_with_a_broken_certificate_keeps_the_one_in_use_and_logs_why() {
+    let data = Data::init();
+    let old = data.cert_der();
+    let old_key = std::fs::read(data.key()).unwrap();
+    let mut host = Served::start(&data);
+    let mut conn = connect(host.addr, &old).await;
+
+    // Not PEM at all.
+    std::fs::write(data.cert(), "not a certificate\n").unwrap();
+    host.hangup().await;
+    let log = host.log();
+    let failed = |l: &&str| l.contains("keeping the TLS certificate in use");
+    let why = log.lines().rfind(failed).expect(&log);
+    assert!(contains_path(why, &data.cert()), "{why}");
+    assert_eq!(host.presented(&old).await.as_deref(), Some(&old[..]));
+    assert_eq!(conn.get("/healthz", None).await.0, StatusCode::OK);
+
+    // A good certificate with a key that is not its own.
+    let other = data.new_certificate();
+    std::fs::write(data.key(), &old_key).unwrap();
+    host.hangup().await;
+    let log = host.log();
+    let why = log.lines().rfind(failed).expect(&log);
+    assert!(why.contains("do not match"), "{why}");
+    assert!(contains_path(why, &data.key()), "{why}");
+    assert_eq!(host.presented(&old).await.as_deref(), Some(&old[..]));
+    assert_eq!(host.presented(&other).await, None);
+    assert_eq!(conn.get("/healthz", None).await.0, StatusCode::OK);
+
+    // Files that load again are taken at the next SIGHUP.
+    let fixed = data.new_certificate();
+    host.hangup().await;
+    assert_eq!(host.presented(&fixed).await.as_deref(), Some(&fixed[..]));
+}
