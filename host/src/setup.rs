@@ -13,6 +13,7 @@ use std::sync::Arc;
 use ed25519_dalek::SigningKey;
 use kasane_abi::Profile;
 use kasane_registry::entry::TargetEntry;
+use kasane_registry::files::Visibility;
 use kasane_registry::keys::read_key_file;
 use kasane_registry::repo::{Lifetimes, dev_init};
 use kasane_registry::signing::{KeyFileSigner, TufSigner};
@@ -204,6 +205,9 @@ pub async fn init(
 fn publish_builtins(resolved: &Config, now: u64) -> Result<Vec<String>, HostError> {
     let life = Lifetimes::default();
     let (repo_dir, keys_dir) = (&resolved.registry_dir, &resolved.keys_dir);
+    // The host serves its registry itself: nothing in its data directory is readable by
+    // others, and every later write into it follows this folder (`Visibility::of_root`).
+    kasane_os::fs::create_private_dir(repo_dir).map_err(io(repo_dir))?;
     let mut repo = dev_init(repo_dir, keys_dir, now, &life)?;
     let open = |name: &str| KeyFileSigner::open(&keys_dir.join(name), None);
     let (targets, online) = (
@@ -224,10 +228,11 @@ fn publish_builtins(resolved: &Config, now: u64) -> Result<Vec<String>, HostErro
             rollout_weight: b.weight,
         };
         let path = module_path(repo_dir, &entry);
+        let vis = Visibility::of_root(repo_dir);
         if let Some(dir) = path.parent() {
-            kasane_registry::files::create_public_dir(dir)?;
+            kasane_registry::files::create_repo_dir(dir, vis)?;
         }
-        kasane_registry::files::write_public(&path, b.wasm)?;
+        kasane_registry::files::write_repo_file(&path, b.wasm, vis)?;
         repo.add_target(&entry, &[&targets], now, &life)?;
         published.push(b.name.to_owned());
     }

@@ -342,11 +342,12 @@ fn snapshot_and_save(repo: &mut Repository, repo_dir: &Path, keys: &Keys) -> any
 /// Writes a module as `targets/<sha256>.<name>` (consistent snapshots).
 fn write_target_file(repo_dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
     let path = repo_dir.join(target_file_path(name, &Sha256Hash::of(bytes)));
+    let vis = crate::files::Visibility::of_root(repo_dir);
     if let Some(dir) = path.parent() {
-        crate::files::create_public_dir(dir)
+        crate::files::create_repo_dir(dir, vis)
             .with_context(|| format!("creating {}", dir.display()))?;
     }
-    crate::files::write_public(&path, bytes)
+    crate::files::write_repo_file(&path, bytes, vis)
         .with_context(|| format!("writing module file {}", path.display()))?;
     Ok(path)
 }
@@ -702,8 +703,8 @@ pub fn add(
     keys: &Keys,
     spec: &ModuleSpec,
 ) -> anyhow::Result<(Checked, Published)> {
-    let (_lock, mut repo) = lock_and_load(repo_dir)?;
     let checked = check_and_build_entry(spec)?;
+    let (_lock, mut repo) = lock_and_load(repo_dir)?;
     let targets = keys.open(Role::Targets)?;
     repo.add_target(
         &checked.entry,

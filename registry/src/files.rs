@@ -54,6 +54,53 @@ pub fn write_public(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Who may read a repository's files: everyone (0644 files, 0755 folders: a repository a
+/// web server publishes) or only the owner (0600, 0700: a repository inside a host's data
+/// directory, which the host serves itself).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visibility {
+    /// 0644 files, 0755 folders.
+    Public,
+    /// 0600 files, 0700 folders.
+    Private,
+}
+
+impl Visibility {
+    /// The visibility a repository's files take from its root folder: private when the root
+    /// is readable by its owner alone (a host's `registry/`, made 0700), else public. So a
+    /// command publishing into a host's data directory never widens what is in it.
+    #[must_use]
+    pub fn of_root(root: &Path) -> Self {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(m) = std::fs::metadata(root)
+                && m.permissions().mode() & 0o077 == 0
+            {
+                return Self::Private;
+            }
+        }
+        let _ = root;
+        Self::Public
+    }
+}
+
+/// Writes a repository file with `visibility` (atomically, as every write here).
+pub fn write_repo_file(path: &Path, bytes: &[u8], visibility: Visibility) -> Result<()> {
+    match visibility {
+        Visibility::Public => write_public(path, bytes),
+        Visibility::Private => write_private(path, bytes),
+    }
+}
+
+/// Creates a repository folder and its missing parents with `visibility`.
+pub fn create_repo_dir(dir: &Path, visibility: Visibility) -> Result<()> {
+    match visibility {
+        Visibility::Public => create_public_dir(dir),
+        Visibility::Private => create_private_dir(dir),
+    }
+}
+
 /// Creates `dir` and its missing parents with mode 0755 at most (a repository's public
 /// folders): never writable by group or others, whatever the umask.
 pub fn create_public_dir(dir: &Path) -> Result<()> {

@@ -30,6 +30,7 @@ use time::OffsetDateTime;
 use crate::documents::{HostKeys, RevocationList};
 use crate::entry::TargetEntry;
 use crate::error::{RegistryError, Result};
+use crate::files::Visibility;
 use crate::hexfmt::Sha256Hash;
 use crate::layout::{HOST_KEYS_PATH, REVOCATIONS_PATH};
 use crate::memory::{MemoryFetcher, MemoryStore};
@@ -196,20 +197,21 @@ impl Repository {
     }
 
     /// Writes every file into `dir`, creating `metadata/` and `targets/…` as needed (public
-    /// files, 0644; existing versions are left as they are, and `timestamp.json` is replaced
+    /// files, 0644, unless `dir` itself is private: see [`Visibility::of_root`]; existing versions are left as they are, and `timestamp.json` is replaced
     /// last, so readers never see a half publish).
     pub fn save(&self, dir: &Path) -> Result<()> {
         let files = self.files()?;
+        let vis = Visibility::of_root(dir);
         let ts = metadata_path("timestamp", None);
         for (path, bytes) in files.iter().filter(|(p, _)| **p != ts) {
             let full = dir.join(path);
             if let Some(parent) = full.parent() {
-                crate::files::create_public_dir(parent)?;
+                crate::files::create_repo_dir(parent, vis)?;
             }
-            crate::files::write_public(&full, bytes)?;
+            crate::files::write_repo_file(&full, bytes, vis)?;
         }
         if let Some(bytes) = files.get(&ts) {
-            crate::files::write_public(&dir.join(&ts), bytes)?;
+            crate::files::write_repo_file(&dir.join(&ts), bytes, vis)?;
         }
         Ok(())
     }

@@ -47,7 +47,8 @@ impl RepoLock {
     }
 }
 
-/// Opens (creating, mode 0644: the lock holds nothing) the lock file. A lock is taken on a
+/// Opens (creating, mode 0644 — 0600 in a private repository — the lock holds nothing) the
+/// lock file. A lock is taken on a
 /// read-only descriptor, so a host running as another user than the operator can lock a
 /// file the operator created.
 fn open_lock_file(dir: &Path) -> Result<(File, std::path::PathBuf)> {
@@ -59,7 +60,13 @@ fn open_lock_file(dir: &Path) -> Result<(File, std::path::PathBuf)> {
         let mut o = std::fs::OpenOptions::new();
         o.write(true).create(true);
         #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o644);
+        std::os::unix::fs::OpenOptionsExt::mode(
+            &mut o,
+            match crate::files::Visibility::of_root(dir) {
+                crate::files::Visibility::Public => 0o644,
+                crate::files::Visibility::Private => 0o600,
+            },
+        );
         o.open(&path)
     });
     let file = opened.map_err(|e| RegistryError::io(&path, e))?;
