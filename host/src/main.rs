@@ -54,6 +54,10 @@ enum Command {
     /// Serves logins, sealed messages and inboxes over TLS (housekeeping every minute purges
     /// expired state and signs audit checkpoints).
     ///
+    /// With keys/online.pem it re-signs the registry's timestamp and snapshot before they
+    /// expire; offline roles that expire within 30 days are warned about in the log and in
+    /// /metrics (kasane_registry_expiry_seconds), and /readyz fails once one has expired.
+    ///
     /// SIGHUP reloads the TLS certificate and key and re-reads the registry; connections and
     /// logins in progress are kept (files that do not load leave the ones in use, and the log
     /// says why). SIGTERM or Ctrl-C stops accepting connections and lets open ones finish.
