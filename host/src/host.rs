@@ -32,6 +32,8 @@ pub struct Host {
     pub(crate) opaque_keys: ServerKeys,
     /// AES-256-GCM key sealing queued messages at rest (`keys/queue.key`).
     pub(crate) queue_key: Zeroizing<[u8; 32]>,
+    /// The bearer token `GET /metrics` asks for (`keys/metrics.token`).
+    metrics_token: Zeroizing<[u8; 32]>,
     /// Per-user wake-ups for inbox long-polls (notified on enqueue, in this process).
     pub(crate) inbox_waiters: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
     /// Inbox long-polls parked waiting for a message right now.
@@ -70,6 +72,8 @@ impl Host {
             opaque_keys: <ServerKeys>::generate(&mut OsRng),
             // Replaced by `with_queue_key` for a host on a data directory.
             queue_key: random_key(),
+            // Replaced by `with_metrics_token` for a host on a data directory.
+            metrics_token: random_key(),
             inbox_waiters: Mutex::new(HashMap::new()),
             inbox_parked: AtomicUsize::new(0),
             inbox_reads: Mutex::new(HashMap::new()),
@@ -92,6 +96,21 @@ impl Host {
     pub fn with_opaque_keys(mut self, keys: ServerKeys) -> Self {
         self.opaque_keys = keys;
         self
+    }
+
+    /// Sets the bearer token `GET /metrics` asks for (see
+    /// [`load_metrics_token`](crate::keyfile::load_metrics_token)). Without it a host makes
+    /// a random one nobody knows.
+    #[must_use]
+    pub fn with_metrics_token(mut self, token: Zeroizing<[u8; 32]>) -> Self {
+        self.metrics_token = token;
+        self
+    }
+
+    /// The metrics token (for a scraper set up in the same process, and tests).
+    #[must_use]
+    pub fn metrics_token(&self) -> &[u8; 32] {
+        &self.metrics_token
     }
 
     /// The host's OPAQUE keys (enrollment runs registration under them).

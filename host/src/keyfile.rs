@@ -1,4 +1,5 @@
-//! Secret key files the host makes itself on first use (`keys/queue.key`, `keys/opaque.key`):
+//! Secret key files the host makes itself on first use (`keys/queue.key`, `keys/opaque.key`,
+//! `keys/metrics.token`):
 //! private (0600) from the moment they exist, never overwritten, checked for length.
 
 use std::path::Path;
@@ -10,6 +11,26 @@ use zeroize::Zeroizing;
 
 use crate::HostError;
 use crate::crypto::KeyError;
+
+/// File name of the token `GET /metrics` asks for (`Authorization: Bearer <64 hex digits>`):
+/// 32 random bytes, stored as 64 lowercase hex digits (what Prometheus's
+/// `authorization.credentials_file` reads).
+pub const METRICS_TOKEN_FILE: &str = "metrics.token";
+
+/// The metrics token in `keys_dir`, made on first use.
+pub fn load_metrics_token(keys_dir: &Path) -> Result<Zeroizing<[u8; 32]>, HostError> {
+    let hex_bytes = load_or_create(keys_dir, METRICS_TOKEN_FILE, 64, || {
+        Zeroizing::new(hex::encode(random_bytes(32).as_slice()).into_bytes())
+    })?;
+    let mut token = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(hex_bytes.as_slice(), token.as_mut_slice()).map_err(|_| {
+        HostError::key(
+            &keys_dir.join(METRICS_TOKEN_FILE),
+            KeyError::Length(hex_bytes.len()),
+        )
+    })?;
+    Ok(token)
+}
 
 /// File name of the host's OPAQUE keys (OPRF seed, static key pair, fake client key).
 pub const OPAQUE_KEY_FILE: &str = "opaque.key";

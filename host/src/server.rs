@@ -17,8 +17,9 @@
 //! | `POST /v1/passwd/finish` | bearer token, `PasswdFinish` (MAC by the session) → `204` or `MessageRefused` |
 //! | `GET /v1/registry/{path}` | a repository file (`root.json`, `snapshot.json`, …) |
 //! | `GET /v1/modules/{sha256}.wasm` | a module's bytes |
-//! | `GET /healthz`, `GET /metrics` | `ok`; Prometheus text |
-//! | `GET /readyz` | `200 ready`, or `503` and why in one line (`store unreachable`, `registry: snapshot expired`, …) |
+//! | `GET /healthz` | `ok` |
+//! | `GET /metrics` | bearer: the metrics token (`keys/metrics.token`) → Prometheus text, else `401` |
+//! | `GET /readyz` | `200 ready`, or `503` and why in one line (`store unreachable`, `registry: targets expired at <time>`, …) |
 //!
 //! Every failed login step is `401` with the two-byte `LoginFailure` body; a body that is
 //! not a message of the expected kind is `400 malformed request`; one over the configured
@@ -328,7 +329,19 @@ async fn module_file(State(host): State<Arc<Host>>, UrlPath(file): UrlPath<Strin
     }
 }
 
-async fn metrics(State(host): State<Arc<Host>>) -> Response {
+/// `GET /metrics`, for whoever holds the metrics token (`keys/metrics.token`): counts of
+/// failures and locks say too much about guessing in progress to be public.
+async fn metrics(State(host): State<Arc<Host>>, headers: HeaderMap) -> Response {
+    use subtle::ConstantTimeEq as _;
+    let allowed = bearer(&headers).is_some_and(|t| bool::from(t.ct_eq(host.metrics_token())));
+    if !allowed {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "the metrics token (keys/metrics.token) is needed\n",
+        )
+            .into_response();
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         host.metrics().render() + &host.registry().upkeep().render(host.now()),

@@ -297,10 +297,12 @@ pub async fn load_host_with_store(
     let queue_key = crate::messages::load_queue_key(&cfg.keys_dir)?;
     check_queue_key(store.as_ref(), &queue_key, &cfg.keys_dir).await?;
     let opaque_keys = crate::keyfile::load_opaque_keys(&cfg.keys_dir)?;
+    let metrics_token = crate::keyfile::load_metrics_token(&cfg.keys_dir)?;
     Ok(Arc::new(
         Host::new(cfg, store, registry, host_key, clock)
             .with_queue_key(queue_key)
-            .with_opaque_keys(opaque_keys),
+            .with_opaque_keys(opaque_keys)
+            .with_metrics_token(metrics_token),
     ))
 }
 

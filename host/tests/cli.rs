@@ -12,6 +12,12 @@ use kasane_protocol::ClientStart;
 use kasane_protocol::wire::Profile;
 use rand_core::OsRng;
 
+/// The metrics token `serve` made in the data directory (`keys/metrics.token`, 64 hex digits).
+fn metrics_token(data: &std::path::Path) -> [u8; 32] {
+    let hex_text = std::fs::read_to_string(data.join("keys/metrics.token")).unwrap();
+    hex::decode(hex_text.trim()).unwrap().try_into().unwrap()
+}
+
 fn user_list(data: &str) -> String {
     let out = bin()
         .args(["--data", data, "user", "list"])
@@ -171,7 +177,8 @@ async fn init_then_serve_works_with_only_a_data_dir() {
     assert_eq!(status, hyper::StatusCode::OK);
     let ch = client.receive(&bundle).unwrap();
     assert_eq!(ch.bundle().counter, 1);
-    let metrics = String::from_utf8(conn.get("/metrics", None).await.1).unwrap();
+    let metrics =
+        String::from_utf8(conn.get("/metrics", Some(metrics_token(&data))).await.1).unwrap();
     assert!(
         metrics.contains("kasane_transform_choices_total"),
         "{metrics}"

@@ -160,7 +160,7 @@ async fn every_login_failure_gets_the_same_answer() {
     }
     // And a good login still works.
     login(&th, &mut conn, "alice").await;
-    let m = conn.get("/metrics", None).await.1;
+    let m = conn.get("/metrics", Some(*th.host.metrics_token())).await.1;
     let m = String::from_utf8(m).unwrap();
     assert!(
         m.contains("kasane_logins_total{outcome=\"failure\"} 9"),
@@ -206,7 +206,8 @@ async fn throttling_engages_and_releases_after_backoff() {
     // After the backoff the user gets in.
     th.clock.advance(61);
     login(&th, &mut conn, "alice").await;
-    let m = String::from_utf8(conn.get("/metrics", None).await.1).unwrap();
+    let m =
+        String::from_utf8(conn.get("/metrics", Some(*th.host.metrics_token())).await.1).unwrap();
     assert!(
         m.contains("kasane_logins_total{outcome=\"throttled\"} 2"),
         "{m}"
@@ -717,7 +718,8 @@ async fn observe(
         kasane_host::store::ThrottleKey::User("alice"),
         th.cfg.throttle.source_key("127.0.0.1".parse().unwrap()),
     ];
-    let metrics = String::from_utf8(conn.get("/metrics", None).await.1).unwrap();
+    let metrics =
+        String::from_utf8(conn.get("/metrics", Some(*th.host.metrics_token())).await.1).unwrap();
     let locks = metrics
         .lines()
         .filter(|l| l.starts_with("kasane_throttle_locks_total"))

@@ -789,7 +789,13 @@ async fn messages_that_do_not_open_are_dead_lettered_not_blocking() {
     // Kept for the operator, out of the queue, and counted.
     let store = th.host.store();
     assert_eq!(store.fetch_messages("bob", 0, 1000).await.unwrap().len(), 1);
-    let metrics = String::from_utf8(bob.conn.get("/metrics", None).await.1).unwrap();
+    let metrics = String::from_utf8(
+        bob.conn
+            .get("/metrics", Some(*th.host.metrics_token()))
+            .await
+            .1,
+    )
+    .unwrap();
     assert!(
         metrics.contains(&format!("kasane_queue_dead_letters_total {bad}")),
         "{metrics}"

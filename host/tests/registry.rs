@@ -253,7 +253,8 @@ async fn a_transform_out_of_fuel_fails_uniformly_and_is_counted_by_kind() {
         break;
     }
     assert!(hit);
-    let m = String::from_utf8(conn.get("/metrics", None).await.1).unwrap();
+    let m =
+        String::from_utf8(conn.get("/metrics", Some(*th.host.metrics_token())).await.1).unwrap();
     assert!(
         m.contains("kasane_sandbox_errors_total{kind=\"out_of_fuel\"} 1"),
         "{m}"

@@ -242,11 +242,13 @@ async fn readyz(app: &Router) -> (StatusCode, String) {
 }
 
 /// The line of `/metrics` for `name` (exact, with labels), parsed.
-async fn metric(app: &Router, name: &str) -> Option<i64> {
+async fn metric(b: &Bare, name: &str) -> Option<i64> {
     let req = Request::builder()
         .uri("/metrics")
+        .header(header::AUTHORIZATION, bearer(b.host.metrics_token()))
         .body(Body::empty())
         .unwrap();
+    let app = &b.app;
     let resp = app.clone().oneshot(req).await.unwrap();
     let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
         .await
@@ -262,7 +264,7 @@ async fn the_host_re_signs_online_roles_and_readyz_names_an_expired_offline_role
     let start = b.clock.now();
     assert_eq!(readyz(&b.app).await, (StatusCode::OK, "ready\n".into()));
     let snap = r#"kasane_registry_version{role="snapshot"}"#;
-    let first = metric(&b.app, snap).await.expect("snapshot version metric");
+    let first = metric(&b, snap).await.expect("snapshot version metric");
     // Timestamp and snapshot live 7 days; the host re-signs them with keys/online.pem once
     // less than half is left, so a week on (and again later) the registry is still ready.
     for day in [4, 7, 15, 29] {
@@ -273,10 +275,10 @@ async fn the_host_re_signs_online_roles_and_readyz_names_an_expired_offline_role
             "day {day}"
         );
     }
-    let later = metric(&b.app, snap).await.expect("snapshot version metric");
+    let later = metric(&b, snap).await.expect("snapshot version metric");
     assert!(later > first, "snapshot version {first} -> {later}");
     let revocations = r#"kasane_registry_expiry_seconds{role="revocations"}"#;
-    let left = metric(&b.app, revocations).await.expect("expiry metric");
+    let left = metric(&b, revocations).await.expect("expiry metric");
     assert!(left > 0 && left <= 86_400, "{left}");
     // Revocations (30 days) is signed offline: the host cannot renew it.
     b.clock.set(start + 31 * 86_400);
@@ -286,7 +288,7 @@ async fn the_host_re_signs_online_roles_and_readyz_names_an_expired_offline_role
         body.starts_with("registry: revocations expired at "),
         "{body}"
     );
-    let left = metric(&b.app, revocations).await.expect("expiry metric");
+    let left = metric(&b, revocations).await.expect("expiry metric");
     assert!(left < 0, "{left}");
     // The offline ceremony re-signs it (what `kasane-registry refresh --role revocations`
     // does); the running host takes it in at once.
@@ -345,7 +347,15 @@ async fn plain_routes_and_not_found() {
         (a.status, a.body.as_slice()),
         (StatusCode::OK, &b"ok\n"[..])
     );
+    // Metrics only with the metrics token: absent, wrong, then right.
     let a = b.call("GET", "/metrics", None, Vec::new()).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(!String::from_utf8_lossy(&a.body).contains("kasane_logins_total"));
+    let wrong = bearer(&[7u8; 32]);
+    let a = b.call("GET", "/metrics", Some(&wrong), Vec::new()).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    let token = bearer(b.host.metrics_token());
+    let a = b.call("GET", "/metrics", Some(&token), Vec::new()).await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.content_type, "text/plain; version=0.0.4");
     assert!(
@@ -427,8 +437,13 @@ async fn login_errors_are_400_or_the_uniform_401() {
         (a.status, a.body),
         (StatusCode::UNAUTHORIZED, uniform_failure())
     );
-    let metrics =
-        String::from_utf8(b.call("GET", "/metrics", None, Vec::new()).await.body).unwrap();
+    let token = bearer(b.host.metrics_token());
+    let metrics = String::from_utf8(
+        b.call("GET", "/metrics", Some(&token), Vec::new())
+            .await
+            .body,
+    )
+    .unwrap();
     assert!(
         metrics.contains("kasane_logins_total{outcome=\"failure\"} 2"),
         "{metrics}"

@@ -115,10 +115,14 @@ impl Sim {
         );
     }
 
-    /// `GET path` with curl (trusting the host's certificate): status and body.
+    /// `GET path` with curl (trusting the host's certificate, with the metrics token): status
+    /// and body.
     pub(crate) fn get(&self, path: &str) -> (u16, String) {
+        let token = std::fs::read_to_string(self.data().join("keys/metrics.token")).unwrap();
         let out = Command::new("curl")
-            .args(["-s", "-w", "\n%{http_code}", "--cacert"])
+            .args(["-s", "-w", "\n%{http_code}", "-H"])
+            .arg(format!("Authorization: Bearer {}", token.trim()))
+            .arg("--cacert")
             .arg(self.data().join("tls/cert.pem"))
             .arg(format!("https://{}{path}", self.addr))
             .output()
