@@ -741,13 +741,15 @@ pub fn revoke(repo_dir: &Path, keys: &Keys, what: &RevokeTarget) -> anyhow::Resu
 }
 
 /// `delegate`: delegates `<author>/*` to `author` with its public key files (SubjectPublicKeyInfo
-/// PEM) and `threshold`, in the `authors` role (the authors key); then snapshot and timestamp.
+/// PEM) and `threshold`, in the `authors` role (the authors key), capping the author's rollout
+/// weights at `max_weight` ([`crate::weights`]); then snapshot and timestamp.
 pub fn delegate(
     repo_dir: &Path,
     keys: &Keys,
     author: &str,
     author_keys: &[PathBuf],
     threshold: u64,
+    max_weight: u32,
 ) -> anyhow::Result<Published> {
     let mut public = Vec::new();
     for p in author_keys {
@@ -769,9 +771,10 @@ pub fn delegate(
         keys: public,
         threshold,
     };
-    repo.delegate(
+    repo.delegate_capped(
         author,
         &setup,
+        max_weight,
         &[&TufSigner(&*k)],
         now(),
         &Lifetimes::default(),

@@ -14,6 +14,8 @@
 //! - [`repo`]: the publisher's side, one method per CLI command (`init`, `add`, `revoke`,
 //!   `delegate`, `author-sign`, `rotate-root`, `snapshot`, `sign-ticket`), and the check of a
 //!   repository as a client sees it ([`repo::Repository::active`]).
+//! - [`weights`]: per-delegation rollout weight caps (`x-kasane-max-weight`) and the
+//!   effective weight host and client both use.
 //! - [`signing`]: every signature through a `kasane_signer::Signer` (key files, PKCS#11).
 //! - [`memory`]: an in-memory fetcher and metadata store.
 //! - [`error`]: [`RegistryError`], one variant per refusal reason.
@@ -44,6 +46,7 @@ pub mod repo;
 pub mod signing;
 pub mod ticket;
 pub mod trust;
+pub mod weights;
 
 #[cfg(feature = "test-util")]
 pub mod danger;

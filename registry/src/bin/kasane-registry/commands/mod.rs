@@ -68,7 +68,9 @@ pub(crate) enum Command {
     /// Delegate <ID>/* to a third-party author with its public key file(s) and threshold, in
     /// the authors role (the authors key); snapshot and timestamp re-signed (online key).
     ///
-    /// The author then signs its own role file with `author-sign`.
+    /// --max-weight N (default 10) caps the rollout weight of every module the author
+    /// publishes: hosts and clients use min(signed weight, N). The author then signs its own
+    /// role file with `author-sign`.
     Delegate(delegate::DelegateArgs),
 
     /// Sign your author role file listing MODULE (what a third-party author runs).
