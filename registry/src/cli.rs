@@ -610,7 +610,8 @@ fn failed_checks(report: &Report) -> String {
 }
 
 /// Runs the authoring harness on the module (as `kasane-registry test` does) and builds its
-/// entry. A module whose ABI, profile or imports are wrong is always refused; one that fails
+/// entry. A module whose ABI, profile or imports are wrong, or whose auth output ignores a
+/// response or the whole session ([`crate::dependence`]), is always refused; one that fails
 /// any other check is refused unless `spec.force`.
 pub fn check_and_build_entry(spec: &ModuleSpec) -> anyhow::Result<Checked> {
     crate::layout::validate_module_name(&spec.name)
@@ -626,6 +627,13 @@ pub fn check_and_build_entry(spec: &ModuleSpec) -> anyhow::Result<Checked> {
         vectors: Vec::new(),
     };
     let report = test_module(&wasm, &opts);
+    if let Some(ignored) = &report.ignored {
+        // A security property, not a quality one: --force does not pass it.
+        return Err(anyhow::Error::new(ignored.clone()).context(format!(
+            "module {} refused whatever --force says",
+            spec.module.display()
+        )));
+    }
     let structural = report
         .checks
         .iter()

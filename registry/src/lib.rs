@@ -27,6 +27,8 @@
 //!   directory and a keys directory; the binary only parses arguments and prints.
 //! - [`run`], [`harness`] (feature `cli`): `kasane-registry run` and `test` (the authoring
 //!   harness).
+//! - [`dependence`] (feature `sandbox`, part of `cli`): the check that a module's auth output
+//!   depends on the responses and the session, shared by the harness and the host.
 //! - `simulator`, `danger` (feature `test-util`): an in-memory repository with every role's
 //!   keys and a manual clock; what skips a trust check. Never in a default build.
 //!
@@ -59,6 +61,8 @@ pub use kasane_tuf::TufError;
 
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "sandbox")]
+pub mod dependence;
 #[cfg(feature = "cli")]
 pub mod harness;
 #[cfg(feature = "cli")]

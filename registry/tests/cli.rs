@@ -1696,3 +1696,73 @@ fn python_tuf_refreshes_a_repository_the_cli_made() {
         serde_json::json!(["targets", "revocations"])
     );
 }
+
+/// A module whose auth output is the same 32 bytes whatever the input: with it in front of a
+/// login, the password alone would log in (issue 14 item 7).
+fn constant_output_module() -> Vec<u8> {
+    abi_module(
+        "(i64.store (local.get $out) (i64.const 7))
+         (i64.store offset=8 (local.get $out) (i64.const 7))
+         (i64.store offset=16 (local.get $out) (i64.const 7))
+         (i64.store offset=24 (local.get $out) (i64.const 7))
+         (i32.const 32)",
+        "",
+    )
+}
+
+#[test]
+fn a_constant_output_module_is_refused_by_test_add_and_author_sign_even_with_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut s = Session::default();
+    init(&mut s, dir);
+    let files_before = files_under(&dir.join("repo"));
+    let module = dir.join("constant.wasm");
+    std::fs::write(&module, constant_output_module()).unwrap();
+    let module = module.to_str().unwrap();
+
+    let (out, err) = s.fails(dir, 1, &["test", module]);
+    assert!(
+        out.contains("ok   derive") && out.contains("ok   determinism"),
+        "{out}"
+    );
+    assert!(
+        out.contains("FAIL inputs") && out.contains("ignores response 0"),
+        "{out}"
+    );
+    assert!(err.contains("inputs"), "{err}");
+
+    let add = ["add", "--repo", "repo", "--keys", "keys", module];
+    for force in [&[][..], &["--force"][..]] {
+        let args = [&add[..], &["--name", "constant"], force].concat();
+        let (_, err) = s.fails(dir, 1, &args);
+        assert!(
+            err.contains("whatever --force says") && err.contains("ignores response 0"),
+            "{err}"
+        );
+    }
+    s.ok(dir, &["keygen", "--out", "acme.pem"]);
+    let sign = [
+        "author-sign",
+        "--author",
+        "acme",
+        "--repo",
+        "repo",
+        "--key",
+        "acme.pem",
+        "--out",
+        "acme.json",
+        module,
+        "--name",
+        "acme/constant",
+        "--force",
+    ];
+    let (_, err) = s.fails(dir, 1, &sign);
+    assert!(err.contains("ignores response 0"), "{err}");
+    assert!(!dir.join("acme.json").exists());
+    assert_eq!(
+        files_under(&dir.join("repo")),
+        files_before,
+        "nothing published"
+    );
+}
