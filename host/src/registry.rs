@@ -192,7 +192,49 @@ impl HostRegistry {
         out.retain(|(e, _)| {
             (!honest || !revoked.is_revoked(&e.sha256)) && module_path(&self.dir, e).is_file()
         });
+        out.retain(|(e, role)| self.input_dependent(e, role));
         Ok(out)
+    }
+
+    /// Whether an author's module may be offered: its auth output must change with the
+    /// responses and the session (`kasane_registry::dependence`, the check `add` runs), or a
+    /// stolen author key could publish a module that lets a password alone log in. A module
+    /// that fails is left out and logged. First-party modules (`targets`) pass. The verdict is
+    /// cached per module hash, profile, limits and params, so each module is checked once; the
+    /// cache is process-wide (a static, to keep this change local) since the verdict depends
+    /// on nothing else but the sandbox's limit caps, which one process does not vary.
+    fn input_dependent(&self, entry: &TargetEntry, role: &str) -> bool {
+        type Key = (TransformKey, Vec<u8>);
+        static VERDICTS: std::sync::OnceLock<Mutex<HashMap<Key, bool>>> =
+            std::sync::OnceLock::new();
+        if role == "targets" {
+            return true;
+        }
+        let key = (
+            (entry.sha256.0, entry.profile, entry_limits(entry)),
+            entry.params.clone(),
+        );
+        let cache = VERDICTS.get_or_init(Default::default);
+        if let Some(v) = cache.lock().ok().and_then(|c| c.get(&key).copied()) {
+            return v;
+        }
+        let probes = kasane_registry::dependence::probe_inputs(&entry.params);
+        let verdict = match self.transform(entry) {
+            // Not cached: the file may be readable at the next reload.
+            Err(e) => Err(e.to_string()),
+            Ok(t) => {
+                let v = kasane_registry::dependence::check_dependence(&t, &probes);
+                if let Ok(mut c) = cache.lock() {
+                    c.insert(key, v.is_ok());
+                }
+                v.map_err(|e| e.to_string())
+            }
+        };
+        if let Err(reason) = &verdict {
+            tracing::error!(module = %entry.name, author = role, sha256 = %entry.sha256,
+                %reason, "author module left out: its auth output fails the input check");
+        }
+        verdict.is_ok()
     }
 
     /// DANGER, tests only: from now on this host offers revoked modules too, as a
