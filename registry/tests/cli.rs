@@ -1766,3 +1766,63 @@ fn a_constant_output_module_is_refused_by_test_add_and_author_sign_even_with_for
         "nothing published"
     );
 }
+
+#[test]
+fn delegate_max_weight_caps_what_the_author_signs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut s = Session::default();
+    let fp = init(&mut s, dir);
+    let help = s.ok(dir, &["delegate", "--help"]);
+    assert!(
+        help.contains("--max-weight") && help.contains("x-kasane-max-weight"),
+        "{help}"
+    );
+    s.ok(dir, &["keygen", "--out", "acme.pem"]);
+    let keys = ["--repo", "repo", "--keys", "keys"];
+    let delegate = [
+        "delegate",
+        "--author",
+        "acme",
+        "--author-key",
+        "acme.pem.pub",
+    ];
+    let out = s.ok(
+        dir,
+        &[&delegate[..], &keys, &["--max-weight", "3"]].concat(),
+    );
+    assert!(out.contains("weight capped at 3"), "{out}");
+    let hmac = dist("hmac-sha256");
+    let hmac = hmac.to_str().unwrap();
+    let sign = [
+        "author-sign",
+        "--author",
+        "acme",
+        "--repo",
+        "repo",
+        "--key",
+        "acme.pem",
+        "--out",
+        "acme.json",
+        hmac,
+        "--name",
+        "acme/hmac",
+        "--weight",
+        "4294967295",
+    ];
+    let out = s.ok(dir, &sign);
+    assert!(out.contains("weight  4294967295"), "{out}");
+    let import = [
+        "snapshot",
+        "--author",
+        "acme",
+        "--author-file",
+        "acme.json",
+        "--module",
+        hmac,
+    ];
+    s.ok(dir, &[&import[..], &keys].concat());
+    let out = s.ok(dir, &verify_args(&fp, "state"));
+    let line = out.lines().find(|l| l.contains("acme/hmac")).unwrap();
+    assert!(line.contains("weight 3  role acme"), "{out}");
+}
