@@ -2,8 +2,10 @@
 //!
 //! Before a module is published, its author (and the registry operator) should know that it
 //! follows the ABI, imports only what its profile allows, gives the same bytes and the same
-//! fuel on two different engine configurations, stays well inside its fuel budget, and returns
-//! the expected output on known vectors. [`test_module`] checks all of that and returns a
+//! fuel on two different engine configurations, stays well inside its fuel budget, returns
+//! the expected output on known vectors, and gives an auth output that depends on every
+//! response and on the session (check `inputs`, [`crate::dependence`]; never overridable by
+//! `--force`). [`test_module`] checks all of that and returns a
 //! [`Report`] with one [`Check`] per property; it never stops at the first failure, so an author
 //! sees everything that is wrong at once.
 
