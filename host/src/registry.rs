@@ -97,6 +97,8 @@ pub struct HostRegistry {
     sandbox: Sandbox,
     loaded: Mutex<Option<Loaded>>,
     transforms: Mutex<HashMap<TransformKey, Transform>>,
+    /// Whether each author module's output depends on its inputs ([`Self::input_dependent`]).
+    verdicts: Mutex<HashMap<VerdictKey, bool>>,
     /// Test-only (`test-util`): behave like a compromised host that offers revoked modules.
     ignore_revocations: std::sync::atomic::AtomicBool,
     /// Online re-signing, expiry warnings, missing modules.
@@ -125,6 +127,8 @@ pub fn entry_limits(e: &TargetEntry) -> Limits {
 /// its entry runs it under. Two entries with the same bytes and other limits get a transform
 /// each, so the host runs every entry as its signed entry says, as the client does.
 type TransformKey = ([u8; 32], kasane_abi::Profile, Limits);
+/// What an input-dependence verdict is cached under: the transform and its params.
+type VerdictKey = (TransformKey, Vec<u8>);
 
 /// The module file of an entry in the repository: `<dir>/targets/<sha256>.<name>`.
 #[must_use]
@@ -149,6 +153,7 @@ impl HostRegistry {
             sandbox,
             loaded: Mutex::new(None),
             transforms: Mutex::new(HashMap::new()),
+            verdicts: Mutex::new(HashMap::new()),
             ignore_revocations: std::sync::atomic::AtomicBool::new(false),
             upkeep: Upkeep::default(),
         };
@@ -249,7 +254,47 @@ impl HostRegistry {
             .into_iter()
             .partition(|(e, _)| module_path(&self.dir, e).is_file());
         let missing = absent.into_iter().map(|(e, _)| e.name).collect();
+        let present = present
+            .into_iter()
+            .filter(|(e, role)| self.input_dependent(e, role))
+            .collect();
         Ok((present, missing))
+    }
+
+    /// Whether an author's module may be offered: its auth output must change with the
+    /// responses and the session (`kasane_registry::dependence`, the check `add` runs), or a
+    /// stolen author key could publish a module that lets a password alone log in. A module
+    /// that fails is left out and logged. First-party modules (`targets`) pass. The verdict is
+    /// cached per module hash, profile, limits and params, so each module is checked once.
+    fn input_dependent(&self, entry: &TargetEntry, role: &str) -> bool {
+        if role == "targets" {
+            return true;
+        }
+        let key = (
+            (entry.sha256.0, entry.profile, entry_limits(entry)),
+            entry.params.clone(),
+        );
+        let cache = &self.verdicts;
+        if let Some(v) = cache.lock().ok().and_then(|c| c.get(&key).copied()) {
+            return v;
+        }
+        let probes = kasane_registry::dependence::probe_inputs(&entry.params);
+        let verdict = match self.transform(entry) {
+            // Not cached: the file may be readable at the next reload.
+            Err(e) => Err(e.to_string()),
+            Ok(t) => {
+                let v = kasane_registry::dependence::check_dependence(&t, &probes);
+                if let Ok(mut c) = cache.lock() {
+                    c.insert(key, v.is_ok());
+                }
+                v.map_err(|e| e.to_string())
+            }
+        };
+        if let Err(reason) = &verdict {
+            tracing::error!(module = %entry.name, author = role, sha256 = %entry.sha256,
+                %reason, "author module left out: its auth output fails the input check");
+        }
+        verdict.is_ok()
     }
 
     /// DANGER, tests only: from now on this host offers revoked modules too, as a

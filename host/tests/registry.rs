@@ -286,3 +286,114 @@ async fn same_bytes_under_other_limits_load_under_their_own() {
         assert_eq!(t.limits().fuel, e.fuel);
     }
 }
+
+/// A module whose auth output is the same 32 bytes whatever the input (ABI v1, pure).
+fn constant_output_module() -> Vec<u8> {
+    wat::parse_str(
+        r#"(module
+  (memory (export "memory") 1)
+  (func (export "kasane_abi_v1"))
+  (func (export "kasane_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "kasane_derive") (param $in i32) (param $in_len i32) (param $out i32) (param $cap i32) (result i32)
+    (i64.store (local.get $out) (i64.const 7))
+    (i64.store offset=8 (local.get $out) (i64.const 7))
+    (i64.store offset=16 (local.get $out) (i64.const 7))
+    (i64.store offset=24 (local.get $out) (i64.const 7))
+    (i32.const 32)))"#,
+    )
+    .unwrap()
+}
+
+/// As `delegate --max-weight cap` then `author-sign`: delegates `acme/*` to a fresh author
+/// key, and the author lists `modules` (name, bytes, signed weight) in its own role file.
+fn author_publish(th: &TestHost, cap: u32, modules: &[(&str, &[u8], u32)]) {
+    use kasane_registry::repo::RoleSetup;
+    use kasane_registry::signing::{KeyKind, Signer as _, tuf_key};
+
+    let dir = tempfile::tempdir().unwrap();
+    let author =
+        KeyFileSigner::generate(KeyKind::Ed25519, &dir.path().join("a.pem"), None).unwrap();
+    let setup = RoleSetup::single(tuf_key(author.public_key()));
+    edit(th, |repo, now, life| {
+        let a = role_key(th, "authors");
+        repo.delegate_capped("acme", &setup, cap, &[&TufSigner(&a)], now, life)
+            .unwrap();
+    });
+    let repo = Repository::load(&th.cfg.registry_dir).unwrap();
+    let mut role = repo
+        .author_template("acme", th.clock.now(), &Lifetimes::default())
+        .unwrap();
+    for (name, wasm, weight) in modules {
+        let entry = TargetEntry {
+            name: (*name).to_owned(),
+            sha256: Sha256Hash::of(wasm),
+            length: wasm.len() as u64,
+            profile: Profile::Pure,
+            fuel: 50_000_000,
+            memory: 16 << 20,
+            params: Vec::new(),
+            rollout_weight: *weight,
+        };
+        let path = module_path(&th.cfg.registry_dir, &entry);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, wasm).unwrap();
+        role.targets
+            .insert(entry.name.clone(), entry.to_target_file());
+    }
+    let mut m = kasane_tuf::metadata::Metadata::new(role);
+    m.sign(&TufSigner(&author)).unwrap();
+    let signed = m.to_bytes().unwrap();
+    edit(th, |repo, _, _| {
+        repo.put_author_role("acme", &signed).unwrap()
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_author_module_is_capped_by_its_delegation_and_a_constant_one_never_offered() {
+    let th = start(|_| {}).await;
+    th.add_user("alice").await;
+    let chain = variant(b"acme");
+    let constant = constant_output_module();
+    author_publish(
+        &th,
+        10,
+        &[
+            ("acme/chain", &chain, u32::MAX),
+            ("acme/constant", &constant, u32::MAX),
+        ],
+    );
+    let active = th.host.registry().active(th.clock.now()).unwrap();
+    let weight = |name: &str| {
+        active
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| e.rollout_weight)
+    };
+    assert_eq!(weight("acme/chain"), Some(10), "capped by the delegation");
+    assert_eq!(weight("acme/constant"), None, "refused by the input check");
+
+    // A client's trust store sees the same effective weight.
+    let state = tempfile::tempdir().unwrap();
+    let root1 = std::fs::read(th.cfg.registry_dir.join("metadata/1.root.json")).unwrap();
+    let seen = kasane_registry::trust::verify_repository(
+        &th.cfg.registry_dir,
+        state.path(),
+        Sha256Hash::of(&root1),
+        kasane_registry::trust::SystemClock,
+    )
+    .unwrap();
+    let chain_entry = seen.iter().find(|(e, _)| e.name == "acme/chain").unwrap();
+    assert_eq!(
+        (chain_entry.0.rollout_weight, chain_entry.1.as_str()),
+        (10, "acme")
+    );
+
+    // Logins go on, and never with the constant module.
+    let mut conn = th.connect().await;
+    for _ in 0..10 {
+        assert_ne!(
+            chosen(&th, &mut conn, &[Profile::Pure]).await.0,
+            "acme/constant"
+        );
+    }
+}

@@ -620,7 +620,8 @@ fn failed_checks(report: &Report) -> String {
 }
 
 /// Runs the authoring harness on the module (as `kasane-registry test` does) and builds its
-/// entry. A module whose ABI, profile or imports are wrong is always refused; one that fails
+/// entry. A module whose ABI, profile or imports are wrong, or whose auth output ignores a
+/// response or the whole session ([`crate::dependence`]), is always refused; one that fails
 /// any other check is refused unless `spec.force`.
 pub fn check_and_build_entry(spec: &ModuleSpec) -> anyhow::Result<Checked> {
     crate::layout::validate_module_name(&spec.name)
@@ -636,6 +637,13 @@ pub fn check_and_build_entry(spec: &ModuleSpec) -> anyhow::Result<Checked> {
         vectors: Vec::new(),
     };
     let report = test_module(&wasm, &opts);
+    if let Some(ignored) = &report.ignored {
+        // A security property, not a quality one: --force does not pass it.
+        return Err(anyhow::Error::new(ignored.clone()).context(format!(
+            "module {} refused whatever --force says",
+            spec.module.display()
+        )));
+    }
     let structural = report
         .checks
         .iter()
@@ -751,13 +759,15 @@ pub fn revoke(repo_dir: &Path, keys: &Keys, what: &RevokeTarget) -> anyhow::Resu
 }
 
 /// `delegate`: delegates `<author>/*` to `author` with its public key files (SubjectPublicKeyInfo
-/// PEM) and `threshold`, in the `authors` role (the authors key); then snapshot and timestamp.
+/// PEM) and `threshold`, in the `authors` role (the authors key), capping the author's rollout
+/// weights at `max_weight` ([`crate::weights`]); then snapshot and timestamp.
 pub fn delegate(
     repo_dir: &Path,
     keys: &Keys,
     author: &str,
     author_keys: &[PathBuf],
     threshold: u64,
+    max_weight: u32,
 ) -> anyhow::Result<Published> {
     let mut public = Vec::new();
     for p in author_keys {
@@ -779,9 +789,10 @@ pub fn delegate(
         keys: public,
         threshold,
     };
-    repo.delegate(
+    repo.delegate_capped(
         author,
         &setup,
+        max_weight,
         &[&TufSigner(&*k)],
         now(),
         &Lifetimes::default(),

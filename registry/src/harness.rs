@@ -2,17 +2,19 @@
 //!
 //! Before a module is published, its author (and the registry operator) should know that it
 //! follows the ABI, imports only what its profile allows, gives the same bytes and the same
-//! fuel on two different engine configurations, stays well inside its fuel budget, and returns
-//! the expected output on known vectors. [`test_module`] checks all of that and returns a
+//! fuel on two different engine configurations, stays well inside its fuel budget, returns
+//! the expected output on known vectors, and gives an auth output that depends on every
+//! response and on the session (check `inputs`, [`crate::dependence`]; never overridable by
+//! `--force`). [`test_module`] checks all of that and returns a
 //! [`Report`] with one [`Check`] per property; it never stops at the first failure, so an author
 //! sees everything that is wrong at once.
 
-use kasane_abi::{DeriveInput, DeriveInputBuf, Direction, Purpose};
+use kasane_abi::{DeriveInput, DeriveInputBuf};
 use kasane_sandbox::{Allocator, Limits, Profile, Sandbox, SandboxConfig, SandboxError};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
 
+use crate::dependence::{DependenceError, check_dependence, probe_inputs};
 use crate::run::{InputError, ProfileChoice, parse_input};
 
 /// Options for [`test_module`].
@@ -130,6 +132,9 @@ pub struct Report {
     pub max_fuel_used: u64,
     /// One entry per property, in the order checked.
     pub checks: Vec<Check>,
+    /// Why the `inputs` check refused the module, if the auth output ignores a response or
+    /// the whole session. Never overridable (`add --force` does not pass it).
+    pub ignored: Option<DependenceError>,
 }
 
 impl Report {
@@ -147,46 +152,7 @@ impl Report {
     }
 }
 
-/// Generated inputs: both purposes and directions, 1..=8 challenge/response pairs, varied
-/// counters and timestamps. Challenges are 8 decimal digits (valid as numeric, hex and ASCII
-/// challenges); responses are 32 bytes. Deterministic, so two runs test the same inputs.
-pub fn generated_inputs(params: &[u8]) -> Vec<DeriveInputBuf> {
-    (0u64..16)
-        .map(|i| {
-            let seed = Sha256::digest(i.to_le_bytes());
-            let pairs = 1 + (i as usize % 8);
-            let challenge =
-                |k: usize| format!("{:08}", (i * 7919 + k as u64 * 104_729) % 100_000_000);
-            let response = |k: usize| {
-                let mut h = Sha256::new();
-                h.update(seed);
-                h.update((k as u64).to_le_bytes());
-                Zeroizing::new(h.finalize().to_vec())
-            };
-            DeriveInputBuf {
-                purpose: if i % 2 == 0 {
-                    Purpose::Auth
-                } else {
-                    Purpose::Message
-                },
-                challenges: (0..pairs).map(|k| challenge(k).into_bytes()).collect(),
-                responses: (0..pairs).map(response).collect(),
-                counter: i * 1_000_003,
-                timestamp: 1_700_000_000 + i * 86_400,
-                seq: if i % 2 == 0 { 0 } else { i },
-                direction: if i % 4 == 3 {
-                    Direction::HostToClient
-                } else {
-                    Direction::ClientToHost
-                },
-                server_nonce: seed.into(),
-                client_nonce: Sha256::digest(seed).into(),
-                transcript_hash: Sha256::digest(Sha256::digest(seed)).into(),
-                params: params.to_vec(),
-            }
-        })
-        .collect()
-}
+pub use crate::dependence::generated_inputs;
 
 struct Run {
     output: Vec<u8>,
@@ -235,6 +201,7 @@ pub fn test_module(wasm: &[u8], opts: &HarnessOptions) -> Report {
         profile: None,
         max_fuel_used: 0,
         checks: Vec::new(),
+        ignored: None,
     };
     let limits = Limits {
         fuel: opts.fuel,
@@ -280,7 +247,47 @@ pub fn test_module(wasm: &[u8], opts: &HarnessOptions) -> Report {
     if !opts.vectors.is_empty() {
         check_vectors(&mut report, &runs, &opts.vectors);
     }
+    check_inputs(
+        &mut report,
+        &pooling,
+        wasm,
+        (profile, limits),
+        (&opts.params, &inputs),
+    );
     report
+}
+
+/// Input dependence ([`check_dependence`]): the auth output must change with every response
+/// and with the session. Runs on the probe inputs and the caller's own.
+fn check_inputs(
+    report: &mut Report,
+    sandbox: &Sandbox,
+    wasm: &[u8],
+    (profile, limits): (Profile, Limits),
+    (params, inputs): (&[u8], &[DeriveInputBuf]),
+) {
+    let mut candidates = probe_inputs(params);
+    candidates.extend(inputs.iter().cloned());
+    let verdict = match sandbox.load(wasm, profile, limits) {
+        Err(e) => Err(e.to_string()),
+        Ok(t) => check_dependence(&t, &candidates).map_err(|e| {
+            let detail = e.to_string();
+            // A module that derives on no input logs nobody in: the derive check already
+            // fails, and --force may pass both (hosts still leave an author's out).
+            if e != DependenceError::NoAuthInput {
+                report.ignored = Some(e);
+            }
+            detail
+        }),
+    };
+    match verdict {
+        Ok(()) => report.check(
+            "inputs",
+            true,
+            "the auth output changes with every response and with the session",
+        ),
+        Err(detail) => report.check("inputs", false, detail),
+    }
 }
 
 /// ABI and imports, validated before anything is compiled. Picks the profile (`Auto`: `wasi`

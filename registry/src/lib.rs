@@ -14,6 +14,8 @@
 //! - [`repo`]: the publisher's side, one method per CLI command (`init`, `add`, `revoke`,
 //!   `delegate`, `author-sign`, `rotate-root`, `snapshot`, `sign-ticket`), and the check of a
 //!   repository as a client sees it ([`repo::Repository::active`]).
+//! - [`weights`]: per-delegation rollout weight caps (`x-kasane-max-weight`) and the
+//!   effective weight host and client both use.
 //! - [`signing`]: every signature through a `kasane_signer::Signer` (key files, PKCS#11).
 //! - [`memory`]: an in-memory fetcher and metadata store.
 //! - [`error`]: [`RegistryError`], one variant per refusal reason.
@@ -25,6 +27,8 @@
 //!   directory and a keys directory; the binary only parses arguments and prints.
 //! - [`run`], [`harness`] (feature `cli`): `kasane-registry run` and `test` (the authoring
 //!   harness).
+//! - [`dependence`] (feature `sandbox`, part of `cli`): the check that a module's auth output
+//!   depends on the responses and the session, shared by the harness and the host.
 //! - `simulator`, `danger` (feature `test-util`): an in-memory repository with every role's
 //!   keys and a manual clock; what skips a trust check. Never in a default build.
 //!
@@ -44,6 +48,7 @@ pub mod repo;
 pub mod signing;
 pub mod ticket;
 pub mod trust;
+pub mod weights;
 
 #[cfg(feature = "test-util")]
 pub mod danger;
@@ -56,6 +61,8 @@ pub use kasane_tuf::TufError;
 
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "sandbox")]
+pub mod dependence;
 #[cfg(feature = "cli")]
 pub mod harness;
 #[cfg(feature = "cli")]

@@ -430,7 +430,8 @@ impl<C: Clock> TrustStore<C> {
         Ok((ticket, entry, role))
     }
 
-    /// The trusted entry for `name` and the role that listed it.
+    /// The trusted entry for `name` (weight capped by its delegation, as the host caps it) and
+    /// the role that listed it.
     fn resolve(
         &self,
         name: &str,
@@ -445,7 +446,8 @@ impl<C: Clock> TrustStore<C> {
             },
             other => other.into(),
         })?;
-        Ok((TargetEntry::from_target(name, &info.file)?, info.role))
+        let entry = crate::weights::effective_entry(&info, u.trusted())?;
+        Ok((entry, info.role))
     }
 
     /// [`TrustStore::check_ticket`], then the module bytes: length first (no hashing of an

@@ -1754,3 +1754,133 @@ fn python_tuf_refreshes_a_repository_the_cli_made() {
         serde_json::json!(["targets", "revocations"])
     );
 }
+
+/// A module whose auth output is the same 32 bytes whatever the input: with it in front of a
+/// login, the password alone would log in (issue 14 item 7).
+fn constant_output_module() -> Vec<u8> {
+    abi_module(
+        "(i64.store (local.get $out) (i64.const 7))
+         (i64.store offset=8 (local.get $out) (i64.const 7))
+         (i64.store offset=16 (local.get $out) (i64.const 7))
+         (i64.store offset=24 (local.get $out) (i64.const 7))
+         (i32.const 32)",
+        "",
+    )
+}
+
+#[test]
+fn a_constant_output_module_is_refused_by_test_add_and_author_sign_even_with_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut s = Session::default();
+    init(&mut s, dir);
+    let files_before = files_under(&dir.join("repo"));
+    let module = dir.join("constant.wasm");
+    std::fs::write(&module, constant_output_module()).unwrap();
+    let module = module.to_str().unwrap();
+
+    let (out, err) = s.fails(dir, 1, &["test", module]);
+    assert!(
+        out.contains("ok   derive") && out.contains("ok   determinism"),
+        "{out}"
+    );
+    assert!(
+        out.contains("FAIL inputs") && out.contains("ignores response 0"),
+        "{out}"
+    );
+    assert!(err.contains("inputs"), "{err}");
+
+    let add = ["add", "--repo", "repo", "--keys", "keys", module];
+    for force in [&[][..], &["--force"][..]] {
+        let args = [&add[..], &["--name", "constant"], force].concat();
+        let (_, err) = s.fails(dir, 1, &args);
+        assert!(
+            err.contains("whatever --force says") && err.contains("ignores response 0"),
+            "{err}"
+        );
+    }
+    s.ok(dir, &["keygen", "--out", "acme.pem"]);
+    let sign = [
+        "author-sign",
+        "--author",
+        "acme",
+        "--repo",
+        "repo",
+        "--key",
+        "acme.pem",
+        "--out",
+        "acme.json",
+        module,
+        "--name",
+        "acme/constant",
+        "--force",
+    ];
+    let (_, err) = s.fails(dir, 1, &sign);
+    assert!(err.contains("ignores response 0"), "{err}");
+    assert!(!dir.join("acme.json").exists());
+    assert_eq!(
+        files_under(&dir.join("repo")),
+        files_before,
+        "nothing published"
+    );
+}
+
+#[test]
+fn delegate_max_weight_caps_what_the_author_signs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut s = Session::default();
+    let fp = init(&mut s, dir);
+    let help = s.ok(dir, &["delegate", "--help"]);
+    assert!(
+        help.contains("--max-weight") && help.contains("x-kasane-max-weight"),
+        "{help}"
+    );
+    s.ok(dir, &["keygen", "--out", "acme.pem"]);
+    let keys = ["--repo", "repo", "--keys", "keys"];
+    let delegate = [
+        "delegate",
+        "--author",
+        "acme",
+        "--author-key",
+        "acme.pem.pub",
+    ];
+    let out = s.ok(
+        dir,
+        &[&delegate[..], &keys, &["--max-weight", "3"]].concat(),
+    );
+    assert!(out.contains("weight capped at 3"), "{out}");
+    let hmac = dist("hmac-sha256");
+    let hmac = hmac.to_str().unwrap();
+    let sign = [
+        "author-sign",
+        "--author",
+        "acme",
+        "--repo",
+        "repo",
+        "--key",
+        "acme.pem",
+        "--out",
+        "acme.json",
+        hmac,
+        "--name",
+        "acme/hmac",
+        "--weight",
+        "4294967295",
+    ];
+    let out = s.ok(dir, &sign);
+    assert!(out.contains("weight  4294967295"), "{out}");
+    let import = [
+        "snapshot",
+        "--author",
+        "acme",
+        "--author-file",
+        "acme.json",
+        "--module",
+        hmac,
+    ];
+    s.ok(dir, &[&import[..], &keys].concat());
+    let out = s.ok(dir, &verify_args(&fp, "state"));
+    let line = out.lines().find(|l| l.contains("acme/hmac")).unwrap();
+    assert!(line.contains("weight 3  role acme"), "{out}");
+}

@@ -214,8 +214,9 @@ impl Repository {
             })
     }
 
-    /// `delegate`: gives author `id` the paths `<id>/*` (terminating) with `keys`, in the
-    /// `authors` role, replacing any earlier delegation to `id`.
+    /// `delegate` with the default weight cap
+    /// ([`DEFAULT_MAX_WEIGHT`](crate::weights::DEFAULT_MAX_WEIGHT)): see
+    /// [`Repository::delegate_capped`].
     pub fn delegate(
         &mut self,
         id: &str,
@@ -224,9 +225,27 @@ impl Repository {
         now: u64,
         life: &Lifetimes,
     ) -> Result<()> {
+        let cap = crate::weights::DEFAULT_MAX_WEIGHT;
+        self.delegate_capped(id, keys, cap, authors, now, life)
+    }
+
+    /// `delegate`: gives author `id` the paths `<id>/*` (terminating) with `keys`, in the
+    /// `authors` role, replacing any earlier delegation to `id`. `max_weight` caps the
+    /// rollout weight of every module the author lists (`x-kasane-max-weight`, see
+    /// [`crate::weights`]).
+    pub fn delegate_capped(
+        &mut self,
+        id: &str,
+        keys: &RoleSetup,
+        max_weight: u32,
+        authors: &[&dyn Signer],
+        now: u64,
+        life: &Lifetimes,
+    ) -> Result<()> {
         validate_author_id(id)?;
         keys.check(id)?;
-        let (role, role_keys) = delegated_role(id, keys, author_paths(id), true);
+        let (mut role, role_keys) = delegated_role(id, keys, author_paths(id), true);
+        crate::weights::set_delegation_cap(&mut role, max_weight);
         let m = self.delegated_mut(AUTHORS_ROLE)?;
         let d = m.signed.delegations.get_or_insert_with(|| Delegations {
             keys: Default::default(),

@@ -237,7 +237,8 @@ impl Repository {
 
     /// Checks the whole repository at `now` as a client would (root chain, timestamp,
     /// snapshot, every role a lookup reaches, Kasane's documents) and returns the transforms
-    /// it makes runnable, with the role that listed each, revoked hashes left out.
+    /// it makes runnable, with the role that listed each, revoked hashes left out. Weights are
+    /// the effective ones: capped by the author's delegation ([`crate::weights`]).
     pub fn active(&self, now: u64) -> Result<Vec<(TargetEntry, String)>> {
         let (mut all, revoked) = self.resolvable(now)?;
         all.retain(|(e, _)| !revoked.is_revoked(&e.sha256));
@@ -260,7 +261,8 @@ impl Repository {
             let Ok(info) = resolver.get_targetinfo(&name) else {
                 continue;
             };
-            out.push((TargetEntry::from_target(&name, &info.file)?, info.role));
+            let entry = crate::weights::effective_entry(&info, resolver.trusted())?;
+            out.push((entry, info.role));
         }
         Ok((out, revoked))
     }
@@ -301,12 +303,12 @@ impl Repository {
         names
     }
 
-    /// The entry a client would resolve for `name` at `now`.
+    /// The entry a client would resolve for `name` at `now` (weight capped by its delegation).
     pub fn find_entry(&self, name: &str, now: u64) -> Result<TargetEntry> {
         let files = self.files()?;
         let mut resolver = self.resolver(&files, now)?;
         let info = resolver.get_targetinfo(name)?;
-        TargetEntry::from_target(name, &info.file)
+        crate::weights::effective_entry(&info, resolver.trusted())
     }
 }
 

@@ -25,6 +25,11 @@ pub(crate) struct DelegateArgs {
     /// Distinct author keys needed to sign the author's role file.
     #[arg(long, value_name = "N", default_value_t = 1)]
     threshold: u64,
+    /// The largest rollout weight any of this author's modules gets, whatever weight the
+    /// author signs (the host and clients use min(weight, N)). Stored in the delegation as
+    /// "x-kasane-max-weight"; a delegation made before this option is capped at 10.
+    #[arg(long, value_name = "N", default_value_t = kasane_registry::weights::DEFAULT_MAX_WEIGHT)]
+    max_weight: u32,
 }
 
 impl DelegateArgs {
@@ -39,13 +44,15 @@ impl DelegateArgs {
             &self.author,
             &self.author_keys,
             self.threshold,
+            self.max_weight,
         )?;
         println!(
-            "delegated {}/* to author {} ({} of {} keys); authors version {}, snapshot version {}",
+            "delegated {}/* to author {} ({} of {} keys, weight capped at {}); authors version {}, snapshot version {}",
             self.author,
             self.author,
             self.threshold,
             self.author_keys.len(),
+            self.max_weight,
             p.role.1,
             p.snapshot
         );

@@ -57,7 +57,8 @@ pub(crate) enum Command {
     /// Publish a first-party module: written to targets/<sha256>.<name>, listed in targets
     /// (the targets key), snapshot and timestamp re-signed (the online key).
     ///
-    /// Runs the `test` harness first: a module with a wrong ABI, profile or import is always
+    /// Runs the `test` harness first: a module with a wrong ABI, profile or import, or whose
+    /// auth output ignores a response or the whole session (check `inputs`), is always
     /// refused; one failing another check (determinism, fuel headroom, output) is refused
     /// unless --force. Prints what was published: name, sha256, length, profile, fuel.
     Add(publish::AddArgs),
@@ -69,7 +70,9 @@ pub(crate) enum Command {
     /// Delegate <ID>/* to a third-party author with its public key file(s) and threshold, in
     /// the authors role (the authors key); snapshot and timestamp re-signed (online key).
     ///
-    /// The author then signs its own role file with `author-sign`.
+    /// --max-weight N (default 10) caps the rollout weight of every module the author
+    /// publishes: hosts and clients use min(signed weight, N). The author then signs its own
+    /// role file with `author-sign`.
     Delegate(delegate::DelegateArgs),
 
     /// Sign your author role file listing MODULE (what a third-party author runs).
@@ -144,7 +147,11 @@ pub(crate) enum Command {
     /// Checks the ABI and imports, compiles on a pooling and an on-demand engine, runs 16
     /// generated inputs (plus any --input and --vectors) on both, and requires identical output
     /// and fuel, the most fuel used times --headroom within the --fuel budget, and one output
-    /// length. Prints one line per check; exits 1 if any check fails, 2 on bad arguments.
+    /// length. Check `inputs`: the auth output must change when any response changes, and when
+    /// the counter, the timestamp, a nonce or the transcript hash does (at least one); `add` and
+    /// `author-sign` refuse a module failing it even with --force, and hosts never offer an
+    /// author's module that fails it. Prints one line per check; exits 1 if any check fails,
+    /// 2 on bad arguments.
     Test(test::TestArgs),
 }
 

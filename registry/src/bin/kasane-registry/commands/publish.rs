@@ -24,7 +24,8 @@ struct ModuleArgs {
     #[arg(long, value_name = "N", default_value_t = 100)]
     weight: u32,
     /// Publish even if `kasane-registry test` finds a problem (never with a wrong ABI,
-    /// profile or import, which the sandbox would refuse anyway).
+    /// profile or import, which the sandbox would refuse anyway, nor when the auth output
+    /// ignores a response or the whole session: check `inputs`, a security property).
     #[arg(long)]
     force: bool,
 }
