@@ -26,10 +26,29 @@ pub(crate) async fn run(data: &Path) -> anyhow::Result<()> {
     keys(&cfg)?;
     registry(&cfg)?;
     let scheme = cfg.database_url.split(':').next().unwrap_or_default();
-    store::open(&cfg.database_url)
+    let store = store::open(&cfg.database_url)
         .await
         .with_context(|| format!("opening the store ({scheme})"))?;
     ok(format_args!("store opens ({scheme})"));
+    queue_key_matches(&cfg, store.as_ref()).await
+}
+
+/// The queue key is the one the database's queued messages are sealed under (the first host
+/// to use a database records its key's identifier; an unclaimed database is claimed here, as
+/// `serve` would).
+async fn queue_key_matches(cfg: &Config, store: &dyn store::Store) -> anyhow::Result<()> {
+    let path = cfg.keys_dir.join(messages::QUEUE_KEY_FILE);
+    if !path.exists() {
+        return Ok(());
+    }
+    let key = messages::load_queue_key(&cfg.keys_dir)?;
+    setup::check_queue_key(store, &key, &cfg.keys_dir)
+        .await
+        .with_context(|| format!("the queue key {} and the database", path.display()))?;
+    ok(format_args!(
+        "queue key {} matches the database",
+        path.display()
+    ));
     Ok(())
 }
 

@@ -80,6 +80,10 @@ pub struct HttpConfig {
     /// and logins in flight are keyed by — is the rightmost `X-Forwarded-For` entry that is
     /// not itself a trusted proxy; from anyone else the header is ignored.
     pub trusted_proxies: Vec<String>,
+    /// Connections from `trusted_proxies` begin with a PROXY protocol v2 header (a TCP load
+    /// balancer passing TLS through, e.g. HAProxy `send-proxy-v2`, AWS NLB): its source
+    /// address is the client's. Connections from anyone else are plain TLS. Default off.
+    pub proxy_protocol: bool,
 }
 
 impl HttpConfig {
@@ -104,6 +108,7 @@ impl Default for HttpConfig {
             idle_timeout_secs: 125,
             max_streams: 32,
             trusted_proxies: Vec::new(),
+            proxy_protocol: false,
         }
     }
 }
@@ -414,6 +419,9 @@ impl Config {
             .find(|c| c.parse::<ipnet::IpNet>().is_err())
         {
             return Err(ConfigError::TrustedProxy(bad.clone()).into());
+        }
+        if h.proxy_protocol && h.trusted_proxies.is_empty() {
+            return Err(ConfigError::ProxyProtocolWithoutProxies.into());
         }
         let long_poll = MAX_INBOX_WAIT_SECS;
         if h.max_connections == 0

@@ -184,6 +184,11 @@ pub enum ConfigError {
     /// An `http.trusted_proxies` entry that is not a CIDR.
     #[error("http.trusted_proxies: {0:?} is not a network such as 10.0.0.0/8 or ::1/128")]
     TrustedProxy(String),
+    /// `http.proxy_protocol` is on but no proxy is trusted to send the header.
+    #[error(
+        "http.proxy_protocol = true needs http.trusted_proxies (the load balancers that send the header)"
+    )]
+    ProxyProtocolWithoutProxies,
     /// A `[throttle]` value out of range.
     #[error(
         "[throttle]: decay_secs and base_secs must be at least 1, ipv6_prefix within 1..=128, ipv4_prefix within 1..=32"

@@ -83,6 +83,7 @@ pub mod keyfile;
 pub mod login;
 pub mod messages;
 pub mod metrics;
+pub mod proxy_protocol;
 pub mod registry;
 pub mod server;
 pub mod setup;

@@ -323,7 +323,7 @@ fn registry_upkeep(keys_dir: &Path) -> Result<Upkeep, HostError> {
 
 /// Claims the database for `key` (its identifier in `host_facts`), or checks that it was
 /// claimed for this key.
-async fn check_queue_key(
+pub async fn check_queue_key(
     store: &dyn Store,
     key: &[u8; 32],
     keys_dir: &Path,

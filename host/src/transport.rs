@@ -45,12 +45,15 @@ pub struct ConnInfo {
 }
 
 /// The per-connection limits, from `[http]`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Limits {
     handshake: Duration,
     header: Duration,
     idle: Duration,
     streams: u32,
+    /// With `http.proxy_protocol`: the networks whose connections begin with a PROXY v2
+    /// header.
+    proxies: Option<Arc<Vec<ipnet::IpNet>>>,
 }
 
 impl From<&HttpConfig> for Limits {
@@ -60,6 +63,7 @@ impl From<&HttpConfig> for Limits {
             header: Duration::from_secs(h.header_timeout_secs),
             idle: Duration::from_secs(h.idle_timeout_secs),
             streams: h.max_streams,
+            proxies: h.proxy_protocol.then(|| Arc::new(h.trusted_proxy_nets())),
         }
     }
 }
@@ -99,7 +103,7 @@ pub async fn serve_tls(
         let conn = Connection {
             acceptor: acceptor.clone(),
             app: app.clone(),
-            limits,
+            limits: limits.clone(),
             peer,
         };
         connections.spawn(conn.serve(tcp, stop.clone(), slot));
@@ -146,6 +150,31 @@ struct Connection {
 }
 
 impl Connection {
+    /// With `http.proxy_protocol`, reads a trusted proxy's PROXY v2 header (within the
+    /// handshake timeout) and returns the client's address it names; `None` drops the
+    /// connection (no header, a malformed one, or too slow). Anyone else: the peer as is.
+    async fn behind_proxy(&self, mut tcp: TcpStream) -> Option<(TcpStream, SocketAddr)> {
+        let peer = self.peer;
+        let Some(nets) = &self.limits.proxies else {
+            return Some((tcp, peer));
+        };
+        if !nets.iter().any(|n| n.contains(&peer.ip())) {
+            return Some((tcp, peer));
+        }
+        let read = crate::proxy_protocol::read_header(&mut tcp);
+        match tokio::time::timeout(self.limits.handshake, read).await {
+            Ok(Ok(client)) => Some((tcp, client.unwrap_or(peer))),
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "PROXY header refused");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "PROXY header timed out");
+                None
+            }
+        }
+    }
+
     /// The TLS handshake, then HTTP until the client is done, the connection idles out, or
     /// `stop` turns true (then it finishes gracefully). Holds its slot until it ends.
     async fn serve(
@@ -154,7 +183,9 @@ impl Connection {
         mut stop: watch::Receiver<bool>,
         _slot: OwnedSemaphorePermit,
     ) {
-        let peer = self.peer;
+        let Some((tcp, peer)) = self.behind_proxy(tcp).await else {
+            return;
+        };
         let tls = match tokio::time::timeout(self.limits.handshake, self.acceptor.accept(tcp)).await
         {
             Ok(Ok(s)) => s,

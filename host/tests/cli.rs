@@ -343,6 +343,24 @@ fn check_passes_on_a_fresh_init_and_names_what_fails() {
         );
     }
 
+    // A queue key other than the one the database was claimed for (a replica that made its
+    // own): named, and refused.
+    let queue_key = std::path::Path::new(&data).join("keys/queue.key");
+    let ok_text = String::from_utf8(check(&data).stdout).unwrap();
+    assert!(ok_text.contains("matches the database"), "{ok_text}");
+    let kept = std::fs::read(&queue_key).unwrap();
+    std::fs::remove_file(&queue_key).unwrap();
+    std::fs::write(&queue_key, [9u8; 32]).unwrap();
+    let out = check(&data);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("queue key") && err.contains("database"),
+        "{err}"
+    );
+    std::fs::write(&queue_key, kept).unwrap();
+    assert!(check(&data).status.success());
+
     let host_key = std::path::Path::new(&data).join("keys/host.key");
     std::fs::remove_file(&host_key).unwrap();
     let out = check(&data);

@@ -175,6 +175,11 @@ async fn stalled_connections_are_closed_and_a_login_succeeds_meanwhile() {
 /// A TLS 1.3 connection to the host offering HTTP/1.1, for requests written by hand.
 async fn http1_over_tls(th: &TestHost) -> tokio_rustls::client::TlsStream<TcpStream> {
     let tcp = TcpStream::connect(th.addr).await.unwrap();
+    tls_on(th, tcp).await
+}
+
+/// TLS 1.3 (HTTP/1.1) to the host over an open TCP connection.
+async fn tls_on(th: &TestHost, tcp: TcpStream) -> tokio_rustls::client::TlsStream<TcpStream> {
     let cfg = client_config(&th.cert_der, &[&rustls::version::TLS13], &[b"http/1.1"]);
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     tokio_rustls::TlsConnector::from(cfg)
@@ -209,7 +214,12 @@ async fn messages_answer_a_bad_token_before_reading_the_body() {
 /// One `POST /v1/login/start` (a start for an unknown name) over raw HTTP/1.1 with these
 /// extra header lines; the status line.
 async fn start_with_headers(th: &TestHost, extra: &str) -> String {
-    let mut tls = http1_over_tls(th).await;
+    let tls = http1_over_tls(th).await;
+    start_on(tls, extra).await
+}
+
+/// A login start for an unknown name on `tls`, with `extra` header lines; the status line.
+async fn start_on(mut tls: tokio_rustls::client::TlsStream<TcpStream>, extra: &str) -> String {
     let client = kasane_protocol::ClientStart::new(
         &mut rand_core::OsRng,
         "nobody",
@@ -276,6 +286,76 @@ async fn forwarded_for_is_believed_from_trusted_proxies_only() {
         throttled_sources(&th).await,
         ["a:127.0.0.1/32", "a:192.0.2.9/32", "a:203.0.113.5/32"]
     );
+}
+
+/// A TCP connection to the host from `from` (a loopback address), having sent `first`.
+async fn connect_from(th: &TestHost, from: [u8; 4], first: &[u8]) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::from((from, 0))).unwrap();
+    let mut tcp = socket.connect(th.addr).await.unwrap();
+    tcp.write_all(first).await.unwrap();
+    tcp
+}
+
+/// `http.proxy_protocol`: a trusted load balancer's PROXY v2 header names the client (its
+/// address is what throttling keys by), with channel binding on (TLS still ends at the
+/// host); from the trusted proxy a connection without the header is dropped; anyone else
+/// speaks plain TLS and cannot name an address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_protocol_v2_from_trusted_proxies_names_the_client() {
+    use ppp::v2::{Builder, Command, IPv4, Protocol, Version};
+    let th = start(|c| {
+        c.http.trusted_proxies = vec!["127.0.0.2/32".into()];
+        c.http.proxy_protocol = true;
+    })
+    .await;
+    let header = |ip: [u8; 4]| {
+        let addresses = IPv4::new(ip, [127, 0, 0, 1], 40_000, th.addr.port());
+        Builder::with_addresses(Version::Two | Command::Proxy, Protocol::Stream, addresses)
+            .build()
+            .unwrap()
+    };
+    let via_proxy = connect_from(&th, [127, 0, 0, 2], &header([203, 0, 113, 7])).await;
+    let status = start_on(tls_on(&th, via_proxy).await, "").await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    // From the proxy without a header: the TLS hello is no PROXY signature; dropped.
+    let bare = connect_from(&th, [127, 0, 0, 2], b"").await;
+    let cfg = client_config(&th.cert_der, &[&rustls::version::TLS13], &[b"http/1.1"]);
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let refused = tokio::time::timeout(
+        Duration::from_secs(15),
+        tokio_rustls::TlsConnector::from(cfg).connect(name, bare),
+    )
+    .await
+    .expect("dropped within the handshake timeout");
+    assert!(refused.is_err());
+    // From anyone else the header is not read: it would be garbage before the TLS hello.
+    let direct = connect_from(&th, [127, 0, 0, 1], b"").await;
+    let status = start_on(tls_on(&th, direct).await, "").await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let spoof = connect_from(&th, [127, 0, 0, 1], &header([198, 51, 100, 1])).await;
+    let cfg = client_config(&th.cert_der, &[&rustls::version::TLS13], &[b"http/1.1"]);
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    assert!(
+        tokio_rustls::TlsConnector::from(cfg)
+            .connect(name, spoof)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        throttled_sources(&th).await,
+        ["a:127.0.0.1/32", "a:203.0.113.7/32"]
+    );
+}
+
+/// `proxy_protocol` with no trusted proxy is refused at load.
+#[test]
+fn proxy_protocol_needs_trusted_proxies() {
+    let mut cfg = kasane_host::config::Config::default();
+    cfg.http.proxy_protocol = true;
+    let err = cfg.check().unwrap_err();
+    let text = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+    assert!(text.contains("trusted_proxies"), "{text}");
 }
 
 /// A trusted proxy that is not a network stops the host at load, naming the entry.
