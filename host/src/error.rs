@@ -182,6 +182,12 @@ pub enum ConfigError {
         "messages.inbox_recheck_secs and messages.max_inbox_reads_per_session must be at least 1"
     )]
     InboxRecheck,
+    /// `messages.max_queue_messages` is zero or `messages.max_queue_bytes` is below
+    /// `messages.max_body_bytes`.
+    #[error(
+        "messages.max_queue_messages must be at least 1 and messages.max_queue_bytes at least messages.max_body_bytes"
+    )]
+    QueueQuota,
     /// An `[http]` limit is zero, or the idle timeout would cut off an inbox long-poll.
     #[error(
         "[http]: max_connections, max_streams and every timeout must be at least 1, and idle_timeout_secs more than the longest long-poll ({long_poll} s)"

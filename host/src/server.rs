@@ -206,6 +206,7 @@ pub fn refusal_status(reason: RefusalReason) -> StatusCode {
             StatusCode::UNPROCESSABLE_ENTITY
         }
         RefusalReason::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        RefusalReason::QueueFull => StatusCode::INSUFFICIENT_STORAGE,
         _ => StatusCode::SERVICE_UNAVAILABLE,
     }
 }

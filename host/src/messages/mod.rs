@@ -31,7 +31,7 @@ pub use inbox::MAX_WAIT_SECS;
 use crate::audit::AuditPayload;
 use crate::host::Host;
 use crate::login::{StoredSession, token_hash};
-use crate::store::{AcceptMessage, AcceptOutcome, Session, UnixSeconds};
+use crate::store::{AcceptMessage, AcceptOutcome, QueueQuota, Session, UnixSeconds};
 use at_rest::{QueuedBody, seal_at_rest};
 
 /// Logs a host fault behind a message route; the client learns only `Unavailable`.
@@ -105,6 +105,7 @@ impl Host {
                 seq: sealed.seq,
                 payload,
                 queue,
+                quota: self.queue_quota(),
                 created: now,
             })
             .await
@@ -123,6 +124,18 @@ impl Host {
             AcceptOutcome::Replayed => Err(RefusalReason::Replayed),
             AcceptOutcome::Reordered => Err(RefusalReason::Reordered),
             AcceptOutcome::NoSession => Err(RefusalReason::SessionEnded),
+            AcceptOutcome::QueueFull => {
+                tracing::info!(user = %session.user, "recipient's queue full");
+                Err(RefusalReason::QueueFull)
+            }
+        }
+    }
+
+    /// `[messages]`'s quota on one recipient's queue.
+    fn queue_quota(&self) -> QueueQuota {
+        QueueQuota {
+            max_messages: self.config.messages.max_queue_messages,
+            max_bytes: self.config.messages.max_queue_bytes,
         }
     }
 

@@ -12,15 +12,15 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArgumen
 
 use super::rows::{
     AuditRow, CheckpointRow, CountRow, CounterIdRow, CounterRow, FactRow, HeadRow, IdRow, PairRow,
-    PendingRow, QueuedRow, RecordRow, SeqRow, SessionHeadRow, SessionIdRow, SessionRow,
-    ThrottleListRow, ThrottleRow, UserRow, UserSummaryRow, convert,
+    PendingRow, QueueUsageRow, QueuedRow, RecordRow, SeqRow, SessionHeadRow, SessionIdRow,
+    SessionRow, ThrottleListRow, ThrottleRow, UserRow, UserSummaryRow, convert,
 };
 use super::{
     AcceptMessage, AcceptOutcome, AuditCheckpoint, AuditCursor, AuditRecord, Backoff,
     ChallengePair, Direction, Forgiven, LoginStage, NewPendingLogin, NewSession, NewUser,
-    PendingBounds, Purged, QueuedMessage, Result, Session, Store, StoreError, ThrottleEntry,
-    ThrottleKey, ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing, from_db,
-    is_unique_violation, to_db,
+    PendingBounds, Purged, QueueQuota, QueuedMessage, Result, Session, Store, StoreError,
+    ThrottleEntry, ThrottleKey, ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing,
+    from_db, is_unique_violation, to_db,
 };
 use crate::audit_chain;
 
@@ -105,6 +105,20 @@ const ADVANCE_FROM_CLIENT: &str = "UPDATE sessions SET last_seq_from_client = $2
 /// Queues `$2` (body) at `$3` (now) for the user named `$1`; no row if there is no such user.
 const ENQUEUE: &str = "INSERT INTO relay_queue (recipient_id, body, created_at) \
      SELECT id, $2, $3 FROM users WHERE name = $1 RETURNING id";
+
+/// How much the queue of the user named `$1` holds; no row if there is no such user.
+const QUEUE_USAGE: &str = "SELECT COUNT(q.id) AS messages, COALESCE(SUM(LENGTH(q.body)), 0) AS bytes \
+     FROM users u LEFT JOIN relay_queue q ON q.recipient_id = u.id WHERE u.name = $1 \
+     GROUP BY u.id";
+
+/// How much the stand-in queue of the unknown name `$1` holds; no row if it holds nothing.
+const UNKNOWN_USAGE: &str = "SELECT messages, bytes FROM relay_unknown_recipients WHERE name = $1";
+
+/// Counts a message of `$2` bytes in the stand-in queue of the unknown name `$1`.
+const COUNT_UNKNOWN: &str = "INSERT INTO relay_unknown_recipients (name, messages, bytes) \
+     VALUES ($1, 1, $2) ON CONFLICT (name) DO UPDATE \
+     SET messages = relay_unknown_recipients.messages + 1, \
+         bytes = relay_unknown_recipients.bytes + excluded.bytes";
 
 /// The head of the audit chain of session `$1`.
 const CHAIN_HEAD: &str = "SELECT seq, record_hash FROM audit_log WHERE session_id = $1 \
@@ -226,6 +240,53 @@ where
             .fetch_optional(&mut *conn)
             .await?;
         row.map(|r| from_db(r.id, "message id")).transpose()
+    }
+
+    /// Whether `recipient`'s queue (or, for a name with no user, its stand-in queue) has
+    /// room under `quota` for one more body of `len` bytes.
+    async fn queue_has_room(
+        conn: &mut DB::Connection,
+        recipient: &str,
+        len: usize,
+        quota: &QueueQuota,
+    ) -> Result<bool> {
+        let mut usage: Option<QueueUsageRow> = sqlx::query_as(QUEUE_USAGE)
+            .bind(recipient)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if usage.is_none() {
+            usage = sqlx::query_as(UNKNOWN_USAGE)
+                .bind(recipient)
+                .fetch_optional(&mut *conn)
+                .await?;
+        }
+        let (messages, bytes) = match usage {
+            Some(u) => (from_db(u.messages, "messages")?, from_db(u.bytes, "bytes")?),
+            None => (0, 0),
+        };
+        let len = u64::try_from(len).map_err(|_| StoreError::OutOfRange { what: "len" })?;
+        Ok(quota.has_room(messages, bytes, len))
+    }
+
+    /// Queues `body` for `recipient`, or, if there is no such user, counts it in the name's
+    /// stand-in queue (so that its quota fills as a real one would).
+    async fn enqueue_or_count(
+        conn: &mut DB::Connection,
+        recipient: &str,
+        body: &[u8],
+        now: UnixSeconds,
+    ) -> Result<Option<u64>> {
+        let queued = Self::enqueue(conn, recipient, body, now).await?;
+        if queued.is_none() {
+            let len =
+                i64::try_from(body.len()).map_err(|_| StoreError::OutOfRange { what: "len" })?;
+            sqlx::query(COUNT_UNKNOWN)
+                .bind(recipient)
+                .bind(len)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(queued)
     }
 
     /// The head (`seq`, `record_hash`) of a session's audit chain.
@@ -391,6 +452,11 @@ where
         .await
         .map_err(|e| unique_as(e, StoreError::UserExists))?;
         Self::insert_pairs(&mut *tx, row.id, &user.pairs).await?;
+        // The name's stand-in queue, if it had one, is replaced by the user's real one.
+        sqlx::query("DELETE FROM relay_unknown_recipients WHERE name = $1")
+            .bind(user.name.as_str())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -959,9 +1025,17 @@ where
             tx.rollback().await?;
             return Ok(refused);
         }
+        if let Some((recipient, body)) = &m.queue
+            && !Self::queue_has_room(&mut *tx, recipient, body.len(), &m.quota).await?
+        {
+            tx.rollback().await?;
+            return Ok(AcceptOutcome::QueueFull);
+        }
         let audit_seq = Self::append_chained(&mut *tx, m).await?;
         let queued = match &m.queue {
-            Some((recipient, body)) => Self::enqueue(&mut *tx, recipient, body, m.created).await?,
+            Some((recipient, body)) => {
+                Self::enqueue_or_count(&mut *tx, recipient, body, m.created).await?
+            }
             None => None,
         };
         tx.commit().await?;
