@@ -203,6 +203,7 @@ suite!(
     seq_concurrent_same_value_one_winner,
     throttle_backoff_per_key,
     throttle_concurrent_failures_all_counted,
+    throttle_check_and_count_lets_no_more_through_than_serially,
     relay_queue_roundtrip,
     queue_quota_bounds_known_and_unknown_recipients_alike,
     audit_chain_appends_and_reads_in_order,
@@ -941,6 +942,47 @@ mod cases {
             ThrottleState::default()
         );
         assert!(!st.unlock_user("nobody").await.unwrap());
+    }
+
+    /// Issue 14, item 3: of 30 concurrent check-and-counts of one user and one source, as
+    /// many pass as would one after another — the free failures and the one that engages
+    /// the lock — and the others count nothing.
+    pub(crate) async fn throttle_check_and_count_lets_no_more_through_than_serially(s: Stores) {
+        let b = Backoff {
+            free_failures: 3,
+            base_secs: 60,
+            max_secs: 600,
+            decay_secs: 600,
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..30 {
+            let st = if i % 2 == 0 {
+                s.main.clone()
+            } else {
+                s.replica.clone()
+            };
+            tasks.spawn(async move {
+                let keys = [
+                    ThrottleKey::User("alice"),
+                    ThrottleKey::Source("192.0.2.1".parse().unwrap()),
+                ];
+                st.count_unless_locked(&keys, 1_000, &b).await.unwrap()
+            });
+        }
+        let mut passed = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            if let Some(counted) = done.unwrap() {
+                passed.push(counted.after[0].failures);
+            }
+        }
+        passed.sort_unstable();
+        assert_eq!(passed, [1, 2, 3, 4]);
+        let state = s
+            .main
+            .throttle_state(ThrottleKey::User("alice"))
+            .await
+            .unwrap();
+        assert_eq!((state.failures, state.locked_until), (4, 1_060));
     }
 
     pub(crate) async fn throttle_concurrent_failures_all_counted(s: Stores) {

@@ -83,6 +83,9 @@
 //!   RETURNING failures`, then, past the free failures, `UPDATE … SET locked_until = $t
 //!   WHERE locked_until < $t`: a lock only moves later, so concurrent failures leave the
 //!   longest lock whatever their order.
+//! - [`Store::count_unless_locked`]: one transaction that first writes the keys' rows (so
+//!   SQLite takes its write lock and PostgreSQL the row locks), then reads their locks and
+//!   counts only if none is locked: the check and the count cannot be interleaved.
 //! - [`Store::accept_message`]: one transaction that starts with the compare-and-set of
 //!   [`Store::advance_seq`] (locking the session row), then checks the recipient's queue
 //!   quota, reads the chain head, appends the audit record and queues the message: all or
@@ -598,6 +601,15 @@ pub struct AuditRecord {
     pub created: UnixSeconds,
 }
 
+/// What [`Store::count_unless_locked`] counted: the states of its keys before and after.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counted {
+    /// Before the count, in the keys' order.
+    pub before: Vec<ThrottleState>,
+    /// After it (lock included), in the keys' order.
+    pub after: Vec<ThrottleState>,
+}
+
 /// A client message to accept with [`Store::accept_message`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcceptMessage {
@@ -804,6 +816,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now: UnixSeconds,
         backoff: &Backoff,
     ) -> Result<Vec<ThrottleState>>;
+    /// Checks and counts in one: unless one of `keys` (distinct) is locked at `now`, counts a
+    /// failure of each as [`Store::record_failures`] does and returns the states before and
+    /// after; if one is locked, counts nothing and returns `None`. Atomic against every
+    /// other check-and-count of the same keys, on any replica: of concurrent callers, no
+    /// more pass than would one after another (a separate read and count let them all
+    /// pass the check before any had counted).
+    async fn count_unless_locked(
+        &self,
+        keys: &[ThrottleKey<'_>],
+        now: UnixSeconds,
+        backoff: &Backoff,
+    ) -> Result<Option<Counted>>;
     /// The state of `key` (all zero if it has none).
     async fn throttle_state(&self, key: ThrottleKey<'_>) -> Result<ThrottleState> {
         let mut states = self.throttle_states(&[key]).await?;

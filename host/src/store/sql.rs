@@ -17,7 +17,7 @@ use super::rows::{
 };
 use super::{
     AcceptMessage, AcceptOutcome, AuditCheckpoint, AuditCursor, AuditRecord, Backoff,
-    ChallengePair, Direction, Forgiven, LoginStage, NewPendingLogin, NewSession, NewUser,
+    ChallengePair, Counted, Direction, Forgiven, LoginStage, NewPendingLogin, NewSession, NewUser,
     PendingBounds, Purged, QueueQuota, QueuedMessage, Result, Session, Store, StoreError,
     ThrottleEntry, ThrottleKey, ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing,
     from_db, is_unique_violation, to_db,
@@ -159,7 +159,7 @@ where
     /// moves the lock later, so concurrent failures (each with its own count) leave the
     /// longest lock, in any order. Returns the state after.
     async fn lock_after(
-        &self,
+        conn: &mut DB::Connection,
         key: &str,
         counted: ThrottleState,
         now: UnixSeconds,
@@ -177,12 +177,80 @@ where
         sqlx::query("UPDATE throttle SET locked_until = $2 WHERE key = $1 AND locked_until < $2")
             .bind(key)
             .bind(to_db(locked_until, "locked_until")?)
-            .execute(&self.relaxed)
+            .execute(&mut *conn)
             .await?;
         Ok(ThrottleState {
             failures: counted.failures,
             locked_until,
         })
+    }
+
+    /// Counts one failure of each of `keys` (distinct, non-empty) in one statement and locks
+    /// each per `backoff`; the new states in their order.
+    async fn count_failures(
+        conn: &mut DB::Connection,
+        keys: &[String],
+        now: UnixSeconds,
+        backoff: &Backoff,
+    ) -> Result<Vec<ThrottleState>> {
+        let rows: Vec<String> = (4..=keys.len() + 3)
+            .map(|i| format!("(${i}, 1, 0, $1)"))
+            .collect();
+        // $1 now, $2 decay_secs, $3 the ceiling: what is left of the count after one failure
+        // leaked per decay_secs since the last (never negative, nothing for a clock behind),
+        // plus this one, capped.
+        let leaked = "(CASE WHEN $1 > throttle.last_failure \
+             THEN ($1 - throttle.last_failure) / $2 ELSE 0 END)";
+        let left = format!(
+            "(CASE WHEN throttle.failures > {leaked} THEN throttle.failures - {leaked} ELSE 0 END)"
+        );
+        let sql = format!(
+            "INSERT INTO throttle (key, failures, locked_until, last_failure) VALUES {} \
+             ON CONFLICT (key) DO UPDATE SET \
+               failures = CASE WHEN {left} + 1 > $3 THEN $3 ELSE {left} + 1 END, \
+               last_failure = $1 \
+             RETURNING key, failures, locked_until",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query_as::<_, ThrottleRow>(&sql)
+            .bind(to_db(now, "now")?)
+            .bind(to_db(backoff.decay_secs.max(1), "decay_secs")?)
+            .bind(to_db(backoff.ceiling(), "ceiling")?);
+        for k in keys {
+            query = query.bind(k.as_str());
+        }
+        let counted = query.fetch_all(&mut *conn).await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            let row = counted
+                .iter()
+                .find(|r| &r.key == k)
+                .ok_or(StoreError::OutOfRange {
+                    what: "throttle key",
+                })?;
+            out.push(Self::lock_after(&mut *conn, k, row.state()?, now, backoff).await?);
+        }
+        Ok(out)
+    }
+
+    /// The states of `keys`, in their order (all zero for a key with no entry).
+    async fn states_on(conn: &mut DB::Connection, keys: &[String]) -> Result<Vec<ThrottleState>> {
+        let placeholders: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT key, failures, locked_until FROM throttle WHERE key IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query_as::<_, ThrottleRow>(&sql);
+        for k in keys {
+            query = query.bind(k.as_str());
+        }
+        let rows = query.fetch_all(&mut *conn).await?;
+        keys.iter()
+            .map(|k| match rows.iter().find(|r| &r.key == k) {
+                Some(r) => r.state(),
+                None => Ok(ThrottleState::default()),
+            })
+            .collect()
     }
 
     /// Inserts `pairs` for user `id` in card order.
@@ -754,44 +822,45 @@ where
             return Ok(Vec::new());
         }
         let keys: Vec<String> = keys.iter().map(ThrottleKey::to_key).collect();
-        let rows: Vec<String> = (4..=keys.len() + 3)
-            .map(|i| format!("(${i}, 1, 0, $1)"))
+        let mut conn = self.relaxed.acquire().await?;
+        Self::count_failures(&mut *conn, &keys, now, backoff).await
+    }
+
+    async fn count_unless_locked(
+        &self,
+        keys: &[ThrottleKey<'_>],
+        now: UnixSeconds,
+        backoff: &Backoff,
+    ) -> Result<Option<Counted>> {
+        if keys.is_empty() {
+            return Ok(Some(Counted::default()));
+        }
+        let keys: Vec<String> = keys.iter().map(ThrottleKey::to_key).collect();
+        let mut tx = self.relaxed.begin().await?;
+        // A write first, on every key's row (made if missing): SQLite takes its write lock,
+        // PostgreSQL locks the rows, so no other check-and-count of these keys runs between
+        // the check below and the count.
+        let rows: Vec<String> = (2..=keys.len() + 1)
+            .map(|i| format!("(${i}, 0, 0, $1)"))
             .collect();
-        // $1 now, $2 decay_secs, $3 the ceiling: what is left of the count after one failure
-        // leaked per decay_secs since the last (never negative, nothing for a clock behind),
-        // plus this one, capped.
-        let leaked = "(CASE WHEN $1 > throttle.last_failure \
-             THEN ($1 - throttle.last_failure) / $2 ELSE 0 END)";
-        let left = format!(
-            "(CASE WHEN throttle.failures > {leaked} THEN throttle.failures - {leaked} ELSE 0 END)"
-        );
         let sql = format!(
             "INSERT INTO throttle (key, failures, locked_until, last_failure) VALUES {} \
-             ON CONFLICT (key) DO UPDATE SET \
-               failures = CASE WHEN {left} + 1 > $3 THEN $3 ELSE {left} + 1 END, \
-               last_failure = $1 \
-             RETURNING key, failures, locked_until",
+             ON CONFLICT (key) DO UPDATE SET failures = throttle.failures",
             rows.join(", ")
         );
-        let mut query = sqlx::query_as::<_, ThrottleRow>(&sql)
-            .bind(to_db(now, "now")?)
-            .bind(to_db(backoff.decay_secs.max(1), "decay_secs")?)
-            .bind(to_db(backoff.ceiling(), "ceiling")?);
+        let mut query = sqlx::query(&sql).bind(to_db(now, "now")?);
         for k in &keys {
             query = query.bind(k.as_str());
         }
-        let counted = query.fetch_all(&self.relaxed).await?;
-        let mut out = Vec::with_capacity(keys.len());
-        for k in &keys {
-            let row = counted
-                .iter()
-                .find(|r| &r.key == k)
-                .ok_or(StoreError::OutOfRange {
-                    what: "throttle key",
-                })?;
-            out.push(self.lock_after(k, row.state()?, now, backoff).await?);
+        query.execute(&mut *tx).await?;
+        let before = Self::states_on(&mut *tx, &keys).await?;
+        if before.iter().any(|s| s.is_locked(now)) {
+            tx.commit().await?;
+            return Ok(None);
         }
-        Ok(out)
+        let after = Self::count_failures(&mut *tx, &keys, now, backoff).await?;
+        tx.commit().await?;
+        Ok(Some(Counted { before, after }))
     }
 
     async fn throttle_states(&self, keys: &[ThrottleKey<'_>]) -> Result<Vec<ThrottleState>> {
@@ -799,22 +868,8 @@ where
             return Ok(Vec::new());
         }
         let keys: Vec<String> = keys.iter().map(ThrottleKey::to_key).collect();
-        let placeholders: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT key, failures, locked_until FROM throttle WHERE key IN ({})",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query_as::<_, ThrottleRow>(&sql);
-        for k in &keys {
-            query = query.bind(k.as_str());
-        }
-        let rows = query.fetch_all(&self.relaxed).await?;
-        keys.iter()
-            .map(|k| match rows.iter().find(|r| &r.key == k) {
-                Some(r) => r.state(),
-                None => Ok(ThrottleState::default()),
-            })
-            .collect()
+        let mut conn = self.relaxed.acquire().await?;
+        Self::states_on(&mut *conn, &keys).await
     }
 
     async fn clear_throttle(&self, key: ThrottleKey<'_>) -> Result<()> {
