@@ -194,6 +194,10 @@ pub struct MessagesConfig {
     /// Most inbox reads one session may have in progress at once on one host process
     /// (each may hold up to an inbox of bodies); beyond it a read is answered 503.
     pub max_inbox_reads_per_session: usize,
+    /// Most message bodies one session may have being read at once on one host process
+    /// (each up to a sealed message, 1 MiB); beyond it a send is answered 503 before its
+    /// body is read.
+    pub max_sends_per_session: usize,
     /// Most messages one recipient's queue may hold; beyond it a sender is refused with
     /// `queue-full` until the recipient acknowledges some (docs/SECURITY.md).
     pub max_queue_messages: u64,
@@ -209,6 +213,7 @@ impl Default for MessagesConfig {
             pad: false,
             inbox_recheck_secs: 1,
             max_inbox_reads_per_session: 4,
+            max_sends_per_session: 4,
             max_queue_messages: 1_000,
             max_queue_bytes: 64 * 1024 * 1024,
         }
@@ -412,7 +417,10 @@ impl Config {
         {
             return Err(ConfigError::Throttle.into());
         }
-        if self.messages.inbox_recheck_secs == 0 || self.messages.max_inbox_reads_per_session == 0 {
+        if self.messages.inbox_recheck_secs == 0
+            || self.messages.max_inbox_reads_per_session == 0
+            || self.messages.max_sends_per_session == 0
+        {
             return Err(ConfigError::InboxRecheck.into());
         }
         let m = &self.messages;

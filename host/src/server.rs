@@ -231,6 +231,11 @@ async fn messages(State(host): State<Arc<Host>>, headers: HeaderMap, body: Body)
         Ok(s) => s,
         Err(r) => return refused(r),
     };
+    // Counted before the body is read: a session's bodies in flight are bounded.
+    let _sending = match host.start_send(&session) {
+        Ok(g) => g,
+        Err(r) => return refused(r),
+    };
     let body = match axum::body::to_bytes(body, SealedMessage::MAX_LEN).await {
         Ok(b) => b,
         Err(e) => {
