@@ -106,10 +106,11 @@ const ADVANCE_FROM_CLIENT: &str = "UPDATE sessions SET last_seq_from_client = $2
 const ENQUEUE: &str = "INSERT INTO relay_queue (recipient_id, body, created_at) \
      SELECT id, $2, $3 FROM users WHERE name = $1 RETURNING id";
 
-/// How much the queue of the user named `$1` holds; no row if there is no such user.
-const QUEUE_USAGE: &str = "SELECT COUNT(q.id) AS messages, COALESCE(SUM(LENGTH(q.body)), 0) AS bytes \
-     FROM users u LEFT JOIN relay_queue q ON q.recipient_id = u.id WHERE u.name = $1 \
-     GROUP BY u.id";
+/// How much the queue of user id `$1` holds, counting at most `$2` messages (the quota's
+/// count: a queue at it is full whatever else it holds), so one check reads a bounded number
+/// of rows however long the queue has grown (e.g. after the quota was lowered).
+const QUEUE_USAGE: &str = "SELECT COUNT(*) AS messages, COALESCE(SUM(len), 0) AS bytes \
+     FROM (SELECT LENGTH(body) AS len FROM relay_queue WHERE recipient_id = $1 LIMIT $2) AS head";
 
 /// How much the stand-in queue of the unknown name `$1` holds; no row if it holds nothing.
 const UNKNOWN_USAGE: &str = "SELECT messages, bytes FROM relay_unknown_recipients WHERE name = $1";
@@ -318,16 +319,26 @@ where
         len: usize,
         quota: &QueueQuota,
     ) -> Result<bool> {
-        let mut usage: Option<QueueUsageRow> = sqlx::query_as(QUEUE_USAGE)
+        let user: Option<IdRow> = sqlx::query_as("SELECT id FROM users WHERE name = $1")
             .bind(recipient)
             .fetch_optional(&mut *conn)
             .await?;
-        if usage.is_none() {
-            usage = sqlx::query_as(UNKNOWN_USAGE)
-                .bind(recipient)
-                .fetch_optional(&mut *conn)
-                .await?;
-        }
+        let usage: Option<QueueUsageRow> = match user {
+            Some(u) => {
+                let limit = i64::try_from(quota.max_messages).unwrap_or(i64::MAX);
+                sqlx::query_as(QUEUE_USAGE)
+                    .bind(u.id)
+                    .bind(limit)
+                    .fetch_optional(&mut *conn)
+                    .await?
+            }
+            None => {
+                sqlx::query_as(UNKNOWN_USAGE)
+                    .bind(recipient)
+                    .fetch_optional(&mut *conn)
+                    .await?
+            }
+        };
         let (messages, bytes) = match usage {
             Some(u) => (from_db(u.messages, "messages")?, from_db(u.bytes, "bytes")?),
             None => (0, 0),
