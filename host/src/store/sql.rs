@@ -131,6 +131,15 @@ const DELETE_SESSION: &str = "DELETE FROM sessions WHERE token_hash = $1";
 /// Deletes the throttle entry `$1`.
 const DELETE_THROTTLE: &str = "DELETE FROM throttle WHERE key = $1";
 
+/// Throttle keys in the order their rows are to be locked: sorted, as an `UPDATE … WHERE key
+/// IN (…)` walks the primary key, so that on PostgreSQL two statements locking the same
+/// user and source rows never wait for each other in a cycle.
+fn in_lock_order(keys: &[String]) -> Vec<&String> {
+    let mut sorted: Vec<&String> = keys.iter().collect();
+    sorted.sort();
+    sorted
+}
+
 /// Alive iff `last_seen > now − idle` (and `expires_at > now`): the bound on `last_seen`,
 /// written so that nothing overflows (it may be negative).
 fn idle_seen_after(now: i64, idle_timeout: u64) -> Result<i64> {
@@ -217,7 +226,7 @@ where
             .bind(to_db(now, "now")?)
             .bind(to_db(backoff.decay_secs.max(1), "decay_secs")?)
             .bind(to_db(backoff.ceiling(), "ceiling")?);
-        for k in keys {
+        for k in in_lock_order(keys) {
             query = query.bind(k.as_str());
         }
         let counted = query.fetch_all(&mut *conn).await?;
@@ -860,7 +869,7 @@ where
             rows.join(", ")
         );
         let mut query = sqlx::query(&sql).bind(to_db(now, "now")?);
-        for k in &keys {
+        for k in in_lock_order(&keys) {
             query = query.bind(k.as_str());
         }
         query.execute(&mut *tx).await?;
