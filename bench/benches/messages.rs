@@ -23,7 +23,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use http_body_util::{BodyExt, Full};
 use kasane_client::Client;
-use kasane_tests::{responder, start};
+use kasane_tests::{responder, start_with};
 
 const SIZES: [usize; 3] = [256, 4096, 65536];
 const CONCURRENCY: [usize; 2] = [1, 16];
@@ -41,7 +41,13 @@ fn main() {
 }
 
 async fn run(window: Duration) {
-    let th = start().await;
+    // bob never reads: the per-recipient queue quota (1,000 by default) would refuse the
+    // senders long before a window ends. Throughput is measured, not the quota.
+    let th = start_with(|c| {
+        c.messages.max_queue_messages = u64::MAX;
+        c.messages.max_queue_bytes = u64::MAX;
+    })
+    .await;
     let alice = th.add_user("alice").await;
     th.add_user("bob").await;
     th.force("sha256-chain");

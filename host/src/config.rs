@@ -199,6 +199,16 @@ pub struct MessagesConfig {
     /// Most inbox reads one session may have in progress at once on one host process
     /// (each may hold up to an inbox of bodies); beyond it a read is answered 503.
     pub max_inbox_reads_per_session: usize,
+    /// Most message bodies one session may have being read at once on one host process
+    /// (each up to a sealed message, 1 MiB); beyond it a send is answered 503 before its
+    /// body is read.
+    pub max_sends_per_session: usize,
+    /// Most messages one recipient's queue may hold; beyond it a sender is refused with
+    /// `queue-full` until the recipient acknowledges some (docs/SECURITY.md).
+    pub max_queue_messages: u64,
+    /// Most bytes (sealed at rest) one recipient's queue may hold; at least
+    /// `max_body_bytes`.
+    pub max_queue_bytes: u64,
 }
 
 impl Default for MessagesConfig {
@@ -208,6 +218,9 @@ impl Default for MessagesConfig {
             pad: false,
             inbox_recheck_secs: 1,
             max_inbox_reads_per_session: 4,
+            max_sends_per_session: 4,
+            max_queue_messages: 1_000,
+            max_queue_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -409,8 +422,15 @@ impl Config {
         {
             return Err(ConfigError::Throttle.into());
         }
-        if self.messages.inbox_recheck_secs == 0 || self.messages.max_inbox_reads_per_session == 0 {
+        if self.messages.inbox_recheck_secs == 0
+            || self.messages.max_inbox_reads_per_session == 0
+            || self.messages.max_sends_per_session == 0
+        {
             return Err(ConfigError::InboxRecheck.into());
+        }
+        let m = &self.messages;
+        if m.max_queue_messages == 0 || m.max_queue_bytes < m.max_body_bytes as u64 {
+            return Err(ConfigError::QueueQuota.into());
         }
         let h = &self.http;
         if let Some(bad) = h

@@ -194,11 +194,18 @@ pub enum ConfigError {
         "[throttle]: decay_secs and base_secs must be at least 1, ipv6_prefix within 1..=128, ipv4_prefix within 1..=32"
     )]
     Throttle,
-    /// `messages.inbox_recheck_secs` or `messages.max_inbox_reads_per_session` is zero.
+    /// `messages.inbox_recheck_secs`, `max_inbox_reads_per_session` or
+    /// `max_sends_per_session` is zero.
     #[error(
-        "messages.inbox_recheck_secs and messages.max_inbox_reads_per_session must be at least 1"
+        "messages.inbox_recheck_secs, max_inbox_reads_per_session and max_sends_per_session must be at least 1"
     )]
     InboxRecheck,
+    /// `messages.max_queue_messages` is zero or `messages.max_queue_bytes` is below
+    /// `messages.max_body_bytes`.
+    #[error(
+        "messages.max_queue_messages must be at least 1 and messages.max_queue_bytes at least messages.max_body_bytes"
+    )]
+    QueueQuota,
     /// An `[http]` limit is zero, or the idle timeout would cut off an inbox long-poll.
     #[error(
         "[http]: max_connections, max_streams and every timeout must be at least 1, and idle_timeout_secs more than the longest long-poll ({long_poll} s)"

@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 use crate::HostError;
 use crate::audit::sign_checkpoint;
 use crate::config::Config;
+use crate::messages::InProgress;
 use crate::metrics::{Metrics, Outcome};
 use crate::registry::{HostRegistry, NotReady};
 use crate::store::{Clock, Store, StoreError, UnixSeconds};
@@ -39,7 +40,9 @@ pub struct Host {
     /// Inbox long-polls parked waiting for a message right now.
     pub(crate) inbox_parked: AtomicUsize,
     /// Inbox reads in progress, per session id (`messages.max_inbox_reads_per_session`).
-    pub(crate) inbox_reads: Mutex<HashMap<Vec<u8>, usize>>,
+    pub(crate) inbox_reads: InProgress,
+    /// Message bodies being read, per session id (`messages.max_sends_per_session`).
+    pub(crate) sends: InProgress,
 }
 
 impl std::fmt::Debug for Host {
@@ -77,6 +80,7 @@ impl Host {
             inbox_waiters: Mutex::new(HashMap::new()),
             inbox_parked: AtomicUsize::new(0),
             inbox_reads: Mutex::new(HashMap::new()),
+            sends: Mutex::new(HashMap::new()),
         }
     }
 

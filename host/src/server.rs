@@ -207,6 +207,7 @@ pub fn refusal_status(reason: RefusalReason) -> StatusCode {
             StatusCode::UNPROCESSABLE_ENTITY
         }
         RefusalReason::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        RefusalReason::QueueFull => StatusCode::INSUFFICIENT_STORAGE,
         _ => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
@@ -229,6 +230,11 @@ fn refused(reason: RefusalReason) -> Response {
 async fn messages(State(host): State<Arc<Host>>, headers: HeaderMap, body: Body) -> Response {
     let session = match host.message_session(bearer(&headers).as_ref()).await {
         Ok(s) => s,
+        Err(r) => return refused(r),
+    };
+    // Counted before the body is read: a session's bodies in flight are bounded.
+    let _sending = match host.start_send(&session) {
+        Ok(g) => g,
         Err(r) => return refused(r),
     };
     let body = match axum::body::to_bytes(body, SealedMessage::MAX_LEN).await {

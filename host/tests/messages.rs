@@ -16,12 +16,18 @@ use common::{Conn, TestHost, login, start, start_with_store};
 use ed25519_dalek::VerifyingKey;
 use hyper::StatusCode;
 use kasane_host::audit::{self, AuditPayload};
-use kasane_host::store::{Clock, Store};
+use kasane_host::store::{Clock, QueueQuota, Store};
 use kasane_protocol::wire::{
     ChallengeBundle, Delivery, Inbox, InboxAck, Message, MessageAccepted, MessageRefused,
     RefusalReason, SealedMessage,
 };
 use kasane_protocol::{Padding, Session};
+
+/// A quota no test here comes near.
+const ROOMY: QueueQuota = QueueQuota {
+    max_messages: 1 << 20,
+    max_bytes: 1 << 40,
+};
 
 /// Runs the bundle's transform on a message `input` (client side; no responses, §8).
 async fn derive(
@@ -364,6 +370,52 @@ async fn unknown_recipient_gets_the_same_answer_and_nothing_is_queued() {
     // A message for the host itself ("") is audited, not queued.
     alice.send(&th, "", b"to the host").await;
     assert_eq!(counts(store.as_ref(), "bob").await, (3, 1));
+}
+
+/// Issue 14: a recipient's queue holds at most `messages.max_queue_messages`; the next
+/// message is refused `507 queue-full` (the same bytes for a name with no user, whose
+/// stand-in queue fills alike), nothing of it is kept, and once the recipient reads and
+/// acknowledges, sending works again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_queue_refuses_until_the_recipient_acknowledges() {
+    let th = start(|c| c.messages.max_queue_messages = 3).await;
+    let mut alice = user(&th, "alice").await;
+    th.add_user("bob").await;
+    let mut answers = Vec::new();
+    for name in ["bob", "nobody"] {
+        for i in 0..3u8 {
+            alice.send(&th, name, &[i]).await;
+        }
+        let refused = alice.seal(&th, name, b"one too many").await;
+        let answer = alice.post(&refused).await;
+        assert_eq!(
+            refusal(&answer),
+            (StatusCode::INSUFFICIENT_STORAGE, RefusalReason::QueueFull),
+            "{name}"
+        );
+        answers.push(answer);
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "a full queue says nothing of existence"
+    );
+    assert_eq!(counts(th.host.store().as_ref(), "bob").await, (6, 3));
+    let mut bob = login_user(&th, "bob").await;
+    let (got, _) = bob.inbox(&th, 0).await;
+    assert_eq!(got.len(), 3);
+    assert_eq!(bob.ack(vec![got[0].id]).await, StatusCode::NO_CONTENT);
+    alice.send(&th, "bob", b"room again").await;
+    let refused = alice.seal(&th, "bob", b"full again").await;
+    assert_eq!(
+        refusal(&alice.post(&refused).await).1,
+        RefusalReason::QueueFull
+    );
+    // "nobody" never reads: still full.
+    let refused = alice.seal(&th, "nobody", b"x").await;
+    assert_eq!(
+        refusal(&alice.post(&refused).await).1,
+        RefusalReason::QueueFull
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -723,6 +775,7 @@ async fn concurrent_accepts(st: Arc<dyn Store>) {
                     seq,
                     payload: vec![seq as u8],
                     queue: Some(("bob".into(), vec![9])),
+                    quota: ROOMY,
                     created: 2,
                 })
                 .await
@@ -750,6 +803,7 @@ async fn concurrent_accepts(st: Arc<dyn Store>) {
         seq,
         payload: vec![0],
         queue: None,
+        quota: ROOMY,
         created: 3,
     };
     assert_eq!(

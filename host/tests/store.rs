@@ -19,9 +19,10 @@ use std::str::FromStr as _;
 use std::sync::Arc;
 
 use kasane_host::store::{
-    AuditCheckpoint, AuditCursor, AuditReader, AuditRecord, Backoff, ChallengePair, Direction,
-    Forgiven, LoginStage, NewPendingLogin, NewSession, NewUser, PendingBounds, PgStore,
-    SqliteStore, Store, StoreError, ThrottleEntry, ThrottleKey, ThrottleState, Zeroizing,
+    AcceptMessage, AcceptOutcome, AuditCheckpoint, AuditCursor, AuditReader, AuditRecord, Backoff,
+    ChallengePair, Direction, Forgiven, LoginStage, NewPendingLogin, NewSession, NewUser,
+    PendingBounds, PgStore, QueueQuota, SqliteStore, Store, StoreError, ThrottleEntry, ThrottleKey,
+    ThrottleState, Zeroizing,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -202,7 +203,9 @@ suite!(
     seq_concurrent_same_value_one_winner,
     throttle_backoff_per_key,
     throttle_concurrent_failures_all_counted,
+    throttle_check_and_count_lets_no_more_through_than_serially,
     relay_queue_roundtrip,
+    queue_quota_bounds_known_and_unknown_recipients_alike,
     audit_chain_appends_and_reads_in_order,
     audit_concurrent_appends_one_winner_per_position,
     audit_checkpoints_vouch_for_existing_records,
@@ -941,6 +944,47 @@ mod cases {
         assert!(!st.unlock_user("nobody").await.unwrap());
     }
 
+    /// Issue 14, item 3: of 30 concurrent check-and-counts of one user and one source, as
+    /// many pass as would one after another — the free failures and the one that engages
+    /// the lock — and the others count nothing.
+    pub(crate) async fn throttle_check_and_count_lets_no_more_through_than_serially(s: Stores) {
+        let b = Backoff {
+            free_failures: 3,
+            base_secs: 60,
+            max_secs: 600,
+            decay_secs: 600,
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..30 {
+            let st = if i % 2 == 0 {
+                s.main.clone()
+            } else {
+                s.replica.clone()
+            };
+            tasks.spawn(async move {
+                let keys = [
+                    ThrottleKey::User("alice"),
+                    ThrottleKey::Source("192.0.2.1".parse().unwrap()),
+                ];
+                st.count_unless_locked(&keys, 1_000, &b).await.unwrap()
+            });
+        }
+        let mut passed = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            if let Some(counted) = done.unwrap() {
+                passed.push(counted.after[0].failures);
+            }
+        }
+        passed.sort_unstable();
+        assert_eq!(passed, [1, 2, 3, 4]);
+        let state = s
+            .main
+            .throttle_state(ThrottleKey::User("alice"))
+            .await
+            .unwrap();
+        assert_eq!((state.failures, state.locked_until), (4, 1_060));
+    }
+
     pub(crate) async fn throttle_concurrent_failures_all_counted(s: Stores) {
         // A ceiling above 30 (the lock doubles far longer), no decay within the test.
         let b = Backoff {
@@ -971,6 +1015,97 @@ mod cases {
         let state = s.main.throttle_state(key).await.unwrap();
         assert_eq!(state.failures, 30);
         assert_eq!(state.locked_until, 100 + b.lock_secs(30));
+    }
+
+    /// A message from alice's session `[6, 0xee]` with sequence number `seq` for
+    /// `recipient`, its sealed body `len` bytes, under `quota`.
+    fn to(recipient: &str, seq: u64, len: usize, quota: QueueQuota) -> AcceptMessage {
+        AcceptMessage {
+            session_id: vec![6, 0xee],
+            seq,
+            payload: vec![seq as u8],
+            queue: Some((recipient.to_owned(), vec![0xb0; len])),
+            quota,
+            created: 10 + seq,
+        }
+    }
+
+    /// Issue 14: a recipient's queue is bounded in messages and bytes, a full one refuses
+    /// (`QueueFull`, nothing written, the sequence number still free) until the recipient
+    /// acknowledges; a name with no user fills the same way, so the answer does not say
+    /// whether the recipient exists.
+    pub(crate) async fn queue_quota_bounds_known_and_unknown_recipients_alike(s: Stores) {
+        let st = &*s.main;
+        st.create_user(&user("alice", 1), 1).await.unwrap();
+        st.create_user(&user("bob", 1), 1).await.unwrap();
+        st.create_session(&session("alice", 6, 1, 10_000))
+            .await
+            .unwrap();
+        let quota = QueueQuota {
+            max_messages: 3,
+            max_bytes: 100,
+        };
+        let mut seq = 0;
+        for name in ["bob", "nobody"] {
+            for _ in 0..3 {
+                seq += 1;
+                let got = s.replica.accept_message(&to(name, seq, 10, quota)).await;
+                assert!(
+                    matches!(got, Ok(AcceptOutcome::Accepted { .. })),
+                    "{name} {seq}: {got:?}"
+                );
+            }
+            let full = st.accept_message(&to(name, seq + 1, 10, quota)).await;
+            assert_eq!(full.unwrap(), AcceptOutcome::QueueFull, "{name}");
+        }
+        let audited = s.raw.count("audit_log").await;
+        assert_eq!((audited, s.raw.count("relay_queue").await), (6, 3));
+        // bob reads one: room for one more, and the refused sequence number is still free.
+        let queued = st.fetch_messages("bob", 0, 10).await.unwrap();
+        assert!(st.ack_message("bob", queued[0].id).await.unwrap());
+        seq += 1;
+        let again = st.accept_message(&to("bob", seq, 10, quota)).await.unwrap();
+        assert!(matches!(
+            again,
+            AcceptOutcome::Accepted {
+                queued: Some(_),
+                ..
+            }
+        ));
+        // "nobody" never reads: still full, as a user who does not read would be.
+        seq += 1;
+        let still = st.accept_message(&to("nobody", seq, 10, quota)).await;
+        assert_eq!(still.unwrap(), AcceptOutcome::QueueFull);
+        // Bytes bound too (with room for messages): 70 + 31 do not fit in 100, 70 + 30 do,
+        // and then not one byte more.
+        for id in st.fetch_messages("bob", 0, 10).await.unwrap() {
+            assert!(st.ack_message("bob", id.id).await.unwrap());
+        }
+        seq += 1;
+        let big = st.accept_message(&to("bob", seq, 70, quota)).await.unwrap();
+        assert!(matches!(big, AcceptOutcome::Accepted { .. }), "{big:?}");
+        seq += 1;
+        let over = st.accept_message(&to("bob", seq, 31, quota)).await;
+        assert_eq!(over.unwrap(), AcceptOutcome::QueueFull);
+        let fits = st.accept_message(&to("bob", seq, 30, quota)).await.unwrap();
+        assert!(matches!(fits, AcceptOutcome::Accepted { .. }), "{fits:?}");
+        let byte = st.accept_message(&to("bob", seq + 1, 1, quota)).await;
+        assert_eq!(byte.unwrap(), AcceptOutcome::QueueFull);
+        assert_eq!(s.raw.count("audit_log").await, audited + 3);
+        // A user made under a name takes over from its stand-in queue: empty.
+        st.create_user(&user("nobody", 1), 20).await.unwrap();
+        seq += 1;
+        let fresh = st
+            .accept_message(&to("nobody", seq, 10, quota))
+            .await
+            .unwrap();
+        assert!(matches!(
+            fresh,
+            AcceptOutcome::Accepted {
+                queued: Some(_),
+                ..
+            }
+        ));
     }
 
     pub(crate) async fn relay_queue_roundtrip(s: Stores) {

@@ -485,6 +485,10 @@ pub enum RefusalReason {
     TooLarge,
     /// The host could not store it now (try again; nothing was kept).
     Unavailable,
+    /// The recipient's queue is at the host's quota (try again once the recipient has read
+    /// some; nothing was kept). A name with no user fills the same way, so this does not say
+    /// whether the recipient exists.
+    QueueFull,
 }
 
 impl RefusalReason {
@@ -501,6 +505,7 @@ impl RefusalReason {
             Self::Altered => "altered",
             Self::TooLarge => "too-large",
             Self::Unavailable => "unavailable",
+            Self::QueueFull => "queue-full",
         }
     }
 }

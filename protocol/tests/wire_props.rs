@@ -169,6 +169,7 @@ fn message_refused() -> impl Strategy<Value = MessageRefused> {
         Just(RefusalReason::Altered),
         Just(RefusalReason::TooLarge),
         Just(RefusalReason::Unavailable),
+        Just(RefusalReason::QueueFull),
     ]
     .prop_map(|reason| MessageRefused { reason })
 }
@@ -461,7 +462,7 @@ fn the_limits_of_kinds_9_10_and_13_hold_both_ways() {
     ));
     // A refusal reason past the last variant is malformed, not a panic or a default.
     assert!(matches!(
-        MessageRefused::decode(&[PROTOCOL_VERSION, 10, 9]),
+        MessageRefused::decode(&[PROTOCOL_VERSION, 10, 10]),
         Err(ProtocolError::Malformed(_))
     ));
 }

@@ -8,7 +8,7 @@ use super::{Failure, LoginError};
 use crate::HostError;
 use crate::host::Host;
 use crate::metrics::Outcome;
-use crate::store::{Forgiven, ThrottleKey, ThrottleState, UnixSeconds};
+use crate::store::{Counted, Forgiven, ThrottleKey, ThrottleState, UnixSeconds};
 
 /// What a start counted: per key (user, source), the lock end after and before its failure.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
@@ -63,26 +63,27 @@ impl Host {
         source: IpAddr,
         now: UnixSeconds,
     ) -> Result<Option<StartCount>, LoginError> {
-        let before = self.throttle_states(user, source).await?;
-        if before.iter().any(|s| s.is_locked(now)) {
-            self.metrics.login(Outcome::Throttled);
-            return Ok(None);
-        }
         let keys = [
             ThrottleKey::User(user),
             self.config.throttle.source_key(source),
         ];
-        let after = self
+        // The check and the count are one step: concurrent starts cannot all pass the check
+        // before any has counted (issue 14, item 3).
+        let counted = self
             .store
-            .record_failures(&keys, now, &self.config.throttle.backoff())
+            .count_unless_locked(&keys, now, &self.config.throttle.backoff())
             .await
             .map_err(HostError::from)?;
+        let Some(Counted { before, after }) = counted else {
+            self.metrics.login(Outcome::Throttled);
+            return Ok(None);
+        };
         let mut locks = [(0, 0); 2];
         for (i, st) in after.iter().enumerate().take(2) {
             if st.is_locked(now) {
                 self.metrics.lock_engaged();
             }
-            locks[i] = (st.locked_until, before[i].locked_until);
+            locks[i] = (st.locked_until, before.get(i).map_or(0, |b| b.locked_until));
         }
         Ok(Some(StartCount { locks }))
     }

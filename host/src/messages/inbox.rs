@@ -12,7 +12,7 @@ use kasane_protocol::wire::{
 use zeroize::Zeroizing;
 
 use super::at_rest::open_at_rest;
-use super::unavailable;
+use super::{PerSession, unavailable};
 use crate::host::Host;
 use crate::login::StoredSession;
 use crate::store::{QueuedMessage, Session};
@@ -42,50 +42,6 @@ impl Drop for Parked<'_> {
     }
 }
 
-/// One inbox read of a session in progress, counted against
-/// `messages.max_inbox_reads_per_session` for as long as it lives.
-struct Reading<'a> {
-    host: &'a Host,
-    session_id: Vec<u8>,
-}
-
-impl<'a> Reading<'a> {
-    /// Counts a read of `session_id`, or refuses it (`Unavailable`: retry later) when the
-    /// session already has as many in progress as allowed.
-    fn start(host: &'a Host, session_id: &[u8]) -> Result<Self, RefusalReason> {
-        let max = host.config.messages.max_inbox_reads_per_session;
-        let mut reads = host
-            .inbox_reads
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let n = reads.entry(session_id.to_vec()).or_default();
-        if *n >= max {
-            return Err(RefusalReason::Unavailable);
-        }
-        *n += 1;
-        Ok(Self {
-            host,
-            session_id: session_id.to_vec(),
-        })
-    }
-}
-
-impl Drop for Reading<'_> {
-    fn drop(&mut self) {
-        let mut reads = self
-            .host
-            .inbox_reads
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(n) = reads.get_mut(&self.session_id) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                reads.remove(&self.session_id);
-            }
-        }
-    }
-}
-
 impl Host {
     /// `GET /v1/inbox?wait=N`: up to [`MAX_INBOX_MESSAGES`] queued messages for the
     /// session's user, oldest first, each re-sealed host to client for this session. With
@@ -95,7 +51,8 @@ impl Host {
     pub async fn inbox(&self, token: Option<&[u8; 32]>, wait: u64) -> Result<Inbox, RefusalReason> {
         let token = token.ok_or(RefusalReason::SessionEnded)?;
         let session = self.live_session(token, self.now()).await?;
-        let _reading = Reading::start(self, &session.session_id)?;
+        let max = self.config.messages.max_inbox_reads_per_session;
+        let _reading = PerSession::start(&self.inbox_reads, &session.session_id, max)?;
         let queued = self.wait_for_deliverable(&session.user, wait).await?;
         if queued.is_empty() {
             return Ok(Inbox {

@@ -8,6 +8,8 @@
 //!   queued message.
 //! - `inbox`: [`Host::inbox`] (long-poll, re-sealed host to client) and [`Host::ack_inbox`].
 //! - `passwd`: [`Host::passwd_start`] and [`Host::passwd_finish`] (`kasane passwd`).
+//! - `per_session`: [`PerSession`], a session's inbox reads and message bodies in progress,
+//!   each kind bounded per session.
 //!
 //! A session's whole protocol state ([`StoredSession`]: secret, transcript hash, transform
 //! context, module) is kept in the store's `sessions.secret`, so any replica opens and seals
@@ -16,6 +18,7 @@
 mod at_rest;
 mod inbox;
 mod passwd;
+mod per_session;
 
 use std::time::Instant;
 
@@ -27,11 +30,13 @@ use zeroize::Zeroizing;
 
 pub use at_rest::{QUEUE_KEY_FACT, QUEUE_KEY_FILE, load_queue_key, queue_key_id};
 pub use inbox::MAX_WAIT_SECS;
+pub(crate) use per_session::InProgress;
+pub use per_session::PerSession;
 
 use crate::audit::AuditPayload;
 use crate::host::Host;
 use crate::login::{StoredSession, token_hash};
-use crate::store::{AcceptMessage, AcceptOutcome, Session, UnixSeconds};
+use crate::store::{AcceptMessage, AcceptOutcome, QueueQuota, Session, UnixSeconds};
 use at_rest::{QueuedBody, seal_at_rest};
 
 /// Logs a host fault behind a message route; the client learns only `Unavailable`.
@@ -57,6 +62,7 @@ impl Host {
         body: &[u8],
     ) -> Result<MessageAccepted, RefusalReason> {
         let session = self.message_session(token).await?;
+        let _sending = self.start_send(&session)?;
         self.accept_in_session(session, body).await
     }
 
@@ -68,6 +74,15 @@ impl Host {
     ) -> Result<Session, RefusalReason> {
         let token = token.ok_or(RefusalReason::SessionEnded)?;
         self.live_session(token, self.now()).await
+    }
+
+    /// Counts a message body of `session` being read, until the returned guard drops, or
+    /// refuses it (`Unavailable`) when the session already has
+    /// `messages.max_sends_per_session` being read on this host process: what bounds the
+    /// memory one logged-in client can hold with stalled bodies (issue 14).
+    pub fn start_send(&self, session: &Session) -> Result<PerSession<'_>, RefusalReason> {
+        let max = self.config.messages.max_sends_per_session;
+        PerSession::start(&self.sends, &session.session_id, max)
     }
 
     /// [`Host::accept_message`] in a session already looked up ([`Host::message_session`]).
@@ -105,6 +120,7 @@ impl Host {
                 seq: sealed.seq,
                 payload,
                 queue,
+                quota: self.queue_quota(),
                 created: now,
             })
             .await
@@ -123,6 +139,18 @@ impl Host {
             AcceptOutcome::Replayed => Err(RefusalReason::Replayed),
             AcceptOutcome::Reordered => Err(RefusalReason::Reordered),
             AcceptOutcome::NoSession => Err(RefusalReason::SessionEnded),
+            AcceptOutcome::QueueFull => {
+                tracing::info!(user = %session.user, "recipient's queue full");
+                Err(RefusalReason::QueueFull)
+            }
+        }
+    }
+
+    /// `[messages]`'s quota on one recipient's queue.
+    fn queue_quota(&self) -> QueueQuota {
+        QueueQuota {
+            max_messages: self.config.messages.max_queue_messages,
+            max_bytes: self.config.messages.max_queue_bytes,
         }
     }
 

@@ -55,6 +55,7 @@
 //! | `sessions` | `token_hash` (only a hash of the token), unique `session_id` | user, created / last seen / absolute expiry, the host's encoded session state (`secret`: session secret, transform context, verifiers), last sequence number per direction |
 //! | `throttle` | `key` (`u:<user>` or `a:<address>`) | consecutive failures, `locked_until` |
 //! | `relay_queue` | `id` (increasing) | recipient, sealed-at-rest body, `created_at` |
+//! | `relay_unknown_recipients` | `name` | for a name with no user: how many messages and bytes its stand-in queue holds (the quota counts them as for a real queue; no bodies) |
 //! | `audit_log` | (`session_id`, `seq`) | previous record hash, record hash, payload as received; append-only (triggers refuse `UPDATE`/`DELETE`) |
 //! | `audit_checkpoints` | (`session_id`, `seq`) | record hash at that position, host-key signature; append-only |
 //! | `relay_dead_letters` | `id` (its queue id) | recipient, the body that did not open, `created_at`, `moved_at` |
@@ -82,9 +83,15 @@
 //!   RETURNING failures`, then, past the free failures, `UPDATE … SET locked_until = $t
 //!   WHERE locked_until < $t`: a lock only moves later, so concurrent failures leave the
 //!   longest lock whatever their order.
+//! - [`Store::count_unless_locked`]: one transaction that first writes the keys' rows (so
+//!   SQLite takes its write lock and PostgreSQL the row locks), then reads their locks and
+//!   counts only if none is locked: the check and the count cannot be interleaved.
 //! - [`Store::accept_message`]: one transaction that starts with the compare-and-set of
-//!   [`Store::advance_seq`] (locking the session row), then reads the chain head, appends the
-//!   audit record and queues the message: all or nothing.
+//!   [`Store::advance_seq`] (locking the session row), then checks the recipient's queue
+//!   quota, reads the chain head, appends the audit record and queues the message: all or
+//!   nothing. The quota is a bound, not an exact cap on PostgreSQL: accepts from different
+//!   sessions to one recipient may each pass the check at once and overshoot it by as many
+//!   as run concurrently (on SQLite the accept holds the write lock, so it is exact).
 //! - [`Store::append_audit`]: `INSERT … SELECT … WHERE` the previous record of *this session*
 //!   has `seq - 1` and `record_hash = prev_hash` (or the chain is empty and `seq = 1`); the
 //!   primary key (`session_id`, `seq`) makes a concurrent second append at the same position
@@ -594,6 +601,15 @@ pub struct AuditRecord {
     pub created: UnixSeconds,
 }
 
+/// What [`Store::count_unless_locked`] counted: the states of its keys before and after.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counted {
+    /// Before the count, in the keys' order.
+    pub before: Vec<ThrottleState>,
+    /// After it (lock included), in the keys' order.
+    pub after: Vec<ThrottleState>,
+}
+
 /// A client message to accept with [`Store::accept_message`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcceptMessage {
@@ -606,8 +622,32 @@ pub struct AcceptMessage {
     /// The recipient user name and the body sealed at rest, if the message is for a user;
     /// not queued (but still audited) if there is no such user.
     pub queue: Option<(String, Vec<u8>)>,
+    /// How much the recipient's queue may hold, this message included.
+    pub quota: QueueQuota,
     /// Now.
     pub created: UnixSeconds,
+}
+
+/// The most a recipient's queue may hold: messages, and bytes of their sealed-at-rest bodies.
+///
+/// A name with no user has a stand-in queue (`relay_unknown_recipients`) that counts toward
+/// the same quota and never drains, so a full queue does not tell a sender whether the
+/// recipient exists: it looks like a user who does not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueQuota {
+    /// Most queued messages.
+    pub max_messages: u64,
+    /// Most bytes of queued (sealed-at-rest) bodies.
+    pub max_bytes: u64,
+}
+
+impl QueueQuota {
+    /// Whether a queue holding `messages` messages of `bytes` bytes has room for one more
+    /// of `len` bytes.
+    #[must_use]
+    pub fn has_room(&self, messages: u64, bytes: u64, len: u64) -> bool {
+        messages < self.max_messages && bytes.saturating_add(len) <= self.max_bytes
+    }
 }
 
 /// What [`Store::accept_message`] did.
@@ -626,6 +666,9 @@ pub enum AcceptOutcome {
     Reordered,
     /// No such session; nothing written.
     NoSession,
+    /// The recipient's queue (or an unknown name's stand-in queue) is at its
+    /// [`QueueQuota`]; nothing written, the sequence number not used.
+    QueueFull,
 }
 
 /// Where a reader of the audit log is: after record (`session_id`, `seq`) in the log's order
@@ -773,6 +816,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now: UnixSeconds,
         backoff: &Backoff,
     ) -> Result<Vec<ThrottleState>>;
+    /// Checks and counts in one: unless one of `keys` (distinct) is locked at `now`, counts a
+    /// failure of each as [`Store::record_failures`] does and returns the states before and
+    /// after; if one is locked, counts nothing and returns `None`. Atomic against every
+    /// other check-and-count of the same keys, on any replica: of concurrent callers, no
+    /// more pass than would one after another (a separate read and count let them all
+    /// pass the check before any had counted).
+    async fn count_unless_locked(
+        &self,
+        keys: &[ThrottleKey<'_>],
+        now: UnixSeconds,
+        backoff: &Backoff,
+    ) -> Result<Option<Counted>>;
     /// The state of `key` (all zero if it has none).
     async fn throttle_state(&self, key: ThrottleKey<'_>) -> Result<ThrottleState> {
         let mut states = self.throttle_states(&[key]).await?;
@@ -852,7 +907,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// `last_seq_from_client` to `m.seq` (compare-and-set: it must still be lower), appends
     /// the audit record to the session's chain (position = chain length + 1, hashes by
     /// [`crate::audit_chain::record_hash`]) and, if `m.queue` names an existing user, queues the
-    /// body for them. Nothing is written unless all of it is.
+    /// body for them (else counts it in the name's stand-in queue). If that queue is at
+    /// `m.quota`, [`AcceptOutcome::QueueFull`]. Nothing is written unless all of it is.
     async fn accept_message(&self, m: &AcceptMessage) -> Result<AcceptOutcome>;
     /// Heads (`session_id`, `seq`, `record_hash`) of up to `limit` audit chains whose head has
     /// no checkpoint yet.

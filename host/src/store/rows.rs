@@ -208,6 +208,13 @@ impl TryFrom<ThrottleListRow> for ThrottleEntry {
     }
 }
 
+/// How much a recipient's queue holds (`messages`, `bytes` of sealed-at-rest bodies).
+#[derive(sqlx::FromRow)]
+pub(super) struct QueueUsageRow {
+    pub(super) messages: i64,
+    pub(super) bytes: i64,
+}
+
 /// A queued message of a known recipient.
 #[derive(sqlx::FromRow)]
 pub(super) struct QueuedRow {

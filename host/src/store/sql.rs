@@ -12,15 +12,15 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArgumen
 
 use super::rows::{
     AuditRow, CheckpointRow, CountRow, CounterIdRow, CounterRow, FactRow, HeadRow, IdRow, PairRow,
-    PendingRow, QueuedRow, RecordRow, SeqRow, SessionHeadRow, SessionIdRow, SessionRow,
-    ThrottleListRow, ThrottleRow, UserRow, UserSummaryRow, convert,
+    PendingRow, QueueUsageRow, QueuedRow, RecordRow, SeqRow, SessionHeadRow, SessionIdRow,
+    SessionRow, ThrottleListRow, ThrottleRow, UserRow, UserSummaryRow, convert,
 };
 use super::{
     AcceptMessage, AcceptOutcome, AuditCheckpoint, AuditCursor, AuditRecord, Backoff,
-    ChallengePair, Direction, Forgiven, LoginStage, NewPendingLogin, NewSession, NewUser,
-    PendingBounds, Purged, QueuedMessage, Result, Session, Store, StoreError, ThrottleEntry,
-    ThrottleKey, ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing, from_db,
-    is_unique_violation, to_db,
+    ChallengePair, Counted, Direction, Forgiven, LoginStage, NewPendingLogin, NewSession, NewUser,
+    PendingBounds, Purged, QueueQuota, QueuedMessage, Result, Session, Store, StoreError,
+    ThrottleEntry, ThrottleKey, ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing,
+    from_db, is_unique_violation, to_db,
 };
 use crate::audit_chain;
 
@@ -106,6 +106,21 @@ const ADVANCE_FROM_CLIENT: &str = "UPDATE sessions SET last_seq_from_client = $2
 const ENQUEUE: &str = "INSERT INTO relay_queue (recipient_id, body, created_at) \
      SELECT id, $2, $3 FROM users WHERE name = $1 RETURNING id";
 
+/// How much the queue of user id `$1` holds, counting at most `$2` messages (the quota's
+/// count: a queue at it is full whatever else it holds), so one check reads a bounded number
+/// of rows however long the queue has grown (e.g. after the quota was lowered).
+const QUEUE_USAGE: &str = "SELECT COUNT(*) AS messages, COALESCE(SUM(len), 0) AS bytes \
+     FROM (SELECT LENGTH(body) AS len FROM relay_queue WHERE recipient_id = $1 LIMIT $2) AS head";
+
+/// How much the stand-in queue of the unknown name `$1` holds; no row if it holds nothing.
+const UNKNOWN_USAGE: &str = "SELECT messages, bytes FROM relay_unknown_recipients WHERE name = $1";
+
+/// Counts a message of `$2` bytes in the stand-in queue of the unknown name `$1`.
+const COUNT_UNKNOWN: &str = "INSERT INTO relay_unknown_recipients (name, messages, bytes) \
+     VALUES ($1, 1, $2) ON CONFLICT (name) DO UPDATE \
+     SET messages = relay_unknown_recipients.messages + 1, \
+         bytes = relay_unknown_recipients.bytes + excluded.bytes";
+
 /// The head of the audit chain of session `$1`.
 const CHAIN_HEAD: &str = "SELECT seq, record_hash FROM audit_log WHERE session_id = $1 \
      ORDER BY seq DESC LIMIT 1";
@@ -115,6 +130,15 @@ const DELETE_SESSION: &str = "DELETE FROM sessions WHERE token_hash = $1";
 
 /// Deletes the throttle entry `$1`.
 const DELETE_THROTTLE: &str = "DELETE FROM throttle WHERE key = $1";
+
+/// Throttle keys in the order their rows are to be locked: sorted, as an `UPDATE … WHERE key
+/// IN (…)` walks the primary key, so that on PostgreSQL two statements locking the same
+/// user and source rows never wait for each other in a cycle.
+fn in_lock_order(keys: &[String]) -> Vec<&String> {
+    let mut sorted: Vec<&String> = keys.iter().collect();
+    sorted.sort();
+    sorted
+}
 
 /// Alive iff `last_seen > now − idle` (and `expires_at > now`): the bound on `last_seen`,
 /// written so that nothing overflows (it may be negative).
@@ -145,7 +169,7 @@ where
     /// moves the lock later, so concurrent failures (each with its own count) leave the
     /// longest lock, in any order. Returns the state after.
     async fn lock_after(
-        &self,
+        conn: &mut DB::Connection,
         key: &str,
         counted: ThrottleState,
         now: UnixSeconds,
@@ -163,12 +187,80 @@ where
         sqlx::query("UPDATE throttle SET locked_until = $2 WHERE key = $1 AND locked_until < $2")
             .bind(key)
             .bind(to_db(locked_until, "locked_until")?)
-            .execute(&self.relaxed)
+            .execute(&mut *conn)
             .await?;
         Ok(ThrottleState {
             failures: counted.failures,
             locked_until,
         })
+    }
+
+    /// Counts one failure of each of `keys` (distinct, non-empty) in one statement and locks
+    /// each per `backoff`; the new states in their order.
+    async fn count_failures(
+        conn: &mut DB::Connection,
+        keys: &[String],
+        now: UnixSeconds,
+        backoff: &Backoff,
+    ) -> Result<Vec<ThrottleState>> {
+        let rows: Vec<String> = (4..=keys.len() + 3)
+            .map(|i| format!("(${i}, 1, 0, $1)"))
+            .collect();
+        // $1 now, $2 decay_secs, $3 the ceiling: what is left of the count after one failure
+        // leaked per decay_secs since the last (never negative, nothing for a clock behind),
+        // plus this one, capped.
+        let leaked = "(CASE WHEN $1 > throttle.last_failure \
+             THEN ($1 - throttle.last_failure) / $2 ELSE 0 END)";
+        let left = format!(
+            "(CASE WHEN throttle.failures > {leaked} THEN throttle.failures - {leaked} ELSE 0 END)"
+        );
+        let sql = format!(
+            "INSERT INTO throttle (key, failures, locked_until, last_failure) VALUES {} \
+             ON CONFLICT (key) DO UPDATE SET \
+               failures = CASE WHEN {left} + 1 > $3 THEN $3 ELSE {left} + 1 END, \
+               last_failure = $1 \
+             RETURNING key, failures, locked_until",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query_as::<_, ThrottleRow>(&sql)
+            .bind(to_db(now, "now")?)
+            .bind(to_db(backoff.decay_secs.max(1), "decay_secs")?)
+            .bind(to_db(backoff.ceiling(), "ceiling")?);
+        for k in in_lock_order(keys) {
+            query = query.bind(k.as_str());
+        }
+        let counted = query.fetch_all(&mut *conn).await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            let row = counted
+                .iter()
+                .find(|r| &r.key == k)
+                .ok_or(StoreError::OutOfRange {
+                    what: "throttle key",
+                })?;
+            out.push(Self::lock_after(&mut *conn, k, row.state()?, now, backoff).await?);
+        }
+        Ok(out)
+    }
+
+    /// The states of `keys`, in their order (all zero for a key with no entry).
+    async fn states_on(conn: &mut DB::Connection, keys: &[String]) -> Result<Vec<ThrottleState>> {
+        let placeholders: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT key, failures, locked_until FROM throttle WHERE key IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query_as::<_, ThrottleRow>(&sql);
+        for k in keys {
+            query = query.bind(k.as_str());
+        }
+        let rows = query.fetch_all(&mut *conn).await?;
+        keys.iter()
+            .map(|k| match rows.iter().find(|r| &r.key == k) {
+                Some(r) => r.state(),
+                None => Ok(ThrottleState::default()),
+            })
+            .collect()
     }
 
     /// Inserts `pairs` for user `id` in card order.
@@ -226,6 +318,63 @@ where
             .fetch_optional(&mut *conn)
             .await?;
         row.map(|r| from_db(r.id, "message id")).transpose()
+    }
+
+    /// Whether `recipient`'s queue (or, for a name with no user, its stand-in queue) has
+    /// room under `quota` for one more body of `len` bytes.
+    async fn queue_has_room(
+        conn: &mut DB::Connection,
+        recipient: &str,
+        len: usize,
+        quota: &QueueQuota,
+    ) -> Result<bool> {
+        let user: Option<IdRow> = sqlx::query_as("SELECT id FROM users WHERE name = $1")
+            .bind(recipient)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let usage: Option<QueueUsageRow> = match user {
+            Some(u) => {
+                let limit = i64::try_from(quota.max_messages).unwrap_or(i64::MAX);
+                sqlx::query_as(QUEUE_USAGE)
+                    .bind(u.id)
+                    .bind(limit)
+                    .fetch_optional(&mut *conn)
+                    .await?
+            }
+            None => {
+                sqlx::query_as(UNKNOWN_USAGE)
+                    .bind(recipient)
+                    .fetch_optional(&mut *conn)
+                    .await?
+            }
+        };
+        let (messages, bytes) = match usage {
+            Some(u) => (from_db(u.messages, "messages")?, from_db(u.bytes, "bytes")?),
+            None => (0, 0),
+        };
+        let len = u64::try_from(len).map_err(|_| StoreError::OutOfRange { what: "len" })?;
+        Ok(quota.has_room(messages, bytes, len))
+    }
+
+    /// Queues `body` for `recipient`, or, if there is no such user, counts it in the name's
+    /// stand-in queue (so that its quota fills as a real one would).
+    async fn enqueue_or_count(
+        conn: &mut DB::Connection,
+        recipient: &str,
+        body: &[u8],
+        now: UnixSeconds,
+    ) -> Result<Option<u64>> {
+        let queued = Self::enqueue(conn, recipient, body, now).await?;
+        if queued.is_none() {
+            let len =
+                i64::try_from(body.len()).map_err(|_| StoreError::OutOfRange { what: "len" })?;
+            sqlx::query(COUNT_UNKNOWN)
+                .bind(recipient)
+                .bind(len)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(queued)
     }
 
     /// The head (`seq`, `record_hash`) of a session's audit chain.
@@ -391,6 +540,11 @@ where
         .await
         .map_err(|e| unique_as(e, StoreError::UserExists))?;
         Self::insert_pairs(&mut *tx, row.id, &user.pairs).await?;
+        // The name's stand-in queue, if it had one, is replaced by the user's real one.
+        sqlx::query("DELETE FROM relay_unknown_recipients WHERE name = $1")
+            .bind(user.name.as_str())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -688,44 +842,45 @@ where
             return Ok(Vec::new());
         }
         let keys: Vec<String> = keys.iter().map(ThrottleKey::to_key).collect();
-        let rows: Vec<String> = (4..=keys.len() + 3)
-            .map(|i| format!("(${i}, 1, 0, $1)"))
+        let mut conn = self.relaxed.acquire().await?;
+        Self::count_failures(&mut *conn, &keys, now, backoff).await
+    }
+
+    async fn count_unless_locked(
+        &self,
+        keys: &[ThrottleKey<'_>],
+        now: UnixSeconds,
+        backoff: &Backoff,
+    ) -> Result<Option<Counted>> {
+        if keys.is_empty() {
+            return Ok(Some(Counted::default()));
+        }
+        let keys: Vec<String> = keys.iter().map(ThrottleKey::to_key).collect();
+        let mut tx = self.relaxed.begin().await?;
+        // A write first, on every key's row (made if missing): SQLite takes its write lock,
+        // PostgreSQL locks the rows, so no other check-and-count of these keys runs between
+        // the check below and the count.
+        let rows: Vec<String> = (2..=keys.len() + 1)
+            .map(|i| format!("(${i}, 0, 0, $1)"))
             .collect();
-        // $1 now, $2 decay_secs, $3 the ceiling: what is left of the count after one failure
-        // leaked per decay_secs since the last (never negative, nothing for a clock behind),
-        // plus this one, capped.
-        let leaked = "(CASE WHEN $1 > throttle.last_failure \
-             THEN ($1 - throttle.last_failure) / $2 ELSE 0 END)";
-        let left = format!(
-            "(CASE WHEN throttle.failures > {leaked} THEN throttle.failures - {leaked} ELSE 0 END)"
-        );
         let sql = format!(
             "INSERT INTO throttle (key, failures, locked_until, last_failure) VALUES {} \
-             ON CONFLICT (key) DO UPDATE SET \
-               failures = CASE WHEN {left} + 1 > $3 THEN $3 ELSE {left} + 1 END, \
-               last_failure = $1 \
-             RETURNING key, failures, locked_until",
+             ON CONFLICT (key) DO UPDATE SET failures = throttle.failures",
             rows.join(", ")
         );
-        let mut query = sqlx::query_as::<_, ThrottleRow>(&sql)
-            .bind(to_db(now, "now")?)
-            .bind(to_db(backoff.decay_secs.max(1), "decay_secs")?)
-            .bind(to_db(backoff.ceiling(), "ceiling")?);
-        for k in &keys {
+        let mut query = sqlx::query(&sql).bind(to_db(now, "now")?);
+        for k in in_lock_order(&keys) {
             query = query.bind(k.as_str());
         }
-        let counted = query.fetch_all(&self.relaxed).await?;
-        let mut out = Vec::with_capacity(keys.len());
-        for k in &keys {
-            let row = counted
-                .iter()
-                .find(|r| &r.key == k)
-                .ok_or(StoreError::OutOfRange {
-                    what: "throttle key",
-                })?;
-            out.push(self.lock_after(k, row.state()?, now, backoff).await?);
+        query.execute(&mut *tx).await?;
+        let before = Self::states_on(&mut *tx, &keys).await?;
+        if before.iter().any(|s| s.is_locked(now)) {
+            tx.commit().await?;
+            return Ok(None);
         }
-        Ok(out)
+        let after = Self::count_failures(&mut *tx, &keys, now, backoff).await?;
+        tx.commit().await?;
+        Ok(Some(Counted { before, after }))
     }
 
     async fn throttle_states(&self, keys: &[ThrottleKey<'_>]) -> Result<Vec<ThrottleState>> {
@@ -733,22 +888,8 @@ where
             return Ok(Vec::new());
         }
         let keys: Vec<String> = keys.iter().map(ThrottleKey::to_key).collect();
-        let placeholders: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT key, failures, locked_until FROM throttle WHERE key IN ({})",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query_as::<_, ThrottleRow>(&sql);
-        for k in &keys {
-            query = query.bind(k.as_str());
-        }
-        let rows = query.fetch_all(&self.relaxed).await?;
-        keys.iter()
-            .map(|k| match rows.iter().find(|r| &r.key == k) {
-                Some(r) => r.state(),
-                None => Ok(ThrottleState::default()),
-            })
-            .collect()
+        let mut conn = self.relaxed.acquire().await?;
+        Self::states_on(&mut *conn, &keys).await
     }
 
     async fn clear_throttle(&self, key: ThrottleKey<'_>) -> Result<()> {
@@ -959,9 +1100,17 @@ where
             tx.rollback().await?;
             return Ok(refused);
         }
+        if let Some((recipient, body)) = &m.queue
+            && !Self::queue_has_room(&mut *tx, recipient, body.len(), &m.quota).await?
+        {
+            tx.rollback().await?;
+            return Ok(AcceptOutcome::QueueFull);
+        }
         let audit_seq = Self::append_chained(&mut *tx, m).await?;
         let queued = match &m.queue {
-            Some((recipient, body)) => Self::enqueue(&mut *tx, recipient, body, m.created).await?,
+            Some((recipient, body)) => {
+                Self::enqueue_or_count(&mut *tx, recipient, body, m.created).await?
+            }
             None => None,
         };
         tx.commit().await?;

@@ -7,7 +7,7 @@
 )]
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -382,8 +382,24 @@ pub(crate) struct Conn {
 }
 
 pub(crate) async fn connect(addr: SocketAddr, cert_der: &[u8]) -> Conn {
+    connect_over(TcpStream::connect(addr).await.unwrap(), cert_der).await
+}
+
+/// [`connect`] from the local address `local` (e.g. 127.0.0.2: on Linux all of 127/8 is
+/// loopback, so a test can be two client addresses to the host).
+pub(crate) async fn connect_from(addr: SocketAddr, cert_der: &[u8], local: IpAddr) -> Conn {
+    let socket = match local {
+        IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .unwrap();
+    socket.bind(SocketAddr::new(local, 0)).unwrap();
+    connect_over(socket.connect(addr).await.unwrap(), cert_der).await
+}
+
+/// TLS 1.3 and HTTP/1.1 over a connected `tcp`.
+async fn connect_over(tcp: TcpStream, cert_der: &[u8]) -> Conn {
     let cfg = client_config(cert_der, &[&rustls::version::TLS13], &[b"http/1.1"]);
-    let tcp = TcpStream::connect(addr).await.unwrap();
     let tls = tokio_rustls::TlsConnector::from(cfg)
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
