@@ -820,6 +820,52 @@ async fn source_networks_are_throttled_and_locks_decay() {
     assert!(!listed(&th).await.contains(&key), "{key}");
 }
 
+/// A flood naming one user from many networks (issue 14, item 1) locks that user's global
+/// key, but not the user's own network (one it logged in from): there the right password
+/// still gets in, while from any network new to the user it does not. Guesses from the
+/// user's own network are still bounded, by a key for that user there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_naming_a_user_does_not_lock_it_out_of_its_own_network() {
+    let th = start(|c| {
+        c.throttle.free_failures = 3;
+        c.throttle.base_secs = 600;
+        c.throttle.max_secs = 3600;
+    })
+    .await;
+    th.add_user("alice").await;
+    let mut conn = th.connect().await;
+    login(&th, &mut conn, "alice").await;
+    let own: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    for i in 0..50u16 {
+        let attacker: std::net::IpAddr = format!("2001:db8:{i:x}::1").parse().unwrap();
+        wrong_password_from(&th, "alice", attacker).await;
+    }
+    let new_network: std::net::IpAddr = "198.51.100.1".parse().unwrap();
+    assert!(!right_password_from(&th, "alice", new_network).await);
+    assert!(right_password_from(&th, "alice", own).await);
+    login(&th, &mut conn, "alice").await;
+    // An attacker inside alice's network is held by alice's key there.
+    for _ in 0..4 {
+        wrong_password_from(&th, "alice", own).await;
+    }
+    assert!(!right_password_from(&th, "alice", own).await);
+    let keys: Vec<String> = th
+        .host
+        .store()
+        .list_throttle()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    assert!(keys.contains(&"u:alice".to_owned()), "{keys:?}");
+    let own_key = format!(
+        "un:{}|alice",
+        &th.cfg.throttle.source_key(own).to_key()[2..]
+    );
+    assert!(keys.contains(&own_key), "{own_key} in {keys:?}");
+}
+
 /// A flood of starts from one network (issue 14, item 2) cannot fill the table of logins in
 /// flight: that network's oldest starts make room for its newest, and a real login from
 /// another network goes through meanwhile (the table used to refuse every start once full).

@@ -210,6 +210,7 @@ suite!(
     audit_concurrent_appends_one_winner_per_position,
     audit_checkpoints_vouch_for_existing_records,
     purge_removes_expired,
+    known_networks_are_noted_refreshed_and_forgotten,
     removing_user_cascades,
     ping_answers_and_backup_copies_sqlite_only,
 );
@@ -1325,6 +1326,36 @@ mod cases {
         };
         let rest = st.audit_checkpoint_page(Some(&cursor), 1).await.unwrap();
         assert_eq!(rest, [cp(b"a", 2, b"h2")]);
+    }
+
+    /// Issue 14, item 1: a network a user logged in from is known for 30 days after its last
+    /// success (another replica sees it at once); housekeeping forgets it after.
+    pub(crate) async fn known_networks_are_noted_refreshed_and_forgotten(s: Stores) {
+        use kasane_host::store::KNOWN_NETWORK_SECS;
+        let st = &*s.main;
+        let net = "a:203.0.113.0/24";
+        assert!(!st.is_known_network("alice", net, 0).await.unwrap());
+        st.note_known_network("alice", net, 1_000).await.unwrap();
+        assert!(st.is_known_network("alice", net, 1_000).await.unwrap());
+        assert!(s.replica.is_known_network("alice", net, 900).await.unwrap());
+        assert!(!st.is_known_network("alice", net, 1_001).await.unwrap());
+        assert!(!st.is_known_network("bob", net, 0).await.unwrap());
+        assert!(
+            !st.is_known_network("alice", "a:198.51.100.0/24", 0)
+                .await
+                .unwrap()
+        );
+        // A later success moves it forward (upsert, not a second row).
+        st.note_known_network("alice", net, 5_000).await.unwrap();
+        assert!(st.is_known_network("alice", net, 4_000).await.unwrap());
+        st.purge_expired(5_000 + KNOWN_NETWORK_SECS, 60)
+            .await
+            .unwrap();
+        assert!(st.is_known_network("alice", net, 0).await.unwrap());
+        st.purge_expired(5_001 + KNOWN_NETWORK_SECS, 60)
+            .await
+            .unwrap();
+        assert!(!st.is_known_network("alice", net, 0).await.unwrap());
     }
 
     pub(crate) async fn purge_removes_expired(s: Stores) {

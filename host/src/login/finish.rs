@@ -72,6 +72,9 @@ impl Host {
         })?;
         let mut next = StoredLogin::new(state.into_parts(), verified.user, true);
         next.verifiers = picked.verifiers.iter().map(|v| v.to_vec()).collect();
+        // The response step throttles by the same user key as the start (the user's key for
+        // a known network, or its global key).
+        next.count = verified.count;
         // The bundle's single use is this pending login's: the response step takes it once.
         self.put_pending(bundle_id, LoginStage::Bundle, &next, source, (now, expires))
             .await?;

@@ -16,7 +16,7 @@ use super::{Failure, LoginError};
 use crate::HostError;
 use crate::host::Host;
 use crate::metrics::Outcome;
-use crate::store::{LoginStage, NewSession, ThrottleKey, UnixSeconds};
+use crate::store::{LoginStage, NewSession, UnixSeconds};
 
 impl Host {
     /// Step 3: takes the bundle (once, unexpired), runs the transform on the stored
@@ -41,7 +41,9 @@ impl Host {
             .into_iter()
             .map(Zeroizing::new)
             .collect();
-        self.refuse_if_locked(&pending.user, source, now).await?;
+        let known_network = pending.count.is_some_and(|c| c.known_network);
+        self.refuse_if_locked(&pending.user, source, known_network, now)
+            .await?;
         let derived = self.derive_auth(&state, &verifiers).await?;
         let mut token = [0u8; 32];
         OsRng.fill_bytes(&mut token);
@@ -49,13 +51,16 @@ impl Host {
         let (session, bytes) = match state.accept(request, derived.key.as_bytes(), token) {
             Ok(ok) => ok,
             Err(e) => {
-                self.record_failure(&pending.user, source).await;
+                self.record_failure(&pending.user, source, known_network)
+                    .await;
                 tracing::debug!(error = %e, "response refused");
                 return Err(Failure::ResponseRefused.into());
             }
         };
         self.open_session(session, &module, &token, &pending.user, now)
             .await?;
+        self.note_success(&pending.user, source, known_network, now)
+            .await;
         Ok(bytes)
     }
 
@@ -127,9 +132,6 @@ impl Host {
             })
             .await
             .map_err(HostError::from)?;
-        if let Err(e) = self.store.clear_throttle(ThrottleKey::User(user)).await {
-            tracing::error!(error = %e, "clearing the user's throttle");
-        }
         self.metrics.login(Outcome::Success);
         tracing::info!(%user, "login");
         Ok(())

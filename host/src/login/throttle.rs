@@ -1,6 +1,13 @@
 //! Locks after failed logins, per user and per source address (the store keeps them, so
 //! every replica sees the same locks). A start counts as a failure until its finish proves
 //! the password; a wrong card response counts again.
+//!
+//! The user's key depends on where the login comes from: from a network the user logged in
+//! from within [`KNOWN_NETWORK_SECS`] it is that user's key for that network
+//! ([`ThrottleKey::UserFrom`]), from anywhere else the user's global key. A flood naming a
+//! user from many networks locks only the global key, so the user still gets in from its
+//! own networks; guesses from those networks are still bounded by their own user key and by
+//! the source network's key (issue 14, item 1).
 
 use std::net::IpAddr;
 
@@ -8,27 +15,83 @@ use super::{Failure, LoginError};
 use crate::HostError;
 use crate::host::Host;
 use crate::metrics::Outcome;
-use crate::store::{Counted, Forgiven, ThrottleKey, ThrottleState, UnixSeconds};
+use crate::store::{
+    Counted, Forgiven, KNOWN_NETWORK_SECS, ThrottleKey, ThrottleState, UnixSeconds,
+};
 
 /// What a start counted: per key (user, source), the lock end after and before its failure.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct StartCount {
     pub(super) locks: [(UnixSeconds, UnixSeconds); 2],
+    /// Whether the start came from a network the user is known to log in from (then the
+    /// user's key is [`ThrottleKey::UserFrom`] for this login's every step).
+    pub(super) known_network: bool,
 }
 
 impl Host {
+    /// The keys a login of `user` from `source` counts against: the user's (global, or for
+    /// this network if it is a known one) and the source network's.
+    fn throttle_keys<'a>(
+        &self,
+        user: &'a str,
+        source: IpAddr,
+        known_network: bool,
+    ) -> [ThrottleKey<'a>; 2] {
+        let net = self.config.throttle.source_key(source);
+        let user_key = match (known_network, net) {
+            (true, ThrottleKey::Network(n, p)) => ThrottleKey::UserFrom(user, n, p),
+            (true, ThrottleKey::Source(a)) => ThrottleKey::UserFrom(user, a, 128),
+            _ => ThrottleKey::User(user),
+        };
+        [user_key, net]
+    }
+
+    /// Whether `user` logged in from `source`'s network within [`KNOWN_NETWORK_SECS`] (a
+    /// store error counts as no: the stricter global key applies).
+    async fn known_network(&self, user: &str, source: IpAddr, now: UnixSeconds) -> bool {
+        let net = self.config.throttle.source_key(source).to_key();
+        let since = now.saturating_sub(KNOWN_NETWORK_SECS);
+        self.store
+            .is_known_network(user, &net, since)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "reading known networks");
+                false
+            })
+    }
+
+    /// After a successful login: `source`'s network becomes known for `user`, and the
+    /// user's key that throttled this login is cleared.
+    pub(super) async fn note_success(
+        &self,
+        user: &str,
+        source: IpAddr,
+        known_network: bool,
+        now: UnixSeconds,
+    ) {
+        let [user_key, net] = self.throttle_keys(user, source, known_network);
+        if let Err(e) = self.store.clear_throttle(user_key).await {
+            tracing::error!(error = %e, "clearing the user's throttle");
+        }
+        let noted = self
+            .store
+            .note_known_network(user, &net.to_key(), now)
+            .await;
+        if let Err(e) = noted {
+            tracing::error!(error = %e, "recording a known network");
+        }
+    }
+
     /// The user's and the source's throttle states (one query).
     async fn throttle_states(
         &self,
         user: &str,
         source: IpAddr,
+        known_network: bool,
     ) -> Result<[ThrottleState; 2], LoginError> {
         let states = self
             .store
-            .throttle_states(&[
-                ThrottleKey::User(user),
-                self.config.throttle.source_key(source),
-            ])
+            .throttle_states(&self.throttle_keys(user, source, known_network))
             .await
             .map_err(HostError::from)?;
         <[ThrottleState; 2]>::try_from(states).map_err(|_| {
@@ -44,9 +107,10 @@ impl Host {
         &self,
         user: &str,
         source: IpAddr,
+        known_network: bool,
         now: UnixSeconds,
     ) -> Result<(), LoginError> {
-        let states = self.throttle_states(user, source).await?;
+        let states = self.throttle_states(user, source, known_network).await?;
         if states.iter().any(|s| s.is_locked(now)) {
             self.metrics.login(Outcome::Throttled);
             return Err(Failure::Throttled.into());
@@ -63,10 +127,8 @@ impl Host {
         source: IpAddr,
         now: UnixSeconds,
     ) -> Result<Option<StartCount>, LoginError> {
-        let keys = [
-            ThrottleKey::User(user),
-            self.config.throttle.source_key(source),
-        ];
+        let known_network = self.known_network(user, source, now).await;
+        let keys = self.throttle_keys(user, source, known_network);
         // The check and the count are one step: concurrent starts cannot all pass the check
         // before any has counted (issue 14, item 3).
         let counted = self
@@ -85,20 +147,24 @@ impl Host {
             }
             locks[i] = (st.locked_until, before.get(i).map_or(0, |b| b.locked_until));
         }
-        Ok(Some(StartCount { locks }))
+        Ok(Some(StartCount {
+            locks,
+            known_network,
+        }))
     }
 
     /// Takes back what [`Host::count_start`] counted, once the finish proved the password.
     pub(super) async fn forgive_start(&self, user: &str, source: IpAddr, count: &StartCount) {
         let [(user_engaged, user_before), (source_engaged, source_before)] = count.locks;
+        let [user_key, net] = self.throttle_keys(user, source, count.known_network);
         let forgiven = [
             Forgiven {
-                key: ThrottleKey::User(user),
+                key: user_key,
                 engaged: user_engaged,
                 before: user_before,
             },
             Forgiven {
-                key: self.config.throttle.source_key(source),
+                key: net,
                 engaged: source_engaged,
                 before: source_before,
             },
@@ -109,12 +175,9 @@ impl Host {
     }
 
     /// Counts a failed login against the user and the source address.
-    pub(super) async fn record_failure(&self, user: &str, source: IpAddr) {
+    pub(super) async fn record_failure(&self, user: &str, source: IpAddr, known_network: bool) {
         let now = self.now();
-        let keys = [
-            ThrottleKey::User(user),
-            self.config.throttle.source_key(source),
-        ];
+        let keys = self.throttle_keys(user, source, known_network);
         let backoff = self.config.throttle.backoff();
         match self.store.record_failures(&keys, now, &backoff).await {
             Ok(states) => {

@@ -434,6 +434,11 @@ pub enum ThrottleKey<'a> {
     /// Failures from a source network: the address with the bits past `prefix` cleared
     /// (build with [`ThrottleKey::network`]).
     Network(IpAddr, u8),
+    /// Failures for one user from one network it is known to log in from (see
+    /// [`Store::is_known_network`]): what throttles that user there instead of
+    /// [`ThrottleKey::User`], so that a flood naming the user from elsewhere does not lock it
+    /// out of its own networks. The network as in [`ThrottleKey::Network`].
+    UserFrom(&'a str, IpAddr, u8),
 }
 
 impl ThrottleKey<'_> {
@@ -456,16 +461,22 @@ impl ThrottleKey<'_> {
         ThrottleKey::Network(net, prefix.min(max))
     }
 
-    /// The stored form: `u:<name>`, `a:<address>`, or `a:<network>/<prefix>`.
+    /// The stored form: `u:<name>`, `a:<address>`, `a:<network>/<prefix>`, or
+    /// `un:<network>/<prefix>|<name>` (a network never holds `|`, so the form is unambiguous).
     #[must_use]
     pub fn to_key(&self) -> String {
         match self {
             Self::User(name) => format!("u:{name}"),
             Self::Source(addr) => format!("a:{addr}"),
             Self::Network(net, prefix) => format!("a:{net}/{prefix}"),
+            Self::UserFrom(name, net, prefix) => format!("un:{net}/{prefix}|{name}"),
         }
     }
 }
+
+/// How long a network a user logged in from stays known ([`Store::is_known_network`]):
+/// 30 days; housekeeping forgets it after.
+pub const KNOWN_NETWORK_SECS: u64 = 30 * 86_400;
 
 /// Exponential backoff with decay: after `free_failures` failures, each further failure locks
 /// the key for `base_secs · 2^(extra − 1)` seconds, capped at `max_secs`. A failure counts
@@ -837,6 +848,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn throttle_states(&self, keys: &[ThrottleKey<'_>]) -> Result<Vec<ThrottleState>>;
     /// Forgets the failures of `key` (after a success).
     async fn clear_throttle(&self, key: ThrottleKey<'_>) -> Result<()>;
+    /// Records that `user` logged in from `network` (a source network's throttle key, as
+    /// [`ThrottleKey::to_key`] writes it) at `now`.
+    async fn note_known_network(&self, user: &str, network: &str, now: UnixSeconds) -> Result<()>;
+    /// Whether `user` logged in from `network` at `since` or later.
+    async fn is_known_network(&self, user: &str, network: &str, since: UnixSeconds)
+    -> Result<bool>;
     /// Every throttle entry, by key (`kasane-host throttle list`).
     async fn list_throttle(&self) -> Result<Vec<ThrottleEntry>>;
     /// Forgets the entry stored under `key` as [`ThrottleEntry::key`] shows it

@@ -892,6 +892,37 @@ where
         Self::states_on(&mut *conn, &keys).await
     }
 
+    async fn note_known_network(&self, user: &str, network: &str, now: UnixSeconds) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO known_networks (user_name, network, last_success) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_name, network) DO UPDATE SET last_success = $3",
+        )
+        .bind(user)
+        .bind(network)
+        .bind(to_db(now, "now")?)
+        .execute(&self.relaxed)
+        .await?;
+        Ok(())
+    }
+
+    async fn is_known_network(
+        &self,
+        user: &str,
+        network: &str,
+        since: UnixSeconds,
+    ) -> Result<bool> {
+        let row: Option<CountRow> = sqlx::query_as(
+            "SELECT last_success AS n FROM known_networks \
+             WHERE user_name = $1 AND network = $2 AND last_success >= $3",
+        )
+        .bind(user)
+        .bind(network)
+        .bind(to_db(since, "since")?)
+        .fetch_optional(&self.relaxed)
+        .await?;
+        Ok(row.is_some())
+    }
+
     async fn clear_throttle(&self, key: ThrottleKey<'_>) -> Result<()> {
         sqlx::query(DELETE_THROTTLE)
             .bind(key.to_key().as_str())
@@ -1195,6 +1226,10 @@ where
                 .bind(idle_seen_after)
                 .execute(&self.relaxed)
                 .await?;
+        sqlx::query("DELETE FROM known_networks WHERE last_success < $1")
+            .bind(now_db.saturating_sub(to_db(super::KNOWN_NETWORK_SECS, "known")?))
+            .execute(&self.relaxed)
+            .await?;
         Ok(Purged {
             throttle: 0,
             sessions: DB::rows_affected(&sessions),
