@@ -149,6 +149,7 @@ impl Host {
             .purge_throttle(now, &self.config.throttle.backoff())
             .await?;
         self.checkpoint_audit().await?;
+        self.registry.sync(now).await;
         self.registry.maintain(now);
         Ok(purged)
     }
@@ -205,6 +206,7 @@ impl Host {
             tracing::warn!(error = %e, "readiness: store unreachable");
             return Err(NotReady::StoreUnreachable);
         }
+        self.registry.sync(self.now()).await;
         self.registry.readiness(self.now())
     }
 

@@ -85,14 +85,31 @@ impl Upkeep {
     /// Re-signs timestamp and snapshot in `dir` if they are due at `now` (cheap when not:
     /// one comparison). True if new files were written.
     pub fn resign_if_due(&self, dir: &Path, now: u64) -> bool {
-        let Some(online) = &self.online else {
+        let Some(online) = self.due_signer(now) else {
             return false;
         };
-        if now < self.next_resign.load(Ordering::Relaxed) {
-            return false;
-        }
-        let signer = TufSigner(online.as_ref());
-        match resign_online_if_due(dir, &[&signer], now, &self.life) {
+        let signer = TufSigner(online);
+        self.record(now, resign_online_if_due(dir, &[&signer], now, &self.life))
+    }
+
+    /// The online key if this host re-signs and a re-signing may be due at `now` (cheap:
+    /// one comparison); the caller re-signs and reports with [`Upkeep::record`].
+    #[must_use]
+    pub fn due_signer(&self, now: u64) -> Option<&dyn Signer> {
+        let online = self.online.as_deref()?;
+        (now >= self.next_resign.load(Ordering::Relaxed)).then_some(online)
+    }
+
+    /// The lifetimes re-signed metadata gets.
+    #[must_use]
+    pub fn lifetimes(&self) -> &Lifetimes {
+        &self.life
+    }
+
+    /// Counts and logs the outcome of a re-signing tried at `now`; after a failure or a busy
+    /// lock the next try is [`RETRY_SECS`] later. True if new files were written.
+    pub fn record<E: std::fmt::Display>(&self, now: u64, outcome: Result<Resigned, E>) -> bool {
+        match outcome {
             Ok(Resigned::Done {
                 timestamp,
                 snapshot,
@@ -105,9 +122,9 @@ impl Upkeep {
                 );
                 true
             }
-            // The next load sets the real due time from the files.
-            Ok(Resigned::NotDue) => false,
-            Ok(Resigned::Busy) => {
+            // Another writer re-signed: the next load sets the real due time from the files
+            // (until then, at most one try per `RETRY_SECS`).
+            Ok(Resigned::NotDue | Resigned::Busy) => {
                 self.retry_later(now);
                 false
             }
