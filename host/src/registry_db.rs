@@ -3,7 +3,7 @@
 //! every replica serves the same registry with no shared disk.
 //!
 //! - **Writers** (a replica re-signing timestamp and snapshot, an operator's `kasane-host
-//!   registry import`) each run one transaction under the advisory lock [`LOCK_KEY`]
+//!   registry import`) each run one transaction under the advisory lock [`LOCK_CLASS`]
 //!   (`pg_try_advisory_xact_lock` for a replica, which skips a turn when another writer holds
 //!   it; `pg_advisory_xact_lock` for the operator, who waits), read the stored repository
 //!   after taking it, and write what changed in the same transaction: exactly one writer at a
@@ -32,9 +32,13 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 /// Repository files by path (`metadata/timestamp.json`, `targets/<sha256>.ocra`, …).
 pub type Files = BTreeMap<String, Vec<u8>>;
 
-/// The advisory lock every writer of `registry_files` holds for its transaction
-/// (`"kasaneRG"` as a big-endian `i64`).
-pub const LOCK_KEY: i64 = 0x6b61_7361_6e65_5247;
+/// The advisory lock every writer of `registry_files` holds for its transaction is
+/// (`LOCK_CLASS`, `hashtext(current_schema())`): one lock per schema, so deployments (or
+/// tests) sharing a database in schemas of their own do not wait on each other.
+/// `LOCK_CLASS` is `"kasR"` as a big-endian `i32`.
+pub const LOCK_CLASS: i32 = 0x6b61_7352;
+/// The two keys of the lock, as SQL (`$1` is [`LOCK_CLASS`]).
+pub const LOCK_KEYS_SQL: &str = "$1, hashtext(current_schema())";
 /// The file whose hash says whether the registry changed.
 pub const TIMESTAMP_PATH: &str = "metadata/timestamp.json";
 /// Largest file read from a registry directory on import (a metadata file's cap).
@@ -138,6 +142,7 @@ impl DbRegistry {
             .await?;
         let mut files = read_metadata(&mut tx).await?;
         if files.is_empty() {
+            tx.rollback().await?;
             return Err(RegistryDbError::Empty);
         }
         let repo = Repository::load_files(&files)?;
@@ -168,31 +173,9 @@ impl DbRegistry {
         life: &Lifetimes,
     ) -> Result<Resigned> {
         let mut tx = self.pool.begin().await?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(LOCK_KEY)
-            .fetch_one(&mut *tx)
-            .await?;
-        if !locked {
-            return Ok(Resigned::Busy);
-        }
-        let stored = read_metadata(&mut tx).await?;
-        if stored.is_empty() {
-            return Err(RegistryDbError::Empty);
-        }
-        let mut repo = Repository::load_files(&stored)?;
-        if now < online_due_at(&repo, life.snapshot) {
-            return Ok(Resigned::NotDue);
-        }
-        let before = repo.clone();
-        repo.snapshot(&[&TufSigner(online)], now, life)?;
-        check_forward(&before, &repo)?;
-        write_changed(&mut tx, &repo.files()?).await?;
-        tx.commit().await?;
-        let (timestamp, snapshot) = repo.versions();
-        Ok(Resigned::Done {
-            timestamp,
-            snapshot,
-        })
+        let outcome = resign_in(&mut tx, online, now, life).await;
+        finish(tx, matches!(outcome, Ok(Resigned::Done { .. }))).await?;
+        outcome
     }
 
     /// Imports the repository in `dir` (`metadata/`, `targets/`): checked as a client would at
@@ -210,25 +193,10 @@ impl DbRegistry {
             return Err(RegistryDbError::MissingModule { path });
         }
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(LOCK_KEY)
-            .execute(&mut *tx)
-            .await?;
-        let stored = read_metadata(&mut tx).await?;
-        if !stored.is_empty() {
-            if stored.get(TIMESTAMP_PATH) == files.get(TIMESTAMP_PATH) {
-                // The stored registry already: nothing to do.
-                return Ok(Imported {
-                    written: 0,
-                    versions: repo.versions(),
-                });
-            }
-            check_forward(&Repository::load_files(&stored)?, &repo)?;
-        }
-        let written = write_changed(&mut tx, &files).await?;
-        tx.commit().await?;
+        let written = import_in(&mut tx, &files, &repo).await;
+        finish(tx, matches!(written, Ok(n) if n > 0)).await?;
         Ok(Imported {
-            written,
+            written: written?,
             versions: repo.versions(),
         })
     }
@@ -270,6 +238,74 @@ impl DbRegistry {
         }
         Ok(files.len())
     }
+}
+
+/// Ends a writer's transaction: commits if it wrote, else rolls back at once. Never left to
+/// `Drop`, which rolls back only when the connection is next used: the advisory lock would
+/// stay held by an idle pooled connection until then.
+async fn finish(tx: Transaction<'_, Postgres>, wrote: bool) -> Result<()> {
+    if wrote {
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
+    Ok(())
+}
+
+/// [`DbRegistry::resign_if_due`] inside its transaction.
+async fn resign_in(
+    tx: &mut Transaction<'_, Postgres>,
+    online: &dyn Signer,
+    now: u64,
+    life: &Lifetimes,
+) -> Result<Resigned> {
+    let locked: bool =
+        sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1, hashtext(current_schema()))")
+            .bind(LOCK_CLASS)
+            .fetch_one(&mut **tx)
+            .await?;
+    if !locked {
+        return Ok(Resigned::Busy);
+    }
+    // Read under the lock: the version another writer just committed is the one bumped.
+    let stored = read_metadata(tx).await?;
+    if stored.is_empty() {
+        return Err(RegistryDbError::Empty);
+    }
+    let mut repo = Repository::load_files(&stored)?;
+    if now < online_due_at(&repo, life.snapshot) {
+        return Ok(Resigned::NotDue);
+    }
+    let before = repo.clone();
+    repo.snapshot(&[&TufSigner(online)], now, life)?;
+    check_forward(&before, &repo)?;
+    write_changed(tx, &repo.files()?).await?;
+    let (timestamp, snapshot) = repo.versions();
+    Ok(Resigned::Done {
+        timestamp,
+        snapshot,
+    })
+}
+
+/// [`DbRegistry::import_dir`] inside its transaction, waiting for the lock: the number of
+/// files written (0: the stored registry is this one already).
+async fn import_in(
+    tx: &mut Transaction<'_, Postgres>,
+    files: &Files,
+    repo: &Repository,
+) -> Result<usize> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))")
+        .bind(LOCK_CLASS)
+        .execute(&mut **tx)
+        .await?;
+    let stored = read_metadata(tx).await?;
+    if !stored.is_empty() {
+        if stored.get(TIMESTAMP_PATH) == files.get(TIMESTAMP_PATH) {
+            return Ok(0);
+        }
+        check_forward(&Repository::load_files(&stored)?, repo)?;
+    }
+    write_changed(tx, files).await
 }
 
 /// The hash a mirror is keyed by: SHA-256 of `timestamp.json`.
