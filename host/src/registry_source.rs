@@ -11,6 +11,7 @@
 //! version, so what a replica serves never goes backwards.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use kasane_registry::RegistryError;
@@ -35,6 +36,11 @@ pub struct DbSource {
     mirror: RwLock<Arc<Files>>,
     /// One sync at a time in this process: a later sync always reads later state.
     syncing: tokio::sync::Mutex<()>,
+    /// Numbers handed to syncs as they arrive, and the first number not covered by the last
+    /// finished sync (every sync that arrived before that one began reading is answered by
+    /// it): under load, the syncs waiting for one another cost one read, not one each.
+    arrived: AtomicU64,
+    covered: AtomicU64,
 }
 
 impl DbSource {
@@ -46,6 +52,8 @@ impl DbSource {
             db,
             mirror: RwLock::new(Arc::new(mirror)),
             syncing: tokio::sync::Mutex::new(()),
+            arrived: AtomicU64::new(0),
+            covered: AtomicU64::new(0),
         })
     }
 
@@ -64,7 +72,20 @@ impl DbSource {
 
     /// Re-signs if due, then takes in what changed (see the module documentation).
     async fn sync(&self, upkeep: &Upkeep, now: u64) -> Result<(), RegistryDbError> {
+        let ticket = self.arrived.fetch_add(1, Ordering::SeqCst);
         let _one = self.syncing.lock().await;
+        if self.covered.load(Ordering::SeqCst) > ticket {
+            // A sync that began reading after this one arrived has just finished.
+            return Ok(());
+        }
+        let mark = self.arrived.load(Ordering::SeqCst);
+        let outcome = self.sync_locked(upkeep, now).await;
+        self.covered.store(mark, Ordering::SeqCst);
+        outcome
+    }
+
+    /// [`DbSource::sync`]'s work, with the sync lock held.
+    async fn sync_locked(&self, upkeep: &Upkeep, now: u64) -> Result<(), RegistryDbError> {
         if let Some(online) = upkeep.due_signer(now) {
             let outcome = self.db.resign_if_due(online, now, upkeep.lifetimes()).await;
             upkeep.record(now, outcome.map_err(|e| Chain(&e).to_string()));
