@@ -294,15 +294,25 @@ impl Fetcher for Served<'_> {
     }
 }
 
-/// The snapshot version a replica serves (`metadata/timestamp.json` over HTTP).
+/// The snapshot version a replica serves (`metadata/timestamp.json` over HTTP), asked by
+/// eight clients at once: all get the same (the syncs they wait for answer them all).
 async fn served_snapshot(th: &TestHost) -> u64 {
-    let mut conn = th.connect().await;
-    let (status, body) = conn.get("/v1/registry/metadata/timestamp.json", None).await;
-    assert_eq!(status, hyper::StatusCode::OK);
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    v["signed"]["meta"]["snapshot.json"]["version"]
-        .as_u64()
-        .unwrap()
+    let mut asks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (addr, cert) = (th.addr, th.cert_der.clone());
+        asks.spawn(async move {
+            let mut conn = common::connect(addr, &cert).await;
+            let (status, body) = conn.get("/v1/registry/metadata/timestamp.json", None).await;
+            assert_eq!(status, hyper::StatusCode::OK);
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            v["signed"]["meta"]["snapshot.json"]["version"]
+                .as_u64()
+                .unwrap()
+        });
+    }
+    let versions: Vec<u64> = asks.join_all().await;
+    assert!(versions.windows(2).all(|w| w[0] == w[1]), "{versions:?}");
+    versions[0]
 }
 
 fn resigned(th: &TestHost) -> u64 {
@@ -395,13 +405,19 @@ async fn two_replicas_on_one_postgres_serve_40_days_of_logins_and_never_go_backw
                 db.import_dir(&repo, now).await.unwrap();
             }
             // Which replica a login reaches first alternates, so both re-sign some day.
-            let order = if day % 3 == 0 { [&b, &a] } else { [&a, &b] };
-            for th in order {
+            let [first, second] = if day % 3 == 0 { [&b, &a] } else { [&a, &b] };
+            for th in [first, second] {
                 let mut conn = th.connect().await;
                 login(th, &mut conn, "alice").await;
                 trust
                     .update(&Served(th.host.registry()))
                     .unwrap_or_else(|e| panic!("day {day}: trust update refused: {e}"));
+                if std::ptr::eq(th, first) {
+                    // Right after the first replica re-signed (on a due day), the other serves
+                    // the new files already.
+                    let seen = served_snapshot(first).await;
+                    assert_eq!(served_snapshot(second).await, seen, "day {day}");
+                }
             }
             let served = (served_snapshot(&a).await, served_snapshot(&b).await);
             assert!(
