@@ -308,9 +308,9 @@ async fn import_in(
     write_changed(tx, files).await
 }
 
-/// The hash a mirror is keyed by: SHA-256 of `timestamp.json`.
+/// SHA-256 of a file (a mirror is keyed by its `timestamp.json`'s).
 #[must_use]
-pub fn timestamp_hash(bytes: &[u8]) -> [u8; 32] {
+pub fn sha256_of(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
@@ -409,7 +409,7 @@ async fn write_changed(tx: &mut Transaction<'_, Postgres>, files: &Files) -> Res
     let mut changed = Vec::new();
     for (path, bytes) in files {
         match stored.get(path) {
-            Some(sha) if sha.as_slice() == timestamp_hash(bytes).as_slice() => {}
+            Some(sha) if sha.as_slice() == sha256_of(bytes).as_slice() => {}
             Some(_) if !replaceable(path) => {
                 return Err(RegistryDbError::Conflict { path: path.clone() });
             }

@@ -17,7 +17,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use kasane_registry::RegistryError;
 use kasane_registry::repo::Repository;
 
-use crate::registry_db::{DbRegistry, Files, RegistryDbError, timestamp_hash};
+use crate::registry_db::{DbRegistry, Files, RegistryDbError, sha256_of};
 use crate::upkeep::Upkeep;
 
 /// The files of a registry: a directory, or the database through a mirror.
@@ -96,7 +96,7 @@ impl DbSource {
         let current = self.files();
         let unchanged = current
             .get(crate::registry_db::TIMESTAMP_PATH)
-            .is_some_and(|b| timestamp_hash(b) == timestamp_hash(&stored));
+            .is_some_and(|b| sha256_of(b) == sha256_of(&stored));
         if unchanged {
             return Ok(());
         }
