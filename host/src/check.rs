@@ -5,6 +5,8 @@ use std::path::Path;
 use anyhow::Context;
 use kasane_host::config::Config;
 use kasane_host::registry::HostRegistry;
+use kasane_host::registry_db::DbRegistry;
+use kasane_host::registry_source::{DbSource, RegistrySource};
 use kasane_host::{messages, server, setup, store};
 
 /// Runs the checks in the order `serve` needs them; prints `ok: …` for each, returns the
@@ -24,13 +26,16 @@ pub(crate) async fn run(data: &Path) -> anyhow::Result<()> {
     })?;
     ok(format_args!("TLS certificate and key"));
     keys(&cfg)?;
-    registry(&cfg)?;
     let scheme = cfg.database_url.split(':').next().unwrap_or_default();
     let store = store::open(&cfg.database_url)
         .await
         .with_context(|| format!("opening the store ({scheme})"))?;
     ok(format_args!("store opens ({scheme})"));
-    queue_key_matches(&cfg, store.as_ref()).await
+    queue_key_matches(&cfg, store.as_ref()).await?;
+    match store.postgres_pool() {
+        Some(pool) => db_registry(&cfg, DbRegistry::new(pool.clone())).await,
+        None => registry(&cfg),
+    }
 }
 
 /// The queue key is the one the database's queued messages are sealed under (the first host
@@ -50,6 +55,41 @@ async fn queue_key_matches(cfg: &Config, store: &dyn store::Store) -> anyhow::Re
         path.display()
     ));
     Ok(())
+}
+
+/// With PostgreSQL: the registry the database holds, opened and verified as `serve` opens it;
+/// the data directory's while the database holds none yet (`serve` imports it then).
+async fn db_registry(cfg: &Config, db: DbRegistry) -> anyhow::Result<()> {
+    if db
+        .timestamp()
+        .await
+        .context("reading the registry in the database")?
+        .is_none()
+    {
+        registry(cfg)?;
+        ok(format_args!(
+            "the database holds no registry yet: serve imports this one"
+        ));
+        return Ok(());
+    }
+    let source = DbSource::open(db)
+        .await
+        .context("reading the registry in the database")?;
+    HostRegistry::open_source(
+        RegistrySource::Database(source),
+        &cfg.keys_dir,
+        setup::host_sandbox().context("starting the sandbox")?,
+        now(),
+    )
+    .context("loading the registry in the database")?;
+    ok(format_args!("registry in the database"));
+    Ok(())
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn ok(what: std::fmt::Arguments<'_>) {
@@ -98,14 +138,11 @@ fn made_on_first_use(
 /// The registry, opened and verified as `serve` opens it (ticket key, signed metadata checked
 /// as a client would, modules).
 fn registry(cfg: &Config) -> anyhow::Result<()> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     HostRegistry::open(
         &cfg.registry_dir,
         &cfg.keys_dir,
         setup::host_sandbox().context("starting the sandbox")?,
-        now,
+        now(),
     )
     .with_context(|| format!("loading the registry {}", cfg.registry_dir.display()))?;
     ok(format_args!("registry {}", cfg.registry_dir.display()));

@@ -13,6 +13,9 @@ pub enum HostError {
     /// The registry could not be loaded or refused an operation.
     #[error("registry")]
     Registry(#[from] kasane_registry::RegistryError),
+    /// The registry in the database (PostgreSQL) could not be read, imported or exported.
+    #[error("registry in the database")]
+    RegistryDb(#[from] crate::registry_db::RegistryDbError),
     /// The sandbox refused or failed a transform.
     #[error("sandbox")]
     Sandbox(#[from] kasane_sandbox::SandboxError),

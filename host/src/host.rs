@@ -172,6 +172,7 @@ impl Host {
             .purge_throttle(now, &self.config.throttle.backoff())
             .await?;
         self.checkpoint_audit().await?;
+        self.registry.sync(now).await;
         self.registry.maintain(now);
         Ok(purged)
     }
@@ -228,6 +229,7 @@ impl Host {
             tracing::warn!(error = %e, "readiness: store unreachable");
             return Err(NotReady::StoreUnreachable);
         }
+        self.registry.sync(self.now()).await;
         self.registry.readiness(self.now())
     }
 

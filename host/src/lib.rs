@@ -10,6 +10,9 @@
 //! - [`registry`]: the host's view of its transform registry — reloaded when the snapshot
 //!   file changes, the active transforms a client can run, weighted choice, session tickets
 //!   from the online key, one loaded [`Transform`](kasane_sandbox::Transform) per module hash.
+//! - [`registry_source`]: where the registry's files come from — the registry directory, or
+//!   with PostgreSQL [`registry_db`]: the repository in the table `registry_files`, re-signed
+//!   by one replica at a time under an advisory lock, imported and exported by the operator.
 //! - [`host`]: [`Host`](host::Host) — one process's configuration, store, registry, keys,
 //!   clock and metrics, and its housekeeping; the login and message steps are its methods.
 //! - [`login`]: the start → finish → response flow over `kasane-protocol`'s state
@@ -85,6 +88,8 @@ pub mod messages;
 pub mod metrics;
 pub mod proxy_protocol;
 pub mod registry;
+pub mod registry_db;
+pub mod registry_source;
 pub mod server;
 pub mod setup;
 pub mod store;

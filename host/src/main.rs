@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use kasane_host::config::Config;
+use kasane_host::registry_db::DbRegistry;
 use kasane_host::setup::{self, CodeCard};
 use kasane_host::store::{self, Clock, Store, SystemClock};
 use kasane_host::{audit, server};
@@ -88,11 +89,35 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The registry in the database (PostgreSQL only: with SQLite the registry is the data
+    /// directory's `registry/`, edited in place with `kasane-registry`).
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
     /// Writes a consistent copy of the SQLite database to FILE (new, mode 0600), also while
     /// the host serves. For PostgreSQL it fails and names the `pg_dump` command to use.
     Backup {
         /// The backup file; it must not exist.
         file: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RegistryCommand {
+    /// Writes the registry the database holds into DIR (created if missing; refused if not
+    /// empty), for `kasane-registry add|refresh|revoke|… --repo DIR`, then `import`.
+    Export {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// Checks the repository in DIR as a client would, and stores it in the database in one
+    /// transaction: refused if a version would move backwards or a stored file differs (the
+    /// registry changed since the export: export again). Every replica serves it at its next
+    /// request.
+    Import {
+        /// The repository directory.
+        dir: PathBuf,
     },
 }
 
@@ -276,7 +301,41 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         Command::User { command } => user(&data, command).await,
         Command::Throttle { command } => throttle(&data, command).await,
         Command::Backup { file } => backup(&data, &file).await,
+        Command::Registry { command } => registry(&data, command).await,
     }
+}
+
+/// `registry export|import DIR` ([`DbRegistry`]).
+async fn registry(data: &Path, command: RegistryCommand) -> anyhow::Result<()> {
+    let (_, st) = open_store(data).await?;
+    let Some(pool) = st.postgres_pool() else {
+        bail!(
+            "the registry is in the database only with PostgreSQL; with SQLite edit {}/registry with kasane-registry",
+            data.display()
+        );
+    };
+    let db = DbRegistry::new(pool.clone());
+    match command {
+        RegistryCommand::Export { dir } => {
+            let n = db
+                .export_dir(&dir)
+                .await
+                .with_context(|| format!("exporting the registry to {}", dir.display()))?;
+            println!("exported {n} files to {}", dir.display());
+        }
+        RegistryCommand::Import { dir } => {
+            let done = db
+                .import_dir(&dir, SystemClock.now())
+                .await
+                .with_context(|| format!("importing the registry {}", dir.display()))?;
+            let (timestamp, snapshot) = done.versions;
+            println!(
+                "imported {} files: timestamp {timestamp}, snapshot {snapshot}",
+                done.written
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `backup FILE`: the store writes the copy ([`Store::backup_to`]).

@@ -25,6 +25,7 @@ use kasane_sandbox::{Limits, Sandbox, Transform};
 use sha2::{Digest, Sha256};
 
 use crate::HostError;
+use crate::registry_source::RegistrySource;
 use crate::upkeep::Upkeep;
 
 /// Largest timestamp file read on each login.
@@ -92,7 +93,7 @@ impl std::fmt::Debug for Chosen {
 /// The host's registry: repository directory, the ticket key, the sandbox and one
 /// [`Transform`] per module hash, profile and limits (the `InstancePre` cache).
 pub struct HostRegistry {
-    dir: PathBuf,
+    source: RegistrySource,
     ticket_key: Box<dyn Signer>,
     sandbox: Sandbox,
     loaded: Mutex<Option<Loaded>>,
@@ -108,7 +109,7 @@ pub struct HostRegistry {
 impl std::fmt::Debug for HostRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostRegistry")
-            .field("dir", &self.dir)
+            .field("source", &self.source)
             .finish_non_exhaustive()
     }
 }
@@ -145,10 +146,21 @@ impl HostRegistry {
         sandbox: Sandbox,
         now: u64,
     ) -> Result<Self, HostError> {
+        Self::open_source(RegistrySource::Dir(dir.to_owned()), keys_dir, sandbox, now)
+    }
+
+    /// Like [`HostRegistry::open`], with the files from `source` (the directory, or the
+    /// database through a mirror: [`crate::registry_source`]).
+    pub fn open_source(
+        source: RegistrySource,
+        keys_dir: &Path,
+        sandbox: Sandbox,
+        now: u64,
+    ) -> Result<Self, HostError> {
         let ticket_key = KeyFileSigner::open(&keys_dir.join(TICKET_KEY_FILE), None)
             .map_err(RegistryError::from)?;
         let reg = Self {
-            dir: dir.to_owned(),
+            source,
             ticket_key: Box::new(ticket_key),
             sandbox,
             loaded: Mutex::new(None),
@@ -187,10 +199,28 @@ impl HostRegistry {
         self.upkeep.warn_expiring(now);
     }
 
-    /// The repository directory.
+    /// The repository directory, `None` when the registry is in the database.
     #[must_use]
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    pub fn dir(&self) -> Option<&Path> {
+        self.source.dir()
+    }
+
+    /// Where the files come from.
+    #[must_use]
+    pub fn source(&self) -> &RegistrySource {
+        &self.source
+    }
+
+    /// With the registry in the database: re-signs if due and takes in a changed registry
+    /// (see [`crate::registry_source`]), then reloads if it changed. Call it before serving
+    /// from the registry. With a directory: nothing.
+    pub async fn sync(&self, now: u64) {
+        if matches!(self.source, RegistrySource::Database(_)) {
+            self.source.sync(&self.upkeep, now).await;
+            if let Err(e) = self.current(now) {
+                tracing::warn!(error = %e, "registry does not load");
+            }
+        }
     }
 
     /// Forgets the loaded repository and the loaded modules, so that the next use reads
@@ -207,9 +237,10 @@ impl HostRegistry {
     /// The current repository and its active transforms, reloaded (and checked at `now`) if
     /// `metadata/timestamp.json` changed since the last call.
     fn current(&self, now: u64) -> Result<(Arc<Repository>, Active), HostError> {
-        self.upkeep.resign_if_due(&self.dir, now);
-        let path = self.dir.join("metadata/timestamp.json");
-        let bytes = kasane_registry::files::read_capped(&path, MAX_TIMESTAMP_READ, "timestamp")?;
+        self.source.resign_if_due(&self.upkeep, now);
+        let bytes = self
+            .source
+            .read("metadata/timestamp.json", MAX_TIMESTAMP_READ, "timestamp")?;
         let hash: [u8; 32] = Sha256::digest(&bytes).into();
         let mut guard = self
             .loaded
@@ -221,7 +252,7 @@ impl HostRegistry {
         {
             return Ok((l.repo.clone(), l.active.clone()));
         }
-        let repo = Repository::load(&self.dir)?;
+        let repo = self.source.load()?;
         self.upkeep.loaded(&repo);
         let (active, missing) = self.active_of(&repo, now)?;
         self.upkeep.missing(missing);
@@ -252,7 +283,7 @@ impl HostRegistry {
         out.retain(|(e, _)| !honest || !revoked.is_revoked(&e.sha256));
         let (present, absent): (Vec<_>, Vec<_>) = out
             .into_iter()
-            .partition(|(e, _)| module_path(&self.dir, e).is_file());
+            .partition(|(e, _)| self.source.has(&target_file_path(&e.name, &e.sha256)));
         let missing = absent.into_iter().map(|(e, _)| e.name).collect();
         let present = present
             .into_iter()
@@ -391,8 +422,10 @@ impl HostRegistry {
             name: entry.name.clone(),
             source,
         };
-        let path = module_path(&self.dir, entry);
-        let bytes = kasane_registry::files::read_capped(&path, MAX_MODULE_LEN, "module")
+        let path = target_file_path(&entry.name, &entry.sha256);
+        let bytes = self
+            .source
+            .read(&path, MAX_MODULE_LEN, "module")
             .map_err(|e| unavailable(Some(e)))?;
         kasane_registry::trust::check_module(entry, &bytes).map_err(|e| unavailable(Some(e)))?;
         Ok(bytes)
@@ -431,6 +464,6 @@ impl HostRegistry {
         if !safe {
             return None;
         }
-        kasane_registry::files::read_capped(&self.dir.join(path), 5_000_000, "file").ok()
+        self.source.read(path, 5_000_000, "file").ok()
     }
 }

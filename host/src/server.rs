@@ -319,6 +319,7 @@ async fn inbox_ack(State(host): State<Arc<Host>>, headers: HeaderMap, body: Byte
 }
 
 async fn registry_file(State(host): State<Arc<Host>>, UrlPath(path): UrlPath<String>) -> Response {
+    host.registry().sync(host.now()).await;
     match host.registry().file(&path) {
         Some(b) => ([(header::CONTENT_TYPE, "application/json")], b).into_response(),
         None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
@@ -329,6 +330,7 @@ async fn module_file(State(host): State<Arc<Host>>, UrlPath(file): UrlPath<Strin
     let hash = file
         .strip_suffix(".wasm")
         .and_then(|h| kasane_registry::Sha256Hash::from_hex(h).ok());
+    host.registry().sync(host.now()).await;
     match hash.map(|h| host.registry().module_bytes(&h, host.now())) {
         Some(Ok(b)) => ([(header::CONTENT_TYPE, "application/wasm")], b).into_response(),
         _ => (StatusCode::NOT_FOUND, "not found\n").into_response(),
@@ -477,7 +479,7 @@ impl Running {
     fn reload_registry(&self) -> Result<usize, HostError> {
         let registry = self.host.registry();
         // A repository that no longer loads must not replace the one in use.
-        kasane_registry::repo::Repository::load(registry.dir())?;
+        registry.source().load()?;
         registry.invalidate();
         Ok(registry.active(self.host.now())?.len())
     }

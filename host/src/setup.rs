@@ -27,6 +27,8 @@ use crate::config::{CONFIG_FILE, Config};
 use crate::crypto::KeyError;
 use crate::host::Host;
 use crate::registry::{HostRegistry, module_path};
+use crate::registry_db::DbRegistry;
+use crate::registry_source::{DbSource, RegistrySource};
 use crate::store::{self, Clock, NewUser, Store};
 use crate::upkeep::Upkeep;
 
@@ -286,13 +288,9 @@ pub async fn load_host_with_store(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<Host>, HostError> {
-    let registry = HostRegistry::open(
-        &cfg.registry_dir,
-        &cfg.keys_dir,
-        host_sandbox()?,
-        clock.now(),
-    )?
-    .with_upkeep(registry_upkeep(&cfg.keys_dir)?);
+    let source = registry_source(&cfg, store.as_ref(), clock.now()).await?;
+    let registry = HostRegistry::open_source(source, &cfg.keys_dir, host_sandbox()?, clock.now())?
+        .with_upkeep(registry_upkeep(&cfg.keys_dir)?);
     let host_key = read_signing_key(&cfg.keys_dir.join("host.key"))?;
     let queue_key = crate::messages::load_queue_key(&cfg.keys_dir)?;
     check_queue_key(store.as_ref(), &queue_key, &cfg.keys_dir).await?;
@@ -304,6 +302,27 @@ pub async fn load_host_with_store(
             .with_opaque_keys(opaque_keys)
             .with_metrics_token(metrics_token),
     ))
+}
+
+/// Where the host's registry lives: with PostgreSQL, in the database (the data directory's
+/// registry is imported into an empty one first: see [`crate::registry_db`]); with SQLite, in
+/// the registry directory.
+pub async fn registry_source(
+    cfg: &Config,
+    store: &dyn Store,
+    now: u64,
+) -> Result<RegistrySource, HostError> {
+    let Some(pool) = store.postgres_pool() else {
+        return Ok(RegistrySource::Dir(cfg.registry_dir.clone()));
+    };
+    let db = DbRegistry::new(pool.clone());
+    if db.import_if_empty(&cfg.registry_dir, now).await? {
+        tracing::info!(
+            dir = %cfg.registry_dir.display(),
+            "registry: imported the data directory's registry into the database"
+        );
+    }
+    Ok(RegistrySource::Database(DbSource::open(db).await?))
 }
 
 /// The registry's upkeep: re-signing with `keys/online.pem` if the host holds it (a host

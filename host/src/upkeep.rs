@@ -7,7 +7,8 @@
 //!   housekeeping pass, under the repository's lock, so replicas sharing the directory
 //!   never sign one version twice and a version never moves backwards.
 //! - **Offline roles** (root, targets, revocations, authors) cannot be re-signed online:
-//!   from [`WARN_BEFORE`] before one expires the host logs a warning once a day, an error
+//!   from [`WARN_BEFORE`] (or half the role's lifetime, if shorter: 15 days for the 30-day
+//!   `revocations`) before one expires the host logs a warning once a day, an error
 //!   once it has expired, and `/metrics` shows `kasane_registry_expiry_seconds{role}`
 //!   (negative once expired); `/readyz` fails then.
 //! - **Missing modules**: a listed module whose file is missing is logged as an error at each
@@ -85,14 +86,31 @@ impl Upkeep {
     /// Re-signs timestamp and snapshot in `dir` if they are due at `now` (cheap when not:
     /// one comparison). True if new files were written.
     pub fn resign_if_due(&self, dir: &Path, now: u64) -> bool {
-        let Some(online) = &self.online else {
+        let Some(online) = self.due_signer(now) else {
             return false;
         };
-        if now < self.next_resign.load(Ordering::Relaxed) {
-            return false;
-        }
-        let signer = TufSigner(online.as_ref());
-        match resign_online_if_due(dir, &[&signer], now, &self.life) {
+        let signer = TufSigner(online);
+        self.record(now, resign_online_if_due(dir, &[&signer], now, &self.life))
+    }
+
+    /// The online key if this host re-signs and a re-signing may be due at `now` (cheap:
+    /// one comparison); the caller re-signs and reports with [`Upkeep::record`].
+    #[must_use]
+    pub fn due_signer(&self, now: u64) -> Option<&dyn Signer> {
+        let online = self.online.as_deref()?;
+        (now >= self.next_resign.load(Ordering::Relaxed)).then_some(online)
+    }
+
+    /// The lifetimes re-signed metadata gets.
+    #[must_use]
+    pub fn lifetimes(&self) -> &Lifetimes {
+        &self.life
+    }
+
+    /// Counts and logs the outcome of a re-signing tried at `now`; after a failure or a busy
+    /// lock the next try is [`RETRY_SECS`] later. True if new files were written.
+    pub fn record<E: std::fmt::Display>(&self, now: u64, outcome: Result<Resigned, E>) -> bool {
+        match outcome {
             Ok(Resigned::Done {
                 timestamp,
                 snapshot,
@@ -105,9 +123,9 @@ impl Upkeep {
                 );
                 true
             }
-            // The next load sets the real due time from the files.
-            Ok(Resigned::NotDue) => false,
-            Ok(Resigned::Busy) => {
+            // Another writer re-signed: the next load sets the real due time from the files
+            // (until then, at most one try per `RETRY_SECS`).
+            Ok(Resigned::NotDue | Resigned::Busy) => {
                 self.retry_later(now);
                 false
             }
@@ -156,7 +174,8 @@ impl Upkeep {
         s.expiries.iter().find(|(_, e)| *e <= now).cloned()
     }
 
-    /// Logs, once a day per role, each offline role that expires within [`WARN_BEFORE`] (a
+    /// Logs, once a day per role, each offline role that expires within [`WARN_BEFORE`] (or
+    /// half its lifetime, if shorter: [`warn_ahead`]) (a
     /// warning) or has expired (an error), naming the role and when.
     pub fn warn_expiring(&self, now: u64) {
         let expiries = match self.seen.lock() {
@@ -171,7 +190,8 @@ impl Upkeep {
             if ONLINE_ROLES.contains(&role.as_str()) && self.online.is_some() {
                 continue;
             }
-            if at > now.saturating_add(WARN_BEFORE) || warned.get(&role) == Some(&today) {
+            let ahead = warn_ahead(&role, &self.life);
+            if at > now.saturating_add(ahead) || warned.get(&role) == Some(&today) {
                 continue;
             }
             let when = rfc3339(at);
@@ -241,6 +261,20 @@ impl Upkeep {
         }
         s
     }
+}
+
+/// How long before `role` expires the host warns: [`WARN_BEFORE`], or half the role's
+/// lifetime if that is shorter (`revocations` lives 30 days: warning from the day it is
+/// signed would be a warning nobody reads).
+fn warn_ahead(role: &str, life: &Lifetimes) -> u64 {
+    let lifetime = match role {
+        "root" => life.root,
+        "targets" => life.targets,
+        "revocations" => life.revocations,
+        "timestamp" | "snapshot" => life.snapshot,
+        _ => life.authors,
+    };
+    WARN_BEFORE.min(lifetime / 2)
 }
 
 /// Unix seconds as RFC 3339 (UTC), for logs.

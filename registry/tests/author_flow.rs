@@ -219,3 +219,33 @@ fn author_role_signed_by_another_key_is_refused() {
         Err(RegistryError::DelegationPrefix { .. })
     ));
 }
+
+/// `Repository::load_files` (what a host with the registry in PostgreSQL loads from) reads
+/// the same repository as `Repository::load` from the directory, and says which file is
+/// missing or too large.
+#[test]
+fn a_repository_loads_from_files_in_memory_as_from_its_directory() {
+    let (keys_dir, repo_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (keys, repo) = (keys_dir.path(), repo_dir.path());
+    dev_init(repo, keys, T0, &Lifetimes::default()).unwrap();
+    let on_disk = Repository::load(repo).unwrap();
+    let files = on_disk.files().unwrap();
+    let in_memory = Repository::load_files(&files).unwrap();
+    assert_eq!(in_memory.files().unwrap(), files);
+    assert_eq!(in_memory.versions(), on_disk.versions());
+    assert_eq!(in_memory.active(T0).unwrap(), on_disk.active(T0).unwrap());
+
+    let mut without = files.clone();
+    let snapshot = format!("metadata/{}.snapshot.json", on_disk.versions().1);
+    without.remove(&snapshot);
+    assert!(matches!(
+        Repository::load_files(&without),
+        Err(RegistryError::Missing { path }) if path == snapshot
+    ));
+    let mut huge = files;
+    huge.insert("metadata/timestamp.json".into(), vec![b' '; 5_000_001]);
+    assert!(matches!(
+        Repository::load_files(&huge),
+        Err(RegistryError::TooLarge { .. })
+    ));
+}

@@ -45,6 +45,7 @@ impl Host {
             self.forgive_start(&verified.user, source, count).await;
         }
         let ttl = self.config.login.bundle_ttl_secs;
+        self.registry.sync(now).await;
         let chosen = self.registry.choose(
             &verified.profiles,
             verified.client_nonce,

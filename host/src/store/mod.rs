@@ -725,6 +725,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Which backend this is (`"sqlite"` or `"postgres"`), for logs and metrics.
     fn backend(&self) -> &'static str;
 
+    /// The PostgreSQL pool of durable commits, `None` on SQLite: with PostgreSQL the
+    /// registry lives in the database (`registry_files`, [`crate::registry_db`]).
+    fn postgres_pool(&self) -> Option<&sqlx::PgPool>;
+
     /// Answers a trivial query (`SELECT 1`): the database is reachable (readiness probes).
     async fn ping(&self) -> Result<()>;
 

@@ -24,6 +24,10 @@ impl Backend for Postgres {
     fn rows_affected(done: &PgQueryResult) -> u64 {
         done.rows_affected()
     }
+
+    fn as_postgres(pool: &sqlx::PgPool) -> Option<&sqlx::PgPool> {
+        Some(pool)
+    }
 }
 
 impl SqlStore<Postgres> {

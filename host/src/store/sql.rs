@@ -33,6 +33,8 @@ pub trait Backend: Database {
     /// `None` if the backend backs itself up with `VACUUM INTO` (SQLite), else what to use
     /// instead (PostgreSQL: the `pg_dump` command line).
     const BACKUP_HINT: Option<&'static str>;
+    /// The pool itself if this backend is PostgreSQL (which holds the registry), else `None`.
+    fn as_postgres(pool: &Pool<Self>) -> Option<&sqlx::PgPool>;
 }
 
 /// The [`Store`] on two pools of backend `DB` over the same database:
@@ -491,6 +493,10 @@ where
 {
     fn backend(&self) -> &'static str {
         DB::BACKEND
+    }
+
+    fn postgres_pool(&self) -> Option<&sqlx::PgPool> {
+        DB::as_postgres(&self.pool)
     }
 
     async fn ping(&self) -> Result<()> {

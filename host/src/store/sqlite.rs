@@ -26,6 +26,10 @@ impl Backend for Sqlite {
     fn rows_affected(done: &SqliteQueryResult) -> u64 {
         done.rows_affected()
     }
+
+    fn as_postgres(_: &sqlx::Pool<Self>) -> Option<&sqlx::PgPool> {
+        None
+    }
 }
 
 impl SqlStore<Sqlite> {

@@ -102,6 +102,16 @@ pub(crate) async fn start_with_store(
             .unwrap(),
         None => setup::load_host(cfg.clone(), clock.clone()).await.unwrap(),
     };
+    serve_host(host, clock, cfg, dir).await
+}
+
+/// Serves `host` (loaded from `cfg`, whose data directory `dir` it keeps) as a [`TestHost`].
+pub(crate) async fn serve_host(
+    host: Arc<Host>,
+    clock: Arc<ManualClock>,
+    cfg: Config,
+    dir: tempfile::TempDir,
+) -> TestHost {
     let running = server::spawn_with(host.clone(), options()).await.unwrap();
     let cert_der = CertificateDer::from_pem_file(&cfg.tls_cert)
         .unwrap()

@@ -241,7 +241,26 @@ impl Repository {
     /// it names, every role that snapshot lists, and Kasane's documents. Only the form is
     /// checked here; [`Repository::active`] checks signatures and versions as a client would.
     pub fn load(dir: &Path) -> Result<Self> {
-        let read = |path: &str| crate::files::read_capped(&dir.join(path), MAX_FILE, path);
+        Self::load_with(|path, max| crate::files::read_capped(&dir.join(path), max, path))
+    }
+
+    /// Like [`Repository::load`], from files by repository path (`metadata/timestamp.json`,
+    /// `targets/kasane/<sha256>.host-keys.json`, …) held in memory, e.g. read from a
+    /// database: the same files in the same layout, with the same size caps.
+    pub fn load_files(files: &BTreeMap<String, Vec<u8>>) -> Result<Self> {
+        Self::load_with(|path, max| {
+            let bytes = files.get(path).ok_or_else(|| RegistryError::Missing {
+                path: path.to_owned(),
+            })?;
+            crate::json::check_len(bytes.len(), max, path)?;
+            Ok(bytes.clone())
+        })
+    }
+
+    /// The one loader behind [`Repository::load`] and [`Repository::load_files`]: `read`
+    /// gives a file's bytes by repository path, at most `max` bytes of them.
+    fn load_with(read_file: impl Fn(&str, u64) -> Result<Vec<u8>>) -> Result<Self> {
+        let read = |path: &str| read_file(path, MAX_FILE);
         let mut roots = Vec::new();
         while let Ok(bytes) = read(&metadata_path("root", Some(roots.len() as u64 + 1))) {
             roots.push(bytes);
@@ -287,11 +306,11 @@ impl Repository {
             documents: BTreeMap::new(),
             loaded,
         };
-        repo.load_documents(dir)?;
+        repo.load_documents(&read_file)?;
         Ok(repo)
     }
 
-    fn load_documents(&mut self, dir: &Path) -> Result<()> {
+    fn load_documents(&mut self, read_file: impl Fn(&str, u64) -> Result<Vec<u8>>) -> Result<()> {
         let listed = [
             (crate::layout::HOST_KEYS_PATH, Some(&self.targets.signed)),
             (REVOCATIONS_PATH, self.delegated(REVOCATIONS_ROLE)),
@@ -310,7 +329,7 @@ impl Repository {
                 .unwrap_or_default();
             let hash = crate::hexfmt::Sha256Hash::from_hex(sha)?;
             let on_disk = super::target_file_path(path, &hash);
-            let bytes = crate::files::read_capped(&dir.join(&on_disk), file.length, path)?;
+            let bytes = read_file(&on_disk, file.length)?;
             file.verify_length_and_hashes(path, &bytes)?;
             docs.insert(path.to_owned(), bytes);
         }
