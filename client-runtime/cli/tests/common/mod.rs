@@ -21,6 +21,19 @@ pub(crate) fn sibling(name: &str) -> PathBuf {
     p
 }
 
+/// `program` with none of the test process's `KASANE_*` variables (CI's
+/// `KASANE_TEST_DATABASE_URL`, a developer's `KASANE_LISTEN`: the host refuses a variable it
+/// does not know, and none may reach the binaries under test).
+pub(crate) fn without_kasane_env(program: &Path) -> Command {
+    let mut c = Command::new(program);
+    for (k, _) in std::env::vars_os() {
+        if k.to_str().is_some_and(|k| k.starts_with("KASANE_")) {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
 /// The simulation: data directory, the shared clock offset and the serving host.
 pub(crate) struct Sim {
     pub(crate) dir: tempfile::TempDir,
@@ -52,12 +65,7 @@ impl Sim {
 
     /// `program` (under the shared fake clock if this simulation has one), with no `KASANE_*` variable of the test process.
     pub(crate) fn faked(&self, program: &Path) -> Command {
-        let mut c = Command::new(program);
-        for (k, _) in std::env::vars_os() {
-            if k.to_str().is_some_and(|k| k.starts_with("KASANE_")) {
-                c.env_remove(k);
-            }
-        }
+        let mut c = without_kasane_env(program);
         if self.fake_clock {
             c.env("LD_PRELOAD", FAKETIME_LIB)
                 .env("FAKETIME_TIMESTAMP_FILE", self.dir.path().join("offset"))
@@ -151,7 +159,7 @@ impl Sim {
         let data = dir.path().join("data");
         let host = sibling("kasane-host");
         let run = |args: &[&str], stdin: &str| {
-            let mut child = Command::new(&host)
+            let mut child = without_kasane_env(&host)
                 .arg("--data")
                 .arg(&data)
                 .args(args)
