@@ -1334,28 +1334,36 @@ mod cases {
         use kasane_host::store::KNOWN_NETWORK_SECS;
         let st = &*s.main;
         let net = "a:203.0.113.0/24";
-        assert!(!st.is_known_network("alice", net, 0).await.unwrap());
+        assert_eq!(st.last_success_from("alice", net).await.unwrap(), None);
         st.note_known_network("alice", net, 1_000).await.unwrap();
-        assert!(st.is_known_network("alice", net, 1_000).await.unwrap());
-        assert!(s.replica.is_known_network("alice", net, 900).await.unwrap());
-        assert!(!st.is_known_network("alice", net, 1_001).await.unwrap());
-        assert!(!st.is_known_network("bob", net, 0).await.unwrap());
-        assert!(
-            !st.is_known_network("alice", "a:198.51.100.0/24", 0)
-                .await
-                .unwrap()
+        assert_eq!(
+            st.last_success_from("alice", net).await.unwrap(),
+            Some(1_000)
         );
+        assert_eq!(
+            s.replica.last_success_from("alice", net).await.unwrap(),
+            Some(1_000)
+        );
+        assert_eq!(st.last_success_from("bob", net).await.unwrap(), None);
+        let other = "a:198.51.100.0/24";
+        assert_eq!(st.last_success_from("alice", other).await.unwrap(), None);
         // A later success moves it forward (upsert, not a second row).
         st.note_known_network("alice", net, 5_000).await.unwrap();
-        assert!(st.is_known_network("alice", net, 4_000).await.unwrap());
+        assert_eq!(
+            st.last_success_from("alice", net).await.unwrap(),
+            Some(5_000)
+        );
         st.purge_expired(5_000 + KNOWN_NETWORK_SECS, 60)
             .await
             .unwrap();
-        assert!(st.is_known_network("alice", net, 0).await.unwrap());
+        assert_eq!(
+            st.last_success_from("alice", net).await.unwrap(),
+            Some(5_000)
+        );
         st.purge_expired(5_001 + KNOWN_NETWORK_SECS, 60)
             .await
             .unwrap();
-        assert!(!st.is_known_network("alice", net, 0).await.unwrap());
+        assert_eq!(st.last_success_from("alice", net).await.unwrap(), None);
     }
 
     pub(crate) async fn purge_removes_expired(s: Stores) {

@@ -41,7 +41,8 @@ impl Host {
             .into_iter()
             .map(Zeroizing::new)
             .collect();
-        let known_network = pending.count.is_some_and(|c| c.known_network);
+        let count = pending.count.unwrap_or_default();
+        let known_network = count.known_network;
         self.refuse_if_locked(&pending.user, source, known_network, now)
             .await?;
         let derived = self.derive_auth(&state, &verifiers).await?;
@@ -59,8 +60,7 @@ impl Host {
         };
         self.open_session(session, &module, &token, &pending.user, now)
             .await?;
-        self.note_success(&pending.user, source, known_network, now)
-            .await;
+        self.note_success(&pending.user, source, count, now).await;
         Ok(bytes)
     }
 

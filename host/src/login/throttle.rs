@@ -26,7 +26,13 @@ pub(super) struct StartCount {
     /// Whether the start came from a network the user is known to log in from (then the
     /// user's key is [`ThrottleKey::UserFrom`] for this login's every step).
     pub(super) known_network: bool,
+    /// Whether that network's last success is recent enough not to be written again.
+    pub(super) noted_recently: bool,
 }
+
+/// A known network's last success is written again only once it is this old: a user's
+/// repeated logins from one network cost no write each.
+const NOTE_AGAIN_AFTER: u64 = 86_400;
 
 impl Host {
     /// The keys a login of `user` from `source` counts against: the user's (global, or for
@@ -46,32 +52,38 @@ impl Host {
         [user_key, net]
     }
 
-    /// Whether `user` logged in from `source`'s network within [`KNOWN_NETWORK_SECS`] (a
-    /// store error counts as no: the stricter global key applies).
-    async fn known_network(&self, user: &str, source: IpAddr, now: UnixSeconds) -> bool {
+    /// Whether `user` logged in from `source`'s network within [`KNOWN_NETWORK_SECS`], and
+    /// whether within [`NOTE_AGAIN_AFTER`] (a store error counts as no: the stricter global
+    /// key applies).
+    async fn known_network(&self, user: &str, source: IpAddr, now: UnixSeconds) -> (bool, bool) {
         let net = self.config.throttle.source_key(source).to_key();
-        let since = now.saturating_sub(KNOWN_NETWORK_SECS);
-        self.store
-            .is_known_network(user, &net, since)
+        let last = self
+            .store
+            .last_success_from(user, &net)
             .await
             .unwrap_or_else(|e| {
                 tracing::error!(error = %e, "reading known networks");
-                false
-            })
+                None
+            });
+        let within = |secs: u64| last.is_some_and(|t| t >= now.saturating_sub(secs));
+        (within(KNOWN_NETWORK_SECS), within(NOTE_AGAIN_AFTER))
     }
 
-    /// After a successful login: `source`'s network becomes known for `user`, and the
-    /// user's key that throttled this login is cleared.
+    /// After a successful login: `source`'s network becomes (or stays) known for `user`, and
+    /// the user's key that throttled this login is cleared.
     pub(super) async fn note_success(
         &self,
         user: &str,
         source: IpAddr,
-        known_network: bool,
+        count: StartCount,
         now: UnixSeconds,
     ) {
-        let [user_key, net] = self.throttle_keys(user, source, known_network);
+        let [user_key, net] = self.throttle_keys(user, source, count.known_network);
         if let Err(e) = self.store.clear_throttle(user_key).await {
             tracing::error!(error = %e, "clearing the user's throttle");
+        }
+        if count.noted_recently {
+            return;
         }
         let noted = self
             .store
@@ -127,7 +139,7 @@ impl Host {
         source: IpAddr,
         now: UnixSeconds,
     ) -> Result<Option<StartCount>, LoginError> {
-        let known_network = self.known_network(user, source, now).await;
+        let (known_network, noted_recently) = self.known_network(user, source, now).await;
         let keys = self.throttle_keys(user, source, known_network);
         // The check and the count are one step: concurrent starts cannot all pass the check
         // before any has counted (issue 14, item 3).
@@ -150,6 +162,7 @@ impl Host {
         Ok(Some(StartCount {
             locks,
             known_network,
+            noted_recently,
         }))
     }
 

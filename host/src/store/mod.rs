@@ -437,7 +437,8 @@ pub enum ThrottleKey<'a> {
     /// Failures for one user from one network it is known to log in from (see
     /// [`Store::is_known_network`]): what throttles that user there instead of
     /// [`ThrottleKey::User`], so that a flood naming the user from elsewhere does not lock it
-    /// out of its own networks. The network as in [`ThrottleKey::Network`].
+    /// out of its own networks (see [`Store::last_success_from`]). The network as in
+    /// [`ThrottleKey::Network`].
     UserFrom(&'a str, IpAddr, u8),
 }
 
@@ -474,7 +475,7 @@ impl ThrottleKey<'_> {
     }
 }
 
-/// How long a network a user logged in from stays known ([`Store::is_known_network`]):
+/// How long a network a user logged in from stays known ([`Store::last_success_from`]):
 /// 30 days; housekeeping forgets it after.
 pub const KNOWN_NETWORK_SECS: u64 = 30 * 86_400;
 
@@ -855,9 +856,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Records that `user` logged in from `network` (a source network's throttle key, as
     /// [`ThrottleKey::to_key`] writes it) at `now`.
     async fn note_known_network(&self, user: &str, network: &str, now: UnixSeconds) -> Result<()>;
-    /// Whether `user` logged in from `network` at `since` or later.
-    async fn is_known_network(&self, user: &str, network: &str, since: UnixSeconds)
-    -> Result<bool>;
+    /// When `user` last logged in from `network` (as [`Store::note_known_network`] recorded
+    /// it), if it did within what housekeeping keeps.
+    async fn last_success_from(&self, user: &str, network: &str) -> Result<Option<UnixSeconds>>;
     /// Every throttle entry, by key (`kasane-host throttle list`).
     async fn list_throttle(&self) -> Result<Vec<ThrottleEntry>>;
     /// Forgets the entry stored under `key` as [`ThrottleEntry::key`] shows it

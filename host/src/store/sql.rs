@@ -911,22 +911,15 @@ where
         Ok(())
     }
 
-    async fn is_known_network(
-        &self,
-        user: &str,
-        network: &str,
-        since: UnixSeconds,
-    ) -> Result<bool> {
+    async fn last_success_from(&self, user: &str, network: &str) -> Result<Option<UnixSeconds>> {
         let row: Option<CountRow> = sqlx::query_as(
-            "SELECT last_success AS n FROM known_networks \
-             WHERE user_name = $1 AND network = $2 AND last_success >= $3",
+            "SELECT last_success AS n FROM known_networks WHERE user_name = $1 AND network = $2",
         )
         .bind(user)
         .bind(network)
-        .bind(to_db(since, "since")?)
         .fetch_optional(&self.relaxed)
         .await?;
-        Ok(row.is_some())
+        row.map(|r| from_db(r.n, "last_success")).transpose()
     }
 
     async fn clear_throttle(&self, key: ThrottleKey<'_>) -> Result<()> {
