@@ -15,8 +15,8 @@ use zeroize::Zeroizing;
 use crate::HostError;
 use crate::audit::sign_checkpoint;
 use crate::config::Config;
-use crate::messages::InProgress;
 use crate::metrics::{Metrics, Outcome};
+use crate::per_session::InProgress;
 use crate::registry::{HostRegistry, NotReady};
 use crate::store::{Clock, Store, StoreError, UnixSeconds};
 

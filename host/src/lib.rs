@@ -86,6 +86,7 @@ pub mod keyfile;
 pub mod login;
 pub mod messages;
 pub mod metrics;
+mod per_session;
 pub mod proxy_protocol;
 pub mod registry;
 pub mod registry_db;

@@ -8,7 +8,7 @@
 //!   queued message.
 //! - `inbox`: [`Host::inbox`] (long-poll, re-sealed host to client) and [`Host::ack_inbox`].
 //! - `passwd`: [`Host::passwd_start`] and [`Host::passwd_finish`] (`kasane passwd`).
-//! - `per_session`: [`PerSession`], a session's inbox reads and message bodies in progress,
+//! - [`PerSession`] (`crate::per_session`): a session's inbox reads and message bodies in progress,
 //!   each kind bounded per session.
 //!
 //! A session's whole protocol state ([`StoredSession`]: secret, transcript hash, transform
@@ -18,7 +18,6 @@
 mod at_rest;
 mod inbox;
 mod passwd;
-mod per_session;
 
 use std::time::Instant;
 
@@ -28,10 +27,9 @@ use kasane_protocol::wire::{ID_LEN, Message, MessageAccepted, RefusalReason, Sea
 use kasane_sandbox::Transform;
 use zeroize::Zeroizing;
 
+pub use crate::per_session::PerSession;
 pub use at_rest::{QUEUE_KEY_FACT, QUEUE_KEY_FILE, load_queue_key, queue_key_id};
 pub use inbox::MAX_WAIT_SECS;
-pub(crate) use per_session::InProgress;
-pub use per_session::PerSession;
 
 use crate::audit::AuditPayload;
 use crate::host::Host;
