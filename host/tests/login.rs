@@ -820,6 +820,49 @@ async fn source_networks_are_throttled_and_locks_decay() {
     assert!(!listed(&th).await.contains(&key), "{key}");
 }
 
+/// An unknown name gets the same answer after a restart (issue 14, item 6): the fake record
+/// OPAQUE answers it from is keyed by `keys/opaque.key`, not made up per process, so a
+/// restart cannot tell it apart from a real user (whose record is stable by nature). The
+/// host is loaded again from its data directory, as `serve` after a restart does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unknown_name_gets_the_same_answer_across_a_restart() {
+    let th = start(|_| {}).await;
+    let source: std::net::IpAddr = "192.0.2.10".parse().unwrap();
+    let probe = ClientStart::new(&mut OsRng, "nobody", b"x", BOTH.to_vec()).unwrap();
+    let evaluation = |answer: Vec<u8>| {
+        kasane_protocol::StartResponse::decode(&answer).unwrap().ke2[..32].to_vec()
+    };
+    let before = th
+        .host
+        .start(probe.request_bytes(), source, Some(&[7u8; 32]))
+        .await
+        .unwrap();
+    let restarted = kasane_host::setup::load_host(th.cfg.clone(), th.clock.clone())
+        .await
+        .unwrap();
+    let after = restarted
+        .start(probe.request_bytes(), source, Some(&[7u8; 32]))
+        .await
+        .unwrap();
+    assert_eq!(evaluation(before), evaluation(after));
+    // The compared bytes do depend on the request (the check could not pass by accident):
+    // another name, blinded afresh, gets another evaluation.
+    let other = ClientStart::new(&mut OsRng, "somebody", b"x", BOTH.to_vec()).unwrap();
+    let third = restarted
+        .start(other.request_bytes(), source, Some(&[7u8; 32]))
+        .await
+        .unwrap();
+    assert_ne!(
+        evaluation(third),
+        evaluation(
+            th.host
+                .start(probe.request_bytes(), source, Some(&[7u8; 32]))
+                .await
+                .unwrap()
+        )
+    );
+}
+
 /// A flood naming one user from many networks (issue 14, item 1) locks that user's global
 /// key, but not the user's own network (one it logged in from): there the right password
 /// still gets in, while from any network new to the user it does not. Guesses from the
