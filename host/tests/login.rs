@@ -408,48 +408,19 @@ async fn counter_never_repeats_under_50_concurrent_logins_sqlite() {
     concurrent_counters(std::sync::Arc::new(th)).await;
 }
 
-/// The PostgreSQL URL, or `None` (after saying so) when the test is to be skipped.
-fn pg_url() -> Option<String> {
-    match std::env::var("KASANE_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "KASANE_TEST_DATABASE_URL must be set when CI=true"
-            );
-            println!("skipped: KASANE_TEST_DATABASE_URL not set");
-            None
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn counter_never_repeats_under_50_concurrent_logins_postgres() {
-    use std::str::FromStr;
-    let Some(url) = pg_url() else { return };
-    let schema = format!("kasane_login_{:016x}", rand::random::<u64>());
-    let admin = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let options = sqlx::postgres::PgConnectOptions::from_str(&url)
-        .unwrap()
-        .options([("search_path", schema.as_str())]);
+    let Some(schema) = common::PgSchema::create("kasane_login").await else {
+        return;
+    };
+    let options = schema.options();
     let pg = kasane_host::store::PgStore::open_with(options, 16)
         .await
         .unwrap();
     let th = start_with_store(|_| {}, Some(std::sync::Arc::new(pg.clone()))).await;
     let outcome = tokio::spawn(concurrent_counters(std::sync::Arc::new(th))).await;
     pg.close().await;
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    schema.drop().await;
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
@@ -536,21 +507,10 @@ async fn login_steps_on_different_replicas_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn login_steps_on_different_replicas_postgres() {
-    use std::str::FromStr;
-    let Some(url) = pg_url() else { return };
-    let schema = format!("kasane_login_{:016x}", rand::random::<u64>());
-    let admin = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let options = sqlx::postgres::PgConnectOptions::from_str(&url)
-        .unwrap()
-        .options([("search_path", schema.as_str())]);
+    let Some(schema) = common::PgSchema::create("kasane_login").await else {
+        return;
+    };
+    let options = schema.options();
     let a = kasane_host::store::PgStore::open_with(options.clone(), 4)
         .await
         .unwrap();
@@ -561,10 +521,7 @@ async fn login_steps_on_different_replicas_postgres() {
     let outcome = tokio::spawn(login_steps_on_different_replicas(th, Arc::new(b.clone()))).await;
     a.close().await;
     b.close().await;
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    schema.drop().await;
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }

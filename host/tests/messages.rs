@@ -640,38 +640,12 @@ async fn audit_verify_detects_changed_deleted_inserted_and_reordered_records() {
     pool.close().await;
 }
 
-/// The PostgreSQL URL, or `None` (after saying so) when the test is to be skipped.
-fn pg_url() -> Option<String> {
-    match std::env::var("KASANE_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "KASANE_TEST_DATABASE_URL must be set when CI=true"
-            );
-            println!("skipped: KASANE_TEST_DATABASE_URL not set");
-            None
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn message_is_relayed_acked_and_audited_postgres() {
-    use std::str::FromStr;
-    let Some(url) = pg_url() else { return };
-    let schema = format!("kasane_msg_{:016x}", rand::random::<u64>());
-    let admin = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let options = sqlx::postgres::PgConnectOptions::from_str(&url)
-        .unwrap()
-        .options([("search_path", schema.as_str())]);
+    let Some(schema) = common::PgSchema::create("kasane_msg").await else {
+        return;
+    };
+    let options = schema.options();
     let pg = kasane_host::store::PgStore::open_with(options, 8)
         .await
         .unwrap();
@@ -692,10 +666,7 @@ async fn message_is_relayed_acked_and_audited_postgres() {
     })
     .await;
     pg.close().await;
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    schema.drop().await;
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
@@ -712,30 +683,16 @@ async fn concurrent_accepts_of_one_seq_yield_one_record_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_accepts_of_one_seq_yield_one_record_postgres() {
-    use std::str::FromStr;
-    let Some(url) = pg_url() else { return };
-    let schema = format!("kasane_acc_{:016x}", rand::random::<u64>());
-    let admin = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let options = sqlx::postgres::PgConnectOptions::from_str(&url)
-        .unwrap()
-        .options([("search_path", schema.as_str())]);
+    let Some(schema) = common::PgSchema::create("kasane_acc").await else {
+        return;
+    };
+    let options = schema.options();
     let pg = kasane_host::store::PgStore::open_with(options, 8)
         .await
         .unwrap();
     let outcome = tokio::spawn(concurrent_accepts(Arc::new(pg.clone()))).await;
     pg.close().await;
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    schema.drop().await;
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }

@@ -14,7 +14,6 @@ mod common;
 
 use std::future::Future;
 use std::path::Path;
-use std::str::FromStr as _;
 use std::sync::Arc;
 
 use common::{TestHost, file_config, login, serve_host};
@@ -28,24 +27,9 @@ use kasane_registry::repo::{Lifetimes, Repository, Resigned};
 use kasane_registry::signing::{KeyFileSigner, TufSigner};
 use kasane_registry::trust::{Fetcher, Pin, TrustStore};
 use kasane_registry::{RegistryError, TufError};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 
 const DAY: u64 = 86_400;
-
-/// The PostgreSQL URL, or `None` (after saying so) when the tests are to be skipped.
-fn pg_url() -> Option<String> {
-    match std::env::var("KASANE_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "KASANE_TEST_DATABASE_URL must be set when CI=true: the PostgreSQL suite may not be skipped in CI"
-            );
-            println!("skipped: KASANE_TEST_DATABASE_URL not set");
-            None
-        }
-    }
-}
 
 /// Runs `case` with connect options on a fresh schema, dropped afterwards (also when the
 /// case panics).
@@ -63,28 +47,13 @@ where
     F: FnOnce(PgConnectOptions, String) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Some(url) = pg_url() else { return };
-    let schema = format!("kasane_test_{:016x}", rand::random::<u64>());
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let options = PgConnectOptions::from_str(&url)
-        .unwrap()
-        .options([("search_path", schema.as_str())]);
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let schema_url = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let Some(schema) = common::PgSchema::create("kasane_test").await else {
+        return;
+    };
+    let options = schema.options();
+    let schema_url = schema.url();
     let outcome = tokio::spawn(case(options, schema_url)).await;
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
+    schema.drop().await;
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }

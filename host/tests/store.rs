@@ -15,7 +15,6 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::str::FromStr as _;
 use std::sync::Arc;
 
 use kasane_host::store::{
@@ -24,7 +23,6 @@ use kasane_host::store::{
     PendingBounds, PgStore, QueueQuota, SqliteStore, Store, StoreError, ThrottleEntry, ThrottleKey,
     ThrottleState, Zeroizing,
 };
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 /// Two handles on one database, and direct SQL access to it.
 #[derive(Clone)]
@@ -104,41 +102,16 @@ where
     }
 }
 
-/// The PostgreSQL URL, or `None` (after saying so) when the tests are to be skipped.
-fn pg_url() -> Option<String> {
-    match std::env::var("KASANE_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "KASANE_TEST_DATABASE_URL must be set when CI=true: the PostgreSQL suite may not be skipped in CI"
-            );
-            println!("skipped: KASANE_TEST_DATABASE_URL not set");
-            None
-        }
-    }
-}
-
 /// Runs `case` against PostgreSQL in a fresh schema, dropped afterwards (also when the case panics).
 async fn run_pg<F, Fut>(case: F)
 where
     F: FnOnce(Stores) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Some(url) = pg_url() else { return };
-    let schema = format!("kasane_test_{:016x}", rand::random::<u64>());
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let options = PgConnectOptions::from_str(&url)
-        .unwrap()
-        .options([("search_path", schema.as_str())]);
+    let Some(schema) = common::PgSchema::create("kasane_test").await else {
+        return;
+    };
+    let options = schema.options();
     let main = PgStore::open_with(options.clone(), 8).await.unwrap();
     let replica = PgStore::open_with(options, 8).await.unwrap();
     let stores = Stores {
@@ -150,11 +123,7 @@ where
     let outcome = tokio::spawn(case(stores)).await;
     main.close().await;
     replica.close().await;
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
+    schema.drop().await;
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
@@ -216,6 +185,8 @@ suite!(
 );
 
 /// Fixtures shared by the cases.
+mod common;
+
 mod fixture {
     use super::*;
 
@@ -1508,21 +1479,10 @@ async fn sqlite_audit_log_is_append_only() {
 /// updates and deletes.
 #[tokio::test]
 async fn postgres_open_and_audit_log_is_append_only() {
-    let Some(url) = pg_url() else { return };
-    let schema = format!("kasane_test_{:016x}", rand::random::<u64>());
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let store = kasane_host::store::open(&format!("{url}{sep}options=-c%20search_path%3D{schema}"))
-        .await
-        .unwrap();
+    let Some(schema) = common::PgSchema::create("kasane_test").await else {
+        return;
+    };
+    let store = kasane_host::store::open(&schema.url()).await.unwrap();
     assert_eq!(store.backend(), "postgres");
     store
         .append_audit(&fixture::audit(b"s", 1, b"g", b"h"))
@@ -1532,17 +1492,15 @@ async fn postgres_open_and_audit_log_is_append_only() {
     let tables: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = $1",
     )
-    .bind(&schema)
-    .fetch_one(&admin)
+    .bind(&schema.name)
+    .fetch_one(schema.admin())
     .await
     .unwrap();
     assert!(
         tables >= 7,
         "migrations ran in the test schema ({tables} tables)"
     );
-    let options = PgConnectOptions::from_str(&url)
-        .unwrap()
-        .options([("search_path", schema.as_str())]);
+    let options = schema.options();
     let st = PgStore::open_with(options, 2).await.unwrap();
     for q in [
         "UPDATE audit_log SET payload = '\\x00'",
@@ -1554,8 +1512,5 @@ async fn postgres_open_and_audit_log_is_append_only() {
     }
     assert_eq!(st.audit_page(None, 10).await.unwrap().len(), 1);
     st.close().await;
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    schema.drop().await;
 }

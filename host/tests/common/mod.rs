@@ -572,3 +572,74 @@ pub(crate) async fn login(
     let token = ResponseAccept::decode(&body).unwrap().session_token;
     (awaiting.receive(&body).unwrap(), token, bundle)
 }
+
+/// The test PostgreSQL's URL (`KASANE_TEST_DATABASE_URL`), or `None` (after saying so) when
+/// the PostgreSQL tests are to be skipped; under `CI=true` a missing URL fails the test.
+pub(crate) fn pg_url() -> Option<String> {
+    match std::env::var("KASANE_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "KASANE_TEST_DATABASE_URL must be set when CI=true: the PostgreSQL suite may not be skipped in CI"
+            );
+            println!("skipped: KASANE_TEST_DATABASE_URL not set");
+            None
+        }
+    }
+}
+
+/// A fresh schema on the test PostgreSQL for one test, so tests run in parallel on one
+/// database; [`PgSchema::drop`] removes it.
+pub(crate) struct PgSchema {
+    admin: sqlx::PgPool,
+    url: String,
+    /// The schema's name.
+    pub(crate) name: String,
+}
+
+impl PgSchema {
+    /// Creates `<prefix>_<random>`, or `None` when the PostgreSQL tests are skipped.
+    pub(crate) async fn create(prefix: &str) -> Option<Self> {
+        let url = pg_url()?;
+        let name = format!("{prefix}_{:016x}", rand::random::<u64>());
+        let admin = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        Some(Self { admin, url, name })
+    }
+
+    /// A connection pool on the database itself (not bound to the schema).
+    pub(crate) fn admin(&self) -> &sqlx::PgPool {
+        &self.admin
+    }
+
+    /// Connect options with the schema as the search path.
+    pub(crate) fn options(&self) -> sqlx::postgres::PgConnectOptions {
+        use std::str::FromStr as _;
+        sqlx::postgres::PgConnectOptions::from_str(&self.url)
+            .unwrap()
+            .options([("search_path", self.name.as_str())])
+    }
+
+    /// A URL with the schema as the search path (for `store::open` and the binary).
+    pub(crate) fn url(&self) -> String {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!("{}{sep}options=-c%20search_path%3D{}", self.url, self.name)
+    }
+
+    /// Drops the schema and everything in it.
+    pub(crate) async fn drop(self) {
+        sqlx::query(&format!("DROP SCHEMA {} CASCADE", self.name))
+            .execute(&self.admin)
+            .await
+            .unwrap();
+        self.admin.close().await;
+    }
+}
