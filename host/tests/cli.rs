@@ -72,21 +72,7 @@ async fn init_then_serve_works_with_only_a_data_dir() {
     // user add with custom pairs, password on stdin.
     let pairs = dir.path().join("pairs.txt");
     std::fs::write(&pairs, CARD).unwrap();
-    let mut child = bin()
-        .args(["--data", data_s, "user", "add", "alice", "--pairs"])
-        .arg(&pairs)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::user_add_bin(data_s, "alice", &pairs);
     assert!(String::from_utf8_lossy(&out.stdout).contains("KM4Q"));
     assert!(data.join("cards/alice.svg").is_file());
     // A generated card for bob.

@@ -6,10 +6,8 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -253,21 +251,7 @@ impl User {
 }
 
 fn add_user(data: &str, pairs: &Path, name: &str) {
-    let mut child = bin()
-        .args(["--data", data, "user", "add", name, "--pairs"])
-        .arg(pairs)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::user_add_bin(data, name, pairs);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

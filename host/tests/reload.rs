@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -80,21 +80,7 @@ impl Data {
     fn add_alice(&self) {
         let pairs = self.path.join("pairs.txt");
         std::fs::write(&pairs, CARD).unwrap();
-        let mut child = host_bin()
-            .args(["--data", self.s(), "user", "add", "alice", "--pairs"])
-            .arg(&pairs)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::user_add_bin(self.s(), "alice", &pairs);
     }
 }
 

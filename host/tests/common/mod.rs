@@ -270,6 +270,29 @@ fn without_kasane_env(mut c: std::process::Command) -> std::process::Command {
     c
 }
 
+/// `kasane-host --data <data> user add <name> --pairs <pairs>` with [`PASSWORD`] on standard
+/// input, required to succeed; its output (the printed card on stdout).
+pub(crate) fn user_add_bin(data: &str, name: &str, pairs: &Path) -> std::process::Output {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = host_bin()
+        .args(["--data", data, "user", "add", name, "--pairs"])
+        .arg(pairs)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A child process killed on every exit path (by its own handle).
 pub(crate) struct Child(pub(crate) std::process::Child);
 
