@@ -24,6 +24,9 @@ use crate::store::{Clock, Store, StoreError, UnixSeconds};
 /// in the store, so any number of `Host`s sharing one database serve the same logins.
 pub struct Host {
     pub(crate) config: Config,
+    /// `http.trusted_proxies`, parsed once (every request's source address is checked
+    /// against them).
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) registry: HostRegistry,
     pub(crate) host_key: SigningKey,
@@ -65,6 +68,7 @@ impl Host {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
+            trusted_proxies: config.http.trusted_proxy_nets(),
             config,
             store,
             registry,

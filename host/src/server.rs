@@ -63,8 +63,7 @@ fn source(host: &Host, conn: &Conn, headers: &HeaderMap) -> IpAddr {
     let peer = conn
         .as_ref()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.peer.ip());
-    let trusted = host.config().http.trusted_proxy_nets();
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    let is_trusted = |ip: &IpAddr| host.trusted_proxies.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
