@@ -244,6 +244,15 @@ struct TargetsKey {
     targets_key: Option<KeyLocation>,
 }
 
+/// `--revocations-key`.
+#[derive(Args)]
+struct RevocationsKey {
+    /// The revocations key: a PKCS#8 PEM file or pkcs11:token=...;object=... (default:
+    /// <keys>/revocations.pem).
+    #[arg(long, value_name = "KEY")]
+    revocations_key: Option<KeyLocation>,
+}
+
 /// `--online-key`.
 #[derive(Args)]
 struct OnlineKey {

@@ -3,7 +3,7 @@
 use clap::{Args, ValueEnum};
 use kasane_registry::cli::{self, KeyLocation, RefreshRole, Role};
 
-use super::{AuthorsKey, OnlineKey, RepoKeys, TargetsKey};
+use super::{AuthorsKey, OnlineKey, RepoKeys, RevocationsKey, TargetsKey};
 use crate::failure::Failure;
 
 /// The offline roles `refresh` re-signs.
@@ -28,10 +28,8 @@ pub(crate) struct RefreshArgs {
     root_key: Option<KeyLocation>,
     #[command(flatten)]
     targets: TargetsKey,
-    /// The revocations key (for --role revocations): PKCS#8 PEM file or pkcs11: URI
-    /// (default <keys>/revocations.pem).
-    #[arg(long, value_name = "KEY")]
-    revocations_key: Option<KeyLocation>,
+    #[command(flatten)]
+    revocations: RevocationsKey,
     #[command(flatten)]
     authors: AuthorsKey,
     #[command(flatten)]
@@ -43,7 +41,7 @@ impl RefreshArgs {
         let keys = self.dirs.keys(&[
             (Role::Root, &self.root_key),
             (Role::Targets, &self.targets.targets_key),
-            (Role::Revocations, &self.revocations_key),
+            (Role::Revocations, &self.revocations.revocations_key),
             (Role::Authors, &self.authors.authors_key),
             (Role::Online, &self.online.online_key),
         ]);

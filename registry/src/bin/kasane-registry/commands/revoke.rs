@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 use kasane_registry::Sha256Hash;
-use kasane_registry::cli::{self, KeyLocation, RevokeTarget, Role};
+use kasane_registry::cli::{self, RevokeTarget, Role};
 
-use super::{AuthorsKey, OnlineKey, RepoKeys, parse_hex32, read_module};
+use super::{AuthorsKey, OnlineKey, RepoKeys, RevocationsKey, parse_hex32, read_module};
 use crate::failure::Failure;
 
 #[derive(Args)]
@@ -15,10 +15,8 @@ pub(crate) struct RevokeArgs {
     dirs: RepoKeys,
     #[command(flatten)]
     what: WhatArgs,
-    /// The revocations key (for --hash, --module): PKCS#8 PEM file or pkcs11: URI (default
-    /// <keys>/revocations.pem).
-    #[arg(long, value_name = "KEY")]
-    revocations_key: Option<KeyLocation>,
+    #[command(flatten)]
+    revocations: RevocationsKey,
     #[command(flatten)]
     authors: AuthorsKey,
     #[command(flatten)]
@@ -58,7 +56,7 @@ impl WhatArgs {
 impl RevokeArgs {
     pub(crate) fn run(self) -> Result<(), Failure> {
         let keys = self.dirs.keys(&[
-            (Role::Revocations, &self.revocations_key),
+            (Role::Revocations, &self.revocations.revocations_key),
             (Role::Authors, &self.authors.authors_key),
             (Role::Online, &self.online.online_key),
         ]);
