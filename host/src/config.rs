@@ -209,6 +209,32 @@ pub struct MessagesConfig {
     /// Most bytes (sealed at rest) one recipient's queue may hold; at least
     /// `max_body_bytes`.
     pub max_queue_bytes: u64,
+    /// Group commit: most messages accepted in one store transaction (one fsync), 1 to
+    /// 4096. Messages that arrive while a commit runs wait for the next one; each is
+    /// acknowledged only once its commit is durable.
+    pub commit_max_batch: usize,
+    /// Group commit: how long, in microseconds, a batch waits for more messages after its
+    /// first before committing (0 to 100000). The default 0 commits at once with whatever
+    /// is waiting, which already groups every message that arrived during the previous
+    /// commit; a few hundred microseconds trade latency for larger batches.
+    pub commit_max_wait_us: u64,
+}
+
+/// The largest `messages.commit_max_batch`.
+pub const MAX_COMMIT_BATCH: usize = 4096;
+
+/// The longest `messages.commit_max_wait_us` (100 ms).
+pub const MAX_COMMIT_WAIT_US: u64 = 100_000;
+
+impl MessagesConfig {
+    /// The group commit's limits for the message path.
+    pub fn commit_limits(&self) -> crate::group_commit::BatchLimits {
+        crate::group_commit::BatchLimits {
+            max_batch: self.commit_max_batch,
+            max_wait: std::time::Duration::from_micros(self.commit_max_wait_us),
+            queue: self.commit_max_batch.saturating_mul(8),
+        }
+    }
 }
 
 impl Default for MessagesConfig {
@@ -221,6 +247,8 @@ impl Default for MessagesConfig {
             max_sends_per_session: 4,
             max_queue_messages: 1_000,
             max_queue_bytes: 64 * 1024 * 1024,
+            commit_max_batch: 128,
+            commit_max_wait_us: 0,
         }
     }
 }
@@ -431,6 +459,11 @@ impl Config {
         let m = &self.messages;
         if m.max_queue_messages == 0 || m.max_queue_bytes < m.max_body_bytes as u64 {
             return Err(ConfigError::QueueQuota.into());
+        }
+        if !(1..=MAX_COMMIT_BATCH).contains(&m.commit_max_batch)
+            || m.commit_max_wait_us > MAX_COMMIT_WAIT_US
+        {
+            return Err(ConfigError::GroupCommit.into());
         }
         let h = &self.http;
         if let Some(bad) = h

@@ -203,6 +203,13 @@ pub enum ConfigError {
         "messages.inbox_recheck_secs, max_inbox_reads_per_session and max_sends_per_session must be at least 1"
     )]
     InboxRecheck,
+    /// `messages.commit_max_batch` or `messages.commit_max_wait_us` is out of range.
+    #[error(
+        "messages.commit_max_batch must be 1 to {max_batch} and messages.commit_max_wait_us at most {max_wait}",
+        max_batch = crate::config::MAX_COMMIT_BATCH,
+        max_wait = crate::config::MAX_COMMIT_WAIT_US
+    )]
+    GroupCommit,
     /// `messages.max_queue_messages` is zero or `messages.max_queue_bytes` is below
     /// `messages.max_body_bytes`.
     #[error(

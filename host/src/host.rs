@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ed25519_dalek::SigningKey;
 use kasane_protocol::ServerKeys;
@@ -15,10 +15,12 @@ use zeroize::Zeroizing;
 use crate::HostError;
 use crate::audit::sign_checkpoint;
 use crate::config::Config;
+use crate::group_commit::GroupCommit;
 use crate::metrics::{Metrics, Outcome};
 use crate::per_session::InProgress;
 use crate::registry::{HostRegistry, NotReady};
-use crate::store::{Clock, Store, StoreError, UnixSeconds};
+use crate::session_cache::SessionCache;
+use crate::store::{AcceptMessage, AcceptOutcome, Clock, Store, StoreError, UnixSeconds};
 
 /// The host: configuration, store, registry, keys, clock and metrics. Logins in flight live
 /// in the store, so any number of `Host`s sharing one database serve the same logins.
@@ -46,6 +48,10 @@ pub struct Host {
     pub(crate) inbox_reads: InProgress,
     /// Message bodies being read, per session id (`messages.max_sends_per_session`).
     pub(crate) sends: InProgress,
+    /// Live sessions in memory in front of the store.
+    pub(crate) sessions: SessionCache,
+    /// The message path's group commit (started on the first message).
+    pub(crate) message_commits: OnceLock<GroupCommit<AcceptMessage, AcceptOutcome>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -85,6 +91,8 @@ impl Host {
             inbox_parked: AtomicUsize::new(0),
             inbox_reads: Mutex::new(HashMap::new()),
             sends: Mutex::new(HashMap::new()),
+            sessions: SessionCache::default(),
+            message_commits: OnceLock::new(),
         }
     }
 

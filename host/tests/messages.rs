@@ -257,13 +257,26 @@ async fn refused_messages_leave_nothing_behind() {
         refusal(&alice.post(&good).await),
         (StatusCode::CONFLICT, RefusalReason::Replayed)
     );
-    // Reordered: seq n+1 accepted first, then n.
+    // Out of order inside the replay window (several messages in flight): accepted, each
+    // once.
     let m2 = alice.seal(&th, "bob", b"two").await;
     let m3 = alice.seal(&th, "bob", b"three").await;
     assert_eq!(alice.post(&m3).await.0, StatusCode::OK);
-    let base = counts(store.as_ref(), "bob").await;
+    assert_eq!(alice.post(&m2).await.0, StatusCode::OK);
     assert_eq!(
         refusal(&alice.post(&m2).await),
+        (StatusCode::CONFLICT, RefusalReason::Replayed)
+    );
+    // Below the window: reordered.
+    let old = alice.seal(&th, "bob", b"old").await;
+    let mut ahead = None;
+    for _ in 0..kasane_protocol::window::WINDOW {
+        ahead = Some(alice.seal(&th, "bob", b"ahead").await);
+    }
+    assert_eq!(alice.post(&ahead.unwrap()).await.0, StatusCode::OK);
+    let base = counts(store.as_ref(), "bob").await;
+    assert_eq!(
+        refusal(&alice.post(&old).await),
         (StatusCode::CONFLICT, RefusalReason::Reordered)
     );
     assert_eq!(counts(store.as_ref(), "bob").await, base);
@@ -338,7 +351,7 @@ async fn refused_messages_leave_nothing_behind() {
     assert_eq!(counts(store.as_ref(), "bob").await, base);
     // Logout signed the chain's head; the log verifies.
     let summary = audit::verify(store.as_ref(), &host_key(&th)).await.unwrap();
-    assert_eq!((summary.records, summary.checkpoints), (3, 1));
+    assert_eq!((summary.records, summary.checkpoints), (5, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -734,6 +747,7 @@ async fn concurrent_accepts(st: Arc<dyn Store>) {
                     queue: Some(("bob".into(), vec![9])),
                     quota: ROOMY,
                     created: 2,
+                    window: Default::default(),
                 })
                 .await
                 .unwrap()
@@ -742,7 +756,9 @@ async fn concurrent_accepts(st: Arc<dyn Store>) {
         let mut won = 0;
         for t in tasks {
             match t.await.unwrap() {
-                AcceptOutcome::Accepted { audit_seq, queued } => {
+                AcceptOutcome::Accepted {
+                    audit_seq, queued, ..
+                } => {
                     assert_eq!(audit_seq, seq);
                     assert!(queued.is_some());
                     won += 1;
@@ -754,7 +770,8 @@ async fn concurrent_accepts(st: Arc<dyn Store>) {
         assert_eq!(won, 1);
     }
     assert_eq!(counts(st.as_ref(), "bob").await, (2, 2));
-    // Lower: reordered; no session: NoSession; nothing written.
+    // Seen already (inside the replay window): replayed; no session: NoSession; nothing
+    // written.
     let m = |sid: Vec<u8>, seq| AcceptMessage {
         session_id: sid,
         seq,
@@ -762,10 +779,11 @@ async fn concurrent_accepts(st: Arc<dyn Store>) {
         queue: None,
         quota: ROOMY,
         created: 3,
+        window: Default::default(),
     };
     assert_eq!(
         st.accept_message(&m(vec![7; 16], 1)).await.unwrap(),
-        AcceptOutcome::Reordered
+        AcceptOutcome::Replayed
     );
     assert_eq!(
         st.accept_message(&m(vec![8; 16], 5)).await.unwrap(),
@@ -936,4 +954,94 @@ async fn inbox_reads_per_session_are_bounded() {
     }
     let (status, _) = third.get("/v1/inbox?wait=0", Some(token)).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// Issue 15: the store's replay window, alone and in one group-committed batch — out of
+/// order inside the window, a duplicate inside it, below it, far ahead — on SQLite and on
+/// PostgreSQL; the audit chain stays contiguous and records each accepted message once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_window_edges_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("k.db").display());
+    replay_window_edges(kasane_host::store::open(&url).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_window_edges_postgres() {
+    let Some(schema) = common::PgSchema::create("kasane_win").await else {
+        return;
+    };
+    let pg = kasane_host::store::PgStore::open_with(schema.options(), 4)
+        .await
+        .unwrap();
+    let outcome = tokio::spawn(replay_window_edges(Arc::new(pg.clone()))).await;
+    pg.close().await;
+    schema.drop().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+async fn replay_window_edges(st: Arc<dyn Store>) {
+    use kasane_host::store::{AcceptMessage, AcceptOutcome::*, NewSession, NewUser, Zeroizing};
+    let user = NewUser {
+        name: "alice".into(),
+        opaque_record: vec![1],
+        pairs: vec![],
+    };
+    st.create_user(&user, 1).await.unwrap();
+    let sid = vec![5; 16];
+    st.create_session(&NewSession {
+        token_hash: vec![2; 32],
+        session_id: sid.clone(),
+        user: "alice".into(),
+        created: 1,
+        expires_at: 100,
+        secret: Zeroizing::new(vec![0; 4]),
+    })
+    .await
+    .unwrap();
+    // Every call passes the caller's default (stale) window: the store re-reads its own.
+    let m = |seq: u64| AcceptMessage {
+        session_id: sid.clone(),
+        seq,
+        payload: vec![seq as u8],
+        queue: None,
+        quota: ROOMY,
+        created: 2,
+        window: Default::default(),
+    };
+    let verdict = |o: &kasane_host::store::AcceptOutcome| match o {
+        Accepted { .. } => "ok",
+        Replayed => "replayed",
+        Reordered => "reordered",
+        other => panic!("{other:?}"),
+    };
+    let one = |seq| {
+        let st = st.clone();
+        let msg = m(seq);
+        async move { verdict(&st.accept_message(&msg).await.unwrap()) }
+    };
+    assert_eq!(one(3).await, "ok");
+    assert_eq!(one(1).await, "ok", "out of order inside the window");
+    assert_eq!(one(2).await, "ok");
+    assert_eq!(one(2).await, "replayed", "duplicate inside the window");
+    assert_eq!(one(0).await, "reordered", "0 is never a message");
+    assert_eq!(one(1_000).await, "ok", "far ahead");
+    assert_eq!(one(1_000 - 64).await, "reordered", "just below the window");
+    assert_eq!(one(1_000 - 63).await, "ok", "the window's lowest");
+    assert_eq!(one(1_000 - 63).await, "replayed");
+    // One batch, one commit: a duplicate inside the batch is refused, the rest accepted,
+    // each in order as if alone.
+    let batch = [m(1_001), m(1_001), m(1_003), m(1_002), m(3)];
+    let got = st.accept_messages(&batch).await.unwrap();
+    let got: Vec<_> = got.iter().map(verdict).collect();
+    assert_eq!(got, ["ok", "replayed", "ok", "ok", "reordered"]);
+    // Eight accepted in all: the chain's head is its eighth record, and every position
+    // below holds one.
+    let (head, _) = st.audit_head(&sid).await.unwrap().unwrap();
+    assert_eq!(head, 8);
+    let records = st.audit_page(None, 100).await.unwrap();
+    let positions: Vec<u64> = records.iter().map(|r| r.seq).collect();
+    assert_eq!(positions, (1..=8).collect::<Vec<_>>());
 }

@@ -827,7 +827,7 @@ mod cases {
             3
         );
         let got = st.touch_session(&[4; 32], 2, 100).await.unwrap().unwrap();
-        assert_eq!((got.last_seq_from_client, got.last_seq_to_client), (3, 3));
+        assert_eq!((got.from_client.top(), got.last_seq_to_client), (3, 3));
         assert!(!st.advance_seq(&[9, 9], from, 1).await.unwrap());
         let missing = st.next_seq(&[9, 9], from).await;
         assert!(
@@ -999,6 +999,7 @@ mod cases {
             queue: Some((recipient.to_owned(), vec![0xb0; len])),
             quota,
             created: 10 + seq,
+            window: Default::default(),
         }
     }
 

@@ -116,6 +116,7 @@ pub mod schedule;
 pub mod seal;
 pub mod transcript;
 pub mod verifier;
+pub mod window;
 pub mod wire;
 
 pub use derive::{DeriveContext, with_derive_input};
@@ -130,6 +131,7 @@ pub use padding::Padding;
 pub use schedule::SessionSecret;
 pub use seal::Sequencer;
 pub use transcript::Transcript;
+pub use window::ReplayWindow;
 pub use wire::{
     Challenge, ChallengeBundle, Delivery, EnrolledPair, FinishRequest, Inbox, InboxAck,
     LoginFailure, Message, MessageAccepted, MessageRefused, ModuleRef, PasswdChallenge,

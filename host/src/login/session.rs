@@ -161,7 +161,9 @@ impl Host {
     /// Ends the session of a bearer token and signs the head of its audit chain (that chain
     /// is final; the others are housekeeping's). False if there was no such session.
     pub async fn logout(&self, token: &[u8; 32]) -> Result<bool, HostError> {
-        let Some(session_id) = self.store.delete_session(&token_hash(token)).await? else {
+        let hash = token_hash(token);
+        self.sessions.forget(&hash);
+        let Some(session_id) = self.store.delete_session(&hash).await? else {
             return Ok(false);
         };
         if let Err(e) = self.checkpoint_session(&session_id).await {

@@ -178,7 +178,7 @@ impl Host {
                 .await
                 .map_err(unavailable)?;
             let mut ps = stored
-                .restore(&session.session_id, seq - 1, session.last_seq_from_client)
+                .restore(&session.session_id, seq - 1, session.from_client.top())
                 .ok_or(RefusalReason::Unavailable)?;
             ps.set_padding(padding);
             let (s, input) = ps.prepare_seal().map_err(unavailable)?;

@@ -32,6 +32,7 @@ pub use at_rest::{QUEUE_KEY_FACT, QUEUE_KEY_FILE, load_queue_key, queue_key_id};
 pub use inbox::MAX_WAIT_SECS;
 
 use crate::audit::AuditPayload;
+use crate::group_commit::GroupCommit;
 use crate::host::Host;
 use crate::login::{StoredSession, token_hash};
 use crate::store::{AcceptMessage, AcceptOutcome, QueueQuota, Session, UnixSeconds};
@@ -43,6 +44,15 @@ fn unavailable(e: impl std::fmt::Display) -> RefusalReason {
     RefusalReason::Unavailable
 }
 
+/// The live session a message is sent in ([`Host::message_session`]), with its token's hash
+/// (the session cache's key).
+#[derive(Debug)]
+pub struct MessageSession {
+    token_hash: Vec<u8>,
+    /// The session as the host last saw it.
+    pub session: Session,
+}
+
 /// A client's message opened by its session's transform.
 struct Opened {
     plaintext: Zeroizing<Vec<u8>>,
@@ -52,8 +62,9 @@ struct Opened {
 impl Host {
     /// `POST /v1/messages`: checks, opens (through the session's transform) and accepts a
     /// client's sealed message, appending it to the session's audit chain and, for a known
-    /// recipient, queueing it sealed at rest, in one store transaction. Nothing is stored
-    /// for a refused message.
+    /// recipient, queueing it sealed at rest, in one store transaction shared with the other
+    /// messages accepted at the same moment (group commit). Answered only once that commit
+    /// is durable; nothing is stored for a refused message.
     pub async fn accept_message(
         &self,
         token: Option<&[u8; 32]>,
@@ -64,41 +75,64 @@ impl Host {
         self.accept_in_session(session, body).await
     }
 
-    /// The live session a message is sent in, from its bearer token (touching it): what the
-    /// server checks before it reads a message body.
+    /// The live session a message is sent in, from its bearer token: what the server checks
+    /// before it reads a message body.
     pub async fn message_session(
         &self,
         token: Option<&[u8; 32]>,
-    ) -> Result<Session, RefusalReason> {
+    ) -> Result<MessageSession, RefusalReason> {
         let token = token.ok_or(RefusalReason::SessionEnded)?;
-        self.live_session(token, self.now()).await
+        let session = self.live_session(token, self.now()).await?;
+        Ok(MessageSession {
+            token_hash: token_hash(token),
+            session,
+        })
     }
 
     /// Counts a message body of `session` being read, until the returned guard drops, or
     /// refuses it (`Unavailable`) when the session already has
     /// `messages.max_sends_per_session` being read on this host process: what bounds the
     /// memory one logged-in client can hold with stalled bodies (issue 14).
-    pub fn start_send(&self, session: &Session) -> Result<PerSession<'_>, RefusalReason> {
+    pub fn start_send(&self, session: &MessageSession) -> Result<PerSession<'_>, RefusalReason> {
         let max = self.config.messages.max_sends_per_session;
-        PerSession::start(&self.sends, &session.session_id, max)
+        PerSession::start(&self.sends, &session.session.session_id, max)
     }
 
     /// [`Host::accept_message`] in a session already looked up ([`Host::message_session`]).
     pub async fn accept_in_session(
         &self,
-        session: Session,
+        live: MessageSession,
         body: &[u8],
     ) -> Result<MessageAccepted, RefusalReason> {
+        let session = &live.session;
         let sealed = SealedMessage::decode(body).map_err(|_| RefusalReason::Malformed)?;
         let now = self.now();
         // Cheap checks before the transform runs.
-        precheck(&sealed, &session)?;
-        let opened = self.open_message(&sealed, &session).await?;
+        precheck(&sealed, session)?;
+        let opened = self.open_message(&sealed, session).await?;
         if opened.plaintext.len() > self.config.messages.max_body_bytes {
             return Err(RefusalReason::TooLarge);
         }
-        let payload = audit_payload(&sealed, &session, opened.module_sha256, now)?;
-        // Sealed at rest whether or not the recipient exists: the same work either way.
+        let accept = self.to_accept(&sealed, session, &opened, now)?;
+        let outcome = self
+            .message_commits()
+            .submit(accept)
+            .await
+            .map_err(unavailable)?;
+        self.accepted(&live, &sealed, outcome, now)
+    }
+
+    /// What the store is to commit for an opened message: its audit record and, for a
+    /// recipient, its body sealed at rest (whether or not the recipient exists: the same
+    /// work either way).
+    fn to_accept(
+        &self,
+        sealed: &SealedMessage,
+        session: &Session,
+        opened: &Opened,
+        now: UnixSeconds,
+    ) -> Result<AcceptMessage, RefusalReason> {
+        let payload = audit_payload(sealed, session, opened.module_sha256, now)?;
         let queue = if sealed.recipient.is_empty() {
             None
         } else {
@@ -111,24 +145,34 @@ impl Host {
                 .ok_or(RefusalReason::Unavailable)?;
             Some((sealed.recipient.clone(), at_rest))
         };
-        let outcome = self
-            .store
-            .accept_message(&AcceptMessage {
-                session_id: session.session_id.clone(),
-                seq: sealed.seq,
-                payload,
-                queue,
-                quota: self.queue_quota(),
-                created: now,
-            })
-            .await
-            .map_err(unavailable)?;
+        Ok(AcceptMessage {
+            session_id: session.session_id.clone(),
+            seq: sealed.seq,
+            payload,
+            queue,
+            quota: self.queue_quota(),
+            created: now,
+            window: session.from_client,
+        })
+    }
+
+    /// The answer to a committed message (or its refusal), noting the session's new replay
+    /// window and waking the recipient's long-polls.
+    fn accepted(
+        &self,
+        live: &MessageSession,
+        sealed: &SealedMessage,
+        outcome: AcceptOutcome,
+        now: UnixSeconds,
+    ) -> Result<MessageAccepted, RefusalReason> {
+        let user = &live.session.user;
         match outcome {
-            AcceptOutcome::Accepted { queued, .. } => {
+            AcceptOutcome::Accepted { queued, window, .. } => {
+                self.sessions.note_window(&live.token_hash, window);
                 if queued.is_some() {
                     self.waiter(&sealed.recipient).notify_waiters();
                 }
-                tracing::debug!(user = %session.user, seq = sealed.seq, "message accepted");
+                tracing::debug!(%user, seq = sealed.seq, "message accepted");
                 Ok(MessageAccepted {
                     seq: sealed.seq,
                     received_at: now,
@@ -136,12 +180,32 @@ impl Host {
             }
             AcceptOutcome::Replayed => Err(RefusalReason::Replayed),
             AcceptOutcome::Reordered => Err(RefusalReason::Reordered),
-            AcceptOutcome::NoSession => Err(RefusalReason::SessionEnded),
+            AcceptOutcome::NoSession => {
+                self.sessions.forget(&live.token_hash);
+                Err(RefusalReason::SessionEnded)
+            }
             AcceptOutcome::QueueFull => {
-                tracing::info!(user = %session.user, "recipient's queue full");
+                tracing::info!(%user, "recipient's queue full");
                 Err(RefusalReason::QueueFull)
             }
         }
+    }
+
+    /// The group commit in front of [`Store::accept_messages`], started on first use (on the
+    /// runtime serving the host) with `[messages]`'s limits.
+    fn message_commits(&self) -> &GroupCommit<AcceptMessage, AcceptOutcome> {
+        self.message_commits.get_or_init(|| {
+            let store = self.store.clone();
+            GroupCommit::spawn(self.config.messages.commit_limits(), move |batch| {
+                let store = store.clone();
+                async move {
+                    store
+                        .accept_messages(&batch)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+            })
+        })
     }
 
     /// `[messages]`'s quota on one recipient's queue.
@@ -152,21 +216,35 @@ impl Host {
         }
     }
 
-    /// The live session of a bearer token (touching it), or `SessionEnded`.
+    /// The live session of a bearer token, from memory when it was touched in the store
+    /// within the write-through interval ([`crate::session_cache`]), else touched in the
+    /// store (writing its last use), or `SessionEnded`.
     pub(crate) async fn live_session(
         &self,
         token: &[u8; 32],
         now: UnixSeconds,
     ) -> Result<Session, RefusalReason> {
-        self.store
-            .touch_session(
-                &token_hash(token),
-                now,
-                self.config.session.idle_timeout_secs,
-            )
+        let hash = token_hash(token);
+        let idle = self.config.session.idle_timeout_secs;
+        let interval = crate::session_cache::touch_interval(idle);
+        if let Some(s) = self.sessions.fresh(&hash, now, interval) {
+            return Ok(s);
+        }
+        let touched = self
+            .store
+            .touch_session(&hash, now, idle)
             .await
-            .map_err(unavailable)?
-            .ok_or(RefusalReason::SessionEnded)
+            .map_err(unavailable)?;
+        match touched {
+            Some(s) => {
+                self.sessions.put(hash, s.clone(), now, interval);
+                Ok(s)
+            }
+            None => {
+                self.sessions.forget(&hash);
+                Err(RefusalReason::SessionEnded)
+            }
+        }
     }
 
     /// Opens a client's message with the session's protocol state and transform.
@@ -177,14 +255,15 @@ impl Host {
     ) -> Result<Opened, RefusalReason> {
         let stored = StoredSession::decode(&session.secret).map_err(unavailable)?;
         let transform = self.session_transform(&stored)?;
-        let mut ps = stored
+        let ps = stored
             .restore(
                 &session.session_id,
                 session.last_seq_to_client,
-                session.last_seq_from_client,
+                session.from_client.top(),
             )
             .ok_or(RefusalReason::Unavailable)?;
-        let input = ps.prepare_open(sealed).map_err(|e| match e {
+        let window = &session.from_client;
+        let input = ps.prepare_open_in(sealed, window).map_err(|e| match e {
             ProtocolError::WrongSession => RefusalReason::WrongSession,
             ProtocolError::WrongDirection => RefusalReason::WrongDirection,
             ProtocolError::Replayed { .. } => RefusalReason::Replayed,
@@ -193,7 +272,7 @@ impl Host {
         })?;
         let t_msg = self.derive(transform, input).await?;
         let plaintext = ps
-            .open(sealed, &t_msg)
+            .open_in(sealed, &t_msg, window)
             .map_err(|_| RefusalReason::Altered)?;
         Ok(Opened {
             plaintext,
@@ -240,7 +319,8 @@ impl Host {
     }
 }
 
-/// The checks that need no transform: the session, the direction and the sequence number.
+/// The checks that need no transform: the session, the direction and the sequence number
+/// (against the replay window as last seen; the store's commit decides).
 fn precheck(sealed: &SealedMessage, session: &Session) -> Result<(), RefusalReason> {
     if sealed.session_id[..] != session.session_id[..] {
         return Err(RefusalReason::WrongSession);
@@ -248,13 +328,10 @@ fn precheck(sealed: &SealedMessage, session: &Session) -> Result<(), RefusalReas
     if sealed.direction != Direction::ClientToHost {
         return Err(RefusalReason::WrongDirection);
     }
-    if sealed.seq == session.last_seq_from_client {
-        return Err(RefusalReason::Replayed);
-    }
-    if sealed.seq < session.last_seq_from_client {
-        return Err(RefusalReason::Reordered);
-    }
-    Ok(())
+    session.from_client.check(sealed.seq).map_err(|e| match e {
+        ProtocolError::Replayed { .. } => RefusalReason::Replayed,
+        _ => RefusalReason::Reordered,
+    })
 }
 
 /// The audit record's payload of an accepted message (the ciphertext, not the plaintext).

@@ -50,7 +50,7 @@ impl Host {
             .restore(
                 &session.session_id,
                 session.last_seq_to_client,
-                session.last_seq_from_client,
+                session.from_client.top(),
             )
             .ok_or(RefusalReason::Unavailable)?;
         let msg = ps.open_passwd(body).map_err(|e| match e {

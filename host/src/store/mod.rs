@@ -86,10 +86,11 @@
 //! - [`Store::count_unless_locked`]: one transaction that first writes the keys' rows (so
 //!   SQLite takes its write lock and PostgreSQL the row locks), then reads their locks and
 //!   counts only if none is locked: the check and the count cannot be interleaved.
-//! - [`Store::accept_message`]: one transaction that starts with the compare-and-set of
-//!   [`Store::advance_seq`] (locking the session row), then checks the recipient's queue
-//!   quota, reads the chain head, appends the audit record and queues the message: all or
-//!   nothing. The quota is a bound, not an exact cap on PostgreSQL: accepts from different
+//! - [`Store::accept_messages`]: one transaction for a batch of messages (group commit);
+//!   for each, the recipient's queue quota, then the compare-and-set of the session's replay
+//!   window (`last_seq_from_client`, `seq_window`: the highest number accepted and a bitmap
+//!   of the 64 below it; this locks the session row), then the chain head, the audit record
+//!   and the queue entry: all or nothing per message, one commit for the batch. The quota is a bound, not an exact cap on PostgreSQL: accepts from different
 //!   sessions to one recipient may each pass the check at once and overshoot it by as many
 //!   as run concurrently (on SQLite the accept holds the write lock, so it is exact).
 //! - [`Store::append_audit`]: `INSERT … SELECT … WHERE` the previous record of *this session*
@@ -204,6 +205,10 @@ pub enum StoreError {
     /// previous hash, or another record was appended at that position first).
     #[error("audit record does not extend the chain of its session")]
     AuditChainMismatch,
+    /// A session's replay window kept moving under a compare-and-set (other replicas
+    /// accepting for the same session at the same moment); retrying later may succeed.
+    #[error("replay window contended")]
+    Contended,
     /// A number does not fit the database's signed 64-bit integers, or a stored value is invalid.
     #[error("value out of range: {what}")]
     OutOfRange {
@@ -401,8 +406,9 @@ pub struct Session {
     pub expires_at: UnixSeconds,
     /// Session secret material.
     pub secret: Zeroizing<Vec<u8>>,
-    /// Last accepted sequence number from the client (0: none yet).
-    pub last_seq_from_client: u64,
+    /// The client's sequence numbers accepted so far: the highest (0: none yet) and the
+    /// replay window below it.
+    pub from_client: ReplayWindow,
     /// Last sequence number used towards the client (0: none yet).
     pub last_seq_to_client: u64,
 }
@@ -415,7 +421,7 @@ impl std::fmt::Debug for Session {
             .field("created", &self.created)
             .field("last_seen", &self.last_seen)
             .field("expires_at", &self.expires_at)
-            .field("last_seq_from_client", &self.last_seq_from_client)
+            .field("from_client", &self.from_client)
             .field("last_seq_to_client", &self.last_seq_to_client)
             .finish_non_exhaustive()
     }
@@ -423,6 +429,9 @@ impl std::fmt::Debug for Session {
 
 /// Message direction, for per-direction sequence numbers (the ABI's own type).
 pub use kasane_abi::Direction;
+
+/// A session's anti-replay window for client-to-host messages (the protocol's own type).
+pub use kasane_protocol::ReplayWindow;
 
 /// A throttling key: users and source networks are throttled separately.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -638,6 +647,10 @@ pub struct AcceptMessage {
     pub quota: QueueQuota,
     /// Now.
     pub created: UnixSeconds,
+    /// The session's replay window as the caller last saw it: tried first, re-read if the
+    /// stored one moved since (so a stale or default copy costs a read, never a wrong
+    /// verdict).
+    pub window: ReplayWindow,
 }
 
 /// The most a recipient's queue may hold: messages, and bytes of their sealed-at-rest bodies.
@@ -671,10 +684,12 @@ pub enum AcceptOutcome {
         audit_seq: u64,
         /// The queue id, if queued.
         queued: Option<u64>,
+        /// The session's replay window with this message's number in it.
+        window: ReplayWindow,
     },
-    /// `seq` equals the last accepted one; nothing written.
+    /// `seq` was accepted already (it is in the replay window); nothing written.
     Replayed,
-    /// `seq` is lower than the last accepted one; nothing written.
+    /// `seq` is below the replay window (or 0); nothing written.
     Reordered,
     /// No such session; nothing written.
     NoSession,
@@ -925,13 +940,23 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Appends a record to its session's chain. [`StoreError::AuditChainMismatch`] unless
     /// `seq` is 1 on an empty chain, or `seq − 1` exists with `record_hash == prev_hash`.
     async fn append_audit(&self, record: &AuditRecord) -> Result<()>;
-    /// Accepts a client's message in ONE transaction: advances the session's
-    /// `last_seq_from_client` to `m.seq` (compare-and-set: it must still be lower), appends
+    /// Accepts a client's message: [`Store::accept_messages`] with a batch of one.
+    async fn accept_message(&self, m: &AcceptMessage) -> Result<AcceptOutcome> {
+        self.accept_messages(std::slice::from_ref(m))
+            .await?
+            .pop()
+            .ok_or(StoreError::OutOfRange { what: "batch" })
+    }
+    /// Accepts a batch of client messages (from any sessions) in ONE transaction and one
+    /// commit (group commit), each in order as if alone: accepts its `seq` into the
+    /// session's replay window (compare-and-set: not seen, not below the window), appends
     /// the audit record to the session's chain (position = chain length + 1, hashes by
-    /// [`crate::audit_chain::record_hash`]) and, if `m.queue` names an existing user, queues the
-    /// body for them (else counts it in the name's stand-in queue). If that queue is at
-    /// `m.quota`, [`AcceptOutcome::QueueFull`]. Nothing is written unless all of it is.
-    async fn accept_message(&self, m: &AcceptMessage) -> Result<AcceptOutcome>;
+    /// [`crate::audit_chain::record_hash`]) and, if `m.queue` names an existing user, queues
+    /// the body for them (else counts it in the name's stand-in queue). If that queue is at
+    /// `m.quota`, [`AcceptOutcome::QueueFull`]. A refused message writes nothing; an error
+    /// fails the whole batch and commits none of it. Answers one outcome per message, in
+    /// order, once the commit is durable.
+    async fn accept_messages(&self, batch: &[AcceptMessage]) -> Result<Vec<AcceptOutcome>>;
     /// Heads (`session_id`, `seq`, `record_hash`) of up to `limit` audit chains whose head has
     /// no checkpoint yet.
     async fn unchecked_audit_heads(&self, limit: u32) -> Result<Vec<(Vec<u8>, u64, Vec<u8>)>>;

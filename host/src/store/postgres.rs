@@ -15,6 +15,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 pub type PgStore = SqlStore<Postgres>;
 
 impl Backend for Postgres {
+    const BEGIN_WRITE: &'static str = "BEGIN";
     const BACKEND: &'static str = "postgres";
     const BACKUP_HINT: Option<&'static str> = Some(
         "run `pg_dump --format=custom --file=kasane.dump \"$DATABASE_URL\"` \

@@ -2,6 +2,8 @@
 //! (`sqlx::FromRow`), and their conversion to the store's types. The databases hold `i64`;
 //! the conversions check the range ([`from_db`]).
 
+use kasane_protocol::ReplayWindow;
+
 use super::{
     AuditCheckpoint, AuditRecord, ChallengePair, QueuedMessage, Result, Session, ThrottleEntry,
     ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing, from_db,
@@ -151,7 +153,29 @@ pub(super) struct SessionRow {
     expires_at: i64,
     secret: Vec<u8>,
     last_seq_from_client: i64,
+    seq_window: i64,
     last_seq_to_client: i64,
+}
+
+/// A session's replay window as stored: its highest number and its bitmap.
+#[derive(sqlx::FromRow)]
+pub(super) struct WindowRow {
+    last_seq_from_client: i64,
+    seq_window: i64,
+}
+
+impl WindowRow {
+    pub(super) fn window(&self) -> Result<ReplayWindow> {
+        window(self.last_seq_from_client, self.seq_window)
+    }
+}
+
+/// A replay window from its two columns (the bitmap is the same 64 bits, signed).
+fn window(top: i64, bits: i64) -> Result<ReplayWindow> {
+    Ok(ReplayWindow::from_parts(
+        from_db(top, "seq")?,
+        u64::from_le_bytes(bits.to_le_bytes()),
+    ))
 }
 
 impl SessionRow {
@@ -164,7 +188,7 @@ impl SessionRow {
             last_seen: now,
             expires_at: from_db(self.expires_at, "expires_at")?,
             secret: Zeroizing::new(self.secret),
-            last_seq_from_client: from_db(self.last_seq_from_client, "seq")?,
+            from_client: window(self.last_seq_from_client, self.seq_window)?,
             last_seq_to_client: from_db(self.last_seq_to_client, "seq")?,
         })
     }

@@ -13,7 +13,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArgumen
 use super::rows::{
     AuditRow, CheckpointRow, CountRow, CounterIdRow, CounterRow, FactRow, HeadRow, IdRow, PairRow,
     PendingRow, QueueUsageRow, QueuedRow, RecordRow, SeqRow, SessionHeadRow, SessionIdRow,
-    SessionRow, ThrottleListRow, ThrottleRow, UserRow, UserSummaryRow, convert,
+    SessionRow, ThrottleListRow, ThrottleRow, UserRow, UserSummaryRow, WindowRow, convert,
 };
 use super::{
     AcceptMessage, AcceptOutcome, AuditCheckpoint, AuditCursor, AuditRecord, Backoff,
@@ -23,11 +23,30 @@ use super::{
     from_db, is_unique_violation, to_db,
 };
 use crate::audit_chain;
+use kasane_protocol::{ProtocolError, ReplayWindow};
+use std::collections::HashMap;
+
+/// A replay window's bitmap as the database's signed 64-bit integer (the same bits).
+fn window_bits(w: &ReplayWindow) -> i64 {
+    i64::from_le_bytes(w.seen().to_le_bytes())
+}
+
+/// The outcome of a sequence number its replay window refuses.
+fn window_refusal(e: &ProtocolError) -> AcceptOutcome {
+    match e {
+        ProtocolError::Replayed { .. } => AcceptOutcome::Replayed,
+        _ => AcceptOutcome::Reordered,
+    }
+}
 
 /// What the shared implementation needs of a backend beyond [`sqlx::Database`].
 pub trait Backend: Database {
     /// The backend's name (`"sqlite"`, `"postgres"`), for logs and metrics.
     const BACKEND: &'static str;
+    /// Begins a transaction that will write: SQLite's `BEGIN IMMEDIATE` takes the write lock
+    /// at once (a read that upgrades later can fail with `SQLITE_BUSY` instead of waiting);
+    /// PostgreSQL's `BEGIN`, its writes taking row locks.
+    const BEGIN_WRITE: &'static str;
     /// How many rows a statement changed.
     fn rows_affected(done: &Self::QueryResult) -> u64;
     /// `None` if the backend backs itself up with `VACUUM INTO` (SQLite), else what to use
@@ -101,8 +120,19 @@ fn unique_as(e: sqlx::Error, on_unique: StoreError) -> StoreError {
 }
 
 /// The compare-and-set of a client's sequence number (`$1` session id, `$2` the new value).
-const ADVANCE_FROM_CLIENT: &str = "UPDATE sessions SET last_seq_from_client = $2 \
-     WHERE session_id = $1 AND last_seq_from_client < $2";
+/// Every number below the new one counts as seen in the replay window (`seq_window = -1`,
+/// all bits): a message accepted this way (`kasane passwd`) ends whatever was in flight.
+const ADVANCE_FROM_CLIENT: &str = "UPDATE sessions SET last_seq_from_client = $2, \
+     seq_window = -1 WHERE session_id = $1 AND last_seq_from_client < $2";
+
+/// The compare-and-set of a session's replay window (`$1` session id; `$2`, `$3` the new
+/// highest number and bitmap; `$4`, `$5` the ones expected).
+const SWAP_WINDOW: &str = "UPDATE sessions SET last_seq_from_client = $2, seq_window = $3 \
+     WHERE session_id = $1 AND last_seq_from_client = $4 AND seq_window = $5";
+
+/// How often one accept re-reads a replay window that another writer moved (another replica
+/// accepting for the same session at the same moment) before it gives up.
+const WINDOW_RETRIES: usize = 8;
 
 /// Queues `$2` (body) at `$3` (now) for the user named `$1`; no row if there is no such user.
 const ENQUEUE: &str = "INSERT INTO relay_queue (recipient_id, body, created_at) \
@@ -391,23 +421,87 @@ where
         row.map(TryInto::try_into).transpose()
     }
 
-    /// Why a client's `seq` was refused: `NoSession`, `Replayed` (it equals the last accepted)
-    /// or `Reordered` (it is lower).
-    async fn refusal(
+    /// The compare-and-set of session `session_id`'s replay window from `old` to `new`.
+    async fn swap_window(
         conn: &mut DB::Connection,
         session_id: &[u8],
-        seq: i64,
+        old: &ReplayWindow,
+        new: &ReplayWindow,
+    ) -> Result<bool> {
+        let done = sqlx::query(SWAP_WINDOW)
+            .bind(session_id)
+            .bind(to_db(new.top(), "seq")?)
+            .bind(window_bits(new))
+            .bind(to_db(old.top(), "seq")?)
+            .bind(window_bits(old))
+            .execute(&mut *conn)
+            .await?;
+        Ok(DB::rows_affected(&done) == 1)
+    }
+
+    /// Accepts `seq` into the session's replay window, trying `known` (the caller's copy, or
+    /// this batch's own last write) first and re-reading the stored window when another
+    /// writer moved it. A window only moves forward (its highest number up, its bits set),
+    /// so a refusal by an older copy holds for the stored one too.
+    async fn advance_window(
+        conn: &mut DB::Connection,
+        session_id: &[u8],
+        seq: u64,
+        known: ReplayWindow,
+    ) -> Result<std::result::Result<ReplayWindow, AcceptOutcome>> {
+        let mut old = known;
+        for _ in 0..WINDOW_RETRIES {
+            let new = match old.accepting(seq) {
+                Ok(new) => new,
+                Err(e) => return Ok(Err(window_refusal(&e))),
+            };
+            if Self::swap_window(conn, session_id, &old, &new).await? {
+                return Ok(Ok(new));
+            }
+            let row: Option<WindowRow> = sqlx::query_as(
+                "SELECT last_seq_from_client, seq_window FROM sessions WHERE session_id = $1",
+            )
+            .bind(session_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            match row {
+                Some(row) => old = row.window()?,
+                None => return Ok(Err(AcceptOutcome::NoSession)),
+            }
+        }
+        Err(StoreError::Contended)
+    }
+
+    /// One message of a batch ([`Store::accept_messages`]) inside its transaction: the
+    /// quota, the replay window, the audit record, the queue entry. A refusal writes nothing.
+    async fn accept_one(
+        conn: &mut DB::Connection,
+        m: &AcceptMessage,
+        known: ReplayWindow,
     ) -> Result<AcceptOutcome> {
-        let last: Option<SeqRow> = sqlx::query_as(
-            "SELECT last_seq_from_client AS seq FROM sessions WHERE session_id = $1",
-        )
-        .bind(session_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        Ok(match last {
-            None => AcceptOutcome::NoSession,
-            Some(last) if last.seq == seq => AcceptOutcome::Replayed,
-            Some(_) => AcceptOutcome::Reordered,
+        if let Err(e) = known.check(m.seq) {
+            return Ok(window_refusal(&e));
+        }
+        if let Some((recipient, body)) = &m.queue
+            && !Self::queue_has_room(conn, recipient, body.len(), &m.quota).await?
+        {
+            return Ok(AcceptOutcome::QueueFull);
+        }
+        let window = match Self::advance_window(conn, &m.session_id, m.seq, known).await? {
+            Ok(window) => window,
+            Err(refused) => return Ok(refused),
+        };
+        let audit_seq = Self::append_chained(conn, m).await?;
+        let queued = match &m.queue {
+            Some((recipient, body)) => {
+                Self::enqueue_or_count(conn, recipient, body, m.created).await?
+            }
+            None => None,
+        };
+        Ok(AcceptOutcome::Accepted {
+            audit_seq,
+            queued,
+            window,
         })
     }
 
@@ -776,7 +870,8 @@ where
             "UPDATE sessions SET last_seen = $2 \
              WHERE token_hash = $1 AND last_seen > $3 AND expires_at > $2 \
              RETURNING session_id, (SELECT name FROM users WHERE id = user_id) AS user_name, \
-               created_at, expires_at, secret, last_seq_from_client, last_seq_to_client",
+               created_at, expires_at, secret, last_seq_from_client, seq_window, \
+               last_seq_to_client",
         )
         .bind(token_hash)
         .bind(now_db)
@@ -822,8 +917,8 @@ where
     async fn next_seq(&self, session_id: &[u8], direction: Direction) -> Result<u64> {
         let q = match direction {
             Direction::ClientToHost => {
-                "UPDATE sessions SET last_seq_from_client = last_seq_from_client + 1 \
-                 WHERE session_id = $1 RETURNING last_seq_from_client AS seq"
+                "UPDATE sessions SET last_seq_from_client = last_seq_from_client + 1, \
+                   seq_window = -1 WHERE session_id = $1 RETURNING last_seq_from_client AS seq"
             }
             Direction::HostToClient => {
                 "UPDATE sessions SET last_seq_to_client = last_seq_to_client + 1 \
@@ -1114,37 +1209,25 @@ where
         }
     }
 
-    async fn accept_message(&self, m: &AcceptMessage) -> Result<AcceptOutcome> {
-        let seq = to_db(m.seq, "seq")?;
-        // Starts with a write: SQLite takes its write lock at once, PostgreSQL locks the
-        // session row, so concurrent accepts of one session are serialized and the chain head
-        // read next is the committed one.
-        let mut tx = self.pool.begin().await?;
-        let advanced = sqlx::query(ADVANCE_FROM_CLIENT)
-            .bind(m.session_id.as_slice())
-            .bind(seq)
-            .execute(&mut *tx)
-            .await?;
-        if DB::rows_affected(&advanced) == 0 {
-            let refused = Self::refusal(&mut *tx, &m.session_id, seq).await?;
-            tx.rollback().await?;
-            return Ok(refused);
-        }
-        if let Some((recipient, body)) = &m.queue
-            && !Self::queue_has_room(&mut *tx, recipient, body.len(), &m.quota).await?
-        {
-            tx.rollback().await?;
-            return Ok(AcceptOutcome::QueueFull);
-        }
-        let audit_seq = Self::append_chained(&mut *tx, m).await?;
-        let queued = match &m.queue {
-            Some((recipient, body)) => {
-                Self::enqueue_or_count(&mut *tx, recipient, body, m.created).await?
+    async fn accept_messages(&self, batch: &[AcceptMessage]) -> Result<Vec<AcceptOutcome>> {
+        // One transaction for the batch, begun as a writer; each message's replay window is
+        // the batch's own last write to it when it has one.
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let mut windows: HashMap<&[u8], ReplayWindow> = HashMap::new();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for m in batch {
+            let known = windows
+                .get(m.session_id.as_slice())
+                .copied()
+                .unwrap_or(m.window);
+            let outcome = Self::accept_one(&mut *tx, m, known).await?;
+            if let AcceptOutcome::Accepted { window, .. } = outcome {
+                windows.insert(&m.session_id, window);
             }
-            None => None,
-        };
+            outcomes.push(outcome);
+        }
         tx.commit().await?;
-        Ok(AcceptOutcome::Accepted { audit_seq, queued })
+        Ok(outcomes)
     }
 
     async fn unchecked_audit_heads(&self, limit: u32) -> Result<Vec<(Vec<u8>, u64, Vec<u8>)>> {

@@ -20,6 +20,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub type SqliteStore = SqlStore<Sqlite>;
 
 impl Backend for Sqlite {
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const BACKEND: &'static str = "sqlite";
     const BACKUP_HINT: Option<&'static str> = None;
 

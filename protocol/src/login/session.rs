@@ -6,6 +6,7 @@ use crate::derive::DeriveContext;
 use crate::error::ProtocolError;
 use crate::schedule::SessionSecret;
 use crate::seal::{MessageHeader, Padding, Sequencer, open_message, seal_message};
+use crate::window::ReplayWindow;
 use crate::wire::{EnrolledPair, ID_LEN, Message, PasswdFinish, SealedMessage};
 use kasane_abi::{DeriveInputBuf, Direction};
 
@@ -172,6 +173,46 @@ impl Session {
         Ok(self
             .ctx
             .message_input(&self.th_final, sealed.direction, sealed.seq))
+    }
+
+    /// [`prepare_open`](Self::prepare_open) for a side that accepts messages out of order
+    /// (the host, several messages in flight): the sequence number is checked against
+    /// `window` instead of the last one received.
+    pub fn prepare_open_in(
+        &self,
+        sealed: &SealedMessage,
+        window: &ReplayWindow,
+    ) -> Result<DeriveInputBuf, ProtocolError> {
+        self.check_windowed(sealed, window)?;
+        Ok(self
+            .ctx
+            .message_input(&self.th_final, sealed.direction, sealed.seq))
+    }
+
+    /// [`open`](Self::open) against `window`; records nothing: the caller accepts the number
+    /// into its window where it keeps it (the host: in the same commit as the message).
+    pub fn open_in(
+        &self,
+        sealed: &SealedMessage,
+        t_msg: &[u8],
+        window: &ReplayWindow,
+    ) -> Result<Zeroizing<Vec<u8>>, ProtocolError> {
+        self.check_windowed(sealed, window)?;
+        open_message(&self.secret, t_msg, sealed)
+    }
+
+    fn check_windowed(
+        &self,
+        sealed: &SealedMessage,
+        window: &ReplayWindow,
+    ) -> Result<(), ProtocolError> {
+        if sealed.session_id != self.session_id {
+            return Err(ProtocolError::WrongSession);
+        }
+        if sealed.direction == self.seq.outgoing() {
+            return Err(ProtocolError::WrongDirection);
+        }
+        window.check(sealed.seq)
     }
 
     /// Opens a received message with the transform's output and records its sequence number.
