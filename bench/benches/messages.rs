@@ -104,7 +104,7 @@ async fn run(window: Duration) {
             let count = Arc::new(AtomicU64::new(0));
             let stop = Arc::new(AtomicBool::new(false));
             let mut tasks = Vec::new();
-            for mut s in sessions {
+            for s in sessions {
                 let (count, stop, body) = (count.clone(), stop.clone(), body.clone());
                 tasks.push(tokio::spawn(async move {
                     while !stop.load(Ordering::Relaxed) {

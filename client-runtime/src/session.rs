@@ -1,7 +1,7 @@
 //! [`Session`]: sending and receiving sealed messages after a login.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use hyper::StatusCode;
@@ -25,16 +25,29 @@ use crate::net::Conn;
 /// Most distinct delivery ids remembered for de-duplication.
 const SEEN_CAP: usize = 65_536;
 
-/// A logged-in session: send and receive sealed messages. One request is in flight at a
-/// time (`&mut self`), so sequence numbers reach the host in order.
+/// Most messages one session has in flight at once ([`Session::send`] from several tasks):
+/// well inside the host's replay window (64), so messages overtaking each other are all
+/// accepted. Each needs a connection of its own (HTTP/1.1), kept for the next.
+pub const MAX_IN_FLIGHT: usize = 16;
+
+/// A logged-in session: send and receive sealed messages.
+///
+/// [`send`](Session::send) takes `&self` and pipelines: tasks sharing one session (e.g.
+/// through an `Arc`) have up to [`MAX_IN_FLIGHT`] messages in flight, each sealed under its
+/// own sequence number (reserved in call order) and posted on a connection of the session's
+/// own small pool; the host accepts them in any order inside its replay window, each once.
+/// Receiving ([`inbox`](Session::inbox)) takes `&mut self`.
 pub struct Session {
     user: String,
     session_id: [u8; 16],
     token: Zeroizing<[u8; 32]>,
-    proto: kasane_protocol::Session,
+    /// Held only between awaits (never across one).
+    proto: Mutex<kasane_protocol::Session>,
     transform: Transform,
     client: Arc<Inner>,
-    conn: Option<Conn>,
+    /// Idle connections, at most [`MAX_IN_FLIGHT`].
+    conns: Mutex<Vec<Conn>>,
+    in_flight: tokio::sync::Semaphore,
     seen: HashSet<u64>,
 }
 
@@ -106,10 +119,11 @@ impl Session {
             user: user.to_owned(),
             session_id: *proto.session_id(),
             token,
-            proto,
+            proto: Mutex::new(proto),
             transform,
             client,
-            conn: Some(conn),
+            conns: Mutex::new(vec![conn]),
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
             seen: HashSet::new(),
         }
     }
@@ -124,25 +138,47 @@ impl Session {
         self.session_id
     }
 
-    /// One authenticated request on the session's connection (reopened if it closed).
+    /// The session's protocol state (a panic elsewhere cannot leave it half-changed: every
+    /// change is one call under the lock).
+    fn proto(&self) -> MutexGuard<'_, kasane_protocol::Session> {
+        self.proto.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One authenticated request on an idle connection of the session's (a new one if none
+    /// is open), which goes back to the pool once the answer is read.
     async fn request(
-        &mut self,
+        &self,
         method: &str,
         path: &str,
         body: Vec<u8>,
         extra_wait: Duration,
     ) -> Result<(StatusCode, Vec<u8>), ClientError> {
-        let mut conn = match self.conn.take() {
-            Some(c) if c.is_open() => c,
-            _ => self.client.conn().await?,
+        let idle = self.idle_conn();
+        let mut conn = match idle {
+            Some(c) => c,
+            None => self.client.conn().await?,
         };
         let result = conn
             .request(method, path, body, Some(&self.token), extra_wait)
             .await;
         if result.is_ok() {
-            self.conn = Some(conn);
+            let mut conns = self.conns.lock().unwrap_or_else(PoisonError::into_inner);
+            if conns.len() < MAX_IN_FLIGHT {
+                conns.push(conn);
+            }
         }
         result
+    }
+
+    /// An open idle connection from the pool (closed ones are dropped).
+    fn idle_conn(&self) -> Option<Conn> {
+        let mut conns = self.conns.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(c) = conns.pop() {
+            if c.is_open() {
+                return Some(c);
+            }
+        }
+        None
     }
 
     /// A refusal body (`MessageRefused`) or an unexpected status.
@@ -156,11 +192,18 @@ impl Session {
         }
     }
 
-    /// Seals `body` for `to` and posts it.
-    pub async fn send(&mut self, to: &str, body: &[u8]) -> Result<MessageAccepted, ClientError> {
-        let (seq, input) = self.proto.prepare_seal()?;
+    /// Seals `body` for `to` and posts it; answered once the host has committed it durably.
+    /// Several calls may run at once on one session (see [`Session`]); beyond
+    /// [`MAX_IN_FLIGHT`] a call waits for one in flight to finish.
+    pub async fn send(&self, to: &str, body: &[u8]) -> Result<MessageAccepted, ClientError> {
+        let _slot = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| ClientError::Refused(RefusalReason::SessionEnded))?;
+        let (seq, input) = self.proto().prepare_seal()?;
         let (t_msg, _) = derive(&self.transform, input).await?;
-        let sealed = self.proto.seal(seq, &t_msg, to, body)?;
+        let sealed = self.proto().seal(seq, &t_msg, to, body)?;
         drop(t_msg);
         let bytes = sealed.encode()?;
         let (status, resp) = self
@@ -179,12 +222,12 @@ impl Session {
             return Err(ClientError::Incoming(RefusalReason::Altered));
         }
         let input = self
-            .proto
+            .proto()
             .prepare_open(sealed)
             .map_err(|e| ClientError::Incoming(incoming_reason(&e)))?;
         let (t_msg, _) = derive(&self.transform, input).await?;
         let plaintext = self
-            .proto
+            .proto()
             .open(sealed, &t_msg)
             .map_err(|e| ClientError::Incoming(incoming_reason(&e)))?;
         Delivery::decode(&plaintext).map_err(|_| ClientError::Incoming(RefusalReason::Malformed))
@@ -283,7 +326,7 @@ impl Session {
             enroll_locally(state, &new_password, &response, &user, &responses)
         })
         .await??;
-        let body = self.proto.seal_passwd(upload, pairs)?;
+        let body = self.proto().seal_passwd(upload, pairs)?;
         let (status, answer) = self
             .request("POST", "/v1/passwd/finish", body, Duration::ZERO)
             .await?;
@@ -295,7 +338,7 @@ impl Session {
     }
 
     /// Logs out.
-    pub async fn close(mut self) -> Result<(), ClientError> {
+    pub async fn close(self) -> Result<(), ClientError> {
         let (status, body) = self
             .request("POST", "/v1/logout", Vec::new(), Duration::ZERO)
             .await?;

@@ -244,7 +244,7 @@ impl Default for MessagesConfig {
             pad: false,
             inbox_recheck_secs: 1,
             max_inbox_reads_per_session: 4,
-            max_sends_per_session: 4,
+            max_sends_per_session: 16,
             max_queue_messages: 1_000,
             max_queue_bytes: 64 * 1024 * 1024,
             commit_max_batch: 128,

@@ -209,11 +209,11 @@ const STALLED: usize = 200;
 const SENT: usize = SealedMessage::MAX_LEN / 2;
 /// How far the host's peak may rise while the streams stall, KiB. Were each stream's half
 /// body buffered, it would rise by `STALLED * SENT` (~100 MiB: it did, before
-/// `messages.max_sends_per_session`). The host reads the bodies of at most that many (4)
+/// `messages.max_sends_per_session`). The host reads the bodies of at most that many (16)
 /// messages of one session at once, each at most `SealedMessage::MAX_LEN` (1 MiB), and
 /// answers the others 503 before reading them; HTTP/2 flow control holds the rest back in
-/// the client. 32 MiB: those 4 MiB, per-stream and per-connection state, allocator slack.
-const STALLED_GROWTH_KIB: u64 = 32 * 1024;
+/// the client. 48 MiB: those 16 MiB, per-stream and per-connection state, allocator slack.
+const STALLED_GROWTH_KIB: u64 = 48 * 1024;
 
 /// One HTTP/2 connection over TLS to `addr`.
 async fn h2_connect(

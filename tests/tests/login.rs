@@ -212,7 +212,7 @@ async fn a_relayed_message_reaches_its_recipient() {
     let bob_card = th.add_user("bob").await;
     th.force("ocra");
     let client = Client::connect(th.client_config(None)).await.unwrap();
-    let (mut alice, _) = client
+    let (alice, _) = client
         .login("alice", &mut responder(&alice_card))
         .await
         .unwrap();

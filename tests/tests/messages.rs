@@ -58,7 +58,7 @@ async fn the_client_refuses_tampered_messages_from_the_host() {
     let client = Client::connect(th.client_config_for(&format!("https://{addr}"), None))
         .await
         .unwrap();
-    let (mut alice, _) = client
+    let (alice, _) = client
         .login("alice", &mut responder(&alice_card))
         .await
         .unwrap();
@@ -140,7 +140,7 @@ async fn a_message_from_an_ended_session_is_refused_by_the_host() {
     let th = kasane_tests::start().await;
     let card = th.add_user("alice").await;
     let client = Client::connect(th.client_config(None)).await.unwrap();
-    let (mut alice, _) = client.login("alice", &mut responder(&card)).await.unwrap();
+    let (alice, _) = client.login("alice", &mut responder(&card)).await.unwrap();
     alice.send("alice", b"before").await.unwrap();
     // The host ends every session of the user (as an operator removing the user would).
     assert!(th.host.store().remove_user("alice").await.unwrap());
@@ -149,4 +149,58 @@ async fn a_message_from_an_ended_session_is_refused_by_the_host() {
         matches!(err, ClientError::Refused(RefusalReason::SessionEnded)),
         "got: {err}"
     );
+}
+
+/// Issue 15: `Session::send` pipelines. 120 messages sent at once from one session (up to
+/// `MAX_IN_FLIGHT` in flight, overtaking each other) are each accepted, delivered once and
+/// audited once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_session_pipelines_and_each_message_is_delivered_once() {
+    const N: usize = 120;
+    let th = start_with(|_| {}).await;
+    let alice_card = th.add_user("alice").await;
+    let bob_card = th.add_user("bob").await;
+    let client = Client::connect(th.client_config(None)).await.unwrap();
+    let (alice, _) = client
+        .login("alice", &mut responder(&alice_card))
+        .await
+        .unwrap();
+    let alice = Arc::new(alice);
+    let sends: Vec<_> = (0..N)
+        .map(|i| {
+            let alice = alice.clone();
+            tokio::spawn(async move { alice.send("bob", format!("m{i}").as_bytes()).await })
+        })
+        .collect();
+    let mut seqs = std::collections::BTreeSet::new();
+    for s in sends {
+        let accepted = s.await.unwrap().unwrap();
+        assert!(seqs.insert(accepted.seq), "seq {} twice", accepted.seq);
+    }
+    assert_eq!(seqs.len(), N);
+
+    let (mut bob, _) = client
+        .login("bob", &mut responder(&bob_card))
+        .await
+        .unwrap();
+    let mut bodies = Vec::new();
+    while bodies.len() < N {
+        let got = bob.inbox(0).await.unwrap();
+        assert!(!got.is_empty(), "only {} of {N} delivered", bodies.len());
+        bodies.extend(
+            got.into_iter()
+                .map(|r| String::from_utf8(r.body.to_vec()).unwrap()),
+        );
+    }
+    bodies.sort();
+    let mut want: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
+    want.sort();
+    assert_eq!(bodies, want, "each message delivered exactly once");
+    assert!(bob.inbox(0).await.unwrap().is_empty());
+    let records = th.host.store().audit_page(None, 1_000).await.unwrap();
+    let from_alice = records
+        .iter()
+        .filter(|r| r.session_id == alice.session_id())
+        .count();
+    assert_eq!(from_alice, N, "each accepted message audited once");
 }

@@ -111,7 +111,7 @@ async fn a_python_tuf_registry_serves_a_kasane_login() {
     let (session, report) = client.login("alice", &mut responder(&card)).await.unwrap();
     assert_eq!(report.transform, "acme/chain");
     assert_eq!(report.signed_by, "author:acme");
-    let mut session = session;
+    let session = session;
     assert_eq!(session.send("alice", b"hello").await.unwrap().seq, 1);
     session.close().await.unwrap();
 }

@@ -99,7 +99,7 @@ pub(crate) async fn passwd(s: &Settings, new_card: &std::path::Path) -> Result<(
 pub(crate) async fn send(s: &Settings, to: &str, message: Option<String>) -> Result<(), Failure> {
     // With --password-stdin the responder takes standard input's first line as the
     // password; the message is the rest, read after the login.
-    let (mut session, report) = connect_and_login(s).await?;
+    let (session, report) = connect_and_login(s).await?;
     print_report(&report, "");
     let body = match message {
         Some(m) => m.into_bytes(),
