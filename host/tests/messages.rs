@@ -1045,3 +1045,66 @@ async fn replay_window_edges(st: Arc<dyn Store>) {
     let positions: Vec<u64> = records.iter().map(|r| r.seq).collect();
     assert_eq!(positions, (1..=8).collect::<Vec<_>>());
 }
+
+/// Issue 15: group commit never acknowledges before durability. A trigger makes every
+/// commit fail at `COMMIT` itself (a deferred foreign key that each audit insert violates,
+/// checked only when the transaction commits); four users send at once: none gets an
+/// acknowledgement (each `503`), and the audit log and the queue hold nothing. With the
+/// trigger gone, the very same sealed messages go through: their numbers were not used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_commit_acknowledges_no_sender() {
+    let th = start(|_| {}).await;
+    th.add_user("bob").await;
+    let mut senders = Vec::new();
+    for name in ["s1", "s2", "s3", "s4"] {
+        senders.push(user(&th, name).await);
+    }
+    let mut sealed = Vec::new();
+    for u in &mut senders {
+        sealed.push(u.seal(&th, "bob", b"not before it is durable").await);
+    }
+    let db_url = format!("sqlite://{}", th.dir.path().join("kasane.db").display());
+    let db = sqlx::SqlitePool::connect(&db_url).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE fail_commit (x INTEGER REFERENCES users(id) DEFERRABLE INITIALLY DEFERRED);
+         CREATE TRIGGER fail_commit AFTER INSERT ON audit_log
+           BEGIN INSERT INTO fail_commit VALUES (-1); END;",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+
+    let tasks: Vec<_> = senders
+        .into_iter()
+        .zip(sealed.clone())
+        .map(|(mut u, m)| {
+            tokio::spawn(async move {
+                let answer = u.post(&m).await;
+                (u, answer)
+            })
+        })
+        .collect();
+    let mut senders = Vec::new();
+    for t in tasks {
+        let (u, answer) = t.await.unwrap();
+        assert_eq!(
+            refusal(&answer),
+            (StatusCode::SERVICE_UNAVAILABLE, RefusalReason::Unavailable)
+        );
+        senders.push(u);
+    }
+    let store = th.host.store().clone();
+    assert_eq!(counts(store.as_ref(), "bob").await, (0, 0));
+    let stats = th.host.commit_stats();
+    assert_eq!((stats.commits(), stats.jobs()), (0, 0));
+    assert!(stats.failed() >= 1);
+
+    sqlx::raw_sql("DROP TRIGGER fail_commit; DROP TABLE fail_commit;")
+        .execute(&db)
+        .await
+        .unwrap();
+    for (u, m) in senders.iter_mut().zip(&sealed) {
+        assert_eq!(u.post(m).await.0, StatusCode::OK);
+    }
+    assert_eq!(counts(store.as_ref(), "bob").await, (4, 4));
+}

@@ -203,4 +203,9 @@ async fn one_session_pipelines_and_each_message_is_delivered_once() {
         .filter(|r| r.session_id == alice.session_id())
         .count();
     assert_eq!(from_alice, N, "each accepted message audited once");
+    // Every message went through the group commit (how many shared a commit depends on the
+    // disk: the batcher's own tests show that they do).
+    let stats = th.host.commit_stats();
+    assert_eq!(stats.jobs(), N as u64);
+    assert!(stats.commits() <= N as u64);
 }

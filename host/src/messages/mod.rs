@@ -208,6 +208,11 @@ impl Host {
         })
     }
 
+    /// What the message path's group commit has done (nothing before the first message).
+    pub fn commit_stats(&self) -> &crate::group_commit::CommitStats {
+        self.message_commits().stats()
+    }
+
     /// `[messages]`'s quota on one recipient's queue.
     fn queue_quota(&self) -> QueueQuota {
         QueueQuota {
