@@ -287,17 +287,13 @@ impl Host {
 
     /// The loaded transform of a session (by module hash and name, among the active ones).
     fn session_transform(&self, stored: &StoredSession) -> Result<Transform, RefusalReason> {
-        let entry = self
-            .registry
-            .active(self.now())
+        self.registry
+            .session_transform(&stored.module_sha256(), stored.module_name(), self.now())
             .map_err(unavailable)?
-            .into_iter()
-            .find(|e| e.sha256.0 == stored.module_sha256() && e.name == stored.module_name())
             .ok_or_else(|| {
                 tracing::warn!(module = %stored.module_name(), "session's transform is no longer active");
                 RefusalReason::Unavailable
-            })?;
-        self.registry.transform(&entry).map_err(unavailable)
+            })
     }
 
     /// Runs the transform (purpose: message) off the async workers.
