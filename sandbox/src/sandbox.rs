@@ -1,5 +1,6 @@
 //! [`Sandbox`] (the engine, its linkers and the epoch ticker) and [`Transform`] (a validated,
-//! compiled, linked module: one `InstancePre`) with the derive call itself.
+//! compiled, linked module: one `InstancePre`) with the derive call itself: instantiation
+//! (`initialize`) and the ABI v1 call sequence (`Abi::call`).
 
 use crate::cache::Lookup;
 use crate::limits::{LimitExceeded, LimitHit, Limiter};
@@ -10,7 +11,7 @@ use crate::{
 };
 use kasane_abi::{DeriveInput, EXPORT_ALLOC, EXPORT_DERIVE, EXPORT_MEMORY, EXPORT_WASI_INITIALIZE};
 use std::sync::Arc;
-use wasmtime::{Engine, InstancePre, Linker, Module, Store, Trap, TypedFunc};
+use wasmtime::{Engine, Instance, InstancePre, Linker, Memory, Module, Store, Trap, TypedFunc};
 
 /// A wasmtime engine configured for Kasane transforms, with its linkers. Cheap to clone (one
 /// `Arc`); share one per process.
@@ -280,7 +281,7 @@ impl Transform {
 }
 
 /// A failure inside one call, before classification.
-enum Failure {
+pub(crate) enum Failure {
     /// wasmtime failed while instantiating (not necessarily a trap).
     Instantiate(wasmtime::Error),
     /// wasmtime failed inside a guest call.
@@ -296,7 +297,7 @@ impl From<SandboxError> for Failure {
 }
 
 impl Failure {
-    fn classify(self, hit: Option<LimitHit>) -> SandboxError {
+    pub(crate) fn classify(self, hit: Option<LimitHit>) -> SandboxError {
         let (err, in_call) = match self {
             Failure::Typed(e) => return e,
             Failure::Instantiate(e) => (e, false),
@@ -330,7 +331,7 @@ impl Failure {
     }
 }
 
-/// The ABI v1 call sequence. Returns the key or an unclassified failure.
+/// The ABI v1 call sequence on a fresh instance. Returns the key or an unclassified failure.
 fn call<T: HostState>(
     pre: &InstancePre<T>,
     store: &mut Store<T>,
@@ -338,66 +339,111 @@ fn call<T: HostState>(
     out_cap: usize,
     has_initialize: bool,
 ) -> Result<Key, Failure> {
+    let instance = initialize(pre, store, has_initialize)?;
+    Abi::of(instance, store)?.call(store, input, out_cap)
+}
+
+/// Instantiates (running any start function) and calls `_initialize` when there is one.
+pub(crate) fn initialize<T: HostState>(
+    pre: &InstancePre<T>,
+    store: &mut Store<T>,
+    has_initialize: bool,
+) -> Result<Instance, Failure> {
     let instance = pre.instantiate(&mut *store).map_err(Failure::Instantiate)?;
-    let abi = |what: &str| SandboxError::BadAbi(format!("export {what} unavailable"));
     if has_initialize {
         let init: TypedFunc<(), ()> = instance
             .get_typed_func(&mut *store, EXPORT_WASI_INITIALIZE)
-            .map_err(|_| abi(EXPORT_WASI_INITIALIZE))?;
+            .map_err(|_| abi_missing(EXPORT_WASI_INITIALIZE))?;
         init.call(&mut *store, ()).map_err(Failure::Call)?;
     }
-    let memory = instance
-        .get_memory(&mut *store, EXPORT_MEMORY)
-        .ok_or_else(|| abi(EXPORT_MEMORY))?;
-    let alloc: TypedFunc<i32, i32> = instance
-        .get_typed_func(&mut *store, EXPORT_ALLOC)
-        .map_err(|_| abi(EXPORT_ALLOC))?;
-    let derive: TypedFunc<(i32, i32, i32, i32), i32> = instance
-        .get_typed_func(&mut *store, EXPORT_DERIVE)
-        .map_err(|_| abi(EXPORT_DERIVE))?;
+    Ok(instance)
+}
 
-    // Both lengths are bounded by the ABI (64 KiB input, 64 bytes output).
-    let in_len = i32::try_from(input.len())
-        .map_err(|_| SandboxError::Engine("input longer than i32::MAX".into()))?;
-    let out_len = i32::try_from(out_cap)
-        .map_err(|_| SandboxError::Engine("output cap longer than i32::MAX".into()))?;
-    let in_ptr = alloc.call(&mut *store, in_len).map_err(Failure::Call)?;
-    let out_ptr = alloc.call(&mut *store, out_len).map_err(Failure::Call)?;
-    for (what, ptr) in [("input", in_ptr), ("output", out_ptr)] {
-        if ptr == 0 {
+fn abi_missing(what: &str) -> SandboxError {
+    SandboxError::BadAbi(format!("export {what} unavailable"))
+}
+
+/// The ABI v1 exports of an initialized instance.
+pub(crate) struct Abi {
+    pub(crate) memory: Memory,
+    alloc: TypedFunc<i32, i32>,
+    derive: TypedFunc<(i32, i32, i32, i32), i32>,
+}
+
+impl Abi {
+    /// Looks the exports up.
+    pub(crate) fn of<T>(instance: Instance, store: &mut Store<T>) -> Result<Abi, Failure> {
+        Ok(Abi {
+            memory: instance
+                .get_memory(&mut *store, EXPORT_MEMORY)
+                .ok_or_else(|| abi_missing(EXPORT_MEMORY))?,
+            alloc: instance
+                .get_typed_func(&mut *store, EXPORT_ALLOC)
+                .map_err(|_| abi_missing(EXPORT_ALLOC))?,
+            derive: instance
+                .get_typed_func(&mut *store, EXPORT_DERIVE)
+                .map_err(|_| abi_missing(EXPORT_DERIVE))?,
+        })
+    }
+
+    /// `kasane_alloc` for the input and the output, the input written, `kasane_derive`, the
+    /// output checked and copied out. Returns the key or an unclassified failure.
+    pub(crate) fn call<T>(
+        &self,
+        store: &mut Store<T>,
+        input: &[u8],
+        out_cap: usize,
+    ) -> Result<Key, Failure> {
+        // Both lengths are bounded by the ABI (64 KiB input, 64 bytes output).
+        let in_len = i32::try_from(input.len())
+            .map_err(|_| SandboxError::Engine("input longer than i32::MAX".into()))?;
+        let out_len = i32::try_from(out_cap)
+            .map_err(|_| SandboxError::Engine("output cap longer than i32::MAX".into()))?;
+        let in_ptr = self
+            .alloc
+            .call(&mut *store, in_len)
+            .map_err(Failure::Call)?;
+        let out_ptr = self
+            .alloc
+            .call(&mut *store, out_len)
+            .map_err(Failure::Call)?;
+        for (what, ptr) in [("input", in_ptr), ("output", out_ptr)] {
+            if ptr == 0 {
+                return Err(SandboxError::BadOutput(format!(
+                    "{EXPORT_ALLOC} returned 0 for the {what} buffer"
+                ))
+                .into());
+            }
+        }
+        self.memory
+            .write(&mut *store, guest_addr(in_ptr), input)
+            .map_err(|_| {
+                SandboxError::BadOutput(format!(
+                    "{EXPORT_ALLOC} returned an input pointer outside memory"
+                ))
+            })?;
+
+        let ret = self
+            .derive
+            .call(&mut *store, (in_ptr, in_len, out_ptr, out_len))
+            .map_err(Failure::Call)?;
+        if ret < 0 {
+            return Err(SandboxError::Guest(ret).into());
+        }
+        let n = usize::try_from(ret).unwrap_or(usize::MAX);
+        if n < kasane_abi::MIN_OUTPUT_LEN || n > out_cap {
             return Err(SandboxError::BadOutput(format!(
-                "{EXPORT_ALLOC} returned 0 for the {what} buffer"
+                "returned length {n}, expected {}..={out_cap}",
+                kasane_abi::MIN_OUTPUT_LEN
             ))
             .into());
         }
+        let mut key = zeroize::Zeroizing::new(vec![0u8; n]);
+        self.memory
+            .read(&*store, guest_addr(out_ptr), &mut key)
+            .map_err(|_| SandboxError::BadOutput("output range lies outside memory".into()))?;
+        Ok(Key::new(std::mem::take(&mut *key)))
     }
-    memory
-        .write(&mut *store, guest_addr(in_ptr), input)
-        .map_err(|_| {
-            SandboxError::BadOutput(format!(
-                "{EXPORT_ALLOC} returned an input pointer outside memory"
-            ))
-        })?;
-
-    let ret = derive
-        .call(&mut *store, (in_ptr, in_len, out_ptr, out_len))
-        .map_err(Failure::Call)?;
-    if ret < 0 {
-        return Err(SandboxError::Guest(ret).into());
-    }
-    let n = usize::try_from(ret).unwrap_or(usize::MAX);
-    if n < kasane_abi::MIN_OUTPUT_LEN || n > out_cap {
-        return Err(SandboxError::BadOutput(format!(
-            "returned length {n}, expected {}..={out_cap}",
-            kasane_abi::MIN_OUTPUT_LEN
-        ))
-        .into());
-    }
-    let mut key = zeroize::Zeroizing::new(vec![0u8; n]);
-    memory
-        .read(&*store, guest_addr(out_ptr), &mut key)
-        .map_err(|_| SandboxError::BadOutput("output range lies outside memory".into()))?;
-    Ok(Key::new(std::mem::take(&mut *key)))
 }
 
 /// A guest pointer is an unsigned 32-bit address carried in an `i32`.
