@@ -13,6 +13,8 @@
 //!   format, feature set, imports per profile, ABI exports and signatures; [`ModuleInfo`].
 //! - `sandbox`: [`Sandbox`] (engine, linkers, epoch ticker) and [`Transform`] (one
 //!   `InstancePre`) with the derive call and the classification of traps.
+//! - `expose`: the exports a warm instance needs (every mutable global), added to the
+//!   validated bytes before compilation.
 //! - `state`: the per-store `HostState` (limiter, diagnostics) both profiles implement, and
 //!   the pure profile's; a leaf under `sandbox` and `wasi`.
 //! - `wasi` (feature `wasi`): the deterministic `wasi_snapshot_preview1` of the
@@ -71,6 +73,7 @@
 mod cache;
 mod config;
 mod error;
+mod expose;
 mod limits;
 mod output;
 mod sandbox;

@@ -172,9 +172,12 @@ impl Sandbox {
     }
 }
 
-/// Compiles bytes that [`validate::validate`] accepted.
+/// Compiles bytes that [`validate::validate`] accepted, with the exports a warm instance
+/// needs (`expose`).
 pub(crate) fn compile(engine: &Engine, wasm: &[u8]) -> Result<Module, SandboxError> {
-    Module::from_binary(engine, wasm).map_err(|e| SandboxError::Engine(format!("compile: {e:#}")))
+    let exposed = crate::expose::expose(wasm)?;
+    Module::from_binary(engine, &exposed)
+        .map_err(|e| SandboxError::Engine(format!("compile: {e:#}")))
 }
 
 enum Pre {
