@@ -6,7 +6,7 @@
 //! as `kasane:warm:g<index>`, and a marker `kasane:warm:globals=<n>` (the memory again) says
 //! that all `n` of them are. Exports change no code, no fuel and no result: a module cannot
 //! see its own exports. Guest exports that already use the prefix are dropped first, so every
-//! name under it in a compiled module is the sandbox's, and the marker can be trusted.
+//! name under it in a compiled module is the sandbox's, and [`plan`] can trust the marker.
 //!
 //! A module that changes state a warm instance cannot restore gets no marker, so it is never
 //! reused: a mutable global of reference type, or any `table.set`, `table.grow`,
@@ -17,6 +17,7 @@ use wasmparser::{
     BinaryReader, CodeSectionReader, ExportSectionReader, ExternalKind, GlobalSectionReader,
     ImportSectionReader, Operator, TypeRef,
 };
+use wasmtime::{ExternType, Module, Mutability};
 
 /// Prefix of every export [`expose`] adds. Part of the compile cache's key (with
 /// [`VERSION`]): a cached module was compiled from exposed bytes.
@@ -193,6 +194,26 @@ fn leb(out: &mut Vec<u8>, mut v: u32) {
         }
         out.push(byte | 0x80);
     }
+}
+
+/// The names of the exported mutable globals of a module compiled from [`expose`]d bytes,
+/// when its marker says they are all of them; `None` when a warm instance of it could not be
+/// restored exactly (no marker, or a count that does not match).
+pub(crate) fn plan(module: &Module) -> Option<Vec<String>> {
+    let mut declared = None;
+    let mut names = Vec::new();
+    for export in module.exports() {
+        let Some(rest) = export.name().strip_prefix(PREFIX) else {
+            continue;
+        };
+        if let Some(n) = rest.strip_prefix("globals=") {
+            declared = n.parse::<usize>().ok();
+        } else if matches!(export.ty(), ExternType::Global(g) if g.mutability() == Mutability::Var)
+        {
+            names.push(export.name().to_owned());
+        }
+    }
+    (declared == Some(names.len())).then_some(names)
 }
 
 #[cfg(test)]

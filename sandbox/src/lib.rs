@@ -13,6 +13,9 @@
 //!   format, feature set, imports per profile, ABI exports and signatures; [`ModuleInfo`].
 //! - `sandbox`: [`Sandbox`] (engine, linkers, epoch ticker) and [`Transform`] (one
 //!   `InstancePre`) with the derive call and the classification of traps.
+//! - `warm`: the warm instances of [`Transform::derive_warm`]: a snapshot of memory and
+//!   mutable globals after initialization, restored after each call; a small pool per
+//!   transform.
 //! - `expose`: the exports a warm instance needs (every mutable global), added to the
 //!   validated bytes before compilation.
 //! - `state`: the per-store `HostState` (limiter, diagnostics) both profiles implement, and
@@ -79,6 +82,7 @@ mod output;
 mod sandbox;
 mod state;
 mod validate;
+mod warm;
 #[cfg(feature = "wasi")]
 mod wasi;
 

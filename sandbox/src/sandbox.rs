@@ -1,11 +1,12 @@
 //! [`Sandbox`] (the engine, its linkers and the epoch ticker) and [`Transform`] (a validated,
-//! compiled, linked module: one `InstancePre`) with the derive call itself: instantiation
-//! (`initialize`) and the ABI v1 call sequence (`Abi::call`).
+//! compiled, linked module: one `InstancePre`, and its pool of warm instances) with the derive
+//! call itself: the one ABI v1 call sequence (`Abi::call`) both paths run.
 
 use crate::cache::Lookup;
 use crate::limits::{LimitExceeded, LimitHit, Limiter};
 use crate::state::{HostState, PureState};
 use crate::validate::{self, ModuleInfo};
+use crate::warm::{Budget, WarmPool};
 use crate::{
     CacheOutcome, CompileCache, Derived, Key, Limits, Profile, SandboxConfig, SandboxError,
 };
@@ -160,6 +161,13 @@ impl Sandbox {
             #[cfg(not(feature = "wasi"))]
             Profile::Wasi => return Err(SandboxError::ProfileUnavailable("wasi")),
         };
+        let cap = self.inner.config.warm_instances_per_module;
+        let warm = match (&pre, cap) {
+            (_, 0) => None,
+            (Pre::Pure(_), cap) => crate::expose::plan(module).map(|g| WarmPool::new(g, cap)),
+            #[cfg(feature = "wasi")]
+            (Pre::Wasi(_), _) => None,
+        };
         Ok(Transform {
             inner: Arc::new(TransformInner {
                 pre,
@@ -167,6 +175,7 @@ impl Sandbox {
                 limits,
                 profile,
                 deadline_ticks: self.inner.config.deadline_ticks(),
+                warm,
             }),
         })
     }
@@ -188,7 +197,9 @@ enum Pre {
 
 /// A loaded transform: validated, compiled and linked (`InstancePre`), with its module hash,
 /// limits and profile. Cheap to clone; keep one per module hash. Each [`derive`](Self::derive)
-/// runs in a fresh store and instance, dropped at the end of the call.
+/// runs in a fresh store and instance, dropped at the end of the call;
+/// [`derive_warm`](Self::derive_warm) gives the same results on a few reused instances that
+/// all clones share.
 #[derive(Clone)]
 pub struct Transform {
     inner: Arc<TransformInner>,
@@ -200,6 +211,9 @@ struct TransformInner {
     limits: Limits,
     profile: Profile,
     deadline_ticks: u64,
+    /// Idle warm instances; `None` when this transform is never reused (WASI profile, a
+    /// module whose state cannot be restored, or warm reuse disabled).
+    warm: Option<WarmPool>,
 }
 
 impl std::fmt::Debug for Transform {
@@ -249,6 +263,43 @@ impl Transform {
             #[cfg(feature = "wasi")]
             Pre::Wasi(pre) => self.run(pre, crate::wasi::WasiState::new(limiter, input), &bytes),
         }
+    }
+
+    /// Like [`derive`](Self::derive), with the same key, the same `fuel_used` and the same
+    /// error for every input, but on a warm instance when one can be reused: an instance
+    /// already instantiated and initialized, whose linear memory and mutable globals are put
+    /// back to their post-initialization snapshot after each call, so nothing of one call
+    /// reaches the next. The call's fuel budget is what a fresh instance would have left after
+    /// its initialization.
+    ///
+    /// The instance is dropped, not reused, after any error, when its memory grew, or when
+    /// the module could change state that cannot be restored (a table, a dropped segment, a
+    /// mutable reference-typed global). WASI-profile transforms, whose host state is per call,
+    /// and sandboxes with [`SandboxConfig::warm_instances_per_module`] = 0 always take the
+    /// fresh path.
+    ///
+    /// Idle instances are shared by all clones of this transform (so by every session that
+    /// uses the module), at most `warm_instances_per_module` of them; each holds one of the
+    /// pooling allocator's [`PoolingSizes::instances`](crate::PoolingSizes::instances) slots
+    /// for as long as this transform lives.
+    pub fn derive_warm(&self, input: &DeriveInput<'_>) -> Result<Derived, SandboxError> {
+        let (Pre::Pure(pre), Some(pool)) = (&self.inner.pre, &self.inner.warm) else {
+            return self.derive(input);
+        };
+        let bytes = zeroize::Zeroizing::new(input.encode_to_vec()?);
+        let budget = Budget {
+            limits: &self.inner.limits,
+            deadline_ticks: self.inner.deadline_ticks,
+            has_initialize: self.inner.info.has_initialize,
+        };
+        pool.derive(pre, budget, &bytes)
+    }
+
+    /// Number of idle warm instances kept for [`derive_warm`](Self::derive_warm), at most
+    /// [`SandboxConfig::warm_instances_per_module`]; always 0 for a transform that is never
+    /// reused.
+    pub fn warm_instances(&self) -> usize {
+        self.inner.warm.as_ref().map_or(0, WarmPool::idle)
     }
 
     fn run<T: HostState>(
