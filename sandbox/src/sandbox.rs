@@ -309,13 +309,7 @@ impl Transform {
         input: &[u8],
     ) -> Result<Derived, SandboxError> {
         let limits = &self.inner.limits;
-        let mut store = Store::new(pre.module().engine(), state);
-        store.limiter(|s| s.limiter());
-        store
-            .set_fuel(limits.fuel)
-            .map_err(|e| SandboxError::Engine(format!("set_fuel: {e:#}")))?;
-        store.set_epoch_deadline(self.inner.deadline_ticks);
-        store.epoch_deadline_trap();
+        let mut store = new_store(pre, state, limits, self.inner.deadline_ticks)?;
 
         let result = call(
             pre,
@@ -332,6 +326,24 @@ impl Transform {
             diagnostics: store.data().diagnostics(),
         })
     }
+}
+
+/// A store for one instance of `pre`: the limiter, the whole fuel budget and the wall-clock
+/// backstop.
+pub(crate) fn new_store<T: HostState>(
+    pre: &InstancePre<T>,
+    state: T,
+    limits: &Limits,
+    deadline_ticks: u64,
+) -> Result<Store<T>, SandboxError> {
+    let mut store = Store::new(pre.module().engine(), state);
+    store.limiter(|s| s.limiter());
+    store
+        .set_fuel(limits.fuel)
+        .map_err(|e| SandboxError::Engine(format!("set_fuel: {e:#}")))?;
+    store.set_epoch_deadline(deadline_ticks);
+    store.epoch_deadline_trap();
+    Ok(store)
 }
 
 /// A failure inside one call, before classification.

@@ -11,7 +11,7 @@
 //! fresh path's. [`WarmPool`] keeps a few idle ones per transform.
 
 use crate::limits::Limiter;
-use crate::sandbox::{Abi, Failure, initialize};
+use crate::sandbox::{Abi, Failure, initialize, new_store};
 use crate::state::{HostState, PureState};
 use crate::{Derived, Limits, SandboxError};
 use std::sync::{Mutex, PoisonError};
@@ -51,13 +51,8 @@ impl Warm {
         globals: &[String],
     ) -> Result<Warm, SandboxError> {
         let limits = budget.limits;
-        let mut store = Store::new(pre.module().engine(), PureState::new(Limiter::new(limits)));
-        store.limiter(|s| s.limiter());
-        store
-            .set_fuel(limits.fuel)
-            .map_err(|e| SandboxError::Engine(format!("set_fuel: {e:#}")))?;
-        store.set_epoch_deadline(budget.deadline_ticks);
-        store.epoch_deadline_trap();
+        let state = PureState::new(Limiter::new(limits));
+        let mut store = new_store(pre, state, limits, budget.deadline_ticks)?;
         let abi = initialize(pre, &mut store, budget.has_initialize)
             .and_then(|instance| Ok((instance, Abi::of(instance, &mut store)?)));
         let (instance, abi) = abi.map_err(|f| f.classify(store.data().limit_hit()))?;
