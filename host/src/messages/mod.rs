@@ -296,7 +296,10 @@ impl Host {
             })
     }
 
-    /// Runs the transform (purpose: message) off the async workers.
+    /// Runs the transform (purpose: message) off the async workers, on one of the module's
+    /// warm instances (`Transform::derive_warm`: the same limits and output as a fresh
+    /// instance, memory and globals restored after every call, so nothing of one message
+    /// reaches the next; docs/SECURITY.md).
     async fn derive(
         &self,
         transform: Transform,
@@ -304,7 +307,7 @@ impl Host {
     ) -> Result<Zeroizing<Vec<u8>>, RefusalReason> {
         let started = Instant::now();
         let derived = tokio::task::spawn_blocking(move || {
-            kasane_protocol::with_derive_input(&input, |view| transform.derive(view))
+            kasane_protocol::with_derive_input(&input, |view| transform.derive_warm(view))
         })
         .await
         .map_err(unavailable)?
