@@ -1108,3 +1108,86 @@ async fn a_failed_commit_acknowledges_no_sender() {
     }
     assert_eq!(counts(store.as_ref(), "bob").await, (4, 4));
 }
+
+/// Issue 15: one session's messages through two replicas on one database, each holding the
+/// session in its own memory. Out of order across replicas, each message is accepted once;
+/// a replay on the other replica is refused although that replica's copy of the window is
+/// stale; the same message on both at once is accepted by one; after a logout on one, the
+/// other (its memory still holding the session) accepts no message for it.
+async fn one_session_on_two_replicas(th: TestHost, replica_store: Arc<dyn Store>) {
+    th.add_user("bob").await;
+    let mut alice = user(&th, "alice").await;
+    let b = th.replica(replica_store).await;
+    let mut conn_b = common::connect(b.addr, &th.cert_der).await;
+    let mut m = Vec::new();
+    for i in 0..6u8 {
+        m.push(alice.seal(&th, "bob", &[b'm', i]).await);
+    }
+    let token = alice.token;
+    let mut on_b = async |s: &SealedMessage| {
+        conn_b
+            .request("POST", "/v1/messages", s.encode().unwrap(), Some(token))
+            .await
+    };
+    assert_eq!(alice.post(&m[1]).await.0, StatusCode::OK);
+    assert_eq!(on_b(&m[0]).await.0, StatusCode::OK, "out of order, on B");
+    assert_eq!(on_b(&m[2]).await.0, StatusCode::OK);
+    assert_eq!(
+        alice.post(&m[3]).await.0,
+        StatusCode::OK,
+        "A's window is stale"
+    );
+    let replayed = (StatusCode::CONFLICT, RefusalReason::Replayed);
+    assert_eq!(refusal(&alice.post(&m[2]).await), replayed);
+    assert_eq!(refusal(&on_b(&m[3]).await), replayed);
+    let (on_a, b_answer) = tokio::join!(alice.post(&m[4]), on_b(&m[4]));
+    let oks = [&on_a, &b_answer]
+        .iter()
+        .filter(|a| a.0 == StatusCode::OK)
+        .count();
+    assert_eq!(oks, 1, "{:?} / {:?}", on_a.0, b_answer.0);
+
+    let (status, _) = alice
+        .conn
+        .request("POST", "/v1/logout", Vec::new(), Some(token))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        refusal(&on_b(&m[5]).await),
+        (StatusCode::UNAUTHORIZED, RefusalReason::SessionEnded)
+    );
+    let store = th.host.store().clone();
+    assert_eq!(counts(store.as_ref(), "bob").await, (5, 5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_session_on_two_replicas_sqlite() {
+    let th = start(|_| {}).await;
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        th.dir.path().join("kasane.db").display()
+    );
+    let second = kasane_host::store::open(&url).await.unwrap();
+    one_session_on_two_replicas(th, second).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_session_on_two_replicas_postgres() {
+    let Some(schema) = common::PgSchema::create("kasane_rep").await else {
+        return;
+    };
+    let a = kasane_host::store::PgStore::open_with(schema.options(), 8)
+        .await
+        .unwrap();
+    let b = kasane_host::store::PgStore::open_with(schema.options(), 8)
+        .await
+        .unwrap();
+    let th = start_with_store(|_| {}, Some(Arc::new(a.clone()))).await;
+    let outcome = tokio::spawn(one_session_on_two_replicas(th, Arc::new(b.clone()))).await;
+    a.close().await;
+    b.close().await;
+    schema.drop().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
