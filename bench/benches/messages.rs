@@ -1,71 +1,488 @@
-//! Message throughput over loopback: sealed relay messages beside a plain HTTPS POST, in the
-//! same run, on the same axum + rustls stack (the host's own transport, `server::serve_tls`, TLS 1.3).
+//! Message throughput and acknowledgement latency over loopback: sealed relay messages beside
+//! two HTTPS POST baselines, in the same run, on the same axum + rustls stack (the host's own
+//! transport, `server::serve_tls`, TLS 1.3, HTTP/1.1 connections).
 //!
-//! - **kasane**: `Session::send` to another user — per message the client runs the transform
-//!   (purpose = message) and seals; the host checks the sequence number, runs the transform,
-//!   opens, and in one store transaction advances the sequence, appends the audit record and
-//!   queues the message encrypted at rest (SQLite, WAL), then acknowledges.
-//! - **baseline**: `POST /echo` with the same body to a handler that reads it and answers 204,
-//!   over one persistent HTTP/1.1 connection per worker.
+//! - **plain POST** (`POST /plain`): the handler reads the body and answers 204. The ceiling.
+//! - **durable POST** (`POST /durable`): the handler hands the body to a
+//!   [`GroupCommit`](kasane_host::group_commit::GroupCommit) with the host's own limits
+//!   (`Config::default().messages.commit_limits()`), whose commit inserts one row per body
+//!   (`id, body, created_at`) in one transaction, and answers 204 once that commit returned.
+//!   SQLite in WAL mode with `synchronous = FULL` (the host's durable pool), in a file beside
+//!   the host's data directory; or a table on the host's PostgreSQL. What any durable relay pays.
+//! - **kasane**: `Session::send` from alice's sessions to bob (who never reads). Per message
+//!   the client runs the transform (forced to `sha256-chain`) and seals; the host checks the
+//!   sequence number, runs the transform, opens, and queues the message through its group
+//!   commit (sequence, audit record, encrypted queue entry), then acknowledges. The queue
+//!   quota is off (bob would fill it), and since the host reads the recipient's queue (up to
+//!   the quota's count) to check it, bob's queue is emptied in the host's database after each
+//!   cell, so every cell starts from an empty queue.
 //!
-//! Bodies of 256 B, 4 KiB and 64 KiB, over 1 and 16 concurrent sessions/connections, each
-//! for `KASANE_BENCH_SECS` seconds (default 3). Run:
-//! `cargo bench -p kasane-bench --bench messages`. BENCHMARKS.md records the figures.
+//! Matrix: bodies of 256 B, 4 KiB and 64 KiB; 1, 16 and 64 sessions (baselines: as many
+//! connections); `serial` (one request in flight per session) and `pipelined` (4 in flight
+//! per session: 4 concurrent `send` calls on one `Arc<Session>`, or 4 connections per
+//! simulated session for the baselines). Before the matrix, the disk's fsync: 2,000 × (append
+//! 4 KiB to a file + `sync_data`) in the same temporary directory.
+//!
+//! With `KASANE_BENCH_PG_URL` (e.g. `postgres://postgres@127.0.0.1:5432/test?sslmode=require`)
+//! the 4 KiB and 64 KiB × 16 and 64 sessions rows run again on PostgreSQL: a host whose
+//! `database_url` is a fresh schema of that database, and a durable baseline inserting into a
+//! table of the same schema. Knobs: `KASANE_BENCH_SECS` (measured seconds per cell, default
+//! 3, after 0.5 s of warm-up), `KASANE_BENCH_FILTER` (run only the rows whose name contains
+//! it, e.g. `sqlite 4KiB s16`), `KASANE_BENCH_VARIANTS` (comma-separated subset of
+//! `plain,durable,kasane`; default all). Run: `cargo bench -p kasane-bench --bench messages`.
+//! BENCHMARKS.md records the figures.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark harness")]
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use http_body_util::{BodyExt, Full};
-use kasane_client::Client;
-use kasane_tests::{responder, start_with};
+use kasane_bench::percentile;
+use kasane_client::{Client, ClientError, Session};
+use kasane_host::config::Config;
+use kasane_host::group_commit::GroupCommit;
+use kasane_host::setup::CodeCard;
+use kasane_protocol::RefusalReason;
+use kasane_registry::entry::TargetEntry;
+use kasane_registry::repo::{Lifetimes, Repository};
+use kasane_registry::signing::{KeyFileSigner, TufSigner};
+use kasane_tests::{TestHost, responder, start_with};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 const SIZES: [usize; 3] = [256, 4096, 65536];
-const CONCURRENCY: [usize; 2] = [1, 16];
+const SESSIONS: [usize; 3] = [1, 16, 64];
+const PG_SIZES: [usize; 2] = [4096, 65536];
+const PG_SESSIONS: [usize; 2] = [16, 64];
+/// Requests in flight per session when pipelined.
+const DEPTH: usize = 4;
+const WARMUP: Duration = Duration::from_millis(500);
+const FSYNC_ROUNDS: usize = 2000;
+
+/// Worker phases.
+const WARM: u8 = 0;
+const MEASURE: u8 = 1;
+const STOP: u8 = 2;
 
 fn main() {
-    let secs: u64 = std::env::var("KASANE_BENCH_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let knobs = Knobs::from_env();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(run(Duration::from_secs(secs)));
+    rt.block_on(run(knobs));
 }
 
-async fn run(window: Duration) {
-    // bob never reads: the per-recipient queue quota (1,000 by default) would refuse the
-    // senders long before a window ends. Throughput is measured, not the quota.
-    let th = start_with(|c| {
-        c.messages.max_queue_messages = u64::MAX;
-        c.messages.max_queue_bytes = u64::MAX;
-    })
-    .await;
-    let alice = th.add_user("alice").await;
-    th.add_user("bob").await;
-    th.force("sha256-chain");
+/// What the environment asks for.
+struct Knobs {
+    window: Duration,
+    filter: String,
+    pg_url: Option<String>,
+    variants: Vec<Variant>,
+}
 
-    // The baseline server: the host's TLS config and transport, another router.
-    let tls = kasane_host::server::tls_config(&th.cfg.tls_cert, &th.cfg.tls_key).unwrap();
+impl Knobs {
+    fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let secs: f64 = var("KASANE_BENCH_SECS")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3.0);
+        let variants = var("KASANE_BENCH_VARIANTS").map_or_else(
+            || vec![Variant::Plain, Variant::Durable, Variant::Kasane],
+            |v| v.split(',').map(Variant::parse).collect(),
+        );
+        Self {
+            window: Duration::from_secs_f64(secs),
+            filter: var("KASANE_BENCH_FILTER").unwrap_or_default(),
+            pg_url: var("KASANE_BENCH_PG_URL"),
+            variants,
+        }
+    }
+}
+
+/// One of the three things measured in each row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Plain,
+    Durable,
+    Kasane,
+}
+
+impl Variant {
+    fn parse(s: &str) -> Self {
+        match s.trim() {
+            "plain" => Self::Plain,
+            "durable" => Self::Durable,
+            "kasane" => Self::Kasane,
+            other => panic!("KASANE_BENCH_VARIANTS: unknown variant {other:?}"),
+        }
+    }
+}
+
+/// One row of the matrix.
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    backend: &'static str,
+    size: usize,
+    sessions: usize,
+    pipelined: bool,
+}
+
+impl Cell {
+    fn name(&self) -> String {
+        let size = match self.size {
+            s if s >= 1024 => format!("{}KiB", s / 1024),
+            s => format!("{s}B"),
+        };
+        let mode = if self.pipelined {
+            "pipelined"
+        } else {
+            "serial"
+        };
+        format!("{} {size} s{} {mode}", self.backend, self.sessions)
+    }
+
+    fn depth(&self) -> usize {
+        if self.pipelined { DEPTH } else { 1 }
+    }
+}
+
+/// Throughput and latency of one variant in one cell.
+#[derive(Debug, Clone, Copy)]
+struct Stats {
+    count: usize,
+    /// Sends the host refused (kasane only; not in `count` nor in the latencies).
+    refused: usize,
+    secs: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+impl Stats {
+    fn of(mut samples: Vec<Duration>, refused: usize, secs: f64) -> Self {
+        Self {
+            count: samples.len(),
+            refused,
+            secs,
+            p50: percentile(&mut samples, 50.0),
+            p99: percentile(&mut samples, 99.0),
+        }
+    }
+
+    fn rate(&self) -> f64 {
+        self.count as f64 / self.secs
+    }
+}
+
+/// A measured row.
+struct Row {
+    cell: Cell,
+    plain: Option<Stats>,
+    durable: Option<Stats>,
+    kasane: Option<Stats>,
+}
+
+/// The database a durable baseline writes to (emptied between cells).
+#[derive(Clone)]
+enum Db {
+    Sqlite(SqlitePool),
+    Pg(PgPool),
+}
+
+/// One backend under test: a host, its users, and the baseline server writing to the same
+/// kind of database.
+struct Target {
+    _th: TestHost,
+    client: Client,
+    alice: CodeCard,
+    baseline: SocketAddr,
+    ca: Vec<u8>,
+    db: Db,
+    /// The host's own database, to empty bob's queue between cells.
+    host_db: Db,
+    /// Dropped with the target: the baseline server stops.
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _state: tempfile::TempDir,
+}
+
+async fn run(knobs: Knobs) {
+    println!("load average at start: {}", loadavg());
+    let work = tempfile::tempdir().unwrap();
+    let fsync = fsync_probe(work.path()).await;
+    println!(
+        "fsync (append 4 KiB + sync_data, {FSYNC_ROUNDS} rounds, {}): p50 {:.3} ms, p99 {:.3} ms",
+        work.path().display(),
+        ms(fsync.0),
+        ms(fsync.1)
+    );
+    println!(
+        "transform sha256-chain, {:.1} s per cell after {:.1} s warm-up, group commit {:?}",
+        knobs.window.as_secs_f64(),
+        WARMUP.as_secs_f64(),
+        Config::default().messages.commit_limits()
+    );
+    let mut rows = Vec::new();
+    let cells = matrix(&SIZES, &SESSIONS, "sqlite");
+    if cells.iter().any(|c| c.name().contains(&knobs.filter)) {
+        let db = sqlite_db(&work.path().join("baseline.db")).await;
+        let target = Target::start(db, |_| {}).await;
+        rows.extend(run_cells(&target, &cells, &knobs).await);
+    }
+    if let Some(url) = &knobs.pg_url {
+        let cells = matrix(&PG_SIZES, &PG_SESSIONS, "postgres");
+        if cells.iter().any(|c| c.name().contains(&knobs.filter)) {
+            let schema = PgSchema::create(url).await;
+            let db = pg_db(&schema.url()).await;
+            let schema_url = schema.url();
+            let target = Target::start(db, move |c| c.database_url = schema_url).await;
+            rows.extend(run_cells(&target, &cells, &knobs).await);
+            drop(target);
+            schema.remove().await;
+        }
+    }
+    println!("load average at end: {}", loadavg());
+    print_markdown(&rows, fsync);
+}
+
+/// Every combination, serial before pipelined.
+fn matrix(sizes: &[usize], sessions: &[usize], backend: &'static str) -> Vec<Cell> {
+    let mut cells = Vec::new();
+    for &size in sizes {
+        for &sessions in sessions {
+            for pipelined in [false, true] {
+                cells.push(Cell {
+                    backend,
+                    size,
+                    sessions,
+                    pipelined,
+                });
+            }
+        }
+    }
+    cells
+}
+
+/// Measures the cells that pass the filter, printing each row as it completes.
+async fn run_cells(target: &Target, cells: &[Cell], knobs: &Knobs) -> Vec<Row> {
+    println!(
+        "{:<28} {:>20} {:>20} {:>20} {:>7} {:>7}",
+        "row (msg/s, p50/p99 ms)", "plain", "durable", "kasane", "k/dur", "k/plain"
+    );
+    let mut rows = Vec::new();
+    for cell in cells.iter().filter(|c| c.name().contains(&knobs.filter)) {
+        let body = Bytes::from(vec![0x5a; cell.size]);
+        let on = |v| knobs.variants.contains(&v);
+        let mut row = Row {
+            cell: *cell,
+            plain: None,
+            durable: None,
+            kasane: None,
+        };
+        if on(Variant::Plain) {
+            row.plain = Some(target.baseline(cell, "/plain", &body, knobs.window).await);
+        }
+        if on(Variant::Durable) {
+            row.durable = Some(target.baseline(cell, "/durable", &body, knobs.window).await);
+            target.db.clear().await;
+        }
+        if on(Variant::Kasane) {
+            row.kasane = Some(target.kasane(cell, &body, knobs.window).await);
+            // The host checks the recipient's quota by reading its queue (up to
+            // `max_queue_messages` rows, here unbounded): each cell starts from an empty one.
+            target.host_db.exec("DELETE FROM relay_queue").await;
+        }
+        println!("{}", console_line(&row));
+        rows.push(row);
+    }
+    rows
+}
+
+impl Target {
+    /// A host (quotas off, transform forced, `tweak` applied), alice and bob, and the
+    /// baseline server whose durable route commits to `db`.
+    async fn start(db: Db, tweak: impl FnOnce(&mut Config)) -> Self {
+        // bob never reads: the per-recipient queue quota would refuse the senders long
+        // before a window ends. Throughput is measured, not the quota.
+        let th = start_with(|c| {
+            c.messages.max_queue_messages = u64::MAX;
+            c.messages.max_queue_bytes = u64::MAX;
+            // Before the host loads it: on PostgreSQL the host imports the registry into
+            // the database at its first start, and reads it from there.
+            force(c, "sha256-chain");
+            tweak(c);
+        })
+        .await;
+        let alice = th.add_user("alice").await;
+        th.add_user("bob").await;
+        let tls = kasane_host::server::tls_config(&th.cfg.tls_cert, &th.cfg.tls_key).unwrap();
+        let (baseline, stop) = spawn_baseline(tls, durable_commit(db.clone())).await;
+        let ca = std::fs::read(&th.cfg.tls_cert).unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let client = Client::connect(th.client_config(Some(state.path().to_owned())))
+            .await
+            .unwrap();
+        let host_db = Db::connect(&th.cfg.database_url).await;
+        Self {
+            _th: th,
+            client,
+            alice,
+            baseline,
+            ca,
+            db,
+            host_db,
+            _stop: stop,
+            _state: state,
+        }
+    }
+
+    /// `sessions × depth` connections posting `body` to `path`, one request in flight each.
+    async fn baseline(&self, cell: &Cell, path: &'static str, body: &Bytes, w: Duration) -> Stats {
+        let mut ops = Vec::new();
+        for _ in 0..cell.sessions * cell.depth() {
+            let conn = Arc::new(tokio::sync::Mutex::new(
+                connect(self.baseline, &self.ca).await,
+            ));
+            let body = body.clone();
+            ops.push(move || {
+                let (conn, body) = (conn.clone(), body.clone());
+                async move {
+                    post_body(&mut *conn.lock().await, path, body).await;
+                    true
+                }
+            });
+        }
+        drive(w, ops).await
+    }
+
+    /// `sessions` fresh sessions of alice, each with `depth` concurrent senders to bob.
+    async fn kasane(&self, cell: &Cell, body: &Bytes, w: Duration) -> Stats {
+        let mut sessions = Vec::new();
+        for _ in 0..cell.sessions {
+            let (s, _) = self
+                .client
+                .login("alice", &mut responder(&self.alice))
+                .await
+                .unwrap();
+            sessions.push(Arc::new(s));
+        }
+        let mut ops = Vec::new();
+        for s in &sessions {
+            for _ in 0..cell.depth() {
+                let (s, body) = (s.clone(), body.clone());
+                ops.push(move || {
+                    let (s, body) = (s.clone(), body.clone());
+                    async move {
+                        match s.send("bob", &body).await {
+                            Ok(_) => true,
+                            // The one refusal seen under load: a message whose sequence
+                            // number fell out of the host's replay window while its
+                            // session's other senders went on. Counted, not fatal.
+                            Err(ClientError::Refused(RefusalReason::Reordered)) => false,
+                            Err(e) => panic!("send: {e}"),
+                        }
+                    }
+                });
+            }
+        }
+        let stats = drive(w, ops).await;
+        for s in sessions {
+            close(s).await;
+        }
+        stats
+    }
+}
+
+/// Logs a session out once nothing else holds it.
+async fn close(s: Arc<Session>) {
+    if let Ok(s) = Arc::try_unwrap(s) {
+        s.close().await.unwrap();
+    }
+}
+
+/// Runs every op in a loop of its own: `WARMUP`, then `window` during which each completed
+/// op's duration (from its start) is recorded. Throughput: completions in the window. An op
+/// answering `false` failed: counted apart, not timed.
+async fn drive<F, Fut>(window: Duration, ops: Vec<F>) -> Stats
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    let phase = Arc::new(AtomicU8::new(WARM));
+    let mut tasks = Vec::new();
+    for mut op in ops {
+        let phase = phase.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut samples, mut failed) = (Vec::with_capacity(4096), 0);
+            while phase.load(Ordering::Relaxed) != STOP {
+                let t = Instant::now();
+                let ok = op().await;
+                let took = t.elapsed();
+                if phase.load(Ordering::Relaxed) == MEASURE {
+                    if ok {
+                        samples.push(took);
+                    } else {
+                        failed += 1;
+                    }
+                }
+            }
+            (samples, failed)
+        }));
+    }
+    tokio::time::sleep(WARMUP).await;
+    phase.store(MEASURE, Ordering::Relaxed);
+    let t = Instant::now();
+    tokio::time::sleep(window).await;
+    phase.store(STOP, Ordering::Relaxed);
+    let secs = t.elapsed().as_secs_f64();
+    let (mut all, mut failed) = (Vec::new(), 0);
+    for task in tasks {
+        let (samples, f) = task.await.unwrap();
+        all.extend(samples);
+        failed += f;
+    }
+    Stats::of(all, failed, secs)
+}
+
+/// The baseline server on `127.0.0.1:0`: the host's TLS config and transport, two routes.
+async fn spawn_baseline(
+    tls: Arc<rustls::ServerConfig>,
+    durable: Arc<GroupCommit<Bytes, ()>>,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base_addr = listener.local_addr().unwrap();
+    let addr = listener.local_addr().unwrap();
     let app = Router::new()
         .route(
-            "/echo",
+            "/plain",
             post(|body: Bytes| async move {
                 std::hint::black_box(body.len());
                 StatusCode::NO_CONTENT
             }),
         )
+        .route(
+            "/durable",
+            post(
+                |State(gc): State<Arc<GroupCommit<Bytes, ()>>>, body: Bytes| async move {
+                    match gc.submit(body).await {
+                        Ok(()) => StatusCode::NO_CONTENT,
+                        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                    }
+                },
+            ),
+        )
+        .with_state(durable)
         .layer(axum::extract::DefaultBodyLimit::max(2 << 20));
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(kasane_host::server::serve_tls(
         listener,
         tls,
@@ -76,108 +493,236 @@ async fn run(window: Duration) {
         kasane_host::server::SHUTDOWN_GRACE,
         kasane_host::config::HttpConfig::default(),
     ));
-    let ca = std::fs::read(&th.cfg.tls_cert).unwrap();
+    (addr, stop)
+}
 
-    let state = tempfile::tempdir().unwrap();
-    let client = Arc::new(
-        Client::connect(th.client_config(Some(state.path().to_owned())))
-            .await
-            .unwrap(),
-    );
-    println!(
-        "message throughput over loopback, transform sha256-chain, {} s per cell",
-        window.as_secs()
-    );
-    println!(
-        "{:<8} {:>5} {:>12} {:>10} {:>12} {:>10} {:>7}",
-        "body", "conc", "kasane msg/s", "MB/s", "base req/s", "MB/s", "ratio"
-    );
-    for size in SIZES {
-        for conc in CONCURRENCY {
-            let body = vec![0x5a; size];
-            // kasane: `conc` sessions of alice, each sending to bob.
-            let mut sessions = Vec::new();
-            for _ in 0..conc {
-                let (s, _) = client.login("alice", &mut responder(&alice)).await.unwrap();
-                sessions.push(s);
-            }
-            let count = Arc::new(AtomicU64::new(0));
-            let stop = Arc::new(AtomicBool::new(false));
-            let mut tasks = Vec::new();
-            for s in sessions {
-                let (count, stop, body) = (count.clone(), stop.clone(), body.clone());
-                tasks.push(tokio::spawn(async move {
-                    while !stop.load(Ordering::Relaxed) {
-                        s.send("bob", &body).await.unwrap();
-                        count.fetch_add(1, Ordering::Relaxed);
-                    }
-                    s.close().await.unwrap();
-                }));
-            }
-            let t = Instant::now();
-            tokio::time::sleep(window).await;
-            stop.store(true, Ordering::Relaxed);
-            let kasane_n = count.load(Ordering::Relaxed);
-            let kasane_secs = t.elapsed().as_secs_f64();
-            for t in tasks {
-                t.await.unwrap();
-            }
+/// The durable baseline's group commit: the host's limits, one row per body.
+fn durable_commit(db: Db) -> Arc<GroupCommit<Bytes, ()>> {
+    let limits = Config::default().messages.commit_limits();
+    Arc::new(GroupCommit::spawn(limits, move |bodies: Vec<Bytes>| {
+        let db = db.clone();
+        async move {
+            let n = bodies.len();
+            db.insert(bodies).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(vec![(); n])
+        }
+    }))
+}
 
-            // baseline: `conc` connections posting the same body.
-            let count = Arc::new(AtomicU64::new(0));
-            let stop = Arc::new(AtomicBool::new(false));
-            let mut tasks = Vec::new();
-            for _ in 0..conc {
-                let mut send = connect(base_addr, &ca).await;
-                let (count, stop, body) = (count.clone(), stop.clone(), body.clone());
-                tasks.push(tokio::spawn(async move {
-                    while !stop.load(Ordering::Relaxed) {
-                        let req = hyper::Request::builder()
-                            .method("POST")
-                            .uri("/echo")
-                            .header("host", "localhost")
-                            .body(Full::new(Bytes::from(body.clone())))
-                            .unwrap();
-                        send.ready().await.unwrap();
-                        let resp = send.send_request(req).await.unwrap();
-                        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-                        resp.into_body().collect().await.unwrap();
-                        count.fetch_add(1, Ordering::Relaxed);
-                    }
-                }));
+impl Db {
+    /// Inserts one row per body in one transaction; returns once it is committed.
+    async fn insert(&self, bodies: Vec<Bytes>) -> Result<(), sqlx::Error> {
+        let now = unix_now();
+        match self {
+            Self::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                for b in &bodies {
+                    sqlx::query("INSERT INTO bodies (body, created_at) VALUES (?, ?)")
+                        .bind(&b[..])
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await
             }
-            let t = Instant::now();
-            tokio::time::sleep(window).await;
-            stop.store(true, Ordering::Relaxed);
-            let base_n = count.load(Ordering::Relaxed);
-            let base_secs = t.elapsed().as_secs_f64();
-            for t in tasks {
-                t.await.unwrap();
+            Self::Pg(pool) => {
+                let mut tx = pool.begin().await?;
+                for b in &bodies {
+                    sqlx::query("INSERT INTO bodies (body, created_at) VALUES ($1, $2)")
+                        .bind(&b[..])
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await
             }
+        }
+    }
 
-            let k_rate = kasane_n as f64 / kasane_secs;
-            let b_rate = base_n as f64 / base_secs;
-            let mb = |rate: f64| rate * size as f64 / 1e6;
-            println!(
-                "{:<8} {:>5} {:>12.0} {:>10.2} {:>12.0} {:>10.2} {:>6.1}%",
-                format!("{size} B"),
-                conc,
-                k_rate,
-                mb(k_rate),
-                b_rate,
-                mb(b_rate),
-                100.0 * k_rate / b_rate
-            );
+    /// A pool on the database at `url` (`sqlite:` or `postgres:`).
+    async fn connect(url: &str) -> Self {
+        if url.starts_with("sqlite:") {
+            Self::Sqlite(SqlitePool::connect(url).await.unwrap())
+        } else {
+            Self::Pg(PgPool::connect(url).await.unwrap())
+        }
+    }
+
+    /// Runs one statement.
+    async fn exec(&self, sql: &str) {
+        match self {
+            Self::Sqlite(pool) => {
+                sqlx::query(sql).execute(pool).await.unwrap();
+            }
+            Self::Pg(pool) => {
+                sqlx::query(sql).execute(pool).await.unwrap();
+            }
+        }
+    }
+
+    /// Empties the table (between cells: the disk is not filled by the baseline).
+    async fn clear(&self) {
+        match self {
+            Self::Sqlite(pool) => {
+                sqlx::query("DELETE FROM bodies")
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+            Self::Pg(pool) => {
+                sqlx::query("TRUNCATE bodies").execute(pool).await.unwrap();
+            }
         }
     }
 }
 
+/// The durable baseline's SQLite database: the host's durable pool's settings (WAL,
+/// `synchronous = FULL`, foreign keys, 30 s busy timeout), eight connections.
+async fn sqlite_db(path: &Path) -> Db {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(30))
+        .synchronous(SqliteSynchronous::Full);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TABLE bodies (id INTEGER PRIMARY KEY, body BLOB NOT NULL, \
+         created_at INTEGER NOT NULL)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    Db::Sqlite(pool)
+}
+
+/// The durable baseline's PostgreSQL table, in the schema `url` selects.
+async fn pg_db(url: &str) -> Db {
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .connect(url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TABLE bodies (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+         body BYTEA NOT NULL, created_at BIGINT NOT NULL)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    Db::Pg(pool)
+}
+
+/// A throwaway schema on the PostgreSQL at `url` (as the host's tests make them).
+struct PgSchema {
+    admin: PgPool,
+    url: String,
+    name: String,
+}
+
+impl PgSchema {
+    async fn create(url: &str) -> Self {
+        let name = format!(
+            "kasane_bench_{:016x}",
+            rand_core::RngCore::next_u64(&mut rand_core::OsRng)
+        );
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await
+            .unwrap();
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        Self {
+            admin,
+            url: url.to_owned(),
+            name,
+        }
+    }
+
+    /// A URL with the schema as the search path.
+    fn url(&self) -> String {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!("{}{sep}options=-c%20search_path%3D{}", self.url, self.name)
+    }
+
+    async fn remove(self) {
+        sqlx::query(&format!("DROP SCHEMA {} CASCADE", self.name))
+            .execute(&self.admin)
+            .await
+            .unwrap();
+        self.admin.close().await;
+    }
+}
+
+/// Edits the registry of the data directory `cfg` describes so that only `name` has a
+/// positive rollout weight (as `TestHost::force`, but before the host loads it).
+fn force(cfg: &Config, name: &str) {
+    let now = unix_now() as u64;
+    let life = Lifetimes::default();
+    let mut repo = Repository::load(&cfg.registry_dir).unwrap();
+    let entries: Vec<TargetEntry> = repo
+        .active(now)
+        .unwrap()
+        .into_iter()
+        .map(|(e, _)| e)
+        .collect();
+    assert!(
+        entries.iter().any(|e| e.name == name),
+        "{name} not published"
+    );
+    let role = |r: &str| KeyFileSigner::open(&cfg.keys_dir.join(format!("{r}.pem")), None).unwrap();
+    let targets = role("targets");
+    for mut e in entries {
+        e.rollout_weight = u32::from(e.name == name);
+        repo.add_target(&e, &[&TufSigner(&targets)], now, &life)
+            .unwrap();
+    }
+    repo.snapshot(&[&TufSigner(&role("online"))], now, &life)
+        .unwrap();
+    repo.save(&cfg.registry_dir).unwrap();
+}
+
+/// The disk's fsync: `FSYNC_ROUNDS` × (append 4 KiB, `sync_data`) in `dir`; p50 and p99.
+async fn fsync_probe(dir: &Path) -> (Duration, Duration) {
+    let path = dir.join("fsync-probe");
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = [0x5au8; 4096];
+        let mut samples = Vec::with_capacity(FSYNC_ROUNDS);
+        for _ in 0..FSYNC_ROUNDS {
+            let t = Instant::now();
+            f.write_all(&block).unwrap();
+            f.sync_data().unwrap();
+            samples.push(t.elapsed());
+        }
+        drop(f);
+        std::fs::remove_file(&path).unwrap();
+        (
+            percentile(&mut samples, 50.0),
+            percentile(&mut samples, 99.0),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+/// One HTTP/1.1 connection to the baseline server over TLS 1.3.
 async fn connect(
-    addr: std::net::SocketAddr,
+    addr: SocketAddr,
     ca_pem: &[u8],
 ) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
     let cfg = kasane_tests::client_tls(ca_pem, &[b"http/1.1"]);
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
     let tls = tokio_rustls::TlsConnector::from(cfg)
         .connect(
             rustls_pki_types::ServerName::try_from("localhost").unwrap(),
@@ -190,4 +735,129 @@ async fn connect(
         .unwrap();
     tokio::spawn(conn);
     send
+}
+
+/// Posts `body` to `path`; expects 204.
+async fn post_body(
+    send: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    path: &str,
+    body: Bytes,
+) {
+    let req = hyper::Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("host", "localhost")
+        .body(Full::new(body))
+        .unwrap();
+    send.ready().await.unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    resp.into_body().collect().await.unwrap();
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// `a / b` as a percentage, when both were measured.
+fn ratio(a: Option<Stats>, b: Option<Stats>) -> Option<f64> {
+    Some(100.0 * a?.rate() / b?.rate())
+}
+
+fn console_line(row: &Row) -> String {
+    let cell = |s: Option<Stats>| {
+        s.map_or_else(
+            || "-".to_owned(),
+            |s| format!("{:.0} {:.2}/{:.2}", s.rate(), ms(s.p50), ms(s.p99)),
+        )
+    };
+    let pct = |r: Option<f64>| r.map_or_else(|| "-".to_owned(), |r| format!("{r:.1}%"));
+    let refused = match row.kasane {
+        Some(k) if k.refused > 0 => format!(" ({} refused)", k.refused),
+        _ => String::new(),
+    };
+    format!(
+        "{:<28} {:>20} {:>20} {:>20} {:>7} {:>7}{refused}",
+        row.cell.name(),
+        cell(row.plain),
+        cell(row.durable),
+        cell(row.kasane),
+        pct(ratio(row.kasane, row.durable)),
+        pct(ratio(row.kasane, row.plain)),
+    )
+}
+
+/// The results as a Markdown table (for BENCHMARKS.md), and ack p99 against fsync p99.
+fn print_markdown(rows: &[Row], fsync: (Duration, Duration)) {
+    println!();
+    println!(
+        "fsync p50 {:.3} ms, p99 {:.3} ms (append 4 KiB + sync_data, {FSYNC_ROUNDS} rounds)",
+        ms(fsync.0),
+        ms(fsync.1)
+    );
+    println!();
+    println!(
+        "| row | plain msg/s | MB/s | p50 / p99 ms | durable msg/s | MB/s | p50 / p99 ms \
+         | kasane msg/s | MB/s | p50 / p99 ms | kasane / durable | kasane / plain |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for row in rows {
+        let size = row.cell.size as f64;
+        let cols = |s: Option<Stats>| {
+            s.map_or_else(
+                || "— | — | —".to_owned(),
+                |s| {
+                    format!(
+                        "{:.0} | {:.2} | {:.2} / {:.2}",
+                        s.rate(),
+                        s.rate() * size / 1e6,
+                        ms(s.p50),
+                        ms(s.p99)
+                    )
+                },
+            )
+        };
+        let pct = |r: Option<f64>| r.map_or_else(|| "—".to_owned(), |r| format!("{r:.1} %"));
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            row.cell.name(),
+            cols(row.plain),
+            cols(row.durable),
+            cols(row.kasane),
+            pct(ratio(row.kasane, row.durable)),
+            pct(ratio(row.kasane, row.plain)),
+        );
+    }
+    println!();
+    for row in rows {
+        match row.kasane {
+            Some(k) if k.refused > 0 => {
+                println!(
+                    "{}: {} kasane sends refused (reordered)",
+                    row.cell.name(),
+                    k.refused
+                );
+            }
+            _ => {}
+        }
+    }
+    for row in rows.iter().filter(|r| r.cell.sessions == 16) {
+        if let Some(k) = row.kasane {
+            let x = k.p99.as_secs_f64() / fsync.1.as_secs_f64();
+            println!("{}: kasane ack p99 = {x:.2} × fsync p99", row.cell.name());
+        }
+    }
 }
