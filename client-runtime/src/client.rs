@@ -77,6 +77,26 @@ pub(crate) async fn derive(
     .await?
 }
 
+/// [`derive`] for a message (purpose = message): on one of the module's warm instances, in
+/// place when its last call was quick (`kasane_sandbox::QUICK_FUEL`), else on a blocking
+/// thread. The same output as a fresh instance (`Transform::derive_warm`).
+pub(crate) async fn derive_message(
+    transform: &Transform,
+    input: kasane_abi::DeriveInputBuf,
+) -> Result<Zeroizing<Vec<u8>>, ClientError> {
+    let transform = transform.clone();
+    let quick = transform.is_quick();
+    let run = move || -> Result<Zeroizing<Vec<u8>>, ClientError> {
+        let derived = kasane_protocol::with_derive_input(&input, |v| transform.derive_warm(v))??;
+        Ok(Zeroizing::new(derived.key.as_bytes().to_vec()))
+    };
+    if quick {
+        run()
+    } else {
+        tokio::task::spawn_blocking(run).await?
+    }
+}
+
 /// Decodes a message from the host.
 pub(crate) fn decode<M: Message>(body: &[u8]) -> Result<M, ClientError> {
     Ok(M::decode(body)?)

@@ -72,4 +72,4 @@ pub use error::{
 pub use login::LoginReport;
 pub use report::utc;
 pub use responder::{CardResponder, Responder};
-pub use session::{InboxReport, MAX_IN_FLIGHT, Received, Session};
+pub use session::{InboxReport, MAX_IN_FLIGHT, REORDERED_RETRIES, Received, Session};

@@ -19,7 +19,7 @@ use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;
 
 use crate::ClientError;
-use crate::client::{Inner, decode, derive};
+use crate::client::{Inner, decode, derive_message};
 use crate::net::Conn;
 
 /// Most distinct delivery ids remembered for de-duplication.
@@ -29,6 +29,10 @@ const SEEN_CAP: usize = 65_536;
 /// well inside the host's replay window (64), so messages overtaking each other are all
 /// accepted. Each needs a connection of its own (HTTP/1.1), kept for the next.
 pub const MAX_IN_FLIGHT: usize = 16;
+
+/// How often [`Session::send`] seals a message again after the host refused it as
+/// `reordered`.
+pub const REORDERED_RETRIES: usize = 3;
 
 /// A logged-in session: send and receive sealed messages.
 ///
@@ -210,19 +214,37 @@ impl Session {
 
     /// Seals `body` for `to` and posts it; answered once the host has committed it durably.
     /// Several calls may run at once on one session (see [`Session`]); beyond
-    /// [`MAX_IN_FLIGHT`] a call waits for one in flight to finish.
+    /// [`MAX_IN_FLIGHT`] a call waits for one in flight to finish. A message the host refuses
+    /// as `reordered` (it waited so long that the session's later messages pushed the host's
+    /// replay window past its number; nothing of it was kept) is sealed again under a new
+    /// number and sent again, up to [`REORDERED_RETRIES`] times.
     pub async fn send(&self, to: &str, body: &[u8]) -> Result<MessageAccepted, ClientError> {
         let _slot = self
             .in_flight
             .acquire()
             .await
             .map_err(|_| ClientError::Refused(RefusalReason::SessionEnded))?;
+        let mut retries = 0;
+        loop {
+            match self.send_once(to, body).await {
+                Err(ClientError::Refused(RefusalReason::Reordered))
+                    if retries < REORDERED_RETRIES =>
+                {
+                    retries += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One try of [`Session::send`].
+    async fn send_once(&self, to: &str, body: &[u8]) -> Result<MessageAccepted, ClientError> {
         // The connection first, the sequence number only then: a number is reserved only
         // for a message about to go out, so one waiting for a connection (the host at its
-        // connection limit) cannot fall behind the host's replay window.
+        // connection limit) does not fall behind the host's replay window.
         let conn = self.take_conn().await?;
         let (seq, input) = self.proto().prepare_seal()?;
-        let (t_msg, _) = derive(&self.transform, input).await?;
+        let t_msg = derive_message(&self.transform, input).await?;
         let sealed = self.proto().seal(seq, &t_msg, to, body)?;
         drop(t_msg);
         let bytes = sealed.encode()?;
@@ -245,7 +267,7 @@ impl Session {
             .proto()
             .prepare_open(sealed)
             .map_err(|e| ClientError::Incoming(incoming_reason(&e)))?;
-        let (t_msg, _) = derive(&self.transform, input).await?;
+        let t_msg = derive_message(&self.transform, input).await?;
         let plaintext = self
             .proto()
             .open(sealed, &t_msg)

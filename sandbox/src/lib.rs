@@ -93,7 +93,7 @@ pub use config::{
 pub use error::SandboxError;
 pub use limits::Limits;
 pub use output::{Derived, Key};
-pub use sandbox::{Sandbox, Transform};
+pub use sandbox::{QUICK_FUEL, Sandbox, Transform};
 pub use validate::{ModuleInfo, WASI_MODULE};
 #[cfg(feature = "wasi")]
 pub use wasi::DIAGNOSTICS_CAP;

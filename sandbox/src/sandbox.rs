@@ -12,6 +12,7 @@ use crate::{
 };
 use kasane_abi::{DeriveInput, EXPORT_ALLOC, EXPORT_DERIVE, EXPORT_MEMORY, EXPORT_WASI_INITIALIZE};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use wasmtime::{Engine, Instance, InstancePre, Linker, Memory, Module, Store, Trap, TypedFunc};
 
 /// A wasmtime engine configured for Kasane transforms, with its linkers. Cheap to clone (one
@@ -176,6 +177,7 @@ impl Sandbox {
                 profile,
                 deadline_ticks: self.inner.config.deadline_ticks(),
                 warm,
+                last_warm_fuel: AtomicU64::new(u64::MAX),
             }),
         })
     }
@@ -214,7 +216,14 @@ struct TransformInner {
     /// Idle warm instances; `None` when this transform is never reused (WASI profile, a
     /// module whose state cannot be restored, or warm reuse disabled).
     warm: Option<WarmPool>,
+    /// Fuel the last [`Transform::derive_warm`] call used (`u64::MAX`: none yet, or it
+    /// failed): what [`Transform::is_quick`] goes by.
+    last_warm_fuel: AtomicU64,
 }
+
+/// Fuel under which a warm call counts as quick ([`Transform::is_quick`]): about a
+/// millisecond of guest code at most, usually far less (the built-ins use tens of thousands).
+pub const QUICK_FUEL: u64 = 1_000_000;
 
 impl std::fmt::Debug for Transform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -292,7 +301,19 @@ impl Transform {
             deadline_ticks: self.inner.deadline_ticks,
             has_initialize: self.inner.info.has_initialize,
         };
-        pool.derive(pre, budget, &bytes)
+        let derived = pool.derive(pre, budget, &bytes);
+        let fuel = derived.as_ref().map_or(u64::MAX, |d| d.fuel_used);
+        self.inner.last_warm_fuel.store(fuel, Ordering::Relaxed);
+        derived
+    }
+
+    /// Whether a [`derive_warm`](Self::derive_warm) call can be expected to be quick: the
+    /// module runs on warm instances and its last warm call succeeded within [`QUICK_FUEL`].
+    /// A caller on an async runtime may then run the call in place instead of handing it to
+    /// a blocking thread (a thread hand-off costs more than such a call); the fuel limit still
+    /// bounds every call, and a call that turns out slow makes the next ones not quick.
+    pub fn is_quick(&self) -> bool {
+        self.inner.warm.is_some() && self.inner.last_warm_fuel.load(Ordering::Relaxed) <= QUICK_FUEL
     }
 
     /// Number of idle warm instances kept for [`derive_warm`](Self::derive_warm), at most

@@ -347,3 +347,21 @@ fn the_pool_is_bounded_and_zero_disables_it() {
     support::assert_good_with(&off, Transform::derive_warm);
     assert_eq!(off.warm_instances(), 0);
 }
+
+/// `is_quick` follows the last warm call: not before any, yes after a cheap success, no
+/// after a failure (here out of fuel: as slow as the limit allows), yes again after the
+/// next cheap one.
+#[test]
+fn is_quick_follows_the_last_warm_call() {
+    let t = hostile(&failer());
+    assert!(!t.is_quick(), "nothing known before the first call");
+    t.derive_warm(&input_with_counter(9)).unwrap();
+    assert!(t.is_quick());
+    assert!(t.derive_warm(&input_with_counter(2)).is_err());
+    assert!(!t.is_quick(), "a call that ran out of fuel is not quick");
+    t.derive_warm(&input_with_counter(9)).unwrap();
+    assert!(t.is_quick());
+    // A fresh call says nothing about warm ones.
+    t.derive(&input_with_counter(2)).unwrap_err();
+    assert!(t.is_quick());
+}

@@ -296,21 +296,28 @@ impl Host {
             })
     }
 
-    /// Runs the transform (purpose: message) off the async workers, on one of the module's
-    /// warm instances (`Transform::derive_warm`: the same limits and output as a fresh
-    /// instance, memory and globals restored after every call, so nothing of one message
-    /// reaches the next; docs/SECURITY.md).
+    /// Runs the transform (purpose: message) on one of the module's warm instances
+    /// (`Transform::derive_warm`: the same limits and output as a fresh instance, memory and
+    /// globals restored after every call, so nothing of one message reaches the next;
+    /// docs/SECURITY.md): in place when the module's last call was quick (under
+    /// `kasane_sandbox::QUICK_FUEL`, cheaper than a thread hand-off), else off the async
+    /// workers.
     async fn derive(
         &self,
         transform: Transform,
         input: kasane_abi::DeriveInputBuf,
     ) -> Result<Zeroizing<Vec<u8>>, RefusalReason> {
         let started = Instant::now();
-        let derived = tokio::task::spawn_blocking(move || {
-            kasane_protocol::with_derive_input(&input, |view| transform.derive_warm(view))
-        })
-        .await
-        .map_err(unavailable)?
+        let quick = transform.is_quick();
+        let run =
+            move || kasane_protocol::with_derive_input(&input, |view| transform.derive_warm(view));
+        let derived = if quick {
+            run()
+        } else {
+            tokio::task::spawn_blocking(run)
+                .await
+                .map_err(unavailable)?
+        }
         .map_err(unavailable)?;
         self.metrics.derive_latency(started.elapsed());
         match derived {
