@@ -153,11 +153,27 @@ impl Session {
         body: Vec<u8>,
         extra_wait: Duration,
     ) -> Result<(StatusCode, Vec<u8>), ClientError> {
-        let idle = self.idle_conn();
-        let mut conn = match idle {
-            Some(c) => c,
-            None => self.client.conn().await?,
-        };
+        let conn = self.take_conn().await?;
+        self.request_on(conn, method, path, body, extra_wait).await
+    }
+
+    /// An idle connection of the session's, or a new one.
+    async fn take_conn(&self) -> Result<Conn, ClientError> {
+        match self.idle_conn() {
+            Some(c) => Ok(c),
+            None => self.client.conn().await,
+        }
+    }
+
+    /// [`Session::request`] on `conn`, which goes back to the pool if it still works.
+    async fn request_on(
+        &self,
+        mut conn: Conn,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        extra_wait: Duration,
+    ) -> Result<(StatusCode, Vec<u8>), ClientError> {
         let result = conn
             .request(method, path, body, Some(&self.token), extra_wait)
             .await;
@@ -201,13 +217,17 @@ impl Session {
             .acquire()
             .await
             .map_err(|_| ClientError::Refused(RefusalReason::SessionEnded))?;
+        // The connection first, the sequence number only then: a number is reserved only
+        // for a message about to go out, so one waiting for a connection (the host at its
+        // connection limit) cannot fall behind the host's replay window.
+        let conn = self.take_conn().await?;
         let (seq, input) = self.proto().prepare_seal()?;
         let (t_msg, _) = derive(&self.transform, input).await?;
         let sealed = self.proto().seal(seq, &t_msg, to, body)?;
         drop(t_msg);
         let bytes = sealed.encode()?;
         let (status, resp) = self
-            .request("POST", "/v1/messages", bytes, Duration::ZERO)
+            .request_on(conn, "POST", "/v1/messages", bytes, Duration::ZERO)
             .await?;
         if status == StatusCode::OK {
             decode::<MessageAccepted>(&resp)

@@ -20,7 +20,10 @@
 //! on a thread; this one needs an async commit, per-job answers and an all-or-nothing
 //! failure, in about a hundred lines.
 
+use std::fmt::Write as _;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -67,9 +70,68 @@ struct Pending<J, R> {
     reply: oneshot::Sender<Result<R, CommitError>>,
 }
 
+/// What a batcher has done so far: commits by outcome and the jobs they carried.
+#[derive(Debug, Default)]
+pub struct CommitStats {
+    commits: AtomicU64,
+    failed: AtomicU64,
+    jobs: AtomicU64,
+}
+
+impl CommitStats {
+    /// Commits that succeeded.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Commits that failed (their jobs got [`CommitError::Failed`]).
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Jobs answered by the successful commits.
+    pub fn jobs(&self) -> u64 {
+        self.jobs.load(Ordering::Relaxed)
+    }
+
+    /// Prometheus text for the message path's batcher: commits by outcome and messages
+    /// committed (their ratio is the mean batch).
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "# HELP kasane_message_commits_total Group commits of accepted messages, by outcome."
+        );
+        let _ = writeln!(s, "# TYPE kasane_message_commits_total counter");
+        for (o, n) in [("ok", self.commits()), ("failed", self.failed())] {
+            let _ = writeln!(s, "kasane_message_commits_total{{outcome=\"{o}\"}} {n}");
+        }
+        let _ = writeln!(
+            s,
+            "# HELP kasane_messages_committed_total Messages answered by successful group commits."
+        );
+        let _ = writeln!(s, "# TYPE kasane_messages_committed_total counter");
+        let _ = writeln!(s, "kasane_messages_committed_total {}", self.jobs());
+        s
+    }
+
+    fn count(&self, outcome: &Result<Vec<impl Sized>, String>) {
+        match outcome {
+            Ok(results) => {
+                self.commits.fetch_add(1, Ordering::Relaxed);
+                self.jobs.fetch_add(results.len() as u64, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 /// A group-commit batcher in front of one commit function (see the module docs).
 pub struct GroupCommit<J, R> {
     tx: mpsc::Sender<Pending<J, R>>,
+    stats: Arc<CommitStats>,
 }
 
 impl<J, R> std::fmt::Debug for GroupCommit<J, R> {
@@ -88,8 +150,14 @@ impl<J: Send + 'static, R: Send + 'static> GroupCommit<J, R> {
         Fut: Future<Output = Result<Vec<R>, String>> + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(limits.queue.max(1));
-        tokio::spawn(run(rx, limits, commit));
-        Self { tx }
+        let stats = Arc::new(CommitStats::default());
+        tokio::spawn(run(rx, limits, commit, stats.clone()));
+        Self { tx, stats }
+    }
+
+    /// What this batcher has done so far.
+    pub fn stats(&self) -> &CommitStats {
+        &self.stats
     }
 
     /// Submits `job` and waits for its batch's commit.
@@ -104,8 +172,12 @@ impl<J: Send + 'static, R: Send + 'static> GroupCommit<J, R> {
 }
 
 /// The batcher's loop: until every [`GroupCommit`] handle is dropped.
-async fn run<J, R, F, Fut>(mut rx: mpsc::Receiver<Pending<J, R>>, limits: BatchLimits, commit: F)
-where
+async fn run<J, R, F, Fut>(
+    mut rx: mpsc::Receiver<Pending<J, R>>,
+    limits: BatchLimits,
+    commit: F,
+    stats: Arc<CommitStats>,
+) where
     J: Send + 'static,
     R: Send + 'static,
     F: Fn(Vec<J>) -> Fut + Send + Sync + 'static,
@@ -122,6 +194,7 @@ where
             Ok(Err(e)) => Err(e),
             Err(e) => Err(format!("commit task: {e}")),
         };
+        stats.count(&outcome);
         answer(replies, outcome);
     }
 }
@@ -252,6 +325,12 @@ mod tests {
         });
         assert!(matches!(gc.submit(0).await, Err(CommitError::Failed(_))));
         assert_eq!(gc.submit(7).await, Ok(7));
+        assert_eq!((gc.stats().commits(), gc.stats().failed()), (1, 1));
+        assert!(
+            gc.stats()
+                .render()
+                .contains("kasane_message_commits_total{outcome=\"failed\"} 1")
+        );
     }
 
     #[tokio::test]

@@ -46,7 +46,13 @@ struct Loaded {
     valid_until: u64,
     repo: Arc<Repository>,
     active: Active,
+    /// When `timestamp.json` was last found unchanged (or loaded).
+    checked: std::time::Instant,
 }
+
+/// How long the message path trusts the active set without looking at `timestamp.json`
+/// again ([`HostRegistry::session_transform`]).
+pub const MESSAGE_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why the host is not ready (`GET /readyz`): one line, nothing secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -246,10 +252,11 @@ impl HostRegistry {
             .loaded
             .lock()
             .map_err(|_| HostError::Poisoned { what: "registry" })?;
-        if let Some(l) = guard.as_ref()
+        if let Some(l) = guard.as_mut()
             && l.timestamp_sha256 == hash
             && now < l.valid_until
         {
+            l.checked = std::time::Instant::now();
             return Ok((l.repo.clone(), l.active.clone()));
         }
         let repo = self.source.load()?;
@@ -269,8 +276,45 @@ impl HostRegistry {
             valid_until,
             repo: repo.clone(),
             active: active.clone(),
+            checked: std::time::Instant::now(),
         });
         Ok((repo, active))
+    }
+
+    /// The loaded transform of a session's module (`sha256`, `name`) while it is active, or
+    /// `None`: the message path's lookup. It uses the active set as checked against the
+    /// registry within the last [`MESSAGE_RECHECK`] (logins check at every request), so a
+    /// message costs no read of the registry's files, and a module revoked or withdrawn
+    /// stops serving messages within that second.
+    pub fn session_transform(
+        &self,
+        sha256: &[u8; 32],
+        name: &str,
+        now: u64,
+    ) -> Result<Option<Transform>, HostError> {
+        let active = match self.recent(now)? {
+            Some(active) => active,
+            None => self.current(now)?.1,
+        };
+        let found = active
+            .iter()
+            .find(|(e, _)| e.sha256.0 == *sha256 && e.name == name);
+        match found {
+            Some((entry, _)) => self.transform(entry).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The active set if it was checked within [`MESSAGE_RECHECK`] and has not expired.
+    fn recent(&self, now: u64) -> Result<Option<Active>, HostError> {
+        let guard = self
+            .loaded
+            .lock()
+            .map_err(|_| HostError::Poisoned { what: "registry" })?;
+        Ok(guard
+            .as_ref()
+            .filter(|l| now < l.valid_until && l.checked.elapsed() < MESSAGE_RECHECK)
+            .map(|l| l.active.clone()))
     }
 
     /// The transforms `repo` makes active at `now`, and the names of those left out because

@@ -351,7 +351,9 @@ async fn metrics(State(host): State<Arc<Host>>, headers: HeaderMap) -> Response 
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        host.metrics().render() + &host.registry().upkeep().render(host.now()),
+        host.metrics().render()
+            + &host.registry().upkeep().render(host.now())
+            + &host.commit_stats().render(),
     )
         .into_response()
 }

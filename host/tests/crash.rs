@@ -1,5 +1,5 @@
-//! No acknowledged message is lost: the host process is killed (SIGKILL) while four
-//! clients send, restarted on the same data directory, and every message it acknowledged
+//! No acknowledged message is lost: the host process is killed (SIGKILL) while eight
+//! clients send (so group commits of several messages are in flight), restarted on the same data directory, and every message it acknowledged
 //! is in the audit log and in its recipient's queue; the audit log verifies.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
@@ -28,7 +28,7 @@ use rand_core::OsRng;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
-const USERS: [&str; 4] = ["u1", "u2", "u3", "u4"];
+const USERS: [&str; 8] = ["u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8"];
 
 /// One HTTP/1.1 connection over TLS 1.3 whose requests return an error (rather than
 /// panic) when the host goes away.
@@ -303,7 +303,7 @@ async fn no_acknowledged_message_is_lost_on_sigkill() {
         modules: Arc::new(Mutex::new(HashMap::new())),
     };
 
-    // Four sessions, each sending to the next user until the host dies.
+    // Eight sessions, each sending to the next user until the host dies.
     let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::new(Mutex::new(Vec::new()));
     // Each acknowledgement also names its sender here, so the kill waits for traffic.
     let (ack_tx, mut ack_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
@@ -329,7 +329,7 @@ async fn no_acknowledged_message_is_lost_on_sigkill() {
             unreachable!()
         }));
     }
-    // Kill while all four are sending: once each has had a few messages acknowledged.
+    // Kill while all eight are sending: once each has had a few messages acknowledged.
     let mut per_sender = [0u32; USERS.len()];
     tokio::time::timeout(Duration::from_secs(120), async {
         while per_sender.iter().any(|&n| n < 3) {

@@ -1045,3 +1045,149 @@ async fn replay_window_edges(st: Arc<dyn Store>) {
     let positions: Vec<u64> = records.iter().map(|r| r.seq).collect();
     assert_eq!(positions, (1..=8).collect::<Vec<_>>());
 }
+
+/// Issue 15: group commit never acknowledges before durability. A trigger makes every
+/// commit fail at `COMMIT` itself (a deferred foreign key that each audit insert violates,
+/// checked only when the transaction commits); four users send at once: none gets an
+/// acknowledgement (each `503`), and the audit log and the queue hold nothing. With the
+/// trigger gone, the very same sealed messages go through: their numbers were not used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_commit_acknowledges_no_sender() {
+    let th = start(|_| {}).await;
+    th.add_user("bob").await;
+    let mut senders = Vec::new();
+    for name in ["s1", "s2", "s3", "s4"] {
+        senders.push(user(&th, name).await);
+    }
+    let mut sealed = Vec::new();
+    for u in &mut senders {
+        sealed.push(u.seal(&th, "bob", b"not before it is durable").await);
+    }
+    let db_url = format!("sqlite://{}", th.dir.path().join("kasane.db").display());
+    let db = sqlx::SqlitePool::connect(&db_url).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE fail_commit (x INTEGER REFERENCES users(id) DEFERRABLE INITIALLY DEFERRED);
+         CREATE TRIGGER fail_commit AFTER INSERT ON audit_log
+           BEGIN INSERT INTO fail_commit VALUES (-1); END;",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+
+    let tasks: Vec<_> = senders
+        .into_iter()
+        .zip(sealed.clone())
+        .map(|(mut u, m)| {
+            tokio::spawn(async move {
+                let answer = u.post(&m).await;
+                (u, answer)
+            })
+        })
+        .collect();
+    let mut senders = Vec::new();
+    for t in tasks {
+        let (u, answer) = t.await.unwrap();
+        assert_eq!(
+            refusal(&answer),
+            (StatusCode::SERVICE_UNAVAILABLE, RefusalReason::Unavailable)
+        );
+        senders.push(u);
+    }
+    let store = th.host.store().clone();
+    assert_eq!(counts(store.as_ref(), "bob").await, (0, 0));
+    let stats = th.host.commit_stats();
+    assert_eq!((stats.commits(), stats.jobs()), (0, 0));
+    assert!(stats.failed() >= 1);
+
+    sqlx::raw_sql("DROP TRIGGER fail_commit; DROP TABLE fail_commit;")
+        .execute(&db)
+        .await
+        .unwrap();
+    for (u, m) in senders.iter_mut().zip(&sealed) {
+        assert_eq!(u.post(m).await.0, StatusCode::OK);
+    }
+    assert_eq!(counts(store.as_ref(), "bob").await, (4, 4));
+}
+
+/// Issue 15: one session's messages through two replicas on one database, each holding the
+/// session in its own memory. Out of order across replicas, each message is accepted once;
+/// a replay on the other replica is refused although that replica's copy of the window is
+/// stale; the same message on both at once is accepted by one; after a logout on one, the
+/// other (its memory still holding the session) accepts no message for it.
+async fn one_session_on_two_replicas(th: TestHost, replica_store: Arc<dyn Store>) {
+    th.add_user("bob").await;
+    let mut alice = user(&th, "alice").await;
+    let b = th.replica(replica_store).await;
+    let mut conn_b = common::connect(b.addr, &th.cert_der).await;
+    let mut m = Vec::new();
+    for i in 0..6u8 {
+        m.push(alice.seal(&th, "bob", &[b'm', i]).await);
+    }
+    let token = alice.token;
+    let mut on_b = async |s: &SealedMessage| {
+        conn_b
+            .request("POST", "/v1/messages", s.encode().unwrap(), Some(token))
+            .await
+    };
+    assert_eq!(alice.post(&m[1]).await.0, StatusCode::OK);
+    assert_eq!(on_b(&m[0]).await.0, StatusCode::OK, "out of order, on B");
+    assert_eq!(on_b(&m[2]).await.0, StatusCode::OK);
+    assert_eq!(
+        alice.post(&m[3]).await.0,
+        StatusCode::OK,
+        "A's window is stale"
+    );
+    let replayed = (StatusCode::CONFLICT, RefusalReason::Replayed);
+    assert_eq!(refusal(&alice.post(&m[2]).await), replayed);
+    assert_eq!(refusal(&on_b(&m[3]).await), replayed);
+    let (on_a, b_answer) = tokio::join!(alice.post(&m[4]), on_b(&m[4]));
+    let oks = [&on_a, &b_answer]
+        .iter()
+        .filter(|a| a.0 == StatusCode::OK)
+        .count();
+    assert_eq!(oks, 1, "{:?} / {:?}", on_a.0, b_answer.0);
+
+    let (status, _) = alice
+        .conn
+        .request("POST", "/v1/logout", Vec::new(), Some(token))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        refusal(&on_b(&m[5]).await),
+        (StatusCode::UNAUTHORIZED, RefusalReason::SessionEnded)
+    );
+    let store = th.host.store().clone();
+    assert_eq!(counts(store.as_ref(), "bob").await, (5, 5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_session_on_two_replicas_sqlite() {
+    let th = start(|_| {}).await;
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        th.dir.path().join("kasane.db").display()
+    );
+    let second = kasane_host::store::open(&url).await.unwrap();
+    one_session_on_two_replicas(th, second).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_session_on_two_replicas_postgres() {
+    let Some(schema) = common::PgSchema::create("kasane_rep").await else {
+        return;
+    };
+    let a = kasane_host::store::PgStore::open_with(schema.options(), 8)
+        .await
+        .unwrap();
+    let b = kasane_host::store::PgStore::open_with(schema.options(), 8)
+        .await
+        .unwrap();
+    let th = start_with_store(|_| {}, Some(Arc::new(a.clone()))).await;
+    let outcome = tokio::spawn(one_session_on_two_replicas(th, Arc::new(b.clone()))).await;
+    a.close().await;
+    b.close().await;
+    schema.drop().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}

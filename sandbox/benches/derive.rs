@@ -306,6 +306,41 @@ fn hot_derive(c: &mut Criterion) {
     g.finish();
 }
 
+/// `derive` (a fresh instance per call) against `derive_warm` (a reused instance, restored to
+/// its snapshot after each call) on the same transforms and input: the same key and fuel,
+/// checked before timing.
+fn warm_derive(c: &mut Criterion) {
+    let sb = pooling();
+    let buf = login_input();
+    let bytes = buf.encode().unwrap();
+    let input = DeriveInput::decode(&bytes).unwrap();
+    let mut g = c.benchmark_group("warm_derive");
+    let modules = [
+        ("noop-module", wat::parse_str(NOOP_WAT).unwrap()),
+        ("sha256-chain", module("sha256-chain")),
+        ("hmac-sha256", module("hmac-sha256")),
+        ("blake2s-keyed", module("blake2s-keyed")),
+    ];
+    for (name, wasm) in modules {
+        let t = sb.load(&wasm, Profile::Pure, limits()).unwrap();
+        let (fresh, warm) = (t.derive(&input), t.derive_warm(&input));
+        let (f, w) = (fresh.unwrap(), warm.unwrap());
+        assert_eq!((f.key, f.fuel_used), (w.key, w.fuel_used), "{name}");
+        g.bench_function(format!("fresh/{name}"), |b| {
+            b.iter(|| t.derive(black_box(&input)).unwrap())
+        });
+        g.bench_function(format!("warm/{name}"), |b| {
+            b.iter(|| t.derive_warm(black_box(&input)).unwrap())
+        });
+        assert_eq!(
+            t.warm_instances(),
+            1,
+            "{name}: the warm instance was reused"
+        );
+    }
+    g.finish();
+}
+
 fn cold_compile(c: &mut Criterion) {
     let sb = pooling();
     let mut g = c.benchmark_group("cold_compile");
@@ -598,6 +633,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = hot_derive, cold_compile, cache_load, breakdown, compile_options
+    targets = hot_derive, warm_derive, cold_compile, cache_load, breakdown, compile_options
 }
 criterion_main!(benches);

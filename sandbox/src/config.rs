@@ -97,6 +97,12 @@ pub struct SandboxConfig {
     /// Period of the epoch ticker thread (default 50 ms, at least 1 ms): the backstop's
     /// resolution.
     pub epoch_tick: Duration,
+    /// Most idle warm instances kept per loaded transform for
+    /// [`Transform::derive_warm`](crate::Transform::derive_warm) (default 4; 0 disables warm
+    /// reuse, and `derive_warm` is then `derive`). With [`Allocator::Pooling`], each idle
+    /// instance holds one of the [`PoolingSizes::instances`] slots as long as its transform
+    /// is loaded: keep this times the number of loaded modules well below that pool size.
+    pub warm_instances_per_module: usize,
 }
 
 impl Default for SandboxConfig {
@@ -108,6 +114,7 @@ impl Default for SandboxConfig {
             optimization: Optimization::default(),
             wall_clock_backstop: Duration::from_secs(10),
             epoch_tick: Duration::from_millis(50),
+            warm_instances_per_module: 4,
         }
     }
 }

@@ -13,6 +13,11 @@
 //!   format, feature set, imports per profile, ABI exports and signatures; [`ModuleInfo`].
 //! - `sandbox`: [`Sandbox`] (engine, linkers, epoch ticker) and [`Transform`] (one
 //!   `InstancePre`) with the derive call and the classification of traps.
+//! - `warm`: the warm instances of [`Transform::derive_warm`]: a snapshot of memory and
+//!   mutable globals after initialization, restored after each call; a small pool per
+//!   transform.
+//! - `expose`: the exports a warm instance needs (every mutable global), added to the
+//!   validated bytes before compilation.
 //! - `state`: the per-store `HostState` (limiter, diagnostics) both profiles implement, and
 //!   the pure profile's; a leaf under `sandbox` and `wasi`.
 //! - `wasi` (feature `wasi`): the deterministic `wasi_snapshot_preview1` of the
@@ -71,11 +76,13 @@
 mod cache;
 mod config;
 mod error;
+mod expose;
 mod limits;
 mod output;
 mod sandbox;
 mod state;
 mod validate;
+mod warm;
 #[cfg(feature = "wasi")]
 mod wasi;
 

@@ -1,16 +1,18 @@
 //! [`Sandbox`] (the engine, its linkers and the epoch ticker) and [`Transform`] (a validated,
-//! compiled, linked module: one `InstancePre`) with the derive call itself.
+//! compiled, linked module: one `InstancePre`, and its pool of warm instances) with the derive
+//! call itself: the one ABI v1 call sequence (`Abi::call`) both paths run.
 
 use crate::cache::Lookup;
 use crate::limits::{LimitExceeded, LimitHit, Limiter};
 use crate::state::{HostState, PureState};
 use crate::validate::{self, ModuleInfo};
+use crate::warm::{Budget, WarmPool};
 use crate::{
     CacheOutcome, CompileCache, Derived, Key, Limits, Profile, SandboxConfig, SandboxError,
 };
 use kasane_abi::{DeriveInput, EXPORT_ALLOC, EXPORT_DERIVE, EXPORT_MEMORY, EXPORT_WASI_INITIALIZE};
 use std::sync::Arc;
-use wasmtime::{Engine, InstancePre, Linker, Module, Store, Trap, TypedFunc};
+use wasmtime::{Engine, Instance, InstancePre, Linker, Memory, Module, Store, Trap, TypedFunc};
 
 /// A wasmtime engine configured for Kasane transforms, with its linkers. Cheap to clone (one
 /// `Arc`); share one per process.
@@ -159,6 +161,13 @@ impl Sandbox {
             #[cfg(not(feature = "wasi"))]
             Profile::Wasi => return Err(SandboxError::ProfileUnavailable("wasi")),
         };
+        let cap = self.inner.config.warm_instances_per_module;
+        let warm = match (&pre, cap) {
+            (_, 0) => None,
+            (Pre::Pure(_), cap) => crate::expose::plan(module).map(|g| WarmPool::new(g, cap)),
+            #[cfg(feature = "wasi")]
+            (Pre::Wasi(_), _) => None,
+        };
         Ok(Transform {
             inner: Arc::new(TransformInner {
                 pre,
@@ -166,14 +175,18 @@ impl Sandbox {
                 limits,
                 profile,
                 deadline_ticks: self.inner.config.deadline_ticks(),
+                warm,
             }),
         })
     }
 }
 
-/// Compiles bytes that [`validate::validate`] accepted.
+/// Compiles bytes that [`validate::validate`] accepted, with the exports a warm instance
+/// needs (`expose`).
 pub(crate) fn compile(engine: &Engine, wasm: &[u8]) -> Result<Module, SandboxError> {
-    Module::from_binary(engine, wasm).map_err(|e| SandboxError::Engine(format!("compile: {e:#}")))
+    let exposed = crate::expose::expose(wasm)?;
+    Module::from_binary(engine, &exposed)
+        .map_err(|e| SandboxError::Engine(format!("compile: {e:#}")))
 }
 
 enum Pre {
@@ -184,7 +197,9 @@ enum Pre {
 
 /// A loaded transform: validated, compiled and linked (`InstancePre`), with its module hash,
 /// limits and profile. Cheap to clone; keep one per module hash. Each [`derive`](Self::derive)
-/// runs in a fresh store and instance, dropped at the end of the call.
+/// runs in a fresh store and instance, dropped at the end of the call;
+/// [`derive_warm`](Self::derive_warm) gives the same results on a few reused instances that
+/// all clones share.
 #[derive(Clone)]
 pub struct Transform {
     inner: Arc<TransformInner>,
@@ -196,6 +211,9 @@ struct TransformInner {
     limits: Limits,
     profile: Profile,
     deadline_ticks: u64,
+    /// Idle warm instances; `None` when this transform is never reused (WASI profile, a
+    /// module whose state cannot be restored, or warm reuse disabled).
+    warm: Option<WarmPool>,
 }
 
 impl std::fmt::Debug for Transform {
@@ -247,6 +265,43 @@ impl Transform {
         }
     }
 
+    /// Like [`derive`](Self::derive), with the same key, the same `fuel_used` and the same
+    /// error for every input, but on a warm instance when one can be reused: an instance
+    /// already instantiated and initialized, whose linear memory and mutable globals are put
+    /// back to their post-initialization snapshot after each call, so nothing of one call
+    /// reaches the next. The call's fuel budget is what a fresh instance would have left after
+    /// its initialization.
+    ///
+    /// The instance is dropped, not reused, after any error, when its memory grew, or when
+    /// the module could change state that cannot be restored (a table, a dropped segment, a
+    /// mutable reference-typed global). WASI-profile transforms, whose host state is per call,
+    /// and sandboxes with [`SandboxConfig::warm_instances_per_module`] = 0 always take the
+    /// fresh path.
+    ///
+    /// Idle instances are shared by all clones of this transform (so by every session that
+    /// uses the module), at most `warm_instances_per_module` of them; each holds one of the
+    /// pooling allocator's [`PoolingSizes::instances`](crate::PoolingSizes::instances) slots
+    /// for as long as this transform lives.
+    pub fn derive_warm(&self, input: &DeriveInput<'_>) -> Result<Derived, SandboxError> {
+        let (Pre::Pure(pre), Some(pool)) = (&self.inner.pre, &self.inner.warm) else {
+            return self.derive(input);
+        };
+        let bytes = zeroize::Zeroizing::new(input.encode_to_vec()?);
+        let budget = Budget {
+            limits: &self.inner.limits,
+            deadline_ticks: self.inner.deadline_ticks,
+            has_initialize: self.inner.info.has_initialize,
+        };
+        pool.derive(pre, budget, &bytes)
+    }
+
+    /// Number of idle warm instances kept for [`derive_warm`](Self::derive_warm), at most
+    /// [`SandboxConfig::warm_instances_per_module`]; always 0 for a transform that is never
+    /// reused.
+    pub fn warm_instances(&self) -> usize {
+        self.inner.warm.as_ref().map_or(0, WarmPool::idle)
+    }
+
     fn run<T: HostState>(
         &self,
         pre: &InstancePre<T>,
@@ -254,13 +309,7 @@ impl Transform {
         input: &[u8],
     ) -> Result<Derived, SandboxError> {
         let limits = &self.inner.limits;
-        let mut store = Store::new(pre.module().engine(), state);
-        store.limiter(|s| s.limiter());
-        store
-            .set_fuel(limits.fuel)
-            .map_err(|e| SandboxError::Engine(format!("set_fuel: {e:#}")))?;
-        store.set_epoch_deadline(self.inner.deadline_ticks);
-        store.epoch_deadline_trap();
+        let mut store = new_store(pre, state, limits, self.inner.deadline_ticks)?;
 
         let result = call(
             pre,
@@ -279,8 +328,26 @@ impl Transform {
     }
 }
 
+/// A store for one instance of `pre`: the limiter, the whole fuel budget and the wall-clock
+/// backstop.
+pub(crate) fn new_store<T: HostState>(
+    pre: &InstancePre<T>,
+    state: T,
+    limits: &Limits,
+    deadline_ticks: u64,
+) -> Result<Store<T>, SandboxError> {
+    let mut store = Store::new(pre.module().engine(), state);
+    store.limiter(|s| s.limiter());
+    store
+        .set_fuel(limits.fuel)
+        .map_err(|e| SandboxError::Engine(format!("set_fuel: {e:#}")))?;
+    store.set_epoch_deadline(deadline_ticks);
+    store.epoch_deadline_trap();
+    Ok(store)
+}
+
 /// A failure inside one call, before classification.
-enum Failure {
+pub(crate) enum Failure {
     /// wasmtime failed while instantiating (not necessarily a trap).
     Instantiate(wasmtime::Error),
     /// wasmtime failed inside a guest call.
@@ -296,7 +363,7 @@ impl From<SandboxError> for Failure {
 }
 
 impl Failure {
-    fn classify(self, hit: Option<LimitHit>) -> SandboxError {
+    pub(crate) fn classify(self, hit: Option<LimitHit>) -> SandboxError {
         let (err, in_call) = match self {
             Failure::Typed(e) => return e,
             Failure::Instantiate(e) => (e, false),
@@ -330,7 +397,7 @@ impl Failure {
     }
 }
 
-/// The ABI v1 call sequence. Returns the key or an unclassified failure.
+/// The ABI v1 call sequence on a fresh instance. Returns the key or an unclassified failure.
 fn call<T: HostState>(
     pre: &InstancePre<T>,
     store: &mut Store<T>,
@@ -338,66 +405,111 @@ fn call<T: HostState>(
     out_cap: usize,
     has_initialize: bool,
 ) -> Result<Key, Failure> {
+    let instance = initialize(pre, store, has_initialize)?;
+    Abi::of(instance, store)?.call(store, input, out_cap)
+}
+
+/// Instantiates (running any start function) and calls `_initialize` when there is one.
+pub(crate) fn initialize<T: HostState>(
+    pre: &InstancePre<T>,
+    store: &mut Store<T>,
+    has_initialize: bool,
+) -> Result<Instance, Failure> {
     let instance = pre.instantiate(&mut *store).map_err(Failure::Instantiate)?;
-    let abi = |what: &str| SandboxError::BadAbi(format!("export {what} unavailable"));
     if has_initialize {
         let init: TypedFunc<(), ()> = instance
             .get_typed_func(&mut *store, EXPORT_WASI_INITIALIZE)
-            .map_err(|_| abi(EXPORT_WASI_INITIALIZE))?;
+            .map_err(|_| abi_missing(EXPORT_WASI_INITIALIZE))?;
         init.call(&mut *store, ()).map_err(Failure::Call)?;
     }
-    let memory = instance
-        .get_memory(&mut *store, EXPORT_MEMORY)
-        .ok_or_else(|| abi(EXPORT_MEMORY))?;
-    let alloc: TypedFunc<i32, i32> = instance
-        .get_typed_func(&mut *store, EXPORT_ALLOC)
-        .map_err(|_| abi(EXPORT_ALLOC))?;
-    let derive: TypedFunc<(i32, i32, i32, i32), i32> = instance
-        .get_typed_func(&mut *store, EXPORT_DERIVE)
-        .map_err(|_| abi(EXPORT_DERIVE))?;
+    Ok(instance)
+}
 
-    // Both lengths are bounded by the ABI (64 KiB input, 64 bytes output).
-    let in_len = i32::try_from(input.len())
-        .map_err(|_| SandboxError::Engine("input longer than i32::MAX".into()))?;
-    let out_len = i32::try_from(out_cap)
-        .map_err(|_| SandboxError::Engine("output cap longer than i32::MAX".into()))?;
-    let in_ptr = alloc.call(&mut *store, in_len).map_err(Failure::Call)?;
-    let out_ptr = alloc.call(&mut *store, out_len).map_err(Failure::Call)?;
-    for (what, ptr) in [("input", in_ptr), ("output", out_ptr)] {
-        if ptr == 0 {
+fn abi_missing(what: &str) -> SandboxError {
+    SandboxError::BadAbi(format!("export {what} unavailable"))
+}
+
+/// The ABI v1 exports of an initialized instance.
+pub(crate) struct Abi {
+    pub(crate) memory: Memory,
+    alloc: TypedFunc<i32, i32>,
+    derive: TypedFunc<(i32, i32, i32, i32), i32>,
+}
+
+impl Abi {
+    /// Looks the exports up.
+    pub(crate) fn of<T>(instance: Instance, store: &mut Store<T>) -> Result<Abi, Failure> {
+        Ok(Abi {
+            memory: instance
+                .get_memory(&mut *store, EXPORT_MEMORY)
+                .ok_or_else(|| abi_missing(EXPORT_MEMORY))?,
+            alloc: instance
+                .get_typed_func(&mut *store, EXPORT_ALLOC)
+                .map_err(|_| abi_missing(EXPORT_ALLOC))?,
+            derive: instance
+                .get_typed_func(&mut *store, EXPORT_DERIVE)
+                .map_err(|_| abi_missing(EXPORT_DERIVE))?,
+        })
+    }
+
+    /// `kasane_alloc` for the input and the output, the input written, `kasane_derive`, the
+    /// output checked and copied out. Returns the key or an unclassified failure.
+    pub(crate) fn call<T>(
+        &self,
+        store: &mut Store<T>,
+        input: &[u8],
+        out_cap: usize,
+    ) -> Result<Key, Failure> {
+        // Both lengths are bounded by the ABI (64 KiB input, 64 bytes output).
+        let in_len = i32::try_from(input.len())
+            .map_err(|_| SandboxError::Engine("input longer than i32::MAX".into()))?;
+        let out_len = i32::try_from(out_cap)
+            .map_err(|_| SandboxError::Engine("output cap longer than i32::MAX".into()))?;
+        let in_ptr = self
+            .alloc
+            .call(&mut *store, in_len)
+            .map_err(Failure::Call)?;
+        let out_ptr = self
+            .alloc
+            .call(&mut *store, out_len)
+            .map_err(Failure::Call)?;
+        for (what, ptr) in [("input", in_ptr), ("output", out_ptr)] {
+            if ptr == 0 {
+                return Err(SandboxError::BadOutput(format!(
+                    "{EXPORT_ALLOC} returned 0 for the {what} buffer"
+                ))
+                .into());
+            }
+        }
+        self.memory
+            .write(&mut *store, guest_addr(in_ptr), input)
+            .map_err(|_| {
+                SandboxError::BadOutput(format!(
+                    "{EXPORT_ALLOC} returned an input pointer outside memory"
+                ))
+            })?;
+
+        let ret = self
+            .derive
+            .call(&mut *store, (in_ptr, in_len, out_ptr, out_len))
+            .map_err(Failure::Call)?;
+        if ret < 0 {
+            return Err(SandboxError::Guest(ret).into());
+        }
+        let n = usize::try_from(ret).unwrap_or(usize::MAX);
+        if n < kasane_abi::MIN_OUTPUT_LEN || n > out_cap {
             return Err(SandboxError::BadOutput(format!(
-                "{EXPORT_ALLOC} returned 0 for the {what} buffer"
+                "returned length {n}, expected {}..={out_cap}",
+                kasane_abi::MIN_OUTPUT_LEN
             ))
             .into());
         }
+        let mut key = zeroize::Zeroizing::new(vec![0u8; n]);
+        self.memory
+            .read(&*store, guest_addr(out_ptr), &mut key)
+            .map_err(|_| SandboxError::BadOutput("output range lies outside memory".into()))?;
+        Ok(Key::new(std::mem::take(&mut *key)))
     }
-    memory
-        .write(&mut *store, guest_addr(in_ptr), input)
-        .map_err(|_| {
-            SandboxError::BadOutput(format!(
-                "{EXPORT_ALLOC} returned an input pointer outside memory"
-            ))
-        })?;
-
-    let ret = derive
-        .call(&mut *store, (in_ptr, in_len, out_ptr, out_len))
-        .map_err(Failure::Call)?;
-    if ret < 0 {
-        return Err(SandboxError::Guest(ret).into());
-    }
-    let n = usize::try_from(ret).unwrap_or(usize::MAX);
-    if n < kasane_abi::MIN_OUTPUT_LEN || n > out_cap {
-        return Err(SandboxError::BadOutput(format!(
-            "returned length {n}, expected {}..={out_cap}",
-            kasane_abi::MIN_OUTPUT_LEN
-        ))
-        .into());
-    }
-    let mut key = zeroize::Zeroizing::new(vec![0u8; n]);
-    memory
-        .read(&*store, guest_addr(out_ptr), &mut key)
-        .map_err(|_| SandboxError::BadOutput("output range lies outside memory".into()))?;
-    Ok(Key::new(std::mem::take(&mut *key)))
 }
 
 /// A guest pointer is an unsigned 32-bit address carried in an `i32`.

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use kasane_client::{Client, ClientError};
+use kasane_host::store::Clock as _;
 use kasane_protocol::RefusalReason;
 use kasane_protocol::wire::{Inbox, Message};
 use kasane_tests::{proxy, responder, start_with};
@@ -203,4 +204,18 @@ async fn one_session_pipelines_and_each_message_is_delivered_once() {
         .filter(|r| r.session_id == alice.session_id())
         .count();
     assert_eq!(from_alice, N, "each accepted message audited once");
+    // Every message went through the group commit (how many shared a commit depends on the
+    // disk: the batcher's own tests show that they do).
+    let stats = th.host.commit_stats();
+    assert_eq!(stats.jobs(), N as u64);
+    assert!(stats.commits() <= N as u64);
+    // The host ran the message transform on warm instances, which went back to the pool.
+    let reg = th.host.registry();
+    let warm: usize = reg
+        .active(kasane_host::store::SystemClock.now())
+        .unwrap()
+        .iter()
+        .map(|e| reg.transform(e).unwrap().warm_instances())
+        .sum();
+    assert!(warm >= 1, "no warm instance kept");
 }

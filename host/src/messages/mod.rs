@@ -208,6 +208,11 @@ impl Host {
         })
     }
 
+    /// What the message path's group commit has done (nothing before the first message).
+    pub fn commit_stats(&self) -> &crate::group_commit::CommitStats {
+        self.message_commits().stats()
+    }
+
     /// `[messages]`'s quota on one recipient's queue.
     fn queue_quota(&self) -> QueueQuota {
         QueueQuota {
@@ -282,20 +287,19 @@ impl Host {
 
     /// The loaded transform of a session (by module hash and name, among the active ones).
     fn session_transform(&self, stored: &StoredSession) -> Result<Transform, RefusalReason> {
-        let entry = self
-            .registry
-            .active(self.now())
+        self.registry
+            .session_transform(&stored.module_sha256(), stored.module_name(), self.now())
             .map_err(unavailable)?
-            .into_iter()
-            .find(|e| e.sha256.0 == stored.module_sha256() && e.name == stored.module_name())
             .ok_or_else(|| {
                 tracing::warn!(module = %stored.module_name(), "session's transform is no longer active");
                 RefusalReason::Unavailable
-            })?;
-        self.registry.transform(&entry).map_err(unavailable)
+            })
     }
 
-    /// Runs the transform (purpose: message) off the async workers.
+    /// Runs the transform (purpose: message) off the async workers, on one of the module's
+    /// warm instances (`Transform::derive_warm`: the same limits and output as a fresh
+    /// instance, memory and globals restored after every call, so nothing of one message
+    /// reaches the next; docs/SECURITY.md).
     async fn derive(
         &self,
         transform: Transform,
@@ -303,7 +307,7 @@ impl Host {
     ) -> Result<Zeroizing<Vec<u8>>, RefusalReason> {
         let started = Instant::now();
         let derived = tokio::task::spawn_blocking(move || {
-            kasane_protocol::with_derive_input(&input, |view| transform.derive(view))
+            kasane_protocol::with_derive_input(&input, |view| transform.derive_warm(view))
         })
         .await
         .map_err(unavailable)?

@@ -55,6 +55,7 @@
 //! | `sessions` | `token_hash` (only a hash of the token), unique `session_id` | user, created / last seen / absolute expiry, the host's encoded session state (`secret`: session secret, transform context, verifiers), last sequence number per direction |
 //! | `throttle` | `key` (`u:<user>` or `a:<address>`) | consecutive failures, `locked_until` |
 //! | `relay_queue` | `id` (increasing) | recipient, sealed-at-rest body, `created_at` |
+//! | `relay_queue_usage` | `recipient_id` | how many messages and bytes a user's queue holds, kept by triggers on `relay_queue` (the quota check reads this one row) |
 //! | `relay_unknown_recipients` | `name` | for a name with no user: how many messages and bytes its stand-in queue holds (the quota counts them as for a real queue; no bodies) |
 //! | `audit_log` | (`session_id`, `seq`) | previous record hash, record hash, payload as received; append-only (triggers refuse `UPDATE`/`DELETE`) |
 //! | `audit_checkpoints` | (`session_id`, `seq`) | record hash at that position, host-key signature; append-only |

@@ -138,11 +138,12 @@ const WINDOW_RETRIES: usize = 8;
 const ENQUEUE: &str = "INSERT INTO relay_queue (recipient_id, body, created_at) \
      SELECT id, $2, $3 FROM users WHERE name = $1 RETURNING id";
 
-/// How much the queue of user id `$1` holds, counting at most `$2` messages (the quota's
-/// count: a queue at it is full whatever else it holds), so one check reads a bounded number
-/// of rows however long the queue has grown (e.g. after the quota was lowered).
-const QUEUE_USAGE: &str = "SELECT COUNT(*) AS messages, COALESCE(SUM(len), 0) AS bytes \
-     FROM (SELECT LENGTH(body) AS len FROM relay_queue WHERE recipient_id = $1 LIMIT $2) AS head";
+/// How much the queue of the user named `$1` holds (`relay_queue_usage`, kept by triggers on
+/// `relay_queue`: one row read however long the queue); no row if there is no such user.
+const QUEUE_USAGE: &str = "SELECT COALESCE(q.messages, 0) AS messages, \
+       COALESCE(q.bytes, 0) AS bytes \
+     FROM users LEFT JOIN relay_queue_usage q ON q.recipient_id = users.id \
+     WHERE users.name = $1";
 
 /// How much the stand-in queue of the unknown name `$1` holds; no row if it holds nothing.
 const UNKNOWN_USAGE: &str = "SELECT messages, bytes FROM relay_unknown_recipients WHERE name = $1";
@@ -360,19 +361,12 @@ where
         len: usize,
         quota: &QueueQuota,
     ) -> Result<bool> {
-        let user: Option<IdRow> = sqlx::query_as("SELECT id FROM users WHERE name = $1")
+        let known: Option<QueueUsageRow> = sqlx::query_as(QUEUE_USAGE)
             .bind(recipient)
             .fetch_optional(&mut *conn)
             .await?;
-        let usage: Option<QueueUsageRow> = match user {
-            Some(u) => {
-                let limit = i64::try_from(quota.max_messages).unwrap_or(i64::MAX);
-                sqlx::query_as(QUEUE_USAGE)
-                    .bind(u.id)
-                    .bind(limit)
-                    .fetch_optional(&mut *conn)
-                    .await?
-            }
+        let usage = match known {
+            Some(usage) => Some(usage),
             None => {
                 sqlx::query_as(UNKNOWN_USAGE)
                     .bind(recipient)

@@ -14,8 +14,9 @@
 //!
 //! Key = SHA-256(`"kasane/compile-cache/v2"` ‖ module SHA-256 ‖ profile name ‖ wasmtime
 //! version ‖ the validation rules (their version, the allowed wasm features, the WASI
-//! functions) ‖ wasmtime's `precompile_compatibility_hash` (target, compiler flags, tunables,
-//! features, wasmtime's own version)). A changed engine configuration or rule set is a
+//! functions) ‖ the prefix and version of the exports added for warm instances before
+//! compilation (`expose`) ‖ wasmtime's `precompile_compatibility_hash` (target, compiler
+//! flags, tunables, features, wasmtime's own version)). A changed engine configuration or rule set is a
 //! different key, so a stale entry is a miss, not an error. Format-1 entries have other keys
 //! (the domain string changed), so they are never read: those modules are compiled again.
 //!
@@ -221,6 +222,9 @@ fn cache_key(engine: &Engine, module_hash: &[u8; 32], profile: Profile) -> [u8; 
     // A hit skips validation, so an entry must not outlive the rules it was validated under.
     h.0.update(validate::RULES_VERSION.to_le_bytes());
     h.0.update(validate::allowed_features().bits().to_le_bytes());
+    // The compiled code is of the bytes with the warm instances' exports.
+    h.0.update(crate::expose::PREFIX.as_bytes());
+    h.0.update(crate::expose::VERSION.to_le_bytes());
     for name in validate::WASI_P1_FUNCTIONS {
         h.0.update(name.as_bytes());
         h.0.update([0]);

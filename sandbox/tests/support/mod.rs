@@ -42,14 +42,14 @@ pub(crate) fn abi_module_with(alloc: &str, derive: &str, extra: &str) -> Vec<u8>
 /// The good transform: the key is the input's transcript hash (offset 92, 32 bytes) with the
 /// low byte of the counter (offset 4) added to its first byte.
 pub(crate) fn good_module() -> Vec<u8> {
-    abi_module(
-        r#"(memory.copy (local.get $out) (i32.add (local.get $in) (i32.const 92)) (i32.const 32))
+    abi_module(GOOD_DERIVE, "")
+}
+
+/// The `kasane_derive` body of [`good_module`].
+pub(crate) const GOOD_DERIVE: &str = r#"(memory.copy (local.get $out) (i32.add (local.get $in) (i32.const 92)) (i32.const 32))
     (i32.store8 (local.get $out)
       (i32.add (i32.load8_u (local.get $out)) (i32.load8_u (i32.add (local.get $in) (i32.const 4)))))
-    (i32.const 32)"#,
-        "",
-    )
-}
+    (i32.const 32)"#;
 
 /// The key [`good_module`] must return for `input`.
 pub(crate) fn good_key(input: &DeriveInput<'_>) -> Vec<u8> {
@@ -97,8 +97,20 @@ pub(crate) fn assert_serves_good_calls(sb: &Sandbox) {
 
 /// Runs `t` (the good module) and checks its key.
 pub(crate) fn assert_good(t: &Transform) {
+    assert_good_with(t, Transform::derive);
+}
+
+/// Runs `t` (the good module) through `derive` (`Transform::derive` or `derive_warm`) and
+/// checks its key.
+pub(crate) fn assert_good_with(
+    t: &Transform,
+    derive: fn(
+        &Transform,
+        &DeriveInput<'_>,
+    ) -> Result<kasane_sandbox::Derived, kasane_sandbox::SandboxError>,
+) {
     let i = input();
-    let d = t.derive(&i).unwrap();
+    let d = derive(t, &i).unwrap();
     assert_eq!(d.key.as_bytes(), good_key(&i).as_slice());
     assert!(d.fuel_used > 0);
 }
