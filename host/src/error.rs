@@ -204,10 +204,9 @@ pub enum ConfigError {
     )]
     InboxRecheck,
     /// `messages.commit_max_batch` or `messages.commit_max_wait_us` is out of range.
+    /// (The bounds are `config::MAX_COMMIT_BATCH` and `config::MAX_COMMIT_WAIT_US`.)
     #[error(
-        "messages.commit_max_batch must be 1 to {max_batch} and messages.commit_max_wait_us at most {max_wait}",
-        max_batch = crate::config::MAX_COMMIT_BATCH,
-        max_wait = crate::config::MAX_COMMIT_WAIT_US
+        "messages.commit_max_batch must be 1 to 4096 and messages.commit_max_wait_us at most 100000"
     )]
     GroupCommit,
     /// `messages.max_queue_messages` is zero or `messages.max_queue_bytes` is below

@@ -74,6 +74,7 @@
 #![deny(unsafe_code)]
 
 mod cache;
+mod call;
 mod config;
 mod error;
 mod expose;

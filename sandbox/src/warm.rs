@@ -10,8 +10,8 @@
 //! reports counts that initialization too, so the key, the fuel and every error are the
 //! fresh path's. [`WarmPool`] keeps a few idle ones per transform.
 
+use crate::call::{Abi, Failure, initialize, new_store};
 use crate::limits::Limiter;
-use crate::sandbox::{Abi, Failure, initialize, new_store};
 use crate::state::{HostState, PureState};
 use crate::{Derived, Limits, SandboxError};
 use std::sync::{Mutex, PoisonError};
