@@ -52,9 +52,6 @@ use kasane_host::config::Config;
 use kasane_host::group_commit::GroupCommit;
 use kasane_host::setup::CodeCard;
 use kasane_protocol::RefusalReason;
-use kasane_registry::entry::TargetEntry;
-use kasane_registry::repo::{Lifetimes, Repository};
-use kasane_registry::signing::{KeyFileSigner, TufSigner};
 use kasane_tests::{TestHost, responder, start_with};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -319,7 +316,7 @@ impl Target {
             c.messages.max_queue_bytes = u64::MAX;
             // Before the host loads it: on PostgreSQL the host imports the registry into
             // the database at its first start, and reads it from there.
-            force(c, "sha256-chain");
+            kasane_tests::force_registry(c, "sha256-chain");
             tweak(c);
         })
         .await;
@@ -660,34 +657,6 @@ impl PgSchema {
             .unwrap();
         self.admin.close().await;
     }
-}
-
-/// Edits the registry of the data directory `cfg` describes so that only `name` has a
-/// positive rollout weight (as `TestHost::force`, but before the host loads it).
-fn force(cfg: &Config, name: &str) {
-    let now = unix_now() as u64;
-    let life = Lifetimes::default();
-    let mut repo = Repository::load(&cfg.registry_dir).unwrap();
-    let entries: Vec<TargetEntry> = repo
-        .active(now)
-        .unwrap()
-        .into_iter()
-        .map(|(e, _)| e)
-        .collect();
-    assert!(
-        entries.iter().any(|e| e.name == name),
-        "{name} not published"
-    );
-    let role = |r: &str| KeyFileSigner::open(&cfg.keys_dir.join(format!("{r}.pem")), None).unwrap();
-    let targets = role("targets");
-    for mut e in entries {
-        e.rollout_weight = u32::from(e.name == name);
-        repo.add_target(&e, &[&TufSigner(&targets)], now, &life)
-            .unwrap();
-    }
-    repo.snapshot(&[&TufSigner(&role("online"))], now, &life)
-        .unwrap();
-    repo.save(&cfg.registry_dir).unwrap();
 }
 
 /// The disk's fsync: `FSYNC_ROUNDS` × (append 4 KiB, `sync_data`) in `dir`; p50 and p99.

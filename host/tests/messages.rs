@@ -689,21 +689,36 @@ async fn message_is_relayed_acked_and_audited_postgres() {
 /// sequence number exactly one wins, and the chain stays contiguous.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_accepts_of_one_seq_yield_one_record_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("k.db").display());
-    concurrent_accepts(kasane_host::store::open(&url).await.unwrap()).await;
+    on_sqlite(concurrent_accepts).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_accepts_of_one_seq_yield_one_record_postgres() {
-    let Some(schema) = common::PgSchema::create("kasane_acc").await else {
+    on_postgres("kasane_acc", concurrent_accepts).await;
+}
+
+/// Runs a store-level test on a fresh SQLite file.
+async fn on_sqlite<Fut: std::future::Future<Output = ()>>(
+    body: impl FnOnce(Arc<dyn Store>) -> Fut,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("k.db").display());
+    body(kasane_host::store::open(&url).await.unwrap()).await;
+}
+
+/// Runs a store-level test on PostgreSQL in a fresh schema, dropped afterwards even when the
+/// test panics (skipped, with its printed reason, where `PgSchema::create` finds no server).
+async fn on_postgres<Fut>(prefix: &str, body: impl FnOnce(Arc<dyn Store>) -> Fut)
+where
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let Some(schema) = common::PgSchema::create(prefix).await else {
         return;
     };
-    let options = schema.options();
-    let pg = kasane_host::store::PgStore::open_with(options, 8)
+    let pg = kasane_host::store::PgStore::open_with(schema.options(), 8)
         .await
         .unwrap();
-    let outcome = tokio::spawn(concurrent_accepts(Arc::new(pg.clone()))).await;
+    let outcome = tokio::spawn(body(Arc::new(pg.clone()))).await;
     pg.close().await;
     schema.drop().await;
     if let Err(e) = outcome {
@@ -961,25 +976,12 @@ async fn inbox_reads_per_session_are_bounded() {
 /// PostgreSQL; the audit chain stays contiguous and records each accepted message once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_window_edges_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("k.db").display());
-    replay_window_edges(kasane_host::store::open(&url).await.unwrap()).await;
+    on_sqlite(replay_window_edges).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_window_edges_postgres() {
-    let Some(schema) = common::PgSchema::create("kasane_win").await else {
-        return;
-    };
-    let pg = kasane_host::store::PgStore::open_with(schema.options(), 4)
-        .await
-        .unwrap();
-    let outcome = tokio::spawn(replay_window_edges(Arc::new(pg.clone()))).await;
-    pg.close().await;
-    schema.drop().await;
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    on_postgres("kasane_win", replay_window_edges).await;
 }
 
 async fn replay_window_edges(st: Arc<dyn Store>) {

@@ -142,7 +142,7 @@ impl TestHost {
         };
         let hash = entry.sha256;
         std::fs::write(module_path(&self.cfg.registry_dir, &entry), wasm).unwrap();
-        self.edit(|repo, now, life, keys| {
+        edit_registry(&self.cfg, |repo, now, life, keys| {
             let targets = role_key(keys, "targets");
             repo.add_target(&entry, &[&TufSigner(&targets)], now, life)
                 .unwrap();
@@ -152,26 +152,7 @@ impl TestHost {
 
     /// Edits the registry so only `name` has a positive rollout weight.
     pub fn force(&self, name: &str) {
-        let now = SystemClock.now();
-        let entries: Vec<TargetEntry> = Repository::load(&self.cfg.registry_dir)
-            .unwrap()
-            .active(now)
-            .unwrap()
-            .into_iter()
-            .map(|(e, _)| e)
-            .collect();
-        assert!(
-            entries.iter().any(|e| e.name == name),
-            "{name} not published"
-        );
-        self.edit(|repo, now, life, keys| {
-            let targets = role_key(keys, "targets");
-            for mut e in entries {
-                e.rollout_weight = u32::from(e.name == name);
-                repo.add_target(&e, &[&TufSigner(&targets)], now, life)
-                    .unwrap();
-            }
-        });
+        force_registry(&self.cfg, name);
     }
 
     /// A compromised host: a second host process on this data directory (every key, the
@@ -188,23 +169,51 @@ impl TestHost {
 
     /// Edits the registry: revokes a module hash.
     pub fn revoke(&self, hash: Sha256Hash) {
-        self.edit(|repo, now, life, keys| {
+        edit_registry(&self.cfg, |repo, now, life, keys| {
             let revocations = role_key(keys, "revocations");
             repo.revoke_hash(Some(hash), &[&TufSigner(&revocations)], now, life)
                 .unwrap();
         });
     }
+}
 
-    fn edit(&self, f: impl FnOnce(&mut Repository, u64, &Lifetimes, &Path)) {
-        let now = SystemClock.now();
-        let life = Lifetimes::default();
-        let keys = &self.cfg.keys_dir;
-        let mut repo = Repository::load(&self.cfg.registry_dir).unwrap();
-        f(&mut repo, now, &life, keys);
-        let online = role_key(keys, "online");
-        repo.snapshot(&[&TufSigner(&online)], now, &life).unwrap();
-        repo.save(&self.cfg.registry_dir).unwrap();
-    }
+/// Edits the registry of the data directory `cfg` describes so that only `name` has a
+/// positive rollout weight: [`TestHost::force`], and usable before a host loads the
+/// directory (a host on PostgreSQL imports the registry when it first starts).
+pub fn force_registry(cfg: &Config, name: &str) {
+    let now = SystemClock.now();
+    let entries: Vec<TargetEntry> = Repository::load(&cfg.registry_dir)
+        .unwrap()
+        .active(now)
+        .unwrap()
+        .into_iter()
+        .map(|(e, _)| e)
+        .collect();
+    assert!(
+        entries.iter().any(|e| e.name == name),
+        "{name} not published"
+    );
+    edit_registry(cfg, |repo, now, life, keys| {
+        let targets = role_key(keys, "targets");
+        for mut e in entries {
+            e.rollout_weight = u32::from(e.name == name);
+            repo.add_target(&e, &[&TufSigner(&targets)], now, life)
+                .unwrap();
+        }
+    });
+}
+
+/// Edits the registry of `cfg`'s data directory with its development keys, then re-signs
+/// snapshot and timestamp with the online key.
+fn edit_registry(cfg: &Config, f: impl FnOnce(&mut Repository, u64, &Lifetimes, &Path)) {
+    let now = SystemClock.now();
+    let life = Lifetimes::default();
+    let keys = &cfg.keys_dir;
+    let mut repo = Repository::load(&cfg.registry_dir).unwrap();
+    f(&mut repo, now, &life, keys);
+    let online = role_key(keys, "online");
+    repo.snapshot(&[&TufSigner(&online)], now, &life).unwrap();
+    repo.save(&cfg.registry_dir).unwrap();
 }
 
 /// A registry role's development key (`keys/<role>.pem`).
