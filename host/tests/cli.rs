@@ -7,10 +7,8 @@ use std::process::Stdio;
 
 mod common;
 
-use common::{CARD, PASSWORD, connect, file_config, host_bin as bin, serve_bin};
-use kasane_protocol::ClientStart;
+use common::{CARD, PASSWORD, connect, file_config, host_bin as bin, serve_bin, start_login_to};
 use kasane_protocol::wire::Profile;
-use rand_core::OsRng;
 
 /// The metrics token `serve` made in the data directory (`keys/metrics.token`, 64 hex digits).
 fn metrics_token(data: &std::path::Path) -> [u8; 32] {
@@ -144,19 +142,8 @@ async fn init_then_serve_works_with_only_a_data_dir() {
         root,
         std::fs::read(data.join("registry/metadata/1.root.json")).unwrap()
     );
-    let client = ClientStart::new(
-        &mut OsRng,
-        "alice",
-        PASSWORD.as_bytes(),
-        vec![Profile::Pure],
-    )
-    .unwrap();
-    let (status, start) = conn
-        .post("/v1/login/start", client.request_bytes().to_vec())
-        .await;
-    assert_eq!(status, hyper::StatusCode::OK);
-    let (client, req) = client
-        .receive(&mut OsRng, &start, &[host_key], Some(&conn.exporter))
+    let (client, req) = start_login_to(&mut conn, host_key, "alice", PASSWORD, vec![Profile::Pure])
+        .await
         .unwrap();
     assert!(client.host_uses_channel_binding());
     let (status, bundle) = conn.post("/v1/login/finish", req).await;

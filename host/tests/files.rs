@@ -14,11 +14,9 @@ mod common;
 
 use common::{
     CARD, PASSWORD, card_map, client_sandbox, connect, fetch_transform, host_bin_umask_000,
-    serve_with, verifiers,
+    serve_with, start_login_to, verifiers,
 };
-use kasane_protocol::ClientStart;
 use kasane_protocol::wire::{Message, Profile, ResponseAccept};
-use rand_core::OsRng;
 
 fn mode(p: &Path) -> u32 {
     std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
@@ -78,18 +76,8 @@ async fn login(data: &Path, addr: std::net::SocketAddr) {
         .unwrap()
         .verifying_key();
     let mut conn = connect(addr, &cert).await;
-    let client = ClientStart::new(
-        &mut OsRng,
-        "alice",
-        PASSWORD.as_bytes(),
-        vec![Profile::Pure],
-    )
-    .unwrap();
-    let (_, start) = conn
-        .post("/v1/login/start", client.request_bytes().to_vec())
-        .await;
-    let (client, req) = client
-        .receive(&mut OsRng, &start, &[host_key], Some(&conn.exporter))
+    let (client, req) = start_login_to(&mut conn, host_key, "alice", PASSWORD, vec![Profile::Pure])
+        .await
         .unwrap();
     let (_, bundle) = conn.post("/v1/login/finish", req).await;
     let ch = client.receive(&bundle).unwrap();

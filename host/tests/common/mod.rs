@@ -509,12 +509,23 @@ pub(crate) async fn start_login(
     password: &str,
     profiles: Vec<Profile>,
 ) -> Result<(ClientAwaitBundle, Vec<u8>), Vec<u8>> {
+    start_login_to(conn, th.host_key(), user, password, profiles).await
+}
+
+/// [`start_login`] against a host known by its key alone (a served binary).
+pub(crate) async fn start_login_to(
+    conn: &mut Conn,
+    host_key: VerifyingKey,
+    user: &str,
+    password: &str,
+    profiles: Vec<Profile>,
+) -> Result<(ClientAwaitBundle, Vec<u8>), Vec<u8>> {
     let client = ClientStart::new(&mut OsRng, user, password.as_bytes(), profiles).unwrap();
     let (status, body) = conn
         .post("/v1/login/start", client.request_bytes().to_vec())
         .await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
-    match client.receive(&mut OsRng, &body, &[th.host_key()], Some(&conn.exporter)) {
+    match client.receive(&mut OsRng, &body, &[host_key], Some(&conn.exporter)) {
         Ok(next) => Ok(next),
         Err(kasane_protocol::ProtocolError::Opaque) => Err(body),
         Err(e) => panic!("start response refused: {e}"),
