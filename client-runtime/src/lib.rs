@@ -56,6 +56,7 @@
 mod client;
 mod config;
 mod error;
+mod gateway;
 mod login;
 mod net;
 pub mod registry;

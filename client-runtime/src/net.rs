@@ -184,6 +184,20 @@ impl Conn {
         bearer: Option<&[u8; 32]>,
         extra_wait: Duration,
     ) -> Result<(StatusCode, Vec<u8>), ClientError> {
+        self.request_up_to(method, path, (body, bearer), extra_wait, MAX_RESPONSE)
+            .await
+    }
+
+    /// [`Conn::request`] reading at most `max` bytes of the answer (a gateway response can
+    /// be larger than anything else the host sends).
+    pub(crate) async fn request_up_to(
+        &mut self,
+        method: &str,
+        path: &str,
+        (body, bearer): (Vec<u8>, Option<&[u8; 32]>),
+        extra_wait: Duration,
+        max: usize,
+    ) -> Result<(StatusCode, Vec<u8>), ClientError> {
         let mut b = hyper::Request::builder()
             .method(method)
             .uri(path)
@@ -206,7 +220,7 @@ impl Conn {
                 .await
                 .map_err(ConnectError::Request)?;
             let status = resp.status();
-            Ok((status, read_body(resp.into_body()).await?))
+            Ok((status, read_body(resp.into_body(), max).await?))
         };
         tokio::time::timeout(self.timeout.saturating_add(extra_wait), fut)
             .await
@@ -214,14 +228,17 @@ impl Conn {
     }
 }
 
-/// The whole body, at most [`MAX_RESPONSE`] bytes.
-async fn read_body(mut body: hyper::body::Incoming) -> Result<Vec<u8>, ProtocolFailure> {
+/// The whole body, at most `max` bytes.
+async fn read_body(
+    mut body: hyper::body::Incoming,
+    max: usize,
+) -> Result<Vec<u8>, ProtocolFailure> {
     let mut out = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(ProtocolFailure::Body)?;
         if let Ok(data) = frame.into_data() {
-            if out.len().saturating_add(data.len()) > MAX_RESPONSE {
-                return Err(ProtocolFailure::BodyTooLarge { max: MAX_RESPONSE });
+            if out.len().saturating_add(data.len()) > max {
+                return Err(ProtocolFailure::BodyTooLarge { max });
             }
             out.extend_from_slice(&data);
         }

@@ -47,11 +47,11 @@ pub struct Session {
     token: Zeroizing<[u8; 32]>,
     /// Held only between awaits (never across one).
     proto: Mutex<kasane_protocol::Session>,
-    transform: Transform,
+    pub(crate) transform: Transform,
     client: Arc<Inner>,
     /// Idle connections, at most [`MAX_IN_FLIGHT`].
     conns: Mutex<Vec<Conn>>,
-    in_flight: tokio::sync::Semaphore,
+    pub(crate) in_flight: tokio::sync::Semaphore,
     seen: HashSet<u64>,
 }
 
@@ -144,7 +144,7 @@ impl Session {
 
     /// The session's protocol state (a panic elsewhere cannot leave it half-changed: every
     /// change is one call under the lock).
-    fn proto(&self) -> MutexGuard<'_, kasane_protocol::Session> {
+    pub(crate) fn proto(&self) -> MutexGuard<'_, kasane_protocol::Session> {
         self.proto.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -162,7 +162,7 @@ impl Session {
     }
 
     /// An idle connection of the session's, or a new one.
-    async fn take_conn(&self) -> Result<Conn, ClientError> {
+    pub(crate) async fn take_conn(&self) -> Result<Conn, ClientError> {
         match self.idle_conn() {
             Some(c) => Ok(c),
             None => self.client.conn().await,
@@ -172,14 +172,33 @@ impl Session {
     /// [`Session::request`] on `conn`, which goes back to the pool if it still works.
     async fn request_on(
         &self,
-        mut conn: Conn,
+        conn: Conn,
         method: &str,
         path: &str,
         body: Vec<u8>,
         extra_wait: Duration,
     ) -> Result<(StatusCode, Vec<u8>), ClientError> {
+        self.post_up_to(
+            conn,
+            (method, path),
+            body,
+            extra_wait,
+            crate::net::MAX_RESPONSE,
+        )
+        .await
+    }
+
+    /// [`Session::request_on`] reading at most `max` bytes of the answer.
+    pub(crate) async fn post_up_to(
+        &self,
+        mut conn: Conn,
+        (method, path): (&str, &str),
+        body: Vec<u8>,
+        extra_wait: Duration,
+        max: usize,
+    ) -> Result<(StatusCode, Vec<u8>), ClientError> {
         let result = conn
-            .request(method, path, body, Some(&self.token), extra_wait)
+            .request_up_to(method, path, (body, Some(&self.token)), extra_wait, max)
             .await;
         if result.is_ok() {
             let mut conns = self.conns.lock().unwrap_or_else(PoisonError::into_inner);
@@ -202,7 +221,7 @@ impl Session {
     }
 
     /// A refusal body (`MessageRefused`) or an unexpected status.
-    fn refusal(step: &'static str, status: StatusCode, body: &[u8]) -> ClientError {
+    pub(crate) fn refusal(step: &'static str, status: StatusCode, body: &[u8]) -> ClientError {
         match MessageRefused::decode(body) {
             Ok(r) => ClientError::Refused(r.reason),
             Err(_) if status == StatusCode::UNAUTHORIZED => {

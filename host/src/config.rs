@@ -48,6 +48,87 @@ pub struct Config {
     /// What one connection may hold of the server (`[http]`): timeouts and caps that bound
     /// every resource an unauthenticated client can touch at the transport.
     pub http: HttpConfig,
+    /// The sealed gateway and forward-auth (`[gateway]`; docs/GATEWAY.md).
+    pub gateway: GatewayConfig,
+}
+
+/// `[gateway]`: the HTTP service behind the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The service's base URL, `http://HOST:PORT` (empty: no sealed gateway; `POST
+    /// /v1/gateway` answers 503). The host refuses to start when it does not answer HTTP.
+    pub upstream: String,
+    /// Only request targets under this path are forwarded (`/` : all).
+    pub path_prefix: String,
+    /// The methods forwarded; others are refused before the service sees them.
+    pub methods: Vec<String>,
+    /// Largest request or response body, bytes (buffered whole; at most 64 MiB).
+    pub max_body_bytes: usize,
+    /// How long the service may take to answer one request, seconds.
+    pub timeout_secs: u64,
+    /// Lifetime of an `X-Kasane-Assertion`, seconds.
+    pub assertion_ttl_secs: u64,
+    /// The assertion's audience (`aud`); empty: the upstream URL (or `kasane` without one).
+    pub audience: String,
+}
+
+impl GatewayConfig {
+    /// The audience of this host's assertions.
+    #[must_use]
+    pub fn audience(&self) -> &str {
+        match (self.audience.as_str(), self.upstream.as_str()) {
+            ("", "") => "kasane",
+            ("", upstream) => upstream,
+            (aud, _) => aud,
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// Refuses values the gateway cannot use (the upstream's reachability is checked when
+    /// the host starts: [`crate::gateway::probe`]).
+    pub fn check(&self) -> Result<(), HostError> {
+        let bad = |what| Err(ConfigError::Gateway { what }.into());
+        if !self.upstream.is_empty() && crate::gateway::upstream_authority(&self.upstream).is_none()
+        {
+            return bad("upstream must be http://HOST:PORT (no path, query or https)");
+        }
+        if !self.path_prefix.starts_with('/') {
+            return bad("path_prefix must start with /");
+        }
+        let token = |m: &String| {
+            !m.is_empty() && m.len() <= 16 && m.bytes().all(|b| b.is_ascii_uppercase())
+        };
+        if self.methods.is_empty() || !self.methods.iter().all(token) {
+            return bad("methods must be upper-case HTTP methods, at least one");
+        }
+        if !(1..=kasane_protocol::gateway::MAX_GATEWAY_BODY).contains(&self.max_body_bytes) {
+            return bad("max_body_bytes must be 1 to 67108864");
+        }
+        if !(1..=3600).contains(&self.timeout_secs)
+            || !(1..=3600).contains(&self.assertion_ttl_secs)
+        {
+            return bad("timeout_secs and assertion_ttl_secs must be 1 to 3600");
+        }
+        Ok(())
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            upstream: String::new(),
+            path_prefix: "/".to_owned(),
+            methods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+                .map(str::to_owned)
+                .to_vec(),
+            max_body_bytes: 8 * 1024 * 1024,
+            timeout_secs: 30,
+            assertion_ttl_secs: 60,
+            audience: String::new(),
+        }
+    }
 }
 
 /// The longest an inbox long-poll waits, seconds (`GET /v1/inbox?wait=N`, `N` at most this).
@@ -179,6 +260,7 @@ impl Default for Config {
             throttle: ThrottleConfig::default(),
             messages: MessagesConfig::default(),
             http: HttpConfig::default(),
+            gateway: GatewayConfig::default(),
         }
     }
 }
@@ -357,7 +439,8 @@ impl Config {
 
     /// Applies `KASANE_LISTEN`, `KASANE_DATABASE_URL`, `KASANE_CHANNEL_BINDING`,
     /// `KASANE_MAX_BODY_BYTES`, `KASANE_IDLE_TIMEOUT_SECS`, `KASANE_ABSOLUTE_TIMEOUT_SECS`,
-    /// `KASANE_CHALLENGES_MIN`, `KASANE_CHALLENGES_MAX`, `KASANE_TLS_CERT`, `KASANE_TLS_KEY`.
+    /// `KASANE_CHALLENGES_MIN`, `KASANE_CHALLENGES_MAX`, `KASANE_TLS_CERT`, `KASANE_TLS_KEY`,
+    /// `KASANE_GATEWAY_UPSTREAM`.
     /// Any other `KASANE_*` variable, except [`PROCESS_VARIABLES`], is refused
     /// ([`ConfigError::UnknownVariable`]); variables without the prefix are ignored.
     pub fn apply_env(
@@ -395,6 +478,7 @@ impl Config {
                 }
                 "KASANE_CHALLENGES_MIN" => self.login.challenges_min = num(&k, &v)?,
                 "KASANE_CHALLENGES_MAX" => self.login.challenges_max = num(&k, &v)?,
+                "KASANE_GATEWAY_UPSTREAM" => self.gateway.upstream = v,
                 k if PROCESS_VARIABLES.contains(&k) || !k.starts_with("KASANE_") => {}
                 _ => return Err(ConfigError::UnknownVariable { name: k }.into()),
             }
@@ -489,7 +573,7 @@ impl Config {
         {
             return Err(ConfigError::Http { long_poll }.into());
         }
-        Ok(())
+        self.gateway.check()
     }
 }
 

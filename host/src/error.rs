@@ -94,6 +94,14 @@ pub enum HostError {
         /// The state the lock guards.
         what: &'static str,
     },
+    /// `[gateway] upstream` does not answer HTTP (checked when the host starts).
+    #[error("gateway upstream {upstream} does not answer HTTP: {why}")]
+    GatewayUpstream {
+        /// The configured upstream.
+        upstream: String,
+        /// What the probe saw.
+        why: String,
+    },
     /// No active transform in the registry can be run by this client.
     #[error("no runnable transform for the client's profiles")]
     NoTransform,
@@ -209,6 +217,12 @@ pub enum ConfigError {
         "messages.commit_max_batch must be 1 to 4096 and messages.commit_max_wait_us at most 100000"
     )]
     GroupCommit,
+    /// A `[gateway]` value is unusable: `what` says which and why.
+    #[error("[gateway]: {what}")]
+    Gateway {
+        /// The field and the rule it breaks.
+        what: &'static str,
+    },
     /// `messages.max_queue_messages` is zero or `messages.max_queue_bytes` is below
     /// `messages.max_body_bytes`.
     #[error(

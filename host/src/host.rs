@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 use crate::HostError;
 use crate::audit::sign_checkpoint;
 use crate::config::Config;
+use crate::gateway::{AssertionKey, Upstream};
 use crate::group_commit::GroupCommit;
 use crate::metrics::{Metrics, Outcome};
 use crate::per_session::InProgress;
@@ -52,6 +53,10 @@ pub struct Host {
     pub(crate) sessions: SessionCache,
     /// The message path's group commit (started on the first message).
     pub(crate) message_commits: OnceLock<GroupCommit<AcceptMessage, AcceptOutcome>>,
+    /// The service behind the gateway (`[gateway] upstream`), if any.
+    pub(crate) upstream: Option<Upstream>,
+    /// The key that signs `X-Kasane-Assertion` (`keys/gateway.key`).
+    pub(crate) assertion_key: AssertionKey,
 }
 
 impl std::fmt::Debug for Host {
@@ -73,6 +78,7 @@ impl Host {
         host_key: SigningKey,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let config_upstream = config.gateway.upstream.clone();
         Self {
             trusted_proxies: config.http.trusted_proxy_nets(),
             config,
@@ -93,7 +99,18 @@ impl Host {
             sends: Mutex::new(HashMap::new()),
             sessions: SessionCache::default(),
             message_commits: OnceLock::new(),
+            upstream: Upstream::new(&config_upstream),
+            // Replaced by `with_assertion_key` for a host on a data directory.
+            assertion_key: AssertionKey::random(),
         }
+    }
+
+    /// Sets the key that signs gateway assertions (see [`AssertionKey::load`]). Without it a
+    /// host signs with a random key of its own, published in its JWKS all the same.
+    #[must_use]
+    pub fn with_assertion_key(mut self, key: AssertionKey) -> Self {
+        self.assertion_key = key;
+        self
     }
 
     /// Sets the key that seals queued messages at rest (see

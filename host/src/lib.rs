@@ -80,6 +80,7 @@ pub mod audit_chain;
 pub mod config;
 pub mod crypto;
 mod error;
+pub mod gateway;
 pub mod group_commit;
 pub mod host;
 pub mod housekeeping;

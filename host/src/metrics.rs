@@ -40,12 +40,60 @@ pub struct Metrics {
     purged_sessions: AtomicU64,
     purged_throttle: AtomicU64,
     dead_letters: AtomicU64,
+    gateway_status: Mutex<BTreeMap<String, u64>>,
+    gateway_buckets: [AtomicU64; BUCKETS.len()],
+    gateway_count: AtomicU64,
+    gateway_micros: AtomicU64,
 }
 
 fn bump(map: &Mutex<BTreeMap<String, u64>>, key: &str) {
     if let Ok(mut m) = map.lock() {
         *m.entry(key.to_owned()).or_default() += 1;
     }
+}
+
+/// Writes a histogram (`name`, help) of [`BUCKETS`].
+fn histogram(
+    s: &mut String,
+    (name, help): (&str, &str),
+    buckets: &[AtomicU64; BUCKETS.len()],
+    count: &AtomicU64,
+    micros: &AtomicU64,
+) {
+    let _ = writeln!(s, "# HELP {name} {help}");
+    let _ = writeln!(s, "# TYPE {name} histogram");
+    for (b, a) in BUCKETS.iter().zip(buckets) {
+        let _ = writeln!(s, "{name}_bucket{{le=\"{b}\"}} {}", g(a));
+    }
+    let count = g(count);
+    let _ = writeln!(s, "{name}_bucket{{le=\"+Inf\"}} {count}");
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "a metric sum, precision is irrelevant"
+    )]
+    let sum = g(micros) as f64 / 1e6;
+    let _ = writeln!(s, "{name}_sum {sum}");
+    let _ = writeln!(s, "{name}_count {count}");
+}
+
+/// Adds one observation of `d` to a histogram's buckets, count and sum.
+fn observe(
+    buckets: &[AtomicU64; BUCKETS.len()],
+    count: &AtomicU64,
+    micros: &AtomicU64,
+    d: Duration,
+) {
+    let secs = d.as_secs_f64();
+    for (b, slot) in BUCKETS.iter().zip(buckets) {
+        if secs <= *b {
+            slot.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    count.fetch_add(1, Ordering::Relaxed);
+    micros.fetch_add(
+        u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
 }
 
 impl Metrics {
@@ -98,16 +146,23 @@ impl Metrics {
 
     /// Records one derive's wall-clock time.
     pub fn derive_latency(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        for (b, slot) in BUCKETS.iter().zip(&self.derive_buckets) {
-            if secs <= *b {
-                slot.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.derive_count.fetch_add(1, Ordering::Relaxed);
-        self.derive_micros.fetch_add(
-            u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
+        observe(
+            &self.derive_buckets,
+            &self.derive_count,
+            &self.derive_micros,
+            d,
+        );
+    }
+
+    /// Counts one gateway request by the status the client got from the upstream (502 or
+    /// 504 when it got none) and records how long the upstream took.
+    pub fn gateway(&self, status: u16, d: Duration) {
+        bump(&self.gateway_status, &status.to_string());
+        observe(
+            &self.gateway_buckets,
+            &self.gateway_count,
+            &self.gateway_micros,
+            d,
         );
     }
 
@@ -135,7 +190,34 @@ impl Metrics {
         self.render_labelled(&mut s);
         self.render_derive(&mut s);
         self.render_housekeeping(&mut s);
+        self.render_gateway(&mut s);
         s
+    }
+
+    fn render_gateway(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "# HELP kasane_gateway_requests_total Gateway requests by the upstream's status (502/504: no answer)."
+        );
+        let _ = writeln!(s, "# TYPE kasane_gateway_requests_total counter");
+        if let Ok(m) = self.gateway_status.lock() {
+            for (status, n) in m.iter() {
+                let _ = writeln!(
+                    s,
+                    "kasane_gateway_requests_total{{status=\"{status}\"}} {n}"
+                );
+            }
+        }
+        histogram(
+            s,
+            (
+                "kasane_gateway_upstream_seconds",
+                "Time the upstream took to answer a gateway request.",
+            ),
+            &self.gateway_buckets,
+            &self.gateway_count,
+            &self.gateway_micros,
+        );
     }
 
     fn render_logins(&self, s: &mut String) {
@@ -194,23 +276,16 @@ impl Metrics {
     }
 
     fn render_derive(&self, s: &mut String) {
-        let _ = writeln!(
+        histogram(
             s,
-            "# HELP kasane_derive_seconds Host-side transform derive latency."
+            (
+                "kasane_derive_seconds",
+                "Host-side transform derive latency.",
+            ),
+            &self.derive_buckets,
+            &self.derive_count,
+            &self.derive_micros,
         );
-        let _ = writeln!(s, "# TYPE kasane_derive_seconds histogram");
-        for (b, a) in BUCKETS.iter().zip(&self.derive_buckets) {
-            let _ = writeln!(s, "kasane_derive_seconds_bucket{{le=\"{b}\"}} {}", g(a));
-        }
-        let count = g(&self.derive_count);
-        let _ = writeln!(s, "kasane_derive_seconds_bucket{{le=\"+Inf\"}} {count}");
-        #[allow(
-            clippy::cast_precision_loss,
-            reason = "a metric sum, precision is irrelevant"
-        )]
-        let sum = g(&self.derive_micros) as f64 / 1e6;
-        let _ = writeln!(s, "kasane_derive_seconds_sum {sum}");
-        let _ = writeln!(s, "kasane_derive_seconds_count {count}");
     }
 
     fn render_housekeeping(&self, s: &mut String) {

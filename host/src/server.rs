@@ -13,6 +13,9 @@
 //! | `POST /v1/messages` | bearer token, `SealedMessage` → `MessageAccepted` or `MessageRefused` |
 //! | `GET /v1/inbox?wait=N` | bearer token → `Inbox` (long-poll up to `N` ≤ 30 seconds) |
 //! | `POST /v1/inbox/ack` | bearer token, `InboxAck` → `204` |
+//! | `POST /v1/gateway` | bearer token, `SealedExchange` (a sealed HTTP request) → `SealedExchange` (its sealed response) or `MessageRefused` |
+//! | `GET /v1/auth/check` | bearer token or `kasane_session` cookie → `200` with `X-Kasane-User`, `X-Kasane-Assertion`, else `401` |
+//! | `GET /.well-known/jwks.json` | the JWK set that verifies `X-Kasane-Assertion` |
 //! | `POST /v1/passwd/start` | bearer token, `PasswdStart` → `PasswdChallenge` or `MessageRefused` |
 //! | `POST /v1/passwd/finish` | bearer token, `PasswdFinish` (MAC by the session) → `204` or `MessageRefused` |
 //! | `GET /v1/registry/{path}` | a repository file (`root.json`, `snapshot.json`, …) |
@@ -37,7 +40,7 @@ use axum::Extension;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use kasane_protocol::wire::{
@@ -236,18 +239,9 @@ async fn messages(State(host): State<Arc<Host>>, headers: HeaderMap, body: Body)
         Ok(g) => g,
         Err(r) => return refused(r),
     };
-    let body = match axum::body::to_bytes(body, SealedMessage::MAX_LEN).await {
+    let body = match read_body(body, SealedMessage::MAX_LEN).await {
         Ok(b) => b,
-        Err(e) => {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            tracing::debug!(error = %e, "message body not read");
-            return refused(if too_large {
-                RefusalReason::TooLarge
-            } else {
-                RefusalReason::Malformed
-            });
-        }
+        Err(r) => return refused(r),
     };
     match host.accept_in_session(session, &body).await {
         Ok(a) => match a.encode() {
@@ -259,6 +253,101 @@ async fn messages(State(host): State<Arc<Host>>, headers: HeaderMap, body: Body)
             refused(r)
         }
     }
+}
+
+/// Reads a request body of at most `limit` bytes; `TooLarge` beyond it, `Malformed` when it
+/// breaks off.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, RefusalReason> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        tracing::debug!(error = %e, "body not read");
+        if too_large {
+            RefusalReason::TooLarge
+        } else {
+            RefusalReason::Malformed
+        }
+    })
+}
+
+/// `POST /v1/gateway`: like `/v1/messages`, the session before the body, which may be as
+/// large as `[gateway] max_body_bytes` and a request head.
+async fn gateway(State(host): State<Arc<Host>>, headers: HeaderMap, body: Body) -> Response {
+    let session = match host.message_session(bearer(&headers).as_ref()).await {
+        Ok(s) => s,
+        Err(r) => return refused(r),
+    };
+    let _sending = match host.start_send(&session) {
+        Ok(g) => g,
+        Err(r) => return refused(r),
+    };
+    let limit = host.config().gateway.max_body_bytes
+        + 2 * kasane_protocol::gateway::MAX_GATEWAY_HEAD
+        + 2048;
+    let body = match read_body(body, limit).await {
+        Ok(b) => b,
+        Err(r) => return refused(r),
+    };
+    match host.gateway_exchange(session, &body).await {
+        Ok(b) => octets(b),
+        Err(r) => {
+            tracing::debug!(reason = %r, "gateway request refused");
+            refused(r)
+        }
+    }
+}
+
+/// The session token of a forward-auth request: the bearer, else the `kasane_session`
+/// cookie (64 hex digits).
+fn token_of(headers: &HeaderMap) -> Option<[u8; 32]> {
+    bearer(headers).or_else(|| {
+        let cookies = headers.get_all(header::COOKIE);
+        cookies
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|c| c.trim().strip_prefix("kasane_session="))
+            .and_then(|hex_token| {
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(hex_token.trim(), &mut out).ok()?;
+                Some(out)
+            })
+    })
+}
+
+/// `GET /v1/auth/check` (forward-auth for nginx `auth_request`, Traefik ForwardAuth, Envoy
+/// ext_authz): `200` with `X-Kasane-User` and `X-Kasane-Assertion` for a live session token
+/// (bearer or `kasane_session` cookie), else `401`. Gates; seals nothing.
+async fn auth_check(State(host): State<Arc<Host>>, headers: HeaderMap) -> Response {
+    let denied = || {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "",
+        )
+            .into_response()
+    };
+    let Some(token) = token_of(&headers) else {
+        return denied();
+    };
+    match host.auth_check(&token).await {
+        Ok((user, jwt)) => match (HeaderValue::from_str(&user), HeaderValue::from_str(&jwt)) {
+            (Ok(u), Ok(a)) => (
+                StatusCode::OK,
+                [("x-kasane-user", u), ("x-kasane-assertion", a)],
+                "",
+            )
+                .into_response(),
+            _ => denied(),
+        },
+        Err(RefusalReason::SessionEnded) => denied(),
+        Err(r) => refused(r),
+    }
+}
+
+/// `GET /.well-known/jwks.json`: the key that verifies `X-Kasane-Assertion`.
+async fn jwks(State(host): State<Arc<Host>>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], host.jwks()).into_response()
 }
 
 /// `wait=N` of the query string (0 if absent); `None` if malformed or above 30.
@@ -382,6 +471,9 @@ pub fn app(host: Arc<Host>) -> Router {
         .route("/v1/logout", post(logout))
         // Reads its body itself, after the session (up to the sealed message's own limit).
         .route("/v1/messages", post(messages))
+        .route("/v1/gateway", post(gateway))
+        .route("/v1/auth/check", get(auth_check))
+        .route("/.well-known/jwks.json", get(jwks))
         .route("/v1/inbox", get(inbox))
         .route("/v1/inbox/ack", post(inbox_ack))
         .route("/v1/registry/{*path}", get(registry_file))

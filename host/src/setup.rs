@@ -296,11 +296,16 @@ pub async fn load_host_with_store(
     check_queue_key(store.as_ref(), &queue_key, &cfg.keys_dir).await?;
     let opaque_keys = crate::keyfile::load_opaque_keys(&cfg.keys_dir)?;
     let metrics_token = crate::keyfile::load_metrics_token(&cfg.keys_dir)?;
+    let assertion_key = crate::gateway::AssertionKey::load(&cfg.keys_dir)?;
+    if !cfg.gateway.upstream.is_empty() {
+        crate::gateway::probe(&cfg.gateway.upstream).await?;
+    }
     Ok(Arc::new(
         Host::new(cfg, store, registry, host_key, clock)
             .with_queue_key(queue_key)
             .with_opaque_keys(opaque_keys)
-            .with_metrics_token(metrics_token),
+            .with_metrics_token(metrics_token)
+            .with_assertion_key(assertion_key),
     ))
 }
 

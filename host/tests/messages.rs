@@ -763,6 +763,7 @@ async fn concurrent_accepts(st: Arc<dyn Store>) {
                     quota: ROOMY,
                     created: 2,
                     window: Default::default(),
+                    sent_by: kasane_host::store::SentBy::Client,
                 })
                 .await
                 .unwrap()
@@ -795,6 +796,7 @@ async fn concurrent_accepts(st: Arc<dyn Store>) {
         quota: ROOMY,
         created: 3,
         window: Default::default(),
+        sent_by: kasane_host::store::SentBy::Client,
     };
     assert_eq!(
         st.accept_message(&m(vec![7; 16], 1)).await.unwrap(),
@@ -1012,6 +1014,7 @@ async fn replay_window_edges(st: Arc<dyn Store>) {
         quota: ROOMY,
         created: 2,
         window: Default::default(),
+        sent_by: kasane_host::store::SentBy::Client,
     };
     let verdict = |o: &kasane_host::store::AcceptOutcome| match o {
         Accepted { .. } => "ok",

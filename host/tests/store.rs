@@ -1000,6 +1000,7 @@ mod cases {
             quota,
             created: 10 + seq,
             window: Default::default(),
+            sent_by: kasane_host::store::SentBy::Client,
         }
     }
 

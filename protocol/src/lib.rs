@@ -108,6 +108,7 @@
 pub mod card;
 pub mod derive;
 mod error;
+pub mod gateway;
 mod limits;
 pub mod login;
 pub mod opaque;
@@ -122,7 +123,7 @@ pub mod wire;
 pub use derive::{DeriveContext, with_derive_input};
 pub use error::ProtocolError;
 pub use login::{
-    ClientAwaitAccept, ClientAwaitBundle, ClientChallenge, ClientStart, HostAwaitBundle,
+    ClientAwaitAccept, ClientAwaitBundle, ClientChallenge, ClientStart, Expect, HostAwaitBundle,
     HostAwaitFinish, HostChallenge, HostLoginParts, HostStart, HostStartParams, Session,
     SessionParts, decoy_finish,
 };

@@ -10,7 +10,7 @@ use crate::credentials;
 use crate::fail::{Class, Failure, OrFail};
 use crate::settings::Settings;
 
-fn client_fail(e: ClientError, during: &str) -> Failure {
+pub(crate) fn client_fail(e: ClientError, during: &str) -> Failure {
     let class = crate::fail::classify(&e);
     Failure::new(class, anyhow::Error::new(e).context(during.to_owned()))
 }

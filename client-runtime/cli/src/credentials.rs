@@ -88,52 +88,110 @@ pub(crate) fn password_from_stdin() -> Result<Zeroizing<String>, Failure> {
     Ok(pw)
 }
 
-/// The user and the responder the settings ask for: a card file answers challenges; the
-/// password comes from standard input with `--password-stdin`, else from the terminal.
-/// The user is `--user`, else the card's, else `$USER`.
-pub(crate) fn responder(s: &Settings) -> Result<(String, Box<dyn Responder>), Failure> {
-    let password = if s.password_stdin {
-        Some(password_from_stdin()?)
-    } else {
-        None
-    };
-    match &s.card {
-        Some(path) => {
-            let text = Zeroizing::new(
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("reading the card file {}", path.display()))
-                    .or_fail(Class::Config)?,
-            );
-            let card = CodeCard::from_text(&text)
-                .with_context(|| format!("reading the card file {}", path.display()))
-                .or_fail(Class::Config)?;
-            if let Some(user) = &s.user
-                && &card.user != user
-            {
-                return Err(Failure::new(
-                    Class::Config,
-                    anyhow!(
-                        "the card file {} is {}'s, not {user}'s",
-                        path.display(),
-                        card.user
-                    ),
-                ));
-            }
-            let user = card.user.clone();
-            let password = match password {
-                Some(p) => p,
-                None => prompt(&format!("Password for {user}: ")).or_fail(Class::Config)?,
-            };
-            Ok((user, Box::new(CardResponder::new(password, card))))
-        }
-        None => {
-            let user = s
-                .user
-                .clone()
-                .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
-                .ok_or_else(|| anyhow!("no user: give --user NAME"))
-                .or_fail(Class::Config)?;
-            Ok((user, Box::new(TtyResponder { password })))
+/// What a login answers with, kept for logging in again (`kasane proxy` after the host's
+/// time-out): the password (zeroizing memory) and the card, or the terminal asked again.
+pub(crate) enum Credentials {
+    /// A code card answers the challenges.
+    Card {
+        /// The password.
+        password: Zeroizing<String>,
+        /// The card.
+        card: CodeCard,
+    },
+    /// The terminal answers the challenges (and the password, unless it was given).
+    Terminal {
+        /// The user.
+        user: String,
+        /// The password from standard input, if it was given there.
+        password: Option<Zeroizing<String>>,
+    },
+}
+
+impl Credentials {
+    /// The user logged in as.
+    pub(crate) fn user(&self) -> &str {
+        match self {
+            Self::Card { card, .. } => &card.user,
+            Self::Terminal { user, .. } => user,
         }
     }
+
+    /// A responder for one login.
+    pub(crate) fn responder(&self) -> Box<dyn Responder> {
+        match self {
+            Self::Card { password, card } => {
+                let card = CodeCard {
+                    user: card.user.clone(),
+                    pairs: card.pairs.clone(),
+                };
+                Box::new(CardResponder::new(password.clone(), card))
+            }
+            Self::Terminal { password, .. } => Box::new(TtyResponder {
+                password: password.clone(),
+            }),
+        }
+    }
+
+    /// The credentials the settings ask for: a card file answers challenges; the password
+    /// comes from standard input with `--password-stdin`, else from the terminal. The user
+    /// is `--user`, else the card's, else `$USER`.
+    pub(crate) fn read(s: &Settings) -> Result<Self, Failure> {
+        let password = if s.password_stdin {
+            Some(password_from_stdin()?)
+        } else {
+            None
+        };
+        match &s.card {
+            Some(path) => {
+                let card = read_card(path, s.user.as_deref())?;
+                let password = match password {
+                    Some(p) => p,
+                    None => {
+                        prompt(&format!("Password for {}: ", card.user)).or_fail(Class::Config)?
+                    }
+                };
+                Ok(Self::Card { password, card })
+            }
+            None => {
+                let user = s
+                    .user
+                    .clone()
+                    .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+                    .ok_or_else(|| anyhow!("no user: give --user NAME"))
+                    .or_fail(Class::Config)?;
+                Ok(Self::Terminal { user, password })
+            }
+        }
+    }
+}
+
+/// The card in `path`, refused if it is not `user`'s (when a user is given).
+fn read_card(path: &std::path::Path, user: Option<&str>) -> Result<CodeCard, Failure> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("reading the card file {}", path.display()))
+            .or_fail(Class::Config)?,
+    );
+    let card = CodeCard::from_text(&text)
+        .with_context(|| format!("reading the card file {}", path.display()))
+        .or_fail(Class::Config)?;
+    if let Some(user) = user
+        && card.user != user
+    {
+        return Err(Failure::new(
+            Class::Config,
+            anyhow!(
+                "the card file {} is {}'s, not {user}'s",
+                path.display(),
+                card.user
+            ),
+        ));
+    }
+    Ok(card)
+}
+
+/// The user and a responder for one login ([`Credentials::read`]).
+pub(crate) fn responder(s: &Settings) -> Result<(String, Box<dyn Responder>), Failure> {
+    let c = Credentials::read(s)?;
+    Ok((c.user().to_owned(), c.responder()))
 }

@@ -41,10 +41,14 @@ impl Failure {
         Self { class, error }
     }
 
+    /// The cause chain on one line.
+    pub(crate) fn line(&self) -> String {
+        format!("{:#}", self.error).replace('\n', " ")
+    }
+
     /// Prints `kasane: error: <cause chain>` on one line of stderr; the exit code of the class.
     pub(crate) fn report(self) -> ExitCode {
-        let line = format!("{:#}", self.error).replace('\n', " ");
-        eprintln!("kasane: error: {line}");
+        eprintln!("kasane: error: {}", self.line());
         ExitCode::from(self.class.code())
     }
 }

@@ -8,6 +8,7 @@
 //! - `credentials`: the password and challenge answers: prompted without echo on the
 //!   terminal, or read from standard input and a code card file for scripts.
 //! - `commands`: `login`, `send`, `inbox`, `session`, `status`.
+//! - `proxy`: `proxy`, the local HTTP front of the sealed gateway.
 //! - `health`: `GET /healthz` over TLS 1.3 for `status`.
 //! - `fail`: exit codes by class of failure, and the one-line error report.
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@ mod commands;
 mod credentials;
 mod fail;
 mod health;
+mod proxy;
 mod settings;
 
 use clap::{Parser, Subcommand};
@@ -44,7 +46,7 @@ Exit status:
   3  configuration or local file error (config, --ca, --root, --card, state dir)
   4  connection or trust failure (host unreachable, bad certificate, untrusted module)
   5  login refused (wrong password or answers, throttled, revoked)
-  6  messaging failure after login (send, inbox, session)
+  6  messaging failure after login (send, inbox, session, proxy)
 
 The self-contained demo (a host and two clients in one process) is its own program,
 `kasane-demo`, so that this client links no server code.";
@@ -92,6 +94,19 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         new_card: std::path::PathBuf,
     },
+    /// Logs in and serves plain HTTP on loopback: each request goes to the service behind
+    /// the host (its `[gateway]`) sealed in this session, and the answer comes back sealed.
+    /// Prints the address it serves; logs in again when the host ends the session (with
+    /// --card and --password-stdin from memory, else asking on the terminal). A request it
+    /// cannot forward gets a 4xx/5xx with a one-line reason. Ctrl-C logs out and stops.
+    Proxy {
+        /// Where to listen (a loopback address; port 0 picks a free one).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Largest request body accepted, bytes (larger ones get 413 here).
+        #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024)]
+        max_body: usize,
+    },
     /// Shows the settings in effect, where state lives, the trusted registry state, and
     /// whether the host answers `GET /healthz`.
     Status,
@@ -136,6 +151,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 Command::Inbox { wait } => commands::inbox(&s, wait).await,
                 Command::Session => commands::session(&s).await,
                 Command::Passwd { new_card } => commands::passwd(&s, &new_card).await,
+                Command::Proxy { listen, max_body } => proxy::proxy(&s, &listen, max_body).await,
                 Command::Status => Ok(()),
             }
         }

@@ -35,11 +35,11 @@ use crate::audit::AuditPayload;
 use crate::group_commit::GroupCommit;
 use crate::host::Host;
 use crate::login::{StoredSession, token_hash};
-use crate::store::{AcceptMessage, AcceptOutcome, QueueQuota, Session, UnixSeconds};
+use crate::store::{AcceptMessage, AcceptOutcome, QueueQuota, SentBy, Session, UnixSeconds};
 use at_rest::{QueuedBody, seal_at_rest};
 
 /// Logs a host fault behind a message route; the client learns only `Unavailable`.
-fn unavailable(e: impl std::fmt::Display) -> RefusalReason {
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> RefusalReason {
     tracing::error!(error = %e, "message handling");
     RefusalReason::Unavailable
 }
@@ -48,7 +48,7 @@ fn unavailable(e: impl std::fmt::Display) -> RefusalReason {
 /// (the session cache's key).
 #[derive(Debug)]
 pub struct MessageSession {
-    token_hash: Vec<u8>,
+    pub(crate) token_hash: Vec<u8>,
     /// The session as the host last saw it.
     pub session: Session,
 }
@@ -119,7 +119,7 @@ impl Host {
             .submit(accept)
             .await
             .map_err(unavailable)?;
-        self.accepted(&live, &sealed, outcome, now)
+        self.accepted(&live, (sealed.seq, &sealed.recipient), outcome, now)
     }
 
     /// What the store is to commit for an opened message: its audit record and, for a
@@ -153,15 +153,16 @@ impl Host {
             quota: self.queue_quota(),
             created: now,
             window: session.from_client,
+            sent_by: SentBy::Client,
         })
     }
 
-    /// The answer to a committed message (or its refusal), noting the session's new replay
-    /// window and waking the recipient's long-polls.
-    fn accepted(
+    /// The answer to committed message `seq` for `recipient` (or its refusal), noting the
+    /// session's new replay window and waking the recipient's long-polls.
+    pub(crate) fn accepted(
         &self,
         live: &MessageSession,
-        sealed: &SealedMessage,
+        (seq, recipient): (u64, &str),
         outcome: AcceptOutcome,
         now: UnixSeconds,
     ) -> Result<MessageAccepted, RefusalReason> {
@@ -170,11 +171,11 @@ impl Host {
             AcceptOutcome::Accepted { queued, window, .. } => {
                 self.sessions.note_window(&live.token_hash, window);
                 if queued.is_some() {
-                    self.waiter(&sealed.recipient).notify_waiters();
+                    self.waiter(recipient).notify_waiters();
                 }
-                tracing::debug!(%user, seq = sealed.seq, "message accepted");
+                tracing::debug!(%user, seq, "message accepted");
                 Ok(MessageAccepted {
-                    seq: sealed.seq,
+                    seq,
                     received_at: now,
                 })
             }
@@ -193,7 +194,7 @@ impl Host {
 
     /// The group commit in front of [`Store::accept_messages`], started on first use (on the
     /// runtime serving the host) with `[messages]`'s limits.
-    fn message_commits(&self) -> &GroupCommit<AcceptMessage, AcceptOutcome> {
+    pub(crate) fn message_commits(&self) -> &GroupCommit<AcceptMessage, AcceptOutcome> {
         self.message_commits.get_or_init(|| {
             let store = self.store.clone();
             GroupCommit::spawn(self.config.messages.commit_limits(), move |batch| {
@@ -286,7 +287,10 @@ impl Host {
     }
 
     /// The loaded transform of a session (by module hash and name, among the active ones).
-    fn session_transform(&self, stored: &StoredSession) -> Result<Transform, RefusalReason> {
+    pub(crate) fn session_transform(
+        &self,
+        stored: &StoredSession,
+    ) -> Result<Transform, RefusalReason> {
         self.registry
             .session_transform(&stored.module_sha256(), stored.module_name(), self.now())
             .map_err(unavailable)?
@@ -302,7 +306,7 @@ impl Host {
     /// docs/SECURITY.md): in place when the module's last call was quick (under
     /// `kasane_sandbox::QUICK_FUEL`, cheaper than a thread hand-off), else off the async
     /// workers.
-    async fn derive(
+    pub(crate) async fn derive(
         &self,
         transform: Transform,
         input: kasane_abi::DeriveInputBuf,

@@ -652,6 +652,18 @@ pub struct AcceptMessage {
     /// stored one moved since (so a stale or default copy costs a read, never a wrong
     /// verdict).
     pub window: ReplayWindow,
+    /// Who sent it: a client (its number enters the replay window) or the host (the
+    /// sealed answer to a gateway request: only audited).
+    pub sent_by: SentBy,
+}
+
+/// Who sent an [`AcceptMessage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SentBy {
+    /// The session's client: the quota, the replay window, the audit record, the queue.
+    Client,
+    /// The host (a gateway response): the audit record alone.
+    Host,
 }
 
 /// The most a recipient's queue may hold: messages, and bytes of their sealed-at-rest bodies.

@@ -18,7 +18,7 @@ use super::rows::{
 use super::{
     AcceptMessage, AcceptOutcome, AuditCheckpoint, AuditCursor, AuditRecord, Backoff,
     ChallengePair, Counted, Direction, Forgiven, LoginStage, NewPendingLogin, NewSession, NewUser,
-    PendingBounds, Purged, QueueQuota, QueuedMessage, Result, Session, Store, StoreError,
+    PendingBounds, Purged, QueueQuota, QueuedMessage, Result, SentBy, Session, Store, StoreError,
     ThrottleEntry, ThrottleKey, ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing,
     from_db, is_unique_violation, to_db,
 };
@@ -473,6 +473,14 @@ where
         m: &AcceptMessage,
         known: ReplayWindow,
     ) -> Result<AcceptOutcome> {
+        if m.sent_by == SentBy::Host {
+            let audit_seq = Self::append_chained(conn, m).await?;
+            return Ok(AcceptOutcome::Accepted {
+                audit_seq,
+                queued: None,
+                window: known,
+            });
+        }
         if let Err(e) = known.check(m.seq) {
             return Ok(window_refusal(&e));
         }
@@ -1215,7 +1223,7 @@ where
                 .copied()
                 .unwrap_or(m.window);
             let outcome = Self::accept_one(&mut *tx, m, known).await?;
-            if let AcceptOutcome::Accepted { window, .. } = outcome {
+            if let (AcceptOutcome::Accepted { window, .. }, SentBy::Client) = (outcome, m.sent_by) {
                 windows.insert(&m.session_id, window);
             }
             outcomes.push(outcome);

@@ -26,4 +26,4 @@ pub use client::{
 pub use host::{
     HostAwaitBundle, HostAwaitFinish, HostChallenge, HostLoginParts, HostStart, HostStartParams,
 };
-pub use session::{Session, SessionParts};
+pub use session::{Expect, Session, SessionParts};

@@ -4,6 +4,7 @@ use zeroize::Zeroizing;
 
 use crate::derive::DeriveContext;
 use crate::error::ProtocolError;
+use crate::gateway::SealedExchange;
 use crate::schedule::SessionSecret;
 use crate::seal::{MessageHeader, Padding, Sequencer, open_message, seal_message};
 use crate::window::ReplayWindow;
@@ -32,6 +33,15 @@ pub struct SessionParts {
     pub last_sent: u64,
     /// The last incoming sequence number accepted.
     pub last_received: u64,
+}
+
+/// Which number an incoming gateway exchange may have ([`Session::open_exchange`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Expect<'a> {
+    /// A request: any number this replay window has not seen.
+    InWindow(&'a ReplayWindow),
+    /// The response to the request sent as this number.
+    Answer(u64),
 }
 
 /// An established session: seals and opens messages through the per-message transform.
@@ -213,6 +223,57 @@ impl Session {
             return Err(ProtocolError::WrongDirection);
         }
         window.check(sealed.seq)
+    }
+
+    /// The transform's input for gateway exchange `seq` in `direction` (a request: the
+    /// client-to-host number [`prepare_seal`](Self::prepare_seal) reserved; its response:
+    /// the same number, host to client).
+    pub fn exchange_input(&self, direction: Direction, seq: u64) -> DeriveInputBuf {
+        self.ctx.message_input(&self.th_final, direction, seq)
+    }
+
+    /// Seals an encoded gateway request or response as exchange `seq` in the direction this
+    /// side sends (see [`crate::gateway`]): the client seals a request under a number from
+    /// [`prepare_seal`](Self::prepare_seal); the host seals the response to request `seq`.
+    pub fn seal_exchange(
+        &self,
+        seq: u64,
+        t_msg: &[u8],
+        plaintext: &[u8],
+    ) -> Result<SealedExchange, ProtocolError> {
+        crate::gateway::seal_exchange(
+            &self.secret,
+            &self.session_id,
+            t_msg,
+            (self.seq.outgoing(), seq),
+            plaintext,
+        )
+    }
+
+    /// Opens a gateway request (the host; its number checked against `window`, recorded
+    /// by the caller) or the response to the request this side sent as `expect` (the
+    /// client: any other number is refused, so a response is never replayed or swapped).
+    pub fn open_exchange(
+        &self,
+        sealed: &SealedExchange,
+        t_msg: &[u8],
+        expect: Expect<'_>,
+    ) -> Result<Zeroizing<Vec<u8>>, ProtocolError> {
+        match expect {
+            Expect::InWindow(window) => window.check(sealed.seq)?,
+            Expect::Answer(seq) if sealed.seq != seq => {
+                return Err(ProtocolError::Reordered {
+                    seq: sealed.seq,
+                    last: seq,
+                });
+            }
+            Expect::Answer(_) => {}
+        }
+        let incoming = match self.seq.outgoing() {
+            Direction::ClientToHost => Direction::HostToClient,
+            Direction::HostToClient => Direction::ClientToHost,
+        };
+        crate::gateway::open_exchange(&self.secret, &self.session_id, t_msg, incoming, sealed)
     }
 
     /// Opens a received message with the transform's output and records its sequence number.

@@ -75,23 +75,31 @@ impl Sim {
         c
     }
 
-    /// `kasane login` as alice; the output.
-    pub(crate) fn login(&self) -> Output {
+    /// `kasane` as alice (card, password on standard input) with `args` after the
+    /// connection flags, its state under the simulation's directory.
+    pub(crate) fn kasane_as_alice(&self, args: &[&str]) -> Command {
         let d = self.data();
         let state = self.dir.path().join("client");
-        let mut child = self
-            .faked(&sibling("kasane"))
-            .args(["--server", &format!("https://{}", self.addr), "--ca"])
+        let mut c = self.faked(&sibling("kasane"));
+        c.args(["--server", &format!("https://{}", self.addr), "--ca"])
             .arg(d.join("tls/cert.pem"))
             .arg("--root")
             .arg(d.join("registry/metadata/1.root.json"))
             .arg("--card")
             .arg(d.join("cards/alice.card"))
-            .args(["--password-stdin", "login"])
+            .arg("--password-stdin")
+            .args(args)
             .env("HOME", &state)
             .env("XDG_CONFIG_HOME", state.join("config"))
             .env("XDG_CACHE_HOME", state.join("cache"))
-            .env_remove("KASANE_CONFIG")
+            .env_remove("KASANE_CONFIG");
+        c
+    }
+
+    /// `kasane login` as alice; the output.
+    pub(crate) fn login(&self) -> Output {
+        let mut child = self
+            .kasane_as_alice(&["login"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -155,6 +163,11 @@ impl Sim {
     /// `init`, `user add alice` (real binary, real clock = day 0), then `serve` (under the
     /// fake clock if `fake_clock`) with its log in `host.log`.
     pub(crate) fn start(fake_clock: bool) -> Sim {
+        Self::start_with_env(fake_clock, &[])
+    }
+
+    /// [`Sim::start`] with `env` set for `serve` (e.g. `KASANE_GATEWAY_UPSTREAM`).
+    pub(crate) fn start_with_env(fake_clock: bool, env: &[(&str, &str)]) -> Sim {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let host = sibling("kasane-host");
@@ -191,6 +204,7 @@ impl Sim {
             .arg(&data)
             .arg("serve")
             .env("KASANE_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()

@@ -1,0 +1,294 @@
+//! The gateway (DESIGN §5; docs/GATEWAY.md): the service behind the host.
+//!
+//! - this module: [`Host::gateway_exchange`] (`POST /v1/gateway`: a sealed HTTP request of
+//!   the session, opened, audited, forwarded, its answer sealed back and audited) and
+//!   [`Host::auth_check`] (`GET /v1/auth/check`, forward-auth: gates, does not seal).
+//! - `assertion`: `X-Kasane-Assertion` (an EdDSA JWT) and the JWKS.
+//! - `upstream`: the HTTP/1.1 client, header filtering and the start-up probe.
+//!
+//! A request reaches the service only after its number was committed into the session's
+//! replay window with its audit record: a replayed, re-ordered, altered or unauthenticated
+//! request never does.
+
+mod assertion;
+mod upstream;
+
+use std::time::{Duration, Instant};
+
+use kasane_abi::Direction;
+use kasane_protocol::gateway::{
+    GATEWAY_RECIPIENT, GatewayRequest, GatewayResponse, SealedExchange,
+};
+use kasane_protocol::wire::{Message, RefusalReason};
+use kasane_protocol::{Expect, ProtocolError};
+use rand::RngCore as _;
+
+pub use assertion::{AssertionKey, Claims, GATEWAY_KEY_FILE, ISSUER, request_hash};
+pub use upstream::{Upstream, UpstreamError, upstream_authority};
+
+use crate::audit::AuditPayload;
+use crate::host::Host;
+use crate::login::StoredSession;
+use crate::messages::{MessageSession, unavailable};
+use crate::store::{AcceptMessage, AcceptOutcome, QueueQuota, SentBy, Session};
+
+/// The format version of a gateway exchange's audit record ([`AuditPayload::version`]; 1 is
+/// a message).
+pub const AUDIT_VERSION: u8 = 2;
+
+/// Checks `[gateway] upstream` answers HTTP (the host refuses to start otherwise).
+pub async fn probe(upstream: &str) -> Result<(), crate::HostError> {
+    let refused = |why: String| crate::HostError::GatewayUpstream {
+        upstream: upstream.to_owned(),
+        why,
+    };
+    let client = Upstream::new(upstream).ok_or_else(|| refused("not http://HOST:PORT".into()))?;
+    client.probe().await.map_err(refused)
+}
+
+/// One session's open request, with what the audit and the assertion need.
+struct Opened {
+    request: GatewayRequest,
+    protocol: kasane_protocol::Session,
+    stored: StoredSession,
+}
+
+impl Host {
+    /// `POST /v1/gateway`: opens a sealed request of `live`'s session, commits its number
+    /// and audit record (group commit), forwards it with `X-Kasane-User` and
+    /// `X-Kasane-Assertion`, and answers the service's response sealed back for the same
+    /// number, once that is audited too. Failures of the service come back sealed as a 502
+    /// or 504 with a one-line reason; refusals before the service (no gateway, a bad
+    /// request, replayed or re-ordered numbers) as [`RefusalReason`]s.
+    pub async fn gateway_exchange(
+        &self,
+        live: MessageSession,
+        body: &[u8],
+    ) -> Result<Vec<u8>, RefusalReason> {
+        let upstream = self.upstream.as_ref().ok_or(RefusalReason::Unavailable)?;
+        let sealed = SealedExchange::decode(body).map_err(|_| RefusalReason::Malformed)?;
+        let opened = self.open_request(&sealed, &live.session).await?;
+        self.check_request(&opened.request)?;
+        self.commit_exchange(&live, &sealed, &opened.stored, Direction::ClientToHost)
+            .await?;
+        let response = self.call_upstream(upstream, &opened, &live.session).await;
+        let plain = response.encode().map_err(unavailable)?;
+        let input = opened
+            .protocol
+            .exchange_input(Direction::HostToClient, sealed.seq);
+        let transform = self.session_transform(&opened.stored)?;
+        let t_msg = self.derive(transform, input).await?;
+        let answer = opened
+            .protocol
+            .seal_exchange(sealed.seq, &t_msg, &plain)
+            .map_err(unavailable)?;
+        self.commit_exchange(&live, &answer, &opened.stored, Direction::HostToClient)
+            .await?;
+        answer.encode().map_err(unavailable)
+    }
+
+    /// Checks the exchange's session and number, runs the transform and opens the request.
+    async fn open_request(
+        &self,
+        sealed: &SealedExchange,
+        session: &Session,
+    ) -> Result<Opened, RefusalReason> {
+        if sealed.session_id[..] != session.session_id[..] {
+            return Err(RefusalReason::WrongSession);
+        }
+        let window = &session.from_client;
+        window.check(sealed.seq).map_err(window_refusal)?;
+        let stored = StoredSession::decode(&session.secret).map_err(unavailable)?;
+        let transform = self.session_transform(&stored)?;
+        let protocol = stored
+            .restore(
+                &session.session_id,
+                session.last_seq_to_client,
+                window.top(),
+            )
+            .ok_or(RefusalReason::Unavailable)?;
+        let input = protocol.exchange_input(Direction::ClientToHost, sealed.seq);
+        let t_msg = self.derive(transform, input).await?;
+        let plain = protocol
+            .open_exchange(sealed, &t_msg, Expect::InWindow(window))
+            .map_err(|e| match e {
+                ProtocolError::Replayed { .. } | ProtocolError::Reordered { .. } => {
+                    window_refusal(e)
+                }
+                _ => RefusalReason::Altered,
+            })?;
+        let request = GatewayRequest::decode(&plain).map_err(|_| RefusalReason::Malformed)?;
+        Ok(Opened {
+            request,
+            protocol,
+            stored,
+        })
+    }
+
+    /// `[gateway]`'s method list, path prefix and body limit.
+    fn check_request(&self, r: &GatewayRequest) -> Result<(), RefusalReason> {
+        let g = &self.config.gateway;
+        if r.body.len() > g.max_body_bytes {
+            return Err(RefusalReason::TooLarge);
+        }
+        let allowed = g.methods.iter().any(|m| m == &r.method)
+            && r.target.starts_with(&g.path_prefix)
+            && !r
+                .target
+                .split(['?', '#'])
+                .next()
+                .unwrap_or("")
+                .split('/')
+                .any(|s| s == "..");
+        if allowed {
+            Ok(())
+        } else {
+            tracing::info!(method = %r.method, "gateway request outside [gateway] methods or path_prefix");
+            Err(RefusalReason::Malformed)
+        }
+    }
+
+    /// Audits one side of an exchange as sent (ciphertext), through the message path's
+    /// group commit; the request's number enters the replay window in the same commit.
+    async fn commit_exchange(
+        &self,
+        live: &MessageSession,
+        sealed: &SealedExchange,
+        stored: &StoredSession,
+        direction: Direction,
+    ) -> Result<(), RefusalReason> {
+        let session = &live.session;
+        let now = self.now();
+        let payload = AuditPayload {
+            version: AUDIT_VERSION,
+            direction: direction.as_u8(),
+            seq: sealed.seq,
+            recipient: GATEWAY_RECIPIENT.to_owned(),
+            ciphertext: sealed.ciphertext.clone(),
+            aad: kasane_protocol::seal::message_aad(
+                &sealed.session_id,
+                direction,
+                sealed.seq,
+                GATEWAY_RECIPIENT,
+            ),
+            module_sha256: stored.module_sha256(),
+            sender: session.user.clone(),
+            received_at: now,
+        }
+        .encode()
+        .map_err(unavailable)?;
+        let accept = AcceptMessage {
+            session_id: session.session_id.clone(),
+            seq: sealed.seq,
+            payload,
+            queue: None,
+            quota: QueueQuota {
+                max_messages: 0,
+                max_bytes: 0,
+            },
+            created: now,
+            window: session.from_client,
+            sent_by: match direction {
+                Direction::ClientToHost => SentBy::Client,
+                Direction::HostToClient => SentBy::Host,
+            },
+        };
+        let outcome = self
+            .message_commits()
+            .submit(accept)
+            .await
+            .map_err(unavailable)?;
+        match (direction, outcome) {
+            (Direction::HostToClient, AcceptOutcome::Accepted { .. }) => Ok(()),
+            (Direction::HostToClient, _) => Err(RefusalReason::Unavailable),
+            (Direction::ClientToHost, o) => self
+                .accepted(live, (sealed.seq, GATEWAY_RECIPIENT), o, now)
+                .map(|_| ()),
+        }
+    }
+
+    /// Forwards the opened request; the service's answer, or a 502/504 saying why not.
+    async fn call_upstream(
+        &self,
+        upstream: &Upstream,
+        opened: &Opened,
+        session: &Session,
+    ) -> GatewayResponse {
+        let g = &self.config.gateway;
+        let r = &opened.request;
+        let hash = request_hash(&r.method, &r.target, &r.body);
+        let started = Instant::now();
+        let forwarded = match self.assertion(session, &opened.stored, Some(hash)) {
+            Ok(jwt) => {
+                let added = [
+                    ("x-kasane-user", session.user.clone()),
+                    ("x-kasane-assertion", jwt),
+                ];
+                let timeout = Duration::from_secs(g.timeout_secs);
+                upstream.forward(r, added, timeout, g.max_body_bytes).await
+            }
+            Err(_) => Err(UpstreamError::Request("assertion")),
+        };
+        let response = forwarded.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "gateway: upstream failed");
+            GatewayResponse {
+                status: e.status(),
+                headers: vec![("content-type".into(), b"text/plain".to_vec())],
+                body: format!("kasane gateway: {e}\n").into_bytes(),
+            }
+        });
+        self.metrics.gateway(response.status, started.elapsed());
+        response
+    }
+
+    /// A signed assertion for `session` (for `request`, if there is one).
+    fn assertion(
+        &self,
+        session: &Session,
+        stored: &StoredSession,
+        request: Option<String>,
+    ) -> Result<String, serde_json::Error> {
+        let now = self.now();
+        let mut jti = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut jti);
+        let claims = Claims {
+            iss: ISSUER,
+            sub: &session.user,
+            aud: self.config.gateway.audience(),
+            iat: now,
+            exp: now.saturating_add(self.config.gateway.assertion_ttl_secs),
+            jti: hex::encode(jti),
+            sid: hex::encode(&session.session_id),
+            kasane_transform: stored.module_name(),
+            kasane_transform_sha256: hex::encode(stored.module_sha256()),
+            kasane_request_sha256: request,
+        };
+        self.assertion_key.sign(&claims)
+    }
+
+    /// `GET /v1/auth/check` (forward-auth): the user and a fresh assertion for a live
+    /// session token (its idle time-out applies and is extended, as for any request), or
+    /// `SessionEnded`.
+    pub async fn auth_check(&self, token: &[u8; 32]) -> Result<(String, String), RefusalReason> {
+        let session = self.live_session(token, self.now()).await?;
+        let stored = StoredSession::decode(&session.secret).map_err(unavailable)?;
+        let jwt = self
+            .assertion(&session, &stored, None)
+            .map_err(unavailable)?;
+        Ok((session.user, jwt))
+    }
+
+    /// `GET /.well-known/jwks.json`.
+    #[must_use]
+    pub fn jwks(&self) -> String {
+        self.assertion_key.jwks()
+    }
+}
+
+/// The refusal of a number the replay window does not take.
+fn window_refusal(e: ProtocolError) -> RefusalReason {
+    match e {
+        ProtocolError::Replayed { .. } => RefusalReason::Replayed,
+        _ => RefusalReason::Reordered,
+    }
+}
