@@ -133,13 +133,7 @@ impl Host {
         }
         let allowed = g.methods.iter().any(|m| m == &r.method)
             && r.target.starts_with(&g.path_prefix)
-            && !r
-                .target
-                .split(['?', '#'])
-                .next()
-                .unwrap_or("")
-                .split('/')
-                .any(|s| s == "..");
+            && !has_dot_segment(&r.target);
         if allowed {
             Ok(())
         } else {
@@ -285,10 +279,35 @@ impl Host {
     }
 }
 
+/// Whether `target`'s path has a `..` segment, also percent-encoded (`%2e%2e`, `.%2E`, …):
+/// such a path could leave `[gateway] path_prefix` once the upstream normalizes it.
+fn has_dot_segment(target: &str) -> bool {
+    let path = target.split(['?', '#']).next().unwrap_or("");
+    path.split('/').any(|seg| {
+        let seg = seg.to_ascii_lowercase().replace("%2e", ".");
+        seg == ".."
+    })
+}
+
 /// The refusal of a number the replay window does not take.
 fn window_refusal(e: ProtocolError) -> RefusalReason {
     match e {
         ProtocolError::Replayed { .. } => RefusalReason::Replayed,
         _ => RefusalReason::Reordered,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_segments_are_found_also_percent_encoded() {
+        for t in ["/a/../b", "/..", "/a/%2e%2e/b", "/a/.%2E/b", "/%2E%2e"] {
+            assert!(has_dot_segment(t), "{t}");
+        }
+        for t in ["/a/b", "/a/..b", "/a?x=/../", "/a/.../b", "/a/%2e/b"] {
+            assert!(!has_dot_segment(t), "{t}");
+        }
     }
 }

@@ -478,6 +478,26 @@ impl Conn {
         (status, body)
     }
 
+    /// `GET path` with one header `name: value`: the status and the answer's headers.
+    pub(crate) async fn head_request(
+        &mut self,
+        path: &str,
+        name: &str,
+        value: &str,
+    ) -> (StatusCode, hyper::HeaderMap) {
+        let req = hyper::Request::builder()
+            .uri(path)
+            .header("host", "localhost")
+            .header(name, value)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        self.send.ready().await.unwrap();
+        let resp = self.send.send_request(req).await.unwrap();
+        let (parts, body) = resp.into_parts();
+        body.collect().await.unwrap();
+        (parts.status, parts.headers)
+    }
+
     pub(crate) async fn post(&mut self, path: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
         self.request("POST", path, body, None).await
     }
