@@ -52,6 +52,17 @@ pub struct Config {
     pub gateway: GatewayConfig,
 }
 
+/// The upstream's `host:port` if `url` is `http://host:port` (or `http://host`), with at
+/// most a trailing `/`.
+#[must_use]
+pub fn upstream_authority(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("http://")?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    let parsed: hyper::http::uri::Authority = authority.parse().ok()?;
+    (!authority.is_empty() && !authority.contains(['/', '?', '#', '@']))
+        .then(|| parsed.as_str().to_owned())
+}
+
 /// `[gateway]`: the HTTP service behind the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -90,8 +101,7 @@ impl GatewayConfig {
     /// the host starts: [`crate::gateway::probe`]).
     pub fn check(&self) -> Result<(), HostError> {
         let bad = |what| Err(ConfigError::Gateway { what }.into());
-        if !self.upstream.is_empty() && crate::gateway::upstream_authority(&self.upstream).is_none()
-        {
+        if !self.upstream.is_empty() && upstream_authority(&self.upstream).is_none() {
             return bad("upstream must be http://HOST:PORT (no path, query or https)");
         }
         if !self.path_prefix.starts_with('/') {

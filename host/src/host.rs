@@ -13,15 +13,16 @@ use rand_core::OsRng;
 use zeroize::Zeroizing;
 
 use crate::HostError;
+use crate::assertion::AssertionKey;
 use crate::audit::sign_checkpoint;
 use crate::config::Config;
-use crate::gateway::{AssertionKey, Upstream};
 use crate::group_commit::GroupCommit;
 use crate::metrics::{Metrics, Outcome};
 use crate::per_session::InProgress;
 use crate::registry::{HostRegistry, NotReady};
 use crate::session_cache::SessionCache;
 use crate::store::{AcceptMessage, AcceptOutcome, Clock, Store, StoreError, UnixSeconds};
+use crate::upstream::Upstream;
 
 /// The host: configuration, store, registry, keys, clock and metrics. Logins in flight live
 /// in the store, so any number of `Host`s sharing one database serve the same logins.

@@ -75,6 +75,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod assertion;
 pub mod audit;
 pub mod audit_chain;
 pub mod config;
@@ -100,5 +101,6 @@ pub mod store;
 pub mod tls;
 pub mod transport;
 pub mod upkeep;
+pub mod upstream;
 
 pub use error::HostError;

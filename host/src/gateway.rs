@@ -3,15 +3,12 @@
 //! - this module: [`Host::gateway_exchange`] (`POST /v1/gateway`: a sealed HTTP request of
 //!   the session, opened, audited, forwarded, its answer sealed back and audited) and
 //!   [`Host::auth_check`] (`GET /v1/auth/check`, forward-auth: gates, does not seal).
-//! - `assertion`: `X-Kasane-Assertion` (an EdDSA JWT) and the JWKS.
-//! - `upstream`: the HTTP/1.1 client, header filtering and the start-up probe.
+//! - [`crate::assertion`]: `X-Kasane-Assertion` (an EdDSA JWT) and the JWKS.
+//! - [`crate::upstream`]: the HTTP/1.1 client, header filtering and the start-up probe.
 //!
 //! A request reaches the service only after its number was committed into the session's
 //! replay window with its audit record: a replayed, re-ordered, altered or unauthenticated
 //! request never does.
-
-mod assertion;
-mod upstream;
 
 use std::time::{Duration, Instant};
 
@@ -23,8 +20,8 @@ use kasane_protocol::wire::{Message, RefusalReason};
 use kasane_protocol::{Expect, ProtocolError};
 use rand::RngCore as _;
 
-pub use assertion::{AssertionKey, Claims, GATEWAY_KEY_FILE, ISSUER, request_hash};
-pub use upstream::{Upstream, UpstreamError, upstream_authority};
+pub use crate::assertion::{AssertionKey, Claims, GATEWAY_KEY_FILE, ISSUER, request_hash};
+pub use crate::upstream::{Upstream, UpstreamError, upstream_authority};
 
 use crate::audit::AuditPayload;
 use crate::host::Host;

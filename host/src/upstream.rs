@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+pub use crate::config::upstream_authority;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
@@ -30,17 +31,6 @@ const HOP_BY_HOP: [&str; 10] = [
 
 /// How long the start-up probe waits for the upstream's answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The upstream's `host:port` if `url` is `http://host:port` (or `http://host`), with at
-/// most a trailing `/`.
-#[must_use]
-pub fn upstream_authority(url: &str) -> Option<String> {
-    let rest = url.strip_prefix("http://")?;
-    let authority = rest.strip_suffix('/').unwrap_or(rest);
-    let parsed: hyper::http::uri::Authority = authority.parse().ok()?;
-    (!authority.is_empty() && !authority.contains(['/', '?', '#', '@']))
-        .then(|| parsed.as_str().to_owned())
-}
 
 /// Why a request did not get the upstream's answer (sent back sealed as a `502` or `504`).
 #[derive(Debug, thiserror::Error)]
