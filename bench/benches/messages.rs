@@ -33,11 +33,9 @@
 //! BENCHMARKS.md records the figures.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark harness")]
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -46,6 +44,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use http_body_util::{BodyExt, Full};
+use kasane_bench::load::{Stats, WARMUP, drive};
 use kasane_bench::percentile;
 use kasane_client::{Client, ClientError, Session};
 use kasane_host::config::Config;
@@ -64,13 +63,7 @@ const PG_SIZES: [usize; 2] = [4096, 65536];
 const PG_SESSIONS: [usize; 2] = [16, 64];
 /// Requests in flight per session when pipelined.
 const DEPTH: usize = 4;
-const WARMUP: Duration = Duration::from_millis(500);
 const FSYNC_ROUNDS: usize = 2000;
-
-/// Worker phases.
-const WARM: u8 = 0;
-const MEASURE: u8 = 1;
-const STOP: u8 = 2;
 
 fn main() {
     let knobs = Knobs::from_env();
@@ -152,33 +145,6 @@ impl Cell {
 
     fn depth(&self) -> usize {
         if self.pipelined { DEPTH } else { 1 }
-    }
-}
-
-/// Throughput and latency of one variant in one cell.
-#[derive(Debug, Clone, Copy)]
-struct Stats {
-    count: usize,
-    /// Sends the host refused (kasane only; not in `count` nor in the latencies).
-    refused: usize,
-    secs: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-impl Stats {
-    fn of(mut samples: Vec<Duration>, refused: usize, secs: f64) -> Self {
-        Self {
-            count: samples.len(),
-            refused,
-            secs,
-            p50: percentile(&mut samples, 50.0),
-            p99: percentile(&mut samples, 99.0),
-        }
-    }
-
-    fn rate(&self) -> f64 {
-        self.count as f64 / self.secs
     }
 }
 
@@ -405,50 +371,6 @@ async fn close(s: Arc<Session>) {
     if let Ok(s) = Arc::try_unwrap(s) {
         s.close().await.unwrap();
     }
-}
-
-/// Runs every op in a loop of its own: `WARMUP`, then `window` during which each completed
-/// op's duration (from its start) is recorded. Throughput: completions in the window. An op
-/// answering `false` failed: counted apart, not timed.
-async fn drive<F, Fut>(window: Duration, ops: Vec<F>) -> Stats
-where
-    F: FnMut() -> Fut + Send + 'static,
-    Fut: Future<Output = bool> + Send,
-{
-    let phase = Arc::new(AtomicU8::new(WARM));
-    let mut tasks = Vec::new();
-    for mut op in ops {
-        let phase = phase.clone();
-        tasks.push(tokio::spawn(async move {
-            let (mut samples, mut failed) = (Vec::with_capacity(4096), 0);
-            while phase.load(Ordering::Relaxed) != STOP {
-                let t = Instant::now();
-                let ok = op().await;
-                let took = t.elapsed();
-                if phase.load(Ordering::Relaxed) == MEASURE {
-                    if ok {
-                        samples.push(took);
-                    } else {
-                        failed += 1;
-                    }
-                }
-            }
-            (samples, failed)
-        }));
-    }
-    tokio::time::sleep(WARMUP).await;
-    phase.store(MEASURE, Ordering::Relaxed);
-    let t = Instant::now();
-    tokio::time::sleep(window).await;
-    phase.store(STOP, Ordering::Relaxed);
-    let secs = t.elapsed().as_secs_f64();
-    let (mut all, mut failed) = (Vec::new(), 0);
-    for task in tasks {
-        let (samples, f) = task.await.unwrap();
-        all.extend(samples);
-        failed += f;
-    }
-    Stats::of(all, failed, secs)
 }
 
 /// The baseline server on `127.0.0.1:0`: the host's TLS config and transport, two routes.
@@ -755,7 +677,7 @@ fn console_line(row: &Row) -> String {
     };
     let pct = |r: Option<f64>| r.map_or_else(|| "-".to_owned(), |r| format!("{r:.1}%"));
     let refused = match row.kasane {
-        Some(k) if k.refused > 0 => format!(" ({} refused)", k.refused),
+        Some(k) if k.failed > 0 => format!(" ({} refused)", k.failed),
         _ => String::new(),
     };
     format!(
@@ -813,11 +735,11 @@ fn print_markdown(rows: &[Row], fsync: (Duration, Duration)) {
     println!();
     for row in rows {
         match row.kasane {
-            Some(k) if k.refused > 0 => {
+            Some(k) if k.failed > 0 => {
                 println!(
                     "{}: {} kasane sends refused (reordered)",
                     row.cell.name(),
-                    k.refused
+                    k.failed
                 );
             }
             _ => {}

@@ -27,6 +27,104 @@ pub fn row(name: &str, samples: &mut [Duration]) -> String {
     )
 }
 
+/// A closed-loop load generator: tasks that each run one operation after another.
+pub mod load {
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU8, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::percentile;
+
+    /// Time every run of [`drive`] warms up before it measures.
+    pub const WARMUP: Duration = Duration::from_millis(500);
+
+    /// Worker phases.
+    const WARM: u8 = 0;
+    const MEASURE: u8 = 1;
+    const STOP: u8 = 2;
+
+    /// Throughput and latency of one variant in one cell.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Stats {
+        /// Operations completed in the window.
+        pub count: usize,
+        /// Operations that failed (not in `count` nor in the latencies).
+        pub failed: usize,
+        /// The window, seconds.
+        pub secs: f64,
+        /// Median latency.
+        pub p50: Duration,
+        /// 99th percentile latency.
+        pub p99: Duration,
+    }
+
+    impl Stats {
+        /// The stats of `samples` (and `failed` failures) over `secs`.
+        #[must_use]
+        pub fn of(mut samples: Vec<Duration>, failed: usize, secs: f64) -> Self {
+            Self {
+                count: samples.len(),
+                failed,
+                secs,
+                p50: percentile(&mut samples, 50.0),
+                p99: percentile(&mut samples, 99.0),
+            }
+        }
+
+        /// Completions per second.
+        #[must_use]
+        pub fn rate(&self) -> f64 {
+            self.count as f64 / self.secs
+        }
+    }
+
+    /// Runs every op in a loop of its own: `WARMUP`, then `window` during which each completed
+    /// op's duration (from its start) is recorded. Throughput: completions in the window. An op
+    /// answering `false` failed: counted apart, not timed.
+    pub async fn drive<F, Fut>(window: Duration, ops: Vec<F>) -> Stats
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = bool> + Send,
+    {
+        let phase = Arc::new(AtomicU8::new(WARM));
+        let mut tasks = Vec::new();
+        for mut op in ops {
+            let phase = phase.clone();
+            tasks.push(tokio::spawn(async move {
+                let (mut samples, mut failed) = (Vec::with_capacity(4096), 0);
+                while phase.load(Ordering::Relaxed) != STOP {
+                    let t = Instant::now();
+                    let ok = op().await;
+                    let took = t.elapsed();
+                    if phase.load(Ordering::Relaxed) == MEASURE {
+                        if ok {
+                            samples.push(took);
+                        } else {
+                            failed += 1;
+                        }
+                    }
+                }
+                (samples, failed)
+            }));
+        }
+        tokio::time::sleep(WARMUP).await;
+        phase.store(MEASURE, Ordering::Relaxed);
+        let t = Instant::now();
+        tokio::time::sleep(window).await;
+        phase.store(STOP, Ordering::Relaxed);
+        let secs = t.elapsed().as_secs_f64();
+        let (mut all, mut failed) = (Vec::new(), 0);
+        for task in tasks {
+            // A worker that panicked counts as nothing measured.
+            let (samples, f) = task.await.unwrap_or_default();
+            all.extend(samples);
+            failed += f;
+        }
+        Stats::of(all, failed, secs)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,11 @@ use crate::ClientError;
 use crate::client::{decode, derive_message};
 use crate::session::{REORDERED_RETRIES, Session};
 
+/// How much longer than the client's own time-out an exchange may take: the service's own
+/// time (the host's `[gateway] timeout_secs`, 30 s by default), so that a slow service
+/// comes back as the host's sealed 504 rather than as a client-side time-out.
+pub const GATEWAY_EXTRA_WAIT: Duration = Duration::from_secs(30);
+
 /// The refusal of an answer that does not open as the response to our request.
 fn incoming(e: &kasane_protocol::ProtocolError) -> ClientError {
     tracing::warn!("gateway response refused: {e}");
@@ -58,7 +63,7 @@ impl Session {
                 conn,
                 ("POST", "/v1/gateway"),
                 body,
-                Duration::ZERO,
+                GATEWAY_EXTRA_WAIT,
                 SealedExchange::MAX_LEN,
             )
             .await?;

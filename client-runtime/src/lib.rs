@@ -70,6 +70,7 @@ pub use error::{
     ClientError, ConfigError, ConnectError, FileError, InputError, ModuleRefused, ProtocolFailure,
     RegistryUpdateError,
 };
+pub use gateway::GATEWAY_EXTRA_WAIT;
 pub use login::LoginReport;
 pub use report::utc;
 pub use responder::{CardResponder, Responder};

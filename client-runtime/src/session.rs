@@ -400,6 +400,12 @@ impl Session {
 
     /// Logs out.
     pub async fn close(self) -> Result<(), ClientError> {
+        self.logout().await
+    }
+
+    /// Logs out, for a holder of a shared session (`kasane proxy` at Ctrl-C); the session
+    /// is unusable afterwards (the host refuses it as ended).
+    pub async fn logout(&self) -> Result<(), ClientError> {
         let (status, body) = self
             .request("POST", "/v1/logout", Vec::new(), Duration::ZERO)
             .await?;

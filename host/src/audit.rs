@@ -48,7 +48,8 @@ pub fn sign_checkpoint(
 /// What an audit record holds: the message exactly as received, and who sent it when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditPayload {
-    /// Format version (1).
+    /// Format version: 1 a message, 2 a gateway exchange's request or response
+    /// (`crate::gateway::AUDIT_VERSION`; recipient `@gateway`, the direction tells which).
     pub version: u8,
     /// Direction byte of the sealed message (0: client to host).
     pub direction: u8,

@@ -33,9 +33,22 @@ pub(crate) async fn run(data: &Path) -> anyhow::Result<()> {
     ok(format_args!("store opens ({scheme})"));
     queue_key_matches(&cfg, store.as_ref()).await?;
     match store.postgres_pool() {
-        Some(pool) => db_registry(&cfg, DbRegistry::new(pool.clone())).await,
-        None => registry(&cfg),
+        Some(pool) => db_registry(&cfg, DbRegistry::new(pool.clone())).await?,
+        None => registry(&cfg)?,
     }
+    gateway_upstream(&cfg).await
+}
+
+/// `[gateway] upstream`, if set, answers HTTP (`serve` refuses to start otherwise).
+async fn gateway_upstream(cfg: &Config) -> anyhow::Result<()> {
+    let upstream = &cfg.gateway.upstream;
+    if upstream.is_empty() {
+        ok(format_args!("no gateway upstream configured"));
+        return Ok(());
+    }
+    kasane_host::gateway::probe(upstream).await?;
+    ok(format_args!("gateway upstream {upstream} answers HTTP"));
+    Ok(())
 }
 
 /// The queue key is the one the database's queued messages are sealed under (the first host
@@ -112,6 +125,12 @@ fn keys(cfg: &Config) -> anyhow::Result<()> {
         kasane_host::keyfile::OPAQUE_KEY_FILE,
         "OPAQUE keys",
         || kasane_host::keyfile::load_opaque_keys(&cfg.keys_dir).map(|_| ()),
+    )?;
+    made_on_first_use(
+        cfg,
+        kasane_host::gateway::GATEWAY_KEY_FILE,
+        "gateway assertion key",
+        || kasane_host::gateway::AssertionKey::load(&cfg.keys_dir).map(|_| ()),
     )
 }
 

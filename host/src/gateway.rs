@@ -69,7 +69,15 @@ impl Host {
         self.commit_exchange(&live, &sealed, &opened.stored, Direction::ClientToHost)
             .await?;
         let response = self.call_upstream(upstream, &opened, &live.session).await;
-        let plain = response.encode().map_err(unavailable)?;
+        let plain = match response.encode() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "gateway: the upstream's answer does not fit a response");
+                failed(&UpstreamError::Unrepresentable)
+                    .encode()
+                    .map_err(unavailable)?
+            }
+        };
         let input = opened
             .protocol
             .exchange_input(Direction::HostToClient, sealed.seq);
@@ -129,7 +137,7 @@ impl Host {
             return Err(RefusalReason::TooLarge);
         }
         let allowed = g.methods.iter().any(|m| m == &r.method)
-            && r.target.starts_with(&g.path_prefix)
+            && under_prefix(&r.target, &g.path_prefix)
             && !has_dot_segment(&r.target);
         if allowed {
             Ok(())
@@ -222,11 +230,7 @@ impl Host {
         };
         let response = forwarded.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "gateway: upstream failed");
-            GatewayResponse {
-                status: e.status(),
-                headers: vec![("content-type".into(), b"text/plain".to_vec())],
-                body: format!("kasane gateway: {e}\n").into_bytes(),
-            }
+            failed(&e)
         });
         self.metrics.gateway(response.status, started.elapsed());
         response
@@ -259,9 +263,30 @@ impl Host {
 
     /// `GET /v1/auth/check` (forward-auth): the user and a fresh assertion for a live
     /// session token (its idle time-out applies and is extended, as for any request), or
-    /// `SessionEnded`.
-    pub async fn auth_check(&self, token: &[u8; 32]) -> Result<(String, String), RefusalReason> {
-        let session = self.live_session(token, self.now()).await?;
+    /// `SessionEnded`. A check without a live session counts as a failure of `source`'s
+    /// network (`[throttle]`, as failed logins); while it is locked every check from there
+    /// is refused before the session is looked up.
+    pub async fn auth_check(
+        &self,
+        token: Option<&[u8; 32]>,
+        source: std::net::IpAddr,
+    ) -> Result<(String, String), RefusalReason> {
+        if self.source_locked(source, self.now()).await {
+            return Err(RefusalReason::SessionEnded);
+        }
+        let live = match token {
+            Some(t) => self.live_session(t, self.now()).await,
+            None => Err(RefusalReason::SessionEnded),
+        };
+        let session = match live {
+            Ok(s) => s,
+            Err(r) => {
+                if r == RefusalReason::SessionEnded {
+                    self.record_source_failure(source).await;
+                }
+                return Err(r);
+            }
+        };
         let stored = StoredSession::decode(&session.secret).map_err(unavailable)?;
         let jwt = self
             .assertion(&session, &stored, None)
@@ -286,6 +311,25 @@ fn has_dot_segment(target: &str) -> bool {
     })
 }
 
+/// The host's own answer when the upstream gave none it can pass on: 502 or 504 with a
+/// one-line reason.
+fn failed(e: &UpstreamError) -> GatewayResponse {
+    GatewayResponse {
+        status: e.status(),
+        headers: vec![("content-type".into(), b"text/plain".to_vec())],
+        body: format!("kasane gateway: {e}\n").into_bytes(),
+    }
+}
+
+/// Whether `target` is under `prefix` at a path-segment boundary (`/api` admits `/api`,
+/// `/api/x` and `/api?q`, not `/apix`).
+fn under_prefix(target: &str, prefix: &str) -> bool {
+    match target.strip_prefix(prefix) {
+        Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with(['/', '?', '#']),
+        None => false,
+    }
+}
+
 /// The refusal of a number the replay window does not take.
 fn window_refusal(e: ProtocolError) -> RefusalReason {
     match e {
@@ -305,6 +349,21 @@ mod tests {
         }
         for t in ["/a/b", "/a/..b", "/a?x=/../", "/a/.../b", "/a/%2e/b"] {
             assert!(!has_dot_segment(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn prefixes_end_at_a_segment() {
+        for (t, p) in [
+            ("/api", "/api"),
+            ("/api/x", "/api"),
+            ("/api?q", "/api"),
+            ("/x", "/"),
+        ] {
+            assert!(under_prefix(t, p), "{t} under {p}");
+        }
+        for (t, p) in [("/apix", "/api"), ("/ap", "/api"), ("/other", "/api/")] {
+            assert!(!under_prefix(t, p), "{t} not under {p}");
         }
     }
 }

@@ -318,7 +318,7 @@ fn token_of(headers: &HeaderMap) -> Option<[u8; 32]> {
 /// `GET /v1/auth/check` (forward-auth for nginx `auth_request`, Traefik ForwardAuth, Envoy
 /// ext_authz): `200` with `X-Kasane-User` and `X-Kasane-Assertion` for a live session token
 /// (bearer or `kasane_session` cookie), else `401`. Gates; seals nothing.
-async fn auth_check(State(host): State<Arc<Host>>, headers: HeaderMap) -> Response {
+async fn auth_check(State(host): State<Arc<Host>>, conn: Conn, headers: HeaderMap) -> Response {
     let denied = || {
         (
             StatusCode::UNAUTHORIZED,
@@ -327,10 +327,11 @@ async fn auth_check(State(host): State<Arc<Host>>, headers: HeaderMap) -> Respon
         )
             .into_response()
     };
-    let Some(token) = token_of(&headers) else {
-        return denied();
-    };
-    match host.auth_check(&token).await {
+    let token = token_of(&headers);
+    match host
+        .auth_check(token.as_ref(), source(&host, &conn, &headers))
+        .await
+    {
         Ok((user, jwt)) => match (HeaderValue::from_str(&user), HeaderValue::from_str(&jwt)) {
             (Ok(u), Ok(a)) => (
                 StatusCode::OK,

@@ -47,6 +47,9 @@ pub enum UpstreamError {
     /// The upstream's body was larger than `[gateway] max_body_bytes`.
     #[error("upstream response larger than the gateway's limit")]
     TooLarge,
+    /// The upstream's answer breaks a response's limits (more than 64 KiB of headers).
+    #[error("upstream response headers over the gateway's limits")]
+    Unrepresentable,
 }
 
 impl UpstreamError {

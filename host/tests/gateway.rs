@@ -491,3 +491,35 @@ async fn nginx_auth_request_serves_the_page_only_for_a_live_session() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failed_forward_auth_checks_lock_their_source_only() {
+    let th = start(|c| {
+        c.throttle.free_failures = 2;
+        c.throttle.ipv4_prefix = 32;
+    })
+    .await;
+    let mut a = alice(&th).await;
+    let bearer = format!("Bearer {}", hex::encode(a.token));
+    let guesser = "127.0.0.2".parse().unwrap();
+    let mut g = common::connect_from(th.addr, &th.cert_der, guesser).await;
+    for k in 0..4u8 {
+        let wrong = format!("Bearer {}", hex::encode([k; 32]));
+        let (status, _) = g
+            .head_request("/v1/auth/check", "authorization", &wrong)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // The guessing address is locked: even a live token is refused from there …
+    let (status, _) = g
+        .head_request("/v1/auth/check", "authorization", &bearer)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // … and nowhere else.
+    let (status, headers) = a
+        .conn
+        .head_request("/v1/auth/check", "authorization", &bearer)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers.get("x-kasane-user").unwrap(), "alice");
+}

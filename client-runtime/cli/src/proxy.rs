@@ -14,8 +14,8 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use kasane_client::{Client, ClientError, Session};
-use kasane_protocol::RefusalReason;
 use kasane_protocol::gateway::{GatewayRequest, GatewayResponse};
+use kasane_protocol::{Message as _, RefusalReason};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, RwLock};
 
@@ -84,8 +84,8 @@ pub(crate) async fn proxy(s: &Settings, listen: &str, max_body: usize) -> Result
     });
     serve(listener, proxy.clone()).await;
     let session = proxy.session.read().await.clone();
-    if let Ok(session) = Arc::try_unwrap(session) {
-        let _ = session.close().await;
+    if let Err(e) = session.logout().await {
+        eprintln!("kasane proxy: logging out: {e}");
     }
     Ok(())
 }
@@ -139,10 +139,19 @@ fn own(status: StatusCode, why: &str) -> Response<Full<Bytes>> {
 impl Proxy {
     /// One local request: refused here, or through the gateway.
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        match self.to_gateway(req).await {
-            Ok(request) => self.forward(&request).await,
-            Err(refused) => refused,
+        let request = match self.to_gateway(req).await {
+            Ok(r) => r,
+            Err(refused) => return refused,
+        };
+        // What the protocol cannot carry (a method it does not know, over 128 headers or
+        // 64 KiB of them) is refused here, before anything is sent.
+        if let Err(e) = request.validate() {
+            return own(
+                StatusCode::BAD_REQUEST,
+                &format!("request not forwardable: {e}"),
+            );
         }
+        self.forward(&request).await
     }
 
     /// The gateway request for a local one, or the proxy's refusal.

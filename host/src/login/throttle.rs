@@ -201,4 +201,28 @@ impl Host {
             Err(e) => tracing::error!(error = %e, "recording a failure"),
         }
     }
+
+    /// Whether `source`'s network is locked (forward-auth: a locked source is refused
+    /// without a session lookup; a store error counts as not locked).
+    pub(crate) async fn source_locked(&self, source: IpAddr, now: UnixSeconds) -> bool {
+        let key = [self.config.throttle.source_key(source)];
+        match self.store.throttle_states(&key).await {
+            Ok(states) => states.iter().any(|s| s.is_locked(now)),
+            Err(e) => {
+                tracing::error!(error = %e, "reading a source's throttle state");
+                false
+            }
+        }
+    }
+
+    /// Counts a forward-auth check with no live session against `source`'s network (the
+    /// same decaying counter failed logins use).
+    pub(crate) async fn record_source_failure(&self, source: IpAddr) {
+        let now = self.now();
+        let key = [self.config.throttle.source_key(source)];
+        let backoff = self.config.throttle.backoff();
+        if let Err(e) = self.store.record_failures(&key, now, &backoff).await {
+            tracing::error!(error = %e, "recording a failure");
+        }
+    }
 }
