@@ -137,6 +137,14 @@ impl Session {
         &self.user
     }
 
+    /// The session token in hex (64 digits): the bearer a reverse proxy's forward-auth
+    /// check (`GET /v1/auth/check`, docs/GATEWAY.md) accepts as `Authorization: Bearer …`
+    /// or as the `kasane_session` cookie. Whoever holds it acts as this session until the
+    /// host's idle or absolute time-out, or a logout: keep it like a password.
+    pub fn bearer_token(&self) -> Zeroizing<String> {
+        Zeroizing::new(hex::encode(&*self.token))
+    }
+
     /// The session id.
     pub fn session_id(&self) -> [u8; 16] {
         self.session_id

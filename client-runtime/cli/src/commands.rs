@@ -1,4 +1,4 @@
-//! `login`, `send`, `inbox`, `session`, `passwd` and `status`.
+//! `login`, `token`, `send`, `inbox`, `session`, `passwd` and `status`.
 
 use std::io::{BufRead, Read};
 
@@ -53,6 +53,16 @@ pub(crate) async fn login(s: &Settings) -> Result<(), Failure> {
     print_report(&report, "");
     close(session).await?;
     println!("logged out");
+    Ok(())
+}
+
+/// `kasane token`: the report on standard error, the token alone on standard output.
+pub(crate) async fn token(s: &Settings) -> Result<(), Failure> {
+    let (session, report) = connect_and_login(s).await?;
+    for line in report.lines("") {
+        eprintln!("{line}");
+    }
+    println!("{}", &*session.bearer_token());
     Ok(())
 }
 

@@ -7,7 +7,7 @@
 //!   where state lives.
 //! - `credentials`: the password and challenge answers: prompted without echo on the
 //!   terminal, or read from standard input and a code card file for scripts.
-//! - `commands`: `login`, `send`, `inbox`, `session`, `status`.
+//! - `commands`: `login`, `token`, `send`, `inbox`, `session`, `status`.
 //! - `proxy`: `proxy`, the local HTTP front of the sealed gateway.
 //! - `health`: `GET /healthz` over TLS 1.3 for `status`.
 //! - `fail`: exit codes by class of failure, and the one-line error report.
@@ -94,6 +94,11 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         new_card: std::path::PathBuf,
     },
+    /// Logs in and prints the session token (64 hex digits) on standard output, for
+    /// forward-auth behind a reverse proxy (`Authorization: Bearer TOKEN` or the cookie
+    /// `kasane_session=TOKEN`). Stays logged in: the token works until the host's idle or
+    /// absolute time-out. It is a secret: whoever holds it is you until then.
+    Token,
     /// Logs in and serves plain HTTP on loopback: each request goes to the service behind
     /// the host (its `[gateway]`) sealed in this session, and the answer comes back sealed.
     /// Prints the address it serves; logs in again when the host ends the session (with
@@ -147,6 +152,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let s = settings::Settings::resolve(&cli.conn, true)?;
             match cmd {
                 Command::Login => commands::login(&s).await,
+                Command::Token => commands::token(&s).await,
                 Command::Send { to, message } => commands::send(&s, &to, message).await,
                 Command::Inbox { wait } => commands::inbox(&s, wait).await,
                 Command::Session => commands::session(&s).await,

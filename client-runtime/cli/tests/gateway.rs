@@ -258,3 +258,46 @@ fn the_proxy_logs_in_again_after_the_idle_timeout_and_says_why_it_cannot_forward
     );
     assert_eq!(up.log().len(), before);
 }
+
+#[test]
+fn kasane_token_gives_a_bearer_the_forward_auth_check_accepts() {
+    let sim = Sim::start(false);
+    let mut child = sim
+        .kasane_as_alice(&["token"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let token = token.trim();
+    assert_eq!(token.len(), 64, "{token}");
+    let check = |header: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-D", "-", "-H", header, "--cacert"])
+            .arg(sim.data().join("tls/cert.pem"))
+            .arg(format!("https://{}/v1/auth/check", sim.addr))
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().to_ascii_lowercase()
+    };
+    let ok = check(&format!("Authorization: Bearer {token}"));
+    assert!(
+        ok.starts_with("http/1.1 200") || ok.starts_with("http/2 200"),
+        "{ok}"
+    );
+    assert!(ok.contains("x-kasane-user: alice"), "{ok}");
+    let cookie = check(&format!("Cookie: kasane_session={token}"));
+    assert!(cookie.contains(" 200"), "{cookie}");
+    let bad = check(&format!("Authorization: Bearer {}", "0".repeat(64)));
+    assert!(bad.contains(" 401"), "{bad}");
+}
