@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use common::{Conn, TestHost, login, start};
 use hyper::StatusCode;
 use kasane_abi::Direction;
+use kasane_host::store::Clock as _;
 use kasane_protocol::gateway::{GatewayRequest, GatewayResponse, SealedExchange};
 use kasane_protocol::wire::{ChallengeBundle, Message, MessageRefused, RefusalReason};
 use kasane_protocol::{Expect, Session};
@@ -225,6 +226,20 @@ async fn exchanges_reach_the_upstream_as_alice_with_a_verifiable_assertion() {
         .await
         .unwrap();
     assert_eq!(report.records, 8, "{report:?}");
+    // Counted by the upstream's status, timed.
+    let metrics = th.host.metrics().render();
+    assert!(
+        metrics.contains("kasane_gateway_requests_total{status=\"200\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kasane_gateway_requests_total{status=\"201\"} 3\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kasane_gateway_upstream_seconds_count 4\n"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
