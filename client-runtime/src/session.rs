@@ -142,7 +142,7 @@ impl Session {
     /// or as the `kasane_session` cookie. Whoever holds it acts as this session until the
     /// host's idle or absolute time-out, or a logout: keep it like a password.
     pub fn bearer_token(&self) -> Zeroizing<String> {
-        Zeroizing::new(hex::encode(&*self.token))
+        Zeroizing::new(hex::encode(self.token.as_slice()))
     }
 
     /// The session id.
