@@ -19,7 +19,6 @@ use axum::http::{HeaderMap, Method, Uri};
 use common::{Conn, TestHost, login, start};
 use hyper::StatusCode;
 use kasane_abi::Direction;
-use kasane_host::store::Clock as _;
 use kasane_protocol::gateway::{GatewayRequest, GatewayResponse, SealedExchange};
 use kasane_protocol::wire::{ChallengeBundle, Message, MessageRefused, RefusalReason};
 use kasane_protocol::{Expect, Session};
