@@ -11,7 +11,7 @@ use kasane_protocol::{Expect, Message, RefusalReason};
 
 use crate::ClientError;
 use crate::client::{decode, derive_message};
-use crate::session::{REORDERED_RETRIES, Session};
+use crate::session::Session;
 
 /// How much longer than the client's own time-out an exchange may take: the service's own
 /// time (the host's `[gateway] timeout_secs`, 30 s by default), so that a slow service
@@ -32,22 +32,7 @@ impl Session {
     /// new number, up to [`REORDERED_RETRIES`] times.
     pub async fn exchange(&self, request: &GatewayRequest) -> Result<GatewayResponse, ClientError> {
         let plain = zeroize::Zeroizing::new(request.encode()?);
-        let _slot = self
-            .in_flight
-            .acquire()
-            .await
-            .map_err(|_| ClientError::Refused(RefusalReason::SessionEnded))?;
-        let mut retries = 0;
-        loop {
-            match self.exchange_once(&plain).await {
-                Err(ClientError::Refused(RefusalReason::Reordered))
-                    if retries < REORDERED_RETRIES =>
-                {
-                    retries += 1;
-                }
-                other => return other,
-            }
-        }
+        self.pipelined(|| self.exchange_once(&plain)).await
     }
 
     /// One try of [`Session::exchange`].

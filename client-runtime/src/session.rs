@@ -51,7 +51,7 @@ pub struct Session {
     client: Arc<Inner>,
     /// Idle connections, at most [`MAX_IN_FLIGHT`].
     conns: Mutex<Vec<Conn>>,
-    pub(crate) in_flight: tokio::sync::Semaphore,
+    in_flight: tokio::sync::Semaphore,
     seen: HashSet<u64>,
 }
 
@@ -246,6 +246,17 @@ impl Session {
     /// replay window past its number; nothing of it was kept) is sealed again under a new
     /// number and sent again, up to [`REORDERED_RETRIES`] times.
     pub async fn send(&self, to: &str, body: &[u8]) -> Result<MessageAccepted, ClientError> {
+        self.pipelined(|| self.send_once(to, body)).await
+    }
+
+    /// Runs `attempt` holding one of the session's [`MAX_IN_FLIGHT`] slots, again (up to
+    /// [`REORDERED_RETRIES`] times) while the host refuses it as `reordered`: each attempt
+    /// seals under a new number, and a refused one left nothing at the host.
+    pub(crate) async fn pipelined<T, F, Fut>(&self, mut attempt: F) -> Result<T, ClientError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
         let _slot = self
             .in_flight
             .acquire()
@@ -253,7 +264,7 @@ impl Session {
             .map_err(|_| ClientError::Refused(RefusalReason::SessionEnded))?;
         let mut retries = 0;
         loop {
-            match self.send_once(to, body).await {
+            match attempt().await {
                 Err(ClientError::Refused(RefusalReason::Reordered))
                     if retries < REORDERED_RETRIES =>
                 {

@@ -53,6 +53,7 @@ use tokio::task::JoinHandle;
 use crate::HostError;
 use crate::host::Host;
 use crate::login::LoginError;
+use crate::messages::{MessageSession, PerSession};
 use crate::tls::CertResolver;
 
 pub use crate::transport::{ConnInfo, EXPORTER_LABEL, serve_tls};
@@ -230,19 +231,11 @@ fn refused(reason: RefusalReason) -> Response {
 /// [`SealedMessage::MAX_LEN`]): a client without a live session never makes the host buffer a
 /// body.
 async fn messages(State(host): State<Arc<Host>>, headers: HeaderMap, body: Body) -> Response {
-    let session = match host.message_session(bearer(&headers).as_ref()).await {
-        Ok(s) => s,
-        Err(r) => return refused(r),
-    };
-    // Counted before the body is read: a session's bodies in flight are bounded.
-    let _sending = match host.start_send(&session) {
-        Ok(g) => g,
-        Err(r) => return refused(r),
-    };
-    let body = match read_body(body, SealedMessage::MAX_LEN).await {
-        Ok(b) => b,
-        Err(r) => return refused(r),
-    };
+    let (session, _sending, body) =
+        match session_then_body(&host, &headers, body, SealedMessage::MAX_LEN).await {
+            Ok(x) => x,
+            Err(r) => return refused(r),
+        };
     match host.accept_in_session(session, &body).await {
         Ok(a) => match a.encode() {
             Ok(b) => octets(b),
@@ -253,6 +246,20 @@ async fn messages(State(host): State<Arc<Host>>, headers: HeaderMap, body: Body)
             refused(r)
         }
     }
+}
+
+/// The bearer's live session, its count of bodies being read (taken before the body is
+/// read: a session's bodies in flight are bounded), and the body (at most `limit` bytes).
+async fn session_then_body<'h>(
+    host: &'h Host,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<(MessageSession, PerSession<'h>, Bytes), RefusalReason> {
+    let session = host.message_session(bearer(headers).as_ref()).await?;
+    let sending = host.start_send(&session)?;
+    let body = read_body(body, limit).await?;
+    Ok((session, sending, body))
 }
 
 /// Reads a request body of at most `limit` bytes; `TooLarge` beyond it, `Malformed` when it
@@ -273,19 +280,11 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, RefusalReason> {
 /// `POST /v1/gateway`: like `/v1/messages`, the session before the body, which may be as
 /// large as `[gateway] max_body_bytes` and a request head.
 async fn gateway(State(host): State<Arc<Host>>, headers: HeaderMap, body: Body) -> Response {
-    let session = match host.message_session(bearer(&headers).as_ref()).await {
-        Ok(s) => s,
-        Err(r) => return refused(r),
-    };
-    let _sending = match host.start_send(&session) {
-        Ok(g) => g,
-        Err(r) => return refused(r),
-    };
     let limit = host.config().gateway.max_body_bytes
         + 2 * kasane_protocol::gateway::MAX_GATEWAY_HEAD
         + 2048;
-    let body = match read_body(body, limit).await {
-        Ok(b) => b,
+    let (session, _sending, body) = match session_then_body(&host, &headers, body, limit).await {
+        Ok(x) => x,
         Err(r) => return refused(r),
     };
     match host.gateway_exchange(session, &body).await {

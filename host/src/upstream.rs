@@ -12,22 +12,9 @@ use hyper::{Method, Request};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use kasane_protocol::gateway::{GatewayRequest, GatewayResponse, HeaderField, MAX_GATEWAY_HEADERS};
-
-/// Headers that belong to one connection (RFC 9110 §7.6.1), never forwarded either way,
-/// with the ones the proxy or the host sets itself.
-const HOP_BY_HOP: [&str; 10] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-];
+use kasane_protocol::gateway::{
+    GatewayRequest, GatewayResponse, HOP_BY_HOP, HeaderField, MAX_GATEWAY_HEADERS,
+};
 
 /// How long the start-up probe waits for the upstream's answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -71,9 +58,11 @@ pub struct Upstream {
 }
 
 /// Whether a header of a request or response passes the gateway: not hop-by-hop, not named
-/// by `Connection`, not `X-Kasane-*`, not `Content-Length` (the body's length is set anew).
+/// by `Connection`, not `X-Kasane-*`, not `Host` (the upstream's is set), not
+/// `Content-Length` (the body's length is set anew).
 fn passes(name: &str, connection_listed: &[String]) -> bool {
     !HOP_BY_HOP.contains(&name)
+        && name != "host"
         && name != "content-length"
         && !name.starts_with("x-kasane-")
         && !connection_listed.iter().any(|c| c == name)

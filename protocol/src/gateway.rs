@@ -48,6 +48,20 @@ pub const MAX_GATEWAY_HEAD: usize = 64 * 1024;
 /// Longest encoded request or response: a body of [`MAX_GATEWAY_BODY`] and a head.
 const MAX_EXCHANGE_LEN: usize = MAX_GATEWAY_BODY + 2 * MAX_GATEWAY_HEAD + 1024;
 
+/// Header fields that belong to one connection (RFC 9110 §7.6.1): never carried across the
+/// gateway, in either direction, by the proxy or the host.
+pub const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
 /// One header field: a lower-case name and its value's bytes.
 pub type HeaderField = (String, Vec<u8>);
 
@@ -160,14 +174,7 @@ fn exchange_key(
     direction: Direction,
     seq: u64,
 ) -> Result<AeadKey, ProtocolError> {
-    if !(kasane_abi::MIN_OUTPUT_LEN..=kasane_abi::MAX_OUTPUT_LEN).contains(&t_msg.len()) {
-        return Err(ProtocolError::TransformOutput(t_msg.len()));
-    }
-    Ok(AeadKey::derive(
-        t_msg,
-        secret.expose_secret(),
-        &[INFO_GATEWAY, &[direction.as_u8()], &seq.to_be_bytes()],
-    ))
+    crate::seal::transmission_key(INFO_GATEWAY, secret, t_msg, (direction, seq))
 }
 
 /// Seals an encoded request or response as exchange `seq` in `direction`.

@@ -34,13 +34,24 @@ pub fn message_key(
     direction: Direction,
     seq: u64,
 ) -> Result<AeadKey, ProtocolError> {
+    transmission_key(INFO_MESSAGE, secret, t_msg, (direction, seq))
+}
+
+/// A per-transmission key and nonce: `HKDF(salt = t_msg, ikm = session secret, info = label
+/// ‖ d ‖ u64_be(seq))`, for messages ([`INFO_MESSAGE`]) and gateway exchanges.
+pub(crate) fn transmission_key(
+    label: &[u8],
+    secret: &SessionSecret,
+    t_msg: &[u8],
+    (direction, seq): (Direction, u64),
+) -> Result<AeadKey, ProtocolError> {
     if !(kasane_abi::MIN_OUTPUT_LEN..=kasane_abi::MAX_OUTPUT_LEN).contains(&t_msg.len()) {
         return Err(ProtocolError::TransformOutput(t_msg.len()));
     }
     Ok(AeadKey::derive(
         t_msg,
         secret.expose_secret(),
-        &[INFO_MESSAGE, &[direction.as_u8()], &seq.to_be_bytes()],
+        &[label, &[direction.as_u8()], &seq.to_be_bytes()],
     ))
 }
 

@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use kasane_client::{Client, ClientError, Session};
-use kasane_protocol::gateway::{GatewayRequest, GatewayResponse};
+use kasane_protocol::gateway::{GatewayRequest, GatewayResponse, HOP_BY_HOP};
 use kasane_protocol::{Message as _, RefusalReason};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, RwLock};
@@ -23,19 +23,6 @@ use crate::commands::{client_fail, print_report};
 use crate::credentials::Credentials;
 use crate::fail::{Class, Failure, OrFail};
 use crate::settings::Settings;
-
-/// Headers of one connection (RFC 9110 §7.6.1), never passed either way.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 /// The proxy's state: the session in use and how to get a new one.
 struct Proxy {

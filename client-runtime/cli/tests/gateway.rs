@@ -262,17 +262,7 @@ fn the_proxy_logs_in_again_after_the_idle_timeout_and_says_why_it_cannot_forward
 #[test]
 fn kasane_token_gives_a_bearer_the_forward_auth_check_accepts() {
     let sim = Sim::start(false);
-    let mut child = sim
-        .kasane_as_alice(&["token"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
+    let out = sim.run_as_alice(&["token"]);
     assert!(
         out.status.success(),
         "{}",

@@ -98,8 +98,13 @@ impl Sim {
 
     /// `kasane login` as alice; the output.
     pub(crate) fn login(&self) -> Output {
+        self.run_as_alice(&["login"])
+    }
+
+    /// `kasane ARGS` as alice, the password on standard input; the output.
+    pub(crate) fn run_as_alice(&self, args: &[&str]) -> Output {
         let mut child = self
-            .kasane_as_alice(&["login"])
+            .kasane_as_alice(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
