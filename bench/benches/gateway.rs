@@ -8,7 +8,8 @@
 //! cargo bench -p kasane-bench --bench gateway
 //! ```
 //! Needs `/usr/sbin/nginx` (Debian's nginx-light). `KASANE_BENCH_WINDOW_SECS` (default 3)
-//! sets each cell's measuring window.
+//! sets each cell's measuring window; `KASANE_BENCH_VARIANTS` (a comma list of `direct`,
+//! `nginx`, `kasane`; default all) which columns are measured (for profiling one).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -80,11 +81,14 @@ async fn run(window: Duration) {
         "| body | clients | upstream direct req/s (p50/p99 ms) | nginx TLS proxy | kasane proxy → host → upstream | kasane / nginx |"
     );
     println!("|---|---|---|---|---|---|");
+    let variants = std::env::var("KASANE_BENCH_VARIANTS").unwrap_or_default();
+    let on = |v: &str| variants.is_empty() || variants.split(',').any(|x| x == v);
     for size in SIZES {
         for clients in CLIENTS {
-            let direct = measure(Front::Plain(upstream), &ca, size, clients, window).await;
-            let tls = measure(Front::Tls(nginx), &ca, size, clients, window).await;
-            let kasane = measure(Front::Plain(proxy), &ca, size, clients, window).await;
+            let shape = (size, clients, window);
+            let direct = measure_if(on("direct"), Front::Plain(upstream), &ca, shape).await;
+            let tls = measure_if(on("nginx"), Front::Tls(nginx), &ca, shape).await;
+            let kasane = measure_if(on("kasane"), Front::Plain(proxy), &ca, shape).await;
             println!(
                 "| {} KiB | {clients} | {} | {} | {} | {:.0} % |",
                 size / 1024,
@@ -116,6 +120,20 @@ fn cell(s: &Stats) -> String {
         s.p50.as_secs_f64() * 1e3,
         s.p99.as_secs_f64() * 1e3
     )
+}
+
+/// [`measure`] if `on`, else nothing measured.
+async fn measure_if(
+    on: bool,
+    front: Front,
+    ca: &[u8],
+    (size, clients, window): (usize, usize, Duration),
+) -> Stats {
+    if on {
+        measure(front, ca, size, clients, window).await
+    } else {
+        Stats::of(Vec::new(), 0, 1.0)
+    }
 }
 
 /// `clients` closed-loop clients, each on its own keep-alive connection, POSTing `size`

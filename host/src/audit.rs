@@ -58,8 +58,10 @@ pub struct AuditPayload {
     /// The recipient as addressed ("" = the host).
     pub recipient: String,
     /// The ciphertext and tag as received.
+    #[serde(with = "serde_bytes")]
     pub ciphertext: Vec<u8>,
     /// The AES-GCM associated data (session id ‖ direction ‖ seq ‖ recipient).
+    #[serde(with = "serde_bytes")]
     pub aad: Vec<u8>,
     /// SHA-256 of the session's transform module.
     pub module_sha256: [u8; 32],

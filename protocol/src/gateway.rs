@@ -75,6 +75,7 @@ pub struct GatewayRequest {
     /// Header fields (hop-by-hop ones are dropped by the host).
     pub headers: Vec<HeaderField>,
     /// The body.
+    #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
 }
 
@@ -86,6 +87,7 @@ pub struct GatewayResponse {
     /// Header fields (hop-by-hop ones dropped).
     pub headers: Vec<HeaderField>,
     /// The body.
+    #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
 }
 
@@ -98,6 +100,7 @@ pub struct SealedExchange {
     /// The request's number (client-to-host sequence), also the response's.
     pub seq: u64,
     /// AES-256-GCM ciphertext and tag.
+    #[serde(with = "serde_bytes")]
     pub ciphertext: Vec<u8>,
 }
 
@@ -259,6 +262,31 @@ mod tests {
             body: vec![],
         };
         assert!(resp.encode().is_err());
+    }
+
+    #[test]
+    fn byte_fields_encode_as_a_sequence_of_u8_would() {
+        #[derive(Serialize)]
+        struct Plain {
+            session_id: [u8; ID_LEN],
+            seq: u64,
+            ciphertext: Vec<u8>,
+        }
+        let ciphertext: Vec<u8> = (0..=255).collect();
+        let with_bytes = SealedExchange {
+            session_id: [3; ID_LEN],
+            seq: 300,
+            ciphertext: ciphertext.clone(),
+        };
+        let plain = Plain {
+            session_id: [3; ID_LEN],
+            seq: 300,
+            ciphertext,
+        };
+        assert_eq!(
+            postcard::to_allocvec(&with_bytes).unwrap(),
+            postcard::to_allocvec(&plain).unwrap()
+        );
     }
 
     #[test]

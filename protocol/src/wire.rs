@@ -244,6 +244,7 @@ impl Message for FinishRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SealedBundle {
     /// Ciphertext and tag.
+    #[serde(with = "serde_bytes")]
     pub ciphertext: Vec<u8>,
 }
 
@@ -403,6 +404,7 @@ pub struct SealedMessage {
     /// The final recipient's user id (empty: the host itself).
     pub recipient: String,
     /// AES-256-GCM ciphertext and tag.
+    #[serde(with = "serde_bytes")]
     pub ciphertext: Vec<u8>,
 }
 
@@ -544,6 +546,7 @@ pub struct Delivery {
     /// When the host accepted it, unix seconds.
     pub sent_at: u64,
     /// The sender's plaintext.
+    #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
 }
 
