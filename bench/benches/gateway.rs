@@ -9,7 +9,8 @@
 //! ```
 //! Needs `/usr/sbin/nginx` (Debian's nginx-light). `KASANE_BENCH_WINDOW_SECS` (default 3)
 //! sets each cell's measuring window; `KASANE_BENCH_VARIANTS` (a comma list of `direct`,
-//! `nginx`, `kasane`; default all) which columns are measured (for profiling one).
+//! `nginx`, `kasane`; default all) which columns are measured (for profiling one);
+//! `KASANE_BENCH_COMMIT_WAIT_US` the host's `[messages] commit_max_wait_us` (default 0).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -63,9 +64,15 @@ fn main() {
 
 async fn run(window: Duration) {
     let upstream = echo_upstream().await;
+    let commit_wait = std::env::var("KASANE_BENCH_COMMIT_WAIT_US")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let th = kasane_tests::start_with(|c| {
         c.gateway.upstream = format!("http://{upstream}");
         c.gateway.max_body_bytes = 1 << 20;
+        if let Some(us) = commit_wait {
+            c.messages.commit_max_wait_us = us;
+        }
     })
     .await;
     let ca = std::fs::read(&th.cfg.tls_cert).unwrap();
@@ -73,8 +80,9 @@ async fn run(window: Duration) {
     let (_nginx, nginx) = start_nginx(work.path(), &th, upstream);
     let (_proxy, proxy) = start_proxy(work.path(), &th).await;
     println!(
-        "# gateway bench: window {:.1} s, loadavg {}",
+        "# gateway bench: window {:.1} s, commit_max_wait_us {}, loadavg {}",
         window.as_secs_f64(),
+        th.host.config().messages.commit_max_wait_us,
         loadavg()
     );
     println!(
