@@ -26,7 +26,7 @@ pub use crate::upstream::{Upstream, UpstreamError, upstream_authority};
 use crate::audit::AuditPayload;
 use crate::host::Host;
 use crate::login::StoredSession;
-use crate::messages::{MessageSession, unavailable};
+use crate::messages::{MessageSession, unavailable, window_refusal};
 use crate::store::{AcceptMessage, AcceptOutcome, QueueQuota, SentBy, Session};
 
 /// The format version of a gateway exchange's audit record ([`AuditPayload::version`]; 1 is
@@ -48,6 +48,8 @@ struct Opened {
     request: GatewayRequest,
     protocol: kasane_protocol::Session,
     stored: StoredSession,
+    /// The session's transform, looked up once for both directions.
+    transform: kasane_sandbox::Transform,
 }
 
 impl Host {
@@ -64,11 +66,18 @@ impl Host {
     ) -> Result<Vec<u8>, RefusalReason> {
         let upstream = self.upstream.as_ref().ok_or(RefusalReason::Unavailable)?;
         let sealed = SealedExchange::decode(body).map_err(|_| RefusalReason::Malformed)?;
-        let opened = self.open_request(&sealed, &live.session).await?;
-        self.check_request(&opened.request)?;
-        self.commit_exchange(&live, &sealed, &opened.stored, Direction::ClientToHost)
+        let Opened {
+            request,
+            protocol,
+            stored,
+            transform,
+        } = self.open_request(&sealed, &live.session).await?;
+        self.check_request(&request)?;
+        self.commit_exchange(&live, &sealed, &stored, Direction::ClientToHost)
             .await?;
-        let response = self.call_upstream(upstream, &opened, &live.session).await;
+        let response = self
+            .call_upstream(upstream, request, (&live.session, &stored))
+            .await;
         let plain = match response.encode() {
             Ok(p) => p,
             Err(e) => {
@@ -78,16 +87,12 @@ impl Host {
                     .map_err(unavailable)?
             }
         };
-        let input = opened
-            .protocol
-            .exchange_input(Direction::HostToClient, sealed.seq);
-        let transform = self.session_transform(&opened.stored)?;
+        let input = protocol.exchange_input(Direction::HostToClient, sealed.seq);
         let t_msg = self.derive(transform, input).await?;
-        let answer = opened
-            .protocol
+        let answer = protocol
             .seal_exchange(sealed.seq, &t_msg, &plain)
             .map_err(unavailable)?;
-        self.commit_exchange(&live, &answer, &opened.stored, Direction::HostToClient)
+        self.commit_exchange(&live, &answer, &stored, Direction::HostToClient)
             .await?;
         answer.encode().map_err(unavailable)
     }
@@ -113,7 +118,7 @@ impl Host {
             )
             .ok_or(RefusalReason::Unavailable)?;
         let input = protocol.exchange_input(Direction::ClientToHost, sealed.seq);
-        let t_msg = self.derive(transform, input).await?;
+        let t_msg = self.derive(transform.clone(), input).await?;
         let plain = protocol
             .open_exchange(sealed, &t_msg, Expect::InWindow(window))
             .map_err(|e| match e {
@@ -127,6 +132,7 @@ impl Host {
             request,
             protocol,
             stored,
+            transform,
         })
     }
 
@@ -206,18 +212,18 @@ impl Host {
         }
     }
 
-    /// Forwards the opened request; the service's answer, or a 502/504 saying why not.
+    /// Forwards the opened request (its body moved, not copied); the service's answer, or a
+    /// 502/504 saying why not.
     async fn call_upstream(
         &self,
         upstream: &Upstream,
-        opened: &Opened,
-        session: &Session,
+        r: GatewayRequest,
+        (session, stored): (&Session, &StoredSession),
     ) -> GatewayResponse {
         let g = &self.config.gateway;
-        let r = &opened.request;
         let hash = request_hash(&r.method, &r.target, &r.body);
         let started = Instant::now();
-        let forwarded = match self.assertion(session, &opened.stored, Some(hash)) {
+        let forwarded = match self.assertion(session, stored, Some(hash)) {
             Ok(jwt) => {
                 let added = [
                     ("x-kasane-user", session.user.clone()),
@@ -327,14 +333,6 @@ fn under_prefix(target: &str, prefix: &str) -> bool {
     match target.strip_prefix(prefix) {
         Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with(['/', '?', '#']),
         None => false,
-    }
-}
-
-/// The refusal of a number the replay window does not take.
-fn window_refusal(e: ProtocolError) -> RefusalReason {
-    match e {
-        ProtocolError::Replayed { .. } => RefusalReason::Replayed,
-        _ => RefusalReason::Reordered,
     }
 }
 

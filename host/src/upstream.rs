@@ -121,7 +121,7 @@ impl Upstream {
     /// `timeout` and reading at most `max_body` bytes of the answer.
     pub async fn forward(
         &self,
-        req: &GatewayRequest,
+        req: GatewayRequest,
         added: [(&'static str, String); 2],
         timeout: Duration,
         max_body: usize,
@@ -137,7 +137,7 @@ impl Upstream {
         let mut request = Request::builder()
             .method(method)
             .uri(format!("http://{}{}", self.authority, req.target))
-            .body(Full::new(Bytes::copy_from_slice(&req.body)))
+            .body(Full::new(Bytes::from(req.body)))
             .map_err(|_| UpstreamError::Request("target"))?;
         *request.headers_mut() = headers;
         tokio::time::timeout(timeout, self.exchange(request, max_body))

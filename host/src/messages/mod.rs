@@ -343,10 +343,19 @@ fn precheck(sealed: &SealedMessage, session: &Session) -> Result<(), RefusalReas
     if sealed.direction != Direction::ClientToHost {
         return Err(RefusalReason::WrongDirection);
     }
-    session.from_client.check(sealed.seq).map_err(|e| match e {
+    session
+        .from_client
+        .check(sealed.seq)
+        .map_err(window_refusal)
+}
+
+/// The refusal of a number the session's replay window does not take (messages and
+/// gateway exchanges).
+pub(crate) fn window_refusal(e: ProtocolError) -> RefusalReason {
+    match e {
         ProtocolError::Replayed { .. } => RefusalReason::Replayed,
         _ => RefusalReason::Reordered,
-    })
+    }
 }
 
 /// The audit record's payload of an accepted message (the ciphertext, not the plaintext).
