@@ -113,13 +113,18 @@ pub struct StartRequest {
     pub client_nonce: [u8; 32],
     /// Transform profiles the client can run, 1..=[`MAX_PROFILES`], no repeats.
     pub profiles: Vec<Profile>,
+    /// The client can bind the channel (it reads its connection's TLS exporter); `false`
+    /// from a browser, which cannot. The host binds only when this is set and its own
+    /// configuration says so; the host's start signature covers these bytes, so no one on
+    /// the path can clear the flag to turn binding off.
+    pub can_bind: bool,
 }
 
 impl Message for StartRequest {
     const KIND: u8 = 1;
     // Header, user id (two-byte varint length at 256 bytes), KE1 (one-byte length), nonce,
-    // profiles (one-byte count): 394 bytes for the longest user id.
-    const MAX_LEN: usize = 2 + (2 + MAX_USER_ID_LEN) + (1 + KE1_LEN) + 32 + (1 + MAX_PROFILES);
+    // profiles (one-byte count), the binding flag: 395 bytes for the longest user id.
+    const MAX_LEN: usize = 2 + (2 + MAX_USER_ID_LEN) + (1 + KE1_LEN) + 32 + (1 + MAX_PROFILES) + 1;
     const LABEL: &'static [u8] = b"start-request";
 
     fn validate(&self) -> Result<(), ProtocolError> {

@@ -32,14 +32,18 @@ fn start_request() -> impl Strategy<Value = StartRequest> {
         proptest::collection::vec(any::<u8>(), KE1_LEN),
         any::<[u8; 32]>(),
         profiles(),
+        any::<bool>(),
     )
-        .prop_filter("user id length", |(u, _, _, _)| u.len() <= MAX_USER_ID_LEN)
-        .prop_map(|(user_id, ke1, client_nonce, profiles)| StartRequest {
-            user_id,
-            ke1,
-            client_nonce,
-            profiles,
-        })
+        .prop_filter("user id length", |(u, ..)| u.len() <= MAX_USER_ID_LEN)
+        .prop_map(
+            |(user_id, ke1, client_nonce, profiles, can_bind)| StartRequest {
+                user_id,
+                ke1,
+                client_nonce,
+                profiles,
+                can_bind,
+            },
+        )
 }
 
 /// Kind 2.
@@ -342,6 +346,7 @@ fn longest_start_request() -> StartRequest {
         ke1: vec![0xA5; KE1_LEN],
         client_nonce: [0xFF; 32],
         profiles: vec![Profile::Wasi, Profile::Pure],
+        can_bind: true,
     }
 }
 
@@ -581,6 +586,7 @@ fn wrong_kind_truncation_and_trailing_bytes_are_typed_errors() {
         ke1: vec![0; KE1_LEN],
         client_nonce: [0; 32],
         profiles: vec![Profile::Pure],
+        can_bind: true,
     }
     .encode()
     .unwrap();
@@ -612,30 +618,31 @@ fn field_limits_are_enforced_both_ways() {
         ke1: vec![0; KE1_LEN],
         client_nonce: [0; 32],
         profiles: vec![Profile::Pure, Profile::Pure],
+        can_bind: true,
     };
     assert!(matches!(
         dup.encode(),
         Err(ProtocolError::FieldRange { field: "profiles" })
     ));
-    // Hand-built body (user "a", KE1, nonce) with no profiles: decode refuses it too.
+    // Hand-built body (user "a", KE1, nonce) with no profiles (then the binding flag):
+    // decode refuses it too.
     let mut bytes = vec![PROTOCOL_VERSION, 1, 1, b'a', KE1_LEN as u8];
     bytes.extend_from_slice(&[0; KE1_LEN + 32]);
-    bytes.push(0);
+    bytes.extend_from_slice(&[0, 1]);
     assert!(matches!(
         StartRequest::decode(&bytes),
         Err(ProtocolError::FieldRange { field: "profiles" })
     ));
     // An unknown profile number is malformed.
-    bytes.pop();
-    bytes.extend_from_slice(&[1, 2]);
+    bytes.truncate(bytes.len() - 2);
+    bytes.extend_from_slice(&[1, 2, 1]);
     assert!(matches!(
         StartRequest::decode(&bytes),
         Err(ProtocolError::Malformed(_))
     ));
     // An empty user id is out of range.
-    bytes.truncate(bytes.len() - 2);
-    bytes.push(1);
-    bytes.push(0);
+    bytes.truncate(bytes.len() - 3);
+    bytes.extend_from_slice(&[1, 0, 1]);
     bytes[2] = 0;
     bytes.remove(3);
     assert!(matches!(

@@ -44,6 +44,7 @@ mod json;
 pub mod keys;
 pub mod layout;
 pub mod memory;
+pub mod prefetch;
 pub mod repo;
 pub mod signing;
 pub mod ticket;

@@ -99,10 +99,7 @@ pub use validate::{ModuleInfo, WASI_MODULE};
 #[cfg(feature = "wasi")]
 pub use wasi::DIAGNOSTICS_CAP;
 
-/// Most tables a transform may define (Rust and C toolchains emit one). Checked at
-/// validation ([`SandboxError::TableLimit`]) so the pooling and on-demand allocators, which
-/// count tables differently, always agree.
-pub const MAX_TABLES: u32 = 4;
+pub use kasane_modcheck::MAX_TABLES;
 
 /// Most bytes of stdout + stderr kept from a WASI transform.
 #[cfg(not(feature = "wasi"))]

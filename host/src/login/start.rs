@@ -28,7 +28,8 @@ impl Host {
         channel_binding: Option<&[u8; 32]>,
     ) -> Result<Vec<u8>, LoginError> {
         let req = StartRequest::decode(request).map_err(LoginError::Malformed)?;
-        let binding = if self.config.channel_binding {
+        // A client that cannot bind (a browser) says so in the signed request.
+        let binding = if self.config.channel_binding && req.can_bind {
             Some(channel_binding.ok_or(Failure::NoChannelBinding)?)
         } else {
             None

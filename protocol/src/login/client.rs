@@ -49,6 +49,7 @@ impl ClientStart {
             ke1,
             client_nonce,
             profiles,
+            can_bind: true,
         };
         let request_bytes = request.encode()?;
         Ok(Self {
@@ -57,6 +58,14 @@ impl ClientStart {
             request,
             request_bytes,
         })
+    }
+
+    /// The same start for a client that cannot read its TLS exporter (a browser): it asks
+    /// the host not to bind the channel (see [`StartRequest::can_bind`]).
+    pub fn without_channel_binding(mut self) -> Result<Self, ProtocolError> {
+        self.request.can_bind = false;
+        self.request_bytes = self.request.encode()?;
+        Ok(self)
     }
 
     /// The encoded [`StartRequest`] to send.

@@ -104,7 +104,7 @@ class Reader:
 domain = b"kasane/v2/opaque"
 check("opaque_context", bytes([len(domain)]) + domain + b"\x01" + V["in_tls_exporter"])
 
-# Start request: user id, KE1, client nonce, profiles.
+# Start request: user id, KE1, client nonce, profiles, can_bind (postcard bool: one byte).
 start_req = V["msg_start_request"]
 r = Reader(start_req, 1)
 check("start_request.user_id", r.bytes(), V["in_user_id"])
@@ -112,6 +112,7 @@ check("start_request.ke1 (opaque_ke1)", r.bytes(), V["opaque_ke1"])
 client_nonce = r.raw(32)
 profiles = [r.varint() for _ in range(r.varint())]
 check("start_request.profiles (pure, wasi)", profiles, [0, 1])
+check("start_request.can_bind (true)", r.raw(1), b"\x01")
 r.end("start_request")
 
 # Start response: login id, KE2, server nonce, flag, host key, signature over the digest.
