@@ -102,5 +102,6 @@ pub mod tls;
 pub mod transport;
 pub mod upkeep;
 pub mod upstream;
+pub mod web;
 
 pub use error::HostError;

@@ -414,6 +414,12 @@ async fn registry_file(State(host): State<Arc<Host>>, UrlPath(path): UrlPath<Str
     }
 }
 
+/// `GET /web/`: the browser client's page, pinned to the registry's first root.
+async fn web_page(State(host): State<Arc<Host>>) -> Response {
+    host.registry().sync(host.now()).await;
+    crate::web::page(host.registry().file("metadata/1.root.json").as_deref())
+}
+
 async fn module_file(State(host): State<Arc<Host>>, UrlPath(file): UrlPath<String>) -> Response {
     let hash = file
         .strip_suffix(".wasm")
@@ -478,6 +484,15 @@ pub fn app(host: Arc<Host>) -> Router {
         .route("/v1/inbox/ack", post(inbox_ack))
         .route("/v1/registry/{*path}", get(registry_file))
         .route("/v1/modules/{file}", get(module_file))
+        .route(
+            "/web",
+            get(|| async { axum::response::Redirect::permanent("/web/") }),
+        )
+        .route("/web/", get(web_page))
+        .route(
+            "/web/{file}",
+            get(|UrlPath(f): UrlPath<String>| async move { crate::web::file(&f) }),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -57,7 +57,10 @@ pub async fn start(host: &crate::TestHost) -> SwapProxy {
 /// Starts a proxy for `host` (whose TLS key it uses) applying `rewrite` to every answer.
 pub async fn start_with(host: &crate::TestHost, rewrite: Rewrite) -> SocketAddr {
     let server = kasane_host::server::tls_config(&host.cfg.tls_cert, &host.cfg.tls_key).unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(server);
+    // It speaks HTTP/1.1 only: a browser must not pick h2.
+    let mut server = (*server).clone();
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
     let ca = std::fs::read(&host.cfg.tls_cert).unwrap();
     let upstream_cfg = crate::client_tls(&ca, &[b"http/1.1"]);
     let upstream = host.addr;

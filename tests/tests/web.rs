@@ -1,0 +1,294 @@
+//! The browser client end to end: the real host (in this process, TLS 1.3) serves `/web/`;
+//! Debian's Chromium, driven by playwright-core (`web/e2e/drive.mjs`), loads the page and
+//! logs in with the keyboard; a native client plays the CLI user on the other side.
+//!
+//! Needs `node`, `web/e2e/node_modules` (`npm ci` there) and `/usr/bin/chromium`. In CI
+//! (`CI` set) a missing piece fails the test; elsewhere the test prints why and passes.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::Ordering;
+
+use ed25519_dalek::VerifyingKey;
+use kasane_client::Client;
+use kasane_protocol::card::CodeCard;
+use kasane_tests::{PASSWORD, TestHost, proxy, responder, start};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Whether the browser pieces are here; in CI their absence is a failure.
+fn browser_available() -> bool {
+    let missing: Vec<&str> = [
+        ("/usr/bin/chromium", Path::new("/usr/bin/chromium").exists()),
+        (
+            "web/e2e/node_modules/playwright-core",
+            repo().join("web/e2e/node_modules/playwright-core").exists(),
+        ),
+        (
+            "node",
+            Command::new("node").arg("--version").output().is_ok(),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, ok)| !ok)
+    .map(|(what, _)| what)
+    .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "browser test: missing {missing:?} (.ci/run installs them)"
+    );
+    eprintln!("SKIPPED: browser test needs {missing:?} (apt chromium; npm ci in web/e2e)");
+    false
+}
+
+/// The card as the driver takes it: prompt → response.
+fn card_json(card: &CodeCard) -> String {
+    let pairs: Vec<String> = card
+        .pairs
+        .iter()
+        .map(|(p, r)| format!("\"{p}\":\"{}\"", r.as_str()))
+        .collect();
+    format!("{{{}}}", pairs.join(","))
+}
+
+/// Runs one scenario of the driver against `url` for alice; returns its RESULT line's JSON.
+async fn drive(url: &str, card: &CodeCard, scenario: &str, extra: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new("node");
+    cmd.arg(repo().join("web/e2e/drive.mjs"))
+        .env("KASANE_URL", format!("{url}/web/"))
+        .env("KASANE_USER", &card.user)
+        .env("KASANE_PASSWORD", PASSWORD)
+        .env("KASANE_CARD", card_json(card))
+        .env("KASANE_SCENARIO", scenario);
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{scenario}: driver failed\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| panic!("{scenario}: no RESULT line in\n{stdout}"))
+        .to_owned()
+}
+
+fn field<'a>(json: &'a str, name: &str) -> &'a str {
+    let key = format!("\"{name}\":\"");
+    let start = json
+        .find(&key)
+        .unwrap_or_else(|| panic!("{name} in {json}"))
+        + key.len();
+    let len = json[start..].find('"').unwrap();
+    &json[start..start + len]
+}
+
+/// bob (the native client) waits for alice's message and answers it.
+async fn bob_replies(th: &TestHost, card: &CodeCard, want: &str, reply: &str) -> [u8; 16] {
+    let client = Client::connect(th.client_config(None)).await.unwrap();
+    let (mut bob, _) = client.login("bob", &mut responder(card)).await.unwrap();
+    for _ in 0..12 {
+        let got = bob.inbox(10).await.unwrap();
+        if let Some(m) = got.iter().find(|m| m.from == "alice") {
+            assert_eq!(m.body.as_slice(), want.as_bytes());
+            bob.send("alice", reply.as_bytes()).await.unwrap();
+            return bob.session_id();
+        }
+    }
+    panic!("bob never received alice's message");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_browser_user_logs_in_and_exchanges_sealed_messages_with_a_cli_user() {
+    if !browser_available() {
+        return;
+    }
+    let th = start().await;
+    let alice = th.add_user("alice").await;
+    let bob = th.add_user("bob").await;
+    let shots = repo().join("docs/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let url = th.url();
+    let shots_s = shots.display().to_string();
+    let extra = [
+        ("KASANE_PEER", "bob"),
+        ("KASANE_SEND", "hello bob, from a browser"),
+        ("KASANE_REPLY", "hello alice, from the CLI"),
+        ("KASANE_SHOTS", shots_s.as_str()),
+    ];
+    let browser = drive(&url, &alice, "exchange", &extra);
+    let bob_side = bob_replies(
+        &th,
+        &bob,
+        "hello bob, from a browser",
+        "hello alice, from the CLI",
+    );
+    let (result, bob_session) = tokio::join!(browser, bob_side);
+    assert_eq!(field(&result, "status"), "logged in as alice");
+    assert_eq!(field(&result, "afterLogout"), "not logged in");
+    let name = field(&result, "transform");
+    let builtins: Vec<&str> = kasane_host::setup::BUILTINS
+        .iter()
+        .map(|b| b.name)
+        .collect();
+    assert!(builtins.contains(&name), "{name} is not a built-in");
+    let sha = field(&result, "sha256");
+    assert!(
+        sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{sha}"
+    );
+    assert!(result.contains("hello alice, from the CLI"), "{result}");
+    for shot in ["web-login.png", "web-status.png", "web-inbox.png"] {
+        assert!(shots.join(shot).metadata().unwrap().len() > 1000, "{shot}");
+    }
+    // Both sessions' audit records: alice's message and bob's reply, chains that verify.
+    let key = VerifyingKey::from_bytes(&th.host.host_public_key()).unwrap();
+    let summary = kasane_host::audit::verify(th.host.store().as_ref(), &key)
+        .await
+        .unwrap();
+    assert!(summary.chains >= 2 && summary.records >= 2, "{summary:?}");
+    let records = th.host.store().audit_page(None, 1_000).await.unwrap();
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.session_id == bob_session)
+            .count(),
+        1,
+        "bob's reply audited once"
+    );
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.session_id != bob_session)
+            .count(),
+        1,
+        "alice's message audited once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_module_altered_in_flight_is_refused_in_the_browser_before_it_runs() {
+    if !browser_available() {
+        return;
+    }
+    let th = start().await;
+    let alice = th.add_user("alice").await;
+    let swap = proxy::start(&th).await;
+    let url = format!("https://{}", swap.addr);
+    let r = drive(
+        &url,
+        &alice,
+        "refused",
+        &[("KASANE_EXPECT", "altered|nothing was run")],
+    )
+    .await;
+    assert!(r.contains("\"prompts\":[]"), "no challenge was shown: {r}");
+    assert!(swap.swapped.load(Ordering::SeqCst) >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revoked_module_is_refused_in_the_browser() {
+    if !browser_available() {
+        return;
+    }
+    let th = start().await;
+    let alice = th.add_user("alice").await;
+    // A module of its own (a built-in with one custom section more), revoked; a compromised
+    // host (every key the real one has) offers it anyway.
+    let mut wasm = std::fs::read(repo().join("guest-transforms/dist/hmac-sha256.wasm")).unwrap();
+    wasm.extend_from_slice(&[0, 5, 4, b'n', b'o', b't', b'e']);
+    let hash = th.publish("to-revoke", &wasm, b"", 1);
+    th.force("to-revoke");
+    th.revoke(hash);
+    let (_running, url) = th.compromised().await;
+    let r = drive(&url, &alice, "refused", &[("KASANE_EXPECT", "revoked")]).await;
+    assert!(r.contains("\"prompts\":[]"), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expired_registry_is_refused_in_the_browser() {
+    if !browser_available() {
+        return;
+    }
+    let th = start().await;
+    let alice = th.add_user("alice").await;
+    // The page's clock 400 days ahead: every role of the registry has expired for it.
+    let r = drive(
+        &th.url(),
+        &alice,
+        "refused",
+        &[
+            ("KASANE_EXPECT", "expired"),
+            ("KASANE_CLOCK_OFFSET_DAYS", "400"),
+        ],
+    )
+    .await;
+    assert!(r.contains("\"prompts\":[]"), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wrong_password_is_refused_in_the_browser() {
+    if !browser_available() {
+        return;
+    }
+    let th = start().await;
+    let alice = th.add_user("alice").await;
+    let r = drive(
+        &th.url(),
+        &alice,
+        "refused",
+        &[("KASANE_EXPECT", "password"), ("KASANE_PASSWORD", "wrong")],
+    )
+    .await;
+    assert!(r.contains("\"prompts\":[]"), "{r}");
+    // An unknown user gets the same words.
+    let nobody = CodeCard {
+        user: "nobody".into(),
+        pairs: alice.pairs.clone(),
+    };
+    let r = drive(
+        &th.url(),
+        &nobody,
+        "refused",
+        &[("KASANE_EXPECT", "password")],
+    )
+    .await;
+    assert!(r.contains("\"prompts\":[]"), "{r}");
+}
+
+/// A pure module whose `kasane_derive` never returns.
+const LOOPING: &str = r#"(module
+  (memory (export "memory") 1)
+  (func (export "kasane_abi_v1"))
+  (func (export "kasane_alloc") (param i32) (result i32) i32.const 1024)
+  (func (export "kasane_derive") (param i32 i32 i32 i32) (result i32)
+    (loop $forever (br $forever))
+    i32.const 32))"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transform_that_loops_is_stopped_by_the_worker_limit_and_the_page_stays_usable() {
+    if !browser_available() {
+        return;
+    }
+    let th = start().await;
+    let alice = th.add_user("alice").await;
+    th.publish("loops", &wat::parse_str(LOOPING).unwrap(), b"", 1);
+    th.force("loops");
+    let r = drive(&th.url(), &alice, "loop", &[]).await;
+    assert!(field(&r, "error").contains("time limit"), "{r}");
+    assert!(r.contains("\"usable\":true"), "{r}");
+    assert_eq!(field(&r, "second"), "error", "{r}");
+    assert!(field(&r, "secondError").contains("time limit"), "{r}");
+}

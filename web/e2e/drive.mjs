@@ -1,0 +1,166 @@
+// Drives Kasane's browser client in Debian's Chromium (playwright-core, no browser download)
+// for tests/tests/web.rs and the browser login bench. One scenario per run, chosen by
+// KASANE_SCENARIO; it prints one JSON line starting with "RESULT " and exits 0, or prints why
+// and exits 1. Inputs (environment):
+//   KASANE_URL        the page, e.g. https://127.0.0.1:4433/web/
+//   KASANE_USER, KASANE_PASSWORD, KASANE_CARD (JSON: prompt -> response)
+//   KASANE_SCENARIO   exchange | refused | loop | bench
+//   KASANE_EXPECT     refused: words the error must contain
+//   KASANE_CLOCK_OFFSET_DAYS  refused: run the page's clock this many days ahead
+//   KASANE_PEER, KASANE_SEND, KASANE_REPLY  exchange: the CLI user, what to send, the reply awaited
+//   KASANE_SHOTS      exchange: folder for the screenshots
+//   KASANE_BENCH_N    bench: logins to time (the first is cold)
+import { chromium } from 'playwright-core';
+
+const env = (name, fallback) => {
+  const v = process.env[name];
+  if (v === undefined && fallback === undefined) throw new Error(`${name} is not set`);
+  return v ?? fallback;
+};
+const T = 60_000;
+const id = (page, testid) => page.locator(`[data-testid="${testid}"]`);
+
+async function launch() {
+  const browser = await chromium.launch({
+    executablePath: env('KASANE_CHROMIUM', '/usr/bin/chromium'),
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  // The test host's certificate is self-made for the run.
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  const log = [];
+  page.on('console', (m) => log.push(`console.${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => log.push(`pageerror: ${e.message}`));
+  return { browser, page, log };
+}
+
+async function open(page) {
+  await page.goto(env('KASANE_URL'));
+  await page.waitForFunction(() => {
+    const s = document.querySelector('[data-testid="status"]');
+    return s && s.textContent !== 'loading…';
+  }, null, { timeout: T });
+  const err = await id(page, 'error').textContent();
+  if (!(await id(page, 'login-user').isVisible())) throw new Error(`page not ready: ${err}`);
+}
+
+// Logs in with the keyboard only: type, Tab, Enter; each challenge answered and Enter.
+async function login(page, { shots } = {}) {
+  const card = JSON.parse(env('KASANE_CARD'));
+  await id(page, 'login-user').focus();
+  await page.keyboard.press('Control+A');
+  await page.keyboard.type(env('KASANE_USER'));
+  await page.keyboard.press('Tab');
+  await page.keyboard.type(env('KASANE_PASSWORD'));
+  if (shots) await page.screenshot({ path: `${shots}/web-login.png`, fullPage: true });
+  await page.keyboard.press('Enter');
+  const prompts = [];
+  for (;;) {
+    // One look at the page decides: a refusal, the session, or a fresh prompt (the field is
+    // cleared for each one).
+    const which = await (await page.waitForFunction(() => {
+      const q = (t) => document.querySelector(`[data-testid="${t}"]`);
+      if (!q('error').hidden) return 'error';
+      if (/logged in as /.test(q('status').textContent)) return 'done';
+      const form = document.getElementById('challenge-form');
+      if (!form.hidden && q('challenge-response').value === ''
+        && document.activeElement === q('challenge-response')) return 'challenge';
+      return false;
+    }, null, { timeout: T })).jsonValue();
+    if (which !== 'challenge') return { outcome: which, prompts };
+    const prompt = await id(page, 'challenge-prompt').textContent();
+    prompts.push(prompt);
+    const answer = card[prompt];
+    if (answer === undefined) throw new Error(`no card answer for ${prompt}`);
+    // The response field has the focus (keyboard only).
+    await page.keyboard.type(answer);
+    await page.keyboard.press('Enter');
+  }
+}
+
+async function exchange(page) {
+  const shots = env('KASANE_SHOTS', '');
+  await open(page);
+  const { outcome, prompts } = await login(page, { shots });
+  if (outcome !== 'done') throw new Error(`login failed: ${await id(page, 'error').textContent()}`);
+  const status = await id(page, 'status').textContent();
+  const transform = await id(page, 'transform-name').textContent();
+  const sha256 = await id(page, 'transform-sha256').textContent();
+  if (shots) await page.screenshot({ path: `${shots}/web-status.png`, fullPage: true });
+  await id(page, 'message-to').fill(env('KASANE_PEER'));
+  await id(page, 'message-body').fill(env('KASANE_SEND'));
+  await id(page, 'message-send').click();
+  const reply = env('KASANE_REPLY');
+  await page.locator('[data-testid="inbox-item"]', { hasText: reply }).waitFor({ timeout: T });
+  const inbox = await page.locator('[data-testid="inbox-item"]').allTextContents();
+  if (shots) await page.screenshot({ path: `${shots}/web-inbox.png`, fullPage: true });
+  await id(page, 'logout').click();
+  await id(page, 'login-user').waitFor({ state: 'visible', timeout: T });
+  return { status, transform, sha256, prompts, inbox, afterLogout: await id(page, 'status').textContent() };
+}
+
+async function refused(page) {
+  const days = Number(env('KASANE_CLOCK_OFFSET_DAYS', '0'));
+  if (days) await page.clock.setFixedTime(new Date(Date.now() + days * 86_400_000));
+  await open(page);
+  const { outcome, prompts } = await login(page);
+  const error = await id(page, 'error').textContent();
+  if (outcome !== 'error') throw new Error(`expected a refusal, got ${outcome}`);
+  for (const word of env('KASANE_EXPECT').split('|')) {
+    if (!error.toLowerCase().includes(word.toLowerCase())) throw new Error(`error "${error}" lacks "${word}"`);
+  }
+  return { error, prompts, transform: await id(page, 'transform-name').textContent(),
+    loginVisible: await id(page, 'login-user').isVisible() };
+}
+
+// A transform that never returns: the Worker is stopped, the login fails, and the page
+// takes a new login (whose transform is stopped again, which shows the page still runs).
+async function loop(page) {
+  await open(page);
+  const first = await login(page);
+  const error = await id(page, 'error').textContent();
+  if (first.outcome !== 'error') throw new Error(`expected the time limit, got ${first.outcome}`);
+  const usable = await id(page, 'login-user').isVisible() && await id(page, 'login-submit').isEnabled();
+  const second = await login(page);
+  return { error, prompts: first.prompts, usable, second: second.outcome,
+    secondError: await id(page, 'error').textContent() };
+}
+
+async function bench(page) {
+  const n = Number(env('KASANE_BENCH_N', '10'));
+  const t0 = Date.now();
+  await open(page);
+  const load = Date.now() - t0;
+  const times = [];
+  for (let i = 0; i < n; i++) {
+    const start = Date.now();
+    const { outcome } = await login(page);
+    if (outcome !== 'done') throw new Error(`login ${i} failed: ${await id(page, 'error').textContent()}`);
+    times.push(Date.now() - start);
+    await id(page, 'logout').click();
+    await id(page, 'login-user').waitFor({ state: 'visible', timeout: T });
+  }
+  return { load_ms: load, login_ms: times };
+}
+
+const scenarios = { exchange, refused, loop, bench };
+const { browser, page, log } = await launch();
+try {
+  const run = scenarios[env('KASANE_SCENARIO')];
+  if (!run) throw new Error(`unknown scenario ${env('KASANE_SCENARIO')}`);
+  console.log(`RESULT ${JSON.stringify(await run(page))}`);
+  await browser.close();
+} catch (e) {
+  console.log(log.join('\n'));
+  const state = await page.evaluate(() => ({
+    active: document.activeElement?.outerHTML?.slice(0, 200),
+    status: document.querySelector('[data-testid="status"]')?.textContent,
+    error: document.querySelector('[data-testid="error"]')?.textContent,
+  })).catch((x) => String(x));
+  console.log(`PAGE ${JSON.stringify(state)}`);
+  console.log(`FAILED ${e.stack || e}`);
+  await browser.close();
+  process.exit(1);
+}
