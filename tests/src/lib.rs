@@ -234,6 +234,17 @@ pub fn responder_with(password: &str, card: &CodeCard) -> CardResponder {
     )
 }
 
+/// A card as the browser driver (`web/e2e/drive.mjs`) takes it: a JSON object, prompt →
+/// response (prompts and responses are letters and digits).
+pub fn card_json(card: &CodeCard) -> String {
+    let pairs: Vec<String> = card
+        .pairs
+        .iter()
+        .map(|(p, r)| format!("\"{p}\":\"{}\"", r.as_str()))
+        .collect();
+    format!("{{{}}}", pairs.join(","))
+}
+
 /// Every file under `dir` (recursively).
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use ed25519_dalek::VerifyingKey;
 use kasane_client::Client;
 use kasane_protocol::card::CodeCard;
-use kasane_tests::{PASSWORD, TestHost, proxy, responder, start};
+use kasane_tests::{PASSWORD, TestHost, card_json, proxy, responder, start};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -45,16 +45,6 @@ fn browser_available() -> bool {
     );
     eprintln!("SKIPPED: browser test needs {missing:?} (apt chromium; npm ci in web/e2e)");
     false
-}
-
-/// The card as the driver takes it: prompt → response.
-fn card_json(card: &CodeCard) -> String {
-    let pairs: Vec<String> = card
-        .pairs
-        .iter()
-        .map(|(p, r)| format!("\"{p}\":\"{}\"", r.as_str()))
-        .collect();
-    format!("{{{}}}", pairs.join(","))
 }
 
 /// Runs one scenario of the driver against `url` for alice; returns its RESULT line's JSON.
