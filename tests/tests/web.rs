@@ -75,6 +75,18 @@ async fn drive(url: &str, card: &CodeCard, scenario: &str, extra: &[(&str, &str)
         .to_owned()
 }
 
+/// Runs the `refused` scenario: the refusal's words must appear, and the page must have
+/// shown no challenge and created no Worker (no transform ran).
+async fn refused(url: &str, card: &CodeCard, extra: &[(&str, &str)]) -> String {
+    let r = drive(url, card, "refused", extra).await;
+    assert!(r.contains("\"prompts\":[]"), "a challenge was shown: {r}");
+    assert!(
+        r.contains("\"workers\":0"),
+        "a transform Worker was created: {r}"
+    );
+    r
+}
+
 fn field<'a>(json: &'a str, name: &str) -> &'a str {
     let key = format!("\"{name}\":\"");
     let start = json
@@ -140,6 +152,8 @@ async fn a_browser_user_logs_in_and_exchanges_sealed_messages_with_a_cli_user() 
         "{sha}"
     );
     assert!(result.contains("hello alice, from the CLI"), "{result}");
+    // The transform ran in a Worker (what the refusal tests count as none).
+    assert!(result.contains("\"workers\":1"), "{result}");
     for shot in ["web-login.png", "web-status.png", "web-inbox.png"] {
         assert!(shots.join(shot).metadata().unwrap().len() > 1000, "{shot}");
     }
@@ -177,14 +191,12 @@ async fn a_module_altered_in_flight_is_refused_in_the_browser_before_it_runs() {
     let alice = th.add_user("alice").await;
     let swap = proxy::start(&th).await;
     let url = format!("https://{}", swap.addr);
-    let r = drive(
+    refused(
         &url,
         &alice,
-        "refused",
         &[("KASANE_EXPECT", "altered|nothing was run")],
     )
     .await;
-    assert!(r.contains("\"prompts\":[]"), "no challenge was shown: {r}");
     assert!(swap.swapped.load(Ordering::SeqCst) >= 1);
 }
 
@@ -203,8 +215,7 @@ async fn a_revoked_module_is_refused_in_the_browser() {
     th.force("to-revoke");
     th.revoke(hash);
     let (_running, url) = th.compromised().await;
-    let r = drive(&url, &alice, "refused", &[("KASANE_EXPECT", "revoked")]).await;
-    assert!(r.contains("\"prompts\":[]"), "{r}");
+    refused(&url, &alice, &[("KASANE_EXPECT", "revoked")]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -215,17 +226,11 @@ async fn an_expired_registry_is_refused_in_the_browser() {
     let th = start().await;
     let alice = th.add_user("alice").await;
     // The page's clock 400 days ahead: every role of the registry has expired for it.
-    let r = drive(
-        &th.url(),
-        &alice,
-        "refused",
-        &[
-            ("KASANE_EXPECT", "expired"),
-            ("KASANE_CLOCK_OFFSET_DAYS", "400"),
-        ],
-    )
-    .await;
-    assert!(r.contains("\"prompts\":[]"), "{r}");
+    let extra = [
+        ("KASANE_EXPECT", "expired"),
+        ("KASANE_CLOCK_OFFSET_DAYS", "400"),
+    ];
+    refused(&th.url(), &alice, &extra).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -235,27 +240,14 @@ async fn a_wrong_password_is_refused_in_the_browser() {
     }
     let th = start().await;
     let alice = th.add_user("alice").await;
-    let r = drive(
-        &th.url(),
-        &alice,
-        "refused",
-        &[("KASANE_EXPECT", "password"), ("KASANE_PASSWORD", "wrong")],
-    )
-    .await;
-    assert!(r.contains("\"prompts\":[]"), "{r}");
+    let extra = [("KASANE_EXPECT", "password"), ("KASANE_PASSWORD", "wrong")];
+    refused(&th.url(), &alice, &extra).await;
     // An unknown user gets the same words.
     let nobody = CodeCard {
         user: "nobody".into(),
         pairs: alice.pairs.clone(),
     };
-    let r = drive(
-        &th.url(),
-        &nobody,
-        "refused",
-        &[("KASANE_EXPECT", "password")],
-    )
-    .await;
-    assert!(r.contains("\"prompts\":[]"), "{r}");
+    refused(&th.url(), &nobody, &[("KASANE_EXPECT", "password")]).await;
 }
 
 /// A pure module whose `kasane_derive` never returns.

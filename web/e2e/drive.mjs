@@ -31,6 +31,9 @@ async function launch() {
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
   const page = await context.newPage();
   const log = [];
+  // Every dedicated Worker the page creates: a transform runs only in one.
+  page.workersCreated = 0;
+  page.on('worker', () => { page.workersCreated += 1; });
   page.on('console', (m) => log.push(`console.${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => log.push(`pageerror: ${e.message}`));
   return { browser, page, log };
@@ -98,7 +101,8 @@ async function exchange(page) {
   if (shots) await page.screenshot({ path: `${shots}/web-inbox.png`, fullPage: true });
   await id(page, 'logout').click();
   await id(page, 'login-user').waitFor({ state: 'visible', timeout: T });
-  return { status, transform, sha256, prompts, inbox, afterLogout: await id(page, 'status').textContent() };
+  return { status, transform, sha256, prompts, inbox, afterLogout: await id(page, 'status').textContent(),
+    workers: page.workersCreated };
 }
 
 async function refused(page) {
@@ -112,7 +116,7 @@ async function refused(page) {
     if (!error.toLowerCase().includes(word.toLowerCase())) throw new Error(`error "${error}" lacks "${word}"`);
   }
   return { error, prompts, transform: await id(page, 'transform-name').textContent(),
-    loginVisible: await id(page, 'login-user').isVisible() };
+    loginVisible: await id(page, 'login-user').isVisible(), workers: page.workersCreated };
 }
 
 // A transform that never returns: the Worker is stopped, the login fails, and the page
