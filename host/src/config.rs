@@ -50,6 +50,33 @@ pub struct Config {
     pub http: HttpConfig,
     /// The sealed gateway and forward-auth (`[gateway]`; docs/GATEWAY.md).
     pub gateway: GatewayConfig,
+    /// The browser client at `/web/` (`[web]`; docs/WEB.md).
+    pub web: WebConfig,
+}
+
+/// `[web]`: the browser client the host serves at `/web/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Serve the page and its files (`KASANE_WEB`). Off: `/web/` answers 404. A browser
+    /// login is not bound to the TLS channel and trusts the page the host serves
+    /// (docs/SECURITY.md); a deployment that needs neither turns it off.
+    pub enabled: bool,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+/// A boolean variable's value: `1`/`true`/`on`/`yes` or `0`/`false`/`off`/`no`.
+fn boolean(var: String, v: &str) -> Result<bool, ConfigError> {
+    match v.trim() {
+        "1" | "true" | "on" | "yes" => Ok(true),
+        "0" | "false" | "off" | "no" => Ok(false),
+        _ => Err(ConfigError::NotABool { var }),
+    }
 }
 
 /// The upstream's `host:port` if `url` is `http://host:port` (or `http://host`), with at
@@ -271,6 +298,7 @@ impl Default for Config {
             messages: MessagesConfig::default(),
             http: HttpConfig::default(),
             gateway: GatewayConfig::default(),
+            web: WebConfig::default(),
         }
     }
 }
@@ -452,7 +480,7 @@ impl Config {
     /// Applies `KASANE_LISTEN`, `KASANE_DATABASE_URL`, `KASANE_CHANNEL_BINDING`,
     /// `KASANE_MAX_BODY_BYTES`, `KASANE_IDLE_TIMEOUT_SECS`, `KASANE_ABSOLUTE_TIMEOUT_SECS`,
     /// `KASANE_CHALLENGES_MIN`, `KASANE_CHALLENGES_MAX`, `KASANE_TLS_CERT`, `KASANE_TLS_KEY`,
-    /// `KASANE_GATEWAY_UPSTREAM`.
+    /// `KASANE_GATEWAY_UPSTREAM`, `KASANE_WEB`.
     /// Any other `KASANE_*` variable, except [`PROCESS_VARIABLES`], is refused
     /// ([`ConfigError::UnknownVariable`]); variables without the prefix are ignored.
     pub fn apply_env(
@@ -474,15 +502,8 @@ impl Config {
                 "KASANE_DATABASE_URL" => self.database_url = v,
                 "KASANE_TLS_CERT" => self.tls_cert = v.into(),
                 "KASANE_TLS_KEY" => self.tls_key = v.into(),
-                "KASANE_CHANNEL_BINDING" => {
-                    self.channel_binding = match v.trim() {
-                        "1" | "true" | "on" | "yes" => true,
-                        "0" | "false" | "off" | "no" => false,
-                        _ => {
-                            return Err(ConfigError::NotABool { var: k }.into());
-                        }
-                    }
-                }
+                "KASANE_CHANNEL_BINDING" => self.channel_binding = boolean(k, &v)?,
+                "KASANE_WEB" => self.web.enabled = boolean(k, &v)?,
                 "KASANE_MAX_BODY_BYTES" => self.max_body_bytes = num(&k, &v)?,
                 "KASANE_IDLE_TIMEOUT_SECS" => self.session.idle_timeout_secs = num(&k, &v)?,
                 "KASANE_ABSOLUTE_TIMEOUT_SECS" => {
@@ -608,6 +629,14 @@ mod tests {
         .unwrap();
         assert!(!c.channel_binding);
         assert_eq!(c.listen, "0.0.0.0:1");
+        assert!(c.web.enabled, "the browser client is served by default");
+        c.apply_env([("KASANE_WEB".to_owned(), "off".to_owned())])
+            .unwrap();
+        assert!(!c.web.enabled);
+        assert!(
+            c.apply_env([("KASANE_WEB".to_owned(), "maybe".to_owned())])
+                .is_err()
+        );
         assert!(
             c.apply_env([("KASANE_MAX_BODY_BYTES".to_owned(), "lots".to_owned())])
                 .is_err()

@@ -20,6 +20,7 @@
 //! | `POST /v1/passwd/finish` | bearer token, `PasswdFinish` (MAC by the session) → `204` or `MessageRefused` |
 //! | `GET /v1/registry/{path}` | a repository file (`root.json`, `snapshot.json`, …) |
 //! | `GET /v1/modules/{sha256}.wasm` | a module's bytes |
+//! | `GET /web/`, `GET /web/{file}` | the browser client (`[web] enabled`; docs/WEB.md) |
 //! | `GET /healthz` | `ok` |
 //! | `GET /metrics` | bearer: the metrics token (`keys/metrics.token`) → Prometheus text, else `401` |
 //! | `GET /readyz` | `200 ready`, or `503` and why in one line (`store unreachable`, `registry: targets expired at <time>`, …) |
@@ -416,8 +417,19 @@ async fn registry_file(State(host): State<Arc<Host>>, UrlPath(path): UrlPath<Str
 
 /// `GET /web/`: the browser client's page, pinned to the registry's first root.
 async fn web_page(State(host): State<Arc<Host>>) -> Response {
+    if !host.config().web.enabled {
+        return crate::web::file("");
+    }
     host.registry().sync(host.now()).await;
     crate::web::page(host.registry().file("metadata/1.root.json").as_deref())
+}
+
+/// `GET /web/<file>`: one of the page's embedded files.
+async fn web_file(State(host): State<Arc<Host>>, UrlPath(file): UrlPath<String>) -> Response {
+    if !host.config().web.enabled {
+        return crate::web::file("");
+    }
+    crate::web::file(&file)
 }
 
 async fn module_file(State(host): State<Arc<Host>>, UrlPath(file): UrlPath<String>) -> Response {
@@ -489,10 +501,7 @@ pub fn app(host: Arc<Host>) -> Router {
             get(|| async { axum::response::Redirect::permanent("/web/") }),
         )
         .route("/web/", get(web_page))
-        .route(
-            "/web/{file}",
-            get(|UrlPath(f): UrlPath<String>| async move { crate::web::file(&f) }),
-        )
+        .route("/web/{file}", get(web_file))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

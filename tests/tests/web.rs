@@ -274,3 +274,34 @@ async fn a_transform_that_loops_is_stopped_by_the_worker_limit_and_the_page_stay
     assert_eq!(field(&r, "second"), "error", "{r}");
     assert!(field(&r, "secondError").contains("time limit"), "{r}");
 }
+
+/// `curl -k` of `path` on `url`: (status, headers).
+fn curl_head(url: &str, path: &str) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-sk", "-D", "-", "-o", "/dev/null"])
+        .arg(format!("{url}{path}"))
+        .output()
+        .expect("curl");
+    let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    let status = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+    (status, head)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_page_is_served_with_its_policy_and_can_be_turned_off() {
+    let th = start().await;
+    let (status, head) = curl_head(&th.url(), "/web/");
+    assert_eq!(status, "200", "{head}");
+    assert!(
+        head.contains(
+            "content-security-policy: default-src 'none'; script-src 'self' 'wasm-unsafe-eval'"
+        ),
+        "{head}"
+    );
+    assert!(head.contains("x-frame-options: deny"), "{head}");
+    assert_eq!(curl_head(&th.url(), "/web/kasane_web_bg.wasm").0, "200");
+    assert_eq!(curl_head(&th.url(), "/web/../kasane.toml").0, "404");
+    let off = kasane_tests::start_with(|c| c.web.enabled = false).await;
+    assert_eq!(curl_head(&off.url(), "/web/").0, "404");
+    assert_eq!(curl_head(&off.url(), "/web/app.js").0, "404");
+}
