@@ -275,6 +275,19 @@ async fn a_transform_that_loops_is_stopped_by_the_worker_limit_and_the_page_stay
     assert!(field(&r, "secondError").contains("time limit"), "{r}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_idle_time_out_returns_the_page_to_the_login_form() {
+    if !browser_available() {
+        return;
+    }
+    // 2 s idle: the page's inbox poll (20 s) outlasts it; the next poll is refused.
+    let th = kasane_tests::start_with(|c| c.session.idle_timeout_secs = 2).await;
+    let alice = th.add_user("alice").await;
+    let r = drive(&th.url(), &alice, "timeout", &[]).await;
+    assert_eq!(field(&r, "status"), "not logged in", "{r}");
+    assert!(field(&r, "error").starts_with("Session ended"), "{r}");
+}
+
 /// `curl -k` of `path` on `url`: (status, headers).
 fn curl_head(url: &str, path: &str) -> (String, String) {
     let out = Command::new("curl")

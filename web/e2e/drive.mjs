@@ -4,7 +4,7 @@
 // and exits 1. Inputs (environment):
 //   KASANE_URL        the page, e.g. https://127.0.0.1:4433/web/
 //   KASANE_USER, KASANE_PASSWORD, KASANE_CARD (JSON: prompt -> response)
-//   KASANE_SCENARIO   exchange | refused | loop | bench
+//   KASANE_SCENARIO   exchange | refused | loop | timeout | bench
 //   KASANE_EXPECT     refused: words the error must contain
 //   KASANE_CLOCK_OFFSET_DAYS  refused: run the page's clock this many days ahead
 //   KASANE_PEER, KASANE_SEND, KASANE_REPLY  exchange: the CLI user, what to send, the reply awaited
@@ -132,6 +132,16 @@ async function loop(page) {
     secondError: await id(page, 'error').textContent() };
 }
 
+// The host ends the idle session: the page's next inbox poll gets 401 and the page returns
+// to the login form with the reason.
+async function timeout(page) {
+  await open(page);
+  const { outcome } = await login(page);
+  if (outcome !== 'done') throw new Error(`login failed: ${await id(page, 'error').textContent()}`);
+  await id(page, 'login-user').waitFor({ state: 'visible', timeout: 2 * T });
+  return { status: await id(page, 'status').textContent(), error: await id(page, 'error').textContent() };
+}
+
 async function bench(page) {
   const n = Number(env('KASANE_BENCH_N', '10'));
   const t0 = Date.now();
@@ -149,7 +159,7 @@ async function bench(page) {
   return { load_ms: load, login_ms: times };
 }
 
-const scenarios = { exchange, refused, loop, bench };
+const scenarios = { exchange, refused, loop, timeout, bench };
 const { browser, page, log } = await launch();
 try {
   const run = scenarios[env('KASANE_SCENARIO')];
