@@ -97,3 +97,32 @@ impl From<WebError> for JsValue {
         js_sys::Error::new(&e.to_string()).into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refusal_says_what_the_page_contract_promises() {
+        let altered = WebError::registry(RegistryError::HashMismatch).to_string();
+        assert!(altered.contains("altered") && altered.contains("Nothing was run"));
+        let revoked = WebError::registry(RegistryError::Revoked {
+            sha256: "00".into(),
+        });
+        assert!(revoked.to_string().contains("revoked"));
+        assert!(
+            WebError::registry(RegistryError::TicketExpired)
+                .to_string()
+                .contains("expired")
+        );
+        assert!(
+            WebError::from(ProtocolError::Opaque)
+                .to_string()
+                .contains("password")
+        );
+        assert!(matches!(
+            WebError::from(ProtocolError::BadSignature),
+            WebError::HostKey
+        ));
+    }
+}

@@ -87,3 +87,20 @@ impl Trust {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_root_that_is_not_the_pinned_one_is_refused() {
+        let pin = "00".repeat(32);
+        assert!(Trust::pinned(b"{}", &pin).is_err());
+        assert!(Trust::pinned(b"{}", "not hex").is_err());
+    }
+
+    #[test]
+    fn the_page_clock_reads_now() {
+        assert!(PageClock.now() > 1_700_000_000);
+    }
+}
