@@ -148,15 +148,23 @@ async function bench(page) {
   await open(page);
   const load = Date.now() - t0;
   const times = [];
+  const steps = [];
   for (let i = 0; i < n; i++) {
     const start = Date.now();
     const { outcome } = await login(page);
     if (outcome !== 'done') throw new Error(`login ${i} failed: ${await id(page, 'error').textContent()}`);
     times.push(Date.now() - start);
+    // The page's step marks: each step's duration, ms.
+    steps.push(await page.evaluate(() => {
+      const m = performance.getEntriesByType('mark').filter((e) => e.name.startsWith('kasane:'));
+      const out = {};
+      for (let i = 1; i < m.length; i++) out[m[i].name.slice(7)] = Math.round(m[i].startTime - m[i - 1].startTime);
+      return out;
+    }));
     await id(page, 'logout').click();
     await id(page, 'login-user').waitFor({ state: 'visible', timeout: T });
   }
-  return { load_ms: load, login_ms: times };
+  return { load_ms: load, login_ms: times, steps };
 }
 
 const scenarios = { exchange, refused, loop, timeout, bench };

@@ -130,13 +130,21 @@
     return new Promise((resolve) => { answerChallenge = resolve; });
   }
 
+  // Step marks (performance.mark) for the browser login bench's breakdown.
+  const mark = (name) => performance.mark(`kasane:${name}`);
+
   async function startLogin(user, password) {
+    performance.clearMarks();
+    mark('begin');
     await withRegistry(() => client.update());
+    mark('registry');
     const start = client.start(user, password);
     const started = await expectOk('login start', await request('POST', '/v1/login/start', start));
+    mark('start');
     let fin;
     try {
       fin = client.finish(started);
+      mark('opaque');
     } catch (e) {
       const decoy = client.decoy();
       if (decoy) await request('POST', '/v1/login/finish', decoy);
@@ -144,7 +152,9 @@
     }
     const r = await request('POST', '/v1/login/finish', fin);
     if (r.status === 401) throw new Error('Login refused: wrong user name or password.');
-    return client.bundle(await expectOk('login finish', r));
+    const prompts = client.bundle(await expectOk('login finish', r));
+    mark('bundle');
+    return prompts;
   }
 
   async function admitModule() {
@@ -153,6 +163,7 @@
     if (!r.ok) throw new Error(`The module could not be loaded (HTTP ${r.status}).`);
     const module = new Uint8Array(await r.arrayBuffer());
     client.admit(module);
+    mark('admitted');
     if (runner) runner.stop();
     runner = new Runner(workerUrl, module, client.memoryLimit(), client.timeLimitMs());
   }
@@ -163,11 +174,15 @@
     await admitModule();
     const answers = [];
     for (const p of prompts) answers.push(await ask(p));
+    mark('answered');
     status('running the transform…');
     const tAuth = await runner.derive(client.authInput(answers));
+    mark('transform');
     const r = await request('POST', '/v1/login/response', client.respond(tAuth));
     if (r.status === 401) throw new Error('Login refused: a challenge answer is wrong.');
-    return client.confirm(await expectOk('login response', r));
+    const report = client.confirm(await expectOk('login response', r));
+    mark('confirmed');
+    return report;
   }
 
   async function onLogin(event) {
