@@ -26,6 +26,8 @@ use kasane_registry::repo::{Lifetimes, Repository};
 use kasane_registry::signing::{KeyFileSigner, TufSigner};
 use zeroize::Zeroizing;
 
+pub mod browser;
+
 /// The password every test user gets.
 pub const PASSWORD: &str = "correct horse battery staple";
 

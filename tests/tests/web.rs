@@ -13,66 +13,34 @@ use std::sync::atomic::Ordering;
 use ed25519_dalek::VerifyingKey;
 use kasane_client::Client;
 use kasane_protocol::card::CodeCard;
-use kasane_tests::{PASSWORD, TestHost, card_json, proxy, responder, start};
+use kasane_tests::browser::{self, field};
+use kasane_tests::{TestHost, proxy, responder, start};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Whether the browser pieces are here; in CI their absence is a failure.
 fn browser_available() -> bool {
-    let missing: Vec<&str> = [
-        ("/usr/bin/chromium", Path::new("/usr/bin/chromium").exists()),
-        (
-            "web/e2e/node_modules/playwright-core",
-            repo().join("web/e2e/node_modules/playwright-core").exists(),
-        ),
-        (
-            "node",
-            Command::new("node").arg("--version").output().is_ok(),
-        ),
-    ]
-    .into_iter()
-    .filter(|(_, ok)| !ok)
-    .map(|(what, _)| what)
-    .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "browser test: missing {missing:?} (.ci/run installs them)"
-    );
-    eprintln!("SKIPPED: browser test needs {missing:?} (apt chromium; npm ci in web/e2e)");
-    false
+    browser::available()
 }
 
-/// Runs one scenario of the driver against `url` for alice; returns its RESULT line's JSON.
+/// [`browser::run`] off the async runtime.
 async fn drive(url: &str, card: &CodeCard, scenario: &str, extra: &[(&str, &str)]) -> String {
-    let mut cmd = Command::new("node");
-    cmd.arg(repo().join("web/e2e/drive.mjs"))
-        .env("KASANE_URL", format!("{url}/web/"))
-        .env("KASANE_USER", &card.user)
-        .env("KASANE_PASSWORD", PASSWORD)
-        .env("KASANE_CARD", card_json(card))
-        .env("KASANE_SCENARIO", scenario);
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{scenario}: driver failed\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .unwrap_or_else(|| panic!("{scenario}: no RESULT line in\n{stdout}"))
-        .to_owned()
+    let card = CodeCard::from_text(&card.to_text()).unwrap();
+    let (url, scenario) = (url.to_owned(), scenario.to_owned());
+    let extra: Vec<(String, String)> = extra
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let extra: Vec<(&str, &str)> = extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        browser::run(&url, &card, &scenario, &extra)
+    })
+    .await
+    .unwrap()
 }
 
 /// Runs the `refused` scenario: the refusal's words must appear, and the page must have
@@ -85,16 +53,6 @@ async fn refused(url: &str, card: &CodeCard, extra: &[(&str, &str)]) -> String {
         "a transform Worker was created: {r}"
     );
     r
-}
-
-fn field<'a>(json: &'a str, name: &str) -> &'a str {
-    let key = format!("\"{name}\":\"");
-    let start = json
-        .find(&key)
-        .unwrap_or_else(|| panic!("{name} in {json}"))
-        + key.len();
-    let len = json[start..].find('"').unwrap();
-    &json[start..start + len]
 }
 
 /// bob (the native client) waits for alice's message and answers it.
@@ -120,7 +78,7 @@ async fn a_browser_user_logs_in_and_exchanges_sealed_messages_with_a_cli_user() 
     let th = start().await;
     let alice = th.add_user("alice").await;
     let bob = th.add_user("bob").await;
-    let shots = repo().join("docs/screenshots");
+    let shots = browser::screenshots_dir();
     std::fs::create_dir_all(&shots).unwrap();
     let url = th.url();
     let shots_s = shots.display().to_string();
