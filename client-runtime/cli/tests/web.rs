@@ -7,10 +7,7 @@
 
 mod common;
 
-use std::io::Write as _;
-use std::process::Stdio;
-
-use common::{PASSWORD, Sim, sibling, without_kasane_env};
+use common::{PASSWORD, Sim, kasane_host_at};
 use kasane_host::setup::CodeCard;
 use kasane_tests::browser::{self, field};
 
@@ -19,21 +16,11 @@ const TO_BOB: &str = "hello bob, from kasane send";
 
 /// `kasane-host user add NAME` on the simulation's data directory; the card it wrote.
 fn add_user(sim: &Sim, name: &str) -> CodeCard {
-    let mut child = without_kasane_env(&sibling("kasane-host"))
-        .arg("--data")
-        .arg(sim.data())
-        .args(["user", "add", name])
-        .env("KASANE_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "user add {name}: {out:?}");
+    kasane_host_at(
+        &sim.data(),
+        &["user", "add", name],
+        &format!("{PASSWORD}\n"),
+    );
     let text = std::fs::read_to_string(sim.data().join(format!("cards/{name}.card"))).unwrap();
     CodeCard::from_text(&text).unwrap()
 }
@@ -72,14 +59,8 @@ fn a_browser_user_and_a_kasane_user_exchange_sealed_messages() {
     let result = page.join().unwrap();
     assert_eq!(field(&result, "status"), "logged in as bob", "{result}");
     assert!(result.contains(TO_BOB), "{result}");
-    let audit = without_kasane_env(&sibling("kasane-host"))
-        .arg("--data")
-        .arg(sim.data())
-        .args(["audit", "verify"])
-        .output()
-        .unwrap();
+    let audit = kasane_host_at(&sim.data(), &["audit", "verify"], "");
     let said = String::from_utf8_lossy(&audit.stdout);
-    assert!(audit.status.success(), "{audit:?}");
     // Bob's message (the browser's session) and alice's answer (the CLI's).
     assert!(said.contains("audit log ok: 2 chains, 2 records"), "{said}");
 }

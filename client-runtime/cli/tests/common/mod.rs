@@ -34,6 +34,27 @@ pub(crate) fn without_kasane_env(program: &Path) -> Command {
     c
 }
 
+/// `kasane-host --data DATA ARGS` (quiet log) with `stdin` written to it; asserts success and
+/// returns the output.
+pub(crate) fn kasane_host_at(data: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = without_kasane_env(&sibling("kasane-host"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env("KASANE_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut i = child.stdin.take().unwrap();
+    i.write_all(stdin.as_bytes()).unwrap();
+    drop(i);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    out
+}
+
 /// The simulation: data directory, the shared clock offset and the serving host.
 pub(crate) struct Sim {
     pub(crate) dir: tempfile::TempDir,
@@ -176,25 +197,8 @@ impl Sim {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let host = sibling("kasane-host");
-        let run = |args: &[&str], stdin: &str| {
-            let mut child = without_kasane_env(&host)
-                .arg("--data")
-                .arg(&data)
-                .args(args)
-                .env("KASANE_LOG", "warn")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut i = child.stdin.take().unwrap();
-            i.write_all(stdin.as_bytes()).unwrap();
-            drop(i);
-            let out = child.wait_with_output().unwrap();
-            assert!(out.status.success(), "{args:?}: {out:?}");
-        };
-        run(&["init", "--listen", "127.0.0.1:0"], "");
-        run(&["user", "add", "alice"], &format!("{PASSWORD}\n"));
+        kasane_host_at(&data, &["init", "--listen", "127.0.0.1:0"], "");
+        kasane_host_at(&data, &["user", "add", "alice"], &format!("{PASSWORD}\n"));
         std::fs::write(dir.path().join("offset"), "+0d\n").unwrap();
         let log = std::fs::File::create(dir.path().join("host.log")).unwrap();
         let mut sim = Sim {
