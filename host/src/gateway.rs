@@ -192,7 +192,6 @@ impl Host {
                 max_bytes: 0,
             },
             created: now,
-            window: session.from_client,
             sent_by: match direction {
                 Direction::ClientToHost => SentBy::Client,
                 Direction::HostToClient => SentBy::Host,

@@ -7,15 +7,16 @@
 //!   cached entry older than that is looked up in the store again, which writes `last_seen`
 //!   and finds a session that has ended). The stored `last_seen` therefore lags by less than
 //!   that interval, which is a quarter of the idle timeout: a session in use never reaches it.
-//! - **The replay window** is never trusted from memory: the store's compare-and-set decides
-//!   each message ([`Store::accept_messages`](crate::store::Store::accept_messages)); a stale
-//!   window here costs one re-read there, never a wrong verdict, so two replicas on one
-//!   PostgreSQL accept each sequence number at most once between them.
+//! - **The replay window** is never trusted from memory: the store reads it locked and
+//!   decides each message ([`Store::accept_messages`](crate::store::Store::accept_messages));
+//!   the copy here only refuses early what the stored one refuses too (a window only moves
+//!   forward), so two replicas on one PostgreSQL accept each sequence number at most once
+//!   between them.
 //! - **Ending** (logout, idle or absolute timeout): a logout on this process forgets the
 //!   entry at once, and the absolute expiry is checked from memory. A logout on *another*
 //!   replica is seen here at the next write-through (within [`touch_interval`]); until then
 //!   this replica may still serve the session's inbox, but no message is accepted for it
-//!   (its row is gone, so the window's compare-and-set finds no session). docs/SECURITY.md.
+//!   (its row is gone, so the commit finds no session). docs/SECURITY.md.
 //!
 //! Bounded: at most [`CAPACITY`] entries; when full, entries due for a write-through are
 //! dropped first, and if none is, the new session is simply not cached.

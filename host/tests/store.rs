@@ -17,6 +17,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 
+use kasane_host::audit_chain::{genesis_hash, record_hash};
 use kasane_host::store::{
     AcceptMessage, AcceptOutcome, AuditCheckpoint, AuditCursor, AuditReader, AuditRecord, Backoff,
     ChallengePair, Direction, Forgiven, LoginStage, NewPendingLogin, NewSession, NewUser,
@@ -175,6 +176,7 @@ suite!(
     throttle_check_and_count_lets_no_more_through_than_serially,
     relay_queue_roundtrip,
     queue_quota_bounds_known_and_unknown_recipients_alike,
+    a_large_batch_decides_each_message_as_if_alone,
     audit_chain_appends_and_reads_in_order,
     audit_concurrent_appends_one_winner_per_position,
     audit_checkpoints_vouch_for_existing_records,
@@ -999,7 +1001,6 @@ mod cases {
             queue: Some((recipient.to_owned(), vec![0xb0; len])),
             quota,
             created: 10 + seq,
-            window: Default::default(),
             sent_by: kasane_host::store::SentBy::Client,
         }
     }
@@ -1041,10 +1042,7 @@ mod cases {
         let again = st.accept_message(&to("bob", seq, 10, quota)).await.unwrap();
         assert!(matches!(
             again,
-            AcceptOutcome::Accepted {
-                queued: Some(_),
-                ..
-            }
+            AcceptOutcome::Accepted { queued: true, .. }
         ));
         // "nobody" never reads: still full, as a user who does not read would be.
         seq += 1;
@@ -1075,10 +1073,62 @@ mod cases {
             .unwrap();
         assert!(matches!(
             fresh,
-            AcceptOutcome::Accepted {
-                queued: Some(_),
-                ..
+            AcceptOutcome::Accepted { queued: true, .. }
+        ));
+    }
+
+    /// A batch larger than one statement's rows (100 messages from 70 sessions: `IN` lists
+    /// of 64 + 6 sessions, inserts of 64 + 32 + 4 rows) with replays inside it: each message
+    /// gets the answer it would get alone, the chains link across the batch and continue
+    /// after it, and only a user's messages are queued.
+    pub(crate) async fn a_large_batch_decides_each_message_as_if_alone(s: Stores) {
+        let st = &*s.main;
+        st.create_user(&user("alice", 1), 1).await.unwrap();
+        st.create_user(&user("bob", 1), 1).await.unwrap();
+        for id in 1..=70 {
+            st.create_session(&session("alice", id, 1, 10_000))
+                .await
+                .unwrap();
+        }
+        let quota = QueueQuota {
+            max_messages: 1000,
+            max_bytes: 1 << 20,
+        };
+        let message = |k: usize| {
+            let recipient = if k.is_multiple_of(3) { "nobody" } else { "bob" };
+            let mut m = to(recipient, 1 + (k / 70) as u64, 8, quota);
+            m.session_id = vec![1 + (k % 70) as u8, 0xee];
+            m.payload = vec![k as u8, 1];
+            m
+        };
+        let mut batch: Vec<AcceptMessage> = (0..100).map(message).collect();
+        batch.push(message(0)); // session 1, seq 1 again
+        batch.push(message(75)); // session 6, seq 2 again
+        let outcomes = s.replica.accept_messages(&batch).await.unwrap();
+        for (k, o) in outcomes.iter().enumerate().take(100) {
+            let want = (1 + (k / 70) as u64, k % 3 != 0);
+            match o {
+                AcceptOutcome::Accepted {
+                    audit_seq, queued, ..
+                } => assert_eq!((*audit_seq, *queued), want, "message {k}"),
+                other => panic!("message {k}: {other:?}"),
             }
+        }
+        assert_eq!(outcomes[100..], [AcceptOutcome::Replayed; 2]);
+        assert_eq!(s.raw.count("audit_log").await, 100);
+        assert_eq!(s.raw.count("relay_queue").await, 66);
+        // Session 1's chain: messages 0 and 70, then one accepted alone continues it.
+        let sid = [1, 0xee];
+        let first = record_hash(&sid, 1, &genesis_hash(&sid), &[0, 1]);
+        let second = record_hash(&sid, 2, &first, &[70, 1]);
+        let head = st.audit_head(&sid).await.unwrap().unwrap();
+        assert_eq!(head, (2, second.to_vec()));
+        let mut next = to("bob", 3, 8, quota);
+        next.session_id = sid.to_vec();
+        let alone = st.accept_message(&next).await.unwrap();
+        assert!(matches!(
+            alone,
+            AcceptOutcome::Accepted { audit_seq: 3, .. }
         ));
     }
 

@@ -152,7 +152,6 @@ impl Host {
             queue,
             quota: self.queue_quota(),
             created: now,
-            window: session.from_client,
             sent_by: SentBy::Client,
         })
     }
@@ -170,7 +169,7 @@ impl Host {
         match outcome {
             AcceptOutcome::Accepted { queued, window, .. } => {
                 self.sessions.note_window(&live.token_hash, window);
-                if queued.is_some() {
+                if queued {
                     self.waiter(recipient).notify_waiters();
                 }
                 tracing::debug!(%user, seq, "message accepted");

@@ -87,13 +87,16 @@
 //! - [`Store::count_unless_locked`]: one transaction that first writes the keys' rows (so
 //!   SQLite takes its write lock and PostgreSQL the row locks), then reads their locks and
 //!   counts only if none is locked: the check and the count cannot be interleaved.
-//! - [`Store::accept_messages`]: one transaction for a batch of messages (group commit);
-//!   for each, the recipient's queue quota, then the compare-and-set of the session's replay
-//!   window (`last_seq_from_client`, `seq_window`: the highest number accepted and a bitmap
-//!   of the 64 below it; this locks the session row), then the chain head, the audit record
-//!   and the queue entry: all or nothing per message, one commit for the batch. The quota is a bound, not an exact cap on PostgreSQL: accepts from different
-//!   sessions to one recipient may each pass the check at once and overshoot it by as many
-//!   as run concurrently (on SQLite the accept holds the write lock, so it is exact).
+//! - [`Store::accept_messages`]: one transaction for a batch of messages (group commit),
+//!   a fixed number of statements whatever its size: it reads its sessions' replay windows
+//!   (`last_seq_from_client`, `seq_window`: the highest number accepted and a bitmap of the 64
+//!   below it) locked (SQLite's write lock; PostgreSQL `FOR UPDATE`, in session order), their
+//!   chains' heads and its recipients' queue usage, decides each message in order in memory
+//!   (window, quota, chain position), then writes the moved windows, the audit records and
+//!   the queue entries in multi-row statements, and commits once. The quota is a bound, not
+//!   an exact cap on PostgreSQL: batches from different sessions to one recipient may each
+//!   pass the check at once and overshoot it by as many as run concurrently (on SQLite the
+//!   batch holds the write lock, so it is exact).
 //! - [`Store::append_audit`]: `INSERT … SELECT … WHERE` the previous record of *this session*
 //!   has `seq - 1` and `record_hash = prev_hash` (or the chain is empty and `seq = 1`); the
 //!   primary key (`session_id`, `seq`) makes a concurrent second append at the same position
@@ -123,6 +126,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 pub use zeroize::Zeroizing;
 
+mod accept;
 mod postgres;
 mod rows;
 mod sql;
@@ -206,10 +210,6 @@ pub enum StoreError {
     /// previous hash, or another record was appended at that position first).
     #[error("audit record does not extend the chain of its session")]
     AuditChainMismatch,
-    /// A session's replay window kept moving under a compare-and-set (other replicas
-    /// accepting for the same session at the same moment); retrying later may succeed.
-    #[error("replay window contended")]
-    Contended,
     /// A number does not fit the database's signed 64-bit integers, or a stored value is invalid.
     #[error("value out of range: {what}")]
     OutOfRange {
@@ -648,10 +648,6 @@ pub struct AcceptMessage {
     pub quota: QueueQuota,
     /// Now.
     pub created: UnixSeconds,
-    /// The session's replay window as the caller last saw it: tried first, re-read if the
-    /// stored one moved since (so a stale or default copy costs a read, never a wrong
-    /// verdict).
-    pub window: ReplayWindow,
     /// Who sent it: a client (its number enters the replay window) or the host (the
     /// sealed answer to a gateway request: only audited).
     pub sent_by: SentBy,
@@ -691,12 +687,13 @@ impl QueueQuota {
 /// What [`Store::accept_message`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AcceptOutcome {
-    /// Accepted: the audit record's position and the queue id (`None`: not queued).
+    /// Accepted: the audit record's position and whether the body was queued for a user.
     Accepted {
         /// Position of the audit record in the session's chain.
         audit_seq: u64,
-        /// The queue id, if queued.
-        queued: Option<u64>,
+        /// Queued for a user (false: audited only, or counted in an unknown name's
+        /// stand-in queue).
+        queued: bool,
         /// The session's replay window with this message's number in it.
         window: ReplayWindow,
     },
@@ -962,7 +959,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     }
     /// Accepts a batch of client messages (from any sessions) in ONE transaction and one
     /// commit (group commit), each in order as if alone: accepts its `seq` into the
-    /// session's replay window (compare-and-set: not seen, not below the window), appends
+    /// session's replay window (read locked: not seen, not below the window), appends
     /// the audit record to the session's chain (position = chain length + 1, hashes by
     /// [`crate::audit_chain::record_hash`]) and, if `m.queue` names an existing user, queues
     /// the body for them (else counts it in the name's stand-in queue). If that queue is at

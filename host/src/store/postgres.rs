@@ -16,6 +16,7 @@ pub type PgStore = SqlStore<Postgres>;
 
 impl Backend for Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
+    const LOCK_ROWS: &'static str = " FOR UPDATE";
     const BACKEND: &'static str = "postgres";
     const BACKUP_HINT: Option<&'static str> = Some(
         "run `pg_dump --format=custom --file=kasane.dump \"$DATABASE_URL\"` \

@@ -4,6 +4,7 @@
 
 use kasane_protocol::ReplayWindow;
 
+use super::accept::Usage;
 use super::{
     AuditCheckpoint, AuditRecord, ChallengePair, QueuedMessage, Result, Session, ThrottleEntry,
     ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing, from_db,
@@ -160,13 +161,37 @@ pub(super) struct SessionRow {
 /// A session's replay window as stored: its highest number and its bitmap.
 #[derive(sqlx::FromRow)]
 pub(super) struct WindowRow {
+    session_id: Vec<u8>,
     last_seq_from_client: i64,
     seq_window: i64,
 }
 
-impl WindowRow {
-    pub(super) fn window(&self) -> Result<ReplayWindow> {
-        window(self.last_seq_from_client, self.seq_window)
+impl TryFrom<WindowRow> for (Vec<u8>, ReplayWindow) {
+    type Error = super::StoreError;
+    fn try_from(r: WindowRow) -> Result<Self> {
+        Ok((r.session_id, window(r.last_seq_from_client, r.seq_window)?))
+    }
+}
+
+/// How much a recipient's queue holds: a user's (with its id), or an unknown name's stand-in
+/// queue (no id).
+#[derive(sqlx::FromRow)]
+pub(super) struct QueueUsageRow {
+    id: Option<i64>,
+    name: String,
+    messages: i64,
+    bytes: i64,
+}
+
+impl TryFrom<QueueUsageRow> for (String, Usage) {
+    type Error = super::StoreError;
+    fn try_from(r: QueueUsageRow) -> Result<Self> {
+        let usage = Usage {
+            user_id: r.id,
+            messages: from_db(r.messages, "messages")?,
+            bytes: from_db(r.bytes, "bytes")?,
+        };
+        Ok((r.name, usage))
     }
 }
 
@@ -230,13 +255,6 @@ impl TryFrom<ThrottleListRow> for ThrottleEntry {
             last_failure: from_db(r.last_failure, "last_failure")?,
         })
     }
-}
-
-/// How much a recipient's queue holds (`messages`, `bytes` of sealed-at-rest bodies).
-#[derive(sqlx::FromRow)]
-pub(super) struct QueueUsageRow {
-    pub(super) messages: i64,
-    pub(super) bytes: i64,
 }
 
 /// A queued message of a known recipient.

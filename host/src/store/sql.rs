@@ -10,6 +10,7 @@
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
+use super::accept::{self, Found, Plan};
 use super::rows::{
     AuditRow, CheckpointRow, CountRow, CounterIdRow, CounterRow, FactRow, HeadRow, IdRow, PairRow,
     PendingRow, QueueUsageRow, QueuedRow, RecordRow, SeqRow, SessionHeadRow, SessionIdRow,
@@ -18,13 +19,11 @@ use super::rows::{
 use super::{
     AcceptMessage, AcceptOutcome, AuditCheckpoint, AuditCursor, AuditRecord, Backoff,
     ChallengePair, Counted, Direction, Forgiven, LoginStage, NewPendingLogin, NewSession, NewUser,
-    PendingBounds, Purged, QueueQuota, QueuedMessage, Result, SentBy, Session, Store, StoreError,
-    ThrottleEntry, ThrottleKey, ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing,
-    from_db, is_unique_violation, to_db,
+    PendingBounds, Purged, QueuedMessage, Result, Session, Store, StoreError, ThrottleEntry,
+    ThrottleKey, ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing, from_db,
+    is_unique_violation, to_db,
 };
-use crate::audit_chain;
 use kasane_protocol::{ProtocolError, ReplayWindow};
-use std::collections::HashMap;
 
 /// A replay window's bitmap as the database's signed 64-bit integer (the same bits).
 fn window_bits(w: &ReplayWindow) -> i64 {
@@ -32,7 +31,7 @@ fn window_bits(w: &ReplayWindow) -> i64 {
 }
 
 /// The outcome of a sequence number its replay window refuses.
-fn window_refusal(e: &ProtocolError) -> AcceptOutcome {
+pub(super) fn window_refusal(e: &ProtocolError) -> AcceptOutcome {
     match e {
         ProtocolError::Replayed { .. } => AcceptOutcome::Replayed,
         _ => AcceptOutcome::Reordered,
@@ -47,6 +46,10 @@ pub trait Backend: Database {
     /// at once (a read that upgrades later can fail with `SQLITE_BUSY` instead of waiting);
     /// PostgreSQL's `BEGIN`, its writes taking row locks.
     const BEGIN_WRITE: &'static str;
+    /// What a `SELECT` ends with to lock the rows it reads until the transaction ends:
+    /// PostgreSQL's ` FOR UPDATE`; nothing on SQLite, whose `BEGIN IMMEDIATE` holds the one
+    /// write lock already.
+    const LOCK_ROWS: &'static str;
     /// How many rows a statement changed.
     fn rows_affected(done: &Self::QueryResult) -> u64;
     /// `None` if the backend backs itself up with `VACUUM INTO` (SQLite), else what to use
@@ -125,34 +128,136 @@ fn unique_as(e: sqlx::Error, on_unique: StoreError) -> StoreError {
 const ADVANCE_FROM_CLIENT: &str = "UPDATE sessions SET last_seq_from_client = $2, \
      seq_window = -1 WHERE session_id = $1 AND last_seq_from_client < $2";
 
-/// The compare-and-set of a session's replay window (`$1` session id; `$2`, `$3` the new
-/// highest number and bitmap; `$4`, `$5` the ones expected).
-const SWAP_WINDOW: &str = "UPDATE sessions SET last_seq_from_client = $2, seq_window = $3 \
-     WHERE session_id = $1 AND last_seq_from_client = $4 AND seq_window = $5";
-
-/// How often one accept re-reads a replay window that another writer moved (another replica
-/// accepting for the same session at the same moment) before it gives up.
-const WINDOW_RETRIES: usize = 8;
-
 /// Queues `$2` (body) at `$3` (now) for the user named `$1`; no row if there is no such user.
 const ENQUEUE: &str = "INSERT INTO relay_queue (recipient_id, body, created_at) \
      SELECT id, $2, $3 FROM users WHERE name = $1 RETURNING id";
 
-/// How much the queue of the user named `$1` holds (`relay_queue_usage`, kept by triggers on
-/// `relay_queue`: one row read however long the queue); no row if there is no such user.
-const QUEUE_USAGE: &str = "SELECT COALESCE(q.messages, 0) AS messages, \
-       COALESCE(q.bytes, 0) AS bytes \
-     FROM users LEFT JOIN relay_queue_usage q ON q.recipient_id = users.id \
-     WHERE users.name = $1";
+// The group commit's statements (see [`accept`]): each takes up to [`BATCH_ROWS`] rows, and
+// is written for a power-of-two count of them (an `IN` list padded with its last item, an
+// insert split 13 = 8 + 4 + 1), so that a backend's statement cache holds a few shapes of
+// each rather than one per batch size.
 
-/// How much the stand-in queue of the unknown name `$1` holds; no row if it holds nothing.
-const UNKNOWN_USAGE: &str = "SELECT messages, bytes FROM relay_unknown_recipients WHERE name = $1";
+/// Most rows one batch statement carries (parameters: at most 6 × 64, far below both
+/// backends' limits).
+const BATCH_ROWS: usize = 64;
 
-/// Counts a message of `$2` bytes in the stand-in queue of the unknown name `$1`.
-const COUNT_UNKNOWN: &str = "INSERT INTO relay_unknown_recipients (name, messages, bytes) \
-     VALUES ($1, 1, $2) ON CONFLICT (name) DO UPDATE \
-     SET messages = relay_unknown_recipients.messages + 1, \
-         bytes = relay_unknown_recipients.bytes + excluded.bytes";
+/// The sessions' replay windows, locked for the transaction (`$1…`: session ids).
+fn windows_sql<DB: Backend>(n: usize) -> String {
+    format!(
+        "SELECT session_id, last_seq_from_client, seq_window FROM sessions \
+         WHERE session_id IN ({}) ORDER BY session_id{}",
+        params(1, n),
+        DB::LOCK_ROWS
+    )
+}
+
+/// The heads of the sessions' audit chains (`$1…`: session ids): one index seek per session
+/// (an `IN` list with `seq = (SELECT MAX(seq) …)` walks every record of each chain).
+fn heads_sql(n: usize) -> String {
+    let one = |i: usize| {
+        format!(
+            "SELECT * FROM (SELECT session_id, seq, record_hash FROM audit_log \
+             WHERE session_id = ${i} ORDER BY seq DESC LIMIT 1) AS h{i}"
+        )
+    };
+    let list: Vec<String> = (1..=n).map(one).collect();
+    list.join(" UNION ALL ")
+}
+
+/// The users named `$1…`: their ids and how much their queues hold (`relay_queue_usage`,
+/// kept by triggers on `relay_queue`: one row however long the queue).
+fn user_queues_sql(n: usize) -> String {
+    format!(
+        "SELECT users.id, users.name, COALESCE(q.messages, 0) AS messages, \
+           COALESCE(q.bytes, 0) AS bytes \
+         FROM users LEFT JOIN relay_queue_usage q ON q.recipient_id = users.id \
+         WHERE users.name IN ({})",
+        params(1, n)
+    )
+}
+
+/// How much the stand-in queues of the unknown names `$1…` hold (no row: nothing).
+fn unknown_queues_sql(n: usize) -> String {
+    format!(
+        "SELECT CAST(NULL AS BIGINT) AS id, name, messages, bytes FROM relay_unknown_recipients \
+         WHERE name IN ({})",
+        params(1, n)
+    )
+}
+
+/// Sets `n` sessions' replay windows (rows of session id, highest number, bitmap).
+fn set_windows_sql(n: usize) -> String {
+    format!(
+        "UPDATE sessions SET last_seq_from_client = v.column2, seq_window = v.column3 \
+         FROM (VALUES {}) AS v WHERE sessions.session_id = v.column1",
+        values(n, 3)
+    )
+}
+
+/// Appends `n` audit records.
+fn insert_audit_sql(n: usize) -> String {
+    format!(
+        "INSERT INTO audit_log (session_id, seq, prev_hash, record_hash, payload, created_at) \
+         VALUES {}",
+        values(n, 6)
+    )
+}
+
+/// Queues `n` bodies (rows of recipient id, body, created).
+fn insert_queue_sql(n: usize) -> String {
+    format!(
+        "INSERT INTO relay_queue (recipient_id, body, created_at) VALUES {}",
+        values(n, 3)
+    )
+}
+
+/// Counts messages in `n` stand-in queues (rows of name, messages, bytes; each name once).
+fn count_unknown_sql(n: usize) -> String {
+    format!(
+        "INSERT INTO relay_unknown_recipients (name, messages, bytes) VALUES {} \
+         ON CONFLICT (name) DO UPDATE \
+         SET messages = relay_unknown_recipients.messages + excluded.messages, \
+             bytes = relay_unknown_recipients.bytes + excluded.bytes",
+        values(n, 3)
+    )
+}
+
+/// `$first, …` for `n` parameters.
+fn params(first: usize, n: usize) -> String {
+    let list: Vec<String> = (first..first + n).map(|i| format!("${i}")).collect();
+    list.join(", ")
+}
+
+/// `($1, …, $cols), (…), …` for `rows` rows.
+fn values(rows: usize, cols: usize) -> String {
+    let list: Vec<String> = (0..rows)
+        .map(|r| format!("({})", params(r * cols + 1, cols)))
+        .collect();
+    list.join(", ")
+}
+
+/// `items` in pieces of power-of-two length, at most [`BATCH_ROWS`] each.
+fn pow2_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if items.is_empty() {
+            return None;
+        }
+        let n = items.len().min(BATCH_ROWS);
+        let n = 1 << n.ilog2();
+        let (chunk, rest) = items.split_at(n);
+        items = rest;
+        Some(chunk)
+    })
+}
+
+/// An `IN` list's keys: `keys` (not empty) with its last repeated up to a power of two.
+fn padded<K: Copy>(keys: &[K]) -> Vec<K> {
+    let mut list = keys.to_vec();
+    if let Some(last) = keys.last() {
+        list.resize(keys.len().next_power_of_two(), *last);
+    }
+    list
+}
 
 /// The head of the audit chain of session `$1`.
 const CHAIN_HEAD: &str = "SELECT seq, record_hash FROM audit_log WHERE session_id = $1 \
@@ -177,6 +282,21 @@ fn in_lock_order(keys: &[String]) -> Vec<&String> {
 /// written so that nothing overflows (it may be negative).
 fn idle_seen_after(now: i64, idle_timeout: u64) -> Result<i64> {
     Ok(now.saturating_sub(to_db(idle_timeout, "idle_timeout")?))
+}
+
+/// Rows of type `$row` from `$sql(n)` with the `IN` list `$keys` (padded to `n`, a power of
+/// two; see [`padded`]). A macro rather than a function: each use binds its own key type,
+/// and the backend-generic bounds name only `&[u8]` and `&str`, not a key type parameter.
+macro_rules! select_in {
+    ($conn:expr, $row:ty, $sql:expr, $keys:expr) => {{
+        let keys = padded($keys);
+        let sql = $sql(keys.len());
+        let mut query = sqlx::query_as::<_, $row>(&sql);
+        for k in &keys {
+            query = query.bind(*k);
+        }
+        query.fetch_all(&mut *$conn).await
+    }};
 }
 
 // The bounds the shared code needs of a backend: its connections execute queries, its
@@ -353,56 +473,6 @@ where
         row.map(|r| from_db(r.id, "message id")).transpose()
     }
 
-    /// Whether `recipient`'s queue (or, for a name with no user, its stand-in queue) has
-    /// room under `quota` for one more body of `len` bytes.
-    async fn queue_has_room(
-        conn: &mut DB::Connection,
-        recipient: &str,
-        len: usize,
-        quota: &QueueQuota,
-    ) -> Result<bool> {
-        let known: Option<QueueUsageRow> = sqlx::query_as(QUEUE_USAGE)
-            .bind(recipient)
-            .fetch_optional(&mut *conn)
-            .await?;
-        let usage = match known {
-            Some(usage) => Some(usage),
-            None => {
-                sqlx::query_as(UNKNOWN_USAGE)
-                    .bind(recipient)
-                    .fetch_optional(&mut *conn)
-                    .await?
-            }
-        };
-        let (messages, bytes) = match usage {
-            Some(u) => (from_db(u.messages, "messages")?, from_db(u.bytes, "bytes")?),
-            None => (0, 0),
-        };
-        let len = u64::try_from(len).map_err(|_| StoreError::OutOfRange { what: "len" })?;
-        Ok(quota.has_room(messages, bytes, len))
-    }
-
-    /// Queues `body` for `recipient`, or, if there is no such user, counts it in the name's
-    /// stand-in queue (so that its quota fills as a real one would).
-    async fn enqueue_or_count(
-        conn: &mut DB::Connection,
-        recipient: &str,
-        body: &[u8],
-        now: UnixSeconds,
-    ) -> Result<Option<u64>> {
-        let queued = Self::enqueue(conn, recipient, body, now).await?;
-        if queued.is_none() {
-            let len =
-                i64::try_from(body.len()).map_err(|_| StoreError::OutOfRange { what: "len" })?;
-            sqlx::query(COUNT_UNKNOWN)
-                .bind(recipient)
-                .bind(len)
-                .execute(&mut *conn)
-                .await?;
-        }
-        Ok(queued)
-    }
-
     /// The head (`seq`, `record_hash`) of a session's audit chain.
     async fn chain_head(
         conn: &mut DB::Connection,
@@ -415,125 +485,93 @@ where
         row.map(TryInto::try_into).transpose()
     }
 
-    /// The compare-and-set of session `session_id`'s replay window from `old` to `new`.
-    async fn swap_window(
-        conn: &mut DB::Connection,
-        session_id: &[u8],
-        old: &ReplayWindow,
-        new: &ReplayWindow,
-    ) -> Result<bool> {
-        let done = sqlx::query(SWAP_WINDOW)
-            .bind(session_id)
-            .bind(to_db(new.top(), "seq")?)
-            .bind(window_bits(new))
-            .bind(to_db(old.top(), "seq")?)
-            .bind(window_bits(old))
-            .execute(&mut *conn)
-            .await?;
-        Ok(DB::rows_affected(&done) == 1)
+    /// What a batch's plan needs (see [`accept`]): its sessions' replay windows (locked for
+    /// the transaction), their chains' heads and its recipients' queues (users' first, then
+    /// the stand-in queues of the other names).
+    async fn read_batch(conn: &mut DB::Connection, batch: &[AcceptMessage]) -> Result<Found> {
+        let mut found = Found::default();
+        for chunk in accept::sessions(batch).chunks(BATCH_ROWS) {
+            let rows = select_in!(conn, WindowRow, windows_sql::<DB>, chunk)?;
+            found.windows.extend(convert(rows)?);
+            let rows = select_in!(conn, SessionHeadRow, heads_sql, chunk)?;
+            let heads: Vec<(Vec<u8>, u64, Vec<u8>)> = convert(rows)?;
+            found
+                .heads
+                .extend(heads.into_iter().map(|(s, q, h)| (s, (q, h))));
+        }
+        let names = accept::recipients(batch);
+        for chunk in names.chunks(BATCH_ROWS) {
+            let rows = select_in!(conn, QueueUsageRow, user_queues_sql, chunk)?;
+            found.queues.extend(convert(rows)?);
+        }
+        let unknown: Vec<&str> = names
+            .into_iter()
+            .filter(|n| !found.queues.contains_key(*n))
+            .collect();
+        for chunk in unknown.chunks(BATCH_ROWS) {
+            let rows = select_in!(conn, QueueUsageRow, unknown_queues_sql, chunk)?;
+            found.queues.extend(convert(rows)?);
+        }
+        Ok(found)
     }
 
-    /// Accepts `seq` into the session's replay window, trying `known` (the caller's copy, or
-    /// this batch's own last write) first and re-reading the stored window when another
-    /// writer moved it. A window only moves forward (its highest number up, its bits set),
-    /// so a refusal by an older copy holds for the stored one too.
-    async fn advance_window(
-        conn: &mut DB::Connection,
-        session_id: &[u8],
-        seq: u64,
-        known: ReplayWindow,
-    ) -> Result<std::result::Result<ReplayWindow, AcceptOutcome>> {
-        let mut old = known;
-        for _ in 0..WINDOW_RETRIES {
-            let new = match old.accepting(seq) {
-                Ok(new) => new,
-                Err(e) => return Ok(Err(window_refusal(&e))),
-            };
-            if Self::swap_window(conn, session_id, &old, &new).await? {
-                return Ok(Ok(new));
+    /// Writes a batch's plan: its windows, audit records, queue entries and stand-in counts,
+    /// a few multi-row statements each.
+    async fn write_batch(conn: &mut DB::Connection, plan: &Plan<'_>) -> Result<()> {
+        for chunk in pow2_chunks(&plan.windows) {
+            let sql = set_windows_sql(chunk.len());
+            let mut query = sqlx::query(&sql);
+            for (sid, w) in chunk {
+                query = query
+                    .bind(*sid)
+                    .bind(to_db(w.top(), "seq")?)
+                    .bind(window_bits(w));
             }
-            let row: Option<WindowRow> = sqlx::query_as(
-                "SELECT last_seq_from_client, seq_window FROM sessions WHERE session_id = $1",
-            )
-            .bind(session_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-            match row {
-                Some(row) => old = row.window()?,
-                None => return Ok(Err(AcceptOutcome::NoSession)),
-            }
+            query.execute(&mut *conn).await?;
         }
-        Err(StoreError::Contended)
+        for chunk in pow2_chunks(&plan.audit) {
+            let sql = insert_audit_sql(chunk.len());
+            let mut query = sqlx::query(&sql);
+            for r in chunk {
+                query = query
+                    .bind(r.session_id)
+                    .bind(to_db(r.seq, "seq")?)
+                    .bind(r.prev_hash.as_slice())
+                    .bind(&r.record_hash[..])
+                    .bind(r.payload)
+                    .bind(to_db(r.created, "created")?);
+            }
+            let done = query.execute(&mut *conn).await;
+            done.map_err(|e| unique_as(e, StoreError::AuditChainMismatch))?;
+        }
+        Self::write_queues(conn, plan).await
     }
 
-    /// One message of a batch ([`Store::accept_messages`]) inside its transaction: the
-    /// quota, the replay window, the audit record, the queue entry. A refusal writes nothing.
-    async fn accept_one(
-        conn: &mut DB::Connection,
-        m: &AcceptMessage,
-        known: ReplayWindow,
-    ) -> Result<AcceptOutcome> {
-        if m.sent_by == SentBy::Host {
-            let audit_seq = Self::append_chained(conn, m).await?;
-            return Ok(AcceptOutcome::Accepted {
-                audit_seq,
-                queued: None,
-                window: known,
-            });
-        }
-        if let Err(e) = known.check(m.seq) {
-            return Ok(window_refusal(&e));
-        }
-        if let Some((recipient, body)) = &m.queue
-            && !Self::queue_has_room(conn, recipient, body.len(), &m.quota).await?
-        {
-            return Ok(AcceptOutcome::QueueFull);
-        }
-        let window = match Self::advance_window(conn, &m.session_id, m.seq, known).await? {
-            Ok(window) => window,
-            Err(refused) => return Ok(refused),
-        };
-        let audit_seq = Self::append_chained(conn, m).await?;
-        let queued = match &m.queue {
-            Some((recipient, body)) => {
-                Self::enqueue_or_count(conn, recipient, body, m.created).await?
+    /// The queue half of [`Self::write_batch`].
+    async fn write_queues(conn: &mut DB::Connection, plan: &Plan<'_>) -> Result<()> {
+        for chunk in pow2_chunks(&plan.queue) {
+            let sql = insert_queue_sql(chunk.len());
+            let mut query = sqlx::query(&sql);
+            for r in chunk {
+                query = query
+                    .bind(r.recipient_id)
+                    .bind(r.body)
+                    .bind(to_db(r.created, "created")?);
             }
-            None => None,
-        };
-        Ok(AcceptOutcome::Accepted {
-            audit_seq,
-            queued,
-            window,
-        })
-    }
-
-    /// Appends `m`'s record to its session's chain (position = head + 1, hashes by
-    /// [`audit_chain`]); returns its position.
-    async fn append_chained(conn: &mut DB::Connection, m: &AcceptMessage) -> Result<u64> {
-        let (audit_seq, prev_hash) = match Self::chain_head(conn, &m.session_id).await? {
-            Some((seq, hash)) => (
-                seq.checked_add(1)
-                    .ok_or(StoreError::OutOfRange { what: "seq" })?,
-                hash,
-            ),
-            None => (1, audit_chain::genesis_hash(&m.session_id).to_vec()),
-        };
-        let record_hash =
-            audit_chain::record_hash(&m.session_id, audit_seq, &prev_hash, &m.payload);
-        sqlx::query(
-            "INSERT INTO audit_log (session_id, seq, prev_hash, record_hash, payload, \
-               created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(m.session_id.as_slice())
-        .bind(to_db(audit_seq, "seq")?)
-        .bind(prev_hash.as_slice())
-        .bind(&record_hash[..])
-        .bind(m.payload.as_slice())
-        .bind(to_db(m.created, "created")?)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| unique_as(e, StoreError::AuditChainMismatch))?;
-        Ok(audit_seq)
+            query.execute(&mut *conn).await?;
+        }
+        for chunk in pow2_chunks(&plan.unknown) {
+            let sql = count_unknown_sql(chunk.len());
+            let mut query = sqlx::query(&sql);
+            for (name, messages, bytes) in chunk {
+                query = query
+                    .bind(*name)
+                    .bind(to_db(*messages, "messages")?)
+                    .bind(to_db(*bytes, "bytes")?);
+            }
+            query.execute(&mut *conn).await?;
+        }
+        Ok(())
     }
 
     /// One page of `select` (a `SELECT … FROM t` over a table keyed by `(session_id, seq)`),
@@ -1212,24 +1250,14 @@ where
     }
 
     async fn accept_messages(&self, batch: &[AcceptMessage]) -> Result<Vec<AcceptOutcome>> {
-        // One transaction for the batch, begun as a writer; each message's replay window is
-        // the batch's own last write to it when it has one.
+        // One transaction for the batch, begun as a writer: read, decide, write (see
+        // [`accept`]).
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
-        let mut windows: HashMap<&[u8], ReplayWindow> = HashMap::new();
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for m in batch {
-            let known = windows
-                .get(m.session_id.as_slice())
-                .copied()
-                .unwrap_or(m.window);
-            let outcome = Self::accept_one(&mut *tx, m, known).await?;
-            if let (AcceptOutcome::Accepted { window, .. }, SentBy::Client) = (outcome, m.sent_by) {
-                windows.insert(&m.session_id, window);
-            }
-            outcomes.push(outcome);
-        }
+        let found = Self::read_batch(&mut *tx, batch).await?;
+        let plan = accept::plan(batch, found)?;
+        Self::write_batch(&mut *tx, &plan).await?;
         tx.commit().await?;
-        Ok(outcomes)
+        Ok(plan.outcomes)
     }
 
     async fn unchecked_audit_heads(&self, limit: u32) -> Result<Vec<(Vec<u8>, u64, Vec<u8>)>> {

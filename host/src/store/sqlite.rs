@@ -21,6 +21,7 @@ pub type SqliteStore = SqlStore<Sqlite>;
 
 impl Backend for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const LOCK_ROWS: &'static str = "";
     const BACKEND: &'static str = "sqlite";
     const BACKUP_HINT: Option<&'static str> = None;
 

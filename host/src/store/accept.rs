@@ -1,0 +1,343 @@
+//! The plan of one group commit ([`Store::accept_messages`](super::Store::accept_messages)):
+//! what a batch of messages does to the replay windows, the audit chains and the queues,
+//! decided in memory from what the batch's reads found.
+//!
+//! The transaction reads once per batch (the sessions' windows, locked; the chains' heads; the
+//! recipients' queue usage), [`plan`] decides every message in arrival order as if it were
+//! alone, and the transaction writes once per table (multi-row statements). A batch costs
+//! the same handful of statements whatever its size, where accepting one message at a time
+//! cost five or six, each a round trip to the database (for SQLite: a hand-off to sqlx's
+//! worker thread and back, the largest share of the message path's CPU in the profiles of
+//! BENCHMARKS.md).
+//!
+//! Correctness rests on the reads being authoritative for the whole transaction: SQLite's
+//! `BEGIN IMMEDIATE` holds the database's one write lock from the start; on PostgreSQL the
+//! windows are read `FOR UPDATE` (in session order, so two replicas' batches never wait for
+//! each other in a cycle), which serializes every accept of those sessions, and with them
+//! their chains' appends.
+
+use std::collections::{BTreeSet, HashMap};
+
+use kasane_protocol::ReplayWindow;
+
+use super::{AcceptMessage, AcceptOutcome, Result, SentBy, StoreError, UnixSeconds};
+use crate::audit_chain;
+
+/// How much a queue holds, and whose it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Usage {
+    /// The recipient user's id; `None`: no such user (the name's stand-in queue, counted only).
+    pub(super) user_id: Option<i64>,
+    /// Messages queued.
+    pub(super) messages: u64,
+    /// Bytes queued.
+    pub(super) bytes: u64,
+}
+
+/// What the batch's reads found (absent keys: no such session, an empty chain, a name with
+/// neither a user nor a stand-in queue).
+#[derive(Debug, Default)]
+pub(super) struct Found {
+    /// The replay windows of the sessions that exist.
+    pub(super) windows: HashMap<Vec<u8>, ReplayWindow>,
+    /// The heads (`seq`, `record_hash`) of the sessions' audit chains.
+    pub(super) heads: HashMap<Vec<u8>, (u64, Vec<u8>)>,
+    /// The recipients' queues.
+    pub(super) queues: HashMap<String, Usage>,
+}
+
+/// One audit record to insert.
+#[derive(Debug)]
+pub(super) struct AuditRow<'a> {
+    pub(super) session_id: &'a [u8],
+    pub(super) seq: u64,
+    pub(super) prev_hash: Vec<u8>,
+    pub(super) record_hash: [u8; 32],
+    pub(super) payload: &'a [u8],
+    pub(super) created: UnixSeconds,
+}
+
+/// One queue entry to insert.
+#[derive(Debug)]
+pub(super) struct QueueRow<'a> {
+    pub(super) recipient_id: i64,
+    pub(super) body: &'a [u8],
+    pub(super) created: UnixSeconds,
+}
+
+/// What a batch writes, and what each of its messages is answered.
+#[derive(Debug, Default)]
+pub(super) struct Plan<'a> {
+    /// One outcome per message, in batch order.
+    pub(super) outcomes: Vec<AcceptOutcome>,
+    /// The windows that moved, by session (each once, its final value).
+    pub(super) windows: Vec<(&'a [u8], ReplayWindow)>,
+    /// Audit records, in chain order per session.
+    pub(super) audit: Vec<AuditRow<'a>>,
+    /// Queue entries, in batch order.
+    pub(super) queue: Vec<QueueRow<'a>>,
+    /// Messages and bytes to count in stand-in queues, by name (each name once).
+    pub(super) unknown: Vec<(&'a str, u64, u64)>,
+}
+
+/// The distinct session ids of `batch`, sorted (the order their rows are locked in).
+pub(super) fn sessions(batch: &[AcceptMessage]) -> Vec<&[u8]> {
+    let set: BTreeSet<&[u8]> = batch.iter().map(|m| m.session_id.as_slice()).collect();
+    set.into_iter().collect()
+}
+
+/// The distinct recipient names of `batch`'s client messages that carry a body.
+pub(super) fn recipients(batch: &[AcceptMessage]) -> Vec<&str> {
+    let set: BTreeSet<&str> = batch
+        .iter()
+        .filter(|m| m.sent_by == SentBy::Client)
+        .filter_map(|m| m.queue.as_ref().map(|(name, _)| name.as_str()))
+        .collect();
+    set.into_iter().collect()
+}
+
+/// Decides every message of `batch` in order against `found` (which it updates as each
+/// accepted message would): the same outcomes as accepting them one at a time.
+pub(super) fn plan(batch: &[AcceptMessage], mut found: Found) -> Result<Plan<'_>> {
+    let mut plan = Plan::default();
+    let mut moved: HashMap<&[u8], ReplayWindow> = HashMap::new();
+    let mut unknown: HashMap<&str, (u64, u64)> = HashMap::new();
+    for m in batch {
+        let outcome = match m.sent_by {
+            SentBy::Host => host_message(m, &mut found, &mut plan)?,
+            SentBy::Client => match client_message(m, &mut found, &mut plan, &mut unknown)? {
+                Ok(accepted) => {
+                    if let AcceptOutcome::Accepted { window, .. } = accepted {
+                        moved.insert(&m.session_id, window);
+                    }
+                    accepted
+                }
+                Err(refused) => refused,
+            },
+        };
+        plan.outcomes.push(outcome);
+    }
+    plan.windows = moved.into_iter().collect();
+    plan.windows.sort_unstable_by_key(|(sid, _)| *sid);
+    plan.unknown = unknown.into_iter().map(|(n, (c, b))| (n, c, b)).collect();
+    plan.unknown.sort_unstable();
+    Ok(plan)
+}
+
+/// A gateway response: audited, nothing else.
+fn host_message<'a>(
+    m: &'a AcceptMessage,
+    found: &mut Found,
+    plan: &mut Plan<'a>,
+) -> Result<AcceptOutcome> {
+    let audit_seq = append(m, found, plan)?;
+    let window = found
+        .windows
+        .get(m.session_id.as_slice())
+        .copied()
+        .unwrap_or_default();
+    Ok(AcceptOutcome::Accepted {
+        audit_seq,
+        queued: false,
+        window,
+    })
+}
+
+/// A client's message: its window, its recipient's quota, then its writes. `Err` holds the
+/// refusal (nothing written).
+fn client_message<'a>(
+    m: &'a AcceptMessage,
+    found: &mut Found,
+    plan: &mut Plan<'a>,
+    unknown: &mut HashMap<&'a str, (u64, u64)>,
+) -> Result<std::result::Result<AcceptOutcome, AcceptOutcome>> {
+    let Some(window) = found.windows.get(m.session_id.as_slice()) else {
+        return Ok(Err(AcceptOutcome::NoSession));
+    };
+    let window = match window.accepting(m.seq) {
+        Ok(w) => w,
+        Err(e) => return Ok(Err(super::sql::window_refusal(&e))),
+    };
+    let len = |body: &[u8]| u64::try_from(body.len()).map_err(|_| out_of_range("len"));
+    if let Some((name, body)) = &m.queue {
+        let usage = found.queues.get(name.as_str()).copied().unwrap_or_default();
+        if !m.quota.has_room(usage.messages, usage.bytes, len(body)?) {
+            return Ok(Err(AcceptOutcome::QueueFull));
+        }
+    }
+    found.windows.insert(m.session_id.clone(), window);
+    let audit_seq = append(m, found, plan)?;
+    let queued = match &m.queue {
+        Some((name, body)) => queue(name, body, m.created, found, plan, unknown)?,
+        None => false,
+    };
+    Ok(Ok(AcceptOutcome::Accepted {
+        audit_seq,
+        queued,
+        window,
+    }))
+}
+
+/// Queues `body` for `name` (or counts it in the name's stand-in queue): whether it was
+/// queued for a user.
+fn queue<'a>(
+    name: &'a str,
+    body: &'a [u8],
+    created: UnixSeconds,
+    found: &mut Found,
+    plan: &mut Plan<'a>,
+    unknown: &mut HashMap<&'a str, (u64, u64)>,
+) -> Result<bool> {
+    let len = u64::try_from(body.len()).map_err(|_| out_of_range("len"))?;
+    let usage = found.queues.entry(name.to_owned()).or_default();
+    usage.messages = usage.messages.saturating_add(1);
+    usage.bytes = usage.bytes.saturating_add(len);
+    match usage.user_id {
+        Some(recipient_id) => {
+            plan.queue.push(QueueRow {
+                recipient_id,
+                body,
+                created,
+            });
+            Ok(true)
+        }
+        None => {
+            let counted = unknown.entry(name).or_default();
+            counted.0 += 1;
+            counted.1 = counted.1.saturating_add(len);
+            Ok(false)
+        }
+    }
+}
+
+/// Appends `m`'s record to its session's chain (position = head + 1); returns the position.
+fn append<'a>(m: &'a AcceptMessage, found: &mut Found, plan: &mut Plan<'a>) -> Result<u64> {
+    let sid = m.session_id.as_slice();
+    let (seq, prev_hash) = match found.heads.get(sid) {
+        Some((seq, hash)) => (seq.checked_add(1).ok_or(out_of_range("seq"))?, hash.clone()),
+        None => (1, audit_chain::genesis_hash(sid).to_vec()),
+    };
+    let record_hash = audit_chain::record_hash(sid, seq, &prev_hash, &m.payload);
+    found
+        .heads
+        .insert(m.session_id.clone(), (seq, record_hash.to_vec()));
+    plan.audit.push(AuditRow {
+        session_id: sid,
+        seq,
+        prev_hash,
+        record_hash,
+        payload: &m.payload,
+        created: m.created,
+    });
+    Ok(seq)
+}
+
+fn out_of_range(what: &'static str) -> StoreError {
+    StoreError::OutOfRange { what }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::QueueQuota;
+
+    fn message(sid: u8, seq: u64, to: Option<&str>, sent_by: SentBy) -> AcceptMessage {
+        AcceptMessage {
+            session_id: vec![sid; 4],
+            seq,
+            payload: vec![sid, seq as u8],
+            queue: to.map(|n| (n.to_owned(), vec![0; 10])),
+            quota: QueueQuota {
+                max_messages: 2,
+                max_bytes: 1000,
+            },
+            created: 7,
+            sent_by,
+        }
+    }
+
+    fn found(sessions: &[u8], users: &[(&str, i64)]) -> Found {
+        let mut f = Found::default();
+        for s in sessions {
+            f.windows.insert(vec![*s; 4], ReplayWindow::default());
+        }
+        for (name, id) in users {
+            let usage = Usage {
+                user_id: Some(*id),
+                ..Usage::default()
+            };
+            f.queues.insert((*name).to_owned(), usage);
+        }
+        f
+    }
+
+    #[test]
+    fn a_batch_decides_as_one_at_a_time_would() {
+        let c = SentBy::Client;
+        let batch = vec![
+            message(1, 1, Some("bob"), c),
+            message(1, 1, Some("bob"), c), // replayed within the batch
+            message(2, 5, Some("bob"), c), // another session, same recipient
+            message(1, 2, Some("bob"), c), // bob's queue is full (2 messages)
+            message(1, 3, Some("eve"), c), // no such user: counted only
+            message(3, 1, None, c),        // no such session
+            message(1, 1, None, SentBy::Host), // a gateway answer: audited only
+        ];
+        let plan = plan(&batch, found(&[1, 2], &[("bob", 9)])).unwrap();
+        let kinds: Vec<_> = plan.outcomes.iter().map(std::mem::discriminant).collect();
+        let accepted = std::mem::discriminant(&plan.outcomes[0]);
+        assert_eq!(kinds[1], std::mem::discriminant(&AcceptOutcome::Replayed));
+        assert_eq!(kinds[3], std::mem::discriminant(&AcceptOutcome::QueueFull));
+        assert_eq!(kinds[5], std::mem::discriminant(&AcceptOutcome::NoSession));
+        for i in [0, 2, 4, 6] {
+            assert_eq!(kinds[i], accepted, "message {i}");
+        }
+        assert!(matches!(
+            plan.outcomes[4],
+            AcceptOutcome::Accepted {
+                queued: false,
+                audit_seq: 2,
+                ..
+            }
+        ));
+        assert!(matches!(
+            plan.outcomes[6],
+            AcceptOutcome::Accepted {
+                queued: false,
+                audit_seq: 3,
+                ..
+            }
+        ));
+        assert_eq!(plan.queue.len(), 2);
+        assert_eq!(plan.unknown, vec![("eve", 1, 10)]);
+        // Session 1's window holds 1 and 3 (2 was refused), written once.
+        assert_eq!(plan.windows.len(), 2);
+        let w1 = plan.windows[0].1;
+        assert_eq!(w1.top(), 3);
+        assert!(w1.check(2).is_ok() && w1.check(1).is_err());
+    }
+
+    #[test]
+    fn chains_continue_from_their_heads_and_link() {
+        let batch = vec![
+            message(1, 1, None, SentBy::Client),
+            message(1, 2, None, SentBy::Client),
+        ];
+        let mut f = found(&[1], &[]);
+        f.heads.insert(vec![1; 4], (41, vec![0xaa; 32]));
+        let plan = plan(&batch, f).unwrap();
+        assert_eq!(plan.audit[0].seq, 42);
+        assert_eq!(plan.audit[0].prev_hash, vec![0xaa; 32]);
+        assert_eq!(plan.audit[1].seq, 43);
+        assert_eq!(plan.audit[1].prev_hash, plan.audit[0].record_hash.to_vec());
+        let genesis = plan_one_fresh();
+        assert_eq!(genesis, audit_chain::genesis_hash(&[1; 4]).to_vec());
+    }
+
+    fn plan_one_fresh() -> Vec<u8> {
+        let batch = vec![message(1, 1, None, SentBy::Client)];
+        let plan = plan(&batch, found(&[1], &[])).unwrap();
+        assert_eq!(plan.audit[0].seq, 1);
+        plan.audit[0].prev_hash.clone()
+    }
+}
