@@ -74,7 +74,7 @@ pub(super) struct Plan<'a> {
     pub(super) windows: Vec<(&'a [u8], ReplayWindow)>,
     /// Audit records, in chain order per session.
     pub(super) audit: Vec<AuditRow<'a>>,
-    /// Queue entries, in batch order.
+    /// Queue entries, by recipient id, each recipient's in batch order.
     pub(super) queue: Vec<QueueRow<'a>>,
     /// Messages and bytes to count in stand-in queues, by name (each name once).
     pub(super) unknown: Vec<(&'a str, u64, u64)>,
@@ -117,6 +117,10 @@ pub(super) fn plan(batch: &[AcceptMessage], mut found: Found) -> Result<Plan<'_>
         };
         plan.outcomes.push(outcome);
     }
+    // By recipient (stable: each recipient's entries keep their order): each entry's
+    // trigger updates its recipient's `relay_queue_usage` row, so two replicas' batches
+    // lock those rows in one order and never deadlock on PostgreSQL.
+    plan.queue.sort_by_key(|r| r.recipient_id);
     plan.windows = moved.into_iter().collect();
     plan.windows.sort_unstable_by_key(|(sid, _)| *sid);
     plan.unknown = unknown.into_iter().map(|(n, (c, b))| (n, c, b)).collect();
@@ -332,6 +336,24 @@ mod tests {
         assert_eq!(plan.audit[1].prev_hash, plan.audit[0].record_hash.to_vec());
         let genesis = plan_one_fresh();
         assert_eq!(genesis, audit_chain::genesis_hash(&[1; 4]).to_vec());
+    }
+
+    #[test]
+    fn queue_entries_are_written_by_recipient_each_in_order() {
+        let c = SentBy::Client;
+        let mut batch = vec![
+            message(1, 1, Some("zed"), c),
+            message(1, 2, Some("bob"), c),
+            message(1, 3, Some("zed"), c),
+        ];
+        batch[2].queue = Some(("zed".to_owned(), vec![1; 3]));
+        let plan = plan(&batch, found(&[1], &[("bob", 9), ("zed", 20)])).unwrap();
+        let order: Vec<(i64, usize)> = plan
+            .queue
+            .iter()
+            .map(|r| (r.recipient_id, r.body.len()))
+            .collect();
+        assert_eq!(order, [(9, 10), (20, 10), (20, 3)]);
     }
 
     fn plan_one_fresh() -> Vec<u8> {
