@@ -103,6 +103,10 @@ fn pool_options(in_memory: bool) -> SqlitePoolOptions {
         )
     };
     SqlitePoolOptions::new()
+        // sqlx pings a connection before handing it out by default: a round trip to the
+        // connection's worker thread on every acquire, which can only find a broken network
+        // link, and a SQLite connection has none.
+        .test_before_acquire(false)
         .max_connections(if in_memory { 1 } else { 8 })
         .min_connections(u32::from(in_memory))
         .idle_timeout(idle)
