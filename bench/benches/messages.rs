@@ -154,6 +154,8 @@ struct Row {
     plain: Option<Stats>,
     durable: Option<Stats>,
     kasane: Option<Stats>,
+    /// Kasane messages per group commit of the host during the kasane cell.
+    per_commit: Option<f64>,
 }
 
 /// The database a durable baseline writes to (emptied between cells).
@@ -166,7 +168,7 @@ enum Db {
 /// One backend under test: a host, its users, and the baseline server writing to the same
 /// kind of database.
 struct Target {
-    _th: TestHost,
+    th: TestHost,
     client: Client,
     alice: CodeCard,
     baseline: SocketAddr,
@@ -251,6 +253,7 @@ async fn run_cells(target: &Target, cells: &[Cell], knobs: &Knobs) -> Vec<Row> {
             plain: None,
             durable: None,
             kasane: None,
+            per_commit: None,
         };
         if on(Variant::Plain) {
             row.plain = Some(target.baseline(cell, "/plain", &body, knobs.window).await);
@@ -260,7 +263,11 @@ async fn run_cells(target: &Target, cells: &[Cell], knobs: &Knobs) -> Vec<Row> {
             target.db.clear().await;
         }
         if on(Variant::Kasane) {
+            let commits = target.th.host.commit_stats();
+            let before = (commits.commits(), commits.jobs());
             row.kasane = Some(target.kasane(cell, &body, knobs.window).await);
+            let (n, jobs) = (commits.commits() - before.0, commits.jobs() - before.1);
+            row.per_commit = (n > 0).then(|| jobs as f64 / n as f64);
             // Each cell starts from an empty queue (the host's usage counters follow, by
             // trigger), and bob's unread messages do not fill the disk.
             target.host_db.exec("DELETE FROM relay_queue").await;
@@ -297,7 +304,7 @@ impl Target {
             .unwrap();
         let host_db = Db::connect(&th.cfg.database_url).await;
         Self {
-            _th: th,
+            th,
             client,
             alice,
             baseline,
@@ -676,12 +683,15 @@ fn console_line(row: &Row) -> String {
         )
     };
     let pct = |r: Option<f64>| r.map_or_else(|| "-".to_owned(), |r| format!("{r:.1}%"));
-    let refused = match row.kasane {
+    let mut notes = match row.kasane {
         Some(k) if k.failed > 0 => format!(" ({} refused)", k.failed),
         _ => String::new(),
     };
+    if let Some(b) = row.per_commit {
+        notes.push_str(&format!(" ({b:.1} per commit)"));
+    }
     format!(
-        "{:<28} {:>20} {:>20} {:>20} {:>7} {:>7}{refused}",
+        "{:<28} {:>20} {:>20} {:>20} {:>7} {:>7}{notes}",
         row.cell.name(),
         cell(row.plain),
         cell(row.durable),
@@ -743,6 +753,14 @@ fn print_markdown(rows: &[Row], fsync: (Duration, Duration)) {
                 );
             }
             _ => {}
+        }
+    }
+    for row in rows {
+        if let Some(b) = row.per_commit {
+            println!(
+                "{}: {b:.1} kasane messages per group commit",
+                row.cell.name()
+            );
         }
     }
     for row in rows.iter().filter(|r| r.cell.sessions == 16) {
