@@ -43,10 +43,9 @@ pub fn available() -> bool {
     false
 }
 
-/// Runs `scenario` of the driver against `url` (`https://addr`) for `card`'s user with the
-/// test password (`extra` may override any variable); returns its RESULT line's JSON.
-/// Blocks: call it off the async runtime.
-pub fn run(url: &str, card: &CodeCard, scenario: &str, extra: &[(&str, &str)]) -> String {
+/// The driver's command for `scenario` against `url` (`https://addr`) for `card`'s user with
+/// the test password (`extra` may override any variable). Run it with [`result`].
+pub fn command(url: &str, card: &CodeCard, scenario: &str, extra: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new("node");
     cmd.arg(repo().join("web/e2e/drive.mjs"))
         .env("KASANE_URL", format!("{url}/web/"))
@@ -57,6 +56,17 @@ pub fn run(url: &str, card: &CodeCard, scenario: &str, extra: &[(&str, &str)]) -
     for (k, v) in extra {
         cmd.env(k, v);
     }
+    cmd
+}
+
+/// Runs a [`command`] (blocking: call it off the async runtime); its RESULT line's JSON.
+pub fn result(mut cmd: Command) -> String {
+    let scenario = cmd
+        .get_envs()
+        .find(|(k, _)| *k == "KASANE_SCENARIO")
+        .and_then(|(_, v)| v)
+        .map(|v| v.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let out = cmd.output().expect("node");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
@@ -69,6 +79,11 @@ pub fn run(url: &str, card: &CodeCard, scenario: &str, extra: &[(&str, &str)]) -
         .find_map(|l| l.strip_prefix("RESULT "))
         .unwrap_or_else(|| panic!("{scenario}: no RESULT line in\n{stdout}"))
         .to_owned()
+}
+
+/// [`command`] run to its [`result`]. Blocks: call it off the async runtime.
+pub fn run(url: &str, card: &CodeCard, scenario: &str, extra: &[(&str, &str)]) -> String {
+    result(command(url, card, scenario, extra))
 }
 
 /// The string field `name` of a RESULT's JSON.

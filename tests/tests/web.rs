@@ -20,27 +20,12 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn browser_available() -> bool {
-    browser::available()
-}
-
 /// [`browser::run`] off the async runtime.
 async fn drive(url: &str, card: &CodeCard, scenario: &str, extra: &[(&str, &str)]) -> String {
-    let card = CodeCard::from_text(&card.to_text()).unwrap();
-    let (url, scenario) = (url.to_owned(), scenario.to_owned());
-    let extra: Vec<(String, String)> = extra
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    tokio::task::spawn_blocking(move || {
-        let extra: Vec<(&str, &str)> = extra
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        browser::run(&url, &card, &scenario, &extra)
-    })
-    .await
-    .unwrap()
+    let cmd = browser::command(url, card, scenario, extra);
+    tokio::task::spawn_blocking(move || browser::result(cmd))
+        .await
+        .unwrap()
 }
 
 /// Runs the `refused` scenario: the refusal's words must appear, and the page must have
@@ -72,7 +57,7 @@ async fn bob_replies(th: &TestHost, card: &CodeCard, want: &str, reply: &str) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_browser_user_logs_in_and_exchanges_sealed_messages_with_a_cli_user() {
-    if !browser_available() {
+    if !browser::available() {
         return;
     }
     let th = start().await;
@@ -142,7 +127,7 @@ async fn a_browser_user_logs_in_and_exchanges_sealed_messages_with_a_cli_user() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_module_altered_in_flight_is_refused_in_the_browser_before_it_runs() {
-    if !browser_available() {
+    if !browser::available() {
         return;
     }
     let th = start().await;
@@ -160,7 +145,7 @@ async fn a_module_altered_in_flight_is_refused_in_the_browser_before_it_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_revoked_module_is_refused_in_the_browser() {
-    if !browser_available() {
+    if !browser::available() {
         return;
     }
     let th = start().await;
@@ -178,7 +163,7 @@ async fn a_revoked_module_is_refused_in_the_browser() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_expired_registry_is_refused_in_the_browser() {
-    if !browser_available() {
+    if !browser::available() {
         return;
     }
     let th = start().await;
@@ -193,7 +178,7 @@ async fn an_expired_registry_is_refused_in_the_browser() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_wrong_password_is_refused_in_the_browser() {
-    if !browser_available() {
+    if !browser::available() {
         return;
     }
     let th = start().await;
@@ -219,7 +204,7 @@ const LOOPING: &str = r#"(module
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_transform_that_loops_is_stopped_by_the_worker_limit_and_the_page_stays_usable() {
-    if !browser_available() {
+    if !browser::available() {
         return;
     }
     let th = start().await;
@@ -235,7 +220,7 @@ async fn a_transform_that_loops_is_stopped_by_the_worker_limit_and_the_page_stay
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_idle_time_out_returns_the_page_to_the_login_form() {
-    if !browser_available() {
+    if !browser::available() {
         return;
     }
     // 2 s idle: the page's inbox poll (20 s) outlasts it; the next poll is refused.

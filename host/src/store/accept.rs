@@ -105,16 +105,11 @@ pub(super) fn plan(batch: &[AcceptMessage], mut found: Found) -> Result<Plan<'_>
     for m in batch {
         let outcome = match m.sent_by {
             SentBy::Host => host_message(m, &mut found, &mut plan)?,
-            SentBy::Client => match client_message(m, &mut found, &mut plan, &mut unknown)? {
-                Ok(accepted) => {
-                    if let AcceptOutcome::Accepted { window, .. } = accepted {
-                        moved.insert(&m.session_id, window);
-                    }
-                    accepted
-                }
-                Err(refused) => refused,
-            },
+            SentBy::Client => client_message(m, &mut found, &mut plan, &mut unknown)?,
         };
+        if let (SentBy::Client, AcceptOutcome::Accepted { window, .. }) = (m.sent_by, outcome) {
+            moved.insert(&m.session_id, window);
+        }
         plan.outcomes.push(outcome);
     }
     // By recipient (stable: each recipient's entries keep their order): each entry's
@@ -147,52 +142,54 @@ fn host_message<'a>(
     })
 }
 
-/// A client's message: its window, its recipient's quota, then its writes. `Err` holds the
-/// refusal (nothing written).
+/// A client's message: its window, its recipient's quota, then its writes (a refusal writes
+/// nothing).
 fn client_message<'a>(
     m: &'a AcceptMessage,
     found: &mut Found,
     plan: &mut Plan<'a>,
     unknown: &mut HashMap<&'a str, (u64, u64)>,
-) -> Result<std::result::Result<AcceptOutcome, AcceptOutcome>> {
-    let Some(window) = found.windows.get(m.session_id.as_slice()) else {
-        return Ok(Err(AcceptOutcome::NoSession));
+) -> Result<AcceptOutcome> {
+    let Some(stored) = found.windows.get_mut(m.session_id.as_slice()) else {
+        return Ok(AcceptOutcome::NoSession);
     };
-    let window = match window.accepting(m.seq) {
+    let window = match stored.accepting(m.seq) {
         Ok(w) => w,
-        Err(e) => return Ok(Err(super::sql::window_refusal(&e))),
+        Err(e) => return Ok(super::sql::window_refusal(&e)),
     };
-    let len = |body: &[u8]| u64::try_from(body.len()).map_err(|_| out_of_range("len"));
-    if let Some((name, body)) = &m.queue {
-        let usage = found.queues.get(name.as_str()).copied().unwrap_or_default();
-        if !m.quota.has_room(usage.messages, usage.bytes, len(body)?) {
-            return Ok(Err(AcceptOutcome::QueueFull));
+    let body = match &m.queue {
+        Some((name, body)) => {
+            let len = u64::try_from(body.len()).map_err(|_| out_of_range("len"))?;
+            let usage = found.queues.get(name.as_str()).copied().unwrap_or_default();
+            if !m.quota.has_room(usage.messages, usage.bytes, len) {
+                return Ok(AcceptOutcome::QueueFull);
+            }
+            Some((name.as_str(), body.as_slice(), len))
         }
-    }
-    found.windows.insert(m.session_id.clone(), window);
+        None => None,
+    };
+    *stored = window;
     let audit_seq = append(m, found, plan)?;
-    let queued = match &m.queue {
-        Some((name, body)) => queue(name, body, m.created, found, plan, unknown)?,
+    let queued = match body {
+        Some(body) => queue(body, m.created, found, plan, unknown),
         None => false,
     };
-    Ok(Ok(AcceptOutcome::Accepted {
+    Ok(AcceptOutcome::Accepted {
         audit_seq,
         queued,
         window,
-    }))
+    })
 }
 
-/// Queues `body` for `name` (or counts it in the name's stand-in queue): whether it was
-/// queued for a user.
+/// Queues a body of `len` bytes for `name` (or counts it in the name's stand-in queue):
+/// whether it was queued for a user.
 fn queue<'a>(
-    name: &'a str,
-    body: &'a [u8],
+    (name, body, len): (&'a str, &'a [u8], u64),
     created: UnixSeconds,
     found: &mut Found,
     plan: &mut Plan<'a>,
     unknown: &mut HashMap<&'a str, (u64, u64)>,
-) -> Result<bool> {
-    let len = u64::try_from(body.len()).map_err(|_| out_of_range("len"))?;
+) -> bool {
     let usage = found.queues.entry(name.to_owned()).or_default();
     usage.messages = usage.messages.saturating_add(1);
     usage.bytes = usage.bytes.saturating_add(len);
@@ -203,13 +200,13 @@ fn queue<'a>(
                 body,
                 created,
             });
-            Ok(true)
+            true
         }
         None => {
             let counted = unknown.entry(name).or_default();
             counted.0 += 1;
             counted.1 = counted.1.saturating_add(len);
-            Ok(false)
+            false
         }
     }
 }
@@ -222,9 +219,13 @@ fn append<'a>(m: &'a AcceptMessage, found: &mut Found, plan: &mut Plan<'a>) -> R
         None => (1, audit_chain::genesis_hash(sid).to_vec()),
     };
     let record_hash = audit_chain::record_hash(sid, seq, &prev_hash, &m.payload);
-    found
-        .heads
-        .insert(m.session_id.clone(), (seq, record_hash.to_vec()));
+    let head = (seq, record_hash.to_vec());
+    match found.heads.get_mut(sid) {
+        Some(known) => *known = head,
+        None => {
+            found.heads.insert(m.session_id.clone(), head);
+        }
+    }
     plan.audit.push(AuditRow {
         session_id: sid,
         seq,

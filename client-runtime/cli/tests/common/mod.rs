@@ -34,14 +34,9 @@ pub(crate) fn without_kasane_env(program: &Path) -> Command {
     c
 }
 
-/// `kasane-host --data DATA ARGS` (quiet log) with `stdin` written to it; asserts success and
-/// returns the output.
-pub(crate) fn kasane_host_at(data: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = without_kasane_env(&sibling("kasane-host"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env("KASANE_LOG", "warn")
+/// Runs `cmd` with `stdin` written to its standard input; its output.
+pub(crate) fn with_stdin(mut cmd: Command, stdin: &str) -> Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -50,7 +45,18 @@ pub(crate) fn kasane_host_at(data: &Path, args: &[&str], stdin: &str) -> Output 
     let mut i = child.stdin.take().unwrap();
     i.write_all(stdin.as_bytes()).unwrap();
     drop(i);
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `kasane-host --data DATA ARGS` (quiet log) with `stdin` written to it; asserts success and
+/// returns the output.
+pub(crate) fn kasane_host_at(data: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut cmd = without_kasane_env(&sibling("kasane-host"));
+    cmd.arg("--data")
+        .arg(data)
+        .args(args)
+        .env("KASANE_LOG", "warn");
+    let out = with_stdin(cmd, stdin);
     assert!(out.status.success(), "{args:?}: {out:?}");
     out
 }
@@ -124,17 +130,7 @@ impl Sim {
 
     /// `kasane ARGS` as alice, the password on standard input; the output.
     pub(crate) fn run_as_alice(&self, args: &[&str]) -> Output {
-        let mut child = self
-            .kasane_as_alice(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
-        drop(stdin);
-        child.wait_with_output().unwrap()
+        with_stdin(self.kasane_as_alice(args), &format!("{PASSWORD}\n"))
     }
 
     /// `kasane-registry refresh --role ROLE` on the host's registry, at the fake time.
