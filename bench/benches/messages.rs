@@ -8,7 +8,9 @@
 //!   (`Config::default().messages.commit_limits()`), whose commit inserts one row per body
 //!   (`id, body, created_at`) in one transaction, and answers 204 once that commit returned.
 //!   SQLite in WAL mode with `synchronous = FULL` (the host's durable pool), in a file beside
-//!   the host's data directory; or a table on the host's PostgreSQL. What any durable relay pays.
+//!   the host's data directory, committed as the host commits messages (a thread of its own
+//!   owning a rusqlite connection); or a table on the host's PostgreSQL, through sqlx. What
+//!   any durable relay pays.
 //! - **kasane**: `Session::send` from alice's sessions to bob (who never reads). Per message
 //!   the client runs the transform (forced to `sha256-chain`) and seals; the host checks the
 //!   sequence number, runs the transform, opens, and queues the message through its group
@@ -422,49 +424,68 @@ async fn spawn_baseline(
     (addr, stop)
 }
 
-/// The durable baseline's group commit: the host's limits, one row per body.
+/// The durable baseline's group commit: the host's limits, one row per body. On SQLite
+/// the same access path as the host's message committer: a thread of its own with its own
+/// connection (rusqlite, the host's durable settings), running each batch's transaction.
 fn durable_commit(db: Db) -> Arc<GroupCommit<Bytes, ()>> {
     let limits = Config::default().messages.commit_limits();
-    Arc::new(GroupCommit::spawn(limits, move |bodies: Vec<Bytes>| {
-        let db = db.clone();
-        async move {
-            let n = bodies.len();
-            db.insert(bodies).await.map_err(|e| e.to_string())?;
-            Ok::<_, String>(vec![(); n])
+    let gc = match db {
+        Db::Sqlite(pool) => {
+            let mut conn = sqlite_committer(pool.connect_options().get_filename());
+            let commit = move |bodies: Vec<Bytes>| {
+                insert_sqlite(&mut conn, &bodies).map_err(|e| e.to_string())?;
+                Ok(vec![(); bodies.len()])
+            };
+            GroupCommit::spawn_thread(limits, "bench-durable", commit).unwrap()
         }
-    }))
+        Db::Pg(pool) => GroupCommit::spawn(limits, move |bodies: Vec<Bytes>| {
+            let pool = pool.clone();
+            async move {
+                let n = bodies.len();
+                insert_pg(&pool, bodies).await.map_err(|e| e.to_string())?;
+                Ok::<_, String>(vec![(); n])
+            }
+        }),
+    };
+    Arc::new(gc)
+}
+
+/// A connection to the baseline's SQLite file with the host's durable settings (WAL is the
+/// file's already).
+fn sqlite_committer(path: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.busy_timeout(Duration::from_secs(30)).unwrap();
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+    conn
+}
+
+/// Inserts one row per body in one transaction; returns once it is committed.
+fn insert_sqlite(conn: &mut rusqlite::Connection, bodies: &[Bytes]) -> rusqlite::Result<()> {
+    let now = unix_now();
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for b in bodies {
+        tx.prepare_cached("INSERT INTO bodies (body, created_at) VALUES (?, ?)")?
+            .execute(rusqlite::params![&b[..], now])?;
+    }
+    tx.commit()
+}
+
+/// Inserts one row per body in one transaction; returns once it is committed.
+async fn insert_pg(pool: &PgPool, bodies: Vec<Bytes>) -> Result<(), sqlx::Error> {
+    let now = unix_now();
+    let mut tx = pool.begin().await?;
+    for b in &bodies {
+        sqlx::query("INSERT INTO bodies (body, created_at) VALUES ($1, $2)")
+            .bind(&b[..])
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
 }
 
 impl Db {
-    /// Inserts one row per body in one transaction; returns once it is committed.
-    async fn insert(&self, bodies: Vec<Bytes>) -> Result<(), sqlx::Error> {
-        let now = unix_now();
-        match self {
-            Self::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                for b in &bodies {
-                    sqlx::query("INSERT INTO bodies (body, created_at) VALUES (?, ?)")
-                        .bind(&b[..])
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await
-            }
-            Self::Pg(pool) => {
-                let mut tx = pool.begin().await?;
-                for b in &bodies {
-                    sqlx::query("INSERT INTO bodies (body, created_at) VALUES ($1, $2)")
-                        .bind(&b[..])
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await
-            }
-        }
-    }
-
     /// A pool on the database at `url` (`sqlite:` or `postgres:`).
     async fn connect(url: &str) -> Self {
         if url.starts_with("sqlite:") {

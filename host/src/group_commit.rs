@@ -155,6 +155,32 @@ impl<J: Send + 'static, R: Send + 'static> GroupCommit<J, R> {
         Self { tx, stats }
     }
 
+    /// Starts the batcher on a thread of its own, named `name`, that calls `commit` itself:
+    /// for a commit that blocks from start to end (SQLite's, on a connection the commit
+    /// owns, `store::SqliteCommitter`). The jobs that arrived while one commit ran are the
+    /// next batch, taken by the same thread at once: under load it hands nothing to
+    /// another thread but the answers. It ends when every handle is dropped. Otherwise as
+    /// [`spawn`](Self::spawn): the same limits, answers and all-or-nothing failure (a panic
+    /// in `commit` fails its batch, and the thread goes on).
+    ///
+    /// # Errors
+    /// The thread, or its timer for [`BatchLimits::max_wait`], could not be started.
+    pub fn spawn_thread<F>(limits: BatchLimits, name: &str, commit: F) -> std::io::Result<Self>
+    where
+        F: FnMut(Vec<J>) -> Result<Vec<R>, String> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(limits.queue.max(1));
+        let stats = Arc::new(CommitStats::default());
+        let clock = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()?;
+        let counted = stats.clone();
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || clock.block_on(run_blocking(rx, limits, commit, counted)))?;
+        Ok(Self { tx, stats })
+    }
+
     /// What this batcher has done so far.
     pub fn stats(&self) -> &CommitStats {
         &self.stats
@@ -189,14 +215,51 @@ async fn run<J, R, F, Fut>(
         let count = jobs.len();
         // Its own task: a panic in the commit fails this batch, not the batcher.
         let outcome = match tokio::spawn(commit(jobs)).await {
-            Ok(Ok(results)) if results.len() == count => Ok(results),
-            Ok(Ok(results)) => Err(format!("{} answers for {count} jobs", results.len())),
-            Ok(Err(e)) => Err(e),
+            Ok(outcome) => outcome,
             Err(e) => Err(format!("commit task: {e}")),
         };
-        stats.count(&outcome);
-        answer(replies, outcome);
+        finish(replies, count, outcome, &stats);
     }
+}
+
+/// [`run`] for [`GroupCommit::spawn_thread`]: the commit called in place, blocking (this
+/// loop has its thread, and the thread's runtime, to itself).
+async fn run_blocking<J, R, F>(
+    mut rx: mpsc::Receiver<Pending<J, R>>,
+    limits: BatchLimits,
+    mut commit: F,
+    stats: Arc<CommitStats>,
+) where
+    F: FnMut(Vec<J>) -> Result<Vec<R>, String>,
+{
+    while let Some(first) = rx.recv().await {
+        let batch = collect(&mut rx, first, &limits).await;
+        let (jobs, replies): (Vec<J>, Vec<_>) = batch.into_iter().map(|p| (p.job, p.reply)).unzip();
+        let count = jobs.len();
+        // A panic fails this batch, not the batcher: a commit that unwinds has rolled back
+        // (its transaction ended with it), so its state is fit for the next batch.
+        let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit(jobs)));
+        let outcome = called.unwrap_or_else(|_| Err("commit panicked".to_owned()));
+        finish(replies, count, outcome, &stats);
+    }
+}
+
+/// Counts a batch's commit and answers its submitters: each its result, or every one the
+/// failure (also when the commit answered a wrong number of results).
+fn finish<R>(
+    replies: Vec<oneshot::Sender<Result<R, CommitError>>>,
+    count: usize,
+    outcome: Result<Vec<R>, String>,
+    stats: &CommitStats,
+) {
+    let outcome = match outcome {
+        Ok(results) if results.len() != count => {
+            Err(format!("{} answers for {count} jobs", results.len()))
+        }
+        other => other,
+    };
+    stats.count(&outcome);
+    answer(replies, outcome);
 }
 
 /// The first job and whatever else arrives within the limits.
@@ -347,5 +410,66 @@ mod tests {
             let s = s.expect("committed");
             assert!((1..=3).contains(&s), "batch of {s}");
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_its_own_thread_jobs_share_commits_and_each_gets_its_own_answer() {
+        let commits = Arc::new(AtomicUsize::new(0));
+        let counted = commits.clone();
+        let commit = move |jobs: Vec<u32>| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(20));
+            Ok(jobs.into_iter().map(|j| j * 2).collect())
+        };
+        let gc = GroupCommit::spawn_thread(BatchLimits::default(), "test-commit", commit);
+        let gc = Arc::new(gc.expect("thread"));
+        for (i, answer) in join_all(&gc, 0..64).await {
+            assert_eq!(answer, Ok(i * 2));
+        }
+        let n = commits.load(Ordering::SeqCst);
+        assert!(n < 64, "64 concurrent jobs took {n} commits");
+    }
+
+    #[tokio::test]
+    async fn on_its_own_thread_a_failed_or_panicking_commit_fails_only_its_batch() {
+        let limits = BatchLimits {
+            max_batch: 3,
+            max_wait: Duration::from_millis(50),
+            queue: 16,
+        };
+        let commit = |jobs: Vec<u32>| {
+            assert!(!jobs.contains(&0), "boom");
+            match jobs.contains(&13) {
+                true => Err("disk full".to_owned()),
+                false => Ok(vec![jobs.len() as u32; jobs.len()]),
+            }
+        };
+        let gc = GroupCommit::spawn_thread(limits, "test-commit", commit).expect("thread");
+        assert!(matches!(gc.submit(0).await, Err(CommitError::Failed(_))));
+        assert_eq!(
+            gc.submit(13).await,
+            Err(CommitError::Failed("disk full".into()))
+        );
+        let gc = Arc::new(gc);
+        for (_, size) in join_all(&gc, 20..30).await {
+            assert!((1..=3).contains(&size.expect("committed")), "max_batch 3");
+        }
+        assert_eq!(gc.stats().failed(), 2);
+    }
+
+    #[tokio::test]
+    async fn on_its_own_thread_the_batcher_ends_with_its_last_handle() {
+        let (alive, ended) = std::sync::mpsc::channel::<()>();
+        let commit = move |jobs: Vec<u32>| {
+            let _ = &alive;
+            Ok(jobs)
+        };
+        let gc = GroupCommit::spawn_thread(BatchLimits::default(), "test-commit", commit);
+        let gc = gc.expect("thread");
+        assert_eq!(gc.submit(5).await, Ok(5));
+        drop(gc);
+        // The thread drops the commit (and `alive` with it) as it ends.
+        let gone = ended.recv_timeout(Duration::from_secs(10));
+        assert_eq!(gone, Err(std::sync::mpsc::RecvTimeoutError::Disconnected));
     }
 }

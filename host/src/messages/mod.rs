@@ -32,7 +32,7 @@ pub use at_rest::{QUEUE_KEY_FACT, QUEUE_KEY_FILE, load_queue_key, queue_key_id};
 pub use inbox::MAX_WAIT_SECS;
 
 use crate::audit::AuditPayload;
-use crate::group_commit::GroupCommit;
+use crate::group_commit::{BatchLimits, GroupCommit};
 use crate::host::Host;
 use crate::login::{StoredSession, token_hash};
 use crate::store::{AcceptMessage, AcceptOutcome, QueueQuota, SentBy, Session, UnixSeconds};
@@ -191,21 +191,51 @@ impl Host {
         }
     }
 
-    /// The group commit in front of [`Store::accept_messages`], started on first use (on the
-    /// runtime serving the host) with `[messages]`'s limits.
+    /// The group commit of accepted messages, started on first use with `[messages]`'s
+    /// limits: on a SQLite file, on a thread of its own running the store's
+    /// [`SqliteCommitter`](crate::store::SqliteCommitter) (one hand-off per batch rather
+    /// than one per statement); else a task on the runtime serving the host, in front of
+    /// [`Store::accept_messages`].
     pub(crate) fn message_commits(&self) -> &GroupCommit<AcceptMessage, AcceptOutcome> {
         self.message_commits.get_or_init(|| {
-            let store = self.store.clone();
-            GroupCommit::spawn(self.config.messages.commit_limits(), move |batch| {
-                let store = store.clone();
-                async move {
-                    store
-                        .accept_messages(&batch)
-                        .await
-                        .map_err(|e| e.to_string())
+            let limits = self.config.messages.commit_limits();
+            match self.committer_thread(limits) {
+                Some(on_thread) => on_thread,
+                None => {
+                    let store = self.store.clone();
+                    GroupCommit::spawn(limits, move |batch| {
+                        let store = store.clone();
+                        async move {
+                            store
+                                .accept_messages(&batch)
+                                .await
+                                .map_err(|e| e.to_string())
+                        }
+                    })
                 }
-            })
+            }
         })
+    }
+
+    /// The group commit on the store's own committer's thread, if it has one. A committer
+    /// that cannot be opened, or a thread that cannot be started, is logged and leaves the
+    /// task in front of [`Store::accept_messages`], which commits the same way.
+    fn committer_thread(
+        &self,
+        limits: BatchLimits,
+    ) -> Option<GroupCommit<AcceptMessage, AcceptOutcome>> {
+        let mut committer = match self.store.message_committer() {
+            Ok(c) => c?,
+            Err(e) => {
+                tracing::warn!(error = %e, "message committer: using the store's pool");
+                return None;
+            }
+        };
+        let commit =
+            move |batch: Vec<AcceptMessage>| committer.accept(&batch).map_err(|e| e.to_string());
+        GroupCommit::spawn_thread(limits, "kasane-commit", commit)
+            .inspect_err(|e| tracing::warn!(error = %e, "message committer thread not started"))
+            .ok()
     }
 
     /// What the message path's group commit has done (nothing before the first message).

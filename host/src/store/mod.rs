@@ -127,11 +127,14 @@ use async_trait::async_trait;
 pub use zeroize::Zeroizing;
 
 mod accept;
+mod batch_sql;
+mod committer;
 mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
 
+pub use committer::SqliteCommitter;
 pub use postgres::PgStore;
 pub use sql::{Backend, SqlStore};
 pub use sqlite::SqliteStore;
@@ -148,6 +151,9 @@ pub enum StoreError {
     /// The database failed or could not be reached.
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// The SQLite message committer's connection failed ([`SqliteCommitter`]).
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
     /// Running the migrations failed.
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -967,6 +973,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// fails the whole batch and commits none of it. Answers one outcome per message, in
     /// order, once the commit is durable.
     async fn accept_messages(&self, batch: &[AcceptMessage]) -> Result<Vec<AcceptOutcome>>;
+    /// A blocking committer of message batches, [`Store::accept_messages`] on a connection
+    /// of its own, for the message path's group commit to run on a thread of its own: on a
+    /// SQLite file. `None` where [`Store::accept_messages`] is the way: PostgreSQL (each
+    /// statement a network round trip whoever sends it) and in-memory SQLite (the database
+    /// lives in its one pooled connection).
+    fn message_committer(&self) -> Result<Option<SqliteCommitter>>;
     /// Heads (`session_id`, `seq`, `record_hash`) of up to `limit` audit chains whose head has
     /// no checkpoint yet.
     async fn unchecked_audit_heads(&self, limit: u32) -> Result<Vec<(Vec<u8>, u64, Vec<u8>)>>;

@@ -54,7 +54,11 @@ impl SqlStore<Postgres> {
             .connect_with(options.options([("synchronous_commit", "off")]))
             .await
             .map_err(connect_error)?;
-        Ok(Self { pool, relaxed })
+        Ok(Self {
+            pool,
+            relaxed,
+            file: None,
+        })
     }
 }
 

@@ -196,7 +196,7 @@ impl TryFrom<QueueUsageRow> for (String, Usage) {
 }
 
 /// A replay window from its two columns (the bitmap is the same 64 bits, signed).
-fn window(top: i64, bits: i64) -> Result<ReplayWindow> {
+pub(super) fn window(top: i64, bits: i64) -> Result<ReplayWindow> {
     Ok(ReplayWindow::from_parts(
         from_db(top, "seq")?,
         u64::from_le_bytes(bits.to_le_bytes()),

@@ -11,6 +11,9 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
 use super::accept::{self, Found, Plan};
+use super::batch_sql::{
+    self, BATCH_ROWS, Param, heads_sql, padded, unknown_queues_sql, user_queues_sql, windows_sql,
+};
 use super::rows::{
     AuditRow, CheckpointRow, CountRow, CounterIdRow, CounterRow, FactRow, HeadRow, IdRow, PairRow,
     PendingRow, QueueUsageRow, QueuedRow, RecordRow, SeqRow, SessionHeadRow, SessionIdRow,
@@ -19,16 +22,11 @@ use super::rows::{
 use super::{
     AcceptMessage, AcceptOutcome, AuditCheckpoint, AuditCursor, AuditRecord, Backoff,
     ChallengePair, Counted, Direction, Forgiven, LoginStage, NewPendingLogin, NewSession, NewUser,
-    PendingBounds, Purged, QueuedMessage, Result, Session, Store, StoreError, ThrottleEntry,
-    ThrottleKey, ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing, from_db,
-    is_unique_violation, to_db,
+    PendingBounds, Purged, QueuedMessage, Result, Session, SqliteCommitter, Store, StoreError,
+    ThrottleEntry, ThrottleKey, ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing,
+    from_db, is_unique_violation, to_db,
 };
-use kasane_protocol::{ProtocolError, ReplayWindow};
-
-/// A replay window's bitmap as the database's signed 64-bit integer (the same bits).
-fn window_bits(w: &ReplayWindow) -> i64 {
-    i64::from_le_bytes(w.seen().to_le_bytes())
-}
+use kasane_protocol::ProtocolError;
 
 /// The outcome of a sequence number its replay window refuses.
 pub(super) fn window_refusal(e: &ProtocolError) -> AcceptOutcome {
@@ -70,9 +68,13 @@ pub trait Backend: Database {
 ///   (PostgreSQL) may take back the last ones, never part of one, and never one that a later
 ///   durable commit follows (both logs are written in order). docs/STORAGE.md says what that
 ///   costs (a login in flight fails, a few throttle counts are forgotten, a session ends).
+///
+/// On a SQLite file, `file` is its path, which the message path's
+/// [`SqliteCommitter`] opens a connection of its own to.
 pub struct SqlStore<DB: Database> {
     pub(super) pool: Pool<DB>,
     pub(super) relaxed: Pool<DB>,
+    pub(super) file: Option<std::sync::Arc<std::path::Path>>,
 }
 
 impl<DB: Database> std::fmt::Debug for SqlStore<DB> {
@@ -80,6 +82,7 @@ impl<DB: Database> std::fmt::Debug for SqlStore<DB> {
         f.debug_struct("SqlStore")
             .field("pool", &self.pool)
             .field("relaxed", &self.relaxed)
+            .field("file", &self.file)
             .finish()
     }
 }
@@ -89,6 +92,7 @@ impl<DB: Database> Clone for SqlStore<DB> {
         Self {
             pool: self.pool.clone(),
             relaxed: self.relaxed.clone(),
+            file: self.file.clone(),
         }
     }
 }
@@ -131,133 +135,6 @@ const ADVANCE_FROM_CLIENT: &str = "UPDATE sessions SET last_seq_from_client = $2
 /// Queues `$2` (body) at `$3` (now) for the user named `$1`; no row if there is no such user.
 const ENQUEUE: &str = "INSERT INTO relay_queue (recipient_id, body, created_at) \
      SELECT id, $2, $3 FROM users WHERE name = $1 RETURNING id";
-
-// The group commit's statements (see [`accept`]): each takes up to [`BATCH_ROWS`] rows, and
-// is written for a power-of-two count of them (an `IN` list padded with its last item, an
-// insert split 13 = 8 + 4 + 1), so that a backend's statement cache holds a few shapes of
-// each rather than one per batch size.
-
-/// Most rows one batch statement carries (parameters: at most 6 × 64, far below both
-/// backends' limits).
-const BATCH_ROWS: usize = 64;
-
-/// The sessions' replay windows, locked for the transaction (`$1…`: session ids).
-fn windows_sql<DB: Backend>(n: usize) -> String {
-    format!(
-        "SELECT session_id, last_seq_from_client, seq_window FROM sessions \
-         WHERE session_id IN ({}) ORDER BY session_id{}",
-        params(1, n),
-        DB::LOCK_ROWS
-    )
-}
-
-/// The heads of the sessions' audit chains (`$1…`: session ids): one index seek per session
-/// (an `IN` list with `seq = (SELECT MAX(seq) …)` walks every record of each chain).
-fn heads_sql(n: usize) -> String {
-    let one = |i: usize| {
-        format!(
-            "SELECT * FROM (SELECT session_id, seq, record_hash FROM audit_log \
-             WHERE session_id = ${i} ORDER BY seq DESC LIMIT 1) AS h{i}"
-        )
-    };
-    let list: Vec<String> = (1..=n).map(one).collect();
-    list.join(" UNION ALL ")
-}
-
-/// The users named `$1…`: their ids and how much their queues hold (`relay_queue_usage`,
-/// kept by triggers on `relay_queue`: one row however long the queue).
-fn user_queues_sql(n: usize) -> String {
-    format!(
-        "SELECT users.id, users.name, COALESCE(q.messages, 0) AS messages, \
-           COALESCE(q.bytes, 0) AS bytes \
-         FROM users LEFT JOIN relay_queue_usage q ON q.recipient_id = users.id \
-         WHERE users.name IN ({})",
-        params(1, n)
-    )
-}
-
-/// How much the stand-in queues of the unknown names `$1…` hold (no row: nothing).
-fn unknown_queues_sql(n: usize) -> String {
-    format!(
-        "SELECT CAST(NULL AS BIGINT) AS id, name, messages, bytes FROM relay_unknown_recipients \
-         WHERE name IN ({})",
-        params(1, n)
-    )
-}
-
-/// Sets `n` sessions' replay windows (rows of session id, highest number, bitmap).
-fn set_windows_sql(n: usize) -> String {
-    format!(
-        "UPDATE sessions SET last_seq_from_client = v.column2, seq_window = v.column3 \
-         FROM (VALUES {}) AS v WHERE sessions.session_id = v.column1",
-        values(n, 3)
-    )
-}
-
-/// Appends `n` audit records.
-fn insert_audit_sql(n: usize) -> String {
-    format!(
-        "INSERT INTO audit_log (session_id, seq, prev_hash, record_hash, payload, created_at) \
-         VALUES {}",
-        values(n, 6)
-    )
-}
-
-/// Queues `n` bodies (rows of recipient id, body, created).
-fn insert_queue_sql(n: usize) -> String {
-    format!(
-        "INSERT INTO relay_queue (recipient_id, body, created_at) VALUES {}",
-        values(n, 3)
-    )
-}
-
-/// Counts messages in `n` stand-in queues (rows of name, messages, bytes; each name once).
-fn count_unknown_sql(n: usize) -> String {
-    format!(
-        "INSERT INTO relay_unknown_recipients (name, messages, bytes) VALUES {} \
-         ON CONFLICT (name) DO UPDATE \
-         SET messages = relay_unknown_recipients.messages + excluded.messages, \
-             bytes = relay_unknown_recipients.bytes + excluded.bytes",
-        values(n, 3)
-    )
-}
-
-/// `$first, …` for `n` parameters.
-fn params(first: usize, n: usize) -> String {
-    let list: Vec<String> = (first..first + n).map(|i| format!("${i}")).collect();
-    list.join(", ")
-}
-
-/// `($1, …, $cols), (…), …` for `rows` rows.
-fn values(rows: usize, cols: usize) -> String {
-    let list: Vec<String> = (0..rows)
-        .map(|r| format!("({})", params(r * cols + 1, cols)))
-        .collect();
-    list.join(", ")
-}
-
-/// `items` in pieces of power-of-two length, at most [`BATCH_ROWS`] each.
-fn pow2_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
-    std::iter::from_fn(move || {
-        if items.is_empty() {
-            return None;
-        }
-        let n = items.len().min(BATCH_ROWS);
-        let n = 1 << n.ilog2();
-        let (chunk, rest) = items.split_at(n);
-        items = rest;
-        Some(chunk)
-    })
-}
-
-/// An `IN` list's keys: `keys` (not empty) with its last repeated up to a power of two.
-fn padded<K: Copy>(keys: &[K]) -> Vec<K> {
-    let mut list = keys.to_vec();
-    if let Some(last) = keys.last() {
-        list.resize(keys.len().next_power_of_two(), *last);
-    }
-    list
-}
 
 /// The head of the audit chain of session `$1`.
 const CHAIN_HEAD: &str = "SELECT seq, record_hash FROM audit_log WHERE session_id = $1 \
@@ -516,60 +393,22 @@ where
     }
 
     /// Writes a batch's plan: its windows, audit records, queue entries and stand-in counts,
-    /// a few multi-row statements each.
+    /// a few multi-row statements each ([`batch_sql::writes`]).
     async fn write_batch(conn: &mut DB::Connection, plan: &Plan<'_>) -> Result<()> {
-        for chunk in pow2_chunks(&plan.windows) {
-            let sql = set_windows_sql(chunk.len());
-            let mut query = sqlx::query(&sql);
-            for (sid, w) in chunk {
-                query = query
-                    .bind(*sid)
-                    .bind(to_db(w.top(), "seq")?)
-                    .bind(window_bits(w));
-            }
-            query.execute(&mut *conn).await?;
-        }
-        for chunk in pow2_chunks(&plan.audit) {
-            let sql = insert_audit_sql(chunk.len());
-            let mut query = sqlx::query(&sql);
-            for r in chunk {
-                query = query
-                    .bind(r.session_id)
-                    .bind(to_db(r.seq, "seq")?)
-                    .bind(r.prev_hash.as_slice())
-                    .bind(&r.record_hash[..])
-                    .bind(r.payload)
-                    .bind(to_db(r.created, "created")?);
+        for w in batch_sql::writes(plan)? {
+            let mut query = sqlx::query(&w.sql);
+            for p in &w.params {
+                query = match *p {
+                    Param::Int(v) => query.bind(v),
+                    Param::Blob(b) => query.bind(b),
+                    Param::Text(t) => query.bind(t),
+                };
             }
             let done = query.execute(&mut *conn).await;
-            done.map_err(|e| unique_as(e, StoreError::AuditChainMismatch))?;
-        }
-        Self::write_queues(conn, plan).await
-    }
-
-    /// The queue half of [`Self::write_batch`].
-    async fn write_queues(conn: &mut DB::Connection, plan: &Plan<'_>) -> Result<()> {
-        for chunk in pow2_chunks(&plan.queue) {
-            let sql = insert_queue_sql(chunk.len());
-            let mut query = sqlx::query(&sql);
-            for r in chunk {
-                query = query
-                    .bind(r.recipient_id)
-                    .bind(r.body)
-                    .bind(to_db(r.created, "created")?);
-            }
-            query.execute(&mut *conn).await?;
-        }
-        for chunk in pow2_chunks(&plan.unknown) {
-            let sql = count_unknown_sql(chunk.len());
-            let mut query = sqlx::query(&sql);
-            for (name, messages, bytes) in chunk {
-                query = query
-                    .bind(*name)
-                    .bind(to_db(*messages, "messages")?)
-                    .bind(to_db(*bytes, "bytes")?);
-            }
-            query.execute(&mut *conn).await?;
+            done.map_err(|e| match w.appends_audit {
+                true => unique_as(e, StoreError::AuditChainMismatch),
+                false => StoreError::Database(e),
+            })?;
         }
         Ok(())
     }
@@ -631,6 +470,10 @@ where
 
     fn postgres_pool(&self) -> Option<&sqlx::PgPool> {
         DB::as_postgres(&self.pool)
+    }
+
+    fn message_committer(&self) -> Result<Option<SqliteCommitter>> {
+        self.file.as_deref().map(SqliteCommitter::open).transpose()
     }
 
     async fn ping(&self) -> Result<()> {

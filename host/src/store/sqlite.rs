@@ -3,6 +3,7 @@
 use std::io;
 use std::path::Path;
 use std::str::FromStr as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Sqlite;
@@ -77,6 +78,7 @@ impl SqlStore<Sqlite> {
             // Writers queue on SQLite's lock; this bounds the wait under contention.
             .busy_timeout(Duration::from_secs(30));
         let durable = options.clone().synchronous(SqliteSynchronous::Full);
+        let file = (!in_memory).then(|| Arc::from(options.get_filename()));
         let pool = pool_options(in_memory).connect_with(durable).await?;
         MIGRATOR.run(&pool).await?;
         // An in-memory database lives in its one connection: both kinds of commit use it
@@ -87,7 +89,11 @@ impl SqlStore<Sqlite> {
             let normal = options.synchronous(SqliteSynchronous::Normal);
             pool_options(false).connect_with(normal).await?
         };
-        Ok(Self { pool, relaxed })
+        Ok(Self {
+            pool,
+            relaxed,
+            file,
+        })
     }
 }
 

@@ -1,0 +1,165 @@
+//! The message path's group commit on SQLite, on a connection of its own, run by a thread
+//! of its own (`GroupCommit::spawn_thread`): [`SqliteCommitter`].
+//!
+//! Why rusqlite beside sqlx: sqlx runs every statement of a SQLite connection on that
+//! connection's worker thread and wakes the calling task with each answer, so a batch of
+//! eight statements is eight round trips between threads, each a park and a wake-up; on
+//! this project's 2-core machine they were most of a commit's time (BENCHMARKS.md, issue
+//! 15). A committer that owns its connection runs the whole transaction — `BEGIN
+//! IMMEDIATE`, the batch's reads, its writes, `COMMIT` — on the calling thread, and the
+//! thread that calls it takes the next batch as soon as this one is durable. Both crates
+//! link the same SQLite (`libsqlite3-sys` 0.30); the file, its WAL and its locks are
+//! shared with the store's sqlx pools like those of any two connections.
+//!
+//! The statements are the ones sqlx runs for [`Store::accept_messages`](super::Store)
+//! ([`super::batch_sql`]) and the decisions are [`accept::plan`]'s, so the two paths
+//! answer a batch alike (the store tests run both).
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OpenFlags, ToSql, Transaction, TransactionBehavior};
+use sqlx::Sqlite;
+
+use super::accept::{self, Found, Usage};
+use super::batch_sql::{
+    self, BATCH_ROWS, Param, heads_sql, padded, unknown_queues_sql, user_queues_sql, windows_sql,
+};
+use super::rows::window;
+use super::{AcceptMessage, AcceptOutcome, Result, StoreError, from_db};
+
+/// Commits batches of messages like [`Store::accept_messages`](super::Store), blocking, on
+/// its own connection to the store's SQLite file (`synchronous = FULL`: a commit is on disk
+/// when [`accept`](Self::accept) returns).
+#[derive(Debug)]
+pub struct SqliteCommitter {
+    conn: Connection,
+}
+
+impl SqliteCommitter {
+    /// Opens the existing database file at `path` (the store made it, in WAL mode, and ran
+    /// the migrations) with the durable pool's settings.
+    pub(super) fn open(path: &Path) -> Result<Self> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        // The batch statements' shapes: four reads and four writes, each in up to seven
+        // power-of-two sizes.
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Self { conn })
+    }
+
+    /// Accepts `batch` in one transaction (see [`accept`]): one outcome per message, in
+    /// order, once the commit is durable; on an error nothing of the batch is stored.
+    pub fn accept(&mut self, batch: &[AcceptMessage]) -> Result<Vec<AcceptOutcome>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found = read_batch(&tx, batch)?;
+        let plan = accept::plan(batch, found)?;
+        for w in batch_sql::writes(&plan)? {
+            let mut statement = tx.prepare_cached(&w.sql)?;
+            match statement.execute(rusqlite::params_from_iter(&w.params)) {
+                Err(e) if w.appends_audit && is_unique_violation(&e) => {
+                    return Err(StoreError::AuditChainMismatch);
+                }
+                done => done?,
+            };
+        }
+        tx.commit()?;
+        Ok(plan.outcomes)
+    }
+}
+
+impl ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Param::Int(v) => ValueRef::Integer(v),
+            Param::Blob(b) => ValueRef::Blob(b),
+            Param::Text(t) => ValueRef::Text(t.as_bytes()),
+        }))
+    }
+}
+
+/// What a batch's plan needs: the sessions' windows (the transaction holds SQLite's one
+/// write lock already), their chains' heads, the recipients' queues (users' first, then the
+/// stand-in queues of the other names). The same reads as the sqlx path's.
+fn read_batch(tx: &Transaction<'_>, batch: &[AcceptMessage]) -> Result<Found> {
+    let mut found = Found::default();
+    for chunk in accept::sessions(batch).chunks(BATCH_ROWS) {
+        let windows = select_in(tx, &windows_sql::<Sqlite>, chunk, |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        for (sid, top, bits) in windows {
+            found.windows.insert(sid, window(top, bits)?);
+        }
+        let heads = select_in(tx, &heads_sql, chunk, |r| {
+            Ok((r.get(0)?, from_db(r.get(1)?, "seq"), r.get(2)?))
+        })?;
+        for (sid, seq, hash) in heads {
+            found.heads.insert(sid, (seq?, hash));
+        }
+    }
+    let names = accept::recipients(batch);
+    for chunk in names.chunks(BATCH_ROWS) {
+        found.queues.extend(queues(tx, &user_queues_sql, chunk)?);
+    }
+    let unknown: Vec<&str> = names
+        .into_iter()
+        .filter(|n| !found.queues.contains_key(*n))
+        .collect();
+    for chunk in unknown.chunks(BATCH_ROWS) {
+        found.queues.extend(queues(tx, &unknown_queues_sql, chunk)?);
+    }
+    Ok(found)
+}
+
+/// The queue usage rows of `sql(n)` (`id, name, messages, bytes`) for `names`.
+fn queues(
+    tx: &Transaction<'_>,
+    sql: &dyn Fn(usize) -> String,
+    names: &[&str],
+) -> Result<Vec<(String, Usage)>> {
+    let rows = select_in(tx, sql, names, |r| {
+        let counts = (r.get::<_, i64>(2)?, r.get::<_, i64>(3)?);
+        Ok((r.get(1)?, r.get::<_, Option<i64>>(0)?, counts))
+    })?;
+    rows.into_iter()
+        .map(|(name, user_id, (messages, bytes))| {
+            let usage = Usage {
+                user_id,
+                messages: from_db(messages, "messages")?,
+                bytes: from_db(bytes, "bytes")?,
+            };
+            Ok((name, usage))
+        })
+        .collect()
+}
+
+/// The rows of `sql(n)` with the `IN` list `keys` (padded to `n`, a power of two, as the
+/// sqlx path does), each mapped by `row`.
+fn select_in<K: ToSql + Copy, T>(
+    tx: &Transaction<'_>,
+    sql: &dyn Fn(usize) -> String,
+    keys: &[K],
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let keys = padded(keys);
+    let mut statement = tx.prepare_cached(&sql(keys.len()))?;
+    let rows = statement.query_map(rusqlite::params_from_iter(&keys), row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<T>>>()?)
+}
+
+/// Whether `e` is SQLite's refusal of a duplicate key.
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    use rusqlite::ffi;
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                || f.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
+}
