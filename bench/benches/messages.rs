@@ -23,7 +23,9 @@
 //! connections); `serial` (one request in flight per session) and `pipelined` (4 in flight
 //! per session: 4 concurrent `send` calls on one `Arc<Session>`, or 4 connections per
 //! simulated session for the baselines). Before the matrix, the disk's fsync: 2,000 × (append
-//! 4 KiB to a file + `sync_data`) in the same temporary directory.
+//! 4 KiB to a file + `sync_data`) in the same temporary directory. Each variant also reports
+//! its CPU per message: the whole process's user + system time during the window (client,
+//! host and baselines all run in it), over the messages completed.
 //!
 //! With `KASANE_BENCH_PG_URL` (e.g. `postgres://postgres@127.0.0.1:5432/test?sslmode=require`)
 //! the 4 KiB and 64 KiB × 16 and 64 sessions rows run again on PostgreSQL: a host whose
@@ -722,6 +724,34 @@ fn console_line(row: &Row) -> String {
     )
 }
 
+/// CPU per message of each variant, as a Markdown table: the whole process's user + system
+/// time in the window (client and host run in it), over the messages, and the cores busy.
+fn print_cpu(rows: &[Row]) {
+    println!();
+    println!(
+        "| row | plain µs CPU/msg (cores) | durable µs CPU/msg (cores) | kasane µs CPU/msg (cores) |"
+    );
+    println!("|---|---:|---:|---:|");
+    let col = |s: Option<Stats>| {
+        s.map_or_else(
+            || "—".to_owned(),
+            |s| {
+                let us = s.cpu_per_op().as_secs_f64() * 1e6;
+                format!("{us:.0} ({:.2})", s.cores())
+            },
+        )
+    };
+    for row in rows {
+        println!(
+            "| {} | {} | {} | {} |",
+            row.cell.name(),
+            col(row.plain),
+            col(row.durable),
+            col(row.kasane)
+        );
+    }
+}
+
 /// The results as a Markdown table (for BENCHMARKS.md), and ack p99 against fsync p99.
 fn print_markdown(rows: &[Row], fsync: (Duration, Duration)) {
     println!();
@@ -763,6 +793,7 @@ fn print_markdown(rows: &[Row], fsync: (Duration, Duration)) {
             pct(ratio(row.kasane, row.plain)),
         );
     }
+    print_cpu(rows);
     println!();
     for row in rows {
         match row.kasane {

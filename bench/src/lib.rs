@@ -57,6 +57,9 @@ pub mod load {
         pub p50: Duration,
         /// 99th percentile latency.
         pub p99: Duration,
+        /// CPU time (user + system) the whole process used during the window: client and
+        /// host alike when both run here.
+        pub cpu: Duration,
     }
 
     impl Stats {
@@ -69,7 +72,23 @@ pub mod load {
                 secs,
                 p50: percentile(&mut samples, 50.0),
                 p99: percentile(&mut samples, 99.0),
+                cpu: Duration::ZERO,
             }
+        }
+
+        /// CPU time per completed operation (zero when none completed).
+        #[must_use]
+        pub fn cpu_per_op(&self) -> Duration {
+            u32::try_from(self.count)
+                .ok()
+                .filter(|&n| n > 0)
+                .map_or(Duration::ZERO, |n| self.cpu / n)
+        }
+
+        /// Cores busy on average during the window.
+        #[must_use]
+        pub fn cores(&self) -> f64 {
+            self.cpu.as_secs_f64() / self.secs
         }
 
         /// Completions per second.
@@ -110,10 +129,11 @@ pub mod load {
         }
         tokio::time::sleep(WARMUP).await;
         phase.store(MEASURE, Ordering::Relaxed);
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), process_cpu());
         tokio::time::sleep(window).await;
         phase.store(STOP, Ordering::Relaxed);
         let secs = t.elapsed().as_secs_f64();
+        let cpu = process_cpu().saturating_sub(cpu);
         let (mut all, mut failed) = (Vec::new(), 0);
         for task in tasks {
             // A worker that panicked counts as nothing measured.
@@ -121,7 +141,30 @@ pub mod load {
             all.extend(samples);
             failed += f;
         }
-        Stats::of(all, failed, secs)
+        Stats {
+            cpu,
+            ..Stats::of(all, failed, secs)
+        }
+    }
+
+    /// CPU time (user + system) of this process so far, from `/proc/self/stat` (clock
+    /// ticks of 10 ms); zero where that cannot be read.
+    #[must_use]
+    pub fn process_cpu() -> Duration {
+        let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+            return Duration::ZERO;
+        };
+        // After the command name (in parentheses, which may hold spaces): utime is field
+        // 14 and stime field 15 of the line, the 12th and 13th after the name.
+        let rest = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let tick = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Duration::from_millis((tick(11) + tick(12)) * 10)
     }
 }
 
