@@ -105,6 +105,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod aead;
 pub mod card;
 pub mod derive;
 mod error;

@@ -16,14 +16,13 @@
 //! `th_finish` is the transcript hash after the finish request, `th_bundle` after the
 //! challenge bundle (its plaintext encoding), `th_response` after the response request.
 
-use aes_gcm::aead::{Aead, Payload};
-use aes_gcm::{Aes256Gcm, KeyInit};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use crate::aead;
 use crate::error::ProtocolError;
 use crate::limits::{ID_LEN, MAX_CIPHERTEXT_LEN};
 use crate::opaque::OpaqueSessionKey;
@@ -106,20 +105,17 @@ impl AeadKey {
     }
 
     pub(crate) fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, ProtocolError> {
-        let cipher = Aes256Gcm::new(&self.key.into());
-        cipher
-            .encrypt(
-                &self.nonce.into(),
-                Payload {
-                    msg: plaintext,
-                    aad,
-                },
-            )
-            // Only fails for plaintexts over 64 GiB, which every caller caps far below.
-            .map_err(|_| ProtocolError::PlaintextTooLong {
+        let mut out = Vec::with_capacity(plaintext.len() + aead::TAG_LEN);
+        out.extend_from_slice(plaintext);
+        // Only fails for plaintexts over 64 GiB, which every caller caps far below.
+        let tag = aead::seal_in_place(&self.key, &self.nonce, aad, &mut out).ok_or(
+            ProtocolError::PlaintextTooLong {
                 len: plaintext.len(),
                 max: MAX_CIPHERTEXT_LEN,
-            })
+            },
+        )?;
+        out.extend_from_slice(&tag);
+        Ok(out)
     }
 
     pub(crate) fn open(
@@ -127,17 +123,15 @@ impl AeadKey {
         aad: &[u8],
         ciphertext: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, ProtocolError> {
-        let cipher = Aes256Gcm::new(&self.key.into());
-        cipher
-            .decrypt(
-                &self.nonce.into(),
-                Payload {
-                    msg: ciphertext,
-                    aad,
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| ProtocolError::Decrypt)
+        let split = ciphertext.len().checked_sub(aead::TAG_LEN);
+        let (body, tag) = ciphertext.split_at(split.ok_or(ProtocolError::Decrypt)?);
+        let tag: &[u8; aead::TAG_LEN] = tag.try_into().map_err(|_| ProtocolError::Decrypt)?;
+        let mut plain = Zeroizing::new(body.to_vec());
+        if aead::open_in_place(&self.key, &self.nonce, aad, &mut plain, tag) {
+            Ok(plain)
+        } else {
+            Err(ProtocolError::Decrypt)
+        }
     }
 }
 

@@ -3,8 +3,7 @@
 
 use std::path::Path;
 
-use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
+use kasane_protocol::aead::{self, TAG_LEN};
 use rand::RngCore;
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
@@ -45,16 +44,15 @@ impl Drop for QueuedBody {
 
 const QUEUE_AAD_LABEL: &[u8] = b"kasane/v1/queue";
 const NONCE_LEN: usize = 12;
-const TAG_LEN: usize = 16;
 
 fn queue_aad(recipient: &str) -> Vec<u8> {
     [QUEUE_AAD_LABEL, recipient.as_bytes()].concat()
 }
 
-/// nonce (12) ‖ AES-256-GCM(key, nonce, postcard(body), AAD = label ‖ recipient): encoded
-/// and encrypted in one buffer (no copy of the plaintext beside it to wipe).
+/// nonce (12) ‖ AES-256-GCM(key, nonce, postcard(body), AAD = label ‖ recipient) ‖ tag (16):
+/// encoded and encrypted in one buffer (no copy of the plaintext beside it to wipe).
 pub(super) fn seal_at_rest(key: &[u8; 32], recipient: &str, body: &QueuedBody) -> Option<Vec<u8>> {
-    let mut nonce = [0u8; 12];
+    let mut nonce = [0u8; NONCE_LEN];
     OsRng.fill_bytes(&mut nonce);
     let room = NONCE_LEN + body.from.len() + body.body.len() + 32 + TAG_LEN;
     let mut out = Vec::with_capacity(room);
@@ -62,18 +60,12 @@ pub(super) fn seal_at_rest(key: &[u8; 32], recipient: &str, body: &QueuedBody) -
     // Infallible here (strings, an integer and bytes into a `Vec`), so no partly written
     // plaintext is ever dropped unwiped on this `?`.
     let mut out = postcard::to_extend(body, out).ok()?;
-    let cipher = Aes256Gcm::new(key.into());
-    let sealed = cipher.encrypt_in_place_detached(
-        Nonce::from_slice(&nonce),
-        &queue_aad(recipient),
-        &mut out[NONCE_LEN..],
-    );
-    match sealed {
-        Ok(tag) => {
+    match aead::seal_in_place(key, &nonce, &queue_aad(recipient), &mut out[NONCE_LEN..]) {
+        Some(tag) => {
             out.extend_from_slice(&tag);
             Some(out)
         }
-        Err(_) => {
+        None => {
             out.zeroize();
             None
         }
@@ -96,22 +88,15 @@ pub fn queue_key_id(key: &[u8; 32]) -> Option<[u8; 32]> {
 
 /// Opens what [`seal_at_rest`] sealed for `recipient`; `None` if it does not open.
 pub(super) fn open_at_rest(key: &[u8; 32], recipient: &str, sealed: &[u8]) -> Option<QueuedBody> {
-    if sealed.len() < NONCE_LEN + TAG_LEN {
+    let body_len = sealed.len().checked_sub(NONCE_LEN + TAG_LEN)?;
+    let (nonce, rest) = sealed.split_at(NONCE_LEN);
+    let (ct, tag) = rest.split_at(body_len);
+    let nonce: &[u8; NONCE_LEN] = nonce.try_into().ok()?;
+    let tag: &[u8; TAG_LEN] = tag.try_into().ok()?;
+    let mut plain = Zeroizing::new(ct.to_vec());
+    if !aead::open_in_place(key, nonce, &queue_aad(recipient), &mut plain, tag) {
         return None;
     }
-    let (nonce, ct) = sealed.split_at(NONCE_LEN);
-    let cipher = Aes256Gcm::new(key.into());
-    let plain = Zeroizing::new(
-        cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: ct,
-                    aad: &queue_aad(recipient),
-                },
-            )
-            .ok()?,
-    );
     postcard::from_bytes(&plain).ok()
 }
 
