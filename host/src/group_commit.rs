@@ -171,13 +171,30 @@ impl<J: Send + 'static, R: Send + 'static> GroupCommit<J, R> {
     {
         let (tx, rx) = mpsc::channel(limits.queue.max(1));
         let stats = Arc::new(CommitStats::default());
-        let clock = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()?;
         let counted = stats.clone();
+        // The thread's runtime (a clock for `max_wait`) is made, and dropped, on the thread:
+        // a runtime may not be dropped where the caller is, on an async worker.
+        let (ready, started) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name(name.to_owned())
-            .spawn(move || clock.block_on(run_blocking(rx, limits, commit, counted)))?;
+            .spawn(move || {
+                let clock = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build();
+                match clock {
+                    Ok(clock) => {
+                        let _ = ready.send(Ok(()));
+                        clock.block_on(run_blocking(rx, limits, commit, counted));
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                    }
+                }
+            })?;
+        // Waits for the new thread's runtime: once, a few microseconds.
+        started
+            .recv()
+            .map_err(|_| std::io::Error::other("group commit thread ended at its start"))??;
         Ok(Self { tx, stats })
     }
 
