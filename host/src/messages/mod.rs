@@ -199,21 +199,18 @@ impl Host {
     pub(crate) fn message_commits(&self) -> &GroupCommit<AcceptMessage, AcceptOutcome> {
         self.message_commits.get_or_init(|| {
             let limits = self.config.messages.commit_limits();
-            match self.committer_thread(limits) {
-                Some(on_thread) => on_thread,
-                None => {
-                    let store = self.store.clone();
-                    GroupCommit::spawn(limits, move |batch| {
-                        let store = store.clone();
-                        async move {
-                            store
-                                .accept_messages(&batch)
-                                .await
-                                .map_err(|e| e.to_string())
-                        }
-                    })
-                }
-            }
+            self.committer_thread(limits).unwrap_or_else(|| {
+                let store = self.store.clone();
+                GroupCommit::spawn(limits, move |batch| {
+                    let store = store.clone();
+                    async move {
+                        store
+                            .accept_messages(&batch)
+                            .await
+                            .map_err(|e| e.to_string())
+                    }
+                })
+            })
         })
     }
 

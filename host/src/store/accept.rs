@@ -96,6 +96,14 @@ pub(super) fn recipients(batch: &[AcceptMessage]) -> Vec<&str> {
     set.into_iter().collect()
 }
 
+/// The names of `names` that are no user `found` has: their stand-in queues are read next.
+pub(super) fn unknown<'a>(names: Vec<&'a str>, found: &Found) -> Vec<&'a str> {
+    names
+        .into_iter()
+        .filter(|n| !found.queues.contains_key(*n))
+        .collect()
+}
+
 /// Decides every message of `batch` in order against `found` (which it updates as each
 /// accepted message would): the same outcomes as accepting them one at a time.
 pub(super) fn plan(batch: &[AcceptMessage], mut found: Found) -> Result<Plan<'_>> {

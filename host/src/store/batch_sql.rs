@@ -60,7 +60,7 @@ pub(super) fn unknown_queues_sql(n: usize) -> String {
 }
 
 /// Sets `n` sessions' replay windows (rows of session id, highest number, bitmap).
-pub(super) fn set_windows_sql(n: usize) -> String {
+fn set_windows_sql(n: usize) -> String {
     format!(
         "UPDATE sessions SET last_seq_from_client = v.column2, seq_window = v.column3 \
          FROM (VALUES {}) AS v WHERE sessions.session_id = v.column1",
@@ -69,7 +69,7 @@ pub(super) fn set_windows_sql(n: usize) -> String {
 }
 
 /// Appends `n` audit records.
-pub(super) fn insert_audit_sql(n: usize) -> String {
+fn insert_audit_sql(n: usize) -> String {
     format!(
         "INSERT INTO audit_log (session_id, seq, prev_hash, record_hash, payload, created_at) \
          VALUES {}",
@@ -78,7 +78,7 @@ pub(super) fn insert_audit_sql(n: usize) -> String {
 }
 
 /// Queues `n` bodies (rows of recipient id, body, created).
-pub(super) fn insert_queue_sql(n: usize) -> String {
+fn insert_queue_sql(n: usize) -> String {
     format!(
         "INSERT INTO relay_queue (recipient_id, body, created_at) VALUES {}",
         values(n, 3)
@@ -86,7 +86,7 @@ pub(super) fn insert_queue_sql(n: usize) -> String {
 }
 
 /// Counts messages in `n` stand-in queues (rows of name, messages, bytes; each name once).
-pub(super) fn count_unknown_sql(n: usize) -> String {
+fn count_unknown_sql(n: usize) -> String {
     format!(
         "INSERT INTO relay_unknown_recipients (name, messages, bytes) VALUES {} \
          ON CONFLICT (name) DO UPDATE \
@@ -97,13 +97,13 @@ pub(super) fn count_unknown_sql(n: usize) -> String {
 }
 
 /// `$first, …` for `n` parameters.
-pub(super) fn params(first: usize, n: usize) -> String {
+fn params(first: usize, n: usize) -> String {
     let list: Vec<String> = (first..first + n).map(|i| format!("${i}")).collect();
     list.join(", ")
 }
 
 /// `($1, …, $cols), (…), …` for `rows` rows.
-pub(super) fn values(rows: usize, cols: usize) -> String {
+fn values(rows: usize, cols: usize) -> String {
     let list: Vec<String> = (0..rows)
         .map(|r| format!("({})", params(r * cols + 1, cols)))
         .collect();
@@ -111,7 +111,7 @@ pub(super) fn values(rows: usize, cols: usize) -> String {
 }
 
 /// `items` in pieces of power-of-two length, at most [`BATCH_ROWS`] each.
-pub(super) fn pow2_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
+fn pow2_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
     std::iter::from_fn(move || {
         if items.is_empty() {
             return None;
@@ -157,7 +157,7 @@ pub(super) struct Write<'a> {
 }
 
 /// A replay window's bitmap as the database's signed 64-bit integer (the same bits).
-pub(super) fn window_bits(w: &ReplayWindow) -> i64 {
+fn window_bits(w: &ReplayWindow) -> i64 {
     i64::from_le_bytes(w.seen().to_le_bytes())
 }
 

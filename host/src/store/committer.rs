@@ -22,12 +22,12 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, ToSql, Transaction, TransactionBehavior};
 use sqlx::Sqlite;
 
-use super::accept::{self, Found, Usage};
+use super::accept::{self, Found};
 use super::batch_sql::{
     self, BATCH_ROWS, Param, heads_sql, padded, unknown_queues_sql, user_queues_sql, windows_sql,
 };
-use super::rows::window;
-use super::{AcceptMessage, AcceptOutcome, Result, StoreError, from_db};
+use super::rows::{FromRusqlite, QueueUsageRow, SessionHeadRow, WindowRow, convert};
+use super::{AcceptMessage, AcceptOutcome, Result, StoreError};
 
 /// Commits batches of messages like [`Store::accept_messages`](super::Store), blocking, on
 /// its own connection to the store's SQLite file (`synchronous = FULL`: a commit is on disk
@@ -90,67 +90,37 @@ impl ToSql for Param<'_> {
 fn read_batch(tx: &Transaction<'_>, batch: &[AcceptMessage]) -> Result<Found> {
     let mut found = Found::default();
     for chunk in accept::sessions(batch).chunks(BATCH_ROWS) {
-        let windows = select_in(tx, &windows_sql::<Sqlite>, chunk, |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
-        for (sid, top, bits) in windows {
-            found.windows.insert(sid, window(top, bits)?);
-        }
-        let heads = select_in(tx, &heads_sql, chunk, |r| {
-            Ok((r.get(0)?, from_db(r.get(1)?, "seq"), r.get(2)?))
-        })?;
-        for (sid, seq, hash) in heads {
-            found.heads.insert(sid, (seq?, hash));
-        }
+        let rows: Vec<WindowRow> = select_in(tx, &windows_sql::<Sqlite>, chunk)?;
+        found.windows.extend(convert(rows)?);
+        let rows: Vec<SessionHeadRow> = select_in(tx, &heads_sql, chunk)?;
+        let heads: Vec<(Vec<u8>, u64, Vec<u8>)> = convert(rows)?;
+        found
+            .heads
+            .extend(heads.into_iter().map(|(s, q, h)| (s, (q, h))));
     }
     let names = accept::recipients(batch);
     for chunk in names.chunks(BATCH_ROWS) {
-        found.queues.extend(queues(tx, &user_queues_sql, chunk)?);
+        let rows: Vec<QueueUsageRow> = select_in(tx, &user_queues_sql, chunk)?;
+        found.queues.extend(convert(rows)?);
     }
-    let unknown: Vec<&str> = names
-        .into_iter()
-        .filter(|n| !found.queues.contains_key(*n))
-        .collect();
-    for chunk in unknown.chunks(BATCH_ROWS) {
-        found.queues.extend(queues(tx, &unknown_queues_sql, chunk)?);
+    for chunk in accept::unknown(names, &found).chunks(BATCH_ROWS) {
+        let rows: Vec<QueueUsageRow> = select_in(tx, &unknown_queues_sql, chunk)?;
+        found.queues.extend(convert(rows)?);
     }
     Ok(found)
 }
 
-/// The queue usage rows of `sql(n)` (`id, name, messages, bytes`) for `names`.
-fn queues(
-    tx: &Transaction<'_>,
-    sql: &dyn Fn(usize) -> String,
-    names: &[&str],
-) -> Result<Vec<(String, Usage)>> {
-    let rows = select_in(tx, sql, names, |r| {
-        let counts = (r.get::<_, i64>(2)?, r.get::<_, i64>(3)?);
-        Ok((r.get(1)?, r.get::<_, Option<i64>>(0)?, counts))
-    })?;
-    rows.into_iter()
-        .map(|(name, user_id, (messages, bytes))| {
-            let usage = Usage {
-                user_id,
-                messages: from_db(messages, "messages")?,
-                bytes: from_db(bytes, "bytes")?,
-            };
-            Ok((name, usage))
-        })
-        .collect()
-}
-
 /// The rows of `sql(n)` with the `IN` list `keys` (padded to `n`, a power of two, as the
-/// sqlx path does), each mapped by `row`.
-fn select_in<K: ToSql + Copy, T>(
+/// sqlx path does).
+fn select_in<K: ToSql + Copy, R: FromRusqlite>(
     tx: &Transaction<'_>,
     sql: &dyn Fn(usize) -> String,
     keys: &[K],
-    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> Result<Vec<T>> {
+) -> Result<Vec<R>> {
     let keys = padded(keys);
     let mut statement = tx.prepare_cached(&sql(keys.len()))?;
-    let rows = statement.query_map(rusqlite::params_from_iter(&keys), row)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<T>>>()?)
+    let rows = statement.query_map(rusqlite::params_from_iter(&keys), R::from_rusqlite)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<R>>>()?)
 }
 
 /// Whether `e` is SQLite's refusal of a duplicate key.

@@ -196,7 +196,7 @@ impl TryFrom<QueueUsageRow> for (String, Usage) {
 }
 
 /// A replay window from its two columns (the bitmap is the same 64 bits, signed).
-pub(super) fn window(top: i64, bits: i64) -> Result<ReplayWindow> {
+fn window(top: i64, bits: i64) -> Result<ReplayWindow> {
     Ok(ReplayWindow::from_parts(
         from_db(top, "seq")?,
         u64::from_le_bytes(bits.to_le_bytes()),
@@ -327,6 +327,44 @@ impl TryFrom<SessionHeadRow> for (Vec<u8>, u64, Vec<u8>) {
     type Error = super::StoreError;
     fn try_from(r: SessionHeadRow) -> Result<Self> {
         Ok((r.session_id, from_db(r.seq, "seq")?, r.record_hash))
+    }
+}
+
+/// The rows the SQLite message committer reads through rusqlite
+/// ([`super::committer`]), by the column names sqlx's `FromRow` reads them by.
+pub(super) trait FromRusqlite: Sized {
+    /// The row's columns.
+    fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
+}
+
+impl FromRusqlite for WindowRow {
+    fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            session_id: r.get("session_id")?,
+            last_seq_from_client: r.get("last_seq_from_client")?,
+            seq_window: r.get("seq_window")?,
+        })
+    }
+}
+
+impl FromRusqlite for SessionHeadRow {
+    fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            session_id: r.get("session_id")?,
+            seq: r.get("seq")?,
+            record_hash: r.get("record_hash")?,
+        })
+    }
+}
+
+impl FromRusqlite for QueueUsageRow {
+    fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get("id")?,
+            name: r.get("name")?,
+            messages: r.get("messages")?,
+            bytes: r.get("bytes")?,
+        })
     }
 }
 

@@ -381,11 +381,7 @@ where
             let rows = select_in!(conn, QueueUsageRow, user_queues_sql, chunk)?;
             found.queues.extend(convert(rows)?);
         }
-        let unknown: Vec<&str> = names
-            .into_iter()
-            .filter(|n| !found.queues.contains_key(*n))
-            .collect();
-        for chunk in unknown.chunks(BATCH_ROWS) {
+        for chunk in accept::unknown(names, &found).chunks(BATCH_ROWS) {
             let rows = select_in!(conn, QueueUsageRow, unknown_queues_sql, chunk)?;
             found.queues.extend(convert(rows)?);
         }
