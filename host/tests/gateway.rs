@@ -107,8 +107,13 @@ fn get(target: &str, headers: &[(&str, &str)]) -> GatewayRequest {
 impl Alice {
     async fn derive(&mut self, th: &TestHost, input: kasane_abi::DeriveInputBuf) -> Vec<u8> {
         let transform = th.transform(&mut self.conn, &self.bundle).await;
-        let out = kasane_protocol::with_derive_input(&input, |v| transform.derive(v));
-        out.unwrap().unwrap().key.as_bytes().to_vec()
+        // A wasi transform blocks on its own runtime: never on an async worker.
+        tokio::task::spawn_blocking(move || {
+            let out = kasane_protocol::with_derive_input(&input, |v| transform.derive(v));
+            out.unwrap().unwrap().key.as_bytes().to_vec()
+        })
+        .await
+        .unwrap()
     }
 
     async fn seal(&mut self, th: &TestHost, r: &GatewayRequest) -> SealedExchange {
