@@ -106,7 +106,19 @@ impl Key {
     }
 
     /// Checks that `sig` is this key's signature over `msg`.
+    /// A check that passed is remembered ([`crate::memo`]).
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> Result<()> {
+        let key = crate::memo::digest(&[
+            self.keytype.as_bytes(),
+            self.scheme.as_bytes(),
+            self.keyval.public.as_bytes(),
+            msg,
+            sig,
+        ]);
+        crate::memo::verified(key, || self.verify_uncached(msg, sig))
+    }
+
+    fn verify_uncached(&self, msg: &[u8], sig: &[u8]) -> Result<()> {
         match (self.keytype.as_str(), self.scheme.as_str()) {
             (ED25519, ED25519) => self.verify_ed25519(msg, sig),
             ("ecdsa" | ECDSA_P256, ECDSA_P256) => self.verify_p256(msg, sig),

@@ -7,6 +7,7 @@
 //! - [`keys`]: public keys as metadata lists them, key ids, signature verification.
 //! - [`metadata`]: the signed envelope, the four role payloads, path patterns, signing.
 //! - [`hashes`]: length and hash checks of fetched bytes.
+//! - [`memo`]: bounded memos of metadata parsing and signature checks (a client repeats both).
 //! - [`verify`]: the signature threshold rule (distinct listed keys).
 //! - [`updater`]: the client workflow (trusted set, updater, fetcher and store traits).
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@ pub mod canonical;
 pub mod error;
 pub mod hashes;
 pub mod keys;
+pub mod memo;
 pub mod metadata;
 pub mod updater;
 pub mod verify;

@@ -39,7 +39,7 @@ pub struct Signature {
 
 /// What every role payload (`signed` object) has; implemented by [`Root`], [`Timestamp`],
 /// [`Snapshot`] and [`Targets`].
-pub trait SignedRole: Serialize + DeserializeOwned {
+pub trait SignedRole: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     /// The `_type` value of this role.
     const TYPE: &'static str;
     /// The `_type` field as received.
@@ -166,7 +166,12 @@ impl<T: SignedRole> Metadata<T> {
     /// Like [`Metadata::from_bytes`], also returning the canonical JSON of the `signed`
     /// object exactly as received: the bytes its signatures must verify over. An object
     /// that repeats a key anywhere is refused ([`TufError::DuplicateKey`]).
+    /// Remembered per bytes ([`crate::memo`]).
     pub fn from_bytes_with_signed(bytes: &[u8]) -> Result<(Self, Vec<u8>)> {
+        crate::memo::parsed(bytes, Self::parse_with_signed)
+    }
+
+    fn parse_with_signed(bytes: &[u8]) -> Result<(Self, Vec<u8>)> {
         strict::check_no_duplicate_keys(T::TYPE, bytes)?;
         let raw: RawMetadata =
             serde_json::from_slice(bytes).map_err(|e| TufError::malformed(T::TYPE, e))?;
