@@ -147,21 +147,26 @@ impl crate::registry::Source for HostRegistry<'_> {
 impl Client {
     /// Checks the configuration, opens the trust store (kept in memory only, in no-cache
     /// mode) and updates it from the host.
+    ///
+    /// The local work overlaps the network's: the trust store is opened (its files read,
+    /// their signatures checked) on a blocking thread while the TLS handshake runs, and the
+    /// sandbox's engine and the compile cache are made while the registry update runs.
     pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
         let endpoint = Endpoint::parse(&config.server, config.server_name.as_deref())?;
         let tls = crate::net::tls_config(&config.ca_pem)?;
+        let opening = {
+            let (state_dir, root) = (config.state_dir.clone(), config.root_json.clone());
+            tokio::task::spawn_blocking(move || trust_store(state_dir.as_deref(), &root))
+        };
         let mut conn = Conn::open(&endpoint, &tls, config.timeout).await?;
-        let store = updated_trust(&config, &mut conn).await?;
+        let mut store = opening.await??;
+        let local = {
+            let state_dir = config.state_dir.clone();
+            tokio::task::spawn_blocking(move || local_parts(state_dir.as_deref()))
+        };
+        crate::registry::update(&mut store, &mut HostRegistry(&mut conn)).await?;
+        let (sandbox, cache, modules_dir) = local.await??;
         let host_keys = host_keys(&store)?;
-        let sandbox = Sandbox::new(SandboxConfig {
-            allocator: Allocator::OnDemand,
-            max_limits: Limits {
-                fuel: MAX_FUEL,
-                ..Limits::default()
-            },
-            ..SandboxConfig::default()
-        })?;
-        let (cache, modules_dir) = open_cache(config.state_dir.as_deref())?;
         Ok(Client {
             inner: Arc::new(Inner {
                 config,
@@ -199,18 +204,32 @@ impl Client {
     }
 }
 
-/// The trust store, updated from the host on `conn`: in `<state>/trust`, or kept in memory
-/// only when there is no state directory (nothing is written anywhere).
-async fn updated_trust(
-    config: &ClientConfig,
-    conn: &mut Conn,
+/// The trust store: in `<state>/trust`, or kept in memory only when there is no state
+/// directory (nothing is written anywhere).
+fn trust_store(
+    state_dir: Option<&Path>,
+    root_json: &[u8],
 ) -> Result<TrustStore<SystemClock>, ClientError> {
-    let mut store = match &config.state_dir {
-        Some(state_dir) => open_trust_store(&state_dir.join("trust"), &config.root_json)?,
-        None => TrustStore::in_memory(&config.root_json, Pin::File, SystemClock)?,
-    };
-    crate::registry::update(&mut store, &mut HostRegistry(conn)).await?;
-    Ok(store)
+    match state_dir {
+        Some(state_dir) => open_trust_store(&state_dir.join("trust"), root_json),
+        None => Ok(TrustStore::in_memory(root_json, Pin::File, SystemClock)?),
+    }
+}
+
+/// The sandbox (its engine), the compile cache and the module store's directory.
+fn local_parts(
+    state_dir: Option<&Path>,
+) -> Result<(Sandbox, CompileCache, Option<PathBuf>), ClientError> {
+    let sandbox = Sandbox::new(SandboxConfig {
+        allocator: Allocator::OnDemand,
+        max_limits: Limits {
+            fuel: MAX_FUEL,
+            ..Limits::default()
+        },
+        ..SandboxConfig::default()
+    })?;
+    let (cache, modules_dir) = open_cache(state_dir)?;
+    Ok((sandbox, cache, modules_dir))
 }
 
 /// Opens the trust store in `trust_dir` (mode 0700), or creates it pinned to `root_json`.
