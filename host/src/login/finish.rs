@@ -45,16 +45,21 @@ impl Host {
             self.forgive_start(&verified.user, source, count).await;
         }
         let ttl = self.config.login.bundle_ttl_secs;
-        self.registry.sync(now).await;
-        let chosen = self.registry.choose(
-            &verified.profiles,
-            verified.client_nonce,
-            now,
-            ttl,
-            OsRng.next_u64(),
-        )?;
+        // The transform is chosen and its ticket signed (CPU) while the counter's durable
+        // commit waits for the disk.
+        let choosing = async {
+            self.registry.sync(now).await;
+            self.registry.choose(
+                &verified.profiles,
+                verified.client_nonce,
+                now,
+                ttl,
+                OsRng.next_u64(),
+            )
+        };
+        let (picked, chosen) = tokio::join!(self.pick_challenges(&verified.user), choosing);
+        let (picked, chosen) = (picked?, chosen?);
         self.metrics.transform_chosen(&chosen.entry.name);
-        let picked = self.pick_challenges(&verified.user).await?;
         let bundle_id = random_id();
         let expires = now.saturating_add(ttl);
         let bundle = ChallengeBundle {

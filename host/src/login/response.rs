@@ -43,9 +43,13 @@ impl Host {
             .collect();
         let count = pending.count.unwrap_or_default();
         let known_network = count.known_network;
-        self.refuse_if_locked(&pending.user, source, known_network, now)
-            .await?;
-        let derived = self.derive_auth(&state, &verifiers).await?;
+        // The lock is read while the transform runs on a blocking thread.
+        let (unlocked, derived) = tokio::join!(
+            self.refuse_if_locked(&pending.user, source, known_network, now),
+            self.derive_auth(&state, &verifiers)
+        );
+        unlocked?;
+        let derived = derived?;
         let mut token = [0u8; 32];
         OsRng.fill_bytes(&mut token);
         let module = state.bundle().module.clone();
