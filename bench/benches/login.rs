@@ -126,6 +126,7 @@ async fn latency(th: &TestHost, card: &CodeCard, n: usize) {
     let tls = kasane_tests::client_tls(&std::fs::read(&th.cfg.tls_cert).unwrap(), &[]);
     let (mut baseline, mut cold, mut warm) = (Vec::new(), Vec::new(), Vec::new());
     let mut warm_connect = Vec::new();
+    let mut pairs = Vec::new();
     let warm_state = tempfile::tempdir().unwrap();
     login_once(th, card, warm_state.path()).await;
     // Interleaved, so drift on a shared machine hits every row alike.
@@ -137,6 +138,7 @@ async fn latency(th: &TestHost, card: &CodeCard, n: usize) {
         cold.push(t);
         let (t, connect, cached) = login_once(th, card, warm_state.path()).await;
         assert!(cached);
+        pairs.push((*baseline.last().unwrap(), t));
         warm.push(t);
         warm_connect.push(connect);
     }
@@ -167,6 +169,31 @@ async fn latency(th: &TestHost, card: &CodeCard, n: usize) {
         ratio(&mut warm, &mut baseline, 50.0),
         ratio(&mut warm, &mut baseline, 99.0),
     );
+    println!("{}", paired(&pairs));
+}
+
+/// The warm login beside the baseline sample taken just before it (same iteration, so a
+/// drift of the machine's speed, which moves the argon2id both pay, cancels): the median
+/// of the differences and of the ratios.
+fn paired(pairs: &[(Duration, Duration)]) -> String {
+    let mut extra: Vec<f64> = pairs
+        .iter()
+        .map(|(b, w)| (w.as_secs_f64() - b.as_secs_f64()) * 1e3)
+        .collect();
+    let mut ratios: Vec<f64> = pairs
+        .iter()
+        .map(|(b, w)| w.as_secs_f64() / b.as_secs_f64())
+        .collect();
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    format!(
+        "paired with the baseline of the same iteration: warm - baseline median {:.2} ms, \
+         warm / baseline median {:.2}x",
+        median(&mut extra),
+        median(&mut ratios)
+    )
 }
 
 /// CPU time (user + system) of this process's threads whose name starts with one of
