@@ -29,7 +29,10 @@ pub const PARSED_MAX: usize = 256 << 10;
 
 /// Parsed values by their type and the digest of their input, and the input bytes the
 /// entries stand for.
-type ParseMemo = (HashMap<(TypeId, [u8; 32]), Arc<dyn Any + Send + Sync>>, usize);
+type ParseMemo = (
+    HashMap<(TypeId, [u8; 32]), Arc<dyn Any + Send + Sync>>,
+    usize,
+);
 
 static PARSED: LazyLock<Mutex<ParseMemo>> = LazyLock::new(Mutex::default);
 static VERIFIED: LazyLock<Mutex<HashSet<[u8; 32]>>> = LazyLock::new(Mutex::default);
