@@ -17,6 +17,8 @@ pub type PgStore = SqlStore<Postgres>;
 impl Backend for Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
     const LOCK_ROWS: &'static str = " FOR UPDATE";
+    const LOCKED_AT_BEGIN: bool = false;
+    const MULTI_STATEMENT: bool = false;
     const BACKEND: &'static str = "postgres";
     const BACKUP_HINT: Option<&'static str> = Some(
         "run `pg_dump --format=custom --file=kasane.dump \"$DATABASE_URL\"` \

@@ -48,6 +48,15 @@ pub trait Backend: Database {
     /// PostgreSQL's ` FOR UPDATE`; nothing on SQLite, whose `BEGIN IMMEDIATE` holds the one
     /// write lock already.
     const LOCK_ROWS: &'static str;
+    /// Whether [`Backend::BEGIN_WRITE`] holds every lock a writing transaction needs
+    /// (SQLite: the database's one write lock), so that no statement must take row locks
+    /// first; PostgreSQL: no.
+    const LOCKED_AT_BEGIN: bool;
+    /// Whether one query may hold several statements (`;`-separated, their `$n` numbering
+    /// the arguments of the whole query), run one after another in one round trip: SQLite
+    /// (sqlx binds `$n` to the n-th argument in every statement); PostgreSQL's prepared
+    /// statements hold one.
+    const MULTI_STATEMENT: bool;
     /// How many rows a statement changed.
     fn rows_affected(done: &Self::QueryResult) -> u64;
     /// `None` if the backend backs itself up with `VACUUM INTO` (SQLite), else what to use
@@ -271,6 +280,43 @@ where
             out.push(Self::lock_after(&mut *conn, k, row.state()?, now, backoff).await?);
         }
         Ok(out)
+    }
+
+    /// `query` with a pending login's five values bound next (id, stage, source, parts,
+    /// expiry), as `INSERT INTO pending_logins` takes them.
+    fn bind_pending<'q>(
+        query: sqlx::query::Query<'q, DB, DB::Arguments<'q>>,
+        login: &'q NewPendingLogin,
+    ) -> Result<sqlx::query::Query<'q, DB, DB::Arguments<'q>>> {
+        Ok(query
+            .bind(login.id.as_slice())
+            .bind(login.stage.as_str())
+            .bind(login.source.as_str())
+            .bind(&login.parts[..])
+            .bind(to_db(login.expires_at, "expires_at")?))
+    }
+
+    /// Writes every key's throttle row (made if missing, unchanged if there), in lock order:
+    /// on PostgreSQL, locks the rows until the transaction ends.
+    async fn lock_throttle_rows(
+        conn: &mut DB::Connection,
+        keys: &[String],
+        now: UnixSeconds,
+    ) -> Result<()> {
+        let rows: Vec<String> = (2..=keys.len() + 1)
+            .map(|i| format!("(${i}, 0, 0, $1)"))
+            .collect();
+        let sql = format!(
+            "INSERT INTO throttle (key, failures, locked_until, last_failure) VALUES {} \
+             ON CONFLICT (key) DO UPDATE SET failures = throttle.failures",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(to_db(now, "now")?);
+        for k in in_lock_order(keys) {
+            query = query.bind(k.as_str());
+        }
+        query.execute(&mut *conn).await?;
+        Ok(())
     }
 
     /// The states of `keys`, in their order (all zero for a key with no entry).
@@ -669,32 +715,44 @@ where
     ) -> Result<u64> {
         // Room first: the source's oldest starts past `per_source − 1` (its index walks at
         // most that many), the oldest rows past `total − 1` (a walk of the rows there are:
-        // few unless under attack, at most `total`), expired rows.
-        let evicted = sqlx::query(
-            "DELETE FROM pending_logins WHERE expires_at <= $1 \
+        // few unless under attack, at most `total`), expired rows. Then the insert: in the
+        // same round trip where the backend allows it.
+        let evict = "DELETE FROM pending_logins WHERE expires_at <= $1 \
              OR seq <= (SELECT seq FROM pending_logins ORDER BY seq DESC LIMIT 1 OFFSET $2) \
              OR (stage = 'start' AND source = $3 AND seq <= \
                  (SELECT seq FROM pending_logins WHERE stage = 'start' AND source = $3 \
-                  ORDER BY seq DESC LIMIT 1 OFFSET $4))",
-        )
-        .bind(to_db(now, "now")?)
-        .bind(to_db(bounds.total.saturating_sub(1), "total")?)
-        .bind(login.source.as_str())
-        .bind(to_db(bounds.per_source.saturating_sub(1), "per_source")?)
-        .execute(&self.relaxed)
-        .await?;
-        sqlx::query(
-            "INSERT INTO pending_logins (id, stage, source, parts, expires_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(login.id.as_slice())
-        .bind(login.stage.as_str())
-        .bind(login.source.as_str())
-        .bind(&login.parts[..])
-        .bind(to_db(login.expires_at, "expires_at")?)
-        .execute(&self.relaxed)
-        .await
-        .map_err(|e| unique_as(e, StoreError::Duplicate))?;
+                  ORDER BY seq DESC LIMIT 1 OFFSET $4))";
+        let insert = |first: usize| {
+            let p: Vec<String> = (first..first + 5).map(|i| format!("${i}")).collect();
+            format!(
+                "INSERT INTO pending_logins (id, stage, source, parts, expires_at) VALUES ({})",
+                p.join(", ")
+            )
+        };
+        let both = format!("{evict}; {}", insert(5));
+        let (first, second) = if DB::MULTI_STATEMENT {
+            (both.as_str(), None)
+        } else {
+            (evict, Some(insert(1)))
+        };
+        let evicting = sqlx::query(first)
+            .bind(to_db(now, "now")?)
+            .bind(to_db(bounds.total.saturating_sub(1), "total")?)
+            .bind(login.source.as_str())
+            .bind(to_db(bounds.per_source.saturating_sub(1), "per_source")?);
+        let Some(second) = second else {
+            let done = Self::bind_pending(evicting, login)?
+                .execute(&self.relaxed)
+                .await
+                .map_err(|e| unique_as(e, StoreError::Duplicate))?;
+            // The insert's one row, and the evicted ones.
+            return Ok(DB::rows_affected(&done).saturating_sub(1));
+        };
+        let evicted = evicting.execute(&self.relaxed).await?;
+        Self::bind_pending(sqlx::query(&second), login)?
+            .execute(&self.relaxed)
+            .await
+            .map_err(|e| unique_as(e, StoreError::Duplicate))?;
         Ok(DB::rows_affected(&evicted))
     }
 
@@ -837,23 +895,13 @@ where
             return Ok(Some(Counted::default()));
         }
         let keys: Vec<String> = keys.iter().map(ThrottleKey::to_key).collect();
-        let mut tx = self.relaxed.begin().await?;
-        // A write first, on every key's row (made if missing): SQLite takes its write lock,
-        // PostgreSQL locks the rows, so no other check-and-count of these keys runs between
-        // the check below and the count.
-        let rows: Vec<String> = (2..=keys.len() + 1)
-            .map(|i| format!("(${i}, 0, 0, $1)"))
-            .collect();
-        let sql = format!(
-            "INSERT INTO throttle (key, failures, locked_until, last_failure) VALUES {} \
-             ON CONFLICT (key) DO UPDATE SET failures = throttle.failures",
-            rows.join(", ")
-        );
-        let mut query = sqlx::query(&sql).bind(to_db(now, "now")?);
-        for k in in_lock_order(&keys) {
-            query = query.bind(k.as_str());
+        // No other check-and-count of these keys may run between the check below and the
+        // count: SQLite's `BEGIN IMMEDIATE` takes its write lock; on PostgreSQL a write on
+        // every key's row (made if missing) locks the rows.
+        let mut tx = self.relaxed.begin_with(DB::BEGIN_WRITE).await?;
+        if !DB::LOCKED_AT_BEGIN {
+            Self::lock_throttle_rows(&mut tx, &keys, now).await?;
         }
-        query.execute(&mut *tx).await?;
         let before = Self::states_on(&mut *tx, &keys).await?;
         if before.iter().any(|s| s.is_locked(now)) {
             tx.commit().await?;

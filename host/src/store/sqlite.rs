@@ -23,6 +23,8 @@ pub type SqliteStore = SqlStore<Sqlite>;
 impl Backend for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const LOCK_ROWS: &'static str = "";
+    const LOCKED_AT_BEGIN: bool = true;
+    const MULTI_STATEMENT: bool = true;
     const BACKEND: &'static str = "sqlite";
     const BACKUP_HINT: Option<&'static str> = None;
 
