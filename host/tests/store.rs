@@ -675,7 +675,11 @@ mod cases {
         for id in 10..16 {
             evicted.push(put(id, "a:203.0.113.0/24", 500).await);
         }
-        assert_eq!(evicted, [0, 0, 0, 1, 1, 1], "each put past three evicts one");
+        assert_eq!(
+            evicted,
+            [0, 0, 0, 1, 1, 1],
+            "each put past three evicts one"
+        );
         assert_eq!(s.raw.count("pending_logins").await, 4);
         assert_eq!(
             kept(&[1, 10, 11, 12, 13, 14, 15]).await,
