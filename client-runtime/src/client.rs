@@ -158,14 +158,19 @@ impl Client {
             let (state_dir, root) = (config.state_dir.clone(), config.root_json.clone());
             tokio::task::spawn_blocking(move || trust_store(state_dir.as_deref(), &root))
         };
-        let mut conn = Conn::open(&endpoint, &tls, config.timeout).await?;
-        let mut store = opening.await??;
+        // Both halves are waited for, so that nothing is still writing to the state
+        // directory when `connect` returns (an error of the connection is reported first).
+        let (conn, opened) = tokio::join!(Conn::open(&endpoint, &tls, config.timeout), opening);
+        let (mut conn, mut store) = (conn?, opened??);
         let local = {
             let state_dir = config.state_dir.clone();
             tokio::task::spawn_blocking(move || local_parts(state_dir.as_deref()))
         };
-        crate::registry::update(&mut store, &mut HostRegistry(&mut conn)).await?;
-        let (sandbox, cache, modules_dir) = local.await??;
+        let mut source = HostRegistry(&mut conn);
+        let (updated, local) =
+            tokio::join!(crate::registry::update(&mut store, &mut source), local);
+        updated?;
+        let (sandbox, cache, modules_dir) = local??;
         let host_keys = host_keys(&store)?;
         Ok(Client {
             inner: Arc::new(Inner {

@@ -45,10 +45,11 @@ impl Host {
             self.forgive_start(&verified.user, source, count).await;
         }
         let ttl = self.config.login.bundle_ttl_secs;
-        // The transform is chosen and its ticket signed (CPU) while the counter's durable
-        // commit waits for the disk.
+        self.registry.sync(now).await;
+        // The transform is chosen and its ticket signed (CPU, no store call: a login step
+        // never waits for a second connection while it holds one) while the counter's
+        // durable commit waits for the disk.
         let choosing = async {
-            self.registry.sync(now).await;
             self.registry.choose(
                 &verified.profiles,
                 verified.client_nonce,

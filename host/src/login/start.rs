@@ -65,21 +65,21 @@ impl Host {
 
     /// The record to answer from: the user's own, or `None` (OPAQUE's fake record) for an
     /// unknown name, a user not enrolled for v2, or a locked user or source. Counts the
-    /// attempt unless locked (the record is read either way).
+    /// attempt unless locked.
     async fn start_record(
         &self,
         user: &str,
         source: IpAddr,
         now: UnixSeconds,
     ) -> Result<(Option<Vec<u8>>, Option<StartCount>), LoginError> {
-        // The record is read (no lock taken) while the count's transaction runs.
-        let (count, record) = tokio::join!(
-            self.count_start(user, source, now),
-            self.store.login_record(user)
-        );
-        let Some(count) = count? else {
+        let Some(count) = self.count_start(user, source, now).await? else {
             return Ok((None, None));
         };
-        Ok((record.map_err(HostError::from)?, Some(count)))
+        let record = self
+            .store
+            .login_record(user)
+            .await
+            .map_err(HostError::from)?;
+        Ok((record, Some(count)))
     }
 }

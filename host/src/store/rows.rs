@@ -28,6 +28,13 @@ pub(super) struct CounterRow {
     pub(super) counter: i64,
 }
 
+/// A user's id and access counter (`UPDATE … RETURNING id, counter`).
+#[derive(sqlx::FromRow)]
+pub(super) struct CounterIdRow {
+    pub(super) id: i64,
+    pub(super) counter: i64,
+}
+
 /// A user's OPAQUE registration record (`NULL` for a user from before login v2).
 #[derive(sqlx::FromRow)]
 pub(super) struct RecordRow {

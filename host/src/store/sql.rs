@@ -15,9 +15,9 @@ use super::batch_sql::{
     self, BATCH_ROWS, Param, heads_sql, padded, unknown_queues_sql, user_queues_sql, windows_sql,
 };
 use super::rows::{
-    AuditRow, CheckpointRow, CountRow, CounterRow, FactRow, HeadRow, IdRow, PairRow, PendingRow,
-    QueueUsageRow, QueuedRow, RecordRow, SeqRow, SessionHeadRow, SessionIdRow, SessionRow,
-    ThrottleListRow, ThrottleRow, UserRow, UserSummaryRow, WindowRow, convert,
+    AuditRow, CheckpointRow, CountRow, CounterIdRow, CounterRow, FactRow, HeadRow, IdRow, PairRow,
+    PendingRow, QueueUsageRow, QueuedRow, RecordRow, SeqRow, SessionHeadRow, SessionIdRow,
+    SessionRow, ThrottleListRow, ThrottleRow, UserRow, UserSummaryRow, WindowRow, convert,
 };
 use super::{
     AcceptMessage, AcceptOutcome, AuditCheckpoint, AuditCursor, AuditRecord, Backoff,
@@ -675,24 +675,23 @@ where
     }
 
     async fn next_counter_with_pairs(&self, name: &str) -> Result<(u64, Vec<ChallengePair>)> {
-        // The pairs are read (relaxed pool, no lock) while the counter's durable commit
-        // waits for the disk.
-        let counting = sqlx::query_as::<_, CounterRow>(
-            "UPDATE users SET counter = counter + 1 WHERE name = $1 RETURNING counter",
+        let row: CounterIdRow = sqlx::query_as(
+            "UPDATE users SET counter = counter + 1 WHERE name = $1 RETURNING id, counter",
         )
         .bind(name)
-        .fetch_optional(&self.pool);
-        let reading = sqlx::query_as::<_, PairRow>(
-            "SELECT prompt, salt, verifier FROM challenge_pairs \
-             WHERE user_id = (SELECT id FROM users WHERE name = $1) ORDER BY idx",
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::UserNotFound)?;
+        let pairs: Vec<PairRow> = sqlx::query_as(
+            "SELECT prompt, salt, verifier FROM challenge_pairs WHERE user_id = $1 ORDER BY idx",
         )
-        .bind(name)
-        .fetch_all(&self.relaxed);
-        let (row, pairs) = tokio::join!(counting, reading);
-        let counter = from_db(row?.ok_or(StoreError::UserNotFound)?.counter, "counter")?;
+        .bind(row.id)
+        .fetch_all(&self.relaxed)
+        .await?;
+        let counter = from_db(row.counter, "counter")?;
         Ok((
             counter,
-            pairs?.into_iter().map(ChallengePair::from).collect(),
+            pairs.into_iter().map(ChallengePair::from).collect(),
         ))
     }
 

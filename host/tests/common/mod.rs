@@ -545,7 +545,15 @@ pub(crate) async fn start_login_to(
         .post("/v1/login/start", client.request_bytes().to_vec())
         .await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
-    match client.receive(&mut OsRng, &body, &[host_key], Some(&conn.exporter)) {
+    // The argon2id inside runs on a blocking thread, as the real client's does: on an async
+    // worker (slow in a debug build) it would starve the host's tasks on the same runtime.
+    let (exporter, response) = (conn.exporter, body.clone());
+    let received = tokio::task::spawn_blocking(move || {
+        client.receive(&mut OsRng, &response, &[host_key], Some(&exporter))
+    })
+    .await
+    .unwrap();
+    match received {
         Ok(next) => Ok(next),
         Err(kasane_protocol::ProtocolError::Opaque) => Err(body),
         Err(e) => panic!("start response refused: {e}"),
