@@ -97,7 +97,7 @@ fn count_unknown_sql(n: usize) -> String {
 }
 
 /// `$first, …` for `n` parameters.
-fn params(first: usize, n: usize) -> String {
+pub(super) fn params(first: usize, n: usize) -> String {
     let list: Vec<String> = (first..first + n).map(|i| format!("${i}")).collect();
     list.join(", ")
 }

@@ -337,35 +337,23 @@ pub(super) trait FromRusqlite: Sized {
     fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
 }
 
-impl FromRusqlite for WindowRow {
-    fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            session_id: r.get("session_id")?,
-            last_seq_from_client: r.get("last_seq_from_client")?,
-            seq_window: r.get("seq_window")?,
-        })
-    }
+/// `impl FromRusqlite` for a row struct whose fields are named as its columns.
+macro_rules! from_rusqlite {
+    ($($row:ident { $($field:ident),+ })+) => {$(
+        impl FromRusqlite for $row {
+            fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                Ok(Self {
+                    $($field: r.get(stringify!($field))?,)+
+                })
+            }
+        }
+    )+};
 }
 
-impl FromRusqlite for SessionHeadRow {
-    fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            session_id: r.get("session_id")?,
-            seq: r.get("seq")?,
-            record_hash: r.get("record_hash")?,
-        })
-    }
-}
-
-impl FromRusqlite for QueueUsageRow {
-    fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            id: r.get("id")?,
-            name: r.get("name")?,
-            messages: r.get("messages")?,
-            bytes: r.get("bytes")?,
-        })
-    }
+from_rusqlite! {
+    WindowRow { session_id, last_seq_from_client, seq_window }
+    SessionHeadRow { session_id, seq, record_hash }
+    QueueUsageRow { id, name, messages, bytes }
 }
 
 /// An `audit_checkpoints` row.

@@ -722,33 +722,29 @@ where
                  (SELECT seq FROM pending_logins WHERE stage = 'start' AND source = $3 \
                   ORDER BY seq DESC LIMIT 1 OFFSET $4))";
         let insert = |first: usize| {
-            let p: Vec<String> = (first..first + 5).map(|i| format!("${i}")).collect();
             format!(
                 "INSERT INTO pending_logins (id, stage, source, parts, expires_at) VALUES ({})",
-                p.join(", ")
+                batch_sql::params(first, 5)
             )
         };
-        let both = format!("{evict}; {}", insert(5));
-        let (first, second) = if DB::MULTI_STATEMENT {
-            (both.as_str(), None)
-        } else {
-            (evict, Some(insert(1)))
+        let bind_evict = |sql| -> Result<_> {
+            Ok(sqlx::query(sql)
+                .bind(to_db(now, "now")?)
+                .bind(to_db(bounds.total.saturating_sub(1), "total")?)
+                .bind(login.source.as_str())
+                .bind(to_db(bounds.per_source.saturating_sub(1), "per_source")?))
         };
-        let evicting = sqlx::query(first)
-            .bind(to_db(now, "now")?)
-            .bind(to_db(bounds.total.saturating_sub(1), "total")?)
-            .bind(login.source.as_str())
-            .bind(to_db(bounds.per_source.saturating_sub(1), "per_source")?);
-        let Some(second) = second else {
-            let done = Self::bind_pending(evicting, login)?
+        if DB::MULTI_STATEMENT {
+            let both = format!("{evict}; {}", insert(5));
+            let done = Self::bind_pending(bind_evict(&both)?, login)?
                 .execute(&self.relaxed)
                 .await
                 .map_err(|e| unique_as(e, StoreError::Duplicate))?;
             // The insert's one row, and the evicted ones.
             return Ok(DB::rows_affected(&done).saturating_sub(1));
-        };
-        let evicted = evicting.execute(&self.relaxed).await?;
-        Self::bind_pending(sqlx::query(&second), login)?
+        }
+        let evicted = bind_evict(evict)?.execute(&self.relaxed).await?;
+        Self::bind_pending(sqlx::query(&insert(1)), login)?
             .execute(&self.relaxed)
             .await
             .map_err(|e| unique_as(e, StoreError::Duplicate))?;
