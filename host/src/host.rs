@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 use crate::HostError;
 use crate::assertion::AssertionKey;
 use crate::audit::sign_checkpoint;
+use crate::barrier::DurableBarrier;
 use crate::config::Config;
 use crate::group_commit::GroupCommit;
 use crate::metrics::{Metrics, Outcome};
@@ -52,6 +53,8 @@ pub struct Host {
     pub(crate) sends: InProgress,
     /// Live sessions in memory in front of the store.
     pub(crate) sessions: SessionCache,
+    /// Puts the counters login starts draw on disk before a finish answers them.
+    pub(crate) barrier: DurableBarrier,
     /// The message path's group commit (started on the first message).
     pub(crate) message_commits: OnceLock<GroupCommit<AcceptMessage, AcceptOutcome>>,
     /// The service behind the gateway (`[gateway] upstream`), if any.
@@ -80,6 +83,7 @@ impl Host {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let config_upstream = config.gateway.upstream.clone();
+        let barrier = DurableBarrier::new(store.clone());
         Self {
             trusted_proxies: config.http.trusted_proxy_nets(),
             config,
@@ -99,6 +103,7 @@ impl Host {
             inbox_reads: Mutex::new(HashMap::new()),
             sends: Mutex::new(HashMap::new()),
             sessions: SessionCache::default(),
+            barrier,
             message_commits: OnceLock::new(),
             upstream: Upstream::new(&config_upstream),
             // Replaced by `with_assertion_key` for a host on a data directory.

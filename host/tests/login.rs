@@ -310,8 +310,9 @@ async fn user_unlock_lifts_a_lock_engaged_by_failed_logins() {
     assert!(!st.is_locked(th.clock.now()));
     // Unlocked: the whole login goes through.
     let (_, _, bundle) = login(&th, &mut conn, "alice").await;
-    // Failed passwords never reach the counter: only a finish that verified takes one.
-    assert_eq!(bundle.counter, 1);
+    // Each start that was not locked drew a counter (the three wrong passwords, then this
+    // login); the two refused while locked drew none.
+    assert_eq!(bundle.counter, 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -608,6 +609,36 @@ async fn counter_is_committed_before_the_bundle_and_no_response_is_stored() {
     // Salts are per pair.
     let salts: HashSet<&Vec<u8>> = user.pairs.iter().map(|p| &p.salt).collect();
     assert_eq!(salts.len(), user.pairs.len());
+}
+
+/// A finish answers its bundle only once the counter the start drew is on disk: when the
+/// durable write that puts it there fails (here it finds no row to write, which would sync
+/// nothing), no bundle is answered, and the counter is not handed out again afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_bundle_is_answered_before_its_counter_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = kasane_host::store::SqliteStore::open_file(&dir.path().join("k.db"))
+        .await
+        .unwrap();
+    let th = start_with_store(|_| {}, Some(Arc::new(store.clone()))).await;
+    th.add_user("alice").await;
+    let marks = |sql| sqlx::query(sql).execute(store.pool());
+    marks("DELETE FROM durable_marks").await.unwrap();
+    let mut conn = th.connect().await;
+    let Err(refused) = to_bundle(&th, &mut conn, "alice", PASSWORD, BOTH.to_vec()).await else {
+        panic!("a bundle was answered before its counter was durable");
+    };
+    // The login path's one answer to every failure.
+    assert_eq!(refused, uniform_failure());
+    let user = th.host.store().get_user("alice").await.unwrap().unwrap();
+    assert_eq!(user.counter, 1, "the start drew the counter");
+    marks("INSERT INTO durable_marks (id, n) VALUES (1, 0)")
+        .await
+        .unwrap();
+    let ch = to_bundle(&th, &mut conn, "alice", PASSWORD, BOTH.to_vec())
+        .await
+        .unwrap();
+    assert_eq!(ch.bundle().counter, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

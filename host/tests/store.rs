@@ -157,7 +157,7 @@ suite!(
     replace_pairs_keeps_order,
     counter_increments_per_user,
     counter_50_concurrent_callers_distinct_and_contiguous,
-    counter_with_pairs_and_login_record,
+    count_start_draws_the_counter_with_the_record,
     commits_durable_and_relaxed,
     throttle_states_in_key_order,
     dead_letters_and_facts,
@@ -352,27 +352,44 @@ mod cases {
         assert_eq!(s.replica.next_counter("alice").await.unwrap(), 51);
     }
 
-    pub(crate) async fn counter_with_pairs_and_login_record(s: Stores) {
+    pub(crate) async fn count_start_draws_the_counter_with_the_record(s: Stores) {
         let st = &*s.main;
         st.create_user(&user("alice", 3), 1).await.unwrap();
         st.create_user(&user("bob", 0), 1).await.unwrap();
-        let (counter, pairs) = st.next_counter_with_pairs("alice").await.unwrap();
-        assert_eq!(counter, 1);
+        async fn start(st: &dyn Store, name: &str) -> Option<kasane_host::store::Counted> {
+            let keys = [
+                ThrottleKey::User(name),
+                ThrottleKey::Source("192.0.2.9".parse().unwrap()),
+            ];
+            let free = Backoff {
+                free_failures: 100,
+                ..Backoff::default()
+            };
+            st.count_start(&keys, name, 10, &free).await.unwrap()
+        }
+        let counted = start(st, "alice").await.unwrap();
         let want = s.replica.get_user("alice").await.unwrap().unwrap();
-        assert_eq!(pairs, want.pairs, "the pairs in card order");
-        assert_eq!(want.counter, 1, "the counter is committed");
-        assert_eq!(s.replica.next_counter("alice").await.unwrap(), 2);
-        let missing = st.next_counter_with_pairs("nobody").await;
-        assert!(
-            matches!(missing, Err(StoreError::UserNotFound)),
-            "{missing:?}"
-        );
-        // The record a start answers from: only a user with pairs has one to use.
-        let record = st.login_record("alice").await.unwrap();
-        assert_eq!(record, want.opaque_record);
-        assert!(record.is_some());
-        assert_eq!(st.login_record("bob").await.unwrap(), None);
-        assert_eq!(st.login_record("nobody").await.unwrap(), None);
+        let login = counted.login.unwrap();
+        assert_eq!(Some(login.opaque_record), want.opaque_record);
+        assert_eq!((login.counter, want.counter), (1, 1));
+        assert_eq!(counted.after[0].failures, 1, "the start is counted");
+        // One counter, whichever replica or method draws it.
+        let again = start(&*s.replica, "alice").await.unwrap();
+        assert_eq!(again.login.unwrap().counter, 2);
+        assert_eq!(st.next_counter("alice").await.unwrap(), 3);
+        // Only a user with pairs has a record to answer from, and a counter drawn.
+        for name in ["bob", "nobody"] {
+            let counted = start(st, name).await.unwrap();
+            assert_eq!((counted.login, counted.after[0].failures), (None, 1));
+        }
+        assert_eq!(st.get_user("bob").await.unwrap().unwrap().counter, 0);
+        let no_keys = st.count_start(&[], "alice", 10, &Backoff::default()).await;
+        assert!(matches!(no_keys, Err(StoreError::OutOfRange { .. })));
+        // A bundle's pairs, in card order; none for no such user.
+        assert_eq!(st.challenge_pairs("alice").await.unwrap(), want.pairs);
+        assert!(st.challenge_pairs("nobody").await.unwrap().is_empty());
+        st.make_durable().await.unwrap();
+        s.replica.make_durable().await.unwrap();
     }
 
     pub(crate) async fn commits_durable_and_relaxed(s: Stores) {
@@ -946,7 +963,7 @@ mod cases {
                     ThrottleKey::User("alice"),
                     ThrottleKey::Source("192.0.2.1".parse().unwrap()),
                 ];
-                st.count_unless_locked(&keys, 1_000, &b).await.unwrap()
+                st.count_start(&keys, "alice", 1_000, &b).await.unwrap()
             });
         }
         let mut passed = Vec::new();

@@ -1,6 +1,7 @@
 //! Step 2: the finish. Checks KE3 (only the password holder gets past it), then answers the
 //! challenge bundle sealed under OPAQUE's session key: challenges from the user's pairs, the
-//! counter (committed first), the chosen transform and its ticket.
+//! counter (drawn at the start, on disk before it is answered), the chosen transform and its
+//! ticket.
 
 use std::net::IpAddr;
 
@@ -10,28 +11,28 @@ use rand::{Rng, RngCore};
 use rand_core::OsRng;
 use zeroize::Zeroizing;
 
-use super::state::StoredLogin;
+use super::state::{DrawnCounter, StoredLogin};
 use super::throttle::StartCount;
 use super::{Failure, LoginError, random_id};
 use crate::HostError;
 use crate::host::Host;
 use crate::registry::Chosen;
-use crate::store::{LoginStage, StoreError, UnixSeconds};
+use crate::store::{LoginStage, UnixSeconds};
 
 /// The verified finish and what the start announced.
 struct Verified {
     next: HostAwaitBundle,
     user: String,
     count: Option<StartCount>,
+    counter: DrawnCounter,
     profiles: Vec<Profile>,
     client_nonce: [u8; 32],
 }
 
-/// The challenges of one bundle, the verifiers the host keeps for them, and the counter.
+/// The challenges of one bundle and the verifiers the host keeps for them.
 struct Picked {
     challenges: Vec<Challenge>,
     verifiers: Vec<Zeroizing<Vec<u8>>>,
-    counter: u64,
 }
 
 impl Host {
@@ -47,8 +48,14 @@ impl Host {
         let ttl = self.config.login.bundle_ttl_secs;
         self.registry.sync(now).await;
         // The transform is chosen and its ticket signed (CPU, no store call: a login step
-        // never waits for a second connection while it holds one) while the counter's
-        // durable commit waits for the disk.
+        // never waits for a second connection while it holds one) while the pairs are read
+        // and the counter's barrier (begun at the start) is waited for.
+        let durable = async {
+            self.barrier
+                .wait(Some(verified.counter.durable))
+                .await
+                .map_err(|e| LoginError::from(HostError::from(e)))
+        };
         let choosing = async {
             self.registry.choose(
                 &verified.profiles,
@@ -58,15 +65,17 @@ impl Host {
                 OsRng.next_u64(),
             )
         };
-        let (picked, chosen) = tokio::join!(self.pick_challenges(&verified.user), choosing);
+        let (picked, chosen, durable) =
+            tokio::join!(self.pick_challenges(&verified.user), choosing, durable);
         let (picked, chosen) = (picked?, chosen?);
+        durable?;
         self.metrics.transform_chosen(&chosen.entry.name);
         let bundle_id = random_id();
         let expires = now.saturating_add(ttl);
         let bundle = ChallengeBundle {
             bundle_id,
             challenges: picked.challenges,
-            counter: picked.counter,
+            counter: verified.counter.value,
             timestamp: now,
             ticket: chosen.ticket.clone(),
             module: module_ref(&chosen),
@@ -112,23 +121,25 @@ impl Host {
                 Failure::UnknownOrLocked
             }
         })?;
+        // Past KE3 the start answered from the user's record, so it drew a counter.
+        let counter = stored.counter.ok_or(Failure::StartStateInvalid)?;
         Ok(Verified {
             next,
             user: std::mem::take(&mut stored.user),
             count: stored.count,
+            counter,
             profiles,
             client_nonce,
         })
     }
 
-    /// The next counter (persisted before the bundle is answered), and challenges at random
-    /// from the user's pairs with their stored verifiers.
+    /// Challenges at random from the user's pairs, with their stored verifiers.
     async fn pick_challenges(&self, user: &str) -> Result<Picked, LoginError> {
-        let (counter, pairs) = match self.store.next_counter_with_pairs(user).await {
-            Ok(got) => got,
-            Err(StoreError::UserNotFound) => return Err(Failure::UserGone.into()),
-            Err(e) => return Err(HostError::from(e).into()),
-        };
+        let pairs = self
+            .store
+            .challenge_pairs(user)
+            .await
+            .map_err(HostError::from)?;
         if pairs.is_empty() {
             return Err(Failure::UserGone.into());
         }
@@ -147,7 +158,6 @@ impl Host {
         Ok(Picked {
             challenges,
             verifiers,
-            counter,
         })
     }
 

@@ -9,12 +9,11 @@ use kasane_protocol::{HostStart, HostStartParams, StartRequest};
 use rand::RngCore;
 use rand_core::OsRng;
 
-use super::state::StoredLogin;
+use super::state::{DrawnCounter, StoredLogin};
 use super::throttle::StartCount;
 use super::{Failure, LoginError, random_id};
-use crate::HostError;
 use crate::host::Host;
-use crate::store::{LoginStage, UnixSeconds};
+use crate::store::{LoginRecord, LoginStage, UnixSeconds};
 
 impl Host {
     /// Step 1: answers a start request with KE2, signed by the host key. `channel_binding`
@@ -35,7 +34,7 @@ impl Host {
             None
         };
         let now = self.now();
-        let (record, count) = self.start_record(&req.user_id, source, now).await?;
+        let (login, count) = self.start_record(&req.user_id, source, now).await?;
         let mut server_nonce = [0u8; 32];
         OsRng.fill_bytes(&mut server_nonce);
         let login_id = random_id();
@@ -44,7 +43,7 @@ impl Host {
             request,
             HostStartParams {
                 keys: &self.opaque_keys,
-                record: record.as_deref(),
+                record: login.as_ref().map(|l| l.opaque_record.as_slice()),
                 server_nonce,
                 login_id,
                 host_key: &self.host_key,
@@ -55,31 +54,37 @@ impl Host {
             tracing::debug!(error = %e, "start refused");
             Failure::StartRefused
         })?;
-        let mut stored = StoredLogin::new(state.into_parts(), req.user_id, record.is_some());
+        let mut stored = StoredLogin::new(state.into_parts(), req.user_id, login.is_some());
         stored.count = count;
+        // The counter is on disk before a finish answers it: the durable write begins once
+        // this step's own writes are done, and runs while the client computes its argon2id.
+        stored.counter = login.map(|l| DrawnCounter {
+            value: l.counter,
+            durable: self.barrier.reserve(),
+        });
         let expires = now.saturating_add(self.config.login.hello_ttl_secs);
-        self.put_pending(login_id, LoginStage::Start, &stored, source, (now, expires))
-            .await?;
+        let put = self
+            .put_pending(login_id, LoginStage::Start, &stored, source, (now, expires))
+            .await;
+        if stored.counter.is_some() {
+            self.barrier.write_soon();
+        }
+        put?;
         Ok(bytes)
     }
 
-    /// The record to answer from: the user's own, or `None` (OPAQUE's fake record) for an
-    /// unknown name, a user not enrolled for v2, or a locked user or source. Counts the
-    /// attempt unless locked.
+    /// The record to answer from, with the access counter drawn for this login: the user's
+    /// own, or `None` (OPAQUE's fake record) for an unknown name, a user not enrolled for v2,
+    /// or a locked user or source. Counts the attempt unless locked.
     async fn start_record(
         &self,
         user: &str,
         source: IpAddr,
         now: UnixSeconds,
-    ) -> Result<(Option<Vec<u8>>, Option<StartCount>), LoginError> {
-        let Some(count) = self.count_start(user, source, now).await? else {
-            return Ok((None, None));
-        };
-        let record = self
-            .store
-            .login_record(user)
-            .await
-            .map_err(HostError::from)?;
-        Ok((record, Some(count)))
+    ) -> Result<(Option<LoginRecord>, Option<StartCount>), LoginError> {
+        Ok(match self.count_start(user, source, now).await? {
+            Some((count, login)) => (login, Some(count)),
+            None => (None, None),
+        })
     }
 }

@@ -10,6 +10,7 @@ use zeroize::{Zeroize, Zeroizing};
 use super::throttle::StartCount;
 use super::{Failure, LoginError};
 use crate::HostError;
+use crate::barrier::BarrierTicket;
 use crate::host::Host;
 use crate::store::{LoginStage, NewPendingLogin, PendingBounds, UnixSeconds};
 
@@ -34,6 +35,15 @@ pub(super) struct StoredLogin {
     pub(super) count: Option<StartCount>,
     /// One verifier per challenge (empty before the bundle).
     pub(super) verifiers: Vec<Vec<u8>>,
+    /// The access counter the start drew (`None`: not a known user's login).
+    pub(super) counter: Option<DrawnCounter>,
+}
+
+/// An access counter a login start drew, and the barrier that puts it on disk.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(super) struct DrawnCounter {
+    pub(super) value: u64,
+    pub(super) durable: BarrierTicket,
 }
 
 impl Drop for StoredLogin {
@@ -60,6 +70,7 @@ impl StoredLogin {
             known,
             count: None,
             verifiers: Vec::new(),
+            counter: None,
         }
     }
 

@@ -16,7 +16,7 @@ use crate::HostError;
 use crate::host::Host;
 use crate::metrics::Outcome;
 use crate::store::{
-    Counted, Forgiven, KNOWN_NETWORK_SECS, ThrottleKey, ThrottleState, UnixSeconds,
+    Counted, Forgiven, KNOWN_NETWORK_SECS, LoginRecord, ThrottleKey, ThrottleState, UnixSeconds,
 };
 
 /// What a start counted: per key (user, source), the lock end after and before its failure.
@@ -131,24 +131,30 @@ impl Host {
     }
 
     /// Counts a start as a failure of the user and the source (with KE2 alone a client can
-    /// test one password guess). `None` if either is locked (then nothing is counted and the
-    /// start answers from the fake record).
+    /// test one password guess), and draws the user's next access counter with its record.
+    /// `None` if either is locked (then nothing is counted and the start answers from the
+    /// fake record).
     pub(super) async fn count_start(
         &self,
         user: &str,
         source: IpAddr,
         now: UnixSeconds,
-    ) -> Result<Option<StartCount>, LoginError> {
+    ) -> Result<Option<(StartCount, Option<LoginRecord>)>, LoginError> {
         let (known_network, noted_recently) = self.known_network(user, source, now).await;
         let keys = self.throttle_keys(user, source, known_network);
         // The check and the count are one step: concurrent starts cannot all pass the check
         // before any has counted (issue 14, item 3).
         let counted = self
             .store
-            .count_unless_locked(&keys, now, &self.config.throttle.backoff())
+            .count_start(&keys, user, now, &self.config.throttle.backoff())
             .await
             .map_err(HostError::from)?;
-        let Some(Counted { before, after }) = counted else {
+        let Some(Counted {
+            before,
+            after,
+            login,
+        }) = counted
+        else {
             self.metrics.login(Outcome::Throttled);
             return Ok(None);
         };
@@ -159,11 +165,12 @@ impl Host {
             }
             locks[i] = (st.locked_until, before.get(i).map_or(0, |b| b.locked_until));
         }
-        Ok(Some(StartCount {
+        let count = StartCount {
             locks,
             known_network,
             noted_recently,
-        }))
+        };
+        Ok(Some((count, login)))
     }
 
     /// Takes back what [`Host::count_start`] counted, once the finish proved the password.

@@ -61,6 +61,7 @@
 //! | `audit_checkpoints` | (`session_id`, `seq`) | record hash at that position, host-key signature; append-only |
 //! | `relay_dead_letters` | `id` (its queue id) | recipient, the body that did not open, `created_at`, `moved_at` |
 //! | `host_facts` | `name` | what every host on the database must agree with (`queue_key_id`) |
+//! | `durable_marks` | `id` (one row) | a count a durable commit increments to put every earlier relaxed commit on disk ([`Store::make_durable`]) |
 //!
 //! Deleting a user cascades to its pairs, sessions and queued messages; the audit log keeps
 //! everything.
@@ -84,9 +85,11 @@
 //!   RETURNING failures`, then, past the free failures, `UPDATE … SET locked_until = $t
 //!   WHERE locked_until < $t`: a lock only moves later, so concurrent failures leave the
 //!   longest lock whatever their order.
-//! - [`Store::count_unless_locked`]: one transaction that first writes the keys' rows (so
-//!   SQLite takes its write lock and PostgreSQL the row locks), then reads their locks and
-//!   counts only if none is locked: the check and the count cannot be interleaved.
+//! - [`Store::count_start`]: one transaction that takes the write lock first (SQLite's
+//!   `BEGIN IMMEDIATE`; PostgreSQL: a write to every key's row), then reads the keys' locks
+//!   and, only if none is locked, counts and draws the user's next access counter: the check
+//!   and the count cannot be interleaved. It commits relaxed; [`Store::make_durable`], a
+//!   durable write started after it, puts the counter on disk before any bundle carries it.
 //! - [`Store::accept_messages`]: one transaction for a batch of messages (group commit),
 //!   a fixed number of statements whatever its size: it reads its sessions' replay windows
 //!   (`last_seq_from_client`, `seq_window`: the highest number accepted and a bitmap of the 64
@@ -216,6 +219,10 @@ pub enum StoreError {
     /// previous hash, or another record was appended at that position first).
     #[error("audit record does not extend the chain of its session")]
     AuditChainMismatch,
+    /// The durable write that puts earlier relaxed commits on disk failed, or found no row
+    /// to write (`durable_marks`): they may not be durable.
+    #[error("earlier commits could not be made durable")]
+    NotDurable,
     /// A number does not fit the database's signed 64-bit integers, or a stored value is invalid.
     #[error("value out of range: {what}")]
     OutOfRange {
@@ -629,13 +636,25 @@ pub struct AuditRecord {
     pub created: UnixSeconds,
 }
 
-/// What [`Store::count_unless_locked`] counted: the states of its keys before and after.
+/// What [`Store::count_start`] counted: the states of its keys before and after, and the
+/// user's login record with its new access counter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counted {
     /// Before the count, in the keys' order.
     pub before: Vec<ThrottleState>,
     /// After it (lock included), in the keys' order.
     pub after: Vec<ThrottleState>,
+    /// `None` for no such user, or one without an OPAQUE record or pairs.
+    pub login: Option<LoginRecord>,
+}
+
+/// A user's OPAQUE registration record and the access counter drawn for this login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRecord {
+    /// The OPAQUE registration record (public by OPAQUE's design).
+    pub opaque_record: Vec<u8>,
+    /// The counter, incremented by this login (not yet durable: see [`Store::count_start`]).
+    pub counter: u64,
 }
 
 /// A client message to accept with [`Store::accept_message`].
@@ -787,12 +806,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Atomically increments the user's access counter and returns the new value, committed
     /// before it returns. [`StoreError::UserNotFound`] if there is no such user.
     async fn next_counter(&self, name: &str) -> Result<u64>;
-    /// [`Store::next_counter`], then the user's pairs in card order: what a challenge bundle
-    /// is drawn from, in two statements instead of three.
-    async fn next_counter_with_pairs(&self, name: &str) -> Result<(u64, Vec<ChallengePair>)>;
-    /// The user's OPAQUE registration record, if the user exists, has one and has pairs
-    /// (what the login start answers from; one statement).
-    async fn login_record(&self, name: &str) -> Result<Option<Vec<u8>>>;
+    /// The user's pairs in card order (what a challenge bundle is drawn from; empty for no
+    /// such user).
+    async fn challenge_pairs(&self, name: &str) -> Result<Vec<ChallengePair>>;
+    /// Returns once every commit that returned before this call began is durable (on disk,
+    /// whatever the pool that made it): one durable write, `durable_marks`.
+    async fn make_durable(&self) -> Result<()>;
 
     // --- pending logins ---
 
@@ -863,15 +882,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now: UnixSeconds,
         backoff: &Backoff,
     ) -> Result<Vec<ThrottleState>>;
-    /// Checks and counts in one: unless one of `keys` (distinct) is locked at `now`, counts a
-    /// failure of each as [`Store::record_failures`] does and returns the states before and
-    /// after; if one is locked, counts nothing and returns `None`. Atomic against every
-    /// other check-and-count of the same keys, on any replica: of concurrent callers, no
-    /// more pass than would one after another (a separate read and count let them all
-    /// pass the check before any had counted).
-    async fn count_unless_locked(
+    /// A login start's store work, in one transaction: unless one of `keys` (distinct) is
+    /// locked at `now`, counts a failure of each as [`Store::record_failures`] does, and if
+    /// `user` exists with an OPAQUE record and pairs, increments its access counter and
+    /// returns the record with the new counter; if a key is locked, does nothing and returns
+    /// `None`. Atomic against every other check-and-count of the same keys, on any replica:
+    /// of concurrent callers, no more pass than would one after another (a separate read and
+    /// count let them all pass the check before any had counted). The commit is relaxed:
+    /// [`Store::make_durable`] puts it on disk.
+    async fn count_start(
         &self,
         keys: &[ThrottleKey<'_>],
+        user: &str,
         now: UnixSeconds,
         backoff: &Backoff,
     ) -> Result<Option<Counted>>;

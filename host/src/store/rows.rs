@@ -28,17 +28,11 @@ pub(super) struct CounterRow {
     pub(super) counter: i64,
 }
 
-/// A user's id and access counter (`UPDATE … RETURNING id, counter`).
+/// A user's OPAQUE registration record and access counter, as a login start draws it.
 #[derive(sqlx::FromRow)]
-pub(super) struct CounterIdRow {
-    pub(super) id: i64,
+pub(super) struct LoginRow {
+    pub(super) opaque_record: Vec<u8>,
     pub(super) counter: i64,
-}
-
-/// A user's OPAQUE registration record (`NULL` for a user from before login v2).
-#[derive(sqlx::FromRow)]
-pub(super) struct RecordRow {
-    pub(super) opaque_record: Option<Vec<u8>>,
 }
 
 /// The value of a `host_facts` entry.

@@ -15,16 +15,16 @@ use super::batch_sql::{
     self, BATCH_ROWS, Param, heads_sql, padded, unknown_queues_sql, user_queues_sql, windows_sql,
 };
 use super::rows::{
-    AuditRow, CheckpointRow, CountRow, CounterIdRow, CounterRow, FactRow, HeadRow, IdRow, PairRow,
-    PendingRow, QueueUsageRow, QueuedRow, RecordRow, SeqRow, SessionHeadRow, SessionIdRow,
-    SessionRow, ThrottleListRow, ThrottleRow, UserRow, UserSummaryRow, WindowRow, convert,
+    AuditRow, CheckpointRow, CountRow, CounterRow, FactRow, HeadRow, IdRow, LoginRow, PairRow,
+    PendingRow, QueueUsageRow, QueuedRow, SeqRow, SessionHeadRow, SessionIdRow, SessionRow,
+    ThrottleListRow, ThrottleRow, UserRow, UserSummaryRow, WindowRow, convert,
 };
 use super::{
     AcceptMessage, AcceptOutcome, AuditCheckpoint, AuditCursor, AuditRecord, Backoff,
-    ChallengePair, Counted, Direction, Forgiven, LoginStage, NewPendingLogin, NewSession, NewUser,
-    PendingBounds, Purged, QueuedMessage, Result, Session, SqliteCommitter, Store, StoreError,
-    ThrottleEntry, ThrottleKey, ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing,
-    from_db, is_unique_violation, to_db,
+    ChallengePair, Counted, Direction, Forgiven, LoginRecord, LoginStage, NewPendingLogin,
+    NewSession, NewUser, PendingBounds, Purged, QueuedMessage, Result, Session, SqliteCommitter,
+    Store, StoreError, ThrottleEntry, ThrottleKey, ThrottleState, UnixSeconds, UserRecord,
+    UserSummary, Zeroizing, from_db, is_unique_violation, to_db,
 };
 use kasane_protocol::ProtocolError;
 
@@ -317,6 +317,27 @@ where
         }
         query.execute(&mut *conn).await?;
         Ok(())
+    }
+
+    /// Increments the access counter of `user` if it can log in (an OPAQUE record and
+    /// pairs), and returns the record with the new counter.
+    async fn draw_counter(conn: &mut DB::Connection, user: &str) -> Result<Option<LoginRecord>> {
+        let row: Option<LoginRow> = sqlx::query_as(
+            "UPDATE users SET counter = counter + 1 \
+             WHERE name = $1 AND opaque_record IS NOT NULL \
+               AND EXISTS (SELECT 1 FROM challenge_pairs p WHERE p.user_id = users.id) \
+             RETURNING opaque_record, counter",
+        )
+        .bind(user)
+        .fetch_optional(&mut *conn)
+        .await?;
+        row.map(|r| {
+            Ok(LoginRecord {
+                opaque_record: r.opaque_record,
+                counter: from_db(r.counter, "counter")?,
+            })
+        })
+        .transpose()
     }
 
     /// The states of `keys`, in their order (all zero for a key with no entry).
@@ -674,36 +695,30 @@ where
         from_db(row.counter, "counter")
     }
 
-    async fn next_counter_with_pairs(&self, name: &str) -> Result<(u64, Vec<ChallengePair>)> {
-        let row: CounterIdRow = sqlx::query_as(
-            "UPDATE users SET counter = counter + 1 WHERE name = $1 RETURNING id, counter",
+    async fn challenge_pairs(&self, name: &str) -> Result<Vec<ChallengePair>> {
+        let pairs: Vec<PairRow> = sqlx::query_as(
+            "SELECT prompt, salt, verifier FROM challenge_pairs \
+             WHERE user_id = (SELECT id FROM users WHERE name = $1) ORDER BY idx",
         )
         .bind(name)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::UserNotFound)?;
-        let pairs: Vec<PairRow> = sqlx::query_as(
-            "SELECT prompt, salt, verifier FROM challenge_pairs WHERE user_id = $1 ORDER BY idx",
-        )
-        .bind(row.id)
         .fetch_all(&self.relaxed)
         .await?;
-        let counter = from_db(row.counter, "counter")?;
-        Ok((
-            counter,
-            pairs.into_iter().map(ChallengePair::from).collect(),
-        ))
+        Ok(pairs.into_iter().map(ChallengePair::from).collect())
     }
 
-    async fn login_record(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        let row: Option<RecordRow> = sqlx::query_as(
-            "SELECT opaque_record FROM users u WHERE name = $1 \
-               AND EXISTS (SELECT 1 FROM challenge_pairs p WHERE p.user_id = u.id)",
-        )
-        .bind(name)
-        .fetch_optional(&self.relaxed)
-        .await?;
-        Ok(row.and_then(|r| r.opaque_record))
+    async fn make_durable(&self) -> Result<()> {
+        // A write that changed nothing would sync nothing.
+        let done = sqlx::query("UPDATE durable_marks SET n = n + 1 WHERE id = 1")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "durable_marks");
+                StoreError::NotDurable
+            })?;
+        match DB::rows_affected(&done) {
+            1 => Ok(()),
+            _ => Err(StoreError::NotDurable),
+        }
     }
 
     async fn put_pending_login(
@@ -880,14 +895,17 @@ where
         Self::count_failures(&mut *conn, &keys, now, backoff).await
     }
 
-    async fn count_unless_locked(
+    async fn count_start(
         &self,
         keys: &[ThrottleKey<'_>],
+        user: &str,
         now: UnixSeconds,
         backoff: &Backoff,
     ) -> Result<Option<Counted>> {
         if keys.is_empty() {
-            return Ok(Some(Counted::default()));
+            return Err(StoreError::OutOfRange {
+                what: "throttle keys",
+            });
         }
         let keys: Vec<String> = keys.iter().map(ThrottleKey::to_key).collect();
         // No other check-and-count of these keys may run between the check below and the
@@ -903,8 +921,13 @@ where
             return Ok(None);
         }
         let after = Self::count_failures(&mut *tx, &keys, now, backoff).await?;
+        let login = Self::draw_counter(&mut *tx, user).await?;
         tx.commit().await?;
-        Ok(Some(Counted { before, after }))
+        Ok(Some(Counted {
+            before,
+            after,
+            login,
+        }))
     }
 
     async fn throttle_states(&self, keys: &[ThrottleKey<'_>]) -> Result<Vec<ThrottleState>> {
