@@ -158,7 +158,7 @@ async fn latency(th: &TestHost, card: &CodeCard, n: usize) {
     println!(
         "{}",
         row(
-            "  of which connect (trust store, TLS, sandbox)",
+            "  of which connect (trust, TLS, registry)",
             &mut warm_connect
         )
     );

@@ -1,5 +1,5 @@
-//! [`Client`]: connecting (TLS settings, the trust store, the sandbox and the compile cache),
-//! keeping the registry trust current, and the helpers the login and the session share.
+//! [`Client`]: connecting (TLS settings, the registry trust kept current, the sandbox and the
+//! compile cache), and the helpers the login and the session share.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,8 +19,7 @@ use crate::{ClientConfig, ClientError};
 /// Fuel cap for any transform (the host uses the same): a registry entry may ask for less.
 const MAX_FUEL: u64 = 2_000_000_000;
 
-/// A connection-ready client: TLS settings checked, the trust store open (each login updates
-/// it from the host first).
+/// A connection-ready client: TLS settings checked and the registry trust updated.
 pub struct Client {
     pub(crate) inner: Arc<Inner>,
 }
@@ -32,27 +31,17 @@ pub(crate) struct Inner {
     pub(crate) tls: Arc<rustls::ClientConfig>,
     /// The trust store: in `<state>/trust`, or in memory only in no-cache mode.
     pub(crate) trust: tokio::sync::Mutex<TrustStore<SystemClock>>,
+    pub(crate) host_keys: Vec<VerifyingKey>,
     pub(crate) sandbox: Sandbox,
     pub(crate) cache: CompileCache,
     /// Where fetched modules are kept (cache mode only).
     pub(crate) modules_dir: Option<PathBuf>,
-    /// The connection `connect` opened, kept for the first login (one TLS handshake fewer);
-    /// taken by whoever needs a connection next.
+    /// The connection `connect` updated the registry on, kept for the first login (one TLS
+    /// handshake fewer); taken by whoever needs a connection next.
     spare: std::sync::Mutex<Option<Conn>>,
 }
 
 impl Inner {
-    /// Updates the trust store from the host on `conn`; returns the host identity keys it
-    /// then trusts (one of them must sign a login's start response).
-    pub(crate) async fn update_trust(
-        &self,
-        conn: &mut Conn,
-    ) -> Result<Vec<VerifyingKey>, ClientError> {
-        let mut store = self.trust.lock().await;
-        crate::registry::update(&mut store, &mut HostRegistry(conn)).await?;
-        host_keys(&store)
-    }
-
     /// A connection to the host: the spare one if it is still open, else a new one.
     pub(crate) async fn conn(&self) -> Result<Conn, ClientError> {
         // A poisoned lock only loses the spare: a new connection is made instead.
@@ -157,12 +146,11 @@ impl crate::registry::Source for HostRegistry<'_> {
 
 impl Client {
     /// Checks the configuration, opens the trust store (kept in memory only, in no-cache
-    /// mode), the sandbox and the compile cache, and connects to the host. The registry is
-    /// updated by each login, while the password's argon2id runs.
+    /// mode) and updates it from the host.
     ///
     /// The local work overlaps the network's: the trust store is opened (its files read,
-    /// their signatures checked), and the sandbox's engine and the compile cache are made,
-    /// on blocking threads while the TLS handshake runs.
+    /// their signatures checked) on a blocking thread while the TLS handshake runs, and the
+    /// sandbox's engine and the compile cache are made while the registry update runs.
     pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
         let endpoint = Endpoint::parse(&config.server, config.server_name.as_deref())?;
         let tls = crate::net::tls_config(&config.ca_pem)?;
@@ -170,21 +158,27 @@ impl Client {
             let (state_dir, root) = (config.state_dir.clone(), config.root_json.clone());
             tokio::task::spawn_blocking(move || trust_store(state_dir.as_deref(), &root))
         };
+        // Both halves are waited for, so that nothing is still writing to the state
+        // directory when `connect` returns (an error of the connection is reported first).
+        let (conn, opened) = tokio::join!(Conn::open(&endpoint, &tls, config.timeout), opening);
+        let (mut conn, mut store) = (conn?, opened??);
         let local = {
             let state_dir = config.state_dir.clone();
             tokio::task::spawn_blocking(move || local_parts(state_dir.as_deref()))
         };
-        // All three are waited for, so that nothing is still writing to the state directory
-        // when `connect` returns (an error of the connection is reported first).
-        let (conn, opened, local) =
-            tokio::join!(Conn::open(&endpoint, &tls, config.timeout), opening, local);
-        let (conn, store, (sandbox, cache, modules_dir)) = (conn?, opened??, local??);
+        let mut source = HostRegistry(&mut conn);
+        let (updated, local) =
+            tokio::join!(crate::registry::update(&mut store, &mut source), local);
+        updated?;
+        let (sandbox, cache, modules_dir) = local??;
+        let host_keys = host_keys(&store)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 config,
                 endpoint,
                 tls,
                 trust: tokio::sync::Mutex::new(store),
+                host_keys,
                 sandbox,
                 cache,
                 modules_dir,
@@ -194,9 +188,10 @@ impl Client {
     }
 
     /// Updates the trust store from the host on `conn` (a ticket named newer metadata, or
-    /// the trusted metadata expired since the login's update).
+    /// the trusted metadata expired since `connect`).
     pub(crate) async fn refresh_trust(&self, conn: &mut Conn) -> Result<(), ClientError> {
-        self.inner.update_trust(conn).await.map(drop)
+        let mut store = self.inner.trust.lock().await;
+        crate::registry::update(&mut store, &mut HostRegistry(conn)).await
     }
 
     /// Runs `op` on the trust store, fetching from the host on `conn` whatever files it

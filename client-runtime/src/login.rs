@@ -234,15 +234,14 @@ async fn start(
     if status != StatusCode::OK {
         return Err(ClientError::unexpected("start", status));
     }
-    // The registry update (which names the host keys) runs while the argon2id does; the
-    // finish request comes out of `verify` only once the signature checks.
     let exporter = conn.exporter;
+    let host_keys = inner.host_keys.clone();
     let response = body.clone();
-    let opening =
-        tokio::task::spawn_blocking(move || client.open(&mut OsRng, &response, Some(&exporter)));
-    let (opened, host_keys) = tokio::join!(opening, inner.update_trust(&mut conn));
-    let (opened, host_keys) = (opened??, host_keys?);
-    match opened.verify(&host_keys) {
+    let finished = tokio::task::spawn_blocking(move || {
+        client.receive(&mut OsRng, &response, &host_keys, Some(&exporter))
+    })
+    .await?;
+    match finished {
         Ok(next) => Ok((conn, next, nonce)),
         Err(ProtocolError::BadSignature | ProtocolError::HostKey) => Err(ClientError::HostKey),
         Err(ProtocolError::Opaque) => {

@@ -12,8 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kasane_client::{
-    CardResponder, Client, ClientConfig, ClientError, InputError, ModuleRefused, ProtocolFailure,
-    Responder,
+    CardResponder, Client, ClientConfig, ClientError, InputError, ModuleRefused, Responder,
 };
 use kasane_protocol::RefusalReason;
 use kasane_protocol::card::CodeCard;
@@ -142,17 +141,6 @@ async fn unavailable_host() -> SocketAddr {
     addr
 }
 
-/// The host's `503` to the login's first request.
-fn refused_at_start(err: &ClientError) -> bool {
-    matches!(
-        err,
-        ClientError::Protocol(ProtocolFailure::UnexpectedStatus {
-            step: "start",
-            status: 503
-        })
-    )
-}
-
 fn config_for(addr: SocketAddr, state_dir: Option<&Path>) -> ClientConfig {
     let mut config = ClientConfig::new(
         format!("https://{addr}"),
@@ -175,27 +163,22 @@ fn entries(dir: &Path) -> Vec<std::ffi::OsString> {
 }
 
 #[tokio::test]
-async fn a_login_that_fails_after_connect_made_its_trust_store() {
+async fn a_connect_that_fails_after_making_its_trust_store() {
     let addr = unavailable_host().await;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let card = CodeCard::parse("alice", "A1 KM4Q\n").unwrap();
-    let mut responder = CardResponder::new(Zeroizing::new("pw".into()), card);
 
-    // Cache mode: `connect` writes the trust store to the state dir; the login then fails
-    // at the host (which answers everything 503), before any registry file is trusted.
-    let client = Client::connect(config_for(addr, Some(&state)))
+    // Cache mode: the trust store is written to the state dir before the update fails.
+    let err = Client::connect(config_for(addr, Some(&state)))
         .await
-        .unwrap();
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Registry(_)), "{err}");
     assert!(state.join("trust").join(STATE_FILE).is_file());
-    let err = client.login("alice", &mut responder).await.unwrap_err();
-    assert!(refused_at_start(&err), "{err}");
     assert_eq!(entries(dir.path()), vec![std::ffi::OsString::from("state")]);
 
     // No-cache mode: the trust store lives in memory; the same failure, nothing written.
-    let client = Client::connect(config_for(addr, None)).await.unwrap();
-    let err = client.login("alice", &mut responder).await.unwrap_err();
-    assert!(refused_at_start(&err), "{err}");
+    let err = Client::connect(config_for(addr, None)).await.unwrap_err();
+    assert!(matches!(err, ClientError::Registry(_)), "{err}");
     assert_eq!(entries(dir.path()), vec![std::ffi::OsString::from("state")]);
 }
 

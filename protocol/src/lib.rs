@@ -124,9 +124,9 @@ pub mod wire;
 pub use derive::{DeriveContext, with_derive_input};
 pub use error::ProtocolError;
 pub use login::{
-    ClientAwaitAccept, ClientAwaitBundle, ClientChallenge, ClientStart, ClientStartOpened, Expect,
-    HostAwaitBundle, HostAwaitFinish, HostChallenge, HostLoginParts, HostStart, HostStartParams,
-    Session, SessionParts, decoy_finish,
+    ClientAwaitAccept, ClientAwaitBundle, ClientChallenge, ClientStart, Expect, HostAwaitBundle,
+    HostAwaitFinish, HostChallenge, HostLoginParts, HostStart, HostStartParams, Session,
+    SessionParts, decoy_finish,
 };
 pub use opaque::{ExportKey, OpaqueSessionKey, ServerKeys};
 pub use padding::Padding;

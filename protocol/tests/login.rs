@@ -263,44 +263,6 @@ fn every_altered_signed_field_breaks_the_signature() {
 }
 
 #[test]
-fn open_then_verify_is_receive_in_two_halves() {
-    let key = SigningKey::from_bytes(&[9; 32]);
-    let trusted = [key.verifying_key()];
-    let (client, resp) = start_pair(&key);
-    let (_, whole) = client
-        .receive(&mut TestRng::new(b"c"), &resp, &trusted, None)
-        .unwrap();
-    let (client, resp) = start_pair(&key);
-    let opened = client.open(&mut TestRng::new(b"c"), &resp, None).unwrap();
-    let (_, halves) = opened.verify(&trusted).unwrap();
-    assert_eq!(halves, whole, "the same finish request");
-    // An untrusted key is refused by `verify`, whatever OPAQUE did.
-    let (client, resp) = start_pair(&key);
-    let opened = client.open(&mut TestRng::new(b"c"), &resp, None).unwrap();
-    let other = SigningKey::from_bytes(&[8; 32]).verifying_key();
-    assert!(matches!(
-        opened.verify(&[other]),
-        Err(ProtocolError::HostKey)
-    ));
-    // A wrong password under a bad signature: the signature is what is reported.
-    let wrong = ClientStart::new(
-        &mut TestRng::new(b"another client"),
-        "alice",
-        b"not the password",
-        vec![Profile::Pure],
-    )
-    .unwrap();
-    let opened = wrong.open(&mut TestRng::new(b"c"), &resp, None).unwrap();
-    assert!(matches!(
-        opened.verify(&trusted),
-        Err(ProtocolError::BadSignature)
-    ));
-    // Only a response that does not decode fails `open` itself.
-    let (client, _) = start_pair(&key);
-    assert!(client.open(&mut TestRng::new(b"c"), b"junk", None).is_err());
-}
-
-#[test]
 fn signature_covers_the_start_request() {
     // A host answer made for another start request does not verify for this one.
     let key = SigningKey::from_bytes(&[9; 32]);

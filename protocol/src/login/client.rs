@@ -94,40 +94,6 @@ impl ClientStart {
     ) -> Result<(ClientAwaitBundle, Vec<u8>), ProtocolError> {
         let response = StartResponse::decode(response_bytes)?;
         verify_start(&self.request_bytes, &response, host_keys)?;
-        self.finish(rng, response, response_bytes, channel_binding)
-    }
-
-    /// [`receive`](Self::receive) in two halves, for a client that learns the host keys
-    /// while the argon2id runs (it updates its registry meanwhile): this half finishes
-    /// OPAQUE and keeps the outcome sealed in [`ClientStartOpened`] until
-    /// [`ClientStartOpened::verify`] has checked the host's signature. Only a response that
-    /// does not decode fails here.
-    pub fn open<R: RngCore + CryptoRng>(
-        self,
-        rng: &mut R,
-        response_bytes: &[u8],
-        channel_binding: Option<&[u8; CHANNEL_BINDING_LEN]>,
-    ) -> Result<ClientStartOpened, ProtocolError> {
-        let response = StartResponse::decode(response_bytes)?;
-        let request_bytes = self.request_bytes.clone();
-        let signed = response.clone();
-        let finished = self.finish(rng, response, response_bytes, channel_binding);
-        Ok(ClientStartOpened {
-            request_bytes,
-            response: signed,
-            finished,
-        })
-    }
-
-    /// The channel binding check and OPAQUE's finish (the signature is checked by the
-    /// caller).
-    fn finish<R: RngCore + CryptoRng>(
-        self,
-        rng: &mut R,
-        response: StartResponse,
-        response_bytes: &[u8],
-        channel_binding: Option<&[u8; CHANNEL_BINDING_LEN]>,
-    ) -> Result<(ClientAwaitBundle, Vec<u8>), ProtocolError> {
         let binding = match (response.channel_binding, channel_binding) {
             (true, None) => {
                 return Err(ProtocolError::ChannelBinding {
@@ -163,29 +129,6 @@ impl ClientStart {
             },
             bytes,
         ))
-    }
-}
-
-/// A start response whose OPAQUE step has run ([`ClientStart::open`]) but whose signature
-/// has not been checked: its outcome, even an error, is given only by
-/// [`verify`](Self::verify).
-#[derive(Debug)]
-pub struct ClientStartOpened {
-    request_bytes: Vec<u8>,
-    response: StartResponse,
-    finished: Result<(ClientAwaitBundle, Vec<u8>), ProtocolError>,
-}
-
-impl ClientStartOpened {
-    /// Checks the host key and its signature as [`ClientStart::receive`] does (before
-    /// anything else: a bad signature is reported whatever the password did), then gives
-    /// OPAQUE's outcome as `receive` would have.
-    pub fn verify(
-        self,
-        host_keys: &[VerifyingKey],
-    ) -> Result<(ClientAwaitBundle, Vec<u8>), ProtocolError> {
-        verify_start(&self.request_bytes, &self.response, host_keys)?;
-        self.finished
     }
 }
 

@@ -21,8 +21,7 @@ mod host;
 mod session;
 
 pub use client::{
-    ClientAwaitAccept, ClientAwaitBundle, ClientChallenge, ClientStart, ClientStartOpened,
-    decoy_finish,
+    ClientAwaitAccept, ClientAwaitBundle, ClientChallenge, ClientStart, decoy_finish,
 };
 pub use host::{
     HostAwaitBundle, HostAwaitFinish, HostChallenge, HostLoginParts, HostStart, HostStartParams,
