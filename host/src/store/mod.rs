@@ -37,7 +37,8 @@
 //!         now,
 //!     )
 //!     .await?;
-//! // The counter is committed before the host answers the challenge bundle.
+//! // One access counter per user, each value handed out once (a login draws its value with
+//! // `count_start`, which also counts the attempt).
 //! assert_eq!(store.next_counter("alice").await?, 1);
 //! assert_eq!(store.next_counter("alice").await?, 2);
 //! # Ok::<_, Box<dyn std::error::Error>>(())
