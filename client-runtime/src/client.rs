@@ -31,7 +31,6 @@ pub(crate) struct Inner {
     pub(crate) tls: Arc<rustls::ClientConfig>,
     /// The trust store: in `<state>/trust`, or in memory only in no-cache mode.
     pub(crate) trust: tokio::sync::Mutex<TrustStore<SystemClock>>,
-    pub(crate) host_keys: Vec<VerifyingKey>,
     pub(crate) sandbox: Sandbox,
     pub(crate) cache: CompileCache,
     /// Where fetched modules are kept (cache mode only).
@@ -42,6 +41,30 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// Updates the trust store from the host on `conn`.
+    pub(crate) async fn refresh_trust(&self, conn: &mut Conn) -> Result<(), ClientError> {
+        let mut store = self.trust.lock().await;
+        crate::registry::update(&mut store, &mut HostRegistry(conn)).await
+    }
+
+    /// The host identity keys the trust store holds, after updating it first if `signer`
+    /// (the key a start response names) is not one of them: a host key rotated since the
+    /// last update.
+    pub(crate) async fn host_keys_for(
+        &self,
+        conn: &mut Conn,
+        signer: Option<[u8; 32]>,
+    ) -> Result<Vec<VerifyingKey>, ClientError> {
+        let keys = host_keys(&*self.trust.lock().await)?;
+        match signer {
+            Some(k) if !keys.iter().any(|v| v.as_bytes() == &k) => {
+                self.refresh_trust(conn).await?;
+                host_keys(&*self.trust.lock().await)
+            }
+            _ => Ok(keys),
+        }
+    }
+
     /// A connection to the host: the spare one if it is still open, else a new one.
     pub(crate) async fn conn(&self) -> Result<Conn, ClientError> {
         // A poisoned lock only loses the spare: a new connection is made instead.
@@ -167,18 +190,15 @@ impl Client {
             tokio::task::spawn_blocking(move || local_parts(state_dir.as_deref()))
         };
         let mut source = HostRegistry(&mut conn);
-        let (updated, local) =
-            tokio::join!(crate::registry::update(&mut store, &mut source), local);
+        let (updated, local) = tokio::join!(refresh(&mut store, &mut source), local);
         updated?;
         let (sandbox, cache, modules_dir) = local??;
-        let host_keys = host_keys(&store)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 config,
                 endpoint,
                 tls,
                 trust: tokio::sync::Mutex::new(store),
-                host_keys,
                 sandbox,
                 cache,
                 modules_dir,
@@ -187,11 +207,10 @@ impl Client {
         })
     }
 
-    /// Updates the trust store from the host on `conn` (a ticket named newer metadata, or
+    /// Updates the trust store from the host on `conn` (a ticket named other metadata, or
     /// the trusted metadata expired since `connect`).
     pub(crate) async fn refresh_trust(&self, conn: &mut Conn) -> Result<(), ClientError> {
-        let mut store = self.inner.trust.lock().await;
-        crate::registry::update(&mut store, &mut HostRegistry(conn)).await
+        self.inner.refresh_trust(conn).await
     }
 
     /// Runs `op` on the trust store, fetching from the host on `conn` whatever files it
@@ -207,6 +226,19 @@ impl Client {
         let mut store = self.inner.trust.lock().await;
         crate::registry::with_fetched(&mut HostRegistry(conn), |files| op(&mut store, files)).await
     }
+}
+
+/// Makes `store` current for `connect`: what an earlier update left, if it is still valid
+/// (no download: each login's ticket names the versions the host holds, and a ticket naming
+/// others makes the login update first), else an update from the host.
+async fn refresh(
+    store: &mut TrustStore<SystemClock>,
+    source: &mut HostRegistry<'_>,
+) -> Result<(), ClientError> {
+    if crate::registry::resume(store, source).await {
+        return Ok(());
+    }
+    crate::registry::update(store, source).await
 }
 
 /// The trust store: in `<state>/trust`, or kept in memory only when there is no state

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use hyper::StatusCode;
 use kasane_protocol::login::{ClientAwaitAccept, ClientAwaitBundle, ClientChallenge};
-use kasane_protocol::wire::{ChallengeBundle, Profile};
+use kasane_protocol::wire::{ChallengeBundle, Message, Profile, StartResponse};
 use kasane_protocol::{ClientStart, Padding, ProtocolError, ResponseAccept};
 use kasane_registry::RegistryError;
 use kasane_registry::entry::TargetEntry;
@@ -235,7 +235,8 @@ async fn start(
         return Err(ClientError::unexpected("start", status));
     }
     let exporter = conn.exporter;
-    let host_keys = inner.host_keys.clone();
+    let signer = StartResponse::decode(&body).ok().map(|r| r.host_public_key);
+    let host_keys = inner.host_keys_for(&mut conn, signer).await?;
     let response = body.clone();
     let finished = tokio::task::spawn_blocking(move || {
         client.receive(&mut OsRng, &response, &host_keys, Some(&exporter))

@@ -54,6 +54,19 @@ pub async fn with_fetched<T>(
     .into())
 }
 
+/// Takes up what an earlier update left in `store` ([`TrustStore::resume`]: no download
+/// unless Kasane's documents are missing): true if it holds (unexpired, verified), false if
+/// the store must be updated.
+pub async fn resume<C: Clock>(store: &mut TrustStore<C>, source: &mut impl Source) -> bool {
+    let why = match with_fetched(source, |files| store.resume(files)).await {
+        Ok(Ok(())) => return true,
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    };
+    tracing::debug!(error = %why, "trusted registry metadata not taken up: updating");
+    false
+}
+
 /// Brings `store` up to date, fetching each file the update asks for from `source`.
 pub async fn update<C: Clock>(
     store: &mut TrustStore<C>,

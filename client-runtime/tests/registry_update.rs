@@ -6,11 +6,11 @@
     reason = "test: a failure is a test failure"
 )]
 
-use kasane_client::registry::{Prefetched, Source, update};
+use kasane_client::registry::{Prefetched, Source, resume, update};
 use kasane_client::{ClientError, ConnectError};
 use kasane_registry::RegistryError;
 use kasane_registry::simulator::RepositorySimulator;
-use kasane_registry::trust::Fetcher;
+use kasane_registry::trust::{Fetcher, TrustStore};
 
 /// Serves the simulator's files "asynchronously", counting requests.
 struct Sim<'a> {
@@ -73,6 +73,64 @@ async fn update_fetches_each_missing_file_once_then_admits() {
     let admitted = store.admit(&ticket, &nonce, MODULE, &repo).unwrap();
     assert_eq!(admitted.entry.name, "sha256-chain");
     assert_eq!(store.host_identity_keys().unwrap().len(), 1);
+}
+
+/// What `connect` does with a state directory an earlier update filled: it takes that up
+/// without a download while it is unexpired; a login's ticket naming newer versions is then
+/// refused with `TicketVersions` (the login updates and checks it again); expired metadata
+/// is not taken up.
+#[tokio::test]
+async fn resume_takes_up_an_earlier_update_without_a_download() {
+    let mut repo = RepositorySimulator::new();
+    repo.publish("sha256-chain", MODULE).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut sim = Sim {
+        repo: &repo,
+        requests: Vec::new(),
+        fail: false,
+    };
+    let mut store = repo.client(dir.path()).unwrap();
+    assert!(
+        !resume(&mut store, &mut sim).await,
+        "nothing to take up yet"
+    );
+    update(&mut store, &mut sim).await.unwrap();
+    let versions = store.versions();
+    drop(store);
+
+    sim.requests.clear();
+    let mut store = TrustStore::open(dir.path(), repo.clock.clone()).unwrap();
+    assert!(resume(&mut store, &mut sim).await);
+    assert_eq!(sim.requests, Vec::<String>::new(), "downloaded");
+    assert_eq!(store.versions(), versions);
+    assert_eq!(store.host_identity_keys().unwrap().len(), 1);
+    let nonce = [7u8; 32];
+    let ticket = repo.ticket(nonce, "sha256-chain").unwrap();
+    store.admit(&ticket, &nonce, MODULE, &repo).unwrap();
+
+    // The registry moves on: the ticket names its new versions, which the resumed store
+    // does not hold.
+    let mut repo = repo;
+    repo.publish("another", b"\0asm\x01\0\0\0 another").unwrap();
+    let ticket = repo.ticket(nonce, "sha256-chain").unwrap();
+    let stale = store.check_ticket(&ticket, &nonce, &repo).unwrap_err();
+    assert!(
+        matches!(stale, RegistryError::TicketVersions { .. }),
+        "{stale}"
+    );
+
+    // Expired metadata is not taken up.
+    repo.clock.advance(400 * 86_400);
+    let mut store = TrustStore::open(dir.path(), repo.clock.clone()).unwrap();
+    let mut sim = Sim {
+        repo: &repo,
+        requests: Vec::new(),
+        fail: false,
+    };
+    assert!(
+        !resume(&mut store, &mut sim).await,
+        "expired metadata taken up"
+    );
 }
 
 #[tokio::test]

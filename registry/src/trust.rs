@@ -341,21 +341,47 @@ impl<C: Clock> TrustStore<C> {
         let view = {
             let mut u = self.updater(fetcher, now)?;
             u.refresh()?;
-            let host = self.document(&mut u, fetcher, HOST_KEYS_PATH, MAX_HOST_KEYS_LEN)?;
-            let revs = self.document(&mut u, fetcher, REVOCATIONS_PATH, MAX_REVOCATIONS_LEN)?;
-            let t = u.trusted();
-            let versions = (
-                t.timestamp().map_or(0, |t| t.version),
-                t.snapshot().map_or(0, |s| s.version),
-            );
-            View {
-                versions,
-                host_keys: HostKeys::from_bytes(&host)?,
-                revocations: RevocationList::from_bytes(&revs)?,
-            }
+            self.view_from(&mut u, fetcher)?
         };
         self.view = Some(view);
         self.advance_time(now)
+    }
+
+    /// Takes up the metadata an earlier [`TrustStore::update`] stored, fetching nothing
+    /// (unless Kasane's documents are missing from the store), with every check of the
+    /// update but the download: signatures, versions and expiry. Fails where that metadata
+    /// is missing or expired (then run [`TrustStore::update`]). For a client that lets a
+    /// login's ticket say when to update: the ticket names the timestamp and snapshot
+    /// versions the host holds, and [`TrustStore::check_ticket`] refuses any other.
+    pub fn resume(&mut self, fetcher: &dyn Fetcher) -> Result<()> {
+        let now = self.now_checked()?;
+        let view = {
+            let mut u = self.updater(fetcher, now)?;
+            u.load_local()?;
+            self.view_from(&mut u, fetcher)?
+        };
+        self.view = Some(view);
+        self.advance_time(now)
+    }
+
+    /// The view of what `u` trusts: its versions, and Kasane's two documents.
+    fn view_from(
+        &self,
+        u: &mut Updater<Prefixed<'_>, &dyn MetadataStore>,
+        fetcher: &dyn Fetcher,
+    ) -> Result<View> {
+        let host = self.document(u, fetcher, HOST_KEYS_PATH, MAX_HOST_KEYS_LEN)?;
+        let revs = self.document(u, fetcher, REVOCATIONS_PATH, MAX_REVOCATIONS_LEN)?;
+        let t = u.trusted();
+        let versions = (
+            t.timestamp().map_or(0, |t| t.version),
+            t.snapshot().map_or(0, |s| s.version),
+        );
+        Ok(View {
+            versions,
+            host_keys: HostKeys::from_bytes(&host)?,
+            revocations: RevocationList::from_bytes(&revs)?,
+        })
     }
 
     /// One of Kasane's documents: resolved by TUF, read from the store when a verified copy
