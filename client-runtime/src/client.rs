@@ -41,7 +41,8 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// Updates the trust store from the host on `conn`.
+    /// Updates the trust store from the host on `conn` (a ticket named other metadata, the
+    /// trusted metadata expired since `connect`, or a start signed by an unlisted host key).
     pub(crate) async fn refresh_trust(&self, conn: &mut Conn) -> Result<(), ClientError> {
         let mut store = self.trust.lock().await;
         crate::registry::update(&mut store, &mut HostRegistry(conn)).await
@@ -205,12 +206,6 @@ impl Client {
                 spare: std::sync::Mutex::new(Some(conn)),
             }),
         })
-    }
-
-    /// Updates the trust store from the host on `conn` (a ticket named other metadata, or
-    /// the trusted metadata expired since `connect`).
-    pub(crate) async fn refresh_trust(&self, conn: &mut Conn) -> Result<(), ClientError> {
-        self.inner.refresh_trust(conn).await
     }
 
     /// Runs `op` on the trust store, fetching from the host on `conn` whatever files it

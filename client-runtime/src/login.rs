@@ -139,7 +139,7 @@ impl Client {
                 RegistryError::TicketVersions { .. }
                 | RegistryError::Tuf(kasane_registry::TufError::Expired { .. }),
             ) => {
-                self.refresh_trust(conn).await?;
+                self.inner.refresh_trust(conn).await?;
                 self.with_trust(conn, check).await?
             }
             other => other,

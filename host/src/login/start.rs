@@ -10,10 +10,9 @@ use rand::RngCore;
 use rand_core::OsRng;
 
 use super::state::{DrawnCounter, StoredLogin};
-use super::throttle::StartCount;
 use super::{Failure, LoginError, random_id};
 use crate::host::Host;
-use crate::store::{LoginRecord, LoginStage, UnixSeconds};
+use crate::store::LoginStage;
 
 impl Host {
     /// Step 1: answers a start request with KE2, signed by the host key. `channel_binding`
@@ -34,7 +33,13 @@ impl Host {
             None
         };
         let now = self.now();
-        let (login, count) = self.start_record(&req.user_id, source, now).await?;
+        // The user's record with the counter drawn for this login, or `None` (OPAQUE's fake
+        // record) for an unknown name, a user not enrolled for v2, or a locked user or
+        // source; nothing is counted while locked.
+        let (count, login) = match self.count_start(&req.user_id, source, now).await? {
+            Some((count, login)) => (Some(count), login),
+            None => (None, None),
+        };
         let mut server_nonce = [0u8; 32];
         OsRng.fill_bytes(&mut server_nonce);
         let login_id = random_id();
@@ -71,20 +76,5 @@ impl Host {
         }
         put?;
         Ok(bytes)
-    }
-
-    /// The record to answer from, with the access counter drawn for this login: the user's
-    /// own, or `None` (OPAQUE's fake record) for an unknown name, a user not enrolled for v2,
-    /// or a locked user or source. Counts the attempt unless locked.
-    async fn start_record(
-        &self,
-        user: &str,
-        source: IpAddr,
-        now: UnixSeconds,
-    ) -> Result<(Option<LoginRecord>, Option<StartCount>), LoginError> {
-        Ok(match self.count_start(user, source, now).await? {
-            Some((count, login)) => (login, Some(count)),
-            None => (None, None),
-        })
     }
 }
