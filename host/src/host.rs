@@ -34,11 +34,11 @@ pub struct Host {
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) registry: HostRegistry,
-    pub(crate) host_key: SigningKey,
+    pub(crate) host_key: Arc<SigningKey>,
     clock: Arc<dyn Clock>,
     pub(crate) metrics: Metrics,
     /// The OPAQUE keys (`keys/opaque.key`): OPRF seed, static key pair, fake client key.
-    pub(crate) opaque_keys: ServerKeys,
+    pub(crate) opaque_keys: Arc<ServerKeys>,
     /// AES-256-GCM key sealing queued messages at rest (`keys/queue.key`).
     pub(crate) queue_key: Zeroizing<[u8; 32]>,
     /// The bearer token `GET /metrics` asks for (`keys/metrics.token`).
@@ -89,11 +89,11 @@ impl Host {
             config,
             store,
             registry,
-            host_key,
+            host_key: Arc::new(host_key),
             clock,
             metrics: Metrics::default(),
             // Replaced by `with_opaque_keys` for a host on a data directory.
-            opaque_keys: <ServerKeys>::generate(&mut OsRng),
+            opaque_keys: Arc::new(<ServerKeys>::generate(&mut OsRng)),
             // Replaced by `with_queue_key` for a host on a data directory.
             queue_key: random_key(),
             // Replaced by `with_metrics_token` for a host on a data directory.
@@ -133,7 +133,7 @@ impl Host {
     /// restart and its replicas' fake answers differ.
     #[must_use]
     pub fn with_opaque_keys(mut self, keys: ServerKeys) -> Self {
-        self.opaque_keys = keys;
+        self.opaque_keys = Arc::new(keys);
         self
     }
 

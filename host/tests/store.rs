@@ -158,6 +158,7 @@ suite!(
     counter_increments_per_user,
     counter_50_concurrent_callers_distinct_and_contiguous,
     count_start_draws_the_counter_with_the_record,
+    start_lookup_reads_record_and_locks,
     commits_durable_and_relaxed,
     throttle_states_in_key_order,
     dead_letters_and_facts,
@@ -390,6 +391,35 @@ mod cases {
         assert!(st.challenge_pairs("nobody").await.unwrap().is_empty());
         st.make_durable().await.unwrap();
         s.replica.make_durable().await.unwrap();
+    }
+
+    /// A start's lookup: the record only for a user that can log in, and each key's lock
+    /// end in the keys' order, on any replica.
+    pub(crate) async fn start_lookup_reads_record_and_locks(s: Stores) {
+        let st = &*s.main;
+        st.create_user(&user("alice", 3), 1).await.unwrap();
+        st.create_user(&user("bob", 0), 1).await.unwrap();
+        let source = ThrottleKey::Source("192.0.2.9".parse().unwrap());
+        let keys = |name| [ThrottleKey::User(name), source, ThrottleKey::User("carol")];
+        let want = st.get_user("alice").await.unwrap().unwrap().opaque_record;
+        let found = s.replica.start_lookup("alice", "a:x", keys("alice")).await;
+        assert_eq!(found.unwrap().opaque_record, want);
+        for name in ["bob", "nobody"] {
+            let found = st.start_lookup(name, "a:x", keys(name)).await.unwrap();
+            assert_eq!((found.opaque_record, found.locked_until), (None, [0; 3]));
+        }
+        let locking = Backoff {
+            free_failures: 0,
+            base_secs: 60,
+            ..Backoff::default()
+        };
+        let carol = [ThrottleKey::User("carol")];
+        st.record_failures(&carol, 100, &locking).await.unwrap();
+        st.record_failures(&[source], 100, &locking).await.unwrap();
+        let found = s.replica.start_lookup("alice", "a:x", keys("alice")).await;
+        let [own, by_source, by_carol] = found.unwrap().locked_until;
+        assert_eq!(own, 0);
+        assert!(by_source > 100 && by_carol > 100, "{by_source} {by_carol}");
     }
 
     pub(crate) async fn commits_durable_and_relaxed(s: Stores) {
@@ -1396,36 +1426,28 @@ mod cases {
         use kasane_host::store::KNOWN_NETWORK_SECS;
         let st = &*s.main;
         let net = "a:203.0.113.0/24";
-        assert_eq!(st.last_success_from("alice", net).await.unwrap(), None);
+        async fn last(st: &dyn Store, user: &str, net: &str) -> Option<u64> {
+            let keys = [ThrottleKey::User(user); 3];
+            st.start_lookup(user, net, keys).await.unwrap().last_success
+        }
+        assert_eq!(last(st, "alice", net).await, None);
         st.note_known_network("alice", net, 1_000).await.unwrap();
-        assert_eq!(
-            st.last_success_from("alice", net).await.unwrap(),
-            Some(1_000)
-        );
-        assert_eq!(
-            s.replica.last_success_from("alice", net).await.unwrap(),
-            Some(1_000)
-        );
-        assert_eq!(st.last_success_from("bob", net).await.unwrap(), None);
+        assert_eq!(last(st, "alice", net).await, Some(1_000));
+        assert_eq!(last(&*s.replica, "alice", net).await, Some(1_000));
+        assert_eq!(last(st, "bob", net).await, None);
         let other = "a:198.51.100.0/24";
-        assert_eq!(st.last_success_from("alice", other).await.unwrap(), None);
+        assert_eq!(last(st, "alice", other).await, None);
         // A later success moves it forward (upsert, not a second row).
         st.note_known_network("alice", net, 5_000).await.unwrap();
-        assert_eq!(
-            st.last_success_from("alice", net).await.unwrap(),
-            Some(5_000)
-        );
+        assert_eq!(last(st, "alice", net).await, Some(5_000));
         st.purge_expired(5_000 + KNOWN_NETWORK_SECS, 60)
             .await
             .unwrap();
-        assert_eq!(
-            st.last_success_from("alice", net).await.unwrap(),
-            Some(5_000)
-        );
+        assert_eq!(last(st, "alice", net).await, Some(5_000));
         st.purge_expired(5_001 + KNOWN_NETWORK_SECS, 60)
             .await
             .unwrap();
-        assert_eq!(st.last_success_from("alice", net).await.unwrap(), None);
+        assert_eq!(last(st, "alice", net).await, None);
     }
 
     pub(crate) async fn purge_removes_expired(s: Stores) {

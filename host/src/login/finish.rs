@@ -42,14 +42,17 @@ impl Host {
         let req = FinishRequest::decode(request).map_err(LoginError::Malformed)?;
         let now = self.now();
         let verified = self.verify_finish(&req, request, now).await?;
-        if let Some(count) = &verified.count {
-            self.forgive_start(&verified.user, source, count).await;
-        }
         let ttl = self.config.login.bundle_ttl_secs;
         self.registry.sync(now).await;
-        // The transform is chosen and its ticket signed (CPU, no store call: a login step
-        // never waits for a second connection while it holds one) while the pairs are read
-        // and the counter's barrier (begun at the start) is waited for.
+        // The transform is chosen and its ticket signed (CPU) while the start's count is
+        // taken back, the pairs are read and the counter's barrier (begun at the start) is
+        // waited for. Each store call takes one connection and holds no other: a login step
+        // never waits for a second connection while it holds one.
+        let forgiving = async {
+            if let Some(count) = &verified.count {
+                self.forgive_start(&verified.user, source, count).await;
+            }
+        };
         let durable = async {
             self.barrier
                 .wait(Some(verified.counter.durable))
@@ -65,8 +68,12 @@ impl Host {
                 OsRng.next_u64(),
             )
         };
-        let (picked, chosen, durable) =
-            tokio::join!(self.pick_challenges(&verified.user), choosing, durable);
+        let (picked, chosen, durable, ()) = tokio::join!(
+            self.pick_challenges(&verified.user),
+            choosing,
+            durable,
+            forgiving
+        );
         let (picked, chosen) = (picked?, chosen?);
         durable?;
         self.metrics.transform_chosen(&chosen.entry.name);

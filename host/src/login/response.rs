@@ -62,9 +62,14 @@ impl Host {
                 return Err(Failure::ResponseRefused.into());
             }
         };
-        self.open_session(session, &module, &token, &pending.user, now)
-            .await?;
-        self.note_success(&pending.user, source, count, now).await;
+        // The response proved password and card: the user's throttle is cleared even if the
+        // session cannot be stored. Two store calls side by side, each on a connection of its
+        // own and holding no other.
+        let (opened, ()) = tokio::join!(
+            self.open_session(session, &module, &token, &pending.user, now),
+            self.note_success(&pending.user, source, count, now)
+        );
+        opened?;
         Ok(bytes)
     }
 

@@ -4,15 +4,29 @@
 
 use std::net::IpAddr;
 
-use kasane_protocol::wire::Message;
-use kasane_protocol::{HostStart, HostStartParams, StartRequest};
+use kasane_protocol::wire::{ID_LEN, Message};
+use kasane_protocol::{HostAwaitFinish, HostStart, HostStartParams, StartRequest};
 use rand::RngCore;
 use rand_core::OsRng;
 
 use super::state::{DrawnCounter, StoredLogin};
+use super::throttle::{StartCount, StartFacts};
 use super::{Failure, LoginError, random_id};
 use crate::host::Host;
-use crate::store::LoginStage;
+use crate::metrics::Outcome;
+use crate::store::{LoginRecord, LoginStage, UnixSeconds};
+
+/// What identifies one start's answer: fresh per start.
+#[derive(Debug, Clone, Copy)]
+struct StartIds {
+    login_id: [u8; ID_LEN],
+    server_nonce: [u8; 32],
+    /// The TLS exporter value, when binding is on for this login.
+    binding: Option<[u8; 32]>,
+}
+
+/// The start's state to store, and KE2 to send.
+type Answered = (HostAwaitFinish, Vec<u8>);
 
 impl Host {
     /// Step 1: answers a start request with KE2, signed by the host key. `channel_binding`
@@ -28,37 +42,21 @@ impl Host {
         let req = StartRequest::decode(request).map_err(LoginError::Malformed)?;
         // A client that cannot bind (a browser) says so in the signed request.
         let binding = if self.config.channel_binding && req.can_bind {
-            Some(channel_binding.ok_or(Failure::NoChannelBinding)?)
+            Some(*channel_binding.ok_or(Failure::NoChannelBinding)?)
         } else {
             None
         };
-        let now = self.now();
-        // The user's record with the counter drawn for this login, or `None` (OPAQUE's fake
-        // record) for an unknown name, a user not enrolled for v2, or a locked user or
-        // source; nothing is counted while locked.
-        let (count, login) = match self.count_start(&req.user_id, source, now).await? {
-            Some((count, login)) => (Some(count), login),
-            None => (None, None),
-        };
         let mut server_nonce = [0u8; 32];
         OsRng.fill_bytes(&mut server_nonce);
-        let login_id = random_id();
-        let (state, bytes) = HostStart::respond(
-            &mut OsRng,
-            request,
-            HostStartParams {
-                keys: &self.opaque_keys,
-                record: login.as_ref().map(|l| l.opaque_record.as_slice()),
-                server_nonce,
-                login_id,
-                host_key: &self.host_key,
-                channel_binding: binding,
-            },
-        )
-        .map_err(|e| {
-            tracing::debug!(error = %e, "start refused");
-            Failure::StartRefused
-        })?;
+        let ids = StartIds {
+            login_id: random_id(),
+            server_nonce,
+            binding,
+        };
+        let now = self.now();
+        let (count, login, (state, bytes)) = self
+            .count_and_answer(request, &req.user_id, source, now, ids)
+            .await?;
         let mut stored = StoredLogin::new(state.into_parts(), req.user_id, login.is_some());
         stored.count = count;
         // The counter is on disk before a finish answers it: the durable write begins once
@@ -69,12 +67,86 @@ impl Host {
         });
         let expires = now.saturating_add(self.config.login.hello_ttl_secs);
         let put = self
-            .put_pending(login_id, LoginStage::Start, &stored, source, (now, expires))
+            .put_pending(
+                ids.login_id,
+                LoginStage::Start,
+                &stored,
+                source,
+                (now, expires),
+            )
             .await;
         if stored.counter.is_some() {
             self.barrier.write_soon();
         }
         put?;
         Ok(bytes)
+    }
+
+    /// Counts the start and makes KE2 side by side: OPAQUE runs on the record the lookup read
+    /// while the store counts the attempt and draws the counter. A locked user or source is
+    /// answered from the fake record and counts nothing. Should the count find otherwise
+    /// than the lookup (a lock engaged, or the user enrolled again or removed, in between),
+    /// KE2 is made again from what the count found, and the first one is dropped unsent.
+    async fn count_and_answer(
+        &self,
+        request: &[u8],
+        user: &str,
+        source: IpAddr,
+        now: UnixSeconds,
+        ids: StartIds,
+    ) -> Result<(Option<StartCount>, Option<LoginRecord>, Answered), LoginError> {
+        let facts: StartFacts = self.look_up_start(user, source, now).await?;
+        if facts.locked {
+            self.metrics.login(Outcome::Throttled);
+            return Ok((None, None, self.answer_start(request, None, ids).await?));
+        }
+        let answering = self.answer_start(request, facts.record.clone(), ids);
+        let (counted, answered) =
+            tokio::join!(self.count_start(user, source, now, &facts), answering);
+        let (count, login) = match counted? {
+            Some((count, login)) => (Some(count), login),
+            None => (None, None),
+        };
+        let record = login.as_ref().map(|l| l.opaque_record.clone());
+        if record == facts.record {
+            return Ok((count, login, answered?));
+        }
+        Ok((count, login, self.answer_start(request, record, ids).await?))
+    }
+
+    /// KE2 from `record` (`None`: OPAQUE's fake record), signed by the host key, made on a
+    /// blocking thread (a few hundred microseconds of curve arithmetic).
+    async fn answer_start(
+        &self,
+        request: &[u8],
+        record: Option<Vec<u8>>,
+        ids: StartIds,
+    ) -> Result<Answered, LoginError> {
+        let keys = self.opaque_keys.clone();
+        let host_key = self.host_key.clone();
+        let request = request.to_vec();
+        let answered = tokio::task::spawn_blocking(move || {
+            HostStart::respond(
+                &mut OsRng,
+                &request,
+                HostStartParams {
+                    keys: &keys,
+                    record: record.as_deref(),
+                    server_nonce: ids.server_nonce,
+                    login_id: ids.login_id,
+                    host_key: &host_key,
+                    channel_binding: ids.binding.as_ref(),
+                },
+            )
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "start aborted");
+            Failure::StartRefused
+        })?;
+        answered.map_err(|e| {
+            tracing::debug!(error = %e, "start refused");
+            Failure::StartRefused.into()
+        })
     }
 }

@@ -30,6 +30,19 @@ pub(super) struct StartCount {
     pub(super) noted_recently: bool,
 }
 
+/// What a start read before it counts ([`Host::look_up_start`]).
+#[derive(Debug)]
+pub(super) struct StartFacts {
+    /// Whether the start comes from a network the user is known to log in from.
+    pub(super) known_network: bool,
+    /// Whether that network's last success is recent enough not to be written again.
+    pub(super) noted_recently: bool,
+    /// The user's OPAQUE record, if it can log in (a record and pairs).
+    pub(super) record: Option<Vec<u8>>,
+    /// Whether the user's key for this login or the source's is locked.
+    pub(super) locked: bool,
+}
+
 /// A known network's last success is written again only once it is this old: a user's
 /// repeated logins from one network cost no write each.
 const NOTE_AGAIN_AFTER: u64 = 86_400;
@@ -52,21 +65,41 @@ impl Host {
         [user_key, net]
     }
 
-    /// Whether `user` logged in from `source`'s network within [`KNOWN_NETWORK_SECS`], and
-    /// whether within [`NOTE_AGAIN_AFTER`] (a store error counts as no: the stricter global
-    /// key applies).
-    async fn known_network(&self, user: &str, source: IpAddr, now: UnixSeconds) -> (bool, bool) {
-        let net = self.config.throttle.source_key(source).to_key();
-        let last = self
+    /// What a start reads before it counts, in one store call: whether `user` logged in from
+    /// `source`'s network within [`KNOWN_NETWORK_SECS`] (and within [`NOTE_AGAIN_AFTER`]),
+    /// its OPAQUE record, and whether the key this login counts against is locked (the
+    /// user's for this network or its global one, by the first answer; or the source's).
+    pub(super) async fn look_up_start(
+        &self,
+        user: &str,
+        source: IpAddr,
+        now: UnixSeconds,
+    ) -> Result<StartFacts, LoginError> {
+        let [global, net] = self.throttle_keys(user, source, false);
+        let [local, _] = self.throttle_keys(user, source, true);
+        let found = self
             .store
-            .last_success_from(user, &net)
+            .start_lookup(user, &net.to_key(), [global, local, net])
             .await
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "reading known networks");
-                None
-            });
-        let within = |secs: u64| last.is_some_and(|t| t >= now.saturating_sub(secs));
-        (within(KNOWN_NETWORK_SECS), within(NOTE_AGAIN_AFTER))
+            .map_err(HostError::from)?;
+        let within = |secs: u64| {
+            found
+                .last_success
+                .is_some_and(|t| t >= now.saturating_sub(secs))
+        };
+        let known_network = within(KNOWN_NETWORK_SECS);
+        let [global_lock, local_lock, net_lock] = found.locked_until;
+        let user_lock = if known_network {
+            local_lock
+        } else {
+            global_lock
+        };
+        Ok(StartFacts {
+            known_network,
+            noted_recently: within(NOTE_AGAIN_AFTER),
+            record: found.opaque_record,
+            locked: now < user_lock || now < net_lock,
+        })
     }
 
     /// After a successful login: `source`'s network becomes (or stays) known for `user`, and
@@ -139,9 +172,9 @@ impl Host {
         user: &str,
         source: IpAddr,
         now: UnixSeconds,
+        facts: &StartFacts,
     ) -> Result<Option<(StartCount, Option<LoginRecord>)>, LoginError> {
-        let (known_network, noted_recently) = self.known_network(user, source, now).await;
-        let keys = self.throttle_keys(user, source, known_network);
+        let keys = self.throttle_keys(user, source, facts.known_network);
         // The check and the count are one step: concurrent starts cannot all pass the check
         // before any has counted (issue 14, item 3).
         let counted = self
@@ -167,8 +200,8 @@ impl Host {
         }
         let count = StartCount {
             locks,
-            known_network,
-            noted_recently,
+            known_network: facts.known_network,
+            noted_recently: facts.noted_recently,
         };
         Ok(Some((count, login)))
     }

@@ -461,7 +461,7 @@ pub enum ThrottleKey<'a> {
     /// Failures for one user from one network it is known to log in from (see
     /// [`Store::is_known_network`]): what throttles that user there instead of
     /// [`ThrottleKey::User`], so that a flood naming the user from elsewhere does not lock it
-    /// out of its own networks (see [`Store::last_success_from`]). The network as in
+    /// out of its own networks (see [`Store::start_lookup`]). The network as in
     /// [`ThrottleKey::Network`].
     UserFrom(&'a str, IpAddr, u8),
 }
@@ -499,7 +499,7 @@ impl ThrottleKey<'_> {
     }
 }
 
-/// How long a network a user logged in from stays known ([`Store::last_success_from`]):
+/// How long a network a user logged in from stays known ([`Store::start_lookup`]):
 /// 30 days; housekeeping forgets it after.
 pub const KNOWN_NETWORK_SECS: u64 = 30 * 86_400;
 
@@ -647,6 +647,17 @@ pub struct Counted {
     pub after: Vec<ThrottleState>,
     /// `None` for no such user, or one without an OPAQUE record or pairs.
     pub login: Option<LoginRecord>,
+}
+
+/// What [`Store::start_lookup`] read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StartLookup {
+    /// When the user last logged in from the network.
+    pub last_success: Option<UnixSeconds>,
+    /// The user's OPAQUE registration record, if it can log in.
+    pub opaque_record: Option<Vec<u8>>,
+    /// The lock end of each key, in the keys' order.
+    pub locked_until: [UnixSeconds; 3],
 }
 
 /// A user's OPAQUE registration record and the access counter drawn for this login.
@@ -910,9 +921,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Records that `user` logged in from `network` (a source network's throttle key, as
     /// [`ThrottleKey::to_key`] writes it) at `now`.
     async fn note_known_network(&self, user: &str, network: &str, now: UnixSeconds) -> Result<()>;
-    /// When `user` last logged in from `network` (as [`Store::note_known_network`] recorded
-    /// it), if it did within what housekeeping keeps.
-    async fn last_success_from(&self, user: &str, network: &str) -> Result<Option<UnixSeconds>>;
+    /// What a login start reads before it counts, in one statement: when `user` last logged
+    /// in from `network` (as [`Store::note_known_network`] recorded it, if within what
+    /// housekeeping keeps), its OPAQUE record if it can log in (a record and pairs, as
+    /// [`Store::count_start`] requires), and the lock end of each of `keys` (0 for a key
+    /// with no entry).
+    async fn start_lookup(
+        &self,
+        user: &str,
+        network: &str,
+        keys: [ThrottleKey<'_>; 3],
+    ) -> Result<StartLookup>;
     /// Every throttle entry, by key (`kasane-host throttle list`).
     async fn list_throttle(&self) -> Result<Vec<ThrottleEntry>>;
     /// Forgets the entry stored under `key` as [`ThrottleEntry::key`] shows it

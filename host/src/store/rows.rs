@@ -6,8 +6,8 @@ use kasane_protocol::ReplayWindow;
 
 use super::accept::Usage;
 use super::{
-    AuditCheckpoint, AuditRecord, ChallengePair, QueuedMessage, Result, Session, ThrottleEntry,
-    ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing, from_db,
+    AuditCheckpoint, AuditRecord, ChallengePair, QueuedMessage, Result, Session, StartLookup,
+    ThrottleEntry, ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing, from_db,
 };
 
 /// A generated id (`users.id`, `relay_queue.id`).
@@ -226,6 +226,30 @@ impl ThrottleRow {
         Ok(ThrottleState {
             failures: from_db(self.failures, "failures")?,
             locked_until: from_db(self.locked_until, "locked_until")?,
+        })
+    }
+}
+
+/// What a login start reads before it counts ([`super::Store::start_lookup`]).
+#[derive(sqlx::FromRow)]
+pub(super) struct StartLookupRow {
+    last_success: Option<i64>,
+    opaque_record: Option<Vec<u8>>,
+    lock_a: Option<i64>,
+    lock_b: Option<i64>,
+    lock_c: Option<i64>,
+}
+
+impl StartLookupRow {
+    pub(super) fn lookup(self) -> Result<StartLookup> {
+        let lock = |v: Option<i64>| from_db(v.unwrap_or(0), "locked_until");
+        Ok(StartLookup {
+            last_success: self
+                .last_success
+                .map(|t| from_db(t, "last_success"))
+                .transpose()?,
+            opaque_record: self.opaque_record,
+            locked_until: [lock(self.lock_a)?, lock(self.lock_b)?, lock(self.lock_c)?],
         })
     }
 }

@@ -17,14 +17,14 @@ use super::batch_sql::{
 use super::rows::{
     AuditRow, CheckpointRow, CountRow, CounterRow, FactRow, HeadRow, IdRow, LoginRow, PairRow,
     PendingRow, QueueUsageRow, QueuedRow, SeqRow, SessionHeadRow, SessionIdRow, SessionRow,
-    ThrottleListRow, ThrottleRow, UserRow, UserSummaryRow, WindowRow, convert,
+    StartLookupRow, ThrottleListRow, ThrottleRow, UserRow, UserSummaryRow, WindowRow, convert,
 };
 use super::{
     AcceptMessage, AcceptOutcome, AuditCheckpoint, AuditCursor, AuditRecord, Backoff,
     ChallengePair, Counted, Direction, Forgiven, LoginRecord, LoginStage, NewPendingLogin,
     NewSession, NewUser, PendingBounds, Purged, QueuedMessage, Result, Session, SqliteCommitter,
-    Store, StoreError, ThrottleEntry, ThrottleKey, ThrottleState, UnixSeconds, UserRecord,
-    UserSummary, Zeroizing, from_db, is_unique_violation, to_db,
+    StartLookup, Store, StoreError, ThrottleEntry, ThrottleKey, ThrottleState, UnixSeconds,
+    UserRecord, UserSummary, Zeroizing, from_db, is_unique_violation, to_db,
 };
 use kasane_protocol::ProtocolError;
 
@@ -952,15 +952,31 @@ where
         Ok(())
     }
 
-    async fn last_success_from(&self, user: &str, network: &str) -> Result<Option<UnixSeconds>> {
-        let row: Option<CountRow> = sqlx::query_as(
-            "SELECT last_success AS n FROM known_networks WHERE user_name = $1 AND network = $2",
+    async fn start_lookup(
+        &self,
+        user: &str,
+        network: &str,
+        keys: [ThrottleKey<'_>; 3],
+    ) -> Result<StartLookup> {
+        let [a, b, c] = keys.map(|k| k.to_key());
+        let row: StartLookupRow = sqlx::query_as(
+            "SELECT (SELECT last_success FROM known_networks \
+                       WHERE user_name = $1 AND network = $2) AS last_success, \
+               (SELECT opaque_record FROM users WHERE name = $1 AND opaque_record IS NOT NULL \
+                  AND EXISTS (SELECT 1 FROM challenge_pairs p WHERE p.user_id = users.id)) \
+                 AS opaque_record, \
+               (SELECT locked_until FROM throttle WHERE key = $3) AS lock_a, \
+               (SELECT locked_until FROM throttle WHERE key = $4) AS lock_b, \
+               (SELECT locked_until FROM throttle WHERE key = $5) AS lock_c",
         )
         .bind(user)
         .bind(network)
-        .fetch_optional(&self.relaxed)
+        .bind(a.as_str())
+        .bind(b.as_str())
+        .bind(c.as_str())
+        .fetch_one(&self.relaxed)
         .await?;
-        row.map(|r| from_db(r.n, "last_success")).transpose()
+        row.lookup()
     }
 
     async fn clear_throttle(&self, key: ThrottleKey<'_>) -> Result<()> {
