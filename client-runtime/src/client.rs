@@ -85,23 +85,7 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// Runs `transform` on `input` on a blocking thread: the key and the fuel used.
-pub(crate) async fn derive(
-    transform: &Transform,
-    input: kasane_abi::DeriveInputBuf,
-) -> Result<(Zeroizing<Vec<u8>>, u64), ClientError> {
-    let transform = transform.clone();
-    tokio::task::spawn_blocking(move || {
-        let derived = kasane_protocol::with_derive_input(&input, |v| transform.derive(v))??;
-        Ok((
-            Zeroizing::new(derived.key.as_bytes().to_vec()),
-            derived.fuel_used,
-        ))
-    })
-    .await?
-}
-
-/// [`derive`] for a message (purpose = message): on one of the module's warm instances, in
+/// The transform run for a message (purpose = message): on one of the module's warm instances, in
 /// place when its last call was quick (`kasane_sandbox::QUICK_FUEL`), else on a blocking
 /// thread. The same output as a fresh instance (`Transform::derive_warm`).
 pub(crate) async fn derive_message(
@@ -178,22 +162,20 @@ impl Client {
     pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
         let endpoint = Endpoint::parse(&config.server, config.server_name.as_deref())?;
         let tls = crate::net::tls_config(&config.ca_pem)?;
+        // The local work (the trust store opened, the sandbox's engine and the compile cache
+        // made) runs on a blocking thread while the TLS handshake waits for the host.
         let opening = {
             let (state_dir, root) = (config.state_dir.clone(), config.root_json.clone());
-            tokio::task::spawn_blocking(move || trust_store(state_dir.as_deref(), &root))
+            tokio::task::spawn_blocking(move || {
+                let store = trust_store(state_dir.as_deref(), &root)?;
+                Ok::<_, ClientError>((store, local_parts(state_dir.as_deref())?))
+            })
         };
         // Both halves are waited for, so that nothing is still writing to the state
         // directory when `connect` returns (an error of the connection is reported first).
         let (conn, opened) = tokio::join!(Conn::open(&endpoint, &tls, config.timeout), opening);
-        let (mut conn, mut store) = (conn?, opened??);
-        let local = {
-            let state_dir = config.state_dir.clone();
-            tokio::task::spawn_blocking(move || local_parts(state_dir.as_deref()))
-        };
-        let mut source = HostRegistry(&mut conn);
-        let (updated, local) = tokio::join!(refresh(&mut store, &mut source), local);
-        updated?;
-        let (sandbox, cache, modules_dir) = local??;
+        let (mut conn, (mut store, (sandbox, cache, modules_dir))) = (conn?, opened??);
+        refresh(&mut store, &mut HostRegistry(&mut conn)).await?;
         Ok(Client {
             inner: Arc::new(Inner {
                 config,

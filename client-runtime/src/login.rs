@@ -1,13 +1,15 @@
 //! [`Client::login`], step by step: start (OPAQUE KE1; KE2 signed by the host key) →
 //! finish (KE3 from the password, one argon2id; the sealed challenge bundle) → admission
-//! (ticket and module checked against the trusted registry) → compile in the sandbox →
-//! answers, keyed verifiers and the auth transform → response and the host's confirm.
+//! (ticket and module checked against the trusted registry) → answers and keyed verifiers →
+//! compile in the sandbox and the auth transform (one blocking hand-off) → response and the
+//! host's confirm.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::StatusCode;
+use kasane_abi::DeriveInputBuf;
 use kasane_protocol::login::{ClientAwaitAccept, ClientAwaitBundle, ClientChallenge};
 use kasane_protocol::wire::{ChallengeBundle, Message, Profile, StartResponse};
 use kasane_protocol::{ClientStart, Padding, ProtocolError, ResponseAccept};
@@ -18,7 +20,7 @@ use kasane_sandbox::{CacheOutcome, Limits, Transform};
 use rand_core::OsRng;
 use zeroize::Zeroizing;
 
-use crate::client::{Inner, decode, derive};
+use crate::client::{Inner, decode};
 use crate::error::ModuleRefused;
 use crate::net::Conn;
 use crate::{Client, ClientError, Responder, Session};
@@ -72,8 +74,11 @@ impl Client {
             author,
             bytes,
         } = self.admit(&mut conn, &bundle, &nonce).await?;
-        let (transform, outcome) = compile(inner, bytes, &entry).await?;
-        let (awaiting, request, fuel_used) = authenticate(challenge, &transform, responder).await?;
+        let input = auth_input(&challenge, responder)?;
+        let derived = compile_and_derive(inner, bytes, &entry, input).await?;
+        let (awaiting, request) = challenge.respond(&derived.t_auth)?;
+        let (transform, outcome, fuel_used) =
+            (derived.transform, derived.outcome, derived.fuel_used);
         let (token, proto) = confirm(&mut conn, awaiting, request, inner.config.padding).await?;
         let report = LoginReport {
             user: user.to_owned(),
@@ -278,37 +283,12 @@ async fn finish(
     Ok(client.receive(&body)?)
 }
 
-/// Step 4: compiles the admitted module (or loads it from the compile cache) off the async
-/// workers, with the entry's limits.
-async fn compile(
-    inner: &Arc<Inner>,
-    bytes: Vec<u8>,
-    entry: &TargetEntry,
-) -> Result<(Transform, CacheOutcome), ClientError> {
-    let limits = Limits {
-        fuel: entry.fuel,
-        memory_bytes: entry.memory,
-        ..Limits::default()
-    };
-    let profile = entry.profile;
-    let inner = inner.clone();
-    let loaded = tokio::task::spawn_blocking(move || {
-        inner
-            .sandbox
-            .load_cached(&bytes, profile, limits, &inner.cache)
-    })
-    .await??;
-    Ok(loaded)
-}
-
-/// Step 5: answers → keyed verifiers (HMAC under this login's response key) → the auth
-/// transform.
-/// Returns the client awaiting the host's accept, the response to send, and the fuel used.
-async fn authenticate(
-    challenge: ClientChallenge,
-    transform: &Transform,
+/// Step 4: answers → keyed verifiers (HMAC under this login's response key) → the auth
+/// transform's input.
+fn auth_input(
+    challenge: &ClientChallenge,
     responder: &mut dyn Responder,
-) -> Result<(ClientAwaitAccept, Vec<u8>, u64), ClientError> {
+) -> Result<DeriveInputBuf, ClientError> {
     let challenges = &challenge.bundle().challenges;
     let mut answers = Vec::with_capacity(challenges.len());
     for c in challenges {
@@ -318,11 +298,47 @@ async fn authenticate(
     let verifiers = challenge.verifiers(&refs)?;
     drop(refs);
     drop(answers);
-    let input = challenge.auth_input(&verifiers)?;
-    drop(verifiers);
-    let (t_auth, fuel_used) = derive(transform, input).await?;
-    let (awaiting, request) = challenge.respond(&t_auth)?;
-    Ok((awaiting, request, fuel_used))
+    Ok(challenge.auth_input(&verifiers)?)
+}
+
+/// What step 5 made: the loaded transform, whether it came from the compile cache, its auth
+/// output and the fuel it used.
+struct AuthDerived {
+    transform: Transform,
+    outcome: CacheOutcome,
+    t_auth: Zeroizing<Vec<u8>>,
+    fuel_used: u64,
+}
+
+/// Step 5: compiles the admitted module (or loads it from the compile cache) with the entry's
+/// limits and runs it on `input`, in one hand-off to a blocking thread.
+async fn compile_and_derive(
+    inner: &Arc<Inner>,
+    bytes: Vec<u8>,
+    entry: &TargetEntry,
+    input: DeriveInputBuf,
+) -> Result<AuthDerived, ClientError> {
+    let limits = Limits {
+        fuel: entry.fuel,
+        memory_bytes: entry.memory,
+        ..Limits::default()
+    };
+    let profile = entry.profile;
+    let inner = inner.clone();
+    tokio::task::spawn_blocking(move || {
+        let (transform, outcome) =
+            inner
+                .sandbox
+                .load_cached(&bytes, profile, limits, &inner.cache)?;
+        let derived = kasane_protocol::with_derive_input(&input, |v| transform.derive(v))??;
+        Ok(AuthDerived {
+            t_auth: Zeroizing::new(derived.key.as_bytes().to_vec()),
+            fuel_used: derived.fuel_used,
+            transform,
+            outcome,
+        })
+    })
+    .await?
 }
 
 /// Step 6: sends the response; checks the host's accept and its confirm. Returns the
