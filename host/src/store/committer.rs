@@ -124,7 +124,7 @@ fn select_in<K: ToSql + Copy, R: FromRusqlite>(
 }
 
 /// Whether `e` is SQLite's refusal of a duplicate key.
-fn is_unique_violation(e: &rusqlite::Error) -> bool {
+pub(super) fn is_unique_violation(e: &rusqlite::Error) -> bool {
     use rusqlite::ffi;
     matches!(
         e,

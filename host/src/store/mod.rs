@@ -133,6 +133,8 @@ pub use zeroize::Zeroizing;
 mod accept;
 mod batch_sql;
 mod committer;
+mod direct;
+mod login_sql;
 mod postgres;
 mod rows;
 mod sql;
@@ -155,9 +157,13 @@ pub enum StoreError {
     /// The database failed or could not be reached.
     #[error("database error")]
     Database(#[from] sqlx::Error),
-    /// The SQLite message committer's connection failed ([`SqliteCommitter`]).
+    /// A SQLite connection of the message committer ([`SqliteCommitter`]) or of the login
+    /// path's calls failed.
     #[error("database error")]
     Sqlite(#[from] rusqlite::Error),
+    /// A store call's blocking thread ended without an answer (it panicked).
+    #[error("database call aborted")]
+    CallAborted,
     /// Running the migrations failed.
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -60,6 +60,7 @@ impl SqlStore<Postgres> {
             pool,
             relaxed,
             file: None,
+            direct: None,
         })
     }
 }

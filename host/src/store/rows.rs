@@ -6,8 +6,9 @@ use kasane_protocol::ReplayWindow;
 
 use super::accept::Usage;
 use super::{
-    AuditCheckpoint, AuditRecord, ChallengePair, QueuedMessage, Result, Session, StartLookup,
-    ThrottleEntry, ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing, from_db,
+    AuditCheckpoint, AuditRecord, ChallengePair, LoginRecord, QueuedMessage, Result, Session,
+    StartLookup, ThrottleEntry, ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing,
+    from_db,
 };
 
 /// A generated id (`users.id`, `relay_queue.id`).
@@ -31,8 +32,18 @@ pub(super) struct CounterRow {
 /// A user's OPAQUE registration record and access counter, as a login start draws it.
 #[derive(sqlx::FromRow)]
 pub(super) struct LoginRow {
-    pub(super) opaque_record: Vec<u8>,
-    pub(super) counter: i64,
+    opaque_record: Vec<u8>,
+    counter: i64,
+}
+
+impl LoginRow {
+    /// The record with its counter.
+    pub(super) fn record(self) -> Result<LoginRecord> {
+        Ok(LoginRecord {
+            opaque_record: self.opaque_record,
+            counter: from_db(self.counter, "counter")?,
+        })
+    }
 }
 
 /// The value of a `host_facts` entry.
@@ -216,17 +227,20 @@ impl SessionRow {
 /// A `throttle` entry with its key (several keys in one query).
 #[derive(sqlx::FromRow)]
 pub(super) struct ThrottleRow {
-    pub(super) key: String,
+    key: String,
     failures: i64,
     locked_until: i64,
 }
 
-impl ThrottleRow {
-    pub(super) fn state(&self) -> Result<ThrottleState> {
-        Ok(ThrottleState {
-            failures: from_db(self.failures, "failures")?,
-            locked_until: from_db(self.locked_until, "locked_until")?,
-        })
+impl TryFrom<ThrottleRow> for (String, ThrottleState) {
+    type Error = super::StoreError;
+
+    fn try_from(r: ThrottleRow) -> Result<Self> {
+        let state = ThrottleState {
+            failures: from_db(r.failures, "failures")?,
+            locked_until: from_db(r.locked_until, "locked_until")?,
+        };
+        Ok((r.key, state))
     }
 }
 
@@ -369,6 +383,11 @@ macro_rules! from_rusqlite {
 }
 
 from_rusqlite! {
+    ThrottleRow { key, failures, locked_until }
+    LoginRow { opaque_record, counter }
+    StartLookupRow { last_success, opaque_record, lock_a, lock_b, lock_c }
+    PendingRow { parts, expires_at }
+    PairRow { prompt, salt, verifier }
     WindowRow { session_id, last_seq_from_client, seq_window }
     SessionHeadRow { session_id, seq, record_hash }
     QueueUsageRow { id, name, messages, bytes }

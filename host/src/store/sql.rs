@@ -14,6 +14,8 @@ use super::accept::{self, Found, Plan};
 use super::batch_sql::{
     self, BATCH_ROWS, Param, heads_sql, padded, unknown_queues_sql, user_queues_sql, windows_sql,
 };
+use super::direct::DirectSqlite;
+use super::login_sql::{self, Stmt};
 use super::rows::{
     AuditRow, CheckpointRow, CountRow, CounterRow, FactRow, HeadRow, IdRow, LoginRow, PairRow,
     PendingRow, QueueUsageRow, QueuedRow, SeqRow, SessionHeadRow, SessionIdRow, SessionRow,
@@ -84,6 +86,8 @@ pub struct SqlStore<DB: Database> {
     pub(super) pool: Pool<DB>,
     pub(super) relaxed: Pool<DB>,
     pub(super) file: Option<std::sync::Arc<std::path::Path>>,
+    /// On a SQLite file, the login path's calls ([`DirectSqlite`]).
+    pub(super) direct: Option<std::sync::Arc<DirectSqlite>>,
 }
 
 impl<DB: Database> std::fmt::Debug for SqlStore<DB> {
@@ -92,6 +96,7 @@ impl<DB: Database> std::fmt::Debug for SqlStore<DB> {
             .field("pool", &self.pool)
             .field("relaxed", &self.relaxed)
             .field("file", &self.file)
+            .field("direct", &self.direct.is_some())
             .finish()
     }
 }
@@ -102,6 +107,7 @@ impl<DB: Database> Clone for SqlStore<DB> {
             pool: self.pool.clone(),
             relaxed: self.relaxed.clone(),
             file: self.file.clone(),
+            direct: self.direct.clone(),
         }
     }
 }
@@ -152,22 +158,26 @@ const CHAIN_HEAD: &str = "SELECT seq, record_hash FROM audit_log WHERE session_i
 /// Deletes the session with token hash `$1`.
 const DELETE_SESSION: &str = "DELETE FROM sessions WHERE token_hash = $1";
 
-/// Deletes the throttle entry `$1`.
-const DELETE_THROTTLE: &str = "DELETE FROM throttle WHERE key = $1";
-
-/// Throttle keys in the order their rows are to be locked: sorted, as an `UPDATE … WHERE key
-/// IN (…)` walks the primary key, so that on PostgreSQL two statements locking the same
-/// user and source rows never wait for each other in a cycle.
-fn in_lock_order(keys: &[String]) -> Vec<&String> {
-    let mut sorted: Vec<&String> = keys.iter().collect();
-    sorted.sort();
-    sorted
-}
-
 /// Alive iff `last_seen > now − idle` (and `expires_at > now`): the bound on `last_seen`,
 /// written so that nothing overflows (it may be negative).
 fn idle_seen_after(now: i64, idle_timeout: u64) -> Result<i64> {
     Ok(now.saturating_sub(to_db(idle_timeout, "idle_timeout")?))
+}
+
+/// `$query` (a `Query` or a `QueryAs`) with `$params` ([`Param`]s) bound in order. A macro:
+/// the two query types share `bind` but no trait that names it.
+macro_rules! bind_params {
+    ($query:expr, $params:expr) => {{
+        let mut query = $query;
+        for p in $params {
+            query = match *p {
+                Param::Int(v) => query.bind(v),
+                Param::Blob(b) => query.bind(b),
+                Param::Text(t) => query.bind(t),
+            };
+        }
+        query
+    }};
 }
 
 /// Rows of type `$row` from `$sql(n)` with the `IN` list `$keys` (padded to `n`, a power of
@@ -204,96 +214,40 @@ where
     for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
     for<'r> &'r str: ColumnIndex<DB::Row>,
 {
-    /// Locks `key` per `backoff` after the failure that brought it to `counted`: only ever
-    /// moves the lock later, so concurrent failures (each with its own count) leave the
-    /// longest lock, in any order. Returns the state after.
-    async fn lock_after(
-        conn: &mut DB::Connection,
-        key: &str,
-        counted: ThrottleState,
-        now: UnixSeconds,
-        backoff: &Backoff,
-    ) -> Result<ThrottleState> {
-        let lock = backoff.lock_secs(counted.failures);
-        if lock == 0 {
-            return Ok(counted);
-        }
-        // Capped to what the database holds.
-        let locked_until = now
-            .saturating_add(lock)
-            .min(i64::MAX as u64)
-            .max(counted.locked_until);
-        sqlx::query("UPDATE throttle SET locked_until = $2 WHERE key = $1 AND locked_until < $2")
-            .bind(key)
-            .bind(to_db(locked_until, "locked_until")?)
-            .execute(&mut *conn)
-            .await?;
-        Ok(ThrottleState {
-            failures: counted.failures,
-            locked_until,
-        })
+    /// `stmt` as a query, its parameters bound in order.
+    fn query<'q>(stmt: &'q Stmt<'q>) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>> {
+        bind_params!(sqlx::query(&stmt.sql), &stmt.params)
+    }
+
+    /// `stmt` as a query of rows of type `R`, its parameters bound in order.
+    fn query_as<'q, R>(stmt: &'q Stmt<'q>) -> sqlx::query::QueryAs<'q, DB, R, DB::Arguments<'q>>
+    where
+        R: for<'r> FromRow<'r, DB::Row>,
+    {
+        bind_params!(sqlx::query_as(&stmt.sql), &stmt.params)
     }
 
     /// Counts one failure of each of `keys` (distinct, non-empty) in one statement and locks
-    /// each per `backoff`; the new states in their order.
+    /// each per `backoff` ([`login_sql::lock_due`]); the new states in their order.
     async fn count_failures(
         conn: &mut DB::Connection,
         keys: &[String],
         now: UnixSeconds,
         backoff: &Backoff,
     ) -> Result<Vec<ThrottleState>> {
-        let rows: Vec<String> = (4..=keys.len() + 3)
-            .map(|i| format!("(${i}, 1, 0, $1)"))
-            .collect();
-        // $1 now, $2 decay_secs, $3 the ceiling: what is left of the count after one failure
-        // leaked per decay_secs since the last (never negative, nothing for a clock behind),
-        // plus this one, capped.
-        let leaked = "(CASE WHEN $1 > throttle.last_failure \
-             THEN ($1 - throttle.last_failure) / $2 ELSE 0 END)";
-        let left = format!(
-            "(CASE WHEN throttle.failures > {leaked} THEN throttle.failures - {leaked} ELSE 0 END)"
-        );
-        let sql = format!(
-            "INSERT INTO throttle (key, failures, locked_until, last_failure) VALUES {} \
-             ON CONFLICT (key) DO UPDATE SET \
-               failures = CASE WHEN {left} + 1 > $3 THEN $3 ELSE {left} + 1 END, \
-               last_failure = $1 \
-             RETURNING key, failures, locked_until",
-            rows.join(", ")
-        );
-        let mut query = sqlx::query_as::<_, ThrottleRow>(&sql)
-            .bind(to_db(now, "now")?)
-            .bind(to_db(backoff.decay_secs.max(1), "decay_secs")?)
-            .bind(to_db(backoff.ceiling(), "ceiling")?);
-        for k in in_lock_order(keys) {
-            query = query.bind(k.as_str());
-        }
-        let counted = query.fetch_all(&mut *conn).await?;
+        let stmt = login_sql::count_failures(keys, now, backoff)?;
+        let rows: Vec<ThrottleRow> = Self::query_as(&stmt).fetch_all(&mut *conn).await?;
+        let counted = convert(rows)?;
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
-            let row = counted
-                .iter()
-                .find(|r| &r.key == k)
-                .ok_or(StoreError::OutOfRange {
-                    what: "throttle key",
-                })?;
-            out.push(Self::lock_after(&mut *conn, k, row.state()?, now, backoff).await?);
+            let (state, due) = login_sql::lock_due(login_sql::counted(&counted, k)?, now, backoff);
+            if due {
+                let lock = login_sql::lock_until(k, state.locked_until)?;
+                Self::query(&lock).execute(&mut *conn).await?;
+            }
+            out.push(state);
         }
         Ok(out)
-    }
-
-    /// `query` with a pending login's five values bound next (id, stage, source, parts,
-    /// expiry), as `INSERT INTO pending_logins` takes them.
-    fn bind_pending<'q>(
-        query: sqlx::query::Query<'q, DB, DB::Arguments<'q>>,
-        login: &'q NewPendingLogin,
-    ) -> Result<sqlx::query::Query<'q, DB, DB::Arguments<'q>>> {
-        Ok(query
-            .bind(login.id.as_slice())
-            .bind(login.stage.as_str())
-            .bind(login.source.as_str())
-            .bind(&login.parts[..])
-            .bind(to_db(login.expires_at, "expires_at")?))
     }
 
     /// Writes every key's throttle row (made if missing, unchanged if there), in lock order:
@@ -312,7 +266,7 @@ where
             rows.join(", ")
         );
         let mut query = sqlx::query(&sql).bind(to_db(now, "now")?);
-        for k in in_lock_order(keys) {
+        for k in login_sql::in_lock_order(keys) {
             query = query.bind(k.as_str());
         }
         query.execute(&mut *conn).await?;
@@ -322,42 +276,16 @@ where
     /// Increments the access counter of `user` if it can log in (an OPAQUE record and
     /// pairs), and returns the record with the new counter.
     async fn draw_counter(conn: &mut DB::Connection, user: &str) -> Result<Option<LoginRecord>> {
-        let row: Option<LoginRow> = sqlx::query_as(
-            "UPDATE users SET counter = counter + 1 \
-             WHERE name = $1 AND opaque_record IS NOT NULL \
-               AND EXISTS (SELECT 1 FROM challenge_pairs p WHERE p.user_id = users.id) \
-             RETURNING opaque_record, counter",
-        )
-        .bind(user)
-        .fetch_optional(&mut *conn)
-        .await?;
-        row.map(|r| {
-            Ok(LoginRecord {
-                opaque_record: r.opaque_record,
-                counter: from_db(r.counter, "counter")?,
-            })
-        })
-        .transpose()
+        let stmt = login_sql::draw_counter(user);
+        let row: Option<LoginRow> = Self::query_as(&stmt).fetch_optional(&mut *conn).await?;
+        row.map(LoginRow::record).transpose()
     }
 
     /// The states of `keys`, in their order (all zero for a key with no entry).
     async fn states_on(conn: &mut DB::Connection, keys: &[String]) -> Result<Vec<ThrottleState>> {
-        let placeholders: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT key, failures, locked_until FROM throttle WHERE key IN ({})",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query_as::<_, ThrottleRow>(&sql);
-        for k in keys {
-            query = query.bind(k.as_str());
-        }
-        let rows = query.fetch_all(&mut *conn).await?;
-        keys.iter()
-            .map(|k| match rows.iter().find(|r| &r.key == k) {
-                Some(r) => r.state(),
-                None => Ok(ThrottleState::default()),
-            })
-            .collect()
+        let stmt = login_sql::states(keys);
+        let rows: Vec<ThrottleRow> = Self::query_as(&stmt).fetch_all(&mut *conn).await?;
+        Ok(login_sql::states_in_order(keys, &convert(rows)?))
     }
 
     /// Inserts `pairs` for user `id` in card order.
@@ -459,15 +387,9 @@ where
     /// a few multi-row statements each ([`batch_sql::writes`]).
     async fn write_batch(conn: &mut DB::Connection, plan: &Plan<'_>) -> Result<()> {
         for w in batch_sql::writes(plan)? {
-            let mut query = sqlx::query(&w.sql);
-            for p in &w.params {
-                query = match *p {
-                    Param::Int(v) => query.bind(v),
-                    Param::Blob(b) => query.bind(b),
-                    Param::Text(t) => query.bind(t),
-                };
-            }
-            let done = query.execute(&mut *conn).await;
+            let done = bind_params!(sqlx::query(&w.sql), &w.params)
+                .execute(&mut *conn)
+                .await;
             done.map_err(|e| match w.appends_audit {
                 true => unique_as(e, StoreError::AuditChainMismatch),
                 false => StoreError::Database(e),
@@ -637,7 +559,7 @@ where
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(DELETE_THROTTLE)
+        sqlx::query(login_sql::DELETE_THROTTLE)
             .bind(ThrottleKey::User(name).to_key().as_str())
             .execute(&mut *tx)
             .await?;
@@ -646,7 +568,7 @@ where
     }
 
     async fn unlock_user(&self, name: &str) -> Result<bool> {
-        sqlx::query(DELETE_THROTTLE)
+        sqlx::query(login_sql::DELETE_THROTTLE)
             .bind(ThrottleKey::User(name).to_key().as_str())
             .execute(&self.pool)
             .await?;
@@ -696,13 +618,11 @@ where
     }
 
     async fn challenge_pairs(&self, name: &str) -> Result<Vec<ChallengePair>> {
-        let pairs: Vec<PairRow> = sqlx::query_as(
-            "SELECT prompt, salt, verifier FROM challenge_pairs \
-             WHERE user_id = (SELECT id FROM users WHERE name = $1) ORDER BY idx",
-        )
-        .bind(name)
-        .fetch_all(&self.relaxed)
-        .await?;
+        if let Some(direct) = &self.direct {
+            return direct.challenge_pairs(name).await;
+        }
+        let stmt = login_sql::challenge_pairs(name);
+        let pairs: Vec<PairRow> = Self::query_as(&stmt).fetch_all(&self.relaxed).await?;
         Ok(pairs.into_iter().map(ChallengePair::from).collect())
     }
 
@@ -727,39 +647,28 @@ where
         now: UnixSeconds,
         bounds: PendingBounds,
     ) -> Result<u64> {
-        // Room first: the source's oldest starts past `per_source − 1` (its index walks at
-        // most that many), the oldest rows past `total − 1` (a walk of the rows there are:
-        // few unless under attack, at most `total`), expired rows. Then the insert: in the
-        // same round trip where the backend allows it.
-        let evict = "DELETE FROM pending_logins WHERE expires_at <= $1 \
-             OR seq <= (SELECT seq FROM pending_logins ORDER BY seq DESC LIMIT 1 OFFSET $2) \
-             OR (stage = 'start' AND source = $3 AND seq <= \
-                 (SELECT seq FROM pending_logins WHERE stage = 'start' AND source = $3 \
-                  ORDER BY seq DESC LIMIT 1 OFFSET $4))";
-        let insert = |first: usize| {
-            format!(
-                "INSERT INTO pending_logins (id, stage, source, parts, expires_at) VALUES ({})",
-                batch_sql::params(first, 5)
-            )
-        };
-        let bind_evict = |sql| -> Result<_> {
-            Ok(sqlx::query(sql)
-                .bind(to_db(now, "now")?)
-                .bind(to_db(bounds.total.saturating_sub(1), "total")?)
-                .bind(login.source.as_str())
-                .bind(to_db(bounds.per_source.saturating_sub(1), "per_source")?))
-        };
+        if let Some(direct) = &self.direct {
+            return direct.put_pending_login(login, now, bounds).await;
+        }
+        // Room first ([`login_sql::evict_pending`]), then the insert: in the same round trip
+        // where the backend allows it.
+        let evict = login_sql::evict_pending(login, now, bounds)?;
         if DB::MULTI_STATEMENT {
-            let both = format!("{evict}; {}", insert(5));
-            let done = Self::bind_pending(bind_evict(&both)?, login)?
+            let insert = login_sql::insert_pending(login, evict.params.len() + 1)?;
+            let both = Stmt {
+                sql: format!("{}; {}", evict.sql, insert.sql),
+                params: evict.params.into_iter().chain(insert.params).collect(),
+            };
+            let done = Self::query(&both)
                 .execute(&self.relaxed)
                 .await
                 .map_err(|e| unique_as(e, StoreError::Duplicate))?;
             // The insert's one row, and the evicted ones.
             return Ok(DB::rows_affected(&done).saturating_sub(1));
         }
-        let evicted = bind_evict(evict)?.execute(&self.relaxed).await?;
-        Self::bind_pending(sqlx::query(&insert(1)), login)?
+        let evicted = Self::query(&evict).execute(&self.relaxed).await?;
+        let insert = login_sql::insert_pending(login, 1)?;
+        Self::query(&insert)
             .execute(&self.relaxed)
             .await
             .map_err(|e| unique_as(e, StoreError::Duplicate))?;
@@ -772,39 +681,27 @@ where
         stage: LoginStage,
         now: UnixSeconds,
     ) -> Result<Option<Zeroizing<Vec<u8>>>> {
-        let row: Option<PendingRow> = sqlx::query_as(
-            "DELETE FROM pending_logins WHERE id = $1 AND stage = $2 \
-             RETURNING parts, expires_at",
-        )
-        .bind(id)
-        .bind(stage.as_str())
-        .fetch_optional(&self.relaxed)
-        .await?;
-        match row {
-            Some(login) => login.unexpired(now),
-            None => Ok(None),
+        if let Some(direct) = &self.direct {
+            return direct.take_pending_login(id, stage, now).await;
         }
+        let stmt = login_sql::take_pending(id, stage);
+        let row: Option<PendingRow> = Self::query_as(&stmt).fetch_optional(&self.relaxed).await?;
+        row.map_or(Ok(None), |login| login.unexpired(now))
     }
 
     async fn create_session(&self, s: &NewSession) -> Result<()> {
-        let done = sqlx::query(
-            "INSERT INTO sessions (token_hash, session_id, user_id, created_at, \
-               last_seen, expires_at, secret, last_seq_from_client, last_seq_to_client) \
-             SELECT $1, $2, id, $3, $3, $4, $5, 0, 0 FROM users WHERE name = $6",
-        )
-        .bind(s.token_hash.as_slice())
-        .bind(s.session_id.as_slice())
-        .bind(to_db(s.created, "created")?)
-        .bind(to_db(s.expires_at, "expires_at")?)
-        .bind(&s.secret[..])
-        .bind(s.user.as_str())
-        .execute(&self.relaxed)
-        .await
-        .map_err(|e| unique_as(e, StoreError::Duplicate))?;
-        if DB::rows_affected(&done) == 0 {
-            return Err(StoreError::UserNotFound);
+        if let Some(direct) = &self.direct {
+            return direct.create_session(s).await;
         }
-        Ok(())
+        let stmt = login_sql::create_session(s)?;
+        let done = Self::query(&stmt)
+            .execute(&self.relaxed)
+            .await
+            .map_err(|e| unique_as(e, StoreError::Duplicate))?;
+        match DB::rows_affected(&done) {
+            0 => Err(StoreError::UserNotFound),
+            _ => Ok(()),
+        }
     }
 
     async fn touch_session(
@@ -907,7 +804,10 @@ where
                 what: "throttle keys",
             });
         }
-        let keys: Vec<String> = keys.iter().map(ThrottleKey::to_key).collect();
+        let keys = login_sql::key_strings(keys);
+        if let Some(direct) = &self.direct {
+            return direct.count_start(keys, user, now, backoff).await;
+        }
         // No other check-and-count of these keys may run between the check below and the
         // count: SQLite's `BEGIN IMMEDIATE` takes its write lock; on PostgreSQL a write on
         // every key's row (made if missing) locks the rows.
@@ -934,7 +834,10 @@ where
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = keys.iter().map(ThrottleKey::to_key).collect();
+        let keys = login_sql::key_strings(keys);
+        if let Some(direct) = &self.direct {
+            return direct.throttle_states(keys).await;
+        }
         let mut conn = self.relaxed.acquire().await?;
         Self::states_on(&mut *conn, &keys).await
     }
@@ -958,32 +861,22 @@ where
         network: &str,
         keys: [ThrottleKey<'_>; 3],
     ) -> Result<StartLookup> {
-        let [a, b, c] = keys.map(|k| k.to_key());
-        let row: StartLookupRow = sqlx::query_as(
-            "SELECT (SELECT last_success FROM known_networks \
-                       WHERE user_name = $1 AND network = $2) AS last_success, \
-               (SELECT opaque_record FROM users WHERE name = $1 AND opaque_record IS NOT NULL \
-                  AND EXISTS (SELECT 1 FROM challenge_pairs p WHERE p.user_id = users.id)) \
-                 AS opaque_record, \
-               (SELECT locked_until FROM throttle WHERE key = $3) AS lock_a, \
-               (SELECT locked_until FROM throttle WHERE key = $4) AS lock_b, \
-               (SELECT locked_until FROM throttle WHERE key = $5) AS lock_c",
-        )
-        .bind(user)
-        .bind(network)
-        .bind(a.as_str())
-        .bind(b.as_str())
-        .bind(c.as_str())
-        .fetch_one(&self.relaxed)
-        .await?;
+        let keys = keys.map(|k| k.to_key());
+        if let Some(direct) = &self.direct {
+            return direct.start_lookup(user, network, keys).await;
+        }
+        let stmt = login_sql::start_lookup(user, network, &keys);
+        let row: StartLookupRow = Self::query_as(&stmt).fetch_one(&self.relaxed).await?;
         row.lookup()
     }
 
     async fn clear_throttle(&self, key: ThrottleKey<'_>) -> Result<()> {
-        sqlx::query(DELETE_THROTTLE)
-            .bind(key.to_key().as_str())
-            .execute(&self.relaxed)
-            .await?;
+        let key = key.to_key();
+        if let Some(direct) = &self.direct {
+            return direct.clear_throttle(key).await;
+        }
+        let stmt = login_sql::clear_throttle(&key);
+        Self::query(&stmt).execute(&self.relaxed).await?;
         Ok(())
     }
 
@@ -997,7 +890,7 @@ where
     }
 
     async fn clear_throttle_key(&self, key: &str) -> Result<bool> {
-        let done = sqlx::query(DELETE_THROTTLE)
+        let done = sqlx::query(login_sql::DELETE_THROTTLE)
             .bind(key)
             .execute(&self.pool)
             .await?;
@@ -1022,34 +915,12 @@ where
         if forgiven.is_empty() {
             return Ok(());
         }
-        // Per key `$k`: back to `$k+2` if the lock still ends at `$k+1`.
-        let mut cases = Vec::with_capacity(forgiven.len());
-        let mut keys = Vec::with_capacity(forgiven.len());
-        for i in 0..forgiven.len() {
-            let k = 3 * i + 1;
-            cases.push(format!(
-                "WHEN key = ${k} AND locked_until = ${} THEN ${}",
-                k + 1,
-                k + 2
-            ));
-            keys.push(format!("${k}"));
+        let rows = login_sql::forgiven_rows(forgiven);
+        if let Some(direct) = &self.direct {
+            return direct.forgive_failures(rows).await;
         }
-        let sql = format!(
-            "UPDATE throttle SET failures = failures - 1, \
-               locked_until = CASE {} ELSE locked_until END \
-             WHERE key IN ({}) AND failures > 0",
-            cases.join(" "),
-            keys.join(", ")
-        );
-        let keys: Vec<String> = forgiven.iter().map(|f| f.key.to_key()).collect();
-        let mut query = sqlx::query(&sql);
-        for (f, key) in forgiven.iter().zip(&keys) {
-            query = query
-                .bind(key.as_str())
-                .bind(to_db(f.engaged, "engaged")?)
-                .bind(to_db(f.before, "before")?);
-        }
-        query.execute(&self.relaxed).await?;
+        let stmt = login_sql::forgive(&rows)?;
+        Self::query(&stmt).execute(&self.relaxed).await?;
         Ok(())
     }
 

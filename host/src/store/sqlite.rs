@@ -12,6 +12,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+use super::direct::DirectSqlite;
 use super::{Backend, Result, SqlStore, StoreError};
 
 /// Migrations for SQLite (`host/migrations/sqlite/`).
@@ -91,10 +92,13 @@ impl SqlStore<Sqlite> {
             let normal = options.synchronous(SqliteSynchronous::Normal);
             pool_options(false).connect_with(normal).await?
         };
+        // The login path's calls on the file run whole on rusqlite (`super::direct`).
+        let direct = file.clone().map(|f| Arc::new(DirectSqlite::new(f)));
         Ok(Self {
             pool,
             relaxed,
             file,
+            direct,
         })
     }
 }

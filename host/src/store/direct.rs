@@ -1,0 +1,283 @@
+//! The login path's store calls on a SQLite file, each run whole by rusqlite on tokio's
+//! blocking pool: [`DirectSqlite`].
+//!
+//! Why beside sqlx: sqlx runs each statement of a SQLite connection on that connection's
+//! worker thread and wakes the calling task with the answer, so a login's fifteen statements
+//! were fifteen hand-offs between threads, each about 60 µs of CPU on this project's 2-vCPU
+//! machine, with SQLite's own work under a tenth of it (BENCHMARKS.md, the seventh session's
+//! login section). Here a call is one hand-off, however many statements it runs: the check,
+//! count and counter of a start is one instead of five. The calls wait for SQLite's write
+//! lock on a blocking thread, never on an async worker. The statements and the decisions
+//! between them are [`login_sql`]'s, the ones the sqlx path runs (on PostgreSQL, and on an
+//! in-memory SQLite database), so both answer alike; the store tests run both.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{CachedStatement, Connection, OpenFlags, TransactionBehavior};
+use tokio::sync::Semaphore;
+
+use super::committer::is_unique_violation;
+use super::login_sql::{self, ForgivenRow, Stmt};
+use super::rows::{
+    FromRusqlite, LoginRow, PairRow, PendingRow, StartLookupRow, ThrottleRow, convert,
+};
+use super::{
+    Backoff, ChallengePair, Counted, LoginStage, NewPendingLogin, NewSession, PendingBounds,
+    Result, StartLookup, StoreError, ThrottleState, UnixSeconds, Zeroizing,
+};
+
+/// Most calls run at once, and most connections kept open.
+const CONNECTIONS: usize = 8;
+
+/// The login path's calls on the store's SQLite file (relaxed commits: `synchronous =
+/// NORMAL`, as the sqlx relaxed pool's).
+#[derive(Debug)]
+pub(super) struct DirectSqlite {
+    path: Arc<Path>,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl DirectSqlite {
+    /// Calls on the existing database file at `path` (the store made it, in WAL mode, and
+    /// ran the migrations); connections are opened as calls need them.
+    pub(super) fn new(path: Arc<Path>) -> Self {
+        Self {
+            path,
+            idle: Mutex::new(Vec::with_capacity(CONNECTIONS)),
+            permits: Arc::new(Semaphore::new(CONNECTIONS)),
+        }
+    }
+
+    /// Runs `f` on a connection, on a blocking thread. At most [`CONNECTIONS`] run at once;
+    /// a call whose caller went away still runs to its end (a transaction is never left
+    /// open), holding its permit.
+    async fn run<T, F>(self: &Arc<Self>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let permit = self.permits.clone().acquire_owned().await;
+        let permit = permit.map_err(|_| StoreError::CallAborted)?;
+        let this = self.clone();
+        let call = tokio::task::spawn_blocking(move || {
+            let idle = this.lock().pop();
+            let mut conn = match idle {
+                Some(conn) => conn,
+                None => open(&this.path)?,
+            };
+            let out = f(&mut conn);
+            this.lock().push(conn);
+            drop(permit);
+            out
+        });
+        call.await.map_err(|_| StoreError::CallAborted)?
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        // Nothing panics while the lock is held; a poisoned list is still a list of
+        // connections.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// [`Store::start_lookup`](super::Store::start_lookup).
+    pub(super) async fn start_lookup(
+        self: &Arc<Self>,
+        user: &str,
+        network: &str,
+        keys: [String; 3],
+    ) -> Result<StartLookup> {
+        let (user, network) = (user.to_owned(), network.to_owned());
+        self.run(move |c| {
+            let row: Option<StartLookupRow> =
+                rows(c, &login_sql::start_lookup(&user, &network, &keys))?.pop();
+            row.ok_or(StoreError::OutOfRange {
+                what: "start lookup",
+            })?
+            .lookup()
+        })
+        .await
+    }
+
+    /// [`Store::count_start`](super::Store::count_start): `BEGIN IMMEDIATE` takes the write
+    /// lock before the check, as on the sqlx path.
+    pub(super) async fn count_start(
+        self: &Arc<Self>,
+        keys: Vec<String>,
+        user: &str,
+        now: UnixSeconds,
+        backoff: &Backoff,
+    ) -> Result<Option<Counted>> {
+        let (user, backoff) = (user.to_owned(), *backoff);
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let before = states_on(&tx, &keys)?;
+            if before.iter().any(|s| s.is_locked(now)) {
+                tx.commit()?;
+                return Ok(None);
+            }
+            let after = count_failures(&tx, &keys, now, &backoff)?;
+            let drawn: Option<LoginRow> = rows(&tx, &login_sql::draw_counter(&user))?.pop();
+            let login = drawn.map(LoginRow::record).transpose()?;
+            tx.commit()?;
+            Ok(Some(Counted {
+                before,
+                after,
+                login,
+            }))
+        })
+        .await
+    }
+
+    /// [`Store::throttle_states`](super::Store::throttle_states).
+    pub(super) async fn throttle_states(
+        self: &Arc<Self>,
+        keys: Vec<String>,
+    ) -> Result<Vec<ThrottleState>> {
+        self.run(move |c| states_on(c, &keys)).await
+    }
+
+    /// [`Store::forgive_failures`](super::Store::forgive_failures).
+    pub(super) async fn forgive_failures(
+        self: &Arc<Self>,
+        forgiven: Vec<ForgivenRow>,
+    ) -> Result<()> {
+        self.run(move |c| execute(c, &login_sql::forgive(&forgiven)?).map(drop))
+            .await
+    }
+
+    /// [`Store::clear_throttle`](super::Store::clear_throttle).
+    pub(super) async fn clear_throttle(self: &Arc<Self>, key: String) -> Result<()> {
+        self.run(move |c| execute(c, &login_sql::clear_throttle(&key)).map(drop))
+            .await
+    }
+
+    /// [`Store::put_pending_login`](super::Store::put_pending_login): the evictions, then
+    /// the insert, each committing as it runs.
+    pub(super) async fn put_pending_login(
+        self: &Arc<Self>,
+        login: &NewPendingLogin,
+        now: UnixSeconds,
+        bounds: PendingBounds,
+    ) -> Result<u64> {
+        let login = login.clone();
+        self.run(move |c| {
+            let evicted = execute(c, &login_sql::evict_pending(&login, now, bounds)?)?;
+            execute(c, &login_sql::insert_pending(&login, 1)?).map_err(duplicate)?;
+            Ok(evicted as u64)
+        })
+        .await
+    }
+
+    /// [`Store::take_pending_login`](super::Store::take_pending_login).
+    pub(super) async fn take_pending_login(
+        self: &Arc<Self>,
+        id: &[u8],
+        stage: LoginStage,
+        now: UnixSeconds,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        let id = id.to_vec();
+        self.run(move |c| {
+            let row: Option<PendingRow> = rows(c, &login_sql::take_pending(&id, stage))?.pop();
+            row.map_or(Ok(None), |login| login.unexpired(now))
+        })
+        .await
+    }
+
+    /// [`Store::challenge_pairs`](super::Store::challenge_pairs).
+    pub(super) async fn challenge_pairs(
+        self: &Arc<Self>,
+        name: &str,
+    ) -> Result<Vec<ChallengePair>> {
+        let name = name.to_owned();
+        self.run(move |c| {
+            let pairs: Vec<PairRow> = rows(c, &login_sql::challenge_pairs(&name))?;
+            Ok(pairs.into_iter().map(ChallengePair::from).collect())
+        })
+        .await
+    }
+
+    /// [`Store::create_session`](super::Store::create_session).
+    pub(super) async fn create_session(self: &Arc<Self>, s: &NewSession) -> Result<()> {
+        let s = s.clone();
+        self.run(move |c| match execute(c, &login_sql::create_session(&s)?) {
+            Ok(0) => Err(StoreError::UserNotFound),
+            done => done.map(drop).map_err(duplicate),
+        })
+        .await
+    }
+}
+
+/// Opens the store's file with the relaxed pool's settings.
+fn open(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+/// A duplicate key becomes [`StoreError::Duplicate`].
+fn duplicate(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Sqlite(e) if is_unique_violation(&e) => StoreError::Duplicate,
+        e => e,
+    }
+}
+
+/// `stmt` prepared (from the connection's cache) with its parameters bound by number: a
+/// `$n` may come more than once, and out of order.
+fn bound<'c>(c: &'c Connection, stmt: &Stmt<'_>) -> Result<CachedStatement<'c>> {
+    let mut prepared = c.prepare_cached(&stmt.sql)?;
+    for (i, p) in stmt.params.iter().enumerate() {
+        if let Some(at) = prepared.parameter_index(&format!("${}", i + 1))? {
+            prepared.raw_bind_parameter(at, p)?;
+        }
+    }
+    Ok(prepared)
+}
+
+/// Runs `stmt` to its end: the rows it returned.
+fn rows<R: FromRusqlite>(c: &Connection, stmt: &Stmt<'_>) -> Result<Vec<R>> {
+    let mut prepared = bound(c, stmt)?;
+    let mut rows = prepared.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(R::from_rusqlite(row)?);
+    }
+    Ok(out)
+}
+
+/// Runs `stmt`: the rows it changed.
+fn execute(c: &Connection, stmt: &Stmt<'_>) -> Result<usize> {
+    Ok(bound(c, stmt)?.raw_execute()?)
+}
+
+/// The states of `keys`, in their order.
+fn states_on(c: &Connection, keys: &[String]) -> Result<Vec<ThrottleState>> {
+    let found: Vec<ThrottleRow> = rows(c, &login_sql::states(keys))?;
+    Ok(login_sql::states_in_order(keys, &convert(found)?))
+}
+
+/// Counts one failure of each key and writes the locks due, as the sqlx path does.
+fn count_failures(
+    c: &Connection,
+    keys: &[String],
+    now: UnixSeconds,
+    backoff: &Backoff,
+) -> Result<Vec<ThrottleState>> {
+    let counted: Vec<ThrottleRow> = rows(c, &login_sql::count_failures(keys, now, backoff)?)?;
+    let counted = convert(counted)?;
+    let mut out = Vec::with_capacity(keys.len());
+    for k in keys {
+        let (state, due) = login_sql::lock_due(login_sql::counted(&counted, k)?, now, backoff);
+        if due {
+            execute(c, &login_sql::lock_until(k, state.locked_until)?)?;
+        }
+        out.push(state);
+    }
+    Ok(out)
+}
