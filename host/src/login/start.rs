@@ -107,11 +107,12 @@ impl Host {
             Some((count, login)) => (Some(count), login),
             None => (None, None),
         };
-        let record = login.as_ref().map(|l| l.opaque_record.clone());
-        if record == facts.record {
+        let record = login.as_ref().map(|l| &l.opaque_record);
+        if record == facts.record.as_ref() {
             return Ok((count, login, answered?));
         }
-        Ok((count, login, self.answer_start(request, record, ids).await?))
+        let again = self.answer_start(request, record.cloned(), ids).await?;
+        Ok((count, login, again))
     }
 
     /// KE2 from `record` (`None`: OPAQUE's fake record), signed by the host key, made on a
