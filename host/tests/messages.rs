@@ -157,6 +157,22 @@ async fn relay_flow(th: &TestHost) {
     let a = alice.send(th, "bob", b"hello bob").await;
     assert_eq!(a.received_at, th.clock.now());
     alice.send(th, "bob", b"second").await;
+    // Each body is written once, in its audit record: the queue entry holds the sealed key
+    // that opens that record, and names it.
+    let queued = th.host.store().fetch_messages("bob", 0, 10).await.unwrap();
+    assert_eq!(queued.len(), 2);
+    for (q, seq) in queued.iter().zip(1u64..) {
+        let payload = q
+            .audit
+            .as_deref()
+            .expect("the entry names its audit record");
+        assert_eq!(AuditPayload::decode(payload).unwrap().seq, seq);
+        assert!(
+            q.body.len() < 160,
+            "the entry holds a key, not the body: {}",
+            q.body.len()
+        );
+    }
     // Bob logs in after the messages were queued: the queue is per user.
     let mut bob = login_user(th, "bob").await;
     let (got, more) = bob.inbox(th, 0).await;
@@ -759,7 +775,11 @@ async fn concurrent_accepts(st: Arc<dyn Store>) {
                     session_id: vec![7; 16],
                     seq,
                     payload: vec![seq as u8],
-                    queue: Some(("bob".into(), vec![9])),
+                    queue: Some(kasane_host::store::QueueEntry {
+                        recipient: "bob".into(),
+                        sealed: vec![9],
+                        bytes: 1,
+                    }),
                     quota: ROOMY,
                     created: 2,
                     sent_by: kasane_host::store::SentBy::Client,
@@ -844,6 +864,40 @@ async fn messages_that_do_not_open_are_dead_lettered_not_blocking() {
         metrics.contains(&format!("kasane_queue_dead_letters_total {bad}")),
         "{metrics}"
     );
+}
+
+/// A queue entry whose audit record was altered or deleted (the database file tampered
+/// with: the log is append-only) opens nothing: it is moved to the dead letters, naming the
+/// record, and the messages queued after it are delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_entry_whose_audit_record_is_gone_or_altered_is_dead_lettered() {
+    let th = start(|_| {}).await;
+    let mut alice = user(&th, "alice").await;
+    th.add_user("bob").await;
+    for body in [&b"one"[..], b"two", b"three"] {
+        alice.send(&th, "bob", body).await;
+    }
+    let pool = sqlx::SqlitePool::connect(&th.cfg.database_url)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete; \
+         DELETE FROM audit_log WHERE seq = 1; \
+         UPDATE audit_log SET payload = substr(payload, 1, length(payload) - 1) WHERE seq = 2;",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut bob = login_user(&th, "bob").await;
+    let (got, _) = bob.inbox(&th, 0).await;
+    let bodies: Vec<&[u8]> = got.iter().map(|m| m.body.as_slice()).collect();
+    assert_eq!(bodies, [&b"three"[..]]);
+    let dead: Vec<(Option<i64>,)> =
+        sqlx::query_as("SELECT audit_seq FROM relay_dead_letters ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(dead, [(Some(1),), (Some(2),)]);
 }
 
 /// A host whose `keys/queue.key` is not the one the database's messages are sealed with

@@ -1051,7 +1051,11 @@ mod cases {
             session_id: vec![6, 0xee],
             seq,
             payload: vec![seq as u8],
-            queue: Some((recipient.to_owned(), vec![0xb0; len])),
+            queue: Some(kasane_host::store::QueueEntry {
+                recipient: recipient.to_owned(),
+                sealed: vec![0xb0; len],
+                bytes: len as u64,
+            }),
             quota,
             created: 10 + seq,
             sent_by: kasane_host::store::SentBy::Client,

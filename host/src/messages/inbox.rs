@@ -11,7 +11,7 @@ use kasane_protocol::wire::{
 };
 use zeroize::Zeroizing;
 
-use super::at_rest::open_at_rest;
+use super::at_rest::{open_at_rest, open_from_audit, open_key_at_rest};
 use super::{PerSession, unavailable};
 use crate::host::Host;
 use crate::login::StoredSession;
@@ -198,18 +198,34 @@ impl Host {
         user: &str,
         q: &QueuedMessage,
     ) -> Result<Option<Zeroizing<Vec<u8>>>, RefusalReason> {
-        let Some(body) = open_at_rest(&self.queue_key, user, &q.body) else {
+        let Some(delivery) = self.open_queued(user, q) else {
             return Ok(None);
-        };
-        let delivery = Delivery {
-            id: q.id,
-            from: body.from.clone(),
-            sent_at: body.sent_at,
-            body: body.body.clone(),
         };
         Ok(Some(Zeroizing::new(
             delivery.encode().map_err(unavailable)?,
         )))
+    }
+
+    /// A queued message opened: from its audit record with the key its entry holds, or (an
+    /// entry queued before migration 0013/0014) from the body its entry holds.
+    fn open_queued(&self, user: &str, q: &QueuedMessage) -> Option<Delivery> {
+        let (from, sent_at, body) = match &q.audit {
+            Some(payload) => {
+                let key = open_key_at_rest(&self.queue_key, user, &q.body)?;
+                let body = open_from_audit(&key, payload)?;
+                (key.from.clone(), key.sent_at, body.to_vec())
+            }
+            None => {
+                let held = open_at_rest(&self.queue_key, user, &q.body)?;
+                (held.from.clone(), held.sent_at, held.body.clone())
+            }
+        };
+        Some(Delivery {
+            id: q.id,
+            from,
+            sent_at,
+            body,
+        })
     }
 
     /// `POST /v1/inbox/ack`: deletes these queue ids of the session's user (others' ids

@@ -22,8 +22,10 @@ mod passwd;
 use std::time::Instant;
 
 use kasane_abi::Direction;
-use kasane_protocol::ProtocolError;
+use kasane_protocol::schedule::AeadKey;
+use kasane_protocol::seal::message_key;
 use kasane_protocol::wire::{ID_LEN, Message, MessageAccepted, RefusalReason, SealedMessage};
+use kasane_protocol::{ProtocolError, SessionSecret};
 use kasane_sandbox::Transform;
 use zeroize::Zeroizing;
 
@@ -35,8 +37,10 @@ use crate::audit::AuditPayload;
 use crate::group_commit::{BatchLimits, GroupCommit};
 use crate::host::Host;
 use crate::login::{StoredSession, token_hash};
-use crate::store::{AcceptMessage, AcceptOutcome, QueueQuota, SentBy, Session, UnixSeconds};
-use at_rest::{QueuedBody, seal_at_rest};
+use crate::store::{
+    AcceptMessage, AcceptOutcome, QueueEntry, QueueQuota, SentBy, Session, UnixSeconds,
+};
+use at_rest::{QueuedKey, seal_key_at_rest};
 
 /// Logs a host fault behind a message route; the client learns only `Unavailable`.
 pub(crate) fn unavailable(e: impl std::fmt::Display) -> RefusalReason {
@@ -57,6 +61,8 @@ pub struct MessageSession {
 struct Opened {
     plaintext: Zeroizing<Vec<u8>>,
     module_sha256: [u8; 32],
+    /// The key it was sealed with (kept, sealed at rest, by its queue entry).
+    key: AeadKey,
 }
 
 impl Host {
@@ -123,8 +129,9 @@ impl Host {
     }
 
     /// What the store is to commit for an opened message: its audit record and, for a
-    /// recipient, its body sealed at rest (whether or not the recipient exists: the same
-    /// work either way).
+    /// recipient, its queue entry: the message's key sealed at rest, which opens the audit
+    /// record's ciphertext (the body is written once; made whether or not the recipient
+    /// exists: the same work either way).
     fn to_accept(
         &self,
         sealed: &SealedMessage,
@@ -136,14 +143,21 @@ impl Host {
         let queue = if sealed.recipient.is_empty() {
             None
         } else {
-            let body = QueuedBody {
+            let queued = QueuedKey {
                 from: session.user.clone(),
                 sent_at: now,
-                body: opened.plaintext.to_vec(),
+                seq: sealed.seq,
+                key: *opened.key.expose_key(),
+                nonce: *opened.key.nonce(),
+                len: opened.plaintext.len() as u64,
             };
-            let at_rest = seal_at_rest(&self.queue_key, &sealed.recipient, &body)
+            let at_rest = seal_key_at_rest(&self.queue_key, &sealed.recipient, &queued)
                 .ok_or(RefusalReason::Unavailable)?;
-            Some((sealed.recipient.clone(), at_rest))
+            Some(QueueEntry {
+                recipient: sealed.recipient.clone(),
+                sealed: at_rest,
+                bytes: sealed.ciphertext.len() as u64,
+            })
         };
         Ok(AcceptMessage {
             session_id: session.session_id.clone(),
@@ -306,9 +320,13 @@ impl Host {
         let plaintext = ps
             .open_in(sealed, &t_msg, window)
             .map_err(|_| RefusalReason::Altered)?;
+        let secret = SessionSecret::from_bytes(*stored.expose_secret());
+        let key =
+            message_key(&secret, &t_msg, sealed.direction, sealed.seq).map_err(unavailable)?;
         Ok(Opened {
             plaintext,
             module_sha256: stored.module_sha256(),
+            key,
         })
     }
 

@@ -20,7 +20,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use kasane_protocol::ReplayWindow;
 
-use super::{AcceptMessage, AcceptOutcome, Result, SentBy, StoreError, UnixSeconds};
+use super::{AcceptMessage, AcceptOutcome, QueueEntry, Result, SentBy, StoreError, UnixSeconds};
 use crate::audit_chain;
 
 /// How much a queue holds, and whose it is.
@@ -61,8 +61,13 @@ pub(super) struct AuditRow<'a> {
 #[derive(Debug)]
 pub(super) struct QueueRow<'a> {
     pub(super) recipient_id: i64,
+    /// The message key sealed at rest ([`QueueEntry::sealed`](super::QueueEntry)).
     pub(super) body: &'a [u8],
     pub(super) created: UnixSeconds,
+    /// What it counts against the quota.
+    pub(super) counted: u64,
+    /// The audit record it names: the message's own, appended in the same batch.
+    pub(super) audit: (&'a [u8], u64),
 }
 
 /// What a batch writes, and what each of its messages is answered.
@@ -91,7 +96,7 @@ pub(super) fn recipients(batch: &[AcceptMessage]) -> Vec<&str> {
     let set: BTreeSet<&str> = batch
         .iter()
         .filter(|m| m.sent_by == SentBy::Client)
-        .filter_map(|m| m.queue.as_ref().map(|(name, _)| name.as_str()))
+        .filter_map(|m| m.queue.as_ref().map(|q| q.recipient.as_str()))
         .collect();
     set.into_iter().collect()
 }
@@ -165,21 +170,24 @@ fn client_message<'a>(
         Ok(w) => w,
         Err(e) => return Ok(super::sql::window_refusal(&e)),
     };
-    let body = match &m.queue {
-        Some((name, body)) => {
-            let len = u64::try_from(body.len()).map_err(|_| out_of_range("len"))?;
-            let usage = found.queues.get(name.as_str()).copied().unwrap_or_default();
-            if !m.quota.has_room(usage.messages, usage.bytes, len) {
-                return Ok(AcceptOutcome::QueueFull);
-            }
-            Some((name.as_str(), body.as_slice(), len))
+    if let Some(q) = &m.queue {
+        let usage = found.queues.get(q.recipient.as_str()).copied();
+        let usage = usage.unwrap_or_default();
+        if !m.quota.has_room(usage.messages, usage.bytes, q.bytes) {
+            return Ok(AcceptOutcome::QueueFull);
         }
-        None => None,
-    };
+    }
     *stored = window;
     let audit_seq = append(m, found, plan)?;
-    let queued = match body {
-        Some(body) => queue(body, m.created, found, plan, unknown),
+    let queued = match &m.queue {
+        Some(q) => queue(
+            q,
+            (&m.session_id, audit_seq),
+            m.created,
+            found,
+            plan,
+            unknown,
+        ),
         None => false,
     };
     Ok(AcceptOutcome::Accepted {
@@ -189,15 +197,17 @@ fn client_message<'a>(
     })
 }
 
-/// Queues a body of `len` bytes for `name` (or counts it in the name's stand-in queue):
-/// whether it was queued for a user.
+/// Queues `q` for its recipient, naming the audit record `audit` (or counts it in the
+/// name's stand-in queue): whether it was queued for a user.
 fn queue<'a>(
-    (name, body, len): (&'a str, &'a [u8], u64),
+    q: &'a QueueEntry,
+    audit: (&'a [u8], u64),
     created: UnixSeconds,
     found: &mut Found,
     plan: &mut Plan<'a>,
     unknown: &mut HashMap<&'a str, (u64, u64)>,
 ) -> bool {
+    let (name, len) = (q.recipient.as_str(), q.bytes);
     let usage = found.queues.entry(name.to_owned()).or_default();
     usage.messages = usage.messages.saturating_add(1);
     usage.bytes = usage.bytes.saturating_add(len);
@@ -205,8 +215,10 @@ fn queue<'a>(
         Some(recipient_id) => {
             plan.queue.push(QueueRow {
                 recipient_id,
-                body,
+                body: &q.sealed,
                 created,
+                counted: len,
+                audit,
             });
             true
         }
@@ -259,7 +271,11 @@ mod tests {
             session_id: vec![sid; 4],
             seq,
             payload: vec![sid, seq as u8],
-            queue: to.map(|n| (n.to_owned(), vec![0; 10])),
+            queue: to.map(|n| QueueEntry {
+                recipient: n.to_owned(),
+                sealed: vec![0; 10],
+                bytes: 10,
+            }),
             quota: QueueQuota {
                 max_messages: 2,
                 max_bytes: 1000,
@@ -355,14 +371,20 @@ mod tests {
             message(1, 2, Some("bob"), c),
             message(1, 3, Some("zed"), c),
         ];
-        batch[2].queue = Some(("zed".to_owned(), vec![1; 3]));
+        batch[2].queue = Some(QueueEntry {
+            recipient: "zed".to_owned(),
+            sealed: vec![1; 3],
+            bytes: 3,
+        });
         let plan = plan(&batch, found(&[1], &[("bob", 9), ("zed", 20)])).unwrap();
-        let order: Vec<(i64, usize)> = plan
+        let order: Vec<(i64, usize, u64)> = plan
             .queue
             .iter()
-            .map(|r| (r.recipient_id, r.body.len()))
+            .map(|r| (r.recipient_id, r.body.len(), r.audit.1))
             .collect();
-        assert_eq!(order, [(9, 10), (20, 10), (20, 3)]);
+        // Each entry names its own message's audit record (positions 1, 2, 3 of the chain).
+        assert_eq!(order, [(9, 10, 2), (20, 10, 1), (20, 3, 3)]);
+        assert!(plan.queue.iter().all(|r| r.audit.0 == [1; 4]));
     }
 
     fn plan_one_fresh() -> Vec<u8> {

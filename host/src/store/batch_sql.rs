@@ -77,11 +77,13 @@ fn insert_audit_sql(n: usize) -> String {
     )
 }
 
-/// Queues `n` bodies (rows of recipient id, body, created).
+/// Queues `n` entries (rows of recipient id, sealed key, created, counted bytes, and the
+/// audit record's session and position).
 fn insert_queue_sql(n: usize) -> String {
     format!(
-        "INSERT INTO relay_queue (recipient_id, body, created_at) VALUES {}",
-        values(n, 3)
+        "INSERT INTO relay_queue \
+         (recipient_id, body, created_at, counted, audit_session, audit_seq) VALUES {}",
+        values(n, 6)
     )
 }
 
@@ -196,12 +198,15 @@ pub(super) fn writes<'a>(plan: &'a Plan<'a>) -> Result<Vec<Write<'a>>> {
 /// The queue half of [`writes`].
 fn queue_writes<'a>(plan: &'a Plan<'a>, out: &mut Vec<Write<'a>>) -> Result<()> {
     for chunk in pow2_chunks(&plan.queue) {
-        let mut params = Vec::with_capacity(chunk.len() * 3);
+        let mut params = Vec::with_capacity(chunk.len() * 6);
         for r in chunk {
             params.extend([
                 Param::Int(r.recipient_id),
                 Param::Blob(r.body),
                 Param::Int(to_db(r.created, "created")?),
+                Param::Int(to_db(r.counted, "counted")?),
+                Param::Blob(r.audit.0),
+                Param::Int(to_db(r.audit.1, "audit seq")?),
             ]);
         }
         out.push(write(insert_queue_sql(chunk.len()), params, false));

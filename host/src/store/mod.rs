@@ -55,7 +55,7 @@
 //! | `pending_logins` | `id` (login id or bundle id) | `stage` (`start` / `bundle`), the host's encoded login state (secret: OPAQUE's server state or session key, verifiers), `expires_at` |
 //! | `sessions` | `token_hash` (only a hash of the token), unique `session_id` | user, created / last seen / absolute expiry, the host's encoded session state (`secret`: session secret, transform context, verifiers), last sequence number per direction |
 //! | `throttle` | `key` (`u:<user>` or `a:<address>`) | consecutive failures, `locked_until` |
-//! | `relay_queue` | `id` (increasing) | recipient, sealed-at-rest body, `created_at` |
+//! | `relay_queue` | `id` (increasing) | recipient, the message's key sealed at rest and the audit record (`audit_session`, `audit_seq`) holding its body (before migration 0013/0014: the sealed body), bytes counted against the quota, `created_at` |
 //! | `relay_queue_usage` | `recipient_id` | how many messages and bytes a user's queue holds, kept by triggers on `relay_queue` (the quota check reads this one row) |
 //! | `relay_unknown_recipients` | `name` | for a name with no user: how many messages and bytes its stand-in queue holds (the quota counts them as for a real queue; no bodies) |
 //! | `audit_log` | (`session_id`, `seq`) | previous record hash, record hash, payload as received; append-only (triggers refuse `UPDATE`/`DELETE`) |
@@ -620,10 +620,14 @@ pub struct QueuedMessage {
     pub id: u64,
     /// Recipient user name.
     pub recipient: String,
-    /// The message, sealed at rest by the host.
+    /// The message sealed at rest by the host: its body, or (with `audit`) the key that
+    /// opens the audit record's ciphertext.
     pub body: Vec<u8>,
     /// When it was queued.
     pub created: UnixSeconds,
+    /// The payload of the message's audit record, for an entry that names one (every
+    /// client message queued since migration 0013/0014); `None`: `body` holds the message.
+    pub audit: Option<Vec<u8>>,
 }
 
 /// One audit record, as appended and as read back.
@@ -684,9 +688,9 @@ pub struct AcceptMessage {
     pub seq: u64,
     /// The audit payload (the message as received), serialized by the caller.
     pub payload: Vec<u8>,
-    /// The recipient user name and the body sealed at rest, if the message is for a user;
-    /// not queued (but still audited) if there is no such user.
-    pub queue: Option<(String, Vec<u8>)>,
+    /// The recipient's queue entry, if the message is for a user; not queued (but still
+    /// audited) if there is no such user.
+    pub queue: Option<QueueEntry>,
     /// How much the recipient's queue may hold, this message included.
     pub quota: QueueQuota,
     /// Now.
@@ -694,6 +698,18 @@ pub struct AcceptMessage {
     /// Who sent it: a client (its number enters the replay window) or the host (the
     /// sealed answer to a gateway request: only audited).
     pub sent_by: SentBy,
+}
+
+/// A client's message in its recipient's queue ([`AcceptMessage::queue`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEntry {
+    /// The recipient user name.
+    pub recipient: String,
+    /// Sealed at rest by the host: the message key that opens the message's audit record
+    /// (the body is written once, as received, in the audit log), with its sender and time.
+    pub sealed: Vec<u8>,
+    /// What the entry counts against the recipient's quota: the body's length as received.
+    pub bytes: u64,
 }
 
 /// Who sent an [`AcceptMessage`].

@@ -295,15 +295,29 @@ pub(super) struct QueuedRow {
     id: i64,
     body: Vec<u8>,
     created_at: i64,
+    /// The audit record the entry names (migration 0013/0014), if any.
+    pub(super) audit_session: Option<Vec<u8>>,
+    pub(super) audit_seq: Option<i64>,
+    /// That record's payload, where the query joined it.
+    #[sqlx(default)]
+    audit_payload: Option<Vec<u8>>,
 }
 
 impl QueuedRow {
     pub(super) fn into_message(self, recipient: &str) -> Result<QueuedMessage> {
+        // The record is appended in the entry's own transaction and never deleted; one gone
+        // anyway (the file tampered with) reads as an empty payload, which opens nothing, so
+        // the inbox moves the entry to the dead letters instead of failing on it.
+        let audit = match (self.audit_session, self.audit_payload) {
+            (Some(_), payload) => Some(payload.unwrap_or_default()),
+            (None, _) => None,
+        };
         Ok(QueuedMessage {
             id: from_db(self.id, "message id")?,
             recipient: recipient.to_owned(),
             body: self.body,
             created: from_db(self.created_at, "created_at")?,
+            audit,
         })
     }
 }

@@ -938,8 +938,10 @@ where
         limit: u32,
     ) -> Result<Vec<QueuedMessage>> {
         let rows: Vec<QueuedRow> = sqlx::query_as(
-            "SELECT q.id, q.body, q.created_at FROM relay_queue q \
-             JOIN users u ON u.id = q.recipient_id \
+            "SELECT q.id, q.body, q.created_at, q.audit_session, q.audit_seq, \
+               a.payload AS audit_payload \
+             FROM relay_queue q JOIN users u ON u.id = q.recipient_id \
+             LEFT JOIN audit_log a ON a.session_id = q.audit_session AND a.seq = q.audit_seq \
              WHERE u.name = $1 AND q.id > $2 ORDER BY q.id LIMIT $3",
         )
         .bind(recipient)
@@ -976,15 +978,16 @@ where
         let row: Option<QueuedRow> = sqlx::query_as(
             "DELETE FROM relay_queue WHERE id = $2 \
              AND recipient_id = (SELECT id FROM users WHERE name = $1) \
-             RETURNING id, body, created_at",
+             RETURNING id, body, created_at, audit_session, audit_seq",
         )
         .bind(recipient)
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row else {
+        let Some(mut row) = row else {
             return Ok(false);
         };
+        let audit = row.audit_session.take().zip(row.audit_seq);
         let moved = row.into_message(recipient)?;
         sqlx::query(
             "INSERT INTO relay_dead_letters (id, recipient, body, created_at, moved_at) \
@@ -997,6 +1000,17 @@ where
         .bind(to_db(now, "now")?)
         .execute(&mut *tx)
         .await?;
+        // The audit record it names, if any, goes with it.
+        if let Some((session, seq)) = audit {
+            sqlx::query(
+                "UPDATE relay_dead_letters SET audit_session = $1, audit_seq = $2 WHERE id = $3",
+            )
+            .bind(session.as_slice())
+            .bind(seq)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
