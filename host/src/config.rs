@@ -326,8 +326,8 @@ pub struct MessagesConfig {
     /// Most messages one recipient's queue may hold; beyond it a sender is refused with
     /// `queue-full` until the recipient acknowledges some (docs/SECURITY.md).
     pub max_queue_messages: u64,
-    /// Most bytes (sealed at rest) one recipient's queue may hold; at least
-    /// `max_body_bytes`.
+    /// Most bytes one recipient's queue may hold, each message counted at its length as
+    /// received (its ciphertext); at least `max_body_bytes`.
     pub max_queue_bytes: u64,
     /// Group commit: most messages accepted in one store transaction (one fsync), 1 to
     /// 4096. Messages that arrive while a commit runs wait for the next one; each is

@@ -721,7 +721,8 @@ pub enum SentBy {
     Host,
 }
 
-/// The most a recipient's queue may hold: messages, and bytes of their sealed-at-rest bodies.
+/// The most a recipient's queue may hold: messages, and bytes (each message's
+/// [`QueueEntry::bytes`]: its length as received).
 ///
 /// A name with no user has a stand-in queue (`relay_unknown_recipients`) that counts toward
 /// the same quota and never drains, so a full queue does not tell a sender whether the
