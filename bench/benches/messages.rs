@@ -33,7 +33,9 @@
 //! table of the same schema. Knobs: `KASANE_BENCH_SECS` (measured seconds per cell, default
 //! 3, after 0.5 s of warm-up), `KASANE_BENCH_FILTER` (run only the rows whose name contains
 //! it, e.g. `sqlite 4KiB s16`), `KASANE_BENCH_VARIANTS` (comma-separated subset of
-//! `plain,durable,kasane`; default all). Run: `cargo bench -p kasane-bench --bench messages`.
+//! `plain,durable,kasane`; default all), `KASANE_BENCH_PADDING` (`on`, the client's default,
+//! or `off`: the client's length-hiding padding). Run:
+//! `cargo bench -p kasane-bench --bench messages`.
 //! BENCHMARKS.md records the figures.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark harness")]
 
@@ -303,9 +305,9 @@ impl Target {
         let (baseline, stop) = spawn_baseline(tls, durable_commit(db.clone())).await;
         let ca = std::fs::read(&th.cfg.tls_cert).unwrap();
         let state = tempfile::tempdir().unwrap();
-        let client = Client::connect(th.client_config(Some(state.path().to_owned())))
-            .await
-            .unwrap();
+        let mut config = th.client_config(Some(state.path().to_owned()));
+        config.padding = padding_from_env();
+        let client = Client::connect(config).await.unwrap();
         let host_db = Db::connect(&th.cfg.database_url).await;
         Self {
             th,
@@ -374,6 +376,16 @@ impl Target {
             close(s).await;
         }
         stats
+    }
+}
+
+/// `KASANE_BENCH_PADDING`: `on` (the client's default: bucket padding, which sends a 4 KiB
+/// body as 8 KiB of ciphertext and a 64 KiB one as 80 KiB) or `off` (the body's own length).
+fn padding_from_env() -> bool {
+    match std::env::var("KASANE_BENCH_PADDING").as_deref() {
+        Err(_) | Ok("" | "on") => true,
+        Ok("off") => false,
+        Ok(other) => panic!("KASANE_BENCH_PADDING: {other:?} is neither on nor off"),
     }
 }
 
