@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 use super::committer::is_unique_violation;
 use super::login_sql::{self, ForgivenRow, Stmt};
 use super::rows::{
-    FromRusqlite, LoginRow, PairRow, PendingRow, StartLookupRow, ThrottleRow, convert,
+    FromRusqlite, LoginRow, PairRow, PendingRow, SessionIdRow, StartLookupRow, ThrottleRow, convert,
 };
 use super::{
     Backoff, ChallengePair, Counted, LoginStage, NewPendingLogin, NewSession, PendingBounds,
@@ -199,6 +199,37 @@ impl DirectSqlite {
         .await
     }
 
+    /// [`Store::make_durable`](super::Store::make_durable): the barrier's write, committed
+    /// with `synchronous = FULL`, which syncs the WAL and every relaxed commit before it.
+    pub(super) async fn make_durable(self: &Arc<Self>) -> Result<()> {
+        let done = self
+            .run(|c| durably(c, |c| Ok(c.execute(login_sql::MARK_DURABLE, [])?)))
+            .await;
+        match done {
+            Ok(1) => Ok(()),
+            Ok(_) => Err(StoreError::NotDurable),
+            Err(e) => {
+                tracing::error!(error = %e, "durable_marks");
+                Err(StoreError::NotDurable)
+            }
+        }
+    }
+
+    /// [`Store::delete_session`](super::Store::delete_session), committed durably (a logout
+    /// is not undone by a crash).
+    pub(super) async fn delete_session(
+        self: &Arc<Self>,
+        token_hash: &[u8],
+    ) -> Result<Option<Vec<u8>>> {
+        let hash = token_hash.to_vec();
+        self.run(move |c| {
+            let stmt = login_sql::delete_session(&hash);
+            let row: Option<SessionIdRow> = durably(c, |c| Ok(rows(c, &stmt)?.pop()))?;
+            Ok(row.map(|r| r.session_id))
+        })
+        .await
+    }
+
     /// [`Store::create_session`](super::Store::create_session).
     pub(super) async fn create_session(self: &Arc<Self>, s: &NewSession) -> Result<()> {
         let s = s.clone();
@@ -218,6 +249,18 @@ fn open(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
+}
+
+/// Runs `f` with the connection's commits durable (`synchronous = FULL`, as the sqlx durable
+/// pool's), then relaxed again. Should the switch back fail, the connection stays durable:
+/// slower, never less safe.
+fn durably<T>(c: &mut Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    c.pragma_update(None, "synchronous", "FULL")?;
+    let out = f(c);
+    if let Err(e) = c.pragma_update(None, "synchronous", "NORMAL") {
+        tracing::warn!(error = %e, "a store connection stays with synchronous = FULL");
+    }
+    out
 }
 
 /// A duplicate key becomes [`StoreError::Duplicate`].
@@ -280,4 +323,35 @@ fn count_failures(
         out.push(state);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synchronous(c: &Connection) -> i64 {
+        c.pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_durable_call_commits_with_full_sync_then_relaxes_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (n INTEGER)")
+            .unwrap();
+        let mut c = open(&path).unwrap();
+        assert_eq!(synchronous(&c), 1, "NORMAL");
+        let inside = durably(&mut c, |c| {
+            c.execute("INSERT INTO t VALUES (1)", [])?;
+            Ok(synchronous(c))
+        });
+        assert_eq!(inside.unwrap(), 2, "FULL for the call");
+        assert_eq!(synchronous(&c), 1, "NORMAL again after it");
+        let failed: Result<()> = durably(&mut c, |c| Ok(c.execute_batch("NOT SQL")?));
+        assert!(failed.is_err());
+        assert_eq!(synchronous(&c), 1, "NORMAL again after a failed call");
+    }
 }

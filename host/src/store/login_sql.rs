@@ -282,6 +282,19 @@ pub(super) fn create_session(s: &NewSession) -> Result<Stmt<'_>> {
     Ok(Stmt::new(sql, p))
 }
 
+/// The durable barrier's write ([`Store::make_durable`](super::Store::make_durable)): it
+/// changes a row, so its commit has something to sync.
+pub(super) const MARK_DURABLE: &str = "UPDATE durable_marks SET n = n + 1 WHERE id = 1";
+
+/// Ends the session whose token hashes to `$1`, returning its public id.
+pub(super) const DELETE_SESSION: &str =
+    "DELETE FROM sessions WHERE token_hash = $1 RETURNING session_id";
+
+/// [`DELETE_SESSION`] for `token_hash`.
+pub(super) fn delete_session(token_hash: &[u8]) -> Stmt<'_> {
+    Stmt::new(DELETE_SESSION, vec![Param::Blob(token_hash)])
+}
+
 /// Deletes the throttle entry `$1`.
 pub(super) const DELETE_THROTTLE: &str = "DELETE FROM throttle WHERE key = $1";
 

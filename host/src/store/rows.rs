@@ -405,6 +405,7 @@ from_rusqlite! {
     WindowRow { session_id, last_seq_from_client, seq_window }
     SessionHeadRow { session_id, seq, record_hash }
     QueueUsageRow { id, name, messages, bytes }
+    SessionIdRow { session_id }
 }
 
 /// An `audit_checkpoints` row.

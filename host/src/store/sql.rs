@@ -627,8 +627,10 @@ where
     }
 
     async fn make_durable(&self) -> Result<()> {
-        // A write that changed nothing would sync nothing.
-        let done = sqlx::query("UPDATE durable_marks SET n = n + 1 WHERE id = 1")
+        if let Some(direct) = &self.direct {
+            return direct.make_durable().await;
+        }
+        let done = sqlx::query(login_sql::MARK_DURABLE)
             .execute(&self.pool)
             .await
             .map_err(|e| {
@@ -735,11 +737,13 @@ where
     }
 
     async fn delete_session(&self, token_hash: &[u8]) -> Result<Option<Vec<u8>>> {
-        let row: Option<SessionIdRow> =
-            sqlx::query_as("DELETE FROM sessions WHERE token_hash = $1 RETURNING session_id")
-                .bind(token_hash)
-                .fetch_optional(&self.pool)
-                .await?;
+        if let Some(direct) = &self.direct {
+            return direct.delete_session(token_hash).await;
+        }
+        let row: Option<SessionIdRow> = sqlx::query_as(login_sql::DELETE_SESSION)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| r.session_id))
     }
 
