@@ -128,6 +128,16 @@ pub fn open_message(
     t_msg: &[u8],
     sealed: &SealedMessage,
 ) -> Result<Zeroizing<Vec<u8>>, ProtocolError> {
+    open_message_keyed(secret, t_msg, sealed).map(|(plaintext, _)| plaintext)
+}
+
+/// [`open_message`], also returning the message's key (the host keeps it, sealed at rest,
+/// to open the message's audit record again for its recipient).
+pub fn open_message_keyed(
+    secret: &SessionSecret,
+    t_msg: &[u8],
+    sealed: &SealedMessage,
+) -> Result<(Zeroizing<Vec<u8>>, AeadKey), ProtocolError> {
     let key = message_key(secret, t_msg, sealed.direction, sealed.seq)?;
     let aad = message_aad(
         &sealed.session_id,
@@ -135,7 +145,8 @@ pub fn open_message(
         sealed.seq,
         &sealed.recipient,
     );
-    unpad(key.open(&aad, &sealed.ciphertext)?)
+    let plaintext = unpad(key.open(&aad, &sealed.ciphertext)?)?;
+    Ok((plaintext, key))
 }
 
 /// Sequence numbers of one session: the next to send, and the last accepted per direction.

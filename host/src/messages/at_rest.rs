@@ -91,13 +91,8 @@ pub(super) fn open_from_audit(key: &QueuedKey, payload: &[u8]) -> Option<Zeroizi
     if !aead::open_in_place(&key.key, &key.nonce, &record.aad, &mut plain, tag) {
         return None;
     }
-    // The padding frame (`kasane_protocol` pads as body ‖ 0x80 ‖ zeros).
-    let len = usize::try_from(key.len).ok()?;
-    if plain.get(len) != Some(&0x80) {
-        return None;
-    }
-    plain.truncate(len);
-    Some(plain)
+    let body = kasane_protocol::seal::unpad(plain).ok()?;
+    (u64::try_from(body.len()).ok()? == key.len).then_some(body)
 }
 
 /// [`seal_with`] for a queue entry that holds its body: how every entry was made before

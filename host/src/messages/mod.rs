@@ -22,10 +22,9 @@ mod passwd;
 use std::time::Instant;
 
 use kasane_abi::Direction;
+use kasane_protocol::ProtocolError;
 use kasane_protocol::schedule::AeadKey;
-use kasane_protocol::seal::message_key;
 use kasane_protocol::wire::{ID_LEN, Message, MessageAccepted, RefusalReason, SealedMessage};
-use kasane_protocol::{ProtocolError, SessionSecret};
 use kasane_sandbox::Transform;
 use zeroize::Zeroizing;
 
@@ -317,12 +316,9 @@ impl Host {
             _ => RefusalReason::Malformed,
         })?;
         let t_msg = self.derive(transform, input).await?;
-        let plaintext = ps
+        let (plaintext, key) = ps
             .open_in(sealed, &t_msg, window)
             .map_err(|_| RefusalReason::Altered)?;
-        let secret = SessionSecret::from_bytes(*stored.expose_secret());
-        let key =
-            message_key(&secret, &t_msg, sealed.direction, sealed.seq).map_err(unavailable)?;
         Ok(Opened {
             plaintext,
             module_sha256: stored.module_sha256(),

@@ -5,8 +5,10 @@ use zeroize::Zeroizing;
 use crate::derive::DeriveContext;
 use crate::error::ProtocolError;
 use crate::gateway::SealedExchange;
-use crate::schedule::SessionSecret;
-use crate::seal::{MessageHeader, Padding, Sequencer, open_message, seal_message};
+use crate::schedule::{AeadKey, SessionSecret};
+use crate::seal::{
+    MessageHeader, Padding, Sequencer, open_message, open_message_keyed, seal_message,
+};
 use crate::window::ReplayWindow;
 use crate::wire::{EnrolledPair, ID_LEN, Message, PasswdFinish, SealedMessage};
 use kasane_abi::{DeriveInputBuf, Direction};
@@ -199,16 +201,17 @@ impl Session {
             .message_input(&self.th_final, sealed.direction, sealed.seq))
     }
 
-    /// [`open`](Self::open) against `window`; records nothing: the caller accepts the number
-    /// into its window where it keeps it (the host: in the same commit as the message).
+    /// [`open`](Self::open) against `window`, also returning the message's key; records
+    /// nothing: the caller accepts the number into its window where it keeps it (the host: in
+    /// the same commit as the message).
     pub fn open_in(
         &self,
         sealed: &SealedMessage,
         t_msg: &[u8],
         window: &ReplayWindow,
-    ) -> Result<Zeroizing<Vec<u8>>, ProtocolError> {
+    ) -> Result<(Zeroizing<Vec<u8>>, AeadKey), ProtocolError> {
         self.check_windowed(sealed, window)?;
-        open_message(&self.secret, t_msg, sealed)
+        open_message_keyed(&self.secret, t_msg, sealed)
     }
 
     fn check_windowed(
