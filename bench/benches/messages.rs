@@ -379,8 +379,8 @@ impl Target {
     }
 }
 
-/// `KASANE_BENCH_PADDING`: `on` (the client's default: bucket padding, which sends a 4 KiB
-/// body as 8 KiB of ciphertext and a 64 KiB one as 80 KiB) or `off` (the body's own length).
+/// `KASANE_BENCH_PADDING`: `on` (the client's default: Padmé bucket padding, which pads a
+/// 4 KiB body to 4,352 bytes and a 64 KiB one to 67,584) or `off` (the body's own length).
 fn padding_from_env() -> bool {
     match std::env::var("KASANE_BENCH_PADDING").as_deref() {
         Err(_) | Ok("" | "on") => true,

@@ -10,8 +10,9 @@ pub const ID_LEN: usize = 16;
 pub const MAX_PASSWORD_LEN: usize = 1024;
 /// Longest recipient of a sealed message, bytes.
 pub const MAX_RECIPIENT_LEN: usize = MAX_USER_ID_LEN;
-/// Longest ciphertext of a sealed message (padded plaintext plus the 16-byte tag).
-pub const MAX_CIPHERTEXT_LEN: usize = 1024 * 1024 + 16 * 1024 + 16;
+/// Longest ciphertext of a sealed message (padded plaintext plus the 16-byte tag): the
+/// Padmé bucket of [`MAX_PLAINTEXT_LEN`] + 1 is 1 MiB + 32 KiB.
+pub const MAX_CIPHERTEXT_LEN: usize = 1024 * 1024 + 32 * 1024 + 16;
 /// Longest message body a client may send (a host may configure less).
 pub const MAX_BODY_LEN: usize = 1024 * 1024;
 /// Longest plaintext of one sealed message: a body of [`MAX_BODY_LEN`] and room for the

@@ -2,9 +2,9 @@
 //!
 //! Every plaintext is framed as `plaintext ‖ 0x80 ‖ 0x00*` (ISO/IEC 7816-4). With
 //! [`Padding::None`] no zero follows the `0x80`; with [`Padding::Buckets`] zeros fill up to the
-//! next bucket: the smallest power of two ≥ max(64, len + 1) up to 16 KiB, then the next multiple
-//! of 16 KiB. Removal strips trailing zeros and then exactly one `0x80`; anything else is
-//! [`ProtocolError::Padding`]. The receiver needs no setting: the switch is the sender's alone.
+//! Padmé bucket of max(64, len + 1) ([`padded_len`]). Removal strips trailing zeros and then
+//! exactly one `0x80`; anything else is [`ProtocolError::Padding`]. The receiver needs no
+//! setting: the switch is the sender's alone.
 
 use zeroize::Zeroizing;
 
@@ -12,8 +12,6 @@ use crate::error::ProtocolError;
 
 /// Smallest padding bucket.
 pub const MIN_BUCKET: usize = 64;
-/// Above this size buckets grow linearly by this step.
-pub const BUCKET_STEP: usize = 16 * 1024;
 
 /// Whether plaintext lengths are hidden in size buckets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -21,18 +19,31 @@ pub enum Padding {
     /// Only the `0x80` terminator: lengths show through.
     #[default]
     None,
-    /// Pad up to the next bucket (see [`padded_len`]).
+    /// Pad up to the next Padmé bucket (see [`padded_len`]).
     Buckets,
 }
 
-/// The padded length of a plaintext of `len` bytes.
+/// The padded length of a plaintext of `len` bytes: `len + 1` without padding; with it,
+/// Padmé of max(64, len + 1).
 pub fn padded_len(len: usize, padding: Padding) -> usize {
     let min = len + 1;
     match padding {
         Padding::None => min,
-        Padding::Buckets if min <= BUCKET_STEP => min.max(MIN_BUCKET).next_power_of_two(),
-        Padding::Buckets => min.div_ceil(BUCKET_STEP) * BUCKET_STEP,
+        Padding::Buckets => padme(min.max(MIN_BUCKET)),
     }
+}
+
+/// Padmé (Nikitin et al., "Reducing Metadata Leakage from Encrypted Files and Communication
+/// with PURBs", PETS 2019, §4): `n` rounded up to a multiple of `2^(E − S)`, where
+/// `E = ⌊log2 n⌋` and `S = ⌊log2 E⌋ + 1`. The padded length keeps `n`'s power of two and the
+/// `S` bits below it, so it reveals O(log log n) bits of `n`, while adding under `2^-S` of `n`
+/// (under 12.5 % from 64 bytes, under 6.25 % from 256) instead of up to 100 %. Written here: it is five lines of arithmetic, and no kept
+/// crate offers it. `n` ≥ 2.
+fn padme(n: usize) -> usize {
+    let e = n.ilog2();
+    let s = e.ilog2() + 1;
+    let mask = (1usize << (e - s)) - 1;
+    (n + mask) & !mask
 }
 
 /// Frames and pads a plaintext.

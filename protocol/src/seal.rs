@@ -22,7 +22,7 @@ use crate::wire::SealedMessage;
 use kasane_abi::Direction;
 
 pub use crate::limits::{MAX_BODY_LEN, MAX_PLAINTEXT_LEN};
-pub use crate::padding::{BUCKET_STEP, MIN_BUCKET, Padding, pad, padded_len, unpad};
+pub use crate::padding::{MIN_BUCKET, Padding, pad, padded_len, unpad};
 
 /// HKDF info prefix of a message key.
 pub const INFO_MESSAGE: &[u8] = b"kasane/v1/msg";
@@ -255,10 +255,19 @@ mod tests {
             assert_eq!(plain.len(), len + 1);
             assert_eq!(&**unpad(plain).unwrap(), p.as_slice());
         }
-        assert_eq!(padded_len(0, Padding::Buckets), 64);
-        assert_eq!(padded_len(64, Padding::Buckets), 128);
-        assert_eq!(padded_len(16384, Padding::Buckets), 32768);
-        assert_eq!(padded_len(40000, Padding::Buckets), 49152);
+        // Padmé of max(64, len + 1), worked by hand from the paper's definition.
+        for (len, padded) in [
+            (0, 64),
+            (63, 64),
+            (64, 72),
+            (256, 272),
+            (4096, 4352),
+            (16384, 17408),
+            (40000, 40960),
+            (65536, 67584),
+        ] {
+            assert_eq!(padded_len(len, Padding::Buckets), padded, "len {len}");
+        }
     }
 
     #[test]
@@ -318,6 +327,19 @@ mod props {
             let padded = pad(&p, padding);
             prop_assert_eq!(padded.len(), padded_len(p.len(), padding));
             prop_assert_eq!(&**unpad(padded).unwrap(), p.as_slice());
+        }
+
+        #[test]
+        fn padme_buckets_cost_under_an_eighth_and_keep_few_bits(len in 0usize..=crate::seal::MAX_PLAINTEXT_LEN) {
+            let n = (len + 1).max(MIN_BUCKET);
+            let padded = padded_len(len, Padding::Buckets);
+            prop_assert!(padded >= n);
+            // Under 2^-S of n, S >= 3 from 64 bytes on.
+            prop_assert!((padded - n) * 8 < n);
+            // The padded length has at most S + 1 significant bits: its power of two and S more.
+            let (e, s) = (n.ilog2(), n.ilog2().ilog2() + 1);
+            prop_assert_eq!(padded % (1usize << (e - s)), 0);
+            prop_assert!(padded_len(len + 1, Padding::Buckets) >= padded);
         }
 
         #[test]

@@ -240,6 +240,18 @@ check("confirm = HMAC(K_confirm, th_response || token)", confirm,
 session_id = hashlib.sha256(b"kasane/v2/session-id" + token).digest()[:16]
 check("session_id", session_id)
 
+def padme(n):
+    """Padmé (Nikitin et al., PETS 2019): n rounded up to a multiple of 2^(E - S),
+    E = floor(log2 n), S = floor(log2 E) + 1."""
+    e = n.bit_length() - 1
+    mask = (1 << (e - e.bit_length())) - 1
+    return (n + mask) & ~mask
+
+
+# The worked examples of docs/PROTOCOL.md section 7.
+check("padme examples", [padme(n) for n in (64, 65, 257, 4097, 16385, 65537)],
+      [64, 72, 272, 4352, 17408, 67584])
+
 # Sealed messages (the message key's info is still "kasane/v1/msg", as seal.rs has it).
 for name, d, seq, bucket in [("c2h_1", 0, 1, False), ("c2h_2", 0, 2, True),
                              ("h2c_1", 1, 1, False)]:
@@ -254,7 +266,7 @@ for name, d, seq, bucket in [("c2h_1", 0, 1, False), ("c2h_2", 0, 2, True),
     check(f"{name}_aad", aad)
     p = V[f"{name}_plaintext"] + b"\x80"
     if bucket:
-        p += b"\x00" * (max(64, 1 << (len(p) - 1).bit_length()) - len(p))
+        p += b"\x00" * (padme(max(64, len(p))) - len(p))
     ct = AESGCM(okm[:32]).encrypt(okm[32:], p, aad)
     # postcard: header || session_id || d || varint seq || varint len || "bob" || varint len || ct
     expect = bytes([VERSION, 8]) + session_id + bytes([d, seq, 3]) + b"bob" + bytes([len(ct)]) + ct
