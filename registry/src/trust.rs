@@ -337,14 +337,7 @@ impl<C: Clock> TrustStore<C> {
     /// resolves `kasane/host-keys.json` and `kasane/revocations.json`. Each role is stored as
     /// soon as it verifies; the view used for admission changes only when all of it holds.
     pub fn update(&mut self, fetcher: &dyn Fetcher) -> Result<()> {
-        let now = self.now_checked()?;
-        let view = {
-            let mut u = self.updater(fetcher, now)?;
-            u.refresh()?;
-            self.view_from(&mut u, fetcher)?
-        };
-        self.view = Some(view);
-        self.advance_time(now)
+        self.take_up(fetcher, |u| u.refresh())
     }
 
     /// Takes up the metadata an earlier [`TrustStore::update`] stored, fetching nothing
@@ -354,10 +347,23 @@ impl<C: Clock> TrustStore<C> {
     /// login's ticket say when to update: the ticket names the timestamp and snapshot
     /// versions the host holds, and [`TrustStore::check_ticket`] refuses any other.
     pub fn resume(&mut self, fetcher: &dyn Fetcher) -> Result<()> {
+        self.take_up(fetcher, |u| u.load_local())
+    }
+
+    /// [`update`](Self::update) and [`resume`](Self::resume): `trust` brings the updater's
+    /// metadata up (downloaded and checked, or loaded and checked), then the view is taken
+    /// from it and the clock's high-water mark advanced.
+    fn take_up(
+        &mut self,
+        fetcher: &dyn Fetcher,
+        trust: impl FnOnce(
+            &mut Updater<Prefixed<'_>, &dyn MetadataStore>,
+        ) -> std::result::Result<(), TufError>,
+    ) -> Result<()> {
         let now = self.now_checked()?;
         let view = {
             let mut u = self.updater(fetcher, now)?;
-            u.load_local()?;
+            trust(&mut u)?;
             self.view_from(&mut u, fetcher)?
         };
         self.view = Some(view);
