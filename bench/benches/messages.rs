@@ -34,7 +34,8 @@
 //! 3, after 0.5 s of warm-up), `KASANE_BENCH_FILTER` (run only the rows whose name contains
 //! it, e.g. `sqlite 4KiB s16`), `KASANE_BENCH_VARIANTS` (comma-separated subset of
 //! `plain,durable,kasane`; default all), `KASANE_BENCH_PADDING` (`on`, the client's default,
-//! or `off`: the client's length-hiding padding). Run:
+//! or `off`: the client's length-hiding padding), `KASANE_BENCH_PACE_MS` (each sender starts
+//! a message at most once per this interval: latency at a load below saturation). Run:
 //! `cargo bench -p kasane-bench --bench messages`.
 //! BENCHMARKS.md records the figures.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark harness")]
@@ -50,7 +51,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use http_body_util::{BodyExt, Full};
-use kasane_bench::load::{Stats, WARMUP, drive};
+use kasane_bench::load::{Stats, WARMUP, drive_paced};
 use kasane_bench::percentile;
 use kasane_client::{Client, ClientError, Session};
 use kasane_host::config::Config;
@@ -338,7 +339,7 @@ impl Target {
                 }
             });
         }
-        drive(w, ops).await
+        drive_paced(w, ops, pace_from_env()).await
     }
 
     /// `sessions` fresh sessions of alice, each with `depth` concurrent senders to bob.
@@ -371,12 +372,23 @@ impl Target {
                 });
             }
         }
-        let stats = drive(w, ops).await;
+        let stats = drive_paced(w, ops, pace_from_env()).await;
         for s in sessions {
             close(s).await;
         }
         stats
     }
+}
+
+/// `KASANE_BENCH_PACE_MS`: each sender (a session's, or a baseline connection's) starts a
+/// message at most once per this many milliseconds (fractions allowed), for latencies at an
+/// offered load below saturation; unset, each sends as fast as it is answered.
+fn pace_from_env() -> Option<Duration> {
+    let value = std::env::var("KASANE_BENCH_PACE_MS").ok()?;
+    let ms: f64 = value
+        .parse()
+        .unwrap_or_else(|_| panic!("KASANE_BENCH_PACE_MS: not a number of milliseconds: {value}"));
+    (ms > 0.0).then(|| Duration::from_secs_f64(ms / 1e3))
 }
 
 /// `KASANE_BENCH_PADDING`: `on` (the client's default: Padmé bucket padding, which pads a

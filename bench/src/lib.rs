@@ -106,6 +106,18 @@ pub mod load {
         F: FnMut() -> Fut + Send + 'static,
         Fut: Future<Output = bool> + Send,
     {
+        drive_paced(window, ops, None).await
+    }
+
+    /// [`drive`], each loop starting an op at most once per `pace` (when given): an offered
+    /// load of `ops.len() / pace` per second, below saturation if the system keeps up, so the
+    /// latencies are an op's own and not its wait behind the others. A late op starts the next
+    /// one at once (no catching up).
+    pub async fn drive_paced<F, Fut>(window: Duration, ops: Vec<F>, pace: Option<Duration>) -> Stats
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = bool> + Send,
+    {
         let phase = Arc::new(AtomicU8::new(WARM));
         let mut tasks = Vec::new();
         for mut op in ops {
@@ -116,6 +128,9 @@ pub mod load {
                     let t = Instant::now();
                     let ok = op().await;
                     let took = t.elapsed();
+                    if let Some(pace) = pace {
+                        tokio::time::sleep_until((t + pace).into()).await;
+                    }
                     if phase.load(Ordering::Relaxed) == MEASURE {
                         if ok {
                             samples.push(took);
