@@ -37,8 +37,8 @@ pub fn padded_len(len: usize, padding: Padding) -> usize {
 /// with PURBs", PETS 2019, §4): `n` rounded up to a multiple of `2^(E − S)`, where
 /// `E = ⌊log2 n⌋` and `S = ⌊log2 E⌋ + 1`. The padded length keeps `n`'s power of two and the
 /// `S` bits below it, so it reveals O(log log n) bits of `n`, while adding under `2^-S` of `n`
-/// (under 12.5 % from 64 bytes, under 6.25 % from 256) instead of up to 100 %. Written here: it is five lines of arithmetic, and no kept
-/// crate offers it. `n` ≥ 2.
+/// (under 12.5 % from 64 bytes, under 6.25 % from 256) instead of up to 100 %. Written here:
+/// it is five lines of arithmetic, and no kept crate offers it. `n` ≥ 2.
 fn padme(n: usize) -> usize {
     let e = n.ilog2();
     let s = e.ilog2() + 1;
