@@ -61,6 +61,7 @@ impl SqlStore<Postgres> {
             relaxed,
             file: None,
             direct: None,
+            checkpoint: None,
         })
     }
 }
