@@ -33,8 +33,11 @@ use super::{Result, StoreError};
 /// (4 KiB each: ~40 MiB of WAL). Reached only when the background checkpoints fall behind.
 pub const BACKSTOP_PAGES: u32 = 10_000;
 
-/// Least time between two background checkpoints while commits are made.
-const MIN_INTERVAL: Duration = Duration::from_millis(20);
+/// Least time between two background checkpoints while commits are made. Short, so that
+/// each checkpoint's sync of the database file carries little: a commit's WAL sync queued
+/// behind it on the disk then waits little (at 64 KiB × 16 sessions, 20 ms doubled the ack
+/// p99 that 2–5 ms gave; BENCHMARKS.md, issue 15, run H).
+const MIN_INTERVAL: Duration = Duration::from_millis(5);
 
 /// How often the thread looks for commits it was not told about (the login path's).
 const IDLE_INTERVAL: Duration = Duration::from_secs(1);
