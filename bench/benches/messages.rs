@@ -57,7 +57,6 @@ use kasane_client::{Client, ClientError, Session};
 use kasane_host::config::Config;
 use kasane_host::group_commit::GroupCommit;
 use kasane_host::setup::CodeCard;
-use kasane_host::store::{BACKSTOP_PAGES, Checkpointer, set_backstop};
 use kasane_protocol::RefusalReason;
 use kasane_tests::{TestHost, responder, start_with};
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -458,12 +457,9 @@ fn durable_commit(db: Db) -> Arc<GroupCommit<Bytes, ()>> {
     let limits = Config::default().messages.commit_limits();
     let gc = match db {
         Db::Sqlite(pool) => {
-            let path = pool.connect_options().get_filename().to_owned();
-            let mut conn = sqlite_committer(&path);
-            let checkpoint = Checkpointer::spawn(&path).unwrap();
+            let mut conn = sqlite_committer(pool.connect_options().get_filename());
             let commit = move |bodies: Vec<Bytes>| {
                 insert_sqlite(&mut conn, &bodies).map_err(|e| e.to_string())?;
-                checkpoint.poke();
                 Ok(vec![(); bodies.len()])
             };
             GroupCommit::spawn_thread(limits, "bench-durable", commit).unwrap()
@@ -481,13 +477,12 @@ fn durable_commit(db: Db) -> Arc<GroupCommit<Bytes, ()>> {
 }
 
 /// A connection to the baseline's SQLite file with the host's durable settings (WAL is the
-/// file's already; checkpoints off the commit path, SQLite's own only as the backstop).
+/// file's already).
 fn sqlite_committer(path: &Path) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.busy_timeout(Duration::from_secs(30)).unwrap();
     conn.pragma_update(None, "synchronous", "FULL").unwrap();
     conn.pragma_update(None, "foreign_keys", "ON").unwrap();
-    set_backstop(&conn).unwrap();
     conn
 }
 
@@ -555,8 +550,7 @@ impl Db {
 }
 
 /// The durable baseline's SQLite database: the host's durable pool's settings (WAL,
-/// `synchronous = FULL`, foreign keys, 30 s busy timeout, SQLite's own checkpoint only as
-/// the backstop), eight connections.
+/// `synchronous = FULL`, foreign keys, 30 s busy timeout), eight connections.
 async fn sqlite_db(path: &Path) -> Db {
     let options = SqliteConnectOptions::new()
         .filename(path)
@@ -564,8 +558,7 @@ async fn sqlite_db(path: &Path) -> Db {
         .journal_mode(SqliteJournalMode::Wal)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(30))
-        .synchronous(SqliteSynchronous::Full)
-        .pragma("wal_autocheckpoint", BACKSTOP_PAGES.to_string());
+        .synchronous(SqliteSynchronous::Full);
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
         .connect_with(options)

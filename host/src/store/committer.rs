@@ -26,7 +26,6 @@ use super::accept::{self, Found};
 use super::batch_sql::{
     self, BATCH_ROWS, Param, heads_sql, padded, unknown_queues_sql, user_queues_sql, windows_sql,
 };
-use super::checkpoint::{self, Checkpointer};
 use super::rows::{FromRusqlite, QueueUsageRow, SessionHeadRow, WindowRow, convert};
 use super::{AcceptMessage, AcceptOutcome, Result, StoreError};
 
@@ -36,25 +35,21 @@ use super::{AcceptMessage, AcceptOutcome, Result, StoreError};
 #[derive(Debug)]
 pub struct SqliteCommitter {
     conn: Connection,
-    /// Told of each commit: the WAL is checkpointed off this thread.
-    checkpoint: Option<Checkpointer>,
 }
 
 impl SqliteCommitter {
     /// Opens the existing database file at `path` (the store made it, in WAL mode, and ran
     /// the migrations) with the durable pool's settings.
-    /// Its commits poke `checkpoint`.
-    pub(super) fn open(path: &Path, checkpoint: Option<Checkpointer>) -> Result<Self> {
+    pub(super) fn open(path: &Path) -> Result<Self> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)?;
         conn.busy_timeout(Duration::from_secs(30))?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        checkpoint::set_backstop(&conn)?;
         // The batch statements' shapes: four reads and four writes, each in up to seven
         // power-of-two sizes.
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(Self { conn, checkpoint })
+        Ok(Self { conn })
     }
 
     /// Accepts `batch` in one transaction (see [`accept`]): one outcome per message, in
@@ -75,9 +70,6 @@ impl SqliteCommitter {
             };
         }
         tx.commit()?;
-        if let Some(c) = &self.checkpoint {
-            c.poke();
-        }
         Ok(plan.outcomes)
     }
 }

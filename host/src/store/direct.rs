@@ -18,7 +18,6 @@ use std::time::Duration;
 use rusqlite::{CachedStatement, Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::Semaphore;
 
-use super::checkpoint;
 use super::committer::is_unique_violation;
 use super::login_sql::{self, ForgivenRow, Stmt};
 use super::rows::{
@@ -249,7 +248,6 @@ fn open(path: &Path) -> Result<Connection> {
     conn.busy_timeout(Duration::from_secs(30))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    checkpoint::set_backstop(&conn)?;
     Ok(conn)
 }
 

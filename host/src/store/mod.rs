@@ -132,7 +132,6 @@ pub use zeroize::Zeroizing;
 
 mod accept;
 mod batch_sql;
-mod checkpoint;
 mod committer;
 mod direct;
 mod login_sql;
@@ -141,7 +140,6 @@ mod rows;
 mod sql;
 mod sqlite;
 
-pub use checkpoint::{BACKSTOP_PAGES, Checkpointer, set_backstop};
 pub use committer::SqliteCommitter;
 pub use postgres::PgStore;
 pub use sql::{Backend, SqlStore};
@@ -172,9 +170,6 @@ pub enum StoreError {
     /// Creating a new SQLite database file (mode 0600) failed.
     #[error("creating the database file")]
     CreateFile(#[source] std::io::Error),
-    /// A thread of the store (the SQLite file's checkpoints) could not be started.
-    #[error("starting a store thread")]
-    Thread(#[source] std::io::Error),
     /// The URL names no supported backend (only the scheme is reported: URLs can hold passwords).
     #[error("unsupported database URL scheme {scheme:?} (expected sqlite: or postgres:)")]
     UnsupportedUrl {

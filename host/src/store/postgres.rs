@@ -61,7 +61,6 @@ impl SqlStore<Postgres> {
             relaxed,
             file: None,
             direct: None,
-            checkpoint: None,
         })
     }
 }

@@ -14,7 +14,6 @@ use super::accept::{self, Found, Plan};
 use super::batch_sql::{
     self, BATCH_ROWS, Param, heads_sql, padded, unknown_queues_sql, user_queues_sql, windows_sql,
 };
-use super::checkpoint::Checkpointer;
 use super::direct::DirectSqlite;
 use super::login_sql::{self, Stmt};
 use super::rows::{
@@ -89,8 +88,6 @@ pub struct SqlStore<DB: Database> {
     pub(super) file: Option<std::sync::Arc<std::path::Path>>,
     /// On a SQLite file, the login path's calls ([`DirectSqlite`]).
     pub(super) direct: Option<std::sync::Arc<DirectSqlite>>,
-    /// On a SQLite file, its background WAL checkpoints ([`Checkpointer`]).
-    pub(super) checkpoint: Option<Checkpointer>,
 }
 
 impl<DB: Database> std::fmt::Debug for SqlStore<DB> {
@@ -111,7 +108,6 @@ impl<DB: Database> Clone for SqlStore<DB> {
             relaxed: self.relaxed.clone(),
             file: self.file.clone(),
             direct: self.direct.clone(),
-            checkpoint: self.checkpoint.clone(),
         }
     }
 }
@@ -462,8 +458,7 @@ where
     }
 
     fn message_committer(&self) -> Result<Option<SqliteCommitter>> {
-        let open = |f| SqliteCommitter::open(f, self.checkpoint.clone());
-        self.file.as_deref().map(open).transpose()
+        self.file.as_deref().map(SqliteCommitter::open).transpose()
     }
 
     async fn ping(&self) -> Result<()> {

@@ -12,7 +12,6 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-use super::checkpoint::{self, Checkpointer};
 use super::direct::DirectSqlite;
 use super::{Backend, Result, SqlStore, StoreError};
 
@@ -80,9 +79,7 @@ impl SqlStore<Sqlite> {
             .journal_mode(SqliteJournalMode::Wal)
             .foreign_keys(true)
             // Writers queue on SQLite's lock; this bounds the wait under contention.
-            .busy_timeout(Duration::from_secs(30))
-            // SQLite's own checkpoint only as a backstop: `super::checkpoint` does them.
-            .pragma("wal_autocheckpoint", checkpoint::BACKSTOP_PAGES.to_string());
+            .busy_timeout(Duration::from_secs(30));
         let durable = options.clone().synchronous(SqliteSynchronous::Full);
         let file = (!in_memory).then(|| Arc::from(options.get_filename()));
         let pool = pool_options(in_memory).connect_with(durable).await?;
@@ -97,13 +94,11 @@ impl SqlStore<Sqlite> {
         };
         // The login path's calls on the file run whole on rusqlite (`super::direct`).
         let direct = file.clone().map(|f| Arc::new(DirectSqlite::new(f)));
-        let checkpoint = file.as_deref().map(Checkpointer::spawn).transpose()?;
         Ok(Self {
             pool,
             relaxed,
             file,
             direct,
-            checkpoint,
         })
     }
 }
@@ -214,31 +209,5 @@ mod tests {
         assert!(path.exists());
         let again = SqliteStore::open_file(&path).await.unwrap();
         assert!(again.get_user("u").await.unwrap().is_some());
-    }
-
-    #[tokio::test]
-    async fn a_file_store_checkpoints_other_commits_in_the_background() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("kasane.db");
-        let st = SqliteStore::open_file(&path).await.unwrap();
-        let setting: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
-            .fetch_one(st.pool())
-            .await
-            .unwrap();
-        assert_eq!(setting, i64::from(checkpoint::BACKSTOP_PAGES));
-        // The migrations are in the WAL: SQLite itself checkpoints only at the backstop.
-        let before = std::fs::metadata(&path).unwrap().len();
-        let user = crate::store::NewUser {
-            name: "u".into(),
-            opaque_record: vec![1],
-            pairs: vec![],
-        };
-        st.create_user(&user, 5).await.unwrap();
-        // Nothing pokes the thread for the sqlx pool's commit: it finds it within a second.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::fs::metadata(&path).unwrap().len() <= before {
-            assert!(std::time::Instant::now() < deadline, "no checkpoint");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
 }
