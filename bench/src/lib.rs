@@ -128,15 +128,18 @@ pub mod load {
                     let t = Instant::now();
                     let ok = op().await;
                     let took = t.elapsed();
-                    if let Some(pace) = pace {
-                        tokio::time::sleep_until((t + pace).into()).await;
-                    }
+                    // Counted by when it ended, not by when its pace ran out (which may be
+                    // after the window).
                     if phase.load(Ordering::Relaxed) == MEASURE {
                         if ok {
                             samples.push(took);
                         } else {
                             failed += 1;
                         }
+                    }
+                    let stopped = phase.load(Ordering::Relaxed) == STOP;
+                    if let Some(pace) = pace.filter(|_| !stopped) {
+                        tokio::time::sleep_until((t + pace).into()).await;
                     }
                 }
                 (samples, failed)
@@ -193,5 +196,21 @@ mod tests {
         assert_eq!(percentile(&mut v, 50.0), Duration::from_millis(50));
         assert_eq!(percentile(&mut v, 99.0), Duration::from_millis(99));
         assert_eq!(percentile(&mut [], 50.0), Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn a_paced_loop_starts_an_op_at_most_once_per_pace() {
+        let (window, pace) = (Duration::from_millis(300), Duration::from_millis(50));
+        let ops: Vec<_> = (0..4).map(|_| || async { true }).collect();
+        let stats = load::drive_paced(window, ops, Some(pace)).await;
+        // Instant ops, four loops: at most one per pace each in the window (plus the one
+        // already started when it opened); unpaced they would be thousands.
+        let most = 4 * (window.as_millis() / pace.as_millis() + 1);
+        assert!(
+            (1..=most as usize).contains(&stats.count),
+            "{} ops",
+            stats.count
+        );
+        assert_eq!(stats.failed, 0);
     }
 }
