@@ -205,14 +205,7 @@ impl DirectSqlite {
         let done = self
             .run(|c| durably(c, |c| Ok(c.execute(login_sql::MARK_DURABLE, [])?)))
             .await;
-        match done {
-            Ok(1) => Ok(()),
-            Ok(_) => Err(StoreError::NotDurable),
-            Err(e) => {
-                tracing::error!(error = %e, "durable_marks");
-                Err(StoreError::NotDurable)
-            }
-        }
+        login_sql::marked(done.map(|n| n as u64))
     }
 
     /// [`Store::delete_session`](super::Store::delete_session), committed durably (a logout

@@ -286,6 +286,19 @@ pub(super) fn create_session(s: &NewSession) -> Result<Stmt<'_>> {
 /// changes a row, so its commit has something to sync.
 pub(super) const MARK_DURABLE: &str = "UPDATE durable_marks SET n = n + 1 WHERE id = 1";
 
+/// What [`MARK_DURABLE`] came to, on either path: one row changed, else
+/// [`StoreError::NotDurable`] (a failure is logged here; the caller's answer is uniform).
+pub(super) fn marked<E: std::fmt::Display>(changed: std::result::Result<u64, E>) -> Result<()> {
+    match changed {
+        Ok(1) => Ok(()),
+        Ok(_) => Err(StoreError::NotDurable),
+        Err(e) => {
+            tracing::error!(error = %e, "durable_marks");
+            Err(StoreError::NotDurable)
+        }
+    }
+}
+
 /// Ends the session whose token hashes to `$1`, returning its public id.
 pub(super) const DELETE_SESSION: &str =
     "DELETE FROM sessions WHERE token_hash = $1 RETURNING session_id";

@@ -632,15 +632,8 @@ where
         }
         let done = sqlx::query(login_sql::MARK_DURABLE)
             .execute(&self.pool)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "durable_marks");
-                StoreError::NotDurable
-            })?;
-        match DB::rows_affected(&done) {
-            1 => Ok(()),
-            _ => Err(StoreError::NotDurable),
-        }
+            .await;
+        login_sql::marked(done.map(|d| DB::rows_affected(&d)))
     }
 
     async fn put_pending_login(
