@@ -87,6 +87,11 @@ struct Knobs {
     filter: String,
     pg_url: Option<String>,
     variants: Vec<Variant>,
+    /// `KASANE_BENCH_PACE_MS`: each sender (a session's, or a baseline connection's) starts
+    /// a message at most once per this interval (fractions of a millisecond allowed), for
+    /// latencies at an offered load below saturation; unset, each sends as fast as it is
+    /// answered.
+    pace: Option<Duration>,
 }
 
 impl Knobs {
@@ -104,6 +109,7 @@ impl Knobs {
             filter: var("KASANE_BENCH_FILTER").unwrap_or_default(),
             pg_url: var("KASANE_BENCH_PG_URL"),
             variants,
+            pace: var("KASANE_BENCH_PACE_MS").and_then(|v| pace_ms(&v)),
         }
     }
 }
@@ -263,16 +269,16 @@ async fn run_cells(target: &Target, cells: &[Cell], knobs: &Knobs) -> Vec<Row> {
             per_commit: None,
         };
         if on(Variant::Plain) {
-            row.plain = Some(target.baseline(cell, "/plain", &body, knobs.window).await);
+            row.plain = Some(target.baseline(cell, "/plain", &body, knobs).await);
         }
         if on(Variant::Durable) {
-            row.durable = Some(target.baseline(cell, "/durable", &body, knobs.window).await);
+            row.durable = Some(target.baseline(cell, "/durable", &body, knobs).await);
             target.db.clear().await;
         }
         if on(Variant::Kasane) {
             let commits = target.th.host.commit_stats();
             let before = (commits.commits(), commits.jobs());
-            row.kasane = Some(target.kasane(cell, &body, knobs.window).await);
+            row.kasane = Some(target.kasane(cell, &body, knobs).await);
             let (n, jobs) = (commits.commits() - before.0, commits.jobs() - before.1);
             row.per_commit = (n > 0).then(|| jobs as f64 / n as f64);
             // Each cell starts from an empty queue (the host's usage counters follow, by
@@ -324,7 +330,7 @@ impl Target {
     }
 
     /// `sessions × depth` connections posting `body` to `path`, one request in flight each.
-    async fn baseline(&self, cell: &Cell, path: &'static str, body: &Bytes, w: Duration) -> Stats {
+    async fn baseline(&self, cell: &Cell, path: &'static str, body: &Bytes, k: &Knobs) -> Stats {
         let mut ops = Vec::new();
         for _ in 0..cell.sessions * cell.depth() {
             let conn = Arc::new(tokio::sync::Mutex::new(
@@ -339,11 +345,11 @@ impl Target {
                 }
             });
         }
-        drive_paced(w, ops, pace_from_env()).await
+        drive_paced(k.window, ops, k.pace).await
     }
 
     /// `sessions` fresh sessions of alice, each with `depth` concurrent senders to bob.
-    async fn kasane(&self, cell: &Cell, body: &Bytes, w: Duration) -> Stats {
+    async fn kasane(&self, cell: &Cell, body: &Bytes, k: &Knobs) -> Stats {
         let mut sessions = Vec::new();
         for _ in 0..cell.sessions {
             let (s, _) = self
@@ -372,7 +378,7 @@ impl Target {
                 });
             }
         }
-        let stats = drive_paced(w, ops, pace_from_env()).await;
+        let stats = drive_paced(k.window, ops, k.pace).await;
         for s in sessions {
             close(s).await;
         }
@@ -380,11 +386,8 @@ impl Target {
     }
 }
 
-/// `KASANE_BENCH_PACE_MS`: each sender (a session's, or a baseline connection's) starts a
-/// message at most once per this many milliseconds (fractions allowed), for latencies at an
-/// offered load below saturation; unset, each sends as fast as it is answered.
-fn pace_from_env() -> Option<Duration> {
-    let value = std::env::var("KASANE_BENCH_PACE_MS").ok()?;
+/// [`Knobs::pace`] from `KASANE_BENCH_PACE_MS`'s value (zero: none).
+fn pace_ms(value: &str) -> Option<Duration> {
     let ms: f64 = value
         .parse()
         .unwrap_or_else(|_| panic!("KASANE_BENCH_PACE_MS: not a number of milliseconds: {value}"));

@@ -130,15 +130,15 @@ pub mod load {
                     let took = t.elapsed();
                     // Counted by when it ended, not by when its pace ran out (which may be
                     // after the window).
-                    if phase.load(Ordering::Relaxed) == MEASURE {
+                    let now = phase.load(Ordering::Relaxed);
+                    if now == MEASURE {
                         if ok {
                             samples.push(took);
                         } else {
                             failed += 1;
                         }
                     }
-                    let stopped = phase.load(Ordering::Relaxed) == STOP;
-                    if let Some(pace) = pace.filter(|_| !stopped) {
+                    if let Some(pace) = pace.filter(|_| now != STOP) {
                         tokio::time::sleep_until((t + pace).into()).await;
                     }
                 }
