@@ -170,6 +170,7 @@ suite!(
     session_idle_timeout,
     session_absolute_lifetime,
     session_logout_and_errors,
+    a_login_s_combined_calls_do_both_halves,
     seq_compare_and_set_refuses_replay,
     seq_concurrent_same_value_one_winner,
     throttle_backoff_per_key,
@@ -596,10 +597,16 @@ mod cases {
         st.put_pending_login(&pending(1, LoginStage::Start, 500), 1, ROOMY)
             .await
             .unwrap();
+        st.put_pending_login(&pending(2, LoginStage::Start, 50), 1, ROOMY)
+            .await
+            .unwrap();
+        assert_eq!(s.raw.count("pending_logins").await, 2);
+        // Refused as a duplicate, at a time when login 2 has expired: evicted all the same.
         let dup = st
-            .put_pending_login(&pending(1, LoginStage::Bundle, 600), 1, ROOMY)
+            .put_pending_login(&pending(1, LoginStage::Bundle, 600), 100, ROOMY)
             .await;
         assert!(matches!(dup, Err(StoreError::Duplicate)), "{dup:?}");
+        assert_eq!(s.raw.count("pending_logins").await, 1);
         // Another stage does not match (and does not consume it).
         assert!(
             s.replica
@@ -846,6 +853,62 @@ mod cases {
         );
         assert!(st.touch_session(&[3; 32], 2, 50).await.unwrap().is_none());
         assert!(st.delete_session(&[3; 32]).await.unwrap().is_none());
+    }
+
+    /// `open_session` and `challenge_pairs_forgiving` (one call on a SQLite file, two side
+    /// by side on PostgreSQL): both halves done, the write's half even when the other fails.
+    pub(crate) async fn a_login_s_combined_calls_do_both_halves(s: Stores) {
+        let st = &*s.main;
+        st.create_user(&user("alice", 3), 1).await.unwrap();
+        let alice = ThrottleKey::User("alice");
+        let b = Backoff::default();
+        let counted = |n| ThrottleState {
+            failures: n,
+            locked_until: 0,
+        };
+        for _ in 0..2 {
+            st.record_failure(alice, 10, &b).await.unwrap();
+        }
+        // Forgiven once while the pairs are read, in card order.
+        let forgiven = [Forgiven {
+            key: alice,
+            engaged: 0,
+            before: 0,
+        }];
+        let pairs = s
+            .replica
+            .challenge_pairs_forgiving("alice", &forgiven)
+            .await
+            .unwrap();
+        let prompts: Vec<&str> = pairs.iter().map(|p| p.prompt.as_str()).collect();
+        assert_eq!(prompts, ["C00", "C01", "C02"]);
+        assert_eq!(st.throttle_state(alice).await.unwrap(), counted(1));
+        // No such user: no pairs, and the forgiving still done.
+        let none = st.challenge_pairs_forgiving("bob", &forgiven).await;
+        assert!(none.unwrap().is_empty());
+        assert_eq!(st.throttle_state(alice).await.unwrap(), counted(0));
+        // The session stored and the throttle cleared.
+        st.record_failure(alice, 10, &b).await.unwrap();
+        st.open_session(&session("alice", 7, 1, 100), alice)
+            .await
+            .unwrap();
+        assert!(st.touch_session(&[7; 32], 2, 50).await.unwrap().is_some());
+        assert_eq!(st.throttle_state(alice).await.unwrap(), counted(0));
+        // A session refused (a duplicate; no such user) still clears the throttle.
+        st.record_failure(alice, 10, &b).await.unwrap();
+        let dup = s
+            .replica
+            .open_session(&session("alice", 7, 1, 100), alice)
+            .await;
+        assert!(matches!(dup, Err(StoreError::Duplicate)), "{dup:?}");
+        assert_eq!(st.throttle_state(alice).await.unwrap(), counted(0));
+        st.record_failure(alice, 10, &b).await.unwrap();
+        let missing = st.open_session(&session("nobody", 8, 1, 100), alice).await;
+        assert!(
+            matches!(missing, Err(StoreError::UserNotFound)),
+            "{missing:?}"
+        );
+        assert_eq!(st.throttle_state(alice).await.unwrap(), counted(0));
     }
 
     pub(crate) async fn seq_compare_and_set_refuses_replay(s: Stores) {

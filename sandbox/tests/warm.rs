@@ -191,6 +191,26 @@ fn memory_and_globals_written_by_one_call_never_reach_the_next() {
 }
 
 #[test]
+fn a_page_that_was_all_zeros_is_zeros_again_for_the_next_call() {
+    // Page 9 (of 4 KiB) holds nothing after initialization; each call returns what the last
+    // left at its first and last word, then writes the counter there.
+    let t = hostile(&support::abi_module(
+        r#"(i32.store (local.get $out) (i32.load (i32.const 36864)))
+    (i32.store offset=4 (local.get $out) (i32.load (i32.const 40956)))
+    (i32.store (i32.const 36864) (i32.load8_u offset=4 (local.get $in)))
+    (i32.store (i32.const 40956) (i32.load8_u offset=4 (local.get $in)))
+    (i32.const 8)"#,
+        "",
+    ));
+    agree_on(&t, &[1, 2, 3, 200], "zero-page writer");
+    assert_eq!(t.warm_instances(), 1, "restorable: reused");
+    for c in [10, 11] {
+        let k = t.derive_warm(&input_with_counter(c)).unwrap().key;
+        assert_eq!(k.as_bytes(), &[0; 8], "call {c} saw the last call's writes");
+    }
+}
+
+#[test]
 fn an_instance_whose_memory_grew_is_dropped() {
     // The key is the memory size in pages after growing by one, and what the last call left.
     let t = hostile(&support::abi_module(

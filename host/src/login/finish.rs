@@ -17,7 +17,7 @@ use super::{Failure, LoginError, random_id};
 use crate::HostError;
 use crate::host::Host;
 use crate::registry::Chosen;
-use crate::store::{LoginStage, UnixSeconds};
+use crate::store::{Forgiven, LoginStage, UnixSeconds};
 
 /// The verified finish and what the start announced.
 struct Verified {
@@ -45,14 +45,13 @@ impl Host {
         let ttl = self.config.login.bundle_ttl_secs;
         self.registry.sync(now).await;
         // The transform is chosen and its ticket signed (CPU) while the start's count is
-        // taken back, the pairs are read and the counter's barrier (begun at the start) is
-        // waited for. Each store call takes one connection and holds no other: a login step
-        // never waits for a second connection while it holds one.
-        let forgiving = async {
-            if let Some(count) = &verified.count {
-                self.forgive_start(&verified.user, source, count).await;
-            }
-        };
+        // taken back and the pairs are read (one store call) and the counter's barrier (begun
+        // at the start) is waited for. Each store call takes one connection and holds no
+        // other: a login step never waits for a second connection while it holds one.
+        let forgiven = verified
+            .count
+            .as_ref()
+            .map(|count| self.forgiven(&verified.user, source, count));
         let durable = async {
             self.barrier
                 .wait(Some(verified.counter.durable))
@@ -68,11 +67,10 @@ impl Host {
                 OsRng.next_u64(),
             )
         };
-        let (picked, chosen, durable, ()) = tokio::join!(
-            self.pick_challenges(&verified.user),
+        let (picked, chosen, durable) = tokio::join!(
+            self.pick_challenges(&verified.user, forgiven.as_ref().map_or(&[], |f| &f[..])),
             choosing,
-            durable,
-            forgiving
+            durable
         );
         let (picked, chosen) = (picked?, chosen?);
         durable?;
@@ -140,11 +138,16 @@ impl Host {
         })
     }
 
-    /// Challenges at random from the user's pairs, with their stored verifiers.
-    async fn pick_challenges(&self, user: &str) -> Result<Picked, LoginError> {
+    /// Challenges at random from the user's pairs, with their stored verifiers; the start's
+    /// count is taken back (`forgiven`) in the same store call.
+    async fn pick_challenges(
+        &self,
+        user: &str,
+        forgiven: &[Forgiven<'_>],
+    ) -> Result<Picked, LoginError> {
         let pairs = self
             .store
-            .challenge_pairs(user)
+            .challenge_pairs_forgiving(user, forgiven)
             .await
             .map_err(HostError::from)?;
         if pairs.is_empty() {

@@ -63,13 +63,14 @@ impl Host {
             }
         };
         // The response proved password and card: the user's throttle is cleared even if the
-        // session cannot be stored. Two store calls side by side, each on a connection of its
-        // own and holding no other.
-        let (opened, ()) = tokio::join!(
-            self.open_session(session, &module, &token, &pending.user, now),
-            self.note_success(&pending.user, source, count, now)
-        );
-        opened?;
+        // session cannot be stored, in the same store call (one commit on a SQLite file).
+        let new = self.new_session(session, &module, &token, &pending.user, now)?;
+        let [user_key, _] = self.throttle_keys(&pending.user, source, known_network);
+        let opened = self.store.open_session(&new, user_key).await;
+        self.note_network(&pending.user, source, count, now).await;
+        opened.map_err(HostError::from)?;
+        self.metrics.login(Outcome::Success);
+        tracing::info!(user = %pending.user, "login");
         Ok(bytes)
     }
 
@@ -116,33 +117,27 @@ impl Host {
         Ok(self.registry.transform(&entry)?)
     }
 
-    /// Stores the established session under the token's hash (the whole protocol state, so
-    /// any replica can open and seal its messages) and clears the user's throttle.
-    async fn open_session(
+    /// The established session as the store keeps it, under the token's hash: the whole
+    /// protocol state, so any replica can open and seal its messages.
+    fn new_session(
         &self,
         session: Session,
         module: &ModuleRef,
         token: &[u8; 32],
         user: &str,
         now: UnixSeconds,
-    ) -> Result<(), LoginError> {
+    ) -> Result<NewSession, LoginError> {
         let session_id = session.session_id().to_vec();
         let secret = StoredSession::new(session.into_parts(), module)
             .encode()
             .map_err(|_| Failure::SessionEncoding)?;
-        self.store
-            .create_session(&NewSession {
-                token_hash: token_hash(token),
-                session_id,
-                user: user.to_owned(),
-                created: now,
-                expires_at: now.saturating_add(self.config.session.absolute_timeout_secs),
-                secret,
-            })
-            .await
-            .map_err(HostError::from)?;
-        self.metrics.login(Outcome::Success);
-        tracing::info!(%user, "login");
-        Ok(())
+        Ok(NewSession {
+            token_hash: token_hash(token),
+            session_id,
+            user: user.to_owned(),
+            created: now,
+            expires_at: now.saturating_add(self.config.session.absolute_timeout_secs),
+            secret,
+        })
     }
 }

@@ -50,7 +50,7 @@ const NOTE_AGAIN_AFTER: u64 = 86_400;
 impl Host {
     /// The keys a login of `user` from `source` counts against: the user's (global, or for
     /// this network if it is a known one) and the source network's.
-    fn throttle_keys<'a>(
+    pub(super) fn throttle_keys<'a>(
         &self,
         user: &'a str,
         source: IpAddr,
@@ -102,22 +102,20 @@ impl Host {
         })
     }
 
-    /// After a successful login: `source`'s network becomes (or stays) known for `user`, and
-    /// the user's key that throttled this login is cleared.
-    pub(super) async fn note_success(
+    /// After a successful login: `source`'s network becomes (or stays) known for `user`
+    /// (the user's key that throttled the login is cleared with the session's creation,
+    /// [`Store::open_session`](crate::store::Store::open_session)).
+    pub(super) async fn note_network(
         &self,
         user: &str,
         source: IpAddr,
         count: StartCount,
         now: UnixSeconds,
     ) {
-        let [user_key, net] = self.throttle_keys(user, source, count.known_network);
-        if let Err(e) = self.store.clear_throttle(user_key).await {
-            tracing::error!(error = %e, "clearing the user's throttle");
-        }
         if count.noted_recently {
             return;
         }
+        let [_, net] = self.throttle_keys(user, source, count.known_network);
         let noted = self
             .store
             .note_known_network(user, &net.to_key(), now)
@@ -206,11 +204,17 @@ impl Host {
         Ok(Some((count, login)))
     }
 
-    /// Takes back what [`Host::count_start`] counted, once the finish proved the password.
-    pub(super) async fn forgive_start(&self, user: &str, source: IpAddr, count: &StartCount) {
+    /// What takes back what [`Host::count_start`] counted, once the finish proved the
+    /// password ([`Store::challenge_pairs_forgiving`](crate::store::Store::challenge_pairs_forgiving)).
+    pub(super) fn forgiven<'a>(
+        &self,
+        user: &'a str,
+        source: IpAddr,
+        count: &StartCount,
+    ) -> [Forgiven<'a>; 2] {
         let [(user_engaged, user_before), (source_engaged, source_before)] = count.locks;
         let [user_key, net] = self.throttle_keys(user, source, count.known_network);
-        let forgiven = [
+        [
             Forgiven {
                 key: user_key,
                 engaged: user_engaged,
@@ -221,10 +225,7 @@ impl Host {
                 engaged: source_engaged,
                 before: source_before,
             },
-        ];
-        if let Err(e) = self.store.forgive_failures(&forgiven).await {
-            tracing::error!(error = %e, "forgiving a start");
-        }
+        ]
     }
 
     /// Counts a failed login against the user and the source address.

@@ -21,7 +21,8 @@ use tokio::sync::Semaphore;
 use super::committer::is_unique_violation;
 use super::login_sql::{self, ForgivenRow, Stmt};
 use super::rows::{
-    FromRusqlite, LoginRow, PairRow, PendingRow, SessionIdRow, StartLookupRow, ThrottleRow, convert,
+    FromRusqlite, HeadRow, LoginRow, PairRow, PendingRow, SessionIdRow, StartLookupRow,
+    ThrottleRow, convert,
 };
 use super::{
     Backoff, ChallengePair, Counted, LoginStage, NewPendingLogin, NewSession, PendingBounds,
@@ -155,7 +156,8 @@ impl DirectSqlite {
     }
 
     /// [`Store::put_pending_login`](super::Store::put_pending_login): the evictions, then
-    /// the insert, each committing as it runs.
+    /// the insert, in one transaction (one commit). An insert refused as a duplicate is a
+    /// failed statement the transaction survives: the evictions are committed all the same.
     pub(super) async fn put_pending_login(
         self: &Arc<Self>,
         login: &NewPendingLogin,
@@ -164,8 +166,11 @@ impl DirectSqlite {
     ) -> Result<u64> {
         let login = login.clone();
         self.run(move |c| {
-            let evicted = execute(c, &login_sql::evict_pending(&login, now, bounds)?)?;
-            execute(c, &login_sql::insert_pending(&login, 1)?).map_err(duplicate)?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let evicted = execute(&tx, &login_sql::evict_pending(&login, now, bounds)?)?;
+            let inserted = execute(&tx, &login_sql::insert_pending(&login, 1)?).map_err(duplicate);
+            // The insert's error first, as in `open_session`.
+            inserted.and(tx.commit().map_err(StoreError::from))?;
             Ok(evicted as u64)
         })
         .await
@@ -199,6 +204,27 @@ impl DirectSqlite {
         .await
     }
 
+    /// [`Store::challenge_pairs_forgiving`](super::Store::challenge_pairs_forgiving): the
+    /// forgiving (its own commit), then the read.
+    pub(super) async fn challenge_pairs_forgiving(
+        self: &Arc<Self>,
+        name: &str,
+        forgiven: Vec<ForgivenRow>,
+    ) -> Result<Vec<ChallengePair>> {
+        let name = name.to_owned();
+        self.run(move |c| {
+            if !forgiven.is_empty() {
+                let forgiving = login_sql::forgive(&forgiven).and_then(|stmt| execute(c, &stmt));
+                if let Err(e) = forgiving {
+                    tracing::error!(error = %e, "forgiving a start");
+                }
+            }
+            let pairs: Vec<PairRow> = rows(c, &login_sql::challenge_pairs(&name))?;
+            Ok(pairs.into_iter().map(ChallengePair::from).collect())
+        })
+        .await
+    }
+
     /// [`Store::make_durable`](super::Store::make_durable): the barrier's write, committed
     /// with `synchronous = FULL`, which syncs the WAL and every relaxed commit before it.
     pub(super) async fn make_durable(self: &Arc<Self>) -> Result<()> {
@@ -223,14 +249,54 @@ impl DirectSqlite {
         .await
     }
 
+    /// [`Store::audit_head`](super::Store::audit_head) (the logout's read after its
+    /// [`delete_session`](Self::delete_session)).
+    pub(super) async fn audit_head(
+        self: &Arc<Self>,
+        session_id: &[u8],
+    ) -> Result<Option<(u64, Vec<u8>)>> {
+        let id = session_id.to_vec();
+        self.run(move |c| {
+            let row: Option<HeadRow> = rows(c, &login_sql::chain_head(&id))?.pop();
+            row.map(TryInto::try_into).transpose()
+        })
+        .await
+    }
+
     /// [`Store::create_session`](super::Store::create_session).
     pub(super) async fn create_session(self: &Arc<Self>, s: &NewSession) -> Result<()> {
         let s = s.clone();
-        self.run(move |c| match execute(c, &login_sql::create_session(&s)?) {
-            Ok(0) => Err(StoreError::UserNotFound),
-            done => done.map(drop).map_err(duplicate),
+        self.run(move |c| insert_session(c, &s)).await
+    }
+
+    /// [`Store::open_session`](super::Store::open_session): the clearing, then the session, in
+    /// one transaction. A session refused (a duplicate, no such user) is a failed statement
+    /// that the transaction survives: the clearing is committed all the same.
+    pub(super) async fn open_session(
+        self: &Arc<Self>,
+        s: &NewSession,
+        cleared: String,
+    ) -> Result<()> {
+        let s = s.clone();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Err(e) = execute(&tx, &login_sql::clear_throttle(&cleared)) {
+                tracing::error!(error = %e, "clearing the user's throttle");
+            }
+            let created = insert_session(&tx, &s);
+            // The session's error first: after some errors SQLite has ended the transaction
+            // itself, and the commit's own error would hide why.
+            created.and(tx.commit().map_err(StoreError::from))
         })
         .await
+    }
+}
+
+/// Stores the new session `s`.
+fn insert_session(c: &Connection, s: &NewSession) -> Result<()> {
+    match execute(c, &login_sql::create_session(s)?) {
+        Ok(0) => Err(StoreError::UserNotFound),
+        done => done.map(drop).map_err(duplicate),
     }
 }
 

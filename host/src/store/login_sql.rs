@@ -315,3 +315,8 @@ pub(super) const DELETE_THROTTLE: &str = "DELETE FROM throttle WHERE key = $1";
 pub(super) fn clear_throttle(key: &str) -> Stmt<'_> {
     Stmt::new(DELETE_THROTTLE, vec![Param::Text(key)])
 }
+
+/// The head of session `$1`'s audit chain (the logout's read).
+pub(super) fn chain_head(session_id: &[u8]) -> Stmt<'_> {
+    Stmt::new(super::sql::CHAIN_HEAD, vec![Param::Blob(session_id)])
+}

@@ -877,6 +877,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Creates a session. [`StoreError::UserNotFound`] if the user does not exist,
     /// [`StoreError::Duplicate`] if the token hash or session id does.
     async fn create_session(&self, session: &NewSession) -> Result<()>;
+    /// A successful login's two writes: [`Store::create_session`] (its result is returned)
+    /// and [`Store::clear_throttle`] of `cleared`, the key that throttled the login. The
+    /// clearing is best effort: the failures are forgotten even when the session cannot be
+    /// stored (the response proved password and card), and a clearing that fails is logged,
+    /// not returned. By default the two calls side by side; on a SQLite file one call and
+    /// one commit.
+    async fn open_session(&self, session: &NewSession, cleared: ThrottleKey<'_>) -> Result<()> {
+        open_side_by_side(self, session, cleared).await
+    }
     /// The live session for this token hash, with `last_seen` set to `now`. A session idle
     /// for `idle_timeout` seconds or more, or at or past its absolute expiry, is deleted and
     /// `None` is returned.
@@ -989,6 +998,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     }
     /// [`Store::forgive_failure`] for each entry (distinct keys), in one statement.
     async fn forgive_failures(&self, forgiven: &[Forgiven<'_>]) -> Result<()>;
+    /// A login finish's two calls: [`Store::forgive_failures`] of `forgiven` (best effort: a
+    /// failure is logged, not returned) and [`Store::challenge_pairs`] of `name`, whose
+    /// result it returns. By default the two side by side; on a SQLite file one call.
+    async fn challenge_pairs_forgiving(
+        &self,
+        name: &str,
+        forgiven: &[Forgiven<'_>],
+    ) -> Result<Vec<ChallengePair>> {
+        pairs_side_by_side(self, name, forgiven).await
+    }
 
     // --- relay queue ---
 
@@ -1117,6 +1136,37 @@ impl<'a> AuditReader<'a> {
         }
         Ok(self.page.pop_front())
     }
+}
+
+/// [`Store::challenge_pairs_forgiving`] as two calls side by side, each on a connection of
+/// its own.
+async fn pairs_side_by_side<S: Store + ?Sized>(
+    store: &S,
+    name: &str,
+    forgiven: &[Forgiven<'_>],
+) -> Result<Vec<ChallengePair>> {
+    let (pairs, forgiving) = tokio::join!(
+        store.challenge_pairs(name),
+        store.forgive_failures(forgiven)
+    );
+    if let Err(e) = forgiving {
+        tracing::error!(error = %e, "forgiving a start");
+    }
+    pairs
+}
+
+/// [`Store::open_session`] as two calls side by side, each on a connection of its own.
+async fn open_side_by_side<S: Store + ?Sized>(
+    store: &S,
+    session: &NewSession,
+    cleared: ThrottleKey<'_>,
+) -> Result<()> {
+    let (created, clearing) =
+        tokio::join!(store.create_session(session), store.clear_throttle(cleared));
+    if let Err(e) = clearing {
+        tracing::error!(error = %e, "clearing the user's throttle");
+    }
+    created
 }
 
 /// Opens the store at `url` and runs its migrations: `sqlite://<path>?mode=rwc` (WAL,

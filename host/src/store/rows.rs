@@ -404,6 +404,7 @@ from_rusqlite! {
     PairRow { prompt, salt, verifier }
     WindowRow { session_id, last_seq_from_client, seq_window }
     SessionHeadRow { session_id, seq, record_hash }
+    HeadRow { seq, record_hash }
     QueueUsageRow { id, name, messages, bytes }
     SessionIdRow { session_id }
 }

@@ -152,7 +152,7 @@ const ENQUEUE: &str = "INSERT INTO relay_queue (recipient_id, body, created_at) 
      SELECT id, $2, $3 FROM users WHERE name = $1 RETURNING id";
 
 /// The head of the audit chain of session `$1`.
-const CHAIN_HEAD: &str = "SELECT seq, record_hash FROM audit_log WHERE session_id = $1 \
+pub(super) const CHAIN_HEAD: &str = "SELECT seq, record_hash FROM audit_log WHERE session_id = $1 \
      ORDER BY seq DESC LIMIT 1";
 
 /// Deletes the session with token hash `$1`.
@@ -684,6 +684,13 @@ where
         row.map_or(Ok(None), |login| login.unexpired(now))
     }
 
+    async fn open_session(&self, s: &NewSession, cleared: ThrottleKey<'_>) -> Result<()> {
+        match &self.direct {
+            Some(direct) => direct.open_session(s, cleared.to_key()).await,
+            None => super::open_side_by_side(self, s, cleared).await,
+        }
+    }
+
     async fn create_session(&self, s: &NewSession) -> Result<()> {
         if let Some(direct) = &self.direct {
             return direct.create_session(s).await;
@@ -921,6 +928,18 @@ where
         Ok(())
     }
 
+    async fn challenge_pairs_forgiving(
+        &self,
+        name: &str,
+        forgiven: &[Forgiven<'_>],
+    ) -> Result<Vec<ChallengePair>> {
+        let Some(direct) = &self.direct else {
+            return super::pairs_side_by_side(self, name, forgiven).await;
+        };
+        let rows = login_sql::forgiven_rows(forgiven);
+        direct.challenge_pairs_forgiving(name, rows).await
+    }
+
     async fn enqueue_message(&self, recipient: &str, body: &[u8], now: UnixSeconds) -> Result<u64> {
         let mut conn = self.pool.acquire().await?;
         Self::enqueue(&mut *conn, recipient, body, now)
@@ -1080,6 +1099,9 @@ where
     }
 
     async fn audit_head(&self, session_id: &[u8]) -> Result<Option<(u64, Vec<u8>)>> {
+        if let Some(direct) = &self.direct {
+            return direct.audit_head(session_id).await;
+        }
         let mut conn = self.pool.acquire().await?;
         Self::chain_head(&mut *conn, session_id).await
     }
