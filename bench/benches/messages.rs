@@ -92,6 +92,10 @@ struct Knobs {
     /// latencies at an offered load below saturation; unset, each sends as fast as it is
     /// answered.
     pace: Option<Duration>,
+    /// `KASANE_BENCH_PADDING`: `on` (the client's default: Padmé bucket padding, which pads a
+    /// 4 KiB body to 4,352 bytes and a 64 KiB one to 67,584) or `off` (the body's own
+    /// length).
+    padding: bool,
 }
 
 impl Knobs {
@@ -110,6 +114,7 @@ impl Knobs {
             pg_url: var("KASANE_BENCH_PG_URL"),
             variants,
             pace: var("KASANE_BENCH_PACE_MS").and_then(|v| pace_ms(&v)),
+            padding: var("KASANE_BENCH_PADDING").is_none_or(|v| padding(&v)),
         }
     }
 }
@@ -214,7 +219,7 @@ async fn run(knobs: Knobs) {
     let cells = matrix(&SIZES, &SESSIONS, "sqlite");
     if cells.iter().any(|c| c.name().contains(&knobs.filter)) {
         let db = sqlite_db(&work.path().join("baseline.db")).await;
-        let target = Target::start(db, |_| {}).await;
+        let target = Target::start(db, knobs.padding, |_| {}).await;
         rows.extend(run_cells(&target, &cells, &knobs).await);
     }
     if let Some(url) = &knobs.pg_url {
@@ -223,7 +228,8 @@ async fn run(knobs: Knobs) {
             let schema = PgSchema::create(url).await;
             let db = pg_db(&schema.url()).await;
             let schema_url = schema.url();
-            let target = Target::start(db, move |c| c.database_url = schema_url).await;
+            let target =
+                Target::start(db, knobs.padding, move |c| c.database_url = schema_url).await;
             rows.extend(run_cells(&target, &cells, &knobs).await);
             drop(target);
             schema.remove().await;
@@ -292,9 +298,10 @@ async fn run_cells(target: &Target, cells: &[Cell], knobs: &Knobs) -> Vec<Row> {
 }
 
 impl Target {
-    /// A host (quotas off, transform forced, `tweak` applied), alice and bob, and the
-    /// baseline server whose durable route commits to `db`.
-    async fn start(db: Db, tweak: impl FnOnce(&mut Config)) -> Self {
+    /// A host (quotas off, transform forced, `tweak` applied), alice and bob (her client
+    /// padding as `padding` says), and the baseline server whose durable route commits to
+    /// `db`.
+    async fn start(db: Db, padding: bool, tweak: impl FnOnce(&mut Config)) -> Self {
         // bob never reads: the per-recipient queue quota would refuse the senders long
         // before a window ends. Throughput is measured, not the quota.
         let th = start_with(|c| {
@@ -313,7 +320,7 @@ impl Target {
         let ca = std::fs::read(&th.cfg.tls_cert).unwrap();
         let state = tempfile::tempdir().unwrap();
         let mut config = th.client_config(Some(state.path().to_owned()));
-        config.padding = padding_from_env();
+        config.padding = padding;
         let client = Client::connect(config).await.unwrap();
         let host_db = Db::connect(&th.cfg.database_url).await;
         Self {
@@ -394,13 +401,12 @@ fn pace_ms(value: &str) -> Option<Duration> {
     (ms > 0.0).then(|| Duration::from_secs_f64(ms / 1e3))
 }
 
-/// `KASANE_BENCH_PADDING`: `on` (the client's default: Padmé bucket padding, which pads a
-/// 4 KiB body to 4,352 bytes and a 64 KiB one to 67,584) or `off` (the body's own length).
-fn padding_from_env() -> bool {
-    match std::env::var("KASANE_BENCH_PADDING").as_deref() {
-        Err(_) | Ok("" | "on") => true,
-        Ok("off") => false,
-        Ok(other) => panic!("KASANE_BENCH_PADDING: {other:?} is neither on nor off"),
+/// [`Knobs::padding`] from `KASANE_BENCH_PADDING`'s value.
+fn padding(value: &str) -> bool {
+    match value {
+        "on" => true,
+        "off" => false,
+        other => panic!("KASANE_BENCH_PADDING: {other:?} is neither on nor off"),
     }
 }
 
