@@ -160,6 +160,14 @@ async fn guess(th: &TestHost, addr: SocketAddr) -> (bool, (StatusCode, Vec<u8>))
 async fn concurrent_guesses_for_one_user_are_bounded_by_the_lock() {
     let th = Arc::new(start(|_| {}).await);
     th.add_user("alice").await;
+    // A first lock that outlasts the test: the 50 guesses take seconds in a debug build on a
+    // loaded machine, and once the default 2 s lock ended one more guess would be tested, as
+    // it would be of guesses one after another.
+    let mut cfg = Config::load_file(th.dir.path()).unwrap();
+    cfg.throttle.base_secs = 3600;
+    cfg.throttle.max_secs = 3600;
+    let file = th.dir.path().join(kasane_host::config::CONFIG_FILE);
+    std::fs::write(file, cfg.to_toml().unwrap()).unwrap();
     let (host, addr) = serve_copy(&th);
     let allowed = file_config(th.dir.path()).throttle.free_failures as usize + 1;
     let mut tasks = tokio::task::JoinSet::new();
