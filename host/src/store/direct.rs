@@ -197,11 +197,7 @@ impl DirectSqlite {
         name: &str,
     ) -> Result<Vec<ChallengePair>> {
         let name = name.to_owned();
-        self.run(move |c| {
-            let pairs: Vec<PairRow> = rows(c, &login_sql::challenge_pairs(&name))?;
-            Ok(pairs.into_iter().map(ChallengePair::from).collect())
-        })
-        .await
+        self.run(move |c| pairs_of(c, &name)).await
     }
 
     /// [`Store::challenge_pairs_forgiving`](super::Store::challenge_pairs_forgiving): the
@@ -219,8 +215,7 @@ impl DirectSqlite {
                     tracing::error!(error = %e, "forgiving a start");
                 }
             }
-            let pairs: Vec<PairRow> = rows(c, &login_sql::challenge_pairs(&name))?;
-            Ok(pairs.into_iter().map(ChallengePair::from).collect())
+            pairs_of(c, &name)
         })
         .await
     }
@@ -290,6 +285,12 @@ impl DirectSqlite {
         })
         .await
     }
+}
+
+/// The pairs of user `name`, in card order.
+fn pairs_of(c: &Connection, name: &str) -> Result<Vec<ChallengePair>> {
+    let pairs: Vec<PairRow> = rows(c, &login_sql::challenge_pairs(name))?;
+    Ok(pairs.into_iter().map(ChallengePair::from).collect())
 }
 
 /// Stores the new session `s`.

@@ -881,11 +881,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// and [`Store::clear_throttle`] of `cleared`, the key that throttled the login. The
     /// clearing is best effort: the failures are forgotten even when the session cannot be
     /// stored (the response proved password and card), and a clearing that fails is logged,
-    /// not returned. By default the two calls side by side; on a SQLite file one call and
-    /// one commit.
-    async fn open_session(&self, session: &NewSession, cleared: ThrottleKey<'_>) -> Result<()> {
-        open_side_by_side(self, session, cleared).await
-    }
+    /// not returned. On a SQLite file one call and one commit; elsewhere the two calls side
+    /// by side.
+    async fn open_session(&self, session: &NewSession, cleared: ThrottleKey<'_>) -> Result<()>;
     /// The live session for this token hash, with `last_seen` set to `now`. A session idle
     /// for `idle_timeout` seconds or more, or at or past its absolute expiry, is deleted and
     /// `None` is returned.
@@ -1000,14 +998,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn forgive_failures(&self, forgiven: &[Forgiven<'_>]) -> Result<()>;
     /// A login finish's two calls: [`Store::forgive_failures`] of `forgiven` (best effort: a
     /// failure is logged, not returned) and [`Store::challenge_pairs`] of `name`, whose
-    /// result it returns. By default the two side by side; on a SQLite file one call.
+    /// result it returns. On a SQLite file one call; elsewhere the two side by side.
     async fn challenge_pairs_forgiving(
         &self,
         name: &str,
         forgiven: &[Forgiven<'_>],
-    ) -> Result<Vec<ChallengePair>> {
-        pairs_side_by_side(self, name, forgiven).await
-    }
+    ) -> Result<Vec<ChallengePair>>;
 
     // --- relay queue ---
 
@@ -1140,7 +1136,7 @@ impl<'a> AuditReader<'a> {
 
 /// [`Store::challenge_pairs_forgiving`] as two calls side by side, each on a connection of
 /// its own.
-async fn pairs_side_by_side<S: Store + ?Sized>(
+pub(super) async fn pairs_side_by_side<S: Store + ?Sized>(
     store: &S,
     name: &str,
     forgiven: &[Forgiven<'_>],
@@ -1156,7 +1152,7 @@ async fn pairs_side_by_side<S: Store + ?Sized>(
 }
 
 /// [`Store::open_session`] as two calls side by side, each on a connection of its own.
-async fn open_side_by_side<S: Store + ?Sized>(
+pub(super) async fn open_side_by_side<S: Store + ?Sized>(
     store: &S,
     session: &NewSession,
     cleared: ThrottleKey<'_>,
