@@ -179,6 +179,7 @@ suite!(
     relay_queue_roundtrip,
     queue_quota_bounds_known_and_unknown_recipients_alike,
     a_large_batch_decides_each_message_as_if_alone,
+    the_committer_sees_what_others_commit_between_its_batches,
     audit_chain_appends_and_reads_in_order,
     audit_concurrent_appends_one_winner_per_position,
     audit_checkpoints_vouch_for_existing_records,
@@ -1252,6 +1253,95 @@ mod cases {
             alone,
             AcceptOutcome::Accepted { audit_seq: 3, .. }
         ));
+    }
+
+    /// One committer (the message path's, kept across batches: on SQLite it remembers what
+    /// its commits wrote and skips those reads) sees every write another connection commits
+    /// between its batches: a message accepted elsewhere is a replay, a chain extended
+    /// elsewhere continues from its new head, a session ended elsewhere is gone, and a queue
+    /// drained elsewhere has room again.
+    pub(crate) async fn the_committer_sees_what_others_commit_between_its_batches(s: Stores) {
+        let st = &*s.main;
+        st.create_user(&user("alice", 1), 1).await.unwrap();
+        st.create_user(&user("bob", 1), 1).await.unwrap();
+        for id in [6, 7] {
+            st.create_session(&session("alice", id, 1, 10_000))
+                .await
+                .unwrap();
+        }
+        let quota = QueueQuota {
+            max_messages: 4,
+            max_bytes: 1 << 20,
+        };
+        let on = |sid: u8, seq: u64| {
+            let mut m = to("bob", seq, 8, quota);
+            m.session_id = vec![sid, 0xee];
+            m
+        };
+        let mut c = Committer::new(&*s.replica);
+        let first = c.accept(vec![on(6, 1), on(7, 1)]).await;
+        assert!(
+            first
+                .iter()
+                .all(|o| matches!(o, AcceptOutcome::Accepted { .. }))
+        );
+        let again = c.accept(vec![on(6, 2)]).await;
+        assert!(matches!(
+            again[0],
+            AcceptOutcome::Accepted { audit_seq: 2, .. }
+        ));
+        // Session 6's third message, accepted through the other store's connection.
+        let elsewhere = st.accept_message(&on(6, 3)).await.unwrap();
+        assert!(matches!(
+            elsewhere,
+            AcceptOutcome::Accepted { audit_seq: 3, .. }
+        ));
+        let after = c.accept(vec![on(6, 3), on(6, 4)]).await;
+        assert_eq!(after[0], AcceptOutcome::Replayed);
+        // Bob's queue is full (four messages): the fifth is refused …
+        assert!(matches!(after[1], AcceptOutcome::QueueFull));
+        // … until one is taken off it elsewhere.
+        let queued = st.fetch_messages("bob", 0, 10).await.unwrap();
+        assert!(st.ack_message("bob", queued[0].id).await.unwrap());
+        let room = c.accept(vec![on(6, 4)]).await;
+        assert!(matches!(
+            room[0],
+            AcceptOutcome::Accepted { audit_seq: 4, .. }
+        ));
+        // Session 7 ended elsewhere.
+        st.delete_session(&[7; 32]).await.unwrap().unwrap();
+        assert_eq!(c.accept(vec![on(7, 2)]).await, [AcceptOutcome::NoSession]);
+        let head = st.audit_head(&[6, 0xee]).await.unwrap().unwrap();
+        assert_eq!(head.0, 4);
+    }
+
+    /// The message path's committer, kept across batches: the store's own on SQLite (run on a
+    /// blocking thread), else [`Store::accept_messages`].
+    struct Committer<'a> {
+        store: &'a dyn Store,
+        own: Option<kasane_host::store::SqliteCommitter>,
+    }
+
+    impl<'a> Committer<'a> {
+        fn new(store: &'a dyn Store) -> Self {
+            let own = store.message_committer().unwrap();
+            assert_eq!(own.is_some(), store.backend() == "sqlite");
+            Self { store, own }
+        }
+
+        async fn accept(&mut self, batch: Vec<AcceptMessage>) -> Vec<AcceptOutcome> {
+            let Some(mut c) = self.own.take() else {
+                return self.store.accept_messages(&batch).await.unwrap();
+            };
+            let (c, outcomes) = tokio::task::spawn_blocking(move || {
+                let outcomes = c.accept(&batch);
+                (c, outcomes)
+            })
+            .await
+            .unwrap();
+            self.own = Some(c);
+            outcomes.unwrap()
+        }
     }
 
     /// `batch` through the store's own committer (the message path's, on a thread), which

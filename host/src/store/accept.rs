@@ -109,16 +109,17 @@ pub(super) fn unknown<'a>(names: Vec<&'a str>, found: &Found) -> Vec<&'a str> {
         .collect()
 }
 
-/// Decides every message of `batch` in order against `found` (which it updates as each
-/// accepted message would): the same outcomes as accepting them one at a time.
-pub(super) fn plan(batch: &[AcceptMessage], mut found: Found) -> Result<Plan<'_>> {
+/// Decides every message of `batch` in order against `found`, which it updates as each
+/// accepted message would (once the plan is committed, `found` is what the database holds
+/// for the batch's keys): the same outcomes as accepting them one at a time.
+pub(super) fn plan<'a>(batch: &'a [AcceptMessage], found: &mut Found) -> Result<Plan<'a>> {
     let mut plan = Plan::default();
     let mut moved: HashMap<&[u8], ReplayWindow> = HashMap::new();
     let mut unknown: HashMap<&str, (u64, u64)> = HashMap::new();
     for m in batch {
         let outcome = match m.sent_by {
-            SentBy::Host => host_message(m, &mut found, &mut plan)?,
-            SentBy::Client => client_message(m, &mut found, &mut plan, &mut unknown)?,
+            SentBy::Host => host_message(m, found, &mut plan)?,
+            SentBy::Client => client_message(m, found, &mut plan, &mut unknown)?,
         };
         if let (SentBy::Client, AcceptOutcome::Accepted { window, .. }) = (m.sent_by, outcome) {
             moved.insert(&m.session_id, window);
@@ -312,7 +313,7 @@ mod tests {
             message(3, 1, None, c),        // no such session
             message(1, 1, None, SentBy::Host), // a gateway answer: audited only
         ];
-        let plan = plan(&batch, found(&[1, 2], &[("bob", 9)])).unwrap();
+        let plan = plan(&batch, &mut found(&[1, 2], &[("bob", 9)])).unwrap();
         let kinds: Vec<_> = plan.outcomes.iter().map(std::mem::discriminant).collect();
         let accepted = std::mem::discriminant(&plan.outcomes[0]);
         assert_eq!(kinds[1], std::mem::discriminant(&AcceptOutcome::Replayed));
@@ -354,7 +355,7 @@ mod tests {
         ];
         let mut f = found(&[1], &[]);
         f.heads.insert(vec![1; 4], (41, vec![0xaa; 32]));
-        let plan = plan(&batch, f).unwrap();
+        let plan = plan(&batch, &mut f).unwrap();
         assert_eq!(plan.audit[0].seq, 42);
         assert_eq!(plan.audit[0].prev_hash, vec![0xaa; 32]);
         assert_eq!(plan.audit[1].seq, 43);
@@ -376,7 +377,7 @@ mod tests {
             sealed: vec![1; 3],
             bytes: 3,
         });
-        let plan = plan(&batch, found(&[1], &[("bob", 9), ("zed", 20)])).unwrap();
+        let plan = plan(&batch, &mut found(&[1], &[("bob", 9), ("zed", 20)])).unwrap();
         let order: Vec<(i64, usize, u64)> = plan
             .queue
             .iter()
@@ -389,7 +390,7 @@ mod tests {
 
     fn plan_one_fresh() -> Vec<u8> {
         let batch = vec![message(1, 1, None, SentBy::Client)];
-        let plan = plan(&batch, found(&[1], &[])).unwrap();
+        let plan = plan(&batch, &mut found(&[1], &[])).unwrap();
         assert_eq!(plan.audit[0].seq, 1);
         plan.audit[0].prev_hash.clone()
     }

@@ -13,7 +13,9 @@
 //!
 //! The statements are the ones sqlx runs for [`Store::accept_messages`](super::Store)
 //! ([`super::batch_sql`]) and the decisions are [`accept::plan`]'s, so the two paths
-//! answer a batch alike (the store tests run both).
+//! answer a batch alike (the store tests run both). One difference: the committer skips the
+//! reads whose answers its own last commits wrote, while no other connection has committed
+//! since ([`Known`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -35,6 +37,58 @@ use super::{AcceptMessage, AcceptOutcome, Result, StoreError};
 #[derive(Debug)]
 pub struct SqliteCommitter {
     conn: Connection,
+    /// What the last commit left for the keys it touched ([`Known`]).
+    known: Known,
+}
+
+/// Most entries (windows, heads and queues together) [`Known`] holds; past that it starts
+/// over.
+const MAX_KNOWN: usize = 4096;
+
+/// What this committer's last commits left in the database for the sessions and recipients
+/// they touched (each session's window and chain head, each name's queue usage), so that
+/// the next batch reads only what is not here: on a busy host, most batches read nothing.
+///
+/// Valid while no other connection has committed to the file since: SQLite's
+/// `PRAGMA data_version` changes with every commit of any other connection (of this process
+/// or another) and not with this connection's own. The committer reads it at the start of
+/// each transaction, under the write lock (`BEGIN IMMEDIATE`: nobody else commits until this
+/// transaction ends), and a different value drops everything here. A failed batch drops it
+/// too (its plan may have moved what it held). So a login, a logout, an inbox's
+/// acknowledgement or another replica's write costs the next batch its reads, never a stale
+/// window: a replay is refused as it would be without this.
+#[derive(Debug, Default)]
+struct Known {
+    /// The `data_version` the entries were read or written under.
+    version: Option<i64>,
+    /// The entries: a session is known when it has both a window and a head here, a name
+    /// when it has a queue here (anything else is read).
+    found: Found,
+}
+
+impl Known {
+    /// What is known under `version`: this, if it was known under that version; else nothing.
+    fn under(self, version: i64) -> Self {
+        if self.version == Some(version) {
+            self
+        } else {
+            Self {
+                version: Some(version),
+                found: Found::default(),
+            }
+        }
+    }
+
+    /// Takes in what a committed batch's plan left in `found`.
+    fn remember(&mut self, found: Found) {
+        let total = |f: &Found| f.windows.len() + f.heads.len() + f.queues.len();
+        if total(&self.found) + total(&found) > MAX_KNOWN {
+            self.found = Found::default();
+        }
+        self.found.windows.extend(found.windows);
+        self.found.heads.extend(found.heads);
+        self.found.queues.extend(found.queues);
+    }
 }
 
 impl SqliteCommitter {
@@ -49,17 +103,26 @@ impl SqliteCommitter {
         // The batch statements' shapes: four reads and four writes, each in up to seven
         // power-of-two sizes.
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(Self { conn })
+        Ok(Self {
+            conn,
+            known: Known::default(),
+        })
     }
 
     /// Accepts `batch` in one transaction (see [`accept`]): one outcome per message, in
     /// order, once the commit is durable; on an error nothing of the batch is stored.
     pub fn accept(&mut self, batch: &[AcceptMessage]) -> Result<Vec<AcceptOutcome>> {
+        // Taken out: only a committed batch puts back what it knows.
+        let cached = std::mem::take(&mut self.known);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let found = read_batch(&tx, batch)?;
-        let plan = accept::plan(batch, found)?;
+        let version: i64 = tx
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
+        let mut known = cached.under(version);
+        let mut found = read_batch(&tx, batch, &known.found)?;
+        let plan = accept::plan(batch, &mut found)?;
         for w in batch_sql::writes(&plan)? {
             let mut statement = tx.prepare_cached(&w.sql)?;
             match statement.execute(rusqlite::params_from_iter(&w.params)) {
@@ -70,6 +133,8 @@ impl SqliteCommitter {
             };
         }
         tx.commit()?;
+        known.remember(found);
+        self.known = known;
         Ok(plan.outcomes)
     }
 }
@@ -86,10 +151,37 @@ impl ToSql for Param<'_> {
 
 /// What a batch's plan needs: the sessions' windows (the transaction holds SQLite's one
 /// write lock already), their chains' heads, the recipients' queues (users' first, then the
-/// stand-in queues of the other names). The same reads as the sqlx path's.
-fn read_batch(tx: &Transaction<'_>, batch: &[AcceptMessage]) -> Result<Found> {
+/// stand-in queues of the other names): from `known` where it has them, the rest read with
+/// the same statements as the sqlx path's.
+fn read_batch(tx: &Transaction<'_>, batch: &[AcceptMessage], known: &Found) -> Result<Found> {
     let mut found = Found::default();
-    for chunk in accept::sessions(batch).chunks(BATCH_ROWS) {
+    let mut sessions = Vec::new();
+    for sid in accept::sessions(batch) {
+        match (known.windows.get(sid), known.heads.get(sid)) {
+            (Some(w), Some(h)) => {
+                found.windows.insert(sid.to_vec(), *w);
+                found.heads.insert(sid.to_vec(), h.clone());
+            }
+            _ => sessions.push(sid),
+        }
+    }
+    read_sessions(tx, &sessions, &mut found)?;
+    let mut names = Vec::new();
+    for name in accept::recipients(batch) {
+        match known.queues.get(name) {
+            Some(usage) => {
+                found.queues.insert(name.to_owned(), *usage);
+            }
+            None => names.push(name),
+        }
+    }
+    read_queues(tx, names, &mut found)?;
+    Ok(found)
+}
+
+/// The windows and chain heads of `sessions` into `found`.
+fn read_sessions(tx: &Transaction<'_>, sessions: &[&[u8]], found: &mut Found) -> Result<()> {
+    for chunk in sessions.chunks(BATCH_ROWS) {
         let rows: Vec<WindowRow> = select_in(tx, &windows_sql::<Sqlite>, chunk)?;
         found.windows.extend(convert(rows)?);
         let rows: Vec<SessionHeadRow> = select_in(tx, &heads_sql, chunk)?;
@@ -98,16 +190,20 @@ fn read_batch(tx: &Transaction<'_>, batch: &[AcceptMessage]) -> Result<Found> {
             .heads
             .extend(heads.into_iter().map(|(s, q, h)| (s, (q, h))));
     }
-    let names = accept::recipients(batch);
+    Ok(())
+}
+
+/// The queues of `names` into `found`: users' first, then the other names' stand-ins.
+fn read_queues(tx: &Transaction<'_>, names: Vec<&str>, found: &mut Found) -> Result<()> {
     for chunk in names.chunks(BATCH_ROWS) {
         let rows: Vec<QueueUsageRow> = select_in(tx, &user_queues_sql, chunk)?;
         found.queues.extend(convert(rows)?);
     }
-    for chunk in accept::unknown(names, &found).chunks(BATCH_ROWS) {
+    for chunk in accept::unknown(names, found).chunks(BATCH_ROWS) {
         let rows: Vec<QueueUsageRow> = select_in(tx, &unknown_queues_sql, chunk)?;
         found.queues.extend(convert(rows)?);
     }
-    Ok(found)
+    Ok(())
 }
 
 /// The rows of `sql(n)` with the `IN` list `keys` (padded to `n`, a power of two, as the

@@ -1076,8 +1076,8 @@ where
         // One transaction for the batch, begun as a writer: read, decide, write (see
         // [`accept`]).
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
-        let found = Self::read_batch(&mut *tx, batch).await?;
-        let plan = accept::plan(batch, found)?;
+        let mut found = Self::read_batch(&mut *tx, batch).await?;
+        let plan = accept::plan(batch, &mut found)?;
         Self::write_batch(&mut *tx, &plan).await?;
         tx.commit().await?;
         Ok(plan.outcomes)
