@@ -310,7 +310,8 @@ pub struct MessagesConfig {
     /// Largest message body (plaintext) accepted, in bytes (at most 1 MiB, the protocol's
     /// `MAX_BODY_LEN`).
     pub max_body_bytes: usize,
-    /// Length hiding: pad what the host seals (inbox deliveries) up to size buckets.
+    /// Length hiding: pad what the host seals (inbox deliveries) to Padmé size buckets
+    /// (default on; at most 12.5 % more bytes; docs/SECURITY.md).
     pub pad: bool,
     /// How often a waiting inbox long-poll re-reads the store, seconds. A message accepted
     /// by this process wakes its recipient's long-polls at once; one accepted by another
@@ -363,7 +364,7 @@ impl Default for MessagesConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: kasane_protocol::seal::MAX_BODY_LEN,
-            pad: false,
+            pad: true,
             inbox_recheck_secs: 1,
             max_inbox_reads_per_session: 4,
             max_sends_per_session: 16,
@@ -620,6 +621,9 @@ mod tests {
         assert_eq!(Config::from_toml(&c.to_toml().unwrap()).unwrap(), c);
         assert_eq!(c.session.idle_timeout_secs, 900);
         assert_eq!(c.session.absolute_timeout_secs, 43_200);
+        assert!(c.messages.pad, "deliveries are padded by default");
+        let off = Config::from_toml("[messages]\npad = false\n").unwrap();
+        assert!(!off.messages.pad);
         let mut c = Config::default();
         c.apply_env([
             ("KASANE_CHANNEL_BINDING".to_owned(), "off".to_owned()),

@@ -40,9 +40,13 @@ pub(crate) struct Flags {
     /// Leaves nothing on disk: no trust store, no compile cache.
     #[arg(long, global = true)]
     pub(crate) no_cache: bool,
-    /// Pads sealed messages so their length says less about their content.
-    #[arg(long, global = true)]
+    /// Pads sealed messages to Padmé size buckets, so their length says less about their
+    /// content (the default; at most 12.5 % more bytes).
+    #[arg(long, global = true, overrides_with = "no_pad")]
     pub(crate) pad: bool,
+    /// Seals messages unpadded: their exact length shows.
+    #[arg(long, global = true, overrides_with = "pad")]
+    pub(crate) no_pad: bool,
     /// The config file (default: $KASANE_CONFIG, else the platform config dir's kasane/config.toml).
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
@@ -152,7 +156,7 @@ impl Settings {
             user: flags.user.clone().or(file.user),
             card: flags.card.clone().or(file.card),
             password_stdin: flags.password_stdin,
-            pad: flags.pad || file.pad.unwrap_or(false),
+            pad: padding(flags, file.pad),
             timeout: Duration::from_secs(file.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)),
             state_dir,
         };
@@ -212,5 +216,15 @@ impl Settings {
         }
         cfg.state_dir = self.state_dir.clone();
         Ok(cfg)
+    }
+}
+
+/// Whether messages are padded: the last of `--pad` / `--no-pad` given, else the config
+/// file's `pad`, else on.
+fn padding(flags: &Flags, file: Option<bool>) -> bool {
+    if flags.no_pad {
+        false
+    } else {
+        flags.pad || file.unwrap_or(true)
     }
 }

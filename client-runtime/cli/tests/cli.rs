@@ -139,3 +139,26 @@ fn status_reads_the_config_file_and_says_when_the_host_is_unreachable() {
     assert_eq!(o.status.code(), Some(4));
     assert_eq!(stderr_lines(&o).len(), 1);
 }
+
+#[test]
+fn padding_is_on_unless_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    let base = "server = \"https://127.0.0.1:1\"\nno_cache = true\n";
+    let padding = |file: &str, flags: &[&str]| {
+        std::fs::write(&cfg, format!("{base}{file}")).unwrap();
+        let mut args = vec!["--config", cfg.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        args.push("status");
+        let out = String::from_utf8_lossy(&kasane(&args).stdout).into_owned();
+        let line = out.lines().find(|l| l.starts_with("padding: "));
+        line.unwrap_or_else(|| panic!("no padding line in:\n{out}"))["padding: ".len()..].to_owned()
+    };
+    assert_eq!(padding("", &[]), "on");
+    assert_eq!(padding("", &["--no-pad"]), "off");
+    assert_eq!(padding("pad = false\n", &[]), "off");
+    assert_eq!(padding("pad = false\n", &["--pad"]), "on");
+    // The last of the two flags wins.
+    assert_eq!(padding("", &["--pad", "--no-pad"]), "off");
+    assert_eq!(padding("", &["--no-pad", "--pad"]), "on");
+}
