@@ -202,6 +202,15 @@ type Checkpoints = HashMap<(Vec<u8>, u64), AuditCheckpoint>;
 /// decode, checkpoint signatures under `host_key`, and that each checkpoint matches an
 /// existing record (so a cut-off tail is detected).
 pub async fn verify(store: &dyn Store, host_key: &VerifyingKey) -> Result<Summary, VerifyError> {
+    verify_any(store, std::slice::from_ref(host_key)).await
+}
+
+/// [`verify`], a checkpoint's signature accepted under any of `host_keys` (the current
+/// identity key and earlier ones: checkpoints signed before a key rotation keep verifying).
+pub async fn verify_any(
+    store: &dyn Store,
+    host_keys: &[VerifyingKey],
+) -> Result<Summary, VerifyError> {
     let mut checkpoints = read_checkpoints(store).await?;
     let mut summary = Summary::default();
     let mut reader = AuditReader::new(store);
@@ -217,13 +226,13 @@ pub async fn verify(store: &dyn Store, host_key: &VerifyingKey) -> Result<Summar
         };
         check_record(&r, expected_seq, &expected_prev)?;
         if let Some(c) = checkpoints.remove(&(r.session_id.clone(), r.seq)) {
-            check_checkpoint_of(&c, &r, host_key)?;
+            check_checkpoint_of(&c, &r, host_keys)?;
             summary.checkpoints += 1;
         }
         summary.records += 1;
         previous = Some((r.session_id, r.seq, r.record_hash));
     }
-    check_no_orphan_checkpoint(checkpoints, host_key)?;
+    check_no_orphan_checkpoint(checkpoints, host_keys)?;
     Ok(summary)
 }
 
@@ -280,9 +289,9 @@ fn check_record(
 fn check_checkpoint_of(
     c: &AuditCheckpoint,
     r: &AuditRecord,
-    key: &VerifyingKey,
+    keys: &[VerifyingKey],
 ) -> Result<(), VerifyError> {
-    check_signature(c, key)?;
+    check_signature(c, keys)?;
     if c.record_hash != r.record_hash {
         return Err(broken(&r.session_id, r.seq, Defect::CheckpointMismatch));
     }
@@ -293,7 +302,7 @@ fn check_checkpoint_of(
 /// such (in log order) is the break, once its signature is known to be the host's.
 fn check_no_orphan_checkpoint(
     checkpoints: Checkpoints,
-    key: &VerifyingKey,
+    keys: &[VerifyingKey],
 ) -> Result<(), VerifyError> {
     let Some(c) = checkpoints
         .into_values()
@@ -301,7 +310,7 @@ fn check_no_orphan_checkpoint(
     else {
         return Ok(());
     };
-    check_signature(&c, key)?;
+    check_signature(&c, keys)?;
     Err(broken(
         &c.session_id,
         c.seq,
@@ -309,15 +318,11 @@ fn check_no_orphan_checkpoint(
     ))
 }
 
-fn check_signature(c: &AuditCheckpoint, key: &VerifyingKey) -> Result<(), VerifyError> {
+/// `c`'s signature under one of `keys`.
+fn check_signature(c: &AuditCheckpoint, keys: &[VerifyingKey]) -> Result<(), VerifyError> {
+    let message = checkpoint_message(&c.session_id, c.seq, &c.record_hash);
     let ok = Signature::from_slice(&c.signature)
-        .map(|sig| {
-            key.verify(
-                &checkpoint_message(&c.session_id, c.seq, &c.record_hash),
-                &sig,
-            )
-            .is_ok()
-        })
+        .map(|sig| keys.iter().any(|k| k.verify(&message, &sig).is_ok()))
         .unwrap_or(false);
     if ok {
         Ok(())
@@ -421,7 +426,11 @@ mod tests {
             "7eb02006e27dc3e482f5e02720a63101911fc788482516d2e951ebfec9f4499b\
              5976251a7afd40d7eb06078cc4b7505db9172b1fd35672af9f1556b9af53a802"
         );
-        check_signature(&c, &key.verifying_key()).unwrap();
+        check_signature(&c, &[key.verifying_key()]).unwrap();
+        // Under another key alone it does not verify; beside it, it does.
+        let other = SigningKey::from_bytes(&[9; 32]).verifying_key();
+        assert!(check_signature(&c, &[other]).is_err());
+        check_signature(&c, &[other, key.verifying_key()]).unwrap();
         assert_eq!((c.seq, c.record_hash, c.created), (1, r1, 77));
     }
 }

@@ -95,6 +95,17 @@ enum Command {
         #[command(subcommand)]
         command: RegistryCommand,
     },
+    /// Writes a new host identity key to FILE (new, mode 0600; the format of keys/host.key)
+    /// and prints its public key: the first step of rotating keys/host.key.
+    ///
+    /// Then list it with `kasane-registry host-keys --add-identity`, move it to keys/host.key
+    /// (keep the old file for `audit verify --key`) and restart the host; clients that see a
+    /// start response signed by a key they do not know update the registry first. Remove the
+    /// old key with `host-keys --remove-identity` (docs/OPERATIONS.md, "Rotate keys").
+    NewIdentityKey {
+        /// The key file; it must not exist.
+        file: PathBuf,
+    },
     /// Writes a consistent copy of the SQLite database to FILE (new, mode 0600), also while
     /// the host serves. For PostgreSQL it fails and names the `pg_dump` command to use.
     Backup {
@@ -138,7 +149,12 @@ enum AuditCommand {
     /// Checks every chain (sequence numbers from 1, hash links, record hashes, payloads)
     /// and every checkpoint (host-key signature, matching record). Prints a summary; on a
     /// broken log names the first broken record and exits non-zero.
-    Verify,
+    Verify {
+        /// Also accept checkpoints signed by this earlier identity key (repeatable): its
+        /// key file, a public key file, or 64 hex digits. keys/host.key is always accepted.
+        #[arg(long = "key", value_name = "KEY")]
+        keys: Vec<String>,
+    },
     /// Writes the log as JSON lines, one per record (byte fields hex).
     Export {
         /// Output file (default: standard output).
@@ -301,8 +317,20 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         Command::User { command } => user(&data, command).await,
         Command::Throttle { command } => throttle(&data, command).await,
         Command::Backup { file } => backup(&data, &file).await,
+        Command::NewIdentityKey { file } => new_identity_key(&file),
         Command::Registry { command } => registry(&data, command).await,
     }
+}
+
+/// `new-identity-key FILE`: a fresh Ed25519 key in the host key file format, never
+/// overwriting a file.
+fn new_identity_key(file: &Path) -> anyhow::Result<()> {
+    let key = kasane_registry::keys::SecretKey::generate();
+    kasane_registry::keys::write_key_file(file, &key)
+        .with_context(|| format!("writing {}", file.display()))?;
+    println!("identity key {} (mode 0600)", file.display());
+    println!("public key   {}", key.public().to_hex());
+    Ok(())
 }
 
 /// `registry export|import DIR` ([`DbRegistry`]).
@@ -517,9 +545,18 @@ async fn open_store(data: &Path) -> anyhow::Result<(Config, Arc<dyn Store>)> {
 async fn audit(data: &Path, command: AuditCommand) -> anyhow::Result<()> {
     let (cfg, st) = open_store(data).await?;
     match command {
-        AuditCommand::Verify => {
-            let key = setup::read_signing_key(&cfg.keys_dir.join("host.key"))?.verifying_key();
-            match audit::verify(st.as_ref(), &key).await {
+        AuditCommand::Verify { keys } => {
+            let mut accepted =
+                vec![setup::read_signing_key(&cfg.keys_dir.join("host.key"))?.verifying_key()];
+            for k in &keys {
+                let public = kasane_registry::keys::read_host_public_key(k)
+                    .with_context(|| format!("--key {k}"))?;
+                accepted.push(
+                    ed25519_dalek::VerifyingKey::from_bytes(&public)
+                        .with_context(|| format!("--key {k}: not an Ed25519 public key"))?,
+                );
+            }
+            match audit::verify_any(st.as_ref(), &accepted).await {
                 Ok(s) => {
                     println!(
                         "audit log ok: {} chains, {} records, {} signed checkpoints",

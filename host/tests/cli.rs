@@ -158,21 +158,9 @@ async fn init_then_serve_works_with_only_a_data_dir() {
     );
 }
 
-/// `audit verify` and `audit export` on a data directory: a good log passes, a changed
-/// record is named and fails the command.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn audit_verify_and_export() {
+/// Record 1 of session `sid`'s chain: a message from alice to bob.
+fn first_record(sid: &[u8]) -> kasane_host::store::AuditRecord {
     use kasane_host::audit::{AuditPayload, genesis_hash, record_hash};
-    use kasane_host::store::AuditRecord;
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let data_s = data.to_str().unwrap();
-    let out = bin().args(["--data", data_s, "init"]).output().unwrap();
-    assert!(out.status.success());
-    assert!(data.join("keys").join("queue.key").exists());
-    let cfg = file_config(&data);
-    let st = kasane_host::store::open(&cfg.database_url).await.unwrap();
-    let sid = vec![9u8; 16];
     let payload = AuditPayload {
         version: 1,
         direction: 0,
@@ -186,17 +174,31 @@ async fn audit_verify_and_export() {
     }
     .encode()
     .unwrap();
-    let prev = genesis_hash(&sid).to_vec();
-    st.append_audit(&AuditRecord {
-        session_id: sid.clone(),
+    let prev = genesis_hash(sid).to_vec();
+    kasane_host::store::AuditRecord {
+        session_id: sid.to_vec(),
         seq: 1,
-        record_hash: record_hash(&sid, 1, &prev, &payload).to_vec(),
+        record_hash: record_hash(sid, 1, &prev, &payload).to_vec(),
         prev_hash: prev,
         payload,
         created: 5,
-    })
-    .await
-    .unwrap();
+    }
+}
+
+/// `audit verify` and `audit export` on a data directory: a good log passes, a changed
+/// record is named and fails the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_and_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    let out = bin().args(["--data", data_s, "init"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(data.join("keys").join("queue.key").exists());
+    let cfg = file_config(&data);
+    let st = kasane_host::store::open(&cfg.database_url).await.unwrap();
+    let sid = vec![9u8; 16];
+    st.append_audit(&first_record(&sid)).await.unwrap();
 
     let ok = bin()
         .args(["--data", data_s, "audit", "verify"])
@@ -238,6 +240,95 @@ async fn audit_verify_and_export() {
         text.contains(&format!("session {} record 1", hex::encode(&sid))),
         "{text}"
     );
+}
+
+/// Rotating the identity key: `new-identity-key` writes a private key file once; after the
+/// switch, checkpoints the old key signed fail `audit verify` until `--key` names the old key
+/// (its file or its hex).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_identity_key_and_audit_verify_with_the_old_one() {
+    use ed25519_dalek::Signer as _;
+    use kasane_host::audit::checkpoint_message;
+    use kasane_host::store::AuditCheckpoint;
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    assert!(
+        bin()
+            .args(["--data", data_s, "init"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let keys = data.join("keys");
+    let old = kasane_host::setup::read_signing_key(&keys.join("host.key")).unwrap();
+    let cfg = file_config(&data);
+    let st = kasane_host::store::open(&cfg.database_url).await.unwrap();
+    let sid = vec![7u8; 16];
+    let record = first_record(&sid);
+    let hash = record.record_hash.clone();
+    st.append_audit(&record).await.unwrap();
+    let signature = old
+        .sign(&checkpoint_message(&sid, 1, &hash))
+        .to_bytes()
+        .to_vec();
+    let checkpoint = AuditCheckpoint {
+        session_id: sid,
+        seq: 1,
+        record_hash: hash,
+        signature,
+        created: 5,
+    };
+    st.put_audit_checkpoint(&checkpoint).await.unwrap();
+
+    let next = keys.join("host.key.next");
+    let out = bin()
+        .args(["--data", data_s, "new-identity-key"])
+        .arg(&next)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let new = kasane_host::setup::read_signing_key(&next).unwrap();
+    assert!(
+        text.contains(&hex::encode(new.verifying_key().as_bytes())),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&hex::encode(new.to_bytes())),
+        "the secret is never printed"
+    );
+    let mode = std::fs::metadata(&next).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let again = bin()
+        .args(["--data", data_s, "new-identity-key"])
+        .arg(&next)
+        .output();
+    assert!(!again.unwrap().status.success(), "never overwrites");
+
+    // The switch: the old key kept beside the new one.
+    std::fs::rename(keys.join("host.key"), keys.join("host.key.old")).unwrap();
+    std::fs::rename(&next, keys.join("host.key")).unwrap();
+    let verify = |extra: &[&str]| {
+        let out = bin()
+            .args(["--data", data_s, "audit", "verify"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, text) = verify(&[]);
+    assert!(!ok && text.contains("BROKEN"), "{text}");
+    let old_file = keys.join("host.key.old");
+    let (ok, text) = verify(&["--key", old_file.to_str().unwrap()]);
+    assert!(ok && text.contains("1 signed checkpoints"), "{text}");
+    let old_hex = hex::encode(old.verifying_key().as_bytes());
+    assert!(verify(&["--key", &old_hex]).0);
+    assert!(!verify(&["--key", "no-such-key"]).0);
 }
 
 /// `init` into a fresh temporary directory with `KASANE_LOG=info` and `extra` variables;

@@ -1091,6 +1091,92 @@ pub fn rotate_root(
     Ok(RotateReport { version, rotated })
 }
 
+/// Which list of `kasane/host-keys.json` a key belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostKeyKind {
+    /// Identity keys: one signs each login's start response and the audit checkpoints.
+    Identity,
+    /// Ticket keys: one signs each login's session ticket.
+    Ticket,
+}
+
+impl std::fmt::Display for HostKeyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Identity => "identity",
+            Self::Ticket => "ticket",
+        })
+    }
+}
+
+/// One change `host-keys` makes: a raw Ed25519 public key added to or removed from a list.
+#[derive(Clone, Debug)]
+pub struct HostKeyChange {
+    /// The list.
+    pub kind: HostKeyKind,
+    /// The key.
+    pub key: [u8; 32],
+    /// Added (else removed).
+    pub add: bool,
+}
+
+/// `host-keys`: `kasane/host-keys.json` as the repository holds it.
+pub fn host_keys(repo_dir: &Path) -> anyhow::Result<HostKeys> {
+    load_repo(repo_dir)?
+        .host_keys()
+        .context("reading kasane/host-keys.json")
+}
+
+/// `host-keys --add-… / --remove-…`: `kasane/host-keys.json` with `change` made, listed in
+/// targets version + 1 (the targets key), snapshot and timestamp re-signed (the online key).
+/// Refuses to add a key already listed, to remove one that is not, and to remove the last
+/// key of a list (clients would refuse every login).
+pub fn change_host_keys(
+    repo_dir: &Path,
+    keys: &Keys,
+    change: &HostKeyChange,
+) -> anyhow::Result<(HostKeys, Published)> {
+    let (_lock, mut repo) = lock_and_load(repo_dir)?;
+    let mut host = repo.host_keys().context("reading kasane/host-keys.json")?;
+    let list = match change.kind {
+        HostKeyKind::Identity => &mut host.identity,
+        HostKeyKind::Ticket => &mut host.tickets,
+    };
+    let (kind, hex) = (change.kind, hex::encode(change.key));
+    // A key clients cannot parse would fail every login; a weak (small-order) one verifies
+    // forged signatures.
+    let point = ed25519_dalek::VerifyingKey::from_bytes(&change.key);
+    ensure!(
+        point.is_ok_and(|p| !p.is_weak()),
+        "{hex} is not a usable Ed25519 public key"
+    );
+    let key = kasane_tuf::keys::Key::ed25519(&change.key);
+    if change.add {
+        ensure!(
+            !list.contains(&key),
+            "{hex} is already one of the {kind} keys"
+        );
+        list.push(key);
+    } else {
+        ensure!(list.contains(&key), "{hex} is not one of the {kind} keys");
+        ensure!(
+            list.len() > 1,
+            "{hex} is the last {kind} key: clients would refuse every login; add its successor first"
+        );
+        list.retain(|k| *k != key);
+    }
+    let targets = keys.open(Role::Targets)?;
+    repo.set_host_keys(
+        &host,
+        &[&TufSigner(&*targets)],
+        now(),
+        &Lifetimes::default(),
+    )
+    .context("signing targets")?;
+    snapshot_and_save(&mut repo, repo_dir, keys)?;
+    Ok((host, published(&repo, "targets")))
+}
+
 /// `sign-ticket`: a session ticket for the client's `nonce` naming module `name` (which must
 /// be runnable), bound to the current timestamp and snapshot, signed with the ticket key
 /// (which must be a ticket key of `kasane/host-keys.json`). Returns the ticket file's bytes.

@@ -292,6 +292,19 @@ pub fn read_public_key_file(path: &Path) -> Result<PublicKey> {
     Ok(SecretKey::from_key_file(&bytes)?.public())
 }
 
+/// A host key (`kasane/host-keys.json`) given as 64 hex digits, or as a file holding it: a
+/// public key file (PEM, or the JSON above) or a key file (only its public half is read).
+pub fn read_host_public_key(arg: &str) -> Result<[u8; 32]> {
+    let path = Path::new(arg);
+    if !path.exists() && arg.len() == 64 {
+        return crate::hexfmt::decode32(arg, "host public key");
+    }
+    if let Ok(k) = kasane_signer::PublicKey::read_pem_file(path) {
+        return crate::documents::ed25519_public(&crate::signing::tuf_key(&k));
+    }
+    Ok(read_public_key_file(path)?.to_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

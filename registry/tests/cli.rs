@@ -346,6 +346,92 @@ fn rotate_online_key(s: &mut Session, dir: &Path, fp: &str) {
     s.ok(dir, &verify_args(fp, "state"));
 }
 
+/// `host-keys`: a new ticket key and a new identity key listed beside the old ones, the old
+/// ones removed; tickets are refused under a key not listed and accepted once it is; a
+/// client pinned to root 1 verifies every step; the last key of a list stays.
+#[test]
+fn host_keys_rotate_ticket_and_identity_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut s = Session::default();
+    let fp = init(&mut s, dir);
+    add(&mut s, dir, "sha256-chain", "");
+    let listed = |s: &mut Session, kind: &str| -> Vec<String> {
+        let out = s.ok(dir, &["host-keys", "--repo", "repo"]);
+        let prefix = format!("{kind:8}  ");
+        out.lines()
+            .filter_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
+            .collect()
+    };
+    let base = ["host-keys", "--repo", "repo", "--keys", "keys"];
+    let change =
+        |s: &mut Session, flag: &str, key: &str| s.ok(dir, &[&base[..], &[flag, key]].concat());
+    // A change refused with exit `code`: its error message.
+    let refused = |s: &mut Session, code: i32, flag: &str, key: &str| {
+        s.fails(dir, code, &[&base[..], &[flag, key]].concat()).1
+    };
+    let (old_ticket, old_identity) = (listed(&mut s, "ticket"), listed(&mut s, "identity"));
+    assert_eq!((old_ticket.len(), old_identity.len()), (1, 1));
+
+    // A new ticket key: refused until listed, accepted after.
+    let nonce = "cd".repeat(32);
+    let ticket = [
+        "sign-ticket",
+        "--repo",
+        "repo",
+        "--nonce",
+        &nonce,
+        "--name",
+        "sha256-chain",
+        "--ticket-key",
+        "ticket2.pem",
+    ];
+    s.ok(dir, &["keygen", "--out", "ticket2.pem"]);
+    let (_, err) = s.fails(dir, 1, &ticket);
+    assert!(err.contains("is not a ticket key"), "{err}");
+    let out = change(&mut s, "--add-ticket", "ticket2.pem.pub");
+    assert!(
+        out.contains("added ticket key") && out.contains("targets version 3"),
+        "{out}"
+    );
+    assert_eq!(listed(&mut s, "ticket").len(), 2);
+    s.ok(dir, &ticket);
+    let err = refused(&mut s, 1, "--add-ticket", "ticket2.pem.pub");
+    assert!(err.contains("already one of the ticket keys"), "{err}");
+    let out = change(&mut s, "--remove-ticket", &old_ticket[0]);
+    assert!(out.contains("removed ticket key"), "{out}");
+    assert_ne!(listed(&mut s, "ticket"), old_ticket);
+
+    // A new identity key, then the old one removed (named by the host's own key file).
+    let err = refused(&mut s, 1, "--add-identity", "keys/host.key");
+    assert!(err.contains("already one of the identity keys"), "{err}");
+    let err = refused(&mut s, 1, "--remove-identity", &old_identity[0]);
+    assert!(err.contains("the last identity key"), "{err}");
+    let err = refused(&mut s, 1, "--add-identity", &"00".repeat(32));
+    assert!(err.contains("not a usable Ed25519 public key"), "{err}");
+    s.ok(dir, &["keygen", "--out", "identity3.pem"]);
+    let new_identity = change(&mut s, "--add-identity", "identity3.pem.pub")
+        .lines()
+        .find_map(|l| l.strip_prefix("added identity key "))
+        .and_then(|l| l.split(';').next())
+        .unwrap()
+        .to_owned();
+    change(&mut s, "--remove-identity", "keys/host.key");
+    assert_eq!(listed(&mut s, "identity"), [new_identity]);
+
+    // Bad input: not a key, two changes at once.
+    let err = refused(&mut s, 2, "--add-ticket", "no-such-file");
+    assert!(err.contains("no-such-file"), "{err}");
+    s.fails(
+        dir,
+        2,
+        &[&base[..], &["--add-ticket", "a", "--remove-ticket", "b"]].concat(),
+    );
+    let out = s.ok(dir, &verify_args(&fp, "state"));
+    assert!(out.contains("1 runnable module"), "{out}");
+    s.assert_no_secret_printed(dir);
+}
+
 #[test]
 fn third_party_author_flow_then_revocations() {
     let tmp = tempfile::tempdir().unwrap();

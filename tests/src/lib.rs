@@ -169,6 +169,29 @@ impl TestHost {
         (running, url)
     }
 
+    /// Edits the registry: `kasane/host-keys.json` as `f` leaves it (the targets key, as
+    /// `kasane-registry host-keys` signs it).
+    pub fn edit_host_keys(&self, f: impl FnOnce(&mut kasane_registry::documents::HostKeys)) {
+        edit_registry(&self.cfg, |repo, now, life, keys| {
+            let mut host = repo.host_keys().unwrap();
+            f(&mut host);
+            let targets = role_key(keys, "targets");
+            repo.set_host_keys(&host, &[&TufSigner(&targets)], now, life)
+                .unwrap();
+        });
+    }
+
+    /// A second host process on this data directory, as loaded now (its keys, the same
+    /// database): serving, and its URL.
+    pub async fn another_process(&self) -> (Running, String) {
+        let host = setup::load_host(self.cfg.clone(), Arc::new(SystemClock))
+            .await
+            .unwrap();
+        let running = server::spawn(host).await.unwrap();
+        let url = format!("https://{}", running.addr());
+        (running, url)
+    }
+
     /// Edits the registry: revokes a module hash.
     pub fn revoke(&self, hash: Sha256Hash) {
         edit_registry(&self.cfg, |repo, now, life, keys| {

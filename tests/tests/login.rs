@@ -147,6 +147,48 @@ async fn a_host_whose_signed_ephemeral_key_does_not_verify_is_refused() {
     assert!(matches!(err, ClientError::HostKey), "got: {err}");
 }
 
+/// A rotation of the host's identity key as docs/OPERATIONS.md describes it: the new key
+/// listed beside the old one (`host-keys --add-identity`), a host process started on it; a
+/// client whose trust state predates the change logs in there (the unknown signer makes it
+/// update first) and still at the host on the old key. Once the old key is removed
+/// (`--remove-identity`), a host still signing with it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_identity_key_rotation_keeps_clients_logging_in() {
+    use kasane_registry::keys::{SecretKey, write_key_file};
+    let th = start().await;
+    let card = th.add_user("alice").await;
+    let state = tempfile::tempdir().unwrap();
+    let login = |url: String| {
+        let cfg = th.client_config_for(&url, Some(state.path().to_owned()));
+        let card = &card;
+        async move {
+            let client = Client::connect(cfg).await?;
+            let (s, _) = client.login("alice", &mut responder(card)).await?;
+            s.close().await
+        }
+    };
+    login(th.url()).await.unwrap();
+
+    let key_file = th.cfg.keys_dir.join("host.key");
+    let old = kasane_registry::keys::read_key_file(&key_file)
+        .unwrap()
+        .public();
+    let new = SecretKey::generate();
+    let listed =
+        |k: &kasane_registry::keys::PublicKey| kasane_tuf::keys::Key::ed25519(&k.to_bytes());
+    th.edit_host_keys(|h| h.identity.push(listed(&new.public())));
+    std::fs::rename(&key_file, th.cfg.keys_dir.join("host.key.old")).unwrap();
+    write_key_file(&key_file, &new).unwrap();
+    let (_rotated, url) = th.another_process().await;
+    login(url.clone()).await.unwrap();
+    login(th.url()).await.unwrap();
+
+    th.edit_host_keys(|h| h.identity.retain(|k| *k != listed(&old)));
+    login(url).await.unwrap();
+    let refused = login(th.url()).await;
+    assert!(matches!(refused, Err(ClientError::HostKey)), "{refused:?}");
+}
+
 /// The library side of no-cache mode: nothing is kept between logins. The client writes
 /// only to its state dir (none here: the trust store lives in memory, and a login that needs
 /// a refresh or a delegated role fetches it into memory); with a state dir, the same logins

@@ -2,11 +2,13 @@
 //! argument groups and helpers they share.
 //!
 //! - repository authoring: [`keygen`], [`init`], [`publish`] (`add`, `author-sign`),
-//!   [`revoke`], [`delegate`], [`rotate_root`], [`refresh`], [`snapshot`], [`sign_ticket`];
+//!   [`revoke`], [`delegate`], [`rotate_root`], [`host_keys`], [`refresh`], [`snapshot`],
+//!   [`sign_ticket`];
 //! - reading: [`verify`], [`inspect`];
 //! - trying modules: [`run`], [`test`].
 
 mod delegate;
+mod host_keys;
 mod init;
 mod inspect;
 mod keygen;
@@ -93,6 +95,15 @@ pub(crate) enum Command {
     /// new key files into --keys afterwards. With no new key, root gets a new expiry.
     RotateRoot(rotate_root::RotateRootArgs),
 
+    /// List the host's identity and ticket keys (kasane/host-keys.json), or add or remove
+    /// one: targets re-signed (the targets key), then snapshot and timestamp (the online key).
+    ///
+    /// How a host key is rotated (docs/OPERATIONS.md): add the new key, let clients update,
+    /// switch the host to it, then remove the old one. A client accepts a start response or
+    /// a ticket signed by any key listed. Refuses to remove the last key of a list. A key is
+    /// a public key file (PEM or JSON), a host key file (its public half) or 64 hex digits.
+    HostKeys(host_keys::HostKeysArgs),
+
     /// Re-sign an offline role (root, targets, revocations or authors) with the next
     /// version and a new expiry, its content unchanged; snapshot and timestamp re-signed
     /// (the online key).
@@ -166,6 +177,7 @@ impl Command {
             Command::Delegate(c) => c.run(),
             Command::AuthorSign(c) => c.run(),
             Command::RotateRoot(c) => c.run(),
+            Command::HostKeys(c) => c.run(),
             Command::Refresh(c) => c.run(),
             Command::Snapshot(c) => c.run(),
             Command::SignTicket(c) => c.run(),
