@@ -162,20 +162,24 @@ impl Client {
     pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
         let endpoint = Endpoint::parse(&config.server, config.server_name.as_deref())?;
         let tls = crate::net::tls_config(&config.ca_pem)?;
-        // The local work (the trust store opened, the sandbox's engine and the compile cache
-        // made) runs on a blocking thread while the TLS handshake waits for the host.
+        // The local work (the trust store opened and taken up from what it holds, the
+        // sandbox's engine and the compile cache made) runs on a blocking thread while the
+        // TLS handshake waits for the host.
         let opening = {
             let (state_dir, root) = (config.state_dir.clone(), config.root_json.clone());
             tokio::task::spawn_blocking(move || {
-                let store = trust_store(state_dir.as_deref(), &root)?;
-                Ok::<_, ClientError>((store, local_parts(state_dir.as_deref())?))
+                let mut store = trust_store(state_dir.as_deref(), &root)?;
+                let resumed = crate::registry::resume_local(&mut store);
+                Ok::<_, ClientError>((store, resumed, local_parts(state_dir.as_deref())?))
             })
         };
         // Both halves are waited for, so that nothing is still writing to the state
         // directory when `connect` returns (an error of the connection is reported first).
         let (conn, opened) = tokio::join!(Conn::open(&endpoint, &tls, config.timeout), opening);
-        let (mut conn, (mut store, (sandbox, cache, modules_dir))) = (conn?, opened??);
-        refresh(&mut store, &mut HostRegistry(&mut conn)).await?;
+        let (mut conn, (mut store, resumed, (sandbox, cache, modules_dir))) = (conn?, opened??);
+        if !resumed {
+            refresh(&mut store, &mut HostRegistry(&mut conn)).await?;
+        }
         Ok(Client {
             inner: Arc::new(Inner {
                 config,

@@ -67,6 +67,13 @@ pub async fn resume<C: Clock>(store: &mut TrustStore<C>, source: &mut impl Sourc
     false
 }
 
+/// [`resume`] with nothing fetched, for a caller without a connection yet: true if what
+/// `store` holds is enough (unexpired, verified, every document there).
+pub fn resume_local<C: Clock>(store: &mut TrustStore<C>) -> bool {
+    let attempt = prefetch::attempt(&Prefetched::new(), |files| store.resume(files));
+    matches!(attempt, Attempt::Done(Ok(())))
+}
+
 /// Brings `store` up to date, fetching each file the update asks for from `source`.
 pub async fn update<C: Clock>(
     store: &mut TrustStore<C>,
