@@ -49,6 +49,9 @@ pub enum HostError {
         /// The configuration file found.
         path: PathBuf,
     },
+    /// The registry does not load, so no key could be checked against it (reload).
+    #[error("the registry does not load: no key can be checked against it")]
+    KeysUnchecked,
     /// A key file (`keys/host.key`, `keys/queue.key`, `keys/opaque.key`) is not usable.
     #[error("key file {path}")]
     Key {
@@ -259,6 +262,16 @@ pub enum KeyError {
     /// A raw key file of the right length whose content is not a valid key.
     #[error("not a valid key")]
     Invalid,
+    /// A signing key the registry does not list for its role (`identity` or `ticket` in
+    /// `kasane/host-keys.json`; `online`: root's timestamp and snapshot roles), so clients
+    /// would refuse what it signs.
+    #[error(
+        "the registry does not list this key for the {0} role (list it first: docs/OPERATIONS.md, \"Rotate keys\")"
+    )]
+    NotListed(&'static str),
+    /// No such file, while a key of this role is in use.
+    #[error("no such file")]
+    Missing,
     /// Another key than the one the database's queued messages are sealed with: every
     /// replica must use the same `keys/queue.key` (copy it from the first host).
     #[error(

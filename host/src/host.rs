@@ -34,7 +34,8 @@ pub struct Host {
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) registry: HostRegistry,
-    pub(crate) host_key: Arc<SigningKey>,
+    /// The identity key (`keys/host.key`); `SIGHUP` may replace it ([`crate::rekey`]).
+    pub(crate) host_key: arc_swap::ArcSwap<SigningKey>,
     clock: Arc<dyn Clock>,
     pub(crate) metrics: Metrics,
     /// The OPAQUE keys (`keys/opaque.key`): OPRF seed, static key pair, fake client key.
@@ -89,7 +90,7 @@ impl Host {
             config,
             store,
             registry,
-            host_key: Arc::new(host_key),
+            host_key: arc_swap::ArcSwap::from_pointee(host_key),
             clock,
             metrics: Metrics::default(),
             // Replaced by `with_opaque_keys` for a host on a data directory.
@@ -185,7 +186,7 @@ impl Host {
     /// The host role's public key (clients find it in the registry root).
     #[must_use]
     pub fn host_public_key(&self) -> [u8; 32] {
-        self.host_key.verifying_key().to_bytes()
+        self.host_key.load().verifying_key().to_bytes()
     }
 
     pub(crate) fn now(&self) -> UnixSeconds {
@@ -249,7 +250,7 @@ impl Host {
         hash: &[u8],
         now: UnixSeconds,
     ) -> Result<bool, HostError> {
-        let c = sign_checkpoint(&self.host_key, session_id, seq, hash, now);
+        let c = sign_checkpoint(&self.host_key.load(), session_id, seq, hash, now);
         match self.store.put_audit_checkpoint(&c).await {
             Ok(()) => Ok(true),
             Err(StoreError::Duplicate | StoreError::AuditChainMismatch) => Ok(false),

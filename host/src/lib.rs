@@ -95,6 +95,7 @@ pub mod proxy_protocol;
 pub mod registry;
 pub mod registry_db;
 pub mod registry_source;
+pub mod rekey;
 pub mod server;
 pub mod session_cache;
 pub mod setup;

@@ -9,9 +9,10 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use kasane_host::config::Config;
 use kasane_host::registry_db::DbRegistry;
+use kasane_host::rekey::KeyReload;
 use kasane_host::setup::{self, CodeCard};
 use kasane_host::store::{self, Clock, Store, SystemClock};
-use kasane_host::{audit, server};
+use kasane_host::{HostError, audit, server};
 
 mod check;
 
@@ -59,9 +60,11 @@ enum Command {
     /// expire; offline roles that expire within 30 days are warned about in the log and in
     /// /metrics (kasane_registry_expiry_seconds), and /readyz fails once one has expired.
     ///
-    /// SIGHUP reloads the TLS certificate and key and re-reads the registry; connections and
-    /// logins in progress are kept (files that do not load leave the ones in use, and the log
-    /// says why). SIGTERM or Ctrl-C stops accepting connections and lets open ones finish.
+    /// SIGHUP reloads the TLS certificate and key, re-reads the registry, and reads
+    /// keys/host.key, keys/ticket.pem and keys/online.pem again (a key the registry does not
+    /// list for its role is refused); connections and logins in progress are kept (files that
+    /// do not load leave the ones in use, and the log says why). SIGTERM or Ctrl-C stops
+    /// accepting connections and lets open ones finish.
     Serve {
         /// Overrides the configured listen address.
         #[arg(long)]
@@ -452,7 +455,7 @@ async fn serve(
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            () = hangups.next() => log_reload(running.reload()),
+            () = hangups.next() => log_reload(running.reload().await),
         }
     }
     tracing::info!("shutting down: no new connections, finishing open ones");
@@ -483,7 +486,37 @@ fn log_reload(r: server::Reloaded) {
             "kept".to_owned()
         }
     };
-    tracing::info!(tls_certificate = certificate, registry, "reloaded");
+    let keys = r.keys;
+    let (identity, ticket, online) = (
+        log_key("host.key", keys.identity),
+        log_key("ticket.pem", keys.ticket),
+        log_key("online.pem", keys.online),
+    );
+    tracing::info!(
+        tls_certificate = certificate,
+        registry,
+        host_key = identity,
+        ticket_key = ticket,
+        online_key = online,
+        "reloaded"
+    );
+}
+
+/// Says what became of a key at a reload, and logs why one was kept.
+fn log_key(file: &str, r: Result<KeyReload, HostError>) -> &'static str {
+    match r {
+        Ok(KeyReload::Same) => "same",
+        Ok(KeyReload::New) => "new",
+        Ok(KeyReload::None) => "none",
+        Err(e) => {
+            let e = anyhow::Error::new(e);
+            tracing::error!(
+                error = format!("{e:#}"),
+                "reload: keeping the {file} in use"
+            );
+            "kept"
+        }
+    }
 }
 
 /// SIGHUP, as a stream of reload requests (never, where there are no such signals).

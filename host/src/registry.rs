@@ -100,7 +100,8 @@ impl std::fmt::Debug for Chosen {
 /// [`Transform`] per module hash, profile and limits (the `InstancePre` cache).
 pub struct HostRegistry {
     source: RegistrySource,
-    ticket_key: Box<dyn Signer>,
+    /// `keys/ticket.pem`; `SIGHUP` may replace it ([`crate::rekey`]).
+    ticket_key: arc_swap::ArcSwap<Box<dyn Signer>>,
     sandbox: Sandbox,
     loaded: Mutex<Option<Loaded>>,
     transforms: Mutex<HashMap<TransformKey, Transform>>,
@@ -167,7 +168,7 @@ impl HostRegistry {
             .map_err(RegistryError::from)?;
         let reg = Self {
             source,
-            ticket_key: Box::new(ticket_key),
+            ticket_key: arc_swap::ArcSwap::from_pointee(Box::new(ticket_key)),
             sandbox,
             loaded: Mutex::new(None),
             transforms: Mutex::new(HashMap::new()),
@@ -215,6 +216,21 @@ impl HostRegistry {
     #[must_use]
     pub fn source(&self) -> &RegistrySource {
         &self.source
+    }
+
+    /// The key tickets are signed with now.
+    pub(crate) fn ticket_key(&self) -> Arc<Box<dyn Signer>> {
+        self.ticket_key.load_full()
+    }
+
+    /// Signs tickets with `key` from now on.
+    pub(crate) fn set_ticket_key(&self, key: Box<dyn Signer>) {
+        self.ticket_key.store(Arc::new(key));
+    }
+
+    /// The current repository, reloaded if it changed (as for a login at `now`).
+    pub(crate) fn repository(&self, now: u64) -> Result<Arc<Repository>, HostError> {
+        Ok(self.current(now)?.0)
     }
 
     /// With the registry in the database: re-signs if due and takes in a changed registry
@@ -431,7 +447,8 @@ impl HostRegistry {
             ticket: ticket_ttl,
             ..Lifetimes::default()
         };
-        let signer = TufSigner(self.ticket_key.as_ref());
+        let key = self.ticket_key.load();
+        let signer = TufSigner(key.as_ref().as_ref());
         let ticket = repo.sign_ticket(client_nonce, &entry, &signer, now, &life)?;
         let transform = self.transform(&entry)?;
         Ok(Chosen {

@@ -87,7 +87,10 @@ impl DbSource {
     /// [`DbSource::sync`]'s work, with the sync lock held.
     async fn sync_locked(&self, upkeep: &Upkeep, now: u64) -> Result<(), RegistryDbError> {
         if let Some(online) = upkeep.due_signer(now) {
-            let outcome = self.db.resign_if_due(online, now, upkeep.lifetimes()).await;
+            let outcome = self
+                .db
+                .resign_if_due(online.as_ref().as_ref(), now, upkeep.lifetimes())
+                .await;
             upkeep.record(now, outcome.map_err(|e| Chain(&e).to_string()));
         }
         let Some(stored) = self.db.timestamp().await? else {

@@ -574,6 +574,8 @@ pub struct Reloaded {
     /// The number of active transforms of the registry read again; else why the registry
     /// in use stays.
     pub registry: Result<usize, HostError>,
+    /// The signing keys read again (after the registry, which they are checked against).
+    pub keys: crate::rekey::KeysReloaded,
 }
 
 impl Running {
@@ -583,13 +585,19 @@ impl Running {
         self.addr
     }
 
-    /// Reads the TLS certificate and key and the registry again (`SIGHUP`). Each part that
-    /// loads replaces the one in use; one that does not leaves it. Open connections keep
-    /// their certificate, and logins in flight (in the store) go on.
-    pub fn reload(&self) -> Reloaded {
+    /// Reads the TLS certificate and key, the registry and the signing keys again
+    /// (`SIGHUP`). Each part that loads (and, for a key, that the registry lists) replaces
+    /// the one in use; one that does not leaves it. Open connections keep their certificate,
+    /// and logins in flight (in the store) go on. A registry in the database is read from
+    /// it first.
+    pub async fn reload(&self) -> Reloaded {
+        self.host.registry().sync(self.host.now()).await;
+        let certificate = self.certs.reload();
+        let registry = self.reload_registry();
         Reloaded {
-            certificate: self.certs.reload(),
-            registry: self.reload_registry(),
+            certificate,
+            registry,
+            keys: self.host.reload_keys(),
         }
     }
 

@@ -17,8 +17,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use kasane_registry::repo::{Lifetimes, Repository, Resigned, online_due_at, resign_online_if_due};
 use kasane_registry::signing::{Signer, TufSigner};
@@ -43,7 +43,8 @@ struct Seen {
 
 /// The registry's upkeep state (one per [`HostRegistry`](crate::registry::HostRegistry)).
 pub struct Upkeep {
-    online: Option<Box<dyn Signer>>,
+    /// `keys/online.pem`, if this host re-signs; `SIGHUP` may replace it ([`crate::rekey`]).
+    online: arc_swap::ArcSwapOption<Box<dyn Signer>>,
     life: Lifetimes,
     /// When to try re-signing next (unix seconds; 0: at the first chance).
     next_resign: AtomicU64,
@@ -57,7 +58,7 @@ pub struct Upkeep {
 impl std::fmt::Debug for Upkeep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upkeep")
-            .field("online", &self.online.is_some())
+            .field("online", &self.online.load().is_some())
             .finish_non_exhaustive()
     }
 }
@@ -73,7 +74,7 @@ impl Upkeep {
     #[must_use]
     pub fn new(online: Option<Box<dyn Signer>>, life: Lifetimes) -> Self {
         Self {
-            online,
+            online: arc_swap::ArcSwapOption::new(online.map(Arc::new)),
             life,
             next_resign: AtomicU64::new(0),
             resigned: AtomicU64::new(0),
@@ -89,16 +90,30 @@ impl Upkeep {
         let Some(online) = self.due_signer(now) else {
             return false;
         };
-        let signer = TufSigner(online);
+        let signer = TufSigner(online.as_ref().as_ref());
         self.record(now, resign_online_if_due(dir, &[&signer], now, &self.life))
     }
 
     /// The online key if this host re-signs and a re-signing may be due at `now` (cheap:
     /// one comparison); the caller re-signs and reports with [`Upkeep::record`].
     #[must_use]
-    pub fn due_signer(&self, now: u64) -> Option<&dyn Signer> {
-        let online = self.online.as_deref()?;
-        (now >= self.next_resign.load(Ordering::Relaxed)).then_some(online)
+    pub fn due_signer(&self, now: u64) -> Option<Arc<Box<dyn Signer>>> {
+        if now < self.next_resign.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.online.load_full()
+    }
+
+    /// The online key in use, if this host re-signs.
+    pub(crate) fn online_key(&self) -> Option<Arc<Box<dyn Signer>>> {
+        self.online.load_full()
+    }
+
+    /// Re-signs with `key` from now on (at the next chance: a re-signing held back after a
+    /// failure is tried again).
+    pub(crate) fn set_online_key(&self, key: Box<dyn Signer>) {
+        self.online.store(Some(Arc::new(key)));
+        self.next_resign.store(0, Ordering::Relaxed);
     }
 
     /// The lifetimes re-signed metadata gets.
@@ -187,7 +202,7 @@ impl Upkeep {
         };
         let today = now / 86_400;
         for (role, at) in expiries {
-            if ONLINE_ROLES.contains(&role.as_str()) && self.online.is_some() {
+            if ONLINE_ROLES.contains(&role.as_str()) && self.online.load().is_some() {
                 continue;
             }
             let ahead = warn_ahead(&role, &self.life);

@@ -198,6 +198,11 @@ async fn sighup_swaps_the_certificate_for_new_connections_and_keeps_open_ones_an
         reloaded.contains("new") && reloaded.contains("active transforms"),
         "{log}"
     );
+    // The signing keys were read again too, and are the ones in use.
+    assert!(
+        reloaded.contains("host_key=\"same\"") && reloaded.contains("ticket_key=\"same\""),
+        "{log}"
+    );
     assert!(
         host.count("registry loaded") > registry_loads,
         "registry not re-read:\n{log}"

@@ -42,7 +42,7 @@ pub struct TestHost {
     /// The data directory (removed on drop).
     pub dir: tempfile::TempDir,
     /// Dropped with the test host: the server shuts down.
-    _running: Running,
+    running: Running,
 }
 
 /// Starts a host: `init` in a temporary directory, then serve on `127.0.0.1:0`.
@@ -90,7 +90,7 @@ async fn serve(dir: tempfile::TempDir, cfg: Config) -> TestHost {
         host,
         cfg,
         dir,
-        _running: running,
+        running,
     }
 }
 
@@ -179,6 +179,11 @@ impl TestHost {
             repo.set_host_keys(&host, &[&TufSigner(&targets)], now, life)
                 .unwrap();
         });
+    }
+
+    /// What `SIGHUP` does to the serving host: certificate, registry and keys read again.
+    pub async fn reload(&self) -> kasane_host::server::Reloaded {
+        self.running.reload().await
     }
 
     /// A second host process on this data directory, as loaded now (its keys, the same

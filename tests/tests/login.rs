@@ -189,6 +189,120 @@ async fn an_identity_key_rotation_keeps_clients_logging_in() {
     assert!(matches!(refused, Err(ClientError::HostKey)), "{refused:?}");
 }
 
+/// A reload (`SIGHUP`) takes new signing keys without a restart, each only once the
+/// registry lists it: an identity key or a ticket key not listed yet is refused and the one in
+/// use goes on signing (logins go on); listed, it is taken, and clients log in under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reload_takes_new_keys_only_once_the_registry_lists_them() {
+    use kasane_host::rekey::KeyReload;
+    use kasane_registry::keys::{SecretKey, write_key_file};
+    use kasane_registry::signing::{KeyFileSigner, KeyKind, Signer, tuf_key};
+    let th = start().await;
+    let card = th.add_user("alice").await;
+    let state = tempfile::tempdir().unwrap();
+    let login = || {
+        let cfg = th.client_config_for(&th.url(), Some(state.path().to_owned()));
+        let card = &card;
+        async move {
+            let client = Client::connect(cfg).await?;
+            let (s, _) = client.login("alice", &mut responder(card)).await?;
+            s.close().await
+        }
+    };
+    login().await.unwrap();
+    let keys = th.cfg.keys_dir.clone();
+    let old = th.host.host_public_key();
+    let new = SecretKey::generate();
+    std::fs::rename(keys.join("host.key"), keys.join("host.key.old")).unwrap();
+    write_key_file(&keys.join("host.key"), &new).unwrap();
+    std::fs::rename(keys.join("ticket.pem"), keys.join("ticket.pem.old")).unwrap();
+    let ticket = KeyFileSigner::generate(KeyKind::Ed25519, &keys.join("ticket.pem"), None).unwrap();
+
+    let r = th.reload().await;
+    assert!(r.registry.is_ok());
+    for (what, got) in [("identity", &r.keys.identity), ("ticket", &r.keys.ticket)] {
+        let e = got.as_ref().expect_err(what);
+        let chain = chain(e);
+        let expected = format!("does not list this key for the {what} role");
+        assert!(chain.contains(&expected), "{chain}");
+    }
+    assert!(
+        matches!(r.keys.online, Ok(KeyReload::Same)),
+        "{:?}",
+        r.keys.online
+    );
+    assert_eq!(th.host.host_public_key(), old);
+    login().await.unwrap();
+
+    th.edit_host_keys(|h| {
+        h.identity
+            .push(kasane_tuf::keys::Key::ed25519(&new.public().to_bytes()));
+        h.tickets.push(tuf_key(ticket.public_key()));
+    });
+    let r = th.reload().await;
+    assert!(
+        matches!(r.keys.identity, Ok(KeyReload::New)),
+        "{:?}",
+        r.keys.identity
+    );
+    assert!(
+        matches!(r.keys.ticket, Ok(KeyReload::New)),
+        "{:?}",
+        r.keys.ticket
+    );
+    assert_eq!(th.host.host_public_key(), new.public().to_bytes());
+    login().await.unwrap();
+    let r = th.reload().await;
+    assert!(
+        matches!(r.keys.identity, Ok(KeyReload::Same)),
+        "{:?}",
+        r.keys.identity
+    );
+    assert!(
+        matches!(r.keys.ticket, Ok(KeyReload::Same)),
+        "{:?}",
+        r.keys.ticket
+    );
+
+    // With the old keys gone from the registry, logins go on: nothing signs with them now.
+    th.edit_host_keys(|h| {
+        h.identity
+            .retain(|k| *k != kasane_tuf::keys::Key::ed25519(&old));
+        h.tickets.retain(|k| *k == tuf_key(ticket.public_key()));
+    });
+    login().await.unwrap();
+
+    // The online key: a missing file keeps the one in use, and so does a key root does not
+    // name for timestamp and snapshot.
+    let online = keys.join("online.pem");
+    std::fs::rename(&online, keys.join("online.pem.old")).unwrap();
+    let r = th.reload().await;
+    let e = chain(r.keys.online.as_ref().unwrap_err());
+    assert!(
+        e.contains("online.pem") && e.contains("no such file"),
+        "{e}"
+    );
+    KeyFileSigner::generate(KeyKind::Ed25519, &online, None).unwrap();
+    let r = th.reload().await;
+    let e = chain(r.keys.online.as_ref().unwrap_err());
+    assert!(
+        e.contains("does not list this key for the online role"),
+        "{e}"
+    );
+}
+
+/// An error and its sources, joined by `: `.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
+}
+
 /// The library side of no-cache mode: nothing is kept between logins. The client writes
 /// only to its state dir (none here: the trust store lives in memory, and a login that needs
 /// a refresh or a delegated role fetches it into memory); with a state dir, the same logins

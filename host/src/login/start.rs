@@ -124,7 +124,7 @@ impl Host {
         ids: StartIds,
     ) -> Result<Answered, LoginError> {
         let keys = self.opaque_keys.clone();
-        let host_key = self.host_key.clone();
+        let host_key = self.host_key.load_full();
         let request = request.to_vec();
         let answered = tokio::task::spawn_blocking(move || {
             HostStart::respond(

@@ -1,0 +1,120 @@
+//! `SIGHUP`'s part for the host's signing keys, so that rotating one needs no restart:
+//! `keys/host.key` (start responses, audit checkpoints), `keys/ticket.pem` (tickets) and
+//! `keys/online.pem` (timestamp and snapshot re-signed online) are read again. Each one that
+//! loads and that the registry lists for its role replaces the one in use; one that does not
+//! load, or that the registry does not list (clients would refuse what it signs), leaves the
+//! one in use, and the reload says why. Logins in flight go on: a start answered under the
+//! old identity key is finished under the new one (the finish signs nothing).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use kasane_registry::RegistryError;
+use kasane_registry::repo::Repository;
+use kasane_registry::signing::{KeyFileSigner, Signer, tuf_key};
+
+use crate::HostError;
+use crate::error::KeyError;
+use crate::host::Host;
+use crate::registry::TICKET_KEY_FILE;
+use crate::setup::{ONLINE_KEY_FILE, read_signing_key};
+
+/// The identity key's file in the keys directory.
+pub const IDENTITY_KEY_FILE: &str = "host.key";
+
+/// What reloading one key file did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyReload {
+    /// The file holds the key in use.
+    Same,
+    /// The file's key, listed by the registry, is in use from now on.
+    New,
+    /// No such file, and none in use (the online key: this host does not re-sign).
+    None,
+}
+
+/// What [`Host::reload_keys`] did, key by key: `Err` keeps the key in use.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct KeysReloaded {
+    /// `keys/host.key`.
+    pub identity: Result<KeyReload, HostError>,
+    /// `keys/ticket.pem`.
+    pub ticket: Result<KeyReload, HostError>,
+    /// `keys/online.pem`.
+    pub online: Result<KeyReload, HostError>,
+}
+
+impl Host {
+    /// Reads the three signing keys again (see the module documentation), checking each
+    /// against the registry as now loaded.
+    pub fn reload_keys(&self) -> KeysReloaded {
+        let dir = self.config.keys_dir.clone();
+        let Ok(repo) = self.registry.repository(self.now()) else {
+            return KeysReloaded {
+                identity: Err(HostError::KeysUnchecked),
+                ticket: Err(HostError::KeysUnchecked),
+                online: Err(HostError::KeysUnchecked),
+            };
+        };
+        KeysReloaded {
+            identity: self.reload_identity(&dir.join(IDENTITY_KEY_FILE), &repo),
+            ticket: self.reload_ticket(&dir.join(TICKET_KEY_FILE), &repo),
+            online: self.reload_online(&dir.join(ONLINE_KEY_FILE), &repo),
+        }
+    }
+
+    fn reload_identity(&self, path: &Path, repo: &Repository) -> Result<KeyReload, HostError> {
+        let key = read_signing_key(path)?;
+        let public = key.verifying_key().to_bytes();
+        if public == self.host_public_key() {
+            return Ok(KeyReload::Same);
+        }
+        if !repo.host_keys()?.identity_keys()?.contains(&public) {
+            return Err(HostError::key(path, KeyError::NotListed("identity")));
+        }
+        self.host_key.store(Arc::new(key));
+        Ok(KeyReload::New)
+    }
+
+    fn reload_ticket(&self, path: &Path, repo: &Repository) -> Result<KeyReload, HostError> {
+        let key = open_signer(path)?;
+        if key.public_key() == self.registry.ticket_key().public_key() {
+            return Ok(KeyReload::Same);
+        }
+        let listed = repo.host_keys()?.tickets;
+        if !listed.contains(&tuf_key(key.public_key())) {
+            return Err(HostError::key(path, KeyError::NotListed("ticket")));
+        }
+        self.registry.set_ticket_key(Box::new(key));
+        Ok(KeyReload::New)
+    }
+
+    fn reload_online(&self, path: &Path, repo: &Repository) -> Result<KeyReload, HostError> {
+        let upkeep = self.registry.upkeep();
+        let in_use = upkeep.online_key();
+        if !path.exists() {
+            return match in_use {
+                // A file moved away by mistake must not stop the re-signing.
+                Some(_) => Err(HostError::key(path, KeyError::Missing)),
+                None => Ok(KeyReload::None),
+            };
+        }
+        let key = open_signer(path)?;
+        if in_use.is_some_and(|k| k.public_key() == key.public_key()) {
+            return Ok(KeyReload::Same);
+        }
+        let id = tuf_key(key.public_key()).key_id();
+        let root = repo.root();
+        let signs = |role: &str| root.roles.get(role).is_some_and(|r| r.keyids.contains(&id));
+        if !(signs("timestamp") && signs("snapshot")) {
+            return Err(HostError::key(path, KeyError::NotListed("online")));
+        }
+        upkeep.set_online_key(Box::new(key));
+        Ok(KeyReload::New)
+    }
+}
+
+fn open_signer(path: &Path) -> Result<KeyFileSigner, HostError> {
+    KeyFileSigner::open(path, None).map_err(|e| RegistryError::from(e).into())
+}
