@@ -11,7 +11,7 @@ use std::time::Duration;
 use hyper::StatusCode;
 use kasane_abi::DeriveInputBuf;
 use kasane_protocol::login::{ClientAwaitAccept, ClientAwaitBundle, ClientChallenge};
-use kasane_protocol::wire::{ChallengeBundle, Message, ModuleRef, Profile, StartResponse};
+use kasane_protocol::wire::{ChallengeBundle, Message, Profile, StartResponse};
 use kasane_protocol::{ClientStart, Padding, ProtocolError, ResponseAccept};
 use kasane_registry::RegistryError;
 use kasane_registry::entry::TargetEntry;
@@ -69,19 +69,13 @@ impl Client {
         let (mut conn, finish_step, nonce) = start(inner, user, responder).await?;
         let challenge = finish(&mut conn, finish_step).await?;
         let bundle = challenge.bundle().clone();
-        // The compile cache is looked up for the bundle's module while the ticket is checked;
-        // what it gives runs only if admission names the same hash and limits.
-        let (admitted, early) = tokio::join!(
-            self.admit(&mut conn, &bundle, &nonce),
-            cached_transform(inner, &bundle.module)
-        );
         let Admitted {
             entry,
             author,
             bytes,
-        } = admitted?;
+        } = self.admit(&mut conn, &bundle, &nonce).await?;
         let input = auth_input(&challenge, responder)?;
-        let derived = compile_and_derive(inner, bytes, &entry, input, early).await?;
+        let derived = compile_and_derive(inner, bytes, &entry, input).await?;
         let (awaiting, request) = challenge.respond(&derived.t_auth)?;
         let (transform, outcome, fuel_used) =
             (derived.transform, derived.outcome, derived.fuel_used);
@@ -316,73 +310,26 @@ struct AuthDerived {
     fuel_used: u64,
 }
 
-/// The limits a module runs under: its signed entry's (or, before admission, the bundle's).
-fn module_limits(fuel: u64, memory_bytes: u64) -> Limits {
-    Limits {
-        fuel,
-        memory_bytes,
-        ..Limits::default()
-    }
-}
-
-/// A transform the compile cache held for the bundle's module, looked up before admission.
-struct Early {
-    sha256: [u8; 32],
-    profile: kasane_sandbox::Profile,
-    limits: Limits,
-    transform: Transform,
-}
-
-/// Looks the bundle's module up in the compile cache (hits only: nothing is compiled or
-/// run), on a blocking thread. Any failure is `None`: admission and the usual load decide.
-async fn cached_transform(inner: &Arc<Inner>, module: &ModuleRef) -> Option<Early> {
-    let inner = inner.clone();
-    let (sha256, profile) = (module.sha256, module.profile);
-    let limits = module_limits(module.fuel, module.memory);
-    let len = usize::try_from(module.length).ok()?;
-    let found = tokio::task::spawn_blocking(move || {
-        inner
-            .sandbox
-            .load_cached_by_hash(&sha256, len, profile, limits, &inner.cache)
-    })
-    .await;
-    match found {
-        Ok(Ok(Some(transform))) => Some(Early {
-            sha256,
-            profile,
-            limits,
-            transform,
-        }),
-        Ok(Ok(None)) | Err(_) => None,
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "compile cache lookup before admission");
-            None
-        }
-    }
-}
-
 /// Step 5: compiles the admitted module (or loads it from the compile cache) with the entry's
-/// limits and runs it on `input`, in one hand-off to a blocking thread. `early` is used
-/// instead when it is the admitted module (hash, profile and limits).
+/// limits and runs it on `input`, in one hand-off to a blocking thread.
 async fn compile_and_derive(
     inner: &Arc<Inner>,
     bytes: Vec<u8>,
     entry: &TargetEntry,
     input: DeriveInputBuf,
-    early: Option<Early>,
 ) -> Result<AuthDerived, ClientError> {
-    let limits = module_limits(entry.fuel, entry.memory);
+    let limits = Limits {
+        fuel: entry.fuel,
+        memory_bytes: entry.memory,
+        ..Limits::default()
+    };
     let profile = entry.profile;
-    let early =
-        early.filter(|e| (e.sha256, e.profile, e.limits) == (entry.sha256.0, profile, limits));
     let inner = inner.clone();
     tokio::task::spawn_blocking(move || {
-        let (transform, outcome) = match early {
-            Some(e) => (e.transform, CacheOutcome::Hit),
-            None => inner
+        let (transform, outcome) =
+            inner
                 .sandbox
-                .load_cached(&bytes, profile, limits, &inner.cache)?,
-        };
+                .load_cached(&bytes, profile, limits, &inner.cache)?;
         let derived = kasane_protocol::with_derive_input(&input, |v| transform.derive(v))??;
         Ok(AuthDerived {
             t_auth: Zeroizing::new(derived.key.as_bytes().to_vec()),
