@@ -32,10 +32,11 @@ pub(crate) async fn run(data: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("opening the store ({scheme})"))?;
     ok(format_args!("store opens ({scheme})"));
     queue_key_matches(&cfg, store.as_ref()).await?;
-    match store.postgres_pool() {
+    let registry = match store.postgres_pool() {
         Some(pool) => db_registry(&cfg, DbRegistry::new(pool.clone())).await?,
         None => registry(&cfg)?,
-    }
+    };
+    keys_listed(&cfg, &registry)?;
     gateway_upstream(&cfg).await
 }
 
@@ -72,23 +73,23 @@ async fn queue_key_matches(cfg: &Config, store: &dyn store::Store) -> anyhow::Re
 
 /// With PostgreSQL: the registry the database holds, opened and verified as `serve` opens it;
 /// the data directory's while the database holds none yet (`serve` imports it then).
-async fn db_registry(cfg: &Config, db: DbRegistry) -> anyhow::Result<()> {
+async fn db_registry(cfg: &Config, db: DbRegistry) -> anyhow::Result<HostRegistry> {
     if db
         .timestamp()
         .await
         .context("reading the registry in the database")?
         .is_none()
     {
-        registry(cfg)?;
+        let registry = registry(cfg)?;
         ok(format_args!(
             "the database holds no registry yet: serve imports this one"
         ));
-        return Ok(());
+        return Ok(registry);
     }
     let source = DbSource::open(db)
         .await
         .context("reading the registry in the database")?;
-    HostRegistry::open_source(
+    let registry = HostRegistry::open_source(
         RegistrySource::Database(source),
         &cfg.keys_dir,
         setup::host_sandbox().context("starting the sandbox")?,
@@ -96,7 +97,7 @@ async fn db_registry(cfg: &Config, db: DbRegistry) -> anyhow::Result<()> {
     )
     .context("loading the registry in the database")?;
     ok(format_args!("registry in the database"));
-    Ok(())
+    Ok(registry)
 }
 
 fn now() -> u64 {
@@ -156,8 +157,8 @@ fn made_on_first_use(
 
 /// The registry, opened and verified as `serve` opens it (ticket key, signed metadata checked
 /// as a client would, modules).
-fn registry(cfg: &Config) -> anyhow::Result<()> {
-    HostRegistry::open(
+fn registry(cfg: &Config) -> anyhow::Result<HostRegistry> {
+    let registry = HostRegistry::open(
         &cfg.registry_dir,
         &cfg.keys_dir,
         setup::host_sandbox().context("starting the sandbox")?,
@@ -165,5 +166,17 @@ fn registry(cfg: &Config) -> anyhow::Result<()> {
     )
     .with_context(|| format!("loading the registry {}", cfg.registry_dir.display()))?;
     ok(format_args!("registry {}", cfg.registry_dir.display()));
+    Ok(registry)
+}
+
+/// The registry lists the host's signing keys for their roles (clients refuse what an
+/// unlisted key signs).
+fn keys_listed(cfg: &Config, registry: &HostRegistry) -> anyhow::Result<()> {
+    let repo = registry.repository(now())?;
+    kasane_host::rekey::check_listed(&repo, &cfg.keys_dir)
+        .context("the signing keys and the registry's lists")?;
+    ok(format_args!(
+        "host.key, ticket.pem and online.pem (if present) are listed in the registry"
+    ));
     Ok(())
 }

@@ -74,7 +74,8 @@ enum Command {
         no_channel_binding: bool,
     },
     /// Validates the configuration and the data directory without serving: the
-    /// configuration, TLS certificate and key, host and queue keys, the registry, the store.
+    /// configuration, TLS certificate and key, host and queue keys, the store, the registry,
+    /// and that the registry lists host.key, ticket.pem and online.pem for their roles.
     /// Prints one `ok:` line per check; exits non-zero at the first failure.
     Check,
     /// Manages users.

@@ -229,7 +229,7 @@ impl HostRegistry {
     }
 
     /// The current repository, reloaded if it changed (as for a login at `now`).
-    pub(crate) fn repository(&self, now: u64) -> Result<Arc<Repository>, HostError> {
+    pub fn repository(&self, now: u64) -> Result<Arc<Repository>, HostError> {
         Ok(self.current(now)?.0)
     }
 

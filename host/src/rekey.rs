@@ -3,7 +3,8 @@
 //! `keys/online.pem` (timestamp and snapshot re-signed online) are read again. Each one that
 //! loads and that the registry lists for its role replaces the one in use; one that does not
 //! load, or that the registry does not list (clients would refuse what it signs), leaves the
-//! one in use, and the reload says why. Logins in flight go on: a start answered under the
+//! one in use, and the reload says why — also when the file still holds the key in use and
+//! the registry no longer lists it. Logins in flight go on: a start answered under the
 //! old identity key is finished under the new one (the finish signs nothing).
 
 use std::path::Path;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 
 use kasane_registry::RegistryError;
 use kasane_registry::repo::Repository;
-use kasane_registry::signing::{KeyFileSigner, Signer, tuf_key};
+use kasane_registry::signing::{KeyFileSigner, PublicKey, Signer, tuf_key};
 
 use crate::HostError;
 use crate::error::KeyError;
@@ -67,11 +68,9 @@ impl Host {
     fn reload_identity(&self, path: &Path, repo: &Repository) -> Result<KeyReload, HostError> {
         let key = read_signing_key(path)?;
         let public = key.verifying_key().to_bytes();
+        identity_listed(repo, path, &public)?;
         if public == self.host_public_key() {
             return Ok(KeyReload::Same);
-        }
-        if !repo.host_keys()?.identity_keys()?.contains(&public) {
-            return Err(HostError::key(path, KeyError::NotListed("identity")));
         }
         self.host_key.store(Arc::new(key));
         Ok(KeyReload::New)
@@ -79,12 +78,9 @@ impl Host {
 
     fn reload_ticket(&self, path: &Path, repo: &Repository) -> Result<KeyReload, HostError> {
         let key = open_signer(path)?;
+        ticket_listed(repo, path, key.public_key())?;
         if key.public_key() == self.registry.ticket_key().public_key() {
             return Ok(KeyReload::Same);
-        }
-        let listed = repo.host_keys()?.tickets;
-        if !listed.contains(&tuf_key(key.public_key())) {
-            return Err(HostError::key(path, KeyError::NotListed("ticket")));
         }
         self.registry.set_ticket_key(Box::new(key));
         Ok(KeyReload::New)
@@ -101,17 +97,61 @@ impl Host {
             };
         }
         let key = open_signer(path)?;
+        online_listed(repo, path, key.public_key())?;
         if in_use.is_some_and(|k| k.public_key() == key.public_key()) {
             return Ok(KeyReload::Same);
         }
-        let id = tuf_key(key.public_key()).key_id();
-        let root = repo.root();
-        let signs = |role: &str| root.roles.get(role).is_some_and(|r| r.keyids.contains(&id));
-        if !(signs("timestamp") && signs("snapshot")) {
-            return Err(HostError::key(path, KeyError::NotListed("online")));
-        }
         upkeep.set_online_key(Box::new(key));
         Ok(KeyReload::New)
+    }
+}
+
+/// Checks that `repo` lists each signing key in `keys_dir` for its role, as a reload would
+/// before taking it (`kasane-host check`; a host about to serve logs what fails). An absent
+/// `online.pem` is fine: that host does not re-sign.
+pub fn check_listed(repo: &Repository, keys_dir: &Path) -> Result<(), HostError> {
+    let path = keys_dir.join(IDENTITY_KEY_FILE);
+    identity_listed(
+        repo,
+        &path,
+        &read_signing_key(&path)?.verifying_key().to_bytes(),
+    )?;
+    let path = keys_dir.join(TICKET_KEY_FILE);
+    ticket_listed(repo, &path, open_signer(&path)?.public_key())?;
+    let path = keys_dir.join(ONLINE_KEY_FILE);
+    if path.exists() {
+        online_listed(repo, &path, open_signer(&path)?.public_key())?;
+    }
+    Ok(())
+}
+
+/// `public` is one of `kasane/host-keys.json`'s identity keys (`path`: its file, for the error).
+fn identity_listed(repo: &Repository, path: &Path, public: &[u8; 32]) -> Result<(), HostError> {
+    if repo.host_keys()?.identity_keys()?.contains(public) {
+        Ok(())
+    } else {
+        Err(HostError::key(path, KeyError::NotListed("identity")))
+    }
+}
+
+/// `public` is one of `kasane/host-keys.json`'s ticket keys.
+fn ticket_listed(repo: &Repository, path: &Path, public: &PublicKey) -> Result<(), HostError> {
+    if repo.host_keys()?.tickets.contains(&tuf_key(public)) {
+        Ok(())
+    } else {
+        Err(HostError::key(path, KeyError::NotListed("ticket")))
+    }
+}
+
+/// `public` signs for both of root's online roles, timestamp and snapshot.
+fn online_listed(repo: &Repository, path: &Path, public: &PublicKey) -> Result<(), HostError> {
+    let id = tuf_key(public).key_id();
+    let root = repo.root();
+    let signs = |role: &str| root.roles.get(role).is_some_and(|r| r.keyids.contains(&id));
+    if signs("timestamp") && signs("snapshot") {
+        Ok(())
+    } else {
+        Err(HostError::key(path, KeyError::NotListed("online")))
     }
 }
 

@@ -425,7 +425,29 @@ fn check_passes_on_a_fresh_init_and_names_what_fails() {
     std::fs::write(&queue_key, kept).unwrap();
     assert!(check(&data).status.success());
 
+    // A host key the registry does not list (a rotation half done): named, and refused.
     let host_key = std::path::Path::new(&data).join("keys/host.key");
+    assert!(ok_text.contains("are listed in the registry"), "{ok_text}");
+    let listed = std::fs::read(&host_key).unwrap();
+    std::fs::remove_file(&host_key).unwrap();
+    let made = bin()
+        .args(["--data", &data, "new-identity-key"])
+        .arg(&host_key)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let out = check(&data);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("does not list this key for the identity role")
+            && err.contains(host_key.to_str().unwrap()),
+        "{err}"
+    );
+    std::fs::remove_file(&host_key).unwrap();
+    std::fs::write(&host_key, listed).unwrap();
+    assert!(check(&data).status.success());
+
     std::fs::remove_file(&host_key).unwrap();
     let out = check(&data);
     assert!(!out.status.success());

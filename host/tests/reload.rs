@@ -252,3 +252,39 @@ async fn sighup_with_a_broken_certificate_keeps_the_one_in_use_and_logs_why() {
     host.hangup().await;
     assert_eq!(host.presented(&fixed).await.as_deref(), Some(&fixed[..]));
 }
+
+/// A host whose `host.key` the registry does not list (a rotation half done) still serves,
+/// but says so at start; a SIGHUP keeps that key (nothing listed to take instead) and says
+/// why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unlisted_host_key_is_named_at_start_and_at_each_reload() {
+    let data = Data::init();
+    let host_key = data.path.join("keys/host.key");
+    std::fs::remove_file(&host_key).unwrap();
+    let made = host_bin()
+        .args(["--data", data.s(), "new-identity-key"])
+        .arg(&host_key)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let mut host = Served::start(&data);
+    let at_start = "a signing key is not listed in the registry";
+    let deadline = Instant::now() + PATIENCE;
+    while host.count(at_start) == 0 {
+        assert!(Instant::now() < deadline, "not said:\n{}", host.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(contains_path(&host.log(), &host_key), "{}", host.log());
+    host.hangup().await;
+    let log = host.log();
+    let kept = log
+        .lines()
+        .rfind(|l| l.contains("keeping the host.key in use"))
+        .expect(&log);
+    assert!(
+        kept.contains("does not list this key for the identity role"),
+        "{kept}"
+    );
+    let reloaded = log.lines().rfind(|l| l.contains("reloaded")).unwrap();
+    assert!(reloaded.contains("host_key=\"kept\""), "{reloaded}");
+}
