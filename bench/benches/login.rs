@@ -1,7 +1,9 @@
 //! Login cost over loopback: the layered login beside a baseline, in the same run.
 //!
 //! - **baseline**: a fresh TLS 1.3 connection to the same host plus one argon2id password check
-//!   (OWASP parameters) — what a plain password login over TLS costs.
+//!   (OWASP parameters) — what a plain password login over TLS costs. Its client resumes TLS
+//!   sessions across samples, as a browser does; a second row makes a new client each time
+//!   (a full handshake, as every Kasane sample has).
 //! - **cold**: a Kasane login with an empty client state directory: registry update, module
 //!   download, admission, compile, then the login (OPAQUE: one argon2id on the client, none on
 //!   the host; keyed verifiers; the transform on both sides).
@@ -123,8 +125,13 @@ async fn latency(th: &TestHost, card: &CodeCard, n: usize) {
         .hash_password(PASSWORD.as_bytes(), &salt)
         .unwrap()
         .to_string();
-    let tls = kasane_tests::client_tls(&std::fs::read(&th.cfg.tls_cert).unwrap(), &[]);
+    let ca = std::fs::read(&th.cfg.tls_cert).unwrap();
+    // One client configuration for every baseline sample: its TLS sessions are resumed, as
+    // a browser's would be. The "fresh" baseline makes a new one each time, as each
+    // `kasane login` process (and this bench's every Kasane sample) does.
+    let tls = kasane_tests::client_tls(&ca, &[]);
     let (mut baseline, mut cold, mut warm) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut fresh, mut fresh_pairs) = (Vec::new(), Vec::new());
     let mut warm_connect = Vec::new();
     let mut pairs = Vec::new();
     let warm_state = tempfile::tempdir().unwrap();
@@ -132,6 +139,7 @@ async fn latency(th: &TestHost, card: &CodeCard, n: usize) {
     // Interleaved, so drift on a shared machine hits every row alike.
     for _ in 0..n {
         baseline.push(baseline_once(th, &tls, &phc).await);
+        fresh.push(baseline_once(th, &kasane_tests::client_tls(&ca, &[]), &phc).await);
         let state = tempfile::tempdir().unwrap();
         let (t, _, cached) = login_once(th, card, state.path()).await;
         assert!(!cached);
@@ -139,6 +147,7 @@ async fn latency(th: &TestHost, card: &CodeCard, n: usize) {
         let (t, connect, cached) = login_once(th, card, warm_state.path()).await;
         assert!(cached);
         pairs.push((*baseline.last().unwrap(), t));
+        fresh_pairs.push((*fresh.last().unwrap(), t));
         warm.push(t);
         warm_connect.push(connect);
     }
@@ -152,6 +161,10 @@ async fn latency(th: &TestHost, card: &CodeCard, n: usize) {
             "baseline: TLS 1.3 connect + 1 argon2id check",
             &mut baseline
         )
+    );
+    println!(
+        "{}",
+        row("  the same, a fresh TLS session each time", &mut fresh)
     );
     println!("{}", row("kasane cold (download + compile)", &mut cold));
     println!("{}", row("kasane warm (compile cache)", &mut warm));
@@ -170,6 +183,10 @@ async fn latency(th: &TestHost, card: &CodeCard, n: usize) {
         ratio(&mut warm, &mut baseline, 99.0),
     );
     println!("{}", paired(&pairs));
+    println!(
+        "against the fresh-session baseline: {}",
+        paired(&fresh_pairs)
+    );
 }
 
 /// The warm login beside the baseline sample taken just before it (same iteration, so a
