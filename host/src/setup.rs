@@ -291,7 +291,7 @@ pub async fn load_host_with_store(
     let source = registry_source(&cfg, store.as_ref(), clock.now()).await?;
     let registry = HostRegistry::open_source(source, &cfg.keys_dir, host_sandbox()?, clock.now())?
         .with_upkeep(registry_upkeep(&cfg.keys_dir)?);
-    let host_key = read_signing_key(&cfg.keys_dir.join("host.key"))?;
+    let host_key = read_signing_key(&cfg.keys_dir.join(crate::rekey::IDENTITY_KEY_FILE))?;
     warn_unlisted_keys(&registry, &cfg.keys_dir, clock.now());
     let queue_key = crate::messages::load_queue_key(&cfg.keys_dir)?;
     check_queue_key(store.as_ref(), &queue_key, &cfg.keys_dir).await?;
