@@ -114,7 +114,7 @@ fn ok(what: std::fmt::Arguments<'_>) {
 /// is fine: `serve` creates it; but users enrolled under an OPAQUE key that is now missing
 /// can no longer log in).
 fn keys(cfg: &Config) -> anyhow::Result<()> {
-    let host_key = cfg.keys_dir.join(kasane_host::rekey::IDENTITY_KEY_FILE);
+    let host_key = cfg.keys_dir.join(kasane_host::keyfile::IDENTITY_KEY_FILE);
     setup::read_signing_key(&host_key)
         .with_context(|| format!("loading the host key {}", host_key.display()))?;
     ok(format_args!("host key {}", host_key.display()));

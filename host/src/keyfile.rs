@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
+use ed25519_dalek::SigningKey;
 use kasane_protocol::ServerKeys;
+use kasane_registry::keys::read_key_file;
 use rand::RngCore;
 use rand_core::OsRng;
 use zeroize::Zeroizing;
@@ -89,6 +91,29 @@ pub fn load_opaque_keys(keys_dir: &Path) -> Result<ServerKeys, HostError> {
     })?;
     let path = keys_dir.join(OPAQUE_KEY_FILE);
     ServerKeys::from_bytes(&bytes).map_err(|_| HostError::key(&path, KeyError::Invalid))
+}
+
+/// The identity key's file in the keys directory (signs start responses and audit
+/// checkpoints).
+pub const IDENTITY_KEY_FILE: &str = "host.key";
+/// The online key's file (re-signs the registry's timestamp and snapshot).
+pub const ONLINE_KEY_FILE: &str = "online.pem";
+
+/// Reads the Ed25519 signing key of a registry key file (`keys/host.key`).
+pub fn read_signing_key(path: &Path) -> Result<SigningKey, HostError> {
+    // Checks the file (format, public half) with the registry's own reader first.
+    read_key_file(path)?;
+    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| HostError::io(path, e))?);
+    let v: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| HostError::key(path, KeyError::NotJson(e)))?;
+    let secret = v
+        .get("secret")
+        .and_then(|s| s.as_str())
+        .ok_or_else(|| HostError::key(path, KeyError::NoSecret))?;
+    let mut seed = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(secret, &mut *seed)
+        .map_err(|e| HostError::key(path, KeyError::BadSecret(e)))?;
+    Ok(SigningKey::from_bytes(&seed))
 }
 
 #[cfg(test)]

@@ -581,8 +581,10 @@ async fn audit(data: &Path, command: AuditCommand) -> anyhow::Result<()> {
     match command {
         AuditCommand::Verify { keys } => {
             let mut accepted = vec![
-                setup::read_signing_key(&cfg.keys_dir.join(kasane_host::rekey::IDENTITY_KEY_FILE))?
-                    .verifying_key(),
+                setup::read_signing_key(
+                    &cfg.keys_dir.join(kasane_host::keyfile::IDENTITY_KEY_FILE),
+                )?
+                .verifying_key(),
             ];
             for k in &keys {
                 let public = kasane_registry::keys::read_host_public_key(k)

@@ -17,11 +17,8 @@ use kasane_registry::signing::{KeyFileSigner, PublicKey, Signer, tuf_key};
 use crate::HostError;
 use crate::error::KeyError;
 use crate::host::Host;
+use crate::keyfile::{IDENTITY_KEY_FILE, ONLINE_KEY_FILE, read_signing_key};
 use crate::registry::TICKET_KEY_FILE;
-use crate::setup::{ONLINE_KEY_FILE, read_signing_key};
-
-/// The identity key's file in the keys directory.
-pub const IDENTITY_KEY_FILE: &str = "host.key";
 
 /// What reloading one key file did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

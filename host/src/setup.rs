@@ -10,11 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ed25519_dalek::SigningKey;
 use kasane_abi::Profile;
 use kasane_registry::entry::TargetEntry;
 use kasane_registry::files::Visibility;
-use kasane_registry::keys::read_key_file;
 use kasane_registry::repo::{Lifetimes, dev_init};
 use kasane_registry::signing::{KeyFileSigner, TufSigner};
 use kasane_registry::{RegistryError, Sha256Hash};
@@ -33,7 +31,7 @@ use crate::store::{self, Clock, NewUser, Store};
 use crate::upkeep::Upkeep;
 
 /// The online key (timestamp and snapshot) in the keys directory.
-pub const ONLINE_KEY_FILE: &str = "online.pem";
+pub use crate::keyfile::{ONLINE_KEY_FILE, read_signing_key};
 pub use kasane_protocol::ServerKeys;
 pub use kasane_protocol::card::{CardError, CodeCard, RESPONSE_LEN};
 
@@ -243,23 +241,6 @@ fn publish_builtins(resolved: &Config, now: u64) -> Result<Vec<String>, HostErro
     Ok(published)
 }
 
-/// Reads the Ed25519 signing key of a registry key file (`keys/host.key`).
-pub fn read_signing_key(path: &Path) -> Result<SigningKey, HostError> {
-    // Checks the file (format, public half) with the registry's own reader first.
-    read_key_file(path)?;
-    let bytes = Zeroizing::new(std::fs::read(path).map_err(io(path))?);
-    let v: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| HostError::key(path, KeyError::NotJson(e)))?;
-    let secret = v
-        .get("secret")
-        .and_then(|s| s.as_str())
-        .ok_or_else(|| HostError::key(path, KeyError::NoSecret))?;
-    let mut seed = Zeroizing::new([0u8; 32]);
-    hex::decode_to_slice(secret, &mut *seed)
-        .map_err(|e| HostError::key(path, KeyError::BadSecret(e)))?;
-    Ok(SigningKey::from_bytes(&seed))
-}
-
 /// The host's sandbox: the default (pooling) configuration, with a fuel cap high enough
 /// that registry entries, not the host, set the budget (both sides must use the same one).
 pub fn host_sandbox() -> Result<Sandbox, HostError> {
@@ -291,7 +272,7 @@ pub async fn load_host_with_store(
     let source = registry_source(&cfg, store.as_ref(), clock.now()).await?;
     let registry = HostRegistry::open_source(source, &cfg.keys_dir, host_sandbox()?, clock.now())?
         .with_upkeep(registry_upkeep(&cfg.keys_dir)?);
-    let host_key = read_signing_key(&cfg.keys_dir.join(crate::rekey::IDENTITY_KEY_FILE))?;
+    let host_key = read_signing_key(&cfg.keys_dir.join(crate::keyfile::IDENTITY_KEY_FILE))?;
     warn_unlisted_keys(&registry, &cfg.keys_dir, clock.now());
     let queue_key = crate::messages::load_queue_key(&cfg.keys_dir)?;
     check_queue_key(store.as_ref(), &queue_key, &cfg.keys_dir).await?;
