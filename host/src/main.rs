@@ -467,25 +467,11 @@ async fn serve(
 fn log_reload(r: server::Reloaded) {
     let certificate = match r.certificate {
         Ok(()) => "new",
-        Err(e) => {
-            let e = anyhow::Error::new(e);
-            tracing::error!(
-                error = format!("{e:#}"),
-                "reload: keeping the TLS certificate in use"
-            );
-            "kept"
-        }
+        Err(e) => kept("TLS certificate", e),
     };
     let registry = match r.registry {
         Ok(active) => format!("{active} active transforms"),
-        Err(e) => {
-            let e = anyhow::Error::new(e);
-            tracing::error!(
-                error = format!("{e:#}"),
-                "reload: keeping the registry in use"
-            );
-            "kept".to_owned()
-        }
+        Err(e) => kept("registry", e).to_owned(),
     };
     let keys = r.keys;
     let (identity, ticket, online) = (
@@ -503,21 +489,24 @@ fn log_reload(r: server::Reloaded) {
     );
 }
 
-/// Says what became of a key at a reload, and logs why one was kept.
+/// Says what became of a key at a reload (logging why one was kept).
 fn log_key(file: &str, r: Result<KeyReload, HostError>) -> &'static str {
     match r {
         Ok(KeyReload::Same) => "same",
         Ok(KeyReload::New) => "new",
         Ok(KeyReload::None) => "none",
-        Err(e) => {
-            let e = anyhow::Error::new(e);
-            tracing::error!(
-                error = format!("{e:#}"),
-                "reload: keeping the {file} in use"
-            );
-            "kept"
-        }
+        Err(e) => kept(file, e),
     }
+}
+
+/// Logs why a reload kept `what` in use; says `kept`.
+fn kept(what: &str, e: HostError) -> &'static str {
+    let e = anyhow::Error::new(e);
+    tracing::error!(
+        error = format!("{e:#}"),
+        "reload: keeping the {what} in use"
+    );
+    "kept"
 }
 
 /// SIGHUP, as a stream of reload requests (never, where there are no such signals).

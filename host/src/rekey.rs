@@ -47,7 +47,7 @@ impl Host {
     /// Reads the three signing keys again (see the module documentation), checking each
     /// against the registry as now loaded.
     pub fn reload_keys(&self) -> KeysReloaded {
-        let dir = self.config.keys_dir.clone();
+        let dir = &self.config.keys_dir;
         let Ok(repo) = self.registry.repository(self.now()) else {
             return KeysReloaded {
                 identity: Err(HostError::KeysUnchecked),
