@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
+use kasane_os::report::Chain;
 use kasane_registry::RegistryError;
 use kasane_registry::repo::Repository;
 
@@ -176,20 +177,5 @@ impl RegistrySource {
         {
             tracing::warn!(error = %Chain(&e), "registry: reading the database's registry failed; serving the one in use");
         }
-    }
-}
-
-/// An error with its sources, `a: b: c`, for logs.
-pub(crate) struct Chain<'a>(pub(crate) &'a dyn std::error::Error);
-
-impl std::fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(s) = source {
-            write!(f, ": {s}")?;
-            source = s.source();
-        }
-        Ok(())
     }
 }

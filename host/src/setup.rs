@@ -299,7 +299,7 @@ fn warn_unlisted_keys(registry: &HostRegistry, keys_dir: &Path, now: u64) {
         .and_then(|repo| crate::rekey::check_listed(&repo, keys_dir));
     if let Err(e) = checked {
         tracing::error!(
-            error = %crate::registry_source::Chain(&e),
+            error = %kasane_os::report::Chain(&e),
             "a signing key is not listed in the registry: clients will refuse what it signs"
         );
     }

@@ -12,6 +12,7 @@ use hyper::{Method, Request};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use kasane_os::report::Chain;
 use kasane_protocol::gateway::{
     GatewayRequest, GatewayResponse, HOP_BY_HOP, HeaderField, MAX_GATEWAY_HEADERS,
 };
@@ -155,7 +156,7 @@ impl Upstream {
             .client
             .request(request)
             .await
-            .map_err(|e| UpstreamError::Unreachable(error_chain(&e)))?;
+            .map_err(|e| UpstreamError::Unreachable(Chain(&e).to_string()))?;
         let (parts, body) = response.into_parts();
         let body = Limited::new(body, max_body)
             .collect()
@@ -184,22 +185,10 @@ impl Upstream {
             .map_err(|e| e.to_string())?;
         match tokio::time::timeout(PROBE_TIMEOUT, self.client.request(request)).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(error_chain(&e)),
+            Ok(Err(e)) => Err(Chain(&e).to_string()),
             Err(_) => Err(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
         }
     }
-}
-
-/// An error and its sources on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use kasane_host::store::{self, NewUser, PgStore, Store as _, StoreError};
+use kasane_os::report::Chain;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// The test server, without TLS parameters (pg_hba trusts loopback for `postgres`).
@@ -100,18 +101,6 @@ async fn store_works_encrypted(url: &str) {
     drop_schema(&schema).await;
 }
 
-/// The source chain of `e`, as one line.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    out
-}
-
 #[tokio::test]
 async fn sslmode_require_encrypts() {
     let Some(_ca) = tls_ca() else { return };
@@ -167,7 +156,7 @@ async fn sslmode_verify_full_with_a_wrong_ca_is_refused() {
     let Err(err) = store::open(&url).await else {
         panic!("opened with a wrong CA")
     };
-    let text = chain(&err);
+    let text = Chain(&err).to_string();
     assert!(matches!(err, StoreError::Tls(_)), "{text}");
     assert!(text.contains("certificate"), "{text}");
 }
@@ -199,7 +188,7 @@ async fn sslmode_require_refuses_a_plaintext_only_server() {
     let Err(err) = store::open(&url).await else {
         panic!("opened without TLS")
     };
-    let text = chain(&err);
+    let text = Chain(&err).to_string();
     assert!(matches!(err, StoreError::Tls(_)), "{text}");
     let after = tokio::time::timeout(Duration::from_secs(30), server)
         .await

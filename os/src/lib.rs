@@ -6,6 +6,8 @@
 //!   the same directory, fsynced, renamed over the target, and the directory fsynced — and
 //!   private directories (`0700`). Every key, card, cache entry, metadata and state file of
 //!   Kasane is written through [`fs::write_private`] or [`fs::write_private_new`].
+//! - [`report`]: [`report::Chain`], an error with its sources on one line, for logs and
+//!   answers.
 //! - [`clock`]: the [`Clock`] trait (unix seconds) with the system clock, and under the
 //!   `test-util` feature a manual clock for tests.
 //!
@@ -22,6 +24,7 @@
 
 pub mod clock;
 pub mod fs;
+pub mod report;
 
 #[cfg(feature = "test-util")]
 pub use clock::ManualClock;

@@ -202,7 +202,6 @@ pub fn run_module(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::error::Error as _;
 
     #[test]
     fn missing_fields_are_zero_or_empty() {
@@ -247,11 +246,7 @@ mod tests {
         ];
         for (json, needle) in cases {
             let err = parse_input(json).unwrap_err();
-            let mut err: (String, Option<&dyn std::error::Error>) = (err.to_string(), err.source());
-            while let Some(s) = err.1 {
-                err = (format!("{}: {s}", err.0), s.source());
-            }
-            let err = err.0;
+            let err = kasane_os::report::Chain(&err).to_string();
             assert!(err.contains(needle), "{json}: {err}");
         }
         let many = format!(r#"{{"responses":[{}]}}"#, vec!["\"00\""; 17].join(","));

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use kasane_client::{Client, ClientError};
+use kasane_os::report::Chain;
 use kasane_tests::{
     files_under, proxy, responder, responder_with, start, start_with, start_with_foreign_host_key,
 };
@@ -222,7 +223,7 @@ async fn a_reload_takes_new_keys_only_once_the_registry_lists_them() {
     assert!(r.registry.is_ok());
     for (what, got) in [("identity", &r.keys.identity), ("ticket", &r.keys.ticket)] {
         let e = got.as_ref().expect_err(what);
-        let chain = chain(e);
+        let chain = Chain(e).to_string();
         let expected = format!("does not list this key for the {what} role");
         assert!(chain.contains(&expected), "{chain}");
     }
@@ -277,30 +278,18 @@ async fn a_reload_takes_new_keys_only_once_the_registry_lists_them() {
     let online = keys.join("online.pem");
     std::fs::rename(&online, keys.join("online.pem.old")).unwrap();
     let r = th.reload().await;
-    let e = chain(r.keys.online.as_ref().unwrap_err());
+    let e = Chain(r.keys.online.as_ref().unwrap_err()).to_string();
     assert!(
         e.contains("online.pem") && e.contains("no such file"),
         "{e}"
     );
     KeyFileSigner::generate(KeyKind::Ed25519, &online, None).unwrap();
     let r = th.reload().await;
-    let e = chain(r.keys.online.as_ref().unwrap_err());
+    let e = Chain(r.keys.online.as_ref().unwrap_err()).to_string();
     assert!(
         e.contains("does not list this key for the online role"),
         "{e}"
     );
-}
-
-/// An error and its sources, joined by `: `.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(s) = next {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        next = s.source();
-    }
-    out
 }
 
 /// The library side of no-cache mode: nothing is kept between logins. The client writes

@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use kasane_client::{Client, ClientError, Session};
+use kasane_os::report::Chain;
 use kasane_protocol::gateway::{GatewayRequest, GatewayResponse, HOP_BY_HOP};
 use kasane_protocol::{Message as _, RefusalReason};
 use tokio::net::TcpListener;
@@ -215,7 +216,7 @@ impl Proxy {
                 StatusCode::BAD_REQUEST,
                 "the host refused the request (method or path not allowed by its [gateway])",
             ),
-            Err(e) => own(StatusCode::BAD_GATEWAY, &one_line(&e)),
+            Err(e) => own(StatusCode::BAD_GATEWAY, &Chain(&e).to_string()),
         }
     }
 
@@ -249,16 +250,4 @@ fn to_local(response: GatewayResponse) -> Response<Full<Bytes>> {
         }
     }
     r
-}
-
-/// An error and its causes on one line.
-fn one_line(e: &ClientError) -> String {
-    let mut s = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
