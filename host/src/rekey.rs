@@ -103,21 +103,59 @@ impl Host {
     }
 }
 
+/// The public halves of the three signing keys, to check against the registry.
+struct Publics<'a> {
+    identity: [u8; 32],
+    ticket: &'a PublicKey,
+    /// `None`: no online key (the host does not re-sign).
+    online: Option<&'a PublicKey>,
+}
+
 /// Checks that `repo` lists each signing key in `keys_dir` for its role, as a reload would
-/// before taking it (`kasane-host check`; a host about to serve logs what fails). An absent
-/// `online.pem` is fine: that host does not re-sign.
+/// before taking it (`kasane-host check`). An absent `online.pem` is fine: that host does not
+/// re-sign.
 pub fn check_listed(repo: &Repository, keys_dir: &Path) -> Result<(), HostError> {
-    let path = keys_dir.join(IDENTITY_KEY_FILE);
-    identity_listed(
-        repo,
-        &path,
-        &read_signing_key(&path)?.verifying_key().to_bytes(),
-    )?;
-    let path = keys_dir.join(TICKET_KEY_FILE);
-    ticket_listed(repo, &path, open_signer(&path)?.public_key())?;
-    let path = keys_dir.join(ONLINE_KEY_FILE);
-    if path.exists() {
-        online_listed(repo, &path, open_signer(&path)?.public_key())?;
+    let key = read_signing_key(&keys_dir.join(IDENTITY_KEY_FILE))?;
+    let ticket = open_signer(&keys_dir.join(TICKET_KEY_FILE))?;
+    let online_path = keys_dir.join(ONLINE_KEY_FILE);
+    let online = match online_path.exists() {
+        true => Some(open_signer(&online_path)?),
+        false => None,
+    };
+    let publics = Publics {
+        identity: key.verifying_key().to_bytes(),
+        ticket: ticket.public_key(),
+        online: online.as_ref().map(|k| k.public_key()),
+    };
+    check_publics(repo, keys_dir, &publics)
+}
+
+impl Host {
+    /// Checks that the registry as now loaded lists each signing key in use for its role (a
+    /// host about to serve logs what fails: clients would refuse what that key signs).
+    pub fn check_keys_listed(&self) -> Result<(), HostError> {
+        let repo = self.registry.repository(self.now())?;
+        let ticket = self.registry.ticket_key();
+        let online = self.registry.upkeep().online_key();
+        let publics = Publics {
+            identity: self.host_public_key(),
+            ticket: ticket.public_key(),
+            online: online.as_ref().map(|k| k.public_key()),
+        };
+        check_publics(&repo, &self.config.keys_dir, &publics)
+    }
+}
+
+/// Each of `publics` listed for its role (the files in `keys_dir` named in the error).
+fn check_publics(
+    repo: &Repository,
+    keys_dir: &Path,
+    publics: &Publics<'_>,
+) -> Result<(), HostError> {
+    identity_listed(repo, &keys_dir.join(IDENTITY_KEY_FILE), &publics.identity)?;
+    ticket_listed(repo, &keys_dir.join(TICKET_KEY_FILE), publics.ticket)?;
+    if let Some(online) = publics.online {
+        online_listed(repo, &keys_dir.join(ONLINE_KEY_FILE), online)?;
     }
     Ok(())
 }

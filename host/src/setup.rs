@@ -273,7 +273,6 @@ pub async fn load_host_with_store(
     let registry = HostRegistry::open_source(source, &cfg.keys_dir, host_sandbox()?, clock.now())?
         .with_upkeep(registry_upkeep(&cfg.keys_dir)?);
     let host_key = read_signing_key(&cfg.keys_dir.join(crate::keyfile::IDENTITY_KEY_FILE))?;
-    warn_unlisted_keys(&registry, &cfg.keys_dir, clock.now());
     let queue_key = crate::messages::load_queue_key(&cfg.keys_dir)?;
     check_queue_key(store.as_ref(), &queue_key, &cfg.keys_dir).await?;
     let opaque_keys = crate::keyfile::load_opaque_keys(&cfg.keys_dir)?;
@@ -282,22 +281,19 @@ pub async fn load_host_with_store(
     if !cfg.gateway.upstream.is_empty() {
         crate::gateway::probe(&cfg.gateway.upstream).await?;
     }
-    Ok(Arc::new(
-        Host::new(cfg, store, registry, host_key, clock)
-            .with_queue_key(queue_key)
-            .with_opaque_keys(opaque_keys)
-            .with_metrics_token(metrics_token)
-            .with_assertion_key(assertion_key),
-    ))
+    let host = Host::new(cfg, store, registry, host_key, clock)
+        .with_queue_key(queue_key)
+        .with_opaque_keys(opaque_keys)
+        .with_metrics_token(metrics_token)
+        .with_assertion_key(assertion_key);
+    warn_unlisted_keys(&host);
+    Ok(Arc::new(host))
 }
 
-/// Logs an error for a signing key the registry does not list for its role: the host serves,
-/// but clients refuse what that key signs (`kasane-host check` says the same).
-fn warn_unlisted_keys(registry: &HostRegistry, keys_dir: &Path, now: u64) {
-    let checked = registry
-        .repository(now)
-        .and_then(|repo| crate::rekey::check_listed(&repo, keys_dir));
-    if let Err(e) = checked {
+/// Logs an error for a signing key in use that the registry does not list for its role: the
+/// host serves, but clients refuse what that key signs (`kasane-host check` says the same).
+fn warn_unlisted_keys(host: &Host) {
+    if let Err(e) = host.check_keys_listed() {
         tracing::error!(
             error = %kasane_os::report::Chain(&e),
             "a signing key is not listed in the registry: clients will refuse what it signs"
