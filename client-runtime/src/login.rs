@@ -15,6 +15,7 @@ use kasane_protocol::wire::{ChallengeBundle, Message, Profile, StartResponse};
 use kasane_protocol::{ClientStart, Padding, ProtocolError, ResponseAccept};
 use kasane_registry::RegistryError;
 use kasane_registry::entry::TargetEntry;
+use kasane_registry::prefetch::Prefetched;
 use kasane_registry::trust::{Fetcher, SystemClock, TrustStore, check_module};
 use kasane_sandbox::{CacheOutcome, Limits, Transform};
 use rand_core::OsRng;
@@ -46,6 +47,12 @@ pub struct LoginReport {
     pub fuel_used: u64,
 }
 
+/// Most listed modules looked up in the compile cache beside one login's argon2id (a miss
+/// costs a file lookup).
+const MAX_LOOKED_UP: usize = 64;
+/// Most of them loaded (cache hits).
+const MAX_WARMED: usize = 4;
+
 /// A module the trusted registry admitted for this login.
 struct Admitted {
     entry: TargetEntry,
@@ -66,7 +73,7 @@ impl Client {
         responder: &mut dyn Responder,
     ) -> Result<(Session, LoginReport), ClientError> {
         let inner = &self.inner;
-        let (mut conn, finish_step, nonce) = start(inner, user, responder).await?;
+        let (mut conn, finish_step, nonce, warming) = start(inner, user, responder).await?;
         let challenge = finish(&mut conn, finish_step).await?;
         let bundle = challenge.bundle().clone();
         let Admitted {
@@ -75,7 +82,8 @@ impl Client {
             bytes,
         } = self.admit(&mut conn, &bundle, &nonce).await?;
         let input = auth_input(&challenge, responder)?;
-        let derived = compile_and_derive(inner, bytes, &entry, input).await?;
+        let warmed = warmed(warming).await;
+        let derived = compile_and_derive(inner, bytes, &entry, input, warmed).await?;
         let (awaiting, request) = challenge.respond(&derived.t_auth)?;
         let (transform, outcome, fuel_used) =
             (derived.transform, derived.outcome, derived.fuel_used);
@@ -215,13 +223,14 @@ fn keep_module(file: &Path, bytes: &[u8]) {
 /// (wrong, or an unknown user, or a locked one) is [`ClientError::PasswordRefused`] — after a
 /// random KE3 is sent, so the host counts it like any failed login. The connection is chosen
 /// once the password is known (the spare one from `connect`, if still open) and returned for
-/// the rest of the login.
-#[allow(clippy::type_complexity, reason = "the three results of one step")]
+/// the rest of the login, with the warming of the listed modules (see [`warm`]) begun beside
+/// the argon2id.
+#[allow(clippy::type_complexity, reason = "the four results of one step")]
 async fn start(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     user: &str,
     responder: &mut dyn Responder,
-) -> Result<(Conn, (ClientAwaitBundle, Vec<u8>), [u8; 32]), ClientError> {
+) -> Result<(Conn, (ClientAwaitBundle, Vec<u8>), [u8; 32], Warming), ClientError> {
     let mut profiles = vec![Profile::Pure];
     if kasane_sandbox::profile_available(kasane_sandbox::Profile::Wasi) {
         profiles.push(Profile::Wasi);
@@ -247,12 +256,12 @@ async fn start(
     let signer = StartResponse::decode(&body).ok().map(|r| r.host_public_key);
     let host_keys = inner.host_keys_for(&mut conn, signer).await?;
     let response = body.clone();
-    let finished = tokio::task::spawn_blocking(move || {
+    let finishing = tokio::task::spawn_blocking(move || {
         client.receive(&mut OsRng, &response, &host_keys, Some(&exporter))
-    })
-    .await?;
-    match finished {
-        Ok(next) => Ok((conn, next, nonce)),
+    });
+    let warming = warm(inner);
+    match finishing.await? {
+        Ok(next) => Ok((conn, next, nonce, warming)),
         Err(ProtocolError::BadSignature | ProtocolError::HostKey) => Err(ClientError::HostKey),
         Err(ProtocolError::Opaque) => {
             if let Some(decoy) = kasane_protocol::decoy_finish(&mut OsRng, &body) {
@@ -310,26 +319,103 @@ struct AuthDerived {
     fuel_used: u64,
 }
 
+/// The limits a module runs under: its signed entry's.
+fn entry_limits(entry: &TargetEntry) -> Limits {
+    Limits {
+        fuel: entry.fuel,
+        memory_bytes: entry.memory,
+        ..Limits::default()
+    }
+}
+
+/// A transform the compile cache held for a module the trust store lists, loaded (linked,
+/// never run) before any ticket named a module.
+struct Warmed {
+    sha256: [u8; 32],
+    profile: kasane_sandbox::Profile,
+    limits: Limits,
+    transform: Transform,
+}
+
+/// The warming begun at the start: see [`warm`].
+type Warming = tokio::task::JoinHandle<Vec<Warmed>>;
+
+/// Loads from the compile cache, on a blocking thread, the transforms of the first-party
+/// modules the trust store lists (the first [`MAX_WARMED`] hits among the first
+/// [`MAX_LOOKED_UP`] listed; nothing is validated, compiled, written or run). It runs beside
+/// the password's argon2id, which keeps one core busy; the login's module is usually among
+/// them, and step 5 then skips its load. With a single core it would slow the argon2id
+/// instead, and nothing is warmed.
+fn warm(inner: &Arc<Inner>) -> Warming {
+    let inner = inner.clone();
+    tokio::task::spawn_blocking(move || {
+        if std::thread::available_parallelism().map_or(true, |n| n.get() < 2) {
+            return Vec::new();
+        }
+        let listed = inner
+            .trust
+            .blocking_lock()
+            .first_party_modules(&Prefetched::new());
+        let listed = listed.unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "no listed modules to warm");
+            Vec::new()
+        });
+        let load = |e: &TargetEntry| {
+            let (limits, len) = (entry_limits(e), usize::try_from(e.length).ok()?);
+            let found = inner.sandbox.load_cached_by_hash(
+                &e.sha256.0,
+                len,
+                e.profile,
+                limits,
+                &inner.cache,
+            );
+            Some(Warmed {
+                sha256: e.sha256.0,
+                profile: e.profile,
+                limits,
+                transform: found.ok()??,
+            })
+        };
+        listed
+            .iter()
+            .take(MAX_LOOKED_UP)
+            .filter_map(load)
+            .take(MAX_WARMED)
+            .collect()
+    })
+}
+
+/// What the warming loaded, if it is done by the time the module is admitted (a warming
+/// still running is left to finish on its own; the login loads as usual).
+async fn warmed(warming: Warming) -> Vec<Warmed> {
+    if !warming.is_finished() {
+        return Vec::new();
+    }
+    warming.await.unwrap_or_default()
+}
+
 /// Step 5: compiles the admitted module (or loads it from the compile cache) with the entry's
-/// limits and runs it on `input`, in one hand-off to a blocking thread.
+/// limits and runs it on `input`, in one hand-off to a blocking thread. A warmed transform
+/// is used instead when it is the admitted module: the same hash, profile and limits.
 async fn compile_and_derive(
     inner: &Arc<Inner>,
     bytes: Vec<u8>,
     entry: &TargetEntry,
     input: DeriveInputBuf,
+    warmed: Vec<Warmed>,
 ) -> Result<AuthDerived, ClientError> {
-    let limits = Limits {
-        fuel: entry.fuel,
-        memory_bytes: entry.memory,
-        ..Limits::default()
-    };
-    let profile = entry.profile;
+    let (limits, profile) = (entry_limits(entry), entry.profile);
+    let warmed = warmed
+        .into_iter()
+        .find(|w| (w.sha256, w.profile, w.limits) == (entry.sha256.0, profile, limits));
     let inner = inner.clone();
     tokio::task::spawn_blocking(move || {
-        let (transform, outcome) =
-            inner
+        let (transform, outcome) = match warmed {
+            Some(w) => (w.transform, CacheOutcome::Hit),
+            None => inner
                 .sandbox
-                .load_cached(&bytes, profile, limits, &inner.cache)?;
+                .load_cached(&bytes, profile, limits, &inner.cache)?,
+        };
         let derived = kasane_protocol::with_derive_input(&input, |v| transform.derive(v))??;
         Ok(AuthDerived {
             t_auth: Zeroizing::new(derived.key.as_bytes().to_vec()),

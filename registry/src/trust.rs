@@ -482,6 +482,26 @@ impl<C: Clock> TrustStore<C> {
         Ok((entry, info.role))
     }
 
+    /// The transforms the top-level `targets` role lists, unrevoked, from the metadata held
+    /// (`fetcher` is asked only for what the store lacks). Not an admission: a login's
+    /// ticket still decides what runs ([`TrustStore::check_ticket`]). For a client that
+    /// warms what it may be asked to run while the password's argon2id runs; authors'
+    /// modules are not looked up (that could mean a download).
+    pub fn first_party_modules(&self, fetcher: &dyn Fetcher) -> Result<Vec<TargetEntry>> {
+        let now = self.now_checked()?;
+        let mut u = self.updater(fetcher, now)?;
+        u.load_local()?;
+        let Some(targets) = u.trusted().targets("targets") else {
+            return Ok(Vec::new());
+        };
+        Ok(targets
+            .targets
+            .iter()
+            .filter_map(|(name, file)| TargetEntry::from_target(name, file).ok())
+            .filter(|e| !self.is_revoked(&e.sha256))
+            .collect())
+    }
+
     /// [`TrustStore::check_ticket`], then the module bytes: length first (no hashing of an
     /// oversized blob), then SHA-256. Only the returned bytes may be compiled.
     pub fn admit<'a>(

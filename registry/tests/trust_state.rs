@@ -77,6 +77,12 @@ proptest! {
                 prop_assert_eq!(r.unwrap().role, "targets");
             }
         }
+        // What a client warms before a ticket names a module: the first-party transforms
+        // not revoked; neither Kasane's own documents nor an author's module.
+        let listed: Vec<String> =
+            loaded.first_party_modules(&sim).unwrap().into_iter().map(|e| e.name).collect();
+        let expected: Vec<String> = (revoked.min(ms.len())..ms.len()).map(|i| format!("m{i}")).collect();
+        prop_assert_eq!(listed, expected);
         let t = sim.ticket([0xaa; 32], "acme/x").unwrap();
         let admitted = loaded.admit(&t, &[0xaa; 32], AUTHOR_MODULE, &sim).unwrap();
         prop_assert_eq!(admitted.role, "acme");

@@ -145,6 +145,28 @@ impl Sandbox {
         Ok((self.link(&module, profile, limits, info)?, outcome))
     }
 
+    /// The cache-hit half of [`load_cached`](Self::load_cached), for a module known only by
+    /// its SHA-256 and length: `None` unless `cache` holds a sound entry for it under this
+    /// engine and profile (nothing is validated or compiled here). For a client that warms
+    /// the modules its registry lists before a login has named one: the transform must not
+    /// run until the module is admitted, with this hash and these limits.
+    pub fn load_cached_by_hash(
+        &self,
+        sha256: &[u8; 32],
+        len: usize,
+        profile: Profile,
+        limits: Limits,
+        cache: &CompileCache,
+    ) -> Result<Option<Transform>, SandboxError> {
+        let limits = limits.capped_by(&self.inner.config.max_limits);
+        validate::precheck(len, profile, &limits)?;
+        let Lookup::Hit(module, info) = cache.lookup(&self.inner.engine, sha256, profile)? else {
+            return Ok(None);
+        };
+        validate::check_limits(&info, &limits)?;
+        Ok(Some(self.link(&module, profile, limits, info)?))
+    }
+
     fn link(
         &self,
         module: &Module,

@@ -360,3 +360,49 @@ fn the_cache_writes_only_private_files_and_leaves_no_temporaries() {
         assert!(!name.starts_with('.'), "temporary file left: {name}");
     }
 }
+
+/// The lookup by hash alone gives a hit's transform (the same output as loading the bytes)
+/// and nothing else: a module never compiled here, another profile's entry, a tampered
+/// entry or a disabled cache is `None`, with nothing compiled or written; the caller's limits
+/// are checked as on a hit.
+#[test]
+fn a_lookup_by_hash_gives_only_hits() {
+    use kasane_sandbox::SandboxError;
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = CompileCache::open(dir.path()).unwrap();
+    let sb = sandbox(Allocator::OnDemand);
+    let wasm = good_module();
+    let sha: [u8; 32] = sha2::Sha256::digest(&wasm).into();
+    let by_hash = |cache: &CompileCache, limits| {
+        sb.load_cached_by_hash(&sha, wasm.len(), Profile::Pure, limits, cache)
+    };
+    assert!(by_hash(&cache, small_limits()).unwrap().is_none());
+    assert!(entries(dir.path()).is_empty(), "a miss compiled something");
+    assert!(
+        by_hash(&CompileCache::disabled(), small_limits())
+            .unwrap()
+            .is_none()
+    );
+    load(&sb, &wasm, &cache);
+    let t = by_hash(&cache, small_limits()).unwrap().expect("a hit");
+    assert_good(&t);
+    let too_small = kasane_sandbox::Limits {
+        module_bytes: wasm.len() - 1,
+        ..small_limits()
+    };
+    let e = by_hash(&cache, too_small).unwrap_err();
+    assert!(matches!(e, SandboxError::ModuleTooLarge { .. }), "{e:?}");
+    #[cfg(feature = "wasi")]
+    assert!(
+        sb.load_cached_by_hash(&sha, wasm.len(), Profile::Wasi, small_limits(), &cache)
+            .unwrap()
+            .is_none()
+    );
+    let entry = entries(dir.path()).pop().unwrap();
+    let mut bytes = fs::read(&entry).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(&entry, bytes).unwrap();
+    assert!(by_hash(&cache, small_limits()).unwrap().is_none());
+}
