@@ -43,10 +43,11 @@ impl Host {
             .collect();
         let count = pending.count.unwrap_or_default();
         let known_network = count.known_network;
-        // The lock is read while the transform runs on a blocking thread.
-        let (unlocked, derived) = tokio::join!(
-            self.refuse_if_locked(&pending.user, source, known_network, now),
-            self.derive_auth(&state, &verifiers)
+        // The lock is read (in place: see `crate::blocking`) while the transform runs on the
+        // blocking pool: the transform is polled first, so it is started first.
+        let (derived, unlocked) = tokio::join!(
+            self.derive_auth(&state, &verifiers),
+            self.refuse_if_locked(&pending.user, source, known_network, now)
         );
         unlocked?;
         let derived = derived?;

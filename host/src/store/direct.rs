@@ -1,13 +1,15 @@
-//! The login path's store calls on a SQLite file, each run whole by rusqlite on tokio's
-//! blocking pool: [`DirectSqlite`].
+//! The login path's store calls on a SQLite file, each run whole by rusqlite as blocking
+//! work ([`crate::blocking::run`]: in place on the host's multi-thread runtime, else on
+//! tokio's blocking pool): [`DirectSqlite`].
 //!
 //! Why beside sqlx: sqlx runs each statement of a SQLite connection on that connection's
 //! worker thread and wakes the calling task with the answer, so a login's fifteen statements
 //! were fifteen hand-offs between threads, each about 60 µs of CPU on this project's 2-vCPU
 //! machine, with SQLite's own work under a tenth of it (BENCHMARKS.md, the seventh session's
-//! login section). Here a call is one hand-off, however many statements it runs: the check,
-//! count and counter of a start is one instead of five. The calls wait for SQLite's write
-//! lock on a blocking thread, never on an async worker. The statements and the decisions
+//! login section). Here a call is one piece of blocking work, however many statements it runs:
+//! the check, count and counter of a start is one instead of five, and in place it needs no
+//! hand-off at all. The calls wait for SQLite's write lock as blocking work, never on an
+//! async worker that tokio still counts on. The statements and the decisions
 //! between them are [`login_sql`]'s, the ones the sqlx path runs (on PostgreSQL, and on an
 //! in-memory SQLite database), so both answer alike; the store tests run both.
 
@@ -52,9 +54,9 @@ impl DirectSqlite {
         }
     }
 
-    /// Runs `f` on a connection, on a blocking thread. At most [`CONNECTIONS`] run at once;
-    /// a call whose caller went away still runs to its end (a transaction is never left
-    /// open), holding its permit.
+    /// Runs `f` on a connection, as blocking work. At most [`CONNECTIONS`] run at once; a
+    /// call whose caller went away still runs to its end (a transaction is never left open),
+    /// holding its permit.
     async fn run<T, F>(self: &Arc<Self>, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -63,7 +65,7 @@ impl DirectSqlite {
         let permit = self.permits.clone().acquire_owned().await;
         let permit = permit.map_err(|_| StoreError::CallAborted)?;
         let this = self.clone();
-        let call = tokio::task::spawn_blocking(move || {
+        let call = crate::blocking::run(move || {
             let idle = this.lock().pop();
             let mut conn = match idle {
                 Some(conn) => conn,
