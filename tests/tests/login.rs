@@ -2,9 +2,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use kasane_client::{Client, ClientError};
+use kasane_host::setup::CodeCard;
 use kasane_os::report::Chain;
 use kasane_tests::{
-    files_under, proxy, responder, responder_with, start, start_with, start_with_foreign_host_key,
+    TestHost, files_under, proxy, responder, responder_with, start, start_with,
+    start_with_foreign_host_key,
 };
 use zeroize::Zeroizing;
 
@@ -148,6 +150,27 @@ async fn a_host_whose_signed_ephemeral_key_does_not_verify_is_refused() {
     assert!(matches!(err, ClientError::HostKey), "got: {err}");
 }
 
+/// A host with alice enrolled, and a client state directory she has logged in from once.
+async fn alice_logged_in() -> (TestHost, CodeCard, tempfile::TempDir) {
+    let th = start().await;
+    let card = th.add_user("alice").await;
+    let state = tempfile::tempdir().unwrap();
+    log_in(&th, th.url(), state.path(), &card).await.unwrap();
+    (th, card, state)
+}
+
+/// One connect, login as alice and logout at `url`, with the client state in `state`.
+async fn log_in(
+    th: &TestHost,
+    url: String,
+    state: &std::path::Path,
+    card: &CodeCard,
+) -> Result<(), ClientError> {
+    let client = Client::connect(th.client_config_for(&url, Some(state.to_owned()))).await?;
+    let (s, _) = client.login("alice", &mut responder(card)).await?;
+    s.close().await
+}
+
 /// A rotation of the host's identity key as docs/OPERATIONS.md describes it: the new key
 /// listed beside the old one (`host-keys --add-identity`), a host process started on it; a
 /// client whose trust state predates the change logs in there (the unknown signer makes it
@@ -156,19 +179,8 @@ async fn a_host_whose_signed_ephemeral_key_does_not_verify_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_identity_key_rotation_keeps_clients_logging_in() {
     use kasane_registry::keys::{SecretKey, write_key_file};
-    let th = start().await;
-    let card = th.add_user("alice").await;
-    let state = tempfile::tempdir().unwrap();
-    let login = |url: String| {
-        let cfg = th.client_config_for(&url, Some(state.path().to_owned()));
-        let card = &card;
-        async move {
-            let client = Client::connect(cfg).await?;
-            let (s, _) = client.login("alice", &mut responder(card)).await?;
-            s.close().await
-        }
-    };
-    login(th.url()).await.unwrap();
+    let (th, card, state) = alice_logged_in().await;
+    let login = |url: String| log_in(&th, url, state.path(), &card);
 
     let key_file = th.cfg.keys_dir.join("host.key");
     let old = kasane_registry::keys::read_key_file(&key_file)
@@ -198,19 +210,8 @@ async fn a_reload_takes_new_keys_only_once_the_registry_lists_them() {
     use kasane_host::rekey::KeyReload;
     use kasane_registry::keys::{SecretKey, write_key_file};
     use kasane_registry::signing::{KeyFileSigner, KeyKind, Signer, tuf_key};
-    let th = start().await;
-    let card = th.add_user("alice").await;
-    let state = tempfile::tempdir().unwrap();
-    let login = || {
-        let cfg = th.client_config_for(&th.url(), Some(state.path().to_owned()));
-        let card = &card;
-        async move {
-            let client = Client::connect(cfg).await?;
-            let (s, _) = client.login("alice", &mut responder(card)).await?;
-            s.close().await
-        }
-    };
-    login().await.unwrap();
+    let (th, card, state) = alice_logged_in().await;
+    let login = || log_in(&th, th.url(), state.path(), &card);
     let keys = th.cfg.keys_dir.clone();
     let old = th.host.host_public_key();
     let new = SecretKey::generate();
@@ -290,6 +291,68 @@ async fn a_reload_takes_new_keys_only_once_the_registry_lists_them() {
         e.contains("does not list this key for the online role"),
         "{e}"
     );
+}
+
+/// An online-key rotation as docs/OPERATIONS.md describes it: `rotate-root
+/// --new-online-key` (root N+1, timestamp and snapshot re-signed with the new key), the new
+/// key moved into `keys/online.pem`, a reload. The host takes the key, its next re-signing
+/// uses it, and a client whose trust state predates the rotation follows the root chain and
+/// logs in before and after that re-signing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_online_key_rotation_is_taken_at_a_reload() {
+    use kasane_host::rekey::KeyReload;
+    use kasane_registry::cli::{KeyAccess, KeyLocation, Keys, RotateOptions, rotate_root};
+    use kasane_registry::signing::{KeyFileSigner, KeyKind, Signer, tuf_key};
+    let (th, card, state) = alice_logged_in().await;
+    let login = || log_in(&th, th.url(), state.path(), &card);
+
+    let keys = th.cfg.keys_dir.clone();
+    let next = keys.join("online.pem.next");
+    let new = KeyFileSigner::generate(KeyKind::Ed25519, &next, None).unwrap();
+    let cli_keys = Keys {
+        dir: Some(keys.clone()),
+        explicit: Vec::new(),
+        access: KeyAccess::default(),
+    };
+    let options = RotateOptions {
+        root_keys: Vec::new(),
+        new_root: None,
+        new_targets: None,
+        new_online: Some(KeyLocation::File(next.clone())),
+    };
+    let rotated = rotate_root(&th.cfg.registry_dir, &cli_keys, &options).unwrap();
+    assert_eq!(rotated.rotated, ["online"]);
+    std::fs::rename(keys.join("online.pem"), keys.join("online.pem.old")).unwrap();
+    std::fs::rename(&next, keys.join("online.pem")).unwrap();
+    let r = th.reload().await;
+    assert!(
+        matches!(r.keys.online, Ok(KeyReload::New)),
+        "{:?}",
+        r.keys.online
+    );
+    login().await.unwrap();
+
+    // The next re-signing (due half a lifetime before expiry) is the new key's.
+    let signed_by = || {
+        let path = th.cfg.registry_dir.join("metadata/timestamp.json");
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let version = json["signed"]["version"].as_u64().unwrap();
+        (
+            version,
+            json["signatures"][0]["keyid"].as_str().unwrap().to_owned(),
+        )
+    };
+    let before = signed_by();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    th.host.registry().maintain(now + 4 * 86_400);
+    let after = signed_by();
+    assert!(after.0 > before.0, "not re-signed: {before:?} {after:?}");
+    assert_eq!(after.1, tuf_key(new.public_key()).key_id().to_string());
+    login().await.unwrap();
 }
 
 /// The library side of no-cache mode: nothing is kept between logins. The client writes
