@@ -86,8 +86,8 @@ impl std::fmt::Debug for Client {
 }
 
 /// The transform run for a message (purpose = message): on one of the module's warm instances, in
-/// place when its last call was quick (`kasane_sandbox::QUICK_FUEL`), else on a blocking
-/// thread. The same output as a fresh instance (`Transform::derive_warm`).
+/// place when its last call was quick (`kasane_sandbox::QUICK_FUEL`), else as blocking work
+/// (`kasane_os::blocking`). The same output as a fresh instance (`Transform::derive_warm`).
 pub(crate) async fn derive_message(
     transform: &Transform,
     input: kasane_abi::DeriveInputBuf,
@@ -101,7 +101,7 @@ pub(crate) async fn derive_message(
     if quick {
         run()
     } else {
-        tokio::task::spawn_blocking(run).await?
+        kasane_os::blocking::run(run).await?
     }
 }
 

@@ -55,10 +55,10 @@ pub enum ClientError {
     /// The sandbox refused to compile or run the transform.
     #[error("transform sandbox")]
     Sandbox(#[from] SandboxError),
-    /// A blocking task (compiling or running the transform, OPAQUE's argon2id) panicked
-    /// or was cancelled.
+    /// Blocking work (compiling or running the transform, OPAQUE's argon2id) panicked or
+    /// was cancelled.
     #[error("a blocking task of the login failed")]
-    Task(#[from] tokio::task::JoinError),
+    Task(#[from] kasane_os::blocking::Aborted),
     /// The host refused a message-API request.
     #[error("host refused the request: {0}")]
     Refused(RefusalReason),
@@ -289,6 +289,12 @@ pub enum InputError {
         #[source]
         source: io::Error,
     },
+}
+
+impl From<tokio::task::JoinError> for ClientError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Self::Task(e.into())
+    }
 }
 
 impl From<RegistryError> for ClientError {

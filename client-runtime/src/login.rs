@@ -218,13 +218,13 @@ fn keep_module(file: &Path, bytes: &[u8]) {
 }
 
 /// Step 1: the start. Sends KE1, checks the host's signed KE2 and finishes OPAQUE with the
-/// password (one argon2id, off the async workers). Returns the client with its KE3 to send,
-/// and this login's nonce (what the session ticket must name). A password OPAQUE refuses
-/// (wrong, or an unknown user, or a locked one) is [`ClientError::PasswordRefused`] — after a
-/// random KE3 is sent, so the host counts it like any failed login. The connection is chosen
-/// once the password is known (the spare one from `connect`, if still open) and returned for
-/// the rest of the login, with the warming of the listed modules (see [`warm`]) begun beside
-/// the argon2id.
+/// password (one argon2id, as blocking work: `kasane_os::blocking`). Returns the client with
+/// its KE3 to send, and this login's nonce (what the session ticket must name). A password
+/// OPAQUE refuses (wrong, or an unknown user, or a locked one) is
+/// [`ClientError::PasswordRefused`] — after a random KE3 is sent, so the host counts it like
+/// any failed login. The connection is chosen once the password is known (the spare one from
+/// `connect`, if still open) and returned for the rest of the login, with the warming of the
+/// listed modules (see [`warm`]) begun beside the argon2id.
 #[allow(clippy::type_complexity, reason = "the four results of one step")]
 async fn start(
     inner: &Arc<Inner>,
@@ -256,10 +256,12 @@ async fn start(
     let signer = StartResponse::decode(&body).ok().map(|r| r.host_public_key);
     let host_keys = inner.host_keys_for(&mut conn, signer).await?;
     let response = body.clone();
-    let finishing = tokio::task::spawn_blocking(move || {
+    // The warming first, on the blocking pool: the argon2id then runs in place
+    // (`kasane_os::blocking`), and nothing else of this task runs meanwhile.
+    let warming = warm(inner);
+    let finishing = kasane_os::blocking::run(move || {
         client.receive(&mut OsRng, &response, &host_keys, Some(&exporter))
     });
-    let warming = warm(inner);
     match finishing.await? {
         Ok(next) => Ok((conn, next, nonce, warming)),
         Err(ProtocolError::BadSignature | ProtocolError::HostKey) => Err(ClientError::HostKey),
@@ -395,7 +397,7 @@ async fn warmed(warming: Warming) -> Vec<Warmed> {
 }
 
 /// Step 5: compiles the admitted module (or loads it from the compile cache) with the entry's
-/// limits and runs it on `input`, in one hand-off to a blocking thread. A warmed transform
+/// limits and runs it on `input`, as one piece of blocking work. A warmed transform
 /// is used instead when it is the admitted module: the same hash, profile and limits.
 async fn compile_and_derive(
     inner: &Arc<Inner>,
@@ -409,7 +411,7 @@ async fn compile_and_derive(
         .into_iter()
         .find(|w| (w.sha256, w.profile, w.limits) == (entry.sha256.0, profile, limits));
     let inner = inner.clone();
-    tokio::task::spawn_blocking(move || {
+    kasane_os::blocking::run(move || {
         let (transform, outcome) = match warmed {
             Some(w) => (w.transform, CacheOutcome::Hit),
             None => inner

@@ -46,8 +46,6 @@
 //!   replica serves any login step), sessions and sequence numbers, throttling, the relay
 //!   queue and the audit log.
 //! - `error`: [`HostError`].
-//! - `blocking`: the login path's blocking work (SQLite, curve arithmetic) in place on the
-//!   multi-thread runtime, else on the blocking pool.
 //!
 //! `docs/PROTOCOL.md` lists the HTTP endpoints; `docs/SECURITY.md` the host's threat model.
 //!
@@ -81,7 +79,6 @@ pub mod assertion;
 pub mod audit;
 pub mod audit_chain;
 pub mod barrier;
-mod blocking;
 pub mod config;
 pub mod crypto;
 mod error;

@@ -6,6 +6,8 @@
 //!   the same directory, fsynced, renamed over the target, and the directory fsynced — and
 //!   private directories (`0700`). Every key, card, cache entry, metadata and state file of
 //!   Kasane is written through [`fs::write_private`] or [`fs::write_private_new`].
+//! - `blocking` (feature `tokio`): blocking work in place on tokio's multi-thread runtime,
+//!   else on its blocking pool.
 //! - [`report`]: [`report::Chain`], an error with its sources on one line, for logs and
 //!   answers.
 //! - [`clock`]: the [`Clock`] trait (unix seconds) with the system clock, and under the
@@ -22,6 +24,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "tokio")]
+pub mod blocking;
 pub mod clock;
 pub mod fs;
 pub mod report;

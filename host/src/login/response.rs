@@ -43,7 +43,7 @@ impl Host {
             .collect();
         let count = pending.count.unwrap_or_default();
         let known_network = count.known_network;
-        // The lock is read (in place: see `crate::blocking`) while the transform runs on the
+        // The lock is read (in place: see `kasane_os::blocking`) while the transform runs on the
         // blocking pool: the transform is polled first, so it is started first.
         let (derived, unlocked) = tokio::join!(
             self.derive_auth(&state, &verifiers),

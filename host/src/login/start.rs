@@ -84,7 +84,7 @@ impl Host {
 
     /// Counts the start and makes KE2 from the record the lookup read: the store counts the
     /// attempt and draws the counter, and OPAQUE runs. On a SQLite file both are blocking
-    /// work in place (`crate::blocking`), one after the other: measured faster here than
+    /// work in place (`kasane_os::blocking`), one after the other: measured faster here than
     /// overlapping them through the blocking pool, whose hand-offs cost more than the count;
     /// on PostgreSQL the count's query is under way while OPAQUE runs. A locked user or source is
     /// answered from the fake record and counts nothing. Should the count find otherwise
@@ -129,7 +129,7 @@ impl Host {
         let keys = self.opaque_keys.clone();
         let host_key = self.host_key.load_full();
         let request = request.to_vec();
-        let answered = crate::blocking::run(move || {
+        let answered = kasane_os::blocking::run(move || {
             HostStart::respond(
                 &mut OsRng,
                 &request,

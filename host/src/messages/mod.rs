@@ -344,8 +344,8 @@ impl Host {
     /// (`Transform::derive_warm`: the same limits and output as a fresh instance, memory and
     /// globals restored after every call, so nothing of one message reaches the next;
     /// docs/SECURITY.md): in place when the module's last call was quick (under
-    /// `kasane_sandbox::QUICK_FUEL`, cheaper than a thread hand-off), else off the async
-    /// workers.
+    /// `kasane_sandbox::QUICK_FUEL`, cheaper than any hand-off), else as blocking work
+    /// (`kasane_os::blocking`).
     pub(crate) async fn derive(
         &self,
         transform: Transform,
@@ -358,9 +358,7 @@ impl Host {
         let derived = if quick {
             run()
         } else {
-            tokio::task::spawn_blocking(run)
-                .await
-                .map_err(unavailable)?
+            kasane_os::blocking::run(run).await.map_err(unavailable)?
         }
         .map_err(unavailable)?;
         self.metrics.derive_latency(started.elapsed());

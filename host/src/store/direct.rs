@@ -1,5 +1,5 @@
 //! The login path's store calls on a SQLite file, each run whole by rusqlite as blocking
-//! work ([`crate::blocking::run`]: in place on the host's multi-thread runtime, else on
+//! work ([`kasane_os::blocking::run`]: in place on the host's multi-thread runtime, else on
 //! tokio's blocking pool): [`DirectSqlite`].
 //!
 //! Why beside sqlx: sqlx runs each statement of a SQLite connection on that connection's
@@ -65,7 +65,7 @@ impl DirectSqlite {
         let permit = self.permits.clone().acquire_owned().await;
         let permit = permit.map_err(|_| StoreError::CallAborted)?;
         let this = self.clone();
-        let call = crate::blocking::run(move || {
+        let call = kasane_os::blocking::run(move || {
             let idle = this.lock().pop();
             let mut conn = match idle {
                 Some(conn) => conn,

@@ -1,7 +1,8 @@
-//! Blocking work on the login path — SQLite calls ([`crate::store`]'s `DirectSqlite`) and
-//! OPAQUE's curve arithmetic — run without stalling the runtime, one way: [`run`].
+//! Blocking work under tokio — the host's SQLite calls and OPAQUE's curve arithmetic, the
+//! client's argon2id and transforms — run without stalling the runtime, one way: [`run`]
+//! (feature `tokio`).
 //!
-//! On tokio's multi-thread runtime (the host's) the work runs in place
+//! On tokio's multi-thread runtime (the host's, the `kasane` binary's) the work runs in place
 //! ([`tokio::task::block_in_place`]): tokio hands this worker's queued tasks to another
 //! thread, and the caller goes on as soon as the work is done. On the blocking pool the same
 //! call waits for a pool thread to wake, then for a worker to wake again with the answer;
@@ -11,21 +12,34 @@
 //!
 //! In place, nothing else in the calling task runs meanwhile: a future joined with the call
 //! (`tokio::join!`) waits for it. Where overlap matters, start the other side on the
-//! blocking pool first (as [`Host::response`](crate::host::Host::response) does with the
-//! transform).
+//! blocking pool first (as the host's response step does with the transform, and the
+//! client's start with its warming).
 
 use std::panic::AssertUnwindSafe;
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 /// The work panicked (or, on the blocking pool, was cancelled); logged by the caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("blocking work aborted")]
-pub(crate) struct Aborted;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Aborted;
+
+impl std::fmt::Display for Aborted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("blocking work aborted")
+    }
+}
+
+impl std::error::Error for Aborted {}
+
+impl From<tokio::task::JoinError> for Aborted {
+    fn from(_: tokio::task::JoinError) -> Self {
+        Self
+    }
+}
 
 /// Runs `f` in place on a multi-thread runtime, else on the blocking pool (see the module
 /// documentation). A panic in `f` is [`Aborted`] either way.
-pub(crate) async fn run<T, F>(f: F) -> Result<T, Aborted>
+pub async fn run<T, F>(f: F) -> Result<T, Aborted>
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
