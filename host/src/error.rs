@@ -247,15 +247,6 @@ pub enum ConfigError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
-    /// A registry key file that is not JSON.
-    #[error("not a key file")]
-    NotJson(#[source] serde_json::Error),
-    /// A registry key file without a `secret` field.
-    #[error("no secret")]
-    NoSecret,
-    /// The secret is not 32 bytes of hex.
-    #[error("bad secret")]
-    BadSecret(#[source] hex::FromHexError),
     /// A raw key file of the wrong length.
     #[error("a key file of the wrong length ({0} bytes)")]
     Length(usize),

@@ -101,19 +101,12 @@ pub const ONLINE_KEY_FILE: &str = "online.pem";
 
 /// Reads the Ed25519 signing key of a registry key file (`keys/host.key`).
 pub fn read_signing_key(path: &Path) -> Result<SigningKey, HostError> {
-    // Checks the file (format, public half) with the registry's own reader first.
-    read_key_file(path)?;
-    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| HostError::io(path, e))?);
-    let v: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| HostError::key(path, KeyError::NotJson(e)))?;
-    let secret = v
-        .get("secret")
-        .and_then(|s| s.as_str())
-        .ok_or_else(|| HostError::key(path, KeyError::NoSecret))?;
-    let mut seed = Zeroizing::new([0u8; 32]);
-    hex::decode_to_slice(secret, &mut *seed)
-        .map_err(|e| HostError::key(path, KeyError::BadSecret(e)))?;
-    Ok(SigningKey::from_bytes(&seed))
+    Ok(read_key_file(path)?.into_signing_key())
+}
+
+/// The host's identity key, `keys/host.key`.
+pub fn load_identity_key(keys_dir: &Path) -> Result<SigningKey, HostError> {
+    read_signing_key(&keys_dir.join(IDENTITY_KEY_FILE))
 }
 
 #[cfg(test)]

@@ -569,12 +569,8 @@ async fn audit(data: &Path, command: AuditCommand) -> anyhow::Result<()> {
     let (cfg, st) = open_store(data).await?;
     match command {
         AuditCommand::Verify { keys } => {
-            let mut accepted = vec![
-                setup::read_signing_key(
-                    &cfg.keys_dir.join(kasane_host::keyfile::IDENTITY_KEY_FILE),
-                )?
-                .verifying_key(),
-            ];
+            let mut accepted =
+                vec![kasane_host::keyfile::load_identity_key(&cfg.keys_dir)?.verifying_key()];
             for k in &keys {
                 let public = kasane_registry::keys::read_host_public_key(k)
                     .with_context(|| format!("--key {k}"))?;

@@ -17,7 +17,7 @@ use kasane_registry::signing::{KeyFileSigner, PublicKey, Signer, tuf_key};
 use crate::HostError;
 use crate::error::KeyError;
 use crate::host::Host;
-use crate::keyfile::{IDENTITY_KEY_FILE, ONLINE_KEY_FILE, read_signing_key};
+use crate::keyfile::{IDENTITY_KEY_FILE, ONLINE_KEY_FILE, load_identity_key, read_signing_key};
 use crate::registry::TICKET_KEY_FILE;
 
 /// What reloading one key file did.
@@ -115,13 +115,13 @@ struct Publics<'a> {
 /// before taking it (`kasane-host check`). An absent `online.pem` is fine: that host does not
 /// re-sign.
 pub fn check_listed(repo: &Repository, keys_dir: &Path) -> Result<(), HostError> {
-    let key = read_signing_key(&keys_dir.join(IDENTITY_KEY_FILE))?;
+    let key = load_identity_key(keys_dir)?;
     let ticket = open_signer(&keys_dir.join(TICKET_KEY_FILE))?;
     let online_path = keys_dir.join(ONLINE_KEY_FILE);
-    let online = match online_path.exists() {
-        true => Some(open_signer(&online_path)?),
-        false => None,
-    };
+    let online = online_path
+        .exists()
+        .then(|| open_signer(&online_path))
+        .transpose()?;
     let publics = Publics {
         identity: key.verifying_key().to_bytes(),
         ticket: ticket.public_key(),

@@ -272,7 +272,7 @@ pub async fn load_host_with_store(
     let source = registry_source(&cfg, store.as_ref(), clock.now()).await?;
     let registry = HostRegistry::open_source(source, &cfg.keys_dir, host_sandbox()?, clock.now())?
         .with_upkeep(registry_upkeep(&cfg.keys_dir)?);
-    let host_key = read_signing_key(&cfg.keys_dir.join(crate::keyfile::IDENTITY_KEY_FILE))?;
+    let host_key = crate::keyfile::load_identity_key(&cfg.keys_dir)?;
     let queue_key = crate::messages::load_queue_key(&cfg.keys_dir)?;
     check_queue_key(store.as_ref(), &queue_key, &cfg.keys_dir).await?;
     let opaque_keys = crate::keyfile::load_opaque_keys(&cfg.keys_dir)?;

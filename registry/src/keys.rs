@@ -183,6 +183,12 @@ impl SecretKey {
         self.0.sign(msg).to_bytes()
     }
 
+    /// The `ed25519-dalek` key itself (zeroized on drop), for a caller that signs with it
+    /// directly (the host's identity key).
+    pub fn into_signing_key(self) -> SigningKey {
+        self.0
+    }
+
     /// The key file's JSON (`{"keytype":"ed25519","public":…,"secret":…}`), in a buffer that
     /// is zeroized on drop.
     pub fn to_key_file(&self) -> Zeroizing<Vec<u8>> {
