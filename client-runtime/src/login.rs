@@ -321,15 +321,6 @@ struct AuthDerived {
     fuel_used: u64,
 }
 
-/// The limits a module runs under: its signed entry's.
-fn entry_limits(entry: &TargetEntry) -> Limits {
-    Limits {
-        fuel: entry.fuel,
-        memory_bytes: entry.memory,
-        ..Limits::default()
-    }
-}
-
 /// A transform the compile cache held for a module the trust store lists, loaded (linked,
 /// never run) before any ticket named a module.
 struct Warmed {
@@ -363,7 +354,7 @@ fn warm(inner: &Arc<Inner>) -> Warming {
             Vec::new()
         });
         let load = |e: &TargetEntry| {
-            let (limits, len) = (entry_limits(e), usize::try_from(e.length).ok()?);
+            let (limits, len) = (e.limits(), usize::try_from(e.length).ok()?);
             let found = inner.sandbox.load_cached_by_hash(
                 &e.sha256.0,
                 len,
@@ -406,7 +397,7 @@ async fn compile_and_derive(
     input: DeriveInputBuf,
     warmed: Vec<Warmed>,
 ) -> Result<AuthDerived, ClientError> {
-    let (limits, profile) = (entry_limits(entry), entry.profile);
+    let (limits, profile) = (entry.limits(), entry.profile);
     let warmed = warmed
         .into_iter()
         .find(|w| (w.sha256, w.profile, w.limits) == (entry.sha256.0, profile, limits));

@@ -121,16 +121,6 @@ impl std::fmt::Debug for HostRegistry {
     }
 }
 
-/// The limits a registry entry asks for (capped later by the sandbox's configuration).
-#[must_use]
-pub fn entry_limits(e: &TargetEntry) -> Limits {
-    Limits {
-        fuel: e.fuel,
-        memory_bytes: e.memory,
-        ..Limits::default()
-    }
-}
-
 /// What a loaded [`Transform`] is cached under: the module's hash with the profile and limits
 /// its entry runs it under. Two entries with the same bytes and other limits get a transform
 /// each, so the host runs every entry as its signed entry says, as the client does.
@@ -362,7 +352,7 @@ impl HostRegistry {
             return true;
         }
         let key = (
-            (entry.sha256.0, entry.profile, entry_limits(entry)),
+            (entry.sha256.0, entry.profile, entry.limits()),
             entry.params.clone(),
         );
         let cache = &self.verdicts;
@@ -461,16 +451,14 @@ impl HostRegistry {
     /// The loaded module of an entry: from the cache, or read (length and hash checked),
     /// validated and compiled once.
     pub fn transform(&self, entry: &TargetEntry) -> Result<Transform, HostError> {
-        let key: TransformKey = (entry.sha256.0, entry.profile, entry_limits(entry));
+        let key: TransformKey = (entry.sha256.0, entry.profile, entry.limits());
         if let Ok(cache) = self.transforms.lock()
             && let Some(t) = cache.get(&key)
         {
             return Ok(t.clone());
         }
         let bytes = self.entry_bytes(entry)?;
-        let t = self
-            .sandbox
-            .load(&bytes, entry.profile, entry_limits(entry))?;
+        let t = self.sandbox.load(&bytes, entry.profile, entry.limits())?;
         if let Ok(mut cache) = self.transforms.lock() {
             cache.insert(key, t.clone());
         }

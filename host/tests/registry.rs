@@ -277,12 +277,7 @@ async fn same_bytes_under_other_limits_load_under_their_own() {
     assert_eq!(roomy.sha256, tight.sha256, "one module, two entries");
     for e in [&roomy, &tight, &roomy] {
         let t = registry.transform(e).unwrap();
-        assert_eq!(
-            t.limits(),
-            kasane_host::registry::entry_limits(e),
-            "{}",
-            e.name
-        );
+        assert_eq!(t.limits(), e.limits(), "{}", e.name);
         assert_eq!(t.limits().fuel, e.fuel);
     }
 }

@@ -125,6 +125,19 @@ impl TargetEntry {
         entry.validate()?;
         Ok(entry)
     }
+
+    /// The sandbox limits this entry asks for: its fuel and memory, the rest the sandbox's
+    /// defaults (capped later by the sandbox's configuration). The one definition the host and
+    /// the client both run an entry under.
+    #[cfg(feature = "sandbox")]
+    #[must_use]
+    pub fn limits(&self) -> kasane_sandbox::Limits {
+        kasane_sandbox::Limits {
+            fuel: self.fuel,
+            memory_bytes: self.memory,
+            ..kasane_sandbox::Limits::default()
+        }
+    }
 }
 
 #[cfg(test)]
