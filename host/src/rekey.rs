@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kasane_registry::RegistryError;
+use kasane_registry::documents::HostKeys;
 use kasane_registry::repo::Repository;
 use kasane_registry::signing::{KeyFileSigner, PublicKey, Signer, tuf_key};
 
@@ -65,7 +66,7 @@ impl Host {
     fn reload_identity(&self, path: &Path, repo: &Repository) -> Result<KeyReload, HostError> {
         let key = read_signing_key(path)?;
         let public = key.verifying_key().to_bytes();
-        identity_listed(repo, path, &public)?;
+        identity_listed(&repo.host_keys()?, path, &public)?;
         if public == self.host_public_key() {
             return Ok(KeyReload::Same);
         }
@@ -75,7 +76,7 @@ impl Host {
 
     fn reload_ticket(&self, path: &Path, repo: &Repository) -> Result<KeyReload, HostError> {
         let key = open_signer(path)?;
-        ticket_listed(repo, path, key.public_key())?;
+        ticket_listed(&repo.host_keys()?, path, key.public_key())?;
         if key.public_key() == self.registry.ticket_key().public_key() {
             return Ok(KeyReload::Same);
         }
@@ -152,8 +153,13 @@ fn check_publics(
     keys_dir: &Path,
     publics: &Publics<'_>,
 ) -> Result<(), HostError> {
-    identity_listed(repo, &keys_dir.join(IDENTITY_KEY_FILE), &publics.identity)?;
-    ticket_listed(repo, &keys_dir.join(TICKET_KEY_FILE), publics.ticket)?;
+    let listed = repo.host_keys()?;
+    identity_listed(
+        &listed,
+        &keys_dir.join(IDENTITY_KEY_FILE),
+        &publics.identity,
+    )?;
+    ticket_listed(&listed, &keys_dir.join(TICKET_KEY_FILE), publics.ticket)?;
     if let Some(online) = publics.online {
         online_listed(repo, &keys_dir.join(ONLINE_KEY_FILE), online)?;
     }
@@ -161,8 +167,8 @@ fn check_publics(
 }
 
 /// `public` is one of `kasane/host-keys.json`'s identity keys (`path`: its file, for the error).
-fn identity_listed(repo: &Repository, path: &Path, public: &[u8; 32]) -> Result<(), HostError> {
-    if repo.host_keys()?.identity_keys()?.contains(public) {
+fn identity_listed(listed: &HostKeys, path: &Path, public: &[u8; 32]) -> Result<(), HostError> {
+    if listed.identity_keys()?.contains(public) {
         Ok(())
     } else {
         Err(HostError::key(path, KeyError::NotListed("identity")))
@@ -170,8 +176,8 @@ fn identity_listed(repo: &Repository, path: &Path, public: &[u8; 32]) -> Result<
 }
 
 /// `public` is one of `kasane/host-keys.json`'s ticket keys.
-fn ticket_listed(repo: &Repository, path: &Path, public: &PublicKey) -> Result<(), HostError> {
-    if repo.host_keys()?.tickets.contains(&tuf_key(public)) {
+fn ticket_listed(listed: &HostKeys, path: &Path, public: &PublicKey) -> Result<(), HostError> {
+    if listed.tickets.contains(&tuf_key(public)) {
         Ok(())
     } else {
         Err(HostError::key(path, KeyError::NotListed("ticket")))
