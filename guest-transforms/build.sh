@@ -32,31 +32,16 @@ RUST_MODULES=(sha256-chain hmac-sha256 blake2s-keyed pbkdf2-sha256 ocra)
 C_MODULES=(sha256-wasi-c)
 APT_PACKAGES=(rustc-web cargo-web rust-web-src rust-web-llvm clang lld wasi-libc libclang-rt-14-dev-wasm32)
 
-RUSTC=/usr/bin/rustc
-CARGO=/usr/bin/cargo
+prog=build.sh
+# shellcheck source=../tools/wasm32-build.sh
+source "$repo/tools/wasm32-build.sh"
 CLANG=/usr/bin/clang
-WASM_LD=/usr/bin/wasm-ld-14
 WASI_SYSROOT_INC=/usr/include/wasm32-wasi
 WASI_SYSROOT_LIB=/usr/lib/wasm32-wasi
-RUST_SRC=/usr/lib/rustlib/src/rust
-
-die() { echo "build.sh: error: $*" >&2; exit 1; }
-note() { echo "build.sh: $*"; }
 
 # --- (a) toolchain ---------------------------------------------------------------------------
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-
 ensure_toolchain() {
-    local missing=()
-    for p in "${APT_PACKAGES[@]}"; do installed "$p" || missing+=("$p"); done
-    if ((${#missing[@]})); then
-        note "installing ${missing[*]} with apt-get"
-        local sudo=()
-        [[ $(id -u) -eq 0 ]] || sudo=(sudo)
-        "${sudo[@]}" apt-get update -qq >/dev/null || die "apt-get update failed"
-        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${APT_PACKAGES[@]}" >/dev/null \
-            || die "apt-get install ${APT_PACKAGES[*]} failed"
-    fi
+    ensure_packages "${APT_PACKAGES[@]}"
     for f in "$RUSTC" "$CARGO" "$CLANG" "$WASM_LD" "$RUST_SRC/library/core" "$WASI_SYSROOT_LIB/libc.a" \
              "$WASI_SYSROOT_LIB/crt1-reactor.o"; do
         [[ -e $f ]] || die "$f is missing after installing ${APT_PACKAGES[*]}"
@@ -80,46 +65,17 @@ toolchain_info() {
     # The LLVM that rustc's driver loads is a separate package (libllvmNN).
     llvm_pkg="$(dpkg -S "$(readlink -f "$(ldd /usr/lib/x86_64-linux-gnu/librustc_driver-*.so 2>/dev/null \
         | awk '/libLLVM/ {print $3; exit}')")" 2>/dev/null | cut -d: -f1 || true)"
-    for p in "${APT_PACKAGES[@]}" $llvm_pkg; do
-        printf '%s %s\n' "$p" "$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || echo 'not-installed')"
-    done
+    # shellcheck disable=SC2086 # no package, or exactly one
+    package_versions "${APT_PACKAGES[@]}" $llvm_pkg
 }
 
 # --- (b) build ---------------------------------------------------------------------------------
 # build_all OUT TARGET_DIR: builds every module into OUT/<name>.wasm.
 build_all() {
-    local out="$1" target="$2" cargo_home
-    cargo_home="$(cd "${CARGO_HOME:-$HOME/.cargo}" 2>/dev/null && pwd -P || echo "${CARGO_HOME:-$HOME/.cargo}")"
+    local out="$1" target="$2"
     mkdir -p "$out" "$target"
     target="$(cd "$target" && pwd -P)"
-
-    # Later prefixes win when several match (the target dir may sit inside the repository).
-    local rust_src_real rustc_hash
-    rust_src_real="$(readlink -f "$RUST_SRC")"
-    rustc_hash="$("$RUSTC" -vV | awk '/^commit-hash:/ {print $2}')"
-    local remap=(
-        "--remap-path-prefix=$cargo_home=/cargo"
-        "--remap-path-prefix=$RUST_SRC=/rustc/$rustc_hash"
-        "--remap-path-prefix=$rust_src_real=/rustc/$rustc_hash"
-        "--remap-path-prefix=$repo=/kasane"
-        "--remap-path-prefix=$target=/kasane-target"
-    )
-    local flags="" f
-    for f in "${remap[@]}"; do flags+="\"$f\", "; done
-
-    local locked=()
-    [[ $mode == check ]] && locked=(--locked)
-    note "cargo build (target dir $target)"
-    (
-        cd "$here"
-        # Only the flags below and .cargo/config.toml reach rustc.
-        unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS RUSTC_WRAPPER CARGO_BUILD_RUSTC_WRAPPER \
-              RUSTC_WORKSPACE_WRAPPER CARGO_PROFILE_RELEASE_DEBUG CARGO_INCREMENTAL
-        RUSTC_BOOTSTRAP=1 RUSTC="$RUSTC" CARGO_TARGET_DIR="$target" "$CARGO" build --release --quiet "${locked[@]}" \
-            --target wasm32-unknown-unknown -Z build-std=core,alloc,panic_abort \
-            --config "target.wasm32-unknown-unknown.rustflags = [ $flags ]" \
-            "${RUST_MODULES[@]/#/--package=}"
-    ) || die "cargo build failed"
+    cargo_wasm32 "$here" "$target" -Z build-std=core,alloc,panic_abort "${RUST_MODULES[@]/#/--package=}"
     local m
     for m in "${RUST_MODULES[@]}"; do
         cp "$target/wasm32-unknown-unknown/release/${m//-/_}.wasm" "$out/$m.wasm"
@@ -168,53 +124,18 @@ fi
 work="$(mktemp -d "${TMPDIR:-/tmp}/kasane-guest-check.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
-toolchain_differs=0
-if [[ ! -f $dist/TOOLCHAIN ]]; then
-    note "dist/TOOLCHAIN is missing"
-    toolchain_differs=1
-elif ! diff -u "$dist/TOOLCHAIN" <(toolchain_info) > "$work/toolchain.diff"; then
-    toolchain_differs=1
-fi
+differs=0
+toolchain_differs "$work" && differs=1
 
 build_all "$work/out" "$work/target"
 note "built (clean) in $work/out:"
 print_sizes "$work/out"
 
-if ((toolchain_differs)); then
-    echo
-    echo "build.sh --check: the installed toolchain is NOT the one recorded in dist/TOOLCHAIN,"
-    echo "so the bytes cannot be expected to match: everything was built, nothing was compared."
-    [[ -s $work/toolchain.diff ]] && cat "$work/toolchain.diff"
+if ((differs)); then
+    say_toolchain_differs "$work"
     exit 0
 fi
 
-[[ -f $dist/SHA256SUMS ]] || die "dist/SHA256SUMS is missing"
-fail=0
-declare -A expected=()
-while read -r sum file; do expected["${file#\*}"]="$sum"; done < "$dist/SHA256SUMS"
-for m in $(all_modules); do
-    got="$(sha256sum "$work/out/$m.wasm" | cut -d' ' -f1)"
-    want="${expected[$m.wasm]:-}"
-    if [[ -z $want ]]; then
-        echo "DIFFERENT: $m.wasm is not listed in dist/SHA256SUMS (rebuilt: $got)"
-        fail=1
-    elif [[ $got != "$want" ]]; then
-        echo "DIFFERENT: $m.wasm rebuilt to $got, dist/SHA256SUMS says $want"
-        fail=1
-    elif ! cmp -s "$work/out/$m.wasm" "$dist/$m.wasm"; then
-        echo "DIFFERENT: $m.wasm matches SHA256SUMS but not the committed dist/$m.wasm"
-        fail=1
-    else
-        echo "identical: $m.wasm $got"
-    fi
-    unset "expected[$m.wasm]"
-done
-for f in "${!expected[@]}"; do
-    echo "DIFFERENT: dist/SHA256SUMS lists $f, which no module builds"
-    fail=1
-done
-if ((fail)); then
-    echo "build.sh --check: FAILED, the rebuilt modules differ from dist/ (see above)"
-    exit 1
-fi
+mapfile -t files < <(all_modules | sed 's/$/.wasm/')
+compare_with_dist "$work/out" "${files[@]}" || exit 1
 echo "build.sh --check: all $(all_modules | wc -l) modules are byte-identical to dist/SHA256SUMS"
