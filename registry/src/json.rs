@@ -2,14 +2,11 @@
 //!
 //! serde_json keeps the last value of a repeated key, so `{"threshold":2,"threshold":0}` would
 //! mean different things to different parsers. Every signed payload goes through
-//! [`from_slice_strict`], which walks the document once with a visitor that refuses any object
-//! with a repeated key before the typed parse runs.
+//! [`from_slice_strict`], which walks the document once (`kasane_tuf`'s
+//! `first_duplicate_key`) and refuses any object with a repeated key before the typed parse
+//! runs.
 
-use std::cell::RefCell;
-use std::collections::HashSet;
-use std::fmt;
-
-use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::de::DeserializeOwned;
 
 use crate::error::{RegistryError, Result};
 
@@ -37,70 +34,13 @@ pub(crate) fn check_len(len: usize, max: u64, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Walks the whole document and refuses any object that repeats a key.
+/// Walks the whole document and refuses any object that repeats a key (the TUF crate's walk,
+/// with this crate's errors).
 pub(crate) fn check_no_duplicate_keys(bytes: &[u8]) -> Result<()> {
-    let dup = RefCell::new(None);
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let walked = NoDup(&dup).deserialize(&mut de).and_then(|()| de.end());
-    match (walked, dup.into_inner()) {
-        (_, Some(key)) => Err(RegistryError::DuplicateKey { key }),
-        (Err(e), None) => Err(RegistryError::Json(e)),
-        (Ok(()), None) => Ok(()),
-    }
-}
-
-/// A seed/visitor that accepts any JSON value and records the first duplicate key it meets.
-#[derive(Clone, Copy)]
-struct NoDup<'a>(&'a RefCell<Option<String>>);
-
-impl<'de> DeserializeSeed<'de> for NoDup<'_> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for NoDup<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(self)?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if !seen.insert(key.clone()) {
-                *self.0.borrow_mut() = Some(key);
-                return Err(de::Error::custom("duplicate key"));
-            }
-            map.next_value_seed(self)?;
-        }
-        Ok(())
+    match kasane_tuf::metadata::first_duplicate_key(bytes) {
+        Ok(Some(key)) => Err(RegistryError::DuplicateKey { key }),
+        Ok(None) => Ok(()),
+        Err(e) => Err(RegistryError::Json(e)),
     }
 }
 

@@ -17,6 +17,7 @@ use crate::error::{Result, SignError, TufError};
 use crate::keys::{Key, KeyId};
 
 pub use roles::{MetaFile, Role, Root, Snapshot, Timestamp};
+pub use strict::first_duplicate_key;
 pub use targets::{DelegatedRole, Delegations, TargetFile, Targets, path_matches};
 
 /// The names of the four top-level roles.

@@ -13,16 +13,27 @@ use crate::error::{Result, TufError};
 /// Walks the whole document; [`TufError::DuplicateKey`] for the first repeated key,
 /// [`TufError::Malformed`] if it is not JSON.
 pub(crate) fn check_no_duplicate_keys(what: &str, bytes: &[u8]) -> Result<()> {
+    match first_duplicate_key(bytes) {
+        Ok(Some(key)) => Err(TufError::DuplicateKey {
+            what: what.to_owned(),
+            key,
+        }),
+        Ok(None) => Ok(()),
+        Err(e) => Err(TufError::malformed(what, e)),
+    }
+}
+
+/// Walks the whole of `bytes`, which must be one JSON value, and returns the first key that
+/// some object in it (at any depth) repeats, or `None`; the parse error if it is not JSON.
+/// (Also what `kasane-registry` checks its own signed documents with.)
+pub fn first_duplicate_key(bytes: &[u8]) -> std::result::Result<Option<String>, serde_json::Error> {
     let dup = RefCell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let walked = NoDup(&dup).deserialize(&mut de).and_then(|()| de.end());
     match (walked, dup.into_inner()) {
-        (_, Some(key)) => Err(TufError::DuplicateKey {
-            what: what.to_owned(),
-            key,
-        }),
-        (Err(e), None) => Err(TufError::malformed(what, e)),
-        (Ok(()), None) => Ok(()),
+        (_, Some(key)) => Ok(Some(key)),
+        (Err(e), None) => Err(e),
+        (Ok(()), None) => Ok(None),
     }
 }
 
