@@ -126,6 +126,16 @@ impl Ticket {
         Ok(serde_json::to_vec(&env)?)
     }
 
+    /// The timestamp and snapshot versions a ticket says it was issued under, **unverified**
+    /// (`None` if it does not parse that far): what decides whether a ticket that no trusted
+    /// key signed is worth updating the trust store for. Never a reason to accept anything.
+    #[must_use]
+    pub fn claimed_versions(bytes: &[u8]) -> Option<(u64, u64)> {
+        let env: Envelope = crate::json::from_slice_strict(bytes, MAX_TICKET_LEN, "ticket").ok()?;
+        let version = |field: &str| env.signed.get(field)?.as_u64();
+        Some((version("timestamp_version")?, version("snapshot_version")?))
+    }
+
     /// Verifies a ticket against the ticket keys of `kasane/host-keys.json` and parses it.
     /// One valid signature by one of `keys` is enough (a ticket authorises one login).
     pub fn verify(bytes: &[u8], keys: &[Key]) -> Result<Self> {

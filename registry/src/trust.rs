@@ -428,6 +428,10 @@ impl<C: Clock> TrustStore<C> {
     /// timestamp and snapshot versions — and resolves the module it names (TUF's delegation
     /// search, fetching through `fetcher` the delegated roles not held yet). Revoked hashes
     /// are refused. Does not look at module bytes: see [`TrustStore::admit`].
+    ///
+    /// [`RegistryError::TicketVersions`] (update, then check again) for a ticket naming other
+    /// versions than the trusted ones, also when no ticket key trusted here signed it: after
+    /// a ticket key rotation only the newer registry lists the key.
     pub fn check_ticket(
         &mut self,
         ticket_bytes: &[u8],
@@ -436,7 +440,12 @@ impl<C: Clock> TrustStore<C> {
     ) -> Result<(Ticket, TargetEntry, String)> {
         let now = self.now_checked()?;
         let view = self.view()?;
-        let ticket = Ticket::verify(ticket_bytes, &view.host_keys.tickets)?;
+        let ticket = match Ticket::verify(ticket_bytes, &view.host_keys.tickets) {
+            Err(RegistryError::TicketSignature) => {
+                return Err(unknown_ticket_signer(ticket_bytes, view.versions));
+            }
+            verified => verified?,
+        };
         if ticket.client_nonce.0 != *client_nonce {
             return Err(RegistryError::NonceMismatch);
         }
@@ -590,4 +599,18 @@ pub(crate) fn verify_repository_pinned<C: Clock>(
         }
     }
     Ok(out)
+}
+/// The refusal of a ticket that no ticket key trusted here signed. When it names other
+/// registry versions than the trusted ones it is `TicketVersions`, on which a client updates
+/// and checks the ticket again: after a ticket key rotation, the host signs with a key that
+/// only the newer `kasane/host-keys.json` lists. Otherwise (or if the claim does not parse)
+/// `TicketSignature`. The claim is unverified: at worst it costs the client one update.
+fn unknown_ticket_signer(ticket_bytes: &[u8], trusted: (u64, u64)) -> RegistryError {
+    match Ticket::claimed_versions(ticket_bytes) {
+        Some(claimed) if claimed != trusted => RegistryError::TicketVersions {
+            ticket: claimed,
+            trusted,
+        },
+        _ => RegistryError::TicketSignature,
+    }
 }

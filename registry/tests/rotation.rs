@@ -61,6 +61,23 @@ fn retired_targets_key_is_refused() {
     ));
 }
 
+/// After a ticket key rotation the host signs with a key that only the newer
+/// `kasane/host-keys.json` lists. A client that has not updated since is told to update
+/// (`TicketVersions`, not `TicketSignature`: its login updates and checks again), and then
+/// admits the same ticket.
+#[test]
+fn a_ticket_signed_by_a_new_ticket_key_makes_a_stale_client_update() {
+    let mut w = world();
+    rotate_ticket_key(&mut w);
+    let t = w.ticket(nonce(1), NAME_A);
+    assert!(matches!(
+        err(w.admit(&t, nonce(1), MOD_A)),
+        RegistryError::TicketVersions { .. }
+    ));
+    w.update().unwrap();
+    w.admit(&t, nonce(1), MOD_A).unwrap();
+}
+
 #[test]
 fn retired_ticket_key_is_refused() {
     let mut w = world();

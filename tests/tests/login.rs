@@ -202,6 +202,41 @@ async fn an_identity_key_rotation_keeps_clients_logging_in() {
     assert!(matches!(refused, Err(ClientError::HostKey)), "{refused:?}");
 }
 
+/// A rotation of the ticket key alone, as docs/OPERATIONS.md describes it: a new key listed
+/// beside the old one (`host-keys --add-ticket`), moved into `keys/ticket.pem`, a reload, the
+/// old key removed. A client whose trust state predates the change (taken up from its state
+/// directory without a download) meets a ticket signed by a key it does not know yet: it
+/// updates and logs in, before and after the old key is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ticket_key_rotation_keeps_clients_logging_in() {
+    use kasane_host::rekey::KeyReload;
+    use kasane_registry::signing::{KeyFileSigner, KeyKind, Signer, tuf_key};
+    let (th, card, state) = alice_logged_in().await;
+    let login = || log_in(&th, th.url(), state.path(), &card);
+
+    let keys = th.cfg.keys_dir.clone();
+    let next = keys.join("ticket.next.pem");
+    let new = KeyFileSigner::generate(KeyKind::Ed25519, &next, None).unwrap();
+    let old = tuf_key(
+        KeyFileSigner::open(&keys.join("ticket.pem"), None)
+            .unwrap()
+            .public_key(),
+    );
+    th.edit_host_keys(|h| h.tickets.push(tuf_key(new.public_key())));
+    std::fs::rename(keys.join("ticket.pem"), keys.join("ticket.pem.old")).unwrap();
+    std::fs::rename(&next, keys.join("ticket.pem")).unwrap();
+    let r = th.reload().await;
+    assert!(
+        matches!(r.keys.ticket, Ok(KeyReload::New)),
+        "{:?}",
+        r.keys.ticket
+    );
+    login().await.unwrap();
+
+    th.edit_host_keys(|h| h.tickets.retain(|k| *k != old));
+    login().await.unwrap();
+}
+
 /// A reload (`SIGHUP`) takes new signing keys without a restart, each only once the
 /// registry lists it: an identity key or a ticket key not listed yet is refused and the one in
 /// use goes on signing (logins go on); listed, it is taken, and clients log in under it.
