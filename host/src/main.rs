@@ -466,7 +466,8 @@ async fn serve(
 /// Logs what a reload did: an error per part that kept the old one, then `reloaded`.
 fn log_reload(r: server::Reloaded) {
     let certificate = match r.certificate {
-        Ok(()) => "new",
+        Ok(true) => "new",
+        Ok(false) => "same",
         Err(e) => kept("TLS certificate", e),
     };
     let registry = match r.registry {

@@ -568,9 +568,9 @@ pub struct Running {
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Reloaded {
-    /// `Ok` when new handshakes present the certificate now in the files; else why the one
-    /// in use stays.
-    pub certificate: Result<(), HostError>,
+    /// `Ok` when new handshakes present the certificate now in the files (`true` if it is not
+    /// the one presented before); else why the one in use stays.
+    pub certificate: Result<bool, HostError>,
     /// The number of active transforms of the registry read again; else why the registry
     /// in use stays.
     pub registry: Result<usize, HostError>,

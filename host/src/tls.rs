@@ -46,12 +46,14 @@ impl CertResolver {
         })
     }
 
-    /// Reads both files again; if they load and match, new handshakes present them. On an
-    /// error the certificate in use stays.
-    pub fn reload(&self) -> Result<(), HostError> {
+    /// Reads both files again; if they load and match, new handshakes present them, and the
+    /// answer says whether that chain differs from the one presented before (`false`: the same
+    /// certificate, for the reload's log line). On an error the certificate in use stays.
+    pub fn reload(&self) -> Result<bool, HostError> {
         let next = certified_key(&self.cert, &self.key, &self.provider)?;
+        let changed = self.current.load().cert != next.cert;
         self.current.store(Arc::new(next));
-        Ok(())
+        Ok(changed)
     }
 
     /// The chain and key new handshakes present now.
@@ -137,7 +139,9 @@ mod tests {
         assert_eq!(presented(&r), first);
 
         std::fs::copy(&other_key, &key).unwrap();
-        r.reload().unwrap();
+        assert!(r.reload().unwrap(), "a new certificate");
+        assert_eq!(presented(&r), second);
+        assert!(!r.reload().unwrap(), "the same files again");
         assert_eq!(presented(&r), second);
     }
 
