@@ -138,8 +138,9 @@ enum RegistryCommand {
 
 #[derive(Subcommand, Debug)]
 enum ThrottleCommand {
-    /// Lists every throttle entry: key (`u:<user>`, `a:<network>/<prefix>`), failures left
-    /// after decay, and the lock's remaining seconds if locked.
+    /// Lists every throttle entry: key (`u:<user>`, `a:<network>/<prefix>`, or
+    /// `un:<network>/<prefix>|<user>` for a user from one of its known networks), failures
+    /// left after decay, and the lock's remaining seconds if locked.
     List,
     /// Forgets one entry, by its key as `list` prints it (e.g. `a:203.0.113.7/32`).
     Clear {

@@ -54,7 +54,7 @@
 //! | `challenge_pairs` | (`user_id`, `idx`) | prompt, per-pair salt, keyed response verifier (HMAC under a key from OPAQUE's export key; never the response) |
 //! | `pending_logins` | `id` (login id or bundle id) | `stage` (`start` / `bundle`), the host's encoded login state (secret: OPAQUE's server state or session key, verifiers), `expires_at` |
 //! | `sessions` | `token_hash` (only a hash of the token), unique `session_id` | user, created / last seen / absolute expiry, the host's encoded session state (`secret`: session secret, transform context, verifiers), last sequence number per direction |
-//! | `throttle` | `key` (`u:<user>` or `a:<address>`) | consecutive failures, `locked_until` |
+//! | `throttle` | `key` (`u:<user>`, `a:<address>`, `a:<network>/<prefix>` or `un:<network>/<prefix>\|<user>`) | consecutive failures, `locked_until` |
 //! | `relay_queue` | `id` (increasing) | recipient, the message's key sealed at rest and the audit record (`audit_session`, `audit_seq`) holding its body (before migration 0013/0014: the sealed body), bytes counted against the quota, `created_at` |
 //! | `relay_queue_usage` | `recipient_id` | how many messages and bytes a user's queue holds, kept by triggers on `relay_queue` (the quota check reads this one row) |
 //! | `relay_unknown_recipients` | `name` | for a name with no user: how many messages and bytes its stand-in queue holds (the quota counts them as for a real queue; no bodies) |
