@@ -262,11 +262,8 @@ fn interpret(line: &str, default_to: Option<&str>) -> Typed {
     if line.is_empty() {
         return Typed::Nothing;
     }
-    if line == "/quit" {
-        return Typed::Quit;
-    }
-    if let Some(user) = line.strip_prefix("/to ") {
-        return Typed::DefaultTo(user.trim().to_owned());
+    if let Some(command) = line.strip_prefix('/') {
+        return slash_command(command);
     }
     let (to, text) = match (line.strip_prefix('@'), default_to) {
         (Some(rest), _) => match rest.split_once(' ') {
@@ -279,6 +276,19 @@ fn interpret(line: &str, default_to: Option<&str>) -> Typed {
     Typed::Send {
         to: to.to_owned(),
         text: text.to_owned(),
+    }
+}
+
+/// A line starting with `/`: `/quit`, `/to user`, or a hint. Nothing that starts with `/` is
+/// sent as text, so a mistyped command never reaches anyone (`@user /…` sends such a line).
+fn slash_command(command: &str) -> Typed {
+    match command.split_once(' ') {
+        None if command == "quit" => Typed::Quit,
+        None if command == "to" => Typed::Hint("(usage: /to user)"),
+        Some(("to", user)) if !user.trim().is_empty() => Typed::DefaultTo(user.trim().to_owned()),
+        _ => Typed::Hint(
+            "(the commands are `/to user` and `/quit`; to send a line starting with `/`, type `@user /…`)",
+        ),
     }
 }
 
@@ -430,5 +440,13 @@ mod tests {
         assert_eq!(interpret("hello", Some("bob")), send("bob", "hello"));
         assert!(matches!(interpret("@bob", None), Typed::Hint(_)));
         assert!(matches!(interpret("hello", None), Typed::Hint(_)));
+        // A mistyped or unknown command is never sent as text.
+        for typo in ["/qiut", "/to", "/to  ", "/tobob", "/quit now", "/"] {
+            assert!(
+                matches!(interpret(typo, Some("bob")), Typed::Hint(_)),
+                "{typo}"
+            );
+        }
+        assert_eq!(interpret("@bob /quit", None), send("bob", "/quit"));
     }
 }

@@ -83,7 +83,8 @@ enum Command {
         wait: u32,
     },
     /// Logs in and stays: lines typed are sent (`@bob hi`, or `/to bob` then plain lines;
-    /// `/quit` to leave), incoming messages are printed as they arrive.
+    /// `/quit` to leave; any other line starting with `/` is refused, not sent), incoming
+    /// messages are printed as they arrive.
     Session,
     /// Logs in, then replaces your password and code card: asks for the new password twice
     /// (with --password-stdin: standard input's second line), makes a new card and writes it
