@@ -171,6 +171,19 @@ async fn log_in(
     s.close().await
 }
 
+/// Moves the new key file `next` into `keys/<file>`, keeping the one in use as
+/// `<file>.old`, and reloads the host (`SIGHUP`), as docs/OPERATIONS.md's rotations end.
+async fn put_key_in_place(
+    th: &TestHost,
+    file: &str,
+    next: &std::path::Path,
+) -> kasane_host::server::Reloaded {
+    let keys = &th.cfg.keys_dir;
+    std::fs::rename(keys.join(file), keys.join(format!("{file}.old"))).unwrap();
+    std::fs::rename(next, keys.join(file)).unwrap();
+    th.reload().await
+}
+
 /// A rotation of the host's identity key as docs/OPERATIONS.md describes it: the new key
 /// listed beside the old one (`host-keys --add-identity`), a host process started on it; a
 /// client whose trust state predates the change logs in there (the unknown signer makes it
@@ -223,9 +236,7 @@ async fn a_ticket_key_rotation_keeps_clients_logging_in() {
             .public_key(),
     );
     th.edit_host_keys(|h| h.tickets.push(tuf_key(new.public_key())));
-    std::fs::rename(keys.join("ticket.pem"), keys.join("ticket.pem.old")).unwrap();
-    std::fs::rename(&next, keys.join("ticket.pem")).unwrap();
-    let r = th.reload().await;
+    let r = put_key_in_place(&th, "ticket.pem", &next).await;
     assert!(
         matches!(r.keys.ticket, Ok(KeyReload::New)),
         "{:?}",
@@ -357,9 +368,7 @@ async fn an_online_key_rotation_is_taken_at_a_reload() {
     };
     let rotated = rotate_root(&th.cfg.registry_dir, &cli_keys, &options).unwrap();
     assert_eq!(rotated.rotated, ["online"]);
-    std::fs::rename(keys.join("online.pem"), keys.join("online.pem.old")).unwrap();
-    std::fs::rename(&next, keys.join("online.pem")).unwrap();
-    let r = th.reload().await;
+    let r = put_key_in_place(&th, "online.pem", &next).await;
     assert!(
         matches!(r.keys.online, Ok(KeyReload::New)),
         "{:?}",
