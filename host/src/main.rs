@@ -116,6 +116,25 @@ enum Command {
         /// The backup file; it must not exist.
         file: PathBuf,
     },
+    /// Replaces the SQLite database with a copy of a backup FILE, with the host stopped
+    /// (refused while anything has the database open). The database it replaces is kept
+    /// beside it as kasane.db.replaced-<unix time>. The restored database's sessions and
+    /// logins in flight are ended (a logged-out session must not come back) and every user's
+    /// access counter moves 2^32 ahead (no counter is drawn twice); then it prints which
+    /// users the backup takes back: enrolled since (gone), removed since (back), and changed
+    /// password or card since (the old ones work again).
+    ///
+    /// PostgreSQL: restore with `pg_restore --clean --if-exists` (hosts stopped), then run
+    /// `restore --already-restored` before starting them.
+    Restore {
+        /// The backup file (`backup` wrote it).
+        #[arg(required_unless_present = "already_restored")]
+        file: Option<PathBuf>,
+        /// The database was restored by other means (pg_restore, files copied by hand): only
+        /// end its sessions and logins in flight and move its counters ahead.
+        #[arg(long, conflicts_with = "file")]
+        already_restored: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -322,6 +341,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         Command::User { command } => user(&data, command).await,
         Command::Throttle { command } => throttle(&data, command).await,
         Command::Backup { file } => backup(&data, &file).await,
+        Command::Restore { file, .. } => restore(&data, file.as_deref()).await,
         Command::NewIdentityKey { file } => new_identity_key(&file),
         Command::Registry { command } => registry(&data, command).await,
     }
@@ -383,6 +403,68 @@ async fn backup(data: &Path, file: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("backing up to {}", file.display()))?;
     println!("backed up to {}", file.display());
     Ok(())
+}
+
+/// `restore FILE` (SQLite: [`store::restore_file`]) or `restore --already-restored` (any
+/// backend: [`Store::after_restore`] alone).
+async fn restore(data: &Path, file: Option<&Path>) -> anyhow::Result<()> {
+    let cfg = load_config(data)?;
+    let Some(file) = file else {
+        let st = store::open(&cfg.database_url)
+            .await
+            .context("opening the store")?;
+        let done = st
+            .after_restore()
+            .await
+            .context("ending the restored sessions")?;
+        print_restored(&done);
+        return Ok(());
+    };
+    let Some(db) = store::database_file(&cfg.database_url)? else {
+        bail!(
+            "restore FILE is for a SQLite database file; with PostgreSQL run `pg_restore --clean --if-exists --dbname=\"$KASANE_DATABASE_URL\" FILE` with the hosts stopped, then `kasane-host --data {} restore --already-restored`",
+            data.display()
+        );
+    };
+    let report = store::restore_file(&db, file, SystemClock.now())
+        .await
+        .with_context(|| format!("restoring {} from {}", db.display(), file.display()))?;
+    println!("restored {} from {}", db.display(), file.display());
+    match &report.replaced {
+        Some(p) => println!("the database it replaced: {}", p.display()),
+        None => println!("there was no database to replace"),
+    }
+    print_restored(&report.restored);
+    let lists = [
+        (
+            "enrolled since the backup, gone now (enroll them again)",
+            &report.gone,
+        ),
+        (
+            "removed since the backup, back now and able to log in (remove them again)",
+            &report.back,
+        ),
+        (
+            "password or card changed since the backup, the old ones work again (change them again)",
+            &report.changed,
+        ),
+    ];
+    for (what, names) in lists {
+        if !names.is_empty() {
+            println!("{what}: {}", names.join(", "));
+        }
+    }
+    Ok(())
+}
+
+fn print_restored(done: &store::Restored) {
+    println!(
+        "ended {} sessions and {} logins in flight; moved {} access counters {} ahead",
+        done.sessions,
+        done.pending_logins,
+        done.counters,
+        store::RESTORE_COUNTER_JUMP
+    );
 }
 
 async fn init(data: &Path, listen: Option<&str>) -> anyhow::Result<()> {

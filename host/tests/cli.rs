@@ -252,15 +252,8 @@ async fn a_new_identity_key_and_audit_verify_with_the_old_one() {
     use kasane_host::store::AuditCheckpoint;
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+    let data = initialized(dir.path());
     let data_s = data.to_str().unwrap();
-    assert!(
-        bin()
-            .args(["--data", data_s, "init"])
-            .status()
-            .unwrap()
-            .success()
-    );
     let keys = data.join("keys");
     let old = kasane_host::setup::read_signing_key(&keys.join("host.key")).unwrap();
     let cfg = file_config(&data);
@@ -474,14 +467,7 @@ async fn backup_writes_a_private_copy_and_never_overwrites() {
     let data_s = data.to_str().unwrap();
     let init = bin().args(["--data", data_s, "init"]).output().unwrap();
     assert!(init.status.success());
-    let mut child = bin()
-        .args(["--data", data_s, "user", "add", "carol"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "pw").unwrap();
-    assert!(child.wait().unwrap().success());
+    add_user(data_s, "carol");
 
     let file = dir.path().join("kasane backup.db");
     let out = common::host_bin_umask_000()
@@ -576,4 +562,124 @@ async fn throttle_list_and_clear() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no throttle entry a:2001:db8::/64"), "{err}");
+}
+
+/// `<dir>/data`, made by `kasane-host init`.
+fn initialized(dir: &std::path::Path) -> std::path::PathBuf {
+    let data = dir.join("data");
+    let init = bin().arg("--data").arg(&data).arg("init").output().unwrap();
+    assert!(init.status.success(), "{init:?}");
+    data
+}
+
+/// `kasane-host user add NAME` with a password on standard input.
+fn add_user(data: &str, name: &str) {
+    let mut child = bin()
+        .args(["--data", data, "user", "add", name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "pw-{name}").unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// A live session of `user` (valid for an hour) straight into the store.
+fn new_session(user: &str) -> kasane_host::store::NewSession {
+    use kasane_host::store::{Clock, SystemClock};
+    let now = SystemClock.now();
+    kasane_host::store::NewSession {
+        token_hash: vec![7; 32],
+        session_id: vec![7, 0xee],
+        user: user.to_owned(),
+        created: now,
+        expires_at: now + 3600,
+        secret: zeroize::Zeroizing::new(vec![0x5e; 32]),
+    }
+}
+
+/// `restore FILE`: refused while the database is open elsewhere, and for a file that is not
+/// a host database (the database left as it was); then the backup takes the database's
+/// place (kept beside it), its session ended, its counters moved 2^32 ahead, and the users
+/// it takes back named: enrolled since (gone), removed since (back), changed since.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_puts_a_backup_in_place_and_names_what_it_takes_back() {
+    use kasane_host::store::{RESTORE_COUNTER_JUMP, SqliteStore, Store as _};
+    let dir = tempfile::tempdir().unwrap();
+    let data = initialized(dir.path());
+    let data_s = data.to_str().unwrap();
+    for name in ["alice", "bob", "dave"] {
+        add_user(data_s, name);
+    }
+    let db = data.join("kasane.db");
+    let st = SqliteStore::open_file(&db).await.unwrap();
+    assert_eq!(st.next_counter("alice").await.unwrap(), 1);
+    st.create_session(&new_session("alice")).await.unwrap();
+    let backup = dir.path().join("b.db");
+    st.backup_to(&backup).await.unwrap();
+    add_user(data_s, "carol");
+    assert!(st.remove_user("dave").await.unwrap());
+    assert!(st.reenroll("bob", &[9; 32], &[]).await.unwrap());
+
+    let restore = |file: &std::path::Path| {
+        let out = bin()
+            .args(["--data", data_s, "restore"])
+            .arg(file)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, text) = restore(&backup);
+    assert!(!ok && text.contains("in use"), "{text}");
+    st.close().await;
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, b"not a database").unwrap();
+    let (ok, text) = restore(&junk);
+    assert!(!ok && text.contains("not a Kasane host database"), "{text}");
+
+    let (ok, text) = restore(&backup);
+    assert!(ok, "{text}");
+    assert!(text.contains("ended 1 sessions"), "{text}");
+    assert!(
+        text.contains("gone now (enroll them again): carol\n"),
+        "{text}"
+    );
+    assert!(text.contains("(remove them again): dave\n"), "{text}");
+    assert!(text.contains("(change them again): bob\n"), "{text}");
+    let names: Vec<String> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("kasane.db"))
+        .collect();
+    let aside = names.iter().find(|n| n.starts_with("kasane.db.replaced-"));
+    let aside = data.join(aside.unwrap_or_else(|| panic!("{names:?}")));
+    assert!(!names.iter().any(|n| n.contains("restoring")), "{names:?}");
+
+    let replaced = SqliteStore::open_file(&aside).await.unwrap();
+    assert!(
+        replaced.get_user("carol").await.unwrap().is_some(),
+        "nothing lost"
+    );
+    replaced.close().await;
+    let restored = SqliteStore::open_file(&db).await.unwrap();
+    assert!(restored.get_user("carol").await.unwrap().is_none());
+    assert!(restored.get_user("dave").await.unwrap().is_some());
+    let alice = restored.get_user("alice").await.unwrap().unwrap();
+    assert_eq!(alice.counter, 1 + RESTORE_COUNTER_JUMP);
+    assert!(
+        restored
+            .touch_session(
+                &[7; 32],
+                kasane_host::store::Clock::now(&kasane_host::store::SystemClock),
+                3600
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&db).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
 }

@@ -187,6 +187,7 @@ suite!(
     known_networks_are_noted_refreshed_and_forgotten,
     removing_user_cascades,
     ping_answers_and_backup_copies_sqlite_only,
+    after_restore_ends_sessions_and_logins_and_moves_counters,
 );
 
 /// Fixtures shared by the cases.
@@ -266,6 +267,42 @@ mod cases {
     }
     use super::fixture::*;
     use super::*;
+
+    /// After a restore: no session and no login in flight is left, every counter moved
+    /// ahead by the jump (the next one drawn is past every one drawn before), nothing else.
+    pub(crate) async fn after_restore_ends_sessions_and_logins_and_moves_counters(s: Stores) {
+        use kasane_host::store::RESTORE_COUNTER_JUMP;
+        let st = &*s.main;
+        st.create_user(&user("alice", 2), 1).await.unwrap();
+        st.create_user(&user("bob", 2), 1).await.unwrap();
+        assert_eq!(st.next_counter("alice").await.unwrap(), 1);
+        st.create_session(&session("alice", 1, 10, 10_000))
+            .await
+            .unwrap();
+        st.create_session(&session("bob", 2, 10, 10_000))
+            .await
+            .unwrap();
+        let login = pending(3, LoginStage::Start, 10_000);
+        st.put_pending_login(&login, 10, ROOMY).await.unwrap();
+
+        let done = s.replica.after_restore().await.unwrap();
+        assert_eq!(
+            (done.sessions, done.pending_logins, done.counters),
+            (2, 1, 2)
+        );
+        for token in [[1; 32], [2; 32]] {
+            assert!(st.touch_session(&token, 20, 3600).await.unwrap().is_none());
+        }
+        let taken = st.take_pending_login(&[3; 16], LoginStage::Start, 20).await;
+        assert!(taken.unwrap().is_none());
+        let alice = st.next_counter("alice").await.unwrap();
+        assert_eq!(alice, 2 + RESTORE_COUNTER_JUMP);
+        assert_eq!(
+            st.next_counter("bob").await.unwrap(),
+            1 + RESTORE_COUNTER_JUMP
+        );
+        assert_eq!(st.get_user("bob").await.unwrap().unwrap().pairs.len(), 2);
+    }
 
     pub(crate) async fn users_create_get_list_remove(s: Stores) {
         let st = &*s.main;

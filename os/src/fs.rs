@@ -102,6 +102,11 @@ fn write_and_place(
     }
 }
 
+/// Makes the renames and creations in the directory holding `path` durable.
+pub fn sync_parent(path: &Path) -> io::Result<()> {
+    sync_dir(parent_dir(path))
+}
+
 fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,

@@ -72,11 +72,21 @@ impl DirectSqlite {
                 None => open(&this.path)?,
             };
             let out = f(&mut conn);
-            this.lock().push(conn);
+            // A closed store keeps no connection (`close`).
+            if !this.permits.is_closed() {
+                this.lock().push(conn);
+            }
             drop(permit);
             out
         });
         call.await.map_err(|_| StoreError::CallAborted)?
+    }
+
+    /// Closes the idle connections and refuses new calls ([`StoreError::CallAborted`]); a
+    /// call under way closes its connection when it ends.
+    pub(super) fn close(&self) {
+        self.permits.close();
+        self.lock().clear();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {

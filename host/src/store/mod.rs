@@ -136,14 +136,16 @@ mod committer;
 mod direct;
 mod login_sql;
 mod postgres;
+mod restore;
 mod rows;
 mod sql;
 mod sqlite;
 
 pub use committer::SqliteCommitter;
 pub use postgres::PgStore;
+pub use restore::{RestoreReport, restore_file};
 pub use sql::{Backend, SqlStore};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, database_file};
 
 /// Unix time in seconds, as passed to the store by its caller.
 pub use kasane_os::clock::UnixSeconds;
@@ -209,6 +211,30 @@ pub enum StoreError {
     BackupPath {
         /// The backup file.
         path: std::path::PathBuf,
+    },
+    /// The database file is open elsewhere (a serving host): it cannot be replaced.
+    #[error("{} is in use: stop the host (and anything else that has it open) first", path.display())]
+    InUse {
+        /// The database file.
+        path: std::path::PathBuf,
+    },
+    /// The file to restore is not a database of this host.
+    #[error("{} is not a Kasane host database: {reason}", path.display())]
+    NotADatabase {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What SQLite or the check said.
+        reason: String,
+    },
+    /// Reading the backup, or writing, syncing or renaming a file of the restore, failed (a
+    /// file the restore would create exists already: it is never overwritten).
+    #[error("restoring: {}", path.display())]
+    RestoreFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
     },
     /// A user with this name already exists.
     #[error("user already exists")]
@@ -805,6 +831,22 @@ pub struct Purged {
     pub throttle: u64,
 }
 
+/// How far [`Store::after_restore`] moves every access counter ahead: 2^32, more logins
+/// than one user makes between a backup and its restore, so that no counter drawn before the
+/// restore is drawn again.
+pub const RESTORE_COUNTER_JUMP: u64 = 1 << 32;
+
+/// What [`Store::after_restore`] changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Restored {
+    /// Sessions ended: every one the database held.
+    pub sessions: u64,
+    /// Logins in flight ended: every one.
+    pub pending_logins: u64,
+    /// Users whose access counter moved [`RESTORE_COUNTER_JUMP`] ahead: every one.
+    pub counters: u64,
+}
+
 /// The host's storage. Object-safe (`Arc<dyn Store>`), shared by all request handlers.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
@@ -823,6 +865,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// ([`StoreError::BackupFile`]) and left as it is. PostgreSQL: [`StoreError::Unsupported`],
     /// whose hint gives the `pg_dump` command line.
     async fn backup_to(&self, path: &std::path::Path) -> Result<()>;
+
+    /// Makes a database restored from a backup safe to serve, in one durable transaction:
+    /// ends every session (the backup may hold sessions logged out since, with replay
+    /// windows behind the messages accepted since) and every login in flight, and moves
+    /// every user's access counter [`RESTORE_COUNTER_JUMP`] ahead (the counters drawn since
+    /// the backup are never drawn again). [`StoreError::OutOfRange`] if a counter cannot move
+    /// that far (nothing changes).
+    async fn after_restore(&self) -> Result<Restored>;
 
     // --- users ---
 

@@ -24,9 +24,10 @@ use super::rows::{
 use super::{
     AcceptMessage, AcceptOutcome, AuditCheckpoint, AuditCursor, AuditRecord, Backoff,
     ChallengePair, Counted, Direction, Forgiven, LoginRecord, LoginStage, NewPendingLogin,
-    NewSession, NewUser, PendingBounds, Purged, QueuedMessage, Result, Session, SqliteCommitter,
-    StartLookup, Store, StoreError, ThrottleEntry, ThrottleKey, ThrottleState, UnixSeconds,
-    UserRecord, UserSummary, Zeroizing, from_db, is_unique_violation, to_db,
+    NewSession, NewUser, PendingBounds, Purged, QueuedMessage, RESTORE_COUNTER_JUMP, Restored,
+    Result, Session, SqliteCommitter, StartLookup, Store, StoreError, ThrottleEntry, ThrottleKey,
+    ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing, from_db, is_unique_violation,
+    to_db,
 };
 use kasane_protocol::ProtocolError;
 
@@ -125,8 +126,12 @@ impl<DB: Database> SqlStore<DB> {
         &self.relaxed
     }
 
-    /// Closes both pools, waiting for their connections to end.
+    /// Closes both pools, waiting for their connections to end, and the login path's
+    /// SQLite connections.
     pub async fn close(&self) {
+        if let Some(direct) = &self.direct {
+            direct.close();
+        }
         self.relaxed.close().await;
         self.pool.close().await;
     }
@@ -604,6 +609,38 @@ where
                 .fetch_optional(&mut *tx)
                 .await?;
         Self::swap_pairs(tx, user, pairs).await
+    }
+
+    async fn after_restore(&self) -> Result<Restored> {
+        let jump = to_db(RESTORE_COUNTER_JUMP, "counter jump")?;
+        let mut tx = self.pool.begin().await?;
+        // A write first: takes the write lock (SQLite) before the check reads.
+        let sessions = sqlx::query("DELETE FROM sessions")
+            .execute(&mut *tx)
+            .await?;
+        let too_far: CountRow =
+            sqlx::query_as("SELECT COUNT(*) AS n FROM users WHERE counter > $1")
+                .bind(i64::MAX - jump)
+                .fetch_one(&mut *tx)
+                .await?;
+        if too_far.n > 0 {
+            return Err(StoreError::OutOfRange {
+                what: "access counter",
+            });
+        }
+        let pending = sqlx::query("DELETE FROM pending_logins")
+            .execute(&mut *tx)
+            .await?;
+        let counters = sqlx::query("UPDATE users SET counter = counter + $1")
+            .bind(jump)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Restored {
+            sessions: DB::rows_affected(&sessions),
+            pending_logins: DB::rows_affected(&pending),
+            counters: DB::rows_affected(&counters),
+        })
     }
 
     async fn next_counter(&self, name: &str) -> Result<u64> {

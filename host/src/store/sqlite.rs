@@ -125,6 +125,16 @@ fn pool_options(in_memory: bool) -> SqlitePoolOptions {
         .max_lifetime(lifetime)
 }
 
+/// The database file a `sqlite:` URL names; `None` for another backend or an in-memory
+/// database.
+pub fn database_file(url: &str) -> Result<Option<std::path::PathBuf>> {
+    if !url.starts_with("sqlite:") || UrlTarget::of(url) == UrlTarget::Memory {
+        return Ok(None);
+    }
+    let options = SqliteConnectOptions::from_str(url).map_err(StoreError::InvalidUrl)?;
+    Ok(Some(options.get_filename().to_owned()))
+}
+
 /// What a `sqlite:` URL opens, as sqlx reads it (its options do not say).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum UrlTarget {
