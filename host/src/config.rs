@@ -667,5 +667,13 @@ mod tests {
         c.apply_env([("PATH".to_owned(), "/bin".to_owned())])
             .unwrap();
         assert_eq!(c, Config::default());
+        // The client's config variable, set in the same shell, is named for what it is.
+        let e = c
+            .apply_env([("KASANE_CONFIG".to_owned(), "/x.toml".to_owned())])
+            .unwrap_err();
+        let HostError::Config(e) = e else {
+            panic!("{e:?}")
+        };
+        assert!(e.to_string().contains("the kasane client's"), "{e}");
     }
 }

@@ -168,7 +168,10 @@ pub enum ConfigError {
     },
     /// A `KASANE_*` variable that nothing reads (a typo such as `KASANE_LISTNE` would
     /// otherwise silently do nothing).
-    #[error("{name}: unknown KASANE_* variable (not a configuration override)")]
+    #[error(
+        "{name}: unknown KASANE_* variable (not a configuration override){}",
+        other_program(name)
+    )]
     UnknownVariable {
         /// The variable.
         name: String,
@@ -269,4 +272,15 @@ pub enum KeyError {
         "not the queue key this database's messages are sealed with (copy keys/queue.key from the host that first used this database)"
     )]
     OtherQueueKey,
+}
+
+/// What an unknown variable is, when another Kasane program reads it (set in the same shell).
+fn other_program(name: &str) -> &'static str {
+    match name {
+        "KASANE_CONFIG" => {
+            "; KASANE_CONFIG is the kasane client's config file: the host's configuration is \
+             kasane.toml in its data directory (--data or KASANE_DATA)"
+        }
+        _ => "",
+    }
 }
