@@ -107,6 +107,9 @@ async fn prepare(copy: &Path, backup: &Path) -> Result<(Restored, Credentials)> 
     store.close().await;
     let restored = restored?;
     let conn = open_existing(copy)?;
+    // The copy is ours alone, but the store's connections may still be closing on their
+    // threads (`close` returns before they have): wait for them.
+    conn.busy_timeout(Duration::from_secs(10))?;
     let after = credentials(&conn)?;
     leave_wal(&conn)?;
     Ok((restored, after))
@@ -152,7 +155,7 @@ fn leave_wal(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// An existing database file, read-write, never waiting for a lock.
+/// An existing database file, read-write, not waiting for locks (until told otherwise).
 fn open_existing(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
     conn.busy_timeout(Duration::ZERO)?;
@@ -172,6 +175,8 @@ impl Claim {
             return Ok(None);
         }
         let conn = open_existing(db)?;
+        // A connection that is closing lets go within moments; a serving host's never do.
+        conn.busy_timeout(Duration::from_secs(2))?;
         conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
         // In WAL mode every open connection holds a shared lock: the exclusive one is
         // refused while the host (or any other process) has the database open.
