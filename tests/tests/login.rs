@@ -543,18 +543,32 @@ async fn every_failure_looks_the_same_on_the_network() {
     }
 }
 
-/// `Session::change_credentials` (what `kasane passwd` runs): afterwards only the new
-/// password with the new card logs in.
+/// `Session::change_credentials` (what `kasane passwd` runs): it ends the user's other
+/// sessions (one in use, one the host has in memory) and keeps the one it came through;
+/// afterwards only the new password with the new card logs in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn changing_password_and_card_takes_effect_at_the_next_login() {
     let th = start().await;
     let card = th.add_user("alice").await;
     let client = Client::connect(th.client_config(None)).await.unwrap();
+    let (mut other, _) = client.login("alice", &mut responder(&card)).await.unwrap();
+    other.inbox(0).await.unwrap();
     let (mut s, _) = client.login("alice", &mut responder(&card)).await.unwrap();
     let new_card = kasane_host::setup::CodeCard::generate("alice");
     s.change_credentials(Zeroizing::new("a new password".into()), &new_card)
         .await
         .unwrap();
+    let ended = other.inbox(0).await;
+    assert!(
+        matches!(
+            ended,
+            Err(ClientError::Refused(
+                kasane_protocol::RefusalReason::SessionEnded
+            ))
+        ),
+        "{ended:?}"
+    );
+    s.inbox(0).await.unwrap();
     s.close().await.unwrap();
     let old = client.login("alice", &mut responder(&card)).await;
     assert!(matches!(old, Err(ClientError::PasswordRefused)), "{old:?}");

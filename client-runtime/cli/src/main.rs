@@ -88,8 +88,8 @@ enum Command {
     Session,
     /// Logs in, then replaces your password and code card: asks for the new password twice
     /// (with --password-stdin: standard input's second line), makes a new card and writes it
-    /// to FILE (mode 0600). The password and the responses never leave this machine; the
-    /// next login needs both new ones.
+    /// to the --new-card FILE (mode 0600). The password and the responses never leave this
+    /// machine; the next login needs both new ones. Your other sessions end (this one stays).
     Passwd {
         /// Where to write the new card (text form, for --card); refused if it exists.
         #[arg(long, value_name = "FILE")]

@@ -68,15 +68,23 @@ impl Host {
                 verifier: Zeroizing::new(p.verifier),
             })
             .collect();
-        let done = self
+        let ended = self
             .store
-            .reenroll(&session.user, &record, &pairs)
+            .reenroll(&session.user, &record, &pairs, &session.session_id)
             .await
-            .map_err(unavailable)?;
-        if !done {
-            return Err(RefusalReason::SessionEnded);
+            .map_err(unavailable)?
+            .ok_or(RefusalReason::SessionEnded)?;
+        // The user's other sessions are gone from the store; from this process's memory too
+        // (another replica's copy is dropped at its next write-through, as after a logout).
+        for token_hash in &ended {
+            self.sessions.forget(token_hash);
         }
-        tracing::info!(user = %session.user, pairs = pairs.len(), "password and card changed");
+        tracing::info!(
+            user = %session.user,
+            pairs = pairs.len(),
+            other_sessions_ended = ended.len(),
+            "password and card changed"
+        );
         Ok(())
     }
 }

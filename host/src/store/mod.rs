@@ -1020,14 +1020,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Deletes the entries that are unlocked at `now` and whose count has decayed to nothing
     /// under `backoff` (housekeeping); how many.
     async fn purge_throttle(&self, now: UnixSeconds, backoff: &Backoff) -> Result<u64>;
-    /// Replaces a user's OPAQUE record and pairs in one transaction (`kasane passwd`). False
-    /// if there is no such user.
+    /// Replaces a user's OPAQUE record and pairs and ends every other session of the user
+    /// (all but the one whose id is `keep`, the session the change came through), in one
+    /// transaction (`kasane passwd`): the ended sessions' token hashes. `None` if there is no
+    /// such user.
     async fn reenroll(
         &self,
         name: &str,
         opaque_record: &[u8],
         pairs: &[ChallengePair],
-    ) -> Result<bool>;
+        keep: &[u8],
+    ) -> Result<Option<Vec<Vec<u8>>>>;
     /// Takes back one failure of `key` (never below zero): a login start is counted as a
     /// failure until its finish proves the password. If that failure engaged the lock (the
     /// lock still ends at `engaged`), the lock goes back to `before`.

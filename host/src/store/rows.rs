@@ -23,6 +23,12 @@ pub(super) struct CountRow {
     pub(super) n: i64,
 }
 
+/// A session's token hash.
+#[derive(sqlx::FromRow)]
+pub(super) struct TokenHashRow {
+    pub(super) token_hash: Vec<u8>,
+}
+
 /// A user's access counter.
 #[derive(sqlx::FromRow)]
 pub(super) struct CounterRow {

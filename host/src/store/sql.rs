@@ -19,7 +19,8 @@ use super::login_sql::{self, Stmt};
 use super::rows::{
     AuditRow, CheckpointRow, CountRow, CounterRow, FactRow, HeadRow, IdRow, LoginRow, PairRow,
     PendingRow, QueueUsageRow, QueuedRow, SeqRow, SessionHeadRow, SessionIdRow, SessionRow,
-    StartLookupRow, ThrottleListRow, ThrottleRow, UserRow, UserSummaryRow, WindowRow, convert,
+    StartLookupRow, ThrottleListRow, ThrottleRow, TokenHashRow, UserRow, UserSummaryRow, WindowRow,
+    convert,
 };
 use super::{
     AcceptMessage, AcceptOutcome, AuditCheckpoint, AuditCursor, AuditRecord, Backoff,
@@ -600,7 +601,8 @@ where
         name: &str,
         opaque_record: &[u8],
         pairs: &[ChallengePair],
-    ) -> Result<bool> {
+        keep: &[u8],
+    ) -> Result<Option<Vec<Vec<u8>>>> {
         let mut tx = self.pool.begin().await?;
         let user: Option<IdRow> =
             sqlx::query_as("UPDATE users SET opaque_record = $2 WHERE name = $1 RETURNING id")
@@ -608,7 +610,18 @@ where
                 .bind(opaque_record)
                 .fetch_optional(&mut *tx)
                 .await?;
-        Self::swap_pairs(tx, user, pairs).await
+        let Some(id) = user.as_ref().map(|u| u.id) else {
+            return Ok(None);
+        };
+        let ended: Vec<TokenHashRow> = sqlx::query_as(
+            "DELETE FROM sessions WHERE user_id = $1 AND session_id <> $2 RETURNING token_hash",
+        )
+        .bind(id)
+        .bind(keep)
+        .fetch_all(&mut *tx)
+        .await?;
+        Self::swap_pairs(tx, user, pairs).await?;
+        Ok(Some(ended.into_iter().map(|r| r.token_hash).collect()))
     }
 
     async fn after_restore(&self) -> Result<Restored> {
