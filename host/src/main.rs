@@ -62,7 +62,8 @@ enum Command {
     ///
     /// SIGHUP reloads the TLS certificate and key, re-reads the registry, and reads
     /// keys/host.key, keys/ticket.pem and keys/online.pem again (a key the registry does not
-    /// list for its role is refused); connections and logins in progress are kept (files that
+    /// list for its role is refused), and forgets the sessions it holds in memory (each is
+    /// read from the store again at its next use); connections and logins in progress are kept (files that
     /// do not load leave the ones in use, and the log says why). SIGTERM or Ctrl-C stops
     /// accepting connections and lets open ones finish.
     Serve {
@@ -212,6 +213,14 @@ enum UserCommand {
     },
     /// Clears a user's throttling.
     Unlock {
+        /// The user name.
+        name: String,
+    },
+    /// Ends every session of a user (a lost device, a leaked token); the user can log in
+    /// again. A serving host refuses the sessions' messages at once, but may answer their
+    /// inbox and forward-auth checks from memory for up to a minute: send it SIGHUP (each
+    /// replica) to make them refused at once.
+    Logout {
         /// The user name.
         name: String,
     },
@@ -569,6 +578,7 @@ fn log_reload(r: server::Reloaded) {
         host_key = identity,
         ticket_key = ticket,
         online_key = online,
+        sessions_forgotten = r.sessions_forgotten,
         "reloaded"
     );
 }
@@ -767,6 +777,14 @@ async fn user(data: &Path, command: UserCommand) -> anyhow::Result<()> {
                 bail!("no user {name}");
             }
             println!("unlocked {name}");
+            Ok(())
+        }
+        UserCommand::Logout { name } => {
+            let ended = st.end_sessions(&name).await.context("ending sessions")?;
+            let Some(ended) = ended else {
+                bail!("no user {name}");
+            };
+            println!("ended {ended} sessions of {name}");
             Ok(())
         }
     }

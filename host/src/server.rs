@@ -576,6 +576,10 @@ pub struct Reloaded {
     pub registry: Result<usize, HostError>,
     /// The signing keys read again (after the registry, which they are checked against).
     pub keys: crate::rekey::KeysReloaded,
+    /// How many sessions held in memory were forgotten: each is read from the store again
+    /// at its next use, so sessions ended by another process (`kasane-host user logout`,
+    /// a logout on another replica) are refused at once.
+    pub sessions_forgotten: usize,
 }
 
 impl Running {
@@ -585,8 +589,8 @@ impl Running {
         self.addr
     }
 
-    /// Reads the TLS certificate and key, the registry and the signing keys again
-    /// (`SIGHUP`). Each part that loads (and, for a key, that the registry lists) replaces
+    /// Reads the TLS certificate and key, the registry and the signing keys again, and
+    /// forgets the sessions held in memory (`SIGHUP`). Each part that loads (and, for a key, that the registry lists) replaces
     /// the one in use; one that does not leaves it. Open connections keep their certificate,
     /// and logins in flight (in the store) go on. A registry in the database is read from
     /// it first.
@@ -598,6 +602,7 @@ impl Running {
             certificate,
             registry,
             keys: self.host.reload_keys(),
+            sessions_forgotten: self.host.sessions.clear(),
         }
     }
 

@@ -104,6 +104,15 @@ impl SessionCache {
         self.lock().remove(token_hash);
     }
 
+    /// Forgets every entry (SIGHUP: each session is read from the store again at its next
+    /// use, so one ended elsewhere is refused at once); how many there were.
+    pub fn clear(&self) -> usize {
+        let mut entries = self.lock();
+        let n = entries.len();
+        entries.clear();
+        n
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Cached>> {
         // A panic while holding the lock leaves a map that is still consistent.
         self.entries

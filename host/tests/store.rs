@@ -188,6 +188,7 @@ suite!(
     removing_user_cascades,
     ping_answers_and_backup_copies_sqlite_only,
     after_restore_ends_sessions_and_logins_and_moves_counters,
+    end_sessions_ends_one_user_s_sessions_only,
 );
 
 /// Fixtures shared by the cases.
@@ -302,6 +303,34 @@ mod cases {
             1 + RESTORE_COUNTER_JUMP
         );
         assert_eq!(st.get_user("bob").await.unwrap().unwrap().pairs.len(), 2);
+    }
+
+    /// `user logout`: every session of the user ends, another user's stays.
+    pub(crate) async fn end_sessions_ends_one_user_s_sessions_only(s: Stores) {
+        let st = &*s.main;
+        st.create_user(&user("alice", 1), 1).await.unwrap();
+        st.create_user(&user("bob", 1), 1).await.unwrap();
+        st.create_session(&session("alice", 1, 10, 10_000))
+            .await
+            .unwrap();
+        st.create_session(&session("alice", 2, 10, 10_000))
+            .await
+            .unwrap();
+        st.create_session(&session("bob", 3, 10, 10_000))
+            .await
+            .unwrap();
+        assert_eq!(s.replica.end_sessions("alice").await.unwrap(), Some(2));
+        for token in [[1; 32], [2; 32]] {
+            assert!(st.touch_session(&token, 20, 3600).await.unwrap().is_none());
+        }
+        assert!(
+            st.touch_session(&[3; 32], 20, 3600)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(st.end_sessions("alice").await.unwrap(), Some(0));
+        assert_eq!(st.end_sessions("nobody").await.unwrap(), None);
     }
 
     pub(crate) async fn users_create_get_list_remove(s: Stores) {

@@ -543,6 +543,34 @@ async fn every_failure_looks_the_same_on_the_network() {
     }
 }
 
+/// `kasane-host user logout` (`Store::end_sessions`, another process): the session's inbox
+/// may still be answered from the host's memory until SIGHUP, which forgets it; then it is
+/// refused, and the user logs in again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sessions_ended_by_another_process_are_refused_after_a_reload() {
+    let th = start().await;
+    let card = th.add_user("alice").await;
+    let client = Client::connect(th.client_config(None)).await.unwrap();
+    let (mut s, _) = client.login("alice", &mut responder(&card)).await.unwrap();
+    s.inbox(0).await.unwrap();
+    let ended = th.host.store().end_sessions("alice").await.unwrap();
+    assert_eq!(ended, Some(1));
+    let reloaded = th.reload().await;
+    assert!(reloaded.sessions_forgotten >= 1, "{reloaded:?}");
+    let refused = s.inbox(0).await;
+    assert!(
+        matches!(
+            refused,
+            Err(ClientError::Refused(
+                kasane_protocol::RefusalReason::SessionEnded
+            ))
+        ),
+        "{refused:?}"
+    );
+    let (again, _) = client.login("alice", &mut responder(&card)).await.unwrap();
+    again.close().await.unwrap();
+}
+
 /// `Session::change_credentials` (what `kasane passwd` runs): it ends the user's other
 /// sessions (one in use, one the host has in memory) and keeps the one it came through;
 /// afterwards only the new password with the new card logs in.

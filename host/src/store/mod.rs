@@ -884,6 +884,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list_users(&self) -> Result<Vec<UserSummary>>;
     /// Removes a user (and its pairs, sessions and queued messages). False if there was none.
     async fn remove_user(&self, name: &str) -> Result<bool>;
+    /// Ends every session of the user (`kasane-host user logout`, a durable commit): how
+    /// many. `None` if there is no such user.
+    async fn end_sessions(&self, name: &str) -> Result<Option<u64>>;
     /// Clears the user's throttling. False if there is no such user.
     async fn unlock_user(&self, name: &str) -> Result<bool>;
     /// Replaces the user's pairs. False if there is no such user.

@@ -656,6 +656,23 @@ where
         })
     }
 
+    async fn end_sessions(&self, name: &str) -> Result<Option<u64>> {
+        let mut tx = self.pool.begin().await?;
+        let user: Option<IdRow> = sqlx::query_as("SELECT id FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(user) = user else {
+            return Ok(None);
+        };
+        let ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(DB::rows_affected(&ended)))
+    }
+
     async fn next_counter(&self, name: &str) -> Result<u64> {
         let row: CounterRow = sqlx::query_as(
             "UPDATE users SET counter = counter + 1 WHERE name = $1 RETURNING counter",
