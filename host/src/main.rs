@@ -441,7 +441,7 @@ async fn restore(data: &Path, file: Option<&Path>) -> anyhow::Result<()> {
     println!("restored {} from {}", db.display(), file.display());
     match &report.replaced {
         Some(p) => println!("the database it replaced: {}", p.display()),
-        None => println!("there was no database to replace"),
+        None => println!("there was no database to replace (nothing to compare the backup with)"),
     }
     print_restored(&report.restored);
     let lists = [

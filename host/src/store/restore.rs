@@ -64,19 +64,15 @@ pub async fn restore_file(db: &Path, backup: &Path, now: UnixSeconds) -> Result<
     };
     std::fs::rename(&copy, db).map_err(io)?;
     kasane_os::fs::sync_parent(db).map_err(io)?;
-    Ok(compare(
-        restored,
-        replaced,
-        before.unwrap_or_default(),
-        &after,
-    ))
+    Ok(compare(restored, replaced, before, &after))
 }
 
-/// The report from the users' credentials before (the replaced database) and after.
+/// The report from the users' credentials before (the replaced database; `None`: there was
+/// none, so nothing to compare) and after.
 fn compare(
     restored: Restored,
     replaced: Option<PathBuf>,
-    before: Credentials,
+    before: Option<Credentials>,
     after: &Credentials,
 ) -> RestoreReport {
     let mut report = RestoreReport {
@@ -85,6 +81,9 @@ fn compare(
         gone: Vec::new(),
         back: Vec::new(),
         changed: Vec::new(),
+    };
+    let Some(before) = before else {
+        return report;
     };
     for (name, digest) in &before {
         match after.get(name) {
@@ -283,5 +282,33 @@ fn field(h: &mut Sha256, value: Option<&[u8]>) {
             h.update(v);
         }
         None => h.update(u64::MAX.to_be_bytes()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compare_names_gone_back_and_changed_users_only_against_a_replaced_database() {
+        let creds = |list: &[(&str, u8)]| -> Credentials {
+            list.iter()
+                .map(|(n, d)| ((*n).to_owned(), [*d; 32]))
+                .collect()
+        };
+        let after = creds(&[("alice", 1), ("bob", 2), ("dave", 4)]);
+        let before = creds(&[("alice", 1), ("bob", 9), ("carol", 3)]);
+        let r = compare(Restored::default(), None, Some(before), &after);
+        assert_eq!(
+            (r.gone, r.back, r.changed),
+            (
+                vec!["carol".to_owned()],
+                vec!["dave".to_owned()],
+                vec!["bob".to_owned()]
+            )
+        );
+        // No database replaced (lost): nothing to compare, no user named.
+        let r = compare(Restored::default(), None, None, &after);
+        assert!(r.gone.is_empty() && r.back.is_empty() && r.changed.is_empty());
     }
 }
