@@ -204,7 +204,7 @@ enum UserCommand {
         #[arg(long)]
         svg: Option<PathBuf>,
     },
-    /// Lists users.
+    /// Lists users, one per line: pairs, failed logins (and `locked`), stored sessions.
     List,
     /// Removes a user.
     Remove {
@@ -759,8 +759,8 @@ async fn user(data: &Path, command: UserCommand) -> anyhow::Result<()> {
                     ""
                 };
                 println!(
-                    "{}\tpairs={}\tfailures={}{lock}",
-                    u.name, u.pair_count, u.throttle.failures
+                    "{}\tpairs={}\tfailures={}{lock}\tsessions={}",
+                    u.name, u.pair_count, u.throttle.failures, u.sessions
                 );
             }
             Ok(())

@@ -120,7 +120,10 @@ async fn init_then_serve_works_with_only_a_data_dir() {
             .success()
     );
     let list = user_list(data_s);
-    assert!(list.contains("alice\tpairs=4\tfailures=0\n"), "{list}");
+    assert!(
+        list.contains("alice\tpairs=4\tfailures=0\tsessions=0\n"),
+        "{list}"
+    );
 
     // serve, and a login's first two steps against it.
     let (_serve, addr) = serve_bin(data_s);

@@ -319,7 +319,12 @@ mod cases {
         st.create_session(&session("bob", 3, 10, 10_000))
             .await
             .unwrap();
+        let sessions = |list: Vec<kasane_host::store::UserSummary>| {
+            list.into_iter().map(|u| u.sessions).collect::<Vec<_>>()
+        };
+        assert_eq!(sessions(st.list_users().await.unwrap()), [2, 1]);
         assert_eq!(s.replica.end_sessions("alice").await.unwrap(), Some(2));
+        assert_eq!(sessions(st.list_users().await.unwrap()), [0, 1]);
         for token in [[1; 32], [2; 32]] {
             assert!(st.touch_session(&token, 20, 3600).await.unwrap().is_none());
         }

@@ -348,6 +348,9 @@ pub struct UserSummary {
     pub throttle: ThrottleState,
     /// Number of registered pairs.
     pub pair_count: u64,
+    /// Sessions stored for the user (live ones, and ones ended by a timeout that
+    /// housekeeping has not purged yet: at most a minute).
+    pub sessions: u64,
 }
 
 /// Which request a pending login waits for.

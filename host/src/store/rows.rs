@@ -123,6 +123,7 @@ pub(super) struct UserSummaryRow {
     failures: i64,
     locked_until: i64,
     pair_count: i64,
+    sessions: i64,
 }
 
 impl TryFrom<UserSummaryRow> for UserSummary {
@@ -136,6 +137,7 @@ impl TryFrom<UserSummaryRow> for UserSummary {
                 locked_until: from_db(r.locked_until, "locked_until")?,
             },
             pair_count: from_db(r.pair_count, "pair count")?,
+            sessions: from_db(r.sessions, "sessions")?,
         })
     }
 }

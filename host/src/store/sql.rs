@@ -550,7 +550,8 @@ where
         let rows: Vec<UserSummaryRow> = sqlx::query_as(
             "SELECT u.name, u.created_at, \
                COALESCE(t.failures, 0) AS failures, COALESCE(t.locked_until, 0) AS locked_until, \
-               (SELECT COUNT(*) FROM challenge_pairs p WHERE p.user_id = u.id) AS pair_count \
+               (SELECT COUNT(*) FROM challenge_pairs p WHERE p.user_id = u.id) AS pair_count, \
+               (SELECT COUNT(*) FROM sessions s WHERE s.user_id = u.id) AS sessions \
              FROM users u LEFT JOIN throttle t ON t.key = 'u:' || u.name \
              ORDER BY u.name",
         )
