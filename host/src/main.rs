@@ -182,7 +182,8 @@ enum AuditCommand {
     },
     /// Writes the log as JSON lines, one per record (byte fields hex).
     Export {
-        /// Output file (default: standard output).
+        /// Output file (default: standard output): created with mode 0600; an existing file
+        /// is refused, not overwritten.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -691,14 +692,14 @@ async fn audit(data: &Path, command: AuditCommand) -> anyhow::Result<()> {
         AuditCommand::Export { out } => {
             let n = match &out {
                 Some(path) => {
-                    let mut f = std::io::BufWriter::new(
-                        std::fs::File::create(path)
-                            .with_context(|| format!("creating {}", path.display()))?,
-                    );
+                    let file = kasane_os::fs::create_private_file(path)
+                        .with_context(|| format!("creating {}", path.display()))?;
+                    let mut f = std::io::BufWriter::new(file);
                     let n = audit::export(st.as_ref(), &mut f)
                         .await
                         .map_err(|e| anyhow::anyhow!("exporting: {e}"))?;
-                    std::io::Write::flush(&mut f).context("writing the export")?;
+                    let file = f.into_inner().context("writing the export")?;
+                    file.sync_all().context("writing the export")?;
                     n
                 }
                 None => audit::export(st.as_ref(), &mut std::io::stdout().lock())

@@ -221,6 +221,21 @@ async fn audit_verify_and_export() {
     let lines = std::fs::read_to_string(&file).unwrap();
     assert_eq!(lines.lines().count(), 1);
     assert!(lines.contains(&hex::encode(&sid)));
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    let again = bin()
+        .args(["--data", data_s, "audit", "export", "--out"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        !again.status.success(),
+        "an existing file is not overwritten"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), lines);
 
     // Changed behind the host's back.
     let pool = sqlx::SqlitePool::connect(&cfg.database_url).await.unwrap();
