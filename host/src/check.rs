@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use kasane_host::config::Config;
 use kasane_host::registry::HostRegistry;
 use kasane_host::registry_db::DbRegistry;
@@ -37,7 +37,29 @@ pub(crate) async fn run(data: &Path) -> anyhow::Result<()> {
         None => registry(&cfg)?,
     };
     keys_listed(&cfg, &registry)?;
+    active_transforms(&registry)?;
     gateway_upstream(&cfg).await
+}
+
+/// The transforms a login can be offered now, by name and rollout weight; none is a failure
+/// (`/readyz` would answer 503 `registry: no active transform`).
+fn active_transforms(registry: &HostRegistry) -> anyhow::Result<()> {
+    let active = registry
+        .active(now())
+        .context("the registry's active transforms")?;
+    if active.is_empty() {
+        bail!("the registry has no active transform: no login can be served");
+    }
+    let list: Vec<String> = active
+        .iter()
+        .map(|e| format!("{} (weight {})", e.name, e.rollout_weight))
+        .collect();
+    ok(format_args!(
+        "{} active transforms: {}",
+        active.len(),
+        list.join(", ")
+    ));
+    Ok(())
 }
 
 /// `[gateway] upstream`, if set, answers HTTP (`serve` refuses to start otherwise).

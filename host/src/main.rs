@@ -76,7 +76,8 @@ enum Command {
     },
     /// Validates the configuration and the data directory without serving: the
     /// configuration, TLS certificate and key, host and queue keys, the store, the registry,
-    /// and that the registry lists host.key, ticket.pem and online.pem for their roles.
+    /// that the registry lists host.key, ticket.pem and online.pem for their roles, and the
+    /// transforms a login can be offered now (by name and weight; none is a failure).
     /// Prints one `ok:` line per check; exits non-zero at the first failure.
     Check,
     /// Manages users.

@@ -410,7 +410,15 @@ fn check_passes_on_a_fresh_init_and_names_what_fails() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for what in ["configuration", "TLS", "host key", "registry", "store"] {
+    for what in [
+        "configuration",
+        "TLS",
+        "host key",
+        "registry",
+        "store",
+        "active transforms: ",
+        "sha256-chain (weight ",
+    ] {
         assert!(
             text.lines()
                 .any(|l| l.starts_with("ok: ") && l.contains(what)),

@@ -141,7 +141,7 @@ impl AuthorSignArgs {
             out.display()
         );
         println!(
-            "the registry takes it in: kasane-registry snapshot --repo DIR --author {} --author-file {} --module {}",
+            "the registry takes it in: kasane-registry snapshot --repo DIR --keys KEYS --author {} --author-file {} --module {}",
             self.author,
             out.display(),
             spec.module.display()
