@@ -200,6 +200,16 @@ impl Settings {
             ));
         }
         let root = read("registry root", &self.root)?;
+        if let Err(why) = looks_like_root(&root) {
+            let p = self.root.as_deref().unwrap_or(Path::new(""));
+            return Err(Failure::new(
+                Class::Config,
+                anyhow!(
+                    "the registry root file {} is not a TUF root (the host's registry/metadata/1.root.json): {why}",
+                    p.display()
+                ),
+            ));
+        }
         let server = self
             .server
             .clone()
@@ -216,6 +226,17 @@ impl Settings {
         }
         cfg.state_dir = self.state_dir.clone();
         Ok(cfg)
+    }
+}
+
+/// Whether `bytes` are a TUF root document in shape (JSON, `signed._type` = `root`), so a
+/// wrong `--root` file is named here; its signatures are checked by the trust store.
+fn looks_like_root(bytes: &[u8]) -> Result<(), String> {
+    let doc: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    match doc.pointer("/signed/_type").and_then(|t| t.as_str()) {
+        Some("root") => Ok(()),
+        Some(other) => Err(format!("its type is {other:?}")),
+        None => Err("no signed._type".into()),
     }
 }
 

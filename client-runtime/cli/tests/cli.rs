@@ -91,6 +91,41 @@ fn a_ca_file_without_a_certificate_is_refused() {
     assert!(lines[0].contains("holds no PEM certificate"), "{lines:?}");
 }
 
+/// A `--root` file that is not a TUF root (another role's file, not JSON) is named before any
+/// connection, with exit code 3 (configuration).
+#[test]
+fn a_root_file_that_is_not_a_root_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+    let timestamp = r#"{"signed": {"_type": "timestamp"}, "signatures": []}"#;
+    for (body, why) in [
+        (timestamp, "its type is \"timestamp\""),
+        ("hello", "expected value"),
+    ] {
+        let root = dir.path().join("1.root.json");
+        std::fs::write(&root, body).unwrap();
+        let o = kasane(&[
+            "--server",
+            "https://127.0.0.1:1",
+            "--ca",
+            ca.to_str().unwrap(),
+            "--root",
+            root.to_str().unwrap(),
+            "--user",
+            "alice",
+            "login",
+        ]);
+        assert_eq!(o.status.code(), Some(3));
+        let lines = stderr_lines(&o);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("is not a TUF root") && lines[0].contains(why),
+            "{lines:?}"
+        );
+    }
+}
+
 #[test]
 fn a_missing_root_is_one_error_line_and_exit_3() {
     let o = kasane(&[
