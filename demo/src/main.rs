@@ -25,9 +25,12 @@ fn main() -> std::process::ExitCode {
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            let cause: &(dyn std::error::Error + 'static) = e.as_ref();
             eprintln!(
                 "kasane-demo: error: {}",
-                format!("{e:#}").replace('\n', " ")
+                kasane_os::report::Chain(cause)
+                    .to_string()
+                    .replace('\n', " ")
             );
             std::process::ExitCode::FAILURE
         }

@@ -296,7 +296,8 @@ fn main() -> std::process::ExitCode {
     match rt.block_on(real_main(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let e: &(dyn std::error::Error + 'static) = e.as_ref();
+            eprintln!("error: {}", kasane_os::report::Chain(e));
             std::process::ExitCode::FAILURE
         }
     }
@@ -597,9 +598,8 @@ fn log_key(file: &str, r: Result<KeyReload, HostError>) -> &'static str {
 
 /// Logs why a reload kept `what` in use; says `kept`.
 fn kept(what: &str, e: HostError) -> &'static str {
-    let e = anyhow::Error::new(e);
     tracing::error!(
-        error = format!("{e:#}"),
+        error = %kasane_os::report::Chain(&e),
         "reload: keeping the {what} in use"
     );
     "kept"

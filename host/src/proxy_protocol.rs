@@ -25,7 +25,7 @@ pub const MAX_REST_LEN: usize = 1024;
 pub enum ProxyHeaderError {
     /// The connection failed or ended inside the header.
     #[error("reading the PROXY header: {0}")]
-    Io(std::io::Error),
+    Io(#[from] std::io::Error),
     /// The connection does not start with the v2 signature.
     #[error("no PROXY protocol v2 signature")]
     NoSignature,
@@ -66,14 +66,6 @@ pub async fn read_header<R: AsyncRead + Unpin>(
         Addresses::IPv6(a) => Some(SocketAddr::from((a.source_address, a.source_port))),
         _ => None,
     })
-}
-
-// By hand rather than `#[from]`: a variant here prints its cause in its own message, so the
-// cause must not be its `source()` too, or a printed cause chain says it twice.
-impl From<std::io::Error> for ProxyHeaderError {
-    fn from(e: std::io::Error) -> Self {
-        Self::Io(e)
-    }
 }
 
 #[cfg(test)]

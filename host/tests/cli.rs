@@ -665,6 +665,7 @@ async fn restore_puts_a_backup_in_place_and_names_what_it_takes_back() {
     let (ok, text) = restore(&backup);
     assert!(!ok && text.contains("in use"), "{text}");
     st.close().await;
+    drop(st);
     let junk = dir.path().join("junk.db");
     std::fs::write(&junk, b"not a database").unwrap();
     let (ok, text) = restore(&junk);

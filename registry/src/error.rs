@@ -60,7 +60,7 @@ pub enum RegistryError {
     },
     /// The JSON is malformed or does not have the expected shape.
     #[error("malformed JSON: {0}")]
-    Json(serde_json::Error),
+    Json(#[from] serde_json::Error),
     /// A hex field is malformed (odd length, not lowercase hex, or the wrong length).
     #[error("malformed hex in {field}")]
     BadHex {
@@ -184,13 +184,13 @@ pub enum RegistryError {
     /// The TUF workflow refused metadata or a target (rollback, freeze, threshold,
     /// mix-and-match, unknown target, …): the typed reason is inside.
     #[error("TUF: {0}")]
-    Tuf(kasane_tuf::TufError),
+    Tuf(#[from] kasane_tuf::TufError),
     /// A signer failed (a key file, a token).
     #[error("signing: {0}")]
-    Sign(kasane_tuf::SignError),
+    Sign(#[from] kasane_tuf::SignError),
     /// A key file or token could not be opened or used.
     #[error("signer: {0}")]
-    Signer(kasane_signer::SignerError),
+    Signer(#[from] kasane_signer::SignerError),
     /// A role's threshold is zero or above its number of keys.
     #[error("{role}: threshold {threshold} with {keys} keys")]
     BadThreshold {
@@ -256,29 +256,3 @@ impl RegistryError {
 
 /// Shorthand for this crate's results.
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
-
-// By hand rather than `#[from]`: a variant here prints its cause in its own message, so the
-// cause must not be its `source()` too, or a printed cause chain says it twice.
-impl From<serde_json::Error> for RegistryError {
-    fn from(e: serde_json::Error) -> Self {
-        Self::Json(e)
-    }
-}
-
-impl From<kasane_tuf::TufError> for RegistryError {
-    fn from(e: kasane_tuf::TufError) -> Self {
-        Self::Tuf(e)
-    }
-}
-
-impl From<kasane_tuf::SignError> for RegistryError {
-    fn from(e: kasane_tuf::SignError) -> Self {
-        Self::Sign(e)
-    }
-}
-
-impl From<kasane_signer::SignerError> for RegistryError {
-    fn from(e: kasane_signer::SignerError) -> Self {
-        Self::Signer(e)
-    }
-}

@@ -68,34 +68,20 @@ pub enum SandboxError {
     Guest(i32),
     /// The [`DeriveInput`](kasane_abi::DeriveInput) could not be encoded.
     #[error("derive input could not be encoded: {0}")]
-    Input(EncodeError),
+    Input(#[from] EncodeError),
     /// wasmtime refused the configuration or failed outside the guest (e.g. the pooling
     /// allocator is full).
     #[error("wasm engine error: {0}")]
     Engine(String),
     /// The compile cache could not be read or written.
     #[error("compile cache I/O error: {0}")]
-    Cache(std::io::Error),
+    Cache(#[from] std::io::Error),
 }
 
 fn guest_message(code: i32) -> String {
     match GuestError::from_code(code) {
         Some(e) => format!("code {code}: {e}"),
         None => format!("code {code} (unknown)"),
-    }
-}
-
-// By hand rather than `#[from]`: a variant here prints its cause in its own message, so the
-// cause must not be its `source()` too, or a printed cause chain says it twice.
-impl From<EncodeError> for SandboxError {
-    fn from(e: EncodeError) -> Self {
-        Self::Input(e)
-    }
-}
-
-impl From<std::io::Error> for SandboxError {
-    fn from(e: std::io::Error) -> Self {
-        Self::Cache(e)
     }
 }
 

@@ -41,9 +41,10 @@ impl Failure {
         Self { class, error }
     }
 
-    /// The cause chain on one line.
+    /// The cause chain on one line, nothing said twice ([`kasane_os::report::Chain`]).
     pub(crate) fn line(&self) -> String {
-        format!("{:#}", self.error).replace('\n', " ")
+        let e: &(dyn std::error::Error + 'static) = self.error.as_ref();
+        kasane_os::report::Chain(e).to_string().replace('\n', " ")
     }
 
     /// Prints `kasane: error: <cause chain>` on one line of stderr; the exit code of the class.

@@ -104,13 +104,29 @@ async fn prepare(copy: &Path, backup: &Path) -> Result<(Restored, Credentials)> 
     let store = SqliteStore::open_file(copy).await?;
     let restored = store.after_restore().await;
     store.close().await;
+    // Dropped, not only closed: a sqlx connection to the copy was seen to stay open (its
+    // worker thread alive) after `close` for as long as the store lived.
+    drop(store);
     let restored = restored?;
     let conn = open_existing(copy)?;
     // The copy is ours alone, but the store's connections may still be closing on their
-    // threads (`close` returns before they have): wait for them.
+    // threads (a close checkpoints, locking the file): the read waits for them, and leaving
+    // WAL mode, which needs them gone and fails at once (no busy handler), is tried again
+    // for a while.
     conn.busy_timeout(Duration::from_secs(10))?;
     let after = credentials(&conn)?;
-    leave_wal(&conn)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match leave_wal(&conn) {
+            Err(StoreError::Sqlite(e))
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            done => break done?,
+        }
+    }
     Ok((restored, after))
 }
 

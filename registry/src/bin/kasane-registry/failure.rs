@@ -19,24 +19,11 @@ pub(crate) fn usage(e: anyhow::Error) -> Failure {
     Failure::Usage(e)
 }
 
-/// The error and its causes on one line, `a: b: c`. A cause whose text its parent already
-/// shows (an error that prints its source inline, like `malformed JSON: {0}`) is left out, so
-/// nothing is said twice.
+/// The error and its causes on one line, `a: b: c`, nothing said twice
+/// ([`kasane_os::report::Chain`]).
 pub(crate) fn one_line(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    let mut previous = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if !previous.is_empty() && previous.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-        previous = text;
-    }
-    out.replace('\n', " ")
+    let e: &(dyn std::error::Error + 'static) = e.as_ref();
+    kasane_os::report::Chain(e).to_string().replace('\n', " ")
 }
 
 #[cfg(test)]
