@@ -543,6 +543,19 @@ async fn every_failure_looks_the_same_on_the_network() {
     }
 }
 
+/// What a request on a session the host has ended gets.
+fn assert_session_ended<T: std::fmt::Debug>(result: Result<T, ClientError>) {
+    assert!(
+        matches!(
+            result,
+            Err(ClientError::Refused(
+                kasane_protocol::RefusalReason::SessionEnded
+            ))
+        ),
+        "{result:?}"
+    );
+}
+
 /// `kasane-host user logout` (`Store::end_sessions`, another process): the session's inbox
 /// may still be answered from the host's memory until SIGHUP, which forgets it; then it is
 /// refused, and the user logs in again.
@@ -557,16 +570,7 @@ async fn sessions_ended_by_another_process_are_refused_after_a_reload() {
     assert_eq!(ended, Some(1));
     let reloaded = th.reload().await;
     assert!(reloaded.sessions_forgotten >= 1, "{reloaded:?}");
-    let refused = s.inbox(0).await;
-    assert!(
-        matches!(
-            refused,
-            Err(ClientError::Refused(
-                kasane_protocol::RefusalReason::SessionEnded
-            ))
-        ),
-        "{refused:?}"
-    );
+    assert_session_ended(s.inbox(0).await);
     let (again, _) = client.login("alice", &mut responder(&card)).await.unwrap();
     again.close().await.unwrap();
 }
@@ -586,16 +590,7 @@ async fn changing_password_and_card_takes_effect_at_the_next_login() {
     s.change_credentials(Zeroizing::new("a new password".into()), &new_card)
         .await
         .unwrap();
-    let ended = other.inbox(0).await;
-    assert!(
-        matches!(
-            ended,
-            Err(ClientError::Refused(
-                kasane_protocol::RefusalReason::SessionEnded
-            ))
-        ),
-        "{ended:?}"
-    );
+    assert_session_ended(other.inbox(0).await);
     s.inbox(0).await.unwrap();
     s.close().await.unwrap();
     let old = client.login("alice", &mut responder(&card)).await;

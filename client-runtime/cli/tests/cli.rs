@@ -67,13 +67,14 @@ fn a_missing_ca_file_is_one_error_line_and_exit_3() {
     assert!(lines[0].starts_with("kasane: error: reading the CA file"));
 }
 
-#[test]
-fn a_ca_file_without_a_certificate_is_refused() {
+/// `kasane login` as alice with a CA and a root file of these contents (to a port nothing
+/// answers on): its one line of standard error, after checking it exits 3 (configuration).
+fn config_refusal(ca_text: &str, root_text: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, "not a certificate\n").unwrap();
+    std::fs::write(&ca, ca_text).unwrap();
     let root = dir.path().join("1.root.json");
-    std::fs::write(&root, "{}").unwrap();
+    std::fs::write(&root, root_text).unwrap();
     let o = kasane(&[
         "--server",
         "https://127.0.0.1:1",
@@ -88,40 +89,28 @@ fn a_ca_file_without_a_certificate_is_refused() {
     assert_eq!(o.status.code(), Some(3));
     let lines = stderr_lines(&o);
     assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(lines[0].contains("holds no PEM certificate"), "{lines:?}");
+    lines[0].clone()
+}
+
+#[test]
+fn a_ca_file_without_a_certificate_is_refused() {
+    let line = config_refusal("not a certificate\n", "{}");
+    assert!(line.contains("holds no PEM certificate"), "{line}");
 }
 
 /// A `--root` file that is not a TUF root (another role's file, not JSON) is named before any
 /// connection, with exit code 3 (configuration).
 #[test]
 fn a_root_file_that_is_not_a_root_is_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
     let timestamp = r#"{"signed": {"_type": "timestamp"}, "signatures": []}"#;
     for (body, why) in [
         (timestamp, "its type is \"timestamp\""),
         ("hello", "expected value"),
     ] {
-        let root = dir.path().join("1.root.json");
-        std::fs::write(&root, body).unwrap();
-        let o = kasane(&[
-            "--server",
-            "https://127.0.0.1:1",
-            "--ca",
-            ca.to_str().unwrap(),
-            "--root",
-            root.to_str().unwrap(),
-            "--user",
-            "alice",
-            "login",
-        ]);
-        assert_eq!(o.status.code(), Some(3));
-        let lines = stderr_lines(&o);
-        assert_eq!(lines.len(), 1, "{lines:?}");
+        let line = config_refusal("-----BEGIN CERTIFICATE-----\n", body);
         assert!(
-            lines[0].contains("is not a TUF root") && lines[0].contains(why),
-            "{lines:?}"
+            line.contains("is not a TUF root") && line.contains(why),
+            "{line}"
         );
     }
 }
