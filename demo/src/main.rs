@@ -25,12 +25,9 @@ fn main() -> std::process::ExitCode {
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            let cause: &(dyn std::error::Error + 'static) = e.as_ref();
             eprintln!(
                 "kasane-demo: error: {}",
-                kasane_os::report::Chain(cause)
-                    .to_string()
-                    .replace('\n', " ")
+                kasane_os::report::Chain(&*e).one_line()
             );
             std::process::ExitCode::FAILURE
         }

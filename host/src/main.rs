@@ -63,9 +63,9 @@ enum Command {
     /// SIGHUP reloads the TLS certificate and key, re-reads the registry, and reads
     /// keys/host.key, keys/ticket.pem and keys/online.pem again (a key the registry does not
     /// list for its role is refused), and forgets the sessions it holds in memory (each is
-    /// read from the store again at its next use); connections and logins in progress are kept (files that
-    /// do not load leave the ones in use, and the log says why). SIGTERM or Ctrl-C stops
-    /// accepting connections and lets open ones finish.
+    /// read from the store again at its next use); connections and logins in progress are
+    /// kept (files that do not load leave the ones in use, and the log says why). SIGTERM or
+    /// Ctrl-C stops accepting connections and lets open ones finish.
     Serve {
         /// Overrides the configured listen address.
         #[arg(long)]
@@ -296,8 +296,7 @@ fn main() -> std::process::ExitCode {
     match rt.block_on(real_main(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            let e: &(dyn std::error::Error + 'static) = e.as_ref();
-            eprintln!("error: {}", kasane_os::report::Chain(e));
+            eprintln!("error: {}", kasane_os::report::Chain(&*e));
             std::process::ExitCode::FAILURE
         }
     }
@@ -420,11 +419,8 @@ async fn backup(data: &Path, file: &Path) -> anyhow::Result<()> {
 /// `restore FILE` (SQLite: [`store::restore_file`]) or `restore --already-restored` (any
 /// backend: [`Store::after_restore`] alone).
 async fn restore(data: &Path, file: Option<&Path>) -> anyhow::Result<()> {
-    let cfg = load_config(data)?;
     let Some(file) = file else {
-        let st = store::open(&cfg.database_url)
-            .await
-            .context("opening the store")?;
+        let (_, st) = open_store(data).await?;
         let done = st
             .after_restore()
             .await
@@ -432,6 +428,8 @@ async fn restore(data: &Path, file: Option<&Path>) -> anyhow::Result<()> {
         print_restored(&done);
         return Ok(());
     };
+    // Not `open_store`: the database must not be open here while it is replaced.
+    let cfg = load_config(data)?;
     let Some(db) = store::database_file(&cfg.database_url)? else {
         bail!(
             "restore FILE is for a SQLite database file; with PostgreSQL run `pg_restore --clean --if-exists --dbname=\"$KASANE_DATABASE_URL\" FILE` with the hosts stopped, then `kasane-host --data {} restore --already-restored`",

@@ -34,6 +34,15 @@ impl fmt::Display for Chain<'_> {
     }
 }
 
+impl Chain<'_> {
+    /// The chain as one line (a message's own line breaks become spaces), for a binary's
+    /// one-line failure report.
+    #[must_use]
+    pub fn one_line(self) -> String {
+        self.to_string().replace('\n', " ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

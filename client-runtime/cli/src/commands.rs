@@ -359,8 +359,7 @@ pub(crate) async fn status(s: &Settings) -> Result<(), Failure> {
             match crate::health::check(server, s.server_name.as_deref(), &pem, s.timeout).await {
                 Ok(body) => println!("host: reachable ({server}/healthz answered {body:?})"),
                 Err(e) => {
-                    let cause: &(dyn std::error::Error + 'static) = e.as_ref();
-                    println!("host: NOT reachable: {}", kasane_os::report::Chain(cause));
+                    println!("host: NOT reachable: {}", kasane_os::report::Chain(&*e));
                     return Err(Failure::new(
                         Class::Connect,
                         anyhow!("{server} is not reachable"),

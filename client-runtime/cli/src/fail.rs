@@ -43,8 +43,7 @@ impl Failure {
 
     /// The cause chain on one line, nothing said twice ([`kasane_os::report::Chain`]).
     pub(crate) fn line(&self) -> String {
-        let e: &(dyn std::error::Error + 'static) = self.error.as_ref();
-        kasane_os::report::Chain(e).to_string().replace('\n', " ")
+        kasane_os::report::Chain(&*self.error).one_line()
     }
 
     /// Prints `kasane: error: <cause chain>` on one line of stderr; the exit code of the class.

@@ -210,13 +210,9 @@ impl Claim {
     fn set_aside(self, db: &Path, now: UnixSeconds) -> Result<PathBuf> {
         leave_wal(&self.conn)?;
         let aside = with_suffix(db, &format!(".replaced-{now}"));
-        if aside.exists() {
-            return Err(StoreError::RestoreFile {
-                path: aside,
-                source: std::io::ErrorKind::AlreadyExists.into(),
-            });
-        }
-        std::fs::rename(db, &aside).map_err(|source| StoreError::RestoreFile {
+        // A link, then the old name gone: a rename would replace an existing `aside`.
+        let moved = std::fs::hard_link(db, &aside).and_then(|()| std::fs::remove_file(db));
+        moved.map_err(|source| StoreError::RestoreFile {
             path: aside.clone(),
             source,
         })?;

@@ -335,6 +335,23 @@ where
         Ok(true)
     }
 
+    /// Deletes the sessions of user `user_id` but the one whose id is `keep` (none has an
+    /// empty id: all of them); their token hashes.
+    async fn end_sessions_of(
+        conn: &mut DB::Connection,
+        user_id: i64,
+        keep: &[u8],
+    ) -> Result<Vec<Vec<u8>>> {
+        let ended: Vec<TokenHashRow> = sqlx::query_as(
+            "DELETE FROM sessions WHERE user_id = $1 AND session_id <> $2 RETURNING token_hash",
+        )
+        .bind(user_id)
+        .bind(keep)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(ended.into_iter().map(|r| r.token_hash).collect())
+    }
+
     /// Queues `body` for `recipient`: its queue id, or `None` if there is no such user.
     async fn enqueue(
         conn: &mut DB::Connection,
@@ -614,15 +631,9 @@ where
         let Some(id) = user.as_ref().map(|u| u.id) else {
             return Ok(None);
         };
-        let ended: Vec<TokenHashRow> = sqlx::query_as(
-            "DELETE FROM sessions WHERE user_id = $1 AND session_id <> $2 RETURNING token_hash",
-        )
-        .bind(id)
-        .bind(keep)
-        .fetch_all(&mut *tx)
-        .await?;
+        let ended = Self::end_sessions_of(&mut tx, id, keep).await?;
         Self::swap_pairs(tx, user, pairs).await?;
-        Ok(Some(ended.into_iter().map(|r| r.token_hash).collect()))
+        Ok(Some(ended))
     }
 
     async fn after_restore(&self) -> Result<Restored> {
@@ -666,12 +677,9 @@ where
         let Some(user) = user else {
             return Ok(None);
         };
-        let ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(user.id)
-            .execute(&mut *tx)
-            .await?;
+        let ended = Self::end_sessions_of(&mut tx, user.id, &[]).await?;
         tx.commit().await?;
-        Ok(Some(DB::rows_affected(&ended)))
+        Ok(Some(ended.len() as u64))
     }
 
     async fn next_counter(&self, name: &str) -> Result<u64> {

@@ -22,8 +22,7 @@ pub(crate) fn usage(e: anyhow::Error) -> Failure {
 /// The error and its causes on one line, `a: b: c`, nothing said twice
 /// ([`kasane_os::report::Chain`]).
 pub(crate) fn one_line(e: &anyhow::Error) -> String {
-    let e: &(dyn std::error::Error + 'static) = e.as_ref();
-    kasane_os::report::Chain(e).to_string().replace('\n', " ")
+    kasane_os::report::Chain(&**e).one_line()
 }
 
 #[cfg(test)]
