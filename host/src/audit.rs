@@ -22,7 +22,8 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, Verifying
 use serde::{Deserialize, Serialize};
 
 pub use crate::audit_chain::{
-    CHECKPOINT_LABEL, GENESIS_LABEL, RECORD_LABEL, checkpoint_message, genesis_hash, record_hash,
+    CHECKPOINT_LABEL, GENESIS_LABEL, PRUNED_LABEL, RECORD_LABEL, checkpoint_message, genesis_hash,
+    pruned_message, record_hash,
 };
 use crate::store::{AuditCheckpoint, AuditCursor, AuditReader, AuditRecord, Store, StoreError};
 
@@ -110,6 +111,10 @@ pub enum Defect {
     CheckpointMismatch,
     /// A checkpoint vouches for a record that is not in the log.
     CheckpointWithoutRecord,
+    /// A pruned chain's marker does not verify under the host key.
+    PrunedSignature,
+    /// A record of a chain marked pruned (written, or left, after the marker).
+    RecordOfPrunedChain,
 }
 
 impl std::fmt::Display for Defect {
@@ -132,6 +137,12 @@ impl std::fmt::Display for Defect {
             }
             Self::CheckpointWithoutRecord => {
                 f.write_str("signed checkpoint for a record that does not exist (deleted records)")
+            }
+            Self::PrunedSignature => f.write_str(
+                "pruned-chain marker does not verify with the host key (records deleted)",
+            ),
+            Self::RecordOfPrunedChain => {
+                f.write_str("record of a chain marked pruned (inserted after pruning)")
             }
         }
     }
@@ -167,8 +178,10 @@ pub struct Summary {
     pub chains: u64,
     /// Records read.
     pub records: u64,
-    /// Checkpoints whose signature and record were checked.
+    /// Checkpoints whose signature and record (or pruned chain) were checked.
     pub checkpoints: u64,
+    /// Pruned chains whose marker was checked (`kasane-host audit prune`).
+    pub pruned: u64,
 }
 
 /// Errors of [`verify`]: the log is broken, or could not be read.
@@ -194,13 +207,16 @@ fn broken(session_id: &[u8], seq: u64, what: Defect) -> VerifyError {
 /// Pages read from the store at a time.
 const PAGE: u32 = 512;
 
-/// Checkpoints by position (`session_id`, `seq`).
+/// Checkpoints (or pruned chains' markers) by position (`session_id`, `seq`).
 type Checkpoints = HashMap<(Vec<u8>, u64), AuditCheckpoint>;
+
+/// Pruned chains' markers, by session id.
+type PrunedChains = HashMap<Vec<u8>, AuditCheckpoint>;
 
 /// Reads every chain and checkpoint (page by page) and checks: sequence numbers contiguous
 /// from 1, `prev_hash` links (genesis for record 1), recomputed `record_hash`, payloads that
 /// decode, checkpoint signatures under `host_key`, and that each checkpoint matches an
-/// existing record (so a cut-off tail is detected).
+/// existing record (so a cut-off tail is detected) or a signed pruned chain's head.
 pub async fn verify(store: &dyn Store, host_key: &VerifyingKey) -> Result<Summary, VerifyError> {
     verify_any(store, std::slice::from_ref(host_key)).await
 }
@@ -211,12 +227,19 @@ pub async fn verify_any(
     store: &dyn Store,
     host_keys: &[VerifyingKey],
 ) -> Result<Summary, VerifyError> {
-    let mut checkpoints = read_checkpoints(store).await?;
-    let mut summary = Summary::default();
+    let pruned = read_pruned(store, host_keys).await?;
+    let mut checkpoints = read_marks(store, Marks::Checkpoints).await?;
+    let mut summary = Summary {
+        pruned: pruned.len() as u64,
+        ..Summary::default()
+    };
     let mut reader = AuditReader::new(store);
     // The last record read: (session id, seq, record_hash).
     let mut previous: Option<(Vec<u8>, u64, Vec<u8>)> = None;
     while let Some(r) = reader.next().await? {
+        if pruned.contains_key(&r.session_id) {
+            return Err(broken(&r.session_id, r.seq, Defect::RecordOfPrunedChain));
+        }
         let (expected_seq, expected_prev) = match &previous {
             Some((sid, seq, hash)) if *sid == r.session_id => (seq + 1, hash.clone()),
             _ => {
@@ -232,16 +255,27 @@ pub async fn verify_any(
         summary.records += 1;
         previous = Some((r.session_id, r.seq, r.record_hash));
     }
-    check_no_orphan_checkpoint(checkpoints, host_keys)?;
+    summary.checkpoints += check_leftover_checkpoints(checkpoints, &pruned, host_keys)?;
     Ok(summary)
 }
 
-/// All checkpoints, by position (they are few next to records).
-async fn read_checkpoints(store: &dyn Store) -> Result<Checkpoints, StoreError> {
-    let mut checkpoints = Checkpoints::new();
+/// Which signed marks [`read_marks`] reads.
+#[derive(Clone, Copy)]
+enum Marks {
+    Checkpoints,
+    Pruned,
+}
+
+/// All checkpoints, or all pruned chains' markers, by position (they are few next to
+/// records).
+async fn read_marks(store: &dyn Store, which: Marks) -> Result<Checkpoints, StoreError> {
+    let mut marks = Checkpoints::new();
     let mut cursor: Option<AuditCursor> = None;
     loop {
-        let page = store.audit_checkpoint_page(cursor.as_ref(), PAGE).await?;
+        let page = match which {
+            Marks::Checkpoints => store.audit_checkpoint_page(cursor.as_ref(), PAGE).await?,
+            Marks::Pruned => store.audit_pruned_page(cursor.as_ref(), PAGE).await?,
+        };
         let Some(last) = page.last() else { break };
         cursor = Some(AuditCursor {
             session_id: last.session_id.clone(),
@@ -249,18 +283,34 @@ async fn read_checkpoints(store: &dyn Store) -> Result<Checkpoints, StoreError> 
         });
         let full = page.len() == PAGE as usize;
         for c in page {
-            checkpoints.insert((c.session_id.clone(), c.seq), c);
+            marks.insert((c.session_id.clone(), c.seq), c);
         }
         if !full {
             break;
         }
     }
-    Ok(checkpoints)
+    Ok(marks)
+}
+
+/// The pruned chains' markers, each signed by one of `keys`.
+async fn read_pruned(
+    store: &dyn Store,
+    keys: &[VerifyingKey],
+) -> Result<PrunedChains, VerifyError> {
+    let mut pruned = PrunedChains::new();
+    for ((sid, seq), m) in read_marks(store, Marks::Pruned).await? {
+        let message = pruned_message(&sid, seq, &m.record_hash);
+        if !signed_by(&message, &m.signature, keys) {
+            return Err(broken(&sid, seq, Defect::PrunedSignature));
+        }
+        pruned.insert(sid, m);
+    }
+    Ok(pruned)
 }
 
 /// One record in its chain: at `expected_seq`, linked to `expected_prev`, its own hash right,
 /// its payload decoding.
-fn check_record(
+pub(crate) fn check_record(
     r: &AuditRecord,
     expected_seq: u64,
     expected_prev: &[u8],
@@ -298,37 +348,46 @@ fn check_checkpoint_of(
     Ok(())
 }
 
-/// A checkpoint left over after reading the log vouches for a record that is gone: the first
-/// such (in log order) is the break, once its signature is known to be the host's.
-fn check_no_orphan_checkpoint(
+/// The checkpoints left over after reading the log: each must be signed and lie within a
+/// pruned chain (at its head: vouching for the same hash); any other vouches for a record
+/// that is gone. The first break in log order is reported. Returns the checkpoints checked.
+fn check_leftover_checkpoints(
     checkpoints: Checkpoints,
+    pruned: &PrunedChains,
     keys: &[VerifyingKey],
-) -> Result<(), VerifyError> {
-    let Some(c) = checkpoints
-        .into_values()
-        .min_by(|a, b| (&a.session_id, a.seq).cmp(&(&b.session_id, b.seq)))
-    else {
-        return Ok(());
-    };
-    check_signature(&c, keys)?;
-    Err(broken(
-        &c.session_id,
-        c.seq,
-        Defect::CheckpointWithoutRecord,
-    ))
+) -> Result<u64, VerifyError> {
+    let mut left: Vec<AuditCheckpoint> = checkpoints.into_values().collect();
+    left.sort_by(|a, b| (&a.session_id, a.seq).cmp(&(&b.session_id, b.seq)));
+    for c in &left {
+        check_signature(c, keys)?;
+        let defect = match pruned.get(&c.session_id) {
+            Some(m) if c.seq < m.seq => None,
+            Some(m) if c.seq == m.seq && c.record_hash == m.record_hash => None,
+            Some(m) if c.seq == m.seq => Some(Defect::CheckpointMismatch),
+            _ => Some(Defect::CheckpointWithoutRecord),
+        };
+        if let Some(d) = defect {
+            return Err(broken(&c.session_id, c.seq, d));
+        }
+    }
+    Ok(left.len() as u64)
 }
 
 /// `c`'s signature under one of `keys`.
 fn check_signature(c: &AuditCheckpoint, keys: &[VerifyingKey]) -> Result<(), VerifyError> {
     let message = checkpoint_message(&c.session_id, c.seq, &c.record_hash);
-    let ok = Signature::from_slice(&c.signature)
-        .map(|sig| keys.iter().any(|k| k.verify(&message, &sig).is_ok()))
-        .unwrap_or(false);
-    if ok {
+    if signed_by(&message, &c.signature, keys) {
         Ok(())
     } else {
         Err(broken(&c.session_id, c.seq, Defect::Signature))
     }
+}
+
+/// Whether `signature` is one of `keys`' over `message`.
+fn signed_by(message: &[u8], signature: &[u8], keys: &[VerifyingKey]) -> bool {
+    Signature::from_slice(signature)
+        .map(|sig| keys.iter().any(|k| k.verify(message, &sig).is_ok()))
+        .unwrap_or(false)
 }
 
 /// Errors of [`export`].
@@ -360,7 +419,7 @@ pub async fn export(store: &dyn Store, out: &mut dyn std::io::Write) -> Result<u
 }
 
 /// The JSON line of record `r`.
-fn export_line(r: &AuditRecord) -> serde_json::Value {
+pub(crate) fn export_line(r: &AuditRecord) -> serde_json::Value {
     let mut line = serde_json::json!({
         "session_id": hex::encode(&r.session_id),
         "seq": r.seq,

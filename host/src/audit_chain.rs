@@ -12,7 +12,9 @@
 //! ```
 //!
 //! A checkpoint is the host key's Ed25519 signature over
-//! `"kasane/v1/audit-checkpoint" ‖ sid ‖ u64_be(seq) ‖ record_hash`.
+//! `"kasane/v1/audit-checkpoint" ‖ sid ‖ u64_be(seq) ‖ record_hash`; the marker of a pruned
+//! chain the same over `"kasane/v1/audit-pruned" ‖ sid ‖ u64_be(seq) ‖ record_hash` of its
+//! last record.
 
 use sha2::{Digest, Sha256};
 
@@ -22,6 +24,8 @@ pub const RECORD_LABEL: &[u8] = b"kasane/v1/audit";
 pub const GENESIS_LABEL: &[u8] = b"kasane/v1/audit-genesis";
 /// Domain label of checkpoint signatures.
 pub const CHECKPOINT_LABEL: &[u8] = b"kasane/v1/audit-checkpoint";
+/// Domain label of a pruned chain's marker (`kasane-host audit prune`).
+pub const PRUNED_LABEL: &[u8] = b"kasane/v1/audit-pruned";
 
 /// The `prev_hash` of record 1 of session `session_id`.
 #[must_use]
@@ -47,8 +51,20 @@ pub fn record_hash(session_id: &[u8], seq: u64, prev_hash: &[u8], payload: &[u8]
 /// The bytes a checkpoint of record (`session_id`, `seq`) signs.
 #[must_use]
 pub fn checkpoint_message(session_id: &[u8], seq: u64, record_hash: &[u8]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(CHECKPOINT_LABEL.len() + session_id.len() + 8 + 32);
-    m.extend_from_slice(CHECKPOINT_LABEL);
+    signed_message(CHECKPOINT_LABEL, session_id, seq, record_hash)
+}
+
+/// The bytes the marker of a chain pruned at head (`seq`, `record_hash`) signs: the host
+/// vouches that the chain ended there and that its records left the log on purpose.
+#[must_use]
+pub fn pruned_message(session_id: &[u8], seq: u64, record_hash: &[u8]) -> Vec<u8> {
+    signed_message(PRUNED_LABEL, session_id, seq, record_hash)
+}
+
+/// `label ‖ session_id ‖ u64_be(seq) ‖ record_hash`.
+fn signed_message(label: &[u8], session_id: &[u8], seq: u64, record_hash: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(label.len() + session_id.len() + 8 + record_hash.len());
+    m.extend_from_slice(label);
     m.extend_from_slice(session_id);
     m.extend_from_slice(&seq.to_be_bytes());
     m.extend_from_slice(record_hash);

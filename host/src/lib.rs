@@ -78,6 +78,7 @@
 pub mod assertion;
 pub mod audit;
 pub mod audit_chain;
+pub mod audit_prune;
 pub mod barrier;
 pub mod config;
 pub mod crypto;

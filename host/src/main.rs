@@ -12,7 +12,7 @@ use kasane_host::registry_db::DbRegistry;
 use kasane_host::rekey::KeyReload;
 use kasane_host::setup::{self, CodeCard};
 use kasane_host::store::{self, Clock, Store, SystemClock};
-use kasane_host::{HostError, audit, server};
+use kasane_host::{HostError, audit, audit_prune, server};
 
 mod check;
 
@@ -187,6 +187,24 @@ enum AuditCommand {
         /// is refused, not overwritten.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Removes the chains of ended sessions whose last record is older than --older-than
+    /// days, and whose messages no recipient is still to fetch. Each chain is checked first
+    /// (a broken one is kept), written to the archive, the archive synced, then deleted,
+    /// leaving a marker signed by the host key that `audit verify` checks. Safe while the
+    /// host serves.
+    #[command(group(clap::ArgGroup::new("keep").required(true).args(["archive", "no_archive"])))]
+    Prune {
+        /// Age in days of a chain's last record (0: every ended session's chain).
+        #[arg(long, value_name = "DAYS")]
+        older_than: u32,
+        /// Write the pruned chains here first, as `audit export` lines each followed by its
+        /// signed marker: created with mode 0600; an existing file is refused.
+        #[arg(long, value_name = "FILE")]
+        archive: Option<PathBuf>,
+        /// Delete without keeping a copy.
+        #[arg(long)]
+        no_archive: bool,
     },
 }
 
@@ -676,8 +694,9 @@ async fn audit(data: &Path, command: AuditCommand) -> anyhow::Result<()> {
             match audit::verify_any(st.as_ref(), &accepted).await {
                 Ok(s) => {
                     println!(
-                        "audit log ok: {} chains, {} records, {} signed checkpoints",
-                        s.chains, s.records, s.checkpoints
+                        "audit log ok: {} chains, {} records, {} signed checkpoints, \
+                         {} pruned chains",
+                        s.chains, s.records, s.checkpoints, s.pruned
                     );
                     Ok(())
                 }
@@ -708,7 +727,48 @@ async fn audit(data: &Path, command: AuditCommand) -> anyhow::Result<()> {
             eprintln!("exported {n} records");
             Ok(())
         }
+        AuditCommand::Prune {
+            older_than,
+            archive,
+            no_archive: _,
+        } => audit_prune(&cfg, st.as_ref(), older_than, archive.as_deref()).await,
     }
+}
+
+/// `audit prune`.
+async fn audit_prune(
+    cfg: &Config,
+    st: &dyn Store,
+    older_than_days: u32,
+    archive: Option<&Path>,
+) -> anyhow::Result<()> {
+    let key = kasane_host::keyfile::load_identity_key(&cfg.keys_dir)?;
+    let now = SystemClock.now();
+    let cutoff = now.saturating_sub(u64::from(older_than_days) * 86_400);
+    let mut file = match archive {
+        Some(path) => Some(std::io::BufWriter::new(
+            kasane_os::fs::create_private_file(path)
+                .with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let sink = file.as_mut().map(|f| f as &mut dyn audit_prune::Archive);
+    let pruned = audit_prune::prune(st, &key, cutoff, now, sink).await;
+    if let Some(path) = archive {
+        kasane_os::fs::sync_parent(path)
+            .with_context(|| format!("syncing the directory of {}", path.display()))?;
+    }
+    let pruned = pruned?;
+    let kept = match archive {
+        Some(path) => format!("archived in {}", path.display()),
+        None => "not archived".to_owned(),
+    };
+    println!(
+        "pruned {} chains ({} records) of ended sessions whose last record is at least {} \
+         days old; {kept}",
+        pruned.chains, pruned.records, older_than_days
+    );
+    Ok(())
 }
 
 /// `throttle list|clear`.

@@ -260,6 +260,98 @@ async fn audit_verify_and_export() {
     );
 }
 
+/// `audit prune`: ended chains leave the log for a 0600 archive (records, then each chain's
+/// signed marker); `audit verify` then accepts the kept checkpoints and the markers, and
+/// fails on a record written into a pruned chain or on a marker the host key did not sign.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_prune_archives_ended_chains_and_verify_checks_the_markers() {
+    use ed25519_dalek::Signer as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = initialized(dir.path());
+    let data_s = data.to_str().unwrap();
+    let cfg = file_config(&data);
+    let st = kasane_host::store::open(&cfg.database_url).await.unwrap();
+    let (a, b) = (vec![9u8; 16], vec![8u8; 16]);
+    for sid in [&a, &b] {
+        st.append_audit(&first_record(sid)).await.unwrap();
+    }
+    let key = kasane_host::setup::read_signing_key(&data.join("keys/host.key")).unwrap();
+    let hash = first_record(&a).record_hash;
+    let signature = key.sign(&kasane_host::audit::checkpoint_message(&a, 1, &hash));
+    st.put_audit_checkpoint(&kasane_host::store::AuditCheckpoint {
+        session_id: a.clone(),
+        seq: 1,
+        record_hash: hash,
+        signature: signature.to_bytes().to_vec(),
+        created: 6,
+    })
+    .await
+    .unwrap();
+    let run = |args: &[&str]| bin().args(["--data", data_s, "audit"]).args(args).output();
+    let said = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+
+    let unsaid = run(&["prune", "--older-than", "30"]).unwrap();
+    assert_eq!(
+        unsaid.status.code(),
+        Some(2),
+        "archive or not: the operator says"
+    );
+    let archive = dir.path().join("pruned.jsonl");
+    let archive_s = archive.to_str().unwrap();
+    let pruned = run(&["prune", "--older-than", "30", "--archive", archive_s]).unwrap();
+    assert!(pruned.status.success(), "{pruned:?}");
+    assert!(
+        said(&pruned).contains("pruned 2 chains (2 records)"),
+        "{}",
+        said(&pruned)
+    );
+    let lines = std::fs::read_to_string(&archive).unwrap();
+    let kinds: Vec<bool> = lines
+        .lines()
+        .map(|l| l.starts_with("{\"pruned\""))
+        .collect();
+    assert_eq!(kinds, [false, true, false, true], "{lines}");
+    assert!(lines.lines().nth(2).unwrap().contains(&hex::encode(&a)));
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&archive).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    let again = run(&["prune", "--older-than", "0", "--no-archive"]).unwrap();
+    assert!(said(&again).contains("pruned 0 chains"), "{}", said(&again));
+    let ok = run(&["verify"]).unwrap();
+    assert!(ok.status.success(), "{}", said(&ok));
+    let summary = "0 chains, 0 records, 1 signed checkpoints, 2 pruned chains";
+    assert!(said(&ok).contains(summary), "{}", said(&ok));
+
+    // A record written into a pruned chain behind the host's back.
+    st.append_audit(&first_record(&a)).await.unwrap();
+    let bad = run(&["verify"]).unwrap();
+    assert!(!bad.status.success());
+    assert!(said(&bad).contains("chain marked pruned"), "{}", said(&bad));
+    // A marker the host key did not sign: records deleted, not pruned.
+    let pool = sqlx::SqlitePool::connect(&cfg.database_url).await.unwrap();
+    sqlx::query("DELETE FROM audit_log")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO audit_pruned (session_id, seq, record_hash, signature, created_at) \
+         VALUES (x'07', 3, x'00', x'00', 7)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let forged = run(&["verify"]).unwrap();
+    assert!(!forged.status.success());
+    assert!(
+        said(&forged).contains("session 07 record 3: pruned-chain marker"),
+        "{}",
+        said(&forged)
+    );
+}
+
 /// Rotating the identity key: `new-identity-key` writes a private key file once; after the
 /// switch, checkpoints the old key signed fail `audit verify` until `--key` names the old key
 /// (its file or its hex).

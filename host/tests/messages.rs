@@ -669,6 +669,78 @@ async fn audit_verify_detects_changed_deleted_inserted_and_reordered_records() {
     pool.close().await;
 }
 
+/// Pruning: once alice's session has ended and bob has read her messages, her chain goes,
+/// and `verify` accepts its checkpoints up to the signed head, and no checkpoint past it or
+/// vouching for another head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pruned_chain_verifies_by_its_marker_and_its_checkpoints() {
+    use ed25519_dalek::Signer as _;
+    let th = start(|_| {}).await;
+    let mut alice = user(&th, "alice").await;
+    th.add_user("bob").await;
+    let store = th.host.store().clone();
+    for i in 0..3u8 {
+        alice.send(&th, "bob", &[i; 10]).await;
+        if i == 1 {
+            assert_eq!(th.host.checkpoint_audit().await.unwrap(), 1);
+        }
+    }
+    assert_eq!(th.host.checkpoint_audit().await.unwrap(), 1);
+    let key = kasane_host::keyfile::load_identity_key(&th.cfg.keys_dir).unwrap();
+    let now = th.clock.now();
+    let prune = || kasane_host::audit_prune::prune(store.as_ref(), &key, now, now, None);
+    assert_eq!(prune().await.unwrap().chains, 0, "a live session");
+    store.end_sessions("alice").await.unwrap();
+    assert_eq!(prune().await.unwrap().chains, 0, "bob has not read them");
+    for m in store.fetch_messages("bob", 0, 10).await.unwrap() {
+        assert!(store.ack_message("bob", m.id).await.unwrap());
+    }
+    let pruned = prune().await.unwrap();
+    assert_eq!((pruned.chains, pruned.records), (1, 3));
+    let s = audit::verify(store.as_ref(), &host_key(&th)).await.unwrap();
+    assert_eq!((s.records, s.checkpoints, s.pruned), (0, 2, 1));
+
+    // Checkpoints past the marked head, or of another head, even signed by the host key.
+    let pool = sqlx::SqlitePool::connect(&th.cfg.database_url)
+        .await
+        .unwrap();
+    let (sid, head): (Vec<u8>, Vec<u8>) =
+        sqlx::query_as("SELECT session_id, record_hash FROM audit_pruned")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    sqlx::query("DROP TRIGGER audit_checkpoints_no_delete")
+        .execute(&pool)
+        .await
+        .unwrap();
+    for (seq, hash, what) in [
+        (4, head.clone(), audit::Defect::CheckpointWithoutRecord),
+        (3, vec![7; 32], audit::Defect::CheckpointMismatch),
+    ] {
+        sqlx::query("DELETE FROM audit_checkpoints WHERE seq = 3")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let signature = key.sign(&audit::checkpoint_message(&sid, seq, &hash));
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (session_id, seq, record_hash, signature, \
+             created_at) VALUES ($1, $2, $3, $4, 0)",
+        )
+        .bind(&sid)
+        .bind(seq as i64)
+        .bind(&hash)
+        .bind(signature.to_bytes().as_slice())
+        .execute(&pool)
+        .await
+        .unwrap();
+        match audit::verify(store.as_ref(), &host_key(&th)).await {
+            Err(audit::VerifyError::Broken(b)) => assert_eq!((b.seq, b.what), (seq, what)),
+            other => panic!("{other:?}"),
+        }
+    }
+    pool.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn message_is_relayed_acked_and_audited_postgres() {
     let Some(schema) = common::PgSchema::create("kasane_msg").await else {

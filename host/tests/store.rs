@@ -52,6 +52,23 @@ impl Raw {
         }
     }
 
+    /// Deletes the audit records of session `sid` behind the store's back.
+    async fn delete_chain(&self, sid: &[u8]) -> Result<u64, sqlx::Error> {
+        let q = "DELETE FROM audit_log WHERE session_id = $1";
+        Ok(match self {
+            Self::Sqlite(pool) => sqlx::query(q)
+                .bind(sid)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Self::Pg(pool) => sqlx::query(q)
+                .bind(sid)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        })
+    }
+
     /// Whether a commit on this pool waits for the disk: SQLite's `synchronous` is FULL (2)
     /// rather than NORMAL (1); PostgreSQL's `synchronous_commit` is `on` rather than `off`.
     async fn commits_durably(&self) -> bool {
@@ -183,6 +200,7 @@ suite!(
     audit_chain_appends_and_reads_in_order,
     audit_concurrent_appends_one_winner_per_position,
     audit_checkpoints_vouch_for_existing_records,
+    audit_chains_are_pruned_whole_once_ended_and_read,
     purge_removes_expired,
     known_networks_are_noted_refreshed_and_forgotten,
     removing_user_cascades,
@@ -1646,6 +1664,93 @@ mod cases {
         };
         let rest = st.audit_checkpoint_page(Some(&cursor), 1).await.unwrap();
         assert_eq!(rest, [cp(b"a", 2, b"h2")]);
+    }
+
+    /// Retention: a chain is prunable once its session has ended, nobody is still to read
+    /// a message it holds, and its last record is at or before the cut-off; pruning stores
+    /// the marker and deletes the whole chain at once, or nothing; nothing else can delete.
+    pub(crate) async fn audit_chains_are_pruned_whole_once_ended_and_read(s: Stores) {
+        let st = &*s.main;
+        let mark = |sid: &[u8], seq: u64, hash: &[u8]| AuditCheckpoint {
+            session_id: sid.to_vec(),
+            seq,
+            record_hash: hash.to_vec(),
+            signature: vec![0x52; 64],
+            created: 9_000,
+        };
+        st.append_audit(&audit(b"a", 1, b"g", b"h1")).await.unwrap();
+        st.append_audit(&audit(b"a", 2, b"h1", b"h2"))
+            .await
+            .unwrap();
+        let mut late = audit(b"b", 1, b"g", b"k1");
+        late.created = 3_000;
+        st.append_audit(&late).await.unwrap();
+        // alice's live session [6, 0xee]: a message to bob (queued), one to nobody.
+        st.create_user(&user("alice", 1), 1).await.unwrap();
+        st.create_user(&user("bob", 1), 1).await.unwrap();
+        st.create_session(&session("alice", 6, 1, 10_000))
+            .await
+            .unwrap();
+        let quota = QueueQuota {
+            max_messages: 9,
+            max_bytes: 900,
+        };
+        st.accept_message(&to("bob", 1, 10, quota)).await.unwrap();
+        let replica = &*s.replica;
+        let prunable = |after: Option<&'static [u8]>| async move {
+            let heads = replica.prunable_audit_chains(after, 2_000, 10).await;
+            let heads = heads.unwrap().into_iter().map(|(sid, seq, _)| (sid, seq));
+            heads.collect::<Vec<_>>()
+        };
+        assert_eq!(
+            prunable(None).await,
+            [(b"a".to_vec(), 2)],
+            "b is too new, 6 live"
+        );
+        assert!(prunable(Some(b"a")).await.is_empty(), "after a");
+        // Ended, but bob has not read its message; once he has, it goes too.
+        let sid = [6, 0xee];
+        let (_, head) = st.audit_head(&sid).await.unwrap().unwrap();
+        let m6 = mark(&sid, 1, &head);
+        let live = st.prune_audit_chain(&m6).await;
+        assert!(
+            matches!(live, Err(StoreError::NotPrunable)),
+            "live: {live:?}"
+        );
+        st.end_sessions("alice").await.unwrap();
+        assert_eq!(prunable(None).await.len(), 1);
+        let unread = st.prune_audit_chain(&m6).await;
+        assert!(matches!(unread, Err(StoreError::NotPrunable)), "{unread:?}");
+        let queued = st.fetch_messages("bob", 0, 10).await.unwrap();
+        assert!(st.ack_message("bob", queued[0].id).await.unwrap());
+        let both = [(sid.to_vec(), 1), (b"a".to_vec(), 2)];
+        assert_eq!(prunable(None).await, both, "in log order");
+
+        // Only at the chain's head, whole; refused, it writes nothing.
+        let bad = [
+            mark(b"a", 1, b"h1"),
+            mark(b"a", 2, b"h1"),
+            mark(b"a", 3, b"h3"),
+        ];
+        for bad in bad {
+            let r = st.prune_audit_chain(&bad).await;
+            assert!(matches!(r, Err(StoreError::NotPrunable)), "{bad:?}: {r:?}");
+        }
+        assert_eq!(s.raw.count("audit_pruned").await, 0);
+        assert_eq!(
+            st.prune_audit_chain(&mark(b"a", 2, b"h2")).await.unwrap(),
+            2
+        );
+        assert_eq!(s.replica.prune_audit_chain(&m6).await.unwrap(), 1);
+        let again = s.replica.prune_audit_chain(&mark(b"a", 2, b"h2")).await;
+        assert!(matches!(again, Err(StoreError::NotPrunable)), "{again:?}");
+        assert!(st.audit_head(b"a").await.unwrap().is_none());
+        let marks = s.replica.audit_pruned_page(None, 10).await.unwrap();
+        assert_eq!(marks, [m6, mark(b"a", 2, b"h2")]);
+        assert_eq!(s.raw.count("audit_log").await, 1, "b kept");
+        // The append-only guard still holds for every chain not marked pruned.
+        assert!(s.raw.delete_chain(b"b").await.is_err());
+        assert_eq!(s.raw.count("audit_log").await, 1);
     }
 
     /// Issue 14, item 1: a network a user logged in from is known for 30 days after its last

@@ -58,14 +58,15 @@
 //! | `relay_queue` | `id` (increasing) | recipient, the message's key sealed at rest and the audit record (`audit_session`, `audit_seq`) holding its body (before migration 0013/0014: the sealed body), bytes counted against the quota, `created_at` |
 //! | `relay_queue_usage` | `recipient_id` | how many messages and bytes a user's queue holds, kept by triggers on `relay_queue` (the quota check reads this one row) |
 //! | `relay_unknown_recipients` | `name` | for a name with no user: how many messages and bytes its stand-in queue holds (the quota counts them as for a real queue; no bodies) |
-//! | `audit_log` | (`session_id`, `seq`) | previous record hash, record hash, payload as received; append-only (triggers refuse `UPDATE`/`DELETE`) |
+//! | `audit_log` | (`session_id`, `seq`) | previous record hash, record hash, payload as received; append-only (triggers refuse `UPDATE`/`DELETE`, except `DELETE` of a chain `audit_pruned` marks) |
 //! | `audit_checkpoints` | (`session_id`, `seq`) | record hash at that position, host-key signature; append-only |
+//! | `audit_pruned` | `session_id` | the head (`seq`, record hash) of a chain `audit prune` removed, host-key signature; append-only |
 //! | `relay_dead_letters` | `id` (its queue id) | recipient, the body that did not open, `created_at`, `moved_at` |
 //! | `host_facts` | `name` | what every host on the database must agree with (`queue_key_id`) |
 //! | `durable_marks` | `id` (one row) | a count a durable commit increments to put every earlier relaxed commit on disk ([`Store::make_durable`]) |
 //!
 //! Deleting a user cascades to its pairs, sessions and queued messages; the audit log keeps
-//! everything.
+//! everything until [`Store::prune_audit_chain`] removes an ended session's chain.
 //!
 //! # Atomicity
 //!
@@ -252,6 +253,12 @@ pub enum StoreError {
     /// previous hash, or another record was appended at that position first).
     #[error("audit record does not extend the chain of its session")]
     AuditChainMismatch,
+    /// An audit chain cannot be pruned: it no longer ends at the head given, its session
+    /// is live, or a queued message names one of its records.
+    #[error(
+        "audit chain not prunable (it grew, its session is live, or a queued message needs it)"
+    )]
+    NotPrunable,
     /// The durable write that puts earlier relaxed commits on disk failed, or found no row
     /// to write (`durable_marks`): they may not be durable.
     #[error("earlier commits could not be made durable")]
@@ -1137,6 +1144,30 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         after: Option<&AuditCursor>,
         limit: u32,
     ) -> Result<Vec<AuditCheckpoint>>;
+    /// Heads (`session_id`, `seq`, `record_hash`) of up to `limit` audit chains after
+    /// session `after` (in log order) that may be pruned: the last record was written at or
+    /// before `cutoff`, the session has ended (no `sessions` row), and no queued or
+    /// dead-lettered message names one of its records.
+    async fn prunable_audit_chains(
+        &self,
+        after: Option<&[u8]>,
+        cutoff: UnixSeconds,
+        limit: u32,
+    ) -> Result<Vec<(Vec<u8>, u64, Vec<u8>)>>;
+    /// Prunes one chain in one durable transaction: stores `marker` (its head, signed by
+    /// the host key over [`crate::audit_chain::pruned_message`]) and deletes its records.
+    /// [`StoreError::NotPrunable`] (nothing written) unless the chain still ends at
+    /// (`marker.seq`, `marker.record_hash`) with `marker.seq` records, its session has
+    /// ended, and no queued or dead-lettered message names one of its records (the cut-off
+    /// is the caller's). Returns the records deleted.
+    async fn prune_audit_chain(&self, marker: &AuditCheckpoint) -> Result<u64>;
+    /// Up to `limit` markers of pruned chains after `after` (from the start if `None`), in
+    /// log order.
+    async fn audit_pruned_page(
+        &self,
+        after: Option<&AuditCursor>,
+        limit: u32,
+    ) -> Result<Vec<AuditCheckpoint>>;
 
     // --- housekeeping ---
 
@@ -1162,9 +1193,19 @@ impl<'a> AuditReader<'a> {
     /// A reader from the start of the log.
     #[must_use]
     pub fn new(store: &'a dyn Store) -> Self {
+        Self::from_cursor(store, None)
+    }
+
+    /// A reader of the records after `cursor` (for one chain: its session id, seq 0).
+    #[must_use]
+    pub fn after(store: &'a dyn Store, cursor: AuditCursor) -> Self {
+        Self::from_cursor(store, Some(cursor))
+    }
+
+    fn from_cursor(store: &'a dyn Store, cursor: Option<AuditCursor>) -> Self {
         Self {
             store,
-            cursor: None,
+            cursor,
             page: std::collections::VecDeque::new(),
             page_size: AUDIT_READ_PAGE,
             done: false,

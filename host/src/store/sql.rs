@@ -421,6 +421,19 @@ where
         Ok(())
     }
 
+    /// One page of `table` (`audit_checkpoints` or `audit_pruned`: signed chain heads).
+    async fn signed_heads_page(
+        &self,
+        table: &str,
+        after: Option<&AuditCursor>,
+        limit: u32,
+    ) -> Result<Vec<AuditCheckpoint>> {
+        let select =
+            format!("SELECT session_id, seq, record_hash, signature, created_at FROM {table}");
+        let rows: Vec<CheckpointRow> = self.keyset_page(&select, after, limit).await?;
+        convert(rows)
+    }
+
     /// One page of `select` (a `SELECT … FROM t` over a table keyed by `(session_id, seq)`),
     /// in key order, strictly after `after`. Shared by the audit log and its checkpoints so
     /// both page the same way.
@@ -1221,10 +1234,80 @@ where
         after: Option<&AuditCursor>,
         limit: u32,
     ) -> Result<Vec<AuditCheckpoint>> {
-        const COLS: &str = "SELECT session_id, seq, record_hash, signature, created_at \
-             FROM audit_checkpoints";
-        let rows: Vec<CheckpointRow> = self.keyset_page(COLS, after, limit).await?;
+        self.signed_heads_page("audit_checkpoints", after, limit)
+            .await
+    }
+
+    async fn prunable_audit_chains(
+        &self,
+        after: Option<&[u8]>,
+        cutoff: UnixSeconds,
+        limit: u32,
+    ) -> Result<Vec<(Vec<u8>, u64, Vec<u8>)>> {
+        // `NOT IN` over the queues: each subquery is read once, not once per chain.
+        let rows: Vec<SessionHeadRow> = sqlx::query_as(
+            "SELECT a.session_id, a.seq, a.record_hash FROM audit_log a \
+             WHERE a.session_id > $1 AND a.created_at <= $2 \
+               AND a.seq = (SELECT MAX(b.seq) FROM audit_log b \
+                            WHERE b.session_id = a.session_id) \
+               AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = a.session_id) \
+               AND a.session_id NOT IN (SELECT q.audit_session FROM relay_queue q \
+                                        WHERE q.audit_session IS NOT NULL) \
+               AND a.session_id NOT IN (SELECT d.audit_session FROM relay_dead_letters d \
+                                        WHERE d.audit_session IS NOT NULL) \
+             ORDER BY a.session_id LIMIT $3",
+        )
+        .bind(after.unwrap_or_default())
+        .bind(to_db(cutoff, "cutoff")?)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
         convert(rows)
+    }
+
+    async fn prune_audit_chain(&self, m: &AuditCheckpoint) -> Result<u64> {
+        let seq = to_db(m.seq, "seq")?;
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let marked = sqlx::query(
+            "INSERT INTO audit_pruned (session_id, seq, record_hash, signature, created_at) \
+             SELECT $1, $2, $3, $4, $5 \
+             WHERE EXISTS (SELECT 1 FROM audit_log \
+                           WHERE session_id = $1 AND seq = $2 AND record_hash = $3) \
+               AND NOT EXISTS (SELECT 1 FROM audit_log WHERE session_id = $1 AND seq > $2) \
+               AND NOT EXISTS (SELECT 1 FROM sessions WHERE session_id = $1) \
+               AND NOT EXISTS (SELECT 1 FROM relay_queue WHERE audit_session = $1) \
+               AND NOT EXISTS (SELECT 1 FROM relay_dead_letters WHERE audit_session = $1)",
+        )
+        .bind(m.session_id.as_slice())
+        .bind(seq)
+        .bind(m.record_hash.as_slice())
+        .bind(m.signature.as_slice())
+        .bind(to_db(m.created, "created")?)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| unique_as(e, StoreError::NotPrunable))?;
+        if DB::rows_affected(&marked) != 1 {
+            return Err(StoreError::NotPrunable);
+        }
+        let deleted = sqlx::query("DELETE FROM audit_log WHERE session_id = $1")
+            .bind(m.session_id.as_slice())
+            .execute(&mut *tx)
+            .await?;
+        // A chain with a gap is not pruned (dropping `tx` rolls the marker back).
+        let deleted = DB::rows_affected(&deleted);
+        if deleted != m.seq {
+            return Err(StoreError::NotPrunable);
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn audit_pruned_page(
+        &self,
+        after: Option<&AuditCursor>,
+        limit: u32,
+    ) -> Result<Vec<AuditCheckpoint>> {
+        self.signed_heads_page("audit_pruned", after, limit).await
     }
 
     async fn purge_expired(&self, now: UnixSeconds, idle_timeout: u64) -> Result<Purged> {

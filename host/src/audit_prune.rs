@@ -1,0 +1,174 @@
+//! Retention of the audit log: `kasane-host audit prune` removes whole chains of ended
+//! sessions, after writing them to an archive if asked, and leaves for each a marker signed
+//! by the host key so that `audit verify` can tell a pruned chain from a deleted one.
+//!
+//! A chain is prunable when its last record is older than the cut-off, its session has
+//! ended, and no queued or dead-lettered message names one of its records (a queued message's
+//! body *is* its audit record). Each chain is checked before it goes (a broken chain is kept:
+//! it is evidence), written to the archive, the archive synced, and only then pruned, one
+//! durable transaction per chain.
+
+use std::io::{self, Write};
+
+use ed25519_dalek::{Signer as _, SigningKey};
+
+use crate::audit::{Broken, VerifyError, check_record, export_line, genesis_hash, pruned_message};
+use crate::store::{AuditCheckpoint, AuditCursor, AuditReader, Store, StoreError, UnixSeconds};
+
+/// Chains looked up (and archived before their deletion) at a time.
+const BATCH: u32 = 64;
+
+/// Where [`prune`] writes the chains it removes, before it removes them.
+pub trait Archive {
+    /// Writes one JSON line.
+    fn line(&mut self, line: &serde_json::Value) -> io::Result<()>;
+    /// Makes everything written so far durable.
+    fn sync(&mut self) -> io::Result<()>;
+}
+
+impl Archive for io::BufWriter<std::fs::File> {
+    fn line(&mut self, line: &serde_json::Value) -> io::Result<()> {
+        serde_json::to_writer(&mut *self, line)?;
+        self.write_all(b"\n")
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.flush()?;
+        self.get_ref().sync_data()
+    }
+}
+
+/// What [`prune`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pruned {
+    /// Chains (ended sessions).
+    pub chains: u64,
+    /// Records.
+    pub records: u64,
+}
+
+/// Errors of [`prune`]. Chains pruned before the error stay pruned (and archived).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PruneError {
+    /// A chain due for pruning is broken; it is kept, as are the ones after it.
+    #[error("audit log broken: {0} (that chain is kept; run audit verify)")]
+    Broken(Broken),
+    /// Reading or pruning failed.
+    #[error("pruning the audit log")]
+    Store(#[from] StoreError),
+    /// Writing or syncing the archive failed (the chains not yet synced are kept).
+    #[error("writing the archive")]
+    Archive(#[from] io::Error),
+}
+
+impl From<VerifyError> for PruneError {
+    fn from(e: VerifyError) -> Self {
+        match e {
+            VerifyError::Broken(b) => Self::Broken(b),
+            VerifyError::Store(e) => Self::Store(e),
+        }
+    }
+}
+
+/// Prunes every chain whose last record was written at or before `cutoff` and whose session
+/// has ended (see the module's documentation), each marked with `key`'s signature at `now`.
+pub async fn prune(
+    store: &dyn Store,
+    key: &SigningKey,
+    cutoff: UnixSeconds,
+    now: UnixSeconds,
+    mut archive: Option<&mut (dyn Archive + '_)>,
+) -> Result<Pruned, PruneError> {
+    let mut done = Pruned::default();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let heads = store
+            .prunable_audit_chains(after.as_deref(), cutoff, BATCH)
+            .await?;
+        let Some((last, _, _)) = heads.last() else {
+            return Ok(done);
+        };
+        after = Some(last.clone());
+        let mut markers = Vec::with_capacity(heads.len());
+        for (session_id, seq, hash) in heads {
+            let marker = sign_marker(key, session_id, seq, hash, now);
+            check_and_archive(store, &marker, archive.as_deref_mut()).await?;
+            markers.push(marker);
+        }
+        if let Some(a) = archive.as_deref_mut() {
+            a.sync()?;
+        }
+        for m in &markers {
+            done.records += store.prune_audit_chain(m).await?;
+            done.chains += 1;
+        }
+    }
+}
+
+/// The marker of a chain pruned at head (`seq`, `record_hash`).
+fn sign_marker(
+    key: &SigningKey,
+    session_id: Vec<u8>,
+    seq: u64,
+    record_hash: Vec<u8>,
+    now: UnixSeconds,
+) -> AuditCheckpoint {
+    let signature = key.sign(&pruned_message(&session_id, seq, &record_hash));
+    AuditCheckpoint {
+        session_id,
+        seq,
+        record_hash,
+        signature: signature.to_bytes().to_vec(),
+        created: now,
+    }
+}
+
+/// Reads the chain `marker` closes, checks it as `audit verify` would, and writes its
+/// records (as `audit export` lines) and then the marker to `archive`.
+async fn check_and_archive(
+    store: &dyn Store,
+    marker: &AuditCheckpoint,
+    mut archive: Option<&mut (dyn Archive + '_)>,
+) -> Result<(), PruneError> {
+    let sid = &marker.session_id;
+    let mut reader = AuditReader::after(
+        store,
+        AuditCursor {
+            session_id: sid.clone(),
+            seq: 0,
+        },
+    );
+    let (mut seq, mut head) = (0, genesis_hash(sid).to_vec());
+    while let Some(r) = reader.next().await? {
+        if r.session_id != *sid {
+            break;
+        }
+        check_record(&r, seq + 1, &head)?;
+        if let Some(a) = archive.as_deref_mut() {
+            a.line(&export_line(&r))?;
+        }
+        (seq, head) = (r.seq, r.record_hash);
+    }
+    if (seq, head.as_slice()) != (marker.seq, marker.record_hash.as_slice()) {
+        // It grew since the lookup: not an ended session's chain after all.
+        return Err(StoreError::NotPrunable.into());
+    }
+    if let Some(a) = archive {
+        a.line(&marker_line(marker))?;
+    }
+    Ok(())
+}
+
+/// The archive's line for a pruned chain's marker.
+fn marker_line(m: &AuditCheckpoint) -> serde_json::Value {
+    serde_json::json!({
+        "pruned": {
+            "session_id": hex::encode(&m.session_id),
+            "seq": m.seq,
+            "record_hash": hex::encode(&m.record_hash),
+            "signature": hex::encode(&m.signature),
+            "created": m.created,
+        }
+    })
+}
