@@ -384,7 +384,7 @@ fn check_signature(c: &AuditCheckpoint, keys: &[VerifyingKey]) -> Result<(), Ver
 }
 
 /// Whether `signature` is one of `keys`' over `message`.
-fn signed_by(message: &[u8], signature: &[u8], keys: &[VerifyingKey]) -> bool {
+pub(crate) fn signed_by(message: &[u8], signature: &[u8], keys: &[VerifyingKey]) -> bool {
     Signature::from_slice(signature)
         .map(|sig| keys.iter().any(|k| k.verify(message, &sig).is_ok()))
         .unwrap_or(false)

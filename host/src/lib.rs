@@ -77,6 +77,7 @@
 
 pub mod assertion;
 pub mod audit;
+pub mod audit_archive;
 pub mod audit_chain;
 pub mod audit_prune;
 pub mod barrier;

@@ -12,7 +12,7 @@ use kasane_host::registry_db::DbRegistry;
 use kasane_host::rekey::KeyReload;
 use kasane_host::setup::{self, CodeCard};
 use kasane_host::store::{self, Clock, Store, SystemClock};
-use kasane_host::{HostError, audit, audit_prune, server};
+use kasane_host::{HostError, audit, audit_archive, audit_prune, server};
 
 mod check;
 
@@ -180,6 +180,11 @@ enum AuditCommand {
         /// key file, a public key file, or 64 hex digits. keys/host.key is always accepted.
         #[arg(long = "key", value_name = "KEY")]
         keys: Vec<String>,
+        /// Check this archive of `audit prune` instead of the database: each chain whole
+        /// from record 1 and closed by its marker, signed by the host key (or a --key; the
+        /// data directory's keys/host.key is accepted when it is there).
+        #[arg(long, value_name = "FILE")]
+        archive: Option<PathBuf>,
     },
     /// Writes the log as JSON lines, one per record (byte fields hex).
     Export {
@@ -678,19 +683,19 @@ async fn open_store(data: &Path) -> anyhow::Result<(Config, Arc<dyn Store>)> {
 }
 
 async fn audit(data: &Path, command: AuditCommand) -> anyhow::Result<()> {
+    if let AuditCommand::Verify {
+        keys,
+        archive: Some(path),
+    } = &command
+    {
+        return audit_verify_archive(data, keys, path);
+    }
     let (cfg, st) = open_store(data).await?;
     match command {
-        AuditCommand::Verify { keys } => {
+        AuditCommand::Verify { keys, .. } => {
             let mut accepted =
                 vec![kasane_host::keyfile::load_identity_key(&cfg.keys_dir)?.verifying_key()];
-            for k in &keys {
-                let public = kasane_registry::keys::read_host_public_key(k)
-                    .with_context(|| format!("--key {k}"))?;
-                accepted.push(
-                    ed25519_dalek::VerifyingKey::from_bytes(&public)
-                        .with_context(|| format!("--key {k}: not an Ed25519 public key"))?,
-                );
-            }
+            accepted.extend(earlier_keys(&keys)?);
             match audit::verify_any(st.as_ref(), &accepted).await {
                 Ok(s) => {
                     println!(
@@ -732,6 +737,49 @@ async fn audit(data: &Path, command: AuditCommand) -> anyhow::Result<()> {
             archive,
             no_archive: _,
         } => audit_prune(&cfg, st.as_ref(), older_than, archive.as_deref()).await,
+    }
+}
+
+/// The public keys `--key` names.
+fn earlier_keys(keys: &[String]) -> anyhow::Result<Vec<ed25519_dalek::VerifyingKey>> {
+    keys.iter()
+        .map(|k| {
+            let public = kasane_registry::keys::read_host_public_key(k)
+                .with_context(|| format!("--key {k}"))?;
+            ed25519_dalek::VerifyingKey::from_bytes(&public)
+                .with_context(|| format!("--key {k}: not an Ed25519 public key"))
+        })
+        .collect()
+}
+
+/// `audit verify --archive FILE`: the file and the keys only, no database.
+fn audit_verify_archive(data: &Path, keys: &[String], path: &Path) -> anyhow::Result<()> {
+    let mut accepted = earlier_keys(keys)?;
+    let own = load_config(data).and_then(|cfg| {
+        Ok(kasane_host::keyfile::load_identity_key(&cfg.keys_dir)?.verifying_key())
+    });
+    match own {
+        Ok(key) => accepted.push(key),
+        Err(e) if !accepted.is_empty() => eprintln!(
+            "(not using the host key: {})",
+            kasane_os::report::Chain(&*e)
+        ),
+        Err(e) => return Err(e.context("no key to check the archive with (give --key)")),
+    }
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    match audit_archive::verify_archive(std::io::BufReader::new(file), &accepted) {
+        Ok(s) => {
+            println!(
+                "archive ok: {} chains, {} records, each chain's marker signed",
+                s.chains, s.records
+            );
+            Ok(())
+        }
+        Err(audit_archive::ArchiveError::Broken { line, what }) => {
+            println!("archive BROKEN: line {line}: {what}");
+            bail!("archive broken at line {line}: {what}")
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
 

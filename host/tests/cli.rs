@@ -317,6 +317,28 @@ async fn audit_prune_archives_ended_chains_and_verify_checks_the_markers() {
         let mode = std::fs::metadata(&archive).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
+    // The archive checks offline: whole, then cut off, then changed.
+    let checked = run(&["verify", "--archive", archive_s]).unwrap();
+    assert!(checked.status.success(), "{}", said(&checked));
+    assert!(
+        said(&checked).contains("archive ok: 2 chains, 2 records"),
+        "{}",
+        said(&checked)
+    );
+    let part = dir.path().join("part.jsonl");
+    let first_three: Vec<&str> = lines.lines().take(3).collect();
+    std::fs::write(&part, first_three.join("\n")).unwrap();
+    let cut = run(&["verify", "--archive", part.to_str().unwrap()]).unwrap();
+    assert!(
+        said(&cut).contains("line 3: the last chain has no marker"),
+        "{}",
+        said(&cut)
+    );
+    let changed = lines.replacen("\"seq\":1,", "\"seq\":2,", 1);
+    std::fs::write(&part, changed).unwrap();
+    let bad = run(&["verify", "--archive", part.to_str().unwrap()]).unwrap();
+    assert!(!bad.status.success());
+    assert!(said(&bad).contains("line 1: session"), "{}", said(&bad));
     let again = run(&["prune", "--older-than", "0", "--no-archive"]).unwrap();
     assert!(said(&again).contains("pruned 0 chains"), "{}", said(&again));
     let ok = run(&["verify"]).unwrap();
