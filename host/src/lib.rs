@@ -100,6 +100,7 @@ pub mod registry_source;
 pub mod rekey;
 pub mod server;
 pub mod session_cache;
+pub mod session_ends;
 pub mod setup;
 pub mod store;
 pub mod tls;

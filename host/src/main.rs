@@ -242,9 +242,8 @@ enum UserCommand {
         name: String,
     },
     /// Ends every session of a user (a lost device, a leaked token); the user can log in
-    /// again. A serving host refuses the sessions' messages at once, but may answer their
-    /// inbox and forward-auth checks from memory for up to a minute: send it SIGHUP (each
-    /// replica) to make them refused at once.
+    /// again. A serving host refuses the sessions' messages at once, and their inbox and
+    /// forward-auth checks within about a second (when it next reads the ended sessions).
     Logout {
         /// The user name.
         name: String,

@@ -538,6 +538,9 @@ pub struct Options {
     pub grace: Duration,
     /// Time between housekeeping passes (one more runs before serving starts).
     pub housekeeping_every: Duration,
+    /// Time between reads of the sessions ended by other processes
+    /// ([`crate::session_ends`]).
+    pub session_ends_every: Duration,
 }
 
 impl Default for Options {
@@ -545,6 +548,7 @@ impl Default for Options {
         Self {
             grace: SHUTDOWN_GRACE,
             housekeeping_every: crate::housekeeping::PERIOD,
+            session_ends_every: crate::session_ends::PERIOD,
         }
     }
 }
@@ -703,8 +707,8 @@ fn host_tls(host: &Host) -> Result<Arc<rustls::ServerConfig>, HostError> {
     tls_config(&cfg.tls_cert, &cfg.tls_key)
 }
 
-/// The router of `host` over TLS, with periodic housekeeping beside it until the server has
-/// stopped (a pass in progress is finished).
+/// The router of `host` over TLS, with periodic housekeeping and the reader of sessions
+/// ended elsewhere beside it until the server has stopped (a pass in progress is finished).
 async fn serve_host(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -712,17 +716,27 @@ async fn serve_host(
     options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HostError> {
-    let (stop_keeping, keep_until) = oneshot::channel::<()>();
+    let (stop_keeping, keep_until) = tokio::sync::watch::channel(());
+    let until_stopped = move || {
+        let mut stopped = keep_until.clone();
+        async move {
+            let _ = stopped.changed().await;
+        }
+    };
     let keeper = tokio::spawn(crate::housekeeping::every(
         host.clone(),
         options.housekeeping_every,
-        async move {
-            let _ = keep_until.await;
-        },
+        until_stopped(),
+    ));
+    let watcher = tokio::spawn(crate::session_ends::every(
+        host.clone(),
+        options.session_ends_every,
+        until_stopped(),
     ));
     let http = host.config().http.clone();
     let served = serve_tls(listener, tls, app(host), shutdown, options.grace, http).await;
     drop(stop_keeping);
     joined(keeper.await, ());
+    joined(watcher.await, ());
     served
 }

@@ -13,10 +13,11 @@
 //!   forward), so two replicas on one PostgreSQL accept each sequence number at most once
 //!   between them.
 //! - **Ending** (logout, idle or absolute timeout): a logout on this process forgets the
-//!   entry at once, and the absolute expiry is checked from memory. A logout on *another*
-//!   replica is seen here at the next write-through (within [`touch_interval`]); until then
-//!   this replica may still serve the session's inbox, but no message is accepted for it
-//!   (its row is gone, so the commit finds no session). docs/SECURITY.md.
+//!   entry at once, and the absolute expiry is checked from memory. A session ended by
+//!   *another* process is forgotten when [`crate::session_ends`] reads it (about a second),
+//!   at the latest at the next write-through (within [`touch_interval`]); until then this
+//!   replica may still serve the session's inbox, but no message is accepted for it (its row
+//!   is gone, so the commit finds no session). docs/SECURITY.md.
 //!
 //! Bounded: at most [`CAPACITY`] entries; when full, entries due for a write-through are
 //! dropped first, and if none is, the new session is simply not cached.
@@ -99,9 +100,10 @@ impl SessionCache {
         }
     }
 
-    /// Forgets `token_hash` (logout, or the store found the session ended).
-    pub fn forget(&self, token_hash: &[u8]) {
-        self.lock().remove(token_hash);
+    /// Forgets `token_hash` (logout, or the store found the session ended); whether it was
+    /// held.
+    pub fn forget(&self, token_hash: &[u8]) -> bool {
+        self.lock().remove(token_hash).is_some()
     }
 
     /// Forgets every entry (SIGHUP: each session is read from the store again at its next

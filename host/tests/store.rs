@@ -52,6 +52,15 @@ impl Raw {
         }
     }
 
+    /// Runs `sql` (no parameters) behind the store's back.
+    async fn execute(&self, sql: &str) {
+        match self {
+            Self::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+            Self::Pg(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+        }
+        .unwrap();
+    }
+
     /// Deletes the audit records of session `sid` behind the store's back.
     async fn delete_chain(&self, sid: &[u8]) -> Result<u64, sqlx::Error> {
         let q = "DELETE FROM audit_log WHERE session_id = $1";
@@ -201,6 +210,7 @@ suite!(
     audit_concurrent_appends_one_winner_per_position,
     audit_checkpoints_vouch_for_existing_records,
     audit_chains_are_pruned_whole_once_ended_and_read,
+    session_ends_are_noted_for_every_way_a_session_leaves,
     purge_removes_expired,
     known_networks_are_noted_refreshed_and_forgotten,
     removing_user_cascades,
@@ -1664,6 +1674,44 @@ mod cases {
         };
         let rest = st.audit_checkpoint_page(Some(&cursor), 1).await.unwrap();
         assert_eq!(rest, [cp(b"a", 2, b"h2")]);
+    }
+
+    /// Every way a session leaves `sessions` (logout, a user's sessions ended, the user
+    /// removed, expiry) is noted in `session_ends` by the database's clock, for the other
+    /// processes' caches; housekeeping keeps two minutes of ends before the newest.
+    pub(crate) async fn session_ends_are_noted_for_every_way_a_session_leaves(s: Stores) {
+        let st = &*s.main;
+        let now = kasane_host::store::Clock::now(&kasane_host::store::SystemClock);
+        for name in ["alice", "bob", "carol"] {
+            st.create_user(&user(name, 1), 1).await.unwrap();
+        }
+        for (name, id) in [("alice", 1), ("alice", 2), ("bob", 3), ("carol", 4)] {
+            let expires = if id == 4 { 50 } else { now + 1_000 };
+            st.create_session(&session(name, id, now, expires))
+                .await
+                .unwrap();
+        }
+        assert!(st.session_ends_since(0, 10).await.unwrap().is_empty());
+        assert!(st.delete_session(&[1; 32]).await.unwrap().is_some());
+        assert_eq!(st.end_sessions("alice").await.unwrap(), Some(1));
+        st.remove_user("bob").await.unwrap();
+        st.purge_expired(now, 3_600).await.unwrap();
+        let ends = s.replica.session_ends_since(0, 10).await.unwrap();
+        let mut hashes: Vec<u8> = ends.iter().map(|(h, _)| h[0]).collect();
+        hashes.sort_unstable();
+        assert_eq!(hashes, [1, 2, 3, 4]);
+        assert!(
+            ends.iter().all(|(_, at)| now.abs_diff(*at) < 60),
+            "{ends:?}"
+        );
+        assert_eq!(st.session_ends_since(now + 100, 10).await.unwrap(), []);
+        assert_eq!(st.session_ends_since(0, 2).await.unwrap().len(), 2);
+        // Kept while within two minutes of the newest; older ones go.
+        s.raw
+            .execute("INSERT INTO session_ends (token_hash, ended_at) VALUES ('x', 1000)")
+            .await;
+        st.purge_expired(now, 3_600).await.unwrap();
+        assert_eq!(st.session_ends_since(0, 10).await.unwrap().len(), 4);
     }
 
     /// Retention: a chain is prunable once its session has ended, nobody is still to read

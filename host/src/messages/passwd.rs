@@ -75,7 +75,7 @@ impl Host {
             .map_err(unavailable)?
             .ok_or(RefusalReason::SessionEnded)?;
         // The user's other sessions are gone from the store; from this process's memory too
-        // (another replica's copy is dropped at its next write-through, as after a logout).
+        // (another replica drops its copy when it reads `session_ends`, as after a logout).
         for token_hash in &ended {
             self.sessions.forget(token_hash);
         }

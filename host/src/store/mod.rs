@@ -1171,9 +1171,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     // --- housekeeping ---
 
-    /// Deletes expired pending logins and sessions.
+    /// Deletes expired pending logins and sessions (and session ends more than
+    /// [`SESSION_ENDS_KEPT_SECS`] older than the newest).
     async fn purge_expired(&self, now: UnixSeconds, idle_timeout: u64) -> Result<Purged>;
+    /// Up to `limit` sessions that ended (left `sessions`, by any process, for any reason)
+    /// at or after `since` by the database's clock: (`token_hash`, when), oldest first.
+    async fn session_ends_since(
+        &self,
+        since: UnixSeconds,
+        limit: u32,
+    ) -> Result<Vec<(Vec<u8>, UnixSeconds)>>;
 }
+
+/// How long [`Store::purge_expired`] keeps a session's end (`session_ends`) after the newest
+/// one: readers ([`crate::session_ends`]) that fall further behind forget every session.
+pub const SESSION_ENDS_KEPT_SECS: u64 = 120;
 
 /// Records an [`AuditReader`] holds at once: a record carries a message as received (up to
 /// about 1 MiB), so a page is at most about 16 MiB whatever the log holds.

@@ -369,6 +369,20 @@ impl TryFrom<HeadRow> for (u64, Vec<u8>) {
     }
 }
 
+/// A session's end: (`token_hash`, `ended_at`).
+#[derive(sqlx::FromRow)]
+pub(super) struct SessionEndRow {
+    token_hash: Vec<u8>,
+    ended_at: i64,
+}
+
+impl TryFrom<SessionEndRow> for (Vec<u8>, UnixSeconds) {
+    type Error = super::StoreError;
+    fn try_from(r: SessionEndRow) -> Result<Self> {
+        Ok((r.token_hash, from_db(r.ended_at, "ended_at")?))
+    }
+}
+
 /// The head of some session's audit chain: (`session_id`, `seq`, `record_hash`).
 #[derive(sqlx::FromRow)]
 pub(super) struct SessionHeadRow {

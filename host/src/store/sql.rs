@@ -18,9 +18,9 @@ use super::direct::DirectSqlite;
 use super::login_sql::{self, Stmt};
 use super::rows::{
     AuditRow, CheckpointRow, CountRow, CounterRow, FactRow, HeadRow, IdRow, LoginRow, PairRow,
-    PendingRow, QueueUsageRow, QueuedRow, SeqRow, SessionHeadRow, SessionIdRow, SessionRow,
-    StartLookupRow, ThrottleListRow, ThrottleRow, TokenHashRow, UserRow, UserSummaryRow, WindowRow,
-    convert,
+    PendingRow, QueueUsageRow, QueuedRow, SeqRow, SessionEndRow, SessionHeadRow, SessionIdRow,
+    SessionRow, StartLookupRow, ThrottleListRow, ThrottleRow, TokenHashRow, UserRow,
+    UserSummaryRow, WindowRow, convert,
 };
 use super::{
     AcceptMessage, AcceptOutcome, AuditCheckpoint, AuditCursor, AuditRecord, Backoff,
@@ -1238,6 +1238,22 @@ where
             .await
     }
 
+    async fn session_ends_since(
+        &self,
+        since: UnixSeconds,
+        limit: u32,
+    ) -> Result<Vec<(Vec<u8>, UnixSeconds)>> {
+        let rows: Vec<SessionEndRow> = sqlx::query_as(
+            "SELECT token_hash, ended_at FROM session_ends WHERE ended_at >= $1 \
+             ORDER BY ended_at LIMIT $2",
+        )
+        .bind(to_db(since, "since")?)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        convert(rows)
+    }
+
     async fn prunable_audit_chains(
         &self,
         after: Option<&[u8]>,
@@ -1327,6 +1343,13 @@ where
             .bind(now_db.saturating_sub(to_db(super::KNOWN_NETWORK_SECS, "known")?))
             .execute(&self.relaxed)
             .await?;
+        sqlx::query(
+            "DELETE FROM session_ends \
+             WHERE ended_at < (SELECT MAX(ended_at) FROM session_ends) - $1",
+        )
+        .bind(to_db(super::SESSION_ENDS_KEPT_SECS, "kept")?)
+        .execute(&self.relaxed)
+        .await?;
         Ok(Purged {
             throttle: 0,
             sessions: DB::rows_affected(&sessions),
