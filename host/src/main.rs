@@ -12,7 +12,7 @@ use kasane_host::registry_db::DbRegistry;
 use kasane_host::rekey::KeyReload;
 use kasane_host::setup::{self, CodeCard};
 use kasane_host::store::{self, Clock, Store, SystemClock};
-use kasane_host::{HostError, audit, audit_archive, audit_prune, server};
+use kasane_host::{HostError, audit, audit_archive, audit_prune, server, upkeep};
 
 mod check;
 
@@ -95,6 +95,13 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Queued messages that did not open under keys/queue.key (a corrupted or altered row, or
+    /// a replica with another queue key), moved out of the queue by the inbox read that met
+    /// them (`kasane_queue_dead_letters_total`). Never delivered; kept until removed here.
+    DeadLetters {
+        #[command(subcommand)]
+        command: DeadLetterCommand,
+    },
     /// The registry in the database (PostgreSQL only: with SQLite the registry is the data
     /// directory's `registry/`, edited in place with `kasane-registry`).
     Registry {
@@ -167,6 +174,20 @@ enum ThrottleCommand {
     Clear {
         /// The key.
         key: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DeadLetterCommand {
+    /// Lists them, one per line: id, recipient, bytes, when queued and moved, and the audit
+    /// record (session id, seq) that holds the message as received, if it names one.
+    List,
+    /// Removes dead letters by id (an audit chain a dead letter names is not pruned while
+    /// it is kept).
+    Remove {
+        /// The ids, as `list` prints them.
+        #[arg(required = true)]
+        ids: Vec<u64>,
     },
 }
 
@@ -371,6 +392,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         } => serve(&data, listen, no_channel_binding).await,
         Command::Check => check::run(&data).await,
         Command::Audit { command } => audit(&data, command).await,
+        Command::DeadLetters { command } => dead_letters(&data, command).await,
         Command::User { command } => user(&data, command).await,
         Command::Throttle { command } => throttle(&data, command).await,
         Command::Backup { file } => backup(&data, &file).await,
@@ -816,6 +838,47 @@ async fn audit_prune(
         pruned.chains, pruned.records, older_than_days
     );
     Ok(())
+}
+
+/// `dead-letters list|remove`.
+async fn dead_letters(data: &Path, command: DeadLetterCommand) -> anyhow::Result<()> {
+    let (_, st) = open_store(data).await?;
+    match command {
+        DeadLetterCommand::List => {
+            let (mut after, mut n) = (0, 0);
+            loop {
+                let page = st.dead_letters(after, 256).await?;
+                let Some(last) = page.last() else { break };
+                after = last.id;
+                for d in &page {
+                    let audit = d.audit.as_ref().map_or_else(
+                        || "-".to_owned(),
+                        |a| format!("{}/{}", hex::encode(&a.session_id), a.seq),
+                    );
+                    println!(
+                        "{}\t{}\tbytes={}\tqueued={}\tmoved={}\taudit={audit}",
+                        d.id,
+                        d.recipient,
+                        d.bytes,
+                        upkeep::rfc3339(d.created),
+                        upkeep::rfc3339(d.moved)
+                    );
+                }
+                n += page.len();
+            }
+            eprintln!("{n} dead letters");
+            Ok(())
+        }
+        DeadLetterCommand::Remove { ids } => {
+            for id in ids {
+                if !st.remove_dead_letter(id).await? {
+                    bail!("no dead letter {id} (the ones before it were removed)");
+                }
+                println!("removed dead letter {id}");
+            }
+            Ok(())
+        }
+    }
 }
 
 /// `throttle list|clear`.

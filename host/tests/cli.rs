@@ -374,6 +374,46 @@ async fn audit_prune_archives_ended_chains_and_verify_checks_the_markers() {
     );
 }
 
+/// `dead-letters list` shows what the inbox moved aside; `remove` deletes by id and names
+/// an id it does not know.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = initialized(dir.path());
+    let data_s = data.to_str().unwrap();
+    let cfg = file_config(&data);
+    let st = kasane_host::store::open(&cfg.database_url).await.unwrap();
+    let user = kasane_host::store::NewUser {
+        name: "alice".into(),
+        opaque_record: vec![1; 8],
+        pairs: vec![],
+    };
+    st.create_user(&user, 1).await.unwrap();
+    let id = st.enqueue_message("alice", b"sealed", 5).await.unwrap();
+    assert!(st.dead_letter_message("alice", id, 7).await.unwrap());
+    let run = |args: &[&str]| {
+        bin()
+            .args(["--data", data_s, "dead-letters"])
+            .args(args)
+            .output()
+    };
+    let listed = run(&["list"]).unwrap();
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success());
+    let want = format!("{id}\talice\tbytes=6\tqueued=1970-01-01T00:00:05Z\tmoved=");
+    assert!(text.starts_with(&want), "{text}");
+    assert!(text.trim_end().ends_with("audit=-"), "{text}");
+    let removed = run(&["remove", &id.to_string()]).unwrap();
+    assert!(removed.status.success(), "{removed:?}");
+    let again = run(&["remove", &id.to_string()]).unwrap();
+    assert!(!again.status.success());
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(said.contains(&format!("no dead letter {id}")), "{said}");
+    let none = run(&["list"]).unwrap();
+    assert!(none.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("0 dead letters"));
+}
+
 /// Rotating the identity key: `new-identity-key` writes a private key file once; after the
 /// switch, checkpoints the old key signed fail `audit verify` until `--key` names the old key
 /// (its file or its hex).

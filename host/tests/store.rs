@@ -666,7 +666,24 @@ mod cases {
         );
         let left = st.fetch_messages("alice", 0, 10).await.unwrap();
         assert_eq!(left.iter().map(|m| m.id).collect::<Vec<_>>(), [good]);
-        assert_eq!(s.raw.count("relay_dead_letters").await, 1);
+        let dead = s.replica.dead_letters(0, 10).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        let d = &dead[0];
+        assert_eq!(
+            (d.id, d.recipient.as_str(), d.created, d.moved),
+            (bad, "alice", 5, 9)
+        );
+        assert!(d.bytes > 0 && d.audit.is_none(), "{d:?}");
+        assert!(
+            st.dead_letters(bad, 10).await.unwrap().is_empty(),
+            "after its id"
+        );
+        assert!(st.remove_dead_letter(bad).await.unwrap());
+        assert!(
+            !s.replica.remove_dead_letter(bad).await.unwrap(),
+            "removed once"
+        );
+        assert_eq!(s.raw.count("relay_dead_letters").await, 0);
         // The first claim of a fact wins, on every replica.
         assert_eq!(st.claim_fact("queue_key_id", b"one").await.unwrap(), b"one");
         assert_eq!(
@@ -1769,8 +1786,17 @@ mod cases {
         assert_eq!(prunable(None).await.len(), 1);
         let unread = st.prune_audit_chain(&m6).await;
         assert!(matches!(unread, Err(StoreError::NotPrunable)), "{unread:?}");
+        // Dead-lettered, it still names the record; removed, it no longer does.
         let queued = st.fetch_messages("bob", 0, 10).await.unwrap();
-        assert!(st.ack_message("bob", queued[0].id).await.unwrap());
+        assert!(
+            st.dead_letter_message("bob", queued[0].id, 20)
+                .await
+                .unwrap()
+        );
+        assert_eq!(prunable(None).await.len(), 1);
+        let dead = st.dead_letters(0, 10).await.unwrap();
+        assert_eq!(dead[0].audit.as_ref().map(|a| a.seq), Some(1));
+        assert!(st.remove_dead_letter(queued[0].id).await.unwrap());
         let both = [(sid.to_vec(), 1), (b"a".to_vec(), 2)];
         assert_eq!(prunable(None).await, both, "in log order");
 

@@ -666,6 +666,24 @@ pub struct QueuedMessage {
     pub audit: Option<Vec<u8>>,
 }
 
+/// A queued message that did not open, moved out of the queue and kept for the operator
+/// (`kasane-host dead-letters`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Its queue id.
+    pub id: u64,
+    /// The recipient's name.
+    pub recipient: String,
+    /// The stored entry's length (the sealed body, or the sealed key of an audit record).
+    pub bytes: u64,
+    /// When it was queued.
+    pub created: UnixSeconds,
+    /// When it was moved out of the queue.
+    pub moved: UnixSeconds,
+    /// The audit record holding its body, if it names one.
+    pub audit: Option<AuditCursor>,
+}
+
 /// One audit record, as appended and as read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
@@ -1090,6 +1108,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// queued for this recipient.
     async fn dead_letter_message(&self, recipient: &str, id: u64, now: UnixSeconds)
     -> Result<bool>;
+    /// Up to `limit` dead letters with an id above `after`, by id.
+    async fn dead_letters(&self, after: u64, limit: u32) -> Result<Vec<DeadLetter>>;
+    /// Deletes dead letter `id` (its audit chain may then be pruned). False if there is none.
+    async fn remove_dead_letter(&self, id: u64) -> Result<bool>;
 
     // --- facts every host on this database agrees with ---
 

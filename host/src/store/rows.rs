@@ -6,9 +6,9 @@ use kasane_protocol::ReplayWindow;
 
 use super::accept::Usage;
 use super::{
-    AuditCheckpoint, AuditRecord, ChallengePair, LoginRecord, QueuedMessage, Result, Session,
-    StartLookup, ThrottleEntry, ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing,
-    from_db,
+    AuditCheckpoint, AuditCursor, AuditRecord, ChallengePair, DeadLetter, LoginRecord,
+    QueuedMessage, Result, Session, StartLookup, ThrottleEntry, ThrottleState, UnixSeconds,
+    UserRecord, UserSummary, Zeroizing, from_db,
 };
 
 /// A generated id (`users.id`, `relay_queue.id`).
@@ -366,6 +366,39 @@ impl TryFrom<HeadRow> for (u64, Vec<u8>) {
     type Error = super::StoreError;
     fn try_from(r: HeadRow) -> Result<Self> {
         Ok((from_db(r.seq, "seq")?, r.record_hash))
+    }
+}
+
+/// A row of `relay_dead_letters`, its body's length only.
+#[derive(sqlx::FromRow)]
+pub(super) struct DeadLetterRow {
+    id: i64,
+    recipient: String,
+    bytes: i64,
+    created_at: i64,
+    moved_at: i64,
+    audit_session: Option<Vec<u8>>,
+    audit_seq: Option<i64>,
+}
+
+impl TryFrom<DeadLetterRow> for DeadLetter {
+    type Error = super::StoreError;
+    fn try_from(r: DeadLetterRow) -> Result<Self> {
+        let audit = match r.audit_session.zip(r.audit_seq) {
+            Some((session_id, seq)) => Some(AuditCursor {
+                session_id,
+                seq: from_db(seq, "audit_seq")?,
+            }),
+            None => None,
+        };
+        Ok(Self {
+            id: from_db(r.id, "id")?,
+            recipient: r.recipient,
+            bytes: from_db(r.bytes, "bytes")?,
+            created: from_db(r.created_at, "created_at")?,
+            moved: from_db(r.moved_at, "moved_at")?,
+            audit,
+        })
     }
 }
 

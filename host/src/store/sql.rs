@@ -17,18 +17,18 @@ use super::batch_sql::{
 use super::direct::DirectSqlite;
 use super::login_sql::{self, Stmt};
 use super::rows::{
-    AuditRow, CheckpointRow, CountRow, CounterRow, FactRow, HeadRow, IdRow, LoginRow, PairRow,
-    PendingRow, QueueUsageRow, QueuedRow, SeqRow, SessionEndRow, SessionHeadRow, SessionIdRow,
-    SessionRow, StartLookupRow, ThrottleListRow, ThrottleRow, TokenHashRow, UserRow,
+    AuditRow, CheckpointRow, CountRow, CounterRow, DeadLetterRow, FactRow, HeadRow, IdRow,
+    LoginRow, PairRow, PendingRow, QueueUsageRow, QueuedRow, SeqRow, SessionEndRow, SessionHeadRow,
+    SessionIdRow, SessionRow, StartLookupRow, ThrottleListRow, ThrottleRow, TokenHashRow, UserRow,
     UserSummaryRow, WindowRow, convert,
 };
 use super::{
     AcceptMessage, AcceptOutcome, AuditCheckpoint, AuditCursor, AuditRecord, Backoff,
-    ChallengePair, Counted, Direction, Forgiven, LoginRecord, LoginStage, NewPendingLogin,
-    NewSession, NewUser, PendingBounds, Purged, QueuedMessage, RESTORE_COUNTER_JUMP, Restored,
-    Result, Session, SqliteCommitter, StartLookup, Store, StoreError, ThrottleEntry, ThrottleKey,
-    ThrottleState, UnixSeconds, UserRecord, UserSummary, Zeroizing, from_db, is_unique_violation,
-    to_db,
+    ChallengePair, Counted, DeadLetter, Direction, Forgiven, LoginRecord, LoginStage,
+    NewPendingLogin, NewSession, NewUser, PendingBounds, Purged, QueuedMessage,
+    RESTORE_COUNTER_JUMP, Restored, Result, Session, SqliteCommitter, StartLookup, Store,
+    StoreError, ThrottleEntry, ThrottleKey, ThrottleState, UnixSeconds, UserRecord, UserSummary,
+    Zeroizing, from_db, is_unique_violation, to_db,
 };
 use kasane_protocol::ProtocolError;
 
@@ -1236,6 +1236,27 @@ where
     ) -> Result<Vec<AuditCheckpoint>> {
         self.signed_heads_page("audit_checkpoints", after, limit)
             .await
+    }
+
+    async fn dead_letters(&self, after: u64, limit: u32) -> Result<Vec<DeadLetter>> {
+        let rows: Vec<DeadLetterRow> = sqlx::query_as(
+            "SELECT id, recipient, CAST(LENGTH(body) AS BIGINT) AS bytes, created_at, \
+               moved_at, audit_session, audit_seq FROM relay_dead_letters \
+             WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(to_db(after, "after")?)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        convert(rows)
+    }
+
+    async fn remove_dead_letter(&self, id: u64) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM relay_dead_letters WHERE id = $1")
+            .bind(to_db(id, "id")?)
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&done) == 1)
     }
 
     async fn session_ends_since(
