@@ -1241,7 +1241,8 @@ async fn a_failed_commit_acknowledges_no_sender() {
 /// session in its own memory. Out of order across replicas, each message is accepted once;
 /// a replay on the other replica is refused although that replica's copy of the window is
 /// stale; the same message on both at once is accepted by one; after a logout on one, the
-/// other (its memory still holding the session) accepts no message for it.
+/// other (its memory still holding the session) stops answering the session's inbox within
+/// seconds (it reads the store's `session_ends` every second) and accepts no message for it.
 async fn one_session_on_two_replicas(th: TestHost, replica_store: Arc<dyn Store>) {
     th.add_user("bob").await;
     let mut alice = user(&th, "alice").await;
@@ -1275,11 +1276,24 @@ async fn one_session_on_two_replicas(th: TestHost, replica_store: Arc<dyn Store>
         .count();
     assert_eq!(oks, 1, "{:?} / {:?}", on_a.0, b_answer.0);
 
+    let mut inbox_b = common::connect(b.addr, &th.cert_der).await;
+    let (status, _) = inbox_b.get("/v1/inbox?wait=0", Some(token)).await;
+    assert_eq!(status, StatusCode::OK);
     let (status, _) = alice
         .conn
         .request("POST", "/v1/logout", Vec::new(), Some(token))
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    // Bounded: 10 s, against B's write-through of up to a minute.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let inbox_on_b = loop {
+        let (status, _) = inbox_b.get("/v1/inbox?wait=0", Some(token)).await;
+        if status != StatusCode::OK || std::time::Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(inbox_on_b, StatusCode::UNAUTHORIZED);
     assert_eq!(
         refusal(&on_b(&m[5]).await),
         (StatusCode::UNAUTHORIZED, RefusalReason::SessionEnded)
