@@ -166,6 +166,9 @@
     mark('admitted');
     if (runner) runner.stop();
     runner = new Runner(workerUrl, module, client.memoryLimit(), client.timeLimitMs());
+    // The Worker starts and compiles the admitted module while the user answers; a failure
+    // shows at the derive, which awaits the same load.
+    runner.ensure().catch(() => {});
   }
 
   async function login(user, password) {
