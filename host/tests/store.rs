@@ -1224,6 +1224,15 @@ mod cases {
         assert_eq!(state.locked_until, 100 + b.lock_secs(30));
     }
 
+    /// Users alice and bob, and alice's session `[6, 0xee]` (what [`to`] sends from).
+    async fn alice_s_session_and_bob(st: &dyn Store) {
+        st.create_user(&user("alice", 1), 1).await.unwrap();
+        st.create_user(&user("bob", 1), 1).await.unwrap();
+        st.create_session(&session("alice", 6, 1, 10_000))
+            .await
+            .unwrap();
+    }
+
     /// A message from alice's session `[6, 0xee]` with sequence number `seq` for
     /// `recipient`, its sealed body `len` bytes, under `quota`.
     fn to(recipient: &str, seq: u64, len: usize, quota: QueueQuota) -> AcceptMessage {
@@ -1248,11 +1257,7 @@ mod cases {
     /// whether the recipient exists.
     pub(crate) async fn queue_quota_bounds_known_and_unknown_recipients_alike(s: Stores) {
         let st = &*s.main;
-        st.create_user(&user("alice", 1), 1).await.unwrap();
-        st.create_user(&user("bob", 1), 1).await.unwrap();
-        st.create_session(&session("alice", 6, 1, 10_000))
-            .await
-            .unwrap();
+        alice_s_session_and_bob(st).await;
         let quota = QueueQuota {
             max_messages: 3,
             max_bytes: 100,
@@ -1750,12 +1755,8 @@ mod cases {
         let mut late = audit(b"b", 1, b"g", b"k1");
         late.created = 3_000;
         st.append_audit(&late).await.unwrap();
-        // alice's live session [6, 0xee]: a message to bob (queued), one to nobody.
-        st.create_user(&user("alice", 1), 1).await.unwrap();
-        st.create_user(&user("bob", 1), 1).await.unwrap();
-        st.create_session(&session("alice", 6, 1, 10_000))
-            .await
-            .unwrap();
+        // alice's live session [6, 0xee]: a message to bob (queued).
+        alice_s_session_and_bob(st).await;
         let quota = QueueQuota {
             max_messages: 9,
             max_bytes: 900,
