@@ -240,14 +240,7 @@ pub async fn verify_any(
         if pruned.contains_key(&r.session_id) {
             return Err(broken(&r.session_id, r.seq, Defect::RecordOfPrunedChain));
         }
-        let (expected_seq, expected_prev) = match &previous {
-            Some((sid, seq, hash)) if *sid == r.session_id => (seq + 1, hash.clone()),
-            _ => {
-                summary.chains += 1;
-                (1, genesis_hash(&r.session_id).to_vec())
-            }
-        };
-        check_record(&r, expected_seq, &expected_prev)?;
+        summary.chains += u64::from(check_next(previous.as_ref(), &r)?);
         if let Some(c) = checkpoints.remove(&(r.session_id.clone(), r.seq)) {
             check_checkpoint_of(&c, &r, host_keys)?;
             summary.checkpoints += 1;
@@ -308,9 +301,27 @@ async fn read_pruned(
     Ok(pruned)
 }
 
+/// The last record read: its session id, `seq` and `record_hash`.
+pub(crate) type Last = (Vec<u8>, u64, Vec<u8>);
+
+/// Checks `r` as the next record of its chain: the one after `last` when that is of the same
+/// session, else record 1 (linked to the genesis value). True when `r` opens a chain.
+pub(crate) fn check_next(last: Option<&Last>, r: &AuditRecord) -> Result<bool, VerifyError> {
+    match last {
+        Some((sid, seq, hash)) if *sid == r.session_id => {
+            check_record(r, seq + 1, hash)?;
+            Ok(false)
+        }
+        _ => {
+            check_record(r, 1, &genesis_hash(&r.session_id))?;
+            Ok(true)
+        }
+    }
+}
+
 /// One record in its chain: at `expected_seq`, linked to `expected_prev`, its own hash right,
 /// its payload decoding.
-pub(crate) fn check_record(
+fn check_record(
     r: &AuditRecord,
     expected_seq: u64,
     expected_prev: &[u8],

@@ -8,7 +8,7 @@ use std::io::BufRead;
 use ed25519_dalek::VerifyingKey;
 use serde::Deserialize;
 
-use crate::audit::{VerifyError, check_record, genesis_hash, pruned_message, signed_by};
+use crate::audit::{Last, VerifyError, check_next, pruned_message, signed_by};
 use crate::store::AuditRecord;
 
 /// What a good archive holds.
@@ -60,8 +60,8 @@ struct Head {
     created: u64,
 }
 
-/// The chain being read: its session, last position and last record hash.
-type Open = (Vec<u8>, u64, Vec<u8>);
+/// The chain being read: its last record (session, position, record hash).
+type Open = Last;
 
 /// Checks the archive read from `input` under any of `keys` (see the module).
 pub fn verify_archive(
@@ -106,12 +106,13 @@ fn next_record(open: Option<Open>, r: &Head) -> Result<Open, String> {
         payload: unhex(&r.payload, "payload")?,
         created: r.created,
     };
-    let (seq, prev) = match open {
-        Some((sid, seq, head)) if sid == record.session_id => (seq + 1, head),
-        Some(_) => return Err("a chain ends without its marker".into()),
-        None => (1, genesis_hash(&record.session_id).to_vec()),
-    };
-    check_record(&record, seq, &prev).map_err(|e| match e {
+    if open
+        .as_ref()
+        .is_some_and(|(sid, _, _)| *sid != record.session_id)
+    {
+        return Err("a chain ends without its marker".into());
+    }
+    check_next(open.as_ref(), &record).map_err(|e| match e {
         VerifyError::Broken(b) => b.to_string(),
         other => other.to_string(),
     })?;
@@ -141,7 +142,7 @@ mod tests {
     use ed25519_dalek::{Signer as _, SigningKey};
 
     use super::*;
-    use crate::audit::{export_line, record_hash};
+    use crate::audit::{export_line, genesis_hash, record_hash};
 
     /// An archive of one chain of `n` records of session `s`, closed by `key`'s marker.
     fn archive(n: u64, key: &SigningKey) -> String {

@@ -12,7 +12,7 @@ use std::io::{self, Write};
 
 use ed25519_dalek::{Signer as _, SigningKey};
 
-use crate::audit::{Broken, VerifyError, check_record, export_line, genesis_hash, pruned_message};
+use crate::audit::{Broken, Last, VerifyError, check_next, export_line, pruned_message};
 use crate::store::{AuditCheckpoint, AuditCursor, AuditReader, Store, StoreError, UnixSeconds};
 
 /// Chains looked up (and archived before their deletion) at a time.
@@ -139,18 +139,19 @@ async fn check_and_archive(
             seq: 0,
         },
     );
-    let (mut seq, mut head) = (0, genesis_hash(sid).to_vec());
+    let mut last: Option<Last> = None;
     while let Some(r) = reader.next().await? {
         if r.session_id != *sid {
             break;
         }
-        check_record(&r, seq + 1, &head)?;
+        check_next(last.as_ref(), &r)?;
         if let Some(a) = archive.as_deref_mut() {
             a.line(&export_line(&r))?;
         }
-        (seq, head) = (r.seq, r.record_hash);
+        last = Some((r.session_id, r.seq, r.record_hash));
     }
-    if (seq, head.as_slice()) != (marker.seq, marker.record_hash.as_slice()) {
+    let head = last.as_ref().map(|(_, seq, hash)| (*seq, hash.as_slice()));
+    if head != Some((marker.seq, marker.record_hash.as_slice())) {
         // It grew since the lookup: not an ended session's chain after all.
         return Err(StoreError::NotPrunable.into());
     }

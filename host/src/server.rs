@@ -595,8 +595,8 @@ impl Running {
 
     /// Reads the TLS certificate and key, the registry and the signing keys again, and
     /// forgets the sessions held in memory (`SIGHUP`). Each part that loads (and, for a key,
-    /// that the registry lists) replaces the one in use; one that does not leaves it. Open connections keep their certificate,
-    /// and logins in flight (in the store) go on. A registry in the database is read from
+    /// that the registry lists) replaces the one in use; one that does not leaves it. Open
+    /// connections keep their certificate, and logins in flight (in the store) go on. A registry in the database is read from
     /// it first.
     pub async fn reload(&self) -> Reloaded {
         self.host.registry().sync(self.host.now()).await;

@@ -384,20 +384,19 @@ pub(super) struct DeadLetterRow {
 impl TryFrom<DeadLetterRow> for DeadLetter {
     type Error = super::StoreError;
     fn try_from(r: DeadLetterRow) -> Result<Self> {
-        let audit = match r.audit_session.zip(r.audit_seq) {
-            Some((session_id, seq)) => Some(AuditCursor {
+        let audit = r.audit_session.zip(r.audit_seq).map(|(session_id, seq)| {
+            Ok::<_, super::StoreError>(AuditCursor {
                 session_id,
                 seq: from_db(seq, "audit_seq")?,
-            }),
-            None => None,
-        };
+            })
+        });
         Ok(Self {
             id: from_db(r.id, "id")?,
             recipient: r.recipient,
             bytes: from_db(r.bytes, "bytes")?,
             created: from_db(r.created_at, "created_at")?,
             moved: from_db(r.moved_at, "moved_at")?,
-            audit,
+            audit: audit.transpose()?,
         })
     }
 }

@@ -161,6 +161,11 @@ const ENQUEUE: &str = "INSERT INTO relay_queue (recipient_id, body, created_at) 
 pub(super) const CHAIN_HEAD: &str = "SELECT seq, record_hash FROM audit_log WHERE session_id = $1 \
      ORDER BY seq DESC LIMIT 1";
 
+/// Every chain's head (`session_id`, `seq`, `record_hash` of its last record), to be narrowed
+/// with `AND …` (the audit log aliased `a`).
+const CHAIN_HEADS: &str = "SELECT a.session_id, a.seq, a.record_hash FROM audit_log a \
+     WHERE a.seq = (SELECT MAX(b.seq) FROM audit_log b WHERE b.session_id = a.session_id)";
+
 /// Deletes the session with token hash `$1`.
 const DELETE_SESSION: &str = "DELETE FROM sessions WHERE token_hash = $1";
 
@@ -1173,17 +1178,15 @@ where
     }
 
     async fn unchecked_audit_heads(&self, limit: u32) -> Result<Vec<(Vec<u8>, u64, Vec<u8>)>> {
-        let rows: Vec<SessionHeadRow> = sqlx::query_as(
-            "SELECT a.session_id, a.seq, a.record_hash FROM audit_log a \
-             WHERE a.seq = (SELECT MAX(b.seq) FROM audit_log b \
-                            WHERE b.session_id = a.session_id) \
-               AND NOT EXISTS (SELECT 1 FROM audit_checkpoints c \
+        let sql = format!(
+            "{CHAIN_HEADS} AND NOT EXISTS (SELECT 1 FROM audit_checkpoints c \
                                WHERE c.session_id = a.session_id AND c.seq = a.seq) \
-             ORDER BY a.session_id LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+             ORDER BY a.session_id LIMIT $1"
+        );
+        let rows: Vec<SessionHeadRow> = sqlx::query_as(&sql)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         convert(rows)
     }
 
@@ -1282,23 +1285,21 @@ where
         limit: u32,
     ) -> Result<Vec<(Vec<u8>, u64, Vec<u8>)>> {
         // `NOT IN` over the queues: each subquery is read once, not once per chain.
-        let rows: Vec<SessionHeadRow> = sqlx::query_as(
-            "SELECT a.session_id, a.seq, a.record_hash FROM audit_log a \
-             WHERE a.session_id > $1 AND a.created_at <= $2 \
-               AND a.seq = (SELECT MAX(b.seq) FROM audit_log b \
-                            WHERE b.session_id = a.session_id) \
+        let sql = format!(
+            "{CHAIN_HEADS} AND a.session_id > $1 AND a.created_at <= $2 \
                AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = a.session_id) \
                AND a.session_id NOT IN (SELECT q.audit_session FROM relay_queue q \
                                         WHERE q.audit_session IS NOT NULL) \
                AND a.session_id NOT IN (SELECT d.audit_session FROM relay_dead_letters d \
                                         WHERE d.audit_session IS NOT NULL) \
-             ORDER BY a.session_id LIMIT $3",
-        )
-        .bind(after.unwrap_or_default())
-        .bind(to_db(cutoff, "cutoff")?)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+             ORDER BY a.session_id LIMIT $3"
+        );
+        let rows: Vec<SessionHeadRow> = sqlx::query_as(&sql)
+            .bind(after.unwrap_or_default())
+            .bind(to_db(cutoff, "cutoff")?)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         convert(rows)
     }
 
