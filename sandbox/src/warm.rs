@@ -4,7 +4,9 @@
 //! A [`Warm`] keeps a snapshot taken right after initialization: the linear memory's bytes
 //! and every mutable global's value (reached through the exports `expose` added). After a
 //! successful call, the 4 KiB pages that differ from the snapshot are copied back and the
-//! globals are set again; the instance is dropped instead when its memory grew, when a
+//! globals are set again (a page that was all zeros in the snapshot, as most of a guest's
+//! stack and heap are, is compared with one static zero page instead of its copy: the
+//! comparison then reads the live memory only, from a zero page that stays in cache); the instance is dropped instead when its memory grew, when a
 //! global could not be restored, or when the call failed in any way. The fuel budget of a
 //! call is what a fresh instance would have left after its initialization, and the fuel it
 //! reports counts that initialization too, so the key, the fuel and every error are the
@@ -19,6 +21,9 @@ use wasmtime::{Global, InstancePre, Store, Val};
 
 /// The granularity of the memory comparison after a call.
 const PAGE: usize = 4096;
+
+/// What a page that was all zeros in the snapshot is compared with and restored from.
+static ZERO_PAGE: [u8; PAGE] = [0; PAGE];
 
 /// What a warm instance runs under: the transform's limits and backstop.
 #[derive(Clone, Copy)]
@@ -36,6 +41,8 @@ pub(crate) struct Warm {
     globals: Vec<(Global, Val)>,
     /// The linear memory after initialization.
     memory: Vec<u8>,
+    /// For each `PAGE` of `memory`, whether it is all zeros.
+    zero_pages: Vec<bool>,
     /// Fuel the instantiation and `_initialize` used.
     init_fuel: u64,
     /// False when some mutable global was not reachable: the instance serves one call only.
@@ -66,11 +73,13 @@ impl Warm {
         }
         let reusable = snapshot.len() == globals.len();
         let memory = abi.memory.data(&store).to_vec();
+        let zero_pages = memory.chunks(PAGE).map(is_zero).collect();
         Ok(Warm {
             store,
             abi,
             globals: snapshot,
             memory,
+            zero_pages,
             init_fuel,
             reusable,
         })
@@ -116,7 +125,9 @@ impl Warm {
         if memory.len() != self.memory.len() {
             return false;
         }
-        for (now, then) in memory.chunks_mut(PAGE).zip(self.memory.chunks(PAGE)) {
+        let pages = memory.chunks_mut(PAGE).zip(self.memory.chunks(PAGE));
+        for ((now, then), &zero) in pages.zip(&self.zero_pages) {
+            let then = if zero { &ZERO_PAGE[..then.len()] } else { then };
             if now != then {
                 now.copy_from_slice(then);
             }
@@ -125,6 +136,11 @@ impl Warm {
             .iter()
             .all(|(global, value)| global.set(&mut self.store, *value).is_ok())
     }
+}
+
+/// Whether `page` (at most `PAGE` bytes) is all zeros.
+fn is_zero(page: &[u8]) -> bool {
+    ZERO_PAGE.get(..page.len()) == Some(page)
 }
 
 fn classify(failure: Failure, store: &Store<PureState>) -> SandboxError {
