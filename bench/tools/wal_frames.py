@@ -11,10 +11,14 @@ frame size, is the pages that commit wrote (each is written, checksummed and lat
 checkpointed: the commit thread's main cost in the profiles). Single-row statements touch the
 same pages as the committer's multi-row ones.
 
-    python3 bench/tools/wal_frames.py [--body 4300] [--batch 6] [--sessions 16]
+    python3 bench/tools/wal_frames.py [--body 4300] [--batch 6] [--sessions 16] [--page 4096]
+                                      [--layout links] [--layout plain-queue]
 
 Prints frames per commit for: the baseline, Kasane, and Kasane without each of its writes
-(which shows what each costs). Only Python's standard library.
+(which shows what each costs). `--page` sets SQLite's page size for both. `--layout` tries a
+layout the host does not have (BENCHMARKS.md, run K): `links`, the audit log without its
+`(session_id, seq)` index (each record would name its chain's previous row); `plain-queue`,
+the queue without `AUTOINCREMENT` and its usage row. Only Python's standard library.
 """
 import argparse
 import glob
@@ -24,14 +28,12 @@ import sqlite3
 import tempfile
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "..", "..", "host", "migrations", "sqlite")
-PAGE = 4096
-FRAME = PAGE + 24
 WRITES = ("window", "audit", "queue")
 
 
-def open_db(path):
+def open_db(path, page):
     db = sqlite3.connect(path, isolation_level=None)
-    db.execute(f"PRAGMA page_size = {PAGE}")
+    db.execute(f"PRAGMA page_size = {page}")
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = FULL")
     # No checkpoint moves the WAL back to its start while frames are counted.
@@ -39,9 +41,31 @@ def open_db(path):
     return db
 
 
-def setup(db, sessions):
+def drop_table(db, table):
+    for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                              "AND tbl_name = ?", (table,)).fetchall():
+        db.execute(f"DROP TRIGGER {name}")
+    db.execute(f"DROP TABLE {table}")
+
+
+def relayout(db, layout):
+    if "links" in layout:
+        drop_table(db, "audit_log")
+        db.execute("CREATE TABLE audit_log (id INTEGER PRIMARY KEY, session_id BLOB NOT NULL, "
+                   "seq INTEGER NOT NULL, prev_hash BLOB NOT NULL, record_hash BLOB NOT NULL, "
+                   "payload BLOB NOT NULL, created_at INTEGER NOT NULL, prev_id INTEGER)")
+    if "plain-queue" in layout:
+        drop_table(db, "relay_queue")
+        db.execute("CREATE TABLE relay_queue (id INTEGER PRIMARY KEY, recipient_id INTEGER NOT "
+                   "NULL, body BLOB NOT NULL, created_at INTEGER NOT NULL, audit_session BLOB, "
+                   "audit_seq INTEGER, counted INTEGER)")
+        db.execute("CREATE INDEX relay_queue_recipient ON relay_queue (recipient_id, id)")
+
+
+def setup(db, sessions, layout):
     for f in sorted(glob.glob(os.path.join(MIGRATIONS, "*.sql"))):
         db.executescript(open(f).read())
+    relayout(db, layout)
     db.execute("CREATE TABLE bodies (id INTEGER PRIMARY KEY, body BLOB NOT NULL, "
                "created_at INTEGER NOT NULL)")
     db.execute("INSERT INTO users (name, counter, created_at, opaque_record) "
@@ -72,8 +96,8 @@ def message(db, sid, seq, body, writes):
 def frames_per_commit(args, writes, rounds=300, warmup=50):
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "kasane.db")
-        db = open_db(path)
-        ids = setup(db, args.sessions)
+        db = open_db(path, args.page)
+        ids = setup(db, args.sessions, args.layout)
         seq = dict.fromkeys(ids, 0)
         counts = []
         for r in range(rounds):
@@ -88,7 +112,7 @@ def frames_per_commit(args, writes, rounds=300, warmup=50):
                     message(db, sid, seq[sid], args.body, writes)
             db.execute("COMMIT")
             if r >= warmup:
-                counts.append((os.path.getsize(path + "-wal") - before) / FRAME)
+                counts.append((os.path.getsize(path + "-wal") - before) / (args.page + 24))
         db.close()
         return sum(counts) / len(counts)
 
@@ -99,13 +123,18 @@ def main():
                    help="bytes of each body (a 4 KiB message's audit payload: ~4,300)")
     p.add_argument("--batch", type=int, default=6, help="messages per commit")
     p.add_argument("--sessions", type=int, default=16, help="sessions sending")
+    p.add_argument("--page", type=int, default=4096, help="SQLite's page size (bytes)")
+    p.add_argument("--layout", action="append", default=[], choices=("links", "plain-queue"),
+                   help="a layout change to try (repeatable)")
     args = p.parse_args()
     random.seed(1)
     base = frames_per_commit(args, None)
     full = frames_per_commit(args, WRITES)
-    print(f"body {args.body} B, {args.batch} messages per commit, {args.sessions} sessions")
+    print(f"body {args.body} B, {args.batch} messages per commit, {args.sessions} sessions, "
+          f"{args.page} B pages, layout {'+'.join(args.layout) or 'as the host has it'}")
     print(f"durable POST (one row per body): {base:5.1f} frames per commit")
-    print(f"kasane (window, audit, queue):   {full:5.1f} frames per commit")
+    print(f"kasane (window, audit, queue):   {full:5.1f} frames per commit, "
+          f"{full / base:.2f}x the baseline")
     for w in WRITES:
         without = frames_per_commit(args, tuple(x for x in WRITES if x != w))
         print(f"  of which the {w:6s}: {full - without:5.1f}")
