@@ -197,9 +197,13 @@ async fn audit_prune(
         Some(path) => format!("archived in {}", path.display()),
         None => "not archived".to_owned(),
     };
+    let skipped = match pruned.skipped {
+        0 => String::new(),
+        n => format!(" ({n} more pruned by another process meanwhile)"),
+    };
     println!(
         "pruned {} chains ({} records) of ended sessions whose last record is at least {} \
-         days old; {kept}",
+         days old{skipped}; {kept}",
         pruned.chains, pruned.records, older_than_days
     );
     Ok(())

@@ -6,7 +6,10 @@
 //! ended, and no queued or dead-lettered message names one of its records (a queued message's
 //! body *is* its audit record). Each chain is checked before it goes (a broken chain is kept:
 //! it is evidence), written to the archive, the archive synced, and only then pruned, one
-//! durable transaction per chain.
+//! durable transaction per chain. Two prunes may run at once (a cron job on each replica):
+//! each chain goes once, and a prune that finds a chain already taken by the other skips it
+//! (counted in [`Pruned::skipped`]; its archive may then hold that chain too, whole and
+//! closed by its own marker).
 
 use std::io::{self, Write};
 
@@ -45,6 +48,8 @@ pub struct Pruned {
     pub chains: u64,
     /// Records.
     pub records: u64,
+    /// Chains found prunable and then pruned by another process first.
+    pub skipped: u64,
 }
 
 /// Errors of [`prune`]. Chains pruned before the error stay pruned (and archived).
@@ -93,17 +98,35 @@ pub async fn prune(
         let mut markers = Vec::with_capacity(heads.len());
         for (session_id, seq, hash) in heads {
             let marker = sign_marker(key, session_id, seq, hash, now);
-            check_and_archive(store, &marker, archive.as_deref_mut()).await?;
-            markers.push(marker);
+            match check_and_archive(store, &marker, archive.as_deref_mut()).await? {
+                Chain::Archived => markers.push(marker),
+                Chain::Gone => done.skipped += 1,
+            }
         }
         if let Some(a) = archive.as_deref_mut() {
             a.sync()?;
         }
         for m in &markers {
-            done.records += store.prune_audit_chain(m).await?;
-            done.chains += 1;
+            match store.prune_audit_chain(m).await {
+                Ok(records) => {
+                    done.records += records;
+                    done.chains += 1;
+                }
+                // Another prune marked it between the lookup and here (an ended session's
+                // chain neither grows nor gains a queued message).
+                Err(StoreError::NotPrunable) => done.skipped += 1,
+                Err(e) => return Err(e.into()),
+            }
         }
     }
+}
+
+/// What [`check_and_archive`] found of a chain.
+enum Chain {
+    /// Whole up to the marker's head, and archived.
+    Archived,
+    /// No record left: another prune took it (nothing was archived).
+    Gone,
 }
 
 /// The marker of a chain pruned at head (`seq`, `record_hash`).
@@ -130,7 +153,7 @@ async fn check_and_archive(
     store: &dyn Store,
     marker: &AuditCheckpoint,
     mut archive: Option<&mut (dyn Archive + '_)>,
-) -> Result<(), PruneError> {
+) -> Result<Chain, PruneError> {
     let sid = &marker.session_id;
     let mut reader = AuditReader::after(
         store,
@@ -150,15 +173,17 @@ async fn check_and_archive(
         }
         last = Some((r.session_id, r.seq, r.record_hash));
     }
-    let head = last.as_ref().map(|(_, seq, hash)| (*seq, hash.as_slice()));
-    if head != Some((marker.seq, marker.record_hash.as_slice())) {
+    let Some((_, seq, hash)) = &last else {
+        return Ok(Chain::Gone);
+    };
+    if (*seq, hash.as_slice()) != (marker.seq, marker.record_hash.as_slice()) {
         // It grew since the lookup: not an ended session's chain after all.
         return Err(StoreError::NotPrunable.into());
     }
     if let Some(a) = archive {
         a.line(&marker_line(marker))?;
     }
-    Ok(())
+    Ok(Chain::Archived)
 }
 
 /// The archive's line for a pruned chain's marker.

@@ -741,6 +741,75 @@ async fn a_pruned_chain_verifies_by_its_marker_and_its_checkpoints() {
     pool.close().await;
 }
 
+/// Two prunes at once (a cron job on each replica): each chain goes once, and the prune that
+/// finds a chain taken by the other counts it as skipped instead of failing: here the other
+/// prune runs while this one writes its first archive line, so this one finds its first
+/// chain marked when it comes to delete it, and its second chain gone when it comes to read it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_prune_skips_the_chains_another_prune_took_meanwhile() {
+    let th = start(|_| {}).await;
+    th.add_user("bob").await;
+    let store = th.host.store().clone();
+    for name in ["alice", "carol"] {
+        user(&th, name).await.send(&th, "bob", b"hi").await;
+        store.end_sessions(name).await.unwrap();
+    }
+    for m in store.fetch_messages("bob", 0, 10).await.unwrap() {
+        assert!(store.ack_message("bob", m.id).await.unwrap());
+    }
+    let key = kasane_host::keyfile::load_identity_key(&th.cfg.keys_dir).unwrap();
+    let now = th.clock.now();
+    let mut racing = Racing {
+        store: store.clone(),
+        key: key.clone(),
+        now,
+        lines: 0,
+        other: None,
+    };
+    // In the test's `block_on` of a multi-thread runtime, where `block_in_place` may run.
+    let pruned = kasane_host::audit_prune::prune(&*store, &key, now, now, Some(&mut racing));
+    let pruned = pruned.await.unwrap();
+    let other = racing.other.expect("the other prune ran");
+    assert_eq!((other.chains, other.records, other.skipped), (2, 2, 0));
+    assert_eq!((pruned.chains, pruned.records, pruned.skipped), (0, 0, 2));
+    assert_eq!(
+        racing.lines, 2,
+        "the first chain's record and marker, nothing of the second"
+    );
+    let s = audit::verify(th.host.store().as_ref(), &host_key(&th))
+        .await
+        .unwrap();
+    assert_eq!((s.records, s.pruned), (0, 2));
+}
+
+/// An archive during whose first line another process prunes every chain.
+struct Racing {
+    store: Arc<dyn Store>,
+    key: ed25519_dalek::SigningKey,
+    now: u64,
+    lines: usize,
+    other: Option<kasane_host::audit_prune::Pruned>,
+}
+
+impl kasane_host::audit_prune::Archive for Racing {
+    fn line(&mut self, _: &serde_json::Value) -> std::io::Result<()> {
+        self.lines += 1;
+        if self.other.is_none() {
+            let (store, key, now) = (self.store.clone(), self.key.clone(), self.now);
+            let other = tokio::task::block_in_place(|| {
+                let prune = kasane_host::audit_prune::prune(&*store, &key, now, now, None);
+                tokio::runtime::Handle::current().block_on(prune)
+            });
+            self.other = Some(other.map_err(std::io::Error::other)?);
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn message_is_relayed_acked_and_audited_postgres() {
     let Some(schema) = common::PgSchema::create("kasane_msg").await else {

@@ -1811,6 +1811,25 @@ mod cases {
             let r = st.prune_audit_chain(&bad).await;
             assert!(matches!(r, Err(StoreError::NotPrunable)), "{bad:?}: {r:?}");
         }
+        // A chain with a gap (its record 2 written behind the store's back, no record 1) is
+        // refused as broken, not as one another prune took.
+        s.raw
+            .execute(match &s.raw {
+                Raw::Sqlite(_) => {
+                    "INSERT INTO audit_log (session_id, seq, prev_hash, record_hash, payload, \
+                     created_at) VALUES (x'63', 2, x'00', x'01', x'00', 1000)"
+                }
+                Raw::Pg(_) => {
+                    "INSERT INTO audit_log (session_id, seq, prev_hash, record_hash, payload, \
+                     created_at) VALUES ('\\x63', 2, '\\x00', '\\x01', '\\x00', 1000)"
+                }
+            })
+            .await;
+        let gap = st.prune_audit_chain(&mark(b"c", 2, &[1])).await;
+        assert!(
+            matches!(gap, Err(StoreError::AuditChainMismatch)),
+            "{gap:?}"
+        );
         assert_eq!(s.raw.count("audit_pruned").await, 0);
         assert_eq!(
             st.prune_audit_chain(&mark(b"a", 2, b"h2")).await.unwrap(),
@@ -1822,10 +1841,10 @@ mod cases {
         assert!(st.audit_head(b"a").await.unwrap().is_none());
         let marks = s.replica.audit_pruned_page(None, 10).await.unwrap();
         assert_eq!(marks, [m6, mark(b"a", 2, b"h2")]);
-        assert_eq!(s.raw.count("audit_log").await, 1, "b kept");
+        assert_eq!(s.raw.count("audit_log").await, 2, "b and c kept");
         // The append-only guard still holds for every chain not marked pruned.
         assert!(s.raw.delete_chain(b"b").await.is_err());
-        assert_eq!(s.raw.count("audit_log").await, 1);
+        assert_eq!(s.raw.count("audit_log").await, 2);
     }
 
     /// Issue 14, item 1: a network a user logged in from is known for 30 days after its last

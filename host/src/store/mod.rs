@@ -250,13 +250,16 @@ pub enum StoreError {
     #[error("duplicate id")]
     Duplicate,
     /// The audit record does not extend its session's chain (wrong sequence number or
-    /// previous hash, or another record was appended at that position first).
+    /// previous hash, or another record was appended at that position first), or a chain
+    /// being pruned does not hold every record up to its head.
     #[error("audit record does not extend the chain of its session")]
     AuditChainMismatch,
-    /// An audit chain cannot be pruned: it no longer ends at the head given, its session
-    /// is live, or a queued message names one of its records.
+    /// An audit chain cannot be pruned: it was pruned already (by another process, say), it
+    /// no longer ends at the head given, its session is live, or a queued message names one
+    /// of its records.
     #[error(
-        "audit chain not prunable (it grew, its session is live, or a queued message needs it)"
+        "audit chain not prunable (pruned already, it grew, its session is live, or a queued \
+         message needs it)"
     )]
     NotPrunable,
     /// The durable write that puts earlier relaxed commits on disk failed, or found no row

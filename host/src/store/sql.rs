@@ -1334,7 +1334,7 @@ where
         // A chain with a gap is not pruned (dropping `tx` rolls the marker back).
         let deleted = DB::rows_affected(&deleted);
         if deleted != m.seq {
-            return Err(StoreError::NotPrunable);
+            return Err(StoreError::AuditChainMismatch);
         }
         tx.commit().await?;
         Ok(deleted)
