@@ -458,12 +458,17 @@ async fn restore(data: &Path, file: Option<&Path>) -> anyhow::Result<()> {
 
 fn print_restored(done: &store::Restored) {
     println!(
-        "ended {} sessions and {} logins in flight; moved {} access counters {} ahead",
-        done.sessions,
-        done.pending_logins,
-        done.counters,
+        "ended {} and {} in flight; moved {} {} ahead",
+        counted(done.sessions, "session", "sessions"),
+        counted(done.pending_logins, "login", "logins"),
+        counted(done.counters, "access counter", "access counters"),
         store::RESTORE_COUNTER_JUMP
     );
+}
+
+/// `n` and the noun for it: "1 session", "2 sessions".
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 async fn init(data: &Path, listen: Option<&str>) -> anyhow::Result<()> {
@@ -721,7 +726,7 @@ async fn user(data: &Path, command: UserCommand) -> anyhow::Result<()> {
             let Some(ended) = ended else {
                 bail!("no user {name}");
             };
-            println!("ended {ended} sessions of {name}");
+            println!("ended {} of {name}", counted(ended, "session", "sessions"));
             Ok(())
         }
     }

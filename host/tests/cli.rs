@@ -827,7 +827,7 @@ async fn restore_puts_a_backup_in_place_and_names_what_it_takes_back() {
 
     let (ok, text) = restore(&backup);
     assert!(ok, "{text}");
-    assert!(text.contains("ended 1 sessions"), "{text}");
+    assert!(text.contains("ended 1 session and"), "{text}");
     assert!(
         text.contains("gone now (enroll them again): carol\n"),
         "{text}"
