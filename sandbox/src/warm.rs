@@ -4,13 +4,16 @@
 //! A [`Warm`] keeps a snapshot taken right after initialization: the linear memory's bytes
 //! and every mutable global's value (reached through the exports `expose` added). After a
 //! successful call, the 4 KiB pages that differ from the snapshot are copied back and the
-//! globals are set again (a page that was all zeros in the snapshot, as most of a guest's
-//! stack and heap are, is compared with one static zero page instead of its copy: the
-//! comparison then reads the live memory only, from a zero page that stays in cache); the instance is dropped instead when its memory grew, when a
-//! global could not be restored, or when the call failed in any way. The fuel budget of a
-//! call is what a fresh instance would have left after its initialization, and the fuel it
-//! reports counts that initialization too, so the key, the fuel and every error are the
-//! fresh path's. [`WarmPool`] keeps a few idle ones per transform.
+//! globals are set again. A page that was all zeros in the snapshot (most of a guest's stack
+//! and heap) is compared with one static zero page instead of its copy, so the comparison
+//! reads only the live memory and a page that stays in cache: in the message path the
+//! restore was the largest single item of the profile, and its reads of the snapshot pushed
+//! the worker's other data out of the cache (BENCHMARKS.md, run K). The instance is dropped
+//! instead when its memory grew, when a global could not be restored, or when the call failed
+//! in any way. The fuel budget of a call is what a fresh instance would have left after its
+//! initialization, and the fuel it reports counts that initialization too, so the key, the
+//! fuel and every error are the fresh path's. [`WarmPool`] keeps a few idle ones per
+//! transform.
 
 use crate::call::{Abi, Failure, initialize, new_store};
 use crate::limits::Limiter;
