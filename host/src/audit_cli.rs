@@ -178,7 +178,7 @@ async fn audit_prune(
 ) -> anyhow::Result<()> {
     let key = kasane_host::keyfile::load_identity_key(&cfg.keys_dir)?;
     let now = SystemClock.now();
-    let cutoff = now.saturating_sub(u64::from(older_than_days) * 86_400);
+    let cutoff = now.saturating_sub(u64::from(older_than_days) * audit_prune::DAY);
     let mut file = match archive {
         Some(path) => Some(std::io::BufWriter::new(
             kasane_os::fs::create_private_file(path)
@@ -186,7 +186,9 @@ async fn audit_prune(
         )),
         None => None,
     };
-    let sink = file.as_mut().map(|f| f as &mut dyn audit_prune::Archive);
+    let sink = file
+        .as_mut()
+        .map(|f| f as &mut (dyn audit_prune::Archive + Send));
     let pruned = audit_prune::prune(st, &key, cutoff, now, sink).await;
     if let Some(path) = archive {
         kasane_os::fs::sync_parent(path)

@@ -21,6 +21,37 @@ use crate::store::{AuditCheckpoint, AuditCursor, AuditReader, Store, StoreError,
 /// Chains looked up (and archived before their deletion) at a time.
 const BATCH: u32 = 64;
 
+/// Seconds in a day: the unit of retention, and the time between two scheduled runs that
+/// found nothing more to do ([`Schedule`]).
+pub const DAY: u64 = 86_400;
+
+/// When a host's scheduled pruning (`crate::retention`) next runs (`None`: at the first
+/// housekeeping pass).
+#[derive(Debug, Default)]
+pub struct Schedule {
+    next: std::sync::Mutex<Option<UnixSeconds>>,
+}
+
+impl Schedule {
+    /// Whether a run is due at `now`.
+    pub fn due(&self, now: UnixSeconds) -> bool {
+        self.lock().is_none_or(|next| now >= next)
+    }
+
+    /// Notes a run at `now`: the next is due at once if it stopped at its limit (`more`),
+    /// else a day later.
+    pub fn ran(&self, now: UnixSeconds, more: bool) {
+        *self.lock() = Some(if more { now } else { now.saturating_add(DAY) });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<UnixSeconds>> {
+        // Nothing panics while it is held; a poisoned time is still a time.
+        self.next
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// Where [`prune`] writes the chains it removes, before it removes them.
 pub trait Archive {
     /// Writes one JSON line.
@@ -50,6 +81,8 @@ pub struct Pruned {
     pub records: u64,
     /// Chains found prunable and then pruned by another process first.
     pub skipped: u64,
+    /// Whether [`prune_at_most`] stopped at its limit (more chains may be due).
+    pub more: bool,
 }
 
 /// Errors of [`prune`]. Chains pruned before the error stay pruned (and archived).
@@ -83,13 +116,31 @@ pub async fn prune(
     key: &SigningKey,
     cutoff: UnixSeconds,
     now: UnixSeconds,
-    mut archive: Option<&mut (dyn Archive + '_)>,
+    archive: Option<&mut (dyn Archive + Send + '_)>,
+) -> Result<Pruned, PruneError> {
+    prune_at_most(store, key, (cutoff, now), archive, u64::MAX).await
+}
+
+/// [`prune`] at (`cutoff`, `now`), stopping once `max` chains were pruned or skipped
+/// ([`Pruned::more`]): what one pass of the host's housekeeping takes on.
+pub async fn prune_at_most(
+    store: &dyn Store,
+    key: &SigningKey,
+    (cutoff, now): (UnixSeconds, UnixSeconds),
+    mut archive: Option<&mut (dyn Archive + Send + '_)>,
+    max: u64,
 ) -> Result<Pruned, PruneError> {
     let mut done = Pruned::default();
     let mut after: Option<Vec<u8>> = None;
     loop {
+        let left = max.saturating_sub(done.chains + done.skipped);
+        if left == 0 {
+            done.more = true;
+            return Ok(done);
+        }
+        let limit = u32::try_from(left).unwrap_or(BATCH).min(BATCH);
         let heads = store
-            .prunable_audit_chains(after.as_deref(), cutoff, BATCH)
+            .prunable_audit_chains(after.as_deref(), cutoff, limit)
             .await?;
         let Some((last, _, _)) = heads.last() else {
             return Ok(done);
@@ -152,7 +203,7 @@ fn sign_marker(
 async fn check_and_archive(
     store: &dyn Store,
     marker: &AuditCheckpoint,
-    mut archive: Option<&mut (dyn Archive + '_)>,
+    mut archive: Option<&mut (dyn Archive + Send + '_)>,
 ) -> Result<Chain, PruneError> {
     let sid = &marker.session_id;
     let mut reader = AuditReader::after(

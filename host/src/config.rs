@@ -52,6 +52,53 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// The browser client at `/web/` (`[web]`; docs/WEB.md).
     pub web: WebConfig,
+    /// Retention of the audit log (`[audit]`; docs/OPERATIONS.md, "Disk").
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`: the host prunes the audit log itself, once a day, as `kasane-host audit prune`
+/// would (off by default: the log keeps everything).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Prune the chains of ended sessions whose last record is at least this many days old
+    /// and whose messages every recipient has fetched; 0 (the default): never.
+    pub retain_days: u64,
+    /// Where each day's pruned chains are written first, as `audit export` lines each closed
+    /// by its marker (`audit-<unix time>-<random>.jsonl`, mode 0600; check one with
+    /// `audit verify --archive`). Relative to the data directory. Needed when pruning,
+    /// unless `archive` is false.
+    pub archive_dir: PathBuf,
+    /// False: prune without a copy (as `--no-archive`).
+    pub archive: bool,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            retain_days: 0,
+            archive_dir: PathBuf::new(),
+            archive: true,
+        }
+    }
+}
+
+/// The largest `audit.retain_days` (a hundred years).
+const MAX_RETAIN_DAYS: u64 = 36_500;
+
+impl AuditConfig {
+    /// Whether the host prunes, and where it archives (`None`: without a copy).
+    pub fn pruning(&self) -> Option<Option<&Path>> {
+        (self.retain_days > 0).then(|| self.archive.then_some(self.archive_dir.as_path()))
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let no_dir = self.archive && self.archive_dir.as_os_str().is_empty();
+        if self.retain_days > MAX_RETAIN_DAYS || (self.retain_days > 0 && no_dir) {
+            return Err(ConfigError::AuditRetention);
+        }
+        Ok(())
+    }
 }
 
 /// `[web]`: the browser client the host serves at `/web/`.
@@ -299,6 +346,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             gateway: GatewayConfig::default(),
             web: WebConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -523,6 +571,10 @@ impl Config {
     /// Makes relative paths relative to `data_dir`; an empty database URL becomes the
     /// data directory's SQLite file.
     pub fn resolve(&mut self, data_dir: &Path) {
+        let archive = &mut self.audit.archive_dir;
+        if archive.is_relative() && !archive.as_os_str().is_empty() {
+            *archive = data_dir.join(&*archive);
+        }
         for p in [
             &mut self.tls_cert,
             &mut self.tls_key,
@@ -607,6 +659,7 @@ impl Config {
         {
             return Err(ConfigError::Http { long_poll }.into());
         }
+        self.audit.check()?;
         self.gateway.check()
     }
 }
@@ -614,6 +667,27 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_pruning_needs_an_archive_or_a_plain_no() {
+        let refused = |text: &str| {
+            let c = Config::from_toml(text).unwrap();
+            matches!(
+                c.check(),
+                Err(HostError::Config(ConfigError::AuditRetention))
+            )
+        };
+        assert!(refused("[audit]\nretain_days = 30\n"), "no archive_dir");
+        assert!(refused("[audit]\nretain_days = 36501\narchive = false\n"));
+        let mut c = Config::from_toml("[audit]\nretain_days = 30\narchive_dir = \"a\"\n").unwrap();
+        c.resolve(Path::new("/data"));
+        c.check().unwrap();
+        assert_eq!(c.audit.pruning(), Some(Some(Path::new("/data/a"))));
+        let c = Config::from_toml("[audit]\nretain_days = 30\narchive = false\n").unwrap();
+        c.check().unwrap();
+        assert_eq!(c.audit.pruning(), Some(None));
+        assert_eq!(Config::default().audit.pruning(), None, "off by default");
+    }
 
     #[test]
     fn defaults_round_trip_and_env_overrides() {

@@ -22,6 +22,9 @@ pub enum HostError {
     /// A protocol step failed.
     #[error("protocol")]
     Protocol(#[from] kasane_protocol::ProtocolError),
+    /// Pruning the audit log (`[audit] retain_days`) failed.
+    #[error("pruning the audit log")]
+    AuditPrune(#[from] crate::audit_prune::PruneError),
     /// An I/O error on `path`.
     #[error("I/O on {path}")]
     Io {
@@ -235,6 +238,12 @@ pub enum ConfigError {
         "messages.max_queue_messages must be at least 1 and messages.max_queue_bytes at least messages.max_body_bytes"
     )]
     QueueQuota,
+    /// `[audit]`: `retain_days` beyond 36500, or pruning on (`retain_days` > 0) with neither
+    /// an `archive_dir` nor `archive = false`.
+    #[error(
+        "[audit]: retain_days must be at most 36500, and with retain_days > 0 set archive_dir (or archive = false to prune without a copy)"
+    )]
+    AuditRetention,
     /// An `[http]` limit is zero, or the idle timeout would cut off an inbox long-poll.
     #[error(
         "[http]: max_connections, max_streams and every timeout must be at least 1, and idle_timeout_secs more than the longest long-poll ({long_poll} s)"

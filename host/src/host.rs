@@ -62,6 +62,8 @@ pub struct Host {
     pub(crate) upstream: Option<Upstream>,
     /// The key that signs `X-Kasane-Assertion` (`keys/gateway.key`).
     pub(crate) assertion_key: AssertionKey,
+    /// When housekeeping next prunes the audit log (`[audit] retain_days`).
+    pub(crate) retention: crate::audit_prune::Schedule,
 }
 
 impl std::fmt::Debug for Host {
@@ -109,6 +111,7 @@ impl Host {
             upstream: Upstream::new(&config_upstream),
             // Replaced by `with_assertion_key` for a host on a data directory.
             assertion_key: AssertionKey::random(),
+            retention: crate::audit_prune::Schedule::default(),
         }
     }
 
@@ -195,8 +198,9 @@ impl Host {
 
     /// Deletes expired bundles, logins in flight and sessions from the store, signs a
     /// checkpoint of every audit chain that advanced since its last one, and keeps the
-    /// registry up ([`HostRegistry::maintain`]: re-signing, expiry warnings). `serve` runs it
-    /// every minute.
+    /// registry up ([`HostRegistry::maintain`]: re-signing, expiry warnings), and prunes the
+    /// audit log when `[audit] retain_days` asks and a run is due
+    /// ([`Host::prune_audit_if_due`]). `serve` runs it every minute.
     pub async fn housekeeping(&self) -> Result<crate::store::Purged, HostError> {
         let now = self.now();
         let mut purged = self
@@ -210,6 +214,8 @@ impl Host {
         self.checkpoint_audit().await?;
         self.registry.sync(now).await;
         self.registry.maintain(now);
+        // Last: a chain it cannot prune (a broken one) must not hold up the rest.
+        self.prune_audit_if_due().await?;
         Ok(purged)
     }
 

@@ -1,6 +1,7 @@
 //! Housekeeping: what a serving host does on a timer, whoever embeds it — expired
 //! logins in flight and sessions purged from the store, a signed checkpoint for every audit
-//! chain that advanced ([`Host::housekeeping`]). [`server::run`](crate::server::run) and
+//! chain that advanced, the audit log pruned once a day if configured
+//! ([`Host::housekeeping`]). [`server::run`](crate::server::run) and
 //! [`server::spawn`](crate::server::spawn) run a [`pass`] before they serve (what expired
 //! while the host was down goes first) and then [`every`] beside the router.
 

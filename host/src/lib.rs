@@ -98,6 +98,7 @@ pub mod registry;
 pub mod registry_db;
 pub mod registry_source;
 pub mod rekey;
+pub mod retention;
 pub mod server;
 pub mod session_cache;
 pub mod session_ends;

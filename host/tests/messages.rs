@@ -741,6 +741,68 @@ async fn a_pruned_chain_verifies_by_its_marker_and_its_checkpoints() {
     pool.close().await;
 }
 
+/// `[audit] retain_days`: housekeeping prunes what `audit prune` would, once a day, into an
+/// archive file of its own (left only when it holds something) that `audit verify
+/// --archive` accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn housekeeping_prunes_the_audit_log_once_a_day_into_an_archive() {
+    let archives = tempfile::tempdir().unwrap();
+    let dir = archives.path().to_owned();
+    let th = start(move |c| {
+        c.audit.retain_days = 1;
+        c.audit.archive_dir = dir;
+    })
+    .await;
+    th.add_user("bob").await;
+    let store = th.host.store().clone();
+    // A chain of an ended session whose message bob has read, written at `t`.
+    let chain = |name: &'static str| {
+        let (th, store) = (&th, store.clone());
+        async move {
+            user(th, name).await.send(th, "bob", b"hi").await;
+            store.end_sessions(name).await.unwrap();
+            for m in store.fetch_messages("bob", 0, 10).await.unwrap() {
+                assert!(store.ack_message("bob", m.id).await.unwrap());
+            }
+        }
+    };
+    let archived = || {
+        let files = std::fs::read_dir(archives.path()).unwrap();
+        files.map(|f| f.unwrap().path()).collect::<Vec<_>>()
+    };
+    // The pass before serving ran at `t` and found nothing: the next is due a day later.
+    let t = th.clock.now();
+    assert!(archived().is_empty(), "an empty archive is removed");
+    chain("alice").await;
+    assert!(
+        th.host.prune_audit_if_due().await.unwrap().is_none(),
+        "not due"
+    );
+
+    th.clock.set(t + 86_400);
+    let run = th.host.housekeeping().await.map(drop);
+    run.unwrap();
+    let files = archived();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let file = std::io::BufReader::new(std::fs::File::open(&files[0]).unwrap());
+    let summary = kasane_host::audit_archive::verify_archive(file, &[host_key(&th)]).unwrap();
+    assert_eq!((summary.chains, summary.records), (1, 1));
+
+    // carol's chain is three days old at once, but the next run is due a day after this one.
+    th.clock.set(t - 2 * 86_400);
+    chain("carol").await;
+    th.clock.set(t + 86_400 + 60);
+    assert!(
+        th.host.prune_audit_if_due().await.unwrap().is_none(),
+        "not due"
+    );
+    th.clock.set(t + 2 * 86_400);
+    let run = th.host.prune_audit_if_due().await.unwrap().unwrap();
+    assert_eq!((run.chains, run.records, run.more), (1, 1, false));
+    let s = audit::verify(store.as_ref(), &host_key(&th)).await.unwrap();
+    assert_eq!((s.records, s.pruned), (0, 2));
+}
+
 /// Two prunes at once (a cron job on each replica): each chain goes once, and the prune that
 /// finds a chain taken by the other counts it as skipped instead of failing: here the other
 /// prune runs while this one writes its first archive line, so this one finds its first
