@@ -87,8 +87,45 @@ impl Host {
     }
 }
 
+/// Refuses an `archive_dir` that is not a directory at start, rather than a day's pruning
+/// failing later.
+pub fn check_archive_dir(dir: &Path) -> Result<(), HostError> {
+    let meta = std::fs::metadata(dir).map_err(|e| HostError::io(dir, e))?;
+    if !meta.is_dir() {
+        let e = std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory");
+        return Err(HostError::io(dir, e));
+    }
+    Ok(())
+}
+
 /// `dir/audit-<now>-<8 random hex digits>.jsonl`: a new name for each run, on each replica.
 fn archive_path(dir: &Path, now: UnixSeconds) -> PathBuf {
     let tag = rand::rngs::OsRng.next_u32();
     dir.join(format!("audit-{now}-{tag:08x}.jsonl"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_archive_dir_must_be_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        check_archive_dir(dir.path()).unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"").unwrap();
+        for bad in [file, dir.path().join("missing")] {
+            let e = check_archive_dir(&bad).unwrap_err();
+            assert!(
+                matches!(e, HostError::Io { ref path, .. } if *path == bad),
+                "{e:?}"
+            );
+        }
+        let name = archive_path(dir.path(), 7);
+        let name = name.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with("audit-7-") && name.ends_with(".jsonl"),
+            "{name}"
+        );
+    }
 }

@@ -281,6 +281,9 @@ pub async fn load_host_with_store(
     if !cfg.gateway.upstream.is_empty() {
         crate::gateway::probe(&cfg.gateway.upstream).await?;
     }
+    if let Some(Some(dir)) = cfg.audit.pruning() {
+        crate::retention::check_archive_dir(dir)?;
+    }
     let host = Host::new(cfg, store, registry, host_key, clock)
         .with_queue_key(queue_key)
         .with_opaque_keys(opaque_keys)
