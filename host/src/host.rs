@@ -86,6 +86,8 @@ impl Host {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let config_upstream = config.gateway.upstream.clone();
+        // Not in the pass before the host serves: a backlog would delay its start.
+        let first_prune = clock.now().saturating_add(60);
         let barrier = DurableBarrier::new(store.clone());
         Self {
             trusted_proxies: config.http.trusted_proxy_nets(),
@@ -111,7 +113,7 @@ impl Host {
             upstream: Upstream::new(&config_upstream),
             // Replaced by `with_assertion_key` for a host on a data directory.
             assertion_key: AssertionKey::random(),
-            retention: crate::audit_prune::Schedule::default(),
+            retention: crate::audit_prune::Schedule::first_at(first_prune),
         }
     }
 

@@ -770,16 +770,19 @@ async fn housekeeping_prunes_the_audit_log_once_a_day_into_an_archive() {
         let files = std::fs::read_dir(archives.path()).unwrap();
         files.map(|f| f.unwrap().path()).collect::<Vec<_>>()
     };
-    // The pass before serving ran at `t` and found nothing: the next is due a day later.
+    // Not in the pass before serving: the first run is a minute after the start.
     let t = th.clock.now();
-    assert!(archived().is_empty(), "an empty archive is removed");
     chain("alice").await;
-    assert!(
-        th.host.prune_audit_if_due().await.unwrap().is_none(),
-        "not due"
-    );
+    let due = || async { th.host.prune_audit_if_due().await.unwrap() };
+    assert!(due().await.is_none(), "not due");
+    th.clock.set(t + 60);
+    let run = due().await.expect("due");
+    assert_eq!(run.chains, 0, "not a day old");
+    assert!(archived().is_empty(), "an empty archive is removed");
 
-    th.clock.set(t + 86_400);
+    // A day after that run, housekeeping takes alice's chain (a day old).
+    let second = t + 60 + 86_400;
+    th.clock.set(second);
     let run = th.host.housekeeping().await.map(drop);
     run.unwrap();
     let files = archived();
@@ -791,13 +794,10 @@ async fn housekeeping_prunes_the_audit_log_once_a_day_into_an_archive() {
     // carol's chain is three days old at once, but the next run is due a day after this one.
     th.clock.set(t - 2 * 86_400);
     chain("carol").await;
-    th.clock.set(t + 86_400 + 60);
-    assert!(
-        th.host.prune_audit_if_due().await.unwrap().is_none(),
-        "not due"
-    );
-    th.clock.set(t + 2 * 86_400);
-    let run = th.host.prune_audit_if_due().await.unwrap().unwrap();
+    th.clock.set(second + 60);
+    assert!(due().await.is_none(), "not due");
+    th.clock.set(second + 86_400);
+    let run = due().await.expect("due");
     assert_eq!((run.chains, run.records, run.more), (1, 1, false));
     let s = audit::verify(store.as_ref(), &host_key(&th)).await.unwrap();
     assert_eq!((s.records, s.pruned), (0, 2));
