@@ -1932,6 +1932,34 @@ mod cases {
     }
 }
 
+/// SQLite only: `end_sessions` reads before it writes, so it must take the write lock at its
+/// start and wait for another writer (the busy timeout), not fail at once with
+/// `SQLITE_BUSY` as a deferred transaction's upgrade does (`user logout` while the host
+/// serves).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_end_sessions_waits_for_another_writer() {
+    run_sqlite(|s| async move {
+        let Raw::Sqlite(pool) = &s.raw else {
+            unreachable!("run_sqlite")
+        };
+        s.main
+            .create_user(&fixture::user("alice", 1), 1)
+            .await
+            .unwrap();
+        let mut writer = pool.acquire().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *writer)
+            .await
+            .unwrap();
+        let st = s.replica.clone();
+        let ending = tokio::spawn(async move { st.end_sessions("alice").await });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        sqlx::query("COMMIT").execute(&mut *writer).await.unwrap();
+        assert_eq!(ending.await.unwrap().unwrap(), Some(0));
+    })
+    .await;
+}
+
 /// SQLite only: the database is in WAL mode with full sync, and `open` picks the backend by URL.
 #[tokio::test]
 async fn sqlite_open_uses_wal_and_runs_migrations() {

@@ -687,7 +687,9 @@ where
     }
 
     async fn end_sessions(&self, name: &str) -> Result<Option<u64>> {
-        let mut tx = self.pool.begin().await?;
+        // It reads before it writes: on SQLite a deferred transaction would then fail with
+        // `SQLITE_BUSY` at once, not wait, while another connection writes.
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         let user: Option<IdRow> = sqlx::query_as("SELECT id FROM users WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
