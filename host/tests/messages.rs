@@ -741,6 +741,17 @@ async fn a_pruned_chain_verifies_by_its_marker_and_its_checkpoints() {
     pool.close().await;
 }
 
+/// A new user `name`'s audit chain that a prune may take once old enough: one message to bob
+/// (who exists), its session ended, the message read by bob.
+async fn prunable_chain(th: &TestHost, name: &str) {
+    user(th, name).await.send(th, "bob", b"hi").await;
+    let store = th.host.store();
+    store.end_sessions(name).await.unwrap();
+    for m in store.fetch_messages("bob", 0, 10).await.unwrap() {
+        assert!(store.ack_message("bob", m.id).await.unwrap());
+    }
+}
+
 /// `[audit] retain_days`: housekeeping prunes what `audit prune` would, once a day, into an
 /// archive file of its own (left only when it holds something) that `audit verify
 /// --archive` accepts.
@@ -755,24 +766,13 @@ async fn housekeeping_prunes_the_audit_log_once_a_day_into_an_archive() {
     .await;
     th.add_user("bob").await;
     let store = th.host.store().clone();
-    // A chain of an ended session whose message bob has read, written at `t`.
-    let chain = |name: &'static str| {
-        let (th, store) = (&th, store.clone());
-        async move {
-            user(th, name).await.send(th, "bob", b"hi").await;
-            store.end_sessions(name).await.unwrap();
-            for m in store.fetch_messages("bob", 0, 10).await.unwrap() {
-                assert!(store.ack_message("bob", m.id).await.unwrap());
-            }
-        }
-    };
     let archived = || {
         let files = std::fs::read_dir(archives.path()).unwrap();
         files.map(|f| f.unwrap().path()).collect::<Vec<_>>()
     };
     // Not in the pass before serving: the first run is a minute after the start.
     let t = th.clock.now();
-    chain("alice").await;
+    prunable_chain(&th, "alice").await;
     let due = || async { th.host.prune_audit_if_due().await.unwrap() };
     assert!(due().await.is_none(), "not due");
     th.clock.set(t + 60);
@@ -793,7 +793,7 @@ async fn housekeeping_prunes_the_audit_log_once_a_day_into_an_archive() {
 
     // carol's chain is three days old at once, but the next run is due a day after this one.
     th.clock.set(t - 2 * 86_400);
-    chain("carol").await;
+    prunable_chain(&th, "carol").await;
     th.clock.set(second + 60);
     assert!(due().await.is_none(), "not due");
     th.clock.set(second + 86_400);
@@ -813,11 +813,7 @@ async fn a_prune_skips_the_chains_another_prune_took_meanwhile() {
     th.add_user("bob").await;
     let store = th.host.store().clone();
     for name in ["alice", "carol"] {
-        user(&th, name).await.send(&th, "bob", b"hi").await;
-        store.end_sessions(name).await.unwrap();
-    }
-    for m in store.fetch_messages("bob", 0, 10).await.unwrap() {
-        assert!(store.ack_message("bob", m.id).await.unwrap());
+        prunable_chain(&th, name).await;
     }
     let key = kasane_host::keyfile::load_identity_key(&th.cfg.keys_dir).unwrap();
     let now = th.clock.now();
