@@ -1,6 +1,7 @@
 //! The audit log's retention by the host itself (`[audit] retain_days`): a minute after the
-//! host starts and then once a day, a housekeeping pass prunes what `kasane-host audit prune --older-than DAYS` would, into an
-//! archive file of its own in `archive_dir` (or without a copy when `archive = false`).
+//! host starts and then once a day, a housekeeping pass prunes what `kasane-host audit prune
+//! --older-than DAYS` would, into an archive file of its own in `archive_dir` (or without a
+//! copy when `archive = false`).
 //!
 //! A pass prunes at most [`PASS_CHAINS`] chains (one durable transaction each, so a first
 //! run over months of backlog does not hold housekeeping up for long); when it stops there,
