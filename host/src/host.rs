@@ -217,7 +217,10 @@ impl Host {
         self.registry.sync(now).await;
         self.registry.maintain(now);
         // Last: a chain it cannot prune (a broken one) must not hold up the rest.
-        self.prune_audit_if_due().await?;
+        if let Some(pruned) = self.prune_audit_if_due().await? {
+            purged.audit_chains = pruned.chains;
+            purged.audit_records = pruned.records;
+        }
         Ok(purged)
     }
 

@@ -39,6 +39,8 @@ pub struct Metrics {
     purged_pending_logins: AtomicU64,
     purged_sessions: AtomicU64,
     purged_throttle: AtomicU64,
+    purged_audit_chains: AtomicU64,
+    purged_audit_records: AtomicU64,
     dead_letters: AtomicU64,
     gateway_status: Mutex<BTreeMap<String, u64>>,
     gateway_buckets: [AtomicU64; BUCKETS.len()],
@@ -175,6 +177,10 @@ impl Metrics {
             .fetch_add(purged.sessions, Ordering::Relaxed);
         self.purged_throttle
             .fetch_add(purged.throttle, Ordering::Relaxed);
+        self.purged_audit_chains
+            .fetch_add(purged.audit_chains, Ordering::Relaxed);
+        self.purged_audit_records
+            .fetch_add(purged.audit_records, Ordering::Relaxed);
     }
 
     /// Counts a housekeeping pass that failed.
@@ -306,13 +312,16 @@ impl Metrics {
         }
         let _ = writeln!(
             s,
-            "# HELP kasane_housekeeping_purged_total Expired entries housekeeping deleted."
+            "# HELP kasane_housekeeping_purged_total Entries housekeeping deleted: expired ones, \
+             audit chains and records pruned by retain_days."
         );
         let _ = writeln!(s, "# TYPE kasane_housekeeping_purged_total counter");
         for (k, a) in [
             ("pending_logins", &self.purged_pending_logins),
             ("sessions", &self.purged_sessions),
             ("throttle", &self.purged_throttle),
+            ("audit_chains", &self.purged_audit_chains),
+            ("audit_records", &self.purged_audit_records),
         ] {
             let _ = writeln!(
                 s,
@@ -360,11 +369,15 @@ mod tests {
             sessions: 2,
             pending_logins: 0,
             throttle: 3,
+            audit_chains: 4,
+            audit_records: 5,
         });
         m.housekeeping_failed();
         let t = m.render();
         assert!(t.contains("kasane_housekeeping_passes_total{outcome=\"ok\"} 1"));
         assert!(t.contains("kasane_housekeeping_passes_total{outcome=\"error\"} 1"));
         assert!(t.contains("kasane_housekeeping_purged_total{kind=\"sessions\"} 2"));
+        assert!(t.contains("kasane_housekeeping_purged_total{kind=\"audit_chains\"} 4"));
+        assert!(t.contains("kasane_housekeeping_purged_total{kind=\"audit_records\"} 5"));
     }
 }

@@ -860,6 +860,13 @@ pub struct Purged {
     /// Throttle entries unlocked and decayed to nothing ([`Store::purge_throttle`]; 0 from
     /// [`Store::purge_expired`], which leaves them).
     pub throttle: u64,
+    /// Audit chains pruned by `[audit] retain_days` ([`Host::prune_audit_if_due`]; 0 from
+    /// the store's purges).
+    ///
+    /// [`Host::prune_audit_if_due`]: crate::host::Host::prune_audit_if_due
+    pub audit_chains: u64,
+    /// The records of those chains.
+    pub audit_records: u64,
 }
 
 /// How far [`Store::after_restore`] moves every access counter ahead: 2^32, more logins

@@ -1375,9 +1375,9 @@ where
         .execute(&self.relaxed)
         .await?;
         Ok(Purged {
-            throttle: 0,
             sessions: DB::rows_affected(&sessions),
             pending_logins: DB::rows_affected(&pending_logins),
+            ..Purged::default()
         })
     }
 }
