@@ -315,8 +315,8 @@ fn token_of(headers: &HeaderMap) -> Option<[u8; 32]> {
     })
 }
 
-/// `GET /v1/auth/check` (forward-auth for nginx `auth_request`, Traefik ForwardAuth, Envoy
-/// ext_authz): `200` with `X-Kasane-User` and `X-Kasane-Assertion` for a live session token
+/// `GET /v1/auth/check` (forward-auth for nginx `auth_request`, Caddy `forward_auth`,
+/// Traefik ForwardAuth, Envoy ext_authz): `200` with `X-Kasane-User` and `X-Kasane-Assertion` for a live session token
 /// (bearer or `kasane_session` cookie), else `401`. Gates; seals nothing.
 async fn auth_check(State(host): State<Arc<Host>>, conn: Conn, headers: HeaderMap) -> Response {
     let denied = || {

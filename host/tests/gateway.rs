@@ -1,8 +1,7 @@
 //! The gateway through a real host over TLS: sealed exchanges to a real upstream (an axum
 //! app that counts what reaches it and checks every assertion with `jsonwebtoken` against
 //! the host's JWKS), every refusal that must never reach it, the audit records of both
-//! sides, forward-auth (also behind Debian's nginx with `auth_request`), and the start-up
-//! probe.
+//! sides, forward-auth (behind real proxies: `proxies.rs`), and the start-up probe.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,64 +11,14 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, Method, Uri};
+use common::upstream::{upstream, verify};
 use common::{Conn, TestHost, login, start};
 use hyper::StatusCode;
 use kasane_abi::Direction;
 use kasane_protocol::gateway::{GatewayRequest, GatewayResponse, SealedExchange};
 use kasane_protocol::wire::{ChallengeBundle, Message, MessageRefused, RefusalReason};
 use kasane_protocol::{Expect, Session};
-
-/// What reached the upstream: method, target, the `X-Kasane-User` values, the assertion.
-#[derive(Debug, Clone)]
-struct Seen {
-    target: String,
-    users: Vec<String>,
-    assertion: Option<String>,
-    body_len: usize,
-}
-
-type Log = Arc<Mutex<Vec<Seen>>>;
-
-/// The upstream: echoes bodies, answers `GET /page` with a fixed page; records each request.
-async fn upstream() -> (SocketAddr, Log) {
-    let log: Log = Arc::default();
-    let keep = log.clone();
-    let app = axum::Router::new().fallback(
-        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let keep = keep.clone();
-            async move {
-                if method != Method::HEAD || uri.path() != "/" {
-                    keep.lock().unwrap().push(Seen {
-                        target: uri.to_string(),
-                        users: headers
-                            .get_all("x-kasane-user")
-                            .iter()
-                            .map(|v| v.to_str().unwrap().to_owned())
-                            .collect(),
-                        assertion: headers
-                            .get("x-kasane-assertion")
-                            .map(|v| v.to_str().unwrap().to_owned()),
-                        body_len: body.len(),
-                    });
-                }
-                if method == Method::POST {
-                    (StatusCode::CREATED, [("x-upstream", "yes")], body.to_vec())
-                } else {
-                    (StatusCode::OK, [("x-upstream", "yes")], b"page".to_vec())
-                }
-            }
-        },
-    );
-    let app = app.layer(axum::extract::DefaultBodyLimit::disable());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (addr, log)
-}
 
 /// A protocol-level client of one session: it seals exchanges itself, so a test can replay,
 /// hold back or alter them.
@@ -154,21 +103,6 @@ impl Alice {
 
 fn refusal(answer: &(StatusCode, Vec<u8>)) -> (StatusCode, RefusalReason) {
     (answer.0, MessageRefused::decode(&answer.1).unwrap().reason)
-}
-
-/// Verifies `jwt` with `jsonwebtoken` against the host's JWKS (`GET /.well-known/jwks.json`).
-async fn verify(conn: &mut Conn, jwt: &str, audience: &str) -> serde_json::Value {
-    let (status, jwks) = conn.get("/.well-known/jwks.json", None).await;
-    assert_eq!(status, StatusCode::OK);
-    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&jwks).unwrap();
-    let kid = jsonwebtoken::decode_header(jwt).unwrap().kid.unwrap();
-    let key = jsonwebtoken::DecodingKey::from_jwk(set.find(&kid).unwrap()).unwrap();
-    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
-    v.set_audience(&[audience]);
-    v.set_issuer(&["kasane-host"]);
-    jsonwebtoken::decode::<serde_json::Value>(jwt, &key, &v)
-        .unwrap()
-        .claims
 }
 
 async fn gateway_host(up: SocketAddr) -> TestHost {
@@ -380,135 +314,6 @@ async fn the_host_refuses_to_start_with_an_upstream_that_does_not_answer_http() 
         cfg.check().is_err(),
         "https upstreams are refused by the configuration check"
     );
-}
-
-/// Debian's nginx (`/usr/sbin/nginx`), or `None` (and why) outside CI.
-fn nginx() -> Option<&'static str> {
-    let path = "/usr/sbin/nginx";
-    if std::path::Path::new(path).exists() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{path} is missing (apt-get install nginx-light)"
-    );
-    eprintln!("skipping: {path} is missing (apt-get install nginx-light)");
-    None
-}
-
-/// An nginx configuration: a page under `auth_request` to the host's `/v1/auth/check` over
-/// TLS (verifying the host's certificate), the user passed on to the page's headers.
-fn nginx_conf(dir: &std::path::Path, port: u16, th: &TestHost) -> String {
-    let d = dir.display();
-    let cert = th.cfg.tls_cert.display();
-    let host = th.addr;
-    format!(
-        "daemon off; master_process off; pid {d}/nginx.pid; error_log {d}/error.log;
-events {{}}
-http {{
-  access_log off;
-  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
-  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      auth_request /_kasane;
-      auth_request_set $kasane_user $upstream_http_x_kasane_user;
-      add_header X-User $kasane_user;
-      root {d}/www;
-    }}
-    location = /_kasane {{
-      internal;
-      proxy_pass https://{host}/v1/auth/check;
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length \"\";
-      proxy_ssl_verify on;
-      proxy_ssl_trusted_certificate {cert};
-      proxy_ssl_name localhost;
-      proxy_ssl_server_name on;
-      proxy_ssl_protocols TLSv1.3;
-    }}
-  }}
-}}
-"
-    )
-}
-
-/// `curl` of `url` with extra `args`: the status and the body.
-fn curl(url: &str, args: &[&str]) -> (u16, String) {
-    let out = std::process::Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}", "--max-time", "20"])
-        .args(args)
-        .arg(url)
-        .output()
-        .expect("curl");
-    let text = String::from_utf8(out.stdout).unwrap();
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    (code.parse().unwrap(), body.to_owned())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn nginx_auth_request_serves_the_page_only_for_a_live_session() {
-    let Some(nginx) = nginx() else { return };
-    let th = start(|_| {}).await;
-    let mut a = alice(&th).await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("www")).unwrap();
-    std::fs::write(dir.path().join("www/index.html"), "the page\n").unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let conf = dir.path().join("nginx.conf");
-    std::fs::write(&conf, nginx_conf(dir.path(), port, &th)).unwrap();
-    let mut child = std::process::Command::new(nginx)
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(&conf)
-        .arg("-e")
-        .arg(dir.path().join("error.log"))
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}/");
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    let bearer = format!("Authorization: Bearer {}", hex::encode(a.token));
-    let cookie = format!("Cookie: kasane_session={}", hex::encode(a.token));
-    let wrong = format!("Authorization: Bearer {}", hex::encode([9u8; 32]));
-    let results = tokio::task::spawn_blocking(move || {
-        [
-            curl(&url, &["-H", &bearer, "-D", "-"]),
-            curl(&url, &["-H", &cookie]),
-            curl(&url, &[]),
-            curl(&url, &["-H", &wrong]),
-        ]
-    })
-    .await
-    .unwrap();
-    let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
-    let _ = child.kill();
-    let _ = child.wait();
-    assert_eq!(results[0].0, 200, "{log}");
-    assert!(results[0].1.contains("the page"), "{}", results[0].1);
-    assert!(
-        results[0].1.to_ascii_lowercase().contains("x-user: alice"),
-        "{}",
-        results[0].1
-    );
-    assert_eq!((results[1].0, results[1].1.as_str()), (200, "the page\n"));
-    assert_eq!(results[2].0, 401);
-    assert_eq!(results[3].0, 401);
-    let (status, _) = a
-        .conn
-        .request("POST", "/v1/logout", vec![], Some(a.token))
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -6,6 +6,8 @@
     reason = "test helpers: a failure is a test failure"
 )]
 
+pub(crate) mod upstream;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
