@@ -243,7 +243,8 @@ pub struct HttpConfig {
     /// Proxies whose `X-Forwarded-For` is believed, as CIDRs (e.g. `["10.0.0.0/8",
     /// "::1/128"]`; default none). From one of them, the client's address — what throttling
     /// and logins in flight are keyed by — is the rightmost `X-Forwarded-For` entry that is
-    /// not itself a trusted proxy; from anyone else the header is ignored.
+    /// not itself a trusted proxy (nothing left of it is read); from anyone else the header
+    /// is ignored.
     pub trusted_proxies: Vec<String>,
     /// Connections from `trusted_proxies` begin with a PROXY protocol v2 header (a TCP load
     /// balancer passing TLS through, e.g. HAProxy `send-proxy-v2`, AWS NLB): its source

@@ -62,8 +62,7 @@ pub use crate::transport::{ConnInfo, EXPORTER_LABEL, serve_tls};
 type Conn = Option<Extension<ConnInfo>>;
 
 /// The client's address: the peer's, or — when the peer is one of `http.trusted_proxies` —
-/// the rightmost `X-Forwarded-For` entry that is not itself a trusted proxy (the leftmost if
-/// all are). A header a trusted proxy sent malformed leaves the proxy's own address.
+/// the one its `X-Forwarded-For` names ([`forwarded_client`]).
 fn source(host: &Host, conn: &Conn, headers: &HeaderMap) -> IpAddr {
     let peer = conn
         .as_ref()
@@ -72,24 +71,36 @@ fn source(host: &Host, conn: &Conn, headers: &HeaderMap) -> IpAddr {
     if !is_trusted(&peer) {
         return peer;
     }
-    let mut hops = Vec::new();
-    for value in headers.get_all("x-forwarded-for") {
-        let Ok(text) = value.to_str() else {
-            return peer;
-        };
-        for hop in text.split(',') {
-            match hop.trim().parse::<IpAddr>() {
-                Ok(ip) => hops.push(ip),
-                Err(_) => return peer,
-            }
-        }
-    }
-    hops.iter()
+    forwarded_client(headers, is_trusted).unwrap_or(peer)
+}
+
+/// The client a trusted proxy names in `X-Forwarded-For` (all its lines, in order, as one
+/// list). Each proxy appends the address it was connected from, so the list is read from
+/// the right: an entry is believed while every entry right of it is a trusted proxy, and the
+/// first that is not one is the client (the leftmost, if all are). What lies left of it is the
+/// client's own text and is never read: junk a client sent there (which nginx's
+/// `$proxy_add_x_forwarded_for` passes on, its address appended) cannot make its failures
+/// count against the proxy's address. `None` when an entry a trusted proxy wrote is not an
+/// address, or there is none.
+fn forwarded_client(headers: &HeaderMap, is_trusted: impl Fn(&IpAddr) -> bool) -> Option<IpAddr> {
+    let lines: Vec<&[u8]> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    let hops = lines
+        .into_iter()
         .rev()
-        .find(|ip| !is_trusted(ip))
-        .or(hops.first())
-        .copied()
-        .unwrap_or(peer)
+        .flat_map(|l| l.rsplit(|b| *b == b','));
+    let mut believed = None;
+    for hop in hops.map(<[u8]>::trim_ascii).filter(|h| !h.is_empty()) {
+        let ip: IpAddr = std::str::from_utf8(hop).ok()?.parse().ok()?;
+        if !is_trusted(&ip) {
+            return Some(ip);
+        }
+        believed = Some(ip);
+    }
+    believed
 }
 
 fn octets(bytes: Vec<u8>) -> Response {

@@ -255,8 +255,9 @@ async fn throttled_sources(th: &TestHost) -> Vec<String> {
 }
 
 /// `X-Forwarded-For` is believed from `http.trusted_proxies` only, and then its rightmost
-/// entry that is not itself a trusted proxy is the client; from anyone else, or malformed, the
-/// peer's own address counts.
+/// entry that is not itself a trusted proxy is the client; from anyone else, or malformed
+/// where a trusted proxy wrote it, the peer's own address counts. A client's junk left of its
+/// address (nginx's `$proxy_add_x_forwarded_for` passes it on) is not read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_for_is_believed_from_trusted_proxies_only() {
     let th = start(|c| c.channel_binding = false).await;
@@ -280,11 +281,27 @@ async fn forwarded_for_is_believed_from_trusted_proxies_only() {
         "X-Forwarded-For: 198.51.100.1, 192.0.2.9, 10.1.2.3\r\n",
     )
     .await;
-    // Malformed: the proxy's own address.
+    // Malformed where the trusted proxy wrote it: the proxy's own address.
     start_with_headers(&th, "X-Forwarded-For: not-an-address\r\n").await;
+    // Junk the client sent, its address appended (on the same line, or on one of its own;
+    // not even text): the client's address.
+    for junk in [
+        "X-Forwarded-For: not-an-address, 198.51.100.7\r\n",
+        "X-Forwarded-For: x,,\r\nX-Forwarded-For: 198.51.100.8\r\n",
+        "X-Forwarded-For: \u{fc}, 198.51.100.9\r\n",
+    ] {
+        start_with_headers(&th, junk).await;
+    }
     assert_eq!(
         throttled_sources(&th).await,
-        ["a:127.0.0.1/32", "a:192.0.2.9/32", "a:203.0.113.5/32"]
+        [
+            "a:127.0.0.1/32",
+            "a:192.0.2.9/32",
+            "a:198.51.100.7/32",
+            "a:198.51.100.8/32",
+            "a:198.51.100.9/32",
+            "a:203.0.113.5/32"
+        ]
     );
 }
 
