@@ -244,7 +244,8 @@ pub struct HttpConfig {
     /// "::1/128"]`; default none). From one of them, the client's address — what throttling
     /// and logins in flight are keyed by — is the rightmost `X-Forwarded-For` entry that is
     /// not itself a trusted proxy (nothing left of it is read); from anyone else the header
-    /// is ignored.
+    /// is ignored. IPv4 clients of a dual-stack `[::]` listener, and IPv4-mapped entries, are
+    /// IPv4 addresses here: list IPv4 proxies in IPv4 form.
     pub trusted_proxies: Vec<String>,
     /// Connections from `trusted_proxies` begin with a PROXY protocol v2 header (a TCP load
     /// balancer passing TLS through, e.g. HAProxy `send-proxy-v2`, AWS NLB): its source

@@ -80,7 +80,8 @@ fn source(host: &Host, conn: &Conn, headers: &HeaderMap) -> IpAddr {
 /// first that is not one is the client (the leftmost, if all are). What lies left of it is the
 /// client's own text and is never read: junk a client sent there (which nginx's
 /// `$proxy_add_x_forwarded_for` passes on, its address appended) cannot make its failures
-/// count against the proxy's address. `None` when an entry a trusted proxy wrote is not an
+/// count against the proxy's address. An IPv4-mapped entry is taken as IPv4
+/// ([`crate::transport::canonical`]). `None` when an entry a trusted proxy wrote is not an
 /// address, or there is none.
 fn forwarded_client(headers: &HeaderMap, is_trusted: impl Fn(&IpAddr) -> bool) -> Option<IpAddr> {
     let lines: Vec<&[u8]> = headers
@@ -94,7 +95,8 @@ fn forwarded_client(headers: &HeaderMap, is_trusted: impl Fn(&IpAddr) -> bool) -
         .flat_map(|l| l.rsplit(|b| *b == b','));
     let mut believed = None;
     for hop in hops.map(<[u8]>::trim_ascii).filter(|h| !h.is_empty()) {
-        let ip: IpAddr = std::str::from_utf8(hop).ok()?.parse().ok()?;
+        let ip = std::str::from_utf8(hop).ok()?.parse::<IpAddr>().ok()?;
+        let ip = ip.to_canonical();
         if !is_trusted(&ip) {
             return Some(ip);
         }
@@ -327,8 +329,9 @@ fn token_of(headers: &HeaderMap) -> Option<[u8; 32]> {
 }
 
 /// `GET /v1/auth/check` (forward-auth for nginx `auth_request`, Caddy `forward_auth`,
-/// Traefik ForwardAuth, Envoy ext_authz): `200` with `X-Kasane-User` and `X-Kasane-Assertion` for a live session token
-/// (bearer or `kasane_session` cookie), else `401`. Gates; seals nothing.
+/// Traefik ForwardAuth, Envoy ext_authz): `200` with `X-Kasane-User` and
+/// `X-Kasane-Assertion` for a live session token (bearer or `kasane_session` cookie), else
+/// `401`. Gates; seals nothing.
 async fn auth_check(State(host): State<Arc<Host>>, conn: Conn, headers: HeaderMap) -> Response {
     let denied = || {
         (

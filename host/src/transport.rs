@@ -129,7 +129,7 @@ async fn next_connection(
         tokio::select! {
             () = shutdown.as_mut() => return None,
             accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => return Some((slot, tcp, peer)),
+                Ok((tcp, peer)) => return Some((slot, tcp, canonical(peer))),
                 Err(e) => {
                     // Out of file descriptors, or a connection reset before accept: wait a
                     // moment rather than spin.
@@ -139,6 +139,14 @@ async fn next_connection(
             },
         }
     }
+}
+
+/// `addr` with an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, how a dual-stack `[::]`
+/// listener sees an IPv4 client) as the IPv4 address it is: `trusted_proxies` lists IPv4
+/// proxies as IPv4, and an IPv4 client's throttle key must be its IPv4 network, not the one
+/// IPv6 /64 that every mapped address falls in.
+pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// One accepted connection and what serving it needs.
@@ -163,7 +171,7 @@ impl Connection {
         }
         let read = crate::proxy_protocol::read_header(&mut tcp);
         match tokio::time::timeout(self.limits.handshake, read).await {
-            Ok(Ok(client)) => Some((tcp, client.unwrap_or(peer))),
+            Ok(Ok(client)) => Some((tcp, client.map_or(peer, canonical))),
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "PROXY header refused");
                 None

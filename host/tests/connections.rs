@@ -305,6 +305,42 @@ async fn forwarded_for_is_believed_from_trusted_proxies_only() {
     );
 }
 
+/// On a dual-stack listener (`[::]`) an IPv4 client's address arrives as IPv4-mapped IPv6
+/// (`::ffff:a.b.c.d`). The host takes it as the IPv4 address it is: an IPv4 proxy listed in
+/// `trusted_proxies` is trusted, and an IPv4 client is throttled under its IPv4 network, not
+/// under the one IPv6 /64 every mapped address shares (where one guesser would lock out every
+/// IPv4 client); so is a mapped address in `X-Forwarded-For`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv4_clients_of_a_dual_stack_listener_are_ipv4() {
+    let th = start(|c| {
+        c.listen = "[::]:0".into();
+        c.channel_binding = false;
+        c.http.trusted_proxies = vec!["127.0.0.1/32".into()];
+    })
+    .await;
+    let to = std::net::SocketAddr::from(([127, 0, 0, 1], th.addr.port()));
+    // A proxy of the same kind names its IPv4 client mapped too.
+    let forwarded = "X-Forwarded-For: ::ffff:198.51.100.7\r\n";
+    let proxy = ipv4_from(&th, [127, 0, 0, 1], to).await;
+    assert!(start_on(proxy, forwarded).await.starts_with("HTTP/1.1 200"));
+    start_on(ipv4_from(&th, [127, 0, 0, 2], to).await, "").await;
+    assert_eq!(
+        throttled_sources(&th).await,
+        ["a:127.0.0.2/32", "a:198.51.100.7/32"]
+    );
+}
+
+/// TLS to the host at `to` over IPv4 from `from`.
+async fn ipv4_from(
+    th: &TestHost,
+    from: [u8; 4],
+    to: std::net::SocketAddr,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::from((from, 0))).unwrap();
+    tls_on(th, socket.connect(to).await.unwrap()).await
+}
+
 /// A TCP connection to the host from `from` (a loopback address), having sent `first`.
 async fn connect_from(th: &TestHost, from: [u8; 4], first: &[u8]) -> TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
