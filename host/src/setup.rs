@@ -364,7 +364,8 @@ pub async fn check_queue_key(
 
 /// `user add`: enrolls the user (OPAQUE registration under the host's `keys`, one keyed
 /// verifier per pair with a fresh 16-byte salt; see [`crate::crypto::enroll`]) and stores the
-/// record and the verifiers. Neither the password nor the responses are stored.
+/// record and the verifiers. Neither the password nor the responses are stored. A name no
+/// login could carry ([`kasane_protocol::wire::is_user_name`]) is refused.
 pub async fn add_user(
     store: &dyn Store,
     keys: &ServerKeys,
@@ -372,6 +373,10 @@ pub async fn add_user(
     password: &[u8],
     now: u64,
 ) -> Result<(), HostError> {
+    if !kasane_protocol::wire::is_user_name(&card.user) {
+        let field = "user name (1 to 256 bytes, no control characters)";
+        return Err(kasane_protocol::ProtocolError::FieldRange { field }.into());
+    }
     let password = Zeroizing::new(password.to_vec());
     let responses: Vec<(String, Zeroizing<String>)> = card.pairs.clone();
     let user = card.user.clone();

@@ -168,6 +168,30 @@ async fn every_login_failure_gets_the_same_answer() {
     );
 }
 
+/// A user name with a control character in it (here an escape sequence that would clear an
+/// operator's terminal in `kasane-host throttle list`) is no user name: a start naming one is
+/// refused as malformed, before it is counted anywhere, and `user add` refuses to enroll one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_names_with_control_characters_are_refused() {
+    let th = start(|_| {}).await;
+    let client = ClientStart::new(&mut OsRng, "abcd", b"pw", BOTH.to_vec()).unwrap();
+    let mut body = client.request_bytes().to_vec();
+    // Version, kind, the name's length (4), then its bytes.
+    assert_eq!(&body[2..7], b"\x04abcd");
+    body[3..7].copy_from_slice(b"\x1b[2J");
+    let mut conn = th.connect().await;
+    let (status, _) = conn.request("POST", "/v1/login/start", body, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let entries = th.host.store().list_throttle().await.unwrap();
+    assert!(entries.is_empty(), "{entries:?}");
+
+    let card = kasane_host::setup::CodeCard::generate("mallory\n");
+    let store = th.host.store().as_ref();
+    let now = th.clock.now();
+    let enrolled = kasane_host::setup::add_user(store, th.host.opaque_keys(), &card, b"pw", now);
+    assert!(enrolled.await.is_err());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn throttling_engages_and_releases_after_backoff() {
     let th = start(|c| {

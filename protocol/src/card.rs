@@ -27,7 +27,7 @@ use rand::Rng;
 use rand_core::OsRng;
 use zeroize::Zeroizing;
 
-use crate::wire::{MAX_PROMPT_LEN, MAX_USER_ID_LEN};
+use crate::wire::{MAX_PROMPT_LEN, is_user_name};
 
 /// Columns of the standard code card.
 pub const CARD_COLUMNS: &str = "ABCDE";
@@ -57,7 +57,10 @@ pub enum CardError {
     #[error("the card has no pairs")]
     Empty,
     /// The text does not start with the card's title line.
-    #[error("not a Kasane code card (the first line must be `{TITLE}<user>`)")]
+    #[error(
+        "not a Kasane code card (the first line must be `{TITLE}<user>`, a user name of 1 to \
+         256 bytes without control characters)"
+    )]
     Title,
     /// A grid row has the wrong number of cells or a wrong row number.
     #[error("card line {0}: a grid row needs its number and {n} responses", n = CARD_COLUMNS.len())]
@@ -158,7 +161,7 @@ impl CodeCard {
         let user = lines
             .next()
             .and_then(|(_, l)| l.trim_end().strip_prefix(TITLE))
-            .filter(|u| !u.is_empty() && u.len() <= MAX_USER_ID_LEN)
+            .filter(|u| is_user_name(u))
             .ok_or(CardError::Title)?
             .to_owned();
         let rest: Vec<(usize, &str)> = lines
@@ -303,6 +306,10 @@ mod tests {
             CodeCard::from_text("A1 KM4Q\n").unwrap_err(),
             CardError::Title
         );
+        // A user name with a control character in it is no user name.
+        let text = CodeCard::generate("carol").to_text();
+        let escaped = text.replacen("carol", "car\u{1b}[2Jol", 1);
+        assert_eq!(CodeCard::from_text(&escaped).unwrap_err(), CardError::Title);
         let grid = CodeCard::generate("carol").to_text();
         let broken: String = grid
             .lines()

@@ -4,6 +4,17 @@
 
 /// Longest user id, bytes.
 pub const MAX_USER_ID_LEN: usize = 256;
+
+/// Whether `name` can be a user name (a login's `user_id`, a message's recipient, a card's
+/// user): 1..=[`MAX_USER_ID_LEN`] bytes of UTF-8 without control characters (Unicode `Cc`:
+/// U+0000–U+001F, U+007F–U+009F). A name a client chose reaches the host's throttle table
+/// before any authentication (an unknown name is counted like a known one), and from there
+/// `kasane-host throttle list` and the logs: a tab, a newline or an escape sequence there
+/// would let an attacker forge lines on an operator's terminal.
+#[must_use]
+pub fn is_user_name(name: &str) -> bool {
+    (1..=MAX_USER_ID_LEN).contains(&name.len()) && !name.chars().any(char::is_control)
+}
 /// Length of a login id, bundle id or session id, bytes.
 pub const ID_LEN: usize = 16;
 /// Longest password, bytes (the client refuses longer ones before OPAQUE).

@@ -16,7 +16,7 @@
 use zeroize::Zeroizing;
 
 use crate::error::ProtocolError;
-use crate::limits::{ID_LEN, MAX_RECIPIENT_LEN};
+use crate::limits::{ID_LEN, is_user_name};
 use crate::schedule::{AeadKey, SessionSecret};
 use crate::wire::SealedMessage;
 use kasane_abi::Direction;
@@ -99,7 +99,7 @@ pub fn seal_message(
             max: MAX_PLAINTEXT_LEN,
         });
     }
-    if header.recipient.len() > MAX_RECIPIENT_LEN {
+    if !(header.recipient.is_empty() || is_user_name(header.recipient)) {
         return Err(ProtocolError::FieldRange { field: "recipient" });
     }
     if header.seq == 0 {

@@ -15,7 +15,7 @@ use crate::limits::MAX_PLAINTEXT_LEN;
 use kasane_abi::Direction;
 
 pub use crate::limits::{
-    ID_LEN, MAX_CIPHERTEXT_LEN, MAX_PASSWORD_LEN, MAX_RECIPIENT_LEN, MAX_USER_ID_LEN,
+    ID_LEN, MAX_CIPHERTEXT_LEN, MAX_PASSWORD_LEN, MAX_RECIPIENT_LEN, MAX_USER_ID_LEN, is_user_name,
 };
 pub use crate::opaque::{KE1_LEN, KE2_LEN, KE3_LEN};
 
@@ -105,7 +105,8 @@ fn check(ok: bool, field: &'static str) -> Result<(), ProtocolError> {
 /// Step 1, client to host: the user name, OPAQUE's KE1, a nonce, the profiles the client can run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartRequest {
-    /// The user name (UTF-8, 1..=[`MAX_USER_ID_LEN`] bytes; OPAQUE's credential identifier).
+    /// The user name ([`is_user_name`]: UTF-8, 1..=[`MAX_USER_ID_LEN`] bytes, no control
+    /// characters; OPAQUE's credential identifier).
     pub user_id: String,
     /// OPAQUE KE1 ([`KE1_LEN`] bytes).
     pub ke1: Vec<u8>,
@@ -128,10 +129,7 @@ impl Message for StartRequest {
     const LABEL: &'static [u8] = b"start-request";
 
     fn validate(&self) -> Result<(), ProtocolError> {
-        check(
-            (1..=MAX_USER_ID_LEN).contains(&self.user_id.len()),
-            "user_id",
-        )?;
+        check(is_user_name(&self.user_id), "user_id")?;
         check(self.ke1.len() == KE1_LEN, "ke1")?;
         let n = self.profiles.len();
         let distinct = self
@@ -420,7 +418,11 @@ impl Message for SealedMessage {
 
     fn validate(&self) -> Result<(), ProtocolError> {
         check(self.seq >= 1, "seq")?;
-        check(self.recipient.len() <= MAX_RECIPIENT_LEN, "recipient")?;
+        // A user name, or "" for the host itself.
+        check(
+            self.recipient.is_empty() || is_user_name(&self.recipient),
+            "recipient",
+        )?;
         check(
             (16..=MAX_CIPHERTEXT_LEN).contains(&self.ciphertext.len()),
             "ciphertext",

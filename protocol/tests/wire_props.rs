@@ -350,6 +350,58 @@ fn longest_start_request() -> StartRequest {
     }
 }
 
+/// A user name (a login's `user_id`, a message's recipient) carries no control character: a
+/// tab, a newline, DEL, an escape sequence or a C1 control is refused on encode and on
+/// decode; any other text, non-ASCII included, passes.
+#[test]
+fn user_names_carry_no_control_characters() {
+    let start = |user_id: &str| StartRequest {
+        user_id: user_id.to_owned(),
+        ..longest_start_request()
+    };
+    let message = |recipient: &str| SealedMessage {
+        session_id: [1; 16],
+        direction: Direction::ClientToHost,
+        seq: 1,
+        recipient: recipient.to_owned(),
+        ciphertext: vec![0; 16],
+    };
+    for ok in ["alice", "ålice ü", "a b", "@gateway", "名前"] {
+        round_trip(&start(ok));
+        round_trip(&message(ok));
+    }
+    round_trip(&message(""));
+    for bad in [
+        "al\tice",
+        "alice\n",
+        "\u{1b}[2Jroot",
+        "a\u{7f}",
+        "a\u{85}",
+        "\0",
+    ] {
+        let (m, r) = (start(bad), message(bad));
+        assert!(matches!(
+            m.encode(),
+            Err(ProtocolError::FieldRange { field: "user_id" })
+        ));
+        assert!(matches!(
+            r.encode(),
+            Err(ProtocolError::FieldRange { field: "recipient" })
+        ));
+        // The same bytes made without the checks are refused when decoded.
+        let bytes = postcard::to_extend(&m, vec![PROTOCOL_VERSION, 1]).unwrap();
+        assert!(matches!(
+            StartRequest::decode(&bytes),
+            Err(ProtocolError::FieldRange { field: "user_id" })
+        ));
+        let bytes = postcard::to_extend(&r, vec![PROTOCOL_VERSION, 8]).unwrap();
+        assert!(matches!(
+            SealedMessage::decode(&bytes),
+            Err(ProtocolError::FieldRange { field: "recipient" })
+        ));
+    }
+}
+
 /// The largest value of each login kind fits its size cap; a field off its length is refused
 /// on encode and on decode.
 #[test]
