@@ -575,10 +575,7 @@ impl Message for Delivery {
 
     fn validate(&self) -> Result<(), ProtocolError> {
         check(self.id >= 1, "id")?;
-        check(
-            !self.from.is_empty() && self.from.len() <= MAX_USER_ID_LEN,
-            "from",
-        )
+        check(is_user_name(&self.from), "from")
     }
 }
 

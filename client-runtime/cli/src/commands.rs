@@ -144,12 +144,29 @@ pub(crate) async fn send(s: &Settings, to: &str, message: Option<String>) -> Res
 }
 
 fn print_message(m: &Received) {
-    println!(
-        "from {} at {}: {}",
-        m.from,
-        utc(m.sent_at),
-        String::from_utf8_lossy(&m.body)
-    );
+    println!("from {} at {}: {}", m.from, utc(m.sent_at), shown(&m.body));
+}
+
+/// Another user's message body as text that cannot pass for anything else on the reader's
+/// terminal: a line break starts an indented line (no line of a body starts where a `from …`
+/// line does), trailing line breaks are dropped, and every other control character (a
+/// carriage return, an escape sequence) and the bidirectional-text controls are printed as
+/// escapes (`\r`, `\u{1b}`, `\u{202e}`); tabs stay. Printed as they came, they would let the
+/// sender forge a line `from admin at …` under the real one, or drive the terminal.
+fn shown(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim_end_matches(['\n', '\r']);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        match c {
+            '\n' => out.push_str("\n    "),
+            '\t' => out.push(c),
+            _ if c.is_control() || bidi => out.extend(c.escape_debug()),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// `kasane inbox`.
@@ -424,7 +441,21 @@ fn print_cached(dir: &std::path::Path) {
 
 #[cfg(test)]
 mod tests {
-    use super::{Typed, interpret};
+    use super::{Typed, interpret, shown};
+
+    #[test]
+    fn a_message_cannot_forge_a_line_or_drive_the_terminal() {
+        assert_eq!(shown("hi there, ålice\n".as_bytes()), "hi there, ålice");
+        assert_eq!(shown(b"a\tb\r\n\r\n"), "a\tb");
+        let forged = "hi\nfrom admin at 2026-12-07 09:00:00 UTC: reset your password";
+        assert_eq!(
+            shown(forged.as_bytes()),
+            "hi\n    from admin at 2026-12-07 09:00:00 UTC: reset your password"
+        );
+        assert_eq!(shown(b"\x1b[2J\rx\x00"), "\\u{1b}[2J\\rx\\0");
+        assert_eq!(shown("a\u{202e}b".as_bytes()), "a\\u{202e}b");
+        assert_eq!(shown(b"C:\\dir \xff"), "C:\\dir \u{fffd}");
+    }
 
     #[test]
     fn typed_lines_mean_what_the_help_says() {

@@ -76,7 +76,9 @@ enum Command {
         /// with --password-stdin).
         message: Option<String>,
     },
-    /// Logs in, prints the messages waiting, logs out.
+    /// Logs in, prints the messages waiting, logs out. A message's later lines are indented
+    /// (none can pass for a `from …` line), and its control characters but tab and newline,
+    /// and bidirectional-text controls, are printed as escapes (`\r`, `\u{1b}`).
     Inbox {
         /// Seconds to wait for a message when none is waiting.
         #[arg(long, default_value_t = 0)]
@@ -84,7 +86,7 @@ enum Command {
     },
     /// Logs in and stays: lines typed are sent (`@bob hi`, or `/to bob` then plain lines;
     /// `/quit` to leave; any other line starting with `/` is refused, not sent), incoming
-    /// messages are printed as they arrive.
+    /// messages are printed as they arrive (as `inbox` prints them).
     Session,
     /// Logs in, then replaces your password and code card: asks for the new password twice
     /// (with --password-stdin: standard input's second line), makes a new card and writes it
