@@ -113,6 +113,46 @@ async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
     }
 }
 
+/// Why a request must be refused as one a web page made, if it must. A page of any site open
+/// in a browser on this machine can send requests to a loopback address, and the proxy adds
+/// the session to whatever reaches it: a cross-site form or `fetch` would act as the user,
+/// and a site whose name an attacker points at 127.0.0.1 (DNS rebinding) would even read the
+/// answers as its own. So the `Host` must be a loopback name, and a request that says it
+/// comes from a page (`Origin`, `Sec-Fetch-Site`) must come from a page of this proxy
+/// itself. Local programs (curl, scripts) send neither header.
+fn from_a_web_page(headers: &hyper::HeaderMap) -> Option<&'static str> {
+    let text = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let host = text("host");
+    if host.is_some_and(|h| !is_loopback_authority(h)) {
+        return Some("Host is not a loopback address or localhost (DNS rebinding?): refused");
+    }
+    let site = text("sec-fetch-site");
+    if site.is_some_and(|s| !matches!(s, "same-origin" | "none")) {
+        return Some("a request from a web page of another origin: refused");
+    }
+    let origin = text("origin");
+    let own = host.map(|h| format!("http://{h}").to_ascii_lowercase());
+    if origin.is_some_and(|o| Some(o.to_ascii_lowercase()) != own) {
+        return Some("a request from a web page of another origin: refused");
+    }
+    None
+}
+
+/// Whether `authority` (`host[:port]`) names this machine's loopback: `localhost`, or a
+/// loopback address (`127.0.0.1`, `[::1]`).
+fn is_loopback_authority(authority: &str) -> bool {
+    let Ok(a) = authority.parse::<hyper::http::uri::Authority>() else {
+        return false;
+    };
+    let host = a.host();
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// A plain-text answer of the proxy's own.
 fn own(status: StatusCode, why: &str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(format!("kasane proxy: {why}\n"))));
@@ -147,6 +187,9 @@ impl Proxy {
         &self,
         req: Request<Incoming>,
     ) -> Result<GatewayRequest, Response<Full<Bytes>>> {
+        if let Some(why) = from_a_web_page(req.headers()) {
+            return Err(own(StatusCode::FORBIDDEN, why));
+        }
         if req.method() == hyper::Method::CONNECT || req.headers().contains_key("upgrade") {
             return Err(own(
                 StatusCode::NOT_IMPLEMENTED,

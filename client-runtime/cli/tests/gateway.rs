@@ -205,8 +205,26 @@ fn curl_through_kasane_proxy_gets_the_upstreams_exact_bytes() {
     assert_eq!(code, 200);
     let (code, _) = curl(&format!("http://{addr}/missing"), &[]);
     assert_eq!(code, 404, "the service's own status passes through");
+    // What a web page of another site could send through the user's browser is refused
+    // (a rebound name, a cross-site form or fetch); a page the proxy serves itself is not.
+    let url = format!("http://{addr}/f0");
+    let port = addr.rsplit(':').next().unwrap();
+    let rebound = format!("Host: evil.example:{port}");
+    for refused in [
+        vec!["-H", rebound.as_str()],
+        vec!["-H", "Origin: https://evil.example", "--data-binary", "x"],
+        vec!["-H", "Origin: null"],
+        vec!["-H", "Sec-Fetch-Site: cross-site"],
+        vec!["-H", "Sec-Fetch-Site: same-site"],
+    ] {
+        let (code, body) = curl(&url, &refused);
+        assert_eq!(code, 403, "{refused:?}: {}", String::from_utf8_lossy(&body));
+    }
+    let own = format!("Origin: http://{addr}");
+    let same = ["-H", &own, "-H", "Sec-Fetch-Site: same-origin"];
+    assert_eq!(curl(&url, &same).0, 200);
     let log = up.log();
-    assert_eq!(log.len(), 2 * sizes.len() + 2, "{log:?}");
+    assert_eq!(log.len(), 2 * sizes.len() + 3, "{log:?}");
     for entry in &log {
         assert_eq!(entry["users"], serde_json::json!(["alice"]), "{entry}");
         assert_eq!(entry["assertion"], "ok", "{entry}");
