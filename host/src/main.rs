@@ -740,6 +740,9 @@ async fn user_add(
     pairs: Option<&Path>,
     svg: Option<PathBuf>,
 ) -> anyhow::Result<()> {
+    if !kasane_protocol::wire::is_user_name(name) {
+        bail!("user name {name:?}: it must be 1 to 256 bytes of UTF-8 without control characters");
+    }
     let card = match pairs {
         Some(p) => {
             let text =

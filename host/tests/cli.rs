@@ -85,6 +85,15 @@ async fn init_then_serve_works_with_only_a_data_dir() {
     assert!(out.status.success());
     let card = String::from_utf8(out.stdout).unwrap();
     assert!(card.contains("Kasane code card for bob"), "{card}");
+    // A name no login could carry is refused before the password is asked for.
+    let bad = bin()
+        .args(["--data", data_s, "user", "add", "mal\tlory"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success(), "{err}");
+    assert!(err.contains("without control characters"), "{err}");
 
     let list = bin()
         .args(["--data", data_s, "user", "list"])
