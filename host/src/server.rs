@@ -84,15 +84,8 @@ fn source(host: &Host, conn: &Conn, headers: &HeaderMap) -> IpAddr {
 /// ([`crate::transport::canonical`]). `None` when an entry a trusted proxy wrote is not an
 /// address, or there is none.
 fn forwarded_client(headers: &HeaderMap, is_trusted: impl Fn(&IpAddr) -> bool) -> Option<IpAddr> {
-    let lines: Vec<&[u8]> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .map(HeaderValue::as_bytes)
-        .collect();
-    let hops = lines
-        .into_iter()
-        .rev()
-        .flat_map(|l| l.rsplit(|b| *b == b','));
+    let lines = headers.get_all("x-forwarded-for").iter().rev();
+    let hops = lines.flat_map(|l| l.as_bytes().rsplit(|b| *b == b','));
     let mut believed = None;
     for hop in hops.map(<[u8]>::trim_ascii).filter(|h| !h.is_empty()) {
         let ip = std::str::from_utf8(hop).ok()?.parse::<IpAddr>().ok()?;
