@@ -22,8 +22,42 @@ use crate::store::{AuditCheckpoint, AuditCursor, AuditReader, Store, StoreError,
 const BATCH: u32 = 64;
 
 /// Seconds in a day: the unit of retention, and the time between two scheduled runs that
-/// found nothing more to do (`crate::retention::Schedule`).
+/// found nothing more to do ([`Schedule`]).
 pub const DAY: u64 = 86_400;
+
+/// When a host's scheduled pruning (`crate::retention`) next runs.
+#[derive(Debug)]
+pub struct Schedule {
+    next: std::sync::Mutex<UnixSeconds>,
+}
+
+impl Schedule {
+    /// The first run due at `first`.
+    #[must_use]
+    pub fn first_at(first: UnixSeconds) -> Self {
+        Self {
+            next: std::sync::Mutex::new(first),
+        }
+    }
+
+    /// Whether a run is due at `now`.
+    pub fn due(&self, now: UnixSeconds) -> bool {
+        now >= *self.lock()
+    }
+
+    /// Notes a run at `now`: the next is due at once if it stopped at its limit (`more`),
+    /// else a day later.
+    pub fn ran(&self, now: UnixSeconds, more: bool) {
+        *self.lock() = if more { now } else { now.saturating_add(DAY) };
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, UnixSeconds> {
+        // Nothing panics while it is held; a poisoned time is still a time.
+        self.next
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
 
 /// Where [`prune`] writes the chains it removes, before it removes them.
 pub trait Archive {

@@ -63,7 +63,7 @@ pub struct Host {
     /// The key that signs `X-Kasane-Assertion` (`keys/gateway.key`).
     pub(crate) assertion_key: AssertionKey,
     /// When housekeeping next prunes the audit log (`[audit] retain_days`).
-    pub(crate) retention: crate::retention::Schedule,
+    pub(crate) retention: crate::audit_prune::Schedule,
 }
 
 impl std::fmt::Debug for Host {
@@ -113,7 +113,7 @@ impl Host {
             upstream: Upstream::new(&config_upstream),
             // Replaced by `with_assertion_key` for a host on a data directory.
             assertion_key: AssertionKey::random(),
-            retention: crate::retention::Schedule::first_at(first_prune),
+            retention: crate::audit_prune::Schedule::first_at(first_prune),
         }
     }
 

@@ -17,40 +17,6 @@ use crate::audit_prune::{self, Archive, DAY, Pruned};
 use crate::host::Host;
 use crate::store::UnixSeconds;
 
-/// When a host's scheduled pruning next runs.
-#[derive(Debug)]
-pub struct Schedule {
-    next: std::sync::Mutex<UnixSeconds>,
-}
-
-impl Schedule {
-    /// The first run due at `first`.
-    #[must_use]
-    pub fn first_at(first: UnixSeconds) -> Self {
-        Self {
-            next: std::sync::Mutex::new(first),
-        }
-    }
-
-    /// Whether a run is due at `now`.
-    pub fn due(&self, now: UnixSeconds) -> bool {
-        now >= *self.lock()
-    }
-
-    /// Notes a run at `now`: the next is due at once if it stopped at its limit (`more`),
-    /// else a day later.
-    pub fn ran(&self, now: UnixSeconds, more: bool) {
-        *self.lock() = if more { now } else { now.saturating_add(DAY) };
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, UnixSeconds> {
-        // Nothing panics while it is held; a poisoned time is still a time.
-        self.next
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
 /// Chains one housekeeping pass prunes at most.
 pub const PASS_CHAINS: u64 = 1_000;
 
