@@ -13,6 +13,7 @@ use kasane_host::rekey::KeyReload;
 use kasane_host::setup::{self, CodeCard};
 use kasane_host::store::{self, Clock, Store, SystemClock};
 use kasane_host::{HostError, server};
+use kasane_protocol::wire::{Shown, is_hidden};
 
 mod audit_cli;
 mod check;
@@ -172,7 +173,9 @@ enum ThrottleCommand {
     /// `un:<network>/<prefix>|<user>` for a user from one of its known networks), failures
     /// left after decay, and the lock's remaining seconds if locked.
     List,
-    /// Forgets one entry, by its key as `list` prints it (e.g. `a:203.0.113.7/32`).
+    /// Forgets one entry, by its key as `list` prints it (e.g. `a:203.0.113.7/32`; a control
+    /// or invisible character in a key is listed, and may be given here, as its escape,
+    /// e.g. `u:ad\u{200b}min`).
     Clear {
         /// The key.
         key: String,
@@ -670,18 +673,37 @@ async fn throttle(data: &Path, command: ThrottleCommand) -> anyhow::Result<()> {
                     Some(secs) if secs > 0 => format!("\tlocked {secs} s"),
                     _ => String::new(),
                 };
-                println!("{}\tfailures={left}{lock}", e.key);
+                println!("{}\tfailures={left}{lock}", Shown(&e.key));
             }
             Ok(())
         }
         ThrottleCommand::Clear { key } => {
-            if !st.clear_throttle_key(&key).await.context("clearing")? {
-                bail!("no throttle entry {key}");
+            let raw = throttle_key_as_listed(st.as_ref(), &key).await?;
+            if !st.clear_throttle_key(&raw).await.context("clearing")? {
+                bail!("no throttle entry {}", Shown(&key));
             }
-            println!("cleared {key}");
+            println!("cleared {}", Shown(&raw));
             Ok(())
         }
     }
+}
+
+/// The stored key that `throttle list` printed as `key`: the key itself, or the one whose
+/// escaped form ([`Shown`]) it is (an entry counted before names were checked may hold
+/// characters a terminal cannot show or a shell cannot type).
+async fn throttle_key_as_listed(st: &dyn Store, key: &str) -> anyhow::Result<String> {
+    if key.chars().any(is_hidden) || !key.contains('\\') {
+        return Ok(key.to_owned());
+    }
+    let entries = st
+        .list_throttle()
+        .await
+        .context("listing throttle entries")?;
+    Ok(entries
+        .into_iter()
+        .map(|e| e.key)
+        .find(|k| k != key && Shown(k).to_string() == key)
+        .unwrap_or_else(|| key.to_owned()))
 }
 
 async fn user(data: &Path, command: UserCommand) -> anyhow::Result<()> {
@@ -702,7 +724,10 @@ async fn user(data: &Path, command: UserCommand) -> anyhow::Result<()> {
                 };
                 println!(
                     "{}\tpairs={}\tfailures={}{lock}\tsessions={}",
-                    u.name, u.pair_count, u.throttle.failures, u.sessions
+                    Shown(&u.name),
+                    u.pair_count,
+                    u.throttle.failures,
+                    u.sessions
                 );
             }
             Ok(())
@@ -741,7 +766,10 @@ async fn user_add(
     svg: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     if !kasane_protocol::wire::is_user_name(name) {
-        bail!("user name {name:?}: it must be 1 to 256 bytes of UTF-8 without control characters");
+        bail!(
+            "user name {name:?}: it must be 1 to 256 bytes of UTF-8 without control, \
+             bidirectional or invisible characters"
+        );
     }
     let card = match pairs {
         Some(p) => {

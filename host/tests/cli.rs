@@ -753,6 +753,41 @@ async fn throttle_list_and_clear() {
     assert!(err.contains("no throttle entry a:2001:db8::/64"), "{err}");
 }
 
+/// A throttle entry whose name a terminal cannot show as is (counted before names were
+/// checked: a newline, an escape sequence, a zero-width space) is listed on one line with
+/// those characters escaped, and `throttle clear` takes the key as listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttle_keys_are_listed_escaped_and_cleared_as_listed() {
+    use kasane_host::store::{Backoff, Clock, SystemClock, ThrottleKey};
+    let dir = tempfile::tempdir().unwrap();
+    let data = initialized(dir.path());
+    let data_s = data.to_str().unwrap();
+    let st = kasane_host::store::open(&file_config(&data).database_url)
+        .await
+        .unwrap();
+    let forged = "ad\u{200b}min\nu:root\tfailures=0\u{1b}[2J";
+    st.record_failure(
+        ThrottleKey::User(forged),
+        SystemClock.now(),
+        &Backoff::default(),
+    )
+    .await
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = bin().args(["--data", data_s]).args(args).output().unwrap();
+        (out.status.success(), String::from_utf8(out.stdout).unwrap())
+    };
+    let listed = r"u:ad\u{200b}min\nu:root\tfailures=0\u{1b}[2J";
+    let (ok, text) = run(&["throttle", "list"]);
+    assert!(ok);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.starts_with(&format!("{listed}\tfailures=1")), "{text}");
+    let (ok, text) = run(&["throttle", "clear", listed]);
+    assert!(ok, "{text}");
+    assert_eq!(text, format!("cleared {listed}\n"));
+    assert_eq!(run(&["throttle", "list"]), (true, String::new()));
+}
+
 /// `<dir>/data`, made by `kasane-host init`.
 fn initialized(dir: &std::path::Path) -> std::path::PathBuf {
     let data = dir.join("data");

@@ -178,10 +178,15 @@ async fn user_names_with_control_characters_are_refused() {
     let mut body = client.request_bytes().to_vec();
     // Version, kind, the name's length (4), then its bytes.
     assert_eq!(&body[2..7], b"\x04abcd");
-    body[3..7].copy_from_slice(b"\x1b[2J");
     let mut conn = th.connect().await;
-    let (status, _) = conn.request("POST", "/v1/login/start", body, None).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // An escape sequence, and a right-to-left override (a name that reads as another).
+    for name in ["\x1b[2J", "a\u{202e}"] {
+        body[3..7].copy_from_slice(name.as_bytes());
+        let (status, _) = conn
+            .request("POST", "/v1/login/start", body.clone(), None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name:?}");
+    }
     let entries = th.host.store().list_throttle().await.unwrap();
     assert!(entries.is_empty(), "{entries:?}");
 

@@ -15,7 +15,8 @@ use crate::limits::MAX_PLAINTEXT_LEN;
 use kasane_abi::Direction;
 
 pub use crate::limits::{
-    ID_LEN, MAX_CIPHERTEXT_LEN, MAX_PASSWORD_LEN, MAX_RECIPIENT_LEN, MAX_USER_ID_LEN, is_user_name,
+    ID_LEN, MAX_CIPHERTEXT_LEN, MAX_PASSWORD_LEN, MAX_RECIPIENT_LEN, MAX_USER_ID_LEN, Shown,
+    is_hidden, is_user_name,
 };
 pub use crate::opaque::{KE1_LEN, KE2_LEN, KE3_LEN};
 

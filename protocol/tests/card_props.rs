@@ -20,10 +20,11 @@ fn plain(card: &CodeCard) -> (String, Vec<(String, String)>) {
     (card.user.clone(), pairs)
 }
 
-/// A user id: printable (no control characters: `is_user_name`), not starting or ending with
+/// A user id: printable (no control or format characters: `is_user_name`), not starting or ending with
 /// white space (the title line is trimmed at its end), at most 256 bytes; inner spaces allowed.
 fn user() -> impl Strategy<Value = String> {
-    "[^\\s\\p{Cc}]{1,24}( [^\\s\\p{Cc}]{1,24})?".prop_filter("user id length", |u| u.len() <= 256)
+    "[^\\s\\p{Cc}\\p{Cf}]{1,24}( [^\\s\\p{Cc}\\p{Cf}]{1,24})?"
+        .prop_filter("user id length", |u| u.len() <= 256)
 }
 
 /// A response: one token of anything but white space.

@@ -350,9 +350,10 @@ fn longest_start_request() -> StartRequest {
     }
 }
 
-/// A user name (a login's `user_id`, a message's recipient) carries no control character: a
-/// tab, a newline, DEL, an escape sequence or a C1 control is refused on encode and on
-/// decode; any other text, non-ASCII included, passes.
+/// A user name (a login's `user_id`, a message's recipient) carries no control character (a
+/// tab, a newline, DEL, an escape sequence, a C1 control), no bidirectional control and no
+/// invisible character: each is refused on encode and on decode; any other text, non-ASCII
+/// included, passes.
 #[test]
 fn user_names_carry_no_control_characters() {
     let start = |user_id: &str| StartRequest {
@@ -378,6 +379,10 @@ fn user_names_carry_no_control_characters() {
         "a\u{7f}",
         "a\u{85}",
         "\0",
+        "ad\u{200b}min",
+        "\u{202e}nimda",
+        "a\u{feff}",
+        "a\u{2066}b",
     ] {
         let (m, r) = (start(bad), message(bad));
         assert!(matches!(

@@ -4,6 +4,7 @@ use std::io::{BufRead, Read};
 
 use anyhow::{Context, anyhow};
 use kasane_client::{Client, ClientError, LoginReport, Received, Session, utc};
+use kasane_protocol::wire::Shown;
 use zeroize::Zeroizing;
 
 use crate::credentials;
@@ -150,23 +151,22 @@ fn print_message(m: &Received) {
 /// Another user's message body as text that cannot pass for anything else on the reader's
 /// terminal: a line break starts an indented line (no line of a body starts where a `from …`
 /// line does), trailing line breaks are dropped, and every other control character (a
-/// carriage return, an escape sequence) and the bidirectional-text controls are printed as
-/// escapes (`\r`, `\u{1b}`, `\u{202e}`); tabs stay. Printed as they came, they would let the
+/// carriage return, an escape sequence), the bidirectional-text controls and the invisible
+/// characters are printed as escapes (`\r`, `\u{1b}`, `\u{202e}`: [`Shown`]); tabs stay. Printed as they came, they would let the
 /// sender forge a line `from admin at …` under the real one, or drive the terminal.
 fn shown(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let text = text.trim_end_matches(['\n', '\r']);
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-        match c {
-            '\n' => out.push_str("\n    "),
-            '\t' => out.push(c),
-            _ if c.is_control() || bidi => out.extend(c.escape_debug()),
-            _ => out.push(c),
-        }
-    }
-    out
+    let lines: Vec<String> = text
+        .split('\n')
+        .map(|line| {
+            line.split('\t')
+                .map(|part| Shown(part).to_string())
+                .collect::<Vec<_>>()
+                .join("\t")
+        })
+        .collect();
+    lines.join("\n    ")
 }
 
 /// `kasane inbox`.
@@ -454,6 +454,7 @@ mod tests {
         );
         assert_eq!(shown(b"\x1b[2J\rx\x00"), "\\u{1b}[2J\\rx\\0");
         assert_eq!(shown("a\u{202e}b".as_bytes()), "a\\u{202e}b");
+        assert_eq!(shown("ad\u{200b}min".as_bytes()), "ad\\u{200b}min");
         assert_eq!(shown(b"C:\\dir \xff"), "C:\\dir \u{fffd}");
     }
 
