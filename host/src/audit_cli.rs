@@ -229,7 +229,7 @@ pub(crate) async fn dead_letters(data: &Path, command: DeadLetterCommand) -> any
                     println!(
                         "{}\t{}\tbytes={}\tqueued={}\tmoved={}\taudit={audit}",
                         d.id,
-                        d.recipient,
+                        kasane_protocol::wire::Shown(&d.recipient),
                         d.bytes,
                         upkeep::rfc3339(d.created),
                         upkeep::rfc3339(d.moved)

@@ -1,5 +1,5 @@
 //! Forward-auth behind real proxies, configured as docs/GATEWAY.md shows: Debian's nginx
-//! (`auth_request`) and Debian's Caddy (`forward_auth`), each in front of a real service (an
+//! (`auth_request`), Debian's Caddy (`forward_auth`) and Traefik (`forwardAuth`), each in front of a real service (an
 //! axum app that records what reaches it). Through each: alice's session token reaches the
 //! service as alice with an assertion that verifies against the host's JWKS, never with the
 //! token or with `X-Kasane-*` headers the client made up; no token and a wrong one are
@@ -15,7 +15,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
 use common::upstream::{Log, upstream, verify};
@@ -70,15 +70,17 @@ async fn scene(ip: &str) -> Scene {
 }
 
 /// `path` if it exists, or `None` (and why) outside CI.
-fn binary(path: &'static str, package: &str) -> Option<&'static str> {
+fn binary(path: &'static str, package: &str) -> Option<PathBuf> {
     if Path::new(path).exists() {
-        return Some(path);
+        return Some(path.into());
     }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{path} is missing (apt-get install {package})"
-    );
-    eprintln!("skipping: {path} is missing (apt-get install {package})");
+    skip(&format!("{path} is missing (apt-get install {package})"))
+}
+
+/// `None`, having said why, outside CI; in CI a missing peer fails the test.
+fn skip<T>(why: &str) -> Option<T> {
+    assert!(std::env::var_os("CI").is_none(), "{why}");
+    eprintln!("skipping: {why}");
     None
 }
 
@@ -324,4 +326,97 @@ async fn caddy_forward_auth_passes_only_live_sessions_as_their_user() {
     let app = format!("http://{}/app/x", s.proxy);
     let proxy_log = s.dir.path().join("caddy.log");
     check_proxy(&mut s.conn, s.token, &s.log, &app, &proxy_log).await;
+}
+
+/// The Traefik configuration of docs/GATEWAY.md (file provider): `forwardAuth` to the host
+/// over TLS, its answer's `X-Kasane-*` copied over the client's, the token removed, the
+/// service behind.
+fn traefik_dynamic(s: &Scene) -> String {
+    let (cert, host, up) = (s.th.cfg.tls_cert.display(), s.th.addr, s.up);
+    format!(
+        "http:
+  routers:
+    app:
+      entryPoints: [web]
+      rule: PathPrefix(`/`)
+      middlewares: [kasane, no-token]
+      service: app
+  middlewares:
+    kasane:
+      forwardAuth:
+        address: https://{host}/v1/auth/check
+        authResponseHeaders:
+          - X-Kasane-User
+          - X-Kasane-Assertion
+        tls:
+          ca: {cert}
+    no-token:
+      headers:
+        customRequestHeaders:
+          Authorization: \"\"
+  services:
+    app:
+      loadBalancer:
+        servers:
+          - url: http://{up}
+"
+    )
+}
+
+/// Waits until Traefik has loaded its routes (its entry point listens before the file
+/// provider's configuration is in): a request without a token gets the host's `401`, not
+/// Traefik's `404`. Asked from an address of its own, so nothing counts against alice's.
+async fn routed(url: String) {
+    for _ in 0..400 {
+        let u = url.clone();
+        let (code, _) =
+            tokio::task::spawn_blocking(move || curl(&u, &["--interface", "127.0.0.6"]))
+                .await
+                .unwrap();
+        if code == 401 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("Traefik never routed {url}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn traefik_forward_auth_passes_only_live_sessions_as_their_user() {
+    let traefik = match std::env::var_os("KASANE_TEST_TRAEFIK") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let why = "KASANE_TEST_TRAEFIK is not set (pip install --require-hashes -r \
+                       host/tests/traefik/requirements.txt; .ci/run does)";
+            let Some(path) = skip(why) else { return };
+            path
+        }
+    };
+    let mut s = scene("127.0.0.5").await;
+    let d = s.dir.path();
+    std::fs::write(d.join("dynamic.yml"), traefik_dynamic(&s)).unwrap();
+    let log = d.join("traefik.log");
+    let _traefik = Proxy(
+        Command::new(traefik)
+            .arg(format!("--entryPoints.web.address={}", s.proxy))
+            .arg(format!(
+                "--providers.file.filename={}",
+                d.join("dynamic.yml").display()
+            ))
+            .args([
+                "--global.checkNewVersion=false",
+                "--global.sendAnonymousUsage=false",
+            ])
+            .args(["--log.level=INFO"])
+            .env("HOME", d)
+            .current_dir(d)
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(d.join("traefik.err")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    listening(s.proxy).await;
+    let app = format!("http://{}/app/x", s.proxy);
+    routed(app.clone()).await;
+    check_proxy(&mut s.conn, s.token, &s.log, &app, &log).await;
 }
