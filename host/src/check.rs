@@ -7,6 +7,8 @@ use kasane_host::config::Config;
 use kasane_host::registry::HostRegistry;
 use kasane_host::registry_db::DbRegistry;
 use kasane_host::registry_source::{DbSource, RegistrySource};
+use kasane_host::tls::CertResolver;
+use kasane_host::upkeep::rfc3339;
 use kasane_host::{messages, server, setup, store};
 
 /// Runs the checks in the order `serve` needs them; prints `ok: …` for each, returns the
@@ -17,14 +19,7 @@ pub(crate) async fn run(data: &Path) -> anyhow::Result<()> {
         "configuration of {} (KASANE_* overrides applied)",
         data.display()
     ));
-    server::tls_config(&cfg.tls_cert, &cfg.tls_key).with_context(|| {
-        format!(
-            "loading the TLS certificate {} and key {}",
-            cfg.tls_cert.display(),
-            cfg.tls_key.display()
-        )
-    })?;
-    ok(format_args!("TLS certificate and key"));
+    certificate(&cfg)?;
     keys(&cfg)?;
     let scheme = cfg.database_url.split(':').next().unwrap_or_default();
     let store = store::open(&cfg.database_url)
@@ -39,6 +34,35 @@ pub(crate) async fn run(data: &Path) -> anyhow::Result<()> {
     keys_listed(&cfg, &registry)?;
     active_transforms(&registry)?;
     gateway_upstream(&cfg).await
+}
+
+/// The TLS pair loads as `serve` loads it, and the certificate has not expired (`/readyz`
+/// would answer 503).
+fn certificate(cfg: &Config) -> anyhow::Result<()> {
+    let certs = CertResolver::load(&cfg.tls_cert, &cfg.tls_key).with_context(|| {
+        format!(
+            "loading the TLS certificate {} and key {}",
+            cfg.tls_cert.display(),
+            cfg.tls_key.display()
+        )
+    })?;
+    let not_after = certs.not_after();
+    server::reloadable_tls_config(std::sync::Arc::new(certs))?;
+    match not_after {
+        Some(at) if at <= now() => bail!(
+            "the TLS certificate {} expired at {}",
+            cfg.tls_cert.display(),
+            rfc3339(at)
+        ),
+        Some(at) => ok(format_args!(
+            "TLS certificate and key (valid until {})",
+            rfc3339(at)
+        )),
+        None => ok(format_args!(
+            "TLS certificate and key (its expiry could not be read)"
+        )),
+    }
+    Ok(())
 }
 
 /// The transforms a login can be offered now, by name and rollout weight; none is a failure

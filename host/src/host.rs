@@ -23,6 +23,7 @@ use crate::per_session::InProgress;
 use crate::registry::{HostRegistry, NotReady};
 use crate::session_cache::SessionCache;
 use crate::store::{AcceptMessage, AcceptOutcome, Clock, Store, StoreError, UnixSeconds};
+use crate::tls::CertResolver;
 use crate::upstream::Upstream;
 
 /// The host: configuration, store, registry, keys, clock and metrics. Logins in flight live
@@ -64,6 +65,8 @@ pub struct Host {
     pub(crate) assertion_key: AssertionKey,
     /// When housekeeping next prunes the audit log (`[audit] retain_days`).
     pub(crate) retention: crate::audit_prune::Schedule,
+    /// The TLS certificate served (`tls_cert`, `tls_key`), read when serving starts.
+    certs: OnceLock<Arc<CertResolver>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -114,6 +117,7 @@ impl Host {
             // Replaced by `with_assertion_key` for a host on a data directory.
             assertion_key: AssertionKey::random(),
             retention: crate::audit_prune::Schedule::first_at(first_prune),
+            certs: OnceLock::new(),
         }
     }
 
@@ -198,9 +202,49 @@ impl Host {
         self.clock.now()
     }
 
+    /// The TLS certificate this host serves: read from `tls_cert` and `tls_key` on the first
+    /// call (when serving starts), the same one after it.
+    pub fn certificates(&self) -> Result<Arc<CertResolver>, HostError> {
+        if let Some(c) = self.certs.get() {
+            return Ok(c.clone());
+        }
+        let loaded = Arc::new(CertResolver::load(
+            &self.config.tls_cert,
+            &self.config.tls_key,
+        )?);
+        Ok(self.certs.get_or_init(|| loaded).clone())
+    }
+
+    /// The TLS certificate read again if its files changed (a renewal), and a warning when
+    /// it expires soon; nothing before serving has read it.
+    fn certificate_upkeep(&self, now: UnixSeconds) {
+        let Some(certs) = self.certs.get() else {
+            return;
+        };
+        match certs.reload_if_changed() {
+            None => {}
+            Some(Ok(changed)) => {
+                tracing::info!(changed, "TLS certificate files changed: read again")
+            }
+            Some(Err(e)) => tracing::warn!(error = %kasane_os::report::Chain(&e),
+                "TLS certificate files changed but do not load; the certificate in use stays"),
+        }
+        certs.warn_expiring(now);
+    }
+
+    /// `kasane_tls_certificate_expiry_seconds` for `/metrics` (nothing before serving).
+    #[must_use]
+    pub fn certificate_metrics(&self) -> String {
+        self.certs
+            .get()
+            .map(|c| c.render(self.now()))
+            .unwrap_or_default()
+    }
+
     /// Deletes expired bundles, logins in flight and sessions from the store, signs a
-    /// checkpoint of every audit chain that advanced since its last one, and keeps the
-    /// registry up ([`HostRegistry::maintain`]: re-signing, expiry warnings), and prunes the
+    /// checkpoint of every audit chain that advanced since its last one, keeps the registry
+    /// up ([`HostRegistry::maintain`]: re-signing, expiry warnings) and the TLS certificate
+    /// (read again when its files change, a warning before it expires), and prunes the
     /// audit log when `[audit] retain_days` asks and a run is due
     /// ([`Host::prune_audit_if_due`]). `serve` runs it every minute.
     pub async fn housekeeping(&self) -> Result<crate::store::Purged, HostError> {
@@ -216,6 +260,7 @@ impl Host {
         self.checkpoint_audit().await?;
         self.registry.sync(now).await;
         self.registry.maintain(now);
+        self.certificate_upkeep(now);
         // Last: a chain it cannot prune (a broken one) must not hold up the rest.
         if let Some(pruned) = self.prune_audit_if_due().await? {
             purged.audit_chains = pruned.chains;
@@ -270,14 +315,21 @@ impl Host {
     }
 
     /// Whether the host can serve logins now (`GET /readyz`): the store answers a trivial
-    /// query and the registry is ready ([`HostRegistry::readiness`]).
+    /// query, the registry is ready ([`HostRegistry::readiness`]) and the TLS certificate
+    /// served has not expired.
     pub async fn readiness(&self) -> Result<(), NotReady> {
         if let Err(e) = self.store.ping().await {
             tracing::warn!(error = %e, "readiness: store unreachable");
             return Err(NotReady::StoreUnreachable);
         }
         self.registry.sync(self.now()).await;
-        self.registry.readiness(self.now())
+        self.registry.readiness(self.now())?;
+        match self.certs.get().and_then(|c| c.not_after()) {
+            Some(at) if at <= self.now() => Err(NotReady::TlsCertificateExpired {
+                since: crate::upkeep::rfc3339(at),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Counts a failed login in the metrics (the server calls this for every failure).

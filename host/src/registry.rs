@@ -75,6 +75,12 @@ pub enum NotReady {
         /// When it expired.
         since: String,
     },
+    /// The TLS certificate served has expired (at this RFC 3339 time).
+    #[error("TLS certificate expired at {since}")]
+    TlsCertificateExpired {
+        /// When it expired.
+        since: String,
+    },
 }
 
 /// The transform chosen for one login, its ticket and its loaded module.

@@ -467,7 +467,8 @@ async fn metrics(State(host): State<Arc<Host>>, headers: HeaderMap) -> Response 
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         host.metrics().render()
             + &host.registry().upkeep().render(host.now())
-            + &host.commit_stats().render(),
+            + &host.commit_stats().render()
+            + &host.certificate_metrics(),
     )
         .into_response()
 }
@@ -658,10 +659,7 @@ pub async fn spawn(host: Arc<Host>) -> Result<Running, HostError> {
 
 /// [`spawn`] with these options.
 pub async fn spawn_with(host: Arc<Host>, options: Options) -> Result<Running, HostError> {
-    let certs = Arc::new(CertResolver::load(
-        &host.config().tls_cert,
-        &host.config().tls_key,
-    )?);
+    let certs = host.certificates()?;
     let tls = reloadable_tls_config(certs.clone())?;
     let listen = host.config().listen.clone();
     let listener = TcpListener::bind(&listen)
@@ -710,8 +708,7 @@ pub async fn run_with(
 }
 
 fn host_tls(host: &Host) -> Result<Arc<rustls::ServerConfig>, HostError> {
-    let cfg = host.config();
-    tls_config(&cfg.tls_cert, &cfg.tls_key)
+    reloadable_tls_config(host.certificates()?)
 }
 
 /// The router of `host` over TLS, with periodic housekeeping and the reader of sessions

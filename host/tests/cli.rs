@@ -589,6 +589,22 @@ fn check_passes_on_a_fresh_init_and_names_what_fails() {
         );
     }
 
+    let tls = text.lines().find(|l| l.contains("TLS")).unwrap();
+    assert!(tls.contains("(valid until 4096-01-01T00:00:00Z)"), "{tls}");
+    // An expired certificate: named, and refused (its pair loads; `/readyz` would fail).
+    let tls_dir = std::path::Path::new(&data).join("tls");
+    let kept_pair = ["cert.pem", "key.pem"].map(|f| std::fs::read(tls_dir.join(f)).unwrap());
+    let (cert, key, _) = common::expiring_certificate(1_700_000_000);
+    std::fs::write(tls_dir.join("cert.pem"), cert).unwrap();
+    std::fs::write(tls_dir.join("key.pem"), key).unwrap();
+    let out = check(&data);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("expired at 2023-11-14T22:13:20Z"), "{err}");
+    for (f, bytes) in ["cert.pem", "key.pem"].iter().zip(kept_pair) {
+        std::fs::write(tls_dir.join(f), bytes).unwrap();
+    }
+
     // A queue key other than the one the database was claimed for (a replica that made its
     // own): named, and refused.
     let queue_key = std::path::Path::new(&data).join("keys/queue.key");

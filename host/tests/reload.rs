@@ -288,3 +288,46 @@ async fn an_unlisted_host_key_is_named_at_start_and_at_each_reload() {
     let reloaded = log.lines().rfind(|l| l.contains("reloaded")).unwrap();
     assert!(reloaded.contains("host_key=\"kept\""), "{reloaded}");
 }
+
+/// Renews the host's certificate as an ACME client does (each file written beside and
+/// renamed over), to one valid until `not_after`; returns its DER.
+fn renew(th: &common::TestHost, not_after: u64) -> Vec<u8> {
+    let (cert, key, der) = common::expiring_certificate(not_after);
+    for (path, text) in [(&th.cfg.tls_key, key), (&th.cfg.tls_cert, cert)] {
+        let next = path.with_extension("next");
+        std::fs::write(&next, text).unwrap();
+        std::fs::rename(&next, path).unwrap();
+    }
+    der
+}
+
+/// Without a signal: housekeeping takes up renewed certificate files (new handshakes present
+/// them), `/metrics` says when the certificate expires, and `/readyz` fails once it has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn housekeeping_takes_up_a_renewed_certificate_and_watches_its_expiry() {
+    use kasane_host::store::Clock as _;
+    let th = common::start(|_| {}).await;
+    let now = th.clock.now();
+    let token = Some(*th.host.metrics_token());
+
+    let renewed = renew(&th, now + 10 * 86_400);
+    th.host.housekeeping().await.unwrap();
+    let mut conn = connect(th.addr, &renewed).await;
+    let (status, body) = conn.request("GET", "/metrics", vec![], token).await;
+    assert_eq!(status, StatusCode::OK);
+    let metrics = String::from_utf8(body).unwrap();
+    let line = format!("\nkasane_tls_certificate_expiry_seconds {}\n", 10 * 86_400);
+    assert!(metrics.contains(&line), "{metrics}");
+    assert_eq!(conn.get("/readyz", None).await.0, StatusCode::OK);
+
+    let lapsed = renew(&th, now - 60);
+    th.host.housekeeping().await.unwrap();
+    let mut conn = connect(th.addr, &lapsed).await;
+    let (status, body) = conn.get("/readyz", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let since = kasane_host::upkeep::rfc3339(now - 60);
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        format!("TLS certificate expired at {since}\n")
+    );
+}

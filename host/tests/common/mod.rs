@@ -707,3 +707,15 @@ impl PgSchema {
         self.admin.close().await;
     }
 }
+
+/// A self-signed certificate for `localhost` valid until `not_after` (unix seconds), PEM, with
+/// its key; and the certificate's DER.
+pub(crate) fn expiring_certificate(not_after: u64) -> (String, String, Vec<u8>) {
+    let at = i64::try_from(not_after).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.not_before = time::OffsetDateTime::from_unix_timestamp(at - 86_400).unwrap();
+    params.not_after = time::OffsetDateTime::from_unix_timestamp(at).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem(), cert.der().to_vec())
+}
