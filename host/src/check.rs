@@ -19,6 +19,7 @@ pub(crate) async fn run(data: &Path) -> anyhow::Result<()> {
         "configuration of {} (KASANE_* overrides applied)",
         data.display()
     ));
+    listen_address(&cfg.listen).await?;
     certificate(&cfg)?;
     keys(&cfg)?;
     let scheme = cfg.database_url.split(':').next().unwrap_or_default();
@@ -34,6 +35,21 @@ pub(crate) async fn run(data: &Path) -> anyhow::Result<()> {
     keys_listed(&cfg, &registry)?;
     active_transforms(&registry)?;
     gateway_upstream(&cfg).await
+}
+
+/// `listen` is an address `serve` can bind to (resolved, not bound: a host may be serving on
+/// it now).
+async fn listen_address(listen: &str) -> anyhow::Result<()> {
+    let resolved: Vec<_> = tokio::net::lookup_host(listen)
+        .await
+        .with_context(|| format!("the listen address {listen}"))?
+        .collect();
+    let list: Vec<String> = resolved.iter().map(ToString::to_string).collect();
+    ok(format_args!(
+        "listen address {listen} ({})",
+        list.join(", ")
+    ));
+    Ok(())
 }
 
 /// The TLS pair loads as `serve` loads it, and the certificate has not expired (`/readyz`

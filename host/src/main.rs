@@ -78,7 +78,8 @@ enum Command {
         no_channel_binding: bool,
     },
     /// Validates the configuration and the data directory without serving: the
-    /// configuration, TLS certificate and key, host and queue keys, the store, the registry,
+    /// configuration, the listen address (resolved, not bound), TLS certificate and key
+    /// (and that the certificate has not expired), host and queue keys, the store, the registry,
     /// that the registry lists host.key, ticket.pem and online.pem for their roles, and the
     /// transforms a login can be offered now (by name and weight; none is a failure).
     /// Prints one `ok:` line per check; exits non-zero at the first failure.

@@ -575,6 +575,7 @@ fn check_passes_on_a_fresh_init_and_names_what_fails() {
     );
     for what in [
         "configuration",
+        "listen address 127.0.0.1:",
         "TLS",
         "host key",
         "registry",
@@ -589,6 +590,17 @@ fn check_passes_on_a_fresh_init_and_names_what_fails() {
         );
     }
 
+    let out = bin()
+        .args(["--data", &data, "check"])
+        .env("KASANE_LISTEN", "127.0.0.1:99999")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("the listen address 127.0.0.1:99999: invalid port"),
+        "{err}"
+    );
     let tls = text.lines().find(|l| l.contains("TLS")).unwrap();
     assert!(tls.contains("(valid until 4096-01-01T00:00:00Z)"), "{tls}");
     // An expired certificate: named, and refused (its pair loads; `/readyz` would fail).
