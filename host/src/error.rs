@@ -187,7 +187,8 @@ pub enum ConfigError {
     },
     /// `login.challenges_min..=challenges_max` is empty or beyond the protocol's limit.
     #[error(
-        "login.challenges_min..=challenges_max ({min}..={max}) must be a non-empty range within 1..=64"
+        "login.challenges_min..=challenges_max ({min}..={max}) must be a non-empty range within 1..={}",
+        kasane_protocol::wire::MAX_CHALLENGES
     )]
     ChallengeRange {
         /// `challenges_min`.

@@ -25,7 +25,7 @@ const ENVIRONMENT: &str = "Environment:
   KASANE_LOG_FORMAT  text (default) or json (one JSON object per line)
   KASANE_LISTEN, KASANE_DATABASE_URL, KASANE_CHANNEL_BINDING, KASANE_TLS_CERT, KASANE_TLS_KEY,
   KASANE_MAX_BODY_BYTES, KASANE_IDLE_TIMEOUT_SECS, KASANE_ABSOLUTE_TIMEOUT_SECS,
-  KASANE_CHALLENGES_MIN, KASANE_CHALLENGES_MAX
+  KASANE_CHALLENGES_MIN, KASANE_CHALLENGES_MAX, KASANE_GATEWAY_UPSTREAM, KASANE_WEB
                      override kasane.toml
   Any other KASANE_* variable is an error (a typo must not silently do nothing).";
 
@@ -80,8 +80,9 @@ enum Command {
     /// Validates the configuration and the data directory without serving: the
     /// configuration, the listen address (resolved, not bound), TLS certificate and key
     /// (and that the certificate has not expired), host and queue keys, the store, the registry,
-    /// that the registry lists host.key, ticket.pem and online.pem for their roles, and the
-    /// transforms a login can be offered now (by name and weight; none is a failure).
+    /// that the registry lists host.key, ticket.pem and online.pem for their roles, the
+    /// transforms a login can be offered now (by name and weight; none is a failure), and the
+    /// gateway upstream if one is configured (the probe `serve` runs at start).
     /// Prints one `ok:` line per check; exits non-zero at the first failure.
     Check,
     /// Manages users.
