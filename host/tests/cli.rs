@@ -93,7 +93,10 @@ async fn init_then_serve_works_with_only_a_data_dir() {
         .unwrap();
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success(), "{err}");
-    assert!(err.contains("without control characters"), "{err}");
+    assert!(
+        err.contains("without control, bidirectional or invisible characters"),
+        "{err}"
+    );
 
     let list = bin()
         .args(["--data", data_s, "user", "list"])
