@@ -374,7 +374,7 @@ pub async fn add_user(
     now: u64,
 ) -> Result<(), HostError> {
     if !kasane_protocol::wire::is_user_name(&card.user) {
-        let field = "user name (1 to 256 bytes, no control characters)";
+        let field = "user name (1 to 256 bytes, no control, bidirectional or invisible characters)";
         return Err(kasane_protocol::ProtocolError::FieldRange { field }.into());
     }
     let password = Zeroizing::new(password.to_vec());

@@ -59,7 +59,7 @@ pub enum CardError {
     /// The text does not start with the card's title line.
     #[error(
         "not a Kasane code card (the first line must be `{TITLE}<user>`, a user name of 1 to \
-         256 bytes without control characters)"
+         256 bytes without control, bidirectional or invisible characters)"
     )]
     Title,
     /// A grid row has the wrong number of cells or a wrong row number.

@@ -78,7 +78,8 @@ enum Command {
     },
     /// Logs in, prints the messages waiting, logs out. A message's later lines are indented
     /// (none can pass for a `from …` line), and its control characters but tab and newline,
-    /// and bidirectional-text controls, are printed as escapes (`\r`, `\u{1b}`).
+    /// bidirectional-text controls and invisible characters are printed as escapes (`\r`,
+    /// `\u{1b}`, `\u{200b}`).
     Inbox {
         /// Seconds to wait for a message when none is waiting.
         #[arg(long, default_value_t = 0)]
