@@ -571,7 +571,6 @@ impl Default for Options {
 pub struct Running {
     addr: SocketAddr,
     host: Arc<Host>,
-    certs: Arc<CertResolver>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), HostError>>,
 }
@@ -608,7 +607,8 @@ impl Running {
     /// it first.
     pub async fn reload(&self) -> Reloaded {
         self.host.registry().sync(self.host.now()).await;
-        let certificate = self.certs.reload();
+        // The host's own, read when `spawn` started serving.
+        let certificate = self.host.certificates().and_then(|c| c.reload());
         let registry = self.reload_registry();
         Reloaded {
             certificate,
@@ -659,8 +659,7 @@ pub async fn spawn(host: Arc<Host>) -> Result<Running, HostError> {
 
 /// [`spawn`] with these options.
 pub async fn spawn_with(host: Arc<Host>, options: Options) -> Result<Running, HostError> {
-    let certs = host.certificates()?;
-    let tls = reloadable_tls_config(certs.clone())?;
+    let tls = reloadable_tls_config(host.certificates()?)?;
     let listen = host.config().listen.clone();
     let listener = TcpListener::bind(&listen)
         .await
@@ -679,7 +678,6 @@ pub async fn spawn_with(host: Arc<Host>, options: Options) -> Result<Running, Ho
     Ok(Running {
         addr,
         host,
-        certs,
         stop,
         task,
     })

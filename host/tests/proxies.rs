@@ -1,11 +1,11 @@
 //! Forward-auth behind real proxies, configured as docs/GATEWAY.md shows: Debian's nginx
-//! (`auth_request`), Debian's Caddy (`forward_auth`) and Traefik (`forwardAuth`), each in front of a real service (an
-//! axum app that records what reaches it). Through each: alice's session token reaches the
-//! service as alice with an assertion that verifies against the host's JWKS, never with the
-//! token or with `X-Kasane-*` headers the client made up; no token and a wrong one are
-//! refused and never reach it; a guesser behind the proxy locks only its own address (the
-//! proxy passes the client's address in `X-Forwarded-For`, the host trusts the proxy); and
-//! after a logout the token is refused.
+//! (`auth_request`), Debian's Caddy (`forward_auth`) and Traefik (`forwardAuth`), each in
+//! front of a real service (an axum app that records what reaches it). Through each: alice's
+//! session token reaches the service as alice with an assertion that verifies against the
+//! host's JWKS, never with the token or with `X-Kasane-*` headers the client made up; no
+//! token and a wrong one are refused and never reach it; a guesser behind the proxy locks
+//! only its own address (the proxy passes the client's address in `X-Forwarded-For`, the
+//! host trusts the proxy); and after a logout the token is refused.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -383,14 +383,13 @@ async fn routed(url: String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn traefik_forward_auth_passes_only_live_sessions_as_their_user() {
-    let traefik = match std::env::var_os("KASANE_TEST_TRAEFIK") {
-        Some(p) => PathBuf::from(p),
-        None => {
-            let why = "KASANE_TEST_TRAEFIK is not set (pip install --require-hashes -r \
-                       host/tests/traefik/requirements.txt; .ci/run does)";
-            let Some(path) = skip(why) else { return };
-            path
-        }
+    let why = "KASANE_TEST_TRAEFIK is not set (pip install --require-hashes -r \
+               host/tests/traefik/requirements.txt; .ci/run does)";
+    let Some(traefik) = std::env::var_os("KASANE_TEST_TRAEFIK")
+        .map(PathBuf::from)
+        .or_else(|| skip(why))
+    else {
+        return;
     };
     let mut s = scene("127.0.0.5").await;
     let d = s.dir.path();

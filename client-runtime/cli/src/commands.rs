@@ -152,21 +152,24 @@ fn print_message(m: &Received) {
 /// terminal: a line break starts an indented line (no line of a body starts where a `from …`
 /// line does), trailing line breaks are dropped, and every other control character (a
 /// carriage return, an escape sequence), the bidirectional-text controls and the invisible
-/// characters are printed as escapes (`\r`, `\u{1b}`, `\u{202e}`: [`Shown`]); tabs stay. Printed as they came, they would let the
-/// sender forge a line `from admin at …` under the real one, or drive the terminal.
+/// characters are printed as escapes (`\r`, `\u{1b}`, `\u{202e}`: [`Shown`]); tabs stay.
+/// Printed as they came, they would let the sender forge a line `from admin at …` under the
+/// real one, or drive the terminal.
 fn shown(body: &[u8]) -> String {
+    use std::fmt::Write as _;
     let text = String::from_utf8_lossy(body);
     let text = text.trim_end_matches(['\n', '\r']);
-    let lines: Vec<String> = text
-        .split('\n')
-        .map(|line| {
-            line.split('\t')
-                .map(|part| Shown(part).to_string())
-                .collect::<Vec<_>>()
-                .join("\t")
-        })
-        .collect();
-    lines.join("\n    ")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\n    "),
+            '\t' => out.push(c),
+            _ => {
+                let _ = write!(out, "{}", Shown(c.encode_utf8(&mut [0; 4])));
+            }
+        }
+    }
+    out
 }
 
 /// `kasane inbox`.
