@@ -70,6 +70,13 @@ fn certificate(cfg: &Config) -> anyhow::Result<()> {
             cfg.tls_cert.display(),
             rfc3339(at)
         ),
+        Some(at) if at <= now().saturating_add(kasane_host::upkeep::WARN_BEFORE) => {
+            ok(format_args!(
+                "TLS certificate and key (valid until {}: expires in {} days, renew it)",
+                rfc3339(at),
+                (at - now()) / 86_400
+            ))
+        }
         Some(at) => ok(format_args!(
             "TLS certificate and key (valid until {})",
             rfc3339(at)

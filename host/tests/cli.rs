@@ -616,6 +616,20 @@ fn check_passes_on_a_fresh_init_and_names_what_fails() {
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("expired at 2023-11-14T22:13:20Z"), "{err}");
+    // One that expires within 30 days: ok, with a reminder.
+    let soon = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 10 * 86_400
+        + 3_600;
+    let (cert, key, _) = common::expiring_certificate(soon);
+    std::fs::write(tls_dir.join("cert.pem"), cert).unwrap();
+    std::fs::write(tls_dir.join("key.pem"), key).unwrap();
+    let out = check(&data);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(": expires in 10 days, renew it)"), "{text}");
     for (f, bytes) in ["cert.pem", "key.pem"].iter().zip(kept_pair) {
         std::fs::write(tls_dir.join(f), bytes).unwrap();
     }
