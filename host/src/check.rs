@@ -62,21 +62,19 @@ fn certificate(cfg: &Config) -> anyhow::Result<()> {
             cfg.tls_key.display()
         )
     })?;
-    let not_after = certs.not_after();
+    let (not_after, now) = (certs.not_after(), now());
     server::reloadable_tls_config(std::sync::Arc::new(certs))?;
     match not_after {
-        Some(at) if at <= now() => bail!(
+        Some(at) if at <= now => bail!(
             "the TLS certificate {} expired at {}",
             cfg.tls_cert.display(),
             rfc3339(at)
         ),
-        Some(at) if at <= now().saturating_add(kasane_host::upkeep::WARN_BEFORE) => {
-            ok(format_args!(
-                "TLS certificate and key (valid until {}: expires in {} days, renew it)",
-                rfc3339(at),
-                (at - now()) / 86_400
-            ))
-        }
+        Some(at) if at <= now.saturating_add(kasane_host::upkeep::WARN_BEFORE) => ok(format_args!(
+            "TLS certificate and key (valid until {}: expires in {} days, renew it)",
+            rfc3339(at),
+            (at - now) / 86_400
+        )),
         Some(at) => ok(format_args!(
             "TLS certificate and key (valid until {})",
             rfc3339(at)

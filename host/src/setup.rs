@@ -4,7 +4,7 @@
 //! A data directory holds `kasane.toml`, `kasane.db` (SQLite), `tls/cert.pem` and
 //! `tls/key.pem` (self-signed), `keys/` (development keys of every registry role, mode
 //! 0600 — the host itself needs `host.key`, `ticket.pem` and `online.pem`; `init` makes
-//! `queue.key`, the host `opaque.key` on first use) and `registry/` (the TUF repository clients
+//! `queue.key`, and `opaque.key` is made on first use) and `registry/` (the TUF repository clients
 //! fetch: `metadata/`, and `targets/` with the module files).
 
 use std::path::{Path, PathBuf};

@@ -106,8 +106,8 @@ fn check(ok: bool, field: &'static str) -> Result<(), ProtocolError> {
 /// Step 1, client to host: the user name, OPAQUE's KE1, a nonce, the profiles the client can run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartRequest {
-    /// The user name ([`is_user_name`]: UTF-8, 1..=[`MAX_USER_ID_LEN`] bytes, no control
-    /// characters; OPAQUE's credential identifier).
+    /// The user name ([`is_user_name`]: UTF-8, 1..=[`MAX_USER_ID_LEN`] bytes, nothing
+    /// [`is_hidden`]; OPAQUE's credential identifier).
     pub user_id: String,
     /// OPAQUE KE1 ([`KE1_LEN`] bytes).
     pub ke1: Vec<u8>,
