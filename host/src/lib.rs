@@ -81,6 +81,7 @@ pub mod audit_archive;
 pub mod audit_chain;
 pub mod audit_prune;
 pub mod barrier;
+pub mod body_deadline;
 pub mod config;
 pub mod crypto;
 mod error;

@@ -6,7 +6,7 @@
 //! | opens connections without end | `max_connections`: beyond it, accepting pauses until one closes |
 //! | stalls the TLS handshake | `handshake_timeout_secs` |
 //! | sends half a request head, or nothing, on HTTP/1.1 (also between keep-alive requests) | `header_timeout_secs` (hyper's header-read timer) |
-//! | stalls mid-body | `body_timeout_secs`: the body read fails, the request gets a 4xx |
+//! | stalls or trickles its body | `body_timeout_secs`, one deadline for the whole body: the body read fails, the request gets a 4xx |
 //! | holds a connection and sends nothing (HTTP/2 included) | `idle_timeout_secs`, counted from the last byte received |
 //! | opens many HTTP/2 streams | `max_streams` per connection |
 
@@ -27,7 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
-use tower_http::timeout::RequestBodyTimeoutLayer;
+use tower::util::MapRequestLayer;
 
 use crate::HostError;
 use crate::config::HttpConfig;
@@ -85,9 +85,10 @@ pub async fn serve_tls(
     http: HttpConfig,
 ) -> Result<(), HostError> {
     let acceptor = TlsAcceptor::from(tls);
-    let app = app.layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
-        http.body_timeout_secs,
-    )));
+    let body_limit = Duration::from_secs(http.body_timeout_secs);
+    let app = app.layer(MapRequestLayer::new(move |req| {
+        crate::body_deadline::Deadline::wrap(req, body_limit)
+    }));
     let limits = Limits::from(&http);
     let slots = Arc::new(Semaphore::new(http.max_connections));
     let (stopping, stop) = watch::channel(false);

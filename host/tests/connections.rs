@@ -188,6 +188,56 @@ async fn tls_on(th: &TestHost, tcp: TcpStream) -> tokio_rustls::client::TlsStrea
         .unwrap()
 }
 
+/// A body that trickles in (a byte a second, each gap well within `body_timeout_secs`) is
+/// still cut off `body_timeout_secs` after it began: the deadline is for the whole body, not
+/// for each gap, so a client cannot hold a connection for as long as its `Content-Length`
+/// lasts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_body_is_cut_off_at_one_deadline() {
+    let th = start(|c| {
+        c.http.body_timeout_secs = SHORT;
+        c.http.idle_timeout_secs = IDLE;
+    })
+    .await;
+    let mut tls = http1_over_tls(&th).await;
+    let head = "POST /v1/login/start HTTP/1.1\r\nHost: localhost\r\nContent-Length: 60000\r\n\r\n";
+    tls.write_all(head.as_bytes()).await.unwrap();
+    let began = Instant::now();
+    let (mut rd, mut wr) = tokio::io::split(tls);
+    let trickle = tokio::spawn(async move {
+        for _ in 0..60 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if wr.write_all(b"x").await.is_err() || wr.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(4 * SHORT + 5), async {
+        while let Ok(n) = rd.read(&mut buf).await {
+            if n == 0 || answer.len() > 12 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    trickle.abort();
+    assert!(
+        read.is_ok(),
+        "no answer {:?} after the body began to trickle",
+        began.elapsed()
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    assert!(
+        began.elapsed() < Duration::from_secs(4 * SHORT),
+        "{:?}",
+        began.elapsed()
+    );
+}
+
 /// `POST /v1/messages` checks the bearer token before it reads the body (item 4): a client
 /// without a live session that announces a 1 MiB body and sends 10 bytes gets its `401` at
 /// once, not after the body timeout (30 s by default) with the body buffered.

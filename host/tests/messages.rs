@@ -184,7 +184,11 @@ async fn relay_flow(th: &TestHost) {
     );
     assert_eq!(got[1].body, b"second");
     assert!(got[0].id < got[1].id);
-    assert_eq!(bob.ack(vec![got[0].id]).await, StatusCode::NO_CONTENT);
+    // An id no entry can have (past 2^63 - 1) is ignored like another user's.
+    assert_eq!(
+        bob.ack(vec![1 << 63, got[0].id]).await,
+        StatusCode::NO_CONTENT
+    );
     let (left, _) = bob.inbox(th, 0).await;
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].id, got[1].id);
@@ -368,6 +372,29 @@ async fn refused_messages_leave_nothing_behind() {
     // Logout signed the chain's head; the log verifies.
     let summary = audit::verify(store.as_ref(), &host_key(&th)).await.unwrap();
     assert_eq!((summary.records, summary.checkpoints), (5, 1));
+}
+
+/// A number past 2^63 - 1 (any client can seal one) is refused on its own: the store keeps
+/// numbers as signed 64-bit integers, and such a number once failed the shared commit of
+/// every message batched with it, as a 503 to all their senders, over and over.
+#[tokio::test]
+async fn a_number_the_store_cannot_hold_is_refused_alone() {
+    let th = start(|_| {}).await;
+    let mut alice = user(&th, "alice").await;
+    let mut bob = user(&th, "bob").await;
+    let mut parts = alice.session.into_parts();
+    parts.last_sent = i64::MAX as u64;
+    alice.session = Session::from_parts(parts);
+    let huge = alice.seal(&th, "bob", b"huge").await;
+    assert_eq!(huge.seq, 1 << 63);
+    assert_eq!(
+        refusal(&alice.post(&huge).await),
+        (StatusCode::BAD_REQUEST, RefusalReason::Malformed)
+    );
+    bob.send(&th, "alice", b"still served").await;
+    let store = th.host.store().clone();
+    assert_eq!(counts(store.as_ref(), "bob").await.1, 0);
+    assert_eq!(counts(store.as_ref(), "alice").await.1, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

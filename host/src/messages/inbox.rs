@@ -229,7 +229,8 @@ impl Host {
     }
 
     /// `POST /v1/inbox/ack`: deletes these queue ids of the session's user (others' ids
-    /// are ignored).
+    /// are ignored, and so are ids past 2^63 - 1, which no queue entry has: the store could
+    /// not even compare them).
     pub async fn ack_inbox(
         &self,
         token: Option<&[u8; 32]>,
@@ -238,7 +239,7 @@ impl Host {
         let token = token.ok_or(RefusalReason::SessionEnded)?;
         let ack = InboxAck::decode(body).map_err(|_| RefusalReason::Malformed)?;
         let session = self.live_session(token, self.now()).await?;
-        for id in ack.ids {
+        for id in ack.ids.into_iter().filter(|id| i64::try_from(*id).is_ok()) {
             self.store
                 .ack_message(&session.user, id)
                 .await

@@ -22,9 +22,9 @@ mod passwd;
 use std::time::Instant;
 
 use kasane_abi::Direction;
-use kasane_protocol::ProtocolError;
 use kasane_protocol::schedule::AeadKey;
 use kasane_protocol::wire::{ID_LEN, Message, MessageAccepted, RefusalReason, SealedMessage};
+use kasane_protocol::{ProtocolError, ReplayWindow};
 use kasane_sandbox::Transform;
 use zeroize::Zeroizing;
 
@@ -381,10 +381,18 @@ fn precheck(sealed: &SealedMessage, session: &Session) -> Result<(), RefusalReas
     if sealed.direction != Direction::ClientToHost {
         return Err(RefusalReason::WrongDirection);
     }
-    session
-        .from_client
-        .check(sealed.seq)
-        .map_err(window_refusal)
+    check_window(&session.from_client, sealed.seq)
+}
+
+/// The replay window's check of a client's number, which must also be one the store can
+/// hold: both backends keep it as a signed 64-bit integer, and a larger one (a client can
+/// seal any) would fail the shared commit of every message batched with it. Messages and
+/// gateway exchanges.
+pub(crate) fn check_window(window: &ReplayWindow, seq: u64) -> Result<(), RefusalReason> {
+    if i64::try_from(seq).is_err() {
+        return Err(RefusalReason::Malformed);
+    }
+    window.check(seq).map_err(window_refusal)
 }
 
 /// The refusal of a number the session's replay window does not take (messages and
