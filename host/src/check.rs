@@ -161,6 +161,7 @@ async fn db_registry(cfg: &Config, db: DbRegistry) -> anyhow::Result<HostRegistr
         &cfg.keys_dir,
         setup::host_sandbox().context("starting the sandbox")?,
         now(),
+        kasane_host::upkeep::Upkeep::default(),
     )
     .context("loading the registry in the database")?;
     ok(format_args!("registry in the database"));

@@ -399,6 +399,11 @@ pub const MAX_COMMIT_BATCH: usize = 4096;
 /// The longest `messages.commit_max_wait_us` (100 ms).
 pub const MAX_COMMIT_WAIT_US: u64 = 100_000;
 
+/// The longest duration any `*_secs` lifetime of `[session]`, `[login]` and `[throttle]` may
+/// have: a hundred years. The store keeps times as signed 64-bit seconds, and a larger value
+/// would fail every store call that adds it to the clock.
+pub const MAX_CONFIG_SECS: u64 = 100 * 365 * 86_400;
+
 impl MessagesConfig {
     /// The group commit's limits for the message path.
     pub fn commit_limits(&self) -> crate::group_commit::BatchLimits {
@@ -615,12 +620,23 @@ impl Config {
             return Err(ConfigError::MessageBodyLimit(self.messages.max_body_bytes).into());
         }
         let t = &self.throttle;
-        if t.decay_secs == 0
-            || t.base_secs == 0
+        let secs = 1..=MAX_CONFIG_SECS;
+        if !secs.contains(&t.decay_secs)
+            || !secs.contains(&t.base_secs)
+            || !(t.base_secs..=MAX_CONFIG_SECS).contains(&t.max_secs)
             || !(1..=128).contains(&t.ipv6_prefix)
             || !(1..=32).contains(&t.ipv4_prefix)
         {
             return Err(ConfigError::Throttle.into());
+        }
+        let lifetimes = [
+            self.session.idle_timeout_secs,
+            self.session.absolute_timeout_secs,
+            l.hello_ttl_secs,
+            l.bundle_ttl_secs,
+        ];
+        if !lifetimes.iter().all(|s| secs.contains(s)) || l.max_pending == 0 {
+            return Err(ConfigError::Lifetimes.into());
         }
         if self.messages.inbox_recheck_secs == 0
             || self.messages.max_inbox_reads_per_session == 0
@@ -662,13 +678,65 @@ impl Config {
             return Err(ConfigError::Http { long_poll }.into());
         }
         self.audit.check()?;
-        self.gateway.check()
+        self.gateway.check()?;
+        // The idle rule counts bytes received, and a client waiting for the service's answer
+        // sends none: the connection must outlive the longest wait.
+        if !self.gateway.upstream.is_empty() && self.gateway.timeout_secs >= h.idle_timeout_secs {
+            return Err(ConfigError::Gateway {
+                what: "timeout_secs must be below [http] idle_timeout_secs (the client's connection would be closed while the service answers)",
+            }
+            .into());
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lifetimes_that_would_end_every_session_or_overflow_the_store_are_refused() {
+        let checked = |text: &str| Config::from_toml(text).unwrap().check();
+        for text in [
+            "[session]\nidle_timeout_secs = 0",
+            "[session]\nabsolute_timeout_secs = 0",
+            "[session]\nidle_timeout_secs = 9223372036854775807",
+            "[login]\nhello_ttl_secs = 0",
+            "[login]\nbundle_ttl_secs = 0",
+            "[login]\nmax_pending = 0",
+        ] {
+            assert!(
+                matches!(
+                    checked(text),
+                    Err(HostError::Config(ConfigError::Lifetimes))
+                ),
+                "{text}"
+            );
+        }
+        for text in [
+            "[throttle]\nbase_secs = 10\nmax_secs = 5",
+            "[throttle]\nmax_secs = 9223372036854775807",
+        ] {
+            assert!(
+                matches!(checked(text), Err(HostError::Config(ConfigError::Throttle))),
+                "{text}"
+            );
+        }
+        assert!(checked("[session]\nidle_timeout_secs = 1").is_ok());
+    }
+
+    #[test]
+    fn a_gateway_wait_must_end_before_the_idle_rule_closes_the_connection() {
+        let checked = |text: &str| Config::from_toml(text).unwrap().check();
+        let gateway = "[gateway]\nupstream = \"http://127.0.0.1:8000\"\ntimeout_secs = 60\n";
+        assert!(checked(gateway).is_ok());
+        let refused = checked(&format!("{gateway}[http]\nidle_timeout_secs = 60"));
+        assert!(
+            matches!(refused, Err(HostError::Config(ConfigError::Gateway { .. }))),
+            "{refused:?}"
+        );
+    }
 
     #[test]
     fn audit_pruning_needs_an_archive_or_a_plain_no() {

@@ -149,16 +149,22 @@ impl HostRegistry {
         sandbox: Sandbox,
         now: u64,
     ) -> Result<Self, HostError> {
-        Self::open_source(RegistrySource::Dir(dir.to_owned()), keys_dir, sandbox, now)
+        let source = RegistrySource::Dir(dir.to_owned());
+        Self::open_source(source, keys_dir, sandbox, now, Upkeep::default())
     }
 
     /// Like [`HostRegistry::open`], with the files from `source` (the directory, or the
-    /// database through a mirror: [`crate::registry_source`]).
+    /// database through a mirror: [`crate::registry_source`]) and its `upkeep`: with an
+    /// online key it re-signs timestamp and snapshot before they expire (see
+    /// [`crate::upkeep`]), also here, before the first load — a host stopped for longer than
+    /// the timestamp lives (or given an old backup of its registry) starts with fresh
+    /// metadata instead of refusing to. With [`Upkeep::default`] the host only reads.
     pub fn open_source(
         source: RegistrySource,
         keys_dir: &Path,
         sandbox: Sandbox,
         now: u64,
+        upkeep: Upkeep,
     ) -> Result<Self, HostError> {
         let ticket_key = KeyFileSigner::open(&keys_dir.join(TICKET_KEY_FILE), None)
             .map_err(RegistryError::from)?;
@@ -170,21 +176,10 @@ impl HostRegistry {
             transforms: Mutex::new(HashMap::new()),
             verdicts: Mutex::new(HashMap::new()),
             ignore_revocations: std::sync::atomic::AtomicBool::new(false),
-            upkeep: Upkeep::default(),
+            upkeep,
         };
         reg.current(now)?;
         Ok(reg)
-    }
-
-    /// Hands the registry its upkeep: with an online key it re-signs timestamp and snapshot
-    /// before they expire (see [`crate::upkeep`]). Without this call the host only reads.
-    #[must_use]
-    pub fn with_upkeep(mut self, upkeep: Upkeep) -> Self {
-        self.upkeep = upkeep;
-        if let Ok(mut guard) = self.loaded.lock() {
-            *guard = None;
-        }
-        self
     }
 
     /// The upkeep state (metrics, warnings).

@@ -270,8 +270,9 @@ pub async fn load_host_with_store(
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<Host>, HostError> {
     let source = registry_source(&cfg, store.as_ref(), clock.now()).await?;
-    let registry = HostRegistry::open_source(source, &cfg.keys_dir, host_sandbox()?, clock.now())?
-        .with_upkeep(registry_upkeep(&cfg.keys_dir)?);
+    let upkeep = registry_upkeep(&cfg.keys_dir)?;
+    let registry =
+        HostRegistry::open_source(source, &cfg.keys_dir, host_sandbox()?, clock.now(), upkeep)?;
     let host_key = crate::keyfile::load_identity_key(&cfg.keys_dir)?;
     let queue_key = crate::messages::load_queue_key(&cfg.keys_dir)?;
     check_queue_key(store.as_ref(), &queue_key, &cfg.keys_dir).await?;

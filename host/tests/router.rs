@@ -312,6 +312,33 @@ fn refresh_role(cfg: &Config, role: &str, now: u64) {
     repo.save(&cfg.registry_dir).unwrap();
 }
 
+/// A host stopped for longer than the timestamp lives (7 days) starts again: it re-signs
+/// timestamp and snapshot with `keys/online.pem` before it first loads the registry,
+/// instead of refusing to start with "timestamp expired" until someone re-signs by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_stopped_past_its_timestamp_re_signs_and_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemClock.now();
+    setup::init(dir.path(), None, now).await.unwrap();
+    let cfg = file_config(dir.path());
+    let later = now + 8 * 86_400;
+    let store = Arc::new(SqliteStore::open(&cfg.database_url).await.unwrap());
+    let clock = Arc::new(ManualClock::new(later));
+    let host = setup::load_host_with_store(cfg.clone(), store, clock)
+        .await
+        .expect("a host with its online key starts past the timestamp's expiry");
+    let app = server::app(host);
+    assert_eq!(readyz(&app).await, (StatusCode::OK, "ready\n".into()));
+    let repo = kasane_registry::repo::Repository::load(&cfg.registry_dir).unwrap();
+    let timestamp = repo.expiries().into_iter().find(|(r, _)| r == "timestamp");
+    assert!(
+        timestamp
+            .as_ref()
+            .is_some_and(|(_, expires)| *expires > later),
+        "timestamp re-signed: {timestamp:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_is_503_when_the_store_does_not_answer() {
     let dir = tempfile::tempdir().unwrap();

@@ -2082,3 +2082,21 @@ async fn postgres_open_and_audit_log_is_append_only() {
     st.close().await;
     schema.drop().await;
 }
+
+/// PostgreSQL only: the durable pool's commits wait for the WAL flush even where the server,
+/// database or role sets `synchronous_commit = off` (here the connection's options do).
+#[tokio::test]
+async fn postgres_durable_commits_are_synchronous_whatever_the_server_says() {
+    let Some(schema) = common::PgSchema::create("kasane_sync").await else {
+        return;
+    };
+    let options = schema.options().options([("synchronous_commit", "off")]);
+    let st = PgStore::open_with(options, 2).await.unwrap();
+    let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(st.pool())
+        .await
+        .unwrap();
+    assert_eq!(setting, "on");
+    st.close().await;
+    schema.drop().await;
+}

@@ -48,6 +48,7 @@ impl SqlStore<Postgres> {
     /// the migrations.
     pub async fn open_with(options: PgConnectOptions, max_connections: u32) -> Result<Self> {
         let pool = pool_options(max_connections)
+            .after_connect(|conn, _| Box::pin(durable_commits(conn)))
             .connect_with(options.clone())
             .await
             .map_err(connect_error)?;
@@ -63,6 +64,20 @@ impl SqlStore<Postgres> {
             direct: None,
         })
     }
+}
+
+/// Makes a durable connection's commits wait for the WAL flush: a server, database or role
+/// set to `synchronous_commit = off` (a common tuning) would otherwise have the host
+/// acknowledge messages and logouts a database crash can take back. Any other value
+/// (`local`, `remote_write`, `remote_apply`) is durable on this server and is kept.
+async fn durable_commits(conn: &mut sqlx::PgConnection) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query(
+        "SELECT set_config('synchronous_commit', 'on', false) \
+         WHERE current_setting('synchronous_commit') = 'off'",
+    )
+    .execute(conn)
+    .await
+    .map(drop)
 }
 
 fn pool_options(max_connections: u32) -> PgPoolOptions {
