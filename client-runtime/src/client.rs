@@ -222,14 +222,25 @@ async fn refresh(
     crate::registry::update(store, source).await
 }
 
-/// The trust store: in `<state>/trust`, or kept in memory only when there is no state
+/// Where the trust store of the registry pinned by `root_json` lives in `state_dir`:
+/// `trust/<the first 16 hex digits of the root file's SHA-256>`. One per pinned root, so a
+/// state directory serves several hosts (each with its registry), and pinning another root
+/// starts from that root instead of going on trusting the one pinned before.
+#[must_use]
+pub fn trust_dir(state_dir: &Path, root_json: &[u8]) -> PathBuf {
+    use sha2::Digest as _;
+    let digest = hex::encode(sha2::Sha256::digest(root_json));
+    state_dir.join("trust").join(&digest[..16])
+}
+
+/// The trust store: in [`trust_dir`], or kept in memory only when there is no state
 /// directory (nothing is written anywhere).
 fn trust_store(
     state_dir: Option<&Path>,
     root_json: &[u8],
 ) -> Result<TrustStore<SystemClock>, ClientError> {
     match state_dir {
-        Some(state_dir) => open_trust_store(&state_dir.join("trust"), root_json),
+        Some(state_dir) => open_trust_store(&trust_dir(state_dir, root_json), root_json),
         None => Ok(TrustStore::in_memory(root_json, Pin::File, SystemClock)?),
     }
 }
@@ -255,6 +266,9 @@ fn open_trust_store(
     trust_dir: &Path,
     root_json: &[u8],
 ) -> Result<TrustStore<SystemClock>, ClientError> {
+    if let Some(parent) = trust_dir.parent() {
+        private_dir(parent)?;
+    }
     private_dir(trust_dir)?;
     let store = if trust_dir.join(STATE_FILE).exists() {
         TrustStore::open(trust_dir, SystemClock)

@@ -64,7 +64,7 @@ mod report;
 mod responder;
 mod session;
 
-pub use client::Client;
+pub use client::{Client, trust_dir};
 pub use config::ClientConfig;
 pub use error::{
     ClientError, ConfigError, ConnectError, FileError, InputError, ModuleRefused, ProtocolFailure,

@@ -95,6 +95,10 @@ pub struct InboxReport {
     pub refused: Vec<ClientError>,
     /// The host has more messages waiting.
     pub more: bool,
+    /// The acknowledgement of `received` failed (the host busy, the connection lost): they
+    /// are reported all the same — the host may have deleted them already — and, should the
+    /// host deliver them again, this session acknowledges them without reporting them twice.
+    pub ack_error: Option<ClientError>,
 }
 
 /// The refusal a received message earns for a protocol error.
@@ -314,7 +318,8 @@ impl Session {
     }
 
     /// Fetches the inbox (waiting up to `wait_secs`), opens each message and acks the
-    /// opened ones; reports the refused ones separately (they are not acked).
+    /// opened ones; reports the refused ones separately (they are not acked), and a failed
+    /// acknowledgement beside the messages it was for (`ack_error`), never instead of them.
     pub async fn inbox_report(&mut self, wait_secs: u32) -> Result<InboxReport, ClientError> {
         let (status, body) = self
             .request(
@@ -356,24 +361,38 @@ impl Session {
             }
         }
         for ids in ack.chunks(1024) {
-            let bytes = InboxAck { ids: ids.to_vec() }.encode()?;
-            let (status, body) = self
-                .request("POST", "/v1/inbox/ack", bytes, Duration::ZERO)
-                .await?;
-            if !status.is_success() {
-                return Err(Self::refusal("ack", status, &body));
+            if let Err(e) = self.ack(ids).await {
+                report.ack_error = Some(e);
+                break;
             }
         }
         Ok(report)
     }
 
+    /// `POST /v1/inbox/ack` for `ids`.
+    async fn ack(&self, ids: &[u64]) -> Result<(), ClientError> {
+        let bytes = InboxAck { ids: ids.to_vec() }.encode()?;
+        let (status, body) = self
+            .request("POST", "/v1/inbox/ack", bytes, Duration::ZERO)
+            .await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(Self::refusal("ack", status, &body))
+        }
+    }
+
     /// Fetches the inbox (waiting up to `wait_secs`), opens each message and acks the opened
     /// ones. A message that does not open is not acked; when nothing opened, the first
-    /// refusal is the error (see [`Session::inbox_report`] for both at once).
+    /// refusal is the error (see [`Session::inbox_report`] for both at once). A failed
+    /// acknowledgement is logged, and the messages returned all the same.
     pub async fn inbox(&mut self, wait_secs: u32) -> Result<Vec<Received>, ClientError> {
         let mut report = self.inbox_report(wait_secs).await?;
         if report.received.is_empty() && !report.refused.is_empty() {
             return Err(report.refused.swap_remove(0));
+        }
+        if let Some(e) = &report.ack_error {
+            tracing::warn!("acknowledging received messages: {e}");
         }
         Ok(report.received)
     }

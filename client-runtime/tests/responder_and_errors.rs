@@ -169,11 +169,11 @@ async fn a_connect_that_fails_after_making_its_trust_store() {
     let state = dir.path().join("state");
 
     // Cache mode: the trust store is written to the state dir before the update fails.
-    let err = Client::connect(config_for(addr, Some(&state)))
-        .await
-        .unwrap_err();
+    let config = config_for(addr, Some(&state));
+    let trust = kasane_client::trust_dir(&state, &config.root_json);
+    let err = Client::connect(config).await.unwrap_err();
     assert!(matches!(err, ClientError::Registry(_)), "{err}");
-    assert!(state.join("trust").join(STATE_FILE).is_file());
+    assert!(trust.join(STATE_FILE).is_file());
     assert_eq!(entries(dir.path()), vec![std::ffi::OsString::from("state")]);
 
     // No-cache mode: the trust store lives in memory; the same failure, nothing written.

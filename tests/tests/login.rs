@@ -620,3 +620,25 @@ async fn changing_password_and_card_takes_effect_at_the_next_login() {
         .unwrap();
     s.close().await.unwrap();
 }
+
+/// One state directory serves hosts of two registries: each pinned root has its own trust
+/// store, so a login to the second host does not run against the first one's registry (it
+/// failed with "registry trust update failed" until the state was deleted by hand).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_state_directory_serves_hosts_of_two_registries() {
+    let a = start().await;
+    let b = start().await;
+    let card_a = a.add_user("alice").await;
+    let card_b = b.add_user("alice").await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    for (th, card) in [(&a, &card_a), (&b, &card_b), (&a, &card_a)] {
+        let client = Client::connect(th.client_config(Some(state.clone())))
+            .await
+            .unwrap();
+        let (s, _) = client.login("alice", &mut responder(card)).await.unwrap();
+        s.close().await.unwrap();
+    }
+    let stores = std::fs::read_dir(state.join("trust")).unwrap().count();
+    assert_eq!(stores, 2, "one trust store per pinned root");
+}

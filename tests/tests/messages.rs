@@ -155,6 +155,45 @@ async fn a_message_from_an_ended_session_is_refused_by_the_host() {
 /// Issue 15: `Session::send` pipelines. 120 messages sent at once from one session (up to
 /// `MAX_IN_FLIGHT` in flight, overtaking each other) are each accepted, delivered once and
 /// audited once.
+/// A failed acknowledgement loses nothing: the messages it was for are reported beside the
+/// error (the host may have deleted them already), and when the host delivers them again
+/// they are acknowledged without being reported twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_whose_ack_failed_are_reported_once_and_acked_later() {
+    let th = start_with(|_| {}).await;
+    let alice_card = th.add_user("alice").await;
+    let bob_card = th.add_user("bob").await;
+    let client = Client::connect(th.client_config(None)).await.unwrap();
+    let (alice, _) = client
+        .login("alice", &mut responder(&alice_card))
+        .await
+        .unwrap();
+    alice.send("bob", b"hello bob").await.unwrap();
+    let (mut bob, _) = client
+        .login("bob", &mut responder(&bob_card))
+        .await
+        .unwrap();
+    let file = th.cfg.database_url.trim_start_matches("sqlite://");
+    let file = file.split('?').next().unwrap();
+    let db = rusqlite::Connection::open(file).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER no_ack BEFORE DELETE ON relay_queue BEGIN SELECT RAISE(ABORT, 'x'); END",
+    )
+    .unwrap();
+    let report = bob.inbox_report(0).await.unwrap();
+    assert!(report.ack_error.is_some(), "{report:?}");
+    let bodies: Vec<&[u8]> = report.received.iter().map(|r| &r.body[..]).collect();
+    assert_eq!(bodies, [&b"hello bob"[..]]);
+    db.execute_batch("DROP TRIGGER no_ack").unwrap();
+    let again = bob.inbox_report(0).await.unwrap();
+    assert!(
+        again.received.is_empty() && again.ack_error.is_none(),
+        "{again:?}"
+    );
+    let left = th.host.store().fetch_messages("bob", 0, 10).await.unwrap();
+    assert!(left.is_empty(), "acknowledged on the second read");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_session_pipelines_and_each_message_is_delivered_once() {
     const N: usize = 120;

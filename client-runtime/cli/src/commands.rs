@@ -95,15 +95,38 @@ pub(crate) async fn passwd(s: &Settings, new_card: &std::path::Path) -> Result<(
         .or_fail(Class::Config)?;
     let changed = session.change_credentials(password, &card).await;
     if let Err(e) = changed {
-        let _ = std::fs::remove_file(new_card);
         let _ = session.close().await;
-        return Err(client_fail(e, "changing the password and card"));
+        if host_kept_the_old(&e) {
+            let _ = std::fs::remove_file(new_card);
+            return Err(client_fail(e, "changing the password and card"));
+        }
+        let during = format!(
+            "changing the password and card (the host may have taken them: the new card stays in {}; \
+             log in with the new password and card, and if that fails the old ones still work)",
+            new_card.display()
+        );
+        return Err(client_fail(e, &during));
     }
     println!(
         "password and card changed; new card written to {}",
         new_card.display()
     );
     close(session).await
+}
+
+/// Whether a failed change certainly left the host with the old password and card: it
+/// answered with a refusal, or the change failed here before anything was sent. A timeout,
+/// a broken connection or an answer that could not be read may come after the host took
+/// the new ones, so the new card must not be deleted then: it would be the only copy.
+fn host_kept_the_old(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::Refused(_)
+            | ClientError::PasswordRefused
+            | ClientError::LoginRefused
+            | ClientError::Input(_)
+            | ClientError::Task(_)
+    )
 }
 
 /// `kasane send`.
@@ -201,6 +224,12 @@ pub(crate) async fn inbox(s: &Settings, wait: u32) -> Result<(), Failure> {
     if got.more {
         println!("(more messages are waiting: run `kasane inbox` again)");
     }
+    if let Some(e) = got.ack_error {
+        let _ = session.close().await;
+        let during =
+            "acknowledging the messages shown (the next `kasane inbox` may show them again)";
+        return Err(messaging_fail(e, during));
+    }
     close(session).await
 }
 
@@ -227,6 +256,9 @@ pub(crate) async fn session(s: &Settings) -> Result<(), Failure> {
                 got.received.iter().for_each(print_message);
                 for e in &got.refused {
                     println!("(refused a message: {e})");
+                }
+                if let Some(e) = &got.ack_error {
+                    println!("(acknowledging them failed, they may come again: {e})");
                 }
             }
             Err(e) => break Err(messaging_fail(e, "reading the inbox")),
@@ -368,7 +400,8 @@ pub(crate) async fn status(s: &Settings) -> Result<(), Failure> {
         None => println!("state: none (--no-cache: nothing is kept on disk)"),
         Some(dir) => {
             println!("state dir: {}", dir.display());
-            print_state(dir);
+            let root = s.root.as_ref().and_then(|r| std::fs::read(r).ok());
+            print_state(dir, root.as_deref());
         }
     }
     match (&s.server, &s.ca) {
@@ -392,11 +425,16 @@ pub(crate) async fn status(s: &Settings) -> Result<(), Failure> {
     Ok(())
 }
 
-/// What the state dir holds: the trusted registry metadata (`trust/metadata/<role>.json`, as
-/// last verified: shown, not re-verified here), the latest trusted time (`trust/state.json`),
-/// and how many modules and compiled modules are cached.
-fn print_state(dir: &std::path::Path) {
-    let trust = dir.join("trust");
+/// What the state dir holds for the pinned `root` (its trust store: [`kasane_client::trust_dir`]):
+/// the trusted registry metadata (`metadata/<role>.json`, as last verified: shown, not
+/// re-verified here), the latest trusted time (`state.json`), and how many modules and compiled
+/// modules are cached.
+fn print_state(dir: &std::path::Path, root: Option<&[u8]>) {
+    let Some(root) = root else {
+        println!("  trusted registry state: not shown (no readable --root)");
+        return print_cached(dir);
+    };
+    let trust = kasane_client::trust_dir(dir, root);
     let state = trust.join("state.json");
     let Ok(bytes) = std::fs::read(&state) else {
         println!("  trusted registry state: none yet (made at the first login)");
@@ -444,7 +482,25 @@ fn print_cached(dir: &std::path::Path) {
 
 #[cfg(test)]
 mod tests {
-    use super::{Typed, interpret, shown};
+    use super::{ClientError, Typed, host_kept_the_old, interpret, shown};
+    use kasane_protocol::wire::RefusalReason;
+
+    /// `kasane passwd` deletes its new card only when the host certainly kept the old
+    /// credentials: after a timeout or a broken answer the new card may be the only copy.
+    #[test]
+    fn a_new_card_is_deleted_only_after_a_certain_refusal() {
+        for kept in [
+            ClientError::Refused(RefusalReason::SessionEnded),
+            ClientError::PasswordRefused,
+            ClientError::LoginRefused,
+        ] {
+            assert!(host_kept_the_old(&kept), "{kept:?}");
+        }
+        let broken = kasane_client::ConnectError::Tls(rustls::Error::DecryptError);
+        for unsure in [ClientError::TimedOut, ClientError::Connect(broken)] {
+            assert!(!host_kept_the_old(&unsure), "{unsure:?}");
+        }
+    }
 
     #[test]
     fn a_message_cannot_forge_a_line_or_drive_the_terminal() {

@@ -42,6 +42,11 @@ impl Failure {
     }
 
     /// The cause chain on one line, nothing said twice ([`kasane_os::report::Chain`]).
+    /// Whether the host refused the login (exit 5): trying again would not help.
+    pub(crate) fn is_login_refusal(&self) -> bool {
+        matches!(self.class, Class::Login)
+    }
+
     pub(crate) fn line(&self) -> String {
         kasane_os::report::Chain(&*self.error).one_line()
     }

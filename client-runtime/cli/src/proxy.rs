@@ -32,6 +32,10 @@ struct Proxy {
     session: RwLock<Arc<Session>>,
     /// Held while logging in again, so concurrent requests wait for one new session.
     relogin: Mutex<()>,
+    /// Why the host refused the credentials when the proxy logged in again (the password
+    /// or card changed meanwhile, say): from then on it does not try again, since every
+    /// try would count against the user's throttle for as long as something polls it.
+    refused: std::sync::OnceLock<String>,
     max_body: usize,
 }
 
@@ -68,6 +72,7 @@ pub(crate) async fn proxy(s: &Settings, listen: &str, max_body: usize) -> Result
         credentials,
         session: RwLock::new(Arc::new(session)),
         relogin: Mutex::new(()),
+        refused: std::sync::OnceLock::new(),
         max_body,
     });
     serve(listener, proxy.clone()).await;
@@ -218,10 +223,22 @@ impl Proxy {
                 ));
             }
         };
+        // Hop-by-hop: the standard ones and those `Connection` names (RFC 9110 §7.6.1), which
+        // the host would drop too if `Connection` itself reached it.
+        let named: Vec<String> = parts
+            .headers
+            .get_all(hyper::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|n| n.trim().to_ascii_lowercase())
+            .collect();
         let headers = parts
             .headers
             .iter()
-            .filter(|(n, _)| !HOP_BY_HOP.contains(&n.as_str()))
+            .filter(|(n, _)| {
+                !HOP_BY_HOP.contains(&n.as_str()) && !named.iter().any(|c| c == n.as_str())
+            })
             .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
             .collect();
         let target = parts
@@ -270,8 +287,23 @@ impl Proxy {
         if !Arc::ptr_eq(&current, ended) {
             return Ok(current);
         }
+        if let Some(why) = self.refused.get() {
+            return Err(Failure::new(Class::Login, anyhow::anyhow!("{why}")));
+        }
         eprintln!("kasane proxy: the host ended the session; logging in again");
-        let fresh = Arc::new(log_in(&self.client, &self.credentials).await?);
+        let fresh = match log_in(&self.client, &self.credentials).await {
+            Ok(s) => Arc::new(s),
+            Err(f) if f.is_login_refusal() => {
+                let why = format!(
+                    "{}; not trying again: restart kasane proxy with the current password and card",
+                    f.line()
+                );
+                eprintln!("kasane proxy: {why}");
+                let _ = self.refused.set(why.clone());
+                return Err(Failure::new(Class::Login, anyhow::anyhow!("{why}")));
+            }
+            Err(f) => return Err(f),
+        };
         *self.session.write().await = fresh.clone();
         Ok(fresh)
     }

@@ -200,6 +200,10 @@ fn curl_through_kasane_proxy_gets_the_upstreams_exact_bytes() {
         "X-Kasane-User: mallory",
         "-H",
         "X-Kasane-Assertion: x.y.z",
+        "-H",
+        "Connection: x-secret",
+        "-H",
+        "X-Secret: 1",
     ];
     let (code, _) = curl(&format!("http://{addr}/f0"), &forged);
     assert_eq!(code, 200);
@@ -228,6 +232,7 @@ fn curl_through_kasane_proxy_gets_the_upstreams_exact_bytes() {
     for entry in &log {
         assert_eq!(entry["users"], serde_json::json!(["alice"]), "{entry}");
         assert_eq!(entry["assertion"], "ok", "{entry}");
+        assert_eq!(entry["secret"], serde_json::Value::Null, "{entry}");
     }
 }
 
@@ -256,6 +261,20 @@ fn the_proxy_logs_in_again_after_the_idle_timeout_and_says_why_it_cannot_forward
     );
     let err = std::fs::read_to_string(&stderr).unwrap();
     assert!(err.contains("logging in again"), "{err}");
+    // Alice enrolled again (a new password and card): the proxy's next login is refused,
+    // and it does not try again on every request (each try would count against alice).
+    let data = sim.data();
+    common::kasane_host_at(&data, &["user", "remove", "alice"], "");
+    common::kasane_host_at(&data, &["user", "add", "alice"], "another password\n");
+    std::thread::sleep(Duration::from_millis(4500));
+    for _ in 0..3 {
+        let (code, body) = curl(&url, &[]);
+        let text = String::from_utf8_lossy(&body);
+        assert_eq!(code, 502, "{text}");
+        assert!(text.contains("not trying again"), "{text}");
+    }
+    let err = std::fs::read_to_string(&stderr).unwrap();
+    assert_eq!(err.matches("logging in again").count(), 2, "{err}");
     // Bodies over the proxy's limit are refused here, before anything is sent.
     let big = sim.dir.path().join("big");
     std::fs::write(&big, vec![1u8; 9 << 20]).unwrap();

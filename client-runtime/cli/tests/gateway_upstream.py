@@ -86,6 +86,8 @@ class Handler(http.server.SimpleHTTPRequestHandler):
                 f"http://127.0.0.1:{port}",
             ),
             "length": len(body),
+            # A header the request's Connection named: hop-by-hop, never forwarded.
+            "secret": self.headers.get("X-Secret"),
         }
         with open(LOG_FILE, "a") as f:
             f.write(json.dumps(entry) + "\n")

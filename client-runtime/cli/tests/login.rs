@@ -198,7 +198,9 @@ async fn login_prints_the_transform_its_hash_signer_and_cache_then_from_cache() 
     assert!(out.contains("access counter: 1;"), "{out}");
     assert!(out.contains("logged out"), "{out}");
     // The trust state and the verified module stay in the state dir.
-    assert!(state.path().join("cache/kasane/trust/state.json").exists());
+    let root = std::fs::read(host.data.path().join("registry/metadata/1.root.json")).unwrap();
+    let trust = kasane_client::trust_dir(&state.path().join("cache/kasane"), &root);
+    assert!(trust.join("state.json").exists());
 
     let o = kasane(&host, state.path(), &["status"], "").await;
     let out = String::from_utf8_lossy(&o.stdout);
