@@ -28,6 +28,8 @@ pub(crate) async fn run(data: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("opening the store ({scheme})"))?;
     ok(format_args!("store opens ({scheme})"));
     queue_key_matches(&cfg, store.as_ref()).await?;
+    opaque_key_matches(&cfg, store.as_ref()).await?;
+    serve_prerequisites(&cfg)?;
     let registry = match store.postgres_pool() {
         Some(pool) => db_registry(&cfg, DbRegistry::new(pool.clone())).await?,
         None => registry(&cfg)?,
@@ -135,6 +137,41 @@ async fn queue_key_matches(cfg: &Config, store: &dyn store::Store) -> anyhow::Re
         "queue key {} matches the database",
         path.display()
     ));
+    Ok(())
+}
+
+/// `keys/opaque.key`, where it exists, is the key the database's users were enrolled under
+/// (`serve` refuses another).
+async fn opaque_key_matches(cfg: &Config, store: &dyn store::Store) -> anyhow::Result<()> {
+    let path = cfg.keys_dir.join(kasane_host::keyfile::OPAQUE_KEY_FILE);
+    if !path.exists() {
+        return Ok(());
+    }
+    let keys = kasane_host::keyfile::load_opaque_keys(&cfg.keys_dir)?;
+    setup::check_opaque_key(store, &keys, &cfg.keys_dir)
+        .await
+        .with_context(|| format!("the OPAQUE keys {} and the database", path.display()))?;
+    ok(format_args!(
+        "OPAQUE keys {} match the database",
+        path.display()
+    ));
+    Ok(())
+}
+
+/// What else `serve` refuses to start without: the metrics token as written, and the audit
+/// archive directory when pruning keeps an archive.
+fn serve_prerequisites(cfg: &Config) -> anyhow::Result<()> {
+    let token = cfg.keys_dir.join(kasane_host::keyfile::METRICS_TOKEN_FILE);
+    if token.exists() {
+        kasane_host::keyfile::load_metrics_token(&cfg.keys_dir)
+            .with_context(|| format!("the metrics token {}", token.display()))?;
+        ok(format_args!("metrics token {}", token.display()));
+    }
+    if let Some(Some(dir)) = cfg.audit.pruning() {
+        kasane_host::retention::check_archive_dir(dir)
+            .with_context(|| format!("the audit archive directory {}", dir.display()))?;
+        ok(format_args!("audit archive directory {}", dir.display()));
+    }
     Ok(())
 }
 

@@ -619,6 +619,41 @@ impl Config {
         {
             return Err(ConfigError::MessageBodyLimit(self.messages.max_body_bytes).into());
         }
+        self.check_lifetimes()?;
+        if self.messages.inbox_recheck_secs == 0
+            || self.messages.max_inbox_reads_per_session == 0
+            || self.messages.max_sends_per_session == 0
+        {
+            return Err(ConfigError::InboxRecheck.into());
+        }
+        let m = &self.messages;
+        if m.max_queue_messages == 0 || m.max_queue_bytes < m.max_body_bytes as u64 {
+            return Err(ConfigError::QueueQuota.into());
+        }
+        if !(1..=MAX_COMMIT_BATCH).contains(&m.commit_max_batch)
+            || m.commit_max_wait_us > MAX_COMMIT_WAIT_US
+        {
+            return Err(ConfigError::GroupCommit.into());
+        }
+        self.check_http()?;
+        self.audit.check()?;
+        self.gateway.check()?;
+        // The idle rule counts bytes received, and a client waiting for the service's answer
+        // sends none: the connection must outlive the longest wait.
+        if !self.gateway.upstream.is_empty()
+            && self.gateway.timeout_secs >= self.http.idle_timeout_secs
+        {
+            return Err(ConfigError::Gateway {
+                what: "timeout_secs must be below [http] idle_timeout_secs (the client's connection would be closed while the service answers)",
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// `[throttle]` and the `[session]` and `[login]` lifetimes.
+    fn check_lifetimes(&self) -> Result<(), HostError> {
+        let l = &self.login;
         let t = &self.throttle;
         let secs = 1..=MAX_CONFIG_SECS;
         if !secs.contains(&t.decay_secs)
@@ -638,21 +673,11 @@ impl Config {
         if !lifetimes.iter().all(|s| secs.contains(s)) || l.max_pending == 0 {
             return Err(ConfigError::Lifetimes.into());
         }
-        if self.messages.inbox_recheck_secs == 0
-            || self.messages.max_inbox_reads_per_session == 0
-            || self.messages.max_sends_per_session == 0
-        {
-            return Err(ConfigError::InboxRecheck.into());
-        }
-        let m = &self.messages;
-        if m.max_queue_messages == 0 || m.max_queue_bytes < m.max_body_bytes as u64 {
-            return Err(ConfigError::QueueQuota.into());
-        }
-        if !(1..=MAX_COMMIT_BATCH).contains(&m.commit_max_batch)
-            || m.commit_max_wait_us > MAX_COMMIT_WAIT_US
-        {
-            return Err(ConfigError::GroupCommit.into());
-        }
+        Ok(())
+    }
+
+    /// `[http]`: trusted proxies, the PROXY protocol, limits and timeouts.
+    fn check_http(&self) -> Result<(), HostError> {
         let h = &self.http;
         if let Some(bad) = h
             .trusted_proxies
@@ -676,16 +701,6 @@ impl Config {
             || h.idle_timeout_secs <= long_poll
         {
             return Err(ConfigError::Http { long_poll }.into());
-        }
-        self.audit.check()?;
-        self.gateway.check()?;
-        // The idle rule counts bytes received, and a client waiting for the service's answer
-        // sends none: the connection must outlive the longest wait.
-        if !self.gateway.upstream.is_empty() && self.gateway.timeout_secs >= h.idle_timeout_secs {
-            return Err(ConfigError::Gateway {
-                what: "timeout_secs must be below [http] idle_timeout_secs (the client's connection would be closed while the service answers)",
-            }
-            .into());
         }
         Ok(())
     }

@@ -290,6 +290,13 @@ pub enum KeyError {
         "not the queue key this database's messages are sealed with (copy keys/queue.key from the host that first used this database)"
     )]
     OtherQueueKey,
+    /// `keys/opaque.key` is not the key this database's users were enrolled under: every
+    /// login would fail like a wrong password (and count against the user's throttle on
+    /// every replica). Typically a replica or an admin machine that made a fresh key.
+    #[error(
+        "not the OPAQUE key this database's users were enrolled under (copy keys/opaque.key from the host that first used this database)"
+    )]
+    OtherOpaqueKey,
 }
 
 /// What an unknown variable is, when another Kasane program reads it (set in the same shell).

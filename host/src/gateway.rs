@@ -10,6 +10,7 @@
 //! replay window with its audit record: a replayed, re-ordered, altered or unauthenticated
 //! request never does.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use kasane_abi::Direction;
@@ -63,6 +64,7 @@ impl Host {
         &self,
         live: MessageSession,
         body: &[u8],
+        client: IpAddr,
     ) -> Result<Vec<u8>, RefusalReason> {
         let upstream = self.upstream.as_ref().ok_or(RefusalReason::Unavailable)?;
         let sealed = SealedExchange::decode(body).map_err(|_| RefusalReason::Malformed)?;
@@ -76,7 +78,7 @@ impl Host {
         self.commit_exchange(&live, &sealed, &stored, Direction::ClientToHost)
             .await?;
         let response = self
-            .call_upstream(upstream, request, (&live.session, &stored))
+            .call_upstream(upstream, request, (&live.session, &stored), client)
             .await;
         let plain = match response.encode() {
             Ok(p) => p,
@@ -218,15 +220,20 @@ impl Host {
         upstream: &Upstream,
         r: GatewayRequest,
         (session, stored): (&Session, &StoredSession),
+        client: IpAddr,
     ) -> GatewayResponse {
         let g = &self.config.gateway;
         let hash = request_hash(&r.method, &r.target, &r.body);
         let started = Instant::now();
         let forwarded = match self.assertion(session, stored, Some(hash)) {
             Ok(jwt) => {
+                // The forwarding headers the host writes itself: the client's own are dropped
+                // (`upstream::passes`), so the service can believe these.
                 let added = [
                     ("x-kasane-user", session.user.clone()),
                     ("x-kasane-assertion", jwt),
+                    ("x-forwarded-for", client.to_string()),
+                    ("x-forwarded-proto", "https".to_owned()),
                 ];
                 let timeout = Duration::from_secs(g.timeout_secs);
                 upstream.forward(r, added, timeout, g.max_body_bytes).await

@@ -93,6 +93,23 @@ pub fn load_opaque_keys(keys_dir: &Path) -> Result<ServerKeys, HostError> {
     ServerKeys::from_bytes(&bytes).map_err(|_| HostError::key(&path, KeyError::Invalid))
 }
 
+/// The store fact naming the OPAQUE keys a database's users were enrolled under.
+pub const OPAQUE_KEY_FACT: &str = "opaque_key_id";
+
+/// The public identifier of OPAQUE keys: `HMAC-SHA-256(keys, "kasane/opaque-key-id/v1")`,
+/// which tells two apart without revealing either.
+#[must_use]
+pub fn opaque_key_id(keys: &ServerKeys) -> [u8; 32] {
+    use hmac::Mac as _;
+    let bytes = keys.to_bytes();
+    // HMAC takes a key of any length: the `Err` arm cannot happen.
+    let Ok(mut mac) = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&bytes) else {
+        return [0; 32];
+    };
+    mac.update(b"kasane/opaque-key-id/v1");
+    mac.finalize().into_bytes().into()
+}
+
 /// The identity key's file in the keys directory (signs start responses and audit
 /// checkpoints).
 pub const IDENTITY_KEY_FILE: &str = "host.key";

@@ -714,6 +714,9 @@ async fn user(data: &Path, command: UserCommand) -> anyhow::Result<()> {
         UserCommand::Add { name, pairs, svg } => {
             let keys = kasane_host::keyfile::load_opaque_keys(&cfg.keys_dir)
                 .context("the host's OPAQUE keys")?;
+            setup::check_opaque_key(st.as_ref(), &keys, &cfg.keys_dir)
+                .await
+                .context("the host's OPAQUE keys")?;
             user_add(data, st.as_ref(), &keys, &name, pairs.as_deref(), svg).await
         }
         UserCommand::List => {
@@ -785,9 +788,12 @@ async fn user_add(
     setup::add_user(st, keys, &card, pw.as_bytes(), SystemClock.now())
         .await
         .with_context(|| format!("adding {name}"))?;
-    let files = setup::write_card(&card, data, svg.as_deref())
-        .with_context(|| format!("writing {name}'s card"))?;
+    // Printed before the files are written: the user is enrolled now, and should a file not
+    // be written (a full disk, an unwritable --svg path) this is the only copy of the card.
     print!("{}", card.to_text());
+    let files = setup::write_card(&card, data, svg.as_deref()).with_context(|| {
+        format!("writing {name}'s card (it is enrolled: hand the card printed above to the user)")
+    })?;
     println!(
         "(card written to {} and, as text for `kasane --card`, to {})",
         files.svg.display(),

@@ -51,6 +51,9 @@ pub enum RegistryDbError {
     /// The database failed.
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// The online key this host would re-sign with is not the registry's (rotated out).
+    #[error("{}", crate::upkeep::NOT_LISTED)]
+    OnlineKeyNotListed,
     /// The repository does not load or does not verify as a client would.
     #[error("registry")]
     Registry(#[from] RegistryError),
@@ -86,6 +89,12 @@ pub enum RegistryDbError {
     /// A listed module's bytes are not in the directory imported.
     #[error("{path}: listed but missing")]
     MissingModule {
+        /// The repository path of the module.
+        path: String,
+    },
+    /// A listed module's bytes are not the ones its entry signs (truncated, swapped).
+    #[error("{path}: not the bytes the registry lists (another SHA-256)")]
+    ModuleAltered {
         /// The repository path of the module.
         path: String,
     },
@@ -186,11 +195,16 @@ impl DbRegistry {
         let files = read_dir_files(dir)?;
         let repo = Repository::load_files(&files)?;
         repo.active(now)?;
-        if let Some(path) = listed_target_paths(&repo)
-            .into_iter()
-            .find(|p| !files.contains_key(p))
-        {
-            return Err(RegistryDbError::MissingModule { path });
+        // Every listed module present with the bytes its entry signs: bytes stored here can
+        // never be replaced (`Conflict`), so a truncated or swapped file must not get in.
+        for (path, sha256) in listed_targets(&repo) {
+            match files.get(&path) {
+                None => return Err(RegistryDbError::MissingModule { path }),
+                Some(bytes) if Sha256Hash::of(bytes) != sha256 => {
+                    return Err(RegistryDbError::ModuleAltered { path });
+                }
+                Some(_) => {}
+            }
         }
         let mut tx = self.pool.begin().await?;
         let written = import_in(&mut tx, &files, &repo).await;
@@ -276,6 +290,9 @@ async fn resign_in(
     if now < online_due_at(&repo, life.snapshot) {
         return Ok(Resigned::NotDue);
     }
+    if !crate::upkeep::lists_online_key(&repo, online.public_key()) {
+        return Err(RegistryDbError::OnlineKeyNotListed);
+    }
     let before = repo.clone();
     repo.snapshot(&[&TufSigner(online)], now, life)?;
     check_forward(&before, &repo)?;
@@ -342,22 +359,27 @@ fn rows_to_files(rows: Vec<sqlx::postgres::PgRow>) -> Result<Files> {
 
 /// The repository path of every target any role of `repo` lists (modules and documents).
 fn listed_target_paths(repo: &Repository) -> Vec<String> {
+    listed_targets(repo).into_iter().map(|(p, _)| p).collect()
+}
+
+/// Each listed module's repository path with the SHA-256 its entry signs.
+fn listed_targets(repo: &Repository) -> Vec<(String, Sha256Hash)> {
     let roles = std::iter::once(repo.targets()).chain(
         repo.current_snapshot()
             .meta
             .keys()
             .filter_map(|f| repo.delegated(f.strip_suffix(".json").unwrap_or(f))),
     );
-    let mut out: Vec<String> = roles
+    let mut out: Vec<(String, Sha256Hash)> = roles
         .flat_map(|t| t.targets.iter())
         .filter_map(|(name, file)| {
             let hex = file.hashes.get("sha256")?;
             let sha = Sha256Hash::from_hex(hex).ok()?;
-            Some(target_file_path(name, &sha))
+            Some((target_file_path(name, &sha), sha))
         })
         .collect();
-    out.sort();
-    out.dedup();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.dedup_by(|a, b| a.0 == b.0);
     out
 }
 

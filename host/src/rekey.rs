@@ -186,10 +186,7 @@ fn ticket_listed(listed: &HostKeys, path: &Path, public: &PublicKey) -> Result<(
 
 /// `public` signs for both of root's online roles, timestamp and snapshot.
 fn online_listed(repo: &Repository, path: &Path, public: &PublicKey) -> Result<(), HostError> {
-    let id = tuf_key(public).key_id();
-    let root = repo.root();
-    let signs = |role: &str| root.roles.get(role).is_some_and(|r| r.keyids.contains(&id));
-    if signs("timestamp") && signs("snapshot") {
+    if crate::upkeep::lists_online_key(repo, public) {
         Ok(())
     } else {
         Err(HostError::key(path, KeyError::NotListed("online")))

@@ -286,7 +286,13 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, RefusalReason> {
 
 /// `POST /v1/gateway`: like `/v1/messages`, the session before the body, which may be as
 /// large as `[gateway] max_body_bytes` and a request head.
-async fn gateway(State(host): State<Arc<Host>>, headers: HeaderMap, body: Body) -> Response {
+async fn gateway(
+    State(host): State<Arc<Host>>,
+    conn: Conn,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let client = source(&host, &conn, &headers);
     let limit = host.config().gateway.max_body_bytes
         + 2 * kasane_protocol::gateway::MAX_GATEWAY_HEAD
         + 2048;
@@ -294,7 +300,7 @@ async fn gateway(State(host): State<Arc<Host>>, headers: HeaderMap, body: Body) 
         Ok(x) => x,
         Err(r) => return refused(r),
     };
-    match host.gateway_exchange(session, &body).await {
+    match host.gateway_exchange(session, &body, client).await {
         Ok(b) => octets(b),
         Err(r) => {
             tracing::debug!(reason = %r, "gateway request refused");

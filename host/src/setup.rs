@@ -277,6 +277,7 @@ pub async fn load_host_with_store(
     let queue_key = crate::messages::load_queue_key(&cfg.keys_dir)?;
     check_queue_key(store.as_ref(), &queue_key, &cfg.keys_dir).await?;
     let opaque_keys = crate::keyfile::load_opaque_keys(&cfg.keys_dir)?;
+    check_opaque_key(store.as_ref(), &opaque_keys, &cfg.keys_dir).await?;
     let metrics_token = crate::keyfile::load_metrics_token(&cfg.keys_dir)?;
     let assertion_key = crate::gateway::AssertionKey::load(&cfg.keys_dir)?;
     if !cfg.gateway.upstream.is_empty() {
@@ -348,18 +349,43 @@ pub async fn check_queue_key(
     key: &[u8; 32],
     keys_dir: &Path,
 ) -> Result<(), HostError> {
-    let key_error = |source| HostError::Key {
-        path: keys_dir.join(crate::messages::QUEUE_KEY_FILE),
-        source,
+    let path = keys_dir.join(crate::messages::QUEUE_KEY_FILE);
+    let Some(id) = crate::messages::queue_key_id(key) else {
+        return Err(HostError::key(&path, KeyError::Invalid));
     };
-    let id = crate::messages::queue_key_id(key).ok_or_else(|| key_error(KeyError::Invalid))?;
-    let claimed = store
-        .claim_fact(crate::messages::QUEUE_KEY_FACT, &id)
-        .await?;
+    let fact = crate::messages::QUEUE_KEY_FACT;
+    claim_key(store, fact, &id, &path, KeyError::OtherQueueKey).await
+}
+
+/// Records `keys`' identifier in the store the first time, and refuses keys other than the
+/// recorded ones afterwards ([`KeyError::OtherOpaqueKey`]), as [`check_queue_key`] does for
+/// the queue key: a replica (or `user add` on another machine) that made its own
+/// `keys/opaque.key` would fail every login and lock users out on every replica.
+pub async fn check_opaque_key(
+    store: &dyn Store,
+    keys: &ServerKeys,
+    keys_dir: &Path,
+) -> Result<(), HostError> {
+    let path = keys_dir.join(crate::keyfile::OPAQUE_KEY_FILE);
+    let id = crate::keyfile::opaque_key_id(keys);
+    let fact = crate::keyfile::OPAQUE_KEY_FACT;
+    claim_key(store, fact, &id, &path, KeyError::OtherOpaqueKey).await
+}
+
+/// Claims `fact` for the key file `path` whose identifier is `id`; `other` if the database
+/// was claimed for another key.
+async fn claim_key(
+    store: &dyn Store,
+    fact: &str,
+    id: &[u8; 32],
+    path: &Path,
+    other: KeyError,
+) -> Result<(), HostError> {
+    let claimed = store.claim_fact(fact, id).await?;
     if claimed.as_slice() == id.as_slice() {
         Ok(())
     } else {
-        Err(key_error(KeyError::OtherQueueKey))
+        Err(HostError::key(path, other))
     }
 }
 
@@ -415,19 +441,39 @@ pub fn cards_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("cards")
 }
 
+/// A card's file name for `user`: the name itself, with `%`, `/` and `\` percent-encoded
+/// and a leading `.` too, so that no user name (`../x`, `.hidden`) writes outside `cards/` or
+/// makes a hidden file.
+#[must_use]
+pub fn card_file_stem(user: &str) -> String {
+    let mut stem = String::with_capacity(user.len());
+    for (i, c) in user.chars().enumerate() {
+        match c {
+            '%' => stem.push_str("%25"),
+            '/' => stem.push_str("%2F"),
+            '\\' => stem.push_str("%5C"),
+            '.' if i == 0 => stem.push_str("%2E"),
+            c => stem.push(c),
+        }
+    }
+    stem
+}
+
 /// `user add`'s card files: the SVG (at `svg`, default `<data_dir>/cards/<user>.svg`) and the
-/// text form for `kasane --card` (`<data_dir>/cards/<user>.card`). Both hold every response,
-/// so both are as secret as the password: written private (mode 0600 from creation, atomic)
-/// into a folder created private (0700), replacing an older card of the same name.
+/// text form for `kasane --card` (`<data_dir>/cards/<user>.card`; `<user>` as
+/// [`card_file_stem`] writes it). Both hold every response, so both are as secret as the
+/// password: written private (mode 0600 from creation, atomic) into a folder created private
+/// (0700), replacing an older card of the same name.
 pub fn write_card(
     card: &CodeCard,
     data_dir: &Path,
     svg: Option<&Path>,
 ) -> Result<CardFiles, HostError> {
     let dir = cards_dir(data_dir);
+    let stem = card_file_stem(&card.user);
     let files = CardFiles {
-        svg: svg.map_or_else(|| dir.join(format!("{}.svg", card.user)), Path::to_owned),
-        text: dir.join(format!("{}.card", card.user)),
+        svg: svg.map_or_else(|| dir.join(format!("{stem}.svg")), Path::to_owned),
+        text: dir.join(format!("{stem}.card")),
     };
     for (path, body) in [
         (&files.svg, Zeroizing::new(card.to_svg())),
@@ -444,6 +490,18 @@ pub fn write_card(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_user_name_writes_a_card_outside_the_cards_folder() {
+        assert_eq!(card_file_stem("alice"), "alice");
+        assert_eq!(card_file_stem("ålice.b"), "ålice.b");
+        assert_eq!(card_file_stem("../../etc/x"), "%2E.%2F..%2Fetc%2Fx");
+        assert_eq!(card_file_stem(".hidden"), "%2Ehidden");
+        assert_eq!(card_file_stem("a\\b%2F"), "a%5Cb%252F");
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_card(&CodeCard::generate("../up"), dir.path(), None).unwrap();
+        assert_eq!(files.text.parent(), Some(cards_dir(dir.path()).as_path()));
+    }
 
     #[test]
     fn generated_card_covers_the_grid_and_renders() {

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use kasane_registry::repo::{Lifetimes, Repository, Resigned, online_due_at, resign_online_if_due};
-use kasane_registry::signing::{Signer, TufSigner};
+use kasane_registry::signing::{PublicKey, Signer, TufSigner, tuf_key};
 
 /// How long before an offline role expires the host starts warning: 30 days.
 pub const WARN_BEFORE: u64 = 30 * 86_400;
@@ -69,6 +69,22 @@ impl Default for Upkeep {
     }
 }
 
+/// Why a due re-signing was not made: the online key is not the registry's.
+pub const NOT_LISTED: &str = "keys/online.pem is not listed by the registry's root for timestamp and snapshot (rotated out?): not re-signing; put the current online key in place and send SIGHUP";
+
+/// Whether `repo`'s root lists `key` for both online roles (timestamp and snapshot): what a
+/// client checks of what that key signs.
+#[must_use]
+pub fn lists_online_key(repo: &Repository, key: &PublicKey) -> bool {
+    let id = tuf_key(key).key_id();
+    let root = repo.root();
+    ["timestamp", "snapshot"].iter().all(|role| {
+        root.roles
+            .get(*role)
+            .is_some_and(|r| r.keyids.contains(&id))
+    })
+}
+
 impl Upkeep {
     /// Upkeep re-signing with `online` (none: this host never re-signs) for `life.snapshot`.
     #[must_use]
@@ -91,7 +107,16 @@ impl Upkeep {
             return false;
         };
         let signer = TufSigner(online.as_ref().as_ref());
-        self.record(now, resign_online_if_due(dir, &[&signer], now, &self.life))
+        // Checked before signing: with a key the root no longer lists (rotated out while the
+        // host runs), re-signing would replace a valid timestamp with one no client accepts.
+        let outcome = match Repository::load(dir) {
+            Ok(repo) if !lists_online_key(&repo, online.public_key()) => Err(NOT_LISTED.to_owned()),
+            Ok(_) => {
+                resign_online_if_due(dir, &[&signer], now, &self.life).map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        self.record(now, outcome)
     }
 
     /// The online key if this host re-signs and a re-signing may be due at `now` (cheap:

@@ -58,14 +58,31 @@ pub struct Upstream {
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
+/// Headers that tell a service who the client is and how it came: a client's own would be
+/// believed by services that trust their reverse proxy (Rails, Django, Express behind a
+/// proxy on loopback or a private network) to spoof its address in their logs and limits or
+/// to poison the links they build. The host drops them both ways and writes
+/// `X-Forwarded-For` and `X-Forwarded-Proto` itself.
+const FORWARDING: [&str; 6] = [
+    "forwarded",
+    "x-real-ip",
+    "true-client-ip",
+    "client-ip",
+    "x-client-ip",
+    "x-original-forwarded-for",
+];
+
 /// Whether a header of a request or response passes the gateway: not hop-by-hop, not named
-/// by `Connection`, not `X-Kasane-*`, not `Host` (the upstream's is set), not
-/// `Content-Length` (the body's length is set anew).
+/// by `Connection`, not `X-Kasane-*`, not `X-Forwarded-*` or another forwarding header
+/// ([`FORWARDING`]), not `Host` (the upstream's is set), not `Content-Length` (the body's
+/// length is set anew).
 fn passes(name: &str, connection_listed: &[String]) -> bool {
     !HOP_BY_HOP.contains(&name)
         && name != "host"
         && name != "content-length"
         && !name.starts_with("x-kasane-")
+        && !name.starts_with("x-forwarded-")
+        && !FORWARDING.contains(&name)
         && !connection_listed.iter().any(|c| c == name)
 }
 
@@ -118,12 +135,12 @@ impl Upstream {
         Some(Self { authority, client })
     }
 
-    /// Forwards `req` with `added` headers (the user and the assertion), waiting at most
+    /// Forwards `req` with `added` headers (the user, the assertion and the forwarding headers), waiting at most
     /// `timeout` and reading at most `max_body` bytes of the answer.
     pub async fn forward(
         &self,
         req: GatewayRequest,
-        added: [(&'static str, String); 2],
+        added: [(&'static str, String); 4],
         timeout: Duration,
         max_body: usize,
     ) -> Result<GatewayResponse, UpstreamError> {
@@ -218,7 +235,7 @@ mod tests {
     }
 
     #[test]
-    fn hop_by_hop_connection_listed_and_kasane_headers_do_not_pass() {
+    fn hop_by_hop_connection_listed_kasane_and_forwarding_headers_do_not_pass() {
         let h = |n: &str, v: &str| (n.to_owned(), v.as_bytes().to_vec());
         let map = forwardable(&[
             h("connection", "x-secret, keep-alive"),
@@ -228,6 +245,10 @@ mod tests {
             h("transfer-encoding", "chunked"),
             h("host", "elsewhere"),
             h("content-length", "5"),
+            h("x-forwarded-for", "10.6.6.6"),
+            h("x-forwarded-host", "evil.example"),
+            h("forwarded", "for=10.6.6.6"),
+            h("x-real-ip", "10.6.6.6"),
             h("accept", "*/*"),
             h("x-other", "kept"),
         ])

@@ -652,6 +652,41 @@ fn check_passes_on_a_fresh_init_and_names_what_fails() {
     std::fs::write(&queue_key, kept).unwrap();
     assert!(check(&data).status.success());
 
+    // OPAQUE keys other than those the users were enrolled under (a replica, or an admin
+    // machine, that made its own): `user add` and `check` refuse them.
+    let add = |name: &str| {
+        let mut child = bin()
+            .args(["--data", &data, "user", "add", name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "pw").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert!(add("bob").status.success());
+    let opaque = std::path::Path::new(&data).join("keys/opaque.key");
+    let enrolled = std::fs::read(&opaque).unwrap();
+    std::fs::remove_file(&opaque).unwrap();
+    let out = add("carol");
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("not the OPAQUE key"), "{err}");
+    let out = check(&data);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("not the OPAQUE key"), "{err}");
+    std::fs::remove_file(&opaque).unwrap();
+    std::fs::write(&opaque, enrolled).unwrap();
+    let out = check(&data);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("OPAQUE keys") && text.contains("match the database"),
+        "{text}"
+    );
+
     // A host key the registry does not list (a rotation half done): named, and refused.
     let host_key = std::path::Path::new(&data).join("keys/host.key");
     assert!(ok_text.contains("are listed in the registry"), "{ok_text}");

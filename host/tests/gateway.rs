@@ -117,6 +117,10 @@ async fn exchanges_reach_the_upstream_as_alice_with_a_verifiable_assertion() {
     let forged = [
         ("x-kasane-user", "mallory"),
         ("x-kasane-assertion", "a.b.c"),
+        ("x-forwarded-for", "10.6.6.6"),
+        ("x-forwarded-host", "evil.example"),
+        ("forwarded", "for=10.6.6.6"),
+        ("x-real-ip", "10.6.6.6"),
     ];
     let sealed = a.seal(&th, &get("/page?x=1", &forged)).await;
     let r = a.answer(&th, &sealed).await;
@@ -143,6 +147,11 @@ async fn exchanges_reach_the_upstream_as_alice_with_a_verifiable_assertion() {
     assert_eq!(seen.len(), 4);
     assert_eq!(seen[0].target, "/page?x=1");
     assert_eq!(seen[3].body_len, 4 << 20);
+    // The client's forwarding headers are dropped; the host's own name the client.
+    assert_eq!(
+        seen[0].forwarding,
+        ["x-forwarded-for: 127.0.0.1", "x-forwarded-proto: https"]
+    );
     for s in &seen {
         assert_eq!(
             s.users,

@@ -168,6 +168,14 @@ async fn import_export_round_trip_and_an_older_or_diverged_registry_is_refused()
         db.export_dir(&c).await.unwrap();
         refresh_role(&cfg, &c, "revocations", now + 120);
         let module = tree(&c).into_keys().find(|p| p.ends_with(".ocra")).unwrap();
+        // Truncated (carried to the signing machine and back): refused, since bytes stored
+        // once can never be replaced.
+        let bytes = std::fs::read(c.join(&module)).unwrap();
+        std::fs::write(c.join(&module), &bytes[..bytes.len() / 2]).unwrap();
+        assert!(matches!(
+            db.import_dir(&c, now + 120).await,
+            Err(RegistryDbError::ModuleAltered { path }) if path == module
+        ));
         std::fs::remove_file(c.join(&module)).unwrap();
         assert!(matches!(
             db.import_dir(&c, now + 120).await,

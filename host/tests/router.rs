@@ -65,11 +65,17 @@ struct User {
 }
 
 async fn bare(tweak: impl FnOnce(&mut Config)) -> Bare {
+    bare_prepared(tweak, |_| {}).await
+}
+
+/// [`bare`], with `prepare` run on the data directory's files before the host loads them.
+async fn bare_prepared(tweak: impl FnOnce(&mut Config), prepare: impl FnOnce(&Config)) -> Bare {
     let dir = tempfile::tempdir().unwrap();
     let now = SystemClock.now();
     setup::init(dir.path(), None, now).await.unwrap();
     let mut cfg = file_config(dir.path());
     tweak(&mut cfg);
+    prepare(&cfg);
     let clock = Arc::new(ManualClock::new(now));
     let host = setup::load_host(cfg.clone(), clock.clone()).await.unwrap();
     let sandbox = Sandbox::new(SandboxConfig {
@@ -294,6 +300,37 @@ async fn the_host_re_signs_online_roles_and_readyz_names_an_expired_offline_role
     // does); the running host takes it in at once.
     refresh_role(&b.cfg, "revocations", start + 31 * 86_400);
     assert_eq!(readyz(&b.app).await, (StatusCode::OK, "ready\n".into()));
+}
+
+/// An online key the root does not list (rotated out while the host ran, or the wrong file
+/// put in place): the due re-signing is refused and counted as an error, and the valid
+/// timestamp stays, instead of being replaced by one no client would accept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_online_key_the_root_does_not_list_never_re_signs() {
+    let b = bare_prepared(
+        |_| {},
+        |cfg| {
+            let online = cfg.keys_dir.join("online.pem");
+            std::fs::remove_file(&online).unwrap();
+            use kasane_registry::signing::{KeyFileSigner, KeyKind};
+            KeyFileSigner::generate(KeyKind::Ed25519, &online, None).unwrap();
+        },
+    )
+    .await;
+    let timestamp = b.cfg.registry_dir.join("metadata/timestamp.json");
+    let before = std::fs::read(&timestamp).unwrap();
+    b.clock.set(b.clock.now() + 4 * 86_400);
+    assert_eq!(readyz(&b.app).await, (StatusCode::OK, "ready\n".into()));
+    assert_eq!(
+        std::fs::read(&timestamp).unwrap(),
+        before,
+        "timestamp rewritten"
+    );
+    let failed = r#"kasane_registry_resigned_total{outcome="error"}"#;
+    let errors = metric(&b, failed).await;
+    assert!(errors.is_some_and(|n| n >= 1), "{errors:?}");
+    let done = r#"kasane_registry_resigned_total{outcome="ok"}"#;
+    assert_eq!(metric(&b, done).await, Some(0));
 }
 
 /// Re-signs `role` in the data directory's registry with its development key, then snapshot

@@ -20,6 +20,8 @@ pub(crate) struct Seen {
     pub(crate) assertion: Option<String>,
     pub(crate) authorization: bool,
     pub(crate) body_len: usize,
+    /// Every `X-Forwarded-*`, `Forwarded` and `X-Real-IP` field, as `name: value`.
+    pub(crate) forwarding: Vec<String>,
 }
 
 pub(crate) type Log = Arc<Mutex<Vec<Seen>>>;
@@ -64,6 +66,14 @@ fn seen(uri: &Uri, headers: &HeaderMap, body_len: usize) -> Seen {
             .map(|v| v.to_str().unwrap().to_owned()),
         authorization: headers.contains_key("authorization"),
         body_len,
+        forwarding: headers
+            .iter()
+            .filter(|(n, _)| {
+                let n = n.as_str();
+                n.starts_with("x-forwarded-") || n == "forwarded" || n == "x-real-ip"
+            })
+            .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap_or("?")))
+            .collect(),
     }
 }
 
