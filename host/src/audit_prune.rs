@@ -65,6 +65,19 @@ pub trait Archive {
     fn line(&mut self, line: &serde_json::Value) -> io::Result<()>;
     /// Makes everything written so far durable.
     fn sync(&mut self) -> io::Result<()>;
+    /// Where the next line goes, to take back with [`Archive::truncate`]: a chain another
+    /// prune took while this one was writing it must not stay half-written.
+    fn position(&mut self) -> io::Result<u64> {
+        Ok(0)
+    }
+    /// Takes back everything written from `at` ([`Archive::position`]) on.
+    fn truncate(&mut self, at: u64) -> io::Result<()> {
+        let _ = at;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this archive cannot take a half-written chain back",
+        ))
+    }
 }
 
 impl Archive for io::BufWriter<std::fs::File> {
@@ -76,6 +89,19 @@ impl Archive for io::BufWriter<std::fs::File> {
     fn sync(&mut self) -> io::Result<()> {
         self.flush()?;
         self.get_ref().sync_data()
+    }
+
+    fn position(&mut self) -> io::Result<u64> {
+        use io::Seek as _;
+        self.flush()?;
+        self.get_mut().stream_position()
+    }
+
+    fn truncate(&mut self, at: u64) -> io::Result<()> {
+        use io::Seek as _;
+        self.flush()?;
+        self.get_ref().set_len(at)?;
+        self.get_mut().seek(io::SeekFrom::Start(at)).map(drop)
     }
 }
 
@@ -213,6 +239,10 @@ async fn check_and_archive(
     mut archive: Option<&mut (dyn Archive + Send + '_)>,
 ) -> Result<Chain, PruneError> {
     let sid = &marker.session_id;
+    let start = match archive.as_deref_mut() {
+        Some(a) => Some(a.position()?),
+        None => None,
+    };
     let mut reader = AuditReader::after(
         store,
         AuditCursor {
@@ -235,6 +265,14 @@ async fn check_and_archive(
         return Ok(Chain::Gone);
     };
     if (*seq, hash.as_slice()) != (marker.seq, marker.record_hash.as_slice()) {
+        if chain_gone(store, sid).await? {
+            // Another prune took it while it was read (its records went in one commit):
+            // what this archive holds of it is taken back.
+            if let (Some(a), Some(at)) = (archive, start) {
+                a.truncate(at)?;
+            }
+            return Ok(Chain::Gone);
+        }
         // It grew since the lookup: not an ended session's chain after all.
         return Err(StoreError::NotPrunable.into());
     }
@@ -242,6 +280,16 @@ async fn check_and_archive(
         a.line(&marker_line(marker))?;
     }
     Ok(Chain::Archived)
+}
+
+/// Whether the chain of `session_id` has no record left.
+async fn chain_gone(store: &dyn Store, session_id: &[u8]) -> Result<bool, PruneError> {
+    let cursor = AuditCursor {
+        session_id: session_id.to_vec(),
+        seq: 0,
+    };
+    let first = AuditReader::after(store, cursor).next().await?;
+    Ok(first.is_none_or(|r| r.session_id != session_id))
 }
 
 /// The archive's line for a pruned chain's marker.

@@ -771,10 +771,18 @@ async fn a_pruned_chain_verifies_by_its_marker_and_its_checkpoints() {
 /// A new user `name`'s audit chain that a prune may take once old enough: one message to bob
 /// (who exists), its session ended, the message read by bob.
 async fn prunable_chain(th: &TestHost, name: &str) {
-    user(th, name).await.send(th, "bob", b"hi").await;
+    prunable_chain_of(th, name, 1).await;
+}
+
+/// [`prunable_chain`] with `n` messages.
+async fn prunable_chain_of(th: &TestHost, name: &str, n: usize) {
+    let mut u = user(th, name).await;
+    for _ in 0..n {
+        u.send(th, "bob", b"hi").await;
+    }
     let store = th.host.store();
     store.end_sessions(name).await.unwrap();
-    for m in store.fetch_messages("bob", 0, 10).await.unwrap() {
+    for m in store.fetch_messages("bob", 0, 1_000).await.unwrap() {
         assert!(store.ack_message("bob", m.id).await.unwrap());
     }
 }
@@ -850,6 +858,7 @@ async fn a_prune_skips_the_chains_another_prune_took_meanwhile() {
         now,
         lines: 0,
         other: None,
+        file: None,
     };
     // In the test's `block_on` of a multi-thread runtime, where `block_in_place` may run.
     let pruned = kasane_host::audit_prune::prune(&*store, &key, now, now, Some(&mut racing));
@@ -867,6 +876,42 @@ async fn a_prune_skips_the_chains_another_prune_took_meanwhile() {
     assert_eq!((s.records, s.pruned), (0, 2));
 }
 
+/// Two prunes at once, the other taking a chain longer than one read page while this one
+/// archives it: this one counts it skipped, and takes back what it had written of it, so its
+/// archive file holds no half chain (`audit verify --archive` refuses one without its marker).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_long_chain_another_prune_took_leaves_no_half_chain_in_the_archive() {
+    let th = start(|_| {}).await;
+    th.add_user("bob").await;
+    let store = th.host.store().clone();
+    prunable_chain_of(&th, "alice", 20).await;
+    let key = kasane_host::keyfile::load_identity_key(&th.cfg.keys_dir).unwrap();
+    let now = th.clock.now();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("archive.jsonl");
+    let mut racing = Racing {
+        store: store.clone(),
+        key: key.clone(),
+        now,
+        lines: 0,
+        other: None,
+        file: Some(std::io::BufWriter::new(
+            std::fs::File::create(&path).unwrap(),
+        )),
+    };
+    let pruned = kasane_host::audit_prune::prune(&*store, &key, now, now, Some(&mut racing));
+    let pruned = pruned.await.unwrap();
+    let other = racing.other.take().expect("the other prune ran");
+    assert_eq!((other.chains, other.records), (1, 20));
+    assert_eq!((pruned.chains, pruned.skipped), (0, 1));
+    drop(racing);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        b"",
+        "nothing of the chain stays"
+    );
+}
+
 /// An archive during whose first line another process prunes every chain.
 struct Racing {
     store: Arc<dyn Store>,
@@ -874,11 +919,16 @@ struct Racing {
     now: u64,
     lines: usize,
     other: Option<kasane_host::audit_prune::Pruned>,
+    /// Where the lines go, if anywhere (then half chains can be taken back).
+    file: Option<std::io::BufWriter<std::fs::File>>,
 }
 
 impl kasane_host::audit_prune::Archive for Racing {
-    fn line(&mut self, _: &serde_json::Value) -> std::io::Result<()> {
+    fn line(&mut self, line: &serde_json::Value) -> std::io::Result<()> {
         self.lines += 1;
+        if let Some(f) = self.file.as_mut() {
+            f.line(line)?;
+        }
         if self.other.is_none() {
             let (store, key, now) = (self.store.clone(), self.key.clone(), self.now);
             let other = tokio::task::block_in_place(|| {
@@ -891,7 +941,15 @@ impl kasane_host::audit_prune::Archive for Racing {
     }
 
     fn sync(&mut self) -> std::io::Result<()> {
-        Ok(())
+        self.file.as_mut().map_or(Ok(()), |f| f.sync())
+    }
+
+    fn position(&mut self) -> std::io::Result<u64> {
+        self.file.as_mut().map_or(Ok(0), |f| f.position())
+    }
+
+    fn truncate(&mut self, at: u64) -> std::io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), |f| f.truncate(at))
     }
 }
 
