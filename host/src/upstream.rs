@@ -129,8 +129,12 @@ impl Upstream {
     #[must_use]
     pub fn new(url: &str) -> Option<Self> {
         let authority = upstream_authority(url)?;
+        // hyper's client parses at most 100 header fields by default: a service's answer
+        // with up to twice the gateway's limit is read (and cut to the limit: GATEWAY.md),
+        // only a longer one is refused (502).
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
+            .http1_max_headers(2 * MAX_GATEWAY_HEADERS)
             .build_http();
         Some(Self { authority, client })
     }

@@ -187,6 +187,16 @@ async fn exchanges_reach_the_upstream_as_alice_with_a_verifiable_assertion() {
         metrics.contains("kasane_gateway_upstream_seconds_count 4\n"),
         "{metrics}"
     );
+    // An answer with more header fields than hyper's client reads by default (100).
+    let sealed = a.seal(&th, &get("/many", &[])).await;
+    let r = a.answer(&th, &sealed).await;
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"many"[..]));
+    let many = r
+        .headers
+        .iter()
+        .filter(|(n, _)| n.starts_with("x-h"))
+        .count();
+    assert_eq!(many, 110);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, Uri};
+use axum::response::IntoResponse as _;
 use hyper::StatusCode;
 
 use super::Conn;
@@ -38,10 +39,20 @@ pub(crate) async fn upstream() -> (SocketAddr, Log) {
                 if method != Method::HEAD || uri.path() != "/" {
                     keep.lock().unwrap().push(seen(&uri, &headers, body.len()));
                 }
+                if uri.path() == "/many" {
+                    // More header fields than hyper's client reads by default (100).
+                    let mut r = axum::response::Response::new(axum::body::Body::from("many"));
+                    for i in 0..110 {
+                        let name = axum::http::HeaderName::try_from(format!("x-h{i}")).unwrap();
+                        r.headers_mut()
+                            .insert(name, axum::http::HeaderValue::from_static("v"));
+                    }
+                    return r;
+                }
                 if method == Method::POST {
-                    (StatusCode::CREATED, [("x-upstream", "yes")], body.to_vec())
+                    (StatusCode::CREATED, [("x-upstream", "yes")], body.to_vec()).into_response()
                 } else {
-                    (StatusCode::OK, [("x-upstream", "yes")], b"page".to_vec())
+                    (StatusCode::OK, [("x-upstream", "yes")], b"page".to_vec()).into_response()
                 }
             }
         },
