@@ -249,6 +249,11 @@ impl Host {
     /// ([`Host::prune_audit_if_due`]). `serve` runs it every minute.
     pub async fn housekeeping(&self) -> Result<crate::store::Purged, HostError> {
         let now = self.now();
+        // First what reports its own failures: a store that keeps failing must not hold back
+        // the registry's re-signing and a renewed certificate (each would then expire).
+        self.registry.sync(now).await;
+        self.registry.maintain(now);
+        self.certificate_upkeep(now);
         let mut purged = self
             .store
             .purge_expired(now, self.config.session.idle_timeout_secs)
@@ -258,9 +263,6 @@ impl Host {
             .purge_throttle(now, &self.config.throttle.backoff())
             .await?;
         self.checkpoint_audit().await?;
-        self.registry.sync(now).await;
-        self.registry.maintain(now);
-        self.certificate_upkeep(now);
         // Last: a chain it cannot prune (a broken one) must not hold up the rest.
         if let Some(pruned) = self.prune_audit_if_due().await? {
             purged.audit_chains = pruned.chains;

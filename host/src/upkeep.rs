@@ -165,7 +165,17 @@ impl Upkeep {
             }
             // Another writer re-signed: the next load sets the real due time from the files
             // (until then, at most one try per `RETRY_SECS`).
-            Ok(Resigned::NotDue | Resigned::Busy) => {
+            Ok(Resigned::NotDue) => {
+                self.retry_later(now);
+                false
+            }
+            // Said, not only retried: a lock held for long (a `kasane-registry` command
+            // waiting at a passphrase prompt) would otherwise hold re-signing back unseen.
+            Ok(Resigned::Busy) => {
+                tracing::info!(
+                    retry_secs = RETRY_SECS,
+                    "registry: re-signing due, but another writer holds the registry's lock; trying again later"
+                );
                 self.retry_later(now);
                 false
             }

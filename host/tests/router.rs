@@ -384,12 +384,19 @@ async fn readyz_is_503_when_the_store_does_not_answer() {
     let cfg = file_config(dir.path());
     let store = Arc::new(SqliteStore::open(&cfg.database_url).await.unwrap());
     let clock = Arc::new(ManualClock::new(now));
-    let host = setup::load_host_with_store(cfg, store.clone(), clock)
+    let host = setup::load_host_with_store(cfg.clone(), store.clone(), clock.clone())
         .await
         .unwrap();
-    let app = server::app(host);
+    let app = server::app(host.clone());
     assert_eq!(readyz(&app).await, (StatusCode::OK, "ready\n".into()));
     store.close().await;
+    // Housekeeping fails on the store, but re-signs the registry first: a store that keeps
+    // failing does not also let the timestamp expire.
+    let timestamp = cfg.registry_dir.join("metadata/timestamp.json");
+    let before = std::fs::read(&timestamp).unwrap();
+    clock.set(now + 4 * 86_400);
+    assert!(host.housekeeping().await.is_err());
+    assert_ne!(std::fs::read(&timestamp).unwrap(), before, "not re-signed");
     assert_eq!(
         readyz(&app).await,
         (
