@@ -232,7 +232,10 @@ pub struct HttpConfig {
     /// default outlasts a challenge bundle (`login.bundle_ttl_secs`): a person answering the
     /// challenges keeps the login's connection, whose exporter value is in its transcript.
     pub header_timeout_secs: u64,
-    /// A request body must arrive whole within this after its headers, seconds (then 408).
+    /// A request body must arrive whole within this from when the host begins to read it,
+    /// seconds (then the request is refused): one deadline, not a limit on each gap, so the
+    /// largest body allowed must fit in it at the slowest client link served (an 8 MiB
+    /// gateway body in the default 30 s needs about 280 KB/s).
     pub body_timeout_secs: u64,
     /// A connection from which nothing arrives this long is closed, seconds. Longer than the
     /// longest inbox long-poll (30 s), so a waiting client is not cut off, and by default
