@@ -212,15 +212,13 @@ pub enum ConfigError {
     ProxyProtocolWithoutProxies,
     /// A `[throttle]` value out of range.
     #[error(
-        "[throttle]: decay_secs and base_secs must be 1 to {} s, max_secs at least base_secs and at most that, ipv6_prefix within 1..=128, ipv4_prefix within 1..=32",
-        crate::config::MAX_CONFIG_SECS
+        "[throttle]: decay_secs and base_secs must be 1 s to 100 years, max_secs at least base_secs and at most that, ipv6_prefix within 1..=128, ipv4_prefix within 1..=32"
     )]
     Throttle,
     /// A `[session]` or `[login]` lifetime (or `login.max_pending`) is zero or too long: a
     /// zero idle timeout, say, would end every session as soon as it began.
     #[error(
-        "[session] idle_timeout_secs and absolute_timeout_secs, [login] hello_ttl_secs and bundle_ttl_secs must be 1 to {} s, and login.max_pending at least 1",
-        crate::config::MAX_CONFIG_SECS
+        "[session] idle_timeout_secs and absolute_timeout_secs, [login] hello_ttl_secs and bundle_ttl_secs must be 1 s to 100 years, and login.max_pending at least 1"
     )]
     Lifetimes,
     /// `messages.inbox_recheck_secs`, `max_inbox_reads_per_session` or
