@@ -146,7 +146,7 @@ impl Host {
         }
         let allowed = g.methods.iter().any(|m| m == &r.method)
             && under_prefix(&r.target, &g.path_prefix)
-            && !may_leave_prefix(&r.target);
+            && !may_leave_prefix(&r.target, g.path_prefix == "/");
         if allowed {
             Ok(())
         } else {
@@ -319,18 +319,21 @@ const DECODE_ROUNDS: usize = 4;
 
 /// Whether `target` could reach outside `[gateway] path_prefix` once a service normalizes
 /// it, so it is refused: a fragment (never part of a request); a path that, as sent or
-/// after any of [`DECODE_ROUNDS`] rounds of percent-decoding, has a backslash or a NUL (a
-/// separator or a terminator to some servers), a `.` or `..` segment (also `..;x`: Tomcat
-/// and Spring drop a segment's `;` parameters before normalizing), or a slash that decoding
-/// made (`%2F`: nginx decodes it, then collapses the `..` it completes). A path that is still
-/// changing after the last round is refused too.
-fn may_leave_prefix(target: &str) -> bool {
+/// after any of [`DECODE_ROUNDS`] rounds of percent-decoding, has a `.` or `..` segment (also
+/// `..;x`: Tomcat and Spring drop a segment's `;` parameters before normalizing); and, under
+/// a prefix other than `/` (`root` false), a backslash or a NUL (a separator or a terminator
+/// to some servers) or a slash that decoding made (`%2F`: nginx decodes it, then collapses the
+/// `..` it completes). Under `/` nothing can leave the prefix, and services whose paths carry
+/// encoded slashes (GitLab's project paths) work. A path still changing after the last round
+/// is refused too.
+fn may_leave_prefix(target: &str, root: bool) -> bool {
     if target.contains('#') {
         return true;
     }
     let mut path = target.split('?').next().unwrap_or("").to_owned();
     for _ in 0..DECODE_ROUNDS {
-        if path.contains(['\\', '\0']) || path.split('/').any(is_dot_segment) {
+        let separators = !root && path.contains(['\\', '\0']);
+        if separators || path.split('/').any(is_dot_segment) {
             return true;
         }
         let decoded = percent_encoding::percent_decode_str(&path)
@@ -339,7 +342,7 @@ fn may_leave_prefix(target: &str) -> bool {
         if decoded == path {
             return false;
         }
-        if decoded.matches('/').count() != path.matches('/').count() {
+        if !root && decoded.matches('/').count() != path.matches('/').count() {
             return true;
         }
         path = decoded;
@@ -398,7 +401,16 @@ mod tests {
             "/api/x#frag",
             "/api/%2525252e",
         ] {
-            assert!(may_leave_prefix(t), "{t}");
+            assert!(may_leave_prefix(t, false), "{t}");
+        }
+        // Under `/` nothing can leave the prefix: encoded slashes pass (GitLab's project
+        // paths), dot segments still do not.
+        for t in ["/api/v4/projects/group%2Fproject", "/a\\b"] {
+            assert!(may_leave_prefix(t, false), "{t}");
+            assert!(!may_leave_prefix(t, true), "{t}");
+        }
+        for t in ["/a/../b", "/a/%2e%2e/b", "/api/..;/admin", "/x#f"] {
+            assert!(may_leave_prefix(t, true), "{t}");
         }
         for t in [
             "/a/b",
@@ -413,7 +425,7 @@ mod tests {
             "/a/x?q=%2f..%5c",
             "/",
         ] {
-            assert!(!may_leave_prefix(t), "{t}");
+            assert!(!may_leave_prefix(t, false), "{t}");
         }
     }
 

@@ -850,16 +850,7 @@ async fn a_prune_skips_the_chains_another_prune_took_meanwhile() {
     for name in ["alice", "carol"] {
         prunable_chain(&th, name).await;
     }
-    let key = kasane_host::keyfile::load_identity_key(&th.cfg.keys_dir).unwrap();
-    let now = th.clock.now();
-    let mut racing = Racing {
-        store: store.clone(),
-        key: key.clone(),
-        now,
-        lines: 0,
-        other: None,
-        file: None,
-    };
+    let (mut racing, key, now) = Racing::new(&th, None);
     // In the test's `block_on` of a multi-thread runtime, where `block_in_place` may run.
     let pruned = kasane_host::audit_prune::prune(&*store, &key, now, now, Some(&mut racing));
     let pruned = pruned.await.unwrap();
@@ -885,20 +876,10 @@ async fn a_long_chain_another_prune_took_leaves_no_half_chain_in_the_archive() {
     th.add_user("bob").await;
     let store = th.host.store().clone();
     prunable_chain_of(&th, "alice", 20).await;
-    let key = kasane_host::keyfile::load_identity_key(&th.cfg.keys_dir).unwrap();
-    let now = th.clock.now();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("archive.jsonl");
-    let mut racing = Racing {
-        store: store.clone(),
-        key: key.clone(),
-        now,
-        lines: 0,
-        other: None,
-        file: Some(std::io::BufWriter::new(
-            std::fs::File::create(&path).unwrap(),
-        )),
-    };
+    let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let (mut racing, key, now) = Racing::new(&th, Some(file));
     let pruned = kasane_host::audit_prune::prune(&*store, &key, now, now, Some(&mut racing));
     let pruned = pruned.await.unwrap();
     let other = racing.other.take().expect("the other prune ran");
@@ -921,6 +902,26 @@ struct Racing {
     other: Option<kasane_host::audit_prune::Pruned>,
     /// Where the lines go, if anywhere (then half chains can be taken back).
     file: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl Racing {
+    /// The archive for a prune on `th`'s store now, with the host's key and the time.
+    fn new(
+        th: &TestHost,
+        file: Option<std::io::BufWriter<std::fs::File>>,
+    ) -> (Self, ed25519_dalek::SigningKey, u64) {
+        let key = kasane_host::keyfile::load_identity_key(&th.cfg.keys_dir).unwrap();
+        let now = th.clock.now();
+        let racing = Racing {
+            store: th.host.store().clone(),
+            key: key.clone(),
+            now,
+            lines: 0,
+            other: None,
+            file,
+        };
+        (racing, key, now)
+    }
 }
 
 impl kasane_host::audit_prune::Archive for Racing {

@@ -155,11 +155,13 @@ async fn a_message_from_an_ended_session_is_refused_by_the_host() {
 /// Issue 15: `Session::send` pipelines. 120 messages sent at once from one session (up to
 /// `MAX_IN_FLIGHT` in flight, overtaking each other) are each accepted, delivered once and
 /// audited once.
-/// A failed acknowledgement loses nothing: the messages it was for are reported beside the
-/// error (the host may have deleted them already), and when the host delivers them again
-/// they are acknowledged without being reported twice.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn messages_whose_ack_failed_are_reported_once_and_acked_later() {
+/// A host with alice and bob, a client of it, alice's session and bob's card.
+async fn alice_and_bob() -> (
+    kasane_tests::TestHost,
+    Client,
+    kasane_client::Session,
+    kasane_host::setup::CodeCard,
+) {
     let th = start_with(|_| {}).await;
     let alice_card = th.add_user("alice").await;
     let bob_card = th.add_user("bob").await;
@@ -168,6 +170,15 @@ async fn messages_whose_ack_failed_are_reported_once_and_acked_later() {
         .login("alice", &mut responder(&alice_card))
         .await
         .unwrap();
+    (th, client, alice, bob_card)
+}
+
+/// A failed acknowledgement loses nothing: the messages it was for are reported beside the
+/// error (the host may have deleted them already), and when the host delivers them again
+/// they are acknowledged without being reported twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_whose_ack_failed_are_reported_once_and_acked_later() {
+    let (th, client, alice, bob_card) = alice_and_bob().await;
     alice.send("bob", b"hello bob").await.unwrap();
     let (mut bob, _) = client
         .login("bob", &mut responder(&bob_card))
@@ -197,14 +208,7 @@ async fn messages_whose_ack_failed_are_reported_once_and_acked_later() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_session_pipelines_and_each_message_is_delivered_once() {
     const N: usize = 120;
-    let th = start_with(|_| {}).await;
-    let alice_card = th.add_user("alice").await;
-    let bob_card = th.add_user("bob").await;
-    let client = Client::connect(th.client_config(None)).await.unwrap();
-    let (alice, _) = client
-        .login("alice", &mut responder(&alice_card))
-        .await
-        .unwrap();
+    let (th, client, alice, bob_card) = alice_and_bob().await;
     let alice = Arc::new(alice);
     let sends: Vec<_> = (0..N)
         .map(|i| {
