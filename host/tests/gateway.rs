@@ -54,6 +54,18 @@ fn get(target: &str, headers: &[(&str, &str)]) -> GatewayRequest {
 }
 
 impl Alice {
+    /// Seals a `GET` of each of `targets` and checks the host refuses it as malformed.
+    async fn refused_as_malformed(&mut self, th: &TestHost, targets: &[&str]) {
+        for target in targets {
+            let sealed = self.seal(th, &get(target, &[])).await;
+            assert_eq!(
+                refusal(&self.post(&sealed).await).1,
+                RefusalReason::Malformed,
+                "{target}"
+            );
+        }
+    }
+
     async fn derive(&mut self, th: &TestHost, input: kasane_abi::DeriveInputBuf) -> Vec<u8> {
         let transform = th.transform(&mut self.conn, &self.bundle).await;
         // A wasi transform blocks on its own runtime: never on an async worker.
@@ -210,19 +222,13 @@ async fn paths_that_could_leave_a_prefix_are_refused() {
     })
     .await;
     let mut a = alice(&th).await;
-    for escape in [
+    let escapes = [
         "/api/..\\admin",
         "/api/x%2F..%2F..%2Fadmin",
         "/api/x%5C..",
         "/other",
-    ] {
-        let sealed = a.seal(&th, &get(escape, &[])).await;
-        assert_eq!(
-            refusal(&a.post(&sealed).await).1,
-            RefusalReason::Malformed,
-            "{escape}"
-        );
-    }
+    ];
+    a.refused_as_malformed(&th, &escapes).await;
     let ok = a.seal(&th, &get("/api/page", &[])).await;
     assert_eq!(a.answer(&th, &ok).await.status, 200);
     let seen = log.lock().unwrap().clone();
@@ -275,20 +281,14 @@ async fn refused_exchanges_never_reach_the_upstream() {
     assert_eq!(refusal(&a.post(&sealed).await).1, RefusalReason::Malformed);
     // Dot segments, also once a service decodes the path (nginx decodes `%2F`, Tomcat drops
     // `;` parameters): refused before they are forwarded, even under the prefix `/`.
-    for escape in [
+    let escapes = [
         "/a/../b",
         "/a/x%2F..%2F..%2Fadmin",
         "/a/..;/admin",
         "/a/..%3b/admin",
         "/a/%252e%252e/admin",
-    ] {
-        let sealed = a.seal(&th, &get(escape, &[])).await;
-        assert_eq!(
-            refusal(&a.post(&sealed).await).1,
-            RefusalReason::Malformed,
-            "{escape}"
-        );
-    }
+    ];
+    a.refused_as_malformed(&th, &escapes).await;
     // Without a session, and after logout.
     let (status, _) = a
         .conn

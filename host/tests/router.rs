@@ -349,17 +349,23 @@ fn refresh_role(cfg: &Config, role: &str, now: u64) {
     repo.save(&cfg.registry_dir).unwrap();
 }
 
+/// A data directory `init` made now, its configuration and its SQLite store, and the time.
+async fn initialized() -> (tempfile::TempDir, Config, Arc<SqliteStore>, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemClock.now();
+    setup::init(dir.path(), None, now).await.unwrap();
+    let cfg = file_config(dir.path());
+    let store = Arc::new(SqliteStore::open(&cfg.database_url).await.unwrap());
+    (dir, cfg, store, now)
+}
+
 /// A host stopped for longer than the timestamp lives (7 days) starts again: it re-signs
 /// timestamp and snapshot with `keys/online.pem` before it first loads the registry,
 /// instead of refusing to start with "timestamp expired" until someone re-signs by hand.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_stopped_past_its_timestamp_re_signs_and_starts() {
-    let dir = tempfile::tempdir().unwrap();
-    let now = SystemClock.now();
-    setup::init(dir.path(), None, now).await.unwrap();
-    let cfg = file_config(dir.path());
+    let (_dir, cfg, store, now) = initialized().await;
     let later = now + 8 * 86_400;
-    let store = Arc::new(SqliteStore::open(&cfg.database_url).await.unwrap());
     let clock = Arc::new(ManualClock::new(later));
     let host = setup::load_host_with_store(cfg.clone(), store, clock)
         .await
@@ -378,11 +384,7 @@ async fn a_host_stopped_past_its_timestamp_re_signs_and_starts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_is_503_when_the_store_does_not_answer() {
-    let dir = tempfile::tempdir().unwrap();
-    let now = SystemClock.now();
-    setup::init(dir.path(), None, now).await.unwrap();
-    let cfg = file_config(dir.path());
-    let store = Arc::new(SqliteStore::open(&cfg.database_url).await.unwrap());
+    let (_dir, cfg, store, now) = initialized().await;
     let clock = Arc::new(ManualClock::new(now));
     let host = setup::load_host_with_store(cfg.clone(), store.clone(), clock.clone())
         .await
