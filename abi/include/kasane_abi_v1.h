@@ -15,9 +15,13 @@
  *                                         in 1..=64, or a negative KASANE_ERR_* code
  * A WASI reactor may also export _initialize; the embedder calls it once after instantiation.
  *
- * Call sequence: the host instantiates a fresh instance for every call, then calls
- * kasane_alloc(in_len), kasane_alloc(out_cap) (out_cap = KASANE_MAX_OUTPUT_LEN), copies the
- * encoded DeriveInput to the first pointer and calls kasane_derive.
+ * Call sequence: for every call the embedder takes an instance as it was right after
+ * instantiation (and _initialize): a fresh one, or one whose linear memory and mutable
+ * globals were put back to that state (a module that could change a table or drop a segment
+ * always gets a fresh one). It then calls kasane_alloc(in_len), kasane_alloc(out_cap)
+ * (out_cap = the entry's output limit, at most KASANE_MAX_OUTPUT_LEN), copies the encoded
+ * DeriveInput to the first pointer and calls kasane_derive. Nothing of one call is visible
+ * to the next.
  *
  * Profiles: "pure" modules import nothing (any import is refused at load); "wasi" modules
  * may import only from wasi_snapshot_preview1, served deterministically (clocks read the

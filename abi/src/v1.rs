@@ -58,7 +58,8 @@ pub const MAX_PARAMS_LEN: usize = 4096;
 pub const MAX_INPUT_LEN: usize = 64 * 1024;
 /// Shortest key material a transform may return.
 pub const MIN_OUTPUT_LEN: usize = 1;
-/// Longest key material a transform may return; the host passes `out_cap = MAX_OUTPUT_LEN`.
+/// Longest key material a transform may return; the embedder passes `out_cap` = the entry's
+/// output limit, at most this.
 pub const MAX_OUTPUT_LEN: usize = 64;
 
 /// Why the key is being derived.

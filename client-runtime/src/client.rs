@@ -293,16 +293,18 @@ fn host_keys(store: &TrustStore<SystemClock>) -> Result<Vec<VerifyingKey>, Clien
 }
 
 /// The compile cache (`<state>/cache`, mode 0700) and the module store (`<state>/modules`),
-/// or a disabled cache and no module store in no-cache mode.
+/// or a disabled cache and no module store in no-cache mode. A cache that cannot be opened
+/// (its key cannot be written on a full disk, or is readable by others) is disabled with a
+/// warning: a cache only saves time, and a disabled one never reads an entry.
 fn open_cache(state_dir: Option<&Path>) -> Result<(CompileCache, Option<PathBuf>), ClientError> {
     let Some(dir) = state_dir else {
         return Ok((CompileCache::disabled(), None));
     };
     let cache_dir = dir.join("cache");
     private_dir(&cache_dir)?;
-    let cache = CompileCache::open(&cache_dir).map_err(|source| FileError::CompileCache {
-        path: cache_dir,
-        source,
-    })?;
+    let cache = CompileCache::open(&cache_dir).unwrap_or_else(|e| {
+        tracing::warn!(dir = %cache_dir.display(), error = %e, "compile cache disabled");
+        CompileCache::disabled()
+    });
     Ok((cache, Some(dir.join("modules"))))
 }

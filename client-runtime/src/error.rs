@@ -248,15 +248,6 @@ pub enum FileError {
         #[source]
         source: io::Error,
     },
-    /// The compile cache could not be opened.
-    #[error("compile cache in {}", path.display())]
-    CompileCache {
-        /// The cache directory.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: SandboxError,
-    },
 }
 
 impl FileError {

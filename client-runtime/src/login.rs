@@ -87,6 +87,9 @@ impl Client {
         let (awaiting, request) = challenge.respond(&derived.t_auth)?;
         let (transform, outcome, fuel_used) =
             (derived.transform, derived.outcome, derived.fuel_used);
+        if let CacheOutcome::Unusable(error) = outcome {
+            tracing::warn!(dir = ?inner.cache.dir(), %error, "compile cache unusable: compiled for this login only");
+        }
         let (token, proto) = confirm(&mut conn, awaiting, request, inner.config.padding).await?;
         let report = LoginReport {
             user: user.to_owned(),

@@ -224,6 +224,11 @@ fn check_imports(types: &Types, profile: Profile) -> Result<Vec<(String, String)
     Ok(out)
 }
 
+/// Export names an embedder may add to a module it runs (the sandbox's warm instances export
+/// their mutable globals as `kasane:warm:…`): a module's own export there is refused, not
+/// silently replaced (it may be what declares a function for `ref.func`).
+pub const RESERVED_EXPORT_PREFIX: &str = "kasane:";
+
 /// Checks the ABI v1 exports; returns the initial memory size and whether `_initialize` exists.
 fn check_exports(types: &Types) -> Result<(u64, bool), ModuleError> {
     let types = types.as_ref();
@@ -231,6 +236,14 @@ fn check_exports(types: &Types) -> Result<(u64, bool), ModuleError> {
         return Err(ModuleError::UnsupportedFeature("not a core module".into()));
     };
     let exports: Vec<(&str, EntityType)> = exports.collect();
+    if let Some((name, _)) = exports
+        .iter()
+        .find(|(n, _)| n.starts_with(RESERVED_EXPORT_PREFIX))
+    {
+        return Err(ModuleError::BadAbi(format!(
+            "export {name:?} uses the reserved prefix {RESERVED_EXPORT_PREFIX:?}"
+        )));
+    }
     let find = |name: &str| exports.iter().find(|(n, _)| *n == name).map(|(_, t)| *t);
     let func = |name: &str| -> Result<Option<FuncType>, ModuleError> {
         match find(name) {

@@ -73,7 +73,8 @@ pub enum SandboxError {
     /// allocator is full).
     #[error("wasm engine error: {0}")]
     Engine(String),
-    /// The compile cache could not be read or written.
+    /// The compile cache could not be opened (its directory or `cache.key`). Reading and
+    /// writing entries never fails a load: see [`CacheOutcome::Unusable`](crate::CacheOutcome::Unusable).
     #[error("compile cache I/O error: {0}")]
     Cache(#[from] std::io::Error),
 }

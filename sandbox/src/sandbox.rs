@@ -114,7 +114,8 @@ impl Sandbox {
 
     /// Like [`load`](Self::load), but takes the compiled code from `cache` when an entry for
     /// these bytes, this profile and this engine exists and passes its integrity check; on a
-    /// miss (or a bad entry) validates, compiles and stores the result.
+    /// miss (or a bad entry) validates, compiles and stores the result. A cache that cannot
+    /// be read or written does not fail the load ([`CacheOutcome::Unusable`]).
     ///
     /// A hit does not run wasmparser again: the entry was written for bytes with the same
     /// SHA-256 (computed here from `wasm`) after they validated under the same rules, and it
@@ -130,7 +131,7 @@ impl Sandbox {
         let limits = limits.capped_by(&self.inner.config.max_limits);
         validate::precheck(wasm.len(), profile, &limits)?;
         let engine = &self.inner.engine;
-        let (module, info, outcome) = match cache.lookup(engine, &crate::sha256(wasm), profile)? {
+        let (module, info, outcome) = match cache.lookup(engine, &crate::sha256(wasm), profile) {
             Lookup::Hit(module, info) => {
                 validate::check_limits(&info, &limits)?;
                 (module, info, CacheOutcome::Hit)
@@ -138,7 +139,10 @@ impl Sandbox {
             Lookup::Compile(outcome) => {
                 let info = validate::validate(wasm, profile, &limits)?;
                 let module = compile(engine, wasm)?;
-                cache.store(engine, &info, profile, &module)?;
+                let outcome = match cache.store(engine, &info, profile, &module) {
+                    Err(SandboxError::Cache(e)) => CacheOutcome::Unusable(e.kind()),
+                    stored => stored.map(|()| outcome)?,
+                };
                 (module, info, outcome)
             }
         };
@@ -160,7 +164,7 @@ impl Sandbox {
     ) -> Result<Option<Transform>, SandboxError> {
         let limits = limits.capped_by(&self.inner.config.max_limits);
         validate::precheck(len, profile, &limits)?;
-        let Lookup::Hit(module, info) = cache.lookup(&self.inner.engine, sha256, profile)? else {
+        let Lookup::Hit(module, info) = cache.lookup(&self.inner.engine, sha256, profile) else {
             return Ok(None);
         };
         validate::check_limits(&info, &limits)?;
@@ -313,19 +317,53 @@ impl Transform {
     /// pooling allocator's [`PoolingSizes::instances`](crate::PoolingSizes::instances) slots
     /// for as long as this transform lives.
     pub fn derive_warm(&self, input: &DeriveInput<'_>) -> Result<Derived, SandboxError> {
+        self.warm_with(input, &self.inner.limits)
+            .unwrap_or_else(|| self.derive(input))
+    }
+
+    /// A call on a warm instance under `limits` (the transform's, or fewer fuel), noting its
+    /// fuel for [`is_quick`](Self::is_quick); `None` if the transform has no warm instances.
+    fn warm_with(
+        &self,
+        input: &DeriveInput<'_>,
+        limits: &Limits,
+    ) -> Option<Result<Derived, SandboxError>> {
         let (Pre::Pure(pre), Some(pool)) = (&self.inner.pre, &self.inner.warm) else {
-            return self.derive(input);
+            return None;
         };
-        let bytes = zeroize::Zeroizing::new(input.encode_to_vec()?);
+        let bytes = match input.encode_to_vec() {
+            Ok(b) => zeroize::Zeroizing::new(b),
+            Err(e) => return Some(Err(e.into())),
+        };
         let budget = Budget {
-            limits: &self.inner.limits,
+            limits,
             deadline_ticks: self.inner.deadline_ticks,
             has_initialize: self.inner.info.has_initialize,
         };
         let derived = pool.derive(pre, budget, &bytes);
         let fuel = derived.as_ref().map_or(u64::MAX, |d| d.fuel_used);
         self.inner.last_warm_fuel.store(fuel, Ordering::Relaxed);
-        derived
+        Some(derived)
+    }
+
+    /// [`derive_warm`](Self::derive_warm) stopped at [`QUICK_FUEL`], for a caller that runs
+    /// it in place (on an async worker) when [`is_quick`](Self::is_quick): whatever the
+    /// module does with this input, the call in place burns at most that much. `Ok(None)`: it
+    /// needs more (or the transform has no warm instances); run
+    /// [`derive_warm`](Self::derive_warm) where a long call may block: its result is the one
+    /// this call would have had with the whole budget. A module that is quick for some inputs
+    /// and slow for others thus never holds a worker for its slow ones.
+    pub fn derive_quick(&self, input: &DeriveInput<'_>) -> Result<Option<Derived>, SandboxError> {
+        let limits = Limits {
+            fuel: self.inner.limits.fuel.min(QUICK_FUEL),
+            ..self.inner.limits
+        };
+        match self.warm_with(input, &limits) {
+            None => Ok(None),
+            // Out of the capped budget only: the whole one decides.
+            Some(Err(SandboxError::OutOfFuel)) if limits.fuel < self.inner.limits.fuel => Ok(None),
+            Some(other) => other.map(Some),
+        }
     }
 
     /// Whether a [`derive_warm`](Self::derive_warm) call can be expected to be quick: the

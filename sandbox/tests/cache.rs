@@ -406,3 +406,30 @@ fn a_lookup_by_hash_gives_only_hits() {
     fs::write(&entry, bytes).unwrap();
     assert!(by_hash(&cache, small_limits()).unwrap().is_none());
 }
+
+#[test]
+fn a_cache_that_cannot_be_written_or_read_does_not_fail_the_load() {
+    let sb = sandbox(Allocator::Pooling);
+    // Removed after opening: nothing to read (a miss), nowhere to write.
+    let dir = tempfile::tempdir().unwrap();
+    let cache = CompileCache::open(dir.path().join("c")).unwrap();
+    fs::remove_dir_all(dir.path().join("c")).unwrap();
+    for _ in 0..2 {
+        assert!(matches!(
+            load(&sb, &good_module(), &cache),
+            CacheOutcome::Unusable(_)
+        ));
+    }
+    // An entry that cannot be read (a directory where the file should be, which also
+    // cannot be renamed over): the same, even for a root that ignores permissions.
+    let dir = tempfile::tempdir().unwrap();
+    let cache = CompileCache::open(dir.path()).unwrap();
+    assert_eq!(load(&sb, &good_module(), &cache), CacheOutcome::Miss);
+    let entry = entries(dir.path()).pop().unwrap();
+    fs::remove_file(&entry).unwrap();
+    fs::create_dir_all(entry.join("x")).unwrap();
+    assert!(matches!(
+        load(&sb, &good_module(), &cache),
+        CacheOutcome::Unusable(_)
+    ));
+}

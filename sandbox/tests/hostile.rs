@@ -203,6 +203,15 @@ fn corpus() -> Vec<Case> {
             |e| matches!(e, SandboxError::BadAbi(m) if m == "missing export memory"),
         ),
         (
+            "an export under the embedder's reserved prefix",
+            abi_module(
+                "(drop (ref.func $f)) (i32.const 1)",
+                r#"(func $f (export "kasane:warm:x"))"#,
+            ),
+            Profile::Pure,
+            |e| matches!(e, SandboxError::BadAbi(m) if m.contains("reserved prefix")),
+        ),
+        (
             "missing ABI marker",
             wat::parse_str(
                 r#"(module (memory (export "memory") 1)

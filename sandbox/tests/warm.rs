@@ -385,3 +385,42 @@ fn is_quick_follows_the_last_warm_call() {
     t.derive(&input_with_counter(2)).unwrap_err();
     assert!(t.is_quick());
 }
+
+/// In place a call burns at most `QUICK_FUEL`: for a module quick with one input and slow
+/// with another, `derive_quick` gives `None` for the slow one (to run again with the whole
+/// budget, where it gives what `derive_warm` and a fresh instance give), never the slow call.
+#[test]
+fn derive_quick_stops_at_quick_fuel_and_the_whole_budget_decides() {
+    let wasm = support::abi_module(
+        r#"(local $i i32)
+    (if (i32.eq (i32.load8_u offset=4 (local.get $in)) (i32.const 5))
+      (then (loop $l
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $l (i32.lt_u (local.get $i) (i32.const 1000000))))))
+    (i32.store (local.get $out) (local.get $i))
+    (i32.const 8)"#,
+        "",
+    );
+    let limits = kasane_sandbox::Limits {
+        fuel: 50_000_000,
+        ..support::small_limits()
+    };
+    let t = support::sandbox(kasane_sandbox::Allocator::Pooling)
+        .load(&wasm, Profile::Pure, limits)
+        .unwrap();
+    let quick = t.derive_quick(&input_with_counter(9)).unwrap().unwrap();
+    assert!(quick.fuel_used <= kasane_sandbox::QUICK_FUEL);
+    assert!(t.is_quick());
+    assert!(t.derive_quick(&input_with_counter(5)).unwrap().is_none());
+    assert!(!t.is_quick(), "a call stopped at the cap is not quick");
+    let slow = t.derive_warm(&input_with_counter(5)).unwrap();
+    assert!(slow.fuel_used > kasane_sandbox::QUICK_FUEL);
+    let fresh = t.derive(&input_with_counter(5)).unwrap();
+    assert_eq!(slow.key.as_bytes(), fresh.key.as_bytes());
+    // A budget no larger than the cap: running out is the module's own verdict.
+    let small = hostile(&wasm);
+    assert!(matches!(
+        small.derive_quick(&input_with_counter(5)),
+        Err(SandboxError::OutOfFuel)
+    ));
+}

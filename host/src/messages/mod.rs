@@ -344,23 +344,36 @@ impl Host {
     /// (`Transform::derive_warm`: the same limits and output as a fresh instance, memory and
     /// globals restored after every call, so nothing of one message reaches the next;
     /// docs/SECURITY.md): in place when the module's last call was quick (under
-    /// `kasane_sandbox::QUICK_FUEL`, cheaper than any hand-off), else as blocking work
-    /// (`kasane_os::blocking`).
+    /// `kasane_sandbox::QUICK_FUEL`, cheaper than any hand-off) and only up to that much
+    /// fuel, else as blocking work (`kasane_os::blocking`).
     pub(crate) async fn derive(
         &self,
         transform: Transform,
         input: kasane_abi::DeriveInputBuf,
     ) -> Result<Zeroizing<Vec<u8>>, RefusalReason> {
         let started = Instant::now();
-        let quick = transform.is_quick();
-        let run =
-            move || kasane_protocol::with_derive_input(&input, |view| transform.derive_warm(view));
-        let derived = if quick {
-            run()
+        // In place, a call burns at most `QUICK_FUEL` (`derive_quick`): one that needs more
+        // runs again as blocking work, so a module quick for some inputs and slow for others
+        // cannot hold the async workers with its slow ones.
+        let in_place = if transform.is_quick() {
+            kasane_protocol::with_derive_input(&input, |view| transform.derive_quick(view))
+                .map_err(unavailable)?
+                .transpose()
         } else {
-            kasane_os::blocking::run(run).await.map_err(unavailable)?
-        }
-        .map_err(unavailable)?;
+            None
+        };
+        let derived = match in_place {
+            Some(done) => done,
+            None => {
+                let run = move || {
+                    kasane_protocol::with_derive_input(&input, |view| transform.derive_warm(view))
+                };
+                kasane_os::blocking::run(run)
+                    .await
+                    .map_err(unavailable)?
+                    .map_err(unavailable)?
+            }
+        };
         self.metrics.derive_latency(started.elapsed());
         match derived {
             Ok(d) => Ok(Zeroizing::new(d.key.as_bytes().to_vec())),

@@ -86,6 +86,11 @@ pub enum CacheOutcome {
     /// planted): it was not deserialized; the module was compiled from its bytes and the entry
     /// replaced.
     Recompiled,
+    /// The cache directory could not be read or written (a full disk, a directory made
+    /// read-only or removed): the module was compiled from its bytes and used; nothing was
+    /// kept. A cache is an optimisation, so its failure never fails the load; the kind of
+    /// I/O error is here for the embedder's log.
+    Unusable(io::ErrorKind),
 }
 
 /// A directory of compiled modules, or nothing ([`CompileCache::disabled`]).
@@ -137,24 +142,24 @@ impl CompileCache {
         engine: &Engine,
         module_hash: &[u8; 32],
         profile: Profile,
-    ) -> Result<Lookup, SandboxError> {
+    ) -> Lookup {
         let Some(dir) = &self.dir else {
-            return Ok(Lookup::Compile(CacheOutcome::Disabled));
+            return Lookup::Compile(CacheOutcome::Disabled);
         };
         let key = cache_key(engine, module_hash, profile);
         let outcome = match read_capped(&dir.entry_path(&key)) {
             Ok(Some(bytes)) => {
                 match load::verified_deserialize(engine, &dir.secret, &key, module_hash, &bytes) {
-                    Some((module, info)) => return Ok(Lookup::Hit(module, info)),
+                    Some((module, info)) => return Lookup::Hit(module, info),
                     None => CacheOutcome::Recompiled,
                 }
             }
             // Larger than any entry we write: not ours, and not worth reading.
             Ok(None) => CacheOutcome::Recompiled,
             Err(e) if e.kind() == io::ErrorKind::NotFound => CacheOutcome::Miss,
-            Err(e) => return Err(SandboxError::Cache(e)),
+            Err(e) => CacheOutcome::Unusable(e.kind()),
         };
-        Ok(Lookup::Compile(outcome))
+        Lookup::Compile(outcome)
     }
 
     /// Stores `module`, compiled from bytes that validated to `info`, replacing any entry.
