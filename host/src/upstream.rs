@@ -7,8 +7,8 @@ use std::time::Duration;
 pub use crate::config::upstream_authority;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::header::{HeaderMap, HeaderName, HeaderValue};
-use hyper::{Method, Request};
+use hyper::header::{CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -113,12 +113,14 @@ fn forwardable(headers: &[HeaderField]) -> Result<HeaderMap, UpstreamError> {
     Ok(map)
 }
 
-/// The passing fields of an upstream answer's headers.
-fn answer_headers(headers: &HeaderMap) -> Vec<HeaderField> {
+/// The passing fields of an upstream answer's headers. An answer without a body of its own
+/// (to a `HEAD`, or a `304`) keeps its `Content-Length`: there it states the length of the
+/// representation a `GET` would have had (RFC 9110 §8.6), which nothing else can carry.
+fn answer_headers(headers: &HeaderMap, bodiless: bool) -> Vec<HeaderField> {
     let listed = connection_listed(headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
     headers
         .iter()
-        .filter(|(n, _)| passes(n.as_str(), &listed))
+        .filter(|(n, _)| passes(n.as_str(), &listed) || (bodiless && *n == CONTENT_LENGTH))
         .take(MAX_GATEWAY_HEADERS)
         .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
         .collect()
@@ -156,13 +158,14 @@ impl Upstream {
         }
         let method = Method::from_bytes(req.method.as_bytes())
             .map_err(|_| UpstreamError::Request("method"))?;
+        let head = method == Method::HEAD;
         let mut request = Request::builder()
             .method(method)
             .uri(format!("http://{}{}", self.authority, req.target))
             .body(Full::new(Bytes::from(req.body)))
             .map_err(|_| UpstreamError::Request("target"))?;
         *request.headers_mut() = headers;
-        tokio::time::timeout(timeout, self.exchange(request, max_body))
+        tokio::time::timeout(timeout, self.exchange(request, head, max_body))
             .await
             .map_err(|_| UpstreamError::Timeout)?
     }
@@ -171,6 +174,7 @@ impl Upstream {
     async fn exchange(
         &self,
         request: Request<Full<Bytes>>,
+        head: bool,
         max_body: usize,
     ) -> Result<GatewayResponse, UpstreamError> {
         let response = self
@@ -192,7 +196,10 @@ impl Upstream {
             .to_bytes();
         Ok(GatewayResponse {
             status: parts.status.as_u16(),
-            headers: answer_headers(&parts.headers),
+            headers: answer_headers(
+                &parts.headers,
+                head || parts.status == StatusCode::NOT_MODIFIED,
+            ),
             body: body.to_vec(),
         })
     }
@@ -259,5 +266,20 @@ mod tests {
         .unwrap();
         let names: Vec<&str> = map.keys().map(HeaderName::as_str).collect();
         assert_eq!(names, ["accept", "x-other"]);
+    }
+
+    #[test]
+    fn an_answer_without_a_body_keeps_its_content_length() {
+        let mut map = HeaderMap::new();
+        map.insert(CONTENT_LENGTH, HeaderValue::from_static("4096"));
+        map.insert("etag", HeaderValue::from_static("\"x\""));
+        let names = |bodiless| -> Vec<String> {
+            answer_headers(&map, bodiless)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect()
+        };
+        assert_eq!(names(true), ["content-length", "etag"]);
+        assert_eq!(names(false), ["etag"]);
     }
 }

@@ -184,7 +184,8 @@ impl Proxy {
                 &format!("request not forwardable: {e}"),
             );
         }
-        self.forward(&request).await
+        let head = request.method == "HEAD";
+        self.forward(&request, head).await
     }
 
     /// The gateway request for a local one, or the proxy's refusal.
@@ -255,7 +256,7 @@ impl Proxy {
     }
 
     /// Sends `request` in the current session, logging in again once if the host ended it.
-    async fn forward(&self, request: &GatewayRequest) -> Response<Full<Bytes>> {
+    async fn forward(&self, request: &GatewayRequest, head: bool) -> Response<Full<Bytes>> {
         let session = self.session.read().await.clone();
         let answer = match session.exchange(request).await {
             Err(ClientError::Refused(RefusalReason::SessionEnded)) => {
@@ -267,7 +268,7 @@ impl Proxy {
             other => other,
         };
         match answer {
-            Ok(response) => to_local(response),
+            Ok(response) => to_local(response, head),
             Err(ClientError::Refused(RefusalReason::TooLarge)) => own(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "the host refused the body as too large",
@@ -309,12 +310,16 @@ impl Proxy {
     }
 }
 
-/// The service's answer as a local response (hop-by-hop headers dropped).
-fn to_local(response: GatewayResponse) -> Response<Full<Bytes>> {
+/// The service's answer as a local response (hop-by-hop headers dropped). The body sets the
+/// length, except in an answer that has none of its own (to a `HEAD`, or a `304`): there the
+/// service's `Content-Length` is the length a `GET` would have had (RFC 9110 §8.6).
+fn to_local(response: GatewayResponse, head: bool) -> Response<Full<Bytes>> {
+    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let bodiless = response.body.is_empty() && (head || status == StatusCode::NOT_MODIFIED);
     let mut r = Response::new(Full::new(Bytes::from(response.body)));
-    *r.status_mut() = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    *r.status_mut() = status;
     for (name, value) in response.headers {
-        if HOP_BY_HOP.contains(&name.as_str()) || name == "content-length" {
+        if HOP_BY_HOP.contains(&name.as_str()) || (name == "content-length" && !bodiless) {
             continue;
         }
         if let (Ok(n), Ok(v)) = (
