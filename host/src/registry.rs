@@ -178,7 +178,20 @@ impl HostRegistry {
             ignore_revocations: std::sync::atomic::AtomicBool::new(false),
             upkeep,
         };
-        reg.current(now)?;
+        match reg.current(now) {
+            // An expired offline role: the host starts unready (`/readyz` names the role, as
+            // when it expires while the host runs) and serves again once it is re-signed, with
+            // its metrics and health answering meanwhile. Anything else fails the start.
+            Err(HostError::Registry(
+                RegistryError::Expired { .. }
+                | RegistryError::Tuf(kasane_registry::TufError::Expired { .. }),
+            )) => tracing::error!(
+                "registry: a role has expired; starting unready until it is re-signed"
+            ),
+            other => {
+                other?;
+            }
+        }
         Ok(reg)
     }
 
@@ -270,8 +283,18 @@ impl HostRegistry {
         self.upkeep.loaded(&repo);
         let (active, missing) = self.active_of(&repo, now)?;
         self.upkeep.missing(missing);
+        self.forget_inactive(&active);
         let active = Arc::new(active);
-        let valid_until = repo.expiries().iter().map(|(_, e)| *e).min().unwrap_or(0);
+        // Reloaded when the next role expires (an author's lapsing role takes its modules out
+        // of the active set then); one already expired was applied by this load, so it does
+        // not make every later request load again.
+        let valid_until = repo
+            .expiries()
+            .iter()
+            .map(|(_, e)| *e)
+            .filter(|e| *e > now)
+            .min()
+            .unwrap_or(u64::MAX);
         tracing::info!(
             timestamp = repo.timestamp().version,
             active = active.len(),
@@ -336,10 +359,14 @@ impl HostRegistry {
             .into_iter()
             .partition(|(e, _)| self.source.has(&target_file_path(&e.name, &e.sha256)));
         let missing = absent.into_iter().map(|(e, _)| e.name).collect();
-        let present = present
+        let mut present: Listed = present
             .into_iter()
             .filter(|(e, role)| self.input_dependent(e, role))
             .collect();
+        // What can be picked shares each author's cap (`kasane_registry::weights`).
+        kasane_registry::weights::cap_per_delegation(&mut present, |role| {
+            repo.delegation_cap(role)
+        });
         Ok((present, missing))
     }
 
@@ -447,6 +474,20 @@ impl HostRegistry {
             ticket,
             transform,
         })
+    }
+
+    /// Drops the loaded transforms no `active` entry names (replaced, withdrawn, revoked, or
+    /// limits changed): their compiled code and idle warm instances, each holding one of the
+    /// sandbox pool's slots, would otherwise stay until a restart. A session still running one
+    /// keeps its own handle; no lookup returns it again.
+    fn forget_inactive(&self, active: &Listed) {
+        let keep: std::collections::HashSet<TransformKey> = active
+            .iter()
+            .map(|(e, _)| (e.sha256.0, e.profile, e.limits()))
+            .collect();
+        if let Ok(mut cache) = self.transforms.lock() {
+            cache.retain(|key, _| keep.contains(key));
+        }
     }
 
     /// The loaded module of an entry: from the cache, or read (length and hash checked),

@@ -30,6 +30,16 @@ const RETRY_SECS: u64 = 60;
 /// Roles re-signed online: never warned about (the host keeps them fresh).
 const ONLINE_ROLES: [&str; 2] = ["timestamp", "snapshot"];
 
+/// The roles every login's lookups pass through: one expired stops every login.
+const SERVED_ROLES: [&str; 6] = [
+    "root",
+    "timestamp",
+    "snapshot",
+    "targets",
+    kasane_registry::layout::REVOCATIONS_ROLE,
+    kasane_registry::layout::AUTHORS_ROLE,
+];
+
 /// What the last load saw, for `/metrics` and `/readyz`.
 #[derive(Debug, Default)]
 struct Seen {
@@ -217,11 +227,18 @@ impl Upkeep {
         }
     }
 
-    /// The first role expired at `now`, with its expiry.
+    /// The first role expired at `now` that every login needs, with its expiry. An author's
+    /// own role is not one: when it lapses only its modules stop being offered (a lookup no
+    /// longer reaches them), so it warns ([`Upkeep::warn_expiring`]) but never makes the
+    /// host unready.
     #[must_use]
     pub fn expired(&self, now: u64) -> Option<(String, u64)> {
         let s = self.seen.lock().ok()?;
-        s.expiries.iter().find(|(_, e)| *e <= now).cloned()
+        s.expiries
+            .iter()
+            .filter(|(role, _)| SERVED_ROLES.contains(&role.as_str()))
+            .find(|(_, e)| *e <= now)
+            .cloned()
     }
 
     /// Logs, once a day per role, each offline role that expires within [`WARN_BEFORE`] (or

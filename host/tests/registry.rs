@@ -302,6 +302,16 @@ fn constant_output_module() -> Vec<u8> {
 /// As `delegate --max-weight cap` then `author-sign`: delegates `acme/*` to a fresh author
 /// key, and the author lists `modules` (name, bytes, signed weight) in its own role file.
 fn author_publish(th: &TestHost, cap: u32, modules: &[(&str, &[u8], u32)]) {
+    author_publish_until(th, cap, modules, None);
+}
+
+/// [`author_publish`], the author's role expiring at `expires` (unix seconds) if given.
+fn author_publish_until(
+    th: &TestHost,
+    cap: u32,
+    modules: &[(&str, &[u8], u32)],
+    expires: Option<u64>,
+) {
     use kasane_registry::repo::RoleSetup;
     use kasane_registry::signing::{KeyKind, Signer as _, tuf_key};
 
@@ -318,6 +328,9 @@ fn author_publish(th: &TestHost, cap: u32, modules: &[(&str, &[u8], u32)]) {
     let mut role = repo
         .author_template("acme", th.clock.now(), &Lifetimes::default())
         .unwrap();
+    if let Some(at) = expires {
+        role.expires = time::OffsetDateTime::from_unix_timestamp(at as i64).unwrap();
+    }
     for (name, wasm, weight) in modules {
         let entry = TargetEntry {
             name: (*name).to_owned(),
@@ -341,6 +354,35 @@ fn author_publish(th: &TestHost, cap: u32, modules: &[(&str, &[u8], u32)]) {
     edit(th, |repo, _, _| {
         repo.put_author_role("acme", &signed).unwrap()
     });
+}
+
+/// An author's own role lapsing takes its modules out of the offer, and nothing else: the
+/// host stays ready (first-party logins go on) and does not load the registry again at every
+/// request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_author_s_lapsed_role_withdraws_its_modules_and_the_host_stays_ready() {
+    let th = start(|_| {}).await;
+    th.add_user("alice").await;
+    let chain = variant(b"acme");
+    let now = th.clock.now();
+    author_publish_until(&th, 10, &[("acme/chain", &chain, 10)], Some(now + 60));
+    let offered = |th: &TestHost| {
+        let active = th.host.registry().active(th.clock.now()).unwrap();
+        active.iter().any(|e| e.name == "acme/chain")
+    };
+    assert!(offered(&th));
+    assert!(th.host.registry().readiness(th.clock.now()).is_ok());
+    th.clock.advance(120);
+    assert!(!offered(&th), "a lapsed author's module is still offered");
+    let ready = th.host.registry().readiness(th.clock.now());
+    assert!(ready.is_ok(), "{ready:?}");
+    let mut conn = th.connect().await;
+    for _ in 0..3 {
+        assert_ne!(
+            chosen(&th, &mut conn, &[Profile::Pure]).await.0,
+            "acme/chain"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1003,7 +1003,25 @@ pub struct RotateReport {
 }
 
 /// Sets `roles`' keys in `root` to `key` alone, threshold 1, dropping keys no role uses.
-fn replace_root_role(root: &mut kasane_tuf::metadata::Root, roles: &[&str], key: &PublicKey) {
+/// Refuses a role held by more than one key: one new key would silently turn its k-of-n into
+/// 1-of-1 (one stolen key would then be enough).
+fn replace_root_role(
+    root: &mut kasane_tuf::metadata::Root,
+    roles: &[&str],
+    key: &PublicKey,
+) -> anyhow::Result<()> {
+    for r in roles {
+        if let Some(role) = root.roles.get(*r)
+            && (role.threshold > 1 || role.keyids.len() > 1)
+        {
+            anyhow::bail!(
+                "the {r} role is held by {} keys (threshold {}): one new key would make it 1 of 1; \
+                 rotate-root replaces only a role held by one key",
+                role.keyids.len(),
+                role.threshold
+            );
+        }
+    }
     let k = tuf_key(key);
     let id = k.key_id();
     for r in roles {
@@ -1016,6 +1034,7 @@ fn replace_root_role(root: &mut kasane_tuf::metadata::Root, roles: &[&str], key:
     let used: std::collections::BTreeSet<_> =
         root.roles.values().flat_map(|r| r.keyids.clone()).collect();
     root.keys.retain(|id, _| used.contains(id));
+    Ok(())
 }
 
 /// `rotate-root`: root N+1 signed by the current root keys (a threshold of them) and, when the
@@ -1054,7 +1073,7 @@ pub fn rotate_root(
         (&["timestamp", "snapshot"][..], &new_online, "online"),
     ] {
         if let Some(k) = key {
-            replace_root_role(&mut next, roles, k.public_key());
+            replace_root_role(&mut next, roles, k.public_key())?;
             rotated.push(name);
         }
     }

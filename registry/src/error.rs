@@ -132,7 +132,8 @@ pub enum RegistryError {
     },
 
     // ---- delegations ----
-    /// An author lists a module, or delegates a prefix, outside its own delegated prefix.
+    /// An author lists a module, or delegates a prefix, outside its own delegated prefix
+    /// (`<id>/<name>`, one component below the author's id).
     #[error("authors/{author}: {name:?} is outside the delegated prefix {prefix:?}")]
     DelegationPrefix {
         /// The author.
@@ -176,8 +177,10 @@ pub enum RegistryError {
     /// The ticket was issued for another login (not this client's nonce).
     #[error("ticket nonce does not match this login")]
     NonceMismatch,
-    /// The ticket has expired, is not yet valid, or claims too long a lifetime.
-    #[error("ticket expired or not yet valid")]
+    /// The ticket has expired, is not yet valid, or claims too long a lifetime (beyond
+    /// [`TICKET_CLOCK_SKEW`](crate::trust::TICKET_CLOCK_SKEW) either way: the device's clock
+    /// may be off).
+    #[error("ticket expired or not yet valid (is this device's clock right?)")]
     TicketExpired,
 
     // ---- TUF ----

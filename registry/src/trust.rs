@@ -55,8 +55,11 @@ use crate::ticket::Ticket;
 pub use kasane_os::clock::{Clock, SystemClock};
 pub use kasane_tuf::updater::Fetcher;
 
-/// How far a ticket's issue time may be ahead of the client's clock, seconds.
-pub const TICKET_CLOCK_SKEW: u64 = 60;
+/// How far the client's clock may be off the host's, either way, for a ticket's times,
+/// seconds. A ticket names this login's fresh nonce, so its times add no replay protection;
+/// they only bound its use to this login's minutes, and a device clock a few minutes off
+/// must not fail every login.
+pub const TICKET_CLOCK_SKEW: u64 = 300;
 /// The state file inside a trust store directory (the latest trusted time).
 pub const STATE_FILE: &str = "state.json";
 /// The trusted metadata inside a trust store directory (`root.json`, `timestamp.json`, …).
@@ -219,7 +222,9 @@ impl<C: Clock> TrustStore<C> {
         // Checks the root's own signatures (expiry is checked at the first update).
         kasane_tuf::updater::TrustedSet::new(root_bytes, 0)?;
         store.store("root", root_bytes)?;
-        let latest_time = clock.now();
+        // Nothing is trusted yet: the clock's high-water mark starts at the first update that
+        // succeeds (a clock far ahead at first use must not refuse every later, correct one).
+        let latest_time = 0;
         Ok(Self {
             dir: None,
             store,
@@ -449,7 +454,9 @@ impl<C: Clock> TrustStore<C> {
         if ticket.client_nonce.0 != *client_nonce {
             return Err(RegistryError::NonceMismatch);
         }
-        if now >= ticket.expires || now.saturating_add(TICKET_CLOCK_SKEW) < ticket.issued_at {
+        if now >= ticket.expires.saturating_add(TICKET_CLOCK_SKEW)
+            || now.saturating_add(TICKET_CLOCK_SKEW) < ticket.issued_at
+        {
             return Err(RegistryError::TicketExpired);
         }
         let named = (ticket.timestamp_version, ticket.snapshot_version);

@@ -11,9 +11,10 @@
 //!  "paths": ["acme/*"], "x-kasane-max-weight": 10}
 //! ```
 //!
-//! The weight the host picks by, and the one a client's trust store reports, is
-//! `min(entry weight, cap)` ([`effective_entry`]); host and client both get their entries
-//! through this module, so they agree. First-party entries (role `targets`) are uncapped. A
+//! The weight a client's trust store reports is `min(entry weight, cap)`
+//! ([`effective_entry`]); the host picks by that, with an author's entries scaled down
+//! together where they sum past the cap ([`cap_per_delegation`]: the cap bounds the author's
+//! share, not each module's). First-party entries (role `targets`) are uncapped. A
 //! delegation without the field is capped at [`DEFAULT_MAX_WEIGHT`]; one whose field is not
 //! an integer in `0..=u32::MAX`, or a role reached other than by a delegation of `authors`
 //! (Kasane's tools never make one), is capped at 0: published, never picked.
@@ -71,6 +72,53 @@ pub fn effective_entry(info: &TargetInfo, trusted: &TrustedSet) -> Result<Target
         entry.rollout_weight = entry.rollout_weight.min(cap);
     }
     Ok(entry)
+}
+
+/// Caps each delegation's entries **together**: where an author's effective weights sum to
+/// more than its delegation's cap (many modules, each within the cap), each is scaled down
+/// so that they sum to the cap (rounded down, the units rounding left go one each to the
+/// first entries in order). Without this, an author key could publish
+/// M modules at the cap and reach M times the share the operator granted. `entries` are
+/// [`effective_entry`] results with the role that listed each (as
+/// [`Repository::active`](crate::repo::Repository::active) returns them), after whatever
+/// filtering the caller does (revocations, the input check): the modules that can be
+/// picked share the cap. `cap_of` gives a role's cap (`None`: first-party, uncapped), as
+/// [`Repository::delegation_cap`](crate::repo::Repository::delegation_cap) does.
+pub fn cap_per_delegation(
+    entries: &mut [(TargetEntry, String)],
+    cap_of: impl Fn(&str) -> Option<u32>,
+) {
+    let roles: std::collections::BTreeSet<String> =
+        entries.iter().map(|(_, role)| role.clone()).collect();
+    for role in roles {
+        let Some(cap) = cap_of(&role) else {
+            continue;
+        };
+        let of_role = |(_, r): &&mut (TargetEntry, String)| *r == role;
+        let sum: u64 = entries
+            .iter_mut()
+            .filter(of_role)
+            .map(|(e, _)| u64::from(e.rollout_weight))
+            .sum();
+        if sum <= u64::from(cap) {
+            continue;
+        }
+        let mut left = u64::from(cap);
+        let mut rounded = Vec::new();
+        for (e, _) in entries.iter_mut().filter(of_role) {
+            let scaled = u64::from(e.rollout_weight) * u64::from(cap) / sum;
+            left -= scaled;
+            // An entry signed at weight 0 stays unpicked.
+            rounded.push(e.rollout_weight > 0);
+            e.rollout_weight = u32::try_from(scaled).unwrap_or(0);
+        }
+        for ((e, _), positive) in entries.iter_mut().filter(of_role).zip(rounded) {
+            if left > 0 && positive {
+                e.rollout_weight += 1;
+                left -= 1;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,9 @@ use kasane_registry::layout::MAX_AUTHORS;
 use kasane_registry::repo::{RoleSetup, metadata_path};
 use kasane_registry::simulator::{RepositorySimulator, refs};
 use kasane_registry::ticket::{MAX_TICKET_LEN, Ticket, TicketModule};
-use kasane_registry::trust::{DirFetcher, Fetcher, LATEST_TIME_SAVE_STEP, STATE_FILE, TrustStore};
+use kasane_registry::trust::{
+    DirFetcher, Fetcher, LATEST_TIME_SAVE_STEP, STATE_FILE, TICKET_CLOCK_SKEW, TrustStore,
+};
 use kasane_registry::{RegistryError, Sha256Hash};
 use kasane_tuf::TufError;
 use kasane_tuf::keys::Key;
@@ -482,6 +484,23 @@ fn clock_set_back_before_the_latest_trusted_time() {
     assert_eq!(reopened.latest_time(), latest);
 }
 
+#[test]
+fn a_clock_far_ahead_at_first_use_is_not_kept_once_corrected() {
+    let mut sim = RepositorySimulator::new();
+    sim.publish(NAME_A, MOD_A).unwrap();
+    let right = sim.now();
+    sim.clock.set(right + 10 * 365 * DAY);
+    let dir = tempfile::tempdir().unwrap();
+    let mut client = sim.client(dir.path()).unwrap();
+    assert!(
+        client.update(&sim).is_err(),
+        "expired metadata at +10 years"
+    );
+    sim.clock.set(right);
+    client.update(&sim).unwrap();
+    assert_eq!(client.latest_time(), right);
+}
+
 // ---- mix-and-match ----
 
 #[test]
@@ -580,9 +599,17 @@ fn ticket_with_a_stale_or_foreign_client_nonce() {
 fn ticket_past_its_expiry() {
     let mut w = world();
     let t = w.ticket(nonce(1), NAME_A);
-    w.sim.clock.advance(w.sim.life.ticket + 1);
+    // A clock a few minutes off the host's either way is no refusal.
+    w.sim
+        .clock
+        .advance(w.sim.life.ticket + TICKET_CLOCK_SKEW - 1);
+    w.admit(&t, nonce(1), MOD_A).unwrap();
+    let t = w.ticket(nonce(2), NAME_A);
+    w.sim
+        .clock
+        .advance(w.sim.life.ticket + TICKET_CLOCK_SKEW + 1);
     assert!(matches!(
-        err(w.admit(&t, nonce(1), MOD_A)),
+        err(w.admit(&t, nonce(2), MOD_A)),
         RegistryError::TicketExpired
     ));
 }
@@ -823,6 +850,28 @@ fn author_signing_outside_its_delegated_prefix() {
         err(w.admit(&t, nonce(1), MOD_B)),
         RegistryError::NotListed { name } if name == "evil/x"
     ));
+}
+
+/// An author revoked after its key was stolen, then delegated again to a new key: the next
+/// role file the new key signs starts empty, so what the thief published does not come back.
+#[test]
+fn an_author_delegated_again_to_a_new_key_does_not_re_sign_the_old_modules() {
+    let mut w = world();
+    w.sim.add_author("acme").unwrap();
+    w.sim.author_publish("acme", "acme/evil", MOD_B).unwrap();
+    let a = refs(&w.sim.keys.authors);
+    let (now, life) = (w.sim.now(), w.sim.life);
+    w.sim.repo.undelegate("acme", &a, now, &life).unwrap();
+    w.sim.add_author("acme").unwrap();
+    let t = w.sim.repo.author_template("acme", now, &life).unwrap();
+    assert!(t.targets.is_empty(), "{:?}", t.targets.keys());
+    w.sim.author_publish("acme", "acme/good", MOD_A).unwrap();
+    let active = w.sim.repo.active(w.sim.now()).unwrap();
+    let names: Vec<&str> = active.iter().map(|(e, _)| e.name.as_str()).collect();
+    assert!(
+        names.contains(&"acme/good") && !names.contains(&"acme/evil"),
+        "{names:?}"
+    );
 }
 
 #[test]

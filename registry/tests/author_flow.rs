@@ -207,17 +207,20 @@ fn author_role_signed_by_another_key_is_refused() {
     m.sign(&TufSigner(&mallory)).unwrap();
     assert!(r.put_author_role("acme", &m.to_bytes().unwrap()).is_err());
     // A name outside acme/* is refused even with the right key.
-    let mut role2 = role;
-    let stray = entry("sha256-chain", MODULE);
-    role2
-        .targets
-        .insert(stray.name.clone(), stray.to_target_file());
-    let mut m = Metadata::new(role2);
-    m.sign(&TufSigner(&author)).unwrap();
-    assert!(matches!(
-        r.put_author_role("acme", &m.to_bytes().unwrap()),
-        Err(RegistryError::DelegationPrefix { .. })
-    ));
+    // So is one deeper than acme/<name>, which `acme/*` never resolves.
+    for stray in ["sha256-chain", "acme/b/c"] {
+        let mut role2 = role.clone();
+        let stray = entry(stray, MODULE);
+        role2
+            .targets
+            .insert(stray.name.clone(), stray.to_target_file());
+        let mut m = Metadata::new(role2);
+        m.sign(&TufSigner(&author)).unwrap();
+        assert!(matches!(
+            r.put_author_role("acme", &m.to_bytes().unwrap()),
+            Err(RegistryError::DelegationPrefix { .. })
+        ));
+    }
 }
 
 /// `Repository::load_files` (what a host with the registry in PostgreSQL loads from) reads

@@ -1439,6 +1439,20 @@ fn rotate_with_two_of_three(s: &mut Session, dir: &Path) {
     ];
     let (_, err) = s.fails(dir, 1, &[&rotate[..], &["--root-key", "h1.pem"]].concat());
     assert!(err.contains("signing root version 2"), "{err}");
+    // A new root key would make the 2-of-3 root 1 of 1: refused, nothing written.
+    s.ok(dir, &["keygen", "--out", "h4.pem"]);
+    let (_, err) = s.fails(
+        dir,
+        1,
+        &[
+            &rotate[..3],
+            &["--keys", "keys", "--new-root-key", "h4.pem"],
+            &["--root-key", "h1.pem", "--root-key", "h3.pem"],
+        ]
+        .concat(),
+    );
+    assert!(err.contains("held by 3 keys (threshold 2)"), "{err}");
+    assert!(!dir.join("repo/metadata/2.root.json").exists());
     let out = s.ok(
         dir,
         &[

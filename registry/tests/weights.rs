@@ -121,3 +121,39 @@ fn a_weight_under_the_cap_is_kept_and_delegate_defaults_to_the_default_cap() {
     assert_eq!(weight_of(&active, "acme/greedy"), 7);
     assert_eq!(client_weight(&sim, "acme/greedy", GREEDY), 7);
 }
+
+#[test]
+fn an_author_s_modules_share_its_cap() {
+    let mut sim = registry(Some(10));
+    let many: Vec<TargetEntry> = (0..20)
+        .map(|i| {
+            let bytes = format!("\0asm\x01\0\0\0author module {i}").into_bytes();
+            let e = RepositorySimulator::entry(&format!("acme/m{i:02}"), &bytes, 10);
+            sim.modules.insert(e.name.clone(), bytes);
+            e
+        })
+        .collect();
+    sim.edit_author("acme", |t| {
+        for e in &many {
+            t.targets.insert(e.name.clone(), e.to_target_file());
+        }
+    })
+    .unwrap();
+    let active = sim.repo.active(sim.now()).unwrap();
+    let author: u64 = active
+        .iter()
+        .filter(|(_, role)| role == "acme")
+        .map(|(e, _)| u64::from(e.rollout_weight))
+        .sum();
+    assert_eq!(author, 10, "the author's modules weigh {author} together");
+    assert_eq!(weight_of(&active, "first"), 90, "first-party is untouched");
+    // The pick follows: over many rolls the author's share stays within 10 / (10 + 90).
+    let picked_author = (0..10_000u64)
+        .filter(|roll| {
+            let roll = roll.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            choose_weighted(&active, &[Profile::Pure], roll)
+                .is_some_and(|e| e.name.starts_with("acme/"))
+        })
+        .count();
+    assert!(picked_author <= 1_150, "{picked_author} of 10000 logins");
+}

@@ -105,6 +105,34 @@ impl Key {
         KeyId(hex::encode(Sha256::digest(bytes)))
     }
 
+    /// The key's public material in one form however its JSON spells it (hex in either
+    /// case, PEM wrapped or trimmed differently, `ecdsa` or `ecdsa-sha2-nistp256`, a
+    /// compressed or uncompressed point): the algorithm and the decoded key. What counts one
+    /// key once in a threshold. `None` if it does not decode (it verifies nothing then).
+    pub fn material(&self) -> Option<(&'static str, Vec<u8>)> {
+        match (self.keytype.as_str(), self.scheme.as_str()) {
+            (ED25519, ED25519) => Some((ED25519, hex::decode(&self.keyval.public).ok()?)),
+            ("ecdsa" | ECDSA_P256, ECDSA_P256) => {
+                use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+                use p256::pkcs8::DecodePublicKey as _;
+                let key = p256::PublicKey::from_public_key_pem(self.keyval.public.trim()).ok()?;
+                Some((ECDSA_P256, key.to_encoded_point(false).as_bytes().to_vec()))
+            }
+            ("rsa", RSA_PSS_SHA256) => {
+                use rsa::pkcs8::DecodePublicKey as _;
+                use rsa::traits::PublicKeyParts as _;
+                let key = rsa::RsaPublicKey::from_public_key_pem(self.keyval.public.trim()).ok()?;
+                let (n, e) = (key.n().to_bytes_be(), key.e().to_bytes_be());
+                // Length-prefixed: no (n, e) pair reads as another.
+                let mut m = u32::try_from(n.len()).ok()?.to_be_bytes().to_vec();
+                m.extend(n);
+                m.extend(e);
+                Some(("rsa", m))
+            }
+            _ => None,
+        }
+    }
+
     /// Checks that `sig` is this key's signature over `msg`.
     /// A check that passed is remembered ([`crate::memo`]).
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> Result<()> {

@@ -49,8 +49,9 @@ impl Delegator for Targets {
 /// Checks that `signatures` over `signed_bytes` meet the threshold `delegator` sets for
 /// `role`: counts DISTINCT keys the delegator lists for the role whose signature
 /// verifies; signatures by unlisted keys are ignored, and one key counts once however
-/// many signatures it has — and however many key ids the delegator lists it under (the
-/// same public key under two ids is one vote, stricter than python-tuf, which counts ids).
+/// many signatures it has — and however many key ids the delegator lists it under, however
+/// each spells it ([`Key::material`]: the same public key under two ids is one vote,
+/// stricter than python-tuf, which counts ids).
 pub fn verify_delegate(
     delegator: &dyn Delegator,
     role: &str,
@@ -62,8 +63,8 @@ pub fn verify_delegate(
         delegator: delegator.delegator_name().to_owned(),
     })?;
     let listed: BTreeSet<&KeyId> = spec.keyids.iter().collect();
-    // The keys already counted, by their material (type, scheme, public part).
-    let mut counted: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
+    // The keys already counted, by their decoded material (not their JSON spelling).
+    let mut counted: BTreeSet<(&str, Vec<u8>)> = BTreeSet::new();
     let mut valid = 0u64;
     for keyid in listed {
         let Some(key) = delegator.key(keyid) else {
@@ -73,12 +74,7 @@ pub fn verify_delegate(
             .iter()
             .filter(|s| &s.keyid == keyid)
             .any(|s| hex::decode(&s.sig).is_ok_and(|sig| key.verify(signed_bytes, &sig).is_ok()));
-        let material = (
-            key.keytype.as_str(),
-            key.scheme.as_str(),
-            key.keyval.public.as_str(),
-        );
-        if verifies && counted.insert(material) {
+        if verifies && key.material().is_some_and(|m| counted.insert(m)) {
             valid += 1;
         }
     }

@@ -196,31 +196,61 @@ fn threshold_counts_distinct_listed_keys() {
 /// even with a valid signature under each id.
 #[test]
 fn one_key_under_two_key_ids_counts_once() {
-    use kasane_tuf::KeyId;
-    let mut root = Root::new(in_days(10));
-    root.add_key("root", signer(1).key()).unwrap();
-    let alias = KeyId("aa".repeat(32));
-    root.keys.insert(alias.clone(), signer(1).key());
-    let r = root.roles.get_mut("root").unwrap();
-    r.keyids.push(alias.clone());
-    r.threshold = 2;
-    let mut md = Metadata::new(root);
-    md.sign(&signer(1)).unwrap();
-    let sig = hex::decode(&md.signatures[0].sig).unwrap();
-    md.add_signature(alias, &sig);
-    let signed = md.signed_bytes().unwrap();
-    let err = verify_delegate(&md.signed, "root", &signed, &md.signatures).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            TufError::ThresholdNotMet {
-                valid: 1,
-                threshold: 2,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    // The same key spelled as given, and in upper-case hex.
+    let same: fn(&mut kasane_tuf::Key) = |_| {};
+    let upper: fn(&mut kasane_tuf::Key) = |k| k.keyval.public = k.keyval.public.to_uppercase();
+    for respell in [same, upper] {
+        use kasane_tuf::KeyId;
+        let mut root = Root::new(in_days(10));
+        root.add_key("root", signer(1).key()).unwrap();
+        let alias = KeyId("aa".repeat(32));
+        let mut again = signer(1).key();
+        respell(&mut again);
+        root.keys.insert(alias.clone(), again);
+        let r = root.roles.get_mut("root").unwrap();
+        r.keyids.push(alias.clone());
+        r.threshold = 2;
+        let mut md = Metadata::new(root);
+        md.sign(&signer(1)).unwrap();
+        let sig = hex::decode(&md.signatures[0].sig).unwrap();
+        md.add_signature(alias, &sig);
+        let signed = md.signed_bytes().unwrap();
+        let err = verify_delegate(&md.signed, "root", &signed, &md.signatures).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TufError::ThresholdNotMet {
+                    valid: 1,
+                    threshold: 2,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+}
+
+#[test]
+fn one_ecdsa_key_spelled_two_ways_is_one_key() {
+    use p256::pkcs8::EncodePublicKey as _;
+    let secret = p256::SecretKey::from_slice(&[7; 32]).unwrap();
+    let pem = secret
+        .public_key()
+        .to_public_key_pem(p256::pkcs8::LineEnding::LF)
+        .unwrap();
+    let a = kasane_tuf::Key::ecdsa_p256_from_spki_pem(&pem).unwrap();
+    let mut b = a.clone();
+    b.keytype = if a.keytype == "ecdsa" {
+        "ecdsa-sha2-nistp256"
+    } else {
+        "ecdsa"
+    }
+    .into();
+    b.keyval.public = format!("\n{pem}\n");
+    assert_ne!(a.key_id(), b.key_id());
+    assert_eq!(a.material(), b.material());
+    assert!(a.material().is_some());
+    assert_ne!(a.material(), signer(1).key().material());
 }
 
 #[test]

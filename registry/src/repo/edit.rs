@@ -294,19 +294,36 @@ impl Repository {
     }
 
     /// The role file author `id` would sign next: its current one with the version bumped
-    /// and the expiry moved `life.authors` from `now`, or a new empty one.
+    /// and the expiry moved `life.authors` from `now`, or a new empty one. Empty too (with
+    /// the version still bumped) when the current file is not signed by the keys `authors`
+    /// now delegates to: an id revoked and delegated again to new keys starts over, and its
+    /// new key never re-signs what was published under the old one (say, after that key was
+    /// stolen).
     pub fn author_template(&self, id: &str, now: u64, life: &Lifetimes) -> Result<Targets> {
         validate_author_id(id)?;
         let at = expiry(now.saturating_add(life.authors))?;
-        Ok(match self.delegated(id) {
-            Some(t) => {
-                let mut t = t.clone();
-                t.version = next_version(t.version)?;
+        Ok(match self.delegated.get(id) {
+            Some(m) => {
+                let mut t = if self.vouched_author_role(id, m) {
+                    m.signed.clone()
+                } else {
+                    Targets::new(at)
+                };
+                t.version = next_version(m.signed.version)?;
                 t.expires = at;
                 t
             }
             None => Targets::new(at),
         })
+    }
+
+    /// Whether author `id`'s role file `m` verifies under `authors`' current delegation.
+    fn vouched_author_role(&self, id: &str, m: &Metadata<Targets>) -> bool {
+        let Some(authors) = self.delegated(AUTHORS_ROLE) else {
+            return false;
+        };
+        m.signed_bytes()
+            .is_ok_and(|signed| verify_delegate(authors, id, &signed, &m.signatures).is_ok())
     }
 
     /// `author-sign` (publisher's half): accepts author `id`'s signed role file after
@@ -331,7 +348,9 @@ impl Repository {
         }
         let prefix = format!("{id}/");
         for (name, file) in &m.signed.targets {
-            if !name.starts_with(&prefix) {
+            // `<id>/*` matches one path component (TUF's `fnmatch` per component): a deeper
+            // name would be accepted here and never resolve for a client or the host.
+            if !name.starts_with(&prefix) || name[prefix.len()..].contains('/') {
                 return Err(RegistryError::DelegationPrefix {
                     author: id.to_owned(),
                     name: name.clone(),

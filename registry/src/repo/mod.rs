@@ -238,11 +238,28 @@ impl Repository {
     /// Checks the whole repository at `now` as a client would (root chain, timestamp,
     /// snapshot, every role a lookup reaches, Kasane's documents) and returns the transforms
     /// it makes runnable, with the role that listed each, revoked hashes left out. Weights are
-    /// the effective ones: capped by the author's delegation ([`crate::weights`]).
+    /// the effective ones: capped by the author's delegation, each and all of an author's
+    /// together ([`crate::weights`]; [`Repository::resolvable`] caps each only).
     pub fn active(&self, now: u64) -> Result<Vec<(TargetEntry, String)>> {
         let (mut all, revoked) = self.resolvable(now)?;
         all.retain(|(e, _)| !revoked.is_revoked(&e.sha256));
+        crate::weights::cap_per_delegation(&mut all, |role| self.delegation_cap(role));
         Ok(all)
+    }
+
+    /// The rollout-weight cap of the entries `role` lists: `None` for `targets`
+    /// (first-party), the cap of `authors`' delegation to it, else 0 (as
+    /// [`crate::weights::role_cap`] reads it from a client's trusted metadata).
+    pub fn delegation_cap(&self, role: &str) -> Option<u32> {
+        if role == "targets" {
+            return None;
+        }
+        let cap = self
+            .delegated(crate::layout::AUTHORS_ROLE)
+            .and_then(|a| a.delegations.as_ref())
+            .and_then(|d| d.roles.iter().find(|r| r.name == role))
+            .map_or(0, crate::weights::delegation_cap);
+        Some(cap)
     }
 
     /// [`Repository::active`] before revocations are applied, and the revocation list.
