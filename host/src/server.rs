@@ -45,7 +45,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use kasane_protocol::wire::{
-    Inbox, LoginFailure, Message, MessageRefused, RefusalReason, SealedMessage,
+    FinishRequest, Inbox, InboxAck, LoginFailure, Message, MessageRefused, PasswdFinish,
+    PasswdStart, RefusalReason, ResponseRequest, SealedMessage, StartRequest,
 };
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -488,17 +489,39 @@ async fn readyz(State(host): State<Arc<Host>>) -> Response {
     }
 }
 
+/// The body limit of a route that takes one message of type `M`: the longest encoding of it
+/// (a login step is a few hundred bytes), not the host's general limit, so that a request
+/// held before any authentication costs the host no more than it must.
+fn takes<M: Message>() -> DefaultBodyLimit {
+    DefaultBodyLimit::max(M::MAX_LEN)
+}
+
 /// The router: login, session, logout, messages, inbox, registry files, modules, `/healthz`,
 /// `/readyz`, `/metrics`,
-/// with the configured body size limit.
+/// with the configured body size limit (smaller where a route takes one short message).
 pub fn app(host: Arc<Host>) -> Router {
     let limit = host.config().max_body_bytes;
     Router::new()
-        .route("/v1/login/start", post(start))
-        .route("/v1/login/finish", post(finish))
-        .route("/v1/login/response", post(response))
-        .route("/v1/passwd/start", post(passwd_start))
-        .route("/v1/passwd/finish", post(passwd_finish))
+        .route(
+            "/v1/login/start",
+            post(start).layer(takes::<StartRequest>()),
+        )
+        .route(
+            "/v1/login/finish",
+            post(finish).layer(takes::<FinishRequest>()),
+        )
+        .route(
+            "/v1/login/response",
+            post(response).layer(takes::<ResponseRequest>()),
+        )
+        .route(
+            "/v1/passwd/start",
+            post(passwd_start).layer(takes::<PasswdStart>()),
+        )
+        .route(
+            "/v1/passwd/finish",
+            post(passwd_finish).layer(takes::<PasswdFinish>()),
+        )
         .route("/v1/session", get(session))
         .route("/v1/logout", post(logout))
         // Reads its body itself, after the session (up to the sealed message's own limit).
@@ -507,7 +530,7 @@ pub fn app(host: Arc<Host>) -> Router {
         .route("/v1/auth/check", get(auth_check))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/v1/inbox", get(inbox))
-        .route("/v1/inbox/ack", post(inbox_ack))
+        .route("/v1/inbox/ack", post(inbox_ack).layer(takes::<InboxAck>()))
         .route("/v1/registry/{*path}", get(registry_file))
         .route("/v1/modules/{file}", get(module_file))
         .route(

@@ -792,6 +792,48 @@ async fn right_password_from(th: &TestHost, user: &str, source: std::net::IpAddr
     th.host.finish(&finish, source).await.is_ok()
 }
 
+/// Wrong card answers sent each from another network, after a start and finish (the right
+/// password) from the user's known network, are counted against the start's keys: the
+/// card guesses stay bounded by the lock wherever the responses come from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn card_guesses_from_other_networks_count_against_the_start_s_source() {
+    let th = start(|c| {
+        c.throttle.free_failures = 3;
+        c.throttle.base_secs = 3600;
+        c.throttle.max_secs = 3600;
+    })
+    .await;
+    th.add_user("alice").await;
+    let mut conn = th.connect().await;
+    login(&th, &mut conn, "alice").await; // 127.0.0.1 is alice's known network now
+    let home: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let mut throttled = 0;
+    for i in 0..12u16 {
+        let Ok((awaiting, finish)) = start_from(&th, "alice", PASSWORD, home).await.0 else {
+            throttled += 1; // the start itself refused (locked)
+            continue;
+        };
+        let Ok(bundle) = th.host.finish(&finish, home).await else {
+            throttled += 1;
+            continue;
+        };
+        let ch = awaiting.receive(&bundle).unwrap();
+        let (_, wrong) = respond(&th, &mut conn, ch, &HashMap::new()).await;
+        let elsewhere: std::net::IpAddr = format!("2001:db8:{i:x}::1").parse().unwrap();
+        match th.host.response(&wrong, elsewhere).await {
+            Err(kasane_host::login::LoginError::Failed(
+                kasane_host::login::Failure::ResponseRefused,
+            )) => {}
+            Err(_) => throttled += 1,
+            Ok(_) => panic!("a wrong card answer opened a session"),
+        }
+    }
+    assert!(
+        throttled >= 8,
+        "only {throttled} of 12 guesses were stopped"
+    );
+}
+
 /// Sources are throttled by network (issue 14, item 1): a flood of guesses from addresses
 /// rotating inside one IPv6 /64 locks that /64 — not another network, where the user still
 /// logs in — and the lock does not outlive its decay: once the flood stops, the right

@@ -21,8 +21,9 @@ use kasane_host::setup;
 use kasane_host::store::{Clock, SqliteStore, SystemClock};
 use kasane_os::ManualClock;
 use kasane_protocol::wire::{
-    ChallengeBundle, Inbox, Message, MessageAccepted, MessageRefused, Profile, RefusalReason,
-    ResponseAccept, SealedMessage,
+    ChallengeBundle, FinishRequest, Inbox, InboxAck, Message, MessageAccepted, MessageRefused,
+    PasswdStart, Profile, RefusalReason, ResponseAccept, ResponseRequest, SealedMessage,
+    StartRequest,
 };
 use kasane_protocol::{ClientStart, LoginFailure, Session};
 use kasane_sandbox::{Allocator, Limits, Sandbox, SandboxConfig};
@@ -382,6 +383,23 @@ async fn a_host_stopped_past_its_timestamp_re_signs_and_starts() {
     );
 }
 
+/// A host started while an offline role has expired starts unready, `/readyz` naming the
+/// role, instead of exiting (a restart during the expiry would otherwise be a crash loop with
+/// no health answer): as when the role expires while the host runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_started_past_an_offline_role_s_expiry_starts_unready() {
+    let (_dir, cfg, store, _) = initialized().await;
+    let repo = kasane_registry::repo::Repository::load(&cfg.registry_dir).unwrap();
+    let targets = repo.expiries().into_iter().find(|(r, _)| r == "targets");
+    let clock = Arc::new(ManualClock::new(targets.unwrap().1 + 60));
+    let host = setup::load_host_with_store(cfg.clone(), store, clock)
+        .await
+        .expect("starts, unready");
+    let (status, body) = readyz(&server::app(host)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("expired"), "{body}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_is_503_when_the_store_does_not_answer() {
     let (_dir, cfg, store, now) = initialized().await;
@@ -631,8 +649,10 @@ async fn long_poll_wait_must_be_a_number_up_to_30() {
     assert_eq!(a.refusal(), RefusalReason::SessionEnded);
 }
 
-/// Bodies over the configured limit are 413 before any handler runs (nothing is stored);
-/// `/v1/messages` has the sealed message's own, larger limit.
+/// Bodies over the configured limit are 413 before any handler runs (nothing is stored); a
+/// route that takes one short message (a login step, a password change, an acknowledgement)
+/// has that message's longest encoding as its limit; `/v1/messages` has the sealed message's
+/// own, larger limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn body_limits_are_413_before_anything_is_stored() {
     let b = bare(|c| c.max_body_bytes = 1024).await;
@@ -661,8 +681,23 @@ async fn body_limits_are_413_before_anything_is_stored() {
         assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{step}");
     }
     assert_eq!(b.pending_after(ttl).await, 0);
-    // At the limit: read, and refused as malformed.
-    let a = b.post("/v1/login/start", vec![0xff; 1024]).await;
+    // Each short message's own limit, below the general one: one byte over is 413, at it
+    // the body is read (and refused as malformed).
+    for (path, max) in [
+        ("/v1/login/start", StartRequest::MAX_LEN),
+        ("/v1/login/finish", FinishRequest::MAX_LEN),
+        ("/v1/login/response", ResponseRequest::MAX_LEN),
+        ("/v1/passwd/start", PasswdStart::MAX_LEN),
+        ("/v1/inbox/ack", InboxAck::MAX_LEN),
+    ] {
+        let over = b.post(path, vec![0xff; max + 1]).await;
+        assert_eq!(over.status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        let at = b.post(path, vec![0xff; max]).await;
+        assert_ne!(at.status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+    }
+    let a = b
+        .post("/v1/login/start", vec![0xff; StartRequest::MAX_LEN])
+        .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
 
     let mut alice = b.login("alice").await;

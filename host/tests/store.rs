@@ -191,6 +191,7 @@ suite!(
     throttle_decays_caps_lists_and_purges,
     pending_login_is_taken_once_at_its_stage,
     pending_login_expired_is_refused_and_deleted,
+    pending_logins_end_with_the_user_s_credentials,
     pending_login_concurrent_takes_one_winner,
     pending_logins_are_bounded,
     session_idle_timeout,
@@ -698,6 +699,7 @@ mod cases {
             id: vec![id; 16],
             stage,
             source: "a:192.0.2.1/32".into(),
+            user: "alice".into(),
             parts: Zeroizing::new(vec![9, 8, 7, id]),
             expires_at,
         }
@@ -707,6 +709,7 @@ mod cases {
     const ROOMY: PendingBounds = PendingBounds {
         total: 10,
         per_source: 5,
+        bundles_per_user: 5,
     };
 
     pub(crate) async fn pending_login_is_taken_once_at_its_stage(s: Stores) {
@@ -751,6 +754,49 @@ mod cases {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    /// A credential change, `user logout`, a new card and `user remove` each end the user's
+    /// logins in flight (a held bundle must not open a session afterwards), and only theirs.
+    pub(crate) async fn pending_logins_end_with_the_user_s_credentials(s: Stores) {
+        let st = &*s.main;
+        st.create_user(&user("alice", 2), 1).await.unwrap();
+        st.create_user(&user("bob", 2), 1).await.unwrap();
+        let bob = NewPendingLogin {
+            user: "bob".into(),
+            ..pending(99, LoginStage::Bundle, 500)
+        };
+        st.put_pending_login(&bob, 1, ROOMY).await.unwrap();
+        let held = |id: u8| {
+            let st = s.main.clone();
+            async move {
+                st.take_pending_login(&[id; 16], LoginStage::Bundle, 2)
+                    .await
+                    .unwrap()
+                    .is_some()
+            }
+        };
+        for (id, how) in [(1u8, "reenroll"), (2, "logout"), (3, "card"), (4, "remove")] {
+            st.put_pending_login(&pending(id, LoginStage::Bundle, 500), 1, ROOMY)
+                .await
+                .unwrap();
+            match how {
+                "reenroll" => {
+                    let new = user("alice", 2);
+                    let r = st.reenroll("alice", &new.opaque_record, &new.pairs, &[]);
+                    assert!(r.await.unwrap().is_some());
+                }
+                "logout" => assert_eq!(st.end_sessions("alice").await.unwrap(), Some(0)),
+                "card" => assert!(
+                    st.replace_pairs("alice", &user("x", 3).pairs)
+                        .await
+                        .unwrap()
+                ),
+                _ => assert!(st.remove_user("alice").await.unwrap()),
+            }
+            assert!(!held(id).await, "{how}: alice's bundle outlived it");
+        }
+        assert!(held(99).await, "bob's bundle went too");
     }
 
     pub(crate) async fn pending_login_expired_is_refused_and_deleted(s: Stores) {
@@ -817,6 +863,7 @@ mod cases {
         let bounds = PendingBounds {
             total: 6,
             per_source: 3,
+            bundles_per_user: 2,
         };
         let put = |id: u8, source: &str, expires_at: u64| {
             let (st, source) = (s.main.clone(), source.to_owned());
@@ -873,10 +920,39 @@ mod cases {
         for id in 41..45 {
             put(id, "a:203.0.113.0/24", 500).await;
         }
+        // Nor for starts from everywhere else (past `total`): a bundle is past the password.
+        for id in 50..60 {
+            put(id, &format!("a:10.1.{id}.0/24"), 500).await;
+        }
         let b = s
             .replica
             .take_pending_login(&[40; 16], LoginStage::Bundle, 100);
         assert!(b.await.unwrap().is_some());
+        // A user's bundles past `bundles_per_user` evict that user's oldest, no one else's.
+        let bundle = |id: u8, user: &str| {
+            let mut b = pending(id, LoginStage::Bundle, 500);
+            b.user = user.to_owned();
+            b
+        };
+        let (st, r) = (&s.main, &s.replica);
+        st.put_pending_login(&bundle(70, "bob"), 100, bounds)
+            .await
+            .unwrap();
+        for id in 71..75 {
+            st.put_pending_login(&bundle(id, "alice"), 100, bounds)
+                .await
+                .unwrap();
+        }
+        let mut left = Vec::new();
+        for id in 70..75 {
+            left.push(
+                r.take_pending_login(&[id; 16], LoginStage::Bundle, 100)
+                    .await
+                    .unwrap()
+                    .is_some(),
+            );
+        }
+        assert_eq!(left, [true, false, false, true, true]);
     }
 
     pub(crate) async fn session_idle_timeout(s: Stores) {
@@ -1530,6 +1606,21 @@ mod cases {
                 .unwrap()
                 .is_empty()
         );
+        // Many ids in one call (more than one statement's worth, some repeated, bob's and
+        // unknown ones among them): exactly alice's queued ones go.
+        let mut ids = vec![a2, b1, a2, u64::try_from(i64::MAX).unwrap()];
+        for n in 0..150u64 {
+            ids.push(st.enqueue_message("alice", b"m", 20 + n).await.unwrap());
+        }
+        ids.push(a3);
+        assert_eq!(st.ack_messages("alice", &ids).await.unwrap(), 152);
+        assert!(
+            st.fetch_messages("alice", 0, 1000)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(st.fetch_messages("bob", 0, 100).await.unwrap()[0].id, b1);
     }
 
     pub(crate) async fn audit_chain_appends_and_reads_in_order(s: Stores) {

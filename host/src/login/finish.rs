@@ -27,6 +27,8 @@ struct Verified {
     counter: DrawnCounter,
     profiles: Vec<Profile>,
     client_nonce: [u8; 32],
+    /// The start's source (its throttle keys are this login's).
+    source: IpAddr,
 }
 
 /// The challenges of one bundle and the verifiers the host keeps for them.
@@ -37,11 +39,16 @@ struct Picked {
 
 impl Host {
     /// Step 2: checks KE3 and answers the sealed challenge bundle. An unknown name, a wrong
-    /// password and a locked user or source all fail here, the same way.
-    pub async fn finish(&self, request: &[u8], source: IpAddr) -> Result<Vec<u8>, LoginError> {
+    /// password and a locked user or source all fail here, the same way. The throttle keys
+    /// are the start's source's, wherever this request comes from.
+    pub async fn finish(&self, request: &[u8], from: IpAddr) -> Result<Vec<u8>, LoginError> {
         let req = FinishRequest::decode(request).map_err(LoginError::Malformed)?;
         let now = self.now();
         let verified = self.verify_finish(&req, request, now).await?;
+        let source = verified.source;
+        if from != source {
+            tracing::debug!(%from, start = %source, "finish from another address than its start");
+        }
         let ttl = self.config.login.bundle_ttl_secs;
         self.registry.sync(now).await;
         // The transform is chosen and its ticket signed (CPU) while the start's count is
@@ -91,7 +98,7 @@ impl Host {
             tracing::error!(error = %e, "bundle refused by the protocol");
             Failure::BundleEncoding
         })?;
-        let mut next = StoredLogin::new(state.into_parts(), verified.user, true);
+        let mut next = StoredLogin::new(state.into_parts(), verified.user, true, source);
         next.verifiers = picked.verifiers.iter().map(|v| v.to_vec()).collect();
         // The response step throttles by the same user key as the start (the user's key for
         // a known network, or its global key).
@@ -135,6 +142,7 @@ impl Host {
             counter,
             profiles,
             client_nonce,
+            source: stored.source,
         })
     }
 

@@ -47,6 +47,7 @@ use crate::HostError;
 
 pub use kasane_protocol::card::{CARD_COLUMNS, CARD_ROWS, card_prompts};
 pub use session::{SessionInfo, StoredSession, token_hash};
+pub use state::BUNDLES_PER_USER;
 
 /// Why a login request was refused.
 #[derive(Debug, thiserror::Error)]

@@ -21,8 +21,9 @@ use crate::store::{LoginStage, NewSession, UnixSeconds};
 impl Host {
     /// Step 3: takes the bundle (once, unexpired), runs the transform on the stored
     /// verifiers, checks the receipt in constant time and opens a session. Returns the
-    /// encoded [`ResponseAccept`](kasane_protocol::ResponseAccept).
-    pub async fn response(&self, request: &[u8], source: IpAddr) -> Result<Vec<u8>, LoginError> {
+    /// encoded [`ResponseAccept`](kasane_protocol::ResponseAccept). The throttle keys checked
+    /// and counted are the start's source's, wherever this request comes from.
+    pub async fn response(&self, request: &[u8], from: IpAddr) -> Result<Vec<u8>, LoginError> {
         let req = ResponseRequest::decode(request).map_err(LoginError::Malformed)?;
         let now = self.now();
         // Taken once, unexpired, by whichever replica gets the response first.
@@ -43,6 +44,10 @@ impl Host {
             .collect();
         let count = pending.count.unwrap_or_default();
         let known_network = count.known_network;
+        let source = pending.source;
+        if from != source {
+            tracing::debug!(%from, start = %source, "response from another address than its start");
+        }
         // The lock is read (in place: see `kasane_os::blocking`) while the transform runs on the
         // blocking pool: the transform is polled first, so it is started first.
         let (derived, unlocked) = tokio::join!(

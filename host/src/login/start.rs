@@ -57,7 +57,7 @@ impl Host {
         let (count, login, (state, bytes)) = self
             .count_and_answer(request, &req.user_id, source, now, ids)
             .await?;
-        let mut stored = StoredLogin::new(state.into_parts(), req.user_id, login.is_some());
+        let mut stored = StoredLogin::new(state.into_parts(), req.user_id, login.is_some(), source);
         stored.count = count;
         // The counter is on disk before a finish answers it: the durable write begins once
         // this step's own writes are done, and runs while the client computes its argon2id.

@@ -14,6 +14,12 @@ use crate::barrier::BarrierTicket;
 use crate::host::Host;
 use crate::store::{LoginStage, NewPendingLogin, PendingBounds, UnixSeconds};
 
+/// Most challenge bundles one user may have waiting for their response (a person types one
+/// at a time; several devices, or a script logging in on many connections at once, stay
+/// within it). Beyond it the user's oldest is evicted: someone with the password cannot
+/// fill the table with bundles.
+pub const BUNDLES_PER_USER: u64 = 64;
+
 /// A login between two requests, as the store keeps it (postcard): the protocol's
 /// [`HostLoginParts`] and what the next step needs. Secret: the OPAQUE state, the session key
 /// and the verifiers are zeroized on drop; `Debug` is not implemented.
@@ -37,6 +43,11 @@ pub(super) struct StoredLogin {
     pub(super) verifiers: Vec<Vec<u8>>,
     /// The access counter the start drew (`None`: not a known user's login).
     pub(super) counter: Option<DrawnCounter>,
+    /// The address the start came from. The later steps count, take back and check
+    /// throttle keys of this source, never of their own request's: a finish or response sent
+    /// from elsewhere (another network for each wrong card answer) must not escape the keys
+    /// the start counted, nor take back another source's failures.
+    pub(super) source: IpAddr,
 }
 
 /// An access counter a login start drew, and the barrier that puts it on disk.
@@ -57,7 +68,7 @@ impl Drop for StoredLogin {
 }
 
 impl StoredLogin {
-    pub(super) fn new(parts: HostLoginParts, user: String, known: bool) -> Self {
+    pub(super) fn new(parts: HostLoginParts, user: String, known: bool, source: IpAddr) -> Self {
         Self {
             opaque_state: parts.opaque_state.map(|s| s.to_vec()),
             session_key: parts.session_key.map(|k| k.expose_secret().to_vec()),
@@ -71,6 +82,7 @@ impl StoredLogin {
             count: None,
             verifiers: Vec::new(),
             counter: None,
+            source,
         }
     }
 
@@ -108,8 +120,9 @@ impl StoredLogin {
 
 impl Host {
     /// Keeps a login's state in the store for its next step (any replica may serve it),
-    /// evicting the oldest in flight beyond the configured bounds (per source network and in
-    /// all): a flood from one network only ever evicts its own starts.
+    /// evicting the oldest in flight beyond the bounds (starts per source network and in all,
+    /// bundles per user): a flood from one network only ever evicts its own starts, and no
+    /// flood of starts evicts a bundle.
     pub(super) async fn put_pending(
         &self,
         id: [u8; ID_LEN],
@@ -122,6 +135,7 @@ impl Host {
         let bounds = PendingBounds {
             total: u64::try_from(login.max_pending).unwrap_or(u64::MAX),
             per_source: u64::try_from(login.max_pending_per_source).unwrap_or(u64::MAX),
+            bundles_per_user: BUNDLES_PER_USER,
         };
         let evicted = self
             .store()
@@ -130,6 +144,7 @@ impl Host {
                     id: id.to_vec(),
                     stage,
                     source: self.config().throttle.source_key(source).to_key(),
+                    user: stored.user.clone(),
                     parts: stored.encode()?,
                     expires_at,
                 },
@@ -176,7 +191,8 @@ mod tests {
             finish_request: Some(vec![6]),
             challenge_bundle: Some(vec![8, 8]),
         };
-        let mut stored = StoredLogin::new(parts, "alice".into(), true);
+        let source: IpAddr = "192.0.2.9".parse().unwrap();
+        let mut stored = StoredLogin::new(parts, "alice".into(), true, source);
         stored.verifiers = vec![vec![1; 32], vec![2; 32]];
         let bytes = stored.encode().unwrap();
         let mut back = StoredLogin::decode(&bytes).unwrap();
@@ -184,6 +200,7 @@ mod tests {
             (back.user.as_str(), back.known, back.verifiers.clone()),
             ("alice", true, vec![vec![1; 32], vec![2; 32]])
         );
+        assert_eq!(back.source, source);
         let p = back.parts().unwrap();
         assert_eq!(p.session_key.unwrap().expose_secret(), &[7; 64]);
         assert!(p.opaque_state.is_none());

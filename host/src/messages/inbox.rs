@@ -239,9 +239,14 @@ impl Host {
         let token = token.ok_or(RefusalReason::SessionEnded)?;
         let ack = InboxAck::decode(body).map_err(|_| RefusalReason::Malformed)?;
         let session = self.live_session(token, self.now()).await?;
-        for id in ack.ids.into_iter().filter(|id| i64::try_from(*id).is_ok()) {
+        let ids: Vec<u64> = ack
+            .ids
+            .into_iter()
+            .filter(|id| i64::try_from(*id).is_ok())
+            .collect();
+        if !ids.is_empty() {
             self.store
-                .ack_message(&session.user, id)
+                .ack_messages(&session.user, &ids)
                 .await
                 .map_err(unavailable)?;
         }

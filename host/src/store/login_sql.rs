@@ -172,33 +172,45 @@ pub(super) fn draw_counter(user: &str) -> Stmt<'_> {
     Stmt::new(sql, vec![Param::Text(user)])
 }
 
-/// Room for a pending login: the source's oldest starts past `per_source − 1` (its index
-/// walks at most that many), the oldest rows past `total − 1` (a walk of the rows there are:
-/// few unless under attack, at most `total`), expired rows.
+/// Room for a pending login: expired rows; the source's oldest starts past `per_source − 1`;
+/// the oldest starts past `total − 1`; the user's oldest bundles past `bundles_per_user − 1`.
+/// Each walks its index over at most the rows it bounds (few unless under attack). A flood
+/// of starts never evicts a bundle: a bundle exists only past the password, and only the
+/// same user's bundles make room for it.
 pub(super) fn evict_pending<'a>(
     login: &'a NewPendingLogin,
     now: UnixSeconds,
     bounds: PendingBounds,
 ) -> Result<Stmt<'a>> {
     let sql = "DELETE FROM pending_logins WHERE expires_at <= $1 \
-         OR seq <= (SELECT seq FROM pending_logins ORDER BY seq DESC LIMIT 1 OFFSET $2) \
+         OR (stage = 'start' AND seq <= (SELECT seq FROM pending_logins WHERE stage = 'start' \
+              ORDER BY seq DESC LIMIT 1 OFFSET $2)) \
          OR (stage = 'start' AND source = $3 AND seq <= \
              (SELECT seq FROM pending_logins WHERE stage = 'start' AND source = $3 \
-              ORDER BY seq DESC LIMIT 1 OFFSET $4))";
+              ORDER BY seq DESC LIMIT 1 OFFSET $4)) \
+         OR (stage = 'bundle' AND user_name = $5 AND seq <= \
+             (SELECT seq FROM pending_logins WHERE stage = 'bundle' AND user_name = $5 \
+              ORDER BY seq DESC LIMIT 1 OFFSET $6))";
     let p = vec![
         int(now, "now")?,
         int(bounds.total.saturating_sub(1), "total")?,
         Param::Text(&login.source),
         int(bounds.per_source.saturating_sub(1), "per_source")?,
+        Param::Text(&login.user),
+        int(
+            bounds.bundles_per_user.saturating_sub(1),
+            "bundles_per_user",
+        )?,
     ];
     Ok(Stmt::new(sql, p))
 }
 
-/// Keeps `login` (its five values from `$first`).
+/// Keeps `login` (its six values from `$first`).
 pub(super) fn insert_pending(login: &NewPendingLogin, first: usize) -> Result<Stmt<'_>> {
     let sql = format!(
-        "INSERT INTO pending_logins (id, stage, source, parts, expires_at) VALUES ({})",
-        params(first, 5)
+        "INSERT INTO pending_logins (id, stage, source, parts, expires_at, user_name) \
+         VALUES ({})",
+        params(first, 6)
     );
     let p = vec![
         Param::Blob(&login.id),
@@ -206,9 +218,14 @@ pub(super) fn insert_pending(login: &NewPendingLogin, first: usize) -> Result<St
         Param::Text(&login.source),
         Param::Blob(&login.parts),
         int(login.expires_at, "expires_at")?,
+        Param::Text(&login.user),
     ];
     Ok(Stmt::new(sql, p))
 }
+
+/// Ends the logins in flight of the user named `$1` (their credentials changed, their
+/// sessions ended, or the user is gone).
+pub(super) const DELETE_PENDING_OF_USER: &str = "DELETE FROM pending_logins WHERE user_name = $1";
 
 /// Takes the pending login `id` at `stage` (`RETURNING parts, expires_at`).
 pub(super) fn take_pending(id: &[u8], stage: LoginStage) -> Stmt<'_> {

@@ -52,7 +52,7 @@
 //! |---|---|---|
 //! | `users` | `id`, unique `name` | OPAQUE registration record (nothing password-equivalent; `NULL` for a user from before login v2), access `counter`, `created_at` |
 //! | `challenge_pairs` | (`user_id`, `idx`) | prompt, per-pair salt, keyed response verifier (HMAC under a key from OPAQUE's export key; never the response) |
-//! | `pending_logins` | `id` (login id or bundle id) | `stage` (`start` / `bundle`), the host's encoded login state (secret: OPAQUE's server state or session key, verifiers), `expires_at` |
+//! | `pending_logins` | `id` (login id or bundle id) | `stage` (`start` / `bundle`), `source`, `user_name`, the host's encoded login state (secret: OPAQUE's server state or session key, verifiers), `expires_at` |
 //! | `sessions` | `token_hash` (only a hash of the token), unique `session_id` | user, created / last seen / absolute expiry, the host's encoded session state (`secret`: session secret, transform context, verifiers), last sequence number per direction |
 //! | `throttle` | `key` (`u:<user>`, `a:<address>`, `a:<network>/<prefix>` or `un:<network>/<prefix>\|<user>`) | consecutive failures, `locked_until` |
 //! | `relay_queue` | `id` (increasing) | recipient, the message's key sealed at rest and the audit record (`audit_session`, `audit_seq`) holding its body (before migration 0013/0014: the sealed body), bytes counted against the quota, `created_at` |
@@ -394,6 +394,10 @@ pub struct NewPendingLogin {
     pub stage: LoginStage,
     /// The throttle key of the source network it came from (`a:<network>/<prefix>`).
     pub source: String,
+    /// The user name the start asked for: a credential change, `user logout` and `user
+    /// remove` of that name end its logins in flight ([`Store::reenroll`],
+    /// [`Store::end_sessions`], [`Store::remove_user`]).
+    pub user: String,
     /// The host's encoding of the login state: secret (OPAQUE's server state or session key).
     pub parts: Zeroizing<Vec<u8>>,
     /// After this time it is refused (and purged).
@@ -417,10 +421,13 @@ impl std::fmt::Debug for NewPendingLogin {
 /// at the next step) to make room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PendingBounds {
-    /// All logins in flight.
+    /// All starts waiting for their finish (before the password is proved).
     pub total: u64,
     /// Starts waiting for their finish, per source network.
     pub per_source: u64,
+    /// Challenge bundles waiting for their response, per user (past the password: only the
+    /// password's holder makes them, and only that user's are evicted for them).
+    pub bundles_per_user: u64,
 }
 
 /// A session to create.
@@ -920,14 +927,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn get_user(&self, name: &str) -> Result<Option<UserRecord>>;
     /// All users, by name.
     async fn list_users(&self) -> Result<Vec<UserSummary>>;
-    /// Removes a user (and its pairs, sessions and queued messages). False if there was none.
+    /// Removes a user (and its pairs, sessions, queued messages and logins in flight). False
+    /// if there was none.
     async fn remove_user(&self, name: &str) -> Result<bool>;
-    /// Ends every session of the user (`kasane-host user logout`, a durable commit): how
-    /// many. `None` if there is no such user.
+    /// Ends every session and login in flight of the user (`kasane-host user logout`, a
+    /// durable commit): how many sessions. `None` if there is no such user.
     async fn end_sessions(&self, name: &str) -> Result<Option<u64>>;
     /// Clears the user's throttling. False if there is no such user.
     async fn unlock_user(&self, name: &str) -> Result<bool>;
-    /// Replaces the user's pairs. False if there is no such user.
+    /// Replaces the user's pairs and ends its logins in flight (a bundle of the old card).
+    /// False if there is no such user.
     async fn replace_pairs(&self, name: &str, pairs: &[ChallengePair]) -> Result<bool>;
     /// Atomically increments the user's access counter and returns the new value, committed
     /// before it returns. [`StoreError::UserNotFound`] if there is no such user.
@@ -1061,8 +1070,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Deletes the entries that are unlocked at `now` and whose count has decayed to nothing
     /// under `backoff` (housekeeping); how many.
     async fn purge_throttle(&self, now: UnixSeconds, backoff: &Backoff) -> Result<u64>;
-    /// Replaces a user's OPAQUE record and pairs and ends every other session of the user
-    /// (all but the one whose id is `keep`, the session the change came through), in one
+    /// Replaces a user's OPAQUE record and pairs and ends every other session and every login
+    /// in flight of the user (all sessions but the one whose id is `keep`, the session the
+    /// change came through), in one
     /// transaction (`kasane passwd`): the ended sessions' token hashes. `None` if there is no
     /// such user.
     async fn reenroll(
@@ -1111,8 +1121,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         after: u64,
         limit: u32,
     ) -> Result<Vec<QueuedMessage>>;
-    /// Deletes a delivered message. False if it was not queued for this recipient.
-    async fn ack_message(&self, recipient: &str, id: u64) -> Result<bool>;
+    /// Deletes delivered messages, in one transaction of a few statements (one commit,
+    /// however many ids): how many were queued for this recipient. Ids of other recipients'
+    /// messages, or of none, are ignored.
+    async fn ack_messages(&self, recipient: &str, ids: &[u64]) -> Result<u64>;
+    /// Deletes one delivered message. False if it was not queued for this recipient.
+    async fn ack_message(&self, recipient: &str, id: u64) -> Result<bool> {
+        Ok(self.ack_messages(recipient, &[id]).await? > 0)
+    }
     /// Moves a queued message of `recipient` that cannot be delivered (its body does not open)
     /// out of the queue into `relay_dead_letters`, in one transaction. False if it was not
     /// queued for this recipient.

@@ -601,6 +601,10 @@ where
             .bind(name)
             .execute(&mut *tx)
             .await?;
+        sqlx::query(login_sql::DELETE_PENDING_OF_USER)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(login_sql::DELETE_THROTTLE)
             .bind(ThrottleKey::User(name).to_key().as_str())
             .execute(&mut *tx)
@@ -629,6 +633,10 @@ where
                 .bind(name)
                 .fetch_optional(&mut *tx)
                 .await?;
+        sqlx::query(login_sql::DELETE_PENDING_OF_USER)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         Self::swap_pairs(tx, user, pairs).await
     }
 
@@ -650,6 +658,10 @@ where
             return Ok(None);
         };
         let ended = Self::end_sessions_of(&mut tx, id, keep).await?;
+        sqlx::query(login_sql::DELETE_PENDING_OF_USER)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         Self::swap_pairs(tx, user, pairs).await?;
         Ok(Some(ended))
     }
@@ -698,6 +710,10 @@ where
             return Ok(None);
         };
         let ended = Self::end_sessions_of(&mut tx, user.id, &[]).await?;
+        sqlx::query(login_sql::DELETE_PENDING_OF_USER)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(Some(ended.len() as u64))
     }
@@ -1066,16 +1082,28 @@ where
             .collect()
     }
 
-    async fn ack_message(&self, recipient: &str, id: u64) -> Result<bool> {
-        let done = sqlx::query(
-            "DELETE FROM relay_queue WHERE id = $2 \
-             AND recipient_id = (SELECT id FROM users WHERE name = $1)",
-        )
-        .bind(recipient)
-        .bind(to_db(id, "message id")?)
-        .execute(&self.pool)
-        .await?;
-        Ok(DB::rows_affected(&done) > 0)
+    async fn ack_messages(&self, recipient: &str, ids: &[u64]) -> Result<u64> {
+        let ids = ids
+            .iter()
+            .map(|id| to_db(*id, "message id"))
+            .collect::<Result<Vec<i64>>>()?;
+        let mut tx = self.pool.begin().await?;
+        let mut acked = 0;
+        for chunk in ids.chunks(BATCH_ROWS) {
+            let chunk = padded(chunk);
+            let sql = format!(
+                "DELETE FROM relay_queue WHERE recipient_id = \
+                 (SELECT id FROM users WHERE name = $1) AND id IN ({})",
+                batch_sql::params(2, chunk.len())
+            );
+            let mut query = sqlx::query(&sql).bind(recipient);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            acked += DB::rows_affected(&query.execute(&mut *tx).await?);
+        }
+        tx.commit().await?;
+        Ok(acked)
     }
 
     async fn dead_letter_message(
