@@ -109,6 +109,13 @@ fn with_headers(mut r: Response, media_type: &'static str) -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // The host serves TLS only: a browser that has seen the page once never tries the name
+    // over plain HTTP again (where anyone on the path could serve a page that asks for the
+    // password). Browsers ignore it over a certificate they do not accept (a dev host's).
+    h.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         header::HeaderName::from_static("cross-origin-opener-policy"),

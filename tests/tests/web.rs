@@ -95,6 +95,25 @@ async fn a_browser_user_logs_in_and_exchanges_sealed_messages_with_a_cli_user() 
         "{sha}"
     );
     assert!(result.contains("hello alice, from the CLI"), "{result}");
+    // The reply was shown once though its first acknowledgement failed (it came again and
+    // was acknowledged); the double submit sent one message without an error; the card
+    // answer and, after the logout, the session's messages and draft are gone from the page.
+    let parsed: serde_json::Value = serde_json::from_str(&result).unwrap();
+    let replies = parsed["inbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i.as_str().unwrap().contains("hello alice, from the CLI"))
+        .count();
+    assert_eq!(replies, 1, "{result}");
+    assert!(parsed["acks"].as_u64().unwrap() >= 2, "{result}");
+    assert_eq!(parsed["sendError"], "", "{result}");
+    assert_eq!(parsed["answerLeft"], "", "{result}");
+    assert_eq!(
+        parsed["left"],
+        serde_json::json!({"items": 0, "to": "", "body": ""}),
+        "{result}"
+    );
     // The transform ran in a Worker (what the refusal tests count as none).
     assert!(result.contains("\"workers\":1"), "{result}");
     for shot in ["web-login.png", "web-status.png", "web-inbox.png"] {
@@ -255,6 +274,10 @@ async fn the_page_is_served_with_its_policy_and_can_be_turned_off() {
         "{head}"
     );
     assert!(head.contains("x-frame-options: deny"), "{head}");
+    assert!(
+        head.contains("strict-transport-security: max-age=31536000"),
+        "{head}"
+    );
     assert_eq!(curl_head(&th.url(), "/web/kasane_web_bg.wasm").0, "200");
     assert_eq!(curl_head(&th.url(), "/web/../kasane.toml").0, "404");
     let off = kasane_tests::start_with(|c| c.web.enabled = false).await;

@@ -91,18 +91,43 @@ async function exchange(page) {
   const status = await id(page, 'status').textContent();
   const transform = await id(page, 'transform-name').textContent();
   const sha256 = await id(page, 'transform-sha256').textContent();
+  // The last card answer is not left in the page.
+  const answerLeft = await id(page, 'challenge-response').inputValue();
   if (shots) await page.screenshot({ path: `${shots}/web-status.png`, fullPage: true });
+  // The first acknowledgement fails (the host would deliver the reply again); every
+  // acknowledgement is counted.
+  let acks = 0;
+  page.on('request', (r) => { if (r.url().endsWith('/v1/inbox/ack')) acks += 1; });
+  await page.route('**/v1/inbox/ack', (r) => r.fulfill({ status: 503, body: '' }), { times: 1 });
   await id(page, 'message-to').fill(env('KASANE_PEER'));
   await id(page, 'message-body').fill(env('KASANE_SEND'));
-  await id(page, 'message-send').click();
+  // Sent twice at once (a double click): one message goes, none is lost.
+  await page.evaluate(() => {
+    const f = document.getElementById('message-form');
+    f.requestSubmit();
+    f.requestSubmit();
+  });
+  await page.waitForFunction(() => document.querySelector('[data-testid="message-body"]').value === '',
+    null, { timeout: T });
+  const sendError = await id(page, 'error').isVisible() ? await id(page, 'error').textContent() : '';
   const reply = env('KASANE_REPLY');
   await page.locator('[data-testid="inbox-item"]', { hasText: reply }).waitFor({ timeout: T });
+  // The failed acknowledgement's messages came again and were acknowledged: shown once.
+  const deadline = Date.now() + T;
+  while (acks < 2 && Date.now() < deadline) await page.waitForTimeout(100);
+  await page.waitForTimeout(500);
   const inbox = await page.locator('[data-testid="inbox-item"]').allTextContents();
   if (shots) await page.screenshot({ path: `${shots}/web-inbox.png`, fullPage: true });
   await id(page, 'logout').click();
   await id(page, 'login-user').waitFor({ state: 'visible', timeout: T });
-  return { status, transform, sha256, prompts, inbox, afterLogout: await id(page, 'status').textContent(),
-    workers: page.workersCreated };
+  // Nothing of the session is left for the next user of the tab.
+  const left = await page.evaluate(() => ({
+    items: document.querySelectorAll('[data-testid="inbox-item"]').length,
+    to: document.querySelector('[data-testid="message-to"]').value,
+    body: document.querySelector('[data-testid="message-body"]').value,
+  }));
+  return { status, transform, sha256, prompts, inbox, acks, answerLeft, sendError, left,
+    afterLogout: await id(page, 'status').textContent(), workers: page.workersCreated };
 }
 
 async function refused(page) {

@@ -13,6 +13,8 @@
   let client = null;
   let runner = null;
   let session = 0; // bumps at every login and logout: a stale inbox poll stops
+  let sending = false; // one message at a time: the client reserves one number per send
+  let shown = new Set(); // the queue ids shown in this session: a redelivery is not shown twice
 
   // ---- UI ------------------------------------------------------------------------------
   function status(text) {
@@ -203,6 +205,7 @@
       $('transform-signer').textContent = report.signedBy;
       $('counter').textContent = String(report.counter);
       $('inbox').replaceChildren();
+      shown = new Set();
       status(`logged in as ${report.user}`);
       show('session');
       session += 1;
@@ -213,6 +216,8 @@
       showError(message(e));
       show('login');
     } finally {
+      // The last card answer is not kept in the page.
+      $('challenge-response').value = '';
       $('login-submit').disabled = false;
     }
   }
@@ -222,6 +227,11 @@
     session += 1;
     client.forget();
     if (runner) runner.stop();
+    // Nothing of this session stays for whoever uses the tab next.
+    $('inbox').replaceChildren();
+    $('message-to').value = '';
+    $('message-body').value = '';
+    shown = new Set();
     status('not logged in');
     showError(text);
     show('login');
@@ -229,6 +239,11 @@
 
   async function onSend(event) {
     event.preventDefault();
+    // A second submit while one is sealed (a double click, Enter twice) would take the
+    // number reserved for the first: it waits for the first to finish instead.
+    if (sending) return;
+    sending = true;
+    $('message-send').disabled = true;
     const to = $('message-to').value;
     const body = $('message-body').value;
     showError('');
@@ -241,6 +256,9 @@
       status(`logged in as ${client.user()}; sent to ${to}`);
     } catch (e) {
       showError(message(e));
+    } finally {
+      sending = false;
+      $('message-send').disabled = false;
     }
   }
 
@@ -260,12 +278,28 @@
         if (mine !== session) return;
         if (r.status === 401) return ended('Session ended (idle time-out or logged out elsewhere): log in again.');
         const n = client.inbox(await expectOk('inbox', r));
+        // A message that does not open is reported and left queued; the others are shown
+        // (once: one whose acknowledgement was lost comes again) and acknowledged.
+        let failed = null;
         for (let i = 0; i < n; i++) {
-          const tMsg = await runner.derive(client.inboxInput(i));
-          addItem(client.open(i, tMsg));
+          try {
+            const tMsg = await runner.derive(client.inboxInput(i));
+            const m = client.open(i, tMsg);
+            if (!shown.has(String(m.id))) addItem(m);
+            if (shown.size >= 10000) shown = new Set(); // bounded, as the native client's
+            shown.add(String(m.id));
+          } catch (e) {
+            failed = failed || e;
+          }
+          if (mine !== session) return;
         }
         let ack;
-        while ((ack = client.ack()) !== undefined) await request('POST', '/v1/inbox/ack', ack);
+        while ((ack = client.ack()) !== undefined) {
+          const a = await request('POST', '/v1/inbox/ack', ack);
+          if (a.status === 401) return ended('Session ended: log in again.');
+          if (a.status !== 204) throw new Error(`The host refused the acknowledgement (HTTP ${a.status}); the messages will come again.`);
+        }
+        if (failed) throw failed;
       } catch (e) {
         if (mine !== session) return;
         showError(message(e));
