@@ -989,6 +989,22 @@ fn run_prints_hex_and_fuel_with_exit_codes() {
     assert!(lines[0].bytes().all(|b| b.is_ascii_hexdigit()));
     assert!(lines[1].parse::<u64>().unwrap() > 0);
 
+    // What a WASI module writes is shown, its escape sequences made inert.
+    let noisy = abi_module(
+        r#"(i32.store (i32.const 200) (i32.const 100))
+    (i32.store (i32.const 204) (i32.const 6))
+    (drop (call $fd_write (i32.const 1) (i32.const 200) (i32.const 1) (i32.const 300)))
+    (i32.store (local.get $out) (i32.const 7))
+    (i32.const 8)"#,
+        r#"(import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (data (i32.const 100) "\1b[2Jhi")"#,
+    );
+    std::fs::write(dir.join("noisy.wasm"), noisy).unwrap();
+    let out = s.run(dir, &["run", "noisy.wasm", "--input", "input.json"]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("module output: \\u{1b}[2Jhi"), "{err}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
     // The module fails: exit 1, the typed error named.
     std::fs::write(dir.join("trap.wasm"), abi_module("(unreachable)", "")).unwrap();
     let (_, err) = s.fails(dir, 1, &["run", "trap.wasm", "--input", "input.json"]);

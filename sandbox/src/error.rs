@@ -23,8 +23,12 @@ pub enum SandboxError {
     /// The guest exhausted its wasm stack (deep or endless recursion).
     #[error("transform overflowed its wasm stack")]
     StackOverflow,
-    /// The wall-clock backstop fired. With sane fuel budgets this never happens: fuel is the
-    /// verdict, epochs only guard the embedder against a host call that blocks.
+    /// The wall-clock backstop fired. Fuel is meant to be the verdict and epochs only a guard
+    /// against host work the fuel does not see (a WASI host call, docs/SECURITY.md). A budget
+    /// near the largest allowed (2 billion) on a module whose instructions are slow (one
+    /// that chases pointers through 16 MiB misses the cache at most of them) can also reach
+    /// it first; the verdict then depends on the machine, so keep fuel budgets to what a
+    /// module needs.
     #[error("transform hit the wall-clock backstop")]
     WallClockTimeout,
     /// Any other wasm trap (`unreachable`, an out-of-bounds access made by the guest itself,

@@ -37,13 +37,28 @@ impl RunArgs {
             .with_context(|| format!("module {}", self.module.display()))
             .map_err(Failure::Failed)?;
         if !derived.diagnostics.is_empty() {
-            eprintln!(
-                "module output: {}",
-                String::from_utf8_lossy(&derived.diagnostics).trim_end()
-            );
+            eprintln!("module output: {}", inert(&derived.diagnostics));
         }
         println!("{}", hex::encode(derived.key.as_bytes()));
         println!("{}", derived.fuel_used);
         Ok(())
     }
+}
+
+/// A module's output as text that cannot drive the reviewer's terminal: control characters
+/// other than line breaks and tabs (an escape sequence could clear or rewrite the key and
+/// fuel printed after it), and the bidirectional and invisible format characters, are shown
+/// as escapes (`\u{1b}`).
+fn inert(output: &[u8]) -> String {
+    let text = String::from_utf8_lossy(output);
+    let mut out = String::with_capacity(text.len());
+    for c in text.trim_end().chars() {
+        let hidden = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}');
+        if (c.is_control() && c != '\n' && c != '\t') || hidden {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
