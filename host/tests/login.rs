@@ -792,45 +792,86 @@ async fn right_password_from(th: &TestHost, user: &str, source: std::net::IpAddr
     th.host.finish(&finish, source).await.is_ok()
 }
 
-/// Wrong card answers sent each from another network, after a start and finish (the right
-/// password) from the user's known network, are counted against the start's keys: the
-/// card guesses stay bounded by the lock wherever the responses come from.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn card_guesses_from_other_networks_count_against_the_start_s_source() {
+/// A host whose locks engage after `free` failures and last an hour (longer than any test),
+/// with user alice.
+async fn locking_host(free: u32) -> TestHost {
     let th = start(|c| {
-        c.throttle.free_failures = 3;
+        c.throttle.free_failures = free;
         c.throttle.base_secs = 3600;
         c.throttle.max_secs = 3600;
     })
     .await;
     th.add_user("alice").await;
+    th
+}
+
+/// A start and finish for alice from `home` with the right password, and a response with
+/// wrong card answers; `None` if the start or the finish was refused (a lock).
+async fn wrong_card_answer(
+    th: &TestHost,
+    conn: &mut Conn,
+    home: std::net::IpAddr,
+) -> Option<Vec<u8>> {
+    let (awaiting, finish) = start_from(th, "alice", PASSWORD, home).await.0.ok()?;
+    let bundle = th.host.finish(&finish, home).await.ok()?;
+    let ch = awaiting.receive(&bundle).unwrap();
+    Some(respond(th, conn, ch, &HashMap::new()).await.1)
+}
+
+/// Whether a response was evaluated and refused (not throttled); a session is a failure.
+fn evaluated(r: Result<Vec<u8>, kasane_host::login::LoginError>) -> bool {
+    use kasane_host::login::{Failure, LoginError};
+    match r {
+        Err(LoginError::Failed(Failure::ResponseRefused)) => true,
+        Err(_) => false,
+        Ok(_) => panic!("a wrong card answer opened a session"),
+    }
+}
+
+/// Wrong card answers sent each from another network, after a start and finish (the right
+/// password) from the user's known network, are counted against the start's keys: the
+/// card guesses stay bounded by the lock wherever the responses come from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn card_guesses_from_other_networks_count_against_the_start_s_source() {
+    let th = locking_host(3).await;
     let mut conn = th.connect().await;
     login(&th, &mut conn, "alice").await; // 127.0.0.1 is alice's known network now
     let home: std::net::IpAddr = "127.0.0.1".parse().unwrap();
-    let mut throttled = 0;
+    let mut tested = 0;
     for i in 0..12u16 {
-        let Ok((awaiting, finish)) = start_from(&th, "alice", PASSWORD, home).await.0 else {
-            throttled += 1; // the start itself refused (locked)
-            continue;
+        let Some(wrong) = wrong_card_answer(&th, &mut conn, home).await else {
+            continue; // the start or finish refused: locked
         };
-        let Ok(bundle) = th.host.finish(&finish, home).await else {
-            throttled += 1;
-            continue;
-        };
-        let ch = awaiting.receive(&bundle).unwrap();
-        let (_, wrong) = respond(&th, &mut conn, ch, &HashMap::new()).await;
         let elsewhere: std::net::IpAddr = format!("2001:db8:{i:x}::1").parse().unwrap();
-        match th.host.response(&wrong, elsewhere).await {
-            Err(kasane_host::login::LoginError::Failed(
-                kasane_host::login::Failure::ResponseRefused,
-            )) => {}
-            Err(_) => throttled += 1,
-            Ok(_) => panic!("a wrong card answer opened a session"),
-        }
+        tested += usize::from(evaluated(th.host.response(&wrong, elsewhere).await));
+    }
+    assert!(tested <= 4, "{tested} of 12 guesses were tested");
+}
+
+/// Wrong card answers sent all at once, from bundles collected one after another (each
+/// start's count taken back by its finish), are no more evaluated than one after another
+/// would be: the response's check and count are one step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn card_guesses_sent_at_once_are_bounded_by_the_lock() {
+    let th = locking_host(3).await;
+    let mut conn = th.connect().await;
+    let home: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let mut wrong = Vec::new();
+    for _ in 0..16 {
+        wrong.push(wrong_card_answer(&th, &mut conn, home).await.unwrap());
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for answer in wrong {
+        let host = th.host.clone();
+        tasks.spawn(async move { host.response(&answer, home).await });
+    }
+    let mut tested = 0;
+    while let Some(done) = tasks.join_next().await {
+        tested += usize::from(evaluated(done.unwrap()));
     }
     assert!(
-        throttled >= 8,
-        "only {throttled} of 12 guesses were stopped"
+        (1..=4).contains(&tested),
+        "{tested} of 16 wrong answers sent at once were evaluated"
     );
 }
 

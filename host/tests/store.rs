@@ -468,7 +468,7 @@ mod cases {
                 free_failures: 100,
                 ..Backoff::default()
             };
-            st.count_start(&keys, name, 10, &free).await.unwrap()
+            st.count_start(&keys, Some(name), 10, &free).await.unwrap()
         }
         let counted = start(st, "alice").await.unwrap();
         let want = s.replica.get_user("alice").await.unwrap().unwrap();
@@ -486,7 +486,9 @@ mod cases {
             assert_eq!((counted.login, counted.after[0].failures), (None, 1));
         }
         assert_eq!(st.get_user("bob").await.unwrap().unwrap().counter, 0);
-        let no_keys = st.count_start(&[], "alice", 10, &Backoff::default()).await;
+        let no_keys = st
+            .count_start(&[], Some("alice"), 10, &Backoff::default())
+            .await;
         assert!(matches!(no_keys, Err(StoreError::OutOfRange { .. })));
         // A bundle's pairs, in card order; none for no such user.
         assert_eq!(st.challenge_pairs("alice").await.unwrap(), want.pairs);
@@ -1080,23 +1082,35 @@ mod cases {
         let none = st.challenge_pairs_forgiving("bob", &forgiven).await;
         assert!(none.unwrap().is_empty());
         assert_eq!(st.throttle_state(alice).await.unwrap(), counted(0));
-        // The session stored and the throttle cleared.
+        // The session stored, the user's throttle cleared and the source's count taken back.
+        let net = ThrottleKey::Network("192.0.2.0".parse().unwrap(), 24);
         st.record_failure(alice, 10, &b).await.unwrap();
-        st.open_session(&session("alice", 7, 1, 100), alice)
+        for _ in 0..2 {
+            st.record_failure(net, 10, &b).await.unwrap();
+        }
+        let back = [Forgiven {
+            key: net,
+            engaged: 0,
+            before: 0,
+        }];
+        st.open_session(&session("alice", 7, 1, 100), alice, &back)
             .await
             .unwrap();
         assert!(st.touch_session(&[7; 32], 2, 50).await.unwrap().is_some());
         assert_eq!(st.throttle_state(alice).await.unwrap(), counted(0));
+        assert_eq!(st.throttle_state(net).await.unwrap(), counted(1));
         // A session refused (a duplicate; no such user) still clears the throttle.
         st.record_failure(alice, 10, &b).await.unwrap();
         let dup = s
             .replica
-            .open_session(&session("alice", 7, 1, 100), alice)
+            .open_session(&session("alice", 7, 1, 100), alice, &[])
             .await;
         assert!(matches!(dup, Err(StoreError::Duplicate)), "{dup:?}");
         assert_eq!(st.throttle_state(alice).await.unwrap(), counted(0));
         st.record_failure(alice, 10, &b).await.unwrap();
-        let missing = st.open_session(&session("nobody", 8, 1, 100), alice).await;
+        let missing = st
+            .open_session(&session("nobody", 8, 1, 100), alice, &[])
+            .await;
         assert!(
             matches!(missing, Err(StoreError::UserNotFound)),
             "{missing:?}"
@@ -1249,7 +1263,9 @@ mod cases {
                     ThrottleKey::User("alice"),
                     ThrottleKey::Source("192.0.2.1".parse().unwrap()),
                 ];
-                st.count_start(&keys, "alice", 1_000, &b).await.unwrap()
+                st.count_start(&keys, Some("alice"), 1_000, &b)
+                    .await
+                    .unwrap()
             });
         }
         let mut passed = Vec::new();

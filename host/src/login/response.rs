@@ -48,13 +48,14 @@ impl Host {
         if from != source {
             tracing::debug!(%from, start = %source, "response from another address than its start");
         }
-        // The lock is read (in place: see `kasane_os::blocking`) while the transform runs on the
+        // The answer counts as a failure until it proves the card (one check-and-count, as a
+        // start's), made in place (see `kasane_os::blocking`) while the transform runs on the
         // blocking pool: the transform is polled first, so it is started first.
-        let (derived, unlocked) = tokio::join!(
+        let (derived, counted) = tokio::join!(
             self.derive_auth(&state, &verifiers),
-            self.refuse_if_locked(&pending.user, source, known_network, now)
+            self.count_response(&pending.user, source, count, now)
         );
-        unlocked?;
+        let counted = counted?.ok_or(Failure::Throttled)?;
         let derived = derived?;
         let mut token = [0u8; 32];
         OsRng.fill_bytes(&mut token);
@@ -62,17 +63,17 @@ impl Host {
         let (session, bytes) = match state.accept(request, derived.key.as_bytes(), token) {
             Ok(ok) => ok,
             Err(e) => {
-                self.record_failure(&pending.user, source, known_network)
-                    .await;
                 tracing::debug!(error = %e, "response refused");
                 return Err(Failure::ResponseRefused.into());
             }
         };
-        // The response proved password and card: the user's throttle is cleared even if the
-        // session cannot be stored, in the same store call (one commit on a SQLite file).
+        // The response proved password and card: the user's throttle is cleared, and the
+        // source's count of this answer taken back, even if the session cannot be stored, in
+        // the same store call (one commit on a SQLite file).
         let new = self.new_session(session, &module, &token, &pending.user, now)?;
         let [user_key, _] = self.throttle_keys(&pending.user, source, known_network);
-        let opened = self.store.open_session(&new, user_key).await;
+        let [_, net] = self.forgiven(&pending.user, source, &counted);
+        let opened = self.store.open_session(&new, user_key, &[net]).await;
         self.note_network(&pending.user, source, count, now).await;
         opened.map_err(HostError::from)?;
         self.metrics.login(Outcome::Success);

@@ -11,13 +11,11 @@
 
 use std::net::IpAddr;
 
-use super::{Failure, LoginError};
+use super::LoginError;
 use crate::HostError;
 use crate::host::Host;
 use crate::metrics::Outcome;
-use crate::store::{
-    Counted, Forgiven, KNOWN_NETWORK_SECS, LoginRecord, ThrottleKey, ThrottleState, UnixSeconds,
-};
+use crate::store::{Counted, Forgiven, KNOWN_NETWORK_SECS, LoginRecord, ThrottleKey, UnixSeconds};
 
 /// What a start counted: per key (user, source), the lock end after and before its failure.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
@@ -125,42 +123,6 @@ impl Host {
         }
     }
 
-    /// The user's and the source's throttle states (one query).
-    async fn throttle_states(
-        &self,
-        user: &str,
-        source: IpAddr,
-        known_network: bool,
-    ) -> Result<[ThrottleState; 2], LoginError> {
-        let states = self
-            .store
-            .throttle_states(&self.throttle_keys(user, source, known_network))
-            .await
-            .map_err(HostError::from)?;
-        <[ThrottleState; 2]>::try_from(states).map_err(|_| {
-            HostError::from(crate::store::StoreError::OutOfRange {
-                what: "throttle states",
-            })
-            .into()
-        })
-    }
-
-    /// Refuses the step if the user or the source is locked (counted as throttled).
-    pub(super) async fn refuse_if_locked(
-        &self,
-        user: &str,
-        source: IpAddr,
-        known_network: bool,
-        now: UnixSeconds,
-    ) -> Result<(), LoginError> {
-        let states = self.throttle_states(user, source, known_network).await?;
-        if states.iter().any(|s| s.is_locked(now)) {
-            self.metrics.login(Outcome::Throttled);
-            return Err(Failure::Throttled.into());
-        }
-        Ok(())
-    }
-
     /// Counts a start as a failure of the user and the source (with KE2 alone a client can
     /// test one password guess), and draws the user's next access counter with its record.
     /// `None` if either is locked (then nothing is counted and the start answers from the
@@ -177,31 +139,58 @@ impl Host {
         // before any has counted (issue 14, item 3).
         let counted = self
             .store
-            .count_start(&keys, user, now, &self.config.throttle.backoff())
+            .count_start(&keys, Some(user), now, &self.config.throttle.backoff())
             .await
             .map_err(HostError::from)?;
-        let Some(Counted {
-            before,
-            after,
-            login,
-        }) = counted
-        else {
+        let Some(counted) = counted else {
             self.metrics.login(Outcome::Throttled);
             return Ok(None);
         };
-        let mut locks = [(0, 0); 2];
-        for (i, st) in after.iter().enumerate().take(2) {
-            if st.is_locked(now) {
-                self.metrics.lock_engaged();
-            }
-            locks[i] = (st.locked_until, before.get(i).map_or(0, |b| b.locked_until));
-        }
         let count = StartCount {
-            locks,
+            locks: self.locks(&counted, now),
             known_network: facts.known_network,
             noted_recently: facts.noted_recently,
         };
-        Ok(Some((count, login)))
+        Ok(Some((count, counted.login)))
+    }
+
+    /// The response step's count: as a start's, one atomic check-and-count of the keys the
+    /// start counted against (no counter drawn), so that wrong answers sent at once are no
+    /// more than one after another would be; taken back ([`Host::forgiven`]) when the
+    /// response proves the card. `None`: a key is locked (nothing counted).
+    pub(super) async fn count_response(
+        &self,
+        user: &str,
+        source: IpAddr,
+        start: StartCount,
+        now: UnixSeconds,
+    ) -> Result<Option<StartCount>, LoginError> {
+        let keys = self.throttle_keys(user, source, start.known_network);
+        let counted = self
+            .store
+            .count_start(&keys, None, now, &self.config.throttle.backoff())
+            .await
+            .map_err(HostError::from)?;
+        let Some(counted) = counted else {
+            self.metrics.login(Outcome::Throttled);
+            return Ok(None);
+        };
+        let locks = self.locks(&counted, now);
+        Ok(Some(StartCount { locks, ..start }))
+    }
+
+    /// Per key (user, source), the lock end after and before a count (and the locks it
+    /// engaged, counted in the metrics).
+    fn locks(&self, counted: &Counted, now: UnixSeconds) -> [(UnixSeconds, UnixSeconds); 2] {
+        let mut locks = [(0, 0); 2];
+        for (i, st) in counted.after.iter().enumerate().take(2) {
+            if st.is_locked(now) {
+                self.metrics.lock_engaged();
+            }
+            let before = counted.before.get(i).map_or(0, |b| b.locked_until);
+            locks[i] = (st.locked_until, before);
+        }
+        locks
     }
 
     /// What takes back what [`Host::count_start`] counted, once the finish proved the
@@ -226,21 +215,6 @@ impl Host {
                 before: source_before,
             },
         ]
-    }
-
-    /// Counts a failed login against the user and the source address.
-    pub(super) async fn record_failure(&self, user: &str, source: IpAddr, known_network: bool) {
-        let now = self.now();
-        let keys = self.throttle_keys(user, source, known_network);
-        let backoff = self.config.throttle.backoff();
-        match self.store.record_failures(&keys, now, &backoff).await {
-            Ok(states) => {
-                for _ in states.iter().filter(|st| st.is_locked(now)) {
-                    self.metrics.lock_engaged();
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "recording a failure"),
-        }
     }
 
     /// Whether `source`'s network is locked (forward-auth: a locked source is refused

@@ -119,11 +119,11 @@ impl DirectSqlite {
     pub(super) async fn count_start(
         self: &Arc<Self>,
         keys: Vec<String>,
-        user: &str,
+        user: Option<&str>,
         now: UnixSeconds,
         backoff: &Backoff,
     ) -> Result<Option<Counted>> {
-        let (user, backoff) = (user.to_owned(), *backoff);
+        let (user, backoff) = (user.map(str::to_owned), *backoff);
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let before = states_on(&tx, &keys)?;
@@ -132,7 +132,10 @@ impl DirectSqlite {
                 return Ok(None);
             }
             let after = count_failures(&tx, &keys, now, &backoff)?;
-            let drawn: Option<LoginRow> = rows(&tx, &login_sql::draw_counter(&user))?.pop();
+            let drawn: Option<LoginRow> = match &user {
+                Some(user) => rows(&tx, &login_sql::draw_counter(user))?.pop(),
+                None => None,
+            };
             let login = drawn.map(LoginRow::record).transpose()?;
             tx.commit()?;
             Ok(Some(Counted {
@@ -283,11 +286,18 @@ impl DirectSqlite {
         self: &Arc<Self>,
         s: &NewSession,
         cleared: String,
+        forgiven: Vec<ForgivenRow>,
     ) -> Result<()> {
         let s = s.clone();
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if let Err(e) = execute(&tx, &login_sql::clear_throttle(&cleared)) {
+            let cleared = execute(&tx, &login_sql::clear_throttle(&cleared));
+            let forgave = if forgiven.is_empty() {
+                Ok(0)
+            } else {
+                login_sql::forgive(&forgiven).and_then(|f| execute(&tx, &f))
+            };
+            if let Err(e) = cleared.and(forgave) {
                 tracing::error!(error = %e, "clearing the user's throttle");
             }
             let created = insert_session(&tx, &s);

@@ -977,13 +977,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Creates a session. [`StoreError::UserNotFound`] if the user does not exist,
     /// [`StoreError::Duplicate`] if the token hash or session id does.
     async fn create_session(&self, session: &NewSession) -> Result<()>;
-    /// A successful login's two writes: [`Store::create_session`] (its result is returned)
-    /// and [`Store::clear_throttle`] of `cleared`, the key that throttled the login. The
-    /// clearing is best effort: the failures are forgotten even when the session cannot be
-    /// stored (the response proved password and card), and a clearing that fails is logged,
-    /// not returned. On a SQLite file one call and one commit; elsewhere the two calls side
-    /// by side.
-    async fn open_session(&self, session: &NewSession, cleared: ThrottleKey<'_>) -> Result<()>;
+    /// A successful login's writes: [`Store::create_session`] (its result is returned),
+    /// [`Store::clear_throttle`] of `cleared`, the key that throttled the login, and
+    /// [`Store::forgive_failures`] of `forgiven` (what the response step counted against the
+    /// other keys). The throttle writes are best effort: the failures are forgotten even when
+    /// the session cannot be stored (the response proved password and card), and one that
+    /// fails is logged, not returned. On a SQLite file one call and one commit; elsewhere the
+    /// calls side by side.
+    async fn open_session(
+        &self,
+        session: &NewSession,
+        cleared: ThrottleKey<'_>,
+        forgiven: &[Forgiven<'_>],
+    ) -> Result<()>;
     /// The live session for this token hash, with `last_seen` set to `now`. A session idle
     /// for `idle_timeout` seconds or more, or at or past its absolute expiry, is deleted and
     /// `None` is returned.
@@ -1024,18 +1030,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now: UnixSeconds,
         backoff: &Backoff,
     ) -> Result<Vec<ThrottleState>>;
-    /// A login start's store work, in one transaction: unless one of `keys` (distinct) is
-    /// locked at `now`, counts a failure of each as [`Store::record_failures`] does, and if
-    /// `user` exists with an OPAQUE record and pairs, increments its access counter and
-    /// returns the record with the new counter; if a key is locked, does nothing and returns
-    /// `None`. Atomic against every other check-and-count of the same keys, on any replica:
-    /// of concurrent callers, no more pass than would one after another (a separate read and
-    /// count let them all pass the check before any had counted). The commit is relaxed:
-    /// [`Store::make_durable`] puts it on disk.
+    /// A login step's check-and-count, in one transaction: unless one of `keys` (distinct) is
+    /// locked at `now`, counts a failure of each as [`Store::record_failures`] does, and (a
+    /// start: `user` given) if `user` exists with an OPAQUE record and pairs, increments its
+    /// access counter and returns the record with the new counter; if a key is locked, does
+    /// nothing and returns `None`. Atomic against every other check-and-count of the same
+    /// keys, on any replica: of concurrent callers, no more pass than would one after another
+    /// (a separate read and count let them all pass the check before any had counted). The
+    /// commit is relaxed: [`Store::make_durable`] puts it on disk.
     async fn count_start(
         &self,
         keys: &[ThrottleKey<'_>],
-        user: &str,
+        user: Option<&str>,
         now: UnixSeconds,
         backoff: &Backoff,
     ) -> Result<Option<Counted>>;
@@ -1316,10 +1322,14 @@ pub(super) async fn open_side_by_side<S: Store + ?Sized>(
     store: &S,
     session: &NewSession,
     cleared: ThrottleKey<'_>,
+    forgiven: &[Forgiven<'_>],
 ) -> Result<()> {
-    let (created, clearing) =
-        tokio::join!(store.create_session(session), store.clear_throttle(cleared));
-    if let Err(e) = clearing {
+    let (created, clearing, forgiving) = tokio::join!(
+        store.create_session(session),
+        store.clear_throttle(cleared),
+        store.forgive_failures(forgiven)
+    );
+    if let Err(e) = clearing.and(forgiving) {
         tracing::error!(error = %e, "clearing the user's throttle");
     }
     created

@@ -796,10 +796,18 @@ where
         row.map_or(Ok(None), |login| login.unexpired(now))
     }
 
-    async fn open_session(&self, s: &NewSession, cleared: ThrottleKey<'_>) -> Result<()> {
+    async fn open_session(
+        &self,
+        s: &NewSession,
+        cleared: ThrottleKey<'_>,
+        forgiven: &[Forgiven<'_>],
+    ) -> Result<()> {
         match &self.direct {
-            Some(direct) => direct.open_session(s, cleared.to_key()).await,
-            None => super::open_side_by_side(self, s, cleared).await,
+            Some(direct) => {
+                let forgiven = login_sql::forgiven_rows(forgiven);
+                direct.open_session(s, cleared.to_key(), forgiven).await
+            }
+            None => super::open_side_by_side(self, s, cleared, forgiven).await,
         }
     }
 
@@ -911,7 +919,7 @@ where
     async fn count_start(
         &self,
         keys: &[ThrottleKey<'_>],
-        user: &str,
+        user: Option<&str>,
         now: UnixSeconds,
         backoff: &Backoff,
     ) -> Result<Option<Counted>> {
@@ -937,7 +945,10 @@ where
             return Ok(None);
         }
         let after = Self::count_failures(&mut *tx, &keys, now, backoff).await?;
-        let login = Self::draw_counter(&mut *tx, user).await?;
+        let login = match user {
+            Some(user) => Self::draw_counter(&mut *tx, user).await?,
+            None => None,
+        };
         tx.commit().await?;
         Ok(Some(Counted {
             before,
