@@ -342,6 +342,16 @@ where
 
     /// Deletes the sessions of user `user_id` but the one whose id is `keep` (none has an
     /// empty id: all of them); their token hashes.
+    /// Ends the logins in flight of the user named `name` (its credentials changed, its
+    /// sessions ended, or it is gone: a held bundle must not open a session afterwards).
+    async fn end_pending_of(conn: &mut DB::Connection, name: &str) -> Result<()> {
+        sqlx::query(login_sql::DELETE_PENDING_OF_USER)
+            .bind(name)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
     async fn end_sessions_of(
         conn: &mut DB::Connection,
         user_id: i64,
@@ -601,10 +611,7 @@ where
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(login_sql::DELETE_PENDING_OF_USER)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        Self::end_pending_of(&mut tx, name).await?;
         sqlx::query(login_sql::DELETE_THROTTLE)
             .bind(ThrottleKey::User(name).to_key().as_str())
             .execute(&mut *tx)
@@ -633,10 +640,7 @@ where
                 .bind(name)
                 .fetch_optional(&mut *tx)
                 .await?;
-        sqlx::query(login_sql::DELETE_PENDING_OF_USER)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        Self::end_pending_of(&mut tx, name).await?;
         Self::swap_pairs(tx, user, pairs).await
     }
 
@@ -658,10 +662,7 @@ where
             return Ok(None);
         };
         let ended = Self::end_sessions_of(&mut tx, id, keep).await?;
-        sqlx::query(login_sql::DELETE_PENDING_OF_USER)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        Self::end_pending_of(&mut tx, name).await?;
         Self::swap_pairs(tx, user, pairs).await?;
         Ok(Some(ended))
     }
@@ -710,10 +711,7 @@ where
             return Ok(None);
         };
         let ended = Self::end_sessions_of(&mut tx, user.id, &[]).await?;
-        sqlx::query(login_sql::DELETE_PENDING_OF_USER)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        Self::end_pending_of(&mut tx, name).await?;
         tx.commit().await?;
         Ok(Some(ended.len() as u64))
     }

@@ -53,7 +53,10 @@ fn inert(output: &[u8]) -> String {
     let text = String::from_utf8_lossy(output);
     let mut out = String::with_capacity(text.len());
     for c in text.trim_end().chars() {
-        let hidden = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}');
+        let hidden = matches!(
+            c,
+            '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}'
+        );
         if (c.is_control() && c != '\n' && c != '\t') || hidden {
             out.extend(c.escape_unicode());
         } else {
