@@ -131,6 +131,11 @@ impl std::fmt::Debug for HostRegistry {
 /// its entry runs it under. Two entries with the same bytes and other limits get a transform
 /// each, so the host runs every entry as its signed entry says, as the client does.
 type TransformKey = ([u8; 32], kasane_abi::Profile, Limits);
+
+/// The key an entry's loaded transform is kept under.
+fn transform_key(entry: &TargetEntry) -> TransformKey {
+    (entry.sha256.0, entry.profile, entry.limits())
+}
 /// What an input-dependence verdict is cached under: the transform and its params.
 type VerdictKey = (TransformKey, Vec<u8>);
 
@@ -178,19 +183,21 @@ impl HostRegistry {
             ignore_revocations: std::sync::atomic::AtomicBool::new(false),
             upkeep,
         };
-        match reg.current(now) {
-            // An expired offline role: the host starts unready (`/readyz` names the role, as
-            // when it expires while the host runs) and serves again once it is re-signed, with
-            // its metrics and health answering meanwhile. Anything else fails the start.
-            Err(HostError::Registry(
-                RegistryError::Expired { .. }
-                | RegistryError::Tuf(kasane_registry::TufError::Expired { .. }),
-            )) => tracing::error!(
-                "registry: a role has expired; starting unready until it is re-signed"
-            ),
-            other => {
-                other?;
+        // An expired offline role: the host starts unready (`/readyz` names the role, as when
+        // it expires while the host runs) and serves again once it is re-signed, with its
+        // metrics and health answering meanwhile. Anything else fails the start.
+        if let Err(e) = reg.current(now) {
+            let expired = matches!(
+                e,
+                HostError::Registry(
+                    RegistryError::Expired { .. }
+                        | RegistryError::Tuf(kasane_registry::TufError::Expired { .. })
+                )
+            );
+            if !expired {
+                return Err(e);
             }
+            tracing::error!(error = %e, "registry: starting unready until the role is re-signed");
         }
         Ok(reg)
     }
@@ -379,10 +386,7 @@ impl HostRegistry {
         if role == "targets" {
             return true;
         }
-        let key = (
-            (entry.sha256.0, entry.profile, entry.limits()),
-            entry.params.clone(),
-        );
+        let key = (transform_key(entry), entry.params.clone());
         let cache = &self.verdicts;
         if let Some(v) = cache.lock().ok().and_then(|c| c.get(&key).copied()) {
             return v;
@@ -481,10 +485,8 @@ impl HostRegistry {
     /// sandbox pool's slots, would otherwise stay until a restart. A session still running one
     /// keeps its own handle; no lookup returns it again.
     fn forget_inactive(&self, active: &Listed) {
-        let keep: std::collections::HashSet<TransformKey> = active
-            .iter()
-            .map(|(e, _)| (e.sha256.0, e.profile, e.limits()))
-            .collect();
+        let keep: std::collections::HashSet<TransformKey> =
+            active.iter().map(|(e, _)| transform_key(e)).collect();
         if let Ok(mut cache) = self.transforms.lock() {
             cache.retain(|key, _| keep.contains(key));
         }
@@ -493,7 +495,7 @@ impl HostRegistry {
     /// The loaded module of an entry: from the cache, or read (length and hash checked),
     /// validated and compiled once.
     pub fn transform(&self, entry: &TargetEntry) -> Result<Transform, HostError> {
-        let key: TransformKey = (entry.sha256.0, entry.profile, entry.limits());
+        let key = transform_key(entry);
         if let Ok(cache) = self.transforms.lock()
             && let Some(t) = cache.get(&key)
         {

@@ -140,8 +140,9 @@ impl Sandbox {
                 let info = validate::validate(wasm, profile, &limits)?;
                 let module = compile(engine, wasm)?;
                 let outcome = match cache.store(engine, &info, profile, &module) {
+                    Ok(()) => outcome,
                     Err(SandboxError::Cache(e)) => CacheOutcome::Unusable(e.kind()),
-                    stored => stored.map(|()| outcome)?,
+                    Err(e) => return Err(e),
                 };
                 (module, info, outcome)
             }

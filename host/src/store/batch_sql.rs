@@ -38,6 +38,15 @@ pub(super) fn heads_sql(n: usize) -> String {
     list.join(" UNION ALL ")
 }
 
+/// Deletes the queued messages of the user named `$1` whose ids are `$2…` (`n` of them).
+pub(super) fn ack_sql(n: usize) -> String {
+    format!(
+        "DELETE FROM relay_queue WHERE recipient_id = (SELECT id FROM users WHERE name = $1) \
+         AND id IN ({})",
+        params(2, n)
+    )
+}
+
 /// The users named `$1…`: their ids and how much their queues hold (`relay_queue_usage`,
 /// kept by triggers on `relay_queue`: one row however long the queue).
 pub(super) fn user_queues_sql(n: usize) -> String {

@@ -1100,11 +1100,7 @@ where
         let mut acked = 0;
         for chunk in ids.chunks(BATCH_ROWS) {
             let chunk = padded(chunk);
-            let sql = format!(
-                "DELETE FROM relay_queue WHERE recipient_id = \
-                 (SELECT id FROM users WHERE name = $1) AND id IN ({})",
-                batch_sql::params(2, chunk.len())
-            );
+            let sql = batch_sql::ack_sql(chunk.len());
             let mut query = sqlx::query(&sql).bind(recipient);
             for id in chunk {
                 query = query.bind(id);
