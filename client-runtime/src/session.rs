@@ -418,14 +418,15 @@ impl Session {
         if status != StatusCode::OK {
             return Err(Self::refusal("passwd", status, &answer));
         }
-        let response = decode::<PasswdChallenge>(&answer)?.registration_response;
+        let challenge = decode::<PasswdChallenge>(&answer)?;
+        let (response, replaces) = (challenge.registration_response, challenge.replaces);
         let user = self.user.clone();
         let responses = card.pairs.clone();
         let (upload, pairs) = tokio::task::spawn_blocking(move || {
             enroll_locally(state, &new_password, &response, &user, &responses)
         })
         .await??;
-        let body = self.proto().seal_passwd(upload, pairs)?;
+        let body = self.proto().seal_passwd(upload, pairs, replaces)?;
         let (status, answer) = self
             .request("POST", "/v1/passwd/finish", body, Duration::ZERO)
             .await?;

@@ -923,8 +923,15 @@ async fn restore_puts_a_backup_in_place_and_names_what_it_takes_back() {
     st.backup_to(&backup).await.unwrap();
     add_user(data_s, "carol");
     assert!(st.remove_user("dave").await.unwrap());
+    let bob = st
+        .get_user("bob")
+        .await
+        .unwrap()
+        .unwrap()
+        .opaque_record
+        .unwrap();
     assert!(
-        st.reenroll("bob", &[9; 32], &[], &[])
+        st.reenroll("bob", &bob, &[9; 32], &[], &[])
             .await
             .unwrap()
             .is_some()

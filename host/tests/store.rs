@@ -192,6 +192,7 @@ suite!(
     pending_login_is_taken_once_at_its_stage,
     pending_login_expired_is_refused_and_deleted,
     pending_logins_end_with_the_user_s_credentials,
+    a_credential_change_applies_only_to_the_record_it_replaces,
     pending_login_concurrent_takes_one_winner,
     pending_logins_are_bounded,
     session_idle_timeout,
@@ -758,6 +759,32 @@ mod cases {
         );
     }
 
+    /// `kasane passwd` replaces the record it read: a change sent again (or two at once) finds
+    /// another record and changes nothing, neither the record nor the pairs nor the sessions.
+    pub(crate) async fn a_credential_change_applies_only_to_the_record_it_replaces(s: Stores) {
+        let st = &*s.main;
+        st.create_user(&user("alice", 2), 1).await.unwrap();
+        st.create_session(&session("alice", 1, 1, 1000))
+            .await
+            .unwrap();
+        let first = user("x", 3);
+        let changed = st.reenroll("alice", b"record of alice", b"second", &first.pairs, &[]);
+        assert_eq!(changed.await.unwrap(), Some(vec![vec![1; 32]]));
+        st.create_session(&session("alice", 2, 2, 1000))
+            .await
+            .unwrap();
+        // The same change again, and one naming a record alice never had: both refused.
+        let third = user("y", 1);
+        for replacing in [&b"record of alice"[..], b"third"] {
+            let again = st.reenroll("alice", replacing, b"third", &third.pairs, &[]);
+            assert_eq!(again.await.unwrap(), None);
+        }
+        let alice = st.get_user("alice").await.unwrap().unwrap();
+        assert_eq!(alice.opaque_record.as_deref(), Some(&b"second"[..]));
+        assert_eq!(alice.pairs.len(), 3);
+        assert!(st.touch_session(&[2; 32], 3, 1000).await.unwrap().is_some());
+    }
+
     /// A credential change, `user logout`, a new card and `user remove` each end the user's
     /// logins in flight (a held bundle must not open a session afterwards), and only theirs.
     pub(crate) async fn pending_logins_end_with_the_user_s_credentials(s: Stores) {
@@ -785,7 +812,7 @@ mod cases {
             match how {
                 "reenroll" => {
                     let new = user("alice", 2);
-                    let r = st.reenroll("alice", &new.opaque_record, &new.pairs, &[]);
+                    let r = st.reenroll("alice", b"record of alice", b"new", &new.pairs, &[]);
                     assert!(r.await.unwrap().is_some());
                 }
                 "logout" => assert_eq!(st.end_sessions("alice").await.unwrap(), Some(0)),

@@ -652,16 +652,22 @@ impl Message for PasswdStart {
     }
 }
 
-/// `kasane passwd`, step 1, host to client: OPAQUE's registration response.
+/// `kasane passwd`, step 1, host to client: OPAQUE's registration response, and which
+/// credentials the change replaces.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PasswdChallenge {
     /// OPAQUE registration response ([`REGISTRATION_RESPONSE_LEN`] bytes).
     pub registration_response: Vec<u8>,
+    /// SHA-256 of the user's OPAQUE record as the host holds it now. The client sends it back
+    /// under the session's MAC ([`PasswdFinish::replaces`]), so that a change applies once:
+    /// a record is never made twice, so a `PasswdFinish` sent again names a record the host
+    /// no longer holds.
+    pub replaces: [u8; 32],
 }
 
 impl Message for PasswdChallenge {
     const KIND: u8 = 16;
-    const MAX_LEN: usize = 2 + 1 + REGISTRATION_RESPONSE_LEN;
+    const MAX_LEN: usize = 2 + 1 + REGISTRATION_RESPONSE_LEN + 32;
     const LABEL: &'static [u8] = b"passwd-challenge";
 
     fn validate(&self) -> Result<(), ProtocolError> {
@@ -700,14 +706,21 @@ pub struct PasswdFinish {
     pub upload: Vec<u8>,
     /// The new card's pairs, 1..=[`MAX_ENROLLED_PAIRS`], prompts distinct.
     pub pairs: Vec<EnrolledPair>,
+    /// [`PasswdChallenge::replaces`] of step 1: the record this change replaces.
+    pub replaces: [u8; 32],
     /// The session's MAC.
     pub mac: [u8; 32],
 }
 
 impl Message for PasswdFinish {
     const KIND: u8 = 17;
-    const MAX_LEN: usize =
-        2 + 2 + crate::opaque::RECORD_LEN + 2 + MAX_ENROLLED_PAIRS * MAX_ENROLLED_PAIR_LEN + 32;
+    const MAX_LEN: usize = 2
+        + 2
+        + crate::opaque::RECORD_LEN
+        + 2
+        + MAX_ENROLLED_PAIRS * MAX_ENROLLED_PAIR_LEN
+        + 32
+        + 32;
     const LABEL: &'static [u8] = b"passwd-finish";
 
     fn validate(&self) -> Result<(), ProtocolError> {

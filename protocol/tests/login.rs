@@ -809,13 +809,20 @@ fn a_re_enrollment_opens_only_in_the_session_that_sealed_it() {
         verifier: vec![2; 32],
     }];
     let bytes = client
-        .seal_passwd(vec![3; kasane_protocol::opaque::RECORD_LEN], pairs.clone())
+        .seal_passwd(
+            vec![3; kasane_protocol::opaque::RECORD_LEN],
+            pairs.clone(),
+            [4; 32],
+        )
         .unwrap();
     let opened = host.open_passwd(&bytes).unwrap();
-    assert_eq!(opened.pairs, pairs);
-    // Any changed byte (here the verifier) breaks the MAC.
+    assert_eq!((opened.pairs, opened.replaces), (pairs.clone(), [4; 32]));
+    // Any changed byte (the verifier, or the record the change replaces) breaks the MAC.
     let mut changed = kasane_protocol::PasswdFinish::decode(&bytes).unwrap();
     changed.pairs[0].verifier[0] ^= 1;
+    assert!(host.open_passwd(&changed.encode().unwrap()).is_err());
+    let mut changed = kasane_protocol::PasswdFinish::decode(&bytes).unwrap();
+    changed.replaces[31] ^= 1;
     assert!(host.open_passwd(&changed.encode().unwrap()).is_err());
     // Another session's host side refuses it.
     let other = Setup {

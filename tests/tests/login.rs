@@ -621,6 +621,74 @@ async fn changing_password_and_card_takes_effect_at_the_next_login() {
     s.close().await.unwrap();
 }
 
+/// A `PasswdFinish` sent again within its session, by whoever holds the bearer token and saw
+/// the body (a TLS-terminating proxy with binding off), is refused as replayed and changes
+/// nothing: the change made after it stays in force, and the session it came through too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_password_change_sent_again_is_refused_and_changes_nothing() {
+    let th = start_with(|c| c.channel_binding = false).await;
+    let card = th.add_user("alice").await;
+    let (addr, log) = proxy::record(&th).await;
+    let url = format!("https://{addr}");
+    let client = Client::connect(th.client_config_for(&url, None))
+        .await
+        .unwrap();
+    let (mut s, _) = client.login("alice", &mut responder(&card)).await.unwrap();
+    let (first, second) = (CodeCard::generate("alice"), CodeCard::generate("alice"));
+    for (password, card) in [("first new one", &first), ("second new one", &second)] {
+        let password = Zeroizing::new(password.to_owned());
+        s.change_credentials(password, card).await.unwrap();
+    }
+    let finishes: Vec<Vec<u8>> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|x| x.request_line.starts_with("POST /v1/passwd/finish"))
+        .map(|x| x.request_body.clone())
+        .collect();
+    assert_eq!(finishes.len(), 2);
+    let token = s.bearer_token();
+    for body in &finishes {
+        let status = post_to_host(&th, "/v1/passwd/finish", &token, body).await;
+        assert!(status.starts_with("HTTP/1.1 409"), "{status}");
+    }
+    s.inbox(0).await.unwrap();
+    s.close().await.unwrap();
+    for (password, card, works) in [
+        ("first new one", &first, false),
+        ("second new one", &second, true),
+    ] {
+        let login = client
+            .login("alice", &mut responder_with(password, card))
+            .await;
+        assert_eq!(login.is_ok(), works, "{password}: {:?}", login.err());
+    }
+}
+
+/// One `POST` of `body` to the host itself over TLS with `token` as the bearer token: the
+/// answer's status line.
+async fn post_to_host(th: &TestHost, path: &str, token: &str, body: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tls = kasane_tests::client_tls(&std::fs::read(&th.cfg.tls_cert).unwrap(), &[]);
+    let tcp = tokio::net::TcpStream::connect(th.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut conn = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(body).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
 /// One state directory serves hosts of two registries: each pinned root has its own trust
 /// store, so a login to the second host does not run against the first one's registry (it
 /// failed with "registry trust update failed" until the state was deleted by hand).

@@ -1,11 +1,13 @@
 //! `kasane passwd`: a logged-in user replaces password and card. Step 1 answers OPAQUE's
 //! registration request for the new password (under the host's OPAQUE keys, bound to the
-//! session's user); step 2 takes the new record and the new card's keyed verifiers,
-//! authenticated by the session secret, and stores both in one transaction. The host sees
-//! neither the new password nor the new responses.
+//! session's user) and names the record the change replaces (its SHA-256); step 2 takes the
+//! new record and the new card's keyed verifiers, authenticated by the session secret with
+//! that name under the MAC, and stores both in one transaction, only in place of that record:
+//! a change applies once. The host sees neither the new password nor the new responses.
 
 use kasane_protocol::wire::{Message, PasswdChallenge, PasswdStart};
 use kasane_protocol::{ProtocolError, RefusalReason, opaque};
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::unavailable;
@@ -29,8 +31,10 @@ impl Host {
             session.user.as_bytes(),
         )
         .map_err(|_| RefusalReason::Malformed)?;
+        let current = self.current_record(&session.user).await?;
         PasswdChallenge {
             registration_response: response,
+            replaces: Sha256::digest(&current).into(),
         }
         .encode()
         .map_err(unavailable)
@@ -68,12 +72,24 @@ impl Host {
                 verifier: Zeroizing::new(p.verifier),
             })
             .collect();
+        // A change applies to the record step 1 named, once: sent again (or after another
+        // change) it names a record the user no longer has.
+        let current = self.current_record(&session.user).await?;
+        if Sha256::digest(&current).as_slice() != msg.replaces {
+            return Err(RefusalReason::Replayed);
+        }
         let ended = self
             .store
-            .reenroll(&session.user, &record, &pairs, &session.session_id)
+            .reenroll(
+                &session.user,
+                &current,
+                &record,
+                &pairs,
+                &session.session_id,
+            )
             .await
             .map_err(unavailable)?
-            .ok_or(RefusalReason::SessionEnded)?;
+            .ok_or(RefusalReason::Replayed)?;
         // The user's other sessions are gone from the store; from this process's memory too
         // (another replica drops its copy when it reads `session_ends`, as after a logout).
         for token_hash in &ended {
@@ -86,5 +102,13 @@ impl Host {
             "password and card changed"
         );
         Ok(())
+    }
+
+    /// The user's OPAQUE record as stored now. A session's user without one (removed, or
+    /// stored before login v2) has no credentials to replace.
+    async fn current_record(&self, user: &str) -> Result<Vec<u8>, RefusalReason> {
+        let user = self.store.get_user(user).await.map_err(unavailable)?;
+        user.and_then(|u| u.opaque_record)
+            .ok_or(RefusalReason::SessionEnded)
     }
 }

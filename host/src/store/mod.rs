@@ -1079,11 +1079,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Replaces a user's OPAQUE record and pairs and ends every other session and every login
     /// in flight of the user (all sessions but the one whose id is `keep`, the session the
     /// change came through), in one
-    /// transaction (`kasane passwd`): the ended sessions' token hashes. `None` if there is no
-    /// such user.
+    /// transaction (`kasane passwd`): the ended sessions' token hashes. Only while the user's
+    /// record is still `replacing` (compared and replaced in one statement, so a change
+    /// applies once even when sent twice at once): `None` if there is no such user or its
+    /// record is another.
     async fn reenroll(
         &self,
         name: &str,
+        replacing: &[u8],
         opaque_record: &[u8],
         pairs: &[ChallengePair],
         keep: &[u8],

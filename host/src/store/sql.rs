@@ -647,17 +647,21 @@ where
     async fn reenroll(
         &self,
         name: &str,
+        replacing: &[u8],
         opaque_record: &[u8],
         pairs: &[ChallengePair],
         keep: &[u8],
     ) -> Result<Option<Vec<Vec<u8>>>> {
         let mut tx = self.pool.begin().await?;
-        let user: Option<IdRow> =
-            sqlx::query_as("UPDATE users SET opaque_record = $2 WHERE name = $1 RETURNING id")
-                .bind(name)
-                .bind(opaque_record)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let user: Option<IdRow> = sqlx::query_as(
+            "UPDATE users SET opaque_record = $2 WHERE name = $1 AND opaque_record = $3 \
+             RETURNING id",
+        )
+        .bind(name)
+        .bind(opaque_record)
+        .bind(replacing)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(id) = user.as_ref().map(|u| u.id) else {
             return Ok(None);
         };

@@ -111,15 +111,18 @@ impl Session {
         &self.seq
     }
 
-    /// Encodes a re-enrollment (`kasane passwd`, step 2) authenticated by this session.
+    /// Encodes a re-enrollment (`kasane passwd`, step 2) authenticated by this session, for
+    /// the record `replaces` names (step 1's [`PasswdChallenge::replaces`](crate::wire::PasswdChallenge)).
     pub fn seal_passwd(
         &self,
         upload: Vec<u8>,
         pairs: Vec<EnrolledPair>,
+        replaces: [u8; 32],
     ) -> Result<Vec<u8>, ProtocolError> {
         let mut msg = PasswdFinish {
             upload,
             pairs,
+            replaces,
             mac: [0; 32],
         };
         let unsigned = msg.encode()?;
