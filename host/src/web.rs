@@ -7,8 +7,9 @@
 //! values of its stylesheet and scripts, and the SHA-384 of the two files the page loads
 //! itself and checks before use: the client module and the transform Worker. Every answer
 //! carries a strict Content-Security-Policy: scripts from this origin only (plus
-//! `'wasm-unsafe-eval'`, which WebAssembly needs), the Worker from a `blob:` the page made
-//! of the checked bytes, fetches to this origin only, no framing, no forms to elsewhere.
+//! `'wasm-unsafe-eval'`, which WebAssembly needs, and the page's one inline script by its
+//! hash), the Worker from a `blob:` the page made of the checked bytes, fetches to this
+//! origin only, no framing, no forms to elsewhere.
 
 use std::sync::OnceLock;
 
@@ -17,10 +18,30 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256, Sha384};
 
-/// The policy on every `/web/` answer.
-pub const CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; \
-worker-src blob:; connect-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; \
-form-action 'none'; frame-ancestors 'none'";
+/// The policy on every `/web/` answer: scripts from this origin and the page's one inline
+/// script, by its hash ([`inline_script`]). Base64 makes a valid header value; were it not
+/// one, `default-src 'none'` would stand instead (a page that does not run, never one
+/// without a policy).
+pub fn csp() -> &'static HeaderValue {
+    static CSP: OnceLock<HeaderValue> = OnceLock::new();
+    CSP.get_or_init(|| {
+        let inline =
+            base64::engine::general_purpose::STANDARD.encode(Sha384::digest(inline_script()));
+        let policy = format!(
+            "default-src 'none'; script-src 'self' 'wasm-unsafe-eval' 'sha384-{inline}'; \
+             worker-src blob:; connect-src 'self'; style-src 'self'; img-src 'self'; \
+             base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        );
+        HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'none'"))
+    })
+}
+
+/// The text of the page's inline `<script>` (its one script without `src`: the message
+/// shown when another file of the page fails its integrity check), as the policy hashes it.
+fn inline_script() -> &'static str {
+    let (_, after) = INDEX.split_once("<script>").unwrap_or_default();
+    after.split_once("</script>").map_or("", |(text, _)| text)
+}
 
 const INDEX: &str = include_str!("../../web/page/index.html");
 const APP: &[u8] = include_bytes!("../../web/page/app.js");
@@ -96,10 +117,7 @@ pub fn file(name: &str) -> Response {
 fn with_headers(mut r: Response, media_type: &'static str) -> Response {
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    h.insert(header::CONTENT_SECURITY_POLICY, csp().clone());
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -132,9 +150,16 @@ mod tests {
     fn every_placeholder_is_filled_and_every_script_has_integrity() {
         let page = template().replace("{{ROOT_SHA256}}", "00");
         assert!(!page.contains("{{"), "a placeholder is left: {page}");
-        for line in page.lines().filter(|l| l.contains("<script")) {
+        for line in page.lines().filter(|l| l.contains("<script ")) {
             assert!(line.contains("integrity=\"sha384-"), "no SRI: {line}");
         }
+        // The one inline script: allowed by its hash, and the policy is a valid header.
+        assert_eq!(page.matches("<script>").count(), 1);
+        assert!(inline_script().contains("addEventListener('error'"));
+        let policy = csp().to_str().unwrap();
+        assert!(
+            policy.starts_with("default-src 'none'; script-src 'self' 'wasm-unsafe-eval' 'sha384-")
+        );
         assert!(page.contains(&sri(APP)) && page.contains(&sri(GLUE)));
     }
 

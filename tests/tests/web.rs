@@ -250,6 +250,30 @@ async fn the_idle_time_out_returns_the_page_to_the_login_form() {
     assert!(field(&r, "error").starts_with("Session ended"), "{r}");
 }
 
+/// A rolling upgrade as one page sees it: each file of the page in turn comes from another
+/// build (another replica's version). The page names the file and asks for a reload instead
+/// of staying at "loading…", and shows no login form; intact, it loads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_file_from_another_build_is_named_and_the_page_asks_for_a_reload() {
+    if !browser::available() {
+        return;
+    }
+    let th = start().await;
+    let alice = th.add_user("alice").await;
+    let r = drive(&th.url(), &alice, "skew", &[]).await;
+    for file in ["kasane_web.js", "app.js", "kasane_web_bg.wasm", "worker.js"] {
+        assert_eq!(field(&r, &format!("{file} status")), "not available", "{r}");
+        let error = field(&r, &format!("{file} error"));
+        assert!(error.ends_with("Reload the page."), "{file}: {r}");
+        assert!(r.contains(&format!("\"{file} login\":false")), "{r}");
+        if file.ends_with(".js") && file != "worker.js" {
+            assert!(error.contains(file), "{file} is not named: {r}");
+        }
+    }
+    assert_eq!(field(&r, "after"), "not logged in", "{r}");
+    assert!(r.contains("\"afterLogin\":true"), "{r}");
+}
+
 /// `curl -k` of `path` on `url`: (status, headers).
 fn curl_head(url: &str, path: &str) -> (String, String) {
     let out = Command::new("curl")
@@ -269,7 +293,8 @@ async fn the_page_is_served_with_its_policy_and_can_be_turned_off() {
     assert_eq!(status, "200", "{head}");
     assert!(
         head.contains(
-            "content-security-policy: default-src 'none'; script-src 'self' 'wasm-unsafe-eval'"
+            "content-security-policy: default-src 'none'; script-src 'self' 'wasm-unsafe-eval' \
+             'sha384-"
         ),
         "{head}"
     );

@@ -4,7 +4,7 @@
 // and exits 1. Inputs (environment):
 //   KASANE_URL        the page, e.g. https://127.0.0.1:4433/web/
 //   KASANE_USER, KASANE_PASSWORD, KASANE_CARD (JSON: prompt -> response)
-//   KASANE_SCENARIO   exchange | refused | loop | timeout | bench
+//   KASANE_SCENARIO   exchange | refused | loop | timeout | bench | skew
 //   KASANE_EXPECT     refused: words the error must contain
 //   KASANE_CLOCK_OFFSET_DAYS  refused: run the page's clock this many days ahead
 //   KASANE_PEER, KASANE_SEND, KASANE_REPLY  exchange: the CLI user, what to send, the reply awaited
@@ -192,7 +192,38 @@ async function bench(page) {
   return { load_ms: load, login_ms: times, steps };
 }
 
-const scenarios = { exchange, refused, loop, timeout, bench };
+// A rolling upgrade as one page sees it: each of the page's files in turn comes from another
+// build (its bytes with a line added), as a replica of another version would serve it. The
+// page must name the file and ask for a reload, not stay at "loading…"; then a load with
+// every file intact is ready.
+async function skew(page) {
+  const out = {};
+  const loaded = async () => {
+    await page.goto(env('KASANE_URL'));
+    await page.waitForFunction(() => document.querySelector('[data-testid="status"]').textContent
+      !== 'loading…', null, { timeout: T });
+    return { status: await id(page, 'status').textContent(), error: await id(page, 'error').textContent(),
+      login: await id(page, 'login-user').isVisible() };
+  };
+  for (const file of ['kasane_web.js', 'app.js', 'kasane_web_bg.wasm', 'worker.js']) {
+    const other = async (route) => {
+      const r = await route.fetch();
+      await route.fulfill({ response: r, body: Buffer.concat([await r.body(), Buffer.from('\n;\n')]) });
+    };
+    await page.route(`**/web/${file}`, other);
+    const seen = await loaded();
+    await page.unroute(`**/web/${file}`, other);
+    out[`${file} status`] = seen.status;
+    out[`${file} error`] = seen.error;
+    out[`${file} login`] = seen.login;
+  }
+  const intact = await loaded();
+  out.after = intact.status;
+  out.afterLogin = intact.login;
+  return out;
+}
+
+const scenarios = { exchange, refused, loop, timeout, bench, skew };
 const { browser, page, log } = await launch();
 try {
   const run = scenarios[env('KASANE_SCENARIO')];

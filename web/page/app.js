@@ -45,7 +45,10 @@
     const r = await fetch(path, { cache: 'no-store' });
     if (!r.ok) throw new Error(`${what} could not be loaded (HTTP ${r.status})`);
     const bytes = new Uint8Array(await r.arrayBuffer());
-    if ((await sha384(bytes)) !== want) throw new Error(`${what} does not match the page's hash`);
+    if ((await sha384(bytes)) !== want) {
+      throw new Error(`${what} does not match the page's hash: the host's files changed while `
+        + 'the page loaded (an upgrade under way?) or were altered on the way. Reload the page.');
+    }
     return bytes;
   }
   async function request(method, path, body, headers = {}) {
@@ -320,6 +323,11 @@
   let workerUrl = null;
 
   async function boot() {
+    // kasane_web.js did not run (the page's inline script says the same).
+    if (typeof wasm_bindgen !== 'function') {
+      throw new Error('The page could not load kasane_web.js intact: the host\'s files changed '
+        + 'while it loaded (an upgrade under way?) or were altered on the way. Reload the page.');
+    }
     const wasm = await fetchChecked('kasane_web_bg.wasm', meta('kasane-wasm-sha384'), 'The client module');
     await wasm_bindgen({ module_or_path: wasm });
     const worker = await fetchChecked('worker.js', meta('kasane-worker-sha384'), 'The transform worker');
