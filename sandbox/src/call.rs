@@ -24,6 +24,7 @@ pub(crate) fn new_store<T: HostState>(
         .map_err(|e| SandboxError::Engine(format!("set_fuel: {e:#}")))?;
     store.set_epoch_deadline(deadline_ticks);
     store.epoch_deadline_trap();
+    T::prepare(&mut store);
     Ok(store)
 }
 

@@ -24,7 +24,8 @@ pub enum SandboxError {
     #[error("transform overflowed its wasm stack")]
     StackOverflow,
     /// The wall-clock backstop fired. Fuel is meant to be the verdict and epochs only a guard
-    /// against host work the fuel does not see (a WASI host call, docs/SECURITY.md). A budget
+    /// against host work the fuel does not see (WASI host calls are charged by the most they
+    /// can copy, docs/SECURITY.md, but a guard stays). A budget
     /// near the largest allowed (2 billion) on a module whose instructions are slow (one
     /// that chases pointers through 16 MiB misses the cache at most of them) can also reach
     /// it first; the verdict then depends on the machine, so keep fuel budgets to what a

@@ -97,7 +97,7 @@ pub use output::{Derived, Key};
 pub use sandbox::{QUICK_FUEL, Sandbox, Transform};
 pub use validate::{ModuleInfo, WASI_MODULE};
 #[cfg(feature = "wasi")]
-pub use wasi::DIAGNOSTICS_CAP;
+pub use wasi::{DIAGNOSTICS_CAP, HOSTCALL_BYTES, HOSTCALL_FUEL};
 
 pub use kasane_modcheck::MAX_TABLES;
 

@@ -10,6 +10,13 @@ pub(crate) trait HostState: Send + 'static {
     fn limit_hit(&self) -> Option<LimitHit>;
     /// What the guest wrote to stdout/stderr.
     fn diagnostics(&self) -> Vec<u8>;
+    /// Sets up a new store of this profile beyond the limits every store has (the WASI
+    /// profile charges its host calls to fuel).
+    fn prepare(_store: &mut wasmtime::Store<Self>)
+    where
+        Self: Sized,
+    {
+    }
 }
 
 /// Store state of the pure profile: nothing but the limiter.

@@ -10,7 +10,9 @@
 //!   "sleeps" in a loop burns fuel and ends in `OutOfFuel`;
 //! - stdout and stderr go to one shared in-memory buffer of [`DIAGNOSTICS_CAP`] bytes, returned
 //!   as [`Derived::diagnostics`](crate::Derived::diagnostics). Writes beyond it are short or
-//!   fail with an errno; the guest carries on.
+//!   fail with an errno; the guest carries on;
+//! - every host call costs [`HOSTCALL_FUEL`] on entry and may copy at most [`HOSTCALL_BYTES`]
+//!   out of the guest, so host work is charged to fuel like the guest's own.
 
 use crate::error::SandboxError;
 use crate::limits::{LimitHit, Limiter};
@@ -19,13 +21,26 @@ use crate::validate::WASI_MODULE;
 use kasane_abi::DeriveInput;
 use sha2::{Digest as _, Sha256};
 use std::time::Duration;
-use wasmtime::{Caller, Engine, Extern, Linker, Trap};
+use wasmtime::{
+    AsContextMut as _, CallHook, Caller, Engine, Extern, Linker, Store, StoreContextMut, Trap,
+};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtxBuilder};
 
 /// Most bytes of stdout + stderr kept from a WASI transform.
 pub const DIAGNOSTICS_CAP: usize = 4096;
+
+/// Most bytes one WASI host call may copy out of the guest (wasmtime's "hostcall fuel",
+/// 128 MiB by default): a longer path, iovec list or write buffer fails with `ENOMEM`
+/// before anything is copied.
+pub const HOSTCALL_BYTES: usize = 64 * 1024;
+
+/// Fuel every WASI host call costs on entry, Kasane's own included: what copying
+/// [`HOSTCALL_BYTES`] costs at `random_get`'s rate of one unit per 8 bytes. So no call, not
+/// even one that fails after copying, does more host work than the guest paid for, and a
+/// guest that calls the host in a loop runs out of fuel, not into the wall-clock backstop.
+pub const HOSTCALL_FUEL: u64 = 1 + HOSTCALL_BYTES as u64 / 8;
 
 const ERRNO_SUCCESS: i32 = 0;
 const ERRNO_BADF: u16 = 8;
@@ -82,6 +97,13 @@ impl HostState for WasiState {
     }
     fn diagnostics(&self) -> Vec<u8> {
         self.output.contents().to_vec()
+    }
+    fn prepare(store: &mut Store<Self>) {
+        store.set_hostcall_fuel(HOSTCALL_BYTES);
+        store.call_hook(|mut ctx, hook| match hook {
+            CallHook::CallingHost => charge_fuel(&mut ctx, HOSTCALL_FUEL),
+            _ => Ok(()),
+        });
     }
 }
 
@@ -154,11 +176,15 @@ impl RandomStream {
 
 /// Charges host work to the guest's fuel, so no host call is free.
 fn charge(caller: &mut Caller<'_, WasiState>, units: u64) -> wasmtime::Result<()> {
-    let left = caller.get_fuel()?;
+    charge_fuel(&mut caller.as_context_mut(), units)
+}
+
+fn charge_fuel(ctx: &mut StoreContextMut<'_, WasiState>, units: u64) -> wasmtime::Result<()> {
+    let left = ctx.get_fuel()?;
     match left.checked_sub(units) {
-        Some(rest) => caller.set_fuel(rest),
+        Some(rest) => ctx.set_fuel(rest),
         None => {
-            caller.set_fuel(0)?;
+            ctx.set_fuel(0)?;
             Err(Trap::OutOfFuel.into())
         }
     }

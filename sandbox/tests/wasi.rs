@@ -10,7 +10,7 @@
 mod support;
 
 use kasane_abi::DeriveInput;
-use kasane_sandbox::{Allocator, Profile, SandboxError, Transform};
+use kasane_sandbox::{Allocator, HOSTCALL_BYTES, HOSTCALL_FUEL, Profile, SandboxError, Transform};
 use sha2::{Digest as _, Sha256};
 use support::*;
 
@@ -187,6 +187,62 @@ fn random_get_is_charged_to_fuel_and_bounds_checked() {
         load_wasi(&oob).derive(&input()).unwrap().key.as_bytes(),
         &[21]
     );
+}
+
+/// Every host call costs `HOSTCALL_FUEL` on entry, whatever it does (so a loop of calls that
+/// copy guest memory and fail, a long path to `path_open` with no preopens, pays for that
+/// copying in fuel); and no call copies more than `HOSTCALL_BYTES` out of the guest: a
+/// longer path is `ENOMEM` (48) before anything is read.
+#[test]
+fn every_host_call_is_charged_and_copies_at_most_the_cap() {
+    let yields = |n: u32| {
+        abi_module(
+            &format!(
+                r#"(local $i i32)
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (i32.const {n})))
+      (drop (call $yield))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (i32.const 1)"#
+            ),
+            IMPORTS,
+        )
+    };
+    let fuel = |n| load_wasi(&yields(n)).derive(&input()).unwrap().fuel_used;
+    let per_call = (fuel(10) - fuel(0)) / 10;
+    assert!(
+        (HOSTCALL_FUEL..HOSTCALL_FUEL + 20).contains(&per_call),
+        "{per_call}"
+    );
+    let imports = format!(
+        r#"{IMPORTS}
+  (import "wasi_snapshot_preview1" "path_open" (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))"#
+    );
+    let open = |len: usize| {
+        let derive = format!(
+            "(i32.store8 (local.get $out) (call $open (i32.const 3) (i32.const 0) (i32.const 0) \
+             (i32.const {len}) (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 0))) \
+             (i32.const 1)"
+        );
+        let wasm = abi_module(&derive, &imports);
+        load_wasi(&wasm).derive(&input()).unwrap().key.as_bytes()[0]
+    };
+    assert_eq!(open(HOSTCALL_BYTES + 1), 48, "ENOMEM before the copy");
+    assert_ne!(open(HOSTCALL_BYTES), 48, "the cap itself may be copied");
+    let forever = abi_module(
+        &format!(
+            "(loop $l (drop (call $open (i32.const 3) (i32.const 0) (i32.const 0) (i32.const {}) \
+             (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 0))) (br $l)) \
+             (i32.const 1)",
+            HOSTCALL_BYTES
+        ),
+        &imports,
+    );
+    assert!(matches!(
+        load_wasi(&forever).derive(&input()),
+        Err(SandboxError::OutOfFuel)
+    ));
 }
 
 #[test]
