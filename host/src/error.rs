@@ -108,6 +108,17 @@ pub enum HostError {
         /// What the probe saw.
         why: String,
     },
+    /// `user add` of a name that reads as an existing user's ([`crate::setup::refuse_look_alike`]).
+    #[error(
+        "user name {name:?} reads as the existing user {existing:?} (letters that look alike, \
+         case ignored: Unicode UTS #39 confusables); choose another name"
+    )]
+    LookAlike {
+        /// The name asked for.
+        name: String,
+        /// The existing user it would pass for.
+        existing: String,
+    },
     /// No active transform in the registry can be run by this client.
     #[error("no runnable transform for the client's profiles")]
     NoTransform,

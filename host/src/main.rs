@@ -191,7 +191,9 @@ enum UserCommand {
     /// password is read from standard input (first line), or prompted for without echo when
     /// standard input is a terminal.
     Add {
-        /// The user name.
+        /// The user name: 1 to 256 bytes, no control, bidirectional or invisible characters,
+        /// and not one that reads as an existing user's (`аlice`, `aIice`, `ALICE` beside
+        /// `alice`).
         name: String,
         /// Custom pairs: one `PROMPT RESPONSE` per line.
         #[arg(long)]
@@ -776,6 +778,8 @@ async fn user_add(
              bidirectional or invisible characters"
         );
     }
+    // Before the password is asked for; `add_user` checks again.
+    setup::refuse_look_alike(st, name).await?;
     let card = match pairs {
         Some(p) => {
             let text =

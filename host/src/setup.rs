@@ -404,6 +404,7 @@ pub async fn add_user(
         let field = "user name (1 to 256 bytes, no control, bidirectional or invisible characters)";
         return Err(kasane_protocol::ProtocolError::FieldRange { field }.into());
     }
+    refuse_look_alike(store, &card.user).await?;
     let password = Zeroizing::new(password.to_vec());
     let responses: Vec<(String, Zeroizing<String>)> = card.pairs.clone();
     let user = card.user.clone();
@@ -424,6 +425,31 @@ pub async fn add_user(
         )
         .await?;
     Ok(())
+}
+
+/// Refuses `name` when it reads as an existing user's name: the same UTS #39 skeleton
+/// (letters of other scripts that look alike, composed and decomposed accents, `l` and `I`),
+/// case ignored. Messages name their sender, the inbox and the audit log their user: a
+/// look-alike name would pass for another user there. The name itself, already taken, is
+/// left to [`Store::create_user`] to refuse.
+pub async fn refuse_look_alike(store: &dyn Store, name: &str) -> Result<(), HostError> {
+    // Both as written (`I` and `l` share a skeleton) and in lower case (`ALICE`, `alice`).
+    let shapes = |n: &str| {
+        let skeleton = |n: &str| unicode_security::skeleton(n).collect::<String>();
+        [skeleton(n), skeleton(&n.to_lowercase())]
+    };
+    let [wanted, wanted_lower] = shapes(name);
+    let users = store.list_users().await?;
+    match users.into_iter().find(|u| {
+        let [shape, lower] = shapes(&u.name);
+        u.name != name && (shape == wanted || lower == wanted_lower)
+    }) {
+        Some(existing) => Err(HostError::LookAlike {
+            name: name.to_owned(),
+            existing: existing.name,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Where [`write_card`] put a user's code card.

@@ -97,6 +97,21 @@ async fn init_then_serve_works_with_only_a_data_dir() {
         err.contains("without control, bidirectional or invisible characters"),
         "{err}"
     );
+    // Names that read as alice's (a Cyrillic "а", a capital "I" for "l", another case) are
+    // refused before the password is asked for; a name merely near it is not.
+    for look_alike in ["\u{430}lice", "aIice", "ALICE"] {
+        let out = bin()
+            .args(["--data", data_s, "user", "add", look_alike])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{look_alike}: {err}");
+        assert!(
+            err.contains("reads as the existing user \"alice\""),
+            "{look_alike}: {err}"
+        );
+    }
 
     let list = bin()
         .args(["--data", data_s, "user", "list"])
