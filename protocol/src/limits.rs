@@ -17,6 +17,13 @@ pub fn is_user_name(name: &str) -> bool {
     (1..=MAX_USER_ID_LEN).contains(&name.len()) && !name.chars().any(is_hidden)
 }
 
+/// Whether `name` can be a sealed message's recipient: a user name ([`is_user_name`]), or empty
+/// for the host itself.
+#[must_use]
+pub fn is_recipient(name: &str) -> bool {
+    name.is_empty() || is_user_name(name)
+}
+
 /// Whether `c` changes how the text around it is shown, or shows as nothing: a control
 /// character (Unicode `Cc`: U+0000–U+001F, U+007F–U+009F, tab and newline included), a
 /// bidirectional control (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069) or an

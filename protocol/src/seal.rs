@@ -16,7 +16,7 @@
 use zeroize::Zeroizing;
 
 use crate::error::ProtocolError;
-use crate::limits::{ID_LEN, is_user_name};
+use crate::limits::{ID_LEN, is_recipient};
 use crate::schedule::{AeadKey, SessionSecret};
 use crate::wire::SealedMessage;
 use kasane_abi::Direction;
@@ -99,7 +99,7 @@ pub fn seal_message(
             max: MAX_PLAINTEXT_LEN,
         });
     }
-    if !(header.recipient.is_empty() || is_user_name(header.recipient)) {
+    if !is_recipient(header.recipient) {
         return Err(ProtocolError::FieldRange { field: "recipient" });
     }
     if header.seq == 0 {

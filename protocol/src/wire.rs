@@ -16,7 +16,7 @@ use kasane_abi::Direction;
 
 pub use crate::limits::{
     ID_LEN, MAX_CIPHERTEXT_LEN, MAX_PASSWORD_LEN, MAX_RECIPIENT_LEN, MAX_USER_ID_LEN, Shown,
-    is_hidden, is_user_name,
+    is_hidden, is_recipient, is_user_name,
 };
 pub use crate::opaque::{KE1_LEN, KE2_LEN, KE3_LEN};
 
@@ -419,11 +419,7 @@ impl Message for SealedMessage {
 
     fn validate(&self) -> Result<(), ProtocolError> {
         check(self.seq >= 1, "seq")?;
-        // A user name, or "" for the host itself.
-        check(
-            self.recipient.is_empty() || is_user_name(&self.recipient),
-            "recipient",
-        )?;
+        check(is_recipient(&self.recipient), "recipient")?;
         check(
             (16..=MAX_CIPHERTEXT_LEN).contains(&self.ciphertext.len()),
             "ciphertext",
