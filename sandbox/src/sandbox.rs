@@ -383,6 +383,12 @@ impl Transform {
         self.inner.warm.as_ref().map_or(0, WarmPool::idle)
     }
 
+    /// Bytes of guest memory the idle warm instances keep as their snapshots: only the 4 KiB
+    /// pages initialization left non-zero, not the whole declared memory.
+    pub fn warm_snapshot_bytes(&self) -> usize {
+        self.inner.warm.as_ref().map_or(0, WarmPool::snapshot_bytes)
+    }
+
     fn run<T: HostState>(
         &self,
         pre: &InstancePre<T>,

@@ -5,7 +5,9 @@
 //! and every mutable global's value (reached through the exports `expose` added). After a
 //! successful call, the 4 KiB pages that differ from the snapshot are copied back and the
 //! globals are set again. A page that was all zeros in the snapshot (most of a guest's stack
-//! and heap) is compared with one static zero page instead of its copy, so the comparison
+//! and heap) is not kept: it is compared with one static zero page, so the snapshot holds
+//! only the pages initialization wrote (a module declaring 16 MiB of memory does not cost a
+//! second 16 MiB per warm instance), and the comparison
 //! reads only the live memory and a page that stays in cache: in the message path the
 //! restore was the largest single item of the profile, and its reads of the snapshot pushed
 //! the worker's other data out of the cache (BENCHMARKS.md, run K). The instance is dropped
@@ -42,10 +44,11 @@ pub(crate) struct Warm {
     abi: Abi,
     /// Each mutable global with its value after initialization.
     globals: Vec<(Global, Val)>,
-    /// The linear memory after initialization.
-    memory: Vec<u8>,
-    /// For each `PAGE` of `memory`, whether it is all zeros.
-    zero_pages: Vec<bool>,
+    /// The linear memory after initialization, page by page (`PAGE` bytes; the last may be
+    /// shorter): `None` for a page that was all zeros.
+    pages: Vec<Option<Box<[u8]>>>,
+    /// The linear memory's length after initialization, bytes.
+    memory_len: usize,
     /// Fuel the instantiation and `_initialize` used.
     init_fuel: u64,
     /// False when some mutable global was not reachable: the instance serves one call only.
@@ -75,14 +78,18 @@ impl Warm {
             }
         }
         let reusable = snapshot.len() == globals.len();
-        let memory = abi.memory.data(&store).to_vec();
-        let zero_pages = memory.chunks(PAGE).map(is_zero).collect();
+        let memory = abi.memory.data(&store);
+        let memory_len = memory.len();
+        let pages = memory
+            .chunks(PAGE)
+            .map(|page| (!is_zero(page)).then(|| page.into()))
+            .collect();
         Ok(Warm {
             store,
             abi,
             globals: snapshot,
-            memory,
-            zero_pages,
+            pages,
+            memory_len,
             init_fuel,
             reusable,
         })
@@ -121,16 +128,20 @@ impl Warm {
         }
     }
 
+    /// Bytes of linear memory the snapshot holds: the pages initialization left non-zero.
+    fn snapshot_bytes(&self) -> usize {
+        self.pages.iter().flatten().map(|page| page.len()).sum()
+    }
+
     /// Copies back the pages that differ from the snapshot and sets every global again.
     /// False (the instance must be dropped) when the memory changed size or a global refused.
     fn restore(&mut self) -> bool {
         let memory = self.abi.memory.data_mut(&mut self.store);
-        if memory.len() != self.memory.len() {
+        if memory.len() != self.memory_len {
             return false;
         }
-        let pages = memory.chunks_mut(PAGE).zip(self.memory.chunks(PAGE));
-        for ((now, then), &zero) in pages.zip(&self.zero_pages) {
-            let then = if zero { &ZERO_PAGE[..then.len()] } else { then };
+        for (now, kept) in memory.chunks_mut(PAGE).zip(&self.pages) {
+            let then = kept.as_deref().unwrap_or(&ZERO_PAGE[..now.len()]);
             if now != then {
                 now.copy_from_slice(then);
             }
@@ -195,6 +206,11 @@ impl WarmPool {
     /// Number of idle instances (for tests and metrics).
     pub(crate) fn idle(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Bytes the idle instances' memory snapshots hold (for tests and metrics).
+    pub(crate) fn snapshot_bytes(&self) -> usize {
+        self.lock().iter().map(Warm::snapshot_bytes).sum()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Warm>> {

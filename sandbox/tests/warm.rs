@@ -210,6 +210,27 @@ fn a_page_that_was_all_zeros_is_zeros_again_for_the_next_call() {
     }
 }
 
+/// A warm instance's snapshot keeps the pages initialization wrote, not the declared memory:
+/// a module with 16 pages (1 MiB) and one small data segment keeps one 4 KiB page.
+#[test]
+fn a_snapshot_keeps_only_the_pages_initialization_wrote() {
+    let wasm = wat::parse_str(
+        r#"(module
+  (memory (export "memory") 16)
+  (data (i32.const 8192) "kasane")
+  (func (export "kasane_abi_v1"))
+  (func (export "kasane_alloc") (param i32) (result i32) i32.const 1024)
+  (func (export "kasane_derive") (param i32 i32 i32 i32) (result i32)
+    (i32.store (local.get 2) (i32.load (i32.const 8192)))
+    i32.const 4))"#,
+    )
+    .unwrap();
+    let t = hostile(&wasm);
+    agree_on(&t, &[1, 2], "one data page");
+    assert_eq!(t.warm_instances(), 1);
+    assert_eq!(t.warm_snapshot_bytes(), 4096);
+}
+
 #[test]
 fn an_instance_whose_memory_grew_is_dropped() {
     // The key is the memory size in pages after growing by one, and what the last call left.
