@@ -110,13 +110,13 @@ pub enum HostError {
     },
     /// `user add` of a name that reads as an existing user's ([`crate::setup::refuse_look_alike`]).
     #[error(
-        "user name {name:?} reads as the existing user {existing:?} (letters that look alike, \
-         case ignored: Unicode UTS #39 confusables); choose another name"
+        "user name \"{name}\" reads as the existing user \"{existing}\" (letters that look \
+         alike, case ignored: Unicode UTS #39 confusables); choose another name"
     )]
     LookAlike {
-        /// The name asked for.
+        /// The name asked for, characters outside ASCII as code points (`a\u{430}`).
         name: String,
-        /// The existing user it would pass for.
+        /// The existing user it would pass for, spelled the same way.
         existing: String,
     },
     /// No active transform in the registry can be run by this client.

@@ -427,29 +427,53 @@ pub async fn add_user(
     Ok(())
 }
 
-/// Refuses `name` when it reads as an existing user's name: the same UTS #39 skeleton
-/// (letters of other scripts that look alike, composed and decomposed accents, `l` and `I`),
-/// case ignored. Messages name their sender, the inbox and the audit log their user: a
-/// look-alike name would pass for another user there. The name itself, already taken, is
-/// left to [`Store::create_user`] to refuse.
+/// Refuses `name` when it reads as an existing user's name ([`reads_as`]). Messages name their
+/// sender, the inbox and the audit log their user: a look-alike name would pass for another
+/// user there. The name itself, already taken, is left to [`Store::create_user`] to refuse.
 pub async fn refuse_look_alike(store: &dyn Store, name: &str) -> Result<(), HostError> {
-    // Both as written (`I` and `l` share a skeleton) and in lower case (`ALICE`, `alice`).
-    let shapes = |n: &str| {
-        let skeleton = |n: &str| unicode_security::skeleton(n).collect::<String>();
-        [skeleton(n), skeleton(&n.to_lowercase())]
-    };
-    let [wanted, wanted_lower] = shapes(name);
     let users = store.list_users().await?;
-    match users.into_iter().find(|u| {
-        let [shape, lower] = shapes(&u.name);
-        u.name != name && (shape == wanted || lower == wanted_lower)
-    }) {
+    match users
+        .into_iter()
+        .find(|u| u.name != name && reads_as(name, &u.name))
+    {
         Some(existing) => Err(HostError::LookAlike {
-            name: name.to_owned(),
-            existing: existing.name,
+            name: spelled(name),
+            existing: spelled(&existing.name),
         }),
         None => Ok(()),
     }
+}
+
+/// Whether `a` and `b` read alike: a Unicode UTS #39 skeleton (letters of other scripts that
+/// look alike, composed and decomposed accents, `l` and `I`, `0` and `O`) of either name as
+/// written, in lower case or in upper case equals one of the other's. Three forms, because
+/// case and look-alike letters combine: `ALlCE` reads as `ALICE`, which is `alice`.
+#[must_use]
+pub fn reads_as(a: &str, b: &str) -> bool {
+    let shapes = |n: &str| {
+        let skeleton = |n: &str| unicode_security::skeleton(n).collect::<String>();
+        [
+            skeleton(n),
+            skeleton(&n.to_lowercase()),
+            skeleton(&n.to_uppercase()),
+        ]
+    };
+    let (a, b) = (shapes(a), shapes(b));
+    a.iter().any(|s| b.contains(s))
+}
+
+/// `name` with every character outside ASCII written as its code point (`a\u{430}` for a
+/// Cyrillic `а`), so an error shows how two look-alike names differ.
+fn spelled(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii() {
+                c.to_string()
+            } else {
+                c.escape_unicode().to_string()
+            }
+        })
+        .collect()
 }
 
 /// Where [`write_card`] put a user's code card.
@@ -515,6 +539,31 @@ pub fn write_card(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn look_alike_names_read_alike_and_near_names_do_not() {
+        for (a, b) in [
+            ("alice", "\u{430}lice"),
+            ("alice", "aIice"),
+            ("alice", "ALICE"),
+            ("alice", "ALlCE"),
+            ("Alice", "aIice"),
+            ("bob", "b0b"),
+            ("caf\u{e9}", "cafe\u{301}"),
+        ] {
+            assert!(super::reads_as(a, b) && super::reads_as(b, a), "{a} / {b}");
+        }
+        for (a, b) in [
+            ("alice", "alicia"),
+            ("alice", "bob"),
+            ("bob", "bobby"),
+            ("u1", "u2"),
+        ] {
+            assert!(!super::reads_as(a, b), "{a} / {b}");
+        }
+        assert_eq!(super::spelled("\u{430}lice"), "\\u{430}lice");
+    }
+
     use super::*;
 
     #[test]

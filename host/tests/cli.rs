@@ -97,9 +97,10 @@ async fn init_then_serve_works_with_only_a_data_dir() {
         err.contains("without control, bidirectional or invisible characters"),
         "{err}"
     );
-    // Names that read as alice's (a Cyrillic "а", a capital "I" for "l", another case) are
-    // refused before the password is asked for; a name merely near it is not.
-    for look_alike in ["\u{430}lice", "aIice", "ALICE"] {
+    // Names that read as alice's (a Cyrillic "а", a capital "I" for "l", another case with a
+    // small "l" for "I") are refused before the password is asked for, and the error spells
+    // them out (near names are accepted: `setup`'s unit test).
+    for look_alike in ["\u{430}lice", "aIice", "ALlCE"] {
         let out = bin()
             .args(["--data", data_s, "user", "add", look_alike])
             .stdin(Stdio::null())
@@ -111,6 +112,8 @@ async fn init_then_serve_works_with_only_a_data_dir() {
             err.contains("reads as the existing user \"alice\""),
             "{look_alike}: {err}"
         );
+        let spelled = format!("user name \"{}\"", look_alike.escape_default());
+        assert!(err.contains(&spelled), "{look_alike}: {err}");
     }
 
     let list = bin()

@@ -481,7 +481,8 @@ pub enum RefusalReason {
     WrongSession,
     /// The sealed message travels host → client.
     WrongDirection,
-    /// The sequence number was already accepted.
+    /// The sequence number was already accepted; for a `PasswdFinish`, the record it replaces
+    /// has been replaced since (by another change).
     Replayed,
     /// The sequence number is lower than one already accepted.
     Reordered,

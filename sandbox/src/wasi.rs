@@ -46,6 +46,7 @@ const ERRNO_SUCCESS: i32 = 0;
 const ERRNO_BADF: u16 = 8;
 const ERRNO_FAULT: i32 = 21;
 const ERRNO_INVAL: i32 = 28;
+const ERRNO_NOMEM: i32 = 48;
 /// `sizeof(subscription)` and `sizeof(event)` in wasi_snapshot_preview1.
 const SUBSCRIPTION_LEN: usize = 48;
 const EVENT_LEN: usize = 32;
@@ -226,6 +227,10 @@ fn poll_oneoff(
     let n = nsubs as u32 as usize;
     if n == 0 {
         return Ok(ERRNO_INVAL);
+    }
+    // What it copies out of the guest is capped as wasmtime-wasi's own calls are.
+    if n.saturating_mul(SUBSCRIPTION_LEN) > HOSTCALL_BYTES {
+        return Ok(ERRNO_NOMEM);
     }
     charge(&mut caller, 1 + n as u64)?;
     let Some(mem) = memory(&mut caller) else {

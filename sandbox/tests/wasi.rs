@@ -243,6 +243,35 @@ fn every_host_call_is_charged_and_copies_at_most_the_cap() {
         load_wasi(&forever).derive(&input()),
         Err(SandboxError::OutOfFuel)
     ));
+    // Kasane's own poll_oneoff is capped the same way: 1366 subscriptions are 65 568 bytes.
+    let polls = |n: u32| {
+        let derive = format!(
+            "(i32.store8 (local.get $out) (call $poll (i32.const 0) (i32.const 0) (i32.const {n}) \
+             (i32.const 0))) (i32.const 1)"
+        );
+        let wasm = abi_module(&derive, IMPORTS);
+        load_wasi(&wasm).derive(&input()).unwrap().key.as_bytes()[0]
+    };
+    assert_eq!(polls(1366), 48);
+    assert_ne!(polls(1365), 48);
+}
+
+/// wasmtime's own calls out of compiled code (here `memory.grow`) also pass the call hook,
+/// but what it charges there does not stay: a module growing its memory burns the same fuel
+/// in both profiles.
+#[test]
+fn memory_grow_costs_the_same_fuel_in_both_profiles() {
+    let wasm = abi_module(
+        "(drop (memory.grow (i32.const 1))) (drop (memory.grow (i32.const 1))) (i32.const 1)",
+        "",
+    );
+    let fuel = |profile| {
+        let t = sandbox(Allocator::Pooling)
+            .load(&wasm, profile, small_limits())
+            .unwrap();
+        t.derive(&input()).unwrap().fuel_used
+    };
+    assert_eq!(fuel(Profile::Wasi), fuel(Profile::Pure));
 }
 
 #[test]

@@ -261,12 +261,18 @@ async fn a_file_from_another_build_is_named_and_the_page_asks_for_a_reload() {
     let th = start().await;
     let alice = th.add_user("alice").await;
     let r = drive(&th.url(), &alice, "skew", &[]).await;
-    for file in ["kasane_web.js", "app.js", "kasane_web_bg.wasm", "worker.js"] {
+    for file in [
+        "kasane_web.js",
+        "app.js",
+        "style.css",
+        "kasane_web_bg.wasm",
+        "worker.js",
+    ] {
         assert_eq!(field(&r, &format!("{file} status")), "not available", "{r}");
         let error = field(&r, &format!("{file} error"));
         assert!(error.ends_with("Reload the page."), "{file}: {r}");
         assert!(r.contains(&format!("\"{file} login\":false")), "{r}");
-        if file.ends_with(".js") && file != "worker.js" {
+        if file != "kasane_web_bg.wasm" && file != "worker.js" {
             assert!(error.contains(file), "{file} is not named: {r}");
         }
     }

@@ -205,7 +205,7 @@ async function skew(page) {
     return { status: await id(page, 'status').textContent(), error: await id(page, 'error').textContent(),
       login: await id(page, 'login-user').isVisible() };
   };
-  for (const file of ['kasane_web.js', 'app.js', 'kasane_web_bg.wasm', 'worker.js']) {
+  for (const file of ['kasane_web.js', 'app.js', 'style.css', 'kasane_web_bg.wasm', 'worker.js']) {
     const other = async (route) => {
       const r = await route.fetch();
       await route.fulfill({ response: r, body: Buffer.concat([await r.body(), Buffer.from('\n;\n')]) });

@@ -342,6 +342,8 @@
     });
     document.getElementById('message-form').addEventListener('submit', onSend);
     $('logout').addEventListener('click', onLogout);
+    // A file of the page failed to load (the inline script said which): no login form.
+    if (document.documentElement.dataset.unloaded) return;
     status('not logged in');
     show('login');
   }

@@ -72,9 +72,14 @@ impl Host {
                 verifier: Zeroizing::new(p.verifier),
             })
             .collect();
-        // A change applies to the record step 1 named, once: sent again (or after another
-        // change) it names a record the user no longer has.
+        // A change applies to the record step 1 named, once: sent again after another change
+        // it names a record the user no longer has. The same change sent again (a retry whose
+        // answer was lost) finds its own record in place: done, so the client keeps the card
+        // the host now holds.
         let current = self.current_record(&session.user).await?;
+        if current == record {
+            return Ok(());
+        }
         if Sha256::digest(&current).as_slice() != msg.replaces {
             return Err(RefusalReason::Replayed);
         }
