@@ -30,14 +30,17 @@ const RETRY_SECS: u64 = 60;
 /// Roles re-signed online: never warned about (the host keeps them fresh).
 const ONLINE_ROLES: [&str; 2] = ["timestamp", "snapshot"];
 
-/// The roles every login's lookups pass through: one expired stops every login.
-const SERVED_ROLES: [&str; 6] = [
+/// The roles every login's lookups pass through: one expired stops every login. Not
+/// `authors`: a first-party module, `kasane/host-keys.json` and the revocation list are
+/// found without it, so when it lapses only the authors' modules leave the offer (as when
+/// one author's own role lapses), and a client's trust update still succeeds
+/// (`host/tests/registry.rs`, `an_expired_authors_role_withdraws_every_author_and_the_host_stays_ready`).
+const SERVED_ROLES: [&str; 5] = [
     "root",
     "timestamp",
     "snapshot",
     "targets",
     kasane_registry::layout::REVOCATIONS_ROLE,
-    kasane_registry::layout::AUTHORS_ROLE,
 ];
 
 /// What the last load saw, for `/metrics` and `/readyz`.
@@ -227,10 +230,10 @@ impl Upkeep {
         }
     }
 
-    /// The first role expired at `now` that every login needs, with its expiry. An author's
-    /// own role is not one: when it lapses only its modules stop being offered (a lookup no
-    /// longer reaches them), so it warns ([`Upkeep::warn_expiring`]) but never makes the
-    /// host unready.
+    /// The first role expired at `now` that every login needs, with its expiry. Neither
+    /// `authors` nor an author's own role is one: when either lapses only the modules under
+    /// it stop being offered (a lookup no longer reaches them), so it warns
+    /// ([`Upkeep::warn_expiring`]) but never makes the host unready.
     #[must_use]
     pub fn expired(&self, now: u64) -> Option<(String, u64)> {
         let s = self.seen.lock().ok()?;

@@ -434,3 +434,51 @@ async fn an_author_module_is_capped_by_its_delegation_and_a_constant_one_never_o
         );
     }
 }
+
+/// The `authors` role lapsing (its key is offline and nobody ran `refresh --role authors`):
+/// every author's modules leave the offer, as when one author's own role lapses, and nothing
+/// else: first-party logins go on, a client's trust update succeeds, and the host stays
+/// ready (an unready host would be taken out of its load balancer for no lost login).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expired_authors_role_withdraws_every_author_and_the_host_stays_ready() {
+    use kasane_registry::trust::{DirFetcher, Pin, TrustStore};
+    let th = start(|_| {}).await;
+    th.add_user("alice").await;
+    author_publish(&th, 10, &[("acme/chain", &variant(b"acme"), 10)]);
+    edit(&th, |repo, now, life| {
+        let short = Lifetimes {
+            authors: 60,
+            ..*life
+        };
+        let a = role_key(&th, "authors");
+        repo.refresh_role("authors", &[&TufSigner(&a)], now, &short)
+            .unwrap();
+    });
+    let offered = |th: &TestHost| {
+        let active = th.host.registry().active(th.clock.now()).unwrap();
+        active.iter().any(|e| e.name == "acme/chain")
+    };
+    assert!(offered(&th));
+    let mut conn = th.connect().await;
+    let (_, root) = conn.get("/v1/registry/metadata/1.root.json", None).await;
+    th.clock.advance(120);
+    assert!(
+        !offered(&th),
+        "an author's module is offered under an expired authors role"
+    );
+    let ready = th.host.registry().readiness(th.clock.now());
+    assert!(ready.is_ok(), "{ready:?}");
+    for _ in 0..3 {
+        let (name, _) = chosen(&th, &mut conn, &[Profile::Pure]).await;
+        assert_ne!(name, "acme/chain");
+    }
+    // A host started while it is expired starts ready too.
+    let restarted = th.replica(th.host.store().clone()).await;
+    let ready = restarted.host.registry().readiness(th.clock.now());
+    assert!(ready.is_ok(), "{ready:?}");
+    let state = tempfile::tempdir().unwrap();
+    let mut trust = TrustStore::init(state.path(), &root, Pin::File, th.clock.clone()).unwrap();
+    let repo = DirFetcher::new(&th.cfg.registry_dir);
+    trust.update(&repo).unwrap();
+    assert!(!trust.first_party_modules(&repo).unwrap().is_empty());
+}
