@@ -183,8 +183,8 @@ impl HostRegistry {
             ignore_revocations: std::sync::atomic::AtomicBool::new(false),
             upkeep,
         };
-        // An expired offline role: the host starts unready (`/readyz` names the role, as when
-        // it expires while the host runs) and serves again once it is re-signed, with its
+        // An expired offline role every login needs: the host starts unready (`/readyz`
+        // names the role, as when it expires while the host runs) and serves again once it is re-signed, with its
         // metrics and health answering meanwhile. Anything else fails the start.
         if let Err(e) = reg.current(now) {
             let expired = matches!(
@@ -421,8 +421,9 @@ impl HostRegistry {
         }
     }
 
-    /// Whether the registry can serve logins at `now`: every role it uses is unexpired
-    /// (clients refuse expired metadata, so a host serving it fails every login), it loads
+    /// Whether the registry can serve logins at `now`: every role every login needs is
+    /// unexpired (clients refuse expired metadata, so a host serving it fails every login;
+    /// an expired `authors` or author's role only withdraws its modules), it loads
     /// and checks as a client would, and it has an active transform.
     pub fn readiness(&self, now: u64) -> Result<(), NotReady> {
         let current = self.current(now);

@@ -10,7 +10,8 @@
 //!   from [`WARN_BEFORE`] (or half the role's lifetime, if shorter: 15 days for the 30-day
 //!   `revocations`) before one expires the host logs a warning once a day, an error
 //!   once it has expired, and `/metrics` shows `kasane_registry_expiry_seconds{role}`
-//!   (negative once expired); `/readyz` fails then.
+//!   (negative once expired); `/readyz` fails then, except for `authors` and an author's own
+//!   role, whose lapse only withdraws the modules under it ([`SERVED_ROLES`]).
 //! - **Missing modules**: a listed module whose file is missing is logged as an error at each
 //!   load and counted in `kasane_registry_missing_modules`, never dropped silently.
 
@@ -266,8 +267,13 @@ impl Upkeep {
             }
             let when = rfc3339(at);
             if at <= now {
+                let effect = if SERVED_ROLES.contains(&role.as_str()) {
+                    "clients refuse this registry"
+                } else {
+                    "the modules it lists are not offered"
+                };
                 tracing::error!(role = %role, expired = %when, seconds_ago = now - at,
-                    "registry: {role} has expired; clients refuse this registry until it is re-signed (kasane-registry refresh --role {role})");
+                    "registry: {role} has expired; {effect} until it is re-signed (kasane-registry refresh --role {role})");
             } else {
                 tracing::warn!(role = %role, expires = %when, seconds_left = at - now,
                     "registry: {role} expires soon; re-sign it (kasane-registry refresh --role {role})");

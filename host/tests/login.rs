@@ -1040,3 +1040,54 @@ async fn a_flood_of_starts_evicts_only_its_own() {
         .unwrap();
     assert_eq!(n, 10, "{key}");
 }
+
+/// The same `kasane passwd` change sent twice at once (a proxy retrying while the first is
+/// still running): one applies it, and both are answered as done, so the client keeps the
+/// card the host now holds. A change sent after another one is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_password_change_sent_twice_at_once_is_done_for_both() {
+    use kasane_protocol::opaque;
+    use kasane_protocol::wire::{EnrolledPair, PasswdChallenge, PasswdStart};
+    let th = start(|_| {}).await;
+    th.add_user("alice").await;
+    let mut conn = th.connect().await;
+    let (session, token, _) = login(&th, &mut conn, "alice").await;
+    let change = |password: &'static [u8]| {
+        let (host, session) = (th.host.clone(), &session);
+        async move {
+            let (state, request) = opaque::start_registration(&mut OsRng, password).unwrap();
+            let start = PasswdStart {
+                registration_request: request,
+            };
+            let answer = host
+                .passwd_start(Some(&token), &start.encode().unwrap())
+                .await;
+            let challenge = PasswdChallenge::decode(&answer.unwrap()).unwrap();
+            let context = opaque::context(None);
+            let binding = opaque::Binding::for_user("alice", &context);
+            let response = &challenge.registration_response;
+            let (upload, _) =
+                opaque::registration_finish(state, &mut OsRng, password, response, &binding)
+                    .unwrap();
+            let pairs = vec![EnrolledPair {
+                prompt: "A1".into(),
+                salt: vec![1; 16],
+                verifier: vec![2; 32],
+            }];
+            session
+                .seal_passwd(upload, pairs, challenge.replaces)
+                .unwrap()
+        }
+    };
+    let (first, second) = (change(b"one").await, change(b"two").await);
+    let host = &th.host;
+    let (a, b) = tokio::join!(
+        host.passwd_finish(Some(&token), &first),
+        host.passwd_finish(Some(&token), &first)
+    );
+    assert_eq!((a, b), (Ok(()), Ok(())));
+    assert_eq!(
+        host.passwd_finish(Some(&token), &second).await,
+        Err(kasane_protocol::RefusalReason::Replayed)
+    );
+}

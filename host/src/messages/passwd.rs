@@ -78,12 +78,13 @@ impl Host {
         // the host now holds.
         let current = self.current_record(&session.user).await?;
         if current == record {
+            tracing::info!(user = %session.user, "password and card change sent again: already made");
             return Ok(());
         }
         if Sha256::digest(&current).as_slice() != msg.replaces {
             return Err(RefusalReason::Replayed);
         }
-        let ended = self
+        let replaced = self
             .store
             .reenroll(
                 &session.user,
@@ -93,8 +94,14 @@ impl Host {
                 &session.session_id,
             )
             .await
-            .map_err(unavailable)?
-            .ok_or(RefusalReason::Replayed)?;
+            .map_err(unavailable)?;
+        let Some(ended) = replaced else {
+            // Another change came first: this same one sent twice at once (done), or another.
+            if self.current_record(&session.user).await? == record {
+                return Ok(());
+            }
+            return Err(RefusalReason::Replayed);
+        };
         // The user's other sessions are gone from the store; from this process's memory too
         // (another replica drops its copy when it reads `session_ends`, as after a logout).
         for token_hash in &ended {
