@@ -184,8 +184,9 @@ impl HostRegistry {
             upkeep,
         };
         // An expired offline role every login needs: the host starts unready (`/readyz`
-        // names the role, as when it expires while the host runs) and serves again once it is re-signed, with its
-        // metrics and health answering meanwhile. Anything else fails the start.
+        // names the role, as when it expires while the host runs) and serves again once it
+        // is re-signed, with its metrics and health answering meanwhile. Anything else fails
+        // the start.
         if let Err(e) = reg.current(now) {
             let expired = matches!(
                 e,

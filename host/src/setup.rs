@@ -433,10 +433,10 @@ pub async fn add_user(
 pub async fn refuse_look_alike(store: &dyn Store, name: &str) -> Result<(), HostError> {
     let wanted = shapes(name);
     let users = store.list_users().await?;
-    match users.into_iter().find(|u| {
-        let theirs = shapes(&u.name);
-        u.name != name && wanted.iter().any(|s| theirs.contains(s))
-    }) {
+    match users
+        .into_iter()
+        .find(|u| u.name != name && alike(&wanted, &shapes(&u.name)))
+    {
         Some(existing) => Err(HostError::LookAlike {
             name: spelled(name),
             existing: spelled(&existing.name),
@@ -452,8 +452,12 @@ pub async fn refuse_look_alike(store: &dyn Store, name: &str) -> Result<(), Host
 /// `alice`.
 #[must_use]
 pub fn reads_as(a: &str, b: &str) -> bool {
-    let b = shapes(b);
-    shapes(a).iter().any(|s| b.contains(s))
+    alike(&shapes(a), &shapes(b))
+}
+
+/// Whether two names' [`shapes`] share a skeleton.
+fn alike(a: &[String; 3], b: &[String; 3]) -> bool {
+    a.iter().any(|s| b.contains(s))
 }
 
 /// The three skeletons [`reads_as`] compares.

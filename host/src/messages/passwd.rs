@@ -72,32 +72,21 @@ impl Host {
                 verifier: Zeroizing::new(p.verifier),
             })
             .collect();
-        // A change applies to the record step 1 named, once: sent again after another change
-        // it names a record the user no longer has. The same change sent again (a retry whose
-        // answer was lost) finds its own record in place: done, so the client keeps the card
-        // the host now holds.
+        // A change applies to the record step 1 named, once (compared and replaced in one
+        // statement): sent again after another change it names a record the user no longer has.
         let current = self.current_record(&session.user).await?;
-        if current == record {
-            tracing::info!(user = %session.user, "password and card change sent again: already made");
-            return Ok(());
-        }
-        if Sha256::digest(&current).as_slice() != msg.replaces {
-            return Err(RefusalReason::Replayed);
-        }
-        let replaced = self
-            .store
-            .reenroll(
-                &session.user,
-                &current,
-                &record,
-                &pairs,
-                &session.session_id,
-            )
-            .await
-            .map_err(unavailable)?;
+        let replaced = if Sha256::digest(&current).as_slice() == msg.replaces {
+            let (user, keep) = (&session.user, &session.session_id);
+            let done = self.store.reenroll(user, &current, &record, &pairs, keep);
+            done.await.map_err(unavailable)?
+        } else {
+            None
+        };
         let Some(ended) = replaced else {
-            // Another change came first: this same one sent twice at once (done), or another.
+            // Not applied here. If it was this same change (sent again after it applied, or
+            // twice at once), it is done: the client keeps the card the host now holds.
             if self.current_record(&session.user).await? == record {
+                tracing::info!(user = %session.user, "password and card change sent again: already made");
                 return Ok(());
             }
             return Err(RefusalReason::Replayed);
