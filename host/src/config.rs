@@ -302,7 +302,7 @@ pub struct LoginConfig {
     pub max_pending_per_source: usize,
 }
 
-/// Session timeouts.
+/// Session timeouts and the per-user cap.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionConfig {
@@ -310,6 +310,9 @@ pub struct SessionConfig {
     pub idle_timeout_secs: u64,
     /// A session ends this long after login whatever its use, seconds (default 12 h).
     pub absolute_timeout_secs: u64,
+    /// Most sessions one user holds (default 128, at least 1): a login beyond it ends the
+    /// user's least recently used sessions.
+    pub max_per_user: u32,
 }
 
 /// Backoff after failed logins, per user and per source address.
@@ -452,6 +455,7 @@ impl Default for SessionConfig {
         Self {
             idle_timeout_secs: 15 * 60,
             absolute_timeout_secs: 12 * 60 * 60,
+            max_per_user: 128,
         }
     }
 }
@@ -673,7 +677,8 @@ impl Config {
             l.hello_ttl_secs,
             l.bundle_ttl_secs,
         ];
-        if !lifetimes.iter().all(|s| secs.contains(s)) || l.max_pending == 0 {
+        let no_cap = l.max_pending == 0 || self.session.max_per_user == 0;
+        if !lifetimes.iter().all(|s| secs.contains(s)) || no_cap {
             return Err(ConfigError::Lifetimes.into());
         }
         Ok(())
@@ -723,6 +728,7 @@ mod tests {
             "[login]\nhello_ttl_secs = 0",
             "[login]\nbundle_ttl_secs = 0",
             "[login]\nmax_pending = 0",
+            "[session]\nmax_per_user = 0",
         ] {
             assert!(
                 matches!(

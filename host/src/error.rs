@@ -226,10 +226,11 @@ pub enum ConfigError {
         "[throttle]: decay_secs and base_secs must be 1 s to 100 years, max_secs at least base_secs and at most that, ipv6_prefix within 1..=128, ipv4_prefix within 1..=32"
     )]
     Throttle,
-    /// A `[session]` or `[login]` lifetime (or `login.max_pending`) is zero or too long: a
-    /// zero idle timeout, say, would end every session as soon as it began.
+    /// A `[session]` or `[login]` lifetime (or `login.max_pending`, or
+    /// `session.max_per_user`) is zero or too long: a zero idle timeout, say, would end every
+    /// session as soon as it began.
     #[error(
-        "[session] idle_timeout_secs and absolute_timeout_secs, [login] hello_ttl_secs and bundle_ttl_secs must be 1 s to 100 years, and login.max_pending at least 1"
+        "[session] idle_timeout_secs and absolute_timeout_secs, [login] hello_ttl_secs and bundle_ttl_secs must be 1 s to 100 years, and login.max_pending and session.max_per_user at least 1"
     )]
     Lifetimes,
     /// `messages.inbox_recheck_secs`, `max_inbox_reads_per_session` or

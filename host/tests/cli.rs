@@ -917,6 +917,7 @@ fn new_session(user: &str) -> kasane_host::store::NewSession {
         created: now,
         expires_at: now + 3600,
         secret: zeroize::Zeroizing::new(vec![0x5e; 32]),
+        max_per_user: 128,
     }
 }
 

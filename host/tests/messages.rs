@@ -474,6 +474,33 @@ async fn a_full_queue_refuses_until_the_recipient_acknowledges() {
     );
 }
 
+/// `session.max_per_user`: a login beyond the cap ends the user's least recently used
+/// session (its next message is refused `SessionEnded`, nothing of it kept), and the others
+/// go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_login_beyond_the_user_s_session_cap_ends_the_least_recently_used() {
+    let th = start(|c| c.session.max_per_user = 2).await;
+    th.add_user("bob").await;
+    let mut first = user(&th, "alice").await;
+    th.clock.advance(10);
+    let mut second = login_user(&th, "alice").await;
+    // Used after the second login, and after the cache's write-through interval (60 s at
+    // the default idle timeout), so the store knows: the second is now the least recently
+    // used, though younger.
+    th.clock.advance(61);
+    first.send(&th, "bob", b"first").await;
+    let mut third = login_user(&th, "alice").await;
+    let base = counts(th.host.store().as_ref(), "bob").await;
+    let refused = second.seal(&th, "bob", b"second").await;
+    assert_eq!(
+        refusal(&second.post(&refused).await),
+        (StatusCode::UNAUTHORIZED, RefusalReason::SessionEnded)
+    );
+    assert_eq!(counts(th.host.store().as_ref(), "bob").await, base);
+    first.send(&th, "bob", b"first again").await;
+    third.send(&th, "bob", b"third").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn too_large_is_refused_and_padding_still_delivers() {
     let th = start(|c| {
@@ -1048,6 +1075,7 @@ async fn concurrent_accepts(st: Arc<dyn Store>) {
         created: 1,
         expires_at: 100,
         secret: Zeroizing::new(vec![0; 4]),
+        max_per_user: 128,
     })
     .await
     .unwrap();
@@ -1339,6 +1367,7 @@ async fn replay_window_edges(st: Arc<dyn Store>) {
         created: 1,
         expires_at: 100,
         secret: Zeroizing::new(vec![0; 4]),
+        max_per_user: 128,
     })
     .await
     .unwrap();

@@ -199,6 +199,7 @@ suite!(
     session_absolute_lifetime,
     session_logout_and_errors,
     a_login_s_combined_calls_do_both_halves,
+    a_user_s_sessions_beyond_the_cap_end_least_recently_used_first,
     seq_compare_and_set_refuses_replay,
     seq_concurrent_same_value_one_winner,
     throttle_backoff_per_key,
@@ -253,6 +254,7 @@ mod fixture {
             created,
             expires_at,
             secret: Zeroizing::new(vec![0x5e; 32]),
+            max_per_user: 128,
         }
     }
 
@@ -1143,6 +1145,63 @@ mod cases {
             "{missing:?}"
         );
         assert_eq!(st.throttle_state(alice).await.unwrap(), counted(0));
+    }
+
+    /// `session.max_per_user`: a new session ends the user's least recently used ones beyond
+    /// the cap (on either path: `create_session` and `open_session`), never itself, and never
+    /// another user's.
+    pub(crate) async fn a_user_s_sessions_beyond_the_cap_end_least_recently_used_first(s: Stores) {
+        let st = &*s.main;
+        st.create_user(&user("alice", 1), 1).await.unwrap();
+        st.create_user(&user("bob", 1), 1).await.unwrap();
+        let capped = |id: u8, created: u64, cap: u32| NewSession {
+            max_per_user: cap,
+            ..session("alice", id, created, 10_000)
+        };
+        for id in 1..=3 {
+            st.create_session(&capped(id, u64::from(id), 3))
+                .await
+                .unwrap();
+        }
+        st.create_session(&session("bob", 9, 1, 10_000))
+            .await
+            .unwrap();
+        // Session 1, the oldest, was used last: 2 is now the least recently used.
+        assert!(
+            st.touch_session(&[1; 32], 50, 1_000)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        s.replica.create_session(&capped(4, 60, 3)).await.unwrap();
+        assert_eq!(
+            live_at(st, &[1, 2, 3, 4], 70).await,
+            [true, false, true, true]
+        );
+        // A cap of one keeps only the new session, on the login's combined call too.
+        let alice = ThrottleKey::User("alice");
+        st.open_session(&capped(5, 80, 1), alice, &[])
+            .await
+            .unwrap();
+        assert_eq!(
+            live_at(st, &[1, 3, 4, 5, 9], 90).await,
+            [false, false, false, true, true]
+        );
+        assert_eq!(s.raw.count("sessions").await, 2);
+    }
+
+    /// Whether each of `ids`' sessions is live at `now` (touched: it counts as a use).
+    async fn live_at(st: &dyn Store, ids: &[u8], now: u64) -> Vec<bool> {
+        let mut live = Vec::new();
+        for id in ids {
+            live.push(
+                st.touch_session(&[*id; 32], now, 1_000)
+                    .await
+                    .unwrap()
+                    .is_some(),
+            );
+        }
+        live
     }
 
     pub(crate) async fn seq_compare_and_set_refuses_replay(s: Stores) {

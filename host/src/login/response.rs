@@ -145,6 +145,7 @@ impl Host {
             created: now,
             expires_at: now.saturating_add(self.config.session.absolute_timeout_secs),
             secret,
+            max_per_user: self.config.session.max_per_user,
         })
     }
 }

@@ -319,6 +319,11 @@ fn pairs_of(c: &Connection, name: &str) -> Result<Vec<ChallengePair>> {
 fn insert_session(c: &Connection, s: &NewSession) -> Result<()> {
     match execute(c, &login_sql::create_session(s)?) {
         Ok(0) => Err(StoreError::UserNotFound),
+        Ok(_) => {
+            let ended = login_sql::trim_sessions(s).and_then(|t| execute(c, &t));
+            login_sql::trimmed(&s.user, ended.map(|n| n as u64));
+            Ok(())
+        }
         done => done.map(drop).map_err(duplicate),
     }
 }

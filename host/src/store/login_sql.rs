@@ -299,6 +299,35 @@ pub(super) fn create_session(s: &NewSession) -> Result<Stmt<'_>> {
     Ok(Stmt::new(sql, p))
 }
 
+/// Ends the least recently used sessions of `s`'s user beyond `s.max_per_user`, `s` itself
+/// never (it is counted first). Ties in `last_seen` go by age, then by token hash, so the
+/// statement decides the same on either backend.
+pub(super) fn trim_sessions(s: &NewSession) -> Result<Stmt<'_>> {
+    let sql = "DELETE FROM sessions WHERE token_hash IN (\
+           SELECT token_hash FROM (\
+             SELECT token_hash, ROW_NUMBER() OVER (\
+               ORDER BY last_seen DESC, created_at DESC, token_hash) AS n \
+             FROM sessions \
+             WHERE user_id = (SELECT id FROM users WHERE name = $1) AND token_hash <> $2\
+           ) AS older WHERE n >= $3)";
+    let p = vec![
+        Param::Text(&s.user),
+        Param::Blob(&s.token_hash),
+        int(u64::from(s.max_per_user), "max_per_user")?,
+    ];
+    Ok(Stmt::new(sql, p))
+}
+
+/// What [`trim_sessions`] came to: how many sessions it ended (logged; a failure is logged
+/// too and costs the login nothing, as the next login trims again).
+pub(super) fn trimmed<E: std::fmt::Display>(user: &str, ended: std::result::Result<u64, E>) {
+    match ended {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(user, ended = n, "sessions ended: the user's session cap"),
+        Err(e) => tracing::error!(user, error = %e, "ending sessions beyond the user's cap"),
+    }
+}
+
 /// The durable barrier's write ([`Store::make_durable`](super::Store::make_durable)): it
 /// changes a row, so its commit has something to sync.
 pub(super) const MARK_DURABLE: &str = "UPDATE durable_marks SET n = n + 1 WHERE id = 1";

@@ -445,6 +445,9 @@ pub struct NewSession {
     pub expires_at: UnixSeconds,
     /// Session secret material.
     pub secret: Zeroizing<Vec<u8>>,
+    /// Most sessions the user keeps, this one included: creating it ends the user's least
+    /// recently used sessions beyond that (`session.max_per_user`).
+    pub max_per_user: u32,
 }
 
 impl std::fmt::Debug for NewSession {
@@ -454,6 +457,7 @@ impl std::fmt::Debug for NewSession {
             .field("user", &self.user)
             .field("created", &self.created)
             .field("expires_at", &self.expires_at)
+            .field("max_per_user", &self.max_per_user)
             .finish_non_exhaustive()
     }
 }
@@ -974,8 +978,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     // --- sessions ---
 
-    /// Creates a session. [`StoreError::UserNotFound`] if the user does not exist,
-    /// [`StoreError::Duplicate`] if the token hash or session id does.
+    /// Creates a session, then ends the user's least recently used sessions beyond
+    /// `session.max_per_user` (never the new one). [`StoreError::UserNotFound`] if the user
+    /// does not exist, [`StoreError::Duplicate`] if the token hash or session id does.
     async fn create_session(&self, session: &NewSession) -> Result<()>;
     /// A successful login's writes: [`Store::create_session`] (its result is returned),
     /// [`Store::clear_throttle`] of `cleared`, the key that throttled the login, and
@@ -1452,6 +1457,7 @@ mod tests {
             created: 1,
             expires_at: 2,
             secret: Zeroizing::new(b"SESSIONSECRET".to_vec()),
+            max_per_user: 1,
         };
         let u = NewUser {
             name: "alice".into(),

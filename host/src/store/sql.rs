@@ -822,10 +822,13 @@ where
             .execute(&self.relaxed)
             .await
             .map_err(|e| unique_as(e, StoreError::Duplicate))?;
-        match DB::rows_affected(&done) {
-            0 => Err(StoreError::UserNotFound),
-            _ => Ok(()),
+        if DB::rows_affected(&done) == 0 {
+            return Err(StoreError::UserNotFound);
         }
+        let trim = login_sql::trim_sessions(s)?;
+        let ended = Self::query(&trim).execute(&self.relaxed).await;
+        login_sql::trimmed(&s.user, ended.map(|d| DB::rows_affected(&d)));
+        Ok(())
     }
 
     async fn touch_session(
