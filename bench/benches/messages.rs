@@ -303,10 +303,12 @@ impl Target {
     /// `db`.
     async fn start(db: Db, padding: bool, tweak: impl FnOnce(&mut Config)) -> Self {
         // bob never reads: the per-recipient queue quota would refuse the senders long
-        // before a window ends. Throughput is measured, not the quota.
+        // before a window ends, and alice sends more than a day's budget. Throughput is
+        // measured, not the quota (its reads and writes still run).
         let th = start_with(|c| {
             c.messages.max_queue_messages = u64::MAX;
             c.messages.max_queue_bytes = u64::MAX;
+            c.messages.max_user_bytes_per_day = u64::MAX;
             // Before the host loads it: on PostgreSQL the host imports the registry into
             // the database at its first start, and reads it from there.
             kasane_tests::force_registry(c, "sha256-chain");

@@ -386,6 +386,13 @@ pub struct MessagesConfig {
     /// Most bytes one recipient's queue may hold, each message counted at its length as
     /// received (its ciphertext); at least `max_body_bytes`.
     pub max_queue_bytes: u64,
+    /// Most bytes of audit records one user's sessions may add per UTC day: its messages
+    /// (to anyone, the host included) and its gateway requests and their responses, each
+    /// counted at its audit record's length. Beyond it the user's messages and gateway
+    /// requests are refused with `budget-spent` (429) until midnight UTC; a response is
+    /// counted but never refused. At least `max_body_bytes` (default 1 GiB;
+    /// docs/SECURITY.md).
+    pub max_user_bytes_per_day: u64,
     /// Group commit: most messages accepted in one store transaction (one fsync), 1 to
     /// 4096. Messages that arrive while a commit runs wait for the next one; each is
     /// acknowledged only once its commit is durable.
@@ -431,6 +438,7 @@ impl Default for MessagesConfig {
             max_sends_per_session: 16,
             max_queue_messages: 1_000,
             max_queue_bytes: 64 * 1024 * 1024,
+            max_user_bytes_per_day: 1024 * 1024 * 1024,
             commit_max_batch: 128,
             commit_max_wait_us: 0,
         }
@@ -634,7 +642,9 @@ impl Config {
             return Err(ConfigError::InboxRecheck.into());
         }
         let m = &self.messages;
-        if m.max_queue_messages == 0 || m.max_queue_bytes < m.max_body_bytes as u64 {
+        let body = m.max_body_bytes as u64;
+        if m.max_queue_messages == 0 || m.max_queue_bytes < body || m.max_user_bytes_per_day < body
+        {
             return Err(ConfigError::QueueQuota.into());
         }
         if !(1..=MAX_COMMIT_BATCH).contains(&m.commit_max_batch)

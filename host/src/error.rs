@@ -251,10 +251,10 @@ pub enum ConfigError {
         /// The field and the rule it breaks.
         what: &'static str,
     },
-    /// `messages.max_queue_messages` is zero or `messages.max_queue_bytes` is below
-    /// `messages.max_body_bytes`.
+    /// `messages.max_queue_messages` is zero, or `messages.max_queue_bytes` or
+    /// `messages.max_user_bytes_per_day` is below `messages.max_body_bytes`.
     #[error(
-        "messages.max_queue_messages must be at least 1 and messages.max_queue_bytes at least messages.max_body_bytes"
+        "messages.max_queue_messages must be at least 1, and messages.max_queue_bytes and max_user_bytes_per_day at least messages.max_body_bytes"
     )]
     QueueQuota,
     /// `[audit]`: `retain_days` beyond 36500, or pruning on (`retain_days` > 0) with neither

@@ -193,6 +193,7 @@ impl Host {
                 max_messages: 0,
                 max_bytes: 0,
             },
+            daily_budget: self.config.messages.max_user_bytes_per_day,
             created: now,
             sent_by: match direction {
                 Direction::ClientToHost => SentBy::Client,

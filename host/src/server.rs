@@ -219,6 +219,7 @@ pub fn refusal_status(reason: RefusalReason) -> StatusCode {
         }
         RefusalReason::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         RefusalReason::QueueFull => StatusCode::INSUFFICIENT_STORAGE,
+        RefusalReason::BudgetSpent => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::SERVICE_UNAVAILABLE,
     }
 }

@@ -308,6 +308,36 @@ async fn refused_exchanges_never_reach_the_upstream() {
     assert_eq!(seen.len(), 2, "only /one and the last /ahead: {seen:?}");
 }
 
+/// `messages.max_user_bytes_per_day` counts gateway exchanges, requests and responses: once
+/// it is spent the next request is refused `429 budget-spent` and never reaches the service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_past_the_user_s_daily_budget_never_reaches_the_upstream() {
+    let (up, log) = upstream().await;
+    let th = start(|c| {
+        c.gateway.upstream = format!("http://{up}");
+        c.messages.max_body_bytes = 1024;
+        c.messages.max_user_bytes_per_day = 4096;
+    })
+    .await;
+    let mut a = alice(&th).await;
+    let mut answered = 0;
+    let refused = loop {
+        assert!(answered < 40, "4 KiB should not hold {answered} exchanges");
+        let sealed = a.seal(&th, &get("/counted", &[])).await;
+        let (status, body) = a.post(&sealed).await;
+        if status != StatusCode::OK {
+            break refusal(&(status, body));
+        }
+        answered += 1;
+    };
+    assert_eq!(
+        refused,
+        (StatusCode::TOO_MANY_REQUESTS, RefusalReason::BudgetSpent)
+    );
+    assert!(answered >= 2, "only {answered} exchanges");
+    assert_eq!(log.lock().unwrap().len(), answered);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn forward_auth_answers_the_user_and_an_assertion_for_a_live_token_only() {
     let th = start(|c| c.gateway.audience = "https://app.example".into()).await;

@@ -474,6 +474,51 @@ async fn a_full_queue_refuses_until_the_recipient_acknowledges() {
     );
 }
 
+/// `messages.max_user_bytes_per_day`: once a user's sessions have had the day's budget
+/// audited, a message that would pass it is refused `429 budget-spent` (on any of its
+/// sessions, whoever the recipient, nothing of it kept; a smaller one that fits still
+/// passes), other users' are not, and the next UTC day it sends again with the refused
+/// sequence number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_user_past_its_daily_byte_budget_is_refused_until_the_next_day() {
+    let th = start(|c| {
+        c.messages.max_body_bytes = 4096;
+        c.messages.max_user_bytes_per_day = 8192;
+        // Alive into the next day.
+        c.session.idle_timeout_secs = 2 * 86_400;
+        c.session.absolute_timeout_secs = 2 * 86_400;
+    })
+    .await;
+    th.add_user("bob").await;
+    let mut alice = user(&th, "alice").await;
+    let mut other = login_user(&th, "alice").await;
+    let mut bob = login_user(&th, "bob").await;
+    // Two records of a little over 3 KiB each; the third would pass 8 KiB.
+    let body = vec![b'x'; 3000];
+    alice.send(&th, "bob", &body).await;
+    other.send(&th, "", &body).await;
+    let base = counts(th.host.store().as_ref(), "bob").await;
+    let refused = alice.seal(&th, "bob", &body).await;
+    let answer = alice.post(&refused).await;
+    assert_eq!(
+        refusal(&answer),
+        (StatusCode::TOO_MANY_REQUESTS, RefusalReason::BudgetSpent)
+    );
+    let to_host = other.seal(&th, "", &body).await;
+    assert_eq!(
+        refusal(&other.post(&to_host).await).1,
+        RefusalReason::BudgetSpent
+    );
+    assert_eq!(counts(th.host.store().as_ref(), "bob").await, base);
+    // What is left still takes a smaller message.
+    other.send(&th, "bob", b"a small one").await;
+    bob.send(&th, "alice", &body).await;
+    // The next day: the refused message goes through as it was.
+    let now = th.clock.now();
+    th.clock.advance(86_400 - now % 86_400);
+    assert_eq!(alice.post(&refused).await.0, StatusCode::OK);
+}
+
 /// `session.max_per_user`: a login beyond the cap ends the user's least recently used
 /// session (its next message is refused `SessionEnded`, nothing of it kept), and the others
 /// go on.
@@ -1094,6 +1139,7 @@ async fn concurrent_accepts(st: Arc<dyn Store>) {
                         bytes: 1,
                     }),
                     quota: ROOMY,
+                    daily_budget: u64::MAX,
                     created: 2,
                     sent_by: kasane_host::store::SentBy::Client,
                 })
@@ -1126,6 +1172,7 @@ async fn concurrent_accepts(st: Arc<dyn Store>) {
         payload: vec![0],
         queue: None,
         quota: ROOMY,
+        daily_budget: u64::MAX,
         created: 3,
         sent_by: kasane_host::store::SentBy::Client,
     };
@@ -1378,6 +1425,7 @@ async fn replay_window_edges(st: Arc<dyn Store>) {
         payload: vec![seq as u8],
         queue: None,
         quota: ROOMY,
+        daily_budget: u64::MAX,
         created: 2,
         sent_by: kasane_host::store::SentBy::Client,
     };

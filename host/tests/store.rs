@@ -207,6 +207,7 @@ suite!(
     throttle_check_and_count_lets_no_more_through_than_serially,
     relay_queue_roundtrip,
     queue_quota_bounds_known_and_unknown_recipients_alike,
+    a_sender_s_daily_budget_counts_every_session_and_renews_the_next_day,
     a_large_batch_decides_each_message_as_if_alone,
     the_committer_sees_what_others_commit_between_its_batches,
     audit_chain_appends_and_reads_in_order,
@@ -1402,6 +1403,49 @@ mod cases {
         assert_eq!(state.locked_until, 100 + b.lock_secs(30));
     }
 
+    /// `messages.max_user_bytes_per_day`: the audit bytes of all of a user's sessions count
+    /// against its UTC day, on every replica; past the budget a message is refused
+    /// (`BudgetSpent`, nothing written, its number still free) until the next day; purging
+    /// keeps today's and yesterday's counts.
+    pub(crate) async fn a_sender_s_daily_budget_counts_every_session_and_renews_the_next_day(
+        s: Stores,
+    ) {
+        let st = &*s.main;
+        alice_s_session_and_bob(st).await;
+        st.create_session(&session("alice", 7, 1, 1_000_000))
+            .await
+            .unwrap();
+        let roomy = QueueQuota {
+            max_messages: 100,
+            max_bytes: 1_000,
+        };
+        // Each record 1 byte (`to`'s payload); two a day.
+        let m = |sid: u8, seq: u64, created: u64| AcceptMessage {
+            session_id: vec![sid, 0xee],
+            daily_budget: 2,
+            created,
+            ..to("bob", seq, 1, roomy)
+        };
+        let accepted = |got: AcceptOutcome| matches!(got, AcceptOutcome::Accepted { .. });
+        assert!(accepted(st.accept_message(&m(6, 1, 100)).await.unwrap()));
+        assert!(accepted(
+            s.replica.accept_message(&m(7, 1, 200)).await.unwrap()
+        ));
+        for (store, sid) in [(st, 6), (&*s.replica, 7)] {
+            let spent = store.accept_message(&m(sid, 2, 300)).await.unwrap();
+            assert_eq!(spent, AcceptOutcome::BudgetSpent, "session {sid}");
+        }
+        assert_eq!(s.raw.count("audit_log").await, 2);
+        assert_eq!(s.raw.count("relay_queue").await, 2);
+        let next_day = 86_400 + 5;
+        assert!(accepted(
+            st.accept_message(&m(7, 2, next_day)).await.unwrap()
+        ));
+        assert_eq!(s.raw.count("user_usage").await, 2);
+        st.purge_expired(2 * 86_400 + 5, 86_400).await.unwrap();
+        assert_eq!(s.raw.count("user_usage").await, 1, "yesterday's count kept");
+    }
+
     /// Users alice and bob, and alice's session `[6, 0xee]` (what [`to`] sends from).
     async fn alice_s_session_and_bob(st: &dyn Store) {
         st.create_user(&user("alice", 1), 1).await.unwrap();
@@ -1424,6 +1468,7 @@ mod cases {
                 bytes: len as u64,
             }),
             quota,
+            daily_budget: u64::MAX,
             created: 10 + seq,
             sent_by: kasane_host::store::SentBy::Client,
         }

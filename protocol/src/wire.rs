@@ -496,6 +496,9 @@ pub enum RefusalReason {
     /// some; nothing was kept). A name with no user fills the same way, so this does not say
     /// whether the recipient exists.
     QueueFull,
+    /// The sender has had the host's daily byte budget for one user audited today (UTC):
+    /// try again after midnight UTC; nothing was kept.
+    BudgetSpent,
 }
 
 impl RefusalReason {
@@ -513,6 +516,7 @@ impl RefusalReason {
             Self::TooLarge => "too-large",
             Self::Unavailable => "unavailable",
             Self::QueueFull => "queue-full",
+            Self::BudgetSpent => "budget-spent",
         }
     }
 }

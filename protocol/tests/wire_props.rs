@@ -174,6 +174,7 @@ fn message_refused() -> impl Strategy<Value = MessageRefused> {
         Just(RefusalReason::TooLarge),
         Just(RefusalReason::Unavailable),
         Just(RefusalReason::QueueFull),
+        Just(RefusalReason::BudgetSpent),
     ]
     .prop_map(|reason| MessageRefused { reason })
 }
@@ -524,7 +525,7 @@ fn the_limits_of_kinds_9_10_and_13_hold_both_ways() {
     ));
     // A refusal reason past the last variant is malformed, not a panic or a default.
     assert!(matches!(
-        MessageRefused::decode(&[PROTOCOL_VERSION, 10, 10]),
+        MessageRefused::decode(&[PROTOCOL_VERSION, 10, 11]),
         Err(ProtocolError::Malformed(_))
     ));
 }

@@ -273,6 +273,10 @@ impl Proxy {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "the host refused the body as too large",
             ),
+            Err(ClientError::Refused(RefusalReason::BudgetSpent)) => own(
+                StatusCode::TOO_MANY_REQUESTS,
+                "the host's daily byte budget for this user is spent; it renews at midnight UTC",
+            ),
             Err(ClientError::Refused(RefusalReason::Malformed)) => own(
                 StatusCode::BAD_REQUEST,
                 "the host refused the request (method or path not allowed by its [gateway])",

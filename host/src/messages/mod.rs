@@ -164,6 +164,7 @@ impl Host {
             payload,
             queue,
             quota: self.queue_quota(),
+            daily_budget: self.config.messages.max_user_bytes_per_day,
             created: now,
             sent_by: SentBy::Client,
         })
@@ -200,6 +201,10 @@ impl Host {
             AcceptOutcome::QueueFull => {
                 tracing::info!(%user, "recipient's queue full");
                 Err(RefusalReason::QueueFull)
+            }
+            AcceptOutcome::BudgetSpent => {
+                tracing::info!(%user, "the user's daily byte budget is spent");
+                Err(RefusalReason::BudgetSpent)
             }
         }
     }

@@ -44,6 +44,49 @@ pub(super) struct Found {
     pub(super) heads: HashMap<Vec<u8>, (u64, Vec<u8>)>,
     /// The recipients' queues.
     pub(super) queues: HashMap<String, Usage>,
+    /// The user id of each session that exists (read with its window).
+    pub(super) owners: HashMap<Vec<u8>, i64>,
+    /// Bytes of audit records each sender's sessions added, by (user id, UTC day); absent:
+    /// none.
+    pub(super) spent: HashMap<(i64, u64), u64>,
+}
+
+impl Found {
+    /// Takes in sessions read: (session id, replay window, user id).
+    pub(super) fn take_sessions(&mut self, rows: Vec<(Vec<u8>, ReplayWindow, i64)>) {
+        for (sid, window, owner) in rows {
+            self.owners.insert(sid.clone(), owner);
+            self.windows.insert(sid, window);
+        }
+    }
+
+    /// Takes in daily counts read for `asked` (a key with no row counts zero, so that it is
+    /// known).
+    pub(super) fn take_spent(&mut self, asked: &[(i64, u64)], rows: Vec<((i64, u64), u64)>) {
+        for key in asked {
+            self.spent.entry(*key).or_default();
+        }
+        self.spent.extend(rows);
+    }
+}
+
+/// The (sender's user id, day) counts `batch` needs that `found` does not have (its sessions
+/// read first), sorted.
+pub(super) fn spent_keys(batch: &[AcceptMessage], found: &Found) -> Vec<(i64, u64)> {
+    let set: BTreeSet<(i64, u64)> = batch
+        .iter()
+        .filter_map(|m| {
+            let owner = found.owners.get(m.session_id.as_slice())?;
+            Some((*owner, day_of(m.created)))
+        })
+        .filter(|key| !found.spent.contains_key(key))
+        .collect();
+    set.into_iter().collect()
+}
+
+/// The UTC day of `t` (seconds since the epoch), which a daily budget counts in.
+pub(super) fn day_of(t: UnixSeconds) -> u64 {
+    t / 86_400
 }
 
 /// One audit record to insert.
@@ -83,6 +126,8 @@ pub(super) struct Plan<'a> {
     pub(super) queue: Vec<QueueRow<'a>>,
     /// Messages and bytes to count in stand-in queues, by name (each name once).
     pub(super) unknown: Vec<(&'a str, u64, u64)>,
+    /// Bytes to add to the senders' daily counts, by (user id, day), each once, in order.
+    pub(super) spent: Vec<(i64, u64, u64)>,
 }
 
 /// The distinct session ids of `batch`, sorted (the order their rows are locked in).
@@ -116,13 +161,17 @@ pub(super) fn plan<'a>(batch: &'a [AcceptMessage], found: &mut Found) -> Result<
     let mut plan = Plan::default();
     let mut moved: HashMap<&[u8], ReplayWindow> = HashMap::new();
     let mut unknown: HashMap<&str, (u64, u64)> = HashMap::new();
+    let mut spent: HashMap<(i64, u64), u64> = HashMap::new();
     for m in batch {
         let outcome = match m.sent_by {
             SentBy::Host => host_message(m, found, &mut plan)?,
             SentBy::Client => client_message(m, found, &mut plan, &mut unknown)?,
         };
-        if let (SentBy::Client, AcceptOutcome::Accepted { window, .. }) = (m.sent_by, outcome) {
-            moved.insert(&m.session_id, window);
+        if let AcceptOutcome::Accepted { window, .. } = outcome {
+            if m.sent_by == SentBy::Client {
+                moved.insert(&m.session_id, window);
+            }
+            spend(m, found, &mut spent);
         }
         plan.outcomes.push(outcome);
     }
@@ -134,7 +183,33 @@ pub(super) fn plan<'a>(batch: &'a [AcceptMessage], found: &mut Found) -> Result<
     plan.windows.sort_unstable_by_key(|(sid, _)| *sid);
     plan.unknown = unknown.into_iter().map(|(n, (c, b))| (n, c, b)).collect();
     plan.unknown.sort_unstable();
+    plan.spent = spent.into_iter().map(|((u, d), b)| (u, d, b)).collect();
+    plan.spent.sort_unstable();
     Ok(plan)
+}
+
+/// Counts accepted message `m`'s audit record against its sender's day, in `found` (for the
+/// messages after it) and in `spent` (to write).
+fn spend(m: &AcceptMessage, found: &mut Found, spent: &mut HashMap<(i64, u64), u64>) {
+    let Some(&owner) = found.owners.get(m.session_id.as_slice()) else {
+        return;
+    };
+    let key = (owner, day_of(m.created));
+    let len = m.payload.len() as u64;
+    let total = found.spent.entry(key).or_default();
+    *total = total.saturating_add(len);
+    let added = spent.entry(key).or_default();
+    *added = added.saturating_add(len);
+}
+
+/// Whether `m` would take its sender past its daily budget.
+fn over_budget(m: &AcceptMessage, found: &Found) -> bool {
+    let Some(&owner) = found.owners.get(m.session_id.as_slice()) else {
+        return false;
+    };
+    let spent = found.spent.get(&(owner, day_of(m.created))).copied();
+    let len = m.payload.len() as u64;
+    spent.unwrap_or_default().saturating_add(len) > m.daily_budget
 }
 
 /// A gateway response: audited, nothing else.
@@ -156,14 +231,15 @@ fn host_message<'a>(
     })
 }
 
-/// A client's message: its window, its recipient's quota, then its writes (a refusal writes
-/// nothing).
+/// A client's message: its window, its sender's daily budget, its recipient's quota, then its
+/// writes (a refusal writes nothing).
 fn client_message<'a>(
     m: &'a AcceptMessage,
     found: &mut Found,
     plan: &mut Plan<'a>,
     unknown: &mut HashMap<&'a str, (u64, u64)>,
 ) -> Result<AcceptOutcome> {
+    let over_budget = over_budget(m, found);
     let Some(stored) = found.windows.get_mut(m.session_id.as_slice()) else {
         return Ok(AcceptOutcome::NoSession);
     };
@@ -171,6 +247,9 @@ fn client_message<'a>(
         Ok(w) => w,
         Err(e) => return Ok(super::sql::window_refusal(&e)),
     };
+    if over_budget {
+        return Ok(AcceptOutcome::BudgetSpent);
+    }
     if let Some(q) = &m.queue {
         let usage = found.queues.get(q.recipient.as_str()).copied();
         let usage = usage.unwrap_or_default();
@@ -281,6 +360,7 @@ mod tests {
                 max_messages: 2,
                 max_bytes: 1000,
             },
+            daily_budget: u64::MAX,
             created: 7,
             sent_by,
         }
@@ -345,6 +425,41 @@ mod tests {
         let w1 = plan.windows[0].1;
         assert_eq!(w1.top(), 3);
         assert!(w1.check(2).is_ok() && w1.check(1).is_err());
+    }
+
+    /// The budget counts every accepted record of the sender's sessions (a gateway answer
+    /// too, which it never refuses) against the message's UTC day, and refuses, after the
+    /// window, a client message that would pass it.
+    #[test]
+    fn a_sender_s_daily_budget_counts_its_sessions_together_by_day() {
+        let (c, h) = (SentBy::Client, SentBy::Host);
+        let budgeted = |sid, seq, sent_by, created| AcceptMessage {
+            daily_budget: 5,
+            created,
+            ..message(sid, seq, None, sent_by)
+        };
+        let next_day = 86_400;
+        let batch = vec![
+            budgeted(1, 1, c, 7),        // 2 bytes: 3 + 2 = 5, at the budget
+            budgeted(2, 1, c, 7),        // another session of the same user: over
+            budgeted(1, 1, c, 7),        // replayed: the window answers first
+            budgeted(1, 2, h, 7),        // a gateway answer: counted, never refused
+            budgeted(3, 1, c, 7),        // another user
+            budgeted(2, 2, c, next_day), // a new day
+        ];
+        let mut f = found(&[1, 2, 3], &[]);
+        f.owners = HashMap::from([(vec![1; 4], 10), (vec![2; 4], 10), (vec![3; 4], 11)]);
+        f.spent.insert((10, 0), 3);
+        let plan = plan(&batch, &mut f).unwrap();
+        let kind = |i: usize| std::mem::discriminant(&plan.outcomes[i]);
+        let accepted = kind(0);
+        assert_eq!(kind(1), std::mem::discriminant(&AcceptOutcome::BudgetSpent));
+        assert_eq!(kind(2), std::mem::discriminant(&AcceptOutcome::Replayed));
+        for i in [3, 4, 5] {
+            assert_eq!(kind(i), accepted, "message {i}");
+        }
+        assert_eq!(plan.spent, vec![(10, 0, 4), (10, 1, 2), (11, 0, 2)]);
+        assert_eq!(f.spent[&(10, 0)], 7);
     }
 
     #[test]

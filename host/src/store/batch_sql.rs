@@ -6,6 +6,8 @@
 //! of them (an `IN` list padded with its last item, an insert split 13 = 8 + 4 + 1), so that
 //! a statement cache holds a few shapes of each rather than one per batch size.
 
+use std::collections::BTreeMap;
+
 use super::accept::Plan;
 use super::sql::Backend;
 use super::{Result, to_db};
@@ -15,10 +17,10 @@ use kasane_protocol::ReplayWindow;
 /// backends' limits).
 pub(super) const BATCH_ROWS: usize = 64;
 
-/// The sessions' replay windows, locked for the transaction (`$1…`: session ids).
+/// The sessions' replay windows and users, locked for the transaction (`$1…`: session ids).
 pub(super) fn windows_sql<DB: Backend>(n: usize) -> String {
     format!(
-        "SELECT session_id, last_seq_from_client, seq_window FROM sessions \
+        "SELECT session_id, user_id, last_seq_from_client, seq_window FROM sessions \
          WHERE session_id IN ({}) ORDER BY session_id{}",
         params(1, n),
         DB::LOCK_ROWS
@@ -57,6 +59,33 @@ pub(super) fn user_queues_sql(n: usize) -> String {
          WHERE users.name IN ({})",
         params(1, n)
     )
+}
+
+/// What the users `$2…` had audited on day `$1` (no row: nothing).
+fn spent_sql(n: usize) -> String {
+    format!(
+        "SELECT user_id, day, bytes FROM user_usage WHERE day = $1 AND user_id IN ({})",
+        params(2, n)
+    )
+}
+
+/// The reads of the daily counts `keys` (sorted: (user id, day)), as [`spent_sql`]
+/// statements: one per day and [`BATCH_ROWS`] users, their `IN` lists padded.
+pub(super) fn spent_reads(keys: &[(i64, u64)]) -> Result<Vec<(String, Vec<Param<'static>>)>> {
+    let mut by_day: BTreeMap<u64, Vec<i64>> = BTreeMap::new();
+    for (user, day) in keys {
+        by_day.entry(*day).or_default().push(*user);
+    }
+    let mut reads = Vec::new();
+    for (day, users) in by_day {
+        for chunk in users.chunks(BATCH_ROWS) {
+            let users = padded(chunk);
+            let mut params = vec![Param::Int(to_db(day, "day")?)];
+            params.extend(users.iter().map(|u| Param::Int(*u)));
+            reads.push((spent_sql(users.len()), params));
+        }
+    }
+    Ok(reads)
 }
 
 /// How much the stand-in queues of the unknown names `$1…` hold (no row: nothing).
@@ -103,6 +132,15 @@ fn count_unknown_sql(n: usize) -> String {
          ON CONFLICT (name) DO UPDATE \
          SET messages = relay_unknown_recipients.messages + excluded.messages, \
              bytes = relay_unknown_recipients.bytes + excluded.bytes",
+        values(n, 3)
+    )
+}
+
+/// Adds to `n` users' daily counts (rows of user id, day, bytes; each key once).
+fn add_spent_sql(n: usize) -> String {
+    format!(
+        "INSERT INTO user_usage (user_id, day, bytes) VALUES {} \
+         ON CONFLICT (user_id, day) DO UPDATE SET bytes = user_usage.bytes + excluded.bytes",
         values(n, 3)
     )
 }
@@ -172,7 +210,8 @@ fn window_bits(w: &ReplayWindow) -> i64 {
     i64::from_le_bytes(w.seen().to_le_bytes())
 }
 
-/// The writes of `plan`, in order: windows, audit records, queue entries, stand-in counts.
+/// The writes of `plan`, in order: windows, audit records, queue entries, stand-in counts,
+/// the senders' daily counts.
 pub(super) fn writes<'a>(plan: &'a Plan<'a>) -> Result<Vec<Write<'a>>> {
     let mut out = Vec::new();
     for chunk in pow2_chunks(&plan.windows) {
@@ -204,7 +243,7 @@ pub(super) fn writes<'a>(plan: &'a Plan<'a>) -> Result<Vec<Write<'a>>> {
     Ok(out)
 }
 
-/// The queue half of [`writes`].
+/// The queue and count half of [`writes`].
 fn queue_writes<'a>(plan: &'a Plan<'a>, out: &mut Vec<Write<'a>>) -> Result<()> {
     for chunk in pow2_chunks(&plan.queue) {
         let mut params = Vec::with_capacity(chunk.len() * 6);
@@ -230,6 +269,17 @@ fn queue_writes<'a>(plan: &'a Plan<'a>, out: &mut Vec<Write<'a>>) -> Result<()> 
             ]);
         }
         out.push(write(count_unknown_sql(chunk.len()), params, false));
+    }
+    for chunk in pow2_chunks(&plan.spent) {
+        let mut params = Vec::with_capacity(chunk.len() * 3);
+        for (user, day, bytes) in chunk {
+            params.extend([
+                Param::Int(*user),
+                Param::Int(to_db(*day, "day")?),
+                Param::Int(to_db(*bytes, "bytes")?),
+            ]);
+        }
+        out.push(write(add_spent_sql(chunk.len()), params, false));
     }
     Ok(())
 }

@@ -28,7 +28,7 @@ use super::accept::{self, Found};
 use super::batch_sql::{
     self, BATCH_ROWS, Param, heads_sql, padded, unknown_queues_sql, user_queues_sql, windows_sql,
 };
-use super::rows::{FromRusqlite, QueueUsageRow, SessionHeadRow, WindowRow, convert};
+use super::rows::{FromRusqlite, QueueUsageRow, SessionHeadRow, SpentRow, WindowRow, convert};
 use super::{AcceptMessage, AcceptOutcome, Result, StoreError};
 
 /// Commits batches of messages like [`Store::accept_messages`](super::Store), blocking, on
@@ -61,8 +61,8 @@ const MAX_KNOWN: usize = 4096;
 struct Known {
     /// The `data_version` the entries were read or written under.
     version: Option<i64>,
-    /// The entries: a session is known when it has both a window and a head here, a name
-    /// when it has a queue here (anything else is read).
+    /// The entries: a session is known when it has a window, a head and a user here, a name
+    /// when it has a queue, a sender's day when it has a count (anything else is read).
     found: Found,
 }
 
@@ -81,13 +81,15 @@ impl Known {
 
     /// Takes in what a committed batch's plan left in `found`.
     fn remember(&mut self, found: Found) {
-        let total = |f: &Found| f.windows.len() + f.heads.len() + f.queues.len();
+        let total = |f: &Found| f.windows.len() + f.heads.len() + f.queues.len() + f.spent.len();
         if total(&self.found) + total(&found) > MAX_KNOWN {
             self.found = Found::default();
         }
         self.found.windows.extend(found.windows);
         self.found.heads.extend(found.heads);
         self.found.queues.extend(found.queues);
+        self.found.owners.extend(found.owners);
+        self.found.spent.extend(found.spent);
     }
 }
 
@@ -100,9 +102,9 @@ impl SqliteCommitter {
         conn.busy_timeout(Duration::from_secs(30))?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // The batch statements' shapes: four reads and four writes, each in up to seven
+        // The batch statements' shapes: five reads and five writes, each in up to seven
         // power-of-two sizes.
-        conn.set_prepared_statement_cache_capacity(64);
+        conn.set_prepared_statement_cache_capacity(80);
         Ok(Self {
             conn,
             known: Known::default(),
@@ -157,15 +159,22 @@ fn read_batch(tx: &Transaction<'_>, batch: &[AcceptMessage], known: &Found) -> R
     let mut found = Found::default();
     let mut sessions = Vec::new();
     for sid in accept::sessions(batch) {
-        match (known.windows.get(sid), known.heads.get(sid)) {
-            (Some(w), Some(h)) => {
+        let known = (
+            known.windows.get(sid),
+            known.heads.get(sid),
+            known.owners.get(sid),
+        );
+        match known {
+            (Some(w), Some(h), Some(o)) => {
                 found.windows.insert(sid.to_vec(), *w);
                 found.heads.insert(sid.to_vec(), h.clone());
+                found.owners.insert(sid.to_vec(), *o);
             }
             _ => sessions.push(sid),
         }
     }
     read_sessions(tx, &sessions, &mut found)?;
+    read_spent(tx, batch, known, &mut found)?;
     let mut names = Vec::new();
     for name in accept::recipients(batch) {
         match known.queues.get(name) {
@@ -183,12 +192,38 @@ fn read_batch(tx: &Transaction<'_>, batch: &[AcceptMessage], known: &Found) -> R
 fn read_sessions(tx: &Transaction<'_>, sessions: &[&[u8]], found: &mut Found) -> Result<()> {
     for chunk in sessions.chunks(BATCH_ROWS) {
         let rows: Vec<WindowRow> = select_in(tx, &windows_sql::<Sqlite>, chunk)?;
-        found.windows.extend(convert(rows)?);
+        found.take_sessions(convert(rows)?);
         let rows: Vec<SessionHeadRow> = select_in(tx, &heads_sql, chunk)?;
         let heads: Vec<(Vec<u8>, u64, Vec<u8>)> = convert(rows)?;
         found
             .heads
             .extend(heads.into_iter().map(|(s, q, h)| (s, (q, h))));
+    }
+    Ok(())
+}
+
+/// The daily counts of `batch`'s senders into `found` (its sessions read): from `known`
+/// where it has them, the rest read.
+fn read_spent(
+    tx: &Transaction<'_>,
+    batch: &[AcceptMessage],
+    known: &Found,
+    found: &mut Found,
+) -> Result<()> {
+    let mut keys = accept::spent_keys(batch, found);
+    keys.retain(|key| match known.spent.get(key) {
+        Some(bytes) => {
+            found.spent.insert(*key, *bytes);
+            false
+        }
+        None => true,
+    });
+    for (sql, params) in batch_sql::spent_reads(&keys)? {
+        let mut statement = tx.prepare_cached(&sql)?;
+        let rows =
+            statement.query_map(rusqlite::params_from_iter(&params), SpentRow::from_rusqlite)?;
+        let rows = rows.collect::<rusqlite::Result<Vec<SpentRow>>>()?;
+        found.take_spent(&keys, convert(rows)?);
     }
     Ok(())
 }

@@ -761,6 +761,9 @@ pub struct AcceptMessage {
     pub queue: Option<QueueEntry>,
     /// How much the recipient's queue may hold, this message included.
     pub quota: QueueQuota,
+    /// Most bytes of audit records the sender's sessions may add in the UTC day of
+    /// `created`, this message included (see [`AcceptOutcome::BudgetSpent`]).
+    pub daily_budget: u64,
     /// Now.
     pub created: UnixSeconds,
     /// Who sent it: a client (its number enters the replay window) or the host (the
@@ -834,6 +837,10 @@ pub enum AcceptOutcome {
     /// The recipient's queue (or an unknown name's stand-in queue) is at its
     /// [`QueueQuota`]; nothing written, the sequence number not used.
     QueueFull,
+    /// The sender's user has had [`AcceptMessage::daily_budget`] bytes of audit records
+    /// written today (UTC), counting this message's; nothing written, the sequence number
+    /// not used. (A host message, a gateway response, is counted but never refused.)
+    BudgetSpent,
 }
 
 /// Where a reader of the audit log is: after record (`session_id`, `seq`) in the log's order
@@ -1177,7 +1184,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// the audit record to the session's chain (position = chain length + 1, hashes by
     /// [`crate::audit_chain::record_hash`]) and, if `m.queue` names an existing user, queues
     /// the body for them (else counts it in the name's stand-in queue). If that queue is at
-    /// `m.quota`, [`AcceptOutcome::QueueFull`]. A refused message writes nothing; an error
+    /// `m.quota`, [`AcceptOutcome::QueueFull`]; if the sender's user would pass
+    /// `m.daily_budget` today, [`AcceptOutcome::BudgetSpent`] (both checked exactly on a
+    /// SQLite file; on PostgreSQL, concurrent batches of other replicas may each pass them
+    /// once). A refused message writes nothing; an error
     /// fails the whole batch and commits none of it. Answers one outcome per message, in
     /// order, once the commit is durable.
     async fn accept_messages(&self, batch: &[AcceptMessage]) -> Result<Vec<AcceptOutcome>>;
@@ -1234,7 +1244,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     // --- housekeeping ---
 
     /// Deletes expired pending logins and sessions (and session ends more than
-    /// [`SESSION_ENDS_KEPT_SECS`] older than the newest).
+    /// [`SESSION_ENDS_KEPT_SECS`] older than the newest, and the daily counts of days before
+    /// yesterday).
     async fn purge_expired(&self, now: UnixSeconds, idle_timeout: u64) -> Result<Purged>;
     /// Up to `limit` sessions that ended (left `sessions`, by any process, for any reason)
     /// at or after `since` by the database's clock: (`token_hash`, when), oldest first.

@@ -175,14 +175,34 @@ pub(super) struct SessionRow {
 #[derive(sqlx::FromRow)]
 pub(super) struct WindowRow {
     session_id: Vec<u8>,
+    user_id: i64,
     last_seq_from_client: i64,
     seq_window: i64,
 }
 
-impl TryFrom<WindowRow> for (Vec<u8>, ReplayWindow) {
+impl TryFrom<WindowRow> for (Vec<u8>, ReplayWindow, i64) {
     type Error = super::StoreError;
     fn try_from(r: WindowRow) -> Result<Self> {
-        Ok((r.session_id, window(r.last_seq_from_client, r.seq_window)?))
+        let w = window(r.last_seq_from_client, r.seq_window)?;
+        Ok((r.session_id, w, r.user_id))
+    }
+}
+
+/// What a user had audited on one day (`user_usage`).
+#[derive(sqlx::FromRow)]
+pub(super) struct SpentRow {
+    user_id: i64,
+    day: i64,
+    bytes: i64,
+}
+
+impl TryFrom<SpentRow> for ((i64, u64), u64) {
+    type Error = super::StoreError;
+    fn try_from(r: SpentRow) -> Result<Self> {
+        Ok((
+            (r.user_id, from_db(r.day, "day")?),
+            from_db(r.bytes, "bytes")?,
+        ))
     }
 }
 
@@ -456,7 +476,8 @@ from_rusqlite! {
     StartLookupRow { last_success, opaque_record, lock_a, lock_b, lock_c }
     PendingRow { parts, expires_at }
     PairRow { prompt, salt, verifier }
-    WindowRow { session_id, last_seq_from_client, seq_window }
+    WindowRow { session_id, user_id, last_seq_from_client, seq_window }
+    SpentRow { user_id, day, bytes }
     SessionHeadRow { session_id, seq, record_hash }
     HeadRow { seq, record_hash }
     QueueUsageRow { id, name, messages, bytes }

@@ -19,8 +19,8 @@ use super::login_sql::{self, Stmt};
 use super::rows::{
     AuditRow, CheckpointRow, CountRow, CounterRow, DeadLetterRow, FactRow, HeadRow, IdRow,
     LoginRow, PairRow, PendingRow, QueueUsageRow, QueuedRow, SeqRow, SessionEndRow, SessionHeadRow,
-    SessionIdRow, SessionRow, StartLookupRow, ThrottleListRow, ThrottleRow, TokenHashRow, UserRow,
-    UserSummaryRow, WindowRow, convert,
+    SessionIdRow, SessionRow, SpentRow, StartLookupRow, ThrottleListRow, ThrottleRow, TokenHashRow,
+    UserRow, UserSummaryRow, WindowRow, convert,
 };
 use super::{
     AcceptMessage, AcceptOutcome, AuditCheckpoint, AuditCursor, AuditRecord, Backoff,
@@ -396,13 +396,13 @@ where
     }
 
     /// What a batch's plan needs (see [`accept`]): its sessions' replay windows (locked for
-    /// the transaction), their chains' heads and its recipients' queues (users' first, then
-    /// the stand-in queues of the other names).
+    /// the transaction) and users, their chains' heads, its recipients' queues (users' first,
+    /// then the stand-in queues of the other names) and its senders' daily counts.
     async fn read_batch(conn: &mut DB::Connection, batch: &[AcceptMessage]) -> Result<Found> {
         let mut found = Found::default();
         for chunk in accept::sessions(batch).chunks(BATCH_ROWS) {
             let rows = select_in!(conn, WindowRow, windows_sql::<DB>, chunk)?;
-            found.windows.extend(convert(rows)?);
+            found.take_sessions(convert(rows)?);
             let rows = select_in!(conn, SessionHeadRow, heads_sql, chunk)?;
             let heads: Vec<(Vec<u8>, u64, Vec<u8>)> = convert(rows)?;
             found
@@ -417,6 +417,12 @@ where
         for chunk in accept::unknown(names, &found).chunks(BATCH_ROWS) {
             let rows = select_in!(conn, QueueUsageRow, unknown_queues_sql, chunk)?;
             found.queues.extend(convert(rows)?);
+        }
+        let keys = accept::spent_keys(batch, &found);
+        for (sql, params) in batch_sql::spent_reads(&keys)? {
+            let query = bind_params!(sqlx::query_as::<_, SpentRow>(&sql), &params);
+            let rows = query.fetch_all(&mut *conn).await?;
+            found.take_spent(&keys, convert(rows)?);
         }
         Ok(found)
     }
@@ -1414,6 +1420,11 @@ where
         .bind(to_db(super::SESSION_ENDS_KEPT_SECS, "kept")?)
         .execute(&self.relaxed)
         .await?;
+        // Daily counts: today's and yesterday's are kept (a clock near midnight).
+        sqlx::query("DELETE FROM user_usage WHERE day < $1")
+            .bind(to_db(accept::day_of(now).saturating_sub(1), "day")?)
+            .execute(&self.relaxed)
+            .await?;
         Ok(Purged {
             sessions: DB::rows_affected(&sessions),
             pending_logins: DB::rows_affected(&pending_logins),
