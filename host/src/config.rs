@@ -199,6 +199,20 @@ impl GatewayConfig {
     }
 }
 
+impl GatewayConfig {
+    /// What a gateway request holds back against its user's daily byte budget for its
+    /// response's audit record (`AcceptMessage::reserve`): the largest response body, its
+    /// head, and the record's own fields (exchanges are not padded).
+    #[must_use]
+    pub fn response_reserve(&self) -> u64 {
+        const RECORD_FIELDS: u64 = 4096;
+        let head = kasane_protocol::gateway::MAX_GATEWAY_HEAD as u64;
+        (self.max_body_bytes as u64)
+            .saturating_add(head)
+            .saturating_add(RECORD_FIELDS)
+    }
+}
+
 impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
@@ -310,7 +324,7 @@ pub struct SessionConfig {
     pub idle_timeout_secs: u64,
     /// A session ends this long after login whatever its use, seconds (default 12 h).
     pub absolute_timeout_secs: u64,
-    /// Most sessions one user holds (default 128, at least 1): a login beyond it ends the
+    /// Most sessions one user holds (default 128, at least 2): a login beyond it ends the
     /// user's least recently used sessions.
     pub max_per_user: u32,
 }
@@ -643,8 +657,7 @@ impl Config {
         }
         let m = &self.messages;
         let body = m.max_body_bytes as u64;
-        if m.max_queue_messages == 0 || m.max_queue_bytes < body || m.max_user_bytes_per_day < body
-        {
+        if m.max_queue_messages == 0 || m.max_queue_bytes < body {
             return Err(ConfigError::QueueQuota.into());
         }
         if !(1..=MAX_COMMIT_BATCH).contains(&m.commit_max_batch)
@@ -655,6 +668,7 @@ impl Config {
         self.check_http()?;
         self.audit.check()?;
         self.gateway.check()?;
+        self.check_budget()?;
         // The idle rule counts bytes received, and a client waiting for the service's answer
         // sends none: the connection must outlive the longest wait.
         if !self.gateway.upstream.is_empty()
@@ -664,6 +678,20 @@ impl Config {
                 what: "timeout_secs must be below [http] idle_timeout_secs (the client's connection would be closed while the service answers)",
             }
             .into());
+        }
+        Ok(())
+    }
+
+    /// `messages.max_user_bytes_per_day`: at least twice the largest record a message or a
+    /// gateway exchange may need (a request holds room for its response as well), so that
+    /// the largest of either can be sent every day.
+    fn check_budget(&self) -> Result<(), HostError> {
+        let message = (self.messages.max_body_bytes as u64).saturating_add(64 * 1024);
+        let least = message
+            .max(self.gateway.response_reserve())
+            .saturating_mul(2);
+        if self.messages.max_user_bytes_per_day < least {
+            return Err(ConfigError::Budget { least }.into());
         }
         Ok(())
     }
@@ -687,7 +715,8 @@ impl Config {
             l.hello_ttl_secs,
             l.bundle_ttl_secs,
         ];
-        let no_cap = l.max_pending == 0 || self.session.max_per_user == 0;
+        // A cap of one would let two logins at once on two replicas end each other's session.
+        let no_cap = l.max_pending == 0 || self.session.max_per_user < 2;
         if !lifetimes.iter().all(|s| secs.contains(s)) || no_cap {
             return Err(ConfigError::Lifetimes.into());
         }
@@ -738,7 +767,7 @@ mod tests {
             "[login]\nhello_ttl_secs = 0",
             "[login]\nbundle_ttl_secs = 0",
             "[login]\nmax_pending = 0",
-            "[session]\nmax_per_user = 0",
+            "[session]\nmax_per_user = 1",
         ] {
             assert!(
                 matches!(
@@ -758,6 +787,31 @@ mod tests {
             );
         }
         assert!(checked("[session]\nidle_timeout_secs = 1").is_ok());
+    }
+
+    #[test]
+    fn a_daily_budget_must_hold_the_largest_message_and_exchange() {
+        let checked = |text: &str| Config::from_toml(text).unwrap().check();
+        let least = 2 * ((8 << 20) + 64 * 1024 + 4096);
+        for (text, ok) in [
+            (
+                format!("[messages]\nmax_user_bytes_per_day = {least}"),
+                true,
+            ),
+            (
+                format!("[messages]\nmax_user_bytes_per_day = {}", least - 1),
+                false,
+            ),
+            (
+                "[messages]\nmax_user_bytes_per_day = 3000000\n[gateway]\nmax_body_bytes = 1024"
+                    .to_owned(),
+                true,
+            ),
+        ] {
+            let got = checked(&text);
+            let refused = matches!(got, Err(HostError::Config(ConfigError::Budget { .. })));
+            assert_eq!(refused, !ok, "{text}: {got:?}");
+        }
     }
 
     #[test]

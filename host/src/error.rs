@@ -226,11 +226,11 @@ pub enum ConfigError {
         "[throttle]: decay_secs and base_secs must be 1 s to 100 years, max_secs at least base_secs and at most that, ipv6_prefix within 1..=128, ipv4_prefix within 1..=32"
     )]
     Throttle,
-    /// A `[session]` or `[login]` lifetime (or `login.max_pending`, or
-    /// `session.max_per_user`) is zero or too long: a zero idle timeout, say, would end every
-    /// session as soon as it began.
+    /// A `[session]` or `[login]` lifetime (or `login.max_pending`) is zero or too long, or
+    /// `session.max_per_user` under 2: a zero idle timeout, say, would end every session as
+    /// soon as it began.
     #[error(
-        "[session] idle_timeout_secs and absolute_timeout_secs, [login] hello_ttl_secs and bundle_ttl_secs must be 1 s to 100 years, and login.max_pending and session.max_per_user at least 1"
+        "[session] idle_timeout_secs and absolute_timeout_secs, [login] hello_ttl_secs and bundle_ttl_secs must be 1 s to 100 years, login.max_pending at least 1 and session.max_per_user at least 2"
     )]
     Lifetimes,
     /// `messages.inbox_recheck_secs`, `max_inbox_reads_per_session` or
@@ -251,12 +251,21 @@ pub enum ConfigError {
         /// The field and the rule it breaks.
         what: &'static str,
     },
-    /// `messages.max_queue_messages` is zero, or `messages.max_queue_bytes` or
-    /// `messages.max_user_bytes_per_day` is below `messages.max_body_bytes`.
+    /// `messages.max_queue_messages` is zero or `messages.max_queue_bytes` is below
+    /// `messages.max_body_bytes`.
     #[error(
-        "messages.max_queue_messages must be at least 1, and messages.max_queue_bytes and max_user_bytes_per_day at least messages.max_body_bytes"
+        "messages.max_queue_messages must be at least 1 and messages.max_queue_bytes at least messages.max_body_bytes"
     )]
     QueueQuota,
+    /// `messages.max_user_bytes_per_day` could not hold the largest message, or the largest
+    /// gateway request with the room it holds for its response, in one day.
+    #[error(
+        "messages.max_user_bytes_per_day must be at least {least} bytes: twice the largest audit record of a message (messages.max_body_bytes) or of a gateway exchange ([gateway] max_body_bytes), with their overhead"
+    )]
+    Budget {
+        /// The smallest budget this configuration allows.
+        least: u64,
+    },
     /// `[audit]`: `retain_days` beyond 36500, or pruning on (`retain_days` > 0) with neither
     /// an `archive_dir` nor `archive = false`.
     #[error(

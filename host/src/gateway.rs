@@ -194,6 +194,7 @@ impl Host {
                 max_bytes: 0,
             },
             daily_budget: self.config.messages.max_user_bytes_per_day,
+            reserve: self.config.gateway.response_reserve(),
             created: now,
             sent_by: match direction {
                 Direction::ClientToHost => SentBy::Client,

@@ -308,34 +308,46 @@ async fn refused_exchanges_never_reach_the_upstream() {
     assert_eq!(seen.len(), 2, "only /one and the last /ahead: {seen:?}");
 }
 
-/// `messages.max_user_bytes_per_day` counts gateway exchanges, requests and responses: once
-/// it is spent the next request is refused `429 budget-spent` and never reaches the service.
+/// `messages.max_user_bytes_per_day` counts gateway exchanges: a request holds back room for
+/// the largest response (`[gateway] max_body_bytes` and a head), its response counts its own
+/// record and gives that room back, and a request that would pass the budget is refused
+/// `429 budget-spent` and never reaches the service. Here one 60 KB echo (two records of
+/// ~60 KB) leaves too little for a second request with its room held: without the responses
+/// counted, or without the room held, a second would pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_request_past_the_user_s_daily_budget_never_reaches_the_upstream() {
     let (up, log) = upstream().await;
     let th = start(|c| {
         c.gateway.upstream = format!("http://{up}");
-        c.messages.max_body_bytes = 1024;
-        c.messages.max_user_bytes_per_day = 4096;
+        c.gateway.max_body_bytes = 64 * 1024;
+        c.messages.max_user_bytes_per_day = 2 * c.gateway.response_reserve();
     })
     .await;
     let mut a = alice(&th).await;
-    let mut answered = 0;
-    let refused = loop {
-        assert!(answered < 40, "4 KiB should not hold {answered} exchanges");
-        let sealed = a.seal(&th, &get("/counted", &[])).await;
-        let (status, body) = a.post(&sealed).await;
-        if status != StatusCode::OK {
-            break refusal(&(status, body));
-        }
-        answered += 1;
-    };
+    let mut echo = get("/echo", &[]);
+    echo.method = "POST".into();
+    echo.body = vec![b'e'; 60_000];
+    let first = a.seal(&th, &echo).await;
+    assert_eq!(a.answer(&th, &first).await.body.len(), 60_000);
+    let second = a.seal(&th, &echo).await;
     assert_eq!(
-        refused,
+        refusal(&a.post(&second).await),
         (StatusCode::TOO_MANY_REQUESTS, RefusalReason::BudgetSpent)
     );
-    assert!(answered >= 2, "only {answered} exchanges");
-    assert_eq!(log.lock().unwrap().len(), answered);
+    assert_eq!(log.lock().unwrap().len(), 1);
+    // What is counted is what the audit log holds: both records, no room still held.
+    let pool = sqlx::SqlitePool::connect(&th.cfg.database_url)
+        .await
+        .unwrap();
+    let audited: i64 = sqlx::query_scalar("SELECT SUM(LENGTH(payload)) FROM audit_log")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let counted: i64 = sqlx::query_scalar("SELECT bytes FROM user_usage")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(counted, audited);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -482,8 +482,11 @@ async fn a_full_queue_refuses_until_the_recipient_acknowledges() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_user_past_its_daily_byte_budget_is_refused_until_the_next_day() {
     let th = start(|c| {
-        c.messages.max_body_bytes = 4096;
-        c.messages.max_user_bytes_per_day = 8192;
+        // The smallest budget this allows (twice the largest record) holds three records of
+        // ~100 KB, not four.
+        c.messages.max_body_bytes = 128 * 1024;
+        c.gateway.max_body_bytes = 1024;
+        c.messages.max_user_bytes_per_day = 2 * (128 + 64) * 1024;
         // Alive into the next day.
         c.session.idle_timeout_secs = 2 * 86_400;
         c.session.absolute_timeout_secs = 2 * 86_400;
@@ -493,10 +496,10 @@ async fn a_user_past_its_daily_byte_budget_is_refused_until_the_next_day() {
     let mut alice = user(&th, "alice").await;
     let mut other = login_user(&th, "alice").await;
     let mut bob = login_user(&th, "bob").await;
-    // Two records of a little over 3 KiB each; the third would pass 8 KiB.
-    let body = vec![b'x'; 3000];
+    let body = vec![b'x'; 100_000];
     alice.send(&th, "bob", &body).await;
     other.send(&th, "", &body).await;
+    alice.send(&th, "nobody", &body).await;
     let base = counts(th.host.store().as_ref(), "bob").await;
     let refused = alice.seal(&th, "bob", &body).await;
     let answer = alice.post(&refused).await;
@@ -1140,6 +1143,7 @@ async fn concurrent_accepts(st: Arc<dyn Store>) {
                     }),
                     quota: ROOMY,
                     daily_budget: u64::MAX,
+                    reserve: 0,
                     created: 2,
                     sent_by: kasane_host::store::SentBy::Client,
                 })
@@ -1173,6 +1177,7 @@ async fn concurrent_accepts(st: Arc<dyn Store>) {
         queue: None,
         quota: ROOMY,
         daily_budget: u64::MAX,
+        reserve: 0,
         created: 3,
         sent_by: kasane_host::store::SentBy::Client,
     };
@@ -1426,6 +1431,7 @@ async fn replay_window_edges(st: Arc<dyn Store>) {
         queue: None,
         quota: ROOMY,
         daily_budget: u64::MAX,
+        reserve: 0,
         created: 2,
         sent_by: kasane_host::store::SentBy::Client,
     };

@@ -1469,6 +1469,7 @@ mod cases {
             }),
             quota,
             daily_budget: u64::MAX,
+            reserve: 0,
             created: 10 + seq,
             sent_by: kasane_host::store::SentBy::Client,
         }

@@ -2,9 +2,10 @@
 //! what a batch of messages does to the replay windows, the audit chains and the queues,
 //! decided in memory from what the batch's reads found.
 //!
-//! The transaction reads once per batch (the sessions' windows, locked; the chains' heads; the
-//! recipients' queue usage), [`plan`] decides every message in arrival order as if it were
-//! alone, and the transaction writes once per table (multi-row statements). A batch costs
+//! The transaction reads once per batch (the sessions' windows, locked, and users; the
+//! chains' heads; the recipients' queue usage; the senders' daily counts, [`super::budget`]),
+//! [`plan`] decides every message in arrival order as if it were alone, and the transaction
+//! writes once per table (multi-row statements). A batch costs
 //! the same handful of statements whatever its size, where accepting one message at a time
 //! cost five or six, each a round trip to the database (for SQLite: a hand-off to sqlx's
 //! worker thread and back, the largest share of the message path's CPU in the profiles of
@@ -14,12 +15,14 @@
 //! `BEGIN IMMEDIATE` holds the database's one write lock from the start; on PostgreSQL the
 //! windows are read `FOR UPDATE` (in session order, so two replicas' batches never wait for
 //! each other in a cycle), which serializes every accept of those sessions, and with them
-//! their chains' appends.
+//! their chains' appends. (Not the queue usage and the daily counts: on PostgreSQL those are
+//! bounds that concurrent batches of other sessions may overshoot, docs/STORAGE.md.)
 
 use std::collections::{BTreeSet, HashMap};
 
 use kasane_protocol::ReplayWindow;
 
+use super::budget::{self, SenderDay, Spending};
 use super::{AcceptMessage, AcceptOutcome, QueueEntry, Result, SentBy, StoreError, UnixSeconds};
 use crate::audit_chain;
 
@@ -46,9 +49,9 @@ pub(super) struct Found {
     pub(super) queues: HashMap<String, Usage>,
     /// The user id of each session that exists (read with its window).
     pub(super) owners: HashMap<Vec<u8>, i64>,
-    /// Bytes of audit records each sender's sessions added, by (user id, UTC day); absent:
-    /// none.
-    pub(super) spent: HashMap<(i64, u64), u64>,
+    /// Bytes of audit records each sender's sessions added (and hold back), by user and UTC
+    /// day; absent: not read.
+    pub(super) spent: HashMap<SenderDay, u64>,
 }
 
 impl Found {
@@ -62,31 +65,17 @@ impl Found {
 
     /// Takes in daily counts read for `asked` (a key with no row counts zero, so that it is
     /// known).
-    pub(super) fn take_spent(&mut self, asked: &[(i64, u64)], rows: Vec<((i64, u64), u64)>) {
+    pub(super) fn take_spent(&mut self, asked: &[SenderDay], rows: Vec<(SenderDay, u64)>) {
         for key in asked {
             self.spent.entry(*key).or_default();
         }
         self.spent.extend(rows);
     }
-}
 
-/// The (sender's user id, day) counts `batch` needs that `found` does not have (its sessions
-/// read first), sorted.
-pub(super) fn spent_keys(batch: &[AcceptMessage], found: &Found) -> Vec<(i64, u64)> {
-    let set: BTreeSet<(i64, u64)> = batch
-        .iter()
-        .filter_map(|m| {
-            let owner = found.owners.get(m.session_id.as_slice())?;
-            Some((*owner, day_of(m.created)))
-        })
-        .filter(|key| !found.spent.contains_key(key))
-        .collect();
-    set.into_iter().collect()
-}
-
-/// The UTC day of `t` (seconds since the epoch), which a daily budget counts in.
-pub(super) fn day_of(t: UnixSeconds) -> u64 {
-    t / 86_400
+    /// The daily counts `batch` needs that are not here (its sessions read first), sorted.
+    pub(super) fn spent_keys(&self, batch: &[AcceptMessage]) -> Vec<SenderDay> {
+        budget::missing(batch, &self.owners, &self.spent)
+    }
 }
 
 /// One audit record to insert.
@@ -126,8 +115,8 @@ pub(super) struct Plan<'a> {
     pub(super) queue: Vec<QueueRow<'a>>,
     /// Messages and bytes to count in stand-in queues, by name (each name once).
     pub(super) unknown: Vec<(&'a str, u64, u64)>,
-    /// Bytes to add to the senders' daily counts, by (user id, day), each once, in order.
-    pub(super) spent: Vec<(i64, u64, u64)>,
+    /// Changes to the senders' daily counts, each once, in key order.
+    pub(super) spent: Vec<(SenderDay, i64)>,
 }
 
 /// The distinct session ids of `batch`, sorted (the order their rows are locked in).
@@ -161,7 +150,7 @@ pub(super) fn plan<'a>(batch: &'a [AcceptMessage], found: &mut Found) -> Result<
     let mut plan = Plan::default();
     let mut moved: HashMap<&[u8], ReplayWindow> = HashMap::new();
     let mut unknown: HashMap<&str, (u64, u64)> = HashMap::new();
-    let mut spent: HashMap<(i64, u64), u64> = HashMap::new();
+    let mut spending = Spending::default();
     for m in batch {
         let outcome = match m.sent_by {
             SentBy::Host => host_message(m, found, &mut plan)?,
@@ -171,7 +160,7 @@ pub(super) fn plan<'a>(batch: &'a [AcceptMessage], found: &mut Found) -> Result<
             if m.sent_by == SentBy::Client {
                 moved.insert(&m.session_id, window);
             }
-            spend(m, found, &mut spent);
+            spending.spend(m, &found.owners, &mut found.spent);
         }
         plan.outcomes.push(outcome);
     }
@@ -183,47 +172,21 @@ pub(super) fn plan<'a>(batch: &'a [AcceptMessage], found: &mut Found) -> Result<
     plan.windows.sort_unstable_by_key(|(sid, _)| *sid);
     plan.unknown = unknown.into_iter().map(|(n, (c, b))| (n, c, b)).collect();
     plan.unknown.sort_unstable();
-    plan.spent = spent.into_iter().map(|((u, d), b)| (u, d, b)).collect();
-    plan.spent.sort_unstable();
+    plan.spent = spending.changes(&found.spent);
     Ok(plan)
 }
 
-/// Counts accepted message `m`'s audit record against its sender's day, in `found` (for the
-/// messages after it) and in `spent` (to write).
-fn spend(m: &AcceptMessage, found: &mut Found, spent: &mut HashMap<(i64, u64), u64>) {
-    let Some(&owner) = found.owners.get(m.session_id.as_slice()) else {
-        return;
-    };
-    let key = (owner, day_of(m.created));
-    let len = m.payload.len() as u64;
-    let total = found.spent.entry(key).or_default();
-    *total = total.saturating_add(len);
-    let added = spent.entry(key).or_default();
-    *added = added.saturating_add(len);
-}
-
-/// Whether `m` would take its sender past its daily budget.
-fn over_budget(m: &AcceptMessage, found: &Found) -> bool {
-    let Some(&owner) = found.owners.get(m.session_id.as_slice()) else {
-        return false;
-    };
-    let spent = found.spent.get(&(owner, day_of(m.created))).copied();
-    let len = m.payload.len() as u64;
-    spent.unwrap_or_default().saturating_add(len) > m.daily_budget
-}
-
-/// A gateway response: audited, nothing else.
+/// A gateway response: audited, nothing else; refused only if its session ended meanwhile
+/// (nobody to answer, and nothing to count it against).
 fn host_message<'a>(
     m: &'a AcceptMessage,
     found: &mut Found,
     plan: &mut Plan<'a>,
 ) -> Result<AcceptOutcome> {
+    let Some(window) = found.windows.get(m.session_id.as_slice()).copied() else {
+        return Ok(AcceptOutcome::NoSession);
+    };
     let audit_seq = append(m, found, plan)?;
-    let window = found
-        .windows
-        .get(m.session_id.as_slice())
-        .copied()
-        .unwrap_or_default();
     Ok(AcceptOutcome::Accepted {
         audit_seq,
         queued: false,
@@ -239,7 +202,7 @@ fn client_message<'a>(
     plan: &mut Plan<'a>,
     unknown: &mut HashMap<&'a str, (u64, u64)>,
 ) -> Result<AcceptOutcome> {
-    let over_budget = over_budget(m, found);
+    let over_budget = Spending::over(m, &found.owners, &found.spent);
     let Some(stored) = found.windows.get_mut(m.session_id.as_slice()) else {
         return Ok(AcceptOutcome::NoSession);
     };
@@ -361,6 +324,7 @@ mod tests {
                 max_bytes: 1000,
             },
             daily_budget: u64::MAX,
+            reserve: 0,
             created: 7,
             sent_by,
         }
@@ -427,39 +391,46 @@ mod tests {
         assert!(w1.check(2).is_ok() && w1.check(1).is_err());
     }
 
-    /// The budget counts every accepted record of the sender's sessions (a gateway answer
-    /// too, which it never refuses) against the message's UTC day, and refuses, after the
-    /// window, a client message that would pass it.
+    /// The budget counts every accepted record of the sender's sessions against the
+    /// message's UTC day, refuses (after the window) a client message that would pass it
+    /// with what it holds back for its answer, and lets the answer give that back.
     #[test]
     fn a_sender_s_daily_budget_counts_its_sessions_together_by_day() {
         let (c, h) = (SentBy::Client, SentBy::Host);
-        let budgeted = |sid, seq, sent_by, created| AcceptMessage {
-            daily_budget: 5,
+        let day = |user_id, day| SenderDay { user_id, day };
+        let budgeted = |sid, seq, sent_by, created, reserve| AcceptMessage {
+            daily_budget: 9,
+            reserve,
             created,
             ..message(sid, seq, None, sent_by)
         };
         let next_day = 86_400;
         let batch = vec![
-            budgeted(1, 1, c, 7),        // 2 bytes: 3 + 2 = 5, at the budget
-            budgeted(2, 1, c, 7),        // another session of the same user: over
-            budgeted(1, 1, c, 7),        // replayed: the window answers first
-            budgeted(1, 2, h, 7),        // a gateway answer: counted, never refused
-            budgeted(3, 1, c, 7),        // another user
-            budgeted(2, 2, c, next_day), // a new day
+            budgeted(1, 1, c, 7, 4),        // 3 + 2 + 4 held = 9, at the budget
+            budgeted(2, 1, c, 7, 0),        // another session of the same user: over
+            budgeted(1, 1, c, 7, 0),        // replayed: the window answers first
+            budgeted(1, 2, h, 7, 4),        // the answer: 2 counted, 4 given back: 7
+            budgeted(2, 2, c, 7, 0),        // 7 + 2 = 9 fits again
+            budgeted(3, 1, c, 7, 0),        // another user
+            budgeted(2, 3, c, next_day, 0), // a new day
+            budgeted(9, 1, h, 7, 0),        // an answer whose session ended
         ];
         let mut f = found(&[1, 2, 3], &[]);
         f.owners = HashMap::from([(vec![1; 4], 10), (vec![2; 4], 10), (vec![3; 4], 11)]);
-        f.spent.insert((10, 0), 3);
+        f.spent.insert(day(10, 0), 3);
         let plan = plan(&batch, &mut f).unwrap();
         let kind = |i: usize| std::mem::discriminant(&plan.outcomes[i]);
         let accepted = kind(0);
         assert_eq!(kind(1), std::mem::discriminant(&AcceptOutcome::BudgetSpent));
         assert_eq!(kind(2), std::mem::discriminant(&AcceptOutcome::Replayed));
-        for i in [3, 4, 5] {
+        assert_eq!(kind(7), std::mem::discriminant(&AcceptOutcome::NoSession));
+        for i in [3, 4, 5, 6] {
             assert_eq!(kind(i), accepted, "message {i}");
         }
-        assert_eq!(plan.spent, vec![(10, 0, 4), (10, 1, 2), (11, 0, 2)]);
-        assert_eq!(f.spent[&(10, 0)], 7);
+        let changes = vec![(day(10, 0), 6), (day(10, 1), 2), (day(11, 0), 2)];
+        assert_eq!(plan.spent, changes);
+        assert_eq!(f.spent[&day(10, 0)], 9);
+        assert_eq!(plan.audit.len(), 5);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::accept::Plan;
+use super::budget::SenderDay;
 use super::sql::Backend;
 use super::{Result, to_db};
 use kasane_protocol::ReplayWindow;
@@ -69,12 +70,12 @@ fn spent_sql(n: usize) -> String {
     )
 }
 
-/// The reads of the daily counts `keys` (sorted: (user id, day)), as [`spent_sql`]
+/// The reads of the daily counts `keys` (sorted), as [`spent_sql`]
 /// statements: one per day and [`BATCH_ROWS`] users, their `IN` lists padded.
-pub(super) fn spent_reads(keys: &[(i64, u64)]) -> Result<Vec<(String, Vec<Param<'static>>)>> {
+pub(super) fn spent_reads(keys: &[SenderDay]) -> Result<Vec<(String, Vec<Param<'static>>)>> {
     let mut by_day: BTreeMap<u64, Vec<i64>> = BTreeMap::new();
-    for (user, day) in keys {
-        by_day.entry(*day).or_default().push(*user);
+    for key in keys {
+        by_day.entry(key.day).or_default().push(key.user_id);
     }
     let mut reads = Vec::new();
     for (day, users) in by_day {
@@ -136,11 +137,16 @@ fn count_unknown_sql(n: usize) -> String {
     )
 }
 
-/// Adds to `n` users' daily counts (rows of user id, day, bytes; each key once).
+/// Changes `n` users' daily counts (rows of user id, day, change; each key once). A new row
+/// takes the change as it is (the plan never makes a negative one for a count it read as
+/// absent); a change to a row never takes it below zero (on PostgreSQL another replica may
+/// have given back what this batch's read counted).
 fn add_spent_sql(n: usize) -> String {
     format!(
         "INSERT INTO user_usage (user_id, day, bytes) VALUES {} \
-         ON CONFLICT (user_id, day) DO UPDATE SET bytes = user_usage.bytes + excluded.bytes",
+         ON CONFLICT (user_id, day) DO UPDATE SET bytes = CASE \
+           WHEN user_usage.bytes + excluded.bytes < 0 THEN 0 \
+           ELSE user_usage.bytes + excluded.bytes END",
         values(n, 3)
     )
 }
@@ -272,11 +278,11 @@ fn queue_writes<'a>(plan: &'a Plan<'a>, out: &mut Vec<Write<'a>>) -> Result<()> 
     }
     for chunk in pow2_chunks(&plan.spent) {
         let mut params = Vec::with_capacity(chunk.len() * 3);
-        for (user, day, bytes) in chunk {
+        for (key, change) in chunk {
             params.extend([
-                Param::Int(*user),
-                Param::Int(to_db(*day, "day")?),
-                Param::Int(to_db(*bytes, "bytes")?),
+                Param::Int(key.user_id),
+                Param::Int(to_db(key.day, "day")?),
+                Param::Int(*change),
             ]);
         }
         out.push(write(add_spent_sql(chunk.len()), params, false));

@@ -41,12 +41,13 @@ pub struct SqliteCommitter {
     known: Known,
 }
 
-/// Most entries (windows, heads and queues together) [`Known`] holds; past that it starts
-/// over.
+/// Most entries (windows, heads, queues and daily counts together; each session's user
+/// goes with its window) [`Known`] holds; past that it starts over.
 const MAX_KNOWN: usize = 4096;
 
 /// What this committer's last commits left in the database for the sessions and recipients
-/// they touched (each session's window and chain head, each name's queue usage), so that
+/// they touched (each session's window, user and chain head, each name's queue usage, each
+/// sender's daily count), so that
 /// the next batch reads only what is not here: on a busy host, most batches read nothing.
 ///
 /// Valid while no other connection has committed to the file since: SQLite's
@@ -151,10 +152,10 @@ impl ToSql for Param<'_> {
     }
 }
 
-/// What a batch's plan needs: the sessions' windows (the transaction holds SQLite's one
-/// write lock already), their chains' heads, the recipients' queues (users' first, then the
-/// stand-in queues of the other names): from `known` where it has them, the rest read with
-/// the same statements as the sqlx path's.
+/// What a batch's plan needs: the sessions' windows and users (the transaction holds
+/// SQLite's one write lock already), their chains' heads, the recipients' queues (users'
+/// first, then the stand-in queues of the other names), the senders' daily counts: from
+/// `known` where it has them, the rest read with the same statements as the sqlx path's.
 fn read_batch(tx: &Transaction<'_>, batch: &[AcceptMessage], known: &Found) -> Result<Found> {
     let mut found = Found::default();
     let mut sessions = Vec::new();
@@ -210,7 +211,7 @@ fn read_spent(
     known: &Found,
     found: &mut Found,
 ) -> Result<()> {
-    let mut keys = accept::spent_keys(batch, found);
+    let mut keys = found.spent_keys(batch);
     keys.retain(|key| match known.spent.get(key) {
         Some(bytes) => {
             found.spent.insert(*key, *bytes);

@@ -133,6 +133,7 @@ pub use zeroize::Zeroizing;
 
 mod accept;
 mod batch_sql;
+mod budget;
 mod committer;
 mod direct;
 mod login_sql;
@@ -764,6 +765,10 @@ pub struct AcceptMessage {
     /// Most bytes of audit records the sender's sessions may add in the UTC day of
     /// `created`, this message included (see [`AcceptOutcome::BudgetSpent`]).
     pub daily_budget: u64,
+    /// Bytes held against that budget for this message's answer: for a gateway request,
+    /// the largest record its response may have, counted with the request and given back
+    /// by the response, which carries the same value; 0 for a relayed message.
+    pub reserve: u64,
     /// Now.
     pub created: UnixSeconds,
     /// Who sent it: a client (its number enters the replay window) or the host (the
@@ -837,9 +842,10 @@ pub enum AcceptOutcome {
     /// The recipient's queue (or an unknown name's stand-in queue) is at its
     /// [`QueueQuota`]; nothing written, the sequence number not used.
     QueueFull,
-    /// The sender's user has had [`AcceptMessage::daily_budget`] bytes of audit records
-    /// written today (UTC), counting this message's; nothing written, the sequence number
-    /// not used. (A host message, a gateway response, is counted but never refused.)
+    /// The sender's user would pass [`AcceptMessage::daily_budget`] bytes of audit records
+    /// today (UTC) with this message's (and what it holds back,
+    /// [`AcceptMessage::reserve`]); nothing written, the sequence number not used. (A host
+    /// message, a gateway response, is counted but never refused.)
     BudgetSpent,
 }
 

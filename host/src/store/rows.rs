@@ -5,6 +5,7 @@
 use kasane_protocol::ReplayWindow;
 
 use super::accept::Usage;
+use super::budget::SenderDay;
 use super::{
     AuditCheckpoint, AuditCursor, AuditRecord, ChallengePair, DeadLetter, LoginRecord,
     QueuedMessage, Result, Session, StartLookup, ThrottleEntry, ThrottleState, UnixSeconds,
@@ -196,13 +197,14 @@ pub(super) struct SpentRow {
     bytes: i64,
 }
 
-impl TryFrom<SpentRow> for ((i64, u64), u64) {
+impl TryFrom<SpentRow> for (SenderDay, u64) {
     type Error = super::StoreError;
     fn try_from(r: SpentRow) -> Result<Self> {
-        Ok((
-            (r.user_id, from_db(r.day, "day")?),
-            from_db(r.bytes, "bytes")?,
-        ))
+        let key = SenderDay {
+            user_id: r.user_id,
+            day: from_db(r.day, "day")?,
+        };
+        Ok((key, from_db(r.bytes, "bytes")?))
     }
 }
 

@@ -418,7 +418,7 @@ where
             let rows = select_in!(conn, QueueUsageRow, unknown_queues_sql, chunk)?;
             found.queues.extend(convert(rows)?);
         }
-        let keys = accept::spent_keys(batch, &found);
+        let keys = found.spent_keys(batch);
         for (sql, params) in batch_sql::spent_reads(&keys)? {
             let query = bind_params!(sqlx::query_as::<_, SpentRow>(&sql), &params);
             let rows = query.fetch_all(&mut *conn).await?;
@@ -613,6 +613,13 @@ where
 
     async fn remove_user(&self, name: &str) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
+        // The sessions first, then the user (the cascade would take them the other way
+        // round): a message commit locks its senders' sessions, then their users' rows for
+        // `user_usage`'s key, so the reverse order could deadlock with it on PostgreSQL.
+        sqlx::query("DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE name = $1)")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         let done = sqlx::query("DELETE FROM users WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
@@ -1422,7 +1429,7 @@ where
         .await?;
         // Daily counts: today's and yesterday's are kept (a clock near midnight).
         sqlx::query("DELETE FROM user_usage WHERE day < $1")
-            .bind(to_db(accept::day_of(now).saturating_sub(1), "day")?)
+            .bind(to_db(super::budget::day_of(now).saturating_sub(1), "day")?)
             .execute(&self.relaxed)
             .await?;
         Ok(Purged {
