@@ -200,18 +200,30 @@ impl GatewayConfig {
 }
 
 impl GatewayConfig {
-    /// What a gateway request holds back against its user's daily byte budget for its
-    /// response's audit record (`AcceptMessage::reserve`): the largest response body, its
+    /// The room a gateway request holds against its user's daily byte budget for its
+    /// response's audit record (`crate::budget_holds`): the largest response body, its
     /// head, and the record's own fields (exchanges are not padded).
     #[must_use]
     pub fn response_reserve(&self) -> u64 {
-        const RECORD_FIELDS: u64 = 4096;
         let head = kasane_protocol::gateway::MAX_GATEWAY_HEAD as u64;
         (self.max_body_bytes as u64)
             .saturating_add(head)
             .saturating_add(RECORD_FIELDS)
     }
+
+    /// The largest request record (body, target and head, fields) with the room it holds.
+    #[must_use]
+    pub fn request_and_room(&self) -> u64 {
+        let head = kasane_protocol::gateway::MAX_GATEWAY_HEAD as u64;
+        let request = (self.max_body_bytes as u64)
+            .saturating_add(2 * head)
+            .saturating_add(RECORD_FIELDS);
+        request.saturating_add(self.response_reserve())
+    }
 }
+
+/// An exchange record's fields beyond body and head (postcard lengths, AAD, hash, names).
+const RECORD_FIELDS: u64 = 4096;
 
 impl Default for GatewayConfig {
     fn default() -> Self {
@@ -404,8 +416,9 @@ pub struct MessagesConfig {
     /// (to anyone, the host included) and its gateway requests and their responses, each
     /// counted at its audit record's length. Beyond it the user's messages and gateway
     /// requests are refused with `budget-spent` (429) until midnight UTC; a response is
-    /// counted but never refused. At least `max_body_bytes` (default 1 GiB;
-    /// docs/SECURITY.md).
+    /// counted but never refused (its request held room for it). Default 1 GiB; at least
+    /// the largest message's record and, with a gateway, the largest request's with that
+    /// room (docs/SECURITY.md).
     pub max_user_bytes_per_day: u64,
     /// Group commit: most messages accepted in one store transaction (one fsync), 1 to
     /// 4096. Messages that arrive while a commit runs wait for the next one; each is
@@ -682,14 +695,19 @@ impl Config {
         Ok(())
     }
 
-    /// `messages.max_user_bytes_per_day`: at least twice the largest record a message or a
-    /// gateway exchange may need (a request holds room for its response as well), so that
-    /// the largest of either can be sent every day.
+    /// `messages.max_user_bytes_per_day`: at least the largest record a message may need
+    /// (its body padded, at most an eighth more, and its fields) and, with a gateway, the
+    /// largest request record with the room it holds for its response, so that the largest
+    /// of either can be sent every day.
     fn check_budget(&self) -> Result<(), HostError> {
-        let message = (self.messages.max_body_bytes as u64).saturating_add(64 * 1024);
-        let least = message
-            .max(self.gateway.response_reserve())
-            .saturating_mul(2);
+        const FIELDS: u64 = 64 * 1024;
+        let body = self.messages.max_body_bytes as u64;
+        let message = body.saturating_add(body / 8).saturating_add(FIELDS);
+        let least = if self.gateway.upstream.is_empty() {
+            message
+        } else {
+            message.max(self.gateway.request_and_room())
+        };
         if self.messages.max_user_bytes_per_day < least {
             return Err(ConfigError::Budget { least }.into());
         }
@@ -792,19 +810,24 @@ mod tests {
     #[test]
     fn a_daily_budget_must_hold_the_largest_message_and_exchange() {
         let checked = |text: &str| Config::from_toml(text).unwrap().check();
-        let least = 2 * ((8 << 20) + 64 * 1024 + 4096);
+        let message = (1 << 20) + (1 << 17) + 64 * 1024;
+        let gateway = "[gateway]\nupstream = \"http://127.0.0.1:8000\"\n";
+        let exchange = GatewayConfig::default().request_and_room();
         for (text, ok) in [
             (
-                format!("[messages]\nmax_user_bytes_per_day = {least}"),
+                format!("[messages]\nmax_user_bytes_per_day = {message}"),
                 true,
             ),
             (
-                format!("[messages]\nmax_user_bytes_per_day = {}", least - 1),
+                format!("[messages]\nmax_user_bytes_per_day = {}", message - 1),
                 false,
             ),
             (
-                "[messages]\nmax_user_bytes_per_day = 3000000\n[gateway]\nmax_body_bytes = 1024"
-                    .to_owned(),
+                format!("[messages]\nmax_user_bytes_per_day = {message}\n{gateway}"),
+                false,
+            ),
+            (
+                format!("[messages]\nmax_user_bytes_per_day = {exchange}\n{gateway}"),
                 true,
             ),
         ] {

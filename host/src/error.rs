@@ -260,7 +260,7 @@ pub enum ConfigError {
     /// `messages.max_user_bytes_per_day` could not hold the largest message, or the largest
     /// gateway request with the room it holds for its response, in one day.
     #[error(
-        "messages.max_user_bytes_per_day must be at least {least} bytes: twice the largest audit record of a message (messages.max_body_bytes) or of a gateway exchange ([gateway] max_body_bytes), with their overhead"
+        "messages.max_user_bytes_per_day must be at least {least} bytes: the largest audit record of a message (from messages.max_body_bytes) or, with a gateway, of a request with the room it holds for its response (from [gateway] max_body_bytes)"
     )]
     Budget {
         /// The smallest budget this configuration allows.

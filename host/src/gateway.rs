@@ -75,7 +75,12 @@ impl Host {
             transform,
         } = self.open_request(&sealed, &live.session).await?;
         self.check_request(&request)?;
-        self.commit_exchange(&live, &sealed, &stored, Direction::ClientToHost)
+        // Room for the response's record, held until this handling ends however it ends
+        // (`crate::budget_holds`).
+        let reserve = self.config.gateway.response_reserve();
+        let (_room, held) = self.budget_holds.hold(&live.session.user, reserve);
+        let request_side = (Direction::ClientToHost, held);
+        self.commit_exchange(&live, &sealed, &stored, request_side)
             .await?;
         let response = self
             .call_upstream(upstream, request, (&live.session, &stored), client)
@@ -94,7 +99,7 @@ impl Host {
         let answer = protocol
             .seal_exchange(sealed.seq, &t_msg, &plain)
             .map_err(unavailable)?;
-        self.commit_exchange(&live, &answer, &stored, Direction::HostToClient)
+        self.commit_exchange(&live, &answer, &stored, (Direction::HostToClient, 0))
             .await?;
         answer.encode().map_err(unavailable)
     }
@@ -157,12 +162,13 @@ impl Host {
 
     /// Audits one side of an exchange as sent (ciphertext), through the message path's
     /// group commit; the request's number enters the replay window in the same commit.
+    /// `held`: the room the user holds against its daily budget ([`AcceptMessage::held`]).
     async fn commit_exchange(
         &self,
         live: &MessageSession,
         sealed: &SealedExchange,
         stored: &StoredSession,
-        direction: Direction,
+        (direction, held): (Direction, u64),
     ) -> Result<(), RefusalReason> {
         let session = &live.session;
         let now = self.now();
@@ -194,7 +200,7 @@ impl Host {
                 max_bytes: 0,
             },
             daily_budget: self.config.messages.max_user_bytes_per_day,
-            reserve: self.config.gateway.response_reserve(),
+            held,
             created: now,
             sent_by: match direction {
                 Direction::ClientToHost => SentBy::Client,

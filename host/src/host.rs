@@ -59,6 +59,8 @@ pub struct Host {
     pub(crate) barrier: DurableBarrier,
     /// The message path's group commit (started on the first message).
     pub(crate) message_commits: OnceLock<GroupCommit<AcceptMessage, AcceptOutcome>>,
+    /// Room held against users' daily byte budgets by gateway requests in flight here.
+    pub(crate) budget_holds: crate::budget_holds::BudgetHolds,
     /// The service behind the gateway (`[gateway] upstream`), if any.
     pub(crate) upstream: Option<Upstream>,
     /// The key that signs `X-Kasane-Assertion` (`keys/gateway.key`).
@@ -113,6 +115,7 @@ impl Host {
             sessions: SessionCache::default(),
             barrier,
             message_commits: OnceLock::new(),
+            budget_holds: crate::budget_holds::BudgetHolds::default(),
             upstream: Upstream::new(&config_upstream),
             // Replaced by `with_assertion_key` for a host on a data directory.
             assertion_key: AssertionKey::random(),

@@ -82,6 +82,7 @@ pub mod audit_chain;
 pub mod audit_prune;
 pub mod barrier;
 pub mod body_deadline;
+pub mod budget_holds;
 pub mod config;
 pub mod crypto;
 mod error;

@@ -308,37 +308,66 @@ async fn refused_exchanges_never_reach_the_upstream() {
     assert_eq!(seen.len(), 2, "only /one and the last /ahead: {seen:?}");
 }
 
-/// `messages.max_user_bytes_per_day` counts gateway exchanges: a request holds back room for
-/// the largest response (`[gateway] max_body_bytes` and a head), its response counts its own
-/// record and gives that room back, and a request that would pass the budget is refused
-/// `429 budget-spent` and never reaches the service. Here one 60 KB echo (two records of
-/// ~60 KB) leaves too little for a second request with its room held: without the responses
-/// counted, or without the room held, a second would pass.
+/// `messages.max_user_bytes_per_day` counts gateway exchanges: both records count, each
+/// request passes only with room held for the largest response (`[gateway] max_body_bytes`
+/// and a head), and the first request that would pass the budget is refused `429
+/// budget-spent` and never reaches the service. The test predicts which one from the first
+/// exchange's two records: without the responses counted, or without the room held, a later
+/// one would be refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_request_past_the_user_s_daily_budget_never_reaches_the_upstream() {
     let (up, log) = upstream().await;
     let th = start(|c| {
         c.gateway.upstream = format!("http://{up}");
-        c.gateway.max_body_bytes = 64 * 1024;
-        c.messages.max_user_bytes_per_day = 2 * c.gateway.response_reserve();
+        c.gateway.max_body_bytes = 16 * 1024;
+        c.messages.max_user_bytes_per_day = c.gateway.request_and_room() + 100_000;
     })
     .await;
     let mut a = alice(&th).await;
     let mut echo = get("/echo", &[]);
     echo.method = "POST".into();
-    echo.body = vec![b'e'; 60_000];
+    echo.body = vec![b'e'; 16_000];
     let first = a.seal(&th, &echo).await;
-    assert_eq!(a.answer(&th, &first).await.body.len(), 60_000);
-    let second = a.seal(&th, &echo).await;
-    assert_eq!(
-        refusal(&a.post(&second).await),
-        (StatusCode::TOO_MANY_REQUESTS, RefusalReason::BudgetSpent)
-    );
-    assert_eq!(log.lock().unwrap().len(), 1);
-    // What is counted is what the audit log holds: both records, no room still held.
+    assert_eq!(a.answer(&th, &first).await.body.len(), 16_000);
     let pool = sqlx::SqlitePool::connect(&th.cfg.database_url)
         .await
         .unwrap();
+    let lengths: Vec<i64> =
+        sqlx::query_scalar("SELECT LENGTH(payload) FROM audit_log ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let (request, exchange) = (lengths[0] as u64, (lengths[0] + lengths[1]) as u64);
+    let (room, budget) = (
+        th.cfg.gateway.response_reserve(),
+        th.cfg.messages.max_user_bytes_per_day,
+    );
+    let mut expected = 0;
+    while expected * exchange + request + room <= budget {
+        expected += 1;
+    }
+    let mut answered = 1;
+    let refused = loop {
+        let sealed = a.seal(&th, &echo).await;
+        let (status, body) = a.post(&sealed).await;
+        if status != StatusCode::OK {
+            break refusal(&(status, body));
+        }
+        answered += 1;
+        assert!(
+            answered <= expected,
+            "exchange {answered} passed the budget"
+        );
+    };
+    assert_eq!(
+        refused,
+        (StatusCode::TOO_MANY_REQUESTS, RefusalReason::BudgetSpent)
+    );
+    assert_eq!(
+        (answered, log.lock().unwrap().len()),
+        (expected, expected as usize)
+    );
+    // The count is what the audit log holds: no room is left counted.
     let audited: i64 = sqlx::query_scalar("SELECT SUM(LENGTH(payload)) FROM audit_log")
         .fetch_one(&pool)
         .await
@@ -348,6 +377,49 @@ async fn a_request_past_the_user_s_daily_budget_never_reaches_the_upstream() {
         .await
         .unwrap();
     assert_eq!(counted, audited);
+}
+
+/// Room held for a response is given back when its request's handling ends without one: a
+/// client that hangs up while the service works leaves the user's budget as the records
+/// written say, not a response's room short (for the rest of the day, had the store held it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn room_held_for_an_abandoned_request_is_given_back() {
+    let (up, _log) = upstream().await;
+    let th = start(|c| {
+        c.gateway.upstream = format!("http://{up}");
+        c.gateway.max_body_bytes = 16 * 1024;
+        // Room for one request at a time and little more.
+        c.messages.max_user_bytes_per_day = c.gateway.request_and_room() + 20_000;
+    })
+    .await;
+    let mut a = alice(&th).await;
+    for i in 0..2 {
+        // Sent to a service that takes a minute; the client gives up and hangs up.
+        let sealed = a.seal(&th, &get(&format!("/slow/{i}"), &[])).await;
+        let body = sealed.encode().unwrap();
+        let mut conn = th.connect().await;
+        let wait = std::time::Duration::from_millis(500);
+        let gave_up = tokio::time::timeout(
+            wait,
+            conn.request("POST", "/v1/gateway", body, Some(a.token)),
+        );
+        assert!(gave_up.await.is_err(), "the slow service answered");
+        drop(conn);
+    }
+    // Each abandoned request's room comes back once the host notices the hang-up (not when
+    // the service answers, a minute later); then one more request fits.
+    let mut tries = 0;
+    loop {
+        let sealed = a.seal(&th, &get("/after", &[])).await;
+        let (status, body) = a.post(&sealed).await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(refusal(&(status, body)).1, RefusalReason::BudgetSpent);
+        tries += 1;
+        assert!(tries < 50, "the room was never given back");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1143,7 +1143,7 @@ async fn concurrent_accepts(st: Arc<dyn Store>) {
                     }),
                     quota: ROOMY,
                     daily_budget: u64::MAX,
-                    reserve: 0,
+                    held: 0,
                     created: 2,
                     sent_by: kasane_host::store::SentBy::Client,
                 })
@@ -1177,7 +1177,7 @@ async fn concurrent_accepts(st: Arc<dyn Store>) {
         queue: None,
         quota: ROOMY,
         daily_budget: u64::MAX,
-        reserve: 0,
+        held: 0,
         created: 3,
         sent_by: kasane_host::store::SentBy::Client,
     };
@@ -1431,7 +1431,7 @@ async fn replay_window_edges(st: Arc<dyn Store>) {
         queue: None,
         quota: ROOMY,
         daily_budget: u64::MAX,
-        reserve: 0,
+        held: 0,
         created: 2,
         sent_by: kasane_host::store::SentBy::Client,
     };

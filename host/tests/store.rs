@@ -1435,7 +1435,14 @@ mod cases {
             let spent = store.accept_message(&m(sid, 2, 300)).await.unwrap();
             assert_eq!(spent, AcceptOutcome::BudgetSpent, "session {sid}");
         }
-        assert_eq!(s.raw.count("audit_log").await, 2);
+        // An answer (a gateway response, sent by the host) is counted, never refused.
+        let answer = AcceptMessage {
+            sent_by: kasane_host::store::SentBy::Host,
+            queue: None,
+            ..m(7, 2, 300)
+        };
+        assert!(accepted(s.replica.accept_message(&answer).await.unwrap()));
+        assert_eq!(s.raw.count("audit_log").await, 3);
         assert_eq!(s.raw.count("relay_queue").await, 2);
         let next_day = 86_400 + 5;
         assert!(accepted(
@@ -1469,7 +1476,7 @@ mod cases {
             }),
             quota,
             daily_budget: u64::MAX,
-            reserve: 0,
+            held: 0,
             created: 10 + seq,
             sent_by: kasane_host::store::SentBy::Client,
         }

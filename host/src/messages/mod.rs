@@ -165,7 +165,7 @@ impl Host {
             queue,
             quota: self.queue_quota(),
             daily_budget: self.config.messages.max_user_bytes_per_day,
-            reserve: 0,
+            held: self.budget_holds.held(&session.user),
             created: now,
             sent_by: SentBy::Client,
         })

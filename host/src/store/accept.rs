@@ -49,8 +49,8 @@ pub(super) struct Found {
     pub(super) queues: HashMap<String, Usage>,
     /// The user id of each session that exists (read with its window).
     pub(super) owners: HashMap<Vec<u8>, i64>,
-    /// Bytes of audit records each sender's sessions added (and hold back), by user and UTC
-    /// day; absent: not read.
+    /// Bytes of audit records each sender's sessions added, by user and UTC day; absent: not
+    /// read.
     pub(super) spent: HashMap<SenderDay, u64>,
 }
 
@@ -115,8 +115,8 @@ pub(super) struct Plan<'a> {
     pub(super) queue: Vec<QueueRow<'a>>,
     /// Messages and bytes to count in stand-in queues, by name (each name once).
     pub(super) unknown: Vec<(&'a str, u64, u64)>,
-    /// Changes to the senders' daily counts, each once, in key order.
-    pub(super) spent: Vec<(SenderDay, i64)>,
+    /// Additions to the senders' daily counts, each once, in key order.
+    pub(super) spent: Vec<(SenderDay, u64)>,
 }
 
 /// The distinct session ids of `batch`, sorted (the order their rows are locked in).
@@ -172,7 +172,7 @@ pub(super) fn plan<'a>(batch: &'a [AcceptMessage], found: &mut Found) -> Result<
     plan.windows.sort_unstable_by_key(|(sid, _)| *sid);
     plan.unknown = unknown.into_iter().map(|(n, (c, b))| (n, c, b)).collect();
     plan.unknown.sort_unstable();
-    plan.spent = spending.changes(&found.spent);
+    plan.spent = spending.additions(&found.spent);
     Ok(plan)
 }
 
@@ -324,7 +324,7 @@ mod tests {
                 max_bytes: 1000,
             },
             daily_budget: u64::MAX,
-            reserve: 0,
+            held: 0,
             created: 7,
             sent_by,
         }
@@ -392,25 +392,26 @@ mod tests {
     }
 
     /// The budget counts every accepted record of the sender's sessions against the
-    /// message's UTC day, refuses (after the window) a client message that would pass it
-    /// with what it holds back for its answer, and lets the answer give that back.
+    /// message's UTC day, and refuses (after the window) a client message whose record, with
+    /// the room its user holds for answers, would pass it; an answer is counted, never
+    /// refused.
     #[test]
     fn a_sender_s_daily_budget_counts_its_sessions_together_by_day() {
         let (c, h) = (SentBy::Client, SentBy::Host);
         let day = |user_id, day| SenderDay { user_id, day };
-        let budgeted = |sid, seq, sent_by, created, reserve| AcceptMessage {
+        let budgeted = |sid, seq, sent_by, created, held| AcceptMessage {
             daily_budget: 9,
-            reserve,
+            held,
             created,
             ..message(sid, seq, None, sent_by)
         };
         let next_day = 86_400;
         let batch = vec![
-            budgeted(1, 1, c, 7, 4),        // 3 + 2 + 4 held = 9, at the budget
-            budgeted(2, 1, c, 7, 0),        // another session of the same user: over
+            budgeted(1, 1, c, 7, 4),        // 3 + 2 + 4 held = 9, at the budget: 5
+            budgeted(2, 1, c, 7, 4),        // another session of the same user: 11, over
             budgeted(1, 1, c, 7, 0),        // replayed: the window answers first
-            budgeted(1, 2, h, 7, 4),        // the answer: 2 counted, 4 given back: 7
-            budgeted(2, 2, c, 7, 0),        // 7 + 2 = 9 fits again
+            budgeted(1, 2, h, 7, 0),        // an answer: counted, 7
+            budgeted(2, 2, c, 7, 0),        // 7 + 2 = 9 fits
             budgeted(3, 1, c, 7, 0),        // another user
             budgeted(2, 3, c, next_day, 0), // a new day
             budgeted(9, 1, h, 7, 0),        // an answer whose session ended

@@ -137,16 +137,11 @@ fn count_unknown_sql(n: usize) -> String {
     )
 }
 
-/// Changes `n` users' daily counts (rows of user id, day, change; each key once). A new row
-/// takes the change as it is (the plan never makes a negative one for a count it read as
-/// absent); a change to a row never takes it below zero (on PostgreSQL another replica may
-/// have given back what this batch's read counted).
+/// Adds to `n` users' daily counts (rows of user id, day, bytes; each key once).
 fn add_spent_sql(n: usize) -> String {
     format!(
         "INSERT INTO user_usage (user_id, day, bytes) VALUES {} \
-         ON CONFLICT (user_id, day) DO UPDATE SET bytes = CASE \
-           WHEN user_usage.bytes + excluded.bytes < 0 THEN 0 \
-           ELSE user_usage.bytes + excluded.bytes END",
+         ON CONFLICT (user_id, day) DO UPDATE SET bytes = user_usage.bytes + excluded.bytes",
         values(n, 3)
     )
 }
@@ -278,11 +273,11 @@ fn queue_writes<'a>(plan: &'a Plan<'a>, out: &mut Vec<Write<'a>>) -> Result<()> 
     }
     for chunk in pow2_chunks(&plan.spent) {
         let mut params = Vec::with_capacity(chunk.len() * 3);
-        for (key, change) in chunk {
+        for (key, bytes) in chunk {
             params.extend([
                 Param::Int(key.user_id),
                 Param::Int(to_db(key.day, "day")?),
-                Param::Int(*change),
+                Param::Int(to_db(*bytes, "bytes")?),
             ]);
         }
         out.push(write(add_spent_sql(chunk.len()), params, false));

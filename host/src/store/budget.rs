@@ -1,17 +1,19 @@
 //! The daily byte budget of each user (`messages.max_user_bytes_per_day`), as a group commit's
 //! plan ([`super::accept`]) keeps it: what each user's sessions added to the audit log in a
 //! UTC day (`user_usage`), read with the batch, checked and counted message by message, and
-//! written back as one change per user and day.
+//! written back as one addition per user and day.
 //!
-//! A gateway request holds back, with its own record, room for its response's
-//! ([`AcceptMessage::reserve`]); the response gives that back as it counts its own record. So
-//! a request is refused while the largest response could still pass the budget, and
-//! responses (never refused: their requests were served) cannot take a user far past it,
-//! however many requests it has in flight.
+//! The store counts records only. Room for answers not yet written (gateway responses) is
+//! held by the host process in memory while their requests are in flight, and comes with
+//! each client message as [`AcceptMessage::held`]: a message passes only if its record and
+//! that room fit, so responses (never refused: their requests were served) cannot take a
+//! user past the budget through one process however many requests it has in flight, and room
+//! held by a request that never gets its response back (a client gone, a session ended, a
+//! failure) is given back when the request's handling ends, not at midnight.
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::{AcceptMessage, SentBy, UnixSeconds};
+use super::{AcceptMessage, UnixSeconds};
 
 /// One user's UTC day: the key of a daily count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -60,8 +62,9 @@ pub(super) struct Spending {
 }
 
 impl Spending {
-    /// Whether client message `m` (its record and what it holds back) would take its user
-    /// past `m.daily_budget` (a session with no user: no).
+    /// Whether client message `m`'s record, with the room its user holds
+    /// ([`AcceptMessage::held`]), would take its user past `m.daily_budget` (a session with
+    /// no user: no).
     pub(super) fn over(
         m: &AcceptMessage,
         owners: &HashMap<Vec<u8>, i64>,
@@ -71,14 +74,10 @@ impl Spending {
             return false;
         };
         let spent = counts.get(&key).copied().unwrap_or_default();
-        spent
-            .saturating_add(record_len(m))
-            .saturating_add(m.reserve)
-            > m.daily_budget
+        spent.saturating_add(record_len(m)).saturating_add(m.held) > m.daily_budget
     }
 
-    /// Counts accepted message `m` in `counts`: a client message's record and what it holds
-    /// back; a host message's record, less what its request held back.
+    /// Counts accepted message `m`'s record in `counts`.
     pub(super) fn spend(
         &mut self,
         m: &AcceptMessage,
@@ -90,29 +89,22 @@ impl Spending {
         };
         let count = counts.entry(key).or_default();
         self.before.entry(key).or_insert(*count);
-        let with_record = count.saturating_add(record_len(m));
-        *count = match m.sent_by {
-            SentBy::Client => with_record.saturating_add(m.reserve),
-            SentBy::Host => with_record.saturating_sub(m.reserve),
-        };
+        *count = count.saturating_add(record_len(m));
     }
 
-    /// The changes to write, by key, each once, in key order (the order their rows are
-    /// locked in); none for a count that came back to where it was.
-    pub(super) fn changes(self, counts: &HashMap<SenderDay, u64>) -> Vec<(SenderDay, i64)> {
-        let mut changes: Vec<(SenderDay, i64)> = self
+    /// The additions to write, by key, each once, in key order (the order their rows are
+    /// locked in).
+    pub(super) fn additions(self, counts: &HashMap<SenderDay, u64>) -> Vec<(SenderDay, u64)> {
+        let mut added: Vec<(SenderDay, u64)> = self
             .before
             .into_iter()
-            .filter_map(|(key, before)| {
+            .map(|(key, before)| {
                 let after = counts.get(&key).copied().unwrap_or_default();
-                let change = i128::from(after) - i128::from(before);
-                let change =
-                    i64::try_from(change).unwrap_or(if change < 0 { i64::MIN } else { i64::MAX });
-                (change != 0).then_some((key, change))
+                (key, after.saturating_sub(before))
             })
             .collect();
-        changes.sort_unstable();
-        changes
+        added.sort_unstable();
+        added
     }
 }
 

@@ -765,10 +765,11 @@ pub struct AcceptMessage {
     /// Most bytes of audit records the sender's sessions may add in the UTC day of
     /// `created`, this message included (see [`AcceptOutcome::BudgetSpent`]).
     pub daily_budget: u64,
-    /// Bytes held against that budget for this message's answer: for a gateway request,
-    /// the largest record its response may have, counted with the request and given back
-    /// by the response, which carries the same value; 0 for a relayed message.
-    pub reserve: u64,
+    /// Bytes the host process holds against that budget for answers not yet counted (the
+    /// largest response of each of the user's gateway requests in flight there, this one's
+    /// included): a client message passes only if its record and these fit. 0 for a host
+    /// message.
+    pub held: u64,
     /// Now.
     pub created: UnixSeconds,
     /// Who sent it: a client (its number enters the replay window) or the host (the
@@ -843,9 +844,9 @@ pub enum AcceptOutcome {
     /// [`QueueQuota`]; nothing written, the sequence number not used.
     QueueFull,
     /// The sender's user would pass [`AcceptMessage::daily_budget`] bytes of audit records
-    /// today (UTC) with this message's (and what it holds back,
-    /// [`AcceptMessage::reserve`]); nothing written, the sequence number not used. (A host
-    /// message, a gateway response, is counted but never refused.)
+    /// today (UTC) with this message's (and the room held, [`AcceptMessage::held`]); nothing
+    /// written, the sequence number not used. (A host message, a gateway response, is
+    /// counted but never refused.)
     BudgetSpent,
 }
 

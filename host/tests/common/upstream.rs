@@ -27,8 +27,8 @@ pub(crate) struct Seen {
 
 pub(crate) type Log = Arc<Mutex<Vec<Seen>>>;
 
-/// The upstream: echoes bodies, answers `GET /page` with a fixed page; records each request
-/// (but a `HEAD /`, the host's start-up probe).
+/// The upstream: echoes bodies, answers `GET /page` with a fixed page, answers paths under
+/// `/slow` after a minute; records each request (but a `HEAD /`, the host's start-up probe).
 pub(crate) async fn upstream() -> (SocketAddr, Log) {
     let log: Log = Arc::default();
     let keep = log.clone();
@@ -38,6 +38,10 @@ pub(crate) async fn upstream() -> (SocketAddr, Log) {
             async move {
                 if method != Method::HEAD || uri.path() != "/" {
                     keep.lock().unwrap().push(seen(&uri, &headers, body.len()));
+                }
+                if uri.path().starts_with("/slow") {
+                    // Longer than any test waits: the client gives up first.
+                    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
                 }
                 if uri.path() == "/many" {
                     // More header fields than hyper's client reads by default (100).
