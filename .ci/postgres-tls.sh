@@ -63,8 +63,8 @@ pg_isready -h 127.0.0.1 -p 5432 -q
 [ "$(psql_admin 'SHOW ssl')" = on ] || { echo "postgres-tls: ssl did not turn on" >&2; exit 1; }
 # The server really answers TLS, and plain connections still work.
 psql "host=127.0.0.1 port=5432 user=postgres dbname=postgres sslmode=verify-full sslrootcert=$ca_cert" \
-  -Atc 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()' | grep -qx t
-psql "host=127.0.0.1 port=5432 user=postgres dbname=postgres sslmode=disable" -Atc 'SELECT 1' | grep -qx 1
+  -Atc 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()' | grep -x t >/dev/null
+psql "host=127.0.0.1 port=5432 user=postgres dbname=postgres sslmode=disable" -Atc 'SELECT 1' | grep -x 1 >/dev/null
 
 install -m 0644 "$ca_cert" "$ca_out"
 echo "$ca_out"

@@ -388,7 +388,8 @@ async fn room_held_for_an_abandoned_request_is_given_back() {
     let th = start(|c| {
         c.gateway.upstream = format!("http://{up}");
         c.gateway.max_body_bytes = 16 * 1024;
-        // Room for one request at a time and little more.
+        // Room for two requests in flight, not three: with both rooms never given back, the
+        // request after them is refused for good.
         c.messages.max_user_bytes_per_day = c.gateway.request_and_room() + 20_000;
     })
     .await;

@@ -52,6 +52,15 @@ impl Raw {
         }
     }
 
+    /// The sum of `column` over `table` (0 for no rows).
+    async fn sum(&self, table: &str, column: &str) -> i64 {
+        let q = format!("SELECT CAST(COALESCE(SUM({column}), 0) AS BIGINT) FROM {table}");
+        match self {
+            Self::Sqlite(pool) => sqlx::query_scalar(&q).fetch_one(pool).await.unwrap(),
+            Self::Pg(pool) => sqlx::query_scalar(&q).fetch_one(pool).await.unwrap(),
+        }
+    }
+
     /// Runs `sql` (no parameters) behind the store's back.
     async fn execute(&self, sql: &str) {
         match self {
@@ -1443,6 +1452,11 @@ mod cases {
         };
         assert!(accepted(s.replica.accept_message(&answer).await.unwrap()));
         assert_eq!(s.raw.count("audit_log").await, 3);
+        assert_eq!(
+            s.raw.sum("user_usage", "bytes").await,
+            3,
+            "the answer counted"
+        );
         assert_eq!(s.raw.count("relay_queue").await, 2);
         let next_day = 86_400 + 5;
         assert!(accepted(

@@ -612,17 +612,21 @@ where
     }
 
     async fn remove_user(&self, name: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        // A writer from the start (SQLite: a read first would fix a snapshot that a commit in
+        // between makes stale, and the write would then fail at once, busy).
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         // The sessions first, locked in session-id order as a message commit locks them,
         // then the user: a commit locks its senders' sessions, then (for `user_usage`'s key)
         // their users' rows, so the cascade's order (user, then sessions in heap order) could
         // deadlock with it on PostgreSQL.
-        let lock = format!(
-            "SELECT session_id FROM sessions \
-             WHERE user_id = (SELECT id FROM users WHERE name = $1) ORDER BY session_id{}",
-            DB::LOCK_ROWS
-        );
-        sqlx::query(&lock).bind(name).execute(&mut *tx).await?;
+        if !DB::LOCKED_AT_BEGIN {
+            let lock = format!(
+                "SELECT session_id FROM sessions \
+                 WHERE user_id = (SELECT id FROM users WHERE name = $1) ORDER BY session_id{}",
+                DB::LOCK_ROWS
+            );
+            sqlx::query(&lock).bind(name).execute(&mut *tx).await?;
+        }
         sqlx::query("DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE name = $1)")
             .bind(name)
             .execute(&mut *tx)
