@@ -117,6 +117,17 @@ fn refusal(answer: &(StatusCode, Vec<u8>)) -> (StatusCode, RefusalReason) {
     (answer.0, MessageRefused::decode(&answer.1).unwrap().reason)
 }
 
+/// A gateway host with bodies up to 16 KiB and a daily budget of the largest request with
+/// its room, plus `slack` bytes.
+async fn budgeted_gateway(up: SocketAddr, slack: u64) -> TestHost {
+    start(|c| {
+        c.gateway.upstream = format!("http://{up}");
+        c.gateway.max_body_bytes = 16 * 1024;
+        c.messages.max_user_bytes_per_day = c.gateway.request_and_room() + slack;
+    })
+    .await
+}
+
 async fn gateway_host(up: SocketAddr) -> TestHost {
     start(|c| c.gateway.upstream = format!("http://{up}")).await
 }
@@ -317,12 +328,7 @@ async fn refused_exchanges_never_reach_the_upstream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_request_past_the_user_s_daily_budget_never_reaches_the_upstream() {
     let (up, log) = upstream().await;
-    let th = start(|c| {
-        c.gateway.upstream = format!("http://{up}");
-        c.gateway.max_body_bytes = 16 * 1024;
-        c.messages.max_user_bytes_per_day = c.gateway.request_and_room() + 100_000;
-    })
-    .await;
+    let th = budgeted_gateway(up, 100_000).await;
     let mut a = alice(&th).await;
     let mut echo = get("/echo", &[]);
     echo.method = "POST".into();
@@ -385,14 +391,9 @@ async fn a_request_past_the_user_s_daily_budget_never_reaches_the_upstream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn room_held_for_an_abandoned_request_is_given_back() {
     let (up, _log) = upstream().await;
-    let th = start(|c| {
-        c.gateway.upstream = format!("http://{up}");
-        c.gateway.max_body_bytes = 16 * 1024;
-        // Room for two requests in flight, not three: with both rooms never given back, the
-        // request after them is refused for good.
-        c.messages.max_user_bytes_per_day = c.gateway.request_and_room() + 20_000;
-    })
-    .await;
+    // Room for two requests in flight, not three: with both rooms never given back, the
+    // request after them is refused for good.
+    let th = budgeted_gateway(up, 20_000).await;
     let mut a = alice(&th).await;
     for i in 0..2 {
         // Sent to a service that takes a minute; the client gives up and hangs up.

@@ -219,13 +219,14 @@ fn read_spent(
         }
         None => true,
     });
+    let mut rows = Vec::new();
     for (sql, params) in batch_sql::spent_reads(&keys)? {
         let mut statement = tx.prepare_cached(&sql)?;
-        let rows =
+        let read =
             statement.query_map(rusqlite::params_from_iter(&params), SpentRow::from_rusqlite)?;
-        let rows = rows.collect::<rusqlite::Result<Vec<SpentRow>>>()?;
-        found.take_spent(&keys, convert(rows)?);
+        rows.extend(read.collect::<rusqlite::Result<Vec<SpentRow>>>()?);
     }
+    found.take_spent(&keys, convert(rows)?);
     Ok(())
 }
 

@@ -419,11 +419,12 @@ where
             found.queues.extend(convert(rows)?);
         }
         let keys = found.spent_keys(batch);
+        let mut rows = Vec::new();
         for (sql, params) in batch_sql::spent_reads(&keys)? {
             let query = bind_params!(sqlx::query_as::<_, SpentRow>(&sql), &params);
-            let rows = query.fetch_all(&mut *conn).await?;
-            found.take_spent(&keys, convert(rows)?);
+            rows.extend(query.fetch_all(&mut *conn).await?);
         }
+        found.take_spent(&keys, convert(rows)?);
         Ok(found)
     }
 
